@@ -1,0 +1,88 @@
+# ZtbTargets.cmake - helpers that give every test, fuzz target and benchmark
+# the same shape, so modules register their own without editing shared files.
+#
+#   ztb_add_unit_test(NAME [LIBS ...] [SOURCES ...])
+#       tests/unit/NAME.c (+ SOURCES) linked with LIBS and cmocka; label unit.
+#   ztb_add_integration_test(NAME [LIBS ...] [SOURCES ...] [TIMEOUT s])
+#       tests/integration/NAME.c + the harness; label integration. Runs the real
+#       ztb-broker and a real redis-server.
+#   ztb_add_fuzz_target(NAME [LIBS ...] [SECONDS n])
+#       tests/fuzz/NAME.c with its seed corpus tests/fuzz/corpus/NAME/.
+#       With clang: a libFuzzer binary run for SECONDS (default 5) in the suite.
+#       Otherwise: the same entry point driven over the corpus (replay).
+#       Label fuzz.
+#   ztb_add_bench(AREA [LIBS ...] [SOURCES ...])
+#       bench/bench_AREA.c -> build/bin/ztb-bench-AREA (not run by ctest).
+
+set(ZTB_TESTS_DIR ${PROJECT_SOURCE_DIR}/tests)
+set(ZTB_TEST_BIN_DIR ${CMAKE_BINARY_DIR}/tests)
+
+function(ztb_add_unit_test name)
+  cmake_parse_arguments(A "" "TIMEOUT" "LIBS;SOURCES" ${ARGN})
+  if(NOT ZTB_BUILD_TESTS)
+    return()
+  endif()
+  add_executable(${name} ${ZTB_TESTS_DIR}/unit/${name}.c ${A_SOURCES})
+  target_link_libraries(${name} PRIVATE ${A_LIBS} ztb_common PkgConfig::CMOCKA)
+  target_include_directories(${name} PRIVATE ${ZTB_TESTS_DIR}/unit)
+  set_target_properties(${name} PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${ZTB_TEST_BIN_DIR})
+  add_test(NAME unit/${name} COMMAND ${name})
+  if(NOT A_TIMEOUT)
+    set(A_TIMEOUT 120)
+  endif()
+  set_tests_properties(unit/${name} PROPERTIES LABELS unit TIMEOUT ${A_TIMEOUT}
+    ENVIRONMENT "ZTB_SOURCE_DIR=${PROJECT_SOURCE_DIR};ZTB_BUILD_DIR=${CMAKE_BINARY_DIR}")
+endfunction()
+
+function(ztb_add_integration_test name)
+  cmake_parse_arguments(A "" "TIMEOUT" "LIBS;SOURCES" ${ARGN})
+  if(NOT ZTB_BUILD_TESTS)
+    return()
+  endif()
+  add_executable(${name} ${ZTB_TESTS_DIR}/integration/${name}.c ${A_SOURCES})
+  target_link_libraries(${name} PRIVATE ${A_LIBS} ztb_harness ztb_common PkgConfig::CMOCKA)
+  set_target_properties(${name} PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${ZTB_TEST_BIN_DIR})
+  add_dependencies(${name} ztb-broker ztbctl)
+  add_test(NAME integration/${name} COMMAND ${name})
+  if(NOT A_TIMEOUT)
+    set(A_TIMEOUT 300)
+  endif()
+  set_tests_properties(integration/${name} PROPERTIES LABELS integration
+    TIMEOUT ${A_TIMEOUT} RESOURCE_LOCK redis-ports
+    ENVIRONMENT "ZTB_SOURCE_DIR=${PROJECT_SOURCE_DIR};ZTB_BUILD_DIR=${CMAKE_BINARY_DIR}")
+endfunction()
+
+function(ztb_add_fuzz_target name)
+  cmake_parse_arguments(A "" "SECONDS" "LIBS;SOURCES" ${ARGN})
+  if(NOT ZTB_BUILD_TESTS)
+    return()
+  endif()
+  if(NOT A_SECONDS)
+    set(A_SECONDS 5)
+  endif()
+  set(corpus ${ZTB_TESTS_DIR}/fuzz/corpus/${name})
+  if(ZTB_FUZZ)
+    add_executable(${name} ${ZTB_TESTS_DIR}/fuzz/${name}.c ${A_SOURCES})
+    target_compile_options(${name} PRIVATE -fsanitize=fuzzer)
+    target_link_options(${name} PRIVATE -fsanitize=fuzzer)
+    target_link_libraries(${name} PRIVATE ${A_LIBS} ztb_common)
+    set_target_properties(${name} PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${ZTB_TEST_BIN_DIR})
+    # fuzz a scratch copy of the seed corpus so the source tree stays clean
+    add_test(NAME fuzz/${name}
+      COMMAND ${CMAKE_COMMAND} -E env ${PROJECT_SOURCE_DIR}/scripts/run-fuzz.sh
+              $<TARGET_FILE:${name}> ${corpus} ${A_SECONDS})
+  else()
+    add_executable(${name} ${ZTB_TESTS_DIR}/fuzz/${name}.c
+                   ${ZTB_TESTS_DIR}/fuzz/replay_main.c ${A_SOURCES})
+    target_link_libraries(${name} PRIVATE ${A_LIBS} ztb_common)
+    set_target_properties(${name} PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${ZTB_TEST_BIN_DIR})
+    add_test(NAME fuzz/${name} COMMAND ${name} ${corpus})
+  endif()
+  set_tests_properties(fuzz/${name} PROPERTIES LABELS fuzz TIMEOUT 300)
+endfunction()
+
+function(ztb_add_bench area)
+  cmake_parse_arguments(A "" "" "LIBS;SOURCES" ${ARGN})
+  add_executable(ztb-bench-${area} ${PROJECT_SOURCE_DIR}/bench/bench_${area}.c ${A_SOURCES})
+  target_link_libraries(ztb-bench-${area} PRIVATE ${A_LIBS} ztb_bench_util ztb_common)
+endfunction()

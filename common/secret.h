@@ -1,0 +1,40 @@
+/*
+ * secret.h - helpers for handling secret bytes.
+ *
+ * Keys, join tokens, client assertions and access tokens are secrets: they are
+ * wiped before their memory is released, compared only in constant time, and
+ * never logged (log.c redacts what looks like one). These helpers wrap
+ * OpenSSL's primitives so the rest of the code has one spelling for each.
+ */
+#ifndef ZTB_SECRET_H
+#define ZTB_SECRET_H
+
+#include <stddef.h>
+
+#include <ztb/error.h>
+
+/* Overwrite n bytes at p with zeros in a way the compiler cannot elide. */
+void ztb_wipe(void *p, size_t n);
+
+/*
+ * 1 if the n bytes at a and b are equal, else 0. The time taken depends only
+ * on n, never on the contents.
+ */
+int ztb_ct_eq(const void *a, const void *b, size_t n);
+
+/*
+ * 1 if the two byte strings are equal. The lengths are treated as public (they
+ * are compared first); the contents are compared in constant time.
+ */
+int ztb_ct_eq_len(const void *a, size_t alen, const void *b, size_t blen);
+
+/* Fill out with n bytes from the system CSPRNG. CRYPTO if it cannot. */
+ztb_err ztb_random(void *out, size_t n);
+
+/* Wipe then free n bytes at p (p may be NULL). */
+void ztb_free_secret(void *p, size_t n);
+
+/* Wipe then free a NUL-terminated secret string (s may be NULL). */
+void ztb_free_secret_str(char *s);
+
+#endif /* ZTB_SECRET_H */

@@ -1,0 +1,58 @@
+/*
+ * fuzz_cursor.c - drive the cursor with a program read from the input.
+ *
+ * The first half of the input is a list of operations, the second the data
+ * they read. Checks: pos never exceeds len, a failed operation never moves
+ * the cursor, and every span lies inside the data.
+ */
+#include <stdint.h>
+#include <stdlib.h>
+
+#include "common/cursor.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+static void check_span(const ztb_cursor *c, ztb_span s)
+{
+    if (s.len == 0)
+        return;
+    if (s.ptr < c->data || s.ptr + s.len > c->data + c->len)
+        abort();
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    size_t half = size / 2;
+    const uint8_t *ops = data;
+    ztb_cursor c;
+    ztb_cursor_init(&c, data + half, size - half);
+    for (size_t i = 0; i + 1 < half; i += 2) {
+        uint8_t op = ops[i] % 10, arg = ops[i + 1];
+        size_t before = c.pos;
+        ztb_err rv = ZTB_OK;
+        ztb_span s = {0};
+        uint8_t tmp[256];
+        uint8_t b8;
+        uint16_t b16;
+        uint32_t b32;
+        switch (op) {
+        case 0: rv = ztb_cursor_read(&c, tmp, arg); break;
+        case 1: rv = ztb_cursor_read_u8(&c, &b8); break;
+        case 2: rv = ztb_cursor_read_u16be(&c, &b16); break;
+        case 3: rv = ztb_cursor_read_u32be(&c, &b32); break;
+        case 4: rv = ztb_cursor_skip(&c, arg % 2 ? arg : SIZE_MAX - arg); break;
+        case 5: rv = ztb_cursor_take(&c, arg, &s); break;
+        case 6: rv = ztb_cursor_take_until(&c, arg, &s); break;
+        case 7: rv = ztb_cursor_expect(&c, ops, arg % (i + 1)); break;
+        case 8: rv = ztb_cursor_peek_u8(&c, &b8); break;
+        default: ztb_cursor_take_rest(&c, &s); break;
+        }
+        if (c.pos > c.len)
+            abort();
+        if (rv != ZTB_OK && c.pos != before)
+            abort();
+        if (rv == ZTB_OK)
+            check_span(&c, s);
+    }
+    return 0;
+}

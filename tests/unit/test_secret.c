@@ -1,0 +1,78 @@
+/* test_secret.c - wipe, constant-time compare, randomness. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "common/secret.h"
+
+static void test_wipe(void **state)
+{
+    (void)state;
+    uint8_t key[32];
+    memset(key, 0xa5, sizeof(key));
+    ztb_wipe(key, sizeof(key));
+    for (size_t i = 0; i < sizeof(key); i++)
+        assert_int_equal(key[i], 0);
+    ztb_wipe(NULL, 10); /* no crash */
+    ztb_wipe(key, 0);
+}
+
+static void test_ct_eq(void **state)
+{
+    (void)state;
+    uint8_t a[64], b[64];
+    memset(a, 7, sizeof(a));
+    memset(b, 7, sizeof(b));
+    assert_true(ztb_ct_eq(a, b, sizeof(a)));
+    /* a difference in any position, including first and last, is seen */
+    for (size_t i = 0; i < sizeof(b); i++) {
+        b[i] ^= 0x80;
+        assert_false(ztb_ct_eq(a, b, sizeof(a)));
+        b[i] ^= 0x80;
+    }
+    assert_true(ztb_ct_eq(a, b, 0));
+    assert_true(ztb_ct_eq_len("abc", 3, "abc", 3));
+    assert_false(ztb_ct_eq_len("abc", 3, "abcd", 4));
+    assert_false(ztb_ct_eq_len("abc", 3, "abd", 3));
+    assert_true(ztb_ct_eq_len("", 0, "", 0));
+}
+
+static void test_random(void **state)
+{
+    (void)state;
+    uint8_t a[32] = {0}, b[32] = {0};
+    assert_int_equal(ztb_random(a, sizeof(a)), ZTB_OK);
+    assert_int_equal(ztb_random(b, sizeof(b)), ZTB_OK);
+    assert_false(ztb_ct_eq(a, b, sizeof(a)));
+    assert_int_equal(ztb_random(NULL, 0), ZTB_OK);
+    assert_int_equal(ztb_random(NULL, 4), ZTB_ERR_INVALID_ARG);
+    assert_int_equal(ztb_random(a, (size_t)1 << 40), ZTB_ERR_INVALID_ARG);
+}
+
+static void test_free_secret(void **state)
+{
+    (void)state;
+    char *s = strdup("ztbj_join-token-value");
+    ztb_free_secret_str(s);
+    ztb_free_secret_str(NULL);
+    void *p = malloc(16);
+    memset(p, 1, 16);
+    ztb_free_secret(p, 16);
+    ztb_free_secret(NULL, 5);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_wipe),
+        cmocka_unit_test(test_ct_eq),
+        cmocka_unit_test(test_random),
+        cmocka_unit_test(test_free_secret),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
