@@ -1,0 +1,86 @@
+/*
+ * ztbctl.c - the operators' tool: global options and command dispatch.
+ *
+ *   ztbctl [--socket PATH] [--json] [--quiet] COMMAND [ARGS...]
+ *
+ * Commands that manage a running broker talk to its admin API over a unix
+ * socket (file permissions are the access control). Commands that work on
+ * files (keys, ca, policy check/explain) need no broker.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ztbctl.h"
+
+#ifndef ZTB_VERSION
+#define ZTB_VERSION "unknown"
+#endif
+
+#define DEFAULT_SOCKET "/var/lib/ztb/admin.sock"
+
+static const struct ztbctl_cmd commands[] = {
+    {"keys", "manage the signing key store (init, list, rotate, retire, prune)", cmd_keys},
+    {"ca", "manage the agent CA (init, show)", cmd_ca},
+    {"policy", "check a policy file, explain a decision", cmd_policy},
+};
+
+static void usage(FILE *out)
+{
+    fprintf(out, "usage: ztbctl [--socket PATH] [--json] [--quiet] COMMAND [ARGS...]\n"
+                 "\n"
+                 "Operate a ztb credential broker.\n"
+                 "\n"
+                 "Commands:\n");
+    for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+        fprintf(out, "  %-10s %s\n", commands[i].name, commands[i].summary);
+    fprintf(out, "\n"
+                 "Options:\n"
+                 "  --socket PATH  admin API socket (default $ZTB_ADMIN_SOCKET or %s)\n"
+                 "  --json         print JSON instead of tables\n"
+                 "  --quiet        print errors only\n"
+                 "  --version      print the version\n"
+                 "  -h, --help     this help; `ztbctl COMMAND --help` for a command\n"
+                 "\n"
+                 "Exit status: 0 success, 1 failure, 2 usage error. See ztbctl(1).\n",
+            DEFAULT_SOCKET);
+}
+
+int main(int argc, char **argv)
+{
+    struct ztbctl ctl = {0};
+    ctl.socket_path = getenv("ZTB_ADMIN_SOCKET");
+    if (ctl.socket_path == NULL || ctl.socket_path[0] == '\0')
+        ctl.socket_path = DEFAULT_SOCKET;
+
+    int i = 1;
+    for (; i < argc && argv[i][0] == '-'; i++) {
+        if (strcmp(argv[i], "--json") == 0) {
+            ctl.json = 1;
+        } else if (strcmp(argv[i], "--quiet") == 0 || strcmp(argv[i], "-q") == 0) {
+            ctl.quiet = 1;
+        } else if (strcmp(argv[i], "--socket") == 0 && i + 1 < argc) {
+            ctl.socket_path = argv[++i];
+        } else if (strncmp(argv[i], "--socket=", 9) == 0) {
+            ctl.socket_path = argv[i] + 9;
+        } else if (strcmp(argv[i], "--version") == 0) {
+            printf("ztbctl %s\n", ZTB_VERSION);
+            return ZTBCTL_EXIT_OK;
+        } else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
+            usage(stdout);
+            return ZTBCTL_EXIT_OK;
+        } else {
+            ztbctl_err("unknown option '%s' (see ztbctl --help)", argv[i]);
+            return ZTBCTL_EXIT_USAGE;
+        }
+    }
+    if (i >= argc) {
+        usage(stderr);
+        return ZTBCTL_EXIT_USAGE;
+    }
+    for (size_t c = 0; c < sizeof(commands) / sizeof(commands[0]); c++)
+        if (strcmp(argv[i], commands[c].name) == 0)
+            return commands[c].fn(&ctl, argc - i, argv + i);
+    ztbctl_err("unknown command '%s' (see ztbctl --help)", argv[i]);
+    return ZTBCTL_EXIT_USAGE;
+}

@@ -1,0 +1,57 @@
+/*
+ * ztbctl.h - shared pieces of the operators' tool.
+ *
+ * ztbctl is a thin front end: each command group lives in cmd_<group>.c and
+ * is registered in the table in ztbctl.c. Commands print tables for people by
+ * default and JSON with --json. Exit status: 0 success, 1 the operation
+ * failed, 2 usage error.
+ */
+#ifndef ZTBCTL_H
+#define ZTBCTL_H
+
+#include <stdio.h>
+
+#include <jansson.h>
+
+#define ZTBCTL_EXIT_OK 0
+#define ZTBCTL_EXIT_FAIL 1
+#define ZTBCTL_EXIT_USAGE 2
+
+struct ztbctl {
+    const char *socket_path; /* admin API unix socket */
+    int json;                /* --json: machine-readable output */
+    int quiet;               /* --quiet: errors only */
+};
+
+/* A command group: `ztbctl NAME ...` runs fn with argv[0] == NAME. */
+struct ztbctl_cmd {
+    const char *name;
+    const char *summary;
+    int (*fn)(struct ztbctl *ctl, int argc, char **argv);
+};
+
+/* Print "ztbctl: " + message to stderr. */
+void ztbctl_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/*
+ * A small table printer: columns sized to their widest cell, header in caps.
+ * Add rows of ncols strings (copied), then print and free.
+ */
+struct ztbctl_table;
+struct ztbctl_table *ztbctl_table_new(int ncols, const char *const *headers);
+void ztbctl_table_row(struct ztbctl_table *t, const char *const *cells);
+void ztbctl_table_print(struct ztbctl_table *t, FILE *out);
+void ztbctl_table_free(struct ztbctl_table *t);
+
+/* Print j as indented JSON followed by a newline, then decref it. */
+void ztbctl_print_json(json_t *j);
+
+/* 1 if argv has "-h" or "--help" at position i or later. */
+int ztbctl_wants_help(int argc, char **argv, int from);
+
+/* Command groups (one per cmd_*.c file). */
+int cmd_keys(struct ztbctl *ctl, int argc, char **argv);
+int cmd_ca(struct ztbctl *ctl, int argc, char **argv);
+int cmd_policy(struct ztbctl *ctl, int argc, char **argv);
+
+#endif /* ZTBCTL_H */
