@@ -34,15 +34,16 @@ static void usage(FILE *out)
                  "Commands:\n");
     for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
         fprintf(out, "  %-10s %s\n", commands[i].name, commands[i].summary);
-    fprintf(out, "\n"
-                 "Options:\n"
-                 "  --socket PATH  admin API socket (default $ZTB_ADMIN_SOCKET or %s)\n"
-                 "  --json         print JSON instead of tables\n"
-                 "  --quiet        print errors only\n"
-                 "  --version      print the version\n"
-                 "  -h, --help     this help; `ztbctl COMMAND --help` for a command\n"
-                 "\n"
-                 "Exit status: 0 success, 1 failure, 2 usage error. See ztbctl(1).\n",
+    fprintf(out,
+            "\n"
+            "Options:\n"
+            "  --socket PATH  admin API socket (default $ZTB_ADMIN_SOCKET or %s)\n"
+            "  --json         print JSON instead of tables\n"
+            "  --quiet        print errors only\n"
+            "  --version      print the version\n"
+            "  -h, --help     this help; `ztbctl COMMAND --help` for a command\n"
+            "\n"
+            "Exit status: 0 success, 1 failure, 2 usage error. See ztbctl(1).\n",
             DEFAULT_SOCKET);
 }
 

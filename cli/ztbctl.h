@@ -13,8 +13,8 @@
 
 #include <jansson.h>
 
-#define ZTBCTL_EXIT_OK 0
-#define ZTBCTL_EXIT_FAIL 1
+#define ZTBCTL_EXIT_OK    0
+#define ZTBCTL_EXIT_FAIL  1
 #define ZTBCTL_EXIT_USAGE 2
 
 struct ztbctl {

@@ -1,0 +1,36 @@
+/*
+ * broker.h - the running broker: configuration and shared state that every
+ * request handler reads. One instance per process (g_broker).
+ */
+#ifndef ZTB_BROKER_BROKER_H
+#define ZTB_BROKER_BROKER_H
+
+#include <stdatomic.h>
+
+#include "broker/config.h"
+#include "broker/http.h"
+#include "broker/redis_client.h"
+
+struct broker {
+    struct broker_config cfg;
+    struct redis_target redis;
+    char redis_desc[300];
+    uint16_t port;        /* bound HTTP port */
+    int private_redis;    /* we run redis-server ourselves */
+    _Atomic int draining; /* set on SIGTERM: readyz answers 503 */
+};
+
+extern struct broker g_broker;
+
+/* Route tables (routes.c): the public API and the admin API. */
+extern const struct http_route api_routes[];
+extern const size_t api_routes_n;
+extern const struct http_route admin_routes[];
+extern const size_t admin_routes_n;
+
+/* health.c */
+void handle_healthz(struct http_req *req, struct http_resp *resp);
+void handle_readyz(struct http_req *req, struct http_resp *resp);
+void handle_metrics(struct http_req *req, struct http_resp *resp);
+
+#endif /* ZTB_BROKER_BROKER_H */

@@ -1,0 +1,321 @@
+/*
+ * config.c - parse ztb-broker's config file and flags (see config.h).
+ *
+ * One table describes every option: its name, type, where it lands in
+ * struct broker_config, and its help line, so the file, the flags and
+ * --help can never disagree.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "broker/config.h"
+#include "common/guard.h"
+
+#ifndef ZTB_VERSION
+#define ZTB_VERSION "unknown"
+#endif
+
+enum opt_type { OPT_STR, OPT_UINT, OPT_SIZE, OPT_LISTEN, OPT_LEVEL, OPT_FORMAT };
+
+struct opt {
+    const char *name; /* file spelling; the flag is --name with '-' for '_' */
+    enum opt_type type;
+    size_t off;
+    size_t size; /* for strings: capacity; for numbers: max value */
+    const char *arg;
+    const char *help;
+};
+
+#define STR(field)      offsetof(struct broker_config, field), sizeof(((struct broker_config *)0)->field)
+#define NUM(field, max) offsetof(struct broker_config, field), (max)
+
+static const struct opt opts[] = {
+    {"listen", OPT_LISTEN, 0, 0, "HOST:PORT", "HTTP listen address (default 127.0.0.1:8443)"},
+    {"redis", OPT_STR, STR(redis_url), "URL",
+     "redis://HOST:PORT[/DB] or unix:///PATH; unset: run a private redis-server"},
+    {"state_dir", OPT_STR, STR(state_dir), "DIR", "state directory (default /var/lib/ztb)"},
+    {"admin_socket", OPT_STR, STR(admin_socket), "PATH",
+     "admin API unix socket (default STATE_DIR/admin.sock)"},
+    {"ready_file", OPT_STR, STR(ready_file), "PATH", "write the bound port here once serving"},
+    {"redis_server", OPT_STR, STR(redis_server), "PATH",
+     "redis-server binary for the private Redis (default: found in PATH)"},
+    {"user", OPT_STR, STR(user), "USER", "user to run as when started as root (default ztb)"},
+    {"threads", OPT_UINT, NUM(threads, 256), "N", "HTTP worker threads (default: one per core)"},
+    {"connection_limit", OPT_UINT, NUM(connection_limit, 1000000), "N",
+     "most concurrent connections (default 4096)"},
+    {"per_ip_connection_limit", OPT_UINT, NUM(per_ip_connection_limit, 1000000), "N",
+     "most concurrent connections from one IP, 0 = no limit (default 0)"},
+    {"connection_timeout", OPT_UINT, NUM(connection_timeout_s, 3600), "SECONDS",
+     "close idle or slow connections after this (default 10)"},
+    {"max_body", OPT_SIZE, NUM(max_body, 1 << 20), "BYTES", "largest request body (default 16384)"},
+    {"redis_timeout_ms", OPT_UINT, NUM(redis_timeout_ms, 60000), "MS",
+     "Redis connect and command timeout (default 250)"},
+    {"drain_timeout", OPT_UINT, NUM(drain_timeout_s, 3600), "SECONDS",
+     "on SIGTERM, wait this long for in-flight requests (default 10)"},
+    {"log_level", OPT_LEVEL, 0, 0, "LEVEL", "debug, info, warn or error (default info)"},
+    {"log_format", OPT_FORMAT, 0, 0, "FORMAT", "json or text (default json)"},
+};
+
+void broker_config_defaults(struct broker_config *c)
+{
+    memset(c, 0, sizeof(*c));
+    snprintf(c->listen_host, sizeof(c->listen_host), "127.0.0.1");
+    c->listen_port = 8443;
+    snprintf(c->state_dir, sizeof(c->state_dir), "/var/lib/ztb");
+    snprintf(c->user, sizeof(c->user), "ztb");
+    c->connection_limit = 4096;
+    c->connection_timeout_s = 10;
+    c->max_body = 16384;
+    c->redis_timeout_ms = 250;
+    c->drain_timeout_s = 10;
+    c->log_level = ZTB_LOG_INFO;
+    c->log_format = ZTB_LOG_JSON;
+}
+
+void broker_config_usage(void)
+{
+    printf("usage: ztb-broker [OPTIONS]\n"
+           "\n"
+           "ztb credential broker: issues one short-lived token per agent action.\n"
+           "\n"
+           "Options (each may also be set in the --config file as `name = value`):\n"
+           "  --config FILE              read options from FILE first\n");
+    for (size_t i = 0; i < ZTB_ARRAY_LEN(opts); i++) {
+        char flag[64];
+        snprintf(flag, sizeof(flag), "--%s %s", opts[i].name, opts[i].arg);
+        for (char *p = flag + 2; *p && *p != ' '; p++)
+            if (*p == '_')
+                *p = '-';
+        printf("  %-26s %s\n", flag, opts[i].help);
+    }
+    printf("  --version                  print the version and exit\n"
+           "  -h, --help                 print this help and exit\n"
+           "\n"
+           "Signals: SIGTERM/SIGINT drain in-flight requests then exit; SIGHUP reloads\n"
+           "policy and keys. Started as root, the broker drops to --user after binding.\n"
+           "See ztb-broker(8).\n");
+}
+
+static const struct opt *find_opt(const char *key)
+{
+    char norm[64];
+    size_t n = strlen(key);
+    if (n >= sizeof(norm))
+        return NULL;
+    for (size_t i = 0; i <= n; i++)
+        norm[i] = key[i] == '-' ? '_' : key[i];
+    for (size_t i = 0; i < ZTB_ARRAY_LEN(opts); i++)
+        if (strcmp(opts[i].name, norm) == 0)
+            return &opts[i];
+    return NULL;
+}
+
+static int parse_ulong(const char *s, unsigned long long max, unsigned long long *out)
+{
+    if (s[0] < '0' || s[0] > '9')
+        return -1;
+    errno = 0;
+    char *end;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno != 0 || *end != '\0' || v > max)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+static ztb_err parse_listen(struct broker_config *c, const char *v, char *err, size_t errcap)
+{
+    const char *colon = strrchr(v, ':');
+    unsigned long long port;
+    if (colon == NULL || parse_ulong(colon + 1, 65535, &port) != 0) {
+        snprintf(err, errcap, "listen: expected HOST:PORT, got '%s'", v);
+        return ZTB_ERR_INVALID_ARG;
+    }
+    const char *h = v;
+    size_t hl = (size_t)(colon - v);
+    if (hl >= 2 && h[0] == '[' && h[hl - 1] == ']') { /* [::1]:8443 */
+        h++;
+        hl -= 2;
+    }
+    if (hl == 0 || hl >= sizeof(c->listen_host)) {
+        snprintf(err, errcap, "listen: bad host in '%s'", v);
+        return ZTB_ERR_INVALID_ARG;
+    }
+    memcpy(c->listen_host, h, hl);
+    c->listen_host[hl] = '\0';
+    c->listen_port = (uint16_t)port;
+    return ZTB_OK;
+}
+
+ztb_err broker_config_set(struct broker_config *c, const char *key, const char *value, char *err,
+                          size_t errcap)
+{
+    const struct opt *o = find_opt(key);
+    if (o == NULL) {
+        snprintf(err, errcap, "unknown option '%s'", key);
+        return ZTB_ERR_INVALID_ARG;
+    }
+    unsigned long long n;
+    char *field = (char *)c + o->off;
+    switch (o->type) {
+    case OPT_STR:
+        if (strlen(value) >= o->size) {
+            snprintf(err, errcap, "%s: value longer than %zu bytes", o->name, o->size - 1);
+            return ZTB_ERR_INVALID_ARG;
+        }
+        memcpy(field, value, strlen(value) + 1);
+        return ZTB_OK;
+    case OPT_UINT:
+    case OPT_SIZE:
+        if (parse_ulong(value, o->size, &n) != 0) {
+            snprintf(err, errcap, "%s: expected a number from 0 to %zu, got '%s'", o->name, o->size,
+                     value);
+            return ZTB_ERR_INVALID_ARG;
+        }
+        if (o->type == OPT_UINT)
+            *(unsigned *)(void *)field = (unsigned)n;
+        else
+            *(size_t *)(void *)field = (size_t)n;
+        return ZTB_OK;
+    case OPT_LISTEN: return parse_listen(c, value, err, errcap);
+    case OPT_LEVEL:
+        if (ztb_log_level_parse(value, &c->log_level) != ZTB_OK) {
+            snprintf(err, errcap, "log_level: expected debug, info, warn or error, got '%s'",
+                     value);
+            return ZTB_ERR_INVALID_ARG;
+        }
+        return ZTB_OK;
+    case OPT_FORMAT:
+        if (strcmp(value, "json") == 0)
+            c->log_format = ZTB_LOG_JSON;
+        else if (strcmp(value, "text") == 0)
+            c->log_format = ZTB_LOG_TEXT;
+        else {
+            snprintf(err, errcap, "log_format: expected json or text, got '%s'", value);
+            return ZTB_ERR_INVALID_ARG;
+        }
+        return ZTB_OK;
+    }
+    return ZTB_ERR_INTERNAL;
+}
+
+static char *trim(char *s)
+{
+    while (*s == ' ' || *s == '\t')
+        s++;
+    size_t n = strlen(s);
+    while (n > 0 && (s[n - 1] == ' ' || s[n - 1] == '\t' || s[n - 1] == '\r' || s[n - 1] == '\n'))
+        s[--n] = '\0';
+    return s;
+}
+
+ztb_err broker_config_load_file(struct broker_config *c, const char *path, char *err, size_t errcap)
+{
+    FILE *f = fopen(path, "r");
+    if (f == NULL) {
+        snprintf(err, errcap, "%s: %s", path, strerror(errno));
+        return ZTB_ERR_IO;
+    }
+    char line[1024];
+    unsigned lineno = 0;
+    unsigned char seen[ZTB_ARRAY_LEN(opts)] = {0};
+    ztb_err rv = ZTB_OK;
+    while (fgets(line, sizeof(line), f) != NULL) {
+        lineno++;
+        if (strchr(line, '\n') == NULL && !feof(f)) {
+            snprintf(err, errcap, "%s:%u: line longer than %zu bytes", path, lineno,
+                     sizeof(line) - 2);
+            rv = ZTB_ERR_INVALID_ARG;
+            break;
+        }
+        char *s = trim(line);
+        if (*s == '\0' || *s == '#')
+            continue;
+        char *eq = strchr(s, '=');
+        if (eq == NULL) {
+            snprintf(err, errcap, "%s:%u: expected `name = value`", path, lineno);
+            rv = ZTB_ERR_INVALID_ARG;
+            break;
+        }
+        *eq = '\0';
+        char *key = trim(s), *val = trim(eq + 1);
+        const struct opt *o = find_opt(key);
+        if (o != NULL && seen[o - opts]++) {
+            snprintf(err, errcap, "%s:%u: '%s' set twice", path, lineno, key);
+            rv = ZTB_ERR_INVALID_ARG;
+            break;
+        }
+        char msg[256];
+        if (broker_config_set(c, key, val, msg, sizeof(msg)) != ZTB_OK) {
+            snprintf(err, errcap, "%s:%u: %s", path, lineno, msg);
+            rv = ZTB_ERR_INVALID_ARG;
+            break;
+        }
+    }
+    fclose(f);
+    return rv;
+}
+
+ztb_err broker_config_parse_args(struct broker_config *c, int argc, char **argv, int *exit_now,
+                                 char *err, size_t errcap)
+{
+    *exit_now = 0;
+    /* the config file first, so flags override it wherever it appears */
+    for (int i = 1; i < argc; i++) {
+        const char *file = NULL;
+        if (strcmp(argv[i], "--config") == 0 && i + 1 < argc)
+            file = argv[i + 1];
+        else if (strncmp(argv[i], "--config=", 9) == 0)
+            file = argv[i] + 9;
+        if (file != NULL)
+            ZTB_GUARD(broker_config_load_file(c, file, err, errcap));
+    }
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+            broker_config_usage();
+            *exit_now = 1;
+            return ZTB_OK;
+        }
+        if (strcmp(a, "--version") == 0) {
+            printf("ztb-broker %s\n", ZTB_VERSION);
+            *exit_now = 1;
+            return ZTB_OK;
+        }
+        if (strncmp(a, "--", 2) != 0) {
+            snprintf(err, errcap, "unexpected argument '%s' (see --help)", a);
+            return ZTB_ERR_INVALID_ARG;
+        }
+        char key[64];
+        const char *val;
+        const char *eq = strchr(a, '=');
+        if (eq != NULL) {
+            size_t kl = (size_t)(eq - a - 2);
+            if (kl >= sizeof(key)) {
+                snprintf(err, errcap, "unknown option '%s'", a);
+                return ZTB_ERR_INVALID_ARG;
+            }
+            memcpy(key, a + 2, kl);
+            key[kl] = '\0';
+            val = eq + 1;
+        } else {
+            if (strlen(a + 2) >= sizeof(key)) {
+                snprintf(err, errcap, "unknown option '%s'", a);
+                return ZTB_ERR_INVALID_ARG;
+            }
+            snprintf(key, sizeof(key), "%s", a + 2);
+            if (i + 1 >= argc) {
+                snprintf(err, errcap, "option '%s' needs a value", a);
+                return ZTB_ERR_INVALID_ARG;
+            }
+            val = argv[++i];
+        }
+        if (strcmp(key, "config") == 0)
+            continue; /* already read */
+        ZTB_GUARD(broker_config_set(c, key, val, err, errcap));
+    }
+    return ZTB_OK;
+}

@@ -1,0 +1,63 @@
+/*
+ * config.h - ztb-broker's configuration: defaults, config file, flags.
+ *
+ * Precedence: built-in defaults < config file (--config FILE) < flags. The
+ * file is `key = value` lines with '#' comments; every key is also a flag
+ * (`--key value` with '_' spelled '-'). Unknown keys, bad values and
+ * duplicate keys are errors that name the file and line. See ztb-broker(8).
+ */
+#ifndef ZTB_BROKER_CONFIG_H
+#define ZTB_BROKER_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <ztb/error.h>
+
+#include "common/log.h"
+
+#define BROKER_PATH_MAX 256
+
+struct broker_config {
+    char listen_host[64]; /* listen address (default 127.0.0.1) */
+    uint16_t listen_port; /* 0: pick a free port (tests) */
+    char redis_url[512];  /* empty: start a private redis-server */
+    char state_dir[BROKER_PATH_MAX];
+    char admin_socket[BROKER_PATH_MAX]; /* default <state_dir>/admin.sock */
+    char ready_file[BROKER_PATH_MAX];   /* written with the port once serving */
+    char redis_server[BROKER_PATH_MAX]; /* redis-server binary for the private one */
+    char user[64];                      /* drop to this user when started as root */
+    unsigned threads;                   /* 0: one per core */
+    unsigned connection_limit;
+    unsigned per_ip_connection_limit;
+    unsigned connection_timeout_s;
+    size_t max_body; /* bytes, default 16 KiB */
+    unsigned redis_timeout_ms;
+    unsigned drain_timeout_s;
+    ztb_log_level log_level;
+    ztb_log_format log_format;
+};
+
+/* Fill c with the defaults. */
+void broker_config_defaults(struct broker_config *c);
+
+/*
+ * Apply argv (and the --config file it names, read first) over c. On error
+ * writes a one-line message into err (errcap bytes) and returns INVALID_ARG.
+ * Sets *exit_now to 1 for --help / --version after printing them.
+ */
+ztb_err broker_config_parse_args(struct broker_config *c, int argc, char **argv, int *exit_now,
+                                 char *err, size_t errcap);
+
+/* Parse a config file over c. Errors name path:line. */
+ztb_err broker_config_load_file(struct broker_config *c, const char *path, char *err,
+                                size_t errcap);
+
+/* Set one key (file or flag spelling) from a string. */
+ztb_err broker_config_set(struct broker_config *c, const char *key, const char *value, char *err,
+                          size_t errcap);
+
+/* Print --help text. */
+void broker_config_usage(void);
+
+#endif /* ZTB_BROKER_CONFIG_H */

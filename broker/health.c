@@ -1,0 +1,44 @@
+/*
+ * health.c - GET /healthz, /readyz, /metrics.
+ *
+ * healthz: the process is alive and serving (no dependency checked), for
+ * restart decisions. readyz: this replica can issue tokens now (Redis
+ * answers PING, not draining), for load balancers. metrics: Prometheus text.
+ */
+#include <stdatomic.h>
+
+#include "broker/broker.h"
+#include "broker/metrics.h"
+#include "broker/redis_client.h"
+#include "common/buf.h"
+
+void handle_healthz(struct http_req *req, struct http_resp *resp)
+{
+    (void)req;
+    http_resp_json(resp, 200, "{\"status\":\"ok\"}");
+}
+
+void handle_readyz(struct http_req *req, struct http_resp *resp)
+{
+    (void)req;
+    int draining = atomic_load(&g_broker.draining);
+    int redis_ok = redis_ping() == ZTB_OK;
+    int ready = redis_ok && !draining;
+    ztb_buf_reset(&resp->body);
+    ztb_buf_printf(&resp->body, "{\"status\":\"%s\",\"checks\":{\"redis\":\"%s\",\"draining\":%s}}",
+                   ready ? "ready" : "not_ready", redis_ok ? "ok" : "unavailable",
+                   draining ? "true" : "false");
+    resp->status = ready ? 200 : 503;
+    resp->content_type = "application/json";
+    if (!ready)
+        http_resp_header(resp, "Retry-After", "1");
+}
+
+void handle_metrics(struct http_req *req, struct http_resp *resp)
+{
+    (void)req;
+    ztb_buf_reset(&resp->body);
+    metrics_render(&resp->body);
+    resp->status = 200;
+    resp->content_type = "text/plain; version=0.0.4";
+}

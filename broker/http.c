@@ -1,0 +1,390 @@
+/*
+ * http.c - the broker's HTTP server (see http.h).
+ *
+ * libmicrohttpd runs an epoll thread pool (one thread per core by default).
+ * For each request the access handler is called several times: first with
+ * no body (we allocate a small per-request state and check Content-Length
+ * against the limit), then once per body chunk (appended to a bounded
+ * buffer; past the limit the rest is discarded), then once more with no data
+ * (we route, call the handler and queue the response).
+ *
+ * Limits from outside: body (max_body), header block (connection memory
+ * limit), connections (total and per IP), and an idle/slow-connection
+ * timeout, so a slowloris client only holds its own connection slots.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <microhttpd.h>
+
+#include "broker/http.h"
+#include "broker/metrics.h"
+#include "common/guard.h"
+#include "common/log.h"
+
+#define RESP_BODY_MAX       (1u << 20)
+#define HEADER_MEMORY_LIMIT (32u * 1024u)
+
+struct http_server {
+    struct MHD_Daemon *d;
+    const char *name;
+    const struct http_route *routes;
+    size_t nroutes;
+    struct http_limits lim;
+    void *ctx;
+};
+
+struct req_state {
+    ztb_buf body;
+    int too_large;
+    uint64_t start_ns;
+};
+
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+const char *http_req_header(const struct http_req *req, const char *name)
+{
+    return MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, name);
+}
+
+void http_resp_header(struct http_resp *resp, const char *name, const char *fmt, ...)
+{
+    if (resp->nhdr >= HTTP_MAX_EXTRA_HEADERS)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(resp->hdr_value[resp->nhdr], sizeof(resp->hdr_value[0]), fmt, ap);
+    va_end(ap);
+    resp->hdr_name[resp->nhdr++] = name;
+}
+
+void http_resp_json(struct http_resp *resp, unsigned status, const char *json)
+{
+    resp->status = status;
+    resp->content_type = "application/json";
+    ztb_buf_reset(&resp->body);
+    ztb_buf_append_str(&resp->body, json);
+}
+
+void http_resp_error(struct http_resp *resp, unsigned status, const char *code, const char *desc)
+{
+    resp->status = status;
+    resp->content_type = "application/json";
+    ztb_buf_reset(&resp->body);
+    ztb_buf_append_str(&resp->body, "{\"error\":\"");
+    ztb_buf_append_json_escaped(&resp->body, code, strlen(code));
+    ztb_buf_append_str(&resp->body, "\"");
+    if (desc != NULL) {
+        ztb_buf_append_str(&resp->body, ",\"error_description\":\"");
+        ztb_buf_append_json_escaped(&resp->body, desc, strlen(desc));
+        ztb_buf_append_str(&resp->body, "\"");
+    }
+    ztb_buf_append_str(&resp->body, "}");
+}
+
+static const struct http_route *route(const struct http_server *s, const char *method,
+                                      const char *path, int *id, int *wrong_method)
+{
+    *wrong_method = 0;
+    for (size_t i = 0; i < s->nroutes; i++) {
+        const struct http_route *r = &s->routes[i];
+        size_t pl = strlen(r->path);
+        int match = pl > 0 && r->path[pl - 1] == '*' ? strncmp(path, r->path, pl - 1) == 0
+                                                     : strcmp(path, r->path) == 0;
+        if (!match)
+            continue;
+        if (r->method != NULL && strcmp(r->method, method) != 0) {
+            *wrong_method = 1;
+            continue;
+        }
+        *id = (int)i;
+        return r;
+    }
+    return NULL;
+}
+
+static enum MHD_Result send_resp(struct MHD_Connection *conn, struct http_resp *resp)
+{
+    size_t len = resp->body.len;
+    if (ztb_buf_error(&resp->body) != ZTB_OK) {
+        /* the handler's body did not fit: a bug, never a partial body */
+        http_resp_error(resp, 500, "server_error", "response too large");
+        len = resp->body.len;
+    }
+    char *body = ztb_buf_steal(&resp->body, &len);
+    struct MHD_Response *r = MHD_create_response_from_buffer(
+        len, body ? body : (char *)"", body ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
+    if (r == NULL) {
+        free(body);
+        return MHD_NO;
+    }
+    MHD_add_response_header(r, "Content-Type",
+                            resp->content_type ? resp->content_type : "application/json");
+    MHD_add_response_header(r, "Cache-Control", "no-store");
+    MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
+    for (unsigned i = 0; i < resp->nhdr; i++) {
+        if (strcmp(resp->hdr_name[i], "Cache-Control") == 0)
+            MHD_del_response_header(r, "Cache-Control", "no-store");
+        MHD_add_response_header(r, resp->hdr_name[i], resp->hdr_value[i]);
+    }
+    enum MHD_Result ok = MHD_queue_response(conn, resp->status, r);
+    MHD_destroy_response(r);
+    return ok;
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
+                                  const char *method, const char *version, const char *upload_data,
+                                  size_t *upload_data_size, void **con_cls)
+{
+    (void)version;
+    struct http_server *s = cls;
+    struct req_state *st = *con_cls;
+
+    if (st == NULL) {
+        st = calloc(1, sizeof(*st));
+        if (st == NULL)
+            return MHD_NO;
+        ztb_buf_init_secret(&st->body, s->lim.max_body); /* bodies carry credentials */
+        st->start_ns = now_ns();
+        const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
+        if (cl != NULL) {
+            char *end;
+            errno = 0;
+            unsigned long long n = strtoull(cl, &end, 10);
+            if (errno != 0 || *end != '\0' || n > s->lim.max_body)
+                st->too_large = 1;
+        }
+        *con_cls = st;
+        return MHD_YES;
+    }
+
+    if (*upload_data_size > 0) {
+        if (!st->too_large && ztb_buf_append(&st->body, upload_data, *upload_data_size) != ZTB_OK)
+            st->too_large = 1;
+        *upload_data_size = 0; /* consumed (or discarded) */
+        return MHD_YES;
+    }
+
+    struct http_resp resp = {0};
+    ztb_buf_init(&resp.body, RESP_BODY_MAX);
+    struct http_req req = {
+        .method = method,
+        .path = url,
+        .body = st->body.data,
+        .body_len = st->body.len,
+        .content_type = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Type"),
+        .conn = conn,
+        .start_ns = st->start_ns,
+        .server_ctx = s->ctx,
+        .route_id = -1,
+    };
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    req.peer = ci ? ci->client_addr : NULL;
+    if (req.peer != NULL && req.peer->sa_family != AF_INET && req.peer->sa_family != AF_INET6)
+        req.peer = NULL;
+
+    const char *metric = "unknown";
+    if (st->too_large) {
+        http_resp_error(&resp, 413, "invalid_request", "request body too large");
+    } else {
+        int wrong_method;
+        const struct http_route *r = route(s, method, url, &req.route_id, &wrong_method);
+        if (r != NULL) {
+            metric = r->metric_name;
+            resp.status = 200;
+            r->fn(&req, &resp);
+        } else if (wrong_method) {
+            http_resp_error(&resp, 405, "invalid_request", "method not allowed");
+        } else {
+            http_resp_error(&resp, 404, "not_found", "no such endpoint");
+        }
+    }
+    metrics_request(s->name, metric, resp.status, now_ns() - st->start_ns);
+    return send_resp(conn, &resp);
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+    (void)cls;
+    (void)conn;
+    (void)toe;
+    struct req_state *st = *con_cls;
+    if (st == NULL)
+        return;
+    ztb_buf_free(&st->body); /* wipes: the body may hold a credential */
+    free(st);
+    *con_cls = NULL;
+}
+
+static void on_mhd_log(void *cls, const char *fmt, va_list ap)
+{
+    (void)cls;
+    char msg[256];
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    size_t n = strlen(msg);
+    while (n > 0 && (msg[n - 1] == '\n' || msg[n - 1] == '\r'))
+        msg[--n] = '\0';
+    ztb_log(ZTB_LOG_DEBUG, "http.mhd", ZTB_F_STR("detail", msg));
+}
+
+struct http_server *http_server_start(const char *name, int listen_fd,
+                                      const struct http_route *routes, size_t nroutes,
+                                      const struct http_limits *lim, void *ctx)
+{
+    struct http_server *s = calloc(1, sizeof(*s));
+    if (s == NULL)
+        return NULL;
+    s->name = name;
+    s->routes = routes;
+    s->nroutes = nroutes;
+    s->lim = *lim;
+    s->ctx = ctx;
+    unsigned threads = lim->threads ? lim->threads : 1;
+    unsigned flags =
+        MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ITC | MHD_USE_TURBO | MHD_USE_ERROR_LOG;
+    /* a pool of one is just the internal thread (MHD warns otherwise) */
+    struct MHD_OptionItem pool[] = {
+        {threads > 1 ? MHD_OPTION_THREAD_POOL_SIZE : MHD_OPTION_END, threads, NULL},
+        {MHD_OPTION_END, 0, NULL},
+    };
+    s->d = MHD_start_daemon(
+        flags, 0, NULL, NULL, on_request, s, MHD_OPTION_LISTEN_SOCKET, listen_fd,
+        MHD_OPTION_CONNECTION_LIMIT, lim->connection_limit, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+        lim->per_ip_connection_limit, MHD_OPTION_CONNECTION_TIMEOUT, lim->connection_timeout_s,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)HEADER_MEMORY_LIMIT,
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, s,
+        MHD_OPTION_ARRAY, pool, MHD_OPTION_END);
+    if (s->d == NULL) {
+        ztb_log(ZTB_LOG_ERROR, "http.start_failed", ZTB_F_STR("server", name));
+        free(s);
+        return NULL;
+    }
+    return s;
+}
+
+void http_server_quiesce(struct http_server *s)
+{
+    if (s != NULL && s->d != NULL) {
+        MHD_socket fd = MHD_quiesce_daemon(s->d);
+        if (fd != MHD_INVALID_SOCKET)
+            close(fd);
+    }
+}
+
+unsigned http_server_connections(struct http_server *s)
+{
+    if (s == NULL || s->d == NULL)
+        return 0;
+    const union MHD_DaemonInfo *i = MHD_get_daemon_info(s->d, MHD_DAEMON_INFO_CURRENT_CONNECTIONS);
+    return i ? i->num_connections : 0;
+}
+
+void http_server_stop(struct http_server *s)
+{
+    if (s == NULL)
+        return;
+    if (s->d != NULL)
+        MHD_stop_daemon(s->d);
+    free(s);
+}
+
+ztb_err http_listen_tcp(const char *host, uint16_t port, int *fd_out, uint16_t *bound_port,
+                        char *err, size_t errcap)
+{
+    struct addrinfo hints = {.ai_family = AF_UNSPEC,
+                             .ai_socktype = SOCK_STREAM,
+                             .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
+    struct addrinfo *res = NULL;
+    char ports[8];
+    snprintf(ports, sizeof(ports), "%u", (unsigned)port);
+    int gai = getaddrinfo(host, ports, &hints, &res);
+    if (gai != 0) {
+        snprintf(err, errcap, "listen %s: %s", host, gai_strerror(gai));
+        return ZTB_ERR_INVALID_ARG;
+    }
+    int fd = -1;
+    int saved = 0;
+    for (struct addrinfo *a = res; a != NULL; a = a->ai_next) {
+        fd = socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC, a->ai_protocol);
+        if (fd < 0) {
+            saved = errno;
+            continue;
+        }
+        int one = 1;
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+        if (bind(fd, a->ai_addr, a->ai_addrlen) == 0 && listen(fd, 1024) == 0)
+            break;
+        saved = errno;
+        close(fd);
+        fd = -1;
+    }
+    freeaddrinfo(res);
+    if (fd < 0) {
+        snprintf(err, errcap, "listen %s:%u: %s", host, (unsigned)port, strerror(saved));
+        return ZTB_ERR_IO;
+    }
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof(ss);
+    if (getsockname(fd, (struct sockaddr *)&ss, &sl) == 0) {
+        if (ss.ss_family == AF_INET)
+            *bound_port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+        else
+            *bound_port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+    }
+    *fd_out = fd;
+    return ZTB_OK;
+}
+
+ztb_err http_listen_unix(const char *path, unsigned mode, int *fd_out, char *err, size_t errcap)
+{
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    if (strlen(path) >= sizeof(sa.sun_path)) {
+        snprintf(err, errcap, "socket path longer than %zu bytes: %s", sizeof(sa.sun_path) - 1,
+                 path);
+        return ZTB_ERR_INVALID_ARG;
+    }
+    memcpy(sa.sun_path, path, strlen(path) + 1);
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        snprintf(err, errcap, "socket: %s", strerror(errno));
+        return ZTB_ERR_IO;
+    }
+    struct stat st;
+    if (lstat(path, &st) == 0) {
+        if (!S_ISSOCK(st.st_mode)) {
+            snprintf(err, errcap, "%s exists and is not a socket", path);
+            close(fd);
+            return ZTB_ERR_EXISTS;
+        }
+        unlink(path);
+    }
+    /* create it with no access, then open it to exactly `mode` */
+    mode_t old = umask(0777);
+    int rc = bind(fd, (struct sockaddr *)&sa, sizeof(sa));
+    umask(old);
+    if (rc != 0 || chmod(path, mode) != 0 || listen(fd, 128) != 0) {
+        snprintf(err, errcap, "bind %s: %s", path, strerror(errno));
+        close(fd);
+        return ZTB_ERR_IO;
+    }
+    *fd_out = fd;
+    return ZTB_OK;
+}

@@ -1,0 +1,110 @@
+/*
+ * http.h - ztb-broker's HTTP server on libmicrohttpd.
+ *
+ * One mechanism serves both the public API (TCP) and the admin API (unix
+ * socket): a daemon with a route table. The server reads the request body
+ * into a bounded buffer (over the limit: 413, never more memory), then calls
+ * the route's handler once with the whole request. The handler fills an
+ * http_resp; the server sends it and records metrics.
+ *
+ * Handlers run on libmicrohttpd's worker threads and must be thread-safe.
+ * They never see a partial body, and they never write to the connection.
+ */
+#ifndef ZTB_BROKER_HTTP_H
+#define ZTB_BROKER_HTTP_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include <ztb/error.h>
+
+#include "common/buf.h"
+
+struct MHD_Connection;
+
+#define HTTP_MAX_EXTRA_HEADERS 4
+
+struct http_req {
+    const char *method; /* "GET", "POST", ... */
+    const char *path;   /* without the query string */
+    const uint8_t *body;
+    size_t body_len;
+    const char *content_type;    /* NULL if absent; parameters included */
+    struct MHD_Connection *conn; /* for header lookups: http_req_header() */
+    const struct sockaddr *peer; /* NULL on the unix socket */
+    uint64_t start_ns;
+    void *server_ctx; /* the ctx given to http_server_start */
+    int route_id;     /* index of the matched route */
+};
+
+struct http_resp {
+    unsigned status;
+    const char *content_type; /* default application/json */
+    ztb_buf body;             /* bounded; initialised by the server */
+    const char *hdr_name[HTTP_MAX_EXTRA_HEADERS];
+    char hdr_value[HTTP_MAX_EXTRA_HEADERS][96];
+    unsigned nhdr;
+};
+
+typedef void (*http_handler)(struct http_req *req, struct http_resp *resp);
+
+struct http_route {
+    const char *method; /* NULL: any */
+    const char *path;   /* exact match, or a prefix when it ends with '*' */
+    http_handler fn;
+    const char *metric_name; /* label in /metrics */
+};
+
+struct http_limits {
+    size_t max_body;
+    unsigned threads;
+    unsigned connection_limit;
+    unsigned per_ip_connection_limit;
+    unsigned connection_timeout_s;
+};
+
+struct http_server;
+
+/*
+ * Start serving on listen_fd (a bound, listening socket, TCP or unix) with
+ * the given routes (the array must outlive the server). ctx is handed to
+ * handlers as req->server_ctx. Returns NULL and logs on failure.
+ */
+struct http_server *http_server_start(const char *name, int listen_fd,
+                                      const struct http_route *routes, size_t nroutes,
+                                      const struct http_limits *lim, void *ctx);
+
+/* Stop accepting; in-flight requests go on. */
+void http_server_quiesce(struct http_server *s);
+
+/* Connections still open. */
+unsigned http_server_connections(struct http_server *s);
+
+/* Stop and free (closes remaining connections). NULL is fine. */
+void http_server_stop(struct http_server *s);
+
+/* A request header (case-insensitive name), NULL if absent. */
+const char *http_req_header(const struct http_req *req, const char *name);
+
+/* Add a response header (name must be a static string). */
+void http_resp_header(struct http_resp *resp, const char *name, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Set a JSON body from a jansson-free literal or built text. */
+void http_resp_json(struct http_resp *resp, unsigned status, const char *json);
+
+/*
+ * An RFC 6749 §5.2 error: {"error":code,"error_description":desc}. desc is
+ * escaped; it must never contain a secret.
+ */
+void http_resp_error(struct http_resp *resp, unsigned status, const char *code, const char *desc);
+
+/* Bind a TCP listening socket; host may be an IPv4/IPv6 literal or name. */
+ztb_err http_listen_tcp(const char *host, uint16_t port, int *fd_out, uint16_t *bound_port,
+                        char *err, size_t errcap);
+
+/* Bind a unix listening socket at path with mode (an old socket is replaced). */
+ztb_err http_listen_unix(const char *path, unsigned mode, int *fd_out, char *err, size_t errcap);
+
+#endif /* ZTB_BROKER_HTTP_H */

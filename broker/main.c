@@ -1,0 +1,217 @@
+/*
+ * main.c - ztb-broker: start, serve, drain, stop.
+ *
+ * Order matters for safety: configuration is parsed and the listening socket
+ * bound first (possibly as root, for a low port); then root is given up for
+ * good; only then is Redis started or reached, keys read, and requests
+ * served. All signals are blocked in every thread and taken synchronously
+ * here with sigwait(), so no handler ever runs in a signal context.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "broker/broker.h"
+#include "broker/privdrop.h"
+#include "broker/redis_private.h"
+#include "common/log.h"
+
+struct broker g_broker;
+
+static void die(const char *what, const char *msg)
+{
+    ztb_log(ZTB_LOG_ERROR, "broker.fatal", ZTB_F_STR("step", what), ZTB_F_STR("reason", msg));
+    fprintf(stderr, "ztb-broker: %s: %s\n", what, msg);
+    if (g_broker.private_redis)
+        redis_private_stop();
+    exit(1);
+}
+
+/* mkdir -p with mode for the last component; parents get 0755. */
+static int mkdirs(const char *path, mode_t mode)
+{
+    char tmp[BROKER_PATH_MAX];
+    snprintf(tmp, sizeof(tmp), "%s", path);
+    for (char *p = tmp + 1; *p; p++) {
+        if (*p != '/')
+            continue;
+        *p = '\0';
+        if (mkdir(tmp, 0755) != 0 && errno != EEXIST)
+            return -1;
+        *p = '/';
+    }
+    if (mkdir(tmp, mode) != 0 && errno != EEXIST)
+        return -1;
+    struct stat st;
+    if (lstat(tmp, &st) != 0 || !S_ISDIR(st.st_mode)) {
+        errno = ENOTDIR;
+        return -1;
+    }
+    return chmod(tmp, mode);
+}
+
+/*
+ * The ready file is opened before privileges are dropped (it may live where
+ * the service user cannot create files) and written once the broker serves:
+ * one line with the bound port, in a single write.
+ */
+static int open_ready_file(const char *path)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644);
+    if (fd < 0)
+        die("ready_file", strerror(errno));
+    return fd;
+}
+
+static void write_ready_file(int fd, unsigned port)
+{
+    char line[16];
+    int n = snprintf(line, sizeof(line), "%u\n", port);
+    if (write(fd, line, (size_t)n) != n || close(fd) != 0)
+        die("ready_file", strerror(errno));
+}
+
+static void drain_and_stop(struct http_server *api, struct http_server *admin)
+{
+    atomic_store(&g_broker.draining, 1);
+    ztb_log(ZTB_LOG_INFO, "broker.draining", ZTB_F_INT("timeout_s", g_broker.cfg.drain_timeout_s));
+    http_server_quiesce(api);
+    http_server_quiesce(admin);
+    struct timespec start;
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    for (;;) {
+        unsigned open = http_server_connections(api) + http_server_connections(admin);
+        if (open == 0)
+            break;
+        struct timespec now;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        if (now.tv_sec - start.tv_sec >= (time_t)g_broker.cfg.drain_timeout_s) {
+            ztb_log(ZTB_LOG_WARN, "broker.drain_timeout", ZTB_F_INT("open_connections", open));
+            break;
+        }
+        usleep(20000);
+    }
+    http_server_stop(api);
+    http_server_stop(admin);
+}
+
+int main(int argc, char **argv)
+{
+    struct broker_config *cfg = &g_broker.cfg;
+    char err[512] = "";
+    int exit_now = 0;
+    broker_config_defaults(cfg);
+    if (broker_config_parse_args(cfg, argc, argv, &exit_now, err, sizeof(err)) != ZTB_OK) {
+        fprintf(stderr, "ztb-broker: %s\n", err);
+        return 2;
+    }
+    if (exit_now)
+        return 0;
+    ztb_log_set_service("ztb-broker");
+    ztb_log_set_level(cfg->log_level);
+    ztb_log_set_format(cfg->log_format);
+    if (cfg->threads == 0) {
+        long n = sysconf(_SC_NPROCESSORS_ONLN);
+        cfg->threads = n > 0 ? (unsigned)n : 1;
+    }
+    if (cfg->admin_socket[0] == '\0' &&
+        (size_t)snprintf(cfg->admin_socket, sizeof(cfg->admin_socket), "%s/admin.sock",
+                         cfg->state_dir) >= sizeof(cfg->admin_socket))
+        die("config", "state_dir too long");
+
+    /* every thread inherits this mask; signals are taken by sigwait below */
+    sigset_t sigs;
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGHUP);
+    sigaddset(&sigs, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+
+    umask(077);
+    if (mkdirs(cfg->state_dir, 0700) != 0) {
+        snprintf(err, sizeof(err), "%s: %s", cfg->state_dir, strerror(errno));
+        die("state_dir", err);
+    }
+
+    int api_fd;
+    if (http_listen_tcp(cfg->listen_host, cfg->listen_port, &api_fd, &g_broker.port, err,
+                        sizeof(err)) != ZTB_OK)
+        die("listen", err);
+
+    int ready_fd = cfg->ready_file[0] != '\0' ? open_ready_file(cfg->ready_file) : -1;
+
+    if (privdrop(cfg->user, cfg->state_dir, err, sizeof(err)) != ZTB_OK)
+        die("privileges", err);
+
+    if (cfg->redis_url[0] == '\0') {
+        char sock[108];
+        if (redis_private_start(cfg->state_dir, cfg->redis_server, sock, sizeof(sock), err,
+                                sizeof(err)) != ZTB_OK)
+            die("redis", err);
+        snprintf(cfg->redis_url, sizeof(cfg->redis_url), "unix://%s", sock);
+        g_broker.private_redis = 1;
+    }
+    if (redis_target_parse(cfg->redis_url, &g_broker.redis, err, sizeof(err)) != ZTB_OK)
+        die("config", err);
+    /* the URL may carry a password: keep only the parsed, wipeable copy */
+    memset(cfg->redis_url, 0, sizeof(cfg->redis_url));
+    g_broker.redis.timeout_ms = cfg->redis_timeout_ms;
+    redis_target_describe(&g_broker.redis, g_broker.redis_desc, sizeof(g_broker.redis_desc));
+    redis_client_init(&g_broker.redis);
+
+    int admin_fd;
+    if (http_listen_unix(cfg->admin_socket, 0600, &admin_fd, err, sizeof(err)) != ZTB_OK)
+        die("admin_socket", err);
+
+    struct http_limits lim = {
+        .max_body = cfg->max_body,
+        .threads = cfg->threads,
+        .connection_limit = cfg->connection_limit,
+        .per_ip_connection_limit = cfg->per_ip_connection_limit,
+        .connection_timeout_s = cfg->connection_timeout_s,
+    };
+    struct http_server *api =
+        http_server_start("api", api_fd, api_routes, api_routes_n, &lim, &g_broker);
+    struct http_limits admin_lim = lim;
+    admin_lim.threads = 1;
+    admin_lim.per_ip_connection_limit = 0;
+    struct http_server *admin =
+        http_server_start("admin", admin_fd, admin_routes, admin_routes_n, &admin_lim, &g_broker);
+    if (api == NULL || admin == NULL)
+        die("http", "cannot start the HTTP server (see the log above)");
+
+    if (ready_fd >= 0)
+        write_ready_file(ready_fd, g_broker.port);
+    ztb_log(ZTB_LOG_INFO, "broker.started", ZTB_F_STR("listen", cfg->listen_host),
+            ZTB_F_INT("port", g_broker.port), ZTB_F_STR("redis", g_broker.redis_desc),
+            ZTB_F_STR("admin_socket", cfg->admin_socket), ZTB_F_INT("threads", cfg->threads),
+            ZTB_F_INT("pid", getpid()));
+
+    for (;;) {
+        int sig = 0;
+        if (sigwait(&sigs, &sig) != 0)
+            continue;
+        if (sig == SIGHUP) {
+            ztb_log(ZTB_LOG_INFO, "broker.reload");
+            continue;
+        }
+        if (sig == SIGTERM || sig == SIGINT)
+            break;
+    }
+
+    drain_and_stop(api, admin);
+    if (g_broker.private_redis)
+        redis_private_stop();
+    redis_client_shutdown();
+    unlink(cfg->admin_socket);
+    ztb_log(ZTB_LOG_INFO, "broker.stopped");
+    return 0;
+}

@@ -1,0 +1,72 @@
+/*
+ * redis_client.h - the broker's connections to Redis.
+ *
+ * Each worker thread has its own hiredis connection (thread-local, created
+ * on first use), so there is no lock on the request path. Every command has
+ * a timeout. When a connection fails, the thread drops it and refuses
+ * further calls for a backoff interval (25 ms doubling to 1 s) before it
+ * reconnects: while Redis is down requests fail fast with UNAVAILABLE (the
+ * handlers answer 503, fail closed) instead of piling up on connect timeouts.
+ */
+#ifndef ZTB_BROKER_REDIS_CLIENT_H
+#define ZTB_BROKER_REDIS_CLIENT_H
+
+#include <stddef.h>
+
+#include <hiredis/hiredis.h>
+#include <ztb/error.h>
+
+struct redis_target {
+    char host[256]; /* TCP host, or "" for a unix socket */
+    int port;
+    char path[108]; /* unix socket path */
+    int db;
+    char password[128]; /* secret: wiped by redis_target_wipe */
+    unsigned timeout_ms;
+};
+
+/*
+ * Parse redis://[:PASSWORD@]HOST[:PORT][/DB] or unix://PATH[?db=N]. On error
+ * writes a message (never containing the password) and returns INVALID_ARG.
+ */
+ztb_err redis_target_parse(const char *url, struct redis_target *t, char *err, size_t errcap);
+
+/* Wipe the password. */
+void redis_target_wipe(struct redis_target *t);
+
+/* A printable description without the password ("unix:/p" or "host:port"). */
+void redis_target_describe(const struct redis_target *t, char *out, size_t cap);
+
+/* Set the target for all threads (before starting them). Copies t. */
+void redis_client_init(const struct redis_target *t);
+
+/* Wipe the global target and free the thread connections (at shutdown). */
+void redis_client_shutdown(void);
+
+/*
+ * Run one command (binary-safe argv) on this thread's connection. On success
+ * *reply is the reply (the caller frees it with freeReplyObject), which may
+ * be a Redis error reply (type REDIS_REPLY_ERROR) for the caller to judge.
+ * UNAVAILABLE if there is no connection or the command failed in transport
+ * (timeout, reset): the connection is dropped and backoff starts.
+ */
+ztb_err redis_command(redisReply **reply, int argc, const char **argv, const size_t *lens);
+
+/* Like redis_command with printf-style hiredis formatting (%s, %b). */
+ztb_err redis_commandf(redisReply **reply, const char *fmt, ...);
+
+/*
+ * EVALSHA the script (sha1 computed once by the caller with
+ * redis_script_sha), falling back to EVAL on NOSCRIPT. argv holds keys then
+ * args.
+ */
+ztb_err redis_eval(redisReply **reply, const char *script, const char *sha, int nkeys, int nargs,
+                   const char **argv, const size_t *lens);
+
+/* Hex SHA-1 of a script (41 bytes incl. NUL). */
+void redis_script_sha(const char *script, char out[41]);
+
+/* PING: ZTB_OK if Redis answered PONG now. */
+ztb_err redis_ping(void);
+
+#endif /* ZTB_BROKER_REDIS_CLIENT_H */

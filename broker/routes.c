@@ -1,0 +1,22 @@
+/*
+ * routes.c - every endpoint the broker serves, in one place.
+ *
+ * The public API listens on TCP (--listen); the admin API on a unix socket
+ * (--admin-socket, mode 0600: file permissions are its access control).
+ * The last field names the endpoint in /metrics.
+ */
+#include "broker/broker.h"
+
+const struct http_route api_routes[] = {
+    {"GET", "/healthz", handle_healthz, "healthz"},
+    {"GET", "/readyz", handle_readyz, "readyz"},
+    {"GET", "/metrics", handle_metrics, "metrics"},
+};
+const size_t api_routes_n = sizeof(api_routes) / sizeof(api_routes[0]);
+
+const struct http_route admin_routes[] = {
+    {"GET", "/healthz", handle_healthz, "admin_healthz"},
+    {"GET", "/readyz", handle_readyz, "admin_readyz"},
+    {"GET", "/metrics", handle_metrics, "admin_metrics"},
+};
+const size_t admin_routes_n = sizeof(admin_routes) / sizeof(admin_routes[0]);

@@ -1,0 +1,27 @@
+/*
+ * ztb/ztb.h - libztb, the ztb SDK for agents and API gateways.
+ *
+ * Include this one header. Everything libztb exports is declared in
+ * <ztb/...> headers and prefixed ztb_; nothing else is visible.
+ *
+ *   #include <ztb/ztb.h>
+ *   cc app.c $(pkg-config --cflags --libs ztb)
+ */
+#ifndef ZTB_ZTB_H
+#define ZTB_ZTB_H
+
+#include <ztb/export.h>
+#include <ztb/error.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* The version of the library the program runs with, e.g. "0.1.0". Static. */
+ZTB_API const char *ztb_version(void);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* ZTB_ZTB_H */
