@@ -58,6 +58,13 @@ ztb_err privdrop(const char *user, const char *state_dir, char *err, size_t errc
         snprintf(err, errcap, "root privileges could be regained; refusing to run");
         return ZTB_ERR_PERMISSION;
     }
+    if (access(state_dir, R_OK | W_OK | X_OK) != 0) {
+        snprintf(err, errcap,
+                 "after dropping to user %s, the state dir %s is not accessible (%s): a parent "
+                 "directory is probably not searchable by %s; choose a state dir %s can reach",
+                 user, state_dir, strerror(errno), user, user);
+        return ZTB_ERR_PERMISSION;
+    }
     ztb_log(ZTB_LOG_INFO, "broker.privileges_dropped", ZTB_F_STR("user", user),
             ZTB_F_INT("uid", g_uid), ZTB_F_INT("gid", g_gid));
     return ZTB_OK;

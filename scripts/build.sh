@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# build.sh - install what is missing, then build ztb.
+#
+#   scripts/build.sh          default build in build/ (-O2 -g -Wall -Wextra -Werror)
+#   scripts/build.sh --asan   ASan+UBSan build with clang (and libFuzzer) in build-asan/
+#
+# Binaries land in build/bin/ (ztb-broker, ztbctl, ztb-bench-*).
+# Set ZTB_SKIP_DEPS=1 to skip the package check.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [ "${ZTB_SKIP_DEPS:-0}" != 1 ]; then
+    scripts/install-deps.sh
+fi
+
+jobs=$(nproc 2>/dev/null || echo 2)
+case "${1:-}" in
+    --asan)
+        dir=build-asan
+        CC=clang cmake -S . -B "$dir" -DZTB_SANITIZE=ON >/dev/null
+        ;;
+    "")
+        dir=build
+        cmake -S . -B "$dir" >/dev/null
+        ;;
+    *)
+        echo "usage: scripts/build.sh [--asan]" >&2
+        exit 2
+        ;;
+esac
+echo "build: compiling in $dir/ with $jobs jobs"
+cmake --build "$dir" -j "$jobs" -- --no-print-directory >"$dir/build.log" 2>&1 || {
+    grep -E "error|Error" "$dir/build.log" | head -40 >&2
+    echo "build: FAILED (full log: $dir/build.log)" >&2
+    exit 1
+}
+echo "build: ok ($dir/bin: $(ls "$dir/bin" | tr '\n' ' '))"

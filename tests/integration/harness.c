@@ -1,0 +1,494 @@
+/*
+ * harness.c - start and stop real redis-server and ztb-broker processes,
+ * speak HTTP to them with libcurl (see harness.h).
+ *
+ * Failures abort the test with a message (these are test fixtures: a
+ * fixture that cannot start is a failed test, never a skipped one).
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <curl/curl.h>
+
+#include "harness.h"
+
+#ifndef ZTB_REDIS_SERVER
+#define ZTB_REDIS_SERVER "redis-server"
+#endif
+#ifndef ZTB_BIN_DIR
+#error "ZTB_BIN_DIR must be set by the build"
+#endif
+
+static void fatal(const char *fmt, ...) __attribute__((noreturn, format(printf, 1, 2)));
+
+static void fatal(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("harness: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+    exit(1);
+}
+
+static void sleep_ms(unsigned ms)
+{
+    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+        ;
+}
+
+const char *zh_bin(const char *name)
+{
+    static __thread char path[512];
+    snprintf(path, sizeof(path), "%s/%s", ZTB_BIN_DIR, name);
+    return path;
+}
+
+void zh_tmpdir(char *out, size_t cap)
+{
+    const char *base = getenv("TMPDIR");
+    if (base == NULL || base[0] == '\0')
+        base = "/tmp";
+    if ((size_t)snprintf(out, cap, "%s/ztb-it.XXXXXX", base) >= cap)
+        fatal("TMPDIR too long");
+    if (mkdtemp(out) == NULL)
+        fatal("mkdtemp %s: %s", out, strerror(errno));
+    /* a broker that drops to `nobody` must be able to reach its state dir */
+    if (chmod(out, 0711) != 0)
+        fatal("chmod %s: %s", out, strerror(errno));
+}
+
+static int rm_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    (void)sb;
+    (void)flag;
+    (void)ftw;
+    remove(path);
+    return 0;
+}
+
+void zh_rmtree(const char *dir)
+{
+    if (dir != NULL && dir[0] != '\0')
+        nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+/* ---- redis ---------------------------------------------------------------- */
+
+static void redis_spawn(struct zh_redis *r)
+{
+    char conf[300];
+    snprintf(conf, sizeof(conf), "%s/redis.conf", r->dir);
+    pid_t pid = fork();
+    if (pid < 0)
+        fatal("fork: %s", strerror(errno));
+    if (pid == 0) {
+        int fd = open("/dev/null", O_RDWR);
+        if (fd >= 0) {
+            dup2(fd, 0);
+            dup2(fd, 1);
+        }
+        execl(ZTB_REDIS_SERVER, ZTB_REDIS_SERVER, conf, (char *)NULL);
+        fprintf(stderr, "harness: cannot run %s: %s (run scripts/install-deps.sh)\n",
+                ZTB_REDIS_SERVER, strerror(errno));
+        _exit(127);
+    }
+    r->pid = pid;
+    for (int i = 0; i < 1000; i++) {
+        redisContext *c = redisConnectUnix(r->sock);
+        if (c != NULL && !c->err) {
+            redisReply *rep = redisCommand(c, "PING");
+            int ok = rep != NULL && rep->type == REDIS_REPLY_STATUS;
+            if (rep != NULL)
+                freeReplyObject(rep);
+            redisFree(c);
+            if (ok)
+                return;
+        } else if (c != NULL) {
+            redisFree(c);
+        }
+        int st;
+        if (waitpid(pid, &st, WNOHANG) == pid)
+            fatal("redis-server exited at start (see %s/redis.log)", r->dir);
+        sleep_ms(10);
+    }
+    fatal("redis-server did not answer on %s within 10 s", r->sock);
+}
+
+void zh_redis_start(struct zh_redis *r)
+{
+    memset(r, 0, sizeof(*r));
+    zh_tmpdir(r->dir, sizeof(r->dir));
+    chmod(r->dir, 0755); /* the broker may run as another user */
+    snprintf(r->sock, sizeof(r->sock), "%s/redis.sock", r->dir);
+    snprintf(r->url, sizeof(r->url), "unix://%s", r->sock);
+    char conf[300];
+    snprintf(conf, sizeof(conf), "%s/redis.conf", r->dir);
+    FILE *f = fopen(conf, "w");
+    if (f == NULL)
+        fatal("%s: %s", conf, strerror(errno));
+    fprintf(f,
+            "port 0\nunixsocket %s\nunixsocketperm 777\ndir %s\ndaemonize no\n"
+            "appendonly yes\nappendfsync always\nsave \"\"\nlogfile %s/redis.log\n",
+            r->sock, r->dir, r->dir);
+    fclose(f);
+    redis_spawn(r);
+}
+
+void zh_redis_restart(struct zh_redis *r)
+{
+    if (r->pid > 0)
+        fatal("zh_redis_restart: still running");
+    redis_spawn(r);
+}
+
+static void reap(pid_t pid)
+{
+    int st;
+    while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+        ;
+}
+
+void zh_redis_kill(struct zh_redis *r)
+{
+    if (r->pid > 0) {
+        kill(r->pid, SIGKILL);
+        reap(r->pid);
+        r->pid = 0;
+    }
+}
+
+void zh_redis_stop(struct zh_redis *r, int remove)
+{
+    if (r->pid > 0) {
+        kill(r->pid, SIGTERM);
+        reap(r->pid);
+        r->pid = 0;
+    }
+    if (remove)
+        zh_rmtree(r->dir);
+}
+
+redisContext *zh_redis_connect(const struct zh_redis *r)
+{
+    redisContext *c = redisConnectUnix(r->sock);
+    if (c == NULL || c->err)
+        fatal("cannot connect to redis at %s", r->sock);
+    return c;
+}
+
+/* ---- broker --------------------------------------------------------------- */
+
+void zh_broker_dump_log(const struct zh_broker *b)
+{
+    FILE *f = fopen(b->log, "r");
+    if (f == NULL)
+        return;
+    fprintf(stderr, "---- broker log %s ----\n", b->log);
+    char line[1024];
+    while (fgets(line, sizeof(line), f) != NULL)
+        fputs(line, stderr);
+    fprintf(stderr, "---- end of broker log ----\n");
+    fclose(f);
+}
+
+void zh_broker_start(struct zh_broker *b, const struct zh_broker_opts *o)
+{
+    static const struct zh_broker_opts none;
+    if (o == NULL)
+        o = &none;
+    memset(b, 0, sizeof(*b));
+    zh_tmpdir(b->dir, sizeof(b->dir));
+    if (o->state_dir != NULL)
+        snprintf(b->state, sizeof(b->state), "%s", o->state_dir);
+    else
+        snprintf(b->state, sizeof(b->state), "%s/state", b->dir);
+    snprintf(b->admin_sock, sizeof(b->admin_sock), "%s/admin.sock", b->state);
+    snprintf(b->log, sizeof(b->log), "%s/broker.log", b->dir);
+    char ready[300];
+    snprintf(ready, sizeof(ready), "%s/ready", b->dir);
+
+    const char *argv[64];
+    int n = 0;
+    argv[n++] = zh_bin("ztb-broker");
+    argv[n++] = "--state-dir";
+    argv[n++] = b->state;
+    argv[n++] = "--listen";
+    argv[n++] = "127.0.0.1:0";
+    argv[n++] = "--ready-file";
+    argv[n++] = ready;
+    argv[n++] = "--log-level";
+    argv[n++] = "debug";
+    if (geteuid() == 0) {
+        argv[n++] = "--user";
+        argv[n++] = "nobody";
+    }
+    if (o->redis_url != NULL) {
+        argv[n++] = "--redis";
+        argv[n++] = o->redis_url;
+    }
+    for (const char *const *e = o->extra_args; e != NULL && *e != NULL && n < 62; e++)
+        argv[n++] = *e;
+    argv[n] = NULL;
+
+    pid_t pid = fork();
+    if (pid < 0)
+        fatal("fork: %s", strerror(errno));
+    if (pid == 0) {
+        int fd = open(b->log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        if (fd >= 0) {
+            dup2(fd, 1);
+            dup2(fd, 2);
+        }
+        execv(argv[0], (char *const *)argv);
+        fprintf(stderr, "harness: cannot run %s: %s\n", argv[0], strerror(errno));
+        _exit(127);
+    }
+    b->pid = pid;
+    for (int i = 0; i < 1500; i++) { /* 15 s: ASan builds start slowly */
+        FILE *f = fopen(ready, "r");
+        unsigned port = 0;
+        if (f != NULL) {
+            int got = fscanf(f, "%u", &port);
+            fclose(f);
+            if (got == 1 && port > 0) {
+                b->port = (uint16_t)port;
+                snprintf(b->url, sizeof(b->url), "http://127.0.0.1:%u", port);
+                struct zh_resp r;
+                if (zh_get(b, "/healthz", &r) == 0 && r.status == 200) {
+                    zh_resp_free(&r);
+                    return;
+                }
+                zh_resp_free(&r);
+            }
+        }
+        int st;
+        if (waitpid(pid, &st, WNOHANG) == pid) {
+            zh_broker_dump_log(b);
+            fatal("ztb-broker exited at start (status %d)", WIFEXITED(st) ? WEXITSTATUS(st) : -1);
+        }
+        sleep_ms(10);
+    }
+    zh_broker_dump_log(b);
+    fatal("ztb-broker did not become healthy within 15 s");
+}
+
+int zh_broker_stop(struct zh_broker *b)
+{
+    if (b->pid <= 0)
+        return -1;
+    kill(b->pid, SIGTERM);
+    int st = 0;
+    for (int i = 0; i < 3000; i++) { /* 30 s */
+        pid_t w = waitpid(b->pid, &st, WNOHANG);
+        if (w == b->pid)
+            break;
+        if (i == 2999) {
+            zh_broker_dump_log(b);
+            kill(b->pid, SIGKILL);
+            waitpid(b->pid, &st, 0);
+            fprintf(stderr, "harness: broker did not stop within 30 s of SIGTERM\n");
+        }
+        sleep_ms(10);
+    }
+    b->pid = 0;
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -WTERMSIG(st);
+}
+
+/* ---- HTTP ----------------------------------------------------------------- */
+
+struct sink {
+    char *p;
+    size_t len;
+};
+
+static size_t on_body(char *data, size_t size, size_t nmemb, void *ud)
+{
+    struct sink *s = ud;
+    size_t n = size * nmemb;
+    char *np = realloc(s->p, s->len + n + 1);
+    if (np == NULL)
+        return 0;
+    memcpy(np + s->len, data, n);
+    s->p = np;
+    s->len += n;
+    s->p[s->len] = '\0';
+    return n;
+}
+
+static size_t on_header(char *data, size_t size, size_t nmemb, void *ud)
+{
+    struct zh_resp *r = ud;
+    size_t n = size * nmemb;
+    size_t used = strlen(r->headers);
+    if (strncmp(data, "HTTP/", 5) == 0) { /* a new response (e.g. after 100) */
+        r->headers[0] = '\0';
+        used = 0;
+    }
+    if (used + n < sizeof(r->headers)) {
+        memcpy(r->headers + used, data, n);
+        r->headers[used + n] = '\0';
+    }
+    return n;
+}
+
+int zh_http(const char *method, const char *url, const char *unix_sock, const char *ctype,
+            const void *body, size_t body_len, const char *const *headers, struct zh_resp *out)
+{
+    memset(out, 0, sizeof(*out));
+    CURL *c = curl_easy_init();
+    if (c == NULL)
+        fatal("curl_easy_init");
+    struct sink s = {0};
+    struct curl_slist *h = NULL;
+    char cth[256];
+    if (ctype != NULL) {
+        snprintf(cth, sizeof(cth), "Content-Type: %s", ctype);
+        h = curl_slist_append(h, cth);
+    }
+    h = curl_slist_append(h, "Expect:");
+    for (const char *const *p = headers; p != NULL && *p != NULL; p++)
+        h = curl_slist_append(h, *p);
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    if (unix_sock != NULL)
+        curl_easy_setopt(c, CURLOPT_UNIX_SOCKET_PATH, unix_sock);
+    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+    if (body != NULL) {
+        curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body_len);
+    }
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &s);
+    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(c, CURLOPT_HEADERDATA, out);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 10000L);
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    CURLcode rc = curl_easy_perform(c);
+    if (rc == CURLE_OK)
+        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &out->status);
+    curl_slist_free_all(h);
+    curl_easy_cleanup(c);
+    out->body = s.p ? s.p : strdup("");
+    out->len = s.len;
+    return rc == CURLE_OK ? 0 : -1;
+}
+
+int zh_get(const struct zh_broker *b, const char *path, struct zh_resp *out)
+{
+    char url[512];
+    snprintf(url, sizeof(url), "%s%s", b->url, path);
+    return zh_http("GET", url, NULL, NULL, NULL, 0, NULL, out);
+}
+
+int zh_post_form(const struct zh_broker *b, const char *path, const char *form,
+                 struct zh_resp *out)
+{
+    char url[512];
+    snprintf(url, sizeof(url), "%s%s", b->url, path);
+    return zh_http("POST", url, NULL, "application/x-www-form-urlencoded", form, strlen(form),
+                   NULL, out);
+}
+
+int zh_admin(const struct zh_broker *b, const char *method, const char *path,
+             const char *json_body, struct zh_resp *out)
+{
+    char url[512];
+    snprintf(url, sizeof(url), "http://localhost%s", path);
+    return zh_http(method, url, b->admin_sock, json_body ? "application/json" : NULL, json_body,
+                   json_body ? strlen(json_body) : 0, NULL, out);
+}
+
+const char *zh_resp_header(const struct zh_resp *r, const char *name, char *out, size_t cap)
+{
+    size_t nl = strlen(name);
+    for (const char *p = r->headers; *p;) {
+        const char *eol = strchr(p, '\n');
+        size_t ll = eol ? (size_t)(eol - p) : strlen(p);
+        if (ll > nl && strncasecmp(p, name, nl) == 0 && p[nl] == ':') {
+            const char *v = p + nl + 1;
+            while (*v == ' ')
+                v++;
+            size_t vl = ll - (size_t)(v - p);
+            while (vl > 0 && (v[vl - 1] == '\r' || v[vl - 1] == ' '))
+                vl--;
+            if (vl >= cap)
+                vl = cap - 1;
+            memcpy(out, v, vl);
+            out[vl] = '\0';
+            return out;
+        }
+        if (eol == NULL)
+            break;
+        p = eol + 1;
+    }
+    return NULL;
+}
+
+void zh_resp_free(struct zh_resp *r)
+{
+    free(r->body);
+    r->body = NULL;
+}
+
+/* ---- tools ---------------------------------------------------------------- */
+
+static char *slurp_fd(int fd)
+{
+    struct sink s = {0};
+    char buf[4096];
+    ssize_t n;
+    while ((n = read(fd, buf, sizeof(buf))) > 0 || (n < 0 && errno == EINTR))
+        if (n > 0)
+            on_body(buf, 1, (size_t)n, &s);
+    return s.p ? s.p : strdup("");
+}
+
+int zh_run(const char *const *argv, char **out, char **err)
+{
+    char tmpl_o[] = "/tmp/ztb-run-out.XXXXXX", tmpl_e[] = "/tmp/ztb-run-err.XXXXXX";
+    int fo = mkstemp(tmpl_o), fe = mkstemp(tmpl_e);
+    if (fo < 0 || fe < 0)
+        fatal("mkstemp: %s", strerror(errno));
+    unlink(tmpl_o);
+    unlink(tmpl_e);
+    pid_t pid = fork();
+    if (pid < 0)
+        fatal("fork: %s", strerror(errno));
+    if (pid == 0) {
+        dup2(fo, 1);
+        dup2(fe, 2);
+        int in = open("/dev/null", O_RDONLY);
+        if (in >= 0)
+            dup2(in, 0);
+        execv(argv[0], (char *const *)argv);
+        fprintf(stderr, "cannot run %s: %s\n", argv[0], strerror(errno));
+        _exit(127);
+    }
+    int st;
+    while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+        ;
+    lseek(fo, 0, SEEK_SET);
+    lseek(fe, 0, SEEK_SET);
+    if (out != NULL)
+        *out = slurp_fd(fo);
+    if (err != NULL)
+        *err = slurp_fd(fe);
+    close(fo);
+    close(fe);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -WTERMSIG(st);
+}

@@ -1,0 +1,122 @@
+/*
+ * harness.h - run real processes for integration tests.
+ *
+ * Integration tests talk to the real ztb-broker and a real redis-server over
+ * real sockets. The harness starts each in its own scratch directory (a
+ * redis-server with its own config on a unix socket, no TCP port), waits
+ * until it answers, and stops it afterwards. Nothing is skipped: if
+ * redis-server is missing the test fails and says how to install it.
+ *
+ * When the tests run as root (CI), brokers are started with --user nobody,
+ * so the privilege drop is exercised too.
+ */
+#ifndef ZTB_TEST_HARNESS_H
+#define ZTB_TEST_HARNESS_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include <hiredis/hiredis.h>
+
+/* ---- scratch directories ------------------------------------------------ */
+
+/* Make a fresh directory under $TMPDIR (or /tmp); aborts the test on failure. */
+void zh_tmpdir(char *out, size_t cap);
+
+/* Remove a directory tree (best effort). */
+void zh_rmtree(const char *dir);
+
+/* ---- redis-server --------------------------------------------------------- */
+
+struct zh_redis {
+    pid_t pid;
+    char dir[256];
+    char sock[300];
+    char url[320]; /* unix://... for --redis */
+};
+
+/* Start redis-server in a new scratch directory; wait until it answers. */
+void zh_redis_start(struct zh_redis *r);
+
+/* Start it again on the same directory and socket (after stop or kill). */
+void zh_redis_restart(struct zh_redis *r);
+
+/* SIGKILL (a crash: no AOF rewrite) and reap. */
+void zh_redis_kill(struct zh_redis *r);
+
+/* SIGTERM, reap, and (if remove) delete its directory. */
+void zh_redis_stop(struct zh_redis *r, int remove);
+
+/* A new hiredis connection to it (caller frees with redisFree). */
+redisContext *zh_redis_connect(const struct zh_redis *r);
+
+/* ---- ztb-broker ----------------------------------------------------------- */
+
+struct zh_broker_opts {
+    const char *redis_url;         /* NULL: the broker runs its own Redis */
+    const char *const *extra_args; /* NULL-terminated, may be NULL */
+    const char *state_dir;         /* NULL: a fresh one under the scratch dir */
+};
+
+struct zh_broker {
+    pid_t pid;
+    uint16_t port;
+    char dir[256];        /* scratch directory (log, ready file) */
+    char state[300];      /* --state-dir */
+    char admin_sock[320]; /* --admin-socket */
+    char log[300];        /* stdout+stderr of the broker */
+    char url[64];         /* http://127.0.0.1:PORT */
+};
+
+/* Start ztb-broker; wait until it has written its ready file and /healthz
+ * answers 200. Fails the test (with the broker's log) if it does not. */
+void zh_broker_start(struct zh_broker *b, const struct zh_broker_opts *o);
+
+/* SIGTERM and wait; returns the exit status (or -signal). */
+int zh_broker_stop(struct zh_broker *b);
+
+/* Print the broker's log to stderr (on failure). */
+void zh_broker_dump_log(const struct zh_broker *b);
+
+/* Path of a built binary, e.g. zh_bin("ztbctl"). */
+const char *zh_bin(const char *name);
+
+/* ---- HTTP client ---------------------------------------------------------- */
+
+struct zh_resp {
+    long status;
+    char *body;        /* NUL-terminated */
+    size_t len;
+    char headers[8192]; /* raw response headers */
+};
+
+/*
+ * One HTTP request. unix_sock: NULL for TCP, else the socket path (url's
+ * host is then ignored). headers: NULL-terminated "Name: value" strings or
+ * NULL. Returns 0, or -1 on a transport error (status 0).
+ */
+int zh_http(const char *method, const char *url, const char *unix_sock, const char *ctype,
+            const void *body, size_t body_len, const char *const *headers, struct zh_resp *out);
+
+/* Shorthands for the broker's public and admin APIs. */
+int zh_get(const struct zh_broker *b, const char *path, struct zh_resp *out);
+int zh_post_form(const struct zh_broker *b, const char *path, const char *form,
+                 struct zh_resp *out);
+int zh_admin(const struct zh_broker *b, const char *method, const char *path,
+             const char *json_body, struct zh_resp *out);
+
+/* A response header's value (copied into out), or NULL. */
+const char *zh_resp_header(const struct zh_resp *r, const char *name, char *out, size_t cap);
+
+void zh_resp_free(struct zh_resp *r);
+
+/* ---- running tools -------------------------------------------------------- */
+
+/*
+ * Run argv (argv[0] a path), wait, capture stdout and stderr (caller frees
+ * them; either may be NULL if unwanted). Returns the exit status, or -signal.
+ */
+int zh_run(const char *const *argv, char **out, char **err);
+
+#endif /* ZTB_TEST_HARNESS_H */

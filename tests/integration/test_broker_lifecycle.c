@@ -1,0 +1,213 @@
+/*
+ * test_broker_lifecycle.c - the daemon itself: start with a private Redis or
+ * an external one, health and readiness, limits on bad requests, Redis loss
+ * and recovery without a restart, configuration errors, SIGTERM.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "harness.h"
+
+static void test_private_redis_healthy(void **state)
+{
+    (void)state;
+    struct zh_broker b;
+    zh_broker_start(&b, NULL);
+    struct zh_resp r;
+    assert_int_equal(zh_get(&b, "/healthz", &r), 0);
+    assert_int_equal(r.status, 200);
+    assert_string_equal(r.body, "{\"status\":\"ok\"}");
+    zh_resp_free(&r);
+
+    assert_int_equal(zh_get(&b, "/readyz", &r), 0);
+    assert_int_equal(r.status, 200);
+    assert_non_null(strstr(r.body, "\"redis\":\"ok\""));
+    zh_resp_free(&r);
+
+    /* the private redis lives in the state dir, on a unix socket, with AOF */
+    char path[400];
+    struct stat st;
+    snprintf(path, sizeof(path), "%s/redis/redis.sock", b.state);
+    assert_int_equal(stat(path, &st), 0);
+    assert_true(S_ISSOCK(st.st_mode));
+    snprintf(path, sizeof(path), "%s/redis/appendonlydir", b.state);
+    assert_int_equal(stat(path, &st), 0);
+
+    /* admin socket exists, 0600, and answers */
+    assert_int_equal(stat(b.admin_sock, &st), 0);
+    assert_int_equal(st.st_mode & 0777, 0600);
+    assert_int_equal(zh_admin(&b, "GET", "/healthz", NULL, &r), 0);
+    assert_int_equal(r.status, 200);
+    zh_resp_free(&r);
+
+    /* metrics count what we did */
+    assert_int_equal(zh_get(&b, "/metrics", &r), 0);
+    assert_int_equal(r.status, 200);
+    assert_non_null(
+        strstr(r.body, "ztb_http_requests_total{server=\"api\",endpoint=\"healthz\",code=\"200\"}"));
+    assert_non_null(strstr(r.body, "ztb_redis_up 1"));
+    zh_resp_free(&r);
+
+    assert_int_equal(zh_broker_stop(&b), 0);
+    /* SIGTERM stopped the private redis too: its socket no longer answers */
+    redisContext *c = redisConnectUnix(path);
+    snprintf(path, sizeof(path), "%s/redis/redis.sock", b.state);
+    redisFree(c);
+    c = redisConnectUnix(path);
+    assert_true(c == NULL || c->err != 0);
+    if (c != NULL)
+        redisFree(c);
+    zh_rmtree(b.dir);
+}
+
+static void test_bad_requests_get_clear_errors(void **state)
+{
+    (void)state;
+    struct zh_broker b;
+    zh_broker_start(&b, NULL);
+    struct zh_resp r;
+
+    assert_int_equal(zh_get(&b, "/no/such/thing", &r), 0);
+    assert_int_equal(r.status, 404);
+    assert_non_null(strstr(r.body, "\"error\":\"not_found\""));
+    zh_resp_free(&r);
+
+    char url[128];
+    snprintf(url, sizeof(url), "%s/healthz", b.url);
+    assert_int_equal(zh_http("DELETE", url, NULL, NULL, NULL, 0, NULL, &r), 0);
+    assert_int_equal(r.status, 405);
+    zh_resp_free(&r);
+
+    /* a body over the 16 KiB default: 413, and the daemon keeps serving */
+    size_t big = 64 * 1024;
+    char *body = malloc(big);
+    memset(body, 'a', big);
+    assert_int_equal(zh_http("POST", url, NULL, "application/octet-stream", body, big, NULL, &r),
+                     0);
+    assert_int_equal(r.status, 413);
+    zh_resp_free(&r);
+    free(body);
+
+    assert_int_equal(zh_get(&b, "/healthz", &r), 0);
+    assert_int_equal(r.status, 200);
+    zh_resp_free(&r);
+    assert_int_equal(zh_broker_stop(&b), 0);
+    zh_rmtree(b.dir);
+}
+
+/* Redis goes away: readyz says so (503 + Retry-After); it comes back: ready
+ * again with no broker restart. */
+static void test_external_redis_loss_and_recovery(void **state)
+{
+    (void)state;
+    struct zh_redis rd;
+    zh_redis_start(&rd);
+    struct zh_broker_opts o = {.redis_url = rd.url};
+    struct zh_broker b;
+    zh_broker_start(&b, &o);
+    struct zh_resp r;
+    assert_int_equal(zh_get(&b, "/readyz", &r), 0);
+    assert_int_equal(r.status, 200);
+    zh_resp_free(&r);
+    /* nothing of the private kind was started */
+    char path[400];
+    struct stat st;
+    snprintf(path, sizeof(path), "%s/redis", b.state);
+    assert_int_not_equal(stat(path, &st), 0);
+
+    zh_redis_kill(&rd);
+    for (int i = 0; i < 3; i++) { /* every try fails closed, quickly */
+        assert_int_equal(zh_get(&b, "/readyz", &r), 0);
+        assert_int_equal(r.status, 503);
+        char v[32];
+        assert_non_null(zh_resp_header(&r, "Retry-After", v, sizeof(v)));
+        assert_non_null(strstr(r.body, "\"redis\":\"unavailable\""));
+        zh_resp_free(&r);
+    }
+    assert_int_equal(zh_get(&b, "/healthz", &r), 0);
+    assert_int_equal(r.status, 200); /* alive, just not ready */
+    zh_resp_free(&r);
+
+    zh_redis_restart(&rd);
+    int ready = 0;
+    for (int i = 0; i < 100 && !ready; i++) { /* backoff is at most 1 s */
+        assert_int_equal(zh_get(&b, "/readyz", &r), 0);
+        ready = r.status == 200;
+        zh_resp_free(&r);
+        if (!ready)
+            usleep(50000);
+    }
+    assert_true(ready);
+    assert_int_equal(zh_get(&b, "/metrics", &r), 0);
+    assert_null(strstr(r.body, "ztb_redis_errors_total 0\n"));
+    zh_resp_free(&r);
+    assert_int_equal(zh_broker_stop(&b), 0);
+    zh_redis_stop(&rd, 1);
+    zh_rmtree(b.dir);
+}
+
+static void test_config_errors_and_help(void **state)
+{
+    (void)state;
+    char *out = NULL, *err = NULL;
+    const char *help[] = {zh_bin("ztb-broker"), "--help", NULL};
+    assert_int_equal(zh_run(help, &out, &err), 0);
+    assert_non_null(strstr(out, "--redis URL"));
+    assert_non_null(strstr(out, "--state-dir DIR"));
+    assert_non_null(strstr(out, "SIGTERM"));
+    free(out);
+    free(err);
+
+    const char *bad[] = {zh_bin("ztb-broker"), "--listen", "nowhere", NULL};
+    assert_int_equal(zh_run(bad, &out, &err), 2);
+    assert_non_null(strstr(err, "listen: expected HOST:PORT"));
+    free(out);
+    free(err);
+
+    const char *unk[] = {zh_bin("ztb-broker"), "--frobnicate", "1", NULL};
+    assert_int_equal(zh_run(unk, &out, &err), 2);
+    assert_non_null(strstr(err, "unknown option"));
+    free(out);
+    free(err);
+
+    char dir[256], conf[300];
+    zh_tmpdir(dir, sizeof(dir));
+    snprintf(conf, sizeof(conf), "%s/broker.conf", dir);
+    FILE *f = fopen(conf, "w");
+    fprintf(f, "# comment\nthreads = 2\nmax_body = lots\n");
+    fclose(f);
+    const char *badconf[] = {zh_bin("ztb-broker"), "--config", conf, NULL};
+    assert_int_equal(zh_run(badconf, &out, &err), 2);
+    assert_non_null(strstr(err, "broker.conf:3: max_body"));
+    free(out);
+    free(err);
+
+    const char *badredis[] = {zh_bin("ztb-broker"), "--redis", "http://x", "--state-dir", dir,
+                              "--listen", "127.0.0.1:0", "--user", "nobody", NULL};
+    assert_int_equal(zh_run(badredis, &out, &err), 1);
+    assert_non_null(strstr(err, "redis: expected"));
+    free(out);
+    free(err);
+    zh_rmtree(dir);
+}
+
+int main(void)
+{
+    signal(SIGPIPE, SIG_IGN);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_private_redis_healthy),
+        cmocka_unit_test(test_bad_requests_get_clear_errors),
+        cmocka_unit_test(test_external_redis_loss_and_recovery),
+        cmocka_unit_test(test_config_errors_and_help),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
