@@ -153,6 +153,10 @@ static ztb_err parse_listen(struct broker_config *c, const char *v, char *err, s
 ztb_err broker_config_set(struct broker_config *c, const char *key, const char *value, char *err,
                           size_t errcap)
 {
+    if (key == NULL || value == NULL) {
+        snprintf(err, errcap, "option without a name or value");
+        return ZTB_ERR_INVALID_ARG;
+    }
     const struct opt *o = find_opt(key);
     if (o == NULL) {
         snprintf(err, errcap, "unknown option '%s'", key);
@@ -264,7 +268,7 @@ ztb_err broker_config_parse_args(struct broker_config *c, int argc, char **argv,
 {
     *exit_now = 0;
     /* the config file first, so flags override it wherever it appears */
-    for (int i = 1; i < argc; i++) {
+    for (int i = 1; i < argc && argv[i] != NULL; i++) {
         const char *file = NULL;
         if (strcmp(argv[i], "--config") == 0 && i + 1 < argc)
             file = argv[i + 1];
@@ -273,7 +277,7 @@ ztb_err broker_config_parse_args(struct broker_config *c, int argc, char **argv,
         if (file != NULL)
             ZTB_GUARD(broker_config_load_file(c, file, err, errcap));
     }
-    for (int i = 1; i < argc; i++) {
+    for (int i = 1; i < argc && argv[i] != NULL; i++) {
         const char *a = argv[i];
         if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
             broker_config_usage();

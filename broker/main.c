@@ -23,8 +23,6 @@
 #include "broker/redis_private.h"
 #include "common/log.h"
 
-struct broker g_broker;
-
 static void die(const char *what, const char *msg)
 {
     ztb_log(ZTB_LOG_ERROR, "broker.fatal", ZTB_F_STR("step", what), ZTB_F_STR("reason", msg));

@@ -206,7 +206,7 @@ static redisContext *conn(void)
     if (mono_ms() < c->retry_at_ms)
         return NULL;
     unsigned ms = g_target.timeout_ms ? g_target.timeout_ms : 250;
-    struct timeval tv = {.tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000};
+    struct timeval tv = {.tv_sec = ms / 1000, .tv_usec = (suseconds_t)(ms % 1000) * 1000};
     redisContext *ctx = g_target.path[0]
                             ? redisConnectUnixWithTimeout(g_target.path, tv)
                             : redisConnectWithTimeout(g_target.host, g_target.port, tv);
@@ -284,7 +284,7 @@ void redis_script_sha(const char *script, char out[41])
     unsigned char d[SHA_DIGEST_LENGTH];
     SHA1((const unsigned char *)script, strlen(script), d);
     static const char hex[] = "0123456789abcdef";
-    for (int i = 0; i < SHA_DIGEST_LENGTH; i++) {
+    for (size_t i = 0; i < SHA_DIGEST_LENGTH; i++) {
         out[2 * i] = hex[d[i] >> 4];
         out[2 * i + 1] = hex[d[i] & 15];
     }

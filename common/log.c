@@ -190,6 +190,8 @@ size_t ztb_log_render(char *out, size_t cap, ztb_log_format fmt, ztb_log_level l
 
     int truncated = 0;
     for (const ztb_log_field *f = fields; f != NULL && f->type != ZTB_LF_END; f++) {
+        if (f->type == ZTB_LF_SKIP)
+            continue;
         size_t mark = b.len;
         const char *key = f->key ? f->key : "?";
         put_key(&b, fmt, key);

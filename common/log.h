@@ -39,7 +39,7 @@ typedef enum ztb_log_format {
     ZTB_LOG_TEXT = 1,
 } ztb_log_format;
 
-enum ztb_log_ftype { ZTB_LF_END = 0, ZTB_LF_STR, ZTB_LF_INT, ZTB_LF_DBL, ZTB_LF_BOOL };
+enum ztb_log_ftype { ZTB_LF_END = 0, ZTB_LF_STR, ZTB_LF_INT, ZTB_LF_DBL, ZTB_LF_BOOL, ZTB_LF_SKIP };
 
 typedef struct ztb_log_field {
     const char *key;
@@ -59,9 +59,12 @@ typedef struct ztb_log_field {
 #define ZTB_F_ERR(e)       ZTB_F_STR("error", ztb_err_name(e))
 #define ZTB_F_END_         ((ztb_log_field){.key = 0, .type = ZTB_LF_END})
 
-/* Log event with the fields given (none is fine). Thread-safe. */
+/* Log event with the fields given (none is fine). Thread-safe. The leading
+ * skip entry lets the field list be empty without __VA_OPT__. */
+#define ZTB_F_SKIP_ ((ztb_log_field){.key = 0, .type = ZTB_LF_SKIP})
 #define ztb_log(level, event, ...)                                                                 \
-    ztb_log_fields((level), (event), (const ztb_log_field[]){__VA_ARGS__ __VA_OPT__(, ) ZTB_F_END_})
+    ztb_log_fields((level), (event),                                                               \
+                   (const ztb_log_field[]){ZTB_F_SKIP_, ##__VA_ARGS__, ZTB_F_END_})
 
 /* Fields end with a ZTB_LF_END entry. Records below the level are dropped. */
 void ztb_log_fields(ztb_log_level level, const char *event, const ztb_log_field *fields);

@@ -395,17 +395,16 @@ int zh_get(const struct zh_broker *b, const char *path, struct zh_resp *out)
     return zh_http("GET", url, NULL, NULL, NULL, 0, NULL, out);
 }
 
-int zh_post_form(const struct zh_broker *b, const char *path, const char *form,
-                 struct zh_resp *out)
+int zh_post_form(const struct zh_broker *b, const char *path, const char *form, struct zh_resp *out)
 {
     char url[512];
     snprintf(url, sizeof(url), "%s%s", b->url, path);
-    return zh_http("POST", url, NULL, "application/x-www-form-urlencoded", form, strlen(form),
-                   NULL, out);
+    return zh_http("POST", url, NULL, "application/x-www-form-urlencoded", form, strlen(form), NULL,
+                   out);
 }
 
-int zh_admin(const struct zh_broker *b, const char *method, const char *path,
-             const char *json_body, struct zh_resp *out)
+int zh_admin(const struct zh_broker *b, const char *method, const char *path, const char *json_body,
+             struct zh_resp *out)
 {
     char url[512];
     snprintf(url, sizeof(url), "http://localhost%s", path);

@@ -86,7 +86,7 @@ const char *zh_bin(const char *name);
 
 struct zh_resp {
     long status;
-    char *body;        /* NUL-terminated */
+    char *body; /* NUL-terminated */
     size_t len;
     char headers[8192]; /* raw response headers */
 };
@@ -103,8 +103,8 @@ int zh_http(const char *method, const char *url, const char *unix_sock, const ch
 int zh_get(const struct zh_broker *b, const char *path, struct zh_resp *out);
 int zh_post_form(const struct zh_broker *b, const char *path, const char *form,
                  struct zh_resp *out);
-int zh_admin(const struct zh_broker *b, const char *method, const char *path,
-             const char *json_body, struct zh_resp *out);
+int zh_admin(const struct zh_broker *b, const char *method, const char *path, const char *json_body,
+             struct zh_resp *out);
 
 /* A response header's value (copied into out), or NULL. */
 const char *zh_resp_header(const struct zh_resp *r, const char *name, char *out, size_t cap);

@@ -52,8 +52,8 @@ static void test_private_redis_healthy(void **state)
     /* metrics count what we did */
     assert_int_equal(zh_get(&b, "/metrics", &r), 0);
     assert_int_equal(r.status, 200);
-    assert_non_null(
-        strstr(r.body, "ztb_http_requests_total{server=\"api\",endpoint=\"healthz\",code=\"200\"}"));
+    assert_non_null(strstr(
+        r.body, "ztb_http_requests_total{server=\"api\",endpoint=\"healthz\",code=\"200\"}"));
     assert_non_null(strstr(r.body, "ztb_redis_up 1"));
     zh_resp_free(&r);
 
@@ -191,8 +191,8 @@ static void test_config_errors_and_help(void **state)
     free(out);
     free(err);
 
-    const char *badredis[] = {zh_bin("ztb-broker"), "--redis", "http://x", "--state-dir", dir,
-                              "--listen", "127.0.0.1:0", "--user", "nobody", NULL};
+    const char *badredis[] = {zh_bin("ztb-broker"), "--redis",     "http://x", "--state-dir", dir,
+                              "--listen",           "127.0.0.1:0", "--user",   "nobody",      NULL};
     assert_int_equal(zh_run(badredis, &out, &err), 1);
     assert_non_null(strstr(err, "redis: expected"));
     free(out);

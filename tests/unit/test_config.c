@@ -1,1 +1,155 @@
-int main(void){return 0;}
+/* test_config.c - broker configuration: defaults, flags, file, errors. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "broker/config.h"
+
+static char errbuf[512];
+
+static ztb_err args(struct broker_config *c, int argc, const char *const *argv)
+{
+    int exit_now;
+    broker_config_defaults(c);
+    return broker_config_parse_args(c, argc, (char **)argv, &exit_now, errbuf, sizeof(errbuf));
+}
+
+static void write_file(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+static void test_defaults(void **state)
+{
+    (void)state;
+    struct broker_config c;
+    broker_config_defaults(&c);
+    assert_string_equal(c.listen_host, "127.0.0.1");
+    assert_int_equal(c.listen_port, 8443);
+    assert_int_equal(c.max_body, 16384);
+    assert_string_equal(c.redis_url, "");
+    assert_string_equal(c.user, "ztb");
+    assert_int_equal(c.log_level, ZTB_LOG_INFO);
+}
+
+static void test_flags(void **state)
+{
+    (void)state;
+    struct broker_config c;
+    const char *a[] = {"ztb-broker",     "--listen",  "[::1]:9000",
+                       "--max-body=100", "--redis",   "unix:///tmp/r.sock",
+                       "--log-level",    "debug",     "--log_format",
+                       "text",           "--threads", "3"};
+    assert_int_equal(args(&c, 12, a), ZTB_OK);
+    assert_string_equal(c.listen_host, "::1");
+    assert_int_equal(c.listen_port, 9000);
+    assert_int_equal(c.max_body, 100);
+    assert_string_equal(c.redis_url, "unix:///tmp/r.sock");
+    assert_int_equal(c.log_level, ZTB_LOG_DEBUG);
+    assert_int_equal(c.log_format, ZTB_LOG_TEXT);
+    assert_int_equal(c.threads, 3);
+}
+
+static void test_bad_flags(void **state)
+{
+    (void)state;
+    struct broker_config c;
+    const struct {
+        const char *const argv[3];
+        int argc;
+        const char *msg;
+    } cases[] = {
+        {{"b", "--listen", "nohost"}, 3, "expected HOST:PORT"},
+        {{"b", "--listen", ":80"}, 3, "bad host"},
+        {{"b", "--listen", "h:65536"}, 3, "expected HOST:PORT"},
+        {{"b", "--listen", "h:-1"}, 3, "expected HOST:PORT"},
+        {{"b", "--threads", "1000"}, 3, "from 0 to 256"},
+        {{"b", "--threads", " 2"}, 3, "expected a number"},
+        {{"b", "--threads", "2x"}, 3, "expected a number"},
+        {{"b", "--max-body", "99999999999999999999999"}, 3, "expected a number"},
+        {{"b", "--log-level", "loud"}, 3, "log_level"},
+        {{"b", "--log-format", "xml"}, 3, "log_format"},
+        {{"b", "--nope", "1"}, 3, "unknown option"},
+        {{"b", "stray", ""}, 2, "unexpected argument"},
+        {{"b", "--threads", ""}, 2, "needs a value"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        errbuf[0] = '\0';
+        assert_int_equal(args(&c, cases[i].argc, cases[i].argv), ZTB_ERR_INVALID_ARG);
+        if (strstr(errbuf, cases[i].msg) == NULL)
+            fail_msg("case %zu: '%s' does not say '%s'", i, errbuf, cases[i].msg);
+    }
+    /* an over-long string value is refused, not truncated */
+    char longv[600];
+    memset(longv, 'x', sizeof(longv) - 1);
+    longv[sizeof(longv) - 1] = '\0';
+    const char *a[] = {"b", "--state-dir", longv};
+    assert_int_equal(args(&c, 3, a), ZTB_ERR_INVALID_ARG);
+    assert_non_null(strstr(errbuf, "longer than"));
+}
+
+static void test_file_and_precedence(void **state)
+{
+    (void)state;
+    char path[] = "/tmp/ztb-conf-XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    close(fd);
+    write_file(path, "# ztb-broker config\n\n  listen = 0.0.0.0:1234  \n"
+                     "max_body=2048\r\nredis = redis://:pw@db.internal:6380/2\n"
+                     "log-level = warn # not a comment: part of the value\n");
+    struct broker_config c;
+    const char *a[] = {"b", "--config", path};
+    assert_int_equal(args(&c, 3, a), ZTB_ERR_INVALID_ARG); /* trailing "# ..." is a value */
+    assert_non_null(strstr(errbuf, ":6: log_level"));
+
+    write_file(path, "listen = 0.0.0.0:1234\nmax_body=2048\n");
+    const char *b[] = {"b", "--max-body", "4096", "--config", path};
+    assert_int_equal(args(&c, 5, b), ZTB_OK);
+    assert_int_equal(c.listen_port, 1234);
+    assert_int_equal(c.max_body, 4096); /* the flag wins wherever it appears */
+
+    write_file(path, "threads = 2\nthreads = 3\n");
+    assert_int_equal(args(&c, 3, a), ZTB_ERR_INVALID_ARG);
+    assert_non_null(strstr(errbuf, ":2: 'threads' set twice"));
+
+    write_file(path, "threads 2\n");
+    assert_int_equal(args(&c, 3, a), ZTB_ERR_INVALID_ARG);
+    assert_non_null(strstr(errbuf, ":1: expected `name = value`"));
+
+    write_file(path, "bogus = 1\n");
+    assert_int_equal(args(&c, 3, a), ZTB_ERR_INVALID_ARG);
+    assert_non_null(strstr(errbuf, ":1: unknown option 'bogus'"));
+
+    char *huge = malloc(5000);
+    memset(huge, 'a', 4999);
+    huge[4999] = '\0';
+    write_file(path, huge);
+    free(huge);
+    assert_int_equal(args(&c, 3, a), ZTB_ERR_INVALID_ARG);
+    assert_non_null(strstr(errbuf, "line longer than"));
+
+    unlink(path);
+    assert_int_equal(args(&c, 3, a), ZTB_ERR_IO);
+    assert_non_null(strstr(errbuf, "No such file"));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_defaults),
+        cmocka_unit_test(test_flags),
+        cmocka_unit_test(test_bad_flags),
+        cmocka_unit_test(test_file_and_precedence),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

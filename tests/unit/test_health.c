@@ -1,0 +1,78 @@
+/* test_health.c - healthz / readyz / metrics handlers against a real Redis. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdatomic.h>
+#include <signal.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "broker/broker.h"
+#include "broker/metrics.h"
+#include "harness.h"
+
+static void call(http_handler fn, struct http_resp *resp)
+{
+    struct http_req req = {.method = "GET", .path = "/"};
+    memset(resp, 0, sizeof(*resp));
+    ztb_buf_init(&resp->body, 1 << 20);
+    resp->status = 200;
+    fn(&req, resp);
+}
+
+static void test_ready_follows_redis_and_draining(void **state)
+{
+    (void)state;
+    struct zh_redis rd;
+    zh_redis_start(&rd);
+    char err[256];
+    assert_int_equal(redis_target_parse(rd.url, &g_broker.redis, err, sizeof(err)), ZTB_OK);
+    redis_client_init(&g_broker.redis);
+
+    struct http_resp resp;
+    call(handle_healthz, &resp);
+    assert_int_equal(resp.status, 200);
+    ztb_buf_free(&resp.body);
+
+    call(handle_readyz, &resp);
+    assert_int_equal(resp.status, 200);
+    assert_non_null(strstr(ztb_buf_cstr(&resp.body), "\"status\":\"ready\""));
+    ztb_buf_free(&resp.body);
+
+    atomic_store(&g_broker.draining, 1);
+    call(handle_readyz, &resp);
+    assert_int_equal(resp.status, 503);
+    assert_non_null(strstr(ztb_buf_cstr(&resp.body), "\"draining\":true"));
+    assert_int_equal(resp.nhdr, 1);
+    assert_string_equal(resp.hdr_name[0], "Retry-After");
+    ztb_buf_free(&resp.body);
+    atomic_store(&g_broker.draining, 0);
+
+    zh_redis_kill(&rd);
+    call(handle_readyz, &resp);
+    assert_int_equal(resp.status, 503);
+    assert_non_null(strstr(ztb_buf_cstr(&resp.body), "\"redis\":\"unavailable\""));
+    ztb_buf_free(&resp.body);
+    call(handle_healthz, &resp); /* alive all the same */
+    assert_int_equal(resp.status, 200);
+    ztb_buf_free(&resp.body);
+
+    call(handle_metrics, &resp);
+    assert_int_equal(resp.status, 200);
+    assert_string_equal(resp.content_type, "text/plain; version=0.0.4");
+    assert_non_null(strstr(ztb_buf_cstr(&resp.body), "ztb_redis_up 0\n"));
+    ztb_buf_free(&resp.body);
+
+    redis_client_shutdown();
+    zh_redis_stop(&rd, 1);
+}
+
+int main(void)
+{
+    signal(SIGPIPE, SIG_IGN); /* the broker blocks it; so does this test */
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_ready_follows_redis_and_draining),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
