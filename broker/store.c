@@ -1,0 +1,392 @@
+/*
+ * store.c - ztb's Redis data model (see store.h).
+ *
+ * Scripts are sent with EVALSHA (loaded on first NOSCRIPT), so each request
+ * costs one round trip. Script replies are small integer arrays; anything
+ * else from Redis is treated as UNAVAILABLE (fail closed), never guessed at.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/sha.h>
+
+#include "broker/redis_client.h"
+#include "broker/store.h"
+#include "common/base64url.h"
+#include "common/guard.h"
+#include "common/log.h"
+#include "common/secret.h"
+
+#define KEY_MAX 512
+
+int store_agent_name_ok(const char *name)
+{
+    size_t n = name ? strlen(name) : 0;
+    if (n == 0 || n > STORE_NAME_MAX - 1)
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        char c = name[i];
+        int alnum = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
+        if (!alnum && (i == 0 || (c != '-' && c != '_' && c != '.')))
+            return 0;
+    }
+    return 1;
+}
+
+/* Format a key into out (KEY_MAX bytes); 0 if it would not fit. */
+__attribute__((format(printf, 2, 3))) static int key(char *out, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(out, KEY_MAX, fmt, ap);
+    va_end(ap);
+    return n > 0 && n < KEY_MAX;
+}
+
+/* Redis reply helpers -------------------------------------------------------*/
+
+static int is_int_array(const redisReply *r, size_t min)
+{
+    if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements < min)
+        return 0;
+    for (size_t i = 0; i < r->elements; i++)
+        if (r->element[i]->type != REDIS_REPLY_INTEGER && r->element[i]->type != REDIS_REPLY_STRING)
+            return 0;
+    return 1;
+}
+
+static int64_t elem_int(const redisReply *r, size_t i)
+{
+    const redisReply *e = r->element[i];
+    if (e->type == REDIS_REPLY_INTEGER)
+        return e->integer;
+    return strtoll(e->str, NULL, 10);
+}
+
+/* A reply we did not expect: log it (type only) and fail closed. */
+static ztb_err unexpected(redisReply *r, const char *what)
+{
+    ztb_log(ZTB_LOG_ERROR, "store.unexpected_reply", ZTB_F_STR("op", what),
+            ZTB_F_INT("type", r ? r->type : -1),
+            ZTB_F_STR("detail", r && r->type == REDIS_REPLY_ERROR ? r->str : ""));
+    if (r != NULL)
+        freeReplyObject(r);
+    return ZTB_ERR_UNAVAILABLE;
+}
+
+/* Agents -------------------------------------------------------------------*/
+
+static const char agent_add_lua[] =
+    "if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end\n"
+    "redis.call('HSET', KEYS[1], 'status', 'active', 'gen', 1, 'quarantined', 0,\n"
+    "           'approval', 0, 'created', ARGV[2])\n"
+    "redis.call('SADD', KEYS[2], ARGV[1])\n"
+    "return 1\n";
+static char agent_add_sha[41];
+
+void store_init(void)
+{
+}
+
+static void once_shas(void)
+{
+    /* computed on first use; the strings are constant so races are benign
+     * (every thread writes the same bytes) */
+    if (agent_add_sha[0] == '\0')
+        redis_script_sha(agent_add_lua, agent_add_sha);
+}
+
+ztb_err store_agent_add(const char *name, int64_t now)
+{
+    ZTB_ENSURE(store_agent_name_ok(name), ZTB_ERR_INVALID_ARG);
+    once_shas();
+    char k[KEY_MAX], created[24];
+    key(k, "ztb:{%s}:agent", name);
+    snprintf(created, sizeof(created), "%lld", (long long)now);
+    /* The agent set is in another slot: with Redis Cluster this script
+     * must become two calls. Single Redis and Sentinel are supported. */
+    const char *argv[] = {k, "ztb:agents", name, created};
+    redisReply *r;
+    ZTB_GUARD(redis_eval(&r, agent_add_lua, agent_add_sha, 2, 4, argv, NULL));
+    if (r->type != REDIS_REPLY_INTEGER)
+        return unexpected(r, "agent_add");
+    int added = r->integer == 1;
+    freeReplyObject(r);
+    return added ? ZTB_OK : ZTB_ERR_EXISTS;
+}
+
+ztb_err store_agent_get(const char *name, struct store_agent *out)
+{
+    ZTB_ENSURE(store_agent_name_ok(name), ZTB_ERR_NOT_FOUND);
+    char k[KEY_MAX];
+    key(k, "ztb:{%s}:agent", name);
+    redisReply *r;
+    ZTB_GUARD(redis_commandf(&r, "HMGET %s status gen quarantined approval created", k));
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != 5)
+        return unexpected(r, "agent_get");
+    if (r->element[0]->type != REDIS_REPLY_STRING) {
+        freeReplyObject(r);
+        return ZTB_ERR_NOT_FOUND;
+    }
+    memset(out, 0, sizeof(*out));
+    snprintf(out->name, sizeof(out->name), "%s", name);
+    snprintf(out->status, sizeof(out->status), "%s", r->element[0]->str);
+    out->generation = r->element[1]->type == REDIS_REPLY_STRING ? atoll(r->element[1]->str) : 0;
+    out->quarantined =
+        r->element[2]->type == REDIS_REPLY_STRING && strcmp(r->element[2]->str, "1") == 0;
+    out->approval_required =
+        r->element[3]->type == REDIS_REPLY_STRING && strcmp(r->element[3]->str, "1") == 0;
+    out->created = r->element[4]->type == REDIS_REPLY_STRING ? atoll(r->element[4]->str) : 0;
+    freeReplyObject(r);
+    return ZTB_OK;
+}
+
+ztb_err store_agent_set_status(const char *name, const char *status)
+{
+    ZTB_ENSURE(store_agent_name_ok(name), ZTB_ERR_NOT_FOUND);
+    ZTB_ENSURE(strcmp(status, "active") == 0 || strcmp(status, "disabled") == 0,
+               ZTB_ERR_INVALID_ARG);
+    char k[KEY_MAX];
+    key(k, "ztb:{%s}:agent", name);
+    redisReply *r;
+    /* HSET only if the hash exists: set-if-present in one round trip */
+    ZTB_GUARD(redis_commandf(&r, "EVAL %s 1 %s %s",
+                             "if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end "
+                             "redis.call('HSET', KEYS[1], 'status', ARGV[1]) return 1",
+                             k, status));
+    if (r->type != REDIS_REPLY_INTEGER)
+        return unexpected(r, "agent_set_status");
+    int ok = r->integer == 1;
+    freeReplyObject(r);
+    return ok ? ZTB_OK : ZTB_ERR_NOT_FOUND;
+}
+
+static int cmp_names(const void *a, const void *b)
+{
+    return strcmp(a, b);
+}
+
+ztb_err store_agent_list(char (**names)[STORE_NAME_MAX + 1], size_t *n)
+{
+    *names = NULL;
+    *n = 0;
+    redisReply *r;
+    ZTB_GUARD(redis_commandf(&r, "SMEMBERS ztb:agents"));
+    if (r->type != REDIS_REPLY_ARRAY)
+        return unexpected(r, "agent_list");
+    char(*out)[STORE_NAME_MAX + 1] = calloc(r->elements ? r->elements : 1, sizeof(*out));
+    if (out == NULL) {
+        freeReplyObject(r);
+        return ZTB_ERR_NOMEM;
+    }
+    size_t k = 0;
+    for (size_t i = 0; i < r->elements; i++) {
+        const redisReply *e = r->element[i];
+        if (e->type == REDIS_REPLY_STRING && store_agent_name_ok(e->str))
+            snprintf(out[k++], STORE_NAME_MAX + 1, "%s", e->str);
+    }
+    freeReplyObject(r);
+    qsort(out, k, sizeof(*out), cmp_names);
+    *names = out;
+    *n = k;
+    return ZTB_OK;
+}
+
+/* Join tokens ----------------------------------------------------------------*/
+
+static void join_hash(const char *token, char hex[65])
+{
+    unsigned char d[SHA256_DIGEST_LENGTH];
+    SHA256((const unsigned char *)token, strlen(token), d);
+    static const char x[] = "0123456789abcdef";
+    for (size_t i = 0; i < SHA256_DIGEST_LENGTH; i++) {
+        hex[2 * i] = x[d[i] >> 4];
+        hex[2 * i + 1] = x[d[i] & 15];
+    }
+    hex[64] = '\0';
+    ztb_wipe(d, sizeof(d));
+}
+
+ztb_err store_join_create(const char *agent, unsigned ttl_s, int64_t now,
+                          char token[STORE_JOIN_TOKEN_LEN + 1])
+{
+    ZTB_ENSURE(store_agent_name_ok(agent), ZTB_ERR_NOT_FOUND);
+    ZTB_ENSURE(ttl_s > 0 && ttl_s <= 7 * 86400, ZTB_ERR_INVALID_ARG);
+    struct store_agent a;
+    ZTB_GUARD(store_agent_get(agent, &a));
+    uint8_t raw[32];
+    ZTB_GUARD(ztb_random(raw, sizeof(raw)));
+    memcpy(token, "ztbj_", 5);
+    ztb_err rv = ztb_b64url_encode(raw, sizeof(raw), token + 5, STORE_JOIN_TOKEN_LEN + 1 - 5, NULL);
+    ztb_wipe(raw, sizeof(raw));
+    ZTB_GUARD(rv);
+    char hex[65], k[KEY_MAX], created[24], ttl[16];
+    join_hash(token, hex);
+    key(k, "ztb:join:%s", hex);
+    snprintf(created, sizeof(created), "%lld", (long long)now);
+    snprintf(ttl, sizeof(ttl), "%u", ttl_s);
+    redisReply *r;
+    rv = redis_commandf(&r, "EVAL %s 1 %s %s %s %s",
+                        "redis.call('HSET', KEYS[1], 'agent', ARGV[1], 'created', ARGV[2]) "
+                        "redis.call('EXPIRE', KEYS[1], ARGV[3]) return 1",
+                        k, agent, created, ttl);
+    if (rv != ZTB_OK) {
+        ztb_wipe(token, STORE_JOIN_TOKEN_LEN + 1);
+        return rv;
+    }
+    if (r->type != REDIS_REPLY_INTEGER) {
+        ztb_wipe(token, STORE_JOIN_TOKEN_LEN + 1);
+        return unexpected(r, "join_create");
+    }
+    freeReplyObject(r);
+    return ZTB_OK;
+}
+
+static const char join_consume_lua[] = "local agent = redis.call('HGET', KEYS[1], 'agent')\n"
+                                       "if not agent then\n"
+                                       "  local used = redis.call('GET', KEYS[2])\n"
+                                       "  if used then return {2, used} end\n"
+                                       "  return {1, ''}\n"
+                                       "end\n"
+                                       "redis.call('DEL', KEYS[1])\n"
+                                       "redis.call('SET', KEYS[2], agent, 'EX', 86400)\n"
+                                       "return {0, agent}\n";
+static char join_consume_sha[41];
+
+ztb_err store_join_consume(const char *token, char agent[STORE_NAME_MAX + 1], int *reused)
+{
+    *reused = 0;
+    agent[0] = '\0';
+    /* the shape is checked first: nothing else reaches Redis */
+    ZTB_ENSURE(token != NULL && strlen(token) == STORE_JOIN_TOKEN_LEN &&
+                   strncmp(token, "ztbj_", 5) == 0,
+               ZTB_ERR_JOIN_TOKEN);
+    if (join_consume_sha[0] == '\0')
+        redis_script_sha(join_consume_lua, join_consume_sha);
+    char hex[65], k1[KEY_MAX], k2[KEY_MAX];
+    join_hash(token, hex);
+    key(k1, "ztb:join:%s", hex);
+    key(k2, "ztb:joinused:%s", hex);
+    const char *argv[] = {k1, k2};
+    redisReply *r;
+    ZTB_GUARD(redis_eval(&r, join_consume_lua, join_consume_sha, 2, 2, argv, NULL));
+    if (!is_int_array(r, 2) || r->element[1]->type != REDIS_REPLY_STRING)
+        return unexpected(r, "join_consume");
+    int64_t code = elem_int(r, 0);
+    const char *who = r->element[1]->str;
+    if (code == 0 || code == 2) {
+        if (!store_agent_name_ok(who)) {
+            freeReplyObject(r);
+            return ZTB_ERR_JOIN_TOKEN;
+        }
+        snprintf(agent, STORE_NAME_MAX + 1, "%s", who);
+    }
+    freeReplyObject(r);
+    if (code == 0)
+        return ZTB_OK;
+    *reused = code == 2;
+    return ZTB_ERR_JOIN_TOKEN;
+}
+
+/* The per-request check -------------------------------------------------------*/
+
+/*
+ * KEYS: agent hash, agent bucket, action bucket, audience kill switch.
+ * ARGV: agent interval_us, agent burst, action interval_us, action burst.
+ * GCRA: a request at time now is allowed if tat + interval - burst*interval
+ * <= now, where tat = max(stored, now). Both buckets are checked before
+ * either is charged, so a refused request costs nothing.
+ */
+static const char issue_lua[] =
+    "local a = redis.call('HMGET', KEYS[1], 'status', 'gen', 'quarantined', 'approval')\n"
+    "if not a[1] then return {1, 0, 0, 0} end\n"
+    "if a[1] ~= 'active' then return {2, 0, 0, 0} end\n"
+    "if a[3] == '1' then return {3, 0, 0, 0} end\n"
+    "if redis.call('EXISTS', KEYS[4]) == 1 then return {4, 0, 0, 0} end\n"
+    "local t = redis.call('TIME')\n"
+    "local now = tonumber(t[1]) * 1000000 + tonumber(t[2])\n"
+    "local function gcra(k, interval, burst)\n"
+    "  if interval <= 0 then return 0, 0 end\n"
+    "  local tat = tonumber(redis.call('GET', k) or '0')\n"
+    "  if tat < now then tat = now end\n"
+    "  local new = tat + interval\n"
+    "  local at = new - burst * interval\n"
+    "  if at > now then return -1, at - now end\n"
+    "  return new, 0\n"
+    "end\n"
+    "local n1, w1 = gcra(KEYS[2], tonumber(ARGV[1]), tonumber(ARGV[2]))\n"
+    "if n1 < 0 then return {5, 0, math.ceil(w1 / 1000), 0} end\n"
+    "local n2, w2 = gcra(KEYS[3], tonumber(ARGV[3]), tonumber(ARGV[4]))\n"
+    "if n2 < 0 then return {6, 0, math.ceil(w2 / 1000), 0} end\n"
+    "if n1 > 0 then redis.call('SET', KEYS[2], string.format('%d', n1), 'PX',\n"
+    "  math.ceil((n1 - now) / 1000) + 1000) end\n"
+    "if n2 > 0 then redis.call('SET', KEYS[3], string.format('%d', n2), 'PX',\n"
+    "  math.ceil((n2 - now) / 1000) + 1000) end\n"
+    "return {0, tonumber(a[2] or '0'), 0, a[4] == '1' and 1 or 0}\n";
+static char issue_sha[41];
+
+static void rate_args(const struct store_rate *r, char *interval, char *burst)
+{
+    if (r == NULL || r->rate == 0 || r->period_s == 0) {
+        snprintf(interval, 24, "0");
+        snprintf(burst, 16, "0");
+        return;
+    }
+    uint64_t us = (uint64_t)r->period_s * 1000000u / r->rate;
+    snprintf(interval, 24, "%llu", (unsigned long long)(us ? us : 1));
+    snprintf(burst, 16, "%u", r->burst ? r->burst : 1);
+}
+
+ztb_err store_issue_check(const char *agent, const char *action, const char *audience,
+                          const struct store_rate *agent_rate, const struct store_rate *action_rate,
+                          struct store_check *out)
+{
+    memset(out, 0, sizeof(*out));
+    ZTB_ENSURE(store_agent_name_ok(agent), ZTB_ERR_INVALID_ARG);
+    if (issue_sha[0] == '\0')
+        redis_script_sha(issue_lua, issue_sha);
+    char k1[KEY_MAX], k2[KEY_MAX], k3[KEY_MAX], k4[KEY_MAX];
+    char i1[24], b1[16], i2[24], b2[16];
+    ZTB_ENSURE(key(k1, "ztb:{%s}:agent", agent) && key(k2, "ztb:{%s}:rl", agent) &&
+                   key(k3, "ztb:{%s}:rl:%s", agent, action) &&
+                   key(k4, "ztb:aud:%s:killed", audience),
+               ZTB_ERR_TOO_LARGE);
+    rate_args(agent_rate, i1, b1);
+    rate_args(action_rate, i2, b2);
+    const char *argv[] = {k1, k2, k3, k4, i1, b1, i2, b2};
+    redisReply *r;
+    ZTB_GUARD(redis_eval(&r, issue_lua, issue_sha, 4, 8, argv, NULL));
+    if (!is_int_array(r, 4))
+        return unexpected(r, "issue_check");
+    int64_t code = elem_int(r, 0);
+    if (code < STORE_OK || code > STORE_RATE_ACTION)
+        return unexpected(r, "issue_check");
+    out->verdict = (enum store_verdict)code;
+    out->generation = elem_int(r, 1);
+    int64_t wait = elem_int(r, 2);
+    out->retry_after_ms = wait < 0 ? 0 : wait > 86400000 ? 86400000 : (uint32_t)wait;
+    out->approval_required = elem_int(r, 3) == 1;
+    freeReplyObject(r);
+    return ZTB_OK;
+}
+
+ztb_err store_assertion_seen(const char *agent, const char *jti, uint64_t ttl_ms)
+{
+    ZTB_ENSURE(store_agent_name_ok(agent), ZTB_ERR_INVALID_ARG);
+    ZTB_ENSURE(jti != NULL && jti[0] != '\0' && strlen(jti) <= 128, ZTB_ERR_INVALID_ARG);
+    char k[KEY_MAX];
+    ZTB_ENSURE(key(k, "ztb:{%s}:jti:%s", agent, jti), ZTB_ERR_TOO_LARGE);
+    redisReply *r;
+    ZTB_GUARD(
+        redis_commandf(&r, "SET %s 1 NX PX %llu", k, (unsigned long long)(ttl_ms ? ttl_ms : 1)));
+    if (r->type == REDIS_REPLY_NIL) {
+        freeReplyObject(r);
+        return ZTB_ERR_REPLAY;
+    }
+    if (r->type != REDIS_REPLY_STATUS)
+        return unexpected(r, "assertion_seen");
+    freeReplyObject(r);
+    return ZTB_OK;
+}

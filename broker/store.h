@@ -1,0 +1,119 @@
+/*
+ * store.h - ztb's state in Redis: the one file that knows key names and
+ * scripts.
+ *
+ * Every key of one agent carries the hash tag {<agent name>}, so the
+ * per-request script touches one slot. Keys:
+ *
+ *   ztb:agents                  SET   names of registered agents (admin)
+ *   ztb:{A}:agent               HASH  status active|disabled, gen, quarantined,
+ *                                     approval, created, spiffe_id
+ *   ztb:{A}:rl                  STR   GCRA theoretical arrival time (µs), agent bucket
+ *   ztb:{A}:rl:<action>         STR   idem, agent x action bucket
+ *   ztb:{A}:jti:<jti>           STR   client assertion replay cache (PX = life)
+ *   ztb:aud:<audience>:killed   STR   audience kill switch
+ *   ztb:join:<sha256(token)>    HASH  agent, created; EX = join token TTL
+ *   ztb:joinused:<sha256>       STR   agent; remembers a used join token (reuse
+ *                                     is an anomaly), EX 24 h
+ *
+ * Every function returns UNAVAILABLE when Redis cannot answer: callers fail
+ * closed (503) and issue nothing.
+ */
+#ifndef ZTB_BROKER_STORE_H
+#define ZTB_BROKER_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <ztb/error.h>
+
+#define STORE_NAME_MAX 64 /* agent names: [a-z0-9][a-z0-9._-]{0,62} */
+
+/* 1 if name is a valid agent name (also safe inside keys and SPIFFE IDs). */
+int store_agent_name_ok(const char *name);
+
+struct store_agent {
+    char name[STORE_NAME_MAX + 1];
+    char status[16]; /* "active" or "disabled" */
+    int64_t generation;
+    int quarantined;
+    int approval_required;
+    int64_t created; /* unix seconds */
+};
+
+/* Register an agent (status active, generation 1). EXISTS if it is there. */
+ztb_err store_agent_add(const char *name, int64_t now);
+
+/* Read one agent. NOT_FOUND if unknown. */
+ztb_err store_agent_get(const char *name, struct store_agent *out);
+
+/* Set status to "active" or "disabled". NOT_FOUND if unknown. */
+ztb_err store_agent_set_status(const char *name, const char *status);
+
+/*
+ * All agent names, sorted. *names is one allocation the caller frees with
+ * free(); *n its count.
+ */
+ztb_err store_agent_list(char (**names)[STORE_NAME_MAX + 1], size_t *n);
+
+/*
+ * A fresh one-time join token for agent, living ttl_s seconds: writes
+ * "ztbj_" + 43 base64url chars (256 random bits) into token (>= 49 bytes).
+ * Only its SHA-256 is stored. NOT_FOUND if the agent is unknown.
+ */
+#define STORE_JOIN_TOKEN_LEN 48
+ztb_err store_join_create(const char *agent, unsigned ttl_s, int64_t now,
+                          char token[STORE_JOIN_TOKEN_LEN + 1]);
+
+/*
+ * Consume a join token atomically. On success writes its agent's name. A
+ * token used before gives JOIN_TOKEN with *reused = 1 (and the agent it was
+ * for in agent); unknown or expired gives JOIN_TOKEN with *reused = 0.
+ */
+ztb_err store_join_consume(const char *token, char agent[STORE_NAME_MAX + 1], int *reused);
+
+/* Rate limit: rate tokens per period_s, bursts of up to burst. rate 0: none. */
+struct store_rate {
+    uint32_t rate;
+    uint32_t burst;
+    uint32_t period_s;
+};
+
+/* Outcome of the per-request check. */
+enum store_verdict {
+    STORE_OK = 0,
+    STORE_UNKNOWN_AGENT = 1,
+    STORE_DISABLED = 2,
+    STORE_QUARANTINED = 3,
+    STORE_AUDIENCE_KILLED = 4,
+    STORE_RATE_AGENT = 5,
+    STORE_RATE_ACTION = 6,
+};
+
+struct store_check {
+    enum store_verdict verdict;
+    int64_t generation;    /* the agent's generation, for the token */
+    int approval_required; /* the agent is under "require approval" */
+    uint32_t retry_after_ms;
+};
+
+/*
+ * The one atomic script per token request: agent known and active, not
+ * quarantined, audience not killed, then both GCRA buckets (agent, agent x
+ * action) checked together and only then both charged. Returns the
+ * generation the token must carry.
+ */
+ztb_err store_issue_check(const char *agent, const char *action, const char *audience,
+                          const struct store_rate *agent_rate, const struct store_rate *action_rate,
+                          struct store_check *out);
+
+/*
+ * Remember a client assertion's jti until it expires (ttl_ms). REPLAY if it
+ * was already seen for this agent.
+ */
+ztb_err store_assertion_seen(const char *agent, const char *jti, uint64_t ttl_ms);
+
+/* Wipe cached script SHAs etc. (nothing today); here for symmetry. */
+void store_init(void);
+
+#endif /* ZTB_BROKER_STORE_H */

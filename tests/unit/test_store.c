@@ -1,0 +1,253 @@
+/* test_store.c - ztb's Redis model against a real redis-server. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "broker/redis_client.h"
+#include "broker/store.h"
+#include "harness.h"
+
+static struct zh_redis rd;
+
+static int setup(void **state)
+{
+    (void)state;
+    zh_redis_start(&rd);
+    struct redis_target t;
+    char err[256];
+    assert_int_equal(redis_target_parse(rd.url, &t, err, sizeof(err)), ZTB_OK);
+    redis_client_init(&t);
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    redis_client_shutdown();
+    zh_redis_stop(&rd, 1);
+    return 0;
+}
+
+static void redis_do(const char *cmd)
+{
+    redisContext *c = zh_redis_connect(&rd);
+    redisReply *r = redisCommand(c, cmd);
+    assert_non_null(r);
+    freeReplyObject(r);
+    redisFree(c);
+}
+
+static void test_names(void **state)
+{
+    (void)state;
+    assert_true(store_agent_name_ok("billing-bot"));
+    assert_true(store_agent_name_ok("a"));
+    assert_true(store_agent_name_ok("crm.sync_2"));
+    const char *bad[] = {
+        "",      "-lead",
+        "Upper", "has space",
+        "a/b",   "a{b}",
+        "a:b",   "é",
+        "a\nb",  "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        assert_false(store_agent_name_ok(bad[i]));
+    assert_false(store_agent_name_ok(NULL));
+}
+
+static void test_agents(void **state)
+{
+    (void)state;
+    assert_int_equal(store_agent_add("zeta", 1000), ZTB_OK);
+    assert_int_equal(store_agent_add("alpha", 1001), ZTB_OK);
+    assert_int_equal(store_agent_add("alpha", 1002), ZTB_ERR_EXISTS);
+    assert_int_equal(store_agent_add("Bad Name", 1), ZTB_ERR_INVALID_ARG);
+    struct store_agent a;
+    assert_int_equal(store_agent_get("alpha", &a), ZTB_OK);
+    assert_string_equal(a.status, "active");
+    assert_int_equal(a.generation, 1);
+    assert_int_equal(a.created, 1001);
+    assert_false(a.quarantined);
+    assert_int_equal(store_agent_get("nobody-here", &a), ZTB_ERR_NOT_FOUND);
+    assert_int_equal(store_agent_set_status("alpha", "disabled"), ZTB_OK);
+    assert_int_equal(store_agent_get("alpha", &a), ZTB_OK);
+    assert_string_equal(a.status, "disabled");
+    assert_int_equal(store_agent_set_status("alpha", "sleeping"), ZTB_ERR_INVALID_ARG);
+    assert_int_equal(store_agent_set_status("ghost", "active"), ZTB_ERR_NOT_FOUND);
+    char(*names)[STORE_NAME_MAX + 1];
+    size_t n;
+    assert_int_equal(store_agent_list(&names, &n), ZTB_OK);
+    assert_int_equal(n, 2);
+    assert_string_equal(names[0], "alpha");
+    assert_string_equal(names[1], "zeta");
+    free(names);
+}
+
+static void test_join_tokens(void **state)
+{
+    (void)state;
+    char tok[STORE_JOIN_TOKEN_LEN + 1], agent[STORE_NAME_MAX + 1];
+    int reused;
+    assert_int_equal(store_agent_add("joiner", 1), ZTB_OK);
+    assert_int_equal(store_join_create("ghost", 60, 1, tok), ZTB_ERR_NOT_FOUND);
+    assert_int_equal(store_join_create("joiner", 0, 1, tok), ZTB_ERR_INVALID_ARG);
+    assert_int_equal(store_join_create("joiner", 600, 1, tok), ZTB_OK);
+    assert_int_equal(strlen(tok), STORE_JOIN_TOKEN_LEN);
+    assert_int_equal(strncmp(tok, "ztbj_", 5), 0);
+
+    /* only a hash is stored: the token itself appears nowhere in Redis */
+    redisContext *c = zh_redis_connect(&rd);
+    redisReply *r = redisCommand(c, "KEYS *%s*", tok + 5);
+    assert_int_equal(r->elements, 0);
+    freeReplyObject(r);
+    r = redisCommand(c, "KEYS ztb:join:*");
+    assert_int_equal(r->elements, 1);
+    freeReplyObject(r);
+    redisFree(c);
+
+    assert_int_equal(store_join_consume(tok, agent, &reused), ZTB_OK);
+    assert_string_equal(agent, "joiner");
+    /* one use only; the second try is recognised as a reuse */
+    assert_int_equal(store_join_consume(tok, agent, &reused), ZTB_ERR_JOIN_TOKEN);
+    assert_int_equal(reused, 1);
+    assert_string_equal(agent, "joiner");
+
+    /* unknown, malformed, expired */
+    char fake[STORE_JOIN_TOKEN_LEN + 1];
+    memcpy(fake, tok, sizeof(fake));
+    fake[10] = fake[10] == 'A' ? 'B' : 'A';
+    assert_int_equal(store_join_consume(fake, agent, &reused), ZTB_ERR_JOIN_TOKEN);
+    assert_int_equal(reused, 0);
+    assert_int_equal(store_join_consume("ztbj_short", agent, &reused), ZTB_ERR_JOIN_TOKEN);
+    assert_int_equal(store_join_consume(NULL, agent, &reused), ZTB_ERR_JOIN_TOKEN);
+    assert_int_equal(store_join_create("joiner", 1, 1, tok), ZTB_OK);
+    usleep(1300000);
+    assert_int_equal(store_join_consume(tok, agent, &reused), ZTB_ERR_JOIN_TOKEN);
+    assert_int_equal(reused, 0);
+}
+
+static void test_issue_check_states(void **state)
+{
+    (void)state;
+    struct store_check ck;
+    struct store_rate none = {0};
+    assert_int_equal(store_issue_check("ghost", "x:y", "aud", &none, &none, &ck), ZTB_OK);
+    assert_int_equal(ck.verdict, STORE_UNKNOWN_AGENT);
+
+    assert_int_equal(store_agent_add("worker", 1), ZTB_OK);
+    assert_int_equal(store_issue_check("worker", "crm:read", "crm", &none, &none, &ck), ZTB_OK);
+    assert_int_equal(ck.verdict, STORE_OK);
+    assert_int_equal(ck.generation, 1);
+    redis_do("HINCRBY ztb:{worker}:agent gen 1");
+    assert_int_equal(store_issue_check("worker", "crm:read", "crm", &none, &none, &ck), ZTB_OK);
+    assert_int_equal(ck.generation, 2);
+
+    redis_do("SET ztb:aud:crm:killed 1");
+    assert_int_equal(store_issue_check("worker", "crm:read", "crm", &none, &none, &ck), ZTB_OK);
+    assert_int_equal(ck.verdict, STORE_AUDIENCE_KILLED);
+    assert_int_equal(store_issue_check("worker", "crm:read", "crm2", &none, &none, &ck), ZTB_OK);
+    assert_int_equal(ck.verdict, STORE_OK);
+
+    redis_do("HSET ztb:{worker}:agent quarantined 1");
+    assert_int_equal(store_issue_check("worker", "crm:read", "crm2", &none, &none, &ck), ZTB_OK);
+    assert_int_equal(ck.verdict, STORE_QUARANTINED);
+    redis_do("HSET ztb:{worker}:agent quarantined 0 approval 1");
+    assert_int_equal(store_issue_check("worker", "crm:read", "crm2", &none, &none, &ck), ZTB_OK);
+    assert_int_equal(ck.verdict, STORE_OK);
+    assert_true(ck.approval_required);
+
+    assert_int_equal(store_agent_set_status("worker", "disabled"), ZTB_OK);
+    assert_int_equal(store_issue_check("worker", "crm:read", "crm2", &none, &none, &ck), ZTB_OK);
+    assert_int_equal(ck.verdict, STORE_DISABLED);
+}
+
+static void test_rate_limits(void **state)
+{
+    (void)state;
+    assert_int_equal(store_agent_add("limited", 1), ZTB_OK);
+    struct store_rate agent_rate = {.rate = 10, .burst = 5, .period_s = 60};
+    struct store_rate action_rate = {.rate = 2, .burst = 2, .period_s = 60};
+    struct store_check ck;
+    /* the action bucket allows 2 */
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(
+            store_issue_check("limited", "pay:refund", "pay", &agent_rate, &action_rate, &ck),
+            ZTB_OK);
+        assert_int_equal(ck.verdict, STORE_OK);
+    }
+    assert_int_equal(
+        store_issue_check("limited", "pay:refund", "pay", &agent_rate, &action_rate, &ck), ZTB_OK);
+    assert_int_equal(ck.verdict, STORE_RATE_ACTION);
+    assert_true(ck.retry_after_ms > 20000 && ck.retry_after_ms <= 30000); /* 60s/2 */
+    /* other actions still have room, and the refused request did not charge
+     * the agent bucket: 3 more fit the agent's burst of 5 */
+    const char *others[] = {"pay:read", "pay:list", "pay:view"};
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(
+            store_issue_check("limited", others[i], "pay", &agent_rate, &action_rate, &ck), ZTB_OK);
+        assert_int_equal(ck.verdict, STORE_OK);
+    }
+    assert_int_equal(
+        store_issue_check("limited", "pay:other", "pay", &agent_rate, &action_rate, &ck), ZTB_OK);
+    assert_int_equal(ck.verdict, STORE_RATE_AGENT);
+    assert_true(ck.retry_after_ms > 0 && ck.retry_after_ms <= 6000); /* 60s/10 */
+    /* the bucket keys expire by themselves */
+    redisContext *c = zh_redis_connect(&rd);
+    redisReply *r = redisCommand(c, "PTTL ztb:{limited}:rl");
+    assert_true(r->integer > 0 && r->integer <= 40000);
+    freeReplyObject(r);
+    redisFree(c);
+}
+
+static void test_assertion_replay(void **state)
+{
+    (void)state;
+    assert_int_equal(store_assertion_seen("a1", "jti-1", 60000), ZTB_OK);
+    assert_int_equal(store_assertion_seen("a1", "jti-1", 60000), ZTB_ERR_REPLAY);
+    assert_int_equal(store_assertion_seen("a2", "jti-1", 60000), ZTB_OK); /* per agent */
+    assert_int_equal(store_assertion_seen("a1", "", 60000), ZTB_ERR_INVALID_ARG);
+    assert_int_equal(store_assertion_seen("a1", "jti-2", 100), ZTB_OK);
+    usleep(300000);
+    assert_int_equal(store_assertion_seen("a1", "jti-2", 100), ZTB_OK); /* expired */
+}
+
+/* Corrupt or missing state never yields a token: it is UNAVAILABLE. */
+static void test_fail_closed(void **state)
+{
+    (void)state;
+    redis_do("SET ztb:{broken}:agent not-a-hash");
+    struct store_check ck;
+    struct store_rate none = {0};
+    assert_int_equal(store_issue_check("broken", "a:b", "c", &none, &none, &ck),
+                     ZTB_ERR_UNAVAILABLE);
+    struct store_agent a;
+    assert_int_equal(store_agent_get("broken", &a), ZTB_ERR_UNAVAILABLE);
+
+    zh_redis_kill(&rd);
+    assert_int_equal(store_issue_check("worker", "a:b", "c", &none, &none, &ck),
+                     ZTB_ERR_UNAVAILABLE);
+    assert_int_equal(store_agent_add("new", 1), ZTB_ERR_UNAVAILABLE);
+    char tok[STORE_JOIN_TOKEN_LEN + 1] = "ztbj_aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+    char agent[STORE_NAME_MAX + 1];
+    int reused;
+    assert_int_equal(store_join_consume(tok, agent, &reused), ZTB_ERR_UNAVAILABLE);
+    zh_redis_restart(&rd);
+}
+
+int main(void)
+{
+    signal(SIGPIPE, SIG_IGN);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_names),       cmocka_unit_test(test_agents),
+        cmocka_unit_test(test_join_tokens), cmocka_unit_test(test_issue_check_states),
+        cmocka_unit_test(test_rate_limits), cmocka_unit_test(test_assertion_replay),
+        cmocka_unit_test(test_fail_closed),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
