@@ -23,6 +23,7 @@ static const struct ztbctl_cmd commands[] = {
     {"keys", "manage the signing key store (init, list, rotate, retire, prune)", cmd_keys},
     {"ca", "manage the agent CA (init, show)", cmd_ca},
     {"policy", "check a policy file, explain a decision", cmd_policy},
+    {"audit", "verify the audit log's hash chain", cmd_audit},
 };
 
 static void usage(FILE *out)

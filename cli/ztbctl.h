@@ -53,5 +53,6 @@ int ztbctl_wants_help(int argc, char **argv, int from);
 int cmd_keys(struct ztbctl *ctl, int argc, char **argv);
 int cmd_ca(struct ztbctl *ctl, int argc, char **argv);
 int cmd_policy(struct ztbctl *ctl, int argc, char **argv);
+int cmd_audit(struct ztbctl *ctl, int argc, char **argv);
 
 #endif /* ZTBCTL_H */

@@ -1,0 +1,468 @@
+/*
+ * audit.c - hash-chained audit log (see audit.h).
+ *
+ * Appends happen under one mutex: format the line with the next seq and the
+ * previous hash, write it with one write(2) on an O_APPEND descriptor, then
+ * hash it for the next line. A background thread fsyncs once a second and
+ * drains the stream queue into Redis with pipelined XADDs on its own
+ * connection.
+ */
+#define _GNU_SOURCE /* memrchr */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <hiredis/hiredis.h>
+#include <openssl/sha.h>
+
+#include "broker/audit.h"
+#include "broker/redis_client.h"
+#include "common/buf.h"
+#include "common/guard.h"
+
+#define LINE_MAX_BYTES  8192
+#define VERIFY_LINE_MAX 65536
+#define STREAM_QUEUE    4096
+#define STREAM_MAXLEN   "1000000"
+
+static pthread_mutex_t g_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t g_cond = PTHREAD_COND_INITIALIZER;
+static int g_fd = -1;
+static uint64_t g_seq;
+static char g_prev[65];
+static int g_dirty;
+static int g_stop;
+static int g_stream;
+static pthread_t g_thread;
+static int g_thread_running;
+static _Atomic uint64_t g_written;
+static _Atomic uint64_t g_dropped;
+
+/* stream queue: lines waiting for XADD (owned strings) */
+static char *g_q[STREAM_QUEUE];
+static size_t g_qhead, g_qlen;
+
+static const char zero_hash[65] =
+    "0000000000000000000000000000000000000000000000000000000000000000";
+
+static void hex_sha256(const void *p, size_t n, char out[65])
+{
+    unsigned char d[SHA256_DIGEST_LENGTH];
+    SHA256(p, n, d);
+    static const char x[] = "0123456789abcdef";
+    for (size_t i = 0; i < SHA256_DIGEST_LENGTH; i++) {
+        out[2 * i] = x[d[i] >> 4];
+        out[2 * i + 1] = x[d[i] & 15];
+    }
+    out[64] = '\0';
+}
+
+static void now_iso(char *out, size_t cap)
+{
+    struct timespec ts;
+    struct tm tm;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    gmtime_r(&ts.tv_sec, &tm);
+    size_t n = strftime(out, cap, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(out + n, cap - n, ".%03dZ", (int)(ts.tv_nsec / 1000000) % 1000);
+}
+
+/* Extract "seq" and "prev"-independent facts from a line: its seq. */
+static int line_seq(const char *line, uint64_t *seq)
+{
+    return sscanf(line, "{\"seq\":%llu,", (unsigned long long *)seq) == 1 ? 0 : -1;
+}
+
+static int line_prev(const char *line, char prev[65])
+{
+    const char *p = strstr(line, ",\"prev\":\"");
+    if (p == NULL)
+        return -1;
+    p += 9;
+    for (int i = 0; i < 64; i++) {
+        char c = p[i];
+        if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f')))
+            return -1;
+        prev[i] = c;
+    }
+    if (p[64] != '"')
+        return -1;
+    prev[64] = '\0';
+    return 0;
+}
+
+static void put_fields(ztb_buf *b, const ztb_log_field *fields)
+{
+    for (const ztb_log_field *f = fields; f != NULL && f->type != ZTB_LF_END; f++) {
+        if (f->type == ZTB_LF_SKIP || f->key == NULL)
+            continue;
+        ztb_buf_append_str(b, ",\"");
+        ztb_buf_append_json_escaped(b, f->key, strlen(f->key));
+        ztb_buf_append_str(b, "\":");
+        switch (f->type) {
+        case ZTB_LF_STR:
+            if (f->v.s == NULL) {
+                ztb_buf_append_str(b, "null");
+            } else if (ztb_log_key_is_secret(f->key) || ztb_log_value_is_secret(f->v.s)) {
+                ztb_buf_append_str(b, "\"[redacted]\"");
+            } else {
+                ztb_buf_append_byte(b, '"');
+                ztb_buf_append_json_escaped(b, f->v.s, strlen(f->v.s));
+                ztb_buf_append_byte(b, '"');
+            }
+            break;
+        case ZTB_LF_INT: ztb_buf_append_i64(b, f->v.i); break;
+        case ZTB_LF_DBL: ztb_buf_printf(b, "%.6g", f->v.d); break;
+        case ZTB_LF_BOOL: ztb_buf_append_str(b, f->v.b ? "true" : "false"); break;
+        default: ztb_buf_append_str(b, "null");
+        }
+    }
+}
+
+static void enqueue_stream(const char *line, size_t n)
+{
+    if (!g_stream)
+        return;
+    if (g_qlen == STREAM_QUEUE) {
+        atomic_fetch_add(&g_dropped, 1);
+        return;
+    }
+    char *copy = malloc(n + 1);
+    if (copy == NULL) {
+        atomic_fetch_add(&g_dropped, 1);
+        return;
+    }
+    memcpy(copy, line, n);
+    copy[n] = '\0';
+    g_q[(g_qhead + g_qlen) % STREAM_QUEUE] = copy;
+    g_qlen++;
+    pthread_cond_signal(&g_cond);
+}
+
+/* Write a line for the current seq; caller holds g_lock. */
+static ztb_err append_locked(const char *event, const char *actor, int durable,
+                             const ztb_log_field *fields)
+{
+    char store[LINE_MAX_BYTES];
+    ztb_buf b;
+    ztb_buf_init_fixed(&b, store, sizeof(store) - 1); /* room for '\n' */
+    char ts[40];
+    now_iso(ts, sizeof(ts));
+    ztb_buf_printf(&b, "{\"seq\":%llu,\"ts\":\"%s\",\"prev\":\"%s\",\"event\":\"",
+                   (unsigned long long)(g_seq + 1), ts, g_prev);
+    ztb_buf_append_json_escaped(&b, event, strlen(event));
+    ztb_buf_append_str(&b, "\",\"actor\":\"");
+    ztb_buf_append_json_escaped(&b, actor ? actor : "broker", strlen(actor ? actor : "broker"));
+    ztb_buf_append_byte(&b, '"');
+    size_t mark = b.len;
+    put_fields(&b, fields);
+    if (ztb_buf_error(&b) != ZTB_OK) {
+        /* fields too large for one line: keep the record, say so */
+        ztb_buf_truncate(&b, mark);
+        ztb_buf_append_str(&b, ",\"fields_truncated\":true");
+    }
+    ztb_buf_append_byte(&b, '}');
+    ZTB_ENSURE(ztb_buf_error(&b) == ZTB_OK, ZTB_ERR_INTERNAL);
+    size_t n = b.len;
+    char next[65];
+    hex_sha256(store, n, next);
+    store[n] = '\n';
+    const char *p = store;
+    size_t left = n + 1;
+    while (left > 0) {
+        ssize_t w = write(g_fd, p, left);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            return ZTB_ERR_IO;
+        p += w;
+        left -= (size_t)w;
+    }
+    memcpy(g_prev, next, sizeof(g_prev));
+    g_seq++;
+    g_dirty = 1;
+    atomic_fetch_add(&g_written, 1);
+    if (durable && fdatasync(g_fd) != 0)
+        return ZTB_ERR_IO;
+    enqueue_stream(store, n);
+    return ZTB_OK;
+}
+
+ztb_err audit_record(const char *event, const char *actor, int durable, const ztb_log_field *fields)
+{
+    pthread_mutex_lock(&g_lock);
+    ztb_err rv = g_fd >= 0 ? append_locked(event, actor, durable, fields) : ZTB_ERR_STATE;
+    pthread_mutex_unlock(&g_lock);
+    if (rv != ZTB_OK)
+        ztb_log(ZTB_LOG_ERROR, "audit.write_failed", ZTB_F_STR("event", event), ZTB_F_ERR(rv));
+    return rv;
+}
+
+static void stream_batch(char **lines, size_t n)
+{
+    /* pipelined XADDs on this thread's own connection */
+    for (size_t i = 0; i < n; i++) {
+        redisReply *r;
+        if (redis_commandf(&r, "XADD ztb:audit MAXLEN ~ %s * line %s", STREAM_MAXLEN, lines[i]) !=
+            ZTB_OK) {
+            atomic_fetch_add(&g_dropped, n - i);
+            return;
+        }
+        freeReplyObject(r);
+    }
+}
+
+static void *background(void *arg)
+{
+    (void)arg;
+    pthread_mutex_lock(&g_lock);
+    for (;;) {
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_sec += 1;
+        while (!g_stop && g_qlen == 0 &&
+               pthread_cond_timedwait(&g_cond, &g_lock, &until) != ETIMEDOUT)
+            ;
+        if (g_dirty && g_fd >= 0) {
+            fdatasync(g_fd);
+            g_dirty = 0;
+        }
+        char *batch[256];
+        size_t n = 0;
+        while (g_qlen > 0 && n < 256) {
+            batch[n++] = g_q[g_qhead];
+            g_qhead = (g_qhead + 1) % STREAM_QUEUE;
+            g_qlen--;
+        }
+        int stop = g_stop && g_qlen == 0 && n == 0;
+        pthread_mutex_unlock(&g_lock);
+        stream_batch(batch, n);
+        for (size_t i = 0; i < n; i++)
+            free(batch[i]);
+        if (stop)
+            return NULL;
+        pthread_mutex_lock(&g_lock);
+    }
+}
+
+/*
+ * Find the last complete line of fd (size bytes): its seq and hash. Cut a
+ * partial last line off. Returns 1 if something was cut.
+ */
+static int recover_tail(int fd, off_t size, char *err, size_t errcap, ztb_err *rv)
+{
+    *rv = ZTB_OK;
+    if (size == 0)
+        return 0;
+    size_t want = size < VERIFY_LINE_MAX * 2 ? (size_t)size : VERIFY_LINE_MAX * 2;
+    char *buf = malloc(want + 1);
+    if (buf == NULL) {
+        *rv = ZTB_ERR_NOMEM;
+        return 0;
+    }
+    off_t start = size - (off_t)want;
+    if (pread(fd, buf, want, start) != (ssize_t)want) {
+        snprintf(err, errcap, "cannot read the audit log's tail: %s", strerror(errno));
+        free(buf);
+        *rv = ZTB_ERR_IO;
+        return 0;
+    }
+    buf[want] = '\0';
+    int cut = 0;
+    size_t end = want;
+    if (buf[end - 1] != '\n') {
+        char *nl = memrchr(buf, '\n', end);
+        end = nl ? (size_t)(nl - buf) + 1 : 0;
+        if (nl == NULL && start != 0) {
+            snprintf(err, errcap, "audit log's last line is longer than %d bytes", VERIFY_LINE_MAX);
+            free(buf);
+            *rv = ZTB_ERR_MALFORMED;
+            return 0;
+        }
+        if (ftruncate(fd, start + (off_t)end) != 0) {
+            snprintf(err, errcap, "cannot cut the partial last line: %s", strerror(errno));
+            free(buf);
+            *rv = ZTB_ERR_IO;
+            return 0;
+        }
+        cut = 1;
+    }
+    if (end == 0) { /* nothing complete left */
+        free(buf);
+        return cut;
+    }
+    buf[end - 1] = '\0';
+    char *last = memrchr(buf, '\n', end - 1);
+    last = last ? last + 1 : buf;
+    if (line_seq(last, &g_seq) != 0) {
+        snprintf(err, errcap, "audit log's last line is not an audit record");
+        *rv = ZTB_ERR_MALFORMED;
+    } else {
+        hex_sha256(last, strlen(last), g_prev);
+    }
+    free(buf);
+    return cut;
+}
+
+ztb_err audit_open(const char *dir, int stream, char *err, size_t errcap)
+{
+    char path[512];
+    if ((size_t)snprintf(path, sizeof(path), "%s/audit.log", dir) >= sizeof(path)) {
+        snprintf(err, errcap, "audit dir path too long");
+        return ZTB_ERR_INVALID_ARG;
+    }
+    if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
+        snprintf(err, errcap, "%s: %s", dir, strerror(errno));
+        return ZTB_ERR_IO;
+    }
+    int fd = open(path, O_RDWR | O_APPEND | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        snprintf(err, errcap, "%s: %s", path, strerror(errno));
+        return ZTB_ERR_IO;
+    }
+    struct stat st;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        snprintf(err, errcap, "%s is not a regular file", path);
+        close(fd);
+        return ZTB_ERR_IO;
+    }
+    fchmod(fd, 0600);
+    pthread_mutex_lock(&g_lock);
+    g_seq = 0;
+    memcpy(g_prev, zero_hash, sizeof(g_prev));
+    ztb_err rv;
+    int cut = recover_tail(fd, st.st_size, err, errcap, &rv);
+    if (rv != ZTB_OK) {
+        pthread_mutex_unlock(&g_lock);
+        close(fd);
+        return rv;
+    }
+    g_fd = fd;
+    g_stop = 0;
+    g_stream = stream;
+    atomic_store(&g_written, 0);
+    if (cut)
+        append_locked("audit.partial_line_removed", "broker", 1, NULL);
+    append_locked("audit.opened", "broker", 0,
+                  (const ztb_log_field[]){ZTB_F_INT("pid", getpid()), ZTB_F_END_});
+    pthread_mutex_unlock(&g_lock);
+    if (pthread_create(&g_thread, NULL, background, NULL) != 0) {
+        snprintf(err, errcap, "cannot start the audit thread");
+        audit_close();
+        return ZTB_ERR_INTERNAL;
+    }
+    g_thread_running = 1;
+    return ZTB_OK;
+}
+
+void audit_close(void)
+{
+    pthread_mutex_lock(&g_lock);
+    g_stop = 1;
+    pthread_cond_broadcast(&g_cond);
+    pthread_mutex_unlock(&g_lock);
+    if (g_thread_running) {
+        pthread_join(g_thread, NULL);
+        g_thread_running = 0;
+    }
+    pthread_mutex_lock(&g_lock);
+    if (g_fd >= 0) {
+        fdatasync(g_fd);
+        close(g_fd);
+    }
+    g_fd = -1;
+    while (g_qlen > 0) {
+        free(g_q[g_qhead]);
+        g_qhead = (g_qhead + 1) % STREAM_QUEUE;
+        g_qlen--;
+    }
+    pthread_mutex_unlock(&g_lock);
+}
+
+uint64_t audit_lines_written(void)
+{
+    return atomic_load(&g_written);
+}
+
+uint64_t audit_stream_dropped(void)
+{
+    return atomic_load(&g_dropped);
+}
+
+ztb_err audit_verify_file(const char *path, uint64_t *lines, uint64_t *bad_line, char *why,
+                          size_t whycap)
+{
+    *lines = 0;
+    *bad_line = 0;
+    FILE *f = fopen(path, "r");
+    if (f == NULL) {
+        snprintf(why, whycap, "%s: %s", path, strerror(errno));
+        return ZTB_ERR_IO;
+    }
+    char *line = malloc(VERIFY_LINE_MAX + 2);
+    if (line == NULL) {
+        fclose(f);
+        return ZTB_ERR_NOMEM;
+    }
+    char prev[65];
+    memcpy(prev, zero_hash, sizeof(prev));
+    uint64_t n = 0, expect_seq = 0;
+    ztb_err rv = ZTB_OK;
+    while (fgets(line, VERIFY_LINE_MAX + 2, f) != NULL) {
+        n++;
+        size_t len = strlen(line);
+        if (len == 0 || line[len - 1] != '\n') {
+            snprintf(why, whycap, feof(f) ? "last line is incomplete" : "line too long");
+            rv = ZTB_ERR_MALFORMED;
+            break;
+        }
+        line[--len] = '\0';
+        if (memchr(line, '\0', len) != NULL) {
+            snprintf(why, whycap, "line contains a NUL byte");
+            rv = ZTB_ERR_MALFORMED;
+            break;
+        }
+        uint64_t seq;
+        char p[65];
+        if (line_seq(line, &seq) != 0 || line_prev(line, p) != 0) {
+            snprintf(why, whycap, "not an audit record (no seq or prev)");
+            rv = ZTB_ERR_MALFORMED;
+            break;
+        }
+        if (n == 1)
+            expect_seq = seq; /* a rotated file starts where the last one ended */
+        if (seq != expect_seq) {
+            snprintf(why, whycap, "seq %llu where %llu was expected (a line removed or added)",
+                     (unsigned long long)seq, (unsigned long long)expect_seq);
+            rv = ZTB_ERR_SIGNATURE;
+            break;
+        }
+        if (n > 1 && strcmp(p, prev) != 0) {
+            snprintf(why, whycap, "prev hash does not match the line before (changed line %llu)",
+                     (unsigned long long)(n - 1));
+            rv = ZTB_ERR_SIGNATURE;
+            break;
+        }
+        if (n == 1 && seq == 1 && strcmp(p, zero_hash) != 0) {
+            snprintf(why, whycap, "first record's prev is not the genesis hash");
+            rv = ZTB_ERR_SIGNATURE;
+            break;
+        }
+        hex_sha256(line, len, prev);
+        expect_seq = seq + 1;
+    }
+    if (rv != ZTB_OK)
+        *bad_line = n;
+    else
+        *lines = n;
+    free(line);
+    fclose(f);
+    return rv;
+}
