@@ -43,6 +43,11 @@ static const struct opt opts[] = {
     {"redis_server", OPT_STR, STR(redis_server), "PATH",
      "redis-server binary for the private Redis (default: found in PATH)"},
     {"user", OPT_STR, STR(user), "USER", "user to run as when started as root (default ztb)"},
+    {"trust_domain", OPT_STR, STR(trust_domain), "DOMAIN",
+     "SPIFFE trust domain of agent identities (default ztb.local)"},
+    {"issuer", OPT_STR, STR(issuer), "URL", "token issuer, iss (default http://HOST:PORT)"},
+    {"join_ttl", OPT_UINT, NUM(join_ttl_s, 7 * 86400), "SECONDS",
+     "life of a join token (default 900)"},
     {"threads", OPT_UINT, NUM(threads, 256), "N", "HTTP worker threads (default: one per core)"},
     {"connection_limit", OPT_UINT, NUM(connection_limit, 1000000), "N",
      "most concurrent connections (default 4096)"},
@@ -66,6 +71,8 @@ void broker_config_defaults(struct broker_config *c)
     c->listen_port = 8443;
     snprintf(c->state_dir, sizeof(c->state_dir), "/var/lib/ztb");
     snprintf(c->user, sizeof(c->user), "ztb");
+    snprintf(c->trust_domain, sizeof(c->trust_domain), "ztb.local");
+    c->join_ttl_s = 900;
     c->connection_limit = 4096;
     c->connection_timeout_s = 10;
     c->max_body = 16384;

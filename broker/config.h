@@ -27,6 +27,9 @@ struct broker_config {
     char ready_file[BROKER_PATH_MAX];   /* written with the port once serving */
     char redis_server[BROKER_PATH_MAX]; /* redis-server binary for the private one */
     char user[64];                      /* drop to this user when started as root */
+    char trust_domain[128];             /* SPIFFE trust domain, e.g. example.org */
+    char issuer[256];                   /* token iss; default http://LISTEN */
+    unsigned join_ttl_s;                /* default join token life */
     unsigned threads;                   /* 0: one per core */
     unsigned connection_limit;
     unsigned per_ip_connection_limit;

@@ -12,11 +12,13 @@
  * limit), connections (total and per IP), and an idle/slow-connection
  * timeout, so a slowloris client only holds its own connection slots.
  */
+#define _GNU_SOURCE /* struct ucred */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <stdarg.h>
+#include <strings.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,6 +28,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <jansson.h>
 #include <microhttpd.h>
 
 #include "broker/http.h"
@@ -96,6 +99,96 @@ void http_resp_error(struct http_resp *resp, unsigned status, const char *code, 
         ztb_buf_append_str(&resp->body, "\"");
     }
     ztb_buf_append_str(&resp->body, "}");
+}
+
+void http_resp_json_value(struct http_resp *resp, unsigned status, json_t *value)
+{
+    resp->status = status;
+    resp->content_type = "application/json";
+    ztb_buf_reset(&resp->body);
+    char *s = json_dumps(value, JSON_COMPACT | JSON_SORT_KEYS);
+    json_decref(value);
+    if (s == NULL) {
+        http_resp_error(resp, 500, "server_error", "cannot render the response");
+        return;
+    }
+    ztb_buf_append_str(&resp->body, s);
+    free(s);
+}
+
+int http_req_content_type_is(const struct http_req *req, const char *ctype)
+{
+    const char *ct = req->content_type;
+    if (ct == NULL)
+        return 0;
+    size_t n = strlen(ctype);
+    if (strncasecmp(ct, ctype, n) != 0)
+        return 0;
+    return ct[n] == '\0' || ct[n] == ';' || ct[n] == ' ';
+}
+
+/* Deeper than this is not a request, it is an attack on the parser. */
+#define JSON_MAX_DEPTH 16
+
+static int json_depth_ok(const uint8_t *p, size_t n)
+{
+    int depth = 0, in_str = 0;
+    for (size_t i = 0; i < n; i++) {
+        uint8_t c = p[i];
+        if (in_str) {
+            if (c == '\\')
+                i++;
+            else if (c == '"')
+                in_str = 0;
+        } else if (c == '"') {
+            in_str = 1;
+        } else if (c == '{' || c == '[') {
+            if (++depth > JSON_MAX_DEPTH)
+                return 0;
+        } else if (c == '}' || c == ']') {
+            depth--;
+        }
+    }
+    return 1;
+}
+
+json_t *http_req_json_object(const struct http_req *req, struct http_resp *resp)
+{
+    if (!http_req_content_type_is(req, "application/json")) {
+        http_resp_error(resp, 415, "invalid_request", "Content-Type must be application/json");
+        return NULL;
+    }
+    if (!json_depth_ok(req->body, req->body_len)) {
+        http_resp_error(resp, 400, "invalid_request", "JSON nested too deeply");
+        return NULL;
+    }
+    json_error_t e;
+    json_t *j = json_loadb((const char *)req->body, req->body_len, JSON_REJECT_DUPLICATES, &e);
+    if (j == NULL) {
+        char msg[200];
+        snprintf(msg, sizeof(msg), "invalid JSON at %d:%d: %s", e.line, e.column, e.text);
+        http_resp_error(resp, 400, "invalid_request", msg);
+        return NULL;
+    }
+    if (!json_is_object(j)) {
+        json_decref(j);
+        http_resp_error(resp, 400, "invalid_request", "the body must be a JSON object");
+        return NULL;
+    }
+    return j;
+}
+
+long http_req_peer_uid(const struct http_req *req)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(req->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+    if (ci == NULL)
+        return -1;
+    struct ucred cred;
+    socklen_t len = sizeof(cred);
+    if (getsockopt(ci->connect_fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0)
+        return -1;
+    return (long)cred.uid;
 }
 
 static const struct http_route *route(const struct http_server *s, const char *method,

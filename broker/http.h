@@ -100,6 +100,24 @@ void http_resp_json(struct http_resp *resp, unsigned status, const char *json);
  */
 void http_resp_error(struct http_resp *resp, unsigned status, const char *code, const char *desc);
 
+/* Set a JSON body from a jansson value (the reference is taken). */
+struct json_t;
+void http_resp_json_value(struct http_resp *resp, unsigned status, struct json_t *value);
+
+/*
+ * Parse the request body as a JSON object: Content-Type must be
+ * application/json, duplicate keys are refused, depth is bounded. On failure
+ * fills resp with 415 or 400 (invalid_request, with the parser's
+ * line:column) and returns NULL. The caller owns the result (json_decref).
+ */
+struct json_t *http_req_json_object(const struct http_req *req, struct http_resp *resp);
+
+/* 1 if the Content-Type's media type is ctype (parameters ignored). */
+int http_req_content_type_is(const struct http_req *req, const char *ctype);
+
+/* The peer's uid on a unix socket (SO_PEERCRED). -1 if unknown. */
+long http_req_peer_uid(const struct http_req *req);
+
 /* Bind a TCP listening socket; host may be an IPv4/IPv6 literal or name. */
 ztb_err http_listen_tcp(const char *host, uint16_t port, int *fd_out, uint16_t *bound_port,
                         char *err, size_t errcap);

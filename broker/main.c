@@ -18,6 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "broker/audit.h"
 #include "broker/broker.h"
 #include "broker/privdrop.h"
 #include "broker/redis_private.h"
@@ -165,6 +166,11 @@ int main(int argc, char **argv)
     redis_target_describe(&g_broker.redis, g_broker.redis_desc, sizeof(g_broker.redis_desc));
     redis_client_init(&g_broker.redis);
 
+    char audit_dir[BROKER_PATH_MAX + 8];
+    snprintf(audit_dir, sizeof(audit_dir), "%s/audit", cfg->state_dir);
+    if (audit_open(audit_dir, 1, err, sizeof(err)) != ZTB_OK)
+        die("audit", err);
+
     int admin_fd;
     if (http_listen_unix(cfg->admin_socket, 0600, &admin_fd, err, sizeof(err)) != ZTB_OK)
         die("admin_socket", err);
@@ -206,6 +212,8 @@ int main(int argc, char **argv)
     }
 
     drain_and_stop(api, admin);
+    audit("broker.stopped", "broker", 1);
+    audit_close();
     if (g_broker.private_redis)
         redis_private_stop();
     redis_client_shutdown();

@@ -5,6 +5,7 @@
  * (--admin-socket, mode 0600: file permissions are its access control).
  * The last field names the endpoint in /metrics.
  */
+#include "broker/admin.h"
 #include "broker/broker.h"
 
 const struct http_route api_routes[] = {
@@ -18,5 +19,8 @@ const struct http_route admin_routes[] = {
     {"GET", "/healthz", handle_healthz, "admin_healthz"},
     {"GET", "/readyz", handle_readyz, "admin_readyz"},
     {"GET", "/metrics", handle_metrics, "admin_metrics"},
+    {"GET", "/v1/agents", handle_admin_agents, "admin_agents_list"},
+    {"POST", "/v1/agents", handle_admin_agents, "admin_agents_add"},
+    {NULL, "/v1/agents/*", handle_admin_agent, "admin_agent"},
 };
 const size_t admin_routes_n = sizeof(admin_routes) / sizeof(admin_routes[0]);

@@ -20,6 +20,7 @@
 #define DEFAULT_SOCKET "/var/lib/ztb/admin.sock"
 
 static const struct ztbctl_cmd commands[] = {
+    {"agent", "register agents, issue join tokens, disable / enable", cmd_agent},
     {"keys", "manage the signing key store (init, list, rotate, retire, prune)", cmd_keys},
     {"ca", "manage the agent CA (init, show)", cmd_ca},
     {"policy", "check a policy file, explain a decision", cmd_policy},

@@ -49,10 +49,20 @@ void ztbctl_print_json(json_t *j);
 /* 1 if argv has "-h" or "--help" at position i or later. */
 int ztbctl_wants_help(int argc, char **argv, int from);
 
+/*
+ * Call the broker's admin API: method, path, optional JSON body. On success
+ * (HTTP < 400) returns 0 with *out the parsed JSON answer (caller decrefs).
+ * On failure prints why (unreachable socket, the broker's error) and
+ * returns -1; *out may hold the error body.
+ */
+int ztbctl_admin(struct ztbctl *ctl, const char *method, const char *path, json_t *body,
+                 json_t **out, long *status);
+
 /* Command groups (one per cmd_*.c file). */
 int cmd_keys(struct ztbctl *ctl, int argc, char **argv);
 int cmd_ca(struct ztbctl *ctl, int argc, char **argv);
 int cmd_policy(struct ztbctl *ctl, int argc, char **argv);
 int cmd_audit(struct ztbctl *ctl, int argc, char **argv);
+int cmd_agent(struct ztbctl *ctl, int argc, char **argv);
 
 #endif /* ZTBCTL_H */

@@ -1,0 +1,21 @@
+/*
+ * admin.h - the admin API, served only on the unix socket.
+ *
+ *   GET  /v1/agents                        list agents
+ *   POST /v1/agents                        {"name": N} -> the agent and a join token
+ *   GET  /v1/agents/NAME                   one agent
+ *   POST /v1/agents/NAME/disable|enable    stop / resume issuing for it
+ *   POST /v1/agents/NAME/join-tokens       {"ttl": S} -> a new one-time join token
+ *
+ * Every call is audited with the caller's uid (SO_PEERCRED). Responses are
+ * JSON; errors use the RFC 6749 shape like the public API.
+ */
+#ifndef ZTB_BROKER_ADMIN_H
+#define ZTB_BROKER_ADMIN_H
+
+#include "broker/http.h"
+
+void handle_admin_agents(struct http_req *req, struct http_resp *resp);
+void handle_admin_agent(struct http_req *req, struct http_resp *resp);
+
+#endif /* ZTB_BROKER_ADMIN_H */

@@ -1,0 +1,171 @@
+/*
+ * cmd_agent.c - `ztbctl agent ...`: register agents, issue join tokens,
+ * disable and enable them, through the broker's admin API.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "ztbctl.h"
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "usage: ztbctl agent add NAME [--ttl SECONDS]   register NAME, print a join token\n"
+            "       ztbctl agent list                        all agents\n"
+            "       ztbctl agent show NAME                   one agent\n"
+            "       ztbctl agent disable NAME                issue nothing more to NAME\n"
+            "       ztbctl agent enable NAME                 resume issuing to NAME\n"
+            "       ztbctl agent join-token NAME [--ttl S]   a new one-time join token\n"
+            "\n"
+            "Names: 1-63 of a-z 0-9 . _ - starting with a letter or digit; the agent's\n"
+            "identity is spiffe://TRUST_DOMAIN/agent/NAME. A join token is shown once,\n"
+            "is stored only as a hash, and enrolls the agent once before it expires.\n");
+}
+
+static const char *yesno(json_t *o, const char *k)
+{
+    return json_is_true(json_object_get(o, k)) ? "yes" : "no";
+}
+
+static void print_agents(json_t *arr)
+{
+    static const char *const hdr[] = {"NAME",     "STATUS",  "GEN",      "QUARANTINED",
+                                      "APPROVAL", "CREATED", "SPIFFE ID"};
+    struct ztbctl_table *t = ztbctl_table_new(7, hdr);
+    size_t i;
+    json_t *a;
+    json_array_foreach(arr, i, a)
+    {
+        char gen[24], created[32];
+        snprintf(gen, sizeof(gen), "%lld",
+                 (long long)json_integer_value(json_object_get(a, "generation")));
+        time_t ts = (time_t)json_integer_value(json_object_get(a, "created"));
+        struct tm tm;
+        gmtime_r(&ts, &tm);
+        strftime(created, sizeof(created), "%Y-%m-%d %H:%M:%SZ", &tm);
+        const char *cells[] = {json_string_value(json_object_get(a, "name")),
+                               json_string_value(json_object_get(a, "status")),
+                               gen,
+                               yesno(a, "quarantined"),
+                               yesno(a, "approval_required"),
+                               created,
+                               json_string_value(json_object_get(a, "spiffe_id"))};
+        ztbctl_table_row(t, cells);
+    }
+    ztbctl_table_print(t, stdout);
+    ztbctl_table_free(t);
+}
+
+/* Parse an optional trailing "--ttl N"; -1 on a bad value, 0 if absent. */
+static long ttl_arg(int argc, char **argv, int from)
+{
+    for (int i = from; i < argc; i++) {
+        if (strcmp(argv[i], "--ttl") != 0 || i + 1 >= argc)
+            return -1;
+        char *end;
+        long v = strtol(argv[i + 1], &end, 10);
+        if (*end != '\0' || v < 1 || v > 7 * 86400)
+            return -1;
+        return v;
+    }
+    return 0;
+}
+
+static void print_join(json_t *r)
+{
+    printf("join token (shown once, valid %llds): %s\n",
+           (long long)json_integer_value(json_object_get(r, "join_token_expires_in")),
+           json_string_value(json_object_get(r, "join_token")));
+}
+
+int cmd_agent(struct ztbctl *ctl, int argc, char **argv)
+{
+    if (argc < 2 || ztbctl_wants_help(argc, argv, 1)) {
+        usage(argc < 2 ? stderr : stdout);
+        return argc < 2 ? ZTBCTL_EXIT_USAGE : ZTBCTL_EXIT_OK;
+    }
+    const char *verb = argv[1];
+    json_t *r = NULL;
+    long status;
+    char path[256];
+    if (strcmp(verb, "list") == 0 && argc == 2) {
+        if (ztbctl_admin(ctl, "GET", "/v1/agents", NULL, &r, &status) != 0)
+            goto fail;
+        if (ctl->json)
+            ztbctl_print_json(json_incref(json_object_get(r, "agents")));
+        else
+            print_agents(json_object_get(r, "agents"));
+        json_decref(r);
+        return ZTBCTL_EXIT_OK;
+    }
+    if (argc < 3) {
+        usage(stderr);
+        return ZTBCTL_EXIT_USAGE;
+    }
+    const char *name = argv[2];
+    if (strlen(name) > 63 || strchr(name, '/') != NULL || strchr(name, '?') != NULL) {
+        ztbctl_err("invalid agent name '%s'", name);
+        return ZTBCTL_EXIT_USAGE;
+    }
+    if (strcmp(verb, "add") == 0 || strcmp(verb, "join-token") == 0) {
+        long ttl = ttl_arg(argc, argv, 3);
+        if (ttl < 0) {
+            ztbctl_err("--ttl takes 1..604800 seconds");
+            return ZTBCTL_EXIT_USAGE;
+        }
+        json_t *body = json_object();
+        if (ttl > 0)
+            json_object_set_new(body, "ttl", json_integer(ttl));
+        int rc;
+        if (verb[0] == 'a') {
+            json_object_set_new(body, "name", json_string(name));
+            rc = ztbctl_admin(ctl, "POST", "/v1/agents", body, &r, &status);
+        } else {
+            snprintf(path, sizeof(path), "/v1/agents/%s/join-tokens", name);
+            rc = ztbctl_admin(ctl, "POST", path, body, &r, &status);
+        }
+        json_decref(body);
+        if (rc != 0)
+            goto fail;
+        if (ctl->json) {
+            ztbctl_print_json(r);
+        } else {
+            if (verb[0] == 'a')
+                printf("agent %s added: %s\n", name,
+                       json_string_value(json_object_get(r, "spiffe_id")));
+            print_join(r);
+            json_decref(r);
+        }
+        return ZTBCTL_EXIT_OK;
+    }
+    if (argc != 3) {
+        usage(stderr);
+        return ZTBCTL_EXIT_USAGE;
+    }
+    if (strcmp(verb, "show") == 0) {
+        snprintf(path, sizeof(path), "/v1/agents/%s", name);
+        if (ztbctl_admin(ctl, "GET", path, NULL, &r, &status) != 0)
+            goto fail;
+    } else if (strcmp(verb, "disable") == 0 || strcmp(verb, "enable") == 0) {
+        snprintf(path, sizeof(path), "/v1/agents/%s/%s", name, verb);
+        if (ztbctl_admin(ctl, "POST", path, NULL, &r, &status) != 0)
+            goto fail;
+    } else {
+        ztbctl_err("unknown agent command '%s' (see ztbctl agent --help)", verb);
+        return ZTBCTL_EXIT_USAGE;
+    }
+    if (ctl->json) {
+        ztbctl_print_json(r);
+    } else {
+        json_t *arr = json_array();
+        json_array_append_new(arr, r);
+        print_agents(arr);
+        json_decref(arr);
+    }
+    return ZTBCTL_EXIT_OK;
+fail:
+    json_decref(r);
+    return ZTBCTL_EXIT_FAIL;
+}
