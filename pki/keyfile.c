@@ -53,10 +53,21 @@ static ztb_err check_dir_fd(int fd)
 
 ztb_err ztb_keyfile_open_dir(const char *dir, int *fd)
 {
+    return ztb_keyfile_open_dir_at(AT_FDCWD, dir, fd);
+}
+
+ztb_err ztb_keyfile_open_dir_at(int dirfd, const char *dir, int *fd)
+{
     ZTB_ENSURE(dir != NULL && fd != NULL, ZTB_ERR_INVALID_ARG);
-    int d = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-    if (d < 0)
-        return errno_to_err(errno);
+    int d = openat(dirfd, dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (d < 0) {
+        int e = errno;
+        struct stat st;
+        /* Linux reports a symlink under O_DIRECTORY|O_NOFOLLOW as ENOTDIR */
+        if (fstatat(dirfd, dir, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(st.st_mode))
+            return ZTB_ERR_PERMISSION;
+        return errno_to_err(e);
+    }
     ztb_err rv = check_dir_fd(d);
     if (rv != ZTB_OK) {
         close(d);
@@ -71,17 +82,15 @@ ztb_err ztb_keyfile_make_dir(int dirfd, const char *name, int *fd)
     ZTB_ENSURE(name != NULL && fd != NULL, ZTB_ERR_INVALID_ARG);
     if (mkdirat(dirfd, name, 0700) != 0 && errno != EEXIST)
         return errno_to_err(errno);
-    int d = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-    if (d < 0)
-        return errno_to_err(errno);
-    ztb_err rv = check_dir_fd(d);
-    if (rv == ZTB_OK && dirfd != AT_FDCWD)
-        rv = ztb_keyfile_sync_dir(dirfd);
-    if (rv != ZTB_OK) {
-        close(d);
-        return rv;
+    ZTB_GUARD(ztb_keyfile_open_dir_at(dirfd, name, fd));
+    if (dirfd != AT_FDCWD) {
+        ztb_err rv = ztb_keyfile_sync_dir(dirfd); /* make the new name durable */
+        if (rv != ZTB_OK) {
+            close(*fd);
+            *fd = -1;
+            return rv;
+        }
     }
-    *fd = d;
     return ZTB_OK;
 }
 

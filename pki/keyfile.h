@@ -56,6 +56,9 @@ void ztb_keyfile_fault_point(const char *step);
  */
 ztb_err ztb_keyfile_open_dir(const char *dir, int *fd);
 
+/* The same for directory `name` relative to dirfd (AT_FDCWD: a path). */
+ztb_err ztb_keyfile_open_dir_at(int dirfd, const char *name, int *fd);
+
 /*
  * Create directory `name` under dirfd (dirfd may be AT_FDCWD and name a path)
  * with mode 0700 if it does not exist, then open it as ztb_keyfile_open_dir
