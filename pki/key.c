@@ -6,8 +6,8 @@
  * kid are cached, and from then on it is read-only. Reference counts are C11
  * atomics so keys can be handed between threads without locks.
  *
- * PEM is parsed by label, not by guessing: only PKCS#8 and SPKI are accepted,
- * never the legacy "EC PRIVATE KEY" form with its Proc-Type encryption, and
+ * PEM is parsed strictly by pem.c: only PKCS#8 and SPKI are accepted, never
+ * the legacy "EC PRIVATE KEY" form with its Proc-Type encryption, and
  * OpenSSL's password callback is never reached (it could prompt on a
  * terminal). DER and PEM copies of private keys are wiped before release.
  */
@@ -31,6 +31,7 @@
 #include "pki/jwk.h"
 #include "pki/key.h"
 #include "pki/keyfile.h"
+#include "pki/pem.h"
 
 /* scrypt parameters for encrypted PKCS#8: openssl's own defaults (16 MiB). */
 #define KEY_SCRYPT_N 16384
@@ -187,93 +188,23 @@ ztb_err ztb_key_public_only(const ztb_key *k, ztb_key **out)
     return ztb_key_from_public_xy(k->x, k->y, out);
 }
 
-static int is_space(uint8_t c)
-{
-    return c == ' ' || c == '\t' || c == '\r' || c == '\n';
-}
-
-/* Decode the DER of one PEM block into a key (DER already unwrapped). */
-static ztb_err key_from_der(const char *label, const unsigned char *der, long len, const void *pass,
-                            size_t passlen, ztb_key **out, int *was_encrypted)
-{
-    ztb_err rv = ZTB_OK;
-    EVP_PKEY *pkey = NULL;
-    PKCS8_PRIV_KEY_INFO *p8 = NULL;
-    X509_SIG *enc = NULL;
-    const unsigned char *p = der;
-
-    *was_encrypted = 0;
-    if (strcmp(label, PEM_STRING_PKCS8INF) == 0) { /* "PRIVATE KEY" */
-        p8 = d2i_PKCS8_PRIV_KEY_INFO(NULL, &p, len);
-        ZTB_CHECK(rv, p8 != NULL && p == der + len, ZTB_ERR_KEY);
-    } else if (strcmp(label, PEM_STRING_PKCS8) == 0) { /* "ENCRYPTED PRIVATE KEY" */
-        *was_encrypted = 1;
-        enc = d2i_X509_SIG(NULL, &p, len);
-        ZTB_CHECK(rv, enc != NULL && p == der + len, ZTB_ERR_KEY);
-        ZTB_CHECK(rv, passlen > 0 && passlen <= INT_MAX, ZTB_ERR_PASSPHRASE);
-        p8 = PKCS8_decrypt(enc, pass, (int)passlen);
-        ZTB_CHECK(rv, p8 != NULL, ZTB_ERR_PASSPHRASE);
-    } else if (strcmp(label, PEM_STRING_PUBLIC) == 0) { /* "PUBLIC KEY" */
-        pkey = d2i_PUBKEY(NULL, &p, len);
-        ZTB_CHECK(rv, pkey != NULL && p == der + len, ZTB_ERR_KEY);
-    } else {
-        ZTB_CHECK(rv, 0, ZTB_ERR_KEY);
-    }
-    if (p8 != NULL) {
-        pkey = EVP_PKCS82PKEY(p8);
-        ZTB_CHECK(rv, pkey != NULL, ZTB_ERR_KEY);
-    }
-    ZTB_TRY(rv, ztb_key_from_evp(pkey, out));
-    pkey = NULL;
-out:
-    EVP_PKEY_free(pkey);
-    PKCS8_PRIV_KEY_INFO_free(p8); /* clears the private key octets */
-    X509_SIG_free(enc);
-    return rv;
-}
-
 ztb_err ztb_key_from_pem_ex(const void *pem, size_t n, const void *pass, size_t passlen,
                             ztb_key **out, int *was_encrypted)
 {
     ZTB_ENSURE(pem != NULL && out != NULL, ZTB_ERR_INVALID_ARG);
     ZTB_ENSURE(pass != NULL || passlen == 0, ZTB_ERR_INVALID_ARG);
     ZTB_ENSURE(n <= ZTB_KEY_PEM_MAX, ZTB_ERR_TOO_LARGE);
-    ztb_err rv = ZTB_OK;
-    BIO *bio = NULL;
-    char *name = NULL, *header = NULL;
-    unsigned char *der = NULL;
-    long derlen = 0;
+    EVP_PKEY *pkey = NULL;
     int enc = 0;
-
-    /* nothing but whitespace before the block (OpenSSL would skip junk) */
-    const uint8_t *s = pem;
-    size_t lead = 0;
-    while (lead < n && is_space(s[lead]))
-        lead++;
-    ZTB_CHECK(rv, n - lead > 11 && memcmp(s + lead, "-----BEGIN ", 11) == 0, ZTB_ERR_KEY);
-
-    bio = BIO_new_mem_buf(s + lead, (int)(n - lead));
-    ZTB_CHECK(rv, bio != NULL, ZTB_ERR_NOMEM);
-    ZTB_CHECK(rv, PEM_read_bio(bio, &name, &header, &der, &derlen) == 1, ZTB_ERR_KEY);
-    /* no legacy "Proc-Type: 4,ENCRYPTED" headers: PKCS#8 encrypts inside */
-    ZTB_CHECK(rv, header != NULL && header[0] == '\0', ZTB_ERR_KEY);
-    /* and nothing but whitespace after it */
-    char *rest = NULL;
-    long restlen = BIO_get_mem_data(bio, &rest);
-    for (long i = 0; i < restlen; i++)
-        ZTB_CHECK(rv, is_space((uint8_t)rest[i]), ZTB_ERR_KEY);
-    ZTB_TRY(rv, key_from_der(name, der, derlen, pass, passlen, out, &enc));
+    ZTB_GUARD(ztb_pem_read_key(pem, n, pass, passlen, 1, &pkey, &enc));
+    ztb_err rv = ztb_key_from_evp(pkey, out);
+    if (rv != ZTB_OK) {
+        EVP_PKEY_free(pkey);
+        return rv;
+    }
     if (was_encrypted != NULL)
         *was_encrypted = enc;
-out:
-    if (der != NULL)
-        OPENSSL_clear_free(der, (size_t)derlen);
-    OPENSSL_free(name);
-    OPENSSL_free(header);
-    BIO_free(bio);
-    if (rv != ZTB_OK)
-        ERR_clear_error();
-    return rv;
+    return ZTB_OK;
 }
 
 ztb_err ztb_key_from_pem(const void *pem, size_t n, const void *pass, size_t passlen, ztb_key **out)
