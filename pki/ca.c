@@ -205,7 +205,8 @@ static ztb_err finish_ca(ztb_ca *ca)
 {
     ZTB_GUARD(check_ca_chain(ca->cert, ca->root));
     /* the CA's key is the certificate's key, and its name is the trust domain */
-    ZTB_ENSURE(X509_check_private_key(ca->cert, ztb_key_evp(ca->key)) == 1, ZTB_ERR_CERT);
+    if (ca->key != NULL)
+        ZTB_ENSURE(X509_check_private_key(ca->cert, ztb_key_evp(ca->key)) == 1, ZTB_ERR_CERT);
     GENERAL_NAMES *names = NULL;
     const ASN1_IA5STRING *uri = only_uri(ca->cert, &names);
     char want[ZTB_TRUST_DOMAIN_MAX + 16];
@@ -410,7 +411,7 @@ out:
     return rv;
 }
 
-ztb_err ztb_ca_load(const char *dir, const void *pass, size_t passlen, ztb_ca **out)
+static ztb_err load(const char *dir, int with_key, const void *pass, size_t passlen, ztb_ca **out)
 {
     ZTB_ENSURE(dir != NULL && out != NULL && (pass != NULL || passlen == 0), ZTB_ERR_INVALID_ARG);
     ztb_err rv = ZTB_OK;
@@ -428,11 +429,13 @@ ztb_err ztb_ca_load(const char *dir, const void *pass, size_t passlen, ztb_ca **
     ca = calloc(1, sizeof(*ca));
     ZTB_CHECK(rv, ca != NULL, ZTB_ERR_NOMEM);
     ZTB_TRY(rv, parse_meta(&meta, ca->td, sizeof(ca->td), &is_root, &enc));
-    ZTB_TRY(rv, ztb_keyfile_read(cfd, CA_KEY, ZTB_KEY_PEM_MAX, ZTB_KEYFILE_SECRET, &key));
     ZTB_TRY(rv, ztb_keyfile_read(cfd, CA_CERT, ZTB_CA_CERT_MAX, ZTB_KEYFILE_PUBLIC, &cert));
     ZTB_TRY(rv, ztb_keyfile_read(cfd, CA_ROOT, ZTB_CA_CERT_MAX, ZTB_KEYFILE_PUBLIC, &root));
-    ZTB_TRY(rv, ztb_key_from_pem_ex(key.data, key.len, pass, passlen, &ca->key, &key_enc));
-    ZTB_CHECK(rv, key_enc == enc && ztb_key_has_private(ca->key), ZTB_ERR_KEY);
+    if (with_key) {
+        ZTB_TRY(rv, ztb_keyfile_read(cfd, CA_KEY, ZTB_KEY_PEM_MAX, ZTB_KEYFILE_SECRET, &key));
+        ZTB_TRY(rv, ztb_key_from_pem_ex(key.data, key.len, pass, passlen, &ca->key, &key_enc));
+        ZTB_CHECK(rv, key_enc == enc && ztb_key_has_private(ca->key), ZTB_ERR_KEY);
+    }
     ZTB_TRY(rv, cert_from_pem(cert.data, cert.len, &ca->cert));
     ZTB_TRY(rv, cert_from_pem(root.data, root.len, &ca->root));
     ZTB_TRY(rv, finish_ca(ca));
@@ -452,6 +455,16 @@ out:
     if (rv != ZTB_OK)
         ERR_clear_error();
     return rv;
+}
+
+ztb_err ztb_ca_load(const char *dir, const void *pass, size_t passlen, ztb_ca **out)
+{
+    return load(dir, 1, pass, passlen, out);
+}
+
+ztb_err ztb_ca_load_public(const char *dir, ztb_ca **out)
+{
+    return load(dir, 0, NULL, 0, out);
 }
 
 /* ---- facts ---- */
@@ -512,6 +525,7 @@ ztb_err ztb_ca_issue(const ztb_ca *ca, const void *csr, size_t csr_len, const ch
                      int64_t now, int64_t ttl_s, ztb_buf *out)
 {
     ZTB_ENSURE(ca != NULL && csr != NULL && name != NULL && out != NULL, ZTB_ERR_INVALID_ARG);
+    ZTB_ENSURE(ca->key != NULL, ZTB_ERR_KEY); /* loaded public-only */
     if (ttl_s == 0)
         ttl_s = ZTB_CA_DEFAULT_LEAF_TTL_S;
     ZTB_ENSURE(ttl_s > 0 && ttl_s <= ZTB_CA_MAX_LEAF_TTL_S, ZTB_ERR_INVALID_ARG);

@@ -91,6 +91,13 @@ ztb_err ztb_ca_save(const ztb_ca *ca, const char *dir, const void *pass, size_t 
  */
 ztb_err ztb_ca_load(const char *dir, const void *pass, size_t passlen, ztb_ca **out);
 
+/*
+ * Load only the certificates from <dir>/ca/ (no key, no passphrase needed):
+ * enough to show the CA and verify identity documents, not to issue them
+ * (ztb_ca_issue then fails with KEY). Same checks as ztb_ca_load otherwise.
+ */
+ztb_err ztb_ca_load_public(const char *dir, ztb_ca **out);
+
 void ztb_ca_free(ztb_ca *ca);
 
 const char *ztb_ca_trust_domain(const ztb_ca *ca);
