@@ -381,7 +381,9 @@ static ztb_err parse_meta(const ztb_buf *b, char *td, size_t tdcap, int *is_root
     static const char *const allowed[] = {"format", "version", "trust_domain", "kind", "encrypted"};
     ztb_err rv = ZTB_OK;
     json_error_t jerr;
-    json_t *j = json_loadb((const char *)b->data, b->len, JSON_REJECT_DUPLICATES, &jerr);
+    json_t *j = NULL;
+    ZTB_CHECK(rv, memchr(b->data, '\0', b->len) == NULL, ZTB_ERR_MALFORMED); /* see jwk.c */
+    j = json_loadb((const char *)b->data, b->len, JSON_REJECT_DUPLICATES, &jerr);
     ZTB_CHECK(rv, json_is_object(j), ZTB_ERR_MALFORMED);
     const char *name;
     json_t *v;

@@ -176,6 +176,8 @@ ztb_err ztb_jwk_parse(const char *json, size_t n, unsigned flags, ztb_key **out)
 {
     ZTB_ENSURE(json != NULL && out != NULL, ZTB_ERR_INVALID_ARG);
     ZTB_ENSURE(n <= ZTB_JWK_MAX, ZTB_ERR_TOO_LARGE);
+    /* jansson lets a NUL byte after a number through; JSON text has none */
+    ZTB_ENSURE(memchr(json, '\0', n) == NULL, ZTB_ERR_JSON);
     json_error_t jerr;
     json_t *j = json_loadb(json, n, JSON_REJECT_DUPLICATES, &jerr);
     ZTB_ENSURE(j != NULL, ZTB_ERR_JSON);
@@ -197,6 +199,7 @@ ztb_err ztb_jwks_parse(const char *json, size_t n, unsigned flags, ztb_keyset **
 {
     ZTB_ENSURE(json != NULL && out != NULL, ZTB_ERR_INVALID_ARG);
     ZTB_ENSURE(n <= ZTB_JWKS_MAX, ZTB_ERR_TOO_LARGE);
+    ZTB_ENSURE(memchr(json, '\0', n) == NULL, ZTB_ERR_JSON); /* see ztb_jwk_parse */
     ztb_err rv = ZTB_OK;
     ztb_key *keys[ZTB_KEYSET_MAX];
     const char *kids[ZTB_KEYSET_MAX];

@@ -131,7 +131,9 @@ static ztb_err parse_manifest(const char *text, size_t len, struct manifest *m)
     static const char *const par[] = {"jwks_cache_s", "max_token_ttl_s", "skew_s"};
     ztb_err rv = ZTB_OK;
     json_error_t jerr;
-    json_t *doc = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
+    json_t *doc = NULL;
+    ZTB_CHECK(rv, memchr(text, '\0', len) == NULL, ZTB_ERR_MALFORMED); /* jansson lets some by */
+    doc = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
     ZTB_CHECK(rv, doc != NULL, ZTB_ERR_MALFORMED);
     ZTB_CHECK(rv, json_is_object(doc) && only_members(doc, top, ZTB_ARRAY_LEN(top)),
               ZTB_ERR_MALFORMED);

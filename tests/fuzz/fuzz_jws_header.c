@@ -6,7 +6,8 @@
  * whatever this parser accepts, jansson (with JSON_REJECT_DUPLICATES) also
  * accepts, except numbers too large for jansson; and whatever jansson accepts
  * as an object this parser does not call invalid JSON (it may still refuse it
- * as a header, for its limits or types).
+ * as a header, for its limits or types). The one known difference: jansson
+ * accepts a NUL byte right after a number, which is not JSON.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -31,12 +32,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             (h.has_typ && strlen(h.typ) != h.typ_len) ||
             ((h.present & ZTB_JWS_HDR_JWK) && h.jwk_off + h.jwk_len > h.raw_len))
             abort();
-        if (j == NULL && strstr(err.text, "overflow") == NULL && strstr(err.text, "too big") == NULL)
+        if (j == NULL && strstr(err.text, "overflow") == NULL &&
+            strstr(err.text, "too big") == NULL)
             abort(); /* we accepted what is not JSON */
         if (j != NULL && !json_is_string(json_object_get(j, "alg")))
             abort();
     }
-    if (j != NULL && json_is_object(j) && rv == ZTB_ERR_JSON)
+    /* jansson 2.14 lets a NUL byte straight after a number through ("[1\0]"): a
+     * byte no JSON text may contain, which this parser rightly refuses */
+    if (j != NULL && json_is_object(j) && rv == ZTB_ERR_JSON && memchr(data, 0, size) == NULL)
         abort(); /* we called valid JSON invalid */
     json_decref(j);
     return 0;

@@ -160,6 +160,9 @@ static void test_jwk_to_key_refusals(void **state)
     const char *dup = "{\"kty\":\"EC\",\"kty\":\"EC\"}";
     assert_int_equal(ztb_jwk_parse(dup, strlen(dup), 0, &k), ZTB_ERR_JSON);
     assert_int_equal(ztb_jwk_parse("{", 1, 0, &k), ZTB_ERR_JSON);
+    /* a NUL byte after a number (jansson alone would let it through) */
+    const char nul[] = "{\"kty\":\"EC\",\"n\":1\0}";
+    assert_int_equal(ztb_jwk_parse(nul, sizeof(nul) - 1, 0, &k), ZTB_ERR_JSON);
     static char big[ZTB_JWK_MAX + 1];
     assert_int_equal(ztb_jwk_parse(big, sizeof(big), 0, &k), ZTB_ERR_TOO_LARGE);
 }
@@ -256,6 +259,8 @@ static void test_jwks_refusals(void **state)
         if (rv != cases[i].want)
             fail_msg("case %zu: %s, want %s", i, ztb_err_name(rv), ztb_err_name(cases[i].want));
     }
+    const char nul[] = "{\"keys\":[],\"n\":1\0}";
+    assert_int_equal(ztb_jwks_parse(nul, sizeof(nul) - 1, 0, &ks), ZTB_ERR_JSON);
     char doc[4096];
     /* no kid; an empty kid; a bad coordinate; the same kid twice */
     snprintf(doc, sizeof(doc), "{\"keys\":[%s}]}", good);
