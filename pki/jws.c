@@ -164,18 +164,28 @@ static ztb_err finish(const ztb_key *k, const char *tok, const ztb_jws_header *h
     return rv;
 }
 
+/* Verify with the key chosen by kid (ks) or the one given (k); h is filled. */
+static ztb_err verify(const ztb_keyset *ks, const ztb_key *k, const char *tok, size_t len,
+                      const ztb_jws_verify_opts *opts, ztb_jws_header *h, ztb_buf *payload)
+{
+    struct parts pt;
+    ZTB_GUARD(precheck(tok, len, opts, h, &pt));
+    if (ks != NULL) {
+        ZTB_ENSURE(h->has_kid, ZTB_ERR_UNKNOWN_KID);
+        k = ztb_keyset_find(ks, h->kid, h->kid_len);
+        ZTB_ENSURE(k != NULL, ZTB_ERR_UNKNOWN_KID);
+    }
+    return finish(k, tok, h, &pt, payload);
+}
+
 ztb_err ztb_jws_verify(const ztb_keyset *ks, const char *tok, size_t len,
                        const ztb_jws_verify_opts *opts, ztb_jws_header *hdr, ztb_buf *payload)
 {
     ZTB_ENSURE(ks != NULL, ZTB_ERR_INVALID_ARG);
-    ztb_jws_header local;
-    ztb_jws_header *h = hdr != NULL ? hdr : &local;
-    struct parts pt;
-    ZTB_GUARD(precheck(tok, len, opts, h, &pt));
-    ZTB_ENSURE(h->has_kid, ZTB_ERR_UNKNOWN_KID);
-    const ztb_key *k = ztb_keyset_find(ks, h->kid, h->kid_len);
-    ZTB_ENSURE(k != NULL, ZTB_ERR_UNKNOWN_KID);
-    return finish(k, tok, h, &pt, payload);
+    if (hdr != NULL)
+        return verify(ks, NULL, tok, len, opts, hdr, payload);
+    ztb_jws_header local; /* filled by precheck; not zeroed: this is the hot reject path */
+    return verify(ks, NULL, tok, len, opts, &local, payload);
 }
 
 ztb_err ztb_jws_verify_with_key(const ztb_key *k, const char *tok, size_t len,
@@ -183,11 +193,10 @@ ztb_err ztb_jws_verify_with_key(const ztb_key *k, const char *tok, size_t len,
                                 ztb_buf *payload)
 {
     ZTB_ENSURE(k != NULL, ZTB_ERR_INVALID_ARG);
+    if (hdr != NULL)
+        return verify(NULL, k, tok, len, opts, hdr, payload);
     ztb_jws_header local;
-    ztb_jws_header *h = hdr != NULL ? hdr : &local;
-    struct parts pt;
-    ZTB_GUARD(precheck(tok, len, opts, h, &pt));
-    return finish(k, tok, h, &pt, payload);
+    return verify(NULL, k, tok, len, opts, &local, payload);
 }
 
 ztb_err ztb_jws_peek(const char *tok, size_t len, const ztb_jws_verify_opts *opts,
