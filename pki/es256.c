@@ -68,6 +68,18 @@ static void do_init(void)
     init_ok = sha256_md != NULL;
 }
 
+/*
+ * When the library is unloaded (dlclose of libztb), delete the thread key so
+ * no thread later runs a destructor that is no longer mapped; caches of
+ * threads still alive are then simply not freed.
+ */
+__attribute__((destructor)) static void es256_unload(void)
+{
+    if (init_ok)
+        (void)pthread_key_delete(tcache_key);
+    init_ok = 0;
+}
+
 /* The calling thread's cache, flushed if a cached key was freed. */
 static struct tcache *cache_get(void)
 {

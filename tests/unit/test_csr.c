@@ -7,7 +7,10 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -249,6 +252,32 @@ static void test_rejects_bad_encoding(void **state)
     assert_int_equal(ztb_csr_check("x", 1, "not an id", NULL), ZTB_ERR_SPIFFE_ID);
 }
 
+/* Interop: a request made by the openssl tool the usual way is accepted. */
+static void test_openssl_req_interop(void **state)
+{
+    (void)state;
+    char tmpl[] = "/tmp/ztb-csr-XXXXXX";
+    char *d = mkdtemp(tmpl);
+    assert_non_null(d);
+    char cmd[2048];
+    snprintf(cmd, sizeof(cmd),
+             "cd %s && openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes "
+             "-keyout k.pem -subj / -addext subjectAltName=URI:" ID " -out r.pem >/dev/null 2>&1",
+             d);
+    assert_int_equal(system(cmd), 0);
+    char path[512];
+    snprintf(path, sizeof(path), "%s/r.pem", d);
+    FILE *f = fopen(path, "rb");
+    assert_non_null(f);
+    char buf[ZTB_CSR_MAX];
+    size_t n = fread(buf, 1, sizeof(buf), f);
+    fclose(f);
+    assert_int_equal(ztb_csr_check(buf, n, ID, NULL), ZTB_OK);
+    assert_int_equal(ztb_csr_check(buf, n, OTHER, NULL), ZTB_ERR_SPIFFE_ID);
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", d);
+    assert_int_equal(system(cmd), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -260,6 +289,7 @@ int main(void)
         cmocka_unit_test(test_rejects_extra_extensions_and_attributes),
         cmocka_unit_test(test_rejects_other_digest),
         cmocka_unit_test(test_rejects_bad_encoding),
+        cmocka_unit_test(test_openssl_req_interop),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -274,11 +274,29 @@ static void test_simulated_timeline(void **state)
     ztb_key_meta k[ZTB_ROTATION_MAX_KEYS];
     size_t n = start(k);
     int next_kid = 1;
-    static struct tok toks[50000];
+    static struct tok toks[100000];
     size_t ntok = 0, lo = 0; /* tokens before lo are dead for every verifier */
     int64_t created_at[512] = {T0};
 
     for (int64_t now = T0; now < T0 + 30 * 86400; now += 60) {
+        /* requests served at now, before the tick: one token of the longest
+         * life and one of a varying life, both by the active key */
+        int ai = ztb_rotation_find_state(k, n, ZTB_KEY_ACTIVE);
+        assert_true(ai >= 0);
+        int key = -1;
+        for (int i = 0; i < next_kid; i++)
+            if (strcmp(kid(i), k[ai].kid) == 0)
+                key = i;
+        assert_true(key >= 0);
+        /* published a whole cache period before signing (the first key excepted) */
+        if (key > 0)
+            assert_true(created_at[key] + p.jwks_cache_s <= now);
+        if (ntok + 2 <= sizeof(toks) / sizeof(toks[0])) {
+            toks[ntok++] = (struct tok){key, now, now + p.max_token_ttl_s};
+            toks[ntok++] =
+                (struct tok){key, now, now + 1 + (int64_t)(ntok * 7919) % p.max_token_ttl_s};
+        }
+
         if ((now - T0) % (3 * 86400 + 7 * 3600) == 3600 &&
             ztb_rotation_find_state(k, n, ZTB_KEY_NEXT) < 0) {
             assert_int_equal(
@@ -291,22 +309,7 @@ static void test_simulated_timeline(void **state)
         ztb_rotation_prune(k, &n, now, NULL);
         assert_int_equal(ztb_rotation_check(k, n), ZTB_OK);
 
-        /* issue a token with the active key (TTL cycles up to the maximum) */
-        int ai = ztb_rotation_find_state(k, n, ZTB_KEY_ACTIVE);
-        assert_true(ai >= 0);
-        int key = -1;
-        for (int i = 0; i < next_kid; i++)
-            if (strcmp(kid(i), k[ai].kid) == 0)
-                key = i;
-        assert_true(key >= 0);
-        if (ntok < sizeof(toks) / sizeof(toks[0])) {
-            int64_t ttl = 60 + (int64_t)(ntok * 7919) % p.max_token_ttl_s;
-            toks[ntok++] = (struct tok){key, now, now + ttl};
-            /* published a whole cache period before signing (the first key excepted) */
-            if (key > 0)
-                assert_true(created_at[key] + p.jwks_cache_s <= now);
-        }
-        /* every live token's key is in the JWKS */
+        /* every token still alive to some verifier has its key in the JWKS */
         while (lo < ntok && toks[lo].iat + p.max_token_ttl_s + p.skew_s <= now)
             lo++;
         for (size_t t = lo; t < ntok; t++) {
