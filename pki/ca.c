@@ -6,7 +6,8 @@
  * subjectAltName, which carries caller data, is built as a GENERAL_NAMES
  * object so no agent-supplied byte is ever parsed as configuration.
  * Verification uses an X509_STORE built once per CA (read-only afterwards,
- * so shared between threads) and a fresh X509_STORE_CTX per call.
+ * so shared between threads) and a fresh X509_STORE_CTX per call. It must
+ * never sign anything that did not pass ztb_csr_check for the agent named.
  */
 #include <fcntl.h>
 #include <stdio.h>

@@ -1,7 +1,8 @@
 /*
  * csr.c - make and check agent CSRs (see csr.h). Parsing is OpenSSL's DER
  * decoder over an exact-length buffer (no trailing bytes); every field that
- * matters is then checked explicitly rather than trusted.
+ * matters is then checked explicitly rather than trusted; nothing from a
+ * request ever reaches OpenSSL's configuration-string parser.
  */
 #include <string.h>
 

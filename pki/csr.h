@@ -18,7 +18,8 @@
  *              but exactly one URI; a URI other than the expected SPIFFE ID
  *
  * The CA issues with its own fixed extensions; nothing else in the request
- * is copied into a certificate but the public key.
+ * is copied into a certificate but the public key. This code must never let
+ * a request choose a name, an extension or a key type for itself.
  */
 #ifndef ZTB_PKI_CSR_H
 #define ZTB_PKI_CSR_H

@@ -1,7 +1,8 @@
 /*
  * jwk.c - RFC 7638 thumbprints, JWK/JWKS rendering and strict parsing (see
  * jwk.h). JSON is read with jansson (JSON_REJECT_DUPLICATES): this is not a
- * per-request path. Rendering writes the few fixed members by hand.
+ * per-request path. Rendering writes the few fixed members by hand and must
+ * never write a private member ("d").
  */
 #include <string.h>
 

@@ -5,7 +5,8 @@
  * into a stack arena; each object remembers where its names start, checks a
  * new name against its own names only, and pops them when it closes. Strings
  * are unescaped into an output only when the caller wants the value (alg,
- * kid, typ, member names); otherwise they are validated in place.
+ * kid, typ, member names); otherwise they are validated in place. No read
+ * goes past the input: every byte is reached through the cursor's bounds.
  */
 #include <string.h>
 

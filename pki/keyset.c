@@ -2,6 +2,7 @@
  * keyset.c - immutable kid -> key sets and the slot that swaps them (see
  * keyset.h). Entries sit in one array with their kid copied inline; lookup is
  * a linear scan that compares lengths first (sets hold a handful of keys).
+ * A set never changes after it is made, so readers need no lock.
  */
 #include <stdatomic.h>
 #include <stdlib.h>

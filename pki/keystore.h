@@ -30,6 +30,11 @@
  * Every change is: take the exclusive lock, re-read the manifest (another
  * process may have changed it), apply a ztb_rotation_* transition to a copy,
  * write new key files, write the manifest, delete pruned files, unlock.
+ *
+ * It must never leave the store without exactly one active key, never drop
+ * from the JWKS a key whose tokens may still be alive, never write a key file
+ * in place or with a mode wider than 0600, and never keep a private key in
+ * memory for a key that no longer signs.
  */
 #ifndef ZTB_PKI_KEYSTORE_H
 #define ZTB_PKI_KEYSTORE_H

@@ -1,7 +1,7 @@
 /*
  * rotation.c - key lifecycle transitions (see rotation.h). Each transition
  * checks everything before it changes anything, so a refused transition
- * leaves the list as it was.
+ * leaves the list as it was (see rotation.h for what must never happen).
  */
 #include <string.h>
 

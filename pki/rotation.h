@@ -17,6 +17,9 @@
  * tests drive the whole lifecycle with a fake clock, and keystore.c applies
  * these transitions to a copy of its metadata before writing it atomically.
  * A transition either succeeds completely or leaves the list unchanged.
+ * No transition may ever leave zero or two active keys, let a key sign
+ * before it was published for a whole JWKS cache period (unless forced), or
+ * unpublish a key before not_after (unless forced).
  */
 #ifndef ZTB_PKI_ROTATION_H
 #define ZTB_PKI_ROTATION_H

@@ -1,6 +1,7 @@
 /*
  * spiffe.c - SPIFFE ID syntax and the agent ID shape (see spiffe.h). Every
- * check walks the bytes with a cursor; nothing allocates.
+ * check walks the bytes with a cursor; nothing allocates, and nothing
+ * normalises (no case folding, no decoding).
  */
 #include <string.h>
 

@@ -9,7 +9,8 @@
  * path, /agent/<name>, and nothing else is accepted as an agent identity.
  *
  * Checks compare bytes exactly: there is no case folding or normalisation, so
- * one identity has one spelling.
+ * one identity has one spelling. Nothing here may accept an ID outside the
+ * given trust domain or a path other than /agent/<one segment>.
  */
 #ifndef ZTB_PKI_SPIFFE_H
 #define ZTB_PKI_SPIFFE_H
