@@ -292,9 +292,9 @@ static void test_simulated_timeline(void **state)
         if (key > 0)
             assert_true(created_at[key] + p.jwks_cache_s <= now);
         if (ntok + 2 <= sizeof(toks) / sizeof(toks[0])) {
+            int64_t ttl = 1 + (int64_t)(ntok * 7919) % p.max_token_ttl_s;
             toks[ntok++] = (struct tok){key, now, now + p.max_token_ttl_s};
-            toks[ntok++] =
-                (struct tok){key, now, now + 1 + (int64_t)(ntok * 7919) % p.max_token_ttl_s};
+            toks[ntok++] = (struct tok){key, now, now + ttl};
         }
 
         if ((now - T0) % (3 * 86400 + 7 * 3600) == 3600 &&
