@@ -274,9 +274,13 @@ int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_names),       cmocka_unit_test(test_agents),
-        cmocka_unit_test(test_join_tokens), cmocka_unit_test(test_issue_check_states),
-        cmocka_unit_test(test_rate_limits), cmocka_unit_test(test_assertion_replay),
+        cmocka_unit_test(test_names),
+        cmocka_unit_test(test_agents),
+        cmocka_unit_test(test_join_tokens),
+        cmocka_unit_test(test_issue_check_states),
+        cmocka_unit_test(test_rate_limits),
+        cmocka_unit_test(test_assertion_replay),
+        cmocka_unit_test(test_identity_peek_and_dpop),
         cmocka_unit_test(test_fail_closed),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
