@@ -10,6 +10,7 @@
 #include "broker/config.h"
 #include "broker/http.h"
 #include "broker/redis_client.h"
+#include "policy/holder.h"
 
 struct broker {
     struct broker_config cfg;
@@ -21,6 +22,9 @@ struct broker {
 };
 
 extern struct broker g_broker;
+
+/* Make jansson wipe what it frees (call once at start, before threads). */
+void broker_json_wipe_on_free(void);
 
 /* Route tables (routes.c): the public API and the admin API. */
 extern const struct http_route api_routes[];

@@ -30,6 +30,12 @@ struct broker_config {
     char trust_domain[128];             /* SPIFFE trust domain, e.g. example.org */
     char issuer[256];                   /* token iss; default http://LISTEN */
     unsigned join_ttl_s;                /* default join token life */
+    char keys_dir[BROKER_PATH_MAX];       /* key store (and CA); default STATE_DIR/keys */
+    char key_passphrase_file[BROKER_PATH_MAX]; /* key store encryption passphrase */
+    char policy_file[BROKER_PATH_MAX];    /* policy document; unset: deny everything */
+    char session_key_file[BROKER_PATH_MAX]; /* default KEYS_DIR/session.key */
+    unsigned identity_ttl_s;              /* identity document life */
+    unsigned session_ttl_s;               /* session credential life */
     unsigned threads;                   /* 0: one per core */
     unsigned connection_limit;
     unsigned per_ip_connection_limit;

@@ -7,10 +7,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <jansson.h>
 
 #include "broker/keys.h"
+#include "broker/session.h"
 #include "common/buf.h"
 #include "common/guard.h"
 #include "common/log.h"
@@ -295,4 +297,53 @@ void keys_close(void)
     ztb_ca_free(g_ca);
     g_ca = NULL;
     pthread_mutex_unlock(&g_store_lock);
+}
+
+ztb_err keys_load_session_key(const char *keys_dir, const char *path, char *err, size_t errcap)
+{
+    char dir[512], name[256];
+    if (path == NULL || path[0] == '\0') {
+        snprintf(dir, sizeof(dir), "%s", keys_dir);
+        snprintf(name, sizeof(name), "session.key");
+    } else {
+        const char *slash = strrchr(path, '/');
+        if (slash == NULL) {
+            snprintf(dir, sizeof(dir), ".");
+            snprintf(name, sizeof(name), "%s", path);
+        } else {
+            snprintf(dir, sizeof(dir), "%.*s", (int)(slash - path), path);
+            snprintf(name, sizeof(name), "%s", slash + 1);
+        }
+    }
+    int dfd;
+    ztb_err rv = ztb_keyfile_open_dir(dir, &dfd);
+    if (rv != ZTB_OK) {
+        snprintf(err, errcap, "session key directory %s: %s", dir, ztb_strerror(rv));
+        return rv;
+    }
+    ztb_buf b;
+    ztb_buf_init_secret(&b, 64);
+    rv = ztb_keyfile_read(dfd, name, 64, ZTB_KEYFILE_SECRET, &b);
+    if (rv == ZTB_ERR_NOT_FOUND) {
+        uint8_t fresh[SESSION_KEY_LEN];
+        rv = ztb_random(fresh, sizeof(fresh));
+        if (rv == ZTB_OK) {
+            rv = ztb_keyfile_write_new(dfd, name, fresh, sizeof(fresh), 0600);
+            if (rv == ZTB_OK)
+                ztb_log(ZTB_LOG_INFO, "keys.session_key_created", ZTB_F_STR("dir", dir));
+        }
+        ztb_wipe(fresh, sizeof(fresh));
+        if (rv == ZTB_OK || rv == ZTB_ERR_EXISTS) /* another replica may have won */
+            rv = ztb_keyfile_read(dfd, name, 64, ZTB_KEYFILE_SECRET, &b);
+    }
+    close(dfd);
+    if (rv == ZTB_OK && b.len != SESSION_KEY_LEN)
+        rv = ZTB_ERR_KEY;
+    if (rv == ZTB_OK)
+        session_set_key(b.data);
+    else
+        snprintf(err, errcap, "session key %s/%s: %s (it must hold exactly %d bytes, mode 0600)",
+                 dir, name, ztb_strerror(rv), SESSION_KEY_LEN);
+    ztb_buf_free(&b);
+    return rv;
 }

@@ -72,6 +72,13 @@ ztb_err keys_rotate(int64_t now, int force, ztb_rotate_result *res);
  */
 ztb_err keys_list_json(char **out);
 
+/*
+ * Load the session MAC key from path (a 0600 file of 32 random bytes) into
+ * session.c, creating it (exclusively: replicas racing agree on one) if it
+ * does not exist. path NULL or "": <key store>/session.key.
+ */
+ztb_err keys_load_session_key(const char *keys_dir, const char *path, char *err, size_t errcap);
+
 /* Start / stop the background refresher (every interval_s seconds). */
 ztb_err keys_start_refresher(unsigned interval_s);
 void keys_stop_refresher(void);
