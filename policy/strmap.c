@@ -1,0 +1,81 @@
+/*
+ * strmap.c - immutable open-addressing string map (see strmap.h).
+ */
+#include <string.h>
+
+#include "policy/strmap.h"
+
+uint64_t policy_strmap_hash(const void *key, size_t len)
+{
+    const uint8_t *p = key;
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (size_t i = 0; i < len; i++) {
+        h ^= p[i];
+        h *= 0x100000001b3ull;
+    }
+    /* fold the high bits down: the table index uses the low ones */
+    return h ^ (h >> 32);
+}
+
+ztb_err policy_strmap_init(policy_strmap *m, ztb_arena *a, uint32_t max_keys)
+{
+    memset(m, 0, sizeof(*m));
+    if (max_keys > (1u << 30))
+        return ZTB_ERR_TOO_LARGE;
+    uint32_t size = 8;
+    while (size < 2 * max_keys)
+        size *= 2;
+    m->slots = ztb_arena_calloc(a, size, sizeof(*m->slots));
+    if (m->slots == NULL)
+        return ztb_arena_error(a);
+    m->mask = size - 1;
+    m->limit = max_keys;
+    return ZTB_OK;
+}
+
+/* The slot holding key, or the empty slot where it would go. */
+static struct policy_strmap_slot *find(const policy_strmap *m, const char *key, size_t len,
+                                       uint64_t h)
+{
+    uint32_t i = (uint32_t)h & m->mask;
+    for (;;) {
+        struct policy_strmap_slot *s = &m->slots[i];
+        if (s->key == NULL ||
+            (s->hash == h && s->len == len && (len == 0 || memcmp(s->key, key, len) == 0)))
+            return s;
+        i = (i + 1) & m->mask;
+    }
+}
+
+ztb_err policy_strmap_put(policy_strmap *m, const char *key, size_t len, uint32_t value,
+                          uint32_t *existing)
+{
+    if (m->slots == NULL || key == NULL || len > UINT32_MAX)
+        return ZTB_ERR_INVALID_ARG;
+    uint64_t h = policy_strmap_hash(key, len);
+    struct policy_strmap_slot *s = find(m, key, len, h);
+    if (s->key != NULL) {
+        if (existing != NULL)
+            *existing = s->value;
+        return ZTB_ERR_EXISTS;
+    }
+    if (m->count >= m->limit)
+        return ZTB_ERR_TOO_LARGE;
+    s->hash = h;
+    s->key = key;
+    s->len = (uint32_t)len;
+    s->value = value;
+    m->count++;
+    return ZTB_OK;
+}
+
+int policy_strmap_get(const policy_strmap *m, const char *key, size_t len, uint32_t *value)
+{
+    if (m->slots == NULL || m->count == 0 || (key == NULL && len != 0) || len > UINT32_MAX)
+        return 0;
+    const struct policy_strmap_slot *s = find(m, key, len, policy_strmap_hash(key, len));
+    if (s->key == NULL)
+        return 0;
+    *value = s->value;
+    return 1;
+}
