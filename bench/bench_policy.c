@@ -294,6 +294,8 @@ int main(void)
 #ifdef BENCH_SANITIZED
     bench_metric("allocs_per_eval", -1);
     bench_note("sanitizer build: allocations not counted, speed not meaningful");
+    (void)allocs;
+    (void)load_allocs;
 #else
     bench_metric("allocs_per_eval", (double)allocs / ((double)ROUNDS * PER_ROUND));
     /* the counter's own check: loading allocates, so this must not be 0 */
