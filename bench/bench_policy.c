@@ -114,8 +114,8 @@ static char *make_policy(size_t *len)
                        "[\"group:team-%03d\", \"group:role-%02d\"], \"actions\": [\"svc%02d:%s\", "
                        "\"svc%02d:%s\"], \"audiences\": [\"https://aud%02d.internal\"], "
                        "\"resources\": [\"data/%d/*\", \"shared/**\"]",
-                       n ? "," : "", k, team, k % ROLES, svc, verbs[k % 3], svc,
-                       verbs[(k + 1) % 3], aud, k);
+                       n ? "," : "", k, team, k % ROLES, svc, verbs[k % 3], svc, verbs[(k + 1) % 3],
+                       aud, k);
         switch (k % 8) {
         case 0:
             ztb_buf_append_str(&b, ", \"conditions\": {\"source_ip\": [\"10.0.0.0/8\"]}");
@@ -130,8 +130,9 @@ static char *make_policy(size_t *len)
                                    "\"end\": \"22:00\"}]}");
             break;
         case 3:
-            ztb_buf_printf(&b, ", \"obligations\": {\"ttl\": %d, \"binding\": \"dpop\", "
-                               "\"single_use\": true}",
+            ztb_buf_printf(&b,
+                           ", \"obligations\": {\"ttl\": %d, \"binding\": \"dpop\", "
+                           "\"single_use\": true}",
                            30 + k % 200);
             break;
         case 4:
@@ -144,11 +145,12 @@ static char *make_policy(size_t *len)
     }
     /* deny rules: nobody deletes protected data */
     for (int k = 0; k < DENIES; k++, n++)
-        ztb_buf_printf(&b,
-                       ",{\"id\": \"deny-%02d\", \"effect\": \"deny\", \"agents\": [\"*\"], "
-                       "\"actions\": [\"svc%02d:*\"], \"audiences\": [\"https://aud%02d.internal\"],"
-                       " \"resources\": [\"protected/**\"]}",
-                       k, k % SERVICES, k % AUDIENCES);
+        ztb_buf_printf(
+            &b,
+            ",{\"id\": \"deny-%02d\", \"effect\": \"deny\", \"agents\": [\"*\"], "
+            "\"actions\": [\"svc%02d:*\"], \"audiences\": [\"https://aud%02d.internal\"],"
+            " \"resources\": [\"protected/**\"]}",
+            k, k % SERVICES, k % AUDIENCES);
     /* pattern rules every request must consider */
     for (int k = 0; k < WILD; k++, n++)
         ztb_buf_printf(&b,

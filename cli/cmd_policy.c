@@ -87,8 +87,8 @@ static policy *load(struct ztbctl *ctl, const char *file)
         if (ctl->json) {
             json_t *arr = json_array();
             print_problems(file, &d, arr);
-            ztbctl_print_json(json_pack("{s:b, s:s, s:s, s:i, s:o}", "ok", 0, "file", file,
-                                        "error", ztb_err_name(e), "problems",
+            ztbctl_print_json(json_pack("{s:b, s:s, s:s, s:i, s:o}", "ok", 0, "file", file, "error",
+                                        ztb_err_name(e), "problems",
                                         (json_int_t)policy_diag_count(&d), "messages", arr));
         } else {
             print_problems(file, &d, NULL);
@@ -111,14 +111,12 @@ static int check(struct ztbctl *ctl, int argc, char **argv)
     if (p == NULL)
         return ZTBCTL_EXIT_FAIL;
     if (ctl->json) {
-        ztbctl_print_json(json_pack("{s:b, s:s, s:s, s:s, s:i, s:i, s:i, s:i, s:i}", "ok", 1,
-                                    "file", file, "digest", policy_digest(p), "trust_domain",
-                                    policy_trust_domain(p), "rules",
-                                    (json_int_t)policy_rule_count(p), "groups",
-                                    (json_int_t)policy_group_count(p), "agents",
-                                    (json_int_t)policy_agent_count(p), "anomaly_responses",
-                                    (json_int_t)policy_response_count(p), "max_ttl",
-                                    (json_int_t)policy_max_ttl(p)));
+        ztbctl_print_json(json_pack(
+            "{s:b, s:s, s:s, s:s, s:i, s:i, s:i, s:i, s:i}", "ok", 1, "file", file, "digest",
+            policy_digest(p), "trust_domain", policy_trust_domain(p), "rules",
+            (json_int_t)policy_rule_count(p), "groups", (json_int_t)policy_group_count(p), "agents",
+            (json_int_t)policy_agent_count(p), "anomaly_responses",
+            (json_int_t)policy_response_count(p), "max_ttl", (json_int_t)policy_max_ttl(p)));
     } else if (!ctl->quiet) {
         printf("%s: OK\n"
                "  sha256             %s\n"
@@ -242,8 +240,8 @@ static int explain(struct ztbctl *ctl, int argc, char **argv)
     json_t *c = context ? read_context(context) : NULL;
     if (context != NULL && c == NULL)
         return ZTBCTL_EXIT_USAGE;
-    policy_request req = {.agent = agent, .action = action, .audience = audience,
-                          .resource = resource};
+    policy_request req = {
+        .agent = agent, .action = action, .audience = audience, .resource = resource};
     if (!apply_context(c, &req.ctx)) {
         json_decref(c);
         return ZTBCTL_EXIT_USAGE;
@@ -280,8 +278,7 @@ static int signals(struct ztbctl *ctl, int argc, char **argv)
     const char *file = NULL, *agent = NULL, *signal = NULL, *sev = NULL, *conf = "1";
     for (int i = 2; i < argc; i++) {
         if (opt(argc, argv, &i, "--agent", &agent) || opt(argc, argv, &i, "--signal", &signal) ||
-            opt(argc, argv, &i, "--severity", &sev) ||
-            opt(argc, argv, &i, "--confidence", &conf))
+            opt(argc, argv, &i, "--severity", &sev) || opt(argc, argv, &i, "--confidence", &conf))
             continue;
         if (argv[i][0] == '-' || file != NULL) {
             ztbctl_err("policy signals: unexpected argument '%s'", argv[i]);
@@ -318,12 +315,12 @@ static int signals(struct ztbctl *ctl, int argc, char **argv)
     if (ctl->json) {
         json_t *arr = json_array();
         for (size_t i = 0; i < n; i++)
-            json_array_append_new(
-                arr, json_pack("{s:s, s:s, s:i, s:i, s:b}", "id", r[i].id, "response",
-                               policy_response_name(r[i].response), "independent_signals",
-                               (json_int_t)r[i].independent_signals, "window",
-                               (json_int_t)r[i].window, "operator_confirmation",
-                               r[i].operator_confirmation));
+            json_array_append_new(arr, json_pack("{s:s, s:s, s:i, s:i, s:b}", "id", r[i].id,
+                                                 "response", policy_response_name(r[i].response),
+                                                 "independent_signals",
+                                                 (json_int_t)r[i].independent_signals, "window",
+                                                 (json_int_t)r[i].window, "operator_confirmation",
+                                                 r[i].operator_confirmation));
         ztbctl_print_json(json_pack("{s:s, s:o}", "signal", signal, "responses", arr));
     } else if (n == 0) {
         printf("no anomaly response applies\n");

@@ -120,8 +120,8 @@ static ztb_err compile_agents(policy *p)
 }
 
 struct triple {
-    uint32_t bucket;  /* audience bucket; n_buckets for wild */
-    const char *svc;  /* literal service, NULL for any */
+    uint32_t bucket; /* audience bucket; n_buckets for wild */
+    const char *svc; /* literal service, NULL for any */
     uint32_t svc_len;
     uint32_t rule;
 };

@@ -320,13 +320,11 @@ policy_tri policy_cond_eval(const struct policy_conditions *c, const policy_cont
         *failed = NULL;
     if (!c->any)
         return POLICY_TRUE;
-    if (c->has_not_before &&
-        fold(ctx->now >= c->not_before ? POLICY_TRUE : POLICY_FALSE, c->desc_not_before, &acc,
-             failed))
+    if (c->has_not_before && fold(ctx->now >= c->not_before ? POLICY_TRUE : POLICY_FALSE,
+                                  c->desc_not_before, &acc, failed))
         return acc;
-    if (c->has_not_after &&
-        fold(ctx->now <= c->not_after ? POLICY_TRUE : POLICY_FALSE, c->desc_not_after, &acc,
-             failed))
+    if (c->has_not_after && fold(ctx->now <= c->not_after ? POLICY_TRUE : POLICY_FALSE,
+                                 c->desc_not_after, &acc, failed))
         return acc;
     if (c->n_windows > 0) {
         policy_tri r = POLICY_FALSE;
@@ -339,8 +337,7 @@ policy_tri policy_cond_eval(const struct policy_conditions *c, const policy_cont
     if (c->delegation != POLICY_DELEGATION_ANY) {
         int delegated = ctx->act != NULL;
         int want = c->delegation == POLICY_DELEGATION_REQUIRED;
-        if (fold(delegated == want ? POLICY_TRUE : POLICY_FALSE, c->desc_delegation, &acc,
-                 failed))
+        if (fold(delegated == want ? POLICY_TRUE : POLICY_FALSE, c->desc_delegation, &acc, failed))
             return acc;
     }
     if (c->n_act > 0) {
@@ -368,9 +365,9 @@ policy_tri policy_cond_eval(const struct policy_conditions *c, const policy_cont
             return acc;
     }
     for (uint32_t i = 0; i < c->n_limits; i++)
-        if (fold(policy_limit_eval(&c->limits[i], ctx->authorization_details,
-                                   effect == POLICY_DENY),
-                 c->desc_limits[i], &acc, failed))
+        if (fold(
+                policy_limit_eval(&c->limits[i], ctx->authorization_details, effect == POLICY_DENY),
+                c->desc_limits[i], &acc, failed))
             return acc;
     return acc;
 }

@@ -42,7 +42,7 @@ enum policy_delegation {
 };
 
 /* Largest magnitude of a limit bound: integers up to it are exact in a double. */
-#define POLICY_LIMIT_MAX 9007199254740992.0 /* 2^53 */
+#define POLICY_LIMIT_MAX         9007199254740992.0 /* 2^53 */
 #define POLICY_PATH_MAX_SEGMENTS 8
 
 /* Local time window [start, end) in minutes of the day (end < start wraps past midnight). */
@@ -64,7 +64,7 @@ struct policy_limit {
     uint32_t n_seg;
     const char *type; /* only entries whose "type" equals this; NULL for all */
     uint8_t has_min, has_max;
-    double min, max;   /* inclusive bounds for real values */
+    double min, max;    /* inclusive bounds for real values */
     int64_t imin, imax; /* the same bounds for integer values: ceil(min), floor(max) */
 };
 

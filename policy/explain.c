@@ -72,9 +72,8 @@ static char *join(json_t *a)
     ztb_buf b;
     ztb_buf_init(&b, 64 * 1024);
     ztb_buf_append_byte(&b, '[');
-    size_t i;
-    json_t *v;
-    json_array_foreach(a, i, v) ztb_buf_printf(&b, "%s%s", i ? ", " : "", json_string_value(v));
+    for (size_t i = 0; i < json_array_size(a); i++)
+        ztb_buf_printf(&b, "%s%s", i ? ", " : "", json_string_value(json_array_get(a, i)));
     ztb_buf_append_byte(&b, ']');
     json_decref(a);
     char *s = ztb_buf_steal(&b, NULL);
@@ -163,9 +162,9 @@ static json_t *obligations_json(const policy *p, const struct policy_combine *c,
                   from(c->src_single_use, POLICY_OB_SINGLE_USE, b2, sizeof(b2), "default")),
         &ok);
     put(o, "binding",
-        json_pack("{s:s, s:s}", "value", policy_binding_name((policy_binding)ob->binding), "from",
-                  from(c->src_binding, POLICY_OB_BINDING, b3, sizeof(b3),
-                       "settings.default_binding")),
+        json_pack(
+            "{s:s, s:s}", "value", policy_binding_name((policy_binding)ob->binding), "from",
+            from(c->src_binding, POLICY_OB_BINDING, b3, sizeof(b3), "settings.default_binding")),
         &ok);
     json_t *rl = json_object();
     put(rl, "per_agent",
@@ -222,9 +221,8 @@ static json_t *request_json(const policy *p, const policy_request *req,
             if (policy_bit(s->agent.groups, i))
                 json_array_append_new(g, json_string(p->groups[i].name));
         put(o, "agent_name", json_stringn(s->agent.name, s->agent.len), &ok);
-        put(o, "spiffe_id", json_sprintf("%s%.*s", p->spiffe_prefix, (int)s->agent.len,
-                                         s->agent.name),
-            &ok);
+        put(o, "spiffe_id",
+            json_sprintf("%s%.*s", p->spiffe_prefix, (int)s->agent.len, s->agent.name), &ok);
         put(o, "groups", g, &ok);
         put(o, "named_in_policy", json_boolean(s->agent.idx != UINT32_MAX), &ok);
     }
@@ -324,8 +322,8 @@ ztb_err policy_explain(const policy *p, const policy_request *req, json_t **out)
         put(ex, "other_rule", json_string(d.other_rule), &ok);
     put(ex, "detail", d.detail ? json_string(d.detail) : json_null(), &ok);
     put(ex, "policy",
-        json_pack("{s:s, s:s, s:i}", "digest", p->digest, "trust_domain", p->trust_domain,
-                  "rules", (json_int_t)p->n_rules),
+        json_pack("{s:s, s:s, s:i}", "digest", p->digest, "trust_domain", p->trust_domain, "rules",
+                  (json_int_t)p->n_rules),
         &ok);
 
     struct policy_subject s;
@@ -444,23 +442,22 @@ ztb_err policy_explain_text(const json_t *ex, ztb_buf *b)
         line(b, "spiffe id", jstr(req, "spiffe_id"));
         ztb_buf_printf(b, "  %-22s", "groups");
         const json_t *g = json_object_get(req, "groups");
-        size_t i;
-        json_t *v;
         if (json_array_size(g) == 0)
             ztb_buf_append_str(b, "(none)");
-        json_array_foreach(g, i, v) ztb_buf_printf(b, "%s%s", i ? ", " : "", json_string_value(v));
+        for (size_t i = 0; i < json_array_size(g); i++)
+            ztb_buf_printf(b, "%s%s", i ? ", " : "", json_string_value(json_array_get(g, i)));
         ztb_buf_append_byte(b, '\n');
     }
     line(b, "action", jstr(req, "action"));
     line(b, "audience", jstr(req, "audience"));
-    line(b, "resource", json_string_length(json_object_get(req, "resource")) == 0
-                            ? "(none)"
-                            : jstr(req, "resource"));
+    line(b, "resource",
+         json_string_length(json_object_get(req, "resource")) == 0 ? "(none)"
+                                                                   : jstr(req, "resource"));
     line(b, "time", jstr(req, "time"));
-    line(b, "act", json_is_null(json_object_get(req, "act")) ? "(not delegated)"
-                                                             : jstr(req, "act"));
-    line(b, "source_ip", json_is_null(json_object_get(req, "source_ip")) ? "(unknown)"
-                                                                         : jstr(req, "source_ip"));
+    line(b, "act",
+         json_is_null(json_object_get(req, "act")) ? "(not delegated)" : jstr(req, "act"));
+    line(b, "source_ip",
+         json_is_null(json_object_get(req, "source_ip")) ? "(unknown)" : jstr(req, "source_ip"));
     const json_t *ad = json_object_get(req, "authorization_details");
     char *ads = json_is_null(ad) ? NULL : json_dumps(ad, JSON_COMPACT | JSON_SORT_KEYS);
     line(b, "authorization_details", ads ? ads : "(none)");
@@ -499,12 +496,12 @@ ztb_err policy_explain_text(const json_t *ex, ztb_buf *b)
         ztb_buf_append_str(b, "\nrules considered (deny rules first, then by id)\n");
         if (json_array_size(cons) == 0)
             ztb_buf_append_str(b, "  none: no rule covers this action on this audience\n");
-        size_t i;
-        json_t *e;
         size_t w = 4;
-        json_array_foreach(cons, i, e) if (strlen(jstr(e, "rule")) > w) w = strlen(jstr(e, "rule"));
-        json_array_foreach(cons, i, e)
-        {
+        for (size_t i = 0; i < json_array_size(cons); i++)
+            if (strlen(jstr(json_array_get(cons, i), "rule")) > w)
+                w = strlen(jstr(json_array_get(cons, i), "rule"));
+        for (size_t i = 0; i < json_array_size(cons); i++) {
+            const json_t *e = json_array_get(cons, i);
             ztb_buf_printf(b, "  %-5s %-*s  %-14s  ", jstr(e, "effect"), (int)w, jstr(e, "rule"),
                            jstr(e, "result"));
             safe(b, jstr(e, "why"));

@@ -114,14 +114,10 @@ int policy_glob_match(const policy_glob *g, const char *s, size_t n)
     if (s == NULL && n != 0)
         return 0;
     switch ((enum policy_glob_kind)g->kind) {
-    case POLICY_GLOB_EXACT:
-        return n == g->lit_len && (n == 0 || memcmp(s, g->lit, n) == 0);
-    case POLICY_GLOB_ALL:
-        return 1;
-    case POLICY_GLOB_SEGMENT:
-        return no_slash(s, n);
-    case POLICY_GLOB_PREFIX_ALL:
-        return n >= g->lit_len && memcmp(s, g->lit, g->lit_len) == 0;
+    case POLICY_GLOB_EXACT: return n == g->lit_len && (n == 0 || memcmp(s, g->lit, n) == 0);
+    case POLICY_GLOB_ALL: return 1;
+    case POLICY_GLOB_SEGMENT: return no_slash(s, n);
+    case POLICY_GLOB_PREFIX_ALL: return n >= g->lit_len && memcmp(s, g->lit, g->lit_len) == 0;
     case POLICY_GLOB_PREFIX_SEG:
         return n >= g->lit_len && memcmp(s, g->lit, g->lit_len) == 0 &&
                no_slash(s + g->lit_len, n - g->lit_len);
@@ -130,8 +126,7 @@ int policy_glob_match(const policy_glob *g, const char *s, size_t n)
     case POLICY_GLOB_SUFFIX_SEG:
         return n >= g->lit_len && memcmp(s + n - g->lit_len, g->lit, g->lit_len) == 0 &&
                no_slash(s, n - g->lit_len);
-    case POLICY_GLOB_GENERAL:
-        return run_bytes(g->tok, g->ntok, (const uint8_t *)s, n);
+    case POLICY_GLOB_GENERAL: return run_bytes(g->tok, g->ntok, (const uint8_t *)s, n);
     }
     return 0;
 }

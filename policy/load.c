@@ -126,10 +126,8 @@ static int in_list(const char *s, const char *const *list)
 static void check_keys(struct ld *L, json_t *obj, const char *where, const char *prefix,
                        const char *const *allowed)
 {
-    const char *k;
-    json_t *v;
-    json_object_foreach(obj, k, v)
-    {
+    for (void *it = json_object_iter(obj); it != NULL; it = json_object_iter_next(obj, it)) {
+        const char *k = json_object_iter_key(it);
         if (in_list(k, allowed))
             continue;
         char q[QCAP];
@@ -255,16 +253,14 @@ static int cmp_u32(const void *a, const void *b)
 }
 
 /* The array at v with 1..max entries, or NULL after reporting. */
-static json_t *want_list(struct ld *L, json_t *v, const char *where, const char *field,
-                         size_t max)
+static json_t *want_list(struct ld *L, json_t *v, const char *where, const char *field, size_t max)
 {
     if (!json_is_array(v) || json_array_size(v) == 0) {
         fail(L, where, field, "must be a non-empty list");
         return NULL;
     }
     if (json_array_size(v) > max) {
-        fail(L, where, field, "has %zu entries; at most %zu are allowed", json_array_size(v),
-             max);
+        fail(L, where, field, "has %zu entries; at most %zu are allowed", json_array_size(v), max);
         return NULL;
     }
     return v;
@@ -331,8 +327,8 @@ static int agent_ref(struct ld *L, const char *s, const char *where, const char 
     }
     if (!valid_name(name, nn, POLICY_MAX_NAME, 1)) {
         fail(L, where, field,
-             "%s: an agent name is 1 to %d of A-Z a-z 0-9 . _ - (and * in a pattern)",
-             quote(q, s), POLICY_MAX_NAME);
+             "%s: an agent name is 1 to %d of A-Z a-z 0-9 . _ - (and * in a pattern)", quote(q, s),
+             POLICY_MAX_NAME);
         return 0;
     }
     r->norm = ztb_arena_memdup(L->a, name, nn);
@@ -437,8 +433,8 @@ static int parse_binding(struct ld *L, json_t *obj, const char *key, const char 
 
 static void parse_settings(struct ld *L, json_t *s)
 {
-    static const char *const keys[] = {"max_ttl", "default_ttl", "default_binding",
-                                       "rate_limits", NULL};
+    static const char *const keys[] = {"max_ttl", "default_ttl", "default_binding", "rate_limits",
+                                       NULL};
     static const char *const rkeys[] = {"per_agent", "per_action", NULL};
     policy *p = L->p;
     const char *where = "settings";
@@ -479,8 +475,7 @@ static int valid_trust_domain(const char *s, size_t n)
         return 0;
     for (size_t i = 0; i < n; i++) {
         char c = s[i];
-        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' || c == '-' ||
-              c == '_'))
+        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' || c == '-' || c == '_'))
             return 0;
     }
     return 1;
@@ -508,10 +503,8 @@ static void parse_groups(struct ld *L, json_t *g)
         return;
     /* sorted names first, so "group:x" references resolve to stable indexes */
     size_t k = 0;
-    const char *key;
-    json_t *v;
-    json_object_foreach(g, key, v)
-    {
+    for (void *it = json_object_iter(g); it != NULL; it = json_object_iter_next(g, it)) {
+        const char *key = json_object_iter_key(it);
         char q[QCAP];
         if (!valid_id(key, strlen(key))) {
             fail(L, "groups", NULL, "group name %s: use 1 to %d of A-Z a-z 0-9 . _ -",
@@ -632,8 +625,8 @@ static void parse_actions(struct ld *L, json_t *v, const char *where, struct pol
             continue;
         }
         acts[k].text = ztb_arena_memdup(L->a, s, len);
-        const char *canon = ztb_arena_printf(L->a, "%s:%s", acts[k].service.text,
-                                             acts[k].verb.text);
+        const char *canon =
+            ztb_arena_printf(L->a, "%s:%s", acts[k].service.text, acts[k].verb.text);
         if (acts[k].text == NULL || canon == NULL)
             return;
         if (seen_before(seen, k, canon)) {
@@ -726,12 +719,11 @@ static void fmt_window(ztb_buf *b, const struct policy_window *w)
         }
     }
     int off = w->offset < 0 ? -w->offset : w->offset;
-    ztb_buf_printf(b, " %02u:%02u-%02u:%02u %c%02d:%02d", w->start / 60, w->start % 60,
-                   w->end / 60, w->end % 60, w->offset < 0 ? '-' : '+', off / 60, off % 60);
+    ztb_buf_printf(b, " %02u:%02u-%02u:%02u %c%02d:%02d", w->start / 60, w->start % 60, w->end / 60,
+                   w->end % 60, w->offset < 0 ? '-' : '+', off / 60, off % 60);
 }
 
-static void parse_windows(struct ld *L, json_t *v, const char *where,
-                          struct policy_conditions *c)
+static void parse_windows(struct ld *L, json_t *v, const char *where, struct policy_conditions *c)
 {
     static const char *const keys[] = {"days", "start", "end", "utc_offset", NULL};
     const char *field = "conditions.time_windows";
@@ -783,7 +775,8 @@ static void parse_windows(struct ld *L, json_t *v, const char *where,
         if (start == NULL || policy_parse_hhmm(start, &w[k].start) != ZTB_OK ||
             w[k].start >= 1440) {
             if (start != NULL)
-                fail(L, where, path(fs, sizeof(fs), f, "start"), "must be \"HH:MM\", 00:00 to 23:59");
+                fail(L, where, path(fs, sizeof(fs), f, "start"),
+                     "must be \"HH:MM\", 00:00 to 23:59");
             ok = 0;
         }
         if (end == NULL || policy_parse_hhmm(end, &w[k].end) != ZTB_OK || w[k].end == 0) {
@@ -997,7 +990,8 @@ static void join_sorted(struct ld *L, ztb_buf *b, const char *const *v, size_t n
     const char **c = ztb_arena_calloc(L->a, n ? n : 1, sizeof(char *));
     if (c == NULL)
         return;
-    memcpy(c, v, n * sizeof(char *));
+    if (n > 0) /* v may be NULL when the list failed to parse */
+        memcpy(c, v, n * sizeof(char *));
     qsort(c, n, sizeof(char *), cmp_str);
     ztb_buf_append_byte(b, '[');
     for (size_t i = 0; i < n; i++)
@@ -1205,8 +1199,8 @@ static void parse_obligations(struct ld *L, json_t *v, const char *where, struct
 
 static void parse_rule(struct ld *L, json_t *o, size_t i, struct policy_rule *r)
 {
-    static const char *const keys[] = {"id",        "description", "effect",     "agents",
-                                       "actions",   "audiences",   "resources",  "conditions",
+    static const char *const keys[] = {"id",          "description", "effect",    "agents",
+                                       "actions",     "audiences",   "resources", "conditions",
                                        "obligations", NULL};
     char where[WCAP], q[QCAP];
     snprintf(where, sizeof(where), "rules[%zu]", i);
@@ -1284,8 +1278,7 @@ static void parse_rules(struct ld *L, json_t *v)
             ZTB_ERR_EXISTS) {
             char where[WCAP], q[QCAP];
             snprintf(where, sizeof(where), "rule %s", quote(q, r->id));
-            fail(L, where, "id", "used by rules[%u] and rules[%zu]; ids must be unique", other,
-                 i);
+            fail(L, where, "id", "used by rules[%u] and rules[%zu]; ids must be unique", other, i);
         }
     }
     p->n_rules = (uint32_t)n;
@@ -1293,14 +1286,15 @@ static void parse_rules(struct ld *L, json_t *v)
 
 /* ---- anomaly responses -------------------------------------------------- */
 
-static const char *const known_signals[] = {
-    "policy_violation",      "rate_limit_burst", "assertion_replay", "token_replay",
-    "join_token_reuse",      "new_audience",     "credential_compromise",
-    "prompt_injection",      "dpop_replay",      NULL};
+static const char *const known_signals[] = {"policy_violation",      "rate_limit_burst",
+                                            "assertion_replay",      "token_replay",
+                                            "join_token_reuse",      "new_audience",
+                                            "credential_compromise", "prompt_injection",
+                                            "dpop_replay",           NULL};
 
-static const char *const response_names[] = {
-    NULL, "revoke_token", "require_approval", "quarantine", "revoke_all", "kill_audience",
-    "taint_key"};
+static const char *const response_names[] = {NULL,         "revoke_token", "require_approval",
+                                             "quarantine", "revoke_all",   "kill_audience",
+                                             "taint_key"};
 
 static const char *const severity_names[] = {NULL, "low", "medium", "high", "critical"};
 
@@ -1323,10 +1317,10 @@ static int valid_signal(const char *s, size_t n)
 
 static void parse_response(struct ld *L, json_t *o, size_t i, struct policy_response_rule *r)
 {
-    static const char *const keys[] = {"id",           "description",           "signals",
-                                       "agents",       "min_severity",          "min_confidence",
-                                       "response",     "independent_signals",   "window",
-                                       "operator_confirmation", NULL};
+    static const char *const keys[] = {
+        "id",           "description",           "signals",  "agents",
+        "min_severity", "min_confidence",        "response", "independent_signals",
+        "window",       "operator_confirmation", NULL};
     char where[WCAP], q[QCAP];
     snprintf(where, sizeof(where), "anomaly_responses[%zu]", i);
     if (!json_is_object(o)) {
@@ -1454,9 +1448,8 @@ static void parse_responses(struct ld *L, json_t *v)
 
 static void parse_doc(struct ld *L, json_t *root)
 {
-    static const char *const keys[] = {"version", "description", "trust_domain",
-                                       "settings", "groups",     "rules",
-                                       "anomaly_responses", NULL};
+    static const char *const keys[] = {"version", "description", "trust_domain",      "settings",
+                                       "groups",  "rules",       "anomaly_responses", NULL};
     policy *p = L->p;
     if (!json_is_object(root)) {
         fail(L, NULL, NULL, "the document must be a JSON object");
@@ -1546,8 +1539,10 @@ ztb_err policy_load(const void *doc, size_t len, policy **out, policy_diag *diag
     ZTB_TRY(rv, ztb_arena_error(&p->arena));
     ZTB_CHECK(rv, L.errors == 0, ZTB_ERR_POLICY);
     /* canonical order: deny rules first, then by id; groups and responses by name/id */
-    qsort(p->rules, p->n_rules, sizeof(struct policy_rule), cmp_rule);
-    qsort(p->responses, p->n_responses, sizeof(struct policy_response_rule), cmp_response);
+    if (p->n_rules > 1)
+        qsort(p->rules, p->n_rules, sizeof(struct policy_rule), cmp_rule);
+    if (p->n_responses > 1) /* responses is NULL when there are none */
+        qsort(p->responses, p->n_responses, sizeof(struct policy_response_rule), cmp_response);
     for (uint32_t i = 0; i < p->n_rules; i++) {
         p->rules[i].index = i;
         if (p->rules[i].effect == POLICY_DENY)
@@ -1555,8 +1550,8 @@ ztb_err policy_load(const void *doc, size_t len, policy **out, policy_diag *diag
     }
     ZTB_TRY(rv, policy_strmap_init(&p->rule_map, &p->arena, p->n_rules));
     for (uint32_t i = 0; i < p->n_rules; i++)
-        ZTB_TRY(rv, policy_strmap_put(&p->rule_map, p->rules[i].id, strlen(p->rules[i].id), i,
-                                      NULL));
+        ZTB_TRY(rv,
+                policy_strmap_put(&p->rule_map, p->rules[i].id, strlen(p->rules[i].id), i, NULL));
     ZTB_TRY(rv, policy_compile(p));
     if (policy_overlap_check(p, d) != 0) {
         rv = ZTB_ERR_POLICY;

@@ -30,24 +30,24 @@
 #define POLICY_MAX_MEMBERS   1000000 /* group members, all groups together */
 #define POLICY_MAX_LIST      256     /* entries in one list of a rule */
 #define POLICY_MAX_RESPONSES 1000
-#define POLICY_MAX_ID        64  /* rule / group / response ids */
-#define POLICY_MAX_NAME      128 /* agent names */
+#define POLICY_MAX_ID        64   /* rule / group / response ids */
+#define POLICY_MAX_NAME      128  /* agent names */
 #define POLICY_MAX_INPUT     4096 /* bytes of one request string */
 #define POLICY_MAX_TTL_LIMIT 86400
 #define POLICY_MAX_APPROVERS 10
 
 /* Agents a rule (or group, or anomaly response) names. */
 struct policy_agentset {
-    uint8_t any;              /* "*": every agent */
-    uint32_t n_names;         /* exact agent names, as agent indexes, sorted */
+    uint8_t any;      /* "*": every agent */
+    uint32_t n_names; /* exact agent names, as agent indexes, sorted */
     const uint32_t *names;
     const char *const *name_text; /* the exact names (resolved by compile.c) */
-    uint32_t n_groups;        /* referenced groups, as group indexes, sorted */
+    uint32_t n_groups;            /* referenced groups, as group indexes, sorted */
     const uint32_t *groups;
     const uint64_t *group_mask; /* the same as a bitset of group_words words */
-    uint32_t n_globs;         /* name patterns */
+    uint32_t n_globs;           /* name patterns */
     const policy_glob *globs;
-    uint32_t n_text;          /* the entries as written, normalised, sorted */
+    uint32_t n_text; /* the entries as written, normalised, sorted */
     const char *const *text;
 };
 
@@ -128,7 +128,7 @@ struct policy_response_rule {
 struct policy {
     atomic_uint refs;
     ztb_arena arena;
-    char digest[65];         /* SHA-256 of the document, hex */
+    char digest[65]; /* SHA-256 of the document, hex */
     const char *trust_domain;
     const char *spiffe_prefix; /* "spiffe://<td>/agent/" */
     uint32_t spiffe_prefix_len;

@@ -89,8 +89,7 @@ static int agents_cover(const policy *p, const struct policy_agentset *outer,
     return 1;
 }
 
-static int globs_cover(const policy_glob *outer, uint32_t no, const policy_glob *inner,
-                       uint32_t ni)
+static int globs_cover(const policy_glob *outer, uint32_t no, const policy_glob *inner, uint32_t ni)
 {
     for (uint32_t i = 0; i < ni; i++) {
         int ok = 0;
@@ -265,8 +264,7 @@ int policy_overlap_check(policy *p, policy_diag *d)
                 /* deny rules sort first, so `first` is the deny */
                 where_rule(where, sizeof(where), r->effect == POLICY_ALLOW ? r : first);
                 policy_diag_add(d, 0, 0, where, NULL,
-                                "unreachable: deny rule %s matches exactly the same requests",
-                                fq);
+                                "unreachable: deny rule %s matches exactly the same requests", fq);
                 reported[r->index] = 1;
             } else if (r->effect == POLICY_ALLOW &&
                        ob_diff(&first->ob, &r->ob, diff, sizeof(diff)) != NULL) {

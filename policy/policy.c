@@ -98,12 +98,12 @@ ztb_err policy_agent_groups(const policy *p, const char *agent, const char **out
 
 static const char *const effect_names[] = {"deny", "allow", "approval_required"};
 static const char *const binding_names[] = {"none", "any", "dpop", "mtls"};
-static const char *const reason_names[] = {"allowed",  "no_match", "condition",
+static const char *const reason_names[] = {"allowed",   "no_match", "condition",
                                            "deny_rule", "conflict", "bad_request"};
 static const char *const severity_names[] = {NULL, "low", "medium", "high", "critical"};
-static const char *const response_names[] = {
-    NULL, "revoke_token", "require_approval", "quarantine", "revoke_all", "kill_audience",
-    "taint_key"};
+static const char *const response_names[] = {NULL,         "revoke_token", "require_approval",
+                                             "quarantine", "revoke_all",   "kill_audience",
+                                             "taint_key"};
 
 const char *policy_effect_name(policy_effect e)
 {

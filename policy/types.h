@@ -105,8 +105,8 @@ typedef struct policy_decision {
      */
     const char *detail;
     uint8_t detail_unknown; /* the condition in detail could not be read (the request lacks it) */
-    policy_obligations ob; /* meaningful when effect != POLICY_DENY; zero otherwise */
-    uint32_t n_matched;    /* allow rules that matched (all of them) */
+    policy_obligations ob;  /* meaningful when effect != POLICY_DENY; zero otherwise */
+    uint32_t n_matched;     /* allow rules that matched (all of them) */
     const char *matched[POLICY_MAX_MATCHED]; /* the first of them by id */
 } policy_decision;
 

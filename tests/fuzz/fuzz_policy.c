@@ -120,8 +120,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         }
     }
     /* hostile requests against whatever loaded */
-    policy_request h = {.agent = (const char *)"a\x01", .action = "a:b", .audience = "x",
-                        .resource = ""};
+    policy_request h = {
+        .agent = (const char *)"a\x01", .action = "a:b", .audience = "x", .resource = ""};
     probe(p, &h);
     policy_signal_response resp[4];
     size_t n;

@@ -23,7 +23,7 @@
 static inline char *fx_doc(const char *groups, const char *rules)
 {
 #define FX_DOC_FMT                                                                                 \
-    "{\"version\": 1, \"trust_domain\": \"example.org\", " FX_SETTINGS                              \
+    "{\"version\": 1, \"trust_domain\": \"example.org\", " FX_SETTINGS                             \
     ", \"groups\": {%s}, \"rules\": [%s]}"
     size_t n = sizeof(FX_DOC_FMT) + strlen(groups) + strlen(rules) + 1;
     char *s = malloc(n);

@@ -53,10 +53,11 @@ static void test_times(void **state)
     assert_int_equal(policy_parse_time("2024-02-29T12:00:00Z", &t), ZTB_OK);
     assert_int_equal(t, 1709208000);
     assert_int_equal(policy_parse_time("2000-02-29T00:00:00Z", &t), ZTB_OK); /* 400-year leap */
-    const char *bad[] = {"2023-02-29T00:00:00Z", "1900-02-29T00:00:00Z", "2024-13-01T00:00:00Z",
-                         "2024-04-31T00:00:00Z", "2024-01-01T24:00:00Z", "2024-01-01T00:00:60Z",
-                         "2024-01-01 00:00:00Z", "2024-01-01T00:00:00",  "2024-01-01T00:00:00+01:00",
-                         "1969-12-31T23:59:59Z", "2024-1-01T00:00:00Z",  ""};
+    const char *bad[] = {
+        "2023-02-29T00:00:00Z", "1900-02-29T00:00:00Z", "2024-13-01T00:00:00Z",
+        "2024-04-31T00:00:00Z", "2024-01-01T24:00:00Z", "2024-01-01T00:00:60Z",
+        "2024-01-01 00:00:00Z", "2024-01-01T00:00:00",  "2024-01-01T00:00:00+01:00",
+        "1969-12-31T23:59:59Z", "2024-1-01T00:00:00Z",  ""};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
         if (policy_parse_time(bad[i], &t) != ZTB_ERR_MALFORMED)
             fail_msg("accepted %s", bad[i]);
@@ -84,8 +85,9 @@ static void test_ip_parse(void **state)
     assert_int_equal(policy_ip_parse("::ffff:10.20.1.2", &ip), ZTB_OK);
     assert_int_equal(ip.family, 4); /* mapped becomes v4 */
     assert_int_equal(ip.addr[1], 20);
-    const char *bad[] = {"",         "10.20.1",     "10.20.1.256", "010.20.1.2", "10.20.1.2/32",
-                         "fe80::1%eth0", " 10.0.0.1", "10.0.0.1 ",  "::g",        NULL};
+    const char *bad[] = {
+        "",          "10.20.1",   "10.20.1.256", "010.20.1.2", "10.20.1.2/32", "fe80::1%eth0",
+        " 10.0.0.1", "10.0.0.1 ", "::g",         NULL};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         assert_int_equal(policy_ip_parse(bad[i], &ip), ZTB_ERR_MALFORMED);
         assert_int_equal(ip.family, 0);
@@ -133,7 +135,7 @@ static void test_cidr(void **state)
     assert_int_equal(policy_parse_cidr("::1", &c), ZTB_OK);
     assert_int_equal(c.prefix, 128);
 
-    const char *bad[] = {"10.0.0.0/33", "10.0.0.0/", "10.0.0.0/08", "10.0.0.0/-1", "::/129",
+    const char *bad[] = {"10.0.0.0/33", "10.0.0.0/", "10.0.0.0/08",  "10.0.0.0/-1", "::/129",
                          "10.0.0.1/8",  "x/8",       "10.0.0.0/8/8", "/8"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
         if (policy_parse_cidr(bad[i], &c) != ZTB_ERR_MALFORMED)
@@ -150,9 +152,9 @@ static void test_windows(void **state)
     assert_false(policy_window_contains(&w, MON_0000 + 7 * 3600 + 3599));
     assert_true(policy_window_contains(&w, MON_0000 + 8 * 3600));
     assert_true(policy_window_contains(&w, MON_0000 + 18 * 3600 - 1));
-    assert_false(policy_window_contains(&w, MON_0000 + 18 * 3600)); /* end is exclusive */
+    assert_false(policy_window_contains(&w, MON_0000 + 18 * 3600));         /* end is exclusive */
     assert_false(policy_window_contains(&w, MON_0000 - 86400 + 10 * 3600)); /* Sunday */
-    assert_true(policy_window_contains(&w, MON_0000 + 4 * 86400 + 10 * 3600)); /* Friday */
+    assert_true(policy_window_contains(&w, MON_0000 + 4 * 86400 + 10 * 3600));  /* Friday */
     assert_false(policy_window_contains(&w, MON_0000 + 5 * 86400 + 10 * 3600)); /* Saturday */
 
     /* +01:00: 07:30 UTC Monday is 08:30 local */
@@ -206,12 +208,12 @@ static void test_limits(void **state)
         {"[{\"amount\": 50.000001}]", POLICY_FALSE, POLICY_FALSE},
         {"[{\"amount\": 51}]", POLICY_FALSE, POLICY_FALSE},
         {"[{\"amount\": -1e300}]", POLICY_TRUE, POLICY_TRUE},
-        {"[{\"amount\": \"20\"}]", POLICY_UNKNOWN, POLICY_UNKNOWN},  /* a string is not a number */
+        {"[{\"amount\": \"20\"}]", POLICY_UNKNOWN, POLICY_UNKNOWN}, /* a string is not a number */
         {"[{\"amount\": true}]", POLICY_UNKNOWN, POLICY_UNKNOWN},
         {"[{\"amount\": null}]", POLICY_UNKNOWN, POLICY_UNKNOWN},
         {"[{\"other\": 1}]", POLICY_UNKNOWN, POLICY_UNKNOWN},
         {"[]", POLICY_UNKNOWN, POLICY_UNKNOWN},
-        {"{\"amount\": 10}", POLICY_TRUE, POLICY_TRUE},                  /* one object */
+        {"{\"amount\": 10}", POLICY_TRUE, POLICY_TRUE},                      /* one object */
         {"[{\"amount\": 10}, {\"amount\": 90}]", POLICY_FALSE, POLICY_TRUE}, /* every / any */
         {"[{\"amount\": 10}, {\"x\": 1}]", POLICY_UNKNOWN, POLICY_TRUE},
         {"[{\"amount\": 90}, {\"x\": 1}]", POLICY_FALSE, POLICY_UNKNOWN},

@@ -20,9 +20,9 @@
 #include "policy_fixtures.h"
 
 /* 2025-06-02 00:00 UTC was a Monday. */
-#define MON  1748822400LL
-#define H    3600LL
-#define D    86400LL
+#define MON   1748822400LL
+#define H     3600LL
+#define D     86400LL
 #define WED10 (MON + 2 * D + 10 * H)
 
 enum { ANY = -1 };
@@ -36,17 +36,17 @@ struct dcase {
     const char *ad; /* authorization_details JSON, or NULL */
     policy_effect effect;
     policy_reason reason;
-    const char *rule;       /* deciding rule, NULL for none */
-    int ttl;                /* ANY to skip */
-    int binding;            /* ANY to skip */
-    int single_use;         /* ANY to skip */
-    const char *detail;     /* substring of detail, or NULL to skip */
+    const char *rule;   /* deciding rule, NULL for none */
+    int ttl;            /* ANY to skip */
+    int binding;        /* ANY to skip */
+    int single_use;     /* ANY to skip */
+    const char *detail; /* substring of detail, or NULL to skip */
 };
 
-#define PAY "https://payments.internal"
-#define CRM "https://crm.internal"
-#define TIX "https://tickets.internal"
-#define IN  "10.20.1.2"
+#define PAY    "https://payments.internal"
+#define CRM    "https://crm.internal"
+#define TIX    "https://tickets.internal"
+#define IN     "10.20.1.2"
 #define AMT(x) "[{\"type\": \"payment\", \"amount\": " x "}]"
 
 #define ALLOW(r, t, b, s) POLICY_ALLOW, POLICY_REASON_ALLOWED, r, t, b, s, NULL
@@ -79,10 +79,10 @@ static const struct dcase fleet_cases[] = {
      AMT("4999.99"), APPROVAL("refund-large")},
     {"refund huge", "billing-bot", "payments:refund", PAY, "orders/1", 0, NULL, IN, AMT("5000"),
      DENYR("deny-huge-refunds")},
-    {"refund very huge", "billing-bot", "payments:refund", PAY, "orders/1", 0, NULL, IN,
-     AMT("1e6"), DENYR("deny-huge-refunds")},
-    {"refund without amount", "billing-bot", "payments:refund", PAY, "orders/1", 0, NULL, IN,
-     NULL, DENYR("deny-huge-refunds")},
+    {"refund very huge", "billing-bot", "payments:refund", PAY, "orders/1", 0, NULL, IN, AMT("1e6"),
+     DENYR("deny-huge-refunds")},
+    {"refund without amount", "billing-bot", "payments:refund", PAY, "orders/1", 0, NULL, IN, NULL,
+     DENYR("deny-huge-refunds")},
     {"refund amount as string", "billing-bot", "payments:refund", PAY, "orders/1", 0, NULL, IN,
      "[{\"type\": \"payment\", \"amount\": \"20\"}]", DENYR("deny-huge-refunds")},
     {"refund other type only", "billing-bot", "payments:refund", PAY, "orders/1", 0, NULL, IN,
@@ -96,8 +96,8 @@ static const struct dcase fleet_cases[] = {
     {"refund one entry huge", "billing-bot", "payments:refund", PAY, "orders/1", 0, NULL, IN,
      "[{\"type\": \"payment\", \"amount\": 20}, {\"type\": \"payment\", \"amount\": 6000}]",
      DENYR("deny-huge-refunds")},
-    {"refund details as one object", "billing-bot", "payments:refund", PAY, "orders/1", 0, NULL,
-     IN, "{\"type\": \"payment\", \"amount\": 10}", ALLOW("refund-small", ANY, ANY, ANY)},
+    {"refund details as one object", "billing-bot", "payments:refund", PAY, "orders/1", 0, NULL, IN,
+     "{\"type\": \"payment\", \"amount\": 10}", ALLOW("refund-small", ANY, ANY, ANY)},
     {"refund from outside", "billing-bot", "payments:refund", PAY, "orders/1", 0, NULL,
      "192.168.1.1", AMT("20"), COND("refund-large", "source_ip")},
     {"refund source unknown", "billing-bot", "payments:refund", PAY, "orders/1", 0, NULL, NULL,
@@ -106,24 +106,24 @@ static const struct dcase fleet_cases[] = {
      AMT("20"), ALLOW("refund-small", ANY, ANY, ANY)},
     {"refund v4-mapped", "billing-bot", "payments:refund", PAY, "orders/1", 0, NULL,
      "::ffff:10.20.3.4", AMT("20"), ALLOW("refund-small", ANY, ANY, ANY)},
-    {"refund other IPv6", "billing-bot", "payments:refund", PAY, "orders/1", 0, NULL,
-     "fd00:21::5", AMT("20"), COND("refund-large", "source_ip")},
+    {"refund other IPv6", "billing-bot", "payments:refund", PAY, "orders/1", 0, NULL, "fd00:21::5",
+     AMT("20"), COND("refund-large", "source_ip")},
     {"refund disputed", "billing-bot", "payments:refund", PAY, "orders/disputed/9", 0, NULL, IN,
      AMT("20"), DENYR("deny-disputed-orders")},
-    {"refund nested resource", "billing-bot", "payments:refund", PAY, "orders/1/items", 0, NULL,
-     IN, AMT("20"), NOMATCH},
+    {"refund nested resource", "billing-bot", "payments:refund", PAY, "orders/1/items", 0, NULL, IN,
+     AMT("20"), NOMATCH},
     {"refund empty segment", "billing-bot", "payments:refund", PAY, "orders/", 0, NULL, IN,
      AMT("20"), ALLOW("refund-small", ANY, ANY, ANY)},
     {"refund unicode resource", "billing-bot", "payments:refund", PAY, "orders/\xc3\xb1", 0, NULL,
      IN, AMT("20"), ALLOW("refund-small", ANY, ANY, ANY)},
-    {"refund by pattern member", "refund-agent-7", "payments:refund", PAY, "orders/1", 0, NULL,
-     IN, AMT("20"), ALLOW("refund-small", ANY, ANY, ANY)},
+    {"refund by pattern member", "refund-agent-7", "payments:refund", PAY, "orders/1", 0, NULL, IN,
+     AMT("20"), ALLOW("refund-small", ANY, ANY, ANY)},
     {"refund by SPIFFE ID", "spiffe://acme.example/agent/refund-agent-7", "payments:refund", PAY,
      "orders/1", 0, NULL, IN, AMT("20"), ALLOW("refund-small", ANY, ANY, ANY)},
-    {"refund by foreign SPIFFE ID", "spiffe://evil.example/agent/refund-agent-7",
-     "payments:refund", PAY, "orders/1", 0, NULL, IN, AMT("20"), BAD("trust domain")},
-    {"SPIFFE ID without agent path", "spiffe://acme.example/refund-agent-7", "payments:refund",
+    {"refund by foreign SPIFFE ID", "spiffe://evil.example/agent/refund-agent-7", "payments:refund",
      PAY, "orders/1", 0, NULL, IN, AMT("20"), BAD("trust domain")},
+    {"SPIFFE ID without agent path", "spiffe://acme.example/refund-agent-7", "payments:refund", PAY,
+     "orders/1", 0, NULL, IN, AMT("20"), BAD("trust domain")},
     {"pattern needs the dash", "refund-agent", "payments:refund", PAY, "orders/1", 0, NULL, IN,
      AMT("20"), NOMATCH},
     {"support cannot refund", "support-bot-01", "payments:refund", PAY, "orders/1", 0, NULL, IN,
@@ -141,8 +141,8 @@ static const struct dcase fleet_cases[] = {
     /* CRM */
     {"support reads CRM", "support-bot-02", "crm:read", CRM, "contacts/1", 0, NULL, NULL, NULL,
      ALLOW("support-crm-read", 300, POLICY_BINDING_NONE, 0)},
-    {"sales searches CRM", "sales-assistant", "crm:search", CRM, "accounts/x", 0, NULL, NULL,
-     NULL, ALLOW("support-crm-read", 300, ANY, ANY)},
+    {"sales searches CRM", "sales-assistant", "crm:search", CRM, "accounts/x", 0, NULL, NULL, NULL,
+     ALLOW("support-crm-read", 300, ANY, ANY)},
     {"leads not granted", "triage-bot", "crm:read", CRM, "leads/1", 0, NULL, NULL, NULL, NOMATCH},
     {"delete denied", "support-bot-01", "crm:delete", CRM, "contacts/1", 0, NULL, NULL, NULL,
      DENYR("deny-crm-delete")},
@@ -153,29 +153,26 @@ static const struct dcase fleet_cases[] = {
     {"update with delegation", "sales-assistant", "crm:update", CRM, "contacts/1", 0,
      "spiffe://acme.example/user/alice", NULL, NULL,
      ALLOW("sales-crm-update", 120, POLICY_BINDING_MTLS, 0)},
-    {"update without delegation", "sales-assistant", "crm:update", CRM, "contacts/1", 0, NULL,
-     NULL, NULL, COND("sales-crm-update", "act in")},
+    {"update without delegation", "sales-assistant", "crm:update", CRM, "contacts/1", 0, NULL, NULL,
+     NULL, COND("sales-crm-update", "act in")},
     {"update for an agent", "sales-assistant", "crm:update", CRM, "contacts/1", 0,
      "spiffe://acme.example/agent/x", NULL, NULL, COND("sales-crm-update", "act in")},
-    {"update on saturday", "sales-assistant", "crm:update", CRM, "contacts/1",
-     MON + 5 * D + 10 * H, "spiffe://acme.example/user/alice", NULL, NULL,
-     COND("sales-crm-update", "time_windows")},
+    {"update on saturday", "sales-assistant", "crm:update", CRM, "contacts/1", MON + 5 * D + 10 * H,
+     "spiffe://acme.example/user/alice", NULL, NULL, COND("sales-crm-update", "time_windows")},
     {"update 19:59 local", "sales-assistant", "crm:update", CRM, "contacts/1",
      MON + 2 * D + 18 * H + 59 * 60, "spiffe://acme.example/user/a", NULL, NULL,
      ALLOW("sales-crm-update", ANY, ANY, ANY)},
-    {"update 20:00 local", "sales-assistant", "crm:update", CRM, "contacts/1",
-     MON + 2 * D + 19 * H, "spiffe://acme.example/user/a", NULL, NULL,
-     COND("sales-crm-update", "time_windows")},
+    {"update 20:00 local", "sales-assistant", "crm:update", CRM, "contacts/1", MON + 2 * D + 19 * H,
+     "spiffe://acme.example/user/a", NULL, NULL, COND("sales-crm-update", "time_windows")},
     {"update 06:59 local", "sales-assistant", "crm:update", CRM, "contacts/1",
      MON + 2 * D + 5 * H + 59 * 60, "spiffe://acme.example/user/a", NULL, NULL,
      COND("sales-crm-update", "time_windows")},
-    {"update 07:00 local", "sales-assistant", "crm:update", CRM, "contacts/1",
-     MON + 2 * D + 6 * H, "spiffe://acme.example/user/a", NULL, NULL,
-     ALLOW("sales-crm-update", ANY, ANY, ANY)},
+    {"update 07:00 local", "sales-assistant", "crm:update", CRM, "contacts/1", MON + 2 * D + 6 * H,
+     "spiffe://acme.example/user/a", NULL, NULL, ALLOW("sales-crm-update", ANY, ANY, ANY)},
     {"export needs approval", "sales-assistant", "crm:export", CRM, "reports/q2", 0, NULL, NULL,
      NULL, APPROVAL("crm-export")},
-    {"export nested report", "sales-assistant", "crm:export", CRM, "reports/q2/raw", 0, NULL,
-     NULL, NULL, NOMATCH},
+    {"export nested report", "sales-assistant", "crm:export", CRM, "reports/q2/raw", 0, NULL, NULL,
+     NULL, NOMATCH},
     /* tickets */
     {"create ticket", "support-bot-03", "tickets:create", TIX, "tickets/55", 0, NULL, NULL, NULL,
      ALLOW("tickets-work", 180, ANY, ANY)},
@@ -187,8 +184,8 @@ static const struct dcase fleet_cases[] = {
      COND("tickets-close-delegated", "delegation required")},
     {"sales has no tickets", "sales-assistant", "tickets:read", TIX, "tickets/1", 0, NULL, NULL,
      NULL, NOMATCH},
-    {"billing has no tickets", "billing-bot", "tickets:read", TIX, "tickets/1", 0, NULL, NULL,
-     NULL, NOMATCH},
+    {"billing has no tickets", "billing-bot", "tickets:read", TIX, "tickets/1", 0, NULL, NULL, NULL,
+     NOMATCH},
     /* malformed requests */
     {"empty agent", "", "payments:read", PAY, "orders/1", 0, NULL, NULL, NULL, BAD("agent")},
     {"null agent", NULL, "payments:read", PAY, "orders/1", 0, NULL, NULL, NULL, BAD("agent")},
@@ -227,8 +224,8 @@ static const struct dcase fleet_cases[] = {
      BAD("audience")},
     {"audience escape", "billing-bot", "payments:read", "https://pay\x1b[0m", "orders/1", 0, NULL,
      NULL, NULL, BAD("audience")},
-    {"audience unicode", "billing-bot", "payments:read", PAY "\xc3\xa9", "orders/1", 0, NULL,
-     NULL, NULL, NOMATCH},
+    {"audience unicode", "billing-bot", "payments:read", PAY "\xc3\xa9", "orders/1", 0, NULL, NULL,
+     NULL, NOMATCH},
     {"resource newline", "billing-bot", "payments:read", PAY, "orders/1\nx", 0, NULL, NULL, NULL,
      BAD("resource")},
     {"resource bad UTF-8", "billing-bot", "payments:read", PAY, "orders/\xc0\xaf", 0, NULL, NULL,
@@ -240,8 +237,7 @@ static const struct dcase fleet_cases[] = {
      BAD("resource")},
     {"resource longest", "billing-bot", "payments:read", PAY, long_res_ok, 0, NULL, NULL, NULL,
      ALLOW("payments-read", ANY, ANY, ANY)},
-    {"act empty", "triage-bot", "tickets:close", TIX, "tickets/1", 0, "", NULL, NULL,
-     BAD("act")},
+    {"act empty", "triage-bot", "tickets:close", TIX, "tickets/1", 0, "", NULL, NULL, BAD("act")},
     {"act control", "triage-bot", "tickets:close", TIX, "tickets/1", 0, "user\x07", NULL, NULL,
      BAD("act")},
 };
@@ -281,7 +277,8 @@ static const char *EDGE =
     "{\"id\": \"e-lim-frac\", \"effect\": \"allow\", \"agents\": [\"x\"], \"actions\":"
     " [\"lim:frac\"], \"audiences\": [\"aud\"], \"resources\": [\"**\"], \"conditions\":"
     " {\"limits\": [{\"path\": \"v\", \"min\": 0.1, \"max\": 0.3}]}},"
-    "{\"id\": \"e-expire\", \"effect\": \"allow\", \"agents\": [\"y\"], \"actions\": [\"svc:read\"],"
+    "{\"id\": \"e-expire\", \"effect\": \"allow\", \"agents\": [\"y\"], \"actions\": "
+    "[\"svc:read\"],"
     " \"audiences\": [\"aud\"], \"resources\": [\"**\"], \"conditions\": {\"not_after\":"
     " \"2026-01-01T00:00:00Z\"}},"
     "{\"id\": \"e-star-aud\", \"effect\": \"allow\", \"agents\": [\"y\"], \"actions\":"
@@ -290,7 +287,8 @@ static const char *EDGE =
     " [\"pub:read\"], \"audiences\": [\"**\"], \"resources\": [\"**\"]},"
     "{\"id\": \"e-deny-unicode\", \"effect\": \"deny\", \"agents\": [\"*\"], \"actions\":"
     " [\"pub:read\"], \"audiences\": [\"**\"], \"resources\": [\"secret/\\u00e9t\\u00e9/**\"]},"
-    "{\"id\": \"e-night\", \"effect\": \"allow\", \"agents\": [\"y\"], \"actions\": [\"night:run\"],"
+    "{\"id\": \"e-night\", \"effect\": \"allow\", \"agents\": [\"y\"], \"actions\": "
+    "[\"night:run\"],"
     " \"audiences\": [\"aud\"], \"resources\": [\"**\"], \"conditions\": {\"time_windows\":"
     " [{\"days\": [\"fri\"], \"start\": \"22:00\", \"end\": \"06:00\"}]}},"
     "{\"id\": \"e-deny-offnet\", \"effect\": \"deny\", \"agents\": [\"y\"], \"actions\":"
@@ -301,7 +299,7 @@ static const char *EDGE =
     "]}";
 
 #define LIM(v) "{\"a\": {\"b\": {\"c\": " v "}}}"
-#define FRI (MON + 4 * D)
+#define FRI    (MON + 4 * D)
 
 static const struct dcase edge_cases[] = {
     {"one allow", "x", "svc:read", "aud", "doc", 0, NULL, NULL, NULL,
@@ -318,8 +316,7 @@ static const struct dcase edge_cases[] = {
      DENYR("e-deny-future")},
     {"allow until 2030", "x", "svc:write", "aud", "docs/1", 1893456000LL - 1, NULL, NULL, NULL,
      ALLOW("e-allow-a", ANY, ANY, ANY)},
-    {"group member without allow", "y", "svc:write", "aud", "docs/1", 0, NULL, NULL, NULL,
-     NOMATCH},
+    {"group member without allow", "y", "svc:write", "aud", "docs/1", 0, NULL, NULL, NULL, NOMATCH},
     {"approval", "x", "appr:go", "aud", "any", 0, NULL, NULL, NULL, APPROVAL("e-appr-1")},
     {"approval count combines", "x", "appr:go", "aud", "special/1", 0, NULL, NULL, NULL,
      APPROVAL("e-appr-1")},
@@ -366,8 +363,8 @@ static const struct dcase edge_cases[] = {
      ALLOW("e-star-aud", ANY, ANY, ANY)},
     {"audience pattern stays in segment", "y", "svc:list", "https://a/b.internal", "x", 0, NULL,
      NULL, NULL, NOMATCH},
-    {"resource star stays in segment", "y", "svc:list", "https://a.internal", "a/b", 0, NULL,
-     NULL, NULL, NOMATCH},
+    {"resource star stays in segment", "y", "svc:list", "https://a.internal", "a/b", 0, NULL, NULL,
+     NULL, NOMATCH},
     {"any agent", "zzz", "pub:read", "anything", "a/b/c", 0, NULL, NULL, NULL,
      ALLOW("e-any-agent", ANY, ANY, ANY)},
     {"any agent, empty resource", "zzz", "pub:read", "anything", "", 0, NULL, NULL, NULL,
@@ -387,8 +384,8 @@ static const struct dcase edge_cases[] = {
      NULL, ALLOW("e-night", ANY, ANY, ANY)},
     {"night window over", "y", "night:run", "aud", "r", FRI + D + 6 * H, NULL, NULL, NULL,
      COND("e-night", "time_windows")},
-    {"night window not yet", "y", "night:run", "aud", "r", FRI + 21 * H + 59 * 60, NULL, NULL,
-     NULL, COND("e-night", "time_windows")},
+    {"night window not yet", "y", "night:run", "aud", "r", FRI + 21 * H + 59 * 60, NULL, NULL, NULL,
+     COND("e-night", "time_windows")},
     {"night window thursday", "y", "night:run", "aud", "r", FRI - D + 23 * H, NULL, NULL, NULL,
      COND("e-night", "time_windows")},
     {"net from inside", "y", "net:ping", "aud", "r", 0, NULL, "10.0.0.1", NULL,
@@ -505,8 +502,8 @@ static void test_edge_table(void **state)
 static void test_table_size(void **state)
 {
     (void)state;
-    size_t n = sizeof(fleet_cases) / sizeof(fleet_cases[0]) +
-               sizeof(edge_cases) / sizeof(edge_cases[0]);
+    size_t n =
+        sizeof(fleet_cases) / sizeof(fleet_cases[0]) + sizeof(edge_cases) / sizeof(edge_cases[0]);
     assert_true(n >= 100);
 }
 

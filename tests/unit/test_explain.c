@@ -35,9 +35,9 @@ static const char *result_of(json_t *ex, const char *rule)
 {
     size_t i;
     json_t *e;
-    json_array_foreach(json_object_get(ex, "considered"), i, e) if (
-        strcmp(json_string_value(json_object_get(e, "rule")), rule) ==
-        0) return json_string_value(json_object_get(e, "result"));
+    json_array_foreach(json_object_get(ex, "considered"), i,
+                       e) if (strcmp(json_string_value(json_object_get(e, "rule")), rule) ==
+                              0) return json_string_value(json_object_get(e, "result"));
     return NULL;
 }
 
@@ -45,9 +45,9 @@ static const char *why_of(json_t *ex, const char *rule)
 {
     size_t i;
     json_t *e;
-    json_array_foreach(json_object_get(ex, "considered"), i, e) if (
-        strcmp(json_string_value(json_object_get(e, "rule")), rule) ==
-        0) return json_string_value(json_object_get(e, "why"));
+    json_array_foreach(json_object_get(ex, "considered"), i,
+                       e) if (strcmp(json_string_value(json_object_get(e, "rule")), rule) ==
+                              0) return json_string_value(json_object_get(e, "why"));
     return NULL;
 }
 
@@ -174,7 +174,7 @@ static void test_agrees_with_eval(void **state)
 {
     (void)state;
     const char *agents[] = {"billing-bot", "refund-agent-3", "support-bot-01", "sales-assistant",
-                            "triage-bot", "nobody", "bad agent"};
+                            "triage-bot",  "nobody",         "bad agent"};
     const char *actions[] = {"payments:refund", "payments:read",  "crm:read",
                              "crm:update",      "crm:export",     "crm:delete",
                              "tickets:close",   "tickets:create", "x"};

@@ -151,7 +151,8 @@ static void test_groups(void **state)
 static void test_rule_fields(void **state)
 {
     (void)state;
-    refuse_rule("\"id\": \"r1\", \"effect\": \"allow\", " RULE_OK ", \"obligations\": {\"ttl\": 900}",
+    refuse_rule("\"id\": \"r1\", \"effect\": \"allow\", " RULE_OK
+                ", \"obligations\": {\"ttl\": 900}",
                 "rule \"r1\": obligations.ttl: 900 exceeds settings.max_ttl 300", NULL);
     refuse_rule("\"id\": \"r1\", \"effect\": \"allow\", " RULE_OK ", \"obligation\": {}",
                 "rule \"r1\": unknown field \"obligation\" (did you mean \"obligations\"?)", NULL);
@@ -159,8 +160,8 @@ static void test_rule_fields(void **state)
                 "rule \"r1\": effect: must be \"allow\" or \"deny\"", NULL);
     refuse_rule("\"effect\": \"allow\", " RULE_OK, "rules[0]: id: missing: a rule needs an id",
                 NULL);
-    refuse_rule("\"id\": \"bad id!\", \"effect\": \"allow\", " RULE_OK,
-                "rules[0]: id: \"bad id!\"", NULL);
+    refuse_rule("\"id\": \"bad id!\", \"effect\": \"allow\", " RULE_OK, "rules[0]: id: \"bad id!\"",
+                NULL);
     refuse_rule("\"id\": \"r1\", \"effect\": \"deny\", " RULE_OK ", \"obligations\": {\"ttl\": 5}",
                 "a deny rule has no obligations", NULL);
     refuse_rule("\"id\": \"r1\", \"effect\": \"allow\", \"agents\": [], \"actions\": [\"a:b\"], "
@@ -204,8 +205,7 @@ static void test_rule_fields(void **state)
                 "audiences: entry 0 must be a string", NULL);
 }
 
-#define COND_RULE(c)                                                                               \
-    "\"id\": \"r1\", \"effect\": \"allow\", " RULE_OK ", \"conditions\": " c
+#define COND_RULE(c) "\"id\": \"r1\", \"effect\": \"allow\", " RULE_OK ", \"conditions\": " c
 
 static void test_conditions(void **state)
 {
@@ -254,8 +254,7 @@ static void test_conditions(void **state)
 static void test_obligations(void **state)
 {
     (void)state;
-    refuse_rule(OB_RULE("{\"ttl\": \"60\"}"), "obligations.ttl: must be a positive integer",
-                NULL);
+    refuse_rule(OB_RULE("{\"ttl\": \"60\"}"), "obligations.ttl: must be a positive integer", NULL);
     refuse_rule(OB_RULE("{\"ttl\": 0}"), "obligations.ttl: must be a positive integer", NULL);
     refuse_rule(OB_RULE("{\"binding\": \"tls\"}"), "obligations.binding: must be", NULL);
     refuse_rule(OB_RULE("{\"single_use\": 1}"), "single_use: must be true or false", NULL);
@@ -291,7 +290,7 @@ static void test_anomaly_responses(void **state)
 {
     (void)state;
 #define RESP_HEAD                                                                                  \
-    "{\"version\": 1, \"trust_domain\": \"example.org\", " FX_SETTINGS                              \
+    "{\"version\": 1, \"trust_domain\": \"example.org\", " FX_SETTINGS                             \
     ", \"rules\": [], \"anomaly_responses\": [%s]}"
     struct {
         const char *entry, *want;
@@ -373,9 +372,8 @@ static void test_files(void **state)
     policy *p = NULL;
     policy_diag d;
     policy_diag_init(&d);
-    assert_int_equal(policy_load_file(fx_src(path, sizeof(path), "examples/policy/fleet.json"),
-                                      &p, &d),
-                     ZTB_OK);
+    assert_int_equal(
+        policy_load_file(fx_src(path, sizeof(path), "examples/policy/fleet.json"), &p, &d), ZTB_OK);
     assert_non_null(p);
     assert_int_equal(policy_diag_count(&d), 0);
     policy_unref(p);

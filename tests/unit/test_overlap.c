@@ -70,8 +70,8 @@ static void test_deny_shadows_allow(void **state)
 {
     (void)state;
     char *d = rule("deny-all-pay", "deny", "\"*\"", "\"payments:*\"", AUD, "\"**\"", NULL);
-    char *a = rule("refund", "allow", "\"billing-bot\"", "\"payments:refund\"", AUD,
-                   "\"orders/*\"", NULL);
+    char *a = rule("refund", "allow", "\"billing-bot\"", "\"payments:refund\"", AUD, "\"orders/*\"",
+                   NULL);
     expect(d, a, ZTB_ERR_POLICY,
            "rule \"refund\": unreachable: deny rule \"deny-all-pay\" matches every request");
     free(d);
@@ -99,22 +99,19 @@ static void test_deny_shadows_allow(void **state)
 static void test_agent_coverage(void **state)
 {
     (void)state;
-    char *a = rule("refund", "allow", "\"billing-bot\"", "\"payments:refund\"", AUD,
-                   "\"orders/*\"", NULL);
-    char *d = rule("deny-pay", "deny", "\"group:pay\"", "\"payments:refund\"", AUD, "\"**\"",
+    char *a = rule("refund", "allow", "\"billing-bot\"", "\"payments:refund\"", AUD, "\"orders/*\"",
                    NULL);
+    char *d = rule("deny-pay", "deny", "\"group:pay\"", "\"payments:refund\"", AUD, "\"**\"", NULL);
     expect(d, a, ZTB_ERR_POLICY, "unreachable"); /* billing-bot is in pay */
     free(a);
-    a = rule("refund", "allow", "\"group:two\"", "\"payments:refund\"", AUD, "\"orders/*\"",
-             NULL);
+    a = rule("refund", "allow", "\"group:two\"", "\"payments:refund\"", AUD, "\"orders/*\"", NULL);
     expect(d, a, ZTB_ERR_POLICY, "unreachable"); /* refund-7 matches refund-* */
     free(a);
     a = rule("refund", "allow", "\"group:mixed\"", "\"payments:refund\"", AUD, "\"orders/*\"",
              NULL);
     expect(d, a, ZTB_OK, NULL); /* crm-bot is not in pay */
     free(a);
-    a = rule("refund", "allow", "\"refund-9*\"", "\"payments:refund\"", AUD, "\"orders/*\"",
-             NULL);
+    a = rule("refund", "allow", "\"refund-9*\"", "\"payments:refund\"", AUD, "\"orders/*\"", NULL);
     expect(d, a, ZTB_ERR_POLICY, "unreachable"); /* refund-9* within refund-* */
     free(a);
     a = rule("refund", "allow", "\"*\"", "\"payments:refund\"", AUD, "\"orders/*\"", NULL);
@@ -140,8 +137,7 @@ static void test_pattern_coverage(void **state)
              "\"contacts/*/notes\"", NULL);
     expect(d, a, ZTB_OK, NULL); /* only part of the resources */
     free(d);
-    d = rule("deny-internal", "deny", "\"x\"", "\"*\"", "\"https://crm.internal\"", "\"**\"",
-             NULL);
+    d = rule("deny-internal", "deny", "\"x\"", "\"*\"", "\"https://crm.internal\"", "\"**\"", NULL);
     expect(d, a, ZTB_ERR_POLICY, "unreachable"); /* "*" is every action */
     free(d);
     d = rule("deny-internal", "deny", "\"x\"", "\"crm:write\"", "\"https://crm.internal\"",
@@ -157,9 +153,9 @@ static void test_duplicates_and_conflicts(void **state)
     char *a = rule("a", "allow", "\"x\", \"y\"", "\"crm:read\", \"crm:list\"",
                    "\"https://crm.internal\"", "\"contacts/*\"", "\"obligations\": {\"ttl\": 60}");
     /* same match set, written in another order and spelling */
-    char *b = rule("b", "allow", "\"spiffe://example.org/agent/y\", \"x\"",
-                   "\"crm:list\", \"crm:read\"", "\"https://crm.internal\"", "\"contacts/*\"",
-                   NULL);
+    char *b =
+        rule("b", "allow", "\"spiffe://example.org/agent/y\", \"x\"", "\"crm:list\", \"crm:read\"",
+             "\"https://crm.internal\"", "\"contacts/*\"", NULL);
     expect(a, b, ZTB_ERR_POLICY, "rule \"b\": duplicates rule \"a\"");
     free(b);
     b = rule("b", "allow", "\"y\", \"x\"", "\"crm:read\", \"crm:list\"", "\"https://crm.internal\"",
@@ -179,10 +175,10 @@ static void test_duplicates_and_conflicts(void **state)
     expect(a, b, ZTB_OK, NULL);
     free(b);
     free(a);
-    char *d1 = rule("d1", "deny", "\"*\"", "\"crm:delete\"", "\"https://crm.internal\"", "\"**\"",
-                    NULL);
-    char *d2 = rule("d2", "deny", "\"*\"", "\"crm:delete\"", "\"https://crm.internal\"", "\"**\"",
-                    NULL);
+    char *d1 =
+        rule("d1", "deny", "\"*\"", "\"crm:delete\"", "\"https://crm.internal\"", "\"**\"", NULL);
+    char *d2 =
+        rule("d2", "deny", "\"*\"", "\"crm:delete\"", "\"https://crm.internal\"", "\"**\"", NULL);
     expect(d1, d2, ZTB_ERR_POLICY, "rule \"d2\": duplicates rule \"d1\"");
     free(d1);
     free(d2);
@@ -192,8 +188,8 @@ static void test_duplicates_and_conflicts(void **state)
 static void test_rule_covers(void **state)
 {
     (void)state;
-    char *broad = rule("broad", "allow", "\"group:pay\"", "\"payments:*\"", AUD, "\"orders/**\"",
-                       NULL);
+    char *broad =
+        rule("broad", "allow", "\"group:pay\"", "\"payments:*\"", AUD, "\"orders/**\"", NULL);
     char *narrow = rule("narrow", "allow", "\"refund-1\"", "\"payments:refund\"", AUD,
                         "\"orders/*\"", "\"obligations\": {\"single_use\": true}");
     char rules[9000];
@@ -215,10 +211,8 @@ static void test_rule_covers(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_deny_shadows_allow),
-        cmocka_unit_test(test_agent_coverage),
-        cmocka_unit_test(test_pattern_coverage),
-        cmocka_unit_test(test_duplicates_and_conflicts),
+        cmocka_unit_test(test_deny_shadows_allow), cmocka_unit_test(test_agent_coverage),
+        cmocka_unit_test(test_pattern_coverage),   cmocka_unit_test(test_duplicates_and_conflicts),
         cmocka_unit_test(test_rule_covers),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -39,6 +39,39 @@ static void test_fleet_example(void **state)
     policy_unref(p);
 }
 
+static char *slurp(const char *rel)
+{
+    char path[4096];
+    FILE *f = fopen(fx_src(path, sizeof(path), rel), "rb");
+    if (f == NULL)
+        fail_msg("cannot open %s", path);
+    static const size_t cap = 1 << 20;
+    char *s = malloc(cap);
+    assert_non_null(s);
+    size_t n = fread(s, 1, cap - 1, f);
+    fclose(f);
+    s[n] = '\0';
+    return s;
+}
+
+/* The complete example printed in docs/policy.md is the file the tests load. */
+static void test_docs_show_the_example(void **state)
+{
+    (void)state;
+    char *doc = slurp("docs/policy.md");
+    char *file = slurp("examples/policy/fleet.json");
+    const char *begin = strstr(doc, "<!-- fleet.json begin -->\n```json\n");
+    const char *end = strstr(doc, "```\n<!-- fleet.json end -->");
+    assert_non_null(begin);
+    assert_non_null(end);
+    begin += strlen("<!-- fleet.json begin -->\n```json\n");
+    assert_true(end > begin);
+    if ((size_t)(end - begin) != strlen(file) || memcmp(begin, file, strlen(file)) != 0)
+        fail_msg("docs/policy.md and examples/policy/fleet.json differ: update one from the other");
+    free(doc);
+    free(file);
+}
+
 static void test_refcount(void **state)
 {
     (void)state;
@@ -138,11 +171,9 @@ static void test_describe(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_fleet_example),
-        cmocka_unit_test(test_refcount),
-        cmocka_unit_test(test_digest_identifies_document),
-        cmocka_unit_test(test_names),
-        cmocka_unit_test(test_describe),
+        cmocka_unit_test(test_fleet_example), cmocka_unit_test(test_docs_show_the_example),
+        cmocka_unit_test(test_refcount),      cmocka_unit_test(test_digest_identifies_document),
+        cmocka_unit_test(test_names),         cmocka_unit_test(test_describe),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

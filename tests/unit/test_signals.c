@@ -110,21 +110,21 @@ static void test_capacity_and_arguments(void **state)
                                              POLICY_SEVERITY_CRITICAL, 1.0, NULL, 0, &n),
                      ZTB_ERR_TOO_LARGE);
     assert_int_equal(n, 2);
-    assert_int_equal(policy_signal_responses(P, "billing-bot", "Token Replay",
-                                             POLICY_SEVERITY_HIGH, 1.0, r, 2, &n),
+    assert_int_equal(policy_signal_responses(P, "billing-bot", "Token Replay", POLICY_SEVERITY_HIGH,
+                                             1.0, r, 2, &n),
                      ZTB_ERR_INVALID_ARG);
-    assert_int_equal(policy_signal_responses(P, "billing bot", "token_replay",
-                                             POLICY_SEVERITY_HIGH, 1.0, r, 2, &n),
+    assert_int_equal(policy_signal_responses(P, "billing bot", "token_replay", POLICY_SEVERITY_HIGH,
+                                             1.0, r, 2, &n),
                      ZTB_ERR_INVALID_ARG);
-    assert_int_equal(policy_signal_responses(P, "x", "token_replay", (policy_severity)9, 1.0, r,
-                                             2, &n),
-                     ZTB_ERR_INVALID_ARG);
-    assert_int_equal(policy_signal_responses(P, "x", "token_replay", POLICY_SEVERITY_HIGH, 1.5, r,
-                                             2, &n),
-                     ZTB_ERR_INVALID_ARG);
-    assert_int_equal(policy_signal_responses(P, "x", "token_replay", POLICY_SEVERITY_HIGH, NAN,
-                                             r, 2, &n),
-                     ZTB_ERR_INVALID_ARG);
+    assert_int_equal(
+        policy_signal_responses(P, "x", "token_replay", (policy_severity)9, 1.0, r, 2, &n),
+        ZTB_ERR_INVALID_ARG);
+    assert_int_equal(
+        policy_signal_responses(P, "x", "token_replay", POLICY_SEVERITY_HIGH, 1.5, r, 2, &n),
+        ZTB_ERR_INVALID_ARG);
+    assert_int_equal(
+        policy_signal_responses(P, "x", "token_replay", POLICY_SEVERITY_HIGH, NAN, r, 2, &n),
+        ZTB_ERR_INVALID_ARG);
     assert_int_equal(policy_signal_responses(P, "x", "", POLICY_SEVERITY_HIGH, 1, r, 2, &n),
                      ZTB_ERR_INVALID_ARG);
 }
@@ -144,13 +144,11 @@ static void test_wildcards(void **state)
     assert_non_null(p);
     policy_signal_response r[4];
     size_t n;
-    assert_int_equal(policy_signal_responses(p, "bot-1", "anything", POLICY_SEVERITY_LOW, 0, r, 4,
-                                             &n),
-                     ZTB_OK);
+    assert_int_equal(
+        policy_signal_responses(p, "bot-1", "anything", POLICY_SEVERITY_LOW, 0, r, 4, &n), ZTB_OK);
     assert_int_equal(n, 1);
-    assert_int_equal(policy_signal_responses(p, "other", "anything", POLICY_SEVERITY_LOW, 0, r, 4,
-                                             &n),
-                     ZTB_OK);
+    assert_int_equal(
+        policy_signal_responses(p, "other", "anything", POLICY_SEVERITY_LOW, 0, r, 4, &n), ZTB_OK);
     assert_int_equal(n, 0);
     assert_int_equal(policy_signal_responses(p, "bot-1", "soc:key_leak", POLICY_SEVERITY_CRITICAL,
                                              1.0, r, 4, &n),
