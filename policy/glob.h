@@ -20,6 +20,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include <ztb/error.h>
 
@@ -66,8 +67,28 @@ typedef struct policy_glob {
 ztb_err policy_glob_compile(ztb_arena *a, const char *pat, size_t len, unsigned flags,
                             policy_glob *out, const char **why);
 
-/* 1 if the n bytes at s match g, else 0. Never allocates; s is untrusted. */
-int policy_glob_match(const policy_glob *g, const char *s, size_t n);
+/* The out-of-line part of policy_glob_match (every shape); use policy_glob_match. */
+int policy_glob_match_slow(const policy_glob *g, const char *s, size_t n);
+
+/*
+ * 1 if the n bytes at s match g, else 0. Never allocates; s is untrusted.
+ * Inline for the shapes the hot path meets most (exact, prefixes): a length
+ * and first-byte test settles most mismatches without a call.
+ */
+static inline int policy_glob_match(const policy_glob *g, const char *s, size_t n)
+{
+    if (g->kind == POLICY_GLOB_EXACT)
+        return n == g->lit_len && s != NULL && (uint8_t)s[0] == g->lit[0] &&
+               memcmp(s, g->lit, n) == 0;
+    if (g->kind == POLICY_GLOB_PREFIX_ALL)
+        return n >= g->lit_len && s != NULL && (uint8_t)s[0] == g->lit[0] &&
+               memcmp(s, g->lit, g->lit_len) == 0;
+    if (g->kind == POLICY_GLOB_PREFIX_SEG)
+        return n >= g->lit_len && s != NULL && (uint8_t)s[0] == g->lit[0] &&
+               memcmp(s, g->lit, g->lit_len) == 0 &&
+               (n == g->lit_len || memchr(s + g->lit_len, '/', n - g->lit_len) == NULL);
+    return policy_glob_match_slow(g, s, n);
+}
 
 /*
  * 1 if every string inner matches is also matched by outer. Conservative: 0

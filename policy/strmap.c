@@ -26,7 +26,8 @@ ztb_err policy_strmap_init(policy_strmap *m, ztb_arena *a, uint32_t max_keys)
     while (size < 2 * max_keys)
         size *= 2;
     m->slots = ztb_arena_calloc(a, size, sizeof(*m->slots));
-    if (m->slots == NULL)
+    m->entries = ztb_arena_calloc(a, max_keys ? max_keys : 1, sizeof(*m->entries));
+    if (m->slots == NULL || m->entries == NULL)
         return ztb_arena_error(a);
     m->mask = size - 1;
     m->limit = max_keys;
@@ -35,14 +36,18 @@ ztb_err policy_strmap_init(policy_strmap *m, ztb_arena *a, uint32_t max_keys)
 
 /* The slot holding key, or the empty slot where it would go. */
 static struct policy_strmap_slot *find(const policy_strmap *m, const char *key, size_t len,
-                                       uint64_t h)
+                                       uint32_t h)
 {
-    uint32_t i = (uint32_t)h & m->mask;
+    uint32_t i = h & m->mask;
     for (;;) {
         struct policy_strmap_slot *s = &m->slots[i];
-        if (s->key == NULL ||
-            (s->hash == h && s->len == len && (len == 0 || memcmp(s->key, key, len) == 0)))
+        if (s->entry == 0)
             return s;
+        if (s->hash == h) {
+            const struct policy_strmap_entry *e = &m->entries[s->entry - 1];
+            if (e->len == len && (len == 0 || memcmp(e->key, key, len) == 0))
+                return s;
+        }
         i = (i + 1) & m->mask;
     }
 }
@@ -52,20 +57,21 @@ ztb_err policy_strmap_put(policy_strmap *m, const char *key, size_t len, uint32_
 {
     if (m->slots == NULL || key == NULL || len > UINT32_MAX)
         return ZTB_ERR_INVALID_ARG;
-    uint64_t h = policy_strmap_hash(key, len);
+    uint32_t h = (uint32_t)policy_strmap_hash(key, len);
     struct policy_strmap_slot *s = find(m, key, len, h);
-    if (s->key != NULL) {
+    if (s->entry != 0) {
         if (existing != NULL)
-            *existing = s->value;
+            *existing = m->entries[s->entry - 1].value;
         return ZTB_ERR_EXISTS;
     }
     if (m->count >= m->limit)
         return ZTB_ERR_TOO_LARGE;
+    struct policy_strmap_entry *e = &m->entries[m->count];
+    e->key = key;
+    e->len = (uint32_t)len;
+    e->value = value;
     s->hash = h;
-    s->key = key;
-    s->len = (uint32_t)len;
-    s->value = value;
-    m->count++;
+    s->entry = ++m->count;
     return ZTB_OK;
 }
 
@@ -73,9 +79,9 @@ int policy_strmap_get(const policy_strmap *m, const char *key, size_t len, uint3
 {
     if (m->slots == NULL || m->count == 0 || (key == NULL && len != 0) || len > UINT32_MAX)
         return 0;
-    const struct policy_strmap_slot *s = find(m, key, len, policy_strmap_hash(key, len));
-    if (s->key == NULL)
+    const struct policy_strmap_slot *s = find(m, key, len, (uint32_t)policy_strmap_hash(key, len));
+    if (s->entry == 0)
         return 0;
-    *value = s->value;
+    *value = m->entries[s->entry - 1].value;
     return 1;
 }

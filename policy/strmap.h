@@ -22,15 +22,25 @@
 
 #include "common/arena.h"
 
+/*
+ * Slots are 8 bytes (32 bits of hash, 1 + entry index; 0 is empty) so the
+ * probed array stays small and cache-resident; the keys live in a dense
+ * entry array beside it.
+ */
 struct policy_strmap_slot {
-    uint64_t hash;
-    const char *key; /* NULL: empty slot */
+    uint32_t hash;
+    uint32_t entry; /* 0: empty slot; else 1 + index into entries */
+};
+
+struct policy_strmap_entry {
+    const char *key;
     uint32_t len;
     uint32_t value;
 };
 
 typedef struct policy_strmap {
     struct policy_strmap_slot *slots;
+    struct policy_strmap_entry *entries;
     uint32_t mask; /* slots - 1 (a power of two minus one) */
     uint32_t count;
     uint32_t limit; /* most keys accepted */
