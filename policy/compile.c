@@ -260,11 +260,12 @@ static void bucket_lists(const struct policy_bucket *b, const char *service, siz
 }
 
 void policy_index_lookup(const policy *p, const char *audience, size_t alen, const char *service,
-                         size_t slen, struct policy_rulelist out[4], unsigned *n)
+                         size_t slen, struct policy_rulelist out[4], unsigned *n, unsigned *n_exact)
 {
     uint32_t b;
     *n = 0;
     if (policy_strmap_get(&p->audience_map, audience, alen, &b))
         bucket_lists(&p->buckets[b], service, slen, out, n);
+    *n_exact = *n;
     bucket_lists(&p->wild, service, slen, out, n);
 }

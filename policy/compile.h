@@ -24,10 +24,12 @@ ztb_err policy_compile(policy *p);
 /*
  * The (at most four) rule lists that may apply to an exact audience and
  * service: [bucket(audience), service], [bucket(audience), any service],
- * [wild, service], [wild, any service]. Missing lists are left empty. Sets
- * *n to how many were filled. Never allocates.
+ * [wild, service], [wild, any service]. Missing lists are left out. Sets
+ * *n to how many were filled and *n_exact to how many of the first come from
+ * the exact-audience bucket. Never allocates.
  */
 void policy_index_lookup(const policy *p, const char *audience, size_t alen, const char *service,
-                         size_t slen, struct policy_rulelist out[4], unsigned *n);
+                         size_t slen, struct policy_rulelist out[4], unsigned *n,
+                         unsigned *n_exact);
 
 #endif /* ZTB_POLICY_COMPILE_H */

@@ -126,6 +126,8 @@ const char *policy_subject_resolve(const policy *p, const policy_request *req,
     const char *colon = memchr(req->action, ':', an);
     if (an > 2 * POLICY_MAX_ID + 1 || colon == NULL)
         return "action: not service:verb";
+    s->action = req->action;
+    s->action_len = an;
     s->service = req->action;
     s->service_len = (size_t)(colon - req->action);
     s->verb = colon + 1;
@@ -154,18 +156,26 @@ static int any_glob(const policy_glob *g, uint32_t n, const char *s, size_t len)
     return 0;
 }
 
+static int action_matches(const struct policy_action_pat *a, const struct policy_subject *s)
+{
+    if (a->literal_len != 0) /* "service:verb" with no star: one comparison */
+        return a->literal_len == s->action_len &&
+               policy_bytes_eq(a->text, s->action, s->action_len);
+    return policy_glob_match(&a->service, s->service, s->service_len) &&
+           policy_glob_match(&a->verb, s->verb, s->verb_len);
+}
+
 enum policy_miss policy_rule_target(const policy *p, const struct policy_rule *r,
-                                    const struct policy_subject *s)
+                                    const struct policy_subject *s, int audience_known)
 {
     if (!policy_agent_in_set(p, &r->agents, &s->agent))
         return POLICY_MISS_AGENT;
     int act = 0;
     for (uint32_t i = 0; i < r->n_actions && !act; i++)
-        act = policy_glob_match(&r->actions[i].service, s->service, s->service_len) &&
-              policy_glob_match(&r->actions[i].verb, s->verb, s->verb_len);
+        act = action_matches(&r->actions[i], s);
     if (!act)
         return POLICY_MISS_ACTION;
-    if (!any_glob(r->audiences, r->n_audiences, s->audience, s->audience_len))
+    if (!audience_known && !any_glob(r->audiences, r->n_audiences, s->audience, s->audience_len))
         return POLICY_MISS_AUDIENCE;
     if (!any_glob(r->resources, r->n_resources, s->resource, s->resource_len))
         return POLICY_MISS_RESOURCE;
@@ -256,10 +266,11 @@ void policy_candidates_init(const policy *p, const struct policy_subject *s,
                             struct policy_candidates *it)
 {
     policy_index_lookup(p, s->audience, s->audience_len, s->service, s->service_len, it->lists,
-                        &it->n);
+                        &it->n, &it->n_exact);
     for (unsigned i = 0; i < 4; i++)
         it->pos[i] = 0;
     it->last = UINT32_MAX;
+    it->audience_known = 0;
 }
 
 const struct policy_rule *policy_candidates_next(const policy *p, struct policy_candidates *it)
@@ -277,8 +288,12 @@ const struct policy_rule *policy_candidates_next(const policy *p, struct policy_
             return NULL;
         it->pos[bi]++;
         if (best == it->last)
-            continue; /* the same rule indexed under two keys */
+            continue; /* the same rule indexed under two keys: returned once */
+        /* a rule in several lists is at the head of all of them at once, and
+         * ties go to the lowest list, so it comes out of an exact list if it
+         * is in one */
         it->last = best;
+        it->audience_known = bi < it->n_exact;
         return &p->rules[best];
     }
 }
@@ -306,7 +321,7 @@ ztb_err policy_eval(const policy *p, const policy_request *req, policy_decision 
     policy_candidates_init(p, &s, &it);
     policy_combine_init(&c);
     while ((r = policy_candidates_next(p, &it)) != NULL) {
-        if (policy_rule_target(p, r, &s) != POLICY_MISS_NONE)
+        if (policy_rule_target(p, r, &s, it.audience_known) != POLICY_MISS_NONE)
             continue;
         const char *failed = NULL;
         policy_tri t = policy_cond_eval(&r->cond, &req->ctx, (policy_effect)r->effect, &failed);

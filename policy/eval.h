@@ -59,8 +59,8 @@ int policy_agent_in_set(const policy *p, const struct policy_agentset *set,
 /* A request checked and split into the pieces rules are matched against. */
 struct policy_subject {
     struct policy_agent_ref agent;
-    const char *service, *verb, *audience, *resource;
-    size_t service_len, verb_len, audience_len, resource_len;
+    const char *action, *service, *verb, *audience, *resource;
+    size_t action_len, service_len, verb_len, audience_len, resource_len;
 };
 
 /* Check req and fill *s. Returns NULL, or a static reason for BAD_REQUEST. */
@@ -76,8 +76,13 @@ enum policy_miss {
     POLICY_MISS_RESOURCE,
 };
 
+/*
+ * audience_known: the caller already knows one of the rule's audiences is
+ * the request's (the rule came from the exact-audience index); the audience
+ * check is then skipped. Pass 0 when in doubt.
+ */
 enum policy_miss policy_rule_target(const policy *p, const struct policy_rule *r,
-                                    const struct policy_subject *s);
+                                    const struct policy_subject *s, int audience_known);
 
 /* Allow rules combined so far, and who set what (for explain). */
 struct policy_combine {
@@ -103,7 +108,9 @@ struct policy_candidates {
     struct policy_rulelist lists[4];
     uint32_t pos[4];
     unsigned n;
-    uint32_t last; /* last rule index returned, UINT32_MAX before the first */
+    unsigned n_exact;   /* lists[0..n_exact) come from the exact-audience bucket */
+    uint32_t last;      /* last rule index returned, UINT32_MAX before the first */
+    int audience_known; /* the last rule returned is in an exact-audience list */
 };
 
 void policy_candidates_init(const policy *p, const struct policy_subject *s,

@@ -244,7 +244,7 @@ static json_t *considered(const policy *p, const struct policy_rule *r,
     if (e == NULL)
         return NULL;
     int ok = 1;
-    enum policy_miss m = policy_rule_target(p, r, s);
+    enum policy_miss m = policy_rule_target(p, r, s, 0); /* check everything */
     if (m != POLICY_MISS_NONE) {
         put(e, "result", json_string("not applicable"), &ok);
         put(e, "why", miss_text(r, m, s), &ok);

@@ -625,6 +625,8 @@ static void parse_actions(struct ld *L, json_t *v, const char *where, struct pol
             continue;
         }
         acts[k].text = ztb_arena_memdup(L->a, s, len);
+        if (policy_glob_is_literal(&acts[k].service) && policy_glob_is_literal(&acts[k].verb))
+            acts[k].literal_len = (uint32_t)len;
         const char *canon =
             ztb_arena_printf(L->a, "%s:%s", acts[k].service.text, acts[k].verb.text);
         if (acts[k].text == NULL || canon == NULL)

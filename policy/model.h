@@ -55,6 +55,7 @@ struct policy_action_pat {
     const char *text; /* "payments:refund", "payments:*", "*" */
     policy_glob service;
     policy_glob verb;
+    uint32_t literal_len; /* both parts literal: strlen(text), compared whole; else 0 */
 };
 
 /* Which obligations a rule set itself (the others come from settings). */
