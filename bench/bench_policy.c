@@ -22,6 +22,9 @@
  * allocs_per_eval, allocs_during_load (proves the counter counts), load_ms,
  * rules, agents, groups, allow_pct, approval_pct, deny_pct (what the requests
  * decide), holder_acquire_release_ns (the broker's per-request overhead).
+ *
+ * Must never: report a figure it did not measure (allocations under a
+ * sanitizer are reported as -1, not 0).
  */
 #include <stdatomic.h>
 #include <stdio.h>

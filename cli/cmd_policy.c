@@ -12,6 +12,9 @@
  * broker would load (the same loader and evaluator). Problems are printed one
  * per line as FILE:LINE:COLUMN: or FILE: RULE: FIELD: so editors can jump to
  * them. With --json every command prints one JSON object instead.
+ *
+ * Must never: evaluate with anything but the broker's own loader and
+ * evaluator, or print request text with raw control characters.
  */
 #include <errno.h>
 #include <stdio.h>

@@ -5,6 +5,9 @@
  * chunk starts a new one of max(64 KiB, request) bytes; the tail of the old
  * chunk is abandoned (at most one small request's worth per chunk). All size
  * arithmetic is checked against the arena's maximum before it is done.
+ *
+ * Must never: hand out memory beyond the arena's maximum, or memory that
+ * overlaps another allocation.
  */
 #include <stdint.h>
 #include <stdio.h>

@@ -4,6 +4,8 @@
  * One pass; ASCII is checked eight bytes at a time when aligned runs allow,
  * the multi-byte forms by the table of RFC 3629 §4 (second-byte ranges that
  * exclude overlongs, surrogates and values above U+10FFFF).
+ *
+ * Must never: read past n bytes, or accept an overlong or surrogate form.
  */
 #include <stdint.h>
 #include <string.h>

@@ -7,6 +7,8 @@
  * (U+007F) and the C1 controls (U+0080..U+009F): text that will be matched
  * against patterns, put in tokens or written to logs and terminals. Neither
  * function allocates, and neither needs the input to be NUL-terminated.
+ *
+ * Must never: allocate or depend on locale.
  */
 #ifndef ZTB_UTF8_H
 #define ZTB_UTF8_H

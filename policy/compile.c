@@ -9,6 +9,9 @@
  * four lists that can apply to a request visits rules in canonical order.
  * Building sorts one array of (bucket, service, rule) triples; it is the only
  * temporary heap use and is freed before returning.
+ *
+ * Must never: leave a rule out of a list it can match (the index may only
+ * narrow the search, never change a decision), or depend on file order.
  */
 #include <stdlib.h>
 #include <string.h>

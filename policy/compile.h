@@ -7,6 +7,8 @@
  * agent list into indexes and a group mask, and indexes the rules by
  * audience and by service (the part of the action before ':'), so an
  * evaluation looks at the few rules that can apply instead of all of them.
+ *
+ * Must never: change what a decision is, only how fast it is found.
  */
 #ifndef ZTB_POLICY_COMPILE_H
 #define ZTB_POLICY_COMPILE_H

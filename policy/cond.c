@@ -5,6 +5,9 @@
  * per window: no time zone database, no localtime(), no locks, no surprises
  * from the host's TZ. Daylight saving is therefore not followed: a window
  * written for +01:00 stays at +01:00 (docs/policy.md says so).
+ *
+ * Must never: treat missing or non-numeric data as satisfying a condition,
+ * allocate, or consult the host's time zone.
  */
 #include <arpa/inet.h>
 #include <string.h>

@@ -1,5 +1,8 @@
 /*
  * diag.c - collect and print policy problems (see diag.h).
+ *
+ * Must never: let a control character or raw document byte reach a message,
+ * or fail a load silently (a message that cannot be stored is still counted).
  */
 #include <stdarg.h>
 #include <stdio.h>

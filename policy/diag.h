@@ -9,6 +9,8 @@
  * own storage, so the list outlives the document and the failed policy. Text
  * that came from the document is escaped before it is put in a message, so a
  * message never carries a control character.
+ *
+ * Must never: hold pointers into the document or the failed policy.
  */
 #ifndef ZTB_POLICY_DIAG_H
 #define ZTB_POLICY_DIAG_H

@@ -5,13 +5,16 @@
  * that object: there is one source for both outputs. Strings that came from
  * the request are untrusted; JSON escapes them, and the text renderer prints
  * them only after ztb_utf8_printable passes (else it shows them JSON-escaped).
+ *
+ * Must never: reach its own conclusion: it replays policy_eval's steps and
+ * returns INTERNAL rather than print an answer that differs from eval's.
  */
 #include <arpa/inet.h>
 #include <string.h>
 
 #include "common/utf8.h"
 #include "policy/cond.h"
-#include "policy/eval.h"
+#include "policy/match.h"
 #include "policy/explain.h"
 #include "policy/model.h"
 #include "policy/policy.h"

@@ -7,6 +7,8 @@
  * then checks that its conclusion is exactly policy_eval's, so what an
  * operator reads is what the broker does. It allocates and is meant for
  * ztbctl and the admin API, not for the request path.
+ *
+ * Must never: disagree with policy_eval.
  */
 #ifndef ZTB_POLICY_EXPLAIN_H
 #define ZTB_POLICY_EXPLAIN_H

@@ -8,6 +8,9 @@
  * adjacent and the closure is one shift. The set of live states is a fixed
  * bitset on the stack (POLICY_GLOB_MAX + 1 bits), so matching costs at most
  * O(subject * tokens / 64) word operations and never allocates.
+ *
+ * Must never: backtrack (time must stay linear in the untrusted subject),
+ * allocate while matching, or claim coverage it cannot prove.
  */
 #include <string.h>
 

@@ -6,6 +6,9 @@
  * the old policy, and every reference handed out before keeps it alive (the
  * count is taken under the same lock, so it cannot drop to zero between the
  * read and the increment). Loading and freeing happen outside the lock.
+ *
+ * Must never: free a policy a request still holds, install a document that
+ * did not load cleanly, or hold the lock while loading or freeing.
  */
 #include <pthread.h>
 #include <stdatomic.h>

@@ -7,6 +7,8 @@
  * rules), then compiles the lookup tables (compile.h). Any problem refuses the
  * whole document; every problem found is reported in the diag list, syntax
  * errors with line:column, others naming the rule, group or setting.
+ *
+ * Must never: hand out a policy that has any problem.
  */
 #ifndef ZTB_POLICY_LOAD_H
 #define ZTB_POLICY_LOAD_H

@@ -5,6 +5,9 @@
  * matches (each list sorted, patterns normalised, conditions in canonical
  * form) and sorting the rules by it: equal neighbours match the same
  * requests. Shadowing is a pairwise check of deny rules against allow rules.
+ *
+ * Must never: refuse a correct policy (coverage is proven or assumed absent),
+ * or let the verdict depend on the order of the file.
  */
 #include <stdio.h>
 #include <stdlib.h>

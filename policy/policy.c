@@ -4,10 +4,13 @@
  * A policy is one heap struct holding an arena with everything else. Its
  * reference count is atomic so the holder, in-flight requests and reloads can
  * share it across threads; the last policy_unref frees the arena.
+ *
+ * Must never: free a policy while a reference to it is held.
  */
 #include <stdlib.h>
 #include <string.h>
 
+#include "policy/match.h"
 #include "policy/model.h"
 #include "policy/policy.h"
 

@@ -14,6 +14,8 @@
  *
  * and declares the policy's lifetime (a reference count), read-only
  * accessors, and the names of the enum values used in logs and JSON.
+ *
+ * Must never: expose the model (model.h) to callers outside policy/.
  */
 #ifndef ZTB_POLICY_POLICY_H
 #define ZTB_POLICY_POLICY_H

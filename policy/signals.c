@@ -4,10 +4,13 @@
  * The entries are few (at most POLICY_MAX_RESPONSES) and signals rare next
  * to token requests, so this is a linear scan with an insertion sort into
  * the caller's array.
+ *
+ * Must never: allocate, or match a signal about one agent to an entry
+ * that names other agents.
  */
 #include <string.h>
 
-#include "policy/eval.h"
+#include "policy/match.h"
 #include "policy/model.h"
 #include "policy/signals.h"
 

@@ -9,6 +9,8 @@
  * confidence at least its min_confidence. Acting on the result (counting
  * independent signals within the window, asking an operator) is the
  * broker's job; this only says what the policy asks for.
+ *
+ * Must never: act on a signal itself; it only answers what the policy asks.
  */
 #ifndef ZTB_POLICY_SIGNALS_H
 #define ZTB_POLICY_SIGNALS_H

@@ -1,5 +1,8 @@
 /*
  * strmap.c - immutable open-addressing string map (see strmap.h).
+ *
+ * Must never: grow or change after building (readers take no lock), or
+ * probe forever (the table is at most half full).
  */
 #include <string.h>
 

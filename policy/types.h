@@ -6,6 +6,8 @@
  * (policy_unref, policy.h). Decisions point into the policy they came from:
  * their strings stay valid while the caller holds that policy's reference
  * (the broker holds it for the length of one request; see holder.h).
+ *
+ * Must never: grow a field the evaluator would have to allocate to fill.
  */
 #ifndef ZTB_POLICY_TYPES_H
 #define ZTB_POLICY_TYPES_H

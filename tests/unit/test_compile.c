@@ -11,7 +11,7 @@
 #include <cmocka.h>
 
 #include "policy/compile.h"
-#include "policy/eval.h"
+#include "policy/match.h"
 #include "policy_fixtures.h"
 
 static const char *GROUPS = "\"g1\": {\"members\": [\"a1\", \"a2\"]},"
