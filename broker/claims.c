@@ -25,8 +25,7 @@ static void str(ztb_buf *b, const char *name, const char *v)
 
 ztb_err claims_write(const struct token_claims *c, ztb_buf *b)
 {
-    ZTB_ENSURE(c->iss && c->agent && c->spiffe_id && c->audience && c->action,
-               ZTB_ERR_INVALID_ARG);
+    ZTB_ENSURE(c->iss && c->agent && c->spiffe_id && c->audience && c->action, ZTB_ERR_INVALID_ARG);
     str(b, "{\"iss\":", c->iss);
     str(b, ",\"sub\":", c->spiffe_id);
     str(b, ",\"aud\":", c->audience);

@@ -18,17 +18,17 @@
 
 struct token_claims {
     const char *iss;
-    const char *agent;        /* name */
-    const char *spiffe_id;    /* sub and client_id */
+    const char *agent;     /* name */
+    const char *spiffe_id; /* sub and client_id */
     const char *audience;
     const char *action;
-    const char *resource;     /* NULL or "": none */
-    const char *limits_json;  /* a JSON object as text, or NULL */
-    const char *act_sub;      /* delegation: on whose behalf, or NULL */
-    const char *cnf_jkt;      /* DPoP binding, or NULL */
-    const char *cnf_x5t;      /* mTLS binding, or NULL */
-    const char *rule;         /* the allowing policy rule, or NULL */
-    char jti[24];             /* 128 random bits, base64url */
+    const char *resource;    /* NULL or "": none */
+    const char *limits_json; /* a JSON object as text, or NULL */
+    const char *act_sub;     /* delegation: on whose behalf, or NULL */
+    const char *cnf_jkt;     /* DPoP binding, or NULL */
+    const char *cnf_x5t;     /* mTLS binding, or NULL */
+    const char *rule;        /* the allowing policy rule, or NULL */
+    char jti[24];            /* 128 random bits, base64url */
     int64_t iat;
     int64_t exp;
     int64_t generation;

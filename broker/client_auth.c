@@ -20,9 +20,9 @@
 #include "pki/jws.h"
 #include "pki/spiffe.h"
 
-#define ASSERTION_MAX 4096
+#define ASSERTION_MAX      4096
 #define ASSERTION_MAX_LIFE 60
-#define ASSERTION_SKEW 30
+#define ASSERTION_SKEW     30
 
 static char g_issuer[256];
 static char g_token_endpoint[300];
@@ -71,8 +71,8 @@ static ztb_err claimed_agent(const char *tok, size_t len, char *agent, size_t ca
     json_t *j = json_loadb((const char *)payload, n, JSON_REJECT_DUPLICATES, &e);
     ZTB_ENSURE(j != NULL, ZTB_ERR_JSON);
     const char *iss = json_string_value(json_object_get(j, "iss"));
-    ztb_err rv = iss ? ztb_spiffe_parse_agent(iss, strlen(iss), g_trust_domain, agent, cap)
-                     : ZTB_ERR_CLAIMS;
+    ztb_err rv =
+        iss ? ztb_spiffe_parse_agent(iss, strlen(iss), g_trust_domain, agent, cap) : ZTB_ERR_CLAIMS;
     json_decref(j);
     return rv;
 }
@@ -87,8 +87,7 @@ static ztb_err check_claims(json_t *c, const char *spiffe, int64_t now, int64_t 
     json_t *iat = json_object_get(c, "iat");
     *jti = json_string_value(json_object_get(c, "jti"));
     *why = "assertion iss and sub must be the agent's SPIFFE ID";
-    ZTB_ENSURE(iss && sub && strcmp(iss, spiffe) == 0 && strcmp(sub, spiffe) == 0,
-               ZTB_ERR_CLAIMS);
+    ZTB_ENSURE(iss && sub && strcmp(iss, spiffe) == 0 && strcmp(sub, spiffe) == 0, ZTB_ERR_CLAIMS);
     *why = "assertion aud must be the token endpoint";
     int aud_ok = json_is_string(aud) && strcmp(json_string_value(aud), g_token_endpoint) == 0;
     if (json_is_array(aud) && json_array_size(aud) == 1) {
@@ -149,7 +148,7 @@ static ztb_err auth_assertion(const char *tok, int64_t now, struct client_identi
         json_decref(c);
         return refuse(resp, ZTB_ERR_JSON, "client assertion claims are not a JSON object");
     }
-    char spiffe[300];
+    char spiffe[400];
     snprintf(spiffe, sizeof(spiffe), "spiffe://%s/agent/%s", g_trust_domain, agent);
     const char *jti = NULL, *why = NULL;
     int64_t exp = 0;

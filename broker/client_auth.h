@@ -24,7 +24,7 @@
 #include "broker/http.h"
 #include "broker/store.h"
 
-#define CLIENT_ASSERTION_TYPE_JWT "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+#define CLIENT_ASSERTION_TYPE_JWT     "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 #define CLIENT_ASSERTION_TYPE_SESSION "urn:ztb:params:oauth:client-assertion-type:session"
 
 enum client_auth_method {

@@ -22,6 +22,7 @@
 #include "broker/store.h"
 #include "common/buf.h"
 #include "common/log.h"
+#include "common/secret.h"
 #include "pki/ca.h"
 #include "pki/csr.h"
 #include "pki/jwk.h"
@@ -57,9 +58,11 @@ static int issue_identity(const char *agent, const char *csr, int64_t now, struc
     ztb_key *pub = NULL;
     ztb_err rv = ztb_csr_check(csr, csr_len, spiffe, &pub);
     if (rv != ZTB_OK) {
-        char why[200];
-        snprintf(why, sizeof(why), "CSR refused (%s): it must be signed by a P-256 key and name "
-                 "exactly %s", ztb_strerror(rv), spiffe);
+        char why[512];
+        snprintf(why, sizeof(why),
+                 "CSR refused (%s): it must be signed by a P-256 key and name "
+                 "exactly %s",
+                 ztb_strerror(rv), spiffe);
         http_resp_error(resp, 400, "invalid_request", why);
         return 0;
     }
@@ -76,8 +79,7 @@ static int issue_identity(const char *agent, const char *csr, int64_t now, struc
         rv = ztb_ca_cert_pem(ca, &chain);
     if (rv != ZTB_OK) {
         http_resp_error(resp, rv == ZTB_ERR_CSR || rv == ZTB_ERR_SPIFFE_ID ? 400 : 500,
-                        rv == ZTB_ERR_CSR ? "invalid_request" : "server_error",
-                        ztb_strerror(rv));
+                        rv == ZTB_ERR_CSR ? "invalid_request" : "server_error", ztb_strerror(rv));
         goto out;
     }
     int64_t exp = now + ttl;
@@ -89,9 +91,8 @@ static int issue_identity(const char *agent, const char *csr, int64_t now, struc
             http_resp_error(resp, 400, "invalid_grant", "unknown agent");
         goto out;
     }
-    json_t *j = json_pack("{s:s,s:s,s:s,s:I}", "spiffe_id", spiffe, "identity",
-                          ztb_buf_cstr(&cert), "ca", ztb_buf_cstr(&chain), "expires_at",
-                          (json_int_t)exp);
+    json_t *j = json_pack("{s:s,s:s,s:s,s:I}", "spiffe_id", spiffe, "identity", ztb_buf_cstr(&cert),
+                          "ca", ztb_buf_cstr(&chain), "expires_at", (json_int_t)exp);
     http_resp_json_value(resp, 201, j);
 out:
     ztb_buf_free(&jwk);
@@ -131,8 +132,7 @@ void handle_enroll(struct http_req *req, struct http_resp *resp)
     if (rv == ZTB_OK) {
         /* check the CSR before the token is used */
         char spiffe[300];
-        snprintf(spiffe, sizeof(spiffe), "spiffe://%s/agent/%s", g_broker.cfg.trust_domain,
-                 agent);
+        snprintf(spiffe, sizeof(spiffe), "spiffe://%s/agent/%s", g_broker.cfg.trust_domain, agent);
         ztb_key *pub = NULL;
         if (ztb_csr_check(csr, strlen(csr), spiffe, &pub) != ZTB_OK) {
             ztb_key_free(pub);
@@ -208,14 +208,16 @@ void handle_session(struct http_req *req, struct http_resp *resp)
     ztb_err rv = form_parse(&f, req->body, req->body_len, allowed);
     if (rv != ZTB_OK) {
         char why[128];
-        snprintf(why, sizeof(why), "%s%s%s", rv == ZTB_ERR_EXISTS ? "repeated parameter " :
-                 "malformed form or unknown parameter ", f.bad_name[0] ? f.bad_name : "", "");
+        snprintf(why, sizeof(why), "%s%s%s",
+                 rv == ZTB_ERR_EXISTS ? "repeated parameter "
+                                      : "malformed form or unknown parameter ",
+                 f.bad_name[0] ? f.bad_name : "", "");
         http_resp_error(resp, 400, "invalid_request", why);
         return;
     }
     struct client_identity id;
-    if (client_auth(form_get(&f, "client_assertion_type"), form_get(&f, "client_assertion"), now,
-                    0, &id, resp) != ZTB_OK) {
+    if (client_auth(form_get(&f, "client_assertion_type"), form_get(&f, "client_assertion"), now, 0,
+                    &id, resp) != ZTB_OK) {
         form_free(&f);
         return;
     }

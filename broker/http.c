@@ -226,11 +226,13 @@ static enum MHD_Result send_resp(struct MHD_Connection *conn, struct http_resp *
         http_resp_error(resp, 500, "server_error", "response too large");
         len = resp->body.len;
     }
+    /* bodies carry tokens and credentials: wiped when libmicrohttpd is done */
     char *body = ztb_buf_steal(&resp->body, &len);
-    struct MHD_Response *r = MHD_create_response_from_buffer(
-        len, body ? body : (char *)"", body ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
+    struct MHD_Response *r =
+        body ? MHD_create_response_from_buffer_with_free_callback_cls(len, body, wipe_body, body)
+             : MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
     if (r == NULL) {
-        free(body);
+        ztb_free_secret_str(body);
         return MHD_NO;
     }
     MHD_add_response_header(r, "Content-Type",

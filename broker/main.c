@@ -91,13 +91,14 @@ static void load_keys(struct broker_config *cfg)
 {
     char err[512];
     int explicit_dir = cfg->keys_dir[0] != '\0';
-    if (!explicit_dir)
-        snprintf(cfg->keys_dir, sizeof(cfg->keys_dir), "%s/keys", cfg->state_dir);
-    ztb_err rv = keys_open(cfg->keys_dir, cfg->key_passphrase_file, (int64_t)time(NULL), err,
-                           sizeof(err));
+    if (!explicit_dir &&
+        (size_t)snprintf(cfg->keys_dir, sizeof(cfg->keys_dir), "%.*s/keys",
+                         (int)sizeof(cfg->keys_dir) - 6, cfg->state_dir) >= sizeof(cfg->keys_dir))
+        die("keys", "state_dir too long");
+    ztb_err rv =
+        keys_open(cfg->keys_dir, cfg->key_passphrase_file, (int64_t)time(NULL), err, sizeof(err));
     if (rv == ZTB_ERR_NOT_FOUND && !explicit_dir) {
-        ztb_log(ZTB_LOG_WARN, "keys.none", ZTB_F_STR("dir", cfg->keys_dir),
-                ZTB_F_STR("hint", err));
+        ztb_log(ZTB_LOG_WARN, "keys.none", ZTB_F_STR("dir", cfg->keys_dir), ZTB_F_STR("hint", err));
         return;
     }
     if (rv != ZTB_OK)

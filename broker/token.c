@@ -26,26 +26,32 @@
 #include "policy/policy.h"
 
 #define GRANT_TOKEN_EXCHANGE "urn:ietf:params:oauth:grant-type:token-exchange"
-#define TOKEN_TYPE_ACCESS "urn:ietf:params:oauth:token-type:access_token"
-#define FIELD_MAX 512
-#define DETAILS_MAX 4096
-#define TOKEN_MAX 8192
-#define DPOP_MAX_AGE 60
+#define TOKEN_TYPE_ACCESS    "urn:ietf:params:oauth:token-type:access_token"
+#define FIELD_MAX            512
+#define DETAILS_MAX          4096
+#define TOKEN_MAX            8192
+#define DPOP_MAX_AGE         60
 
-static const char *const allowed_params[] = {
-    "grant_type",           "client_assertion_type", "client_assertion",
-    "audience",             "scope",                 "resource",
-    "authorization_details", "subject_token",        "subject_token_type",
-    "requested_token_type", NULL};
+static const char *const allowed_params[] = {"grant_type",
+                                             "client_assertion_type",
+                                             "client_assertion",
+                                             "audience",
+                                             "scope",
+                                             "resource",
+                                             "authorization_details",
+                                             "subject_token",
+                                             "subject_token_type",
+                                             "requested_token_type",
+                                             NULL};
 
 /* Everything one request carries through the checks. */
 struct token_req {
     struct form f;
     struct client_identity id;
     const char *audience, *action, *resource;
-    json_t *details;          /* parsed authorization_details (array), or NULL */
-    char *limits_json;        /* its limits object as text, or NULL */
-    char act_sub[512];        /* delegation: on whose behalf ("" if none) */
+    json_t *details;   /* parsed authorization_details (array), or NULL */
+    char *limits_json; /* its limits object as text, or NULL */
+    char act_sub[512]; /* delegation: on whose behalf ("" if none) */
     ztb_dpop_result dpop;
     int has_dpop;
     char actor[96];
@@ -114,8 +120,8 @@ static int parse_details(struct token_req *t, const char *text, struct http_resp
     json_t *v;
     json_object_foreach(o, k, v)
     {
-        static const char *const known[] = {"type",    "identifier", "limits", "actions",
-                                            "locations", NULL};
+        static const char *const known[] = {"type",    "identifier", "limits",
+                                            "actions", "locations",  NULL};
         int ok = 0;
         for (const char *const *p = known; *p; p++)
             ok |= strcmp(*p, k) == 0;
@@ -129,8 +135,7 @@ static int parse_details(struct token_req *t, const char *text, struct http_resp
     json_t *id = json_object_get(o, "identifier");
     if (id != NULL) {
         const char *r = json_string_value(id);
-        if (r == NULL || !field_ok(r, 0) ||
-            (t->resource != NULL && strcmp(t->resource, r) != 0)) {
+        if (r == NULL || !field_ok(r, 0) || (t->resource != NULL && strcmp(t->resource, r) != 0)) {
             json_decref(j);
             http_resp_error(resp, 400, "invalid_authorization_details",
                             "identifier must be a string and equal resource if both are given");
@@ -151,8 +156,7 @@ static int parse_details(struct token_req *t, const char *text, struct http_resp
     if (lim != NULL) {
         if (!json_is_object(lim)) {
             json_decref(j);
-            http_resp_error(resp, 400, "invalid_authorization_details",
-                            "limits must be an object");
+            http_resp_error(resp, 400, "invalid_authorization_details", "limits must be an object");
             return 0;
         }
         t->limits_json = json_dumps(lim, JSON_COMPACT | JSON_SORT_KEYS);
@@ -185,9 +189,9 @@ static int check_subject_token(struct token_req *t, struct keys_state *ks, const
     const char *aud = c ? json_string_value(json_object_get(c, "aud")) : NULL;
     const char *sub = c ? json_string_value(json_object_get(c, "sub")) : NULL;
     json_t *exp = c ? json_object_get(c, "exp") : NULL;
-    int ok = iss && aud && sub && json_is_integer(exp) &&
-             strcmp(iss, g_broker.issuer) == 0 && strcmp(aud, g_broker.issuer) == 0 &&
-             t->now < (int64_t)json_integer_value(exp) && strlen(sub) < sizeof(t->act_sub);
+    int ok = iss && aud && sub && json_is_integer(exp) && strcmp(iss, g_broker.issuer) == 0 &&
+             strcmp(aud, g_broker.issuer) == 0 && t->now < (int64_t)json_integer_value(exp) &&
+             strlen(sub) < sizeof(t->act_sub);
     if (ok)
         memcpy(t->act_sub, sub, strlen(sub) + 1);
     json_decref(c);
@@ -213,8 +217,8 @@ static void ip_of(const struct http_req *req, policy_ip *ip)
     }
 }
 
-static void denied(struct token_req *t, struct http_resp *resp, unsigned status,
-                   const char *code, const char *why, const char *rule)
+static void denied(struct token_req *t, struct http_resp *resp, unsigned status, const char *code,
+                   const char *why, const char *rule)
 {
     http_resp_error(resp, status, code, why);
     metrics_add(METRIC_TOKENS_DENIED, 1);
@@ -350,9 +354,8 @@ static void issue(struct token_req *t, struct keys_state *ks, const policy_decis
     if (audit("token.issued", t->actor, 0, ZTB_F_STR("agent", t->id.agent),
               ZTB_F_STR("action", t->action), ZTB_F_STR("audience", t->audience),
               ZTB_F_STR("resource", t->resource ? t->resource : ""), ZTB_F_STR("jti", c.jti),
-              ZTB_F_STR("rule", d->rule), ZTB_F_INT("ttl", ttl),
-              ZTB_F_INT("gen", ck->generation), ZTB_F_BOOL("dpop", t->has_dpop),
-              ZTB_F_BOOL("single_use", d->ob.single_use),
+              ZTB_F_STR("rule", d->rule), ZTB_F_INT("ttl", ttl), ZTB_F_INT("gen", ck->generation),
+              ZTB_F_BOOL("dpop", t->has_dpop), ZTB_F_BOOL("single_use", d->ob.single_use),
               ZTB_F_STR("on_behalf_of", t->act_sub[0] ? t->act_sub : NULL)) != ZTB_OK) {
         http_resp_error(resp, 503, "temporarily_unavailable", "audit log unavailable");
         http_resp_header(resp, "Retry-After", "1");
@@ -405,7 +408,8 @@ void handle_token(struct http_req *req, struct http_resp *resp)
         .action = t.action,
         .audience = t.audience,
         .resource = t.resource ? t.resource : "",
-        .ctx = {.now = t.now, .act = t.act_sub[0] ? t.act_sub : NULL,
+        .ctx = {.now = t.now,
+                .act = t.act_sub[0] ? t.act_sub : NULL,
                 .authorization_details = t.details},
     };
     ip_of(req, &pr.ctx.source);
@@ -424,8 +428,10 @@ void handle_token(struct http_req *req, struct http_resp *resp)
     }
     if ((d.ob.binding == POLICY_BINDING_DPOP || d.ob.binding == POLICY_BINDING_ANY) &&
         !t.has_dpop) {
-        denied(&t, resp, 400, "invalid_request", "policy requires a DPoP-bound token: send a "
-               "DPoP proof", d.rule);
+        denied(&t, resp, 400, "invalid_request",
+               "policy requires a DPoP-bound token: send a "
+               "DPoP proof",
+               d.rule);
         goto out;
     }
     if (d.ob.binding == POLICY_BINDING_MTLS) {
@@ -434,8 +440,7 @@ void handle_token(struct http_req *req, struct http_resp *resp)
     }
 
     struct store_rate ar = {d.ob.per_agent.rate, d.ob.per_agent.burst, d.ob.per_agent.period};
-    struct store_rate xr = {d.ob.per_action.rate, d.ob.per_action.burst,
-                            d.ob.per_action.period};
+    struct store_rate xr = {d.ob.per_action.rate, d.ob.per_action.burst, d.ob.per_action.period};
     struct store_check ck;
     ztb_err rv = store_issue_check(t.id.agent, t.action, t.audience, &ar, &xr, &ck);
     if (rv == ZTB_ERR_UNAVAILABLE) {
@@ -447,8 +452,7 @@ void handle_token(struct http_req *req, struct http_resp *resp)
         goto out;
     }
     switch (ck.verdict) {
-    case STORE_OK:
-        break;
+    case STORE_OK: break;
     case STORE_UNKNOWN_AGENT:
     case STORE_DISABLED:
         http_resp_error(resp, 401, "invalid_client", "unknown or disabled agent");
