@@ -123,15 +123,15 @@ static void test_docs_transcripts(void **state)
     doc[n] = '\0';
     const char *cmds[] = {
         "policy check examples/policy/fleet.json",
-        "policy explain examples/policy/fleet.json --agent refund-agent-7 --action "
-        "payments:refund --audience https://payments.internal --resource orders/1234 --context "
-        "'{\"time\": \"2025-06-04T10:00:00Z\", \"source_ip\": \"10.20.1.2\", "
-        "\"authorization_details\": [{\"type\": \"payment\", \"amount\": 20}]}'",
-        "policy explain examples/policy/fleet.json --agent sales-assistant --action crm:update "
-        "--audience https://crm.internal --resource contacts/42 --context '{\"time\": "
-        "\"2025-06-07T10:00:00Z\", \"act\": \"spiffe://acme.example/user/alice\"}'",
-        "policy signals examples/policy/fleet.json --agent billing-bot --signal token_replay "
-        "--severity high --confidence 0.9",
+        ("policy explain examples/policy/fleet.json --agent refund-agent-7 --action "
+         "payments:refund --audience https://payments.internal --resource orders/1234 --context "
+         "'{\"time\": \"2025-06-04T10:00:00Z\", \"source_ip\": \"10.20.1.2\", "
+         "\"authorization_details\": [{\"type\": \"payment\", \"amount\": 20}]}'"),
+        ("policy explain examples/policy/fleet.json --agent sales-assistant --action crm:update "
+         "--audience https://crm.internal --resource contacts/42 --context '{\"time\": "
+         "\"2025-06-07T10:00:00Z\", \"act\": \"spiffe://acme.example/user/alice\"}'"),
+        ("policy signals examples/policy/fleet.json --agent billing-bot --signal token_replay "
+         "--severity high --confidence 0.9"),
     };
     for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
         assert_int_equal(run(cmds[i], out, sizeof(out)), 0);
