@@ -49,9 +49,9 @@ struct token_req {
     struct form f;
     struct client_identity id;
     const char *audience, *action, *resource;
-    json_t *details;   /* parsed authorization_details (array), or NULL */
+    json_t *details;    /* parsed authorization_details (array), or NULL */
     char *details_json; /* the object the token carries, as text, or NULL */
-    char act_sub[512]; /* delegation: on whose behalf ("" if none) */
+    char act_sub[512];  /* delegation: on whose behalf ("" if none) */
     ztb_dpop_result dpop;
     int has_dpop;
     char actor[96];

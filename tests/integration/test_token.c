@@ -201,7 +201,8 @@ static int setup(void **state)
     char form[4096];
     snprintf(form, sizeof(form), "client_assertion_type=%s&client_assertion=%s", ASSERTION_TYPE,
              ztb_buf_cstr(&a));
-    assert_int_equal(post_form("/v1/session", form, NULL, &r), 200);
+    if (post_form("/v1/session", form, NULL, &r) != 200)
+        fail_msg("session: HTTP %ld %s", r.status, r.body);
     json_t *j = body_json(&r);
     snprintf(session, sizeof(session), "%s", json_string_value(json_object_get(j, "session")));
     assert_int_equal(strncmp(session, "ztbs_", 5), 0);
