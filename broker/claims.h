@@ -23,13 +23,13 @@ struct token_claims {
     const char *spiffe_id; /* sub and client_id */
     const char *audience;
     const char *action;
-    const char *resource;    /* NULL or "": none */
+    const char *resource;     /* NULL or "": none */
     const char *details_json; /* authorization_details object (JSON text), or NULL */
-    const char *act_sub;     /* delegation: on whose behalf, or NULL */
-    const char *cnf_jkt;     /* DPoP binding, or NULL */
-    const char *cnf_x5t;     /* mTLS binding, or NULL */
-    const char *rule;        /* the allowing policy rule, or NULL */
-    char jti[24];            /* 128 random bits, base64url */
+    const char *act_sub;      /* delegation: on whose behalf, or NULL */
+    const char *cnf_jkt;      /* DPoP binding, or NULL */
+    const char *cnf_x5t;      /* mTLS binding, or NULL */
+    const char *rule;         /* the allowing policy rule, or NULL */
+    char jti[24];             /* 128 random bits, base64url */
     int64_t iat;
     int64_t exp;
     int64_t generation;
