@@ -25,6 +25,7 @@
 #include "broker/session.h"
 #include "policy/policy.h"
 #include "broker/privdrop.h"
+#include "broker/reload.h"
 #include "broker/redis_private.h"
 #include "broker/metrics.h"
 #include "common/log.h"
@@ -109,64 +110,35 @@ static void load_keys(struct broker_config *cfg)
         die("keys", "cannot start the key refresher");
 }
 
-static void log_policy_diag(const policy_diag *d, const char *path)
-{
-    for (size_t i = 0; i < d->n; i++) {
-        char line[512];
-        ztb_buf b;
-        ztb_buf_init_fixed(&b, line, sizeof(line));
-        policy_diag_format(&d->msgs[i], &b);
-        ztb_log(ZTB_LOG_ERROR, "policy.error", ZTB_F_STR("file", path), ZTB_F_STR("detail", line));
-        fprintf(stderr, "ztb-broker: %s: %s\n", path, line);
-    }
-}
-
-/* Load (or reload) the policy file. At start-up an error is fatal; on reload
- * the old policy stays in force. */
-static ztb_err reload_policy(const struct broker_config *cfg, int fatal)
-{
-    if (cfg->policy_file[0] == '\0')
-        return ZTB_OK;
-    policy_diag d;
-    policy_diag_init(&d);
-    ztb_err rv = policy_holder_reload_file(g_broker.policy, cfg->policy_file, &d);
-    if (rv != ZTB_OK) {
-        log_policy_diag(&d, cfg->policy_file);
-        metrics_add(METRIC_POLICY_RELOAD_FAILURES, 1);
-        policy_diag_free(&d);
-        if (fatal)
-            die("policy", "the policy file has errors (listed above)");
-        audit("policy.reload_refused", "broker", 1, ZTB_F_STR("file", cfg->policy_file),
-              ZTB_F_ERR(rv));
-        return rv;
-    }
-    policy_diag_free(&d);
-    policy *p = policy_holder_acquire(g_broker.policy);
-    if (p != NULL && strcmp(policy_trust_domain(p), cfg->trust_domain) != 0) {
-        char msg[512];
-        snprintf(msg, sizeof(msg), "policy trust domain %s differs from --trust-domain %s",
-                 policy_trust_domain(p), cfg->trust_domain);
-        policy_holder_release(p);
-        die("policy", msg);
-    }
-    audit("policy.loaded", "broker", 1, ZTB_F_STR("file", cfg->policy_file),
-          ZTB_F_STR("digest", p ? policy_digest(p) : ""));
-    ztb_log(ZTB_LOG_INFO, "policy.loaded", ZTB_F_STR("file", cfg->policy_file),
-            ZTB_F_STR("digest", p ? policy_digest(p) : ""),
-            ZTB_F_INT("rules", p ? (int64_t)policy_rule_count(p) : 0));
-    metrics_add(METRIC_POLICY_RELOADS, 1);
-    policy_holder_release(p);
-    return ZTB_OK;
-}
-
 static void load_policy(const struct broker_config *cfg)
 {
     if (policy_holder_new(&g_broker.policy) != ZTB_OK)
         die("policy", "out of memory");
-    if (cfg->policy_file[0] == '\0')
+    if (cfg->policy_file[0] == '\0') {
         ztb_log(ZTB_LOG_WARN, "policy.none",
                 ZTB_F_STR("hint", "no --policy: every token request is denied"));
-    reload_policy(cfg, 1);
+        return;
+    }
+    json_t *problems = NULL;
+    if (broker_policy_reload("broker", NULL, &problems) != ZTB_OK) {
+        size_t i;
+        json_t *m;
+        json_array_foreach(problems, i, m)
+        {
+            fprintf(stderr, "ztb-broker: %s: %s\n", cfg->policy_file, json_string_value(m));
+        }
+        json_decref(problems);
+        die("policy", "the policy file has errors (listed above)");
+    }
+    policy *p = policy_holder_acquire(g_broker.policy);
+    int mismatch = p != NULL && strcmp(policy_trust_domain(p), cfg->trust_domain) != 0;
+    char msg[512];
+    if (mismatch)
+        snprintf(msg, sizeof(msg), "the policy's trust domain %s differs from --trust-domain %s",
+                 policy_trust_domain(p), cfg->trust_domain);
+    policy_holder_release(p);
+    if (mismatch)
+        die("policy", msg);
 }
 
 static void drain_and_stop(struct http_server *api, struct http_server *admin)
@@ -310,7 +282,7 @@ int main(int argc, char **argv)
             continue;
         if (sig == SIGHUP) {
             ztb_log(ZTB_LOG_INFO, "broker.reload");
-            reload_policy(cfg, 0);
+            broker_policy_reload("operator:SIGHUP", NULL, NULL);
             if (keys_loaded())
                 keys_refresh((int64_t)time(NULL), NULL);
             continue;
