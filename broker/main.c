@@ -28,7 +28,9 @@
 #include "broker/reload.h"
 #include "broker/redis_private.h"
 #include "broker/metrics.h"
+#include "common/buf.h"
 #include "common/log.h"
+#include "common/secret.h"
 
 static void die(const char *what, const char *msg)
 {
@@ -73,6 +75,41 @@ static int open_ready_file(const char *path)
     if (fd < 0)
         die("ready_file", strerror(errno));
     return fd;
+}
+
+static int slurp(const char *path, ztb_buf *out)
+{
+    FILE *f = fopen(path, "re");
+    if (f == NULL)
+        return -1;
+    char chunk[4096];
+    size_t n;
+    while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
+        ztb_buf_append(out, chunk, n);
+    ztb_wipe(chunk, sizeof(chunk));
+    int bad = ferror(f) || ztb_buf_error(out) != ZTB_OK;
+    fclose(f);
+    return bad ? -1 : 0;
+}
+
+/* Read --tls-cert/--tls-key (both or neither). 1 if TLS is on. */
+static int read_tls(const struct broker_config *cfg, ztb_buf *cert, ztb_buf *key)
+{
+    int c = cfg->tls_cert_file[0] != '\0', k = cfg->tls_key_file[0] != '\0';
+    if (!c && !k)
+        return 0;
+    if (c != k)
+        die("tls", "--tls-cert and --tls-key go together");
+    char err[512];
+    if (slurp(cfg->tls_cert_file, cert) != 0) {
+        snprintf(err, sizeof(err), "%s: %s", cfg->tls_cert_file, strerror(errno));
+        die("tls", err);
+    }
+    if (slurp(cfg->tls_key_file, key) != 0) {
+        snprintf(err, sizeof(err), "%s: %s", cfg->tls_key_file, strerror(errno));
+        die("tls", err);
+    }
+    return 1;
 }
 
 static void write_ready_file(int fd, unsigned port)
@@ -211,6 +248,11 @@ int main(int argc, char **argv)
         die("listen", err);
 
     int ready_fd = cfg->ready_file[0] != '\0' ? open_ready_file(cfg->ready_file) : -1;
+    /* TLS material may be readable by root only: read it before dropping */
+    ztb_buf tls_cert, tls_key;
+    ztb_buf_init(&tls_cert, 1 << 20);
+    ztb_buf_init_secret(&tls_key, 1 << 20);
+    int tls = read_tls(cfg, &tls_cert, &tls_key);
 
     if (privdrop(cfg->user, cfg->state_dir, err, sizeof(err)) != ZTB_OK)
         die("privileges", err);
@@ -236,6 +278,11 @@ int main(int argc, char **argv)
     if (audit_open(audit_dir, 1, err, sizeof(err)) != ZTB_OK)
         die("audit", err);
 
+    if (cfg->issuer[0] == '\0' && tls) {
+        int v6 = strchr(cfg->listen_host, ':') != NULL;
+        snprintf(cfg->issuer, sizeof(cfg->issuer), "https://%s%s%s:%u", v6 ? "[" : "",
+                 cfg->listen_host, v6 ? "]" : "", g_broker.port);
+    }
     if (cfg->issuer[0] != '\0') {
         snprintf(g_broker.issuer, sizeof(g_broker.issuer), "%s", cfg->issuer);
     } else {
@@ -252,6 +299,10 @@ int main(int argc, char **argv)
     if (http_listen_unix(cfg->admin_socket, 0600, &admin_fd, err, sizeof(err)) != ZTB_OK)
         die("admin_socket", err);
 
+    ztb_buf ca_pem;
+    ztb_buf_init(&ca_pem, 1 << 20);
+    if (tls && keys_ca() != NULL && ztb_ca_cert_pem(keys_ca(), &ca_pem) != ZTB_OK)
+        die("tls", "cannot render the agent CA for client certificates");
     struct http_limits lim = {
         .max_body = cfg->max_body,
         .threads = cfg->threads,
@@ -259,9 +310,14 @@ int main(int argc, char **argv)
         .per_ip_connection_limit = cfg->per_ip_connection_limit,
         .connection_timeout_s = cfg->connection_timeout_s,
     };
+    struct http_limits admin_lim = lim; /* the admin socket is never TLS */
+    if (tls) {
+        lim.tls_cert_pem = ztb_buf_cstr(&tls_cert);
+        lim.tls_key_pem = ztb_buf_cstr(&tls_key);
+        lim.tls_client_ca_pem = ca_pem.len > 0 ? ztb_buf_cstr(&ca_pem) : NULL;
+    }
     struct http_server *api =
         http_server_start("api", api_fd, api_routes, api_routes_n, &lim, &g_broker);
-    struct http_limits admin_lim = lim;
     admin_lim.threads = 1;
     admin_lim.per_ip_connection_limit = 0;
     struct http_server *admin =
@@ -272,6 +328,7 @@ int main(int argc, char **argv)
     if (ready_fd >= 0)
         write_ready_file(ready_fd, g_broker.port);
     ztb_log(ZTB_LOG_INFO, "broker.started", ZTB_F_STR("listen", cfg->listen_host),
+            ZTB_F_BOOL("tls", tls), ZTB_F_BOOL("mtls", lim.tls_client_ca_pem != NULL),
             ZTB_F_INT("port", g_broker.port), ZTB_F_STR("redis", g_broker.redis_desc),
             ZTB_F_STR("admin_socket", cfg->admin_socket), ZTB_F_INT("threads", cfg->threads),
             ZTB_F_INT("pid", getpid()));
@@ -296,6 +353,9 @@ int main(int argc, char **argv)
     audit_close();
     keys_close();
     session_clear_key();
+    ztb_buf_free(&tls_key); /* wiped */
+    ztb_buf_free(&tls_cert);
+    ztb_buf_free(&ca_pem);
     policy_holder_free(g_broker.policy);
     if (g_broker.private_redis)
         redis_private_stop();

@@ -330,6 +330,13 @@ void zh_broker_start(struct zh_broker *b, const struct zh_broker_opts *o)
         argv[n++] = "--policy";
         argv[n++] = policy_path;
     }
+    if (o->tls_cert != NULL) {
+        argv[n++] = "--tls-cert";
+        argv[n++] = o->tls_cert;
+        argv[n++] = "--tls-key";
+        argv[n++] = o->tls_key;
+        zh_tls_trust(o->tls_cert);
+    }
     for (const char *const *e = o->extra_args; e != NULL && *e != NULL && n < 62; e++)
         argv[n++] = *e;
     argv[n] = NULL;
@@ -360,7 +367,8 @@ void zh_broker_start(struct zh_broker *b, const struct zh_broker_opts *o)
             fclose(f);
             if (got == 1 && port > 0) {
                 b->port = (uint16_t)port;
-                snprintf(b->url, sizeof(b->url), "http://127.0.0.1:%u", port);
+                snprintf(b->url, sizeof(b->url), "%s://127.0.0.1:%u",
+                         o->tls_cert ? "https" : "http", port);
                 struct zh_resp r;
                 if (zh_get(b, "/healthz", &r) == 0 && r.status == 200) {
                     zh_resp_free(&r);
@@ -447,6 +455,19 @@ static size_t on_header(char *data, size_t size, size_t nmemb, void *ud)
     return n;
 }
 
+static __thread const char *t_ca, *t_cert, *t_key;
+
+void zh_tls_trust(const char *ca_file)
+{
+    t_ca = ca_file;
+}
+
+void zh_tls_client(const char *cert_file, const char *key_file)
+{
+    t_cert = cert_file;
+    t_key = key_file;
+}
+
 int zh_http(const char *method, const char *url, const char *unix_sock, const char *ctype,
             const void *body, size_t body_len, const char *const *headers, struct zh_resp *out)
 {
@@ -479,6 +500,12 @@ int zh_http(const char *method, const char *url, const char *unix_sock, const ch
     curl_easy_setopt(c, CURLOPT_HEADERDATA, out);
     curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 10000L);
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    if (t_ca != NULL)
+        curl_easy_setopt(c, CURLOPT_CAINFO, t_ca);
+    if (t_cert != NULL) {
+        curl_easy_setopt(c, CURLOPT_SSLCERT, t_cert);
+        curl_easy_setopt(c, CURLOPT_SSLKEY, t_key);
+    }
     CURLcode rc = curl_easy_perform(c);
     if (rc == CURLE_OK)
         curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &out->status);
