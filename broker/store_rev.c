@@ -111,7 +111,7 @@ static ztb_err rev_until(const char *k, const char *event, int64_t exp, unsigned
     snprintf(s, sizeof(s), "%u", skew);
     const char *argv[] = {k, STORE_REV_CHANNEL, event, e, s};
     redisReply *r;
-    ZTB_GUARD(redis_eval(&r, rev_until_lua, sha_of(rev_until_lua, rev_until_sha), 2, 3, argv,
+    ZTB_GUARD(redis_eval(&r, rev_until_lua, sha_of(rev_until_lua, rev_until_sha), 2, (int)ZTB_ARRAY_LEN(argv), argv,
                          NULL));
     if (r->type != REDIS_REPLY_INTEGER)
         return store_unexpected_reply(r, "rev_until");
@@ -167,7 +167,7 @@ ztb_err store_rev_agent(const char *agent, unsigned max_ttl, unsigned skew, int6
     snprintf(s, sizeof(s), "%u", skew);
     const char *argv[] = {k, STORE_REV_CHANNEL, prefix, ttl, s};
     redisReply *r;
-    ZTB_GUARD(redis_eval(&r, rev_agent_lua, sha_of(rev_agent_lua, rev_agent_sha), 2, 3, argv,
+    ZTB_GUARD(redis_eval(&r, rev_agent_lua, sha_of(rev_agent_lua, rev_agent_sha), 2, (int)ZTB_ARRAY_LEN(argv), argv,
                          NULL));
     if (!store_reply_is_int_array(r, 3))
         return store_unexpected_reply(r, "rev_agent");
@@ -205,7 +205,7 @@ ztb_err store_rev_audience(const char *audience, int lift, unsigned skew, int *c
     snprintf(s, sizeof(s), "%u", skew);
     const char *argv[] = {k, STORE_REV_CHANNEL, kill, lifted, lift ? "1" : "0", s};
     redisReply *r;
-    ZTB_GUARD(redis_eval(&r, rev_aud_lua, sha_of(rev_aud_lua, rev_aud_sha), 2, 4, argv, NULL));
+    ZTB_GUARD(redis_eval(&r, rev_aud_lua, sha_of(rev_aud_lua, rev_aud_sha), 2, (int)ZTB_ARRAY_LEN(argv), argv, NULL));
     if (r->type != REDIS_REPLY_INTEGER)
         return store_unexpected_reply(r, "rev_audience");
     if (changed != NULL)
@@ -231,7 +231,7 @@ ztb_err store_agent_flag(const char *agent, const char *flag, int on, int *chang
     store_keyf(k, "ztb:{%s}:agent", agent);
     const char *argv[] = {k, flag, on ? "1" : "0"};
     redisReply *r;
-    ZTB_GUARD(redis_eval(&r, flag_lua, sha_of(flag_lua, flag_sha), 1, 2, argv, NULL));
+    ZTB_GUARD(redis_eval(&r, flag_lua, sha_of(flag_lua, flag_sha), 1, (int)ZTB_ARRAY_LEN(argv), argv, NULL));
     if (r->type != REDIS_REPLY_INTEGER)
         return store_unexpected_reply(r, "agent_flag");
     long long v = r->integer;
@@ -316,8 +316,7 @@ ztb_err store_token_state(const char *jti, const char *agent, const char *audien
     snprintf(c, sizeof(c), "%llu", (unsigned long long)consume_ms);
     const char *argv[] = {k1, k2, k3, k4, k5, g, c};
     redisReply *r;
-    ZTB_GUARD(redis_eval(&r, token_state_lua, sha_of(token_state_lua, token_state_sha), 5, 2,
-                         argv, NULL));
+    ZTB_GUARD(redis_eval(&r, token_state_lua, sha_of(token_state_lua, token_state_sha), 5, (int)ZTB_ARRAY_LEN(argv), argv, NULL));
     if (!store_reply_is_int_array(r, 6))
         return store_unexpected_reply(r, "token_state");
     out->revoked = store_reply_int(r, 0) != 0;
@@ -373,7 +372,7 @@ ztb_err store_source_add(const char *name, const char *jwk, const char *agent, i
     const char *argv[] = {k1,  "ztb:sources", k3, k4, name, hex, jwk ? jwk : "",
                           agent ? agent : "", created};
     redisReply *r;
-    ztb_err rv = redis_eval(&r, source_add_lua, sha_of(source_add_lua, source_add_sha), 4, 5, argv,
+    ztb_err rv = redis_eval(&r, source_add_lua, sha_of(source_add_lua, source_add_sha), 4, (int)ZTB_ARRAY_LEN(argv), argv,
                             NULL);
     if (rv == ZTB_OK && r->type != REDIS_REPLY_INTEGER)
         rv = store_unexpected_reply(r, "source_add");
@@ -406,8 +405,7 @@ ztb_err store_source_remove(const char *name)
     store_keyf(k, "ztb:src:%s", name);
     const char *argv[] = {k, "ztb:sources", name};
     redisReply *r;
-    ZTB_GUARD(redis_eval(&r, source_remove_lua, sha_of(source_remove_lua, source_remove_sha), 2, 1,
-                         argv, NULL));
+    ZTB_GUARD(redis_eval(&r, source_remove_lua, sha_of(source_remove_lua, source_remove_sha), 2, (int)ZTB_ARRAY_LEN(argv), argv, NULL));
     if (r->type != REDIS_REPLY_INTEGER)
         return store_unexpected_reply(r, "source_remove");
     int ok = r->integer == 1;
@@ -590,7 +588,9 @@ ztb_err store_signal_list(size_t limit, json_t **out)
 {
     *out = NULL;
     redisReply *r;
-    ZTB_GUARD(redis_commandf(&r, "XREVRANGE ztb:signals + - COUNT %zu", limit ? limit : 1));
+    char n[24];
+    snprintf(n, sizeof(n), "%zu", limit ? limit : 1); /* hiredis formats no %zu */
+    ZTB_GUARD(redis_commandf(&r, "XREVRANGE ztb:signals + - COUNT %s", n));
     if (r->type != REDIS_REPLY_ARRAY)
         return store_unexpected_reply(r, "signal_list");
     json_t *arr = json_array();
@@ -657,7 +657,7 @@ ztb_err store_dual_count(const char *target_kind, const char *target, const char
     snprintf(nd, sizeof(nd), "%u", need ? need : 1);
     const char *argv[] = {k1, k2, source, signal_id, w, nd};
     redisReply *r;
-    ZTB_GUARD(redis_eval(&r, dual_lua, sha_of(dual_lua, dual_sha), 2, 4, argv, NULL));
+    ZTB_GUARD(redis_eval(&r, dual_lua, sha_of(dual_lua, dual_sha), 2, (int)ZTB_ARRAY_LEN(argv), argv, NULL));
     if (!store_reply_is_int_array(r, 3) || r->element[2]->type != REDIS_REPLY_STRING)
         return store_unexpected_reply(r, "dual_count");
     int64_t h = store_reply_int(r, 0);
@@ -717,8 +717,7 @@ ztb_err store_action_create(struct store_action *a, int64_t now, int *created)
     const char *argv[] = {k1,        k2,        "ztb:actions", a->id,      a->entry, a->response,
                           a->target_kind, a->target, exp,           a->signals, cr,       ttl};
     redisReply *r;
-    ZTB_GUARD(redis_eval(&r, action_create_lua, sha_of(action_create_lua, action_create_sha), 3, 9,
-                         argv, NULL));
+    ZTB_GUARD(redis_eval(&r, action_create_lua, sha_of(action_create_lua, action_create_sha), 3, (int)ZTB_ARRAY_LEN(argv), argv, NULL));
     if (!store_reply_is_int_array(r, 2) || r->element[1]->type != REDIS_REPLY_STRING ||
         r->element[1]->len >= sizeof(a->id))
         return store_unexpected_reply(r, "action_create");
@@ -779,8 +778,7 @@ ztb_err store_action_decide(const char *id, int confirm, const char *by, int64_t
     snprintf(t, sizeof(t), "%lld", (long long)now);
     const char *argv[] = {k, confirm ? "confirmed" : "rejected", by, t};
     redisReply *r;
-    ZTB_GUARD(redis_eval(&r, action_decide_lua, sha_of(action_decide_lua, action_decide_sha), 1, 3,
-                         argv, NULL));
+    ZTB_GUARD(redis_eval(&r, action_decide_lua, sha_of(action_decide_lua, action_decide_sha), 1, (int)ZTB_ARRAY_LEN(argv), argv, NULL));
     if (r->type != REDIS_REPLY_ARRAY || r->elements < 1 ||
         r->element[0]->type != REDIS_REPLY_INTEGER)
         return store_unexpected_reply(r, "action_decide");
@@ -817,7 +815,9 @@ ztb_err store_action_list(size_t limit, json_t **out)
 {
     *out = NULL;
     redisReply *r;
-    ZTB_GUARD(redis_commandf(&r, "ZREVRANGE ztb:actions 0 %zu", limit ? limit - 1 : 0));
+    char last[24];
+    snprintf(last, sizeof(last), "%zu", limit ? limit - 1 : 0); /* hiredis formats no %zu */
+    ZTB_GUARD(redis_commandf(&r, "ZREVRANGE ztb:actions 0 %s", last));
     if (r->type != REDIS_REPLY_ARRAY)
         return store_unexpected_reply(r, "action_list");
     json_t *arr = json_array();
@@ -875,8 +875,7 @@ ztb_err store_detect_count(const char *agent, const char *kind, unsigned window_
     snprintf(w, sizeof(w), "%u", window_s ? window_s : 1);
     const char *argv[] = {k, w};
     redisReply *r;
-    ZTB_GUARD(redis_eval(&r, detect_count_lua, sha_of(detect_count_lua, detect_count_sha), 1, 1,
-                         argv, NULL));
+    ZTB_GUARD(redis_eval(&r, detect_count_lua, sha_of(detect_count_lua, detect_count_sha), 1, (int)ZTB_ARRAY_LEN(argv), argv, NULL));
     if (r->type != REDIS_REPLY_INTEGER)
         return store_unexpected_reply(r, "detect_count");
     *count = r->integer;
@@ -911,7 +910,7 @@ ztb_err store_detect_audience(const char *agent, const char *audience, unsigned 
     const char *argv[] = {k1, k2, audience, l};
     redisReply *r;
     ZTB_GUARD(
-        redis_eval(&r, detect_aud_lua, sha_of(detect_aud_lua, detect_aud_sha), 2, 2, argv, NULL));
+        redis_eval(&r, detect_aud_lua, sha_of(detect_aud_lua, detect_aud_sha), 2, (int)ZTB_ARRAY_LEN(argv), argv, NULL));
     if (r->type != REDIS_REPLY_INTEGER)
         return store_unexpected_reply(r, "detect_audience");
     long long v = r->integer;

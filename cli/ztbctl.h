@@ -64,5 +64,9 @@ int cmd_ca(struct ztbctl *ctl, int argc, char **argv);
 int cmd_policy(struct ztbctl *ctl, int argc, char **argv);
 int cmd_audit(struct ztbctl *ctl, int argc, char **argv);
 int cmd_agent(struct ztbctl *ctl, int argc, char **argv);
+int cmd_revoke(struct ztbctl *ctl, int argc, char **argv);
+int cmd_quarantine(struct ztbctl *ctl, int argc, char **argv);
+int cmd_release(struct ztbctl *ctl, int argc, char **argv);
+int cmd_signals(struct ztbctl *ctl, int argc, char **argv);
 
 #endif /* ZTBCTL_H */
