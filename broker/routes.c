@@ -45,5 +45,8 @@ const struct http_route admin_routes[] = {
     {NULL, "/v1/signal-sources/*", handle_admin_source, "admin_signal_source"},
     {"GET", "/v1/signal-actions", handle_admin_actions, "admin_signal_actions"},
     {NULL, "/v1/signal-actions/*", handle_admin_action, "admin_signal_action"},
+    {"GET", "/v1/keys", handle_admin_keys, "admin_keys"},
+    {"POST", "/v1/keys/rotate", handle_admin_keys_rotate, "admin_keys_rotate"},
+    {"POST", "/v1/policy/reload", handle_admin_policy_reload, "admin_policy_reload"},
 };
 const size_t admin_routes_n = sizeof(admin_routes) / sizeof(admin_routes[0]);

@@ -27,6 +27,7 @@
 #include "broker/audit.h"
 #include "broker/broker.h"
 #include "broker/client_auth.h"
+#include "broker/introspect.h"
 #include "broker/revocation.h"
 #include "broker/signals.h"
 #include "common/base64url.h"
@@ -324,13 +325,14 @@ void handle_signals_too_large(struct http_req *req, struct http_resp *resp)
     refuse(req, resp, &w, 413, "invalid_request", why);
 }
 
-/* Authenticate a bearer credential: a source secret, or an enrolled
- * identity's session credential / client assertion registered as a source. */
+/* Authenticate the source: a bearer source secret, or an enrolled identity
+ * registered as a source (a session credential or client assertion as the
+ * bearer credential; cred NULL: its TLS client certificate). */
 static int auth_bearer(const char *cred, int64_t now, struct who *w, const struct http_req *req,
                        struct http_resp *resp)
 {
     ztb_err rv;
-    if (strncmp(cred, "ztbsrc_", 7) == 0) {
+    if (cred != NULL && strncmp(cred, "ztbsrc_", 7) == 0) {
         rv = store_source_by_secret(cred, w->source);
         if (rv == ZTB_ERR_UNAVAILABLE) {
             refuse(req, resp, w, 503, "temporarily_unavailable", "Redis is not answering");
@@ -342,12 +344,15 @@ static int auth_bearer(const char *cred, int64_t now, struct who *w, const struc
         }
         return 1;
     }
-    const char *type =
-        strncmp(cred, "ztbs_", 5) == 0 ? CLIENT_ASSERTION_TYPE_SESSION : CLIENT_ASSERTION_TYPE_JWT;
+    const char *type = cred == NULL                   ? NULL
+                       : strncmp(cred, "ztbs_", 5) == 0 ? CLIENT_ASSERTION_TYPE_SESSION
+                                                        : CLIENT_ASSERTION_TYPE_JWT;
     struct client_identity id;
     struct http_resp scratch = {0};
     ztb_buf_init(&scratch.body, 1024);
-    rv = client_auth(type, cred, now, 1, &id, &scratch);
+    rv = client_auth(req, type, cred, now, 1, &id, &scratch); /* NULL: mTLS */
+    if (rv == ZTB_OK && !introspect_caller_current(&id, &scratch))
+        rv = scratch.status == 503 ? ZTB_ERR_UNAVAILABLE : ZTB_ERR_INVALID_CLIENT;
     ztb_buf_free(&scratch.body);
     if (rv == ZTB_ERR_UNAVAILABLE) {
         refuse(req, resp, w, 503, "temporarily_unavailable", "Redis is not answering");
@@ -355,8 +360,9 @@ static int auth_bearer(const char *cred, int64_t now, struct who *w, const struc
     }
     if (rv != ZTB_OK) {
         refuse(req, resp, w, 401, "invalid_client",
-               "bearer credential refused: a source secret, or an enrolled identity's session "
-               "credential or client assertion");
+               "authentication required: Authorization: Bearer <source secret, or an enrolled "
+               "identity's session credential or client assertion>, a TLS client certificate, "
+               "or a signed SET");
         return 0;
     }
     rv = store_source_by_agent(id.agent, w->source);
@@ -447,13 +453,16 @@ void handle_signals(struct http_req *req, struct http_resp *resp)
             return;
     } else {
         const char *authz = http_req_header(req, "Authorization");
-        if (authz == NULL || strncasecmp(authz, "Bearer ", 7) != 0 || authz[7] == '\0') {
-            refuse(req, resp, &w, 401, "invalid_client",
-                   "authentication required: Authorization: Bearer <source secret or enrolled "
-                   "identity credential>, or a signed SET");
-            return;
+        const char *cred = NULL; /* none: a TLS client certificate, if any */
+        if (authz != NULL) {
+            if (strncasecmp(authz, "Bearer ", 7) != 0 || authz[7] == '\0') {
+                refuse(req, resp, &w, 401, "invalid_client",
+                       "the Authorization header must be Bearer <credential>");
+                return;
+            }
+            cred = authz + 7;
         }
-        if (!auth_bearer(authz + 7, now, &w, req, resp))
+        if (!auth_bearer(cred, now, &w, req, resp))
             return;
         ztb_buf_append(&claims, req->body, req->body_len);
     }

@@ -180,7 +180,9 @@ int cmd_revoke(struct ztbctl *ctl, int argc, char **argv)
         return ZTBCTL_EXIT_USAGE;
     }
     struct opts o;
-    int has_id = argc >= 3 && argv[2][0] != '-';
+    /* a jti may start with '-' (base64url): only our option names are options */
+    int has_id = argc >= 3 && strcmp(argv[2], "--exp") != 0 && strcmp(argv[2], "--reason") != 0 &&
+                 strcmp(argv[2], "--token-file") != 0 && strcmp(argv[2], "--lift") != 0;
     if (!parse_opts(argc, argv, has_id ? 3 : 2, &o))
         return ZTBCTL_EXIT_USAGE;
     if (has_id == (o.token_file != NULL) || (o.token_file && strcmp(type, "jti") != 0) ||

@@ -67,6 +67,13 @@ void za_kid(const char *tok, char *kid, size_t cap);
 /* Introspect tok as caller (session): 1 active, 0 inactive; fails on other answers. */
 int za_active(const struct zh_broker *b, const struct za_agent *caller, const char *tok);
 
+/*
+ * After Redis restarted: every broker thread finds its old connection gone
+ * once (a 503) and then reconnects. Wait until a run of requests on the API
+ * (introspecting tok as caller) and the admin API all succeed.
+ */
+void za_settle(const struct zh_broker *b, const struct za_agent *caller, const char *tok);
+
 /* Free a's key. */
 void za_free(struct za_agent *a);
 
