@@ -1,5 +1,5 @@
 /*
- * test_revocation.c - RFC 7662 introspection, RFC 7009 revocation and the
+ * test_introspect_revoke.c - RFC 7662 introspection, RFC 7009 revocation and the
  * operators' revocation commands (ztbctl revoke / quarantine / release),
  * against the real broker and a real Redis.
  *
