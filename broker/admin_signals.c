@@ -303,7 +303,8 @@ void handle_admin_signals(struct http_req *req, struct http_resp *resp)
         json_t *s;
         json_array_foreach(arr, i, s)
         {
-            const char *a = json_string_value(json_object_get(json_object_get(s, "subject"), "agent"));
+            const char *a =
+                json_string_value(json_object_get(json_object_get(s, "subject"), "agent"));
             if (a != NULL && strcmp(a, agent) == 0 && json_array_size(keep) < limit)
                 json_array_append(keep, s);
         }
@@ -472,7 +473,8 @@ void handle_admin_action(struct http_req *req, struct http_resp *resp)
           ZTB_F_STR("action", a.id), ZTB_F_STR("entry", a.entry), ZTB_F_STR("response", a.response),
           ZTB_F_STR(a.target_kind, a.target), ZTB_F_STR("signals", a.signals));
     if (!confirm) {
-        http_resp_json_value(resp, 200, json_pack("{s:s,s:s}", "action", a.id, "status", "rejected"));
+        http_resp_json_value(resp, 200,
+                             json_pack("{s:s,s:s}", "action", a.id, "status", "rejected"));
         return;
     }
     json_t *result = NULL;
@@ -481,6 +483,6 @@ void handle_admin_action(struct http_req *req, struct http_resp *resp)
         store_error(resp, rv, rv == ZTB_ERR_NOT_FOUND ? "the target is gone" : "cannot apply");
     else
         http_resp_json_value(resp, 200,
-                             result ? result : json_pack("{s:s,s:s}", "action", a.id, "status",
-                                                         "applied"));
+                             result ? result
+                                    : json_pack("{s:s,s:s}", "action", a.id, "status", "applied"));
 }

@@ -120,8 +120,7 @@ static const struct {
 } kinds[DETECT_KINDS_N] = {
     [DETECT_POLICY_DENIAL] = {"denials", "policy_violation", POLICY_SEVERITY_MEDIUM, 0.7},
     [DETECT_RATE_LIMITED] = {"rate_limited", "rate_limit_burst", POLICY_SEVERITY_LOW, 0.6},
-    [DETECT_ASSERTION_REPLAY] = {"assertion_replay", "assertion_replay", POLICY_SEVERITY_HIGH,
-                                 0.9},
+    [DETECT_ASSERTION_REPLAY] = {"assertion_replay", "assertion_replay", POLICY_SEVERITY_HIGH, 0.9},
     [DETECT_DPOP_REPLAY] = {"dpop_replay", "dpop_replay", POLICY_SEVERITY_HIGH, 0.8},
     [DETECT_JOIN_REUSE] = {"join_reuse", "join_token_reuse", POLICY_SEVERITY_HIGH, 0.9},
     [DETECT_AUDIENCE_USED] = {"audience", "new_audience", POLICY_SEVERITY_MEDIUM, 0.5},
@@ -149,8 +148,8 @@ static ztb_err raise_signal(const struct det_event *e, int64_t count)
     if (text != NULL && strlen(text) <= SIGNAL_EVIDENCE_MAX)
         memcpy(s.evidence, text, strlen(text) + 1);
     free(text);
-    ztb_log(ZTB_LOG_WARN, "detector.fired", ZTB_F_STR("type", s.type),
-            ZTB_F_STR("agent", s.agent), ZTB_F_INT("count", count));
+    ztb_log(ZTB_LOG_WARN, "detector.fired", ZTB_F_STR("type", s.type), ZTB_F_STR("agent", s.agent),
+            ZTB_F_INT("count", count));
     return signals_process(&s, NULL);
 }
 

@@ -31,9 +31,8 @@
 
 #define TOKEN_MAX 8192
 
-static const char *const allowed_params[] = {"token",          "token_type_hint",
-                                             "client_assertion_type", "client_assertion",
-                                             "ztb_consume",    NULL};
+static const char *const allowed_params[] = {
+    "token", "token_type_hint", "client_assertion_type", "client_assertion", "ztb_consume", NULL};
 
 /* Verify our signature and read the claims. kid (ZTB_JWS_KID_MAX + 1 bytes)
  * gets the key's kid. */
@@ -96,8 +95,9 @@ ztb_err introspect_token(const char *tok, size_t len, int64_t now, int consume, 
     int64_t gen = int_claim(z, "gen", &ok);
     int single_use = json_is_true(json_object_get(z, "single_use"));
     ZTB_CHECK(rv, iss != NULL && strcmp(iss, g_broker.issuer) == 0, ZTB_ERR_ISSUER);
-    ZTB_CHECK(rv, ok && aud && jti && agent && store_id_ok(aud) && store_id_ok(jti) &&
-                      store_agent_name_ok(agent),
+    ZTB_CHECK(rv,
+              ok && aud && jti && agent && store_id_ok(aud) && store_id_ok(jti) &&
+                  store_agent_name_ok(agent),
               ZTB_ERR_CLAIMS);
     ZTB_CHECK(rv, now < exp + (int64_t)skew, ZTB_ERR_EXPIRED);
     ZTB_CHECK(rv, nbf - (int64_t)skew <= now, ZTB_ERR_NOT_YET_VALID);
@@ -166,8 +166,8 @@ static int read_form(struct http_req *req, struct http_resp *resp, struct form *
         http_resp_error(resp, 400, "invalid_request", why);
         return 0;
     }
-    if (client_auth(req, form_get(f, "client_assertion_type"), form_get(f, "client_assertion"),
-                    now, 1, id, resp) != ZTB_OK ||
+    if (client_auth(req, form_get(f, "client_assertion_type"), form_get(f, "client_assertion"), now,
+                    1, id, resp) != ZTB_OK ||
         !introspect_caller_current(id, resp)) {
         form_free(f);
         return 0;
@@ -191,8 +191,8 @@ void handle_introspect(struct http_req *req, struct http_resp *resp)
     const char *tok = form_get(&f, "token");
     const char *consume = form_get(&f, "ztb_consume");
     json_t *c = NULL;
-    ztb_err rv = introspect_token(tok, strlen(tok), now,
-                                  consume != NULL && strcmp(consume, "1") == 0, &c);
+    ztb_err rv =
+        introspect_token(tok, strlen(tok), now, consume != NULL && strcmp(consume, "1") == 0, &c);
     form_free(&f);
     if (rv == ZTB_ERR_UNAVAILABLE) {
         unavailable(resp);

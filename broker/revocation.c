@@ -156,21 +156,20 @@ ztb_err revocation_apply(const struct rev_request *r, struct rev_result *res)
     ztb_err rv = apply(r, &l, out);
     if (rv != ZTB_OK) {
         audit("revocation.failed", actor, 0, ZTB_F_STR("response", name),
-              ZTB_F_STR(revocation_target_kind(r->response), r->target), ZTB_F_BOOL("lift", r->lift),
-              ZTB_F_STR("cause", r->cause), ZTB_F_STR("entry", r->entry),
-              ZTB_F_STR("signals", r->signals), ZTB_F_ERR(rv));
+              ZTB_F_STR(revocation_target_kind(r->response), r->target),
+              ZTB_F_BOOL("lift", r->lift), ZTB_F_STR("cause", r->cause),
+              ZTB_F_STR("entry", r->entry), ZTB_F_STR("signals", r->signals), ZTB_F_ERR(rv));
         return rv;
     }
     /* durable: the second record of a revocation, fsync'ed before we answer */
-    ztb_err arv = audit(r->lift ? "revocation.lifted" : "revocation.applied", actor, 1,
-                        ZTB_F_STR("response", name),
-                        ZTB_F_STR(revocation_target_kind(r->response), r->target),
-                        ZTB_F_STR("cause", r->cause), ZTB_F_STR("entry", r->entry),
-                        ZTB_F_STR("signals", r->signals), ZTB_F_STR("reason", r->reason),
-                        ZTB_F_BOOL("changed", out->changed), ZTB_F_INT("gen", out->gen),
-                        ZTB_F_INT("exp", out->exp),
-                        ZTB_F_STR("new_kid", out->new_kid[0] ? out->new_kid : NULL),
-                        ZTB_F_STR("detail", out->detail[0] ? out->detail : NULL));
+    ztb_err arv = audit(
+        r->lift ? "revocation.lifted" : "revocation.applied", actor, 1, ZTB_F_STR("response", name),
+        ZTB_F_STR(revocation_target_kind(r->response), r->target), ZTB_F_STR("cause", r->cause),
+        ZTB_F_STR("entry", r->entry), ZTB_F_STR("signals", r->signals),
+        ZTB_F_STR("reason", r->reason), ZTB_F_BOOL("changed", out->changed),
+        ZTB_F_INT("gen", out->gen), ZTB_F_INT("exp", out->exp),
+        ZTB_F_STR("new_kid", out->new_kid[0] ? out->new_kid : NULL),
+        ZTB_F_STR("detail", out->detail[0] ? out->detail : NULL));
     ztb_log(ZTB_LOG_WARN, r->lift ? "revocation.lifted" : "revocation.applied",
             ZTB_F_STR("response", name), ZTB_F_STR("target", r->target),
             ZTB_F_STR("cause", r->cause), ZTB_F_STR("actor", actor));

@@ -37,11 +37,11 @@ struct rev_request {
 };
 
 struct rev_result {
-    int changed;                     /* state changed (a repeat may change nothing) */
-    int64_t gen;                     /* REVOKE_ALL: the agent's new generation */
-    int64_t exp;                     /* when the entry stops mattering (0: until lifted) */
-    char new_kid[ZTB_KID_LEN + 1];   /* TAINT_KEY: the key that signs now, if we rotated */
-    char detail[128];                /* what happened beyond the state, for the caller */
+    int changed;                   /* state changed (a repeat may change nothing) */
+    int64_t gen;                   /* REVOKE_ALL: the agent's new generation */
+    int64_t exp;                   /* when the entry stops mattering (0: until lifted) */
+    char new_kid[ZTB_KID_LEN + 1]; /* TAINT_KEY: the key that signs now, if we rotated */
+    char detail[128];              /* what happened beyond the state, for the caller */
 };
 
 /* The target kind a response acts on: "jti", "agent", "audience" or "key". */

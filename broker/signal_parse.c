@@ -28,7 +28,7 @@
 #define DEPTH_MAX 12
 
 __attribute__((format(printf, 3, 4))) static ztb_err fail(char *why, size_t cap, const char *fmt,
-                                                         ...)
+                                                          ...)
 {
     if (cap > 0) {
         va_list ap;
@@ -79,8 +79,7 @@ static int depth_ok(const char *p, size_t n)
 }
 
 /* Refuse members of o not in allowed (NULL-terminated). */
-static ztb_err only(json_t *o, const char *const *allowed, const char *where, char *why,
-                    size_t cap)
+static ztb_err only(json_t *o, const char *const *allowed, const char *where, char *why, size_t cap)
 {
     const char *k;
     json_t *v;
@@ -112,8 +111,8 @@ static ztb_err id_member(json_t *o, const char *name, const char *where, char *o
 }
 
 /* An optional integer time member: 0 if absent. */
-static ztb_err time_member(json_t *o, const char *name, const char *where, int64_t *out,
-                           char *why, size_t cap)
+static ztb_err time_member(json_t *o, const char *name, const char *where, int64_t *out, char *why,
+                           size_t cap)
 {
     json_t *v = json_object_get(o, name);
     *out = 0;
@@ -140,8 +139,7 @@ static ztb_err parse_subject(json_t *sub, const struct signal_parse_opts *o, str
             return fail(why, cap, "subject.agent must be a string");
         char name[ZTB_AGENT_NAME_MAX + 1];
         if (strncmp(v, "spiffe://", 9) == 0) {
-            if (ztb_spiffe_parse_agent(v, strlen(v), o->trust_domain, name, sizeof(name)) !=
-                ZTB_OK)
+            if (ztb_spiffe_parse_agent(v, strlen(v), o->trust_domain, name, sizeof(name)) != ZTB_OK)
                 return fail(why, cap, "subject.agent is not an agent SPIFFE ID of trust domain %s",
                             o->trust_domain);
             v = name;

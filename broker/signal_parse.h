@@ -43,20 +43,20 @@
 #define SIGNAL_URI_PREFIX   "urn:ztb:signal:"
 
 struct signal {
-    char id[32];                         /* ours: "sig_..." (filled by signals.c) */
-    char source[STORE_SOURCE_MAX + 1];   /* who sent it, authenticated */
-    char source_jti[STORE_ID_MAX + 1];   /* the source's id for it ("" from detectors) */
-    int64_t iat;                         /* 0: not given */
-    char type[SIGNAL_TYPE_MAX + 1];      /* e.g. "token_replay" */
+    char id[32];                       /* ours: "sig_..." (filled by signals.c) */
+    char source[STORE_SOURCE_MAX + 1]; /* who sent it, authenticated */
+    char source_jti[STORE_ID_MAX + 1]; /* the source's id for it ("" from detectors) */
+    int64_t iat;                       /* 0: not given */
+    char type[SIGNAL_TYPE_MAX + 1];    /* e.g. "token_replay" */
     policy_severity severity;
-    double confidence;                   /* 0..1 */
-    char agent[STORE_NAME_MAX + 1];      /* subject: agent name, or "" */
-    char jti[STORE_ID_MAX + 1];          /* subject: token id, or "" */
-    int64_t jti_exp;                     /* subject: that token's exp, 0 unknown */
-    char audience[STORE_ID_MAX + 1];     /* subject: audience, or "" */
-    char kid[STORE_ID_MAX + 1];          /* subject: signing key, or "" */
+    double confidence;                      /* 0..1 */
+    char agent[STORE_NAME_MAX + 1];         /* subject: agent name, or "" */
+    char jti[STORE_ID_MAX + 1];             /* subject: token id, or "" */
+    int64_t jti_exp;                        /* subject: that token's exp, 0 unknown */
+    char audience[STORE_ID_MAX + 1];        /* subject: audience, or "" */
+    char kid[STORE_ID_MAX + 1];             /* subject: signing key, or "" */
     char evidence[SIGNAL_EVIDENCE_MAX + 1]; /* compact JSON, or "" */
-    int64_t event_time;                  /* event_timestamp, 0: not given */
+    int64_t event_time;                     /* event_timestamp, 0: not given */
 };
 
 struct signal_parse_opts {

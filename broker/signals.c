@@ -49,8 +49,7 @@ void signals_peer_text(const struct http_req *req, char *out, size_t cap)
         return;
     }
     if (req->peer->sa_family == AF_INET)
-        inet_ntop(AF_INET, &((const struct sockaddr_in *)req->peer)->sin_addr, out,
-                  (socklen_t)cap);
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)req->peer)->sin_addr, out, (socklen_t)cap);
     else if (req->peer->sa_family == AF_INET6)
         inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)req->peer)->sin6_addr, out,
                   (socklen_t)cap);
@@ -125,9 +124,9 @@ static ztb_err respond(const struct signal *s, const policy_signal_response *pr,
         if (!fired) {
             json_object_set_new(o, "status", json_string("pending_signals"));
             audit("signal.response_pending", actor, 0, ZTB_F_STR("signal", s->id),
-                  ZTB_F_STR("entry", pr->id), ZTB_F_STR("response", name),
-                  ZTB_F_STR(kind, target), ZTB_F_INT("have", have),
-                  ZTB_F_INT("need", pr->independent_signals), ZTB_F_STR("signals", sigs));
+                  ZTB_F_STR("entry", pr->id), ZTB_F_STR("response", name), ZTB_F_STR(kind, target),
+                  ZTB_F_INT("have", have), ZTB_F_INT("need", pr->independent_signals),
+                  ZTB_F_STR("signals", sigs));
             return ZTB_OK;
         }
     }
@@ -161,7 +160,7 @@ static ztb_err respond(const struct signal *s, const policy_signal_response *pr,
     ztb_err rv = revocation_apply(&rq, &res);
     if (rv == ZTB_ERR_UNAVAILABLE)
         return rv;
-    const char *status = rv == ZTB_OK ? (res.changed ? "applied" : "unchanged")
+    const char *status = rv == ZTB_OK              ? (res.changed ? "applied" : "unchanged")
                          : rv == ZTB_ERR_NOT_FOUND ? "skipped"
                                                    : "failed";
     json_object_set_new(o, "status", json_string(status));
@@ -178,8 +177,8 @@ static json_t *record_of(const struct signal *s, json_t *responses, int64_t now)
 {
     json_t *r = json_pack("{s:s,s:I,s:s,s:s,s:s,s:f,s:o,s:O}", "id", s->id, "received",
                           (json_int_t)now, "source", s->source, "type", s->type, "severity",
-                          policy_severity_name(s->severity), "confidence", s->confidence,
-                          "subject", subject_json(s), "responses", responses);
+                          policy_severity_name(s->severity), "confidence", s->confidence, "subject",
+                          subject_json(s), "responses", responses);
     if (s->source_jti[0])
         json_object_set_new(r, "source_jti", json_string(s->source_jti));
     if (s->event_time)
@@ -258,8 +257,8 @@ ztb_err signals_process(struct signal *s, json_t **result)
         return rv;
     }
     if (result != NULL)
-        *result = json_pack("{s:s,s:b,s:O}", "signal", s->id, "duplicate", 0, "responses",
-                            responses);
+        *result =
+            json_pack("{s:s,s:b,s:O}", "signal", s->id, "duplicate", 0, "responses", responses);
     json_decref(rec);
     json_decref(responses);
     return ZTB_OK;
@@ -310,8 +309,8 @@ static void refuse(const struct http_req *req, struct http_resp *resp, const str
     audit("signal.refused", actor, 0, ZTB_F_STR("peer", w->peer), ZTB_F_INT("status", status),
           ZTB_F_STR("error", code), ZTB_F_STR("reason", why),
           ZTB_F_INT("bytes", (int64_t)req->body_len));
-    ztb_log(ZTB_LOG_WARN, "signal.refused", ZTB_F_STR("peer", w->peer),
-            ZTB_F_INT("status", status), ZTB_F_STR("reason", why));
+    ztb_log(ZTB_LOG_WARN, "signal.refused", ZTB_F_STR("peer", w->peer), ZTB_F_INT("status", status),
+            ZTB_F_STR("reason", why));
 }
 
 void handle_signals_too_large(struct http_req *req, struct http_resp *resp)
@@ -344,7 +343,7 @@ static int auth_bearer(const char *cred, int64_t now, struct who *w, const struc
         }
         return 1;
     }
-    const char *type = cred == NULL                   ? NULL
+    const char *type = cred == NULL                     ? NULL
                        : strncmp(cred, "ztbs_", 5) == 0 ? CLIENT_ASSERTION_TYPE_SESSION
                                                         : CLIENT_ASSERTION_TYPE_JWT;
     struct client_identity id;

@@ -29,7 +29,7 @@
 #include "common/guard.h"
 #include "common/secret.h"
 
-#define EVENT_MAX     (STORE_ID_MAX * 2 + 128)
+#define EVENT_MAX      (STORE_ID_MAX * 2 + 128)
 #define SIGNALS_MAXLEN "10000"
 
 int store_id_ok(const char *s)
@@ -103,16 +103,15 @@ static const char rev_until_lua[] =
     "redis.call('ZADD', KEYS[2], exp, ARGV[1])\n" TRIM_AND_PUBLISH("ARGV[1]") "return 1\n";
 static char rev_until_sha[41];
 
-static ztb_err rev_until(const char *k, const char *event, int64_t exp, unsigned skew,
-                         int *applied)
+static ztb_err rev_until(const char *k, const char *event, int64_t exp, unsigned skew, int *applied)
 {
     char e[24], s[16];
     snprintf(e, sizeof(e), "%lld", (long long)exp);
     snprintf(s, sizeof(s), "%u", skew);
     const char *argv[] = {k, STORE_REV_CHANNEL, event, e, s};
     redisReply *r;
-    ZTB_GUARD(redis_eval(&r, rev_until_lua, sha_of(rev_until_lua, rev_until_sha), 2, (int)ZTB_ARRAY_LEN(argv), argv,
-                         NULL));
+    ZTB_GUARD(redis_eval(&r, rev_until_lua, sha_of(rev_until_lua, rev_until_sha), 2,
+                         (int)ZTB_ARRAY_LEN(argv), argv, NULL));
     if (r->type != REDIS_REPLY_INTEGER)
         return store_unexpected_reply(r, "rev_until");
     if (applied != NULL)
@@ -167,8 +166,8 @@ ztb_err store_rev_agent(const char *agent, unsigned max_ttl, unsigned skew, int6
     snprintf(s, sizeof(s), "%u", skew);
     const char *argv[] = {k, STORE_REV_CHANNEL, prefix, ttl, s};
     redisReply *r;
-    ZTB_GUARD(redis_eval(&r, rev_agent_lua, sha_of(rev_agent_lua, rev_agent_sha), 2, (int)ZTB_ARRAY_LEN(argv), argv,
-                         NULL));
+    ZTB_GUARD(redis_eval(&r, rev_agent_lua, sha_of(rev_agent_lua, rev_agent_sha), 2,
+                         (int)ZTB_ARRAY_LEN(argv), argv, NULL));
     if (!store_reply_is_int_array(r, 3))
         return store_unexpected_reply(r, "rev_agent");
     int ok = store_reply_int(r, 0) == 1;
@@ -187,11 +186,13 @@ static const char rev_aud_lua[] =
     "local skew = tonumber(ARGV[4])\n"
     "if ARGV[3] == '1' then\n"
     "  local had = redis.call('DEL', KEYS[1])\n"
-    "  redis.call('ZREM', KEYS[2], ARGV[1])\n" TRIM_AND_PUBLISH("ARGV[2]") "  return had\n"
-    "end\n"
-    "local had = redis.call('EXISTS', KEYS[1])\n"
-    "redis.call('SET', KEYS[1], string.format('%d', now))\n"
-    "redis.call('ZADD', KEYS[2], '+inf', ARGV[1])\n" TRIM_AND_PUBLISH("ARGV[1]") "return 1 - had\n";
+    "  redis.call('ZREM', KEYS[2], ARGV[1])\n" TRIM_AND_PUBLISH(
+        "ARGV[2]") "  return had\n"
+                   "end\n"
+                   "local had = redis.call('EXISTS', KEYS[1])\n"
+                   "redis.call('SET', KEYS[1], string.format('%d', now))\n"
+                   "redis.call('ZADD', KEYS[2], '+inf', ARGV[1])\n" TRIM_AND_PUBLISH(
+                       "ARGV[1]") "return 1 - had\n";
 static char rev_aud_sha[41];
 
 ztb_err store_rev_audience(const char *audience, int lift, unsigned skew, int *changed)
@@ -205,7 +206,8 @@ ztb_err store_rev_audience(const char *audience, int lift, unsigned skew, int *c
     snprintf(s, sizeof(s), "%u", skew);
     const char *argv[] = {k, STORE_REV_CHANNEL, kill, lifted, lift ? "1" : "0", s};
     redisReply *r;
-    ZTB_GUARD(redis_eval(&r, rev_aud_lua, sha_of(rev_aud_lua, rev_aud_sha), 2, (int)ZTB_ARRAY_LEN(argv), argv, NULL));
+    ZTB_GUARD(redis_eval(&r, rev_aud_lua, sha_of(rev_aud_lua, rev_aud_sha), 2,
+                         (int)ZTB_ARRAY_LEN(argv), argv, NULL));
     if (r->type != REDIS_REPLY_INTEGER)
         return store_unexpected_reply(r, "rev_audience");
     if (changed != NULL)
@@ -231,7 +233,8 @@ ztb_err store_agent_flag(const char *agent, const char *flag, int on, int *chang
     store_keyf(k, "ztb:{%s}:agent", agent);
     const char *argv[] = {k, flag, on ? "1" : "0"};
     redisReply *r;
-    ZTB_GUARD(redis_eval(&r, flag_lua, sha_of(flag_lua, flag_sha), 1, (int)ZTB_ARRAY_LEN(argv), argv, NULL));
+    ZTB_GUARD(redis_eval(&r, flag_lua, sha_of(flag_lua, flag_sha), 1, (int)ZTB_ARRAY_LEN(argv),
+                         argv, NULL));
     if (r->type != REDIS_REPLY_INTEGER)
         return store_unexpected_reply(r, "agent_flag");
     long long v = r->integer;
@@ -255,16 +258,15 @@ ztb_err store_rev_list(unsigned skew, size_t limit, json_t **out)
     char min[32], lim[24];
     snprintf(min, sizeof(min), "%lld", now - (long long)skew);
     snprintf(lim, sizeof(lim), "%zu", limit ? limit : 1);
-    ZTB_GUARD(redis_commandf(&r, "ZRANGEBYSCORE %s %s +inf LIMIT 0 %s", STORE_REV_CHANNEL, min,
-                             lim));
+    ZTB_GUARD(
+        redis_commandf(&r, "ZRANGEBYSCORE %s %s +inf LIMIT 0 %s", STORE_REV_CHANNEL, min, lim));
     if (r->type != REDIS_REPLY_ARRAY)
         return store_unexpected_reply(r, "rev_list");
     json_t *arr = json_array();
     for (size_t i = 0; i < r->elements; i++) {
         const redisReply *m = r->element[i];
         json_error_t e;
-        json_t *ev =
-            m->type == REDIS_REPLY_STRING ? json_loadb(m->str, m->len, 0, &e) : NULL;
+        json_t *ev = m->type == REDIS_REPLY_STRING ? json_loadb(m->str, m->len, 0, &e) : NULL;
         if (json_is_object(ev))
             json_array_append_new(arr, ev);
         else
@@ -298,9 +300,8 @@ static const char token_state_lua[] =
     "return {revoked, gen, killed, tainted, used, consumed}\n";
 static char token_state_sha[41];
 
-ztb_err store_token_state(const char *jti, const char *agent, const char *audience,
-                          const char *kid, int64_t token_gen, uint64_t consume_ms,
-                          struct store_token_state *out)
+ztb_err store_token_state(const char *jti, const char *agent, const char *audience, const char *kid,
+                          int64_t token_gen, uint64_t consume_ms, struct store_token_state *out)
 {
     memset(out, 0, sizeof(*out));
     ZTB_ENSURE(store_id_ok(jti) && store_agent_name_ok(agent) && store_id_ok(audience) &&
@@ -316,7 +317,8 @@ ztb_err store_token_state(const char *jti, const char *agent, const char *audien
     snprintf(c, sizeof(c), "%llu", (unsigned long long)consume_ms);
     const char *argv[] = {k1, k2, k3, k4, k5, g, c};
     redisReply *r;
-    ZTB_GUARD(redis_eval(&r, token_state_lua, sha_of(token_state_lua, token_state_sha), 5, (int)ZTB_ARRAY_LEN(argv), argv, NULL));
+    ZTB_GUARD(redis_eval(&r, token_state_lua, sha_of(token_state_lua, token_state_sha), 5,
+                         (int)ZTB_ARRAY_LEN(argv), argv, NULL));
     if (!store_reply_is_int_array(r, 6))
         return store_unexpected_reply(r, "token_state");
     out->revoked = store_reply_int(r, 0) != 0;
@@ -352,7 +354,7 @@ ztb_err store_source_add(const char *name, const char *jwk, const char *agent, i
     ZTB_ENSURE(agent == NULL || store_agent_name_ok(agent), ZTB_ERR_INVALID_ARG);
     ZTB_ENSURE(jwk == NULL || strlen(jwk) < 4096, ZTB_ERR_TOO_LARGE);
     char k1[STORE_KEY_MAX], k3[STORE_KEY_MAX] = "", k4[STORE_KEY_MAX] = "", hex[65] = "",
-                                            created[24];
+                            created[24];
     store_keyf(k1, "ztb:src:%s", name);
     secret[0] = '\0';
     if (agent != NULL) {
@@ -369,11 +371,11 @@ ztb_err store_source_add(const char *name, const char *jwk, const char *agent, i
         store_keyf(k3, "ztb:srcsec:%s", hex);
     }
     snprintf(created, sizeof(created), "%lld", (long long)now);
-    const char *argv[] = {k1,  "ztb:sources", k3, k4, name, hex, jwk ? jwk : "",
-                          agent ? agent : "", created};
+    const char *argv[] = {
+        k1, "ztb:sources", k3, k4, name, hex, jwk ? jwk : "", agent ? agent : "", created};
     redisReply *r;
-    ztb_err rv = redis_eval(&r, source_add_lua, sha_of(source_add_lua, source_add_sha), 4, (int)ZTB_ARRAY_LEN(argv), argv,
-                            NULL);
+    ztb_err rv = redis_eval(&r, source_add_lua, sha_of(source_add_lua, source_add_sha), 4,
+                            (int)ZTB_ARRAY_LEN(argv), argv, NULL);
     if (rv == ZTB_OK && r->type != REDIS_REPLY_INTEGER)
         rv = store_unexpected_reply(r, "source_add");
     else if (rv == ZTB_OK) {
@@ -405,7 +407,8 @@ ztb_err store_source_remove(const char *name)
     store_keyf(k, "ztb:src:%s", name);
     const char *argv[] = {k, "ztb:sources", name};
     redisReply *r;
-    ZTB_GUARD(redis_eval(&r, source_remove_lua, sha_of(source_remove_lua, source_remove_sha), 2, (int)ZTB_ARRAY_LEN(argv), argv, NULL));
+    ZTB_GUARD(redis_eval(&r, source_remove_lua, sha_of(source_remove_lua, source_remove_sha), 2,
+                         (int)ZTB_ARRAY_LEN(argv), argv, NULL));
     if (r->type != REDIS_REPLY_INTEGER)
         return store_unexpected_reply(r, "source_remove");
     int ok = r->integer == 1;
@@ -453,11 +456,10 @@ ztb_err store_source_list(json_t **out)
             f[j] = h->element[j]->type == REDIS_REPLY_STRING ? h->element[j]->str : "";
         if (h->element[3]->type == REDIS_REPLY_STRING) {
             int is_agent = f[2][0] != '\0';
-            json_array_append_new(arr, json_pack("{s:s,s:s,s:s?,s:b,s:I}", "name", names[i],
-                                                 "kind", is_agent ? "agent" : "secret", "agent",
-                                                 is_agent ? f[2] : NULL, "has_jwk",
-                                                 f[1][0] != '\0', "created",
-                                                 (json_int_t)atoll(f[3])));
+            json_array_append_new(arr, json_pack("{s:s,s:s,s:s?,s:b,s:I}", "name", names[i], "kind",
+                                                 is_agent ? "agent" : "secret", "agent",
+                                                 is_agent ? f[2] : NULL, "has_jwk", f[1][0] != '\0',
+                                                 "created", (json_int_t)atoll(f[3])));
         }
         freeReplyObject(h);
     }
@@ -657,7 +659,8 @@ ztb_err store_dual_count(const char *target_kind, const char *target, const char
     snprintf(nd, sizeof(nd), "%u", need ? need : 1);
     const char *argv[] = {k1, k2, source, signal_id, w, nd};
     redisReply *r;
-    ZTB_GUARD(redis_eval(&r, dual_lua, sha_of(dual_lua, dual_sha), 2, (int)ZTB_ARRAY_LEN(argv), argv, NULL));
+    ZTB_GUARD(redis_eval(&r, dual_lua, sha_of(dual_lua, dual_sha), 2, (int)ZTB_ARRAY_LEN(argv),
+                         argv, NULL));
     if (!store_reply_is_int_array(r, 3) || r->element[2]->type != REDIS_REPLY_STRING)
         return store_unexpected_reply(r, "dual_count");
     int64_t h = store_reply_int(r, 0);
@@ -714,10 +717,12 @@ ztb_err store_action_create(struct store_action *a, int64_t now, int *created)
     snprintf(exp, sizeof(exp), "%lld", (long long)a->target_exp);
     snprintf(cr, sizeof(cr), "%lld", (long long)now);
     snprintf(ttl, sizeof(ttl), "%d", STORE_ACTION_TTL);
-    const char *argv[] = {k1,        k2,        "ztb:actions", a->id,      a->entry, a->response,
-                          a->target_kind, a->target, exp,           a->signals, cr,       ttl};
+    const char *argv[] = {
+        k1,        k2,  "ztb:actions", a->id, a->entry, a->response, a->target_kind,
+        a->target, exp, a->signals,    cr,    ttl};
     redisReply *r;
-    ZTB_GUARD(redis_eval(&r, action_create_lua, sha_of(action_create_lua, action_create_sha), 3, (int)ZTB_ARRAY_LEN(argv), argv, NULL));
+    ZTB_GUARD(redis_eval(&r, action_create_lua, sha_of(action_create_lua, action_create_sha), 3,
+                         (int)ZTB_ARRAY_LEN(argv), argv, NULL));
     if (!store_reply_is_int_array(r, 2) || r->element[1]->type != REDIS_REPLY_STRING ||
         r->element[1]->len >= sizeof(a->id))
         return store_unexpected_reply(r, "action_create");
@@ -730,7 +735,7 @@ ztb_err store_action_create(struct store_action *a, int64_t now, int *created)
 }
 
 /* Fields of an action hash, in this order, for HMGET and the decide script. */
-#define ACTION_FIELDS "id entry response target_kind target target_exp signals status created"
+#define ACTION_FIELDS  "id entry response target_kind target target_exp signals status created"
 #define ACTION_NFIELDS 9
 
 static void action_from(const redisReply *const *f, struct store_action *a)
@@ -778,7 +783,8 @@ ztb_err store_action_decide(const char *id, int confirm, const char *by, int64_t
     snprintf(t, sizeof(t), "%lld", (long long)now);
     const char *argv[] = {k, confirm ? "confirmed" : "rejected", by, t};
     redisReply *r;
-    ZTB_GUARD(redis_eval(&r, action_decide_lua, sha_of(action_decide_lua, action_decide_sha), 1, (int)ZTB_ARRAY_LEN(argv), argv, NULL));
+    ZTB_GUARD(redis_eval(&r, action_decide_lua, sha_of(action_decide_lua, action_decide_sha), 1,
+                         (int)ZTB_ARRAY_LEN(argv), argv, NULL));
     if (r->type != REDIS_REPLY_ARRAY || r->elements < 1 ||
         r->element[0]->type != REDIS_REPLY_INTEGER)
         return store_unexpected_reply(r, "action_decide");
@@ -839,10 +845,10 @@ ztb_err store_action_list(size_t limit, json_t **out)
         if (h->element[0]->type == REDIS_REPLY_STRING) { /* else expired */
             struct store_action a;
             action_from((const redisReply *const *)h->element, &a);
-            json_t *o = json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:I}", "id", a.id,
-                                  "entry", a.entry, "response", a.response, "target_kind",
-                                  a.target_kind, "target", a.target, "signals", a.signals,
-                                  "status", a.status, "created", (json_int_t)a.created);
+            json_t *o = json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:I}", "id", a.id, "entry", a.entry,
+                                  "response", a.response, "target_kind", a.target_kind, "target",
+                                  a.target, "signals", a.signals, "status", a.status, "created",
+                                  (json_int_t)a.created);
             if (a.target_exp > 0)
                 json_object_set_new(o, "target_exp", json_integer(a.target_exp));
             json_array_append_new(arr, o);
@@ -865,8 +871,7 @@ static const char detect_count_lua[] = "local n = redis.call('INCR', KEYS[1])\n"
                                        "return n\n";
 static char detect_count_sha[41];
 
-ztb_err store_detect_count(const char *agent, const char *kind, unsigned window_s,
-                           int64_t *count)
+ztb_err store_detect_count(const char *agent, const char *kind, unsigned window_s, int64_t *count)
 {
     *count = 0;
     ZTB_ENSURE(store_agent_name_ok(agent) && store_id_ok(kind), ZTB_ERR_INVALID_ARG);
@@ -875,7 +880,8 @@ ztb_err store_detect_count(const char *agent, const char *kind, unsigned window_
     snprintf(w, sizeof(w), "%u", window_s ? window_s : 1);
     const char *argv[] = {k, w};
     redisReply *r;
-    ZTB_GUARD(redis_eval(&r, detect_count_lua, sha_of(detect_count_lua, detect_count_sha), 1, (int)ZTB_ARRAY_LEN(argv), argv, NULL));
+    ZTB_GUARD(redis_eval(&r, detect_count_lua, sha_of(detect_count_lua, detect_count_sha), 1,
+                         (int)ZTB_ARRAY_LEN(argv), argv, NULL));
     if (r->type != REDIS_REPLY_INTEGER)
         return store_unexpected_reply(r, "detect_count");
     *count = r->integer;
@@ -898,8 +904,7 @@ static const char detect_aud_lua[] =
     "return 0\n";
 static char detect_aud_sha[41];
 
-ztb_err store_detect_audience(const char *agent, const char *audience, unsigned learn_s,
-                              int *fire)
+ztb_err store_detect_audience(const char *agent, const char *audience, unsigned learn_s, int *fire)
 {
     *fire = 0;
     ZTB_ENSURE(store_agent_name_ok(agent) && store_id_ok(audience), ZTB_ERR_INVALID_ARG);
@@ -909,8 +914,8 @@ ztb_err store_detect_audience(const char *agent, const char *audience, unsigned 
     snprintf(l, sizeof(l), "%u", learn_s);
     const char *argv[] = {k1, k2, audience, l};
     redisReply *r;
-    ZTB_GUARD(
-        redis_eval(&r, detect_aud_lua, sha_of(detect_aud_lua, detect_aud_sha), 2, (int)ZTB_ARRAY_LEN(argv), argv, NULL));
+    ZTB_GUARD(redis_eval(&r, detect_aud_lua, sha_of(detect_aud_lua, detect_aud_sha), 2,
+                         (int)ZTB_ARRAY_LEN(argv), argv, NULL));
     if (r->type != REDIS_REPLY_INTEGER)
         return store_unexpected_reply(r, "detect_audience");
     long long v = r->integer;

@@ -96,12 +96,12 @@ ztb_err store_rev_list(unsigned skew, size_t limit, struct json_t **out);
 
 /* What Redis says about one of our tokens (introspection). */
 struct store_token_state {
-    int revoked;      /* ztb:rev:jti:<jti> exists */
-    int64_t gen;      /* the agent's generation; -1 if the agent is unknown */
-    int killed;       /* the audience is disabled */
-    int tainted;      /* the signing key is tainted */
-    int used;         /* single-use: already consumed */
-    int consumed;     /* single-use: this call consumed it */
+    int revoked;  /* ztb:rev:jti:<jti> exists */
+    int64_t gen;  /* the agent's generation; -1 if the agent is unknown */
+    int killed;   /* the audience is disabled */
+    int tainted;  /* the signing key is tainted */
+    int used;     /* single-use: already consumed */
+    int consumed; /* single-use: this call consumed it */
 };
 
 /*
@@ -110,9 +110,8 @@ struct store_token_state {
  * and key fine), also consume it as a single-use token (SET NX PX
  * ztb:used:<jti>): then exactly one caller ever sees consumed = 1.
  */
-ztb_err store_token_state(const char *jti, const char *agent, const char *audience,
-                          const char *kid, int64_t token_gen, uint64_t consume_ms,
-                          struct store_token_state *out);
+ztb_err store_token_state(const char *jti, const char *agent, const char *audience, const char *kid,
+                          int64_t token_gen, uint64_t consume_ms, struct store_token_state *out);
 
 /* ---- signal sources ------------------------------------------------------ */
 
@@ -178,13 +177,13 @@ ztb_err store_dual_count(const char *target_kind, const char *target, const char
 
 struct store_action {
     char id[32];
-    char entry[65];          /* the anomaly_responses entry */
-    char response[24];       /* its response name, e.g. "quarantine" */
-    char target_kind[12];    /* agent, jti, audience, key */
+    char entry[65];       /* the anomaly_responses entry */
+    char response[24];    /* its response name, e.g. "quarantine" */
+    char target_kind[12]; /* agent, jti, audience, key */
     char target[STORE_ID_MAX + 1];
-    int64_t target_exp;      /* jti: the token's exp if known, else 0 */
-    char signals[512];       /* the signals that asked for it, comma-separated */
-    char status[16];         /* pending, confirmed, rejected, applied, failed */
+    int64_t target_exp; /* jti: the token's exp if known, else 0 */
+    char signals[512];  /* the signals that asked for it, comma-separated */
+    char status[16];    /* pending, confirmed, rejected, applied, failed */
     int64_t created;
 };
 
@@ -212,15 +211,13 @@ ztb_err store_action_list(size_t limit, struct json_t **out);
 /* ---- detectors ----------------------------------------------------------- */
 
 /* Count one event of kind for agent in a window of window_s: *count after it. */
-ztb_err store_detect_count(const char *agent, const char *kind, unsigned window_s,
-                           int64_t *count);
+ztb_err store_detect_count(const char *agent, const char *kind, unsigned window_s, int64_t *count);
 
 /*
  * Record that agent was issued a token for audience. *fire = 1 when the
  * audience is new for the agent and the agent has been using audiences for
  * at least learn_s (before that, everything is new).
  */
-ztb_err store_detect_audience(const char *agent, const char *audience, unsigned learn_s,
-                              int *fire);
+ztb_err store_detect_audience(const char *agent, const char *audience, unsigned learn_s, int *fire);
 
 #endif /* ZTB_BROKER_STORE_REV_H */

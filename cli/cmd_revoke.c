@@ -252,8 +252,8 @@ static int quarantine_or_release(struct ztbctl *ctl, int argc, char **argv, int 
         json_object_set_new(body, "reason", json_string(o.reason));
     json_t *r = NULL;
     long status;
-    int rc = ztbctl_admin(ctl, "POST", release ? "/v1/release" : "/v1/quarantine", body, &r,
-                          &status);
+    int rc =
+        ztbctl_admin(ctl, "POST", release ? "/v1/release" : "/v1/quarantine", body, &r, &status);
     json_decref(body);
     if (rc != 0) {
         json_decref(r);

@@ -124,8 +124,8 @@ static int signals_list(struct ztbctl *ctl, int argc, char **argv)
         json_decref(r);
         return ZTBCTL_EXIT_OK;
     }
-    static const char *const hdr[] = {"RECEIVED", "ID",      "SOURCE",  "TYPE",
-                                      "SEVERITY", "CONF",    "SUBJECT", "RESPONSES"};
+    static const char *const hdr[] = {"RECEIVED", "ID",   "SOURCE",  "TYPE",
+                                      "SEVERITY", "CONF", "SUBJECT", "RESPONSES"};
     struct ztbctl_table *t = ztbctl_table_new(8, hdr);
     size_t i;
     json_t *s;
@@ -136,8 +136,9 @@ static int signals_list(struct ztbctl *ctl, int argc, char **argv)
         snprintf(conf, sizeof(conf), "%.2f", json_number_value(json_object_get(s, "confidence")));
         subject_text(json_object_get(s, "subject"), subject, sizeof(subject));
         responses_text(json_object_get(s, "responses"), resp, sizeof(resp));
-        const char *cells[] = {when,    str(s, "id"), str(s, "source"), str(s, "type"),
-                               str(s, "severity"), conf, subject, resp};
+        const char *cells[] = {
+            when,    str(s, "id"), str(s, "source"), str(s, "type"), str(s, "severity"), conf,
+            subject, resp};
         ztbctl_table_row(t, cells);
     }
     ztbctl_table_print(t, stdout);
@@ -299,8 +300,9 @@ static int pending(struct ztbctl *ctl)
         char when[32], target[320];
         fmt_time((int64_t)json_integer_value(json_object_get(a, "created")), when, sizeof(when));
         snprintf(target, sizeof(target), "%s=%s", str(a, "target_kind"), str(a, "target"));
-        const char *cells[] = {str(a, "id"),    str(a, "status"),  str(a, "response"), target,
-                               str(a, "entry"), str(a, "signals"), when};
+        const char *cells[] = {str(a, "id"), str(a, "status"), str(a, "response"),
+                               target,       str(a, "entry"),  str(a, "signals"),
+                               when};
         ztbctl_table_row(t, cells);
     }
     ztbctl_table_print(t, stdout);

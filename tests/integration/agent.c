@@ -99,15 +99,13 @@ void za_assertion(const struct zh_broker *b, const struct za_agent *a, const cha
     snprintf(claims, sizeof(claims),
              "{\"iss\":\"spiffe://ztb.local/agent/%s\",\"sub\":\"spiffe://ztb.local/agent/%s\","
              "\"aud\":\"%s/v1/token\",\"iat\":%lld,\"exp\":%lld,\"jti\":\"%s\"}",
-             a->name, a->name, issuer_of(b), (long long)now,
-             (long long)(now + 30), jti);
+             a->name, a->name, issuer_of(b), (long long)now, (long long)(now + 30), jti);
     ztb_jws_sign_opts o = {.typ = "JWT"};
     ztb_buf_reset(out);
     assert_int_equal(ztb_jws_sign(a->key, &o, claims, strlen(claims), out), ZTB_OK);
 }
 
-long za_post_form(const struct zh_broker *b, const char *path, const char *form,
-                  struct zh_resp *r)
+long za_post_form(const struct zh_broker *b, const char *path, const char *form, struct zh_resp *r)
 {
     char url[256];
     snprintf(url, sizeof(url), "%s%s", b->url, path);
@@ -132,8 +130,8 @@ void za_enroll(const struct zh_broker *b, struct za_agent *a, const char *name)
     ztb_buf_init(&as, 4096);
     za_assertion(b, a, NULL, &as);
     char form[4096];
-    snprintf(form, sizeof(form), "client_assertion_type=%s&client_assertion=%s",
-             ZA_ASSERTION_TYPE, ztb_buf_cstr(&as));
+    snprintf(form, sizeof(form), "client_assertion_type=%s&client_assertion=%s", ZA_ASSERTION_TYPE,
+             ztb_buf_cstr(&as));
     ztb_buf_free(&as);
     if (za_post_form(b, "/v1/session", form, &r) != 200)
         fail_msg("session %s: HTTP %ld %s", name, r.status, r.body);
@@ -244,8 +242,8 @@ void za_settle(const struct zh_broker *b, const struct za_agent *caller, const c
         good = za_post_form(b, "/v1/introspect", form, &r) == 200 ? good + 1 : 0;
         zh_resp_free(&r);
         struct zh_resp a;
-        good = zh_admin(b, "GET", "/v1/agents", NULL, &a) == 0 && a.status == 200 && good ? good
-                                                                                         : 0;
+        good =
+            zh_admin(b, "GET", "/v1/agents", NULL, &a) == 0 && a.status == 200 && good ? good : 0;
         zh_resp_free(&a);
         if (good == 0)
             usleep(20000);

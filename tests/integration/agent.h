@@ -50,8 +50,7 @@ void za_assertion(const struct zh_broker *b, const struct za_agent *a, const cha
                   ztb_buf *out);
 
 /* POST form to path; returns the status. */
-long za_post_form(const struct zh_broker *b, const char *path, const char *form,
-                  struct zh_resp *r);
+long za_post_form(const struct zh_broker *b, const char *path, const char *form, struct zh_resp *r);
 
 /*
  * Ask for a token (session authentication). On 200 the token is copied

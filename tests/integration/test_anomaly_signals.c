@@ -35,7 +35,8 @@ static const char *policy_doc =
     "   \"actions\": [\"payments:read\", \"crm:read\"], \"audiences\": [\"payments\", \"crm\"],\n"
     "   \"resources\": [\"**\"]},\n"
     "  {\"id\": \"burst\", \"effect\": \"allow\", \"agents\": [\"*\"],\n"
-    "   \"actions\": [\"payments:burst\"], \"audiences\": [\"payments\"], \"resources\": [\"**\"],\n"
+    "   \"actions\": [\"payments:burst\"], \"audiences\": [\"payments\"], \"resources\": "
+    "[\"**\"],\n"
     "   \"obligations\": {\"rate_limits\": {\"per_action\": {\"rate\": 1, \"burst\": 1,\n"
     "                     \"period\": 60}}}}\n"
     " ],\n"
@@ -50,26 +51,32 @@ static const char *policy_doc =
     "   \"operator_confirmation\": true},\n"
     "  {\"id\": \"injection-approval\", \"signals\": [\"prompt_injection\"],\n"
     "   \"min_severity\": \"medium\", \"response\": \"require_approval\"},\n"
-    "  {\"id\": \"abuse-kill\", \"signals\": [\"soc:integration_abuse\"], \"min_severity\": \"high\",\n"
+    "  {\"id\": \"abuse-kill\", \"signals\": [\"soc:integration_abuse\"], \"min_severity\": "
+    "\"high\",\n"
     "   \"response\": \"kill_audience\"},\n"
     "  {\"id\": \"leak-taint\", \"signals\": [\"soc:key_leak\"], \"min_severity\": \"critical\",\n"
     "   \"response\": \"taint_key\"},\n"
-    "  {\"id\": \"probe-quarantine\", \"signals\": [\"policy_violation\"], \"agents\": [\"prober\"],\n"
+    "  {\"id\": \"probe-quarantine\", \"signals\": [\"policy_violation\"], \"agents\": "
+    "[\"prober\"],\n"
     "   \"min_severity\": \"medium\", \"response\": \"quarantine\"},\n"
-    "  {\"id\": \"burst-approval\", \"signals\": [\"rate_limit_burst\"], \"agents\": [\"bursty\"],\n"
+    "  {\"id\": \"burst-approval\", \"signals\": [\"rate_limit_burst\"], \"agents\": "
+    "[\"bursty\"],\n"
     "   \"min_severity\": \"low\", \"response\": \"require_approval\"},\n"
-    "  {\"id\": \"replayer-revoke\", \"signals\": [\"assertion_replay\"], \"agents\": [\"replayer\"],\n"
+    "  {\"id\": \"replayer-revoke\", \"signals\": [\"assertion_replay\"], \"agents\": "
+    "[\"replayer\"],\n"
     "   \"min_severity\": \"high\", \"response\": \"revoke_all\"},\n"
-    "  {\"id\": \"joiner-quarantine\", \"signals\": [\"join_token_reuse\"], \"agents\": [\"joiner\"],\n"
+    "  {\"id\": \"joiner-quarantine\", \"signals\": [\"join_token_reuse\"], \"agents\": "
+    "[\"joiner\"],\n"
     "   \"min_severity\": \"high\", \"response\": \"quarantine\"},\n"
-    "  {\"id\": \"wanderer-approval\", \"signals\": [\"new_audience\"], \"agents\": [\"wanderer\"],\n"
+    "  {\"id\": \"wanderer-approval\", \"signals\": [\"new_audience\"], \"agents\": "
+    "[\"wanderer\"],\n"
     "   \"min_severity\": \"medium\", \"response\": \"require_approval\"}\n"
     " ]}\n";
 
 static struct zh_redis rd;
 static struct zh_broker b;
 static redisContext *subc; /* subscribed to ztb:revocations */
-static struct za_agent gw;  /* gateway-1: a signal source by its enrolled identity */
+static struct za_agent gw; /* gateway-1: a signal source by its enrolled identity */
 static char soc_secret[64], siem_secret[64];
 static ztb_key *tx_key; /* the "tx" transmitter's SET signing key */
 
@@ -214,8 +221,8 @@ static int setup(void **state)
     (void)state;
     srand((unsigned)time(NULL) ^ (unsigned)getpid());
     zh_redis_start(&rd);
-    const char *extra[] = {"--detect-denials",     "3", "--detect-rate-limited", "3",
-                           "--detect-new-audience", "1", NULL};
+    const char *extra[] = {
+        "--detect-denials", "3", "--detect-rate-limited", "3", "--detect-new-audience", "1", NULL};
     struct zh_broker_opts o = {
         .redis_url = rd.url, .with_keys = 1, .policy = policy_doc, .extra_args = extra};
     zh_broker_start(&b, &o);
@@ -344,8 +351,12 @@ static void test_refused_and_audited(void **state)
 
     /* every refusal is in the audit log, with the source when it was known */
     char *audit = za_audit_text(&b);
-    const char *want[] = {"\"status\":401", "\"status\":403", "\"status\":415", "\"status\":400",
-                          "\"status\":413", "\"actor\":\"source:soc\"",
+    const char *want[] = {"\"status\":401",
+                          "\"status\":403",
+                          "\"status\":415",
+                          "\"status\":400",
+                          "\"status\":413",
+                          "\"actor\":\"source:soc\"",
                           "\"actor\":\"source:unauthenticated\""};
     for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
         char *p = strstr(audit, "\"event\":\"signal.refused\"");
@@ -502,7 +513,8 @@ static void test_dual_verification_and_operator(void **state)
     free(audit);
 
     /* a rejected action changes nothing */
-    ans = signal_ok(siem_secret, "credential_compromise", "critical", 1.0, "{\"agent\":\"victim\"}");
+    ans =
+        signal_ok(siem_secret, "credential_compromise", "critical", 1.0, "{\"agent\":\"victim\"}");
     o = NULL;
     action = NULL;
     json_array_foreach(json_object_get(ans, "responses"), i, o) if (json_object_get(o, "action"))
@@ -554,8 +566,8 @@ static void test_kill_audience_and_lift(void **state)
     assert_int_equal(za_token(&b, &a, "crm", "crm%3Aread", &r, tok, sizeof(tok)), 200);
     zh_resp_free(&r);
     /* a signal about an audience only (entries without agents apply) */
-    json_t *ans = signal_ok(soc_secret, "soc:integration_abuse", "critical", 0.99,
-                            "{\"audience\":\"crm\"}");
+    json_t *ans =
+        signal_ok(soc_secret, "soc:integration_abuse", "critical", 0.99, "{\"audience\":\"crm\"}");
     assert_string_equal(status_of(ans, "abuse-kill"), "applied");
     json_decref(ans);
     char msg[512];
@@ -744,8 +756,8 @@ static void test_detectors(void **state)
     ztb_buf_init(&as, 4096);
     za_assertion(&b, &re, "fixed-jti-for-the-replay-test", &as);
     char form[4096];
-    snprintf(form, sizeof(form), "client_assertion_type=%s&client_assertion=%s",
-             ZA_ASSERTION_TYPE, ztb_buf_cstr(&as));
+    snprintf(form, sizeof(form), "client_assertion_type=%s&client_assertion=%s", ZA_ASSERTION_TYPE,
+             ztb_buf_cstr(&as));
     assert_int_equal(za_post_form(&b, "/v1/session", form, &r), 200);
     zh_resp_free(&r);
     za_post_form(&b, "/v1/session", form, &r);

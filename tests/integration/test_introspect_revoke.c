@@ -37,7 +37,8 @@ static const char *policy_doc =
     "   \"actions\": [\"payments:peek\"], \"audiences\": [\"payments\"], \"resources\": [\"**\"],\n"
     "   \"obligations\": {\"ttl\": 1}},\n"
     "  {\"id\": \"once\", \"effect\": \"allow\", \"agents\": [\"*\"],\n"
-    "   \"actions\": [\"payments:refund\"], \"audiences\": [\"payments\"], \"resources\": [\"**\"],\n"
+    "   \"actions\": [\"payments:refund\"], \"audiences\": [\"payments\"], \"resources\": "
+    "[\"**\"],\n"
     "   \"obligations\": {\"single_use\": true}}\n"
     " ]}\n";
 
@@ -75,10 +76,10 @@ static void provision(const char *state)
     char keys[400];
     mkdir(state, 0700);
     snprintf(keys, sizeof(keys), "%s/keys", state);
-    const char *init[] = {zh_bin("ztbctl"), "keys",  "--dir", keys, "init", "--skew",
-                          "1",              "--max-token-ttl", "120", NULL};
-    const char *ca[] = {zh_bin("ztbctl"), "ca", "--dir", keys, "init", "--trust-domain",
-                        "ztb.local", NULL};
+    const char *init[] = {zh_bin("ztbctl"), "keys", "--dir",           keys,  "init",
+                          "--skew",         "1",    "--max-token-ttl", "120", NULL};
+    const char *ca[] = {zh_bin("ztbctl"), "ca",        "--dir", keys, "init",
+                        "--trust-domain", "ztb.local", NULL};
     char *out, *err;
     if (zh_run(init, &out, &err) != 0)
         fail_msg("keys init: %s", err);
@@ -125,8 +126,8 @@ static long introspect(const struct za_agent *caller, const char *tok, const cha
 {
     char form[12288];
     if (caller != NULL)
-        snprintf(form, sizeof(form), "token=%s&client_assertion_type=%s&client_assertion=%s%s",
-                 tok, ZA_SESSION_TYPE, caller->session, extra ? extra : "");
+        snprintf(form, sizeof(form), "token=%s&client_assertion_type=%s&client_assertion=%s%s", tok,
+                 ZA_SESSION_TYPE, caller->session, extra ? extra : "");
     else
         snprintf(form, sizeof(form), "token=%s%s", tok, extra ? extra : "");
     return za_post_form(&b, "/v1/introspect", form, r);
@@ -135,7 +136,8 @@ static long introspect(const struct za_agent *caller, const char *tok, const cha
 static long revoke_tok(const struct za_agent *caller, const char *tok, struct zh_resp *r)
 {
     char form[12288];
-    snprintf(form, sizeof(form), "token=%s&token_type_hint=access_token"
+    snprintf(form, sizeof(form),
+             "token=%s&token_type_hint=access_token"
              "&client_assertion_type=%s&client_assertion=%s",
              tok, ZA_SESSION_TYPE, caller->session);
     return za_post_form(&b, "/v1/revoke", form, r);
@@ -294,8 +296,14 @@ static void test_ztbctl_revoke(void **state)
     json_t *c = za_claims(t1);
     char exp[32];
     snprintf(exp, sizeof(exp), "%lld", (long long)json_integer_value(json_object_get(c, "exp")));
-    const char *by_jti[] = {"revoke", "token", json_string_value(json_object_get(c, "jti")),
-                            "--exp",  exp,     "--reason", "leaked in a ticket", NULL};
+    const char *by_jti[] = {"revoke",
+                            "token",
+                            json_string_value(json_object_get(c, "jti")),
+                            "--exp",
+                            exp,
+                            "--reason",
+                            "leaked in a ticket",
+                            NULL};
     run(by_jti, 0, &out);
     assert_non_null(strstr(out, "revoked until"));
     free(out);

@@ -81,8 +81,8 @@ static int setup(void **state_)
     char keys[400];
     snprintf(keys, sizeof(keys), "%s/keys", state);
     const char *init[] = {zh_bin("ztbctl"), "keys", "--dir", keys, "init", NULL};
-    const char *ca[] = {zh_bin("ztbctl"), "ca", "--dir", keys, "init", "--trust-domain",
-                        "ztb.local", NULL};
+    const char *ca[] = {zh_bin("ztbctl"), "ca",        "--dir", keys, "init",
+                        "--trust-domain", "ztb.local", NULL};
     char *out, *err;
     assert_int_equal(zh_run(init, &out, &err), 0);
     free(out);

@@ -329,8 +329,8 @@ static void test_one_signal_every_verifier_rejects(void **state)
     check_line(tok_other, check_other, sizeof(check_other));
 
     char *out, *err;
-    const char *add[] = {zh_bin("ztbctl"), "--socket", b.admin_sock, "signals", "source", "add",
-                         "soc", NULL};
+    const char *add[] = {zh_bin("ztbctl"), "--socket", b.admin_sock, "signals",
+                         "source",         "add",      "soc",        NULL};
     assert_int_equal(zh_run(add, &out, &err), 0);
     char secret[64];
     assert_int_equal(sscanf(strstr(out, "ztbsrc_"), "%63s", secret), 1);

@@ -133,8 +133,9 @@ static inline long long bf_redis_int(const char *fmt, const char *arg)
 }
 
 /* Mint an access token as the broker does (active key, typ at+jwt). */
-static inline void bf_mint(const char *agent, const char *aud, int64_t iat, int64_t exp, int64_t gen,
-                    int single_use, const char *typ, char *jti_out, char *tok, size_t cap)
+static inline void bf_mint(const char *agent, const char *aud, int64_t iat, int64_t exp,
+                           int64_t gen, int single_use, const char *typ, char *jti_out, char *tok,
+                           size_t cap)
 {
     char spiffe[128];
     snprintf(spiffe, sizeof(spiffe), "spiffe://ztb.local/agent/%s", agent);

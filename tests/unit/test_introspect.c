@@ -164,9 +164,9 @@ static void test_unavailable(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_active),      cmocka_unit_test(test_not_ours_or_malformed),
-        cmocka_unit_test(test_times),       cmocka_unit_test(test_revocations),
-        cmocka_unit_test(test_single_use),  cmocka_unit_test(test_unavailable),
+        cmocka_unit_test(test_active),     cmocka_unit_test(test_not_ours_or_malformed),
+        cmocka_unit_test(test_times),      cmocka_unit_test(test_revocations),
+        cmocka_unit_test(test_single_use), cmocka_unit_test(test_unavailable),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -190,9 +190,12 @@ static void test_unavailable(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_limits),   cmocka_unit_test(test_token),
-        cmocka_unit_test(test_agent_responses), cmocka_unit_test(test_audience),
-        cmocka_unit_test(test_taint_rotates_away), cmocka_unit_test(test_refusals),
+        cmocka_unit_test(test_limits),
+        cmocka_unit_test(test_token),
+        cmocka_unit_test(test_agent_responses),
+        cmocka_unit_test(test_audience),
+        cmocka_unit_test(test_taint_rotates_away),
+        cmocka_unit_test(test_refusals),
         cmocka_unit_test(test_unavailable),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

@@ -167,8 +167,8 @@ static void test_refusals(void **state)
         char why[200];
         ztb_err rv = parse(bad[i].json, &s, why);
         if (rv != bad[i].err || strstr(why, bad[i].why) == NULL)
-            fail_msg("case %zu: %s -> %s (%s), want %s with '%s'", i, bad[i].json,
-                     ztb_err_name(rv), why, ztb_err_name(bad[i].err), bad[i].why);
+            fail_msg("case %zu: %s -> %s (%s), want %s with '%s'", i, bad[i].json, ztb_err_name(rv),
+                     why, ztb_err_name(bad[i].err), bad[i].why);
         assert_string_equal(s.type, ""); /* nothing half-filled */
     }
 }
@@ -274,10 +274,14 @@ static void test_type_names(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_full_signal),      cmocka_unit_test(test_minimal_and_bare_type),
-        cmocka_unit_test(test_evidence_redacted), cmocka_unit_test(test_refusals),
-        cmocka_unit_test(test_limits),           cmocka_unit_test(test_signed_set_rules),
-        cmocka_unit_test(test_peek_iss),         cmocka_unit_test(test_type_names),
+        cmocka_unit_test(test_full_signal),
+        cmocka_unit_test(test_minimal_and_bare_type),
+        cmocka_unit_test(test_evidence_redacted),
+        cmocka_unit_test(test_refusals),
+        cmocka_unit_test(test_limits),
+        cmocka_unit_test(test_signed_set_rules),
+        cmocka_unit_test(test_peek_iss),
+        cmocka_unit_test(test_type_names),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -247,8 +247,8 @@ static void test_rev_key_and_flags(void **state)
     int found = 0;
     size_t i;
     json_t *e;
-    json_array_foreach(list, i, e) found |= strcmp(json_string_value(json_object_get(e, "id")),
-                                                   "kid-abc") == 0;
+    json_array_foreach(list, i, e) found |=
+        strcmp(json_string_value(json_object_get(e, "id")), "kid-abc") == 0;
     assert_true(found);
     json_decref(list);
 }
@@ -505,12 +505,18 @@ static void test_unavailable(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_ids),          cmocka_unit_test(test_rev_jti),
-        cmocka_unit_test(test_trim),         cmocka_unit_test(test_rev_agent),
-        cmocka_unit_test(test_rev_audience), cmocka_unit_test(test_rev_key_and_flags),
-        cmocka_unit_test(test_token_state),  cmocka_unit_test(test_sources),
-        cmocka_unit_test(test_signal_records), cmocka_unit_test(test_dual_count),
-        cmocka_unit_test(test_actions),      cmocka_unit_test(test_detectors),
+        cmocka_unit_test(test_ids),
+        cmocka_unit_test(test_rev_jti),
+        cmocka_unit_test(test_trim),
+        cmocka_unit_test(test_rev_agent),
+        cmocka_unit_test(test_rev_audience),
+        cmocka_unit_test(test_rev_key_and_flags),
+        cmocka_unit_test(test_token_state),
+        cmocka_unit_test(test_sources),
+        cmocka_unit_test(test_signal_records),
+        cmocka_unit_test(test_dual_count),
+        cmocka_unit_test(test_actions),
+        cmocka_unit_test(test_detectors),
         cmocka_unit_test(test_unavailable),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
