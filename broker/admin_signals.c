@@ -45,7 +45,7 @@ static void store_error(struct http_resp *resp, ztb_err rv, const char *what)
 {
     switch (rv) {
     case ZTB_ERR_NOT_FOUND: http_resp_error(resp, 404, "not_found", what); break;
-    case ZTB_ERR_EXISTS: http_resp_error(resp, 409, "conflict", what); break;
+    case ZTB_ERR_EXISTS:
     case ZTB_ERR_STATE: http_resp_error(resp, 409, "conflict", what); break;
     case ZTB_ERR_INVALID_ARG: http_resp_error(resp, 400, "invalid_request", what); break;
     case ZTB_ERR_UNAVAILABLE:

@@ -25,7 +25,7 @@
 #include "pki/rotation.h"
 #include "policy/policy.h"
 
-#define TAINT_FALLBACK (30 * 86400) /* the key could not be unpublished */
+#define TAINT_FALLBACK ((int64_t)30 * 86400) /* the key could not be unpublished */
 
 void revocation_limits(struct rev_limits *l)
 {
@@ -140,7 +140,7 @@ static ztb_err apply(const struct rev_request *r, const struct rev_limits *l,
 
 ztb_err revocation_apply(const struct rev_request *r, struct rev_result *res)
 {
-    struct rev_result local;
+    struct rev_result local = {0};
     struct rev_result *out = res ? res : &local;
     memset(out, 0, sizeof(*out));
     if (r == NULL || r->target == NULL || !store_id_ok(r->target))

@@ -59,7 +59,7 @@ static ztb_err new_id(char id[32])
 {
     uint8_t raw[12];
     ZTB_GUARD(ztb_random(raw, sizeof(raw)));
-    memcpy(id, "sig_", 4);
+    snprintf(id, 32, "sig_");
     return ztb_b64url_encode(raw, sizeof(raw), id + 4, 32 - 4, NULL);
 }
 
@@ -468,7 +468,7 @@ void handle_signals(struct http_req *req, struct http_resp *resp)
     struct signal s;
     memset(&s, 0, sizeof(s));
     memcpy(s.source, w.source, sizeof(s.source));
-    char why[200];
+    char why[200] = "";
     struct signal_parse_opts po = {.trust_domain = g_broker.cfg.trust_domain,
                                    .issuer = g_broker.issuer,
                                    .source = w.source,

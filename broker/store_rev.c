@@ -32,6 +32,14 @@
 #define EVENT_MAX      (STORE_ID_MAX * 2 + 128)
 #define SIGNALS_MAXLEN "10000"
 
+/* A decimal from Redis; 0 if it is not one (callers treat 0 as unknown). */
+static long long parse_ll(const char *s)
+{
+    char *end;
+    long long v = strtoll(s, &end, 10);
+    return end != s && *end == '\0' ? v : 0;
+}
+
 int store_id_ok(const char *s)
 {
     size_t n = s ? strlen(s) : 0;
@@ -253,7 +261,7 @@ ztb_err store_rev_list(unsigned skew, size_t limit, json_t **out)
     if (t->type != REDIS_REPLY_ARRAY || t->elements != 2 ||
         t->element[0]->type != REDIS_REPLY_STRING)
         return store_unexpected_reply(t, "time");
-    long long now = atoll(t->element[0]->str);
+    long long now = parse_ll(t->element[0]->str);
     freeReplyObject(t);
     char min[32], lim[24];
     snprintf(min, sizeof(min), "%lld", now - (long long)skew);
@@ -459,7 +467,7 @@ ztb_err store_source_list(json_t **out)
             json_array_append_new(arr, json_pack("{s:s,s:s,s:s?,s:b,s:I}", "name", names[i], "kind",
                                                  is_agent ? "agent" : "secret", "agent",
                                                  is_agent ? f[2] : NULL, "has_jwk", f[1][0] != '\0',
-                                                 "created", (json_int_t)atoll(f[3])));
+                                                 "created", (json_int_t)parse_ll(f[3])));
         }
         freeReplyObject(h);
     }
@@ -708,7 +716,7 @@ ztb_err store_action_create(struct store_action *a, int64_t now, int *created)
                ZTB_ERR_INVALID_ARG);
     uint8_t raw[12];
     ZTB_GUARD(ztb_random(raw, sizeof(raw)));
-    memcpy(a->id, "act_", 4);
+    snprintf(a->id, sizeof(a->id), "act_");
     ZTB_GUARD(ztb_b64url_encode(raw, sizeof(raw), a->id + 4, sizeof(a->id) - 4, NULL));
     char k1[STORE_KEY_MAX], k2[STORE_KEY_MAX], exp[24], cr[24], ttl[16];
     ZTB_ENSURE(store_keyf(k1, "ztb:actpend:%s:%s:%s", a->entry, a->target_kind, a->target) &&
@@ -749,10 +757,10 @@ static void action_from(const redisReply *const *f, struct store_action *a)
     snprintf(a->response, sizeof(a->response), "%s", v[2]);
     snprintf(a->target_kind, sizeof(a->target_kind), "%s", v[3]);
     snprintf(a->target, sizeof(a->target), "%s", v[4]);
-    a->target_exp = atoll(v[5]);
+    a->target_exp = parse_ll(v[5]);
     snprintf(a->signals, sizeof(a->signals), "%s", v[6]);
     snprintf(a->status, sizeof(a->status), "%s", v[7]);
-    a->created = atoll(v[8]);
+    a->created = parse_ll(v[8]);
 }
 
 /* KEYS: action hash. ARGV: new status, by, now. Returns {code, fields...}:
