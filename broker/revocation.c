@@ -120,7 +120,10 @@ static ztb_err apply(const struct rev_request *r, const struct rev_limits *l,
     int64_t now = (int64_t)time(NULL);
     switch (r->response) {
     case POLICY_RESPONSE_REVOKE_TOKEN: {
-        out->exp = r->jti_exp > 0 ? r->jti_exp : now + (int64_t)l->max_token_ttl;
+        /* no token of ours lives past now + the longest life: an exp given
+         * by a source or an operator never makes the entry outlive that */
+        int64_t longest = now + (int64_t)l->max_token_ttl;
+        out->exp = r->jti_exp > 0 && r->jti_exp < longest ? r->jti_exp : longest;
         return store_rev_jti(r->target, out->exp, l->skew, &out->changed);
     }
     case POLICY_RESPONSE_REQUIRE_APPROVAL:

@@ -67,6 +67,11 @@ static void test_token(void **state)
     r.jti_exp = 0;
     assert_int_equal(revocation_apply(&r, &res), ZTB_OK);
     assert_true(res.exp >= now + 3600 && res.exp <= now + 3602);
+    /* an exp beyond any token's life is cut to the longest life */
+    r.target = "jti-far";
+    r.jti_exp = now + 86400 * 30;
+    assert_int_equal(revocation_apply(&r, &res), ZTB_OK);
+    assert_true(res.exp >= now + 3600 && res.exp <= now + 3602);
     /* already dead: applied, changed nothing */
     r.target = "jti-3";
     r.jti_exp = now - 1000;
