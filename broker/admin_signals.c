@@ -18,6 +18,7 @@
 #include <jansson.h>
 #include <microhttpd.h>
 
+#include "broker/admin.h"
 #include "broker/admin_signals.h"
 #include "broker/audit.h"
 #include "broker/broker.h"
@@ -31,50 +32,6 @@
 #include "policy/policy.h"
 
 #define LIST_MAX 1000
-
-static void actor_of(const struct http_req *req, char *out, size_t cap)
-{
-    long uid = http_req_peer_uid(req);
-    if (uid >= 0)
-        snprintf(out, cap, "operator:uid=%ld", uid);
-    else
-        snprintf(out, cap, "operator:unknown");
-}
-
-static void store_error(struct http_resp *resp, ztb_err rv, const char *what)
-{
-    switch (rv) {
-    case ZTB_ERR_NOT_FOUND: http_resp_error(resp, 404, "not_found", what); break;
-    case ZTB_ERR_EXISTS:
-    case ZTB_ERR_STATE: http_resp_error(resp, 409, "conflict", what); break;
-    case ZTB_ERR_INVALID_ARG: http_resp_error(resp, 400, "invalid_request", what); break;
-    case ZTB_ERR_UNAVAILABLE:
-        http_resp_error(resp, 503, "temporarily_unavailable", "Redis is not answering");
-        http_resp_header(resp, "Retry-After", "1");
-        break;
-    default: http_resp_error(resp, 500, "server_error", ztb_strerror(rv));
-    }
-}
-
-/* Refuse any field not in allowed (NULL-terminated). */
-static int only_fields(json_t *obj, const char *const *allowed, struct http_resp *resp)
-{
-    const char *k;
-    json_t *v;
-    json_object_foreach(obj, k, v)
-    {
-        int ok = 0;
-        for (const char *const *a = allowed; *a; a++)
-            ok |= strcmp(*a, k) == 0;
-        if (!ok) {
-            char msg[128];
-            snprintf(msg, sizeof(msg), "unknown field '%.64s'", k);
-            http_resp_error(resp, 400, "invalid_request", msg);
-            return 0;
-        }
-    }
-    return 1;
-}
 
 /* A string field: NULL if absent; *bad = 1 if present but not a clean string. */
 static const char *str_field(json_t *o, const char *k, int *bad)
@@ -122,7 +79,7 @@ static json_t *result_json(const char *type, const char *id, policy_response_kin
 static void revoke_one(struct http_req *req, struct http_resp *resp, json_t *body)
 {
     static const char *const fields[] = {"type", "id", "token", "exp", "lift", "reason", NULL};
-    if (!only_fields(body, fields, resp))
+    if (!admin_only_fields(body, fields, resp))
         return;
     int bad = 0;
     const char *type = str_field(body, "type", &bad);
@@ -166,7 +123,7 @@ static void revoke_one(struct http_req *req, struct http_resp *resp, json_t *bod
         }
         ztb_err rv = introspect_token(tok, strlen(tok), (int64_t)time(NULL), 0, &claims);
         if (rv == ZTB_ERR_UNAVAILABLE) {
-            store_error(resp, rv, "");
+            admin_store_error(resp, rv, "");
             return;
         }
         if (rv != ZTB_OK && rv != ZTB_ERR_REVOKED && rv != ZTB_ERR_AGENT_REVOKED &&
@@ -192,7 +149,7 @@ static void revoke_one(struct http_req *req, struct http_resp *resp, json_t *bod
         return;
     }
     char actor[64];
-    actor_of(req, actor, sizeof(actor));
+    admin_operator_actor(req, actor, sizeof(actor));
     struct rev_request rq = {.response = k,
                              .target = id,
                              .jti_exp = exp,
@@ -203,7 +160,7 @@ static void revoke_one(struct http_req *req, struct http_resp *resp, json_t *bod
     struct rev_result res;
     ztb_err rv = revocation_apply(&rq, &res);
     if (rv != ZTB_OK && rv != ZTB_ERR_IO)
-        store_error(resp, rv, rv == ZTB_ERR_NOT_FOUND ? "no such agent" : "cannot revoke");
+        admin_store_error(resp, rv, rv == ZTB_ERR_NOT_FOUND ? "no such agent" : "cannot revoke");
     else
         http_resp_json_value(resp, 200, result_json(type, id, k, lift, &res));
     json_decref(claims);
@@ -217,7 +174,7 @@ void handle_admin_revocations(struct http_req *req, struct http_resp *resp)
         json_t *arr = NULL;
         ztb_err rv = store_rev_list(l.skew, query_limit(req, LIST_MAX), &arr);
         if (rv != ZTB_OK)
-            store_error(resp, rv, "cannot list revocations");
+            admin_store_error(resp, rv, "cannot list revocations");
         else
             http_resp_json_value(resp, 200, json_pack("{s:o}", "revocations", arr));
         return;
@@ -245,7 +202,7 @@ void handle_admin_quarantine(struct http_req *req, struct http_resp *resp)
     int bad = 0;
     const char *agent = str_field(body, "agent", &bad);
     const char *reason = str_field(body, "reason", &bad);
-    if (!only_fields(body, fields, resp)) {
+    if (!admin_only_fields(body, fields, resp)) {
         json_decref(body);
         return;
     }
@@ -255,7 +212,7 @@ void handle_admin_quarantine(struct http_req *req, struct http_resp *resp)
         return;
     }
     char actor[64];
-    actor_of(req, actor, sizeof(actor));
+    admin_operator_actor(req, actor, sizeof(actor));
     struct rev_request rq = {.response = POLICY_RESPONSE_QUARANTINE,
                              .target = agent,
                              .lift = release,
@@ -273,7 +230,7 @@ void handle_admin_quarantine(struct http_req *req, struct http_resp *resp)
     if (rv == ZTB_OK || rv == ZTB_ERR_IO)
         rv = store_agent_get(agent, &a);
     if (rv != ZTB_OK) {
-        store_error(resp, rv, "no such agent");
+        admin_store_error(resp, rv, "no such agent");
     } else {
         http_resp_json_value(resp, 200,
                              json_pack("{s:s,s:s,s:I,s:b,s:b,s:b}", "agent", a.name, "status",
@@ -294,7 +251,7 @@ void handle_admin_signals(struct http_req *req, struct http_resp *resp)
     /* filtering by agent looks at more records than it returns */
     ztb_err rv = store_signal_list(agent ? LIST_MAX : limit, &arr);
     if (rv != ZTB_OK) {
-        store_error(resp, rv, "cannot list signals");
+        admin_store_error(resp, rv, "cannot list signals");
         return;
     }
     if (agent != NULL) {
@@ -319,7 +276,7 @@ void handle_admin_signals(struct http_req *req, struct http_resp *resp)
 static void add_source(struct http_req *req, struct http_resp *resp, json_t *body)
 {
     static const char *const fields[] = {"name", "jwk", "agent", NULL};
-    if (!only_fields(body, fields, resp))
+    if (!admin_only_fields(body, fields, resp))
         return;
     int bad = 0;
     const char *name = str_field(body, "name", &bad);
@@ -356,7 +313,7 @@ static void add_source(struct http_req *req, struct http_resp *resp, json_t *bod
         struct store_agent a;
         ztb_err rv = store_agent_get(agent, &a);
         if (rv != ZTB_OK) {
-            store_error(resp, rv, "no such agent");
+            admin_store_error(resp, rv, "no such agent");
             return;
         }
     }
@@ -364,11 +321,11 @@ static void add_source(struct http_req *req, struct http_resp *resp, json_t *bod
     ztb_err rv = store_source_add(name, jwk, agent, (int64_t)time(NULL), secret);
     if (rv != ZTB_OK) {
         free(jwk);
-        store_error(resp, rv, "a source with that name (or for that agent) exists");
+        admin_store_error(resp, rv, "a source with that name (or for that agent) exists");
         return;
     }
     char actor[64];
-    actor_of(req, actor, sizeof(actor));
+    admin_operator_actor(req, actor, sizeof(actor));
     audit("admin.signal_source_added", actor, 1, ZTB_F_STR("source", name),
           ZTB_F_STR("agent", agent), ZTB_F_BOOL("has_jwk", jwk != NULL));
     json_t *out = json_pack("{s:s,s:s,s:b}", "name", name, "kind", agent ? "agent" : "secret",
@@ -388,7 +345,7 @@ void handle_admin_sources(struct http_req *req, struct http_resp *resp)
         json_t *arr = NULL;
         ztb_err rv = store_source_list(&arr);
         if (rv != ZTB_OK)
-            store_error(resp, rv, "cannot list sources");
+            admin_store_error(resp, rv, "cannot list sources");
         else
             http_resp_json_value(resp, 200, json_pack("{s:o}", "sources", arr));
         return;
@@ -413,11 +370,11 @@ void handle_admin_source(struct http_req *req, struct http_resp *resp)
     }
     ztb_err rv = store_source_remove(name);
     if (rv != ZTB_OK) {
-        store_error(resp, rv, "no such source");
+        admin_store_error(resp, rv, "no such source");
         return;
     }
     char actor[64];
-    actor_of(req, actor, sizeof(actor));
+    admin_operator_actor(req, actor, sizeof(actor));
     audit("admin.signal_source_removed", actor, 1, ZTB_F_STR("source", name));
     http_resp_json_value(resp, 200, json_pack("{s:s}", "removed", name));
 }
@@ -429,7 +386,7 @@ void handle_admin_actions(struct http_req *req, struct http_resp *resp)
     json_t *arr = NULL;
     ztb_err rv = store_action_list(query_limit(req, 100), &arr);
     if (rv != ZTB_OK)
-        store_error(resp, rv, "cannot list actions");
+        admin_store_error(resp, rv, "cannot list actions");
     else
         http_resp_json_value(resp, 200, json_pack("{s:o}", "actions", arr));
 }
@@ -456,7 +413,7 @@ void handle_admin_action(struct http_req *req, struct http_resp *resp)
         return;
     }
     char actor[64];
-    actor_of(req, actor, sizeof(actor));
+    admin_operator_actor(req, actor, sizeof(actor));
     struct store_action a;
     ztb_err rv = store_action_decide(id, confirm, actor, (int64_t)time(NULL), &a);
     if (rv == ZTB_ERR_STATE) {
@@ -466,7 +423,7 @@ void handle_admin_action(struct http_req *req, struct http_resp *resp)
         return;
     }
     if (rv != ZTB_OK) {
-        store_error(resp, rv, "no such action (or it expired)");
+        admin_store_error(resp, rv, "no such action (or it expired)");
         return;
     }
     audit(confirm ? "admin.signal_action_confirmed" : "admin.signal_action_rejected", actor, 1,
@@ -480,7 +437,8 @@ void handle_admin_action(struct http_req *req, struct http_resp *resp)
     json_t *result = NULL;
     rv = signals_apply_action(&a, actor, &result);
     if (rv != ZTB_OK && rv != ZTB_ERR_IO)
-        store_error(resp, rv, rv == ZTB_ERR_NOT_FOUND ? "the target is gone" : "cannot apply");
+        admin_store_error(resp, rv,
+                          rv == ZTB_ERR_NOT_FOUND ? "the target is gone" : "cannot apply");
     else
         http_resp_json_value(resp, 200,
                              result ? result

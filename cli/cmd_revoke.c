@@ -32,16 +32,13 @@ static void usage(FILE *out)
             "by JTI without --exp stays revoked for the longest token life.\n");
 }
 
-static void fmt_time(int64_t t, char *out, size_t cap)
+/* An expiry for people: "until lifted" for 0. */
+static void fmt_until(int64_t t, char *out, size_t cap)
 {
-    if (t <= 0) {
+    if (t <= 0)
         snprintf(out, cap, "until lifted");
-        return;
-    }
-    time_t ts = (time_t)t;
-    struct tm tm;
-    gmtime_r(&ts, &tm);
-    strftime(out, cap, "%Y-%m-%d %H:%M:%SZ", &tm);
+    else
+        ztbctl_fmt_time(t, out, cap);
 }
 
 /* Options after the positional arguments; 0 on a usage error. */
@@ -99,7 +96,7 @@ static void print_result(json_t *r)
     int changed = json_is_true(json_object_get(r, "changed"));
     int lift = json_is_true(json_object_get(r, "lift"));
     char until[40];
-    fmt_time((int64_t)json_integer_value(json_object_get(r, "exp")), until, sizeof(until));
+    fmt_until((int64_t)json_integer_value(json_object_get(r, "exp")), until, sizeof(until));
     if (id == NULL) {
         printf("nothing to do: %s\n", json_string_value(json_object_get(r, "detail")));
         return;
@@ -127,18 +124,10 @@ static void print_result(json_t *r)
 
 static int revoke_list(struct ztbctl *ctl)
 {
-    json_t *r = NULL;
-    long status;
-    if (ztbctl_admin(ctl, "GET", "/v1/revocations", NULL, &r, &status) != 0) {
-        json_decref(r);
-        return ZTBCTL_EXIT_FAIL;
-    }
-    json_t *arr = json_object_get(r, "revocations");
-    if (ctl->json) {
-        ztbctl_print_json(json_incref(arr));
-        json_decref(r);
-        return ZTBCTL_EXIT_OK;
-    }
+    json_t *arr = NULL;
+    int rc = ztbctl_get_list(ctl, "/v1/revocations", "revocations", &arr);
+    if (arr == NULL)
+        return rc;
     static const char *const hdr[] = {"TYPE", "ID", "GEN", "UNTIL"};
     struct ztbctl_table *t = ztbctl_table_new(4, hdr);
     size_t i;
@@ -149,14 +138,14 @@ static int revoke_list(struct ztbctl *ctl)
         if (json_is_integer(json_object_get(e, "gen")))
             snprintf(gen, sizeof(gen), "%lld",
                      (long long)json_integer_value(json_object_get(e, "gen")));
-        fmt_time((int64_t)json_integer_value(json_object_get(e, "exp")), until, sizeof(until));
+        fmt_until((int64_t)json_integer_value(json_object_get(e, "exp")), until, sizeof(until));
         const char *cells[] = {json_string_value(json_object_get(e, "type")),
                                json_string_value(json_object_get(e, "id")), gen, until};
         ztbctl_table_row(t, cells);
     }
     ztbctl_table_print(t, stdout);
     ztbctl_table_free(t);
-    json_decref(r);
+    json_decref(arr);
     return ZTBCTL_EXIT_OK;
 }
 

@@ -31,14 +31,6 @@ static void usage(FILE *out)
             "enrolled identity (a gateway). See docs/signals.md.\n");
 }
 
-static void fmt_time(int64_t t, char *out, size_t cap)
-{
-    time_t ts = (time_t)t;
-    struct tm tm;
-    gmtime_r(&ts, &tm);
-    strftime(out, cap, "%Y-%m-%d %H:%M:%SZ", &tm);
-}
-
 static const char *str(json_t *o, const char *k)
 {
     const char *s = json_string_value(json_object_get(o, k));
@@ -112,18 +104,10 @@ static int signals_list(struct ztbctl *ctl, int argc, char **argv)
     }
     snprintf(path, sizeof(path), "/v1/signals?limit=%ld%s%s", limit ? limit : 50,
              agent ? "&agent=" : "", agent ? agent : "");
-    json_t *r = NULL;
-    long status;
-    if (ztbctl_admin(ctl, "GET", path, NULL, &r, &status) != 0) {
-        json_decref(r);
-        return ZTBCTL_EXIT_FAIL;
-    }
-    json_t *arr = json_object_get(r, "signals");
-    if (ctl->json) {
-        ztbctl_print_json(json_incref(arr));
-        json_decref(r);
-        return ZTBCTL_EXIT_OK;
-    }
+    json_t *arr = NULL;
+    int rc = ztbctl_get_list(ctl, path, "signals", &arr);
+    if (arr == NULL)
+        return rc;
     static const char *const hdr[] = {"RECEIVED", "ID",   "SOURCE",  "TYPE",
                                       "SEVERITY", "CONF", "SUBJECT", "RESPONSES"};
     struct ztbctl_table *t = ztbctl_table_new(8, hdr);
@@ -132,7 +116,8 @@ static int signals_list(struct ztbctl *ctl, int argc, char **argv)
     json_array_foreach(arr, i, s)
     {
         char when[32], conf[16], subject[512], resp[512];
-        fmt_time((int64_t)json_integer_value(json_object_get(s, "received")), when, sizeof(when));
+        ztbctl_fmt_time((int64_t)json_integer_value(json_object_get(s, "received")), when,
+                        sizeof(when));
         snprintf(conf, sizeof(conf), "%.2f", json_number_value(json_object_get(s, "confidence")));
         subject_text(json_object_get(s, "subject"), subject, sizeof(subject));
         responses_text(json_object_get(s, "responses"), resp, sizeof(resp));
@@ -143,7 +128,7 @@ static int signals_list(struct ztbctl *ctl, int argc, char **argv)
     }
     ztbctl_table_print(t, stdout);
     ztbctl_table_free(t);
-    json_decref(r);
+    json_decref(arr);
     return ZTBCTL_EXIT_OK;
 }
 
@@ -175,16 +160,10 @@ static int source_cmd(struct ztbctl *ctl, int argc, char **argv)
     json_t *r = NULL;
     long status;
     if (strcmp(verb, "list") == 0 && argc == 3) {
-        if (ztbctl_admin(ctl, "GET", "/v1/signal-sources", NULL, &r, &status) != 0) {
-            json_decref(r);
-            return ZTBCTL_EXIT_FAIL;
-        }
-        json_t *arr = json_object_get(r, "sources");
-        if (ctl->json) {
-            ztbctl_print_json(json_incref(arr));
-            json_decref(r);
-            return ZTBCTL_EXIT_OK;
-        }
+        json_t *arr = NULL;
+        int rc = ztbctl_get_list(ctl, "/v1/signal-sources", "sources", &arr);
+        if (arr == NULL)
+            return rc;
         static const char *const hdr[] = {"NAME", "KIND", "AGENT", "SET KEY", "CREATED"};
         struct ztbctl_table *t = ztbctl_table_new(5, hdr);
         size_t i;
@@ -192,8 +171,8 @@ static int source_cmd(struct ztbctl *ctl, int argc, char **argv)
         json_array_foreach(arr, i, s)
         {
             char when[32];
-            fmt_time((int64_t)json_integer_value(json_object_get(s, "created")), when,
-                     sizeof(when));
+            ztbctl_fmt_time((int64_t)json_integer_value(json_object_get(s, "created")), when,
+                            sizeof(when));
             const char *cells[] = {str(s, "name"), str(s, "kind"), str(s, "agent"),
                                    json_is_true(json_object_get(s, "has_jwk")) ? "yes" : "no",
                                    when};
@@ -201,7 +180,7 @@ static int source_cmd(struct ztbctl *ctl, int argc, char **argv)
         }
         ztbctl_table_print(t, stdout);
         ztbctl_table_free(t);
-        json_decref(r);
+        json_decref(arr);
         return ZTBCTL_EXIT_OK;
     }
     if (argc < 4) {
@@ -278,18 +257,10 @@ static int source_cmd(struct ztbctl *ctl, int argc, char **argv)
 
 static int pending(struct ztbctl *ctl)
 {
-    json_t *r = NULL;
-    long status;
-    if (ztbctl_admin(ctl, "GET", "/v1/signal-actions", NULL, &r, &status) != 0) {
-        json_decref(r);
-        return ZTBCTL_EXIT_FAIL;
-    }
-    json_t *arr = json_object_get(r, "actions");
-    if (ctl->json) {
-        ztbctl_print_json(json_incref(arr));
-        json_decref(r);
-        return ZTBCTL_EXIT_OK;
-    }
+    json_t *arr = NULL;
+    int rc = ztbctl_get_list(ctl, "/v1/signal-actions", "actions", &arr);
+    if (arr == NULL)
+        return rc;
     static const char *const hdr[] = {"ID",    "STATUS",  "RESPONSE", "TARGET",
                                       "ENTRY", "SIGNALS", "CREATED"};
     struct ztbctl_table *t = ztbctl_table_new(7, hdr);
@@ -298,7 +269,8 @@ static int pending(struct ztbctl *ctl)
     json_array_foreach(arr, i, a)
     {
         char when[32], target[320];
-        fmt_time((int64_t)json_integer_value(json_object_get(a, "created")), when, sizeof(when));
+        ztbctl_fmt_time((int64_t)json_integer_value(json_object_get(a, "created")), when,
+                        sizeof(when));
         snprintf(target, sizeof(target), "%s=%s", str(a, "target_kind"), str(a, "target"));
         const char *cells[] = {str(a, "id"), str(a, "status"), str(a, "response"),
                                target,       str(a, "entry"),  str(a, "signals"),
@@ -307,7 +279,7 @@ static int pending(struct ztbctl *ctl)
     }
     ztbctl_table_print(t, stdout);
     ztbctl_table_free(t);
-    json_decref(r);
+    json_decref(arr);
     return ZTBCTL_EXIT_OK;
 }
 
