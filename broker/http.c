@@ -48,7 +48,14 @@ struct http_server {
     size_t nroutes;
     struct http_limits lim;
     void *ctx;
+    http_handler on_too_large;
 };
+
+void http_server_on_too_large(struct http_server *s, http_handler fn)
+{
+    if (s != NULL)
+        s->on_too_large = fn;
+}
 
 struct req_state {
     ztb_buf body;
@@ -340,6 +347,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     const char *metric = "unknown";
     if (st->too_large) {
         http_resp_error(&resp, 413, "invalid_request", "request body too large");
+        if (s->on_too_large != NULL) {
+            req.body_len = 0;
+            s->on_too_large(&req, &resp);
+        }
     } else {
         int wrong_method;
         const struct http_route *r = route(s, method, url, &req.route_id, &wrong_method);

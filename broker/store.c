@@ -14,6 +14,7 @@
 
 #include "broker/redis_client.h"
 #include "broker/store.h"
+#include "broker/store_internal.h"
 #include "common/base64url.h"
 #include "common/guard.h"
 #include "common/log.h"
@@ -471,4 +472,30 @@ ztb_err store_agent_get_identity(const char *name, char *jwk, size_t cap, int64_
     *not_after = atoll(r->element[1]->str);
     freeReplyObject(r);
     return ZTB_OK;
+}
+
+/* Shared with store_rev.c (store_internal.h) ----------------------------------*/
+
+int store_keyf(char *out, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(out, KEY_MAX, fmt, ap);
+    va_end(ap);
+    return n > 0 && n < KEY_MAX;
+}
+
+ztb_err store_unexpected_reply(redisReply *r, const char *what)
+{
+    return unexpected(r, what);
+}
+
+int store_reply_is_int_array(const redisReply *r, size_t min)
+{
+    return is_int_array(r, min);
+}
+
+int64_t store_reply_int(const redisReply *r, size_t i)
+{
+    return elem_int(r, i);
 }
