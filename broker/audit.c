@@ -77,7 +77,19 @@ static void now_iso(char *out, size_t cap)
 /* Extract "seq" and "prev"-independent facts from a line: its seq. */
 static int line_seq(const char *line, uint64_t *seq)
 {
-    return sscanf(line, "{\"seq\":%llu,", (unsigned long long *)seq) == 1 ? 0 : -1;
+    static const char head[] = "{\"seq\":";
+    if (strncmp(line, head, sizeof(head) - 1) != 0)
+        return -1;
+    const char *p = line + sizeof(head) - 1;
+    if (*p < '0' || *p > '9')
+        return -1;
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(p, &end, 10);
+    if (errno != 0 || *end != ',')
+        return -1;
+    *seq = v;
+    return 0;
 }
 
 static int line_prev(const char *line, char prev[65])
@@ -134,6 +146,8 @@ static void enqueue_stream(const char *line, size_t n)
         atomic_fetch_add(&g_dropped, 1);
         return;
     }
+    if (n >= LINE_MAX_BYTES)
+        return; /* cannot happen: lines are built in a LINE_MAX_BYTES buffer */
     char *copy = malloc(n + 1);
     if (copy == NULL) {
         atomic_fetch_add(&g_dropped, 1);
@@ -156,7 +170,7 @@ static ztb_err append_locked(const char *event, const char *actor, int durable,
     char ts[40];
     now_iso(ts, sizeof(ts));
     ztb_buf_printf(&b, "{\"seq\":%llu,\"ts\":\"%s\",\"prev\":\"%s\",\"event\":\"",
-                   (unsigned long long)(g_seq + 1), ts, g_prev);
+                   (unsigned long long)g_seq + 1, ts, g_prev);
     ztb_buf_append_json_escaped(&b, event, strlen(event));
     ztb_buf_append_str(&b, "\",\"actor\":\"");
     ztb_buf_append_json_escaped(&b, actor ? actor : "broker", strlen(actor ? actor : "broker"));
@@ -423,8 +437,9 @@ ztb_err audit_verify_file(const char *path, uint64_t *lines, uint64_t *bad_line,
             rv = ZTB_ERR_MALFORMED;
             break;
         }
-        line[--len] = '\0';
-        if (memchr(line, '\0', len) != NULL) {
+        len--; /* drop the newline */
+        line[len] = '\0';
+        if (strlen(line) != len) {
             snprintf(why, whycap, "line contains a NUL byte");
             rv = ZTB_ERR_MALFORMED;
             break;

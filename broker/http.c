@@ -503,6 +503,7 @@ ztb_err http_listen_tcp(const char *host, uint16_t port, int *fd_out, uint16_t *
         return ZTB_ERR_IO;
     }
     struct sockaddr_storage ss;
+    memset(&ss, 0, sizeof(ss));
     socklen_t sl = sizeof(ss);
     if (getsockname(fd, (struct sockaddr *)&ss, &sl) == 0) {
         if (ss.ss_family == AF_INET)
