@@ -10,17 +10,23 @@
 #include "broker/config.h"
 #include "broker/http.h"
 #include "broker/redis_client.h"
+#include "policy/holder.h"
 
 struct broker {
     struct broker_config cfg;
     struct redis_target redis;
     char redis_desc[300];
-    uint16_t port;        /* bound HTTP port */
-    int private_redis;    /* we run redis-server ourselves */
-    _Atomic int draining; /* set on SIGTERM: readyz answers 503 */
+    uint16_t port;         /* bound HTTP port */
+    int private_redis;     /* we run redis-server ourselves */
+    char issuer[256];      /* iss of our tokens; endpoints hang under it */
+    policy_holder *policy; /* the policy in force (reload swaps it) */
+    _Atomic int draining;  /* set on SIGTERM: readyz answers 503 */
 };
 
 extern struct broker g_broker;
+
+/* Make jansson wipe what it frees (call once at start, before threads). */
+void broker_json_wipe_on_free(void);
 
 /* Route tables (routes.c): the public API and the admin API. */
 extern const struct http_route api_routes[];

@@ -48,6 +48,17 @@ static const struct opt opts[] = {
     {"issuer", OPT_STR, STR(issuer), "URL", "token issuer, iss (default http://HOST:PORT)"},
     {"join_ttl", OPT_UINT, NUM(join_ttl_s, 7 * 86400), "SECONDS",
      "life of a join token (default 900)"},
+    {"keys", OPT_STR, STR(keys_dir), "DIR",
+     "key store with the signing keys and agent CA (default STATE_DIR/keys)"},
+    {"key_passphrase_file", OPT_STR, STR(key_passphrase_file), "FILE",
+     "passphrase of an encrypted key store (a 0600 file)"},
+    {"policy", OPT_STR, STR(policy_file), "FILE", "policy document (unset: every request denied)"},
+    {"session_key", OPT_STR, STR(session_key_file), "FILE",
+     "32-byte session MAC key shared by replicas (default KEYS/session.key, created)"},
+    {"identity_ttl", OPT_UINT, NUM(identity_ttl_s, 86400), "SECONDS",
+     "life of an identity document (default 3600)"},
+    {"session_ttl", OPT_UINT, NUM(session_ttl_s, 86400), "SECONDS",
+     "life of a session credential (default 300)"},
     {"threads", OPT_UINT, NUM(threads, 256), "N", "HTTP worker threads (default: one per core)"},
     {"connection_limit", OPT_UINT, NUM(connection_limit, 1000000), "N",
      "most concurrent connections (default 4096)"},
@@ -73,6 +84,8 @@ void broker_config_defaults(struct broker_config *c)
     snprintf(c->user, sizeof(c->user), "ztb");
     snprintf(c->trust_domain, sizeof(c->trust_domain), "ztb.local");
     c->join_ttl_s = 900;
+    c->identity_ttl_s = 3600;
+    c->session_ttl_s = 300;
     c->connection_limit = 4096;
     c->connection_timeout_s = 10;
     c->max_body = 16384;

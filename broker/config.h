@@ -23,14 +23,20 @@ struct broker_config {
     uint16_t listen_port; /* 0: pick a free port (tests) */
     char redis_url[512];  /* empty: start a private redis-server */
     char state_dir[BROKER_PATH_MAX];
-    char admin_socket[BROKER_PATH_MAX]; /* default <state_dir>/admin.sock */
-    char ready_file[BROKER_PATH_MAX];   /* written with the port once serving */
-    char redis_server[BROKER_PATH_MAX]; /* redis-server binary for the private one */
-    char user[64];                      /* drop to this user when started as root */
-    char trust_domain[128];             /* SPIFFE trust domain, e.g. example.org */
-    char issuer[256];                   /* token iss; default http://LISTEN */
-    unsigned join_ttl_s;                /* default join token life */
-    unsigned threads;                   /* 0: one per core */
+    char admin_socket[BROKER_PATH_MAX];        /* default <state_dir>/admin.sock */
+    char ready_file[BROKER_PATH_MAX];          /* written with the port once serving */
+    char redis_server[BROKER_PATH_MAX];        /* redis-server binary for the private one */
+    char user[64];                             /* drop to this user when started as root */
+    char trust_domain[128];                    /* SPIFFE trust domain, e.g. example.org */
+    char issuer[256];                          /* token iss; default http://LISTEN */
+    unsigned join_ttl_s;                       /* default join token life */
+    char keys_dir[BROKER_PATH_MAX];            /* key store (and CA); default STATE_DIR/keys */
+    char key_passphrase_file[BROKER_PATH_MAX]; /* key store encryption passphrase */
+    char policy_file[BROKER_PATH_MAX];         /* policy document; unset: deny everything */
+    char session_key_file[BROKER_PATH_MAX];    /* default KEYS_DIR/session.key */
+    unsigned identity_ttl_s;                   /* identity document life */
+    unsigned session_ttl_s;                    /* session credential life */
+    unsigned threads;                          /* 0: one per core */
     unsigned connection_limit;
     unsigned per_ip_connection_limit;
     unsigned connection_timeout_s;

@@ -35,6 +35,7 @@
 #include "broker/metrics.h"
 #include "common/guard.h"
 #include "common/log.h"
+#include "common/secret.h"
 
 #define RESP_BODY_MAX       (1u << 20)
 #define HEADER_MEMORY_LIMIT (32u * 1024u)
@@ -113,7 +114,7 @@ void http_resp_json_value(struct http_resp *resp, unsigned status, json_t *value
         return;
     }
     ztb_buf_append_str(&resp->body, s);
-    free(s);
+    ztb_free_secret_str(s);
 }
 
 int http_req_content_type_is(const struct http_req *req, const char *ctype)
@@ -212,6 +213,11 @@ static const struct http_route *route(const struct http_server *s, const char *m
     return NULL;
 }
 
+static void wipe_body(void *cls)
+{
+    ztb_free_secret_str(cls);
+}
+
 static enum MHD_Result send_resp(struct MHD_Connection *conn, struct http_resp *resp)
 {
     size_t len = resp->body.len;
@@ -220,11 +226,13 @@ static enum MHD_Result send_resp(struct MHD_Connection *conn, struct http_resp *
         http_resp_error(resp, 500, "server_error", "response too large");
         len = resp->body.len;
     }
+    /* bodies carry tokens and credentials: wiped when libmicrohttpd is done */
     char *body = ztb_buf_steal(&resp->body, &len);
-    struct MHD_Response *r = MHD_create_response_from_buffer(
-        len, body ? body : (char *)"", body ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
+    struct MHD_Response *r =
+        body ? MHD_create_response_from_buffer_with_free_callback_cls(len, body, wipe_body, body)
+             : MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
     if (r == NULL) {
-        free(body);
+        ztb_free_secret_str(body);
         return MHD_NO;
     }
     MHD_add_response_header(r, "Content-Type",
@@ -275,7 +283,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     }
 
     struct http_resp resp = {0};
-    ztb_buf_init(&resp.body, RESP_BODY_MAX);
+    ztb_buf_init_secret(&resp.body, RESP_BODY_MAX);
     struct http_req req = {
         .method = method,
         .path = url,

@@ -20,8 +20,13 @@
 
 #include "broker/audit.h"
 #include "broker/broker.h"
+#include "broker/client_auth.h"
+#include "broker/keys.h"
+#include "broker/session.h"
+#include "policy/policy.h"
 #include "broker/privdrop.h"
 #include "broker/redis_private.h"
+#include "broker/metrics.h"
 #include "common/log.h"
 
 static void die(const char *what, const char *msg)
@@ -77,6 +82,93 @@ static void write_ready_file(int fd, unsigned port)
         die("ready_file", strerror(errno));
 }
 
+/*
+ * Keys: an explicitly configured key store must open; the default one may be
+ * missing (the broker then serves health and enrollment of nothing, and
+ * refuses tokens with 503 until `ztbctl keys init` and a SIGHUP).
+ */
+static void load_keys(struct broker_config *cfg)
+{
+    char err[512];
+    int explicit_dir = cfg->keys_dir[0] != '\0';
+    if (!explicit_dir &&
+        (size_t)snprintf(cfg->keys_dir, sizeof(cfg->keys_dir), "%.*s/keys",
+                         (int)sizeof(cfg->keys_dir) - 6, cfg->state_dir) >= sizeof(cfg->keys_dir))
+        die("keys", "state_dir too long");
+    ztb_err rv =
+        keys_open(cfg->keys_dir, cfg->key_passphrase_file, (int64_t)time(NULL), err, sizeof(err));
+    if (rv == ZTB_ERR_NOT_FOUND && !explicit_dir) {
+        ztb_log(ZTB_LOG_WARN, "keys.none", ZTB_F_STR("dir", cfg->keys_dir), ZTB_F_STR("hint", err));
+        return;
+    }
+    if (rv != ZTB_OK)
+        die("keys", err);
+    if (keys_load_session_key(cfg->keys_dir, cfg->session_key_file, err, sizeof(err)) != ZTB_OK)
+        die("session_key", err);
+    if (keys_start_refresher(5) != ZTB_OK)
+        die("keys", "cannot start the key refresher");
+}
+
+static void log_policy_diag(const policy_diag *d, const char *path)
+{
+    for (size_t i = 0; i < d->n; i++) {
+        char line[512];
+        ztb_buf b;
+        ztb_buf_init_fixed(&b, line, sizeof(line));
+        policy_diag_format(&d->msgs[i], &b);
+        ztb_log(ZTB_LOG_ERROR, "policy.error", ZTB_F_STR("file", path), ZTB_F_STR("detail", line));
+        fprintf(stderr, "ztb-broker: %s: %s\n", path, line);
+    }
+}
+
+/* Load (or reload) the policy file. At start-up an error is fatal; on reload
+ * the old policy stays in force. */
+static ztb_err reload_policy(const struct broker_config *cfg, int fatal)
+{
+    if (cfg->policy_file[0] == '\0')
+        return ZTB_OK;
+    policy_diag d;
+    policy_diag_init(&d);
+    ztb_err rv = policy_holder_reload_file(g_broker.policy, cfg->policy_file, &d);
+    if (rv != ZTB_OK) {
+        log_policy_diag(&d, cfg->policy_file);
+        metrics_add(METRIC_POLICY_RELOAD_FAILURES, 1);
+        policy_diag_free(&d);
+        if (fatal)
+            die("policy", "the policy file has errors (listed above)");
+        audit("policy.reload_refused", "broker", 1, ZTB_F_STR("file", cfg->policy_file),
+              ZTB_F_ERR(rv));
+        return rv;
+    }
+    policy_diag_free(&d);
+    policy *p = policy_holder_acquire(g_broker.policy);
+    if (p != NULL && strcmp(policy_trust_domain(p), cfg->trust_domain) != 0) {
+        char msg[512];
+        snprintf(msg, sizeof(msg), "policy trust domain %s differs from --trust-domain %s",
+                 policy_trust_domain(p), cfg->trust_domain);
+        policy_holder_release(p);
+        die("policy", msg);
+    }
+    audit("policy.loaded", "broker", 1, ZTB_F_STR("file", cfg->policy_file),
+          ZTB_F_STR("digest", p ? policy_digest(p) : ""));
+    ztb_log(ZTB_LOG_INFO, "policy.loaded", ZTB_F_STR("file", cfg->policy_file),
+            ZTB_F_STR("digest", p ? policy_digest(p) : ""),
+            ZTB_F_INT("rules", p ? (int64_t)policy_rule_count(p) : 0));
+    metrics_add(METRIC_POLICY_RELOADS, 1);
+    policy_holder_release(p);
+    return ZTB_OK;
+}
+
+static void load_policy(const struct broker_config *cfg)
+{
+    if (policy_holder_new(&g_broker.policy) != ZTB_OK)
+        die("policy", "out of memory");
+    if (cfg->policy_file[0] == '\0')
+        ztb_log(ZTB_LOG_WARN, "policy.none",
+                ZTB_F_STR("hint", "no --policy: every token request is denied"));
+    reload_policy(cfg, 1);
+}
+
 static void drain_and_stop(struct http_server *api, struct http_server *admin)
 {
     atomic_store(&g_broker.draining, 1);
@@ -114,6 +206,7 @@ int main(int argc, char **argv)
     if (exit_now)
         return 0;
     ztb_log_set_service("ztb-broker");
+    broker_json_wipe_on_free();
     ztb_log_set_level(cfg->log_level);
     ztb_log_set_format(cfg->log_format);
     if (cfg->threads == 0) {
@@ -171,6 +264,18 @@ int main(int argc, char **argv)
     if (audit_open(audit_dir, 1, err, sizeof(err)) != ZTB_OK)
         die("audit", err);
 
+    if (cfg->issuer[0] != '\0') {
+        snprintf(g_broker.issuer, sizeof(g_broker.issuer), "%s", cfg->issuer);
+    } else {
+        int v6 = strchr(cfg->listen_host, ':') != NULL;
+        snprintf(g_broker.issuer, sizeof(g_broker.issuer), "http://%s%s%s:%u", v6 ? "[" : "",
+                 cfg->listen_host, v6 ? "]" : "", g_broker.port);
+    }
+    client_auth_set_issuer(g_broker.issuer);
+    client_auth_set_trust_domain(cfg->trust_domain);
+    load_keys(cfg);
+    load_policy(cfg);
+
     int admin_fd;
     if (http_listen_unix(cfg->admin_socket, 0600, &admin_fd, err, sizeof(err)) != ZTB_OK)
         die("admin_socket", err);
@@ -205,6 +310,9 @@ int main(int argc, char **argv)
             continue;
         if (sig == SIGHUP) {
             ztb_log(ZTB_LOG_INFO, "broker.reload");
+            reload_policy(cfg, 0);
+            if (keys_loaded())
+                keys_refresh((int64_t)time(NULL), NULL);
             continue;
         }
         if (sig == SIGTERM || sig == SIGINT)
@@ -214,6 +322,9 @@ int main(int argc, char **argv)
     drain_and_stop(api, admin);
     audit("broker.stopped", "broker", 1);
     audit_close();
+    keys_close();
+    session_clear_key();
+    policy_holder_free(g_broker.policy);
     if (g_broker.private_redis)
         redis_private_stop();
     redis_client_shutdown();

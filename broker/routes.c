@@ -7,11 +7,20 @@
  */
 #include "broker/admin.h"
 #include "broker/broker.h"
+#include "broker/enroll.h"
+#include "broker/token.h"
+#include "broker/wellknown.h"
 
 const struct http_route api_routes[] = {
     {"GET", "/healthz", handle_healthz, "healthz"},
     {"GET", "/readyz", handle_readyz, "readyz"},
     {"GET", "/metrics", handle_metrics, "metrics"},
+    {"GET", "/.well-known/jwks.json", handle_jwks, "jwks"},
+    {"GET", "/.well-known/oauth-authorization-server", handle_metadata, "metadata"},
+    {"POST", "/v1/enroll", handle_enroll, "enroll"},
+    {"POST", "/v1/renew", handle_renew, "renew"},
+    {"POST", "/v1/session", handle_session, "session"},
+    {"POST", "/v1/token", handle_token, "token"},
 };
 const size_t api_routes_n = sizeof(api_routes) / sizeof(api_routes[0]);
 

@@ -372,12 +372,13 @@ ztb_err store_issue_check(const char *agent, const char *action, const char *aud
     return ZTB_OK;
 }
 
-ztb_err store_assertion_seen(const char *agent, const char *jti, uint64_t ttl_ms)
+/* SET key NX PX ttl: REPLAY if it existed. */
+static ztb_err seen_once(const char *kind, const char *agent, const char *jti, uint64_t ttl_ms)
 {
     ZTB_ENSURE(store_agent_name_ok(agent), ZTB_ERR_INVALID_ARG);
     ZTB_ENSURE(jti != NULL && jti[0] != '\0' && strlen(jti) <= 128, ZTB_ERR_INVALID_ARG);
     char k[KEY_MAX];
-    ZTB_ENSURE(key(k, "ztb:{%s}:jti:%s", agent, jti), ZTB_ERR_TOO_LARGE);
+    ZTB_ENSURE(key(k, "ztb:{%s}:%s:%s", agent, kind, jti), ZTB_ERR_TOO_LARGE);
     redisReply *r;
     ZTB_GUARD(
         redis_commandf(&r, "SET %s 1 NX PX %llu", k, (unsigned long long)(ttl_ms ? ttl_ms : 1)));
@@ -386,7 +387,88 @@ ztb_err store_assertion_seen(const char *agent, const char *jti, uint64_t ttl_ms
         return ZTB_ERR_REPLAY;
     }
     if (r->type != REDIS_REPLY_STATUS)
-        return unexpected(r, "assertion_seen");
+        return unexpected(r, "seen_once");
+    freeReplyObject(r);
+    return ZTB_OK;
+}
+
+ztb_err store_assertion_seen(const char *agent, const char *jti, uint64_t ttl_ms)
+{
+    return seen_once("jti", agent, jti, ttl_ms);
+}
+
+ztb_err store_dpop_seen(const char *agent, const char *jti, uint64_t ttl_ms)
+{
+    return seen_once("dpop", agent, jti, ttl_ms);
+}
+
+ztb_err store_join_peek(const char *token, char agent[STORE_NAME_MAX + 1], int *reused)
+{
+    *reused = 0;
+    agent[0] = '\0';
+    ZTB_ENSURE(token != NULL && strlen(token) == STORE_JOIN_TOKEN_LEN &&
+                   strncmp(token, "ztbj_", 5) == 0,
+               ZTB_ERR_JOIN_TOKEN);
+    char hex[65], k1[KEY_MAX], k2[KEY_MAX];
+    join_hash(token, hex);
+    key(k1, "ztb:join:%s", hex);
+    key(k2, "ztb:joinused:%s", hex);
+    redisReply *r;
+    ZTB_GUARD(redis_commandf(&r, "HGET %s agent", k1));
+    if (r->type == REDIS_REPLY_STRING && store_agent_name_ok(r->str)) {
+        snprintf(agent, STORE_NAME_MAX + 1, "%s", r->str);
+        freeReplyObject(r);
+        return ZTB_OK;
+    }
+    if (r->type != REDIS_REPLY_NIL)
+        return unexpected(r, "join_peek");
+    freeReplyObject(r);
+    ZTB_GUARD(redis_commandf(&r, "GET %s", k2));
+    if (r->type == REDIS_REPLY_STRING && store_agent_name_ok(r->str)) {
+        snprintf(agent, STORE_NAME_MAX + 1, "%s", r->str);
+        *reused = 1;
+    } else if (r->type != REDIS_REPLY_NIL) {
+        return unexpected(r, "join_peek");
+    }
+    freeReplyObject(r);
+    return ZTB_ERR_JOIN_TOKEN;
+}
+
+ztb_err store_agent_set_identity(const char *name, const char *jwk, int64_t not_after)
+{
+    ZTB_ENSURE(store_agent_name_ok(name), ZTB_ERR_NOT_FOUND);
+    char k[KEY_MAX], exp[24];
+    key(k, "ztb:{%s}:agent", name);
+    snprintf(exp, sizeof(exp), "%lld", (long long)not_after);
+    redisReply *r;
+    ZTB_GUARD(redis_commandf(&r, "EVAL %s 1 %s %s %s",
+                             "if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end "
+                             "redis.call('HSET', KEYS[1], 'jwk', ARGV[1], 'identity_exp', ARGV[2]) "
+                             "return 1",
+                             k, jwk, exp));
+    if (r->type != REDIS_REPLY_INTEGER)
+        return unexpected(r, "agent_set_identity");
+    int ok = r->integer == 1;
+    freeReplyObject(r);
+    return ok ? ZTB_OK : ZTB_ERR_NOT_FOUND;
+}
+
+ztb_err store_agent_get_identity(const char *name, char *jwk, size_t cap, int64_t *not_after)
+{
+    ZTB_ENSURE(store_agent_name_ok(name), ZTB_ERR_NOT_FOUND);
+    char k[KEY_MAX];
+    key(k, "ztb:{%s}:agent", name);
+    redisReply *r;
+    ZTB_GUARD(redis_commandf(&r, "HMGET %s jwk identity_exp", k));
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != 2)
+        return unexpected(r, "agent_get_identity");
+    if (r->element[0]->type != REDIS_REPLY_STRING || r->element[1]->type != REDIS_REPLY_STRING ||
+        r->element[0]->len >= cap) {
+        freeReplyObject(r);
+        return ZTB_ERR_NOT_FOUND;
+    }
+    memcpy(jwk, r->element[0]->str, r->element[0]->len + 1);
+    *not_after = atoll(r->element[1]->str);
     freeReplyObject(r);
     return ZTB_OK;
 }

@@ -15,6 +15,9 @@
  *   ztb:join:<sha256(token)>    HASH  agent, created; EX = join token TTL
  *   ztb:joinused:<sha256>       STR   agent; remembers a used join token (reuse
  *                                     is an anomaly), EX 24 h
+ *   ztb:{A}:agent fields jwk, identity_exp: the public key of the agent's
+ *                                     current identity document and its expiry
+ *   ztb:{A}:dpop:<jti>          STR   DPoP proof replay cache (PX = proof window)
  *
  * Every function returns UNAVAILABLE when Redis cannot answer: callers fail
  * closed (503) and issue nothing.
@@ -71,6 +74,23 @@ ztb_err store_join_create(const char *agent, unsigned ttl_s, int64_t now,
  * for in agent); unknown or expired gives JOIN_TOKEN with *reused = 0.
  */
 ztb_err store_join_consume(const char *token, char agent[STORE_NAME_MAX + 1], int *reused);
+
+/*
+ * Look at a join token without using it: the agent it is for. JOIN_TOKEN if
+ * unknown or expired (then *reused says whether it was used before).
+ */
+ztb_err store_join_peek(const char *token, char agent[STORE_NAME_MAX + 1], int *reused);
+
+/* Record the agent's current identity: its public JWK and expiry. NOT_FOUND
+ * if the agent is unknown. */
+ztb_err store_agent_set_identity(const char *name, const char *jwk, int64_t not_after);
+
+/* The agent's identity key (JWK text into jwk, cap bytes) and expiry.
+ * NOT_FOUND if the agent is unknown or never enrolled. */
+ztb_err store_agent_get_identity(const char *name, char *jwk, size_t cap, int64_t *not_after);
+
+/* Remember a DPoP proof's jti for ttl_ms: REPLAY if seen before. */
+ztb_err store_dpop_seen(const char *agent, const char *jti, uint64_t ttl_ms);
 
 /* Rate limit: rate tokens per period_s, bursts of up to burst. rate 0: none. */
 struct store_rate {

@@ -217,6 +217,36 @@ static void test_assertion_replay(void **state)
     assert_int_equal(store_assertion_seen("a1", "jti-2", 100), ZTB_OK); /* expired */
 }
 
+static void test_identity_peek_and_dpop(void **state)
+{
+    (void)state;
+    assert_int_equal(store_agent_add("ident", 1), ZTB_OK);
+    char jwk[512];
+    int64_t exp;
+    assert_int_equal(store_agent_get_identity("ident", jwk, sizeof(jwk), &exp), ZTB_ERR_NOT_FOUND);
+    assert_int_equal(store_agent_set_identity("ident", "{\"kty\":\"EC\"}", 4242), ZTB_OK);
+    assert_int_equal(store_agent_get_identity("ident", jwk, sizeof(jwk), &exp), ZTB_OK);
+    assert_string_equal(jwk, "{\"kty\":\"EC\"}");
+    assert_int_equal(exp, 4242);
+    assert_int_equal(store_agent_get_identity("ident", jwk, 4, &exp), ZTB_ERR_NOT_FOUND);
+    assert_int_equal(store_agent_set_identity("ghost", "{}", 1), ZTB_ERR_NOT_FOUND);
+
+    char tok[STORE_JOIN_TOKEN_LEN + 1], agent[STORE_NAME_MAX + 1];
+    int reused;
+    assert_int_equal(store_join_create("ident", 60, 1, tok), ZTB_OK);
+    assert_int_equal(store_join_peek(tok, agent, &reused), ZTB_OK);
+    assert_string_equal(agent, "ident");
+    assert_int_equal(store_join_peek(tok, agent, &reused), ZTB_OK); /* peeking does not use it */
+    assert_int_equal(store_join_consume(tok, agent, &reused), ZTB_OK);
+    assert_int_equal(store_join_peek(tok, agent, &reused), ZTB_ERR_JOIN_TOKEN);
+    assert_int_equal(reused, 1);
+    assert_int_equal(store_join_peek("nope", agent, &reused), ZTB_ERR_JOIN_TOKEN);
+
+    assert_int_equal(store_dpop_seen("ident", "p1", 60000), ZTB_OK);
+    assert_int_equal(store_dpop_seen("ident", "p1", 60000), ZTB_ERR_REPLAY);
+    assert_int_equal(store_assertion_seen("ident", "p1", 60000), ZTB_OK); /* separate caches */
+}
+
 /* Corrupt or missing state never yields a token: it is UNAVAILABLE. */
 static void test_fail_closed(void **state)
 {
@@ -244,9 +274,13 @@ int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_names),       cmocka_unit_test(test_agents),
-        cmocka_unit_test(test_join_tokens), cmocka_unit_test(test_issue_check_states),
-        cmocka_unit_test(test_rate_limits), cmocka_unit_test(test_assertion_replay),
+        cmocka_unit_test(test_names),
+        cmocka_unit_test(test_agents),
+        cmocka_unit_test(test_join_tokens),
+        cmocka_unit_test(test_issue_check_states),
+        cmocka_unit_test(test_rate_limits),
+        cmocka_unit_test(test_assertion_replay),
+        cmocka_unit_test(test_identity_peek_and_dpop),
         cmocka_unit_test(test_fail_closed),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

@@ -1,0 +1,204 @@
+/*
+ * client_auth.c - authenticate agents (see client_auth.h).
+ *
+ * An assertion's payload is read before its signature is checked only to
+ * learn which agent claims to have signed it (iss); nothing else in it is
+ * believed until the signature verified with that agent's enrolled key.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "broker/audit.h"
+#include "broker/client_auth.h"
+#include "broker/session.h"
+#include "common/base64url.h"
+#include "common/guard.h"
+#include "common/log.h"
+#include "pki/jwk.h"
+#include "pki/jws.h"
+#include "pki/spiffe.h"
+
+#define ASSERTION_MAX      4096
+#define ASSERTION_MAX_LIFE 60
+#define ASSERTION_SKEW     30
+
+static char g_issuer[256];
+static char g_token_endpoint[300];
+static char g_trust_domain[256];
+
+void client_auth_set_issuer(const char *issuer)
+{
+    snprintf(g_issuer, sizeof(g_issuer), "%s", issuer);
+    snprintf(g_token_endpoint, sizeof(g_token_endpoint), "%s/v1/token", issuer);
+}
+
+const char *client_auth_token_endpoint(void)
+{
+    return g_token_endpoint;
+}
+
+void client_auth_set_trust_domain(const char *td)
+{
+    snprintf(g_trust_domain, sizeof(g_trust_domain), "%s", td);
+}
+
+static ztb_err refuse(struct http_resp *resp, ztb_err rv, const char *why)
+{
+    if (rv == ZTB_ERR_UNAVAILABLE) {
+        http_resp_error(resp, 503, "temporarily_unavailable", "Redis is not answering");
+        http_resp_header(resp, "Retry-After", "1");
+        return rv;
+    }
+    http_resp_error(resp, 401, "invalid_client", why);
+    return ZTB_ERR_INVALID_CLIENT;
+}
+
+/* The agent an assertion claims to come from, read from its unverified iss. */
+static ztb_err claimed_agent(const char *tok, size_t len, char *agent, size_t cap)
+{
+    const char *d1 = memchr(tok, '.', len);
+    ZTB_ENSURE(d1 != NULL, ZTB_ERR_JWS_FORMAT);
+    const char *p = d1 + 1;
+    const char *d2 = memchr(p, '.', len - (size_t)(p - tok));
+    ZTB_ENSURE(d2 != NULL, ZTB_ERR_JWS_FORMAT);
+    uint8_t payload[ASSERTION_MAX];
+    size_t n;
+    ZTB_GUARD(ztb_b64url_decode(p, (size_t)(d2 - p), payload, sizeof(payload) - 1, &n));
+    ZTB_ENSURE(memchr(payload, '\0', n) == NULL, ZTB_ERR_JSON);
+    json_error_t e;
+    json_t *j = json_loadb((const char *)payload, n, JSON_REJECT_DUPLICATES, &e);
+    ZTB_ENSURE(j != NULL, ZTB_ERR_JSON);
+    const char *iss = json_string_value(json_object_get(j, "iss"));
+    ztb_err rv =
+        iss ? ztb_spiffe_parse_agent(iss, strlen(iss), g_trust_domain, agent, cap) : ZTB_ERR_CLAIMS;
+    json_decref(j);
+    return rv;
+}
+
+static ztb_err check_claims(json_t *c, const char *spiffe, int64_t now, int64_t identity_exp,
+                            const char **jti, int64_t *exp_out, const char **why)
+{
+    const char *iss = json_string_value(json_object_get(c, "iss"));
+    const char *sub = json_string_value(json_object_get(c, "sub"));
+    json_t *aud = json_object_get(c, "aud");
+    json_t *exp = json_object_get(c, "exp");
+    json_t *iat = json_object_get(c, "iat");
+    *jti = json_string_value(json_object_get(c, "jti"));
+    *why = "assertion iss and sub must be the agent's SPIFFE ID";
+    ZTB_ENSURE(iss && sub && strcmp(iss, spiffe) == 0 && strcmp(sub, spiffe) == 0, ZTB_ERR_CLAIMS);
+    *why = "assertion aud must be the token endpoint";
+    int aud_ok = json_is_string(aud) && strcmp(json_string_value(aud), g_token_endpoint) == 0;
+    if (json_is_array(aud) && json_array_size(aud) == 1) {
+        json_t *a0 = json_array_get(aud, 0);
+        aud_ok = json_is_string(a0) && strcmp(json_string_value(a0), g_token_endpoint) == 0;
+    }
+    ZTB_ENSURE(aud_ok, ZTB_ERR_AUDIENCE);
+    *why = "assertion needs integer iat and exp, exp at most 60 s after iat";
+    ZTB_ENSURE(json_is_integer(exp) && json_is_integer(iat), ZTB_ERR_CLAIMS);
+    int64_t e = (int64_t)json_integer_value(exp), i = (int64_t)json_integer_value(iat);
+    ZTB_ENSURE(e > i && e - i <= ASSERTION_MAX_LIFE, ZTB_ERR_CLAIMS);
+    *why = "assertion expired";
+    ZTB_ENSURE(now < e + ASSERTION_SKEW, ZTB_ERR_EXPIRED);
+    *why = "assertion iat is in the future";
+    ZTB_ENSURE(i <= now + ASSERTION_SKEW, ZTB_ERR_IAT);
+    *why = "assertion jti must be 16 to 128 characters";
+    ZTB_ENSURE(*jti != NULL && strlen(*jti) >= 16 && strlen(*jti) <= 128, ZTB_ERR_CLAIMS);
+    *why = "the agent's identity document has expired: renew or enroll again";
+    ZTB_ENSURE(now < identity_exp, ZTB_ERR_EXPIRED);
+    *exp_out = e;
+    return ZTB_OK;
+}
+
+static ztb_err auth_assertion(const char *tok, int64_t now, struct client_identity *id,
+                              struct http_resp *resp)
+{
+    size_t len = strlen(tok);
+    if (len > ASSERTION_MAX)
+        return refuse(resp, ZTB_ERR_TOO_LARGE, "client assertion too large");
+    char agent[STORE_NAME_MAX + 1];
+    if (claimed_agent(tok, len, agent, sizeof(agent)) != ZTB_OK || !store_agent_name_ok(agent))
+        return refuse(resp, ZTB_ERR_INVALID_CLIENT,
+                      "client assertion iss is not an agent of this trust domain");
+    char jwk[1024];
+    int64_t identity_exp = 0;
+    ztb_err rv = store_agent_get_identity(agent, jwk, sizeof(jwk), &identity_exp);
+    if (rv != ZTB_OK)
+        return refuse(resp, rv, "unknown or never enrolled agent");
+    ztb_key *k = NULL;
+    if (ztb_jwk_parse(jwk, strlen(jwk), 0, &k) != ZTB_OK)
+        return refuse(resp, ZTB_ERR_KEY, "the agent's enrolled key is unusable");
+    char store_buf[ASSERTION_MAX];
+    ztb_buf payload;
+    ztb_buf_init_fixed(&payload, store_buf, sizeof(store_buf));
+    ztb_jws_header hdr;
+    rv = ztb_jws_verify_with_key(k, tok, len, NULL, &hdr, &payload);
+    ztb_key_free(k);
+    if (rv != ZTB_OK) {
+        char why[96];
+        snprintf(why, sizeof(why), "client assertion refused: %s", ztb_strerror(rv));
+        return refuse(resp, rv, why);
+    }
+    if (memchr(store_buf, '\0', payload.len) != NULL)
+        return refuse(resp, ZTB_ERR_JSON, "client assertion claims are not JSON");
+    json_error_t e;
+    json_t *c = json_loadb(store_buf, payload.len, JSON_REJECT_DUPLICATES, &e);
+    if (!json_is_object(c)) {
+        json_decref(c);
+        return refuse(resp, ZTB_ERR_JSON, "client assertion claims are not a JSON object");
+    }
+    char spiffe[400];
+    snprintf(spiffe, sizeof(spiffe), "spiffe://%s/agent/%s", g_trust_domain, agent);
+    const char *jti = NULL, *why = NULL;
+    int64_t exp = 0;
+    rv = check_claims(c, spiffe, now, identity_exp, &jti, &exp, &why);
+    if (rv != ZTB_OK) {
+        json_decref(c);
+        return refuse(resp, rv, why);
+    }
+    int64_t ttl = exp + ASSERTION_SKEW - now;
+    rv = store_assertion_seen(agent, jti, (uint64_t)(ttl > 0 ? ttl : 1) * 1000u);
+    json_decref(c);
+    if (rv == ZTB_ERR_REPLAY) {
+        char actor[96];
+        snprintf(actor, sizeof(actor), "agent:%s", agent);
+        audit("auth.assertion_replay", actor, 0, ZTB_F_STR("agent", agent));
+        ztb_log(ZTB_LOG_WARN, "auth.assertion_replay", ZTB_F_STR("agent", agent));
+        return refuse(resp, rv, "client assertion already used (jti replay)");
+    }
+    if (rv != ZTB_OK)
+        return refuse(resp, rv, "cannot record the assertion");
+    memcpy(id->agent, agent, sizeof(agent));
+    id->method = CLIENT_AUTH_ASSERTION;
+    id->session_generation = 0;
+    return ZTB_OK;
+}
+
+ztb_err client_auth(const char *assertion_type, const char *assertion, int64_t now,
+                    int allow_session, struct client_identity *id, struct http_resp *resp)
+{
+    memset(id, 0, sizeof(*id));
+    if (assertion_type == NULL || assertion == NULL)
+        return refuse(resp, ZTB_ERR_INVALID_CLIENT,
+                      "client authentication required (client_assertion_type and "
+                      "client_assertion)");
+    if (strcmp(assertion_type, CLIENT_ASSERTION_TYPE_SESSION) == 0) {
+        if (!allow_session)
+            return refuse(resp, ZTB_ERR_INVALID_CLIENT,
+                          "a session credential cannot authenticate this request");
+        struct session_claims sc;
+        ztb_err rv = session_verify(assertion, strlen(assertion), now, &sc);
+        if (rv == ZTB_ERR_EXPIRED)
+            return refuse(resp, rv, "session expired: create a new one at /v1/session");
+        if (rv != ZTB_OK)
+            return refuse(resp, rv, "invalid session credential");
+        memcpy(id->agent, sc.agent, sizeof(id->agent));
+        id->method = CLIENT_AUTH_SESSION;
+        id->session_generation = sc.generation;
+        return ZTB_OK;
+    }
+    if (strcmp(assertion_type, CLIENT_ASSERTION_TYPE_JWT) == 0)
+        return auth_assertion(assertion, now, id, resp);
+    return refuse(resp, ZTB_ERR_INVALID_CLIENT, "unsupported client_assertion_type");
+}

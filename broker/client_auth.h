@@ -1,0 +1,59 @@
+/*
+ * client_auth.h - who is calling: client authentication for the public API.
+ *
+ *   session    client_assertion_type = urn:ztb:params:oauth:client-assertion-type:session
+ *              one HMAC (session.c); the per-action path
+ *   assertion  client_assertion_type = urn:ietf:params:oauth:client-assertion-type:jwt-bearer
+ *              RFC 7523 private_key_jwt: ES256 with the key of the agent's
+ *              current identity document, aud = <issuer>/v1/token, exp at
+ *              most 60 s after iat, jti never seen before (Redis)
+ *
+ * Failures are invalid_client (401) with a description that helps an
+ * honest client and tells an attacker nothing about keys; Redis trouble is
+ * 503. Every failure is also counted, and replays are audited (they are
+ * anomaly signals).
+ */
+#ifndef ZTB_BROKER_CLIENT_AUTH_H
+#define ZTB_BROKER_CLIENT_AUTH_H
+
+#include <stdint.h>
+
+#include <ztb/error.h>
+
+#include "broker/form.h"
+#include "broker/http.h"
+#include "broker/store.h"
+
+#define CLIENT_ASSERTION_TYPE_JWT     "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+#define CLIENT_ASSERTION_TYPE_SESSION "urn:ztb:params:oauth:client-assertion-type:session"
+
+enum client_auth_method {
+    CLIENT_AUTH_SESSION = 1,
+    CLIENT_AUTH_ASSERTION = 2,
+    CLIENT_AUTH_MTLS = 3,
+};
+
+struct client_identity {
+    char agent[STORE_NAME_MAX + 1];
+    enum client_auth_method method;
+    int64_t session_generation; /* CLIENT_AUTH_SESSION: the generation it binds */
+};
+
+/*
+ * Authenticate the caller from the two client_assertion parameters (values
+ * may be NULL when absent). allow_session: accept a session credential.
+ * On failure fills resp (401/503) and returns the error.
+ */
+ztb_err client_auth(const char *assertion_type, const char *assertion, int64_t now,
+                    int allow_session, struct client_identity *id, struct http_resp *resp);
+
+/* The token endpoint URL, which client assertions and DPoP proofs name:
+ * "<issuer>/v1/token". */
+const char *client_auth_token_endpoint(void);
+
+/* Set the issuer the endpoints derive from, and the trust domain agents'
+ * SPIFFE IDs must be in (at start-up, before threads). */
+void client_auth_set_issuer(const char *issuer);
+void client_auth_set_trust_domain(const char *td);
+
+#endif /* ZTB_BROKER_CLIENT_AUTH_H */

@@ -1,0 +1,253 @@
+/*
+ * enroll.c - enrollment, renewal and sessions (see enroll.h).
+ *
+ * A join token is looked at first and only used once the CSR has been
+ * checked for the agent it names, so a typo in a CSR does not burn the
+ * token; the use itself is atomic in Redis, so two racing enrollments with
+ * one token cannot both win.
+ */
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include <jansson.h>
+
+#include "broker/audit.h"
+#include "broker/broker.h"
+#include "broker/client_auth.h"
+#include "broker/enroll.h"
+#include "broker/form.h"
+#include "broker/keys.h"
+#include "broker/session.h"
+#include "broker/store.h"
+#include "common/buf.h"
+#include "common/log.h"
+#include "common/secret.h"
+#include "pki/ca.h"
+#include "pki/csr.h"
+#include "pki/jwk.h"
+
+#define CSR_MAX 8192
+
+static void unavailable(struct http_resp *resp)
+{
+    http_resp_error(resp, 503, "temporarily_unavailable", "Redis is not answering");
+    http_resp_header(resp, "Retry-After", "1");
+}
+
+static void actor_of(const char *agent, char *out, size_t cap)
+{
+    snprintf(out, cap, "agent:%s", agent);
+}
+
+/*
+ * Check the CSR for agent, issue the identity document, record its key,
+ * and answer 201. Returns 0 if resp was filled with an error.
+ */
+static int issue_identity(const char *agent, const char *csr, int64_t now, struct http_resp *resp)
+{
+    const ztb_ca *ca = keys_ca();
+    if (ca == NULL) {
+        http_resp_error(resp, 503, "temporarily_unavailable",
+                        "no agent CA: an operator must run `ztbctl ca init`");
+        return 0;
+    }
+    char spiffe[300];
+    snprintf(spiffe, sizeof(spiffe), "spiffe://%s/agent/%s", g_broker.cfg.trust_domain, agent);
+    size_t csr_len = strlen(csr);
+    ztb_key *pub = NULL;
+    ztb_err rv = ztb_csr_check(csr, csr_len, spiffe, &pub);
+    if (rv != ZTB_OK) {
+        char why[512];
+        snprintf(why, sizeof(why),
+                 "CSR refused (%s): it must be signed by a P-256 key and name "
+                 "exactly %s",
+                 ztb_strerror(rv), spiffe);
+        http_resp_error(resp, 400, "invalid_request", why);
+        return 0;
+    }
+    ztb_buf jwk, cert, chain;
+    ztb_buf_init(&jwk, 1024);
+    ztb_buf_init(&cert, 16384);
+    ztb_buf_init(&chain, 65536);
+    int64_t ttl = g_broker.cfg.identity_ttl_s;
+    rv = ztb_jwk_render(pub, &jwk);
+    ztb_key_free(pub);
+    if (rv == ZTB_OK)
+        rv = ztb_ca_issue(ca, csr, csr_len, agent, now, ttl, &cert);
+    if (rv == ZTB_OK)
+        rv = ztb_ca_cert_pem(ca, &chain);
+    if (rv != ZTB_OK) {
+        http_resp_error(resp, rv == ZTB_ERR_CSR || rv == ZTB_ERR_SPIFFE_ID ? 400 : 500,
+                        rv == ZTB_ERR_CSR ? "invalid_request" : "server_error", ztb_strerror(rv));
+        goto out;
+    }
+    int64_t exp = now + ttl;
+    rv = store_agent_set_identity(agent, ztb_buf_cstr(&jwk), exp);
+    if (rv != ZTB_OK) {
+        if (rv == ZTB_ERR_UNAVAILABLE)
+            unavailable(resp);
+        else
+            http_resp_error(resp, 400, "invalid_grant", "unknown agent");
+        goto out;
+    }
+    json_t *j = json_pack("{s:s,s:s,s:s,s:I}", "spiffe_id", spiffe, "identity", ztb_buf_cstr(&cert),
+                          "ca", ztb_buf_cstr(&chain), "expires_at", (json_int_t)exp);
+    http_resp_json_value(resp, 201, j);
+out:
+    ztb_buf_free(&jwk);
+    ztb_buf_free(&cert);
+    ztb_buf_free(&chain);
+    return rv == ZTB_OK;
+}
+
+static const char *str_field(json_t *o, const char *k)
+{
+    return json_string_value(json_object_get(o, k));
+}
+
+void handle_enroll(struct http_req *req, struct http_resp *resp)
+{
+    int64_t now = (int64_t)time(NULL);
+    json_t *body = http_req_json_object(req, resp);
+    if (body == NULL)
+        return;
+    const char *tok = str_field(body, "join_token");
+    const char *csr = str_field(body, "csr");
+    if (tok == NULL || csr == NULL || json_object_size(body) != 2 || strlen(csr) > CSR_MAX) {
+        http_resp_error(resp, 400, "invalid_request",
+                        "the body must be {\"join_token\": ..., \"csr\": PEM}");
+        json_decref(body);
+        return;
+    }
+    char agent[STORE_NAME_MAX + 1], actor[96];
+    int reused = 0;
+    ztb_err rv = store_join_peek(tok, agent, &reused);
+    if (rv == ZTB_OK) {
+        struct store_agent a;
+        rv = store_agent_get(agent, &a);
+        if (rv == ZTB_OK && strcmp(a.status, "active") != 0)
+            rv = ZTB_ERR_STATE;
+    }
+    if (rv == ZTB_OK) {
+        /* check the CSR before the token is used */
+        char spiffe[300];
+        snprintf(spiffe, sizeof(spiffe), "spiffe://%s/agent/%s", g_broker.cfg.trust_domain, agent);
+        ztb_key *pub = NULL;
+        if (ztb_csr_check(csr, strlen(csr), spiffe, &pub) != ZTB_OK) {
+            ztb_key_free(pub);
+            issue_identity(agent, csr, now, resp); /* fills the precise CSR error */
+            json_decref(body);
+            return;
+        }
+        ztb_key_free(pub);
+        char used_by[STORE_NAME_MAX + 1];
+        rv = store_join_consume(tok, used_by, &reused);
+        if (rv == ZTB_OK && strcmp(used_by, agent) != 0)
+            rv = ZTB_ERR_JOIN_TOKEN;
+    }
+    if (rv == ZTB_ERR_UNAVAILABLE) {
+        unavailable(resp);
+    } else if (rv == ZTB_ERR_STATE) {
+        http_resp_error(resp, 400, "invalid_grant", "the agent is disabled");
+    } else if (rv != ZTB_OK) {
+        if (reused) {
+            actor_of(agent, actor, sizeof(actor));
+            audit("enroll.join_token_reused", actor, 1, ZTB_F_STR("agent", agent));
+            ztb_log(ZTB_LOG_WARN, "enroll.join_token_reused", ZTB_F_STR("agent", agent));
+        }
+        http_resp_error(resp, 400, "invalid_grant", "join token unknown, used or expired");
+    } else if (issue_identity(agent, csr, now, resp)) {
+        actor_of(agent, actor, sizeof(actor));
+        audit("enroll.identity_issued", actor, 1, ZTB_F_STR("agent", agent),
+              ZTB_F_INT("ttl", g_broker.cfg.identity_ttl_s));
+    }
+    json_decref(body);
+}
+
+void handle_renew(struct http_req *req, struct http_resp *resp)
+{
+    int64_t now = (int64_t)time(NULL);
+    json_t *body = http_req_json_object(req, resp);
+    if (body == NULL)
+        return;
+    const char *csr = str_field(body, "csr");
+    if (csr == NULL || strlen(csr) > CSR_MAX) {
+        http_resp_error(resp, 400, "invalid_request", "csr (PEM) required");
+        json_decref(body);
+        return;
+    }
+    struct client_identity id;
+    if (client_auth(str_field(body, "client_assertion_type"), str_field(body, "client_assertion"),
+                    now, 0, &id, resp) == ZTB_OK) {
+        struct store_agent a;
+        ztb_err rv = store_agent_get(id.agent, &a);
+        if (rv == ZTB_ERR_UNAVAILABLE) {
+            unavailable(resp);
+        } else if (rv != ZTB_OK || strcmp(a.status, "active") != 0 || a.quarantined) {
+            http_resp_error(resp, 403, "access_denied", "the agent is disabled or quarantined");
+        } else if (issue_identity(id.agent, csr, now, resp)) {
+            char actor[96];
+            actor_of(id.agent, actor, sizeof(actor));
+            audit("enroll.identity_renewed", actor, 1, ZTB_F_STR("agent", id.agent));
+        }
+    }
+    json_decref(body);
+}
+
+void handle_session(struct http_req *req, struct http_resp *resp)
+{
+    int64_t now = (int64_t)time(NULL);
+    if (!http_req_content_type_is(req, "application/x-www-form-urlencoded")) {
+        http_resp_error(resp, 415, "invalid_request",
+                        "Content-Type must be application/x-www-form-urlencoded");
+        return;
+    }
+    static const char *const allowed[] = {"client_assertion_type", "client_assertion", NULL};
+    struct form f;
+    ztb_err rv = form_parse(&f, req->body, req->body_len, allowed);
+    if (rv != ZTB_OK) {
+        char why[128];
+        snprintf(why, sizeof(why), "%s%s%s",
+                 rv == ZTB_ERR_EXISTS ? "repeated parameter "
+                                      : "malformed form or unknown parameter ",
+                 f.bad_name[0] ? f.bad_name : "", "");
+        http_resp_error(resp, 400, "invalid_request", why);
+        return;
+    }
+    struct client_identity id;
+    if (client_auth(form_get(&f, "client_assertion_type"), form_get(&f, "client_assertion"), now, 0,
+                    &id, resp) != ZTB_OK) {
+        form_free(&f);
+        return;
+    }
+    form_free(&f);
+    struct store_agent a;
+    rv = store_agent_get(id.agent, &a);
+    if (rv == ZTB_ERR_UNAVAILABLE) {
+        unavailable(resp);
+        return;
+    }
+    if (rv != ZTB_OK || strcmp(a.status, "active") != 0) {
+        http_resp_error(resp, 401, "invalid_client", "unknown or disabled agent");
+        return;
+    }
+    if (a.quarantined) {
+        http_resp_error(resp, 403, "access_denied", "the agent is quarantined");
+        return;
+    }
+    char cred[SESSION_CRED_MAX];
+    unsigned ttl = g_broker.cfg.session_ttl_s;
+    rv = session_mint(id.agent, a.generation, now + ttl, cred);
+    if (rv != ZTB_OK) {
+        http_resp_error(resp, 500, "server_error", "cannot mint a session");
+        return;
+    }
+    json_t *j = json_pack("{s:s,s:I,s:s}", "session", cred, "expires_in", (json_int_t)ttl,
+                          "token_type", "ztb-session");
+    ztb_wipe(cred, sizeof(cred));
+    http_resp_json_value(resp, 200, j);
+    char actor[96];
+    actor_of(id.agent, actor, sizeof(actor));
+    audit("auth.session_created", actor, 0, ZTB_F_STR("agent", id.agent), ZTB_F_INT("ttl", ttl));
+}

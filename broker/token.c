@@ -1,0 +1,495 @@
+/*
+ * token.c - the token exchange endpoint (see token.h).
+ */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <jansson.h>
+
+#include "broker/audit.h"
+#include "broker/broker.h"
+#include "broker/claims.h"
+#include "broker/client_auth.h"
+#include "broker/form.h"
+#include "broker/keys.h"
+#include "broker/metrics.h"
+#include "broker/store.h"
+#include "broker/token.h"
+#include "common/log.h"
+#include "common/secret.h"
+#include "pki/dpop.h"
+#include "pki/jws.h"
+#include "policy/policy.h"
+
+#define GRANT_TOKEN_EXCHANGE "urn:ietf:params:oauth:grant-type:token-exchange"
+#define TOKEN_TYPE_ACCESS    "urn:ietf:params:oauth:token-type:access_token"
+#define FIELD_MAX            512
+#define DETAILS_MAX          4096
+#define TOKEN_MAX            8192
+#define DPOP_MAX_AGE         60
+
+static const char *const allowed_params[] = {"grant_type",
+                                             "client_assertion_type",
+                                             "client_assertion",
+                                             "audience",
+                                             "scope",
+                                             "resource",
+                                             "authorization_details",
+                                             "subject_token",
+                                             "subject_token_type",
+                                             "requested_token_type",
+                                             NULL};
+
+/* Everything one request carries through the checks. */
+struct token_req {
+    struct form f;
+    struct client_identity id;
+    const char *audience, *action, *resource;
+    json_t *details;   /* parsed authorization_details (array), or NULL */
+    char *limits_json; /* its limits object as text, or NULL */
+    char act_sub[512]; /* delegation: on whose behalf ("" if none) */
+    ztb_dpop_result dpop;
+    int has_dpop;
+    char actor[96];
+    int64_t now;
+};
+
+static void unavailable(struct http_resp *resp)
+{
+    http_resp_error(resp, 503, "temporarily_unavailable",
+                    "Redis is not answering; nothing was issued");
+    http_resp_header(resp, "Retry-After", "1");
+}
+
+/* printable ASCII without spaces, 1..FIELD_MAX bytes */
+static int field_ok(const char *s, int allow_space)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > FIELD_MAX)
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c < 0x20 || c == 0x7f || (!allow_space && c == ' '))
+            return 0;
+    }
+    return 1;
+}
+
+/* one action: service:verb from [a-z0-9._-], no glob */
+static int action_ok(const char *s)
+{
+    const char *colon = strchr(s, ':');
+    if (colon == NULL || colon == s || colon[1] == '\0' || strlen(s) > 128)
+        return 0;
+    for (const char *p = s; *p; p++) {
+        char c = *p;
+        int ok = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' || c == '_' ||
+                 c == '-' || (c == ':' && p == colon);
+        if (!ok)
+            return 0;
+    }
+    return 1;
+}
+
+/*
+ * authorization_details: a JSON array with exactly one ztb_action object;
+ * it may name the resource (identifier) and carry limits (an object).
+ */
+static int parse_details(struct token_req *t, const char *text, struct http_resp *resp)
+{
+    size_t n = strlen(text);
+    if (n > DETAILS_MAX) {
+        http_resp_error(resp, 400, "invalid_request", "authorization_details too large");
+        return 0;
+    }
+    json_error_t e;
+    json_t *j = json_loadb(text, n, JSON_REJECT_DUPLICATES, &e);
+    json_t *o = json_is_array(j) && json_array_size(j) == 1 ? json_array_get(j, 0) : NULL;
+    const char *type = o ? json_string_value(json_object_get(o, "type")) : NULL;
+    if (o == NULL || !json_is_object(o) || type == NULL || strcmp(type, "ztb_action") != 0) {
+        json_decref(j);
+        http_resp_error(resp, 400, "invalid_authorization_details",
+                        "authorization_details must be [{\"type\":\"ztb_action\", ...}]");
+        return 0;
+    }
+    const char *k;
+    json_t *v;
+    json_object_foreach(o, k, v)
+    {
+        static const char *const known[] = {"type",    "identifier", "limits",
+                                            "actions", "locations",  NULL};
+        int ok = 0;
+        for (const char *const *p = known; *p; p++)
+            ok |= strcmp(*p, k) == 0;
+        if (!ok) {
+            json_decref(j);
+            http_resp_error(resp, 400, "invalid_authorization_details",
+                            "unknown member in authorization_details");
+            return 0;
+        }
+    }
+    json_t *id = json_object_get(o, "identifier");
+    if (id != NULL) {
+        const char *r = json_string_value(id);
+        if (r == NULL || !field_ok(r, 0) || (t->resource != NULL && strcmp(t->resource, r) != 0)) {
+            json_decref(j);
+            http_resp_error(resp, 400, "invalid_authorization_details",
+                            "identifier must be a string and equal resource if both are given");
+            return 0;
+        }
+        t->resource = r; /* lives as long as t->details */
+    }
+    json_t *acts = json_object_get(o, "actions");
+    if (acts != NULL && !(json_is_array(acts) && json_array_size(acts) == 1 &&
+                          json_is_string(json_array_get(acts, 0)) &&
+                          strcmp(json_string_value(json_array_get(acts, 0)), t->action) == 0)) {
+        json_decref(j);
+        http_resp_error(resp, 400, "invalid_authorization_details",
+                        "actions, if given, must be [scope]");
+        return 0;
+    }
+    json_t *lim = json_object_get(o, "limits");
+    if (lim != NULL) {
+        if (!json_is_object(lim)) {
+            json_decref(j);
+            http_resp_error(resp, 400, "invalid_authorization_details", "limits must be an object");
+            return 0;
+        }
+        t->limits_json = json_dumps(lim, JSON_COMPACT | JSON_SORT_KEYS);
+    }
+    t->details = j;
+    return 1;
+}
+
+/* Delegation: the subject token must be one of ours, for us, alive. */
+static int check_subject_token(struct token_req *t, struct keys_state *ks, const char *tok,
+                               const char *type, struct http_resp *resp)
+{
+    if (type == NULL || strcmp(type, TOKEN_TYPE_ACCESS) != 0) {
+        http_resp_error(resp, 400, "invalid_request",
+                        "subject_token_type must be " TOKEN_TYPE_ACCESS);
+        return 0;
+    }
+    ztb_jws_header hdr;
+    char store[TOKEN_MAX];
+    ztb_buf payload;
+    ztb_buf_init_fixed(&payload, store, sizeof(store));
+    ztb_err rv = ztb_jws_verify(ks->keyset, tok, strlen(tok), NULL, &hdr, &payload);
+    json_t *c = NULL;
+    if (rv == ZTB_OK && ztb_jws_header_typ_is(&hdr, "at+jwt") &&
+        memchr(store, '\0', payload.len) == NULL) {
+        json_error_t e;
+        c = json_loadb(store, payload.len, JSON_REJECT_DUPLICATES, &e);
+    }
+    const char *iss = c ? json_string_value(json_object_get(c, "iss")) : NULL;
+    const char *aud = c ? json_string_value(json_object_get(c, "aud")) : NULL;
+    const char *sub = c ? json_string_value(json_object_get(c, "sub")) : NULL;
+    json_t *exp = c ? json_object_get(c, "exp") : NULL;
+    int ok = iss && aud && sub && json_is_integer(exp) && strcmp(iss, g_broker.issuer) == 0 &&
+             strcmp(aud, g_broker.issuer) == 0 && t->now < (int64_t)json_integer_value(exp) &&
+             strlen(sub) < sizeof(t->act_sub);
+    if (ok)
+        memcpy(t->act_sub, sub, strlen(sub) + 1);
+    json_decref(c);
+    if (!ok) {
+        http_resp_error(resp, 400, "invalid_grant",
+                        "subject_token is not a live token of this broker addressed to it");
+        return 0;
+    }
+    return 1;
+}
+
+static void ip_of(const struct http_req *req, policy_ip *ip)
+{
+    memset(ip, 0, sizeof(*ip));
+    if (req->peer == NULL)
+        return;
+    if (req->peer->sa_family == AF_INET) {
+        ip->family = 4;
+        memcpy(ip->addr, &((const struct sockaddr_in *)req->peer)->sin_addr, 4);
+    } else if (req->peer->sa_family == AF_INET6) {
+        ip->family = 6;
+        memcpy(ip->addr, &((const struct sockaddr_in6 *)req->peer)->sin6_addr, 16);
+    }
+}
+
+static void denied(struct token_req *t, struct http_resp *resp, unsigned status, const char *code,
+                   const char *why, const char *rule)
+{
+    http_resp_error(resp, status, code, why);
+    metrics_add(METRIC_TOKENS_DENIED, 1);
+    audit("token.denied", t->actor, 0, ZTB_F_STR("agent", t->id.agent),
+          ZTB_F_STR("action", t->action), ZTB_F_STR("audience", t->audience),
+          ZTB_F_STR("resource", t->resource ? t->resource : ""), ZTB_F_STR("reason", why),
+          ZTB_F_STR("rule", rule));
+}
+
+/* Parse and check the request up to (not including) policy. 0: resp filled. */
+static int read_request(struct token_req *t, struct http_req *req, struct http_resp *resp)
+{
+    if (!http_req_content_type_is(req, "application/x-www-form-urlencoded")) {
+        http_resp_error(resp, 415, "invalid_request",
+                        "Content-Type must be application/x-www-form-urlencoded");
+        return 0;
+    }
+    ztb_err rv = form_parse(&t->f, req->body, req->body_len, allowed_params);
+    if (rv != ZTB_OK) {
+        char why[128];
+        if (rv == ZTB_ERR_EXISTS)
+            snprintf(why, sizeof(why), "parameter '%s' given more than once", t->f.bad_name);
+        else if (t->f.bad_name[0] != '\0')
+            snprintf(why, sizeof(why), "unknown parameter '%s'", t->f.bad_name);
+        else
+            snprintf(why, sizeof(why), "malformed form encoding");
+        http_resp_error(resp, 400, "invalid_request", why);
+        return 0;
+    }
+    const char *gt = form_get(&t->f, "grant_type");
+    if (gt == NULL || strcmp(gt, GRANT_TOKEN_EXCHANGE) != 0) {
+        http_resp_error(resp, 400, gt ? "unsupported_grant_type" : "invalid_request",
+                        "grant_type must be " GRANT_TOKEN_EXCHANGE);
+        return 0;
+    }
+    const char *rtt = form_get(&t->f, "requested_token_type");
+    if (rtt != NULL && strcmp(rtt, TOKEN_TYPE_ACCESS) != 0) {
+        http_resp_error(resp, 400, "invalid_request",
+                        "requested_token_type must be " TOKEN_TYPE_ACCESS);
+        return 0;
+    }
+    if (client_auth(form_get(&t->f, "client_assertion_type"), form_get(&t->f, "client_assertion"),
+                    t->now, 1, &t->id, resp) != ZTB_OK)
+        return 0;
+    snprintf(t->actor, sizeof(t->actor), "agent:%s", t->id.agent);
+    t->audience = form_get(&t->f, "audience");
+    t->action = form_get(&t->f, "scope");
+    t->resource = form_get(&t->f, "resource");
+    if (t->audience == NULL || !field_ok(t->audience, 0)) {
+        http_resp_error(resp, 400, "invalid_request",
+                        "audience required: one printable name without spaces");
+        return 0;
+    }
+    if (t->action == NULL || !action_ok(t->action)) {
+        http_resp_error(resp, 400, "invalid_scope",
+                        "scope must be exactly one action service:verb of [a-z0-9._-]");
+        return 0;
+    }
+    if (t->resource != NULL && !field_ok(t->resource, 0)) {
+        http_resp_error(resp, 400, "invalid_request", "resource must be printable, no spaces");
+        return 0;
+    }
+    const char *ad = form_get(&t->f, "authorization_details");
+    if (ad != NULL && !parse_details(t, ad, resp))
+        return 0;
+    return 1;
+}
+
+/* DPoP proof on this request, if any: checked and its jti remembered. */
+static int read_dpop(struct token_req *t, struct http_req *req, struct http_resp *resp)
+{
+    const char *proof = http_req_header(req, "DPoP");
+    if (proof == NULL)
+        return 1;
+    ztb_err rv = ztb_dpop_proof_check(proof, strlen(proof), "POST", client_auth_token_endpoint(),
+                                      NULL, t->now, DPOP_MAX_AGE, 5, &t->dpop);
+    if (rv == ZTB_OK)
+        rv = store_dpop_seen(t->id.agent, t->dpop.jti, (DPOP_MAX_AGE + 10) * 1000u);
+    if (rv == ZTB_ERR_UNAVAILABLE) {
+        unavailable(resp);
+        return 0;
+    }
+    if (rv != ZTB_OK) {
+        http_resp_error(resp, 400, "invalid_dpop_proof",
+                        rv == ZTB_ERR_REPLAY ? "DPoP proof replayed" : ztb_strerror(rv));
+        return 0;
+    }
+    t->has_dpop = 1;
+    return 1;
+}
+
+static void issue(struct token_req *t, struct keys_state *ks, const policy_decision *d,
+                  const struct store_check *ck, struct http_resp *resp)
+{
+    uint32_t ttl = d->ob.ttl;
+    if (ttl == 0 || ttl > ks->max_token_ttl)
+        ttl = ks->max_token_ttl;
+    char spiffe[300];
+    snprintf(spiffe, sizeof(spiffe), "spiffe://%s/agent/%s", g_broker.cfg.trust_domain,
+             t->id.agent);
+    struct token_claims c = {
+        .iss = g_broker.issuer,
+        .agent = t->id.agent,
+        .spiffe_id = spiffe,
+        .audience = t->audience,
+        .action = t->action,
+        .resource = t->resource,
+        .limits_json = t->limits_json,
+        .act_sub = t->act_sub[0] ? t->act_sub : NULL,
+        .cnf_jkt = t->has_dpop ? t->dpop.jkt : NULL,
+        .rule = d->rule,
+        .iat = t->now,
+        .exp = t->now + ttl,
+        .generation = ck->generation,
+        .single_use = d->ob.single_use,
+    };
+    char claims_store[TOKEN_MAX], tok_store[TOKEN_MAX];
+    ztb_buf cb, tb;
+    ztb_buf_init_fixed(&cb, claims_store, sizeof(claims_store));
+    ztb_buf_init_fixed(&tb, tok_store, sizeof(tok_store));
+    ztb_jws_sign_opts so = {.typ = "at+jwt"};
+    ztb_err rv = claims_new_jti(&c);
+    if (rv == ZTB_OK)
+        rv = claims_write(&c, &cb);
+    if (rv == ZTB_OK)
+        rv = ztb_jws_sign(ks->active, &so, claims_store, cb.len, &tb);
+    if (rv != ZTB_OK) {
+        http_resp_error(resp, 500, "server_error", "cannot sign the token");
+        ztb_log(ZTB_LOG_ERROR, "token.sign_failed", ZTB_F_ERR(rv));
+        return;
+    }
+    /* the audit line is written before the token is answered */
+    if (audit("token.issued", t->actor, 0, ZTB_F_STR("agent", t->id.agent),
+              ZTB_F_STR("action", t->action), ZTB_F_STR("audience", t->audience),
+              ZTB_F_STR("resource", t->resource ? t->resource : ""), ZTB_F_STR("jti", c.jti),
+              ZTB_F_STR("rule", d->rule), ZTB_F_INT("ttl", ttl), ZTB_F_INT("gen", ck->generation),
+              ZTB_F_BOOL("dpop", t->has_dpop), ZTB_F_BOOL("single_use", d->ob.single_use),
+              ZTB_F_STR("on_behalf_of", t->act_sub[0] ? t->act_sub : NULL)) != ZTB_OK) {
+        http_resp_error(resp, 503, "temporarily_unavailable", "audit log unavailable");
+        http_resp_header(resp, "Retry-After", "1");
+        ztb_wipe(tok_store, sizeof(tok_store));
+        return;
+    }
+    metrics_token_issued(t->audience);
+    ztb_buf *o = &resp->body;
+    ztb_buf_reset(o);
+    ztb_buf_append_str(o, "{\"access_token\":\"");
+    ztb_buf_append(o, tok_store, tb.len);
+    ztb_buf_printf(o,
+                   "\",\"issued_token_type\":\"" TOKEN_TYPE_ACCESS
+                   "\",\"token_type\":\"%s\",\"expires_in\":%u,\"scope\":\"",
+                   t->has_dpop ? "DPoP" : "Bearer", ttl);
+    ztb_buf_append_json_escaped(o, t->action, strlen(t->action));
+    ztb_buf_append_str(o, "\"}");
+    resp->status = 200;
+    resp->content_type = "application/json";
+    ztb_wipe(tok_store, sizeof(tok_store));
+}
+
+void handle_token(struct http_req *req, struct http_resp *resp)
+{
+    struct token_req t;
+    memset(&t, 0, sizeof(t));
+    t.now = (int64_t)time(NULL);
+    struct keys_state *ks = NULL;
+    policy *pol = NULL;
+    if (!read_request(&t, req, resp) || !read_dpop(&t, req, resp))
+        goto out;
+    ks = keys_acquire();
+    if (ks == NULL || ks->active == NULL) {
+        http_resp_error(resp, 503, "temporarily_unavailable", "no active signing key");
+        http_resp_header(resp, "Retry-After", "5");
+        goto out;
+    }
+    const char *st = form_get(&t.f, "subject_token");
+    if (st != NULL && !check_subject_token(&t, ks, st, form_get(&t.f, "subject_token_type"), resp))
+        goto out;
+
+    pol = g_broker.policy ? policy_holder_acquire(g_broker.policy) : NULL;
+    if (pol == NULL) {
+        denied(&t, resp, 403, "access_denied", "no policy is loaded: everything is denied", NULL);
+        goto out;
+    }
+    policy_decision d;
+    policy_request pr = {
+        .agent = t.id.agent,
+        .action = t.action,
+        .audience = t.audience,
+        .resource = t.resource ? t.resource : "",
+        .ctx = {.now = t.now,
+                .act = t.act_sub[0] ? t.act_sub : NULL,
+                .authorization_details = t.details},
+    };
+    ip_of(req, &pr.ctx.source);
+    if (policy_eval(pol, &pr, &d) != ZTB_OK || d.effect == POLICY_DENY) {
+        char why[300];
+        ztb_buf wb;
+        ztb_buf_init_fixed(&wb, why, sizeof(why));
+        policy_decision_describe(&d, &wb);
+        denied(&t, resp, 403, "access_denied", why, d.rule);
+        goto out;
+    }
+    if (d.effect == POLICY_APPROVAL_REQUIRED) {
+        denied(&t, resp, 403, "approval_required", "policy requires a human's approval first",
+               d.rule);
+        goto out;
+    }
+    if ((d.ob.binding == POLICY_BINDING_DPOP || d.ob.binding == POLICY_BINDING_ANY) &&
+        !t.has_dpop) {
+        denied(&t, resp, 400, "invalid_request",
+               "policy requires a DPoP-bound token: send a "
+               "DPoP proof",
+               d.rule);
+        goto out;
+    }
+    if (d.ob.binding == POLICY_BINDING_MTLS) {
+        denied(&t, resp, 403, "access_denied", "policy requires an mTLS-bound token", d.rule);
+        goto out;
+    }
+
+    struct store_rate ar = {d.ob.per_agent.rate, d.ob.per_agent.burst, d.ob.per_agent.period};
+    struct store_rate xr = {d.ob.per_action.rate, d.ob.per_action.burst, d.ob.per_action.period};
+    struct store_check ck;
+    ztb_err rv = store_issue_check(t.id.agent, t.action, t.audience, &ar, &xr, &ck);
+    if (rv == ZTB_ERR_UNAVAILABLE) {
+        unavailable(resp);
+        goto out;
+    }
+    if (rv != ZTB_OK) {
+        http_resp_error(resp, 400, "invalid_request", ztb_strerror(rv));
+        goto out;
+    }
+    switch (ck.verdict) {
+    case STORE_OK: break;
+    case STORE_UNKNOWN_AGENT:
+    case STORE_DISABLED:
+        http_resp_error(resp, 401, "invalid_client", "unknown or disabled agent");
+        goto out;
+    case STORE_QUARANTINED:
+        denied(&t, resp, 403, "access_denied", "the agent is quarantined", NULL);
+        goto out;
+    case STORE_AUDIENCE_KILLED:
+        denied(&t, resp, 403, "access_denied", "the audience is disabled", NULL);
+        goto out;
+    case STORE_RATE_AGENT:
+    case STORE_RATE_ACTION: {
+        unsigned secs = (ck.retry_after_ms + 999) / 1000;
+        denied(&t, resp, 429, "slow_down",
+               ck.verdict == STORE_RATE_AGENT ? "rate limit: agent" : "rate limit: agent x action",
+               d.rule);
+        http_resp_header(resp, "Retry-After", "%u", secs ? secs : 1);
+        goto out;
+    }
+    }
+    if (t.id.method == CLIENT_AUTH_SESSION && t.id.session_generation != ck.generation) {
+        http_resp_error(resp, 401, "invalid_client",
+                        "session revoked (the agent's tokens were revoked): create a new one");
+        goto out;
+    }
+    if (ck.approval_required) {
+        denied(&t, resp, 403, "approval_required",
+               "this agent needs a human's approval for every action now", d.rule);
+        goto out;
+    }
+    issue(&t, ks, &d, &ck, resp);
+out:
+    if (pol != NULL)
+        policy_holder_release(pol);
+    keys_release(ks);
+    json_decref(t.details);
+    if (t.limits_json != NULL)
+        ztb_free_secret_str(t.limits_json);
+    form_free(&t.f);
+}

@@ -1,0 +1,64 @@
+/*
+ * dpop.h - DPoP proofs (RFC 9449): proving possession of a key per request.
+ *
+ * A proof is a JWS, header {"typ":"dpop+jwt","alg":"ES256","jwk":<public
+ * key>}, claims {"jti","htm","htu","iat"} plus "ath" (base64url SHA-256 of
+ * the access token) when presented with one. The agent makes one per HTTP
+ * request; the broker checks it at /v1/token and binds the token to the key
+ * (cnf.jkt = the key's RFC 7638 thumbprint); a gateway checks it at the
+ * resource with the token's hash.
+ *
+ * Checking follows RFC 9449 §4.3: well formed; typ dpop+jwt; alg ES256
+ * (the only one accepted, pinned); the signature verifies with the embedded
+ * public key (a private member in it is refused); htm and htu match the
+ * request (htu compared without query and fragment); iat within
+ * [now - max_age - skew, now + skew]; ath equals the token's hash when a
+ * token is presented and is absent otherwise. Remembering jti to refuse a
+ * replay is the caller's job (it knows its replay store); out->jti is given
+ * for it. Every failure is ZTB_ERR_DPOP, except signature-level errors which
+ * keep their own codes from jws.h.
+ */
+#ifndef ZTB_PKI_DPOP_H
+#define ZTB_PKI_DPOP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <ztb/error.h>
+#include <ztb/export.h>
+
+#include "common/buf.h"
+#include "pki/jwk.h"
+#include "pki/key.h"
+
+#define ZTB_DPOP_JTI_MAX 128
+#define ZTB_DPOP_HTU_MAX 1024
+
+typedef struct ztb_dpop_result {
+    char jkt[ZTB_KID_LEN + 1];      /* thumbprint of the proof's key */
+    char jti[ZTB_DPOP_JTI_MAX + 1]; /* for the caller's replay check */
+    int64_t iat;
+} ztb_dpop_result;
+
+/*
+ * Append a proof for (htm, htu) at time iat signed by k to out. With
+ * access_token non-NULL the proof carries its ath. jti is 128 random bits.
+ * INVALID_ARG for an empty or over-long htm/htu. Thread-safe.
+ */
+ztb_err ztb_dpop_proof_make(const ztb_key *k, const char *htm, const char *htu, int64_t iat,
+                            const char *access_token, ztb_buf *out);
+
+/*
+ * Check proof[0..len) for a request (htm, htu) at time now, accepting an iat
+ * up to max_age_s old with skew_s either side. access_token: the token the
+ * request presents (its ath must match), or NULL (then the proof must have
+ * no ath). Fills out on success. Thread-safe; allocates only while parsing.
+ */
+ZTB_WUR ztb_err ztb_dpop_proof_check(const char *proof, size_t len, const char *htm,
+                                     const char *htu, const char *access_token, int64_t now,
+                                     unsigned max_age_s, unsigned skew_s, ztb_dpop_result *out);
+
+/* base64url(SHA-256(token)) into out (44 bytes with the NUL): the "ath". */
+ztb_err ztb_dpop_ath(const char *token, size_t len, char out[44]);
+
+#endif /* ZTB_PKI_DPOP_H */

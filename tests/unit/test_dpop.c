@@ -1,0 +1,212 @@
+/* test_dpop.c - DPoP proofs: made, checked, and every forgery refused. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "common/base64url.h"
+#include "pki/dpop.h"
+#include "pki/jws.h"
+
+#define HTU "https://broker.example/v1/token"
+#define NOW 1767225600
+
+static ztb_key *k1, *k2;
+
+static int setup(void **state)
+{
+    (void)state;
+    assert_int_equal(ztb_key_generate(&k1), ZTB_OK);
+    assert_int_equal(ztb_key_generate(&k2), ZTB_OK);
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    ztb_key_free(k1);
+    ztb_key_free(k2);
+    return 0;
+}
+
+static ztb_err check(const char *proof, const char *htm, const char *htu, const char *tok,
+                     int64_t now, ztb_dpop_result *r)
+{
+    return ztb_dpop_proof_check(proof, strlen(proof), htm, htu, tok, now, 60, 5, r);
+}
+
+/* Sign arbitrary header and claims text with key `signer`. */
+static void craft(const ztb_key *signer, const char *header, const char *claims, ztb_buf *out)
+{
+    ztb_jws_sign_opts o = {.header = header, .header_len = strlen(header)};
+    ztb_buf_reset(out);
+    assert_int_equal(ztb_jws_sign(signer, &o, claims, strlen(claims), out), ZTB_OK);
+}
+
+static void jwk_of(const ztb_key *k, char *out, size_t cap)
+{
+    ztb_buf b;
+    ztb_buf_init_fixed(&b, out, cap);
+    assert_int_equal(ztb_jwk_render(k, &b), ZTB_OK);
+}
+
+static void test_round_trip(void **state)
+{
+    (void)state;
+    ztb_buf p;
+    ztb_buf_init(&p, 8192);
+    assert_int_equal(ztb_dpop_proof_make(k1, "POST", HTU, NOW, NULL, &p), ZTB_OK);
+    ztb_dpop_result r;
+    assert_int_equal(check(ztb_buf_cstr(&p), "POST", HTU, NULL, NOW, &r), ZTB_OK);
+    assert_string_equal(r.jkt, ztb_key_kid(k1));
+    assert_int_equal(r.iat, NOW);
+    assert_true(strlen(r.jti) >= 22);
+    /* query and fragment are not compared */
+    assert_int_equal(check(ztb_buf_cstr(&p), "POST", HTU "?x=1#f", NULL, NOW, &r), ZTB_OK);
+    /* a second proof has another jti */
+    ztb_buf p2;
+    ztb_buf_init(&p2, 8192);
+    assert_int_equal(ztb_dpop_proof_make(k1, "POST", HTU, NOW, NULL, &p2), ZTB_OK);
+    ztb_dpop_result r2;
+    assert_int_equal(check(ztb_buf_cstr(&p2), "POST", HTU, NULL, NOW, &r2), ZTB_OK);
+    assert_string_not_equal(r.jti, r2.jti);
+    ztb_buf_free(&p);
+    ztb_buf_free(&p2);
+}
+
+static void test_request_mismatch_and_time(void **state)
+{
+    (void)state;
+    ztb_buf p;
+    ztb_buf_init(&p, 8192);
+    assert_int_equal(ztb_dpop_proof_make(k1, "POST", HTU, NOW, NULL, &p), ZTB_OK);
+    const char *s = ztb_buf_cstr(&p);
+    ztb_dpop_result r;
+    assert_int_equal(check(s, "GET", HTU, NULL, NOW, &r), ZTB_ERR_DPOP);
+    assert_int_equal(check(s, "post", HTU, NULL, NOW, &r), ZTB_ERR_DPOP);
+    assert_int_equal(check(s, "POST", "https://broker.example/v1/tokens", NULL, NOW, &r),
+                     ZTB_ERR_DPOP);
+    assert_int_equal(check(s, "POST", "https://evil.example/v1/token", NULL, NOW, &r),
+                     ZTB_ERR_DPOP);
+    /* iat window: [now - 60 - 5, now + 5] */
+    assert_int_equal(check(s, "POST", HTU, NULL, NOW + 65, &r), ZTB_OK);
+    assert_int_equal(check(s, "POST", HTU, NULL, NOW + 66, &r), ZTB_ERR_DPOP);
+    assert_int_equal(check(s, "POST", HTU, NULL, NOW - 5, &r), ZTB_OK);
+    assert_int_equal(check(s, "POST", HTU, NULL, NOW - 6, &r), ZTB_ERR_DPOP);
+    ztb_buf_free(&p);
+}
+
+static void test_ath(void **state)
+{
+    (void)state;
+    const char *tok = "eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJhIn0.c2ln";
+    ztb_buf p;
+    ztb_buf_init(&p, 8192);
+    assert_int_equal(ztb_dpop_proof_make(k1, "GET", "https://api/x", NOW, tok, &p), ZTB_OK);
+    ztb_dpop_result r;
+    assert_int_equal(check(ztb_buf_cstr(&p), "GET", "https://api/x", tok, NOW, &r), ZTB_OK);
+    assert_int_equal(check(ztb_buf_cstr(&p), "GET", "https://api/x", "other.token.x", NOW, &r),
+                     ZTB_ERR_DPOP);
+    /* an ath where no token is presented, and no ath where one is */
+    assert_int_equal(check(ztb_buf_cstr(&p), "GET", "https://api/x", NULL, NOW, &r), ZTB_ERR_DPOP);
+    ztb_buf_reset(&p);
+    assert_int_equal(ztb_dpop_proof_make(k1, "GET", "https://api/x", NOW, NULL, &p), ZTB_OK);
+    assert_int_equal(check(ztb_buf_cstr(&p), "GET", "https://api/x", tok, NOW, &r), ZTB_ERR_DPOP);
+    char ath[44];
+    assert_int_equal(ztb_dpop_ath(tok, strlen(tok), ath), ZTB_OK);
+    assert_int_equal(strlen(ath), 43);
+    ztb_buf_free(&p);
+}
+
+static void test_forgeries(void **state)
+{
+    (void)state;
+    char jwk1[512], hdr[1024], claims[512];
+    jwk_of(k1, jwk1, sizeof(jwk1));
+    snprintf(claims, sizeof(claims),
+             "{\"jti\":\"abcdefghijklmnop\",\"htm\":\"POST\",\"htu\":\"%s\",\"iat\":%d}", HTU, NOW);
+    ztb_buf p;
+    ztb_buf_init(&p, 8192);
+    ztb_dpop_result r;
+
+    /* the reference: well formed, signed by the embedded key */
+    snprintf(hdr, sizeof(hdr), "{\"typ\":\"dpop+jwt\",\"alg\":\"ES256\",\"jwk\":%s}", jwk1);
+    craft(k1, hdr, claims, &p);
+    assert_int_equal(check(ztb_buf_cstr(&p), "POST", HTU, NULL, NOW, &r), ZTB_OK);
+
+    /* signed by another key than the one it carries */
+    craft(k2, hdr, claims, &p);
+    assert_int_equal(check(ztb_buf_cstr(&p), "POST", HTU, NULL, NOW, &r), ZTB_ERR_SIGNATURE);
+
+    /* wrong typ, no typ */
+    snprintf(hdr, sizeof(hdr), "{\"typ\":\"JWT\",\"alg\":\"ES256\",\"jwk\":%s}", jwk1);
+    craft(k1, hdr, claims, &p);
+    assert_int_equal(check(ztb_buf_cstr(&p), "POST", HTU, NULL, NOW, &r), ZTB_ERR_DPOP);
+    snprintf(hdr, sizeof(hdr), "{\"alg\":\"ES256\",\"jwk\":%s}", jwk1);
+    craft(k1, hdr, claims, &p);
+    assert_int_equal(check(ztb_buf_cstr(&p), "POST", HTU, NULL, NOW, &r), ZTB_ERR_DPOP);
+
+    /* no jwk */
+    craft(k1, "{\"typ\":\"dpop+jwt\",\"alg\":\"ES256\"}", claims, &p);
+    assert_int_equal(check(ztb_buf_cstr(&p), "POST", HTU, NULL, NOW, &r), ZTB_ERR_DPOP);
+
+    /* a jwk with a private member */
+    char priv[600];
+    snprintf(priv, sizeof(priv), "%.*s,\"d\":\"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\"}",
+             (int)strlen(jwk1) - 1, jwk1);
+    snprintf(hdr, sizeof(hdr), "{\"typ\":\"dpop+jwt\",\"alg\":\"ES256\",\"jwk\":%s}", priv);
+    craft(k1, hdr, claims, &p);
+    assert_int_equal(check(ztb_buf_cstr(&p), "POST", HTU, NULL, NOW, &r), ZTB_ERR_DPOP);
+
+    /* missing or mistyped claims */
+    snprintf(hdr, sizeof(hdr), "{\"typ\":\"dpop+jwt\",\"alg\":\"ES256\",\"jwk\":%s}", jwk1);
+    const char *bad_claims[] = {
+        "{\"htm\":\"POST\",\"htu\":\"" HTU "\",\"iat\":1767225600}",
+        "{\"jti\":\"\",\"htm\":\"POST\",\"htu\":\"" HTU "\",\"iat\":1767225600}",
+        "{\"jti\":\"abcdefghijklmnop\",\"htu\":\"" HTU "\",\"iat\":1767225600}",
+        "{\"jti\":\"abcdefghijklmnop\",\"htm\":\"POST\",\"iat\":1767225600}",
+        "{\"jti\":\"abcdefghijklmnop\",\"htm\":\"POST\",\"htu\":\"" HTU "\"}",
+        "{\"jti\":\"abcdefghijklmnop\",\"htm\":\"POST\",\"htu\":\"" HTU
+        "\",\"iat\":\"1767225600\"}",
+        "{\"jti\":\"abcdefghijklmnop\",\"htm\":\"POST\",\"htu\":\"" HTU
+        "\",\"iat\":1767225600,\"iat\":1767225600}",
+        "[1]",
+    };
+    for (size_t i = 0; i < sizeof(bad_claims) / sizeof(bad_claims[0]); i++) {
+        craft(k1, hdr, bad_claims[i], &p);
+        assert_int_equal(check(ztb_buf_cstr(&p), "POST", HTU, NULL, NOW, &r), ZTB_ERR_DPOP);
+    }
+
+    /* alg none / HS256 with the same embedded key */
+    snprintf(hdr, sizeof(hdr), "{\"typ\":\"dpop+jwt\",\"alg\":\"none\",\"jwk\":%s}", jwk1);
+    char forged[4096];
+    char h64[1400], c64[700];
+    ztb_b64url_encode(hdr, strlen(hdr), h64, sizeof(h64), NULL);
+    ztb_b64url_encode(claims, strlen(claims), c64, sizeof(c64), NULL);
+    snprintf(forged, sizeof(forged), "%s.%s.", h64, c64);
+    assert_int_not_equal(check(forged, "POST", HTU, NULL, NOW, &r), ZTB_OK);
+
+    /* garbage */
+    assert_int_not_equal(check("a.b.c", "POST", HTU, NULL, NOW, &r), ZTB_OK);
+    assert_int_not_equal(check("", "POST", HTU, NULL, NOW, &r), ZTB_OK);
+    assert_int_equal(ztb_dpop_proof_check(NULL, 0, "POST", HTU, NULL, NOW, 60, 5, &r),
+                     ZTB_ERR_INVALID_ARG);
+    assert_int_equal(ztb_dpop_proof_make(k1, "", HTU, NOW, NULL, &p), ZTB_ERR_INVALID_ARG);
+    assert_int_equal(ztb_dpop_proof_make(k1, "POST", "has space", NOW, NULL, &p),
+                     ZTB_ERR_INVALID_ARG);
+    ztb_buf_free(&p);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_round_trip),
+        cmocka_unit_test(test_request_mismatch_and_time),
+        cmocka_unit_test(test_ath),
+        cmocka_unit_test(test_forgeries),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
