@@ -13,6 +13,7 @@
  * keep answering past the grace after a loss, or block a gateway thread on
  * Redis.
  */
+#define _GNU_SOURCE /* pipe2, pthread_rwlockattr_setkind_np */
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
