@@ -6,7 +6,7 @@
  * request (curl_easy_reset keeps its live connections and TLS sessions), so
  * no option leaks from one request into the next.
  */
-#include <ctype.h>
+#include <arpa/inet.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -280,7 +280,8 @@ static int loopback_host(const char *host)
     if (strcasecmp(host, "localhost") == 0 || strcmp(host, "[::1]") == 0 ||
         strcmp(host, "::1") == 0)
         return 1;
-    return strncmp(host, "127.", 4) == 0;
+    struct in_addr a;
+    return inet_pton(AF_INET, host, &a) == 1 && (ntohl(a.s_addr) >> 24) == 127;
 }
 
 ztb_err http_url_check(const char *url, int allow_http)
