@@ -287,9 +287,9 @@ static ztb_err broker_error(const struct ztb_agent *a, const struct http_respons
         rv = ZTB_ERR_UNAVAILABLE;
     else if (strcmp(err, "access_denied") == 0)
         /* the broker names these two refusals in its description (docs/protocol.md) */
-        rv = desc && strstr(desc, "quarantined")         ? ZTB_ERR_QUARANTINED
+        rv = desc && strstr(desc, "quarantined")            ? ZTB_ERR_QUARANTINED
              : desc && strstr(desc, "audience is disabled") ? ZTB_ERR_AUDIENCE_KILLED
-                                                          : ZTB_ERR_ACCESS_DENIED;
+                                                            : ZTB_ERR_ACCESS_DENIED;
     else if (rs->status >= 400 && rs->status < 500)
         rv = ZTB_ERR_INVALID_REQUEST;
     else
@@ -301,9 +301,11 @@ static ztb_err broker_error(const struct ztb_agent *a, const struct http_respons
 }
 
 /* A transport failure as an error with detail. */
-static ztb_err transport_error(const struct ztb_agent *a, ztb_err rv, const struct http_response *rs)
+static ztb_err transport_error(const struct ztb_agent *a, ztb_err rv,
+                               const struct http_response *rs)
 {
-    return errdetail_setf(a, rv, "broker unreachable: %.200s", rs->error[0] ? rs->error : ztb_strerror(rv));
+    return errdetail_setf(a, rv, "broker unreachable: %.200s",
+                          rs->error[0] ? rs->error : ztb_strerror(rv));
 }
 
 /* Something to do before each attempt (e.g. a fresh DPoP proof). */
@@ -335,8 +337,8 @@ static ztb_err call(struct ztb_agent *a, struct http_request *rq, prep_fn prep, 
             }
         }
         ztb_err rv = http_client_do(a->http, rq, rs);
-        int retry = rv == ZTB_ERR_UNAVAILABLE ||
-                    (rv == ZTB_OK && (rs->status == 429 || rs->status == 503));
+        int retry =
+            rv == ZTB_ERR_UNAVAILABLE || (rv == ZTB_OK && (rs->status == 429 || rs->status == 503));
         if (!retry || attempt >= a->max_retries)
             return rv;
         int64_t wait = BACKOFF_BASE_MS << (attempt < 6 ? attempt : 6);
@@ -418,7 +420,7 @@ static ztb_err make_assertion(const struct ztb_agent *a, const ztb_key *key, con
     ztb_buf_append_str(&p, "\",\"aud\":\"");
     ztb_buf_append_json_escaped(&p, aud, strlen(aud));
     ztb_buf_printf(&p, "\",\"iat\":%lld,\"exp\":%lld,\"jti\":\"%s\"}", (long long)now,
-                   (long long)(now + ASSERTION_LIFE_S), jti);
+                   (long long)now + ASSERTION_LIFE_S, jti);
     ZTB_GUARD(ztb_buf_error(&p));
     static const ztb_jws_sign_opts so = {.typ = "JWT", .omit_kid = 1};
     return ztb_jws_sign(key, &so, p.data, p.len, out);
@@ -597,7 +599,8 @@ ztb_err ztb_agent_new(const ztb_agent_config *cfg, ztb_agent **out)
     if (cfg == NULL || out == NULL)
         return errdetail_set(NULL, ZTB_ERR_INVALID_ARG, "NULL argument");
     if (cfg->broker == NULL || cfg->name == NULL)
-        return errdetail_set(NULL, ZTB_ERR_INVALID_ARG, "the broker URL and agent name are required");
+        return errdetail_set(NULL, ZTB_ERR_INVALID_ARG,
+                             "the broker URL and agent name are required");
     if (http_url_check(cfg->broker, cfg->allow_http) != ZTB_OK)
         return errdetail_set(NULL, ZTB_ERR_INVALID_ARG,
                              "the broker URL must be https (or http to a loopback host)");
@@ -711,24 +714,27 @@ static ztb_err install(struct ztb_agent *a, ztb_key *key, const struct http_resp
         rv = errdetail_set(a, ZTB_ERR_CERT, "identity document too large");
         goto out;
     }
-    id.pem = malloc(ll + cl + 2);
-    if (id.pem == NULL) {
+    char *pem = malloc(ll + cl + 2);
+    if (pem == NULL) {
         rv = ZTB_ERR_NOMEM;
         goto out;
     }
-    memcpy(id.pem, leaf, ll);
-    id.pem_len = ll;
+    size_t pl = ll;
+    memcpy(pem, leaf, ll);
     if (ll > 0 && leaf[ll - 1] != '\n')
-        id.pem[id.pem_len++] = '\n';
+        pem[pl++] = '\n';
     if (cl > 0)
-        memcpy(id.pem + id.pem_len, chain, cl);
-    id.pem_len += cl;
-    id.pem[id.pem_len] = '\0';
-    rv = identity_check(key, a->spiffe_id, id.pem, id.pem_len, &id.not_before, &id.not_after);
+        memcpy(pem + pl, chain, cl);
+    pl += cl;
+    pem[pl] = '\0';
+    rv = identity_check(key, a->spiffe_id, pem, pl, &id.not_before, &id.not_after);
     if (rv != ZTB_OK) {
+        free(pem);
         errdetail_set(a, rv, "broker answered with an identity document for another key or name");
         goto out;
     }
+    id.pem = pem;
+    id.pem_len = pl;
     id.key = ztb_key_ref(key);
     ztb_err saved = ZTB_OK;
     if (a->cred_file != NULL)
@@ -857,8 +863,8 @@ static void *renew_main(void *arg)
             due = retry_at;
         if (now < due) {
             int64_t wait_ms = (due - now) * 1000;
-            if (wait_ms > 3600 * 1000)
-                wait_ms = 3600 * 1000; /* wake now and then: the wall clock may have moved */
+            if (wait_ms > 3600000LL)
+                wait_ms = 3600000LL; /* wake now and then: the wall clock may have moved */
             struct timespec ts;
             clock_gettime(CLOCK_MONOTONIC, &ts);
             ts.tv_sec += wait_ms / 1000;
@@ -900,7 +906,7 @@ struct token_prep {
     const ztb_buf *form; /* everything but client authentication */
     const char *session;
     const char *token_endpoint;
-    ztb_buf body;       /* rebuilt per attempt */
+    ztb_buf body;        /* rebuilt per attempt */
     char dpop_hdr[2048]; /* "DPoP: <proof>" */
 };
 
@@ -920,8 +926,8 @@ static ztb_err token_prep_fn(struct ztb_agent *a, void *ud, struct http_request 
         ztb_buf h;
         ztb_buf_init_fixed(&h, p->dpop_hdr, sizeof(p->dpop_hdr));
         ztb_buf_append_str(&h, "DPoP: ");
-        ZTB_GUARD(ztb_dpop_proof_make(a->dpop_key, "POST", p->token_endpoint, clock_now_s(), NULL,
-                                      &h));
+        ZTB_GUARD(
+            ztb_dpop_proof_make(a->dpop_key, "POST", p->token_endpoint, clock_now_s(), NULL, &h));
         rq->headers[0] = p->dpop_hdr;
         rq->headers[1] = NULL;
     }
@@ -976,8 +982,9 @@ static ztb_err token_answer(struct ztb_agent *a, const struct http_response *rs,
     if (tok == NULL || type == NULL || strlen(tok) > ZTB_JWS_DEFAULT_MAX) {
         rv = errdetail_set(a, ZTB_ERR_HTTP, "broker sent an unusable token answer");
     } else if ((a->dpop_key != NULL) != (strcmp(type, "DPoP") == 0)) {
-        rv = errdetail_set(a, ZTB_ERR_DPOP, a->dpop_key ? "broker did not bind the token to DPoP"
-                                                        : "broker bound the token to a key");
+        rv = errdetail_set(a, ZTB_ERR_DPOP,
+                           a->dpop_key ? "broker did not bind the token to DPoP"
+                                       : "broker bound the token to a key");
     } else if ((*token = strdup(tok)) == NULL) {
         rv = ZTB_ERR_NOMEM;
     }

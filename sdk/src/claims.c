@@ -224,9 +224,12 @@ static ztb_err member(struct jr *r, ztb_span name, struct claims *c, struct pend
         enum claims_str s;
         size_t max;
     } strs[] = {
-        {"iss", CL_ISS, CLAIMS_URI_MAX},         {"sub", CL_SUB, CLAIMS_URI_MAX},
-        {"aud", CL_AUD, CLAIMS_NAME_MAX},        {"jti", CL_JTI, CLAIMS_ID_MAX},
-        {"client_id", CL_CLIENT_ID, CLAIMS_URI_MAX}, {"scope", CL_SCOPE, CLAIMS_NAME_MAX},
+        {"iss", CL_ISS, CLAIMS_URI_MAX},
+        {"sub", CL_SUB, CLAIMS_URI_MAX},
+        {"aud", CL_AUD, CLAIMS_NAME_MAX},
+        {"jti", CL_JTI, CLAIMS_ID_MAX},
+        {"client_id", CL_CLIENT_ID, CLAIMS_URI_MAX},
+        {"scope", CL_SCOPE, CLAIMS_NAME_MAX},
     };
     for (size_t i = 0; i < ZTB_ARRAY_LEN(strs); i++)
         if (ztb_span_eq_str(name, strs[i].name))
@@ -262,8 +265,7 @@ static ztb_err final_checks(const struct claims *c, const struct pending *p)
         ZTB_ENSURE((c->has >> required[i]) & 1u, ZTB_ERR_CLAIMS);
     ZTB_ENSURE(p->has_iat && p->has_exp && p->has_ztb && p->has_gen, ZTB_ERR_CLAIMS);
     ZTB_ENSURE(c->exp > c->iat, ZTB_ERR_CLAIMS);
-    ZTB_ENSURE(c->len[CL_JTI] > 0 && c->len[CL_SCOPE] > 0 && c->len[CL_AGENT] > 0,
-               ZTB_ERR_CLAIMS);
+    ZTB_ENSURE(c->len[CL_JTI] > 0 && c->len[CL_SCOPE] > 0 && c->len[CL_AGENT] > 0, ZTB_ERR_CLAIMS);
     ZTB_ENSURE(p->ndetails == 1 && p->has_actions, ZTB_ERR_CLAIMS);
     ZTB_ENSURE(strcmp(p->action, claims_str(c, CL_SCOPE)) == 0, ZTB_ERR_CLAIMS);
     ZTB_ENSURE(!p->has_locations || strcmp(p->location, claims_str(c, CL_AUD)) == 0,

@@ -35,9 +35,9 @@
 #define CLAIMS_PAYLOAD_MAX 6144
 
 /* Longest value of each kind of string claim, in bytes. */
-#define CLAIMS_URI_MAX    512 /* iss, sub, client_id, act.sub */
-#define CLAIMS_NAME_MAX   256 /* aud, scope, agent, rule */
-#define CLAIMS_ID_MAX     128 /* jti, cnf values */
+#define CLAIMS_URI_MAX      512 /* iss, sub, client_id, act.sub */
+#define CLAIMS_NAME_MAX     256 /* aud, scope, agent, rule */
+#define CLAIMS_ID_MAX       128 /* jti, cnf values */
 #define CLAIMS_RESOURCE_MAX 1024
 
 /* Which string claims were found. */
@@ -50,23 +50,23 @@ enum claims_str {
     CL_SCOPE,
     CL_RESOURCE, /* authorization_details[0].identifier */
     CL_ACT_SUB,
-    CL_JKT,      /* cnf.jkt */
-    CL_X5T,      /* cnf["x5t#S256"] */
-    CL_AGENT,    /* ztb.agent */
-    CL_RULE,     /* ztb.rule */
+    CL_JKT,   /* cnf.jkt */
+    CL_X5T,   /* cnf["x5t#S256"] */
+    CL_AGENT, /* ztb.agent */
+    CL_RULE,  /* ztb.rule */
     CL_NSTR
 };
 
 struct claims {
     uint16_t off[CL_NSTR]; /* offset of each string in text; len 0 and !has: absent */
     uint16_t len[CL_NSTR];
-    uint16_t has;          /* bit i: string i present */
+    uint16_t has; /* bit i: string i present */
     int64_t iat, nbf, exp;
     int has_nbf;
-    int64_t gen;           /* ztb.gen */
-    int single_use;        /* ztb.single_use is true */
-    int cnf_present;       /* a cnf object was there */
-    int cnf_unknown;       /* cnf holds a member ztb cannot check */
+    int64_t gen;                     /* ztb.gen */
+    int single_use;                  /* ztb.single_use is true */
+    int cnf_present;                 /* a cnf object was there */
+    int cnf_unknown;                 /* cnf holds a member ztb cannot check */
     uint16_t limits_off, limits_len; /* raw JSON of the limits object in text; len 0: none */
     size_t text_len;
     char text[CLAIMS_PAYLOAD_MAX + CL_NSTR + 1];

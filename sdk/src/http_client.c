@@ -260,8 +260,7 @@ ztb_err http_client_do(struct http_client *c, const struct http_request *rq,
     if (rv == ZTB_OK)
         curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &rs->status);
     else
-        snprintf(rs->error, sizeof(rs->error), "%s",
-                 errbuf[0] ? errbuf : curl_easy_strerror(rc));
+        snprintf(rs->error, sizeof(rs->error), "%s", errbuf[0] ? errbuf : curl_easy_strerror(rc));
 out:
     /* the POST body may hold a credential: do not leave a pointer to it in the handle */
     curl_easy_setopt(h, CURLOPT_POSTFIELDS, NULL);
@@ -295,8 +294,7 @@ ztb_err http_url_check(const char *url, int allow_http)
     ZTB_CHECK(rv, curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK, ZTB_ERR_INVALID_ARG);
     ZTB_CHECK(rv, curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) == CURLUE_OK, ZTB_ERR_INVALID_ARG);
     ZTB_CHECK(rv, curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK, ZTB_ERR_INVALID_ARG);
-    ZTB_CHECK(rv, curl_url_get(u, CURLUPART_USER, &user, 0) == CURLUE_NO_USER,
-              ZTB_ERR_INVALID_ARG);
+    ZTB_CHECK(rv, curl_url_get(u, CURLUPART_USER, &user, 0) == CURLUE_NO_USER, ZTB_ERR_INVALID_ARG);
     ZTB_CHECK(rv, curl_url_get(u, CURLUPART_FRAGMENT, &frag, 0) == CURLUE_NO_FRAGMENT,
               ZTB_ERR_INVALID_ARG);
     if (strcmp(scheme, "https") != 0) {

@@ -28,7 +28,7 @@
 #include "common/buf.h"
 
 #define HTTP_POOL_MAX 8
-#define HTTP_BODY_MAX (256 * 1024)
+#define HTTP_BODY_MAX ((size_t)256 * 1024)
 
 struct http_client_opts {
     const char *ca_file;         /* PEM bundle for https peers; NULL: system store */
@@ -37,13 +37,13 @@ struct http_client_opts {
 };
 
 struct http_request {
-    const char *method;       /* "GET" or "POST" */
+    const char *method; /* "GET" or "POST" */
     const char *url;
     const char *content_type; /* of body (POST) */
     const void *body;
     size_t body_len;
-    const char *headers[4];   /* extra "Name: value" lines, NULL-terminated */
-    size_t max_body;          /* 0: HTTP_BODY_MAX */
+    const char *headers[4]; /* extra "Name: value" lines, NULL-terminated */
+    size_t max_body;        /* 0: HTTP_BODY_MAX */
 };
 
 struct http_response {

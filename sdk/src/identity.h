@@ -27,8 +27,8 @@
 #define IDENTITY_MAX 32768
 
 struct identity {
-    ztb_key *key;  /* private; NULL: none */
-    char *pem;     /* identity document + chain, PEM, NUL-terminated */
+    ztb_key *key; /* private; NULL: none */
+    char *pem;    /* identity document + chain, PEM, NUL-terminated */
     size_t pem_len;
     int64_t not_before, not_after;
 };

@@ -233,7 +233,7 @@ static ztb_err scan_number(ztb_cursor *c, ztb_span *sp, int *integer)
 {
     size_t start = c->pos;
     int isint = 1;
-#define CH() (c->pos < c->len ? c->data[c->pos] : -1)
+#define CH()     (c->pos < c->len ? c->data[c->pos] : -1)
 #define DIGIT(x) ((x) >= '0' && (x) <= '9')
     if (CH() == '-')
         c->pos++;

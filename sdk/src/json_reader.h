@@ -63,8 +63,8 @@ typedef enum jr_type {
 struct jr {
     ztb_cursor c;
     int depth;
-    uint8_t kind[JR_DEPTH];   /* '{' or '[' of each open container */
-    uint8_t first[JR_DEPTH];  /* 1 until the container's first element was read */
+    uint8_t kind[JR_DEPTH];    /* '{' or '[' of each open container */
+    uint8_t first[JR_DEPTH];   /* 1 until the container's first element was read */
     uint16_t names0[JR_DEPTH]; /* nnames when each open object started */
     uint16_t arena0[JR_DEPTH]; /* arena_len when each open object started */
     size_t nnames;

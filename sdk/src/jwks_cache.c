@@ -31,7 +31,7 @@
 #include "sdk/src/sigpipe.h"
 #include "sdk/src/thread_cache.h"
 
-#define FILE_CHECK_MS   5000
+#define FILE_CHECK_MS       5000
 #define FAIL_BACKOFF_MIN_MS 2000
 #define FAIL_BACKOFF_MAX_MS 60000
 
@@ -80,7 +80,7 @@ static ztb_err read_file(struct jwks_cache *c, ztb_buf *out, struct stat *st)
         rv = ZTB_ERR_PERMISSION;
         goto out;
     }
-    ZTB_CHECK(rv, st->st_size <= ZTB_JWKS_MAX, ZTB_ERR_TOO_LARGE);
+    ZTB_CHECK(rv, st->st_size <= (off_t)ZTB_JWKS_MAX, ZTB_ERR_TOO_LARGE);
     for (;;) {
         uint8_t *at;
         ZTB_TRY(rv, ztb_buf_extend(out, 4096, &at));
@@ -122,14 +122,14 @@ static int64_t clamp64(int64_t v, int64_t lo, int64_t hi)
 static ztb_err fetch_locked(struct jwks_cache *c)
 {
     ztb_buf doc;
-    ztb_buf_init(&doc, ZTB_JWKS_MAX);
+    ztb_buf_init(&doc, (size_t)ZTB_JWKS_MAX);
     ztb_keyset *ks = NULL, *cur = NULL;
     ztb_err rv = ZTB_OK;
     int64_t max_age_s = -1;
     atomic_fetch_add(&c->fetches, 1);
     if (c->url != NULL) {
         struct http_response rs;
-        struct http_request rq = {.method = "GET", .url = c->url, .max_body = ZTB_JWKS_MAX};
+        struct http_request rq = {.method = "GET", .url = c->url, .max_body = (size_t)ZTB_JWKS_MAX};
         rv = http_client_do(c->http, &rq, &rs);
         if (rv == ZTB_OK && rs.status != 200)
             rv = ZTB_ERR_UNAVAILABLE;
@@ -140,7 +140,8 @@ static ztb_err fetch_locked(struct jwks_cache *c)
             rv = ztb_buf_append(&doc, rs.body.data, rs.body.len);
         max_age_s = rs.max_age_s;
         http_response_free(&rs);
-        ZTB_TRY(rv, rv);
+        if (rv != ZTB_OK)
+            goto out;
     } else {
         struct stat st;
         ZTB_TRY(rv, read_file(c, &doc, &st));
@@ -158,7 +159,7 @@ static ztb_err fetch_locked(struct jwks_cache *c)
         atomic_store(&c->nkeys, ztb_keyset_count(ks));
         atomic_fetch_add(&c->epoch, 1); /* after the set: readers see the epoch move last */
     }
-out: {
+out : {
     int64_t now = clock_mono_ms();
     if (rv == ZTB_OK) {
         c->fail_backoff_ms = 0;

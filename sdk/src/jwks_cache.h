@@ -40,7 +40,7 @@
 #define JWKS_DEFAULT_REFETCH_S 30
 
 struct jwks_cache_opts {
-    const char *url;          /* one of url and file */
+    const char *url; /* one of url and file */
     const char *file;
     struct http_client *http; /* for url; borrowed, must outlive the cache */
     unsigned refetch_s;       /* least time between fetches; 0: the default */

@@ -63,8 +63,8 @@ ztb_err rconn_parse_url(const char *url, unsigned timeout_ms, struct rconn_targe
         if (pl == 0 || p[0] != '/' || pl >= sizeof(t->path))
             return bad(t, err, errcap, "unix:// needs an absolute socket path under 108 bytes");
         memcpy(t->path, p, pl);
-        if (q != NULL && (strncmp(q, "?db=", 4) != 0 ||
-                          parse_int(q + 4, strlen(q + 4), 0, 15, &t->db) != 0))
+        if (q != NULL &&
+            (strncmp(q, "?db=", 4) != 0 || parse_int(q + 4, strlen(q + 4), 0, 15, &t->db) != 0))
             return bad(t, err, errcap, "unix:// accepts only ?db=N (0-15)");
         return ZTB_OK;
     }

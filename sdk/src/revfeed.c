@@ -126,8 +126,8 @@ static ztb_err load(struct revfeed *f, struct revset *rs)
             goto out;
         }
         if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
-            r->element[0]->type != REDIS_REPLY_STRING ||
-            r->element[0]->len >= sizeof(cursor) || r->element[1]->type != REDIS_REPLY_ARRAY) {
+            r->element[0]->type != REDIS_REPLY_STRING || r->element[0]->len >= sizeof(cursor) ||
+            r->element[1]->type != REDIS_REPLY_ARRAY) {
             note_error(f, "revocations: unexpected ZSCAN reply", NULL);
             rv = ZTB_ERR_UNAVAILABLE;
             goto out;
@@ -154,7 +154,8 @@ out:
 /* One reply on the subscriber connection: a message, a pong, or a confirmation. */
 static ztb_err on_reply(struct revfeed *f, const redisReply *r)
 {
-    if (r->type != REDIS_REPLY_ARRAY || r->elements < 2 || r->element[0]->type != REDIS_REPLY_STRING)
+    if (r->type != REDIS_REPLY_ARRAY || r->elements < 2 ||
+        r->element[0]->type != REDIS_REPLY_STRING)
         return ZTB_ERR_MALFORMED;
     const redisReply *kind = r->element[0];
     if (kind->len == 7 && memcmp(kind->str, "message", 7) == 0 && r->elements == 3 &&
@@ -359,8 +360,7 @@ void revfeed_stop(struct revfeed *f)
     feed_free(f);
 }
 
-ztb_err revfeed_start(const struct revfeed_opts *o, struct revfeed **out, char *err,
-                      size_t errcap)
+ztb_err revfeed_start(const struct revfeed_opts *o, struct revfeed **out, char *err, size_t errcap)
 {
     ZTB_ENSURE(o != NULL && out != NULL, ZTB_ERR_INVALID_ARG);
     *out = NULL;

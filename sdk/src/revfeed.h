@@ -63,8 +63,7 @@ struct revfeed;
  * (with a message in err, never a password) if Redis could not be loaded in
  * time; NOMEM. The options' target is copied.
  */
-ztb_err revfeed_start(const struct revfeed_opts *o, struct revfeed **out, char *err,
-                      size_t errcap);
+ztb_err revfeed_start(const struct revfeed_opts *o, struct revfeed **out, char *err, size_t errcap);
 
 /* Stop the thread, close the connections, free everything. f may be NULL. */
 void revfeed_stop(struct revfeed *f);

@@ -113,7 +113,8 @@ static struct rev_name *names_find(const struct rev_names *m, const char *name, 
     size_t mask = m->cap - 1;
     for (size_t i = h & mask;; i = (i + 1) & mask) {
         struct rev_name *e = &m->e[i];
-        if (e->name == NULL || (e->hash == h && strncmp(e->name, name, n) == 0 && e->name[n] == '\0'))
+        if (e->name == NULL ||
+            (e->hash == h && strncmp(e->name, name, n) == 0 && e->name[n] == '\0'))
             return e;
     }
 }

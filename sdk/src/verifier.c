@@ -45,12 +45,12 @@
 #include "sdk/src/revfeed.h"
 #include "sdk/src/thread_cache.h"
 
-#define STR_MAX           1024
-#define DEFAULT_SKEW_S    30
-#define MAX_SKEW_S        300
-#define DEFAULT_DPOP_AGE  60
-#define DEFAULT_STARTUP   5000
-#define DPOP_LOCAL_MAX    (1u << 20) /* proof ids remembered without Redis */
+#define STR_MAX          1024
+#define DEFAULT_SKEW_S   30
+#define MAX_SKEW_S       300
+#define DEFAULT_DPOP_AGE 60
+#define DEFAULT_STARTUP  5000
+#define DPOP_LOCAL_MAX   (1u << 20) /* proof ids remembered without Redis */
 
 enum rev_mode { REVM_UNSET = 0, REVM_REDIS, REVM_INTROSPECT, REVM_NONE };
 
@@ -412,9 +412,9 @@ static ztb_err dpop_remember(ztb_verifier *v, const char *jkt, const ztb_dpop_re
         size_t lens[] = {3, (size_t)kl, 1, 2, 2, (size_t)pl};
         redisReply *r = NULL;
         ZTB_GUARD(rconn_pool_command(&v->pool, &r, 6, argv, lens));
-        ztb_err rv = r->type == REDIS_REPLY_STATUS  ? ZTB_OK
-                     : r->type == REDIS_REPLY_NIL   ? ZTB_ERR_DPOP_REPLAY
-                                                    : ZTB_ERR_UNAVAILABLE;
+        ztb_err rv = r->type == REDIS_REPLY_STATUS ? ZTB_OK
+                     : r->type == REDIS_REPLY_NIL  ? ZTB_ERR_DPOP_REPLAY
+                                                   : ZTB_ERR_UNAVAILABLE;
         freeReplyObject(r);
         return rv;
     }
@@ -440,8 +440,8 @@ static ztb_err check_binding(ztb_verifier *v, const struct claims *c, const char
         (jkt != NULL && x5t != NULL))
         return ZTB_ERR_BINDING; /* a binding we cannot check is not no binding */
     if (x5t != NULL)
-        return ex->x5t_s256 != NULL && ztb_ct_eq_len(x5t, strlen(x5t), ex->x5t_s256,
-                                                     strlen(ex->x5t_s256))
+        return ex->x5t_s256 != NULL &&
+                       ztb_ct_eq_len(x5t, strlen(x5t), ex->x5t_s256, strlen(ex->x5t_s256))
                    ? ZTB_OK
                    : ZTB_ERR_BINDING;
     if (jkt == NULL)
@@ -451,9 +451,9 @@ static ztb_err check_binding(ztb_verifier *v, const struct claims *c, const char
     if (ex->htm == NULL || ex->htu == NULL)
         return ZTB_ERR_INVALID_ARG;
     ztb_dpop_result d;
-    ztb_err rv = ztb_dpop_proof_check(ex->dpop_proof, strnlen(ex->dpop_proof, ZTB_JWS_DEFAULT_MAX + 1),
-                                      ex->htm, ex->htu, token, now, v->dpop_max_age_s, v->skew_s,
-                                      &d);
+    ztb_err rv =
+        ztb_dpop_proof_check(ex->dpop_proof, strnlen(ex->dpop_proof, ZTB_JWS_DEFAULT_MAX + 1),
+                             ex->htm, ex->htu, token, now, v->dpop_max_age_s, v->skew_s, &d);
     if (rv != ZTB_OK)
         return ZTB_ERR_DPOP;
     if (!ztb_ct_eq_len(d.jkt, strlen(d.jkt), jkt, strlen(jkt)))
@@ -525,8 +525,7 @@ static ztb_err check_claims(ztb_verifier *v, const char *token, const ztb_expect
     return ZTB_OK;
 }
 
-ztb_err ztb_verify(ztb_verifier *v, const char *token, const ztb_expect *expect,
-                   ztb_claims *claims)
+ztb_err ztb_verify(ztb_verifier *v, const char *token, const ztb_expect *expect, ztb_claims *claims)
 {
     if (claims != NULL)
         claims->valid = 0;

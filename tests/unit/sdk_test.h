@@ -15,10 +15,10 @@
 
 struct st_req {
     const char *method;
-    const char *url; /* path only */
-    const char *dpop;          /* DPoP header or NULL */
-    const char *content_type;  /* or NULL */
-    const char *body;          /* NUL-terminated */
+    const char *url;          /* path only */
+    const char *dpop;         /* DPoP header or NULL */
+    const char *content_type; /* or NULL */
+    const char *body;         /* NUL-terminated */
     size_t body_len;
 };
 

@@ -76,7 +76,8 @@ static int seen_before(struct broker *b, const char *jti)
 /* Check a client assertion as the broker does; 1 if good. */
 static int assertion_ok(struct broker *b, const char *type, const char *jws)
 {
-    if (type == NULL || strcmp(type, "urn:ietf:params:oauth:client-assertion-type:jwt-bearer") != 0 ||
+    if (type == NULL ||
+        strcmp(type, "urn:ietf:params:oauth:client-assertion-type:jwt-bearer") != 0 ||
         jws == NULL || b->agent_pub == NULL)
         return 0;
     ztb_jws_header h;
@@ -115,9 +116,9 @@ static void issue(struct broker *b, const char *csr, struct st_resp *rs)
     int64_t now = (int64_t)time(NULL);
     assert_int_equal(ztb_ca_issue(b->ca, csr, strlen(csr), "bot", now, b->cert_ttl, &cert), ZTB_OK);
     assert_int_equal(ztb_ca_cert_pem(b->ca, &chain), ZTB_OK);
-    json_t *j = json_pack("{s:s,s:s,s:s,s:I}", "spiffe_id", AGENT_ID, "identity",
-                          ztb_buf_cstr(&cert), "ca", ztb_buf_cstr(&chain), "expires_at",
-                          (json_int_t)(now + b->cert_ttl));
+    json_t *j =
+        json_pack("{s:s,s:s,s:s,s:I}", "spiffe_id", AGENT_ID, "identity", ztb_buf_cstr(&cert), "ca",
+                  ztb_buf_cstr(&chain), "expires_at", (json_int_t)(now + b->cert_ttl));
     char *text = json_dumps(j, JSON_COMPACT);
     st_resp_json(rs, 201, text);
     free(text);
@@ -142,10 +143,11 @@ static void mint_token(struct broker *b, const char *jkt, struct st_resp *rs)
              "\"bot\",\"gen\":1}}",
              b->srv.base, (long long)now, (long long)now + 60, b->tokens, cnf);
     const char *tok = st_sign(b->sign_key, NULL, claims);
-    snprintf(body, sizeof(body),
-             "{\"access_token\":\"%s\",\"issued_token_type\":\"urn:ietf:params:oauth:token-type:"
-             "access_token\",\"token_type\":\"%s\",\"expires_in\":60,\"scope\":\"payments:refund\"}",
-             tok, jkt ? "DPoP" : "Bearer");
+    snprintf(
+        body, sizeof(body),
+        "{\"access_token\":\"%s\",\"issued_token_type\":\"urn:ietf:params:oauth:token-type:"
+        "access_token\",\"token_type\":\"%s\",\"expires_in\":60,\"scope\":\"payments:refund\"}",
+        tok, jkt ? "DPoP" : "Bearer");
     st_resp_json(rs, 200, body);
 }
 
@@ -160,7 +162,8 @@ static void on_token(struct broker *b, const struct st_req *rq, struct st_resp *
         for (int i = 0; i < b->nvalid; i++)
             valid |= strcmp(cred, b->sessions_valid[i]) == 0;
     if (!valid) {
-        st_resp_json(rs, 401, "{\"error\":\"invalid_client\",\"error_description\":\"session expired\"}");
+        st_resp_json(rs, 401,
+                     "{\"error\":\"invalid_client\",\"error_description\":\"session expired\"}");
         return;
     }
     ztb_dpop_result d;
@@ -200,8 +203,9 @@ static void handler(void *ud, const struct st_req *rq, struct st_resp *rs)
         const char *jt = json_string_value(json_object_get(j, "join_token"));
         const char *csr = json_string_value(json_object_get(j, "csr"));
         if (jt == NULL || strcmp(jt, "ztbj_good") != 0 || b->join_used++ > 0 || csr == NULL)
-            st_resp_json(rs, 400, "{\"error\":\"invalid_grant\",\"error_description\":\"join "
-                                  "token unknown, used or expired\"}");
+            st_resp_json(rs, 400,
+                         "{\"error\":\"invalid_grant\",\"error_description\":\"join "
+                         "token unknown, used or expired\"}");
         else
             issue(b, csr, rs);
         json_decref(j);
@@ -225,13 +229,15 @@ static void handler(void *ud, const struct st_req *rq, struct st_resp *rs)
         st_form_get(rq->body, "client_assertion_type", type, sizeof(type));
         st_form_get(rq->body, "client_assertion", jws, sizeof(jws));
         if (!assertion_ok(b, type, jws)) {
-            st_resp_json(rs, 401, "{\"error\":\"invalid_client\",\"error_description\":\"bad assertion\"}");
+            st_resp_json(rs, 401,
+                         "{\"error\":\"invalid_client\",\"error_description\":\"bad assertion\"}");
             return;
         }
         char body[256];
         int i = b->nvalid < 8 ? b->nvalid++ : 7;
         snprintf(b->sessions_valid[i], sizeof(b->sessions_valid[0]), "ztbs_s%u", ++b->sessions);
-        snprintf(body, sizeof(body), "{\"session\":\"%s\",\"expires_in\":%u,\"token_type\":\"ztb-session\"}",
+        snprintf(body, sizeof(body),
+                 "{\"session\":\"%s\",\"expires_in\":%u,\"token_type\":\"ztb-session\"}",
                  b->sessions_valid[i], b->session_ttl);
         st_resp_json(rs, 200, body);
         return;
@@ -336,8 +342,8 @@ static void test_enroll_and_tokens(void **state)
     assert_int_equal(ztb_agent_enroll(a, "ztbj_good"), ZTB_ERR_JOIN_TOKEN);
     assert_true(ztb_agent_is_enrolled(a));
 
-    assert_int_equal(
-        ztb_agent_token(a, "payments", "payments:refund", "orders/1234", NULL, &tok), ZTB_OK);
+    assert_int_equal(ztb_agent_token(a, "payments", "payments:refund", "orders/1234", NULL, &tok),
+                     ZTB_OK);
     token_is_valid(tok);
     ztb_token_free(tok);
     char v[1024];
@@ -353,9 +359,9 @@ static void test_enroll_and_tokens(void **state)
     assert_false(B.last_had_dpop);
 
     /* limits travel in authorization_details, with the resource as identifier */
-    assert_int_equal(ztb_agent_token(a, "payments", "payments:refund", "orders/1&2",
-                                     "{\"amount\": 40}", &tok),
-                     ZTB_OK);
+    assert_int_equal(
+        ztb_agent_token(a, "payments", "payments:refund", "orders/1&2", "{\"amount\": 40}", &tok),
+        ZTB_OK);
     ztb_token_free(tok);
     assert_false(st_form_get(B.last_form, "resource", v, sizeof(v)));
     assert_true(st_form_get(B.last_form, "authorization_details", v, sizeof(v)));
@@ -379,9 +385,9 @@ static void test_enroll_and_tokens(void **state)
                      ZTB_ERR_INVALID_ARG);
     assert_int_equal(ztb_agent_token(a, "payments", "payments:refund", NULL, "[1]", &tok),
                      ZTB_ERR_INVALID_ARG);
-    assert_int_equal(ztb_agent_token(a, "payments", "payments:refund", NULL, "{\"a\":1,\"a\":2}",
-                                     &tok),
-                     ZTB_ERR_INVALID_ARG);
+    assert_int_equal(
+        ztb_agent_token(a, "payments", "payments:refund", NULL, "{\"a\":1,\"a\":2}", &tok),
+        ZTB_ERR_INVALID_ARG);
     assert_int_equal(ztb_agent_token(a, "payments", "payments:refund", NULL, NULL, NULL),
                      ZTB_ERR_INVALID_ARG);
     assert_int_equal(ztb_dpop_proof(a, "POST", "https://x/y", NULL, &tok), ZTB_ERR_STATE);

@@ -12,19 +12,19 @@
 /* What the broker writes (broker/claims.c), with every optional member. */
 #define FULL                                                                                       \
     "{\"iss\":\"https://broker.example\",\"sub\":\"spiffe://ztb.local/agent/billing-bot\","        \
-    "\"aud\":\"payments\",\"iat\":1767225600,\"nbf\":1767225600,\"exp\":1767225660,"              \
+    "\"aud\":\"payments\",\"iat\":1767225600,\"nbf\":1767225600,\"exp\":1767225660,"               \
     "\"jti\":\"kq3x9Jd0xV2aR8yQ1sLm7g\",\"client_id\":\"spiffe://ztb.local/agent/billing-bot\","   \
-    "\"scope\":\"payments:refund\",\"authorization_details\":[{\"type\":\"ztb_action\","          \
-    "\"actions\":[\"payments:refund\"],\"locations\":[\"payments\"],\"identifier\":"              \
-    "\"orders/1234\",\"limits\":{\"amount\":40,\"currency\":\"EUR\"}}],\"act\":{\"sub\":"         \
-    "\"spiffe://ztb.local/agent/orchestrator\"},\"cnf\":{\"jkt\":"                                \
-    "\"0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I\"},\"ztb\":{\"agent\":\"billing-bot\","        \
+    "\"scope\":\"payments:refund\",\"authorization_details\":[{\"type\":\"ztb_action\","           \
+    "\"actions\":[\"payments:refund\"],\"locations\":[\"payments\"],\"identifier\":"               \
+    "\"orders/1234\",\"limits\":{\"amount\":40,\"currency\":\"EUR\"}}],\"act\":{\"sub\":"          \
+    "\"spiffe://ztb.local/agent/orchestrator\"},\"cnf\":{\"jkt\":"                                 \
+    "\"0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I\"},\"ztb\":{\"agent\":\"billing-bot\","         \
     "\"gen\":3,\"single_use\":true,\"rule\":\"refunds-small\"}}"
 
 /* The least the broker writes. */
 #define MINIMAL                                                                                    \
-    "{\"iss\":\"i\",\"sub\":\"s\",\"aud\":\"a\",\"iat\":10,\"exp\":20,\"jti\":\"j\","             \
-    "\"scope\":\"x:y\",\"authorization_details\":[{\"type\":\"ztb_action\",\"actions\":"          \
+    "{\"iss\":\"i\",\"sub\":\"s\",\"aud\":\"a\",\"iat\":10,\"exp\":20,\"jti\":\"j\","              \
+    "\"scope\":\"x:y\",\"authorization_details\":[{\"type\":\"ztb_action\",\"actions\":"           \
     "[\"x:y\"]}],\"ztb\":{\"agent\":\"n\",\"gen\":1}}"
 
 static struct claims c;

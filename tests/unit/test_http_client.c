@@ -15,9 +15,9 @@ static void handler(void *ud, const struct st_req *rq, struct st_resp *rs)
     (void)ud;
     if (strcmp(rq->url, "/echo") == 0) {
         char body[2048];
-        snprintf(body, sizeof(body), "{\"method\":\"%s\",\"ct\":\"%s\",\"dpop\":\"%s\",\"len\":%zu}",
-                 rq->method, rq->content_type ? rq->content_type : "",
-                 rq->dpop ? rq->dpop : "", rq->body_len);
+        snprintf(body, sizeof(body),
+                 "{\"method\":\"%s\",\"ct\":\"%s\",\"dpop\":\"%s\",\"len\":%zu}", rq->method,
+                 rq->content_type ? rq->content_type : "", rq->dpop ? rq->dpop : "", rq->body_len);
         st_resp_json(rs, 200, body);
     } else if (strcmp(rq->url, "/cache") == 0) {
         st_resp_json(rs, 200, "{}");

@@ -1,4 +1,5 @@
-/* test_identity.c - identity documents checked against the agent's key and name; the credential file. */
+/* test_identity.c - identity documents checked against the agent's key and name; the credential
+ * file. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -77,8 +78,8 @@ static void test_file_round_trip(void **state)
     char *dir = st_tmpdir();
     char path[600];
     snprintf(path, sizeof(path), "%s/agent.pem", dir);
-    struct identity id = {.key = ztb_key_ref(key), .pem = strdup(ztb_buf_cstr(&cert)),
-                          .pem_len = cert.len};
+    struct identity id = {
+        .key = ztb_key_ref(key), .pem = strdup(ztb_buf_cstr(&cert)), .pem_len = cert.len};
     assert_int_equal(identity_save(path, &id), ZTB_OK);
     struct stat st;
     assert_int_equal(stat(path, &st), 0);

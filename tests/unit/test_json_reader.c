@@ -22,8 +22,15 @@ static ztb_err whole(const char *s)
 static void test_accepts_valid_json(void **state)
 {
     (void)state;
-    const char *ok[] = {"{}", "[]", " {\"a\":1} ", "{\"a\":[1,2,{\"b\":null}],\"c\":true}",
-                        "\"x\"", "-0", "1.5e-3", "[\"\\u00e9\\ud83d\\ude00\"]", "{\"\\/\":false}",
+    const char *ok[] = {"{}",
+                        "[]",
+                        " {\"a\":1} ",
+                        "{\"a\":[1,2,{\"b\":null}],\"c\":true}",
+                        "\"x\"",
+                        "-0",
+                        "1.5e-3",
+                        "[\"\\u00e9\\ud83d\\ude00\"]",
+                        "{\"\\/\":false}",
                         "\"caf\xc3\xa9\""};
     for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++)
         assert_int_equal(whole(ok[i]), ZTB_OK);
@@ -32,13 +39,32 @@ static void test_accepts_valid_json(void **state)
 static void test_refuses_invalid_json(void **state)
 {
     (void)state;
-    const char *bad[] = {"",          "{",           "{\"a\"}",        "{\"a\":}",
-                         "[1,]",      "{\"a\":1,}",  "[1 2]",          "01",
-                         "1.",        "1e",          "+1",             "\"\\x\"",
-                         "\"a\nb\"",  "\"\\u0000\"", "\"\\ud800\"",     "\"\\udc00x\"",
-                         "\"\xc0\xaf\"", "\"\xed\xa0\x80\"", "tru",   "nul",
-                         "{} {}",     "{'a':1}",     "[,1]",           "{,}",
-                         "\"abc",     "{\"a\":1 \"b\":2}"};
+    const char *bad[] = {"",
+                         "{",
+                         "{\"a\"}",
+                         "{\"a\":}",
+                         "[1,]",
+                         "{\"a\":1,}",
+                         "[1 2]",
+                         "01",
+                         "1.",
+                         "1e",
+                         "+1",
+                         "\"\\x\"",
+                         "\"a\nb\"",
+                         "\"\\u0000\"",
+                         "\"\\ud800\"",
+                         "\"\\udc00x\"",
+                         "\"\xc0\xaf\"",
+                         "\"\xed\xa0\x80\"",
+                         "tru",
+                         "nul",
+                         "{} {}",
+                         "{'a':1}",
+                         "[,1]",
+                         "{,}",
+                         "\"abc",
+                         "{\"a\":1 \"b\":2}"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         ztb_err rv = whole(bad[i]);
         assert_int_not_equal(rv, ZTB_OK);

@@ -33,10 +33,9 @@ static void test_parse_urls(void **state)
                      ZTB_OK);
     assert_string_equal(t.path, "/run/redis.sock");
     assert_int_equal(t.db, 2);
-    const char *bad[] = {"http://h",         "redis://",          "redis://h:0",
-                         "redis://h:70000",  "redis://h/16",      "unix://relative",
-                         "unix:///s?x=1",    "redis://@h",        "redis://h:12x",
-                         "redis://:pw@:1"};
+    const char *bad[] = {"http://h",      "redis://",        "redis://h:0",   "redis://h:70000",
+                         "redis://h/16",  "unix://relative", "unix:///s?x=1", "redis://@h",
+                         "redis://h:12x", "redis://:pw@:1"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         assert_int_equal(rconn_parse_url(bad[i], 0, &t, err, sizeof(err)), ZTB_ERR_INVALID_ARG);
         assert_non_null(strstr(err, "redis: "));

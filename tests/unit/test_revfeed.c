@@ -198,7 +198,8 @@ static void test_large_state_memory(void **state)
     /* 100 000 revoked tokens loaded at start: bytes per entry stay well under 100 */
     redisContext *c = zh_redis_connect(&rd);
     for (int i = 0; i < 100000; i++)
-        redisAppendCommand(c, "ZADD ztb:revocations %s {\"type\":\"jti\",\"id\":\"t%d\",\"exp\":%s}",
+        redisAppendCommand(c,
+                           "ZADD ztb:revocations %s {\"type\":\"jti\",\"id\":\"t%d\",\"exp\":%s}",
                            future, i, future);
     for (int i = 0; i < 100000; i++) {
         void *r = NULL;

@@ -19,15 +19,15 @@ static void test_parse_each_kind(void **state)
 {
     (void)state;
     struct rev_event ev;
-    assert_int_equal(parse("{\"type\":\"jti\",\"id\":\"kq3x9Jd0xV2aR8yQ1sLm7g\",\"exp\":1767225660}",
-                           &ev),
-                     ZTB_OK);
+    assert_int_equal(
+        parse("{\"type\":\"jti\",\"id\":\"kq3x9Jd0xV2aR8yQ1sLm7g\",\"exp\":1767225660}", &ev),
+        ZTB_OK);
     assert_int_equal(ev.kind, REV_JTI);
     assert_string_equal(ev.id, "kq3x9Jd0xV2aR8yQ1sLm7g");
     assert_int_equal(ev.exp, 1767225660);
-    assert_int_equal(parse("{\"type\":\"agent\",\"id\":\"billing-bot\",\"gen\":4,\"exp\":1767229200}",
-                           &ev),
-                     ZTB_OK);
+    assert_int_equal(
+        parse("{\"type\":\"agent\",\"id\":\"billing-bot\",\"gen\":4,\"exp\":1767229200}", &ev),
+        ZTB_OK);
     assert_int_equal(ev.kind, REV_AGENT);
     assert_int_equal(ev.gen, 4);
     assert_int_equal(parse("{\"type\":\"audience\",\"id\":\"payments\",\"exp\":0}", &ev), ZTB_OK);

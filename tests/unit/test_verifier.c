@@ -259,7 +259,8 @@ static void test_rejects_malformed_tokens(void **state)
              "{\"alg\":\"ES256\",\"typ\":\"at+jwt\",\"kid\":\"%s\",\"jku\":\"https://evil\"}",
              ztb_key_kid(broker_key));
     expect_code(craft(hdr, claims_json(&plain)), ZTB_ERR_FORBIDDEN_HEADER);
-    snprintf(hdr, sizeof(hdr), "{\"alg\":\"ES256\",\"typ\":\"at+jwt\",\"kid\":\"%s\",\"crit\":[\"x\"]}",
+    snprintf(hdr, sizeof(hdr),
+             "{\"alg\":\"ES256\",\"typ\":\"at+jwt\",\"kid\":\"%s\",\"crit\":[\"x\"]}",
              ztb_key_kid(broker_key));
     expect_code(craft(hdr, claims_json(&plain)), ZTB_ERR_FORBIDDEN_HEADER);
     /* alg confusion: a token that names another algorithm */
@@ -417,7 +418,8 @@ static void test_dpop_binding(void **state)
 static void test_other_bindings(void **state)
 {
     (void)state;
-    struct tk t = {.cnf = ",\"cnf\":{\"x5t#S256\":\"bwcK0esc3ACC3DB2Y5_lESsXE8o9ltc05O89jdN-dg2\"}"};
+    struct tk t = {.cnf =
+                       ",\"cnf\":{\"x5t#S256\":\"bwcK0esc3ACC3DB2Y5_lESsXE8o9ltc05O89jdN-dg2\"}"};
     char tok[4096];
     snprintf(tok, sizeof(tok), "%s", mint(&t));
     ztb_expect e = {.action = "payments:refund", .resource = "orders/1234"};

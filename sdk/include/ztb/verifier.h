@@ -243,13 +243,13 @@ ZTB_API void ztb_claims_free(ztb_claims *c);
  * Accessors. Strings are owned by c and valid until it is reused or freed;
  * each returns NULL when the claim is absent (or c holds no token).
  */
-ZTB_API const char *ztb_claims_subject(const ztb_claims *c);  /* sub: the agent's SPIFFE ID */
-ZTB_API const char *ztb_claims_agent(const ztb_claims *c);    /* ztb.agent: the agent's name */
-ZTB_API const char *ztb_claims_action(const ztb_claims *c);   /* scope */
-ZTB_API const char *ztb_claims_resource(const ztb_claims *c); /* the resource, if any */
-ZTB_API const char *ztb_claims_jti(const ztb_claims *c);      /* the token's id */
-ZTB_API const char *ztb_claims_actor(const ztb_claims *c);    /* act.sub: on whose behalf */
-ZTB_API const char *ztb_claims_rule(const ztb_claims *c);     /* ztb.rule: the policy rule */
+ZTB_API const char *ztb_claims_subject(const ztb_claims *c);     /* sub: the agent's SPIFFE ID */
+ZTB_API const char *ztb_claims_agent(const ztb_claims *c);       /* ztb.agent: the agent's name */
+ZTB_API const char *ztb_claims_action(const ztb_claims *c);      /* scope */
+ZTB_API const char *ztb_claims_resource(const ztb_claims *c);    /* the resource, if any */
+ZTB_API const char *ztb_claims_jti(const ztb_claims *c);         /* the token's id */
+ZTB_API const char *ztb_claims_actor(const ztb_claims *c);       /* act.sub: on whose behalf */
+ZTB_API const char *ztb_claims_rule(const ztb_claims *c);        /* ztb.rule: the policy rule */
 ZTB_API const char *ztb_claims_limits_json(const ztb_claims *c); /* the limits object, JSON */
 ZTB_API const char *ztb_claims_json(const ztb_claims *c);        /* the whole payload, JSON */
 
@@ -268,14 +268,14 @@ ZTB_API ztb_err ztb_claims_limit(const ztb_claims *c, const char *name, double *
 /* ---- operations ---------------------------------------------------------- */
 
 typedef struct ztb_verifier_stats {
-    uint64_t jwks_keys;          /* keys in the current set */
-    uint64_t jwks_fetches;       /* JWKS fetches or file reads so far */
-    int revocation_live;         /* the revocation feed is subscribed and loaded */
-    uint64_t revocation_entries; /* revocations held */
-    uint64_t revocation_bytes;   /* memory of the revocation tables */
-    uint64_t revocation_events;  /* events applied */
+    uint64_t jwks_keys;             /* keys in the current set */
+    uint64_t jwks_fetches;          /* JWKS fetches or file reads so far */
+    int revocation_live;            /* the revocation feed is subscribed and loaded */
+    uint64_t revocation_entries;    /* revocations held */
+    uint64_t revocation_bytes;      /* memory of the revocation tables */
+    uint64_t revocation_events;     /* events applied */
     uint64_t revocation_bad_events; /* events that could not be parsed (ignored) */
-    uint64_t revocation_syncs;   /* full loads of the revocation state */
+    uint64_t revocation_syncs;      /* full loads of the revocation state */
 } ztb_verifier_stats;
 
 /* Fill *out with v's counters (zeros for what does not apply). Thread-safe. */
