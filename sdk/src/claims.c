@@ -16,6 +16,10 @@
 /* Latest time accepted in a claim: 9999-12-31T23:59:59Z. */
 #define CLAIMS_TIME_MAX 253402300799LL
 
+/* A member name compared with a literal (length known at compile time: this is hot). */
+#define NAME_IS(span, lit)                                                                         \
+    ((span).len == sizeof(lit) - 1 && memcmp((span).ptr, lit, sizeof(lit) - 1) == 0)
+
 /* What only the end-of-payload checks need. */
 struct pending {
     int has_iat, has_exp, has_gen, has_ztb, ndetails;
@@ -94,7 +98,7 @@ static ztb_err detail(struct jr *r, struct claims *c, struct pending *p)
         ZTB_GUARD(jr_next_member(r, &name, &more));
         if (!more)
             break;
-        if (ztb_span_eq_str(name, "type")) {
+        if (NAME_IS(name, "type")) {
             char type[16];
             ZTB_ENSURE(jr_peek(r) == JR_STRING, ZTB_ERR_CLAIMS);
             ztb_err rv = jr_read_string(r, type, sizeof(type), NULL);
@@ -102,15 +106,15 @@ static ztb_err detail(struct jr *r, struct claims *c, struct pending *p)
             ZTB_GUARD(rv);
             ZTB_ENSURE(strcmp(type, "ztb_action") == 0, ZTB_ERR_CLAIMS);
             typed = 1;
-        } else if (ztb_span_eq_str(name, "actions")) {
+        } else if (NAME_IS(name, "actions")) {
             ZTB_GUARD(one_string_array(r, p->action, sizeof(p->action)));
             p->has_actions = 1;
-        } else if (ztb_span_eq_str(name, "locations")) {
+        } else if (NAME_IS(name, "locations")) {
             ZTB_GUARD(one_string_array(r, p->location, sizeof(p->location)));
             p->has_locations = 1;
-        } else if (ztb_span_eq_str(name, "identifier")) {
+        } else if (NAME_IS(name, "identifier")) {
             ZTB_GUARD(take_str(r, c, CL_RESOURCE, CLAIMS_RESOURCE_MAX));
-        } else if (ztb_span_eq_str(name, "limits")) {
+        } else if (NAME_IS(name, "limits")) {
             ZTB_ENSURE(jr_peek(r) == JR_OBJECT, ZTB_ERR_CLAIMS);
             ztb_span raw;
             ZTB_GUARD(jr_raw(r, &raw));
@@ -153,7 +157,7 @@ static ztb_err act(struct jr *r, struct claims *c)
         ZTB_GUARD(jr_next_member(r, &name, &more));
         if (!more)
             break;
-        if (ztb_span_eq_str(name, "sub"))
+        if (NAME_IS(name, "sub"))
             ZTB_GUARD(take_str(r, c, CL_ACT_SUB, CLAIMS_URI_MAX));
         else
             ZTB_GUARD(jr_skip(r)); /* e.g. a nested act: the chain before the caller */
@@ -173,9 +177,9 @@ static ztb_err cnf(struct jr *r, struct claims *c)
         ZTB_GUARD(jr_next_member(r, &name, &more));
         if (!more)
             return ZTB_OK;
-        if (ztb_span_eq_str(name, "jkt")) {
+        if (NAME_IS(name, "jkt")) {
             ZTB_GUARD(take_str(r, c, CL_JKT, CLAIMS_ID_MAX));
-        } else if (ztb_span_eq_str(name, "x5t#S256")) {
+        } else if (NAME_IS(name, "x5t#S256")) {
             ZTB_GUARD(take_str(r, c, CL_X5T, CLAIMS_ID_MAX));
         } else {
             c->cnf_unknown = 1; /* a binding we cannot check: the verifier refuses it */
@@ -195,20 +199,20 @@ static ztb_err ztb_member(struct jr *r, struct claims *c, struct pending *p)
         ZTB_GUARD(jr_next_member(r, &name, &more));
         if (!more)
             return ZTB_OK;
-        if (ztb_span_eq_str(name, "agent")) {
+        if (NAME_IS(name, "agent")) {
             ZTB_GUARD(take_str(r, c, CL_AGENT, CLAIMS_NAME_MAX));
-        } else if (ztb_span_eq_str(name, "gen")) {
+        } else if (NAME_IS(name, "gen")) {
             ZTB_ENSURE(jr_peek(r) == JR_NUMBER, ZTB_ERR_CLAIMS);
             ztb_err rv = jr_read_int(r, &c->gen);
             ZTB_ENSURE(rv != ZTB_ERR_MALFORMED, ZTB_ERR_CLAIMS);
             ZTB_GUARD(rv);
             ZTB_ENSURE(c->gen >= 0, ZTB_ERR_CLAIMS);
             p->has_gen = 1;
-        } else if (ztb_span_eq_str(name, "single_use")) {
+        } else if (NAME_IS(name, "single_use")) {
             jr_type t = jr_peek(r);
             ZTB_ENSURE(t == JR_TRUE || t == JR_FALSE, ZTB_ERR_CLAIMS);
             ZTB_GUARD(jr_read_bool(r, &c->single_use));
-        } else if (ztb_span_eq_str(name, "rule")) {
+        } else if (NAME_IS(name, "rule")) {
             ZTB_GUARD(take_str(r, c, CL_RULE, CLAIMS_NAME_MAX));
         } else {
             ZTB_GUARD(jr_skip(r));
@@ -232,27 +236,27 @@ static ztb_err member(struct jr *r, ztb_span name, struct claims *c, struct pend
         {"scope", CL_SCOPE, CLAIMS_NAME_MAX},
     };
     for (size_t i = 0; i < ZTB_ARRAY_LEN(strs); i++)
-        if (ztb_span_eq_str(name, strs[i].name))
+        if (name.len == strlen(strs[i].name) && memcmp(name.ptr, strs[i].name, name.len) == 0)
             return take_str(r, c, strs[i].s, strs[i].max);
-    if (ztb_span_eq_str(name, "exp")) {
+    if (NAME_IS(name, "exp")) {
         p->has_exp = 1;
         return take_time(r, &c->exp);
     }
-    if (ztb_span_eq_str(name, "iat")) {
+    if (NAME_IS(name, "iat")) {
         p->has_iat = 1;
         return take_time(r, &c->iat);
     }
-    if (ztb_span_eq_str(name, "nbf")) {
+    if (NAME_IS(name, "nbf")) {
         c->has_nbf = 1;
         return take_time(r, &c->nbf);
     }
-    if (ztb_span_eq_str(name, "authorization_details"))
+    if (NAME_IS(name, "authorization_details"))
         return details(r, c, p);
-    if (ztb_span_eq_str(name, "act"))
+    if (NAME_IS(name, "act"))
         return act(r, c);
-    if (ztb_span_eq_str(name, "cnf"))
+    if (NAME_IS(name, "cnf"))
         return cnf(r, c);
-    if (ztb_span_eq_str(name, "ztb"))
+    if (NAME_IS(name, "ztb"))
         return ztb_member(r, c, p);
     return jr_skip(r);
 }
