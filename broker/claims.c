@@ -38,16 +38,19 @@ ztb_err claims_write(const struct token_claims *c, ztb_buf *b)
     str(b, ",\"jti\":", c->jti);
     str(b, ",\"client_id\":", c->spiffe_id);
     str(b, ",\"scope\":", c->action);
-    str(b, ",\"authorization_details\":[{\"type\":\"ztb_action\",\"actions\":[", c->action);
-    str(b, "],\"locations\":[", c->audience);
-    ztb_buf_append_byte(b, ']');
-    if (c->resource != NULL && c->resource[0] != '\0')
-        str(b, ",\"identifier\":", c->resource);
-    if (c->limits_json != NULL) {
-        ztb_buf_append_str(b, ",\"limits\":");
-        ztb_buf_append_str(b, c->limits_json); /* rendered by jansson from a parsed object */
+    if (c->details_json != NULL) {
+        /* rendered by jansson from the parsed request object */
+        ztb_buf_append_str(b, ",\"authorization_details\":[");
+        ztb_buf_append_str(b, c->details_json);
+        ztb_buf_append_byte(b, ']');
+    } else {
+        str(b, ",\"authorization_details\":[{\"type\":\"ztb_action\",\"actions\":[", c->action);
+        str(b, "],\"locations\":[", c->audience);
+        ztb_buf_append_byte(b, ']');
+        if (c->resource != NULL && c->resource[0] != '\0')
+            str(b, ",\"identifier\":", c->resource);
+        ztb_buf_append_str(b, "}]");
     }
-    ztb_buf_append_str(b, "}]");
     if (c->act_sub != NULL) {
         str(b, ",\"act\":{\"sub\":", c->act_sub);
         ztb_buf_append_byte(b, '}');

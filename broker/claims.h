@@ -4,7 +4,8 @@
  * Written straight into a bounded buffer (no JSON library on the hot path);
  * every string that came from a request is JSON-escaped. The shape is fixed
  * by docs/protocol.md: one aud, one scope, one authorization_details entry
- * of type ztb_action, and a "ztb" object with the agent, its generation,
+ * (the request's, with actions, locations and identifier set; or a plain
+ * ztb_action one), and a "ztb" object with the agent, its generation,
  * single-use and the deciding rule.
  */
 #ifndef ZTB_BROKER_CLAIMS_H
@@ -22,13 +23,13 @@ struct token_claims {
     const char *spiffe_id; /* sub and client_id */
     const char *audience;
     const char *action;
-    const char *resource;    /* NULL or "": none */
-    const char *limits_json; /* a JSON object as text, or NULL */
-    const char *act_sub;     /* delegation: on whose behalf, or NULL */
-    const char *cnf_jkt;     /* DPoP binding, or NULL */
-    const char *cnf_x5t;     /* mTLS binding, or NULL */
-    const char *rule;        /* the allowing policy rule, or NULL */
-    char jti[24];            /* 128 random bits, base64url */
+    const char *resource;     /* NULL or "": none */
+    const char *details_json; /* authorization_details object (JSON text), or NULL */
+    const char *act_sub;      /* delegation: on whose behalf, or NULL */
+    const char *cnf_jkt;      /* DPoP binding, or NULL */
+    const char *cnf_x5t;      /* mTLS binding, or NULL */
+    const char *rule;         /* the allowing policy rule, or NULL */
+    char jti[24];             /* 128 random bits, base64url */
     int64_t iat;
     int64_t exp;
     int64_t generation;

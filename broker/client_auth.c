@@ -117,7 +117,7 @@ static ztb_err auth_assertion(const char *tok, int64_t now, struct client_identi
     size_t len = strlen(tok);
     if (len > ASSERTION_MAX)
         return refuse(resp, ZTB_ERR_TOO_LARGE, "client assertion too large");
-    char agent[STORE_NAME_MAX + 1];
+    char agent[ZTB_AGENT_NAME_MAX + 1]; /* what pki's parser needs; ours are shorter */
     if (claimed_agent(tok, len, agent, sizeof(agent)) != ZTB_OK || !store_agent_name_ok(agent))
         return refuse(resp, ZTB_ERR_INVALID_CLIENT,
                       "client assertion iss is not an agent of this trust domain");
@@ -169,7 +169,7 @@ static ztb_err auth_assertion(const char *tok, int64_t now, struct client_identi
     }
     if (rv != ZTB_OK)
         return refuse(resp, rv, "cannot record the assertion");
-    memcpy(id->agent, agent, sizeof(agent));
+    memcpy(id->agent, agent, strlen(agent) + 1); /* store_agent_name_ok: fits */
     id->method = CLIENT_AUTH_ASSERTION;
     id->session_generation = 0;
     return ZTB_OK;

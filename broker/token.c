@@ -49,9 +49,9 @@ struct token_req {
     struct form f;
     struct client_identity id;
     const char *audience, *action, *resource;
-    json_t *details;   /* parsed authorization_details (array), or NULL */
-    char *limits_json; /* its limits object as text, or NULL */
-    char act_sub[512]; /* delegation: on whose behalf ("" if none) */
+    json_t *details;    /* parsed authorization_details (array), or NULL */
+    char *details_json; /* the object the token carries, as text, or NULL */
+    char act_sub[512];  /* delegation: on whose behalf ("" if none) */
     ztb_dpop_result dpop;
     int has_dpop;
     char actor[96];
@@ -96,71 +96,51 @@ static int action_ok(const char *s)
 }
 
 /*
- * authorization_details: a JSON array with exactly one ztb_action object;
- * it may name the resource (identifier) and carry limits (an object).
+ * authorization_details (RFC 9396): a JSON array with exactly one object
+ * whose "type" names its kind (e.g. "payment"); policy limits read numbers
+ * in it (e.g. "amount"). "actions", if given, must be [scope]; "locations",
+ * if given, [audience]; "identifier", if given, the resource. The token
+ * carries the object with those three set.
  */
 static int parse_details(struct token_req *t, const char *text, struct http_resp *resp)
 {
+    const char *why = NULL;
     size_t n = strlen(text);
-    if (n > DETAILS_MAX) {
-        http_resp_error(resp, 400, "invalid_request", "authorization_details too large");
-        return 0;
-    }
     json_error_t e;
-    json_t *j = json_loadb(text, n, JSON_REJECT_DUPLICATES, &e);
+    json_t *j = n <= DETAILS_MAX ? json_loadb(text, n, JSON_REJECT_DUPLICATES, &e) : NULL;
     json_t *o = json_is_array(j) && json_array_size(j) == 1 ? json_array_get(j, 0) : NULL;
-    const char *type = o ? json_string_value(json_object_get(o, "type")) : NULL;
-    if (o == NULL || !json_is_object(o) || type == NULL || strcmp(type, "ztb_action") != 0) {
+    const char *type = json_is_object(o) ? json_string_value(json_object_get(o, "type")) : NULL;
+    json_t *acts = o ? json_object_get(o, "actions") : NULL;
+    json_t *locs = o ? json_object_get(o, "locations") : NULL;
+    json_t *id = o ? json_object_get(o, "identifier") : NULL;
+    if (n > DETAILS_MAX)
+        why = "authorization_details too large";
+    else if (type == NULL || !field_ok(type, 0) || strlen(type) > 64)
+        why = "authorization_details must be [{\"type\": NAME, ...}] with one object";
+    else if (acts && !(json_array_size(acts) == 1 && json_is_string(json_array_get(acts, 0)) &&
+                       strcmp(json_string_value(json_array_get(acts, 0)), t->action) == 0))
+        why = "authorization_details actions, if given, must be [scope]";
+    else if (locs && !(json_array_size(locs) == 1 && json_is_string(json_array_get(locs, 0)) &&
+                       strcmp(json_string_value(json_array_get(locs, 0)), t->audience) == 0))
+        why = "authorization_details locations, if given, must be [audience]";
+    else if (id && (!json_is_string(id) || !field_ok(json_string_value(id), 0) ||
+                    (t->resource && strcmp(t->resource, json_string_value(id)) != 0)))
+        why = "authorization_details identifier must be a string equal to resource";
+    if (why != NULL) {
         json_decref(j);
-        http_resp_error(resp, 400, "invalid_authorization_details",
-                        "authorization_details must be [{\"type\":\"ztb_action\", ...}]");
+        http_resp_error(resp, 400, "invalid_authorization_details", why);
         return 0;
     }
-    const char *k;
-    json_t *v;
-    json_object_foreach(o, k, v)
-    {
-        static const char *const known[] = {"type",    "identifier", "limits",
-                                            "actions", "locations",  NULL};
-        int ok = 0;
-        for (const char *const *p = known; *p; p++)
-            ok |= strcmp(*p, k) == 0;
-        if (!ok) {
-            json_decref(j);
-            http_resp_error(resp, 400, "invalid_authorization_details",
-                            "unknown member in authorization_details");
-            return 0;
-        }
-    }
-    json_t *id = json_object_get(o, "identifier");
-    if (id != NULL) {
-        const char *r = json_string_value(id);
-        if (r == NULL || !field_ok(r, 0) || (t->resource != NULL && strcmp(t->resource, r) != 0)) {
-            json_decref(j);
-            http_resp_error(resp, 400, "invalid_authorization_details",
-                            "identifier must be a string and equal resource if both are given");
-            return 0;
-        }
-        t->resource = r; /* lives as long as t->details */
-    }
-    json_t *acts = json_object_get(o, "actions");
-    if (acts != NULL && !(json_is_array(acts) && json_array_size(acts) == 1 &&
-                          json_is_string(json_array_get(acts, 0)) &&
-                          strcmp(json_string_value(json_array_get(acts, 0)), t->action) == 0)) {
-        json_decref(j);
-        http_resp_error(resp, 400, "invalid_authorization_details",
-                        "actions, if given, must be [scope]");
-        return 0;
-    }
-    json_t *lim = json_object_get(o, "limits");
-    if (lim != NULL) {
-        if (!json_is_object(lim)) {
-            json_decref(j);
-            http_resp_error(resp, 400, "invalid_authorization_details", "limits must be an object");
-            return 0;
-        }
-        t->limits_json = json_dumps(lim, JSON_COMPACT | JSON_SORT_KEYS);
-    }
+    if (id != NULL)
+        t->resource = json_string_value(id); /* lives as long as t->details */
+    /* what the token carries: the object with actions, locations, identifier */
+    json_t *copy = json_deep_copy(o);
+    json_object_set_new(copy, "actions", json_pack("[s]", t->action));
+    json_object_set_new(copy, "locations", json_pack("[s]", t->audience));
+    if (t->resource != NULL)
+        json_object_set_new(copy, "identifier", json_string(t->resource));
+    t->details_json = json_dumps(copy, JSON_COMPACT | JSON_SORT_KEYS);
+    json_decref(copy);
     t->details = j;
     return 1;
 }
@@ -326,7 +306,7 @@ static void issue(struct token_req *t, struct keys_state *ks, const policy_decis
         .audience = t->audience,
         .action = t->action,
         .resource = t->resource,
-        .limits_json = t->limits_json,
+        .details_json = t->details_json,
         .act_sub = t->act_sub[0] ? t->act_sub : NULL,
         .cnf_jkt = t->has_dpop ? t->dpop.jkt : NULL,
         .rule = d->rule,
@@ -489,7 +469,7 @@ out:
         policy_holder_release(pol);
     keys_release(ks);
     json_decref(t.details);
-    if (t.limits_json != NULL)
-        ztb_free_secret_str(t.limits_json);
+    if (t.details_json != NULL)
+        ztb_free_secret_str(t.details_json);
     form_free(&t.f);
 }

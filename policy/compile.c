@@ -245,10 +245,97 @@ out:
     return rv;
 }
 
+static uint64_t agent_bloom(const struct policy_agentset *s)
+{
+    if (s->any || s->n_names > 0 || s->n_globs > 0)
+        return ~(uint64_t)0; /* cannot be summarised by groups */
+    uint64_t b = 0;
+    for (uint32_t i = 0; i < s->n_groups; i++)
+        b |= (uint64_t)1 << (s->groups[i] % 64);
+    return b;
+}
+
+/* The rule list of bucket b for exact service svc (empty if none). */
+static struct policy_rulelist svc_list(const struct policy_bucket *b, const char *svc, size_t len)
+{
+    uint32_t li;
+    struct policy_rulelist none = {0, NULL};
+    if (b->lists != NULL && policy_strmap_get(&b->services, svc, len, &li))
+        return b->lists[li];
+    return none;
+}
+
+/*
+ * Merge up to four ascending lists into out (deduplicated), marking entries
+ * that come from the first n_exact lists. Returns how many were written.
+ */
+static uint32_t merge_lists(const policy *p, const struct policy_rulelist *l, unsigned n,
+                            unsigned n_exact, struct policy_cand *out)
+{
+    uint32_t pos[4] = {0, 0, 0, 0}, k = 0;
+    for (;;) {
+        uint32_t best = UINT32_MAX, exact = 0;
+        for (unsigned i = 0; i < n; i++)
+            if (pos[i] < l[i].n && l[i].idx[pos[i]] <= best) {
+                if (l[i].idx[pos[i]] < best)
+                    exact = 0;
+                best = l[i].idx[pos[i]];
+                exact |= i < n_exact;
+            }
+        if (best == UINT32_MAX)
+            return k;
+        for (unsigned i = 0; i < n; i++)
+            if (pos[i] < l[i].n && l[i].idx[pos[i]] == best)
+                pos[i]++;
+        out[k].rule = best;
+        out[k].audience_known = exact;
+        out[k].agent_bloom = p->rules[best].agent_bloom;
+        k++;
+    }
+}
+
+/* Pre-merge the candidates of every (exact audience, exact service) pair. */
+static ztb_err compile_merged(policy *p)
+{
+    size_t total = 0;
+    for (uint32_t b = 0; b < p->n_buckets; b++) {
+        const struct policy_bucket *bk = &p->buckets[b];
+        for (uint32_t e = 0; e < bk->services.count; e++) {
+            const struct policy_strmap_entry *en = &bk->services.entries[e];
+            total += bk->lists[en->value].n + bk->any_service.n + p->wild.any_service.n +
+                     svc_list(&p->wild, en->key, en->len).n;
+        }
+    }
+    if (total > POLICY_MAX_MERGED)
+        return ZTB_OK; /* too big to precompute: requests merge at run time */
+    struct policy_cand *pool = ztb_arena_calloc(&p->arena, total ? total : 1, sizeof(*pool));
+    ZTB_ENSURE(pool != NULL, ztb_arena_error(&p->arena));
+    for (uint32_t b = 0; b < p->n_buckets; b++) {
+        struct policy_bucket *bk = &p->buckets[b];
+        uint32_t ns = bk->services.count;
+        struct policy_candlist *m = ztb_arena_calloc(&p->arena, ns ? ns : 1, sizeof(*m));
+        ZTB_ENSURE(m != NULL, ztb_arena_error(&p->arena));
+        for (uint32_t e = 0; e < ns; e++) {
+            const struct policy_strmap_entry *en = &bk->services.entries[e];
+            struct policy_rulelist l[4] = {bk->lists[en->value], bk->any_service,
+                                           svc_list(&p->wild, en->key, en->len),
+                                           p->wild.any_service};
+            m[en->value].c = pool;
+            m[en->value].n = merge_lists(p, l, 4, 2, pool);
+            pool += m[en->value].n;
+        }
+        bk->merged = m;
+    }
+    return ZTB_OK;
+}
+
 ztb_err policy_compile(policy *p)
 {
     ZTB_GUARD(compile_agents(p));
+    for (uint32_t r = 0; r < p->n_rules; r++)
+        p->rules[r].agent_bloom = agent_bloom(&p->rules[r].agents);
     ZTB_GUARD(compile_index(p));
+    ZTB_GUARD(compile_merged(p));
     return ztb_arena_error(&p->arena);
 }
 
@@ -263,12 +350,21 @@ static void bucket_lists(const struct policy_bucket *b, const char *service, siz
 }
 
 void policy_index_lookup(const policy *p, const char *audience, size_t alen, const char *service,
-                         size_t slen, struct policy_rulelist out[4], unsigned *n, unsigned *n_exact)
+                         size_t slen, struct policy_rulelist out[4], unsigned *n, unsigned *n_exact,
+                         const struct policy_candlist **merged)
 {
-    uint32_t b;
+    uint32_t b, li;
     *n = 0;
-    if (policy_strmap_get(&p->audience_map, audience, alen, &b))
-        bucket_lists(&p->buckets[b], service, slen, out, n);
+    *merged = NULL;
+    if (policy_strmap_get(&p->audience_map, audience, alen, &b)) {
+        const struct policy_bucket *bk = &p->buckets[b];
+        if (bk->merged != NULL && policy_strmap_get(&bk->services, service, slen, &li)) {
+            *merged = &bk->merged[li];
+            *n_exact = 0;
+            return;
+        }
+        bucket_lists(bk, service, slen, out, n);
+    }
     *n_exact = *n;
     bucket_lists(&p->wild, service, slen, out, n);
 }

@@ -28,10 +28,12 @@ ztb_err policy_compile(policy *p);
  * service: [bucket(audience), service], [bucket(audience), any service],
  * [wild, service], [wild, any service]. Missing lists are left out. Sets
  * *n to how many were filled and *n_exact to how many of the first come from
- * the exact-audience bucket. Never allocates.
+ * the exact-audience bucket. When the (audience, service) pair was merged
+ * at compile time, *merged points to that list instead and *n is 0. Never
+ * allocates.
  */
 void policy_index_lookup(const policy *p, const char *audience, size_t alen, const char *service,
-                         size_t slen, struct policy_rulelist out[4], unsigned *n,
-                         unsigned *n_exact);
+                         size_t slen, struct policy_rulelist out[4], unsigned *n, unsigned *n_exact,
+                         const struct policy_candlist **merged);
 
 #endif /* ZTB_POLICY_COMPILE_H */

@@ -42,6 +42,8 @@ ztb_err policy_eval(const policy *p, const policy_request *req, policy_decision 
     policy_candidates_init(p, &s, &it);
     policy_combine_init(&c);
     while ((r = policy_candidates_next(p, &it)) != NULL) {
+        if (it.agent_bloom != ~(uint64_t)0 && (it.agent_bloom & s.agent.bloom) == 0)
+            continue; /* the rule names only groups, none of them the agent's: a miss */
         if (policy_rule_target(p, r, &s, it.audience_known) != POLICY_MISS_NONE)
             continue;
         const char *failed = NULL;

@@ -129,6 +129,13 @@ int policy_glob_match_slow(const policy_glob *g, const char *s, size_t n)
     case POLICY_GLOB_SUFFIX_SEG:
         return n >= g->lit_len && memcmp(s + n - g->lit_len, g->lit, g->lit_len) == 0 &&
                no_slash(s, n - g->lit_len);
+    case POLICY_GLOB_INFIX_ALL:
+    case POLICY_GLOB_INFIX_SEG:
+        if (n < g->lit_len + g->suffix_len || memcmp(s, g->lit, g->lit_len) != 0 ||
+            memcmp(s + n - g->suffix_len, g->suffix, g->suffix_len) != 0)
+            return 0;
+        return g->kind == POLICY_GLOB_INFIX_ALL ||
+               no_slash(s + g->lit_len, n - g->lit_len - g->suffix_len);
     case POLICY_GLOB_GENERAL: return run_bytes(g->tok, g->ntok, (const uint8_t *)s, n);
     }
     return 0;
@@ -239,6 +246,15 @@ ztb_err policy_glob_compile(ztb_arena *a, const char *pat, size_t len, unsigned 
         out->kind = tok[0] == POLICY_GLOB_DSTAR ? POLICY_GLOB_SUFFIX_ALL : POLICY_GLOB_SUFFIX_SEG;
         out->lit = (const uint8_t *)text + skip;
         out->lit_len = (uint32_t)(len - skip);
+    } else if (nstar == 1) {
+        /* one star inside: literal, star, literal */
+        size_t at = (size_t)((const char *)memchr(text, '*', len) - text);
+        size_t skip = tok[at] == POLICY_GLOB_DSTAR ? 2 : 1;
+        out->kind = skip == 2 ? POLICY_GLOB_INFIX_ALL : POLICY_GLOB_INFIX_SEG;
+        out->lit = (const uint8_t *)text;
+        out->lit_len = (uint32_t)at;
+        out->suffix = (const uint8_t *)text + at + skip;
+        out->suffix_len = (uint32_t)(len - at - skip);
     } else {
         out->kind = POLICY_GLOB_GENERAL;
     }

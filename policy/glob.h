@@ -37,6 +37,8 @@ enum policy_glob_kind {
     POLICY_GLOB_PREFIX_SEG, /* "lit*" */
     POLICY_GLOB_SUFFIX_ALL, /* "**lit" */
     POLICY_GLOB_SUFFIX_SEG, /* "*lit" */
+    POLICY_GLOB_INFIX_ALL,  /* "lit**lit" */
+    POLICY_GLOB_INFIX_SEG,  /* "lit*lit", e.g. "api-*.internal" */
     POLICY_GLOB_GENERAL,    /* anything else: automaton */
 };
 
@@ -45,11 +47,13 @@ enum policy_glob_kind {
 #define POLICY_GLOB_DSTAR 257u
 
 typedef struct policy_glob {
-    const char *text;    /* the pattern as written, NUL-terminated */
-    const uint8_t *lit;  /* the literal part of the fast shapes */
-    const uint16_t *tok; /* every shape: the token sequence */
-    uint32_t len;        /* bytes of text */
+    const char *text;      /* the pattern as written, NUL-terminated */
+    const uint8_t *lit;    /* the literal part of the fast shapes (the prefix for infix) */
+    const uint8_t *suffix; /* infix shapes: the literal after the star */
+    const uint16_t *tok;   /* every shape: the token sequence */
+    uint32_t len;          /* bytes of text */
     uint32_t lit_len;
+    uint32_t suffix_len;
     uint32_t ntok;
     uint8_t kind; /* enum policy_glob_kind */
 } policy_glob;

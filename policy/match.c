@@ -35,6 +35,7 @@ const char *policy_agent_resolve(const policy *p, const char *agent, struct poli
     a->len = 0;
     a->idx = UINT32_MAX;
     a->groups = p->no_groups;
+    a->bloom = 0;
     if (agent == NULL)
         return "agent: missing";
     size_t n = strnlen(agent, POLICY_MAX_INPUT + 1);
@@ -68,6 +69,9 @@ const char *policy_agent_resolve(const policy *p, const char *agent, struct poli
         }
         a->groups = a->buf;
     }
+    a->bloom = 0;
+    for (uint32_t w = 0; w < p->group_words; w++)
+        a->bloom |= a->groups[w];
     return NULL;
 }
 
@@ -259,14 +263,17 @@ void policy_candidates_init(const policy *p, const struct policy_subject *s,
                             struct policy_candidates *it)
 {
     policy_index_lookup(p, s->audience, s->audience_len, s->service, s->service_len, it->lists,
-                        &it->n, &it->n_exact);
+                        &it->n, &it->n_exact, &it->merged);
     for (unsigned i = 0; i < 4; i++)
         it->pos[i] = 0;
+    it->mpos = 0;
     it->last = UINT32_MAX;
     it->audience_known = 0;
+    it->agent_bloom = ~(uint64_t)0;
 }
 
-const struct policy_rule *policy_candidates_next(const policy *p, struct policy_candidates *it)
+const struct policy_rule *policy_candidates_merge_next(const policy *p,
+                                                       struct policy_candidates *it)
 {
     for (;;) {
         uint32_t best = UINT32_MAX;
@@ -287,6 +294,7 @@ const struct policy_rule *policy_candidates_next(const policy *p, struct policy_
          * is in one */
         it->last = best;
         it->audience_known = bi < it->n_exact;
+        it->agent_bloom = p->rules[best].agent_bloom;
         return &p->rules[best];
     }
 }

@@ -25,6 +25,7 @@ struct policy_agent_ref {
     size_t len;
     uint32_t idx;           /* agent index, UINT32_MAX if no rule or group names it exactly */
     const uint64_t *groups; /* group membership bitset (exact and pattern members) */
+    uint64_t bloom;         /* the bitset folded to 64 bits (see struct policy_cand) */
     uint64_t buf[POLICY_GROUP_WORDS];
 };
 
@@ -87,16 +88,34 @@ void policy_combine_add(struct policy_combine *c, const struct policy_rule *r);
  * Usage: policy_candidates_init(p, s, &it); while ((r = policy_candidates_next(p, &it))) ...
  */
 struct policy_candidates {
-    struct policy_rulelist lists[4];
+    const struct policy_candlist *merged; /* pre-merged at compile time, or NULL */
+    uint32_t mpos;
+    struct policy_rulelist lists[4]; /* otherwise merged here */
     uint32_t pos[4];
     unsigned n;
-    unsigned n_exact;   /* lists[0..n_exact) come from the exact-audience bucket */
-    uint32_t last;      /* last rule index returned, UINT32_MAX before the first */
-    int audience_known; /* the last rule returned is in an exact-audience list */
+    unsigned n_exact;     /* lists[0..n_exact) come from the exact-audience bucket */
+    uint32_t last;        /* last rule index returned, UINT32_MAX before the first */
+    int audience_known;   /* the last rule returned came through an exact audience */
+    uint64_t agent_bloom; /* the last rule's agent summary (struct policy_cand) */
 };
 
 void policy_candidates_init(const policy *p, const struct policy_subject *s,
                             struct policy_candidates *it);
-const struct policy_rule *policy_candidates_next(const policy *p, struct policy_candidates *it);
+const struct policy_rule *policy_candidates_merge_next(const policy *p,
+                                                       struct policy_candidates *it);
+
+/* The next candidate, or NULL. Inline for the common pre-merged case. */
+static inline const struct policy_rule *policy_candidates_next(const policy *p,
+                                                               struct policy_candidates *it)
+{
+    if (it->merged == NULL)
+        return policy_candidates_merge_next(p, it);
+    if (it->mpos >= it->merged->n)
+        return NULL;
+    const struct policy_cand *c = &it->merged->c[it->mpos++];
+    it->audience_known = (int)c->audience_known;
+    it->agent_bloom = c->agent_bloom;
+    return &p->rules[c->rule];
+}
 
 #endif /* ZTB_POLICY_MATCH_H */

@@ -81,6 +81,7 @@ struct policy_rule {
     policy_obligations ob; /* allow: effective obligations (defaults applied) */
     uint32_t ob_explicit;  /* POLICY_OB_* set by the rule itself */
     const char *match_key; /* canonical text of what it matches, for overlap checks */
+    uint64_t agent_bloom;  /* see struct policy_cand */
 };
 
 struct policy_group {
@@ -105,10 +106,31 @@ struct policy_rulelist {
     const uint32_t *idx;
 };
 
+/*
+ * One candidate of a pre-merged list: the rule, whether it is there because
+ * of an exact audience (then its audience matches by construction), and a
+ * 64-bit summary of the groups its agents name (bit g % 64 for group g; all
+ * ones when it names agents or patterns directly, or "*"): an agent none of
+ * whose groups hit the summary cannot match, without reading the rule.
+ */
+struct policy_cand {
+    uint32_t rule;
+    uint32_t audience_known;
+    uint64_t agent_bloom;
+};
+
+struct policy_candlist {
+    uint32_t n;
+    const struct policy_cand *c;
+};
+
 struct policy_bucket {
     policy_strmap services;              /* exact service -> index into lists */
     const struct policy_rulelist *lists; /* per exact service */
     struct policy_rulelist any_service;  /* rules whose service pattern is not literal */
+    /* exact buckets: per exact service, the merge of this bucket's two lists
+     * and the wild bucket's two for that service (NULL if not precomputed) */
+    const struct policy_candlist *merged;
 };
 
 struct policy_response_rule {
@@ -171,6 +193,9 @@ struct policy {
 
 /* A new empty policy with one reference (policy.c), or NULL. */
 policy *policy_alloc(void);
+
+/* Most candidate entries pre-merged in one policy (beyond it: merged per request). */
+#define POLICY_MAX_MERGED (4u << 20)
 
 /* 1 if bit i of a group bitset is set. */
 static inline int policy_bit(const uint64_t *bits, uint32_t i)

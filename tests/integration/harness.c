@@ -217,6 +217,32 @@ void zh_broker_start(struct zh_broker *b, const struct zh_broker_opts *o)
         snprintf(b->state, sizeof(b->state), "%s", o->state_dir);
     else
         snprintf(b->state, sizeof(b->state), "%s/state", b->dir);
+    char policy_path[320];
+    if (o->with_keys) {
+        /* made before the broker starts: it takes ownership of its state
+         * dir when it drops root, so the key store ends up its own */
+        mkdir(b->state, 0700);
+        snprintf(b->keys, sizeof(b->keys), "%s/keys", b->state);
+        const char *init[] = {zh_bin("ztbctl"), "keys", "--dir", b->keys, "init", NULL};
+        const char *ca[] = {zh_bin("ztbctl"), "ca",        "--dir", b->keys, "init",
+                            "--trust-domain", "ztb.local", NULL};
+        const char *const *steps[] = {init, ca};
+        for (size_t i = 0; i < 2; i++) {
+            char *out = NULL, *err = NULL;
+            int rc = zh_run(steps[i], &out, &err);
+            if (rc != 0)
+                fatal("provisioning keys failed (%s %s): %s", steps[i][1], steps[i][4], err);
+            free(out);
+            free(err);
+        }
+    }
+    if (o->policy != NULL) {
+        snprintf(policy_path, sizeof(policy_path), "%s/policy.json", b->dir);
+        FILE *pf = fopen(policy_path, "w");
+        if (pf == NULL || fputs(o->policy, pf) < 0 || fclose(pf) != 0)
+            fatal("cannot write %s", policy_path);
+        chmod(policy_path, 0644);
+    }
     snprintf(b->admin_sock, sizeof(b->admin_sock), "%s/admin.sock", b->state);
     snprintf(b->log, sizeof(b->log), "%s/broker.log", b->dir);
     char ready[300];
@@ -240,6 +266,10 @@ void zh_broker_start(struct zh_broker *b, const struct zh_broker_opts *o)
     if (o->redis_url != NULL) {
         argv[n++] = "--redis";
         argv[n++] = o->redis_url;
+    }
+    if (o->policy != NULL) {
+        argv[n++] = "--policy";
+        argv[n++] = policy_path;
     }
     for (const char *const *e = o->extra_args; e != NULL && *e != NULL && n < 62; e++)
         argv[n++] = *e;
@@ -285,6 +315,12 @@ void zh_broker_start(struct zh_broker *b, const struct zh_broker_opts *o)
     }
     zh_broker_dump_log(b);
     fatal("ztb-broker did not become healthy within 15 s");
+}
+
+void zh_broker_start_issuing(struct zh_broker *b, const char *redis_url, const char *policy)
+{
+    struct zh_broker_opts o = {.redis_url = redis_url, .with_keys = 1, .policy = policy};
+    zh_broker_start(b, &o);
 }
 
 int zh_broker_stop(struct zh_broker *b)

@@ -57,6 +57,11 @@ struct zh_broker_opts {
     const char *redis_url;         /* NULL: the broker runs its own Redis */
     const char *const *extra_args; /* NULL-terminated, may be NULL */
     const char *state_dir;         /* NULL: a fresh one under the scratch dir */
+    /* Provision before start: a key store and agent CA (trust domain
+     * ztb.local) in STATE/keys, and this policy document (JSON text) as
+     * --policy. */
+    int with_keys;
+    const char *policy;
 };
 
 struct zh_broker {
@@ -66,7 +71,8 @@ struct zh_broker {
     char state[300];      /* --state-dir */
     char admin_sock[320]; /* --admin-socket */
     char log[300];        /* stdout+stderr of the broker */
-    char url[64];         /* http://127.0.0.1:PORT */
+    char url[64];         /* http://127.0.0.1:PORT: also the issuer */
+    char keys[320];       /* STATE/keys when provisioned */
 };
 
 /* Start ztb-broker; wait until it has written its ready file and /healthz
@@ -78,6 +84,9 @@ int zh_broker_stop(struct zh_broker *b);
 
 /* Print the broker's log to stderr (on failure). */
 void zh_broker_dump_log(const struct zh_broker *b);
+
+/* Start a broker (with_keys set) on redis_url (NULL: private) with policy. */
+void zh_broker_start_issuing(struct zh_broker *b, const char *redis_url, const char *policy);
 
 /* Path of a built binary, e.g. zh_bin("ztbctl"). */
 const char *zh_bin(const char *name);

@@ -108,12 +108,46 @@ static void test_signals(void **state)
                      2);
 }
 
+/* The transcripts in docs/policy.md are exactly what ztbctl prints. */
+static void test_docs_transcripts(void **state)
+{
+    (void)state;
+    char path[4096];
+    const char *src = getenv("ZTB_SOURCE_DIR");
+    snprintf(path, sizeof(path), "%s/docs/policy.md", src ? src : "..");
+    FILE *f = fopen(path, "rb");
+    assert_non_null(f);
+    static char doc[1 << 17];
+    size_t n = fread(doc, 1, sizeof(doc) - 1, f);
+    fclose(f);
+    doc[n] = '\0';
+    const char *cmds[] = {
+        "policy check examples/policy/fleet.json",
+        ("policy explain examples/policy/fleet.json --agent refund-agent-7 --action "
+         "payments:refund --audience https://payments.internal --resource orders/1234 --context "
+         "'{\"time\": \"2025-06-04T10:00:00Z\", \"source_ip\": \"10.20.1.2\", "
+         "\"authorization_details\": [{\"type\": \"payment\", \"amount\": 20}]}'"),
+        ("policy explain examples/policy/fleet.json --agent sales-assistant --action crm:update "
+         "--audience https://crm.internal --resource contacts/42 --context '{\"time\": "
+         "\"2025-06-07T10:00:00Z\", \"act\": \"spiffe://acme.example/user/alice\"}'"),
+        ("policy signals examples/policy/fleet.json --agent billing-bot --signal token_replay "
+         "--severity high --confidence 0.9"),
+    };
+    for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
+        assert_int_equal(run(cmds[i], out, sizeof(out)), 0);
+        if (strstr(doc, out) == NULL)
+            fail_msg("docs/policy.md does not show the current output of `ztbctl %s`:\n%s", cmds[i],
+                     out);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_check),
         cmocka_unit_test(test_explain),
         cmocka_unit_test(test_signals),
+        cmocka_unit_test(test_docs_transcripts),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

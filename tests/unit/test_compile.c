@@ -44,6 +44,17 @@ static void visited(const policy *p, const char *action, const char *aud, char *
     const struct policy_rule *r;
     out[0] = '\0';
     while ((r = policy_candidates_next(p, &it)) != NULL) {
+        /* "audience known" is claimed only when a literal audience is the request's */
+        if (it.audience_known) {
+            int lit = 0;
+            for (uint32_t i = 0; i < r->n_audiences; i++)
+                lit |= policy_glob_is_literal(&r->audiences[i]) &&
+                       strcmp(r->audiences[i].text, aud) == 0;
+            assert_true(lit);
+        }
+        /* and skipping the audience check never changes a rule's verdict */
+        assert_int_equal(policy_rule_target(p, r, &s, it.audience_known),
+                         policy_rule_target(p, r, &s, 0));
         strncat(out, r->id, cap - strlen(out) - 1);
         strncat(out, ",", cap - strlen(out) - 1);
     }
@@ -69,6 +80,18 @@ static void test_index(void **state)
     assert_string_equal(got, "anysvc,other-svc,wildany,");
     visited(p, "zz:read", "Q", got, sizeof(got));
     assert_string_equal(got, "wildany,");
+    /* the pre-merged path (exact audience and service) and the run-time merge
+     * (anything else) both exist in this policy */
+    struct policy_subject s;
+    struct policy_candidates it;
+    policy_request q = {.agent = "a1", .action = "pay:read", .audience = "A", .resource = "x"};
+    assert_null(policy_subject_resolve(p, &q, &s));
+    policy_candidates_init(p, &s, &it);
+    assert_non_null(it.merged);
+    q.audience = "AB";
+    assert_null(policy_subject_resolve(p, &q, &s));
+    policy_candidates_init(p, &s, &it);
+    assert_null(it.merged);
     policy_unref(p);
     free(doc);
 }

@@ -103,11 +103,19 @@ static void test_shapes(void **state)
         const char *p;
         enum policy_glob_kind k;
     } v[] = {
-        {"orders/1", POLICY_GLOB_EXACT},      {"**", POLICY_GLOB_ALL},
-        {"*", POLICY_GLOB_SEGMENT},           {"orders/**", POLICY_GLOB_PREFIX_ALL},
-        {"orders/*", POLICY_GLOB_PREFIX_SEG}, {"**.pdf", POLICY_GLOB_SUFFIX_ALL},
-        {"*.pdf", POLICY_GLOB_SUFFIX_SEG},    {"a*b", POLICY_GLOB_GENERAL},
-        {"*a*", POLICY_GLOB_GENERAL},         {"a/**/b", POLICY_GLOB_GENERAL},
+        {"orders/1", POLICY_GLOB_EXACT},
+        {"**", POLICY_GLOB_ALL},
+        {"*", POLICY_GLOB_SEGMENT},
+        {"orders/**", POLICY_GLOB_PREFIX_ALL},
+        {"orders/*", POLICY_GLOB_PREFIX_SEG},
+        {"**.pdf", POLICY_GLOB_SUFFIX_ALL},
+        {"*.pdf", POLICY_GLOB_SUFFIX_SEG},
+        {"a*b", POLICY_GLOB_INFIX_SEG},
+        {"https://*.internal", POLICY_GLOB_INFIX_SEG},
+        {"a/**/b", POLICY_GLOB_INFIX_ALL},
+        {"*a*", POLICY_GLOB_GENERAL},
+        {"a*b*c", POLICY_GLOB_GENERAL},
+        {"**a*", POLICY_GLOB_GENERAL},
     };
     for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++) {
         policy_glob g = G(v[i].p);
