@@ -11,7 +11,7 @@
  * from a private redis-server this program starts on a unix socket, loaded
  * with 1000 revocations, so each verification includes the local revocation
  * lookup. The token carries every claim a typical broker token has
- * (authorization details with a resource and limits, the ztb claim), no
+ * (an authorization detail with a resource and amounts, the ztb claim), no
  * DPoP binding and no single-use flag (those add a second ECDSA verify or a
  * Redis round trip by design). Each round measures every figure in turn so
  * that noise hits them alike; figures are medians over the rounds, ratios
@@ -105,8 +105,9 @@ static void seed_revocations(struct bench *b)
         die("cannot connect to redis");
     long long exp = (long long)time(NULL) + 3600;
     for (int i = 0; i < 1000; i++)
-        redisAppendCommand(c, "ZADD ztb:revocations %lld {\"type\":\"jti\",\"id\":\"rv%d\",\"exp\":%lld}",
-                           exp, i, exp);
+        redisAppendCommand(
+            c, "ZADD ztb:revocations %lld {\"type\":\"jti\",\"id\":\"rv%d\",\"exp\":%lld}", exp, i,
+            exp);
     for (int i = 0; i < 1000; i++) {
         void *r = NULL;
         if (redisGetReply(c, &r) != REDIS_OK)
@@ -150,16 +151,17 @@ static void setup(struct bench *b, int use_redis)
 
     long long now = (long long)time(NULL);
     char claims[2048];
-    snprintf(claims, sizeof(claims),
-             "{\"iss\":\"" ISS "\",\"sub\":\"spiffe://example.org/agent/invoice-bot\",\"aud\":\"" AUD
-             "\",\"iat\":%lld,\"nbf\":%lld,\"exp\":%lld,\"jti\":\"3q2-7wAAAAAzZKqXb0AAAA\","
-             "\"client_id\":\"spiffe://example.org/agent/invoice-bot\",\"scope\":"
-             "\"payments:refund\",\"authorization_details\":[{\"type\":\"ztb_action\",\"actions\":"
-             "[\"payments:refund\"],\"locations\":[\"" AUD "\"],\"identifier\":\"orders/2024-0042\","
-             "\"limits\":{\"amount\":40,\"currency\":\"EUR\"}}],\"act\":{\"sub\":"
-             "\"spiffe://example.org/agent/orchestrator\"},\"ztb\":{\"agent\":\"invoice-bot\","
-             "\"gen\":7,\"rule\":\"refunds-small\"}}",
-             now, now, now + 3600);
+    snprintf(
+        claims, sizeof(claims),
+        "{\"iss\":\"" ISS "\",\"sub\":\"spiffe://example.org/agent/invoice-bot\",\"aud\":\"" AUD
+        "\",\"iat\":%lld,\"nbf\":%lld,\"exp\":%lld,\"jti\":\"3q2-7wAAAAAzZKqXb0AAAA\","
+        "\"client_id\":\"spiffe://example.org/agent/invoice-bot\",\"scope\":"
+        "\"payments:refund\",\"authorization_details\":[{\"type\":\"payment\",\"actions\":"
+        "[\"payments:refund\"],\"locations\":[\"" AUD "\"],\"identifier\":\"orders/2024-0042\","
+        "\"amount\":40,\"currency\":\"EUR\"}],\"act\":{\"sub\":"
+        "\"spiffe://example.org/agent/orchestrator\"},\"ztb\":{\"agent\":\"invoice-bot\","
+        "\"gen\":7,\"rule\":\"refunds-small\"}}",
+        now, now, now + 3600);
     sign(key, claims, b->tok, sizeof(b->tok));
     sign(other, claims, b->bad_kid, sizeof(b->bad_kid));
     b->malformed = "eyJhbGciOiJub25lIn0.eyJzdWIiOiJ4In0.";
@@ -214,10 +216,10 @@ static void *runner(void *arg)
     struct run *r = arg;
     ztb_claims *cl = ztb_claims_new();
     ztb_expect e = {.action = "payments:refund", .resource = "orders/2024-0042"};
-    const char *tok = r->op == OP_VERIFY               ? r->b->tok
+    const char *tok = r->op == OP_VERIFY             ? r->b->tok
                       : r->op == OP_REJECT_MALFORMED ? r->b->malformed
                                                      : r->b->bad_kid;
-    ztb_err want = r->op == OP_VERIFY ? ZTB_OK
+    ztb_err want = r->op == OP_VERIFY             ? ZTB_OK
                    : r->op == OP_REJECT_MALFORMED ? ZTB_ERR_ALG
                                                   : ZTB_ERR_UNKNOWN_KID;
     int batch = r->op == OP_VERIFY ? 16 : 4096;

@@ -113,7 +113,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         ret = refuse(g, c, url, status, rv, ztb_verifier_errdetail(g->v));
     } else {
         double amount = 0;
-        int has_amount = ztb_claims_limit(claims, "amount", &amount) == ZTB_OK;
+        int has_amount = ztb_claims_detail_number(claims, "amount", &amount) == ZTB_OK;
         char body[512];
         snprintf(body, sizeof(body), "{\"refunded\":\"%s\",\"agent\":\"%s\",\"max_amount\":%g}", id,
                  ztb_claims_agent(claims), has_amount ? amount : 0.0);

@@ -945,24 +945,24 @@ static ztb_err token_form(const struct ztb_agent *a, const char *audience, const
     form_add(form, "grant_type", GRANT_TOKEN_EXCHANGE);
     form_add(form, "audience", audience);
     form_add(form, "scope", action);
-    if (details == NULL) {
-        if (resource != NULL)
-            form_add(form, "resource", resource);
+    if (resource != NULL)
+        form_add(form, "resource", resource);
+    if (details == NULL)
         return ztb_buf_error(form);
-    }
     size_t dl = strnlen(details, DETAILS_MAX + 1);
     json_error_t e;
-    json_t *lim = dl <= DETAILS_MAX && memchr(details, '\0', dl) == NULL
+    json_t *obj = dl <= DETAILS_MAX && memchr(details, '\0', dl) == NULL
                       ? json_loadb(details, dl, JSON_REJECT_DUPLICATES, &e)
                       : NULL;
-    if (!json_is_object(lim)) {
-        json_decref(lim);
-        return errdetail_set(a, ZTB_ERR_INVALID_ARG, "details_json must be a JSON object");
+    json_t *type = json_is_object(obj) ? json_object_get(obj, "type") : NULL;
+    if (!json_is_object(obj) || (type != NULL && !json_is_string(type))) {
+        json_decref(obj);
+        return errdetail_set(a, ZTB_ERR_INVALID_ARG,
+                             "details_json must be a JSON object (its \"type\" a string)");
     }
-    json_t *obj = json_pack("{s:s,s:o}", "type", "ztb_action", "limits", lim);
-    if (obj != NULL && resource != NULL)
-        json_object_set_new(obj, "identifier", json_string(resource));
-    json_t *arr = obj ? json_pack("[o]", obj) : NULL;
+    if (type == NULL)
+        json_object_set_new(obj, "type", json_string("ztb_action"));
+    json_t *arr = json_pack("[o]", obj);
     char *text = arr ? json_dumps(arr, JSON_COMPACT) : NULL;
     json_decref(arr);
     if (text == NULL)

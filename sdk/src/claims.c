@@ -87,25 +87,20 @@ static ztb_err one_string_array(struct jr *r, char *out, size_t cap)
     return ZTB_OK;
 }
 
-/* One element of authorization_details: a ztb_action object. */
+/* One element of authorization_details: an object of some type (RFC 9396). */
 static ztb_err detail(struct jr *r, struct claims *c, struct pending *p)
 {
     ZTB_ENSURE(jr_peek(r) == JR_OBJECT, ZTB_ERR_CLAIMS);
+    size_t start = r->c.pos;
     ZTB_GUARD(jr_enter_object(r));
-    int more, typed = 0;
+    int more;
     ztb_span name;
     for (;;) {
         ZTB_GUARD(jr_next_member(r, &name, &more));
         if (!more)
             break;
         if (NAME_IS(name, "type")) {
-            char type[16];
-            ZTB_ENSURE(jr_peek(r) == JR_STRING, ZTB_ERR_CLAIMS);
-            ztb_err rv = jr_read_string(r, type, sizeof(type), NULL);
-            ZTB_ENSURE(rv != ZTB_ERR_TOO_LARGE, ZTB_ERR_CLAIMS);
-            ZTB_GUARD(rv);
-            ZTB_ENSURE(strcmp(type, "ztb_action") == 0, ZTB_ERR_CLAIMS);
-            typed = 1;
+            ZTB_GUARD(take_str(r, c, CL_DETAIL_TYPE, CLAIMS_NAME_MAX));
         } else if (NAME_IS(name, "actions")) {
             ZTB_GUARD(one_string_array(r, p->action, sizeof(p->action)));
             p->has_actions = 1;
@@ -114,22 +109,18 @@ static ztb_err detail(struct jr *r, struct claims *c, struct pending *p)
             p->has_locations = 1;
         } else if (NAME_IS(name, "identifier")) {
             ZTB_GUARD(take_str(r, c, CL_RESOURCE, CLAIMS_RESOURCE_MAX));
-        } else if (NAME_IS(name, "limits")) {
-            ZTB_ENSURE(jr_peek(r) == JR_OBJECT, ZTB_ERR_CLAIMS);
-            ztb_span raw;
-            ZTB_GUARD(jr_raw(r, &raw));
-            size_t off = c->text_len;
-            ZTB_ENSURE(raw.len + 1 <= sizeof(c->text) - off, ZTB_ERR_CLAIMS);
-            memcpy(c->text + off, raw.ptr, raw.len);
-            c->text[off + raw.len] = '\0';
-            c->limits_off = (uint16_t)off;
-            c->limits_len = (uint16_t)raw.len;
-            c->text_len = off + raw.len + 1;
         } else {
-            ZTB_GUARD(jr_skip(r));
+            ZTB_GUARD(jr_skip(r)); /* what the request asked for, e.g. "amount" */
         }
     }
-    ZTB_ENSURE(typed, ZTB_ERR_CLAIMS);
+    ZTB_ENSURE((c->has >> CL_DETAIL_TYPE) & 1u && c->len[CL_DETAIL_TYPE] > 0, ZTB_ERR_CLAIMS);
+    size_t len = r->c.pos - start, off = c->text_len;
+    ZTB_ENSURE(len + 1 <= sizeof(c->text) - off, ZTB_ERR_CLAIMS);
+    memcpy(c->text + off, r->c.data + start, len);
+    c->text[off + len] = '\0';
+    c->details_off = (uint16_t)off;
+    c->details_len = (uint16_t)len;
+    c->text_len = off + len + 1;
     return ZTB_OK;
 }
 
@@ -270,10 +261,9 @@ static ztb_err final_checks(const struct claims *c, const struct pending *p)
     ZTB_ENSURE(p->has_iat && p->has_exp && p->has_ztb && p->has_gen, ZTB_ERR_CLAIMS);
     ZTB_ENSURE(c->exp > c->iat, ZTB_ERR_CLAIMS);
     ZTB_ENSURE(c->len[CL_JTI] > 0 && c->len[CL_SCOPE] > 0 && c->len[CL_AGENT] > 0, ZTB_ERR_CLAIMS);
-    ZTB_ENSURE(p->ndetails == 1 && p->has_actions, ZTB_ERR_CLAIMS);
+    ZTB_ENSURE(p->ndetails == 1 && p->has_actions && p->has_locations, ZTB_ERR_CLAIMS);
     ZTB_ENSURE(strcmp(p->action, claims_str(c, CL_SCOPE)) == 0, ZTB_ERR_CLAIMS);
-    ZTB_ENSURE(!p->has_locations || strcmp(p->location, claims_str(c, CL_AUD)) == 0,
-               ZTB_ERR_CLAIMS);
+    ZTB_ENSURE(strcmp(p->location, claims_str(c, CL_AUD)) == 0, ZTB_ERR_CLAIMS);
     return ZTB_OK;
 }
 
@@ -301,7 +291,7 @@ ztb_err claims_parse(const void *payload, size_t n, struct claims *c)
     c->has = 0;
     c->iat = c->nbf = c->exp = c->gen = 0;
     c->has_nbf = c->single_use = c->cnf_present = c->cnf_unknown = 0;
-    c->limits_off = c->limits_len = 0;
+    c->details_off = c->details_len = 0;
     c->text_len = 0;
     c->text[0] = '\0';
     ZTB_ENSURE(n <= CLAIMS_PAYLOAD_MAX, ZTB_ERR_CLAIMS);

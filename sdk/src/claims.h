@@ -14,11 +14,13 @@
  * iss, sub, aud, exp, iat, jti, scope or ztb (with agent and gen); a claim of
  * the wrong type (aud must be one string; times integers); a string longer
  * than its limit or holding control characters; an authorization_details
- * that is not exactly one ztb_action object whose actions are [scope] and
- * whose locations, if present, are [aud]; exp not after iat. Members ztb does
+ * that is not exactly one object with a string "type" whose actions are
+ * [scope] and whose locations are [aud]; exp not after iat. Members ztb does
  * not know are skipped (after being checked as strict JSON), except inside
  * cnf, where an unknown member is remembered so the verifier can refuse a
- * binding it cannot check.
+ * binding it cannot check. The authorization detail object is kept whole
+ * (its raw JSON), since its other members (e.g. "amount") are what the
+ * request asked for and the policy allowed.
  *
  * The parsed strings live inside the struct claims (copied, unescaped and
  * NUL-terminated), so it stays valid when the payload goes away.
@@ -50,10 +52,11 @@ enum claims_str {
     CL_SCOPE,
     CL_RESOURCE, /* authorization_details[0].identifier */
     CL_ACT_SUB,
-    CL_JKT,   /* cnf.jkt */
-    CL_X5T,   /* cnf["x5t#S256"] */
-    CL_AGENT, /* ztb.agent */
-    CL_RULE,  /* ztb.rule */
+    CL_JKT,         /* cnf.jkt */
+    CL_X5T,         /* cnf["x5t#S256"] */
+    CL_AGENT,       /* ztb.agent */
+    CL_RULE,        /* ztb.rule */
+    CL_DETAIL_TYPE, /* authorization_details[0].type */
     CL_NSTR
 };
 
@@ -63,11 +66,11 @@ struct claims {
     uint16_t has; /* bit i: string i present */
     int64_t iat, nbf, exp;
     int has_nbf;
-    int64_t gen;                     /* ztb.gen */
-    int single_use;                  /* ztb.single_use is true */
-    int cnf_present;                 /* a cnf object was there */
-    int cnf_unknown;                 /* cnf holds a member ztb cannot check */
-    uint16_t limits_off, limits_len; /* raw JSON of the limits object in text; len 0: none */
+    int64_t gen;                       /* ztb.gen */
+    int single_use;                    /* ztb.single_use is true */
+    int cnf_present;                   /* a cnf object was there */
+    int cnf_unknown;                   /* cnf holds a member ztb cannot check */
+    uint16_t details_off, details_len; /* raw JSON of authorization_details[0] in text */
     size_t text_len;
     char text[CLAIMS_PAYLOAD_MAX + CL_NSTR + 1];
 };

@@ -618,11 +618,16 @@ const char *ztb_claims_rule(const ztb_claims *c)
     return claim(c, CL_RULE);
 }
 
-const char *ztb_claims_limits_json(const ztb_claims *c)
+const char *ztb_claims_details_type(const ztb_claims *c)
 {
-    if (c == NULL || !c->valid || c->c.limits_len == 0)
+    return claim(c, CL_DETAIL_TYPE);
+}
+
+const char *ztb_claims_details_json(const ztb_claims *c)
+{
+    if (c == NULL || !c->valid || c->c.details_len == 0)
         return NULL;
-    return c->c.text + c->c.limits_off;
+    return c->c.text + c->c.details_off;
 }
 
 const char *ztb_claims_json(const ztb_claims *c)
@@ -640,26 +645,46 @@ int ztb_claims_single_use(const ztb_claims *c)
     return c != NULL && c->valid && c->c.single_use;
 }
 
-ztb_err ztb_claims_limit(const ztb_claims *c, const char *name, double *value)
+/* Find member name[0..n) of the object at r's position; 1 if found (r is on its value). */
+static ztb_err find_member(struct jr *r, const char *name, size_t n, int *found)
 {
-    ZTB_ENSURE(c != NULL && name != NULL && value != NULL, ZTB_ERR_INVALID_ARG);
-    const char *lim = ztb_claims_limits_json(c);
-    ZTB_ENSURE(lim != NULL, ZTB_ERR_NOT_FOUND);
-    struct jr r;
-    jr_init(&r, lim, c->c.limits_len);
-    ZTB_GUARD(jr_enter_object(&r));
+    *found = 0;
+    ZTB_ENSURE(jr_peek(r) == JR_OBJECT, ZTB_OK);
+    ZTB_GUARD(jr_enter_object(r));
     int more;
-    ztb_span n;
+    ztb_span m;
     for (;;) {
-        ZTB_GUARD(jr_next_member(&r, &n, &more));
+        ZTB_GUARD(jr_next_member(r, &m, &more));
         if (!more)
-            return ZTB_ERR_NOT_FOUND;
-        if (ztb_span_eq_str(n, name)) {
-            ZTB_ENSURE(jr_peek(&r) == JR_NUMBER, ZTB_ERR_INVALID_ARG);
-            return jr_read_number(&r, value);
+            return ZTB_OK;
+        if (m.len == n && memcmp(m.ptr, name, n) == 0) {
+            *found = 1;
+            return ZTB_OK;
         }
-        ZTB_GUARD(jr_skip(&r));
+        ZTB_GUARD(jr_skip(r));
     }
+}
+
+ztb_err ztb_claims_detail_number(const ztb_claims *c, const char *path, double *value)
+{
+    ZTB_ENSURE(c != NULL && path != NULL && value != NULL && *path != '\0', ZTB_ERR_INVALID_ARG);
+    const char *obj = ztb_claims_details_json(c);
+    ZTB_ENSURE(obj != NULL, ZTB_ERR_INVALID_ARG);
+    struct jr r;
+    jr_init(&r, obj, c->c.details_len);
+    for (const char *p = path;;) {
+        const char *dot = strchr(p, '.');
+        size_t n = dot ? (size_t)(dot - p) : strlen(p);
+        int found;
+        ZTB_ENSURE(n > 0, ZTB_ERR_INVALID_ARG);
+        ZTB_GUARD(find_member(&r, p, n, &found));
+        ZTB_ENSURE(found, ZTB_ERR_NOT_FOUND);
+        if (dot == NULL)
+            break;
+        p = dot + 1;
+    }
+    ZTB_ENSURE(jr_peek(&r) == JR_NUMBER, ZTB_ERR_INVALID_ARG);
+    return jr_read_number(&r, value);
 }
 
 /* ---- stats -------------------------------------------------------------- */

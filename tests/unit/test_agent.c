@@ -139,7 +139,8 @@ static void mint_token(struct broker *b, const char *jkt, struct st_resp *rs)
     snprintf(claims, sizeof(claims),
              "{\"iss\":\"%s\",\"sub\":\"" AGENT_ID "\",\"aud\":\"payments\",\"iat\":%lld,"
              "\"exp\":%lld,\"jti\":\"t%u\",\"scope\":\"payments:refund\",\"authorization_details\":"
-             "[{\"type\":\"ztb_action\",\"actions\":[\"payments:refund\"]}]%s,\"ztb\":{\"agent\":"
+             "[{\"type\":\"ztb_action\",\"actions\":[\"payments:refund\"],\"locations\":"
+             "[\"payments\"]}]%s,\"ztb\":{\"agent\":"
              "\"bot\",\"gen\":1}}",
              b->srv.base, (long long)now, (long long)now + 60, b->tokens, cnf);
     const char *tok = st_sign(b->sign_key, NULL, claims);
@@ -358,22 +359,29 @@ static void test_enroll_and_tokens(void **state)
     assert_false(st_form_get(B.last_form, "authorization_details", v, sizeof(v)));
     assert_false(B.last_had_dpop);
 
-    /* limits travel in authorization_details, with the resource as identifier */
+    /* details travel as the one object of authorization_details ("type" defaulted) */
     assert_int_equal(
         ztb_agent_token(a, "payments", "payments:refund", "orders/1&2", "{\"amount\": 40}", &tok),
         ZTB_OK);
     ztb_token_free(tok);
-    assert_false(st_form_get(B.last_form, "resource", v, sizeof(v)));
+    assert_true(st_form_get(B.last_form, "resource", v, sizeof(v)));
+    assert_string_equal(v, "orders/1&2");
     assert_true(st_form_get(B.last_form, "authorization_details", v, sizeof(v)));
     json_error_t e;
     json_t *d = json_loads(v, 0, &e);
     assert_true(json_is_array(d) && json_array_size(d) == 1);
     json_t *o = json_array_get(d, 0);
     assert_string_equal(json_string_value(json_object_get(o, "type")), "ztb_action");
-    assert_string_equal(json_string_value(json_object_get(o, "identifier")), "orders/1&2");
-    assert_int_equal(json_integer_value(json_object_get(json_object_get(o, "limits"), "amount")),
-                     40);
+    assert_int_equal(json_integer_value(json_object_get(o, "amount")), 40);
     json_decref(d);
+    assert_int_equal(ztb_agent_token(a, "payments", "payments:refund", NULL,
+                                     "{\"type\":\"payment\",\"amount\":7}", &tok),
+                     ZTB_OK);
+    ztb_token_free(tok);
+    assert_true(st_form_get(B.last_form, "authorization_details", v, sizeof(v)));
+    assert_string_equal(v, "[{\"type\":\"payment\",\"amount\":7}]");
+    assert_int_equal(ztb_agent_token(a, "payments", "payments:refund", NULL, "{\"type\":1}", &tok),
+                     ZTB_ERR_INVALID_ARG);
     /* one session served every token so far */
     assert_int_equal(B.sessions, 1);
 

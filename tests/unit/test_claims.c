@@ -10,22 +10,22 @@
 #include "sdk/src/claims.h"
 
 /* What the broker writes (broker/claims.c), with every optional member. */
-#define FULL                                                                                       \
-    "{\"iss\":\"https://broker.example\",\"sub\":\"spiffe://ztb.local/agent/billing-bot\","        \
-    "\"aud\":\"payments\",\"iat\":1767225600,\"nbf\":1767225600,\"exp\":1767225660,"               \
-    "\"jti\":\"kq3x9Jd0xV2aR8yQ1sLm7g\",\"client_id\":\"spiffe://ztb.local/agent/billing-bot\","   \
-    "\"scope\":\"payments:refund\",\"authorization_details\":[{\"type\":\"ztb_action\","           \
-    "\"actions\":[\"payments:refund\"],\"locations\":[\"payments\"],\"identifier\":"               \
-    "\"orders/1234\",\"limits\":{\"amount\":40,\"currency\":\"EUR\"}}],\"act\":{\"sub\":"          \
-    "\"spiffe://ztb.local/agent/orchestrator\"},\"cnf\":{\"jkt\":"                                 \
-    "\"0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I\"},\"ztb\":{\"agent\":\"billing-bot\","         \
-    "\"gen\":3,\"single_use\":true,\"rule\":\"refunds-small\"}}"
+static const char FULL[] =
+    "{\"iss\":\"https://broker.example\",\"sub\":\"spiffe://ztb.local/agent/billing-bot\","
+    "\"aud\":\"payments\",\"iat\":1767225600,\"nbf\":1767225600,\"exp\":1767225660,"
+    "\"jti\":\"kq3x9Jd0xV2aR8yQ1sLm7g\",\"client_id\":\"spiffe://ztb.local/agent/billing-bot\","
+    "\"scope\":\"payments:refund\",\"authorization_details\":[{\"type\":\"payment\","
+    "\"actions\":[\"payments:refund\"],\"locations\":[\"payments\"],\"identifier\":"
+    "\"orders/1234\",\"amount\":40,\"currency\":\"EUR\"}],\"act\":{\"sub\":"
+    "\"spiffe://ztb.local/agent/orchestrator\"},\"cnf\":{\"jkt\":"
+    "\"0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I\"},\"ztb\":{\"agent\":\"billing-bot\","
+    "\"gen\":3,\"single_use\":true,\"rule\":\"refunds-small\"}}";
 
 /* The least the broker writes. */
-#define MINIMAL                                                                                    \
-    "{\"iss\":\"i\",\"sub\":\"s\",\"aud\":\"a\",\"iat\":10,\"exp\":20,\"jti\":\"j\","              \
-    "\"scope\":\"x:y\",\"authorization_details\":[{\"type\":\"ztb_action\",\"actions\":"           \
-    "[\"x:y\"]}],\"ztb\":{\"agent\":\"n\",\"gen\":1}}"
+static const char MINIMAL[] =
+    "{\"iss\":\"i\",\"sub\":\"s\",\"aud\":\"a\",\"iat\":10,\"exp\":20,\"jti\":\"j\","
+    "\"scope\":\"x:y\",\"authorization_details\":[{\"type\":\"ztb_action\",\"actions\":"
+    "[\"x:y\"],\"locations\":[\"a\"]}],\"ztb\":{\"agent\":\"n\",\"gen\":1}}";
 
 static struct claims c;
 
@@ -68,9 +68,12 @@ static void test_full_token(void **state)
     assert_true(c.single_use);
     assert_true(c.cnf_present);
     assert_false(c.cnf_unknown);
-    assert_int_equal(c.limits_len, strlen("{\"amount\":40,\"currency\":\"EUR\"}"));
-    assert_memory_equal(c.text + c.limits_off, "{\"amount\":40,\"currency\":\"EUR\"}",
-                        c.limits_len);
+    assert_string_equal(claims_str(&c, CL_DETAIL_TYPE), "payment");
+    const char *d =
+        "{\"type\":\"payment\",\"actions\":[\"payments:refund\"],\"locations\":"
+        "[\"payments\"],\"identifier\":\"orders/1234\",\"amount\":40,\"currency\":\"EUR\"}";
+    assert_int_equal(c.details_len, strlen(d));
+    assert_memory_equal(c.text + c.details_off, d, c.details_len);
     assert_int_equal(claims_len(&c, CL_AUD), 8);
 }
 
@@ -85,7 +88,8 @@ static void test_minimal_token(void **state)
     assert_false(c.single_use);
     assert_false(c.cnf_present);
     assert_false(c.has_nbf);
-    assert_int_equal(c.limits_len, 0);
+    assert_string_equal(claims_str(&c, CL_DETAIL_TYPE), "ztb_action");
+    assert_true(c.details_len > 0);
     /* unknown members anywhere are skipped */
     assert_int_equal(parse(minimal_with("\"jti\"", "\"future\":{\"x\":[1,2]},\"jti\"")), ZTB_OK);
     /* escapes are undone */
@@ -112,8 +116,9 @@ static void test_each_refusal(void **state)
         {",\"ztb\":{\"agent\":\"n\",\"gen\":1}", "", ZTB_ERR_CLAIMS},
         {"\"agent\":\"n\",", "", ZTB_ERR_CLAIMS},
         {",\"gen\":1", "", ZTB_ERR_CLAIMS},
-        {"\"authorization_details\":[{\"type\":\"ztb_action\",\"actions\":[\"x:y\"]}],", "",
-         ZTB_ERR_CLAIMS},
+        {"\"authorization_details\":[{\"type\":\"ztb_action\",\"actions\":[\"x:y\"],"
+         "\"locations\":[\"a\"]}],",
+         "", ZTB_ERR_CLAIMS},
         /* types */
         {"\"aud\":\"a\"", "\"aud\":[\"a\"]", ZTB_ERR_CLAIMS},
         {"\"iss\":\"i\"", "\"iss\":1", ZTB_ERR_CLAIMS},
@@ -129,17 +134,18 @@ static void test_each_refusal(void **state)
         {"\"sub\":\"s\"", "\"sub\":\"a\\u0007b\"", ZTB_ERR_CLAIMS},
         {"\"sub\":\"s\"", "\"sub\":\"a\\nb\"", ZTB_ERR_CLAIMS},
         /* authorization_details */
-        {"[\"x:y\"]}]", "[\"x:z\"]}]", ZTB_ERR_CLAIMS},
-        {"[\"x:y\"]}]", "[\"x:y\",\"x:z\"]}]", ZTB_ERR_CLAIMS},
-        {"[\"x:y\"]}]", "[]}]", ZTB_ERR_CLAIMS},
-        {"\"type\":\"ztb_action\"", "\"type\":\"other\"", ZTB_ERR_CLAIMS},
+        {"\"actions\":[\"x:y\"]", "\"actions\":[\"x:z\"]", ZTB_ERR_CLAIMS},
+        {"\"actions\":[\"x:y\"]", "\"actions\":[\"x:y\",\"x:z\"]", ZTB_ERR_CLAIMS},
+        {"\"actions\":[\"x:y\"]", "\"actions\":[]", ZTB_ERR_CLAIMS},
+        {"\"actions\":[\"x:y\"]", "\"actions\":\"x:y\"", ZTB_ERR_CLAIMS},
+        {"\"type\":\"ztb_action\"", "\"type\":7", ZTB_ERR_CLAIMS},
+        {"\"type\":\"ztb_action\"", "\"type\":\"\"", ZTB_ERR_CLAIMS},
         {"{\"type\":\"ztb_action\",", "{", ZTB_ERR_CLAIMS},
         {",\"actions\":[\"x:y\"]", "", ZTB_ERR_CLAIMS},
-        {"[\"x:y\"]}]", "[\"x:y\"],\"locations\":[\"other\"]}]", ZTB_ERR_CLAIMS},
-        {"[\"x:y\"]}]", "[\"x:y\"]},{\"type\":\"ztb_action\",\"actions\":[\"x:y\"]}]",
-         ZTB_ERR_CLAIMS},
-        {"[\"x:y\"]}]", "[\"x:y\"],\"limits\":[1]}]", ZTB_ERR_CLAIMS},
-        {"[\"x:y\"]}]", "[\"x:y\"],\"identifier\":7}]", ZTB_ERR_CLAIMS},
+        {",\"locations\":[\"a\"]", "", ZTB_ERR_CLAIMS},
+        {"\"locations\":[\"a\"]", "\"locations\":[\"other\"]", ZTB_ERR_CLAIMS},
+        {"[\"a\"]}]", "[\"a\"]},{\"type\":\"ztb_action\",\"actions\":[\"x:y\"]}]", ZTB_ERR_CLAIMS},
+        {"[\"a\"]}]", "[\"a\"],\"identifier\":7}]", ZTB_ERR_CLAIMS},
         {"[{\"type\"", "{\"type\"", ZTB_ERR_CLAIMS},
         /* act and cnf */
         {"\"jti\"", "\"act\":{},\"jti\"", ZTB_ERR_CLAIMS},
@@ -189,8 +195,8 @@ static void test_not_an_object_and_sizes(void **state)
     memset(res, 'r', sizeof(res) - 1);
     res[sizeof(res) - 1] = '\0';
     char to[CLAIMS_RESOURCE_MAX + 128];
-    snprintf(to, sizeof(to), "[\"x:y\"],\"identifier\":\"%s\"}]", res);
-    assert_int_equal(parse(minimal_with("[\"x:y\"]}]", to)), ZTB_ERR_CLAIMS);
+    snprintf(to, sizeof(to), "[\"a\"],\"identifier\":\"%s\"}]", res);
+    assert_int_equal(parse(minimal_with("[\"a\"]}]", to)), ZTB_ERR_CLAIMS);
 }
 
 int main(void)

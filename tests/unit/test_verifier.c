@@ -138,19 +138,19 @@ static const char *claims_json(const struct tk *t)
     const char *res = t->resource ? t->resource : "orders/1234";
     if (strcmp(res, "-") != 0)
         snprintf(ident, sizeof(ident), ",\"identifier\":\"%s\"", res);
-    snprintf(out, sizeof(out),
-             "{\"iss\":\"%s\",\"sub\":\"spiffe://ztb.local/agent/%s\",\"aud\":\"%s\","
-             "\"iat\":%lld,%s\"exp\":%lld,\"jti\":\"%s\",\"client_id\":"
-             "\"spiffe://ztb.local/agent/%s\",\"scope\":\"%s\",\"authorization_details\":"
-             "[{\"type\":\"ztb_action\",\"actions\":[\"%s\"],\"locations\":[\"%s\"]%s,"
-             "\"limits\":{\"amount\":40}}]%s%s,\"ztb\":{\"agent\":\"%s\",\"gen\":%lld,"
-             "\"rule\":\"refunds-small\"%s}}",
-             t->iss ? t->iss : ISS, t->agent ? t->agent : "bot", t->aud ? t->aud : AUD,
-             (long long)(t->iat ? t->iat : now), nbf, (long long)(t->exp ? t->exp : now + 60),
-             t->jti ? t->jti : jti, t->agent ? t->agent : "bot", scope, scope,
-             t->aud ? t->aud : AUD, ident, t->cnf ? t->cnf : "", t->extra ? t->extra : "",
-             t->agent ? t->agent : "bot", (long long)(t->gen ? t->gen : 3),
-             t->ztb_extra ? t->ztb_extra : "");
+    snprintf(
+        out, sizeof(out),
+        "{\"iss\":\"%s\",\"sub\":\"spiffe://ztb.local/agent/%s\",\"aud\":\"%s\","
+        "\"iat\":%lld,%s\"exp\":%lld,\"jti\":\"%s\",\"client_id\":"
+        "\"spiffe://ztb.local/agent/%s\",\"scope\":\"%s\",\"authorization_details\":"
+        "[{\"type\":\"payment\",\"actions\":[\"%s\"],\"locations\":[\"%s\"]%s,"
+        "\"amount\":40,\"limits\":{\"daily\":500}}]%s%s,\"ztb\":{\"agent\":\"%s\",\"gen\":%lld,"
+        "\"rule\":\"refunds-small\"%s}}",
+        t->iss ? t->iss : ISS, t->agent ? t->agent : "bot", t->aud ? t->aud : AUD,
+        (long long)(t->iat ? t->iat : now), nbf, (long long)(t->exp ? t->exp : now + 60),
+        t->jti ? t->jti : jti, t->agent ? t->agent : "bot", scope, scope, t->aud ? t->aud : AUD,
+        ident, t->cnf ? t->cnf : "", t->extra ? t->extra : "", t->agent ? t->agent : "bot",
+        (long long)(t->gen ? t->gen : 3), t->ztb_extra ? t->ztb_extra : "");
     return out;
 }
 
@@ -207,10 +207,18 @@ static void test_valid_token_and_claims(void **state)
     assert_int_equal(ztb_claims_expires_at(cl), now + 60);
     assert_false(ztb_claims_single_use(cl));
     double amount = 0;
-    assert_int_equal(ztb_claims_limit(cl, "amount", &amount), ZTB_OK);
+    assert_int_equal(ztb_claims_detail_number(cl, "amount", &amount), ZTB_OK);
     assert_true(amount == 40);
-    assert_int_equal(ztb_claims_limit(cl, "other", &amount), ZTB_ERR_NOT_FOUND);
-    assert_string_equal(ztb_claims_limits_json(cl), "{\"amount\":40}");
+    assert_int_equal(ztb_claims_detail_number(cl, "limits.daily", &amount), ZTB_OK);
+    assert_true(amount == 500);
+    assert_int_equal(ztb_claims_detail_number(cl, "other", &amount), ZTB_ERR_NOT_FOUND);
+    assert_int_equal(ztb_claims_detail_number(cl, "limits.other", &amount), ZTB_ERR_NOT_FOUND);
+    assert_int_equal(ztb_claims_detail_number(cl, "amount.x", &amount), ZTB_ERR_NOT_FOUND);
+    assert_int_equal(ztb_claims_detail_number(cl, "type", &amount), ZTB_ERR_INVALID_ARG);
+    assert_int_equal(ztb_claims_detail_number(cl, "limits", &amount), ZTB_ERR_INVALID_ARG);
+    assert_int_equal(ztb_claims_detail_number(cl, "limits.", &amount), ZTB_ERR_INVALID_ARG);
+    assert_string_equal(ztb_claims_details_type(cl), "payment");
+    assert_non_null(strstr(ztb_claims_details_json(cl), "\"amount\":40"));
     assert_non_null(strstr(ztb_claims_json(cl), "\"scope\":\"payments:refund\""));
     /* a token verifies again (not single-use), and without a claims object */
     ztb_expect e = {.action = "payments:refund", .resource = "orders/1234"};

@@ -12,8 +12,8 @@
  *   if (rv == ZTB_OK && !ztb_agent_is_enrolled(a))
  *       rv = ztb_agent_enroll(a, getenv("ZTB_JOIN_TOKEN"));
  *   char *token;
- *   rv = ztb_agent_token(a, "payments", "payments:refund", "orders/1234", "{\"amount\":40}",
- *                        &token);
+ *   rv = ztb_agent_token(a, "payments", "payments:refund", "orders/1234",
+ *                        "{\"type\":\"payment\",\"amount\":40}", &token);
  *   ... Authorization: Bearer <token> ...
  *   ztb_token_free(token);
  *   ztb_agent_free(a);
@@ -158,8 +158,10 @@ ZTB_API ZTB_WUR ztb_err ztb_agent_renew(ztb_agent *a);
  *   audience      who will accept it, e.g. "payments" (required)
  *   action        "service:verb", e.g. "payments:refund" (required)
  *   resource      what it acts on, e.g. "orders/1234", or NULL
- *   details_json  a JSON object of limits the policy compares, e.g.
- *                 {"amount":40}, or NULL
+ *   details_json  the details of this action the policy checks, as one JSON
+ *                 object (an RFC 9396 authorization detail), e.g.
+ *                 {"type":"payment","amount":40}; "type" defaults to
+ *                 "ztb_action". NULL for none. The token carries it back.
  * On success *token is a NUL-terminated JWS the caller frees with
  * ztb_token_free. Errors: ACCESS_DENIED, APPROVAL_REQUIRED, QUARANTINED,
  * AUDIENCE_KILLED, RATE_LIMITED (after the retries), INVALID_SCOPE,

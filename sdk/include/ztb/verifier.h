@@ -243,15 +243,19 @@ ZTB_API void ztb_claims_free(ztb_claims *c);
  * Accessors. Strings are owned by c and valid until it is reused or freed;
  * each returns NULL when the claim is absent (or c holds no token).
  */
-ZTB_API const char *ztb_claims_subject(const ztb_claims *c);     /* sub: the agent's SPIFFE ID */
-ZTB_API const char *ztb_claims_agent(const ztb_claims *c);       /* ztb.agent: the agent's name */
-ZTB_API const char *ztb_claims_action(const ztb_claims *c);      /* scope */
-ZTB_API const char *ztb_claims_resource(const ztb_claims *c);    /* the resource, if any */
-ZTB_API const char *ztb_claims_jti(const ztb_claims *c);         /* the token's id */
-ZTB_API const char *ztb_claims_actor(const ztb_claims *c);       /* act.sub: on whose behalf */
-ZTB_API const char *ztb_claims_rule(const ztb_claims *c);        /* ztb.rule: the policy rule */
-ZTB_API const char *ztb_claims_limits_json(const ztb_claims *c); /* the limits object, JSON */
-ZTB_API const char *ztb_claims_json(const ztb_claims *c);        /* the whole payload, JSON */
+ZTB_API const char *ztb_claims_subject(const ztb_claims *c);  /* sub: the agent's SPIFFE ID */
+ZTB_API const char *ztb_claims_agent(const ztb_claims *c);    /* ztb.agent: the agent's name */
+ZTB_API const char *ztb_claims_action(const ztb_claims *c);   /* scope */
+ZTB_API const char *ztb_claims_resource(const ztb_claims *c); /* the resource, if any */
+ZTB_API const char *ztb_claims_jti(const ztb_claims *c);      /* the token's id */
+ZTB_API const char *ztb_claims_actor(const ztb_claims *c);    /* act.sub: on whose behalf */
+ZTB_API const char *ztb_claims_rule(const ztb_claims *c);     /* ztb.rule: the policy rule */
+ZTB_API const char *ztb_claims_json(const ztb_claims *c);     /* the whole payload, JSON */
+
+/* The one authorization detail (RFC 9396) the token carries: its type, e.g. "payment"... */
+ZTB_API const char *ztb_claims_details_type(const ztb_claims *c);
+/* ... and the whole object as JSON, e.g. {"type":"payment","amount":40,...}. */
+ZTB_API const char *ztb_claims_details_json(const ztb_claims *c);
 
 /* exp of the token (Unix seconds), 0 if c holds no token. */
 ZTB_API int64_t ztb_claims_expires_at(const ztb_claims *c);
@@ -260,10 +264,13 @@ ZTB_API int64_t ztb_claims_expires_at(const ztb_claims *c);
 ZTB_API int ztb_claims_single_use(const ztb_claims *c);
 
 /*
- * The number under name in the token's limits (e.g. "amount"). NOT_FOUND if
- * there are no limits or no such member, INVALID_ARG if it is not a number.
+ * The number at path in the token's authorization detail: a member name
+ * ("amount") or names of nested objects joined by dots ("limits.amount"),
+ * the paths policy conditions use. These are the limits the broker allowed;
+ * a gateway compares what the request does with them. NOT_FOUND if there is
+ * no such member, INVALID_ARG if it is not a number (or c holds no token).
  */
-ZTB_API ztb_err ztb_claims_limit(const ztb_claims *c, const char *name, double *value);
+ZTB_API ztb_err ztb_claims_detail_number(const ztb_claims *c, const char *path, double *value);
 
 /* ---- operations ---------------------------------------------------------- */
 
