@@ -17,7 +17,8 @@
 #include "harness.h"
 
 /* billing-bot may refund small amounts (single-use), read and list orders,
- * and open tickets with DPoP-bound tokens; disputed orders are off limits. */
+ * and open tickets with DPoP-bound tokens; ticket-bot may list orders and
+ * open tickets; disputed orders are off limits. */
 static const char *const sdk_it_policy =
     "{\"version\": 1, \"trust_domain\": \"ztb.local\",\n"
     " \"settings\": {\"max_ttl\": 300, \"default_ttl\": 60,\n"
@@ -29,7 +30,8 @@ static const char *const sdk_it_policy =
     "   \"resources\": [\"orders/*\"],\n"
     "   \"conditions\": {\"limits\": [{\"path\": \"amount\", \"max\": 50}]},\n"
     "   \"obligations\": {\"ttl\": 30, \"single_use\": true}},\n"
-    "  {\"id\": \"orders-list\", \"effect\": \"allow\", \"agents\": [\"billing-bot\"],\n"
+    "  {\"id\": \"orders-list\", \"effect\": \"allow\",\n"
+    "   \"agents\": [\"billing-bot\", \"ticket-bot\"],\n"
     "   \"actions\": [\"payments:list\"], \"audiences\": [\"payments\"], \"resources\": "
     "[\"**\"]},\n"
     "  {\"id\": \"orders-read\", \"effect\": \"allow\", \"agents\": [\"billing-bot\"],\n"
@@ -37,7 +39,8 @@ static const char *const sdk_it_policy =
     "   \"resources\": [\"**\"],\n"
     "   \"obligations\": {\"rate_limits\": {\"per_action\": {\"rate\": 3, \"burst\": 3,\n"
     "                     \"period\": 60}}}},\n"
-    "  {\"id\": \"tickets-dpop\", \"effect\": \"allow\", \"agents\": [\"billing-bot\"],\n"
+    "  {\"id\": \"tickets-dpop\", \"effect\": \"allow\",\n"
+    "   \"agents\": [\"billing-bot\", \"ticket-bot\"],\n"
     "   \"actions\": [\"tickets:create\"], \"audiences\": [\"payments\"], \"resources\": "
     "[\"**\"],\n"
     "   \"obligations\": {\"binding\": \"dpop\"}},\n"
