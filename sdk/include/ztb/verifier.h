@@ -231,12 +231,18 @@ ZTB_API ZTB_WUR ztb_err ztb_verify(ztb_verifier *v, const char *token, const ztb
  */
 ZTB_API const char *ztb_verifier_errdetail(const ztb_verifier *v);
 
-/* ---- claims of a verified token ----------------------------------------- */
+/* ---- claims of a verified token -----------------------------------------
+ *
+ * A claims object (about 14 KiB) receives the claims of the last token
+ * ztb_verify accepted into it; after a refusal it holds none. It is used by
+ * one thread at a time (keep one per thread); the accessors do not block and
+ * do not allocate.
+ */
 
-/* A new, empty claims object, or NULL if out of memory. */
+/* A new, empty claims object the caller owns, or NULL if out of memory. */
 ZTB_API ztb_claims *ztb_claims_new(void);
 
-/* Free a claims object (NULL is fine). */
+/* Wipe and free a claims object (NULL is fine). */
 ZTB_API void ztb_claims_free(ztb_claims *c);
 
 /*
@@ -285,7 +291,7 @@ typedef struct ztb_verifier_stats {
     uint64_t revocation_syncs;      /* full loads of the revocation state */
 } ztb_verifier_stats;
 
-/* Fill *out with v's counters (zeros for what does not apply). Thread-safe. */
+/* Fill *out with v's counters (zeros for what does not apply). Thread-safe; does not block. */
 ZTB_API ztb_err ztb_verifier_stats_get(ztb_verifier *v, ztb_verifier_stats *out);
 
 #ifdef __cplusplus
