@@ -41,7 +41,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (ev.kind == REV_AGENT && live &&
         revset_check(&rs, NULL, NULL, ev.id, ev.gen - 1, NULL, now) != ZTB_ERR_AGENT_REVOKED)
         abort();
-    if (ev.kind == REV_AUDIENCE && !ev.lifted &&
+    if (ev.kind == REV_AUDIENCE && !ev.lifted && live &&
         revset_check(&rs, NULL, ev.id, NULL, 0, NULL, now) != ZTB_ERR_AUDIENCE_KILLED)
         abort();
     revset_sweep_names(&rs, now + 1000000);
