@@ -21,7 +21,8 @@ static void test_private_redis_healthy(void **state)
 {
     (void)state;
     struct zh_broker b;
-    zh_broker_start(&b, NULL);
+    struct zh_broker_opts o = {.with_keys = 1};
+    zh_broker_start(&b, &o);
     struct zh_resp r;
     assert_int_equal(zh_get(&b, "/healthz", &r), 0);
     assert_int_equal(r.status, 200);
@@ -97,6 +98,17 @@ static void test_bad_requests_get_clear_errors(void **state)
     zh_resp_free(&r);
     free(body);
 
+    /* a 64 KiB header block: refused, and the daemon keeps serving */
+    char *big_hdr = malloc(70000);
+    strcpy(big_hdr, "X-Padding: ");
+    memset(big_hdr + 11, 'h', 65536);
+    big_hdr[11 + 65536] = '\0';
+    const char *hdrs[] = {big_hdr, NULL};
+    long status = zh_http("GET", url, NULL, NULL, NULL, 0, hdrs, &r) == 0 ? r.status : 0;
+    assert_true(status == 0 || status == 413 || status == 431 || status == 400);
+    zh_resp_free(&r);
+    free(big_hdr);
+
     assert_int_equal(zh_get(&b, "/healthz", &r), 0);
     assert_int_equal(r.status, 200);
     zh_resp_free(&r);
@@ -111,7 +123,7 @@ static void test_external_redis_loss_and_recovery(void **state)
     (void)state;
     struct zh_redis rd;
     zh_redis_start(&rd);
-    struct zh_broker_opts o = {.redis_url = rd.url};
+    struct zh_broker_opts o = {.redis_url = rd.url, .with_keys = 1};
     struct zh_broker b;
     zh_broker_start(&b, &o);
     struct zh_resp r;
@@ -152,6 +164,24 @@ static void test_external_redis_loss_and_recovery(void **state)
     zh_resp_free(&r);
     assert_int_equal(zh_broker_stop(&b), 0);
     zh_redis_stop(&rd, 1);
+    zh_rmtree(b.dir);
+}
+
+/* Without a key store the broker serves health but is not ready to issue. */
+static void test_not_ready_without_keys(void **state)
+{
+    (void)state;
+    struct zh_broker b;
+    zh_broker_start(&b, NULL);
+    struct zh_resp r;
+    assert_int_equal(zh_get(&b, "/readyz", &r), 0);
+    assert_int_equal(r.status, 503);
+    assert_non_null(strstr(r.body, "\"signing_key\":\"missing\""));
+    zh_resp_free(&r);
+    assert_int_equal(zh_get(&b, "/healthz", &r), 0);
+    assert_int_equal(r.status, 200);
+    zh_resp_free(&r);
+    assert_int_equal(zh_broker_stop(&b), 0);
     zh_rmtree(b.dir);
 }
 
@@ -207,6 +237,7 @@ int main(void)
         cmocka_unit_test(test_private_redis_healthy),
         cmocka_unit_test(test_bad_requests_get_clear_errors),
         cmocka_unit_test(test_external_redis_loss_and_recovery),
+        cmocka_unit_test(test_not_ready_without_keys),
         cmocka_unit_test(test_config_errors_and_help),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
