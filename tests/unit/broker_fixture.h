@@ -42,6 +42,7 @@ static inline void bf_setup(const char *policy_text)
     char err[512];
     if (redis_target_parse(bf_redis.url, &t, err, sizeof(err)) != ZTB_OK)
         abort();
+    t.timeout_ms = ZH_REDIS_TIMEOUT_MS;
     redis_client_init(&t);
     zh_tmpdir(bf_dir, sizeof(bf_dir));
     char path[400];

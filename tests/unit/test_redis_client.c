@@ -72,7 +72,7 @@ static void test_commands_loss_and_recovery(void **state)
     struct redis_target t;
     char err[256];
     assert_int_equal(redis_target_parse(rd.url, &t, err, sizeof(err)), ZTB_OK);
-    t.timeout_ms = 200;
+    t.timeout_ms = ZH_REDIS_TIMEOUT_MS;
     redis_client_init(&t);
 
     assert_int_equal(redis_ping(), ZTB_OK);
@@ -141,6 +141,7 @@ static void test_tcp(void **state)
     assert_int_equal(redis_target_parse(rd.tcp_url, &t, err, sizeof(err)), ZTB_OK);
     assert_string_equal(t.host, "127.0.0.1");
     assert_int_equal(t.port, rd.port);
+    t.timeout_ms = ZH_REDIS_TIMEOUT_MS;
     redis_client_init(&t);
     assert_int_equal(redis_ping(), ZTB_OK);
     redisReply *r;

@@ -23,6 +23,7 @@ static int setup(void **state)
     struct redis_target t;
     char err[256];
     assert_int_equal(redis_target_parse(rd.url, &t, err, sizeof(err)), ZTB_OK);
+    t.timeout_ms = ZH_REDIS_TIMEOUT_MS;
     redis_client_init(&t);
     return 0;
 }

@@ -32,6 +32,7 @@ static int setup(void **state)
     struct redis_target t;
     char err[256];
     assert_int_equal(redis_target_parse(rd.url, &t, err, sizeof(err)), ZTB_OK);
+    t.timeout_ms = ZH_REDIS_TIMEOUT_MS;
     redis_client_init(&t);
     sub = zh_redis_connect(&rd);
     redisReply *r = redisCommand(sub, "SUBSCRIBE ztb:revocations");
