@@ -221,11 +221,8 @@ static void verifier_main(unsigned idx)
 
 static void memory_main(void)
 {
-    while (!atomic_load(&sh->mem_go)) {
-        if (atomic_load(&sh->stop))
-            _exit(0);
+    while (!atomic_load(&sh->mem_go)) /* it dies with the parent (PDEATHSIG) */
         sleep_us(1000);
-    }
     char empty_url[400], full_url[400];
     snprintf(empty_url, sizeof(empty_url), "%s?db=2", rd.url);
     snprintf(full_url, sizeof(full_url), "%s?db=1", rd.url);
