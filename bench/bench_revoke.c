@@ -10,13 +10,14 @@
  * by the integration-test harness, an agent enrolled with libztb's agent
  * client, N tokens minted through /v1/token, and V verifier processes, each
  * a libztb verifier (keys from the broker's JWKS URL, revocation from the
- * Redis feed) with T threads calling ztb_verify in a loop: that is the
- * validation load, and it is also how the revocation is noticed.
+ * Redis feed) with T threads (default 1) calling ztb_verify in a loop: that
+ * is the validation load, and it is also how the revocation is noticed.
  *
  * Latency (timed, one revocation at a time): every verifier thread verifies
  * token i over and over. Once every verifier has accepted it, the parent
  * POSTs a `token_replay` signal naming token i's jti and exp to /v1/signals
- * (a registered source, one keep-alive connection) and expects 202. The
+ * (a registered source, one keep-alive connection) and expects 202 (a 503,
+ * "send the signal again", is retried and counted in signal_retries). The
  * first verifier thread that gets ZTB_ERR_REVOKED for token i writes
  * CLOCK_MONOTONIC into shared memory (one host, one clock). The latency of
  * revocation i is the latest of the V first-reject times minus the time the
@@ -484,10 +485,10 @@ int main(int argc, char **argv)
         uint64_t t0 = bench_now_ns(), t1 = 0;
         CURLcode cc = CURLE_OK;
         long status = 0;
-        for (int attempt = 0; attempt < 10; attempt++) {
-            if (attempt > 0) {
+        for (int attempt = 0; attempt < 20; attempt++) {
+            if (attempt > 0) { /* 1, 2, 4 ... 128 ms: about 2 s in all */
                 retries++;
-                sleep_us(1000);
+                sleep_us(1000L << (attempt < 8 ? attempt - 1 : 7));
             }
             cc = curl_easy_perform(h);
             t1 = bench_now_ns();
