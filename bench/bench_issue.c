@@ -1185,6 +1185,8 @@ int main(int argc, char **argv)
     free(sessions);
     bench_note("%u agents enrolled with session credentials in %.1f s", g_opt.agents,
                bench_now_s() - t_setup);
+    bench_note("broker pid %d, redis pid %d, load generator pid %d", g_opt.broker_pid,
+               g_opt.redis_pid, (int)getpid());
 
     /* the connections, spread over the load threads and the agents */
     atomic_store(&g_running, 1);

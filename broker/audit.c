@@ -6,6 +6,13 @@
  * hash it for the next line. A background thread fsyncs once a second and
  * drains the stream queue into Redis with pipelined XADDs on its own
  * connection.
+ *
+ * The request path must not wait on the background thread: the fsync runs
+ * without the mutex (the descriptor stays open until audit_close has joined
+ * the thread), and writers wake the thread only when it sleeps on an empty
+ * queue or the queue reaches a batch; otherwise it lets lines gather for a
+ * few milliseconds and sends them as one pipeline (one round trip per
+ * batch, not per line).
  */
 #define _GNU_SOURCE /* memrchr */
 #include <errno.h>
@@ -30,6 +37,9 @@
 #define LINE_MAX_BYTES  8192
 #define VERIFY_LINE_MAX 65536
 #define STREAM_QUEUE    4096
+#define STREAM_BATCH    256
+#define STREAM_LINGER   5 /* ms the thread lets a batch gather while lines come in */
+#define SYNC_PERIOD_MS  1000
 #define STREAM_MAXLEN   "1000000"
 
 static pthread_mutex_t g_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -39,6 +49,7 @@ static uint64_t g_seq;
 static char g_prev[65];
 static int g_dirty;
 static int g_stop;
+static int g_waiting; /* the background thread sleeps on an empty queue */
 static int g_stream;
 static pthread_t g_thread;
 static int g_thread_running;
@@ -143,7 +154,12 @@ static void enqueue_stream(const char *line, size_t n)
     copy[n] = '\0';
     g_q[(g_qhead + g_qlen) % STREAM_QUEUE] = copy;
     g_qlen++;
-    pthread_cond_signal(&g_cond);
+    /* one wake-up per burst, not per line: a futex call per token costs more
+     * than the line itself */
+    if (g_waiting || g_qlen == STREAM_BATCH) {
+        g_waiting = 0;
+        pthread_cond_signal(&g_cond);
+    }
 }
 
 /* Write a line for the current seq; caller holds g_lock. */
@@ -205,44 +221,90 @@ ztb_err audit_record(const char *event, const char *actor, int durable, const zt
     return rv;
 }
 
+/* Send n lines as one pipeline of XADDs on this thread's own connection. */
 static void stream_batch(char **lines, size_t n)
 {
-    /* pipelined XADDs on this thread's own connection */
+    if (n == 0)
+        return;
+    static const char *const fixed[] = {"XADD",        "ztb:audit", "MAXLEN", "~",
+                                        STREAM_MAXLEN, "*",         "line"};
+    enum { NARG = 8 };
+    const char *args[STREAM_BATCH][NARG];
+    const char *const *argv[STREAM_BATCH];
+    const size_t *lens[STREAM_BATCH];
+    int argc[STREAM_BATCH];
+    redisReply *replies[STREAM_BATCH];
     for (size_t i = 0; i < n; i++) {
-        redisReply *r;
-        if (redis_commandf(&r, "XADD ztb:audit MAXLEN ~ %s * line %s", STREAM_MAXLEN, lines[i]) !=
-            ZTB_OK) {
-            atomic_fetch_add(&g_dropped, n - i);
-            return;
-        }
-        freeReplyObject(r);
+        memcpy(args[i], fixed, sizeof(fixed));
+        args[i][NARG - 1] = lines[i];
+        argv[i] = args[i];
+        lens[i] = NULL;
+        argc[i] = NARG;
     }
+    if (redis_pipeline(n, argc, argv, lens, replies) != ZTB_OK) {
+        atomic_fetch_add(&g_dropped, n);
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (replies[i]->type == REDIS_REPLY_ERROR)
+            atomic_fetch_add(&g_dropped, 1);
+        freeReplyObject(replies[i]);
+    }
+}
+
+static uint64_t realtime_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* Wait on g_cond (g_lock held) until the realtime deadline in ms, or a signal. */
+static int wait_until(uint64_t ms)
+{
+    struct timespec until = {.tv_sec = (time_t)(ms / 1000u),
+                             .tv_nsec = (long)(ms % 1000u) * 1000000L};
+    return pthread_cond_timedwait(&g_cond, &g_lock, &until);
 }
 
 static void *background(void *arg)
 {
     (void)arg;
+    uint64_t next_sync = realtime_ms() + SYNC_PERIOD_MS;
     pthread_mutex_lock(&g_lock);
     for (;;) {
-        struct timespec until;
-        clock_gettime(CLOCK_REALTIME, &until);
-        until.tv_sec += 1;
-        while (!g_stop && g_qlen == 0 &&
-               pthread_cond_timedwait(&g_cond, &g_lock, &until) != ETIMEDOUT)
-            ;
-        if (g_dirty && g_fd >= 0) {
-            fdatasync(g_fd);
-            g_dirty = 0;
+        if (!g_stop && g_qlen == 0) {
+            /* idle: sleep until a line comes or the next fsync is due */
+            g_waiting = 1;
+            while (!g_stop && g_qlen == 0 && realtime_ms() < next_sync &&
+                   wait_until(next_sync) != ETIMEDOUT)
+                ;
+            g_waiting = 0;
+        } else if (!g_stop && g_qlen < STREAM_BATCH) {
+            /* lines are coming in: let a batch gather (a full one wakes us) */
+            uint64_t until = realtime_ms() + STREAM_LINGER;
+            wait_until(until < next_sync ? until : next_sync);
         }
-        char *batch[256];
+        int sync = g_dirty && g_fd >= 0 && (g_stop || realtime_ms() >= next_sync);
+        if (sync)
+            g_dirty = 0;
+        int fd = g_fd;
+        char *batch[STREAM_BATCH];
         size_t n = 0;
-        while (g_qlen > 0 && n < 256) {
+        while (g_qlen > 0 && n < STREAM_BATCH) {
             batch[n++] = g_q[g_qhead];
             g_qhead = (g_qhead + 1) % STREAM_QUEUE;
             g_qlen--;
         }
         int stop = g_stop && g_qlen == 0 && n == 0;
         pthread_mutex_unlock(&g_lock);
+        /* without the mutex: writers go on appending while the disk syncs */
+        if (sync) {
+            fdatasync(fd);
+            next_sync = realtime_ms() + SYNC_PERIOD_MS;
+        } else if (realtime_ms() >= next_sync) {
+            next_sync = realtime_ms() + SYNC_PERIOD_MS; /* nothing was written */
+        }
         stream_batch(batch, n);
         for (size_t i = 0; i < n; i++)
             free(batch[i]);
