@@ -449,6 +449,42 @@ static long long redis_int(const char *sock, const char *cmd)
     return v;
 }
 
+/*
+ * Redis's own time per call of a command (INFO commandstats usec_per_call),
+ * -1 if unknown: the script and XADD cost without the event loop around them.
+ */
+static double redis_usec_per_call(const char *sock, const char *cmd)
+{
+    int fd = connect_unix(sock);
+    if (fd < 0)
+        return -1;
+    static char buf[65536];
+    size_t have = 0;
+    if (send_all(fd, "INFO commandstats\r\n", 19) == 0) {
+        for (;;) {
+            ssize_t n = recv(fd, buf + have, sizeof(buf) - 1 - have, 0);
+            if (n <= 0)
+                break;
+            have += (size_t)n;
+            buf[have] = '\0';
+            /* a bulk reply: $LEN\r\n...\r\n; stop once it is all here */
+            const char *nl = strstr(buf, "\r\n");
+            if (buf[0] != '$' || nl == NULL)
+                continue;
+            size_t want = (size_t)(nl - buf) + 2 + strtoul(buf + 1, NULL, 10) + 2;
+            if (have >= want || have == sizeof(buf) - 1)
+                break;
+        }
+    }
+    close(fd);
+    buf[have] = '\0';
+    char key[64];
+    snprintf(key, sizeof(key), "cmdstat_%s:", cmd);
+    const char *p = strstr(buf, key);
+    const char *u = p ? strstr(p, "usec_per_call=") : NULL;
+    return u ? strtod(u + 14, NULL) : -1;
+}
+
 static void start_redis(void)
 {
     char dir[300], conf[340];
@@ -1261,6 +1297,8 @@ int main(int argc, char **argv)
     double rss = g_opt.broker_pid > 0 ? bench_peak_rss_mib(g_opt.broker_pid) : -1;
     long long stream = own ? redis_int(g_redis_sock, "XLEN ztb:audit\r\n") : -1;
     uint64_t audit_lines = own ? count_lines(g_audit_log) : 0;
+    double evalsha_us = own ? redis_usec_per_call(g_redis_sock, "evalsha") : -1;
+    double xadd_us = own ? redis_usec_per_call(g_redis_sock, "xadd") : -1;
     if (own) {
         stop_children(); /* openssl speed gets a quiet machine */
         bench_note("broker and redis stopped; audit log has %llu lines, stream %lld entries",
@@ -1292,6 +1330,8 @@ int main(int argc, char **argv)
     if (own) {
         bench_metric("audit_lines", (double)audit_lines);
         bench_metric("audit_stream_entries", (double)stream);
+        bench_metric("redis_evalsha_usec_per_call", evalsha_us);
+        bench_metric("redis_xadd_usec_per_call", xadd_us);
     }
     bench_metric("openssl_sign_per_s", osign);
     bench_metric("openssl_verify_per_s", overify);

@@ -59,7 +59,7 @@ static const struct opt opts[] = {
      "life of an identity document (default 3600)"},
     {"session_ttl", OPT_UINT, NUM(session_ttl_s, 86400), "SECONDS",
      "life of a session credential (default 300)"},
-    {"threads", OPT_UINT, NUM(threads, 256), "N", "HTTP worker threads (default: one per core)"},
+    {"threads", OPT_UINT, NUM(threads, 256), "N", "HTTP worker threads (default: two per core)"},
     {"connection_limit", OPT_UINT, NUM(connection_limit, 1000000), "N",
      "most concurrent connections (default 4096)"},
     {"per_ip_connection_limit", OPT_UINT, NUM(per_ip_connection_limit, 1000000), "N",
