@@ -7,6 +7,7 @@
  * to the operator who asked for them (never in a log or the audit line).
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -15,6 +16,8 @@
 #include "broker/admin.h"
 #include "broker/audit.h"
 #include "broker/broker.h"
+#include "broker/keys.h"
+#include "broker/reload.h"
 #include "broker/store.h"
 #include "common/secret.h"
 
@@ -225,4 +228,84 @@ void handle_admin_agent(struct http_req *req, struct http_resp *resp)
         http_resp_error(resp, 405, "invalid_request", "method not allowed");
     else
         http_resp_error(resp, 404, "not_found", "no such endpoint");
+}
+
+void handle_admin_keys(struct http_req *req, struct http_resp *resp)
+{
+    (void)req;
+    char *list = NULL;
+    ztb_err rv = keys_list_json(&list);
+    if (rv == ZTB_ERR_STATE) {
+        http_resp_error(resp, 409, "conflict", "no key store is loaded");
+        return;
+    }
+    if (rv != ZTB_OK) {
+        http_resp_error(resp, 500, "server_error", ztb_strerror(rv));
+        return;
+    }
+    json_error_t e;
+    json_t *arr = json_loads(list, 0, &e);
+    free(list);
+    http_resp_json_value(resp, 200, json_pack("{s:o}", "keys", arr ? arr : json_array()));
+}
+
+void handle_admin_keys_rotate(struct http_req *req, struct http_resp *resp)
+{
+    char actor[64];
+    operator_actor(req, actor, sizeof(actor));
+    int force = 0;
+    if (req->body_len > 0) {
+        json_t *body = http_req_json_object(req, resp);
+        if (body == NULL)
+            return;
+        static const char *const fields[] = {"force", NULL};
+        json_t *f = json_object_get(body, "force");
+        int ok = only_fields(body, fields, resp);
+        if (ok && f != NULL && !json_is_boolean(f)) {
+            http_resp_error(resp, 400, "invalid_request", "force must be true or false");
+            ok = 0;
+        }
+        force = json_is_true(f);
+        json_decref(body);
+        if (!ok)
+            return;
+    }
+    ztb_rotate_result res;
+    ztb_err rv = keys_rotate((int64_t)time(NULL), force, &res);
+    if (rv == ZTB_ERR_STATE && !keys_loaded()) {
+        http_resp_error(resp, 409, "conflict", "no key store is loaded");
+        return;
+    }
+    if (rv != ZTB_OK) {
+        /* e.g. the next key has not been published long enough */
+        http_resp_error(resp, 409, "conflict", ztb_strerror(rv));
+        audit("admin.keys_rotate_refused", actor, 1, ZTB_F_ERR(rv), ZTB_F_BOOL("force", force));
+        return;
+    }
+    const char *what = res.action == ZTB_ROTATE_PUBLISHED ? "published" : "promoted";
+    audit("admin.keys_rotated", actor, 1, ZTB_F_STR("action", what), ZTB_F_STR("kid", res.kid),
+          ZTB_F_BOOL("force", force));
+    http_resp_json_value(resp, 200,
+                         json_pack("{s:s,s:s,s:I}", "action", what, "kid", res.kid, "promotable_at",
+                                   (json_int_t)res.promotable_at));
+}
+
+void handle_admin_policy_reload(struct http_req *req, struct http_resp *resp)
+{
+    char actor[64], digest[65];
+    operator_actor(req, actor, sizeof(actor));
+    json_t *problems = NULL;
+    ztb_err rv = broker_policy_reload(actor, digest, &problems);
+    if (rv == ZTB_ERR_STATE) {
+        http_resp_error(resp, 409, "conflict", "the broker was started without --policy");
+        return;
+    }
+    if (rv != ZTB_OK) {
+        json_t *j = json_pack("{s:s,s:s,s:o}", "error", "invalid_policy", "error_description",
+                              "the new policy was refused; the old one stays in force", "problems",
+                              problems ? problems : json_array());
+        http_resp_json_value(resp, 400, j);
+        return;
+    }
+    http_resp_json_value(resp, 200, json_pack("{s:s,s:s}", "status", "loaded", "digest", digest));
 }

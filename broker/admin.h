@@ -6,6 +6,12 @@
  *   GET  /v1/agents/NAME                   one agent
  *   POST /v1/agents/NAME/disable|enable    stop / resume issuing for it
  *   POST /v1/agents/NAME/join-tokens       {"ttl": S} -> a new one-time join token
+ *   GET  /v1/keys                          the key store's keys and their states
+ *   POST /v1/keys/rotate                   {"force": bool} publish a next key, or
+ *                                          promote it once it has been published
+ *                                          for the JWKS cache period
+ *   POST /v1/policy/reload                 load the policy file again; its problems
+ *                                          if it has any (the old one stays)
  *
  * Every call is audited with the caller's uid (SO_PEERCRED). Responses are
  * JSON; errors use the RFC 6749 shape like the public API.
@@ -17,5 +23,8 @@
 
 void handle_admin_agents(struct http_req *req, struct http_resp *resp);
 void handle_admin_agent(struct http_req *req, struct http_resp *resp);
+void handle_admin_keys(struct http_req *req, struct http_resp *resp);
+void handle_admin_keys_rotate(struct http_req *req, struct http_resp *resp);
+void handle_admin_policy_reload(struct http_req *req, struct http_resp *resp);
 
 #endif /* ZTB_BROKER_ADMIN_H */

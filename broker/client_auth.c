@@ -12,6 +12,7 @@
 
 #include "broker/audit.h"
 #include "broker/client_auth.h"
+#include "broker/mtls.h"
 #include "broker/session.h"
 #include "common/base64url.h"
 #include "common/guard.h"
@@ -175,14 +176,27 @@ static ztb_err auth_assertion(const char *tok, int64_t now, struct client_identi
     return ZTB_OK;
 }
 
-ztb_err client_auth(const char *assertion_type, const char *assertion, int64_t now,
-                    int allow_session, struct client_identity *id, struct http_resp *resp)
+ztb_err client_auth(const struct http_req *req, const char *assertion_type, const char *assertion,
+                    int64_t now, int allow_session, struct client_identity *id,
+                    struct http_resp *resp)
 {
     memset(id, 0, sizeof(*id));
+    if (assertion_type == NULL && assertion == NULL && req != NULL) {
+        struct mtls_identity m;
+        ztb_err rv = mtls_identity(req, now, &m);
+        if (rv == ZTB_OK) {
+            memcpy(id->agent, m.agent, sizeof(id->agent));
+            memcpy(id->x5t_s256, m.x5t_s256, sizeof(id->x5t_s256));
+            id->method = CLIENT_AUTH_MTLS;
+            return ZTB_OK;
+        }
+        if (rv != ZTB_ERR_NOT_FOUND)
+            return refuse(resp, rv, "the TLS client certificate is not a valid identity document");
+    }
     if (assertion_type == NULL || assertion == NULL)
         return refuse(resp, ZTB_ERR_INVALID_CLIENT,
                       "client authentication required (client_assertion_type and "
-                      "client_assertion)");
+                      "client_assertion, or a TLS client certificate)");
     if (strcmp(assertion_type, CLIENT_ASSERTION_TYPE_SESSION) == 0) {
         if (!allow_session)
             return refuse(resp, ZTB_ERR_INVALID_CLIENT,

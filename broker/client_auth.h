@@ -3,6 +3,8 @@
  *
  *   session    client_assertion_type = urn:ztb:params:oauth:client-assertion-type:session
  *              one HMAC (session.c); the per-action path
+ *   mTLS       no client_assertion: the TLS client certificate (mtls.h),
+ *              verified once per connection
  *   assertion  client_assertion_type = urn:ietf:params:oauth:client-assertion-type:jwt-bearer
  *              RFC 7523 private_key_jwt: ES256 with the key of the agent's
  *              current identity document, aud = <issuer>/v1/token, exp at
@@ -37,15 +39,18 @@ struct client_identity {
     char agent[STORE_NAME_MAX + 1];
     enum client_auth_method method;
     int64_t session_generation; /* CLIENT_AUTH_SESSION: the generation it binds */
+    char x5t_s256[44];          /* CLIENT_AUTH_MTLS: the certificate's thumbprint */
 };
 
 /*
- * Authenticate the caller from the two client_assertion parameters (values
- * may be NULL when absent). allow_session: accept a session credential.
+ * Authenticate the caller of req: from the two client_assertion parameters
+ * (values may be NULL when absent) or, when neither is given, from the TLS
+ * client certificate (mTLS). allow_session: accept a session credential.
  * On failure fills resp (401/503) and returns the error.
  */
-ztb_err client_auth(const char *assertion_type, const char *assertion, int64_t now,
-                    int allow_session, struct client_identity *id, struct http_resp *resp);
+ztb_err client_auth(const struct http_req *req, const char *assertion_type, const char *assertion,
+                    int64_t now, int allow_session, struct client_identity *id,
+                    struct http_resp *resp);
 
 /* The token endpoint URL, which client assertions and DPoP proofs name:
  * "<issuer>/v1/token". */

@@ -36,7 +36,9 @@ struct broker_config {
     char session_key_file[BROKER_PATH_MAX];    /* default KEYS_DIR/session.key */
     unsigned identity_ttl_s;                   /* identity document life */
     unsigned session_ttl_s;                    /* session credential life */
-    unsigned threads;                          /* 0: two per core */
+    char tls_cert_file[BROKER_PATH_MAX];       /* PEM: serve HTTPS (and accept mTLS) */
+    char tls_key_file[BROKER_PATH_MAX];
+    unsigned threads; /* 0: two per core */
     unsigned connection_limit;
     unsigned per_ip_connection_limit;
     unsigned connection_timeout_s;

@@ -178,8 +178,8 @@ void handle_renew(struct http_req *req, struct http_resp *resp)
         return;
     }
     struct client_identity id;
-    if (client_auth(str_field(body, "client_assertion_type"), str_field(body, "client_assertion"),
-                    now, 0, &id, resp) == ZTB_OK) {
+    if (client_auth(req, str_field(body, "client_assertion_type"),
+                    str_field(body, "client_assertion"), now, 0, &id, resp) == ZTB_OK) {
         struct store_agent a;
         ztb_err rv = store_agent_get(id.agent, &a);
         if (rv == ZTB_ERR_UNAVAILABLE) {
@@ -216,8 +216,8 @@ void handle_session(struct http_req *req, struct http_resp *resp)
         return;
     }
     struct client_identity id;
-    if (client_auth(form_get(&f, "client_assertion_type"), form_get(&f, "client_assertion"), now, 0,
-                    &id, resp) != ZTB_OK) {
+    if (client_auth(req, form_get(&f, "client_assertion_type"), form_get(&f, "client_assertion"),
+                    now, 0, &id, resp) != ZTB_OK) {
         form_free(&f);
         return;
     }

@@ -3,11 +3,13 @@
  *
  * healthz: the process is alive and serving (no dependency checked), for
  * restart decisions. readyz: this replica can issue tokens now (Redis
- * answers PING, not draining), for load balancers. metrics: Prometheus text.
+ * answers PING, an active signing key is loaded, not draining), for load
+ * balancers. metrics: Prometheus text.
  */
 #include <stdatomic.h>
 
 #include "broker/broker.h"
+#include "broker/keys.h"
 #include "broker/metrics.h"
 #include "broker/redis_client.h"
 #include "common/buf.h"
@@ -23,11 +25,16 @@ void handle_readyz(struct http_req *req, struct http_resp *resp)
     (void)req;
     int draining = atomic_load(&g_broker.draining);
     int redis_ok = redis_ping() == ZTB_OK;
-    int ready = redis_ok && !draining;
+    struct keys_state *ks = keys_acquire();
+    int key_ok = ks != NULL && ks->active != NULL;
+    keys_release(ks);
+    int ready = redis_ok && key_ok && !draining;
     ztb_buf_reset(&resp->body);
-    ztb_buf_printf(&resp->body, "{\"status\":\"%s\",\"checks\":{\"redis\":\"%s\",\"draining\":%s}}",
+    ztb_buf_printf(&resp->body,
+                   "{\"status\":\"%s\",\"checks\":{\"redis\":\"%s\",\"signing_key\":\"%s\","
+                   "\"draining\":%s}}",
                    ready ? "ready" : "not_ready", redis_ok ? "ok" : "unavailable",
-                   draining ? "true" : "false");
+                   key_ok ? "ok" : "missing", draining ? "true" : "false");
     resp->status = ready ? 200 : 503;
     resp->content_type = "application/json";
     if (!ready)

@@ -1,7 +1,7 @@
 /*
  * http.c - the broker's HTTP server (see http.h).
  *
- * libmicrohttpd runs an epoll thread pool (one thread per core by default).
+ * libmicrohttpd runs an epoll thread pool (two threads per core by default).
  * For each request the access handler is called several times: first with
  * no body (we allocate a small per-request state and check Content-Length
  * against the limit), then once per body chunk (appended to a bounded
@@ -28,6 +28,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <gnutls/gnutls.h>
 #include <jansson.h>
 #include <microhttpd.h>
 
@@ -178,6 +179,41 @@ json_t *http_req_json_object(const struct http_req *req, struct http_resp *resp)
         return NULL;
     }
     return j;
+}
+
+ztb_err http_req_client_cert(const struct http_req *req, const uint8_t **der, size_t *len)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(req->conn, MHD_CONNECTION_INFO_GNUTLS_SESSION);
+    if (ci == NULL || ci->tls_session == NULL)
+        return ZTB_ERR_NOT_FOUND;
+    unsigned int n = 0;
+    const gnutls_datum_t *certs = gnutls_certificate_get_peers(ci->tls_session, &n);
+    if (certs == NULL || n == 0 || certs[0].size == 0)
+        return ZTB_ERR_NOT_FOUND;
+    *der = certs[0].data;
+    *len = certs[0].size;
+    return ZTB_OK;
+}
+
+void *http_req_conn_scratch(const struct http_req *req)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(req->conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    return ci ? ci->socket_context : NULL;
+}
+
+static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+                          enum MHD_ConnectionNotificationCode toe)
+{
+    (void)cls;
+    (void)conn;
+    if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+        *socket_context = calloc(1, HTTP_CONN_SCRATCH);
+    } else if (toe == MHD_CONNECTION_NOTIFY_CLOSED && *socket_context != NULL) {
+        ztb_free_secret(*socket_context, HTTP_CONN_SCRATCH);
+        *socket_context = NULL;
+    }
 }
 
 long http_req_peer_uid(const struct http_req *req)
@@ -366,17 +402,30 @@ struct http_server *http_server_start(const char *name, int listen_fd,
     unsigned flags =
         MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ITC | MHD_USE_TURBO | MHD_USE_ERROR_LOG;
     /* a pool of one is just the internal thread (MHD warns otherwise) */
-    struct MHD_OptionItem pool[] = {
-        {threads > 1 ? MHD_OPTION_THREAD_POOL_SIZE : MHD_OPTION_END, threads, NULL},
-        {MHD_OPTION_END, 0, NULL},
-    };
+    int tls = lim->tls_cert_pem != NULL && lim->tls_key_pem != NULL;
+    if (tls)
+        flags |= MHD_USE_TLS;
+    /* optional options, packed so that absent ones end the list early */
+    struct MHD_OptionItem opt[6];
+    size_t no = 0;
+    if (threads > 1)
+        opt[no++] = (struct MHD_OptionItem){MHD_OPTION_THREAD_POOL_SIZE, threads, NULL};
+    if (tls) {
+        opt[no++] =
+            (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_CERT, 0, (void *)lim->tls_cert_pem};
+        opt[no++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_KEY, 0, (void *)lim->tls_key_pem};
+        if (lim->tls_client_ca_pem != NULL)
+            opt[no++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_TRUST, 0,
+                                                (void *)lim->tls_client_ca_pem};
+    }
+    opt[no] = (struct MHD_OptionItem){MHD_OPTION_END, 0, NULL};
     s->d = MHD_start_daemon(
         flags, 0, NULL, NULL, on_request, s, MHD_OPTION_LISTEN_SOCKET, listen_fd,
         MHD_OPTION_CONNECTION_LIMIT, lim->connection_limit, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
         lim->per_ip_connection_limit, MHD_OPTION_CONNECTION_TIMEOUT, lim->connection_timeout_s,
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)HEADER_MEMORY_LIMIT,
         MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, s,
-        MHD_OPTION_ARRAY, pool, MHD_OPTION_END);
+        MHD_OPTION_NOTIFY_CONNECTION, on_connection, s, MHD_OPTION_ARRAY, opt, MHD_OPTION_END);
     if (s->d == NULL) {
         ztb_log(ZTB_LOG_ERROR, "http.start_failed", ZTB_F_STR("server", name));
         free(s);

@@ -57,6 +57,12 @@ struct http_route {
 };
 
 struct http_limits {
+    /* TLS (all NULL: plain HTTP). PEM text, read before privileges are
+     * dropped; client_ca set: clients may present a certificate chaining
+     * to it (requested, not required). */
+    const char *tls_cert_pem;
+    const char *tls_key_pem;
+    const char *tls_client_ca_pem;
     size_t max_body;
     unsigned threads;
     unsigned connection_limit;
@@ -114,6 +120,22 @@ struct json_t *http_req_json_object(const struct http_req *req, struct http_resp
 
 /* 1 if the Content-Type's media type is ctype (parameters ignored). */
 int http_req_content_type_is(const struct http_req *req, const char *ctype);
+
+/*
+ * The client certificate the peer presented in the TLS handshake (DER,
+ * borrowed for the request's life). NOT_FOUND without TLS or certificate.
+ * The handshake already checked it chains to the client CA.
+ */
+ztb_err http_req_client_cert(const struct http_req *req, const uint8_t **der, size_t *len);
+
+/*
+ * A zeroed scratch area of HTTP_CONN_SCRATCH bytes that lives as long as the
+ * TCP connection (all its kept-alive requests), for caching what was learned
+ * once per connection (e.g. the verified client certificate). NULL if the
+ * connection has none.
+ */
+#define HTTP_CONN_SCRATCH 256
+void *http_req_conn_scratch(const struct http_req *req);
 
 /* The peer's uid on a unix socket (SO_PEERCRED). -1 if unknown. */
 long http_req_peer_uid(const struct http_req *req);

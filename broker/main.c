@@ -25,9 +25,12 @@
 #include "broker/session.h"
 #include "policy/policy.h"
 #include "broker/privdrop.h"
+#include "broker/reload.h"
 #include "broker/redis_private.h"
 #include "broker/metrics.h"
+#include "common/buf.h"
 #include "common/log.h"
+#include "common/secret.h"
 
 static void die(const char *what, const char *msg)
 {
@@ -74,6 +77,41 @@ static int open_ready_file(const char *path)
     return fd;
 }
 
+static int slurp(const char *path, ztb_buf *out)
+{
+    FILE *f = fopen(path, "re");
+    if (f == NULL)
+        return -1;
+    char chunk[4096];
+    size_t n;
+    while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
+        ztb_buf_append(out, chunk, n);
+    ztb_wipe(chunk, sizeof(chunk));
+    int bad = ferror(f) || ztb_buf_error(out) != ZTB_OK;
+    fclose(f);
+    return bad ? -1 : 0;
+}
+
+/* Read --tls-cert/--tls-key (both or neither). 1 if TLS is on. */
+static int read_tls(const struct broker_config *cfg, ztb_buf *cert, ztb_buf *key)
+{
+    int c = cfg->tls_cert_file[0] != '\0', k = cfg->tls_key_file[0] != '\0';
+    if (!c && !k)
+        return 0;
+    if (c != k)
+        die("tls", "--tls-cert and --tls-key go together");
+    char err[512];
+    if (slurp(cfg->tls_cert_file, cert) != 0) {
+        snprintf(err, sizeof(err), "%s: %s", cfg->tls_cert_file, strerror(errno));
+        die("tls", err);
+    }
+    if (slurp(cfg->tls_key_file, key) != 0) {
+        snprintf(err, sizeof(err), "%s: %s", cfg->tls_key_file, strerror(errno));
+        die("tls", err);
+    }
+    return 1;
+}
+
 static void write_ready_file(int fd, unsigned port)
 {
     char line[16];
@@ -109,64 +147,35 @@ static void load_keys(struct broker_config *cfg)
         die("keys", "cannot start the key refresher");
 }
 
-static void log_policy_diag(const policy_diag *d, const char *path)
-{
-    for (size_t i = 0; i < d->n; i++) {
-        char line[512];
-        ztb_buf b;
-        ztb_buf_init_fixed(&b, line, sizeof(line));
-        policy_diag_format(&d->msgs[i], &b);
-        ztb_log(ZTB_LOG_ERROR, "policy.error", ZTB_F_STR("file", path), ZTB_F_STR("detail", line));
-        fprintf(stderr, "ztb-broker: %s: %s\n", path, line);
-    }
-}
-
-/* Load (or reload) the policy file. At start-up an error is fatal; on reload
- * the old policy stays in force. */
-static ztb_err reload_policy(const struct broker_config *cfg, int fatal)
-{
-    if (cfg->policy_file[0] == '\0')
-        return ZTB_OK;
-    policy_diag d;
-    policy_diag_init(&d);
-    ztb_err rv = policy_holder_reload_file(g_broker.policy, cfg->policy_file, &d);
-    if (rv != ZTB_OK) {
-        log_policy_diag(&d, cfg->policy_file);
-        metrics_add(METRIC_POLICY_RELOAD_FAILURES, 1);
-        policy_diag_free(&d);
-        if (fatal)
-            die("policy", "the policy file has errors (listed above)");
-        audit("policy.reload_refused", "broker", 1, ZTB_F_STR("file", cfg->policy_file),
-              ZTB_F_ERR(rv));
-        return rv;
-    }
-    policy_diag_free(&d);
-    policy *p = policy_holder_acquire(g_broker.policy);
-    if (p != NULL && strcmp(policy_trust_domain(p), cfg->trust_domain) != 0) {
-        char msg[512];
-        snprintf(msg, sizeof(msg), "policy trust domain %s differs from --trust-domain %s",
-                 policy_trust_domain(p), cfg->trust_domain);
-        policy_holder_release(p);
-        die("policy", msg);
-    }
-    audit("policy.loaded", "broker", 1, ZTB_F_STR("file", cfg->policy_file),
-          ZTB_F_STR("digest", p ? policy_digest(p) : ""));
-    ztb_log(ZTB_LOG_INFO, "policy.loaded", ZTB_F_STR("file", cfg->policy_file),
-            ZTB_F_STR("digest", p ? policy_digest(p) : ""),
-            ZTB_F_INT("rules", p ? (int64_t)policy_rule_count(p) : 0));
-    metrics_add(METRIC_POLICY_RELOADS, 1);
-    policy_holder_release(p);
-    return ZTB_OK;
-}
-
 static void load_policy(const struct broker_config *cfg)
 {
     if (policy_holder_new(&g_broker.policy) != ZTB_OK)
         die("policy", "out of memory");
-    if (cfg->policy_file[0] == '\0')
+    if (cfg->policy_file[0] == '\0') {
         ztb_log(ZTB_LOG_WARN, "policy.none",
                 ZTB_F_STR("hint", "no --policy: every token request is denied"));
-    reload_policy(cfg, 1);
+        return;
+    }
+    json_t *problems = NULL;
+    if (broker_policy_reload("broker", NULL, &problems) != ZTB_OK) {
+        size_t i;
+        json_t *m;
+        json_array_foreach(problems, i, m)
+        {
+            fprintf(stderr, "ztb-broker: %s: %s\n", cfg->policy_file, json_string_value(m));
+        }
+        json_decref(problems);
+        die("policy", "the policy file has errors (listed above)");
+    }
+    policy *p = policy_holder_acquire(g_broker.policy);
+    int mismatch = p != NULL && strcmp(policy_trust_domain(p), cfg->trust_domain) != 0;
+    char msg[512];
+    if (mismatch)
+        snprintf(msg, sizeof(msg), "the policy's trust domain %s differs from --trust-domain %s",
+                 policy_trust_domain(p), cfg->trust_domain);
+    policy_holder_release(p);
+    if (mismatch)
+        die("policy", msg);
 }
 
 static void drain_and_stop(struct http_server *api, struct http_server *admin)
@@ -244,6 +253,11 @@ int main(int argc, char **argv)
         die("listen", err);
 
     int ready_fd = cfg->ready_file[0] != '\0' ? open_ready_file(cfg->ready_file) : -1;
+    /* TLS material may be readable by root only: read it before dropping */
+    ztb_buf tls_cert, tls_key;
+    ztb_buf_init(&tls_cert, 1 << 20);
+    ztb_buf_init_secret(&tls_key, 1 << 20);
+    int tls = read_tls(cfg, &tls_cert, &tls_key);
 
     if (privdrop(cfg->user, cfg->state_dir, err, sizeof(err)) != ZTB_OK)
         die("privileges", err);
@@ -269,6 +283,11 @@ int main(int argc, char **argv)
     if (audit_open(audit_dir, 1, err, sizeof(err)) != ZTB_OK)
         die("audit", err);
 
+    if (cfg->issuer[0] == '\0' && tls) {
+        int v6 = strchr(cfg->listen_host, ':') != NULL;
+        snprintf(cfg->issuer, sizeof(cfg->issuer), "https://%s%s%s:%u", v6 ? "[" : "",
+                 cfg->listen_host, v6 ? "]" : "", g_broker.port);
+    }
     if (cfg->issuer[0] != '\0') {
         snprintf(g_broker.issuer, sizeof(g_broker.issuer), "%s", cfg->issuer);
     } else {
@@ -285,6 +304,10 @@ int main(int argc, char **argv)
     if (http_listen_unix(cfg->admin_socket, 0600, &admin_fd, err, sizeof(err)) != ZTB_OK)
         die("admin_socket", err);
 
+    ztb_buf ca_pem;
+    ztb_buf_init(&ca_pem, 1 << 20);
+    if (tls && keys_ca() != NULL && ztb_ca_cert_pem(keys_ca(), &ca_pem) != ZTB_OK)
+        die("tls", "cannot render the agent CA for client certificates");
     struct http_limits lim = {
         .max_body = cfg->max_body,
         .threads = cfg->threads,
@@ -292,9 +315,14 @@ int main(int argc, char **argv)
         .per_ip_connection_limit = cfg->per_ip_connection_limit,
         .connection_timeout_s = cfg->connection_timeout_s,
     };
+    struct http_limits admin_lim = lim; /* the admin socket is never TLS */
+    if (tls) {
+        lim.tls_cert_pem = ztb_buf_cstr(&tls_cert);
+        lim.tls_key_pem = ztb_buf_cstr(&tls_key);
+        lim.tls_client_ca_pem = ca_pem.len > 0 ? ztb_buf_cstr(&ca_pem) : NULL;
+    }
     struct http_server *api =
         http_server_start("api", api_fd, api_routes, api_routes_n, &lim, &g_broker);
-    struct http_limits admin_lim = lim;
     admin_lim.threads = 1;
     admin_lim.per_ip_connection_limit = 0;
     struct http_server *admin =
@@ -305,6 +333,7 @@ int main(int argc, char **argv)
     if (ready_fd >= 0)
         write_ready_file(ready_fd, g_broker.port);
     ztb_log(ZTB_LOG_INFO, "broker.started", ZTB_F_STR("listen", cfg->listen_host),
+            ZTB_F_BOOL("tls", tls), ZTB_F_BOOL("mtls", lim.tls_client_ca_pem != NULL),
             ZTB_F_INT("port", g_broker.port), ZTB_F_STR("redis", g_broker.redis_desc),
             ZTB_F_STR("admin_socket", cfg->admin_socket), ZTB_F_INT("threads", cfg->threads),
             ZTB_F_INT("pid", getpid()));
@@ -315,7 +344,7 @@ int main(int argc, char **argv)
             continue;
         if (sig == SIGHUP) {
             ztb_log(ZTB_LOG_INFO, "broker.reload");
-            reload_policy(cfg, 0);
+            broker_policy_reload("operator:SIGHUP", NULL, NULL);
             if (keys_loaded())
                 keys_refresh((int64_t)time(NULL), NULL);
             continue;
@@ -329,6 +358,9 @@ int main(int argc, char **argv)
     audit_close();
     keys_close();
     session_clear_key();
+    ztb_buf_free(&tls_key); /* wiped */
+    ztb_buf_free(&tls_cert);
+    ztb_buf_free(&ca_pem);
     policy_holder_free(g_broker.policy);
     if (g_broker.private_redis)
         redis_private_stop();

@@ -31,5 +31,8 @@ const struct http_route admin_routes[] = {
     {"GET", "/v1/agents", handle_admin_agents, "admin_agents_list"},
     {"POST", "/v1/agents", handle_admin_agents, "admin_agents_add"},
     {NULL, "/v1/agents/*", handle_admin_agent, "admin_agent"},
+    {"GET", "/v1/keys", handle_admin_keys, "admin_keys"},
+    {"POST", "/v1/keys/rotate", handle_admin_keys_rotate, "admin_keys_rotate"},
+    {"POST", "/v1/policy/reload", handle_admin_policy_reload, "admin_policy_reload"},
 };
 const size_t admin_routes_n = sizeof(admin_routes) / sizeof(admin_routes[0]);

@@ -54,6 +54,7 @@ struct token_req {
     char act_sub[512];  /* delegation: on whose behalf ("" if none) */
     ztb_dpop_result dpop;
     int has_dpop;
+    int bind_mtls; /* cnf x5t#S256 */
     char actor[96];
     int64_t now;
 };
@@ -240,8 +241,8 @@ static int read_request(struct token_req *t, struct http_req *req, struct http_r
                         "requested_token_type must be " TOKEN_TYPE_ACCESS);
         return 0;
     }
-    if (client_auth(form_get(&t->f, "client_assertion_type"), form_get(&t->f, "client_assertion"),
-                    t->now, 1, &t->id, resp) != ZTB_OK)
+    if (client_auth(req, form_get(&t->f, "client_assertion_type"),
+                    form_get(&t->f, "client_assertion"), t->now, 1, &t->id, resp) != ZTB_OK)
         return 0;
     snprintf(t->actor, sizeof(t->actor), "agent:%s", t->id.agent);
     t->audience = form_get(&t->f, "audience");
@@ -309,6 +310,7 @@ static void issue(struct token_req *t, struct keys_state *ks, const policy_decis
         .details_json = t->details_json,
         .act_sub = t->act_sub[0] ? t->act_sub : NULL,
         .cnf_jkt = t->has_dpop ? t->dpop.jkt : NULL,
+        .cnf_x5t = t->bind_mtls ? t->id.x5t_s256 : NULL,
         .rule = d->rule,
         .iat = t->now,
         .exp = t->now + ttl,
@@ -406,18 +408,26 @@ void handle_token(struct http_req *req, struct http_resp *resp)
                d.rule);
         goto out;
     }
-    if ((d.ob.binding == POLICY_BINDING_DPOP || d.ob.binding == POLICY_BINDING_ANY) &&
-        !t.has_dpop) {
+    /* binding: DPoP where asked (or offered under "any"), else mTLS */
+    int want_dpop =
+        d.ob.binding == POLICY_BINDING_DPOP || (d.ob.binding == POLICY_BINDING_ANY && t.has_dpop);
+    int want_mtls =
+        d.ob.binding == POLICY_BINDING_MTLS || (d.ob.binding == POLICY_BINDING_ANY && !t.has_dpop);
+    if (want_dpop && !t.has_dpop) {
         denied(&t, resp, 400, "invalid_request",
-               "policy requires a DPoP-bound token: send a "
-               "DPoP proof",
+               "policy requires a DPoP-bound token: send a DPoP proof", d.rule);
+        goto out;
+    }
+    if (want_mtls && t.id.method != CLIENT_AUTH_MTLS) {
+        denied(&t, resp, 400, "invalid_request",
+               d.ob.binding == POLICY_BINDING_ANY
+                   ? "policy requires a bound token: send a DPoP proof or use mTLS"
+                   : "policy requires an mTLS-bound token: connect with the identity document "
+                     "as TLS client certificate",
                d.rule);
         goto out;
     }
-    if (d.ob.binding == POLICY_BINDING_MTLS) {
-        denied(&t, resp, 403, "access_denied", "policy requires an mTLS-bound token", d.rule);
-        goto out;
-    }
+    t.bind_mtls = want_mtls;
 
     struct store_rate ar = {d.ob.per_agent.rate, d.ob.per_agent.burst, d.ob.per_agent.period};
     struct store_rate xr = {d.ob.per_action.rate, d.ob.per_action.burst, d.ob.per_action.period};

@@ -325,8 +325,93 @@ static int do_jwks(ztb_keystore *ks)
     return rv == ZTB_OK ? ZTBCTL_EXIT_OK : fail("jwks", rv);
 }
 
+/*
+ * `ztbctl keys list|rotate --broker [--force]`: the same through the running
+ * broker's admin API, which applies a rotation to its loaded key store at
+ * once (the file commands are picked up by the broker within seconds).
+ */
+static int keys_via_broker(struct ztbctl *ctl, int argc, char **argv)
+{
+    const char *verb = NULL;
+    int force = 0;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--broker") == 0)
+            continue;
+        if (strcmp(argv[i], "--force") == 0)
+            force = 1;
+        else if (verb == NULL && argv[i][0] != '-')
+            verb = argv[i];
+        else {
+            ztbctl_err("keys --broker: unexpected argument '%s'", argv[i]);
+            return ZTBCTL_EXIT_USAGE;
+        }
+    }
+    json_t *r = NULL;
+    long status;
+    if (verb != NULL && strcmp(verb, "list") == 0 && !force) {
+        if (ztbctl_admin(ctl, "GET", "/v1/keys", NULL, &r, &status) != 0) {
+            json_decref(r);
+            return ZTBCTL_EXIT_FAIL;
+        }
+        if (ctl->json) {
+            ztbctl_print_json(r);
+            return ZTBCTL_EXIT_OK;
+        }
+        static const char *const hdr[] = {"KID", "STATE", "CREATED", "ACTIVATED", "NOT AFTER"};
+        struct ztbctl_table *t = ztbctl_table_new(5, hdr);
+        size_t i;
+        json_t *k;
+        json_array_foreach(json_object_get(r, "keys"), i, k)
+        {
+            char cells[3][32];
+            const char *names[] = {"created", "activated", "not_after"};
+            for (int f = 0; f < 3; f++) {
+                time_t ts = (time_t)json_integer_value(json_object_get(k, names[f]));
+                struct tm tm;
+                if (ts == 0) {
+                    snprintf(cells[f], sizeof(cells[f]), "-");
+                    continue;
+                }
+                gmtime_r(&ts, &tm);
+                strftime(cells[f], sizeof(cells[f]), "%Y-%m-%d %H:%M:%SZ", &tm);
+            }
+            const char *row[] = {json_string_value(json_object_get(k, "kid")),
+                                 json_string_value(json_object_get(k, "state")), cells[0], cells[1],
+                                 cells[2]};
+            ztbctl_table_row(t, row);
+        }
+        ztbctl_table_print(t, stdout);
+        ztbctl_table_free(t);
+        json_decref(r);
+        return ZTBCTL_EXIT_OK;
+    }
+    if (verb != NULL && strcmp(verb, "rotate") == 0) {
+        json_t *body = json_pack("{s:b}", "force", force);
+        int rc = ztbctl_admin(ctl, "POST", "/v1/keys/rotate", body, &r, &status);
+        json_decref(body);
+        if (rc != 0) {
+            json_decref(r);
+            return ZTBCTL_EXIT_FAIL;
+        }
+        if (ctl->json) {
+            ztbctl_print_json(r);
+            return ZTBCTL_EXIT_OK;
+        }
+        if (!ctl->quiet)
+            printf("%s %s\n", json_string_value(json_object_get(r, "action")),
+                   json_string_value(json_object_get(r, "kid")));
+        json_decref(r);
+        return ZTBCTL_EXIT_OK;
+    }
+    ztbctl_err("keys --broker supports: list, rotate [--force]");
+    return ZTBCTL_EXIT_USAGE;
+}
+
 int cmd_keys(struct ztbctl *ctl, int argc, char **argv)
 {
+    for (int i = 1; i < argc; i++)
+        if (strcmp(argv[i], "--broker") == 0)
+            return keys_via_broker(ctl, argc, argv);
     struct keys_args a;
     int code = parse_args(argc, argv, &a);
     if (code >= 0)

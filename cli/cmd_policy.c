@@ -33,11 +33,14 @@ static void usage(FILE *out)
             "                             [--resource R] [--context JSON|@FILE]\n"
             "       ztbctl policy signals FILE --signal TYPE --severity LEVEL\n"
             "                             [--confidence 0..1] [--agent A]\n"
+            "       ztbctl policy reload\n"
             "\n"
             "check    load FILE as the broker would; print its problems or a summary\n"
             "explain  the decision for one request and why: the rule that decided, why\n"
             "         the others did not apply, and where each obligation comes from\n"
             "signals  the anomaly responses FILE asks for when such a signal arrives\n"
+            "reload   make the running broker load its policy file again (admin API);\n"
+            "         a refused file leaves the old policy in force\n"
             "\n"
             "--context is a JSON object with any of:\n"
             "  \"time\": \"2025-06-04T10:00:00Z\" or Unix seconds (default: now)\n"
@@ -349,6 +352,34 @@ static int signals(struct ztbctl *ctl, int argc, char **argv)
     return ZTBCTL_EXIT_OK;
 }
 
+/* Ask the running broker to reload its policy file. */
+static int reload(struct ztbctl *ctl)
+{
+    json_t *r = NULL;
+    long status;
+    int rc = ztbctl_admin(ctl, "POST", "/v1/policy/reload", NULL, &r, &status);
+    if (rc != 0) {
+        /* the broker's list of problems, one per line */
+        size_t i;
+        json_t *m;
+        json_array_foreach(json_object_get(r, "problems"), i, m)
+        {
+            fprintf(stderr, "  %s\n", json_string_value(m));
+        }
+        json_decref(r);
+        return ZTBCTL_EXIT_FAIL;
+    }
+    if (ctl->json)
+        ztbctl_print_json(r);
+    else {
+        if (!ctl->quiet)
+            printf("policy reloaded (digest %s)\n",
+                   json_string_value(json_object_get(r, "digest")));
+        json_decref(r);
+    }
+    return ZTBCTL_EXIT_OK;
+}
+
 int cmd_policy(struct ztbctl *ctl, int argc, char **argv)
 {
     if (argc < 2 || ztbctl_wants_help(argc, argv, 1)) {
@@ -361,6 +392,8 @@ int cmd_policy(struct ztbctl *ctl, int argc, char **argv)
         return explain(ctl, argc, argv);
     if (strcmp(argv[1], "signals") == 0)
         return signals(ctl, argc, argv);
-    ztbctl_err("policy: unknown command '%s' (check, explain, signals)", argv[1]);
+    if (strcmp(argv[1], "reload") == 0 && argc == 2)
+        return reload(ctl);
+    ztbctl_err("policy: unknown command '%s' (check, explain, signals, reload)", argv[1]);
     return ZTBCTL_EXIT_USAGE;
 }

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -42,6 +43,64 @@ static void fatal(const char *fmt, ...)
     fputc('\n', stderr);
     va_end(ap);
     exit(1);
+}
+
+/*
+ * Every process the harness starts is remembered so that a test that fails
+ * half-way (cmocka jumps out of it) leaves nothing running: the children also
+ * get SIGTERM if the test process dies (PR_SET_PDEATHSIG), and at exit any
+ * still alive are killed and reaped. A leftover child would otherwise keep
+ * ctest's output pipe open and turn a failure into a timeout.
+ */
+#define MAX_CHILDREN 64
+static pid_t children[MAX_CHILDREN];
+
+static void forget_child(pid_t pid)
+{
+    for (int i = 0; i < MAX_CHILDREN; i++)
+        if (children[i] == pid)
+            children[i] = 0;
+}
+
+static void reap_all(void)
+{
+    for (int i = 0; i < MAX_CHILDREN; i++) {
+        if (children[i] > 0) {
+            kill(children[i], SIGKILL);
+            waitpid(children[i], NULL, 0);
+            children[i] = 0;
+        }
+    }
+}
+
+static void remember_child(pid_t pid)
+{
+    static int registered;
+    if (!registered) {
+        atexit(reap_all);
+        registered = 1;
+    }
+    for (int i = 0; i < MAX_CHILDREN; i++)
+        if (children[i] == 0) {
+            children[i] = pid;
+            return;
+        }
+}
+
+/* In a freshly forked child: die with the parent, quiet stdio. */
+static void child_setup(int keep_stdio)
+{
+    prctl(PR_SET_PDEATHSIG, SIGTERM);
+    if (!keep_stdio) {
+        int fd = open("/dev/null", O_RDWR);
+        if (fd >= 0) {
+            dup2(fd, 0);
+            dup2(fd, 1);
+            dup2(fd, 2);
+            if (fd > 2)
+                close(fd);
+        }
+    }
 }
 
 static void sleep_ms(unsigned ms)
@@ -97,16 +156,11 @@ static void redis_spawn(struct zh_redis *r)
     if (pid < 0)
         fatal("fork: %s", strerror(errno));
     if (pid == 0) {
-        int fd = open("/dev/null", O_RDWR);
-        if (fd >= 0) {
-            dup2(fd, 0);
-            dup2(fd, 1);
-        }
+        child_setup(0);
         execl(ZTB_REDIS_SERVER, ZTB_REDIS_SERVER, conf, (char *)NULL);
-        fprintf(stderr, "harness: cannot run %s: %s (run scripts/install-deps.sh)\n",
-                ZTB_REDIS_SERVER, strerror(errno));
         _exit(127);
     }
+    remember_child(pid);
     r->pid = pid;
     for (int i = 0; i < 1000; i++) {
         redisContext *c = redisConnectUnix(r->sock);
@@ -122,8 +176,12 @@ static void redis_spawn(struct zh_redis *r)
             redisFree(c);
         }
         int st;
-        if (waitpid(pid, &st, WNOHANG) == pid)
-            fatal("redis-server exited at start (see %s/redis.log)", r->dir);
+        if (waitpid(pid, &st, WNOHANG) == pid) {
+            forget_child(pid);
+            fatal("redis-server (%s) exited at start (see %s/redis.log; is it installed? "
+                  "scripts/install-deps.sh)",
+                  ZTB_REDIS_SERVER, r->dir);
+        }
         sleep_ms(10);
     }
     fatal("redis-server did not answer on %s within 10 s", r->sock);
@@ -161,6 +219,7 @@ static void reap(pid_t pid)
     int st;
     while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
         ;
+    forget_child(pid);
 }
 
 void zh_redis_kill(struct zh_redis *r)
@@ -271,6 +330,13 @@ void zh_broker_start(struct zh_broker *b, const struct zh_broker_opts *o)
         argv[n++] = "--policy";
         argv[n++] = policy_path;
     }
+    if (o->tls_cert != NULL) {
+        argv[n++] = "--tls-cert";
+        argv[n++] = o->tls_cert;
+        argv[n++] = "--tls-key";
+        argv[n++] = o->tls_key;
+        zh_tls_trust(o->tls_cert);
+    }
     for (const char *const *e = o->extra_args; e != NULL && *e != NULL && n < 62; e++)
         argv[n++] = *e;
     argv[n] = NULL;
@@ -279,8 +345,11 @@ void zh_broker_start(struct zh_broker *b, const struct zh_broker_opts *o)
     if (pid < 0)
         fatal("fork: %s", strerror(errno));
     if (pid == 0) {
+        child_setup(1);
         int fd = open(b->log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        if (fd >= 0) {
+        int in = open("/dev/null", O_RDONLY);
+        if (fd >= 0 && in >= 0) {
+            dup2(in, 0);
             dup2(fd, 1);
             dup2(fd, 2);
         }
@@ -288,6 +357,7 @@ void zh_broker_start(struct zh_broker *b, const struct zh_broker_opts *o)
         fprintf(stderr, "harness: cannot run %s: %s\n", argv[0], strerror(errno));
         _exit(127);
     }
+    remember_child(pid);
     b->pid = pid;
     for (int i = 0; i < 1500; i++) { /* 15 s: ASan builds start slowly */
         FILE *f = fopen(ready, "r");
@@ -297,7 +367,8 @@ void zh_broker_start(struct zh_broker *b, const struct zh_broker_opts *o)
             fclose(f);
             if (got == 1 && port > 0) {
                 b->port = (uint16_t)port;
-                snprintf(b->url, sizeof(b->url), "http://127.0.0.1:%u", port);
+                snprintf(b->url, sizeof(b->url), "%s://127.0.0.1:%u",
+                         o->tls_cert ? "https" : "http", port);
                 struct zh_resp r;
                 if (zh_get(b, "/healthz", &r) == 0 && r.status == 200) {
                     zh_resp_free(&r);
@@ -308,6 +379,7 @@ void zh_broker_start(struct zh_broker *b, const struct zh_broker_opts *o)
         }
         int st;
         if (waitpid(pid, &st, WNOHANG) == pid) {
+            forget_child(pid);
             zh_broker_dump_log(b);
             fatal("ztb-broker exited at start (status %d)", WIFEXITED(st) ? WEXITSTATUS(st) : -1);
         }
@@ -341,6 +413,7 @@ int zh_broker_stop(struct zh_broker *b)
         }
         sleep_ms(10);
     }
+    forget_child(b->pid);
     b->pid = 0;
     return WIFEXITED(st) ? WEXITSTATUS(st) : -WTERMSIG(st);
 }
@@ -382,6 +455,19 @@ static size_t on_header(char *data, size_t size, size_t nmemb, void *ud)
     return n;
 }
 
+static __thread const char *t_ca, *t_cert, *t_key;
+
+void zh_tls_trust(const char *ca_file)
+{
+    t_ca = ca_file;
+}
+
+void zh_tls_client(const char *cert_file, const char *key_file)
+{
+    t_cert = cert_file;
+    t_key = key_file;
+}
+
 int zh_http(const char *method, const char *url, const char *unix_sock, const char *ctype,
             const void *body, size_t body_len, const char *const *headers, struct zh_resp *out)
 {
@@ -414,6 +500,12 @@ int zh_http(const char *method, const char *url, const char *unix_sock, const ch
     curl_easy_setopt(c, CURLOPT_HEADERDATA, out);
     curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 10000L);
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    if (t_ca != NULL)
+        curl_easy_setopt(c, CURLOPT_CAINFO, t_ca);
+    if (t_cert != NULL) {
+        curl_easy_setopt(c, CURLOPT_SSLCERT, t_cert);
+        curl_easy_setopt(c, CURLOPT_SSLKEY, t_key);
+    }
     CURLcode rc = curl_easy_perform(c);
     if (rc == CURLE_OK)
         curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &out->status);

@@ -62,6 +62,10 @@ struct zh_broker_opts {
      * --policy. */
     int with_keys;
     const char *policy;
+    /* Serve HTTPS with this certificate and key (PEM files); the harness then
+     * trusts tls_cert for its own requests. */
+    const char *tls_cert;
+    const char *tls_key;
 };
 
 struct zh_broker {
@@ -107,6 +111,14 @@ struct zh_resp {
  */
 int zh_http(const char *method, const char *url, const char *unix_sock, const char *ctype,
             const void *body, size_t body_len, const char *const *headers, struct zh_resp *out);
+
+/*
+ * TLS settings for later zh_http calls on this thread: the CA file to trust
+ * for https URLs (NULL: none set), and a client certificate and key (PEM
+ * files) to present (NULL: none).
+ */
+void zh_tls_trust(const char *ca_file);
+void zh_tls_client(const char *cert_file, const char *key_file);
 
 /* Shorthands for the broker's public and admin APIs. */
 int zh_get(const struct zh_broker *b, const char *path, struct zh_resp *out);

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include <jansson.h>
 
 #include "harness.h"
 
@@ -176,10 +177,86 @@ static void test_ctl_without_broker(void **state)
     free(err);
 }
 
+static const char *policy_v1 =
+    "{\"version\": 1, \"trust_domain\": \"ztb.local\",\n"
+    " \"settings\": {\"max_ttl\": 300, \"default_ttl\": 60, \"rate_limits\": {\n"
+    "   \"per_agent\": {\"rate\": 60, \"burst\": 10, \"period\": 60},\n"
+    "   \"per_action\": {\"rate\": 60, \"burst\": 10, \"period\": 60}}},\n"
+    " \"rules\": [{\"id\": \"read\", \"effect\": \"allow\", \"agents\": [\"*\"],\n"
+    "   \"actions\": [\"crm:read\"], \"audiences\": [\"crm\"], \"resources\": [\"**\"]}]}\n";
+
+static void test_keys_through_broker(void **state)
+{
+    (void)state;
+    char *out, *err;
+    assert_int_equal(ctl(&out, &err, "keys", "list", "--broker", NULL, NULL), 0);
+    assert_non_null(strstr(out, "KID"));
+    assert_non_null(strstr(out, "active"));
+    free(out);
+    free(err);
+    assert_int_equal(ctl(&out, &err, "keys", "rotate", "--broker", NULL, NULL), 0);
+    assert_non_null(strstr(out, "published "));
+    free(out);
+    free(err);
+    /* promoting before the JWKS cache period is refused ... */
+    assert_int_equal(ctl(&out, &err, "keys", "rotate", "--broker", NULL, NULL), 1);
+    free(out);
+    free(err);
+    /* ... unless forced */
+    assert_int_equal(ctl(&out, &err, "keys", "rotate", "--broker", "--force", NULL), 0);
+    assert_non_null(strstr(out, "promoted "));
+    free(out);
+    free(err);
+    /* the JWKS now publishes both keys */
+    struct zh_resp r;
+    assert_int_equal(zh_get(&b, "/.well-known/jwks.json", &r), 0);
+    json_error_t e;
+    json_t *j = json_loads(r.body, 0, &e);
+    assert_int_equal(json_array_size(json_object_get(j, "keys")), 2);
+    json_decref(j);
+    zh_resp_free(&r);
+    assert_int_equal(ctl(&out, &err, "keys", "list", "--broker", NULL, NULL), 0);
+    assert_non_null(strstr(out, "retiring"));
+    free(out);
+    free(err);
+}
+
+static void test_policy_reload(void **state)
+{
+    (void)state;
+    char *out, *err;
+    assert_int_equal(ctl(&out, &err, "policy", "reload", NULL, NULL, NULL), 0);
+    assert_non_null(strstr(out, "policy reloaded (digest "));
+    free(out);
+    free(err);
+    /* a broken file is refused with its problems; the old policy stays */
+    char path[400];
+    snprintf(path, sizeof(path), "%s/policy.json", b.dir);
+    FILE *f = fopen(path, "w");
+    fputs("{\"version\": 1, \"trust_domain\": \"ztb.local\", \"rules\": [ {\"id\": }]}", f);
+    fclose(f);
+    assert_int_equal(ctl(&out, &err, "policy", "reload", NULL, NULL, NULL), 1);
+    assert_non_null(strstr(err, "old one stays in force"));
+    assert_non_null(strstr(err, "1:"));
+    free(out);
+    free(err);
+    struct zh_resp r;
+    assert_int_equal(zh_get(&b, "/metrics", &r), 0);
+    assert_non_null(strstr(r.body, "ztb_policy_reload_failures_total 1"));
+    zh_resp_free(&r);
+    f = fopen(path, "w");
+    fputs(policy_v1, f);
+    fclose(f);
+    assert_int_equal(ctl(&out, &err, "policy", "reload", NULL, NULL, NULL), 0);
+    free(out);
+    free(err);
+}
+
 static int setup(void **state)
 {
     (void)state;
-    zh_broker_start(&b, NULL);
+    struct zh_broker_opts o = {.with_keys = 1, .policy = policy_v1};
+    zh_broker_start(&b, &o);
     return 0;
 }
 
@@ -198,6 +275,8 @@ int main(void)
         cmocka_unit_test(test_agent_lifecycle),
         cmocka_unit_test(test_admin_api_rejects_bad_input),
         cmocka_unit_test(test_ctl_without_broker),
+        cmocka_unit_test(test_keys_through_broker),
+        cmocka_unit_test(test_policy_reload),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -21,7 +21,8 @@ static void test_private_redis_healthy(void **state)
 {
     (void)state;
     struct zh_broker b;
-    zh_broker_start(&b, NULL);
+    struct zh_broker_opts o = {.with_keys = 1};
+    zh_broker_start(&b, &o);
     struct zh_resp r;
     assert_int_equal(zh_get(&b, "/healthz", &r), 0);
     assert_int_equal(r.status, 200);
@@ -111,7 +112,7 @@ static void test_external_redis_loss_and_recovery(void **state)
     (void)state;
     struct zh_redis rd;
     zh_redis_start(&rd);
-    struct zh_broker_opts o = {.redis_url = rd.url};
+    struct zh_broker_opts o = {.redis_url = rd.url, .with_keys = 1};
     struct zh_broker b;
     zh_broker_start(&b, &o);
     struct zh_resp r;
@@ -152,6 +153,24 @@ static void test_external_redis_loss_and_recovery(void **state)
     zh_resp_free(&r);
     assert_int_equal(zh_broker_stop(&b), 0);
     zh_redis_stop(&rd, 1);
+    zh_rmtree(b.dir);
+}
+
+/* Without a key store the broker serves health but is not ready to issue. */
+static void test_not_ready_without_keys(void **state)
+{
+    (void)state;
+    struct zh_broker b;
+    zh_broker_start(&b, NULL);
+    struct zh_resp r;
+    assert_int_equal(zh_get(&b, "/readyz", &r), 0);
+    assert_int_equal(r.status, 503);
+    assert_non_null(strstr(r.body, "\"signing_key\":\"missing\""));
+    zh_resp_free(&r);
+    assert_int_equal(zh_get(&b, "/healthz", &r), 0);
+    assert_int_equal(r.status, 200);
+    zh_resp_free(&r);
+    assert_int_equal(zh_broker_stop(&b), 0);
     zh_rmtree(b.dir);
 }
 
@@ -207,6 +226,7 @@ int main(void)
         cmocka_unit_test(test_private_redis_healthy),
         cmocka_unit_test(test_bad_requests_get_clear_errors),
         cmocka_unit_test(test_external_redis_loss_and_recovery),
+        cmocka_unit_test(test_not_ready_without_keys),
         cmocka_unit_test(test_config_errors_and_help),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -4,12 +4,16 @@
 #include <stddef.h>
 #include <stdatomic.h>
 #include <signal.h>
+#include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include <cmocka.h>
 
 #include "broker/broker.h"
+#include "broker/keys.h"
 #include "broker/metrics.h"
+#include "pki/keystore.h"
 #include "harness.h"
 
 static void call(http_handler fn, struct http_resp *resp)
@@ -35,9 +39,23 @@ static void test_ready_follows_redis_and_draining(void **state)
     assert_int_equal(resp.status, 200);
     ztb_buf_free(&resp.body);
 
+    /* no key store yet: alive, but not ready to issue */
+    call(handle_readyz, &resp);
+    assert_int_equal(resp.status, 503);
+    assert_non_null(strstr(ztb_buf_cstr(&resp.body), "\"signing_key\":\"missing\""));
+    ztb_buf_free(&resp.body);
+
+    char dir[256], keys[300];
+    zh_tmpdir(dir, sizeof(dir));
+    snprintf(keys, sizeof(keys), "%s/keys", dir);
+    ztb_keystore *ks;
+    assert_int_equal(ztb_keystore_init(keys, NULL, (int64_t)time(NULL), &ks), ZTB_OK);
+    ztb_keystore_close(ks);
+    assert_int_equal(keys_open(keys, NULL, (int64_t)time(NULL), err, sizeof(err)), ZTB_OK);
     call(handle_readyz, &resp);
     assert_int_equal(resp.status, 200);
     assert_non_null(strstr(ztb_buf_cstr(&resp.body), "\"status\":\"ready\""));
+    assert_non_null(strstr(ztb_buf_cstr(&resp.body), "\"signing_key\":\"ok\""));
     ztb_buf_free(&resp.body);
 
     atomic_store(&g_broker.draining, 1);
@@ -64,8 +82,10 @@ static void test_ready_follows_redis_and_draining(void **state)
     assert_non_null(strstr(ztb_buf_cstr(&resp.body), "ztb_redis_up 0\n"));
     ztb_buf_free(&resp.body);
 
+    keys_close();
     redis_client_shutdown();
     zh_redis_stop(&rd, 1);
+    zh_rmtree(dir);
 }
 
 int main(void)
