@@ -309,3 +309,20 @@ void handle_admin_policy_reload(struct http_req *req, struct http_resp *resp)
     }
     http_resp_json_value(resp, 200, json_pack("{s:s,s:s}", "status", "loaded", "digest", digest));
 }
+
+/* Shared with the other admin handlers (admin.h) -------------------------------*/
+
+void admin_operator_actor(const struct http_req *req, char *out, size_t cap)
+{
+    operator_actor(req, out, cap);
+}
+
+void admin_store_error(struct http_resp *resp, ztb_err rv, const char *what)
+{
+    store_error(resp, rv, what);
+}
+
+int admin_only_fields(json_t *obj, const char *const *allowed, struct http_resp *resp)
+{
+    return only_fields(obj, allowed, resp);
+}

@@ -27,4 +27,13 @@ void handle_admin_keys(struct http_req *req, struct http_resp *resp);
 void handle_admin_keys_rotate(struct http_req *req, struct http_resp *resp);
 void handle_admin_policy_reload(struct http_req *req, struct http_resp *resp);
 
+/* Shared by the admin handlers (admin.c, admin_signals.c): the audit actor
+ * "operator:uid=N" of the caller; an RFC 6749 error for a store error (404,
+ * 409, 400, 503 with Retry-After, 500); refuse (400) any field of obj not
+ * in allowed (NULL-terminated), returning 0. */
+struct json_t;
+void admin_operator_actor(const struct http_req *req, char *out, size_t cap);
+void admin_store_error(struct http_resp *resp, ztb_err rv, const char *what);
+int admin_only_fields(struct json_t *obj, const char *const *allowed, struct http_resp *resp);
+
 #endif /* ZTB_BROKER_ADMIN_H */

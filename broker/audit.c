@@ -107,7 +107,19 @@ static void now_iso(char *out, size_t cap)
 /* Extract "seq" and "prev"-independent facts from a line: its seq. */
 static int line_seq(const char *line, uint64_t *seq)
 {
-    return sscanf(line, "{\"seq\":%llu,", (unsigned long long *)seq) == 1 ? 0 : -1;
+    static const char head[] = "{\"seq\":";
+    if (strncmp(line, head, sizeof(head) - 1) != 0)
+        return -1;
+    const char *p = line + sizeof(head) - 1;
+    if (*p < '0' || *p > '9')
+        return -1;
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(p, &end, 10);
+    if (errno != 0 || *end != ',')
+        return -1;
+    *seq = v;
+    return 0;
 }
 
 static int line_prev(const char *line, char prev[65])
@@ -156,15 +168,15 @@ static void put_fields(ztb_buf *b, const ztb_log_field *fields)
     }
 }
 
-/* Queue line[0..n) for the stream in copy (allocated by the caller with room
- * for n + 1 bytes, or NULL: then the copy is dropped); takes copy. */
-static void enqueue_stream(const char *line, size_t n, char *copy)
+/* Queue line[0..n) for the stream in copy (cap bytes allocated by the
+ * caller, or NULL: then the copy is dropped); takes copy. */
+static void enqueue_stream(const char *line, size_t n, char *copy, size_t cap)
 {
     if (!g_stream) {
         free(copy);
         return;
     }
-    if (g_qlen == STREAM_QUEUE || copy == NULL) {
+    if (g_qlen == STREAM_QUEUE || copy == NULL || n >= cap) {
         free(copy);
         atomic_fetch_add(&g_dropped, 1);
         return;
@@ -204,10 +216,16 @@ static void render_tail(ztb_buf *b, const char *event, const char *actor,
     }
 }
 
+/* Size of the stream copy of a line whose tail is tail: the prefix at most. */
+static size_t copy_cap(const ztb_buf *tail)
+{
+    return PREFIX_MAX + tail->len + 1;
+}
+
 /*
  * Write the line for the next seq: the prefix (seq, ts, prev) then tail
- * (render_tail's output). stream_copy: room for the whole line for the Redis
- * stream, or NULL; taken. Caller holds g_lock.
+ * (render_tail's output). stream_copy: copy_cap(tail) bytes for the Redis
+ * stream's copy of the line, or NULL; taken. Caller holds g_lock.
  */
 static ztb_err append_locked(const ztb_buf *tail, int durable, char *stream_copy)
 {
@@ -216,8 +234,8 @@ static ztb_err append_locked(const ztb_buf *tail, int durable, char *stream_copy
     ztb_buf_init_fixed(&b, store, sizeof(store) - 1); /* room for '\n' */
     char ts[40];
     now_iso(ts, sizeof(ts));
-    ztb_buf_printf(&b, "{\"seq\":%llu,\"ts\":\"%s\",\"prev\":\"%s\"",
-                   (unsigned long long)(g_seq + 1), ts, g_prev);
+    ztb_buf_printf(&b, "{\"seq\":%llu,\"ts\":\"%s\",\"prev\":\"%s\"", (unsigned long long)g_seq + 1,
+                   ts, g_prev);
     ztb_buf_append(&b, tail->data, tail->len);
     if (ztb_buf_error(tail) != ZTB_OK || ztb_buf_error(&b) != ZTB_OK) {
         free(stream_copy);
@@ -248,7 +266,7 @@ static ztb_err append_locked(const ztb_buf *tail, int durable, char *stream_copy
         free(stream_copy);
         return ZTB_ERR_IO;
     }
-    enqueue_stream(store, n, stream_copy);
+    enqueue_stream(store, n, stream_copy, copy_cap(tail));
     return ZTB_OK;
 }
 
@@ -260,7 +278,7 @@ static ztb_err append_event_locked(const char *event, const char *actor, int dur
     ztb_buf tail;
     ztb_buf_init_fixed(&tail, tstore, sizeof(tstore));
     render_tail(&tail, event, actor, fields);
-    return append_locked(&tail, durable, g_stream ? malloc(PREFIX_MAX + tail.len + 1) : NULL);
+    return append_locked(&tail, durable, g_stream ? malloc(copy_cap(&tail)) : NULL);
 }
 
 ztb_err audit_record(const char *event, const char *actor, int durable, const ztb_log_field *fields)
@@ -270,7 +288,7 @@ ztb_err audit_record(const char *event, const char *actor, int durable, const zt
     ztb_buf tail;
     ztb_buf_init_fixed(&tail, tstore, sizeof(tstore));
     render_tail(&tail, event, actor, fields);
-    char *copy = atomic_load(&g_stream_on) ? malloc(PREFIX_MAX + tail.len + 1) : NULL;
+    char *copy = atomic_load(&g_stream_on) ? malloc(copy_cap(&tail)) : NULL;
     pthread_mutex_lock(&g_lock);
     ztb_err rv = ZTB_ERR_STATE;
     if (g_fd >= 0)
@@ -548,8 +566,9 @@ ztb_err audit_verify_file(const char *path, uint64_t *lines, uint64_t *bad_line,
             rv = ZTB_ERR_MALFORMED;
             break;
         }
-        line[--len] = '\0';
-        if (memchr(line, '\0', len) != NULL) {
+        len--; /* drop the newline */
+        line[len] = '\0';
+        if (strlen(line) != len) {
             snprintf(why, whycap, "line contains a NUL byte");
             rv = ZTB_ERR_MALFORMED;
             break;

@@ -12,6 +12,7 @@
 
 #include "broker/audit.h"
 #include "broker/client_auth.h"
+#include "broker/detectors.h"
 #include "broker/mtls.h"
 #include "broker/session.h"
 #include "common/base64url.h"
@@ -165,6 +166,7 @@ static ztb_err auth_assertion(const char *tok, int64_t now, struct client_identi
         char actor[96];
         snprintf(actor, sizeof(actor), "agent:%s", agent);
         audit("auth.assertion_replay", actor, 0, ZTB_F_STR("agent", agent));
+        detect_event(DETECT_ASSERTION_REPLAY, agent, NULL, NULL, NULL);
         ztb_log(ZTB_LOG_WARN, "auth.assertion_replay", ZTB_F_STR("agent", agent));
         return refuse(resp, rv, "client assertion already used (jti replay)");
     }

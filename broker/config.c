@@ -74,6 +74,16 @@ static const struct opt opts[] = {
      "Redis connect and command timeout (default 250)"},
     {"drain_timeout", OPT_UINT, NUM(drain_timeout_s, 3600), "SECONDS",
      "on SIGTERM, wait this long for in-flight requests (default 10)"},
+    {"detect_window", OPT_UINT, NUM(detect_window_s, 86400), "SECONDS",
+     "anomaly detectors count events in windows this long (default 60)"},
+    {"detect_denials", OPT_UINT, NUM(detect_denials, 1000000), "N",
+     "policy denials per window that raise a policy_violation signal, 0 = off (default 10)"},
+    {"detect_rate_limited", OPT_UINT, NUM(detect_rate_limited, 1000000), "N",
+     "rate-limited requests per window that raise a rate_limit_burst signal, 0 = off "
+     "(default 20)"},
+    {"detect_new_audience", OPT_UINT, NUM(detect_new_audience_s, 365 * 86400), "SECONDS",
+     "an agent's learning period, after which a new audience raises a new_audience signal, "
+     "0 = off (default 86400)"},
     {"log_level", OPT_LEVEL, 0, 0, "LEVEL", "debug, info, warn or error (default info)"},
     {"log_format", OPT_FORMAT, 0, 0, "FORMAT", "json or text (default json)"},
 };
@@ -94,6 +104,10 @@ void broker_config_defaults(struct broker_config *c)
     c->max_body = 16384;
     c->redis_timeout_ms = 250;
     c->drain_timeout_s = 10;
+    c->detect_window_s = 60;
+    c->detect_denials = 10;
+    c->detect_rate_limited = 20;
+    c->detect_new_audience_s = 86400;
     c->log_level = ZTB_LOG_INFO;
     c->log_format = ZTB_LOG_JSON;
 }

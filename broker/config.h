@@ -47,6 +47,10 @@ struct broker_config {
     unsigned drain_timeout_s;
     ztb_log_level log_level;
     ztb_log_format log_format;
+    unsigned detect_window_s;       /* anomaly detectors: counting window */
+    unsigned detect_denials;        /* policy denials per window that raise a signal; 0 off */
+    unsigned detect_rate_limited;   /* 429s per window that raise a signal; 0 off */
+    unsigned detect_new_audience_s; /* learning period before new audiences raise one; 0 off */
 };
 
 /* Fill c with the defaults. */

@@ -15,6 +15,7 @@
 #include "broker/audit.h"
 #include "broker/broker.h"
 #include "broker/client_auth.h"
+#include "broker/detectors.h"
 #include "broker/enroll.h"
 #include "broker/form.h"
 #include "broker/keys.h"
@@ -154,6 +155,7 @@ void handle_enroll(struct http_req *req, struct http_resp *resp)
         if (reused) {
             actor_of(agent, actor, sizeof(actor));
             audit("enroll.join_token_reused", actor, 1, ZTB_F_STR("agent", agent));
+            detect_event(DETECT_JOIN_REUSE, agent, NULL, NULL, NULL);
             ztb_log(ZTB_LOG_WARN, "enroll.join_token_reused", ZTB_F_STR("agent", agent));
         }
         http_resp_error(resp, 400, "invalid_grant", "join token unknown, used or expired");

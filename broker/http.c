@@ -49,7 +49,14 @@ struct http_server {
     size_t nroutes;
     struct http_limits lim;
     void *ctx;
+    http_handler on_too_large;
 };
+
+void http_server_on_too_large(struct http_server *s, http_handler fn)
+{
+    if (s != NULL)
+        s->on_too_large = fn;
+}
 
 struct req_state {
     ztb_buf body;
@@ -344,6 +351,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     const char *metric = "unknown";
     if (st->too_large) {
         http_resp_error(&resp, 413, "invalid_request", "request body too large");
+        if (s->on_too_large != NULL) {
+            req.body_len = 0;
+            s->on_too_large(&req, &resp);
+        }
     } else {
         int wrong_method;
         const struct http_route *r = route(s, method, url, &req.route_id, &wrong_method);
@@ -496,6 +507,7 @@ ztb_err http_listen_tcp(const char *host, uint16_t port, int *fd_out, uint16_t *
         return ZTB_ERR_IO;
     }
     struct sockaddr_storage ss;
+    memset(&ss, 0, sizeof(ss));
     socklen_t sl = sizeof(ss);
     if (getsockname(fd, (struct sockaddr *)&ss, &sl) == 0) {
         if (ss.ss_family == AF_INET)

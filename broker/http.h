@@ -81,6 +81,13 @@ struct http_server *http_server_start(const char *name, int listen_fd,
                                       const struct http_route *routes, size_t nroutes,
                                       const struct http_limits *lim, void *ctx);
 
+/*
+ * Optional: fn answers requests whose body is over the limit (instead of
+ * the generic 413), with the body empty and req->path set, e.g. to audit
+ * the refusal. Set before requests arrive.
+ */
+void http_server_on_too_large(struct http_server *s, http_handler fn);
+
 /* Stop accepting; in-flight requests go on. */
 void http_server_quiesce(struct http_server *s);
 

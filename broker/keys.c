@@ -217,6 +217,16 @@ ztb_err keys_rotate(int64_t now, int force, ztb_rotate_result *res)
     return rv;
 }
 
+ztb_err keys_retire(const char *kid, int64_t now, int force)
+{
+    pthread_mutex_lock(&g_store_lock);
+    ztb_err rv = g_store ? ztb_keystore_retire(g_store, kid, now, force) : ZTB_ERR_STATE;
+    pthread_mutex_unlock(&g_store_lock);
+    if (rv == ZTB_OK)
+        rv = keys_refresh(now, NULL);
+    return rv;
+}
+
 ztb_err keys_list_json(char **out)
 {
     *out = NULL;

@@ -66,6 +66,10 @@ ztb_err keys_refresh(int64_t now, int *changed);
 /* Rotate (admin API): as ztb_keystore_rotate, then refresh. */
 ztb_err keys_rotate(int64_t now, int force, ztb_rotate_result *res);
 
+/* Retire kid by hand (as ztb_keystore_retire; force ends its publication
+ * now: a tainted key), then refresh. STATE for the active key: rotate first. */
+ztb_err keys_retire(const char *kid, int64_t now, int force);
+
 /*
  * The key store's key list as JSON text for the admin API (caller frees):
  * [{"kid","state","created","activated","not_after"}...].

@@ -21,8 +21,10 @@
 #include "broker/audit.h"
 #include "broker/broker.h"
 #include "broker/client_auth.h"
+#include "broker/detectors.h"
 #include "broker/keys.h"
 #include "broker/session.h"
+#include "broker/signals.h"
 #include "policy/policy.h"
 #include "broker/privdrop.h"
 #include "broker/reload.h"
@@ -299,6 +301,10 @@ int main(int argc, char **argv)
     client_auth_set_trust_domain(cfg->trust_domain);
     load_keys(cfg);
     load_policy(cfg);
+    struct detect_config dc = {cfg->detect_window_s, cfg->detect_denials, cfg->detect_rate_limited,
+                               cfg->detect_new_audience_s};
+    if (detectors_start(&dc) != ZTB_OK)
+        die("detectors", "cannot start the detector thread");
 
     int admin_fd;
     if (http_listen_unix(cfg->admin_socket, 0600, &admin_fd, err, sizeof(err)) != ZTB_OK)
@@ -329,6 +335,7 @@ int main(int argc, char **argv)
         http_server_start("admin", admin_fd, admin_routes, admin_routes_n, &admin_lim, &g_broker);
     if (api == NULL || admin == NULL)
         die("http", "cannot start the HTTP server (see the log above)");
+    http_server_on_too_large(api, handle_signals_too_large); /* audits oversized signals */
 
     if (ready_fd >= 0)
         write_ready_file(ready_fd, g_broker.port);
@@ -354,6 +361,7 @@ int main(int argc, char **argv)
     }
 
     drain_and_stop(api, admin);
+    detectors_stop();
     audit("broker.stopped", "broker", 1);
     audit_close();
     keys_close();

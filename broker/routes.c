@@ -6,8 +6,11 @@
  * The last field names the endpoint in /metrics.
  */
 #include "broker/admin.h"
+#include "broker/admin_signals.h"
 #include "broker/broker.h"
 #include "broker/enroll.h"
+#include "broker/introspect.h"
+#include "broker/signals.h"
 #include "broker/token.h"
 #include "broker/wellknown.h"
 
@@ -21,6 +24,9 @@ const struct http_route api_routes[] = {
     {"POST", "/v1/renew", handle_renew, "renew"},
     {"POST", "/v1/session", handle_session, "session"},
     {"POST", "/v1/token", handle_token, "token"},
+    {"POST", "/v1/introspect", handle_introspect, "introspect"},
+    {"POST", "/v1/revoke", handle_revoke, "revoke"},
+    {"POST", "/v1/signals", handle_signals, "signals"},
 };
 const size_t api_routes_n = sizeof(api_routes) / sizeof(api_routes[0]);
 
@@ -31,6 +37,14 @@ const struct http_route admin_routes[] = {
     {"GET", "/v1/agents", handle_admin_agents, "admin_agents_list"},
     {"POST", "/v1/agents", handle_admin_agents, "admin_agents_add"},
     {NULL, "/v1/agents/*", handle_admin_agent, "admin_agent"},
+    {NULL, "/v1/revocations", handle_admin_revocations, "admin_revocations"},
+    {"POST", "/v1/quarantine", handle_admin_quarantine, "admin_quarantine"},
+    {"POST", "/v1/release", handle_admin_quarantine, "admin_release"},
+    {"GET", "/v1/signals", handle_admin_signals, "admin_signals"},
+    {NULL, "/v1/signal-sources", handle_admin_sources, "admin_signal_sources"},
+    {NULL, "/v1/signal-sources/*", handle_admin_source, "admin_signal_source"},
+    {"GET", "/v1/signal-actions", handle_admin_actions, "admin_signal_actions"},
+    {NULL, "/v1/signal-actions/*", handle_admin_action, "admin_signal_action"},
     {"GET", "/v1/keys", handle_admin_keys, "admin_keys"},
     {"POST", "/v1/keys/rotate", handle_admin_keys_rotate, "admin_keys_rotate"},
     {"POST", "/v1/policy/reload", handle_admin_policy_reload, "admin_policy_reload"},

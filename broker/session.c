@@ -134,7 +134,8 @@ ztb_err session_mint(const char *agent, int64_t generation, int64_t expires,
     put64(p + 1, expires);
     put64(p + 9, generation);
     ZTB_GUARD(ztb_random(p + 17, 16));
-    memcpy(p + FIXED_LEN, agent, nl);
+    /* binary payload: the name is length-delimited by the payload's end */
+    memcpy(p + FIXED_LEN, agent, nl); // NOLINT(bugprone-not-null-terminated-result)
     ztb_buf b;
     ztb_buf_init_fixed(&b, out, SESSION_CRED_MAX);
     ztb_buf_append_str(&b, "ztbs_");

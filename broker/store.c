@@ -5,6 +5,7 @@
  * costs one round trip. Script replies are small integer arrays; anything
  * else from Redis is treated as UNAVAILABLE (fail closed), never guessed at.
  */
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,6 +15,7 @@
 
 #include "broker/redis_client.h"
 #include "broker/store.h"
+#include "broker/store_internal.h"
 #include "common/base64url.h"
 #include "common/guard.h"
 #include "common/log.h"
@@ -57,12 +59,22 @@ static int is_int_array(const redisReply *r, size_t min)
     return 1;
 }
 
+/* A decimal integer we wrote ourselves; 0 if it is not one (callers treat
+ * Redis contents as untrusted all the same). */
+static int64_t parse_i64(const char *s)
+{
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    return errno == 0 && end != s && *end == '\0' ? (int64_t)v : 0;
+}
+
 static int64_t elem_int(const redisReply *r, size_t i)
 {
     const redisReply *e = r->element[i];
     if (e->type == REDIS_REPLY_INTEGER)
         return e->integer;
-    return strtoll(e->str, NULL, 10);
+    return parse_i64(e->str);
 }
 
 /* A reply we did not expect: log it (type only) and fail closed. */
@@ -133,12 +145,12 @@ ztb_err store_agent_get(const char *name, struct store_agent *out)
     memset(out, 0, sizeof(*out));
     snprintf(out->name, sizeof(out->name), "%s", name);
     snprintf(out->status, sizeof(out->status), "%s", r->element[0]->str);
-    out->generation = r->element[1]->type == REDIS_REPLY_STRING ? atoll(r->element[1]->str) : 0;
+    out->generation = r->element[1]->type == REDIS_REPLY_STRING ? parse_i64(r->element[1]->str) : 0;
     out->quarantined =
         r->element[2]->type == REDIS_REPLY_STRING && strcmp(r->element[2]->str, "1") == 0;
     out->approval_required =
         r->element[3]->type == REDIS_REPLY_STRING && strcmp(r->element[3]->str, "1") == 0;
-    out->created = r->element[4]->type == REDIS_REPLY_STRING ? atoll(r->element[4]->str) : 0;
+    out->created = r->element[4]->type == REDIS_REPLY_STRING ? parse_i64(r->element[4]->str) : 0;
     freeReplyObject(r);
     return ZTB_OK;
 }
@@ -218,7 +230,8 @@ ztb_err store_join_create(const char *agent, unsigned ttl_s, int64_t now,
     ZTB_GUARD(store_agent_get(agent, &a));
     uint8_t raw[32];
     ZTB_GUARD(ztb_random(raw, sizeof(raw)));
-    memcpy(token, "ztbj_", 5);
+    /* the prefix; the encoder below writes the rest and the NUL */
+    memcpy(token, "ztbj_", 5); // NOLINT(bugprone-not-null-terminated-result)
     ztb_err rv = ztb_b64url_encode(raw, sizeof(raw), token + 5, STORE_JOIN_TOKEN_LEN + 1 - 5, NULL);
     ztb_wipe(raw, sizeof(raw));
     ZTB_GUARD(rv);
@@ -472,7 +485,33 @@ ztb_err store_agent_get_identity(const char *name, char *jwk, size_t cap, int64_
         return ZTB_ERR_NOT_FOUND;
     }
     memcpy(jwk, r->element[0]->str, r->element[0]->len + 1);
-    *not_after = atoll(r->element[1]->str);
+    *not_after = parse_i64(r->element[1]->str);
     freeReplyObject(r);
     return ZTB_OK;
+}
+
+/* Shared with store_rev.c (store_internal.h) ----------------------------------*/
+
+int store_keyf(char *out, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(out, KEY_MAX, fmt, ap);
+    va_end(ap);
+    return n > 0 && n < KEY_MAX;
+}
+
+ztb_err store_unexpected_reply(redisReply *r, const char *what)
+{
+    return unexpected(r, what);
+}
+
+int store_reply_is_int_array(const redisReply *r, size_t min)
+{
+    return is_int_array(r, min);
+}
+
+int64_t store_reply_int(const redisReply *r, size_t i)
+{
+    return elem_int(r, i);
 }

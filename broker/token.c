@@ -14,7 +14,9 @@
 #include "broker/broker.h"
 #include "broker/claims.h"
 #include "broker/client_auth.h"
+#include "broker/detectors.h"
 #include "broker/form.h"
+#include "broker/introspect.h"
 #include "broker/keys.h"
 #include "broker/metrics.h"
 #include "broker/store.h"
@@ -173,6 +175,9 @@ static int check_subject_token(struct token_req *t, struct keys_state *ks, const
     int ok = iss && aud && sub && json_is_integer(exp) && strcmp(iss, g_broker.issuer) == 0 &&
              strcmp(aud, g_broker.issuer) == 0 && t->now < (int64_t)json_integer_value(exp) &&
              strlen(sub) < sizeof(t->act_sub);
+    /* unrevoked as well (jti, generation, audience, key): one Redis round trip */
+    if (ok && introspect_token(tok, strlen(tok), t->now, 0, NULL) != ZTB_OK)
+        ok = 0;
     if (ok)
         memcpy(t->act_sub, sub, strlen(sub) + 1);
     json_decref(c);
@@ -282,6 +287,8 @@ static int read_dpop(struct token_req *t, struct http_req *req, struct http_resp
         unavailable(resp);
         return 0;
     }
+    if (rv == ZTB_ERR_REPLAY)
+        detect_event(DETECT_DPOP_REPLAY, t->id.agent, t->action, t->audience, NULL);
     if (rv != ZTB_OK) {
         http_resp_error(resp, 400, "invalid_dpop_proof",
                         rv == ZTB_ERR_REPLAY ? "DPoP proof replayed" : ztb_strerror(rv));
@@ -345,6 +352,7 @@ static void issue(struct token_req *t, struct keys_state *ks, const policy_decis
         return;
     }
     metrics_token_issued(t->audience);
+    detect_event(DETECT_AUDIENCE_USED, t->id.agent, NULL, t->audience, NULL);
     ztb_buf *o = &resp->body;
     ztb_buf_reset(o);
     ztb_buf_append_str(o, "{\"access_token\":\"");
@@ -401,6 +409,7 @@ void handle_token(struct http_req *req, struct http_resp *resp)
         ztb_buf_init_fixed(&wb, why, sizeof(why));
         policy_decision_describe(&d, &wb);
         denied(&t, resp, 403, "access_denied", why, d.rule);
+        detect_event(DETECT_POLICY_DENIAL, t.id.agent, t.action, t.audience, why);
         goto out;
     }
     if (d.effect == POLICY_APPROVAL_REQUIRED) {
@@ -460,6 +469,7 @@ void handle_token(struct http_req *req, struct http_resp *resp)
                ck.verdict == STORE_RATE_AGENT ? "rate limit: agent" : "rate limit: agent x action",
                d.rule);
         http_resp_header(resp, "Retry-After", "%u", secs ? secs : 1);
+        detect_event(DETECT_RATE_LIMITED, t.id.agent, t.action, t.audience, NULL);
         goto out;
     }
     }

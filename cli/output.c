@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "ztbctl.h"
 
@@ -121,4 +122,35 @@ int ztbctl_wants_help(int argc, char **argv, int from)
         if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0)
             return 1;
     return 0;
+}
+
+void ztbctl_fmt_time(int64_t t, char *out, size_t cap)
+{
+    time_t ts = (time_t)t;
+    struct tm tm;
+    gmtime_r(&ts, &tm);
+    strftime(out, cap, "%Y-%m-%d %H:%M:%SZ", &tm);
+}
+
+int ztbctl_get_list(struct ztbctl *ctl, const char *path, const char *key, json_t **arr)
+{
+    *arr = NULL;
+    json_t *r = NULL;
+    long status;
+    if (ztbctl_admin(ctl, "GET", path, NULL, &r, &status) != 0) {
+        json_decref(r);
+        return ZTBCTL_EXIT_FAIL;
+    }
+    json_t *a = json_incref(json_object_get(r, key));
+    json_decref(r);
+    if (!json_is_array(a)) {
+        json_decref(a);
+        ztbctl_err("the broker's answer has no '%s' list", key);
+        return ZTBCTL_EXIT_FAIL;
+    }
+    if (ctl->json)
+        ztbctl_print_json(a);
+    else
+        *arr = a;
+    return ZTBCTL_EXIT_OK;
 }

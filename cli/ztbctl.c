@@ -21,6 +21,10 @@
 
 static const struct ztbctl_cmd commands[] = {
     {"agent", "register agents, issue join tokens, disable / enable", cmd_agent},
+    {"revoke", "revoke a token, an agent's tokens, an audience, a signing key", cmd_revoke},
+    {"quarantine", "issue no new tokens to an agent", cmd_quarantine},
+    {"release", "lift an agent's quarantine and approval requirement", cmd_release},
+    {"signals", "anomaly signals, their sources, responses awaiting an operator", cmd_signals},
     {"keys", "manage the signing key store (init, list, rotate, retire, prune)", cmd_keys},
     {"ca", "manage the agent CA (init, show)", cmd_ca},
     {"policy", "check a policy file, explain a decision", cmd_policy},

@@ -9,6 +9,7 @@
 #ifndef ZTBCTL_H
 #define ZTBCTL_H
 
+#include <stdint.h>
 #include <stdio.h>
 
 #include <jansson.h>
@@ -43,6 +44,16 @@ void ztbctl_table_row(struct ztbctl_table *t, const char *const *cells);
 void ztbctl_table_print(struct ztbctl_table *t, FILE *out);
 void ztbctl_table_free(struct ztbctl_table *t);
 
+/* A Unix time as "YYYY-MM-DD HH:MM:SSZ" (UTC). */
+void ztbctl_fmt_time(int64_t t, char *out, size_t cap);
+
+/*
+ * GET path from the admin API and take the array under key. With --json it
+ * is printed and *arr is NULL; otherwise *arr is a new reference for the
+ * caller to print as a table (and decref). Returns the exit status.
+ */
+int ztbctl_get_list(struct ztbctl *ctl, const char *path, const char *key, json_t **arr);
+
 /* Print j as indented JSON followed by a newline, then decref it. */
 void ztbctl_print_json(json_t *j);
 
@@ -64,5 +75,9 @@ int cmd_ca(struct ztbctl *ctl, int argc, char **argv);
 int cmd_policy(struct ztbctl *ctl, int argc, char **argv);
 int cmd_audit(struct ztbctl *ctl, int argc, char **argv);
 int cmd_agent(struct ztbctl *ctl, int argc, char **argv);
+int cmd_revoke(struct ztbctl *ctl, int argc, char **argv);
+int cmd_quarantine(struct ztbctl *ctl, int argc, char **argv);
+int cmd_release(struct ztbctl *ctl, int argc, char **argv);
+int cmd_signals(struct ztbctl *ctl, int argc, char **argv);
 
 #endif /* ZTBCTL_H */

@@ -66,6 +66,7 @@ static const struct err_row rows[] = {
     {ZTB_ERR_KEY_TAINTED, "KEY_TAINTED", "signing key tainted"},
     {ZTB_ERR_REPLAY, "REPLAY", "single-use token already used"},
     {ZTB_ERR_REVOCATION_STALE, "REVOCATION_STALE", "revocation state not current"},
+    {ZTB_ERR_SINGLE_USE, "SINGLE_USE", "single-use token cannot be consumed here"},
 
     {ZTB_ERR_HTTP, "HTTP", "HTTP error"},
     {ZTB_ERR_INVALID_CLIENT, "INVALID_CLIENT", "client authentication failed"},

@@ -103,8 +103,8 @@ int ztb_log_value_is_secret(const char *v)
         return 0;
     if (strstr(v, "-----BEGIN") != NULL || strstr(v, "PRIVATE KEY") != NULL)
         return 1;
-    if (strstr(v, "ztbj_") != NULL || strstr(v, "ztbs_") != NULL)
-        return 1; /* join tokens and session credentials carry these prefixes */
+    if (strstr(v, "ztbj_") != NULL || strstr(v, "ztbs_") != NULL || strstr(v, "ztbsrc_") != NULL)
+        return 1; /* join tokens, session credentials, signal source secrets */
     /* a JWS anywhere in the value: two dots separating base64url runs of 8+ */
     for (const char *p = v; *p != '\0'; p++) {
         if (*p != '.')

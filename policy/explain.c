@@ -181,8 +181,8 @@ static json_t *obligations_json(const policy *p, const struct policy_combine *c,
     put(o, "rate_limits", rl, &ok);
     if (ob->approvers > 0)
         put(o, "approval_required",
-            json_pack("{s:s, s:i, s:s}", "group", ob->approval_group, "approvers",
-                      (json_int_t)ob->approvers, "from", c->approval->id),
+            json_pack("{s:s?, s:i, s:s?}", "group", ob->approval_group, "approvers",
+                      (json_int_t)ob->approvers, "from", c->approval ? c->approval->id : NULL),
             &ok);
     else
         put(o, "approval_required", json_null(), &ok);

@@ -116,6 +116,8 @@ int policy_glob_match_slow(const policy_glob *g, const char *s, size_t n)
 {
     if (s == NULL && n != 0)
         return 0;
+    if (s == NULL)
+        s = ""; /* n == 0: no byte is read, but memcmp must not see NULL */
     switch ((enum policy_glob_kind)g->kind) {
     case POLICY_GLOB_EXACT: return n == g->lit_len && (n == 0 || memcmp(s, g->lit, n) == 0);
     case POLICY_GLOB_ALL: return 1;

@@ -251,7 +251,8 @@ void policy_combine_add(struct policy_combine *c, const struct policy_rule *r)
             c->approval = r;
             c->ob.approval_group = o->approval_group;
             c->ob.approvers = o->approvers;
-        } else if (strcmp(o->approval_group, c->ob.approval_group) != 0) {
+        } else if (o->approval_group == NULL || c->ob.approval_group == NULL ||
+                   strcmp(o->approval_group, c->ob.approval_group) != 0) {
             conflict(c, c->approval, r, "approval: rules ask for different approver groups");
         } else if (o->approvers > c->ob.approvers) {
             c->ob.approvers = o->approvers;

@@ -35,9 +35,14 @@ do_cppcheck() {
 do_tidy() {
     local build=${1:-build}
     [ -f "$build/compile_commands.json" ] || { echo "lint: no $build/compile_commands.json" >&2; exit 1; }
-    # shellcheck disable=SC2046
-    tidy_sources | xargs -P 2 -n 4 clang-tidy -p "$build" --quiet 2>&1 \
-        | grep -E "(warning|error):" && { echo "lint: clang-tidy found problems" >&2; exit 1; }
+    # collect first, judge after: a pipeline's status would hide the findings
+    local out
+    out=$(tidy_sources | xargs -P 2 -n 4 clang-tidy -p "$build" --quiet 2>&1 || true)
+    if grep -qE "(warning|error):" <<<"$out"; then
+        grep -E "(warning|error):" <<<"$out" | sort -u >&2
+        echo "lint: clang-tidy found problems" >&2
+        exit 1
+    fi
     echo "lint: clang-tidy ok"
 }
 

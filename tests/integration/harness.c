@@ -15,7 +15,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -187,7 +190,32 @@ static void redis_spawn(struct zh_redis *r)
     fatal("redis-server did not answer on %s within 10 s", r->sock);
 }
 
+static void redis_start(struct zh_redis *r, int tcp);
+
 void zh_redis_start(struct zh_redis *r)
+{
+    redis_start(r, 0);
+}
+
+/* A free loopback port (a race with other processes is possible but rare). */
+static int free_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t sl = sizeof(sa);
+    if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0 ||
+        getsockname(fd, (struct sockaddr *)&sa, &sl) != 0)
+        fatal("cannot find a free port: %s", strerror(errno));
+    close(fd);
+    return ntohs(sa.sin_port);
+}
+
+void zh_redis_start_tcp(struct zh_redis *r)
+{
+    redis_start(r, 1);
+}
+
+static void redis_start(struct zh_redis *r, int tcp)
 {
     memset(r, 0, sizeof(*r));
     zh_tmpdir(r->dir, sizeof(r->dir));
@@ -199,10 +227,15 @@ void zh_redis_start(struct zh_redis *r)
     FILE *f = fopen(conf, "w");
     if (f == NULL)
         fatal("%s: %s", conf, strerror(errno));
+    if (tcp) {
+        r->port = free_port();
+        snprintf(r->tcp_url, sizeof(r->tcp_url), "redis://127.0.0.1:%d", r->port);
+    }
     fprintf(f,
-            "port 0\nunixsocket %s\nunixsocketperm 777\ndir %s\ndaemonize no\n"
-            "appendonly yes\nappendfsync always\nsave \"\"\nlogfile %s/redis.log\n",
-            r->sock, r->dir, r->dir);
+            "port %d\nbind 127.0.0.1\nunixsocket %s\nunixsocketperm 777\ndir %s\n"
+            "daemonize no\nappendonly yes\nappendfsync always\nsave \"\"\n"
+            "logfile %s/redis.log\n",
+            r->port, r->sock, r->dir, r->dir);
     fclose(f);
     redis_spawn(r);
 }

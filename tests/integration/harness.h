@@ -33,11 +33,16 @@ struct zh_redis {
     pid_t pid;
     char dir[256];
     char sock[300];
-    char url[320]; /* unix://... for --redis */
+    char url[320];    /* unix://... for --redis */
+    int port;         /* zh_redis_start_tcp: the loopback TCP port, else 0 */
+    char tcp_url[64]; /* redis://127.0.0.1:PORT */
 };
 
 /* Start redis-server in a new scratch directory; wait until it answers. */
 void zh_redis_start(struct zh_redis *r);
+
+/* The same, also listening on a free loopback TCP port. */
+void zh_redis_start_tcp(struct zh_redis *r);
 
 /* Start it again on the same directory and socket (after stop or kill). */
 void zh_redis_restart(struct zh_redis *r);

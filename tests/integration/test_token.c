@@ -148,7 +148,7 @@ static long post_form(const char *path, const char *form, const char *dpop, stru
 /* A token request with the session credential and extra form fields. */
 static long token_req(const char *extra, const char *dpop, struct zh_resp *r)
 {
-    char form[4096];
+    char form[16384];
     snprintf(form, sizeof(form), "grant_type=%s&client_assertion_type=%s&client_assertion=%s%s",
              GRANT, SESSION_TYPE, session, extra);
     return post_form("/v1/token", form, dpop, r);
@@ -438,6 +438,17 @@ static void test_bad_requests(void **state)
     token_req("&audience=payments&scope=payments%3Aread&authorization_details=%5B1%5D", NULL, &r);
     expect_error(&r, 400, "invalid_authorization_details");
     zh_resp_free(&r);
+    char *huge = malloc(12000);
+    strcpy(huge, "&audience=payments&scope=payments%3Aread&authorization_details=%5B%7B%22type%22"
+                 "%3A%22x%22%2C%22pad%22%3A%22");
+    size_t hl = strlen(huge);
+    memset(huge + hl, 'a', 6000);
+    strcpy(huge + hl + 6000, "%22%7D%5D");
+    token_req(huge, NULL, &r);
+    expect_error(&r, 400, "invalid_authorization_details");
+    assert_non_null(strstr(r.body, "too large"));
+    zh_resp_free(&r);
+    free(huge);
     post_form("/v1/token", "grant_type=password&audience=payments&scope=a%3Ab", NULL, &r);
     expect_error(&r, 400, "unsupported_grant_type");
     zh_resp_free(&r);
@@ -488,6 +499,81 @@ static void test_enrollment_rules(void **state)
     zh_resp_free(&r);
     free(join);
     ztb_key_free(k);
+}
+
+static void test_expired_join_token_and_renewal(void **state)
+{
+    (void)state;
+    /* a join token that lived one second */
+    struct zh_resp r;
+    assert_int_equal(zh_admin(&b, "POST", "/v1/agents", "{\"name\":\"slowpoke\",\"ttl\":1}", &r),
+                     0);
+    assert_int_equal(r.status, 201);
+    json_t *j = body_json(&r);
+    char join[64];
+    snprintf(join, sizeof(join), "%s", json_string_value(json_object_get(j, "join_token")));
+    json_decref(j);
+    zh_resp_free(&r);
+    usleep(1300000);
+    ztb_key *k;
+    assert_int_equal(ztb_key_generate(&k), ZTB_OK);
+    enroll(join, k, "spiffe://ztb.local/agent/slowpoke", &r);
+    expect_error(&r, 400, "invalid_grant");
+    zh_resp_free(&r);
+    ztb_key_free(k);
+
+    /* renewal: the current identity (a client assertion) and a CSR give a new
+     * identity document, here for a new key; the old key then stops working */
+    ztb_key *next;
+    assert_int_equal(ztb_key_generate(&next), ZTB_OK);
+    ztb_buf csr, a;
+    ztb_buf_init(&csr, 8192);
+    ztb_buf_init(&a, 4096);
+    assert_int_equal(ztb_csr_make(next, "spiffe://ztb.local/agent/billing-bot", &csr), ZTB_OK);
+    int64_t now = time(NULL);
+    assertion(agent_key, "billing-bot", NULL, now, now + 30, &a);
+    json_t *req = json_pack("{s:s,s:s,s:s}", "client_assertion_type", ASSERTION_TYPE,
+                            "client_assertion", ztb_buf_cstr(&a), "csr", ztb_buf_cstr(&csr));
+    char *text = json_dumps(req, 0);
+    char url[128];
+    snprintf(url, sizeof(url), "%s/v1/renew", b.url);
+    assert_int_equal(zh_http("POST", url, NULL, "application/json", text, strlen(text), NULL, &r),
+                     0);
+    if (r.status != 201)
+        fail_msg("renew: %ld %s", r.status, r.body);
+    zh_resp_free(&r);
+    free(text);
+    json_decref(req);
+    /* a renewal for another agent's name is refused */
+    ztb_buf_reset(&csr);
+    assert_int_equal(ztb_csr_make(next, "spiffe://ztb.local/agent/crm-sync", &csr), ZTB_OK);
+    assertion(next, "billing-bot", NULL, now, now + 30, &a);
+    req = json_pack("{s:s,s:s,s:s}", "client_assertion_type", ASSERTION_TYPE, "client_assertion",
+                    ztb_buf_cstr(&a), "csr", ztb_buf_cstr(&csr));
+    text = json_dumps(req, 0);
+    assert_int_equal(zh_http("POST", url, NULL, "application/json", text, strlen(text), NULL, &r),
+                     0);
+    expect_error(&r, 400, "invalid_request");
+    zh_resp_free(&r);
+    free(text);
+    json_decref(req);
+    /* the old key's assertions no longer authenticate; the new key's do */
+    char form[4096];
+    assertion(agent_key, "billing-bot", NULL, now, now + 30, &a);
+    snprintf(form, sizeof(form), "client_assertion_type=%s&client_assertion=%s", ASSERTION_TYPE,
+             ztb_buf_cstr(&a));
+    post_form("/v1/session", form, NULL, &r);
+    expect_error(&r, 401, "invalid_client");
+    zh_resp_free(&r);
+    assertion(next, "billing-bot", NULL, now, now + 30, &a);
+    snprintf(form, sizeof(form), "client_assertion_type=%s&client_assertion=%s", ASSERTION_TYPE,
+             ztb_buf_cstr(&a));
+    assert_int_equal(post_form("/v1/session", form, NULL, &r), 200);
+    zh_resp_free(&r);
+    ztb_key_free(agent_key);
+    agent_key = next;
+    ztb_buf_free(&csr);
+    ztb_buf_free(&a);
 }
 
 /* Redis goes away mid-test: 503 and no token; it returns: tokens again. */
@@ -561,6 +647,7 @@ int main(void)
         cmocka_unit_test(test_dpop_binding),
         cmocka_unit_test(test_bad_requests),
         cmocka_unit_test(test_enrollment_rules),
+        cmocka_unit_test(test_expired_join_token_and_renewal),
         cmocka_unit_test(test_redis_loss_fails_closed),
         cmocka_unit_test(test_audit_records),
     };

@@ -79,6 +79,7 @@ static void test_secret_values_redacted(void **state)
         "-----BEGIN EC PRIVATE KEY-----",
         "ztbj_4f3c2a1b0e9d8c7b",
         "prefix ztbs_abcdef suffix",
+        "ztbsrc_Zm9vYmFyYmF6cXV4",
         "abcdefgh.ijklmnop.", /* header.payload. with an empty signature */
     };
     for (size_t i = 0; i < sizeof(vals) / sizeof(vals[0]); i++) {

@@ -130,12 +130,41 @@ static void test_commands_loss_and_recovery(void **state)
     zh_redis_stop(&rd, 1);
 }
 
+/* The same client over TCP on loopback. */
+static void test_tcp(void **state)
+{
+    (void)state;
+    struct zh_redis rd;
+    zh_redis_start_tcp(&rd);
+    struct redis_target t;
+    char err[256];
+    assert_int_equal(redis_target_parse(rd.tcp_url, &t, err, sizeof(err)), ZTB_OK);
+    assert_string_equal(t.host, "127.0.0.1");
+    assert_int_equal(t.port, rd.port);
+    redis_client_init(&t);
+    assert_int_equal(redis_ping(), ZTB_OK);
+    redisReply *r;
+    assert_int_equal(redis_commandf(&r, "SET tcp yes"), ZTB_OK);
+    freeReplyObject(r);
+    /* the same data through the unix socket: one server */
+    redisContext *c = zh_redis_connect(&rd);
+    r = redisCommand(c, "GET tcp");
+    assert_string_equal(r->str, "yes");
+    freeReplyObject(r);
+    redisFree(c);
+    zh_redis_kill(&rd);
+    assert_int_equal(redis_ping(), ZTB_ERR_UNAVAILABLE);
+    redis_client_shutdown();
+    zh_redis_stop(&rd, 1);
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN); /* the broker blocks it; so does this test */
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_parse_urls),
         cmocka_unit_test(test_commands_loss_and_recovery),
+        cmocka_unit_test(test_tcp),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -78,6 +78,7 @@ typedef enum ztb_err {
     ZTB_ERR_KEY_TAINTED = 215,      /* the signing key is tainted */
     ZTB_ERR_REPLAY = 216,           /* a single-use token was already used */
     ZTB_ERR_REVOCATION_STALE = 217, /* revocation state is not current */
+    ZTB_ERR_SINGLE_USE = 218,       /* single-use token, and no shared store to consume it */
 
     /* agent / broker protocol */
     ZTB_ERR_HTTP = 300,              /* unexpected HTTP status or transport error */

@@ -2,7 +2,11 @@
  * ztb/ztb.h - libztb, the ztb SDK for agents and API gateways.
  *
  * Include this one header. Everything libztb exports is declared in
- * <ztb/...> headers and prefixed ztb_; nothing else is visible.
+ * <ztb/...> headers and prefixed ztb_; nothing else is visible:
+ *
+ *   <ztb/error.h>     the stable error codes, ztb_strerror()
+ *   <ztb/agent.h>     agents: enroll, then one token per action (ztb_agent_token)
+ *   <ztb/verifier.h>  gateways: verify a token for a request (ztb_verify)
  *
  *   #include <ztb/ztb.h>
  *   cc app.c $(pkg-config --cflags --libs ztb)
@@ -12,6 +16,8 @@
 
 #include <ztb/export.h>
 #include <ztb/error.h>
+#include <ztb/agent.h>
+#include <ztb/verifier.h>
 
 #ifdef __cplusplus
 extern "C" {

@@ -1,0 +1,65 @@
+/*
+ * revocation.h - apply one anomaly response: revoke a token, require
+ * approval, quarantine, revoke all of an agent's tokens, kill an audience,
+ * taint a signing key (and the lifts an operator may ask for).
+ *
+ * Every path that changes revocation state goes through revocation_apply:
+ * signals (policy responses), confirmed operator actions, ztbctl, and the
+ * RFC 7009 endpoint. It writes the state with one atomic Redis script
+ * (store_rev.h: state, snapshot and announcement together), then writes a
+ * durable (fsync'ed) audit line naming the cause and the signals behind it,
+ * the second record that survives the loss of Redis.
+ *
+ * Entries live exactly as long as they can matter: a token until its exp
+ * (+ skew), a generation bump and a key taint for the longest a token can
+ * live, an audience kill until lifted.
+ */
+#ifndef ZTB_BROKER_REVOCATION_H
+#define ZTB_BROKER_REVOCATION_H
+
+#include <stdint.h>
+
+#include <ztb/error.h>
+
+#include "pki/key.h"
+#include "policy/types.h"
+
+struct rev_request {
+    policy_response_kind response;
+    const char *target;  /* jti, agent name, audience or kid, by response */
+    int64_t jti_exp;     /* REVOKE_TOKEN: the token's exp; 0 unknown (the longest life) */
+    int lift;            /* QUARANTINE, REQUIRE_APPROVAL, KILL_AUDIENCE: lift it instead */
+    const char *actor;   /* audit actor: "broker", "operator:uid=0", "agent:x" */
+    const char *cause;   /* "signal", "operator", "action", "revoke_endpoint" */
+    const char *entry;   /* the anomaly_responses entry, or NULL */
+    const char *signals; /* the signals that caused it (ids, comma-separated), or NULL */
+    const char *reason;  /* free text from an operator, or NULL */
+};
+
+struct rev_result {
+    int changed;                   /* state changed (a repeat may change nothing) */
+    int64_t gen;                   /* REVOKE_ALL: the agent's new generation */
+    int64_t exp;                   /* when the entry stops mattering (0: until lifted) */
+    char new_kid[ZTB_KID_LEN + 1]; /* TAINT_KEY: the key that signs now, if we rotated */
+    char detail[128];              /* what happened beyond the state, for the caller */
+};
+
+/* The target kind a response acts on: "jti", "agent", "audience" or "key". */
+const char *revocation_target_kind(policy_response_kind r);
+
+/*
+ * Apply r. NOT_FOUND for an unknown agent, INVALID_ARG for a malformed
+ * target, UNAVAILABLE if Redis cannot answer (nothing applied), IO if the
+ * state changed but the audit line could not be written. out may be NULL.
+ */
+ztb_err revocation_apply(const struct rev_request *r, struct rev_result *out);
+
+/* The durations revocations are sized by (from the key store, or defaults). */
+struct rev_limits {
+    unsigned max_token_ttl;
+    unsigned skew;
+    unsigned jwks_max_age;
+};
+void revocation_limits(struct rev_limits *l);
+
+#endif /* ZTB_BROKER_REVOCATION_H */

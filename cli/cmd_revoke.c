@@ -1,0 +1,276 @@
+/*
+ * cmd_revoke.c - `ztbctl revoke ...`, `ztbctl quarantine AGENT` and
+ * `ztbctl release AGENT`: revocation by hand, through the broker's admin
+ * API (which applies, announces and audits it like any other revocation).
+ *
+ * Must never: take a token on the command line (it would land in shell
+ * history and `ps`): a whole token is read from a file or stdin.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "ztbctl.h"
+
+#define TOKEN_FILE_MAX 8192
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "usage: ztbctl revoke token JTI [--exp UNIX_TIME] [--reason TEXT]\n"
+            "       ztbctl revoke token --token-file FILE|- [--reason TEXT]\n"
+            "       ztbctl revoke agent NAME [--reason TEXT]     every token NAME holds dies\n"
+            "       ztbctl revoke audience AUD [--lift] [--reason TEXT]\n"
+            "       ztbctl revoke key KID [--reason TEXT]        taint a signing key, rotate away\n"
+            "       ztbctl revoke list                           live revocations\n"
+            "       ztbctl quarantine AGENT [--reason TEXT]      no new tokens for AGENT\n"
+            "       ztbctl release AGENT                         lift quarantine and approval\n"
+            "\n"
+            "Every revocation is written to Redis, announced on ztb:revocations to every\n"
+            "verifier and broker, and recorded durably in the audit log. A token revoked\n"
+            "by JTI without --exp stays revoked for the longest token life.\n");
+}
+
+/* An expiry for people: "until lifted" for 0. */
+static void fmt_until(int64_t t, char *out, size_t cap)
+{
+    if (t <= 0)
+        snprintf(out, cap, "until lifted");
+    else
+        ztbctl_fmt_time(t, out, cap);
+}
+
+/* Options after the positional arguments; 0 on a usage error. */
+struct opts {
+    const char *reason, *exp, *token_file;
+    int lift;
+};
+
+static int parse_opts(int argc, char **argv, int from, struct opts *o)
+{
+    memset(o, 0, sizeof(*o));
+    for (int i = from; i < argc; i++) {
+        if (strcmp(argv[i], "--lift") == 0) {
+            o->lift = 1;
+        } else if (i + 1 < argc && strcmp(argv[i], "--reason") == 0) {
+            o->reason = argv[++i];
+        } else if (i + 1 < argc && strcmp(argv[i], "--exp") == 0) {
+            o->exp = argv[++i];
+        } else if (i + 1 < argc && strcmp(argv[i], "--token-file") == 0) {
+            o->token_file = argv[++i];
+        } else {
+            ztbctl_err("unexpected argument '%s'", argv[i]);
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* A whole token from path ("-": stdin), trailing whitespace cut; NULL on error. */
+static char *read_token(const char *path)
+{
+    FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "r");
+    if (f == NULL) {
+        ztbctl_err("cannot open %s", path);
+        return NULL;
+    }
+    char *buf = calloc(1, TOKEN_FILE_MAX + 1);
+    size_t n = buf ? fread(buf, 1, TOKEN_FILE_MAX + 1, f) : 0;
+    if (f != stdin)
+        fclose(f);
+    if (buf == NULL || n == 0 || n > TOKEN_FILE_MAX) {
+        ztbctl_err("%s: expected one token of at most %d bytes", path, TOKEN_FILE_MAX);
+        free(buf);
+        return NULL;
+    }
+    while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r' || buf[n - 1] == ' '))
+        buf[--n] = '\0';
+    return buf;
+}
+
+static void print_result(json_t *r)
+{
+    const char *type = json_string_value(json_object_get(r, "type"));
+    const char *id = json_string_value(json_object_get(r, "id"));
+    int changed = json_is_true(json_object_get(r, "changed"));
+    int lift = json_is_true(json_object_get(r, "lift"));
+    char until[40];
+    fmt_until((int64_t)json_integer_value(json_object_get(r, "exp")), until, sizeof(until));
+    if (id == NULL) {
+        printf("nothing to do: %s\n", json_string_value(json_object_get(r, "detail")));
+        return;
+    }
+    if (lift)
+        printf("audience %s enabled again%s\n", id, changed ? "" : " (it was not disabled)");
+    else if (strcmp(type, "agent") == 0)
+        printf("agent %s: every token it holds is revoked (generation now %lld), announced "
+               "until %s\n",
+               id, (long long)json_integer_value(json_object_get(r, "gen")), until);
+    else if (strcmp(type, "audience") == 0)
+        printf("audience %s disabled %s%s\n", id, until, changed ? "" : " (it already was)");
+    else if (strcmp(type, "key") == 0)
+        printf("key %s tainted until %s\n", id, until);
+    else
+        printf("token %s revoked until %s%s\n", id, until,
+               changed ? "" : " (it had expired already: nothing to do)");
+    const char *kid = json_string_value(json_object_get(r, "new_kid"));
+    const char *detail = json_string_value(json_object_get(r, "detail"));
+    if (kid != NULL)
+        printf("tokens are now signed by %s\n", kid);
+    if (detail != NULL && strcmp(type, "key") == 0)
+        printf("%s\n", detail);
+}
+
+static int revoke_list(struct ztbctl *ctl)
+{
+    json_t *arr = NULL;
+    int rc = ztbctl_get_list(ctl, "/v1/revocations", "revocations", &arr);
+    if (arr == NULL)
+        return rc;
+    static const char *const hdr[] = {"TYPE", "ID", "GEN", "UNTIL"};
+    struct ztbctl_table *t = ztbctl_table_new(4, hdr);
+    size_t i;
+    json_t *e;
+    json_array_foreach(arr, i, e)
+    {
+        char gen[24] = "-", until[40];
+        if (json_is_integer(json_object_get(e, "gen")))
+            snprintf(gen, sizeof(gen), "%lld",
+                     (long long)json_integer_value(json_object_get(e, "gen")));
+        fmt_until((int64_t)json_integer_value(json_object_get(e, "exp")), until, sizeof(until));
+        const char *cells[] = {json_string_value(json_object_get(e, "type")),
+                               json_string_value(json_object_get(e, "id")), gen, until};
+        ztbctl_table_row(t, cells);
+    }
+    ztbctl_table_print(t, stdout);
+    ztbctl_table_free(t);
+    json_decref(arr);
+    return ZTBCTL_EXIT_OK;
+}
+
+int cmd_revoke(struct ztbctl *ctl, int argc, char **argv)
+{
+    if (argc < 2 || ztbctl_wants_help(argc, argv, 1)) {
+        usage(argc < 2 ? stderr : stdout);
+        return argc < 2 ? ZTBCTL_EXIT_USAGE : ZTBCTL_EXIT_OK;
+    }
+    const char *what = argv[1];
+    if (strcmp(what, "list") == 0 && argc == 2)
+        return revoke_list(ctl);
+    static const char *const types[][2] = {
+        {"token", "jti"}, {"agent", "agent"}, {"audience", "audience"}, {"key", "key"}};
+    const char *type = NULL;
+    for (size_t i = 0; i < 4; i++)
+        if (strcmp(what, types[i][0]) == 0)
+            type = types[i][1];
+    if (type == NULL) {
+        ztbctl_err("unknown revoke target '%s' (token, agent, audience, key, list)", what);
+        return ZTBCTL_EXIT_USAGE;
+    }
+    struct opts o;
+    /* a jti may start with '-' (base64url): only our option names are options */
+    int has_id = argc >= 3 && strcmp(argv[2], "--exp") != 0 && strcmp(argv[2], "--reason") != 0 &&
+                 strcmp(argv[2], "--token-file") != 0 && strcmp(argv[2], "--lift") != 0;
+    if (!parse_opts(argc, argv, has_id ? 3 : 2, &o))
+        return ZTBCTL_EXIT_USAGE;
+    if (has_id == (o.token_file != NULL) || (o.token_file && strcmp(type, "jti") != 0) ||
+        (o.exp && strcmp(type, "jti") != 0) || (o.lift && strcmp(type, "audience") != 0)) {
+        usage(stderr);
+        return ZTBCTL_EXIT_USAGE;
+    }
+    json_t *body = json_pack("{s:s}", "type", type);
+    if (has_id)
+        json_object_set_new(body, "id", json_string(argv[2]));
+    if (o.reason)
+        json_object_set_new(body, "reason", json_string(o.reason));
+    if (o.lift)
+        json_object_set_new(body, "lift", json_true());
+    if (o.exp) {
+        char *end;
+        long long e = strtoll(o.exp, &end, 10);
+        if (*end != '\0' || e <= 0) {
+            ztbctl_err("--exp takes a Unix time");
+            json_decref(body);
+            return ZTBCTL_EXIT_USAGE;
+        }
+        json_object_set_new(body, "exp", json_integer(e));
+    }
+    if (o.token_file) {
+        char *tok = read_token(o.token_file);
+        if (tok == NULL) {
+            json_decref(body);
+            return ZTBCTL_EXIT_FAIL;
+        }
+        json_object_set_new(body, "token", json_string(tok));
+        memset(tok, 0, strlen(tok));
+        free(tok);
+    }
+    json_t *r = NULL;
+    long status;
+    int rc = ztbctl_admin(ctl, "POST", "/v1/revocations", body, &r, &status);
+    json_decref(body);
+    if (rc != 0) {
+        json_decref(r);
+        return ZTBCTL_EXIT_FAIL;
+    }
+    if (ctl->json) {
+        ztbctl_print_json(r);
+    } else {
+        print_result(r);
+        json_decref(r);
+    }
+    return ZTBCTL_EXIT_OK;
+}
+
+/* `ztbctl quarantine AGENT` and `ztbctl release AGENT`. */
+static int quarantine_or_release(struct ztbctl *ctl, int argc, char **argv, int release)
+{
+    if (argc < 2 || ztbctl_wants_help(argc, argv, 1)) {
+        usage(argc < 2 ? stderr : stdout);
+        return argc < 2 ? ZTBCTL_EXIT_USAGE : ZTBCTL_EXIT_OK;
+    }
+    struct opts o;
+    if (!parse_opts(argc, argv, 2, &o) || o.lift || o.exp || o.token_file ||
+        (release && o.reason)) {
+        usage(stderr);
+        return ZTBCTL_EXIT_USAGE;
+    }
+    json_t *body = json_pack("{s:s}", "agent", argv[1]);
+    if (o.reason)
+        json_object_set_new(body, "reason", json_string(o.reason));
+    json_t *r = NULL;
+    long status;
+    int rc =
+        ztbctl_admin(ctl, "POST", release ? "/v1/release" : "/v1/quarantine", body, &r, &status);
+    json_decref(body);
+    if (rc != 0) {
+        json_decref(r);
+        return ZTBCTL_EXIT_FAIL;
+    }
+    if (ctl->json) {
+        ztbctl_print_json(r);
+        return ZTBCTL_EXIT_OK;
+    }
+    const char *name = json_string_value(json_object_get(r, "agent"));
+    int changed = json_is_true(json_object_get(r, "changed"));
+    if (release)
+        printf("agent %s released%s: tokens are issued again as policy allows\n", name,
+               changed ? "" : " (it was neither quarantined nor under approval)");
+    else
+        printf("agent %s quarantined%s: no new tokens (tokens it holds live on; "
+               "`ztbctl revoke agent %s` ends them)\n",
+               name, changed ? "" : " (already)", name);
+    json_decref(r);
+    return ZTBCTL_EXIT_OK;
+}
+
+int cmd_quarantine(struct ztbctl *ctl, int argc, char **argv)
+{
+    return quarantine_or_release(ctl, argc, argv, 0);
+}
+
+int cmd_release(struct ztbctl *ctl, int argc, char **argv)
+{
+    return quarantine_or_release(ctl, argc, argv, 1);
+}

@@ -1,0 +1,329 @@
+/*
+ * cmd_signals.c - `ztbctl signals ...`: recent anomaly signals and what
+ * became of them, the sources allowed to send them, and the responses
+ * waiting for an operator.
+ *
+ * Must never: print a source secret anywhere but the answer to `source add`
+ * (once), or send a JWK file that is not a public key (the broker checks
+ * too; the private part of a JWK never leaves this machine).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "ztbctl.h"
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "usage: ztbctl signals list [--limit N] [--agent NAME]   recent signals, newest first\n"
+            "       ztbctl signals source add NAME [--jwk FILE | --agent AGENT]\n"
+            "       ztbctl signals source list\n"
+            "       ztbctl signals source remove NAME\n"
+            "       ztbctl signals pending                  responses waiting for an operator\n"
+            "       ztbctl signals confirm ACTION_ID        apply one\n"
+            "       ztbctl signals reject ACTION_ID         drop one\n"
+            "\n"
+            "A source authenticates POST /v1/signals with the secret `source add` prints\n"
+            "once (Authorization: Bearer ztbsrc_...), with SETs signed by the key in\n"
+            "--jwk (application/secevent+jwt, iss = NAME), or, with --agent, as that\n"
+            "enrolled identity (a gateway). See docs/signals.md.\n");
+}
+
+static const char *str(json_t *o, const char *k)
+{
+    const char *s = json_string_value(json_object_get(o, k));
+    return s ? s : "-";
+}
+
+/* "agent=x jti=y" from a subject object. */
+static void subject_text(json_t *sub, char *out, size_t cap)
+{
+    static const char *const keys[] = {"agent", "jti", "audience", "kid"};
+    size_t used = 0;
+    out[0] = '\0';
+    for (size_t i = 0; i < 4; i++) {
+        const char *v = json_string_value(json_object_get(sub, keys[i]));
+        if (v != NULL && used < cap) {
+            int n = snprintf(out + used, cap - used, "%s%s=%s", used ? " " : "", keys[i], v);
+            used += n > 0 ? (size_t)n : 0;
+        }
+    }
+}
+
+/* "quarantine:applied revoke_all:pending_signals(1/2)". */
+static void responses_text(json_t *arr, char *out, size_t cap)
+{
+    size_t used = 0, i;
+    json_t *r;
+    out[0] = '\0';
+    json_array_foreach(arr, i, r)
+    {
+        if (used >= cap)
+            break;
+        char extra[48] = "";
+        if (json_is_integer(json_object_get(r, "need")) &&
+            strcmp(str(r, "status"), "pending_signals") == 0)
+            snprintf(extra, sizeof(extra), "(%lld/%lld)",
+                     (long long)json_integer_value(json_object_get(r, "have")),
+                     (long long)json_integer_value(json_object_get(r, "need")));
+        else if (json_is_string(json_object_get(r, "action")))
+            snprintf(extra, sizeof(extra), "(%s)", str(r, "action"));
+        int n = snprintf(out + used, cap - used, "%s%s:%s%s", used ? " " : "", str(r, "response"),
+                         str(r, "status"), extra);
+        used += n > 0 ? (size_t)n : 0;
+    }
+    if (out[0] == '\0')
+        snprintf(out, cap, "none");
+}
+
+static int signals_list(struct ztbctl *ctl, int argc, char **argv)
+{
+    char path[256] = "/v1/signals";
+    long limit = 0;
+    const char *agent = NULL;
+    for (int i = 2; i < argc; i++) {
+        if (i + 1 < argc && strcmp(argv[i], "--limit") == 0) {
+            char *end;
+            limit = strtol(argv[++i], &end, 10);
+            if (*end != '\0' || limit < 1 || limit > 1000) {
+                ztbctl_err("--limit takes 1..1000");
+                return ZTBCTL_EXIT_USAGE;
+            }
+        } else if (i + 1 < argc && strcmp(argv[i], "--agent") == 0) {
+            agent = argv[++i];
+            if (strlen(agent) > 63 || strpbrk(agent, "/?&#% ") != NULL) {
+                ztbctl_err("invalid agent name '%s'", agent);
+                return ZTBCTL_EXIT_USAGE;
+            }
+        } else {
+            usage(stderr);
+            return ZTBCTL_EXIT_USAGE;
+        }
+    }
+    snprintf(path, sizeof(path), "/v1/signals?limit=%ld%s%s", limit ? limit : 50,
+             agent ? "&agent=" : "", agent ? agent : "");
+    json_t *arr = NULL;
+    int rc = ztbctl_get_list(ctl, path, "signals", &arr);
+    if (arr == NULL)
+        return rc;
+    static const char *const hdr[] = {"RECEIVED", "ID",   "SOURCE",  "TYPE",
+                                      "SEVERITY", "CONF", "SUBJECT", "RESPONSES"};
+    struct ztbctl_table *t = ztbctl_table_new(8, hdr);
+    size_t i;
+    json_t *s;
+    json_array_foreach(arr, i, s)
+    {
+        char when[32], conf[16], subject[512], resp[512];
+        ztbctl_fmt_time((int64_t)json_integer_value(json_object_get(s, "received")), when,
+                        sizeof(when));
+        snprintf(conf, sizeof(conf), "%.2f", json_number_value(json_object_get(s, "confidence")));
+        subject_text(json_object_get(s, "subject"), subject, sizeof(subject));
+        responses_text(json_object_get(s, "responses"), resp, sizeof(resp));
+        const char *cells[] = {
+            when,    str(s, "id"), str(s, "source"), str(s, "type"), str(s, "severity"), conf,
+            subject, resp};
+        ztbctl_table_row(t, cells);
+    }
+    ztbctl_table_print(t, stdout);
+    ztbctl_table_free(t);
+    json_decref(arr);
+    return ZTBCTL_EXIT_OK;
+}
+
+/* The JWK in path as a JSON object (public members only); NULL on error. */
+static json_t *read_jwk(const char *path)
+{
+    json_error_t e;
+    json_t *j = json_load_file(path, JSON_REJECT_DUPLICATES, &e);
+    if (!json_is_object(j)) {
+        ztbctl_err("%s: not a JSON object (%s)", path, j ? "" : e.text);
+        json_decref(j);
+        return NULL;
+    }
+    if (json_object_get(j, "d") != NULL) {
+        ztbctl_err("%s holds a private key (\"d\"): give the transmitter's public JWK", path);
+        json_decref(j);
+        return NULL;
+    }
+    return j;
+}
+
+static int source_cmd(struct ztbctl *ctl, int argc, char **argv)
+{
+    if (argc < 3) {
+        usage(stderr);
+        return ZTBCTL_EXIT_USAGE;
+    }
+    const char *verb = argv[2];
+    json_t *r = NULL;
+    long status;
+    if (strcmp(verb, "list") == 0 && argc == 3) {
+        json_t *arr = NULL;
+        int rc = ztbctl_get_list(ctl, "/v1/signal-sources", "sources", &arr);
+        if (arr == NULL)
+            return rc;
+        static const char *const hdr[] = {"NAME", "KIND", "AGENT", "SET KEY", "CREATED"};
+        struct ztbctl_table *t = ztbctl_table_new(5, hdr);
+        size_t i;
+        json_t *s;
+        json_array_foreach(arr, i, s)
+        {
+            char when[32];
+            ztbctl_fmt_time((int64_t)json_integer_value(json_object_get(s, "created")), when,
+                            sizeof(when));
+            const char *cells[] = {str(s, "name"), str(s, "kind"), str(s, "agent"),
+                                   json_is_true(json_object_get(s, "has_jwk")) ? "yes" : "no",
+                                   when};
+            ztbctl_table_row(t, cells);
+        }
+        ztbctl_table_print(t, stdout);
+        ztbctl_table_free(t);
+        json_decref(arr);
+        return ZTBCTL_EXIT_OK;
+    }
+    if (argc < 4) {
+        usage(stderr);
+        return ZTBCTL_EXIT_USAGE;
+    }
+    const char *name = argv[3];
+    if (strlen(name) > 63 || strpbrk(name, "/?&#% ") != NULL) {
+        ztbctl_err("invalid source name '%s'", name);
+        return ZTBCTL_EXIT_USAGE;
+    }
+    if (strcmp(verb, "remove") == 0 && argc == 4) {
+        char path[128];
+        snprintf(path, sizeof(path), "/v1/signal-sources/%s", name);
+        if (ztbctl_admin(ctl, "DELETE", path, NULL, &r, &status) != 0) {
+            json_decref(r);
+            return ZTBCTL_EXIT_FAIL;
+        }
+        if (ctl->json)
+            ztbctl_print_json(r);
+        else {
+            printf("source %s removed: its credentials no longer work\n", name);
+            json_decref(r);
+        }
+        return ZTBCTL_EXIT_OK;
+    }
+    if (strcmp(verb, "add") != 0) {
+        usage(stderr);
+        return ZTBCTL_EXIT_USAGE;
+    }
+    json_t *body = json_pack("{s:s}", "name", name);
+    for (int i = 4; i < argc; i++) {
+        if (i + 1 < argc && strcmp(argv[i], "--jwk") == 0) {
+            json_t *jwk = read_jwk(argv[++i]);
+            if (jwk == NULL) {
+                json_decref(body);
+                return ZTBCTL_EXIT_FAIL;
+            }
+            json_object_set_new(body, "jwk", jwk);
+        } else if (i + 1 < argc && strcmp(argv[i], "--agent") == 0) {
+            json_object_set_new(body, "agent", json_string(argv[++i]));
+        } else {
+            json_decref(body);
+            usage(stderr);
+            return ZTBCTL_EXIT_USAGE;
+        }
+    }
+    int rc = ztbctl_admin(ctl, "POST", "/v1/signal-sources", body, &r, &status);
+    json_decref(body);
+    if (rc != 0) {
+        json_decref(r);
+        return ZTBCTL_EXIT_FAIL;
+    }
+    if (ctl->json) {
+        ztbctl_print_json(r);
+        return ZTBCTL_EXIT_OK;
+    }
+    const char *secret = json_string_value(json_object_get(r, "secret"));
+    const char *agent = json_string_value(json_object_get(r, "agent"));
+    printf("signal source %s added\n", name);
+    if (agent != NULL)
+        printf("it authenticates as the enrolled agent %s (session credential or client "
+               "assertion)\n",
+               agent);
+    if (secret != NULL)
+        printf("secret (shown once; send it as Authorization: Bearer): %s\n", secret);
+    if (json_is_true(json_object_get(r, "has_jwk")))
+        printf("signed SETs (application/secevent+jwt) with iss \"%s\" are checked with the "
+               "given key\n",
+               name);
+    json_decref(r);
+    return ZTBCTL_EXIT_OK;
+}
+
+static int pending(struct ztbctl *ctl)
+{
+    json_t *arr = NULL;
+    int rc = ztbctl_get_list(ctl, "/v1/signal-actions", "actions", &arr);
+    if (arr == NULL)
+        return rc;
+    static const char *const hdr[] = {"ID",    "STATUS",  "RESPONSE", "TARGET",
+                                      "ENTRY", "SIGNALS", "CREATED"};
+    struct ztbctl_table *t = ztbctl_table_new(7, hdr);
+    size_t i;
+    json_t *a;
+    json_array_foreach(arr, i, a)
+    {
+        char when[32], target[320];
+        ztbctl_fmt_time((int64_t)json_integer_value(json_object_get(a, "created")), when,
+                        sizeof(when));
+        snprintf(target, sizeof(target), "%s=%s", str(a, "target_kind"), str(a, "target"));
+        const char *cells[] = {str(a, "id"), str(a, "status"), str(a, "response"),
+                               target,       str(a, "entry"),  str(a, "signals"),
+                               when};
+        ztbctl_table_row(t, cells);
+    }
+    ztbctl_table_print(t, stdout);
+    ztbctl_table_free(t);
+    json_decref(arr);
+    return ZTBCTL_EXIT_OK;
+}
+
+static int decide(struct ztbctl *ctl, const char *id, int confirm)
+{
+    if (strlen(id) > 39 || strpbrk(id, "/?&#% ") != NULL) {
+        ztbctl_err("invalid action id '%s'", id);
+        return ZTBCTL_EXIT_USAGE;
+    }
+    char path[128];
+    snprintf(path, sizeof(path), "/v1/signal-actions/%s/%s", id, confirm ? "confirm" : "reject");
+    json_t *r = NULL;
+    long status;
+    if (ztbctl_admin(ctl, "POST", path, NULL, &r, &status) != 0) {
+        json_decref(r);
+        return ZTBCTL_EXIT_FAIL;
+    }
+    if (ctl->json) {
+        ztbctl_print_json(r);
+        return ZTBCTL_EXIT_OK;
+    }
+    if (confirm)
+        printf("action %s applied: %s %s\n", id, str(r, "response"), str(r, "target"));
+    else
+        printf("action %s rejected: nothing was applied\n", id);
+    json_decref(r);
+    return ZTBCTL_EXIT_OK;
+}
+
+int cmd_signals(struct ztbctl *ctl, int argc, char **argv)
+{
+    if (argc < 2 || ztbctl_wants_help(argc, argv, 1)) {
+        usage(argc < 2 ? stderr : stdout);
+        return argc < 2 ? ZTBCTL_EXIT_USAGE : ZTBCTL_EXIT_OK;
+    }
+    const char *verb = argv[1];
+    if (strcmp(verb, "list") == 0)
+        return signals_list(ctl, argc, argv);
+    if (strcmp(verb, "source") == 0 || strcmp(verb, "sources") == 0)
+        return source_cmd(ctl, argc, argv);
+    if (strcmp(verb, "pending") == 0 && argc == 2)
+        return pending(ctl);
+    if ((strcmp(verb, "confirm") == 0 || strcmp(verb, "reject") == 0) && argc == 3)
+        return decide(ctl, argv[2], verb[0] == 'c');
+    ztbctl_err("unknown signals command '%s' (see ztbctl signals --help)", verb);
+    return ZTBCTL_EXIT_USAGE;
+}

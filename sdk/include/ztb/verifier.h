@@ -1,0 +1,301 @@
+/*
+ * ztb/verifier.h - check ztb access tokens at an API gateway or tool server.
+ *
+ * A verifier checks each token offline, at the speed of one ECDSA
+ * verification: the signature with the broker's key named by the token's
+ * kid (the algorithm is the key's, never the token's), the token type, the
+ * issuer and audience, the times, the action and resource against what the
+ * request is about to do, the proof-of-possession binding (DPoP), and the
+ * revocation state, which it keeps in step with the broker through Redis.
+ * A single-use token is consumed atomically in Redis, so it is accepted
+ * once across every replica of the gateway.
+ *
+ *   ztb_verifier_config *cfg = ztb_verifier_config_new();
+ *   ztb_verifier_config_set_issuer(cfg, "https://broker.example");
+ *   ztb_verifier_config_set_audience(cfg, "payments");
+ *   ztb_verifier_config_set_jwks_url(cfg, "https://broker.example/.well-known/jwks.json");
+ *   ztb_verifier_config_set_redis(cfg, "redis://redis.internal:6379");
+ *   ztb_verifier *v;
+ *   ztb_err rv = ztb_verifier_new(cfg, &v);
+ *   ztb_verifier_config_free(cfg);
+ *   ...
+ *   ztb_expect want = {.action = "payments:refund", .resource = "orders/1234"};
+ *   rv = ztb_verify(v, token, &want, NULL);
+ *   if (rv != ZTB_OK) refuse(403, ztb_strerror(rv));
+ *
+ * Threads: one verifier serves every thread of the process; ztb_verify is
+ * thread-safe and takes no lock shared with other verifying threads on its
+ * common path (keys are cached per thread). A verifier runs up to two
+ * threads of its own (key refresh, revocation feed) with every signal
+ * blocked. Nothing in libztb raises SIGPIPE in the host or exits it.
+ *
+ * Revocation: choose exactly one source before ztb_verifier_new:
+ *   - ztb_verifier_config_set_redis: the revocation feed (Redis pub/sub and
+ *     the revocation sorted set), checked locally per token; required for
+ *     single-use tokens;
+ *   - ztb_verifier_config_set_introspection: ask the broker's
+ *     /v1/introspect per token instead (a round trip per request, and the
+ *     broker's load; for gateways that cannot reach Redis);
+ *   - ztb_verifier_config_set_no_revocation: accept revoked tokens until
+ *     they expire (an explicit choice, for tests and demos).
+ */
+#ifndef ZTB_VERIFIER_H
+#define ZTB_VERIFIER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <ztb/error.h>
+#include <ztb/export.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct ztb_verifier ztb_verifier;
+typedef struct ztb_verifier_config ztb_verifier_config;
+typedef struct ztb_claims ztb_claims;
+typedef struct ztb_agent ztb_agent;
+
+/* ---- configuration -------------------------------------------------------
+ *
+ * A configuration is a plain value: setters copy what they are given and
+ * check it at once (INVALID_ARG for a bad value, STATE for a second
+ * revocation source), so a mistake surfaces where it is made. A config is
+ * not thread-safe; it may be freed as soon as ztb_verifier_new returns.
+ */
+
+/* A new configuration with the defaults below, or NULL if out of memory. */
+ZTB_API ztb_verifier_config *ztb_verifier_config_new(void);
+
+/* Free a configuration (NULL is fine). */
+ZTB_API void ztb_verifier_config_free(ztb_verifier_config *cfg);
+
+/* Required: the broker's issuer URL, compared exactly with the token's iss. */
+ZTB_API ztb_err ztb_verifier_config_set_issuer(ztb_verifier_config *cfg, const char *issuer);
+
+/* Required: this gateway's audience, compared exactly with the token's aud. */
+ZTB_API ztb_err ztb_verifier_config_set_audience(ztb_verifier_config *cfg, const char *audience);
+
+/*
+ * The broker's JWKS URL (https, or http to a loopback host unless
+ * ztb_verifier_config_set_allow_insecure_http). Fetched by ztb_verifier_new,
+ * refetched when its Cache-Control max-age runs out, and on a token with an
+ * unknown kid at most once per refetch interval. One of this and
+ * ztb_verifier_config_set_jwks_file is required.
+ */
+ZTB_API ztb_err ztb_verifier_config_set_jwks_url(ztb_verifier_config *cfg, const char *url);
+
+/*
+ * A JWKS file instead (e.g. from `ztbctl keys jwks`): a regular file owned
+ * by root or this user and writable by no one else; re-read when it changes.
+ */
+ZTB_API ztb_err ztb_verifier_config_set_jwks_file(ztb_verifier_config *cfg, const char *path);
+
+/* PEM CA bundle for https JWKS and introspection URLs (default: the system's). */
+ZTB_API ztb_err ztb_verifier_config_set_ca_file(ztb_verifier_config *cfg, const char *path);
+
+/* Allow plain http to hosts other than loopback (default: refused). */
+ZTB_API ztb_err ztb_verifier_config_set_allow_insecure_http(ztb_verifier_config *cfg, int allow);
+
+/* Least seconds between JWKS fetches caused by unknown kids (default 30, 1..3600). */
+ZTB_API ztb_err ztb_verifier_config_set_jwks_refetch_interval(ztb_verifier_config *cfg,
+                                                              unsigned seconds);
+
+/* Clock skew tolerated on exp, nbf, iat and DPoP iat, in seconds (default 30, max 300). */
+ZTB_API ztb_err ztb_verifier_config_set_skew(ztb_verifier_config *cfg, unsigned seconds);
+
+/*
+ * Revocation source: Redis, where the broker keeps and announces revocations
+ * (redis://[:PASSWORD@]HOST[:PORT][/DB] or unix:///PATH[?db=N]). Also where
+ * single-use tokens and DPoP proof ids are recorded, so a replay at any
+ * replica fails. ztb_verifier_new waits for the first full load.
+ */
+ZTB_API ztb_err ztb_verifier_config_set_redis(ztb_verifier_config *cfg, const char *url);
+
+/*
+ * With Redis: how long after losing the revocation feed tokens are still
+ * checked against the last known state, in milliseconds (default 0: refuse
+ * with REVOCATION_STALE at once until the feed is back and reloaded).
+ */
+ZTB_API ztb_err ztb_verifier_config_set_revocation_grace(ztb_verifier_config *cfg, unsigned ms);
+
+/*
+ * Revocation source: the broker's /v1/introspect, asked once per token after
+ * the local checks passed, authenticated as `agent` (an enrolled agent
+ * handle, borrowed: it must outlive the verifier). Costs a round trip per
+ * token; single-use tokens are refused (SINGLE_USE) as they cannot be
+ * consumed atomically across replicas this way.
+ */
+ZTB_API ztb_err ztb_verifier_config_set_introspection(ztb_verifier_config *cfg, ztb_agent *agent);
+
+/* Revocation source: none. Revoked tokens are accepted until they expire. */
+ZTB_API ztb_err ztb_verifier_config_set_no_revocation(ztb_verifier_config *cfg);
+
+/* Refuse tokens without a proof-of-possession binding (default: accept bearer tokens). */
+ZTB_API ztb_err ztb_verifier_config_set_require_dpop(ztb_verifier_config *cfg, int require);
+
+/* Oldest DPoP proof accepted, in seconds (default 60, 1..300), skew aside. */
+ZTB_API ztb_err ztb_verifier_config_set_dpop_max_age(ztb_verifier_config *cfg, unsigned seconds);
+
+/* How long ztb_verifier_new may wait for the JWKS and Redis, in ms (default 5000). */
+ZTB_API ztb_err ztb_verifier_config_set_startup_timeout(ztb_verifier_config *cfg, unsigned ms);
+
+/* ---- the verifier -------------------------------------------------------- */
+
+/*
+ * Make a verifier from cfg (not kept: free it when you like). Blocks while it
+ * fetches the JWKS and, with Redis, loads the revocation state (up to the
+ * startup timeout). INVALID_ARG if cfg lacks the issuer, audience, JWKS
+ * source or a revocation source; UNAVAILABLE if the JWKS or Redis cannot be
+ * reached in time; JWKS for an invalid key set. On success *out is the
+ * caller's, freed with ztb_verifier_free. ztb_verifier_errdetail(NULL) says
+ * why it failed.
+ */
+ZTB_API ZTB_WUR ztb_err ztb_verifier_new(const ztb_verifier_config *cfg, ztb_verifier **out);
+
+/*
+ * Stop the verifier's threads and free it (NULL is fine). No other thread may
+ * be inside a call on v. Blocks until its threads have stopped.
+ */
+ZTB_API void ztb_verifier_free(ztb_verifier *v);
+
+/* What the request being authorised is about to do. Zero-initialise it. */
+typedef struct ztb_expect {
+    /* Required: the action, e.g. "payments:refund"; must equal the token's scope. */
+    const char *action;
+    /*
+     * The resource acted on, e.g. "orders/1234", compared exactly with the
+     * token's resource. NULL: the action has no resource, and a token
+     * naming one is refused (unless flags has ZTB_EXPECT_ANY_RESOURCE).
+     */
+    const char *resource;
+    unsigned flags;
+    /*
+     * Proof of possession, for tokens bound with cnf.jkt: the request's DPoP
+     * header value (NULL if it had none), its method ("POST") and its URL
+     * (scheme, host and path; query and fragment are ignored).
+     */
+    const char *dpop_proof;
+    const char *htm;
+    const char *htu;
+    /*
+     * For tokens bound to a TLS client certificate (cnf["x5t#S256"]): the
+     * base64url SHA-256 of the certificate the client presented, or NULL.
+     */
+    const char *x5t_s256;
+} ztb_expect;
+
+/* ztb_expect.flags: accept a token for any resource (or none) of the action. */
+#define ZTB_EXPECT_ANY_RESOURCE 0x1u
+
+/*
+ * Verify token (a NUL-terminated compact JWS, at most 8 KiB) for the request
+ * described by expect. ZTB_OK only if every check passes; each failed check
+ * has its own code:
+ *
+ *   TOO_LARGE, JWS_FORMAT, BASE64, JSON, JWS_HEADER, FORBIDDEN_HEADER, ALG,
+ *   UNKNOWN_KID, SIG_FORMAT, SIGNATURE   the token itself (see error.h)
+ *   TYP             typ is not at+jwt
+ *   CLAIMS          a required claim is missing or mistyped
+ *   ISSUER, AUDIENCE   iss or aud is not the configured one
+ *   EXPIRED, NOT_YET_VALID, IAT   outside its validity (skew allowed)
+ *   ACTION, RESOURCE   the token is for another action or resource
+ *   BINDING         a bound token without its proof, with another key's
+ *                   proof, or an unbound token where DPoP is required
+ *   DPOP, DPOP_REPLAY  the DPoP proof is invalid, or was used before
+ *   KEY_TAINTED, AUDIENCE_KILLED, AGENT_REVOKED, REVOKED   revoked
+ *   REVOCATION_STALE   the revocation state cannot be trusted right now
+ *   REPLAY          a single-use token that was already used
+ *   SINGLE_USE      a single-use token and no Redis to consume it in
+ *   UNAVAILABLE     Redis or the introspection endpoint cannot answer
+ *
+ * A single-use token that passes everything else is consumed here: a second
+ * ztb_verify of it, at any replica sharing the Redis, gives REPLAY.
+ *
+ * claims: NULL, or an object from ztb_claims_new that receives the token's
+ * claims on success (reuse one per thread: no allocation then). Thread-safe.
+ * Does not block, except to consume a single-use token or a DPoP proof id
+ * in Redis, to ask introspection, or once per refetch interval to fetch the
+ * JWKS for an unknown kid. The reject path of a malformed or unknown-kid
+ * token allocates nothing.
+ */
+ZTB_API ZTB_WUR ztb_err ztb_verify(ztb_verifier *v, const char *token, const ztb_expect *expect,
+                                   ztb_claims *claims);
+
+/*
+ * A short English reason for the calling thread's last failed call on v
+ * (ztb_verifier_new: pass NULL), e.g. "aud is not this gateway's audience".
+ * Never NULL, never contains a token or secret; "" if there is none. Valid
+ * until the thread's next libztb call.
+ */
+ZTB_API const char *ztb_verifier_errdetail(const ztb_verifier *v);
+
+/* ---- claims of a verified token -----------------------------------------
+ *
+ * A claims object (about 14 KiB) receives the claims of the last token
+ * ztb_verify accepted into it; after a refusal it holds none. It is used by
+ * one thread at a time (keep one per thread); the accessors do not block and
+ * do not allocate.
+ */
+
+/* A new, empty claims object the caller owns, or NULL if out of memory. */
+ZTB_API ztb_claims *ztb_claims_new(void);
+
+/* Wipe and free a claims object (NULL is fine). */
+ZTB_API void ztb_claims_free(ztb_claims *c);
+
+/*
+ * Accessors. Strings are owned by c and valid until it is reused or freed;
+ * each returns NULL when the claim is absent (or c holds no token).
+ */
+ZTB_API const char *ztb_claims_subject(const ztb_claims *c);  /* sub: the agent's SPIFFE ID */
+ZTB_API const char *ztb_claims_agent(const ztb_claims *c);    /* ztb.agent: the agent's name */
+ZTB_API const char *ztb_claims_action(const ztb_claims *c);   /* scope */
+ZTB_API const char *ztb_claims_resource(const ztb_claims *c); /* the resource, if any */
+ZTB_API const char *ztb_claims_jti(const ztb_claims *c);      /* the token's id */
+ZTB_API const char *ztb_claims_actor(const ztb_claims *c);    /* act.sub: on whose behalf */
+ZTB_API const char *ztb_claims_rule(const ztb_claims *c);     /* ztb.rule: the policy rule */
+ZTB_API const char *ztb_claims_json(const ztb_claims *c);     /* the whole payload, JSON */
+
+/* The one authorization detail (RFC 9396) the token carries: its type, e.g. "payment"... */
+ZTB_API const char *ztb_claims_details_type(const ztb_claims *c);
+/* ... and the whole object as JSON, e.g. {"type":"payment","amount":40,...}. */
+ZTB_API const char *ztb_claims_details_json(const ztb_claims *c);
+
+/* exp of the token (Unix seconds), 0 if c holds no token. */
+ZTB_API int64_t ztb_claims_expires_at(const ztb_claims *c);
+
+/* 1 if the token was single-use (and has now been consumed). */
+ZTB_API int ztb_claims_single_use(const ztb_claims *c);
+
+/*
+ * The number at path in the token's authorization detail: a member name
+ * ("amount") or names of nested objects joined by dots ("limits.amount"),
+ * the paths policy conditions use. These are the limits the broker allowed;
+ * a gateway compares what the request does with them. NOT_FOUND if there is
+ * no such member, INVALID_ARG if it is not a number (or c holds no token).
+ */
+ZTB_API ztb_err ztb_claims_detail_number(const ztb_claims *c, const char *path, double *value);
+
+/* ---- operations ---------------------------------------------------------- */
+
+typedef struct ztb_verifier_stats {
+    uint64_t jwks_keys;             /* keys in the current set */
+    uint64_t jwks_fetches;          /* JWKS fetches or file reads so far */
+    int revocation_live;            /* the revocation feed is subscribed and loaded */
+    uint64_t revocation_entries;    /* revocations held */
+    uint64_t revocation_bytes;      /* memory of the revocation tables */
+    uint64_t revocation_events;     /* events applied */
+    uint64_t revocation_bad_events; /* events that could not be parsed (ignored) */
+    uint64_t revocation_syncs;      /* full loads of the revocation state */
+} ztb_verifier_stats;
+
+/* Fill *out with v's counters (zeros for what does not apply). Thread-safe; does not block. */
+ZTB_API ztb_err ztb_verifier_stats_get(ztb_verifier *v, ztb_verifier_stats *out);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* ZTB_VERIFIER_H */

@@ -1,0 +1,85 @@
+/*
+ * revfeed.h - the revocation feed: keeps a verifier's revset in step with
+ * the broker's revocations in Redis.
+ *
+ * A feed owns one thread (every signal blocked) that does what
+ * docs/protocol.md asks of a verifier: subscribe to `ztb:revocations` first,
+ * then load every live entry of the `ztb:revocations` sorted set (ZSCAN, so
+ * entries present throughout are seen even while the set changes), swap the
+ * loaded state in, then apply each published event as it arrives. It pings
+ * Redis every second on the subscriber connection; hearing nothing for three
+ * seconds, or any error, counts as losing the feed. It then reconnects with
+ * backoff and loads the state afresh (a kill switch lifted while it was away
+ * must not linger), swapping it in whole.
+ *
+ * Gateway threads check tokens against the state under a read lock (a few
+ * hash lookups). While the feed is lost, revfeed_check() keeps answering
+ * from the last state for `grace_ms` after the loss was noticed and then
+ * fails closed with REVOCATION_STALE until the feed is back; grace 0 (the
+ * default) refuses at once. Before the first load completes every check is
+ * REVOCATION_STALE.
+ */
+#ifndef ZTB_SDK_REVFEED_H
+#define ZTB_SDK_REVFEED_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <ztb/error.h>
+
+#include "sdk/src/idset.h"
+#include "sdk/src/redis_conn.h"
+
+/* The Redis channel and sorted set (docs/protocol.md). */
+#define REVFEED_CHANNEL "ztb:revocations"
+#define REVFEED_ZSET    "ztb:revocations"
+
+/* Heartbeat: a PING every REVFEED_PING_MS; silence for REVFEED_DEAD_MS is a loss. */
+#define REVFEED_PING_MS 1000
+#define REVFEED_DEAD_MS 3000
+
+struct revfeed_opts {
+    struct rconn_target target;
+    unsigned skew_s;             /* entries are kept this long after their exp */
+    unsigned grace_ms;           /* keep answering this long after a loss */
+    unsigned startup_timeout_ms; /* revfeed_start waits this long for the first load */
+    size_t max_jtis;             /* most revoked token ids held (0: no limit) */
+};
+
+struct revfeed_stats {
+    size_t entries;      /* revocations held */
+    size_t bytes;        /* memory of the tables */
+    int live;            /* subscribed and loaded now */
+    uint64_t events;     /* events applied since start */
+    uint64_t bad_events; /* events that could not be parsed (ignored) */
+    uint64_t syncs;      /* full loads (1 + reconnections) */
+};
+
+struct revfeed;
+
+/*
+ * Start a feed and wait up to startup_timeout_ms for its first load. On
+ * success the feed keeps itself current until revfeed_stop. UNAVAILABLE
+ * (with a message in err, never a password) if Redis could not be loaded in
+ * time; NOMEM. The options' target is copied.
+ */
+ztb_err revfeed_start(const struct revfeed_opts *o, struct revfeed **out, char *err, size_t errcap);
+
+/* Stop the thread, close the connections, free everything. f may be NULL. */
+void revfeed_stop(struct revfeed *f);
+
+/*
+ * Check a token at now (Unix seconds): REVOCATION_STALE if the feed is lost
+ * beyond the grace (or never loaded), else revset_check()'s answer.
+ * Thread-safe; never blocks on I/O.
+ */
+ztb_err revfeed_check(struct revfeed *f, const char *kid, const char *aud, const char *agent,
+                      int64_t gen, const uint8_t jti_id[IDSET_ID_LEN], int64_t now);
+
+/* Counters and sizes, for ztb_verifier_stats. Thread-safe. */
+void revfeed_stats(struct revfeed *f, struct revfeed_stats *s);
+
+/* Tests: drop the subscriber connection as if the network failed. */
+void revfeed_break_for_test(struct revfeed *f);
+
+#endif /* ZTB_SDK_REVFEED_H */

@@ -1,0 +1,107 @@
+/*
+ * revset.h - a verifier's local copy of the revocation state.
+ *
+ * The broker announces every revocation (docs/protocol.md, "Revocation state
+ * in Redis") as a small JSON event: one token (jti), every token of an agent
+ * below a generation, an audience kill switch, a tainted signing key. A
+ * revset holds the events that still matter, so checking a token against
+ * them costs a few hash lookups and no round trip:
+ *
+ *   jti       revoked token ids, in a compact idset (20-byte entries)
+ *   agent     name -> lowest generation still valid
+ *   audience  killed audiences (until lifted, or until exp)
+ *   key       tainted kids
+ *
+ * An entry stops mattering once every token it could refuse has expired:
+ * its event's exp plus the verifier's clock skew (an exp of 0 means never:
+ * an audience stays killed until lifted). revset_sweep() drops those.
+ *
+ * A revset does no locking and no I/O: revfeed.c owns one, fills it from
+ * Redis, and guards it with a read-write lock.
+ */
+#ifndef ZTB_SDK_REVSET_H
+#define ZTB_SDK_REVSET_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <ztb/error.h>
+
+#include "sdk/src/idset.h"
+
+/* Longest id in an event (an agent name, audience, kid or jti), in bytes. */
+#define REV_ID_MAX 256
+
+/* Largest event message accepted, in bytes. */
+#define REV_EVENT_MAX 4096
+
+enum rev_kind { REV_JTI = 1, REV_AGENT, REV_AUDIENCE, REV_KEY };
+
+struct rev_event {
+    enum rev_kind kind;
+    char id[REV_ID_MAX + 1];
+    size_t id_len;
+    int64_t gen; /* REV_AGENT: tokens with a lower ztb.gen are dead */
+    int64_t exp; /* when it stops mattering; 0: never (until lifted) */
+    int lifted;  /* REV_AUDIENCE: the kill switch was lifted */
+};
+
+/*
+ * Parse one event message json[0..n) (strict JSON, see json_reader.h).
+ * UNSUPPORTED for a well-formed event of a type this version does not know
+ * (the caller ignores it); JSON or MALFORMED for anything else wrong (missing
+ * or mistyped members, an id that is empty, too long or not printable, an
+ * agent event without gen, a jti or key event with exp 0).
+ */
+ztb_err rev_event_parse(const void *json, size_t n, struct rev_event *ev);
+
+/* A name -> (gen, exp) map for agents, audiences and kids. */
+struct rev_name {
+    char *name; /* NULL: empty slot */
+    uint32_t hash;
+    int64_t gen;
+    int64_t until; /* exp + skew; INT64_MAX: never */
+};
+
+struct rev_names {
+    struct rev_name *e;
+    size_t cap; /* power of two */
+    size_t count;
+};
+
+struct revset {
+    struct idset jtis;
+    struct rev_names agents, audiences, keys;
+    unsigned skew_s;
+};
+
+/* An empty revset. Entries are kept skew_s after their exp. */
+void revset_init(struct revset *rs, unsigned skew_s, size_t max_jtis);
+
+/* Free everything. */
+void revset_free(struct revset *rs);
+
+/*
+ * Apply one event at time now. Events that no longer matter are ignored; an
+ * agent event keeps the highest generation seen. NOMEM, TOO_LARGE (the jti
+ * set is full: the caller must treat its state as unusable).
+ */
+ztb_err revset_apply(struct revset *rs, const struct rev_event *ev, int64_t now);
+
+/*
+ * Check a token against the state: KEY_TAINTED, AUDIENCE_KILLED,
+ * AGENT_REVOKED (gen below the agent's), REVOKED (its jti), in that order;
+ * ZTB_OK if none applies. jti_id is idset_key() of the token's jti. Never
+ * allocates; only reads rs.
+ */
+ztb_err revset_check(const struct revset *rs, const char *kid, const char *aud, const char *agent,
+                     int64_t gen, const uint8_t jti_id[IDSET_ID_LEN], int64_t now);
+
+/* Drop the name entries that no longer matter (the jti set is rebuilt by its owner). */
+void revset_sweep_names(struct revset *rs, int64_t now);
+
+/* Entries held (jtis + agents + audiences + keys) and bytes used. */
+size_t revset_count(const struct revset *rs);
+size_t revset_bytes(const struct revset *rs);
+
+#endif /* ZTB_SDK_REVSET_H */

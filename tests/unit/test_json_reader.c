@@ -1,0 +1,187 @@
+/* test_json_reader.c - the strict pull reader: what it accepts, refuses, and limits. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "sdk/src/json_reader.h"
+
+/* Skip one whole value and require the end: the verdict on a document. */
+static ztb_err whole(const char *s)
+{
+    struct jr r;
+    jr_init(&r, s, strlen(s));
+    ztb_err rv = jr_skip(&r);
+    return rv != ZTB_OK ? rv : jr_finish(&r);
+}
+
+static void test_accepts_valid_json(void **state)
+{
+    (void)state;
+    const char *ok[] = {"{}",
+                        "[]",
+                        " {\"a\":1} ",
+                        "{\"a\":[1,2,{\"b\":null}],\"c\":true}",
+                        "\"x\"",
+                        "-0",
+                        "1.5e-3",
+                        "[\"\\u00e9\\ud83d\\ude00\"]",
+                        "{\"\\/\":false}",
+                        "\"caf\xc3\xa9\""};
+    for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++)
+        assert_int_equal(whole(ok[i]), ZTB_OK);
+}
+
+static void test_refuses_invalid_json(void **state)
+{
+    (void)state;
+    const char *bad[] = {"",
+                         "{",
+                         "{\"a\"}",
+                         "{\"a\":}",
+                         "[1,]",
+                         "{\"a\":1,}",
+                         "[1 2]",
+                         "01",
+                         "1.",
+                         "1e",
+                         "+1",
+                         "\"\\x\"",
+                         "\"a\nb\"",
+                         "\"\\u0000\"",
+                         "\"\\ud800\"",
+                         "\"\\udc00x\"",
+                         "\"\xc0\xaf\"",
+                         "\"\xed\xa0\x80\"",
+                         "tru",
+                         "nul",
+                         "{} {}",
+                         "{'a':1}",
+                         "[,1]",
+                         "{,}",
+                         "\"abc",
+                         "{\"a\":1 \"b\":2}"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        ztb_err rv = whole(bad[i]);
+        assert_int_not_equal(rv, ZTB_OK);
+    }
+}
+
+static void test_duplicate_names_after_unescaping(void **state)
+{
+    (void)state;
+    assert_int_equal(whole("{\"a\":1,\"a\":2}"), ZTB_ERR_JSON);
+    assert_int_equal(whole("{\"alg\":1,\"\\u0061lg\":2}"), ZTB_ERR_JSON);
+    /* the same name at different levels is fine */
+    assert_int_equal(whole("{\"a\":{\"a\":1},\"b\":{\"a\":2}}"), ZTB_OK);
+}
+
+static void test_limits(void **state)
+{
+    (void)state;
+    char deep[64] = "";
+    for (int i = 0; i <= JR_DEPTH; i++)
+        strcat(deep, "[");
+    assert_int_equal(whole(deep), ZTB_ERR_TOO_LARGE);
+    char name[JR_NAME_MAX + 16];
+    memset(name, 'n', sizeof(name));
+    name[0] = '{';
+    name[1] = '"';
+    strcpy(name + JR_NAME_MAX + 3, "\":1}");
+    assert_int_equal(whole(name), ZTB_ERR_TOO_LARGE);
+    /* many names in one object */
+    char big[JR_NAMES * 12 + 16];
+    size_t o = 0;
+    big[o++] = '{';
+    for (int i = 0; i <= JR_NAMES; i++)
+        o += (size_t)snprintf(big + o, sizeof(big) - o, "%s\"k%d\":1", i ? "," : "", i);
+    big[o++] = '}';
+    big[o] = '\0';
+    assert_int_equal(whole(big), ZTB_ERR_TOO_LARGE);
+}
+
+static void test_typed_reads(void **state)
+{
+    (void)state;
+    const char *doc = "{\"s\":\"h\\u00e9\\n\",\"i\":-42,\"big\":9223372036854775807,"
+                      "\"min\":-9223372036854775808,\"f\":2.5,\"t\":true,\"o\":{\"x\":[1]}}";
+    struct jr r;
+    jr_init(&r, doc, strlen(doc));
+    assert_int_equal(jr_enter_object(&r), ZTB_OK);
+    ztb_span name;
+    int more;
+    char s[16];
+    size_t sl;
+    int64_t i;
+    double d;
+    int b;
+    assert_int_equal(jr_next_member(&r, &name, &more), ZTB_OK);
+    assert_true(more && ztb_span_eq_str(name, "s"));
+    assert_int_equal(jr_read_string(&r, s, sizeof(s), &sl), ZTB_OK);
+    assert_int_equal(sl, 4);
+    assert_string_equal(s, "h\xc3\xa9\n");
+    assert_int_equal(jr_next_member(&r, &name, &more), ZTB_OK);
+    assert_int_equal(jr_read_int(&r, &i), ZTB_OK);
+    assert_int_equal(i, -42);
+    assert_int_equal(jr_next_member(&r, &name, &more), ZTB_OK);
+    assert_int_equal(jr_read_int(&r, &i), ZTB_OK);
+    assert_true(i == INT64_MAX);
+    assert_int_equal(jr_next_member(&r, &name, &more), ZTB_OK);
+    assert_int_equal(jr_read_int(&r, &i), ZTB_OK);
+    assert_true(i == INT64_MIN);
+    assert_int_equal(jr_next_member(&r, &name, &more), ZTB_OK);
+    assert_int_equal(jr_peek(&r), JR_NUMBER);
+    assert_int_equal(jr_read_number(&r, &d), ZTB_OK);
+    assert_true(d == 2.5);
+    assert_int_equal(jr_next_member(&r, &name, &more), ZTB_OK);
+    assert_int_equal(jr_read_bool(&r, &b), ZTB_OK);
+    assert_true(b);
+    assert_int_equal(jr_next_member(&r, &name, &more), ZTB_OK);
+    ztb_span raw;
+    assert_int_equal(jr_raw(&r, &raw), ZTB_OK);
+    assert_int_equal(raw.len, strlen("{\"x\":[1]}"));
+    assert_memory_equal(raw.ptr, "{\"x\":[1]}", raw.len);
+    assert_int_equal(jr_next_member(&r, &name, &more), ZTB_OK);
+    assert_false(more);
+    assert_int_equal(jr_finish(&r), ZTB_OK);
+}
+
+static void test_type_and_range_errors(void **state)
+{
+    (void)state;
+    struct jr r;
+    int64_t i;
+    char s[4];
+    jr_init(&r, "1.5", 3);
+    assert_int_equal(jr_read_int(&r, &i), ZTB_ERR_MALFORMED);
+    jr_init(&r, "9223372036854775808", 19);
+    assert_int_equal(jr_read_int(&r, &i), ZTB_ERR_MALFORMED);
+    jr_init(&r, "\"abc\"", 5);
+    assert_int_equal(jr_read_int(&r, &i), ZTB_ERR_JSON);
+    jr_init(&r, "\"abcd\"", 6);
+    assert_int_equal(jr_read_string(&r, s, sizeof(s), NULL), ZTB_ERR_TOO_LARGE);
+    jr_init(&r, "3", 1);
+    assert_int_equal(jr_read_string(&r, s, sizeof(s), NULL), ZTB_ERR_JSON);
+    /* not NUL-terminated input is read only within its length */
+    const char buf[] = {'[', '1', ']', '9'};
+    jr_init(&r, buf, 3);
+    assert_int_equal(jr_skip(&r), ZTB_OK);
+    assert_int_equal(jr_finish(&r), ZTB_OK);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_accepts_valid_json),
+        cmocka_unit_test(test_refuses_invalid_json),
+        cmocka_unit_test(test_duplicate_names_after_unescaping),
+        cmocka_unit_test(test_limits),
+        cmocka_unit_test(test_typed_reads),
+        cmocka_unit_test(test_type_and_range_errors),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

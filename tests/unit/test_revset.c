@@ -1,0 +1,193 @@
+/* test_revset.c - revocation events: parsing each kind, applying, checking, expiry. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "sdk/src/revset.h"
+
+static ztb_err parse(const char *s, struct rev_event *ev)
+{
+    return rev_event_parse(s, strlen(s), ev);
+}
+
+static void test_parse_each_kind(void **state)
+{
+    (void)state;
+    struct rev_event ev;
+    assert_int_equal(
+        parse("{\"type\":\"jti\",\"id\":\"kq3x9Jd0xV2aR8yQ1sLm7g\",\"exp\":1767225660}", &ev),
+        ZTB_OK);
+    assert_int_equal(ev.kind, REV_JTI);
+    assert_string_equal(ev.id, "kq3x9Jd0xV2aR8yQ1sLm7g");
+    assert_int_equal(ev.exp, 1767225660);
+    assert_int_equal(
+        parse("{\"type\":\"agent\",\"id\":\"billing-bot\",\"gen\":4,\"exp\":1767229200}", &ev),
+        ZTB_OK);
+    assert_int_equal(ev.kind, REV_AGENT);
+    assert_int_equal(ev.gen, 4);
+    assert_int_equal(parse("{\"type\":\"audience\",\"id\":\"payments\",\"exp\":0}", &ev), ZTB_OK);
+    assert_int_equal(ev.kind, REV_AUDIENCE);
+    assert_int_equal(ev.exp, 0);
+    assert_int_equal(parse("{\"type\":\"audience\",\"id\":\"payments\",\"lifted\":true}", &ev),
+                     ZTB_OK);
+    assert_true(ev.lifted);
+    assert_int_equal(parse("{\"type\":\"key\",\"id\":\"kid1\",\"exp\":5,\"note\":[1]}", &ev),
+                     ZTB_OK);
+    assert_int_equal(ev.kind, REV_KEY);
+}
+
+static void test_parse_refusals(void **state)
+{
+    (void)state;
+    struct rev_event ev;
+    struct {
+        const char *s;
+        ztb_err want;
+    } cases[] = {
+        {"{\"type\":\"session\",\"id\":\"x\",\"exp\":5}", ZTB_ERR_UNSUPPORTED},
+        {"{\"id\":\"x\",\"exp\":5}", ZTB_ERR_MALFORMED},
+        {"{\"type\":\"jti\",\"exp\":5}", ZTB_ERR_MALFORMED},
+        {"{\"type\":\"jti\",\"id\":\"\",\"exp\":5}", ZTB_ERR_MALFORMED},
+        {"{\"type\":\"jti\",\"id\":\"a\\nb\",\"exp\":5}", ZTB_ERR_MALFORMED},
+        {"{\"type\":\"jti\",\"id\":\"x\"}", ZTB_ERR_MALFORMED},
+        {"{\"type\":\"jti\",\"id\":\"x\",\"exp\":0}", ZTB_ERR_MALFORMED},
+        {"{\"type\":\"jti\",\"id\":\"x\",\"exp\":-1}", ZTB_ERR_MALFORMED},
+        {"{\"type\":\"jti\",\"id\":\"x\",\"exp\":1.5}", ZTB_ERR_MALFORMED},
+        {"{\"type\":\"agent\",\"id\":\"x\",\"exp\":5}", ZTB_ERR_MALFORMED},
+        {"{\"type\":\"agent\",\"id\":\"x\",\"gen\":0,\"exp\":5}", ZTB_ERR_MALFORMED},
+        {"{\"type\":\"key\",\"id\":\"x\",\"exp\":5,\"lifted\":true}", ZTB_ERR_MALFORMED},
+        {"{\"type\":\"jti\",\"id\":\"x\",\"exp\":5,\"exp\":6}", ZTB_ERR_JSON},
+        {"{\"type\":\"jti\",\"id\":7,\"exp\":5}", ZTB_ERR_JSON},
+        {"[\"jti\"]", ZTB_ERR_JSON},
+        {"{\"type\":\"jti\",\"id\":\"x\",\"exp\":5} x", ZTB_ERR_JSON},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        ztb_err rv = parse(cases[i].s, &ev);
+        if (rv != cases[i].want)
+            fail_msg("case %zu %s: got %s", i, cases[i].s, ztb_err_name(rv));
+    }
+    char big[REV_EVENT_MAX + 2];
+    memset(big, ' ', sizeof(big) - 1);
+    big[sizeof(big) - 1] = '\0';
+    assert_int_equal(parse(big, &ev), ZTB_ERR_TOO_LARGE);
+}
+
+static ztb_err apply(struct revset *rs, const char *s, int64_t now)
+{
+    struct rev_event ev;
+    assert_int_equal(parse(s, &ev), ZTB_OK);
+    return revset_apply(rs, &ev, now);
+}
+
+static ztb_err check(const struct revset *rs, const char *kid, const char *aud, const char *agent,
+                     int64_t gen, const char *jti, int64_t now)
+{
+    uint8_t id[IDSET_ID_LEN];
+    assert_int_equal(idset_key(jti, strlen(jti), id), ZTB_OK);
+    return revset_check(rs, kid, aud, agent, gen, id, now);
+}
+
+static void test_apply_and_check(void **state)
+{
+    (void)state;
+    struct revset rs;
+    revset_init(&rs, 30, 0);
+    int64_t now = 1000;
+    assert_int_equal(check(&rs, "k1", "payments", "bot", 3, "j1", now), ZTB_OK);
+    assert_int_equal(apply(&rs, "{\"type\":\"jti\",\"id\":\"j1\",\"exp\":1100}", now), ZTB_OK);
+    assert_int_equal(check(&rs, "k1", "payments", "bot", 3, "j1", now), ZTB_ERR_REVOKED);
+    assert_int_equal(check(&rs, "k1", "payments", "bot", 3, "j2", now), ZTB_OK);
+    /* kept until exp + skew, then it no longer matters */
+    assert_int_equal(check(&rs, "k1", "payments", "bot", 3, "j1", 1130), ZTB_ERR_REVOKED);
+    assert_int_equal(check(&rs, "k1", "payments", "bot", 3, "j1", 1131), ZTB_OK);
+
+    assert_int_equal(apply(&rs, "{\"type\":\"agent\",\"id\":\"bot\",\"gen\":4,\"exp\":2000}", now),
+                     ZTB_OK);
+    assert_int_equal(check(&rs, "k1", "payments", "bot", 3, "j2", now), ZTB_ERR_AGENT_REVOKED);
+    assert_int_equal(check(&rs, "k1", "payments", "bot", 4, "j2", now), ZTB_OK);
+    assert_int_equal(check(&rs, "k1", "payments", "other", 1, "j2", now), ZTB_OK);
+    /* a lower generation announced later does not undo a higher one */
+    assert_int_equal(apply(&rs, "{\"type\":\"agent\",\"id\":\"bot\",\"gen\":2,\"exp\":2000}", now),
+                     ZTB_OK);
+    assert_int_equal(check(&rs, "k1", "payments", "bot", 3, "j2", now), ZTB_ERR_AGENT_REVOKED);
+
+    assert_int_equal(apply(&rs, "{\"type\":\"audience\",\"id\":\"payments\",\"exp\":0}", now),
+                     ZTB_OK);
+    assert_int_equal(check(&rs, "k1", "payments", "bot", 4, "j2", now), ZTB_ERR_AUDIENCE_KILLED);
+    assert_int_equal(check(&rs, "k1", "payments", "bot", 4, "j2", INT64_MAX / 2),
+                     ZTB_ERR_AUDIENCE_KILLED); /* exp 0: until lifted */
+    assert_int_equal(check(&rs, "k1", "crm", "bot", 4, "j2", now), ZTB_OK);
+    assert_int_equal(apply(&rs, "{\"type\":\"audience\",\"id\":\"payments\",\"lifted\":true}", now),
+                     ZTB_OK);
+    assert_int_equal(check(&rs, "k1", "payments", "bot", 4, "j2", now), ZTB_OK);
+
+    assert_int_equal(apply(&rs, "{\"type\":\"key\",\"id\":\"k1\",\"exp\":3000}", now), ZTB_OK);
+    assert_int_equal(check(&rs, "k1", "payments", "bot", 4, "j2", now), ZTB_ERR_KEY_TAINTED);
+    assert_int_equal(check(&rs, "k2", "payments", "bot", 4, "j2", now), ZTB_OK);
+
+    /* an event that no longer matters is not stored */
+    size_t before = revset_count(&rs);
+    assert_int_equal(apply(&rs, "{\"type\":\"jti\",\"id\":\"old\",\"exp\":900}", now), ZTB_OK);
+    assert_int_equal(revset_count(&rs), before);
+
+    revset_sweep_names(&rs, 2100); /* the agent entry (2000 + 30) goes; the key stays */
+    assert_int_equal(check(&rs, "k1", "payments", "bot", 3, "j2", 2100), ZTB_ERR_KEY_TAINTED);
+    assert_int_equal(rs.agents.count, 0);
+    assert_int_equal(rs.keys.count, 1);
+    assert_true(revset_bytes(&rs) > 0);
+    revset_free(&rs);
+}
+
+static void test_many_names_and_deletes(void **state)
+{
+    (void)state;
+    struct revset rs;
+    revset_init(&rs, 0, 0);
+    char ev[128];
+    for (int i = 0; i < 2000; i++) {
+        snprintf(ev, sizeof(ev), "{\"type\":\"audience\",\"id\":\"aud-%d\",\"exp\":0}", i);
+        assert_int_equal(apply(&rs, ev, 1), ZTB_OK);
+    }
+    for (int i = 0; i < 2000; i += 2) {
+        snprintf(ev, sizeof(ev), "{\"type\":\"audience\",\"id\":\"aud-%d\",\"lifted\":true}", i);
+        assert_int_equal(apply(&rs, ev, 1), ZTB_OK);
+    }
+    assert_int_equal(rs.audiences.count, 1000);
+    uint8_t id[IDSET_ID_LEN] = {0};
+    for (int i = 0; i < 2000; i++) {
+        char aud[32];
+        snprintf(aud, sizeof(aud), "aud-%d", i);
+        assert_int_equal(revset_check(&rs, NULL, aud, NULL, 0, id, 1),
+                         i % 2 ? ZTB_ERR_AUDIENCE_KILLED : ZTB_OK);
+    }
+    for (int i = 0; i < 3000; i++) {
+        snprintf(ev, sizeof(ev), "{\"type\":\"agent\",\"id\":\"a%d\",\"gen\":2,\"exp\":%d}", i,
+                 100 + i % 3);
+        assert_int_equal(apply(&rs, ev, 1), ZTB_OK);
+    }
+    revset_sweep_names(&rs, 101); /* those with exp 100 go, whatever their slot */
+    assert_int_equal(rs.agents.count, 2000);
+    for (int i = 0; i < 3000; i++) {
+        char ag[32];
+        snprintf(ag, sizeof(ag), "a%d", i);
+        assert_int_equal(revset_check(&rs, NULL, NULL, ag, 1, id, 101),
+                         i % 3 ? ZTB_ERR_AGENT_REVOKED : ZTB_OK);
+    }
+    revset_free(&rs);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_parse_each_kind),
+        cmocka_unit_test(test_parse_refusals),
+        cmocka_unit_test(test_apply_and_check),
+        cmocka_unit_test(test_many_names_and_deletes),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
