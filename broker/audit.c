@@ -6,6 +6,18 @@
  * hash it for the next line. A background thread fsyncs once a second and
  * drains the stream queue into Redis with pipelined XADDs on its own
  * connection.
+ *
+ * The request path must not wait on the background thread: the fsync runs
+ * without the mutex (the descriptor stays open until audit_close has joined
+ * the thread), and writers wake the thread only when it sleeps on an empty
+ * queue or the queue reaches a batch; otherwise it lets lines gather for a
+ * few milliseconds and sends them as one pipeline (one round trip per
+ * batch, not per line).
+ *
+ * The mutex is the one point every token request passes in turn, so only
+ * what the chain needs happens under it: the seq, the timestamp, the prev
+ * hash, the write. The rest of the line (event, actor, fields: escaping and
+ * the secret checks) and the stream copy's allocation are done before.
  */
 #define _GNU_SOURCE /* memrchr */
 #include <errno.h>
@@ -26,10 +38,15 @@
 #include "broker/redis_client.h"
 #include "common/buf.h"
 #include "common/guard.h"
+#include "pki/es256.h"
 
 #define LINE_MAX_BYTES  8192
+#define PREFIX_MAX      160 /* {"seq":<20 digits>,"ts":"<24>","prev":"<64 hex>" is 133 */
 #define VERIFY_LINE_MAX 65536
 #define STREAM_QUEUE    4096
+#define STREAM_BATCH    256
+#define STREAM_LINGER   5 /* ms the thread lets a batch gather while lines come in */
+#define SYNC_PERIOD_MS  1000
 #define STREAM_MAXLEN   "1000000"
 
 static pthread_mutex_t g_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -39,6 +56,8 @@ static uint64_t g_seq;
 static char g_prev[65];
 static int g_dirty;
 static int g_stop;
+static int g_waiting;           /* the background thread sleeps on an empty queue */
+static _Atomic int g_stream_on; /* g_stream, readable without the lock */
 static int g_stream;
 static pthread_t g_thread;
 static int g_thread_running;
@@ -55,7 +74,10 @@ static const char zero_hash[65] =
 static void hex_sha256(const void *p, size_t n, char out[65])
 {
     unsigned char d[SHA256_DIGEST_LENGTH];
-    SHA256(p, n, d);
+    /* pki's per-thread context over a digest fetched once: SHA256() fetched
+     * the digest (and took the provider store's lock) for every line */
+    if (ztb_es256_sha256(p, n, d) != ZTB_OK)
+        SHA256(p, n, d);
     static const char x[] = "0123456789abcdef";
     for (size_t i = 0; i < SHA256_DIGEST_LENGTH; i++) {
         out[2 * i] = x[d[i] >> 4];
@@ -64,14 +86,22 @@ static void hex_sha256(const void *p, size_t n, char out[65])
     out[64] = '\0';
 }
 
+/* UTC now with milliseconds; the date and time of day are formatted once a
+ * second (gmtime_r takes glibc's time zone lock). Caller holds g_lock. */
 static void now_iso(char *out, size_t cap)
 {
+    static time_t last_sec = -1;
+    static char last_text[32];
     struct timespec ts;
-    struct tm tm;
     clock_gettime(CLOCK_REALTIME, &ts);
-    gmtime_r(&ts.tv_sec, &tm);
-    size_t n = strftime(out, cap, "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(out + n, cap - n, ".%03dZ", (int)(ts.tv_nsec / 1000000) % 1000);
+    if (ts.tv_sec != last_sec) {
+        struct tm tm;
+        gmtime_r(&ts.tv_sec, &tm);
+        if (strftime(last_text, sizeof(last_text), "%Y-%m-%dT%H:%M:%S", &tm) == 0)
+            last_text[0] = '\0';
+        last_sec = ts.tv_sec;
+    }
+    snprintf(out, cap, "%s.%03dZ", last_text, (int)(ts.tv_nsec / 1000000) % 1000);
 }
 
 /* Extract "seq" and "prev"-independent facts from a line: its seq. */
@@ -138,18 +168,16 @@ static void put_fields(ztb_buf *b, const ztb_log_field *fields)
     }
 }
 
-static void enqueue_stream(const char *line, size_t n)
+/* Queue line[0..n) for the stream in copy (cap bytes allocated by the
+ * caller, or NULL: then the copy is dropped); takes copy. */
+static void enqueue_stream(const char *line, size_t n, char *copy, size_t cap)
 {
-    if (!g_stream)
-        return;
-    if (g_qlen == STREAM_QUEUE) {
-        atomic_fetch_add(&g_dropped, 1);
+    if (!g_stream) {
+        free(copy);
         return;
     }
-    if (n >= LINE_MAX_BYTES)
-        return; /* cannot happen: lines are built in a LINE_MAX_BYTES buffer */
-    char *copy = malloc(n + 1);
-    if (copy == NULL) {
+    if (g_qlen == STREAM_QUEUE || copy == NULL || n >= cap) {
+        free(copy);
         atomic_fetch_add(&g_dropped, 1);
         return;
     }
@@ -157,33 +185,62 @@ static void enqueue_stream(const char *line, size_t n)
     copy[n] = '\0';
     g_q[(g_qhead + g_qlen) % STREAM_QUEUE] = copy;
     g_qlen++;
-    pthread_cond_signal(&g_cond);
+    /* one wake-up per burst, not per line: a futex call per token costs more
+     * than the line itself */
+    if (g_waiting || g_qlen == STREAM_BATCH) {
+        g_waiting = 0;
+        pthread_cond_signal(&g_cond);
+    }
 }
 
-/* Write a line for the current seq; caller holds g_lock. */
-static ztb_err append_locked(const char *event, const char *actor, int durable,
-                             const ztb_log_field *fields)
+/*
+ * The part of a line after "prev": event, actor, fields and the closing
+ * brace, into b (a fixed buffer of at most LINE_MAX_BYTES - PREFIX_MAX - 1
+ * bytes). Needs no lock.
+ */
+static void render_tail(ztb_buf *b, const char *event, const char *actor,
+                        const ztb_log_field *fields)
+{
+    ztb_buf_append_str(b, ",\"event\":\"");
+    ztb_buf_append_json_escaped(b, event, strlen(event));
+    ztb_buf_append_str(b, "\",\"actor\":\"");
+    ztb_buf_append_json_escaped(b, actor ? actor : "broker", strlen(actor ? actor : "broker"));
+    ztb_buf_append_byte(b, '"');
+    size_t mark = b->len;
+    put_fields(b, fields);
+    ztb_buf_append_byte(b, '}');
+    if (ztb_buf_error(b) != ZTB_OK) {
+        /* fields too large for one line: keep the record, say so */
+        ztb_buf_truncate(b, mark);
+        ztb_buf_append_str(b, ",\"fields_truncated\":true}");
+    }
+}
+
+/* Size of the stream copy of a line whose tail is tail: the prefix at most. */
+static size_t copy_cap(const ztb_buf *tail)
+{
+    return PREFIX_MAX + tail->len + 1;
+}
+
+/*
+ * Write the line for the next seq: the prefix (seq, ts, prev) then tail
+ * (render_tail's output). stream_copy: copy_cap(tail) bytes for the Redis
+ * stream's copy of the line, or NULL; taken. Caller holds g_lock.
+ */
+static ztb_err append_locked(const ztb_buf *tail, int durable, char *stream_copy)
 {
     char store[LINE_MAX_BYTES];
     ztb_buf b;
     ztb_buf_init_fixed(&b, store, sizeof(store) - 1); /* room for '\n' */
     char ts[40];
     now_iso(ts, sizeof(ts));
-    ztb_buf_printf(&b, "{\"seq\":%llu,\"ts\":\"%s\",\"prev\":\"%s\",\"event\":\"",
-                   (unsigned long long)g_seq + 1, ts, g_prev);
-    ztb_buf_append_json_escaped(&b, event, strlen(event));
-    ztb_buf_append_str(&b, "\",\"actor\":\"");
-    ztb_buf_append_json_escaped(&b, actor ? actor : "broker", strlen(actor ? actor : "broker"));
-    ztb_buf_append_byte(&b, '"');
-    size_t mark = b.len;
-    put_fields(&b, fields);
-    if (ztb_buf_error(&b) != ZTB_OK) {
-        /* fields too large for one line: keep the record, say so */
-        ztb_buf_truncate(&b, mark);
-        ztb_buf_append_str(&b, ",\"fields_truncated\":true");
+    ztb_buf_printf(&b, "{\"seq\":%llu,\"ts\":\"%s\",\"prev\":\"%s\"", (unsigned long long)g_seq + 1,
+                   ts, g_prev);
+    ztb_buf_append(&b, tail->data, tail->len);
+    if (ztb_buf_error(tail) != ZTB_OK || ztb_buf_error(&b) != ZTB_OK) {
+        free(stream_copy);
+        return ZTB_ERR_INTERNAL;
     }
-    ztb_buf_append_byte(&b, '}');
-    ZTB_ENSURE(ztb_buf_error(&b) == ZTB_OK, ZTB_ERR_INTERNAL);
     size_t n = b.len;
     char next[65];
     hex_sha256(store, n, next);
@@ -194,8 +251,10 @@ static ztb_err append_locked(const char *event, const char *actor, int durable,
         ssize_t w = write(g_fd, p, left);
         if (w < 0 && errno == EINTR)
             continue;
-        if (w <= 0)
+        if (w <= 0) {
+            free(stream_copy);
             return ZTB_ERR_IO;
+        }
         p += w;
         left -= (size_t)w;
     }
@@ -203,60 +262,129 @@ static ztb_err append_locked(const char *event, const char *actor, int durable,
     g_seq++;
     g_dirty = 1;
     atomic_fetch_add(&g_written, 1);
-    if (durable && fdatasync(g_fd) != 0)
+    if (durable && fdatasync(g_fd) != 0) {
+        free(stream_copy);
         return ZTB_ERR_IO;
-    enqueue_stream(store, n);
+    }
+    enqueue_stream(store, n, stream_copy, copy_cap(tail));
     return ZTB_OK;
+}
+
+/* Render and append in one go; caller holds g_lock (start-up records). */
+static ztb_err append_event_locked(const char *event, const char *actor, int durable,
+                                   const ztb_log_field *fields)
+{
+    char tstore[LINE_MAX_BYTES - PREFIX_MAX];
+    ztb_buf tail;
+    ztb_buf_init_fixed(&tail, tstore, sizeof(tstore));
+    render_tail(&tail, event, actor, fields);
+    return append_locked(&tail, durable, g_stream ? malloc(copy_cap(&tail)) : NULL);
 }
 
 ztb_err audit_record(const char *event, const char *actor, int durable, const ztb_log_field *fields)
 {
+    /* everything that needs no lock first: the tail of the line, the copy */
+    char tstore[LINE_MAX_BYTES - PREFIX_MAX];
+    ztb_buf tail;
+    ztb_buf_init_fixed(&tail, tstore, sizeof(tstore));
+    render_tail(&tail, event, actor, fields);
+    char *copy = atomic_load(&g_stream_on) ? malloc(copy_cap(&tail)) : NULL;
     pthread_mutex_lock(&g_lock);
-    ztb_err rv = g_fd >= 0 ? append_locked(event, actor, durable, fields) : ZTB_ERR_STATE;
+    ztb_err rv = ZTB_ERR_STATE;
+    if (g_fd >= 0)
+        rv = append_locked(&tail, durable, copy);
+    else
+        free(copy);
     pthread_mutex_unlock(&g_lock);
     if (rv != ZTB_OK)
         ztb_log(ZTB_LOG_ERROR, "audit.write_failed", ZTB_F_STR("event", event), ZTB_F_ERR(rv));
     return rv;
 }
 
+/* Send n lines as one pipeline of XADDs on this thread's own connection. */
 static void stream_batch(char **lines, size_t n)
 {
-    /* pipelined XADDs on this thread's own connection */
+    if (n == 0)
+        return;
+    static const char *const fixed[] = {"XADD",        "ztb:audit", "MAXLEN", "~",
+                                        STREAM_MAXLEN, "*",         "line"};
+    enum { NARG = 8 };
+    const char *args[STREAM_BATCH][NARG];
+    const char *const *argv[STREAM_BATCH];
+    const size_t *lens[STREAM_BATCH];
+    int argc[STREAM_BATCH];
+    redisReply *replies[STREAM_BATCH];
     for (size_t i = 0; i < n; i++) {
-        redisReply *r;
-        if (redis_commandf(&r, "XADD ztb:audit MAXLEN ~ %s * line %s", STREAM_MAXLEN, lines[i]) !=
-            ZTB_OK) {
-            atomic_fetch_add(&g_dropped, n - i);
-            return;
-        }
-        freeReplyObject(r);
+        memcpy(args[i], fixed, sizeof(fixed));
+        args[i][NARG - 1] = lines[i];
+        argv[i] = args[i];
+        lens[i] = NULL;
+        argc[i] = NARG;
     }
+    if (redis_pipeline(n, argc, argv, lens, replies) != ZTB_OK) {
+        atomic_fetch_add(&g_dropped, n);
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (replies[i]->type == REDIS_REPLY_ERROR)
+            atomic_fetch_add(&g_dropped, 1);
+        freeReplyObject(replies[i]);
+    }
+}
+
+static uint64_t realtime_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* Wait on g_cond (g_lock held) until the realtime deadline in ms, or a signal. */
+static int wait_until(uint64_t ms)
+{
+    struct timespec until = {.tv_sec = (time_t)(ms / 1000u),
+                             .tv_nsec = (long)(ms % 1000u) * 1000000L};
+    return pthread_cond_timedwait(&g_cond, &g_lock, &until);
 }
 
 static void *background(void *arg)
 {
     (void)arg;
+    uint64_t next_sync = realtime_ms() + SYNC_PERIOD_MS;
     pthread_mutex_lock(&g_lock);
     for (;;) {
-        struct timespec until;
-        clock_gettime(CLOCK_REALTIME, &until);
-        until.tv_sec += 1;
-        while (!g_stop && g_qlen == 0 &&
-               pthread_cond_timedwait(&g_cond, &g_lock, &until) != ETIMEDOUT)
-            ;
-        if (g_dirty && g_fd >= 0) {
-            fdatasync(g_fd);
-            g_dirty = 0;
+        if (!g_stop && g_qlen == 0) {
+            /* idle: sleep until a line comes or the next fsync is due */
+            g_waiting = 1;
+            while (!g_stop && g_qlen == 0 && realtime_ms() < next_sync &&
+                   wait_until(next_sync) != ETIMEDOUT)
+                ;
+            g_waiting = 0;
+        } else if (!g_stop && g_qlen < STREAM_BATCH) {
+            /* lines are coming in: let a batch gather (a full one wakes us) */
+            uint64_t until = realtime_ms() + STREAM_LINGER;
+            wait_until(until < next_sync ? until : next_sync);
         }
-        char *batch[256];
+        int sync = g_dirty && g_fd >= 0 && (g_stop || realtime_ms() >= next_sync);
+        if (sync)
+            g_dirty = 0;
+        int fd = g_fd;
+        char *batch[STREAM_BATCH];
         size_t n = 0;
-        while (g_qlen > 0 && n < 256) {
+        while (g_qlen > 0 && n < STREAM_BATCH) {
             batch[n++] = g_q[g_qhead];
             g_qhead = (g_qhead + 1) % STREAM_QUEUE;
             g_qlen--;
         }
         int stop = g_stop && g_qlen == 0 && n == 0;
         pthread_mutex_unlock(&g_lock);
+        /* without the mutex: writers go on appending while the disk syncs */
+        if (sync) {
+            fdatasync(fd);
+            next_sync = realtime_ms() + SYNC_PERIOD_MS;
+        } else if (realtime_ms() >= next_sync) {
+            next_sync = realtime_ms() + SYNC_PERIOD_MS; /* nothing was written */
+        }
         stream_batch(batch, n);
         for (size_t i = 0; i < n; i++)
             free(batch[i]);
@@ -362,10 +490,11 @@ ztb_err audit_open(const char *dir, int stream, char *err, size_t errcap)
     g_stop = 0;
     g_stream = stream;
     atomic_store(&g_written, 0);
+    atomic_store(&g_stream_on, stream != 0);
     if (cut)
-        append_locked("audit.partial_line_removed", "broker", 1, NULL);
-    append_locked("audit.opened", "broker", 0,
-                  (const ztb_log_field[]){ZTB_F_INT("pid", getpid()), ZTB_F_END_});
+        append_event_locked("audit.partial_line_removed", "broker", 1, NULL);
+    append_event_locked("audit.opened", "broker", 0,
+                        (const ztb_log_field[]){ZTB_F_INT("pid", getpid()), ZTB_F_END_});
     pthread_mutex_unlock(&g_lock);
     if (pthread_create(&g_thread, NULL, background, NULL) != 0) {
         snprintf(err, errcap, "cannot start the audit thread");

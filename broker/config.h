@@ -38,7 +38,7 @@ struct broker_config {
     unsigned session_ttl_s;                    /* session credential life */
     char tls_cert_file[BROKER_PATH_MAX];       /* PEM: serve HTTPS (and accept mTLS) */
     char tls_key_file[BROKER_PATH_MAX];
-    unsigned threads; /* 0: one per core */
+    unsigned threads; /* 0: two per core */
     unsigned connection_limit;
     unsigned per_ip_connection_limit;
     unsigned connection_timeout_s;

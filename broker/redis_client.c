@@ -266,6 +266,37 @@ ztb_err redis_command(redisReply **reply, int argc, const char **argv, const siz
     return finish(redisCommandArgv(ctx, argc, argv, lens), reply);
 }
 
+ztb_err redis_pipeline(size_t n, const int *argc, const char *const *const *argv,
+                       const size_t *const *lens, redisReply **replies)
+{
+    for (size_t i = 0; i < n; i++)
+        replies[i] = NULL;
+    redisContext *ctx = conn();
+    if (ctx == NULL)
+        return ZTB_ERR_UNAVAILABLE;
+    /* hiredis buffers the appended commands and writes them all with the
+     * first redisGetReply: one write (or a few, for large batches) */
+    for (size_t i = 0; i < n; i++) {
+        if (redisAppendCommandArgv(ctx, argc[i], (const char **)argv[i], lens[i]) != REDIS_OK) {
+            drop(t_conn, "cannot queue a pipelined command");
+            return ZTB_ERR_UNAVAILABLE;
+        }
+    }
+    for (size_t i = 0; i < n; i++) {
+        void *r = NULL;
+        if (redisGetReply(ctx, &r) != REDIS_OK || r == NULL) {
+            for (size_t k = 0; k < i; k++) {
+                freeReplyObject(replies[k]);
+                replies[k] = NULL;
+            }
+            drop(t_conn, ctx->errstr[0] ? ctx->errstr : "no reply");
+            return ZTB_ERR_UNAVAILABLE;
+        }
+        replies[i] = r;
+    }
+    return ZTB_OK;
+}
+
 ztb_err redis_commandf(redisReply **reply, const char *fmt, ...)
 {
     *reply = NULL;

@@ -52,6 +52,16 @@ void redis_client_shutdown(void);
  */
 ztb_err redis_command(redisReply **reply, int argc, const char **argv, const size_t *lens);
 
+/*
+ * A pipeline: send n commands (argc[i], argv[i], lens[i]; lens[i] may be
+ * NULL for NUL-terminated arguments) in one write on this thread's
+ * connection, then read their n replies into replies[0..n) (the caller frees
+ * each with freeReplyObject; any may be an error reply). UNAVAILABLE as for
+ * redis_command, and then no reply is handed back (all are NULL).
+ */
+ztb_err redis_pipeline(size_t n, const int *argc, const char *const *const *argv,
+                       const size_t *const *lens, redisReply **replies);
+
 /* Like redis_command with printf-style hiredis formatting (%s, %b). */
 ztb_err redis_commandf(redisReply **reply, const char *fmt, ...);
 

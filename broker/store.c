@@ -311,6 +311,9 @@ ztb_err store_join_consume(const char *token, char agent[STORE_NAME_MAX + 1], in
  * GCRA: a request at time now is allowed if tat + interval - burst*interval
  * <= now, where tat = max(stored, now). Both buckets are checked before
  * either is charged, so a refused request costs nothing.
+ *
+ * Cost: this script runs for every token and each redis.call costs Redis
+ * ~1.5 µs, so both buckets are read with one MGET (same slot: one hash tag).
  */
 static const char issue_lua[] =
     "local a = redis.call('HMGET', KEYS[1], 'status', 'gen', 'quarantined', 'approval')\n"
@@ -320,18 +323,19 @@ static const char issue_lua[] =
     "if redis.call('EXISTS', KEYS[4]) == 1 then return {4, 0, 0, 0} end\n"
     "local t = redis.call('TIME')\n"
     "local now = tonumber(t[1]) * 1000000 + tonumber(t[2])\n"
-    "local function gcra(k, interval, burst)\n"
+    "local tats = redis.call('MGET', KEYS[2], KEYS[3])\n"
+    "local function gcra(stored, interval, burst)\n"
     "  if interval <= 0 then return 0, 0 end\n"
-    "  local tat = tonumber(redis.call('GET', k) or '0')\n"
+    "  local tat = tonumber(stored or '0') or 0\n"
     "  if tat < now then tat = now end\n"
     "  local new = tat + interval\n"
     "  local at = new - burst * interval\n"
     "  if at > now then return -1, at - now end\n"
     "  return new, 0\n"
     "end\n"
-    "local n1, w1 = gcra(KEYS[2], tonumber(ARGV[1]), tonumber(ARGV[2]))\n"
+    "local n1, w1 = gcra(tats[1], tonumber(ARGV[1]), tonumber(ARGV[2]))\n"
     "if n1 < 0 then return {5, 0, math.ceil(w1 / 1000), 0} end\n"
-    "local n2, w2 = gcra(KEYS[3], tonumber(ARGV[3]), tonumber(ARGV[4]))\n"
+    "local n2, w2 = gcra(tats[2], tonumber(ARGV[3]), tonumber(ARGV[4]))\n"
     "if n2 < 0 then return {6, 0, math.ceil(w2 / 1000), 0} end\n"
     "if n1 > 0 then redis.call('SET', KEYS[2], string.format('%d', n1), 'PX',\n"
     "  math.ceil((n1 - now) / 1000) + 1000) end\n"

@@ -89,6 +89,13 @@ static ztb_err reserve(ztb_buf *b, size_t n)
     return ZTB_OK;
 }
 
+ztb_err ztb_buf_reserve(ztb_buf *b, size_t n)
+{
+    if (b->err == ZTB_OK && n > b->max - b->len)
+        n = b->max - b->len;
+    return reserve(b, n);
+}
+
 ztb_err ztb_buf_append(ztb_buf *b, const void *p, size_t n)
 {
     ZTB_GUARD(reserve(b, n));

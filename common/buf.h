@@ -64,6 +64,14 @@ ztb_err ztb_buf_append_json_escaped(ztb_buf *b, const char *s, size_t n);
  */
 ztb_err ztb_buf_extend(ztb_buf *b, size_t n, uint8_t **at);
 
+/*
+ * Capacity hint: make room for n more bytes (clamped to what max allows) in
+ * one allocation, so a buffer whose final size is roughly known does not
+ * grow by doubling (for secret buffers each step is a copy and a wipe). The
+ * contents are unchanged; only running out of memory sets the sticky error.
+ */
+ztb_err ztb_buf_reserve(ztb_buf *b, size_t n);
+
 /* The sticky error, ZTB_OK if none. */
 static inline ztb_err ztb_buf_error(const ztb_buf *b)
 {

@@ -150,6 +150,39 @@ static void *writer(void *arg)
     return NULL;
 }
 
+/* Fields too large for one line: the record is kept, marked, and chained. */
+static void test_oversized_fields(void **state)
+{
+    (void)state;
+    char dir[256], path[300], why[256], err[256];
+    zh_tmpdir(dir, sizeof(dir));
+    snprintf(path, sizeof(path), "%s/audit.log", dir);
+    assert_int_equal(audit_open(dir, 0, err, sizeof(err)), ZTB_OK);
+    char *big = malloc(20000);
+    memset(big, 'x', 19999);
+    big[19999] = '\0';
+    assert_int_equal(
+        audit("token.denied", "agent:a", 0, ZTB_F_STR("agent", "a"), ZTB_F_STR("reason", big)),
+        ZTB_OK);
+    assert_int_equal(audit("after", "broker", 0, ZTB_F_INT("n", 1)), ZTB_OK);
+    audit_close();
+    free(big);
+    uint64_t lines, bad;
+    assert_int_equal(verify(path, &lines, &bad, why), ZTB_OK);
+    assert_int_equal(lines, 3);
+    size_t n;
+    char *s = slurp(path, &n);
+    const char *line = strstr(s, "\"event\":\"token.denied\"");
+    assert_non_null(line);
+    const char *eol = strchr(line, '\n');
+    assert_non_null(eol);
+    assert_true(eol - line < 8192);
+    assert_non_null(strstr(line, "\"actor\":\"agent:a\",\"fields_truncated\":true}\n"));
+    assert_non_null(strstr(s, "\"event\":\"after\",\"actor\":\"broker\",\"n\":1}"));
+    free(s);
+    zh_rmtree(dir);
+}
+
 static void test_concurrent_writers_and_stream(void **state)
 {
     (void)state;
@@ -193,6 +226,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_chain_and_tamper),
         cmocka_unit_test(test_reopen_and_partial_line),
+        cmocka_unit_test(test_oversized_fields),
         cmocka_unit_test(test_concurrent_writers_and_stream),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -118,6 +118,31 @@ static void test_extend_and_truncate(void **state)
     ztb_buf_free(&b);
 }
 
+static void test_reserve(void **state)
+{
+    (void)state;
+    ztb_buf b;
+    ztb_buf_init_secret(&b, 100);
+    assert_int_equal(ztb_buf_append_str(&b, "ab"), ZTB_OK);
+    assert_int_equal(ztb_buf_reserve(&b, 50), ZTB_OK);
+    size_t cap = b.cap;
+    assert_true(cap >= 53);
+    assert_string_equal(ztb_buf_cstr(&b), "ab");
+    for (int i = 0; i < 50; i++)
+        assert_int_equal(ztb_buf_append_byte(&b, 'x'), ZTB_OK);
+    assert_int_equal(b.cap, cap); /* no growth */
+    /* a hint beyond max is clamped, not an error */
+    assert_int_equal(ztb_buf_reserve(&b, 1000), ZTB_OK);
+    assert_int_equal(ztb_buf_error(&b), ZTB_OK);
+    assert_true(b.cap <= 101);
+    ztb_buf_free(&b);
+    /* fixed buffers never allocate */
+    char store[8];
+    ztb_buf_init_fixed(&b, store, sizeof(store));
+    assert_int_equal(ztb_buf_reserve(&b, 3), ZTB_OK);
+    assert_ptr_equal(b.data, store);
+}
+
 static void test_secret_growth_and_steal(void **state)
 {
     (void)state;
@@ -150,6 +175,7 @@ int main(void)
         cmocka_unit_test(test_fixed_never_allocates),
         cmocka_unit_test(test_json_escape_hostile),
         cmocka_unit_test(test_extend_and_truncate),
+        cmocka_unit_test(test_reserve),
         cmocka_unit_test(test_secret_growth_and_steal),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,12 +1,16 @@
 /* test_session.c - session credentials: round trip, forgery, expiry. */
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <string.h>
 
 #include <cmocka.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
 
 #include "broker/session.h"
+#include "common/base64url.h"
 
 static const uint8_t key1[SESSION_KEY_LEN] = {1, 2, 3};
 static const uint8_t key2[SESSION_KEY_LEN] = {9, 9, 9};
@@ -63,11 +67,71 @@ static void test_forgeries(void **state)
     assert_int_equal(session_verify(cred, strlen(cred), 1, &c), ZTB_ERR_STATE);
 }
 
+/* The MAC is plain HMAC-SHA256 (replicas of other versions must agree),
+ * whatever context caching the broker does. */
+static void test_mac_is_hmac_sha256(void **state)
+{
+    (void)state;
+    session_set_key(key2);
+    char cred[SESSION_CRED_MAX];
+    assert_int_equal(session_mint("billing-bot", 3, 9000, cred), ZTB_OK);
+    const char *dot = strchr(cred, '.');
+    assert_non_null(dot);
+    uint8_t want[32], got[32];
+    unsigned int len = 0;
+    assert_non_null(HMAC(EVP_sha256(), key2, SESSION_KEY_LEN, (const uint8_t *)cred,
+                         (size_t)(dot - cred), want, &len));
+    size_t n = 0;
+    assert_int_equal(ztb_b64url_decode(dot + 1, strlen(dot + 1), got, sizeof(got), &n), ZTB_OK);
+    assert_int_equal(n, 32);
+    assert_memory_equal(got, want, 32);
+}
+
+struct verify_job {
+    const char *cred;
+    ztb_err rv;
+};
+
+static void *verify_in_thread(void *arg)
+{
+    struct verify_job *j = arg;
+    struct session_claims c;
+    j->rv = session_verify(j->cred, strlen(j->cred), 1, &c);
+    return NULL;
+}
+
+static ztb_err verify_elsewhere(const char *cred)
+{
+    struct verify_job j = {cred, ZTB_ERR_INTERNAL};
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, verify_in_thread, &j), 0);
+    pthread_join(t, NULL);
+    return j.rv;
+}
+
+/* Each thread keys its own context; a new key reaches every thread. */
+static void test_threads_and_key_change(void **state)
+{
+    (void)state;
+    session_set_key(key1);
+    char cred[SESSION_CRED_MAX];
+    assert_int_equal(session_mint("worker", 1, 5000, cred), ZTB_OK);
+    assert_int_equal(verify_elsewhere(cred), ZTB_OK);
+    struct session_claims c;
+    assert_int_equal(session_verify(cred, strlen(cred), 1, &c), ZTB_OK);
+    session_set_key(key2);
+    assert_int_equal(verify_elsewhere(cred), ZTB_ERR_INVALID_CLIENT);
+    assert_int_equal(session_verify(cred, strlen(cred), 1, &c), ZTB_ERR_INVALID_CLIENT);
+    session_clear_key();
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_round_trip),
         cmocka_unit_test(test_forgeries),
+        cmocka_unit_test(test_mac_is_hmac_sha256),
+        cmocka_unit_test(test_threads_and_key_change),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
