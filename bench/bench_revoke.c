@@ -395,7 +395,7 @@ int main(int argc, char **argv)
 {
     unsigned n = 1000, nv = 3;
     unsigned long entries = 1000000;
-    for (int i = 1; i < argc; i++) {
+    for (int i = 1; i < argc; i += 2) { /* every option takes one value */
         if (i + 1 >= argc)
             usage();
         unsigned long x = strtoul(argv[i + 1], NULL, 10);
@@ -409,7 +409,6 @@ int main(int argc, char **argv)
             entries = x;
         else
             usage();
-        i++;
     }
     signal(SIGPIPE, SIG_IGN);
     sh = mmap(NULL, sizeof(*sh), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
