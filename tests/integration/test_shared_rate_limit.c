@@ -20,12 +20,14 @@
 
 #include <cmocka.h>
 
+#include "agent.h"
 #include "harness.h"
-#include "harness_agent.h"
 
 #define LIMIT   20 /* per agent x action, per hour: nothing refills during the test */
 #define THREADS 8
 #define EXTRA   20 /* requests beyond the limit */
+#define ISSUER  "https://broker.ztb.test"
+#define GRANT   "urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Atoken-exchange"
 
 static const char *policy_doc =
     "{\"version\": 1, \"trust_domain\": \"ztb.local\",\n"
@@ -51,12 +53,13 @@ static int setup(void **state)
 {
     (void)state;
     zh_redis_start(&rd);
-    const char *issuer[] = {"--issuer", "https://broker.ztb.test", NULL};
+    za_set_issuer(ISSUER); /* client assertions are addressed to it */
+    const char *issuer[] = {"--issuer", ISSUER, NULL};
     struct zh_broker_opts o1 = {
         .redis_url = rd.url, .with_keys = 1, .policy = policy_doc, .extra_args = issuer};
     zh_broker_start(&b1, &o1);
     /* the second replica uses the first one's key store */
-    const char *replica[] = {"--issuer", "https://broker.ztb.test", "--keys", b1.keys, NULL};
+    const char *replica[] = {"--issuer", ISSUER, "--keys", b1.keys, NULL};
     struct zh_broker_opts o2 = {.redis_url = rd.url, .policy = policy_doc, .extra_args = replica};
     zh_broker_start(&b2, &o2);
     return 0;
@@ -75,12 +78,23 @@ static int teardown(void **state)
 
 struct job {
     const char *session;
-    const char *extra;
-    int first; /* which broker this thread starts with */
-    int n;     /* requests to send, alternating brokers */
+    const char *extra; /* audience and scope, form-encoded */
+    int first;         /* which broker this thread starts with */
+    int n;             /* requests to send, alternating brokers */
     int ok[2], limited[2], other;
     char other_body[256];
 };
+
+/* One token request; the status, 0 on a transport error (no cmocka asserts:
+ * this runs on the test's own threads). */
+static long token_request(const struct zh_broker *b, const char *session, const char *extra,
+                          struct zh_resp *r)
+{
+    char form[2048];
+    snprintf(form, sizeof(form), "grant_type=%s&client_assertion_type=%s&client_assertion=%s%s",
+             GRANT, ZA_SESSION_TYPE, session, extra);
+    return zh_post_form(b, "/v1/token", form, r) == 0 ? r->status : 0;
+}
 
 static void *hammer(void *arg)
 {
@@ -88,7 +102,7 @@ static void *hammer(void *arg)
     for (int i = 0; i < j->n; i++) {
         int which = (j->first + i) % 2;
         struct zh_resp r;
-        long s = zh_token_request(which ? &b2 : &b1, j->session, j->extra, &r);
+        long s = token_request(which ? &b2 : &b1, j->session, j->extra, &r);
         char ra[16];
         if (s == 200 && strstr(r.body, "\"access_token\"") != NULL) {
             j->ok[which]++;
@@ -132,11 +146,11 @@ static void run(const char *session, const char *const *extras, size_t nextras, 
 static void test_action_limit_spans_brokers(void **state)
 {
     (void)state;
-    char session[ZH_SESSION_MAX];
-    zh_agent_ready(&b1, "shared-bot", session, NULL);
+    struct za_agent a;
+    za_enroll(&b1, &a, "shared-bot");
     const char *extra[] = {"&audience=svc&scope=svc%3Acall&resource=x%2F1"};
     int ok[2], limited[2];
-    run(session, extra, 1, LIMIT + EXTRA, ok, limited);
+    run(a.session, extra, 1, LIMIT + EXTRA, ok, limited);
     print_message("broker 1: %d issued, %d limited; broker 2: %d issued, %d limited\n", ok[0],
                   limited[0], ok[1], limited[1]);
     assert_int_equal(ok[0] + ok[1], LIMIT);
@@ -146,23 +160,25 @@ static void test_action_limit_spans_brokers(void **state)
     assert_true(limited[0] > 0 && limited[1] > 0);
     /* and it stays spent, whichever broker is asked */
     struct zh_resp r;
-    assert_int_equal(zh_token_request(&b1, session, extra[0], &r), 429);
+    assert_int_equal(token_request(&b1, a.session, extra[0], &r), 429);
     zh_resp_free(&r);
-    assert_int_equal(zh_token_request(&b2, session, extra[0], &r), 429);
+    assert_int_equal(token_request(&b2, a.session, extra[0], &r), 429);
     zh_resp_free(&r);
+    za_free(&a);
 }
 
 /* The agent bucket is shared by its actions too, across brokers. */
 static void test_agent_limit_spans_brokers_and_actions(void **state)
 {
     (void)state;
-    char session[ZH_SESSION_MAX];
-    zh_agent_ready(&b2, "budget-bot", session, NULL); /* a session from the other replica */
+    struct za_agent a;
+    za_enroll(&b2, &a, "budget-bot"); /* a session from the other replica */
     const char *extras[] = {"&audience=svc&scope=svc%3Aread", "&audience=svc&scope=svc%3Awrite"};
     int ok[2], limited[2];
-    run(session, extras, 2, 10 + 14, ok, limited);
+    run(a.session, extras, 2, 10 + 14, ok, limited);
     assert_int_equal(ok[0] + ok[1], 10);
     assert_int_equal(limited[0] + limited[1], 14);
+    za_free(&a);
 }
 
 int main(void)

@@ -37,8 +37,8 @@
 
 #include <cmocka.h>
 
+#include "agent.h"
 #include "harness.h"
-#include "harness_agent.h"
 
 #define TIMEOUT_S  3 /* --connection-timeout */
 #define PER_IP     8 /* --per-ip-connection-limit */
@@ -61,7 +61,7 @@ static const char *policy_doc =
 
 static struct zh_redis rd;
 static struct zh_broker b;
-static char session[ZH_SESSION_MAX];
+static struct za_agent worker;
 
 static uint64_t now_ms(void)
 {
@@ -164,13 +164,14 @@ static int setup(void **state)
     struct zh_broker_opts o = {
         .redis_url = rd.url, .with_keys = 1, .policy = policy_doc, .extra_args = args};
     zh_broker_start(&b, &o);
-    zh_agent_ready(&b, "worker", session, NULL);
+    za_enroll(&b, &worker, "worker");
     return 0;
 }
 
 static int teardown(void **state)
 {
     (void)state;
+    za_free(&worker);
     assert_int_equal(zh_broker_stop(&b), 0);
     zh_redis_stop(&rd, 1);
     zh_rmtree(b.dir);
@@ -208,7 +209,7 @@ static void test_slow_clients_do_not_starve_others(void **state)
         struct zh_resp r;
         uint64_t t0 = now_ms();
         long s = i % 5 == 4 ? (zh_get(&b, "/readyz", &r), r.status)
-                            : zh_token_request(&b, session, "&audience=svc&scope=svc%3Acall", &r);
+                            : za_token(&b, &worker, "svc", "svc%3Acall", &r, NULL, 0);
         uint64_t took = now_ms() - t0;
         if (s != 200)
             fail_msg("normal client: HTTP %ld %s", s, r.body);
@@ -276,7 +277,7 @@ static void test_slow_clients_do_not_starve_others(void **state)
     assert_int_equal(strncmp(buf, "HTTP/1.1 200", 12), 0);
     close(fd);
     struct zh_resp r;
-    assert_int_equal(zh_token_request(&b, session, "&audience=svc&scope=svc%3Acall", &r), 200);
+    assert_int_equal(za_token(&b, &worker, "svc", "svc%3Acall", &r, NULL, 0), 200);
     zh_resp_free(&r);
 }
 

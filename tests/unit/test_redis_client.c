@@ -130,6 +130,30 @@ static void test_commands_loss_and_recovery(void **state)
     zh_redis_stop(&rd, 1);
 }
 
+/* Redis restarts while a connection is idle: the next call reconnects at
+ * once and succeeds, instead of failing once on the dead connection. */
+static void test_idle_connection_after_restart(void **state)
+{
+    (void)state;
+    struct zh_redis rd;
+    zh_redis_start(&rd);
+    struct redis_target t;
+    char err[256];
+    assert_int_equal(redis_target_parse(rd.url, &t, err, sizeof(err)), ZTB_OK);
+    redis_client_init(&t);
+    assert_int_equal(redis_ping(), ZTB_OK);
+    zh_redis_stop(&rd, 0);
+    zh_redis_restart(&rd);
+    usleep(50000); /* idle for longer than the check interval */
+    assert_int_equal(redis_ping(), ZTB_OK);
+    redisReply *r;
+    assert_int_equal(redis_commandf(&r, "SET after restart"), ZTB_OK);
+    assert_int_equal(r->type, REDIS_REPLY_STATUS);
+    freeReplyObject(r);
+    redis_client_shutdown();
+    zh_redis_stop(&rd, 1);
+}
+
 /* The same client over TCP on loopback. */
 static void test_tcp(void **state)
 {
@@ -165,6 +189,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_parse_urls),
         cmocka_unit_test(test_commands_loss_and_recovery),
+        cmocka_unit_test(test_idle_connection_after_restart),
         cmocka_unit_test(test_tcp),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
