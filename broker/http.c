@@ -35,6 +35,7 @@
 #include "broker/http.h"
 #include "broker/metrics.h"
 #include "common/guard.h"
+#include "common/json_depth.h"
 #include "common/log.h"
 #include "common/secret.h"
 
@@ -140,35 +141,13 @@ int http_req_content_type_is(const struct http_req *req, const char *ctype)
 /* Deeper than this is not a request, it is an attack on the parser. */
 #define JSON_MAX_DEPTH 16
 
-static int json_depth_ok(const uint8_t *p, size_t n)
-{
-    int depth = 0, in_str = 0;
-    for (size_t i = 0; i < n; i++) {
-        uint8_t c = p[i];
-        if (in_str) {
-            if (c == '\\')
-                i++;
-            else if (c == '"')
-                in_str = 0;
-        } else if (c == '"') {
-            in_str = 1;
-        } else if (c == '{' || c == '[') {
-            if (++depth > JSON_MAX_DEPTH)
-                return 0;
-        } else if (c == '}' || c == ']') {
-            depth--;
-        }
-    }
-    return 1;
-}
-
 json_t *http_req_json_object(const struct http_req *req, struct http_resp *resp)
 {
     if (!http_req_content_type_is(req, "application/json")) {
         http_resp_error(resp, 415, "invalid_request", "Content-Type must be application/json");
         return NULL;
     }
-    if (!json_depth_ok(req->body, req->body_len)) {
+    if (!ztb_json_depth_ok(req->body, req->body_len, JSON_MAX_DEPTH)) {
         http_resp_error(resp, 400, "invalid_request", "JSON nested too deeply");
         return NULL;
     }

@@ -18,6 +18,7 @@
 
 #include <jansson.h>
 
+#include "common/json_depth.h"
 #include "broker/signal_parse.h"
 #include "common/base64url.h"
 #include "common/guard.h"
@@ -51,29 +52,6 @@ int signal_type_ok(const char *t)
         if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '.' ||
               c == ':' || c == '-'))
             return 0;
-    }
-    return 1;
-}
-
-/* Nesting depth of JSON text, strings skipped; 0 if deeper than DEPTH_MAX. */
-static int depth_ok(const char *p, size_t n)
-{
-    int depth = 0, in_str = 0;
-    for (size_t i = 0; i < n; i++) {
-        char c = p[i];
-        if (in_str) {
-            if (c == '\\')
-                i++;
-            else if (c == '"')
-                in_str = 0;
-        } else if (c == '"') {
-            in_str = 1;
-        } else if (c == '{' || c == '[') {
-            if (++depth > DEPTH_MAX)
-                return 0;
-        } else if (c == '}' || c == ']') {
-            depth--;
-        }
     }
     return 1;
 }
@@ -307,7 +285,7 @@ ztb_err signal_parse(const char *json, size_t n, const struct signal_parse_opts 
         fail(why, whycap, "a signal is at most %d bytes", SIGNAL_BODY_MAX);
         return ZTB_ERR_TOO_LARGE;
     }
-    if (!depth_ok(json, n)) {
+    if (!ztb_json_depth_ok(json, n, DEPTH_MAX)) {
         fail(why, whycap, "JSON nested more than %d deep", DEPTH_MAX);
         return ZTB_ERR_JSON;
     }
@@ -340,7 +318,7 @@ ztb_err signal_set_peek_iss(const char *jws, size_t n, char iss[STORE_SOURCE_MAX
     uint8_t payload[SIGNAL_BODY_MAX];
     size_t len;
     ZTB_GUARD(ztb_b64url_decode(p, (size_t)(d2 - p), payload, sizeof(payload) - 1, &len));
-    ZTB_ENSURE(memchr(payload, '\0', len) == NULL && depth_ok((const char *)payload, len),
+    ZTB_ENSURE(memchr(payload, '\0', len) == NULL && ztb_json_depth_ok(payload, len, DEPTH_MAX),
                ZTB_ERR_JSON);
     json_error_t e;
     json_t *j = json_loadb((const char *)payload, len, JSON_REJECT_DUPLICATES, &e);
