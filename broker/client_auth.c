@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include <jansson.h>
+#include <openssl/crypto.h>
 
 #include "broker/audit.h"
 #include "broker/client_auth.h"
@@ -113,8 +114,28 @@ static ztb_err check_claims(json_t *c, const char *spiffe, int64_t now, int64_t 
     return ZTB_OK;
 }
 
+/*
+ * Read the agent's state and check that it may authenticate at all: known,
+ * active, holding a live identity. Fills sa; on failure fills resp.
+ */
+static ztb_err live_agent(const char *agent, struct store_agent_auth *sa, struct http_resp *resp)
+{
+    ztb_err rv = store_agent_auth_get(agent, sa);
+    if (rv != ZTB_OK)
+        return refuse(resp, rv, "unknown agent");
+    if (strcmp(sa->status, "active") != 0)
+        return refuse(resp, ZTB_ERR_STATE, "the agent is disabled");
+    if (!sa->enrolled)
+        return refuse(resp, ZTB_ERR_AGENT_REVOKED,
+                      "the agent has no live identity (never enrolled, or revoked since): "
+                      "enroll again with a new join token");
+    return ZTB_OK;
+}
+
+/* The assertion tok of the agent it names, verified with the key of that
+ * agent's current identity (sa). */
 static ztb_err auth_assertion(const char *tok, int64_t now, struct client_identity *id,
-                              struct http_resp *resp)
+                              struct store_agent_auth *sa, struct http_resp *resp)
 {
     size_t len = strlen(tok);
     if (len > ASSERTION_MAX)
@@ -123,13 +144,11 @@ static ztb_err auth_assertion(const char *tok, int64_t now, struct client_identi
     if (claimed_agent(tok, len, agent, sizeof(agent)) != ZTB_OK || !store_agent_name_ok(agent))
         return refuse(resp, ZTB_ERR_INVALID_CLIENT,
                       "client assertion iss is not an agent of this trust domain");
-    char jwk[1024];
-    int64_t identity_exp = 0;
-    ztb_err rv = store_agent_get_identity(agent, jwk, sizeof(jwk), &identity_exp);
+    ztb_err rv = live_agent(agent, sa, resp);
     if (rv != ZTB_OK)
-        return refuse(resp, rv, "unknown or never enrolled agent");
+        return rv;
     ztb_key *k = NULL;
-    if (ztb_jwk_parse(jwk, strlen(jwk), 0, &k) != ZTB_OK)
+    if (ztb_jwk_parse(sa->jwk, strlen(sa->jwk), 0, &k) != ZTB_OK)
         return refuse(resp, ZTB_ERR_KEY, "the agent's enrolled key is unusable");
     char store_buf[ASSERTION_MAX];
     ztb_buf payload;
@@ -154,7 +173,7 @@ static ztb_err auth_assertion(const char *tok, int64_t now, struct client_identi
     snprintf(spiffe, sizeof(spiffe), "spiffe://%s/agent/%s", g_trust_domain, agent);
     const char *jti = NULL, *why = NULL;
     int64_t exp = 0;
-    rv = check_claims(c, spiffe, now, identity_exp, &jti, &exp, &why);
+    rv = check_claims(c, spiffe, now, sa->identity_exp, &jti, &exp, &why);
     if (rv != ZTB_OK) {
         json_decref(c);
         return refuse(resp, rv, why);
@@ -174,7 +193,55 @@ static ztb_err auth_assertion(const char *tok, int64_t now, struct client_identi
         return refuse(resp, rv, "cannot record the assertion");
     memcpy(id->agent, agent, strlen(agent) + 1); /* store_agent_name_ok: fits */
     id->method = CLIENT_AUTH_ASSERTION;
-    id->session_generation = 0;
+    return ZTB_OK;
+}
+
+/* The TLS client certificate, if one was presented: its chain verified (once
+ * per connection) and its thumbprint that of the agent's current identity
+ * document. NOT_FOUND (resp untouched) if there is none. */
+static ztb_err auth_mtls(const struct http_req *req, int64_t now, struct client_identity *id,
+                         struct store_agent_auth *sa, struct http_resp *resp)
+{
+    struct mtls_identity m;
+    ztb_err rv = mtls_identity(req, now, &m);
+    if (rv == ZTB_ERR_NOT_FOUND)
+        return rv;
+    if (rv != ZTB_OK)
+        return refuse(resp, rv, "the TLS client certificate is not a valid identity document");
+    rv = live_agent(m.agent, sa, resp);
+    if (rv != ZTB_OK)
+        return rv;
+    size_t n = strlen(m.x5t_s256);
+    if (strlen(sa->x5t) != n || CRYPTO_memcmp(sa->x5t, m.x5t_s256, n) != 0)
+        return refuse(resp, ZTB_ERR_CERT,
+                      "this identity document was superseded by a newer one (renewed or "
+                      "enrolled again): present the agent's current identity document");
+    memcpy(id->agent, m.agent, sizeof(id->agent));
+    memcpy(id->x5t_s256, m.x5t_s256, sizeof(id->x5t_s256));
+    id->method = CLIENT_AUTH_MTLS;
+    return ZTB_OK;
+}
+
+/* A session credential: authentic, unexpired, and made in the agent's
+ * current generation and identity epoch. */
+static ztb_err auth_session(const char *cred, int64_t now, struct client_identity *id,
+                            struct store_agent_auth *sa, struct http_resp *resp)
+{
+    struct session_claims sc;
+    ztb_err rv = session_verify(cred, strlen(cred), now, &sc);
+    if (rv == ZTB_ERR_EXPIRED)
+        return refuse(resp, rv, "session expired: create a new one at /v1/session");
+    if (rv != ZTB_OK)
+        return refuse(resp, rv, "invalid session credential");
+    rv = live_agent(sc.agent, sa, resp);
+    if (rv != ZTB_OK)
+        return rv;
+    if (sc.generation != sa->generation || sc.epoch != sa->epoch)
+        return refuse(resp, ZTB_ERR_AGENT_REVOKED,
+                      "session revoked (the agent was revoked or enrolled again since it was "
+                      "made): create a new one at /v1/session");
+    memcpy(id->agent, sc.agent, sizeof(id->agent));
+    id->method = CLIENT_AUTH_SESSION;
     return ZTB_OK;
 }
 
@@ -183,38 +250,32 @@ ztb_err client_auth(const struct http_req *req, const char *assertion_type, cons
                     struct http_resp *resp)
 {
     memset(id, 0, sizeof(*id));
-    if (assertion_type == NULL && assertion == NULL && req != NULL) {
-        struct mtls_identity m;
-        ztb_err rv = mtls_identity(req, now, &m);
-        if (rv == ZTB_OK) {
-            memcpy(id->agent, m.agent, sizeof(id->agent));
-            memcpy(id->x5t_s256, m.x5t_s256, sizeof(id->x5t_s256));
-            id->method = CLIENT_AUTH_MTLS;
-            return ZTB_OK;
-        }
-        if (rv != ZTB_ERR_NOT_FOUND)
-            return refuse(resp, rv, "the TLS client certificate is not a valid identity document");
-    }
-    if (assertion_type == NULL || assertion == NULL)
-        return refuse(resp, ZTB_ERR_INVALID_CLIENT,
-                      "client authentication required (client_assertion_type and "
-                      "client_assertion, or a TLS client certificate)");
-    if (strcmp(assertion_type, CLIENT_ASSERTION_TYPE_SESSION) == 0) {
-        if (!allow_session)
+    struct store_agent_auth sa;
+    ztb_err rv = ZTB_ERR_NOT_FOUND;
+    if (assertion_type == NULL && assertion == NULL && req != NULL)
+        rv = auth_mtls(req, now, id, &sa, resp);
+    if (rv == ZTB_ERR_NOT_FOUND) {
+        if (assertion_type == NULL || assertion == NULL)
             return refuse(resp, ZTB_ERR_INVALID_CLIENT,
-                          "a session credential cannot authenticate this request");
-        struct session_claims sc;
-        ztb_err rv = session_verify(assertion, strlen(assertion), now, &sc);
-        if (rv == ZTB_ERR_EXPIRED)
-            return refuse(resp, rv, "session expired: create a new one at /v1/session");
-        if (rv != ZTB_OK)
-            return refuse(resp, rv, "invalid session credential");
-        memcpy(id->agent, sc.agent, sizeof(id->agent));
-        id->method = CLIENT_AUTH_SESSION;
-        id->session_generation = sc.generation;
-        return ZTB_OK;
+                          "client authentication required (client_assertion_type and "
+                          "client_assertion, or a TLS client certificate)");
+        if (strcmp(assertion_type, CLIENT_ASSERTION_TYPE_SESSION) == 0) {
+            if (!allow_session)
+                return refuse(resp, ZTB_ERR_INVALID_CLIENT,
+                              "a session credential cannot authenticate this request");
+            rv = auth_session(assertion, now, id, &sa, resp);
+        } else if (strcmp(assertion_type, CLIENT_ASSERTION_TYPE_JWT) == 0) {
+            rv = auth_assertion(assertion, now, id, &sa, resp);
+        } else {
+            return refuse(resp, ZTB_ERR_INVALID_CLIENT, "unsupported client_assertion_type");
+        }
     }
-    if (strcmp(assertion_type, CLIENT_ASSERTION_TYPE_JWT) == 0)
-        return auth_assertion(assertion, now, id, resp);
-    return refuse(resp, ZTB_ERR_INVALID_CLIENT, "unsupported client_assertion_type");
+    if (rv != ZTB_OK) {
+        memset(id, 0, sizeof(*id));
+        return rv;
+    }
+    id->generation = sa.generation;
+    id->epoch = sa.epoch;
+    id->quarantined = sa.quarantined;
+    return ZTB_OK;
 }

@@ -4,7 +4,8 @@
  *   session    client_assertion_type = urn:ztb:params:oauth:client-assertion-type:session
  *              one HMAC (session.c); the per-action path
  *   mTLS       no client_assertion: the TLS client certificate (mtls.h),
- *              verified once per connection
+ *              chain verified once per connection, its thumbprint compared
+ *              with the agent's current identity document on every request
  *   assertion  client_assertion_type = urn:ietf:params:oauth:client-assertion-type:jwt-bearer
  *              RFC 7523 private_key_jwt: ES256 with the key of the agent's
  *              current identity document, aud = <issuer>/v1/token, exp at
@@ -35,17 +36,35 @@ enum client_auth_method {
     CLIENT_AUTH_MTLS = 3,
 };
 
+/*
+ * Who called, and the state of the agent as read when it was authenticated:
+ * the credential was checked against it (see client_auth), and later atomic
+ * steps (the issue script) check generation and epoch again.
+ */
 struct client_identity {
     char agent[STORE_NAME_MAX + 1];
     enum client_auth_method method;
-    int64_t session_generation; /* CLIENT_AUTH_SESSION: the generation it binds */
-    char x5t_s256[44];          /* CLIENT_AUTH_MTLS: the certificate's thumbprint */
+    int64_t generation; /* the agent's revocation generation */
+    int64_t epoch;      /* the agent's identity epoch (store.h) */
+    int quarantined;    /* the agent is quarantined (authenticated all the same) */
+    char x5t_s256[44];  /* CLIENT_AUTH_MTLS: the certificate's thumbprint */
 };
 
 /*
  * Authenticate the caller of req: from the two client_assertion parameters
  * (values may be NULL when absent) or, when neither is given, from the TLS
  * client certificate (mTLS). allow_session: accept a session credential.
+ *
+ * Every method is bound to the agent's one current identity, read from
+ * Redis on every request before anything else happens: the agent must be
+ * active and hold a live identity (issued at its current generation, so a
+ * revocation ends it until a new join token is used); a certificate must be
+ * the current identity document (a renewed or re-enrolled one is
+ * superseded); an assertion must be signed with the current identity's key;
+ * a session must carry the current generation and identity epoch. A
+ * credential that fails any of these costs nothing more: no policy, no rate
+ * limit, no detector sees it.
+ *
  * On failure fills resp (401/503) and returns the error.
  */
 ztb_err client_auth(const struct http_req *req, const char *assertion_type, const char *assertion,

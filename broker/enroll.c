@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include <jansson.h>
+#include <openssl/sha.h>
 
 #include "broker/audit.h"
 #include "broker/broker.h"
@@ -21,12 +22,15 @@
 #include "broker/keys.h"
 #include "broker/session.h"
 #include "broker/store.h"
+#include "common/base64url.h"
 #include "common/buf.h"
+#include "common/guard.h"
 #include "common/log.h"
 #include "common/secret.h"
 #include "pki/ca.h"
 #include "pki/csr.h"
 #include "pki/jwk.h"
+#include "pki/pem.h"
 
 #define CSR_MAX 8192
 
@@ -41,11 +45,31 @@ static void actor_of(const char *agent, char *out, size_t cap)
     snprintf(out, cap, "agent:%s", agent);
 }
 
+/* The SHA-256 thumbprint (x5t#S256, base64url) of the certificate in pem:
+ * what mTLS compares a presented certificate with. */
+static ztb_err cert_x5t(const char *pem, size_t n, char out[48])
+{
+    ztb_pem_block b[1];
+    size_t count = 0;
+    ZTB_GUARD(ztb_pem_read_blocks(pem, n, b, 1, &count));
+    ztb_err rv = count == 1 && strcmp(b[0].label, "CERTIFICATE") == 0 ? ZTB_OK : ZTB_ERR_CERT;
+    if (rv == ZTB_OK) {
+        uint8_t d[SHA256_DIGEST_LENGTH];
+        SHA256(b[0].der, (size_t)b[0].len, d);
+        rv = ztb_b64url_encode(d, sizeof(d), out, 48, NULL);
+    }
+    ztb_pem_blocks_free(b, count);
+    return rv;
+}
+
 /*
- * Check the CSR for agent, issue the identity document, record its key,
- * and answer 201. Returns 0 if resp was filled with an error.
+ * Check the CSR for agent, issue the identity document and make it the
+ * agent's one current identity (store_agent_set_identity: op ENROLL after a
+ * join token, RENEW for the same key in the epoch the caller authenticated
+ * in), and answer 201. Returns 0 if resp was filled with an error.
  */
-static int issue_identity(const char *agent, const char *csr, int64_t now, struct http_resp *resp)
+static int issue_identity(const char *agent, enum store_identity_op op, int64_t epoch,
+                          const char *csr, int64_t now, struct http_resp *resp)
 {
     const ztb_ca *ca = keys_ca();
     if (ca == NULL) {
@@ -71,11 +95,15 @@ static int issue_identity(const char *agent, const char *csr, int64_t now, struc
     ztb_buf_init(&jwk, 1024);
     ztb_buf_init(&cert, 16384);
     ztb_buf_init(&chain, 65536);
+    char jkt[ZTB_KID_LEN + 1], x5t[48];
+    snprintf(jkt, sizeof(jkt), "%s", ztb_key_kid(pub));
     int64_t ttl = g_broker.cfg.identity_ttl_s;
     rv = ztb_jwk_render(pub, &jwk);
     ztb_key_free(pub);
     if (rv == ZTB_OK)
         rv = ztb_ca_issue(ca, csr, csr_len, agent, now, ttl, &cert);
+    if (rv == ZTB_OK)
+        rv = cert_x5t(ztb_buf_cstr(&cert), cert.len, x5t);
     if (rv == ZTB_OK)
         rv = ztb_ca_cert_pem(ca, &chain);
     if (rv != ZTB_OK) {
@@ -84,13 +112,30 @@ static int issue_identity(const char *agent, const char *csr, int64_t now, struc
         goto out;
     }
     int64_t exp = now + ttl;
-    rv = store_agent_set_identity(agent, ztb_buf_cstr(&jwk), exp);
-    if (rv != ZTB_OK) {
-        if (rv == ZTB_ERR_UNAVAILABLE)
-            unavailable(resp);
-        else
-            http_resp_error(resp, 400, "invalid_grant", "unknown agent");
+    rv = store_agent_set_identity(agent, op, ztb_buf_cstr(&jwk), jkt, x5t, exp, epoch, NULL);
+    switch (rv) {
+    case ZTB_OK: break;
+    case ZTB_ERR_UNAVAILABLE: unavailable(resp); goto out;
+    case ZTB_ERR_KEY: {
+        char actor[96];
+        actor_of(agent, actor, sizeof(actor));
+        audit("enroll.renewal_key_refused", actor, 0, ZTB_F_STR("agent", agent),
+              ZTB_F_STR("csr_jkt", jkt));
+        ztb_log(ZTB_LOG_WARN, "enroll.renewal_key_refused", ZTB_F_STR("agent", agent));
+        http_resp_error(resp, 400, "invalid_request",
+                        "renewal keeps the identity's key: the CSR must be signed by the key of "
+                        "the current identity document (a new key needs a new join token)");
         goto out;
+    }
+    case ZTB_ERR_AGENT_REVOKED:
+        http_resp_error(resp, 401, "invalid_client",
+                        "the identity was revoked or replaced meanwhile: enroll again with a "
+                        "new join token");
+        goto out;
+    case ZTB_ERR_STATE:
+        http_resp_error(resp, 400, "invalid_grant", "the agent is disabled");
+        goto out;
+    default: http_resp_error(resp, 400, "invalid_grant", "unknown agent"); goto out;
     }
     json_t *j = json_pack("{s:s,s:s,s:s,s:I}", "spiffe_id", spiffe, "identity", ztb_buf_cstr(&cert),
                           "ca", ztb_buf_cstr(&chain), "expires_at", (json_int_t)exp);
@@ -137,7 +182,8 @@ void handle_enroll(struct http_req *req, struct http_resp *resp)
         ztb_key *pub = NULL;
         if (ztb_csr_check(csr, strlen(csr), spiffe, &pub) != ZTB_OK) {
             ztb_key_free(pub);
-            issue_identity(agent, csr, now, resp); /* fills the precise CSR error */
+            /* fills the precise CSR error */
+            issue_identity(agent, STORE_IDENTITY_ENROLL, 0, csr, now, resp);
             json_decref(body);
             return;
         }
@@ -159,7 +205,7 @@ void handle_enroll(struct http_req *req, struct http_resp *resp)
             ztb_log(ZTB_LOG_WARN, "enroll.join_token_reused", ZTB_F_STR("agent", agent));
         }
         http_resp_error(resp, 400, "invalid_grant", "join token unknown, used or expired");
-    } else if (issue_identity(agent, csr, now, resp)) {
+    } else if (issue_identity(agent, STORE_IDENTITY_ENROLL, 0, csr, now, resp)) {
         actor_of(agent, actor, sizeof(actor));
         audit("enroll.identity_issued", actor, 1, ZTB_F_STR("agent", agent),
               ZTB_F_INT("ttl", g_broker.cfg.identity_ttl_s));
@@ -182,13 +228,9 @@ void handle_renew(struct http_req *req, struct http_resp *resp)
     struct client_identity id;
     if (client_auth(req, str_field(body, "client_assertion_type"),
                     str_field(body, "client_assertion"), now, 0, &id, resp) == ZTB_OK) {
-        struct store_agent a;
-        ztb_err rv = store_agent_get(id.agent, &a);
-        if (rv == ZTB_ERR_UNAVAILABLE) {
-            unavailable(resp);
-        } else if (rv != ZTB_OK || strcmp(a.status, "active") != 0 || a.quarantined) {
-            http_resp_error(resp, 403, "access_denied", "the agent is disabled or quarantined");
-        } else if (issue_identity(id.agent, csr, now, resp)) {
+        if (id.quarantined) {
+            http_resp_error(resp, 403, "access_denied", "the agent is quarantined");
+        } else if (issue_identity(id.agent, STORE_IDENTITY_RENEW, id.epoch, csr, now, resp)) {
             char actor[96];
             actor_of(id.agent, actor, sizeof(actor));
             audit("enroll.identity_renewed", actor, 1, ZTB_F_STR("agent", id.agent));
@@ -224,23 +266,14 @@ void handle_session(struct http_req *req, struct http_resp *resp)
         return;
     }
     form_free(&f);
-    struct store_agent a;
-    rv = store_agent_get(id.agent, &a);
-    if (rv == ZTB_ERR_UNAVAILABLE) {
-        unavailable(resp);
-        return;
-    }
-    if (rv != ZTB_OK || strcmp(a.status, "active") != 0) {
-        http_resp_error(resp, 401, "invalid_client", "unknown or disabled agent");
-        return;
-    }
-    if (a.quarantined) {
+    /* client_auth checked that the agent is active and its identity live */
+    if (id.quarantined) {
         http_resp_error(resp, 403, "access_denied", "the agent is quarantined");
         return;
     }
     char cred[SESSION_CRED_MAX];
     unsigned ttl = g_broker.cfg.session_ttl_s;
-    rv = session_mint(id.agent, a.generation, now + ttl, cred);
+    rv = session_mint(id.agent, id.generation, id.epoch, now + ttl, cred);
     if (rv != ZTB_OK) {
         http_resp_error(resp, 500, "server_error", "cannot mint a session");
         return;

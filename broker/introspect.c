@@ -125,26 +125,6 @@ static void unavailable(struct http_resp *resp)
     http_resp_header(resp, "Retry-After", "1");
 }
 
-int introspect_caller_current(const struct client_identity *id, struct http_resp *resp)
-{
-    struct store_agent a;
-    ztb_err rv = store_agent_get(id->agent, &a);
-    if (rv == ZTB_ERR_UNAVAILABLE) {
-        unavailable(resp);
-        return 0;
-    }
-    if (rv != ZTB_OK || strcmp(a.status, "active") != 0) {
-        http_resp_error(resp, 401, "invalid_client", "unknown or disabled agent");
-        return 0;
-    }
-    if (id->method == CLIENT_AUTH_SESSION && id->session_generation != a.generation) {
-        http_resp_error(resp, 401, "invalid_client",
-                        "session revoked (the agent's tokens were revoked): create a new one");
-        return 0;
-    }
-    return 1;
-}
-
 /* Form and client authentication shared by both endpoints. 0: resp filled. */
 static int read_form(struct http_req *req, struct http_resp *resp, struct form *f,
                      struct client_identity *id, int64_t now)
@@ -167,8 +147,7 @@ static int read_form(struct http_req *req, struct http_resp *resp, struct form *
         return 0;
     }
     if (client_auth(req, form_get(f, "client_assertion_type"), form_get(f, "client_assertion"), now,
-                    1, id, resp) != ZTB_OK ||
-        !introspect_caller_current(id, resp)) {
+                    1, id, resp) != ZTB_OK) {
         form_free(f);
         return 0;
     }

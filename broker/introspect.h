@@ -45,15 +45,6 @@ struct json_t;
 ztb_err introspect_token(const char *tok, size_t len, int64_t now, int consume,
                          struct json_t **claims);
 
-/*
- * 1 if the authenticated caller id is still current: its agent is known and
- * active and, for a session credential, the session's generation is the
- * agent's (a generation bump ends its sessions). Otherwise fills resp (401,
- * or 503 when Redis cannot answer) and returns 0.
- */
-struct client_identity;
-int introspect_caller_current(const struct client_identity *id, struct http_resp *resp);
-
 void handle_introspect(struct http_req *req, struct http_resp *resp);
 void handle_revoke(struct http_req *req, struct http_resp *resp);
 

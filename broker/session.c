@@ -21,8 +21,8 @@
 #include "common/guard.h"
 #include "common/secret.h"
 
-#define VERSION     1
-#define FIXED_LEN   (1 + 8 + 8 + 16)
+#define VERSION     2
+#define FIXED_LEN   (1 + 8 + 8 + 8 + 16)
 #define PAYLOAD_MAX (FIXED_LEN + STORE_NAME_MAX)
 
 static uint8_t g_key[SESSION_KEY_LEN];
@@ -123,7 +123,7 @@ static ztb_err mac(const void *msg, size_t n, uint8_t out[32])
     return ZTB_OK;
 }
 
-ztb_err session_mint(const char *agent, int64_t generation, int64_t expires,
+ztb_err session_mint(const char *agent, int64_t generation, int64_t epoch, int64_t expires,
                      char out[SESSION_CRED_MAX])
 {
     ZTB_ENSURE(g_have_key, ZTB_ERR_STATE);
@@ -133,7 +133,8 @@ ztb_err session_mint(const char *agent, int64_t generation, int64_t expires,
     p[0] = VERSION;
     put64(p + 1, expires);
     put64(p + 9, generation);
-    ZTB_GUARD(ztb_random(p + 17, 16));
+    put64(p + 17, epoch);
+    ZTB_GUARD(ztb_random(p + 25, 16));
     /* binary payload: the name is length-delimited by the payload's end */
     memcpy(p + FIXED_LEN, agent, nl); // NOLINT(bugprone-not-null-terminated-result)
     ztb_buf b;
@@ -176,7 +177,8 @@ ztb_err session_verify(const char *cred, size_t len, int64_t now, struct session
     ZTB_ENSURE(store_agent_name_ok(c->agent), ZTB_ERR_INVALID_CLIENT);
     c->expires = get64(p + 1);
     c->generation = get64(p + 9);
-    memcpy(c->sid, p + 17, 16);
+    c->epoch = get64(p + 17);
+    memcpy(c->sid, p + 25, 16);
     ZTB_ENSURE(now < c->expires, ZTB_ERR_EXPIRED);
     return ZTB_OK;
 }

@@ -7,12 +7,14 @@
  * HMAC-SHA256 instead of a signature check. The credential is
  *
  *   "ztbs_" b64url(payload) "." b64url(HMAC-SHA256(key, "ztbs_" b64url(payload)))
- *   payload = version(1) | expires(8, BE) | generation(8, BE) | sid(16) | name
+ *   payload = version(1) | expires(8, BE) | generation(8, BE) | epoch(8, BE)
+ *             | sid(16) | name
  *
  * It binds the agent's name, its revocation generation (so a generation bump
- * ends it) and an expiry. Brokers that share the 32-byte session key accept
- * each other's credentials. The MAC is compared in constant time; the key is
- * wiped when the process drops it.
+ * ends it), the identity epoch of the identity document it was made from (so
+ * a re-enrollment with a join token ends it) and an expiry. Brokers that share the 32-byte session
+ * key accept each other's credentials. The MAC is compared in constant time; the key is wiped when
+ * the process drops it.
  */
 #ifndef ZTB_BROKER_SESSION_H
 #define ZTB_BROKER_SESSION_H
@@ -30,6 +32,7 @@
 struct session_claims {
     char agent[STORE_NAME_MAX + 1];
     int64_t generation;
+    int64_t epoch; /* the agent's identity epoch (store.h) when it was minted */
     int64_t expires;
     uint8_t sid[16];
 };
@@ -41,16 +44,18 @@ void session_set_key(const uint8_t key[SESSION_KEY_LEN]);
 void session_clear_key(void);
 
 /*
- * Mint a credential for agent at generation, valid until expires, into out
- * (SESSION_CRED_MAX bytes, NUL-terminated). STATE if no key is set.
+ * Mint a credential for agent at generation and identity epoch, valid until
+ * expires, into out (SESSION_CRED_MAX bytes, NUL-terminated). STATE if no
+ * key is set.
  */
-ztb_err session_mint(const char *agent, int64_t generation, int64_t expires,
+ztb_err session_mint(const char *agent, int64_t generation, int64_t epoch, int64_t expires,
                      char out[SESSION_CRED_MAX]);
 
 /*
  * Check cred[0..len) at time now. INVALID_CLIENT for anything wrong (shape,
  * MAC, version, name) and EXPIRED once it has expired. Fills c on success.
- * The generation is the caller's to compare with the agent's current one.
+ * The generation and epoch are the caller's to compare with the agent's
+ * current ones (client_auth.c does, before anything else).
  */
 ztb_err session_verify(const char *cred, size_t len, int64_t now, struct session_claims *c);
 

@@ -350,8 +350,6 @@ static int auth_bearer(const char *cred, int64_t now, struct who *w, const struc
     struct http_resp scratch = {0};
     ztb_buf_init(&scratch.body, 1024);
     rv = client_auth(req, type, cred, now, 1, &id, &scratch); /* NULL: mTLS */
-    if (rv == ZTB_OK && !introspect_caller_current(&id, &scratch))
-        rv = scratch.status == 503 ? ZTB_ERR_UNAVAILABLE : ZTB_ERR_INVALID_CLIENT;
     ztb_buf_free(&scratch.body);
     if (rv == ZTB_ERR_UNAVAILABLE) {
         refuse(req, resp, w, 503, "temporarily_unavailable", "Redis is not answering");

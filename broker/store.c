@@ -307,7 +307,9 @@ ztb_err store_join_consume(const char *token, char agent[STORE_NAME_MAX + 1], in
 
 /*
  * KEYS: agent hash, agent bucket, action bucket, audience kill switch.
- * ARGV: agent interval_us, agent burst, action interval_us, action burst.
+ * ARGV: agent interval_us, agent burst, action interval_us, action burst,
+ * the generation and identity epoch the caller authenticated in (checked
+ * first: a stale credential is refused before anything is charged).
  * GCRA: a request at time now is allowed if tat + interval - burst*interval
  * <= now, where tat = max(stored, now). Both buckets are checked before
  * either is charged, so a refused request costs nothing.
@@ -316,9 +318,11 @@ ztb_err store_join_consume(const char *token, char agent[STORE_NAME_MAX + 1], in
  * ~1.5 µs, so both buckets are read with one MGET (same slot: one hash tag).
  */
 static const char issue_lua[] =
-    "local a = redis.call('HMGET', KEYS[1], 'status', 'gen', 'quarantined', 'approval')\n"
+    "local a = redis.call('HMGET', KEYS[1], 'status', 'gen', 'quarantined', 'approval',\n"
+    "                     'epoch')\n"
     "if not a[1] then return {1, 0, 0, 0} end\n"
     "if a[1] ~= 'active' then return {2, 0, 0, 0} end\n"
+    "if a[2] ~= ARGV[5] or (a[5] or '0') ~= ARGV[6] then return {7, 0, 0, 0} end\n"
     "if a[3] == '1' then return {3, 0, 0, 0} end\n"
     "if redis.call('EXISTS', KEYS[4]) == 1 then return {4, 0, 0, 0} end\n"
     "local t = redis.call('TIME')\n"
@@ -356,29 +360,31 @@ static void rate_args(const struct store_rate *r, char *interval, char *burst)
     snprintf(burst, 16, "%u", r->burst ? r->burst : 1);
 }
 
-ztb_err store_issue_check(const char *agent, const char *action, const char *audience,
-                          const struct store_rate *agent_rate, const struct store_rate *action_rate,
-                          struct store_check *out)
+ztb_err store_issue_check(const char *agent, int64_t generation, int64_t epoch, const char *action,
+                          const char *audience, const struct store_rate *agent_rate,
+                          const struct store_rate *action_rate, struct store_check *out)
 {
     memset(out, 0, sizeof(*out));
     ZTB_ENSURE(store_agent_name_ok(agent), ZTB_ERR_INVALID_ARG);
     if (issue_sha[0] == '\0')
         redis_script_sha(issue_lua, issue_sha);
     char k1[KEY_MAX], k2[KEY_MAX], k3[KEY_MAX], k4[KEY_MAX];
-    char i1[24], b1[16], i2[24], b2[16];
+    char i1[24], b1[16], i2[24], b2[16], g[24], e[24];
     ZTB_ENSURE(key(k1, "ztb:{%s}:agent", agent) && key(k2, "ztb:{%s}:rl", agent) &&
                    key(k3, "ztb:{%s}:rl:%s", agent, action) &&
                    key(k4, "ztb:aud:%s:killed", audience),
                ZTB_ERR_TOO_LARGE);
     rate_args(agent_rate, i1, b1);
     rate_args(action_rate, i2, b2);
-    const char *argv[] = {k1, k2, k3, k4, i1, b1, i2, b2};
+    snprintf(g, sizeof(g), "%lld", (long long)generation);
+    snprintf(e, sizeof(e), "%lld", (long long)epoch);
+    const char *argv[] = {k1, k2, k3, k4, i1, b1, i2, b2, g, e};
     redisReply *r;
-    ZTB_GUARD(redis_eval(&r, issue_lua, issue_sha, 4, 8, argv, NULL));
+    ZTB_GUARD(redis_eval(&r, issue_lua, issue_sha, 4, 10, argv, NULL));
     if (!is_int_array(r, 4))
         return unexpected(r, "issue_check");
     int64_t code = elem_int(r, 0);
-    if (code < STORE_OK || code > STORE_RATE_ACTION)
+    if (code < STORE_OK || code > STORE_STALE_IDENTITY)
         return unexpected(r, "issue_check");
     out->verdict = (enum store_verdict)code;
     out->generation = elem_int(r, 1);
@@ -451,41 +457,97 @@ ztb_err store_join_peek(const char *token, char agent[STORE_NAME_MAX + 1], int *
     return ZTB_ERR_JOIN_TOKEN;
 }
 
-ztb_err store_agent_set_identity(const char *name, const char *jwk, int64_t not_after)
+/*
+ * KEYS: agent hash. ARGV: op (1 enroll, 2 renew), jwk, jkt, x5t, expiry,
+ * the epoch the renewing caller authenticated in.
+ * Returns {code, epoch}: 0 unknown agent, 1 done, 2 not active, 3 another
+ * key (renew), 4 revoked or re-enrolled since (renew).
+ */
+static const char set_identity_lua[] =
+    "local a = redis.call('HMGET', KEYS[1], 'status', 'gen', 'id_gen', 'jkt', 'epoch')\n"
+    "if not a[1] then return {0, 0} end\n"
+    "if a[1] ~= 'active' then return {2, 0} end\n"
+    "local epoch = tonumber(a[5] or '0')\n"
+    "if ARGV[1] == '2' then\n"
+    "  if a[3] ~= a[2] or tostring(epoch) ~= ARGV[6] then return {4, epoch} end\n"
+    "  if a[4] ~= ARGV[3] then return {3, epoch} end\n"
+    "  redis.call('HSET', KEYS[1], 'x5t', ARGV[4], 'identity_exp', ARGV[5])\n"
+    "  return {1, epoch}\n"
+    "end\n"
+    "epoch = epoch + 1\n"
+    "redis.call('HSET', KEYS[1], 'jwk', ARGV[2], 'jkt', ARGV[3], 'x5t', ARGV[4],\n"
+    "           'identity_exp', ARGV[5], 'id_gen', a[2], 'epoch', epoch)\n"
+    "return {1, epoch}\n";
+static char set_identity_sha[41];
+
+ztb_err store_agent_set_identity(const char *name, enum store_identity_op op, const char *jwk,
+                                 const char *jkt, const char *x5t, int64_t not_after, int64_t epoch,
+                                 int64_t *epoch_out)
 {
     ZTB_ENSURE(store_agent_name_ok(name), ZTB_ERR_NOT_FOUND);
-    char k[KEY_MAX], exp[24];
+    ZTB_ENSURE(op == STORE_IDENTITY_ENROLL || op == STORE_IDENTITY_RENEW, ZTB_ERR_INVALID_ARG);
+    ZTB_ENSURE(jwk != NULL && jkt != NULL && x5t != NULL && jkt[0] && x5t[0], ZTB_ERR_INVALID_ARG);
+    if (set_identity_sha[0] == '\0')
+        redis_script_sha(set_identity_lua, set_identity_sha);
+    char k[KEY_MAX], o[4], exp[24], ep[24];
     key(k, "ztb:{%s}:agent", name);
+    snprintf(o, sizeof(o), "%d", (int)op);
     snprintf(exp, sizeof(exp), "%lld", (long long)not_after);
+    snprintf(ep, sizeof(ep), "%lld", (long long)epoch);
+    const char *argv[] = {k, o, jwk, jkt, x5t, exp, ep};
     redisReply *r;
-    ZTB_GUARD(redis_commandf(&r, "EVAL %s 1 %s %s %s",
-                             "if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end "
-                             "redis.call('HSET', KEYS[1], 'jwk', ARGV[1], 'identity_exp', ARGV[2]) "
-                             "return 1",
-                             k, jwk, exp));
-    if (r->type != REDIS_REPLY_INTEGER)
+    ZTB_GUARD(redis_eval(&r, set_identity_lua, set_identity_sha, 1, 7, argv, NULL));
+    if (!is_int_array(r, 2))
         return unexpected(r, "agent_set_identity");
-    int ok = r->integer == 1;
+    int64_t code = elem_int(r, 0);
+    if (epoch_out != NULL)
+        *epoch_out = elem_int(r, 1);
     freeReplyObject(r);
-    return ok ? ZTB_OK : ZTB_ERR_NOT_FOUND;
+    switch (code) {
+    case 1: return ZTB_OK;
+    case 0: return ZTB_ERR_NOT_FOUND;
+    case 2: return ZTB_ERR_STATE;
+    case 3: return ZTB_ERR_KEY;
+    default: return ZTB_ERR_AGENT_REVOKED;
+    }
 }
 
-ztb_err store_agent_get_identity(const char *name, char *jwk, size_t cap, int64_t *not_after)
+/* Copy a string reply element into out (cap bytes); 0 if absent or too long. */
+static int elem_str(const redisReply *r, size_t i, char *out, size_t cap)
 {
+    const redisReply *e = r->element[i];
+    out[0] = '\0';
+    if (e->type != REDIS_REPLY_STRING || e->len >= cap)
+        return 0;
+    memcpy(out, e->str, e->len + 1);
+    return 1;
+}
+
+ztb_err store_agent_auth_get(const char *name, struct store_agent_auth *out)
+{
+    memset(out, 0, sizeof(*out));
     ZTB_ENSURE(store_agent_name_ok(name), ZTB_ERR_NOT_FOUND);
     char k[KEY_MAX];
     key(k, "ztb:{%s}:agent", name);
     redisReply *r;
-    ZTB_GUARD(redis_commandf(&r, "HMGET %s jwk identity_exp", k));
-    if (r->type != REDIS_REPLY_ARRAY || r->elements != 2)
-        return unexpected(r, "agent_get_identity");
-    if (r->element[0]->type != REDIS_REPLY_STRING || r->element[1]->type != REDIS_REPLY_STRING ||
-        r->element[0]->len >= cap) {
+    ZTB_GUARD(redis_commandf(
+        &r, "HMGET %s status gen quarantined jwk jkt x5t identity_exp id_gen epoch", k));
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != 9)
+        return unexpected(r, "agent_auth_get");
+    if (!elem_str(r, 0, out->status, sizeof(out->status))) {
         freeReplyObject(r);
         return ZTB_ERR_NOT_FOUND;
     }
-    memcpy(jwk, r->element[0]->str, r->element[0]->len + 1);
-    *not_after = parse_i64(r->element[1]->str);
+    char num[24];
+    out->generation = elem_str(r, 1, num, sizeof(num)) ? parse_i64(num) : 0;
+    out->quarantined = elem_str(r, 2, num, sizeof(num)) && strcmp(num, "1") == 0;
+    int have = elem_str(r, 3, out->jwk, sizeof(out->jwk)) &&
+               elem_str(r, 4, out->jkt, sizeof(out->jkt)) &&
+               elem_str(r, 5, out->x5t, sizeof(out->x5t));
+    out->identity_exp = elem_str(r, 6, num, sizeof(num)) ? parse_i64(num) : 0;
+    int64_t id_gen = elem_str(r, 7, num, sizeof(num)) ? parse_i64(num) : -1;
+    out->epoch = elem_str(r, 8, num, sizeof(num)) ? parse_i64(num) : 0;
+    out->enrolled = have && out->generation > 0 && id_gen == out->generation;
     freeReplyObject(r);
     return ZTB_OK;
 }

@@ -15,8 +15,16 @@
  *   ztb:join:<sha256(token)>    HASH  agent, created; EX = join token TTL
  *   ztb:joinused:<sha256>       STR   agent; remembers a used join token (reuse
  *                                     is an anomaly), EX 24 h
- *   ztb:{A}:agent fields jwk, identity_exp: the public key of the agent's
- *                                     current identity document and its expiry
+ *   ztb:{A}:agent fields of the agent's one current identity document:
+ *                 jwk           its public key (JWK text)
+ *                 jkt           that key's RFC 7638 thumbprint
+ *                 x5t           SHA-256 of the document's DER (base64url)
+ *                 identity_exp  its expiry (unix seconds)
+ *                 id_gen        the generation it was issued at: a revocation
+ *                               of the agent (gen + 1) kills it
+ *                 epoch         +1 at every enrollment with a join token;
+ *                               sessions carry it, so a re-enrollment ends
+ *                               every session of the identity before
  *   ztb:{A}:dpop:<jti>          STR   DPoP proof replay cache (PX = proof window)
  *
  * Every function returns UNAVAILABLE when Redis cannot answer: callers fail
@@ -81,13 +89,47 @@ ztb_err store_join_consume(const char *token, char agent[STORE_NAME_MAX + 1], in
  */
 ztb_err store_join_peek(const char *token, char agent[STORE_NAME_MAX + 1], int *reused);
 
-/* Record the agent's current identity: its public JWK and expiry. NOT_FOUND
- * if the agent is unknown. */
-ztb_err store_agent_set_identity(const char *name, const char *jwk, int64_t not_after);
+/*
+ * The facts every authenticated request is checked against, read in one
+ * round trip (client_auth.c): status, generation, quarantine and the
+ * agent's current identity document. NOT_FOUND if the agent is unknown.
+ * enrolled is 0 when the agent has no live identity (never enrolled, or
+ * revoked since: id_gen is not the current generation).
+ */
+struct store_agent_auth {
+    char status[16];
+    int64_t generation;
+    int quarantined;
+    int enrolled;
+    char jwk[1024];
+    char jkt[48];
+    char x5t[48];
+    int64_t identity_exp;
+    int64_t epoch;
+};
+ztb_err store_agent_auth_get(const char *name, struct store_agent_auth *out);
 
-/* The agent's identity key (JWK text into jwk, cap bytes) and expiry.
- * NOT_FOUND if the agent is unknown or never enrolled. */
-ztb_err store_agent_get_identity(const char *name, char *jwk, size_t cap, int64_t *not_after);
+/*
+ * Make a newly issued identity document the agent's one current identity.
+ *   ENROLL  (a join token was used): any key; the identity epoch is bumped
+ *           (ending every session of the identity before) and the identity
+ *           is bound to the current generation.
+ *   RENEW   only the same key (jkt equal to the current one), only while the
+ *           current identity is live (id_gen is the generation) and only
+ *           from the epoch the caller authenticated in: else KEY (another
+ *           key), AGENT_REVOKED (revoked or re-enrolled meanwhile). The
+ *           previous document is superseded (its x5t no longer matches).
+ * jwk, jkt: the document's public key and its thumbprint; x5t: the SHA-256
+ * of its DER, base64url. *epoch_out: the epoch now current. NOT_FOUND if
+ * the agent is unknown; STATE if it is not active.
+ */
+enum store_identity_op {
+    STORE_IDENTITY_ENROLL = 1,
+    STORE_IDENTITY_RENEW = 2,
+};
+ztb_err store_agent_set_identity(const char *name, enum store_identity_op op, const char *jwk,
+                                 const char *jkt, const char *x5t, int64_t not_after, int64_t epoch,
+                                 int64_t *epoch_out);
 
 /* Remember a DPoP proof's jti for ttl_ms: REPLAY if seen before. */
 ztb_err store_dpop_seen(const char *agent, const char *jti, uint64_t ttl_ms);
@@ -108,6 +150,7 @@ enum store_verdict {
     STORE_AUDIENCE_KILLED = 4,
     STORE_RATE_AGENT = 5,
     STORE_RATE_ACTION = 6,
+    STORE_STALE_IDENTITY = 7, /* revoked or re-enrolled since the caller authenticated */
 };
 
 struct store_check {
@@ -118,14 +161,16 @@ struct store_check {
 };
 
 /*
- * The one atomic script per token request: agent known and active, not
- * quarantined, audience not killed, then both GCRA buckets (agent, agent x
- * action) checked together and only then both charged. Returns the
- * generation the token must carry.
+ * The one atomic script per token request: agent known and active, the
+ * caller's credential still current (generation and identity epoch equal to
+ * what client authentication saw: a revocation or re-enrollment since then
+ * refuses it before anything is charged), not quarantined, audience not
+ * killed, then both GCRA buckets (agent, agent x action) checked together
+ * and only then both charged. Returns the generation the token must carry.
  */
-ztb_err store_issue_check(const char *agent, const char *action, const char *audience,
-                          const struct store_rate *agent_rate, const struct store_rate *action_rate,
-                          struct store_check *out);
+ztb_err store_issue_check(const char *agent, int64_t generation, int64_t epoch, const char *action,
+                          const char *audience, const struct store_rate *agent_rate,
+                          const struct store_rate *action_rate, struct store_check *out);
 
 /*
  * Remember a client assertion's jti until it expires (ttl_ms). REPLAY if it

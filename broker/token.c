@@ -441,7 +441,8 @@ void handle_token(struct http_req *req, struct http_resp *resp)
     struct store_rate ar = {d.ob.per_agent.rate, d.ob.per_agent.burst, d.ob.per_agent.period};
     struct store_rate xr = {d.ob.per_action.rate, d.ob.per_action.burst, d.ob.per_action.period};
     struct store_check ck;
-    ztb_err rv = store_issue_check(t.id.agent, t.action, t.audience, &ar, &xr, &ck);
+    ztb_err rv = store_issue_check(t.id.agent, t.id.generation, t.id.epoch, t.action, t.audience,
+                                   &ar, &xr, &ck);
     if (rv == ZTB_ERR_UNAVAILABLE) {
         unavailable(resp);
         goto out;
@@ -455,6 +456,10 @@ void handle_token(struct http_req *req, struct http_resp *resp)
     case STORE_UNKNOWN_AGENT:
     case STORE_DISABLED:
         http_resp_error(resp, 401, "invalid_client", "unknown or disabled agent");
+        goto out;
+    case STORE_STALE_IDENTITY:
+        http_resp_error(resp, 401, "invalid_client",
+                        "the agent was revoked or enrolled again during this request");
         goto out;
     case STORE_QUARANTINED:
         denied(&t, resp, 403, "access_denied", "the agent is quarantined", NULL);
@@ -472,11 +477,6 @@ void handle_token(struct http_req *req, struct http_resp *resp)
         detect_event(DETECT_RATE_LIMITED, t.id.agent, t.action, t.audience, NULL);
         goto out;
     }
-    }
-    if (t.id.method == CLIENT_AUTH_SESSION && t.id.session_generation != ck.generation) {
-        http_resp_error(resp, 401, "invalid_client",
-                        "session revoked (the agent's tokens were revoked): create a new one");
-        goto out;
     }
     if (ck.approval_required) {
         denied(&t, resp, 403, "approval_required",

@@ -522,56 +522,59 @@ static void test_expired_join_token_and_renewal(void **state)
     zh_resp_free(&r);
     ztb_key_free(k);
 
-    /* renewal: the current identity (a client assertion) and a CSR give a new
-     * identity document, here for a new key; the old key then stops working */
+    /* renewal: the current identity (a client assertion) and a CSR for the
+     * same key give a new identity document. A CSR for another key is
+     * refused: a holder of a stolen identity must not move it onto its own
+     * key and lock the agent out; a new key needs a new join token. */
     ztb_key *next;
     assert_int_equal(ztb_key_generate(&next), ZTB_OK);
     ztb_buf csr, a;
     ztb_buf_init(&csr, 8192);
     ztb_buf_init(&a, 4096);
-    assert_int_equal(ztb_csr_make(next, "spiffe://ztb.local/agent/billing-bot", &csr), ZTB_OK);
-    int64_t now = time(NULL);
-    assertion(agent_key, "billing-bot", NULL, now, now + 30, &a);
-    json_t *req = json_pack("{s:s,s:s,s:s}", "client_assertion_type", ASSERTION_TYPE,
-                            "client_assertion", ztb_buf_cstr(&a), "csr", ztb_buf_cstr(&csr));
-    char *text = json_dumps(req, 0);
     char url[128];
     snprintf(url, sizeof(url), "%s/v1/renew", b.url);
-    assert_int_equal(zh_http("POST", url, NULL, "application/json", text, strlen(text), NULL, &r),
-                     0);
-    if (r.status != 201)
-        fail_msg("renew: %ld %s", r.status, r.body);
-    zh_resp_free(&r);
-    free(text);
-    json_decref(req);
-    /* a renewal for another agent's name is refused */
-    ztb_buf_reset(&csr);
-    assert_int_equal(ztb_csr_make(next, "spiffe://ztb.local/agent/crm-sync", &csr), ZTB_OK);
-    assertion(next, "billing-bot", NULL, now, now + 30, &a);
-    req = json_pack("{s:s,s:s,s:s}", "client_assertion_type", ASSERTION_TYPE, "client_assertion",
-                    ztb_buf_cstr(&a), "csr", ztb_buf_cstr(&csr));
-    text = json_dumps(req, 0);
-    assert_int_equal(zh_http("POST", url, NULL, "application/json", text, strlen(text), NULL, &r),
-                     0);
-    expect_error(&r, 400, "invalid_request");
-    zh_resp_free(&r);
-    free(text);
-    json_decref(req);
-    /* the old key's assertions no longer authenticate; the new key's do */
+    int64_t now = time(NULL);
+    const struct {
+        ztb_key *csr_key;
+        const char *spiffe;
+        long status;
+    } cases[] = {
+        {next, "spiffe://ztb.local/agent/billing-bot", 400},      /* another key */
+        {agent_key, "spiffe://ztb.local/agent/crm-sync", 400},    /* another agent's name */
+        {agent_key, "spiffe://ztb.local/agent/billing-bot", 201}, /* the same key */
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        ztb_buf_reset(&csr);
+        assert_int_equal(ztb_csr_make(cases[i].csr_key, cases[i].spiffe, &csr), ZTB_OK);
+        assertion(agent_key, "billing-bot", NULL, now, now + 30, &a);
+        json_t *req = json_pack("{s:s,s:s,s:s}", "client_assertion_type", ASSERTION_TYPE,
+                                "client_assertion", ztb_buf_cstr(&a), "csr", ztb_buf_cstr(&csr));
+        char *text = json_dumps(req, 0);
+        assert_int_equal(
+            zh_http("POST", url, NULL, "application/json", text, strlen(text), NULL, &r), 0);
+        if (r.status != cases[i].status)
+            fail_msg("renew case %zu: %ld %s", i, r.status, r.body);
+        if (cases[i].status == 400)
+            expect_error(&r, 400, "invalid_request");
+        zh_resp_free(&r);
+        free(text);
+        json_decref(req);
+    }
+    /* the foreign key never became the agent's: its assertions do not
+     * authenticate; the agent's own still do */
     char form[4096];
-    assertion(agent_key, "billing-bot", NULL, now, now + 30, &a);
+    assertion(next, "billing-bot", NULL, now, now + 30, &a);
     snprintf(form, sizeof(form), "client_assertion_type=%s&client_assertion=%s", ASSERTION_TYPE,
              ztb_buf_cstr(&a));
     post_form("/v1/session", form, NULL, &r);
     expect_error(&r, 401, "invalid_client");
     zh_resp_free(&r);
-    assertion(next, "billing-bot", NULL, now, now + 30, &a);
+    assertion(agent_key, "billing-bot", NULL, now, now + 30, &a);
     snprintf(form, sizeof(form), "client_assertion_type=%s&client_assertion=%s", ASSERTION_TYPE,
              ztb_buf_cstr(&a));
     assert_int_equal(post_form("/v1/session", form, NULL, &r), 200);
     zh_resp_free(&r);
-    ztb_key_free(agent_key);
-    agent_key = next;
+    ztb_key_free(next);
     ztb_buf_free(&csr);
     ztb_buf_free(&a);
 }

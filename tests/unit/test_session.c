@@ -20,17 +20,18 @@ static void test_round_trip(void **state)
     (void)state;
     session_set_key(key1);
     char cred[SESSION_CRED_MAX];
-    assert_int_equal(session_mint("billing-bot", 7, 2000, cred), ZTB_OK);
+    assert_int_equal(session_mint("billing-bot", 7, 4, 2000, cred), ZTB_OK);
     assert_int_equal(strncmp(cred, "ztbs_", 5), 0);
     struct session_claims c;
     assert_int_equal(session_verify(cred, strlen(cred), 1999, &c), ZTB_OK);
     assert_string_equal(c.agent, "billing-bot");
     assert_int_equal(c.generation, 7);
+    assert_int_equal(c.epoch, 4);
     assert_int_equal(c.expires, 2000);
     assert_int_equal(session_verify(cred, strlen(cred), 2000, &c), ZTB_ERR_EXPIRED);
     /* two mints differ (random sid) */
     char cred2[SESSION_CRED_MAX];
-    assert_int_equal(session_mint("billing-bot", 7, 2000, cred2), ZTB_OK);
+    assert_int_equal(session_mint("billing-bot", 7, 4, 2000, cred2), ZTB_OK);
     assert_string_not_equal(cred, cred2);
     /* another broker with the same key accepts it; one with another key does not */
     session_set_key(key2);
@@ -44,7 +45,7 @@ static void test_forgeries(void **state)
     (void)state;
     session_set_key(key1);
     char cred[SESSION_CRED_MAX];
-    assert_int_equal(session_mint("worker", 1, 5000, cred), ZTB_OK);
+    assert_int_equal(session_mint("worker", 1, 4, 5000, cred), ZTB_OK);
     struct session_claims c;
     size_t n = strlen(cred);
     /* flip every character in turn: nothing verifies */
@@ -61,9 +62,9 @@ static void test_forgeries(void **state)
     assert_int_equal(session_verify("ztbs_", 5, 1, &c), ZTB_ERR_INVALID_CLIENT);
     assert_int_equal(session_verify("ztbj_abc.def", 12, 1, &c), ZTB_ERR_INVALID_CLIENT);
     assert_int_equal(session_verify(NULL, 0, 1, &c), ZTB_ERR_INVALID_CLIENT);
-    assert_int_equal(session_mint("Bad Name", 1, 2, cred), ZTB_ERR_INVALID_ARG);
+    assert_int_equal(session_mint("Bad Name", 1, 4, 2, cred), ZTB_ERR_INVALID_ARG);
     session_clear_key();
-    assert_int_equal(session_mint("worker", 1, 2, cred), ZTB_ERR_STATE);
+    assert_int_equal(session_mint("worker", 1, 4, 2, cred), ZTB_ERR_STATE);
     assert_int_equal(session_verify(cred, strlen(cred), 1, &c), ZTB_ERR_STATE);
 }
 
@@ -74,7 +75,7 @@ static void test_mac_is_hmac_sha256(void **state)
     (void)state;
     session_set_key(key2);
     char cred[SESSION_CRED_MAX];
-    assert_int_equal(session_mint("billing-bot", 3, 9000, cred), ZTB_OK);
+    assert_int_equal(session_mint("billing-bot", 3, 4, 9000, cred), ZTB_OK);
     const char *dot = strchr(cred, '.');
     assert_non_null(dot);
     uint8_t want[32], got[32];
@@ -115,7 +116,7 @@ static void test_threads_and_key_change(void **state)
     (void)state;
     session_set_key(key1);
     char cred[SESSION_CRED_MAX];
-    assert_int_equal(session_mint("worker", 1, 5000, cred), ZTB_OK);
+    assert_int_equal(session_mint("worker", 1, 4, 5000, cred), ZTB_OK);
     assert_int_equal(verify_elsewhere(cred), ZTB_OK);
     struct session_claims c;
     assert_int_equal(session_verify(cred, strlen(cred), 1, &c), ZTB_OK);

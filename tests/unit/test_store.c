@@ -138,33 +138,51 @@ static void test_issue_check_states(void **state)
     (void)state;
     struct store_check ck;
     struct store_rate none = {0};
-    assert_int_equal(store_issue_check("ghost", "x:y", "aud", &none, &none, &ck), ZTB_OK);
+    assert_int_equal(store_issue_check("ghost", 1, 0, "x:y", "aud", &none, &none, &ck), ZTB_OK);
     assert_int_equal(ck.verdict, STORE_UNKNOWN_AGENT);
 
     assert_int_equal(store_agent_add("worker", 1), ZTB_OK);
-    assert_int_equal(store_issue_check("worker", "crm:read", "crm", &none, &none, &ck), ZTB_OK);
+    assert_int_equal(store_issue_check("worker", 1, 0, "crm:read", "crm", &none, &none, &ck),
+                     ZTB_OK);
     assert_int_equal(ck.verdict, STORE_OK);
     assert_int_equal(ck.generation, 1);
     redis_do("HINCRBY ztb:{worker}:agent gen 1");
-    assert_int_equal(store_issue_check("worker", "crm:read", "crm", &none, &none, &ck), ZTB_OK);
+    /* a caller authenticated at generation 1 is refused before any charge */
+    assert_int_equal(store_issue_check("worker", 1, 0, "crm:read", "crm", &none, &none, &ck),
+                     ZTB_OK);
+    assert_int_equal(ck.verdict, STORE_STALE_IDENTITY);
+    assert_int_equal(store_issue_check("worker", 2, 0, "crm:read", "crm", &none, &none, &ck),
+                     ZTB_OK);
+    assert_int_equal(ck.verdict, STORE_OK);
     assert_int_equal(ck.generation, 2);
+    /* and one of another identity epoch (re-enrolled since) */
+    redis_do("HSET ztb:{worker}:agent epoch 3");
+    assert_int_equal(store_issue_check("worker", 2, 2, "crm:read", "crm", &none, &none, &ck),
+                     ZTB_OK);
+    assert_int_equal(ck.verdict, STORE_STALE_IDENTITY);
+    redis_do("HSET ztb:{worker}:agent epoch 0");
 
     redis_do("SET ztb:aud:crm:killed 1");
-    assert_int_equal(store_issue_check("worker", "crm:read", "crm", &none, &none, &ck), ZTB_OK);
+    assert_int_equal(store_issue_check("worker", 2, 0, "crm:read", "crm", &none, &none, &ck),
+                     ZTB_OK);
     assert_int_equal(ck.verdict, STORE_AUDIENCE_KILLED);
-    assert_int_equal(store_issue_check("worker", "crm:read", "crm2", &none, &none, &ck), ZTB_OK);
+    assert_int_equal(store_issue_check("worker", 2, 0, "crm:read", "crm2", &none, &none, &ck),
+                     ZTB_OK);
     assert_int_equal(ck.verdict, STORE_OK);
 
     redis_do("HSET ztb:{worker}:agent quarantined 1");
-    assert_int_equal(store_issue_check("worker", "crm:read", "crm2", &none, &none, &ck), ZTB_OK);
+    assert_int_equal(store_issue_check("worker", 2, 0, "crm:read", "crm2", &none, &none, &ck),
+                     ZTB_OK);
     assert_int_equal(ck.verdict, STORE_QUARANTINED);
     redis_do("HSET ztb:{worker}:agent quarantined 0 approval 1");
-    assert_int_equal(store_issue_check("worker", "crm:read", "crm2", &none, &none, &ck), ZTB_OK);
+    assert_int_equal(store_issue_check("worker", 2, 0, "crm:read", "crm2", &none, &none, &ck),
+                     ZTB_OK);
     assert_int_equal(ck.verdict, STORE_OK);
     assert_true(ck.approval_required);
 
     assert_int_equal(store_agent_set_status("worker", "disabled"), ZTB_OK);
-    assert_int_equal(store_issue_check("worker", "crm:read", "crm2", &none, &none, &ck), ZTB_OK);
+    assert_int_equal(store_issue_check("worker", 2, 0, "crm:read", "crm2", &none, &none, &ck),
+                     ZTB_OK);
     assert_int_equal(ck.verdict, STORE_DISABLED);
 }
 
@@ -178,12 +196,13 @@ static void test_rate_limits(void **state)
     /* the action bucket allows 2 */
     for (int i = 0; i < 2; i++) {
         assert_int_equal(
-            store_issue_check("limited", "pay:refund", "pay", &agent_rate, &action_rate, &ck),
+            store_issue_check("limited", 1, 0, "pay:refund", "pay", &agent_rate, &action_rate, &ck),
             ZTB_OK);
         assert_int_equal(ck.verdict, STORE_OK);
     }
     assert_int_equal(
-        store_issue_check("limited", "pay:refund", "pay", &agent_rate, &action_rate, &ck), ZTB_OK);
+        store_issue_check("limited", 1, 0, "pay:refund", "pay", &agent_rate, &action_rate, &ck),
+        ZTB_OK);
     assert_int_equal(ck.verdict, STORE_RATE_ACTION);
     assert_true(ck.retry_after_ms > 20000 && ck.retry_after_ms <= 30000); /* 60s/2 */
     /* other actions still have room, and the refused request did not charge
@@ -191,11 +210,13 @@ static void test_rate_limits(void **state)
     const char *others[] = {"pay:read", "pay:list", "pay:view"};
     for (int i = 0; i < 3; i++) {
         assert_int_equal(
-            store_issue_check("limited", others[i], "pay", &agent_rate, &action_rate, &ck), ZTB_OK);
+            store_issue_check("limited", 1, 0, others[i], "pay", &agent_rate, &action_rate, &ck),
+            ZTB_OK);
         assert_int_equal(ck.verdict, STORE_OK);
     }
     assert_int_equal(
-        store_issue_check("limited", "pay:other", "pay", &agent_rate, &action_rate, &ck), ZTB_OK);
+        store_issue_check("limited", 1, 0, "pay:other", "pay", &agent_rate, &action_rate, &ck),
+        ZTB_OK);
     assert_int_equal(ck.verdict, STORE_RATE_AGENT);
     assert_true(ck.retry_after_ms > 0 && ck.retry_after_ms <= 6000); /* 60s/10 */
     /* the bucket keys expire by themselves */
@@ -222,15 +243,65 @@ static void test_identity_peek_and_dpop(void **state)
 {
     (void)state;
     assert_int_equal(store_agent_add("ident", 1), ZTB_OK);
-    char jwk[512];
-    int64_t exp;
-    assert_int_equal(store_agent_get_identity("ident", jwk, sizeof(jwk), &exp), ZTB_ERR_NOT_FOUND);
-    assert_int_equal(store_agent_set_identity("ident", "{\"kty\":\"EC\"}", 4242), ZTB_OK);
-    assert_int_equal(store_agent_get_identity("ident", jwk, sizeof(jwk), &exp), ZTB_OK);
-    assert_string_equal(jwk, "{\"kty\":\"EC\"}");
-    assert_int_equal(exp, 4242);
-    assert_int_equal(store_agent_get_identity("ident", jwk, 4, &exp), ZTB_ERR_NOT_FOUND);
-    assert_int_equal(store_agent_set_identity("ghost", "{}", 1), ZTB_ERR_NOT_FOUND);
+    struct store_agent_auth sa;
+    int64_t epoch = -1;
+    assert_int_equal(store_agent_auth_get("ghost", &sa), ZTB_ERR_NOT_FOUND);
+    assert_int_equal(store_agent_auth_get("ident", &sa), ZTB_OK);
+    assert_string_equal(sa.status, "active");
+    assert_false(sa.enrolled); /* registered, never enrolled */
+    /* renewal needs a live identity first */
+    assert_int_equal(
+        store_agent_set_identity("ident", STORE_IDENTITY_RENEW, "{}", "k1", "c1", 9, 0, &epoch),
+        ZTB_ERR_AGENT_REVOKED);
+    assert_int_equal(store_agent_set_identity("ident", STORE_IDENTITY_ENROLL, "{\"kty\":\"EC\"}",
+                                              "k1", "c1", 4242, 0, &epoch),
+                     ZTB_OK);
+    assert_int_equal(epoch, 1);
+    assert_int_equal(store_agent_auth_get("ident", &sa), ZTB_OK);
+    assert_true(sa.enrolled);
+    assert_string_equal(sa.jwk, "{\"kty\":\"EC\"}");
+    assert_string_equal(sa.jkt, "k1");
+    assert_string_equal(sa.x5t, "c1");
+    assert_int_equal(sa.identity_exp, 4242);
+    assert_int_equal(sa.epoch, 1);
+    assert_int_equal(sa.generation, 1);
+    /* renewal: same key only, in the current epoch; supersedes the document */
+    assert_int_equal(
+        store_agent_set_identity("ident", STORE_IDENTITY_RENEW, "{}", "k2", "c2", 5000, 1, &epoch),
+        ZTB_ERR_KEY);
+    assert_int_equal(
+        store_agent_set_identity("ident", STORE_IDENTITY_RENEW, "{}", "k1", "c2", 5000, 0, &epoch),
+        ZTB_ERR_AGENT_REVOKED);
+    assert_int_equal(
+        store_agent_set_identity("ident", STORE_IDENTITY_RENEW, "{}", "k1", "c2", 5000, 1, &epoch),
+        ZTB_OK);
+    assert_int_equal(store_agent_auth_get("ident", &sa), ZTB_OK);
+    assert_string_equal(sa.x5t, "c2");
+    assert_string_equal(sa.jwk, "{\"kty\":\"EC\"}"); /* the key stays */
+    assert_int_equal(sa.epoch, 1);
+    /* a revocation (generation bump) kills the identity until enrollment */
+    redis_do("HINCRBY ztb:{ident}:agent gen 1");
+    assert_int_equal(store_agent_auth_get("ident", &sa), ZTB_OK);
+    assert_false(sa.enrolled);
+    assert_int_equal(
+        store_agent_set_identity("ident", STORE_IDENTITY_RENEW, "{}", "k1", "c3", 5000, 1, &epoch),
+        ZTB_ERR_AGENT_REVOKED);
+    assert_int_equal(
+        store_agent_set_identity("ident", STORE_IDENTITY_ENROLL, "{}", "k3", "c4", 6000, 0, &epoch),
+        ZTB_OK);
+    assert_int_equal(epoch, 2);
+    assert_int_equal(store_agent_auth_get("ident", &sa), ZTB_OK);
+    assert_true(sa.enrolled);
+    assert_int_equal(sa.generation, 2);
+    /* a disabled agent gets no identity; an unknown one neither */
+    assert_int_equal(store_agent_set_status("ident", "disabled"), ZTB_OK);
+    assert_int_equal(
+        store_agent_set_identity("ident", STORE_IDENTITY_ENROLL, "{}", "k3", "c5", 1, 0, &epoch),
+        ZTB_ERR_STATE);
+    assert_int_equal(store_agent_set_status("ident", "active"), ZTB_OK);
+    assert_int_equal(
+        store_agent_set_identity("ghost", STORE_IDENTITY_ENROLL, "{}", "k", "c", 1, 0, &epoch),
+        ZTB_ERR_NOT_FOUND);
 
     char tok[STORE_JOIN_TOKEN_LEN + 1], agent[STORE_NAME_MAX + 1];
     int reused;
@@ -255,13 +326,13 @@ static void test_fail_closed(void **state)
     redis_do("SET ztb:{broken}:agent not-a-hash");
     struct store_check ck;
     struct store_rate none = {0};
-    assert_int_equal(store_issue_check("broken", "a:b", "c", &none, &none, &ck),
+    assert_int_equal(store_issue_check("broken", 1, 0, "a:b", "c", &none, &none, &ck),
                      ZTB_ERR_UNAVAILABLE);
     struct store_agent a;
     assert_int_equal(store_agent_get("broken", &a), ZTB_ERR_UNAVAILABLE);
 
     zh_redis_kill(&rd);
-    assert_int_equal(store_issue_check("worker", "a:b", "c", &none, &none, &ck),
+    assert_int_equal(store_issue_check("worker", 1, 0, "a:b", "c", &none, &none, &ck),
                      ZTB_ERR_UNAVAILABLE);
     assert_int_equal(store_agent_add("new", 1), ZTB_ERR_UNAVAILABLE);
     char tok[STORE_JOIN_TOKEN_LEN + 1] = "ztbj_aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";

@@ -199,7 +199,8 @@ static void test_rev_audience(void **state)
     assert_int_equal(store_agent_add("buyer", 1), ZTB_OK);
     struct store_check ck;
     struct store_rate none = {0};
-    assert_int_equal(store_issue_check("buyer", "pay:x", "payments", &none, &none, &ck), ZTB_OK);
+    assert_int_equal(store_issue_check("buyer", 1, 0, "pay:x", "payments", &none, &none, &ck),
+                     ZTB_OK);
     assert_int_equal(ck.verdict, STORE_AUDIENCE_KILLED);
 
     assert_int_equal(store_rev_audience("payments", 0, 60, &changed), ZTB_OK);
@@ -211,7 +212,8 @@ static void test_rev_audience(void **state)
     assert_string_equal(msg, "{\"type\":\"audience\",\"id\":\"payments\",\"lifted\":true}");
     assert_true(zscore("{\"type\":\"audience\",\"id\":\"payments\",\"exp\":0}") < 0);
     assert_int_equal(cmd_int("EXISTS ztb:aud:%s:killed", "payments"), 0);
-    assert_int_equal(store_issue_check("buyer", "pay:x", "payments", &none, &none, &ck), ZTB_OK);
+    assert_int_equal(store_issue_check("buyer", 1, 0, "pay:x", "payments", &none, &none, &ck),
+                     ZTB_OK);
     assert_int_equal(ck.verdict, STORE_OK);
 }
 
