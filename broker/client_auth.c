@@ -50,7 +50,8 @@ void client_auth_set_trust_domain(const char *td)
 static ztb_err refuse(struct http_resp *resp, ztb_err rv, const char *why)
 {
     if (rv == ZTB_ERR_UNAVAILABLE) {
-        http_resp_error(resp, 503, "temporarily_unavailable", "Redis is not answering");
+        http_resp_error(resp, 503, "temporarily_unavailable",
+                        "Redis or the signer is not answering");
         http_resp_header(resp, "Retry-After", "1");
         return rv;
     }

@@ -36,7 +36,7 @@
 
 static void unavailable(struct http_resp *resp)
 {
-    http_resp_error(resp, 503, "temporarily_unavailable", "Redis is not answering");
+    http_resp_error(resp, 503, "temporarily_unavailable", "Redis or the signer is not answering");
     http_resp_header(resp, "Retry-After", "1");
 }
 
@@ -101,11 +101,15 @@ static int issue_identity(const char *agent, enum store_identity_op op, int64_t 
     rv = ztb_jwk_render(pub, &jwk);
     ztb_key_free(pub);
     if (rv == ZTB_OK)
-        rv = ztb_ca_issue(ca, csr, csr_len, agent, now, ttl, &cert);
+        rv = keys_ca_issue(csr, csr_len, agent, now, ttl, &cert);
     if (rv == ZTB_OK)
         rv = cert_x5t(ztb_buf_cstr(&cert), cert.len, x5t);
     if (rv == ZTB_OK)
         rv = ztb_ca_cert_pem(ca, &chain);
+    if (rv == ZTB_ERR_UNAVAILABLE) { /* the signer is down: fail closed */
+        unavailable(resp);
+        goto out;
+    }
     if (rv != ZTB_OK) {
         http_resp_error(resp, rv == ZTB_ERR_CSR || rv == ZTB_ERR_SPIFFE_ID ? 400 : 500,
                         rv == ZTB_ERR_CSR ? "invalid_request" : "server_error", ztb_strerror(rv));
@@ -274,6 +278,10 @@ void handle_session(struct http_req *req, struct http_resp *resp)
     char cred[SESSION_CRED_MAX];
     unsigned ttl = g_broker.cfg.session_ttl_s;
     rv = session_mint(id.agent, id.generation, id.epoch, now + ttl, cred);
+    if (rv == ZTB_ERR_UNAVAILABLE) { /* the signer is down: fail closed */
+        unavailable(resp);
+        return;
+    }
     if (rv != ZTB_OK) {
         http_resp_error(resp, 500, "server_error", "cannot mint a session");
         return;

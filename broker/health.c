@@ -26,7 +26,7 @@ void handle_readyz(struct http_req *req, struct http_resp *resp)
     int draining = atomic_load(&g_broker.draining);
     int redis_ok = redis_ping() == ZTB_OK;
     struct keys_state *ks = keys_acquire();
-    int key_ok = ks != NULL && ks->active != NULL;
+    int key_ok = ks != NULL && ks->active != NULL && keys_can_sign();
     keys_release(ks);
     int ready = redis_ok && key_ok && !draining;
     ztb_buf_reset(&resp->body);

@@ -1,17 +1,20 @@
 /*
- * keys.h - the broker's signing keys and agent CA.
+ * keys.h - the HTTP process's view of the keys: public key state, and
+ * signatures and MACs asked of the signer process (broker/signer.h).
  *
- * The key store (pki/keystore.h) is opened once and changed only under a
- * mutex (it is not thread-safe). What requests need - the active signing
- * key, the JWKS text to publish, the key set to check our own tokens, the
- * token TTL cap - is copied into an immutable, reference-counted
- * keys_state. A request takes a reference (a mutex-protected pointer read
- * and an increment), uses it, and releases it; a refresh builds a new state
- * and swaps it in, so rotations never stall or tear a request.
+ * This process holds no private key. keys_open starts the signer, which
+ * reads the key store, the agent CA key and the session key; here live only
+ * what it tells us - the JWKS, the published public keys (to check our own
+ * tokens), the active kid, the token TTL cap - in an immutable,
+ * reference-counted keys_state. A request takes a reference, uses it, and
+ * releases it; a refresh builds a new state and swaps it in, so rotations
+ * never stall or tear a request. The agent CA's certificate (public) is
+ * read here to build identity documents; the signer signs them.
  *
- * Refreshes happen every few seconds (to pick up `ztbctl keys rotate` run
- * against the same directory and to let the key store's own clock promote
- * and retire keys), on SIGHUP, and after an admin rotation.
+ * Refreshes happen every few seconds (the signer re-reads the store, to pick
+ * up `ztbctl keys rotate` run against the same directory, and lets its clock
+ * promote and retire keys), on SIGHUP, after an admin rotation, and after
+ * the signer was restarted.
  */
 #ifndef ZTB_BROKER_KEYS_H
 #define ZTB_BROKER_KEYS_H
@@ -21,13 +24,15 @@
 
 #include <ztb/error.h>
 
+#include "common/buf.h"
 #include "pki/ca.h"
+#include "pki/jws.h"
 #include "pki/key.h"
 #include "pki/keyset.h"
 #include "pki/keystore.h"
 
 struct keys_state {
-    ztb_key *active;    /* signs tokens; NULL when the store has none */
+    ztb_key *active;    /* public half of the key that signs; NULL when none */
     ztb_keyset *keyset; /* every published key, for our own verifications */
     char *jwks;         /* the JWKS document */
     size_t jwks_len;
@@ -37,8 +42,18 @@ struct keys_state {
 };
 
 /*
- * Open the key store at dir (passphrase_file may be NULL) and the CA under
- * it if there is one. NOT_FOUND with a message naming the command that
+ * How keys_open starts the signer: exe is the program to run (the broker's
+ * own binary, "/proc/self/exe"; NULL, the default, serves the signer from
+ * threads of this process: unit tests only), session_key_file the session
+ * MAC key (NULL or "": <key store>/session.key, created if missing),
+ * channels the number of concurrent signer calls (HTTP threads + 4).
+ * Call before keys_open.
+ */
+void keys_configure(const char *exe, const char *session_key_file, unsigned channels);
+
+/*
+ * Start the signer on the key store at dir (passphrase_file may be NULL) and
+ * load the public state. NOT_FOUND with a message naming the command that
  * creates one if dir holds no key store.
  */
 ztb_err keys_open(const char *dir, const char *passphrase_file, int64_t now, char *err,
@@ -54,8 +69,33 @@ int keys_loaded(void);
 struct keys_state *keys_acquire(void);
 void keys_release(struct keys_state *s);
 
-/* The CA, or NULL if the key store has none (enrollment is then refused). */
+/* The CA (public certificate only), or NULL if the key store has none
+ * (enrollment is then refused). */
 const ztb_ca *keys_ca(void);
+
+/* 1 while the signer answers (0: signatures and MACs fail closed). */
+int keys_can_sign(void);
+
+/*
+ * Sign payload as a JWS (ztb_jws_sign_with) with the active key of s, by the
+ * signer. If the signer's active key moved on since s was made, the state is
+ * refreshed and the signature made once more with the new one.
+ * UNAVAILABLE: the signer is down (answer 503).
+ */
+ztb_err keys_sign_jws(const struct keys_state *s, const ztb_jws_sign_opts *opts,
+                      const void *payload, size_t n, ztb_buf *out);
+
+/* Issue an identity document for agent from csr (as ztb_ca_issue), signed
+ * by the signer. UNAVAILABLE: the signer is down. */
+ztb_err keys_ca_issue(const void *csr, size_t csr_len, const char *agent, int64_t now,
+                      int64_t ttl_s, ztb_buf *out);
+
+/* HMAC-SHA256 with the session key over a SHA-256 digest, by the signer
+ * (session.c's MAC). */
+ztb_err keys_session_mac(const uint8_t digest[32], uint8_t out[32]);
+
+/* The signer's process id (0: none, or in-process). */
+int keys_signer_pid(void);
 
 /*
  * Re-read the store, let its clock move keys along (tick), and swap in a
@@ -75,13 +115,6 @@ ztb_err keys_retire(const char *kid, int64_t now, int force);
  * [{"kid","state","created","activated","not_after"}...].
  */
 ztb_err keys_list_json(char **out);
-
-/*
- * Load the session MAC key from path (a 0600 file of 32 random bytes) into
- * session.c, creating it (exclusively: replicas racing agree on one) if it
- * does not exist. path NULL or "": <key store>/session.key.
- */
-ztb_err keys_load_session_key(const char *keys_dir, const char *path, char *err, size_t errcap);
 
 /* Start / stop the background refresher (every interval_s seconds). */
 ztb_err keys_start_refresher(unsigned interval_s);

@@ -23,7 +23,7 @@
 #include "broker/client_auth.h"
 #include "broker/detectors.h"
 #include "broker/keys.h"
-#include "broker/session.h"
+#include "broker/signer.h"
 #include "broker/signals.h"
 #include "policy/policy.h"
 #include "broker/privdrop.h"
@@ -135,6 +135,8 @@ static void load_keys(struct broker_config *cfg)
         (size_t)snprintf(cfg->keys_dir, sizeof(cfg->keys_dir), "%.*s/keys",
                          (int)sizeof(cfg->keys_dir) - 6, cfg->state_dir) >= sizeof(cfg->keys_dir))
         die("keys", "state_dir too long");
+    /* the signer process reads the key files; this one never does */
+    keys_configure("/proc/self/exe", cfg->session_key_file, cfg->threads + 4);
     ztb_err rv =
         keys_open(cfg->keys_dir, cfg->key_passphrase_file, (int64_t)time(NULL), err, sizeof(err));
     if (rv == ZTB_ERR_NOT_FOUND && !explicit_dir) {
@@ -143,8 +145,6 @@ static void load_keys(struct broker_config *cfg)
     }
     if (rv != ZTB_OK)
         die("keys", err);
-    if (keys_load_session_key(cfg->keys_dir, cfg->session_key_file, err, sizeof(err)) != ZTB_OK)
-        die("session_key", err);
     if (keys_start_refresher(5) != ZTB_OK)
         die("keys", "cannot start the key refresher");
 }
@@ -206,6 +206,9 @@ static void drain_and_stop(struct http_server *api, struct http_server *admin)
 
 int main(int argc, char **argv)
 {
+    /* the signer: this binary run again by keys_open (broker/signer.h) */
+    if (argc >= 2 && strcmp(argv[1], SIGNER_ARGV1) == 0)
+        return signer_process_main(argc, argv);
     struct broker_config *cfg = &g_broker.cfg;
     char err[512] = "";
     int exit_now = 0;
@@ -364,8 +367,7 @@ int main(int argc, char **argv)
     detectors_stop();
     audit("broker.stopped", "broker", 1);
     audit_close();
-    keys_close();
-    session_clear_key();
+    keys_close();           /* and the signer */
     ztb_buf_free(&tls_key); /* wiped */
     ztb_buf_free(&tls_cert);
     ztb_buf_free(&ca_pem);

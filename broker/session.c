@@ -1,98 +1,31 @@
 /*
  * session.c - mint and check session credentials (see session.h).
  *
- * Every token request checks one MAC, so each thread keeps an HMAC-SHA256
- * context keyed once: EVP_MAC_init with no key restarts it from the stored
- * key (~0.25 µs), where the one-shot HMAC() fetched the digest and set the
- * key up on every call (~1.2 µs, and a read lock on OpenSSL's provider store
- * that every worker thread takes). A key generation tells a thread that its
- * context holds an old key; contexts are freed (and their key copies
- * cleansed by OpenSSL) when their thread exits or the key is cleared.
+ * The MAC key is not in this process: the MAC is HMAC-SHA256(key,
+ * SHA-256(signed part)), the digest made here and the HMAC by the signer
+ * process (keys_session_mac, set with session_set_mac). Version 3 of the
+ * payload marks that form; the version-2 credentials of earlier brokers
+ * (HMAC over the signed part itself) no longer verify, and their holders
+ * make a new session (they live minutes).
  */
-#include <pthread.h>
 #include <stdatomic.h>
 #include <string.h>
-
-#include <openssl/core_names.h>
-#include <openssl/evp.h>
 
 #include "broker/session.h"
 #include "common/base64url.h"
 #include "common/guard.h"
 #include "common/secret.h"
+#include "pki/es256.h"
 
-#define VERSION     2
+#define VERSION     3
 #define FIXED_LEN   (1 + 8 + 8 + 8 + 16)
 #define PAYLOAD_MAX (FIXED_LEN + STORE_NAME_MAX)
 
-static uint8_t g_key[SESSION_KEY_LEN];
-static int g_have_key;
-static _Atomic uint64_t g_key_gen = 1; /* bumped whenever the key changes */
+static _Atomic(session_mac_fn) g_mac_fn;
 
-static pthread_once_t mac_once = PTHREAD_ONCE_INIT;
-static pthread_key_t mac_tkey;
-static EVP_MAC *g_hmac; /* fetched once, kept for the life of the process */
-static __thread EVP_MAC_CTX *t_mac;
-static __thread uint64_t t_mac_gen;
-
-static void mac_ctx_destroy(void *p)
+void session_set_mac(session_mac_fn fn)
 {
-    EVP_MAC_CTX_free(p); /* HMAC's free cleanses the key schedule */
-    if (p == t_mac)
-        t_mac = NULL;
-}
-
-static void mac_init_once(void)
-{
-    if (pthread_key_create(&mac_tkey, mac_ctx_destroy) == 0)
-        g_hmac = EVP_MAC_fetch(NULL, "HMAC", NULL);
-}
-
-static void drop_thread_ctx(void)
-{
-    if (t_mac != NULL) {
-        pthread_setspecific(mac_tkey, NULL);
-        EVP_MAC_CTX_free(t_mac);
-        t_mac = NULL;
-    }
-}
-
-void session_set_key(const uint8_t key[SESSION_KEY_LEN])
-{
-    memcpy(g_key, key, SESSION_KEY_LEN);
-    g_have_key = 1;
-    atomic_fetch_add(&g_key_gen, 1);
-}
-
-void session_clear_key(void)
-{
-    ztb_wipe(g_key, sizeof(g_key));
-    g_have_key = 0;
-    atomic_fetch_add(&g_key_gen, 1);
-    drop_thread_ctx(); /* other threads' go when they exit or see the new generation */
-}
-
-/* This thread's HMAC context keyed with the current key, or NULL. */
-static EVP_MAC_CTX *thread_ctx(void)
-{
-    uint64_t gen = atomic_load(&g_key_gen);
-    if (t_mac != NULL && t_mac_gen == gen)
-        return t_mac;
-    pthread_once(&mac_once, mac_init_once);
-    drop_thread_ctx();
-    if (g_hmac == NULL)
-        return NULL;
-    EVP_MAC_CTX *c = EVP_MAC_CTX_new(g_hmac);
-    OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, "SHA256", 0),
-                           OSSL_PARAM_construct_end()};
-    if (c == NULL || EVP_MAC_init(c, g_key, SESSION_KEY_LEN, params) != 1 ||
-        pthread_setspecific(mac_tkey, c) != 0) {
-        EVP_MAC_CTX_free(c);
-        return NULL;
-    }
-    t_mac = c;
-    t_mac_gen = gen;
-    return c;
+    atomic_store(&g_mac_fn, fn);
 }
 
 static void put64(uint8_t *p, int64_t v)
@@ -112,21 +45,21 @@ static int64_t get64(const uint8_t *p)
     return (int64_t)u;
 }
 
+/* MAC(key, SHA-256(msg)) into out; STATE without a MAC function,
+ * UNAVAILABLE while the signer is down. */
 static ztb_err mac(const void *msg, size_t n, uint8_t out[32])
 {
-    EVP_MAC_CTX *c = thread_ctx();
-    size_t len = 0;
-    /* a NULL key restarts the MAC with the key the context holds */
-    ZTB_ENSURE(c != NULL && EVP_MAC_init(c, NULL, 0, NULL) == 1 && EVP_MAC_update(c, msg, n) == 1 &&
-                   EVP_MAC_final(c, out, &len, 32) == 1 && len == 32,
-               ZTB_ERR_CRYPTO);
-    return ZTB_OK;
+    session_mac_fn fn = atomic_load(&g_mac_fn);
+    ZTB_ENSURE(fn != NULL, ZTB_ERR_STATE);
+    uint8_t d[32];
+    ZTB_GUARD(ztb_es256_sha256(msg, n, d));
+    return fn(d, out);
 }
 
 ztb_err session_mint(const char *agent, int64_t generation, int64_t epoch, int64_t expires,
                      char out[SESSION_CRED_MAX])
 {
-    ZTB_ENSURE(g_have_key, ZTB_ERR_STATE);
+    ZTB_ENSURE(atomic_load(&g_mac_fn) != NULL, ZTB_ERR_STATE);
     ZTB_ENSURE(store_agent_name_ok(agent), ZTB_ERR_INVALID_ARG);
     uint8_t p[PAYLOAD_MAX];
     size_t nl = strlen(agent);
@@ -151,7 +84,7 @@ ztb_err session_mint(const char *agent, int64_t generation, int64_t epoch, int64
 
 ztb_err session_verify(const char *cred, size_t len, int64_t now, struct session_claims *c)
 {
-    ZTB_ENSURE(g_have_key, ZTB_ERR_STATE);
+    ZTB_ENSURE(atomic_load(&g_mac_fn) != NULL, ZTB_ERR_STATE);
     ZTB_ENSURE(cred != NULL && len > 5 && len < SESSION_CRED_MAX && memcmp(cred, "ztbs_", 5) == 0,
                ZTB_ERR_INVALID_CLIENT);
     const char *dot = memchr(cred, '.', len);

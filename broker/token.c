@@ -333,7 +333,13 @@ static void issue(struct token_req *t, struct keys_state *ks, const policy_decis
     if (rv == ZTB_OK)
         rv = claims_write(&c, &cb);
     if (rv == ZTB_OK)
-        rv = ztb_jws_sign(ks->active, &so, claims_store, cb.len, &tb);
+        rv = keys_sign_jws(ks, &so, claims_store, cb.len, &tb);
+    if (rv == ZTB_ERR_UNAVAILABLE) { /* the signer is down: fail closed */
+        http_resp_error(resp, 503, "temporarily_unavailable", "the signer is not answering");
+        http_resp_header(resp, "Retry-After", "1");
+        ztb_log(ZTB_LOG_ERROR, "token.sign_failed", ZTB_F_ERR(rv));
+        return;
+    }
     if (rv != ZTB_OK) {
         http_resp_error(resp, 500, "server_error", "cannot sign the token");
         ztb_log(ZTB_LOG_ERROR, "token.sign_failed", ZTB_F_ERR(rv));
@@ -378,7 +384,7 @@ void handle_token(struct http_req *req, struct http_resp *resp)
     if (!read_request(&t, req, resp) || !read_dpop(&t, req, resp))
         goto out;
     ks = keys_acquire();
-    if (ks == NULL || ks->active == NULL) {
+    if (ks == NULL || ks->active == NULL || !keys_can_sign()) {
         http_resp_error(resp, 503, "temporarily_unavailable", "no active signing key");
         http_resp_header(resp, "Retry-After", "5");
         goto out;

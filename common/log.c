@@ -42,6 +42,11 @@ void ztb_log_set_format(ztb_log_format fmt)
     g_format = fmt;
 }
 
+ztb_log_format ztb_log_get_format(void)
+{
+    return g_format;
+}
+
 void ztb_log_set_fd(int fd)
 {
     g_fd = fd;

@@ -73,6 +73,7 @@ void ztb_log_fields(ztb_log_level level, const char *event, const ztb_log_field 
 void ztb_log_set_level(ztb_log_level level);
 ztb_log_level ztb_log_get_level(void);
 void ztb_log_set_format(ztb_log_format fmt);
+ztb_log_format ztb_log_get_format(void);
 /* Write to fd (default 2). */
 void ztb_log_set_fd(int fd);
 /* Prefix every record with "svc":name (e.g. "ztb-broker"). name is not copied. */

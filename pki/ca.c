@@ -27,6 +27,7 @@
 #include "common/secret.h"
 #include "pki/ca.h"
 #include "pki/csr.h"
+#include "pki/es256.h"
 #include "pki/key.h"
 #include "pki/keyfile.h"
 #include "pki/pem.h"
@@ -524,11 +525,57 @@ ztb_err ztb_ca_root_pem(const ztb_ca *ca, ztb_buf *out)
 
 /* ---- issuing ---- */
 
-ztb_err ztb_ca_issue(const ztb_ca *ca, const void *csr, size_t csr_len, const char *name,
-                     int64_t now, int64_t ttl_s, ztb_buf *out)
+/* The local signer: the CA's own private key. */
+static ztb_err sign_with_ca_key(void *arg, const uint8_t digest[32], uint8_t *der, size_t *derlen)
 {
-    ZTB_ENSURE(ca != NULL && csr != NULL && name != NULL && out != NULL, ZTB_ERR_INVALID_ARG);
-    ZTB_ENSURE(ca->key != NULL, ZTB_ERR_KEY); /* loaded public-only */
+    return ztb_es256_sign_digest(arg, digest, der, derlen);
+}
+
+/*
+ * Sign x through fn: set both signature algorithm fields to
+ * ecdsa-with-SHA256, hash the DER of the to-be-signed part, let fn sign the
+ * digest, and install the signature. OpenSSL 3.0 has no setter for these
+ * fields (X509_sign wants the private key), so the const accessors are
+ * written through, as OpenSSL's own X509_sign does inside the library.
+ * Then the result must verify with the CA's public key: a wrong signer (or
+ * key) gives ZTB_ERR_SIGNATURE, never a certificate.
+ */
+static ztb_err sign_tbs(X509 *x, X509 *ca_cert, ztb_ca_sign_fn fn, void *arg)
+{
+    ztb_err rv = ZTB_OK;
+    unsigned char *tbs = NULL;
+    uint8_t digest[32], der[ZTB_ES256_DER_MAX];
+    size_t derlen = sizeof(der);
+    const ASN1_BIT_STRING *csig = NULL;
+    const X509_ALGOR *calg = NULL;
+    X509_get0_signature(&csig, &calg, x);
+    X509_ALGOR *inner = (X509_ALGOR *)X509_get0_tbs_sigalg(x); /* NOLINT: see above */
+    X509_ALGOR *outer = (X509_ALGOR *)calg;                    /* NOLINT */
+    ASN1_BIT_STRING *sig = (ASN1_BIT_STRING *)csig;            /* NOLINT */
+    ZTB_CHECK(rv, inner != NULL && outer != NULL && sig != NULL, ZTB_ERR_CRYPTO);
+    ZTB_OSSL(rv, X509_ALGOR_set0(inner, OBJ_nid2obj(NID_ecdsa_with_SHA256), V_ASN1_UNDEF, NULL));
+    ZTB_OSSL(rv, X509_ALGOR_set0(outer, OBJ_nid2obj(NID_ecdsa_with_SHA256), V_ASN1_UNDEF, NULL));
+    int n = i2d_re_X509_tbs(x, &tbs);
+    ZTB_CHECK(rv, n > 0, ZTB_ERR_CRYPTO);
+    ZTB_TRY(rv, ztb_es256_sha256(tbs, (size_t)n, digest));
+    ZTB_TRY(rv, fn(arg, digest, der, &derlen));
+    ZTB_CHECK(rv, derlen > 0 && derlen <= sizeof(der), ZTB_ERR_SIG_FORMAT);
+    ZTB_OSSL(rv, ASN1_BIT_STRING_set(sig, der, (int)derlen));
+    /* a whole number of bytes: no unused bits */
+    sig->flags &= ~(ASN1_STRING_FLAG_BITS_LEFT | 0x07);
+    sig->flags |= ASN1_STRING_FLAG_BITS_LEFT;
+    EVP_PKEY *capub = X509_get0_pubkey(ca_cert);
+    ZTB_CHECK(rv, capub != NULL && X509_verify(x, capub) == 1, ZTB_ERR_SIGNATURE);
+out:
+    OPENSSL_free(tbs);
+    return rv;
+}
+
+ztb_err ztb_ca_issue_with(const ztb_ca *ca, const void *csr, size_t csr_len, const char *name,
+                          int64_t now, int64_t ttl_s, ztb_ca_sign_fn fn, void *arg, ztb_buf *out)
+{
+    ZTB_ENSURE(ca != NULL && csr != NULL && name != NULL && out != NULL && fn != NULL,
+               ZTB_ERR_INVALID_ARG);
     if (ttl_s == 0)
         ttl_s = ZTB_CA_DEFAULT_LEAF_TTL_S;
     ZTB_ENSURE(ttl_s > 0 && ttl_s <= ZTB_CA_MAX_LEAF_TTL_S, ZTB_ERR_INVALID_ARG);
@@ -561,7 +608,7 @@ ztb_err ztb_ca_issue(const ztb_ca *ca, const void *csr, size_t csr_len, const ch
     ZTB_TRY(rv, add_ext(x, ca->cert, NID_authority_key_identifier, "keyid:always"));
     /* critical because the subject is empty (RFC 5280 §4.2.1.6) */
     ZTB_TRY(rv, add_san_uri(x, idstore, 1));
-    ZTB_CHECK(rv, X509_sign(x, ztb_key_evp(ca->key), EVP_sha256()) > 0, ZTB_ERR_CRYPTO);
+    ZTB_TRY(rv, sign_tbs(x, ca->cert, fn, arg));
     ZTB_TRY(rv, cert_to_pem(x, out));
 out:
     X509_free(x);
@@ -569,6 +616,21 @@ out:
     if (rv != ZTB_OK)
         ERR_clear_error();
     return rv;
+}
+
+ztb_err ztb_ca_issue(const ztb_ca *ca, const void *csr, size_t csr_len, const char *name,
+                     int64_t now, int64_t ttl_s, ztb_buf *out)
+{
+    ZTB_ENSURE(ca != NULL, ZTB_ERR_INVALID_ARG);
+    ZTB_ENSURE(ca->key != NULL, ZTB_ERR_KEY); /* loaded public-only */
+    return ztb_ca_issue_with(ca, csr, csr_len, name, now, ttl_s, sign_with_ca_key, ca->key, out);
+}
+
+ztb_err ztb_ca_sign_digest(const ztb_ca *ca, const uint8_t digest[32], uint8_t *der, size_t *derlen)
+{
+    ZTB_ENSURE(ca != NULL && digest != NULL, ZTB_ERR_INVALID_ARG);
+    ZTB_ENSURE(ca->key != NULL, ZTB_ERR_KEY);
+    return ztb_es256_sign_digest(ca->key, digest, der, derlen);
 }
 
 /* ---- verifying ---- */

@@ -121,6 +121,27 @@ ztb_err ztb_ca_issue(const ztb_ca *ca, const void *csr, size_t csr_len, const ch
                      int64_t now, int64_t ttl_s, ztb_buf *out);
 
 /*
+ * A CA signature made elsewhere: fill der (*derlen bytes available, at least
+ * ZTB_ES256_DER_MAX) with the DER ECDSA signature of digest, the SHA-256 of a
+ * certificate's to-be-signed part, and set *derlen.
+ */
+typedef ztb_err (*ztb_ca_sign_fn)(void *arg, const uint8_t digest[32], uint8_t *der,
+                                  size_t *derlen);
+
+/*
+ * As ztb_ca_issue, but ca may be public only: the certificate is built here
+ * and fn signs it (the broker's signer process holds the CA key). The
+ * result is checked against the CA's public key before it is returned.
+ */
+ztb_err ztb_ca_issue_with(const ztb_ca *ca, const void *csr, size_t csr_len, const char *name,
+                          int64_t now, int64_t ttl_s, ztb_ca_sign_fn fn, void *arg, ztb_buf *out);
+
+/* The CA's signature over digest (the signer process's side of
+ * ztb_ca_issue_with). KEY if ca was loaded public-only. */
+ztb_err ztb_ca_sign_digest(const ztb_ca *ca, const uint8_t digest[32], uint8_t *der,
+                           size_t *derlen);
+
+/*
  * Verify an identity document: doc[0..len) is PEM (leaf first, optionally
  * followed by intermediates) or one DER certificate. The chain must lead to
  * this CA's root at time now, with clientAuth; the leaf must not be a CA,

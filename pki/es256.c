@@ -196,6 +196,25 @@ out:
     return rv;
 }
 
+ztb_err ztb_es256_sign_digest(const ztb_key *k, const uint8_t digest[32], uint8_t *der,
+                              size_t *derlen)
+{
+    ZTB_ENSURE(k != NULL && digest != NULL && der != NULL && derlen != NULL, ZTB_ERR_INVALID_ARG);
+    ZTB_ENSURE(*derlen >= ZTB_ES256_DER_MAX, ZTB_ERR_INVALID_ARG);
+    ZTB_ENSURE(ztb_key_alg(k) == ZTB_ALG_ES256, ZTB_ERR_ALG);
+    ZTB_ENSURE(ztb_key_has_private(k), ZTB_ERR_KEY);
+    ztb_err rv = ZTB_OK;
+    struct tcache *c = cache_get();
+    ZTB_CHECK(rv, c != NULL, ZTB_ERR_NOMEM);
+    EVP_PKEY_CTX *ctx = ctx_for(c, k, 1);
+    ZTB_CHECK(rv, ctx != NULL, ZTB_ERR_CRYPTO);
+    ZTB_OSSL(rv, EVP_PKEY_sign(ctx, der, derlen, digest, 32));
+out:
+    if (rv != ZTB_OK)
+        ERR_clear_error();
+    return rv;
+}
+
 ztb_err ztb_es256_verify(const ztb_key *k, const void *msg, size_t n, const uint8_t *sig,
                          size_t siglen)
 {

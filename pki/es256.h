@@ -49,6 +49,14 @@ ZTB_WUR ztb_err ztb_es256_verify(const ztb_key *k, const void *msg, size_t n, co
                                  size_t siglen);
 
 /* SHA-256 of n bytes with the thread's cached context. */
+/*
+ * ECDSA P-256 signature over a SHA-256 digest computed elsewhere (the signer
+ * process signs what the HTTP process hashed). der holds *derlen bytes (at
+ * least ZTB_ES256_DER_MAX); on success *derlen is the DER length.
+ */
+ztb_err ztb_es256_sign_digest(const ztb_key *k, const uint8_t digest[32], uint8_t *der,
+                              size_t *derlen);
+
 ztb_err ztb_es256_sha256(const void *msg, size_t n, uint8_t out[32]);
 
 /*

@@ -34,6 +34,7 @@
 #define ZTB_PKI_JWS_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include <ztb/error.h>
 #include <ztb/export.h>
@@ -77,6 +78,22 @@ typedef struct ztb_jws_sign_opts {
  */
 ztb_err ztb_jws_sign(const ztb_key *k, const ztb_jws_sign_opts *opts, const void *payload, size_t n,
                      ztb_buf *out);
+
+/*
+ * A signature made elsewhere: fill sig (raw r||s) for digest, the SHA-256 of
+ * the signing input, with the private key whose kid is given. The broker's
+ * HTTP process passes one that asks its signer process (broker/signer.h).
+ */
+typedef ztb_err (*ztb_jws_sign_fn)(void *arg, const char *kid, const uint8_t digest[32],
+                                   uint8_t sig[ZTB_ES256_SIG_LEN]);
+
+/*
+ * As ztb_jws_sign, but k may be public only: the header names k's alg and
+ * kid, and fn(arg, kid, digest, sig) makes the signature. fn's error is
+ * returned as is; out is then left as it was.
+ */
+ztb_err ztb_jws_sign_with(const ztb_key *k, const ztb_jws_sign_opts *opts, const void *payload,
+                          size_t n, ztb_jws_sign_fn fn, void *arg, ztb_buf *out);
 
 /*
  * Verify the compact JWS tok[0..len) against the key its kid names in ks.

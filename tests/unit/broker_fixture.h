@@ -158,7 +158,7 @@ static inline void bf_mint(const char *agent, const char *aud, int64_t iat, int6
         abort();
     struct keys_state *ks = keys_acquire();
     ztb_jws_sign_opts so = {.typ = typ};
-    if (ztb_jws_sign(ks->active, &so, ztb_buf_cstr(&cb), cb.len, &tb) != ZTB_OK ||
+    if (keys_sign_jws(ks, &so, ztb_buf_cstr(&cb), cb.len, &tb) != ZTB_OK ||
         ztb_buf_cstr(&tb) == NULL)
         abort();
     keys_release(ks);
