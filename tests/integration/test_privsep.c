@@ -28,6 +28,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -274,6 +275,24 @@ static void test_http_process_holds_no_private_key(void **state)
     assert_int_equal(sscanf(core + strlen("Max core file size"), " %ld %ld", &soft, &hard), 2);
     assert_int_equal(soft, 0);
     assert_int_equal(hard, 0);
+
+    /* a seccomp filter is on, and it is not dumpable: the kernel then owns
+     * its /proc files as root although it runs as the service user */
+    char st[4096];
+    snprintf(p, sizeof(p), "/proc/%d/status", (int)signer);
+    f = fopen(p, "r");
+    assert_non_null(f);
+    n = fread(st, 1, sizeof(st) - 1, f);
+    fclose(f);
+    st[n] = '\0';
+    assert_non_null(strstr(st, "\nSeccomp:\t2\n"));
+    const char *uid = strstr(st, "\nUid:\t");
+    assert_non_null(uid);
+    long ruid = strtol(uid + 6, NULL, 10);
+    struct stat sb;
+    assert_int_equal(stat(p, &sb), 0);
+    if (ruid != 0) /* as root the owner is root either way */
+        assert_int_equal(sb.st_uid, 0);
     za_free(&w);
 }
 
