@@ -165,8 +165,11 @@ ztb_err keys_refresh(int64_t now, int *changed)
     return rv;
 }
 
+/* A new signer may hold another session key (its file was replaced):
+ * forget which credentials were authentic, then reload the public state. */
 static void after_restart(void)
 {
+    session_set_mac(keys_session_mac);
     keys_refresh((int64_t)time(NULL), NULL);
 }
 

@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <sys/time.h>
 #include <pthread.h>
 #include <signal.h>
 #include <spawn.h>
@@ -94,6 +95,9 @@ static ztb_err spawn_signer(char *err, size_t errcap)
         if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0)
             break;
         parent[made] = sv[0];
+        struct timeval tv = {.tv_sec = QUICK_TIMEOUT_MS / 1000,
+                             .tv_usec = (QUICK_TIMEOUT_MS % 1000) * 1000};
+        (void)setsockopt(sv[0], SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
         /* above every target slot, so the dup2s below cannot clobber each other */
         child[made] = fcntl(sv[1], F_DUPFD_CLOEXEC, SIGNER_FIRST_FD + SIGNER_MAX_CHANNELS);
         close(sv[1]);
@@ -408,12 +412,13 @@ ztb_err signer_call(struct signer_req *req, void *out, size_t outsize)
         goto out;
     }
     for (;;) {
-        int64_t left = deadline - now_ms();
-        struct pollfd p = {.fd = fd, .events = POLLIN};
-        int pr = left > 0 ? poll(&p, 1, (int)left) : 0;
-        if (pr < 0 && errno == EINTR)
+        /* the channel's receive timeout (QUICK_TIMEOUT_MS, set when it was
+         * made) bounds each wait: one system call per answer, no poll */
+        ssize_t n = recv(fd, buf, want, MSG_TRUNC);
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) &&
+            now_ms() < deadline)
             continue;
-        if (pr <= 0) {
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
             /* no answer in time: presume it hung, and let the supervisor
              * start a fresh one (fail closed now, recover soon) */
             pid_t pid = atomic_load(&g_pid);
@@ -422,14 +427,13 @@ ztb_err signer_call(struct signer_req *req, void *out, size_t outsize)
             if (pid > 0)
                 kill(pid, SIGKILL);
             broken = 1;
+            rv = ZTB_ERR_UNAVAILABLE;
             break;
         }
-        ssize_t n = recv(fd, buf, want, MSG_TRUNC);
-        if (n <= 0) {
-            broken = n == 0 || (errno != EINTR && errno != EAGAIN);
-            if (broken)
-                break;
-            continue;
+        if (n <= 0) { /* the signer is gone */
+            broken = 1;
+            rv = ZTB_ERR_UNAVAILABLE;
+            break;
         }
         rv = signer_resp_decode(req, buf, (size_t)n, out, outsize);
         if (rv == ZTB_ERR_STATE) /* an answer to an abandoned call: skip it */

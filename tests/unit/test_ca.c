@@ -21,6 +21,7 @@
 
 #include "pki/ca.h"
 #include "pki/csr.h"
+#include "pki/es256.h"
 #include "pki/key.h"
 
 #if defined(__GNUC__) && !defined(__clang__)
@@ -281,6 +282,76 @@ static void test_verify_identity(void **state)
     assert_int_equal(ztb_ca_verify_identity(f->ca, f->csr.data, f->csr.len, T0, name, sizeof(name)),
                      ZTB_ERR_CERT);
     ztb_buf_free(&doc);
+}
+
+/* ztb_ca_issue_with: a signer callback (the broker's signer process) makes
+ * the signature. A public-only CA with the right key's signatures issues a
+ * document that verifies; a callback signing with any other key, failing,
+ * or returning garbage gives no document at all. */
+static ztb_err sign_with(void *arg, const uint8_t digest[32], uint8_t *der, size_t *derlen)
+{
+    return ztb_es256_sign_digest(arg, digest, der, derlen);
+}
+
+static ztb_err sign_fails(void *arg, const uint8_t digest[32], uint8_t *der, size_t *derlen)
+{
+    (void)arg;
+    (void)digest;
+    (void)der;
+    (void)derlen;
+    return ZTB_ERR_UNAVAILABLE;
+}
+
+static ztb_err sign_garbage(void *arg, const uint8_t digest[32], uint8_t *der, size_t *derlen)
+{
+    (void)arg;
+    (void)digest;
+    memset(der, 0x30, 8);
+    *derlen = 8;
+    return ZTB_OK;
+}
+
+static void test_issue_with_remote_signer(void **state)
+{
+    struct fx *f = *state;
+    ztb_ca *pub = NULL;
+    assert_int_equal(ztb_ca_load_public(f->dir, &pub), ZTB_OK);
+    char p[1024];
+    snprintf(p, sizeof(p), "%s/ca/ca.key.pem", f->dir);
+    ztb_key *cakey = NULL, *other = NULL;
+    assert_int_equal(ztb_key_load_file(p, NULL, 0, &cakey), ZTB_OK);
+    assert_int_equal(ztb_key_generate(&other), ZTB_OK);
+    ztb_buf doc;
+    ztb_buf_init(&doc, 16384);
+    /* the public-only CA cannot sign by itself */
+    assert_int_equal(ztb_ca_issue(pub, f->csr.data, f->csr.len, "a1", T0 + 100, 0, &doc),
+                     ZTB_ERR_KEY);
+    assert_int_equal(
+        ztb_ca_issue_with(pub, f->csr.data, f->csr.len, "a1", T0 + 100, 0, sign_with, cakey, &doc),
+        ZTB_OK);
+    char name[ZTB_AGENT_NAME_MAX + 1];
+    assert_int_equal(verify(f, &doc, T0 + 100, name), ZTB_OK);
+    assert_string_equal(name, "a1");
+    ztb_buf_reset(&doc);
+    assert_int_equal(
+        ztb_ca_issue_with(pub, f->csr.data, f->csr.len, "a1", T0 + 100, 0, sign_with, other, &doc),
+        ZTB_ERR_SIGNATURE);
+    assert_int_equal(doc.len, 0);
+    assert_int_equal(
+        ztb_ca_issue_with(pub, f->csr.data, f->csr.len, "a1", T0 + 100, 0, sign_fails, NULL, &doc),
+        ZTB_ERR_UNAVAILABLE);
+    assert_int_equal(ztb_ca_issue_with(pub, f->csr.data, f->csr.len, "a1", T0 + 100, 0,
+                                       sign_garbage, NULL, &doc),
+                     ZTB_ERR_SIGNATURE);
+    assert_int_equal(doc.len, 0);
+    uint8_t d[32] = {1}, der[ZTB_ES256_DER_MAX];
+    size_t derlen = sizeof(der);
+    assert_int_equal(ztb_ca_sign_digest(pub, d, der, &derlen), ZTB_ERR_KEY);
+    assert_int_equal(ztb_ca_sign_digest(f->ca, d, der, &derlen), ZTB_OK);
+    ztb_buf_free(&doc);
+    ztb_key_free(cakey);
+    ztb_key_free(other);
+    ztb_ca_free(pub);
 }
 
 /* A document from another CA of the same trust domain is not ours. */
@@ -707,6 +778,7 @@ int main(void)
         cmocka_unit_test(test_issue_refuses_bad_csr),
         cmocka_unit_test(test_verify_identity),
         cmocka_unit_test(test_verify_refuses_other_ca),
+        cmocka_unit_test(test_issue_with_remote_signer),
         cmocka_unit_test(test_verify_refuses_crafted_leaves),
         cmocka_unit_test(test_files),
         cmocka_unit_test(test_files_refusals),

@@ -20,6 +20,7 @@
 #include "common/secret.h"
 #include "pki/es256.h"
 #include "pki/jwk.h"
+#include "common/guard.h"
 #include "pki/jws.h"
 
 static const char claims[] = "{\"iss\":\"https://broker.example.org\",\"sub\":\"spiffe://"
@@ -168,6 +169,53 @@ static void test_public_key_cannot_sign(void **state)
     ztb_buf tok;
     ztb_buf_init(&tok, 4096);
     assert_int_equal(ztb_jws_sign(pub, NULL, "x", 1, &tok), ZTB_ERR_KEY);
+    ztb_buf_free(&tok);
+}
+
+/* ztb_jws_sign_with: the header names the public key's kid, the callback
+ * gets that kid and the SHA-256 of the signing input (the broker's signer
+ * process signs it); its error is returned and leaves out as it was. */
+static ztb_err remote_sign(void *arg, const char *kid, const uint8_t digest[32],
+                           uint8_t sig[ZTB_ES256_SIG_LEN])
+{
+    const ztb_key *k = arg;
+    assert_string_equal(kid, ztb_key_kid(k));
+    uint8_t der[ZTB_ES256_DER_MAX];
+    size_t derlen = sizeof(der);
+    ZTB_GUARD(ztb_es256_sign_digest(k, digest, der, &derlen));
+    return ztb_es256_der_to_raw(der, derlen, sig);
+}
+
+static ztb_err remote_down(void *arg, const char *kid, const uint8_t digest[32],
+                           uint8_t sig[ZTB_ES256_SIG_LEN])
+{
+    (void)arg;
+    (void)kid;
+    (void)digest;
+    (void)sig;
+    return ZTB_ERR_UNAVAILABLE;
+}
+
+static void test_sign_with_remote_signer(void **state)
+{
+    struct fx *f = *state;
+    const ztb_key *pub = ztb_keyset_at(f->ks, 0);
+    assert_false(ztb_key_has_private(pub));
+    ztb_buf tok;
+    ztb_buf_init(&tok, 4096);
+    ztb_jws_sign_opts o = {.typ = "at+jwt"};
+    /* the signing key behind the public one, as the signer holds it */
+    assert_int_equal(
+        ztb_jws_sign_with(pub, &o, claims, strlen(claims), remote_sign, (void *)f->key, &tok),
+        ZTB_OK);
+    assert_int_equal(verify(f, ztb_buf_cstr(&tok)), ZTB_OK);
+    ztb_buf_reset(&tok);
+    ztb_buf_append_str(&tok, "kept");
+    assert_int_equal(ztb_jws_sign_with(pub, &o, claims, strlen(claims), remote_down, NULL, &tok),
+                     ZTB_ERR_UNAVAILABLE);
+    assert_int_equal(tok.len, 4); /* left as it was */
+    assert_int_equal(ztb_jws_sign_with(pub, &o, claims, strlen(claims), NULL, NULL, &tok),
+                     ZTB_ERR_INVALID_ARG);
     ztb_buf_free(&tok);
 }
 
@@ -710,6 +758,7 @@ int main(void)
         cmocka_unit_test(test_sign_options_and_empty_payload),
         cmocka_unit_test(test_sign_output_full),
         cmocka_unit_test(test_public_key_cannot_sign),
+        cmocka_unit_test(test_sign_with_remote_signer),
         cmocka_unit_test(test_rejects_hs256_keyed_with_public_key),
         cmocka_unit_test(test_rejects_alg_none),
         cmocka_unit_test(test_rejects_other_algs),
