@@ -234,20 +234,89 @@ int keys_signer_pid(void)
     return (int)signer_client_pid();
 }
 
-/* ztb_jws_sign_fn: the signer signs digest with kid. */
+/*
+ * Signatures are batched like a group commit: while one SIGN is with the
+ * signer, threads that need a signature with the same kid join the next
+ * batch, whose first member (the leader) sends it as one record when the
+ * one in flight is answered. A round trip costs two process wake-ups
+ * whatever it carries; under load a batch carries several tokens. A lone
+ * request goes at once. A batch lives on the heap and is freed by the last
+ * member to read its answer.
+ */
+struct batch {
+    struct signer_req q;
+    uint8_t sig[SIGNER_BATCH_MAX][ZTB_ES256_SIG_LEN];
+    ztb_err rv;
+    int done;
+    unsigned refs; /* members still to read the answer; under g_batch_lock */
+};
+
+static pthread_mutex_t g_batch_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t g_batch_cond = PTHREAD_COND_INITIALIZER;
+static struct batch *g_open; /* collecting members, not sent yet */
+static int g_in_flight;      /* a batch is with the signer */
+
+/* Copy member i's answer out and drop its reference; caller holds the lock. */
+static ztb_err leave_batch(struct batch *b, unsigned i, uint8_t sig[ZTB_ES256_SIG_LEN])
+{
+    ztb_err rv = b->rv;
+    if (rv == ZTB_OK)
+        memcpy(sig, b->sig[i], ZTB_ES256_SIG_LEN);
+    if (--b->refs == 0)
+        free(b);
+    return rv;
+}
+
+/* ztb_jws_sign_fn: the signer signs digest with kid (batched). */
 static ztb_err sign_remote(void *arg, const char *kid, const uint8_t digest[32],
                            uint8_t sig[ZTB_ES256_SIG_LEN])
 {
     (void)arg;
-    struct signer_req q;
+    ZTB_ENSURE(strlen(kid) < SIGNER_KID_FIELD, ZTB_ERR_INVALID_ARG);
+    pthread_mutex_lock(&g_batch_lock);
+    struct batch *b = g_open;
+    if (b != NULL && b->q.count < SIGNER_BATCH_MAX && strcmp(b->q.kid, kid) == 0) {
+        unsigned i = b->q.count++;
+        memcpy(b->q.digest[i], digest, 32);
+        b->refs++;
+        while (!b->done)
+            pthread_cond_wait(&g_batch_cond, &g_batch_lock);
+        ztb_err rv = leave_batch(b, i, sig);
+        pthread_mutex_unlock(&g_batch_lock);
+        return rv;
+    }
+    b = calloc(1, sizeof(*b));
+    if (b == NULL) {
+        pthread_mutex_unlock(&g_batch_lock);
+        return ZTB_ERR_NOMEM;
+    }
+    b->q.op = SIGNER_OP_SIGN;
+    b->q.count = 1;
+    memcpy(b->q.kid, kid, strlen(kid));
+    memcpy(b->q.digest[0], digest, 32);
+    b->refs = 1;
+    if (g_open == NULL)
+        g_open = b; /* others may join while the batch in flight is signed */
+    while (g_in_flight)
+        pthread_cond_wait(&g_batch_cond, &g_batch_lock);
+    g_in_flight = 1;
+    if (g_open == b)
+        g_open = NULL; /* closed: what it holds goes now */
+    pthread_mutex_unlock(&g_batch_lock);
+
     struct signer_resp r;
-    memset(&q, 0, sizeof(q));
-    q.op = SIGNER_OP_SIGN;
-    snprintf(q.kid, sizeof(q.kid), "%s", kid);
-    memcpy(q.digest, digest, 32);
-    ZTB_GUARD(signer_call(&q, &r, sizeof(r)));
-    memcpy(sig, r.data, ZTB_ES256_SIG_LEN);
-    return ZTB_OK;
+    ztb_err rv = signer_call(&b->q, &r, sizeof(r));
+
+    pthread_mutex_lock(&g_batch_lock);
+    b->rv = rv;
+    if (rv == ZTB_OK)
+        memcpy(b->sig, r.data, (size_t)b->q.count * ZTB_ES256_SIG_LEN);
+    b->done = 1;
+    g_in_flight = 0;
+    pthread_cond_broadcast(&g_batch_cond);
+    rv = leave_batch(b, 0, sig);
+    pthread_mutex_unlock(&g_batch_lock);
+    return rv;
 }
 
 ztb_err keys_sign_jws(const struct keys_state *s, const ztb_jws_sign_opts *opts,
@@ -276,7 +345,8 @@ static ztb_err ca_sign_remote(void *arg, const uint8_t digest[32], uint8_t *der,
     struct signer_resp r;
     memset(&q, 0, sizeof(q));
     q.op = SIGNER_OP_CA_SIGN;
-    memcpy(q.digest, digest, 32);
+    q.count = 1;
+    memcpy(q.digest[0], digest, 32);
     ZTB_GUARD(signer_call(&q, &r, sizeof(r)));
     ZTB_ENSURE(r.len <= *derlen, ZTB_ERR_SIG_FORMAT);
     memcpy(der, r.data, r.len);
@@ -297,7 +367,8 @@ ztb_err keys_session_mac(const uint8_t digest[32], uint8_t out[32])
     struct signer_resp r;
     memset(&q, 0, sizeof(q));
     q.op = SIGNER_OP_MAC;
-    memcpy(q.digest, digest, 32);
+    q.count = 1;
+    memcpy(q.digest[0], digest, 32);
     ztb_err rv = signer_call(&q, &r, sizeof(r));
     if (rv == ZTB_OK)
         memcpy(out, r.data, 32);

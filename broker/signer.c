@@ -242,13 +242,16 @@ static ztb_err op_sign(const struct signer_req *q, struct signer_resp *r)
         snprintf(r->kid, sizeof(r->kid), "%s", ztb_key_kid(h->active));
         rv = ZTB_ERR_UNKNOWN_KID; /* named a key that is not the active one */
         if (strcmp(q->kid, r->kid) == 0) {
-            uint8_t der[ZTB_ES256_DER_MAX];
-            size_t derlen = sizeof(der);
-            rv = ztb_es256_sign_digest(h->active, q->digest, der, &derlen);
+            rv = ZTB_OK;
+            for (uint32_t i = 0; rv == ZTB_OK && i < q->count; i++) {
+                uint8_t der[ZTB_ES256_DER_MAX];
+                size_t derlen = sizeof(der);
+                rv = ztb_es256_sign_digest(h->active, q->digest[i], der, &derlen);
+                if (rv == ZTB_OK)
+                    rv = ztb_es256_der_to_raw(der, derlen, r->data + i * ZTB_ES256_SIG_LEN);
+            }
             if (rv == ZTB_OK)
-                rv = ztb_es256_der_to_raw(der, derlen, r->data);
-            if (rv == ZTB_OK)
-                r->len = ZTB_ES256_SIG_LEN;
+                r->len = q->count * ZTB_ES256_SIG_LEN;
         }
     }
     holder_put(h);
@@ -270,7 +273,7 @@ static ztb_err op_mac(const struct signer_req *q, struct signer_resp *r)
     }
     size_t len = 0;
     ZTB_ENSURE(EVP_MAC_init(t_mac, NULL, 0, NULL) == 1 &&
-                   EVP_MAC_update(t_mac, q->digest, sizeof(q->digest)) == 1 &&
+                   EVP_MAC_update(t_mac, q->digest[0], 32) == 1 &&
                    EVP_MAC_final(t_mac, r->data, &len, 32) == 1 && len == 32,
                ZTB_ERR_CRYPTO);
     r->len = 32;
@@ -281,7 +284,7 @@ static ztb_err op_ca_sign(const struct signer_req *q, struct signer_resp *r)
 {
     ZTB_ENSURE(g_ca != NULL, ZTB_ERR_NOT_FOUND);
     size_t derlen = sizeof(r->data);
-    ZTB_GUARD(ztb_ca_sign_digest(g_ca, q->digest, r->data, &derlen));
+    ZTB_GUARD(ztb_ca_sign_digest(g_ca, q->digest[0], r->data, &derlen));
     r->len = (uint32_t)derlen;
     return ZTB_OK;
 }

@@ -8,9 +8,11 @@
 #include "pki/key.h"
 
 /* The layout is the wire format: no padding anywhere. */
-_Static_assert(sizeof(struct signer_req) == 4 * 4 + 8 + SIGNER_KID_FIELD + 32, "padding");
-_Static_assert(sizeof(struct signer_resp) == 6 * 4 + 8 + SIGNER_KID_FIELD + SIGNER_SIG_MAX,
+_Static_assert(sizeof(struct signer_req) == 6 * 4 + 8 + SIGNER_KID_FIELD + SIGNER_BATCH_MAX * 32,
                "padding");
+_Static_assert(sizeof(struct signer_resp) == 6 * 4 + 8 + SIGNER_KID_FIELD + SIGNER_DATA_MAX,
+               "padding");
+_Static_assert(SIGNER_DATA_MAX >= 72, "room for a DER signature");
 _Static_assert(sizeof(struct signer_state) == 8 * 4 + SIGNER_KID_FIELD + SIGNER_TEXT_MAX,
                "padding");
 _Static_assert(SIGNER_KID_FIELD > ZTB_KID_LEN, "kid field");
@@ -49,7 +51,7 @@ static int all_zero(const void *p, size_t n)
 /* What each op takes. */
 struct op_rule {
     unsigned kid;    /* 0 must be empty, 1 required */
-    unsigned digest; /* 0 must be zero, 1 used */
+    unsigned digest; /* digests taken at most (count); 0: count 0 */
     unsigned now;    /* 0 must be 0, 1 must be > 0 */
     uint32_t flags;  /* allowed flags */
 };
@@ -57,7 +59,7 @@ struct op_rule {
 static const struct op_rule *rule_for(uint32_t op)
 {
     static const struct op_rule rules[] = {
-        [SIGNER_OP_SIGN] = {1, 1, 0, 0},
+        [SIGNER_OP_SIGN] = {1, SIGNER_BATCH_MAX, 0, 0},
         [SIGNER_OP_MAC] = {0, 1, 0, 0},
         [SIGNER_OP_CA_SIGN] = {0, 1, 0, 0},
         [SIGNER_OP_STATE] = {0, 0, 1, 0},
@@ -114,7 +116,12 @@ ztb_err signer_req_decode(const void *buf, size_t n, struct signer_req *out, con
         REFUSE(ZTB_ERR_MALFORMED, "kid");
     if ((r.kid[0] != '\0') != (rule->kid != 0))
         REFUSE(ZTB_ERR_MALFORMED, rule->kid ? "kid missing" : "kid not taken");
-    if (!rule->digest && !all_zero(r.digest, sizeof(r.digest)))
+    if (r.reserved != 0)
+        REFUSE(ZTB_ERR_MALFORMED, "reserved");
+    if (rule->digest ? r.count < 1 || r.count > rule->digest : r.count != 0)
+        REFUSE(ZTB_ERR_MALFORMED, "count");
+    if (!all_zero((const uint8_t *)r.digest + (size_t)r.count * 32,
+                  sizeof(r.digest) - (size_t)r.count * 32))
         REFUSE(ZTB_ERR_MALFORMED, "digest not taken");
     if (rule->now ? r.now <= 0 : r.now != 0)
         REFUSE(ZTB_ERR_MALFORMED, "now");
@@ -126,16 +133,16 @@ ztb_err signer_req_decode(const void *buf, size_t n, struct signer_req *out, con
 static ztb_err check_resp(const struct signer_req *req, const struct signer_resp *r)
 {
     ZTB_ENSURE(signer_kid_field_ok(r->kid), ZTB_ERR_MALFORMED);
-    ZTB_ENSURE(r->len <= SIGNER_SIG_MAX, ZTB_ERR_MALFORMED);
-    ZTB_ENSURE(all_zero(r->data + r->len, SIGNER_SIG_MAX - r->len), ZTB_ERR_MALFORMED);
+    ZTB_ENSURE(r->len <= SIGNER_DATA_MAX, ZTB_ERR_MALFORMED);
+    ZTB_ENSURE(all_zero(r->data + r->len, SIGNER_DATA_MAX - r->len), ZTB_ERR_MALFORMED);
     if (r->err != ZTB_OK)
         return ZTB_OK; /* an error answer carries at most a kid */
     switch (req->op) {
     case SIGNER_OP_SIGN:
-        ZTB_ENSURE(r->len == 64 && strcmp(r->kid, req->kid) == 0, ZTB_ERR_MALFORMED);
+        ZTB_ENSURE(r->len == 64 * req->count && strcmp(r->kid, req->kid) == 0, ZTB_ERR_MALFORMED);
         break;
     case SIGNER_OP_MAC: ZTB_ENSURE(r->len == 32, ZTB_ERR_MALFORMED); break;
-    case SIGNER_OP_CA_SIGN: ZTB_ENSURE(r->len >= 8, ZTB_ERR_MALFORMED); break;
+    case SIGNER_OP_CA_SIGN: ZTB_ENSURE(r->len >= 8 && r->len <= 72, ZTB_ERR_MALFORMED); break;
     case SIGNER_OP_ROTATE:
         ZTB_ENSURE(r->len == 0 && r->kid[0] != '\0' && (r->action == 1 || r->action == 2),
                    ZTB_ERR_MALFORMED);

@@ -11,9 +11,9 @@
  * checks every imsg's size exactly.
  *
  *   op        request fields used          answer
- *   SIGN      kid, digest                  signer_resp: 64-byte r||s by kid
- *   MAC       digest                       signer_resp: 32-byte HMAC-SHA256
- *   CA_SIGN   digest                       signer_resp: DER ECDSA signature
+ *   SIGN      kid, count 1..8 digests      signer_resp: count 64-byte r||s by kid
+ *   MAC       count 1, digest              signer_resp: 32-byte HMAC-SHA256
+ *   CA_SIGN   count 1, digest              signer_resp: DER ECDSA signature
  *   STATE     now                          signer_state: JWKS, active kid, limits
  *   LIST      -                            signer_state: key list JSON
  *   ROTATE    now, flags (FORCE)           signer_resp: action, kid, promotable_at
@@ -32,7 +32,8 @@
 
 #define SIGNER_PROTO_VERSION 1u
 #define SIGNER_KID_FIELD     48 /* a 43-character kid, NUL, zero padding */
-#define SIGNER_SIG_MAX       72 /* ZTB_ES256_DER_MAX */
+#define SIGNER_BATCH_MAX     8  /* digests in one SIGN: concurrent tokens share a trip */
+#define SIGNER_DATA_MAX      (SIGNER_BATCH_MAX * 64)
 #define SIGNER_TEXT_MAX      (60 * 1024)
 #define SIGNER_ERRMSG_MAX    256
 
@@ -49,13 +50,15 @@ enum signer_op {
 #define SIGNER_F_FORCE 0x1u
 
 struct signer_req {
-    uint32_t version; /* SIGNER_PROTO_VERSION */
-    uint32_t op;      /* enum signer_op */
-    uint32_t seq;     /* echoed: a late answer to an abandoned call is dropped */
-    uint32_t flags;   /* SIGNER_F_FORCE for ROTATE and RETIRE, else 0 */
-    int64_t now;      /* STATE, ROTATE, RETIRE: > 0; else 0 */
+    uint32_t version;  /* SIGNER_PROTO_VERSION */
+    uint32_t op;       /* enum signer_op */
+    uint32_t seq;      /* echoed: a late answer to an abandoned call is dropped */
+    uint32_t flags;    /* SIGNER_F_FORCE for ROTATE and RETIRE, else 0 */
+    int64_t now;       /* STATE, ROTATE, RETIRE: > 0; else 0 */
+    uint32_t count;    /* digests used: SIGN 1..SIGNER_BATCH_MAX, MAC and CA_SIGN 1, else 0 */
+    uint32_t reserved; /* 0 */
     char kid[SIGNER_KID_FIELD];
-    uint8_t digest[32]; /* SIGN, MAC, CA_SIGN; else all zero */
+    uint8_t digest[SIGNER_BATCH_MAX][32]; /* unused ones all zero */
 };
 
 /* The answer to SIGN, MAC, CA_SIGN, ROTATE and RETIRE. */
@@ -68,7 +71,7 @@ struct signer_resp {
     uint32_t action; /* ROTATE: ztb_rotate_action */
     int64_t promotable_at;
     char kid[SIGNER_KID_FIELD]; /* SIGN: the signing kid or, refused, the active one */
-    uint8_t data[SIGNER_SIG_MAX];
+    uint8_t data[SIGNER_DATA_MAX];
 };
 
 /* The answer to STATE and LIST: public data only. */

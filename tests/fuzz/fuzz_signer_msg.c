@@ -40,7 +40,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             abort();
         if (signer_resp_decode(&req, data, size, ans, want) == ZTB_OK) {
             if (want == sizeof(struct signer_resp) &&
-                ((struct signer_resp *)ans)->len > SIGNER_SIG_MAX)
+                ((struct signer_resp *)ans)->len > SIGNER_DATA_MAX)
                 abort();
             if (want == sizeof(struct signer_state) &&
                 ((struct signer_state *)ans)->len >= SIGNER_TEXT_MAX)

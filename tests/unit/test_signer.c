@@ -7,6 +7,7 @@
  * not the active key and malformed records are refused with no signature;
  * after a rotation a stale state still signs (refresh and retry).
  */
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -102,14 +103,15 @@ static void test_refusals(void **state)
     q.op = SIGNER_OP_SIGN;
     q.seq = 42;
     memset(q.kid, 'Q', 43); /* well-formed, not ours */
-    memset(q.digest, 1, 32);
+    q.count = 1;
+    memset(q.digest[0], 1, 32);
     size_t n = signer_handle(&q, sizeof(q), &out, sizeof(out));
     assert_int_equal(n, sizeof(struct signer_resp));
     const struct signer_resp *r = (const struct signer_resp *)&out;
     assert_int_equal(r->err, ZTB_ERR_UNKNOWN_KID);
     assert_int_equal(r->seq, 42);
     assert_int_equal(r->len, 0);
-    static const uint8_t zero[SIGNER_SIG_MAX];
+    static const uint8_t zero[SIGNER_DATA_MAX];
     assert_memory_equal(r->data, zero, sizeof(zero));
     /* one byte short, one byte long, an unknown op: refused, no signature */
     uint8_t big[sizeof(q) + 1];
@@ -201,11 +203,50 @@ static void test_rotation_and_stale_state(void **state)
     keys_release(old);
 }
 
+struct signer_job {
+    int ok;
+};
+
+static void *sign_many(void *arg)
+{
+    struct signer_job *j = arg;
+    struct keys_state *ks = keys_acquire();
+    ztb_buf tok;
+    ztb_buf_init(&tok, 4096);
+    j->ok = 1;
+    for (int i = 0; i < 50 && j->ok; i++) {
+        char payload[64];
+        int n = snprintf(payload, sizeof(payload), "{\"i\":%d,\"t\":%p}", i, (void *)j);
+        ztb_buf_reset(&tok);
+        j->ok = keys_sign_jws(ks, NULL, payload, (size_t)n, &tok) == ZTB_OK &&
+                ztb_jws_verify(ks->keyset, ztb_buf_cstr(&tok), tok.len, NULL, NULL, NULL) == ZTB_OK;
+    }
+    ztb_buf_free(&tok);
+    keys_release(ks);
+    return NULL;
+}
+
+/* Concurrent signers share round trips (batches): every token still gets
+ * its own signature, over its own input. */
+static void test_concurrent_batched_signatures(void **state)
+{
+    (void)state;
+    pthread_t th[8];
+    struct signer_job jobs[8];
+    for (int i = 0; i < 8; i++)
+        assert_int_equal(pthread_create(&th[i], NULL, sign_many, &jobs[i]), 0);
+    for (int i = 0; i < 8; i++) {
+        pthread_join(th[i], NULL);
+        assert_true(jobs[i].ok);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_public_only_and_token_verifies, setup, teardown),
         cmocka_unit_test_setup_teardown(test_refusals, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_concurrent_batched_signatures, setup, teardown),
         cmocka_unit_test_setup_teardown(test_session_mac, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ca_issue, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rotation_and_stale_state, setup, teardown),

@@ -22,7 +22,8 @@ static struct signer_req good_sign(void)
     r.op = SIGNER_OP_SIGN;
     r.seq = 7;
     memcpy(r.kid, KID "k", 43);
-    memset(r.digest, 0xab, sizeof(r.digest));
+    r.count = 1;
+    memset(r.digest[0], 0xab, 32);
     return r;
 }
 
@@ -117,11 +118,55 @@ static void test_fields_per_op(void **state)
     r.op = SIGNER_OP_STATE;
     assert_int_equal(signer_req_decode(&r, sizeof(r), &out, NULL), ZTB_ERR_MALFORMED); /* now 0 */
     r.now = 10;
-    r.digest[31] = 1; /* STATE takes no digest */
+    r.digest[0][31] = 1; /* STATE takes no digest */
     assert_int_equal(signer_req_decode(&r, sizeof(r), &out, NULL), ZTB_ERR_MALFORMED);
-    r.digest[31] = 0;
+    r.digest[0][31] = 0;
+    r.count = 1; /* nor a count */
+    assert_int_equal(signer_req_decode(&r, sizeof(r), &out, NULL), ZTB_ERR_MALFORMED);
+    r.count = 0;
+    r.reserved = 1;
+    assert_int_equal(signer_req_decode(&r, sizeof(r), &out, NULL), ZTB_ERR_MALFORMED);
+    r.reserved = 0;
     r.flags = 2; /* unknown flag */
     assert_int_equal(signer_req_decode(&r, sizeof(r), &out, NULL), ZTB_ERR_MALFORMED);
+}
+
+/* A batch: 1..SIGNER_BATCH_MAX digests, and nothing past the count. */
+static void test_batch_count(void **state)
+{
+    (void)state;
+    struct signer_req r = good_sign(), out;
+    const char *why = NULL;
+    r.count = 0;
+    assert_int_equal(signer_req_decode(&r, sizeof(r), &out, &why), ZTB_ERR_MALFORMED);
+    assert_string_equal(why, "count");
+    r.count = SIGNER_BATCH_MAX + 1;
+    assert_int_equal(signer_req_decode(&r, sizeof(r), &out, NULL), ZTB_ERR_MALFORMED);
+    r.count = SIGNER_BATCH_MAX;
+    memset(r.digest, 0xcd, sizeof(r.digest));
+    assert_int_equal(signer_req_decode(&r, sizeof(r), &out, NULL), ZTB_OK);
+    r.count = 2; /* digest 3 is set but not counted */
+    assert_int_equal(signer_req_decode(&r, sizeof(r), &out, &why), ZTB_ERR_MALFORMED);
+    assert_string_equal(why, "digest not taken");
+    r = good_sign();
+    r.op = SIGNER_OP_MAC;
+    memset(r.kid, 0, sizeof(r.kid));
+    r.count = 2; /* MAC takes one */
+    memset(r.digest[1], 1, 32);
+    assert_int_equal(signer_req_decode(&r, sizeof(r), &out, NULL), ZTB_ERR_MALFORMED);
+    /* an answer to a batch of 3 carries 3 signatures */
+    struct signer_req q = good_sign();
+    q.count = 3;
+    struct signer_resp a, ao;
+    memset(&a, 0, sizeof(a));
+    a.version = SIGNER_PROTO_VERSION;
+    a.op = q.op;
+    a.seq = q.seq;
+    memcpy(a.kid, q.kid, sizeof(a.kid));
+    a.len = 64;
+    assert_int_equal(signer_resp_decode(&q, &a, sizeof(a), &ao, sizeof(ao)), ZTB_ERR_MALFORMED);
+    a.len = 192;
+    assert_int_equal(signer_resp_decode(&q, &a, sizeof(a), &ao, sizeof(ao)), ZTB_OK);
 }
 
 /* The HTTP process checks answers as strictly. */
@@ -150,7 +195,7 @@ static void test_answers(void **state)
     a.kid[0] = a.kid[0] == 'a' ? 'b' : 'a'; /* signed with another key */
     assert_int_equal(signer_resp_decode(&q, &a, sizeof(a), &out, sizeof(out)), ZTB_ERR_MALFORMED);
     memcpy(a.kid, q.kid, sizeof(a.kid));
-    a.len = 200;
+    a.len = SIGNER_DATA_MAX + 1;
     assert_int_equal(signer_resp_decode(&q, &a, sizeof(a), &out, sizeof(out)), ZTB_ERR_MALFORMED);
     /* a state answer: text without NULs, then only NULs */
     struct signer_req sq;
@@ -176,9 +221,13 @@ static void test_answers(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_good_requests),          cmocka_unit_test(test_wrong_length),
-        cmocka_unit_test(test_unknown_op_and_version), cmocka_unit_test(test_malformed_kid),
-        cmocka_unit_test(test_fields_per_op),          cmocka_unit_test(test_answers),
+        cmocka_unit_test(test_good_requests),
+        cmocka_unit_test(test_wrong_length),
+        cmocka_unit_test(test_unknown_op_and_version),
+        cmocka_unit_test(test_malformed_kid),
+        cmocka_unit_test(test_fields_per_op),
+        cmocka_unit_test(test_batch_count),
+        cmocka_unit_test(test_answers),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
