@@ -385,7 +385,9 @@ void handle_token(struct http_req *req, struct http_resp *resp)
         goto out;
     ks = keys_acquire();
     if (ks == NULL || ks->active == NULL || !keys_can_sign()) {
-        http_resp_error(resp, 503, "temporarily_unavailable", "no active signing key");
+        http_resp_error(resp, 503, "temporarily_unavailable",
+                        ks != NULL && ks->active != NULL ? "the signer is not answering"
+                                                         : "no active signing key");
         http_resp_header(resp, "Retry-After", "5");
         goto out;
     }
