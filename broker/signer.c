@@ -485,11 +485,22 @@ void signer_harden_process(void)
     (void)prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
 }
 
+static int g_channel_fd[SIGNER_MAX_CHANNELS]; /* what each serving thread serves */
+
 static void *serve_thread(void *arg)
 {
-    signer_serve((int)(intptr_t)arg);
-    close((int)(intptr_t)arg);
+    int fd = *(const int *)arg;
+    signer_serve(fd);
+    close(fd);
     return NULL;
+}
+
+/* A small non-negative number from argv, or -1. */
+static long arg_num(const char *s, long max)
+{
+    char *end = NULL;
+    long v = strtol(s, &end, 10);
+    return end != s && *end == '\0' && v >= 0 && v <= max ? v : -1;
 }
 
 /* Close every descriptor above the channels (and never read stdin). */
@@ -510,15 +521,15 @@ int signer_process_main(int argc, char **argv)
                 SIGNER_ARGV1);
         return 2;
     }
-    char *end = NULL;
-    long nch = strtol(argv[2], &end, 10);
-    if (end == argv[2] || *end != '\0' || nch < 1 || nch > SIGNER_MAX_CHANNELS)
+    long nch = arg_num(argv[2], SIGNER_MAX_CHANNELS);
+    long level = arg_num(argv[6], 16), format = arg_num(argv[7], 16);
+    if (nch < 1 || level < 0 || format < 0)
         return 2;
     int last = SIGNER_FIRST_FD + (int)nch - 1;
     close_others(last);
     ztb_log_set_service("ztb-signer");
-    ztb_log_set_level((ztb_log_level)atoi(argv[6]));
-    ztb_log_set_format((ztb_log_format)atoi(argv[7]));
+    ztb_log_set_level((ztb_log_level)level);
+    ztb_log_set_format((ztb_log_format)format);
     struct signer_opts o;
     memset(&o, 0, sizeof(o));
     snprintf(o.keys_dir, sizeof(o.keys_dir), "%s", argv[3]);
@@ -542,12 +553,13 @@ int signer_process_main(int argc, char **argv)
             ZTB_F_BOOL("ca", g_ca != NULL));
     pthread_t th[SIGNER_MAX_CHANNELS];
     int started = 0;
+    for (int i = 0; i < nch; i++)
+        g_channel_fd[i] = SIGNER_FIRST_FD + i;
     for (int i = 1; i < nch; i++) {
-        if (pthread_create(&th[started], NULL, serve_thread,
-                           (void *)(intptr_t)(SIGNER_FIRST_FD + i)) == 0)
+        if (pthread_create(&th[started], NULL, serve_thread, &g_channel_fd[i]) == 0)
             started++;
     }
-    serve_thread((void *)(intptr_t)SIGNER_FIRST_FD);
+    serve_thread(&g_channel_fd[0]);
     for (int i = 0; i < started; i++)
         pthread_join(th[i], NULL);
     signer_unload();

@@ -52,9 +52,11 @@ static void (*g_on_restart)(void);
 static pthread_t g_inproc_th[SIGNER_MAX_CHANNELS];
 static unsigned g_inproc_n;
 
+static int g_inproc_fd[SIGNER_MAX_CHANNELS]; /* what each serving thread serves */
+
 static void *inproc_serve(void *arg)
 {
-    int fd = (int)(intptr_t)arg;
+    int fd = *(const int *)arg;
     signer_serve(fd);
     close(fd);
     return NULL;
@@ -87,6 +89,8 @@ static ztb_err read_hello(int fd, char *err, size_t errcap)
 static ztb_err spawn_signer(char *err, size_t errcap)
 {
     int parent[SIGNER_MAX_CHANNELS], child[SIGNER_MAX_CHANNELS];
+    for (unsigned i = 0; i < SIGNER_MAX_CHANNELS; i++)
+        parent[i] = child[i] = -1;
     unsigned made = 0;
     ztb_err rv = ZTB_OK;
     pid_t pid = 0;
@@ -114,8 +118,8 @@ static ztb_err spawn_signer(char *err, size_t errcap)
     if (g_inproc) {
         rv = signer_load(&g_opts, err, errcap);
         for (unsigned i = 0; rv == ZTB_OK && i < g_nch; i++) {
-            if (pthread_create(&g_inproc_th[i], NULL, inproc_serve, (void *)(intptr_t)child[i]) !=
-                0) {
+            g_inproc_fd[i] = child[i];
+            if (pthread_create(&g_inproc_th[i], NULL, inproc_serve, &g_inproc_fd[i]) != 0) {
                 rv = ZTB_ERR_INTERNAL;
                 break;
             }
@@ -179,7 +183,8 @@ static ztb_err spawn_signer(char *err, size_t errcap)
 out:
     if (rv != ZTB_OK) {
         for (unsigned i = 0; i < made; i++) {
-            close(parent[i]);
+            if (parent[i] >= 0)
+                close(parent[i]);
             if (child[i] >= 0)
                 close(child[i]);
         }
