@@ -138,8 +138,11 @@ static void scan(pid_t pid, int *found)
     while (fgets(line, sizeof(line), maps) != NULL) {
         unsigned long lo, hi;
         char perms[8];
+        /* over 128 MiB: AddressSanitizer's shadow memory (reading it would
+         * fault in terabytes); heaps, stacks and libraries are far smaller */
         if (sscanf(line, "%lx-%lx %7s", &lo, &hi, perms) != 3 || perms[0] != 'r' ||
-            strstr(line, "[vvar]") != NULL || strstr(line, "[vsyscall]") != NULL)
+            strstr(line, "[vvar]") != NULL || strstr(line, "[vsyscall]") != NULL ||
+            hi - lo > (128ul << 20))
             continue;
         size_t carry = 0;
         for (unsigned long at = lo; at < hi;) {
