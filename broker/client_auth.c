@@ -10,14 +10,15 @@
 
 #include <jansson.h>
 
-#include "broker/audit.h"
 #include "broker/client_auth.h"
 #include "broker/detectors.h"
+#include "broker/metrics.h"
 #include "broker/mtls.h"
 #include "broker/session.h"
 #include "common/base64url.h"
 #include "common/guard.h"
 #include "common/log.h"
+#include "common/log_sample.h"
 #include "pki/jwk.h"
 #include "pki/jws.h"
 #include "pki/spiffe.h"
@@ -25,6 +26,9 @@
 #define ASSERTION_MAX      4096
 #define ASSERTION_MAX_LIFE 60
 #define ASSERTION_SKEW     30
+
+/* Replayed assertions: logged at a bounded rate (common/log_sample.h). */
+static struct ztb_log_sampler replay_log = ZTB_LOG_SAMPLER_INIT(10, 10);
 
 static char g_issuer[256];
 static char g_token_endpoint[300];
@@ -163,12 +167,14 @@ static ztb_err auth_assertion(const char *tok, int64_t now, struct client_identi
     rv = store_assertion_seen(agent, jti, (uint64_t)(ttl > 0 ? ttl : 1) * 1000u);
     json_decref(c);
     if (rv == ZTB_ERR_REPLAY) {
-        char actor[96];
-        snprintf(actor, sizeof(actor), "agent:%s", agent);
-        audit("auth.assertion_replay", actor, 0, ZTB_F_STR("agent", agent));
+        /* Anyone holding a copy can replay it as fast as they can send: the
+         * detector hears each one (and its signal is audited when it fires),
+         * the wrapper below counts it, the log samples it. */
         detect_event(DETECT_ASSERTION_REPLAY, agent, NULL, NULL, NULL);
-        ztb_log(ZTB_LOG_WARN, "auth.assertion_replay", ZTB_F_STR("agent", agent));
-        return refuse(resp, rv, "client assertion already used (jti replay)");
+        ztb_log_sampled(&replay_log, ZTB_LOG_WARN, "auth.assertion_replay",
+                        ZTB_F_STR("agent", agent));
+        (void)refuse(resp, rv, "client assertion already used (jti replay)");
+        return ZTB_ERR_REPLAY;
     }
     if (rv != ZTB_OK)
         return refuse(resp, rv, "cannot record the assertion");
@@ -178,9 +184,9 @@ static ztb_err auth_assertion(const char *tok, int64_t now, struct client_identi
     return ZTB_OK;
 }
 
-ztb_err client_auth(const struct http_req *req, const char *assertion_type, const char *assertion,
-                    int64_t now, int allow_session, struct client_identity *id,
-                    struct http_resp *resp)
+static ztb_err authenticate(const struct http_req *req, const char *assertion_type,
+                            const char *assertion, int64_t now, int allow_session,
+                            struct client_identity *id, struct http_resp *resp)
 {
     memset(id, 0, sizeof(*id));
     if (assertion_type == NULL && assertion == NULL && req != NULL) {
@@ -217,4 +223,20 @@ ztb_err client_auth(const struct http_req *req, const char *assertion_type, cons
     if (strcmp(assertion_type, CLIENT_ASSERTION_TYPE_JWT) == 0)
         return auth_assertion(assertion, now, id, resp);
     return refuse(resp, ZTB_ERR_INVALID_CLIENT, "unsupported client_assertion_type");
+}
+
+/* Every refusal is counted on /metrics by endpoint and reason; none writes an
+ * audit line (nobody was authenticated: anyone can send them). */
+ztb_err client_auth(const struct http_req *req, const char *assertion_type, const char *assertion,
+                    int64_t now, int allow_session, struct client_identity *id,
+                    struct http_resp *resp)
+{
+    ztb_err rv = authenticate(req, assertion_type, assertion, now, allow_session, id, resp);
+    if (rv == ZTB_OK)
+        return rv;
+    metrics_refused(req != NULL ? req->path : NULL, rv == ZTB_ERR_UNAVAILABLE ? REFUSED_UNAVAILABLE
+                                                    : rv == ZTB_ERR_REPLAY
+                                                        ? REFUSED_ASSERTION_REPLAY
+                                                        : REFUSED_INVALID_CLIENT);
+    return rv == ZTB_ERR_UNAVAILABLE ? rv : ZTB_ERR_INVALID_CLIENT;
 }
