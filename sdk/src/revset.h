@@ -26,7 +26,7 @@
  * because a revocation it was told about is missing. A live revocation is
  * never forgotten silently. Only a fresh set (the feed's next full load,
  * which succeeds once enough entries have expired or the cap is raised)
- * clears it; see docs/verifier.md, "Revocation set cap".
+ * clears it; see docs/gateways.md, "Revocation set cap".
  *
  * A revset does no locking and no I/O: revfeed.c owns one, fills it from
  * Redis, and guards it with a read-write lock.

@@ -121,12 +121,12 @@ ZTB_API ztb_err ztb_verifier_config_set_redis(ztb_verifier_config *cfg, const ch
 ZTB_API ztb_err ztb_verifier_config_set_revocation_grace(ztb_verifier_config *cfg, unsigned ms);
 
 /*
- * With Redis: the most revocations the verifier holds, of all kinds together
- * (default 1000000, about 55 MB at most; 1..100000000). When an event needs
- * room and the state is full, revocations that no longer matter (every token
- * they could refuse has expired) are evicted first. If it is still full of
+ * With Redis: the most revocations the verifier holds, of all kinds
+ * together (default 1000000: 20 to 53 MB of revoked token ids; 1..100000000).
+ * When an event needs room and the state is full, revocations that no longer
+ * matter (every token they could refuse has expired) are evicted first. If it is still full of
  * live ones, the verifier fails closed: every token is refused with
- * REVOCATION_STALE until a full reload of the state fits (docs/verifier.md,
+ * REVOCATION_STALE until a full reload of the state fits (docs/gateways.md,
  * "Revocation set cap"). ztb_verifier_stats counts both.
  */
 ZTB_API ztb_err ztb_verifier_config_set_revocation_max(ztb_verifier_config *cfg, size_t entries);
