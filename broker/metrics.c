@@ -39,8 +39,8 @@ static const char *const refusal_endpoints[] = {"/v1/signals",    "/v1/token",  
                                                 "/v1/enroll"};
 #define NREFUSAL_ENDPOINTS ZTB_ARRAY_LEN(refusal_endpoints)
 static const char *const refusal_reasons[REFUSED_REASONS_N] = {
-    "invalid_client", "assertion_replay", "invalid_request",
-    "unavailable",    "rate_limited_ip",  "rate_limited_source"};
+    "invalid_client",  "assertion_replay",    "invalid_request",  "unavailable",
+    "rate_limited_ip", "rate_limited_source", "join_token_reused"};
 static _Atomic uint64_t refusals[NREFUSAL_ENDPOINTS + 1][REFUSED_REASONS_N];
 static _Atomic uint64_t counters[METRIC_COUNTERS_N];
 static _Atomic int redis_up;

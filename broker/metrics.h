@@ -42,6 +42,7 @@ enum metrics_refusal {
     REFUSED_UNAVAILABLE,         /* Redis could not answer during authentication */
     REFUSED_RATE_LIMITED_IP,     /* over the per-address rate (before authentication) */
     REFUSED_RATE_LIMITED_SOURCE, /* a signal source over its rate */
+    REFUSED_JOIN_TOKEN_REUSED,   /* a join token presented again after use */
     REFUSED_REASONS_N
 };
 

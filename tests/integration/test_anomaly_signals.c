@@ -786,6 +786,11 @@ static void test_detectors(void **state)
     zh_resp_free(&r);
     free(join);
     assert_true(za_wait(quarantined_cb, "joiner", 5000));
+    /* the reuse is counted; the audit log has the detector's signal, not a line per reuse */
+    assert_int_equal(zh_get(&b, "/metrics", &r), 0);
+    assert_non_null(strstr(r.body, "ztb_requests_refused_total{endpoint=\"/v1/enroll\","
+                                   "reason=\"join_token_reused\"} 1\n"));
+    zh_resp_free(&r);
 
     /* an audience the agent never used, after its (1 s) learning period */
     struct za_agent w;
