@@ -93,6 +93,13 @@ static char *signal_json(const char *type)
     return s;
 }
 
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
 static long file_size(const char *path)
 {
     struct stat st;
@@ -243,23 +250,37 @@ static void test_source_rate_limit(void **state)
     long audit1 = audit_size(&b);
     long long before = metric(
         &b, "ztb_requests_refused_total{endpoint=\"/v1/signals\",reason=\"rate_limited_source\"}");
+    /* 50 more at once: refused, but for what the rate (1/s) refills meanwhile
+     * on a slow (sanitizer) build */
+    double t0 = now_s();
+    int limited = 0, accepted = 0;
     for (int i = 0; i < 50; i++) {
         char *s = signal_json("prompt_injection");
         post_signal(&b, soc_secret, s, &r);
         free(s);
+        if (r.status == 202) {
+            accepted++;
+            zh_resp_free(&r);
+            continue;
+        }
         if (r.status != 429)
             fail_msg("over the source's rate: %ld %s", r.status, r.body);
+        limited++;
         za_expect_error(&r, 429, "slow_down");
         char h[32];
         assert_non_null(zh_resp_header(&r, "Retry-After", h, sizeof(h)));
         assert_true(atoi(h) >= 1);
         zh_resp_free(&r);
     }
+    double took = now_s() - t0;
+    if (accepted > (int)took + 1)
+        fail_msg("%d signals over the rate accepted in %.1f s", accepted, took);
     long long after = metric(
         &b, "ztb_requests_refused_total{endpoint=\"/v1/signals\",reason=\"rate_limited_source\"}");
-    assert_int_equal(after - (before < 0 ? 0 : before), 50);
-    assert_true(audit1 > audit0);                    /* the accepted signals are audited */
-    assert_true(audit_size(&b) - audit1 < 2 * 1024); /* the 429s are not, one by one */
+    assert_int_equal(after - (before < 0 ? 0 : before), limited);
+    assert_true(audit1 > audit0); /* the accepted signals are audited */
+    /* the 429s are not, one by one */
+    assert_true(audit_size(&b) - audit1 < (accepted + 1) * 2048);
     /* the budget comes back */
     sleep(2);
     char *s = signal_json("prompt_injection");
@@ -279,6 +300,7 @@ static void test_address_rate_limit(void **state)
     char *body = signal_json("prompt_injection");
     struct zh_resp r;
     int unauthorized = 0, limited = 0;
+    double t0 = now_s();
     for (int i = 0; i < 200; i++) {
         long st = post_signal(&b2, NULL, body, &r);
         if (st == 401) {
@@ -293,8 +315,10 @@ static void test_address_rate_limit(void **state)
         }
         zh_resp_free(&r);
     }
-    /* the burst, plus what the rate refilled while the loop ran */
-    assert_true(unauthorized >= 5 && unauthorized < 20);
+    double took = now_s() - t0;
+    /* the burst, plus what the rate (1/s) refilled while the loop ran */
+    if (unauthorized < 5 || unauthorized > 5 + (int)took + 1)
+        fail_msg("%d of 200 reached authentication in %.1f s", unauthorized, took);
     assert_int_equal(limited, 200 - unauthorized);
     assert_int_equal(
         metric(&b2,
@@ -304,8 +328,12 @@ static void test_address_rate_limit(void **state)
      * before authentication, so a flood never reaches Redis */
     char secret[64];
     source_add(&b2, "soc2", secret, sizeof(secret));
-    assert_int_equal(post_signal(&b2, secret, body, &r), 429);
-    zh_resp_free(&r);
+    int held = 0;
+    for (int i = 0; i < 5; i++) {
+        held += post_signal(&b2, secret, body, &r) == 429;
+        zh_resp_free(&r);
+    }
+    assert_true(held >= 3);
     free(body);
     zh_broker_stop(&b2);
 }
