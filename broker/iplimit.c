@@ -134,7 +134,10 @@ int iplimit_take(struct iplimit *l, const struct sockaddr *peer, int64_t now_us,
             victim = &set[i];
     }
     if (slot == NULL) {
-        slot = victim; /* empty (tat 0), or the one with the fullest budget */
+        /* empty (tat 0), or the one with the fullest budget; a new address
+         * starts with a full budget, so its first request always passes and
+         * the slot never stays looking empty */
+        slot = victim;
         memcpy(slot->addr, key, 16);
         slot->tat = 0;
     }
@@ -145,8 +148,6 @@ int iplimit_take(struct iplimit *l, const struct sockaddr *peer, int64_t now_us,
         allowed = 0;
         int64_t ms = (at - now_us + 999) / 1000;
         *retry_after_ms = ms < 1 ? 1 : ms > 86400000 ? 86400000 : (uint32_t)ms;
-        if (slot->tat == 0)
-            slot->tat = now_us; /* never leave a claimed slot looking empty */
     } else {
         slot->tat = next;
     }

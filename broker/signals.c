@@ -311,6 +311,7 @@ struct who {
  * by one. A flood costs the sender, not the disk.
  */
 static struct ztb_log_sampler refused_log = ZTB_LOG_SAMPLER_INIT(10, 10);
+static struct ztb_log_sampler limited_log = ZTB_LOG_SAMPLER_INIT(10, 10);
 
 static enum metrics_refusal refusal_reason(unsigned status)
 {
@@ -368,7 +369,7 @@ static void too_many(struct http_resp *resp, const struct who *w, enum metrics_r
                         : "this source is over its signal rate: retry after Retry-After");
     http_resp_header(resp, "Retry-After", "%u", secs ? secs : 1);
     metrics_refused(SIGNALS_PATH, why);
-    ztb_log_sampled(&refused_log, ZTB_LOG_WARN, "signal.rate_limited", ZTB_F_STR("peer", w->peer),
+    ztb_log_sampled(&limited_log, ZTB_LOG_WARN, "signal.rate_limited", ZTB_F_STR("peer", w->peer),
                     ZTB_F_STR("source", w->source[0] ? w->source : NULL),
                     ZTB_F_STR("limit", why == REFUSED_RATE_LIMITED_IP ? "address" : "source"));
 }
