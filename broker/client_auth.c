@@ -11,14 +11,15 @@
 #include <jansson.h>
 #include <openssl/crypto.h>
 
-#include "broker/audit.h"
 #include "broker/client_auth.h"
 #include "broker/detectors.h"
+#include "broker/metrics.h"
 #include "broker/mtls.h"
 #include "broker/session.h"
 #include "common/base64url.h"
 #include "common/guard.h"
 #include "common/log.h"
+#include "common/log_sample.h"
 #include "pki/jwk.h"
 #include "pki/jws.h"
 #include "pki/spiffe.h"
@@ -26,6 +27,9 @@
 #define ASSERTION_MAX      4096
 #define ASSERTION_MAX_LIFE 60
 #define ASSERTION_SKEW     30
+
+/* Replayed assertions: logged at a bounded rate (common/log_sample.h). */
+static struct ztb_log_sampler replay_log = ZTB_LOG_SAMPLER_INIT(10, 10);
 
 static char g_issuer[256];
 static char g_token_endpoint[300];
@@ -182,12 +186,14 @@ static ztb_err auth_assertion(const char *tok, int64_t now, struct client_identi
     rv = store_assertion_seen(agent, jti, (uint64_t)(ttl > 0 ? ttl : 1) * 1000u);
     json_decref(c);
     if (rv == ZTB_ERR_REPLAY) {
-        char actor[96];
-        snprintf(actor, sizeof(actor), "agent:%s", agent);
-        audit("auth.assertion_replay", actor, 0, ZTB_F_STR("agent", agent));
+        /* Anyone holding a copy can replay it as fast as they can send: the
+         * detector hears each one (and its signal is audited when it fires),
+         * the wrapper below counts it, the log samples it. */
         detect_event(DETECT_ASSERTION_REPLAY, agent, NULL, NULL, NULL);
-        ztb_log(ZTB_LOG_WARN, "auth.assertion_replay", ZTB_F_STR("agent", agent));
-        return refuse(resp, rv, "client assertion already used (jti replay)");
+        ztb_log_sampled(&replay_log, ZTB_LOG_WARN, "auth.assertion_replay",
+                        ZTB_F_STR("agent", agent));
+        (void)refuse(resp, rv, "client assertion already used (jti replay)");
+        return ZTB_ERR_REPLAY;
     }
     if (rv != ZTB_OK)
         return refuse(resp, rv, "cannot record the assertion");
@@ -245,9 +251,9 @@ static ztb_err auth_session(const char *cred, int64_t now, struct client_identit
     return ZTB_OK;
 }
 
-ztb_err client_auth(const struct http_req *req, const char *assertion_type, const char *assertion,
-                    int64_t now, int allow_session, struct client_identity *id,
-                    struct http_resp *resp)
+static ztb_err authenticate(const struct http_req *req, const char *assertion_type,
+                            const char *assertion, int64_t now, int allow_session,
+                            struct client_identity *id, struct http_resp *resp)
 {
     memset(id, 0, sizeof(*id));
     struct store_agent_auth sa;
@@ -278,4 +284,20 @@ ztb_err client_auth(const struct http_req *req, const char *assertion_type, cons
     id->epoch = sa.epoch;
     id->quarantined = sa.quarantined;
     return ZTB_OK;
+}
+
+/* Every refusal is counted on /metrics by endpoint and reason; none writes an
+ * audit line (nobody was authenticated: anyone can send them). */
+ztb_err client_auth(const struct http_req *req, const char *assertion_type, const char *assertion,
+                    int64_t now, int allow_session, struct client_identity *id,
+                    struct http_resp *resp)
+{
+    ztb_err rv = authenticate(req, assertion_type, assertion, now, allow_session, id, resp);
+    if (rv == ZTB_OK)
+        return rv;
+    metrics_refused(req != NULL ? req->path : NULL, rv == ZTB_ERR_UNAVAILABLE ? REFUSED_UNAVAILABLE
+                                                    : rv == ZTB_ERR_REPLAY
+                                                        ? REFUSED_ASSERTION_REPLAY
+                                                        : REFUSED_INVALID_CLIENT);
+    return rv == ZTB_ERR_UNAVAILABLE ? rv : ZTB_ERR_INVALID_CLIENT;
 }

@@ -84,6 +84,15 @@ static const struct opt opts[] = {
     {"detect_new_audience", OPT_UINT, NUM(detect_new_audience_s, 365 * 86400), "SECONDS",
      "an agent's learning period, after which a new audience raises a new_audience signal, "
      "0 = off (default 86400)"},
+    {"signals_ip_rate", OPT_UINT, NUM(signals_ip_rate, 1000000), "N",
+     "POST /v1/signals per second from one address, before authentication (this replica), "
+     "0 = off (default 100)"},
+    {"signals_ip_burst", OPT_UINT, NUM(signals_ip_burst, 1000000), "N",
+     "requests one address may send at once (default 200)"},
+    {"signals_source_rate", OPT_UINT, NUM(signals_source_rate, 1000000), "N",
+     "signals per second from one source, across replicas, 0 = off (default 100)"},
+    {"signals_source_burst", OPT_UINT, NUM(signals_source_burst, 1000000), "N",
+     "signals one source may send at once (default 200)"},
     {"log_level", OPT_LEVEL, 0, 0, "LEVEL", "debug, info, warn or error (default info)"},
     {"log_format", OPT_FORMAT, 0, 0, "FORMAT", "json or text (default json)"},
 };
@@ -108,6 +117,10 @@ void broker_config_defaults(struct broker_config *c)
     c->detect_denials = 10;
     c->detect_rate_limited = 20;
     c->detect_new_audience_s = 86400;
+    c->signals_ip_rate = 100;
+    c->signals_ip_burst = 200;
+    c->signals_source_rate = 100;
+    c->signals_source_burst = 200;
     c->log_level = ZTB_LOG_INFO;
     c->log_format = ZTB_LOG_JSON;
 }

@@ -306,6 +306,23 @@ ztb_err store_join_consume(const char *token, char agent[STORE_NAME_MAX + 1], in
 /* The per-request check -------------------------------------------------------*/
 
 /*
+ * The GCRA step every rate-limit script shares (the token path's two
+ * buckets, store_rate_take's one): with `now` in µs in scope, gcra(stored
+ * TAT, interval µs, burst) returns the new TAT to store (0: no limit) and 0,
+ * or -1 and the µs to wait.
+ */
+#define GCRA_LUA                                                                                   \
+    "local function gcra(stored, interval, burst)\n"                                               \
+    "  if interval <= 0 then return 0, 0 end\n"                                                    \
+    "  local tat = tonumber(stored or '0') or 0\n"                                                 \
+    "  if tat < now then tat = now end\n"                                                          \
+    "  local new = tat + interval\n"                                                               \
+    "  local at = new - burst * interval\n"                                                        \
+    "  if at > now then return -1, at - now end\n"                                                 \
+    "  return new, 0\n"                                                                            \
+    "end\n"
+
+/*
  * KEYS: agent hash, agent bucket, action bucket, audience kill switch.
  * ARGV: agent interval_us, agent burst, action interval_us, action burst,
  * the generation and identity epoch the caller authenticated in (checked
@@ -327,16 +344,7 @@ static const char issue_lua[] =
     "if redis.call('EXISTS', KEYS[4]) == 1 then return {4, 0, 0, 0} end\n"
     "local t = redis.call('TIME')\n"
     "local now = tonumber(t[1]) * 1000000 + tonumber(t[2])\n"
-    "local tats = redis.call('MGET', KEYS[2], KEYS[3])\n"
-    "local function gcra(stored, interval, burst)\n"
-    "  if interval <= 0 then return 0, 0 end\n"
-    "  local tat = tonumber(stored or '0') or 0\n"
-    "  if tat < now then tat = now end\n"
-    "  local new = tat + interval\n"
-    "  local at = new - burst * interval\n"
-    "  if at > now then return -1, at - now end\n"
-    "  return new, 0\n"
-    "end\n"
+    "local tats = redis.call('MGET', KEYS[2], KEYS[3])\n" GCRA_LUA
     "local n1, w1 = gcra(tats[1], tonumber(ARGV[1]), tonumber(ARGV[2]))\n"
     "if n1 < 0 then return {5, 0, math.ceil(w1 / 1000), 0} end\n"
     "local n2, w2 = gcra(tats[2], tonumber(ARGV[3]), tonumber(ARGV[4]))\n"
@@ -393,6 +401,47 @@ ztb_err store_issue_check(const char *agent, int64_t generation, int64_t epoch, 
     out->approval_required = elem_int(r, 3) == 1;
     freeReplyObject(r);
     return ZTB_OK;
+}
+
+/*
+ * One GCRA bucket (KEYS[1]); ARGV: interval_us, burst. The same step as the
+ * token path's, for limits that are not an agent's (signal sources).
+ * Returns {0, 0} (allowed and charged) or {1, ms to wait}.
+ */
+static const char rate_lua[] = "local t = redis.call('TIME')\n"
+                               "local now = tonumber(t[1]) * 1000000 + tonumber(t[2])\n" GCRA_LUA
+                               "local n, w = gcra(redis.call('GET', KEYS[1]), tonumber(ARGV[1]),\n"
+                               "  tonumber(ARGV[2]))\n"
+                               "if n < 0 then return {1, math.ceil(w / 1000)} end\n"
+                               "if n > 0 then redis.call('SET', KEYS[1], string.format('%d', n),\n"
+                               "  'PX', math.ceil((n - now) / 1000) + 1000) end\n"
+                               "return {0, 0}\n";
+static char rate_sha[41];
+
+ztb_err store_rate_take(const char *kind, const char *name, const struct store_rate *rate,
+                        uint32_t *retry_after_ms)
+{
+    *retry_after_ms = 0;
+    if (rate == NULL || rate->rate == 0 || rate->period_s == 0)
+        return ZTB_OK;
+    ZTB_ENSURE(kind != NULL && strchr(kind, ':') == NULL && store_agent_name_ok(name),
+               ZTB_ERR_INVALID_ARG);
+    if (rate_sha[0] == '\0')
+        redis_script_sha(rate_lua, rate_sha);
+    char k[KEY_MAX], interval[24], burst[16];
+    ZTB_ENSURE(key(k, "ztb:rl:%s:%s", kind, name), ZTB_ERR_TOO_LARGE);
+    rate_args(rate, interval, burst);
+    const char *argv[] = {k, interval, burst};
+    redisReply *r;
+    ZTB_GUARD(redis_eval(&r, rate_lua, rate_sha, 1, 3, argv, NULL));
+    if (!is_int_array(r, 2))
+        return unexpected(r, "rate_take");
+    int64_t code = elem_int(r, 0), wait = elem_int(r, 1);
+    freeReplyObject(r);
+    if (code == 0)
+        return ZTB_OK;
+    *retry_after_ms = wait < 1 ? 1 : wait > 86400000 ? 86400000 : (uint32_t)wait;
+    return ZTB_ERR_RATE_LIMITED;
 }
 
 /* SET key NX PX ttl: REPLAY if it existed. */

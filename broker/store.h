@@ -26,6 +26,8 @@
  *                               sessions carry it, so a re-enrollment ends
  *                               every session of the identity before
  *   ztb:{A}:dpop:<jti>          STR   DPoP proof replay cache (PX = proof window)
+ *   ztb:rl:<kind>:<name>        STR   GCRA TAT (µs) of a bucket that is not an
+ *                                     agent's: kind "src" = a signal source
  *
  * Every function returns UNAVAILABLE when Redis cannot answer: callers fail
  * closed (503) and issue nothing.
@@ -171,6 +173,15 @@ struct store_check {
 ztb_err store_issue_check(const char *agent, int64_t generation, int64_t epoch, const char *action,
                           const char *audience, const struct store_rate *agent_rate,
                           const struct store_rate *action_rate, struct store_check *out);
+
+/*
+ * Take one request from the GCRA bucket ztb:rl:<kind>:<name> (name in the
+ * agent-name alphabet), with the token path's GCRA step. ZTB_OK: allowed
+ * and charged; RATE_LIMITED: refused, nothing charged, *retry_after_ms (>= 1)
+ * until one would be allowed. rate NULL or 0: allowed, no Redis call.
+ */
+ztb_err store_rate_take(const char *kind, const char *name, const struct store_rate *rate,
+                        uint32_t *retry_after_ms);
 
 /*
  * Remember a client assertion's jti until it expires (ttl_ms). REPLAY if it

@@ -43,6 +43,7 @@
 #include "sdk/src/jwks_cache.h"
 #include "sdk/src/redis_conn.h"
 #include "sdk/src/revfeed.h"
+#include "sdk/src/revset.h"
 #include "sdk/src/thread_cache.h"
 
 #define STR_MAX          1024
@@ -58,6 +59,7 @@ struct ztb_verifier_config {
     char *issuer, *audience, *jwks_url, *jwks_file, *ca_file, *redis_url;
     int allow_http, require_dpop;
     unsigned refetch_s, skew_s, grace_ms, dpop_max_age_s, startup_ms;
+    size_t rev_max;
     enum rev_mode rev;
     ztb_agent *introspect;
 };
@@ -96,6 +98,7 @@ ztb_verifier_config *ztb_verifier_config_new(void)
     c->dpop_max_age_s = DEFAULT_DPOP_AGE;
     c->startup_ms = DEFAULT_STARTUP;
     c->refetch_s = JWKS_DEFAULT_REFETCH_S;
+    c->rev_max = REVSET_DEFAULT_MAX;
     return c;
 }
 
@@ -213,6 +216,13 @@ ztb_err ztb_verifier_config_set_revocation_grace(ztb_verifier_config *cfg, unsig
     return ZTB_OK;
 }
 
+ztb_err ztb_verifier_config_set_revocation_max(ztb_verifier_config *cfg, size_t entries)
+{
+    ZTB_ENSURE(cfg != NULL && entries >= 1 && entries <= 100000000u, ZTB_ERR_INVALID_ARG);
+    cfg->rev_max = entries;
+    return ZTB_OK;
+}
+
 ztb_err ztb_verifier_config_set_introspection(ztb_verifier_config *cfg, ztb_agent *agent)
 {
     ZTB_ENSURE(cfg != NULL && agent != NULL, ZTB_ERR_INVALID_ARG);
@@ -320,6 +330,7 @@ ztb_err ztb_verifier_new(const ztb_verifier_config *cfg, ztb_verifier **out)
 
     if (cfg->rev == REVM_REDIS) {
         struct revfeed_opts fo = {.skew_s = cfg->skew_s,
+                                  .max_entries = cfg->rev_max,
                                   .grace_ms = cfg->grace_ms,
                                   .startup_timeout_ms = cfg->startup_ms};
         rv = rconn_parse_url(cfg->redis_url, 1000, &fo.target, err, sizeof(err));
@@ -704,6 +715,9 @@ ztb_err ztb_verifier_stats_get(ztb_verifier *v, ztb_verifier_stats *out)
         out->revocation_events = s.events;
         out->revocation_bad_events = s.bad_events;
         out->revocation_syncs = s.syncs;
+        out->revocation_evicted = s.evicted;
+        out->revocation_refused = s.refused;
+        out->revocation_full = s.full;
     }
     return ZTB_OK;
 }

@@ -585,6 +585,49 @@ static void test_feed_lost(void **state)
     assert_int_equal(st.jwks_keys, 1);
 }
 
+/* The public cap: a verifier whose revocation set is full of live entries
+ * refuses every token, says so in its stats, and recovers on a reload. */
+static void test_revocation_cap(void **state)
+{
+    (void)state;
+    ztb_verifier_config *c = base_config();
+    assert_int_equal(ztb_verifier_config_set_revocation_max(c, 0), ZTB_ERR_INVALID_ARG);
+    assert_int_equal(ztb_verifier_config_set_revocation_max(NULL, 5), ZTB_ERR_INVALID_ARG);
+    assert_int_equal(ztb_verifier_config_set_revocation_max(c, 2), ZTB_OK);
+    assert_int_equal(ztb_verifier_config_set_redis(c, rd.url), ZTB_OK);
+    redis_cmd("DEL ztb:revocations%s%s", "", "");
+    ztb_verifier *x = NULL;
+    assert_int_equal(ztb_verifier_new(c, &x), ZTB_OK);
+    ztb_verifier_config_free(c);
+    char tok[4096];
+    snprintf(tok, sizeof(tok), "%s", mint(&plain));
+    assert_int_equal(verify(x, tok, "payments:refund", "orders/1234"), ZTB_OK);
+    char ev[256];
+    ztb_err rv = ZTB_OK;
+    for (int i = 0; i < 3; i++) {
+        snprintf(ev, sizeof(ev), "{\"type\":\"jti\",\"id\":\"cap-%d\",\"exp\":%lld}", i,
+                 (long long)now + 600);
+        redis_cmd("ZADD ztb:revocations +inf %s", ev, "");
+        redis_cmd("PUBLISH ztb:revocations %s", ev, "");
+    }
+    for (int i = 0; i < 500 && (rv = verify(x, tok, "payments:refund", "orders/1234")) == ZTB_OK;
+         i++)
+        clock_sleep_ms(10);
+    assert_int_equal(rv, ZTB_ERR_REVOCATION_STALE); /* a token nobody revoked */
+    ztb_verifier_stats st;
+    assert_int_equal(ztb_verifier_stats_get(x, &st), ZTB_OK);
+    assert_true(st.revocation_full);
+    assert_true(st.revocation_refused >= 1);
+    redis_cmd("DEL ztb:revocations%s%s", "", "");
+    for (int i = 0; i < 700 && (rv = verify(x, tok, "payments:refund", "orders/1234")) != ZTB_OK;
+         i++)
+        clock_sleep_ms(10);
+    assert_int_equal(rv, ZTB_OK);
+    assert_int_equal(ztb_verifier_stats_get(x, &st), ZTB_OK);
+    assert_false(st.revocation_full);
+    ztb_verifier_free(x);
+}
+
 /* ---- keys ---------------------------------------------------------------- */
 
 static void test_key_rotation(void **state)
@@ -743,6 +786,7 @@ int main(void)
         cmocka_unit_test(test_key_rotation),
         cmocka_unit_test(test_threads_share_a_verifier),
         cmocka_unit_test(test_feed_lost),
+        cmocka_unit_test(test_revocation_cap),
         cmocka_unit_test(test_configuration_mistakes),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

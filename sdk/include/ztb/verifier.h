@@ -121,6 +121,17 @@ ZTB_API ztb_err ztb_verifier_config_set_redis(ztb_verifier_config *cfg, const ch
 ZTB_API ztb_err ztb_verifier_config_set_revocation_grace(ztb_verifier_config *cfg, unsigned ms);
 
 /*
+ * With Redis: the most revocations the verifier holds, of all kinds
+ * together (default 1000000: 20 to 53 MB of revoked token ids; 1..100000000).
+ * When an event needs room and the state is full, revocations that no longer
+ * matter (every token they could refuse has expired) are evicted first. If it is still full of
+ * live ones, the verifier fails closed: every token is refused with
+ * REVOCATION_STALE until a full reload of the state fits (docs/gateways.md,
+ * "Revocation set cap"). ztb_verifier_stats counts both.
+ */
+ZTB_API ztb_err ztb_verifier_config_set_revocation_max(ztb_verifier_config *cfg, size_t entries);
+
+/*
  * Revocation source: the broker's /v1/introspect, asked once per token after
  * the local checks passed, authenticated as `agent` (an enrolled agent
  * handle, borrowed: it must outlive the verifier). Costs a round trip per
@@ -289,6 +300,9 @@ typedef struct ztb_verifier_stats {
     uint64_t revocation_events;     /* events applied */
     uint64_t revocation_bad_events; /* events that could not be parsed (ignored) */
     uint64_t revocation_syncs;      /* full loads of the revocation state */
+    uint64_t revocation_evicted;    /* expired revocations dropped to make room under the cap */
+    uint64_t revocation_refused;    /* revocations that did not fit: the state was full */
+    int revocation_full;            /* refusing every token until a full reload fits */
 } ztb_verifier_stats;
 
 /* Fill *out with v's counters (zeros for what does not apply). Thread-safe; does not block. */
