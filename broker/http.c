@@ -18,8 +18,11 @@
  * so an endless body costs the sender, not us.
  *
  * Limits from outside: body (max_body), header block (connection memory
- * limit), connections (total and per IP), and an idle/slow-connection
- * timeout, so a slowloris client only holds its own connection slots.
+ * limit), connections (total and per IP: libmicrohttpd closes a connection
+ * over its address's share as it accepts it), and an idle/slow-connection
+ * timeout, so a slowloris client only holds its own connection slots. The
+ * connection limit only protects if the process has a descriptor for every
+ * connection it allows: http_fit_nofile() makes sure it has.
  */
 #define _GNU_SOURCE /* struct ucred */
 #include <arpa/inet.h>
@@ -31,6 +34,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -574,6 +578,45 @@ void http_server_stop(struct http_server *s)
     if (s->d != NULL)
         MHD_stop_daemon(s->d);
     free(s);
+}
+
+unsigned http_fit_nofile(unsigned conns, unsigned reserve)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+        return conns;
+    rlim_t need = (rlim_t)conns + reserve, was = rl.rlim_cur;
+    if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < need) {
+        struct rlimit want = {.rlim_cur = need, .rlim_max = rl.rlim_max};
+        if (rl.rlim_max != RLIM_INFINITY && rl.rlim_max < need)
+            want.rlim_max = need; /* allowed with CAP_SYS_RESOURCE (root, before the drop) */
+        if (setrlimit(RLIMIT_NOFILE, &want) != 0 && rl.rlim_max != rl.rlim_cur) {
+            want.rlim_cur = want.rlim_max = rl.rlim_max; /* as far as we may go */
+            (void)setrlimit(RLIMIT_NOFILE, &want);
+        }
+        if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+            return conns;
+        if (rl.rlim_cur > was)
+            ztb_log(ZTB_LOG_INFO, "http.nofile_raised", ZTB_F_INT("from", was),
+                    ZTB_F_INT("to", rl.rlim_cur), ZTB_F_INT("needed", need));
+    }
+    if (rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur >= need)
+        return conns;
+    /* Fewer connections than configured, each with its descriptor, rather
+     * than accept() failing with EMFILE and Redis, audit and key files with
+     * it once the descriptors run out. */
+    unsigned fit = rl.rlim_cur > (rlim_t)reserve + HTTP_MIN_CONNECTIONS
+                       ? (unsigned)(rl.rlim_cur - reserve)
+                       : HTTP_MIN_CONNECTIONS;
+    char hint[160];
+    snprintf(hint, sizeof(hint),
+             "raise the descriptor limit to %llu (LimitNOFILE= in the service unit, or ulimit "
+             "-n), or lower connection_limit to %u",
+             (unsigned long long)need, fit);
+    ztb_log(ZTB_LOG_WARN, "http.nofile_short", ZTB_F_INT("connection_limit", conns),
+            ZTB_F_INT("connection_limit_used", fit), ZTB_F_INT("needed", need),
+            ZTB_F_INT("soft", rl.rlim_cur), ZTB_F_INT("hard", rl.rlim_max), ZTB_F_STR("fix", hint));
+    return fit;
 }
 
 ztb_err http_listen_tcp(const char *host, uint16_t port, int *fd_out, uint16_t *bound_port,

@@ -147,6 +147,19 @@ void *http_req_conn_scratch(const struct http_req *req);
 /* The peer's uid on a unix socket (SO_PEERCRED). -1 if unknown. */
 long http_req_peer_uid(const struct http_req *req);
 
+/*
+ * Make room for conns connections plus reserve other descriptors (Redis
+ * connections, files, pipes) under RLIMIT_NOFILE: the soft limit is raised
+ * to conns + reserve, and the hard limit too where the process may (root,
+ * before dropping privileges); otherwise as far as the hard limit. Returns
+ * the number of connections that fit: conns, or fewer (never below
+ * HTTP_MIN_CONNECTIONS) when the limit cannot be raised that far; then it
+ * logs a warning naming the numbers and the fix. Call before starting the
+ * servers, and give them the returned limit.
+ */
+#define HTTP_MIN_CONNECTIONS 16
+unsigned http_fit_nofile(unsigned conns, unsigned reserve);
+
 /* Bind a TCP listening socket; host may be an IPv4/IPv6 literal or name. */
 ztb_err http_listen_tcp(const char *host, uint16_t port, int *fd_out, uint16_t *bound_port,
                         char *err, size_t errcap);

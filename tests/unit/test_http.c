@@ -9,8 +9,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -310,6 +312,77 @@ static void test_http11_without_host(void **state)
     close(fd);
 }
 
+/* In a child (limits changed there stay there): 0 if check() held. */
+static int in_child(int (*check)(void))
+{
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0)
+        _exit(check());
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 100;
+}
+
+/* A low soft limit under a high hard one is raised to what is needed. */
+static int fit_raises_soft(void)
+{
+    struct rlimit rl;
+    getrlimit(RLIMIT_NOFILE, &rl);
+    if (rl.rlim_max != RLIM_INFINITY && rl.rlim_max < 2000)
+        return 1; /* the machine cannot show it */
+    rl.rlim_cur = 256;
+    if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+        return 2;
+    if (http_fit_nofile(1000, 100) != 1000)
+        return 3;
+    getrlimit(RLIMIT_NOFILE, &rl);
+    return rl.rlim_cur >= 1100 ? 0 : 4;
+}
+
+/* More than may be had: as far as the hard limit, and fewer connections. */
+static int fit_shrinks_when_short(void)
+{
+    /* above fs.nr_open even root cannot raise the hard limit */
+    unsigned long nr_open = 1048576;
+    FILE *f = fopen("/proc/sys/fs/nr_open", "r");
+    if (f != NULL) {
+        if (fscanf(f, "%lu", &nr_open) != 1)
+            nr_open = 1048576;
+        fclose(f);
+    }
+    struct rlimit rl = {.rlim_cur = 300, .rlim_max = 600};
+    if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+        return 1;
+    unsigned conns = (unsigned)nr_open + 1;
+    if (http_fit_nofile(conns, 100) != 500)
+        return 2;
+    getrlimit(RLIMIT_NOFILE, &rl);
+    if (rl.rlim_cur != 600 && rl.rlim_cur != rl.rlim_max)
+        return 3;
+    /* a reserve larger than the limit still leaves the minimum */
+    return http_fit_nofile(conns, 1000) == HTTP_MIN_CONNECTIONS ? 0 : 4;
+}
+
+/* Enough already: nothing changes. */
+static int fit_enough(void)
+{
+    struct rlimit before, after;
+    getrlimit(RLIMIT_NOFILE, &before);
+    if (http_fit_nofile(10, 10) != 10)
+        return 1;
+    getrlimit(RLIMIT_NOFILE, &after);
+    return before.rlim_cur == after.rlim_cur ? 0 : 2;
+}
+
+static void test_fit_nofile(void **state)
+{
+    (void)state;
+    assert_int_equal(in_child(fit_raises_soft), 0);
+    assert_int_equal(in_child(fit_shrinks_when_short), 0);
+    assert_int_equal(in_child(fit_enough), 0);
+}
+
 static void test_unix_listener(void **state)
 {
     (void)state;
@@ -351,6 +424,7 @@ int main(void)
         cmocka_unit_test(test_body_refused_before_read),
         cmocka_unit_test(test_endless_chunked_body_cut),
         cmocka_unit_test(test_http11_without_host),
+        cmocka_unit_test(test_fit_nofile),
         cmocka_unit_test(test_unix_listener),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
