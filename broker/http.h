@@ -3,9 +3,12 @@
  *
  * One mechanism serves both the public API (TCP) and the admin API (unix
  * socket): a daemon with a route table. The server reads the request body
- * into a bounded buffer (over the limit: 413, never more memory), then calls
- * the route's handler once with the whole request. The handler fills an
- * http_resp; the server sends it and records metrics.
+ * into a bounded buffer, then calls the route's handler once with the whole
+ * request. The handler fills an http_resp; the server sends it and records
+ * metrics. Requests refused for their shape never reach a handler: an
+ * HTTP/1.1 request without exactly one Host (400), a Content-Length over the
+ * limit (413 before any of the body is read, no "100 Continue"), a chunked
+ * body growing past it (413 where it crosses, then the connection closes).
  *
  * Handlers run on libmicrohttpd's worker threads and must be thread-safe.
  * They never see a partial body, and they never write to the connection.
