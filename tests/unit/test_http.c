@@ -212,35 +212,44 @@ static int raw_read(int fd, char *out, size_t cap, unsigned ms)
     }
 }
 
+/* Connect, send request, read for up to ms, close. Returns raw_read's. */
+static int raw_once(const struct fixture *f, const char *request, char *out, size_t cap,
+                    unsigned ms)
+{
+    int fd = raw_connect(f);
+    raw_send(fd, request);
+    int closed = raw_read(fd, out, cap, ms);
+    close(fd);
+    return closed;
+}
+
 /* An over-limit Content-Length is refused before the body is read: no
  * "100 Continue" invites it, the 413 comes at once, the connection closes. */
 static void test_body_refused_before_read(void **state)
 {
     struct fixture *f = *state;
     char buf[4096];
-    int fd = raw_connect(f);
-    raw_send(fd, "POST /echo HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: text/plain\r\n"
-                 "Content-Length: 1073741824\r\nExpect: 100-continue\r\n\r\n");
     uint64_t t0 = now_ms();
-    int closed = raw_read(fd, buf, sizeof(buf), 3000);
+    int closed = raw_once(f,
+                          "POST /echo HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: text/plain\r\n"
+                          "Content-Length: 1073741824\r\nExpect: 100-continue\r\n\r\n",
+                          buf, sizeof(buf), 3000);
     print_message("huge Content-Length with Expect: %llu ms, closed %d, got: %.40s\n",
                   (unsigned long long)(now_ms() - t0), closed, buf);
     assert_null(strstr(buf, "100 Continue"));
     assert_int_equal(strncmp(buf, "HTTP/1.1 413", 12), 0);
     assert_true(closed);
-    close(fd);
 
     /* one byte over, no Expect, no body sent: answered without waiting for it */
-    fd = raw_connect(f);
-    raw_send(fd, "POST /echo HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: text/plain\r\n"
-                 "Content-Length: 1025\r\n\r\n");
-    closed = raw_read(fd, buf, sizeof(buf), 3000);
+    closed = raw_once(f,
+                      "POST /echo HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: text/plain\r\n"
+                      "Content-Length: 1025\r\n\r\n",
+                      buf, sizeof(buf), 3000);
     assert_int_equal(strncmp(buf, "HTTP/1.1 413", 12), 0);
     assert_true(closed);
-    close(fd);
 
     /* within the limit, Expect still gets its 100 Continue and a 200 */
-    fd = raw_connect(f);
+    int fd = raw_connect(f);
     raw_send(fd, "POST /echo HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: text/plain\r\n"
                  "Content-Length: 5\r\nExpect: 100-continue\r\n\r\n");
     raw_read(fd, buf, sizeof(buf), 1000);
@@ -285,13 +294,12 @@ static void test_endless_chunked_body_cut(void **state)
     close(fd);
 
     /* a chunked body within the limit is read whole */
-    fd = raw_connect(f);
-    raw_send(fd, "POST /echo HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: text/plain\r\n"
-                 "Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n3\r\nabc\r\n0\r\n\r\n");
-    raw_read(fd, buf, sizeof(buf), 1000);
+    raw_once(f,
+             "POST /echo HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: text/plain\r\n"
+             "Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n3\r\nabc\r\n0\r\n\r\n",
+             buf, sizeof(buf), 1000);
     assert_int_equal(strncmp(buf, "HTTP/1.1 200", 12), 0);
     assert_non_null(strstr(buf, "\"len\":8"));
-    close(fd);
 }
 
 /* HTTP/1.1 requires Host (RFC 9112 §3.2): without it, 400. */
@@ -299,17 +307,17 @@ static void test_http11_without_host(void **state)
 {
     struct fixture *f = *state;
     char buf[4096];
-    int fd = raw_connect(f);
-    raw_send(fd, "POST /echo HTTP/1.1\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\r\nhi");
-    raw_read(fd, buf, sizeof(buf), 2000);
+    raw_once(f, "POST /echo HTTP/1.1\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\r\nhi",
+             buf, sizeof(buf), 2000);
     assert_int_equal(strncmp(buf, "HTTP/1.1 400", 12), 0);
-    close(fd);
+    assert_non_null(strstr(buf, "exactly one Host"));
+    /* two Host headers are as bad as none */
+    raw_once(f, "GET /any/x HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", buf, sizeof(buf), 2000);
+    assert_int_equal(strncmp(buf, "HTTP/1.1 400", 12), 0);
     /* HTTP/1.0 has no such rule */
-    fd = raw_connect(f);
-    raw_send(fd, "POST /echo HTTP/1.0\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\r\nhi");
-    raw_read(fd, buf, sizeof(buf), 2000);
+    raw_once(f, "POST /echo HTTP/1.0\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\r\nhi",
+             buf, sizeof(buf), 2000);
     assert_int_equal(strncmp(buf + 8, " 200", 4), 0);
-    close(fd);
 }
 
 /* In a child (limits changed there stay there): 0 if check() held. */
