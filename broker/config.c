@@ -66,7 +66,7 @@ static const struct opt opts[] = {
     {"connection_limit", OPT_UINT, NUM(connection_limit, 1000000), "N",
      "most concurrent connections (default 4096)"},
     {"per_ip_connection_limit", OPT_UINT, NUM(per_ip_connection_limit, 1000000), "N",
-     "most concurrent connections from one IP, 0 = no limit (default 0)"},
+     "most concurrent connections from one IP address, 0 = no limit (default 128)"},
     {"connection_timeout", OPT_UINT, NUM(connection_timeout_s, 3600), "SECONDS",
      "close idle or slow connections after this (default 10)"},
     {"max_body", OPT_SIZE, NUM(max_body, 1 << 20), "BYTES", "largest request body (default 16384)"},
@@ -109,6 +109,7 @@ void broker_config_defaults(struct broker_config *c)
     c->identity_ttl_s = 3600;
     c->session_ttl_s = 300;
     c->connection_limit = 4096;
+    c->per_ip_connection_limit = 128; /* one address cannot hold every slot */
     c->connection_timeout_s = 10;
     c->max_body = 16384;
     c->redis_timeout_ms = 250;

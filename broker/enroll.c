@@ -259,12 +259,7 @@ void handle_session(struct http_req *req, struct http_resp *resp)
     struct form f;
     ztb_err rv = form_parse(&f, req->body, req->body_len, allowed);
     if (rv != ZTB_OK) {
-        char why[128];
-        snprintf(why, sizeof(why), "%s%s%s",
-                 rv == ZTB_ERR_EXISTS ? "repeated parameter "
-                                      : "malformed form or unknown parameter ",
-                 f.bad_name[0] ? f.bad_name : "", "");
-        http_resp_error(resp, 400, "invalid_request", why);
+        http_resp_error(resp, 400, "invalid_request", form_error(&f));
         return;
     }
     struct client_identity id;

@@ -136,14 +136,7 @@ static int read_form(struct http_req *req, struct http_resp *resp, struct form *
     }
     ztb_err rv = form_parse(f, req->body, req->body_len, allowed_params);
     if (rv != ZTB_OK) {
-        char why[128];
-        if (rv == ZTB_ERR_EXISTS)
-            snprintf(why, sizeof(why), "parameter '%s' given more than once", f->bad_name);
-        else if (f->bad_name[0] != '\0')
-            snprintf(why, sizeof(why), "unknown parameter '%s'", f->bad_name);
-        else
-            snprintf(why, sizeof(why), "malformed form encoding");
-        http_resp_error(resp, 400, "invalid_request", why);
+        http_resp_error(resp, 400, "invalid_request", form_error(f));
         return 0;
     }
     if (client_auth(req, form_get(f, "client_assertion_type"), form_get(f, "client_assertion"), now,

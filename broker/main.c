@@ -34,6 +34,12 @@
 #include "common/log.h"
 #include "common/secret.h"
 
+/* Operators' connections on the admin socket (ztbctl makes one at a time). */
+#define ADMIN_CONNECTION_LIMIT 64
+/* Descriptors besides connections: listeners, each worker's Redis
+ * connection and event descriptors, audit and key files, the private Redis. */
+#define FD_RESERVE(threads) (64u + 3u * (threads))
+
 static void die(const char *what, const char *msg)
 {
     ztb_log(ZTB_LOG_ERROR, "broker.fatal", ZTB_F_STR("step", what), ZTB_F_STR("reason", msg));
@@ -254,6 +260,10 @@ int main(int argc, char **argv)
                         sizeof(err)) != ZTB_OK)
         die("listen", err);
 
+    /* a descriptor for every connection allowed, raised while we may (root) */
+    cfg->connection_limit =
+        http_fit_nofile(cfg->connection_limit, ADMIN_CONNECTION_LIMIT + FD_RESERVE(cfg->threads));
+
     int ready_fd = cfg->ready_file[0] != '\0' ? open_ready_file(cfg->ready_file) : -1;
     /* TLS material may be readable by root only: read it before dropping */
     ztb_buf tls_cert, tls_key;
@@ -331,6 +341,7 @@ int main(int argc, char **argv)
         http_server_start("api", api_fd, api_routes, api_routes_n, &lim, &g_broker);
     admin_lim.threads = 1;
     admin_lim.per_ip_connection_limit = 0;
+    admin_lim.connection_limit = ADMIN_CONNECTION_LIMIT;
     struct http_server *admin =
         http_server_start("admin", admin_fd, admin_routes, admin_routes_n, &admin_lim, &g_broker);
     if (api == NULL || admin == NULL)

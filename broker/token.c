@@ -224,14 +224,7 @@ static int read_request(struct token_req *t, struct http_req *req, struct http_r
     }
     ztb_err rv = form_parse(&t->f, req->body, req->body_len, allowed_params);
     if (rv != ZTB_OK) {
-        char why[128];
-        if (rv == ZTB_ERR_EXISTS)
-            snprintf(why, sizeof(why), "parameter '%s' given more than once", t->f.bad_name);
-        else if (t->f.bad_name[0] != '\0')
-            snprintf(why, sizeof(why), "unknown parameter '%s'", t->f.bad_name);
-        else
-            snprintf(why, sizeof(why), "malformed form encoding");
-        http_resp_error(resp, 400, "invalid_request", why);
+        http_resp_error(resp, 400, "invalid_request", form_error(&t->f));
         return 0;
     }
     const char *gt = form_get(&t->f, "grant_type");

@@ -36,6 +36,9 @@ static void test_defaults(void **state)
     assert_string_equal(c.listen_host, "127.0.0.1");
     assert_int_equal(c.listen_port, 8443);
     assert_int_equal(c.max_body, 16384);
+    /* one address cannot hold every connection slot by default */
+    assert_int_equal(c.connection_limit, 4096);
+    assert_int_equal(c.per_ip_connection_limit, 128);
     assert_string_equal(c.redis_url, "");
     assert_string_equal(c.user, "ztb");
     assert_int_equal(c.log_level, ZTB_LOG_INFO);
