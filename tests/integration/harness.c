@@ -31,6 +31,9 @@
 #ifndef ZTB_REDIS_SERVER
 #define ZTB_REDIS_SERVER "redis-server"
 #endif
+#ifndef ZTB_CLOCKSHIFT_LIB
+#error "ZTB_CLOCKSHIFT_LIB must be set by the build"
+#endif
 #ifndef ZTB_BIN_DIR
 #error "ZTB_BIN_DIR must be set by the build"
 #endif
@@ -160,6 +163,12 @@ static void redis_spawn(struct zh_redis *r)
         fatal("fork: %s", strerror(errno));
     if (pid == 0) {
         child_setup(0);
+        if (r->clock_offset_s != 0) {
+            char off[24];
+            snprintf(off, sizeof(off), "%ld", r->clock_offset_s);
+            setenv("ZTB_CLOCK_OFFSET_S", off, 1);
+            setenv("LD_PRELOAD", ZTB_CLOCKSHIFT_LIB, 1);
+        }
         execl(ZTB_REDIS_SERVER, ZTB_REDIS_SERVER, conf, (char *)NULL);
         _exit(127);
     }
@@ -190,11 +199,16 @@ static void redis_spawn(struct zh_redis *r)
     fatal("redis-server did not answer on %s within 10 s", r->sock);
 }
 
-static void redis_start(struct zh_redis *r, int tcp);
+static void redis_start(struct zh_redis *r, int tcp, long clock_offset_s);
 
 void zh_redis_start(struct zh_redis *r)
 {
-    redis_start(r, 0);
+    redis_start(r, 0, 0);
+}
+
+void zh_redis_start_clock(struct zh_redis *r, long clock_offset_s)
+{
+    redis_start(r, 0, clock_offset_s);
 }
 
 /* A free loopback port (a race with other processes is possible but rare). */
@@ -212,12 +226,13 @@ static int free_port(void)
 
 void zh_redis_start_tcp(struct zh_redis *r)
 {
-    redis_start(r, 1);
+    redis_start(r, 1, 0);
 }
 
-static void redis_start(struct zh_redis *r, int tcp)
+static void redis_start(struct zh_redis *r, int tcp, long clock_offset_s)
 {
     memset(r, 0, sizeof(*r));
+    r->clock_offset_s = clock_offset_s;
     zh_tmpdir(r->dir, sizeof(r->dir));
     chmod(r->dir, 0755); /* the broker may run as another user */
     snprintf(r->sock, sizeof(r->sock), "%s/redis.sock", r->dir);

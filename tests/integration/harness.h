@@ -44,10 +44,17 @@ struct zh_redis {
     char url[320];    /* unix://... for --redis */
     int port;         /* zh_redis_start_tcp: the loopback TCP port, else 0 */
     char tcp_url[64]; /* redis://127.0.0.1:PORT */
+    /* Redis's wall clock runs this many seconds ahead (negative: behind) of
+     * the machine's, through the clockshift library (clockshift.c). Set it
+     * before zh_redis_restart to step the clock of a restarted Redis. */
+    long clock_offset_s;
 };
 
 /* Start redis-server in a new scratch directory; wait until it answers. */
 void zh_redis_start(struct zh_redis *r);
+
+/* The same, with Redis's wall clock clock_offset_s seconds off the machine's. */
+void zh_redis_start_clock(struct zh_redis *r, long clock_offset_s);
 
 /* The same, also listening on a free loopback TCP port. */
 void zh_redis_start_tcp(struct zh_redis *r);
