@@ -46,6 +46,14 @@ ztb_err introspect_token(const char *tok, size_t len, int64_t now, int consume,
                          struct json_t **claims);
 
 /*
+ * Only the signature half of introspect_token: our signature (key chosen
+ * by kid, algorithm pinned by the key) and typ at+jwt; no claim, clock or
+ * revocation check. ZTB_OK: *claims is the claims object (caller decrefs),
+ * facts the broker verified (e.g. the exp a revocation may be sized by).
+ */
+ztb_err introspect_verify(const char *tok, size_t len, struct json_t **claims);
+
+/*
  * 1 if the authenticated caller id is still current: its agent is known and
  * active and, for a session credential, the session's generation is the
  * agent's (a generation bump ends its sessions). Otherwise fills resp (401,
