@@ -86,6 +86,9 @@ struct zh_broker_opts {
      * trusts tls_cert for its own requests. */
     const char *tls_cert;
     const char *tls_key;
+    /* The broker's wall clock runs this many seconds off the machine's
+     * (clockshift.c); its sleeps, on the kernel's clocks, do not move. */
+    long clock_offset_s;
 };
 
 struct zh_broker {
@@ -153,6 +156,14 @@ const char *zh_resp_header(const struct zh_resp *r, const char *name, char *out,
 void zh_resp_free(struct zh_resp *r);
 
 /* ---- running tools -------------------------------------------------------- */
+
+/*
+ * Path of the clockshift library (clockshift.c). A test that must move its
+ * own wall clock re-executes itself with LD_PRELOAD set to it (and
+ * ASAN_OPTIONS allowing the preload); ZTB_CLOCK_OFFSET_S in its
+ * environment, changed with setenv at any time, is the offset.
+ */
+const char *zh_clockshift_lib(void);
 
 /*
  * Run argv (argv[0] a path), wait, capture stdout and stderr (caller frees

@@ -301,6 +301,57 @@ static void test_rate_limit_clock_step_back(void **state)
     assert_true(refused > 0);
 }
 
+/* ---- the broker's own timers ------------------------------------------------ */
+
+/* CPU time (user + system) of process pid so far, in clock ticks. */
+static long long cpu_ticks(pid_t pid)
+{
+    char path[64], buf[1024];
+    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    const char *p = strrchr(buf, ')');
+    assert_non_null(p);
+    unsigned long long ut = 0, st = 0;
+    /* after "pid (comm)": state and 10 fields, then utime and stime */
+    assert_int_equal(
+        sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st), 2);
+    return (long long)(ut + st);
+}
+
+/*
+ * The broker's periodic timers (audit fsync, key refresh) measure
+ * durations. Run with a wall clock two minutes behind the clock its sleeps
+ * are measured on, a timer computed from the wall clock has its deadline
+ * already past: the thread spins (and the fsync never comes). On
+ * CLOCK_MONOTONIC an idle broker stays idle.
+ */
+static void test_broker_timers_ignore_wall_clock(void **state)
+{
+    (void)state;
+    struct zh_broker w;
+    struct zh_broker_opts o = {
+        .redis_url = rd.url, .with_keys = 1, .policy = policy_doc, .clock_offset_s = -120};
+    zh_broker_start(&w, &o);
+    struct timespec settle = {.tv_nsec = 300000000L};
+    nanosleep(&settle, NULL);
+    long long t0 = cpu_ticks(w.pid);
+    struct timespec idle = {.tv_sec = 2};
+    while (nanosleep(&idle, &idle) != 0)
+        ;
+    long long spent_ms = (cpu_ticks(w.pid) - t0) * 1000 / sysconf(_SC_CLK_TCK);
+    int rc = zh_broker_stop(&w);
+    if (spent_ms > 400) {
+        zh_broker_dump_log(&w);
+        fail_msg("an idle broker with its wall clock behind spent %lld ms of CPU in 2 s", spent_ms);
+    }
+    assert_int_equal(rc, 0);
+    zh_rmtree(w.dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -310,6 +361,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_revoke_token_dead_by_lifted_state, setup_ahead,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_rate_limit_clock_step_back, setup_plain, teardown),
+        cmocka_unit_test_setup_teardown(test_broker_timers_ignore_wall_clock, setup_plain,
+                                        teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
