@@ -65,6 +65,13 @@ static ztb_err verified_claims(const char *tok, size_t len, json_t **claims, cha
     return ZTB_OK;
 }
 
+ztb_err introspect_verify(const char *tok, size_t len, json_t **claims)
+{
+    char kid[ZTB_JWS_KID_MAX + 1];
+    unsigned skew;
+    return verified_claims(tok, len, claims, kid, &skew);
+}
+
 static int64_t int_claim(json_t *o, const char *k, int *ok)
 {
     json_t *v = json_object_get(o, k);
@@ -219,6 +226,7 @@ void handle_revoke(struct http_req *req, struct http_resp *resp)
     struct rev_request rq = {.response = POLICY_RESPONSE_REVOKE_TOKEN,
                              .target = jti,
                              .jti_exp = (int64_t)json_integer_value(exp),
+                             .jti_exp_verified = 1,
                              .actor = actor,
                              .cause = "revoke_endpoint"};
     rv = revocation_apply(&rq, NULL);

@@ -45,6 +45,14 @@ struct json_t;
 ztb_err introspect_token(const char *tok, size_t len, int64_t now, int consume,
                          struct json_t **claims);
 
+/*
+ * Only the signature half of introspect_token: our signature (key chosen
+ * by kid, algorithm pinned by the key) and typ at+jwt; no claim, clock or
+ * revocation check. ZTB_OK: *claims is the claims object (caller decrefs),
+ * facts the broker verified (e.g. the exp a revocation may be sized by).
+ */
+ztb_err introspect_verify(const char *tok, size_t len, struct json_t **claims);
+
 void handle_introspect(struct http_req *req, struct http_resp *resp);
 void handle_revoke(struct http_req *req, struct http_resp *resp);
 

@@ -1,6 +1,7 @@
 /*
  * keys.c - signing keys and CA for the broker (see keys.h).
  */
+#define _GNU_SOURCE /* pthread_cond_clockwait */
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -255,10 +256,13 @@ static void *refresher(void *arg)
     (void)arg;
     pthread_mutex_lock(&g_store_lock);
     for (;;) {
+        /* the interval is a duration: CLOCK_MONOTONIC, so a wall clock step
+         * neither delays the next refresh by the step nor hurries it */
         struct timespec until;
-        clock_gettime(CLOCK_REALTIME, &until);
+        clock_gettime(CLOCK_MONOTONIC, &until);
         until.tv_sec += g_interval;
-        while (!g_stop && pthread_cond_timedwait(&g_cond, &g_store_lock, &until) != ETIMEDOUT)
+        while (!g_stop &&
+               pthread_cond_clockwait(&g_cond, &g_store_lock, CLOCK_MONOTONIC, &until) != ETIMEDOUT)
             ;
         if (g_stop)
             break;

@@ -7,6 +7,7 @@
  * (100 ms doubling to 5 s, reset after a minute of uptime). Redis's own
  * persistence (AOF) keeps revocations and quarantines across restarts.
  */
+#define _GNU_SOURCE /* pthread_cond_clockwait */
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -78,11 +79,20 @@ static int socket_ready(const char *path)
     return ok;
 }
 
+/* Seconds on CLOCK_MONOTONIC: the backoff and "how long it ran" are
+ * durations, never read from the wall clock. */
+static time_t mono_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec;
+}
+
 static void *supervise(void *arg)
 {
     (void)arg;
     unsigned backoff_ms = 100;
-    time_t started = time(NULL);
+    time_t started = mono_s();
     for (;;) {
         pid_t pid;
         pthread_mutex_lock(&g_lock);
@@ -104,21 +114,22 @@ static void *supervise(void *arg)
                 ZTB_F_INT("status", WIFEXITED(status) ? WEXITSTATUS(status) : -1),
                 ZTB_F_INT("signal", WIFSIGNALED(status) ? WTERMSIG(status) : 0),
                 ZTB_F_INT("restart_in_ms", backoff_ms));
-        if (time(NULL) - started > 60)
+        if (mono_s() - started > 60)
             backoff_ms = 100;
         struct timespec until;
-        clock_gettime(CLOCK_REALTIME, &until);
+        clock_gettime(CLOCK_MONOTONIC, &until);
         until.tv_nsec += (long)(backoff_ms % 1000) * 1000000L;
         until.tv_sec += backoff_ms / 1000 + until.tv_nsec / 1000000000L;
         until.tv_nsec %= 1000000000L;
-        while (!g_stopping && pthread_cond_timedwait(&g_cond, &g_lock, &until) != ETIMEDOUT)
+        while (!g_stopping &&
+               pthread_cond_clockwait(&g_cond, &g_lock, CLOCK_MONOTONIC, &until) != ETIMEDOUT)
             ;
         if (g_stopping) {
             pthread_mutex_unlock(&g_lock);
             return NULL;
         }
         backoff_ms = backoff_ms * 2 > 5000 ? 5000 : backoff_ms * 2;
-        started = time(NULL);
+        started = mono_s();
         if (spawn() != 0) {
             ztb_log(ZTB_LOG_ERROR, "redis.private_spawn_failed",
                     ZTB_F_STR("reason", strerror(errno)));

@@ -307,15 +307,23 @@ ztb_err store_join_consume(const char *token, char agent[STORE_NAME_MAX + 1], in
 
 /*
  * The GCRA step every rate-limit script shares (the token path's two
- * buckets, store_rate_take's one): with `now` in µs in scope, gcra(stored
- * TAT, interval µs, burst) returns the new TAT to store (0: no limit) and 0,
- * or -1 and the µs to wait.
+ * buckets, store_rate_take's one): with `now` in µs in scope, gcra(key,
+ * stored TAT, interval µs, burst) returns the new TAT to store (0: no limit)
+ * and 0, or -1 and the µs to wait. A stored TAT more than one burst window
+ * ahead of now (Redis's clock stepped back) is clamped to that window, and
+ * the clamp is stored under key even when the request is refused.
  */
 #define GCRA_LUA                                                                                   \
-    "local function gcra(stored, interval, burst)\n"                                               \
+    "local function gcra(key, stored, interval, burst)\n"                                          \
     "  if interval <= 0 then return 0, 0 end\n"                                                    \
     "  local tat = tonumber(stored or '0') or 0\n"                                                 \
     "  if tat < now then tat = now end\n"                                                          \
+    "  local cap = now + burst * interval\n"                                                       \
+    "  if tat > cap then\n"                                                                        \
+    "    tat = cap\n"                                                                              \
+    "    redis.call('SET', key, string.format('%d', cap), 'PX',\n"                                 \
+    "      math.ceil(burst * interval / 1000) + 1000)\n"                                           \
+    "  end\n"                                                                                      \
     "  local new = tat + interval\n"                                                               \
     "  local at = new - burst * interval\n"                                                        \
     "  if at > now then return -1, at - now end\n"                                                 \
@@ -331,6 +339,14 @@ ztb_err store_join_consume(const char *token, char agent[STORE_NAME_MAX + 1], in
  * <= now, where tat = max(stored, now). Both buckets are checked before
  * either is charged, so a refused request costs nothing.
  *
+ * now is Redis's clock, and a stored tat is never more than burst*interval
+ * ahead of the now it was stored at. One further ahead means the clock
+ * stepped back (a Redis restarted or failed over with its clock behind):
+ * it is clamped to now + burst*interval (an empty bucket) and the clamp is
+ * stored even when the request is refused (a repair, not a charge), so a
+ * step back costs an agent at most one burst window, never the length of
+ * the step. Only that rare path pays the extra write.
+ *
  * Cost: this script runs for every token and each redis.call costs Redis
  * ~1.5 µs, so both buckets are read with one MGET (same slot: one hash tag).
  */
@@ -345,9 +361,9 @@ static const char issue_lua[] =
     "local t = redis.call('TIME')\n"
     "local now = tonumber(t[1]) * 1000000 + tonumber(t[2])\n"
     "local tats = redis.call('MGET', KEYS[2], KEYS[3])\n" GCRA_LUA
-    "local n1, w1 = gcra(tats[1], tonumber(ARGV[1]), tonumber(ARGV[2]))\n"
+    "local n1, w1 = gcra(KEYS[2], tats[1], tonumber(ARGV[1]), tonumber(ARGV[2]))\n"
     "if n1 < 0 then return {5, 0, math.ceil(w1 / 1000), 0} end\n"
-    "local n2, w2 = gcra(tats[2], tonumber(ARGV[3]), tonumber(ARGV[4]))\n"
+    "local n2, w2 = gcra(KEYS[3], tats[2], tonumber(ARGV[3]), tonumber(ARGV[4]))\n"
     "if n2 < 0 then return {6, 0, math.ceil(w2 / 1000), 0} end\n"
     "if n1 > 0 then redis.call('SET', KEYS[2], string.format('%d', n1), 'PX',\n"
     "  math.ceil((n1 - now) / 1000) + 1000) end\n"
@@ -410,7 +426,8 @@ ztb_err store_issue_check(const char *agent, int64_t generation, int64_t epoch, 
  */
 static const char rate_lua[] = "local t = redis.call('TIME')\n"
                                "local now = tonumber(t[1]) * 1000000 + tonumber(t[2])\n" GCRA_LUA
-                               "local n, w = gcra(redis.call('GET', KEYS[1]), tonumber(ARGV[1]),\n"
+                               "local n, w = gcra(KEYS[1], redis.call('GET', KEYS[1]),\n"
+                               "  tonumber(ARGV[1]),\n"
                                "  tonumber(ARGV[2]))\n"
                                "if n < 0 then return {1, math.ceil(w / 1000)} end\n"
                                "if n > 0 then redis.call('SET', KEYS[1], string.format('%d', n),\n"

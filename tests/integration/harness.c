@@ -31,6 +31,9 @@
 #ifndef ZTB_REDIS_SERVER
 #define ZTB_REDIS_SERVER "redis-server"
 #endif
+#ifndef ZTB_CLOCKSHIFT_LIB
+#error "ZTB_CLOCKSHIFT_LIB must be set by the build"
+#endif
 #ifndef ZTB_BIN_DIR
 #error "ZTB_BIN_DIR must be set by the build"
 #endif
@@ -113,6 +116,11 @@ static void sleep_ms(unsigned ms)
         ;
 }
 
+const char *zh_clockshift_lib(void)
+{
+    return ZTB_CLOCKSHIFT_LIB;
+}
+
 const char *zh_bin(const char *name)
 {
     static __thread char path[512];
@@ -149,6 +157,21 @@ void zh_rmtree(const char *dir)
         nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
 }
 
+/*
+ * In a forked child about to exec: load the clockshift library with this
+ * wall clock offset (ASan must then allow a library before its runtime).
+ */
+static void preload_clockshift(long offset_s)
+{
+    char off[24], asan[512];
+    snprintf(off, sizeof(off), "%ld", offset_s);
+    const char *cur = getenv("ASAN_OPTIONS");
+    snprintf(asan, sizeof(asan), "%s%sverify_asan_link_order=0", cur ? cur : "", cur ? ":" : "");
+    setenv("ZTB_CLOCK_OFFSET_S", off, 1);
+    setenv("ASAN_OPTIONS", asan, 1);
+    setenv("LD_PRELOAD", ZTB_CLOCKSHIFT_LIB, 1);
+}
+
 /* ---- redis ---------------------------------------------------------------- */
 
 static void redis_spawn(struct zh_redis *r)
@@ -160,6 +183,8 @@ static void redis_spawn(struct zh_redis *r)
         fatal("fork: %s", strerror(errno));
     if (pid == 0) {
         child_setup(0);
+        if (r->clock_offset_s != 0)
+            preload_clockshift(r->clock_offset_s);
         execl(ZTB_REDIS_SERVER, ZTB_REDIS_SERVER, conf, (char *)NULL);
         _exit(127);
     }
@@ -190,11 +215,16 @@ static void redis_spawn(struct zh_redis *r)
     fatal("redis-server did not answer on %s within 10 s", r->sock);
 }
 
-static void redis_start(struct zh_redis *r, int tcp);
+static void redis_start(struct zh_redis *r, int tcp, long clock_offset_s);
 
 void zh_redis_start(struct zh_redis *r)
 {
-    redis_start(r, 0);
+    redis_start(r, 0, 0);
+}
+
+void zh_redis_start_clock(struct zh_redis *r, long clock_offset_s)
+{
+    redis_start(r, 0, clock_offset_s);
 }
 
 /* A free loopback port (a race with other processes is possible but rare). */
@@ -212,12 +242,13 @@ static int free_port(void)
 
 void zh_redis_start_tcp(struct zh_redis *r)
 {
-    redis_start(r, 1);
+    redis_start(r, 1, 0);
 }
 
-static void redis_start(struct zh_redis *r, int tcp)
+static void redis_start(struct zh_redis *r, int tcp, long clock_offset_s)
 {
     memset(r, 0, sizeof(*r));
+    r->clock_offset_s = clock_offset_s;
     zh_tmpdir(r->dir, sizeof(r->dir));
     chmod(r->dir, 0755); /* the broker may run as another user */
     snprintf(r->sock, sizeof(r->sock), "%s/redis.sock", r->dir);
@@ -388,6 +419,8 @@ void zh_broker_start(struct zh_broker *b, const struct zh_broker_opts *o)
             dup2(fd, 1);
             dup2(fd, 2);
         }
+        if (o->clock_offset_s != 0)
+            preload_clockshift(o->clock_offset_s);
         execv(argv[0], (char *const *)argv);
         fprintf(stderr, "harness: cannot run %s: %s\n", argv[0], strerror(errno));
         _exit(127);

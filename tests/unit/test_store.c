@@ -227,6 +227,36 @@ static void test_rate_limits(void **state)
     redisFree(c);
 }
 
+/* A theoretical arrival time far ahead of Redis's now: what a bucket holds
+ * after Redis's clock stepped back an hour. The agent waits at most one
+ * burst window (here 5 intervals of 6 s), not the hour. */
+static void test_rate_limit_clock_step_back(void **state)
+{
+    (void)state;
+    assert_int_equal(store_agent_add("stepped", 1), ZTB_OK);
+    struct store_rate agent_rate = {.rate = 10, .burst = 5, .period_s = 60};
+    struct store_rate none = {0};
+    redisContext *c = zh_redis_connect(&rd);
+    redisReply *t = redisCommand(c, "TIME");
+    assert_non_null(t);
+    long long now_us = strtoll(t->element[0]->str, NULL, 10) * 1000000LL;
+    freeReplyObject(t);
+    redisReply *r = redisCommand(c, "SET ztb:{stepped}:rl %lld PX 7200000", now_us + 3600000000LL);
+    assert_non_null(r);
+    freeReplyObject(r);
+    redisFree(c);
+    struct store_check ck;
+    assert_int_equal(store_issue_check("stepped", 1, 0, "pay:read", "pay", &agent_rate, &none, &ck),
+                     ZTB_OK);
+    if (ck.verdict == STORE_RATE_AGENT && ck.retry_after_ms > 6000)
+        fail_msg("a clock step back of an hour costs %u ms, not one interval", ck.retry_after_ms);
+    /* the clamped bucket is empty, not refilled: the next one is refused */
+    assert_int_equal(store_issue_check("stepped", 1, 0, "pay:read", "pay", &agent_rate, &none, &ck),
+                     ZTB_OK);
+    assert_int_equal(ck.verdict, STORE_RATE_AGENT);
+    assert_true(ck.retry_after_ms <= 6000);
+}
+
 static void test_assertion_replay(void **state)
 {
     (void)state;
@@ -351,6 +381,7 @@ int main(void)
         cmocka_unit_test(test_join_tokens),
         cmocka_unit_test(test_issue_check_states),
         cmocka_unit_test(test_rate_limits),
+        cmocka_unit_test(test_rate_limit_clock_step_back),
         cmocka_unit_test(test_assertion_replay),
         cmocka_unit_test(test_identity_peek_and_dpop),
         cmocka_unit_test(test_fail_closed),
