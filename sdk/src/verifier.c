@@ -538,6 +538,9 @@ ztb_err ztb_verify(ztb_verifier *v, const char *token, const ztb_expect *expect,
             return errdetail_set(v, ZTB_ERR_NOMEM, "out of memory");
         cl = t->scratch;
     }
+    char stale[256]; /* keys not confirmed within their max-age: fail closed */
+    if (jwks_cache_fresh(v->jwks, stale, sizeof(stale)) != ZTB_OK)
+        return errdetail_setf(v, ZTB_ERR_UNAVAILABLE, "%s", stale);
     size_t len = strnlen(token, ZTB_JWS_DEFAULT_MAX + 1);
     uint64_t epoch;
     const ztb_keyset *ks = jwks_cache_keyset(v->jwks, &epoch);
