@@ -538,9 +538,6 @@ ztb_err ztb_verify(ztb_verifier *v, const char *token, const ztb_expect *expect,
             return errdetail_set(v, ZTB_ERR_NOMEM, "out of memory");
         cl = t->scratch;
     }
-    char stale[256]; /* keys not confirmed within their max-age: fail closed */
-    if (jwks_cache_fresh(v->jwks, stale, sizeof(stale)) != ZTB_OK)
-        return errdetail_setf(v, ZTB_ERR_UNAVAILABLE, "%s", stale);
     size_t len = strnlen(token, ZTB_JWS_DEFAULT_MAX + 1);
     uint64_t epoch;
     const ztb_keyset *ks = jwks_cache_keyset(v->jwks, &epoch);
@@ -558,6 +555,9 @@ ztb_err ztb_verify(ztb_verifier *v, const char *token, const ztb_expect *expect,
     }
     if (rv == ZTB_ERR_TOO_LARGE && len <= ZTB_JWS_DEFAULT_MAX)
         rv = ZTB_ERR_CLAIMS; /* the payload is over the claims limit */
+    char stale[256];         /* a signature by keys not confirmed within their max-age */
+    if (rv == ZTB_OK && jwks_cache_fresh(v->jwks, stale, sizeof(stale)) != ZTB_OK)
+        return errdetail_setf(v, ZTB_ERR_UNAVAILABLE, "%s", stale);
     if (rv == ZTB_OK)
         rv = check_claims(v, token, expect, cl, pb.len);
     if (rv != ZTB_OK)
