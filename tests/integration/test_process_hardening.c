@@ -270,9 +270,11 @@ static void core_limit_of(pid_t pid, char *out, size_t cap)
     char path[64], line[256];
     snprintf(path, sizeof(path), "/proc/%d/limits", (int)pid);
     FILE *f = fopen(path, "r");
-    if (f == NULL)
-        fail_msg("%s: %s", path, strerror(errno));
     out[0] = '\0';
+    if (f == NULL) {
+        fail_msg("%s: %s", path, strerror(errno));
+        return;
+    }
     while (fgets(line, sizeof(line), f) != NULL) {
         if (strncmp(line, "Max core file size", 18) != 0)
             continue;
