@@ -555,6 +555,11 @@ static void start_broker(void)
     const char *ca[] = {ztbctl, "ca", "--dir", keys, "init", "--trust-domain", "ztb.local", NULL};
     if (run(init, log_fd) != 0 || run(ca, log_fd) != 0)
         die("provisioning keys failed (see %s)", logp);
+    /* the install step: the state tree is the service user's (a broker
+     * started as root changes no owner below its state directory) */
+    const char *own[] = {"/bin/chown", "-hR", "nobody:", state, NULL};
+    if (geteuid() == 0 && run(own, log_fd) != 0)
+        die("chown %s to nobody failed (see %s)", state, logp);
 
     char broker[PATH_MAX + 64];
     snprintf(broker, sizeof(broker), "%s", bin_path("ztb-broker"));

@@ -27,6 +27,7 @@
 #define ASSERTION_MAX      4096
 #define ASSERTION_MAX_LIFE 60
 #define ASSERTION_SKEW     30
+#define ASSERTION_TYP      "JWT" /* header typ, docs/protocol.md */
 
 /* Replayed assertions: logged at a bounded rate (common/log_sample.h). */
 static struct ztb_log_sampler replay_log = ZTB_LOG_SAMPLER_INIT(10, 10);
@@ -165,6 +166,11 @@ static ztb_err auth_assertion(const char *tok, int64_t now, struct client_identi
         snprintf(why, sizeof(why), "client assertion refused: %s", ztb_strerror(rv));
         return refuse(resp, rv, why);
     }
+    /* explicit typing (RFC 8725 3.11): no other JWS the agent's key signs
+     * (a DPoP proof, a SET) passes for an assertion */
+    if (!ztb_jws_header_typ_is(&hdr, ASSERTION_TYP))
+        return refuse(resp, ZTB_ERR_JWS_HEADER,
+                      "client assertion header typ must be \"" ASSERTION_TYP "\"");
     if (memchr(store_buf, '\0', payload.len) != NULL)
         return refuse(resp, ZTB_ERR_JSON, "client assertion claims are not JSON");
     json_error_t e;

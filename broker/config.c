@@ -146,7 +146,8 @@ void broker_config_usage(void)
            "  -h, --help                 print this help and exit\n"
            "\n"
            "Signals: SIGTERM/SIGINT drain in-flight requests then exit; SIGHUP reloads\n"
-           "policy and keys. Started as root, the broker drops to --user after binding.\n"
+           "policy and keys. Started as root, the broker drops to --user after binding;\n"
+           "the state dir and everything in it must belong to that user.\n"
            "See ztb-broker(8).\n");
 }
 

@@ -49,7 +49,10 @@ static void die(const char *what, const char *msg)
     exit(1);
 }
 
-/* mkdir -p with mode for the last component; parents get 0755. */
+/*
+ * mkdir -p with mode for the last component; parents get 0755. The mode is
+ * set through a descriptor opened without following a symlink.
+ */
 static int mkdirs(const char *path, mode_t mode)
 {
     char tmp[BROKER_PATH_MAX];
@@ -64,12 +67,14 @@ static int mkdirs(const char *path, mode_t mode)
     }
     if (mkdir(tmp, mode) != 0 && errno != EEXIST)
         return -1;
-    struct stat st;
-    if (lstat(tmp, &st) != 0 || !S_ISDIR(st.st_mode)) {
-        errno = ENOTDIR;
+    int fd = open(tmp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0)
         return -1;
-    }
-    return chmod(tmp, mode);
+    int rc = fchmod(fd, mode);
+    int saved = errno;
+    close(fd);
+    errno = saved;
+    return rc;
 }
 
 /*
@@ -215,6 +220,11 @@ int main(int argc, char **argv)
     struct broker_config *cfg = &g_broker.cfg;
     char err[512] = "";
     int exit_now = 0;
+    /* before anything secret is read: no core file, no ptrace by our user */
+    if (ztb_no_core_dumps() != ZTB_OK) {
+        fprintf(stderr, "ztb-broker: cannot turn core dumps off: %s\n", strerror(errno));
+        return 1;
+    }
     broker_config_defaults(cfg);
     if (broker_config_parse_args(cfg, argc, argv, &exit_now, err, sizeof(err)) != ZTB_OK) {
         fprintf(stderr, "ztb-broker: %s\n", err);

@@ -7,10 +7,12 @@
  * socket (file permissions are the access control). Commands that work on
  * files (keys, ca, policy check/explain) need no broker.
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/secret.h"
 #include "ztbctl.h"
 
 #ifndef ZTB_VERSION
@@ -56,6 +58,11 @@ static void usage(FILE *out)
 int main(int argc, char **argv)
 {
     struct ztbctl ctl = {0};
+    /* ztbctl reads passphrases and key files and carries join tokens */
+    if (ztb_no_core_dumps() != ZTB_OK) {
+        ztbctl_err("cannot turn core dumps off: %s", strerror(errno));
+        return ZTBCTL_EXIT_FAIL;
+    }
     ctl.socket_path = getenv("ZTB_ADMIN_SOCKET");
     if (ctl.socket_path == NULL || ctl.socket_path[0] == '\0')
         ctl.socket_path = DEFAULT_SOCKET;

@@ -82,6 +82,11 @@ step "1. Key store, agent CA (trust domain ztb.local) and policy"
 cp examples/policy/quickstart.json "$demo/policy.json"
 chmod 0644 "$demo/policy.json"
 "$bin/ztbctl" policy check "$demo/policy.json" | head -3 | sed 's/^/    /'
+if [ "$(id -u)" -eq 0 ]; then
+    # the install step: the state tree is the service user's (a broker started
+    # as root changes no owner below its state directory; docs/broker.md)
+    chown -hR nobody: "$state"
+fi
 
 step "2. ztb-broker with a private Redis ($state/redis)"
 "$bin/ztb-broker" --state-dir "$state" --listen 127.0.0.1:0 --ready-file "$demo/port" \

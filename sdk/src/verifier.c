@@ -566,6 +566,9 @@ ztb_err ztb_verify(ztb_verifier *v, const char *token, const ztb_expect *expect,
     }
     if (rv == ZTB_ERR_TOO_LARGE && len <= ZTB_JWS_DEFAULT_MAX)
         rv = ZTB_ERR_CLAIMS; /* the payload is over the claims limit */
+    char stale[256];         /* a signature by keys not confirmed within their max-age */
+    if (rv == ZTB_OK && jwks_cache_fresh(v->jwks, stale, sizeof(stale)) != ZTB_OK)
+        return errdetail_setf(v, ZTB_ERR_UNAVAILABLE, "%s", stale);
     if (rv == ZTB_OK)
         rv = check_claims(v, token, expect, cl, pb.len);
     if (rv != ZTB_OK)

@@ -342,8 +342,8 @@ void zh_broker_start(struct zh_broker *b, const struct zh_broker_opts *o)
         snprintf(b->state, sizeof(b->state), "%s/state", b->dir);
     char policy_path[320];
     if (o->with_keys) {
-        /* made before the broker starts: it takes ownership of its state
-         * dir when it drops root, so the key store ends up its own */
+        /* made before the broker starts, as an installer would, and then
+         * given to the service user below */
         mkdir(b->state, 0700);
         snprintf(b->keys, sizeof(b->keys), "%s/keys", b->state);
         const char *init[] = {zh_bin("ztbctl"), "keys", "--dir", b->keys, "init", NULL};
@@ -365,6 +365,16 @@ void zh_broker_start(struct zh_broker *b, const struct zh_broker_opts *o)
         if (pf == NULL || fputs(o->policy, pf) < 0 || fclose(pf) != 0)
             fatal("cannot write %s", policy_path);
         chmod(policy_path, 0644);
+    }
+    struct stat sst;
+    if (geteuid() == 0 && stat(b->state, &sst) == 0) {
+        /* the install step: the state tree is the service user's (started as
+         * root, the broker changes no owner below its state directory) */
+        const char *own[] = {"/bin/chown", "-hR", "nobody:", b->state, NULL};
+        char *err = NULL;
+        if (zh_run(own, NULL, &err) != 0)
+            fatal("chown -hR nobody: %s: %s", b->state, err ? err : "");
+        free(err);
     }
     snprintf(b->admin_sock, sizeof(b->admin_sock), "%s/admin.sock", b->state);
     snprintf(b->log, sizeof(b->log), "%s/broker.log", b->dir);

@@ -8,7 +8,8 @@
  * redis-server is missing the test fails and says how to install it.
  *
  * When the tests run as root (CI), brokers are started with --user nobody,
- * so the privilege drop is exercised too.
+ * so the privilege drop is exercised too; a state directory made before the
+ * start is first given to nobody (chown -hR), as an install step would.
  */
 #ifndef ZTB_TEST_HARNESS_H
 #define ZTB_TEST_HARNESS_H

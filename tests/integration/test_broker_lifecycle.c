@@ -221,8 +221,11 @@ static void test_config_errors_and_help(void **state)
     free(out);
     free(err);
 
-    const char *badredis[] = {zh_bin("ztb-broker"), "--redis",     "http://x", "--state-dir", dir,
-                              "--listen",           "127.0.0.1:0", "--user",   "nobody",      NULL};
+    char st_dir[320]; /* a new one: the broker hands over only an empty state dir */
+    snprintf(st_dir, sizeof(st_dir), "%s/state", dir);
+    const char *badredis[] = {
+        zh_bin("ztb-broker"), "--redis",     "http://x", "--state-dir", st_dir,
+        "--listen",           "127.0.0.1:0", "--user",   "nobody",      NULL};
     assert_int_equal(zh_run(badredis, &out, &err), 1);
     assert_non_null(strstr(err, "redis: expected"));
     free(out);

@@ -112,8 +112,9 @@ static long enroll(const char *join, ztb_key *k, const char *spiffe, struct zh_r
     return r->status;
 }
 
-static void assertion(ztb_key *k, const char *name, const char *jti, int64_t iat, int64_t exp,
-                      ztb_buf *out)
+/* A client assertion with header typ (NULL: none) into out. */
+static void assertion_typ(ztb_key *k, const char *name, const char *jti, int64_t iat, int64_t exp,
+                          const char *typ, ztb_buf *out)
 {
     char claims[1024], jti_buf[32];
     if (jti == NULL) {
@@ -127,9 +128,16 @@ static void assertion(ztb_key *k, const char *name, const char *jti, int64_t iat
              "{\"iss\":\"spiffe://ztb.local/agent/%s\",\"sub\":\"spiffe://ztb.local/agent/%s\","
              "\"aud\":\"%s/v1/token\",\"iat\":%lld,\"exp\":%lld,\"jti\":\"%s\"}",
              name, name, b.url, (long long)iat, (long long)exp, jti);
-    ztb_jws_sign_opts o = {.typ = "JWT"};
+    ztb_jws_sign_opts o = {.typ = typ};
     ztb_buf_reset(out);
     assert_int_equal(ztb_jws_sign(k, &o, claims, strlen(claims), out), ZTB_OK);
+}
+
+/* A client assertion as docs/protocol.md has it: typ JWT. */
+static void assertion(ztb_key *k, const char *name, const char *jti, int64_t iat, int64_t exp,
+                      ztb_buf *out)
+{
+    assertion_typ(k, name, jti, iat, exp, "JWT", out);
 }
 
 static long post_form(const char *path, const char *form, const char *dpop, struct zh_resp *r)
@@ -328,6 +336,41 @@ static void test_assertion_auth_and_replay(void **state)
         zh_resp_free(&r);
     }
     ztb_key_free(other);
+    ztb_buf_free(&a);
+}
+
+/*
+ * The assertion's header typ is JWT (docs/protocol.md): a JWS of another type
+ * signed by the agent's key, or one without typ, is not a client assertion
+ * even with the right claims (explicit typing, RFC 8725 section 3.11).
+ */
+static void test_assertion_typ(void **state)
+{
+    (void)state;
+    ztb_buf a;
+    ztb_buf_init(&a, 4096);
+    int64_t now = time(NULL);
+    char form[4096];
+    struct zh_resp r;
+    const char *wrong[] = {"at+jwt", "dpop+jwt", "secevent+jwt", "JOSE", "jwt ", NULL};
+    for (size_t i = 0; i < sizeof(wrong) / sizeof(wrong[0]); i++) {
+        assertion_typ(agent_key, "billing-bot", NULL, now, now + 30, wrong[i], &a);
+        snprintf(form, sizeof(form), "client_assertion_type=%s&client_assertion=%s", ASSERTION_TYPE,
+                 ztb_buf_cstr(&a));
+        post_form("/v1/session", form, NULL, &r);
+        if (r.status != 401)
+            fail_msg("an assertion with typ %s%s%s got HTTP %ld: %s", wrong[i] ? "'" : "",
+                     wrong[i] ? wrong[i] : "(none)", wrong[i] ? "'" : "", r.status, r.body);
+        expect_error(&r, 401, "invalid_client");
+        assert_non_null(strstr(r.body, "typ"));
+        zh_resp_free(&r);
+    }
+    /* the same with typ JWT is fine */
+    assertion_typ(agent_key, "billing-bot", NULL, now, now + 30, "JWT", &a);
+    snprintf(form, sizeof(form), "client_assertion_type=%s&client_assertion=%s", ASSERTION_TYPE,
+             ztb_buf_cstr(&a));
+    assert_int_equal(post_form("/v1/session", form, NULL, &r), 200);
+    zh_resp_free(&r);
     ztb_buf_free(&a);
 }
 
@@ -654,6 +697,7 @@ int main(void)
         cmocka_unit_test(test_metadata),
         cmocka_unit_test(test_session_token_happy_path),
         cmocka_unit_test(test_assertion_auth_and_replay),
+        cmocka_unit_test(test_assertion_typ),
         cmocka_unit_test(test_policy_denies),
         cmocka_unit_test(test_rate_limit),
         cmocka_unit_test(test_dpop_binding),

@@ -7,6 +7,7 @@
  */
 #include <pthread.h>
 #include <setjmp.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -654,6 +655,92 @@ static void test_key_rotation(void **state)
 
 /* ---- configuration ------------------------------------------------------- */
 
+/* ---- a verifier that cannot refresh its keys ------------------------------ */
+
+struct jwks_host {
+    char jwks[8192];
+    _Atomic unsigned status;
+};
+
+static void jwks_handler(void *ud, const struct st_req *rq, struct st_resp *rs)
+{
+    struct jwks_host *h = ud;
+    if (strcmp(rq->url, "/jwks") != 0)
+        return;
+    st_resp_json(rs, atomic_load(&h->status), h->jwks);
+    st_resp_header(rs, "Cache-Control", "public, max-age=2");
+}
+
+/*
+ * The broker's JWKS says max-age=2; then the broker cannot be reached. Keys
+ * not confirmed for longer than max-age plus the margin are refused (a key
+ * withdrawn or tainted meanwhile is not trusted forever), with a clear
+ * reason, and trusted again once the keys are fetched. The refresh itself
+ * follows the max-age (2 s), not the 30 s refetch interval.
+ */
+static void test_stale_jwks_refused(void **state)
+{
+    (void)state;
+    static struct jwks_host h;
+    ztb_buf b;
+    ztb_buf_init_fixed(&b, h.jwks, sizeof(h.jwks));
+    assert_int_equal(ztb_jwks_render((const ztb_key *const *)&broker_key, 1, &b), ZTB_OK);
+    atomic_store(&h.status, 200);
+    struct st_server srv;
+    st_server_start(&srv, jwks_handler, &h);
+    char url[128];
+    snprintf(url, sizeof(url), "%s/jwks", srv.base);
+    ztb_verifier_config *c = ztb_verifier_config_new();
+    assert_int_equal(ztb_verifier_config_set_issuer(c, ISS), ZTB_OK);
+    assert_int_equal(ztb_verifier_config_set_audience(c, AUD), ZTB_OK);
+    assert_int_equal(ztb_verifier_config_set_jwks_url(c, url), ZTB_OK);
+    assert_int_equal(ztb_verifier_config_set_allow_insecure_http(c, 1), ZTB_OK);
+    assert_int_equal(ztb_verifier_config_set_no_revocation(c), ZTB_OK);
+    ztb_verifier *x = NULL;
+    assert_int_equal(ztb_verifier_new(c, &x), ZTB_OK);
+    ztb_verifier_config_free(c);
+    assert_int_equal(verify(x, mint(&plain), "payments:refund", "orders/1234"), ZTB_OK);
+
+    /* the broker goes away; 63 s later (2 s max-age + 60 s margin, and one
+     * more), tokens signed with the last known key are refused */
+    atomic_store(&h.status, 503);
+    clock_set_mono_offset_for_test(61000);
+    assert_int_equal(verify(x, mint(&plain), "payments:refund", "orders/1234"), ZTB_OK);
+    clock_set_mono_offset_for_test(63000);
+    ztb_err rv = verify(x, mint(&plain), "payments:refund", "orders/1234");
+    const char *why = ztb_verifier_errdetail(x);
+    clock_set_mono_offset_for_test(0);
+    if (rv != ZTB_ERR_UNAVAILABLE)
+        fail_msg("keys unconfirmed for 63 s (max-age 2 s): %s, want UNAVAILABLE", ztb_err_name(rv));
+    assert_non_null(strstr(why, "JWKS stale"));
+    assert_non_null(strstr(why, "max-age"));
+
+    /* the refresher follows max-age=2, not the 30 s refetch interval: it
+     * has tried again (and failed) within a few seconds */
+    ztb_verifier_stats st;
+    int64_t t0 = clock_mono_ms();
+    do {
+        clock_sleep_ms(100);
+        assert_int_equal(ztb_verifier_stats_get(x, &st), ZTB_OK);
+    } while (st.jwks_fetches < 2 && clock_mono_ms() - t0 < 6000);
+    if (st.jwks_fetches < 2)
+        fail_msg("no JWKS refresh within 6 s of a max-age of 2 s (%llu fetches)",
+                 (unsigned long long)st.jwks_fetches);
+
+    /* back: once fetched again, the keys are trusted as long again */
+    atomic_store(&h.status, 200);
+    uint64_t before = st.jwks_fetches;
+    t0 = clock_mono_ms();
+    do {
+        clock_sleep_ms(100);
+        assert_int_equal(ztb_verifier_stats_get(x, &st), ZTB_OK);
+    } while (st.jwks_fetches == before && clock_mono_ms() - t0 < 10000);
+    clock_sleep_ms(100);
+    assert_int_equal(verify(x, mint(&plain), "payments:refund", "orders/1234"), ZTB_OK);
+    ztb_verifier_free(x);
+    st_server_stop(&srv);
+}
+
 static void test_configuration_mistakes(void **state)
 {
     (void)state;
@@ -787,6 +874,7 @@ int main(void)
         cmocka_unit_test(test_threads_share_a_verifier),
         cmocka_unit_test(test_feed_lost),
         cmocka_unit_test(test_revocation_cap),
+        cmocka_unit_test(test_stale_jwks_refused),
         cmocka_unit_test(test_configuration_mistakes),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

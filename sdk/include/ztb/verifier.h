@@ -81,7 +81,9 @@ ZTB_API ztb_err ztb_verifier_config_set_audience(ztb_verifier_config *cfg, const
  * The broker's JWKS URL (https, or http to a loopback host unless
  * ztb_verifier_config_set_allow_insecure_http). Fetched by ztb_verifier_new,
  * refetched when its Cache-Control max-age runs out, and on a token with an
- * unknown kid at most once per refetch interval. One of this and
+ * unknown kid at most once per refetch interval. Keys no fetch has confirmed
+ * for their max-age plus 60 s are stale: every token is then refused with
+ * ZTB_ERR_UNAVAILABLE until a fetch succeeds. One of this and
  * ztb_verifier_config_set_jwks_file is required.
  */
 ZTB_API ztb_err ztb_verifier_config_set_jwks_url(ztb_verifier_config *cfg, const char *url);
