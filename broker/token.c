@@ -189,6 +189,8 @@ static int check_subject_token(struct token_req *t, const char *tok, const char 
         unavailable(resp);
         return 0;
     }
+    if (rv == ZTB_ERR_REPLAY)
+        return bad_subject(resp, "subject_token is single-use and was already used");
     if (rv != ZTB_OK)
         return bad_subject(resp,
                            "subject_token is not a live token of this broker addressed to it");

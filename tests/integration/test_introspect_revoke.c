@@ -30,6 +30,9 @@ static const char *policy_doc =
     "   \"rate_limits\": {\"per_agent\": {\"rate\": 1000, \"burst\": 100, \"period\": 60},\n"
     "                   \"per_action\": {\"rate\": 1000, \"burst\": 100, \"period\": 60}}},\n"
     " \"rules\": [\n"
+    "  {\"id\": \"gateway-introspects\", \"effect\": \"allow\", \"agents\": [\"gate\"],\n"
+    "   \"actions\": [\"ztb:introspect\", \"ztb:consume\"], \"audiences\": [\"**\"],\n"
+    "   \"resources\": [\"**\"]},\n"
     "  {\"id\": \"reads\", \"effect\": \"allow\", \"agents\": [\"*\"],\n"
     "   \"actions\": [\"payments:read\", \"crm:read\"], \"audiences\": [\"payments\", \"crm\"],\n"
     "   \"resources\": [\"**\"]},\n"
@@ -204,7 +207,7 @@ static void test_introspection(void **state)
     char brief[4096];
     token(&alice, "payments", "payments%3Apeek", brief);
     assert_true(za_active(&b, &gate, brief));
-    sleep(3); /* ttl 1 + skew 1 */
+    sleep(3); /* ttl 1: inactive from exp on (no skew on the broker's clock) */
     assert_false(za_active(&b, &gate, brief));
 
     /* single-use: introspection can consume it, once */
