@@ -355,6 +355,13 @@ static int read_request(struct token_req *t, struct http_req *req, struct http_r
                         "scope must be exactly one action service:verb of [a-z0-9._-]");
         return 0;
     }
+    if (strncmp(t->action, "ztb:", 4) == 0) {
+        /* the broker's own actions (ztb:introspect, ztb:consume) are asked of
+         * it directly, never carried by a token */
+        http_resp_error(resp, 400, "invalid_scope",
+                        "the service \"ztb\" is reserved for the broker's own actions");
+        return 0;
+    }
     if (t->resource != NULL && !field_ok(t->resource, 0)) {
         http_resp_error(resp, 400, "invalid_request", "resource must be printable, no spaces");
         return 0;

@@ -45,6 +45,7 @@ static void usage(FILE *out)
             "--context is a JSON object with any of:\n"
             "  \"time\": \"2025-06-04T10:00:00Z\" or Unix seconds (default: now)\n"
             "  \"act\": the subject the agent acts for (delegation)\n"
+            "  \"act_restricted\": true if the subject token's may_act named the agent\n"
             "  \"source_ip\": \"10.20.1.2\"\n"
             "  \"authorization_details\": [{\"type\": \"payment\", \"amount\": 20}]\n"
             "\n"

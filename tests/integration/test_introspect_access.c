@@ -212,12 +212,26 @@ static void test_only_audience_consumes(void **state)
     assert_false(consume(&consumer, once));
 }
 
+/* Being allowed ztb:introspect does not make it a token's scope. */
+static void test_broker_actions_are_not_tokens(void **state)
+{
+    (void)state;
+    struct zh_resp r;
+    za_token(&b, &gate, "payments", "ztb%3Aintrospect", &r, NULL, 0);
+    za_expect_error(&r, 400, "invalid_scope");
+    zh_resp_free(&r);
+    za_token(&b, &consumer, "payments", "ztb%3Aconsume", &r, NULL, 0);
+    za_expect_error(&r, 400, "invalid_scope");
+    zh_resp_free(&r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_unauthorised_caller_learns_nothing),
         cmocka_unit_test(test_only_audience_consumes),
         cmocka_unit_test(test_quarantined_caller_refused),
+        cmocka_unit_test(test_broker_actions_are_not_tokens),
         cmocka_unit_test(test_expired_token_is_inactive),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
