@@ -147,6 +147,13 @@ void *http_req_conn_scratch(const struct http_req *req);
 /* The peer's uid on a unix socket (SO_PEERCRED). -1 if unknown. */
 long http_req_peer_uid(const struct http_req *req);
 
+/*
+ * The peer's IP address (for policy source_ip conditions): *family 4 (addr
+ * gets 4 bytes) or 6 (16 bytes); 0 when unknown (the unix socket). addr has
+ * room for 16 bytes and is zeroed first.
+ */
+void http_req_peer_ip(const struct http_req *req, uint8_t *family, uint8_t addr[16]);
+
 /* Bind a TCP listening socket; host may be an IPv4/IPv6 literal or name. */
 ztb_err http_listen_tcp(const char *host, uint16_t port, int *fd_out, uint16_t *bound_port,
                         char *err, size_t errcap);

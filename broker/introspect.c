@@ -16,8 +16,6 @@
  * consume it, answer "active" without the revocation state, tell a caller of
  * /v1/revoke anything about a token it does not own, or log a token.
  */
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -262,20 +260,6 @@ static int read_form(struct http_req *req, struct http_resp *resp, struct form *
     return 1;
 }
 
-static void peer_ip(const struct http_req *req, policy_ip *ip)
-{
-    memset(ip, 0, sizeof(*ip));
-    if (req->peer == NULL)
-        return;
-    if (req->peer->sa_family == AF_INET) {
-        ip->family = 4;
-        memcpy(ip->addr, &((const struct sockaddr_in *)req->peer)->sin_addr, 4);
-    } else if (req->peer->sa_family == AF_INET6) {
-        ip->family = 6;
-        memcpy(ip->addr, &((const struct sockaddr_in6 *)req->peer)->sin6_addr, 16);
-    }
-}
-
 void handle_introspect(struct http_req *req, struct http_resp *resp)
 {
     int64_t now = (int64_t)time(NULL);
@@ -294,7 +278,7 @@ void handle_introspect(struct http_req *req, struct http_resp *resp)
      * not exist; checked before Redis, so nothing is consumed for it. */
     const char *refused = NULL;
     policy_ip ip;
-    peer_ip(req, &ip);
+    http_req_peer_ip(req, &ip.family, ip.addr);
     if (rv == ZTB_OK && !introspect_caller_may(id.agent, t.aud, 0, &ip, now))
         refused = "policy does not allow the caller " INTROSPECT_ACTION " on the audience";
     else if (rv == ZTB_OK && consume && t.single_use &&

@@ -1,8 +1,6 @@
 /*
  * token.c - the token exchange endpoint (see token.h).
  */
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -281,20 +279,6 @@ static int read_may_act(struct token_req *t, struct http_resp *resp)
     return 1;
 }
 
-static void ip_of(const struct http_req *req, policy_ip *ip)
-{
-    memset(ip, 0, sizeof(*ip));
-    if (req->peer == NULL)
-        return;
-    if (req->peer->sa_family == AF_INET) {
-        ip->family = 4;
-        memcpy(ip->addr, &((const struct sockaddr_in *)req->peer)->sin_addr, 4);
-    } else if (req->peer->sa_family == AF_INET6) {
-        ip->family = 6;
-        memcpy(ip->addr, &((const struct sockaddr_in6 *)req->peer)->sin6_addr, 16);
-    }
-}
-
 static void denied(struct token_req *t, struct http_resp *resp, unsigned status, const char *code,
                    const char *why, const char *rule)
 {
@@ -505,7 +489,7 @@ void handle_token(struct http_req *req, struct http_resp *resp)
                 .act_restricted = t.act_restricted,
                 .authorization_details = t.details},
     };
-    ip_of(req, &pr.ctx.source);
+    http_req_peer_ip(req, &pr.ctx.source.family, pr.ctx.source.addr);
     if (policy_eval(pol, &pr, &d) != ZTB_OK || d.effect == POLICY_DENY) {
         char why[300];
         ztb_buf wb;

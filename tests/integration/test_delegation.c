@@ -24,7 +24,6 @@
 #include <jansson.h>
 
 #include "agent.h"
-#include "common/wire.h"
 #include "harness.h"
 #include "pki/dpop.h"
 
@@ -260,16 +259,7 @@ static void test_single_use_subject_consumed(void **state)
     expect_grant_refused(&r, NULL);
     zh_resp_free(&r);
     /* the same marker verifiers use, kept until exp + the largest verifier skew */
-    redisContext *rc = zh_redis_connect(&rd);
-    redisReply *rep = redisCommand(rc, "PTTL " ZTB_WIRE_USED_KEY_FMT,
-                                   json_string_value(json_object_get(c, "jti")));
-    int64_t exp = json_integer_value(json_object_get(c, "exp"));
-    long long want = (exp + ZTB_WIRE_MAX_SKEW_S - (int64_t)time(NULL) - 2) * 1000;
-    assert_true(rep->type == REDIS_REPLY_INTEGER);
-    if (rep->integer < want)
-        fail_msg("the used marker lives %lld ms, want at least %lld", rep->integer, want);
-    freeReplyObject(rep);
-    redisFree(rc);
+    za_expect_used_marker(&rd, subj);
     json_decref(c);
     /* a denied exchange does not use a single-use token up */
     subject_token("orders%3Adelegate-once", NULL, NULL, subj);
