@@ -161,8 +161,7 @@ int introspect_caller_may(const char *caller, const char *audience, int consume,
     if (consume) {
         /* the audience itself, by agent name or SPIFFE ID, may use up its own tokens */
         char spiffe[300];
-        snprintf(spiffe, sizeof(spiffe), "spiffe://%s/agent/%s", g_broker.cfg.trust_domain,
-                 caller);
+        snprintf(spiffe, sizeof(spiffe), "spiffe://%s/agent/%s", g_broker.cfg.trust_domain, caller);
         if (strcmp(audience, caller) == 0 || strcmp(audience, spiffe) == 0)
             return 1;
     }

@@ -50,9 +50,9 @@ struct token_req {
     struct form f;
     struct client_identity id;
     const char *audience, *action, *resource;
-    json_t *details;    /* parsed authorization_details (array), or NULL */
-    char *details_json; /* the object the token carries, as text, or NULL */
-    char act_sub[512];  /* delegation: on whose behalf ("" if none) */
+    json_t *details;             /* parsed authorization_details (array), or NULL */
+    char *details_json;          /* the object the token carries, as text, or NULL */
+    char act_sub[512];           /* delegation: on whose behalf ("" if none) */
     struct introspected subject; /* delegation: the verified subject token */
     int act_restricted;          /* its may_act named this agent */
     char may_act[320];           /* may_act.sub for the token issued ("" if none) */
@@ -201,16 +201,15 @@ static int check_subject_token(struct token_req *t, const char *tok, const char 
     json_t *cnf = json_object_get(s->claims, "cnf");
     const char *jkt = json_string_value(json_object_get(cnf, "jkt"));
     const char *x5t = json_string_value(json_object_get(cnf, "x5t#S256"));
-    if (cnf != NULL && (!json_is_object(cnf) || json_object_size(cnf) != 1 ||
-                        (jkt == NULL && x5t == NULL)))
+    if (cnf != NULL &&
+        (!json_is_object(cnf) || json_object_size(cnf) != 1 || (jkt == NULL && x5t == NULL)))
         return bad_subject(resp, "subject_token has a cnf binding this broker cannot check");
-    if (jkt != NULL && !(t->has_dpop && ztb_ct_eq_len(t->dpop.jkt, strlen(t->dpop.jkt), jkt,
-                                                      strlen(jkt))))
+    if (jkt != NULL &&
+        !(t->has_dpop && ztb_ct_eq_len(t->dpop.jkt, strlen(t->dpop.jkt), jkt, strlen(jkt))))
         return bad_subject(resp, "subject_token is DPoP-bound: send a DPoP proof signed with "
                                  "its cnf.jkt key");
-    if (x5t != NULL &&
-        !(t->id.method == CLIENT_AUTH_MTLS &&
-          ztb_ct_eq_len(t->id.x5t_s256, strlen(t->id.x5t_s256), x5t, strlen(x5t))))
+    if (x5t != NULL && !(t->id.method == CLIENT_AUTH_MTLS &&
+                         ztb_ct_eq_len(t->id.x5t_s256, strlen(t->id.x5t_s256), x5t, strlen(x5t))))
         return bad_subject(resp, "subject_token is mTLS-bound: connect with the TLS client "
                                  "certificate of its cnf.x5t#S256");
     /* may_act (RFC 8693 §4.4): who may present it */

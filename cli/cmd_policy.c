@@ -177,9 +177,8 @@ static json_t *read_context(const char *arg)
     json_t *v;
     json_object_foreach(j, k, v)
     {
-        if (strcmp(k, "time") != 0 && strcmp(k, "act") != 0 &&
-            strcmp(k, "act_restricted") != 0 && strcmp(k, "source_ip") != 0 &&
-            strcmp(k, "authorization_details") != 0) {
+        if (strcmp(k, "time") != 0 && strcmp(k, "act") != 0 && strcmp(k, "act_restricted") != 0 &&
+            strcmp(k, "source_ip") != 0 && strcmp(k, "authorization_details") != 0) {
             ztbctl_err("--context: unknown field \"%s\" (time, act, act_restricted, source_ip, "
                        "authorization_details)",
                        k);

@@ -482,8 +482,8 @@ static ztb_err consume(ztb_verifier *v, const struct claims *c, int64_t now)
     char key[16 + CLAIMS_ID_MAX];
     int kl = snprintf(key, sizeof(key), ZTB_WIRE_USED_KEY_FMT, jti);
     char px[24];
-    int pl = snprintf(px, sizeof(px), "%llu",
-                      (unsigned long long)ztb_wire_used_keep_ms(c->exp, now));
+    int pl =
+        snprintf(px, sizeof(px), "%llu", (unsigned long long)ztb_wire_used_keep_ms(c->exp, now));
     const char *argv[] = {"SET", key, "1", "NX", "PX", px};
     size_t lens[] = {3, (size_t)kl, 1, 2, 2, (size_t)pl};
     redisReply *r = NULL;

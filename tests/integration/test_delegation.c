@@ -167,8 +167,8 @@ static long token(const struct za_agent *a, const char *audience, const char *sc
                      "&audience=%s&scope=%s%s",
                      audience, scope, extra ? extra : "");
     if (a != NULL)
-        snprintf(form + n, sizeof(form) - (size_t)n, "&client_assertion_type=%s&client_assertion=%s",
-                 ZA_SESSION_TYPE, a->session);
+        snprintf(form + n, sizeof(form) - (size_t)n,
+                 "&client_assertion_type=%s&client_assertion=%s", ZA_SESSION_TYPE, a->session);
     snprintf(url, sizeof(url), "%s/v1/token", b.url);
     const char *headers[] = {hdr, NULL};
     if (dpop != NULL)
@@ -366,8 +366,8 @@ static void test_may_act(void **state)
         za_expect_error(&r, 400, "invalid_request");
         zh_resp_free(&r);
     }
-    token(&alice, "orders", "orders%3Adelegate",
-          "&may_act=spiffe%3A%2F%2Fztb.local%2Fagent%2Fbob", NULL, &r, NULL);
+    token(&alice, "orders", "orders%3Adelegate", "&may_act=spiffe%3A%2F%2Fztb.local%2Fagent%2Fbob",
+          NULL, &r, NULL);
     za_expect_error(&r, 400, "invalid_request");
     zh_resp_free(&r);
 }

@@ -168,7 +168,8 @@ static const char *access_policy =
     "   \"per_agent\": {\"rate\": 10, \"burst\": 10, \"period\": 60},\n"
     "   \"per_action\": {\"rate\": 10, \"burst\": 10, \"period\": 60}}}, \"rules\": [\n"
     " {\"id\": \"gw\", \"effect\": \"allow\", \"agents\": [\"gw\", \"eater\"],\n"
-    "  \"actions\": [\"ztb:introspect\"], \"audiences\": [\"payments\"], \"resources\": [\"**\"]},\n"
+    "  \"actions\": [\"ztb:introspect\"], \"audiences\": [\"payments\"], \"resources\": "
+    "[\"**\"]},\n"
     " {\"id\": \"soc\", \"effect\": \"allow\", \"agents\": [\"soc\"],\n"
     "  \"actions\": [\"ztb:introspect\"], \"audiences\": [\"**\"], \"resources\": [\"**\"]},\n"
     " {\"id\": \"eat\", \"effect\": \"allow\", \"agents\": [\"eater\"],\n"
@@ -219,9 +220,9 @@ static void test_unavailable(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_active),     cmocka_unit_test(test_not_ours_or_malformed),
-        cmocka_unit_test(test_times),      cmocka_unit_test(test_revocations),
-        cmocka_unit_test(test_single_use), cmocka_unit_test(test_caller_may),
+        cmocka_unit_test(test_active),      cmocka_unit_test(test_not_ours_or_malformed),
+        cmocka_unit_test(test_times),       cmocka_unit_test(test_revocations),
+        cmocka_unit_test(test_single_use),  cmocka_unit_test(test_caller_may),
         cmocka_unit_test(test_unavailable),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
