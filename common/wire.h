@@ -19,8 +19,13 @@
 
 #include <stdint.h>
 
-/* Largest clock skew any verifier may be configured with, in seconds. */
-#define ZTB_WIRE_MAX_SKEW_S 300
+/*
+ * Largest clock skew any verifier may be configured with, in seconds: the
+ * key store's default skew (pki/rotation.h), which revocation entries and
+ * retired keys are kept for, so a verifier never tolerates more than the
+ * broker's state is kept for.
+ */
+#define ZTB_WIRE_MAX_SKEW_S 60
 
 /* Largest DPoP proof age any verifier may be configured with, in seconds. */
 #define ZTB_WIRE_DPOP_MAX_AGE_S 300
@@ -43,12 +48,13 @@ static inline uint64_t ztb_wire_used_keep_ms(int64_t exp, int64_t now)
 
 /*
  * How long a DPoP proof id must be remembered from now, in milliseconds:
- * until the last moment any verifier could accept the proof (its iat +
- * ZTB_WIRE_DPOP_MAX_AGE_S + ZTB_WIRE_MAX_SKEW_S), plus a second.
+ * until the last moment a verifier accepting proofs up to max_age_s old
+ * could accept it with any skew allowed (its iat + max_age_s +
+ * ZTB_WIRE_MAX_SKEW_S), plus a second.
  */
-static inline uint64_t ztb_wire_dpop_keep_ms(int64_t iat, int64_t now)
+static inline uint64_t ztb_wire_dpop_keep_ms(int64_t iat, unsigned max_age_s, int64_t now)
 {
-    int64_t left = iat + ZTB_WIRE_DPOP_MAX_AGE_S + ZTB_WIRE_MAX_SKEW_S + 1 - now;
+    int64_t left = iat + (int64_t)max_age_s + ZTB_WIRE_MAX_SKEW_S + 1 - now;
     return (uint64_t)(left > 1 ? left : 1) * 1000u;
 }
 

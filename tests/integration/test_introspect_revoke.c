@@ -221,6 +221,9 @@ static void test_introspection(void **state)
     assert_string_equal(r.body, "{\"active\":false}");
     zh_resp_free(&r);
     assert_false(za_active(&b, &gate, once));
+    /* the marker outlives exp + the largest skew a verifier may have, not
+     * exp + the key store's 1 s: a verifier with skew 60 cannot take it again */
+    za_expect_used_marker(&rd, once);
 
     /* Redis down: never "active" without the revocation state */
     zh_redis_stop(&rd, 0);

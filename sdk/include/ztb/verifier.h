@@ -104,8 +104,8 @@ ZTB_API ztb_err ztb_verifier_config_set_jwks_refetch_interval(ztb_verifier_confi
 
 /*
  * Clock skew tolerated on exp, nbf, iat and DPoP iat, in seconds (default 30,
- * max 300: the bound every replay marker is sized for, so a larger value is
- * refused with INVALID_ARG).
+ * max 60: the bound replay markers and revocation entries are kept for, so a
+ * larger value is refused with INVALID_ARG).
  */
 ZTB_API ztb_err ztb_verifier_config_set_skew(ztb_verifier_config *cfg, unsigned seconds);
 
