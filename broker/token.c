@@ -150,10 +150,14 @@ static int parse_details(struct token_req *t, const char *text, struct http_resp
     return 1;
 }
 
-/* 400 invalid_grant with why; returns 0. */
-static int bad_subject(struct http_resp *resp, const char *why)
+static void denied(struct token_req *t, struct http_resp *resp, unsigned status, const char *code,
+                   const char *why, const char *rule);
+
+/* 400 invalid_grant with why, audited (a stolen or replayed subject token
+ * shows in the audit log); returns 0. */
+static int bad_subject(struct token_req *t, struct http_resp *resp, const char *why)
 {
-    http_resp_error(resp, 400, "invalid_grant", why);
+    denied(t, resp, 400, "invalid_grant", why, NULL);
     return 0;
 }
 
@@ -188,39 +192,43 @@ static int check_subject_token(struct token_req *t, const char *tok, const char 
         return 0;
     }
     if (rv == ZTB_ERR_REPLAY)
-        return bad_subject(resp, "subject_token is single-use and was already used");
+        return bad_subject(t, resp, "subject_token is single-use and was already used");
     if (rv != ZTB_OK)
-        return bad_subject(resp,
+        return bad_subject(t, resp,
                            "subject_token is not a live token of this broker addressed to it");
     char me[300];
     snprintf(me, sizeof(me), "spiffe://%s/agent/%s", g_broker.cfg.trust_domain, t->id.agent);
     if (strcmp(s->agent, t->id.agent) == 0 || strcmp(s->sub, me) == 0)
-        return bad_subject(resp, "subject_token is the caller's own: an agent cannot act on its "
-                                 "own behalf (self-delegation)");
+        return bad_subject(t, resp,
+                           "subject_token is the caller's own: an agent cannot act on its "
+                           "own behalf (self-delegation)");
     /* the cnf binding: a bound token works only with its proof (RFC 9449, RFC 8705) */
     json_t *cnf = json_object_get(s->claims, "cnf");
     const char *jkt = json_string_value(json_object_get(cnf, "jkt"));
     const char *x5t = json_string_value(json_object_get(cnf, "x5t#S256"));
     if (cnf != NULL &&
         (!json_is_object(cnf) || json_object_size(cnf) != 1 || (jkt == NULL && x5t == NULL)))
-        return bad_subject(resp, "subject_token has a cnf binding this broker cannot check");
+        return bad_subject(t, resp, "subject_token has a cnf binding this broker cannot check");
     if (jkt != NULL &&
         !(t->has_dpop && ztb_ct_eq_len(t->dpop.jkt, strlen(t->dpop.jkt), jkt, strlen(jkt))))
-        return bad_subject(resp, "subject_token is DPoP-bound: send a DPoP proof signed with "
-                                 "its cnf.jkt key");
+        return bad_subject(t, resp,
+                           "subject_token is DPoP-bound: send a DPoP proof signed with "
+                           "its cnf.jkt key");
     if (x5t != NULL && !(t->id.method == CLIENT_AUTH_MTLS &&
                          ztb_ct_eq_len(t->id.x5t_s256, strlen(t->id.x5t_s256), x5t, strlen(x5t))))
-        return bad_subject(resp, "subject_token is mTLS-bound: connect with the TLS client "
-                                 "certificate of its cnf.x5t#S256");
+        return bad_subject(t, resp,
+                           "subject_token is mTLS-bound: connect with the TLS client "
+                           "certificate of its cnf.x5t#S256");
     /* may_act (RFC 8693 §4.4): who may present it */
     json_t *ma = json_object_get(s->claims, "may_act");
     if (ma != NULL) {
         const char *who = json_string_value(json_object_get(ma, "sub"));
         if (!json_is_object(ma) || who == NULL)
-            return bad_subject(resp, "subject_token has a may_act this broker cannot check");
+            return bad_subject(t, resp, "subject_token has a may_act this broker cannot check");
         if (strcmp(who, me) != 0)
-            return bad_subject(resp, "subject_token's may_act names another agent: only that "
-                                     "agent may present it");
+            return bad_subject(t, resp,
+                               "subject_token's may_act names another agent: only that "
+                               "agent may present it");
         t->act_restricted = 1;
     }
     memcpy(t->act_sub, s->sub, strlen(s->sub) + 1);
@@ -243,10 +251,11 @@ static int consume_subject_token(struct token_req *t, struct http_resp *resp)
         return 0;
     }
     if (rv != ZTB_OK)
-        return bad_subject(resp, rv == ZTB_ERR_REPLAY
-                                     ? "subject_token is single-use and was already used"
-                                     : "subject_token is not a live token of this broker "
-                                       "addressed to it");
+        return bad_subject(t, resp,
+                           rv == ZTB_ERR_REPLAY
+                               ? "subject_token is single-use and was already used"
+                               : "subject_token is not a live token of this broker "
+                                 "addressed to it");
     return 1;
 }
 
