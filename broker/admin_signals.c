@@ -125,7 +125,7 @@ static void revoke_one(struct http_req *req, struct http_resp *resp, json_t *bod
             http_resp_error(resp, 400, "invalid_request", "token only with type jti, without id");
             return;
         }
-        ztb_err rv = introspect_verify(tok, strlen(tok), &claims);
+        ztb_err rv = introspect_verify_signature(tok, strlen(tok), &claims);
         json_t *e = json_object_get(claims, "exp");
         if (rv != ZTB_OK || !json_is_integer(e) || json_integer_value(e) <= 0) {
             char why[128];

@@ -228,6 +228,21 @@ long http_req_peer_uid(const struct http_req *req)
     return (long)cred.uid;
 }
 
+void http_req_peer_ip(const struct http_req *req, uint8_t *family, uint8_t addr[16])
+{
+    *family = 0;
+    memset(addr, 0, 16);
+    if (req->peer == NULL)
+        return;
+    if (req->peer->sa_family == AF_INET) {
+        *family = 4;
+        memcpy(addr, &((const struct sockaddr_in *)req->peer)->sin_addr, 4);
+    } else if (req->peer->sa_family == AF_INET6) {
+        *family = 6;
+        memcpy(addr, &((const struct sockaddr_in6 *)req->peer)->sin6_addr, 16);
+    }
+}
+
 static const struct http_route *route(const struct http_server *s, const char *method,
                                       const char *path, int *id, int *wrong_method)
 {

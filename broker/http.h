@@ -163,6 +163,13 @@ long http_req_peer_uid(const struct http_req *req);
 #define HTTP_MIN_CONNECTIONS 16
 unsigned http_fit_nofile(unsigned conns, unsigned reserve);
 
+/*
+ * The peer's IP address (for policy source_ip conditions): *family 4 (addr
+ * gets 4 bytes) or 6 (16 bytes); 0 when unknown (the unix socket). addr has
+ * room for 16 bytes and is zeroed first.
+ */
+void http_req_peer_ip(const struct http_req *req, uint8_t *family, uint8_t addr[16]);
+
 /* Bind a TCP listening socket; host may be an IPv4/IPv6 literal or name. */
 ztb_err http_listen_tcp(const char *host, uint16_t port, int *fd_out, uint16_t *bound_port,
                         char *err, size_t errcap);

@@ -36,6 +36,7 @@
 #include "common/buf.h"
 #include "common/guard.h"
 #include "common/secret.h"
+#include "common/wire.h"
 
 #define EVENT_MAX      (STORE_ID_MAX * 2 + 128)
 #define SIGNALS_MAXLEN "10000"
@@ -352,7 +353,8 @@ ztb_err store_token_state(const char *jti, const char *agent, const char *audien
         k5[STORE_KEY_MAX], g[24], c[24];
     ZTB_ENSURE(store_keyf(k1, "ztb:rev:jti:%s", jti) && store_keyf(k2, "ztb:{%s}:agent", agent) &&
                    store_keyf(k3, "ztb:aud:%s:killed", audience) &&
-                   store_keyf(k4, "ztb:key:%s:tainted", kid) && store_keyf(k5, "ztb:used:%s", jti),
+                   store_keyf(k4, "ztb:key:%s:tainted", kid) &&
+                   store_keyf(k5, ZTB_WIRE_USED_KEY_FMT, jti),
                ZTB_ERR_TOO_LARGE);
     snprintf(g, sizeof(g), "%lld", (long long)token_gen);
     snprintf(c, sizeof(c), "%llu", (unsigned long long)consume_ms);

@@ -30,6 +30,7 @@
 #include "common/guard.h"
 #include "common/secret.h"
 #include "common/utf8.h"
+#include "common/wire.h"
 #include "pki/dpop.h"
 #include "pki/es256.h"
 #include "pki/jws.h"
@@ -48,7 +49,6 @@
 
 #define STR_MAX          1024
 #define DEFAULT_SKEW_S   30
-#define MAX_SKEW_S       300
 #define DEFAULT_DPOP_AGE 60
 #define DEFAULT_STARTUP  5000
 #define DPOP_LOCAL_MAX   (1u << 20) /* proof ids remembered without Redis */
@@ -183,7 +183,7 @@ ztb_err ztb_verifier_config_set_jwks_refetch_interval(ztb_verifier_config *cfg, 
 
 ztb_err ztb_verifier_config_set_skew(ztb_verifier_config *cfg, unsigned seconds)
 {
-    ZTB_ENSURE(cfg != NULL && seconds <= MAX_SKEW_S, ZTB_ERR_INVALID_ARG);
+    ZTB_ENSURE(cfg != NULL && seconds <= ZTB_WIRE_MAX_SKEW_S, ZTB_ERR_INVALID_ARG);
     cfg->skew_s = seconds;
     return ZTB_OK;
 }
@@ -246,7 +246,8 @@ ztb_err ztb_verifier_config_set_require_dpop(ztb_verifier_config *cfg, int requi
 
 ztb_err ztb_verifier_config_set_dpop_max_age(ztb_verifier_config *cfg, unsigned seconds)
 {
-    ZTB_ENSURE(cfg != NULL && seconds >= 1 && seconds <= 300, ZTB_ERR_INVALID_ARG);
+    ZTB_ENSURE(cfg != NULL && seconds >= 1 && seconds <= ZTB_WIRE_DPOP_MAX_AGE_S,
+               ZTB_ERR_INVALID_ARG);
     cfg->dpop_max_age_s = seconds;
     return ZTB_OK;
 }
@@ -409,16 +410,21 @@ static ztb_err check_resource(const struct claims *c, const ztb_expect *ex)
     return str_eq(r, ex->resource) ? ZTB_OK : ZTB_ERR_RESOURCE;
 }
 
-/* Remember a DPoP proof id until it is too old to be accepted: DPOP_REPLAY if seen. */
+/*
+ * Remember a DPoP proof id until no verifier could accept it any more (its
+ * iat + the proof age + the largest skew any verifier may be configured
+ * with, common/wire.h), so a replica with a larger skew cannot take a
+ * replay: DPOP_REPLAY if seen.
+ */
 static ztb_err dpop_remember(ztb_verifier *v, const char *jkt, const ztb_dpop_result *d,
                              int64_t now)
 {
-    int64_t keep = (int64_t)v->dpop_max_age_s + 2 * (int64_t)v->skew_s + 1;
     if (v->rev == REVM_REDIS) {
+        uint64_t keep_ms = ztb_wire_dpop_keep_ms(d->iat, v->dpop_max_age_s, now);
         char key[40 + ZTB_KID_LEN + ZTB_DPOP_JTI_MAX];
-        int kl = snprintf(key, sizeof(key), "ztb:dpop:%s:%s", jkt, d->jti);
+        int kl = snprintf(key, sizeof(key), ZTB_WIRE_DPOP_KEY_FMT, jkt, d->jti);
         char px[24];
-        int pl = snprintf(px, sizeof(px), "%lld", (long long)keep * 1000);
+        int pl = snprintf(px, sizeof(px), "%llu", (unsigned long long)keep_ms);
         const char *argv[] = {"SET", key, "1", "NX", "PX", px};
         size_t lens[] = {3, (size_t)kl, 1, 2, 2, (size_t)pl};
         redisReply *r = NULL;
@@ -435,8 +441,10 @@ static ztb_err dpop_remember(ztb_verifier *v, const char *jkt, const ztb_dpop_re
     ZTB_GUARD(ztb_es256_sha256(buf, (size_t)n, h));
     memcpy(id, h, sizeof(id));
     int added = 0;
+    /* this process alone: until its own configuration stops accepting it */
+    int64_t exp = d->iat + (int64_t)v->dpop_max_age_s + 2 * (int64_t)v->skew_s + 1;
     pthread_mutex_lock(&v->dpop_mu);
-    ztb_err rv = idset_add(&v->dpop_seen, id, d->iat + keep, now, &added);
+    ztb_err rv = idset_add(&v->dpop_seen, id, exp, now, &added);
     pthread_mutex_unlock(&v->dpop_mu);
     ZTB_GUARD(rv);
     return added ? ZTB_OK : ZTB_ERR_DPOP_REPLAY;
@@ -472,17 +480,21 @@ static ztb_err check_binding(ztb_verifier *v, const struct claims *c, const char
     return dpop_remember(v, jkt, &d, now);
 }
 
-/* Consume a single-use token: SET NX in Redis for the rest of its life. */
+/*
+ * Consume a single-use token: SET NX in Redis until exp + the largest skew
+ * any verifier (or the broker's introspection) may accept it with
+ * (common/wire.h), whatever this verifier's own skew.
+ */
 static ztb_err consume(ztb_verifier *v, const struct claims *c, int64_t now)
 {
     if (v->rev != REVM_REDIS)
         return ZTB_ERR_SINGLE_USE;
     const char *jti = claims_str(c, CL_JTI);
     char key[16 + CLAIMS_ID_MAX];
-    int kl = snprintf(key, sizeof(key), "ztb:used:%s", jti);
-    int64_t left = c->exp + (int64_t)v->skew_s - now;
+    int kl = snprintf(key, sizeof(key), ZTB_WIRE_USED_KEY_FMT, jti);
     char px[24];
-    int pl = snprintf(px, sizeof(px), "%lld", (long long)(left > 1 ? left : 1) * 1000);
+    int pl =
+        snprintf(px, sizeof(px), "%llu", (unsigned long long)ztb_wire_used_keep_ms(c->exp, now));
     const char *argv[] = {"SET", key, "1", "NX", "PX", px};
     size_t lens[] = {3, (size_t)kl, 1, 2, 2, (size_t)pl};
     redisReply *r = NULL;

@@ -30,6 +30,8 @@ static const char *policy_doc =
     "   \"rate_limits\": {\"per_agent\": {\"rate\": 1000, \"burst\": 100, \"period\": 60},\n"
     "                   \"per_action\": {\"rate\": 1000, \"burst\": 100, \"period\": 60}}},\n"
     " \"rules\": [\n"
+    "  {\"id\": \"gateway-introspects\", \"effect\": \"allow\", \"agents\": [\"gate\"],\n"
+    "   \"actions\": [\"ztb:introspect\"], \"audiences\": [\"**\"], \"resources\": [\"**\"]},\n"
     "  {\"id\": \"reads\", \"effect\": \"allow\", \"agents\": [\"*\"],\n"
     "   \"actions\": [\"payments:read\", \"crm:read\"], \"audiences\": [\"payments\", \"crm\"],\n"
     "   \"resources\": [\"**\"]}\n"

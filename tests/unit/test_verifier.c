@@ -21,6 +21,7 @@
 #include <ztb/ztb.h>
 
 #include "common/base64url.h"
+#include "common/wire.h"
 #include "harness.h"
 #include "pki/dpop.h"
 #include "pki/jwk.h"
@@ -397,6 +398,32 @@ static void test_dpop_binding(void **state)
     /* the same proof again, here or at another replica */
     assert_int_equal(verify_dpop(v, tok, prf, "POST", HTU), ZTB_ERR_DPOP_REPLAY);
     assert_int_equal(verify_dpop(v2, tok, prf, "POST", HTU), ZTB_ERR_DPOP_REPLAY);
+    /* a replica with no skew at all still keeps the proof id until no
+     * verifier could accept the proof: its iat + the proof age (60) + the
+     * largest skew any verifier may have (a replica with that skew would
+     * otherwise accept the replay once the marker is gone) */
+    ztb_verifier_config *tc = base_config();
+    assert_int_equal(ztb_verifier_config_set_redis(tc, rd.url), ZTB_OK);
+    assert_int_equal(ztb_verifier_config_set_skew(tc, 0), ZTB_OK);
+    ztb_verifier *tight = NULL;
+    assert_int_equal(ztb_verifier_new(tc, &tight), ZTB_OK);
+    ztb_verifier_config_free(tc);
+    int64_t t0 = clock_now_s();
+    snprintf(prf, sizeof(prf), "%s", proof(dpop_key, "POST", HTU, tok, t0));
+    assert_int_equal(verify_dpop(tight, tok, prf, "POST", HTU), ZTB_OK);
+    assert_int_equal(verify_dpop(v, tok, prf, "POST", HTU), ZTB_ERR_DPOP_REPLAY);
+    ztb_verifier_free(tight);
+    ztb_dpop_result pd;
+    assert_int_equal(ztb_dpop_proof_check(prf, strlen(prf), "POST", HTU, tok, t0, 60, 0, &pd),
+                     ZTB_OK);
+    redisContext *c = zh_redis_connect(&rd);
+    redisReply *ttl = redisCommand(c, "PTTL " ZTB_WIRE_DPOP_KEY_FMT, pd.jkt, pd.jti);
+    assert_true(ttl->type == REDIS_REPLY_INTEGER);
+    if (ttl->integer < (60 + ZTB_WIRE_MAX_SKEW_S - 3) * 1000)
+        fail_msg("the proof id is kept %lld ms, want about %d s", ttl->integer,
+                 60 + ZTB_WIRE_MAX_SKEW_S + 1);
+    freeReplyObject(ttl);
+    redisFree(c);
     /* without Redis the replay cache is the verifier's own */
     snprintf(prf, sizeof(prf), "%s", proof(dpop_key, "POST", HTU, tok, now));
     assert_int_equal(verify_dpop(vn, tok, prf, "POST", HTU), ZTB_OK);
@@ -546,12 +573,14 @@ static void test_single_use(void **state)
     assert_int_equal(verify_std(tok), ZTB_ERR_REPLAY);
     /* at any replica */
     assert_int_equal(verify(v2, tok, "payments:refund", "orders/1234"), ZTB_ERR_REPLAY);
-    /* the key lives as long as the token could be accepted */
+    /* the key lives as long as any verifier could accept the token: until
+     * exp (now + 60) + the largest skew a verifier may have, not this one's 30 */
     redisContext *c = zh_redis_connect(&rd);
     redisReply *r = redisCommand(c, "KEYS ztb:used:*");
     assert_true(r->elements >= 1);
     redisReply *ttl = redisCommand(c, "PTTL %s", r->element[0]->str);
-    assert_true(ttl->integer > 60 * 1000 && ttl->integer <= 91 * 1000);
+    assert_true(ttl->integer > (60 + ZTB_WIRE_MAX_SKEW_S - 10) * 1000 &&
+                ttl->integer <= (60 + ZTB_WIRE_MAX_SKEW_S + 1) * 1000);
     freeReplyObject(ttl);
     freeReplyObject(r);
     redisFree(c);
@@ -763,7 +792,8 @@ static void test_configuration_mistakes(void **state)
     assert_int_equal(ztb_verifier_config_set_redis(c, rd.url), ZTB_ERR_STATE);
     assert_int_equal(ztb_verifier_new(c, &x), ZTB_ERR_INVALID_ARG); /* http to a remote host */
     assert_non_null(strstr(ztb_verifier_errdetail(NULL), "https"));
-    assert_int_equal(ztb_verifier_config_set_skew(c, 301), ZTB_ERR_INVALID_ARG);
+    assert_int_equal(ztb_verifier_config_set_skew(c, ZTB_WIRE_MAX_SKEW_S + 1), ZTB_ERR_INVALID_ARG);
+    assert_int_equal(ztb_verifier_config_set_skew(c, ZTB_WIRE_MAX_SKEW_S), ZTB_OK);
     assert_int_equal(ztb_verifier_config_set_dpop_max_age(c, 0), ZTB_ERR_INVALID_ARG);
     assert_int_equal(ztb_verifier_config_set_jwks_refetch_interval(c, 0), ZTB_ERR_INVALID_ARG);
     assert_int_equal(ztb_verifier_config_set_redis(NULL, rd.url), ZTB_ERR_INVALID_ARG);

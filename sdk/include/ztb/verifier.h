@@ -104,7 +104,11 @@ ZTB_API ztb_err ztb_verifier_config_set_allow_insecure_http(ztb_verifier_config 
 ZTB_API ztb_err ztb_verifier_config_set_jwks_refetch_interval(ztb_verifier_config *cfg,
                                                               unsigned seconds);
 
-/* Clock skew tolerated on exp, nbf, iat and DPoP iat, in seconds (default 30, max 300). */
+/*
+ * Clock skew tolerated on exp, nbf, iat and DPoP iat, in seconds (default 30,
+ * max 60: the bound replay markers and revocation entries are kept for, so a
+ * larger value is refused with INVALID_ARG).
+ */
 ZTB_API ztb_err ztb_verifier_config_set_skew(ztb_verifier_config *cfg, unsigned seconds);
 
 /*
