@@ -22,6 +22,7 @@
 #include "broker/revocation.h"
 #include "broker/store_rev.h"
 #include "common/log.h"
+#include "common/wire.h"
 #include "pki/rotation.h"
 #include "policy/policy.h"
 
@@ -41,6 +42,10 @@ void revocation_limits(struct rev_limits *l)
             l->jwks_max_age = ks->jwks_max_age;
         keys_release(ks);
     }
+    /* a revocation must outlive every verifier's acceptance of what it
+     * revokes: verifiers may be configured with up to the wire's skew bound */
+    if (l->skew < ZTB_WIRE_MAX_SKEW_S)
+        l->skew = ZTB_WIRE_MAX_SKEW_S;
 }
 
 const char *revocation_target_kind(policy_response_kind r)

@@ -61,7 +61,8 @@ const char *revocation_target_kind(policy_response_kind r);
  */
 ztb_err revocation_apply(const struct rev_request *r, struct rev_result *out);
 
-/* The durations revocations are sized by (from the key store, or defaults). */
+/* The durations revocations are sized by (from the key store, or defaults);
+ * skew is at least ZTB_WIRE_MAX_SKEW_S, the most any verifier accepts. */
 struct rev_limits {
     unsigned max_token_ttl;
     unsigned skew;

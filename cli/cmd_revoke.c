@@ -20,7 +20,7 @@ static void usage(FILE *out)
     fprintf(out,
             "usage: ztbctl revoke token JTI [--exp UNIX_TIME] [--reason TEXT]\n"
             "       ztbctl revoke token --token-file FILE|- [--reason TEXT]\n"
-            "       ztbctl revoke agent NAME [--reason TEXT]     tokens, sessions, identity all die\n"
+            "       ztbctl revoke agent NAME [--reason TEXT]     tokens, sessions, identity die\n"
             "       ztbctl revoke audience AUD [--lift] [--reason TEXT]\n"
             "       ztbctl revoke key KID [--reason TEXT]        taint a signing key, rotate away\n"
             "       ztbctl revoke list                           live revocations\n"

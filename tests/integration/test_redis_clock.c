@@ -39,6 +39,9 @@ static const char *policy_doc =
     " \"rules\": [\n"
     "  {\"id\": \"reads\", \"effect\": \"allow\", \"agents\": [\"*\"],\n"
     "   \"actions\": [\"payments:read\"], \"audiences\": [\"payments\"],\n"
+    "   \"resources\": [\"**\"]},\n"
+    "  {\"id\": \"gate-introspects\", \"effect\": \"allow\", \"agents\": [\"gate\"],\n"
+    "   \"actions\": [\"ztb:introspect\"], \"audiences\": [\"payments\"],\n"
     "   \"resources\": [\"**\"]}\n"
     " ]}\n";
 
