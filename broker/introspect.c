@@ -213,7 +213,7 @@ static int read_form(struct http_req *req, struct http_resp *resp, struct form *
         return 0;
     }
     if (client_auth(req, form_get(f, "client_assertion_type"), form_get(f, "client_assertion"), now,
-                    1, id, resp) != ZTB_OK) {
+                    CLIENT_AUTH_SESSION_OK, id, resp) != ZTB_OK) {
         form_free(f);
         return 0;
     }

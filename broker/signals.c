@@ -458,7 +458,7 @@ static int auth_bearer(const char *cred, int64_t now, struct who *w, const struc
     struct client_identity id;
     struct http_resp scratch = {0};
     ztb_buf_init(&scratch.body, 1024);
-    rv = client_auth(req, type, cred, now, 1, &id, &scratch); /* NULL: mTLS */
+    rv = client_auth(req, type, cred, now, CLIENT_AUTH_SESSION_OK, &id, &scratch); /* NULL: mTLS */
     int counted = rv != ZTB_OK; /* client_auth counts its own refusals */
     ztb_buf_free(&scratch.body);
     if (rv == ZTB_ERR_UNAVAILABLE) {

@@ -58,7 +58,8 @@ struct token_req {
     char may_act[320];           /* may_act.sub for the token issued ("" if none) */
     ztb_dpop_result dpop;
     int has_dpop;
-    int bind_mtls; /* cnf x5t#S256 */
+    int caller_live; /* the agent's state was checked against the credential */
+    int bind_mtls;   /* cnf x5t#S256 */
     char actor[96];
     int64_t now;
 };
@@ -150,8 +151,8 @@ static int parse_details(struct token_req *t, const char *text, struct http_resp
     return 1;
 }
 
-static void denied(struct token_req *t, struct http_resp *resp, unsigned status, const char *code,
-                   const char *why, const char *rule);
+static int denied(struct token_req *t, struct http_resp *resp, unsigned status, const char *code,
+                  const char *why, const char *rule);
 
 /* 400 invalid_grant with why, audited (a stolen or replayed subject token
  * shows in the audit log); returns 0. */
@@ -287,15 +288,86 @@ static int read_may_act(struct token_req *t, struct http_resp *resp)
     return 1;
 }
 
-static void denied(struct token_req *t, struct http_resp *resp, unsigned status, const char *code,
-                   const char *why, const char *rule)
+/* What this request's caller must still be for the issue script: the
+ * credential's binding and the DPoP proof to remember. */
+static void expectations(const struct token_req *t, struct store_expect *e)
 {
+    client_auth_expect(&t->id, e);
+    if (t->has_dpop) {
+        e->dpop_jti = t->dpop.jti;
+        e->dpop_ttl_ms = (DPOP_MAX_AGE + 10) * 1000u;
+    }
+}
+
+/* Answer a refusal of the issue script's caller checks (STALE_IDENTITY and
+ * the like, DPOP_REPLAY); 1 if v is not one. */
+static int caller_refused(struct token_req *t, enum store_verdict v, struct http_resp *resp)
+{
+    switch (v) {
+    case STORE_UNKNOWN_AGENT:
+    case STORE_DISABLED:
+        http_resp_error(resp, 401, "invalid_client", "unknown or disabled agent");
+        return 0;
+    case STORE_STALE_IDENTITY:
+        http_resp_error(resp, 401, "invalid_client",
+                        t->id.method == CLIENT_AUTH_SESSION ? CLIENT_AUTH_SESSION_REVOKED
+                        : t->id.method == CLIENT_AUTH_MTLS  ? CLIENT_AUTH_SUPERSEDED
+                                                            : CLIENT_AUTH_NOT_LIVE);
+        return 0;
+    case STORE_DPOP_REPLAY:
+        detect_event(DETECT_DPOP_REPLAY, t->id.agent, t->action, t->audience, NULL);
+        http_resp_error(resp, 400, "invalid_dpop_proof", "DPoP proof replayed");
+        return 0;
+    default: return 1;
+    }
+}
+
+/*
+ * 1 once the caller is known to be live: its credential is the agent's
+ * current identity's (client_auth checked it, or the issue script does now,
+ * charging nothing) and its DPoP proof is remembered. Otherwise resp is
+ * filled (401, 400 replay, 503) and 0 returned. Every refusal that leaves a
+ * trace (audit, detectors) asks this first, so a revoked credential leaves
+ * none.
+ */
+static int caller_live(struct token_req *t, struct http_resp *resp)
+{
+    if (t->caller_live)
+        return 1;
+    struct store_expect e;
+    expectations(t, &e);
+    struct store_check ck;
+    ztb_err rv = store_issue_check(t->id.agent, &e, 0, t->action, t->audience, NULL, NULL, &ck);
+    if (rv == ZTB_ERR_UNAVAILABLE) {
+        unavailable(resp);
+        return 0;
+    }
+    if (rv != ZTB_OK) {
+        http_resp_error(resp, 400, "invalid_request", ztb_strerror(rv));
+        return 0;
+    }
+    if (!caller_refused(t, ck.verdict, resp))
+        return 0;
+    t->caller_live = 1;
+    return 1;
+}
+
+/* Refuse the request with status, code and why, and record the refusal
+ * (audit, metrics): 1. If the caller turns out not to be live, it is refused
+ * for that instead, nothing is recorded, and 0 is returned: callers feed
+ * detectors only on 1. */
+static int denied(struct token_req *t, struct http_resp *resp, unsigned status, const char *code,
+                  const char *why, const char *rule)
+{
+    if (!caller_live(t, resp))
+        return 0;
     http_resp_error(resp, status, code, why);
     metrics_add(METRIC_TOKENS_DENIED, 1);
     audit("token.denied", t->actor, 0, ZTB_F_STR("agent", t->id.agent),
           ZTB_F_STR("action", t->action), ZTB_F_STR("audience", t->audience),
           ZTB_F_STR("resource", t->resource ? t->resource : ""), ZTB_F_STR("reason", why),
           ZTB_F_STR("rule", rule));
+    return 1;
 }
 
 /* Parse and check the request up to (not including) policy. 0: resp filled. */
@@ -323,9 +395,13 @@ static int read_request(struct token_req *t, struct http_req *req, struct http_r
                         "requested_token_type must be " TOKEN_TYPE_ACCESS);
         return 0;
     }
+    /* the agent's state is checked with the issue script (caller_live or
+     * the full check), before anything is charged or recorded */
     if (client_auth(req, form_get(&t->f, "client_assertion_type"),
-                    form_get(&t->f, "client_assertion"), t->now, 1, &t->id, resp) != ZTB_OK)
+                    form_get(&t->f, "client_assertion"), t->now,
+                    CLIENT_AUTH_SESSION_OK | CLIENT_AUTH_STATE_LATER, &t->id, resp) != ZTB_OK)
         return 0;
+    t->caller_live = t->id.state_checked;
     snprintf(t->actor, sizeof(t->actor), "agent:%s", t->id.agent);
     t->audience = form_get(&t->f, "audience");
     t->action = form_get(&t->f, "scope");
@@ -363,19 +439,12 @@ static int read_dpop(struct token_req *t, struct http_req *req, struct http_resp
     const char *proof = http_req_header(req, "DPoP");
     if (proof == NULL)
         return 1;
+    /* the proof itself; its jti is remembered by the issue script, once the
+     * caller is known to be live */
     ztb_err rv = ztb_dpop_proof_check(proof, strlen(proof), "POST", client_auth_token_endpoint(),
                                       NULL, t->now, DPOP_MAX_AGE, 5, &t->dpop);
-    if (rv == ZTB_OK)
-        rv = store_dpop_seen(t->id.agent, t->dpop.jti, (DPOP_MAX_AGE + 10) * 1000u);
-    if (rv == ZTB_ERR_UNAVAILABLE) {
-        unavailable(resp);
-        return 0;
-    }
-    if (rv == ZTB_ERR_REPLAY)
-        detect_event(DETECT_DPOP_REPLAY, t->id.agent, t->action, t->audience, NULL);
     if (rv != ZTB_OK) {
-        http_resp_error(resp, 400, "invalid_dpop_proof",
-                        rv == ZTB_ERR_REPLAY ? "DPoP proof replayed" : ztb_strerror(rv));
+        http_resp_error(resp, 400, "invalid_dpop_proof", ztb_strerror(rv));
         return 0;
     }
     t->has_dpop = 1;
@@ -496,8 +565,8 @@ void handle_token(struct http_req *req, struct http_resp *resp)
         ztb_buf wb;
         ztb_buf_init_fixed(&wb, why, sizeof(why));
         policy_decision_describe(&d, &wb);
-        denied(&t, resp, 403, "access_denied", why, d.rule);
-        detect_event(DETECT_POLICY_DENIAL, t.id.agent, t.action, t.audience, why);
+        if (denied(&t, resp, 403, "access_denied", why, d.rule))
+            detect_event(DETECT_POLICY_DENIAL, t.id.agent, t.action, t.audience, why);
         goto out;
     }
     if (d.effect == POLICY_APPROVAL_REQUIRED) {
@@ -529,8 +598,11 @@ void handle_token(struct http_req *req, struct http_resp *resp)
     struct store_rate ar = {d.ob.per_agent.rate, d.ob.per_agent.burst, d.ob.per_agent.period};
     struct store_rate xr = {d.ob.per_action.rate, d.ob.per_action.burst, d.ob.per_action.period};
     struct store_check ck;
-    ztb_err rv = store_issue_check(t.id.agent, t.id.generation, t.id.epoch, t.action, t.audience,
-                                   &ar, &xr, &ck);
+    struct store_expect e;
+    expectations(&t, &e);
+    if (t.caller_live)
+        e.dpop_jti = NULL; /* remembered already */
+    ztb_err rv = store_issue_check(t.id.agent, &e, 1, t.action, t.audience, &ar, &xr, &ck);
     if (rv == ZTB_ERR_UNAVAILABLE) {
         unavailable(resp);
         goto out;
@@ -539,16 +611,15 @@ void handle_token(struct http_req *req, struct http_resp *resp)
         http_resp_error(resp, 400, "invalid_request", ztb_strerror(rv));
         goto out;
     }
+    if (!caller_refused(&t, ck.verdict, resp))
+        goto out;
+    t.caller_live = 1;
     switch (ck.verdict) {
     case STORE_OK: break;
     case STORE_UNKNOWN_AGENT:
     case STORE_DISABLED:
-        http_resp_error(resp, 401, "invalid_client", "unknown or disabled agent");
-        goto out;
     case STORE_STALE_IDENTITY:
-        http_resp_error(resp, 401, "invalid_client",
-                        "the agent was revoked or enrolled again during this request");
-        goto out;
+    case STORE_DPOP_REPLAY: goto out; /* answered by caller_refused */
     case STORE_QUARANTINED:
         denied(&t, resp, 403, "access_denied", "the agent is quarantined", NULL);
         goto out;
@@ -558,11 +629,13 @@ void handle_token(struct http_req *req, struct http_resp *resp)
     case STORE_RATE_AGENT:
     case STORE_RATE_ACTION: {
         unsigned secs = (ck.retry_after_ms + 999) / 1000;
-        denied(&t, resp, 429, "slow_down",
-               ck.verdict == STORE_RATE_AGENT ? "rate limit: agent" : "rate limit: agent x action",
-               d.rule);
-        http_resp_header(resp, "Retry-After", "%u", secs ? secs : 1);
-        detect_event(DETECT_RATE_LIMITED, t.id.agent, t.action, t.audience, NULL);
+        if (denied(&t, resp, 429, "slow_down",
+                   ck.verdict == STORE_RATE_AGENT ? "rate limit: agent"
+                                                  : "rate limit: agent x action",
+                   d.rule)) {
+            http_resp_header(resp, "Retry-After", "%u", secs ? secs : 1);
+            detect_event(DETECT_RATE_LIMITED, t.id.agent, t.action, t.audience, NULL);
+        }
         goto out;
     }
     }

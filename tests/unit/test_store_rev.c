@@ -21,6 +21,16 @@
 #include "broker/store_rev.h"
 #include "harness.h"
 
+/* The full issue check for a caller bound to generation gen and epoch (-1:
+ * any), no DPoP proof. */
+static ztb_err issue_check(const char *agent, int64_t gen, int64_t epoch, const char *action,
+                           const char *audience, const struct store_rate *ar,
+                           const struct store_rate *xr, struct store_check *ck)
+{
+    struct store_expect e = {.generation = gen, .epoch = epoch};
+    return store_issue_check(agent, &e, 1, action, audience, ar, xr, ck);
+}
+
 static struct zh_redis rd;
 static redisContext *sub; /* subscribed to ztb:revocations */
 
@@ -197,10 +207,12 @@ static void test_rev_audience(void **state)
     assert_true(zscore("{\"type\":\"audience\",\"id\":\"payments\",\"exp\":0}") > 1e299);
     /* the issuance script refuses it */
     assert_int_equal(store_agent_add("buyer", 1), ZTB_OK);
+    assert_int_equal(
+        store_agent_set_identity("buyer", STORE_IDENTITY_ENROLL, "{}", "k", "c", 9999, 0, NULL),
+        ZTB_OK);
     struct store_check ck;
     struct store_rate none = {0};
-    assert_int_equal(store_issue_check("buyer", 1, 0, "pay:x", "payments", &none, &none, &ck),
-                     ZTB_OK);
+    assert_int_equal(issue_check("buyer", 1, -1, "pay:x", "payments", &none, &none, &ck), ZTB_OK);
     assert_int_equal(ck.verdict, STORE_AUDIENCE_KILLED);
 
     assert_int_equal(store_rev_audience("payments", 0, 60, &changed), ZTB_OK);
@@ -212,8 +224,7 @@ static void test_rev_audience(void **state)
     assert_string_equal(msg, "{\"type\":\"audience\",\"id\":\"payments\",\"lifted\":true}");
     assert_true(zscore("{\"type\":\"audience\",\"id\":\"payments\",\"exp\":0}") < 0);
     assert_int_equal(cmd_int("EXISTS ztb:aud:%s:killed", "payments"), 0);
-    assert_int_equal(store_issue_check("buyer", 1, 0, "pay:x", "payments", &none, &none, &ck),
-                     ZTB_OK);
+    assert_int_equal(issue_check("buyer", 1, -1, "pay:x", "payments", &none, &none, &ck), ZTB_OK);
     assert_int_equal(ck.verdict, STORE_OK);
 }
 
