@@ -265,7 +265,7 @@ static ztb_err authenticate(const struct http_req *req, const char *assertion_ty
                             struct client_identity *id, struct http_resp *resp)
 {
     memset(id, 0, sizeof(*id));
-    struct store_agent_auth sa;
+    struct store_agent_auth sa = {0};
     /* NULL: the caller checks the state (CLIENT_AUTH_STATE_LATER) */
     struct store_agent_auth *state = flags & CLIENT_AUTH_STATE_LATER ? NULL : &sa;
     ztb_err rv = ZTB_ERR_NOT_FOUND;
