@@ -114,9 +114,10 @@ static void print_result(json_t *r)
     if (lift)
         printf("audience %s enabled again%s\n", id, changed ? "" : " (it was not disabled)");
     else if (strcmp(type, "agent") == 0)
-        printf("agent %s: every token it holds is revoked (generation now %lld), announced "
-               "until %s\n",
-               id, (long long)json_integer_value(json_object_get(r, "gen")), until);
+        printf("agent %s: every token, session and identity document it holds is revoked "
+               "(generation now %lld), announced until %s; it needs a new join token "
+               "(ztbctl agent join-token %s) to come back\n",
+               id, (long long)json_integer_value(json_object_get(r, "gen")), until, id);
     else if (strcmp(type, "audience") == 0)
         printf("audience %s disabled %s%s\n", id, until, changed ? "" : " (it already was)");
     else if (strcmp(type, "key") == 0)

@@ -9,7 +9,7 @@
 #      action and calls the gateway with it: accepted
 #   6. the same single-use token again: refused by the gateway
 #   7. an action outside the policy (a refund of 500): refused by the broker
-#   8. a revocation: the agent's tokens are revoked; a token it already holds
+#   8. a revocation: the agent's tokens, sessions and identity are revoked; a token it already holds
 #      is refused by the gateway at once
 #
 #   scripts/quickstart.sh          run the demo, then stop everything
@@ -137,7 +137,7 @@ if agent --audience payments --action payments:refund --resource orders/1234 \
 fi
 sed 's/^/    /' "$demo/denied.txt"
 
-step "8. Revocation: an operator revokes every token of billing-bot"
+step "8. Revocation: an operator revokes billing-bot (its tokens, sessions and identity)"
 held=$(agent --audience payments --action payments:refund --resource orders/77 \
     --details '{"amount": 10}')
 "$bin/ztbctl" revoke agent billing-bot --reason "quickstart demo" | sed 's/^/    /'
