@@ -5,8 +5,10 @@
  * struct broker_config, and its help line, so the file, the flags and
  * --help can never disagree.
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <limits.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,7 +47,8 @@ static const struct opt opts[] = {
     {"user", OPT_STR, STR(user), "USER", "user to run as when started as root (default ztb)"},
     {"trust_domain", OPT_STR, STR(trust_domain), "DOMAIN",
      "SPIFFE trust domain of agent identities (default ztb.local)"},
-    {"issuer", OPT_STR, STR(issuer), "URL", "token issuer, iss (default http://HOST:PORT)"},
+    {"issuer", OPT_STR, STR(issuer), "URL",
+     "token issuer, iss (default http://HOST:PORT on loopback; required otherwise)"},
     {"join_ttl", OPT_UINT, NUM(join_ttl_s, 7 * 86400), "SECONDS",
      "life of a join token (default 900)"},
     {"keys", OPT_STR, STR(keys_dir), "DIR",
@@ -372,6 +375,34 @@ ztb_err broker_config_parse_args(struct broker_config *c, int argc, char **argv,
         if (strcmp(key, "config") == 0)
             continue; /* already read */
         ZTB_GUARD(broker_config_set(c, key, val, err, errcap));
+    }
+    return ZTB_OK;
+}
+
+int broker_config_host_is_loopback(const char *host)
+{
+    struct in_addr a4;
+    struct in6_addr a6;
+    if (strcmp(host, "localhost") == 0)
+        return 1;
+    if (inet_pton(AF_INET, host, &a4) == 1)
+        return (ntohl(a4.s_addr) >> 24) == 127;
+    if (inet_pton(AF_INET6, host, &a6) == 1)
+        return IN6_IS_ADDR_LOOPBACK(&a6);
+    return 0;
+}
+
+ztb_err broker_config_check(const struct broker_config *c, char *err, size_t errcap)
+{
+    if (c->issuer[0] == '\0' && !broker_config_host_is_loopback(c->listen_host)) {
+        snprintf(err, errcap,
+                 "listening on %s (not loopback) needs an explicit issuer: without one, every "
+                 "token's iss would be the listening address (e.g. https://%s:8443) and every "
+                 "gateway would refuse it; set --issuer (issuer = in the config file) to the URL "
+                 "agents and gateways use to reach this broker, e.g. --issuer "
+                 "https://broker.example.org:8443",
+                 c->listen_host, c->listen_host);
+        return ZTB_ERR_INVALID_ARG;
     }
     return ZTB_OK;
 }

@@ -76,6 +76,19 @@ ztb_err broker_config_load_file(struct broker_config *c, const char *path, char 
 ztb_err broker_config_set(struct broker_config *c, const char *key, const char *value, char *err,
                           size_t errcap);
 
+/*
+ * Check what no single option can: the combinations a start must refuse.
+ * Today: a listener that is not loopback needs an explicit issuer (the
+ * default, http(s)://HOST:PORT, would put the listening address, e.g.
+ * 0.0.0.0, into every token's iss, and every gateway would refuse them).
+ * On error writes the reason and the fix into err and returns INVALID_ARG.
+ */
+ztb_err broker_config_check(const struct broker_config *c, char *err, size_t errcap);
+
+/* 1 if host (an IP literal or name, as in listen) is a loopback address:
+ * 127.0.0.0/8, ::1 or "localhost". */
+int broker_config_host_is_loopback(const char *host);
+
 /* Print --help text. */
 void broker_config_usage(void);
 

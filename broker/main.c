@@ -232,6 +232,10 @@ int main(int argc, char **argv)
     }
     if (exit_now)
         return 0;
+    if (broker_config_check(cfg, err, sizeof(err)) != ZTB_OK) {
+        fprintf(stderr, "ztb-broker: %s\n", err);
+        return 2;
+    }
     ztb_log_set_service("ztb-broker");
     broker_json_wipe_on_free();
     ztb_log_set_level(cfg->log_level);

@@ -203,6 +203,15 @@ static void test_config_errors_and_help(void **state)
     free(out);
     free(err);
 
+    /* on the network without an issuer, every token's iss would be
+     * http://0.0.0.0:PORT: refused before anything starts, naming the fix */
+    const char *net[] = {zh_bin("ztb-broker"), "--listen", "0.0.0.0:0", NULL};
+    assert_int_equal(zh_run(net, &out, &err), 2);
+    assert_non_null(strstr(err, "not loopback"));
+    assert_non_null(strstr(err, "--issuer"));
+    free(out);
+    free(err);
+
     const char *unk[] = {zh_bin("ztb-broker"), "--frobnicate", "1", NULL};
     assert_int_equal(zh_run(unk, &out, &err), 2);
     assert_non_null(strstr(err, "unknown option"));
