@@ -394,6 +394,23 @@ static ztb_err reject(const ztb_verifier *v, ztb_err rv)
     return errdetail_set(v, rv, why);
 }
 
+/*
+ * An issuer or audience mismatch is nearly always a configuration mistake
+ * (the broker's --issuer, the gateway's audience): the detail names the
+ * expected and the received value for the operator's log. The token's
+ * signature verified, so the received value is the broker's own text;
+ * errdetail_setf cuts it and replaces control characters all the same.
+ */
+static ztb_err reject_expected(const ztb_verifier *v, ztb_err rv, const struct claims *c)
+{
+    int iss = rv == ZTB_ERR_ISSUER;
+    const char *got = claims_str(c, iss ? CL_ISS : CL_AUD);
+    return errdetail_setf(v, rv, "%s: expected \"%.100s\", received \"%.100s\"",
+                          iss ? "iss is not the configured issuer"
+                              : "aud is not this gateway's audience",
+                          iss ? v->issuer : v->audience, got ? got : "(none)");
+}
+
 static int str_eq(const char *a, const char *b)
 {
     return a != NULL && b != NULL && strcmp(a, b) == 0;
@@ -583,6 +600,8 @@ ztb_err ztb_verify(ztb_verifier *v, const char *token, const ztb_expect *expect,
         return errdetail_setf(v, ZTB_ERR_UNAVAILABLE, "%s", stale);
     if (rv == ZTB_OK)
         rv = check_claims(v, token, expect, cl, pb.len);
+    if (rv == ZTB_ERR_ISSUER || rv == ZTB_ERR_AUDIENCE)
+        return reject_expected(v, rv, &cl->c);
     if (rv != ZTB_OK)
         return reject(v, rv);
     cl->payload_len = pb.len;

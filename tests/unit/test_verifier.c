@@ -316,10 +316,15 @@ static void test_rejects_issuer_audience_times(void **state)
     (void)state;
     struct tk t = {.iss = "https://evil.test"};
     expect_code(mint(&t), ZTB_ERR_ISSUER);
+    /* the operator's log names both values */
+    assert_non_null(strstr(ztb_verifier_errdetail(v), "expected \"" ISS "\""));
+    assert_non_null(strstr(ztb_verifier_errdetail(v), "received \"https://evil.test\""));
     t = (struct tk){.iss = ISS "/"};
     expect_code(mint(&t), ZTB_ERR_ISSUER);
     t = (struct tk){.aud = "crm"};
     expect_code(mint(&t), ZTB_ERR_AUDIENCE);
+    assert_non_null(strstr(ztb_verifier_errdetail(v), "expected \"payments\""));
+    assert_non_null(strstr(ztb_verifier_errdetail(v), "received \"crm\""));
     /* skew is 30 s by default */
     t = (struct tk){.iat = now - 200, .nbf = now - 200, .exp = now - 31};
     expect_code(mint(&t), ZTB_ERR_EXPIRED);

@@ -242,7 +242,9 @@ ZTB_API ZTB_WUR ztb_err ztb_verify(ztb_verifier *v, const char *token, const ztb
 
 /*
  * A short English reason for the calling thread's last failed call on v
- * (ztb_verifier_new: pass NULL), e.g. "aud is not this gateway's audience".
+ * (ztb_verifier_new: pass NULL), e.g. "aud is not this gateway's audience:
+ * expected \"payments\", received \"crm\"" (issuer and audience mismatches
+ * name both values: they are configuration mistakes).
  * Never NULL, never contains a token or secret; "" if there is none. Valid
  * until the thread's next libztb call.
  */
