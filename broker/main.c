@@ -164,6 +164,8 @@ static void load_policy(const struct broker_config *cfg)
 {
     if (policy_holder_new(&g_broker.policy) != ZTB_OK)
         die("policy", "out of memory");
+    /* at start and at every reload alike */
+    policy_holder_require_trust_domain(g_broker.policy, cfg->trust_domain);
     if (cfg->policy_file[0] == '\0') {
         ztb_log(ZTB_LOG_WARN, "policy.none",
                 ZTB_F_STR("hint", "no --policy: every token request is denied"));
@@ -180,15 +182,6 @@ static void load_policy(const struct broker_config *cfg)
         json_decref(problems);
         die("policy", "the policy file has errors (listed above)");
     }
-    policy *p = policy_holder_acquire(g_broker.policy);
-    int mismatch = p != NULL && strcmp(policy_trust_domain(p), cfg->trust_domain) != 0;
-    char msg[512];
-    if (mismatch)
-        snprintf(msg, sizeof(msg), "the policy's trust domain %s differs from --trust-domain %s",
-                 policy_trust_domain(p), cfg->trust_domain);
-    policy_holder_release(p);
-    if (mismatch)
-        die("policy", msg);
 }
 
 static void drain_and_stop(struct http_server *api, struct http_server *admin)

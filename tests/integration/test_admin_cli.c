@@ -244,6 +244,21 @@ static void test_policy_reload(void **state)
     assert_int_equal(zh_get(&b, "/metrics", &r), 0);
     assert_non_null(strstr(r.body, "ztb_policy_reload_failures_total 1"));
     zh_resp_free(&r);
+    /* a valid policy for another trust domain: refused as a start would
+     * refuse it (it used to reload, and the next restart failed) */
+    char other[4096];
+    snprintf(other, sizeof(other), "%s", policy_v1);
+    char *td = strstr(other, "ztb.local");
+    assert_non_null(td);
+    memcpy(td, "ztb.other", 9);
+    f = fopen(path, "w");
+    fputs(other, f);
+    fclose(f);
+    assert_int_equal(ctl(&out, &err, "policy", "reload", NULL, NULL, NULL), 1);
+    assert_non_null(strstr(err, "ztb.other"));
+    assert_non_null(strstr(err, "--trust-domain"));
+    free(out);
+    free(err);
     f = fopen(path, "w");
     fputs(policy_v1, f);
     fclose(f);
