@@ -6,6 +6,12 @@
  * broker is running is logged and followed by a restart after a backoff
  * (100 ms doubling to 5 s, reset after a minute of uptime). Redis's own
  * persistence (AOF) keeps revocations and quarantines across restarts.
+ *
+ * One Redis per state directory, ever: the child's pid is kept in
+ * redis/redis.pid, and a start first waits for a previous Redis of this
+ * directory to be gone (a broker that crashed leaves one finishing its
+ * shutdown save: it would write the same AOF and, on its way out, delete
+ * the new one's socket).
  */
 #define _GNU_SOURCE /* pthread_cond_clockwait */
 #include <errno.h>
@@ -36,6 +42,84 @@ static int g_thread_started;
 static char g_conf[512];
 static char g_bin[256];
 static char g_sock[108];
+static char g_pidfile[512];
+
+/* 1 if pid is a live process (a zombie is not). */
+static int alive(pid_t pid)
+{
+    char path[64], buf[256];
+    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    ssize_t n = read(fd, buf, sizeof(buf) - 1);
+    close(fd);
+    if (n <= 0)
+        return 0;
+    buf[n] = '\0';
+    const char *paren = strrchr(buf, ')'); /* the name may hold spaces */
+    return paren == NULL || paren[1] != ' ' || paren[2] != 'Z';
+}
+
+/* 1 if pid is the redis-server of this directory: its command line names
+ * our config file or (Redis rewrites its title to "redis-server
+ * unixsocket:PATH") our socket. */
+static int is_our_redis(pid_t pid)
+{
+    char path[64], buf[4096];
+    snprintf(path, sizeof(path), "/proc/%d/cmdline", (int)pid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    ssize_t n = read(fd, buf, sizeof(buf) - 1);
+    close(fd);
+    if (n <= 0)
+        return 0;
+    buf[n] = '\0';
+    for (ssize_t i = 0; i < n; i++) /* arguments are NUL-separated */
+        if (buf[i] == '\0')
+            buf[i] = ' ';
+    return strstr(buf, g_conf) != NULL || strstr(buf, g_sock) != NULL;
+}
+
+/*
+ * Wait until the Redis a previous broker of this state directory started
+ * (redis.pid) has exited: it was told to stop when its broker died, and may
+ * still be saving. After 10 s it is stopped again, then killed. A pid file
+ * naming anything else (a reused pid) is ignored.
+ */
+static void wait_previous(void)
+{
+    FILE *f = fopen(g_pidfile, "re");
+    if (f == NULL)
+        return;
+    int pid = 0;
+    int got = fscanf(f, "%d", &pid);
+    fclose(f);
+    if (got != 1 || pid <= 1 || !alive(pid) || !is_our_redis(pid))
+        return;
+    ztb_log(ZTB_LOG_WARN, "redis.private_previous_running", ZTB_F_INT("pid", pid),
+            ZTB_F_STR("hint", "a broker of this state directory stopped without stopping its "
+                              "Redis; waiting for it to exit"));
+    for (int i = 0; i < 1500 && alive(pid); i++) { /* 15 s */
+        if (i == 0 || i == 1000)
+            kill(pid, i == 0 ? SIGTERM : SIGKILL);
+        usleep(10000);
+    }
+}
+
+/* Remember the child's pid for the next start (wait_previous). */
+static void write_pidfile(pid_t pid)
+{
+    int fd = open(g_pidfile, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return;
+    char buf[32];
+    int n = snprintf(buf, sizeof(buf), "%d\n", (int)pid);
+    if (write(fd, buf, (size_t)n) != n)
+        ztb_log(ZTB_LOG_WARN, "redis.pidfile_write_failed", ZTB_F_STR("path", g_pidfile));
+    close(fd);
+}
 
 static int spawn(void)
 {
@@ -63,6 +147,7 @@ static int spawn(void)
         _exit(127);
     }
     g_pid = pid;
+    write_pidfile(pid);
     return 0;
 }
 
@@ -199,7 +284,9 @@ ztb_err redis_private_start(const char *state_dir, const char *redis_server, cha
         return ZTB_ERR_INVALID_ARG;
     }
     snprintf(g_conf, sizeof(g_conf), "%s/redis.conf", dir);
+    snprintf(g_pidfile, sizeof(g_pidfile), "%s/redis.pid", dir);
     snprintf(g_bin, sizeof(g_bin), "%s", redis_server[0] ? redis_server : "redis-server");
+    wait_previous(); /* never two Redis on one directory */
     ZTB_GUARD(write_conf(dir, err, errcap));
     unlink(g_sock);
 
