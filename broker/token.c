@@ -58,8 +58,9 @@ struct token_req {
     char may_act[320];           /* may_act.sub for the token issued ("" if none) */
     ztb_dpop_result dpop;
     int has_dpop;
-    int caller_live; /* the agent's state was checked against the credential */
-    int bind_mtls;   /* cnf x5t#S256 */
+    int caller_live;   /* the agent's state was checked against the credential */
+    int dpop_recorded; /* the DPoP proof's jti is remembered (never twice) */
+    int bind_mtls;     /* cnf x5t#S256 */
     char actor[96];
     int64_t now;
 };
@@ -349,6 +350,7 @@ static int caller_live(struct token_req *t, struct http_resp *resp)
     if (!caller_refused(t, ck.verdict, resp))
         return 0;
     t->caller_live = 1;
+    t->dpop_recorded = e.dpop_jti != NULL;
     return 1;
 }
 
@@ -416,7 +418,7 @@ static int read_request(struct token_req *t, struct http_req *req, struct http_r
                         "scope must be exactly one action service:verb of [a-z0-9._-]");
         return 0;
     }
-    if (strncmp(t->action, "ztb:", 4) == 0) {
+    if (strncmp(t->action, POLICY_RESERVED_SERVICE ":", sizeof(POLICY_RESERVED_SERVICE)) == 0) {
         /* the broker's own actions (ztb:introspect, ztb:consume) are asked of
          * it directly, never carried by a token */
         http_resp_error(resp, 400, "invalid_scope",
@@ -600,8 +602,8 @@ void handle_token(struct http_req *req, struct http_resp *resp)
     struct store_check ck;
     struct store_expect e;
     expectations(&t, &e);
-    if (t.caller_live)
-        e.dpop_jti = NULL; /* remembered already */
+    if (t.dpop_recorded)
+        e.dpop_jti = NULL;
     ztb_err rv = store_issue_check(t.id.agent, &e, 1, t.action, t.audience, &ar, &xr, &ck);
     if (rv == ZTB_ERR_UNAVAILABLE) {
         unavailable(resp);

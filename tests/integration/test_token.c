@@ -450,6 +450,28 @@ static void test_dpop_binding(void **state)
     token_req("&audience=tickets&scope=tickets%3Acreate", ztb_buf_cstr(&p), &r);
     expect_error(&r, 400, "invalid_dpop_proof");
     zh_resp_free(&r);
+    /* and with a client assertion (the agent's state read at authentication)
+     * instead of a session: a fresh proof once, then its replay refused */
+    ztb_buf_reset(&p);
+    assert_int_equal(ztb_dpop_proof_make(dk, "POST", htu, time(NULL), NULL, &p), ZTB_OK);
+    for (int i = 0; i < 2; i++) {
+        ztb_buf a;
+        ztb_buf_init(&a, 4096);
+        int64_t now = time(NULL);
+        assertion(agent_key, "billing-bot", NULL, now, now + 30, &a);
+        char form[8192];
+        snprintf(form, sizeof(form),
+                 "grant_type=%s&client_assertion_type=%s&client_assertion=%s"
+                 "&audience=tickets&scope=tickets%%3Acreate",
+                 GRANT, ASSERTION_TYPE, ztb_buf_cstr(&a));
+        long st = post_form("/v1/token", form, ztb_buf_cstr(&p), &r);
+        if (i == 0 && st != 200)
+            fail_msg("assertion + DPoP: %ld %s", st, r.body);
+        if (i == 1)
+            expect_error(&r, 400, "invalid_dpop_proof");
+        zh_resp_free(&r);
+        ztb_buf_free(&a);
+    }
     /* a proof for another URL */
     ztb_buf_reset(&p);
     assert_int_equal(
