@@ -18,6 +18,7 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -90,13 +91,22 @@ static int is_our_redis(pid_t pid)
  */
 static void wait_previous(void)
 {
-    FILE *f = fopen(g_pidfile, "re");
-    if (f == NULL)
+    int fd = open(g_pidfile, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0)
         return;
-    int pid = 0;
-    int got = fscanf(f, "%d", &pid);
-    fclose(f);
-    if (got != 1 || pid <= 1 || !alive(pid) || !is_our_redis(pid))
+    char buf[32];
+    ssize_t n = read(fd, buf, sizeof(buf) - 1);
+    close(fd);
+    if (n <= 0)
+        return;
+    buf[n] = '\0';
+    char *end;
+    errno = 0;
+    long v = strtol(buf, &end, 10);
+    if (errno != 0 || end == buf || (*end != '\n' && *end != '\0') || v <= 1 || v > INT32_MAX)
+        return;
+    pid_t pid = (pid_t)v;
+    if (!alive(pid) || !is_our_redis(pid))
         return;
     ztb_log(ZTB_LOG_WARN, "redis.private_previous_running", ZTB_F_INT("pid", pid),
             ZTB_F_STR("hint", "a broker of this state directory stopped without stopping its "

@@ -118,7 +118,7 @@ int main(int argc, char **argv)
     /* global options may also follow the command (`ztbctl agent list
      * --json`), up to a `--`: taken out before the command sees its
      * arguments */
-    char **args = calloc((size_t)(argc - i + 1), sizeof(*args));
+    char **args = calloc((size_t)(argc - i) + 1, sizeof(*args));
     if (args == NULL) {
         ztbctl_err("out of memory");
         return ZTBCTL_EXIT_FAIL;
