@@ -45,19 +45,28 @@ static char g_bin[256];
 static char g_sock[108];
 static char g_pidfile[512];
 
+/* Read a small file (a /proc entry, the pid file) into buf, NUL-terminated;
+ * the bytes read, or -1 if it cannot be opened or is empty. */
+static ssize_t read_small(const char *path, char *buf, size_t cap)
+{
+    int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    ssize_t n = read(fd, buf, cap - 1);
+    close(fd);
+    if (n <= 0)
+        return -1;
+    buf[n] = '\0';
+    return n;
+}
+
 /* 1 if pid is a live process (a zombie is not). */
 static int alive(pid_t pid)
 {
     char path[64], buf[256];
     snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
+    if (read_small(path, buf, sizeof(buf)) < 0)
         return 0;
-    ssize_t n = read(fd, buf, sizeof(buf) - 1);
-    close(fd);
-    if (n <= 0)
-        return 0;
-    buf[n] = '\0';
     const char *paren = strrchr(buf, ')'); /* the name may hold spaces */
     return paren == NULL || paren[1] != ' ' || paren[2] != 'Z';
 }
@@ -69,14 +78,9 @@ static int is_our_redis(pid_t pid)
 {
     char path[64], buf[4096];
     snprintf(path, sizeof(path), "/proc/%d/cmdline", (int)pid);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
+    ssize_t n = read_small(path, buf, sizeof(buf));
+    if (n < 0)
         return 0;
-    ssize_t n = read(fd, buf, sizeof(buf) - 1);
-    close(fd);
-    if (n <= 0)
-        return 0;
-    buf[n] = '\0';
     for (ssize_t i = 0; i < n; i++) /* arguments are NUL-separated */
         if (buf[i] == '\0')
             buf[i] = ' ';
@@ -91,15 +95,9 @@ static int is_our_redis(pid_t pid)
  */
 static void wait_previous(void)
 {
-    int fd = open(g_pidfile, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-    if (fd < 0)
-        return;
     char buf[32];
-    ssize_t n = read(fd, buf, sizeof(buf) - 1);
-    close(fd);
-    if (n <= 0)
+    if (read_small(g_pidfile, buf, sizeof(buf)) < 0)
         return;
-    buf[n] = '\0';
     char *end;
     errno = 0;
     long v = strtol(buf, &end, 10);

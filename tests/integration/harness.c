@@ -128,6 +128,20 @@ const char *zh_bin(const char *name)
     return path;
 }
 
+void zh_tls_server_cert(const char *dir, char crt[300], char key[300])
+{
+    snprintf(crt, 300, "%s/server.crt", dir);
+    snprintf(key, 300, "%s/server.key", dir);
+    char cmd[1200];
+    snprintf(cmd, sizeof(cmd),
+             "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 "
+             "-subj /CN=localhost -addext subjectAltName=IP:127.0.0.1,DNS:localhost "
+             "-keyout %s -out %s 2>/dev/null",
+             key, crt);
+    if (system(cmd) != 0)
+        fatal("cannot make a test server certificate: %s", cmd);
+}
+
 void zh_tmpdir(char *out, size_t cap)
 {
     const char *base = getenv("TMPDIR");

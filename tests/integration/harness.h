@@ -25,6 +25,14 @@
 /* Make a fresh directory under $TMPDIR (or /tmp); aborts the test on failure. */
 void zh_tmpdir(char *out, size_t cap);
 
+/*
+ * A self-signed P-256 certificate and key for a test server on loopback
+ * (CN localhost, SANs 127.0.0.1 and localhost, one day), written to
+ * DIR/server.crt and DIR/server.key (paths into crt and key, 300 bytes each).
+ * Fails the test if openssl cannot make them.
+ */
+void zh_tls_server_cert(const char *dir, char crt[300], char key[300]);
+
 /* Remove a directory tree (best effort). */
 void zh_rmtree(const char *dir);
 
