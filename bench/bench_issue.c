@@ -596,6 +596,11 @@ static void start_broker(void)
     const char *ca[] = {ztbctl, "ca", "--dir", keys, "init", "--trust-domain", "ztb.local", NULL};
     if (run(init, log_fd) != 0 || run(ca, log_fd) != 0)
         die("provisioning keys failed (see %s)", logp);
+    /* the install step: the state tree is the service user's (a broker
+     * started as root changes no owner below its state directory) */
+    const char *own[] = {"/bin/chown", "-hR", "nobody:", state, NULL};
+    if (geteuid() == 0 && run(own, log_fd) != 0)
+        die("chown %s to nobody failed (see %s)", state, logp);
 
     char broker[PATH_MAX + 64];
     snprintf(broker, sizeof(broker), "%s", bin_path("ztb-broker"));
@@ -616,6 +621,9 @@ static void start_broker(void)
     argv[n++] = "3600";
     argv[n++] = "--log-level";
     argv[n++] = "warn";
+    /* every simulated agent connects from 127.0.0.1: one address, many clients */
+    argv[n++] = "--per-ip-connection-limit";
+    argv[n++] = "0";
     if (geteuid() == 0) {
         argv[n++] = "--user";
         argv[n++] = "nobody";

@@ -146,6 +146,8 @@ static ztb_verifier *make_verifier(const char *redis_url)
         ztb_verifier_config_set_audience(c, "payments") != ZTB_OK ||
         ztb_verifier_config_set_jwks_url(c, jwks) != ZTB_OK ||
         ztb_verifier_config_set_startup_timeout(c, 120000) != ZTB_OK ||
+        /* room for the memory run's M entries and the latency run's */
+        ztb_verifier_config_set_revocation_max(c, 100000000) != ZTB_OK ||
         (redis_url ? ztb_verifier_config_set_redis(c, redis_url)
                    : ztb_verifier_config_set_no_revocation(c)) != ZTB_OK ||
         ztb_verifier_new(c, &v) != ZTB_OK) {

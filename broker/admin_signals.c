@@ -115,32 +115,29 @@ static void revoke_one(struct http_req *req, struct http_resp *resp, json_t *bod
     }
     int64_t exp = expj ? (int64_t)json_integer_value(expj) : 0;
     json_t *claims = NULL;
+    int exp_verified = 0;
     if (tok != NULL) {
-        /* a whole token: revoke its jti until its exp (verified: ours) */
+        /* a whole token: revoke its jti until its exp, both verified (our
+         * signature). Whatever else may already make it dead (its agent's
+         * generation, a killed audience, a tainted key, a consumed single
+         * use) is no reason to skip: some of those are lifted later. */
         if (k != POLICY_RESPONSE_REVOKE_TOKEN || id != NULL) {
             http_resp_error(resp, 400, "invalid_request", "token only with type jti, without id");
             return;
         }
-        ztb_err rv = introspect_token(tok, strlen(tok), (int64_t)time(NULL), 0, &claims);
-        if (rv == ZTB_ERR_UNAVAILABLE) {
-            admin_store_error(resp, rv, "");
-            return;
-        }
-        if (rv != ZTB_OK && rv != ZTB_ERR_REVOKED && rv != ZTB_ERR_AGENT_REVOKED &&
-            rv != ZTB_ERR_AUDIENCE_KILLED && rv != ZTB_ERR_KEY_TAINTED && rv != ZTB_ERR_REPLAY) {
+        ztb_err rv = introspect_verify_signature(tok, strlen(tok), &claims);
+        json_t *e = json_object_get(claims, "exp");
+        if (rv != ZTB_OK || !json_is_integer(e) || json_integer_value(e) <= 0) {
             char why[128];
-            snprintf(why, sizeof(why), "not a live token of this broker: %s", ztb_strerror(rv));
+            snprintf(why, sizeof(why), "not a token of this broker: %s",
+                     rv != ZTB_OK ? ztb_strerror(rv) : "no exp claim");
+            json_decref(claims);
             http_resp_error(resp, 400, "invalid_request", why);
             return;
         }
-        if (claims == NULL) { /* dead already, but say which jti */
-            http_resp_json_value(resp, 200,
-                                 json_pack("{s:s,s:b,s:s}", "type", "jti", "changed", 0, "detail",
-                                           "the token is already revoked"));
-            return;
-        }
         id = json_string_value(json_object_get(claims, "jti"));
-        exp = (int64_t)json_integer_value(json_object_get(claims, "exp"));
+        exp = (int64_t)json_integer_value(e);
+        exp_verified = 1;
     }
     if (id == NULL || !store_id_ok(id)) {
         json_decref(claims);
@@ -153,6 +150,7 @@ static void revoke_one(struct http_req *req, struct http_resp *resp, json_t *bod
     struct rev_request rq = {.response = k,
                              .target = id,
                              .jti_exp = exp,
+                             .jti_exp_verified = exp_verified,
                              .lift = lift,
                              .actor = actor,
                              .cause = "operator",

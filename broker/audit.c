@@ -332,40 +332,45 @@ static void stream_batch(char **lines, size_t n)
     }
 }
 
-static uint64_t realtime_ms(void)
+/* Milliseconds on CLOCK_MONOTONIC: the fsync period and the batch linger
+ * are durations, not wall-clock facts, so a wall clock step (NTP, an
+ * operator) can neither stall the fsync for the step nor make the thread
+ * spin through it. */
+static uint64_t mono_ms(void)
 {
     struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
+    clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
-/* Wait on g_cond (g_lock held) until the realtime deadline in ms, or a signal. */
+/* Wait on g_cond (g_lock held) until the mono_ms deadline, or a signal.
+ * Returns ETIMEDOUT once the deadline has passed. */
 static int wait_until(uint64_t ms)
 {
     struct timespec until = {.tv_sec = (time_t)(ms / 1000u),
                              .tv_nsec = (long)(ms % 1000u) * 1000000L};
-    return pthread_cond_timedwait(&g_cond, &g_lock, &until);
+    return pthread_cond_clockwait(&g_cond, &g_lock, CLOCK_MONOTONIC, &until);
 }
 
 static void *background(void *arg)
 {
     (void)arg;
-    uint64_t next_sync = realtime_ms() + SYNC_PERIOD_MS;
+    uint64_t next_sync = mono_ms() + SYNC_PERIOD_MS;
     pthread_mutex_lock(&g_lock);
     for (;;) {
         if (!g_stop && g_qlen == 0) {
             /* idle: sleep until a line comes or the next fsync is due */
             g_waiting = 1;
-            while (!g_stop && g_qlen == 0 && realtime_ms() < next_sync &&
+            while (!g_stop && g_qlen == 0 && mono_ms() < next_sync &&
                    wait_until(next_sync) != ETIMEDOUT)
                 ;
             g_waiting = 0;
         } else if (!g_stop && g_qlen < STREAM_BATCH) {
             /* lines are coming in: let a batch gather (a full one wakes us) */
-            uint64_t until = realtime_ms() + STREAM_LINGER;
+            uint64_t until = mono_ms() + STREAM_LINGER;
             wait_until(until < next_sync ? until : next_sync);
         }
-        int sync = g_dirty && g_fd >= 0 && (g_stop || realtime_ms() >= next_sync);
+        int sync = g_dirty && g_fd >= 0 && (g_stop || mono_ms() >= next_sync);
         if (sync)
             g_dirty = 0;
         int fd = g_fd;
@@ -381,9 +386,9 @@ static void *background(void *arg)
         /* without the mutex: writers go on appending while the disk syncs */
         if (sync) {
             fdatasync(fd);
-            next_sync = realtime_ms() + SYNC_PERIOD_MS;
-        } else if (realtime_ms() >= next_sync) {
-            next_sync = realtime_ms() + SYNC_PERIOD_MS; /* nothing was written */
+            next_sync = mono_ms() + SYNC_PERIOD_MS;
+        } else if (mono_ms() >= next_sync) {
+            next_sync = mono_ms() + SYNC_PERIOD_MS; /* nothing was written */
         }
         stream_batch(batch, n);
         for (size_t i = 0; i < n; i++)

@@ -55,6 +55,10 @@ ztb_err claims_write(const struct token_claims *c, ztb_buf *b)
         str(b, ",\"act\":{\"sub\":", c->act_sub);
         ztb_buf_append_byte(b, '}');
     }
+    if (c->may_act_sub != NULL) {
+        str(b, ",\"may_act\":{\"sub\":", c->may_act_sub);
+        ztb_buf_append_byte(b, '}');
+    }
     if (c->cnf_jkt != NULL) {
         str(b, ",\"cnf\":{\"jkt\":", c->cnf_jkt);
         ztb_buf_append_byte(b, '}');

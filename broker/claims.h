@@ -26,6 +26,7 @@ struct token_claims {
     const char *resource;     /* NULL or "": none */
     const char *details_json; /* authorization_details object (JSON text), or NULL */
     const char *act_sub;      /* delegation: on whose behalf, or NULL */
+    const char *may_act_sub;  /* RFC 8693 may_act: who may present it, or NULL */
     const char *cnf_jkt;      /* DPoP binding, or NULL */
     const char *cnf_x5t;      /* mTLS binding, or NULL */
     const char *rule;         /* the allowing policy rule, or NULL */

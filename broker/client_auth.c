@@ -11,14 +11,15 @@
 #include <jansson.h>
 #include <openssl/crypto.h>
 
-#include "broker/audit.h"
 #include "broker/client_auth.h"
 #include "broker/detectors.h"
+#include "broker/metrics.h"
 #include "broker/mtls.h"
 #include "broker/session.h"
 #include "common/base64url.h"
 #include "common/guard.h"
 #include "common/log.h"
+#include "common/log_sample.h"
 #include "pki/jwk.h"
 #include "pki/jws.h"
 #include "pki/spiffe.h"
@@ -26,6 +27,10 @@
 #define ASSERTION_MAX      4096
 #define ASSERTION_MAX_LIFE 60
 #define ASSERTION_SKEW     30
+#define ASSERTION_TYP      "JWT" /* header typ, docs/protocol.md */
+
+/* Replayed assertions: logged at a bounded rate (common/log_sample.h). */
+static struct ztb_log_sampler replay_log = ZTB_LOG_SAMPLER_INIT(10, 10);
 
 static char g_issuer[256];
 static char g_token_endpoint[300];
@@ -127,9 +132,7 @@ static ztb_err live_agent(const char *agent, struct store_agent_auth *sa, struct
     if (strcmp(sa->status, "active") != 0)
         return refuse(resp, ZTB_ERR_STATE, "the agent is disabled");
     if (!sa->enrolled)
-        return refuse(resp, ZTB_ERR_AGENT_REVOKED,
-                      "the agent has no live identity (never enrolled, or revoked since): "
-                      "enroll again with a new join token");
+        return refuse(resp, ZTB_ERR_AGENT_REVOKED, CLIENT_AUTH_NOT_LIVE);
     return ZTB_OK;
 }
 
@@ -162,6 +165,11 @@ static ztb_err auth_assertion(const char *tok, int64_t now, struct client_identi
         snprintf(why, sizeof(why), "client assertion refused: %s", ztb_strerror(rv));
         return refuse(resp, rv, why);
     }
+    /* explicit typing (RFC 8725 3.11): no other JWS the agent's key signs
+     * (a DPoP proof, a SET) passes for an assertion */
+    if (!ztb_jws_header_typ_is(&hdr, ASSERTION_TYP))
+        return refuse(resp, ZTB_ERR_JWS_HEADER,
+                      "client assertion header typ must be \"" ASSERTION_TYP "\"");
     if (memchr(store_buf, '\0', payload.len) != NULL)
         return refuse(resp, ZTB_ERR_JSON, "client assertion claims are not JSON");
     json_error_t e;
@@ -183,12 +191,14 @@ static ztb_err auth_assertion(const char *tok, int64_t now, struct client_identi
     rv = store_assertion_seen(agent, jti, (uint64_t)(ttl > 0 ? ttl : 1) * 1000u);
     json_decref(c);
     if (rv == ZTB_ERR_REPLAY) {
-        char actor[96];
-        snprintf(actor, sizeof(actor), "agent:%s", agent);
-        audit("auth.assertion_replay", actor, 0, ZTB_F_STR("agent", agent));
+        /* Anyone holding a copy can replay it as fast as they can send: the
+         * detector hears each one (and its signal is audited when it fires),
+         * the wrapper below counts it, the log samples it. */
         detect_event(DETECT_ASSERTION_REPLAY, agent, NULL, NULL, NULL);
-        ztb_log(ZTB_LOG_WARN, "auth.assertion_replay", ZTB_F_STR("agent", agent));
-        return refuse(resp, rv, "client assertion already used (jti replay)");
+        ztb_log_sampled(&replay_log, ZTB_LOG_WARN, "auth.assertion_replay",
+                        ZTB_F_STR("agent", agent));
+        (void)refuse(resp, rv, "client assertion already used (jti replay)");
+        return ZTB_ERR_REPLAY;
     }
     if (rv != ZTB_OK)
         return refuse(resp, rv, "cannot record the assertion");
@@ -198,10 +208,11 @@ static ztb_err auth_assertion(const char *tok, int64_t now, struct client_identi
 }
 
 /* The TLS client certificate, if one was presented: its chain verified (once
- * per connection) and its thumbprint that of the agent's current identity
- * document. NOT_FOUND (resp untouched) if there is none. */
+ * per connection) and, with state (not NULL), its thumbprint that of the
+ * agent's current identity document. NOT_FOUND (resp untouched) if there is
+ * none. */
 static ztb_err auth_mtls(const struct http_req *req, int64_t now, struct client_identity *id,
-                         struct store_agent_auth *sa, struct http_resp *resp)
+                         struct store_agent_auth *state, struct http_resp *resp)
 {
     struct mtls_identity m;
     ztb_err rv = mtls_identity(req, now, &m);
@@ -209,24 +220,26 @@ static ztb_err auth_mtls(const struct http_req *req, int64_t now, struct client_
         return rv;
     if (rv != ZTB_OK)
         return refuse(resp, rv, "the TLS client certificate is not a valid identity document");
-    rv = live_agent(m.agent, sa, resp);
-    if (rv != ZTB_OK)
-        return rv;
-    size_t n = strlen(m.x5t_s256);
-    if (strlen(sa->x5t) != n || CRYPTO_memcmp(sa->x5t, m.x5t_s256, n) != 0)
-        return refuse(resp, ZTB_ERR_CERT,
-                      "this identity document was superseded by a newer one (renewed or "
-                      "enrolled again): present the agent's current identity document");
+    if (state != NULL) {
+        rv = live_agent(m.agent, state, resp);
+        if (rv != ZTB_OK)
+            return rv;
+        size_t n = strlen(m.x5t_s256);
+        if (strlen(state->x5t) != n || CRYPTO_memcmp(state->x5t, m.x5t_s256, n) != 0)
+            return refuse(resp, ZTB_ERR_CERT, CLIENT_AUTH_SUPERSEDED);
+    }
     memcpy(id->agent, m.agent, sizeof(id->agent));
     memcpy(id->x5t_s256, m.x5t_s256, sizeof(id->x5t_s256));
     id->method = CLIENT_AUTH_MTLS;
+    id->generation = -1; /* any: the identity must be live (store_issue_check) */
+    id->epoch = -1;
     return ZTB_OK;
 }
 
-/* A session credential: authentic, unexpired, and made in the agent's
- * current generation and identity epoch. */
+/* A session credential: authentic, unexpired and, with state (not NULL),
+ * made in the agent's current generation and identity epoch. */
 static ztb_err auth_session(const char *cred, int64_t now, struct client_identity *id,
-                            struct store_agent_auth *sa, struct http_resp *resp)
+                            struct store_agent_auth *state, struct http_resp *resp)
 {
     struct session_claims sc;
     ztb_err rv = session_verify(cred, strlen(cred), now, &sc);
@@ -234,39 +247,44 @@ static ztb_err auth_session(const char *cred, int64_t now, struct client_identit
         return refuse(resp, rv, "session expired: create a new one at /v1/session");
     if (rv != ZTB_OK)
         return refuse(resp, rv, "invalid session credential");
-    rv = live_agent(sc.agent, sa, resp);
-    if (rv != ZTB_OK)
-        return rv;
-    if (sc.generation != sa->generation || sc.epoch != sa->epoch)
-        return refuse(resp, ZTB_ERR_AGENT_REVOKED,
-                      "session revoked (the agent was revoked or enrolled again since it was "
-                      "made): create a new one at /v1/session");
+    if (state != NULL) {
+        rv = live_agent(sc.agent, state, resp);
+        if (rv != ZTB_OK)
+            return rv;
+        if (sc.generation != state->generation || sc.epoch != state->epoch)
+            return refuse(resp, ZTB_ERR_AGENT_REVOKED, CLIENT_AUTH_SESSION_REVOKED);
+    }
     memcpy(id->agent, sc.agent, sizeof(id->agent));
     id->method = CLIENT_AUTH_SESSION;
+    id->generation = sc.generation;
+    id->epoch = sc.epoch;
     return ZTB_OK;
 }
 
-ztb_err client_auth(const struct http_req *req, const char *assertion_type, const char *assertion,
-                    int64_t now, int allow_session, struct client_identity *id,
-                    struct http_resp *resp)
+static ztb_err authenticate(const struct http_req *req, const char *assertion_type,
+                            const char *assertion, int64_t now, unsigned flags,
+                            struct client_identity *id, struct http_resp *resp)
 {
     memset(id, 0, sizeof(*id));
-    struct store_agent_auth sa;
+    struct store_agent_auth sa = {0};
+    /* NULL: the caller checks the state (CLIENT_AUTH_STATE_LATER) */
+    struct store_agent_auth *state = flags & CLIENT_AUTH_STATE_LATER ? NULL : &sa;
     ztb_err rv = ZTB_ERR_NOT_FOUND;
     if (assertion_type == NULL && assertion == NULL && req != NULL)
-        rv = auth_mtls(req, now, id, &sa, resp);
+        rv = auth_mtls(req, now, id, state, resp);
     if (rv == ZTB_ERR_NOT_FOUND) {
         if (assertion_type == NULL || assertion == NULL)
             return refuse(resp, ZTB_ERR_INVALID_CLIENT,
                           "client authentication required (client_assertion_type and "
                           "client_assertion, or a TLS client certificate)");
         if (strcmp(assertion_type, CLIENT_ASSERTION_TYPE_SESSION) == 0) {
-            if (!allow_session)
+            if (!(flags & CLIENT_AUTH_SESSION_OK))
                 return refuse(resp, ZTB_ERR_INVALID_CLIENT,
                               "a session credential cannot authenticate this request");
-            rv = auth_session(assertion, now, id, &sa, resp);
+            rv = auth_session(assertion, now, id, state, resp);
         } else if (strcmp(assertion_type, CLIENT_ASSERTION_TYPE_JWT) == 0) {
-            rv = auth_assertion(assertion, now, id, &sa, resp);
+            state = &sa; /* the key is in the state: always read */
+            rv = auth_assertion(assertion, now, id, state, resp);
         } else {
             return refuse(resp, ZTB_ERR_INVALID_CLIENT, "unsupported client_assertion_type");
         }
@@ -275,8 +293,34 @@ ztb_err client_auth(const struct http_req *req, const char *assertion_type, cons
         memset(id, 0, sizeof(*id));
         return rv;
     }
-    id->generation = sa.generation;
-    id->epoch = sa.epoch;
-    id->quarantined = sa.quarantined;
+    if (state != NULL) {
+        id->state_checked = 1;
+        id->generation = state->generation;
+        id->epoch = state->epoch;
+        id->quarantined = state->quarantined;
+    }
     return ZTB_OK;
+}
+
+void client_auth_expect(const struct client_identity *id, struct store_expect *e)
+{
+    memset(e, 0, sizeof(*e));
+    e->generation = id->generation;
+    e->epoch = id->epoch;
+    e->x5t = id->method == CLIENT_AUTH_MTLS ? id->x5t_s256 : NULL;
+}
+
+/* Every refusal is counted on /metrics by endpoint and reason; none writes an
+ * audit line (nobody was authenticated: anyone can send them). */
+ztb_err client_auth(const struct http_req *req, const char *assertion_type, const char *assertion,
+                    int64_t now, unsigned flags, struct client_identity *id, struct http_resp *resp)
+{
+    ztb_err rv = authenticate(req, assertion_type, assertion, now, flags, id, resp);
+    if (rv == ZTB_OK)
+        return rv;
+    metrics_refused(req != NULL ? req->path : NULL, rv == ZTB_ERR_UNAVAILABLE ? REFUSED_UNAVAILABLE
+                                                    : rv == ZTB_ERR_REPLAY
+                                                        ? REFUSED_ASSERTION_REPLAY
+                                                        : REFUSED_INVALID_CLIENT);
+    return rv == ZTB_ERR_UNAVAILABLE ? rv : ZTB_ERR_INVALID_CLIENT;
 }

@@ -5,8 +5,10 @@
  * struct broker_config, and its help line, so the file, the flags and
  * --help can never disagree.
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <limits.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,7 +47,8 @@ static const struct opt opts[] = {
     {"user", OPT_STR, STR(user), "USER", "user to run as when started as root (default ztb)"},
     {"trust_domain", OPT_STR, STR(trust_domain), "DOMAIN",
      "SPIFFE trust domain of agent identities (default ztb.local)"},
-    {"issuer", OPT_STR, STR(issuer), "URL", "token issuer, iss (default http://HOST:PORT)"},
+    {"issuer", OPT_STR, STR(issuer), "URL",
+     "token issuer, iss (default http://HOST:PORT on loopback; required otherwise)"},
     {"join_ttl", OPT_UINT, NUM(join_ttl_s, 7 * 86400), "SECONDS",
      "life of a join token (default 900)"},
     {"keys", OPT_STR, STR(keys_dir), "DIR",
@@ -66,7 +69,7 @@ static const struct opt opts[] = {
     {"connection_limit", OPT_UINT, NUM(connection_limit, 1000000), "N",
      "most concurrent connections (default 4096)"},
     {"per_ip_connection_limit", OPT_UINT, NUM(per_ip_connection_limit, 1000000), "N",
-     "most concurrent connections from one IP, 0 = no limit (default 0)"},
+     "most concurrent connections from one IP address, 0 = no limit (default 128)"},
     {"connection_timeout", OPT_UINT, NUM(connection_timeout_s, 3600), "SECONDS",
      "close idle or slow connections after this (default 10)"},
     {"max_body", OPT_SIZE, NUM(max_body, 1 << 20), "BYTES", "largest request body (default 16384)"},
@@ -84,6 +87,15 @@ static const struct opt opts[] = {
     {"detect_new_audience", OPT_UINT, NUM(detect_new_audience_s, 365 * 86400), "SECONDS",
      "an agent's learning period, after which a new audience raises a new_audience signal, "
      "0 = off (default 86400)"},
+    {"signals_ip_rate", OPT_UINT, NUM(signals_ip_rate, 1000000), "N",
+     "POST /v1/signals per second from one address, before authentication (this replica), "
+     "0 = off (default 100)"},
+    {"signals_ip_burst", OPT_UINT, NUM(signals_ip_burst, 1000000), "N",
+     "requests one address may send at once (default 200)"},
+    {"signals_source_rate", OPT_UINT, NUM(signals_source_rate, 1000000), "N",
+     "signals per second from one source, across replicas, 0 = off (default 100)"},
+    {"signals_source_burst", OPT_UINT, NUM(signals_source_burst, 1000000), "N",
+     "signals one source may send at once (default 200)"},
     {"log_level", OPT_LEVEL, 0, 0, "LEVEL", "debug, info, warn or error (default info)"},
     {"log_format", OPT_FORMAT, 0, 0, "FORMAT", "json or text (default json)"},
 };
@@ -100,6 +112,7 @@ void broker_config_defaults(struct broker_config *c)
     c->identity_ttl_s = 3600;
     c->session_ttl_s = 300;
     c->connection_limit = 4096;
+    c->per_ip_connection_limit = 128; /* one address cannot hold every slot */
     c->connection_timeout_s = 10;
     c->max_body = 16384;
     c->redis_timeout_ms = 250;
@@ -108,6 +121,10 @@ void broker_config_defaults(struct broker_config *c)
     c->detect_denials = 10;
     c->detect_rate_limited = 20;
     c->detect_new_audience_s = 86400;
+    c->signals_ip_rate = 100;
+    c->signals_ip_burst = 200;
+    c->signals_source_rate = 100;
+    c->signals_source_burst = 200;
     c->log_level = ZTB_LOG_INFO;
     c->log_format = ZTB_LOG_JSON;
 }
@@ -132,7 +149,8 @@ void broker_config_usage(void)
            "  -h, --help                 print this help and exit\n"
            "\n"
            "Signals: SIGTERM/SIGINT drain in-flight requests then exit; SIGHUP reloads\n"
-           "policy and keys. Started as root, the broker drops to --user after binding.\n"
+           "policy and keys. Started as root, the broker drops to --user after binding;\n"
+           "the state dir and everything in it must belong to that user.\n"
            "See ztb-broker(8).\n");
 }
 
@@ -357,6 +375,34 @@ ztb_err broker_config_parse_args(struct broker_config *c, int argc, char **argv,
         if (strcmp(key, "config") == 0)
             continue; /* already read */
         ZTB_GUARD(broker_config_set(c, key, val, err, errcap));
+    }
+    return ZTB_OK;
+}
+
+int broker_config_host_is_loopback(const char *host)
+{
+    struct in_addr a4;
+    struct in6_addr a6;
+    if (strcmp(host, "localhost") == 0)
+        return 1;
+    if (inet_pton(AF_INET, host, &a4) == 1)
+        return (ntohl(a4.s_addr) >> 24) == 127;
+    if (inet_pton(AF_INET6, host, &a6) == 1)
+        return IN6_IS_ADDR_LOOPBACK(&a6);
+    return 0;
+}
+
+ztb_err broker_config_check(const struct broker_config *c, char *err, size_t errcap)
+{
+    if (c->issuer[0] == '\0' && !broker_config_host_is_loopback(c->listen_host)) {
+        snprintf(err, errcap,
+                 "listening on %s (not loopback) needs an explicit issuer: without one, every "
+                 "token's iss would be the listening address (e.g. https://%s:8443) and every "
+                 "gateway would refuse it; set --issuer (issuer = in the config file) to the URL "
+                 "agents and gateways use to reach this broker, e.g. --issuer "
+                 "https://broker.example.org:8443",
+                 c->listen_host, c->listen_host);
+        return ZTB_ERR_INVALID_ARG;
     }
     return ZTB_OK;
 }

@@ -51,6 +51,10 @@ struct broker_config {
     unsigned detect_denials;        /* policy denials per window that raise a signal; 0 off */
     unsigned detect_rate_limited;   /* 429s per window that raise a signal; 0 off */
     unsigned detect_new_audience_s; /* learning period before new audiences raise one; 0 off */
+    unsigned signals_ip_rate;       /* POST /v1/signals per second per address; 0 off */
+    unsigned signals_ip_burst;
+    unsigned signals_source_rate; /* signals per second per source (all replicas); 0 off */
+    unsigned signals_source_burst;
 };
 
 /* Fill c with the defaults. */
@@ -71,6 +75,19 @@ ztb_err broker_config_load_file(struct broker_config *c, const char *path, char 
 /* Set one key (file or flag spelling) from a string. */
 ztb_err broker_config_set(struct broker_config *c, const char *key, const char *value, char *err,
                           size_t errcap);
+
+/*
+ * Check what no single option can: the combinations a start must refuse.
+ * Today: a listener that is not loopback needs an explicit issuer (the
+ * default, http(s)://HOST:PORT, would put the listening address, e.g.
+ * 0.0.0.0, into every token's iss, and every gateway would refuse them).
+ * On error writes the reason and the fix into err and returns INVALID_ARG.
+ */
+ztb_err broker_config_check(const struct broker_config *c, char *err, size_t errcap);
+
+/* 1 if host (an IP literal or name, as in listen) is a loopback address:
+ * 127.0.0.0/8, ::1 or "localhost". */
+int broker_config_host_is_loopback(const char *host);
 
 /* Print --help text. */
 void broker_config_usage(void);

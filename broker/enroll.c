@@ -20,12 +20,14 @@
 #include "broker/enroll.h"
 #include "broker/form.h"
 #include "broker/keys.h"
+#include "broker/metrics.h"
 #include "broker/session.h"
 #include "broker/store.h"
 #include "common/base64url.h"
 #include "common/buf.h"
 #include "common/guard.h"
 #include "common/log.h"
+#include "common/log_sample.h"
 #include "common/secret.h"
 #include "pki/ca.h"
 #include "pki/csr.h"
@@ -33,6 +35,9 @@
 #include "pki/pem.h"
 
 #define CSR_MAX 8192
+
+/* Reused join tokens: logged at a bounded rate (common/log_sample.h). */
+static struct ztb_log_sampler reuse_log = ZTB_LOG_SAMPLER_INIT(10, 10);
 
 static void unavailable(struct http_resp *resp)
 {
@@ -203,10 +208,13 @@ void handle_enroll(struct http_req *req, struct http_resp *resp)
         http_resp_error(resp, 400, "invalid_grant", "the agent is disabled");
     } else if (rv != ZTB_OK) {
         if (reused) {
-            actor_of(agent, actor, sizeof(actor));
-            audit("enroll.join_token_reused", actor, 1, ZTB_F_STR("agent", agent));
+            /* whoever holds the used token can send it as fast as they like:
+             * counted and sampled, not a durable audit line each; the
+             * detector's join_token_reuse signal is audited when it fires */
+            metrics_refused(req->path, REFUSED_JOIN_TOKEN_REUSED);
             detect_event(DETECT_JOIN_REUSE, agent, NULL, NULL, NULL);
-            ztb_log(ZTB_LOG_WARN, "enroll.join_token_reused", ZTB_F_STR("agent", agent));
+            ztb_log_sampled(&reuse_log, ZTB_LOG_WARN, "enroll.join_token_reused",
+                            ZTB_F_STR("agent", agent));
         }
         http_resp_error(resp, 400, "invalid_grant", "join token unknown, used or expired");
     } else if (issue_identity(agent, STORE_IDENTITY_ENROLL, 0, csr, now, resp)) {
@@ -255,12 +263,7 @@ void handle_session(struct http_req *req, struct http_resp *resp)
     struct form f;
     ztb_err rv = form_parse(&f, req->body, req->body_len, allowed);
     if (rv != ZTB_OK) {
-        char why[128];
-        snprintf(why, sizeof(why), "%s%s%s",
-                 rv == ZTB_ERR_EXISTS ? "repeated parameter "
-                                      : "malformed form or unknown parameter ",
-                 f.bad_name[0] ? f.bad_name : "", "");
-        http_resp_error(resp, 400, "invalid_request", why);
+        http_resp_error(resp, 400, "invalid_request", form_error(&f));
         return;
     }
     struct client_identity id;

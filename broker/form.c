@@ -3,8 +3,10 @@
  *
  * One pass over the body with a cursor: split on '&', then on the first '=',
  * decode both halves into a buffer the size of the body (decoding never
- * grows the text), check the name against the allowed list and for repeats.
+ * grows the text), check both are UTF-8, the name against the allowed list
+ * and for repeats.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -12,6 +14,7 @@
 #include "common/cursor.h"
 #include "common/guard.h"
 #include "common/secret.h"
+#include "common/utf8.h"
 
 static int hexval(uint8_t c)
 {
@@ -54,12 +57,16 @@ static ztb_err decode(ztb_span s, char *out, size_t *olen)
     return ZTB_OK;
 }
 
-static void set_bad(struct form *f, const char *name, size_t n)
+/* Record the parameter at fault (name, n bytes) and describe the fault:
+ * "<before>'<name>'<after>", the name truncated. */
+static void set_bad(struct form *f, const char *name, size_t n, const char *before,
+                    const char *after)
 {
     if (n >= sizeof(f->bad_name))
         n = sizeof(f->bad_name) - 1;
     memcpy(f->bad_name, name, n);
     f->bad_name[n] = '\0';
+    snprintf(f->error, sizeof(f->error), "%s'%s'%s", before, f->bad_name, after);
 }
 
 ztb_err form_parse(struct form *f, const uint8_t *body, size_t len, const char *const *allowed)
@@ -106,6 +113,11 @@ ztb_err form_parse(struct form *f, const uint8_t *body, size_t len, const char *
         char *vout = f->buf + used;
         ZTB_TRY(rv, decode(value, vout, &vl));
         used += vl + 1;
+        if (!ztb_utf8_valid(nout, nl)) {
+            /* not echoed: the description must be valid text */
+            snprintf(f->error, sizeof(f->error), "a parameter name is not valid UTF-8");
+            ZTB_CHECK(rv, 0, ZTB_ERR_MALFORMED);
+        }
         int ok = allowed == NULL;
         for (const char *const *a = allowed; a != NULL && *a != NULL; a++)
             if (strcmp(*a, nout) == 0) {
@@ -113,12 +125,16 @@ ztb_err form_parse(struct form *f, const uint8_t *body, size_t len, const char *
                 break;
             }
         if (!ok) {
-            set_bad(f, nout, nl);
+            set_bad(f, nout, nl, "unknown parameter ", "");
             ZTB_CHECK(rv, 0, ZTB_ERR_MALFORMED);
         }
         if (form_get(f, nout) != NULL) {
-            set_bad(f, nout, nl);
+            set_bad(f, nout, nl, "parameter ", " given more than once");
             ZTB_CHECK(rv, 0, ZTB_ERR_EXISTS);
+        }
+        if (!ztb_utf8_valid(vout, vl)) {
+            set_bad(f, nout, nl, "parameter ", " is not valid UTF-8");
+            ZTB_CHECK(rv, 0, ZTB_ERR_MALFORMED);
         }
         f->p[f->n].name = nout;
         f->p[f->n].value = vout;
@@ -127,12 +143,26 @@ ztb_err form_parse(struct form *f, const uint8_t *body, size_t len, const char *
     }
 out:
     if (rv != ZTB_OK) {
-        char keep[sizeof(f->bad_name)];
+        char keep[sizeof(f->bad_name)], error[sizeof(f->error)];
         memcpy(keep, f->bad_name, sizeof(keep));
+        memcpy(error, f->error, sizeof(error));
         form_free(f);
         memcpy(f->bad_name, keep, sizeof(keep));
+        if (error[0] != '\0')
+            memcpy(f->error, error, sizeof(error));
+        else if (rv == ZTB_ERR_TOO_LARGE)
+            snprintf(f->error, sizeof(f->error), "more than %d parameters", FORM_MAX_PARAMS);
+        else if (rv == ZTB_ERR_NOMEM)
+            snprintf(f->error, sizeof(f->error), "out of memory");
+        else
+            snprintf(f->error, sizeof(f->error), "malformed form encoding");
     }
     return rv;
+}
+
+const char *form_error(const struct form *f)
+{
+    return f->error[0] != '\0' ? f->error : "malformed form encoding";
 }
 
 const char *form_get(const struct form *f, const char *name)

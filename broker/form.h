@@ -6,7 +6,10 @@
  * parameter appears at most once (RFC 6749 §3.1: "Request and response
  * parameters MUST NOT be included more than once"), names are from the
  * caller's allowed list, percent escapes are complete hex pairs, '+' is a
- * space, a decoded NUL is refused, and counts and sizes are bounded.
+ * space, a decoded NUL is refused, every decoded name and value is valid
+ * UTF-8 (so a malformed value is a malformed request, answered 400, and
+ * never a name that policy fails to match), and counts and sizes are
+ * bounded.
  * Decoded values live in one buffer owned by the form (wiped on free: they
  * may hold assertions or tokens).
  */
@@ -32,16 +35,24 @@ struct form {
     char *buf; /* decoded names and values */
     size_t buf_cap;
     char bad_name[64]; /* on error: the parameter at fault (truncated) */
+    char error[128];   /* on error: a description, see form_error() */
 };
 
 /*
  * Parse body (len bytes). allowed: NULL-terminated list of the parameter
  * names accepted (NULL: any). Errors: MALFORMED (bad escape, empty pair or
- * name, NUL, a name not allowed: bad_name says which), EXISTS (a parameter
- * repeated: bad_name says which), TOO_LARGE (more than FORM_MAX_PARAMS),
- * NOMEM. On error nothing needs freeing.
+ * name, NUL, a name not allowed or a value not UTF-8: bad_name says which),
+ * EXISTS (a parameter repeated: bad_name says which), TOO_LARGE (more than
+ * FORM_MAX_PARAMS), NOMEM. On error nothing needs freeing, and form_error()
+ * describes it.
  */
 ztb_err form_parse(struct form *f, const uint8_t *body, size_t len, const char *const *allowed);
+
+/*
+ * After form_parse failed: one line for an error_description, naming the
+ * parameter at fault and what is wrong with it; never a value. Owned by f.
+ */
+const char *form_error(const struct form *f);
 
 /* The value of name, or NULL if absent. */
 const char *form_get(const struct form *f, const char *name);

@@ -3,14 +3,26 @@
  *
  * libmicrohttpd runs an epoll thread pool (two threads per core by default).
  * For each request the access handler is called several times: first with
- * no body (we allocate a small per-request state and check Content-Length
- * against the limit), then once per body chunk (appended to a bounded
- * buffer; past the limit the rest is discarded), then once more with no data
- * (we route, call the handler and queue the response).
+ * no body (we allocate a small per-request state and check the request
+ * line and headers), then once per body chunk (appended to a bounded
+ * buffer), then once more with no data (we route, call the handler and
+ * queue the response).
+ *
+ * A request refused for its shape is answered at once, from whichever call
+ * finds the fault: an HTTP/1.1 request without exactly one Host header (400)
+ * or with a Content-Length over the limit (413) on the first call, before
+ * libmicrohttpd sends "100 Continue" or reads a byte of the body; a body
+ * that grows past the limit (a chunked body has no length) on the chunk
+ * that crosses it. A response queued before the body is complete makes
+ * libmicrohttpd read nothing more and close the connection once it is sent,
+ * so an endless body costs the sender, not us.
  *
  * Limits from outside: body (max_body), header block (connection memory
- * limit), connections (total and per IP), and an idle/slow-connection
- * timeout, so a slowloris client only holds its own connection slots.
+ * limit), connections (total and per IP: libmicrohttpd closes a connection
+ * over its address's share as it accepts it), and an idle/slow-connection
+ * timeout, so a slowloris client only holds its own connection slots. The
+ * connection limit only protects if the process has a descriptor for every
+ * connection it allows: http_fit_nofile() makes sure it has.
  */
 #define _GNU_SOURCE /* struct ucred */
 #include <arpa/inet.h>
@@ -22,6 +34,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -61,7 +74,7 @@ void http_server_on_too_large(struct http_server *s, http_handler fn)
 
 struct req_state {
     ztb_buf body;
-    int too_large;
+    int answered; /* a response is queued: ignore whatever comes after */
     uint64_t start_ns;
 };
 
@@ -215,6 +228,21 @@ long http_req_peer_uid(const struct http_req *req)
     return (long)cred.uid;
 }
 
+void http_req_peer_ip(const struct http_req *req, uint8_t *family, uint8_t addr[16])
+{
+    *family = 0;
+    memset(addr, 0, 16);
+    if (req->peer == NULL)
+        return;
+    if (req->peer->sa_family == AF_INET) {
+        *family = 4;
+        memcpy(addr, &((const struct sockaddr_in *)req->peer)->sin_addr, 4);
+    } else if (req->peer->sa_family == AF_INET6) {
+        *family = 6;
+        memcpy(addr, &((const struct sockaddr_in6 *)req->peer)->sin6_addr, 16);
+    }
+}
+
 static const struct http_route *route(const struct http_server *s, const char *method,
                                       const char *path, int *id, int *wrong_method)
 {
@@ -272,39 +300,115 @@ static enum MHD_Result send_resp(struct MHD_Connection *conn, struct http_resp *
     return ok;
 }
 
-static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
-                                  const char *method, const char *version, const char *upload_data,
-                                  size_t *upload_data_size, void **con_cls)
+/* Write all n bytes of p on the connection's socket (TLS or not). 0 on success. */
+static int write_all(struct MHD_Connection *conn, const char *p, size_t n)
 {
-    (void)version;
-    struct http_server *s = cls;
-    struct req_state *st = *con_cls;
-
-    if (st == NULL) {
-        st = calloc(1, sizeof(*st));
-        if (st == NULL)
-            return MHD_NO;
-        ztb_buf_init_secret(&st->body, s->lim.max_body); /* bodies carry credentials */
-        st->start_ns = now_ns();
-        const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
-        if (cl != NULL) {
-            char *end;
-            errno = 0;
-            unsigned long long n = strtoull(cl, &end, 10);
-            if (errno != 0 || *end != '\0' || n > s->lim.max_body)
-                st->too_large = 1;
+    const union MHD_ConnectionInfo *tls =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_GNUTLS_SESSION);
+    const union MHD_ConnectionInfo *fd =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+    if (fd == NULL)
+        return -1;
+    for (int spins = 0; n > 0 && spins < 100; spins++) {
+        ssize_t w;
+        if (tls != NULL && tls->tls_session != NULL)
+            w = gnutls_record_send(tls->tls_session, p, n);
+        else
+            w = send(fd->connect_fd, p, n, MSG_NOSIGNAL);
+        if (w > 0) {
+            p += w;
+            n -= (size_t)w;
+        } else if (w == GNUTLS_E_AGAIN || w == GNUTLS_E_INTERRUPTED ||
+                   (w < 0 && (errno == EAGAIN || errno == EINTR))) {
+            usleep(1000); /* the socket is non-blocking; an answer is < 1 KB */
+        } else {
+            return -1;
         }
-        *con_cls = st;
-        return MHD_YES;
     }
+    if (n == 0 && (tls == NULL || tls->tls_session == NULL))
+        shutdown(fd->connect_fd, SHUT_WR); /* FIN after the answer, before any reset */
+    return n == 0 ? 0 : -1;
+}
 
-    if (*upload_data_size > 0) {
-        if (!st->too_large && ztb_buf_append(&st->body, upload_data, *upload_data_size) != ZTB_OK)
-            st->too_large = 1;
-        *upload_data_size = 0; /* consumed (or discarded) */
-        return MHD_YES;
+/*
+ * Send resp (an error answer) straight on the socket, in the middle of the
+ * request's body. libmicrohttpd 0.9.75 cannot queue a response once it reads
+ * a body (MHD_queue_response refuses in that state), and reading the rest of
+ * an endless body to answer at its end is what the limit is there to stop.
+ * The caller then returns MHD_NO: libmicrohttpd closes the connection and
+ * reads nothing more. Returns MHD_NO.
+ */
+static enum MHD_Result send_resp_and_close(struct MHD_Connection *conn, struct http_resp *resp)
+{
+    ztb_buf out;
+    ztb_buf_init(&out, 4096);
+    const char *reason = MHD_get_reason_phrase_for(resp->status);
+    ztb_buf_printf(&out,
+                   "HTTP/1.1 %u %s\r\nContent-Type: %s\r\nCache-Control: no-store\r\n"
+                   "X-Content-Type-Options: nosniff\r\nConnection: close\r\n",
+                   resp->status, reason ? reason : "",
+                   resp->content_type ? resp->content_type : "application/json");
+    for (unsigned i = 0; i < resp->nhdr; i++)
+        if (strcasecmp(resp->hdr_name[i], "Connection") != 0 &&
+            strcasecmp(resp->hdr_name[i], "Cache-Control") != 0)
+            ztb_buf_printf(&out, "%s: %s\r\n", resp->hdr_name[i], resp->hdr_value[i]);
+    ztb_buf_printf(&out, "Content-Length: %zu\r\n\r\n", resp->body.len);
+    ztb_buf_append(&out, resp->body.data, resp->body.len);
+    if (ztb_buf_error(&out) == ZTB_OK)
+        (void)write_all(conn, (const char *)out.data, out.len);
+    ztb_buf_free(&out);
+    ztb_buf_free(&resp->body);
+    return MHD_NO;
+}
+
+/* MHD_KeyValueIterator counting Host headers. */
+static enum MHD_Result count_host(void *cls, enum MHD_ValueKind kind, const char *key,
+                                  const char *value)
+{
+    (void)kind;
+    (void)value;
+    if (strcasecmp(key, MHD_HTTP_HEADER_HOST) == 0)
+        (*(unsigned *)cls)++;
+    return MHD_YES;
+}
+
+/*
+ * What is wrong with the request line and headers, before any body: 400 for
+ * an HTTP/1.1 request without exactly one Host (RFC 9112 §3.2), 413 for a
+ * Content-Length over the limit (or not a number). 0 if nothing.
+ */
+static unsigned check_headers(const struct http_server *s, struct MHD_Connection *conn,
+                              const char *version)
+{
+    if (version != NULL && strcmp(version, MHD_HTTP_VERSION_1_1) == 0) {
+        unsigned hosts = 0;
+        MHD_get_connection_values(conn, MHD_HEADER_KIND, count_host, &hosts);
+        if (hosts != 1)
+            return 400;
     }
+    const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
+    if (cl != NULL) {
+        char *end;
+        errno = 0;
+        unsigned long long n = strtoull(cl, &end, 10);
+        if (errno != 0 || *end != '\0' || n > s->lim.max_body)
+            return 413;
+    }
+    return 0;
+}
 
+/*
+ * Answer the request: a refusal (status 400 or 413) or, with refuse 0, the
+ * route's handler on the whole body. Queues the response, or with mid_body
+ * (part of the body read, the rest refused) sends it at once and returns
+ * MHD_NO so that the connection is closed. st->answered is set so that later
+ * calls for the same request do nothing.
+ */
+static enum MHD_Result answer(struct http_server *s, struct req_state *st,
+                              struct MHD_Connection *conn, const char *url, const char *method,
+                              unsigned refuse, int mid_body)
+{
+    st->answered = 1;
     struct http_resp resp = {0};
     ztb_buf_init_secret(&resp.body, RESP_BODY_MAX);
     /* one allocation for the usual answer (a token response is ~1.3 KB):
@@ -328,7 +432,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         req.peer = NULL;
 
     const char *metric = "unknown";
-    if (st->too_large) {
+    if (refuse == 400) {
+        http_resp_error(&resp, 400, "invalid_request",
+                        "an HTTP/1.1 request needs exactly one Host header");
+    } else if (refuse == 413) {
         http_resp_error(&resp, 413, "invalid_request", "request body too large");
         if (s->on_too_large != NULL) {
             req.body_len = 0;
@@ -347,8 +454,46 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             http_resp_error(&resp, 404, "not_found", "no such endpoint");
         }
     }
+    if (refuse != 0)
+        http_resp_header(&resp, "Connection", "close"); /* the rest is never read */
     metrics_request(s->name, metric, resp.status, now_ns() - st->start_ns);
+    if (mid_body)
+        return send_resp_and_close(conn, &resp);
     return send_resp(conn, &resp);
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
+                                  const char *method, const char *version, const char *upload_data,
+                                  size_t *upload_data_size, void **con_cls)
+{
+    struct http_server *s = cls;
+    struct req_state *st = *con_cls;
+
+    if (st == NULL) {
+        st = calloc(1, sizeof(*st));
+        if (st == NULL)
+            return MHD_NO;
+        ztb_buf_init_secret(&st->body, s->lim.max_body); /* bodies carry credentials */
+        st->start_ns = now_ns();
+        *con_cls = st;
+        unsigned refuse = check_headers(s, conn, version);
+        if (refuse != 0)
+            return answer(s, st, conn, url, method, refuse, 0); /* before "100 Continue" */
+        return MHD_YES;
+    }
+
+    if (*upload_data_size > 0) {
+        size_t n = *upload_data_size;
+        *upload_data_size = 0; /* consumed (or, once answered, discarded) */
+        if (st->answered)
+            return MHD_YES;
+        if (ztb_buf_append(&st->body, upload_data, n) != ZTB_OK)
+            return answer(s, st, conn, url, method, 413, 1); /* cut it here */
+        return MHD_YES;
+    }
+    if (st->answered)
+        return MHD_YES;
+    return answer(s, st, conn, url, method, 0, 0);
 }
 
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
@@ -448,6 +593,45 @@ void http_server_stop(struct http_server *s)
     if (s->d != NULL)
         MHD_stop_daemon(s->d);
     free(s);
+}
+
+unsigned http_fit_nofile(unsigned conns, unsigned reserve)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+        return conns;
+    rlim_t need = (rlim_t)conns + reserve, was = rl.rlim_cur;
+    if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < need) {
+        struct rlimit want = {.rlim_cur = need, .rlim_max = rl.rlim_max};
+        if (rl.rlim_max != RLIM_INFINITY && rl.rlim_max < need)
+            want.rlim_max = need; /* allowed with CAP_SYS_RESOURCE (root, before the drop) */
+        if (setrlimit(RLIMIT_NOFILE, &want) != 0 && rl.rlim_max != rl.rlim_cur) {
+            want.rlim_cur = want.rlim_max = rl.rlim_max; /* as far as we may go */
+            (void)setrlimit(RLIMIT_NOFILE, &want);
+        }
+        if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+            return conns;
+        if (rl.rlim_cur > was)
+            ztb_log(ZTB_LOG_INFO, "http.nofile_raised", ZTB_F_INT("from", was),
+                    ZTB_F_INT("to", rl.rlim_cur), ZTB_F_INT("needed", need));
+    }
+    if (rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur >= need)
+        return conns;
+    /* Fewer connections than configured, each with its descriptor, rather
+     * than accept() failing with EMFILE and Redis, audit and key files with
+     * it once the descriptors run out. */
+    unsigned fit = rl.rlim_cur > (rlim_t)reserve + HTTP_MIN_CONNECTIONS
+                       ? (unsigned)(rl.rlim_cur - reserve)
+                       : HTTP_MIN_CONNECTIONS;
+    char hint[160];
+    snprintf(hint, sizeof(hint),
+             "raise the descriptor limit to %llu (LimitNOFILE= in the service unit, or ulimit "
+             "-n), or lower connection_limit to %u",
+             (unsigned long long)need, fit);
+    ztb_log(ZTB_LOG_WARN, "http.nofile_short", ZTB_F_INT("connection_limit", conns),
+            ZTB_F_INT("connection_limit_used", fit), ZTB_F_INT("needed", need),
+            ZTB_F_INT("soft", rl.rlim_cur), ZTB_F_INT("hard", rl.rlim_max), ZTB_F_STR("fix", hint));
+    return fit;
 }
 
 ztb_err http_listen_tcp(const char *host, uint16_t port, int *fd_out, uint16_t *bound_port,

@@ -3,9 +3,12 @@
  *
  * One mechanism serves both the public API (TCP) and the admin API (unix
  * socket): a daemon with a route table. The server reads the request body
- * into a bounded buffer (over the limit: 413, never more memory), then calls
- * the route's handler once with the whole request. The handler fills an
- * http_resp; the server sends it and records metrics.
+ * into a bounded buffer, then calls the route's handler once with the whole
+ * request. The handler fills an http_resp; the server sends it and records
+ * metrics. Requests refused for their shape never reach a handler: an
+ * HTTP/1.1 request without exactly one Host (400), a Content-Length over the
+ * limit (413 before any of the body is read, no "100 Continue"), a chunked
+ * body growing past it (413 where it crosses, then the connection closes).
  *
  * Handlers run on libmicrohttpd's worker threads and must be thread-safe.
  * They never see a partial body, and they never write to the connection.
@@ -146,6 +149,26 @@ void *http_req_conn_scratch(const struct http_req *req);
 
 /* The peer's uid on a unix socket (SO_PEERCRED). -1 if unknown. */
 long http_req_peer_uid(const struct http_req *req);
+
+/*
+ * Make room for conns connections plus reserve other descriptors (Redis
+ * connections, files, pipes) under RLIMIT_NOFILE: the soft limit is raised
+ * to conns + reserve, and the hard limit too where the process may (root,
+ * before dropping privileges); otherwise as far as the hard limit. Returns
+ * the number of connections that fit: conns, or fewer (never below
+ * HTTP_MIN_CONNECTIONS) when the limit cannot be raised that far; then it
+ * logs a warning naming the numbers and the fix. Call before starting the
+ * servers, and give them the returned limit.
+ */
+#define HTTP_MIN_CONNECTIONS 16
+unsigned http_fit_nofile(unsigned conns, unsigned reserve);
+
+/*
+ * The peer's IP address (for policy source_ip conditions): *family 4 (addr
+ * gets 4 bytes) or 6 (16 bytes); 0 when unknown (the unix socket). addr has
+ * room for 16 bytes and is zeroed first.
+ */
+void http_req_peer_ip(const struct http_req *req, uint8_t *family, uint8_t addr[16]);
 
 /* Bind a TCP listening socket; host may be an IPv4/IPv6 literal or name. */
 ztb_err http_listen_tcp(const char *host, uint16_t port, int *fd_out, uint16_t *bound_port,

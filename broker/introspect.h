@@ -5,6 +5,12 @@
  *                         ztb_consume=1 to consume a single-use token in the
  *                         same atomic step (for gateways that cannot reach
  *                         Redis); client authentication as for /v1/token.
+ *                         Restricted (RFC 7662 §4): the caller must be active
+ *                         and not quarantined (else 401/403), and allowed by
+ *                         policy "ztb:introspect" on the token's audience;
+ *                         consuming needs the audience itself or
+ *                         "ztb:consume". A caller not allowed hears
+ *                         {"active": false}, as for an unknown token.
  *                         200 {"active": false} or {"active": true, claims...,
  *                         "token_type": "Bearer"|"DPoP"}.
  *   POST /v1/revoke       form token=..., optional token_type_hint; client
@@ -26,24 +32,71 @@
 #include <ztb/error.h>
 
 #include "broker/http.h"
+#include "pki/jws.h"
+#include "policy/types.h"
 
 struct json_t;
 
+/* The policy actions introspection asks for (docs/policy.md). */
+#define INTROSPECT_ACTION         "ztb:introspect" /* learn whether a token is active */
+#define INTROSPECT_ACTION_CONSUME "ztb:consume"    /* also use up a single-use token */
+
+/* One of our tokens, verified (introspect_verify): the claims and the fields
+ * the revocation state is read by. The strings point into claims. */
+struct introspected {
+    struct json_t *claims; /* owned: introspected_free */
+    char kid[ZTB_JWS_KID_MAX + 1];
+    const char *aud, *sub, *jti, *agent;
+    int64_t exp, gen;
+    int single_use;
+};
+
 /*
- * Check tok[0..len) as a gateway would: our signature (key chosen by kid,
- * algorithm pinned by the key), typ at+jwt, iss = our issuer, nbf/exp with
- * the key store's skew, then in one Redis round trip the token's jti, the
- * agent's generation, the audience kill switch and the key taint. consume:
- * also consume a single-use token (only one caller ever succeeds).
- *
- * ZTB_OK: active, *claims (if not NULL) is the claims object (caller
- * decrefs). UNAVAILABLE: Redis could not answer (fail closed). Anything
- * else says why it is not active (REVOKED, AGENT_REVOKED, AUDIENCE_KILLED,
- * KEY_TAINTED, REPLAY, EXPIRED, NOT_YET_VALID, ISSUER, TYP, CLAIMS, or the
- * JWS error).
+ * Check tok[0..len) as a gateway would, without Redis: our signature (key
+ * chosen by kid, algorithm pinned by the key), typ at+jwt, iss = our issuer,
+ * the claims' shape, now < exp (no skew: the broker's own clock), nbf within
+ * the key store's skew. ZTB_OK fills *t (free with introspected_free);
+ * anything else says why (EXPIRED, NOT_YET_VALID, ISSUER, TYP, CLAIMS, or
+ * the JWS error) and leaves *t empty.
+ */
+ztb_err introspect_verify(const char *tok, size_t len, int64_t now, struct introspected *t);
+
+/*
+ * The revocation state of a verified token in one Redis round trip: its jti,
+ * the agent's generation, the audience kill switch, the key taint. consume:
+ * also consume a single-use token (the ztb:used:<jti> marker verifiers use,
+ * kept until exp + ZTB_WIRE_MAX_SKEW_S); only one caller ever succeeds.
+ * ZTB_OK: active. UNAVAILABLE: Redis could not answer (fail closed). Else
+ * REVOKED, AGENT_REVOKED, AUDIENCE_KILLED, KEY_TAINTED or REPLAY.
+ */
+ztb_err introspect_state(const struct introspected *t, int64_t now, int consume);
+
+void introspected_free(struct introspected *t);
+
+/*
+ * introspect_verify then introspect_state. ZTB_OK: active, *claims (if not
+ * NULL) is the claims object (caller decrefs).
  */
 ztb_err introspect_token(const char *tok, size_t len, int64_t now, int consume,
                          struct json_t **claims);
+
+/*
+ * 1 if the agent caller may introspect tokens addressed to audience
+ * (consume = 0: policy allows it INTROSPECT_ACTION on the audience), or
+ * consume them (consume = 1: the caller is the audience, by name or SPIFFE
+ * ID, or policy allows it INTROSPECT_ACTION_CONSUME on the audience).
+ * source: the caller's address for source_ip conditions (may be NULL).
+ */
+int introspect_caller_may(const char *caller, const char *audience, int consume,
+                          const policy_ip *source, int64_t now);
+
+/*
+ * Only the signature half of introspect_token: our signature (key chosen
+ * by kid, algorithm pinned by the key) and typ at+jwt; no claim, clock or
+ * revocation check. ZTB_OK: *claims is the claims object (caller decrefs),
+ * facts the broker verified (e.g. the exp a revocation may be sized by).
+ */
+ztb_err introspect_verify_signature(const char *tok, size_t len, struct json_t **claims);
 
 void handle_introspect(struct http_req *req, struct http_resp *resp);
 void handle_revoke(struct http_req *req, struct http_resp *resp);

@@ -3,6 +3,7 @@
  * keys.h). Nothing here ever holds a private key: what the signer answers
  * is checked by signer_msg.c, and key material arrives only as JWKS text.
  */
+#define _GNU_SOURCE /* pthread_cond_clockwait */
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -434,10 +435,13 @@ static void *refresher(void *arg)
     (void)arg;
     pthread_mutex_lock(&g_thread_lock);
     for (;;) {
+        /* the interval is a duration: CLOCK_MONOTONIC, so a wall clock step
+         * neither delays the next refresh by the step nor hurries it */
         struct timespec until;
-        clock_gettime(CLOCK_REALTIME, &until);
+        clock_gettime(CLOCK_MONOTONIC, &until);
         until.tv_sec += g_interval;
-        while (!g_stop && pthread_cond_timedwait(&g_cond, &g_thread_lock, &until) != ETIMEDOUT)
+        while (!g_stop &&
+               pthread_cond_clockwait(&g_cond, &g_thread_lock, CLOCK_MONOTONIC, &until) != ETIMEDOUT)
             ;
         if (g_stop)
             break;

@@ -34,6 +34,12 @@
 #include "common/log.h"
 #include "common/secret.h"
 
+/* Operators' connections on the admin socket (ztbctl makes one at a time). */
+#define ADMIN_CONNECTION_LIMIT 64
+/* Descriptors besides connections: listeners, each worker's Redis
+ * connection and event descriptors, audit and key files, the private Redis. */
+#define FD_RESERVE(threads) (64u + 3u * (threads))
+
 static void die(const char *what, const char *msg)
 {
     ztb_log(ZTB_LOG_ERROR, "broker.fatal", ZTB_F_STR("step", what), ZTB_F_STR("reason", msg));
@@ -43,7 +49,10 @@ static void die(const char *what, const char *msg)
     exit(1);
 }
 
-/* mkdir -p with mode for the last component; parents get 0755. */
+/*
+ * mkdir -p with mode for the last component; parents get 0755. The mode is
+ * set through a descriptor opened without following a symlink.
+ */
 static int mkdirs(const char *path, mode_t mode)
 {
     char tmp[BROKER_PATH_MAX];
@@ -58,12 +67,14 @@ static int mkdirs(const char *path, mode_t mode)
     }
     if (mkdir(tmp, mode) != 0 && errno != EEXIST)
         return -1;
-    struct stat st;
-    if (lstat(tmp, &st) != 0 || !S_ISDIR(st.st_mode)) {
-        errno = ENOTDIR;
+    int fd = open(tmp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0)
         return -1;
-    }
-    return chmod(tmp, mode);
+    int rc = fchmod(fd, mode);
+    int saved = errno;
+    close(fd);
+    errno = saved;
+    return rc;
 }
 
 /*
@@ -153,6 +164,8 @@ static void load_policy(const struct broker_config *cfg)
 {
     if (policy_holder_new(&g_broker.policy) != ZTB_OK)
         die("policy", "out of memory");
+    /* at start and at every reload alike */
+    policy_holder_require_trust_domain(g_broker.policy, cfg->trust_domain);
     if (cfg->policy_file[0] == '\0') {
         ztb_log(ZTB_LOG_WARN, "policy.none",
                 ZTB_F_STR("hint", "no --policy: every token request is denied"));
@@ -169,15 +182,6 @@ static void load_policy(const struct broker_config *cfg)
         json_decref(problems);
         die("policy", "the policy file has errors (listed above)");
     }
-    policy *p = policy_holder_acquire(g_broker.policy);
-    int mismatch = p != NULL && strcmp(policy_trust_domain(p), cfg->trust_domain) != 0;
-    char msg[512];
-    if (mismatch)
-        snprintf(msg, sizeof(msg), "the policy's trust domain %s differs from --trust-domain %s",
-                 policy_trust_domain(p), cfg->trust_domain);
-    policy_holder_release(p);
-    if (mismatch)
-        die("policy", msg);
 }
 
 static void drain_and_stop(struct http_server *api, struct http_server *admin)
@@ -212,6 +216,11 @@ int main(int argc, char **argv)
     struct broker_config *cfg = &g_broker.cfg;
     char err[512] = "";
     int exit_now = 0;
+    /* before anything secret is read: no core file, no ptrace by our user */
+    if (ztb_no_core_dumps() != ZTB_OK) {
+        fprintf(stderr, "ztb-broker: cannot turn core dumps off: %s\n", strerror(errno));
+        return 1;
+    }
     broker_config_defaults(cfg);
     if (broker_config_parse_args(cfg, argc, argv, &exit_now, err, sizeof(err)) != ZTB_OK) {
         fprintf(stderr, "ztb-broker: %s\n", err);
@@ -219,6 +228,10 @@ int main(int argc, char **argv)
     }
     if (exit_now)
         return 0;
+    if (broker_config_check(cfg, err, sizeof(err)) != ZTB_OK) {
+        fprintf(stderr, "ztb-broker: %s\n", err);
+        return 2;
+    }
     ztb_log_set_service("ztb-broker");
     broker_json_wipe_on_free();
     ztb_log_set_level(cfg->log_level);
@@ -256,6 +269,10 @@ int main(int argc, char **argv)
     if (http_listen_tcp(cfg->listen_host, cfg->listen_port, &api_fd, &g_broker.port, err,
                         sizeof(err)) != ZTB_OK)
         die("listen", err);
+
+    /* a descriptor for every connection allowed, raised while we may (root) */
+    cfg->connection_limit =
+        http_fit_nofile(cfg->connection_limit, ADMIN_CONNECTION_LIMIT + FD_RESERVE(cfg->threads));
 
     int ready_fd = cfg->ready_file[0] != '\0' ? open_ready_file(cfg->ready_file) : -1;
     /* TLS material may be readable by root only: read it before dropping */
@@ -334,6 +351,7 @@ int main(int argc, char **argv)
         http_server_start("api", api_fd, api_routes, api_routes_n, &lim, &g_broker);
     admin_lim.threads = 1;
     admin_lim.per_ip_connection_limit = 0;
+    admin_lim.connection_limit = ADMIN_CONNECTION_LIMIT;
     struct http_server *admin =
         http_server_start("admin", admin_fd, admin_routes, admin_routes_n, &admin_lim, &g_broker);
     if (api == NULL || admin == NULL)

@@ -32,6 +32,16 @@ struct endpoint_slot {
 };
 
 static struct endpoint_slot endpoints[METRICS_MAX_ENDPOINTS];
+
+/* Endpoints whose refusals are counted by name; anything else is "other". */
+static const char *const refusal_endpoints[] = {"/v1/signals",    "/v1/token",  "/v1/session",
+                                                "/v1/introspect", "/v1/revoke", "/v1/renew",
+                                                "/v1/enroll"};
+#define NREFUSAL_ENDPOINTS ZTB_ARRAY_LEN(refusal_endpoints)
+static const char *const refusal_reasons[REFUSED_REASONS_N] = {
+    "invalid_client",  "assertion_replay",    "invalid_request",  "unavailable",
+    "rate_limited_ip", "rate_limited_source", "join_token_reused"};
+static _Atomic uint64_t refusals[NREFUSAL_ENDPOINTS + 1][REFUSED_REASONS_N];
 static _Atomic uint64_t counters[METRIC_COUNTERS_N];
 static _Atomic int redis_up;
 
@@ -88,6 +98,26 @@ void metrics_request(const char *server, const char *endpoint, unsigned status,
     atomic_fetch_add_explicit(&s->buckets[b], 1, memory_order_relaxed);
     atomic_fetch_add_explicit(&s->sum_us, duration_ns / 1000, memory_order_relaxed);
     atomic_fetch_add_explicit(&s->count, 1, memory_order_relaxed);
+}
+
+static size_t refusal_endpoint(const char *path)
+{
+    for (size_t i = 0; path != NULL && i < NREFUSAL_ENDPOINTS; i++)
+        if (strcmp(path, refusal_endpoints[i]) == 0)
+            return i;
+    return NREFUSAL_ENDPOINTS;
+}
+
+void metrics_refused(const char *path, enum metrics_refusal why)
+{
+    if ((unsigned)why < REFUSED_REASONS_N)
+        atomic_fetch_add_explicit(&refusals[refusal_endpoint(path)][why], 1, memory_order_relaxed);
+}
+
+uint64_t metrics_refused_get(const char *path, enum metrics_refusal why)
+{
+    return (unsigned)why < REFUSED_REASONS_N ? atomic_load(&refusals[refusal_endpoint(path)][why])
+                                             : 0;
 }
 
 void metrics_add(enum metrics_counter c, uint64_t n)
@@ -215,6 +245,18 @@ void metrics_render(ztb_buf *b)
         if (names[i] != NULL)
             ztb_buf_printf(b, "# TYPE %s counter\n%s %llu\n", names[i], names[i],
                            (unsigned long long)atomic_load(&counters[i]));
+    ztb_buf_append_str(b, "# HELP ztb_requests_refused_total Requests refused without an audit "
+                          "line: unauthenticated, or over a rate limit.\n"
+                          "# TYPE ztb_requests_refused_total counter\n");
+    for (size_t e = 0; e <= NREFUSAL_ENDPOINTS; e++)
+        for (size_t r = 0; r < REFUSED_REASONS_N; r++) {
+            uint64_t v = atomic_load(&refusals[e][r]);
+            if (v > 0)
+                ztb_buf_printf(b,
+                               "ztb_requests_refused_total{endpoint=\"%s\",reason=\"%s\"} %llu\n",
+                               e < NREFUSAL_ENDPOINTS ? refusal_endpoints[e] : "other",
+                               refusal_reasons[r], (unsigned long long)v);
+        }
     ztb_buf_printf(b,
                    "# HELP ztb_redis_up Whether the last Redis call succeeded.\n"
                    "# TYPE ztb_redis_up gauge\nztb_redis_up %d\n",

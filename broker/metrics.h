@@ -27,6 +27,31 @@ enum metrics_counter {
     METRIC_COUNTERS_N
 };
 
+/*
+ * Why a request was refused without an audit line of its own: refusals of
+ * requests nobody authenticated, and requests over a rate limit. Anyone can
+ * send those, so each costs a counter here (and a sampled log line,
+ * common/log_sample.h), never a line on disk. Shown as
+ * ztb_requests_refused_total{endpoint,reason}; the endpoint label is one of
+ * a fixed list (METRICS_REFUSAL_ENDPOINTS in metrics.c) or "other".
+ */
+enum metrics_refusal {
+    REFUSED_INVALID_CLIENT = 0,  /* no credential, or one that does not authenticate */
+    REFUSED_ASSERTION_REPLAY,    /* a client assertion presented again */
+    REFUSED_INVALID_REQUEST,     /* malformed before authentication (400, 413, 415) */
+    REFUSED_UNAVAILABLE,         /* Redis could not answer during authentication */
+    REFUSED_RATE_LIMITED_IP,     /* over the per-address rate (before authentication) */
+    REFUSED_RATE_LIMITED_SOURCE, /* a signal source over its rate */
+    REFUSED_JOIN_TOKEN_REUSED,   /* a join token presented again after use */
+    REFUSED_REASONS_N
+};
+
+/* Count one refusal of a request to path (the request's path) for why. */
+void metrics_refused(const char *path, enum metrics_refusal why);
+
+/* Current value of one refusal counter (tests). */
+uint64_t metrics_refused_get(const char *path, enum metrics_refusal why);
+
 /* Count one finished request on server ("api"/"admin") and endpoint. */
 void metrics_request(const char *server, const char *endpoint, unsigned status,
                      uint64_t duration_ns);

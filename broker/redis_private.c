@@ -6,11 +6,19 @@
  * broker is running is logged and followed by a restart after a backoff
  * (100 ms doubling to 5 s, reset after a minute of uptime). Redis's own
  * persistence (AOF) keeps revocations and quarantines across restarts.
+ *
+ * One Redis per state directory, ever: the child's pid is kept in
+ * redis/redis.pid, and a start first waits for a previous Redis of this
+ * directory to be gone (a broker that crashed leaves one finishing its
+ * shutdown save: it would write the same AOF and, on its way out, delete
+ * the new one's socket).
  */
+#define _GNU_SOURCE /* pthread_cond_clockwait */
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,6 +43,91 @@ static int g_thread_started;
 static char g_conf[512];
 static char g_bin[256];
 static char g_sock[108];
+static char g_pidfile[512];
+
+/* Read a small file (a /proc entry, the pid file) into buf, NUL-terminated;
+ * the bytes read, or -1 if it cannot be opened or is empty. */
+static ssize_t read_small(const char *path, char *buf, size_t cap)
+{
+    int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    ssize_t n = read(fd, buf, cap - 1);
+    close(fd);
+    if (n <= 0)
+        return -1;
+    buf[n] = '\0';
+    return n;
+}
+
+/* 1 if pid is a live process (a zombie is not). */
+static int alive(pid_t pid)
+{
+    char path[64], buf[256];
+    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+    if (read_small(path, buf, sizeof(buf)) < 0)
+        return 0;
+    const char *paren = strrchr(buf, ')'); /* the name may hold spaces */
+    return paren == NULL || paren[1] != ' ' || paren[2] != 'Z';
+}
+
+/* 1 if pid is the redis-server of this directory: its command line names
+ * our config file or (Redis rewrites its title to "redis-server
+ * unixsocket:PATH") our socket. */
+static int is_our_redis(pid_t pid)
+{
+    char path[64], buf[4096];
+    snprintf(path, sizeof(path), "/proc/%d/cmdline", (int)pid);
+    ssize_t n = read_small(path, buf, sizeof(buf));
+    if (n < 0)
+        return 0;
+    for (ssize_t i = 0; i < n; i++) /* arguments are NUL-separated */
+        if (buf[i] == '\0')
+            buf[i] = ' ';
+    return strstr(buf, g_conf) != NULL || strstr(buf, g_sock) != NULL;
+}
+
+/*
+ * Wait until the Redis a previous broker of this state directory started
+ * (redis.pid) has exited: it was told to stop when its broker died, and may
+ * still be saving. After 10 s it is stopped again, then killed. A pid file
+ * naming anything else (a reused pid) is ignored.
+ */
+static void wait_previous(void)
+{
+    char buf[32];
+    if (read_small(g_pidfile, buf, sizeof(buf)) < 0)
+        return;
+    char *end;
+    errno = 0;
+    long v = strtol(buf, &end, 10);
+    if (errno != 0 || end == buf || (*end != '\n' && *end != '\0') || v <= 1 || v > INT32_MAX)
+        return;
+    pid_t pid = (pid_t)v;
+    if (!alive(pid) || !is_our_redis(pid))
+        return;
+    ztb_log(ZTB_LOG_WARN, "redis.private_previous_running", ZTB_F_INT("pid", pid),
+            ZTB_F_STR("hint", "a broker of this state directory stopped without stopping its "
+                              "Redis; waiting for it to exit"));
+    for (int i = 0; i < 1500 && alive(pid); i++) { /* 15 s */
+        if (i == 0 || i == 1000)
+            kill(pid, i == 0 ? SIGTERM : SIGKILL);
+        usleep(10000);
+    }
+}
+
+/* Remember the child's pid for the next start (wait_previous). */
+static void write_pidfile(pid_t pid)
+{
+    int fd = open(g_pidfile, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return;
+    char buf[32];
+    int n = snprintf(buf, sizeof(buf), "%d\n", (int)pid);
+    if (write(fd, buf, (size_t)n) != n)
+        ztb_log(ZTB_LOG_WARN, "redis.pidfile_write_failed", ZTB_F_STR("path", g_pidfile));
+    close(fd);
+}
 
 static int spawn(void)
 {
@@ -62,6 +155,7 @@ static int spawn(void)
         _exit(127);
     }
     g_pid = pid;
+    write_pidfile(pid);
     return 0;
 }
 
@@ -78,11 +172,20 @@ static int socket_ready(const char *path)
     return ok;
 }
 
+/* Seconds on CLOCK_MONOTONIC: the backoff and "how long it ran" are
+ * durations, never read from the wall clock. */
+static time_t mono_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec;
+}
+
 static void *supervise(void *arg)
 {
     (void)arg;
     unsigned backoff_ms = 100;
-    time_t started = time(NULL);
+    time_t started = mono_s();
     for (;;) {
         pid_t pid;
         pthread_mutex_lock(&g_lock);
@@ -104,21 +207,22 @@ static void *supervise(void *arg)
                 ZTB_F_INT("status", WIFEXITED(status) ? WEXITSTATUS(status) : -1),
                 ZTB_F_INT("signal", WIFSIGNALED(status) ? WTERMSIG(status) : 0),
                 ZTB_F_INT("restart_in_ms", backoff_ms));
-        if (time(NULL) - started > 60)
+        if (mono_s() - started > 60)
             backoff_ms = 100;
         struct timespec until;
-        clock_gettime(CLOCK_REALTIME, &until);
+        clock_gettime(CLOCK_MONOTONIC, &until);
         until.tv_nsec += (long)(backoff_ms % 1000) * 1000000L;
         until.tv_sec += backoff_ms / 1000 + until.tv_nsec / 1000000000L;
         until.tv_nsec %= 1000000000L;
-        while (!g_stopping && pthread_cond_timedwait(&g_cond, &g_lock, &until) != ETIMEDOUT)
+        while (!g_stopping &&
+               pthread_cond_clockwait(&g_cond, &g_lock, CLOCK_MONOTONIC, &until) != ETIMEDOUT)
             ;
         if (g_stopping) {
             pthread_mutex_unlock(&g_lock);
             return NULL;
         }
         backoff_ms = backoff_ms * 2 > 5000 ? 5000 : backoff_ms * 2;
-        started = time(NULL);
+        started = mono_s();
         if (spawn() != 0) {
             ztb_log(ZTB_LOG_ERROR, "redis.private_spawn_failed",
                     ZTB_F_STR("reason", strerror(errno)));
@@ -188,7 +292,9 @@ ztb_err redis_private_start(const char *state_dir, const char *redis_server, cha
         return ZTB_ERR_INVALID_ARG;
     }
     snprintf(g_conf, sizeof(g_conf), "%s/redis.conf", dir);
+    snprintf(g_pidfile, sizeof(g_pidfile), "%s/redis.pid", dir);
     snprintf(g_bin, sizeof(g_bin), "%s", redis_server[0] ? redis_server : "redis-server");
+    wait_previous(); /* never two Redis on one directory */
     ZTB_GUARD(write_conf(dir, err, errcap));
     unlink(g_sock);
 

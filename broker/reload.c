@@ -55,13 +55,6 @@ ztb_err broker_policy_reload(const char *actor, char digest_out[65], json_t **pr
     policy_diag_free(&d);
     policy *p = policy_holder_acquire(g_broker.policy);
     const char *digest = p ? policy_digest(p) : "";
-    if (p != NULL && strcmp(policy_trust_domain(p), cfg->trust_domain) != 0) {
-        /* loaded, but for another trust domain: every agent would be denied.
-         * Say so loudly; the operator fixes the file or the flag. */
-        ztb_log(ZTB_LOG_ERROR, "policy.trust_domain_mismatch",
-                ZTB_F_STR("policy", policy_trust_domain(p)),
-                ZTB_F_STR("broker", cfg->trust_domain));
-    }
     audit("policy.loaded", actor, 1, ZTB_F_STR("file", cfg->policy_file),
           ZTB_F_STR("digest", digest));
     ztb_log(ZTB_LOG_INFO, "policy.loaded", ZTB_F_STR("file", cfg->policy_file),

@@ -22,6 +22,7 @@
 #include "broker/revocation.h"
 #include "broker/store_rev.h"
 #include "common/log.h"
+#include "common/wire.h"
 #include "pki/rotation.h"
 #include "policy/policy.h"
 
@@ -41,6 +42,10 @@ void revocation_limits(struct rev_limits *l)
             l->jwks_max_age = ks->jwks_max_age;
         keys_release(ks);
     }
+    /* a revocation must outlive every verifier's acceptance of what it
+     * revokes: verifiers may be configured with up to the wire's skew bound */
+    if (l->skew < ZTB_WIRE_MAX_SKEW_S)
+        l->skew = ZTB_WIRE_MAX_SKEW_S;
 }
 
 const char *revocation_target_kind(policy_response_kind r)
@@ -114,18 +119,35 @@ static ztb_err taint(const char *kid, const struct rev_limits *l, struct rev_res
     return rv;
 }
 
+/*
+ * Revoke one jti. Its life is decided from what the broker knows itself:
+ * the exp of a token whose signature it verified, or else the longest a
+ * token of ours can live from now (no token issued before now outlives
+ * it). An exp a source or an operator merely states is never believed: a
+ * short one would let the token outlive its revocation. In Redis the entry
+ * lives at least the longest life whatever exp says (margin against a
+ * Redis clock that jumps forward). "Nothing to do" (changed 0) only when
+ * the verified exp + skew has passed by the broker's clock.
+ */
+static ztb_err revoke_jti(const struct rev_request *r, const struct rev_limits *l, int64_t now,
+                          struct rev_result *out)
+{
+    int verified = r->jti_exp_verified && r->jti_exp > 0;
+    out->exp = verified ? r->jti_exp : now + (int64_t)l->max_token_ttl;
+    ztb_err rv =
+        store_rev_jti(r->target, out->exp, l->skew, l->max_token_ttl + l->skew, &out->changed);
+    if (rv == ZTB_OK && !out->changed)
+        snprintf(out->detail, sizeof(out->detail),
+                 "the token's verified exp has passed: no verifier accepts it, nothing stored");
+    return rv;
+}
+
 static ztb_err apply(const struct rev_request *r, const struct rev_limits *l,
                      struct rev_result *out)
 {
     int64_t now = (int64_t)time(NULL);
     switch (r->response) {
-    case POLICY_RESPONSE_REVOKE_TOKEN: {
-        /* no token of ours lives past now + the longest life: an exp given
-         * by a source or an operator never makes the entry outlive that */
-        int64_t longest = now + (int64_t)l->max_token_ttl;
-        out->exp = r->jti_exp > 0 && r->jti_exp < longest ? r->jti_exp : longest;
-        return store_rev_jti(r->target, out->exp, l->skew, &out->changed);
-    }
+    case POLICY_RESPONSE_REVOKE_TOKEN: return revoke_jti(r, l, now, out);
     case POLICY_RESPONSE_REQUIRE_APPROVAL:
         return store_agent_flag(r->target, "approval", !r->lift, &out->changed);
     case POLICY_RESPONSE_QUARANTINE:
@@ -139,6 +161,12 @@ static ztb_err apply(const struct rev_request *r, const struct rev_limits *l,
     case POLICY_RESPONSE_TAINT_KEY: return taint(r->target, l, out);
     }
     return ZTB_ERR_INVALID_ARG;
+}
+
+/* A jti exp that was only stated (not verified), for the audit line; 0 if none. */
+static int64_t claimed_exp(const struct rev_request *r)
+{
+    return r->response == POLICY_RESPONSE_REVOKE_TOKEN && !r->jti_exp_verified ? r->jti_exp : 0;
 }
 
 ztb_err revocation_apply(const struct rev_request *r, struct rev_result *res)
@@ -165,14 +193,15 @@ ztb_err revocation_apply(const struct rev_request *r, struct rev_result *res)
         return rv;
     }
     /* durable: the second record of a revocation, fsync'ed before we answer */
-    ztb_err arv = audit(
-        r->lift ? "revocation.lifted" : "revocation.applied", actor, 1, ZTB_F_STR("response", name),
-        ZTB_F_STR(revocation_target_kind(r->response), r->target), ZTB_F_STR("cause", r->cause),
-        ZTB_F_STR("entry", r->entry), ZTB_F_STR("signals", r->signals),
-        ZTB_F_STR("reason", r->reason), ZTB_F_BOOL("changed", out->changed),
-        ZTB_F_INT("gen", out->gen), ZTB_F_INT("exp", out->exp),
-        ZTB_F_STR("new_kid", out->new_kid[0] ? out->new_kid : NULL),
-        ZTB_F_STR("detail", out->detail[0] ? out->detail : NULL));
+    ztb_err arv = audit(r->lift ? "revocation.lifted" : "revocation.applied", actor, 1,
+                        ZTB_F_STR("response", name),
+                        ZTB_F_STR(revocation_target_kind(r->response), r->target),
+                        ZTB_F_STR("cause", r->cause), ZTB_F_STR("entry", r->entry),
+                        ZTB_F_STR("signals", r->signals), ZTB_F_STR("reason", r->reason),
+                        ZTB_F_BOOL("changed", out->changed), ZTB_F_INT("gen", out->gen),
+                        ZTB_F_INT("exp", out->exp), ZTB_F_INT("claimed_exp", claimed_exp(r)),
+                        ZTB_F_STR("new_kid", out->new_kid[0] ? out->new_kid : NULL),
+                        ZTB_F_STR("detail", out->detail[0] ? out->detail : NULL));
     ztb_log(ZTB_LOG_WARN, r->lift ? "revocation.lifted" : "revocation.applied",
             ZTB_F_STR("response", name), ZTB_F_STR("target", r->target),
             ZTB_F_STR("cause", r->cause), ZTB_F_STR("actor", actor));

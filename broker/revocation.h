@@ -10,9 +10,12 @@
  * durable (fsync'ed) audit line naming the cause and the signals behind it,
  * the second record that survives the loss of Redis.
  *
- * Entries live exactly as long as they can matter: a token until its exp
- * (+ skew), a generation bump and a key taint for the longest a token can
- * live, an audience kill until lifted.
+ * Entries live as long as they can matter, by the broker's clock (never
+ * Redis's): a token until the exp the broker verified itself (+ skew), or
+ * for the longest a token can live when the broker has not seen the token
+ * (an exp a signal source or an operator states is never believed), and in
+ * Redis never less than that longest life; a generation bump and a key
+ * taint for the longest a token can live; an audience kill until lifted.
  */
 #ifndef ZTB_BROKER_REVOCATION_H
 #define ZTB_BROKER_REVOCATION_H
@@ -26,20 +29,24 @@
 
 struct rev_request {
     policy_response_kind response;
-    const char *target;  /* jti, agent name, audience or kid, by response */
-    int64_t jti_exp;     /* REVOKE_TOKEN: the token's exp; 0 unknown (the longest life) */
-    int lift;            /* QUARANTINE, REQUIRE_APPROVAL, KILL_AUDIENCE: lift it instead */
-    const char *actor;   /* audit actor: "broker", "operator:uid=0", "agent:x" */
-    const char *cause;   /* "signal", "operator", "action", "revoke_endpoint" */
-    const char *entry;   /* the anomaly_responses entry, or NULL */
-    const char *signals; /* the signals that caused it (ids, comma-separated), or NULL */
-    const char *reason;  /* free text from an operator, or NULL */
+    const char *target;   /* jti, agent name, audience or kid, by response */
+    int64_t jti_exp;      /* REVOKE_TOKEN: the token's exp, as far as the caller knows */
+    int jti_exp_verified; /* 1: jti_exp is from a token whose signature the broker
+                             verified; else it is only a claim (a signal, an
+                             operator) and the entry lives the longest life */
+    int lift;             /* QUARANTINE, REQUIRE_APPROVAL, KILL_AUDIENCE: lift it instead */
+    const char *actor;    /* audit actor: "broker", "operator:uid=0", "agent:x" */
+    const char *cause;    /* "signal", "operator", "action", "revoke_endpoint" */
+    const char *entry;    /* the anomaly_responses entry, or NULL */
+    const char *signals;  /* the signals that caused it (ids, comma-separated), or NULL */
+    const char *reason;   /* free text from an operator, or NULL */
 };
 
 struct rev_result {
-    int changed;                   /* state changed (a repeat may change nothing) */
-    int64_t gen;                   /* REVOKE_ALL: the agent's new generation */
-    int64_t exp;                   /* when the entry stops mattering (0: until lifted) */
+    int changed; /* state changed (a repeat may change nothing); REVOKE_TOKEN: 1 when
+                    stored, 0 only when the verified exp has passed */
+    int64_t gen; /* REVOKE_ALL: the agent's new generation */
+    int64_t exp; /* when the entry stops mattering (0: until lifted) */
     char new_kid[ZTB_KID_LEN + 1]; /* TAINT_KEY: the key that signs now, if we rotated */
     char detail[128];              /* what happened beyond the state, for the caller */
 };
@@ -54,7 +61,8 @@ const char *revocation_target_kind(policy_response_kind r);
  */
 ztb_err revocation_apply(const struct rev_request *r, struct rev_result *out);
 
-/* The durations revocations are sized by (from the key store, or defaults). */
+/* The durations revocations are sized by (from the key store, or defaults);
+ * skew is at least ZTB_WIRE_MAX_SKEW_S, the most any verifier accepts. */
 struct rev_limits {
     unsigned max_token_ttl;
     unsigned skew;

@@ -17,6 +17,7 @@
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -28,11 +29,14 @@
 #include "broker/broker.h"
 #include "broker/client_auth.h"
 #include "broker/introspect.h"
+#include "broker/iplimit.h"
+#include "broker/metrics.h"
 #include "broker/revocation.h"
 #include "broker/signals.h"
 #include "common/base64url.h"
 #include "common/guard.h"
 #include "common/log.h"
+#include "common/log_sample.h"
 #include "common/secret.h"
 #include "pki/jwk.h"
 #include "pki/jws.h"
@@ -40,6 +44,9 @@
 #include "policy/signals.h"
 
 #define MAX_RESPONSES 16
+#define SIGNALS_PATH  "/v1/signals"
+/* Addresses the per-address limiter tracks at once (about 0.4 MiB). */
+#define SIGNALS_IP_SLOTS 16384
 
 void signals_peer_text(const struct http_req *req, char *out, size_t cap)
 {
@@ -292,25 +299,127 @@ ztb_err signals_apply_action(const struct store_action *a, const char *actor, js
 /* ---- the endpoint -------------------------------------------------------- */
 
 struct who {
-    char source[STORE_SOURCE_MAX + 1];
+    char source[STORE_SOURCE_MAX + 1]; /* the authenticated source, once known */
+    char agent[STORE_NAME_MAX + 1];    /* an authenticated identity that is not a source */
     char peer[64];
 };
 
-static void refuse(const struct http_req *req, struct http_resp *resp, const struct who *w,
-                   unsigned status, const char *code, const char *why)
+/*
+ * Refusals nobody authenticated, and signals over a rate limit: anyone can
+ * send as many as they like, so each is counted on /metrics and logged at a
+ * bounded rate (the first 10 in 10 s, then a summary line), never audited one
+ * by one. A flood costs the sender, not the disk.
+ */
+static struct ztb_log_sampler refused_log = ZTB_LOG_SAMPLER_INIT(10, 10);
+static struct ztb_log_sampler limited_log = ZTB_LOG_SAMPLER_INIT(10, 10);
+
+static enum metrics_refusal refusal_reason(unsigned status)
+{
+    switch (status) {
+    case 401: return REFUSED_INVALID_CLIENT;
+    case 429: return REFUSED_RATE_LIMITED_IP;
+    case 503: return REFUSED_UNAVAILABLE;
+    default: return REFUSED_INVALID_REQUEST;
+    }
+}
+
+/* Fill resp with an error. count: also count it on /metrics when it is not
+ * audited (0: client_auth counted it already). */
+static void refuse_as(const struct http_req *req, struct http_resp *resp, const struct who *w,
+                      unsigned status, const char *code, const char *why, int count)
 {
     http_resp_error(resp, status, code, why);
     if (status == 401)
         http_resp_header(resp, "WWW-Authenticate", "Bearer realm=\"ztb-signals\"");
     if (status == 503)
         http_resp_header(resp, "Retry-After", "1");
+    if (w->source[0] == '\0' && w->agent[0] == '\0') {
+        if (count)
+            metrics_refused(SIGNALS_PATH, refusal_reason(status));
+        ztb_log_sampled(&refused_log, ZTB_LOG_WARN, "signal.refused", ZTB_F_STR("peer", w->peer),
+                        ZTB_F_INT("status", status), ZTB_F_STR("reason", why));
+        return;
+    }
     char actor[96];
-    snprintf(actor, sizeof(actor), "source:%s", w->source[0] ? w->source : "unauthenticated");
+    if (w->source[0])
+        snprintf(actor, sizeof(actor), "source:%s", w->source);
+    else
+        snprintf(actor, sizeof(actor), "agent:%s", w->agent);
     audit("signal.refused", actor, 0, ZTB_F_STR("peer", w->peer), ZTB_F_INT("status", status),
           ZTB_F_STR("error", code), ZTB_F_STR("reason", why),
           ZTB_F_INT("bytes", (int64_t)req->body_len));
     ztb_log(ZTB_LOG_WARN, "signal.refused", ZTB_F_STR("peer", w->peer), ZTB_F_INT("status", status),
             ZTB_F_STR("reason", why));
+}
+
+static void refuse(const struct http_req *req, struct http_resp *resp, const struct who *w,
+                   unsigned status, const char *code, const char *why)
+{
+    refuse_as(req, resp, w, status, code, why, 1);
+}
+
+/* 429 with Retry-After (whole seconds, at least 1), counted as why. */
+static void too_many(struct http_resp *resp, const struct who *w, enum metrics_refusal why,
+                     uint32_t retry_after_ms)
+{
+    unsigned secs = retry_after_ms / 1000 + (retry_after_ms % 1000 != 0);
+    http_resp_error(resp, 429, "slow_down",
+                    why == REFUSED_RATE_LIMITED_IP
+                        ? "too many signal requests from this address: retry after Retry-After"
+                        : "this source is over its signal rate: retry after Retry-After");
+    http_resp_header(resp, "Retry-After", "%u", secs ? secs : 1);
+    metrics_refused(SIGNALS_PATH, why);
+    ztb_log_sampled(&limited_log, ZTB_LOG_WARN, "signal.rate_limited", ZTB_F_STR("peer", w->peer),
+                    ZTB_F_STR("source", w->source[0] ? w->source : NULL),
+                    ZTB_F_STR("limit", why == REFUSED_RATE_LIMITED_IP ? "address" : "source"));
+}
+
+/* The per-address limiter (iplimit.h), made once from the configuration. */
+static struct iplimit *ip_limiter;
+static int ip_limiter_failed;
+static pthread_once_t ip_limiter_once = PTHREAD_ONCE_INIT;
+
+static void ip_limiter_init(void)
+{
+    if (iplimit_new(g_broker.cfg.signals_ip_rate, g_broker.cfg.signals_ip_burst, SIGNALS_IP_SLOTS,
+                    &ip_limiter) != ZTB_OK)
+        ip_limiter_failed = 1;
+}
+
+/* 1 if the request may go on; 0: resp holds a 429 (or a 503). Before any
+ * Redis call: an address over its rate costs nothing but this lookup. */
+static int address_within_rate(const struct http_req *req, struct http_resp *resp,
+                               const struct who *w)
+{
+    pthread_once(&ip_limiter_once, ip_limiter_init);
+    if (ip_limiter_failed) {
+        refuse(req, resp, w, 503, "temporarily_unavailable", "out of memory");
+        return 0;
+    }
+    uint32_t wait_ms;
+    if (iplimit_take(ip_limiter, req->peer, iplimit_now_us(), &wait_ms))
+        return 1;
+    too_many(resp, w, REFUSED_RATE_LIMITED_IP, wait_ms);
+    return 0;
+}
+
+/* 1 if the authenticated source is within its rate (store.c's GCRA, shared by
+ * every replica); 0: resp filled. */
+static int source_within_rate(const struct http_req *req, struct http_resp *resp,
+                              const struct who *w)
+{
+    struct store_rate rate = {.rate = g_broker.cfg.signals_source_rate,
+                              .burst = g_broker.cfg.signals_source_burst,
+                              .period_s = 1};
+    uint32_t wait_ms;
+    ztb_err rv = store_rate_take("src", w->source, &rate, &wait_ms);
+    if (rv == ZTB_OK)
+        return 1;
+    if (rv == ZTB_ERR_RATE_LIMITED)
+        too_many(resp, w, REFUSED_RATE_LIMITED_SOURCE, wait_ms);
+    else
+        refuse(req, resp, w, 503, "temporarily_unavailable", "Redis is not answering");
+    return 0;
 }
 
 void handle_signals_too_large(struct http_req *req, struct http_resp *resp)
@@ -349,19 +458,22 @@ static int auth_bearer(const char *cred, int64_t now, struct who *w, const struc
     struct client_identity id;
     struct http_resp scratch = {0};
     ztb_buf_init(&scratch.body, 1024);
-    rv = client_auth(req, type, cred, now, 1, &id, &scratch); /* NULL: mTLS */
+    rv = client_auth(req, type, cred, now, CLIENT_AUTH_SESSION_OK, &id, &scratch); /* NULL: mTLS */
+    int counted = rv != ZTB_OK; /* client_auth counts its own refusals */
     ztb_buf_free(&scratch.body);
     if (rv == ZTB_ERR_UNAVAILABLE) {
-        refuse(req, resp, w, 503, "temporarily_unavailable", "Redis is not answering");
+        refuse_as(req, resp, w, 503, "temporarily_unavailable", "Redis is not answering", !counted);
         return 0;
     }
     if (rv != ZTB_OK) {
-        refuse(req, resp, w, 401, "invalid_client",
-               "authentication required: Authorization: Bearer <source secret, or an enrolled "
-               "identity's session credential or client assertion>, a TLS client certificate, "
-               "or a signed SET");
+        refuse_as(req, resp, w, 401, "invalid_client",
+                  "authentication required: Authorization: Bearer <source secret, or an enrolled "
+                  "identity's session credential or client assertion>, a TLS client certificate, "
+                  "or a signed SET",
+                  !counted);
         return 0;
     }
+    memcpy(w->agent, id.agent, sizeof(w->agent));
     rv = store_source_by_agent(id.agent, w->source);
     if (rv == ZTB_ERR_UNAVAILABLE) {
         refuse(req, resp, w, 503, "temporarily_unavailable", "Redis is not answering");
@@ -422,6 +534,8 @@ void handle_signals(struct http_req *req, struct http_resp *resp)
     int64_t now = (int64_t)time(NULL);
     struct who w = {0};
     signals_peer_text(req, w.peer, sizeof(w.peer));
+    if (!address_within_rate(req, resp, &w))
+        return;
     if (req->body_len > SIGNAL_BODY_MAX) {
         handle_signals_too_large(req, resp);
         return;
@@ -463,6 +577,8 @@ void handle_signals(struct http_req *req, struct http_resp *resp)
             return;
         ztb_buf_append(&claims, req->body, req->body_len);
     }
+    if (!source_within_rate(req, resp, &w))
+        return;
     struct signal s;
     memset(&s, 0, sizeof(s));
     memcpy(s.source, w.source, sizeof(s.source));

@@ -306,46 +306,81 @@ ztb_err store_join_consume(const char *token, char agent[STORE_NAME_MAX + 1], in
 /* The per-request check -------------------------------------------------------*/
 
 /*
- * KEYS: agent hash, agent bucket, action bucket, audience kill switch.
+ * The GCRA step every rate-limit script shares (the token path's two
+ * buckets, store_rate_take's one): with `now` in µs in scope, gcra(key,
+ * stored TAT, interval µs, burst) returns the new TAT to store (0: no limit)
+ * and 0, or -1 and the µs to wait. A stored TAT more than one burst window
+ * ahead of now (Redis's clock stepped back) is clamped to that window, and
+ * the clamp is stored under key even when the request is refused.
+ */
+#define GCRA_LUA                                                                                   \
+    "local function gcra(key, stored, interval, burst)\n"                                          \
+    "  if interval <= 0 then return 0, 0 end\n"                                                    \
+    "  local tat = tonumber(stored or '0') or 0\n"                                                 \
+    "  if tat < now then tat = now end\n"                                                          \
+    "  local cap = now + burst * interval\n"                                                       \
+    "  if tat > cap then\n"                                                                        \
+    "    tat = cap\n"                                                                              \
+    "    redis.call('SET', key, string.format('%d', cap), 'PX',\n"                                 \
+    "      math.ceil(burst * interval / 1000) + 1000)\n"                                           \
+    "  end\n"                                                                                      \
+    "  local new = tat + interval\n"                                                               \
+    "  local at = new - burst * interval\n"                                                        \
+    "  if at > now then return -1, at - now end\n"                                                 \
+    "  return new, 0\n"                                                                            \
+    "end\n"
+
+/*
+ * KEYS: agent hash, agent bucket, action bucket, audience kill switch, the
+ * DPoP proof's replay marker.
  * ARGV: agent interval_us, agent burst, action interval_us, action burst,
- * the generation and identity epoch the caller authenticated in (checked
- * first: a stale credential is refused before anything is charged).
+ * then what the caller's credential binds (generation, identity epoch,
+ * identity document thumbprint; '' for any), the DPoP marker's life in ms
+ * ('' for no proof), and '1' to go on to quarantine, audience and rates
+ * ('0' stops after the caller). The caller is checked first: a stale
+ * credential is refused before anything is remembered or charged.
  * GCRA: a request at time now is allowed if tat + interval - burst*interval
  * <= now, where tat = max(stored, now). Both buckets are checked before
  * either is charged, so a refused request costs nothing.
+ *
+ * now is Redis's clock, and a stored tat is never more than burst*interval
+ * ahead of the now it was stored at. One further ahead means the clock
+ * stepped back (a Redis restarted or failed over with its clock behind):
+ * it is clamped to now + burst*interval (an empty bucket) and the clamp is
+ * stored even when the request is refused (a repair, not a charge), so a
+ * step back costs an agent at most one burst window, never the length of
+ * the step. Only that rare path pays the extra write.
  *
  * Cost: this script runs for every token and each redis.call costs Redis
  * ~1.5 µs, so both buckets are read with one MGET (same slot: one hash tag).
  */
 static const char issue_lua[] =
     "local a = redis.call('HMGET', KEYS[1], 'status', 'gen', 'quarantined', 'approval',\n"
-    "                     'epoch')\n"
+    "                     'epoch', 'id_gen', 'x5t')\n"
     "if not a[1] then return {1, 0, 0, 0} end\n"
     "if a[1] ~= 'active' then return {2, 0, 0, 0} end\n"
-    "if a[2] ~= ARGV[5] or (a[5] or '0') ~= ARGV[6] then return {7, 0, 0, 0} end\n"
+    "if a[6] ~= a[2] or (ARGV[5] ~= '' and a[2] ~= ARGV[5]) or\n"
+    "   (ARGV[6] ~= '' and (a[5] or '0') ~= ARGV[6]) or\n"
+    "   (ARGV[7] ~= '' and a[7] ~= ARGV[7]) then return {7, 0, 0, 0} end\n"
+    "if ARGV[8] ~= '' and not redis.call('SET', KEYS[5], '1', 'NX', 'PX', ARGV[8]) then\n"
+    "  return {8, 0, 0, 0}\n"
+    "end\n"
+    "local approval = a[4] == '1' and 1 or 0\n"
+    "if ARGV[9] ~= '1' then return {0, tonumber(a[2]), 0, approval} end\n"
     "if a[3] == '1' then return {3, 0, 0, 0} end\n"
     "if redis.call('EXISTS', KEYS[4]) == 1 then return {4, 0, 0, 0} end\n"
     "local t = redis.call('TIME')\n"
     "local now = tonumber(t[1]) * 1000000 + tonumber(t[2])\n"
-    "local tats = redis.call('MGET', KEYS[2], KEYS[3])\n"
-    "local function gcra(stored, interval, burst)\n"
-    "  if interval <= 0 then return 0, 0 end\n"
-    "  local tat = tonumber(stored or '0') or 0\n"
-    "  if tat < now then tat = now end\n"
-    "  local new = tat + interval\n"
-    "  local at = new - burst * interval\n"
-    "  if at > now then return -1, at - now end\n"
-    "  return new, 0\n"
-    "end\n"
-    "local n1, w1 = gcra(tats[1], tonumber(ARGV[1]), tonumber(ARGV[2]))\n"
+    "local tats = redis.call('MGET', KEYS[2], KEYS[3])\n" GCRA_LUA
+    "local n1, w1 = gcra(KEYS[2], tats[1], tonumber(ARGV[1]), tonumber(ARGV[2]))\n"
     "if n1 < 0 then return {5, 0, math.ceil(w1 / 1000), 0} end\n"
-    "local n2, w2 = gcra(tats[2], tonumber(ARGV[3]), tonumber(ARGV[4]))\n"
+    "local n2, w2 = gcra(KEYS[3], tats[2], tonumber(ARGV[3]), tonumber(ARGV[4]))\n"
     "if n2 < 0 then return {6, 0, math.ceil(w2 / 1000), 0} end\n"
     "if n1 > 0 then redis.call('SET', KEYS[2], string.format('%d', n1), 'PX',\n"
     "  math.ceil((n1 - now) / 1000) + 1000) end\n"
     "if n2 > 0 then redis.call('SET', KEYS[3], string.format('%d', n2), 'PX',\n"
     "  math.ceil((n2 - now) / 1000) + 1000) end\n"
-    "return {0, tonumber(a[2] or '0'), 0, a[4] == '1' and 1 or 0}\n";
+    "return {0, tonumber(a[2]), 0, approval}\n";
 static char issue_sha[41];
 
 static void rate_args(const struct store_rate *r, char *interval, char *burst)
@@ -360,31 +395,53 @@ static void rate_args(const struct store_rate *r, char *interval, char *burst)
     snprintf(burst, 16, "%u", r->burst ? r->burst : 1);
 }
 
-ztb_err store_issue_check(const char *agent, int64_t generation, int64_t epoch, const char *action,
-                          const char *audience, const struct store_rate *agent_rate,
-                          const struct store_rate *action_rate, struct store_check *out)
+/* v as decimal text into out (24 bytes), or "" when v < 0 ("any"). */
+static void expect_arg(int64_t v, char out[24])
+{
+    out[0] = '\0';
+    if (v >= 0)
+        snprintf(out, 24, "%lld", (long long)v);
+}
+
+ztb_err store_issue_check(const char *agent, const struct store_expect *expect, int charge,
+                          const char *action, const char *audience,
+                          const struct store_rate *agent_rate, const struct store_rate *action_rate,
+                          struct store_check *out)
 {
     memset(out, 0, sizeof(*out));
-    ZTB_ENSURE(store_agent_name_ok(agent), ZTB_ERR_INVALID_ARG);
+    ZTB_ENSURE(store_agent_name_ok(agent) && expect != NULL, ZTB_ERR_INVALID_ARG);
+    const char *dpop = expect->dpop_jti;
+    ZTB_ENSURE(dpop == NULL || (dpop[0] != '\0' && strlen(dpop) <= 128), ZTB_ERR_INVALID_ARG);
     if (issue_sha[0] == '\0')
         redis_script_sha(issue_lua, issue_sha);
-    char k1[KEY_MAX], k2[KEY_MAX], k3[KEY_MAX], k4[KEY_MAX];
-    char i1[24], b1[16], i2[24], b2[16], g[24], e[24];
+    char k1[KEY_MAX], k2[KEY_MAX], k3[KEY_MAX], k4[KEY_MAX], k5[KEY_MAX];
+    char i1[24], b1[16], i2[24], b2[16], g[24], e[24], ttl[24];
     ZTB_ENSURE(key(k1, "ztb:{%s}:agent", agent) && key(k2, "ztb:{%s}:rl", agent) &&
                    key(k3, "ztb:{%s}:rl:%s", agent, action) &&
-                   key(k4, "ztb:aud:%s:killed", audience),
+                   key(k4, "ztb:aud:%s:killed", audience) &&
+                   key(k5, "ztb:{%s}:dpop:%s", agent, dpop ? dpop : "-"),
                ZTB_ERR_TOO_LARGE);
     rate_args(agent_rate, i1, b1);
     rate_args(action_rate, i2, b2);
-    snprintf(g, sizeof(g), "%lld", (long long)generation);
-    snprintf(e, sizeof(e), "%lld", (long long)epoch);
-    const char *argv[] = {k1, k2, k3, k4, i1, b1, i2, b2, g, e};
+    expect_arg(expect->generation, g);
+    expect_arg(expect->epoch, e);
+    ttl[0] = '\0';
+    if (dpop != NULL)
+        snprintf(ttl, sizeof(ttl), "%llu",
+                 (unsigned long long)(expect->dpop_ttl_ms ? expect->dpop_ttl_ms : 1));
+    const char *argv[] = {k1,  k2,
+                          k3,  k4,
+                          k5,  i1,
+                          b1,  i2,
+                          b2,  g,
+                          e,   expect->x5t ? expect->x5t : "",
+                          ttl, charge ? "1" : "0"};
     redisReply *r;
-    ZTB_GUARD(redis_eval(&r, issue_lua, issue_sha, 4, 10, argv, NULL));
+    ZTB_GUARD(redis_eval(&r, issue_lua, issue_sha, 5, (int)ZTB_ARRAY_LEN(argv), argv, NULL));
     if (!is_int_array(r, 4))
         return unexpected(r, "issue_check");
     int64_t code = elem_int(r, 0);
-    if (code < STORE_OK || code > STORE_STALE_IDENTITY)
+    if (code < STORE_OK || code > STORE_DPOP_REPLAY)
         return unexpected(r, "issue_check");
     out->verdict = (enum store_verdict)code;
     out->generation = elem_int(r, 1);
@@ -393,6 +450,48 @@ ztb_err store_issue_check(const char *agent, int64_t generation, int64_t epoch, 
     out->approval_required = elem_int(r, 3) == 1;
     freeReplyObject(r);
     return ZTB_OK;
+}
+
+/*
+ * One GCRA bucket (KEYS[1]); ARGV: interval_us, burst. The same step as the
+ * token path's, for limits that are not an agent's (signal sources).
+ * Returns {0, 0} (allowed and charged) or {1, ms to wait}.
+ */
+static const char rate_lua[] = "local t = redis.call('TIME')\n"
+                               "local now = tonumber(t[1]) * 1000000 + tonumber(t[2])\n" GCRA_LUA
+                               "local n, w = gcra(KEYS[1], redis.call('GET', KEYS[1]),\n"
+                               "  tonumber(ARGV[1]),\n"
+                               "  tonumber(ARGV[2]))\n"
+                               "if n < 0 then return {1, math.ceil(w / 1000)} end\n"
+                               "if n > 0 then redis.call('SET', KEYS[1], string.format('%d', n),\n"
+                               "  'PX', math.ceil((n - now) / 1000) + 1000) end\n"
+                               "return {0, 0}\n";
+static char rate_sha[41];
+
+ztb_err store_rate_take(const char *kind, const char *name, const struct store_rate *rate,
+                        uint32_t *retry_after_ms)
+{
+    *retry_after_ms = 0;
+    if (rate == NULL || rate->rate == 0 || rate->period_s == 0)
+        return ZTB_OK;
+    ZTB_ENSURE(kind != NULL && strchr(kind, ':') == NULL && store_agent_name_ok(name),
+               ZTB_ERR_INVALID_ARG);
+    if (rate_sha[0] == '\0')
+        redis_script_sha(rate_lua, rate_sha);
+    char k[KEY_MAX], interval[24], burst[16];
+    ZTB_ENSURE(key(k, "ztb:rl:%s:%s", kind, name), ZTB_ERR_TOO_LARGE);
+    rate_args(rate, interval, burst);
+    const char *argv[] = {k, interval, burst};
+    redisReply *r;
+    ZTB_GUARD(redis_eval(&r, rate_lua, rate_sha, 1, 3, argv, NULL));
+    if (!is_int_array(r, 2))
+        return unexpected(r, "rate_take");
+    int64_t code = elem_int(r, 0), wait = elem_int(r, 1);
+    freeReplyObject(r);
+    if (code == 0)
+        return ZTB_OK;
+    *retry_after_ms = wait < 1 ? 1 : wait > 86400000 ? 86400000 : (uint32_t)wait;
+    return ZTB_ERR_RATE_LIMITED;
 }
 
 /* SET key NX PX ttl: REPLAY if it existed. */
@@ -418,11 +517,6 @@ static ztb_err seen_once(const char *kind, const char *agent, const char *jti, u
 ztb_err store_assertion_seen(const char *agent, const char *jti, uint64_t ttl_ms)
 {
     return seen_once("jti", agent, jti, ttl_ms);
-}
-
-ztb_err store_dpop_seen(const char *agent, const char *jti, uint64_t ttl_ms)
-{
-    return seen_once("dpop", agent, jti, ttl_ms);
 }
 
 ztb_err store_join_peek(const char *token, char agent[STORE_NAME_MAX + 1], int *reused)

@@ -25,7 +25,10 @@
  *                 epoch         +1 at every enrollment with a join token;
  *                               sessions carry it, so a re-enrollment ends
  *                               every session of the identity before
- *   ztb:{A}:dpop:<jti>          STR   DPoP proof replay cache (PX = proof window)
+ *   ztb:{A}:dpop:<jti>          STR   DPoP proof replay cache (PX = proof window),
+ *                                     written by the issue script
+ *   ztb:rl:<kind>:<name>        STR   GCRA TAT (µs) of a bucket that is not an
+ *                                     agent's: kind "src" = a signal source
  *
  * Every function returns UNAVAILABLE when Redis cannot answer: callers fail
  * closed (503) and issue nothing.
@@ -131,9 +134,6 @@ ztb_err store_agent_set_identity(const char *name, enum store_identity_op op, co
                                  const char *jkt, const char *x5t, int64_t not_after, int64_t epoch,
                                  int64_t *epoch_out);
 
-/* Remember a DPoP proof's jti for ttl_ms: REPLAY if seen before. */
-ztb_err store_dpop_seen(const char *agent, const char *jti, uint64_t ttl_ms);
-
 /* Rate limit: rate tokens per period_s, bursts of up to burst. rate 0: none. */
 struct store_rate {
     uint32_t rate;
@@ -150,7 +150,23 @@ enum store_verdict {
     STORE_AUDIENCE_KILLED = 4,
     STORE_RATE_AGENT = 5,
     STORE_RATE_ACTION = 6,
-    STORE_STALE_IDENTITY = 7, /* revoked or re-enrolled since the caller authenticated */
+    STORE_STALE_IDENTITY = 7, /* the credential is not the agent's current identity's */
+    STORE_DPOP_REPLAY = 8,    /* the DPoP proof's jti was seen before */
+};
+
+/*
+ * What the caller's credential binds (client_auth_expect), checked first by
+ * the issue script: the agent's identity must be live (issued at its
+ * current generation) and, where set, its generation, identity epoch and
+ * identity document thumbprint must be these. A DPoP proof id, if given, is
+ * then remembered for dpop_ttl_ms (a replay is STORE_DPOP_REPLAY).
+ */
+struct store_expect {
+    int64_t generation;   /* < 0: any */
+    int64_t epoch;        /* < 0: any */
+    const char *x5t;      /* NULL: any */
+    const char *dpop_jti; /* NULL: no proof */
+    uint64_t dpop_ttl_ms;
 };
 
 struct store_check {
@@ -161,16 +177,28 @@ struct store_check {
 };
 
 /*
- * The one atomic script per token request: agent known and active, the
- * caller's credential still current (generation and identity epoch equal to
- * what client authentication saw: a revocation or re-enrollment since then
- * refuses it before anything is charged), not quarantined, audience not
- * killed, then both GCRA buckets (agent, agent x action) checked together
- * and only then both charged. Returns the generation the token must carry.
+ * The one atomic script per token request. First the caller (expect): agent
+ * known and active, its credential that of the current identity (else
+ * STALE_IDENTITY: revoked, re-enrolled or renewed since), the DPoP proof id
+ * not seen before. charge 0 stops there (the request is refused anyway, and
+ * the refusal may be recorded now that the caller is known to be live).
+ * charge 1 goes on: not quarantined, audience not killed, then both GCRA
+ * buckets (agent, agent x action) checked together and only then both
+ * charged. Returns the generation the token must carry.
  */
-ztb_err store_issue_check(const char *agent, int64_t generation, int64_t epoch, const char *action,
-                          const char *audience, const struct store_rate *agent_rate,
-                          const struct store_rate *action_rate, struct store_check *out);
+ztb_err store_issue_check(const char *agent, const struct store_expect *expect, int charge,
+                          const char *action, const char *audience,
+                          const struct store_rate *agent_rate, const struct store_rate *action_rate,
+                          struct store_check *out);
+
+/*
+ * Take one request from the GCRA bucket ztb:rl:<kind>:<name> (name in the
+ * agent-name alphabet), with the token path's GCRA step. ZTB_OK: allowed
+ * and charged; RATE_LIMITED: refused, nothing charged, *retry_after_ms (>= 1)
+ * until one would be allowed. rate NULL or 0: allowed, no Redis call.
+ */
+ztb_err store_rate_take(const char *kind, const char *name, const struct store_rate *rate,
+                        uint32_t *retry_after_ms);
 
 /*
  * Remember a client assertion's jti until it expires (ttl_ms). REPLAY if it

@@ -5,8 +5,15 @@
  * How it works: every change that must be atomic is one Lua script sent
  * with EVALSHA (EVAL on NOSCRIPT). Revocation events are built here, in C,
  * as the exact JSON text docs/protocol.md fixes, so the member stored in
- * ztb:revocations and the message published are the same bytes. Scripts
- * read the clock with TIME, so every replica computes TTLs from one clock.
+ * ztb:revocations and the message published are the same bytes.
+ *
+ * Clocks: no revocation script reads Redis's clock. The broker decides
+ * every expiry from its own clock and the facts it verified, and hands
+ * Redis a relative TTL (EX counts seconds, whatever Redis's wall clock
+ * says) and its own "now" for trimming the snapshot. A Redis clock that
+ * is ahead can therefore never make a revocation look expired and drop
+ * it; one that is behind only keeps entries longer.
+ *
  * Replies are checked for shape; anything unexpected is UNAVAILABLE (fail
  * closed), never guessed at.
  *
@@ -17,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <jansson.h>
 #include <openssl/sha.h>
@@ -28,6 +36,7 @@
 #include "common/buf.h"
 #include "common/guard.h"
 #include "common/secret.h"
+#include "common/wire.h"
 
 #define EVENT_MAX      (STORE_ID_MAX * 2 + 128)
 #define SIGNALS_MAXLEN "10000"
@@ -94,48 +103,73 @@ static int event_text(char *out, const char *type, const char *id, const char *r
 
 /* ---- revocations --------------------------------------------------------- */
 
+/* The broker's wall clock: the only clock revocation expiries are read from. */
+static int64_t broker_now(void)
+{
+    return (int64_t)time(NULL);
+}
+
 /* Shared tail of every revocation script: trim what no verifier needs any
- * more, then announce. ARGV[#ARGV] is the skew, the channel is fixed. */
+ * more, then announce. The script has set now (the broker's clock) and
+ * skew from its ARGV; the channel is fixed. */
 #define TRIM_AND_PUBLISH(member)                                                                   \
     "redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', '(' .. (now - skew))\n"                       \
     "redis.call('PUBLISH', '" STORE_REV_CHANNEL "', " member ")\n"
 
 /* KEYS: ztb:rev:jti:<jti> (or ztb:key:<kid>:tainted), ztb:revocations.
- * ARGV: event, exp, skew. */
+ * ARGV: event, ttl (seconds, decided by the broker), exp (the score), now
+ * (the broker's), skew. An entry that already lives longer keeps its TTL. */
 static const char rev_until_lua[] =
-    "local now = tonumber(redis.call('TIME')[1])\n"
-    "local exp = tonumber(ARGV[2])\n"
-    "local skew = tonumber(ARGV[3])\n"
-    "if exp + skew <= now then return 0 end\n"
-    "redis.call('SET', KEYS[1], '1', 'EX', exp + skew - now)\n"
-    "redis.call('ZADD', KEYS[2], exp, ARGV[1])\n" TRIM_AND_PUBLISH("ARGV[1]") "return 1\n";
+    "local ttl = tonumber(ARGV[2])\n"
+    "local now = tonumber(ARGV[4])\n"
+    "local skew = tonumber(ARGV[5])\n"
+    "local cur = redis.call('TTL', KEYS[1])\n"
+    "if cur ~= -1 and cur < ttl then redis.call('SET', KEYS[1], '1', 'EX', ttl) end\n"
+    "redis.call('ZADD', KEYS[2], ARGV[3], ARGV[1])\n" TRIM_AND_PUBLISH("ARGV[1]") "return 1\n";
 static char rev_until_sha[41];
 
-static ztb_err rev_until(const char *k, const char *event, int64_t exp, unsigned skew, int *applied)
+/*
+ * Store k until exp + skew by the broker's clock, and at least min_ttl
+ * seconds (Redis gets the remaining seconds, not a time). *applied is 0,
+ * and nothing is written, only when exp + skew has passed by the broker's
+ * own clock.
+ */
+static ztb_err rev_until(const char *k, const char *event, int64_t exp, unsigned skew,
+                         unsigned min_ttl, int *applied)
 {
-    char e[24], s[16];
+    int64_t now = broker_now();
+    int64_t ttl = exp + (int64_t)skew - now;
+    if (applied != NULL)
+        *applied = 0;
+    if (ttl <= 0)
+        return ZTB_OK;
+    if (ttl < (int64_t)min_ttl)
+        ttl = (int64_t)min_ttl;
+    char t[24], e[24], n[24], s[16];
+    snprintf(t, sizeof(t), "%lld", (long long)ttl);
     snprintf(e, sizeof(e), "%lld", (long long)exp);
+    snprintf(n, sizeof(n), "%lld", (long long)now);
     snprintf(s, sizeof(s), "%u", skew);
-    const char *argv[] = {k, STORE_REV_CHANNEL, event, e, s};
+    const char *argv[] = {k, STORE_REV_CHANNEL, event, t, e, n, s};
     redisReply *r;
     ZTB_GUARD(redis_eval(&r, rev_until_lua, sha_of(rev_until_lua, rev_until_sha), 2,
                          (int)ZTB_ARRAY_LEN(argv), argv, NULL));
-    if (r->type != REDIS_REPLY_INTEGER)
+    if (r->type != REDIS_REPLY_INTEGER || r->integer != 1)
         return store_unexpected_reply(r, "rev_until");
     if (applied != NULL)
-        *applied = r->integer == 1;
+        *applied = 1;
     freeReplyObject(r);
     return ZTB_OK;
 }
 
-ztb_err store_rev_jti(const char *jti, int64_t exp, unsigned skew, int *applied)
+ztb_err store_rev_jti(const char *jti, int64_t exp, unsigned skew, unsigned min_ttl, int *applied)
 {
     ZTB_ENSURE(store_id_ok(jti) && exp > 0, ZTB_ERR_INVALID_ARG);
     char k[STORE_KEY_MAX], ev[EVENT_MAX], rest[40];
     snprintf(rest, sizeof(rest), ",\"exp\":%lld}", (long long)exp);
     ZTB_ENSURE(store_keyf(k, "ztb:rev:jti:%s", jti) && event_text(ev, "jti", jti, rest),
                ZTB_ERR_TOO_LARGE);
-    return rev_until(k, ev, exp, skew, applied);
+    return rev_until(k, ev, exp, skew, min_ttl, applied);
 }
 
 ztb_err store_rev_key(const char *kid, int64_t exp, unsigned skew)
@@ -146,14 +180,14 @@ ztb_err store_rev_key(const char *kid, int64_t exp, unsigned skew)
     ZTB_ENSURE(store_keyf(k, "ztb:key:%s:tainted", kid) && event_text(ev, "key", kid, rest),
                ZTB_ERR_TOO_LARGE);
     int applied;
-    return rev_until(k, ev, exp, skew, &applied);
+    return rev_until(k, ev, exp, skew, 0, &applied);
 }
 
 /* KEYS: agent hash, ztb:revocations. ARGV: event prefix (up to "gen":),
- * max ttl, skew. */
+ * max ttl, skew, now (the broker's clock). */
 static const char rev_agent_lua[] =
     "if redis.call('EXISTS', KEYS[1]) == 0 then return {0, 0, 0} end\n"
-    "local now = tonumber(redis.call('TIME')[1])\n"
+    "local now = tonumber(ARGV[4])\n"
     "local skew = tonumber(ARGV[3])\n"
     "local gen = redis.call('HINCRBY', KEYS[1], 'gen', 1)\n"
     "local exp = now + tonumber(ARGV[2])\n"
@@ -170,9 +204,11 @@ ztb_err store_rev_agent(const char *agent, unsigned max_ttl, unsigned skew, int6
     ZTB_ENSURE(store_keyf(k, "ztb:{%s}:agent", agent) &&
                    event_text(prefix, "agent", agent, ",\"gen\":"),
                ZTB_ERR_TOO_LARGE);
+    char n[24];
     snprintf(ttl, sizeof(ttl), "%u", max_ttl ? max_ttl : 1);
     snprintf(s, sizeof(s), "%u", skew);
-    const char *argv[] = {k, STORE_REV_CHANNEL, prefix, ttl, s};
+    snprintf(n, sizeof(n), "%lld", (long long)broker_now());
+    const char *argv[] = {k, STORE_REV_CHANNEL, prefix, ttl, s, n};
     redisReply *r;
     ZTB_GUARD(redis_eval(&r, rev_agent_lua, sha_of(rev_agent_lua, rev_agent_sha), 2,
                          (int)ZTB_ARRAY_LEN(argv), argv, NULL));
@@ -188,9 +224,10 @@ ztb_err store_rev_agent(const char *agent, unsigned max_ttl, unsigned skew, int6
 }
 
 /* KEYS: ztb:aud:<aud>:killed, ztb:revocations. ARGV: kill event, lift
- * event, lift?, skew. A kill has exp 0 (until lifted): score +inf. */
+ * event, lift?, skew, now (the broker's clock). A kill has exp 0 (until
+ * lifted): score +inf. */
 static const char rev_aud_lua[] =
-    "local now = tonumber(redis.call('TIME')[1])\n"
+    "local now = tonumber(ARGV[5])\n"
     "local skew = tonumber(ARGV[4])\n"
     "if ARGV[3] == '1' then\n"
     "  local had = redis.call('DEL', KEYS[1])\n"
@@ -211,8 +248,10 @@ ztb_err store_rev_audience(const char *audience, int lift, unsigned skew, int *c
                    event_text(kill, "audience", audience, ",\"exp\":0}") &&
                    event_text(lifted, "audience", audience, ",\"lifted\":true}"),
                ZTB_ERR_TOO_LARGE);
+    char n[24];
     snprintf(s, sizeof(s), "%u", skew);
-    const char *argv[] = {k, STORE_REV_CHANNEL, kill, lifted, lift ? "1" : "0", s};
+    snprintf(n, sizeof(n), "%lld", (long long)broker_now());
+    const char *argv[] = {k, STORE_REV_CHANNEL, kill, lifted, lift ? "1" : "0", s, n};
     redisReply *r;
     ZTB_GUARD(redis_eval(&r, rev_aud_lua, sha_of(rev_aud_lua, rev_aud_sha), 2,
                          (int)ZTB_ARRAY_LEN(argv), argv, NULL));
@@ -256,13 +295,8 @@ ztb_err store_agent_flag(const char *agent, const char *flag, int on, int *chang
 ztb_err store_rev_list(unsigned skew, size_t limit, json_t **out)
 {
     *out = NULL;
-    redisReply *r, *t;
-    ZTB_GUARD(redis_commandf(&t, "TIME"));
-    if (t->type != REDIS_REPLY_ARRAY || t->elements != 2 ||
-        t->element[0]->type != REDIS_REPLY_STRING)
-        return store_unexpected_reply(t, "time");
-    long long now = parse_ll(t->element[0]->str);
-    freeReplyObject(t);
+    redisReply *r;
+    long long now = (long long)broker_now();
     char min[32], lim[24];
     snprintf(min, sizeof(min), "%lld", now - (long long)skew);
     snprintf(lim, sizeof(lim), "%zu", limit ? limit : 1);
@@ -319,7 +353,8 @@ ztb_err store_token_state(const char *jti, const char *agent, const char *audien
         k5[STORE_KEY_MAX], g[24], c[24];
     ZTB_ENSURE(store_keyf(k1, "ztb:rev:jti:%s", jti) && store_keyf(k2, "ztb:{%s}:agent", agent) &&
                    store_keyf(k3, "ztb:aud:%s:killed", audience) &&
-                   store_keyf(k4, "ztb:key:%s:tainted", kid) && store_keyf(k5, "ztb:used:%s", jti),
+                   store_keyf(k4, "ztb:key:%s:tainted", kid) &&
+                   store_keyf(k5, ZTB_WIRE_USED_KEY_FMT, jti),
                ZTB_ERR_TOO_LARGE);
     snprintf(g, sizeof(g), "%lld", (long long)token_gen);
     snprintf(c, sizeof(c), "%llu", (unsigned long long)consume_ms);

@@ -5,6 +5,7 @@
  * Keys (A = an agent name; hash tags keep an agent's keys in one slot):
  *
  *   ztb:rev:jti:<jti>              STR  a revoked token; EX = its remaining life + skew
+ *                                  (by the broker's clock: see store_rev_jti)
  *   ztb:{A}:agent  gen             HASH tokens whose ztb.gen is below it are dead
  *   ztb:{A}:agent  quarantined     "1": no new tokens; approval "1": every token
  *                                  needs approval (both read by the issuance script)
@@ -60,15 +61,23 @@ int store_id_ok(const char *s);
 /* ---- revocations --------------------------------------------------------- */
 
 /*
- * Revoke one token: its jti, until exp (+ skew). *applied is 0 when the
- * token is already dead everywhere (exp + skew passed): nothing is written.
+ * Revoke one token: its jti, until exp (+ skew) by the broker's clock, and
+ * in Redis for at least min_ttl seconds. Redis is given the remaining
+ * seconds, never asked what time it is, so a Redis clock ahead of ours
+ * cannot drop the revocation (and min_ttl is margin against a Redis clock
+ * that jumps forward later). The event announced, and its score in
+ * ztb:revocations, is exp. *applied is 0 only when exp + skew has passed
+ * by the broker's own clock: nothing is written. An entry that already
+ * lives longer keeps its longer life. The caller decides exp
+ * (revocation.c: a verified exp, or the longest token life).
  */
-ztb_err store_rev_jti(const char *jti, int64_t exp, unsigned skew, int *applied);
+ztb_err store_rev_jti(const char *jti, int64_t exp, unsigned skew, unsigned min_ttl, int *applied);
 
 /*
  * Bump the agent's generation: every token it holds dies. The announcement
- * lives max_ttl seconds (the longest a token can live). *gen is the new
- * generation, *exp the announcement's expiry. NOT_FOUND for an unknown agent.
+ * lives max_ttl seconds (the longest a token can live) from the broker's
+ * now. *gen is the new generation, *exp the announcement's expiry.
+ * NOT_FOUND for an unknown agent.
  */
 ztb_err store_rev_agent(const char *agent, unsigned max_ttl, unsigned skew, int64_t *gen,
                         int64_t *exp);
@@ -79,7 +88,7 @@ ztb_err store_rev_agent(const char *agent, unsigned max_ttl, unsigned skew, int6
  */
 ztb_err store_rev_audience(const char *audience, int lift, unsigned skew, int *changed);
 
-/* Taint a signing key until exp (+ skew). */
+/* Taint a signing key until exp (+ skew), by the broker's clock. */
 ztb_err store_rev_key(const char *kid, int64_t exp, unsigned skew);
 
 /*
@@ -89,8 +98,9 @@ ztb_err store_rev_key(const char *kid, int64_t exp, unsigned skew);
 ztb_err store_agent_flag(const char *agent, const char *flag, int on, int *changed);
 
 /*
- * The live revocation events (exp + skew not passed, or until lifted), at
- * most limit: a new JSON array of the event objects (caller decrefs).
+ * The live revocation events (exp + skew not passed by the broker's clock,
+ * or until lifted), at most limit: a new JSON array of the event objects
+ * (caller decrefs).
  */
 ztb_err store_rev_list(unsigned skew, size_t limit, struct json_t **out);
 

@@ -1,8 +1,6 @@
 /*
  * token.c - the token exchange endpoint (see token.h).
  */
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,6 +42,7 @@ static const char *const allowed_params[] = {"grant_type",
                                              "subject_token",
                                              "subject_token_type",
                                              "requested_token_type",
+                                             "may_act",
                                              NULL};
 
 /* Everything one request carries through the checks. */
@@ -51,12 +50,17 @@ struct token_req {
     struct form f;
     struct client_identity id;
     const char *audience, *action, *resource;
-    json_t *details;    /* parsed authorization_details (array), or NULL */
-    char *details_json; /* the object the token carries, as text, or NULL */
-    char act_sub[512];  /* delegation: on whose behalf ("" if none) */
+    json_t *details;             /* parsed authorization_details (array), or NULL */
+    char *details_json;          /* the object the token carries, as text, or NULL */
+    char act_sub[512];           /* delegation: on whose behalf ("" if none) */
+    struct introspected subject; /* delegation: the verified subject token */
+    int act_restricted;          /* its may_act named this agent */
+    char may_act[320];           /* may_act.sub for the token issued ("" if none) */
     ztb_dpop_result dpop;
     int has_dpop;
-    int bind_mtls; /* cnf x5t#S256 */
+    int caller_live;   /* the agent's state was checked against the credential */
+    int dpop_recorded; /* the DPoP proof's jti is remembered (never twice) */
+    int bind_mtls;     /* cnf x5t#S256 */
     char actor[96];
     int64_t now;
 };
@@ -148,70 +152,224 @@ static int parse_details(struct token_req *t, const char *text, struct http_resp
     return 1;
 }
 
-/* Delegation: the subject token must be one of ours, for us, alive. */
-static int check_subject_token(struct token_req *t, struct keys_state *ks, const char *tok,
-                               const char *type, struct http_resp *resp)
+static int denied(struct token_req *t, struct http_resp *resp, unsigned status, const char *code,
+                  const char *why, const char *rule);
+
+/* 400 invalid_grant with why, audited (a stolen or replayed subject token
+ * shows in the audit log); returns 0. */
+static int bad_subject(struct token_req *t, struct http_resp *resp, const char *why)
+{
+    denied(t, resp, 400, "invalid_grant", why, NULL);
+    return 0;
+}
+
+/*
+ * Delegation (RFC 8693): the subject token must be one of ours, addressed to
+ * us, alive (signature, expiry and the revocation state, one Redis round
+ * trip); presented by someone other than its subject; with the proof its cnf
+ * binding demands (a DPoP proof on this request of the cnf.jkt key, or the
+ * mTLS certificate of cnf.x5t#S256); and, when it carries may_act, by the
+ * agent may_act names. A single-use subject token is consumed later, by
+ * consume_subject_token, once the new token is about to be issued. On
+ * success t->subject holds the verified token and t->act_sub its sub.
+ */
+static int check_subject_token(struct token_req *t, const char *tok, const char *type,
+                               struct http_resp *resp)
 {
     if (type == NULL || strcmp(type, TOKEN_TYPE_ACCESS) != 0) {
         http_resp_error(resp, 400, "invalid_request",
                         "subject_token_type must be " TOKEN_TYPE_ACCESS);
         return 0;
     }
-    ztb_jws_header hdr;
-    char store[TOKEN_MAX];
-    ztb_buf payload;
-    ztb_buf_init_fixed(&payload, store, sizeof(store));
-    ztb_err rv = ztb_jws_verify(ks->keyset, tok, strlen(tok), NULL, &hdr, &payload);
-    json_t *c = NULL;
-    if (rv == ZTB_OK && ztb_jws_header_typ_is(&hdr, "at+jwt") &&
-        memchr(store, '\0', payload.len) == NULL) {
-        json_error_t e;
-        c = json_loadb(store, payload.len, JSON_REJECT_DUPLICATES, &e);
-    }
-    const char *iss = c ? json_string_value(json_object_get(c, "iss")) : NULL;
-    const char *aud = c ? json_string_value(json_object_get(c, "aud")) : NULL;
-    const char *sub = c ? json_string_value(json_object_get(c, "sub")) : NULL;
-    json_t *exp = c ? json_object_get(c, "exp") : NULL;
-    int ok = iss && aud && sub && json_is_integer(exp) && strcmp(iss, g_broker.issuer) == 0 &&
-             strcmp(aud, g_broker.issuer) == 0 && t->now < (int64_t)json_integer_value(exp) &&
-             strlen(sub) < sizeof(t->act_sub);
-    /* unrevoked as well (jti, generation, audience, key): one Redis round trip */
-    if (ok && introspect_token(tok, strlen(tok), t->now, 0, NULL) != ZTB_OK)
-        ok = 0;
-    if (ok)
-        memcpy(t->act_sub, sub, strlen(sub) + 1);
-    json_decref(c);
-    if (!ok) {
-        http_resp_error(resp, 400, "invalid_grant",
-                        "subject_token is not a live token of this broker addressed to it");
+    struct introspected *s = &t->subject;
+    ztb_err rv = introspect_verify(tok, strlen(tok), t->now, s);
+    if (rv == ZTB_OK && strcmp(s->aud, g_broker.issuer) != 0)
+        rv = ZTB_ERR_AUDIENCE;
+    if (rv == ZTB_OK && strlen(s->sub) >= sizeof(t->act_sub))
+        rv = ZTB_ERR_CLAIMS;
+    if (rv == ZTB_OK)
+        rv = introspect_state(s, t->now, 0);
+    if (rv == ZTB_ERR_UNAVAILABLE) {
+        unavailable(resp);
         return 0;
     }
+    if (rv == ZTB_ERR_REPLAY)
+        return bad_subject(t, resp, "subject_token is single-use and was already used");
+    if (rv != ZTB_OK)
+        return bad_subject(t, resp,
+                           "subject_token is not a live token of this broker addressed to it");
+    char me[300];
+    snprintf(me, sizeof(me), "spiffe://%s/agent/%s", g_broker.cfg.trust_domain, t->id.agent);
+    if (strcmp(s->agent, t->id.agent) == 0 || strcmp(s->sub, me) == 0)
+        return bad_subject(t, resp,
+                           "subject_token is the caller's own: an agent cannot act on its "
+                           "own behalf (self-delegation)");
+    /* the cnf binding: a bound token works only with its proof (RFC 9449, RFC 8705) */
+    json_t *cnf = json_object_get(s->claims, "cnf");
+    const char *jkt = json_string_value(json_object_get(cnf, "jkt"));
+    const char *x5t = json_string_value(json_object_get(cnf, "x5t#S256"));
+    if (cnf != NULL &&
+        (!json_is_object(cnf) || json_object_size(cnf) != 1 || (jkt == NULL && x5t == NULL)))
+        return bad_subject(t, resp, "subject_token has a cnf binding this broker cannot check");
+    if (jkt != NULL &&
+        !(t->has_dpop && ztb_ct_eq_len(t->dpop.jkt, strlen(t->dpop.jkt), jkt, strlen(jkt))))
+        return bad_subject(t, resp,
+                           "subject_token is DPoP-bound: send a DPoP proof signed with "
+                           "its cnf.jkt key");
+    if (x5t != NULL && !(t->id.method == CLIENT_AUTH_MTLS &&
+                         ztb_ct_eq_len(t->id.x5t_s256, strlen(t->id.x5t_s256), x5t, strlen(x5t))))
+        return bad_subject(t, resp,
+                           "subject_token is mTLS-bound: connect with the TLS client "
+                           "certificate of its cnf.x5t#S256");
+    /* may_act (RFC 8693 §4.4): who may present it */
+    json_t *ma = json_object_get(s->claims, "may_act");
+    if (ma != NULL) {
+        const char *who = json_string_value(json_object_get(ma, "sub"));
+        if (!json_is_object(ma) || who == NULL)
+            return bad_subject(t, resp, "subject_token has a may_act this broker cannot check");
+        if (strcmp(who, me) != 0)
+            return bad_subject(t, resp,
+                               "subject_token's may_act names another agent: only that "
+                               "agent may present it");
+        t->act_restricted = 1;
+    }
+    memcpy(t->act_sub, s->sub, strlen(s->sub) + 1);
     return 1;
 }
 
-static void ip_of(const struct http_req *req, policy_ip *ip)
+/*
+ * Consume a single-use subject token, atomically with its revocation state
+ * (the ztb:used:<jti> marker verifiers and introspection use): only one
+ * exchange ever succeeds. Called last before issuing, so a request refused
+ * by policy or a rate limit does not use it up. 0: resp filled.
+ */
+static int consume_subject_token(struct token_req *t, struct http_resp *resp)
 {
-    memset(ip, 0, sizeof(*ip));
-    if (req->peer == NULL)
-        return;
-    if (req->peer->sa_family == AF_INET) {
-        ip->family = 4;
-        memcpy(ip->addr, &((const struct sockaddr_in *)req->peer)->sin_addr, 4);
-    } else if (req->peer->sa_family == AF_INET6) {
-        ip->family = 6;
-        memcpy(ip->addr, &((const struct sockaddr_in6 *)req->peer)->sin6_addr, 16);
+    if (t->subject.claims == NULL || !t->subject.single_use)
+        return 1;
+    ztb_err rv = introspect_state(&t->subject, t->now, 1);
+    if (rv == ZTB_ERR_UNAVAILABLE) {
+        unavailable(resp);
+        return 0;
+    }
+    if (rv != ZTB_OK)
+        return bad_subject(t, resp,
+                           rv == ZTB_ERR_REPLAY
+                               ? "subject_token is single-use and was already used"
+                               : "subject_token is not a live token of this broker "
+                                 "addressed to it");
+    return 1;
+}
+
+/*
+ * may_act: the agent asks that the token it gets (a subject token, addressed
+ * to this broker) may be presented only by the agent named, a SPIFFE ID of
+ * this trust domain other than its own. 0: resp filled.
+ */
+static int read_may_act(struct token_req *t, struct http_resp *resp)
+{
+    const char *v = form_get(&t->f, "may_act");
+    if (v == NULL)
+        return 1;
+    char prefix[280];
+    int n = snprintf(prefix, sizeof(prefix), "spiffe://%s/agent/", g_broker.cfg.trust_domain);
+    const char *name = strncmp(v, prefix, (size_t)n) == 0 ? v + n : NULL;
+    const char *why = NULL;
+    if (name == NULL || !store_agent_name_ok(name) || strlen(v) >= sizeof(t->may_act))
+        why = "may_act must be an agent's SPIFFE ID in this trust domain";
+    else if (strcmp(name, t->id.agent) == 0)
+        why = "may_act names the caller itself: an agent cannot act on its own behalf";
+    else if (strcmp(t->audience, g_broker.issuer) != 0)
+        why = "may_act is for subject tokens only: audience must be this broker's issuer";
+    if (why != NULL) {
+        http_resp_error(resp, 400, "invalid_request", why);
+        return 0;
+    }
+    memcpy(t->may_act, v, strlen(v) + 1);
+    return 1;
+}
+
+/* What this request's caller must still be for the issue script: the
+ * credential's binding and the DPoP proof to remember. */
+static void expectations(const struct token_req *t, struct store_expect *e)
+{
+    client_auth_expect(&t->id, e);
+    if (t->has_dpop) {
+        e->dpop_jti = t->dpop.jti;
+        e->dpop_ttl_ms = (DPOP_MAX_AGE + 10) * 1000u;
     }
 }
 
-static void denied(struct token_req *t, struct http_resp *resp, unsigned status, const char *code,
-                   const char *why, const char *rule)
+/* Answer a refusal of the issue script's caller checks (STALE_IDENTITY and
+ * the like, DPOP_REPLAY); 1 if v is not one. */
+static int caller_refused(struct token_req *t, enum store_verdict v, struct http_resp *resp)
 {
+    switch (v) {
+    case STORE_UNKNOWN_AGENT:
+    case STORE_DISABLED:
+        http_resp_error(resp, 401, "invalid_client", "unknown or disabled agent");
+        return 0;
+    case STORE_STALE_IDENTITY:
+        http_resp_error(resp, 401, "invalid_client",
+                        t->id.method == CLIENT_AUTH_SESSION ? CLIENT_AUTH_SESSION_REVOKED
+                        : t->id.method == CLIENT_AUTH_MTLS  ? CLIENT_AUTH_SUPERSEDED
+                                                            : CLIENT_AUTH_NOT_LIVE);
+        return 0;
+    case STORE_DPOP_REPLAY:
+        detect_event(DETECT_DPOP_REPLAY, t->id.agent, t->action, t->audience, NULL);
+        http_resp_error(resp, 400, "invalid_dpop_proof", "DPoP proof replayed");
+        return 0;
+    default: return 1;
+    }
+}
+
+/*
+ * 1 once the caller is known to be live: its credential is the agent's
+ * current identity's (client_auth checked it, or the issue script does now,
+ * charging nothing) and its DPoP proof is remembered. Otherwise resp is
+ * filled (401, 400 replay, 503) and 0 returned. Every refusal that leaves a
+ * trace (audit, detectors) asks this first, so a revoked credential leaves
+ * none.
+ */
+static int caller_live(struct token_req *t, struct http_resp *resp)
+{
+    if (t->caller_live)
+        return 1;
+    struct store_expect e;
+    expectations(t, &e);
+    struct store_check ck;
+    ztb_err rv = store_issue_check(t->id.agent, &e, 0, t->action, t->audience, NULL, NULL, &ck);
+    if (rv == ZTB_ERR_UNAVAILABLE) {
+        unavailable(resp);
+        return 0;
+    }
+    if (rv != ZTB_OK) {
+        http_resp_error(resp, 400, "invalid_request", ztb_strerror(rv));
+        return 0;
+    }
+    if (!caller_refused(t, ck.verdict, resp))
+        return 0;
+    t->caller_live = 1;
+    t->dpop_recorded = e.dpop_jti != NULL;
+    return 1;
+}
+
+/* Refuse the request with status, code and why, and record the refusal
+ * (audit, metrics): 1. If the caller turns out not to be live, it is refused
+ * for that instead, nothing is recorded, and 0 is returned: callers feed
+ * detectors only on 1. */
+static int denied(struct token_req *t, struct http_resp *resp, unsigned status, const char *code,
+                  const char *why, const char *rule)
+{
+    if (!caller_live(t, resp))
+        return 0;
     http_resp_error(resp, status, code, why);
     metrics_add(METRIC_TOKENS_DENIED, 1);
     audit("token.denied", t->actor, 0, ZTB_F_STR("agent", t->id.agent),
           ZTB_F_STR("action", t->action), ZTB_F_STR("audience", t->audience),
           ZTB_F_STR("resource", t->resource ? t->resource : ""), ZTB_F_STR("reason", why),
           ZTB_F_STR("rule", rule));
+    return 1;
 }
 
 /* Parse and check the request up to (not including) policy. 0: resp filled. */
@@ -224,14 +382,7 @@ static int read_request(struct token_req *t, struct http_req *req, struct http_r
     }
     ztb_err rv = form_parse(&t->f, req->body, req->body_len, allowed_params);
     if (rv != ZTB_OK) {
-        char why[128];
-        if (rv == ZTB_ERR_EXISTS)
-            snprintf(why, sizeof(why), "parameter '%s' given more than once", t->f.bad_name);
-        else if (t->f.bad_name[0] != '\0')
-            snprintf(why, sizeof(why), "unknown parameter '%s'", t->f.bad_name);
-        else
-            snprintf(why, sizeof(why), "malformed form encoding");
-        http_resp_error(resp, 400, "invalid_request", why);
+        http_resp_error(resp, 400, "invalid_request", form_error(&t->f));
         return 0;
     }
     const char *gt = form_get(&t->f, "grant_type");
@@ -246,9 +397,13 @@ static int read_request(struct token_req *t, struct http_req *req, struct http_r
                         "requested_token_type must be " TOKEN_TYPE_ACCESS);
         return 0;
     }
+    /* the agent's state is checked with the issue script (caller_live or
+     * the full check), before anything is charged or recorded */
     if (client_auth(req, form_get(&t->f, "client_assertion_type"),
-                    form_get(&t->f, "client_assertion"), t->now, 1, &t->id, resp) != ZTB_OK)
+                    form_get(&t->f, "client_assertion"), t->now,
+                    CLIENT_AUTH_SESSION_OK | CLIENT_AUTH_STATE_LATER, &t->id, resp) != ZTB_OK)
         return 0;
+    t->caller_live = t->id.state_checked;
     snprintf(t->actor, sizeof(t->actor), "agent:%s", t->id.agent);
     t->audience = form_get(&t->f, "audience");
     t->action = form_get(&t->f, "scope");
@@ -261,6 +416,13 @@ static int read_request(struct token_req *t, struct http_req *req, struct http_r
     if (t->action == NULL || !action_ok(t->action)) {
         http_resp_error(resp, 400, "invalid_scope",
                         "scope must be exactly one action service:verb of [a-z0-9._-]");
+        return 0;
+    }
+    if (strncmp(t->action, POLICY_RESERVED_SERVICE ":", sizeof(POLICY_RESERVED_SERVICE)) == 0) {
+        /* the broker's own actions (ztb:introspect, ztb:consume) are asked of
+         * it directly, never carried by a token */
+        http_resp_error(resp, 400, "invalid_scope",
+                        "the service \"ztb\" is reserved for the broker's own actions");
         return 0;
     }
     if (t->resource != NULL && !field_ok(t->resource, 0)) {
@@ -279,19 +441,12 @@ static int read_dpop(struct token_req *t, struct http_req *req, struct http_resp
     const char *proof = http_req_header(req, "DPoP");
     if (proof == NULL)
         return 1;
+    /* the proof itself; its jti is remembered by the issue script, once the
+     * caller is known to be live */
     ztb_err rv = ztb_dpop_proof_check(proof, strlen(proof), "POST", client_auth_token_endpoint(),
                                       NULL, t->now, DPOP_MAX_AGE, 5, &t->dpop);
-    if (rv == ZTB_OK)
-        rv = store_dpop_seen(t->id.agent, t->dpop.jti, (DPOP_MAX_AGE + 10) * 1000u);
-    if (rv == ZTB_ERR_UNAVAILABLE) {
-        unavailable(resp);
-        return 0;
-    }
-    if (rv == ZTB_ERR_REPLAY)
-        detect_event(DETECT_DPOP_REPLAY, t->id.agent, t->action, t->audience, NULL);
     if (rv != ZTB_OK) {
-        http_resp_error(resp, 400, "invalid_dpop_proof",
-                        rv == ZTB_ERR_REPLAY ? "DPoP proof replayed" : ztb_strerror(rv));
+        http_resp_error(resp, 400, "invalid_dpop_proof", ztb_strerror(rv));
         return 0;
     }
     t->has_dpop = 1;
@@ -316,6 +471,7 @@ static void issue(struct token_req *t, struct keys_state *ks, const policy_decis
         .resource = t->resource,
         .details_json = t->details_json,
         .act_sub = t->act_sub[0] ? t->act_sub : NULL,
+        .may_act_sub = t->may_act[0] ? t->may_act : NULL,
         .cnf_jkt = t->has_dpop ? t->dpop.jkt : NULL,
         .cnf_x5t = t->bind_mtls ? t->id.x5t_s256 : NULL,
         .rule = d->rule,
@@ -392,7 +548,9 @@ void handle_token(struct http_req *req, struct http_resp *resp)
         goto out;
     }
     const char *st = form_get(&t.f, "subject_token");
-    if (st != NULL && !check_subject_token(&t, ks, st, form_get(&t.f, "subject_token_type"), resp))
+    if (st != NULL && !check_subject_token(&t, st, form_get(&t.f, "subject_token_type"), resp))
+        goto out;
+    if (!read_may_act(&t, resp))
         goto out;
 
     pol = g_broker.policy ? policy_holder_acquire(g_broker.policy) : NULL;
@@ -408,16 +566,17 @@ void handle_token(struct http_req *req, struct http_resp *resp)
         .resource = t.resource ? t.resource : "",
         .ctx = {.now = t.now,
                 .act = t.act_sub[0] ? t.act_sub : NULL,
+                .act_restricted = t.act_restricted,
                 .authorization_details = t.details},
     };
-    ip_of(req, &pr.ctx.source);
+    http_req_peer_ip(req, &pr.ctx.source.family, pr.ctx.source.addr);
     if (policy_eval(pol, &pr, &d) != ZTB_OK || d.effect == POLICY_DENY) {
         char why[300];
         ztb_buf wb;
         ztb_buf_init_fixed(&wb, why, sizeof(why));
         policy_decision_describe(&d, &wb);
-        denied(&t, resp, 403, "access_denied", why, d.rule);
-        detect_event(DETECT_POLICY_DENIAL, t.id.agent, t.action, t.audience, why);
+        if (denied(&t, resp, 403, "access_denied", why, d.rule))
+            detect_event(DETECT_POLICY_DENIAL, t.id.agent, t.action, t.audience, why);
         goto out;
     }
     if (d.effect == POLICY_APPROVAL_REQUIRED) {
@@ -449,8 +608,11 @@ void handle_token(struct http_req *req, struct http_resp *resp)
     struct store_rate ar = {d.ob.per_agent.rate, d.ob.per_agent.burst, d.ob.per_agent.period};
     struct store_rate xr = {d.ob.per_action.rate, d.ob.per_action.burst, d.ob.per_action.period};
     struct store_check ck;
-    ztb_err rv = store_issue_check(t.id.agent, t.id.generation, t.id.epoch, t.action, t.audience,
-                                   &ar, &xr, &ck);
+    struct store_expect e;
+    expectations(&t, &e);
+    if (t.dpop_recorded)
+        e.dpop_jti = NULL;
+    ztb_err rv = store_issue_check(t.id.agent, &e, 1, t.action, t.audience, &ar, &xr, &ck);
     if (rv == ZTB_ERR_UNAVAILABLE) {
         unavailable(resp);
         goto out;
@@ -459,16 +621,15 @@ void handle_token(struct http_req *req, struct http_resp *resp)
         http_resp_error(resp, 400, "invalid_request", ztb_strerror(rv));
         goto out;
     }
+    if (!caller_refused(&t, ck.verdict, resp))
+        goto out;
+    t.caller_live = 1;
     switch (ck.verdict) {
     case STORE_OK: break;
     case STORE_UNKNOWN_AGENT:
     case STORE_DISABLED:
-        http_resp_error(resp, 401, "invalid_client", "unknown or disabled agent");
-        goto out;
     case STORE_STALE_IDENTITY:
-        http_resp_error(resp, 401, "invalid_client",
-                        "the agent was revoked or enrolled again during this request");
-        goto out;
+    case STORE_DPOP_REPLAY: goto out; /* answered by caller_refused */
     case STORE_QUARANTINED:
         denied(&t, resp, 403, "access_denied", "the agent is quarantined", NULL);
         goto out;
@@ -478,11 +639,13 @@ void handle_token(struct http_req *req, struct http_resp *resp)
     case STORE_RATE_AGENT:
     case STORE_RATE_ACTION: {
         unsigned secs = (ck.retry_after_ms + 999) / 1000;
-        denied(&t, resp, 429, "slow_down",
-               ck.verdict == STORE_RATE_AGENT ? "rate limit: agent" : "rate limit: agent x action",
-               d.rule);
-        http_resp_header(resp, "Retry-After", "%u", secs ? secs : 1);
-        detect_event(DETECT_RATE_LIMITED, t.id.agent, t.action, t.audience, NULL);
+        if (denied(&t, resp, 429, "slow_down",
+                   ck.verdict == STORE_RATE_AGENT ? "rate limit: agent"
+                                                  : "rate limit: agent x action",
+                   d.rule)) {
+            http_resp_header(resp, "Retry-After", "%u", secs ? secs : 1);
+            detect_event(DETECT_RATE_LIMITED, t.id.agent, t.action, t.audience, NULL);
+        }
         goto out;
     }
     }
@@ -491,11 +654,14 @@ void handle_token(struct http_req *req, struct http_resp *resp)
                "this agent needs a human's approval for every action now", d.rule);
         goto out;
     }
+    if (!consume_subject_token(&t, resp))
+        goto out;
     issue(&t, ks, &d, &ck, resp);
 out:
     if (pol != NULL)
         policy_holder_release(pol);
     keys_release(ks);
+    introspected_free(&t.subject);
     json_decref(t.details);
     if (t.details_json != NULL)
         ztb_free_secret_str(t.details_json);

@@ -3,11 +3,13 @@
  *
  * The order of checks is the order of cost, and nothing is issued unless
  * every one passed: form and parameters; client authentication (session:
- * one HMAC); delegation and DPoP (signatures, only when present); policy
+ * one HMAC); delegation and DPoP (signatures, only when present; a subject
+ * token's revocation state is one Redis round trip); policy
  * (in memory, no allocation); then the one atomic Redis call (agent active,
- * not quarantined, audience alive, both rate limits, generation); then one
- * ES256 signature; then the audit line. Redis trouble is 503 and nothing is
- * issued (fail closed).
+ * not quarantined, audience alive, both rate limits, generation); then a
+ * single-use subject token is consumed (only now, so a refused request does
+ * not use it up); then one ES256 signature; then the audit line. Redis trouble is 503 and nothing
+ * is issued (fail closed).
  */
 #ifndef ZTB_BROKER_TOKEN_H
 #define ZTB_BROKER_TOKEN_H

@@ -45,6 +45,7 @@ static void usage(FILE *out)
             "--context is a JSON object with any of:\n"
             "  \"time\": \"2025-06-04T10:00:00Z\" or Unix seconds (default: now)\n"
             "  \"act\": the subject the agent acts for (delegation)\n"
+            "  \"act_restricted\": true if the subject token's may_act named the agent\n"
             "  \"source_ip\": \"10.20.1.2\"\n"
             "  \"authorization_details\": [{\"type\": \"payment\", \"amount\": 20}]\n"
             "\n"
@@ -176,9 +177,9 @@ static json_t *read_context(const char *arg)
     json_t *v;
     json_object_foreach(j, k, v)
     {
-        if (strcmp(k, "time") != 0 && strcmp(k, "act") != 0 && strcmp(k, "source_ip") != 0 &&
-            strcmp(k, "authorization_details") != 0) {
-            ztbctl_err("--context: unknown field \"%s\" (time, act, source_ip, "
+        if (strcmp(k, "time") != 0 && strcmp(k, "act") != 0 && strcmp(k, "act_restricted") != 0 &&
+            strcmp(k, "source_ip") != 0 && strcmp(k, "authorization_details") != 0) {
+            ztbctl_err("--context: unknown field \"%s\" (time, act, act_restricted, source_ip, "
                        "authorization_details)",
                        k);
             json_decref(j);
@@ -212,6 +213,12 @@ static int apply_context(json_t *c, policy_context *ctx)
         return 0;
     }
     ctx->act = json_string_value(act);
+    json_t *ar = json_object_get(c, "act_restricted");
+    if (ar != NULL && !json_is_boolean(ar)) {
+        ztbctl_err("--context: act_restricted must be true or false");
+        return 0;
+    }
+    ctx->act_restricted = json_is_true(ar);
     json_t *ip = json_object_get(c, "source_ip");
     if (ip != NULL && policy_ip_parse(json_string_value(ip), &ctx->source) != ZTB_OK) {
         ztbctl_err("--context: source_ip must be an IPv4 or IPv6 address");

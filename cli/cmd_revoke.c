@@ -20,7 +20,7 @@ static void usage(FILE *out)
     fprintf(out,
             "usage: ztbctl revoke token JTI [--exp UNIX_TIME] [--reason TEXT]\n"
             "       ztbctl revoke token --token-file FILE|- [--reason TEXT]\n"
-            "       ztbctl revoke agent NAME [--reason TEXT]     tokens, sessions, identity all die\n"
+            "       ztbctl revoke agent NAME [--reason TEXT]     tokens, sessions, identity die\n"
             "       ztbctl revoke audience AUD [--lift] [--reason TEXT]\n"
             "       ztbctl revoke key KID [--reason TEXT]        taint a signing key, rotate away\n"
             "       ztbctl revoke list                           live revocations\n"
@@ -28,8 +28,11 @@ static void usage(FILE *out)
             "       ztbctl release AGENT                         lift quarantine and approval\n"
             "\n"
             "Every revocation is written to Redis, announced on ztb:revocations to every\n"
-            "verifier and broker, and recorded durably in the audit log. A token revoked\n"
-            "by JTI without --exp stays revoked for the longest token life.\n");
+            "verifier and broker, and recorded durably in the audit log; ztbctl reports\n"
+            "success only for what the broker confirms it stored. A token revoked by JTI\n"
+            "stays revoked for the longest token life (--exp is kept in the audit line,\n"
+            "never believed); with --token-file the broker verifies the token and keeps\n"
+            "the revocation until its exp.\n");
 }
 
 /* An expiry for people: "until lifted" for 0. */
@@ -89,6 +92,17 @@ static char *read_token(const char *path)
     return buf;
 }
 
+/*
+ * 1 if the broker's answer names what it revoked and whether it stored it:
+ * success is never reported for a revocation the broker did not confirm.
+ */
+static int confirms(json_t *r)
+{
+    return json_is_string(json_object_get(r, "type")) && json_is_string(json_object_get(r, "id")) &&
+           json_is_boolean(json_object_get(r, "changed"));
+}
+
+/* Print what the broker says it stored (r confirms it). */
 static void print_result(json_t *r)
 {
     const char *type = json_string_value(json_object_get(r, "type"));
@@ -97,23 +111,23 @@ static void print_result(json_t *r)
     int lift = json_is_true(json_object_get(r, "lift"));
     char until[40];
     fmt_until((int64_t)json_integer_value(json_object_get(r, "exp")), until, sizeof(until));
-    if (id == NULL) {
-        printf("nothing to do: %s\n", json_string_value(json_object_get(r, "detail")));
-        return;
-    }
     if (lift)
         printf("audience %s enabled again%s\n", id, changed ? "" : " (it was not disabled)");
     else if (strcmp(type, "agent") == 0)
-        printf("agent %s: every token it holds is revoked (generation now %lld), announced "
-               "until %s\n",
-               id, (long long)json_integer_value(json_object_get(r, "gen")), until);
+        printf("agent %s: every token, session and identity document it holds is revoked "
+               "(generation now %lld), announced until %s; it needs a new join token "
+               "(ztbctl agent join-token %s) to come back\n",
+               id, (long long)json_integer_value(json_object_get(r, "gen")), until, id);
     else if (strcmp(type, "audience") == 0)
         printf("audience %s disabled %s%s\n", id, until, changed ? "" : " (it already was)");
     else if (strcmp(type, "key") == 0)
         printf("key %s tainted until %s\n", id, until);
-    else
-        printf("token %s revoked until %s%s\n", id, until,
-               changed ? "" : " (it had expired already: nothing to do)");
+    else if (changed)
+        printf("token %s revoked until %s\n", id, until);
+    else /* the broker verified the token's exp and it has passed */
+        printf("token %s expired at %s (verified by the broker): no verifier accepts it, "
+               "nothing to do\n",
+               id, until);
     const char *kid = json_string_value(json_object_get(r, "new_kid"));
     const char *detail = json_string_value(json_object_get(r, "detail"));
     if (kid != NULL)
@@ -211,6 +225,11 @@ int cmd_revoke(struct ztbctl *ctl, int argc, char **argv)
     int rc = ztbctl_admin(ctl, "POST", "/v1/revocations", body, &r, &status);
     json_decref(body);
     if (rc != 0) {
+        json_decref(r);
+        return ZTBCTL_EXIT_FAIL;
+    }
+    if (!confirms(r)) {
+        ztbctl_err("the broker's answer does not confirm the revocation: it is not done");
         json_decref(r);
         return ZTBCTL_EXIT_FAIL;
     }

@@ -7,10 +7,12 @@
  * socket (file permissions are the access control). Commands that work on
  * files (keys, ca, policy check/explain) need no broker.
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/secret.h"
 #include "ztbctl.h"
 
 #ifndef ZTB_VERSION
@@ -34,6 +36,7 @@ static const struct ztbctl_cmd commands[] = {
 static void usage(FILE *out)
 {
     fprintf(out, "usage: ztbctl [--socket PATH] [--json] [--quiet] COMMAND [ARGS...]\n"
+                 "       (the options may also follow the command: ztbctl agent list --json)\n"
                  "\n"
                  "Operate a ztb credential broker.\n"
                  "\n"
@@ -53,23 +56,50 @@ static void usage(FILE *out)
             DEFAULT_SOCKET);
 }
 
+/*
+ * One global option at argv[i], if it is one: applied to ctl, and the
+ * number of arguments it took (1 or 2) returned; 0 if argv[i] is not a
+ * global option. --version and --help are not taken here (a command has
+ * its own --help).
+ */
+static int global_option(struct ztbctl *ctl, int argc, char **argv, int i)
+{
+    if (strcmp(argv[i], "--json") == 0) {
+        ctl->json = 1;
+        return 1;
+    }
+    if (strcmp(argv[i], "--quiet") == 0 || strcmp(argv[i], "-q") == 0) {
+        ctl->quiet = 1;
+        return 1;
+    }
+    if (strcmp(argv[i], "--socket") == 0 && i + 1 < argc) {
+        ctl->socket_path = argv[i + 1];
+        return 2;
+    }
+    if (strncmp(argv[i], "--socket=", 9) == 0) {
+        ctl->socket_path = argv[i] + 9;
+        return 1;
+    }
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     struct ztbctl ctl = {0};
+    /* ztbctl reads passphrases and key files and carries join tokens */
+    if (ztb_no_core_dumps() != ZTB_OK) {
+        ztbctl_err("cannot turn core dumps off: %s", strerror(errno));
+        return ZTBCTL_EXIT_FAIL;
+    }
     ctl.socket_path = getenv("ZTB_ADMIN_SOCKET");
     if (ctl.socket_path == NULL || ctl.socket_path[0] == '\0')
         ctl.socket_path = DEFAULT_SOCKET;
 
     int i = 1;
     for (; i < argc && argv[i][0] == '-'; i++) {
-        if (strcmp(argv[i], "--json") == 0) {
-            ctl.json = 1;
-        } else if (strcmp(argv[i], "--quiet") == 0 || strcmp(argv[i], "-q") == 0) {
-            ctl.quiet = 1;
-        } else if (strcmp(argv[i], "--socket") == 0 && i + 1 < argc) {
-            ctl.socket_path = argv[++i];
-        } else if (strncmp(argv[i], "--socket=", 9) == 0) {
-            ctl.socket_path = argv[i] + 9;
+        int took = global_option(&ctl, argc, argv, i);
+        if (took > 0) {
+            i += took - 1;
         } else if (strcmp(argv[i], "--version") == 0) {
             printf("ztbctl %s\n", ZTB_VERSION);
             return ZTBCTL_EXIT_OK;
@@ -85,9 +115,33 @@ int main(int argc, char **argv)
         usage(stderr);
         return ZTBCTL_EXIT_USAGE;
     }
+    /* global options may also follow the command (`ztbctl agent list
+     * --json`), up to a `--`: taken out before the command sees its
+     * arguments */
+    char **args = calloc((size_t)(argc - i) + 1, sizeof(*args));
+    if (args == NULL) {
+        ztbctl_err("out of memory");
+        return ZTBCTL_EXIT_FAIL;
+    }
+    int n = 0, rest = 0;
+    args[n++] = argv[i];
+    for (int j = i + 1; j < argc; j++) {
+        int took = rest ? 0 : global_option(&ctl, argc, argv, j);
+        if (took > 0) {
+            j += took - 1;
+            continue;
+        }
+        rest |= strcmp(argv[j], "--") == 0;
+        args[n++] = argv[j];
+    }
+    args[n] = NULL;
     for (size_t c = 0; c < sizeof(commands) / sizeof(commands[0]); c++)
-        if (strcmp(argv[i], commands[c].name) == 0)
-            return commands[c].fn(&ctl, argc - i, argv + i);
+        if (strcmp(args[0], commands[c].name) == 0) {
+            int rc = commands[c].fn(&ctl, n, args);
+            free(args);
+            return rc;
+        }
+    free(args);
     ztbctl_err("unknown command '%s' (see ztbctl --help)", argv[i]);
     return ZTBCTL_EXIT_USAGE;
 }

@@ -1,8 +1,11 @@
 /*
- * secret.c - wipe, constant-time compare, random bytes (see secret.h).
+ * secret.c - wipe, constant-time compare, random bytes, no core dumps (see
+ * secret.h).
  */
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
 
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
@@ -53,4 +56,14 @@ void ztb_free_secret_str(char *s)
     if (s == NULL)
         return;
     ztb_free_secret(s, strlen(s) + 1);
+}
+
+ztb_err ztb_no_core_dumps(void)
+{
+    const struct rlimit none = {0, 0};
+    if (setrlimit(RLIMIT_CORE, &none) != 0)
+        return ZTB_ERR_IO;
+    if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0)
+        return ZTB_ERR_IO;
+    return ZTB_OK;
 }

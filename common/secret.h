@@ -31,6 +31,16 @@ int ztb_ct_eq_len(const void *a, size_t alen, const void *b, size_t blen);
 /* Fill out with n bytes from the system CSPRNG. CRYPTO if it cannot. */
 ztb_err ztb_random(void *out, size_t n);
 
+/*
+ * Keep this process's memory out of core files and away from other processes
+ * of its user: RLIMIT_CORE 0 (soft and hard) and not dumpable
+ * (PR_SET_DUMPABLE 0, which also refuses ptrace and makes /proc/PID root's).
+ * Call it first thing in every program that holds a key, a passphrase or a
+ * token, and again after a change of uid (which resets dumpability to
+ * fs.suid_dumpable). IO if the kernel refuses.
+ */
+ztb_err ztb_no_core_dumps(void);
+
 /* Wipe then free n bytes at p (p may be NULL). */
 void ztb_free_secret(void *p, size_t n);
 

@@ -339,8 +339,11 @@ policy_tri policy_cond_eval(const struct policy_conditions *c, const policy_cont
     }
     if (c->delegation != POLICY_DELEGATION_ANY) {
         int delegated = ctx->act != NULL;
-        int want = c->delegation == POLICY_DELEGATION_REQUIRED;
-        if (fold(delegated == want ? POLICY_TRUE : POLICY_FALSE, c->desc_delegation, &acc, failed))
+        int holds = c->delegation == POLICY_DELEGATION_FORBIDDEN ? !delegated
+                    : c->delegation == POLICY_DELEGATION_RESTRICTED
+                        ? delegated && ctx->act_restricted
+                        : delegated;
+        if (fold(holds ? POLICY_TRUE : POLICY_FALSE, c->desc_delegation, &acc, failed))
             return acc;
     }
     if (c->n_act > 0) {

@@ -39,6 +39,7 @@ enum policy_delegation {
     POLICY_DELEGATION_ANY = 0,
     POLICY_DELEGATION_REQUIRED = 1,
     POLICY_DELEGATION_FORBIDDEN = 2,
+    POLICY_DELEGATION_RESTRICTED = 3, /* required, and the subject token had may_act */
 };
 
 /* Largest magnitude of a limit bound: integers up to it are exact in a double. */

@@ -208,6 +208,8 @@ static json_t *request_json(const policy *p, const policy_request *req,
     put(o, "resource", str_or_null(req->resource ? req->resource : ""), &ok);
     put(o, "time", json_string(t), &ok);
     put(o, "act", str_or_null(req->ctx.act), &ok);
+    if (req->ctx.act != NULL && req->ctx.act_restricted)
+        put(o, "act_restricted", json_true(), &ok);
     char ip[INET6_ADDRSTRLEN] = "";
     if (req->ctx.source.family == 4)
         inet_ntop(AF_INET, req->ctx.source.addr, ip, sizeof(ip));
@@ -459,6 +461,8 @@ ztb_err policy_explain_text(const json_t *ex, ztb_buf *b)
     line(b, "time", jstr(req, "time"));
     line(b, "act",
          json_is_null(json_object_get(req, "act")) ? "(not delegated)" : jstr(req, "act"));
+    if (json_is_true(json_object_get(req, "act_restricted")))
+        line(b, "act_restricted", "yes (the subject token's may_act names the agent)");
     line(b, "source_ip",
          json_is_null(json_object_get(req, "source_ip")) ? "(unknown)" : jstr(req, "source_ip"));
     const json_t *ad = json_object_get(req, "authorization_details");

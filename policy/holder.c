@@ -11,6 +11,8 @@
  * did not load cleanly, or hold the lock while loading or freeing.
  */
 #include <pthread.h>
+#include <stdio.h>
+#include <string.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 
@@ -23,6 +25,7 @@ struct policy_holder {
     pthread_mutex_t reload; /* one reload at a time */
     policy *current;
     atomic_uint_fast64_t generation;
+    char trust_domain[256]; /* "" or the only trust domain a document may name */
 };
 
 ztb_err policy_holder_new(policy_holder **out)
@@ -81,6 +84,31 @@ void policy_holder_swap(policy_holder *h, policy *next)
     policy_unref(old); /* freed here or by the last in-flight request */
 }
 
+void policy_holder_require_trust_domain(policy_holder *h, const char *td)
+{
+    pthread_mutex_lock(&h->reload);
+    snprintf(h->trust_domain, sizeof(h->trust_domain), "%s", td ? td : "");
+    pthread_mutex_unlock(&h->reload);
+}
+
+/* Install next if it names the required trust domain; else drop it and say
+ * why in diag. Called with h->reload held. */
+static ztb_err install(policy_holder *h, policy *next, policy_diag *diag)
+{
+    if (h->trust_domain[0] != '\0' && strcmp(policy_trust_domain(next), h->trust_domain) != 0) {
+        if (diag != NULL)
+            policy_diag_add(diag, 0, 0, "trust_domain", NULL,
+                            "the policy is for trust domain %s, this broker serves %s "
+                            "(--trust-domain): every agent would be denied; fix the file or "
+                            "the flag",
+                            policy_trust_domain(next), h->trust_domain);
+        policy_unref(next);
+        return ZTB_ERR_POLICY;
+    }
+    policy_holder_swap(h, next);
+    return ZTB_OK;
+}
+
 ztb_err policy_holder_reload(policy_holder *h, const void *doc, size_t len, policy_diag *diag)
 {
     if (h == NULL)
@@ -89,7 +117,7 @@ ztb_err policy_holder_reload(policy_holder *h, const void *doc, size_t len, poli
     pthread_mutex_lock(&h->reload);
     ztb_err rv = policy_load(doc, len, &next, diag);
     if (rv == ZTB_OK)
-        policy_holder_swap(h, next);
+        rv = install(h, next, diag);
     pthread_mutex_unlock(&h->reload);
     return rv;
 }
@@ -102,7 +130,7 @@ ztb_err policy_holder_reload_file(policy_holder *h, const char *path, policy_dia
     pthread_mutex_lock(&h->reload);
     ztb_err rv = policy_load_file(path, &next, diag);
     if (rv == ZTB_OK)
-        policy_holder_swap(h, next);
+        rv = install(h, next, diag);
     pthread_mutex_unlock(&h->reload);
     return rv;
 }

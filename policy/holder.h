@@ -54,12 +54,20 @@ void policy_holder_release(policy *p);
 void policy_holder_swap(policy_holder *h, policy *next);
 
 /*
- * Load a document and, only if it loads without any problem, install it.
+ * Load a document and, only if it loads without any problem (and names the
+ * required trust domain, if one is set), install it.
  * Otherwise the policy in force does not change and the error (JSON, POLICY,
  * IO, TOO_LARGE, NOMEM) is returned with its messages in diag (may be NULL).
  * Reloads are serialised with each other, never with requests.
  */
 ztb_err policy_holder_reload(policy_holder *h, const void *doc, size_t len, policy_diag *diag);
+
+/*
+ * From now on refuse (POLICY, with a message in diag) any document whose
+ * trust domain is not td: a start and a reload refuse the same documents.
+ * td NULL or "": any.
+ */
+void policy_holder_require_trust_domain(policy_holder *h, const char *td);
 ztb_err policy_holder_reload_file(policy_holder *h, const char *path, policy_diag *diag);
 
 /* How many policies have been installed so far (0 before the first). */

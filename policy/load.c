@@ -1071,9 +1071,12 @@ static void parse_conditions(struct ld *L, json_t *v, const char *where,
             c->delegation = POLICY_DELEGATION_REQUIRED;
         else if (strcmp(dl, "forbidden") == 0)
             c->delegation = POLICY_DELEGATION_FORBIDDEN;
+        else if (strcmp(dl, "restricted") == 0)
+            c->delegation = POLICY_DELEGATION_RESTRICTED;
         else
             fail(L, where, path(fk, sizeof(fk), field, "delegation"),
-                 "must be \"required\" or \"forbidden\" (leave it out to allow both)");
+                 "must be \"required\", \"restricted\" (required, with a may_act naming the "
+                 "agent) or \"forbidden\" (leave it out to allow both)");
         if (c->delegation != POLICY_DELEGATION_ANY)
             c->desc_delegation = ztb_arena_printf(L->a, "delegation %s", dl);
     }

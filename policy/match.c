@@ -12,6 +12,7 @@
 #include "common/utf8.h"
 #include "policy/compile.h"
 #include "policy/match.h"
+#include "policy/policy.h"
 
 static int name_char(unsigned char c)
 {
@@ -158,6 +159,10 @@ static int action_matches(const struct policy_action_pat *a, const struct policy
     if (a->literal_len != 0) /* "service:verb" with no star: one comparison */
         return a->literal_len == s->action_len &&
                policy_bytes_eq(a->text, s->action, s->action_len);
+    /* the broker's own actions only by name (policy.h) */
+    if (s->service_len == sizeof(POLICY_RESERVED_SERVICE) - 1 &&
+        policy_bytes_eq(POLICY_RESERVED_SERVICE, s->service, s->service_len))
+        return 0;
     return policy_glob_match(&a->service, s->service, s->service_len) &&
            policy_glob_match(&a->verb, s->verb, s->verb_len);
 }

@@ -35,6 +35,15 @@
 #include "policy/signals.h"
 #include "policy/types.h"
 
+/*
+ * The service of the broker's own actions (ztb:introspect, ztb:consume).
+ * Only a rule that names such an action literally grants it: "*", "*:*" or
+ * "z*:..." never do, so a broad rule written for an agent's work does not
+ * open introspection of everyone's tokens. The token endpoint issues no
+ * token for this service.
+ */
+#define POLICY_RESERVED_SERVICE "ztb"
+
 /* Take one more reference to p (p may be NULL). Returns p. Thread-safe. */
 policy *policy_ref(policy *p);
 

@@ -62,6 +62,9 @@ typedef struct policy_ip {
 typedef struct policy_context {
     int64_t now;     /* the current time, Unix seconds (passed in: tests use a fake clock) */
     const char *act; /* delegation: the `act` subject; NULL when not delegated */
+    /* delegation: the subject token named this agent in its may_act (RFC 8693
+     * §4.4), so it could be presented by this agent only */
+    int act_restricted;
     policy_ip source;
     /* RFC 9396 authorization_details (an array of objects, or one object), or NULL */
     const json_t *authorization_details;

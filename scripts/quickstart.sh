@@ -9,7 +9,7 @@
 #      action and calls the gateway with it: accepted
 #   6. the same single-use token again: refused by the gateway
 #   7. an action outside the policy (a refund of 500): refused by the broker
-#   8. a revocation: the agent's tokens are revoked; a token it already holds
+#   8. a revocation: the agent's tokens, sessions and identity are revoked; a token it already holds
 #      is refused by the gateway at once
 #
 #   scripts/quickstart.sh          run the demo, then stop everything
@@ -82,6 +82,11 @@ step "1. Key store, agent CA (trust domain ztb.local) and policy"
 cp examples/policy/quickstart.json "$demo/policy.json"
 chmod 0644 "$demo/policy.json"
 "$bin/ztbctl" policy check "$demo/policy.json" | head -3 | sed 's/^/    /'
+if [ "$(id -u)" -eq 0 ]; then
+    # the install step: the state tree is the service user's (a broker started
+    # as root changes no owner below its state directory; docs/broker.md)
+    chown -hR nobody: "$state"
+fi
 
 step "2. ztb-broker with a private Redis ($state/redis)"
 "$bin/ztb-broker" --state-dir "$state" --listen 127.0.0.1:0 --ready-file "$demo/port" \
@@ -132,7 +137,7 @@ if agent --audience payments --action payments:refund --resource orders/1234 \
 fi
 sed 's/^/    /' "$demo/denied.txt"
 
-step "8. Revocation: an operator revokes every token of billing-bot"
+step "8. Revocation: an operator revokes billing-bot (its tokens, sessions and identity)"
 held=$(agent --audience payments --action payments:refund --resource orders/77 \
     --details '{"amount": 10}')
 "$bin/ztbctl" revoke agent billing-bot --reason "quickstart demo" | sed 's/^/    /'

@@ -11,7 +11,9 @@
  * It prints "gateway: listening on http://HOST:PORT" when ready (PORT 0 picks
  * one), one line per request on stderr, and stops on SIGINT or SIGTERM.
  * Tokens come as `Authorization: Bearer <token>`, or `Authorization: DPoP
- * <token>` with a `DPoP` proof header for a bound token.
+ * <token>` with a `DPoP` proof header for a bound token; the scheme in any
+ * case (RFC 7235). Headers are read with their length: one with a NUL byte
+ * inside the value the HTTP library reports is refused.
  *
  * Build outside the ztb tree against an installed libztb:
  *   cc main.c $(pkg-config --cflags --libs ztb libmicrohttpd) -o ztb-gateway-example
@@ -23,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <microhttpd.h>
 #include <ztb/ztb.h>
@@ -54,6 +57,47 @@ static enum MHD_Result refuse(struct gateway *g, struct MHD_Connection *c, const
     return reply(c, status, body);
 }
 
+/*
+ * A request header's value read with its length (NULL if absent). A value
+ * with a NUL byte in it is refused (*bad = 1): cut at the NUL, it would be
+ * other bytes than those a proxy in front of us saw and logged. (How much of
+ * such a value reaches us is the HTTP library's choice: libmicrohttpd 0.9.75
+ * already ends the value at the NUL and drops the rest of the line.)
+ */
+static const char *header_value(struct MHD_Connection *c, const char *name, int *bad)
+{
+    const char *v = NULL;
+    size_t n = 0;
+    if (MHD_lookup_connection_value_n(c, MHD_HEADER_KIND, name, strlen(name), &v, &n) != MHD_YES ||
+        v == NULL)
+        return NULL;
+    if (memchr(v, '\0', n) != NULL)
+        *bad = 1;
+    return v;
+}
+
+/*
+ * The token of "Authorization: <scheme> <token>" (RFC 7235: the scheme is
+ * case-insensitive, one or more spaces before the token), and *dpop set for
+ * the DPoP scheme. NULL if there is none; the header is borrowed from c.
+ */
+static const char *auth_token(const char *authz, int *dpop)
+{
+    if (authz == NULL)
+        return NULL;
+    size_t s = strcspn(authz, " ");
+    if (s == 6 && strncasecmp(authz, "Bearer", 6) == 0)
+        *dpop = 0;
+    else if (s == 4 && strncasecmp(authz, "DPoP", 4) == 0)
+        *dpop = 1;
+    else
+        return NULL;
+    const char *t = authz + s;
+    while (*t == ' ')
+        t++;
+    return *t != '\0' ? t : NULL;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
                                   const char *method, const char *version, const char *upload,
                                   size_t *upload_size, void **con_cls)
@@ -76,16 +120,18 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         strlen(id) > 64)
         return reply(c, 404, "{\"error\":\"not found\"}");
 
-    /* Authorization: Bearer <token> | DPoP <token> */
-    const char *authz = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization");
-    const char *proof = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "DPoP");
-    const char *token = NULL;
-    if (authz != NULL && strncmp(authz, "Bearer ", 7) == 0)
-        token = authz + 7;
-    else if (authz != NULL && strncmp(authz, "DPoP ", 5) == 0 && proof != NULL)
-        token = authz + 5;
+    /* Authorization: Bearer <token> | DPoP <token> (any case), DPoP: <proof> */
+    int bad = 0, dpop = 0;
+    const char *authz = header_value(c, MHD_HTTP_HEADER_AUTHORIZATION, &bad);
+    const char *proof = header_value(c, "DPoP", &bad);
+    if (bad)
+        return refuse(g, c, url, 400, ZTB_ERR_INVALID_ARG,
+                      "a NUL byte in the Authorization or DPoP header");
+    const char *token = auth_token(authz, &dpop);
     if (token == NULL)
         return refuse(g, c, url, 401, ZTB_ERR_INVALID_ARG, "no Bearer or DPoP token");
+    if (dpop && proof == NULL)
+        return refuse(g, c, url, 401, ZTB_ERR_INVALID_ARG, "a DPoP token without a DPoP proof");
 
     /* what this request is about to do */
     char resource[300], htu[600];

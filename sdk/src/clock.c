@@ -6,6 +6,7 @@
 #include "sdk/src/clock.h"
 
 static _Atomic int64_t test_offset;
+static _Atomic int64_t test_mono_offset_ms;
 
 int64_t clock_now_s(void)
 {
@@ -18,7 +19,8 @@ int64_t clock_mono_ms(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000 +
+           atomic_load_explicit(&test_mono_offset_ms, memory_order_relaxed);
 }
 
 void clock_sleep_ms(unsigned ms)
@@ -31,4 +33,9 @@ void clock_sleep_ms(unsigned ms)
 void clock_set_offset_for_test(int64_t delta_s)
 {
     atomic_store(&test_offset, delta_s);
+}
+
+void clock_set_mono_offset_for_test(int64_t delta_ms)
+{
+    atomic_store(&test_mono_offset_ms, delta_ms);
 }

@@ -332,8 +332,10 @@ ztb_err jr_next_member(struct jr *r, ztb_span *name, int *more)
     int d = r->depth - 1;
     ZTB_ENSURE(peekc(r) == '"', ZTB_ERR_JSON);
     ZTB_ENSURE(r->nnames < JR_NAMES, ZTB_ERR_TOO_LARGE);
+    /* a full arena has no room even for the NUL (room would wrap) */
+    ZTB_ENSURE(r->arena_len < JR_ARENA, ZTB_ERR_TOO_LARGE);
     size_t off = r->arena_len;
-    size_t room = JR_ARENA - off - 1;
+    size_t room = JR_ARENA - off - 1; /* bytes before the NUL's */
     struct strout o = {r->arena + off, room < JR_NAME_MAX ? room : JR_NAME_MAX, 0, 0};
     ZTB_GUARD(scan_string(&r->c, &o));
     ZTB_ENSURE(!o.overrun, ZTB_ERR_TOO_LARGE);

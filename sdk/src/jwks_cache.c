@@ -44,6 +44,8 @@ struct jwks_cache {
     _Atomic uint64_t epoch;
     _Atomic uint64_t fetches;
     _Atomic size_t nkeys;
+    _Atomic int64_t confirmed_ms;   /* last successful fetch or file check */
+    _Atomic int64_t stale_after_ms; /* max-age + margin of the last good answer */
 
     pthread_mutex_t fetch_mu; /* one fetch at a time; guards the fields below */
     _Atomic int fetching;
@@ -118,6 +120,13 @@ static int64_t clamp64(int64_t v, int64_t lo, int64_t hi)
     return v < lo ? lo : v > hi ? hi : v;
 }
 
+/* The current set was just confirmed at now (mono ms), good for age_ms. */
+static void confirm(struct jwks_cache *c, int64_t now, int64_t age_ms)
+{
+    atomic_store(&c->stale_after_ms, age_ms + (int64_t)JWKS_STALE_MARGIN_S * 1000);
+    atomic_store(&c->confirmed_ms, now);
+}
+
 /* Fetch or read, parse, and publish if different. Called with fetch_mu held. */
 static ztb_err fetch_locked(struct jwks_cache *c)
 {
@@ -163,13 +172,18 @@ out : {
     int64_t now = clock_mono_ms();
     if (rv == ZTB_OK) {
         c->fail_backoff_ms = 0;
+        int64_t age_ms = (int64_t)JWKS_DEFAULT_MAX_AGE_S * 1000;
         if (c->url != NULL) {
-            int64_t age = max_age_s < 0 ? JWKS_DEFAULT_MAX_AGE_S : max_age_s;
+            if (max_age_s >= 0)
+                age_ms = clamp64(max_age_s * 1000, 0, (int64_t)JWKS_MAX_MAX_AGE_S * 1000);
+            /* never later than the max-age: the refetch interval only paces
+             * fetches for unknown kids */
             c->next_refresh_ms =
-                now + clamp64(age * 1000, c->refetch_ms, (int64_t)JWKS_MAX_MAX_AGE_S * 1000);
+                now + (age_ms > JWKS_MIN_REFRESH_MS ? age_ms : JWKS_MIN_REFRESH_MS);
         } else {
             c->next_refresh_ms = now + FILE_CHECK_MS;
         }
+        confirm(c, now, age_ms);
     } else {
         c->fail_backoff_ms = c->fail_backoff_ms ? c->fail_backoff_ms * 2 : FAIL_BACKOFF_MIN_MS;
         if (c->fail_backoff_ms > FAIL_BACKOFF_MAX_MS)
@@ -198,12 +212,37 @@ ztb_err jwks_cache_refresh(struct jwks_cache *c)
 {
     pthread_mutex_lock(&c->fetch_mu);
     ztb_err rv = ZTB_OK;
-    if (c->url != NULL || file_changed(c))
+    if (c->url != NULL || file_changed(c)) {
         rv = fetch_locked(c);
-    else
-        c->next_refresh_ms = clock_mono_ms() + FILE_CHECK_MS;
+    } else {
+        int64_t now = clock_mono_ms(); /* unchanged and still there: confirmed */
+        c->next_refresh_ms = now + FILE_CHECK_MS;
+        confirm(c, now, (int64_t)JWKS_DEFAULT_MAX_AGE_S * 1000);
+    }
     pthread_mutex_unlock(&c->fetch_mu);
     return rv;
+}
+
+ztb_err jwks_cache_fresh(struct jwks_cache *c, char *why, size_t cap)
+{
+    int64_t confirmed = atomic_load_explicit(&c->confirmed_ms, memory_order_relaxed);
+    int64_t limit = atomic_load_explicit(&c->stale_after_ms, memory_order_relaxed);
+    int64_t age = clock_mono_ms() - confirmed;
+    if (age <= limit)
+        return ZTB_OK;
+    if (why != NULL && cap > 0) {
+        /* last_error is written under fetch_mu; a fetch in progress may hold
+         * it for a while, and this must not wait */
+        int locked = pthread_mutex_trylock(&c->fetch_mu) == 0;
+        snprintf(why, cap,
+                 "JWKS stale: keys last confirmed %llds ago, over max-age + %ds (%llds); no token "
+                 "until they are fetched again (%s%.120s)",
+                 (long long)(age / 1000), JWKS_STALE_MARGIN_S, (long long)(limit / 1000),
+                 locked ? "last error: " : "a fetch is in progress", locked ? c->last_error : "");
+        if (locked)
+            pthread_mutex_unlock(&c->fetch_mu);
+    }
+    return ZTB_ERR_UNAVAILABLE;
 }
 
 static void *refresher_main(void *arg)

@@ -7,9 +7,10 @@
  *
  *   - a refresher thread fetches the URL again when the Cache-Control
  *     max-age of the last answer runs out (default 300 s when it gives none,
- *     never more often than the refetch interval, at most once a day), or
- *     re-reads the file when its size, mtime or inode changed; a failure
- *     keeps the current keys and retries with backoff;
+ *     capped at a day, and never later than the max-age says: the broker
+ *     publishes a new key one max-age before it signs with it; at most once
+ *     a second), or re-reads the file when its size, mtime or inode changed;
+ *     a failure keeps the current keys and retries with backoff;
  *   - a token naming a kid the set does not have triggers a fetch on the
  *     gateway's thread, at most once per refetch interval (default 30 s):
  *     a rotation is picked up by the first token signed with the new key,
@@ -19,6 +20,12 @@
  *
  * A new set replaces the old only when its keys differ; readers holding the
  * old set keep it alive until they let go.
+ *
+ * Keys are trusted only while they are confirmed: a set whose last successful
+ * fetch (or, for a file, check) is older than its max-age plus
+ * JWKS_STALE_MARGIN_S is stale, and jwks_cache_fresh refuses it, so a
+ * verifier cut off from the broker does not trust a key the broker has since
+ * withdrawn (or tainted) forever. Ages are measured on the monotonic clock.
  *
  * A JWKS file must be a regular file, owned by root or the effective user,
  * writable by nobody else (whoever can write it can mint tokens); symlinks
@@ -38,6 +45,8 @@
 #define JWKS_DEFAULT_MAX_AGE_S 300
 #define JWKS_MAX_MAX_AGE_S     86400
 #define JWKS_DEFAULT_REFETCH_S 30
+#define JWKS_MIN_REFRESH_MS    1000 /* the refresher's floor, for max-age=0 */
+#define JWKS_STALE_MARGIN_S    60   /* beyond max-age: time for a few retries */
 
 struct jwks_cache_opts {
     const char *url; /* one of url and file */
@@ -72,6 +81,13 @@ const ztb_keyset *jwks_cache_keyset(struct jwks_cache *c, uint64_t *epoch);
  * calling thread (see the top of this file).
  */
 int jwks_cache_unknown_kid(struct jwks_cache *c, uint64_t seen);
+
+/*
+ * ZTB_OK while the current set is confirmed (see the top of this file);
+ * UNAVAILABLE once it is stale, with why (the age, the limit and the last
+ * fetch error) in why[cap]. Never blocks; one atomic read and a clock read.
+ */
+ztb_err jwks_cache_fresh(struct jwks_cache *c, char *why, size_t cap);
 
 /* Fetch or re-read now (blocking). ZTB_OK if the keys are current. */
 ztb_err jwks_cache_refresh(struct jwks_cache *c);

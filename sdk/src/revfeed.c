@@ -50,6 +50,7 @@ struct revfeed {
     _Atomic int64_t lost_at_ms;
     _Atomic int sub_fd; /* the subscriber socket, for revfeed_break_for_test */
     _Atomic uint64_t events, bad_events, syncs;
+    _Atomic uint64_t evicted_before, refused_before; /* of states no longer in use */
     pthread_mutex_t start_mu;
     pthread_cond_t start_cv;
     char last_error[160];
@@ -237,14 +238,17 @@ static void session(struct revfeed *f)
     fresh = malloc(sizeof(*fresh));
     if (fresh == NULL)
         goto out;
-    revset_init(fresh, f->o.skew_s, f->o.max_jtis);
-    if (load(f, fresh) != ZTB_OK)
+    revset_init(fresh, f->o.skew_s, f->o.max_entries);
+    if (load(f, fresh) != ZTB_OK) {
+        if (fresh->full)
+            note_error(f, "revocations: more live revocations than the verifier's cap", NULL);
         goto out;
+    }
     pthread_rwlock_wrlock(&f->lock);
     struct revset *old = f->rs;
     f->rs = fresh;
     pthread_rwlock_unlock(&f->lock);
-    fresh = old;
+    fresh = old; /* freed below; its counters are kept */
     atomic_fetch_add(&f->syncs, 1);
     atomic_store(&f->sub_fd, sub->fd);
     atomic_store(&f->live, 1);
@@ -305,6 +309,8 @@ out:
     if (r != NULL)
         freeReplyObject(r);
     if (fresh != NULL) {
+        atomic_fetch_add(&f->evicted_before, fresh->evicted);
+        atomic_fetch_add(&f->refused_before, fresh->refused);
         revset_free(fresh);
         free(fresh);
     }
@@ -393,7 +399,7 @@ ztb_err revfeed_start(const struct revfeed_opts *o, struct revfeed **out, char *
         free(f);
         return ZTB_ERR_NOMEM;
     }
-    revset_init(f->rs, o->skew_s, o->max_jtis);
+    revset_init(f->rs, o->skew_s, o->max_entries);
 
     sigset_t old;
     sigpipe_block_all_for_new_thread(&old);
@@ -450,6 +456,9 @@ void revfeed_stats(struct revfeed *f, struct revfeed_stats *s)
     pthread_rwlock_rdlock(&f->lock);
     s->entries = revset_count(f->rs);
     s->bytes = revset_bytes(f->rs);
+    s->evicted = f->rs->evicted + atomic_load(&f->evicted_before);
+    s->refused = f->rs->refused + atomic_load(&f->refused_before);
+    s->full = f->rs->full;
     pthread_rwlock_unlock(&f->lock);
     s->live = atomic_load(&f->live);
     s->events = atomic_load(&f->events);

@@ -18,6 +18,11 @@
  * fails closed with REVOCATION_STALE until the feed is back; grace 0 (the
  * default) refuses at once. Before the first load completes every check is
  * REVOCATION_STALE.
+ *
+ * The state holds at most max_entries revocations (revset.h). An event that
+ * does not fit makes the state refuse every token with REVOCATION_STALE at
+ * once (no grace: the state is known to be wrong, not just old) and ends
+ * the session; the feed then reloads, with backoff, until a full load fits.
  */
 #ifndef ZTB_SDK_REVFEED_H
 #define ZTB_SDK_REVFEED_H
@@ -43,7 +48,7 @@ struct revfeed_opts {
     unsigned skew_s;             /* entries are kept this long after their exp */
     unsigned grace_ms;           /* keep answering this long after a loss */
     unsigned startup_timeout_ms; /* revfeed_start waits this long for the first load */
-    size_t max_jtis;             /* most revoked token ids held (0: no limit) */
+    size_t max_entries;          /* most revocations held, all kinds (0: no limit) */
 };
 
 struct revfeed_stats {
@@ -53,6 +58,9 @@ struct revfeed_stats {
     uint64_t events;     /* events applied since start */
     uint64_t bad_events; /* events that could not be parsed (ignored) */
     uint64_t syncs;      /* full loads (1 + reconnections) */
+    uint64_t evicted;    /* expired entries dropped to make room under the cap */
+    uint64_t refused;    /* events refused: the state was full of live entries */
+    int full;            /* refusing every token until a full load fits */
 };
 
 struct revfeed;

@@ -214,11 +214,12 @@ static size_t names_bytes(const struct rev_names *m)
 
 /* ---- the state ------------------------------------------------------------ */
 
-void revset_init(struct revset *rs, unsigned skew_s, size_t max_jtis)
+void revset_init(struct revset *rs, unsigned skew_s, size_t max_entries)
 {
     memset(rs, 0, sizeof(*rs));
-    idset_init(&rs->jtis, max_jtis);
+    idset_init(&rs->jtis, 0); /* the cap is on all entries together: see make_room */
     rs->skew_s = skew_s;
+    rs->max_entries = max_entries;
 }
 
 void revset_free(struct revset *rs)
@@ -235,6 +236,32 @@ static int64_t until_of(const struct revset *rs, int64_t exp)
     if (exp == 0 || exp > INT64_MAX - (int64_t)rs->skew_s)
         return INT64_MAX;
     return exp + (int64_t)rs->skew_s;
+}
+
+/*
+ * Room for one more entry at now: ZTB_OK if there is (after evicting, and
+ * counting, every entry that no longer matters), else the set becomes full
+ * and TOO_LARGE. Rebuilding the jti table allocates; this only runs when the
+ * set is at its cap.
+ */
+static ztb_err make_room(struct revset *rs, int64_t now)
+{
+    if (rs->max_entries == 0 || revset_count(rs) < rs->max_entries)
+        return ZTB_OK;
+    size_t before = revset_count(rs);
+    revset_sweep_names(rs, now);
+    if (rs->jtis.count > 0) {
+        struct idset live;
+        ZTB_GUARD(idset_rebuild(&rs->jtis, now, 1, &live));
+        idset_swap(&rs->jtis, &live);
+        idset_free(&live);
+    }
+    rs->evicted += before - revset_count(rs);
+    if (revset_count(rs) < rs->max_entries)
+        return ZTB_OK;
+    rs->full = 1;
+    rs->refused++;
+    return ZTB_ERR_TOO_LARGE;
 }
 
 ztb_err revset_apply(struct revset *rs, const struct rev_event *ev, int64_t now)
@@ -255,12 +282,17 @@ ztb_err revset_apply(struct revset *rs, const struct rev_event *ev, int64_t now)
     if (ev->kind == REV_JTI) {
         uint8_t id[IDSET_ID_LEN];
         ZTB_GUARD(idset_key(ev->id, ev->id_len, id));
+        if (!idset_contains(&rs->jtis, id, 0)) /* held (even expired): reused in place */
+            ZTB_GUARD(make_room(rs, now));
         return idset_add(&rs->jtis, id, until == INT64_MAX ? (int64_t)UINT32_MAX : until, now,
                          NULL);
     }
     struct rev_names *m = ev->kind == REV_AGENT      ? &rs->agents
                           : ev->kind == REV_AUDIENCE ? &rs->audiences
                                                      : &rs->keys;
+    if (m->count == 0 ||
+        names_find(m, ev->id, ev->id_len, name_hash(ev->id, ev->id_len))->name == NULL)
+        ZTB_GUARD(make_room(rs, now));
     struct rev_name *e;
     ZTB_GUARD(names_upsert(m, ev->id, ev->id_len, &e));
     if (ev->kind == REV_AGENT && ev->gen > e->gen)
@@ -273,6 +305,8 @@ ztb_err revset_apply(struct revset *rs, const struct rev_event *ev, int64_t now)
 ztb_err revset_check(const struct revset *rs, const char *kid, const char *aud, const char *agent,
                      int64_t gen, const uint8_t jti_id[IDSET_ID_LEN], int64_t now)
 {
+    if (rs->full)
+        return ZTB_ERR_REVOCATION_STALE; /* a revocation is missing: refuse everything */
     const struct rev_name *e;
     if ((e = names_get(&rs->keys, kid)) != NULL && e->until >= now)
         return ZTB_ERR_KEY_TAINTED;

@@ -16,6 +16,18 @@
  * its event's exp plus the verifier's clock skew (an exp of 0 means never:
  * an audience stays killed until lifted). revset_sweep() drops those.
  *
+ * A revset holds at most max_entries entries of all kinds together (a
+ * broker, or anyone who can write the revocation channel, must not be able
+ * to grow a gateway's memory without bound). An event that needs a new entry
+ * when the set is full first evicts every entry that no longer matters
+ * (counted in `evicted`). If the set is still full of entries that matter,
+ * the event is refused (counted in `refused`) and the set becomes `full`:
+ * from then on revset_check() refuses every token with REVOCATION_STALE,
+ * because a revocation it was told about is missing. A live revocation is
+ * never forgotten silently. Only a fresh set (the feed's next full load,
+ * which succeeds once enough entries have expired or the cap is raised)
+ * clears it; see docs/gateways.md, "Revocation set cap".
+ *
  * A revset does no locking and no I/O: revfeed.c owns one, fills it from
  * Redis, and guards it with a read-write lock.
  */
@@ -73,23 +85,33 @@ struct revset {
     struct idset jtis;
     struct rev_names agents, audiences, keys;
     unsigned skew_s;
+    size_t max_entries; /* 0: no limit (tests only: verifiers always set one) */
+    int full;           /* an event was refused: every check is REVOCATION_STALE */
+    uint64_t evicted;   /* entries that no longer mattered, dropped to make room */
+    uint64_t refused;   /* events refused because the set was full of live entries */
 };
 
-/* An empty revset. Entries are kept skew_s after their exp. */
-void revset_init(struct revset *rs, unsigned skew_s, size_t max_jtis);
+/* The cap a verifier uses when its configuration names none. */
+#define REVSET_DEFAULT_MAX 1000000
+
+/* An empty revset of at most max_entries entries (0: no limit). Entries are
+ * kept skew_s after their exp. */
+void revset_init(struct revset *rs, unsigned skew_s, size_t max_entries);
 
 /* Free everything. */
 void revset_free(struct revset *rs);
 
 /*
  * Apply one event at time now. Events that no longer matter are ignored; an
- * agent event keeps the highest generation seen. NOMEM, TOO_LARGE (the jti
- * set is full: the caller must treat its state as unusable).
+ * agent event keeps the highest generation seen. NOMEM; TOO_LARGE when the
+ * set is full of live entries (rs is then `full` and refuses every token:
+ * the caller must load a fresh state).
  */
 ztb_err revset_apply(struct revset *rs, const struct rev_event *ev, int64_t now);
 
 /*
- * Check a token against the state: KEY_TAINTED, AUDIENCE_KILLED,
+ * Check a token against the state: REVOCATION_STALE if the set is full (an
+ * event was refused), then KEY_TAINTED, AUDIENCE_KILLED,
  * AGENT_REVOKED (gen below the agent's), REVOKED (its jti), in that order;
  * ZTB_OK if none applies. jti_id is idset_key() of the token's jti. Never
  * allocates; only reads rs.

@@ -30,6 +30,7 @@
 #include "common/guard.h"
 #include "common/secret.h"
 #include "common/utf8.h"
+#include "common/wire.h"
 #include "pki/dpop.h"
 #include "pki/es256.h"
 #include "pki/jws.h"
@@ -43,11 +44,11 @@
 #include "sdk/src/jwks_cache.h"
 #include "sdk/src/redis_conn.h"
 #include "sdk/src/revfeed.h"
+#include "sdk/src/revset.h"
 #include "sdk/src/thread_cache.h"
 
 #define STR_MAX          1024
 #define DEFAULT_SKEW_S   30
-#define MAX_SKEW_S       300
 #define DEFAULT_DPOP_AGE 60
 #define DEFAULT_STARTUP  5000
 #define DPOP_LOCAL_MAX   (1u << 20) /* proof ids remembered without Redis */
@@ -58,6 +59,7 @@ struct ztb_verifier_config {
     char *issuer, *audience, *jwks_url, *jwks_file, *ca_file, *redis_url;
     int allow_http, require_dpop;
     unsigned refetch_s, skew_s, grace_ms, dpop_max_age_s, startup_ms;
+    size_t rev_max;
     enum rev_mode rev;
     ztb_agent *introspect;
 };
@@ -96,6 +98,7 @@ ztb_verifier_config *ztb_verifier_config_new(void)
     c->dpop_max_age_s = DEFAULT_DPOP_AGE;
     c->startup_ms = DEFAULT_STARTUP;
     c->refetch_s = JWKS_DEFAULT_REFETCH_S;
+    c->rev_max = REVSET_DEFAULT_MAX;
     return c;
 }
 
@@ -180,7 +183,7 @@ ztb_err ztb_verifier_config_set_jwks_refetch_interval(ztb_verifier_config *cfg, 
 
 ztb_err ztb_verifier_config_set_skew(ztb_verifier_config *cfg, unsigned seconds)
 {
-    ZTB_ENSURE(cfg != NULL && seconds <= MAX_SKEW_S, ZTB_ERR_INVALID_ARG);
+    ZTB_ENSURE(cfg != NULL && seconds <= ZTB_WIRE_MAX_SKEW_S, ZTB_ERR_INVALID_ARG);
     cfg->skew_s = seconds;
     return ZTB_OK;
 }
@@ -213,6 +216,13 @@ ztb_err ztb_verifier_config_set_revocation_grace(ztb_verifier_config *cfg, unsig
     return ZTB_OK;
 }
 
+ztb_err ztb_verifier_config_set_revocation_max(ztb_verifier_config *cfg, size_t entries)
+{
+    ZTB_ENSURE(cfg != NULL && entries >= 1 && entries <= 100000000u, ZTB_ERR_INVALID_ARG);
+    cfg->rev_max = entries;
+    return ZTB_OK;
+}
+
 ztb_err ztb_verifier_config_set_introspection(ztb_verifier_config *cfg, ztb_agent *agent)
 {
     ZTB_ENSURE(cfg != NULL && agent != NULL, ZTB_ERR_INVALID_ARG);
@@ -236,7 +246,8 @@ ztb_err ztb_verifier_config_set_require_dpop(ztb_verifier_config *cfg, int requi
 
 ztb_err ztb_verifier_config_set_dpop_max_age(ztb_verifier_config *cfg, unsigned seconds)
 {
-    ZTB_ENSURE(cfg != NULL && seconds >= 1 && seconds <= 300, ZTB_ERR_INVALID_ARG);
+    ZTB_ENSURE(cfg != NULL && seconds >= 1 && seconds <= ZTB_WIRE_DPOP_MAX_AGE_S,
+               ZTB_ERR_INVALID_ARG);
     cfg->dpop_max_age_s = seconds;
     return ZTB_OK;
 }
@@ -320,6 +331,7 @@ ztb_err ztb_verifier_new(const ztb_verifier_config *cfg, ztb_verifier **out)
 
     if (cfg->rev == REVM_REDIS) {
         struct revfeed_opts fo = {.skew_s = cfg->skew_s,
+                                  .max_entries = cfg->rev_max,
                                   .grace_ms = cfg->grace_ms,
                                   .startup_timeout_ms = cfg->startup_ms};
         rv = rconn_parse_url(cfg->redis_url, 1000, &fo.target, err, sizeof(err));
@@ -382,6 +394,23 @@ static ztb_err reject(const ztb_verifier *v, ztb_err rv)
     return errdetail_set(v, rv, why);
 }
 
+/*
+ * An issuer or audience mismatch is nearly always a configuration mistake
+ * (the broker's --issuer, the gateway's audience): the detail names the
+ * expected and the received value for the operator's log. The token's
+ * signature verified, so the received value is the broker's own text;
+ * errdetail_setf cuts it and replaces control characters all the same.
+ */
+static ztb_err reject_expected(const ztb_verifier *v, ztb_err rv, const struct claims *c)
+{
+    int iss = rv == ZTB_ERR_ISSUER;
+    const char *got = claims_str(c, iss ? CL_ISS : CL_AUD);
+    return errdetail_setf(v, rv, "%s: expected \"%.100s\", received \"%.100s\"",
+                          iss ? "iss is not the configured issuer"
+                              : "aud is not this gateway's audience",
+                          iss ? v->issuer : v->audience, got ? got : "(none)");
+}
+
 static int str_eq(const char *a, const char *b)
 {
     return a != NULL && b != NULL && strcmp(a, b) == 0;
@@ -398,16 +427,21 @@ static ztb_err check_resource(const struct claims *c, const ztb_expect *ex)
     return str_eq(r, ex->resource) ? ZTB_OK : ZTB_ERR_RESOURCE;
 }
 
-/* Remember a DPoP proof id until it is too old to be accepted: DPOP_REPLAY if seen. */
+/*
+ * Remember a DPoP proof id until no verifier could accept it any more (its
+ * iat + the proof age + the largest skew any verifier may be configured
+ * with, common/wire.h), so a replica with a larger skew cannot take a
+ * replay: DPOP_REPLAY if seen.
+ */
 static ztb_err dpop_remember(ztb_verifier *v, const char *jkt, const ztb_dpop_result *d,
                              int64_t now)
 {
-    int64_t keep = (int64_t)v->dpop_max_age_s + 2 * (int64_t)v->skew_s + 1;
     if (v->rev == REVM_REDIS) {
+        uint64_t keep_ms = ztb_wire_dpop_keep_ms(d->iat, v->dpop_max_age_s, now);
         char key[40 + ZTB_KID_LEN + ZTB_DPOP_JTI_MAX];
-        int kl = snprintf(key, sizeof(key), "ztb:dpop:%s:%s", jkt, d->jti);
+        int kl = snprintf(key, sizeof(key), ZTB_WIRE_DPOP_KEY_FMT, jkt, d->jti);
         char px[24];
-        int pl = snprintf(px, sizeof(px), "%lld", (long long)keep * 1000);
+        int pl = snprintf(px, sizeof(px), "%llu", (unsigned long long)keep_ms);
         const char *argv[] = {"SET", key, "1", "NX", "PX", px};
         size_t lens[] = {3, (size_t)kl, 1, 2, 2, (size_t)pl};
         redisReply *r = NULL;
@@ -424,8 +458,10 @@ static ztb_err dpop_remember(ztb_verifier *v, const char *jkt, const ztb_dpop_re
     ZTB_GUARD(ztb_es256_sha256(buf, (size_t)n, h));
     memcpy(id, h, sizeof(id));
     int added = 0;
+    /* this process alone: until its own configuration stops accepting it */
+    int64_t exp = d->iat + (int64_t)v->dpop_max_age_s + 2 * (int64_t)v->skew_s + 1;
     pthread_mutex_lock(&v->dpop_mu);
-    ztb_err rv = idset_add(&v->dpop_seen, id, d->iat + keep, now, &added);
+    ztb_err rv = idset_add(&v->dpop_seen, id, exp, now, &added);
     pthread_mutex_unlock(&v->dpop_mu);
     ZTB_GUARD(rv);
     return added ? ZTB_OK : ZTB_ERR_DPOP_REPLAY;
@@ -461,17 +497,21 @@ static ztb_err check_binding(ztb_verifier *v, const struct claims *c, const char
     return dpop_remember(v, jkt, &d, now);
 }
 
-/* Consume a single-use token: SET NX in Redis for the rest of its life. */
+/*
+ * Consume a single-use token: SET NX in Redis until exp + the largest skew
+ * any verifier (or the broker's introspection) may accept it with
+ * (common/wire.h), whatever this verifier's own skew.
+ */
 static ztb_err consume(ztb_verifier *v, const struct claims *c, int64_t now)
 {
     if (v->rev != REVM_REDIS)
         return ZTB_ERR_SINGLE_USE;
     const char *jti = claims_str(c, CL_JTI);
     char key[16 + CLAIMS_ID_MAX];
-    int kl = snprintf(key, sizeof(key), "ztb:used:%s", jti);
-    int64_t left = c->exp + (int64_t)v->skew_s - now;
+    int kl = snprintf(key, sizeof(key), ZTB_WIRE_USED_KEY_FMT, jti);
     char px[24];
-    int pl = snprintf(px, sizeof(px), "%lld", (long long)(left > 1 ? left : 1) * 1000);
+    int pl =
+        snprintf(px, sizeof(px), "%llu", (unsigned long long)ztb_wire_used_keep_ms(c->exp, now));
     const char *argv[] = {"SET", key, "1", "NX", "PX", px};
     size_t lens[] = {3, (size_t)kl, 1, 2, 2, (size_t)pl};
     redisReply *r = NULL;
@@ -555,8 +595,13 @@ ztb_err ztb_verify(ztb_verifier *v, const char *token, const ztb_expect *expect,
     }
     if (rv == ZTB_ERR_TOO_LARGE && len <= ZTB_JWS_DEFAULT_MAX)
         rv = ZTB_ERR_CLAIMS; /* the payload is over the claims limit */
+    char stale[256];         /* a signature by keys not confirmed within their max-age */
+    if (rv == ZTB_OK && jwks_cache_fresh(v->jwks, stale, sizeof(stale)) != ZTB_OK)
+        return errdetail_setf(v, ZTB_ERR_UNAVAILABLE, "%s", stale);
     if (rv == ZTB_OK)
         rv = check_claims(v, token, expect, cl, pb.len);
+    if (rv == ZTB_ERR_ISSUER || rv == ZTB_ERR_AUDIENCE)
+        return reject_expected(v, rv, &cl->c);
     if (rv != ZTB_OK)
         return reject(v, rv);
     cl->payload_len = pb.len;
@@ -704,6 +749,9 @@ ztb_err ztb_verifier_stats_get(ztb_verifier *v, ztb_verifier_stats *out)
         out->revocation_events = s.events;
         out->revocation_bad_events = s.bad_events;
         out->revocation_syncs = s.syncs;
+        out->revocation_evicted = s.evicted;
+        out->revocation_refused = s.refused;
+        out->revocation_full = s.full;
     }
     return ZTB_OK;
 }

@@ -14,6 +14,7 @@
 
 #include "agent.h"
 #include "common/base64url.h"
+#include "common/wire.h"
 #include "pki/csr.h"
 #include "pki/jws.h"
 
@@ -198,6 +199,23 @@ int za_active(const struct zh_broker *b, const struct za_agent *caller, const ch
     json_decref(j);
     zh_resp_free(&r);
     return active;
+}
+
+void za_expect_used_marker(const struct zh_redis *rd, const char *tok)
+{
+    json_t *c = za_claims(tok);
+    redisContext *rc = zh_redis_connect(rd);
+    redisReply *rep = redisCommand(rc, "PTTL " ZTB_WIRE_USED_KEY_FMT,
+                                   json_string_value(json_object_get(c, "jti")));
+    int64_t exp = json_integer_value(json_object_get(c, "exp"));
+    long long want = (exp + ZTB_WIRE_MAX_SKEW_S - (int64_t)time(NULL) - 2) * 1000;
+    assert_non_null(rep);
+    assert_true(rep->type == REDIS_REPLY_INTEGER);
+    if (rep->integer < want)
+        fail_msg("the used marker lives %lld ms, want at least %lld", rep->integer, want);
+    freeReplyObject(rep);
+    redisFree(rc);
+    json_decref(c);
 }
 
 void za_free(struct za_agent *a)

@@ -73,6 +73,13 @@ int za_active(const struct zh_broker *b, const struct za_agent *caller, const ch
  */
 void za_settle(const struct zh_broker *b, const struct za_agent *caller, const char *tok);
 
+/*
+ * Fail unless the single-use token tok was consumed and its marker
+ * (ztb:used:<jti>, in the Redis rd) lives at least until exp + the largest
+ * skew any verifier may have (common/wire.h).
+ */
+void za_expect_used_marker(const struct zh_redis *rd, const char *tok);
+
 /* Free a's key. */
 void za_free(struct za_agent *a);
 

@@ -31,6 +31,9 @@
 #ifndef ZTB_REDIS_SERVER
 #define ZTB_REDIS_SERVER "redis-server"
 #endif
+#ifndef ZTB_CLOCKSHIFT_LIB
+#error "ZTB_CLOCKSHIFT_LIB must be set by the build"
+#endif
 #ifndef ZTB_BIN_DIR
 #error "ZTB_BIN_DIR must be set by the build"
 #endif
@@ -113,11 +116,30 @@ static void sleep_ms(unsigned ms)
         ;
 }
 
+const char *zh_clockshift_lib(void)
+{
+    return ZTB_CLOCKSHIFT_LIB;
+}
+
 const char *zh_bin(const char *name)
 {
     static __thread char path[512];
     snprintf(path, sizeof(path), "%s/%s", ZTB_BIN_DIR, name);
     return path;
+}
+
+void zh_tls_server_cert(const char *dir, char crt[300], char key[300])
+{
+    snprintf(crt, 300, "%s/server.crt", dir);
+    snprintf(key, 300, "%s/server.key", dir);
+    char cmd[1200];
+    snprintf(cmd, sizeof(cmd),
+             "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 "
+             "-subj /CN=localhost -addext subjectAltName=IP:127.0.0.1,DNS:localhost "
+             "-keyout %s -out %s 2>/dev/null",
+             key, crt);
+    if (system(cmd) != 0)
+        fatal("cannot make a test server certificate: %s", cmd);
 }
 
 void zh_tmpdir(char *out, size_t cap)
@@ -149,6 +171,21 @@ void zh_rmtree(const char *dir)
         nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
 }
 
+/*
+ * In a forked child about to exec: load the clockshift library with this
+ * wall clock offset (ASan must then allow a library before its runtime).
+ */
+static void preload_clockshift(long offset_s)
+{
+    char off[24], asan[512];
+    snprintf(off, sizeof(off), "%ld", offset_s);
+    const char *cur = getenv("ASAN_OPTIONS");
+    snprintf(asan, sizeof(asan), "%s%sverify_asan_link_order=0", cur ? cur : "", cur ? ":" : "");
+    setenv("ZTB_CLOCK_OFFSET_S", off, 1);
+    setenv("ASAN_OPTIONS", asan, 1);
+    setenv("LD_PRELOAD", ZTB_CLOCKSHIFT_LIB, 1);
+}
+
 /* ---- redis ---------------------------------------------------------------- */
 
 static void redis_spawn(struct zh_redis *r)
@@ -160,6 +197,8 @@ static void redis_spawn(struct zh_redis *r)
         fatal("fork: %s", strerror(errno));
     if (pid == 0) {
         child_setup(0);
+        if (r->clock_offset_s != 0)
+            preload_clockshift(r->clock_offset_s);
         execl(ZTB_REDIS_SERVER, ZTB_REDIS_SERVER, conf, (char *)NULL);
         _exit(127);
     }
@@ -190,11 +229,16 @@ static void redis_spawn(struct zh_redis *r)
     fatal("redis-server did not answer on %s within 10 s", r->sock);
 }
 
-static void redis_start(struct zh_redis *r, int tcp);
+static void redis_start(struct zh_redis *r, int tcp, long clock_offset_s);
 
 void zh_redis_start(struct zh_redis *r)
 {
-    redis_start(r, 0);
+    redis_start(r, 0, 0);
+}
+
+void zh_redis_start_clock(struct zh_redis *r, long clock_offset_s)
+{
+    redis_start(r, 0, clock_offset_s);
 }
 
 /* A free loopback port (a race with other processes is possible but rare). */
@@ -212,12 +256,13 @@ static int free_port(void)
 
 void zh_redis_start_tcp(struct zh_redis *r)
 {
-    redis_start(r, 1);
+    redis_start(r, 1, 0);
 }
 
-static void redis_start(struct zh_redis *r, int tcp)
+static void redis_start(struct zh_redis *r, int tcp, long clock_offset_s)
 {
     memset(r, 0, sizeof(*r));
+    r->clock_offset_s = clock_offset_s;
     zh_tmpdir(r->dir, sizeof(r->dir));
     chmod(r->dir, 0755); /* the broker may run as another user */
     snprintf(r->sock, sizeof(r->sock), "%s/redis.sock", r->dir);
@@ -311,8 +356,8 @@ void zh_broker_start(struct zh_broker *b, const struct zh_broker_opts *o)
         snprintf(b->state, sizeof(b->state), "%s/state", b->dir);
     char policy_path[320];
     if (o->with_keys) {
-        /* made before the broker starts: it takes ownership of its state
-         * dir when it drops root, so the key store ends up its own */
+        /* made before the broker starts, as an installer would, and then
+         * given to the service user below */
         mkdir(b->state, 0700);
         snprintf(b->keys, sizeof(b->keys), "%s/keys", b->state);
         const char *init[] = {zh_bin("ztbctl"), "keys", "--dir", b->keys, "init", NULL};
@@ -334,6 +379,16 @@ void zh_broker_start(struct zh_broker *b, const struct zh_broker_opts *o)
         if (pf == NULL || fputs(o->policy, pf) < 0 || fclose(pf) != 0)
             fatal("cannot write %s", policy_path);
         chmod(policy_path, 0644);
+    }
+    struct stat sst;
+    if (geteuid() == 0 && stat(b->state, &sst) == 0) {
+        /* the install step: the state tree is the service user's (started as
+         * root, the broker changes no owner below its state directory) */
+        const char *own[] = {"/bin/chown", "-hR", "nobody:", b->state, NULL};
+        char *err = NULL;
+        if (zh_run(own, NULL, &err) != 0)
+            fatal("chown -hR nobody: %s: %s", b->state, err ? err : "");
+        free(err);
     }
     snprintf(b->admin_sock, sizeof(b->admin_sock), "%s/admin.sock", b->state);
     snprintf(b->log, sizeof(b->log), "%s/broker.log", b->dir);
@@ -388,6 +443,8 @@ void zh_broker_start(struct zh_broker *b, const struct zh_broker_opts *o)
             dup2(fd, 1);
             dup2(fd, 2);
         }
+        if (o->clock_offset_s != 0)
+            preload_clockshift(o->clock_offset_s);
         execv(argv[0], (char *const *)argv);
         fprintf(stderr, "harness: cannot run %s: %s\n", argv[0], strerror(errno));
         _exit(127);

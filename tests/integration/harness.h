@@ -8,7 +8,8 @@
  * redis-server is missing the test fails and says how to install it.
  *
  * When the tests run as root (CI), brokers are started with --user nobody,
- * so the privilege drop is exercised too.
+ * so the privilege drop is exercised too; a state directory made before the
+ * start is first given to nobody (chown -hR), as an install step would.
  */
 #ifndef ZTB_TEST_HARNESS_H
 #define ZTB_TEST_HARNESS_H
@@ -23,6 +24,14 @@
 
 /* Make a fresh directory under $TMPDIR (or /tmp); aborts the test on failure. */
 void zh_tmpdir(char *out, size_t cap);
+
+/*
+ * A self-signed P-256 certificate and key for a test server on loopback
+ * (CN localhost, SANs 127.0.0.1 and localhost, one day), written to
+ * DIR/server.crt and DIR/server.key (paths into crt and key, 300 bytes each).
+ * Fails the test if openssl cannot make them.
+ */
+void zh_tls_server_cert(const char *dir, char crt[300], char key[300]);
 
 /* Remove a directory tree (best effort). */
 void zh_rmtree(const char *dir);
@@ -44,10 +53,17 @@ struct zh_redis {
     char url[320];    /* unix://... for --redis */
     int port;         /* zh_redis_start_tcp: the loopback TCP port, else 0 */
     char tcp_url[64]; /* redis://127.0.0.1:PORT */
+    /* Redis's wall clock runs this many seconds ahead (negative: behind) of
+     * the machine's, through the clockshift library (clockshift.c). Set it
+     * before zh_redis_restart to step the clock of a restarted Redis. */
+    long clock_offset_s;
 };
 
 /* Start redis-server in a new scratch directory; wait until it answers. */
 void zh_redis_start(struct zh_redis *r);
+
+/* The same, with Redis's wall clock clock_offset_s seconds off the machine's. */
+void zh_redis_start_clock(struct zh_redis *r, long clock_offset_s);
 
 /* The same, also listening on a free loopback TCP port. */
 void zh_redis_start_tcp(struct zh_redis *r);
@@ -79,6 +95,9 @@ struct zh_broker_opts {
      * trusts tls_cert for its own requests. */
     const char *tls_cert;
     const char *tls_key;
+    /* The broker's wall clock runs this many seconds off the machine's
+     * (clockshift.c); its sleeps, on the kernel's clocks, do not move. */
+    long clock_offset_s;
 };
 
 struct zh_broker {
@@ -146,6 +165,14 @@ const char *zh_resp_header(const struct zh_resp *r, const char *name, char *out,
 void zh_resp_free(struct zh_resp *r);
 
 /* ---- running tools -------------------------------------------------------- */
+
+/*
+ * Path of the clockshift library (clockshift.c). A test that must move its
+ * own wall clock re-executes itself with LD_PRELOAD set to it (and
+ * ASAN_OPTIONS allowing the preload); ZTB_CLOCK_OFFSET_S in its
+ * environment, changed with setenv at any time, is the offset.
+ */
+const char *zh_clockshift_lib(void);
 
 /*
  * Run argv (argv[0] a path), wait, capture stdout and stderr (caller frees

@@ -36,6 +36,35 @@ static char *file_text(const char *path)
     return s;
 }
 
+/* Global options after the command, as kubectl and vault users type them. */
+static void test_options_after_the_command(void **state)
+{
+    (void)state;
+    char *out, *err;
+    const char *argv[] = {zh_bin("ztbctl"), "agent",      "list", "--json",
+                          "--socket",       b.admin_sock, NULL};
+    if (zh_run(argv, &out, &err) != 0)
+        fail_msg("ztbctl agent list --json --socket S: %s", err);
+    json_error_t e;
+    json_t *j = json_loads(out, 0, &e);
+    assert_non_null(j); /* JSON, not a table */
+    json_decref(j);
+    free(out);
+    free(err);
+    /* the later one wins, as with any repeated option */
+    const char *later[] = {
+        zh_bin("ztbctl"), "--socket=/nonexistent", "agent", "list", "--socket", b.admin_sock, NULL};
+    assert_int_equal(zh_run(later, &out, &err), 0);
+    free(out);
+    free(err);
+    /* after `--` nothing is taken: the command sees it */
+    const char *dashes[] = {zh_bin("ztbctl"), "--socket", b.admin_sock, "agent",
+                            "show",           "--",       "--json",     NULL};
+    assert_int_not_equal(zh_run(dashes, &out, &err), 0);
+    free(out);
+    free(err);
+}
+
 static void test_agent_lifecycle(void **state)
 {
     (void)state;
@@ -244,6 +273,21 @@ static void test_policy_reload(void **state)
     assert_int_equal(zh_get(&b, "/metrics", &r), 0);
     assert_non_null(strstr(r.body, "ztb_policy_reload_failures_total 1"));
     zh_resp_free(&r);
+    /* a valid policy for another trust domain: refused as a start would
+     * refuse it (it used to reload, and the next restart failed) */
+    char other[4096];
+    snprintf(other, sizeof(other), "%s", policy_v1);
+    char *td = strstr(other, "ztb.local");
+    assert_non_null(td);
+    memcpy(td, "ztb.other", 9);
+    f = fopen(path, "w");
+    fputs(other, f);
+    fclose(f);
+    assert_int_equal(ctl(&out, &err, "policy", "reload", NULL, NULL, NULL), 1);
+    assert_non_null(strstr(err, "ztb.other"));
+    assert_non_null(strstr(err, "--trust-domain"));
+    free(out);
+    free(err);
     f = fopen(path, "w");
     fputs(policy_v1, f);
     fclose(f);
@@ -277,6 +321,7 @@ int main(void)
         cmocka_unit_test(test_ctl_without_broker),
         cmocka_unit_test(test_keys_through_broker),
         cmocka_unit_test(test_policy_reload),
+        cmocka_unit_test(test_options_after_the_command),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

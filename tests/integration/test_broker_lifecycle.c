@@ -11,6 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -67,6 +69,62 @@ static void test_private_redis_healthy(void **state)
     assert_true(c == NULL || c->err != 0);
     if (c != NULL)
         redisFree(c);
+    zh_rmtree(b.dir);
+}
+
+/*
+ * A crash, then an immediate restart on the same state directory: the old
+ * private Redis (told to stop by the kernel when its broker died) must not
+ * outlive the start of the new one. It used to finish its shutdown save
+ * after the new Redis had started and delete the new one's socket on its
+ * way out, and the restarted broker then stayed down.
+ */
+static void test_crash_and_immediate_restart(void **state)
+{
+    (void)state;
+    struct zh_broker b;
+    struct zh_broker_opts o = {.with_keys = 1};
+    zh_broker_start(&b, &o);
+    /* enough data that the old Redis's shutdown save takes a while */
+    char sock[400];
+    snprintf(sock, sizeof(sock), "%s/redis/redis.sock", b.state);
+    redisContext *c = redisConnectUnix(sock);
+    assert_true(c != NULL && c->err == 0);
+    static char big[100000];
+    memset(big, 'x', sizeof(big) - 1);
+    for (int i = 0; i < 800; i++)
+        redisAppendCommand(c, "SET filler:%d %s", i, big);
+    for (int i = 0; i < 800; i++) {
+        void *r = NULL;
+        assert_int_equal(redisGetReply(c, &r), REDIS_OK);
+        freeReplyObject(r);
+    }
+    redisFree(c);
+
+    kill(b.pid, SIGKILL);
+    waitpid(b.pid, NULL, 0);
+    struct zh_broker again;
+    struct zh_broker_opts o2 = {.state_dir = b.state};
+    zh_broker_start(&again, &o2);
+    /* give a lingering old Redis time to finish and clean up */
+    struct timespec pause = {.tv_sec = 3};
+    nanosleep(&pause, NULL);
+    struct stat st;
+    if (stat(sock, &st) != 0 || !S_ISSOCK(st.st_mode))
+        fail_msg("the restarted broker's Redis socket %s is gone", sock);
+    c = redisConnectUnix(sock);
+    assert_true(c != NULL && c->err == 0);
+    redisReply *r = redisCommand(c, "EXISTS filler:799");
+    assert_non_null(r);
+    assert_int_equal(r->integer, 1); /* the data survived the crash (AOF) */
+    freeReplyObject(r);
+    redisFree(c);
+    struct zh_resp resp;
+    assert_int_equal(zh_get(&again, "/readyz", &resp), 0);
+    assert_int_equal(resp.status, 200);
+    zh_resp_free(&resp);
+    assert_int_equal(zh_broker_stop(&again), 0);
+    zh_rmtree(again.dir);
     zh_rmtree(b.dir);
 }
 
@@ -203,6 +261,15 @@ static void test_config_errors_and_help(void **state)
     free(out);
     free(err);
 
+    /* on the network without an issuer, every token's iss would be
+     * http://0.0.0.0:PORT: refused before anything starts, naming the fix */
+    const char *net[] = {zh_bin("ztb-broker"), "--listen", "0.0.0.0:0", NULL};
+    assert_int_equal(zh_run(net, &out, &err), 2);
+    assert_non_null(strstr(err, "not loopback"));
+    assert_non_null(strstr(err, "--issuer"));
+    free(out);
+    free(err);
+
     const char *unk[] = {zh_bin("ztb-broker"), "--frobnicate", "1", NULL};
     assert_int_equal(zh_run(unk, &out, &err), 2);
     assert_non_null(strstr(err, "unknown option"));
@@ -221,8 +288,11 @@ static void test_config_errors_and_help(void **state)
     free(out);
     free(err);
 
-    const char *badredis[] = {zh_bin("ztb-broker"), "--redis",     "http://x", "--state-dir", dir,
-                              "--listen",           "127.0.0.1:0", "--user",   "nobody",      NULL};
+    char st_dir[320]; /* a new one: the broker hands over only an empty state dir */
+    snprintf(st_dir, sizeof(st_dir), "%s/state", dir);
+    const char *badredis[] = {
+        zh_bin("ztb-broker"), "--redis",     "http://x", "--state-dir", st_dir,
+        "--listen",           "127.0.0.1:0", "--user",   "nobody",      NULL};
     assert_int_equal(zh_run(badredis, &out, &err), 1);
     assert_non_null(strstr(err, "redis: expected"));
     free(out);
@@ -235,6 +305,7 @@ int main(void)
     signal(SIGPIPE, SIG_IGN);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_private_redis_healthy),
+        cmocka_unit_test(test_crash_and_immediate_restart),
         cmocka_unit_test(test_bad_requests_get_clear_errors),
         cmocka_unit_test(test_external_redis_loss_and_recovery),
         cmocka_unit_test(test_not_ready_without_keys),

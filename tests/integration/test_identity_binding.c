@@ -201,16 +201,7 @@ static int setup(void **state)
 {
     (void)state;
     zh_tmpdir(dir, sizeof(dir));
-    snprintf(srv_crt, sizeof(srv_crt), "%s/server.crt", dir);
-    snprintf(srv_key, sizeof(srv_key), "%s/server.key", dir);
-    char cmd[1200];
-    snprintf(cmd, sizeof(cmd),
-             "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 "
-             "-subj /CN=localhost -addext subjectAltName=IP:127.0.0.1,DNS:localhost "
-             "-keyout %s -out %s 2>/dev/null",
-             srv_key, srv_crt);
-    if (system(cmd) != 0)
-        fail_msg("openssl req failed");
+    zh_tls_server_cert(dir, srv_crt, srv_key);
     zh_redis_start(&rd);
     struct zh_broker_opts o = {.redis_url = rd.url,
                                .with_keys = 1,

@@ -30,6 +30,9 @@ static const char *policy_doc =
     "   \"rate_limits\": {\"per_agent\": {\"rate\": 1000, \"burst\": 100, \"period\": 60},\n"
     "                   \"per_action\": {\"rate\": 1000, \"burst\": 100, \"period\": 60}}},\n"
     " \"rules\": [\n"
+    "  {\"id\": \"gateway-introspects\", \"effect\": \"allow\", \"agents\": [\"gate\"],\n"
+    "   \"actions\": [\"ztb:introspect\", \"ztb:consume\"], \"audiences\": [\"**\"],\n"
+    "   \"resources\": [\"**\"]},\n"
     "  {\"id\": \"reads\", \"effect\": \"allow\", \"agents\": [\"*\"],\n"
     "   \"actions\": [\"payments:read\", \"crm:read\"], \"audiences\": [\"payments\", \"crm\"],\n"
     "   \"resources\": [\"**\"]},\n"
@@ -204,7 +207,7 @@ static void test_introspection(void **state)
     char brief[4096];
     token(&alice, "payments", "payments%3Apeek", brief);
     assert_true(za_active(&b, &gate, brief));
-    sleep(3); /* ttl 1 + skew 1 */
+    sleep(3); /* ttl 1: inactive from exp on (no skew on the broker's clock) */
     assert_false(za_active(&b, &gate, brief));
 
     /* single-use: introspection can consume it, once */
@@ -218,6 +221,9 @@ static void test_introspection(void **state)
     assert_string_equal(r.body, "{\"active\":false}");
     zh_resp_free(&r);
     assert_false(za_active(&b, &gate, once));
+    /* the marker outlives exp + the largest skew a verifier may have, not
+     * exp + the key store's 1 s: a verifier with skew 60 cannot take it again */
+    za_expect_used_marker(&rd, once);
 
     /* Redis down: never "active" without the revocation state */
     zh_redis_stop(&rd, 0);

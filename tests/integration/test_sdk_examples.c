@@ -3,10 +3,13 @@
  * quickstart runs them: a real broker and Redis, the example gateway guarding
  * POST /refunds/<id>, and the example agent enrolling once and then calling
  * the gateway with a token for one refund (Bearer, then DPoP-bound). The
- * gateway must refuse a token for another order and say why.
+ * gateway must refuse a token for another order and say why; it takes the
+ * Authorization scheme in any case.
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -14,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -176,10 +180,134 @@ static void test_quickstart_flow(void **state)
     free(out);
 }
 
+/* An agent of billing-bot from the credential the example enrolled. */
+static ztb_agent *load_agent(int dpop)
+{
+    struct stat st;
+    if (stat(cred, &st) != 0)
+        fail_msg("no credential at %s: test_quickstart_flow enrolls first", cred);
+    ztb_agent_config *cfg = ztb_agent_config_new();
+    assert_non_null(cfg);
+    assert_int_equal(ztb_agent_config_set_broker(cfg, b.url), ZTB_OK);
+    assert_int_equal(ztb_agent_config_set_name(cfg, "billing-bot"), ZTB_OK);
+    assert_int_equal(ztb_agent_config_set_credential_file(cfg, cred), ZTB_OK);
+    assert_int_equal(ztb_agent_config_set_dpop(cfg, dpop), ZTB_OK);
+    ztb_agent *a = NULL;
+    assert_int_equal(ztb_agent_new(cfg, &a), ZTB_OK);
+    ztb_agent_config_free(cfg);
+    return a;
+}
+
+/* A fresh single-use refund token for order 1234 (caller frees). */
+static char *refund_token(ztb_agent *a)
+{
+    char *tok = NULL;
+    assert_int_equal(ztb_agent_token(a, "payments", "payments:refund", "orders/1234",
+                                     "{\"type\":\"payment\",\"amount\":5}", &tok),
+                     ZTB_OK);
+    return tok;
+}
+
+/*
+ * POST /refunds/1234 to the gateway over a plain socket, with the exact
+ * header bytes given (hdr_len of them: NUL bytes included). The HTTP status.
+ */
+static int raw_post(const char *hdr, size_t hdr_len)
+{
+    unsigned port = 0;
+    assert_int_equal(sscanf(gw_url, "http://127.0.0.1:%u", &port), 1);
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(fd >= 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    static const char head[] = "POST /refunds/1234 HTTP/1.1\r\nHost: 127.0.0.1\r\n";
+    static const char tail[] = "\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+    char req[8192];
+    assert_true(sizeof(head) + hdr_len + sizeof(tail) < sizeof(req));
+    size_t n = 0;
+    memcpy(req + n, head, sizeof(head) - 1);
+    n += sizeof(head) - 1;
+    memcpy(req + n, hdr, hdr_len);
+    n += hdr_len;
+    memcpy(req + n, tail, sizeof(tail) - 1);
+    n += sizeof(tail) - 1;
+    assert_int_equal(write(fd, req, n), (ssize_t)n);
+    char resp[2048] = "";
+    ssize_t got = 0, r;
+    while ((r = read(fd, resp + got, sizeof(resp) - 1 - (size_t)got)) > 0)
+        got += r;
+    close(fd);
+    int status = 0;
+    if (sscanf(resp, "HTTP/1.1 %d", &status) != 1)
+        fail_msg("no HTTP answer from the gateway: '%s'", resp);
+    return status;
+}
+
+/* raw_post with "Authorization: SCHEME TOKEN" and, if proof, "DPoP: PROOF". */
+static int post_authz(const char *scheme, const char *tok, const char *proof)
+{
+    char hdr[6144];
+    int n = snprintf(hdr, sizeof(hdr), "Authorization: %s %s", scheme, tok);
+    assert_true(n > 0 && (size_t)n < sizeof(hdr) - 2);
+    size_t len = (size_t)n;
+    if (proof != NULL) {
+        int m = snprintf(hdr + len, sizeof(hdr) - len, "\r\nDPoP: %s", proof);
+        assert_true(m > 0 && (size_t)m < sizeof(hdr) - len);
+        len += (size_t)m;
+    }
+    return raw_post(hdr, len);
+}
+
+/*
+ * The gateway takes the auth scheme case-insensitively (RFC 7235): "bearer",
+ * "BEARER", "dpop" are the schemes they name; anything else is no token.
+ * (A NUL byte inside the Authorization value cannot be shown refused here:
+ * libmicrohttpd 0.9.75 ends the value at the NUL before the gateway sees it.)
+ */
+static void test_authorization_header(void **state)
+{
+    (void)state;
+    ztb_agent *a = load_agent(0);
+    const char *schemes[] = {"Bearer", "bearer", "BEARER", "bEaReR"};
+    for (size_t i = 0; i < sizeof(schemes) / sizeof(schemes[0]); i++) {
+        char *tok = refund_token(a);
+        int st = post_authz(schemes[i], tok, NULL);
+        if (st != 200)
+            fail_msg("scheme '%s': HTTP %d, want 200", schemes[i], st);
+        ztb_token_free(tok);
+    }
+    /* no scheme, an unknown one, no token after it */
+    char *tok = refund_token(a);
+    assert_int_equal(post_authz("Basic", tok, NULL), 401);
+    assert_int_equal(post_authz("Bearertoo", tok, NULL), 401);
+    assert_int_equal(raw_post("Authorization: Bearer ", 22), 401);
+    ztb_token_free(tok);
+    ztb_agent_free(a);
+
+    /* DPoP, in any case, with its proof */
+    ztb_agent *d = load_agent(1);
+    char url[256];
+    snprintf(url, sizeof(url), "%s/refunds/1234", gw_url);
+    const char *dschemes[] = {"DPoP", "dpop", "DPOP"};
+    for (size_t i = 0; i < sizeof(dschemes) / sizeof(dschemes[0]); i++) {
+        char *dt = refund_token(d);
+        char *proof = NULL;
+        assert_int_equal(ztb_dpop_proof(d, "POST", url, dt, &proof), ZTB_OK);
+        int st = post_authz(dschemes[i], dt, proof);
+        if (st != 200)
+            fail_msg("scheme '%s': HTTP %d, want 200", dschemes[i], st);
+        ztb_token_free(proof);
+        ztb_token_free(dt);
+    }
+    ztb_agent_free(d);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_quickstart_flow),
+        cmocka_unit_test(test_authorization_header),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -112,8 +112,9 @@ static long enroll(const char *join, ztb_key *k, const char *spiffe, struct zh_r
     return r->status;
 }
 
-static void assertion(ztb_key *k, const char *name, const char *jti, int64_t iat, int64_t exp,
-                      ztb_buf *out)
+/* A client assertion with header typ (NULL: none) into out. */
+static void assertion_typ(ztb_key *k, const char *name, const char *jti, int64_t iat, int64_t exp,
+                          const char *typ, ztb_buf *out)
 {
     char claims[1024], jti_buf[32];
     if (jti == NULL) {
@@ -127,9 +128,16 @@ static void assertion(ztb_key *k, const char *name, const char *jti, int64_t iat
              "{\"iss\":\"spiffe://ztb.local/agent/%s\",\"sub\":\"spiffe://ztb.local/agent/%s\","
              "\"aud\":\"%s/v1/token\",\"iat\":%lld,\"exp\":%lld,\"jti\":\"%s\"}",
              name, name, b.url, (long long)iat, (long long)exp, jti);
-    ztb_jws_sign_opts o = {.typ = "JWT"};
+    ztb_jws_sign_opts o = {.typ = typ};
     ztb_buf_reset(out);
     assert_int_equal(ztb_jws_sign(k, &o, claims, strlen(claims), out), ZTB_OK);
+}
+
+/* A client assertion as docs/protocol.md has it: typ JWT. */
+static void assertion(ztb_key *k, const char *name, const char *jti, int64_t iat, int64_t exp,
+                      ztb_buf *out)
+{
+    assertion_typ(k, name, jti, iat, exp, "JWT", out);
 }
 
 static long post_form(const char *path, const char *form, const char *dpop, struct zh_resp *r)
@@ -300,6 +308,13 @@ static void test_assertion_auth_and_replay(void **state)
     expect_error(&r, 401, "invalid_client");
     assert_non_null(strstr(r.body, "replay"));
     zh_resp_free(&r);
+    /* a replay is counted, not audited one by one (anyone holding a copy can
+     * send thousands); the detector's signal is what the audit log records */
+    assert_int_equal(zh_get(&b, "/metrics", &r), 0);
+    assert_non_null(strstr(
+        r.body,
+        "ztb_requests_refused_total{endpoint=\"/v1/token\",reason=\"assertion_replay\"} 1\n"));
+    zh_resp_free(&r);
 
     /* an assertion for another audience, expired, too long-lived, or signed
      * by a key that is not the agent's */
@@ -321,6 +336,41 @@ static void test_assertion_auth_and_replay(void **state)
         zh_resp_free(&r);
     }
     ztb_key_free(other);
+    ztb_buf_free(&a);
+}
+
+/*
+ * The assertion's header typ is JWT (docs/protocol.md): a JWS of another type
+ * signed by the agent's key, or one without typ, is not a client assertion
+ * even with the right claims (explicit typing, RFC 8725 section 3.11).
+ */
+static void test_assertion_typ(void **state)
+{
+    (void)state;
+    ztb_buf a;
+    ztb_buf_init(&a, 4096);
+    int64_t now = time(NULL);
+    char form[4096];
+    struct zh_resp r;
+    const char *wrong[] = {"at+jwt", "dpop+jwt", "secevent+jwt", "JOSE", "jwt ", NULL};
+    for (size_t i = 0; i < sizeof(wrong) / sizeof(wrong[0]); i++) {
+        assertion_typ(agent_key, "billing-bot", NULL, now, now + 30, wrong[i], &a);
+        snprintf(form, sizeof(form), "client_assertion_type=%s&client_assertion=%s", ASSERTION_TYPE,
+                 ztb_buf_cstr(&a));
+        post_form("/v1/session", form, NULL, &r);
+        if (r.status != 401)
+            fail_msg("an assertion with typ %s%s%s got HTTP %ld: %s", wrong[i] ? "'" : "",
+                     wrong[i] ? wrong[i] : "(none)", wrong[i] ? "'" : "", r.status, r.body);
+        expect_error(&r, 401, "invalid_client");
+        assert_non_null(strstr(r.body, "typ"));
+        zh_resp_free(&r);
+    }
+    /* the same with typ JWT is fine */
+    assertion_typ(agent_key, "billing-bot", NULL, now, now + 30, "JWT", &a);
+    snprintf(form, sizeof(form), "client_assertion_type=%s&client_assertion=%s", ASSERTION_TYPE,
+             ztb_buf_cstr(&a));
+    assert_int_equal(post_form("/v1/session", form, NULL, &r), 200);
+    zh_resp_free(&r);
     ztb_buf_free(&a);
 }
 
@@ -400,6 +450,28 @@ static void test_dpop_binding(void **state)
     token_req("&audience=tickets&scope=tickets%3Acreate", ztb_buf_cstr(&p), &r);
     expect_error(&r, 400, "invalid_dpop_proof");
     zh_resp_free(&r);
+    /* and with a client assertion (the agent's state read at authentication)
+     * instead of a session: a fresh proof once, then its replay refused */
+    ztb_buf_reset(&p);
+    assert_int_equal(ztb_dpop_proof_make(dk, "POST", htu, time(NULL), NULL, &p), ZTB_OK);
+    for (int i = 0; i < 2; i++) {
+        ztb_buf a;
+        ztb_buf_init(&a, 4096);
+        int64_t now = time(NULL);
+        assertion(agent_key, "billing-bot", NULL, now, now + 30, &a);
+        char form[8192];
+        snprintf(form, sizeof(form),
+                 "grant_type=%s&client_assertion_type=%s&client_assertion=%s"
+                 "&audience=tickets&scope=tickets%%3Acreate",
+                 GRANT, ASSERTION_TYPE, ztb_buf_cstr(&a));
+        long st = post_form("/v1/token", form, ztb_buf_cstr(&p), &r);
+        if (i == 0 && st != 200)
+            fail_msg("assertion + DPoP: %ld %s", st, r.body);
+        if (i == 1)
+            expect_error(&r, 400, "invalid_dpop_proof");
+        zh_resp_free(&r);
+        ztb_buf_free(&a);
+    }
     /* a proof for another URL */
     ztb_buf_reset(&p);
     assert_int_equal(
@@ -632,7 +704,9 @@ static void test_audit_records(void **state)
     all[n] = '\0';
     assert_non_null(strstr(all, "\"event\":\"token.issued\""));
     assert_non_null(strstr(all, "\"event\":\"token.denied\""));
-    assert_non_null(strstr(all, "\"event\":\"auth.assertion_replay\""));
+    assert_null(strstr(all, "\"event\":\"auth.assertion_replay\""));
+    char *replay = strstr(all, "\"type\":\"assertion_replay\"");
+    assert_non_null(replay); /* the detector's signal.received line */
     assert_null(strstr(all, session));
     assert_null(strstr(all, "eyJ"));
     free(all);
@@ -645,6 +719,7 @@ int main(void)
         cmocka_unit_test(test_metadata),
         cmocka_unit_test(test_session_token_happy_path),
         cmocka_unit_test(test_assertion_auth_and_replay),
+        cmocka_unit_test(test_assertion_typ),
         cmocka_unit_test(test_policy_denies),
         cmocka_unit_test(test_rate_limit),
         cmocka_unit_test(test_dpop_binding),

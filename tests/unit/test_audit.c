@@ -7,7 +7,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -220,14 +223,91 @@ static void test_concurrent_writers_and_stream(void **state)
     zh_rmtree(dir);
 }
 
-int main(void)
+/* This process's CPU time in ms (CLOCK_PROCESS_CPUTIME_ID: no wall clock). */
+static long long cpu_ms(void)
 {
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/*
+ * Run in a copy of this program with the clockshift library loaded: open
+ * the log, write a line that waits for the periodic fsync, then step the
+ * wall clock back an hour. The background thread's fsync timer measures a
+ * duration: it must neither stall for the hour nor spin through it (with a
+ * CLOCK_REALTIME timer it did: its deadline was an hour away by the clock
+ * it read and already past by the clock it slept on). Returns an exit code.
+ */
+static int clock_step_child(const char *dir)
+{
+    char err[256];
+    if (audit_open(dir, 0, err, sizeof(err)) != ZTB_OK) {
+        fprintf(stderr, "audit_open: %s\n", err);
+        return 2;
+    }
+    audit("test.before_step", "broker", 0, ZTB_F_INT("n", 1));
+    struct timespec pause = {.tv_nsec = 100000000L};
+    nanosleep(&pause, NULL);
+    setenv("ZTB_CLOCK_OFFSET_S", "-3600", 1);
+    long long c0 = cpu_ms();
+    struct timespec wait = {.tv_sec = 2, .tv_nsec = 500000000L};
+    while (nanosleep(&wait, &wait) != 0)
+        ;
+    long long spent = cpu_ms() - c0;
+    audit("test.after_step", "broker", 0, ZTB_F_INT("n", 2));
+    audit_close();
+    if (spent > 300) {
+        fprintf(stderr, "the audit thread spent %lld ms of CPU in 2.5 s after the step\n", spent);
+        return 1;
+    }
+    return 0;
+}
+
+/* The periodic fsync runs on CLOCK_MONOTONIC: a wall clock step is nothing to it. */
+static void test_fsync_timer_ignores_wall_clock_steps(void **state)
+{
+    (void)state;
+    char dir[256], self[512], asan[512];
+    zh_tmpdir(dir, sizeof(dir));
+    ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+    assert_true(n > 0);
+    self[n] = '\0';
+    const char *cur = getenv("ASAN_OPTIONS");
+    snprintf(asan, sizeof(asan), "%s%sverify_asan_link_order=0", cur ? cur : "", cur ? ":" : "");
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        setenv("LD_PRELOAD", zh_clockshift_lib(), 1);
+        setenv("ZTB_CLOCK_OFFSET_S", "0", 1);
+        setenv("ASAN_OPTIONS", asan, 1);
+        execl(self, self, "--clock-step-child", dir, (char *)NULL);
+        _exit(127);
+    }
+    int st;
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+    assert_true(WIFEXITED(st));
+    assert_int_equal(WEXITSTATUS(st), 0);
+    char path[300];
+    snprintf(path, sizeof(path), "%s/audit.log", dir);
+    uint64_t lines, bad;
+    char why[256];
+    assert_int_equal(verify(path, &lines, &bad, why), ZTB_OK);
+    assert_true(lines >= 2);
+    zh_rmtree(dir);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc == 3 && strcmp(argv[1], "--clock-step-child") == 0)
+        return clock_step_child(argv[2]);
     signal(SIGPIPE, SIG_IGN);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_chain_and_tamper),
         cmocka_unit_test(test_reopen_and_partial_line),
         cmocka_unit_test(test_oversized_fields),
         cmocka_unit_test(test_concurrent_writers_and_stream),
+        cmocka_unit_test(test_fsync_timer_ignores_wall_clock_steps),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

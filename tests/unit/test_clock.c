@@ -1,4 +1,4 @@
-/* test_clock.c - wall time, monotonic time, the test offset, sleeping. */
+/* test_clock.c - wall time, monotonic time, the test offsets, sleeping. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -21,6 +21,10 @@ static void test_clocks(void **state)
     int64_t m1 = clock_mono_ms();
     assert_true(m1 - m0 >= 19);
     assert_true(m1 - m0 < 2000);
+    clock_set_mono_offset_for_test(60000);
+    assert_true(clock_mono_ms() >= m1 + 60000);
+    clock_set_mono_offset_for_test(0);
+    assert_true(clock_mono_ms() < m1 + 60000);
 }
 
 int main(void)

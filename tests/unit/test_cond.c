@@ -332,13 +332,38 @@ static void test_cond_eval(void **state)
     json_decref(ok);
 }
 
+/* "restricted": delegated, by a subject token whose may_act named the agent */
+static void test_delegation_restricted(void **state)
+{
+    (void)state;
+    struct policy_conditions c = {.any = 1,
+                                  .delegation = POLICY_DELEGATION_RESTRICTED,
+                                  .desc_delegation = "delegation restricted"};
+    policy_context ctx = {.now = 1000};
+    const char *failed = NULL;
+    assert_int_equal(policy_cond_eval(&c, &ctx, POLICY_ALLOW, &failed), POLICY_FALSE);
+    assert_string_equal(failed, "delegation restricted");
+    ctx.act_restricted = 1; /* not delegated at all: still false */
+    assert_int_equal(policy_cond_eval(&c, &ctx, POLICY_ALLOW, &failed), POLICY_FALSE);
+    ctx.act = "spiffe://ztb.local/agent/alice";
+    ctx.act_restricted = 0; /* delegated, but anyone could have presented the token */
+    assert_int_equal(policy_cond_eval(&c, &ctx, POLICY_ALLOW, &failed), POLICY_FALSE);
+    ctx.act_restricted = 1;
+    assert_int_equal(policy_cond_eval(&c, &ctx, POLICY_ALLOW, &failed), POLICY_TRUE);
+    assert_null(failed);
+    /* "required" is satisfied either way */
+    c.delegation = POLICY_DELEGATION_REQUIRED;
+    ctx.act_restricted = 0;
+    assert_int_equal(policy_cond_eval(&c, &ctx, POLICY_ALLOW, &failed), POLICY_TRUE);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_hhmm_offset_day), cmocka_unit_test(test_times),
         cmocka_unit_test(test_ip_parse),        cmocka_unit_test(test_cidr),
         cmocka_unit_test(test_windows),         cmocka_unit_test(test_limits),
-        cmocka_unit_test(test_cond_eval),
+        cmocka_unit_test(test_cond_eval),       cmocka_unit_test(test_delegation_restricted),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -36,6 +36,9 @@ static void test_defaults(void **state)
     assert_string_equal(c.listen_host, "127.0.0.1");
     assert_int_equal(c.listen_port, 8443);
     assert_int_equal(c.max_body, 16384);
+    /* one address cannot hold every connection slot by default */
+    assert_int_equal(c.connection_limit, 4096);
+    assert_int_equal(c.per_ip_connection_limit, 128);
     assert_string_equal(c.redis_url, "");
     assert_string_equal(c.user, "ztb");
     assert_int_equal(c.log_level, ZTB_LOG_INFO);
@@ -143,6 +146,35 @@ static void test_file_and_precedence(void **state)
     assert_non_null(strstr(errbuf, "No such file"));
 }
 
+/* A listener on the network without --issuer would mint tokens every
+ * gateway refuses (iss https://0.0.0.0:8443): refused at start, naming the fix. */
+static void test_network_listener_needs_issuer(void **state)
+{
+    (void)state;
+    struct broker_config c;
+    char err[512];
+    broker_config_defaults(&c);
+    assert_int_equal(broker_config_check(&c, err, sizeof(err)), ZTB_OK); /* 127.0.0.1 */
+    const char *loopback[] = {"127.0.0.1:8443", "127.8.9.10:1", "[::1]:8443", "localhost:8443"};
+    for (size_t i = 0; i < sizeof(loopback) / sizeof(loopback[0]); i++) {
+        broker_config_defaults(&c);
+        assert_int_equal(broker_config_set(&c, "listen", loopback[i], err, sizeof(err)), ZTB_OK);
+        assert_int_equal(broker_config_check(&c, err, sizeof(err)), ZTB_OK);
+    }
+    const char *network[] = {"0.0.0.0:8443", "[::]:8443", "10.1.2.3:8443", "broker.example.org:1"};
+    for (size_t i = 0; i < sizeof(network) / sizeof(network[0]); i++) {
+        broker_config_defaults(&c);
+        assert_int_equal(broker_config_set(&c, "listen", network[i], err, sizeof(err)), ZTB_OK);
+        assert_int_equal(broker_config_check(&c, err, sizeof(err)), ZTB_ERR_INVALID_ARG);
+        assert_non_null(strstr(err, "--issuer"));
+        assert_non_null(strstr(err, c.listen_host));
+        assert_int_equal(
+            broker_config_set(&c, "issuer", "https://broker.example.org:8443", err, sizeof(err)),
+            ZTB_OK);
+        assert_int_equal(broker_config_check(&c, err, sizeof(err)), ZTB_OK);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -150,6 +182,7 @@ int main(void)
         cmocka_unit_test(test_flags),
         cmocka_unit_test(test_bad_flags),
         cmocka_unit_test(test_file_and_precedence),
+        cmocka_unit_test(test_network_listener_needs_issuer),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -669,6 +669,46 @@ static void test_file_order_does_not_matter(void **state)
     check_order_independent(EDGE, edge_cases, sizeof(edge_cases) / sizeof(edge_cases[0]));
 }
 
+/* The broker's own actions (ztb:introspect, ztb:consume) are granted only
+ * by a rule that names them: a broad "*" rule written for an agent's work
+ * must not let it introspect or burn everyone's tokens. */
+static void test_reserved_service_only_by_name(void **state)
+{
+    (void)state;
+    static const char *doc =
+        "{\"version\": 1, \"trust_domain\": \"example.org\", " FX_SETTINGS ","
+        "\"rules\": ["
+        "{\"id\": \"wide\", \"effect\": \"allow\", \"agents\": [\"x\"], \"actions\": [\"*\"],"
+        " \"audiences\": [\"**\"], \"resources\": [\"**\"]},"
+        "{\"id\": \"z-glob\", \"effect\": \"allow\", \"agents\": [\"x\"], \"actions\": "
+        "[\"z*:*\", \"ztb:*\"], \"audiences\": [\"**\"], \"resources\": [\"**\"]},"
+        "{\"id\": \"gate\", \"effect\": \"allow\", \"agents\": [\"gw\"], \"actions\": "
+        "[\"ztb:introspect\"], \"audiences\": [\"aud\"], \"resources\": [\"**\"]}]}";
+    policy *p = NULL;
+    assert_int_equal(policy_load(doc, strlen(doc), &p, NULL), ZTB_OK);
+    const struct {
+        const char *agent, *action;
+        policy_effect want;
+    } cases[] = {
+        {"x", "svc:read", POLICY_ALLOW},        {"x", "zeta:read", POLICY_ALLOW},
+        {"x", "ztb:introspect", POLICY_DENY},   {"x", "ztb:consume", POLICY_DENY},
+        {"gw", "ztb:introspect", POLICY_ALLOW}, {"gw", "ztb:consume", POLICY_DENY},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        policy_request r = {.agent = cases[i].agent,
+                            .action = cases[i].action,
+                            .audience = "aud",
+                            .resource = "",
+                            .ctx = {.now = WED10}};
+        policy_decision d;
+        assert_int_equal(policy_eval(p, &r, &d), ZTB_OK);
+        if (d.effect != cases[i].want)
+            fail_msg("%s %s: effect %d, want %d", cases[i].agent, cases[i].action, (int)d.effect,
+                     (int)cases[i].want);
+    }
+    policy_unref(p);
+}
+
 static void test_invalid_arguments(void **state)
 {
     (void)state;
@@ -692,6 +732,7 @@ int main(void)
         cmocka_unit_test(test_combination_details),
         cmocka_unit_test(test_file_order_does_not_matter),
         cmocka_unit_test(test_invalid_arguments),
+        cmocka_unit_test(test_reserved_service_only_by_name),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

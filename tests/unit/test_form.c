@@ -73,6 +73,67 @@ static void test_rejects(void **state)
     assert_int_equal(form_parse(&f, (const uint8_t *)"scope=a\0b", 9, allowed), ZTB_ERR_MALFORMED);
 }
 
+/* Malformed UTF-8 after percent-decoding is a malformed request (400
+ * invalid_request), never a name that policy then fails to match. */
+static void test_rejects_malformed_utf8(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *body;
+        const char *bad;
+    } cases[] = {
+        {"scope=%C3%28", "scope"},                  /* a lead byte, then ASCII */
+        {"audience=%FF", "audience"},               /* never valid */
+        {"resource=a%C3", "resource"},              /* truncated at the end */
+        {"resource=%C0%AF", "resource"},            /* overlong '/' */
+        {"audience=%ED%A0%80", "audience"},         /* a UTF-16 surrogate */
+        {"audience=%F4%90%80%80", "audience"},      /* above U+10FFFF */
+        {"scope=a:b&audience=x%E2%82", "audience"}, /* the second one */
+        {"grant_type=x&resource=\xff", "resource"}, /* raw, not escaped */
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct form f;
+        ztb_err rv = parse(&f, cases[i].body);
+        if (rv != ZTB_ERR_MALFORMED)
+            fail_msg("case '%s': got %s", cases[i].body, ztb_err_name(rv));
+        assert_string_equal(f.bad_name, cases[i].bad);
+        assert_null(f.buf);
+        char want[96];
+        snprintf(want, sizeof(want), "parameter '%s' is not valid UTF-8", cases[i].bad);
+        assert_string_equal(form_error(&f), want);
+    }
+    /* a name that is not UTF-8 is refused without being echoed */
+    struct form f;
+    assert_int_equal(parse(&f, "sc%FFope=a"), ZTB_ERR_MALFORMED);
+    assert_string_equal(f.bad_name, "");
+    assert_string_equal(form_error(&f), "a parameter name is not valid UTF-8");
+    /* valid multi-byte text still passes */
+    assert_int_equal(parse(&f, "resource=%F0%9F%94%91%E2%82%AC%C3%A9"), ZTB_OK);
+    assert_string_equal(form_get(&f, "resource"), "\xf0\x9f\x94\x91\xe2\x82\xac\xc3\xa9");
+    form_free(&f);
+}
+
+/* Every error has a description that names the parameter and the fix. */
+static void test_error_text(void **state)
+{
+    (void)state;
+    struct form f;
+    assert_int_equal(parse(&f, "scope=a&scope=b"), ZTB_ERR_EXISTS);
+    assert_string_equal(form_error(&f), "parameter 'scope' given more than once");
+    assert_int_equal(parse(&f, "evil=1"), ZTB_ERR_MALFORMED);
+    assert_string_equal(form_error(&f), "unknown parameter 'evil'");
+    assert_int_equal(parse(&f, "scope=%zz"), ZTB_ERR_MALFORMED);
+    assert_string_equal(form_error(&f), "malformed form encoding");
+    char body[2048] = "";
+    for (int i = 0; i < FORM_MAX_PARAMS + 1; i++) {
+        char p[32];
+        snprintf(p, sizeof(p), "%sp%d=v", i ? "&" : "", i);
+        strcat(body, p);
+    }
+    assert_int_equal(form_parse(&f, (const uint8_t *)body, strlen(body), NULL), ZTB_ERR_TOO_LARGE);
+    assert_string_equal(form_error(&f), "more than 24 parameters");
+}
+
 static void test_limits(void **state)
 {
     (void)state;
@@ -108,6 +169,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_decodes),
         cmocka_unit_test(test_rejects),
+        cmocka_unit_test(test_rejects_malformed_utf8),
+        cmocka_unit_test(test_error_text),
         cmocka_unit_test(test_limits),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

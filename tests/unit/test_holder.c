@@ -205,6 +205,33 @@ static void test_concurrent_swaps(void **state)
     policy_holder_free(s.h);
 }
 
+/* A reload refuses what a start refuses: a document for another trust
+ * domain never goes in (it used to reload with success, and the next
+ * restart failed). */
+static void test_trust_domain_required(void **state)
+{
+    (void)state;
+    policy_holder *h = NULL;
+    assert_int_equal(policy_holder_new(&h), ZTB_OK);
+    policy_holder_require_trust_domain(h, "ztb.local");
+    char *a = doc_n(1); /* example.org */
+    policy_diag d;
+    policy_diag_init(&d);
+    assert_int_equal(policy_holder_reload(h, a, strlen(a), &d), ZTB_ERR_POLICY);
+    char *m = fx_messages(&d);
+    assert_non_null(strstr(m, "example.org"));
+    assert_non_null(strstr(m, "ztb.local"));
+    free(m);
+    policy_diag_free(&d);
+    assert_int_equal(policy_holder_generation(h), 0);
+    assert_null(policy_holder_acquire(h));
+    policy_holder_require_trust_domain(h, "example.org");
+    assert_int_equal(policy_holder_reload(h, a, strlen(a), NULL), ZTB_OK);
+    assert_int_equal(policy_holder_generation(h), 1);
+    free(a);
+    policy_holder_free(h);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -212,6 +239,7 @@ int main(void)
         cmocka_unit_test(test_invalid_reload_keeps_old),
         cmocka_unit_test(test_reference_outlives_holder),
         cmocka_unit_test(test_concurrent_swaps),
+        cmocka_unit_test(test_trust_domain_required),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

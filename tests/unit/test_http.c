@@ -1,11 +1,19 @@
 /* test_http.c - the HTTP server: routing, limits, responses, listeners. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <poll.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -47,6 +55,7 @@ static const struct http_route routes[] = {
 struct fixture {
     struct http_server *s;
     char url[64];
+    uint16_t port;
 };
 
 static int setup(void **state)
@@ -62,6 +71,7 @@ static int setup(void **state)
     f.s = http_server_start("test", fd, routes, 4, &lim, NULL);
     assert_non_null(f.s);
     snprintf(f.url, sizeof(f.url), "http://127.0.0.1:%u", port);
+    f.port = port;
     *state = &f;
     return 0;
 }
@@ -151,6 +161,236 @@ static void test_body_limits(void **state)
     zh_resp_free(&r);
 }
 
+/* ---- raw sockets: what a hostile client sends, byte for byte ---------------- */
+
+static uint64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static int raw_connect(const struct fixture *f)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    assert_true(fd >= 0);
+    struct sockaddr_in to = {.sin_family = AF_INET, .sin_port = htons(f->port)};
+    inet_pton(AF_INET, "127.0.0.1", &to.sin_addr);
+    assert_int_equal(connect(fd, (struct sockaddr *)&to, sizeof(to)), 0);
+    return fd;
+}
+
+static void raw_send(int fd, const char *s)
+{
+    assert_int_equal(send(fd, s, strlen(s), MSG_NOSIGNAL), (ssize_t)strlen(s));
+}
+
+/*
+ * Read what the server sends within ms milliseconds into out (NUL-terminated).
+ * Returns 1 if the server closed the connection (EOF or reset), else 0.
+ */
+static int raw_read(int fd, char *out, size_t cap, unsigned ms)
+{
+    size_t n = 0;
+    uint64_t end = now_ms() + ms;
+    out[0] = '\0';
+    for (;;) {
+        uint64_t t = now_ms();
+        if (t >= end)
+            return 0;
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        if (poll(&p, 1, (int)(end - t)) <= 0)
+            return 0;
+        char tmp[4096];
+        ssize_t got = recv(fd, tmp, sizeof(tmp), 0);
+        if (got <= 0)
+            return 1;
+        size_t take = (size_t)got < cap - 1 - n ? (size_t)got : cap - 1 - n;
+        memcpy(out + n, tmp, take);
+        n += take;
+        out[n] = '\0';
+    }
+}
+
+/* Connect, send request, read for up to ms, close. Returns raw_read's. */
+static int raw_once(const struct fixture *f, const char *request, char *out, size_t cap,
+                    unsigned ms)
+{
+    int fd = raw_connect(f);
+    raw_send(fd, request);
+    int closed = raw_read(fd, out, cap, ms);
+    close(fd);
+    return closed;
+}
+
+/* An over-limit Content-Length is refused before the body is read: no
+ * "100 Continue" invites it, the 413 comes at once, the connection closes. */
+static void test_body_refused_before_read(void **state)
+{
+    struct fixture *f = *state;
+    char buf[4096];
+    uint64_t t0 = now_ms();
+    int closed = raw_once(f,
+                          "POST /echo HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: text/plain\r\n"
+                          "Content-Length: 1073741824\r\nExpect: 100-continue\r\n\r\n",
+                          buf, sizeof(buf), 3000);
+    print_message("huge Content-Length with Expect: %llu ms, closed %d, got: %.40s\n",
+                  (unsigned long long)(now_ms() - t0), closed, buf);
+    assert_null(strstr(buf, "100 Continue"));
+    assert_int_equal(strncmp(buf, "HTTP/1.1 413", 12), 0);
+    assert_true(closed);
+
+    /* one byte over, no Expect, no body sent: answered without waiting for it */
+    closed = raw_once(f,
+                      "POST /echo HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: text/plain\r\n"
+                      "Content-Length: 1025\r\n\r\n",
+                      buf, sizeof(buf), 3000);
+    assert_int_equal(strncmp(buf, "HTTP/1.1 413", 12), 0);
+    assert_true(closed);
+
+    /* within the limit, Expect still gets its 100 Continue and a 200 */
+    int fd = raw_connect(f);
+    raw_send(fd, "POST /echo HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: text/plain\r\n"
+                 "Content-Length: 5\r\nExpect: 100-continue\r\n\r\n");
+    raw_read(fd, buf, sizeof(buf), 1000);
+    assert_int_equal(strncmp(buf, "HTTP/1.1 100", 12), 0);
+    raw_send(fd, "hello");
+    raw_read(fd, buf, sizeof(buf), 500);
+    assert_int_equal(strncmp(buf, "HTTP/1.1 200", 12), 0);
+    close(fd);
+}
+
+/* A chunked body that never ends is cut at the limit: 413, then closed,
+ * while the client is still sending. */
+static void test_endless_chunked_body_cut(void **state)
+{
+    struct fixture *f = *state;
+    char buf[4096];
+    int fd = raw_connect(f);
+    raw_send(fd, "POST /echo HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: text/plain\r\n"
+                 "Transfer-Encoding: chunked\r\n\r\n");
+    char chunk[256 + 16];
+    memset(chunk, 'c', sizeof(chunk));
+    memcpy(chunk, "100\r\n", 5);
+    memcpy(chunk + 5 + 256, "\r\n", 2);
+    chunk[5 + 256 + 2] = '\0';
+    uint64_t t0 = now_ms();
+    size_t sent = 0;
+    int closed = 0;
+    buf[0] = '\0';
+    while (now_ms() - t0 < 4000 && !closed) {
+        if (send(fd, chunk, strlen(chunk), MSG_NOSIGNAL | MSG_DONTWAIT) > 0)
+            sent += 256;
+        char part[4096];
+        closed = raw_read(fd, part, sizeof(part), 20);
+        if (buf[0] == '\0')
+            snprintf(buf, sizeof(buf), "%s", part);
+    }
+    print_message("endless chunked body: %zu bytes sent in %llu ms, closed %d, got: %.40s\n", sent,
+                  (unsigned long long)(now_ms() - t0), closed, buf);
+    assert_int_equal(strncmp(buf, "HTTP/1.1 413", 12), 0);
+    assert_true(closed);
+    assert_true(sent < 64 * 1024);
+    close(fd);
+
+    /* a chunked body within the limit is read whole */
+    raw_once(f,
+             "POST /echo HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: text/plain\r\n"
+             "Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n3\r\nabc\r\n0\r\n\r\n",
+             buf, sizeof(buf), 1000);
+    assert_int_equal(strncmp(buf, "HTTP/1.1 200", 12), 0);
+    assert_non_null(strstr(buf, "\"len\":8"));
+}
+
+/* HTTP/1.1 requires Host (RFC 9112 §3.2): without it, 400. */
+static void test_http11_without_host(void **state)
+{
+    struct fixture *f = *state;
+    char buf[4096];
+    raw_once(f, "POST /echo HTTP/1.1\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\r\nhi",
+             buf, sizeof(buf), 2000);
+    assert_int_equal(strncmp(buf, "HTTP/1.1 400", 12), 0);
+    assert_non_null(strstr(buf, "exactly one Host"));
+    /* two Host headers are as bad as none */
+    raw_once(f, "GET /any/x HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", buf, sizeof(buf), 2000);
+    assert_int_equal(strncmp(buf, "HTTP/1.1 400", 12), 0);
+    /* HTTP/1.0 has no such rule */
+    raw_once(f, "POST /echo HTTP/1.0\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\r\nhi",
+             buf, sizeof(buf), 2000);
+    assert_int_equal(strncmp(buf + 8, " 200", 4), 0);
+}
+
+/* In a child (limits changed there stay there): 0 if check() held. */
+static int in_child(int (*check)(void))
+{
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0)
+        _exit(check());
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 100;
+}
+
+/* A low soft limit under a high hard one is raised to what is needed. */
+static int fit_raises_soft(void)
+{
+    struct rlimit rl;
+    getrlimit(RLIMIT_NOFILE, &rl);
+    if (rl.rlim_max != RLIM_INFINITY && rl.rlim_max < 2000)
+        return 1; /* the machine cannot show it */
+    rl.rlim_cur = 256;
+    if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+        return 2;
+    if (http_fit_nofile(1000, 100) != 1000)
+        return 3;
+    getrlimit(RLIMIT_NOFILE, &rl);
+    return rl.rlim_cur >= 1100 ? 0 : 4;
+}
+
+/* More than may be had: as far as the hard limit, and fewer connections. */
+static int fit_shrinks_when_short(void)
+{
+    /* above fs.nr_open even root cannot raise the hard limit */
+    unsigned long nr_open = 1048576;
+    FILE *f = fopen("/proc/sys/fs/nr_open", "r");
+    if (f != NULL) {
+        if (fscanf(f, "%lu", &nr_open) != 1)
+            nr_open = 1048576;
+        fclose(f);
+    }
+    struct rlimit rl = {.rlim_cur = 300, .rlim_max = 600};
+    if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+        return 1;
+    unsigned conns = (unsigned)nr_open + 1;
+    if (http_fit_nofile(conns, 100) != 500)
+        return 2;
+    getrlimit(RLIMIT_NOFILE, &rl);
+    if (rl.rlim_cur != 600 && rl.rlim_cur != rl.rlim_max)
+        return 3;
+    /* a reserve larger than the limit still leaves the minimum */
+    return http_fit_nofile(conns, 1000) == HTTP_MIN_CONNECTIONS ? 0 : 4;
+}
+
+/* Enough already: nothing changes. */
+static int fit_enough(void)
+{
+    struct rlimit before, after;
+    getrlimit(RLIMIT_NOFILE, &before);
+    if (http_fit_nofile(10, 10) != 10)
+        return 1;
+    getrlimit(RLIMIT_NOFILE, &after);
+    return before.rlim_cur == after.rlim_cur ? 0 : 2;
+}
+
+static void test_fit_nofile(void **state)
+{
+    (void)state;
+    assert_int_equal(in_child(fit_raises_soft), 0);
+    assert_int_equal(in_child(fit_shrinks_when_short), 0);
+    assert_int_equal(in_child(fit_enough), 0);
+}
+
 static void test_unix_listener(void **state)
 {
     (void)state;
@@ -189,6 +429,10 @@ int main(void)
         cmocka_unit_test(test_routing),
         cmocka_unit_test(test_error_json_escaped),
         cmocka_unit_test(test_body_limits),
+        cmocka_unit_test(test_body_refused_before_read),
+        cmocka_unit_test(test_endless_chunked_body_cut),
+        cmocka_unit_test(test_http11_without_host),
+        cmocka_unit_test(test_fit_nofile),
         cmocka_unit_test(test_unix_listener),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

@@ -1,7 +1,8 @@
 /*
- * test_introspect.c - introspect_token: our signature, typ, iss, times, and
- * each revocation kind, with a real key store and a real Redis; single-use
- * consumption; fail closed when Redis is gone.
+ * test_introspect.c - introspect_token: our signature, typ, iss, times (no
+ * skew on exp), and each revocation kind, with a real key store and a real
+ * Redis; single-use consumption; who may introspect and consume
+ * (introspect_caller_may, by policy); fail closed when Redis is gone.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -15,6 +16,7 @@
 #include "broker/store.h"
 #include "broker/store_rev.h"
 #include "broker_fixture.h"
+#include "common/wire.h"
 
 static int setup(void **state)
 {
@@ -85,11 +87,18 @@ static void test_times(void **state)
     (void)state;
     char tok[4096];
     int64_t now = time(NULL);
-    /* the key store's skew is 60 s */
+    /* RFC 7662: active means not expired, on the broker's own clock: the key
+     * store's 60 s skew is not applied to exp */
     bf_mint("bot", "payments", now - 200, now - 61, 1, 0, "at+jwt", NULL, tok, sizeof(tok));
     assert_int_equal(check(tok, 0), ZTB_ERR_EXPIRED);
-    bf_mint("bot", "payments", now - 200, now - 30, 1, 0, "at+jwt", NULL, tok, sizeof(tok));
-    assert_int_equal(check(tok, 0), ZTB_OK); /* within the skew */
+    bf_mint("bot", "payments", now - 200, now - 5, 1, 0, "at+jwt", NULL, tok, sizeof(tok));
+    assert_int_equal(introspect_token(tok, strlen(tok), now, 0, NULL), ZTB_ERR_EXPIRED);
+    bf_mint("bot", "payments", now - 200, now, 1, 0, "at+jwt", NULL, tok, sizeof(tok));
+    assert_int_equal(introspect_token(tok, strlen(tok), now, 0, NULL), ZTB_ERR_EXPIRED);
+    assert_int_equal(introspect_token(tok, strlen(tok), now - 1, 0, NULL), ZTB_OK);
+    /* nbf keeps the skew (a token another replica minted a moment ago) */
+    bf_mint("bot", "payments", now + 30, now + 90, 1, 0, "at+jwt", NULL, tok, sizeof(tok));
+    assert_int_equal(introspect_token(tok, strlen(tok), now, 0, NULL), ZTB_OK);
     bf_mint("bot", "payments", now + 120, now + 180, 1, 0, "at+jwt", NULL, tok, sizeof(tok));
     assert_int_equal(check(tok, 0), ZTB_ERR_NOT_YET_VALID);
 }
@@ -101,7 +110,7 @@ static void test_revocations(void **state)
     int64_t now = time(NULL);
     int applied;
     bf_mint("bot", "payments", now, now + 60, 1, 0, "at+jwt", jti, tok, sizeof(tok));
-    assert_int_equal(store_rev_jti(jti, now + 60, 60, &applied), ZTB_OK);
+    assert_int_equal(store_rev_jti(jti, now + 60, 60, 0, &applied), ZTB_OK);
     assert_int_equal(check(tok, 0), ZTB_ERR_REVOKED);
 
     bf_mint("bot", "crm", now, now + 60, 1, 0, "at+jwt", NULL, tok, sizeof(tok));
@@ -141,13 +150,60 @@ static void test_single_use(void **state)
     assert_int_equal(check(tok, 1), ZTB_OK);
     assert_int_equal(check(tok, 1), ZTB_ERR_REPLAY);
     assert_int_equal(check(tok, 0), ZTB_ERR_REPLAY);
-    long long pttl = bf_redis_int("PTTL ztb:used:%s", jti);
-    assert_true(pttl > 100000 && pttl <= 120000); /* remaining life + skew */
+    /* the verifiers' marker, kept for the remaining life + the largest skew
+     * any verifier may have (not the key store's 60 s) */
+    long long pttl = bf_redis_int("PTTL " ZTB_WIRE_USED_KEY_FMT, jti);
+    assert_true(pttl > (60 + ZTB_WIRE_MAX_SKEW_S - 5) * 1000 &&
+                pttl <= (60 + ZTB_WIRE_MAX_SKEW_S) * 1000);
     /* a token that is not single-use is never consumed */
     bf_mint("once", "payments", now, now + 60, 1, 0, "at+jwt", jti, tok, sizeof(tok));
     assert_int_equal(check(tok, 1), ZTB_OK);
     assert_int_equal(check(tok, 1), ZTB_OK);
     assert_int_equal(bf_redis_int("EXISTS ztb:used:%s", jti), 0);
+}
+
+static const char *access_policy =
+    "{\"version\": 1, \"trust_domain\": \"ztb.local\",\n"
+    " \"settings\": {\"max_ttl\": 300, \"default_ttl\": 60, \"rate_limits\": {\n"
+    "   \"per_agent\": {\"rate\": 10, \"burst\": 10, \"period\": 60},\n"
+    "   \"per_action\": {\"rate\": 10, \"burst\": 10, \"period\": 60}}}, \"rules\": [\n"
+    " {\"id\": \"gw\", \"effect\": \"allow\", \"agents\": [\"gw\", \"eater\"],\n"
+    "  \"actions\": [\"ztb:introspect\"], \"audiences\": [\"payments\"], \"resources\": "
+    "[\"**\"]},\n"
+    " {\"id\": \"soc\", \"effect\": \"allow\", \"agents\": [\"soc\"],\n"
+    "  \"actions\": [\"ztb:introspect\"], \"audiences\": [\"**\"], \"resources\": [\"**\"]},\n"
+    " {\"id\": \"eat\", \"effect\": \"allow\", \"agents\": [\"eater\"],\n"
+    "  \"actions\": [\"ztb:consume\"], \"audiences\": [\"payments\"], \"resources\": [\"**\"],\n"
+    "  \"conditions\": {\"source_ip\": [\"10.0.0.0/8\"]}}]}";
+
+static void test_caller_may(void **state)
+{
+    (void)state;
+    int64_t now = time(NULL);
+    policy_ip ten = {.family = 4, .addr = {10, 1, 2, 3}};
+    policy_ip other = {.family = 4, .addr = {192, 168, 0, 1}};
+    /* no policy loaded: nobody */
+    assert_false(introspect_caller_may("gw", "payments", 0, NULL, now));
+    policy_diag d;
+    policy_diag_init(&d);
+    assert_int_equal(
+        policy_holder_reload(g_broker.policy, access_policy, strlen(access_policy), &d), ZTB_OK);
+    policy_diag_free(&d);
+    /* ztb:introspect on the audience; "**" for any */
+    assert_true(introspect_caller_may("gw", "payments", 0, NULL, now));
+    assert_false(introspect_caller_may("gw", "crm", 0, NULL, now));
+    assert_false(introspect_caller_may("nobody", "payments", 0, NULL, now));
+    assert_true(introspect_caller_may("soc", "crm", 0, NULL, now));
+    assert_true(introspect_caller_may("soc", "https://broker.unit.test", 0, NULL, now));
+    /* consuming: the audience itself (name or SPIFFE ID), or ztb:consume */
+    assert_false(introspect_caller_may("gw", "payments", 1, NULL, now));
+    assert_false(introspect_caller_may("soc", "payments", 1, NULL, now));
+    assert_true(introspect_caller_may("payments", "payments", 1, NULL, now));
+    assert_true(introspect_caller_may("crm", "spiffe://ztb.local/agent/crm", 1, NULL, now));
+    assert_false(introspect_caller_may("crm", "spiffe://other.org/agent/crm", 1, NULL, now));
+    assert_true(introspect_caller_may("eater", "payments", 1, &ten, now));
+    assert_false(introspect_caller_may("eater", "payments", 1, &other, now));
+    assert_false(introspect_caller_may("eater", "payments", 1, NULL, now)); /* unknown: closed */
 }
 
 static void test_unavailable(void **state)
@@ -164,9 +220,10 @@ static void test_unavailable(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_active),     cmocka_unit_test(test_not_ours_or_malformed),
-        cmocka_unit_test(test_times),      cmocka_unit_test(test_revocations),
-        cmocka_unit_test(test_single_use), cmocka_unit_test(test_unavailable),
+        cmocka_unit_test(test_active),      cmocka_unit_test(test_not_ours_or_malformed),
+        cmocka_unit_test(test_times),       cmocka_unit_test(test_revocations),
+        cmocka_unit_test(test_single_use),  cmocka_unit_test(test_caller_may),
+        cmocka_unit_test(test_unavailable),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -104,6 +104,59 @@ static void test_limits(void **state)
     assert_int_equal(whole(big), ZTB_ERR_TOO_LARGE);
 }
 
+/*
+ * Member names that fill the name arena exactly (32 names of 127 bytes, each
+ * with its NUL), then one more: the reader must refuse it, not unescape it
+ * past the arena. The reader sits in a larger block with a canary behind it,
+ * so the test sees an overflow without ASan too.
+ */
+static void test_names_fill_arena_exactly(void **state)
+{
+    (void)state;
+    enum { NAME = 127, FILL = JR_ARENA / (NAME + 1) };
+    static char doc[JR_ARENA + 512];
+    size_t o = 0;
+    doc[o++] = '{';
+    for (int i = 0; i < FILL; i++) {
+        o += (size_t)snprintf(doc + o, sizeof(doc) - o, "%s\"%03d", i ? "," : "", i);
+        memset(doc + o, 'n', NAME - 3);
+        o += NAME - 3;
+        o += (size_t)snprintf(doc + o, sizeof(doc) - o, "\":0");
+    }
+    o += (size_t)snprintf(doc + o, sizeof(doc) - o, ",\"");
+    memset(doc + o, 'Z', 100);
+    o += 100;
+    o += (size_t)snprintf(doc + o, sizeof(doc) - o, "\":0}");
+    static struct {
+        struct jr r;
+        uint8_t canary[JR_NAME_MAX + 64];
+    } block;
+    memset(block.canary, 0xa5, sizeof(block.canary));
+    jr_init(&block.r, doc, o);
+    assert_int_equal(jr_enter_object(&block.r), ZTB_OK);
+    ztb_span name;
+    int more = 0;
+    for (int i = 0; i < FILL; i++) {
+        assert_int_equal(jr_next_member(&block.r, &name, &more), ZTB_OK);
+        assert_int_equal(more, 1);
+        assert_int_equal(name.len, NAME);
+        assert_int_equal(jr_skip(&block.r), ZTB_OK);
+    }
+    assert_int_equal(block.r.arena_len, JR_ARENA); /* full to the last byte */
+    ztb_err rv = jr_next_member(&block.r, &name, &more);
+    for (size_t i = 0; i < sizeof(block.canary); i++)
+        if (block.canary[i] != 0xa5)
+            fail_msg("the reader wrote past its name arena (byte %zu behind it)", i);
+    assert_int_equal(rv, ZTB_ERR_TOO_LARGE);
+    /* the whole document, as the fuzz corpus has it */
+    assert_int_equal(whole(doc), ZTB_ERR_TOO_LARGE);
+    /* one byte less in the last name of the fill: an empty name still fits */
+    struct jr r;
+    const char *empty_ok = "{\"\":0}";
+    jr_init(&r, empty_ok, strlen(empty_ok));
+    assert_int_equal(jr_skip(&r), ZTB_OK);
+}
+
 static void test_typed_reads(void **state)
 {
     (void)state;
@@ -180,6 +233,7 @@ int main(void)
         cmocka_unit_test(test_refuses_invalid_json),
         cmocka_unit_test(test_duplicate_names_after_unescaping),
         cmocka_unit_test(test_limits),
+        cmocka_unit_test(test_names_fill_arena_exactly),
         cmocka_unit_test(test_typed_reads),
         cmocka_unit_test(test_type_and_range_errors),
     };

@@ -237,7 +237,7 @@ static void test_conditions(void **state)
     refuse_rule(COND_RULE("{\"limits\": [{\"path\": \"a\", \"max\": 1e300}]}"), "2^53", NULL);
     refuse_rule(COND_RULE("{\"delegation\": \"forbidden\", \"act\": [\"spiffe://x/*\"]}"),
                 "can never apply", NULL);
-    refuse_rule(COND_RULE("{\"delegation\": \"maybe\"}"), "must be \"required\" or \"forbidden\"",
+    refuse_rule(COND_RULE("{\"delegation\": \"maybe\"}"), "must be \"required\", \"restricted\"",
                 NULL);
     refuse_rule(COND_RULE("{\"not_before\": \"2025-02-01T00:00:00Z\", "
                           "\"not_after\": \"2025-01-01T00:00:00Z\"}"),

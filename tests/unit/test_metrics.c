@@ -88,9 +88,38 @@ static void test_audiences_bounded_and_escaped(void **state)
     ztb_buf_free(&b);
 }
 
+static void test_refusals_bounded(void **state)
+{
+    (void)state;
+    for (int i = 0; i < 5000; i++)
+        metrics_refused("/v1/signals", REFUSED_INVALID_CLIENT);
+    metrics_refused("/v1/signals", REFUSED_RATE_LIMITED_IP);
+    metrics_refused("/v1/token", REFUSED_ASSERTION_REPLAY);
+    /* a path an attacker chose does not become a label */
+    metrics_refused("/v1/\"evil\"", REFUSED_INVALID_CLIENT);
+    metrics_refused(NULL, REFUSED_INVALID_CLIENT);
+    metrics_refused("/v1/token", REFUSED_REASONS_N); /* out of range: ignored */
+    assert_int_equal(metrics_refused_get("/v1/signals", REFUSED_INVALID_CLIENT), 5000);
+    assert_int_equal(metrics_refused_get("/whatever", REFUSED_INVALID_CLIENT), 2);
+    ztb_buf b;
+    char *t = render(&b);
+    assert_non_null(strstr(
+        t,
+        "ztb_requests_refused_total{endpoint=\"/v1/signals\",reason=\"invalid_client\"} 5000\n"));
+    assert_non_null(strstr(
+        t, "ztb_requests_refused_total{endpoint=\"/v1/signals\",reason=\"rate_limited_ip\"} 1\n"));
+    assert_non_null(strstr(
+        t, "ztb_requests_refused_total{endpoint=\"/v1/token\",reason=\"assertion_replay\"} 1\n"));
+    assert_non_null(
+        strstr(t, "ztb_requests_refused_total{endpoint=\"other\",reason=\"invalid_client\"} 2\n"));
+    assert_null(strstr(t, "evil"));
+    ztb_buf_free(&b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_refusals_bounded),
         cmocka_unit_test(test_requests_and_histogram),
         cmocka_unit_test(test_counters),
         cmocka_unit_test(test_audiences_bounded_and_escaped),

@@ -1,6 +1,9 @@
 /*
  * test_privdrop.c - dropping root. The drop itself is irreversible, so each
- * case that really drops runs in a child process.
+ * case that really drops runs in a child process. Root changes the owner of
+ * nothing below the state directory: a tree that is not the service user's
+ * is refused with the fix; the race with the user swapping paths is in
+ * tests/integration/test_process_hardening.c.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -8,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -63,16 +67,57 @@ static void test_root_drop(void **state)
     snprintf(inner, sizeof(inner), "%s/file", state_dir);
     FILE *f = fopen(inner, "w");
     fclose(f);
-    /* a symlink in the state dir must not make the chown touch its target */
+    /* a symlink in the state dir must not make anything touch its target */
     snprintf(link, sizeof(link), "%s/evil", state_dir);
     assert_int_equal(symlink("/etc/passwd", link), 0);
 
+    /* root's and not empty: refused, nothing changes owner */
     pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        char e[512];
+        ztb_err rv = privdrop("nobody", state_dir, e, sizeof(e));
+        _exit(rv == ZTB_ERR_PERMISSION && strstr(e, state_dir) && strstr(e, "chown -hR nobody:")
+                  ? 0
+                  : 1);
+    }
+    int st;
+    waitpid(pid, &st, 0);
+    assert_true(WIFEXITED(st));
+    assert_int_equal(WEXITSTATUS(st), 0);
+    struct stat sb;
+    assert_int_equal(lstat(state_dir, &sb), 0);
+    assert_int_equal(sb.st_uid, 0);
+
+    /* the service user's directory with a root-owned file below: refused,
+     * naming the file */
+    assert_int_equal(chown(state_dir, 65534, 65534), 0);
+    pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        char e[512];
+        ztb_err rv = privdrop("nobody", state_dir, e, sizeof(e));
+        _exit(rv == ZTB_ERR_PERMISSION && strstr(e, inner) && strstr(e, "belongs to uid 0") ? 0
+                                                                                            : 1);
+    }
+    waitpid(pid, &st, 0);
+    assert_true(WIFEXITED(st));
+    assert_int_equal(WEXITSTATUS(st), 0);
+    assert_int_equal(lstat(inner, &sb), 0);
+    assert_int_equal(sb.st_uid, 0);
+
+    /* installed right (the tree is the user's): it starts */
+    assert_int_equal(lchown(inner, 65534, 65534), 0);
+    assert_int_equal(lchown(link, 65534, 65534), 0);
+
+    pid = fork();
     assert_true(pid >= 0);
     if (pid == 0) {
         char e[512];
         if (privdrop("nobody", state_dir, e, sizeof(e)) != ZTB_OK)
             _exit(1);
+        if (prctl(PR_GET_DUMPABLE) != 0)
+            _exit(4);
         if (getuid() == 0 || geteuid() == 0 || setuid(0) == 0)
             _exit(2);
         FILE *w = fopen(inner, "a"); /* the state dir is ours now */
@@ -81,12 +126,43 @@ static void test_root_drop(void **state)
         fclose(w);
         _exit(0);
     }
-    int st;
     waitpid(pid, &st, 0);
     assert_true(WIFEXITED(st));
     assert_int_equal(WEXITSTATUS(st), 0);
-    struct stat sb;
     assert_int_equal(stat("/etc/passwd", &sb), 0);
+    assert_int_equal(sb.st_uid, 0);
+
+    /* root's and empty (just made by the broker): handed over, itself only */
+    char fresh[64];
+    snprintf(fresh, sizeof(fresh), "%s/fresh", dir);
+    assert_int_equal(mkdir(fresh, 0700), 0);
+    pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        char e[512];
+        _exit(privdrop("nobody", fresh, e, sizeof(e)) == ZTB_OK ? 0 : 1);
+    }
+    waitpid(pid, &st, 0);
+    assert_true(WIFEXITED(st));
+    assert_int_equal(WEXITSTATUS(st), 0);
+    assert_int_equal(lstat(fresh, &sb), 0);
+    assert_int_equal(sb.st_uid, 65534);
+
+    /* a symlink as the state dir itself is not followed */
+    char alias[64];
+    snprintf(alias, sizeof(alias), "%s/alias", dir);
+    assert_int_equal(symlink("/etc", alias), 0);
+    pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        char e[512];
+        ztb_err rv = privdrop("nobody", alias, e, sizeof(e));
+        _exit(rv == ZTB_ERR_PERMISSION && strstr(e, "not a symlink") ? 0 : 1);
+    }
+    waitpid(pid, &st, 0);
+    assert_true(WIFEXITED(st));
+    assert_int_equal(WEXITSTATUS(st), 0);
+    assert_int_equal(stat("/etc", &sb), 0);
     assert_int_equal(sb.st_uid, 0);
 
     /* a state dir the user cannot reach gets a clear error */

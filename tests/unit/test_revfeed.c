@@ -38,9 +38,10 @@ static void publish(const char *ev)
     rcmd("PUBLISH %s %s", "ztb:revocations", ev);
 }
 
-static struct revfeed *start(unsigned grace_ms)
+static struct revfeed *start_capped(unsigned grace_ms, size_t max_entries)
 {
-    struct revfeed_opts o = {.skew_s = 30, .grace_ms = grace_ms, .startup_timeout_ms = 5000};
+    struct revfeed_opts o = {
+        .skew_s = 30, .grace_ms = grace_ms, .startup_timeout_ms = 5000, .max_entries = max_entries};
     char err[200];
     assert_int_equal(rconn_parse_url(rd.url, 500, &o.target, err, sizeof(err)), ZTB_OK);
     struct revfeed *f = NULL;
@@ -48,6 +49,11 @@ static struct revfeed *start(unsigned grace_ms)
     if (rv != ZTB_OK)
         fail_msg("revfeed_start: %s %s", ztb_err_name(rv), err);
     return f;
+}
+
+static struct revfeed *start(unsigned grace_ms)
+{
+    return start_capped(grace_ms, 0);
 }
 
 static ztb_err check_jti(struct revfeed *f, const char *jti)
@@ -133,15 +139,20 @@ static void test_lost_feed_refuses_then_resyncs(void **state)
     zadd("{\"type\":\"audience\",\"id\":\"payments-x\",\"exp\":0}", "+inf");
     struct revfeed *f = start(0);
     assert_int_equal(check_jti(f, "a"), ZTB_OK);
-    zh_redis_kill(&rd);
-    /* grace 0: refused as soon as the loss is noticed (EOF: at once) */
-    assert_int_equal(wait_for(f, "a", ZTB_ERR_REVOCATION_STALE), ZTB_ERR_REVOCATION_STALE);
-    /* while it was away the kill switch was lifted and a token revoked */
-    zh_redis_restart(&rd);
+    /* changes the feed never hears of (no announcement; Redis keeps them:
+     * appendfsync always): the kill switch lifted and a token revoked. Made
+     * before the loss, so a quick reconnect cannot load the state before
+     * they are there (that raced on a loaded machine). */
     rcmd("DEL %s%s", "ztb:revocations", "");
     char ev[256];
     snprintf(ev, sizeof(ev), "{\"type\":\"jti\",\"id\":\"while-away\",\"exp\":%s}", future);
     zadd(ev, future);
+    assert_int_equal(check_jti(f, "while-away"), ZTB_OK); /* not announced: not known yet */
+    zh_redis_kill(&rd);
+    /* grace 0: refused as soon as the loss is noticed (EOF: at once) */
+    assert_int_equal(wait_for(f, "a", ZTB_ERR_REVOCATION_STALE), ZTB_ERR_REVOCATION_STALE);
+    /* back: the resync loads what changed while the feed was not listening */
+    zh_redis_restart(&rd);
     assert_int_equal(wait_for(f, "while-away", ZTB_ERR_REVOKED), ZTB_ERR_REVOKED);
     uint8_t id[IDSET_ID_LEN] = {0};
     assert_int_equal(revfeed_check(f, "kid", "payments-x", "bot", 5, id, clock_now_s()), ZTB_OK);
@@ -192,6 +203,48 @@ static void test_startup_fails_without_redis(void **state)
     assert_non_null(strstr(err, "revocations"));
 }
 
+/* A state full of live revocations refuses every token at once (whatever the
+ * grace), and answers again once a full reload fits. */
+static void test_cap_full_fails_closed_until_reload_fits(void **state)
+{
+    (void)state;
+    char ev[4][256];
+    for (int i = 0; i < 4; i++)
+        snprintf(ev[i], sizeof(ev[i]), "{\"type\":\"jti\",\"id\":\"capped-%d\",\"exp\":%s}", i,
+                 future);
+    zadd(ev[0], future);
+    zadd(ev[1], future);
+    struct revfeed *f = start_capped(60000, 3);
+    assert_int_equal(check_jti(f, "capped-0"), ZTB_ERR_REVOKED);
+    assert_int_equal(check_jti(f, "innocent"), ZTB_OK);
+    zadd(ev[2], future);
+    publish(ev[2]);
+    assert_int_equal(wait_for(f, "capped-2", ZTB_ERR_REVOKED), ZTB_ERR_REVOKED);
+    zadd(ev[3], future);
+    publish(ev[3]); /* a fourth live revocation: no room */
+    assert_int_equal(wait_for(f, "innocent", ZTB_ERR_REVOCATION_STALE), ZTB_ERR_REVOCATION_STALE);
+    assert_int_equal(check_jti(f, "capped-3"), ZTB_ERR_REVOCATION_STALE);
+    struct revfeed_stats s;
+    revfeed_stats(f, &s);
+    assert_true(s.refused >= 1);
+    assert_int_equal(s.evicted, 0);
+    /* the reloads keep failing while 4 live entries do not fit in 3 */
+    clock_sleep_ms(500);
+    assert_int_equal(check_jti(f, "innocent"), ZTB_ERR_REVOCATION_STALE);
+    revfeed_stats(f, &s);
+    assert_true(s.full);
+    /* two are lifted: the next reload fits and the feed answers again */
+    rcmd("ZREM ztb:revocations %s", ev[0], NULL);
+    rcmd("ZREM ztb:revocations %s", ev[1], NULL);
+    assert_int_equal(wait_for(f, "innocent", ZTB_OK), ZTB_OK);
+    assert_int_equal(check_jti(f, "capped-3"), ZTB_ERR_REVOKED);
+    revfeed_stats(f, &s);
+    assert_false(s.full);
+    assert_true(s.refused >= 1); /* counters survive the reload */
+    revfeed_stop(f);
+    rcmd("DEL %s%s", "ztb:revocations", "");
+}
+
 static void test_large_state_memory(void **state)
 {
     (void)state;
@@ -227,6 +280,7 @@ int main(void)
         cmocka_unit_test(test_lost_feed_refuses_then_resyncs),
         cmocka_unit_test(test_grace),
         cmocka_unit_test(test_startup_fails_without_redis),
+        cmocka_unit_test(test_cap_full_fails_closed_until_reload_fits),
         cmocka_unit_test(test_large_state_memory),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

@@ -48,35 +48,69 @@ static void test_token(void **state)
 {
     (void)state;
     int64_t now = time(NULL);
+    /* an exp the broker verified itself: the event says until then, and
+     * Redis keeps the entry at least the longest life (+ skew) */
     struct rev_request r = {.response = POLICY_RESPONSE_REVOKE_TOKEN,
                             .target = "jti-1",
                             .jti_exp = now + 30,
-                            .cause = "signal",
-                            .entry = "replay",
-                            .signals = "sig_a,sig_b"};
+                            .jti_exp_verified = 1,
+                            .cause = "operator"};
     struct rev_result res;
     assert_int_equal(revocation_apply(&r, &res), ZTB_OK);
     assert_true(res.changed);
     assert_int_equal(res.exp, now + 30);
     long long ttl = bf_redis_int("TTL ztb:rev:jti:%s", "jti-1");
-    assert_true(ttl >= 88 && ttl <= 90);
-    assert_true(bf_audit_has("revocation.applied", "\"signals\":\"sig_a,sig_b\""));
+    assert_true(ttl >= 3658 && ttl <= 3660);
     assert_true(bf_audit_has("revocation.applied", "\"jti\":\"jti-1\""));
     /* exp unknown: the longest a token can live */
     r.target = "jti-2";
     r.jti_exp = 0;
+    r.jti_exp_verified = 0;
     assert_int_equal(revocation_apply(&r, &res), ZTB_OK);
     assert_true(res.exp >= now + 3600 && res.exp <= now + 3602);
-    /* an exp beyond any token's life is cut to the longest life */
+    /* a claimed exp beyond any token's life is cut to the longest life */
     r.target = "jti-far";
     r.jti_exp = now + 86400 * 30;
     assert_int_equal(revocation_apply(&r, &res), ZTB_OK);
     assert_true(res.exp >= now + 3600 && res.exp <= now + 3602);
-    /* already dead: applied, changed nothing */
+    /* a verified exp that has passed (+ skew): the broker knows the token is
+     * dead everywhere; nothing stored, and it says so */
     r.target = "jti-3";
     r.jti_exp = now - 1000;
+    r.jti_exp_verified = 1;
     assert_int_equal(revocation_apply(&r, &res), ZTB_OK);
     assert_false(res.changed);
+    assert_non_null(strstr(res.detail, "verified exp has passed"));
+    assert_int_equal(bf_redis_int("EXISTS ztb:rev:jti:%s", "jti-3"), 0);
+}
+
+/* A signal source (or an operator) states a short exp, or one long past:
+ * it is not a fact the broker verified. The revocation still lives the
+ * longest token life; the claim is kept in the audit line only. */
+static void test_token_claimed_exp_not_believed(void **state)
+{
+    (void)state;
+    int64_t now = time(NULL);
+    const int64_t claims[] = {now + 5, now - 1000};
+    const char *jtis[] = {"jti-short", "jti-past"};
+    for (size_t i = 0; i < 2; i++) {
+        struct rev_request r = {.response = POLICY_RESPONSE_REVOKE_TOKEN,
+                                .target = jtis[i],
+                                .jti_exp = claims[i],
+                                .cause = "signal",
+                                .entry = "replay",
+                                .signals = "sig_a,sig_b"};
+        struct rev_result res;
+        assert_int_equal(revocation_apply(&r, &res), ZTB_OK);
+        assert_true(res.changed);
+        assert_true(res.exp >= now + 3600 && res.exp <= now + 3602);
+        long long ttl = bf_redis_int("TTL ztb:rev:jti:%s", jtis[i]);
+        if (ttl < 3600)
+            fail_msg("claimed exp %+lld s: the revocation lives %lld s",
+                     (long long)(claims[i] - now), ttl);
+    }
+    assert_true(bf_audit_has("revocation.applied", "\"signals\":\"sig_a,sig_b\""));
+    assert_true(bf_audit_has("revocation.applied", "\"claimed_exp\""));
 }
 
 static void test_agent_responses(void **state)
@@ -197,6 +231,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_limits),
         cmocka_unit_test(test_token),
+        cmocka_unit_test(test_token_claimed_exp_not_believed),
         cmocka_unit_test(test_agent_responses),
         cmocka_unit_test(test_audience),
         cmocka_unit_test(test_taint_rotates_away),

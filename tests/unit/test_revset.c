@@ -181,6 +181,100 @@ static void test_many_names_and_deletes(void **state)
     revset_free(&rs);
 }
 
+/* A cap of 4 entries in all (jtis and names together). */
+static void jti_event(char *ev, size_t cap, int i, int64_t exp)
+{
+    snprintf(ev, cap, "{\"type\":\"jti\",\"id\":\"jti-%d\",\"exp\":%lld}", i, (long long)exp);
+}
+
+static void jti_id(int i, uint8_t id[IDSET_ID_LEN])
+{
+    char jti[32];
+    snprintf(jti, sizeof(jti), "jti-%d", i);
+    assert_int_equal(idset_key(jti, strlen(jti), id), ZTB_OK);
+}
+
+static void test_cap_evicts_expired_first(void **state)
+{
+    (void)state;
+    struct revset rs;
+    revset_init(&rs, 0, 4);
+    char ev[128];
+    /* two jtis and an agent that expire at 100, one key that lives on */
+    jti_event(ev, sizeof(ev), 1, 100);
+    assert_int_equal(apply(&rs, ev, 10), ZTB_OK);
+    jti_event(ev, sizeof(ev), 2, 100);
+    assert_int_equal(apply(&rs, ev, 10), ZTB_OK);
+    assert_int_equal(apply(&rs, "{\"type\":\"agent\",\"id\":\"a\",\"gen\":2,\"exp\":100}", 10),
+                     ZTB_OK);
+    assert_int_equal(apply(&rs, "{\"type\":\"key\",\"id\":\"k\",\"exp\":1000}", 10), ZTB_OK);
+    assert_int_equal(revset_count(&rs), 4);
+    /* full, but three entries no longer matter at 200: they make room */
+    jti_event(ev, sizeof(ev), 3, 1000);
+    assert_int_equal(apply(&rs, ev, 200), ZTB_OK);
+    jti_event(ev, sizeof(ev), 4, 1000);
+    assert_int_equal(apply(&rs, ev, 200), ZTB_OK);
+    assert_int_equal(rs.evicted, 3);
+    assert_int_equal(rs.refused, 0);
+    assert_false(rs.full);
+    uint8_t id[IDSET_ID_LEN];
+    jti_id(3, id);
+    assert_int_equal(revset_check(&rs, NULL, NULL, NULL, 0, id, 200), ZTB_ERR_REVOKED);
+    jti_id(4, id);
+    assert_int_equal(revset_check(&rs, NULL, NULL, NULL, 0, id, 200), ZTB_ERR_REVOKED);
+    assert_int_equal(revset_check(&rs, "k", NULL, NULL, 0, NULL, 200), ZTB_ERR_KEY_TAINTED);
+    /* an event for an entry already held needs no room */
+    assert_int_equal(apply(&rs, "{\"type\":\"key\",\"id\":\"k\",\"exp\":2000}", 200), ZTB_OK);
+    revset_free(&rs);
+}
+
+static void test_cap_full_of_live_entries_fails_closed(void **state)
+{
+    (void)state;
+    struct revset rs;
+    revset_init(&rs, 0, 4);
+    char ev[128];
+    for (int i = 0; i < 4; i++) {
+        jti_event(ev, sizeof(ev), i, 1000);
+        assert_int_equal(apply(&rs, ev, 10), ZTB_OK);
+    }
+    /* a fifth live revocation cannot be held: never forgotten silently */
+    jti_event(ev, sizeof(ev), 4, 1000);
+    assert_int_equal(apply(&rs, ev, 10), ZTB_ERR_TOO_LARGE);
+    assert_true(rs.full);
+    assert_int_equal(rs.refused, 1);
+    assert_int_equal(rs.evicted, 0);
+    /* every token is refused now, not only the one it would have named */
+    uint8_t id[IDSET_ID_LEN];
+    jti_id(4, id);
+    assert_int_equal(revset_check(&rs, NULL, NULL, NULL, 0, id, 10), ZTB_ERR_REVOCATION_STALE);
+    jti_id(99, id);
+    assert_int_equal(revset_check(&rs, "kid", "aud", "agent", 1, id, 10), ZTB_ERR_REVOCATION_STALE);
+    revset_free(&rs);
+
+    /* names count toward the cap too: an agent revocation past it */
+    revset_init(&rs, 0, 4);
+    for (int i = 0; i < 4; i++) {
+        snprintf(ev, sizeof(ev), "{\"type\":\"agent\",\"id\":\"a%d\",\"gen\":2,\"exp\":1000}", i);
+        assert_int_equal(apply(&rs, ev, 10), ZTB_OK);
+    }
+    assert_int_equal(apply(&rs, "{\"type\":\"agent\",\"id\":\"a4\",\"gen\":2,\"exp\":1000}", 10),
+                     ZTB_ERR_TOO_LARGE);
+    assert_int_equal(revset_check(&rs, NULL, NULL, "a4", 1, NULL, 10), ZTB_ERR_REVOCATION_STALE);
+    assert_int_equal(revset_check(&rs, NULL, NULL, "someone", 1, NULL, 10),
+                     ZTB_ERR_REVOCATION_STALE);
+    assert_int_equal(rs.refused, 1);
+    revset_free(&rs);
+
+    /* a kill switch (exp 0: never expires) too */
+    revset_init(&rs, 0, 1);
+    assert_int_equal(apply(&rs, "{\"type\":\"audience\",\"id\":\"x\",\"exp\":0}", 10), ZTB_OK);
+    assert_int_equal(apply(&rs, "{\"type\":\"audience\",\"id\":\"y\",\"exp\":0}", 10),
+                     ZTB_ERR_TOO_LARGE);
+    assert_int_equal(revset_check(&rs, NULL, "z", NULL, 0, NULL, 10), ZTB_ERR_REVOCATION_STALE);
+    revset_free(&rs);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -188,6 +282,8 @@ int main(void)
         cmocka_unit_test(test_parse_refusals),
         cmocka_unit_test(test_apply_and_check),
         cmocka_unit_test(test_many_names_and_deletes),
+        cmocka_unit_test(test_cap_evicts_expired_first),
+        cmocka_unit_test(test_cap_full_of_live_entries_fails_closed),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

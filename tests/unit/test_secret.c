@@ -1,10 +1,14 @@
-/* test_secret.c - wipe, constant-time compare, randomness. */
+/* test_secret.c - wipe, constant-time compare, randomness, no core dumps. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -66,13 +70,40 @@ static void test_free_secret(void **state)
     ztb_free_secret(NULL, 5);
 }
 
+/* In a child (the change is for good): no core limit left, not dumpable. */
+static void test_no_core_dumps(void **state)
+{
+    (void)state;
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        struct rlimit lim;
+        if (prctl(PR_SET_DUMPABLE, 1, 0, 0, 0) != 0 || prctl(PR_GET_DUMPABLE) != 1)
+            _exit(1);
+        if (ztb_no_core_dumps() != ZTB_OK)
+            _exit(2);
+        if (prctl(PR_GET_DUMPABLE) != 0)
+            _exit(3);
+        if (getrlimit(RLIMIT_CORE, &lim) != 0 || lim.rlim_cur != 0 || lim.rlim_max != 0)
+            _exit(4);
+        /* the hard limit is gone too: it cannot be raised again */
+        lim.rlim_cur = lim.rlim_max = 4096;
+        if (geteuid() != 0 && setrlimit(RLIMIT_CORE, &lim) == 0)
+            _exit(5);
+        _exit(0);
+    }
+    int st;
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+    assert_true(WIFEXITED(st));
+    assert_int_equal(WEXITSTATUS(st), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_wipe),
-        cmocka_unit_test(test_ct_eq),
-        cmocka_unit_test(test_random),
-        cmocka_unit_test(test_free_secret),
+        cmocka_unit_test(test_wipe),          cmocka_unit_test(test_ct_eq),
+        cmocka_unit_test(test_random),        cmocka_unit_test(test_free_secret),
+        cmocka_unit_test(test_no_core_dumps),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -14,6 +14,31 @@
 #include "broker/store.h"
 #include "harness.h"
 
+/* The full issue check for a caller bound to generation gen and epoch (-1:
+ * any), no DPoP proof. */
+static ztb_err issue_check(const char *agent, int64_t gen, int64_t epoch, const char *action,
+                           const char *audience, const struct store_rate *ar,
+                           const struct store_rate *xr, struct store_check *ck)
+{
+    struct store_expect e = {.generation = gen, .epoch = epoch};
+    return store_issue_check(agent, &e, 1, action, audience, ar, xr, ck);
+}
+
+/* A new identity for agent (enrollment with a join token), document x5t. */
+static void enroll_as(const char *agent, const char *x5t)
+{
+    assert_int_equal(
+        store_agent_set_identity(agent, STORE_IDENTITY_ENROLL, "{}", "k", x5t, 9999, 0, NULL),
+        ZTB_OK);
+}
+
+/* Register agent and enroll it (generation 1, epoch 1). */
+static void add_enrolled(const char *agent)
+{
+    assert_int_equal(store_agent_add(agent, 1), ZTB_OK);
+    enroll_as(agent, "x5t");
+}
+
 static struct zh_redis rd;
 
 static int setup(void **state)
@@ -138,71 +163,116 @@ static void test_issue_check_states(void **state)
     (void)state;
     struct store_check ck;
     struct store_rate none = {0};
-    assert_int_equal(store_issue_check("ghost", 1, 0, "x:y", "aud", &none, &none, &ck), ZTB_OK);
+    assert_int_equal(issue_check("ghost", 1, -1, "x:y", "aud", &none, &none, &ck), ZTB_OK);
     assert_int_equal(ck.verdict, STORE_UNKNOWN_AGENT);
 
+    /* registered, never enrolled: no live identity */
     assert_int_equal(store_agent_add("worker", 1), ZTB_OK);
-    assert_int_equal(store_issue_check("worker", 1, 0, "crm:read", "crm", &none, &none, &ck),
-                     ZTB_OK);
+    assert_int_equal(issue_check("worker", -1, -1, "crm:read", "crm", &none, &none, &ck), ZTB_OK);
+    assert_int_equal(ck.verdict, STORE_STALE_IDENTITY);
+    enroll_as("worker", "c1");
+    assert_int_equal(issue_check("worker", 1, 1, "crm:read", "crm", &none, &none, &ck), ZTB_OK);
     assert_int_equal(ck.verdict, STORE_OK);
     assert_int_equal(ck.generation, 1);
+    /* a revocation: the identity (and a caller of generation 1) is dead
+     * before any charge, until the agent enrolls again */
     redis_do("HINCRBY ztb:{worker}:agent gen 1");
-    /* a caller authenticated at generation 1 is refused before any charge */
-    assert_int_equal(store_issue_check("worker", 1, 0, "crm:read", "crm", &none, &none, &ck),
-                     ZTB_OK);
+    assert_int_equal(issue_check("worker", 1, 1, "crm:read", "crm", &none, &none, &ck), ZTB_OK);
     assert_int_equal(ck.verdict, STORE_STALE_IDENTITY);
-    assert_int_equal(store_issue_check("worker", 2, 0, "crm:read", "crm", &none, &none, &ck),
-                     ZTB_OK);
+    assert_int_equal(issue_check("worker", 2, -1, "crm:read", "crm", &none, &none, &ck), ZTB_OK);
+    assert_int_equal(ck.verdict, STORE_STALE_IDENTITY);
+    enroll_as("worker", "c2");
+    assert_int_equal(issue_check("worker", 2, 2, "crm:read", "crm", &none, &none, &ck), ZTB_OK);
     assert_int_equal(ck.verdict, STORE_OK);
     assert_int_equal(ck.generation, 2);
-    /* and one of another identity epoch (re-enrolled since) */
-    redis_do("HSET ztb:{worker}:agent epoch 3");
-    assert_int_equal(store_issue_check("worker", 2, 2, "crm:read", "crm", &none, &none, &ck),
+    /* a session of the identity before (epoch 1), a superseded document */
+    assert_int_equal(issue_check("worker", 2, 1, "crm:read", "crm", &none, &none, &ck), ZTB_OK);
+    assert_int_equal(ck.verdict, STORE_STALE_IDENTITY);
+    struct store_expect e = {.generation = -1, .epoch = -1, .x5t = "c1"};
+    assert_int_equal(store_issue_check("worker", &e, 1, "crm:read", "crm", &none, &none, &ck),
                      ZTB_OK);
     assert_int_equal(ck.verdict, STORE_STALE_IDENTITY);
-    redis_do("HSET ztb:{worker}:agent epoch 0");
+    e.x5t = "c2";
+    assert_int_equal(store_issue_check("worker", &e, 1, "crm:read", "crm", &none, &none, &ck),
+                     ZTB_OK);
+    assert_int_equal(ck.verdict, STORE_OK);
 
     redis_do("SET ztb:aud:crm:killed 1");
-    assert_int_equal(store_issue_check("worker", 2, 0, "crm:read", "crm", &none, &none, &ck),
-                     ZTB_OK);
+    assert_int_equal(issue_check("worker", 2, -1, "crm:read", "crm", &none, &none, &ck), ZTB_OK);
     assert_int_equal(ck.verdict, STORE_AUDIENCE_KILLED);
-    assert_int_equal(store_issue_check("worker", 2, 0, "crm:read", "crm2", &none, &none, &ck),
-                     ZTB_OK);
+    assert_int_equal(issue_check("worker", 2, -1, "crm:read", "crm2", &none, &none, &ck), ZTB_OK);
     assert_int_equal(ck.verdict, STORE_OK);
 
     redis_do("HSET ztb:{worker}:agent quarantined 1");
-    assert_int_equal(store_issue_check("worker", 2, 0, "crm:read", "crm2", &none, &none, &ck),
-                     ZTB_OK);
+    assert_int_equal(issue_check("worker", 2, -1, "crm:read", "crm2", &none, &none, &ck), ZTB_OK);
     assert_int_equal(ck.verdict, STORE_QUARANTINED);
-    redis_do("HSET ztb:{worker}:agent quarantined 0 approval 1");
-    assert_int_equal(store_issue_check("worker", 2, 0, "crm:read", "crm2", &none, &none, &ck),
+    /* the caller-only check stops before quarantine and charges */
+    assert_int_equal(store_issue_check("worker", &e, 0, "crm:read", "crm2", NULL, NULL, &ck),
                      ZTB_OK);
+    assert_int_equal(ck.verdict, STORE_OK);
+    redis_do("HSET ztb:{worker}:agent quarantined 0 approval 1");
+    assert_int_equal(issue_check("worker", 2, -1, "crm:read", "crm2", &none, &none, &ck), ZTB_OK);
     assert_int_equal(ck.verdict, STORE_OK);
     assert_true(ck.approval_required);
 
     assert_int_equal(store_agent_set_status("worker", "disabled"), ZTB_OK);
-    assert_int_equal(store_issue_check("worker", 2, 0, "crm:read", "crm2", &none, &none, &ck),
-                     ZTB_OK);
+    assert_int_equal(issue_check("worker", 2, -1, "crm:read", "crm2", &none, &none, &ck), ZTB_OK);
     assert_int_equal(ck.verdict, STORE_DISABLED);
+}
+
+/* A stale caller is refused before anything is charged or remembered; a
+ * DPoP proof id is remembered once, by either mode. */
+static void test_issue_check_caller_first(void **state)
+{
+    (void)state;
+    add_enrolled("careful");
+    struct store_rate tight = {.rate = 1, .burst = 1, .period_s = 60};
+    struct store_check ck;
+    struct store_expect stale = {
+        .generation = 7, .epoch = -1, .dpop_jti = "proof-1", .dpop_ttl_ms = 60000};
+    for (int i = 0; i < 5; i++) {
+        assert_int_equal(store_issue_check("careful", &stale, 1, "a:b", "c", &tight, &tight, &ck),
+                         ZTB_OK);
+        assert_int_equal(ck.verdict, STORE_STALE_IDENTITY);
+    }
+    redisContext *c = zh_redis_connect(&rd);
+    redisReply *r = redisCommand(c, "EXISTS ztb:{careful}:rl ztb:{careful}:dpop:proof-1");
+    assert_int_equal(r->integer, 0);
+    freeReplyObject(r);
+    redisFree(c);
+    struct store_expect live = {
+        .generation = 1, .epoch = 1, .dpop_jti = "proof-1", .dpop_ttl_ms = 60000};
+    assert_int_equal(store_issue_check("careful", &live, 0, "a:b", "c", NULL, NULL, &ck), ZTB_OK);
+    assert_int_equal(ck.verdict, STORE_OK);
+    assert_int_equal(store_issue_check("careful", &live, 1, "a:b", "c", &tight, &tight, &ck),
+                     ZTB_OK);
+    assert_int_equal(ck.verdict, STORE_DPOP_REPLAY);
+    live.dpop_jti = "proof-2";
+    assert_int_equal(store_issue_check("careful", &live, 1, "a:b", "c", &tight, &tight, &ck),
+                     ZTB_OK);
+    assert_int_equal(ck.verdict, STORE_OK);
+    live.dpop_jti = NULL;
+    assert_int_equal(store_issue_check("careful", &live, 1, "a:b", "c", &tight, &tight, &ck),
+                     ZTB_OK);
+    assert_int_equal(ck.verdict, STORE_RATE_AGENT);
 }
 
 static void test_rate_limits(void **state)
 {
     (void)state;
-    assert_int_equal(store_agent_add("limited", 1), ZTB_OK);
+    add_enrolled("limited");
     struct store_rate agent_rate = {.rate = 10, .burst = 5, .period_s = 60};
     struct store_rate action_rate = {.rate = 2, .burst = 2, .period_s = 60};
     struct store_check ck;
     /* the action bucket allows 2 */
     for (int i = 0; i < 2; i++) {
         assert_int_equal(
-            store_issue_check("limited", 1, 0, "pay:refund", "pay", &agent_rate, &action_rate, &ck),
+            issue_check("limited", 1, -1, "pay:refund", "pay", &agent_rate, &action_rate, &ck),
             ZTB_OK);
         assert_int_equal(ck.verdict, STORE_OK);
     }
     assert_int_equal(
-        store_issue_check("limited", 1, 0, "pay:refund", "pay", &agent_rate, &action_rate, &ck),
-        ZTB_OK);
+        issue_check("limited", 1, -1, "pay:refund", "pay", &agent_rate, &action_rate, &ck), ZTB_OK);
     assert_int_equal(ck.verdict, STORE_RATE_ACTION);
     assert_true(ck.retry_after_ms > 20000 && ck.retry_after_ms <= 30000); /* 60s/2 */
     /* other actions still have room, and the refused request did not charge
@@ -210,13 +280,12 @@ static void test_rate_limits(void **state)
     const char *others[] = {"pay:read", "pay:list", "pay:view"};
     for (int i = 0; i < 3; i++) {
         assert_int_equal(
-            store_issue_check("limited", 1, 0, others[i], "pay", &agent_rate, &action_rate, &ck),
+            issue_check("limited", 1, -1, others[i], "pay", &agent_rate, &action_rate, &ck),
             ZTB_OK);
         assert_int_equal(ck.verdict, STORE_OK);
     }
     assert_int_equal(
-        store_issue_check("limited", 1, 0, "pay:other", "pay", &agent_rate, &action_rate, &ck),
-        ZTB_OK);
+        issue_check("limited", 1, -1, "pay:other", "pay", &agent_rate, &action_rate, &ck), ZTB_OK);
     assert_int_equal(ck.verdict, STORE_RATE_AGENT);
     assert_true(ck.retry_after_ms > 0 && ck.retry_after_ms <= 6000); /* 60s/10 */
     /* the bucket keys expire by themselves */
@@ -225,6 +294,36 @@ static void test_rate_limits(void **state)
     assert_true(r->integer > 0 && r->integer <= 40000);
     freeReplyObject(r);
     redisFree(c);
+}
+
+/* A theoretical arrival time far ahead of Redis's now: what a bucket holds
+ * after Redis's clock stepped back an hour. The agent waits at most one
+ * burst window (here 5 intervals of 6 s), not the hour. */
+static void test_rate_limit_clock_step_back(void **state)
+{
+    (void)state;
+    add_enrolled("stepped");
+    struct store_rate agent_rate = {.rate = 10, .burst = 5, .period_s = 60};
+    struct store_rate none = {0};
+    redisContext *c = zh_redis_connect(&rd);
+    redisReply *t = redisCommand(c, "TIME");
+    assert_non_null(t);
+    long long now_us = strtoll(t->element[0]->str, NULL, 10) * 1000000LL;
+    freeReplyObject(t);
+    redisReply *r = redisCommand(c, "SET ztb:{stepped}:rl %lld PX 7200000", now_us + 3600000000LL);
+    assert_non_null(r);
+    freeReplyObject(r);
+    redisFree(c);
+    struct store_check ck;
+    assert_int_equal(issue_check("stepped", 1, -1, "pay:read", "pay", &agent_rate, &none, &ck),
+                     ZTB_OK);
+    if (ck.verdict == STORE_RATE_AGENT && ck.retry_after_ms > 6000)
+        fail_msg("a clock step back of an hour costs %u ms, not one interval", ck.retry_after_ms);
+    /* the clamped bucket is empty, not refilled: the next one is refused */
+    assert_int_equal(issue_check("stepped", 1, -1, "pay:read", "pay", &agent_rate, &none, &ck),
+                     ZTB_OK);
+    assert_int_equal(ck.verdict, STORE_RATE_AGENT);
+    assert_true(ck.retry_after_ms <= 6000);
 }
 
 static void test_assertion_replay(void **state)
@@ -314,9 +413,7 @@ static void test_identity_peek_and_dpop(void **state)
     assert_int_equal(reused, 1);
     assert_int_equal(store_join_peek("nope", agent, &reused), ZTB_ERR_JOIN_TOKEN);
 
-    assert_int_equal(store_dpop_seen("ident", "p1", 60000), ZTB_OK);
-    assert_int_equal(store_dpop_seen("ident", "p1", 60000), ZTB_ERR_REPLAY);
-    assert_int_equal(store_assertion_seen("ident", "p1", 60000), ZTB_OK); /* separate caches */
+    assert_int_equal(store_assertion_seen("ident", "p1", 60000), ZTB_OK);
 }
 
 /* Corrupt or missing state never yields a token: it is UNAVAILABLE. */
@@ -326,13 +423,13 @@ static void test_fail_closed(void **state)
     redis_do("SET ztb:{broken}:agent not-a-hash");
     struct store_check ck;
     struct store_rate none = {0};
-    assert_int_equal(store_issue_check("broken", 1, 0, "a:b", "c", &none, &none, &ck),
+    assert_int_equal(issue_check("broken", 1, -1, "a:b", "c", &none, &none, &ck),
                      ZTB_ERR_UNAVAILABLE);
     struct store_agent a;
     assert_int_equal(store_agent_get("broken", &a), ZTB_ERR_UNAVAILABLE);
 
     zh_redis_kill(&rd);
-    assert_int_equal(store_issue_check("worker", 1, 0, "a:b", "c", &none, &none, &ck),
+    assert_int_equal(issue_check("worker", 1, -1, "a:b", "c", &none, &none, &ck),
                      ZTB_ERR_UNAVAILABLE);
     assert_int_equal(store_agent_add("new", 1), ZTB_ERR_UNAVAILABLE);
     char tok[STORE_JOIN_TOKEN_LEN + 1] = "ztbj_aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
@@ -350,7 +447,9 @@ int main(void)
         cmocka_unit_test(test_agents),
         cmocka_unit_test(test_join_tokens),
         cmocka_unit_test(test_issue_check_states),
+        cmocka_unit_test(test_issue_check_caller_first),
         cmocka_unit_test(test_rate_limits),
+        cmocka_unit_test(test_rate_limit_clock_step_back),
         cmocka_unit_test(test_assertion_replay),
         cmocka_unit_test(test_identity_peek_and_dpop),
         cmocka_unit_test(test_fail_closed),

@@ -21,6 +21,16 @@
 #include "broker/store_rev.h"
 #include "harness.h"
 
+/* The full issue check for a caller bound to generation gen and epoch (-1:
+ * any), no DPoP proof. */
+static ztb_err issue_check(const char *agent, int64_t gen, int64_t epoch, const char *action,
+                           const char *audience, const struct store_rate *ar,
+                           const struct store_rate *xr, struct store_check *ck)
+{
+    struct store_expect e = {.generation = gen, .epoch = epoch};
+    return store_issue_check(agent, &e, 1, action, audience, ar, xr, ck);
+}
+
 static struct zh_redis rd;
 static redisContext *sub; /* subscribed to ztb:revocations */
 
@@ -118,7 +128,7 @@ static void test_rev_jti(void **state)
     (void)state;
     int64_t now = time(NULL);
     int applied = 0;
-    assert_int_equal(store_rev_jti("jti-one", now + 100, 60, &applied), ZTB_OK);
+    assert_int_equal(store_rev_jti("jti-one", now + 100, 60, 0, &applied), ZTB_OK);
     assert_true(applied);
     long long ttl = cmd_int("TTL ztb:rev:jti:%s", "jti-one");
     assert_true(ttl >= 158 && ttl <= 160); /* remaining life + skew */
@@ -130,16 +140,16 @@ static void test_rev_jti(void **state)
     assert_true(zscore(want) == (double)(now + 100));
 
     /* a token dead everywhere already: nothing written, nothing announced */
-    assert_int_equal(store_rev_jti("jti-old", now - 200, 60, &applied), ZTB_OK);
+    assert_int_equal(store_rev_jti("jti-old", now - 200, 60, 0, &applied), ZTB_OK);
     assert_false(applied);
     assert_int_equal(cmd_int("EXISTS ztb:rev:jti:%s", "jti-old"), 0);
 
     /* an id that would break a key name never reaches Redis */
-    assert_int_equal(store_rev_jti("a b", now + 10, 60, &applied), ZTB_ERR_INVALID_ARG);
-    assert_int_equal(store_rev_jti("x", 0, 60, &applied), ZTB_ERR_INVALID_ARG);
+    assert_int_equal(store_rev_jti("a b", now + 10, 60, 0, &applied), ZTB_ERR_INVALID_ARG);
+    assert_int_equal(store_rev_jti("x", 0, 60, 0, &applied), ZTB_ERR_INVALID_ARG);
 
     /* an id with JSON metacharacters is escaped in the event */
-    assert_int_equal(store_rev_jti("q\"uote\\", now + 100, 60, &applied), ZTB_OK);
+    assert_int_equal(store_rev_jti("q\"uote\\", now + 100, 60, 0, &applied), ZTB_OK);
     next_message(msg, sizeof(msg));
     json_error_t e;
     json_t *j = json_loads(msg, 0, &e);
@@ -157,7 +167,7 @@ static void test_trim(void **state)
                         "{\"type\":\"jti\",\"id\":\"stale\",\"exp\":1}");
     freeReplyObject(r);
     int applied;
-    assert_int_equal(store_rev_jti("fresh", now + 30, 60, &applied), ZTB_OK);
+    assert_int_equal(store_rev_jti("fresh", now + 30, 60, 0, &applied), ZTB_OK);
     char msg[512];
     next_message(msg, sizeof(msg));
     assert_true(zscore("{\"type\":\"jti\",\"id\":\"stale\",\"exp\":1}") < 0);
@@ -197,10 +207,12 @@ static void test_rev_audience(void **state)
     assert_true(zscore("{\"type\":\"audience\",\"id\":\"payments\",\"exp\":0}") > 1e299);
     /* the issuance script refuses it */
     assert_int_equal(store_agent_add("buyer", 1), ZTB_OK);
+    assert_int_equal(
+        store_agent_set_identity("buyer", STORE_IDENTITY_ENROLL, "{}", "k", "c", 9999, 0, NULL),
+        ZTB_OK);
     struct store_check ck;
     struct store_rate none = {0};
-    assert_int_equal(store_issue_check("buyer", 1, 0, "pay:x", "payments", &none, &none, &ck),
-                     ZTB_OK);
+    assert_int_equal(issue_check("buyer", 1, -1, "pay:x", "payments", &none, &none, &ck), ZTB_OK);
     assert_int_equal(ck.verdict, STORE_AUDIENCE_KILLED);
 
     assert_int_equal(store_rev_audience("payments", 0, 60, &changed), ZTB_OK);
@@ -212,8 +224,7 @@ static void test_rev_audience(void **state)
     assert_string_equal(msg, "{\"type\":\"audience\",\"id\":\"payments\",\"lifted\":true}");
     assert_true(zscore("{\"type\":\"audience\",\"id\":\"payments\",\"exp\":0}") < 0);
     assert_int_equal(cmd_int("EXISTS ztb:aud:%s:killed", "payments"), 0);
-    assert_int_equal(store_issue_check("buyer", 1, 0, "pay:x", "payments", &none, &none, &ck),
-                     ZTB_OK);
+    assert_int_equal(issue_check("buyer", 1, -1, "pay:x", "payments", &none, &none, &ck), ZTB_OK);
     assert_int_equal(ck.verdict, STORE_OK);
 }
 
@@ -273,7 +284,7 @@ static void test_token_state(void **state)
     assert_true(cmd_int("PTTL ztb:used:%s", "t1") > 9000);
     /* each revocation kind shows */
     int applied;
-    assert_int_equal(store_rev_jti("t2", time(NULL) + 60, 5, &applied), ZTB_OK);
+    assert_int_equal(store_rev_jti("t2", time(NULL) + 60, 5, 0, &applied), ZTB_OK);
     assert_int_equal(store_token_state("t2", "holder", "aud1", "k1", 1, 0, &st), ZTB_OK);
     assert_true(st.revoked);
     assert_int_equal(store_rev_audience("aud2", 0, 5, NULL), ZTB_OK);
@@ -497,7 +508,7 @@ static void test_unavailable(void **state)
     int64_t gen, exp;
     struct store_token_state st;
     char secret[STORE_SOURCE_SECRET_LEN + 1];
-    assert_int_equal(store_rev_jti("x", time(NULL) + 60, 5, &applied), ZTB_ERR_UNAVAILABLE);
+    assert_int_equal(store_rev_jti("x", time(NULL) + 60, 5, 0, &applied), ZTB_ERR_UNAVAILABLE);
     assert_int_equal(store_rev_agent("victim", 60, 5, &gen, &exp), ZTB_ERR_UNAVAILABLE);
     assert_int_equal(store_token_state("t1", "holder", "a", "k", 1, 0, &st), ZTB_ERR_UNAVAILABLE);
     assert_int_equal(store_source_add("x", NULL, NULL, 1, secret), ZTB_ERR_UNAVAILABLE);

@@ -7,6 +7,7 @@
  */
 #include <pthread.h>
 #include <setjmp.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -20,6 +21,7 @@
 #include <ztb/ztb.h>
 
 #include "common/base64url.h"
+#include "common/wire.h"
 #include "harness.h"
 #include "pki/dpop.h"
 #include "pki/jwk.h"
@@ -314,10 +316,15 @@ static void test_rejects_issuer_audience_times(void **state)
     (void)state;
     struct tk t = {.iss = "https://evil.test"};
     expect_code(mint(&t), ZTB_ERR_ISSUER);
+    /* the operator's log names both values */
+    assert_non_null(strstr(ztb_verifier_errdetail(v), "expected \"" ISS "\""));
+    assert_non_null(strstr(ztb_verifier_errdetail(v), "received \"https://evil.test\""));
     t = (struct tk){.iss = ISS "/"};
     expect_code(mint(&t), ZTB_ERR_ISSUER);
     t = (struct tk){.aud = "crm"};
     expect_code(mint(&t), ZTB_ERR_AUDIENCE);
+    assert_non_null(strstr(ztb_verifier_errdetail(v), "expected \"payments\""));
+    assert_non_null(strstr(ztb_verifier_errdetail(v), "received \"crm\""));
     /* skew is 30 s by default */
     t = (struct tk){.iat = now - 200, .nbf = now - 200, .exp = now - 31};
     expect_code(mint(&t), ZTB_ERR_EXPIRED);
@@ -396,6 +403,32 @@ static void test_dpop_binding(void **state)
     /* the same proof again, here or at another replica */
     assert_int_equal(verify_dpop(v, tok, prf, "POST", HTU), ZTB_ERR_DPOP_REPLAY);
     assert_int_equal(verify_dpop(v2, tok, prf, "POST", HTU), ZTB_ERR_DPOP_REPLAY);
+    /* a replica with no skew at all still keeps the proof id until no
+     * verifier could accept the proof: its iat + the proof age (60) + the
+     * largest skew any verifier may have (a replica with that skew would
+     * otherwise accept the replay once the marker is gone) */
+    ztb_verifier_config *tc = base_config();
+    assert_int_equal(ztb_verifier_config_set_redis(tc, rd.url), ZTB_OK);
+    assert_int_equal(ztb_verifier_config_set_skew(tc, 0), ZTB_OK);
+    ztb_verifier *tight = NULL;
+    assert_int_equal(ztb_verifier_new(tc, &tight), ZTB_OK);
+    ztb_verifier_config_free(tc);
+    int64_t t0 = clock_now_s();
+    snprintf(prf, sizeof(prf), "%s", proof(dpop_key, "POST", HTU, tok, t0));
+    assert_int_equal(verify_dpop(tight, tok, prf, "POST", HTU), ZTB_OK);
+    assert_int_equal(verify_dpop(v, tok, prf, "POST", HTU), ZTB_ERR_DPOP_REPLAY);
+    ztb_verifier_free(tight);
+    ztb_dpop_result pd;
+    assert_int_equal(ztb_dpop_proof_check(prf, strlen(prf), "POST", HTU, tok, t0, 60, 0, &pd),
+                     ZTB_OK);
+    redisContext *c = zh_redis_connect(&rd);
+    redisReply *ttl = redisCommand(c, "PTTL " ZTB_WIRE_DPOP_KEY_FMT, pd.jkt, pd.jti);
+    assert_true(ttl->type == REDIS_REPLY_INTEGER);
+    if (ttl->integer < (60 + ZTB_WIRE_MAX_SKEW_S - 3) * 1000)
+        fail_msg("the proof id is kept %lld ms, want about %d s", ttl->integer,
+                 60 + ZTB_WIRE_MAX_SKEW_S + 1);
+    freeReplyObject(ttl);
+    redisFree(c);
     /* without Redis the replay cache is the verifier's own */
     snprintf(prf, sizeof(prf), "%s", proof(dpop_key, "POST", HTU, tok, now));
     assert_int_equal(verify_dpop(vn, tok, prf, "POST", HTU), ZTB_OK);
@@ -545,12 +578,14 @@ static void test_single_use(void **state)
     assert_int_equal(verify_std(tok), ZTB_ERR_REPLAY);
     /* at any replica */
     assert_int_equal(verify(v2, tok, "payments:refund", "orders/1234"), ZTB_ERR_REPLAY);
-    /* the key lives as long as the token could be accepted */
+    /* the key lives as long as any verifier could accept the token: until
+     * exp (now + 60) + the largest skew a verifier may have, not this one's 30 */
     redisContext *c = zh_redis_connect(&rd);
     redisReply *r = redisCommand(c, "KEYS ztb:used:*");
     assert_true(r->elements >= 1);
     redisReply *ttl = redisCommand(c, "PTTL %s", r->element[0]->str);
-    assert_true(ttl->integer > 60 * 1000 && ttl->integer <= 91 * 1000);
+    assert_true(ttl->integer > (60 + ZTB_WIRE_MAX_SKEW_S - 10) * 1000 &&
+                ttl->integer <= (60 + ZTB_WIRE_MAX_SKEW_S + 1) * 1000);
     freeReplyObject(ttl);
     freeReplyObject(r);
     redisFree(c);
@@ -585,6 +620,49 @@ static void test_feed_lost(void **state)
     assert_int_equal(st.jwks_keys, 1);
 }
 
+/* The public cap: a verifier whose revocation set is full of live entries
+ * refuses every token, says so in its stats, and recovers on a reload. */
+static void test_revocation_cap(void **state)
+{
+    (void)state;
+    ztb_verifier_config *c = base_config();
+    assert_int_equal(ztb_verifier_config_set_revocation_max(c, 0), ZTB_ERR_INVALID_ARG);
+    assert_int_equal(ztb_verifier_config_set_revocation_max(NULL, 5), ZTB_ERR_INVALID_ARG);
+    assert_int_equal(ztb_verifier_config_set_revocation_max(c, 2), ZTB_OK);
+    assert_int_equal(ztb_verifier_config_set_redis(c, rd.url), ZTB_OK);
+    redis_cmd("DEL ztb:revocations%s%s", "", "");
+    ztb_verifier *x = NULL;
+    assert_int_equal(ztb_verifier_new(c, &x), ZTB_OK);
+    ztb_verifier_config_free(c);
+    char tok[4096];
+    snprintf(tok, sizeof(tok), "%s", mint(&plain));
+    assert_int_equal(verify(x, tok, "payments:refund", "orders/1234"), ZTB_OK);
+    char ev[256];
+    ztb_err rv = ZTB_OK;
+    for (int i = 0; i < 3; i++) {
+        snprintf(ev, sizeof(ev), "{\"type\":\"jti\",\"id\":\"cap-%d\",\"exp\":%lld}", i,
+                 (long long)now + 600);
+        redis_cmd("ZADD ztb:revocations +inf %s", ev, "");
+        redis_cmd("PUBLISH ztb:revocations %s", ev, "");
+    }
+    for (int i = 0; i < 500 && (rv = verify(x, tok, "payments:refund", "orders/1234")) == ZTB_OK;
+         i++)
+        clock_sleep_ms(10);
+    assert_int_equal(rv, ZTB_ERR_REVOCATION_STALE); /* a token nobody revoked */
+    ztb_verifier_stats st;
+    assert_int_equal(ztb_verifier_stats_get(x, &st), ZTB_OK);
+    assert_true(st.revocation_full);
+    assert_true(st.revocation_refused >= 1);
+    redis_cmd("DEL ztb:revocations%s%s", "", "");
+    for (int i = 0; i < 700 && (rv = verify(x, tok, "payments:refund", "orders/1234")) != ZTB_OK;
+         i++)
+        clock_sleep_ms(10);
+    assert_int_equal(rv, ZTB_OK);
+    assert_int_equal(ztb_verifier_stats_get(x, &st), ZTB_OK);
+    assert_false(st.revocation_full);
+    ztb_verifier_free(x);
+}
+
 /* ---- keys ---------------------------------------------------------------- */
 
 static void test_key_rotation(void **state)
@@ -611,6 +689,92 @@ static void test_key_rotation(void **state)
 
 /* ---- configuration ------------------------------------------------------- */
 
+/* ---- a verifier that cannot refresh its keys ------------------------------ */
+
+struct jwks_host {
+    char jwks[8192];
+    _Atomic unsigned status;
+};
+
+static void jwks_handler(void *ud, const struct st_req *rq, struct st_resp *rs)
+{
+    struct jwks_host *h = ud;
+    if (strcmp(rq->url, "/jwks") != 0)
+        return;
+    st_resp_json(rs, atomic_load(&h->status), h->jwks);
+    st_resp_header(rs, "Cache-Control", "public, max-age=2");
+}
+
+/*
+ * The broker's JWKS says max-age=2; then the broker cannot be reached. Keys
+ * not confirmed for longer than max-age plus the margin are refused (a key
+ * withdrawn or tainted meanwhile is not trusted forever), with a clear
+ * reason, and trusted again once the keys are fetched. The refresh itself
+ * follows the max-age (2 s), not the 30 s refetch interval.
+ */
+static void test_stale_jwks_refused(void **state)
+{
+    (void)state;
+    static struct jwks_host h;
+    ztb_buf b;
+    ztb_buf_init_fixed(&b, h.jwks, sizeof(h.jwks));
+    assert_int_equal(ztb_jwks_render((const ztb_key *const *)&broker_key, 1, &b), ZTB_OK);
+    atomic_store(&h.status, 200);
+    struct st_server srv;
+    st_server_start(&srv, jwks_handler, &h);
+    char url[128];
+    snprintf(url, sizeof(url), "%s/jwks", srv.base);
+    ztb_verifier_config *c = ztb_verifier_config_new();
+    assert_int_equal(ztb_verifier_config_set_issuer(c, ISS), ZTB_OK);
+    assert_int_equal(ztb_verifier_config_set_audience(c, AUD), ZTB_OK);
+    assert_int_equal(ztb_verifier_config_set_jwks_url(c, url), ZTB_OK);
+    assert_int_equal(ztb_verifier_config_set_allow_insecure_http(c, 1), ZTB_OK);
+    assert_int_equal(ztb_verifier_config_set_no_revocation(c), ZTB_OK);
+    ztb_verifier *x = NULL;
+    assert_int_equal(ztb_verifier_new(c, &x), ZTB_OK);
+    ztb_verifier_config_free(c);
+    assert_int_equal(verify(x, mint(&plain), "payments:refund", "orders/1234"), ZTB_OK);
+
+    /* the broker goes away; 63 s later (2 s max-age + 60 s margin, and one
+     * more), tokens signed with the last known key are refused */
+    atomic_store(&h.status, 503);
+    clock_set_mono_offset_for_test(61000);
+    assert_int_equal(verify(x, mint(&plain), "payments:refund", "orders/1234"), ZTB_OK);
+    clock_set_mono_offset_for_test(63000);
+    ztb_err rv = verify(x, mint(&plain), "payments:refund", "orders/1234");
+    const char *why = ztb_verifier_errdetail(x);
+    clock_set_mono_offset_for_test(0);
+    if (rv != ZTB_ERR_UNAVAILABLE)
+        fail_msg("keys unconfirmed for 63 s (max-age 2 s): %s, want UNAVAILABLE", ztb_err_name(rv));
+    assert_non_null(strstr(why, "JWKS stale"));
+    assert_non_null(strstr(why, "max-age"));
+
+    /* the refresher follows max-age=2, not the 30 s refetch interval: it
+     * has tried again (and failed) within a few seconds */
+    ztb_verifier_stats st;
+    int64_t t0 = clock_mono_ms();
+    do {
+        clock_sleep_ms(100);
+        assert_int_equal(ztb_verifier_stats_get(x, &st), ZTB_OK);
+    } while (st.jwks_fetches < 2 && clock_mono_ms() - t0 < 6000);
+    if (st.jwks_fetches < 2)
+        fail_msg("no JWKS refresh within 6 s of a max-age of 2 s (%llu fetches)",
+                 (unsigned long long)st.jwks_fetches);
+
+    /* back: once fetched again, the keys are trusted as long again */
+    atomic_store(&h.status, 200);
+    uint64_t before = st.jwks_fetches;
+    t0 = clock_mono_ms();
+    do {
+        clock_sleep_ms(100);
+        assert_int_equal(ztb_verifier_stats_get(x, &st), ZTB_OK);
+    } while (st.jwks_fetches == before && clock_mono_ms() - t0 < 10000);
+    clock_sleep_ms(100);
+    assert_int_equal(verify(x, mint(&plain), "payments:refund", "orders/1234"), ZTB_OK);
+    ztb_verifier_free(x);
+    st_server_stop(&srv);
+}
+
 static void test_configuration_mistakes(void **state)
 {
     (void)state;
@@ -633,7 +797,8 @@ static void test_configuration_mistakes(void **state)
     assert_int_equal(ztb_verifier_config_set_redis(c, rd.url), ZTB_ERR_STATE);
     assert_int_equal(ztb_verifier_new(c, &x), ZTB_ERR_INVALID_ARG); /* http to a remote host */
     assert_non_null(strstr(ztb_verifier_errdetail(NULL), "https"));
-    assert_int_equal(ztb_verifier_config_set_skew(c, 301), ZTB_ERR_INVALID_ARG);
+    assert_int_equal(ztb_verifier_config_set_skew(c, ZTB_WIRE_MAX_SKEW_S + 1), ZTB_ERR_INVALID_ARG);
+    assert_int_equal(ztb_verifier_config_set_skew(c, ZTB_WIRE_MAX_SKEW_S), ZTB_OK);
     assert_int_equal(ztb_verifier_config_set_dpop_max_age(c, 0), ZTB_ERR_INVALID_ARG);
     assert_int_equal(ztb_verifier_config_set_jwks_refetch_interval(c, 0), ZTB_ERR_INVALID_ARG);
     assert_int_equal(ztb_verifier_config_set_redis(NULL, rd.url), ZTB_ERR_INVALID_ARG);
@@ -743,6 +908,8 @@ int main(void)
         cmocka_unit_test(test_key_rotation),
         cmocka_unit_test(test_threads_share_a_verifier),
         cmocka_unit_test(test_feed_lost),
+        cmocka_unit_test(test_revocation_cap),
+        cmocka_unit_test(test_stale_jwks_refused),
         cmocka_unit_test(test_configuration_mistakes),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

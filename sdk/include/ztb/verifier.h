@@ -81,7 +81,9 @@ ZTB_API ztb_err ztb_verifier_config_set_audience(ztb_verifier_config *cfg, const
  * The broker's JWKS URL (https, or http to a loopback host unless
  * ztb_verifier_config_set_allow_insecure_http). Fetched by ztb_verifier_new,
  * refetched when its Cache-Control max-age runs out, and on a token with an
- * unknown kid at most once per refetch interval. One of this and
+ * unknown kid at most once per refetch interval. Keys no fetch has confirmed
+ * for their max-age plus 60 s are stale: every token is then refused with
+ * ZTB_ERR_UNAVAILABLE until a fetch succeeds. One of this and
  * ztb_verifier_config_set_jwks_file is required.
  */
 ZTB_API ztb_err ztb_verifier_config_set_jwks_url(ztb_verifier_config *cfg, const char *url);
@@ -102,7 +104,11 @@ ZTB_API ztb_err ztb_verifier_config_set_allow_insecure_http(ztb_verifier_config 
 ZTB_API ztb_err ztb_verifier_config_set_jwks_refetch_interval(ztb_verifier_config *cfg,
                                                               unsigned seconds);
 
-/* Clock skew tolerated on exp, nbf, iat and DPoP iat, in seconds (default 30, max 300). */
+/*
+ * Clock skew tolerated on exp, nbf, iat and DPoP iat, in seconds (default 30,
+ * max 60: the bound replay markers and revocation entries are kept for, so a
+ * larger value is refused with INVALID_ARG).
+ */
 ZTB_API ztb_err ztb_verifier_config_set_skew(ztb_verifier_config *cfg, unsigned seconds);
 
 /*
@@ -119,6 +125,17 @@ ZTB_API ztb_err ztb_verifier_config_set_redis(ztb_verifier_config *cfg, const ch
  * with REVOCATION_STALE at once until the feed is back and reloaded).
  */
 ZTB_API ztb_err ztb_verifier_config_set_revocation_grace(ztb_verifier_config *cfg, unsigned ms);
+
+/*
+ * With Redis: the most revocations the verifier holds, of all kinds
+ * together (default 1000000: 20 to 53 MB of revoked token ids; 1..100000000).
+ * When an event needs room and the state is full, revocations that no longer
+ * matter (every token they could refuse has expired) are evicted first. If it is still full of
+ * live ones, the verifier fails closed: every token is refused with
+ * REVOCATION_STALE until a full reload of the state fits (docs/gateways.md,
+ * "Revocation set cap"). ztb_verifier_stats counts both.
+ */
+ZTB_API ztb_err ztb_verifier_config_set_revocation_max(ztb_verifier_config *cfg, size_t entries);
 
 /*
  * Revocation source: the broker's /v1/introspect, asked once per token after
@@ -225,7 +242,9 @@ ZTB_API ZTB_WUR ztb_err ztb_verify(ztb_verifier *v, const char *token, const ztb
 
 /*
  * A short English reason for the calling thread's last failed call on v
- * (ztb_verifier_new: pass NULL), e.g. "aud is not this gateway's audience".
+ * (ztb_verifier_new: pass NULL), e.g. "aud is not this gateway's audience:
+ * expected \"payments\", received \"crm\"" (issuer and audience mismatches
+ * name both values: they are configuration mistakes).
  * Never NULL, never contains a token or secret; "" if there is none. Valid
  * until the thread's next libztb call.
  */
@@ -289,6 +308,9 @@ typedef struct ztb_verifier_stats {
     uint64_t revocation_events;     /* events applied */
     uint64_t revocation_bad_events; /* events that could not be parsed (ignored) */
     uint64_t revocation_syncs;      /* full loads of the revocation state */
+    uint64_t revocation_evicted;    /* expired revocations dropped to make room under the cap */
+    uint64_t revocation_refused;    /* revocations that did not fit: the state was full */
+    int revocation_full;            /* refusing every token until a full reload fits */
 } ztb_verifier_stats;
 
 /* Fill *out with v's counters (zeros for what does not apply). Thread-safe; does not block. */
