@@ -338,6 +338,45 @@ ztb_err keys_sign_jws(const struct keys_state *s, const ztb_jws_sign_opts *opts,
     return rv;
 }
 
+ztb_err keys_sign_begin(const struct keys_state *s, const ztb_jws_sign_opts *opts,
+                        const void *payload, size_t n, ztb_buf *out, struct keys_sign_pending *p)
+{
+    memset(p, 0, sizeof(*p));
+    p->p.fd = -1;
+    ZTB_ENSURE(s != NULL, ZTB_ERR_INVALID_ARG);
+    ZTB_ENSURE(s->active != NULL, ZTB_ERR_NO_ACTIVE_KEY);
+    const char *kid = ztb_key_kid(s->active);
+    ZTB_ENSURE(strlen(kid) < SIGNER_KID_FIELD, ZTB_ERR_INVALID_ARG);
+    p->start = out->len;
+    ZTB_GUARD(ztb_jws_signing_input(s->active, opts, payload, n, out, p->q.digest[0]));
+    p->q.op = SIGNER_OP_SIGN;
+    p->q.count = 1;
+    memcpy(p->q.kid, kid, strlen(kid));
+    ztb_err rv = signer_send(&p->q, &p->p);
+    if (rv != ZTB_OK)
+        ztb_buf_truncate(out, p->start);
+    return rv;
+}
+
+ztb_err keys_sign_end(struct keys_sign_pending *p, const struct keys_state *s,
+                      const ztb_jws_sign_opts *opts, const void *payload, size_t n, ztb_buf *out)
+{
+    struct signer_resp r;
+    ztb_err rv = signer_recv(&p->p, &p->q, &r, sizeof(r));
+    if (rv == ZTB_OK)
+        rv = ztb_jws_append_signature(out, r.data);
+    if (rv == ZTB_OK)
+        return ZTB_OK;
+    ztb_buf_truncate(out, p->start);
+    /* the signer's active key moved on: the synchronous path refreshes */
+    return rv == ZTB_ERR_UNKNOWN_KID ? keys_sign_jws(s, opts, payload, n, out) : rv;
+}
+
+void keys_sign_cancel(struct keys_sign_pending *p)
+{
+    signer_cancel(&p->p);
+}
+
 /* ztb_ca_sign_fn: the signer signs a certificate digest with the CA key. */
 static ztb_err ca_sign_remote(void *arg, const uint8_t digest[32], uint8_t *der, size_t *derlen)
 {
@@ -440,8 +479,8 @@ static void *refresher(void *arg)
         struct timespec until;
         clock_gettime(CLOCK_MONOTONIC, &until);
         until.tv_sec += g_interval;
-        while (!g_stop &&
-               pthread_cond_clockwait(&g_cond, &g_thread_lock, CLOCK_MONOTONIC, &until) != ETIMEDOUT)
+        while (!g_stop && pthread_cond_clockwait(&g_cond, &g_thread_lock, CLOCK_MONOTONIC,
+                                                 &until) != ETIMEDOUT)
             ;
         if (g_stop)
             break;

@@ -30,6 +30,7 @@
 #include "pki/key.h"
 #include "pki/keyset.h"
 #include "pki/keystore.h"
+#include "broker/signer_client.h"
 
 struct keys_state {
     ztb_key *active;    /* public half of the key that signs; NULL when none */
@@ -84,6 +85,27 @@ int keys_can_sign(void);
  */
 ztb_err keys_sign_jws(const struct keys_state *s, const ztb_jws_sign_opts *opts,
                       const void *payload, size_t n, ztb_buf *out);
+
+/*
+ * keys_sign_jws in two halves, so the signer signs while the caller makes
+ * its Redis round trip (one wait for both): keys_sign_begin appends the
+ * signing input of payload to out and sends its digest to the signer; then
+ * exactly one of keys_sign_end (appends the signature; payload and opts as
+ * given to begin; if the active key moved on it signs again through
+ * keys_sign_jws) or keys_sign_cancel (the token is not issued after all).
+ * On an error of begin nothing is pending and out is as it was; on an error
+ * of end out is as it was before begin. UNAVAILABLE: the signer is down.
+ */
+struct keys_sign_pending {
+    struct signer_req q;
+    struct signer_pending p;
+    size_t start;
+};
+ztb_err keys_sign_begin(const struct keys_state *s, const ztb_jws_sign_opts *opts,
+                        const void *payload, size_t n, ztb_buf *out, struct keys_sign_pending *p);
+ztb_err keys_sign_end(struct keys_sign_pending *p, const struct keys_state *s,
+                      const ztb_jws_sign_opts *opts, const void *payload, size_t n, ztb_buf *out);
+void keys_sign_cancel(struct keys_sign_pending *p);
 
 /* Issue an identity document for agent from csr (as ztb_ca_issue), signed
  * by the signer. UNAVAILABLE: the signer is down. */

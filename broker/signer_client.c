@@ -388,40 +388,62 @@ static int64_t now_ms(void)
     return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
 }
 
-ztb_err signer_call(struct signer_req *req, void *out, size_t outsize)
+ztb_err signer_send(struct signer_req *req, struct signer_pending *p)
 {
+    p->fd = -1;
     if (!atomic_load(&g_up))
         return ZTB_ERR_UNAVAILABLE;
-    size_t want = signer_resp_size(req->op);
-    if (want == 0 || outsize != want)
+    if (signer_resp_size(req->op) == 0)
         return ZTB_ERR_INVALID_ARG;
-    uint64_t gen = 0;
-    int fd = take_channel(&gen);
-    if (fd < 0)
+    p->fd = take_channel(&p->gen);
+    if (p->fd < 0)
         return ZTB_ERR_UNAVAILABLE;
     req->version = SIGNER_PROTO_VERSION;
     req->seq = atomic_fetch_add(&g_seq, 1) + 1;
     int quick =
         req->op == SIGNER_OP_SIGN || req->op == SIGNER_OP_MAC || req->op == SIGNER_OP_CA_SIGN;
-    int64_t deadline = now_ms() + (quick ? QUICK_TIMEOUT_MS : SLOW_TIMEOUT_MS);
+    p->deadline_ms = now_ms() + (quick ? QUICK_TIMEOUT_MS : SLOW_TIMEOUT_MS);
+    if (send(p->fd, req, sizeof(*req), MSG_NOSIGNAL) != (ssize_t)sizeof(*req)) {
+        give_channel(p->fd, p->gen, 1);
+        p->fd = -1;
+        return ZTB_ERR_UNAVAILABLE;
+    }
+    return ZTB_OK;
+}
+
+void signer_cancel(struct signer_pending *p)
+{
+    /* the answer, when it comes, is skipped by the channel's next caller
+     * (its sequence number is not theirs) */
+    if (p->fd >= 0)
+        give_channel(p->fd, p->gen, 0);
+    p->fd = -1;
+}
+
+ztb_err signer_recv(struct signer_pending *p, const struct signer_req *req, void *out,
+                    size_t outsize)
+{
+    size_t want = signer_resp_size(req->op);
+    if (p->fd < 0)
+        return ZTB_ERR_UNAVAILABLE;
+    if (want == 0 || outsize != want) {
+        signer_cancel(p);
+        return ZTB_ERR_INVALID_ARG;
+    }
     uint8_t small[sizeof(struct signer_resp)];
     uint8_t *buf = want <= sizeof(small) ? small : malloc(want);
     ztb_err rv = ZTB_ERR_UNAVAILABLE;
     int broken = 0;
     if (buf == NULL) {
-        give_channel(fd, gen, 0);
+        signer_cancel(p);
         return ZTB_ERR_NOMEM;
-    }
-    if (send(fd, req, sizeof(*req), MSG_NOSIGNAL) != (ssize_t)sizeof(*req)) {
-        broken = 1;
-        goto out;
     }
     for (;;) {
         /* the channel's receive timeout (QUICK_TIMEOUT_MS, set when it was
          * made) bounds each wait: one system call per answer, no poll */
-        ssize_t n = recv(fd, buf, want, MSG_TRUNC);
+        ssize_t n = recv(p->fd, buf, want, MSG_TRUNC);
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) &&
-            now_ms() < deadline)
+            now_ms() < p->deadline_ms)
             continue;
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
             /* no answer in time: presume it hung, and let the supervisor
@@ -452,10 +474,19 @@ ztb_err signer_call(struct signer_req *req, void *out, size_t outsize)
         rv = (ztb_err)((const struct signer_resp *)out)->err; /* err is at the same offset */
         break;
     }
-out:
     ztb_wipe(buf, want); /* a MAC may have passed through it */
     if (buf != small)
         free(buf);
-    give_channel(fd, gen, broken);
+    give_channel(p->fd, p->gen, broken);
+    p->fd = -1;
     return rv;
+}
+
+ztb_err signer_call(struct signer_req *req, void *out, size_t outsize)
+{
+    if (signer_resp_size(req->op) == 0 || outsize != signer_resp_size(req->op))
+        return ZTB_ERR_INVALID_ARG;
+    struct signer_pending p;
+    ztb_err rv = signer_send(req, &p);
+    return rv == ZTB_OK ? signer_recv(&p, req, out, outsize) : rv;
 }

@@ -19,6 +19,7 @@
 #define ZTB_BROKER_SIGNER_CLIENT_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #include <ztb/error.h>
@@ -52,5 +53,24 @@ pid_t signer_client_pid(void);
  * otherwise the answer's own err.
  */
 ztb_err signer_call(struct signer_req *req, void *out, size_t outsize);
+
+/*
+ * The same call in two halves, so the caller can do other work (its Redis
+ * round trip) while the signer signs: signer_send takes a channel and sends
+ * req; then exactly one of signer_recv (waits for the answer, as
+ * signer_call; req must be the one sent) or signer_cancel (the answer is
+ * not wanted: the channel goes back and its next caller skips the answer)
+ * gives the channel back. p is the caller's; after a failed send there is
+ * nothing to receive or cancel (both are then harmless).
+ */
+struct signer_pending {
+    int fd; /* the channel, -1 when none is held */
+    uint64_t gen;
+    int64_t deadline_ms;
+};
+ztb_err signer_send(struct signer_req *req, struct signer_pending *p);
+ztb_err signer_recv(struct signer_pending *p, const struct signer_req *req, void *out,
+                    size_t outsize);
+void signer_cancel(struct signer_pending *p);
 
 #endif /* ZTB_BROKER_SIGNER_CLIENT_H */

@@ -158,14 +158,17 @@ ztb_err signer_resp_decode(const struct signer_req *req, const void *buf, size_t
     ZTB_ENSURE(req != NULL && buf != NULL && out != NULL, ZTB_ERR_INVALID_ARG);
     size_t want = signer_resp_size(req->op);
     ZTB_ENSURE(want != 0 && outsize == want, ZTB_ERR_INVALID_ARG);
-    ZTB_ENSURE(n >= want, ZTB_ERR_TRUNCATED);
-    ZTB_ENSURE(n == want, ZTB_ERR_TOO_LARGE);
-    /* the common head of both answer kinds */
+    /* the common head of every answer: version, op, seq. An answer to an
+     * abandoned call (another seq) is recognised before anything else, so
+     * its op and size do not matter (its caller cancelled it) */
     uint32_t head[4];
+    ZTB_ENSURE(n >= sizeof(head) && want >= sizeof(head), ZTB_ERR_TRUNCATED);
     memcpy(head, buf, sizeof(head));
     ZTB_ENSURE(head[0] == SIGNER_PROTO_VERSION, ZTB_ERR_UNSUPPORTED);
-    ZTB_ENSURE(head[1] == req->op, ZTB_ERR_MALFORMED);
     ZTB_ENSURE(head[2] == req->seq, ZTB_ERR_STATE);
+    ZTB_ENSURE(head[1] == req->op, ZTB_ERR_MALFORMED);
+    ZTB_ENSURE(n >= want, ZTB_ERR_TRUNCATED);
+    ZTB_ENSURE(n == want, ZTB_ERR_TOO_LARGE);
     if (want == sizeof(struct signer_resp)) {
         struct signer_resp *r = out;
         memcpy(r, buf, sizeof(*r));

@@ -453,19 +453,41 @@ static int read_dpop(struct token_req *t, struct http_req *req, struct http_resp
     return 1;
 }
 
-static void issue(struct token_req *t, struct keys_state *ks, const policy_decision *d,
-                  const struct store_check *ck, struct http_resp *resp)
-{
-    uint32_t ttl = d->ob.ttl;
-    if (ttl == 0 || ttl > ks->max_token_ttl)
-        ttl = ks->max_token_ttl;
+/*
+ * A token on its way out: its claims, their text, and the signature asked
+ * of the signer. Made before the Redis check when every claim is known by
+ * then (the caller's generation came with its session), so the signer signs
+ * while Redis answers and the request waits once for both; a refusal then
+ * cancels the signature. Otherwise it is signed after the check.
+ */
+struct token_out {
+    struct token_claims c;
+    uint32_t ttl;
+    int made;    /* claims written (and, if pending, the signature asked) */
+    int pending; /* a signature is with the signer */
     char spiffe[300];
-    snprintf(spiffe, sizeof(spiffe), "spiffe://%s/agent/%s", g_broker.cfg.trust_domain,
+    char claims_store[TOKEN_MAX];
+    char tok_store[TOKEN_MAX];
+    ztb_buf cb, tb;
+    struct keys_sign_pending sp;
+};
+
+static const ztb_jws_sign_opts k_token_sign = {.typ = "at+jwt"};
+
+/* Write o's claims (generation gen) and, if sign, ask for their signature. */
+static ztb_err token_prepare(struct token_out *o, const struct token_req *t,
+                             const struct keys_state *ks, const policy_decision *d, int64_t gen,
+                             int sign)
+{
+    o->ttl = d->ob.ttl;
+    if (o->ttl == 0 || o->ttl > ks->max_token_ttl)
+        o->ttl = ks->max_token_ttl;
+    snprintf(o->spiffe, sizeof(o->spiffe), "spiffe://%s/agent/%s", g_broker.cfg.trust_domain,
              t->id.agent);
-    struct token_claims c = {
+    o->c = (struct token_claims){
         .iss = g_broker.issuer,
         .agent = t->id.agent,
-        .spiffe_id = spiffe,
+        .spiffe_id = o->spiffe,
         .audience = t->audience,
         .action = t->action,
         .resource = t->resource,
@@ -476,20 +498,49 @@ static void issue(struct token_req *t, struct keys_state *ks, const policy_decis
         .cnf_x5t = t->bind_mtls ? t->id.x5t_s256 : NULL,
         .rule = d->rule,
         .iat = t->now,
-        .exp = t->now + ttl,
-        .generation = ck->generation,
+        .exp = t->now + o->ttl,
+        .generation = gen,
         .single_use = d->ob.single_use,
     };
-    char claims_store[TOKEN_MAX], tok_store[TOKEN_MAX];
-    ztb_buf cb, tb;
-    ztb_buf_init_fixed(&cb, claims_store, sizeof(claims_store));
-    ztb_buf_init_fixed(&tb, tok_store, sizeof(tok_store));
-    ztb_jws_sign_opts so = {.typ = "at+jwt"};
-    ztb_err rv = claims_new_jti(&c);
+    ztb_buf_init_fixed(&o->cb, o->claims_store, sizeof(o->claims_store));
+    ztb_buf_init_fixed(&o->tb, o->tok_store, sizeof(o->tok_store));
+    ztb_err rv = claims_new_jti(&o->c);
     if (rv == ZTB_OK)
-        rv = claims_write(&c, &cb);
-    if (rv == ZTB_OK)
-        rv = keys_sign_jws(ks, &so, claims_store, cb.len, &tb);
+        rv = claims_write(&o->c, &o->cb);
+    if (rv != ZTB_OK)
+        return rv;
+    o->made = 1;
+    if (sign &&
+        keys_sign_begin(ks, &k_token_sign, o->claims_store, o->cb.len, &o->tb, &o->sp) == ZTB_OK)
+        o->pending = 1; /* else it is signed, or fails, after the check */
+    return ZTB_OK;
+}
+
+/* The token is not issued: a signature asked for is not wanted. */
+static void token_out_drop(struct token_out *o)
+{
+    if (o->pending)
+        keys_sign_cancel(&o->sp);
+    o->pending = 0;
+    ztb_wipe(o->tok_store, sizeof(o->tok_store));
+}
+
+static void issue(struct token_req *t, struct keys_state *ks, const policy_decision *d,
+                  const struct store_check *ck, struct token_out *o, struct http_resp *resp)
+{
+    ztb_err rv = ZTB_OK;
+    if (o->made && o->c.generation != ck->generation) {
+        token_out_drop(o); /* cannot be: the check matched the expected generation */
+        o->made = 0;
+    }
+    if (!o->made)
+        rv = token_prepare(o, t, ks, d, ck->generation, 0);
+    if (rv == ZTB_OK && o->pending) {
+        o->pending = 0;
+        rv = keys_sign_end(&o->sp, ks, &k_token_sign, o->claims_store, o->cb.len, &o->tb);
+    } else if (rv == ZTB_OK) {
+        rv = keys_sign_jws(ks, &k_token_sign, o->claims_store, o->cb.len, &o->tb);
+    }
     if (rv == ZTB_ERR_UNAVAILABLE) { /* the signer is down: fail closed */
         http_resp_error(resp, 503, "temporarily_unavailable", "the signer is not answering");
         http_resp_header(resp, "Retry-After", "1");
@@ -501,6 +552,10 @@ static void issue(struct token_req *t, struct keys_state *ks, const policy_decis
         ztb_log(ZTB_LOG_ERROR, "token.sign_failed", ZTB_F_ERR(rv));
         return;
     }
+    const struct token_claims c = o->c;
+    uint32_t ttl = o->ttl;
+    const char *tok_store = o->tok_store;
+    ztb_buf tb = o->tb;
     /* the audit line is written before the token is answered */
     if (audit("token.issued", t->actor, 0, ZTB_F_STR("agent", t->id.agent),
               ZTB_F_STR("action", t->action), ZTB_F_STR("audience", t->audience),
@@ -510,24 +565,22 @@ static void issue(struct token_req *t, struct keys_state *ks, const policy_decis
               ZTB_F_STR("on_behalf_of", t->act_sub[0] ? t->act_sub : NULL)) != ZTB_OK) {
         http_resp_error(resp, 503, "temporarily_unavailable", "audit log unavailable");
         http_resp_header(resp, "Retry-After", "1");
-        ztb_wipe(tok_store, sizeof(tok_store));
-        return;
+        return; /* the caller wipes o */
     }
     metrics_token_issued(t->audience);
     detect_event(DETECT_AUDIENCE_USED, t->id.agent, NULL, t->audience, NULL);
-    ztb_buf *o = &resp->body;
-    ztb_buf_reset(o);
-    ztb_buf_append_str(o, "{\"access_token\":\"");
-    ztb_buf_append(o, tok_store, tb.len);
-    ztb_buf_printf(o,
+    ztb_buf *body = &resp->body;
+    ztb_buf_reset(body);
+    ztb_buf_append_str(body, "{\"access_token\":\"");
+    ztb_buf_append(body, tok_store, tb.len);
+    ztb_buf_printf(body,
                    "\",\"issued_token_type\":\"" TOKEN_TYPE_ACCESS
                    "\",\"token_type\":\"%s\",\"expires_in\":%u,\"scope\":\"",
                    t->has_dpop ? "DPoP" : "Bearer", ttl);
-    ztb_buf_append_json_escaped(o, t->action, strlen(t->action));
-    ztb_buf_append_str(o, "\"}");
+    ztb_buf_append_json_escaped(body, t->action, strlen(t->action));
+    ztb_buf_append_str(body, "\"}");
     resp->status = 200;
     resp->content_type = "application/json";
-    ztb_wipe(tok_store, sizeof(tok_store));
 }
 
 void handle_token(struct http_req *req, struct http_resp *resp)
@@ -537,6 +590,7 @@ void handle_token(struct http_req *req, struct http_resp *resp)
     t.now = (int64_t)time(NULL);
     struct keys_state *ks = NULL;
     policy *pol = NULL;
+    struct token_out o_store, *o = NULL;
     if (!read_request(&t, req, resp) || !read_dpop(&t, req, resp))
         goto out;
     ks = keys_acquire();
@@ -612,6 +666,12 @@ void handle_token(struct http_req *req, struct http_resp *resp)
     expectations(&t, &e);
     if (t.dpop_recorded)
         e.dpop_jti = NULL;
+    o = &o_store;
+    o->made = o->pending = 0;
+    /* every claim is known now when the generation is (a session's): the
+     * signer signs during the Redis round trip */
+    if (e.generation >= 0 && token_prepare(o, &t, ks, &d, e.generation, 1) != ZTB_OK)
+        o->made = 0;
     ztb_err rv = store_issue_check(t.id.agent, &e, 1, t.action, t.audience, &ar, &xr, &ck);
     if (rv == ZTB_ERR_UNAVAILABLE) {
         unavailable(resp);
@@ -656,8 +716,10 @@ void handle_token(struct http_req *req, struct http_resp *resp)
     }
     if (!consume_subject_token(&t, resp))
         goto out;
-    issue(&t, ks, &d, &ck, resp);
+    issue(&t, ks, &d, &ck, o, resp);
 out:
+    if (o != NULL)
+        token_out_drop(o);
     if (pol != NULL)
         policy_holder_release(pol);
     keys_release(ks);

@@ -63,15 +63,14 @@ static ztb_err sign_local(void *arg, const char *kid, const uint8_t digest[32],
     return ZTB_OK;
 }
 
-ztb_err ztb_jws_sign_with(const ztb_key *k, const ztb_jws_sign_opts *opts, const void *payload,
-                          size_t n, ztb_jws_sign_fn fn, void *arg, ztb_buf *out)
+ztb_err ztb_jws_signing_input(const ztb_key *k, const ztb_jws_sign_opts *opts, const void *payload,
+                              size_t n, ztb_buf *out, uint8_t digest[32])
 {
-    ZTB_ENSURE(k != NULL && fn != NULL && out != NULL && (payload != NULL || n == 0),
+    ZTB_ENSURE(k != NULL && out != NULL && digest != NULL && (payload != NULL || n == 0),
                ZTB_ERR_INVALID_ARG);
     ZTB_GUARD(ztb_buf_error(out));
     ztb_err rv = ZTB_OK;
     size_t start = out->len;
-    uint8_t sig[ZTB_ES256_SIG_LEN], digest[32];
     char hstore[ZTB_JWS_HEADER_MAX + 1];
     ztb_buf hdr;
     ztb_buf_init_fixed(&hdr, hstore, sizeof(hstore));
@@ -91,12 +90,32 @@ ztb_err ztb_jws_sign_with(const ztb_key *k, const ztb_jws_sign_opts *opts, const
     ztb_buf_append_byte(out, '.');
     ZTB_TRY(rv, ztb_b64url_encode_buf(out, payload, n));
     ZTB_TRY(rv, ztb_es256_sha256(out->data + start, out->len - start, digest));
-    ZTB_TRY(rv, fn(arg, ztb_key_kid(k), digest, sig));
-    ztb_buf_append_byte(out, '.');
-    ZTB_TRY(rv, ztb_b64url_encode_buf(out, sig, sizeof(sig)));
 out:
     if (rv != ZTB_OK)
         ztb_buf_truncate(out, start); /* also clears a sticky error we caused */
+    return rv;
+}
+
+ztb_err ztb_jws_append_signature(ztb_buf *out, const uint8_t sig[ZTB_ES256_SIG_LEN])
+{
+    ZTB_ENSURE(out != NULL && sig != NULL, ZTB_ERR_INVALID_ARG);
+    ztb_buf_append_byte(out, '.');
+    return ztb_b64url_encode_buf(out, sig, ZTB_ES256_SIG_LEN);
+}
+
+ztb_err ztb_jws_sign_with(const ztb_key *k, const ztb_jws_sign_opts *opts, const void *payload,
+                          size_t n, ztb_jws_sign_fn fn, void *arg, ztb_buf *out)
+{
+    ZTB_ENSURE(k != NULL && fn != NULL && out != NULL, ZTB_ERR_INVALID_ARG);
+    size_t start = out->len;
+    uint8_t sig[ZTB_ES256_SIG_LEN], digest[32];
+    ztb_err rv = ZTB_OK;
+    ZTB_TRY(rv, ztb_jws_signing_input(k, opts, payload, n, out, digest));
+    ZTB_TRY(rv, fn(arg, ztb_key_kid(k), digest, sig));
+    ZTB_TRY(rv, ztb_jws_append_signature(out, sig));
+out:
+    if (rv != ZTB_OK)
+        ztb_buf_truncate(out, start);
     return rv;
 }
 

@@ -96,6 +96,17 @@ ztb_err ztb_jws_sign_with(const ztb_key *k, const ztb_jws_sign_opts *opts, const
                           size_t n, ztb_jws_sign_fn fn, void *arg, ztb_buf *out);
 
 /*
+ * ztb_jws_sign_with in two halves, for a signature that is made while the
+ * caller does something else: ztb_jws_signing_input appends the signing
+ * input (header.payload, base64url) to out and sets digest to its SHA-256;
+ * ztb_jws_append_signature then appends ".signature". On an error out is
+ * left as it was (signing_input) or in error (append).
+ */
+ztb_err ztb_jws_signing_input(const ztb_key *k, const ztb_jws_sign_opts *opts, const void *payload,
+                              size_t n, ztb_buf *out, uint8_t digest[32]);
+ztb_err ztb_jws_append_signature(ztb_buf *out, const uint8_t sig[ZTB_ES256_SIG_LEN]);
+
+/*
  * Verify the compact JWS tok[0..len) against the key its kid names in ks.
  * On success, if hdr is non-NULL it holds the decoded header, and if payload
  * is non-NULL the decoded payload is appended to it. On error neither is

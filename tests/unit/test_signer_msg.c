@@ -188,7 +188,16 @@ static void test_answers(void **state)
                      ZTB_ERR_TOO_LARGE);
     a.seq = 6; /* an answer to an earlier call */
     assert_int_equal(signer_resp_decode(&q, &a, sizeof(a), &out, sizeof(out)), ZTB_ERR_STATE);
+    /* ... whatever it answered (a cancelled call of another kind), and
+     * whatever its size: it is skipped, not taken for a broken channel */
+    a.op = SIGNER_OP_MAC;
+    assert_int_equal(signer_resp_decode(&q, &a, sizeof(a), &out, sizeof(out)), ZTB_ERR_STATE);
+    assert_int_equal(signer_resp_decode(&q, &a, sizeof(a) + 100, &out, sizeof(out)), ZTB_ERR_STATE);
+    a.op = q.op;
     a.seq = q.seq;
+    a.op = SIGNER_OP_MAC; /* our seq, another operation: out of step */
+    assert_int_equal(signer_resp_decode(&q, &a, sizeof(a), &out, sizeof(out)), ZTB_ERR_MALFORMED);
+    a.op = q.op;
     a.len = 63; /* a signature is 64 bytes */
     assert_int_equal(signer_resp_decode(&q, &a, sizeof(a), &out, sizeof(out)), ZTB_ERR_MALFORMED);
     a.len = 64;
@@ -214,8 +223,9 @@ static void test_answers(void **state)
     assert_int_equal(signer_resp_decode(&sq, &s, sizeof(s), &so, sizeof(so)), ZTB_ERR_MALFORMED);
     s.len = SIGNER_TEXT_MAX;
     assert_int_equal(signer_resp_decode(&sq, &s, sizeof(s), &so, sizeof(so)), ZTB_ERR_MALFORMED);
-    /* the wrong answer kind for the op */
-    assert_int_equal(signer_resp_decode(&sq, &a, sizeof(a), &so, sizeof(so)), ZTB_ERR_TRUNCATED);
+    /* the wrong answer kind for the op, under its seq */
+    a.seq = sq.seq;
+    assert_int_equal(signer_resp_decode(&sq, &a, sizeof(a), &so, sizeof(so)), ZTB_ERR_MALFORMED);
 }
 
 int main(void)
