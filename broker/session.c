@@ -33,7 +33,7 @@ static _Atomic(session_mac_fn) g_mac_fn;
  * signer, a new key) empties every thread's cache through the generation.
  * Expiry, generation and epoch are checked on every use as before.
  */
-#define SEEN_SLOTS 64
+#define SEEN_SLOTS 1024 /* per thread: 36 KiB */
 
 struct seen {
     uint64_t gen; /* 0: empty */
@@ -45,13 +45,13 @@ static __thread struct seen t_seen[SEEN_SLOTS];
 
 static int seen_authentic(const uint8_t hash[32])
 {
-    const struct seen *e = &t_seen[hash[0] % SEEN_SLOTS];
+    const struct seen *e = &t_seen[((size_t)hash[0] << 8 | hash[1]) % SEEN_SLOTS];
     return e->gen == atomic_load(&g_mac_gen) && memcmp(e->hash, hash, 32) == 0;
 }
 
 static void remember_authentic(const uint8_t hash[32])
 {
-    struct seen *e = &t_seen[hash[0] % SEEN_SLOTS];
+    struct seen *e = &t_seen[((size_t)hash[0] << 8 | hash[1]) % SEEN_SLOTS];
     e->gen = atomic_load(&g_mac_gen);
     memcpy(e->hash, hash, 32);
 }
