@@ -292,7 +292,8 @@ int main(int argc, char **argv)
         snprintf(cfg->redis_url, sizeof(cfg->redis_url), "unix://%s", sock);
         g_broker.private_redis = 1;
     }
-    if (redis_target_parse(cfg->redis_url, &g_broker.redis, err, sizeof(err)) != ZTB_OK)
+    if (redis_target_parse(cfg->redis_url, cfg->redis_timeout_ms, &g_broker.redis, err,
+                           sizeof(err)) != ZTB_OK)
         die("config", err);
     /* the URL may carry a password: keep only the parsed, wipeable copy */
     memset(cfg->redis_url, 0, sizeof(cfg->redis_url));

@@ -55,104 +55,6 @@ static uint64_t mono_ms(void)
     return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
-static int parse_int(const char *s, size_t n, int min, int max, int *out)
-{
-    if (n == 0 || n > 9)
-        return -1;
-    int v = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (s[i] < '0' || s[i] > '9')
-            return -1;
-        v = v * 10 + (s[i] - '0');
-    }
-    if (v < min || v > max)
-        return -1;
-    *out = v;
-    return 0;
-}
-
-ztb_err redis_target_parse(const char *url, struct redis_target *t, char *err, size_t errcap)
-{
-    memset(t, 0, sizeof(*t));
-    t->port = 6379;
-    t->timeout_ms = 250;
-    if (strncmp(url, "unix://", 7) == 0) {
-        const char *p = url + 7;
-        const char *q = strchr(p, '?');
-        size_t pl = q ? (size_t)(q - p) : strlen(p);
-        if (pl == 0 || p[0] != '/' || pl >= sizeof(t->path)) {
-            snprintf(err, errcap, "redis: unix:// needs an absolute socket path under %zu bytes",
-                     sizeof(t->path));
-            return ZTB_ERR_INVALID_ARG;
-        }
-        memcpy(t->path, p, pl);
-        t->path[pl] = '\0';
-        if (q != NULL) {
-            if (strncmp(q, "?db=", 4) != 0 || parse_int(q + 4, strlen(q + 4), 0, 15, &t->db)) {
-                snprintf(err, errcap, "redis: unix:// accepts only ?db=N (0-15)");
-                return ZTB_ERR_INVALID_ARG;
-            }
-        }
-        return ZTB_OK;
-    }
-    if (strncmp(url, "redis://", 8) != 0) {
-        snprintf(err, errcap, "redis: expected redis://HOST:PORT[/DB] or unix:///PATH");
-        return ZTB_ERR_INVALID_ARG;
-    }
-    const char *p = url + 8;
-    const char *at = strrchr(p, '@');
-    if (at != NULL) {
-        const char *pw = p;
-        size_t pwl = (size_t)(at - p);
-        if (pwl > 0 && pw[0] == ':') {
-            pw++;
-            pwl--;
-        }
-        if (pwl == 0 || pwl >= sizeof(t->password)) {
-            snprintf(err, errcap, "redis: password missing or too long");
-            return ZTB_ERR_INVALID_ARG;
-        }
-        memcpy(t->password, pw, pwl);
-        p = at + 1;
-    }
-    const char *slash = strchr(p, '/');
-    size_t hpl = slash ? (size_t)(slash - p) : strlen(p);
-    const char *colon = memchr(p, ':', hpl);
-    size_t hl = colon ? (size_t)(colon - p) : hpl;
-    if (hl == 0 || hl >= sizeof(t->host)) {
-        snprintf(err, errcap, "redis: missing or overlong host");
-        redis_target_wipe(t);
-        return ZTB_ERR_INVALID_ARG;
-    }
-    memcpy(t->host, p, hl);
-    t->host[hl] = '\0';
-    if (colon != NULL && parse_int(colon + 1, hpl - hl - 1, 1, 65535, &t->port) != 0) {
-        snprintf(err, errcap, "redis: bad port");
-        redis_target_wipe(t);
-        return ZTB_ERR_INVALID_ARG;
-    }
-    if (slash != NULL && slash[1] != '\0' &&
-        parse_int(slash + 1, strlen(slash + 1), 0, 15, &t->db) != 0) {
-        snprintf(err, errcap, "redis: bad database number (0-15)");
-        redis_target_wipe(t);
-        return ZTB_ERR_INVALID_ARG;
-    }
-    return ZTB_OK;
-}
-
-void redis_target_wipe(struct redis_target *t)
-{
-    ztb_wipe(t->password, sizeof(t->password));
-}
-
-void redis_target_describe(const struct redis_target *t, char *out, size_t cap)
-{
-    if (t->path[0] != '\0')
-        snprintf(out, cap, "unix:%s", t->path);
-    else
-        snprintf(out, cap, "%s:%d", t->host, t->port);
-}
-
 void redis_client_init(const struct redis_target *t)
 {
     g_target = *t;
@@ -190,11 +92,6 @@ static void drop(struct rconn *c, const char *why)
     c->retry_at_ms = mono_ms() + c->backoff_ms;
     metrics_add(METRIC_REDIS_ERRORS, 1);
     metrics_set_redis_up(0);
-}
-
-static int reply_ok(redisReply *r)
-{
-    return r != NULL && r->type != REDIS_REPLY_ERROR;
 }
 
 /*
@@ -236,41 +133,13 @@ static redisContext *conn(void)
     }
     if (now < c->retry_at_ms)
         return NULL;
-    unsigned ms = g_target.timeout_ms ? g_target.timeout_ms : 250;
-    struct timeval tv = {.tv_sec = ms / 1000, .tv_usec = (suseconds_t)(ms % 1000) * 1000};
-    redisContext *ctx = g_target.path[0]
-                            ? redisConnectUnixWithTimeout(g_target.path, tv)
-                            : redisConnectWithTimeout(g_target.host, g_target.port, tv);
-    if (ctx == NULL || ctx->err) {
-        c->ctx = ctx;
-        drop(c, ctx ? ctx->errstr : "out of memory");
+    char why[256];
+    redisContext *ctx = NULL;
+    if (redis_target_connect(&g_target, &ctx, why, sizeof(why)) != ZTB_OK) {
+        drop(c, why);
         return NULL;
     }
     c->ctx = ctx;
-    if (redisSetTimeout(ctx, tv) != REDIS_OK) {
-        drop(c, "cannot set timeout");
-        return NULL;
-    }
-    if (g_target.password[0] != '\0') {
-        redisReply *r = redisCommand(ctx, "AUTH %s", g_target.password);
-        int ok = reply_ok(r);
-        if (r != NULL)
-            freeReplyObject(r);
-        if (!ok) {
-            drop(c, "AUTH refused");
-            return NULL;
-        }
-    }
-    if (g_target.db != 0) {
-        redisReply *r = redisCommand(ctx, "SELECT %d", g_target.db);
-        int ok = reply_ok(r);
-        if (r != NULL)
-            freeReplyObject(r);
-        if (!ok) {
-            drop(c, "SELECT refused");
-            return NULL;
-        }
-    }
     if (c->backoff_ms != 0)
         metrics_add(METRIC_REDIS_RECONNECTS, 1);
     c->backoff_ms = 0;

@@ -16,26 +16,7 @@
 #include <hiredis/hiredis.h>
 #include <ztb/error.h>
 
-struct redis_target {
-    char host[256]; /* TCP host, or "" for a unix socket */
-    int port;
-    char path[108]; /* unix socket path */
-    int db;
-    char password[128]; /* secret: wiped by redis_target_wipe */
-    unsigned timeout_ms;
-};
-
-/*
- * Parse redis://[:PASSWORD@]HOST[:PORT][/DB] or unix://PATH[?db=N]. On error
- * writes a message (never containing the password) and returns INVALID_ARG.
- */
-ztb_err redis_target_parse(const char *url, struct redis_target *t, char *err, size_t errcap);
-
-/* Wipe the password. */
-void redis_target_wipe(struct redis_target *t);
-
-/* A printable description without the password ("unix:/p" or "host:port"). */
-void redis_target_describe(const struct redis_target *t, char *out, size_t cap);
+#include "common/redis_target.h" /* the URL and connect step, shared with libztb */
 
 /* Set the target for all threads (before starting them). Copies t. */
 void redis_client_init(const struct redis_target *t);

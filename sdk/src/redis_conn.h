@@ -10,8 +10,9 @@
  * connection that failed is dropped, and after a failure to connect the pool
  * refuses at once for a short backoff instead of stacking connect timeouts.
  *
- * URLs are those the broker takes: redis://[:PASSWORD@]HOST[:PORT][/DB] or
- * unix:///PATH[?db=N]. The password is a secret: wiped, never in a message.
+ * URLs are those the broker takes, parsed by the same code
+ * (common/redis_target.h). The password is a secret: wiped, never in a
+ * message.
  */
 #ifndef ZTB_SDK_REDIS_CONN_H
 #define ZTB_SDK_REDIS_CONN_H
@@ -23,41 +24,12 @@
 #include <hiredis/hiredis.h>
 #include <ztb/error.h>
 
-struct rconn_target {
-    char host[256]; /* "" for a unix socket */
-    int port;
-    char path[108];
-    int db;
-    char password[128];
-    unsigned timeout_ms; /* connect and command timeout */
-};
-
-/*
- * Parse a Redis URL (see above) into t with the given timeout. On error
- * INVALID_ARG and a message in err (never containing the password).
- */
-ztb_err rconn_parse_url(const char *url, unsigned timeout_ms, struct rconn_target *t, char *err,
-                        size_t errcap);
-
-/* Wipe the password. */
-void rconn_target_wipe(struct rconn_target *t);
-
-/* "unix:/path" or "host:port", without the password. */
-void rconn_describe(const struct rconn_target *t, char *out, size_t cap);
-
-/*
- * Connect, authenticate and select the database, with t's timeout for the
- * connection and every later command. *out is the caller's (redisFree).
- * UNAVAILABLE if Redis cannot be reached or refuses AUTH/SELECT. The caller
- * is responsible for SIGPIPE around these writes (sigpipe.h) unless its
- * thread blocks the signal.
- */
-ztb_err rconn_connect(const struct rconn_target *t, redisContext **out);
+#include "common/redis_target.h" /* URLs and connecting, shared with the broker */
 
 #define RCONN_POOL_MAX 16
 
 struct rconn_pool {
-    struct rconn_target t;
+    struct redis_target t;
     pthread_mutex_t mu;
     redisContext *idle[RCONN_POOL_MAX];
     size_t nidle;
@@ -66,7 +38,7 @@ struct rconn_pool {
 };
 
 /* A pool for target t (copied; the pool wipes its copy when destroyed). */
-ztb_err rconn_pool_init(struct rconn_pool *p, const struct rconn_target *t);
+ztb_err rconn_pool_init(struct rconn_pool *p, const struct redis_target *t);
 
 /* Close every idle connection and wipe the target. No command may be running. */
 void rconn_pool_destroy(struct rconn_pool *p);

@@ -112,7 +112,7 @@ static ztb_err on_message(struct revfeed *f, const char *p, size_t n, struct rev
 static ztb_err load(struct revfeed *f, struct revset *rs)
 {
     redisContext *c = NULL;
-    ztb_err rv = rconn_connect(&f->o.target, &c);
+    ztb_err rv = redis_target_connect(&f->o.target, &c, NULL, 0);
     if (rv != ZTB_OK) {
         note_error(f, "revocations: cannot connect to Redis", NULL);
         return rv;
@@ -223,7 +223,7 @@ static void session(struct revfeed *f)
     redisContext *sub = NULL;
     redisReply *r = NULL;
     struct revset *fresh = NULL;
-    if (rconn_connect(&f->o.target, &sub) != ZTB_OK) {
+    if (redis_target_connect(&f->o.target, &sub, NULL, 0) != ZTB_OK) {
         note_error(f, "revocations: cannot connect to Redis", NULL);
         return;
     }
@@ -344,7 +344,7 @@ static void feed_free(struct revfeed *f)
         close(f->wake[0]);
     if (f->wake[1] >= 0)
         close(f->wake[1]);
-    rconn_target_wipe(&f->o.target);
+    redis_target_wipe(&f->o.target);
     pthread_rwlock_destroy(&f->lock);
     pthread_mutex_destroy(&f->start_mu);
     pthread_cond_destroy(&f->start_cv);

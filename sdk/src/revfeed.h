@@ -44,7 +44,7 @@
 #define REVFEED_DEAD_MS 3000
 
 struct revfeed_opts {
-    struct rconn_target target;
+    struct redis_target target;
     unsigned skew_s;             /* entries are kept this long after their exp */
     unsigned grace_ms;           /* keep answering this long after a loss */
     unsigned startup_timeout_ms; /* revfeed_start waits this long for the first load */

@@ -200,11 +200,11 @@ static ztb_err set_rev(ztb_verifier_config *cfg, enum rev_mode m)
 ztb_err ztb_verifier_config_set_redis(ztb_verifier_config *cfg, const char *url)
 {
     ZTB_ENSURE(cfg != NULL && url != NULL, ZTB_ERR_INVALID_ARG);
-    struct rconn_target t;
+    struct redis_target t;
     char err[160];
-    if (rconn_parse_url(url, 0, &t, err, sizeof(err)) != ZTB_OK)
+    if (redis_target_parse(url, 0, &t, err, sizeof(err)) != ZTB_OK)
         return errdetail_setf(NULL, ZTB_ERR_INVALID_ARG, "%s", err);
-    rconn_target_wipe(&t);
+    redis_target_wipe(&t);
     ZTB_GUARD(set_rev(cfg, REVM_REDIS));
     return set_str(cfg, &cfg->redis_url, url, 1);
 }
@@ -334,13 +334,13 @@ ztb_err ztb_verifier_new(const ztb_verifier_config *cfg, ztb_verifier **out)
                                   .max_entries = cfg->rev_max,
                                   .grace_ms = cfg->grace_ms,
                                   .startup_timeout_ms = cfg->startup_ms};
-        rv = rconn_parse_url(cfg->redis_url, 1000, &fo.target, err, sizeof(err));
+        rv = redis_target_parse(cfg->redis_url, 1000, &fo.target, err, sizeof(err));
         if (rv == ZTB_OK)
             rv = rconn_pool_init(&v->pool, &fo.target);
         v->pool_ok = rv == ZTB_OK;
         if (rv == ZTB_OK)
             rv = revfeed_start(&fo, &v->feed, err, sizeof(err));
-        rconn_target_wipe(&fo.target);
+        redis_target_wipe(&fo.target);
         if (rv != ZTB_OK)
             return new_fail(v, rv, err[0] ? err : "cannot start the revocation feed");
     }

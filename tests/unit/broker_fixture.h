@@ -40,7 +40,7 @@ static inline void bf_setup(const char *policy_text)
     zh_redis_start(&bf_redis);
     struct redis_target t;
     char err[512];
-    if (redis_target_parse(bf_redis.url, &t, err, sizeof(err)) != ZTB_OK)
+    if (redis_target_parse(bf_redis.url, 0, &t, err, sizeof(err)) != ZTB_OK)
         abort();
     t.timeout_ms = ZH_REDIS_TIMEOUT_MS;
     redis_client_init(&t);

@@ -31,7 +31,7 @@ static void test_ready_follows_redis_and_draining(void **state)
     struct zh_redis rd;
     zh_redis_start(&rd);
     char err[256];
-    assert_int_equal(redis_target_parse(rd.url, &g_broker.redis, err, sizeof(err)), ZTB_OK);
+    assert_int_equal(redis_target_parse(rd.url, 0, &g_broker.redis, err, sizeof(err)), ZTB_OK);
     g_broker.redis.timeout_ms = ZH_REDIS_TIMEOUT_MS;
     redis_client_init(&g_broker.redis);
 

@@ -43,7 +43,7 @@ static struct revfeed *start_capped(unsigned grace_ms, size_t max_entries)
     struct revfeed_opts o = {
         .skew_s = 30, .grace_ms = grace_ms, .startup_timeout_ms = 5000, .max_entries = max_entries};
     char err[200];
-    assert_int_equal(rconn_parse_url(rd.url, 500, &o.target, err, sizeof(err)), ZTB_OK);
+    assert_int_equal(redis_target_parse(rd.url, 500, &o.target, err, sizeof(err)), ZTB_OK);
     struct revfeed *f = NULL;
     ztb_err rv = revfeed_start(&o, &f, err, sizeof(err));
     if (rv != ZTB_OK)
@@ -193,7 +193,7 @@ static void test_startup_fails_without_redis(void **state)
     struct revfeed_opts o = {.skew_s = 30, .startup_timeout_ms = 300};
     char err[200] = "";
     assert_int_equal(
-        rconn_parse_url("unix:///nonexistent/redis.sock", 100, &o.target, err, sizeof(err)),
+        redis_target_parse("unix:///nonexistent/redis.sock", 100, &o.target, err, sizeof(err)),
         ZTB_OK);
     struct revfeed *f = NULL;
     int64_t t0 = clock_mono_ms();

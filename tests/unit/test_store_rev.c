@@ -41,7 +41,7 @@ static int setup(void **state)
     zh_redis_start(&rd);
     struct redis_target t;
     char err[256];
-    assert_int_equal(redis_target_parse(rd.url, &t, err, sizeof(err)), ZTB_OK);
+    assert_int_equal(redis_target_parse(rd.url, 0, &t, err, sizeof(err)), ZTB_OK);
     t.timeout_ms = ZH_REDIS_TIMEOUT_MS;
     redis_client_init(&t);
     sub = zh_redis_connect(&rd);
