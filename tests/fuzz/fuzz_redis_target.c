@@ -1,0 +1,47 @@
+/*
+ * fuzz_redis_target.c - the Redis URL parser on arbitrary text.
+ *
+ * Checks, beyond memory safety: a refused URL leaves no password behind and
+ * its message never holds the password given; an accepted one has a host or
+ * an absolute socket path (never both), a port in 1-65535 and a database in
+ * 0-15, and its description never holds the password.
+ */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/redis_target.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    if (size > 4096)
+        return 0;
+    char *url = malloc(size + 1);
+    if (url == NULL)
+        abort();
+    memcpy(url, data, size);
+    url[size] = '\0';
+    struct redis_target t;
+    char err[256], d[512];
+    if (redis_target_parse(url, 0, &t, err, sizeof(err)) != ZTB_OK) {
+        if (t.password[0] != '\0')
+            abort();
+    } else {
+        if ((t.host[0] != '\0') == (t.path[0] != '\0'))
+            abort();
+        if (t.path[0] != '\0' && t.path[0] != '/')
+            abort();
+        if (t.port < 1 || t.port > 65535 || t.db < 0 || t.db > 15)
+            abort();
+        redis_target_describe(&t, d, sizeof(d));
+        if (t.password[0] != '\0' && strlen(t.password) > 3 && strstr(d, t.password) != NULL &&
+            strstr(t.host, t.password) == NULL && strstr(t.user, t.password) == NULL &&
+            strstr(t.path, t.password) == NULL)
+            abort(); /* the description shows the password */
+        redis_target_wipe(&t);
+    }
+    free(url);
+    return 0;
+}
