@@ -1,11 +1,10 @@
 /*
- * test_signer.c - the signer's operations, through keys.c and the real
+ * test_signer.c - the signer's operations (signer.c), over the real
  * channels and codec, with the signer served from threads of the test
  * process (keys_configure not called: the in-process mode). What is checked:
- * the HTTP side holds public keys only; tokens, identity documents and
- * session MACs made through the signer verify; a SIGN for a kid that is
- * not the active key and malformed records are refused with no signature;
- * after a rotation a stale state still signs (refresh and retry).
+ * identity documents and session MACs made through the signer verify; a
+ * SIGN for a kid that is not the active key and malformed records are
+ * refused with no signature. keys.c's side: test_keys.c.
  */
 #include <pthread.h>
 #include <setjmp.h>
@@ -30,67 +29,7 @@
 #include "pki/key.h"
 #include "pki/keystore.h"
 
-#define TD "example.org"
-
-struct fix {
-    char dir[64];
-    char keys[128];
-};
-
-static int setup(void **state)
-{
-    struct fix *f = calloc(1, sizeof(*f));
-    snprintf(f->dir, sizeof(f->dir), "/tmp/ztb-signer-XXXXXX");
-    assert_non_null(mkdtemp(f->dir));
-    snprintf(f->keys, sizeof(f->keys), "%s/keys", f->dir);
-    int64_t now = (int64_t)time(NULL);
-    ztb_keystore *ks = NULL;
-    assert_int_equal(ztb_keystore_init(f->keys, NULL, now, &ks), ZTB_OK);
-    ztb_keystore_close(ks);
-    ztb_ca_opts o = {.trust_domain = TD};
-    ztb_ca *ca = NULL;
-    assert_int_equal(ztb_ca_create(&o, now - 60, &ca), ZTB_OK);
-    assert_int_equal(ztb_ca_save(ca, f->keys, NULL, 0), ZTB_OK);
-    ztb_ca_free(ca);
-    char err[512] = "";
-    assert_int_equal(keys_open(f->keys, NULL, now, err, sizeof(err)), ZTB_OK);
-    *state = f;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    struct fix *f = *state;
-    keys_close();
-    char cmd[200];
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->dir);
-    assert_int_equal(system(cmd), 0);
-    free(f);
-    return 0;
-}
-
-static void test_public_only_and_token_verifies(void **state)
-{
-    (void)state;
-    struct keys_state *ks = keys_acquire();
-    assert_non_null(ks);
-    assert_non_null(ks->active);
-    assert_false(ztb_key_has_private(ks->active)); /* this side has no private key */
-    assert_true(keys_can_sign());
-    ztb_buf tok;
-    ztb_buf_init(&tok, 4096);
-    ztb_jws_sign_opts so = {.typ = "at+jwt"};
-    assert_int_equal(keys_sign_jws(ks, &so, "{\"a\":1}", 7, &tok), ZTB_OK);
-    ztb_jws_header h;
-    ztb_buf payload;
-    ztb_buf_init(&payload, 1024);
-    assert_int_equal(ztb_jws_verify(ks->keyset, ztb_buf_cstr(&tok), tok.len, NULL, &h, &payload),
-                     ZTB_OK);
-    assert_int_equal(payload.len, 7);
-    ztb_buf_free(&payload);
-    ztb_buf_free(&tok);
-    keys_release(ks);
-}
+#include "keys_fixture.h"
 
 /* The signer refuses a kid that is not its active key, and bad records. */
 static void test_refusals(void **state)
@@ -173,83 +112,12 @@ static void test_ca_issue(void **state)
 
 /* After a rotation the signer's active key moved on: a request holding the
  * old state still gets a token (signed by the new key after a refresh). */
-static void test_rotation_and_stale_state(void **state)
-{
-    (void)state;
-    struct keys_state *old = keys_acquire();
-    char oldkid[ZTB_KID_LEN + 1];
-    snprintf(oldkid, sizeof(oldkid), "%s", ztb_key_kid(old->active));
-    int64_t now = (int64_t)time(NULL);
-    ztb_rotate_result rr;
-    assert_int_equal(keys_rotate(now, 1, &rr), ZTB_OK);
-    assert_int_equal(keys_rotate(now, 1, &rr), ZTB_OK);
-    assert_int_equal(rr.action, ZTB_ROTATE_PROMOTED);
-    struct keys_state *cur = keys_acquire();
-    assert_string_equal(ztb_key_kid(cur->active), rr.kid);
-    assert_string_not_equal(rr.kid, oldkid);
-    ztb_buf tok;
-    ztb_buf_init(&tok, 4096);
-    assert_int_equal(keys_sign_jws(old, NULL, "{}", 2, &tok), ZTB_OK);
-    ztb_jws_header h;
-    assert_int_equal(ztb_jws_verify(cur->keyset, ztb_buf_cstr(&tok), tok.len, NULL, &h, NULL),
-                     ZTB_OK);
-    char *list = NULL;
-    assert_int_equal(keys_list_json(&list), ZTB_OK);
-    assert_non_null(strstr(list, rr.kid));
-    free(list);
-    assert_int_equal(keys_retire("not-a-kid", now, 1), ZTB_ERR_NOT_FOUND);
-    ztb_buf_free(&tok);
-    keys_release(cur);
-    keys_release(old);
-}
-
-struct signer_job {
-    int ok;
-};
-
-static void *sign_many(void *arg)
-{
-    struct signer_job *j = arg;
-    struct keys_state *ks = keys_acquire();
-    ztb_buf tok;
-    ztb_buf_init(&tok, 4096);
-    j->ok = 1;
-    for (int i = 0; i < 50 && j->ok; i++) {
-        char payload[64];
-        int n = snprintf(payload, sizeof(payload), "{\"i\":%d,\"t\":%p}", i, (void *)j);
-        ztb_buf_reset(&tok);
-        j->ok = keys_sign_jws(ks, NULL, payload, (size_t)n, &tok) == ZTB_OK &&
-                ztb_jws_verify(ks->keyset, ztb_buf_cstr(&tok), tok.len, NULL, NULL, NULL) == ZTB_OK;
-    }
-    ztb_buf_free(&tok);
-    keys_release(ks);
-    return NULL;
-}
-
-/* Concurrent signers share round trips (batches): every token still gets
- * its own signature, over its own input. */
-static void test_concurrent_batched_signatures(void **state)
-{
-    (void)state;
-    pthread_t th[8];
-    struct signer_job jobs[8];
-    for (int i = 0; i < 8; i++)
-        assert_int_equal(pthread_create(&th[i], NULL, sign_many, &jobs[i]), 0);
-    for (int i = 0; i < 8; i++) {
-        pthread_join(th[i], NULL);
-        assert_true(jobs[i].ok);
-    }
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_public_only_and_token_verifies, setup, teardown),
         cmocka_unit_test_setup_teardown(test_refusals, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_concurrent_batched_signatures, setup, teardown),
         cmocka_unit_test_setup_teardown(test_session_mac, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ca_issue, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_rotation_and_stale_state, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
