@@ -5,7 +5,7 @@
  * is only the Host header. "Expect:" is sent empty so a large body is not
  * held back waiting for "100 Continue"; "Content-Type:" empty when the
  * caller names none, so a POST does not claim to be a form. The answer is gathered in a growing
- * buffer capped at ZTB_ADMIN_ANSWER_MAX.
+ * buffer (doubling) capped at ZTB_ADMIN_ANSWER_MAX.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,21 +17,28 @@
 
 struct sink {
     char *p;
-    size_t len;
+    size_t len, cap;
 };
 
-/* libcurl's write callback: append to the sink; 0 (abort) past the cap. */
+/* libcurl's write callback: append to the sink, which grows by doubling;
+ * 0 (abort the transfer) past the cap or out of memory. */
 static size_t on_body(char *data, size_t size, size_t nmemb, void *ud)
 {
     struct sink *s = ud;
     size_t n = size * nmemb;
-    if (s->len + n > ZTB_ADMIN_ANSWER_MAX)
+    if (n > ZTB_ADMIN_ANSWER_MAX - s->len)
         return 0;
-    char *np = realloc(s->p, s->len + n + 1);
-    if (np == NULL)
-        return 0;
-    memcpy(np + s->len, data, n);
-    s->p = np;
+    if (s->len + n + 1 > s->cap) {
+        size_t cap = s->cap ? s->cap : 4096;
+        while (cap < s->len + n + 1)
+            cap *= 2;
+        char *np = realloc(s->p, cap);
+        if (np == NULL)
+            return 0;
+        s->p = np;
+        s->cap = cap;
+    }
+    memcpy(s->p + s->len, data, n);
     s->len += n;
     s->p[s->len] = '\0';
     return n;
