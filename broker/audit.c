@@ -1,25 +1,22 @@
 /*
- * audit.c - hash-chained audit log (see audit.h).
+ * audit.c - the audit log's writer (see audit.h).
  *
  * Appends happen under one mutex: format the line with the next seq and the
- * previous hash, write it with one write(2) on an O_APPEND descriptor, then
- * hash it for the next line. A background thread fsyncs once a second and
- * drains the stream queue into Redis with pipelined XADDs on its own
- * connection.
- *
- * The request path must not wait on the background thread: the fsync runs
- * without the mutex (the descriptor stays open until audit_close has joined
- * the thread), and writers wake the thread only when it sleeps on an empty
- * queue or the queue reaches a batch; otherwise it lets lines gather for a
- * few milliseconds and sends them as one pipeline (one round trip per
- * batch, not per line).
+ * previous link (audit/chain.h), write it with one write(2) on an O_APPEND
+ * descriptor, then hash it for the next line. A background thread fsyncs
+ * once a second, without the mutex (the descriptor stays open until
+ * audit_close has joined the thread). The copy for the Redis stream is
+ * handed to audit_stream.c, in seq order, under the same mutex.
  *
  * The mutex is the one point every token request passes in turn, so only
  * what the chain needs happens under it: the seq, the timestamp, the prev
  * hash, the write. The rest of the line (event, actor, fields: escaping and
  * the secret checks) and the stream copy's allocation are done before.
+ *
+ * What it must never do: answer a decision whose line was not written, or
+ * continue a chain from a tail it could not read.
  */
-#define _GNU_SOURCE /* memrchr */
+#define _GNU_SOURCE /* memrchr, pthread_cond_clockwait */
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -31,60 +28,27 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <hiredis/hiredis.h>
-#include <openssl/sha.h>
-
+#include "audit/chain.h"
+#include "audit/verify.h"
 #include "broker/audit.h"
-#include "broker/redis_client.h"
+#include "broker/audit_stream.h"
 #include "common/buf.h"
 #include "common/guard.h"
-#include "pki/es256.h"
 
-#define LINE_MAX_BYTES  8192
-#define PREFIX_MAX      160 /* {"seq":<20 digits>,"ts":"<24>","prev":"<64 hex>" is 133 */
-#define VERIFY_LINE_MAX 65536
-#define STREAM_QUEUE    4096
-#define STREAM_BATCH    256
-#define STREAM_LINGER   5 /* ms the thread lets a batch gather while lines come in */
-#define SYNC_PERIOD_MS  1000
-#define STREAM_MAXLEN   "1000000"
+#define LINE_MAX_BYTES 8192
+#define PREFIX_MAX     160 /* {"seq":<20 digits>,"ts":"<24>","prev":"<64 hex>" is 133 */
+#define SYNC_PERIOD_MS 1000
 
 static pthread_mutex_t g_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t g_cond = PTHREAD_COND_INITIALIZER;
 static int g_fd = -1;
 static uint64_t g_seq;
-static char g_prev[65];
+static char g_prev[AUDIT_HASH_HEX + 1];
 static int g_dirty;
 static int g_stop;
-static int g_waiting;           /* the background thread sleeps on an empty queue */
-static _Atomic int g_stream_on; /* g_stream, readable without the lock */
-static int g_stream;
 static pthread_t g_thread;
 static int g_thread_running;
 static _Atomic uint64_t g_written;
-static _Atomic uint64_t g_dropped;
-
-/* stream queue: lines waiting for XADD (owned strings) */
-static char *g_q[STREAM_QUEUE];
-static size_t g_qhead, g_qlen;
-
-static const char zero_hash[65] =
-    "0000000000000000000000000000000000000000000000000000000000000000";
-
-static void hex_sha256(const void *p, size_t n, char out[65])
-{
-    unsigned char d[SHA256_DIGEST_LENGTH];
-    /* pki's per-thread context over a digest fetched once: SHA256() fetched
-     * the digest (and took the provider store's lock) for every line */
-    if (ztb_es256_sha256(p, n, d) != ZTB_OK)
-        SHA256(p, n, d);
-    static const char x[] = "0123456789abcdef";
-    for (size_t i = 0; i < SHA256_DIGEST_LENGTH; i++) {
-        out[2 * i] = x[d[i] >> 4];
-        out[2 * i + 1] = x[d[i] & 15];
-    }
-    out[64] = '\0';
-}
 
 /* UTC now with milliseconds; the date and time of day are formatted once a
  * second (gmtime_r takes glibc's time zone lock). Caller holds g_lock. */
@@ -102,42 +66,6 @@ static void now_iso(char *out, size_t cap)
         last_sec = ts.tv_sec;
     }
     snprintf(out, cap, "%s.%03dZ", last_text, (int)(ts.tv_nsec / 1000000) % 1000);
-}
-
-/* Extract "seq" and "prev"-independent facts from a line: its seq. */
-static int line_seq(const char *line, uint64_t *seq)
-{
-    static const char head[] = "{\"seq\":";
-    if (strncmp(line, head, sizeof(head) - 1) != 0)
-        return -1;
-    const char *p = line + sizeof(head) - 1;
-    if (*p < '0' || *p > '9')
-        return -1;
-    char *end;
-    errno = 0;
-    unsigned long long v = strtoull(p, &end, 10);
-    if (errno != 0 || *end != ',')
-        return -1;
-    *seq = v;
-    return 0;
-}
-
-static int line_prev(const char *line, char prev[65])
-{
-    const char *p = strstr(line, ",\"prev\":\"");
-    if (p == NULL)
-        return -1;
-    p += 9;
-    for (int i = 0; i < 64; i++) {
-        char c = p[i];
-        if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f')))
-            return -1;
-        prev[i] = c;
-    }
-    if (p[64] != '"')
-        return -1;
-    prev[64] = '\0';
-    return 0;
 }
 
 static void put_fields(ztb_buf *b, const ztb_log_field *fields)
@@ -165,31 +93,6 @@ static void put_fields(ztb_buf *b, const ztb_log_field *fields)
         case ZTB_LF_BOOL: ztb_buf_append_str(b, f->v.b ? "true" : "false"); break;
         default: ztb_buf_append_str(b, "null");
         }
-    }
-}
-
-/* Queue line[0..n) for the stream in copy (cap bytes allocated by the
- * caller, or NULL: then the copy is dropped); takes copy. */
-static void enqueue_stream(const char *line, size_t n, char *copy, size_t cap)
-{
-    if (!g_stream) {
-        free(copy);
-        return;
-    }
-    if (g_qlen == STREAM_QUEUE || copy == NULL || n >= cap) {
-        free(copy);
-        atomic_fetch_add(&g_dropped, 1);
-        return;
-    }
-    memcpy(copy, line, n);
-    copy[n] = '\0';
-    g_q[(g_qhead + g_qlen) % STREAM_QUEUE] = copy;
-    g_qlen++;
-    /* one wake-up per burst, not per line: a futex call per token costs more
-     * than the line itself */
-    if (g_waiting || g_qlen == STREAM_BATCH) {
-        g_waiting = 0;
-        pthread_cond_signal(&g_cond);
     }
 }
 
@@ -222,6 +125,13 @@ static size_t copy_cap(const ztb_buf *tail)
     return PREFIX_MAX + tail->len + 1;
 }
 
+/* A buffer for the stream's copy of a line with this tail, or NULL when the
+ * stream is off (or memory is out: the stream counts that). */
+static char *stream_copy_for(const ztb_buf *tail)
+{
+    return audit_stream_running() ? malloc(copy_cap(tail)) : NULL;
+}
+
 /*
  * Write the line for the next seq: the prefix (seq, ts, prev) then tail
  * (render_tail's output). stream_copy: copy_cap(tail) bytes for the Redis
@@ -242,8 +152,8 @@ static ztb_err append_locked(const ztb_buf *tail, int durable, char *stream_copy
         return ZTB_ERR_INTERNAL;
     }
     size_t n = b.len;
-    char next[65];
-    hex_sha256(store, n, next);
+    char next[AUDIT_HASH_HEX + 1];
+    audit_chain_hash(store, n, next);
     store[n] = '\n';
     const char *p = store;
     size_t left = n + 1;
@@ -266,7 +176,7 @@ static ztb_err append_locked(const ztb_buf *tail, int durable, char *stream_copy
         free(stream_copy);
         return ZTB_ERR_IO;
     }
-    enqueue_stream(store, n, stream_copy, copy_cap(tail));
+    audit_stream_push(stream_copy, copy_cap(tail), store, n);
     return ZTB_OK;
 }
 
@@ -278,7 +188,7 @@ static ztb_err append_event_locked(const char *event, const char *actor, int dur
     ztb_buf tail;
     ztb_buf_init_fixed(&tail, tstore, sizeof(tstore));
     render_tail(&tail, event, actor, fields);
-    return append_locked(&tail, durable, g_stream ? malloc(copy_cap(&tail)) : NULL);
+    return append_locked(&tail, durable, stream_copy_for(&tail));
 }
 
 ztb_err audit_record(const char *event, const char *actor, int durable, const ztb_log_field *fields)
@@ -288,7 +198,7 @@ ztb_err audit_record(const char *event, const char *actor, int durable, const zt
     ztb_buf tail;
     ztb_buf_init_fixed(&tail, tstore, sizeof(tstore));
     render_tail(&tail, event, actor, fields);
-    char *copy = atomic_load(&g_stream_on) ? malloc(copy_cap(&tail)) : NULL;
+    char *copy = stream_copy_for(&tail);
     pthread_mutex_lock(&g_lock);
     ztb_err rv = ZTB_ERR_STATE;
     if (g_fd >= 0)
@@ -301,41 +211,9 @@ ztb_err audit_record(const char *event, const char *actor, int durable, const zt
     return rv;
 }
 
-/* Send n lines as one pipeline of XADDs on this thread's own connection. */
-static void stream_batch(char **lines, size_t n)
-{
-    if (n == 0)
-        return;
-    static const char *const fixed[] = {"XADD",        "ztb:audit", "MAXLEN", "~",
-                                        STREAM_MAXLEN, "*",         "line"};
-    enum { NARG = 8 };
-    const char *args[STREAM_BATCH][NARG];
-    const char *const *argv[STREAM_BATCH];
-    const size_t *lens[STREAM_BATCH];
-    int argc[STREAM_BATCH];
-    redisReply *replies[STREAM_BATCH];
-    for (size_t i = 0; i < n; i++) {
-        memcpy(args[i], fixed, sizeof(fixed));
-        args[i][NARG - 1] = lines[i];
-        argv[i] = args[i];
-        lens[i] = NULL;
-        argc[i] = NARG;
-    }
-    if (redis_pipeline(n, argc, argv, lens, replies) != ZTB_OK) {
-        atomic_fetch_add(&g_dropped, n);
-        return;
-    }
-    for (size_t i = 0; i < n; i++) {
-        if (replies[i]->type == REDIS_REPLY_ERROR)
-            atomic_fetch_add(&g_dropped, 1);
-        freeReplyObject(replies[i]);
-    }
-}
-
-/* Milliseconds on CLOCK_MONOTONIC: the fsync period and the batch linger
- * are durations, not wall-clock facts, so a wall clock step (NTP, an
- * operator) can neither stall the fsync for the step nor make the thread
- * spin through it. */
+/* Milliseconds on CLOCK_MONOTONIC: the fsync period is a duration, not a
+ * wall-clock fact, so a wall clock step (NTP, an operator) can neither
+ * stall the fsync for the step nor make the thread spin through it. */
 static uint64_t mono_ms(void)
 {
     struct timespec ts;
@@ -352,47 +230,23 @@ static int wait_until(uint64_t ms)
     return pthread_cond_clockwait(&g_cond, &g_lock, CLOCK_MONOTONIC, &until);
 }
 
-static void *background(void *arg)
+/* The periodic fsync: once a second when something was written, and once
+ * more at the stop. Writers never wake it. */
+static void *syncer(void *arg)
 {
     (void)arg;
-    uint64_t next_sync = mono_ms() + SYNC_PERIOD_MS;
     pthread_mutex_lock(&g_lock);
     for (;;) {
-        if (!g_stop && g_qlen == 0) {
-            /* idle: sleep until a line comes or the next fsync is due */
-            g_waiting = 1;
-            while (!g_stop && g_qlen == 0 && mono_ms() < next_sync &&
-                   wait_until(next_sync) != ETIMEDOUT)
-                ;
-            g_waiting = 0;
-        } else if (!g_stop && g_qlen < STREAM_BATCH) {
-            /* lines are coming in: let a batch gather (a full one wakes us) */
-            uint64_t until = mono_ms() + STREAM_LINGER;
-            wait_until(until < next_sync ? until : next_sync);
-        }
-        int sync = g_dirty && g_fd >= 0 && (g_stop || mono_ms() >= next_sync);
-        if (sync)
-            g_dirty = 0;
-        int fd = g_fd;
-        char *batch[STREAM_BATCH];
-        size_t n = 0;
-        while (g_qlen > 0 && n < STREAM_BATCH) {
-            batch[n++] = g_q[g_qhead];
-            g_qhead = (g_qhead + 1) % STREAM_QUEUE;
-            g_qlen--;
-        }
-        int stop = g_stop && g_qlen == 0 && n == 0;
+        uint64_t next_sync = mono_ms() + SYNC_PERIOD_MS;
+        while (!g_stop && mono_ms() < next_sync && wait_until(next_sync) != ETIMEDOUT)
+            ;
+        int sync = g_dirty && g_fd >= 0;
+        g_dirty = 0;
+        int fd = g_fd, stop = g_stop;
         pthread_mutex_unlock(&g_lock);
         /* without the mutex: writers go on appending while the disk syncs */
-        if (sync) {
+        if (sync)
             fdatasync(fd);
-            next_sync = mono_ms() + SYNC_PERIOD_MS;
-        } else if (mono_ms() >= next_sync) {
-            next_sync = mono_ms() + SYNC_PERIOD_MS; /* nothing was written */
-        }
-        stream_batch(batch, n);
-        for (size_t i = 0; i < n; i++)
-            free(batch[i]);
         if (stop)
             return NULL;
         pthread_mutex_lock(&g_lock);
@@ -400,15 +254,17 @@ static void *background(void *arg)
 }
 
 /*
- * Find the last complete line of fd (size bytes): its seq and hash. Cut a
- * partial last line off. Returns 1 if something was cut.
+ * Find the last complete line of fd (size bytes): its seq and link, into
+ * g_seq and g_prev. Cut a partial last line off. Returns 1 if something
+ * was cut; *rv is the error (err says why) if the tail cannot be read or is
+ * not a record.
  */
 static int recover_tail(int fd, off_t size, char *err, size_t errcap, ztb_err *rv)
 {
     *rv = ZTB_OK;
     if (size == 0)
         return 0;
-    size_t want = size < VERIFY_LINE_MAX * 2 ? (size_t)size : VERIFY_LINE_MAX * 2;
+    size_t want = size < AUDIT_VERIFY_LINE_MAX * 2 ? (size_t)size : AUDIT_VERIFY_LINE_MAX * 2;
     char *buf = malloc(want + 1);
     if (buf == NULL) {
         *rv = ZTB_ERR_NOMEM;
@@ -428,7 +284,8 @@ static int recover_tail(int fd, off_t size, char *err, size_t errcap, ztb_err *r
         char *nl = memrchr(buf, '\n', end);
         end = nl ? (size_t)(nl - buf) + 1 : 0;
         if (nl == NULL && start != 0) {
-            snprintf(err, errcap, "audit log's last line is longer than %d bytes", VERIFY_LINE_MAX);
+            snprintf(err, errcap, "audit log's last line is longer than %d bytes",
+                     AUDIT_VERIFY_LINE_MAX);
             free(buf);
             *rv = ZTB_ERR_MALFORMED;
             return 0;
@@ -448,11 +305,11 @@ static int recover_tail(int fd, off_t size, char *err, size_t errcap, ztb_err *r
     buf[end - 1] = '\0';
     char *last = memrchr(buf, '\n', end - 1);
     last = last ? last + 1 : buf;
-    if (line_seq(last, &g_seq) != 0) {
+    if (audit_chain_seq(last, &g_seq) != ZTB_OK) {
         snprintf(err, errcap, "audit log's last line is not an audit record");
         *rv = ZTB_ERR_MALFORMED;
     } else {
-        hex_sha256(last, strlen(last), g_prev);
+        audit_chain_hash(last, strlen(last), g_prev);
     }
     free(buf);
     return cut;
@@ -483,25 +340,30 @@ ztb_err audit_open(const char *dir, int stream, char *err, size_t errcap)
     fchmod(fd, 0600);
     pthread_mutex_lock(&g_lock);
     g_seq = 0;
-    memcpy(g_prev, zero_hash, sizeof(g_prev));
+    memcpy(g_prev, audit_genesis, sizeof(g_prev));
     ztb_err rv;
     int cut = recover_tail(fd, st.st_size, err, errcap, &rv);
+    pthread_mutex_unlock(&g_lock);
     if (rv != ZTB_OK) {
-        pthread_mutex_unlock(&g_lock);
         close(fd);
         return rv;
     }
+    /* the stream first, so that it has the start-up records too */
+    if (stream && audit_stream_start() != ZTB_OK) {
+        snprintf(err, errcap, "cannot start the audit stream thread");
+        close(fd);
+        return ZTB_ERR_INTERNAL;
+    }
+    pthread_mutex_lock(&g_lock);
     g_fd = fd;
     g_stop = 0;
-    g_stream = stream;
     atomic_store(&g_written, 0);
-    atomic_store(&g_stream_on, stream != 0);
     if (cut)
         append_event_locked("audit.partial_line_removed", "broker", 1, NULL);
     append_event_locked("audit.opened", "broker", 0,
                         (const ztb_log_field[]){ZTB_F_INT("pid", getpid()), ZTB_F_END_});
     pthread_mutex_unlock(&g_lock);
-    if (pthread_create(&g_thread, NULL, background, NULL) != 0) {
+    if (pthread_create(&g_thread, NULL, syncer, NULL) != 0) {
         snprintf(err, errcap, "cannot start the audit thread");
         audit_close();
         return ZTB_ERR_INTERNAL;
@@ -525,93 +387,12 @@ void audit_close(void)
         fdatasync(g_fd);
         close(g_fd);
     }
-    g_fd = -1;
-    while (g_qlen > 0) {
-        free(g_q[g_qhead]);
-        g_qhead = (g_qhead + 1) % STREAM_QUEUE;
-        g_qlen--;
-    }
+    g_fd = -1; /* records from here on fail with STATE */
     pthread_mutex_unlock(&g_lock);
+    audit_stream_stop(); /* sends what the last records queued */
 }
 
 uint64_t audit_lines_written(void)
 {
     return atomic_load(&g_written);
-}
-
-uint64_t audit_stream_dropped(void)
-{
-    return atomic_load(&g_dropped);
-}
-
-ztb_err audit_verify_file(const char *path, uint64_t *lines, uint64_t *bad_line, char *why,
-                          size_t whycap)
-{
-    *lines = 0;
-    *bad_line = 0;
-    FILE *f = fopen(path, "r");
-    if (f == NULL) {
-        snprintf(why, whycap, "%s: %s", path, strerror(errno));
-        return ZTB_ERR_IO;
-    }
-    char *line = malloc(VERIFY_LINE_MAX + 2);
-    if (line == NULL) {
-        fclose(f);
-        return ZTB_ERR_NOMEM;
-    }
-    char prev[65];
-    memcpy(prev, zero_hash, sizeof(prev));
-    uint64_t n = 0, expect_seq = 0;
-    ztb_err rv = ZTB_OK;
-    while (fgets(line, VERIFY_LINE_MAX + 2, f) != NULL) {
-        n++;
-        size_t len = strlen(line);
-        if (len == 0 || line[len - 1] != '\n') {
-            snprintf(why, whycap, feof(f) ? "last line is incomplete" : "line too long");
-            rv = ZTB_ERR_MALFORMED;
-            break;
-        }
-        len--; /* drop the newline */
-        line[len] = '\0';
-        if (strlen(line) != len) {
-            snprintf(why, whycap, "line contains a NUL byte");
-            rv = ZTB_ERR_MALFORMED;
-            break;
-        }
-        uint64_t seq;
-        char p[65];
-        if (line_seq(line, &seq) != 0 || line_prev(line, p) != 0) {
-            snprintf(why, whycap, "not an audit record (no seq or prev)");
-            rv = ZTB_ERR_MALFORMED;
-            break;
-        }
-        if (n == 1)
-            expect_seq = seq; /* a rotated file starts where the last one ended */
-        if (seq != expect_seq) {
-            snprintf(why, whycap, "seq %llu where %llu was expected (a line removed or added)",
-                     (unsigned long long)seq, (unsigned long long)expect_seq);
-            rv = ZTB_ERR_SIGNATURE;
-            break;
-        }
-        if (n > 1 && strcmp(p, prev) != 0) {
-            snprintf(why, whycap, "prev hash does not match the line before (changed line %llu)",
-                     (unsigned long long)(n - 1));
-            rv = ZTB_ERR_SIGNATURE;
-            break;
-        }
-        if (n == 1 && seq == 1 && strcmp(p, zero_hash) != 0) {
-            snprintf(why, whycap, "first record's prev is not the genesis hash");
-            rv = ZTB_ERR_SIGNATURE;
-            break;
-        }
-        hex_sha256(line, len, prev);
-        expect_seq = seq + 1;
-    }
-    if (rv != ZTB_OK)
-        *bad_line = n;
-    else
-        *lines = n;
-    free(line);
-    fclose(f);
-    return rv;
 }

@@ -1,5 +1,5 @@
 /*
- * audit.h - the hash-chained audit log.
+ * audit.h - the hash-chained audit log: its writer.
  *
  * Every decision (token issued or denied, enrollment, revocation, signal,
  * key change, admin call) becomes one JSON line:
@@ -8,16 +8,17 @@
  *    "event":"token.issued","actor":"agent:billing-bot", ...fields}
  *
  * "prev" is the SHA-256 of the previous line's bytes (without its newline);
- * the first line's prev is 64 zeros. Changing, inserting or removing any
- * line breaks the chain at the next line, which `ztbctl audit verify` finds.
+ * the first line's prev is 64 zeros (the rule is audit/chain.h, shared with
+ * the verifier). Changing, inserting or removing any line breaks the chain
+ * at the next line, which `ztbctl audit verify` (audit/verify.h) finds.
  * (Removing lines at the end is only visible against a later copy or the
- * Redis stream: see docs/audit.md.)
+ * Redis stream ztb:audit.)
  *
  * The file (mode 0600, O_APPEND) is the authoritative record: a line is
  * written before the decision it records is answered. Lines are also added,
  * asynchronously and in batches, to the Redis stream ztb:audit for SIEM
- * consumers; if Redis is down those copies are dropped and counted, never
- * the file's. The file is fsync'ed once a second, and at once for events
+ * consumers (audit_stream.h); if Redis is down those copies are dropped and
+ * counted, never the file's. The file is fsync'ed once a second, and at once for events
  * marked durable (key changes, revocations).
  *
  * Fields use the logger's typed fields (common/log.h) and the same rules:
@@ -55,17 +56,8 @@ ztb_err audit_record(const char *event, const char *actor, int durable,
     audit_record((event), (actor), (durable),                                                      \
                  (const ztb_log_field[]){ZTB_F_SKIP_, ##__VA_ARGS__, ZTB_F_END_})
 
-/* Lines written since open, and stream copies dropped (for /metrics). */
+/* Lines written since open (for /metrics); the stream's drops are
+ * audit_stream_dropped(). */
 uint64_t audit_lines_written(void);
-uint64_t audit_stream_dropped(void);
-
-/*
- * Verify the chain of the audit file at path. On success *lines is the
- * number of lines. On failure *bad_line is the 1-based line where the chain
- * breaks and why is a one-line reason. Reads the file with bounded lines
- * (64 KiB); never trusts its contents.
- */
-ztb_err audit_verify_file(const char *path, uint64_t *lines, uint64_t *bad_line, char *why,
-                          size_t whycap);
 
 #endif /* ZTB_BROKER_AUDIT_H */

@@ -1,88 +1,121 @@
 /*
- * admin_client.c - ztbctl's HTTP client for the broker's admin API (a unix
- * socket; libcurl does the HTTP).
+ * admin_client.c - a client of the broker's admin API (see admin_client.h).
+ *
+ * One curl easy handle per call, pointed at the unix socket; the URL's host
+ * is only the Host header. "Expect:" is sent empty so a large body is not
+ * held back waiting for "100 Continue"; "Content-Type:" empty when the
+ * caller names none, so a POST does not claim to be a form. The answer is gathered in a growing
+ * buffer (doubling) capped at ZTB_ADMIN_ANSWER_MAX.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <curl/curl.h>
 
-#include "ztbctl.h"
+#include "cli/admin_client.h"
 
 struct sink {
     char *p;
-    size_t len;
+    size_t len, cap;
 };
 
+/* libcurl's write callback: append to the sink, which grows by doubling;
+ * 0 (abort the transfer) past the cap or out of memory. */
 static size_t on_body(char *data, size_t size, size_t nmemb, void *ud)
 {
     struct sink *s = ud;
     size_t n = size * nmemb;
-    if (s->len + n > (16u << 20))
-        return 0; /* an admin answer is never this large */
-    char *np = realloc(s->p, s->len + n + 1);
-    if (np == NULL)
+    if (n > ZTB_ADMIN_ANSWER_MAX - s->len)
         return 0;
-    memcpy(np + s->len, data, n);
-    s->p = np;
+    if (s->len + n + 1 > s->cap) {
+        size_t cap = s->cap ? s->cap : 4096;
+        while (cap < s->len + n + 1)
+            cap *= 2;
+        char *np = realloc(s->p, cap);
+        if (np == NULL)
+            return 0;
+        s->p = np;
+        s->cap = cap;
+    }
+    memcpy(s->p + s->len, data, n);
     s->len += n;
     s->p[s->len] = '\0';
     return n;
 }
 
-int ztbctl_admin(struct ztbctl *ctl, const char *method, const char *path, json_t *body,
-                 json_t **out, long *status)
+ztb_err ztb_admin_call(const struct ztb_admin_request *rq, struct ztb_admin_response *rs, char *err,
+                       size_t errcap)
 {
-    *out = NULL;
-    *status = 0;
+    memset(rs, 0, sizeof(*rs));
+    if (errcap > 0)
+        err[0] = '\0';
+    if (rq == NULL || rq->socket_path == NULL || rq->method == NULL || rq->path == NULL ||
+        rq->path[0] != '/' || (rq->body == NULL && rq->body_len != 0))
+        return ZTB_ERR_INVALID_ARG;
+    char url[1024];
+    if ((size_t)snprintf(url, sizeof(url), "http://localhost%s", rq->path) >= sizeof(url))
+        return ZTB_ERR_INVALID_ARG;
     CURL *c = curl_easy_init();
-    if (c == NULL) {
-        ztbctl_err("out of memory");
-        return -1;
+    if (c == NULL)
+        return ZTB_ERR_NOMEM;
+    struct curl_slist *h = curl_slist_append(NULL, "Expect:");
+    char ctype[256];
+    if (h != NULL) {
+        /* none named: none sent (not libcurl's form type for a POST) */
+        snprintf(ctype, sizeof(ctype), "Content-Type:%s%s", rq->content_type ? " " : "",
+                 rq->content_type ? rq->content_type : "");
+        struct curl_slist *h2 = curl_slist_append(h, ctype);
+        if (h2 == NULL) {
+            curl_slist_free_all(h);
+            h = NULL;
+        }
     }
-    char url[512];
-    snprintf(url, sizeof(url), "http://localhost%s", path);
+    if (h == NULL) {
+        curl_easy_cleanup(c);
+        return ZTB_ERR_NOMEM;
+    }
     struct sink s = {0};
-    struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
-    char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
     curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_UNIX_SOCKET_PATH, ctl->socket_path);
-    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
-    if (text != NULL) {
-        curl_easy_setopt(c, CURLOPT_POSTFIELDS, text);
-        curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
-    } else if (strcmp(method, "POST") == 0) {
+    curl_easy_setopt(c, CURLOPT_UNIX_SOCKET_PATH, rq->socket_path);
+    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, rq->method);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+    if (rq->body != NULL) {
+        curl_easy_setopt(c, CURLOPT_POSTFIELDS, rq->body);
+        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)rq->body_len);
+    } else if (strcmp(rq->method, "POST") == 0) {
         curl_easy_setopt(c, CURLOPT_POSTFIELDS, "");
     }
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, &s);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT, 30L);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS,
+                     rq->timeout_ms > 0 ? rq->timeout_ms : ZTB_ADMIN_TIMEOUT_MS);
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
     CURLcode rc = curl_easy_perform(c);
     if (rc == CURLE_OK)
-        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, status);
+        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &rs->status);
     curl_slist_free_all(h);
     curl_easy_cleanup(c);
-    free(text);
     if (rc != CURLE_OK) {
-        ztbctl_err("cannot reach the broker's admin socket %s: %s (is ztb-broker running? "
-                   "--socket or $ZTB_ADMIN_SOCKET name another)",
-                   ctl->socket_path, curl_easy_strerror(rc));
+        snprintf(err, errcap, "%s", curl_easy_strerror(rc));
         free(s.p);
-        return -1;
+        rs->status = 0;
+        return ZTB_ERR_UNAVAILABLE;
     }
-    json_error_t e;
-    *out = s.p ? json_loads(s.p, 0, &e) : NULL;
-    free(s.p);
-    if (*out == NULL) {
-        ztbctl_err("the broker answered HTTP %ld with something that is not JSON", *status);
-        return -1;
+    if (s.p == NULL) {
+        s.p = calloc(1, 1); /* an empty answer */
+        if (s.p == NULL)
+            return ZTB_ERR_NOMEM;
     }
-    if (*status >= 400) {
-        const char *d = json_string_value(json_object_get(*out, "error_description"));
-        const char *code = json_string_value(json_object_get(*out, "error"));
-        ztbctl_err("%s (HTTP %ld %s)", d ? d : "request failed", *status, code ? code : "");
-        return -1;
-    }
-    return 0;
+    rs->body = s.p;
+    rs->len = s.len;
+    return ZTB_OK;
+}
+
+void ztb_admin_response_free(struct ztb_admin_response *rs)
+{
+    if (rs == NULL)
+        return;
+    free(rs->body);
+    memset(rs, 0, sizeof(*rs));
 }

@@ -8,7 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "broker/audit.h"
+#include "audit/verify.h"
 #include "ztbctl.h"
 
 static void usage(FILE *out)

@@ -26,6 +26,7 @@
 #include "common/guard.h"
 #include "common/secret.h"
 #include "pki/ca.h"
+#include "pki/cert.h"
 #include "pki/csr.h"
 #include "pki/es256.h"
 #include "pki/key.h"
@@ -39,7 +40,6 @@
 #define CA_ROOT     "root.cert.pem"
 #define CA_FORMAT   "ztb-ca"
 #define CA_META_MAX 4096
-#define MAX_CHAIN   4
 
 struct ztb_ca {
     char td[ZTB_TRUST_DOMAIN_MAX + 1];
@@ -52,14 +52,6 @@ struct ztb_ca {
 };
 
 /* ---- small helpers ---- */
-
-static int64_t asn1_time_epoch(const ASN1_TIME *t)
-{
-    struct tm tm;
-    if (t == NULL || ASN1_TIME_to_tm(t, &tm) != 1)
-        return 0;
-    return (int64_t)timegm(&tm);
-}
 
 static ztb_err set_validity(X509 *x, int64_t from, int64_t to)
 {
@@ -116,38 +108,6 @@ out:
     ASN1_IA5STRING_free(ia5);
     GENERAL_NAME_free(gn);
     GENERAL_NAMES_free(names);
-    return rv;
-}
-
-/* The one URI of a certificate's subjectAltName, or NULL (borrowed from names). */
-static const ASN1_IA5STRING *only_uri(X509 *x, GENERAL_NAMES **names)
-{
-    int crit = 0;
-    *names = X509_get_ext_d2i(x, NID_subject_alt_name, &crit, NULL);
-    if (*names == NULL || sk_GENERAL_NAME_num(*names) != 1)
-        return NULL;
-    int type = 0;
-    const ASN1_IA5STRING *v = GENERAL_NAME_get0_value(sk_GENERAL_NAME_value(*names, 0), &type);
-    return type == GEN_URI ? v : NULL;
-}
-
-static ztb_err cert_from_pem(const void *pem, size_t n, X509 **out)
-{
-    ztb_pem_block b;
-    size_t nb = 0;
-    memset(&b, 0, sizeof(b));
-    ZTB_ENSURE(ztb_pem_read_blocks(pem, n, &b, 1, &nb) == ZTB_OK, ZTB_ERR_CERT);
-    ztb_err rv = ZTB_OK;
-    const unsigned char *p = b.der;
-    X509 *x = NULL;
-    ZTB_CHECK(rv, strcmp(b.label, PEM_STRING_X509) == 0, ZTB_ERR_CERT);
-    x = d2i_X509(NULL, &p, b.len);
-    ZTB_CHECK(rv, x != NULL && p == b.der + b.len, ZTB_ERR_CERT);
-    *out = x;
-    x = NULL;
-out:
-    X509_free(x);
-    ztb_pem_blocks_free(&b, nb);
     return rv;
 }
 
@@ -209,14 +169,9 @@ static ztb_err finish_ca(ztb_ca *ca)
     /* the CA's key is the certificate's key, and its name is the trust domain */
     if (ca->key != NULL)
         ZTB_ENSURE(X509_check_private_key(ca->cert, ztb_key_evp(ca->key)) == 1, ZTB_ERR_CERT);
-    GENERAL_NAMES *names = NULL;
-    const ASN1_IA5STRING *uri = only_uri(ca->cert, &names);
     char want[ZTB_TRUST_DOMAIN_MAX + 16];
     snprintf(want, sizeof(want), "spiffe://%s", ca->td);
-    int ok = uri != NULL && (size_t)ASN1_STRING_length(uri) == strlen(want) &&
-             memcmp(ASN1_STRING_get0_data(uri), want, strlen(want)) == 0;
-    GENERAL_NAMES_free(names);
-    ZTB_ENSURE(ok, ZTB_ERR_CERT);
+    ZTB_ENSURE(ztb_cert_only_uri_is(ca->cert, want), ZTB_ERR_CERT);
     ca->is_root = X509_cmp(ca->cert, ca->root) == 0;
     /* an operator root limited to pathlen 0 could never validate our documents */
     if (!ca->is_root) {
@@ -307,7 +262,7 @@ ztb_err ztb_ca_create(const ztb_ca_opts *o, int64_t now, ztb_ca **out)
         ZTB_CHECK(rv, X509_up_ref(ca->cert) == 1, ZTB_ERR_CRYPTO);
         ca->root = ca->cert;
     } else {
-        ZTB_TRY(rv, cert_from_pem(o->root_cert_pem, o->root_cert_len, &root));
+        ZTB_TRY(rv, ztb_cert_from_pem(o->root_cert_pem, o->root_cert_len, &root));
         rv = ztb_pem_read_key(o->root_key_pem, o->root_key_len, o->root_pass, o->root_pass_len, 0,
                               &root_key, NULL);
         if (rv != ZTB_OK)
@@ -315,8 +270,8 @@ ztb_err ztb_ca_create(const ztb_ca_opts *o, int64_t now, ztb_ca **out)
         /* the operator's pair must belong together and be a CA valid now */
         ZTB_CHECK(rv, X509_check_private_key(root, root_key) == 1, ZTB_ERR_CERT);
         ZTB_CHECK(rv, X509_check_ca(root) >= 1, ZTB_ERR_CERT);
-        int64_t rnb = asn1_time_epoch(X509_get0_notBefore(root));
-        int64_t rna = asn1_time_epoch(X509_get0_notAfter(root));
+        int64_t rnb = ztb_cert_time(X509_get0_notBefore(root));
+        int64_t rna = ztb_cert_time(X509_get0_notAfter(root));
         ZTB_CHECK(rv, rnb <= now && now < rna, ZTB_ERR_CERT);
         int64_t na = now + validity < rna ? now + validity : rna;
         ZTB_TRY(rv, make_ca_cert(ca, root, root_key, now, na, &ca->cert));
@@ -440,8 +395,8 @@ static ztb_err load(const char *dir, int with_key, const void *pass, size_t pass
         ZTB_TRY(rv, ztb_key_from_pem_ex(key.data, key.len, pass, passlen, &ca->key, &key_enc));
         ZTB_CHECK(rv, key_enc == enc && ztb_key_has_private(ca->key), ZTB_ERR_KEY);
     }
-    ZTB_TRY(rv, cert_from_pem(cert.data, cert.len, &ca->cert));
-    ZTB_TRY(rv, cert_from_pem(root.data, root.len, &ca->root));
+    ZTB_TRY(rv, ztb_cert_from_pem(cert.data, cert.len, &ca->cert));
+    ZTB_TRY(rv, ztb_cert_from_pem(root.data, root.len, &ca->root));
     ZTB_TRY(rv, finish_ca(ca));
     ZTB_CHECK(rv, ca->is_root == is_root, ZTB_ERR_CERT);
     *out = ca;
@@ -501,8 +456,8 @@ ztb_err ztb_ca_get_info(const ztb_ca *ca, ztb_ca_info *info)
     info->is_root = ca->is_root;
     name_line(X509_get_subject_name(ca->cert), info->subject, sizeof(info->subject));
     name_line(X509_get_issuer_name(ca->cert), info->issuer, sizeof(info->issuer));
-    info->not_before = asn1_time_epoch(X509_get0_notBefore(ca->cert));
-    info->not_after = asn1_time_epoch(X509_get0_notAfter(ca->cert));
+    info->not_before = ztb_cert_time(X509_get0_notBefore(ca->cert));
+    info->not_after = ztb_cert_time(X509_get0_notAfter(ca->cert));
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned int mdlen = 0;
     ZTB_ENSURE(X509_digest(ca->cert, EVP_sha256(), md, &mdlen) == 1 && mdlen == 32, ZTB_ERR_CRYPTO);
@@ -588,8 +543,8 @@ ztb_err ztb_ca_issue_with(const ztb_ca *ca, const void *csr, size_t csr_len, con
     ZTB_TRY(rv, ztb_spiffe_agent_id(ca->td, name, &id));
     ZTB_TRY(rv, ztb_csr_check(csr, csr_len, idstore, &pub));
 
-    int64_t cnb = asn1_time_epoch(X509_get0_notBefore(ca->cert));
-    int64_t cna = asn1_time_epoch(X509_get0_notAfter(ca->cert));
+    int64_t cnb = ztb_cert_time(X509_get0_notBefore(ca->cert));
+    int64_t cna = ztb_cert_time(X509_get0_notAfter(ca->cert));
     ZTB_CHECK(rv, cnb <= now && now < cna, ZTB_ERR_STATE);
     int64_t na = now + ttl_s < cna ? now + ttl_s : cna;
 
@@ -635,44 +590,6 @@ ztb_err ztb_ca_sign_digest(const ztb_ca *ca, const uint8_t digest[32], uint8_t *
 
 /* ---- verifying ---- */
 
-/* Parse the leaf and up to MAX_CHAIN - 1 more certificates. */
-static ztb_err parse_doc(const void *doc, size_t len, X509 **leaf, STACK_OF(X509) * extra)
-{
-    if (!ztb_pem_looks_like(doc, len)) {
-        const unsigned char *p = doc;
-        X509 *x = d2i_X509(NULL, &p, (long)len);
-        if (x == NULL || p != (const unsigned char *)doc + len) {
-            X509_free(x);
-            return ZTB_ERR_CERT;
-        }
-        *leaf = x;
-        return ZTB_OK;
-    }
-    ztb_pem_block b[MAX_CHAIN];
-    size_t nb = 0;
-    ztb_err rv = ZTB_OK;
-    memset(b, 0, sizeof(b));
-    ZTB_ENSURE(ztb_pem_read_blocks(doc, len, b, MAX_CHAIN, &nb) == ZTB_OK, ZTB_ERR_CERT);
-    for (size_t i = 0; i < nb; i++) {
-        ZTB_CHECK(rv, strcmp(b[i].label, PEM_STRING_X509) == 0, ZTB_ERR_CERT);
-        const unsigned char *p = b[i].der;
-        X509 *x = d2i_X509(NULL, &p, b[i].len);
-        if (x == NULL || p != b[i].der + b[i].len) {
-            X509_free(x);
-            ZTB_CHECK(rv, 0, ZTB_ERR_CERT);
-        }
-        if (i == 0) {
-            *leaf = x;
-        } else if (sk_X509_push(extra, x) <= 0) {
-            X509_free(x);
-            ZTB_CHECK(rv, 0, ZTB_ERR_NOMEM);
-        }
-    }
-out:
-    ztb_pem_blocks_free(b, nb);
-    return rv;
-}
-
 ztb_err ztb_ca_verify_identity(const ztb_ca *ca, const void *doc, size_t len, int64_t now,
                                char *name, size_t name_cap)
 {
@@ -686,7 +603,7 @@ ztb_err ztb_ca_verify_identity(const ztb_ca *ca, const void *doc, size_t len, in
     GENERAL_NAMES *names = NULL;
     ztb_key *key = NULL;
     ZTB_CHECK(rv, untrusted != NULL && ctx != NULL, ZTB_ERR_NOMEM);
-    ZTB_TRY(rv, parse_doc(doc, len, &leaf, untrusted));
+    ZTB_TRY(rv, ztb_cert_read_chain(doc, len, &leaf, untrusted));
     for (int i = 0; i < sk_X509_num(ca->chain); i++) {
         X509 *c = sk_X509_value(ca->chain, i);
         ZTB_CHECK(rv, X509_up_ref(c) == 1, ZTB_ERR_CRYPTO);
@@ -715,7 +632,7 @@ ztb_err ztb_ca_verify_identity(const ztb_ca *ca, const void *doc, size_t len, in
         EVP_PKEY_free(pk);
         ZTB_CHECK(rv, 0, ZTB_ERR_CERT);
     }
-    const ASN1_IA5STRING *uri = only_uri(leaf, &names);
+    const ASN1_IA5STRING *uri = ztb_cert_only_uri(leaf, &names);
     ZTB_CHECK(rv, uri != NULL, ZTB_ERR_SPIFFE_ID);
     ZTB_TRY(rv, ztb_spiffe_parse_agent((const char *)ASN1_STRING_get0_data(uri),
                                        (size_t)ASN1_STRING_length(uri), ca->td, name, name_cap));

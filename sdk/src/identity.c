@@ -5,69 +5,41 @@
  * agent's own key and name, write the key anywhere but a 0600 file replaced
  * atomically, or leave a copy of the key's PEM in freed memory.
  */
-#define _GNU_SOURCE /* timegm */
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
-#include <openssl/pem.h>
+#include <openssl/err.h>
 #include <openssl/x509.h>
-#include <openssl/x509v3.h>
 
 #include "common/guard.h"
 #include "common/secret.h"
+#include "pki/cert.h"
 #include "pki/keyfile.h"
+#include "pki/pem.h"
 #include "sdk/src/identity.h"
 
 #define KEY_END "-----END PRIVATE KEY-----"
-
-static int asn1_time_to_unix(const ASN1_TIME *t, int64_t *out)
-{
-    struct tm tm;
-    if (t == NULL || ASN1_TIME_to_tm(t, &tm) != 1)
-        return 0;
-    *out = (int64_t)timegm(&tm);
-    return 1;
-}
-
-/* 1 if x's subjectAltName is exactly one URI equal to id. */
-static int only_name_is(X509 *x, const char *id)
-{
-    GENERAL_NAMES *gens = X509_get_ext_d2i(x, NID_subject_alt_name, NULL, NULL);
-    int ok = 0;
-    if (gens != NULL && sk_GENERAL_NAME_num(gens) == 1) {
-        const GENERAL_NAME *g = sk_GENERAL_NAME_value(gens, 0);
-        if (g->type == GEN_URI) {
-            const ASN1_IA5STRING *u = g->d.uniformResourceIdentifier;
-            size_t n = strlen(id);
-            ok = (size_t)u->length == n && memcmp(u->data, id, n) == 0;
-        }
-    }
-    GENERAL_NAMES_free(gens);
-    return ok;
-}
 
 ztb_err identity_check(const ztb_key *key, const char *spiffe_id, const char *pem, size_t len,
                        int64_t *not_before, int64_t *not_after)
 {
     ZTB_ENSURE(key != NULL && spiffe_id != NULL && pem != NULL, ZTB_ERR_INVALID_ARG);
     ZTB_ENSURE(len > 0 && len <= IDENTITY_MAX, ZTB_ERR_CERT);
-    BIO *b = BIO_new_mem_buf(pem, (int)len);
-    ZTB_ENSURE(b != NULL, ZTB_ERR_NOMEM);
-    X509 *x = PEM_read_bio_X509(b, NULL, NULL, NULL);
+    ZTB_ENSURE(ztb_pem_looks_like(pem, len), ZTB_ERR_CERT); /* PEM only: it is stored as text */
+    X509 *x = NULL;
+    ZTB_GUARD(ztb_cert_read_chain(pem, len, &x, NULL)); /* the leaf; its chain is the CA's */
     ztb_err rv = ZTB_OK;
-    ZTB_CHECK(rv, x != NULL, ZTB_ERR_CERT);
     const EVP_PKEY *pub = X509_get0_pubkey(x);
     ZTB_CHECK(rv, pub != NULL && EVP_PKEY_eq(pub, ztb_key_evp(key)) == 1, ZTB_ERR_CERT);
-    ZTB_CHECK(rv, only_name_is(x, spiffe_id), ZTB_ERR_CERT);
-    ZTB_CHECK(rv, asn1_time_to_unix(X509_get0_notBefore(x), not_before), ZTB_ERR_CERT);
-    ZTB_CHECK(rv, asn1_time_to_unix(X509_get0_notAfter(x), not_after), ZTB_ERR_CERT);
-    ZTB_CHECK(rv, *not_after > *not_before, ZTB_ERR_CERT);
+    ZTB_CHECK(rv, ztb_cert_only_uri_is(x, spiffe_id), ZTB_ERR_CERT);
+    *not_before = ztb_cert_time(X509_get0_notBefore(x));
+    *not_after = ztb_cert_time(X509_get0_notAfter(x));
+    ZTB_CHECK(rv, *not_before > 0 && *not_after > *not_before, ZTB_ERR_CERT);
 out:
     X509_free(x);
-    BIO_free(b);
+    ERR_clear_error();
     return rv;
 }
 

@@ -6,7 +6,9 @@
  * agent uses or stores one it checks that it is really its own: the
  * certificate's public key is the agent's key and its only name is the
  * agent's SPIFFE ID. A broker that answered with anything else (a bug, a
- * proxy, an attacker on a plain-http hop) is refused with CERT.
+ * proxy, an attacker on a plain-http hop) is refused with CERT. The
+ * document is read with pki/cert.h, the reader the agent CA uses: strict
+ * PEM, at most ZTB_CERT_CHAIN_MAX certificates.
  *
  * The credential file holds the private key (PKCS#8 PEM) followed by the
  * identity document and its chain (PEM), written with pki/keyfile.h: mode

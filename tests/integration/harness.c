@@ -26,6 +26,7 @@
 
 #include <curl/curl.h>
 
+#include "cli/admin_client.h"
 #include "harness.h"
 
 #ifndef ZTB_REDIS_SERVER
@@ -623,13 +624,37 @@ int zh_post_form(const struct zh_broker *b, const char *path, const char *form, 
                    out);
 }
 
+int zh_admin_send(const struct zh_broker *b, const char *method, const char *path,
+                  const char *ctype, const void *body, size_t body_len, struct zh_resp *out)
+{
+    memset(out, 0, sizeof(*out));
+    struct ztb_admin_request rq = {.socket_path = b->admin_sock,
+                                   .method = method,
+                                   .path = path,
+                                   .content_type = ctype,
+                                   .body = body,
+                                   .body_len = body_len,
+                                   .timeout_ms = 10000};
+    struct ztb_admin_response rs;
+    char err[256];
+    ztb_err rv = ztb_admin_call(&rq, &rs, err, sizeof(err));
+    if (rv != ZTB_OK) {
+        if (rv != ZTB_ERR_UNAVAILABLE)
+            fatal("admin call %s %s: %s", method, path, ztb_strerror(rv));
+        out->body = strdup("");
+        return -1;
+    }
+    out->status = rs.status;
+    out->body = rs.body; /* taken */
+    out->len = rs.len;
+    return 0;
+}
+
 int zh_admin(const struct zh_broker *b, const char *method, const char *path, const char *json_body,
              struct zh_resp *out)
 {
-    char url[512];
-    snprintf(url, sizeof(url), "http://localhost%s", path);
-    return zh_http(method, url, b->admin_sock, json_body ? "application/json" : NULL, json_body,
-                   json_body ? strlen(json_body) : 0, NULL, out);
+    return zh_admin_send(b, method, path, json_body ? "application/json" : NULL, json_body,
+                         json_body ? strlen(json_body) : 0, out);
 }
 
 const char *zh_resp_header(const struct zh_resp *r, const char *name, char *out, size_t cap)

@@ -152,12 +152,22 @@ int zh_http(const char *method, const char *url, const char *unix_sock, const ch
 void zh_tls_trust(const char *ca_file);
 void zh_tls_client(const char *cert_file, const char *key_file);
 
-/* Shorthands for the broker's public and admin APIs. */
+/* Shorthands for the broker's public API. */
 int zh_get(const struct zh_broker *b, const char *path, struct zh_resp *out);
 int zh_post_form(const struct zh_broker *b, const char *path, const char *form,
                  struct zh_resp *out);
+
+/*
+ * A call to the broker's admin API through the admin client ztbctl uses
+ * (cli/admin_client.h): json_body NULL for none. No response headers are
+ * kept. Returns 0, or -1 if the socket could not be reached (status 0).
+ */
 int zh_admin(const struct zh_broker *b, const char *method, const char *path, const char *json_body,
              struct zh_resp *out);
+
+/* The same with any content type and body (body_len bytes, NULL: none). */
+int zh_admin_send(const struct zh_broker *b, const char *method, const char *path,
+                  const char *ctype, const void *body, size_t body_len, struct zh_resp *out);
 
 /* A response header's value (copied into out), or NULL. */
 const char *zh_resp_header(const struct zh_resp *r, const char *name, char *out, size_t cap);

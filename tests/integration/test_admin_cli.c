@@ -149,19 +149,17 @@ static void test_admin_api_rejects_bad_input(void **state)
 {
     (void)state;
     struct zh_resp r;
-    char url[] = "http://localhost/v1/agents";
-    assert_int_equal(zh_http("POST", url, b.admin_sock, "text/plain", "name=x", 6, NULL, &r), 0);
+    const char *url = "/v1/agents";
+    assert_int_equal(zh_admin_send(&b, "POST", url, "text/plain", "name=x", 6, &r), 0);
     assert_int_equal(r.status, 415);
     zh_resp_free(&r);
     const char *dup = "{\"name\":\"a\",\"name\":\"b\"}";
-    assert_int_equal(
-        zh_http("POST", url, b.admin_sock, "application/json", dup, strlen(dup), NULL, &r), 0);
+    assert_int_equal(zh_admin_send(&b, "POST", url, "application/json", dup, strlen(dup), &r), 0);
     assert_int_equal(r.status, 400);
     assert_non_null(strstr(r.body, "invalid JSON"));
     zh_resp_free(&r);
     const char *unk = "{\"name\":\"a\",\"colour\":\"red\"}";
-    assert_int_equal(
-        zh_http("POST", url, b.admin_sock, "application/json", unk, strlen(unk), NULL, &r), 0);
+    assert_int_equal(zh_admin_send(&b, "POST", url, "application/json", unk, strlen(unk), &r), 0);
     assert_int_equal(r.status, 400);
     assert_non_null(strstr(r.body, "unknown field 'colour'"));
     zh_resp_free(&r);
@@ -170,8 +168,7 @@ static void test_admin_api_rejects_bad_input(void **state)
         deep[i] = '[';
     for (int i = 0; i < 1000; i++)
         deep[1000 + i] = ']';
-    assert_int_equal(zh_http("POST", url, b.admin_sock, "application/json", deep, 2000, NULL, &r),
-                     0);
+    assert_int_equal(zh_admin_send(&b, "POST", url, "application/json", deep, 2000, &r), 0);
     assert_int_equal(r.status, 400);
     zh_resp_free(&r);
     assert_int_equal(zh_admin(&b, "DELETE", "/v1/agents/billing-bot", NULL, &r), 0);

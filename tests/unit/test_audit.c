@@ -1,4 +1,9 @@
-/* test_audit.c - the hash chain holds, tampering is found, crashes recover. */
+/*
+ * test_audit.c - the writer: its lines chain (checked with the verifier,
+ * audit/verify.h), secrets are redacted, tampering is found, crashes
+ * recover, concurrent writers keep the chain, the stream gets every line,
+ * the fsync timer ignores wall clock steps.
+ */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -15,7 +20,9 @@
 
 #include <cmocka.h>
 
+#include "audit/verify.h"
 #include "broker/audit.h"
+#include "broker/audit_stream.h"
 #include "broker/redis_client.h"
 #include "harness.h"
 

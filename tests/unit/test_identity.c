@@ -72,6 +72,29 @@ static void test_check(void **state)
                      ZTB_ERR_CERT);
 }
 
+/* The document is read as the agent CA reads it (pki/cert.h): strict PEM. */
+static void test_check_reads_strict_pem(void **state)
+{
+    (void)state;
+    int64_t nb, na;
+    ztb_buf b;
+    ztb_buf_init(&b, 65536);
+    ztb_buf_append_str(&b, "Content-Type: text/html\n\n"); /* OpenSSL's reader skips this */
+    ztb_buf_append(&b, cert.data, cert.len);
+    assert_int_equal(identity_check(key, ID_BOT, ztb_buf_cstr(&b), b.len, &nb, &na), ZTB_ERR_CERT);
+    ztb_buf_truncate(&b, 0);
+    ztb_buf_append(&b, cert.data, cert.len);
+    ztb_buf_append_str(&b, "<html>\n");
+    assert_int_equal(identity_check(key, ID_BOT, ztb_buf_cstr(&b), b.len, &nb, &na), ZTB_ERR_CERT);
+    /* the leaf and its chain, with blank lines between: fine */
+    ztb_buf_truncate(&b, 0);
+    ztb_buf_append_str(&b, "\n");
+    ztb_buf_append(&b, cert.data, cert.len);
+    ztb_buf_append_str(&b, "\n\n");
+    assert_int_equal(identity_check(key, ID_BOT, ztb_buf_cstr(&b), b.len, &nb, &na), ZTB_OK);
+    ztb_buf_free(&b);
+}
+
 static void test_file_round_trip(void **state)
 {
     (void)state;
@@ -120,6 +143,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_check),
+        cmocka_unit_test(test_check_reads_strict_pem),
         cmocka_unit_test(test_file_round_trip),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

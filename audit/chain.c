@@ -1,0 +1,68 @@
+/*
+ * chain.c - the audit log's hash chain (see chain.h).
+ *
+ * Hashing goes through pki's per-thread SHA-256 context over a digest
+ * fetched once (SHA256() fetches the digest, and takes the provider store's
+ * lock, for every line: the writer hashes one line per token). The readers
+ * work on NUL-terminated lines and stop at the first byte that does not fit.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/sha.h>
+
+#include "audit/chain.h"
+#include "pki/es256.h"
+
+const char audit_genesis[AUDIT_HASH_HEX + 1] =
+    "0000000000000000000000000000000000000000000000000000000000000000";
+
+void audit_chain_hash(const void *line, size_t n, char out[AUDIT_HASH_HEX + 1])
+{
+    unsigned char d[SHA256_DIGEST_LENGTH];
+    if (ztb_es256_sha256(line, n, d) != ZTB_OK)
+        SHA256(line, n, d);
+    static const char x[] = "0123456789abcdef";
+    for (size_t i = 0; i < SHA256_DIGEST_LENGTH; i++) {
+        out[2 * i] = x[d[i] >> 4];
+        out[2 * i + 1] = x[d[i] & 15];
+    }
+    out[AUDIT_HASH_HEX] = '\0';
+}
+
+ztb_err audit_chain_seq(const char *line, uint64_t *seq)
+{
+    static const char head[] = "{\"seq\":";
+    if (strncmp(line, head, sizeof(head) - 1) != 0)
+        return ZTB_ERR_MALFORMED;
+    const char *p = line + sizeof(head) - 1;
+    if (*p < '0' || *p > '9')
+        return ZTB_ERR_MALFORMED;
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(p, &end, 10);
+    if (errno != 0 || *end != ',')
+        return ZTB_ERR_MALFORMED;
+    *seq = v;
+    return ZTB_OK;
+}
+
+ztb_err audit_chain_prev(const char *line, char prev[AUDIT_HASH_HEX + 1])
+{
+    static const char key[] = ",\"prev\":\"";
+    const char *p = strstr(line, key);
+    if (p == NULL)
+        return ZTB_ERR_MALFORMED;
+    p += sizeof(key) - 1;
+    for (int i = 0; i < AUDIT_HASH_HEX; i++) {
+        char c = p[i];
+        if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f')))
+            return ZTB_ERR_MALFORMED; /* also stops at the NUL */
+        prev[i] = c;
+    }
+    if (p[AUDIT_HASH_HEX] != '"')
+        return ZTB_ERR_MALFORMED;
+    prev[AUDIT_HASH_HEX] = '\0';
+    return ZTB_OK;
+}
