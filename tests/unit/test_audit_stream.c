@@ -29,7 +29,7 @@ static void use_redis(const char *url)
 {
     struct redis_target t;
     char err[256];
-    assert_int_equal(redis_target_parse(url, &t, err, sizeof(err)), ZTB_OK);
+    assert_int_equal(redis_target_parse(url, 0, &t, err, sizeof(err)), ZTB_OK);
     t.timeout_ms = ZH_REDIS_TIMEOUT_MS;
     redis_client_init(&t);
 }
