@@ -76,7 +76,7 @@ void za_settle(const struct zh_broker *b, const struct za_agent *caller, const c
 /*
  * Fail unless the single-use token tok was consumed and its marker
  * (ztb:used:<jti>, in the Redis rd) lives at least until exp + the largest
- * skew any verifier may have (common/wire.h).
+ * skew any verifier may have (wire/wire.h).
  */
 void za_expect_used_marker(const struct zh_redis *rd, const char *tok);
 

@@ -1,4 +1,5 @@
-/* test_claims.c - the access token claims reader: the broker's shape, and each refusal. */
+/* test_claims_read.c - the access token claims reader (wire/claims_read.c): the broker's shape, and
+ * each refusal. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -7,7 +8,7 @@
 
 #include <cmocka.h>
 
-#include "sdk/src/claims.h"
+#include "wire/claims.h"
 
 /* What the broker writes (broker/claims.c), with every optional member. */
 static const char FULL[] =
