@@ -16,9 +16,10 @@
 #include "common/buf.h"
 #include "harness.h"
 #include "pki/key.h"
+#include "wire/wire.h"
 
-#define ZA_ASSERTION_TYPE "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
-#define ZA_SESSION_TYPE   "urn:ztb:params:oauth:client-assertion-type:session"
+#define ZA_ASSERTION_TYPE ZTB_WIRE_ASSERTION_JWT
+#define ZA_SESSION_TYPE   ZTB_WIRE_ASSERTION_SESSION
 
 struct za_agent {
     char name[64];
