@@ -20,6 +20,7 @@
 #include "broker/reload.h"
 #include "broker/store.h"
 #include "common/secret.h"
+#include "wire/wire.h"
 
 static void operator_actor(const struct http_req *req, char *out, size_t cap)
 {
@@ -301,8 +302,9 @@ void handle_admin_policy_reload(struct http_req *req, struct http_resp *resp)
         return;
     }
     if (rv != ZTB_OK) {
-        json_t *j = json_pack("{s:s,s:s,s:o}", "error", "invalid_policy", "error_description",
-                              "the new policy was refused; the old one stays in force", "problems",
+        json_t *j = json_pack("{s:s,s:s,s:s,s:o}", "error", "invalid_policy", "error_description",
+                              "the new policy was refused; the old one stays in force",
+                              ZTB_WIRE_ERROR_MEMBER, ztb_err_name(ZTB_ERR_POLICY), "problems",
                               problems ? problems : json_array());
         http_resp_json_value(resp, 400, j);
         return;

@@ -26,9 +26,10 @@
 #include "broker/form.h"
 #include "broker/http.h"
 #include "broker/store.h"
+#include "wire/wire.h"
 
-#define CLIENT_ASSERTION_TYPE_JWT     "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
-#define CLIENT_ASSERTION_TYPE_SESSION "urn:ztb:params:oauth:client-assertion-type:session"
+#define CLIENT_ASSERTION_TYPE_JWT     ZTB_WIRE_ASSERTION_JWT
+#define CLIENT_ASSERTION_TYPE_SESSION ZTB_WIRE_ASSERTION_SESSION
 
 enum client_auth_method {
     CLIENT_AUTH_SESSION = 1,

@@ -76,6 +76,7 @@ static ztb_err cert_x5t(const char *pem, size_t n, char out[48])
 static int issue_identity(const char *agent, enum store_identity_op op, int64_t epoch,
                           const char *csr, int64_t now, struct http_resp *resp)
 {
+    ztb_err grant_err = op == STORE_IDENTITY_ENROLL ? ZTB_ERR_JOIN_TOKEN : ZTB_OK;
     const ztb_ca *ca = keys_ca();
     if (ca == NULL) {
         http_resp_error(resp, 503, "temporarily_unavailable",
@@ -142,9 +143,10 @@ static int issue_identity(const char *agent, enum store_identity_op op, int64_t 
                         "new join token");
         goto out;
     case ZTB_ERR_STATE:
-        http_resp_error(resp, 400, "invalid_grant", "the agent is disabled");
+        /* at enrollment the join token was for nothing: JOIN_TOKEN */
+        http_resp_error_as(resp, 400, "invalid_grant", grant_err, "the agent is disabled");
         goto out;
-    default: http_resp_error(resp, 400, "invalid_grant", "unknown agent"); goto out;
+    default: http_resp_error_as(resp, 400, "invalid_grant", grant_err, "unknown agent"); goto out;
     }
     json_t *j = json_pack("{s:s,s:s,s:s,s:I}", "spiffe_id", spiffe, "identity", ztb_buf_cstr(&cert),
                           "ca", ztb_buf_cstr(&chain), "expires_at", (json_int_t)exp);
@@ -205,7 +207,7 @@ void handle_enroll(struct http_req *req, struct http_resp *resp)
     if (rv == ZTB_ERR_UNAVAILABLE) {
         unavailable(resp);
     } else if (rv == ZTB_ERR_STATE) {
-        http_resp_error(resp, 400, "invalid_grant", "the agent is disabled");
+        http_resp_error_as(resp, 400, "invalid_grant", ZTB_ERR_JOIN_TOKEN, "the agent is disabled");
     } else if (rv != ZTB_OK) {
         if (reused) {
             /* whoever holds the used token can send it as fast as they like:
@@ -216,7 +218,8 @@ void handle_enroll(struct http_req *req, struct http_resp *resp)
             ztb_log_sampled(&reuse_log, ZTB_LOG_WARN, "enroll.join_token_reused",
                             ZTB_F_STR("agent", agent));
         }
-        http_resp_error(resp, 400, "invalid_grant", "join token unknown, used or expired");
+        http_resp_error_as(resp, 400, "invalid_grant", ZTB_ERR_JOIN_TOKEN,
+                           "join token unknown, used or expired");
     } else if (issue_identity(agent, STORE_IDENTITY_ENROLL, 0, csr, now, resp)) {
         actor_of(agent, actor, sizeof(actor));
         audit("enroll.identity_issued", actor, 1, ZTB_F_STR("agent", agent),
@@ -241,7 +244,8 @@ void handle_renew(struct http_req *req, struct http_resp *resp)
     if (client_auth(req, str_field(body, "client_assertion_type"),
                     str_field(body, "client_assertion"), now, 0, &id, resp) == ZTB_OK) {
         if (id.quarantined) {
-            http_resp_error(resp, 403, "access_denied", "the agent is quarantined");
+            http_resp_error_as(resp, 403, "access_denied", ZTB_ERR_QUARANTINED,
+                               "the agent is quarantined");
         } else if (issue_identity(id.agent, STORE_IDENTITY_RENEW, id.epoch, csr, now, resp)) {
             char actor[96];
             actor_of(id.agent, actor, sizeof(actor));
@@ -275,7 +279,8 @@ void handle_session(struct http_req *req, struct http_resp *resp)
     form_free(&f);
     /* client_auth checked that the agent is active and its identity live */
     if (id.quarantined) {
-        http_resp_error(resp, 403, "access_denied", "the agent is quarantined");
+        http_resp_error_as(resp, 403, "access_denied", ZTB_ERR_QUARANTINED,
+                           "the agent is quarantined");
         return;
     }
     char cred[SESSION_CRED_MAX];

@@ -51,6 +51,7 @@
 #include "common/json_depth.h"
 #include "common/log.h"
 #include "common/secret.h"
+#include "wire/error_response.h"
 
 #define RESP_BODY_MAX       (1u << 20)
 #define RESP_BODY_HINT      2048
@@ -109,20 +110,20 @@ void http_resp_json(struct http_resp *resp, unsigned status, const char *json)
     ztb_buf_append_str(&resp->body, json);
 }
 
-void http_resp_error(struct http_resp *resp, unsigned status, const char *code, const char *desc)
+void http_resp_error_as(struct http_resp *resp, unsigned status, const char *code, ztb_err err,
+                        const char *desc)
 {
     resp->status = status;
     resp->content_type = "application/json";
     ztb_buf_reset(&resp->body);
-    ztb_buf_append_str(&resp->body, "{\"error\":\"");
-    ztb_buf_append_json_escaped(&resp->body, code, strlen(code));
-    ztb_buf_append_str(&resp->body, "\"");
-    if (desc != NULL) {
-        ztb_buf_append_str(&resp->body, ",\"error_description\":\"");
-        ztb_buf_append_json_escaped(&resp->body, desc, strlen(desc));
-        ztb_buf_append_str(&resp->body, "\"");
-    }
-    ztb_buf_append_str(&resp->body, "}");
+    if (err == ZTB_OK)
+        err = error_response_for_code(code, status);
+    (void)error_response_write(&resp->body, code, err, desc); /* the body's error says it */
+}
+
+void http_resp_error(struct http_resp *resp, unsigned status, const char *code, const char *desc)
+{
+    http_resp_error_as(resp, status, code, ZTB_OK, desc);
 }
 
 void http_resp_json_value(struct http_resp *resp, unsigned status, json_t *value)

@@ -111,10 +111,17 @@ void http_resp_header(struct http_resp *resp, const char *name, const char *fmt,
 void http_resp_json(struct http_resp *resp, unsigned status, const char *json);
 
 /*
- * An RFC 6749 §5.2 error: {"error":code,"error_description":desc}. desc is
- * escaped; it must never contain a secret.
+ * An RFC 6749 §5.2 error with its ztb error name (wire/error_response.h):
+ * {"error":code,"error_description":desc,"ztb_error":NAME}. Every error
+ * answer of the broker is built here. http_resp_error names the ztb error
+ * the code stands for (access_denied: ACCESS_DENIED); http_resp_error_as
+ * names err (ZTB_OK: the code's), for refusals clients must tell apart
+ * (QUARANTINED, AUDIENCE_KILLED, JOIN_TOKEN...). desc is escaped; it must
+ * never contain a secret.
  */
 void http_resp_error(struct http_resp *resp, unsigned status, const char *code, const char *desc);
+void http_resp_error_as(struct http_resp *resp, unsigned status, const char *code, ztb_err err,
+                        const char *desc);
 
 /* Set a JSON body from a jansson value (the reference is taken). */
 struct json_t;

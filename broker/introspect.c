@@ -2,9 +2,10 @@
  * introspect.c - RFC 7662 introspection and RFC 7009 revocation (see
  * introspect.h).
  *
- * How it works: the token is verified with the broker's own key set (the
- * cheap checks first, never a key the token picks) and its claims read
- * (introspect_verify: exp on the broker's own clock, no skew); then policy
+ * How it works: the token is verified with the broker's own key set on the
+ * one path every verifier takes (wire/access_token.h: the cheap checks
+ * first, never a key the token picks; the strict claims reader;
+ * introspect_verify: exp on the broker's own clock, no skew); then policy
  * says whether the caller may know about tokens for that audience (and use
  * them up); then store_token_state reads the four revocation entries (and
  * consumes a single-use token when asked) in one script. No local cache:
@@ -32,103 +33,94 @@
 #include "broker/store_rev.h"
 #include "common/guard.h"
 #include "common/secret.h"
-#include "common/wire.h"
-#include "pki/jws.h"
 #include "policy/policy.h"
+#include "wire/access_token.h"
+#include "wire/wire.h"
 
 #define TOKEN_MAX 8192
 
 static const char *const allowed_params[] = {
     "token", "token_type_hint", "client_assertion_type", "client_assertion", "ztb_consume", NULL};
 
-/* Verify our signature and read the claims. kid (ZTB_JWS_KID_MAX + 1 bytes)
- * gets the key's kid, *skew the key store's skew. */
-static ztb_err verified_claims(const char *tok, size_t len, json_t **claims, char *kid,
-                               unsigned *skew)
+/* The fields the revocation state is read by, pointing into t->tok. */
+static void point_fields(struct introspected *t)
 {
-    *claims = NULL;
-    ZTB_ENSURE(len <= TOKEN_MAX, ZTB_ERR_TOO_LARGE);
+    const struct claims *c = &t->tok.c;
+    t->kid = t->tok.hdr.kid;
+    t->aud = claims_str(c, CL_AUD);
+    t->sub = claims_str(c, CL_SUB);
+    t->jti = claims_str(c, CL_JTI);
+    t->agent = claims_str(c, CL_AGENT);
+    t->exp = c->exp;
+    t->gen = c->gen;
+    t->single_use = c->single_use;
+}
+
+/* Our signature and the claims' shape (the key set's own, never one the
+ * token picks); *skew is the key store's skew. */
+static ztb_err verify_signed(const char *tok, size_t len, struct introspected *t, unsigned *skew)
+{
+    memset(t, 0, sizeof(*t));
+    ZTB_ENSURE(tok != NULL && len <= TOKEN_MAX, ZTB_ERR_TOO_LARGE);
     struct keys_state *ks = keys_acquire();
     ZTB_ENSURE(ks != NULL, ZTB_ERR_UNKNOWN_KID);
     *skew = ks->skew;
-    char store[TOKEN_MAX];
-    ztb_buf payload;
-    ztb_buf_init_fixed(&payload, store, sizeof(store));
-    ztb_jws_header hdr;
-    ztb_err rv = ztb_jws_verify(ks->keyset, tok, len, NULL, &hdr, &payload);
+    ztb_err rv = access_token_verify_signature(ks->keyset, tok, len, &t->tok);
     keys_release(ks);
     ZTB_GUARD(rv);
-    ZTB_ENSURE(ztb_jws_header_typ_is(&hdr, "at+jwt"), ZTB_ERR_TYP);
-    ZTB_ENSURE(memchr(store, '\0', payload.len) == NULL, ZTB_ERR_JSON);
-    memcpy(kid, hdr.kid, sizeof(hdr.kid));
-    json_error_t e;
-    json_t *c = json_loadb(store, payload.len, JSON_REJECT_DUPLICATES, &e);
-    ztb_wipe(store, sizeof(store));
-    if (!json_is_object(c)) {
-        json_decref(c);
-        return ZTB_ERR_JSON;
-    }
-    *claims = c;
+    ZTB_GUARD(access_token_read_claims(&t->tok));
+    point_fields(t);
+    /* the ids become Redis key names */
+    ZTB_ENSURE(store_id_ok(t->aud) && store_id_ok(t->jti) && store_agent_name_ok(t->agent),
+               ZTB_ERR_CLAIMS);
     return ZTB_OK;
 }
 
-ztb_err introspect_verify_signature(const char *tok, size_t len, json_t **claims)
+ztb_err introspect_verify_signature(const char *tok, size_t len, struct introspected *t,
+                                    unsigned *skew)
 {
-    char kid[ZTB_JWS_KID_MAX + 1];
-    unsigned skew;
-    return verified_claims(tok, len, claims, kid, &skew);
-}
-
-static int64_t int_claim(json_t *o, const char *k, int *ok)
-{
-    json_t *v = json_object_get(o, k);
-    if (!json_is_integer(v)) {
-        *ok = 0;
-        return 0;
+    unsigned s = 0;
+    ztb_err rv = verify_signed(tok, len, t, &s);
+    if (skew != NULL)
+        *skew = s;
+    if (rv != ZTB_OK) {
+        introspected_free(t);
+        return rv;
     }
-    return (int64_t)json_integer_value(v);
+    t->valid = 1;
+    return ZTB_OK;
 }
 
 ztb_err introspect_verify(const char *tok, size_t len, int64_t now, struct introspected *t)
 {
-    memset(t, 0, sizeof(*t));
-    json_t *c = NULL;
     unsigned skew = 0;
-    ztb_err rv;
-    ZTB_TRY(rv, verified_claims(tok, len, &c, t->kid, &skew));
-    int ok = 1;
-    const char *iss = json_string_value(json_object_get(c, "iss"));
-    t->aud = json_string_value(json_object_get(c, "aud"));
-    t->sub = json_string_value(json_object_get(c, "sub"));
-    t->jti = json_string_value(json_object_get(c, "jti"));
-    json_t *z = json_object_get(c, "ztb");
-    t->agent = json_string_value(json_object_get(z, "agent"));
-    t->exp = int_claim(c, "exp", &ok);
-    int64_t nbf = int_claim(c, "nbf", &ok);
-    t->gen = int_claim(z, "gen", &ok);
-    t->single_use = json_is_true(json_object_get(z, "single_use"));
-    ZTB_CHECK(rv, iss != NULL && strcmp(iss, g_broker.issuer) == 0, ZTB_ERR_ISSUER);
-    ZTB_CHECK(rv,
-              ok && t->aud && t->sub && t->jti && t->agent && store_id_ok(t->aud) &&
-                  store_id_ok(t->jti) && store_agent_name_ok(t->agent),
-              ZTB_ERR_CLAIMS);
+    ztb_err rv = verify_signed(tok, len, t, &skew);
     /* RFC 7662: active means not expired, on our own clock: no skew on exp.
      * nbf keeps the key store's skew, so a token another replica minted a
      * moment ago (its clock a little ahead) is not "not yet valid" here. */
-    ZTB_CHECK(rv, now < t->exp, ZTB_ERR_EXPIRED);
-    ZTB_CHECK(rv, nbf - (int64_t)skew <= now, ZTB_ERR_NOT_YET_VALID);
-    t->claims = c;
-    c = NULL;
-out:
-    json_decref(c);
-    if (rv != ZTB_OK)
-        memset(t, 0, sizeof(*t));
-    return rv;
+    struct access_token_expect e = {
+        .issuer = g_broker.issuer, .now = now, .skew_s = skew, .exp_skew_s = 0};
+    if (rv == ZTB_OK)
+        rv = access_token_check(&t->tok, &e);
+    if (rv != ZTB_OK) {
+        introspected_free(t);
+        return rv;
+    }
+    t->valid = 1;
+    return ZTB_OK;
+}
+
+/* The verified claims as a jansson object for an answer (the payload is
+ * trusted now: its signature and shape were checked). NULL: out of memory. */
+static json_t *claims_object(const struct introspected *t)
+{
+    json_error_t e;
+    return json_loadb(t->tok.payload, t->tok.payload_len, JSON_REJECT_DUPLICATES, &e);
 }
 
 ztb_err introspect_state(const struct introspected *t, int64_t now, int consume)
 {
-    ZTB_ENSURE(t->claims != NULL, ZTB_ERR_INVALID_ARG);
+    ZTB_ENSURE(t->valid, ZTB_ERR_INVALID_ARG);
     struct store_token_state st;
     uint64_t consume_ms = consume && t->single_use ? ztb_wire_used_keep_ms(t->exp, now) : 0;
     ZTB_GUARD(store_token_state(t->jti, t->agent, t->aud, t->kid, t->gen, consume_ms, &st));
@@ -142,8 +134,7 @@ ztb_err introspect_state(const struct introspected *t, int64_t now, int consume)
 
 void introspected_free(struct introspected *t)
 {
-    json_decref(t->claims);
-    memset(t, 0, sizeof(*t));
+    ztb_wipe(t, sizeof(*t)); /* the claims name an agent's actions */
 }
 
 ztb_err introspect_token(const char *tok, size_t len, int64_t now, int consume, json_t **out)
@@ -155,8 +146,9 @@ ztb_err introspect_token(const char *tok, size_t len, int64_t now, int consume, 
     if (rv == ZTB_OK)
         rv = introspect_state(&t, now, consume);
     if (rv == ZTB_OK && out != NULL) {
-        *out = t.claims;
-        t.claims = NULL;
+        *out = claims_object(&t);
+        if (*out == NULL)
+            rv = ZTB_ERR_NOMEM;
     }
     introspected_free(&t);
     return rv;
@@ -218,8 +210,8 @@ static int read_form(struct http_req *req, struct http_resp *resp, struct form *
         return 0;
     }
     if (refuse_quarantined && id->quarantined) {
-        http_resp_error(resp, 403, "access_denied",
-                        "the agent is quarantined: it may not introspect tokens");
+        http_resp_error_as(resp, 403, "access_denied", ZTB_ERR_QUARANTINED,
+                           "the agent is quarantined: it may not introspect tokens");
         form_free(f);
         return 0;
     }
@@ -276,13 +268,16 @@ void handle_introspect(struct http_req *req, struct http_resp *resp)
         http_resp_json(resp, 200, "{\"active\":false}");
         return;
     }
-    json_t *c = t.claims;
-    t.claims = NULL;
+    json_t *c = claims_object(&t);
+    const char *type = claims_str(&t.tok.c, CL_JKT) != NULL ? ZTB_WIRE_TOKEN_TYPE_DPOP
+                                                            : ZTB_WIRE_TOKEN_TYPE_BEARER;
     introspected_free(&t);
+    if (c == NULL) {
+        http_resp_error(resp, 500, "server_error", "cannot render the response");
+        return;
+    }
     json_object_set_new(c, "active", json_true());
-    json_t *cnf = json_object_get(c, "cnf");
-    json_object_set_new(c, "token_type",
-                        json_string(json_object_get(cnf, "jkt") ? "DPoP" : "Bearer"));
+    json_object_set_new(c, "token_type", json_string(type));
     http_resp_json_value(resp, 200, c);
 }
 
@@ -294,41 +289,38 @@ void handle_revoke(struct http_req *req, struct http_resp *resp)
     if (!read_form(req, resp, &f, &id, now, 0))
         return;
     const char *tok = form_get(&f, "token");
-    char actor[96], kid[ZTB_JWS_KID_MAX + 1];
+    char actor[96];
     snprintf(actor, sizeof(actor), "agent:%s", id.agent);
-    json_t *c = NULL;
+    struct introspected t;
     unsigned skew = 0;
-    ztb_err rv = verified_claims(tok, strlen(tok), &c, kid, &skew);
+    ztb_err rv = introspect_verify_signature(tok, strlen(tok), &t, &skew);
     form_free(&f);
-    json_t *z = json_object_get(c, "ztb");
-    const char *owner = json_string_value(json_object_get(z, "agent"));
-    const char *jti = json_string_value(json_object_get(c, "jti"));
-    json_t *exp = json_object_get(c, "exp");
+    const char *jti = rv == ZTB_OK ? t.jti : NULL;
     const char *why = NULL;
-    if (rv != ZTB_OK)
-        why = "not a token of this broker";
-    else if (owner == NULL || strcmp(owner, id.agent) != 0)
-        why = "not the caller's token";
-    else if (jti == NULL || !store_id_ok(jti) || !json_is_integer(exp))
+    if (rv == ZTB_ERR_CLAIMS)
         why = "malformed claims";
-    else if ((int64_t)json_integer_value(exp) + (int64_t)skew <= now)
+    else if (rv != ZTB_OK)
+        why = "not a token of this broker";
+    else if (strcmp(t.agent, id.agent) != 0)
+        why = "not the caller's token";
+    else if (t.exp + (int64_t)skew <= now)
         why = "already expired";
     if (why != NULL) {
         /* RFC 7009 §2.2: 200 all the same, so the answer tells nothing */
         audit("revoke.ignored", actor, 0, ZTB_F_STR("agent", id.agent), ZTB_F_STR("reason", why),
-              ZTB_F_STR("jti", rv == ZTB_OK && jti && store_id_ok(jti) ? jti : NULL));
-        json_decref(c);
+              ZTB_F_STR("jti", jti));
+        introspected_free(&t);
         http_resp_json(resp, 200, "{}");
         return;
     }
     struct rev_request rq = {.response = POLICY_RESPONSE_REVOKE_TOKEN,
                              .target = jti,
-                             .jti_exp = (int64_t)json_integer_value(exp),
+                             .jti_exp = t.exp,
                              .jti_exp_verified = 1,
                              .actor = actor,
                              .cause = "revoke_endpoint"};
     rv = revocation_apply(&rq, NULL);
-    json_decref(c);
+    introspected_free(&t);
     if (rv == ZTB_ERR_UNAVAILABLE) {
         unavailable(resp);
         return;

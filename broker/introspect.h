@@ -32,8 +32,8 @@
 #include <ztb/error.h>
 
 #include "broker/http.h"
-#include "pki/jws.h"
 #include "policy/types.h"
+#include "wire/access_token.h"
 
 struct json_t;
 
@@ -41,23 +41,26 @@ struct json_t;
 #define INTROSPECT_ACTION         "ztb:introspect" /* learn whether a token is active */
 #define INTROSPECT_ACTION_CONSUME "ztb:consume"    /* also use up a single-use token */
 
-/* One of our tokens, verified (introspect_verify): the claims and the fields
- * the revocation state is read by. The strings point into claims. */
+/* One of our tokens, verified (introspect_verify) on the one path every
+ * verifier takes (wire/access_token.h): the claims and the fields the
+ * revocation state is read by. The strings point into tok; the struct is
+ * never copied. About 14 KiB. */
 struct introspected {
-    struct json_t *claims; /* owned: introspected_free */
-    char kid[ZTB_JWS_KID_MAX + 1];
-    const char *aud, *sub, *jti, *agent;
+    int valid; /* introspect_verify succeeded */
+    struct access_token tok;
+    const char *kid, *aud, *sub, *jti, *agent;
     int64_t exp, gen;
     int single_use;
 };
 
 /*
- * Check tok[0..len) as a gateway would, without Redis: our signature (key
- * chosen by kid, algorithm pinned by the key), typ at+jwt, iss = our issuer,
- * the claims' shape, now < exp (no skew: the broker's own clock), nbf within
- * the key store's skew. ZTB_OK fills *t (free with introspected_free);
- * anything else says why (EXPIRED, NOT_YET_VALID, ISSUER, TYP, CLAIMS, or
- * the JWS error) and leaves *t empty.
+ * Check tok[0..len) as a gateway would, without Redis (access_token_verify):
+ * our signature (key chosen by kid, algorithm pinned by the key), typ
+ * at+jwt, the claims' shape (wire/claims.h), iss = our issuer, now < exp (no
+ * skew: the broker's own clock), nbf and iat within the key store's skew;
+ * and the ids usable as Redis key names. ZTB_OK fills *t (free with
+ * introspected_free); anything else says why (EXPIRED, NOT_YET_VALID, IAT,
+ * ISSUER, TYP, CLAIMS, or the JWS error) and leaves *t not valid.
  */
 ztb_err introspect_verify(const char *tok, size_t len, int64_t now, struct introspected *t);
 
@@ -71,6 +74,7 @@ ztb_err introspect_verify(const char *tok, size_t len, int64_t now, struct intro
  */
 ztb_err introspect_state(const struct introspected *t, int64_t now, int consume);
 
+/* Wipe t (it is not valid after). */
 void introspected_free(struct introspected *t);
 
 /*
@@ -91,12 +95,14 @@ int introspect_caller_may(const char *caller, const char *audience, int consume,
                           const policy_ip *source, int64_t now);
 
 /*
- * Only the signature half of introspect_token: our signature (key chosen
- * by kid, algorithm pinned by the key) and typ at+jwt; no claim, clock or
- * revocation check. ZTB_OK: *claims is the claims object (caller decrefs),
- * facts the broker verified (e.g. the exp a revocation may be sized by).
+ * Only the signature half of introspect_verify: our signature (key chosen
+ * by kid, algorithm pinned by the key), typ at+jwt and the claims' shape;
+ * no issuer, clock or revocation check. ZTB_OK fills *t (free with
+ * introspected_free) with facts the broker verified (e.g. the exp a
+ * revocation may be sized by); *skew (if not NULL) is the key store's skew.
  */
-ztb_err introspect_verify_signature(const char *tok, size_t len, struct json_t **claims);
+ztb_err introspect_verify_signature(const char *tok, size_t len, struct introspected *t,
+                                    unsigned *skew);
 
 void handle_introspect(struct http_req *req, struct http_resp *resp);
 void handle_revoke(struct http_req *req, struct http_resp *resp);

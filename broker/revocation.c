@@ -22,7 +22,7 @@
 #include "broker/revocation.h"
 #include "broker/store_rev.h"
 #include "common/log.h"
-#include "common/wire.h"
+#include "wire/wire.h"
 #include "pki/rotation.h"
 #include "policy/policy.h"
 

@@ -176,9 +176,10 @@ static ztb_err parse_event(const char *name, json_t *ev, const struct signal_par
     if (strncmp(name, SIGNAL_URI_PREFIX, strlen(SIGNAL_URI_PREFIX)) == 0)
         type = name + strlen(SIGNAL_URI_PREFIX);
     if (!signal_type_ok(type))
-        return fail(why, cap,
-                    "event type must be a signal type (1..64 of a-z 0-9 _ . : -) or "
-                    "urn:ztb:signal:<type>");
+        return fail(
+            why, cap,
+            "event type must be a signal type (1..64 of a-z 0-9 _ . : -) or " SIGNAL_URI_PREFIX
+            "<type>");
     memcpy(s->type, type, strlen(type) + 1);
     if (!json_is_object(ev))
         return fail(why, cap, "the event must be an object");

@@ -35,12 +35,13 @@
 #include "broker/store.h"
 #include "broker/store_rev.h"
 #include "policy/types.h"
+#include "wire/wire.h"
 
 #define SIGNAL_BODY_MAX     8192 /* a request to POST /v1/signals */
 #define SIGNAL_TYPE_MAX     64
 #define SIGNAL_EVIDENCE_MAX 2048
 #define SIGNAL_MAX_AGE      300 /* a signed SET's iat may be this old (or this far ahead) */
-#define SIGNAL_URI_PREFIX   "urn:ztb:signal:"
+#define SIGNAL_URI_PREFIX   ZTB_WIRE_SIGNAL_URI_PREFIX
 
 struct signal {
     char id[32];                       /* ours: "sig_..." (filled by signals.c) */

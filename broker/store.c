@@ -20,6 +20,7 @@
 #include "common/guard.h"
 #include "common/log.h"
 #include "common/secret.h"
+#include "wire/wire.h"
 
 #define KEY_MAX 512
 
@@ -115,7 +116,7 @@ ztb_err store_agent_add(const char *name, int64_t now)
     ZTB_ENSURE(store_agent_name_ok(name), ZTB_ERR_INVALID_ARG);
     once_shas();
     char k[KEY_MAX], created[24];
-    key(k, "ztb:{%s}:agent", name);
+    key(k, ZTB_WIRE_AGENT_KEY_FMT, name);
     snprintf(created, sizeof(created), "%lld", (long long)now);
     /* The agent set is in another slot: with Redis Cluster this script
      * must become two calls. Single Redis and Sentinel are supported. */
@@ -133,7 +134,7 @@ ztb_err store_agent_get(const char *name, struct store_agent *out)
 {
     ZTB_ENSURE(store_agent_name_ok(name), ZTB_ERR_NOT_FOUND);
     char k[KEY_MAX];
-    key(k, "ztb:{%s}:agent", name);
+    key(k, ZTB_WIRE_AGENT_KEY_FMT, name);
     redisReply *r;
     ZTB_GUARD(redis_commandf(&r, "HMGET %s status gen quarantined approval created", k));
     if (r->type != REDIS_REPLY_ARRAY || r->elements != 5)
@@ -161,7 +162,7 @@ ztb_err store_agent_set_status(const char *name, const char *status)
     ZTB_ENSURE(strcmp(status, "active") == 0 || strcmp(status, "disabled") == 0,
                ZTB_ERR_INVALID_ARG);
     char k[KEY_MAX];
-    key(k, "ztb:{%s}:agent", name);
+    key(k, ZTB_WIRE_AGENT_KEY_FMT, name);
     redisReply *r;
     /* HSET only if the hash exists: set-if-present in one round trip */
     ZTB_GUARD(redis_commandf(&r, "EVAL %s 1 %s %s",
@@ -416,9 +417,9 @@ ztb_err store_issue_check(const char *agent, const struct store_expect *expect, 
         redis_script_sha(issue_lua, issue_sha);
     char k1[KEY_MAX], k2[KEY_MAX], k3[KEY_MAX], k4[KEY_MAX], k5[KEY_MAX];
     char i1[24], b1[16], i2[24], b2[16], g[24], e[24], ttl[24];
-    ZTB_ENSURE(key(k1, "ztb:{%s}:agent", agent) && key(k2, "ztb:{%s}:rl", agent) &&
+    ZTB_ENSURE(key(k1, ZTB_WIRE_AGENT_KEY_FMT, agent) && key(k2, "ztb:{%s}:rl", agent) &&
                    key(k3, "ztb:{%s}:rl:%s", agent, action) &&
-                   key(k4, "ztb:aud:%s:killed", audience) &&
+                   key(k4, ZTB_WIRE_AUD_KILLED_KEY_FMT, audience) &&
                    key(k5, "ztb:{%s}:dpop:%s", agent, dpop ? dpop : "-"),
                ZTB_ERR_TOO_LARGE);
     rate_args(agent_rate, i1, b1);
@@ -584,7 +585,7 @@ ztb_err store_agent_set_identity(const char *name, enum store_identity_op op, co
     if (set_identity_sha[0] == '\0')
         redis_script_sha(set_identity_lua, set_identity_sha);
     char k[KEY_MAX], o[4], exp[24], ep[24];
-    key(k, "ztb:{%s}:agent", name);
+    key(k, ZTB_WIRE_AGENT_KEY_FMT, name);
     snprintf(o, sizeof(o), "%d", (int)op);
     snprintf(exp, sizeof(exp), "%lld", (long long)not_after);
     snprintf(ep, sizeof(ep), "%lld", (long long)epoch);
@@ -622,7 +623,7 @@ ztb_err store_agent_auth_get(const char *name, struct store_agent_auth *out)
     memset(out, 0, sizeof(*out));
     ZTB_ENSURE(store_agent_name_ok(name), ZTB_ERR_NOT_FOUND);
     char k[KEY_MAX];
-    key(k, "ztb:{%s}:agent", name);
+    key(k, ZTB_WIRE_AGENT_KEY_FMT, name);
     redisReply *r;
     ZTB_GUARD(redis_commandf(
         &r, "HMGET %s status gen quarantined jwk jkt x5t identity_exp id_gen epoch", k));

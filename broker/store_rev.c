@@ -4,8 +4,9 @@
  *
  * How it works: every change that must be atomic is one Lua script sent
  * with EVALSHA (EVAL on NOSCRIPT). Revocation events are built here, in C,
- * as the exact JSON text docs/protocol.md fixes, so the member stored in
- * ztb:revocations and the message published are the same bytes.
+ * by the one encoder verifiers' decoder is built with (wire/revevent.h), so
+ * the member stored in ztb:revocations and the message published are the
+ * same bytes. The key names verifiers share are wire/wire.h's.
  *
  * Clocks: no revocation script reads Redis's clock. The broker decides
  * every expiry from its own clock and the facts it verified, and hands
@@ -36,7 +37,8 @@
 #include "common/buf.h"
 #include "common/guard.h"
 #include "common/secret.h"
-#include "common/wire.h"
+#include "wire/revevent.h"
+#include "wire/wire.h"
 
 #define EVENT_MAX      (STORE_ID_MAX * 2 + 128)
 #define SIGNALS_MAXLEN "10000"
@@ -89,16 +91,26 @@ static void hex_sha256(const void *p, size_t n, char hex[65])
     ztb_wipe(d, sizeof(d));
 }
 
-/* An event's JSON text: {"type":T,"id":ID<rest>} into out (EVENT_MAX). */
-static int event_text(char *out, const char *type, const char *id, const char *rest)
+/* An event's JSON text (wire/revevent.h) into out (EVENT_MAX bytes); 1 if it fit. */
+static int event_text(char *out, enum rev_kind kind, const char *id, int64_t gen, int64_t exp,
+                      int lifted)
+{
+    struct rev_event ev = {.kind = kind, .gen = gen, .exp = exp, .lifted = lifted};
+    size_t n = strlen(id);
+    if (n > REV_ID_MAX)
+        return 0;
+    memcpy(ev.id, id, n + 1);
+    ztb_buf b;
+    ztb_buf_init_fixed(&b, out, EVENT_MAX);
+    return rev_event_write(&ev, &b) == ZTB_OK && ztb_buf_cstr(&b) != NULL;
+}
+
+/* The start of an agent event, which the script ends (revevent.h). */
+static int agent_event_prefix(char *out, const char *agent)
 {
     ztb_buf b;
     ztb_buf_init_fixed(&b, out, EVENT_MAX);
-    ztb_buf_printf(&b, "{\"type\":\"%s\",\"id\":\"", type);
-    ztb_buf_append_json_escaped(&b, id, strlen(id));
-    ztb_buf_append_str(&b, "\"");
-    ztb_buf_append_str(&b, rest);
-    return ztb_buf_error(&b) == ZTB_OK && ztb_buf_cstr(&b) != NULL;
+    return rev_event_agent_prefix(agent, &b) == ZTB_OK && ztb_buf_cstr(&b) != NULL;
 }
 
 /* ---- revocations --------------------------------------------------------- */
@@ -114,7 +126,7 @@ static int64_t broker_now(void)
  * skew from its ARGV; the channel is fixed. */
 #define TRIM_AND_PUBLISH(member)                                                                   \
     "redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', '(' .. (now - skew))\n"                       \
-    "redis.call('PUBLISH', '" STORE_REV_CHANNEL "', " member ")\n"
+    "redis.call('PUBLISH', '" ZTB_WIRE_REV_CHANNEL "', " member ")\n"
 
 /* KEYS: ztb:rev:jti:<jti> (or ztb:key:<kid>:tainted), ztb:revocations.
  * ARGV: event, ttl (seconds, decided by the broker), exp (the score), now
@@ -150,7 +162,7 @@ static ztb_err rev_until(const char *k, const char *event, int64_t exp, unsigned
     snprintf(e, sizeof(e), "%lld", (long long)exp);
     snprintf(n, sizeof(n), "%lld", (long long)now);
     snprintf(s, sizeof(s), "%u", skew);
-    const char *argv[] = {k, STORE_REV_CHANNEL, event, t, e, n, s};
+    const char *argv[] = {k, ZTB_WIRE_REV_ZSET, event, t, e, n, s};
     redisReply *r;
     ZTB_GUARD(redis_eval(&r, rev_until_lua, sha_of(rev_until_lua, rev_until_sha), 2,
                          (int)ZTB_ARRAY_LEN(argv), argv, NULL));
@@ -165,9 +177,9 @@ static ztb_err rev_until(const char *k, const char *event, int64_t exp, unsigned
 ztb_err store_rev_jti(const char *jti, int64_t exp, unsigned skew, unsigned min_ttl, int *applied)
 {
     ZTB_ENSURE(store_id_ok(jti) && exp > 0, ZTB_ERR_INVALID_ARG);
-    char k[STORE_KEY_MAX], ev[EVENT_MAX], rest[40];
-    snprintf(rest, sizeof(rest), ",\"exp\":%lld}", (long long)exp);
-    ZTB_ENSURE(store_keyf(k, "ztb:rev:jti:%s", jti) && event_text(ev, "jti", jti, rest),
+    char k[STORE_KEY_MAX], ev[EVENT_MAX];
+    ZTB_ENSURE(store_keyf(k, ZTB_WIRE_REV_JTI_KEY_FMT, jti) &&
+                   event_text(ev, REV_JTI, jti, 0, exp, 0),
                ZTB_ERR_TOO_LARGE);
     return rev_until(k, ev, exp, skew, min_ttl, applied);
 }
@@ -175,9 +187,9 @@ ztb_err store_rev_jti(const char *jti, int64_t exp, unsigned skew, unsigned min_
 ztb_err store_rev_key(const char *kid, int64_t exp, unsigned skew)
 {
     ZTB_ENSURE(store_id_ok(kid) && exp > 0, ZTB_ERR_INVALID_ARG);
-    char k[STORE_KEY_MAX], ev[EVENT_MAX], rest[40];
-    snprintf(rest, sizeof(rest), ",\"exp\":%lld}", (long long)exp);
-    ZTB_ENSURE(store_keyf(k, "ztb:key:%s:tainted", kid) && event_text(ev, "key", kid, rest),
+    char k[STORE_KEY_MAX], ev[EVENT_MAX];
+    ZTB_ENSURE(store_keyf(k, ZTB_WIRE_KEY_TAINTED_KEY_FMT, kid) &&
+                   event_text(ev, REV_KEY, kid, 0, exp, 0),
                ZTB_ERR_TOO_LARGE);
     int applied;
     return rev_until(k, ev, exp, skew, 0, &applied);
@@ -191,8 +203,7 @@ static const char rev_agent_lua[] =
     "local skew = tonumber(ARGV[3])\n"
     "local gen = redis.call('HINCRBY', KEYS[1], 'gen', 1)\n"
     "local exp = now + tonumber(ARGV[2])\n"
-    "local ev = ARGV[1] .. string.format('%d', gen) .. ',\"exp\":' .. string.format('%d', exp) .. "
-    "'}'\n"
+    "local ev = ARGV[1] .. " REV_AGENT_EVENT_TAIL_LUA "\n"
     "redis.call('ZADD', KEYS[2], exp, ev)\n" TRIM_AND_PUBLISH("ev") "return {1, gen, exp}\n";
 static char rev_agent_sha[41];
 
@@ -201,14 +212,13 @@ ztb_err store_rev_agent(const char *agent, unsigned max_ttl, unsigned skew, int6
 {
     ZTB_ENSURE(store_agent_name_ok(agent), ZTB_ERR_NOT_FOUND);
     char k[STORE_KEY_MAX], prefix[EVENT_MAX], ttl[16], s[16];
-    ZTB_ENSURE(store_keyf(k, "ztb:{%s}:agent", agent) &&
-                   event_text(prefix, "agent", agent, ",\"gen\":"),
+    ZTB_ENSURE(store_keyf(k, ZTB_WIRE_AGENT_KEY_FMT, agent) && agent_event_prefix(prefix, agent),
                ZTB_ERR_TOO_LARGE);
     char n[24];
     snprintf(ttl, sizeof(ttl), "%u", max_ttl ? max_ttl : 1);
     snprintf(s, sizeof(s), "%u", skew);
     snprintf(n, sizeof(n), "%lld", (long long)broker_now());
-    const char *argv[] = {k, STORE_REV_CHANNEL, prefix, ttl, s, n};
+    const char *argv[] = {k, ZTB_WIRE_REV_ZSET, prefix, ttl, s, n};
     redisReply *r;
     ZTB_GUARD(redis_eval(&r, rev_agent_lua, sha_of(rev_agent_lua, rev_agent_sha), 2,
                          (int)ZTB_ARRAY_LEN(argv), argv, NULL));
@@ -244,14 +254,14 @@ ztb_err store_rev_audience(const char *audience, int lift, unsigned skew, int *c
 {
     ZTB_ENSURE(store_id_ok(audience), ZTB_ERR_INVALID_ARG);
     char k[STORE_KEY_MAX], kill[EVENT_MAX], lifted[EVENT_MAX], s[16];
-    ZTB_ENSURE(store_keyf(k, "ztb:aud:%s:killed", audience) &&
-                   event_text(kill, "audience", audience, ",\"exp\":0}") &&
-                   event_text(lifted, "audience", audience, ",\"lifted\":true}"),
+    ZTB_ENSURE(store_keyf(k, ZTB_WIRE_AUD_KILLED_KEY_FMT, audience) &&
+                   event_text(kill, REV_AUDIENCE, audience, 0, 0, 0) &&
+                   event_text(lifted, REV_AUDIENCE, audience, 0, 0, 1),
                ZTB_ERR_TOO_LARGE);
     char n[24];
     snprintf(s, sizeof(s), "%u", skew);
     snprintf(n, sizeof(n), "%lld", (long long)broker_now());
-    const char *argv[] = {k, STORE_REV_CHANNEL, kill, lifted, lift ? "1" : "0", s, n};
+    const char *argv[] = {k, ZTB_WIRE_REV_ZSET, kill, lifted, lift ? "1" : "0", s, n};
     redisReply *r;
     ZTB_GUARD(redis_eval(&r, rev_aud_lua, sha_of(rev_aud_lua, rev_aud_sha), 2,
                          (int)ZTB_ARRAY_LEN(argv), argv, NULL));
@@ -277,7 +287,7 @@ ztb_err store_agent_flag(const char *agent, const char *flag, int on, int *chang
     ZTB_ENSURE(strcmp(flag, "quarantined") == 0 || strcmp(flag, "approval") == 0,
                ZTB_ERR_INVALID_ARG);
     char k[STORE_KEY_MAX];
-    store_keyf(k, "ztb:{%s}:agent", agent);
+    store_keyf(k, ZTB_WIRE_AGENT_KEY_FMT, agent);
     const char *argv[] = {k, flag, on ? "1" : "0"};
     redisReply *r;
     ZTB_GUARD(redis_eval(&r, flag_lua, sha_of(flag_lua, flag_sha), 1, (int)ZTB_ARRAY_LEN(argv),
@@ -301,7 +311,7 @@ ztb_err store_rev_list(unsigned skew, size_t limit, json_t **out)
     snprintf(min, sizeof(min), "%lld", now - (long long)skew);
     snprintf(lim, sizeof(lim), "%zu", limit ? limit : 1);
     ZTB_GUARD(
-        redis_commandf(&r, "ZRANGEBYSCORE %s %s +inf LIMIT 0 %s", STORE_REV_CHANNEL, min, lim));
+        redis_commandf(&r, "ZRANGEBYSCORE %s %s +inf LIMIT 0 %s", ZTB_WIRE_REV_ZSET, min, lim));
     if (r->type != REDIS_REPLY_ARRAY)
         return store_unexpected_reply(r, "rev_list");
     json_t *arr = json_array();
@@ -351,9 +361,10 @@ ztb_err store_token_state(const char *jti, const char *agent, const char *audien
                ZTB_ERR_INVALID_ARG);
     char k1[STORE_KEY_MAX], k2[STORE_KEY_MAX], k3[STORE_KEY_MAX], k4[STORE_KEY_MAX],
         k5[STORE_KEY_MAX], g[24], c[24];
-    ZTB_ENSURE(store_keyf(k1, "ztb:rev:jti:%s", jti) && store_keyf(k2, "ztb:{%s}:agent", agent) &&
-                   store_keyf(k3, "ztb:aud:%s:killed", audience) &&
-                   store_keyf(k4, "ztb:key:%s:tainted", kid) &&
+    ZTB_ENSURE(store_keyf(k1, ZTB_WIRE_REV_JTI_KEY_FMT, jti) &&
+                   store_keyf(k2, ZTB_WIRE_AGENT_KEY_FMT, agent) &&
+                   store_keyf(k3, ZTB_WIRE_AUD_KILLED_KEY_FMT, audience) &&
+                   store_keyf(k4, ZTB_WIRE_KEY_TAINTED_KEY_FMT, kid) &&
                    store_keyf(k5, ZTB_WIRE_USED_KEY_FMT, jti),
                ZTB_ERR_TOO_LARGE);
     snprintf(g, sizeof(g), "%lld", (long long)token_gen);
@@ -953,7 +964,7 @@ ztb_err store_detect_audience(const char *agent, const char *audience, unsigned 
     ZTB_ENSURE(store_agent_name_ok(agent) && store_id_ok(audience), ZTB_ERR_INVALID_ARG);
     char k1[STORE_KEY_MAX], k2[STORE_KEY_MAX], l[16];
     store_keyf(k1, "ztb:{%s}:auds", agent);
-    store_keyf(k2, "ztb:{%s}:agent", agent);
+    store_keyf(k2, ZTB_WIRE_AGENT_KEY_FMT, agent);
     snprintf(l, sizeof(l), "%u", learn_s);
     const char *argv[] = {k1, k2, audience, l};
     redisReply *r;

@@ -1,7 +1,8 @@
 /*
  * store_rev.h - revocation state, signals and their sources in Redis.
  *
- * With store.c, the only file that knows ztb's Redis key names and scripts.
+ * With store.c, the only file that knows ztb's Redis key names and scripts
+ * (the names verifiers read too are wire/wire.h's, ZTB_WIRE_*_KEY_FMT).
  * Keys (A = an agent name; hash tags keep an agent's keys in one slot):
  *
  *   ztb:rev:jti:<jti>              STR  a revoked token; EX = its remaining life + skew
@@ -51,9 +52,8 @@
 
 struct json_t;
 
-#define STORE_REV_CHANNEL "ztb:revocations"
-#define STORE_ID_MAX      256 /* jti, audience, kid: printable, no spaces */
-#define STORE_SOURCE_MAX  64  /* source names: like agent names */
+#define STORE_ID_MAX     256 /* jti, audience, kid: printable, no spaces */
+#define STORE_SOURCE_MAX 64  /* source names: like agent names */
 
 /* 1 if s is 1..STORE_ID_MAX printable ASCII characters without spaces. */
 int store_id_ok(const char *s);

@@ -10,7 +10,6 @@
 
 #include "broker/audit.h"
 #include "broker/broker.h"
-#include "broker/claims.h"
 #include "broker/client_auth.h"
 #include "broker/detectors.h"
 #include "broker/form.h"
@@ -24,9 +23,11 @@
 #include "pki/dpop.h"
 #include "pki/jws.h"
 #include "policy/policy.h"
+#include "wire/claims.h"
+#include "wire/wire.h"
 
-#define GRANT_TOKEN_EXCHANGE "urn:ietf:params:oauth:grant-type:token-exchange"
-#define TOKEN_TYPE_ACCESS    "urn:ietf:params:oauth:token-type:access_token"
+#define GRANT_TOKEN_EXCHANGE ZTB_WIRE_GRANT_TOKEN_EXCHANGE
+#define TOKEN_TYPE_ACCESS    ZTB_WIRE_TOKEN_TYPE_ACCESS
 #define FIELD_MAX            512
 #define DETAILS_MAX          4096
 #define TOKEN_MAX            8192
@@ -205,11 +206,10 @@ static int check_subject_token(struct token_req *t, const char *tok, const char 
                            "subject_token is the caller's own: an agent cannot act on its "
                            "own behalf (self-delegation)");
     /* the cnf binding: a bound token works only with its proof (RFC 9449, RFC 8705) */
-    json_t *cnf = json_object_get(s->claims, "cnf");
-    const char *jkt = json_string_value(json_object_get(cnf, "jkt"));
-    const char *x5t = json_string_value(json_object_get(cnf, "x5t#S256"));
-    if (cnf != NULL &&
-        (!json_is_object(cnf) || json_object_size(cnf) != 1 || (jkt == NULL && x5t == NULL)))
+    const struct claims *c = &s->tok.c;
+    const char *jkt = claims_str(c, CL_JKT);
+    const char *x5t = claims_str(c, CL_X5T);
+    if (c->cnf_present && (c->cnf_unknown || (jkt == NULL) == (x5t == NULL)))
         return bad_subject(t, resp, "subject_token has a cnf binding this broker cannot check");
     if (jkt != NULL &&
         !(t->has_dpop && ztb_ct_eq_len(t->dpop.jkt, strlen(t->dpop.jkt), jkt, strlen(jkt))))
@@ -221,12 +221,9 @@ static int check_subject_token(struct token_req *t, const char *tok, const char 
         return bad_subject(t, resp,
                            "subject_token is mTLS-bound: connect with the TLS client "
                            "certificate of its cnf.x5t#S256");
-    /* may_act (RFC 8693 §4.4): who may present it */
-    json_t *ma = json_object_get(s->claims, "may_act");
-    if (ma != NULL) {
-        const char *who = json_string_value(json_object_get(ma, "sub"));
-        if (!json_is_object(ma) || who == NULL)
-            return bad_subject(t, resp, "subject_token has a may_act this broker cannot check");
+    /* may_act (RFC 8693 §4.4): who may present it (its shape: wire/claims.h) */
+    const char *who = claims_str(c, CL_MAY_ACT_SUB);
+    if (who != NULL) {
         if (strcmp(who, me) != 0)
             return bad_subject(t, resp,
                                "subject_token's may_act names another agent: only that "
@@ -245,7 +242,7 @@ static int check_subject_token(struct token_req *t, const char *tok, const char 
  */
 static int consume_subject_token(struct token_req *t, struct http_resp *resp)
 {
-    if (t->subject.claims == NULL || !t->subject.single_use)
+    if (!t->subject.valid || !t->subject.single_use)
         return 1;
     ztb_err rv = introspect_state(&t->subject, t->now, 1);
     if (rv == ZTB_ERR_UNAVAILABLE) {
@@ -354,22 +351,29 @@ static int caller_live(struct token_req *t, struct http_resp *resp)
     return 1;
 }
 
-/* Refuse the request with status, code and why, and record the refusal
- * (audit, metrics): 1. If the caller turns out not to be live, it is refused
- * for that instead, nothing is recorded, and 0 is returned: callers feed
+/* Refuse the request with status, code (and the ztb error err names, ZTB_OK:
+ * the code's, wire/error_response.h) and why, and record the refusal (audit,
+ * metrics): 1. If the caller turns out not to be live, it is refused for
+ * that instead, nothing is recorded, and 0 is returned: callers feed
  * detectors only on 1. */
-static int denied(struct token_req *t, struct http_resp *resp, unsigned status, const char *code,
-                  const char *why, const char *rule)
+static int denied_as(struct token_req *t, struct http_resp *resp, unsigned status, const char *code,
+                     ztb_err err, const char *why, const char *rule)
 {
     if (!caller_live(t, resp))
         return 0;
-    http_resp_error(resp, status, code, why);
+    http_resp_error_as(resp, status, code, err, why);
     metrics_add(METRIC_TOKENS_DENIED, 1);
     audit("token.denied", t->actor, 0, ZTB_F_STR("agent", t->id.agent),
           ZTB_F_STR("action", t->action), ZTB_F_STR("audience", t->audience),
           ZTB_F_STR("resource", t->resource ? t->resource : ""), ZTB_F_STR("reason", why),
           ZTB_F_STR("rule", rule));
     return 1;
+}
+
+static int denied(struct token_req *t, struct http_resp *resp, unsigned status, const char *code,
+                  const char *why, const char *rule)
+{
+    return denied_as(t, resp, status, code, ZTB_OK, why, rule);
 }
 
 /* Parse and check the request up to (not including) policy. 0: resp filled. */
@@ -691,10 +695,12 @@ void handle_token(struct http_req *req, struct http_resp *resp)
     case STORE_STALE_IDENTITY:
     case STORE_DPOP_REPLAY: goto out; /* answered by caller_refused */
     case STORE_QUARANTINED:
-        denied(&t, resp, 403, "access_denied", "the agent is quarantined", NULL);
+        denied_as(&t, resp, 403, "access_denied", ZTB_ERR_QUARANTINED, "the agent is quarantined",
+                  NULL);
         goto out;
     case STORE_AUDIENCE_KILLED:
-        denied(&t, resp, 403, "access_denied", "the audience is disabled", NULL);
+        denied_as(&t, resp, 403, "access_denied", ZTB_ERR_AUDIENCE_KILLED,
+                  "the audience is disabled", NULL);
         goto out;
     case STORE_RATE_AGENT:
     case STORE_RATE_ACTION: {

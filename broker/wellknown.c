@@ -13,6 +13,7 @@
 #include "broker/broker.h"
 #include "broker/keys.h"
 #include "broker/wellknown.h"
+#include "wire/wire.h"
 
 void handle_jwks(struct http_req *req, struct http_resp *resp)
 {
@@ -43,11 +44,11 @@ void handle_metadata(struct http_req *req, struct http_resp *resp)
     json_t *j = json_pack(
         "{s:s,s:s,s:s,s:s,s:s,s:[s],s:[s,s],s:[s],s:[s],s:[s],s:[s]}", "issuer", iss,
         "token_endpoint", token, "jwks_uri", jwks, "introspection_endpoint", intro,
-        "revocation_endpoint", revoke, "grant_types_supported",
-        "urn:ietf:params:oauth:grant-type:token-exchange", "token_endpoint_auth_methods_supported",
-        "private_key_jwt", "ztb_session", "token_endpoint_auth_signing_alg_values_supported",
-        "ES256", "dpop_signing_alg_values_supported", "ES256",
-        "authorization_details_types_supported", "ztb_action", "response_types_supported", "token");
+        "revocation_endpoint", revoke, "grant_types_supported", ZTB_WIRE_GRANT_TOKEN_EXCHANGE,
+        "token_endpoint_auth_methods_supported", "private_key_jwt", "ztb_session",
+        "token_endpoint_auth_signing_alg_values_supported", "ES256",
+        "dpop_signing_alg_values_supported", "ES256", "authorization_details_types_supported",
+        ZTB_WIRE_DETAIL_TYPE_ACTION, "response_types_supported", "token");
     http_resp_json_value(resp, 200, j);
     http_resp_header(resp, "Cache-Control", "public, max-age=3600");
 }

@@ -45,19 +45,18 @@
 #include "sdk/src/http_client.h"
 #include "sdk/src/identity.h"
 #include "sdk/src/sigpipe.h"
+#include "wire/error_response.h"
+#include "wire/wire.h"
 
-#define ASSERTION_TYPE_JWT     "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
-#define ASSERTION_TYPE_SESSION "urn:ztb:params:oauth:client-assertion-type:session"
-#define GRANT_TOKEN_EXCHANGE   "urn:ietf:params:oauth:grant-type:token-exchange"
-#define SESSION_MAX            512
-#define ASSERTION_LIFE_S       60
-#define FIELD_MAX              1024
-#define DETAILS_MAX            4096
-#define URL_MAX                2048
-#define BACKOFF_BASE_MS        100
-#define BACKOFF_CAP_MS         5000
-#define RENEW_RETRY_MIN_S      5
-#define RENEW_RETRY_MAX_S      300
+#define SESSION_MAX       512
+#define ASSERTION_LIFE_S  60
+#define FIELD_MAX         1024
+#define DETAILS_MAX       4096
+#define URL_MAX           2048
+#define BACKOFF_BASE_MS   100
+#define BACKOFF_CAP_MS    5000
+#define RENEW_RETRY_MIN_S 5
+#define RENEW_RETRY_MAX_S 300
 
 struct ztb_agent_config {
     char *broker, *name, *td, *cred_file, *ca_file;
@@ -259,41 +258,26 @@ static json_t *body_json(const struct http_response *rs)
 
 enum call_ctx { CTX_ENROLL, CTX_OTHER };
 
-/* Map a broker error answer (RFC 6749 §5.2 JSON) to a code and a detail. */
+/*
+ * Map a broker error answer (RFC 6749 §5.2 JSON, wire/error_response.h) to a
+ * code and a detail: the ztb error the answer names (ZTB_WIRE_ERROR_MEMBER),
+ * else, from a broker that names none, its RFC 6749 code. Never the
+ * description: it is English for people and may change.
+ */
 static ztb_err broker_error(const struct ztb_agent *a, const struct http_response *rs,
                             enum call_ctx ctx)
 {
     json_t *j = body_json(rs);
     const char *err = j ? json_string_value(json_object_get(j, "error")) : NULL;
     const char *desc = j ? json_string_value(json_object_get(j, "error_description")) : NULL;
-    ztb_err rv;
-    if (err == NULL)
-        rv = rs->status == 429   ? ZTB_ERR_RATE_LIMITED
-             : rs->status == 503 ? ZTB_ERR_UNAVAILABLE
-                                 : ZTB_ERR_HTTP;
-    else if (strcmp(err, "invalid_client") == 0)
-        rv = ZTB_ERR_INVALID_CLIENT;
-    else if (strcmp(err, "invalid_grant") == 0)
-        rv = ctx == CTX_ENROLL ? ZTB_ERR_JOIN_TOKEN : ZTB_ERR_INVALID_REQUEST;
-    else if (strcmp(err, "invalid_scope") == 0)
-        rv = ZTB_ERR_INVALID_SCOPE;
-    else if (strcmp(err, "invalid_dpop_proof") == 0)
-        rv = ZTB_ERR_DPOP;
-    else if (strcmp(err, "approval_required") == 0)
-        rv = ZTB_ERR_APPROVAL_REQUIRED;
-    else if (strcmp(err, "slow_down") == 0)
-        rv = ZTB_ERR_RATE_LIMITED;
-    else if (strcmp(err, "temporarily_unavailable") == 0)
-        rv = ZTB_ERR_UNAVAILABLE;
-    else if (strcmp(err, "access_denied") == 0)
-        /* the broker names these two refusals in its description (docs/protocol.md) */
-        rv = desc && strstr(desc, "quarantined")            ? ZTB_ERR_QUARANTINED
-             : desc && strstr(desc, "audience is disabled") ? ZTB_ERR_AUDIENCE_KILLED
-                                                            : ZTB_ERR_ACCESS_DENIED;
-    else if (rs->status >= 400 && rs->status < 500)
-        rv = ZTB_ERR_INVALID_REQUEST;
-    else
-        rv = ZTB_ERR_HTTP;
+    json_t *named = j ? json_object_get(j, ZTB_WIRE_ERROR_MEMBER) : NULL;
+    ztb_err rv = ZTB_OK;
+    if (err != NULL && json_is_string(named))
+        rv = error_response_name_to_err(json_string_value(named), json_string_length(named));
+    if (rv == ZTB_OK && err != NULL && ctx == CTX_ENROLL && strcmp(err, "invalid_grant") == 0)
+        rv = ZTB_ERR_JOIN_TOKEN;
+    if (rv == ZTB_OK)
+        rv = error_response_for_code(err, rs->status);
     errdetail_setf(a, rv, "broker: HTTP %ld %.40s: %.180s", rs->status, err ? err : "error",
                    desc ? desc : "(no description)");
     json_decref(j);
@@ -457,7 +441,7 @@ static ztb_err session_prep_fn(struct ztb_agent *a, void *ud, struct http_reques
     ztb_err rv = make_assertion(a, p->key, p->aud, &assertion);
     ztb_buf_reset(&p->form);
     if (rv == ZTB_OK) {
-        form_add(&p->form, "client_assertion_type", ASSERTION_TYPE_JWT);
+        form_add(&p->form, "client_assertion_type", ZTB_WIRE_ASSERTION_JWT);
         form_add(&p->form, "client_assertion", ztb_buf_cstr(&assertion));
         rv = ztb_buf_error(&p->form);
     }
@@ -835,7 +819,7 @@ ztb_err ztb_agent_renew(ztb_agent *a)
     ZTB_TRY(rv, ztb_csr_make(key, a->spiffe_id, &csr));
     ZTB_TRY(rv, make_assertion(a, key, te, &assertion));
     body = json_pack("{s:s,s:s,s:s}", "csr", ztb_buf_cstr(&csr), "client_assertion_type",
-                     ASSERTION_TYPE_JWT, "client_assertion", ztb_buf_cstr(&assertion));
+                     ZTB_WIRE_ASSERTION_JWT, "client_assertion", ztb_buf_cstr(&assertion));
     ZTB_CHECK(rv, body != NULL, ZTB_ERR_NOMEM);
     rv = post_identity(a, "/v1/renew", key, body, CTX_OTHER);
 out:
@@ -916,7 +900,7 @@ static ztb_err token_prep_fn(struct ztb_agent *a, void *ud, struct http_request 
     struct token_prep *p = ud;
     ztb_buf_reset(&p->body);
     ztb_buf_append(&p->body, p->form->data, p->form->len);
-    form_add(&p->body, "client_assertion_type", ASSERTION_TYPE_SESSION);
+    form_add(&p->body, "client_assertion_type", ZTB_WIRE_ASSERTION_SESSION);
     form_add(&p->body, "client_assertion", p->session);
     ZTB_GUARD(ztb_buf_error(&p->body));
     rq->body = p->body.data;
@@ -942,7 +926,7 @@ static ztb_err token_form(const struct ztb_agent *a, const char *audience, const
         return errdetail_set(a, ZTB_ERR_INVALID_ARG, "audience and action are required");
     if (resource != NULL && !arg_ok(resource, FIELD_MAX))
         return errdetail_set(a, ZTB_ERR_INVALID_ARG, "resource empty, too long or not printable");
-    form_add(form, "grant_type", GRANT_TOKEN_EXCHANGE);
+    form_add(form, "grant_type", ZTB_WIRE_GRANT_TOKEN_EXCHANGE);
     form_add(form, "audience", audience);
     form_add(form, "scope", action);
     if (resource != NULL)
@@ -961,7 +945,7 @@ static ztb_err token_form(const struct ztb_agent *a, const char *audience, const
                              "details_json must be a JSON object (its \"type\" a string)");
     }
     if (type == NULL)
-        json_object_set_new(obj, "type", json_string("ztb_action"));
+        json_object_set_new(obj, "type", json_string(ZTB_WIRE_DETAIL_TYPE_ACTION));
     json_t *arr = json_pack("[o]", obj);
     char *text = arr ? json_dumps(arr, JSON_COMPACT) : NULL;
     json_decref(arr);
@@ -981,7 +965,7 @@ static ztb_err token_answer(struct ztb_agent *a, const struct http_response *rs,
     ztb_err rv = ZTB_OK;
     if (tok == NULL || type == NULL || strlen(tok) > ZTB_JWS_DEFAULT_MAX) {
         rv = errdetail_set(a, ZTB_ERR_HTTP, "broker sent an unusable token answer");
-    } else if ((a->dpop_key != NULL) != (strcmp(type, "DPoP") == 0)) {
+    } else if ((a->dpop_key != NULL) != (strcmp(type, ZTB_WIRE_TOKEN_TYPE_DPOP) == 0)) {
         rv = errdetail_set(a, ZTB_ERR_DPOP,
                            a->dpop_key ? "broker did not bind the token to DPoP"
                                        : "broker bound the token to a key");
@@ -1089,7 +1073,7 @@ ztb_err agent_introspect(ztb_agent *a, const char *token, int *active)
         ZTB_TRY(rv, get_session(a, session));
         ztb_buf_reset(&form);
         form_add(&form, "token", token);
-        form_add(&form, "client_assertion_type", ASSERTION_TYPE_SESSION);
+        form_add(&form, "client_assertion_type", ZTB_WIRE_ASSERTION_SESSION);
         form_add(&form, "client_assertion", session);
         ZTB_TRY(rv, ztb_buf_error(&form));
         struct http_request rq = {.method = "POST",

@@ -30,6 +30,7 @@
 #include "sdk/src/revfeed.h"
 #include "sdk/src/revset.h"
 #include "sdk/src/sigpipe.h"
+#include "wire/wire.h"
 
 #define RECONNECT_MIN_MS 100
 #define RECONNECT_MAX_MS 5000
@@ -120,7 +121,7 @@ static ztb_err load(struct revfeed *f, struct revset *rs)
     char cursor[32] = "0";
     redisReply *r = NULL;
     do {
-        r = redisCommand(c, "ZSCAN %s %s COUNT %s", REVFEED_ZSET, cursor, ZSCAN_COUNT);
+        r = redisCommand(c, "ZSCAN %s %s COUNT %s", ZTB_WIRE_REV_ZSET, cursor, ZSCAN_COUNT);
         if (r == NULL) {
             note_error(f, "revocations: ZSCAN failed", c);
             rv = ZTB_ERR_UNAVAILABLE;
@@ -227,7 +228,7 @@ static void session(struct revfeed *f)
         note_error(f, "revocations: cannot connect to Redis", NULL);
         return;
     }
-    r = redisCommand(sub, "SUBSCRIBE %s", REVFEED_CHANNEL);
+    r = redisCommand(sub, "SUBSCRIBE %s", ZTB_WIRE_REV_CHANNEL);
     if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements != 3) {
         note_error(f, "revocations: SUBSCRIBE failed", sub);
         goto out;

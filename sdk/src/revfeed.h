@@ -4,7 +4,8 @@
  *
  * A feed owns one thread (every signal blocked) that does what
  * docs/protocol.md asks of a verifier: subscribe to `ztb:revocations` first,
- * then load every live entry of the `ztb:revocations` sorted set (ZSCAN, so
+ * then load every live entry of the `ztb:revocations` sorted set (both
+ * ZTB_WIRE_REV_*, wire/wire.h) (ZSCAN, so
  * entries present throughout are seen even while the set changes), swap the
  * loaded state in, then apply each published event as it arrives. It pings
  * Redis every second on the subscriber connection; hearing nothing for three
@@ -34,10 +35,6 @@
 
 #include "sdk/src/idset.h"
 #include "sdk/src/redis_conn.h"
-
-/* The Redis channel and sorted set (docs/protocol.md). */
-#define REVFEED_CHANNEL "ztb:revocations"
-#define REVFEED_ZSET    "ztb:revocations"
 
 /* Heartbeat: a PING every REVFEED_PING_MS; silence for REVFEED_DEAD_MS is a loss. */
 #define REVFEED_PING_MS 1000

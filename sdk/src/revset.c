@@ -3,96 +3,13 @@
  *
  * Three small name maps (open addressing, linear probing, backward-shift
  * deletion so no tombstones) and one idset for token ids. Events are parsed
- * with the strict pull reader; nothing from an event is trusted beyond its
- * syntax: ids are bounded and printable, numbers are integers in range.
+ * by wire/revevent.c.
  */
 #include <stdlib.h>
 #include <string.h>
 
 #include "common/guard.h"
-#include "sdk/src/json_reader.h"
 #include "sdk/src/revset.h"
-
-/* ---- events ------------------------------------------------------------- */
-
-static int printable(const char *s, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        unsigned char ch = (unsigned char)s[i];
-        if (ch < 0x20 || ch == 0x7f)
-            return 0;
-    }
-    return 1;
-}
-
-static ztb_err parse_members(struct jr *r, struct rev_event *ev, int *has_gen, int *has_exp,
-                             char *type, size_t type_cap)
-{
-    int more;
-    ztb_span name;
-    for (;;) {
-        ZTB_GUARD(jr_next_member(r, &name, &more));
-        if (!more)
-            return ZTB_OK;
-        if (ztb_span_eq_str(name, "type")) {
-            ZTB_GUARD(jr_read_string(r, type, type_cap, NULL));
-        } else if (ztb_span_eq_str(name, "id")) {
-            ZTB_GUARD(jr_read_string(r, ev->id, sizeof(ev->id), &ev->id_len));
-        } else if (ztb_span_eq_str(name, "gen")) {
-            ZTB_GUARD(jr_read_int(r, &ev->gen));
-            *has_gen = 1;
-        } else if (ztb_span_eq_str(name, "exp")) {
-            ZTB_GUARD(jr_read_int(r, &ev->exp));
-            *has_exp = 1;
-        } else if (ztb_span_eq_str(name, "lifted")) {
-            ZTB_GUARD(jr_read_bool(r, &ev->lifted));
-        } else {
-            ZTB_GUARD(jr_skip(r)); /* members a later broker may add */
-        }
-    }
-}
-
-ztb_err rev_event_parse(const void *json, size_t n, struct rev_event *ev)
-{
-    ZTB_ENSURE(json != NULL && ev != NULL, ZTB_ERR_INVALID_ARG);
-    memset(ev, 0, sizeof(*ev));
-    ZTB_ENSURE(n <= REV_EVENT_MAX, ZTB_ERR_TOO_LARGE);
-    struct jr r;
-    jr_init(&r, json, n);
-    char type[16] = "";
-    int has_gen = 0, has_exp = 0;
-    ztb_err rv = jr_enter_object(&r);
-    if (rv == ZTB_OK)
-        rv = parse_members(&r, ev, &has_gen, &has_exp, type, sizeof(type));
-    if (rv == ZTB_OK)
-        rv = jr_finish(&r);
-    if (rv == ZTB_ERR_TOO_LARGE)
-        rv = ZTB_ERR_MALFORMED;
-    ZTB_GUARD(rv);
-
-    ZTB_ENSURE(ev->id_len > 0 && printable(ev->id, ev->id_len), ZTB_ERR_MALFORMED);
-    if (strcmp(type, "jti") == 0)
-        ev->kind = REV_JTI;
-    else if (strcmp(type, "agent") == 0)
-        ev->kind = REV_AGENT;
-    else if (strcmp(type, "audience") == 0)
-        ev->kind = REV_AUDIENCE;
-    else if (strcmp(type, "key") == 0)
-        ev->kind = REV_KEY;
-    else
-        return type[0] != '\0' ? ZTB_ERR_UNSUPPORTED : ZTB_ERR_MALFORMED;
-
-    if (ev->kind == REV_AUDIENCE && ev->lifted) {
-        ev->exp = 0;
-        return ZTB_OK; /* exp and gen mean nothing for a lift */
-    }
-    ZTB_ENSURE(!ev->lifted, ZTB_ERR_MALFORMED); /* only an audience kill is lifted */
-    ZTB_ENSURE(has_exp && ev->exp >= 0, ZTB_ERR_MALFORMED);
-    ZTB_ENSURE(ev->kind == REV_AUDIENCE || ev->exp > 0, ZTB_ERR_MALFORMED);
-    if (ev->kind == REV_AGENT)
-        ZTB_ENSURE(has_gen && ev->gen > 0, ZTB_ERR_MALFORMED);
-    return ZTB_OK;
-}
 
 /* ---- name maps ------------------------------------------------------------ */
 

@@ -2,7 +2,7 @@
  * revset.h - a verifier's local copy of the revocation state.
  *
  * The broker announces every revocation (docs/protocol.md, "Revocation state
- * in Redis") as a small JSON event: one token (jti), every token of an agent
+ * in Redis") as a small JSON event (wire/revevent.h): one token (jti), every token of an agent
  * below a generation, an audience kill switch, a tainted signing key. A
  * revset holds the events that still matter, so checking a token against
  * them costs a few hash lookups and no round trip:
@@ -40,32 +40,7 @@
 #include <ztb/error.h>
 
 #include "sdk/src/idset.h"
-
-/* Longest id in an event (an agent name, audience, kid or jti), in bytes. */
-#define REV_ID_MAX 256
-
-/* Largest event message accepted, in bytes. */
-#define REV_EVENT_MAX 4096
-
-enum rev_kind { REV_JTI = 1, REV_AGENT, REV_AUDIENCE, REV_KEY };
-
-struct rev_event {
-    enum rev_kind kind;
-    char id[REV_ID_MAX + 1];
-    size_t id_len;
-    int64_t gen; /* REV_AGENT: tokens with a lower ztb.gen are dead */
-    int64_t exp; /* when it stops mattering; 0: never (until lifted) */
-    int lifted;  /* REV_AUDIENCE: the kill switch was lifted */
-};
-
-/*
- * Parse one event message json[0..n) (strict JSON, see json_reader.h).
- * UNSUPPORTED for a well-formed event of a type this version does not know
- * (the caller ignores it); JSON or MALFORMED for anything else wrong (missing
- * or mistyped members, an id that is empty, too long or not printable, an
- * agent event without gen, a jti or key event with exp 0).
- */
-ztb_err rev_event_parse(const void *json, size_t n, struct rev_event *ev);
+#include "wire/revevent.h"
 
 /* A name -> (gen, exp) map for agents, audiences and kids. */
 struct rev_name {

@@ -3,9 +3,11 @@
  *
  * ztb_verify runs the checks cheapest first, so that garbage and forgeries
  * cost almost nothing and a valid token costs one ECDSA verification plus a
- * few microseconds: the JWS checks and signature (pki/jws.c: the key chosen
- * by kid, the algorithm pinned by the key), typ, the claims (claims.c, one
- * pass, no allocation), issuer, audience, times, action, resource, the
+ * few microseconds: the JWS checks and signature, typ, the claims, issuer,
+ * audience and times (wire/access_token.c, the one verification path the
+ * broker's introspection and delegation take too: the key chosen by kid,
+ * the algorithm pinned by the key, one pass of the claims reader, no
+ * allocation), then action, resource, the
  * revocation state (a local lookup under a read lock), then the DPoP proof
  * (a second ECDSA verification, only for bound tokens), and last the steps
  * that need a round trip: recording the proof id and consuming a single-use
@@ -30,12 +32,10 @@
 #include "common/guard.h"
 #include "common/secret.h"
 #include "common/utf8.h"
-#include "common/wire.h"
 #include "pki/dpop.h"
 #include "pki/es256.h"
 #include "pki/jws.h"
 #include "sdk/src/agent_internal.h"
-#include "sdk/src/claims.h"
 #include "sdk/src/clock.h"
 #include "sdk/src/errdetail.h"
 #include "sdk/src/http_client.h"
@@ -46,6 +46,8 @@
 #include "sdk/src/revfeed.h"
 #include "sdk/src/revset.h"
 #include "sdk/src/thread_cache.h"
+#include "wire/access_token.h"
+#include "wire/wire.h"
 
 #define STR_MAX          1024
 #define DEFAULT_SKEW_S   30
@@ -66,10 +68,7 @@ struct ztb_verifier_config {
 
 struct ztb_claims {
     int valid;
-    size_t payload_len;
-    struct claims c;
-    ztb_jws_header hdr;
-    char payload[CLAIMS_PAYLOAD_MAX + 1];
+    struct access_token t; /* the token being verified, then its claims */
 };
 
 struct ztb_verifier {
@@ -430,7 +429,7 @@ static ztb_err check_resource(const struct claims *c, const ztb_expect *ex)
 /*
  * Remember a DPoP proof id until no verifier could accept it any more (its
  * iat + the proof age + the largest skew any verifier may be configured
- * with, common/wire.h), so a replica with a larger skew cannot take a
+ * with, wire/wire.h), so a replica with a larger skew cannot take a
  * replay: DPOP_REPLAY if seen.
  */
 static ztb_err dpop_remember(ztb_verifier *v, const char *jkt, const ztb_dpop_result *d,
@@ -500,7 +499,7 @@ static ztb_err check_binding(ztb_verifier *v, const struct claims *c, const char
 /*
  * Consume a single-use token: SET NX in Redis until exp + the largest skew
  * any verifier (or the broker's introspection) may accept it with
- * (common/wire.h), whatever this verifier's own skew.
+ * (wire/wire.h), whatever this verifier's own skew.
  */
 static ztb_err consume(ztb_verifier *v, const struct claims *c, int64_t now)
 {
@@ -525,31 +524,24 @@ static ztb_err consume(ztb_verifier *v, const struct claims *c, int64_t now)
 
 /* Everything after the signature: claims, request, revocation, binding, use. */
 static ztb_err check_claims(ztb_verifier *v, const char *token, const ztb_expect *ex,
-                            ztb_claims *cl, size_t payload_len)
+                            ztb_claims *cl)
 {
-    if (!ztb_jws_header_typ_is(&cl->hdr, "at+jwt") &&
-        !ztb_jws_header_typ_is(&cl->hdr, "application/at+jwt"))
-        return ZTB_ERR_TYP;
-    struct claims *c = &cl->c;
-    ZTB_GUARD(claims_parse(cl->payload, payload_len, c));
-    if (!str_eq(claims_str(c, CL_ISS), v->issuer))
-        return ZTB_ERR_ISSUER;
-    if (!str_eq(claims_str(c, CL_AUD), v->audience))
-        return ZTB_ERR_AUDIENCE;
-    int64_t now = clock_now_s(), skew = v->skew_s;
-    if (now >= c->exp + skew)
-        return ZTB_ERR_EXPIRED;
-    if (c->has_nbf && c->nbf > now + skew)
-        return ZTB_ERR_NOT_YET_VALID;
-    if (c->iat > now + skew)
-        return ZTB_ERR_IAT;
+    ZTB_GUARD(access_token_read_claims(&cl->t));
+    int64_t now = clock_now_s();
+    struct access_token_expect e = {.issuer = v->issuer,
+                                    .audience = v->audience,
+                                    .now = now,
+                                    .skew_s = v->skew_s,
+                                    .exp_skew_s = v->skew_s};
+    ZTB_GUARD(access_token_check(&cl->t, &e));
+    const struct claims *c = &cl->t.c;
     if (!str_eq(claims_str(c, CL_SCOPE), ex->action))
         return ZTB_ERR_ACTION;
     ZTB_GUARD(check_resource(c, ex));
     uint8_t jti_id[IDSET_ID_LEN];
     ZTB_GUARD(idset_key(claims_str(c, CL_JTI), claims_len(c, CL_JTI), jti_id));
     if (v->rev == REVM_REDIS)
-        ZTB_GUARD(revfeed_check(v->feed, cl->hdr.kid, claims_str(c, CL_AUD),
+        ZTB_GUARD(revfeed_check(v->feed, cl->t.hdr.kid, claims_str(c, CL_AUD),
                                 claims_str(c, CL_AGENT), c->gen, jti_id, now));
     ZTB_GUARD(check_binding(v, c, token, ex, now));
     if (v->rev == REVM_INTROSPECT) {
@@ -583,29 +575,22 @@ ztb_err ztb_verify(ztb_verifier *v, const char *token, const ztb_expect *expect,
     const ztb_keyset *ks = jwks_cache_keyset(v->jwks, &epoch);
     if (ks == NULL)
         return errdetail_set(v, ZTB_ERR_NOMEM, "out of memory");
-    ztb_buf pb;
-    ztb_buf_init_fixed(&pb, cl->payload, sizeof(cl->payload));
-    ztb_err rv = ztb_jws_verify(ks, token, len, NULL, &cl->hdr, &pb);
+    ztb_err rv = access_token_verify_signature(ks, token, len, &cl->t);
     if (rv == ZTB_ERR_UNKNOWN_KID && jwks_cache_unknown_kid(v->jwks, epoch)) {
         ks = jwks_cache_keyset(v->jwks, &epoch); /* a rotation: the new key was fetched */
         if (ks == NULL)
             return errdetail_set(v, ZTB_ERR_NOMEM, "out of memory");
-        ztb_buf_truncate(&pb, 0);
-        rv = ztb_jws_verify(ks, token, len, NULL, &cl->hdr, &pb);
+        rv = access_token_verify_signature(ks, token, len, &cl->t);
     }
-    if (rv == ZTB_ERR_TOO_LARGE && len <= ZTB_JWS_DEFAULT_MAX)
-        rv = ZTB_ERR_CLAIMS; /* the payload is over the claims limit */
-    char stale[256];         /* a signature by keys not confirmed within their max-age */
+    char stale[256]; /* a signature by keys not confirmed within their max-age */
     if (rv == ZTB_OK && jwks_cache_fresh(v->jwks, stale, sizeof(stale)) != ZTB_OK)
         return errdetail_setf(v, ZTB_ERR_UNAVAILABLE, "%s", stale);
     if (rv == ZTB_OK)
-        rv = check_claims(v, token, expect, cl, pb.len);
+        rv = check_claims(v, token, expect, cl);
     if (rv == ZTB_ERR_ISSUER || rv == ZTB_ERR_AUDIENCE)
-        return reject_expected(v, rv, &cl->c);
+        return reject_expected(v, rv, &cl->t.c);
     if (rv != ZTB_OK)
         return reject(v, rv);
-    cl->payload_len = pb.len;
-    cl->payload[pb.len] = '\0';
     cl->valid = claims != NULL;
     return ZTB_OK;
 }
@@ -625,7 +610,7 @@ void ztb_claims_free(ztb_claims *c)
 
 static const char *claim(const ztb_claims *c, enum claims_str s)
 {
-    return c != NULL && c->valid ? claims_str(&c->c, s) : NULL;
+    return c != NULL && c->valid ? claims_str(&c->t.c, s) : NULL;
 }
 
 const char *ztb_claims_subject(const ztb_claims *c)
@@ -670,24 +655,24 @@ const char *ztb_claims_details_type(const ztb_claims *c)
 
 const char *ztb_claims_details_json(const ztb_claims *c)
 {
-    if (c == NULL || !c->valid || c->c.details_len == 0)
+    if (c == NULL || !c->valid || c->t.c.details_len == 0)
         return NULL;
-    return c->c.text + c->c.details_off;
+    return c->t.c.text + c->t.c.details_off;
 }
 
 const char *ztb_claims_json(const ztb_claims *c)
 {
-    return c != NULL && c->valid ? c->payload : NULL;
+    return c != NULL && c->valid ? c->t.payload : NULL;
 }
 
 int64_t ztb_claims_expires_at(const ztb_claims *c)
 {
-    return c != NULL && c->valid ? c->c.exp : 0;
+    return c != NULL && c->valid ? c->t.c.exp : 0;
 }
 
 int ztb_claims_single_use(const ztb_claims *c)
 {
-    return c != NULL && c->valid && c->c.single_use;
+    return c != NULL && c->valid && c->t.c.single_use;
 }
 
 /* Find member name[0..n) of the object at r's position; 1 if found (r is on its value). */
@@ -716,7 +701,7 @@ ztb_err ztb_claims_detail_number(const ztb_claims *c, const char *path, double *
     const char *obj = ztb_claims_details_json(c);
     ZTB_ENSURE(obj != NULL, ZTB_ERR_INVALID_ARG);
     struct jr r;
-    jr_init(&r, obj, c->c.details_len);
+    jr_init(&r, obj, c->t.c.details_len);
     for (const char *p = path;;) {
         const char *dot = strchr(p, '.');
         size_t n = dot ? (size_t)(dot - p) : strlen(p);

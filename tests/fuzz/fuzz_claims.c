@@ -13,7 +13,7 @@
 
 #include <jansson.h>
 
-#include "sdk/src/claims.h"
+#include "wire/claims.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

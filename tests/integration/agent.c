@@ -14,7 +14,7 @@
 
 #include "agent.h"
 #include "common/base64url.h"
-#include "common/wire.h"
+#include "wire/wire.h"
 #include "pki/csr.h"
 #include "pki/jws.h"
 

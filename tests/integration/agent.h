@@ -16,9 +16,10 @@
 #include "common/buf.h"
 #include "harness.h"
 #include "pki/key.h"
+#include "wire/wire.h"
 
-#define ZA_ASSERTION_TYPE "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
-#define ZA_SESSION_TYPE   "urn:ztb:params:oauth:client-assertion-type:session"
+#define ZA_ASSERTION_TYPE ZTB_WIRE_ASSERTION_JWT
+#define ZA_SESSION_TYPE   ZTB_WIRE_ASSERTION_SESSION
 
 struct za_agent {
     char name[64];
@@ -76,7 +77,7 @@ void za_settle(const struct zh_broker *b, const struct za_agent *caller, const c
 /*
  * Fail unless the single-use token tok was consumed and its marker
  * (ztb:used:<jti>, in the Redis rd) lives at least until exp + the largest
- * skew any verifier may have (common/wire.h).
+ * skew any verifier may have (wire/wire.h).
  */
 void za_expect_used_marker(const struct zh_redis *rd, const char *tok);
 

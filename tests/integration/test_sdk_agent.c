@@ -1,7 +1,8 @@
 /*
  * test_sdk_agent.c - libztb's agent client against the real ztb-broker and
  * a real Redis: enrollment with a join token from the admin API, the
- * credential file, one token per action, refusals mapped to their codes,
+ * credential file, one token per action, refusals mapped to their codes
+ * (by the ztb error name every error answer carries),
  * rate limits with Retry-After, DPoP-bound tokens, identity renewal, and one
  * handle shared by many threads.
  */
@@ -233,6 +234,86 @@ static void test_one_handle_many_threads(void **state)
     ztb_agent_free(a);
 }
 
+/* An admin call that must answer 200. */
+static void admin_ok(const char *path, const char *body)
+{
+    struct zh_resp r;
+    assert_int_equal(zh_admin(&b, "POST", path, body, &r), 0);
+    if (r.status != 200)
+        fail_msg("%s: %ld %s", path, r.status, r.body);
+    zh_resp_free(&r);
+}
+
+/* The ztb error the broker's answer names (wire/error_response.h), or "". */
+static const char *named_error(const struct zh_resp *r, char *out, size_t cap)
+{
+    json_error_t e;
+    json_t *j = json_loadb(r->body, r->len, 0, &e);
+    const char *n = json_string_value(json_object_get(j, "ztb_error"));
+    snprintf(out, cap, "%s", n ? n : "");
+    json_decref(j);
+    return out;
+}
+
+/*
+ * Each refusal reaches the SDK as its own code, from the name the broker
+ * puts beside the RFC 6749 code, not from the English description: the
+ * quarantine and the audience kill are both access_denied. And every error
+ * answer of the HTTP API carries a name.
+ */
+static void test_refusals_named_by_the_broker(void **state)
+{
+    (void)state;
+    ztb_agent *a = sdk_it_enrolled(&b, "ticket-bot", 0);
+    char *tok = NULL;
+    assert_int_equal(token(a, "payments:list", NULL, NULL, &tok), ZTB_OK);
+    ztb_token_free(tok);
+    assert_int_equal(token(a, "payments:refund", "orders/1", NULL, &tok), ZTB_ERR_ACCESS_DENIED);
+
+    admin_ok("/v1/revocations", "{\"type\":\"audience\",\"id\":\"payments\"}");
+    assert_int_equal(token(a, "payments:list", NULL, NULL, &tok), ZTB_ERR_AUDIENCE_KILLED);
+    assert_non_null(strstr(ztb_agent_errdetail(a), "access_denied"));
+    admin_ok("/v1/revocations", "{\"type\":\"audience\",\"id\":\"payments\",\"lift\":true}");
+
+    admin_ok("/v1/quarantine", "{\"agent\":\"ticket-bot\"}");
+    assert_int_equal(token(a, "payments:list", NULL, NULL, &tok), ZTB_ERR_QUARANTINED);
+    assert_non_null(strstr(ztb_agent_errdetail(a), "access_denied"));
+    admin_ok("/v1/release", "{\"agent\":\"ticket-bot\"}");
+    assert_int_equal(token(a, "payments:list", NULL, NULL, &tok), ZTB_OK);
+    ztb_token_free(tok);
+    ztb_agent_free(a);
+
+    /* the raw answers: each error names its ztb error */
+    struct {
+        const char *path, *form;
+        long status;
+        const char *name;
+    } cases[] = {
+        {"/v1/token", "grant_type=x", 400, "INVALID_REQUEST"},
+        {"/v1/token",
+         "grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Atoken-exchange&audience=payments"
+         "&scope=payments%3Alist",
+         401, "INVALID_CLIENT"},
+        {"/v1/nowhere", "a=b", 404, "NOT_FOUND"},
+        {"/v1/introspect", "token=x", 401, "INVALID_CLIENT"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct zh_resp r;
+        char n[64];
+        assert_int_equal(zh_post_form(&b, cases[i].path, cases[i].form, &r), 0);
+        if (r.status != cases[i].status || strcmp(named_error(&r, n, sizeof(n)), cases[i].name))
+            fail_msg("case %zu: %ld %s", i, r.status, r.body);
+        zh_resp_free(&r);
+    }
+    /* the admin API's errors too */
+    struct zh_resp r;
+    char n[64];
+    assert_int_equal(zh_admin(&b, "POST", "/v1/quarantine", "{\"agent\":\"nobody\"}", &r), 0);
+    assert_int_equal(r.status, 404);
+    assert_string_equal(named_error(&r, n, sizeof(n)), "NOT_FOUND");
+    zh_resp_free(&r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -240,6 +321,7 @@ int main(void)
         cmocka_unit_test(test_rate_limit_and_retry_after),
         cmocka_unit_test(test_dpop_bound_tokens),
         cmocka_unit_test(test_one_handle_many_threads),
+        cmocka_unit_test(test_refusals_named_by_the_broker),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -26,6 +26,8 @@
 #include "pki/jwk.h"
 #include "pki/jws.h"
 
+/* Spelled out on purpose, not wire/wire.h's: this test is the check that the
+ * wire format (docs/protocol.md) did not change with the shared constants. */
 #define ASSERTION_TYPE "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 #define SESSION_TYPE   "urn:ztb:params:oauth:client-assertion-type:session"
 #define GRANT          "urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Atoken-exchange"

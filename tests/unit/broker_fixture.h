@@ -19,7 +19,7 @@
 
 #include "broker/audit.h"
 #include "broker/broker.h"
-#include "broker/claims.h"
+#include "wire/claims.h"
 #include "broker/keys.h"
 #include "broker/redis_client.h"
 #include "harness.h"

@@ -481,10 +481,32 @@ static void test_retries_and_errors(void **state)
     } cases[] = {
         {403, "{\"error\":\"access_denied\",\"error_description\":\"no rule allows it\"}",
          ZTB_ERR_ACCESS_DENIED},
-        {403, "{\"error\":\"access_denied\",\"error_description\":\"the agent is quarantined\"}",
+        /* the ztb error name decides (wire/error_response.h), whatever the text says */
+        {403,
+         "{\"error\":\"access_denied\",\"error_description\":\"on hold by the SOC\","
+         "\"ztb_error\":\"QUARANTINED\"}",
          ZTB_ERR_QUARANTINED},
-        {403, "{\"error\":\"access_denied\",\"error_description\":\"the audience is disabled\"}",
+        {403,
+         "{\"error\":\"access_denied\",\"error_description\":\"switched off\","
+         "\"ztb_error\":\"AUDIENCE_KILLED\"}",
          ZTB_ERR_AUDIENCE_KILLED},
+        {403,
+         "{\"error\":\"access_denied\",\"error_description\":\"the audience is disabled\","
+         "\"ztb_error\":\"ACCESS_DENIED\"}",
+         ZTB_ERR_ACCESS_DENIED},
+        /* never the text: without a name, only the RFC 6749 code counts */
+        {403, "{\"error\":\"access_denied\",\"error_description\":\"the agent is quarantined\"}",
+         ZTB_ERR_ACCESS_DENIED},
+        {403, "{\"error\":\"access_denied\",\"error_description\":\"the audience is disabled\"}",
+         ZTB_ERR_ACCESS_DENIED},
+        /* a name that is no ztb error, or not a string: the code */
+        {403, "{\"error\":\"access_denied\",\"ztb_error\":\"QUARANTINE\"}", ZTB_ERR_ACCESS_DENIED},
+        {403, "{\"error\":\"access_denied\",\"ztb_error\":305}", ZTB_ERR_ACCESS_DENIED},
+        {403, "{\"error\":\"access_denied\",\"ztb_error\":\"OK\"}", ZTB_ERR_ACCESS_DENIED},
+        /* a name without an RFC 6749 code is not an error answer */
+        {500, "{\"ztb_error\":\"QUARANTINED\"}", ZTB_ERR_HTTP},
+        {400, "{\"error\":\"invalid_grant\",\"ztb_error\":\"REPLAY\"}", ZTB_ERR_REPLAY},
+        {400, "{\"error\":\"invalid_grant\"}", ZTB_ERR_INVALID_REQUEST},
         {403, "{\"error\":\"approval_required\"}", ZTB_ERR_APPROVAL_REQUIRED},
         {400, "{\"error\":\"invalid_scope\"}", ZTB_ERR_INVALID_SCOPE},
         {400, "{\"error\":\"invalid_request\",\"error_description\":\"bad\\nline\"}",

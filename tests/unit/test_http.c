@@ -128,7 +128,8 @@ static void test_error_json_escaped(void **state)
     req(f, "GET", "/fail", NULL, NULL, 0, NULL, &r);
     assert_int_equal(r.status, 400);
     assert_string_equal(
-        r.body, "{\"error\":\"invalid_request\",\"error_description\":\"bad \\\"thing\\\"\\n\"}");
+        r.body, "{\"error\":\"invalid_request\",\"error_description\":\"bad \\\"thing\\\"\\n\","
+                "\"ztb_error\":\"INVALID_REQUEST\"}");
     char v[96];
     assert_string_equal(zh_resp_header(&r, "Cache-Control", v, sizeof(v)), "no-store");
     zh_resp_free(&r);

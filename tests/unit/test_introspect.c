@@ -16,7 +16,7 @@
 #include "broker/store.h"
 #include "broker/store_rev.h"
 #include "broker_fixture.h"
-#include "common/wire.h"
+#include "wire/wire.h"
 
 static int setup(void **state)
 {

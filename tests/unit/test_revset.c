@@ -1,4 +1,5 @@
-/* test_revset.c - revocation events: parsing each kind, applying, checking, expiry. */
+/* test_revset.c - revocation events applied to a revset: checking, expiry, the cap
+ * (parsing them is tests/unit/test_revevent.c). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -13,68 +14,6 @@
 static ztb_err parse(const char *s, struct rev_event *ev)
 {
     return rev_event_parse(s, strlen(s), ev);
-}
-
-static void test_parse_each_kind(void **state)
-{
-    (void)state;
-    struct rev_event ev;
-    assert_int_equal(
-        parse("{\"type\":\"jti\",\"id\":\"kq3x9Jd0xV2aR8yQ1sLm7g\",\"exp\":1767225660}", &ev),
-        ZTB_OK);
-    assert_int_equal(ev.kind, REV_JTI);
-    assert_string_equal(ev.id, "kq3x9Jd0xV2aR8yQ1sLm7g");
-    assert_int_equal(ev.exp, 1767225660);
-    assert_int_equal(
-        parse("{\"type\":\"agent\",\"id\":\"billing-bot\",\"gen\":4,\"exp\":1767229200}", &ev),
-        ZTB_OK);
-    assert_int_equal(ev.kind, REV_AGENT);
-    assert_int_equal(ev.gen, 4);
-    assert_int_equal(parse("{\"type\":\"audience\",\"id\":\"payments\",\"exp\":0}", &ev), ZTB_OK);
-    assert_int_equal(ev.kind, REV_AUDIENCE);
-    assert_int_equal(ev.exp, 0);
-    assert_int_equal(parse("{\"type\":\"audience\",\"id\":\"payments\",\"lifted\":true}", &ev),
-                     ZTB_OK);
-    assert_true(ev.lifted);
-    assert_int_equal(parse("{\"type\":\"key\",\"id\":\"kid1\",\"exp\":5,\"note\":[1]}", &ev),
-                     ZTB_OK);
-    assert_int_equal(ev.kind, REV_KEY);
-}
-
-static void test_parse_refusals(void **state)
-{
-    (void)state;
-    struct rev_event ev;
-    struct {
-        const char *s;
-        ztb_err want;
-    } cases[] = {
-        {"{\"type\":\"session\",\"id\":\"x\",\"exp\":5}", ZTB_ERR_UNSUPPORTED},
-        {"{\"id\":\"x\",\"exp\":5}", ZTB_ERR_MALFORMED},
-        {"{\"type\":\"jti\",\"exp\":5}", ZTB_ERR_MALFORMED},
-        {"{\"type\":\"jti\",\"id\":\"\",\"exp\":5}", ZTB_ERR_MALFORMED},
-        {"{\"type\":\"jti\",\"id\":\"a\\nb\",\"exp\":5}", ZTB_ERR_MALFORMED},
-        {"{\"type\":\"jti\",\"id\":\"x\"}", ZTB_ERR_MALFORMED},
-        {"{\"type\":\"jti\",\"id\":\"x\",\"exp\":0}", ZTB_ERR_MALFORMED},
-        {"{\"type\":\"jti\",\"id\":\"x\",\"exp\":-1}", ZTB_ERR_MALFORMED},
-        {"{\"type\":\"jti\",\"id\":\"x\",\"exp\":1.5}", ZTB_ERR_MALFORMED},
-        {"{\"type\":\"agent\",\"id\":\"x\",\"exp\":5}", ZTB_ERR_MALFORMED},
-        {"{\"type\":\"agent\",\"id\":\"x\",\"gen\":0,\"exp\":5}", ZTB_ERR_MALFORMED},
-        {"{\"type\":\"key\",\"id\":\"x\",\"exp\":5,\"lifted\":true}", ZTB_ERR_MALFORMED},
-        {"{\"type\":\"jti\",\"id\":\"x\",\"exp\":5,\"exp\":6}", ZTB_ERR_JSON},
-        {"{\"type\":\"jti\",\"id\":7,\"exp\":5}", ZTB_ERR_JSON},
-        {"[\"jti\"]", ZTB_ERR_JSON},
-        {"{\"type\":\"jti\",\"id\":\"x\",\"exp\":5} x", ZTB_ERR_JSON},
-    };
-    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-        ztb_err rv = parse(cases[i].s, &ev);
-        if (rv != cases[i].want)
-            fail_msg("case %zu %s: got %s", i, cases[i].s, ztb_err_name(rv));
-    }
-    char big[REV_EVENT_MAX + 2];
-    memset(big, ' ', sizeof(big) - 1);
-    big[sizeof(big) - 1] = '\0';
-    assert_int_equal(parse(big, &ev), ZTB_ERR_TOO_LARGE);
 }
 
 static ztb_err apply(struct revset *rs, const char *s, int64_t now)
@@ -278,8 +217,6 @@ static void test_cap_full_of_live_entries_fails_closed(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_parse_each_kind),
-        cmocka_unit_test(test_parse_refusals),
         cmocka_unit_test(test_apply_and_check),
         cmocka_unit_test(test_many_names_and_deletes),
         cmocka_unit_test(test_cap_evicts_expired_first),

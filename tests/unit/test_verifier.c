@@ -21,7 +21,7 @@
 #include <ztb/ztb.h>
 
 #include "common/base64url.h"
-#include "common/wire.h"
+#include "wire/wire.h"
 #include "harness.h"
 #include "pki/dpop.h"
 #include "pki/jwk.h"

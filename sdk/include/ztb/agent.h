@@ -167,7 +167,9 @@ ZTB_API ZTB_WUR ztb_err ztb_agent_renew(ztb_agent *a);
  * AUDIENCE_KILLED, RATE_LIMITED (after the retries), INVALID_SCOPE,
  * INVALID_REQUEST, INVALID_CLIENT (the broker does not accept this agent),
  * DPOP, STATE (not enrolled, or the identity expired), UNAVAILABLE,
- * TIMEOUT, HTTP. ztb_agent_errdetail() has the broker's explanation.
+ * TIMEOUT, HTTP, INTERNAL (the broker could not finish). A refusal is the
+ * code the broker names in its answer (docs/protocol.md, "Errors").
+ * ztb_agent_errdetail() has the broker's explanation.
  * Thread-safe; blocks for the round trip (and retries).
  */
 ZTB_API ZTB_WUR ztb_err ztb_agent_token(ztb_agent *a, const char *audience, const char *action,

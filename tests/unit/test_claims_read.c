@@ -1,4 +1,5 @@
-/* test_claims.c - the access token claims reader: the broker's shape, and each refusal. */
+/* test_claims_read.c - the access token claims reader (wire/claims_read.c): the broker's shape, and
+ * each refusal. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -7,9 +8,9 @@
 
 #include <cmocka.h>
 
-#include "sdk/src/claims.h"
+#include "wire/claims.h"
 
-/* What the broker writes (broker/claims.c), with every optional member. */
+/* What the broker writes (wire/claims_write.c), with every optional member. */
 static const char FULL[] =
     "{\"iss\":\"https://broker.example\",\"sub\":\"spiffe://ztb.local/agent/billing-bot\","
     "\"aud\":\"payments\",\"iat\":1767225600,\"nbf\":1767225600,\"exp\":1767225660,"
@@ -150,6 +151,9 @@ static void test_each_refusal(void **state)
         /* act and cnf */
         {"\"jti\"", "\"act\":{},\"jti\"", ZTB_ERR_CLAIMS},
         {"\"jti\"", "\"act\":\"x\",\"jti\"", ZTB_ERR_CLAIMS},
+        {"\"jti\"", "\"may_act\":{},\"jti\"", ZTB_ERR_CLAIMS},
+        {"\"jti\"", "\"may_act\":{\"sub\":5},\"jti\"", ZTB_ERR_CLAIMS},
+        {"\"jti\"", "\"may_act\":[\"s\"],\"jti\"", ZTB_ERR_CLAIMS},
         {"\"jti\"", "\"cnf\":[],\"jti\"", ZTB_ERR_CLAIMS},
         /* JSON itself */
         {"\"iss\":\"i\",", "\"iss\":\"i\",\"iss\":\"j\",", ZTB_ERR_JSON},
@@ -163,6 +167,18 @@ static void test_each_refusal(void **state)
             fail_msg("case %zu (%s -> %s): got %s", i, cases[i].from, cases[i].to,
                      ztb_err_name(rv));
     }
+}
+
+static void test_may_act(void **state)
+{
+    (void)state;
+    assert_int_equal(parse(minimal_with("\"jti\"", "\"may_act\":{\"sub\":\"spiffe://t/agent/b\","
+                                                   "\"iss\":\"x\"},\"jti\"")),
+                     ZTB_OK);
+    assert_string_equal(claims_str(&c, CL_MAY_ACT_SUB), "spiffe://t/agent/b");
+    assert_null(claims_str(&c, CL_ACT_SUB));
+    assert_int_equal(parse(MINIMAL), ZTB_OK);
+    assert_null(claims_str(&c, CL_MAY_ACT_SUB));
 }
 
 static void test_cnf_unknown_member_is_remembered(void **state)
@@ -205,6 +221,7 @@ int main(void)
         cmocka_unit_test(test_full_token),
         cmocka_unit_test(test_minimal_token),
         cmocka_unit_test(test_each_refusal),
+        cmocka_unit_test(test_may_act),
         cmocka_unit_test(test_cnf_unknown_member_is_remembered),
         cmocka_unit_test(test_not_an_object_and_sizes),
     };

@@ -1,5 +1,7 @@
 /*
- * claims.c - strict reader for access token claims (see claims.h).
+ * claims_read.c - the strict reader of access token claims (see claims.h):
+ * used by the SDK's verifier and by the broker's introspection and
+ * delegation, through access_token.h.
  *
  * One pass over the payload with the pull reader: each member ztb knows is
  * read into struct claims as it comes (strings unescaped into c->text), the
@@ -10,8 +12,8 @@
 #include <string.h>
 
 #include "common/guard.h"
-#include "sdk/src/claims.h"
 #include "sdk/src/json_reader.h"
+#include "wire/claims.h"
 
 /* Latest time accepted in a claim: 9999-12-31T23:59:59Z. */
 #define CLAIMS_TIME_MAX 253402300799LL
@@ -52,7 +54,7 @@ static ztb_err take_str(struct jr *r, struct claims *c, enum claims_str s, size_
     ZTB_ENSURE(printable(c->text + off, len), ZTB_ERR_CLAIMS);
     c->off[s] = (uint16_t)off;
     c->len[s] = (uint16_t)len;
-    c->has = (uint16_t)(c->has | 1u << s);
+    c->has = c->has | 1u << s;
     c->text_len = off + len + 1;
     return ZTB_OK;
 }
@@ -138,7 +140,8 @@ static ztb_err details(struct jr *r, struct claims *c, struct pending *p)
     }
 }
 
-static ztb_err act(struct jr *r, struct claims *c)
+/* act or may_act: an object whose "sub" (required) becomes claim s. */
+static ztb_err actor(struct jr *r, struct claims *c, enum claims_str s)
 {
     ZTB_ENSURE(jr_peek(r) == JR_OBJECT, ZTB_ERR_CLAIMS);
     ZTB_GUARD(jr_enter_object(r));
@@ -149,11 +152,11 @@ static ztb_err act(struct jr *r, struct claims *c)
         if (!more)
             break;
         if (NAME_IS(name, "sub"))
-            ZTB_GUARD(take_str(r, c, CL_ACT_SUB, CLAIMS_URI_MAX));
+            ZTB_GUARD(take_str(r, c, s, CLAIMS_URI_MAX));
         else
             ZTB_GUARD(jr_skip(r)); /* e.g. a nested act: the chain before the caller */
     }
-    ZTB_ENSURE((c->has >> CL_ACT_SUB) & 1u, ZTB_ERR_CLAIMS);
+    ZTB_ENSURE((c->has >> s) & 1u, ZTB_ERR_CLAIMS);
     return ZTB_OK;
 }
 
@@ -244,7 +247,9 @@ static ztb_err member(struct jr *r, ztb_span name, struct claims *c, struct pend
     if (NAME_IS(name, "authorization_details"))
         return details(r, c, p);
     if (NAME_IS(name, "act"))
-        return act(r, c);
+        return actor(r, c, CL_ACT_SUB);
+    if (NAME_IS(name, "may_act"))
+        return actor(r, c, CL_MAY_ACT_SUB);
     if (NAME_IS(name, "cnf"))
         return cnf(r, c);
     if (NAME_IS(name, "ztb"))

@@ -1,12 +1,14 @@
 /*
- * claims.c - write an access token's claims (see claims.h).
+ * claims_write.c - the broker's writer of access token claims (see
+ * claims.h); claims_read.c reads exactly this shape.
  */
 #include <string.h>
 
-#include "broker/claims.h"
 #include "common/base64url.h"
 #include "common/guard.h"
 #include "common/secret.h"
+#include "wire/claims.h"
+#include "wire/wire.h"
 
 ztb_err claims_new_jti(struct token_claims *c)
 {
@@ -44,7 +46,10 @@ ztb_err claims_write(const struct token_claims *c, ztb_buf *b)
         ztb_buf_append_str(b, c->details_json);
         ztb_buf_append_byte(b, ']');
     } else {
-        str(b, ",\"authorization_details\":[{\"type\":\"ztb_action\",\"actions\":[", c->action);
+        str(b,
+            ",\"authorization_details\":[{\"type\":\"" ZTB_WIRE_DETAIL_TYPE_ACTION
+            "\",\"actions\":[",
+            c->action);
         str(b, "],\"locations\":[", c->audience);
         ztb_buf_append_byte(b, ']');
         if (c->resource != NULL && c->resource[0] != '\0')
