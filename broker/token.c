@@ -476,7 +476,7 @@ struct token_out {
     struct keys_sign_pending sp;
 };
 
-static const ztb_jws_sign_opts k_token_sign = {.typ = "at+jwt"};
+static const ztb_jws_sign_opts k_token_sign = {.typ = ZTB_WIRE_TYP_ACCESS};
 
 /* Write o's claims (generation gen) and, if sign, ask for their signature. */
 static ztb_err token_prepare(struct token_out *o, const struct token_req *t,
@@ -580,7 +580,7 @@ static void issue(struct token_req *t, struct keys_state *ks, const policy_decis
     ztb_buf_printf(body,
                    "\",\"issued_token_type\":\"" TOKEN_TYPE_ACCESS
                    "\",\"token_type\":\"%s\",\"expires_in\":%u,\"scope\":\"",
-                   t->has_dpop ? "DPoP" : "Bearer", ttl);
+                   t->has_dpop ? ZTB_WIRE_TOKEN_TYPE_DPOP : ZTB_WIRE_TOKEN_TYPE_BEARER, ttl);
     ztb_buf_append_json_escaped(body, t->action, strlen(t->action));
     ztb_buf_append_str(body, "\"}");
     resp->status = 200;
