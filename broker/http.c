@@ -48,7 +48,7 @@
 #include "broker/http.h"
 #include "broker/metrics.h"
 #include "common/guard.h"
-#include "common/json_depth.h"
+#include "common/json_gate.h"
 #include "common/log.h"
 #include "common/secret.h"
 
@@ -160,16 +160,12 @@ json_t *http_req_json_object(const struct http_req *req, struct http_resp *resp)
         http_resp_error(resp, 415, "invalid_request", "Content-Type must be application/json");
         return NULL;
     }
-    if (!ztb_json_depth_ok(req->body, req->body_len, JSON_MAX_DEPTH)) {
-        http_resp_error(resp, 400, "invalid_request", "JSON nested too deeply");
-        return NULL;
-    }
-    json_error_t e;
-    json_t *j = json_loadb((const char *)req->body, req->body_len, JSON_REJECT_DUPLICATES, &e);
-    if (j == NULL) {
-        char msg[200];
-        snprintf(msg, sizeof(msg), "invalid JSON at %d:%d: %s", e.line, e.column, e.text);
-        http_resp_error(resp, 400, "invalid_request", msg);
+    /* the body's size was bounded by max_body before it was read */
+    char why[200];
+    json_t *j = NULL;
+    if (ztb_json_gate_load(req->body, req->body_len, SIZE_MAX, JSON_MAX_DEPTH, 0, &j, why,
+                           sizeof(why)) != ZTB_OK) {
+        http_resp_error(resp, 400, "invalid_request", why);
         return NULL;
     }
     if (!json_is_object(j)) {

@@ -10,7 +10,7 @@
 #include <string.h>
 
 #include "common/guard.h"
-#include "sdk/src/json_reader.h"
+#include "common/json_reader.h"
 #include "sdk/src/revset.h"
 
 /* ---- events ------------------------------------------------------------- */
