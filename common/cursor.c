@@ -57,13 +57,6 @@ ztb_err ztb_cursor_peek_u8(const ztb_cursor *c, uint8_t *out)
     return ZTB_OK;
 }
 
-ztb_err ztb_cursor_skip(ztb_cursor *c, size_t n)
-{
-    ZTB_ENSURE(n <= ztb_cursor_remaining(c), ZTB_ERR_TRUNCATED);
-    c->pos += n;
-    return ZTB_OK;
-}
-
 ztb_err ztb_cursor_take(ztb_cursor *c, size_t n, ztb_span *out)
 {
     ZTB_ENSURE(n <= ztb_cursor_remaining(c), ZTB_ERR_TRUNCATED);

@@ -343,8 +343,8 @@ ztb_err jr_next_member(struct jr *r, ztb_span *name, int *more)
     r->nnames++;
     r->arena_len = off + o.len + 1;
     skip_ws(r);
-    JR_ENSURE(r, ztb_cursor_expect(&r->c, ":", 1) == ZTB_OK, ZTB_ERR_JSON,
-              "expected ':' after a member name");
+    JR_ENSURE(r, ztb_cursor_peek(&r->c) == ':', ZTB_ERR_JSON, "expected ':' after a member name");
+    (void)ztb_cursor_skip(&r->c, 1);
     name->ptr = nm;
     name->len = o.len;
     return ZTB_OK;

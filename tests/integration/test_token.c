@@ -617,6 +617,25 @@ static void test_untrusted_json_is_read_strictly(void **state)
     expect_error(&r, 401, "invalid_client");
     assert_non_null(strstr(r.body, "nested too deeply"));
     zh_resp_free(&r);
+
+    /* enrollment and renewal bodies arrive before authentication too */
+    char url[128];
+    const char *bodies[] = {"{\"join_token\":\"x\",\"csr\":\"a\",\"\\u0063sr\":\"b\"}",
+                            "{\"join_token\":\"x\",\"csr\":\"\\udc00\"}",
+                            "{\"join_token\":\"x\",\"csr\":\"a\"} {}"};
+    const char *names[] = {"duplicate member name", "lone UTF-16 surrogate", "trailing bytes"};
+    for (size_t i = 0; i < 3; i++) {
+        for (int k = 0; k < 2; k++) {
+            snprintf(url, sizeof(url), "%s%s", b.url, k ? "/v1/renew" : "/v1/enroll");
+            assert_int_equal(zh_http("POST", url, NULL, "application/json", bodies[i],
+                                     strlen(bodies[i]), NULL, &r),
+                             0);
+            expect_error(&r, 400, "invalid_request");
+            if (strstr(r.body, names[i]) == NULL)
+                fail_msg("%s: want \"%s\", got %s", url, names[i], r.body);
+            zh_resp_free(&r);
+        }
+    }
 }
 
 static void test_enrollment_rules(void **state)
