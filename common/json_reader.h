@@ -97,7 +97,7 @@ struct jr {
 void jr_init(struct jr *r, const void *data, size_t len);
 
 /*
- * jr_init with tighter limits: depth at most JR_DEPTH, names at most
+ * jr_init with other limits: depth at most JR_DEPTH, names at most
  * JR_NAMES, name_max at most JR_ARENA - 1 (larger values are clamped).
  */
 void jr_init_limits(struct jr *r, const void *data, size_t len, int depth, size_t names,
