@@ -60,7 +60,11 @@ static inline int ztb_cursor_peek(const ztb_cursor *c)
  */
 static inline ztb_span ztb_cursor_ahead(const ztb_cursor *c)
 {
-    ztb_span s = {c->data != NULL ? c->data + c->pos : NULL, c->len - c->pos};
+    ztb_span s = {NULL, 0};
+    if (c->data != NULL) {
+        s.ptr = c->data + c->pos;
+        s.len = c->len - c->pos;
+    }
     return s;
 }
 
