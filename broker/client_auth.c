@@ -3,14 +3,15 @@
  *
  * An assertion's payload is read before its signature is checked only to
  * learn which agent claims to have signed it (iss); nothing else in it is
- * believed until the signature verified with that agent's enrolled key.
+ * believed until the signature verified with that agent's enrolled key. Both
+ * reads go through the strict reader (broker/assertion.c), never jansson.
  */
 #include <stdio.h>
 #include <string.h>
 
-#include <jansson.h>
 #include <openssl/crypto.h>
 
+#include "broker/assertion.h"
 #include "broker/client_auth.h"
 #include "broker/detectors.h"
 #include "broker/metrics.h"
@@ -64,8 +65,9 @@ static ztb_err refuse(struct http_resp *resp, ztb_err rv, const char *why)
     return ZTB_ERR_INVALID_CLIENT;
 }
 
-/* The agent an assertion claims to come from, read from its unverified iss. */
-static ztb_err claimed_agent(const char *tok, size_t len, char *agent, size_t cap)
+/* The agent an assertion claims to come from, read from its unverified iss
+ * with the strict reader (nothing else in it is believed yet). */
+static ztb_err claimed_agent(const char *tok, size_t len, char *agent, size_t cap, const char **why)
 {
     const char *d1 = memchr(tok, '.', len);
     ZTB_ENSURE(d1 != NULL, ZTB_ERR_JWS_FORMAT);
@@ -74,49 +76,35 @@ static ztb_err claimed_agent(const char *tok, size_t len, char *agent, size_t ca
     ZTB_ENSURE(d2 != NULL, ZTB_ERR_JWS_FORMAT);
     uint8_t payload[ASSERTION_MAX];
     size_t n;
-    ZTB_GUARD(ztb_b64url_decode(p, (size_t)(d2 - p), payload, sizeof(payload) - 1, &n));
-    ZTB_ENSURE(memchr(payload, '\0', n) == NULL, ZTB_ERR_JSON);
-    json_error_t e;
-    json_t *j = json_loadb((const char *)payload, n, JSON_REJECT_DUPLICATES, &e);
-    ZTB_ENSURE(j != NULL, ZTB_ERR_JSON);
-    const char *iss = json_string_value(json_object_get(j, "iss"));
-    ztb_err rv =
-        iss ? ztb_spiffe_parse_agent(iss, strlen(iss), g_trust_domain, agent, cap) : ZTB_ERR_CLAIMS;
-    json_decref(j);
-    return rv;
+    ZTB_ENSURE(ztb_b64url_decode(p, (size_t)(d2 - p), payload, sizeof(payload), &n) == ZTB_OK,
+               ZTB_ERR_JWS_FORMAT);
+    struct assertion_claims c;
+    ZTB_GUARD(assertion_claims_read(payload, n, &c, why));
+    ZTB_ENSURE(c.has_iss, ZTB_ERR_CLAIMS);
+    return ztb_spiffe_parse_agent(c.iss, strlen(c.iss), g_trust_domain, agent, cap);
 }
 
-static ztb_err check_claims(json_t *c, const char *spiffe, int64_t now, int64_t identity_exp,
-                            const char **jti, int64_t *exp_out, const char **why)
+static ztb_err check_claims(const struct assertion_claims *c, const char *spiffe, int64_t now,
+                            int64_t identity_exp, const char **why)
 {
-    const char *iss = json_string_value(json_object_get(c, "iss"));
-    const char *sub = json_string_value(json_object_get(c, "sub"));
-    json_t *aud = json_object_get(c, "aud");
-    json_t *exp = json_object_get(c, "exp");
-    json_t *iat = json_object_get(c, "iat");
-    *jti = json_string_value(json_object_get(c, "jti"));
     *why = "assertion iss and sub must be the agent's SPIFFE ID";
-    ZTB_ENSURE(iss && sub && strcmp(iss, spiffe) == 0 && strcmp(sub, spiffe) == 0, ZTB_ERR_CLAIMS);
+    ZTB_ENSURE(c->has_iss && c->has_sub && strcmp(c->iss, spiffe) == 0 &&
+                   strcmp(c->sub, spiffe) == 0,
+               ZTB_ERR_CLAIMS);
     *why = "assertion aud must be the token endpoint";
-    int aud_ok = json_is_string(aud) && strcmp(json_string_value(aud), g_token_endpoint) == 0;
-    if (json_is_array(aud) && json_array_size(aud) == 1) {
-        json_t *a0 = json_array_get(aud, 0);
-        aud_ok = json_is_string(a0) && strcmp(json_string_value(a0), g_token_endpoint) == 0;
-    }
-    ZTB_ENSURE(aud_ok, ZTB_ERR_AUDIENCE);
+    ZTB_ENSURE(c->has_aud && strcmp(c->aud, g_token_endpoint) == 0, ZTB_ERR_AUDIENCE);
     *why = "assertion needs integer iat and exp, exp at most 60 s after iat";
-    ZTB_ENSURE(json_is_integer(exp) && json_is_integer(iat), ZTB_ERR_CLAIMS);
-    int64_t e = (int64_t)json_integer_value(exp), i = (int64_t)json_integer_value(iat);
+    ZTB_ENSURE(c->has_exp && c->has_iat, ZTB_ERR_CLAIMS);
+    int64_t e = c->exp, i = c->iat;
     ZTB_ENSURE(e > i && e - i <= ASSERTION_MAX_LIFE, ZTB_ERR_CLAIMS);
     *why = "assertion expired";
     ZTB_ENSURE(now < e + ASSERTION_SKEW, ZTB_ERR_EXPIRED);
     *why = "assertion iat is in the future";
     ZTB_ENSURE(i <= now + ASSERTION_SKEW, ZTB_ERR_IAT);
     *why = "assertion jti must be 16 to 128 characters";
-    ZTB_ENSURE(*jti != NULL && strlen(*jti) >= 16 && strlen(*jti) <= 128, ZTB_ERR_CLAIMS);
+    ZTB_ENSURE(c->has_jti && strlen(c->jti) >= 16 && strlen(c->jti) <= 128, ZTB_ERR_CLAIMS);
     *why = "the agent's identity document has expired: renew or enroll again";
     ZTB_ENSURE(now < identity_exp, ZTB_ERR_EXPIRED);
-    *exp_out = e;
     return ZTB_OK;
 }
 
@@ -145,10 +133,17 @@ static ztb_err auth_assertion(const char *tok, int64_t now, struct client_identi
     if (len > ASSERTION_MAX)
         return refuse(resp, ZTB_ERR_TOO_LARGE, "client assertion too large");
     char agent[ZTB_AGENT_NAME_MAX + 1]; /* what pki's parser needs; ours are shorter */
-    if (claimed_agent(tok, len, agent, sizeof(agent)) != ZTB_OK || !store_agent_name_ok(agent))
+    const char *why = NULL;
+    ztb_err rv = claimed_agent(tok, len, agent, sizeof(agent), &why);
+    if ((rv == ZTB_ERR_JSON || rv == ZTB_ERR_TOO_LARGE) && why != NULL) {
+        char msg[128];
+        snprintf(msg, sizeof(msg), "client assertion claims are not a strict JSON object: %s", why);
+        return refuse(resp, ZTB_ERR_INVALID_CLIENT, msg);
+    }
+    if (rv != ZTB_OK || !store_agent_name_ok(agent))
         return refuse(resp, ZTB_ERR_INVALID_CLIENT,
                       "client assertion iss is not an agent of this trust domain");
-    ztb_err rv = live_agent(agent, sa, resp);
+    rv = live_agent(agent, sa, resp);
     if (rv != ZTB_OK)
         return rv;
     ztb_key *k = NULL;
@@ -161,35 +156,28 @@ static ztb_err auth_assertion(const char *tok, int64_t now, struct client_identi
     rv = ztb_jws_verify_with_key(k, tok, len, NULL, &hdr, &payload);
     ztb_key_free(k);
     if (rv != ZTB_OK) {
-        char why[96];
-        snprintf(why, sizeof(why), "client assertion refused: %s", ztb_strerror(rv));
-        return refuse(resp, rv, why);
+        char msg[96];
+        snprintf(msg, sizeof(msg), "client assertion refused: %s", ztb_strerror(rv));
+        return refuse(resp, rv, msg);
     }
     /* explicit typing (RFC 8725 3.11): no other JWS the agent's key signs
      * (a DPoP proof, a SET) passes for an assertion */
     if (!ztb_jws_header_typ_is(&hdr, ASSERTION_TYP))
         return refuse(resp, ZTB_ERR_JWS_HEADER,
                       "client assertion header typ must be \"" ASSERTION_TYP "\"");
-    if (memchr(store_buf, '\0', payload.len) != NULL)
-        return refuse(resp, ZTB_ERR_JSON, "client assertion claims are not JSON");
-    json_error_t e;
-    json_t *c = json_loadb(store_buf, payload.len, JSON_REJECT_DUPLICATES, &e);
-    if (!json_is_object(c)) {
-        json_decref(c);
-        return refuse(resp, ZTB_ERR_JSON, "client assertion claims are not a JSON object");
+    struct assertion_claims c;
+    if (assertion_claims_read(store_buf, payload.len, &c, &why) != ZTB_OK) {
+        char msg[128];
+        snprintf(msg, sizeof(msg), "client assertion claims are not a strict JSON object: %s", why);
+        return refuse(resp, ZTB_ERR_JSON, msg);
     }
     char spiffe[400];
     snprintf(spiffe, sizeof(spiffe), "spiffe://%s/agent/%s", g_trust_domain, agent);
-    const char *jti = NULL, *why = NULL;
-    int64_t exp = 0;
-    rv = check_claims(c, spiffe, now, sa->identity_exp, &jti, &exp, &why);
-    if (rv != ZTB_OK) {
-        json_decref(c);
+    rv = check_claims(&c, spiffe, now, sa->identity_exp, &why);
+    if (rv != ZTB_OK)
         return refuse(resp, rv, why);
-    }
-    int64_t ttl = exp + ASSERTION_SKEW - now;
-    rv = store_assertion_seen(agent, jti, (uint64_t)(ttl > 0 ? ttl : 1) * 1000u);
-    json_decref(c);
+    int64_t ttl = c.exp + ASSERTION_SKEW - now;
+    rv = store_assertion_seen(agent, c.jti, (uint64_t)(ttl > 0 ? ttl : 1) * 1000u);
     if (rv == ZTB_ERR_REPLAY) {
         /* Anyone holding a copy can replay it as fast as they can send: the
          * detector hears each one (and its signal is audited when it fires),

@@ -158,23 +158,20 @@ out:
     return rv == ZTB_OK;
 }
 
-static const char *str_field(json_t *o, const char *k)
-{
-    return json_string_value(json_object_get(o, k));
-}
-
 void handle_enroll(struct http_req *req, struct http_resp *resp)
 {
     int64_t now = (int64_t)time(NULL);
-    json_t *body = http_req_json_object(req, resp);
-    if (body == NULL)
+    /* before authentication: the strict reader, not jansson */
+    static const char *const names[] = {"join_token", "csr"};
+    char *vals[2];
+    size_t members;
+    if (!http_req_json_strings(req, resp, names, 2, vals, &members))
         return;
-    const char *tok = str_field(body, "join_token");
-    const char *csr = str_field(body, "csr");
-    if (tok == NULL || csr == NULL || json_object_size(body) != 2 || strlen(csr) > CSR_MAX) {
+    const char *tok = vals[0], *csr = vals[1];
+    if (tok == NULL || csr == NULL || members != 2 || strlen(csr) > CSR_MAX) {
         http_resp_error(resp, 400, "invalid_request",
                         "the body must be {\"join_token\": ..., \"csr\": PEM}");
-        json_decref(body);
+        http_json_strings_free(vals, 2);
         return;
     }
     char agent[STORE_NAME_MAX + 1], actor[96];
@@ -195,7 +192,7 @@ void handle_enroll(struct http_req *req, struct http_resp *resp)
             ztb_key_free(pub);
             /* fills the precise CSR error */
             issue_identity(agent, STORE_IDENTITY_ENROLL, 0, csr, now, resp);
-            json_decref(body);
+            http_json_strings_free(vals, 2);
             return;
         }
         ztb_key_free(pub);
@@ -225,24 +222,26 @@ void handle_enroll(struct http_req *req, struct http_resp *resp)
         audit("enroll.identity_issued", actor, 1, ZTB_F_STR("agent", agent),
               ZTB_F_INT("ttl", g_broker.cfg.identity_ttl_s));
     }
-    json_decref(body);
+    http_json_strings_free(vals, 2);
 }
 
 void handle_renew(struct http_req *req, struct http_resp *resp)
 {
     int64_t now = (int64_t)time(NULL);
-    json_t *body = http_req_json_object(req, resp);
-    if (body == NULL)
+    /* before authentication: the strict reader, not jansson */
+    static const char *const names[] = {"csr", "client_assertion_type", "client_assertion"};
+    char *vals[3];
+    size_t members;
+    if (!http_req_json_strings(req, resp, names, 3, vals, &members))
         return;
-    const char *csr = str_field(body, "csr");
+    const char *csr = vals[0];
     if (csr == NULL || strlen(csr) > CSR_MAX) {
         http_resp_error(resp, 400, "invalid_request", "csr (PEM) required");
-        json_decref(body);
+        http_json_strings_free(vals, 3);
         return;
     }
     struct client_identity id;
-    if (client_auth(req, str_field(body, "client_assertion_type"),
-                    str_field(body, "client_assertion"), now, 0, &id, resp) == ZTB_OK) {
+    if (client_auth(req, vals[1], vals[2], now, 0, &id, resp) == ZTB_OK) {
         if (id.quarantined) {
             http_resp_error_as(resp, 403, "access_denied", ZTB_ERR_QUARANTINED,
                                "the agent is quarantined");
@@ -252,7 +251,7 @@ void handle_renew(struct http_req *req, struct http_resp *resp)
             audit("enroll.identity_renewed", actor, 1, ZTB_F_STR("agent", id.agent));
         }
     }
-    json_decref(body);
+    http_json_strings_free(vals, 3);
 }
 
 void handle_session(struct http_req *req, struct http_resp *resp)

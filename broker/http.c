@@ -48,7 +48,8 @@
 #include "broker/http.h"
 #include "broker/metrics.h"
 #include "common/guard.h"
-#include "common/json_depth.h"
+#include "common/json_gate.h"
+#include "common/json_reader.h"
 #include "common/log.h"
 #include "common/secret.h"
 #include "wire/error_response.h"
@@ -161,16 +162,12 @@ json_t *http_req_json_object(const struct http_req *req, struct http_resp *resp)
         http_resp_error(resp, 415, "invalid_request", "Content-Type must be application/json");
         return NULL;
     }
-    if (!ztb_json_depth_ok(req->body, req->body_len, JSON_MAX_DEPTH)) {
-        http_resp_error(resp, 400, "invalid_request", "JSON nested too deeply");
-        return NULL;
-    }
-    json_error_t e;
-    json_t *j = json_loadb((const char *)req->body, req->body_len, JSON_REJECT_DUPLICATES, &e);
-    if (j == NULL) {
-        char msg[200];
-        snprintf(msg, sizeof(msg), "invalid JSON at %d:%d: %s", e.line, e.column, e.text);
-        http_resp_error(resp, 400, "invalid_request", msg);
+    /* the body's size was bounded by max_body before it was read */
+    char why[200];
+    json_t *j = NULL;
+    if (ztb_json_gate_load(req->body, req->body_len, SIZE_MAX, JSON_MAX_DEPTH, 0, &j, why,
+                           sizeof(why)) != ZTB_OK) {
+        http_resp_error(resp, 400, "invalid_request", why);
         return NULL;
     }
     if (!json_is_object(j)) {
@@ -179,6 +176,69 @@ json_t *http_req_json_object(const struct http_req *req, struct http_resp *resp)
         return NULL;
     }
     return j;
+}
+
+/* One pass over the object: the wanted string members copied out. */
+static ztb_err read_strings(struct jr *r, const char *const *names, size_t n, char **vals,
+                            size_t cap, size_t *members)
+{
+    ZTB_GUARD(jr_enter_object(r));
+    for (;;) {
+        ztb_span name;
+        int more;
+        ZTB_GUARD(jr_next_member(r, &name, &more));
+        if (!more)
+            break;
+        (*members)++;
+        size_t i = 0;
+        while (i < n && !ztb_span_eq_str(name, names[i]))
+            i++;
+        if (i == n || jr_peek(r) != JR_STRING) {
+            ZTB_GUARD(jr_skip(r));
+            continue;
+        }
+        vals[i] = calloc(1, cap); /* an unescaped string is never longer than the body */
+        ZTB_ENSURE(vals[i] != NULL, ZTB_ERR_NOMEM);
+        ZTB_GUARD(jr_read_string(r, vals[i], cap, NULL));
+    }
+    return jr_finish(r);
+}
+
+void http_json_strings_free(char **vals, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (vals[i] != NULL)
+            ztb_free_secret_str(vals[i]);
+        vals[i] = NULL;
+    }
+}
+
+int http_req_json_strings(const struct http_req *req, struct http_resp *resp,
+                          const char *const *names, size_t n, char **vals, size_t *members)
+{
+    for (size_t i = 0; i < n; i++)
+        vals[i] = NULL;
+    *members = 0;
+    if (!http_req_content_type_is(req, "application/json")) {
+        http_resp_error(resp, 415, "invalid_request", "Content-Type must be application/json");
+        return 0;
+    }
+    struct jr r;
+    jr_init(&r, req->body, req->body_len);
+    ztb_err rv = read_strings(&r, names, n, vals, req->body_len + 1, members);
+    if (rv != ZTB_OK) {
+        http_json_strings_free(vals, n);
+        char msg[160];
+        if (rv == ZTB_ERR_NOMEM)
+            snprintf(msg, sizeof(msg), "out of memory");
+        else
+            snprintf(msg, sizeof(msg), "the body must be one strict JSON object: %s (at byte %zu)",
+                     jr_why(&r), jr_where(&r));
+        http_resp_error(resp, rv == ZTB_ERR_NOMEM ? 503 : 400,
+                        rv == ZTB_ERR_NOMEM ? "temporarily_unavailable" : "invalid_request", msg);
+        return 0;
+    }
+    return 1;
 }
 
 ztb_err http_req_client_cert(const struct http_req *req, const uint8_t **der, size_t *len)

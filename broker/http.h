@@ -128,12 +128,29 @@ struct json_t;
 void http_resp_json_value(struct http_resp *resp, unsigned status, struct json_t *value);
 
 /*
- * Parse the request body as a JSON object: Content-Type must be
- * application/json, duplicate keys are refused, depth is bounded. On failure
- * fills resp with 415 or 400 (invalid_request, with the parser's
- * line:column) and returns NULL. The caller owns the result (json_decref).
+ * Parse the request body as a JSON object, through the gate in front of
+ * jansson (common/json_gate.h): Content-Type must be application/json, no
+ * NUL byte, duplicate keys are refused, depth is bounded. For bodies of
+ * authenticated callers. On failure fills resp with 415 or 400
+ * (invalid_request, naming the problem) and returns NULL. The caller owns
+ * the result (json_decref).
  */
 struct json_t *http_req_json_object(const struct http_req *req, struct http_resp *resp);
+
+/*
+ * Read a JSON object body that arrives before authentication (enrollment,
+ * renewal) with the strict reader (common/json_reader.h), no jansson: for
+ * each of the n names, vals[i] is a malloc'd copy of that member's string
+ * value, or NULL if it is absent or not a string; *members counts all the
+ * object's members. Returns 1, or 0 with resp filled (415, or 400
+ * invalid_request naming the JSON problem) and every vals[i] NULL. The
+ * caller frees each vals[i] (http_json_strings_free).
+ */
+int http_req_json_strings(const struct http_req *req, struct http_resp *resp,
+                          const char *const *names, size_t n, char **vals, size_t *members);
+
+/* Free what http_req_json_strings returned (wiped: they may be credentials). */
+void http_json_strings_free(char **vals, size_t n);
 
 /* 1 if the Content-Type's media type is ctype (parameters ignored). */
 int http_req_content_type_is(const struct http_req *req, const char *ctype);

@@ -18,10 +18,11 @@
 
 #include <jansson.h>
 
-#include "common/json_depth.h"
 #include "broker/signal_parse.h"
 #include "common/base64url.h"
 #include "common/guard.h"
+#include "common/json_gate.h"
+#include "common/json_reader.h"
 #include "common/log.h"
 #include "pki/spiffe.h"
 #include "policy/policy.h"
@@ -286,17 +287,15 @@ ztb_err signal_parse(const char *json, size_t n, const struct signal_parse_opts 
         fail(why, whycap, "a signal is at most %d bytes", SIGNAL_BODY_MAX);
         return ZTB_ERR_TOO_LARGE;
     }
-    if (!ztb_json_depth_ok(json, n, DEPTH_MAX)) {
-        fail(why, whycap, "JSON nested more than %d deep", DEPTH_MAX);
+    json_t *j = NULL;
+    char gate_why[200];
+    if (ztb_json_gate_load(json, n, SIGNAL_BODY_MAX, DEPTH_MAX, 0, &j, gate_why,
+                           sizeof(gate_why)) != ZTB_OK) {
+        fail(why, whycap, "%s", gate_why);
         return ZTB_ERR_JSON;
     }
-    json_error_t e;
-    json_t *j = json_loadb(json, n, JSON_REJECT_DUPLICATES, &e);
     if (!json_is_object(j)) {
-        if (j == NULL)
-            fail(why, whycap, "invalid JSON at %d:%d: %s", e.line, e.column, e.text);
-        else
-            fail(why, whycap, "a signal is a JSON object");
+        fail(why, whycap, "a signal is a JSON object");
         json_decref(j);
         return ZTB_ERR_JSON;
     }
@@ -305,6 +304,33 @@ ztb_err signal_parse(const char *json, size_t n, const struct signal_parse_opts 
     if (rv != ZTB_OK)
         clear_parsed(s); /* nothing half-filled survives a refusal */
     return rv;
+}
+
+/* The string iss of a SET's claims into v[cap] (*has = 1 if it was a string
+ * that fit), every other member skipped: strict JSON or an error. */
+static ztb_err read_iss(const uint8_t *json, size_t n, char *v, size_t cap, int *has)
+{
+    struct jr r;
+    jr_init_limits(&r, json, n, DEPTH_MAX, JR_NAMES, JR_ARENA - 1);
+    *has = 0;
+    ZTB_GUARD(jr_enter_object(&r));
+    for (;;) {
+        ztb_span name;
+        int more;
+        ZTB_GUARD(jr_next_member(&r, &name, &more));
+        if (!more)
+            break;
+        if (ztb_span_eq_str(name, "iss") && jr_peek(&r) == JR_STRING) {
+            ztb_err rv = jr_read_string(&r, v, cap, NULL);
+            if (rv != ZTB_ERR_TOO_LARGE) { /* too long to be a source name */
+                ZTB_GUARD(rv);
+                *has = 1;
+            }
+        } else {
+            ZTB_GUARD(jr_skip(&r));
+        }
+    }
+    return jr_finish(&r);
 }
 
 ztb_err signal_set_peek_iss(const char *jws, size_t n, char iss[STORE_SOURCE_MAX + 1])
@@ -318,16 +344,12 @@ ztb_err signal_set_peek_iss(const char *jws, size_t n, char iss[STORE_SOURCE_MAX
     ZTB_ENSURE(d2 != NULL, ZTB_ERR_JWS_FORMAT);
     uint8_t payload[SIGNAL_BODY_MAX];
     size_t len;
-    ZTB_GUARD(ztb_b64url_decode(p, (size_t)(d2 - p), payload, sizeof(payload) - 1, &len));
-    ZTB_ENSURE(memchr(payload, '\0', len) == NULL && ztb_json_depth_ok(payload, len, DEPTH_MAX),
-               ZTB_ERR_JSON);
-    json_error_t e;
-    json_t *j = json_loadb((const char *)payload, len, JSON_REJECT_DUPLICATES, &e);
-    ZTB_ENSURE(j != NULL, ZTB_ERR_JSON);
-    const char *v = json_string_value(json_object_get(j, "iss"));
-    ztb_err rv = v != NULL && store_source_name_ok(v) ? ZTB_OK : ZTB_ERR_CLAIMS;
-    if (rv == ZTB_OK)
-        snprintf(iss, STORE_SOURCE_MAX + 1, "%s", v);
-    json_decref(j);
-    return rv;
+    ZTB_GUARD(ztb_b64url_decode(p, (size_t)(d2 - p), payload, sizeof(payload), &len));
+    /* not yet authenticated: the strict reader, not jansson */
+    char v[STORE_SOURCE_MAX + 1];
+    int has_iss = 0;
+    ZTB_ENSURE(read_iss(payload, len, v, sizeof(v), &has_iss) == ZTB_OK, ZTB_ERR_JSON);
+    ZTB_ENSURE(has_iss && store_source_name_ok(v), ZTB_ERR_CLAIMS);
+    snprintf(iss, STORE_SOURCE_MAX + 1, "%s", v);
+    return ZTB_OK;
 }

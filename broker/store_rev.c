@@ -33,6 +33,7 @@
 #include "broker/redis_client.h"
 #include "broker/store_internal.h"
 #include "broker/store_rev.h"
+#include "common/json_gate.h"
 #include "common/base64url.h"
 #include "common/buf.h"
 #include "common/guard.h"
@@ -40,8 +41,9 @@
 #include "wire/revevent.h"
 #include "wire/wire.h"
 
-#define EVENT_MAX      (STORE_ID_MAX * 2 + 128)
-#define SIGNALS_MAXLEN "10000"
+#define RECORD_JSON_MAX (1u << 20) /* one record read back from Redis, JSON */
+#define EVENT_MAX       (STORE_ID_MAX * 2 + 128)
+#define SIGNALS_MAXLEN  "10000"
 
 /* A decimal from Redis; 0 if it is not one (callers treat 0 as unknown). */
 static long long parse_ll(const char *s)
@@ -317,8 +319,10 @@ ztb_err store_rev_list(unsigned skew, size_t limit, json_t **out)
     json_t *arr = json_array();
     for (size_t i = 0; i < r->elements; i++) {
         const redisReply *m = r->element[i];
-        json_error_t e;
-        json_t *ev = m->type == REDIS_REPLY_STRING ? json_loadb(m->str, m->len, 0, &e) : NULL;
+        json_t *ev = NULL;
+        if (m->type == REDIS_REPLY_STRING)
+            (void)ztb_json_gate_load(m->str, m->len, RECORD_JSON_MAX, ZTB_JSON_GATE_DEPTH, 0, &ev,
+                                     NULL, 0);
         if (json_is_object(ev))
             json_array_append_new(arr, ev);
         else
@@ -657,8 +661,10 @@ ztb_err store_signal_list(size_t limit, json_t **out)
             e->element[1]->type != REDIS_REPLY_ARRAY || e->element[1]->elements < 2)
             continue;
         const redisReply *v = e->element[1]->element[1];
-        json_error_t je;
-        json_t *j = v->type == REDIS_REPLY_STRING ? json_loadb(v->str, v->len, 0, &je) : NULL;
+        json_t *j = NULL;
+        if (v->type == REDIS_REPLY_STRING)
+            (void)ztb_json_gate_load(v->str, v->len, RECORD_JSON_MAX, ZTB_JSON_GATE_DEPTH, 0, &j,
+                                     NULL, 0);
         if (json_is_object(j))
             json_array_append_new(arr, j);
         else

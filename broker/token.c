@@ -9,6 +9,7 @@
 #include <jansson.h>
 
 #include "broker/audit.h"
+#include "broker/authz_details.h"
 #include "broker/broker.h"
 #include "broker/client_auth.h"
 #include "broker/detectors.h"
@@ -18,6 +19,7 @@
 #include "broker/metrics.h"
 #include "broker/store.h"
 #include "broker/token.h"
+#include "common/json_gate.h"
 #include "common/log.h"
 #include "common/secret.h"
 #include "pki/dpop.h"
@@ -29,7 +31,6 @@
 #define GRANT_TOKEN_EXCHANGE ZTB_WIRE_GRANT_TOKEN_EXCHANGE
 #define TOKEN_TYPE_ACCESS    ZTB_WIRE_TOKEN_TYPE_ACCESS
 #define FIELD_MAX            512
-#define DETAILS_MAX          4096
 #define TOKEN_MAX            8192
 #define DPOP_MAX_AGE         60
 
@@ -104,41 +105,31 @@ static int action_ok(const char *s)
 }
 
 /*
- * authorization_details (RFC 9396): a JSON array with exactly one object
- * whose "type" names its kind (e.g. "payment"); policy limits read numbers
- * in it (e.g. "amount"). "actions", if given, must be [scope]; "locations",
- * if given, [audience]; "identifier", if given, the resource. The token
- * carries the object with those three set.
+ * authorization_details (RFC 9396): checked with the strict reader first
+ * (broker/authz_details.h says what is accepted); only then parsed with
+ * jansson, through the gate, for policy (which reads numbers in it, e.g.
+ * "amount") and for the token, which carries the object with "actions",
+ * "locations" and "identifier" set.
  */
 static int parse_details(struct token_req *t, const char *text, struct http_resp *resp)
 {
-    const char *why = NULL;
+    char why[200];
     size_t n = strlen(text);
-    json_error_t e;
-    json_t *j = n <= DETAILS_MAX ? json_loadb(text, n, JSON_REJECT_DUPLICATES, &e) : NULL;
-    json_t *o = json_is_array(j) && json_array_size(j) == 1 ? json_array_get(j, 0) : NULL;
-    const char *type = json_is_object(o) ? json_string_value(json_object_get(o, "type")) : NULL;
-    json_t *acts = o ? json_object_get(o, "actions") : NULL;
-    json_t *locs = o ? json_object_get(o, "locations") : NULL;
-    json_t *id = o ? json_object_get(o, "identifier") : NULL;
-    if (n > DETAILS_MAX)
-        why = "authorization_details too large";
-    else if (type == NULL || !field_ok(type, 0) || strlen(type) > 64)
-        why = "authorization_details must be [{\"type\": NAME, ...}] with one object";
-    else if (acts && !(json_array_size(acts) == 1 && json_is_string(json_array_get(acts, 0)) &&
-                       strcmp(json_string_value(json_array_get(acts, 0)), t->action) == 0))
-        why = "authorization_details actions, if given, must be [scope]";
-    else if (locs && !(json_array_size(locs) == 1 && json_is_string(json_array_get(locs, 0)) &&
-                       strcmp(json_string_value(json_array_get(locs, 0)), t->audience) == 0))
-        why = "authorization_details locations, if given, must be [audience]";
-    else if (id && (!json_is_string(id) || !field_ok(json_string_value(id), 0) ||
-                    (t->resource && strcmp(t->resource, json_string_value(id)) != 0)))
-        why = "authorization_details identifier must be a string equal to resource";
-    if (why != NULL) {
-        json_decref(j);
+    if (!authz_details_check(text, n, t->action, t->audience, t->resource, why, sizeof(why))) {
         http_resp_error(resp, 400, "invalid_authorization_details", why);
         return 0;
     }
+    char gate_why[160];
+    json_t *j = NULL;
+    if (ztb_json_gate_load(text, n, AUTHZ_DETAILS_MAX, AUTHZ_DETAILS_DEPTH, 0, &j, gate_why,
+                           sizeof(gate_why)) != ZTB_OK) {
+        /* strict JSON jansson still refuses: a number beyond its range */
+        snprintf(why, sizeof(why), "authorization_details: %s", gate_why);
+        http_resp_error(resp, 400, "invalid_authorization_details", why);
+        return 0;
+    }
+    json_t *o = json_array_get(j, 0);
+    json_t *id = json_object_get(o, "identifier");
     if (id != NULL)
         t->resource = json_string_value(id); /* lives as long as t->details */
     /* what the token carries: the object with actions, locations, identifier */

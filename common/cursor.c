@@ -57,13 +57,6 @@ ztb_err ztb_cursor_peek_u8(const ztb_cursor *c, uint8_t *out)
     return ZTB_OK;
 }
 
-ztb_err ztb_cursor_skip(ztb_cursor *c, size_t n)
-{
-    ZTB_ENSURE(n <= ztb_cursor_remaining(c), ZTB_ERR_TRUNCATED);
-    c->pos += n;
-    return ZTB_OK;
-}
-
 ztb_err ztb_cursor_take(ztb_cursor *c, size_t n, ztb_span *out)
 {
     ZTB_ENSURE(n <= ztb_cursor_remaining(c), ZTB_ERR_TRUNCATED);
@@ -106,4 +99,21 @@ int ztb_span_eq_str(ztb_span s, const char *str)
 {
     size_t n = strlen(str);
     return s.len == n && (n == 0 || memcmp(s.ptr, str, n) == 0);
+}
+
+ztb_span ztb_cursor_since(const ztb_cursor *c, size_t mark)
+{
+    ztb_span s = {NULL, 0};
+    if (mark <= c->pos && c->data != NULL) {
+        s.ptr = c->data + mark;
+        s.len = c->pos - mark;
+    }
+    return s;
+}
+
+ztb_err ztb_cursor_unread(ztb_cursor *c, size_t n)
+{
+    ZTB_ENSURE(n <= c->pos, ZTB_ERR_TRUNCATED);
+    c->pos -= n;
+    return ZTB_OK;
 }

@@ -12,8 +12,7 @@
 
 #include "utf8.h"
 
-/* Returns the length of the valid sequence at s[0..n), 0 if invalid. */
-static size_t seq_len(const uint8_t *s, size_t n, uint32_t *cp)
+size_t ztb_utf8_decode(const uint8_t *s, size_t n, uint32_t *cp)
 {
     uint8_t c = s[0];
     size_t len;
@@ -81,7 +80,7 @@ static int check(const void *p, size_t n, int printable)
             }
         }
         uint32_t cp;
-        size_t len = seq_len(s + i, n - i, &cp);
+        size_t len = ztb_utf8_decode(s + i, n - i, &cp);
         if (len == 0)
             return 0;
         if (printable && (cp < 0x20 || (cp >= 0x7f && cp <= 0x9f)))
@@ -99,4 +98,28 @@ int ztb_utf8_valid(const void *p, size_t n)
 int ztb_utf8_printable(const void *p, size_t n)
 {
     return check(p, n, 1);
+}
+
+size_t ztb_utf8_encode(uint32_t cp, uint8_t out[4])
+{
+    if (cp < 0x80) {
+        out[0] = (uint8_t)cp;
+        return 1;
+    }
+    if (cp < 0x800) {
+        out[0] = (uint8_t)(0xc0 | cp >> 6);
+        out[1] = (uint8_t)(0x80 | (cp & 0x3f));
+        return 2;
+    }
+    if (cp < 0x10000) {
+        out[0] = (uint8_t)(0xe0 | cp >> 12);
+        out[1] = (uint8_t)(0x80 | ((cp >> 6) & 0x3f));
+        out[2] = (uint8_t)(0x80 | (cp & 0x3f));
+        return 3;
+    }
+    out[0] = (uint8_t)(0xf0 | cp >> 18);
+    out[1] = (uint8_t)(0x80 | ((cp >> 12) & 0x3f));
+    out[2] = (uint8_t)(0x80 | ((cp >> 6) & 0x3f));
+    out[3] = (uint8_t)(0x80 | (cp & 0x3f));
+    return 4;
 }

@@ -3,21 +3,19 @@
  *
  * The proof's own key is taken from its header only after the strict header
  * parser (jws_header.c) accepted it, and becomes a key only through
- * ztb_jwk_to_key (public P-256 point, no private member). Claims are parsed
- * with jansson after refusing NUL bytes and duplicate members.
+ * ztb_jwk_to_key (public P-256 point, no private member). The proof's key is
+ * its own: a valid signature authenticates nobody, so its claims are read
+ * with the strict reader (common/json_reader.h), never with jansson.
  */
 #include <string.h>
 
-#include <jansson.h>
-
 #include "common/base64url.h"
 #include "common/guard.h"
+#include "common/json_reader.h"
 #include "common/secret.h"
 #include "pki/dpop.h"
 #include "pki/es256.h"
 #include "pki/jws.h"
-
-#define CLAIMS_MAX 4096
 
 ztb_err ztb_dpop_ath(const char *token, size_t len, char out[44])
 {
@@ -62,7 +60,7 @@ ztb_err ztb_dpop_proof_make(const ztb_key *k, const char *htm, const char *htu, 
     ZTB_GUARD(ztb_random(rnd, sizeof(rnd)));
     ZTB_GUARD(ztb_b64url_encode(rnd, sizeof(rnd), jti, sizeof(jti), NULL));
 
-    char claims_store[CLAIMS_MAX];
+    char claims_store[ZTB_DPOP_CLAIMS_MAX];
     ztb_buf c;
     ztb_buf_init_fixed(&c, claims_store, sizeof(claims_store));
     ztb_buf_printf(&c, "{\"jti\":\"%s\",\"htm\":\"", jti);
@@ -83,10 +81,59 @@ ztb_err ztb_dpop_proof_make(const ztb_key *k, const char *htm, const char *htu, 
     return ztb_jws_sign(k, &opts, claims_store, c.len, out);
 }
 
-static const char *str_claim(json_t *claims, const char *name)
+/* A string member into out[cap]: *has = 1 if it was a string that fit. */
+static ztb_err opt_string(struct jr *r, char *out, size_t cap, int *has)
 {
-    json_t *v = json_object_get(claims, name);
-    return json_is_string(v) ? json_string_value(v) : NULL;
+    *has = 0;
+    if (jr_peek(r) != JR_STRING)
+        return jr_skip(r);
+    ztb_err rv = jr_read_string(r, out, cap, NULL);
+    if (rv == ZTB_ERR_TOO_LARGE) /* read whole: too long to match */
+        return ZTB_OK;
+    ZTB_GUARD(rv);
+    *has = 1;
+    return ZTB_OK;
+}
+
+static ztb_err read_claims(struct jr *r, ztb_dpop_claims *c)
+{
+    ZTB_GUARD(jr_enter_object(r));
+    for (;;) {
+        ztb_span name;
+        int more;
+        ZTB_GUARD(jr_next_member(r, &name, &more));
+        if (!more)
+            break;
+        if (ztb_span_eq_str(name, "jti")) {
+            ZTB_GUARD(opt_string(r, c->jti, sizeof(c->jti), &c->has_jti));
+        } else if (ztb_span_eq_str(name, "htm")) {
+            ZTB_GUARD(opt_string(r, c->htm, sizeof(c->htm), &c->has_htm));
+        } else if (ztb_span_eq_str(name, "htu")) {
+            ZTB_GUARD(opt_string(r, c->htu, sizeof(c->htu), &c->has_htu));
+        } else if (ztb_span_eq_str(name, "ath")) {
+            c->has_ath_member = 1;
+            ZTB_GUARD(opt_string(r, c->ath, sizeof(c->ath), &c->has_ath));
+        } else if (ztb_span_eq_str(name, "iat") && jr_peek(r) == JR_NUMBER) {
+            ztb_err rv = jr_read_int(r, &c->iat);
+            if (rv != ZTB_ERR_MALFORMED) { /* a fraction or out of range: not an integer */
+                ZTB_GUARD(rv);
+                c->has_iat = 1;
+            }
+        } else {
+            ZTB_GUARD(jr_skip(r));
+        }
+    }
+    return jr_finish(r);
+}
+
+ztb_err ztb_dpop_claims_read(const void *json, size_t n, ztb_dpop_claims *c)
+{
+    ZTB_ENSURE(c != NULL && (json != NULL || n == 0), ZTB_ERR_INVALID_ARG);
+    memset(c, 0, sizeof(*c));
+    struct jr r;
+    jr_init(&r, json, n);
+    ZTB_ENSURE(read_claims(&r, c) == ZTB_OK, ZTB_ERR_DPOP);
+    return ZTB_OK;
 }
 
 ztb_err ztb_dpop_proof_check(const char *proof, size_t len, const char *htm, const char *htu,
@@ -103,46 +150,37 @@ ztb_err ztb_dpop_proof_check(const char *proof, size_t len, const char *htm, con
     ZTB_ENSURE(hdr.jwk_len > 0, ZTB_ERR_DPOP);
 
     ztb_key *k = NULL;
-    json_t *claims = NULL;
+    ztb_dpop_claims claims;
+    ztb_dpop_claims *c = &claims;
     ztb_err rv = ZTB_OK;
-    char store[CLAIMS_MAX];
+    char store[ZTB_DPOP_CLAIMS_MAX];
     ztb_buf payload;
     ztb_buf_init_fixed(&payload, store, sizeof(store));
     ZTB_CHECK(rv, ztb_jwk_parse((const char *)hdr.raw + hdr.jwk_off, hdr.jwk_len, 0, &k) == ZTB_OK,
               ZTB_ERR_DPOP);
     ZTB_TRY(rv, ztb_jws_verify_with_key(k, proof, len, &vo, &hdr, &payload));
-    ZTB_CHECK(rv, memchr(store, '\0', payload.len) == NULL, ZTB_ERR_DPOP);
-    json_error_t e;
-    claims = json_loadb(store, payload.len, JSON_REJECT_DUPLICATES, &e);
-    ZTB_CHECK(rv, json_is_object(claims), ZTB_ERR_DPOP);
-
-    const char *jti = str_claim(claims, "jti");
-    const char *p_htm = str_claim(claims, "htm");
-    const char *p_htu = str_claim(claims, "htu");
-    json_t *iat = json_object_get(claims, "iat");
-    const char *ath = str_claim(claims, "ath");
-    ZTB_CHECK(rv, jti != NULL && jti[0] != '\0' && strlen(jti) <= ZTB_DPOP_JTI_MAX, ZTB_ERR_DPOP);
-    ZTB_CHECK(rv, p_htm != NULL && strcmp(p_htm, htm) == 0, ZTB_ERR_DPOP);
-    ZTB_CHECK(rv, p_htu != NULL, ZTB_ERR_DPOP);
-    size_t a = htu_base_len(p_htu), b = htu_base_len(htu);
-    ZTB_CHECK(rv, a == b && strncmp(p_htu, htu, a) == 0, ZTB_ERR_DPOP);
-    ZTB_CHECK(rv, json_is_integer(iat), ZTB_ERR_DPOP);
-    int64_t t = (int64_t)json_integer_value(iat);
+    ZTB_TRY(rv, ztb_dpop_claims_read(store, payload.len, c));
+    ZTB_CHECK(rv, c->has_jti && c->jti[0] != '\0', ZTB_ERR_DPOP);
+    ZTB_CHECK(rv, c->has_htm && strcmp(c->htm, htm) == 0, ZTB_ERR_DPOP);
+    ZTB_CHECK(rv, c->has_htu, ZTB_ERR_DPOP);
+    size_t a = htu_base_len(c->htu), b = htu_base_len(htu);
+    ZTB_CHECK(rv, a == b && strncmp(c->htu, htu, a) == 0, ZTB_ERR_DPOP);
+    ZTB_CHECK(rv, c->has_iat, ZTB_ERR_DPOP);
+    int64_t t = c->iat;
     ZTB_CHECK(rv, t <= now + (int64_t)skew_s && t >= now - (int64_t)max_age_s - (int64_t)skew_s,
               ZTB_ERR_DPOP);
     if (access_token != NULL) {
         char want[44];
         ZTB_TRY(rv, ztb_dpop_ath(access_token, strlen(access_token), want));
-        ZTB_CHECK(rv, ath != NULL && ztb_ct_eq_len(ath, strlen(ath), want, strlen(want)),
+        ZTB_CHECK(rv, c->has_ath && ztb_ct_eq_len(c->ath, strlen(c->ath), want, strlen(want)),
                   ZTB_ERR_DPOP);
     } else {
-        ZTB_CHECK(rv, json_object_get(claims, "ath") == NULL, ZTB_ERR_DPOP);
+        ZTB_CHECK(rv, !c->has_ath_member, ZTB_ERR_DPOP);
     }
     memcpy(out->jkt, ztb_key_kid(k), strlen(ztb_key_kid(k)) + 1);
-    memcpy(out->jti, jti, strlen(jti) + 1);
+    memcpy(out->jti, c->jti, strlen(c->jti) + 1);
     out->iat = t;
 out:
-    json_decref(claims);
     ztb_key_free(k);
     return rv;
 }

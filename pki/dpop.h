@@ -31,8 +31,9 @@
 #include "pki/jwk.h"
 #include "pki/key.h"
 
-#define ZTB_DPOP_JTI_MAX 128
-#define ZTB_DPOP_HTU_MAX 1024
+#define ZTB_DPOP_JTI_MAX    128
+#define ZTB_DPOP_HTU_MAX    1024
+#define ZTB_DPOP_CLAIMS_MAX 4096 /* decoded claims bytes */
 
 typedef struct ztb_dpop_result {
     char jkt[ZTB_KID_LEN + 1];      /* thumbprint of the proof's key */
@@ -52,11 +53,30 @@ ztb_err ztb_dpop_proof_make(const ztb_key *k, const char *htm, const char *htu, 
  * Check proof[0..len) for a request (htm, htu) at time now, accepting an iat
  * up to max_age_s old with skew_s either side. access_token: the token the
  * request presents (its ath must match), or NULL (then the proof must have
- * no ath). Fills out on success. Thread-safe; allocates only while parsing.
+ * no ath). Fills out on success. Thread-safe; allocates only for the key.
  */
 ZTB_WUR ztb_err ztb_dpop_proof_check(const char *proof, size_t len, const char *htm,
                                      const char *htu, const char *access_token, int64_t now,
                                      unsigned max_age_s, unsigned skew_s, ztb_dpop_result *out);
+
+/*
+ * The claims of a proof as ztb_dpop_proof_check reads them, with the strict
+ * reader (common/json_reader.h). A has_ flag is 1 only when the member was
+ * there with the right type (a string that fit, an integer in range);
+ * has_ath_member is 1 when "ath" was there at all.
+ */
+typedef struct ztb_dpop_claims {
+    int has_jti, has_htm, has_htu, has_iat, has_ath, has_ath_member;
+    char jti[ZTB_DPOP_JTI_MAX + 1];
+    char htm[32];
+    char htu[ZTB_DPOP_CLAIMS_MAX + 1];
+    char ath[64];
+    int64_t iat;
+} ztb_dpop_claims;
+
+/* Read claims JSON json[0..n) into *c (reset first). DPOP for anything that
+ * is not one strict JSON object within the reader's limits. */
+ztb_err ztb_dpop_claims_read(const void *json, size_t n, ztb_dpop_claims *c);
 
 /* base64url(SHA-256(token)) into out (44 bytes with the NUL): the "ath". */
 ztb_err ztb_dpop_ath(const char *token, size_t len, char out[44]);

@@ -6,6 +6,7 @@
  */
 #include <string.h>
 
+#include "common/json_gate.h"
 #include "common/base64url.h"
 #include "common/guard.h"
 #include "pki/es256.h"
@@ -177,11 +178,12 @@ ztb_err ztb_jwk_parse(const char *json, size_t n, unsigned flags, ztb_key **out)
 {
     ZTB_ENSURE(json != NULL && out != NULL, ZTB_ERR_INVALID_ARG);
     ZTB_ENSURE(n <= ZTB_JWK_MAX, ZTB_ERR_TOO_LARGE);
-    /* jansson lets a NUL byte after a number through; JSON text has none */
-    ZTB_ENSURE(memchr(json, '\0', n) == NULL, ZTB_ERR_JSON);
-    json_error_t jerr;
-    json_t *j = json_loadb(json, n, JSON_REJECT_DUPLICATES, &jerr);
-    ZTB_ENSURE(j != NULL, ZTB_ERR_JSON);
+    /* the gate: no NUL (jansson lets one after a number through), no deep
+     * nesting, no duplicate names */
+    json_t *j = NULL;
+    ZTB_ENSURE(ztb_json_gate_load(json, n, ZTB_JWK_MAX, ZTB_JSON_GATE_DEPTH, 0, &j, NULL, 0) ==
+                   ZTB_OK,
+               ZTB_ERR_JSON);
     ztb_err rv = ztb_jwk_to_key(j, flags, out);
     json_decref(j);
     return rv;
@@ -200,14 +202,15 @@ ztb_err ztb_jwks_parse(const char *json, size_t n, unsigned flags, ztb_keyset **
 {
     ZTB_ENSURE(json != NULL && out != NULL, ZTB_ERR_INVALID_ARG);
     ZTB_ENSURE(n <= ZTB_JWKS_MAX, ZTB_ERR_TOO_LARGE);
-    ZTB_ENSURE(memchr(json, '\0', n) == NULL, ZTB_ERR_JSON); /* see ztb_jwk_parse */
     ztb_err rv = ZTB_OK;
     ztb_key *keys[ZTB_KEYSET_MAX];
     const char *kids[ZTB_KEYSET_MAX];
     size_t nkeys = 0;
-    json_error_t jerr;
-    json_t *doc = json_loadb(json, n, JSON_REJECT_DUPLICATES, &jerr);
-    ZTB_CHECK(rv, doc != NULL, ZTB_ERR_JSON);
+    json_t *doc = NULL;
+    ZTB_CHECK(rv,
+              ztb_json_gate_load(json, n, ZTB_JWKS_MAX, ZTB_JSON_GATE_DEPTH, 0, &doc, NULL, 0) ==
+                  ZTB_OK,
+              ZTB_ERR_JSON);
     ZTB_CHECK(rv, json_is_object(doc), ZTB_ERR_JWKS);
     const json_t *arr = json_object_get(doc, "keys");
     ZTB_CHECK(rv, json_is_array(arr), ZTB_ERR_JWKS);

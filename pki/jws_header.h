@@ -3,9 +3,9 @@
  *
  * The header of every token a verifier sees is attacker-controlled, and the
  * verifier must reject malformed tokens at millions per second, so this is a
- * hand-written RFC 8259 parser over a bounded cursor that never allocates:
- * the decoded header and everything taken from it live in one caller-owned
- * ztb_jws_header.
+ * thin layer on ztb's one strict pull reader (common/json_reader.h), which
+ * never allocates: the decoded header and everything taken from it live in
+ * one caller-owned ztb_jws_header.
  *
  * Strict means: one JSON object and nothing else (whitespace aside); strings
  * are valid UTF-8 with valid escapes (no lone surrogates, no \u0000, no raw

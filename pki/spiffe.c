@@ -65,7 +65,7 @@ static ztb_err split_id(const char *id, size_t n, ztb_span *td, ztb_span *path)
     ztb_cursor_init(&c, id, n);
     ZTB_ENSURE(ztb_cursor_expect(&c, SCHEME, SCHEME_LEN) == ZTB_OK, ZTB_ERR_SPIFFE_ID);
     if (ztb_cursor_take_until(&c, '/', td) == ZTB_OK) {
-        c.pos--; /* keep the '/' as the start of the path */
+        (void)ztb_cursor_unread(&c, 1); /* keep the '/' as the start of the path */
         ztb_cursor_take_rest(&c, path);
     } else {
         ztb_cursor_take_rest(&c, td);

@@ -12,7 +12,7 @@
 #include <string.h>
 
 #include "common/guard.h"
-#include "sdk/src/json_reader.h"
+#include "common/json_reader.h"
 #include "wire/claims.h"
 
 /* Latest time accepted in a claim: 9999-12-31T23:59:59Z. */
@@ -93,7 +93,7 @@ static ztb_err one_string_array(struct jr *r, char *out, size_t cap)
 static ztb_err detail(struct jr *r, struct claims *c, struct pending *p)
 {
     ZTB_ENSURE(jr_peek(r) == JR_OBJECT, ZTB_ERR_CLAIMS);
-    size_t start = r->c.pos;
+    size_t start = jr_mark(r);
     ZTB_GUARD(jr_enter_object(r));
     int more;
     ztb_span name;
@@ -116,9 +116,10 @@ static ztb_err detail(struct jr *r, struct claims *c, struct pending *p)
         }
     }
     ZTB_ENSURE((c->has >> CL_DETAIL_TYPE) & 1u && c->len[CL_DETAIL_TYPE] > 0, ZTB_ERR_CLAIMS);
-    size_t len = r->c.pos - start, off = c->text_len;
+    ztb_span raw = jr_since(r, start);
+    size_t len = raw.len, off = c->text_len;
     ZTB_ENSURE(len + 1 <= sizeof(c->text) - off, ZTB_ERR_CLAIMS);
-    memcpy(c->text + off, r->c.data + start, len);
+    memcpy(c->text + off, raw.ptr, len);
     c->text[off + len] = '\0';
     c->details_off = (uint16_t)off;
     c->details_len = (uint16_t)len;

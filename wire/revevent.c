@@ -9,7 +9,7 @@
 #include <string.h>
 
 #include "common/guard.h"
-#include "sdk/src/json_reader.h"
+#include "common/json_reader.h"
 #include "wire/revevent.h"
 
 static const char *const kind_names[] = {NULL, "jti", "agent", "audience", "key"};

@@ -30,6 +30,7 @@
 
 #include <ztb/agent.h>
 
+#include "common/json_gate.h"
 #include "common/base64url.h"
 #include "common/guard.h"
 #include "common/secret.h"
@@ -242,14 +243,15 @@ static int arg_ok(const char *s, size_t max)
     return n > 0 && n <= max && ztb_utf8_printable(s, n);
 }
 
-/* The JSON object in an HTTP response body, or NULL (NUL bytes refused first). */
+/* The JSON object in an HTTP response body (through the gate, common/json_gate.h;
+ * the client bounded its size), or NULL. */
 static json_t *body_json(const struct http_response *rs)
 {
-    if (rs->body.len == 0 || memchr(rs->body.data, '\0', rs->body.len) != NULL)
+    json_t *j = NULL;
+    if (rs->body.len == 0 || ztb_json_gate_load(rs->body.data, rs->body.len, SIZE_MAX,
+                                                ZTB_JSON_GATE_DEPTH, 0, &j, NULL, 0) != ZTB_OK)
         return NULL;
-    json_error_t e;
-    json_t *j = json_loadb((const char *)rs->body.data, rs->body.len, JSON_REJECT_DUPLICATES, &e);
-    if (j != NULL && !json_is_object(j)) {
+    if (!json_is_object(j)) {
         json_decref(j);
         return NULL;
     }

@@ -40,7 +40,7 @@
 #include "sdk/src/errdetail.h"
 #include "sdk/src/http_client.h"
 #include "sdk/src/idset.h"
-#include "sdk/src/json_reader.h"
+#include "common/json_reader.h"
 #include "sdk/src/jwks_cache.h"
 #include "sdk/src/redis_conn.h"
 #include "sdk/src/revfeed.h"

@@ -14,7 +14,7 @@
 
 #include <jansson.h>
 
-#include "sdk/src/json_reader.h"
+#include "common/json_reader.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -544,6 +544,102 @@ static void test_bad_requests(void **state)
     zh_resp_free(&r);
 }
 
+/*
+ * Untrusted JSON is read by the strict reader, and a refusal names the
+ * problem. Before, authorization_details went to jansson: nested deeper than
+ * any verifier reads, it was carried into a token no verifier accepted; and
+ * an unauthenticated client assertion nested 40 deep was parsed by jansson,
+ * then cost a Redis read and an ECDSA verification before its refusal.
+ */
+static void test_untrusted_json_is_read_strictly(void **state)
+{
+    (void)state;
+    struct zh_resp r;
+    /* [{"type":"payment","x":[[[...1...]]]}] nested 16 deep: the token's claims
+     * would nest 17, one more than every verifier reads */
+    char extra[2048];
+    size_t o = (size_t)snprintf(extra, sizeof(extra),
+                                "&audience=payments&scope=payments%%3Arefund&resource=orders%%2F1"
+                                "&authorization_details=%%5B%%7B%%22type%%22%%3A%%22payment%%22"
+                                "%%2C%%22amount%%22%%3A1%%2C%%22x%%22%%3A");
+    for (int i = 0; i < 14; i++)
+        o += (size_t)snprintf(extra + o, sizeof(extra) - o, "%%5B");
+    o += (size_t)snprintf(extra + o, sizeof(extra) - o, "1");
+    for (int i = 0; i < 14; i++)
+        o += (size_t)snprintf(extra + o, sizeof(extra) - o, "%%5D");
+    snprintf(extra + o, sizeof(extra) - o, "%%7D%%5D");
+    token_req(extra, NULL, &r);
+    expect_error(&r, 400, "invalid_authorization_details");
+    assert_non_null(strstr(r.body, "nested too deeply"));
+    zh_resp_free(&r);
+    /* 15 deep is what a token can carry: issued */
+    o = (size_t)snprintf(extra, sizeof(extra),
+                         "&audience=payments&scope=payments%%3Arefund&resource=orders%%2F1"
+                         "&authorization_details=%%5B%%7B%%22type%%22%%3A%%22payment%%22"
+                         "%%2C%%22amount%%22%%3A1%%2C%%22x%%22%%3A");
+    for (int i = 0; i < 13; i++)
+        o += (size_t)snprintf(extra + o, sizeof(extra) - o, "%%5B");
+    o += (size_t)snprintf(extra + o, sizeof(extra) - o, "1");
+    for (int i = 0; i < 13; i++)
+        o += (size_t)snprintf(extra + o, sizeof(extra) - o, "%%5D");
+    snprintf(extra + o, sizeof(extra) - o, "%%7D%%5D");
+    assert_int_equal(token_req(extra, NULL, &r), 200);
+    zh_resp_free(&r);
+    /* a duplicate name after unescaping ("type" and "\u0074ype") is named */
+    token_req("&audience=payments&scope=payments%3Arefund&resource=orders%2F1"
+              "&authorization_details="
+              "%5B%7B%22type%22%3A%22payment%22%2C%22%5Cu0074ype%22%3A%22x%22%7D%5D",
+              NULL, &r);
+    expect_error(&r, 400, "invalid_authorization_details");
+    assert_non_null(strstr(r.body, "duplicate member name"));
+    zh_resp_free(&r);
+
+    /* an unsigned (forged) assertion naming the enrolled agent, its claims
+     * nested 40 deep: refused for its JSON, before any key is looked up */
+    char claims[512];
+    o = (size_t)snprintf(claims, sizeof(claims),
+                         "{\"iss\":\"spiffe://ztb.local/agent/billing-bot\",\"x\":");
+    for (int i = 0; i < 40; i++)
+        claims[o++] = '[';
+    for (int i = 0; i < 40; i++)
+        claims[o++] = ']';
+    claims[o++] = '}';
+    claims[o] = '\0';
+    const char *hdr = "{\"alg\":\"ES256\",\"typ\":\"JWT\"}";
+    uint8_t sig[64] = {1};
+    char h64[128], c64[1024], s64[128], form[2048];
+    assert_int_equal(ztb_b64url_encode(hdr, strlen(hdr), h64, sizeof(h64), NULL), ZTB_OK);
+    assert_int_equal(ztb_b64url_encode(claims, o, c64, sizeof(c64), NULL), ZTB_OK);
+    assert_int_equal(ztb_b64url_encode(sig, sizeof(sig), s64, sizeof(s64), NULL), ZTB_OK);
+    snprintf(form, sizeof(form),
+             "grant_type=%s&client_assertion_type=%s&client_assertion=%s.%s.%s"
+             "&audience=payments&scope=payments%%3Aread",
+             GRANT, ASSERTION_TYPE, h64, c64, s64);
+    post_form("/v1/token", form, NULL, &r);
+    expect_error(&r, 401, "invalid_client");
+    assert_non_null(strstr(r.body, "nested too deeply"));
+    zh_resp_free(&r);
+
+    /* enrollment and renewal bodies arrive before authentication too */
+    char url[128];
+    const char *bodies[] = {"{\"join_token\":\"x\",\"csr\":\"a\",\"\\u0063sr\":\"b\"}",
+                            "{\"join_token\":\"x\",\"csr\":\"\\udc00\"}",
+                            "{\"join_token\":\"x\",\"csr\":\"a\"} {}"};
+    const char *names[] = {"duplicate member name", "lone UTF-16 surrogate", "trailing bytes"};
+    for (size_t i = 0; i < 3; i++) {
+        for (int k = 0; k < 2; k++) {
+            snprintf(url, sizeof(url), "%s%s", b.url, k ? "/v1/renew" : "/v1/enroll");
+            assert_int_equal(zh_http("POST", url, NULL, "application/json", bodies[i],
+                                     strlen(bodies[i]), NULL, &r),
+                             0);
+            expect_error(&r, 400, "invalid_request");
+            if (strstr(r.body, names[i]) == NULL)
+                fail_msg("%s: want \"%s\", got %s", url, names[i], r.body);
+            zh_resp_free(&r);
+        }
+    }
+}
+
 static void test_enrollment_rules(void **state)
 {
     (void)state;
@@ -726,6 +822,7 @@ int main(void)
         cmocka_unit_test(test_rate_limit),
         cmocka_unit_test(test_dpop_binding),
         cmocka_unit_test(test_bad_requests),
+        cmocka_unit_test(test_untrusted_json_is_read_strictly),
         cmocka_unit_test(test_enrollment_rules),
         cmocka_unit_test(test_expired_join_token_and_renewal),
         cmocka_unit_test(test_redis_loss_fails_closed),

@@ -200,6 +200,64 @@ static void test_forgeries(void **state)
     ztb_buf_free(&p);
 }
 
+/*
+ * A proof's key is its own, so a valid signature authenticates nobody: its
+ * claims are untrusted JSON and get the strict reader. Before, jansson
+ * accepted claims nested 40 deep (any depth up to its own 2048), building a
+ * tree per request for whoever sent it.
+ */
+static void test_claims_read_strictly(void **state)
+{
+    (void)state;
+    char jwk1[512], hdr[1024], claims[1024];
+    jwk_of(k1, jwk1, sizeof(jwk1));
+    snprintf(hdr, sizeof(hdr), "{\"typ\":\"dpop+jwt\",\"alg\":\"ES256\",\"jwk\":%s}", jwk1);
+    int o = snprintf(claims, sizeof(claims),
+                     "{\"jti\":\"abcdefghijklmnop\",\"htm\":\"POST\",\"htu\":\"%s\",\"iat\":%d,"
+                     "\"x\":",
+                     HTU, NOW);
+    for (int i = 0; i < 40; i++)
+        claims[o++] = '[';
+    for (int i = 0; i < 40; i++)
+        claims[o++] = ']';
+    claims[o++] = '}';
+    claims[o] = '\0';
+    ztb_buf p;
+    ztb_buf_init(&p, 8192);
+    ztb_dpop_result r;
+    craft(k1, hdr, claims, &p);
+    assert_int_equal(check(ztb_buf_cstr(&p), "POST", HTU, NULL, NOW, &r), ZTB_ERR_DPOP);
+    /* a duplicate claim spelled with an escape: one name after unescaping */
+    snprintf(claims, sizeof(claims),
+             "{\"jti\":\"abcdefghijklmnop\",\"htm\":\"POST\",\"htu\":\"%s\",\"iat\":%d,"
+             "\"\\u0068tm\":\"GET\"}",
+             HTU, NOW);
+    craft(k1, hdr, claims, &p);
+    assert_int_equal(check(ztb_buf_cstr(&p), "POST", HTU, NULL, NOW, &r), ZTB_ERR_DPOP);
+    ztb_buf_free(&p);
+}
+
+/* The claims reader on its own: types, strictness, what a has_ flag means. */
+static void test_claims_reader(void **state)
+{
+    (void)state;
+    ztb_dpop_claims c;
+    const char *ok = "{\"jti\":\"j\",\"htm\":\"POST\",\"htu\":\"https://x/\",\"iat\":5,"
+                     "\"ath\":\"a\",\"other\":[{}]}";
+    assert_int_equal(ztb_dpop_claims_read(ok, strlen(ok), &c), ZTB_OK);
+    assert_true(c.has_jti && c.has_htm && c.has_htu && c.has_iat && c.has_ath);
+    assert_int_equal(c.iat, 5);
+    const char *types = "{\"jti\":1,\"htm\":[],\"iat\":5.0,\"ath\":null}";
+    assert_int_equal(ztb_dpop_claims_read(types, strlen(types), &c), ZTB_OK);
+    assert_false(c.has_jti || c.has_htm || c.has_iat || c.has_ath);
+    assert_true(c.has_ath_member); /* present, of the wrong type */
+    const char *bad[] = {
+        "{\"jti\":\"\\ud800\"}", "{\"iat\":01}",         "{} {}", "{\"a\":1,\"a\":1}",
+        "{\"s\":\"\\u0000\"}",   "{\"s\":\"\xc0\xaf\"}", ""};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        assert_int_equal(ztb_dpop_claims_read(bad[i], strlen(bad[i]), &c), ZTB_ERR_DPOP);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -207,6 +265,8 @@ int main(void)
         cmocka_unit_test(test_request_mismatch_and_time),
         cmocka_unit_test(test_ath),
         cmocka_unit_test(test_forgeries),
+        cmocka_unit_test(test_claims_read_strictly),
+        cmocka_unit_test(test_claims_reader),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

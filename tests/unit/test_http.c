@@ -424,6 +424,47 @@ static void test_unix_listener(void **state)
                      ZTB_ERR_INVALID_ARG);
 }
 
+/* A body read before authentication: the strict reader, its refusals named. */
+static void test_json_strings(void **state)
+{
+    (void)state;
+    static const char *const names[] = {"a", "b"};
+    char *vals[2];
+    size_t members;
+    struct http_resp resp;
+    memset(&resp, 0, sizeof(resp));
+    ztb_buf_init(&resp.body, 4096);
+    const char *ok = "{\"a\":\"x\\u00e9\",\"b\":1,\"c\":[{}]}";
+    struct http_req req = {.body = (const uint8_t *)ok,
+                           .body_len = strlen(ok),
+                           .content_type = "application/json; charset=utf-8"};
+    assert_int_equal(http_req_json_strings(&req, &resp, names, 2, vals, &members), 1);
+    assert_string_equal(vals[0], "x\xc3\xa9");
+    assert_null(vals[1]); /* not a string */
+    assert_int_equal(members, 3);
+    http_json_strings_free(vals, 2);
+    assert_null(vals[0]);
+
+    const char *bad[] = {"{\"a\":\"1\",\"\\u0061\":\"2\"}", "{\"a\":\"\\u0000\"}", "[]",
+                         "{\"a\":\"1\"}x", ""};
+    const char *why[] = {"duplicate member name", "\\u0000", "expected an object", "trailing bytes",
+                         "expected an object"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        req.body = (const uint8_t *)bad[i];
+        req.body_len = strlen(bad[i]);
+        ztb_buf_reset(&resp.body);
+        assert_int_equal(http_req_json_strings(&req, &resp, names, 2, vals, &members), 0);
+        assert_int_equal(resp.status, 400);
+        assert_null(vals[0]);
+        if (strstr(ztb_buf_cstr(&resp.body), why[i]) == NULL)
+            fail_msg("%s: want \"%s\" in %s", bad[i], why[i], ztb_buf_cstr(&resp.body));
+    }
+    req.content_type = "text/plain";
+    assert_int_equal(http_req_json_strings(&req, &resp, names, 2, vals, &members), 0);
+    assert_int_equal(resp.status, 415);
+    ztb_buf_free(&resp.body);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -435,6 +476,7 @@ int main(void)
         cmocka_unit_test(test_http11_without_host),
         cmocka_unit_test(test_fit_nofile),
         cmocka_unit_test(test_unix_listener),
+        cmocka_unit_test(test_json_strings),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -1,4 +1,5 @@
-/* test_json_reader.c - the strict pull reader: what it accepts, refuses, and limits. */
+/* test_json_reader.c - the strict pull reader (common/json_reader.c): what it accepts,
+ * refuses and limits, and how it names a refusal. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -8,7 +9,7 @@
 
 #include <cmocka.h>
 
-#include "sdk/src/json_reader.h"
+#include "common/json_reader.h"
 
 /* Skip one whole value and require the end: the verdict on a document. */
 static ztb_err whole(const char *s)
@@ -226,6 +227,111 @@ static void test_type_and_range_errors(void **state)
     assert_int_equal(jr_finish(&r), ZTB_OK);
 }
 
+/* Each strictness rule, and the words a refusal names it with. */
+static void why_of(const char *s, ztb_err want, const char *why)
+{
+    struct jr r;
+    jr_init(&r, s, strlen(s));
+    ztb_err rv = jr_skip(&r);
+    if (rv == ZTB_OK)
+        rv = jr_finish(&r);
+    if (rv != want || strstr(jr_why(&r), why) == NULL)
+        fail_msg("%s: got %d \"%s\", want %d \"%s\"", s, rv, jr_why(&r), want, why);
+}
+
+static void test_refusals_name_the_problem(void **state)
+{
+    (void)state;
+    why_of("{\"a\":1,\"\\u0061\":2}", ZTB_ERR_JSON, "duplicate member name");
+    why_of("{\"a\\u00e9\":1,\"a\xc3\xa9\":2}", ZTB_ERR_JSON, "duplicate member name");
+    why_of("\"\\ud800\"", ZTB_ERR_JSON, "lone UTF-16 surrogate");
+    why_of("\"\\ud800\\u0041\"", ZTB_ERR_JSON, "lone UTF-16 surrogate");
+    why_of("\"\\udfff\"", ZTB_ERR_JSON, "lone UTF-16 surrogate");
+    why_of("\"\\u0000\"", ZTB_ERR_JSON, "\\u0000");
+    why_of("{\"\\u0000\":1}", ZTB_ERR_JSON, "\\u0000");
+    why_of("\"\xc0\xaf\"", ZTB_ERR_JSON, "invalid UTF-8");         /* overlong '/' */
+    why_of("\"\xe0\x80\xaf\"", ZTB_ERR_JSON, "invalid UTF-8");     /* overlong, 3 bytes */
+    why_of("\"\xf0\x80\x80\xaf\"", ZTB_ERR_JSON, "invalid UTF-8"); /* overlong, 4 bytes */
+    why_of("\"\xed\xa0\x80\"", ZTB_ERR_JSON, "invalid UTF-8");     /* a surrogate, encoded */
+    why_of("\"\xf4\x90\x80\x80\"", ZTB_ERR_JSON, "invalid UTF-8"); /* above U+10FFFF */
+    why_of("\"\xe2\x82\"", ZTB_ERR_JSON, "invalid UTF-8");         /* truncated */
+    why_of("\"a\tb\"", ZTB_ERR_JSON, "raw control character");
+    why_of("\"\\q\"", ZTB_ERR_JSON, "invalid escape");
+    why_of("\"\\u12\"", ZTB_ERR_JSON, "\\u escape");
+    why_of("\"abc", ZTB_ERR_JSON, "unterminated string");
+    why_of("{} x", ZTB_ERR_JSON, "trailing bytes");
+    why_of("[1] [2]", ZTB_ERR_JSON, "trailing bytes");
+    why_of("01", ZTB_ERR_JSON, "trailing bytes"); /* "0", then "1" */
+    why_of("1.", ZTB_ERR_JSON, "no digit after the point");
+    why_of("1e", ZTB_ERR_JSON, "no digit in the exponent");
+    why_of("1e+", ZTB_ERR_JSON, "no digit in the exponent");
+    why_of("-", ZTB_ERR_JSON, "invalid number");
+    why_of("-a", ZTB_ERR_JSON, "invalid number");
+    why_of(".5", ZTB_ERR_JSON, "expected a value");
+    why_of("+1", ZTB_ERR_JSON, "expected a value");
+    why_of("", ZTB_ERR_JSON, "a value is missing");
+    why_of("[1 2]", ZTB_ERR_JSON, "expected ',' or ']'");
+    why_of("{\"a\":1 \"b\":2}", ZTB_ERR_JSON, "expected ',' or '}'");
+    why_of("{\"a\" 1}", ZTB_ERR_JSON, "expected ':'");
+    why_of("{1:2}", ZTB_ERR_JSON, "expected a member name");
+    why_of("nul", ZTB_ERR_JSON, "invalid literal");
+    why_of("[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]", ZTB_ERR_TOO_LARGE, "nested too deeply");
+    /* numbers the grammar allows */
+    why_of("[-0,0.5,1e5,1E-5,-1.25e+10,123456789012345678901234567890]", ZTB_OK, "invalid JSON");
+    /* the offset of the problem */
+    struct jr r;
+    jr_init(&r, "[1,2,,3]", 8);
+    assert_int_not_equal(jr_skip(&r), ZTB_OK);
+    assert_int_equal(jr_where(&r), 5);
+}
+
+/* Tighter limits, as pki/jws_header.c runs the reader. */
+static void test_init_limits(void **state)
+{
+    (void)state;
+    struct jr r;
+    jr_init_limits(&r, "[[[1]]]", 7, 2, JR_NAMES, JR_NAME_MAX);
+    assert_int_equal(jr_skip(&r), ZTB_ERR_TOO_LARGE);
+    jr_init_limits(&r, "[[1]]", 5, 2, JR_NAMES, JR_NAME_MAX);
+    assert_int_equal(jr_skip(&r), ZTB_OK);
+    jr_init_limits(&r, "{\"a\":1,\"b\":2,\"c\":3}", 19, JR_DEPTH, 2, JR_NAME_MAX);
+    assert_int_equal(jr_skip(&r), ZTB_ERR_TOO_LARGE);
+    assert_string_equal(jr_why(&r), "too many member names");
+    jr_init_limits(&r, "{\"abcd\":1}", 10, JR_DEPTH, JR_NAMES, 3);
+    assert_int_equal(jr_skip(&r), ZTB_ERR_TOO_LARGE);
+    assert_string_equal(jr_why(&r), "member name too long");
+    /* a larger name limit than the default, up to the arena */
+    char doc[600];
+    int o = snprintf(doc, sizeof(doc), "{\"");
+    memset(doc + o, 'n', 500);
+    snprintf(doc + o + 500, sizeof(doc) - (size_t)o - 500, "\":1}");
+    jr_init(&r, doc, strlen(doc));
+    assert_int_equal(jr_skip(&r), ZTB_ERR_TOO_LARGE);
+    jr_init_limits(&r, doc, strlen(doc), JR_DEPTH, JR_NAMES, 100000); /* clamped */
+    assert_int_equal(jr_skip(&r), ZTB_OK);
+}
+
+/* jr_mark / jr_since give back the exact input bytes of what was read. */
+static void test_mark_and_since(void **state)
+{
+    (void)state;
+    const char *doc = "{\"a\":  {\"b\":[1, 2]} , \"c\":1}";
+    struct jr r;
+    jr_init(&r, doc, strlen(doc));
+    ztb_span name;
+    int more;
+    assert_int_equal(jr_enter_object(&r), ZTB_OK);
+    assert_int_equal(jr_next_member(&r, &name, &more), ZTB_OK);
+    size_t m = jr_mark(&r);
+    assert_int_equal(jr_skip(&r), ZTB_OK);
+    ztb_span raw = jr_since(&r, m);
+    assert_int_equal(raw.len, strlen("{\"b\":[1, 2]}"));
+    assert_memory_equal(raw.ptr, "{\"b\":[1, 2]}", raw.len);
+    /* a mark ahead of the position gives nothing */
+    raw = jr_since(&r, strlen(doc) + 1);
+    assert_int_equal(raw.len, 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -236,6 +342,9 @@ int main(void)
         cmocka_unit_test(test_names_fill_arena_exactly),
         cmocka_unit_test(test_typed_reads),
         cmocka_unit_test(test_type_and_range_errors),
+        cmocka_unit_test(test_refusals_name_the_problem),
+        cmocka_unit_test(test_init_limits),
+        cmocka_unit_test(test_mark_and_since),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

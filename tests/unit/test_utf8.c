@@ -79,13 +79,36 @@ static void test_controls_at_every_offset(void **state)
     }
 }
 
+/* The codec the JSON reader uses: decode what encode wrote, at every length. */
+static void test_decode_encode(void **state)
+{
+    (void)state;
+    const uint32_t cps[] = {0x0,    0x41,   0x7f,   0x80,   0x7ff,   0x800,
+                            0xd7ff, 0xe000, 0xfffd, 0xffff, 0x10000, 0x10ffff};
+    const size_t lens[] = {1, 1, 1, 2, 2, 3, 3, 3, 3, 3, 4, 4};
+    for (size_t i = 0; i < sizeof(cps) / sizeof(cps[0]); i++) {
+        uint8_t b[4];
+        size_t n = ztb_utf8_encode(cps[i], b);
+        assert_int_equal(n, lens[i]);
+        uint32_t cp = 0xffffffff;
+        assert_int_equal(ztb_utf8_decode(b, n, &cp), n);
+        assert_int_equal(cp, cps[i]);
+        if (n > 1)
+            assert_int_equal(ztb_utf8_decode(b, n - 1, &cp), 0); /* truncated */
+    }
+    uint32_t cp;
+    assert_int_equal(ztb_utf8_decode((const uint8_t *)"\xc0\xaf", 2, &cp), 0);
+    assert_int_equal(ztb_utf8_decode((const uint8_t *)"\xed\xa0\x80", 3, &cp), 0);
+    assert_int_equal(ztb_utf8_decode((const uint8_t *)"\x80", 1, &cp), 0);
+    assert_int_equal(ztb_utf8_decode((const uint8_t *)"\xf4\x90\x80\x80", 4, &cp), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_valid_forms),
-        cmocka_unit_test(test_invalid_forms),
-        cmocka_unit_test(test_printable),
-        cmocka_unit_test(test_controls_at_every_offset),
+        cmocka_unit_test(test_valid_forms),   cmocka_unit_test(test_invalid_forms),
+        cmocka_unit_test(test_printable),     cmocka_unit_test(test_controls_at_every_offset),
+        cmocka_unit_test(test_decode_encode),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
