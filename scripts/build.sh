@@ -3,6 +3,7 @@
 #
 #   scripts/build.sh          default build in build/ (-O2 -g -Wall -Wextra -Werror)
 #   scripts/build.sh --asan   ASan+UBSan build with clang (and libFuzzer) in build-asan/
+#   scripts/build.sh --tsan   ThreadSanitizer build with clang in build-tsan/
 #
 # Binaries land in build/bin/ (ztb-broker, ztbctl, ztb-bench-*).
 # Set ZTB_SKIP_DEPS=1 to skip the package check.
@@ -19,12 +20,16 @@ case "${1:-}" in
         dir=build-asan
         CC=clang cmake -S . -B "$dir" -DZTB_SANITIZE=ON >/dev/null
         ;;
+    --tsan)
+        dir=build-tsan
+        CC=clang cmake -S . -B "$dir" -DZTB_TSAN=ON >/dev/null
+        ;;
     "")
         dir=build
         cmake -S . -B "$dir" >/dev/null
         ;;
     *)
-        echo "usage: scripts/build.sh [--asan]" >&2
+        echo "usage: scripts/build.sh [--asan|--tsan]" >&2
         exit 2
         ;;
 esac
