@@ -74,7 +74,8 @@ static int teardown(void **state)
 static unsigned g_jti;
 
 /* An assertion signed by k with header typ and these claims (printf). */
-static void sign(const ztb_key *k, const char *typ, char *out, size_t cap, const char *fmt, ...)
+__attribute__((format(printf, 5, 6))) static void sign(const ztb_key *k, const char *typ, char *out,
+                                                       size_t cap, const char *fmt, ...)
 {
     char claims[2048];
     va_list ap;
