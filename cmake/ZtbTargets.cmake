@@ -3,6 +3,8 @@
 #
 #   ztb_add_unit_test(NAME [LIBS ...] [SOURCES ...])
 #       tests/unit/NAME.c (+ SOURCES) linked with LIBS and cmocka; label unit.
+#       Unit tests and TSAN integration tests are what the target tsan-tests
+#       builds (scripts/build.sh --tsan builds only that).
 #   ztb_add_integration_test(NAME [TSAN] [LIBS ...] [SOURCES ...] [TIMEOUT s])
 #       tests/integration/NAME.c + the harness; label integration. Runs the real
 #       ztb-broker and a real redis-server. TSAN adds the label tsan: the test
@@ -29,6 +31,7 @@ function(ztb_add_unit_test name)
   target_include_directories(${name} PRIVATE ${ZTB_TESTS_DIR}/unit)
   set_target_properties(${name} PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${ZTB_TEST_BIN_DIR})
   add_test(NAME unit/${name} COMMAND ${name})
+  set_property(GLOBAL APPEND PROPERTY ZTB_TSAN_TARGETS ${name})
   if(NOT A_TIMEOUT)
     set(A_TIMEOUT 120)
   endif()
@@ -52,6 +55,7 @@ function(ztb_add_integration_test name)
   set(labels integration)
   if(A_TSAN)
     list(APPEND labels tsan)
+    set_property(GLOBAL APPEND PROPERTY ZTB_TSAN_TARGETS ${name})
   endif()
   set_tests_properties(integration/${name} PROPERTIES LABELS "${labels}"
     TIMEOUT ${A_TIMEOUT} RESOURCE_LOCK redis-ports
