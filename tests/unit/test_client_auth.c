@@ -169,47 +169,49 @@ static void test_assertion_claims_refused(void **state)
     long long now = time(NULL);
     const char *sp = "spiffe://" TD "/agent/alice";
     /* each: claims, and the refusal's description */
+    enum { CLAIMS_CAP = 512 };
     struct {
         const char *why;
-        char claims[512];
+        char claims[CLAIMS_CAP];
     } c[8];
+    memset(c, 0, sizeof(c));
     int n = 0;
-    snprintf(c[n].claims, sizeof(c[n].claims),
+    snprintf(c[n].claims, CLAIMS_CAP,
              "{\"iss\":\"%s\",\"sub\":\"spiffe://" TD "/agent/bob\",\"aud\":\"" ISSUER
              "/v1/token\",\"iat\":%lld,\"exp\":%lld,\"jti\":\"c-0000000000000001\"}",
              sp, now, now + 30);
     c[n++].why = "iss and sub";
-    snprintf(c[n].claims, sizeof(c[n].claims),
+    snprintf(c[n].claims, CLAIMS_CAP,
              "{\"iss\":\"%s\",\"sub\":\"%s\",\"aud\":\"" ISSUER
              "/v1/introspect\",\"iat\":%lld,\"exp\":%lld,\"jti\":\"c-0000000000000002\"}",
              sp, sp, now, now + 30);
     c[n++].why = "aud must be the token endpoint";
-    snprintf(c[n].claims, sizeof(c[n].claims),
+    snprintf(c[n].claims, CLAIMS_CAP,
              "{\"iss\":\"%s\",\"sub\":\"%s\",\"aud\":[\"" ISSUER "/v1/token\",\"x\"],"
              "\"iat\":%lld,\"exp\":%lld,\"jti\":\"c-0000000000000003\"}",
              sp, sp, now, now + 30);
     c[n++].why = "aud must be the token endpoint";
-    snprintf(c[n].claims, sizeof(c[n].claims),
+    snprintf(c[n].claims, CLAIMS_CAP,
              "{\"iss\":\"%s\",\"sub\":\"%s\",\"aud\":\"" ISSUER
              "/v1/token\",\"iat\":%lld,\"exp\":%lld,\"jti\":\"c-0000000000000004\"}",
              sp, sp, now, now + 61);
     c[n++].why = "at most 60 s";
-    snprintf(c[n].claims, sizeof(c[n].claims),
+    snprintf(c[n].claims, CLAIMS_CAP,
              "{\"iss\":\"%s\",\"sub\":\"%s\",\"aud\":\"" ISSUER
              "/v1/token\",\"iat\":\"%lld\",\"exp\":%lld,\"jti\":\"c-0000000000000005\"}",
              sp, sp, now, now + 30);
     c[n++].why = "integer iat and exp";
-    snprintf(c[n].claims, sizeof(c[n].claims),
+    snprintf(c[n].claims, CLAIMS_CAP,
              "{\"iss\":\"%s\",\"sub\":\"%s\",\"aud\":\"" ISSUER
              "/v1/token\",\"iat\":%lld,\"exp\":%lld,\"jti\":\"c-0000000000000006\"}",
              sp, sp, now - 100, now - 40);
     c[n++].why = "assertion expired";
-    snprintf(c[n].claims, sizeof(c[n].claims),
+    snprintf(c[n].claims, CLAIMS_CAP,
              "{\"iss\":\"%s\",\"sub\":\"%s\",\"aud\":\"" ISSUER
              "/v1/token\",\"iat\":%lld,\"exp\":%lld,\"jti\":\"c-0000000000000007\"}",
              sp, sp, now + 40, now + 60);
     c[n++].why = "in the future";
-    snprintf(c[n].claims, sizeof(c[n].claims),
+    snprintf(c[n].claims, CLAIMS_CAP,
              "{\"iss\":\"%s\",\"sub\":\"%s\",\"aud\":\"" ISSUER
              "/v1/token\",\"iat\":%lld,\"exp\":%lld,\"jti\":\"short\"}",
              sp, sp, now, now + 30);
