@@ -25,8 +25,8 @@
 # verifier with its revocation-feed thread. The other integration tests are
 # request/response checks whose threads those already start and stop.
 # Measured on the 2-core machine: the TSan build (only its target
-# tsan-tests) takes about 150 CPU-seconds, its test run about 3 minutes of
-# wall time while other work shares the cores; about 4 minutes added in all.
+# tsan-tests) takes about 150 CPU-seconds (2 to 3 minutes on 2 cores), its
+# test run about 60 seconds; about 3.5 minutes added in all.
 # Races in third-party libraries only are suppressed, with a reason per line,
 # in tests/tsan.supp.
 #
