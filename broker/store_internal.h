@@ -25,7 +25,7 @@
  * and a plain "compute if the first byte is NUL" cache is a data race (a
  * reader can see a half-written SHA). Define one per script, static:
  *
- *   static struct store_script agent_add = STORE_SCRIPT(agent_add_lua);
+ *   static struct store_script agent_add_script = STORE_SCRIPT(agent_add_lua);
  */
 struct store_script {
     const char *lua;
