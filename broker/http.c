@@ -65,14 +65,7 @@ struct http_server {
     size_t nroutes;
     struct http_limits lim;
     void *ctx;
-    http_handler on_too_large;
 };
-
-void http_server_on_too_large(struct http_server *s, http_handler fn)
-{
-    if (s != NULL)
-        s->on_too_large = fn;
-}
 
 struct req_state {
     ztb_buf body;
@@ -498,9 +491,9 @@ static enum MHD_Result answer(struct http_server *s, struct req_state *st,
                         "an HTTP/1.1 request needs exactly one Host header");
     } else if (refuse == 413) {
         http_resp_error(&resp, 413, "invalid_request", "request body too large");
-        if (s->on_too_large != NULL) {
+        if (s->lim.on_too_large != NULL) {
             req.body_len = 0;
-            s->on_too_large(&req, &resp);
+            s->lim.on_too_large(&req, &resp);
         }
     } else {
         int wrong_method;

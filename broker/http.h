@@ -71,6 +71,12 @@ struct http_limits {
     unsigned connection_limit;
     unsigned per_ip_connection_limit;
     unsigned connection_timeout_s;
+    /* Optional: answers requests whose body is over the limit (instead of
+     * the generic 413), with the body empty and req->path set, e.g. to
+     * audit the refusal. Part of the limits so that it is in place before
+     * the first worker thread runs (it used to be set after the start, a
+     * data race with the workers reading it). */
+    http_handler on_too_large;
 };
 
 struct http_server;
@@ -83,13 +89,6 @@ struct http_server;
 struct http_server *http_server_start(const char *name, int listen_fd,
                                       const struct http_route *routes, size_t nroutes,
                                       const struct http_limits *lim, void *ctx);
-
-/*
- * Optional: fn answers requests whose body is over the limit (instead of
- * the generic 413), with the body empty and req->path set, e.g. to audit
- * the refusal. Set before requests arrive.
- */
-void http_server_on_too_large(struct http_server *s, http_handler fn);
 
 /* Stop accepting; in-flight requests go on. */
 void http_server_quiesce(struct http_server *s);

@@ -342,7 +342,8 @@ int main(int argc, char **argv)
         .per_ip_connection_limit = cfg->per_ip_connection_limit,
         .connection_timeout_s = cfg->connection_timeout_s,
     };
-    struct http_limits admin_lim = lim; /* the admin socket is never TLS */
+    struct http_limits admin_lim = lim;          /* the admin socket is never TLS */
+    lim.on_too_large = handle_signals_too_large; /* audits oversized signals */
     if (tls) {
         lim.tls_cert_pem = ztb_buf_cstr(&tls_cert);
         lim.tls_key_pem = ztb_buf_cstr(&tls_key);
@@ -357,7 +358,6 @@ int main(int argc, char **argv)
         http_server_start("admin", admin_fd, admin_routes, admin_routes_n, &admin_lim, &g_broker);
     if (api == NULL || admin == NULL)
         die("http", "cannot start the HTTP server (see the log above)");
-    http_server_on_too_large(api, handle_signals_too_large); /* audits oversized signals */
 
     if (ready_fd >= 0)
         write_ready_file(ready_fd, g_broker.port);

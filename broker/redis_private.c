@@ -325,6 +325,9 @@ ztb_err redis_private_start(const char *state_dir, const char *redis_server, cha
         redis_private_stop();
         return ZTB_ERR_TIMEOUT;
     }
+    /* from here on the supervisor owns g_pid (under g_lock): log the pid
+     * read before it starts, not g_pid, which it rewrites when Redis exits */
+    pid_t pid = g_pid;
     if (pthread_create(&g_thread, NULL, supervise, NULL) != 0) {
         snprintf(err, errcap, "cannot start the supervisor thread");
         redis_private_stop();
@@ -333,7 +336,7 @@ ztb_err redis_private_start(const char *state_dir, const char *redis_server, cha
     g_thread_started = 1;
     snprintf(sock, cap, "%s", g_sock);
     ztb_log(ZTB_LOG_INFO, "redis.private_started", ZTB_F_STR("socket", g_sock),
-            ZTB_F_INT("pid", g_pid));
+            ZTB_F_INT("pid", pid));
     return ZTB_OK;
 }
 

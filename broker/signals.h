@@ -56,7 +56,7 @@ ztb_err signals_apply_action(const struct store_action *a, const char *actor,
                              struct json_t **result);
 
 /* POST /v1/signals, and the server's hook for bodies over its size limit
- * (http_server_on_too_large): refusals of oversized signals are audited. */
+ * (http_limits.on_too_large): refusals of oversized signals are audited. */
 void handle_signals(struct http_req *req, struct http_resp *resp);
 void handle_signals_too_large(struct http_req *req, struct http_resp *resp);
 

@@ -2,10 +2,13 @@
  * store.c - ztb's Redis data model (see store.h).
  *
  * Scripts are sent with EVALSHA (loaded on first NOSCRIPT), so each request
- * costs one round trip. Script replies are small integer arrays; anything
+ * costs one round trip. Every script, here and in store_rev.c, is a struct
+ * store_script run through store_eval, which computes its SHA once however
+ * many threads ask first. Script replies are small integer arrays; anything
  * else from Redis is treated as UNAVAILABLE (fail closed), never guessed at.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -97,24 +100,15 @@ static const char agent_add_lua[] =
     "           'approval', 0, 'created', ARGV[2])\n"
     "redis.call('SADD', KEYS[2], ARGV[1])\n"
     "return 1\n";
-static char agent_add_sha[41];
+static struct store_script agent_add_script = STORE_SCRIPT(agent_add_lua);
 
 void store_init(void)
 {
 }
 
-static void once_shas(void)
-{
-    /* computed on first use; the strings are constant so races are benign
-     * (every thread writes the same bytes) */
-    if (agent_add_sha[0] == '\0')
-        redis_script_sha(agent_add_lua, agent_add_sha);
-}
-
 ztb_err store_agent_add(const char *name, int64_t now)
 {
     ZTB_ENSURE(store_agent_name_ok(name), ZTB_ERR_INVALID_ARG);
-    once_shas();
     char k[KEY_MAX], created[24];
     key(k, ZTB_WIRE_AGENT_KEY_FMT, name);
     snprintf(created, sizeof(created), "%lld", (long long)now);
@@ -122,7 +116,7 @@ ztb_err store_agent_add(const char *name, int64_t now)
      * must become two calls. Single Redis and Sentinel are supported. */
     const char *argv[] = {k, "ztb:agents", name, created};
     redisReply *r;
-    ZTB_GUARD(redis_eval(&r, agent_add_lua, agent_add_sha, 2, 4, argv, NULL));
+    ZTB_GUARD(store_eval(&r, &agent_add_script, 2, 4, argv, NULL));
     if (r->type != REDIS_REPLY_INTEGER)
         return unexpected(r, "agent_add");
     int added = r->integer == 1;
@@ -267,7 +261,7 @@ static const char join_consume_lua[] = "local agent = redis.call('HGET', KEYS[1]
                                        "redis.call('DEL', KEYS[1])\n"
                                        "redis.call('SET', KEYS[2], agent, 'EX', 86400)\n"
                                        "return {0, agent}\n";
-static char join_consume_sha[41];
+static struct store_script join_consume_script = STORE_SCRIPT(join_consume_lua);
 
 ztb_err store_join_consume(const char *token, char agent[STORE_NAME_MAX + 1], int *reused)
 {
@@ -277,15 +271,13 @@ ztb_err store_join_consume(const char *token, char agent[STORE_NAME_MAX + 1], in
     ZTB_ENSURE(token != NULL && strlen(token) == STORE_JOIN_TOKEN_LEN &&
                    strncmp(token, "ztbj_", 5) == 0,
                ZTB_ERR_JOIN_TOKEN);
-    if (join_consume_sha[0] == '\0')
-        redis_script_sha(join_consume_lua, join_consume_sha);
     char hex[65], k1[KEY_MAX], k2[KEY_MAX];
     join_hash(token, hex);
     key(k1, "ztb:join:%s", hex);
     key(k2, "ztb:joinused:%s", hex);
     const char *argv[] = {k1, k2};
     redisReply *r;
-    ZTB_GUARD(redis_eval(&r, join_consume_lua, join_consume_sha, 2, 2, argv, NULL));
+    ZTB_GUARD(store_eval(&r, &join_consume_script, 2, 2, argv, NULL));
     if (!is_int_array(r, 2) || r->element[1]->type != REDIS_REPLY_STRING)
         return unexpected(r, "join_consume");
     int64_t code = elem_int(r, 0);
@@ -382,7 +374,7 @@ static const char issue_lua[] =
     "if n2 > 0 then redis.call('SET', KEYS[3], string.format('%d', n2), 'PX',\n"
     "  math.ceil((n2 - now) / 1000) + 1000) end\n"
     "return {0, tonumber(a[2]), 0, approval}\n";
-static char issue_sha[41];
+static struct store_script issue_script = STORE_SCRIPT(issue_lua);
 
 static void rate_args(const struct store_rate *r, char *interval, char *burst)
 {
@@ -413,8 +405,6 @@ ztb_err store_issue_check(const char *agent, const struct store_expect *expect, 
     ZTB_ENSURE(store_agent_name_ok(agent) && expect != NULL, ZTB_ERR_INVALID_ARG);
     const char *dpop = expect->dpop_jti;
     ZTB_ENSURE(dpop == NULL || (dpop[0] != '\0' && strlen(dpop) <= 128), ZTB_ERR_INVALID_ARG);
-    if (issue_sha[0] == '\0')
-        redis_script_sha(issue_lua, issue_sha);
     char k1[KEY_MAX], k2[KEY_MAX], k3[KEY_MAX], k4[KEY_MAX], k5[KEY_MAX];
     char i1[24], b1[16], i2[24], b2[16], g[24], e[24], ttl[24];
     ZTB_ENSURE(key(k1, ZTB_WIRE_AGENT_KEY_FMT, agent) && key(k2, "ztb:{%s}:rl", agent) &&
@@ -438,7 +428,7 @@ ztb_err store_issue_check(const char *agent, const struct store_expect *expect, 
                           e,   expect->x5t ? expect->x5t : "",
                           ttl, charge ? "1" : "0"};
     redisReply *r;
-    ZTB_GUARD(redis_eval(&r, issue_lua, issue_sha, 5, (int)ZTB_ARRAY_LEN(argv), argv, NULL));
+    ZTB_GUARD(store_eval(&r, &issue_script, 5, (int)ZTB_ARRAY_LEN(argv), argv, NULL));
     if (!is_int_array(r, 4))
         return unexpected(r, "issue_check");
     int64_t code = elem_int(r, 0);
@@ -467,7 +457,7 @@ static const char rate_lua[] = "local t = redis.call('TIME')\n"
                                "if n > 0 then redis.call('SET', KEYS[1], string.format('%d', n),\n"
                                "  'PX', math.ceil((n - now) / 1000) + 1000) end\n"
                                "return {0, 0}\n";
-static char rate_sha[41];
+static struct store_script rate_script = STORE_SCRIPT(rate_lua);
 
 ztb_err store_rate_take(const char *kind, const char *name, const struct store_rate *rate,
                         uint32_t *retry_after_ms)
@@ -477,14 +467,12 @@ ztb_err store_rate_take(const char *kind, const char *name, const struct store_r
         return ZTB_OK;
     ZTB_ENSURE(kind != NULL && strchr(kind, ':') == NULL && store_agent_name_ok(name),
                ZTB_ERR_INVALID_ARG);
-    if (rate_sha[0] == '\0')
-        redis_script_sha(rate_lua, rate_sha);
     char k[KEY_MAX], interval[24], burst[16];
     ZTB_ENSURE(key(k, "ztb:rl:%s:%s", kind, name), ZTB_ERR_TOO_LARGE);
     rate_args(rate, interval, burst);
     const char *argv[] = {k, interval, burst};
     redisReply *r;
-    ZTB_GUARD(redis_eval(&r, rate_lua, rate_sha, 1, 3, argv, NULL));
+    ZTB_GUARD(store_eval(&r, &rate_script, 1, 3, argv, NULL));
     if (!is_int_array(r, 2))
         return unexpected(r, "rate_take");
     int64_t code = elem_int(r, 0), wait = elem_int(r, 1);
@@ -573,7 +561,7 @@ static const char set_identity_lua[] =
     "redis.call('HSET', KEYS[1], 'jwk', ARGV[2], 'jkt', ARGV[3], 'x5t', ARGV[4],\n"
     "           'identity_exp', ARGV[5], 'id_gen', a[2], 'epoch', epoch)\n"
     "return {1, epoch}\n";
-static char set_identity_sha[41];
+static struct store_script set_identity_script = STORE_SCRIPT(set_identity_lua);
 
 ztb_err store_agent_set_identity(const char *name, enum store_identity_op op, const char *jwk,
                                  const char *jkt, const char *x5t, int64_t not_after, int64_t epoch,
@@ -582,8 +570,6 @@ ztb_err store_agent_set_identity(const char *name, enum store_identity_op op, co
     ZTB_ENSURE(store_agent_name_ok(name), ZTB_ERR_NOT_FOUND);
     ZTB_ENSURE(op == STORE_IDENTITY_ENROLL || op == STORE_IDENTITY_RENEW, ZTB_ERR_INVALID_ARG);
     ZTB_ENSURE(jwk != NULL && jkt != NULL && x5t != NULL && jkt[0] && x5t[0], ZTB_ERR_INVALID_ARG);
-    if (set_identity_sha[0] == '\0')
-        redis_script_sha(set_identity_lua, set_identity_sha);
     char k[KEY_MAX], o[4], exp[24], ep[24];
     key(k, ZTB_WIRE_AGENT_KEY_FMT, name);
     snprintf(o, sizeof(o), "%d", (int)op);
@@ -591,7 +577,7 @@ ztb_err store_agent_set_identity(const char *name, enum store_identity_op op, co
     snprintf(ep, sizeof(ep), "%lld", (long long)epoch);
     const char *argv[] = {k, o, jwk, jkt, x5t, exp, ep};
     redisReply *r;
-    ZTB_GUARD(redis_eval(&r, set_identity_lua, set_identity_sha, 1, 7, argv, NULL));
+    ZTB_GUARD(store_eval(&r, &set_identity_script, 1, 7, argv, NULL));
     if (!is_int_array(r, 2))
         return unexpected(r, "agent_set_identity");
     int64_t code = elem_int(r, 0);
@@ -648,6 +634,24 @@ ztb_err store_agent_auth_get(const char *name, struct store_agent_auth *out)
 }
 
 /* Shared with store_rev.c (store_internal.h) ----------------------------------*/
+
+/* Serialises the first computation of each script's SHA; never taken once
+ * a script's ready flag is set. */
+static pthread_mutex_t script_lock = PTHREAD_MUTEX_INITIALIZER;
+
+ztb_err store_eval(redisReply **reply, struct store_script *s, int nkeys, int nargs,
+                   const char **argv, const size_t *lens)
+{
+    if (!atomic_load_explicit(&s->ready, memory_order_acquire)) {
+        pthread_mutex_lock(&script_lock);
+        if (!atomic_load_explicit(&s->ready, memory_order_relaxed)) {
+            redis_script_sha(s->lua, s->sha);
+            atomic_store_explicit(&s->ready, 1, memory_order_release);
+        }
+        pthread_mutex_unlock(&script_lock);
+    }
+    return redis_eval(reply, s->lua, s->sha, nkeys, nargs, argv, lens);
+}
 
 int store_keyf(char *out, const char *fmt, ...)
 {

@@ -9,6 +9,7 @@
 #ifndef ZTB_BROKER_STORE_INTERNAL_H
 #define ZTB_BROKER_STORE_INTERNAL_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -16,6 +17,30 @@
 #include <ztb/error.h>
 
 #define STORE_KEY_MAX 512
+
+/*
+ * A Lua script and its SHA-1 for EVALSHA. The SHA is computed on first use,
+ * once, under a lock, and published with release/acquire ordering: HTTP
+ * worker threads, the detector thread and the admin thread all run scripts,
+ * and a plain "compute if the first byte is NUL" cache is a data race (a
+ * reader can see a half-written SHA). Define one per script, static:
+ *
+ *   static struct store_script agent_add_script = STORE_SCRIPT(agent_add_lua);
+ */
+struct store_script {
+    const char *lua;
+    atomic_int ready; /* 1 once sha holds the whole SHA-1 */
+    char sha[41];
+};
+#define STORE_SCRIPT(text)                                                                         \
+    {                                                                                              \
+        .lua = (text), .ready = 0, .sha = ""                                                       \
+    }
+
+/* Run the script (EVALSHA, EVAL on NOSCRIPT): redis_eval with the script's
+ * SHA, computed on the first call from any thread. *reply as redis_eval. */
+ztb_err store_eval(redisReply **reply, struct store_script *s, int nkeys, int nargs,
+                   const char **argv, const size_t *lens);
 
 /* Format a key into out (STORE_KEY_MAX bytes); 0 if it would not fit. */
 int store_keyf(char *out, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -71,14 +71,8 @@ int store_source_name_ok(const char *name)
     return store_agent_name_ok(name);
 }
 
-/* Script SHAs are computed on first use; the texts are constant, so two
- * threads racing write the same bytes. */
-static const char *sha_of(const char *script, char sha[41])
-{
-    if (sha[0] == '\0')
-        redis_script_sha(script, sha);
-    return sha;
-}
+/* Scripts are struct store_script, run with store_eval (store_internal.h):
+ * each SHA is computed once, safely, whichever thread comes first. */
 
 static void hex_sha256(const void *p, size_t n, char hex[65])
 {
@@ -140,7 +134,7 @@ static const char rev_until_lua[] =
     "local cur = redis.call('TTL', KEYS[1])\n"
     "if cur ~= -1 and cur < ttl then redis.call('SET', KEYS[1], '1', 'EX', ttl) end\n"
     "redis.call('ZADD', KEYS[2], ARGV[3], ARGV[1])\n" TRIM_AND_PUBLISH("ARGV[1]") "return 1\n";
-static char rev_until_sha[41];
+static struct store_script rev_until_script = STORE_SCRIPT(rev_until_lua);
 
 /*
  * Store k until exp + skew by the broker's clock, and at least min_ttl
@@ -166,8 +160,7 @@ static ztb_err rev_until(const char *k, const char *event, int64_t exp, unsigned
     snprintf(s, sizeof(s), "%u", skew);
     const char *argv[] = {k, ZTB_WIRE_REV_ZSET, event, t, e, n, s};
     redisReply *r;
-    ZTB_GUARD(redis_eval(&r, rev_until_lua, sha_of(rev_until_lua, rev_until_sha), 2,
-                         (int)ZTB_ARRAY_LEN(argv), argv, NULL));
+    ZTB_GUARD(store_eval(&r, &rev_until_script, 2, (int)ZTB_ARRAY_LEN(argv), argv, NULL));
     if (r->type != REDIS_REPLY_INTEGER || r->integer != 1)
         return store_unexpected_reply(r, "rev_until");
     if (applied != NULL)
@@ -207,7 +200,7 @@ static const char rev_agent_lua[] =
     "local exp = now + tonumber(ARGV[2])\n"
     "local ev = ARGV[1] .. " REV_AGENT_EVENT_TAIL_LUA "\n"
     "redis.call('ZADD', KEYS[2], exp, ev)\n" TRIM_AND_PUBLISH("ev") "return {1, gen, exp}\n";
-static char rev_agent_sha[41];
+static struct store_script rev_agent_script = STORE_SCRIPT(rev_agent_lua);
 
 ztb_err store_rev_agent(const char *agent, unsigned max_ttl, unsigned skew, int64_t *gen,
                         int64_t *exp)
@@ -222,8 +215,7 @@ ztb_err store_rev_agent(const char *agent, unsigned max_ttl, unsigned skew, int6
     snprintf(n, sizeof(n), "%lld", (long long)broker_now());
     const char *argv[] = {k, ZTB_WIRE_REV_ZSET, prefix, ttl, s, n};
     redisReply *r;
-    ZTB_GUARD(redis_eval(&r, rev_agent_lua, sha_of(rev_agent_lua, rev_agent_sha), 2,
-                         (int)ZTB_ARRAY_LEN(argv), argv, NULL));
+    ZTB_GUARD(store_eval(&r, &rev_agent_script, 2, (int)ZTB_ARRAY_LEN(argv), argv, NULL));
     if (!store_reply_is_int_array(r, 3))
         return store_unexpected_reply(r, "rev_agent");
     int ok = store_reply_int(r, 0) == 1;
@@ -250,7 +242,7 @@ static const char rev_aud_lua[] =
                    "redis.call('SET', KEYS[1], string.format('%d', now))\n"
                    "redis.call('ZADD', KEYS[2], '+inf', ARGV[1])\n" TRIM_AND_PUBLISH(
                        "ARGV[1]") "return 1 - had\n";
-static char rev_aud_sha[41];
+static struct store_script rev_aud_script = STORE_SCRIPT(rev_aud_lua);
 
 ztb_err store_rev_audience(const char *audience, int lift, unsigned skew, int *changed)
 {
@@ -265,8 +257,7 @@ ztb_err store_rev_audience(const char *audience, int lift, unsigned skew, int *c
     snprintf(n, sizeof(n), "%lld", (long long)broker_now());
     const char *argv[] = {k, ZTB_WIRE_REV_ZSET, kill, lifted, lift ? "1" : "0", s, n};
     redisReply *r;
-    ZTB_GUARD(redis_eval(&r, rev_aud_lua, sha_of(rev_aud_lua, rev_aud_sha), 2,
-                         (int)ZTB_ARRAY_LEN(argv), argv, NULL));
+    ZTB_GUARD(store_eval(&r, &rev_aud_script, 2, (int)ZTB_ARRAY_LEN(argv), argv, NULL));
     if (r->type != REDIS_REPLY_INTEGER)
         return store_unexpected_reply(r, "rev_audience");
     if (changed != NULL)
@@ -281,7 +272,7 @@ static const char flag_lua[] = "local cur = redis.call('HMGET', KEYS[1], 'status
                                "redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])\n"
                                "if cur[2] == ARGV[2] then return 0 end\n"
                                "return 1\n";
-static char flag_sha[41];
+static struct store_script flag_script = STORE_SCRIPT(flag_lua);
 
 ztb_err store_agent_flag(const char *agent, const char *flag, int on, int *changed)
 {
@@ -292,8 +283,7 @@ ztb_err store_agent_flag(const char *agent, const char *flag, int on, int *chang
     store_keyf(k, ZTB_WIRE_AGENT_KEY_FMT, agent);
     const char *argv[] = {k, flag, on ? "1" : "0"};
     redisReply *r;
-    ZTB_GUARD(redis_eval(&r, flag_lua, sha_of(flag_lua, flag_sha), 1, (int)ZTB_ARRAY_LEN(argv),
-                         argv, NULL));
+    ZTB_GUARD(store_eval(&r, &flag_script, 1, (int)ZTB_ARRAY_LEN(argv), argv, NULL));
     if (r->type != REDIS_REPLY_INTEGER)
         return store_unexpected_reply(r, "agent_flag");
     long long v = r->integer;
@@ -354,7 +344,7 @@ static const char token_state_lua[] =
     "  used = redis.call('EXISTS', KEYS[5])\n"
     "end\n"
     "return {revoked, gen, killed, tainted, used, consumed}\n";
-static char token_state_sha[41];
+static struct store_script token_state_script = STORE_SCRIPT(token_state_lua);
 
 ztb_err store_token_state(const char *jti, const char *agent, const char *audience, const char *kid,
                           int64_t token_gen, uint64_t consume_ms, struct store_token_state *out)
@@ -375,8 +365,7 @@ ztb_err store_token_state(const char *jti, const char *agent, const char *audien
     snprintf(c, sizeof(c), "%llu", (unsigned long long)consume_ms);
     const char *argv[] = {k1, k2, k3, k4, k5, g, c};
     redisReply *r;
-    ZTB_GUARD(redis_eval(&r, token_state_lua, sha_of(token_state_lua, token_state_sha), 5,
-                         (int)ZTB_ARRAY_LEN(argv), argv, NULL));
+    ZTB_GUARD(store_eval(&r, &token_state_script, 5, (int)ZTB_ARRAY_LEN(argv), argv, NULL));
     if (!store_reply_is_int_array(r, 6))
         return store_unexpected_reply(r, "token_state");
     out->revoked = store_reply_int(r, 0) != 0;
@@ -403,7 +392,7 @@ static const char source_add_lua[] =
     "if KEYS[3] ~= '' then redis.call('SET', KEYS[3], ARGV[1]) end\n"
     "if KEYS[4] ~= '' then redis.call('SET', KEYS[4], ARGV[1]) end\n"
     "return 1\n";
-static char source_add_sha[41];
+static struct store_script source_add_script = STORE_SCRIPT(source_add_lua);
 
 ztb_err store_source_add(const char *name, const char *jwk, const char *agent, int64_t now,
                          char secret[STORE_SOURCE_SECRET_LEN + 1])
@@ -432,8 +421,7 @@ ztb_err store_source_add(const char *name, const char *jwk, const char *agent, i
     const char *argv[] = {
         k1, "ztb:sources", k3, k4, name, hex, jwk ? jwk : "", agent ? agent : "", created};
     redisReply *r;
-    ztb_err rv = redis_eval(&r, source_add_lua, sha_of(source_add_lua, source_add_sha), 4,
-                            (int)ZTB_ARRAY_LEN(argv), argv, NULL);
+    ztb_err rv = store_eval(&r, &source_add_script, 4, (int)ZTB_ARRAY_LEN(argv), argv, NULL);
     if (rv == ZTB_OK && r->type != REDIS_REPLY_INTEGER)
         rv = store_unexpected_reply(r, "source_add");
     else if (rv == ZTB_OK) {
@@ -456,7 +444,7 @@ static const char source_remove_lua[] =
     "redis.call('DEL', KEYS[1])\n"
     "redis.call('SREM', KEYS[2], ARGV[1])\n"
     "return 1\n";
-static char source_remove_sha[41];
+static struct store_script source_remove_script = STORE_SCRIPT(source_remove_lua);
 
 ztb_err store_source_remove(const char *name)
 {
@@ -465,8 +453,7 @@ ztb_err store_source_remove(const char *name)
     store_keyf(k, "ztb:src:%s", name);
     const char *argv[] = {k, "ztb:sources", name};
     redisReply *r;
-    ZTB_GUARD(redis_eval(&r, source_remove_lua, sha_of(source_remove_lua, source_remove_sha), 2,
-                         (int)ZTB_ARRAY_LEN(argv), argv, NULL));
+    ZTB_GUARD(store_eval(&r, &source_remove_script, 2, (int)ZTB_ARRAY_LEN(argv), argv, NULL));
     if (r->type != REDIS_REPLY_INTEGER)
         return store_unexpected_reply(r, "source_remove");
     int ok = r->integer == 1;
@@ -697,7 +684,7 @@ static const char dual_lua[] =
     "  redis.call('EXPIRE', KEYS[2], w)\n"
     "end\n"
     "return {#members, fired, table.concat(sigs, ',')}\n";
-static char dual_sha[41];
+static struct store_script dual_script = STORE_SCRIPT(dual_lua);
 
 ztb_err store_dual_count(const char *target_kind, const char *target, const char *entry,
                          const char *source, const char *signal_id, unsigned window_s,
@@ -719,8 +706,7 @@ ztb_err store_dual_count(const char *target_kind, const char *target, const char
     snprintf(nd, sizeof(nd), "%u", need ? need : 1);
     const char *argv[] = {k1, k2, source, signal_id, w, nd};
     redisReply *r;
-    ZTB_GUARD(redis_eval(&r, dual_lua, sha_of(dual_lua, dual_sha), 2, (int)ZTB_ARRAY_LEN(argv),
-                         argv, NULL));
+    ZTB_GUARD(store_eval(&r, &dual_script, 2, (int)ZTB_ARRAY_LEN(argv), argv, NULL));
     if (!store_reply_is_int_array(r, 3) || r->element[2]->type != REDIS_REPLY_STRING)
         return store_unexpected_reply(r, "dual_count");
     int64_t h = store_reply_int(r, 0);
@@ -758,7 +744,7 @@ static const char action_create_lua[] =
     "redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', '(' .. (tonumber(ARGV[8]) - "
     "tonumber(ARGV[9])))\n"
     "return {1, ARGV[1]}\n";
-static char action_create_sha[41];
+static struct store_script action_create_script = STORE_SCRIPT(action_create_lua);
 
 ztb_err store_action_create(struct store_action *a, int64_t now, int *created)
 {
@@ -781,8 +767,7 @@ ztb_err store_action_create(struct store_action *a, int64_t now, int *created)
         k1,        k2,  "ztb:actions", a->id, a->entry, a->response, a->target_kind,
         a->target, exp, a->signals,    cr,    ttl};
     redisReply *r;
-    ZTB_GUARD(redis_eval(&r, action_create_lua, sha_of(action_create_lua, action_create_sha), 3,
-                         (int)ZTB_ARRAY_LEN(argv), argv, NULL));
+    ZTB_GUARD(store_eval(&r, &action_create_script, 3, (int)ZTB_ARRAY_LEN(argv), argv, NULL));
     if (!store_reply_is_int_array(r, 2) || r->element[1]->type != REDIS_REPLY_STRING ||
         r->element[1]->len >= sizeof(a->id))
         return store_unexpected_reply(r, "action_create");
@@ -831,7 +816,7 @@ static const char action_decide_lua[] =
     "                       'target_exp', 'signals', 'status', 'created')\n"
     "table.insert(out, 1, ok and 1 or 2)\n"
     "return out\n";
-static char action_decide_sha[41];
+static struct store_script action_decide_script = STORE_SCRIPT(action_decide_lua);
 
 ztb_err store_action_decide(const char *id, int confirm, const char *by, int64_t now,
                             struct store_action *a)
@@ -843,8 +828,7 @@ ztb_err store_action_decide(const char *id, int confirm, const char *by, int64_t
     snprintf(t, sizeof(t), "%lld", (long long)now);
     const char *argv[] = {k, confirm ? "confirmed" : "rejected", by, t};
     redisReply *r;
-    ZTB_GUARD(redis_eval(&r, action_decide_lua, sha_of(action_decide_lua, action_decide_sha), 1,
-                         (int)ZTB_ARRAY_LEN(argv), argv, NULL));
+    ZTB_GUARD(store_eval(&r, &action_decide_script, 1, (int)ZTB_ARRAY_LEN(argv), argv, NULL));
     if (r->type != REDIS_REPLY_ARRAY || r->elements < 1 ||
         r->element[0]->type != REDIS_REPLY_INTEGER)
         return store_unexpected_reply(r, "action_decide");
@@ -929,7 +913,7 @@ ztb_err store_action_list(size_t limit, json_t **out)
 static const char detect_count_lua[] = "local n = redis.call('INCR', KEYS[1])\n"
                                        "if n == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end\n"
                                        "return n\n";
-static char detect_count_sha[41];
+static struct store_script detect_count_script = STORE_SCRIPT(detect_count_lua);
 
 ztb_err store_detect_count(const char *agent, const char *kind, unsigned window_s, int64_t *count)
 {
@@ -940,8 +924,7 @@ ztb_err store_detect_count(const char *agent, const char *kind, unsigned window_
     snprintf(w, sizeof(w), "%u", window_s ? window_s : 1);
     const char *argv[] = {k, w};
     redisReply *r;
-    ZTB_GUARD(redis_eval(&r, detect_count_lua, sha_of(detect_count_lua, detect_count_sha), 1,
-                         (int)ZTB_ARRAY_LEN(argv), argv, NULL));
+    ZTB_GUARD(store_eval(&r, &detect_count_script, 1, (int)ZTB_ARRAY_LEN(argv), argv, NULL));
     if (r->type != REDIS_REPLY_INTEGER)
         return store_unexpected_reply(r, "detect_count");
     *count = r->integer;
@@ -962,7 +945,7 @@ static const char detect_aud_lua[] =
     "local added = redis.call('SADD', KEYS[1], ARGV[1])\n"
     "if added == 1 and now - since >= tonumber(ARGV[2]) then return 1 end\n"
     "return 0\n";
-static char detect_aud_sha[41];
+static struct store_script detect_aud_script = STORE_SCRIPT(detect_aud_lua);
 
 ztb_err store_detect_audience(const char *agent, const char *audience, unsigned learn_s, int *fire)
 {
@@ -974,8 +957,7 @@ ztb_err store_detect_audience(const char *agent, const char *audience, unsigned 
     snprintf(l, sizeof(l), "%u", learn_s);
     const char *argv[] = {k1, k2, audience, l};
     redisReply *r;
-    ZTB_GUARD(redis_eval(&r, detect_aud_lua, sha_of(detect_aud_lua, detect_aud_sha), 2,
-                         (int)ZTB_ARRAY_LEN(argv), argv, NULL));
+    ZTB_GUARD(store_eval(&r, &detect_aud_script, 2, (int)ZTB_ARRAY_LEN(argv), argv, NULL));
     if (r->type != REDIS_REPLY_INTEGER)
         return store_unexpected_reply(r, "detect_audience");
     long long v = r->integer;

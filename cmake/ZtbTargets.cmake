@@ -3,9 +3,13 @@
 #
 #   ztb_add_unit_test(NAME [LIBS ...] [SOURCES ...])
 #       tests/unit/NAME.c (+ SOURCES) linked with LIBS and cmocka; label unit.
-#   ztb_add_integration_test(NAME [LIBS ...] [SOURCES ...] [TIMEOUT s])
+#       Unit tests and TSAN integration tests are what the target tsan-tests
+#       builds (scripts/build.sh --tsan builds only that).
+#   ztb_add_integration_test(NAME [TSAN] [LIBS ...] [SOURCES ...] [TIMEOUT s])
 #       tests/integration/NAME.c + the harness; label integration. Runs the real
-#       ztb-broker and a real redis-server.
+#       ztb-broker and a real redis-server. TSAN adds the label tsan: the test
+#       drives the broker's or the SDK's threads, so the ThreadSanitizer build
+#       runs it (that build runs labels unit and tsan only; scripts/test.sh).
 #   ztb_add_fuzz_target(NAME [LIBS ...] [SECONDS n])
 #       tests/fuzz/NAME.c with its seed corpus tests/fuzz/corpus/NAME/.
 #       With clang: a libFuzzer binary run for SECONDS (default 5) in the suite.
@@ -27,6 +31,7 @@ function(ztb_add_unit_test name)
   target_include_directories(${name} PRIVATE ${ZTB_TESTS_DIR}/unit)
   set_target_properties(${name} PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${ZTB_TEST_BIN_DIR})
   add_test(NAME unit/${name} COMMAND ${name})
+  set_property(GLOBAL APPEND PROPERTY ZTB_TSAN_TARGETS ${name})
   if(NOT A_TIMEOUT)
     set(A_TIMEOUT 120)
   endif()
@@ -35,7 +40,7 @@ function(ztb_add_unit_test name)
 endfunction()
 
 function(ztb_add_integration_test name)
-  cmake_parse_arguments(A "" "TIMEOUT" "LIBS;SOURCES" ${ARGN})
+  cmake_parse_arguments(A "TSAN" "TIMEOUT" "LIBS;SOURCES" ${ARGN})
   if(NOT ZTB_BUILD_TESTS)
     return()
   endif()
@@ -47,7 +52,12 @@ function(ztb_add_integration_test name)
   if(NOT A_TIMEOUT)
     set(A_TIMEOUT 300)
   endif()
-  set_tests_properties(integration/${name} PROPERTIES LABELS integration
+  set(labels integration)
+  if(A_TSAN)
+    list(APPEND labels tsan)
+    set_property(GLOBAL APPEND PROPERTY ZTB_TSAN_TARGETS ${name})
+  endif()
+  set_tests_properties(integration/${name} PROPERTIES LABELS "${labels}"
     TIMEOUT ${A_TIMEOUT} RESOURCE_LOCK redis-ports
     ENVIRONMENT "ZTB_SOURCE_DIR=${PROJECT_SOURCE_DIR};ZTB_BUILD_DIR=${CMAKE_BINARY_DIR}")
 endfunction()

@@ -1,8 +1,11 @@
 /*
- * broker_fixture.h - what the broker's revocation and signal unit tests
- * share: a real redis-server, the audit log in a scratch directory, a key
- * store (so tokens can be minted and keys rotated), a policy in g_broker,
- * and small helpers to read the audit log and mint access tokens.
+ * broker_fixture.h - what the broker's unit tests share: a real
+ * redis-server, the audit log in a scratch directory, a key store (so tokens
+ * can be minted and keys rotated), a policy in g_broker, and small helpers
+ * to read the audit log and mint access tokens. Handler tests (enroll,
+ * token, client_auth, admin, mtls) also serve the broker's real route tables
+ * from this process (bf_serve): the handlers run on real libmicrohttpd
+ * worker threads, reached over real sockets, so no request is faked.
  *
  * Header-only (static inline functions): each test file includes it once.
  */
@@ -17,14 +20,21 @@
 
 #include <jansson.h>
 
+#include <openssl/rand.h>
+
 #include "broker/audit.h"
 #include "broker/broker.h"
-#include "wire/claims.h"
+#include "broker/client_auth.h"
+#include "broker/config.h"
+#include "broker/http.h"
 #include "broker/keys.h"
 #include "broker/redis_client.h"
+#include "broker/session.h"
 #include "harness.h"
+#include "pki/ca.h"
 #include "pki/jws.h"
 #include "pki/keystore.h"
+#include "wire/claims.h"
 #include "policy/holder.h"
 
 #define BF_ISSUER "https://broker.unit.test"
@@ -32,9 +42,10 @@
 static struct zh_redis bf_redis;
 static char bf_dir[256];
 
-/* Start Redis, the audit log, a key store (keys opened) and load policy
- * (JSON text, may be NULL). */
-static inline void bf_setup(const char *policy_text)
+/* Start Redis, the audit log, a key store (keys opened; with an agent CA for
+ * trust domain ztb.local when with_ca) and load policy (JSON text, may be
+ * NULL). */
+static inline void bf_setup_ca(const char *policy_text, int with_ca)
 {
     signal(SIGPIPE, SIG_IGN);
     zh_redis_start(&bf_redis);
@@ -54,6 +65,14 @@ static inline void bf_setup(const char *policy_text)
     if (ztb_keystore_init(path, NULL, (int64_t)time(NULL) - 10, &ks) != ZTB_OK)
         abort();
     ztb_keystore_close(ks);
+    if (with_ca) {
+        ztb_ca_opts co = {.trust_domain = "ztb.local"};
+        ztb_ca *ca = NULL;
+        if (ztb_ca_create(&co, (int64_t)time(NULL) - 10, &ca) != ZTB_OK ||
+            ztb_ca_save(ca, path, NULL, 0) != ZTB_OK)
+            abort();
+        ztb_ca_free(ca);
+    }
     if (keys_open(path, NULL, (int64_t)time(NULL), err, sizeof(err)) != ZTB_OK) {
         fprintf(stderr, "keys_open: %s\n", err);
         abort();
@@ -73,6 +92,12 @@ static inline void bf_setup(const char *policy_text)
     }
 }
 
+/* bf_setup_ca without an agent CA. */
+static inline void bf_setup(const char *policy_text)
+{
+    bf_setup_ca(policy_text, 0);
+}
+
 static inline void bf_teardown(void)
 {
     policy_holder_free(g_broker.policy);
@@ -82,6 +107,109 @@ static inline void bf_teardown(void)
     redis_client_shutdown();
     zh_redis_stop(&bf_redis, 1);
     zh_rmtree(bf_dir);
+}
+
+/* ---- serving the real route tables ---------------------------------------- */
+
+static struct http_server *bf_api_srv, *bf_admin_srv;
+/* the TLS PEM texts, kept while the server runs (as main.c does) */
+static ztb_buf bf_ca_pem, bf_crt_pem, bf_key_pem;
+/* The served API as the integration harness describes a broker (url = the
+ * issuer, admin_sock, state = bf_dir), so tests/integration/agent.h's
+ * helpers (enroll, assertions, tokens) work against it unchanged. */
+static struct zh_broker bf_broker;
+
+/*
+ * After bf_setup_ca: the broker's default configuration (trust domain
+ * ztb.local), a random session MAC key, and api_routes served on
+ * 127.0.0.1 (a free port; the issuer is its URL) and admin_routes on a unix
+ * socket in bf_dir, each by a real http_server of this process. tls: serve
+ * HTTPS with a test certificate, client certificates from the agent CA
+ * requested (mTLS); the harness then trusts that certificate.
+ * bf_serve_routes serves routes (nroutes of them) instead of api_routes.
+ */
+static inline void bf_serve_routes(int tls, const struct http_route *routes, size_t nroutes)
+{
+    char err[512];
+    broker_config_defaults(&g_broker.cfg);
+    snprintf(g_broker.cfg.trust_domain, sizeof(g_broker.cfg.trust_domain), "ztb.local");
+    uint8_t mac[SESSION_KEY_LEN];
+    if (RAND_bytes(mac, sizeof(mac)) != 1)
+        abort();
+    session_set_key(mac);
+    int fd = -1, afd = -1;
+    uint16_t port = 0;
+    if (http_listen_tcp("127.0.0.1", 0, &fd, &port, err, sizeof(err)) != ZTB_OK)
+        abort();
+    memset(&bf_broker, 0, sizeof(bf_broker));
+    bf_broker.port = port;
+    snprintf(bf_broker.url, sizeof(bf_broker.url), "%s://127.0.0.1:%u", tls ? "https" : "http",
+             port);
+    snprintf(bf_broker.dir, sizeof(bf_broker.dir), "%s", bf_dir);
+    snprintf(bf_broker.state, sizeof(bf_broker.state), "%s", bf_dir);
+    snprintf(bf_broker.keys, sizeof(bf_broker.keys), "%s/keys", bf_dir);
+    snprintf(bf_broker.admin_sock, sizeof(bf_broker.admin_sock), "%s/admin.sock", bf_dir);
+    snprintf(g_broker.issuer, sizeof(g_broker.issuer), "%s", bf_broker.url);
+    g_broker.port = port;
+    client_auth_set_issuer(g_broker.issuer);
+    client_auth_set_trust_domain("ztb.local");
+    if (http_listen_unix(bf_broker.admin_sock, 0600, &afd, err, sizeof(err)) != ZTB_OK)
+        abort();
+    struct http_limits lim = {.max_body = g_broker.cfg.max_body,
+                              .threads = 2,
+                              .connection_limit = 64,
+                              .connection_timeout_s = 10};
+    struct http_limits alim = lim;
+    alim.threads = 1;
+    ztb_buf_init(&bf_ca_pem, 1 << 16);
+    ztb_buf_init(&bf_crt_pem, 1 << 16);
+    ztb_buf_init_secret(&bf_key_pem, 1 << 16);
+    if (tls) {
+        char crt[300], key[300];
+        zh_tls_server_cert(bf_dir, crt, key);
+        FILE *f = fopen(crt, "r");
+        char chunk[4096];
+        size_t n;
+        while (f != NULL && (n = fread(chunk, 1, sizeof(chunk), f)) > 0)
+            ztb_buf_append(&bf_crt_pem, chunk, n);
+        if (f != NULL)
+            fclose(f);
+        f = fopen(key, "r");
+        while (f != NULL && (n = fread(chunk, 1, sizeof(chunk), f)) > 0)
+            ztb_buf_append(&bf_key_pem, chunk, n);
+        if (f != NULL)
+            fclose(f);
+        if (keys_ca() == NULL || ztb_ca_cert_pem(keys_ca(), &bf_ca_pem) != ZTB_OK ||
+            ztb_buf_cstr(&bf_crt_pem) == NULL || ztb_buf_cstr(&bf_key_pem) == NULL)
+            abort();
+        lim.tls_cert_pem = ztb_buf_cstr(&bf_crt_pem);
+        lim.tls_key_pem = ztb_buf_cstr(&bf_key_pem);
+        lim.tls_client_ca_pem = ztb_buf_cstr(&bf_ca_pem);
+        zh_tls_trust(crt);
+    }
+    bf_api_srv = http_server_start("api", fd, routes, nroutes, &lim, &g_broker);
+    bf_admin_srv = http_server_start("admin", afd, admin_routes, admin_routes_n, &alim, &g_broker);
+    if (bf_api_srv == NULL || bf_admin_srv == NULL)
+        abort();
+}
+
+/* bf_serve_routes with the broker's own public route table. */
+static inline void bf_serve(int tls)
+{
+    bf_serve_routes(tls, api_routes, api_routes_n);
+}
+
+/* Stop what bf_serve started (before bf_teardown). */
+static inline void bf_unserve(void)
+{
+    http_server_stop(bf_api_srv);
+    http_server_stop(bf_admin_srv);
+    bf_api_srv = bf_admin_srv = NULL;
+    ztb_buf_free(&bf_ca_pem);
+    ztb_buf_free(&bf_crt_pem);
+    ztb_buf_free(&bf_key_pem);
+    zh_tls_trust(NULL);
+    zh_tls_client(NULL, NULL);
 }
 
 /* The audit log as text (caller frees). */

@@ -5,6 +5,7 @@
  */
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
@@ -88,7 +89,7 @@ static void test_named_and_refusals(void **state)
 
 struct reader {
     ztb_keyset_slot *slot;
-    volatile int *stop;
+    atomic_int *stop; /* the main thread sets it; the readers poll it */
     long reads;
     int bad;
 };
@@ -96,7 +97,7 @@ struct reader {
 static void *read_loop(void *arg)
 {
     struct reader *r = arg;
-    while (!*r->stop) {
+    while (!atomic_load(r->stop)) {
         ztb_keyset *ks = ztb_keyset_slot_get(r->slot);
         if (ks == NULL || ztb_keyset_count(ks) != 1) {
             r->bad++;
@@ -126,7 +127,7 @@ static void test_slot_swap_under_readers(void **state)
     ztb_keyset_slot_set(&slot, ks);
     ztb_keyset_free(ks);
 
-    volatile int stop = 0;
+    atomic_int stop = 0;
     enum { R = 3 };
     pthread_t th[R];
     struct reader r[R];
@@ -142,7 +143,7 @@ static void test_slot_swap_under_readers(void **state)
         ztb_keyset_slot_set(&slot, ks);
         ztb_keyset_free(ks);
     }
-    stop = 1;
+    atomic_store(&stop, 1);
     for (int i = 0; i < R; i++) {
         assert_int_equal(pthread_join(th[i], NULL), 0);
         assert_int_equal(r[i].bad, 0);

@@ -9,9 +9,11 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <pthread.h>
 
 #include "broker/redis_client.h"
 #include "broker/store.h"
+#include "broker/store_rev.h"
 #include "harness.h"
 
 /* The full issue check for a caller bound to generation gen and epoch (-1:
@@ -68,6 +70,43 @@ static void redis_do(const char *cmd)
     assert_non_null(r);
     freeReplyObject(r);
     redisFree(c);
+}
+
+/* One of four threads that all run two scripts for the first time. */
+static void *first_use(void *arg)
+{
+    const char *agent = arg;
+    struct store_rate rate = {.rate = 100, .period_s = 60, .burst = 10};
+    uint32_t wait = 1;
+    int64_t count = 0;
+    ztb_err *rv = calloc(2, sizeof(*rv));
+    rv[0] = store_rate_take("agent", agent, &rate, &wait);
+    rv[1] = store_detect_count(agent, "deny", 60, &count);
+    return rv;
+}
+
+/*
+ * Every script's SHA is computed on first use, and the broker's HTTP worker
+ * threads, detector thread and admin thread all reach first use at once
+ * after a start. The cache must be safe for that (the ThreadSanitizer build
+ * reports a data race on a plain "compute if empty" cache): this test runs
+ * first, so the scripts it uses (one in store.c, one in store_rev.c) are new.
+ */
+static void test_script_first_use_from_threads(void **state)
+{
+    (void)state;
+    pthread_t th[4];
+    const char *agents[4] = {"t-0", "t-1", "t-2", "t-3"};
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(pthread_create(&th[i], NULL, first_use, (void *)agents[i]), 0);
+    for (int i = 0; i < 4; i++) {
+        void *res;
+        assert_int_equal(pthread_join(th[i], &res), 0);
+        ztb_err *rv = res;
+        assert_int_equal(rv[0], ZTB_OK);
+        assert_int_equal(rv[1], ZTB_OK);
+        free(rv);
+    }
 }
 
 static void test_names(void **state)
@@ -443,6 +482,7 @@ int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_script_first_use_from_threads), /* first: see there */
         cmocka_unit_test(test_names),
         cmocka_unit_test(test_agents),
         cmocka_unit_test(test_join_tokens),
