@@ -121,7 +121,8 @@ static struct zh_broker bf_broker;
 
 /*
  * After bf_setup_ca: the broker's default configuration (trust domain
- * ztb.local), a random session MAC key, and api_routes served on
+ * ztb.local) (the session MAC key is the signer's, opened by keys_open),
+ * and api_routes served on
  * 127.0.0.1 (a free port; the issuer is its URL) and admin_routes on a unix
  * socket in bf_dir, each by a real http_server of this process. tls: serve
  * HTTPS with a test certificate, client certificates from the agent CA
@@ -133,10 +134,6 @@ static inline void bf_serve_routes(int tls, const struct http_route *routes, siz
     char err[512];
     broker_config_defaults(&g_broker.cfg);
     snprintf(g_broker.cfg.trust_domain, sizeof(g_broker.cfg.trust_domain), "ztb.local");
-    uint8_t mac[SESSION_KEY_LEN];
-    if (RAND_bytes(mac, sizeof(mac)) != 1)
-        abort();
-    session_set_key(mac);
     int fd = -1, afd = -1;
     uint16_t port = 0;
     if (http_listen_tcp("127.0.0.1", 0, &fd, &port, err, sizeof(err)) != ZTB_OK)

@@ -45,9 +45,6 @@ static int setup(void **state)
 {
     (void)state;
     bf_setup(NULL);
-    uint8_t mac[SESSION_KEY_LEN];
-    memset(mac, 7, sizeof(mac));
-    session_set_key(mac);
     client_auth_set_issuer(ISSUER);
     client_auth_set_trust_domain(TD);
     assert_int_equal(ztb_key_generate(&g_key), ZTB_OK);
@@ -66,7 +63,6 @@ static int teardown(void **state)
     (void)state;
     ztb_key_free(g_key);
     ztb_key_free(g_other);
-    session_clear_key();
     bf_teardown();
     return 0;
 }
