@@ -44,6 +44,18 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *ud)
     return n;
 }
 
+/* libcurl's header callback: keep the header lines that fit. */
+static size_t on_header(char *data, size_t size, size_t nmemb, void *ud)
+{
+    struct ztb_admin_response *rs = ud;
+    size_t n = size * nmemb, have = strlen(rs->headers);
+    if (n < sizeof(rs->headers) - have) {
+        memcpy(rs->headers + have, data, n);
+        rs->headers[have + n] = '\0';
+    }
+    return n;
+}
+
 ztb_err ztb_admin_call(const struct ztb_admin_request *rq, struct ztb_admin_response *rs, char *err,
                        size_t errcap)
 {
@@ -88,6 +100,8 @@ ztb_err ztb_admin_call(const struct ztb_admin_request *rq, struct ztb_admin_resp
     }
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, &s);
+    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(c, CURLOPT_HEADERDATA, rs);
     curl_easy_setopt(c, CURLOPT_TIMEOUT_MS,
                      rq->timeout_ms > 0 ? rq->timeout_ms : ZTB_ADMIN_TIMEOUT_MS);
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
@@ -100,6 +114,7 @@ ztb_err ztb_admin_call(const struct ztb_admin_request *rq, struct ztb_admin_resp
         snprintf(err, errcap, "%s", curl_easy_strerror(rc));
         free(s.p);
         rs->status = 0;
+        rs->headers[0] = '\0';
         return ZTB_ERR_UNAVAILABLE;
     }
     if (s.p == NULL) {

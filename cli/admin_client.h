@@ -38,6 +38,8 @@ struct ztb_admin_response {
     long status; /* the HTTP status; 0 if there was no answer */
     char *body;  /* the answer, NUL-terminated (owned: ztb_admin_response_free) */
     size_t len;
+    char headers[4096]; /* the answer's header lines ("Name: value\r\n"...), cut short
+                           beyond that: Retry-After and the like */
 };
 
 /*

@@ -645,6 +645,7 @@ int zh_admin_send(const struct zh_broker *b, const char *method, const char *pat
         return -1;
     }
     out->status = rs.status;
+    snprintf(out->headers, sizeof(out->headers), "%s", rs.headers);
     out->body = rs.body; /* taken */
     out->len = rs.len;
     return 0;

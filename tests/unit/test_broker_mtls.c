@@ -67,7 +67,7 @@ static void issue(const char *agent, int64_t now, int64_t ttl, const char *crt, 
     ztb_buf_init(&cert, 16384);
     ztb_buf_init_secret(&pem, 8192);
     assert_int_equal(ztb_csr_make(k, spiffe, &csr), ZTB_OK);
-    assert_int_equal(ztb_ca_issue(keys_ca(), csr.data, csr.len, agent, now, ttl, &cert), ZTB_OK);
+    assert_int_equal(keys_ca_issue(csr.data, csr.len, agent, now, ttl, &cert), ZTB_OK);
     write_file(crt, ztb_buf_cstr(&cert));
     assert_int_equal(ztb_key_private_pem(k, NULL, 0, &pem), ZTB_OK);
     write_file(key, ztb_buf_cstr(&pem));
