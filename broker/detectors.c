@@ -22,6 +22,7 @@
 
 #include "broker/detectors.h"
 #include "broker/signals.h"
+#include "broker/store_detect.h"
 #include "broker/store_rev.h"
 #include "common/guard.h"
 #include "common/log.h"

@@ -34,6 +34,7 @@
 
 #include "broker/store.h"
 #include "broker/store_rev.h"
+#include "broker/store_sources.h"
 #include "policy/types.h"
 
 #define SIGNAL_BODY_MAX     8192 /* a request to POST /v1/signals */

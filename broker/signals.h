@@ -30,6 +30,7 @@
 
 #include "broker/http.h"
 #include "broker/signal_parse.h"
+#include "broker/store_actions.h"
 #include "broker/store_rev.h"
 
 #define SIGNALS_BROKER_SOURCE "ztb-broker" /* the detectors' source name (reserved) */

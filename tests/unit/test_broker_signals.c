@@ -16,7 +16,9 @@
 
 #include "broker/signals.h"
 #include "broker/store.h"
+#include "broker/store_actions.h"
 #include "broker/store_rev.h"
+#include "broker/store_signals.h"
 #include "broker_fixture.h"
 
 static const char *policy_doc =

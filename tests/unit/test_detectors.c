@@ -16,6 +16,7 @@
 #include "broker/detectors.h"
 #include "broker/store.h"
 #include "broker/store_rev.h"
+#include "broker/store_signals.h"
 #include "broker_fixture.h"
 
 static const char *policy_doc =
