@@ -320,7 +320,7 @@ int main(int argc, char **argv)
     load_policy(cfg);
     struct detect_config dc = {cfg->detect_window_s, cfg->detect_denials, cfg->detect_rate_limited,
                                cfg->detect_new_audience_s};
-    if (detectors_start(&dc) != ZTB_OK)
+    if (detectors_start(&dc, signals_publish_detected, NULL) != ZTB_OK)
         die("detectors", "cannot start the detector thread");
 
     int admin_fd;

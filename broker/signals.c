@@ -274,6 +274,15 @@ ztb_err signals_process(struct signal *s, json_t **result)
     return ZTB_OK;
 }
 
+ztb_err signals_publish_detected(struct signal *s, void *ud)
+{
+    (void)ud;
+    if (s == NULL)
+        return ZTB_ERR_INVALID_ARG;
+    snprintf(s->source, sizeof(s->source), "%s", SIGNALS_BROKER_SOURCE);
+    return signals_process(s, NULL);
+}
+
 ztb_err signals_apply_action(const struct store_action *a, const char *actor, json_t **result)
 {
     if (result != NULL)

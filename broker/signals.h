@@ -49,6 +49,13 @@ struct json_t;
 ztb_err signals_process(struct signal *s, struct json_t **result);
 
 /*
+ * The detectors' publish callback (detectors_start): s comes from the
+ * broker's own source SIGNALS_BROKER_SOURCE; then signals_process. ud is
+ * unused.
+ */
+ztb_err signals_publish_detected(struct signal *s, void *ud);
+
+/*
  * Apply an action an operator confirmed (store_action_decide): the
  * response it holds, audited with the operator as actor. Sets the action's
  * status to applied or failed.
