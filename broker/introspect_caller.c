@@ -15,17 +15,17 @@
 #include "broker/introspect_caller.h"
 #include "policy/policy.h"
 
-int introspect_caller_may(const char *caller, const char *audience, int consume,
-                          const policy_ip *source, int64_t now)
+int introspect_caller_may(const struct broker *b, const char *caller, const char *audience,
+                          int consume, const policy_ip *source, int64_t now)
 {
     if (consume) {
         /* the audience itself, by agent name or SPIFFE ID, may use up its own tokens */
         char spiffe[300];
-        snprintf(spiffe, sizeof(spiffe), "spiffe://%s/agent/%s", g_broker.cfg.trust_domain, caller);
+        snprintf(spiffe, sizeof(spiffe), "spiffe://%s/agent/%s", b->cfg.trust_domain, caller);
         if (strcmp(audience, caller) == 0 || strcmp(audience, spiffe) == 0)
             return 1;
     }
-    policy *pol = g_broker.policy ? policy_holder_acquire(g_broker.policy) : NULL;
+    policy *pol = b->policy ? policy_holder_acquire(b->policy) : NULL;
     if (pol == NULL)
         return 0;
     policy_decision d;

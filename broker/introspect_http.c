@@ -22,6 +22,7 @@
 #include <jansson.h>
 
 #include "broker/audit.h"
+#include "broker/broker.h"
 #include "broker/client_auth.h"
 #include "broker/form.h"
 #include "broker/introspect.h"
@@ -96,10 +97,10 @@ void handle_introspect(struct http_req *req, struct http_resp *resp)
     const char *refused = NULL;
     policy_ip ip;
     http_req_peer_ip(req, &ip.family, ip.addr);
-    if (rv == ZTB_OK && !introspect_caller_may(id.agent, t.aud, 0, &ip, now))
+    if (rv == ZTB_OK && !introspect_caller_may(broker_of(req), id.agent, t.aud, 0, &ip, now))
         refused = "policy does not allow the caller " INTROSPECT_ACTION " on the audience";
     else if (rv == ZTB_OK && consume && t.single_use &&
-             !introspect_caller_may(id.agent, t.aud, 1, &ip, now))
+             !introspect_caller_may(broker_of(req), id.agent, t.aud, 1, &ip, now))
         refused = "only the token's audience or a caller allowed " INTROSPECT_ACTION_CONSUME
                   " may consume it";
     if (refused != NULL) {

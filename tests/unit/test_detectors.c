@@ -47,8 +47,8 @@ static int setup(void **state)
     c.rate_limited = 2;
     c.new_audience_after = 1;
     assert_int_equal(detectors_start(&c, NULL, NULL), ZTB_ERR_INVALID_ARG);
-    assert_int_equal(detectors_start(&c, signals_publish_detected, NULL), ZTB_OK);
-    assert_int_equal(detectors_start(&c, signals_publish_detected, NULL), ZTB_ERR_STATE);
+    assert_int_equal(detectors_start(&c, signals_publish_detected, &g_broker), ZTB_OK);
+    assert_int_equal(detectors_start(&c, signals_publish_detected, &g_broker), ZTB_ERR_STATE);
     return 0;
 }
 
@@ -173,7 +173,7 @@ static void test_ignored_and_dropped(void **state)
     assert_int_equal(detectors_dropped(), dropped + 1);
     struct detect_config c;
     detectors_defaults(&c);
-    assert_int_equal(detectors_start(&c, signals_publish_detected, NULL), ZTB_OK);
+    assert_int_equal(detectors_start(&c, signals_publish_detected, &g_broker), ZTB_OK);
 }
 
 /* What the recording callback saw. */
@@ -218,7 +218,7 @@ static void test_publish_callback(void **state)
     struct store_agent a;
     assert_int_equal(store_agent_get("isolated", &a), ZTB_OK);
     assert_false(a.quarantined);
-    assert_int_equal(detectors_start(&c, signals_publish_detected, NULL), ZTB_OK);
+    assert_int_equal(detectors_start(&c, signals_publish_detected, &g_broker), ZTB_OK);
 }
 
 int main(void)

@@ -17,19 +17,22 @@
 #include "policy/holder.h"
 #include "policy/policy.h"
 
+/* The broker the check asks: built here, not the process's g_broker. */
+static struct broker tb;
+
 static int setup(void **state)
 {
     (void)state;
-    snprintf(g_broker.cfg.trust_domain, sizeof(g_broker.cfg.trust_domain), "ztb.local");
-    assert_int_equal(policy_holder_new(&g_broker.policy), ZTB_OK);
+    snprintf(tb.cfg.trust_domain, sizeof(tb.cfg.trust_domain), "ztb.local");
+    assert_int_equal(policy_holder_new(&tb.policy), ZTB_OK);
     return 0;
 }
 
 static int teardown(void **state)
 {
     (void)state;
-    policy_holder_free(g_broker.policy);
-    g_broker.policy = NULL;
+    policy_holder_free(tb.policy);
+    tb.policy = NULL;
     return 0;
 }
 
@@ -54,27 +57,28 @@ static void test_caller_may(void **state)
     policy_ip ten = {.family = 4, .addr = {10, 1, 2, 3}};
     policy_ip other = {.family = 4, .addr = {192, 168, 0, 1}};
     /* no policy loaded: nobody */
-    assert_false(introspect_caller_may("gw", "payments", 0, NULL, now));
+    assert_false(introspect_caller_may(&tb, "gw", "payments", 0, NULL, now));
     policy_diag d;
     policy_diag_init(&d);
-    assert_int_equal(
-        policy_holder_reload(g_broker.policy, access_policy, strlen(access_policy), &d), ZTB_OK);
+    assert_int_equal(policy_holder_reload(tb.policy, access_policy, strlen(access_policy), &d),
+                     ZTB_OK);
     policy_diag_free(&d);
     /* ztb:introspect on the audience; "**" for any */
-    assert_true(introspect_caller_may("gw", "payments", 0, NULL, now));
-    assert_false(introspect_caller_may("gw", "crm", 0, NULL, now));
-    assert_false(introspect_caller_may("nobody", "payments", 0, NULL, now));
-    assert_true(introspect_caller_may("soc", "crm", 0, NULL, now));
-    assert_true(introspect_caller_may("soc", "https://broker.unit.test", 0, NULL, now));
+    assert_true(introspect_caller_may(&tb, "gw", "payments", 0, NULL, now));
+    assert_false(introspect_caller_may(&tb, "gw", "crm", 0, NULL, now));
+    assert_false(introspect_caller_may(&tb, "nobody", "payments", 0, NULL, now));
+    assert_true(introspect_caller_may(&tb, "soc", "crm", 0, NULL, now));
+    assert_true(introspect_caller_may(&tb, "soc", "https://broker.unit.test", 0, NULL, now));
     /* consuming: the audience itself (name or SPIFFE ID), or ztb:consume */
-    assert_false(introspect_caller_may("gw", "payments", 1, NULL, now));
-    assert_false(introspect_caller_may("soc", "payments", 1, NULL, now));
-    assert_true(introspect_caller_may("payments", "payments", 1, NULL, now));
-    assert_true(introspect_caller_may("crm", "spiffe://ztb.local/agent/crm", 1, NULL, now));
-    assert_false(introspect_caller_may("crm", "spiffe://other.org/agent/crm", 1, NULL, now));
-    assert_true(introspect_caller_may("eater", "payments", 1, &ten, now));
-    assert_false(introspect_caller_may("eater", "payments", 1, &other, now));
-    assert_false(introspect_caller_may("eater", "payments", 1, NULL, now)); /* unknown: closed */
+    assert_false(introspect_caller_may(&tb, "gw", "payments", 1, NULL, now));
+    assert_false(introspect_caller_may(&tb, "soc", "payments", 1, NULL, now));
+    assert_true(introspect_caller_may(&tb, "payments", "payments", 1, NULL, now));
+    assert_true(introspect_caller_may(&tb, "crm", "spiffe://ztb.local/agent/crm", 1, NULL, now));
+    assert_false(introspect_caller_may(&tb, "crm", "spiffe://other.org/agent/crm", 1, NULL, now));
+    assert_true(introspect_caller_may(&tb, "eater", "payments", 1, &ten, now));
+    assert_false(introspect_caller_may(&tb, "eater", "payments", 1, &other, now));
+    assert_false(
+        introspect_caller_may(&tb, "eater", "payments", 1, NULL, now)); /* unknown: closed */
 }
 
 int main(void)
