@@ -296,7 +296,7 @@ void handle_admin_policy_reload(struct http_req *req, struct http_resp *resp)
     char actor[64], digest[65];
     operator_actor(req, actor, sizeof(actor));
     json_t *problems = NULL;
-    ztb_err rv = broker_policy_reload(actor, digest, &problems);
+    ztb_err rv = broker_policy_reload(broker_of(req), actor, digest, &problems);
     if (rv == ZTB_ERR_STATE) {
         http_resp_error(resp, 409, "conflict", "the broker was started without --policy");
         return;

@@ -1,6 +1,13 @@
 /*
  * broker.h - the running broker: configuration and shared state that every
- * request handler reads. One instance per process (g_broker).
+ * request handler reads. One instance per process (g_broker), set up by
+ * main.c, which starts both HTTP servers with it as their context.
+ *
+ * Handlers reach it through broker_of(req), and what they call takes it as
+ * a parameter, so a test can build its own. Not yet everywhere: token.c,
+ * enroll.c, admin.c, introspect.c's issuer check and the signals address
+ * limiter still read g_broker, and client_auth.c keeps its own copies of
+ * the issuer and trust domain.
  */
 #ifndef ZTB_BROKER_BROKER_H
 #define ZTB_BROKER_BROKER_H
@@ -24,6 +31,13 @@ struct broker {
 };
 
 extern struct broker g_broker;
+
+/* The broker req is served for: its server's context (never NULL on the
+ * servers main.c starts). */
+static inline struct broker *broker_of(const struct http_req *req)
+{
+    return req->server_ctx;
+}
 
 /* Make jansson wipe what it frees (call once at start, before threads). */
 void broker_json_wipe_on_free(void);

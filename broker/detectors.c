@@ -21,7 +21,7 @@
 #include <jansson.h>
 
 #include "broker/detectors.h"
-#include "broker/signals.h"
+#include "broker/store_detect.h"
 #include "broker/store_rev.h"
 #include "common/guard.h"
 #include "common/log.h"
@@ -45,6 +45,8 @@ static size_t g_head, g_count;
 static int g_running, g_stop;
 static pthread_t g_thread;
 static struct detect_config g_cfg;
+static detect_publish_fn g_publish; /* set before the worker starts */
+static void *g_publish_ud;
 static _Atomic uint64_t g_dropped, g_handled;
 static _Atomic uint64_t g_aud_seen[AUD_SLOTS];
 
@@ -130,7 +132,6 @@ static ztb_err raise_signal(const struct det_event *e, int64_t count)
 {
     struct signal s;
     memset(&s, 0, sizeof(s));
-    snprintf(s.source, sizeof(s.source), "%s", SIGNALS_BROKER_SOURCE);
     snprintf(s.type, sizeof(s.type), "%s", kinds[e->kind].signal_type);
     s.severity = kinds[e->kind].severity;
     s.confidence = kinds[e->kind].confidence;
@@ -150,7 +151,7 @@ static ztb_err raise_signal(const struct det_event *e, int64_t count)
     free(text);
     ztb_log(ZTB_LOG_WARN, "detector.fired", ZTB_F_STR("type", s.type), ZTB_F_STR("agent", s.agent),
             ZTB_F_INT("count", count));
-    return signals_process(&s, NULL);
+    return g_publish(&s, g_publish_ud);
 }
 
 /* Handle one event on the worker thread. */
@@ -206,14 +207,18 @@ static void *worker(void *arg)
     return NULL;
 }
 
-ztb_err detectors_start(const struct detect_config *c)
+ztb_err detectors_start(const struct detect_config *c, detect_publish_fn publish, void *ud)
 {
+    if (c == NULL || publish == NULL)
+        return ZTB_ERR_INVALID_ARG;
     pthread_mutex_lock(&g_lock);
     if (g_running) {
         pthread_mutex_unlock(&g_lock);
         return ZTB_ERR_STATE;
     }
     g_cfg = *c;
+    g_publish = publish;
+    g_publish_ud = ud;
     if (g_cfg.window_s == 0)
         g_cfg.window_s = 60;
     g_stop = 0;

@@ -6,9 +6,13 @@
  * for an audience) with detect_event(), which never blocks and never touches
  * Redis: the event goes into a bounded queue (full: dropped and counted).
  * One background thread counts events per agent in Redis with short TTLs
- * and, when a threshold is crossed, raises a signal from the source
- * "ztb-broker" through signals_process(), the same evaluation external
- * signals get: the policy decides what happens.
+ * and, when a threshold is crossed, raises a signal and hands it to the
+ * publish callback given to detectors_start(). The broker passes
+ * signals_publish_detected() (signals.h): the signal comes from the source
+ * "ztb-broker" and gets the same evaluation external signals get, so the
+ * policy decides what happens. Through the callback, the detectors do not
+ * depend on the signals module (which authenticates callers through
+ * client_auth, which reports events here).
  *
  *   event              signal type        fires                         severity, confidence
  *   policy denial      policy_violation   the Nth in a window           medium, 0.7
@@ -28,6 +32,8 @@
 #include <stdint.h>
 
 #include <ztb/error.h>
+
+#include "broker/signal_parse.h"
 
 enum detect_kind {
     DETECT_POLICY_DENIAL = 0,
@@ -49,8 +55,17 @@ struct detect_config {
 /* Defaults: 60 s window, 10 denials, 20 rate-limited requests, 1 day. */
 void detectors_defaults(struct detect_config *c);
 
-/* Start the worker with c (copied). STATE if already running. */
-ztb_err detectors_start(const struct detect_config *c);
+/*
+ * What happens to a signal a detector raised: s (type, severity,
+ * confidence, agent, evidence set; id and source empty) belongs to the
+ * caller and may be changed. Called on the worker thread only, one signal
+ * at a time; its error is logged, never retried.
+ */
+typedef ztb_err (*detect_publish_fn)(struct signal *s, void *ud);
+
+/* Start the worker with c (copied), handing raised signals to publish(s,
+ * ud). STATE if already running, INVALID_ARG without publish. */
+ztb_err detectors_start(const struct detect_config *c, detect_publish_fn publish, void *ud);
 
 /* Stop the worker after it handled what is queued. */
 void detectors_stop(void);

@@ -22,8 +22,7 @@ void handle_healthz(struct http_req *req, struct http_resp *resp)
 
 void handle_readyz(struct http_req *req, struct http_resp *resp)
 {
-    (void)req;
-    int draining = atomic_load(&g_broker.draining);
+    int draining = atomic_load(&broker_of(req)->draining);
     int redis_ok = redis_ping() == ZTB_OK;
     struct keys_state *ks = keys_acquire();
     int key_ok = ks != NULL && ks->active != NULL && keys_can_sign();

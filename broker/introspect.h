@@ -1,27 +1,10 @@
 /*
- * introspect.h - token introspection (RFC 7662) and revocation (RFC 7009).
+ * introspect.h - verifying one of our access tokens as introspection
+ * (RFC 7662) and revocation (RFC 7009) need it, and reading its revocation
+ * state. The endpoints are in introspect_http.h, who may ask in
+ * introspect_caller.h.
  *
- *   POST /v1/introspect   form token=..., optional token_type_hint, and
- *                         ztb_consume=1 to consume a single-use token in the
- *                         same atomic step (for gateways that cannot reach
- *                         Redis); client authentication as for /v1/token.
- *                         Restricted (RFC 7662 §4): the caller must be active
- *                         and not quarantined (else 401/403), and allowed by
- *                         policy "ztb:introspect" on the token's audience;
- *                         consuming needs the audience itself or
- *                         "ztb:consume". A caller not allowed hears
- *                         {"active": false}, as for an unknown token.
- *                         200 {"active": false} or {"active": true, claims...,
- *                         "token_type": "Bearer"|"DPoP"}.
- *   POST /v1/revoke       form token=..., optional token_type_hint; client
- *                         authentication. An agent revokes its own tokens;
- *                         always 200 for a well-formed, authenticated request
- *                         (an unknown, foreign or expired token changes
- *                         nothing, and the caller cannot tell which).
- *
- * Both answer 401 to unauthenticated callers and 503 when Redis cannot
- * answer: introspection never says "active" without having read the
- * revocation state.
+ * Nothing here says "active" without having read the revocation state.
  */
 #ifndef ZTB_BROKER_INTROSPECT_H
 #define ZTB_BROKER_INTROSPECT_H
@@ -31,15 +14,9 @@
 
 #include <ztb/error.h>
 
-#include "broker/http.h"
-#include "policy/types.h"
 #include "wire/access_token.h"
 
 struct json_t;
-
-/* The policy actions introspection asks for (docs/policy.md). */
-#define INTROSPECT_ACTION         "ztb:introspect" /* learn whether a token is active */
-#define INTROSPECT_ACTION_CONSUME "ztb:consume"    /* also use up a single-use token */
 
 /* One of our tokens, verified (introspect_verify) on the one path every
  * verifier takes (wire/access_token.h): the claims and the fields the
@@ -85,16 +62,6 @@ ztb_err introspect_token(const char *tok, size_t len, int64_t now, int consume,
                          struct json_t **claims);
 
 /*
- * 1 if the agent caller may introspect tokens addressed to audience
- * (consume = 0: policy allows it INTROSPECT_ACTION on the audience), or
- * consume them (consume = 1: the caller is the audience, by name or SPIFFE
- * ID, or policy allows it INTROSPECT_ACTION_CONSUME on the audience).
- * source: the caller's address for source_ip conditions (may be NULL).
- */
-int introspect_caller_may(const char *caller, const char *audience, int consume,
-                          const policy_ip *source, int64_t now);
-
-/*
  * Only the signature half of introspect_verify: our signature (key chosen
  * by kid, algorithm pinned by the key), typ at+jwt and the claims' shape;
  * no issuer, clock or revocation check. ZTB_OK fills *t (free with
@@ -104,7 +71,8 @@ int introspect_caller_may(const char *caller, const char *audience, int consume,
 ztb_err introspect_verify_signature(const char *tok, size_t len, struct introspected *t,
                                     unsigned *skew);
 
-void handle_introspect(struct http_req *req, struct http_resp *resp);
-void handle_revoke(struct http_req *req, struct http_resp *resp);
+/* The claims of a verified t as a JSON object (caller decrefs); NULL if out
+ * of memory. */
+struct json_t *introspect_claims_object(const struct introspected *t);
 
 #endif /* ZTB_BROKER_INTROSPECT_H */

@@ -172,7 +172,7 @@ static void load_policy(const struct broker_config *cfg)
         return;
     }
     json_t *problems = NULL;
-    if (broker_policy_reload("broker", NULL, &problems) != ZTB_OK) {
+    if (broker_policy_reload(&g_broker, "broker", NULL, &problems) != ZTB_OK) {
         size_t i;
         json_t *m;
         json_array_foreach(problems, i, m)
@@ -324,7 +324,7 @@ int main(int argc, char **argv)
     load_policy(cfg);
     struct detect_config dc = {cfg->detect_window_s, cfg->detect_denials, cfg->detect_rate_limited,
                                cfg->detect_new_audience_s};
-    if (detectors_start(&dc) != ZTB_OK)
+    if (detectors_start(&dc, signals_publish_detected, &g_broker) != ZTB_OK)
         die("detectors", "cannot start the detector thread");
 
     int admin_fd;
@@ -373,7 +373,7 @@ int main(int argc, char **argv)
             continue;
         if (sig == SIGHUP) {
             ztb_log(ZTB_LOG_INFO, "broker.reload");
-            broker_policy_reload("operator:SIGHUP", NULL, NULL);
+            broker_policy_reload(&g_broker, "operator:SIGHUP", NULL, NULL);
             if (keys_loaded())
                 keys_refresh((int64_t)time(NULL), NULL);
             continue;

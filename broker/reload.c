@@ -30,16 +30,17 @@ static json_t *diag_json(const policy_diag *d, const char *path)
     return arr;
 }
 
-ztb_err broker_policy_reload(const char *actor, char digest_out[65], json_t **problems)
+ztb_err broker_policy_reload(struct broker *b, const char *actor, char digest_out[65],
+                             json_t **problems)
 {
-    const struct broker_config *cfg = &g_broker.cfg;
+    const struct broker_config *cfg = &b->cfg;
     if (problems != NULL)
         *problems = NULL;
     if (cfg->policy_file[0] == '\0')
         return ZTB_ERR_STATE;
     policy_diag d;
     policy_diag_init(&d);
-    ztb_err rv = policy_holder_reload_file(g_broker.policy, cfg->policy_file, &d);
+    ztb_err rv = policy_holder_reload_file(b->policy, cfg->policy_file, &d);
     if (rv != ZTB_OK) {
         json_t *msgs = diag_json(&d, cfg->policy_file);
         policy_diag_free(&d);
@@ -53,7 +54,7 @@ ztb_err broker_policy_reload(const char *actor, char digest_out[65], json_t **pr
         return rv;
     }
     policy_diag_free(&d);
-    policy *p = policy_holder_acquire(g_broker.policy);
+    policy *p = policy_holder_acquire(b->policy);
     const char *digest = p ? policy_digest(p) : "";
     audit("policy.loaded", actor, 1, ZTB_F_STR("file", cfg->policy_file),
           ZTB_F_STR("digest", digest));

@@ -12,13 +12,16 @@
 #include <jansson.h>
 #include <ztb/error.h>
 
+struct broker;
+
 /*
- * Reload the configured policy file. On success *digest_out (may be NULL)
+ * Reload b's configured policy file into b's policy holder. On success *digest_out (may be NULL)
  * gets a copy of the new document's SHA-256 hex (65 bytes). On failure
  * *problems (may be NULL) is a new JSON array of messages ("line:col: ..."
  * or "rule \"x\": ..."), which the caller decrefs. STATE if no policy file
  * is configured.
  */
-ztb_err broker_policy_reload(const char *actor, char digest_out[65], json_t **problems);
+ztb_err broker_policy_reload(struct broker *b, const char *actor, char digest_out[65],
+                             json_t **problems);
 
 #endif /* ZTB_BROKER_RELOAD_H */

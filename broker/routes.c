@@ -9,7 +9,7 @@
 #include "broker/admin_signals.h"
 #include "broker/broker.h"
 #include "broker/enroll.h"
-#include "broker/introspect.h"
+#include "broker/introspect_http.h"
 #include "broker/signals.h"
 #include "broker/token.h"
 #include "broker/wellknown.h"

@@ -34,6 +34,7 @@
 
 #include "broker/store.h"
 #include "broker/store_rev.h"
+#include "broker/store_sources.h"
 #include "policy/types.h"
 #include "wire/wire.h"
 

@@ -33,6 +33,9 @@
 #include "broker/metrics.h"
 #include "broker/revocation.h"
 #include "broker/signals.h"
+#include "broker/store_quorum.h"
+#include "broker/store_signals.h"
+#include "broker/store_sources.h"
 #include "common/base64url.h"
 #include "common/guard.h"
 #include "common/log.h"
@@ -199,7 +202,7 @@ static json_t *record_of(const struct signal *s, json_t *responses, int64_t now)
     return r;
 }
 
-ztb_err signals_process(struct signal *s, json_t **result)
+ztb_err signals_process(const struct broker *b, struct signal *s, json_t **result)
 {
     if (result != NULL)
         *result = NULL;
@@ -232,7 +235,7 @@ ztb_err signals_process(struct signal *s, json_t **result)
 
     json_t *responses = json_array();
     ztb_err rv = ZTB_OK;
-    policy *pol = g_broker.policy ? policy_holder_acquire(g_broker.policy) : NULL;
+    policy *pol = b->policy ? policy_holder_acquire(b->policy) : NULL;
     if (pol != NULL) {
         policy_signal_response pr[MAX_RESPONSES];
         size_t n = 0;
@@ -269,6 +272,14 @@ ztb_err signals_process(struct signal *s, json_t **result)
     json_decref(rec);
     json_decref(responses);
     return ZTB_OK;
+}
+
+ztb_err signals_publish_detected(struct signal *s, void *ud)
+{
+    if (s == NULL || ud == NULL)
+        return ZTB_ERR_INVALID_ARG;
+    snprintf(s->source, sizeof(s->source), "%s", SIGNALS_BROKER_SOURCE);
+    return signals_process(ud, s, NULL);
 }
 
 ztb_err signals_apply_action(const struct store_action *a, const char *actor, json_t **result)
@@ -408,9 +419,9 @@ static int address_within_rate(const struct http_req *req, struct http_resp *res
 static int source_within_rate(const struct http_req *req, struct http_resp *resp,
                               const struct who *w)
 {
-    struct store_rate rate = {.rate = g_broker.cfg.signals_source_rate,
-                              .burst = g_broker.cfg.signals_source_burst,
-                              .period_s = 1};
+    const struct broker *b = broker_of(req);
+    struct store_rate rate = {
+        .rate = b->cfg.signals_source_rate, .burst = b->cfg.signals_source_burst, .period_s = 1};
     uint32_t wait_ms;
     ztb_err rv = store_rate_take("src", w->source, &rate, &wait_ms);
     if (rv == ZTB_OK)
@@ -583,8 +594,8 @@ void handle_signals(struct http_req *req, struct http_resp *resp)
     memset(&s, 0, sizeof(s));
     memcpy(s.source, w.source, sizeof(s.source));
     char why[200] = "";
-    struct signal_parse_opts po = {.trust_domain = g_broker.cfg.trust_domain,
-                                   .issuer = g_broker.issuer,
+    struct signal_parse_opts po = {.trust_domain = broker_of(req)->cfg.trust_domain,
+                                   .issuer = broker_of(req)->issuer,
                                    .source = w.source,
                                    .signed_set = is_set,
                                    .now = now};
@@ -599,7 +610,7 @@ void handle_signals(struct http_req *req, struct http_resp *resp)
         return;
     }
     json_t *result = NULL;
-    rv = signals_process(&s, &result);
+    rv = signals_process(broker_of(req), &s, &result);
     if (rv == ZTB_ERR_UNAVAILABLE) {
         refuse(req, resp, &w, 503, "temporarily_unavailable",
                "Redis is not answering; send the signal again");

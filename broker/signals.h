@@ -30,22 +30,31 @@
 
 #include "broker/http.h"
 #include "broker/signal_parse.h"
+#include "broker/store_actions.h"
 #include "broker/store_rev.h"
 
 #define SIGNALS_BROKER_SOURCE "ztb-broker" /* the detectors' source name (reserved) */
 #define SIGNALS_SEEN_TTL      86400        /* a source's signal jti is remembered this long */
 
+struct broker;
 struct json_t;
 
 /*
  * Process one authenticated signal (s->source set, s->id may be empty: then
- * one is made). If result is not NULL it gets a new JSON object:
+ * one is made) under b's policy. If result is not NULL it gets a new JSON object:
  * {"signal": ID, "duplicate": bool, "responses": [{"id","response","status",
  * "have","need","action","reason"}...]}; status is applied, unchanged,
  * pending_signals, pending_operator, skipped or failed. UNAVAILABLE if Redis
  * cannot answer (the source should retry: nothing marks it received).
  */
-ztb_err signals_process(struct signal *s, struct json_t **result);
+ztb_err signals_process(const struct broker *b, struct signal *s, struct json_t **result);
+
+/*
+ * The detectors' publish callback (detectors_start): s comes from the
+ * broker's own source SIGNALS_BROKER_SOURCE; then signals_process with ud
+ * as the broker (main.c passes &g_broker).
+ */
+ztb_err signals_publish_detected(struct signal *s, void *ud);
 
 /*
  * Apply an action an operator confirmed (store_action_decide): the

@@ -633,7 +633,7 @@ ztb_err store_agent_auth_get(const char *name, struct store_agent_auth *out)
     return ZTB_OK;
 }
 
-/* Shared with store_rev.c (store_internal.h) ----------------------------------*/
+/* Shared with the other store_*.c files (store_internal.h) -------------------*/
 
 /* Serialises the first computation of each script's SHA; never taken once
  * a script's ready flag is set. */

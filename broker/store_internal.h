@@ -1,10 +1,11 @@
 /*
- * store_internal.h - helpers shared by the two files that know ztb's Redis
- * key names and scripts: store.c (agents, join tokens, the per-request
- * check) and store_rev.c (revocations, signals, sources, detectors).
+ * store_internal.h - helpers shared by the files that know ztb's Redis key
+ * names and scripts: store.c (agents, join tokens, the per-request check),
+ * store_rev.c (revocations), store_sources.c, store_signals.c,
+ * store_quorum.c, store_actions.c and store_detect.c.
  *
- * Must never be included outside those two files: everything else reaches
- * Redis through store.h and store_rev.h.
+ * Must never be included outside those files: everything else reaches
+ * Redis through their headers (store.h, store_rev.h, store_sources.h, ...).
  */
 #ifndef ZTB_BROKER_STORE_INTERNAL_H
 #define ZTB_BROKER_STORE_INTERNAL_H
@@ -53,5 +54,19 @@ int store_reply_is_int_array(const redisReply *r, size_t min);
 
 /* Element i of such an array as an integer. */
 int64_t store_reply_int(const redisReply *r, size_t i);
+
+/* Defined in store_rev.c ------------------------------------------------- */
+
+/* The SHA-1 of a constant script for EVALSHA, computed into sha on first
+ * use; returns sha. */
+
+/* SHA-256 of p[0..n) as 64 lower-case hex digits and a NUL into hex. */
+void store_hex_sha256(const void *p, size_t n, char hex[65]);
+
+/* A decimal from Redis; 0 if it is not one (callers treat 0 as unknown). */
+long long store_parse_ll(const char *s);
+
+/* The largest JSON record read back from Redis (signals, revocations). */
+#define STORE_RECORD_JSON_MAX (1u << 20)
 
 #endif /* ZTB_BROKER_STORE_INTERNAL_H */

@@ -1,8 +1,10 @@
 /*
- * store_rev.h - revocation state, signals and their sources in Redis.
+ * store_rev.h - revocation state in Redis: revoked tokens, agents, audiences
+ * and keys, agent flags, and the announcements verifiers follow.
  *
- * With store.c, the only file that knows ztb's Redis key names and scripts
- * (the names verifiers read too are wire/wire.h's, ZTB_WIRE_*_KEY_FMT).
+ * With store.c and the other store_*.c files, the only code that knows
+ * ztb's Redis key names and scripts (the names verifiers read too are
+ * wire/wire.h's, ZTB_WIRE_*_KEY_FMT).
  * Keys (A = an agent name; hash tags keep an agent's keys in one slot):
  *
  *   ztb:rev:jti:<jti>              STR  a revoked token; EX = its remaining life + skew
@@ -15,23 +17,6 @@
  *   ztb:revocations                ZSET member = the event JSON, score = its exp
  *                                  (+inf for an audience kill); also the pub/sub
  *                                  channel every event is published on
- *   ztb:sources                    SET  names of registered signal sources
- *   ztb:src:<name>                 HASH name, secret (SHA-256 hex of the bearer
- *                                  secret), jwk (transmitter key), agent, created
- *   ztb:srcsec:<sha256 hex>        STR  source name, by secret hash
- *   ztb:srcagent:<agent>           STR  source name of an enrolled identity
- *   ztb:sigjti:<sha256 hex>        STR  a (source, signal jti) already received, EX 24 h
- *   ztb:signals                    STREAM one entry per signal (field data = JSON),
- *                                  MAXLEN ~ 10000
- *   ztb:{A}:dual:<entry>           ZSET sources that reported within the window
- *   ztb:{A}:dual:<entry>:sig       HASH source -> its latest signal id
- *   ztb:dual:<kind>:<target>:<entry>[:sig]   the same for targets that are not agents
- *   ztb:action:<id>                HASH a response waiting for an operator, EX 7 d
- *   ztb:actions                    ZSET action ids by creation time
- *   ztb:actpend:<entry>:<kind>:<target>  STR the pending action for that target
- *   ztb:{A}:det:<kind>             STR  detector event count in its window (EX)
- *   ztb:{A}:auds                   SET  audiences the agent was issued tokens for;
- *                                  agent hash field auds_since = when it started
  *
  * Every revocation script changes the state, adds the event to the sorted
  * set, trims expired events and publishes the event, in one atomic call: a
@@ -52,8 +37,7 @@
 
 struct json_t;
 
-#define STORE_ID_MAX     256 /* jti, audience, kid: printable, no spaces */
-#define STORE_SOURCE_MAX 64  /* source names: like agent names */
+#define STORE_ID_MAX 256 /* jti, audience, kid: printable, no spaces */
 
 /* 1 if s is 1..STORE_ID_MAX printable ASCII characters without spaces. */
 int store_id_ok(const char *s);
@@ -122,112 +106,5 @@ struct store_token_state {
  */
 ztb_err store_token_state(const char *jti, const char *agent, const char *audience, const char *kid,
                           int64_t token_gen, uint64_t consume_ms, struct store_token_state *out);
-
-/* ---- signal sources ------------------------------------------------------ */
-
-#define STORE_SOURCE_SECRET_LEN 50 /* "ztbsrc_" + 43 base64url characters */
-
-/* 1 if name is a valid source name (the agent-name alphabet). */
-int store_source_name_ok(const char *name);
-
-/*
- * Register a signal source. With agent set, the source is that enrolled
- * identity (it authenticates as the agent; no secret). Otherwise a fresh
- * bearer secret is written into secret (only its SHA-256 is stored; the
- * caller shows it once and wipes it). jwk (may be NULL): the public key of
- * its signed SETs. EXISTS if the name (or the agent) is taken.
- */
-ztb_err store_source_add(const char *name, const char *jwk, const char *agent, int64_t now,
-                         char secret[STORE_SOURCE_SECRET_LEN + 1]);
-
-/* Remove a source (its secret stops working at once). NOT_FOUND if unknown. */
-ztb_err store_source_remove(const char *name);
-
-/* All sources as a new JSON array of {name, kind, agent, has_jwk, created}. */
-ztb_err store_source_list(struct json_t **out);
-
-/* The source a bearer secret belongs to. NOT_FOUND if none. */
-ztb_err store_source_by_secret(const char *secret, char name[STORE_SOURCE_MAX + 1]);
-
-/* The source registered for an enrolled agent. NOT_FOUND if none. */
-ztb_err store_source_by_agent(const char *agent, char name[STORE_SOURCE_MAX + 1]);
-
-/* A source's transmitter JWK (text into jwk, cap bytes). NOT_FOUND if the
- * source is unknown or has no key. */
-ztb_err store_source_jwk(const char *name, char *jwk, size_t cap);
-
-/* ---- signals ------------------------------------------------------------- */
-
-/* REPLAY if (source, jti) was already received (and processed). */
-ztb_err store_signal_known(const char *source, const char *jti);
-
-/* Remember (source, jti) for ttl_s: REPLAY if it was already received. */
-ztb_err store_signal_seen(const char *source, const char *jti, unsigned ttl_s);
-
-/* Append one signal record (JSON object text) to the ztb:signals stream. */
-ztb_err store_signal_record(const char *json);
-
-/* The newest records first, at most limit: a new JSON array (caller decrefs). */
-ztb_err store_signal_list(size_t limit, struct json_t **out);
-
-/*
- * Dual verification: count the distinct sources that reported for (target,
- * entry) within window_s, this one included. target_kind is "agent", "jti",
- * "audience" or "key". When at least need agree, *fired = 1 and the count
- * starts over (one application per quorum). signal_ids gets the
- * contributing signals' ids, comma-separated (cut to cap).
- */
-ztb_err store_dual_count(const char *target_kind, const char *target, const char *entry,
-                         const char *source, const char *signal_id, unsigned window_s,
-                         unsigned need, unsigned *have, int *fired, char *signal_ids, size_t cap);
-
-/* ---- operator confirmation ----------------------------------------------- */
-
-#define STORE_ACTION_TTL (7 * 86400)
-
-struct store_action {
-    char id[32];
-    char entry[65];       /* the anomaly_responses entry */
-    char response[24];    /* its response name, e.g. "quarantine" */
-    char target_kind[12]; /* agent, jti, audience, key */
-    char target[STORE_ID_MAX + 1];
-    int64_t target_exp; /* jti: the token's exp if known, else 0 */
-    char signals[512];  /* the signals that asked for it, comma-separated */
-    char status[16];    /* pending, confirmed, rejected, applied, failed */
-    int64_t created;
-};
-
-/*
- * File a response for an operator. If one is already pending for the same
- * (entry, target), the signal ids are added to it and *created = 0; a->id is
- * set to the action's id either way.
- */
-ztb_err store_action_create(struct store_action *a, int64_t now, int *created);
-
-/*
- * An operator's decision: confirm = 1 (pending or failed -> confirmed) or 0
- * (pending -> rejected). Fills a. NOT_FOUND for an unknown or expired id,
- * STATE if it was already decided (a->status says how).
- */
-ztb_err store_action_decide(const char *id, int confirm, const char *by, int64_t now,
-                            struct store_action *a);
-
-/* Record the outcome of a confirmed action ("applied" or "failed"). */
-ztb_err store_action_set_status(const char *id, const char *status);
-
-/* Recent actions, newest first, at most limit: a new JSON array. */
-ztb_err store_action_list(size_t limit, struct json_t **out);
-
-/* ---- detectors ----------------------------------------------------------- */
-
-/* Count one event of kind for agent in a window of window_s: *count after it. */
-ztb_err store_detect_count(const char *agent, const char *kind, unsigned window_s, int64_t *count);
-
-/*
- * Record that agent was issued a token for audience. *fire = 1 when the
- * audience is new for the agent and the agent has been using audiences for
- * at least learn_s (before that, everything is new).
- */
-ztb_err store_detect_audience(const char *agent, const char *audience, unsigned learn_s, int *fire);
 
 #endif /* ZTB_BROKER_STORE_REV_H */

@@ -34,8 +34,7 @@ void handle_jwks(struct http_req *req, struct http_resp *resp)
 
 void handle_metadata(struct http_req *req, struct http_resp *resp)
 {
-    (void)req;
-    const char *iss = g_broker.issuer;
+    const char *iss = broker_of(req)->issuer;
     char token[300], jwks[300], intro[300], revoke[300];
     snprintf(token, sizeof(token), "%s/v1/token", iss);
     snprintf(jwks, sizeof(jwks), "%s/.well-known/jwks.json", iss);

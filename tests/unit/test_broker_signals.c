@@ -16,7 +16,9 @@
 
 #include "broker/signals.h"
 #include "broker/store.h"
+#include "broker/store_actions.h"
 #include "broker/store_rev.h"
+#include "broker/store_signals.h"
 #include "broker_fixture.h"
 
 static const char *policy_doc =
@@ -91,7 +93,7 @@ static void test_applied_and_counted(void **state)
     s.jti_exp = time(NULL) + 60;
     snprintf(s.source_jti, sizeof(s.source_jti), "soc-1");
     json_t *res = NULL;
-    assert_int_equal(signals_process(&s, &res), ZTB_OK);
+    assert_int_equal(signals_process(&g_broker, &s, &res), ZTB_OK);
     assert_int_equal(strncmp(s.id, "sig_", 4), 0);
     assert_string_equal(json_string_value(json_object_get(res, "signal")), s.id);
     assert_string_equal(status(res, "r-token"), "applied");
@@ -105,14 +107,14 @@ static void test_applied_and_counted(void **state)
     /* the same signal again: a duplicate, nothing counted */
     struct signal again = s;
     again.id[0] = '\0';
-    assert_int_equal(signals_process(&again, &res), ZTB_OK);
+    assert_int_equal(signals_process(&g_broker, &again, &res), ZTB_OK);
     assert_true(json_is_true(json_object_get(res, "duplicate")));
     json_decref(res);
 
     /* another source: the quorum is met, once */
     make(&s, "siem", "token_replay", POLICY_SEVERITY_CRITICAL, 1.0);
     snprintf(s.agent, sizeof(s.agent), "bot");
-    assert_int_equal(signals_process(&s, &res), ZTB_OK);
+    assert_int_equal(signals_process(&g_broker, &s, &res), ZTB_OK);
     assert_string_equal(status(res, "r-dual"), "applied");
     assert_string_equal(status(res, "r-token"), "skipped"); /* this one names no jti */
     json_decref(res);
@@ -122,7 +124,7 @@ static void test_applied_and_counted(void **state)
     /* applied again: unchanged */
     make(&s, "soc", "token_replay", POLICY_SEVERITY_HIGH, 0.9);
     snprintf(s.agent, sizeof(s.agent), "bot");
-    assert_int_equal(signals_process(&s, &res), ZTB_OK);
+    assert_int_equal(signals_process(&g_broker, &s, &res), ZTB_OK);
     assert_string_equal(status(res, "r-dual"), "pending_signals");
     json_decref(res);
 }
@@ -134,7 +136,7 @@ static void test_operator_action(void **state)
     make(&s, "soc", "credential_compromise", POLICY_SEVERITY_CRITICAL, 1.0);
     snprintf(s.agent, sizeof(s.agent), "bot");
     json_t *res = NULL;
-    assert_int_equal(signals_process(&s, &res), ZTB_OK);
+    assert_int_equal(signals_process(&g_broker, &s, &res), ZTB_OK);
     assert_string_equal(status(res, "r-op"), "pending_operator");
     char id[40];
     snprintf(id, sizeof(id), "%s",
@@ -165,7 +167,7 @@ static void test_no_agent_and_no_policy(void **state)
     make(&s, "soc", "soc:abuse", POLICY_SEVERITY_LOW, 0.1);
     snprintf(s.audience, sizeof(s.audience), "crm");
     json_t *res = NULL;
-    assert_int_equal(signals_process(&s, &res), ZTB_OK);
+    assert_int_equal(signals_process(&g_broker, &s, &res), ZTB_OK);
     assert_string_equal(status(res, "r-aud"), "applied");
     json_decref(res);
     /* an agent the broker does not know: responses are skipped, not failed */
@@ -174,7 +176,7 @@ static void test_no_agent_and_no_policy(void **state)
     for (int i = 0; i < 2; i++) {
         snprintf(s.source, sizeof(s.source), "%s", i ? "siem" : "soc");
         s.id[0] = '\0';
-        assert_int_equal(signals_process(&s, &res), ZTB_OK);
+        assert_int_equal(signals_process(&g_broker, &s, &res), ZTB_OK);
         if (i == 1)
             assert_string_equal(status(res, "r-dual"), "skipped");
         json_decref(res);
@@ -182,7 +184,7 @@ static void test_no_agent_and_no_policy(void **state)
     /* nothing in the policy for this type: recorded, no responses */
     make(&s, "soc", "prompt_injection", POLICY_SEVERITY_CRITICAL, 1.0);
     snprintf(s.agent, sizeof(s.agent), "bot");
-    assert_int_equal(signals_process(&s, &res), ZTB_OK);
+    assert_int_equal(signals_process(&g_broker, &s, &res), ZTB_OK);
     assert_int_equal(json_array_size(json_object_get(res, "responses")), 0);
     json_decref(res);
     json_t *list = NULL;
@@ -192,8 +194,8 @@ static void test_no_agent_and_no_policy(void **state)
     json_decref(list);
     /* malformed input never reaches Redis */
     make(&s, "soc", "Bad Type", POLICY_SEVERITY_LOW, 0.5);
-    assert_int_equal(signals_process(&s, &res), ZTB_ERR_INVALID_ARG);
-    assert_int_equal(signals_process(NULL, &res), ZTB_ERR_INVALID_ARG);
+    assert_int_equal(signals_process(&g_broker, &s, &res), ZTB_ERR_INVALID_ARG);
+    assert_int_equal(signals_process(&g_broker, NULL, &res), ZTB_ERR_INVALID_ARG);
 }
 
 static void test_unavailable(void **state)
@@ -205,13 +207,13 @@ static void test_unavailable(void **state)
     snprintf(s.agent, sizeof(s.agent), "bot");
     snprintf(s.source_jti, sizeof(s.source_jti), "soc-retry");
     json_t *res = NULL;
-    assert_int_equal(signals_process(&s, &res), ZTB_ERR_UNAVAILABLE);
+    assert_int_equal(signals_process(&g_broker, &s, &res), ZTB_ERR_UNAVAILABLE);
     assert_null(res);
     zh_redis_restart(&bf_redis);
     /* the source retries the same signal: it is not a duplicate */
     for (int i = 0; i < 100; i++) {
         s.id[0] = '\0';
-        if (signals_process(&s, &res) == ZTB_OK)
+        if (signals_process(&g_broker, &s, &res) == ZTB_OK)
             break;
         usleep(20000);
     }

@@ -2,7 +2,8 @@
  * test_detectors.c - the broker's detectors against a real Redis and a
  * loaded policy: thresholds crossed once per window, immediate kinds,
  * the learning period of new audiences, events for unknown agents and
- * events that arrive while the worker is stopped.
+ * events that arrive while the worker is stopped, and publishing only
+ * through the callback given at start.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -14,8 +15,10 @@
 #include <cmocka.h>
 
 #include "broker/detectors.h"
+#include "broker/signals.h"
 #include "broker/store.h"
 #include "broker/store_rev.h"
+#include "broker/store_signals.h"
 #include "broker_fixture.h"
 
 static const char *policy_doc =
@@ -43,8 +46,9 @@ static int setup(void **state)
     c.denials = 3;
     c.rate_limited = 2;
     c.new_audience_after = 1;
-    assert_int_equal(detectors_start(&c), ZTB_OK);
-    assert_int_equal(detectors_start(&c), ZTB_ERR_STATE);
+    assert_int_equal(detectors_start(&c, NULL, NULL), ZTB_ERR_INVALID_ARG);
+    assert_int_equal(detectors_start(&c, signals_publish_detected, &g_broker), ZTB_OK);
+    assert_int_equal(detectors_start(&c, signals_publish_detected, &g_broker), ZTB_ERR_STATE);
     return 0;
 }
 
@@ -169,16 +173,60 @@ static void test_ignored_and_dropped(void **state)
     assert_int_equal(detectors_dropped(), dropped + 1);
     struct detect_config c;
     detectors_defaults(&c);
-    assert_int_equal(detectors_start(&c), ZTB_OK);
+    assert_int_equal(detectors_start(&c, signals_publish_detected, &g_broker), ZTB_OK);
+}
+
+/* What the recording callback saw. */
+struct recorded {
+    int n;
+    struct signal last;
+};
+
+static ztb_err record(struct signal *s, void *ud)
+{
+    struct recorded *r = ud;
+    r->n++;
+    r->last = *s;
+    return ZTB_OK;
+}
+
+/* The detectors publish only through their callback: a test's own callback
+ * gets the raised signal, and the signals module hears nothing of it. */
+static void test_publish_callback(void **state)
+{
+    (void)state;
+    detectors_stop();
+    struct detect_config c;
+    detectors_defaults(&c);
+    struct recorded r;
+    memset(&r, 0, sizeof(r));
+    assert_int_equal(detectors_start(&c, record, &r), ZTB_OK);
+    assert_int_equal(store_agent_add("isolated", 1), ZTB_OK);
+    uint64_t base = detectors_handled();
+    detect_event(DETECT_ASSERTION_REPLAY, "isolated", NULL, NULL, "jti seen");
+    drain(base + 1);
+    detectors_stop();
+    assert_int_equal(r.n, 1);
+    assert_string_equal(r.last.type, "assertion_replay");
+    assert_string_equal(r.last.agent, "isolated");
+    assert_int_equal(r.last.severity, POLICY_SEVERITY_HIGH);
+    assert_string_equal(r.last.source, ""); /* the publisher names the source */
+    assert_string_equal(r.last.id, "");
+    assert_non_null(strstr(r.last.evidence, "\"detector\":\"assertion_replay\""));
+    assert_non_null(strstr(r.last.evidence, "\"detail\":\"jti seen\""));
+    assert_int_equal(signals_of("assertion_replay", "isolated"), 0);
+    struct store_agent a;
+    assert_int_equal(store_agent_get("isolated", &a), ZTB_OK);
+    assert_false(a.quarantined);
+    assert_int_equal(detectors_start(&c, signals_publish_detected, &g_broker), ZTB_OK);
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_denials_threshold),
-        cmocka_unit_test(test_immediate_kinds),
-        cmocka_unit_test(test_new_audience),
-        cmocka_unit_test(test_ignored_and_dropped),
+        cmocka_unit_test(test_denials_threshold), cmocka_unit_test(test_immediate_kinds),
+        cmocka_unit_test(test_new_audience),      cmocka_unit_test(test_ignored_and_dropped),
+        cmocka_unit_test(test_publish_callback),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

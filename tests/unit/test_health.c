@@ -16,9 +16,12 @@
 #include "pki/keystore.h"
 #include "harness.h"
 
+/* The handlers get this broker as their server context (no global). */
+static struct broker tb;
+
 static void call(http_handler fn, struct http_resp *resp)
 {
-    struct http_req req = {.method = "GET", .path = "/"};
+    struct http_req req = {.method = "GET", .path = "/", .server_ctx = &tb};
     memset(resp, 0, sizeof(*resp));
     ztb_buf_init(&resp->body, 1 << 20);
     resp->status = 200;
@@ -31,9 +34,9 @@ static void test_ready_follows_redis_and_draining(void **state)
     struct zh_redis rd;
     zh_redis_start(&rd);
     char err[256];
-    assert_int_equal(redis_target_parse(rd.url, 0, &g_broker.redis, err, sizeof(err)), ZTB_OK);
-    g_broker.redis.timeout_ms = ZH_REDIS_TIMEOUT_MS;
-    redis_client_init(&g_broker.redis);
+    assert_int_equal(redis_target_parse(rd.url, 0, &tb.redis, err, sizeof(err)), ZTB_OK);
+    tb.redis.timeout_ms = ZH_REDIS_TIMEOUT_MS;
+    redis_client_init(&tb.redis);
 
     struct http_resp resp;
     call(handle_healthz, &resp);
@@ -59,14 +62,14 @@ static void test_ready_follows_redis_and_draining(void **state)
     assert_non_null(strstr(ztb_buf_cstr(&resp.body), "\"signing_key\":\"ok\""));
     ztb_buf_free(&resp.body);
 
-    atomic_store(&g_broker.draining, 1);
+    atomic_store(&tb.draining, 1);
     call(handle_readyz, &resp);
     assert_int_equal(resp.status, 503);
     assert_non_null(strstr(ztb_buf_cstr(&resp.body), "\"draining\":true"));
     assert_int_equal(resp.nhdr, 1);
     assert_string_equal(resp.hdr_name[0], "Retry-After");
     ztb_buf_free(&resp.body);
-    atomic_store(&g_broker.draining, 0);
+    atomic_store(&tb.draining, 0);
 
     zh_redis_kill(&rd);
     call(handle_readyz, &resp);

@@ -1,8 +1,7 @@
 /*
  * test_introspect.c - introspect_token: our signature, typ, iss, times (no
  * skew on exp), and each revocation kind, with a real key store and a real
- * Redis; single-use consumption; who may introspect and consume
- * (introspect_caller_may, by policy); fail closed when Redis is gone.
+ * Redis; single-use consumption; fail closed when Redis is gone.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -162,50 +161,6 @@ static void test_single_use(void **state)
     assert_int_equal(bf_redis_int("EXISTS ztb:used:%s", jti), 0);
 }
 
-static const char *access_policy =
-    "{\"version\": 1, \"trust_domain\": \"ztb.local\",\n"
-    " \"settings\": {\"max_ttl\": 300, \"default_ttl\": 60, \"rate_limits\": {\n"
-    "   \"per_agent\": {\"rate\": 10, \"burst\": 10, \"period\": 60},\n"
-    "   \"per_action\": {\"rate\": 10, \"burst\": 10, \"period\": 60}}}, \"rules\": [\n"
-    " {\"id\": \"gw\", \"effect\": \"allow\", \"agents\": [\"gw\", \"eater\"],\n"
-    "  \"actions\": [\"ztb:introspect\"], \"audiences\": [\"payments\"], \"resources\": "
-    "[\"**\"]},\n"
-    " {\"id\": \"soc\", \"effect\": \"allow\", \"agents\": [\"soc\"],\n"
-    "  \"actions\": [\"ztb:introspect\"], \"audiences\": [\"**\"], \"resources\": [\"**\"]},\n"
-    " {\"id\": \"eat\", \"effect\": \"allow\", \"agents\": [\"eater\"],\n"
-    "  \"actions\": [\"ztb:consume\"], \"audiences\": [\"payments\"], \"resources\": [\"**\"],\n"
-    "  \"conditions\": {\"source_ip\": [\"10.0.0.0/8\"]}}]}";
-
-static void test_caller_may(void **state)
-{
-    (void)state;
-    int64_t now = time(NULL);
-    policy_ip ten = {.family = 4, .addr = {10, 1, 2, 3}};
-    policy_ip other = {.family = 4, .addr = {192, 168, 0, 1}};
-    /* no policy loaded: nobody */
-    assert_false(introspect_caller_may("gw", "payments", 0, NULL, now));
-    policy_diag d;
-    policy_diag_init(&d);
-    assert_int_equal(
-        policy_holder_reload(g_broker.policy, access_policy, strlen(access_policy), &d), ZTB_OK);
-    policy_diag_free(&d);
-    /* ztb:introspect on the audience; "**" for any */
-    assert_true(introspect_caller_may("gw", "payments", 0, NULL, now));
-    assert_false(introspect_caller_may("gw", "crm", 0, NULL, now));
-    assert_false(introspect_caller_may("nobody", "payments", 0, NULL, now));
-    assert_true(introspect_caller_may("soc", "crm", 0, NULL, now));
-    assert_true(introspect_caller_may("soc", "https://broker.unit.test", 0, NULL, now));
-    /* consuming: the audience itself (name or SPIFFE ID), or ztb:consume */
-    assert_false(introspect_caller_may("gw", "payments", 1, NULL, now));
-    assert_false(introspect_caller_may("soc", "payments", 1, NULL, now));
-    assert_true(introspect_caller_may("payments", "payments", 1, NULL, now));
-    assert_true(introspect_caller_may("crm", "spiffe://ztb.local/agent/crm", 1, NULL, now));
-    assert_false(introspect_caller_may("crm", "spiffe://other.org/agent/crm", 1, NULL, now));
-    assert_true(introspect_caller_may("eater", "payments", 1, &ten, now));
-    assert_false(introspect_caller_may("eater", "payments", 1, &other, now));
-    assert_false(introspect_caller_may("eater", "payments", 1, NULL, now)); /* unknown: closed */
-}
-
 static void test_unavailable(void **state)
 {
     (void)state;
@@ -220,10 +175,9 @@ static void test_unavailable(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_active),      cmocka_unit_test(test_not_ours_or_malformed),
-        cmocka_unit_test(test_times),       cmocka_unit_test(test_revocations),
-        cmocka_unit_test(test_single_use),  cmocka_unit_test(test_caller_may),
-        cmocka_unit_test(test_unavailable),
+        cmocka_unit_test(test_active),     cmocka_unit_test(test_not_ours_or_malformed),
+        cmocka_unit_test(test_times),      cmocka_unit_test(test_revocations),
+        cmocka_unit_test(test_single_use), cmocka_unit_test(test_unavailable),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

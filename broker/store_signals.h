@@ -1,0 +1,35 @@
+/*
+ * store_signals.h - what the broker remembers of received signals, in Redis.
+ *
+ * Keys:
+ *
+ *   ztb:sigjti:<sha256 hex>        STR  a (source, signal jti) already received, EX 24 h
+ *   ztb:signals                    STREAM one entry per signal (field data = JSON),
+ *                                  MAXLEN ~ 10000
+ *
+ * Every function returns UNAVAILABLE when Redis cannot answer (callers fail
+ * closed with 503); nothing here changes state half-way.
+ */
+#ifndef ZTB_BROKER_STORE_SIGNALS_H
+#define ZTB_BROKER_STORE_SIGNALS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <ztb/error.h>
+
+struct json_t;
+
+/* REPLAY if (source, jti) was already received (and processed). */
+ztb_err store_signal_known(const char *source, const char *jti);
+
+/* Remember (source, jti) for ttl_s: REPLAY if it was already received. */
+ztb_err store_signal_seen(const char *source, const char *jti, unsigned ttl_s);
+
+/* Append one signal record (JSON object text) to the ztb:signals stream. */
+ztb_err store_signal_record(const char *json);
+
+/* The newest records first, at most limit: a new JSON array (caller decrefs). */
+ztb_err store_signal_list(size_t limit, struct json_t **out);
+
+#endif /* ZTB_BROKER_STORE_SIGNALS_H */
