@@ -19,6 +19,8 @@
 
 #include "agent.h"
 #include "broker/store.h"
+#include "broker/store_sources.h"
+#include "broker/store_actions.h"
 #include "broker/store_rev.h"
 #include "broker_fixture.h"
 

@@ -13,6 +13,7 @@
 
 #include "broker/redis_client.h"
 #include "broker/store.h"
+#include "broker/store_detect.h"
 #include "broker/store_rev.h"
 #include "harness.h"
 
