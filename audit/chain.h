@@ -8,7 +8,7 @@
  *
  * "seq" counts records from 1; "prev" is the SHA-256, in lowercase hex, of
  * the previous line's bytes without its newline; the first record's prev is
- * audit_genesis (64 zeros). The writer (broker/audit.c) makes lines by this
+ * audit_genesis (64 zeros). The writer (broker/audit/audit.c) makes lines by this
  * rule and the verifier (audit/verify.c, `ztbctl audit verify`) checks
  * them: both read a line's seq and prev, and hash a line, only through here.
  *

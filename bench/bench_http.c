@@ -5,7 +5,7 @@
  * libmicrohttpd checks per_ip_connection_limit once per accepted connection
  * (and releases it once per close); requests on a kept-alive connection never
  * touch it. So the costliest case is a new connection for every request: this
- * program runs the broker's HTTP server (broker/http.c, a route answering
+ * program runs the broker's HTTP server (broker/http/http.c, a route answering
  * `{}`) and client threads that each connect, send one GET with
  * `Connection: close`, read the answer and close, in rounds alternating the
  * limit off (0) and on (128, the default). It prints the median
@@ -24,7 +24,7 @@
 #include <unistd.h>
 
 #include "bench_util.h"
-#include "broker/http.h"
+#include "broker/http/http.h"
 #include "common/log.h"
 
 #define MAX_CLIENTS 64

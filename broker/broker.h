@@ -15,8 +15,8 @@
 #include <stdatomic.h>
 
 #include "broker/config.h"
-#include "broker/http.h"
-#include "broker/redis_client.h"
+#include "broker/http/http.h"
+#include "broker/store/redis_client.h"
 #include "policy/holder.h"
 
 struct broker {

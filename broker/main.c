@@ -18,18 +18,18 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "broker/audit.h"
+#include "broker/audit/audit.h"
 #include "broker/broker.h"
-#include "broker/client_auth.h"
-#include "broker/detectors.h"
-#include "broker/keys.h"
-#include "broker/signer.h"
-#include "broker/signals.h"
+#include "broker/auth/client_auth.h"
+#include "broker/signals/detectors.h"
+#include "broker/signer/keys.h"
+#include "broker/signer/signer.h"
+#include "broker/signals/signals.h"
 #include "policy/policy.h"
 #include "broker/privdrop.h"
-#include "broker/reload.h"
-#include "broker/redis_private.h"
-#include "broker/metrics.h"
+#include "broker/admin/reload.h"
+#include "broker/store/redis_private.h"
+#include "broker/http/metrics.h"
 #include "common/buf.h"
 #include "common/log.h"
 #include "common/secret.h"
@@ -210,7 +210,7 @@ static void drain_and_stop(struct http_server *api, struct http_server *admin)
 
 int main(int argc, char **argv)
 {
-    /* the signer: this binary run again by keys_open (broker/signer.h) */
+    /* the signer: this binary run again by keys_open (broker/signer/signer.h) */
     if (argc >= 2 && strcmp(argv[1], SIGNER_ARGV1) == 0)
         return signer_process_main(argc, argv);
     struct broker_config *cfg = &g_broker.cfg;

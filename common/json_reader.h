@@ -6,8 +6,8 @@
  * (pki/jws_header.c is a thin layer on it), the claims of every access token
  * a gateway verifies and the revocation messages from Redis (libztb), the
  * unverified client assertion the broker reads to learn who claims to have
- * signed it (broker/assertion.c), DPoP proof claims (pki/dpop.c) and
- * authorization_details (broker/authz_details.c). It walks the bytes once
+ * signed it (broker/auth/assertion.c), DPoP proof claims (pki/dpop.c) and
+ * authorization_details (broker/tokens/authz_details.c). It walks the bytes once
  * through a bounded ztb_cursor (model: s2n's stuffer), hands back member
  * names and values as the caller asks for them, and never allocates, so a
  * token costs microseconds and garbage costs less. Strings are decoded and

@@ -12,7 +12,7 @@
  *    "interval_s":10}
  *
  * so the log always says how much it did not write. Counting every
- * occurrence is the job of /metrics (broker/metrics.h), not of the log.
+ * occurrence is the job of /metrics (broker/http/metrics.h), not of the log.
  *
  *   static struct ztb_log_sampler refused = ZTB_LOG_SAMPLER_INIT(10, 10);
  *   ztb_log_sampled(&refused, ZTB_LOG_WARN, "signal.refused", ZTB_F_STR("peer", peer));

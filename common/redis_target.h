@@ -1,7 +1,7 @@
 /*
  * redis_target.h - where Redis is and how to open a connection to it: the
  * one parser of Redis URLs and the one connect-and-authenticate step, shared
- * by the broker (broker/redis_client.c) and libztb (sdk/src/redis_conn.c).
+ * by the broker (broker/store/redis_client.c) and libztb (sdk/src/redis_conn.c).
  *
  * URLs:
  *   redis://[[USER]:PASSWORD@]HOST[:PORT][/DB]

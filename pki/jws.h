@@ -82,7 +82,7 @@ ztb_err ztb_jws_sign(const ztb_key *k, const ztb_jws_sign_opts *opts, const void
 /*
  * A signature made elsewhere: fill sig (raw r||s) for digest, the SHA-256 of
  * the signing input, with the private key whose kid is given. The broker's
- * HTTP process passes one that asks its signer process (broker/signer.h).
+ * HTTP process passes one that asks its signer process (broker/signer/signer.h).
  */
 typedef ztb_err (*ztb_jws_sign_fn)(void *arg, const char *kid, const uint8_t digest[32],
                                    uint8_t sig[ZTB_ES256_SIG_LEN]);

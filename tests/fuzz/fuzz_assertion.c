@@ -1,5 +1,5 @@
 /*
- * fuzz_assertion.c - the client-assertion claims reader (broker/assertion.c)
+ * fuzz_assertion.c - the client-assertion claims reader (broker/auth/assertion.c)
  * on arbitrary bytes: the broker runs it on every assertion before its
  * signature is checked. Beyond memory safety: what it accepts is strict JSON
  * (the common reader agrees), and a claim it reports is NUL-terminated.
@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "broker/assertion.h"
+#include "broker/auth/assertion.h"
 #include "common/json_reader.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

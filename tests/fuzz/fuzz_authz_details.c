@@ -1,5 +1,5 @@
 /*
- * fuzz_authz_details.c - authorization_details checking (broker/authz_details.c)
+ * fuzz_authz_details.c - authorization_details checking (broker/tokens/authz_details.c)
  * on arbitrary bytes, as /v1/token runs it on the form field. Beyond memory
  * safety: what it accepts is strict JSON within its depth, and jansson then
  * parses it (token.c hands it on through the gate), numbers beyond
@@ -11,7 +11,7 @@
 
 #include <jansson.h>
 
-#include "broker/authz_details.h"
+#include "broker/tokens/authz_details.h"
 #include "common/json_gate.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

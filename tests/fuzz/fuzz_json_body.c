@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "broker/http.h"
+#include "broker/http/http.h"
 #include "common/json_reader.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "broker/signal_parse.h"
+#include "broker/signals/signal_parse.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -9,8 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "broker/signer.h"
-#include "broker/signer_msg.h"
+#include "broker/signer/signer.h"
+#include "broker/signer/signer_msg.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -22,14 +22,14 @@
 
 #include <openssl/rand.h>
 
-#include "broker/audit.h"
+#include "broker/audit/audit.h"
 #include "broker/broker.h"
-#include "broker/client_auth.h"
+#include "broker/auth/client_auth.h"
 #include "broker/config.h"
-#include "broker/http.h"
-#include "broker/keys.h"
-#include "broker/redis_client.h"
-#include "broker/session.h"
+#include "broker/http/http.h"
+#include "broker/signer/keys.h"
+#include "broker/store/redis_client.h"
+#include "broker/auth/session.h"
 #include "harness.h"
 #include "pki/ca.h"
 #include "pki/jws.h"

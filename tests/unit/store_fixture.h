@@ -16,7 +16,7 @@
 
 #include <cmocka.h>
 
-#include "broker/redis_client.h"
+#include "broker/store/redis_client.h"
 #include "harness.h"
 
 static struct zh_redis rd;

@@ -20,7 +20,7 @@
 #include <cmocka.h>
 
 #include "agent.h"
-#include "broker/store.h"
+#include "broker/store/store.h"
 #include "broker_fixture.h"
 
 static const char *policy_doc =

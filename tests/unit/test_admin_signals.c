@@ -18,10 +18,10 @@
 #include <cmocka.h>
 
 #include "agent.h"
-#include "broker/store.h"
-#include "broker/store_sources.h"
-#include "broker/store_actions.h"
-#include "broker/store_rev.h"
+#include "broker/store/store.h"
+#include "broker/store/store_sources.h"
+#include "broker/store/store_actions.h"
+#include "broker/store/store_rev.h"
 #include "broker_fixture.h"
 
 static int setup(void **state)

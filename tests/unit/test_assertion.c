@@ -1,4 +1,4 @@
-/* test_assertion.c - a client assertion's claims read strictly (broker/assertion.c). */
+/* test_assertion.c - a client assertion's claims read strictly (broker/auth/assertion.c). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -8,7 +8,7 @@
 
 #include <cmocka.h>
 
-#include "broker/assertion.h"
+#include "broker/auth/assertion.h"
 
 static ztb_err rd(const char *s, struct assertion_claims *c, const char **why)
 {

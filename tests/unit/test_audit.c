@@ -21,9 +21,9 @@
 #include <cmocka.h>
 
 #include "audit/verify.h"
-#include "broker/audit.h"
-#include "broker/audit_stream.h"
-#include "broker/redis_client.h"
+#include "broker/audit/audit.h"
+#include "broker/audit/audit_stream.h"
+#include "broker/store/redis_client.h"
 #include "harness.h"
 
 static char *slurp(const char *path, size_t *n)

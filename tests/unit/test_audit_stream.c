@@ -14,8 +14,8 @@
 
 #include <cmocka.h>
 
-#include "broker/audit_stream.h"
-#include "broker/redis_client.h"
+#include "broker/audit/audit_stream.h"
+#include "broker/store/redis_client.h"
 #include "harness.h"
 
 /* Push line as the writer does: in a copy of its own. */

@@ -1,4 +1,4 @@
-/* test_authz_details.c - authorization_details checked strictly (broker/authz_details.c). */
+/* test_authz_details.c - authorization_details checked strictly (broker/tokens/authz_details.c). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -8,7 +8,7 @@
 
 #include <cmocka.h>
 
-#include "broker/authz_details.h"
+#include "broker/tokens/authz_details.h"
 
 static char why[256];
 

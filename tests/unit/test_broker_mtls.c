@@ -21,7 +21,7 @@
 #include <curl/curl.h>
 #include <openssl/sha.h>
 
-#include "broker/mtls.h"
+#include "broker/auth/mtls.h"
 #include "broker_fixture.h"
 #include "common/base64url.h"
 #include "pki/csr.h"

@@ -1,5 +1,5 @@
 /*
- * test_broker_signals.c - broker/signals.c's evaluation of a signal (the
+ * test_broker_signals.c - broker/signals/signals.c's evaluation of a signal (the
  * path external signals and the detectors share), against a real Redis and
  * a loaded policy: responses applied, counted for dual verification, filed
  * for an operator, skipped; duplicates; records; Redis trouble.
@@ -14,11 +14,11 @@
 
 #include <cmocka.h>
 
-#include "broker/signals.h"
-#include "broker/store.h"
-#include "broker/store_actions.h"
-#include "broker/store_rev.h"
-#include "broker/store_signals.h"
+#include "broker/signals/signals.h"
+#include "broker/store/store.h"
+#include "broker/store/store_actions.h"
+#include "broker/store/store_rev.h"
+#include "broker/store/store_signals.h"
 #include "broker_fixture.h"
 
 static const char *policy_doc =

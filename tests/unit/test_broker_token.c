@@ -19,9 +19,9 @@
 #include <cmocka.h>
 
 #include "agent.h"
-#include "broker/introspect.h"
-#include "broker/store.h"
-#include "broker/store_rev.h"
+#include "broker/tokens/introspect.h"
+#include "broker/store/store.h"
+#include "broker/store/store_rev.h"
 #include "broker_fixture.h"
 
 #define GRANT "grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Atoken-exchange"

@@ -16,9 +16,9 @@
 
 #include <cmocka.h>
 
-#include "broker/client_auth.h"
-#include "broker/store.h"
-#include "broker/store_rev.h"
+#include "broker/auth/client_auth.h"
+#include "broker/store/store.h"
+#include "broker/store/store_rev.h"
 #include "broker_fixture.h"
 #include "pki/jwk.h"
 

@@ -14,11 +14,11 @@
 
 #include <cmocka.h>
 
-#include "broker/detectors.h"
-#include "broker/signals.h"
-#include "broker/store.h"
-#include "broker/store_rev.h"
-#include "broker/store_signals.h"
+#include "broker/signals/detectors.h"
+#include "broker/signals/signals.h"
+#include "broker/store/store.h"
+#include "broker/store/store_rev.h"
+#include "broker/store/store_signals.h"
 #include "broker_fixture.h"
 
 static const char *policy_doc =

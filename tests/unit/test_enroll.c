@@ -16,8 +16,8 @@
 #include <cmocka.h>
 
 #include "agent.h"
-#include "broker/store.h"
-#include "broker/store_rev.h"
+#include "broker/store/store.h"
+#include "broker/store/store_rev.h"
 #include "broker_fixture.h"
 #include "pki/csr.h"
 

@@ -8,7 +8,7 @@
 
 #include <cmocka.h>
 
-#include "broker/form.h"
+#include "broker/http/form.h"
 
 static const char *const allowed[] = {"grant_type",       "scope", "audience", "resource",
                                       "client_assertion", "flag",  NULL};

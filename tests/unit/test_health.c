@@ -11,8 +11,8 @@
 #include <cmocka.h>
 
 #include "broker/broker.h"
-#include "broker/keys.h"
-#include "broker/metrics.h"
+#include "broker/signer/keys.h"
+#include "broker/http/metrics.h"
 #include "pki/keystore.h"
 #include "harness.h"
 

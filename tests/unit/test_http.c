@@ -18,7 +18,7 @@
 
 #include <cmocka.h>
 
-#include "broker/http.h"
+#include "broker/http/http.h"
 #include "harness.h"
 
 static void echo(struct http_req *req, struct http_resp *resp)

@@ -11,9 +11,9 @@
 
 #include <cmocka.h>
 
-#include "broker/introspect.h"
-#include "broker/store.h"
-#include "broker/store_rev.h"
+#include "broker/tokens/introspect.h"
+#include "broker/store/store.h"
+#include "broker/store/store_rev.h"
 #include "broker_fixture.h"
 #include "wire/wire.h"
 

@@ -13,7 +13,7 @@
 #include <cmocka.h>
 
 #include "broker/broker.h"
-#include "broker/introspect_caller.h"
+#include "broker/tokens/introspect_caller.h"
 #include "policy/holder.h"
 #include "policy/policy.h"
 

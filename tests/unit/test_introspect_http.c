@@ -14,8 +14,8 @@
 
 #include <cmocka.h>
 
-#include "broker/http.h"
-#include "broker/introspect_http.h"
+#include "broker/http/http.h"
+#include "broker/tokens/introspect_http.h"
 #include "common/buf.h"
 
 /* Call fn with a POST of body under content type ctype; resp is filled

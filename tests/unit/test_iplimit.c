@@ -10,7 +10,7 @@
 
 #include <cmocka.h>
 
-#include "broker/iplimit.h"
+#include "broker/http/iplimit.h"
 
 static struct sockaddr_in v4(const char *a)
 {

@@ -19,8 +19,8 @@
 
 #include <cmocka.h>
 
-#include "broker/keys.h"
-#include "broker/signer.h"
+#include "broker/signer/keys.h"
+#include "broker/signer/signer.h"
 #include "common/buf.h"
 #include "pki/ca.h"
 #include "pki/jws.h"

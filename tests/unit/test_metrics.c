@@ -7,7 +7,7 @@
 
 #include <cmocka.h>
 
-#include "broker/metrics.h"
+#include "broker/http/metrics.h"
 
 static char *render(ztb_buf *b)
 {

@@ -14,7 +14,7 @@
 
 #include <cmocka.h>
 
-#include "broker/redis_client.h"
+#include "broker/store/redis_client.h"
 #include "harness.h"
 
 static double now_s(void)

@@ -10,7 +10,7 @@
 
 #include <cmocka.h>
 
-#include "broker/redis_private.h"
+#include "broker/store/redis_private.h"
 #include "harness.h"
 
 static int pid_of(const char *sock)

@@ -11,9 +11,9 @@
 
 #include <cmocka.h>
 
-#include "broker/revocation.h"
-#include "broker/store.h"
-#include "broker/store_rev.h"
+#include "broker/signals/revocation.h"
+#include "broker/store/store.h"
+#include "broker/store/store_rev.h"
 #include "broker_fixture.h"
 
 static int setup(void **state)

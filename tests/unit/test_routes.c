@@ -7,7 +7,7 @@
 #include <cmocka.h>
 
 #include "broker/broker.h"
-#include "broker/metrics.h"
+#include "broker/http/metrics.h"
 
 static void check_table(const struct http_route *t, size_t n)
 {

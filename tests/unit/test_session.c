@@ -15,7 +15,7 @@
 #include <openssl/hmac.h>
 #include <openssl/sha.h>
 
-#include "broker/session.h"
+#include "broker/auth/session.h"
 #include "common/base64url.h"
 
 static const uint8_t key1[SESSION_KEY_LEN] = {1, 2, 3};

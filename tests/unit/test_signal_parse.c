@@ -11,7 +11,7 @@
 
 #include <cmocka.h>
 
-#include "broker/signal_parse.h"
+#include "broker/signals/signal_parse.h"
 #include "common/base64url.h"
 
 static const struct signal_parse_opts opts = {.trust_domain = "ztb.local",

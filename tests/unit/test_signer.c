@@ -20,8 +20,8 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
-#include "broker/keys.h"
-#include "broker/signer.h"
+#include "broker/signer/keys.h"
+#include "broker/signer/signer.h"
 #include "common/buf.h"
 #include "pki/ca.h"
 #include "pki/csr.h"

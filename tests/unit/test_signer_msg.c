@@ -10,7 +10,7 @@
 
 #include <cmocka.h>
 
-#include "broker/signer_msg.h"
+#include "broker/signer/signer_msg.h"
 
 #define KID "abcdefghijABCDEFGHIJ0123456789-_abcdefghij" /* 42: one short */
 

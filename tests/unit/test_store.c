@@ -11,10 +11,10 @@
 #include <cmocka.h>
 #include <pthread.h>
 
-#include "broker/redis_client.h"
-#include "broker/store.h"
-#include "broker/store_detect.h"
-#include "broker/store_rev.h"
+#include "broker/store/redis_client.h"
+#include "broker/store/store.h"
+#include "broker/store/store_detect.h"
+#include "broker/store/store_rev.h"
 #include "harness.h"
 
 /* The full issue check for a caller bound to generation gen and epoch (-1:

@@ -14,7 +14,7 @@
 #include <cmocka.h>
 #include <jansson.h>
 
-#include "broker/store_actions.h"
+#include "broker/store/store_actions.h"
 #include "store_fixture.h"
 
 static void test_actions(void **state)

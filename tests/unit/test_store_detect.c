@@ -14,8 +14,8 @@
 #include <cmocka.h>
 #include <jansson.h>
 
-#include "broker/store.h"
-#include "broker/store_detect.h"
+#include "broker/store/store.h"
+#include "broker/store/store_detect.h"
 #include "store_fixture.h"
 
 static void test_detectors(void **state)

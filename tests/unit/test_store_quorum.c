@@ -14,7 +14,7 @@
 #include <cmocka.h>
 #include <jansson.h>
 
-#include "broker/store_quorum.h"
+#include "broker/store/store_quorum.h"
 #include "store_fixture.h"
 
 static void test_dual_count(void **state)

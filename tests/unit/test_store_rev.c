@@ -15,9 +15,9 @@
 #include <cmocka.h>
 #include <jansson.h>
 
-#include "broker/redis_client.h"
-#include "broker/store.h"
-#include "broker/store_rev.h"
+#include "broker/store/redis_client.h"
+#include "broker/store/store.h"
+#include "broker/store/store_rev.h"
 #include "store_fixture.h"
 
 /* The full issue check for a caller bound to generation gen and epoch (-1:

@@ -14,7 +14,7 @@
 #include <cmocka.h>
 #include <jansson.h>
 
-#include "broker/store_signals.h"
+#include "broker/store/store_signals.h"
 #include "store_fixture.h"
 
 static void test_signal_records(void **state)

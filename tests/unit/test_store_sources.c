@@ -14,7 +14,7 @@
 #include <cmocka.h>
 #include <jansson.h>
 
-#include "broker/store_sources.h"
+#include "broker/store/store_sources.h"
 #include "store_fixture.h"
 
 static void test_sources(void **state)

@@ -1,0 +1,773 @@
+/*
+ * http.c - the broker's HTTP server (see http.h).
+ *
+ * libmicrohttpd runs an epoll thread pool (two threads per core by default).
+ * For each request the access handler is called several times: first with
+ * no body (we allocate a small per-request state and check the request
+ * line and headers), then once per body chunk (appended to a bounded
+ * buffer), then once more with no data (we route, call the handler and
+ * queue the response).
+ *
+ * A request refused for its shape is answered at once, from whichever call
+ * finds the fault: an HTTP/1.1 request without exactly one Host header (400)
+ * or with a Content-Length over the limit (413) on the first call, before
+ * libmicrohttpd sends "100 Continue" or reads a byte of the body; a body
+ * that grows past the limit (a chunked body has no length) on the chunk
+ * that crosses it. A response queued before the body is complete makes
+ * libmicrohttpd read nothing more and close the connection once it is sent,
+ * so an endless body costs the sender, not us.
+ *
+ * Limits from outside: body (max_body), header block (connection memory
+ * limit), connections (total and per IP: libmicrohttpd closes a connection
+ * over its address's share as it accepts it), and an idle/slow-connection
+ * timeout, so a slowloris client only holds its own connection slots. The
+ * connection limit only protects if the process has a descriptor for every
+ * connection it allows: http_fit_nofile() makes sure it has.
+ */
+#define _GNU_SOURCE /* struct ucred */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <strings.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <gnutls/gnutls.h>
+#include <jansson.h>
+#include <microhttpd.h>
+
+#include "broker/http/http.h"
+#include "broker/http/metrics.h"
+#include "common/guard.h"
+#include "common/json_gate.h"
+#include "common/json_reader.h"
+#include "common/log.h"
+#include "common/secret.h"
+#include "wire/error_response.h"
+
+#define RESP_BODY_MAX       (1u << 20)
+#define RESP_BODY_HINT      2048
+#define HEADER_MEMORY_LIMIT (32u * 1024u)
+
+struct http_server {
+    struct MHD_Daemon *d;
+    const char *name;
+    const struct http_route *routes;
+    size_t nroutes;
+    struct http_limits lim;
+    void *ctx;
+};
+
+struct req_state {
+    ztb_buf body;
+    int answered; /* a response is queued: ignore whatever comes after */
+    uint64_t start_ns;
+};
+
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+const char *http_req_header(const struct http_req *req, const char *name)
+{
+    return MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, name);
+}
+
+void http_resp_header(struct http_resp *resp, const char *name, const char *fmt, ...)
+{
+    if (resp->nhdr >= HTTP_MAX_EXTRA_HEADERS)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(resp->hdr_value[resp->nhdr], sizeof(resp->hdr_value[0]), fmt, ap);
+    va_end(ap);
+    resp->hdr_name[resp->nhdr++] = name;
+}
+
+void http_resp_json(struct http_resp *resp, unsigned status, const char *json)
+{
+    resp->status = status;
+    resp->content_type = "application/json";
+    ztb_buf_reset(&resp->body);
+    ztb_buf_append_str(&resp->body, json);
+}
+
+void http_resp_error_as(struct http_resp *resp, unsigned status, const char *code, ztb_err err,
+                        const char *desc)
+{
+    resp->status = status;
+    resp->content_type = "application/json";
+    ztb_buf_reset(&resp->body);
+    if (err == ZTB_OK)
+        err = error_response_for_code(code, status);
+    (void)error_response_write(&resp->body, code, err, desc); /* the body's error says it */
+}
+
+void http_resp_error(struct http_resp *resp, unsigned status, const char *code, const char *desc)
+{
+    http_resp_error_as(resp, status, code, ZTB_OK, desc);
+}
+
+void http_resp_json_value(struct http_resp *resp, unsigned status, json_t *value)
+{
+    resp->status = status;
+    resp->content_type = "application/json";
+    ztb_buf_reset(&resp->body);
+    char *s = json_dumps(value, JSON_COMPACT | JSON_SORT_KEYS);
+    json_decref(value);
+    if (s == NULL) {
+        http_resp_error(resp, 500, "server_error", "cannot render the response");
+        return;
+    }
+    ztb_buf_append_str(&resp->body, s);
+    ztb_free_secret_str(s);
+}
+
+int http_req_content_type_is(const struct http_req *req, const char *ctype)
+{
+    const char *ct = req->content_type;
+    if (ct == NULL)
+        return 0;
+    size_t n = strlen(ctype);
+    if (strncasecmp(ct, ctype, n) != 0)
+        return 0;
+    return ct[n] == '\0' || ct[n] == ';' || ct[n] == ' ';
+}
+
+/* Deeper than this is not a request, it is an attack on the parser. */
+#define JSON_MAX_DEPTH 16
+
+json_t *http_req_json_object(const struct http_req *req, struct http_resp *resp)
+{
+    if (!http_req_content_type_is(req, "application/json")) {
+        http_resp_error(resp, 415, "invalid_request", "Content-Type must be application/json");
+        return NULL;
+    }
+    /* the body's size was bounded by max_body before it was read */
+    char why[200];
+    json_t *j = NULL;
+    if (ztb_json_gate_load(req->body, req->body_len, SIZE_MAX, JSON_MAX_DEPTH, 0, &j, why,
+                           sizeof(why)) != ZTB_OK) {
+        http_resp_error(resp, 400, "invalid_request", why);
+        return NULL;
+    }
+    if (!json_is_object(j)) {
+        json_decref(j);
+        http_resp_error(resp, 400, "invalid_request", "the body must be a JSON object");
+        return NULL;
+    }
+    return j;
+}
+
+/* One pass over the object: the wanted string members copied out. */
+static ztb_err read_strings(struct jr *r, const char *const *names, size_t n, char **vals,
+                            size_t cap, size_t *members)
+{
+    ZTB_GUARD(jr_enter_object(r));
+    for (;;) {
+        ztb_span name;
+        int more;
+        ZTB_GUARD(jr_next_member(r, &name, &more));
+        if (!more)
+            break;
+        (*members)++;
+        size_t i = 0;
+        while (i < n && !ztb_span_eq_str(name, names[i]))
+            i++;
+        if (i == n || jr_peek(r) != JR_STRING) {
+            ZTB_GUARD(jr_skip(r));
+            continue;
+        }
+        vals[i] = calloc(1, cap); /* an unescaped string is never longer than the body */
+        ZTB_ENSURE(vals[i] != NULL, ZTB_ERR_NOMEM);
+        ZTB_GUARD(jr_read_string(r, vals[i], cap, NULL));
+    }
+    return jr_finish(r);
+}
+
+void http_json_strings_free(char **vals, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (vals[i] != NULL)
+            ztb_free_secret_str(vals[i]);
+        vals[i] = NULL;
+    }
+}
+
+int http_req_json_strings(const struct http_req *req, struct http_resp *resp,
+                          const char *const *names, size_t n, char **vals, size_t *members)
+{
+    for (size_t i = 0; i < n; i++)
+        vals[i] = NULL;
+    *members = 0;
+    if (!http_req_content_type_is(req, "application/json")) {
+        http_resp_error(resp, 415, "invalid_request", "Content-Type must be application/json");
+        return 0;
+    }
+    struct jr r;
+    jr_init(&r, req->body, req->body_len);
+    ztb_err rv = read_strings(&r, names, n, vals, req->body_len + 1, members);
+    if (rv != ZTB_OK) {
+        http_json_strings_free(vals, n);
+        char msg[160];
+        if (rv == ZTB_ERR_NOMEM)
+            snprintf(msg, sizeof(msg), "out of memory");
+        else
+            snprintf(msg, sizeof(msg), "the body must be one strict JSON object: %s (at byte %zu)",
+                     jr_why(&r), jr_where(&r));
+        http_resp_error(resp, rv == ZTB_ERR_NOMEM ? 503 : 400,
+                        rv == ZTB_ERR_NOMEM ? "temporarily_unavailable" : "invalid_request", msg);
+        return 0;
+    }
+    return 1;
+}
+
+ztb_err http_req_client_cert(const struct http_req *req, const uint8_t **der, size_t *len)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(req->conn, MHD_CONNECTION_INFO_GNUTLS_SESSION);
+    if (ci == NULL || ci->tls_session == NULL)
+        return ZTB_ERR_NOT_FOUND;
+    unsigned int n = 0;
+    const gnutls_datum_t *certs = gnutls_certificate_get_peers(ci->tls_session, &n);
+    if (certs == NULL || n == 0 || certs[0].size == 0)
+        return ZTB_ERR_NOT_FOUND;
+    *der = certs[0].data;
+    *len = certs[0].size;
+    return ZTB_OK;
+}
+
+void *http_req_conn_scratch(const struct http_req *req)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(req->conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    return ci ? ci->socket_context : NULL;
+}
+
+static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+                          enum MHD_ConnectionNotificationCode toe)
+{
+    (void)cls;
+    (void)conn;
+    if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+        *socket_context = calloc(1, HTTP_CONN_SCRATCH);
+    } else if (toe == MHD_CONNECTION_NOTIFY_CLOSED && *socket_context != NULL) {
+        ztb_free_secret(*socket_context, HTTP_CONN_SCRATCH);
+        *socket_context = NULL;
+    }
+}
+
+long http_req_peer_uid(const struct http_req *req)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(req->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+    if (ci == NULL)
+        return -1;
+    struct ucred cred;
+    socklen_t len = sizeof(cred);
+    if (getsockopt(ci->connect_fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0)
+        return -1;
+    return (long)cred.uid;
+}
+
+void http_req_peer_ip(const struct http_req *req, uint8_t *family, uint8_t addr[16])
+{
+    *family = 0;
+    memset(addr, 0, 16);
+    if (req->peer == NULL)
+        return;
+    if (req->peer->sa_family == AF_INET) {
+        *family = 4;
+        memcpy(addr, &((const struct sockaddr_in *)req->peer)->sin_addr, 4);
+    } else if (req->peer->sa_family == AF_INET6) {
+        *family = 6;
+        memcpy(addr, &((const struct sockaddr_in6 *)req->peer)->sin6_addr, 16);
+    }
+}
+
+static const struct http_route *route(const struct http_server *s, const char *method,
+                                      const char *path, int *id, int *wrong_method)
+{
+    *wrong_method = 0;
+    for (size_t i = 0; i < s->nroutes; i++) {
+        const struct http_route *r = &s->routes[i];
+        size_t pl = strlen(r->path);
+        int match = pl > 0 && r->path[pl - 1] == '*' ? strncmp(path, r->path, pl - 1) == 0
+                                                     : strcmp(path, r->path) == 0;
+        if (!match)
+            continue;
+        if (r->method != NULL && strcmp(r->method, method) != 0) {
+            *wrong_method = 1;
+            continue;
+        }
+        *id = (int)i;
+        return r;
+    }
+    return NULL;
+}
+
+static void wipe_body(void *cls)
+{
+    ztb_free_secret_str(cls);
+}
+
+static enum MHD_Result send_resp(struct MHD_Connection *conn, struct http_resp *resp)
+{
+    size_t len = resp->body.len;
+    if (ztb_buf_error(&resp->body) != ZTB_OK) {
+        /* the handler's body did not fit: a bug, never a partial body */
+        http_resp_error(resp, 500, "server_error", "response too large");
+        len = resp->body.len;
+    }
+    /* bodies carry tokens and credentials: wiped when libmicrohttpd is done */
+    char *body = ztb_buf_steal(&resp->body, &len);
+    struct MHD_Response *r =
+        body ? MHD_create_response_from_buffer_with_free_callback_cls(len, body, wipe_body, body)
+             : MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
+    if (r == NULL) {
+        ztb_free_secret_str(body);
+        return MHD_NO;
+    }
+    MHD_add_response_header(r, "Content-Type",
+                            resp->content_type ? resp->content_type : "application/json");
+    MHD_add_response_header(r, "Cache-Control", "no-store");
+    MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
+    for (unsigned i = 0; i < resp->nhdr; i++) {
+        if (strcmp(resp->hdr_name[i], "Cache-Control") == 0)
+            MHD_del_response_header(r, "Cache-Control", "no-store");
+        MHD_add_response_header(r, resp->hdr_name[i], resp->hdr_value[i]);
+    }
+    enum MHD_Result ok = MHD_queue_response(conn, resp->status, r);
+    MHD_destroy_response(r);
+    return ok;
+}
+
+/* Write all n bytes of p on the connection's socket (TLS or not). 0 on success. */
+static int write_all(struct MHD_Connection *conn, const char *p, size_t n)
+{
+    const union MHD_ConnectionInfo *tls =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_GNUTLS_SESSION);
+    const union MHD_ConnectionInfo *fd =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+    if (fd == NULL)
+        return -1;
+    for (int spins = 0; n > 0 && spins < 100; spins++) {
+        ssize_t w;
+        if (tls != NULL && tls->tls_session != NULL)
+            w = gnutls_record_send(tls->tls_session, p, n);
+        else
+            w = send(fd->connect_fd, p, n, MSG_NOSIGNAL);
+        if (w > 0) {
+            p += w;
+            n -= (size_t)w;
+        } else if (w == GNUTLS_E_AGAIN || w == GNUTLS_E_INTERRUPTED ||
+                   (w < 0 && (errno == EAGAIN || errno == EINTR))) {
+            usleep(1000); /* the socket is non-blocking; an answer is < 1 KB */
+        } else {
+            return -1;
+        }
+    }
+    if (n == 0 && (tls == NULL || tls->tls_session == NULL))
+        shutdown(fd->connect_fd, SHUT_WR); /* FIN after the answer, before any reset */
+    return n == 0 ? 0 : -1;
+}
+
+/*
+ * Send resp (an error answer) straight on the socket, in the middle of the
+ * request's body. libmicrohttpd 0.9.75 cannot queue a response once it reads
+ * a body (MHD_queue_response refuses in that state), and reading the rest of
+ * an endless body to answer at its end is what the limit is there to stop.
+ * The caller then returns MHD_NO: libmicrohttpd closes the connection and
+ * reads nothing more. Returns MHD_NO.
+ */
+static enum MHD_Result send_resp_and_close(struct MHD_Connection *conn, struct http_resp *resp)
+{
+    ztb_buf out;
+    ztb_buf_init(&out, 4096);
+    const char *reason = MHD_get_reason_phrase_for(resp->status);
+    ztb_buf_printf(&out,
+                   "HTTP/1.1 %u %s\r\nContent-Type: %s\r\nCache-Control: no-store\r\n"
+                   "X-Content-Type-Options: nosniff\r\nConnection: close\r\n",
+                   resp->status, reason ? reason : "",
+                   resp->content_type ? resp->content_type : "application/json");
+    for (unsigned i = 0; i < resp->nhdr; i++)
+        if (strcasecmp(resp->hdr_name[i], "Connection") != 0 &&
+            strcasecmp(resp->hdr_name[i], "Cache-Control") != 0)
+            ztb_buf_printf(&out, "%s: %s\r\n", resp->hdr_name[i], resp->hdr_value[i]);
+    ztb_buf_printf(&out, "Content-Length: %zu\r\n\r\n", resp->body.len);
+    ztb_buf_append(&out, resp->body.data, resp->body.len);
+    if (ztb_buf_error(&out) == ZTB_OK)
+        (void)write_all(conn, (const char *)out.data, out.len);
+    ztb_buf_free(&out);
+    ztb_buf_free(&resp->body);
+    return MHD_NO;
+}
+
+/* MHD_KeyValueIterator counting Host headers. */
+static enum MHD_Result count_host(void *cls, enum MHD_ValueKind kind, const char *key,
+                                  const char *value)
+{
+    (void)kind;
+    (void)value;
+    if (strcasecmp(key, MHD_HTTP_HEADER_HOST) == 0)
+        (*(unsigned *)cls)++;
+    return MHD_YES;
+}
+
+/*
+ * What is wrong with the request line and headers, before any body: 400 for
+ * an HTTP/1.1 request without exactly one Host (RFC 9112 §3.2), 413 for a
+ * Content-Length over the limit (or not a number). 0 if nothing.
+ */
+static unsigned check_headers(const struct http_server *s, struct MHD_Connection *conn,
+                              const char *version)
+{
+    if (version != NULL && strcmp(version, MHD_HTTP_VERSION_1_1) == 0) {
+        unsigned hosts = 0;
+        MHD_get_connection_values(conn, MHD_HEADER_KIND, count_host, &hosts);
+        if (hosts != 1)
+            return 400;
+    }
+    const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
+    if (cl != NULL) {
+        char *end;
+        errno = 0;
+        unsigned long long n = strtoull(cl, &end, 10);
+        if (errno != 0 || *end != '\0' || n > s->lim.max_body)
+            return 413;
+    }
+    return 0;
+}
+
+/*
+ * Answer the request: a refusal (status 400 or 413) or, with refuse 0, the
+ * route's handler on the whole body. Queues the response, or with mid_body
+ * (part of the body read, the rest refused) sends it at once and returns
+ * MHD_NO so that the connection is closed. st->answered is set so that later
+ * calls for the same request do nothing.
+ */
+static enum MHD_Result answer(struct http_server *s, struct req_state *st,
+                              struct MHD_Connection *conn, const char *url, const char *method,
+                              unsigned refuse, int mid_body)
+{
+    st->answered = 1;
+    struct http_resp resp = {0};
+    ztb_buf_init_secret(&resp.body, RESP_BODY_MAX);
+    /* one allocation for the usual answer (a token response is ~1.3 KB):
+     * doubling from 64 bytes cost five copies and wipes of the token */
+    ztb_buf_reserve(&resp.body, RESP_BODY_HINT);
+    struct http_req req = {
+        .method = method,
+        .path = url,
+        .body = st->body.data,
+        .body_len = st->body.len,
+        .content_type = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Type"),
+        .conn = conn,
+        .start_ns = st->start_ns,
+        .server_ctx = s->ctx,
+        .route_id = -1,
+    };
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    req.peer = ci ? ci->client_addr : NULL;
+    if (req.peer != NULL && req.peer->sa_family != AF_INET && req.peer->sa_family != AF_INET6)
+        req.peer = NULL;
+
+    const char *metric = "unknown";
+    if (refuse == 400) {
+        http_resp_error(&resp, 400, "invalid_request",
+                        "an HTTP/1.1 request needs exactly one Host header");
+    } else if (refuse == 413) {
+        http_resp_error(&resp, 413, "invalid_request", "request body too large");
+        if (s->lim.on_too_large != NULL) {
+            req.body_len = 0;
+            s->lim.on_too_large(&req, &resp);
+        }
+    } else {
+        int wrong_method;
+        const struct http_route *r = route(s, method, url, &req.route_id, &wrong_method);
+        if (r != NULL) {
+            metric = r->metric_name;
+            resp.status = 200;
+            r->fn(&req, &resp);
+        } else if (wrong_method) {
+            http_resp_error(&resp, 405, "invalid_request", "method not allowed");
+        } else {
+            http_resp_error(&resp, 404, "not_found", "no such endpoint");
+        }
+    }
+    if (refuse != 0)
+        http_resp_header(&resp, "Connection", "close"); /* the rest is never read */
+    metrics_request(s->name, metric, resp.status, now_ns() - st->start_ns);
+    if (mid_body)
+        return send_resp_and_close(conn, &resp);
+    return send_resp(conn, &resp);
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
+                                  const char *method, const char *version, const char *upload_data,
+                                  size_t *upload_data_size, void **con_cls)
+{
+    struct http_server *s = cls;
+    struct req_state *st = *con_cls;
+
+    if (st == NULL) {
+        st = calloc(1, sizeof(*st));
+        if (st == NULL)
+            return MHD_NO;
+        ztb_buf_init_secret(&st->body, s->lim.max_body); /* bodies carry credentials */
+        st->start_ns = now_ns();
+        *con_cls = st;
+        unsigned refuse = check_headers(s, conn, version);
+        if (refuse != 0)
+            return answer(s, st, conn, url, method, refuse, 0); /* before "100 Continue" */
+        return MHD_YES;
+    }
+
+    if (*upload_data_size > 0) {
+        size_t n = *upload_data_size;
+        *upload_data_size = 0; /* consumed (or, once answered, discarded) */
+        if (st->answered)
+            return MHD_YES;
+        if (ztb_buf_append(&st->body, upload_data, n) != ZTB_OK)
+            return answer(s, st, conn, url, method, 413, 1); /* cut it here */
+        return MHD_YES;
+    }
+    if (st->answered)
+        return MHD_YES;
+    return answer(s, st, conn, url, method, 0, 0);
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+    (void)cls;
+    (void)conn;
+    (void)toe;
+    struct req_state *st = *con_cls;
+    if (st == NULL)
+        return;
+    ztb_buf_free(&st->body); /* wipes: the body may hold a credential */
+    free(st);
+    *con_cls = NULL;
+}
+
+__attribute__((format(printf, 2, 0))) static void on_mhd_log(void *cls, const char *fmt, va_list ap)
+{
+    (void)cls;
+    char msg[256];
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    size_t n = strlen(msg);
+    while (n > 0 && (msg[n - 1] == '\n' || msg[n - 1] == '\r'))
+        msg[--n] = '\0';
+    ztb_log(ZTB_LOG_DEBUG, "http.mhd", ZTB_F_STR("detail", msg));
+}
+
+struct http_server *http_server_start(const char *name, int listen_fd,
+                                      const struct http_route *routes, size_t nroutes,
+                                      const struct http_limits *lim, void *ctx)
+{
+    struct http_server *s = calloc(1, sizeof(*s));
+    if (s == NULL)
+        return NULL;
+    s->name = name;
+    s->routes = routes;
+    s->nroutes = nroutes;
+    s->lim = *lim;
+    s->ctx = ctx;
+    unsigned threads = lim->threads ? lim->threads : 1;
+    unsigned flags =
+        MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ITC | MHD_USE_TURBO | MHD_USE_ERROR_LOG;
+    /* a pool of one is just the internal thread (MHD warns otherwise) */
+    int tls = lim->tls_cert_pem != NULL && lim->tls_key_pem != NULL;
+    if (tls)
+        flags |= MHD_USE_TLS;
+    /* optional options, packed so that absent ones end the list early */
+    struct MHD_OptionItem opt[6];
+    size_t no = 0;
+    if (threads > 1)
+        opt[no++] = (struct MHD_OptionItem){MHD_OPTION_THREAD_POOL_SIZE, threads, NULL};
+    if (tls) {
+        opt[no++] =
+            (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_CERT, 0, (void *)lim->tls_cert_pem};
+        opt[no++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_KEY, 0, (void *)lim->tls_key_pem};
+        if (lim->tls_client_ca_pem != NULL)
+            opt[no++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_TRUST, 0,
+                                                (void *)lim->tls_client_ca_pem};
+    }
+    opt[no] = (struct MHD_OptionItem){MHD_OPTION_END, 0, NULL};
+    s->d = MHD_start_daemon(
+        flags, 0, NULL, NULL, on_request, s, MHD_OPTION_LISTEN_SOCKET, listen_fd,
+        MHD_OPTION_CONNECTION_LIMIT, lim->connection_limit, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+        lim->per_ip_connection_limit, MHD_OPTION_CONNECTION_TIMEOUT, lim->connection_timeout_s,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)HEADER_MEMORY_LIMIT,
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, s,
+        MHD_OPTION_NOTIFY_CONNECTION, on_connection, s, MHD_OPTION_ARRAY, opt, MHD_OPTION_END);
+    if (s->d == NULL) {
+        ztb_log(ZTB_LOG_ERROR, "http.start_failed", ZTB_F_STR("server", name));
+        free(s);
+        return NULL;
+    }
+    return s;
+}
+
+void http_server_quiesce(struct http_server *s)
+{
+    if (s != NULL && s->d != NULL) {
+        MHD_socket fd = MHD_quiesce_daemon(s->d);
+        if (fd != MHD_INVALID_SOCKET)
+            close(fd);
+    }
+}
+
+unsigned http_server_connections(struct http_server *s)
+{
+    if (s == NULL || s->d == NULL)
+        return 0;
+    const union MHD_DaemonInfo *i = MHD_get_daemon_info(s->d, MHD_DAEMON_INFO_CURRENT_CONNECTIONS);
+    return i ? i->num_connections : 0;
+}
+
+void http_server_stop(struct http_server *s)
+{
+    if (s == NULL)
+        return;
+    if (s->d != NULL)
+        MHD_stop_daemon(s->d);
+    free(s);
+}
+
+unsigned http_fit_nofile(unsigned conns, unsigned reserve)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+        return conns;
+    rlim_t need = (rlim_t)conns + reserve, was = rl.rlim_cur;
+    if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < need) {
+        struct rlimit want = {.rlim_cur = need, .rlim_max = rl.rlim_max};
+        if (rl.rlim_max != RLIM_INFINITY && rl.rlim_max < need)
+            want.rlim_max = need; /* allowed with CAP_SYS_RESOURCE (root, before the drop) */
+        if (setrlimit(RLIMIT_NOFILE, &want) != 0 && rl.rlim_max != rl.rlim_cur) {
+            want.rlim_cur = want.rlim_max = rl.rlim_max; /* as far as we may go */
+            (void)setrlimit(RLIMIT_NOFILE, &want);
+        }
+        if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+            return conns;
+        if (rl.rlim_cur > was)
+            ztb_log(ZTB_LOG_INFO, "http.nofile_raised", ZTB_F_INT("from", was),
+                    ZTB_F_INT("to", rl.rlim_cur), ZTB_F_INT("needed", need));
+    }
+    if (rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur >= need)
+        return conns;
+    /* Fewer connections than configured, each with its descriptor, rather
+     * than accept() failing with EMFILE and Redis, audit and key files with
+     * it once the descriptors run out. */
+    unsigned fit = rl.rlim_cur > (rlim_t)reserve + HTTP_MIN_CONNECTIONS
+                       ? (unsigned)(rl.rlim_cur - reserve)
+                       : HTTP_MIN_CONNECTIONS;
+    char hint[160];
+    snprintf(hint, sizeof(hint),
+             "raise the descriptor limit to %llu (LimitNOFILE= in the service unit, or ulimit "
+             "-n), or lower connection_limit to %u",
+             (unsigned long long)need, fit);
+    ztb_log(ZTB_LOG_WARN, "http.nofile_short", ZTB_F_INT("connection_limit", conns),
+            ZTB_F_INT("connection_limit_used", fit), ZTB_F_INT("needed", need),
+            ZTB_F_INT("soft", rl.rlim_cur), ZTB_F_INT("hard", rl.rlim_max), ZTB_F_STR("fix", hint));
+    return fit;
+}
+
+ztb_err http_listen_tcp(const char *host, uint16_t port, int *fd_out, uint16_t *bound_port,
+                        char *err, size_t errcap)
+{
+    struct addrinfo hints = {.ai_family = AF_UNSPEC,
+                             .ai_socktype = SOCK_STREAM,
+                             .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
+    struct addrinfo *res = NULL;
+    char ports[8];
+    snprintf(ports, sizeof(ports), "%u", (unsigned)port);
+    int gai = getaddrinfo(host, ports, &hints, &res);
+    if (gai != 0) {
+        snprintf(err, errcap, "listen %s: %s", host, gai_strerror(gai));
+        return ZTB_ERR_INVALID_ARG;
+    }
+    int fd = -1;
+    int saved = 0;
+    for (struct addrinfo *a = res; a != NULL; a = a->ai_next) {
+        fd = socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC, a->ai_protocol);
+        if (fd < 0) {
+            saved = errno;
+            continue;
+        }
+        int one = 1;
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+        if (bind(fd, a->ai_addr, a->ai_addrlen) == 0 && listen(fd, 1024) == 0)
+            break;
+        saved = errno;
+        close(fd);
+        fd = -1;
+    }
+    freeaddrinfo(res);
+    if (fd < 0) {
+        snprintf(err, errcap, "listen %s:%u: %s", host, (unsigned)port, strerror(saved));
+        return ZTB_ERR_IO;
+    }
+    struct sockaddr_storage ss;
+    memset(&ss, 0, sizeof(ss));
+    socklen_t sl = sizeof(ss);
+    if (getsockname(fd, (struct sockaddr *)&ss, &sl) == 0) {
+        if (ss.ss_family == AF_INET)
+            *bound_port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+        else
+            *bound_port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+    }
+    *fd_out = fd;
+    return ZTB_OK;
+}
+
+ztb_err http_listen_unix(const char *path, unsigned mode, int *fd_out, char *err, size_t errcap)
+{
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    if (strlen(path) >= sizeof(sa.sun_path)) {
+        snprintf(err, errcap, "socket path longer than %zu bytes: %s", sizeof(sa.sun_path) - 1,
+                 path);
+        return ZTB_ERR_INVALID_ARG;
+    }
+    memcpy(sa.sun_path, path, strlen(path) + 1);
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        snprintf(err, errcap, "socket: %s", strerror(errno));
+        return ZTB_ERR_IO;
+    }
+    struct stat st;
+    if (lstat(path, &st) == 0) {
+        if (!S_ISSOCK(st.st_mode)) {
+            snprintf(err, errcap, "%s exists and is not a socket", path);
+            close(fd);
+            return ZTB_ERR_EXISTS;
+        }
+        unlink(path);
+    }
+    /* create it with no access, then open it to exactly `mode` */
+    mode_t old = umask(0777);
+    int rc = bind(fd, (struct sockaddr *)&sa, sizeof(sa));
+    umask(old);
+    if (rc != 0 || chmod(path, mode) != 0 || listen(fd, 128) != 0) {
+        snprintf(err, errcap, "bind %s: %s", path, strerror(errno));
+        close(fd);
+        return ZTB_ERR_IO;
+    }
+    *fd_out = fd;
+    return ZTB_OK;
+}

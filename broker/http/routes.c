@@ -1,0 +1,52 @@
+/*
+ * routes.c - every endpoint the broker serves, in one place.
+ *
+ * The public API listens on TCP (--listen); the admin API on a unix socket
+ * (--admin-socket, mode 0600: file permissions are its access control).
+ * The last field names the endpoint in /metrics.
+ */
+#include "broker/admin/admin.h"
+#include "broker/admin/admin_signals.h"
+#include "broker/broker.h"
+#include "broker/auth/enroll.h"
+#include "broker/tokens/introspect_http.h"
+#include "broker/signals/signals.h"
+#include "broker/tokens/token.h"
+#include "broker/http/wellknown.h"
+
+const struct http_route api_routes[] = {
+    {"GET", "/healthz", handle_healthz, "healthz"},
+    {"GET", "/readyz", handle_readyz, "readyz"},
+    {"GET", "/metrics", handle_metrics, "metrics"},
+    {"GET", "/.well-known/jwks.json", handle_jwks, "jwks"},
+    {"GET", "/.well-known/oauth-authorization-server", handle_metadata, "metadata"},
+    {"POST", "/v1/enroll", handle_enroll, "enroll"},
+    {"POST", "/v1/renew", handle_renew, "renew"},
+    {"POST", "/v1/session", handle_session, "session"},
+    {"POST", "/v1/token", handle_token, "token"},
+    {"POST", "/v1/introspect", handle_introspect, "introspect"},
+    {"POST", "/v1/revoke", handle_revoke, "revoke"},
+    {"POST", "/v1/signals", handle_signals, "signals"},
+};
+const size_t api_routes_n = sizeof(api_routes) / sizeof(api_routes[0]);
+
+const struct http_route admin_routes[] = {
+    {"GET", "/healthz", handle_healthz, "admin_healthz"},
+    {"GET", "/readyz", handle_readyz, "admin_readyz"},
+    {"GET", "/metrics", handle_metrics, "admin_metrics"},
+    {"GET", "/v1/agents", handle_admin_agents, "admin_agents_list"},
+    {"POST", "/v1/agents", handle_admin_agents, "admin_agents_add"},
+    {NULL, "/v1/agents/*", handle_admin_agent, "admin_agent"},
+    {NULL, "/v1/revocations", handle_admin_revocations, "admin_revocations"},
+    {"POST", "/v1/quarantine", handle_admin_quarantine, "admin_quarantine"},
+    {"POST", "/v1/release", handle_admin_quarantine, "admin_release"},
+    {"GET", "/v1/signals", handle_admin_signals, "admin_signals"},
+    {NULL, "/v1/signal-sources", handle_admin_sources, "admin_signal_sources"},
+    {NULL, "/v1/signal-sources/*", handle_admin_source, "admin_signal_source"},
+    {"GET", "/v1/signal-actions", handle_admin_actions, "admin_signal_actions"},
+    {NULL, "/v1/signal-actions/*", handle_admin_action, "admin_signal_action"},
+    {"GET", "/v1/keys", handle_admin_keys, "admin_keys"},
+    {"POST", "/v1/keys/rotate", handle_admin_keys_rotate, "admin_keys_rotate"},
+    {"POST", "/v1/policy/reload", handle_admin_policy_reload, "admin_policy_reload"},
+};
+const size_t admin_routes_n = sizeof(admin_routes) / sizeof(admin_routes[0]);

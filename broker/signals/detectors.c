@@ -1,0 +1,246 @@
+/*
+ * detectors.c - the broker's own anomaly detectors (see detectors.h).
+ *
+ * How it works: a ring of QUEUE_CAP events under a mutex; handlers copy an
+ * event in and signal a condition variable, the worker takes events out and
+ * handles them one by one on its own Redis connection. "Audience used"
+ * events, one per issued token, are first filtered by a small direct-mapped
+ * table of (agent, audience) hashes already recorded, so the token path
+ * costs a hash and an atomic load, and Redis sees each pair about once per
+ * broker.
+ *
+ * Must never: block or fail a request, call Redis from a request thread,
+ * or raise a signal from anything but a counted threshold crossing.
+ */
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "broker/signals/detectors.h"
+#include "broker/store/store_detect.h"
+#include "broker/store/store_rev.h"
+#include "common/guard.h"
+#include "common/log.h"
+
+#define QUEUE_CAP   1024
+#define AUD_SLOTS   4096
+#define FIELD_SHORT 128
+
+struct det_event {
+    enum detect_kind kind;
+    char agent[STORE_NAME_MAX + 1];
+    char action[FIELD_SHORT + 1];
+    char audience[STORE_ID_MAX + 1];
+    char detail[FIELD_SHORT + 1];
+};
+
+static pthread_mutex_t g_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t g_wake = PTHREAD_COND_INITIALIZER;
+static struct det_event g_queue[QUEUE_CAP];
+static size_t g_head, g_count;
+static int g_running, g_stop;
+static pthread_t g_thread;
+static struct detect_config g_cfg;
+static detect_publish_fn g_publish; /* set before the worker starts */
+static void *g_publish_ud;
+static _Atomic uint64_t g_dropped, g_handled;
+static _Atomic uint64_t g_aud_seen[AUD_SLOTS];
+
+void detectors_defaults(struct detect_config *c)
+{
+    c->window_s = 60;
+    c->denials = 10;
+    c->rate_limited = 20;
+    c->new_audience_after = 86400;
+}
+
+uint64_t detectors_dropped(void)
+{
+    return atomic_load(&g_dropped);
+}
+
+uint64_t detectors_handled(void)
+{
+    return atomic_load(&g_handled);
+}
+
+static uint64_t pair_hash(const char *agent, const char *audience)
+{
+    uint64_t h = 1469598103934665603ull; /* FNV-1a 64 */
+    for (const char *p = agent; *p; p++)
+        h = (h ^ (unsigned char)*p) * 1099511628211ull;
+    h = (h ^ 0xffu) * 1099511628211ull;
+    for (const char *p = audience; *p; p++)
+        h = (h ^ (unsigned char)*p) * 1099511628211ull;
+    return h ? h : 1;
+}
+
+static void copy_field(char *dst, size_t cap, const char *src)
+{
+    snprintf(dst, cap, "%s", src ? src : "");
+}
+
+void detect_event(enum detect_kind k, const char *agent, const char *action, const char *audience,
+                  const char *detail)
+{
+    if ((unsigned)k >= DETECT_KINDS_N || !store_agent_name_ok(agent))
+        return;
+    if (k == DETECT_AUDIENCE_USED) {
+        if (audience == NULL || !store_id_ok(audience))
+            return;
+        uint64_t h = pair_hash(agent, audience);
+        if (atomic_load_explicit(&g_aud_seen[h % AUD_SLOTS], memory_order_relaxed) == h)
+            return; /* recorded already */
+    }
+    pthread_mutex_lock(&g_lock);
+    if (!g_running || g_stop || g_count == QUEUE_CAP) {
+        pthread_mutex_unlock(&g_lock);
+        atomic_fetch_add(&g_dropped, 1);
+        return;
+    }
+    struct det_event *e = &g_queue[(g_head + g_count) % QUEUE_CAP];
+    e->kind = k;
+    copy_field(e->agent, sizeof(e->agent), agent);
+    copy_field(e->action, sizeof(e->action), action);
+    copy_field(e->audience, sizeof(e->audience), audience);
+    copy_field(e->detail, sizeof(e->detail), detail);
+    g_count++;
+    pthread_cond_signal(&g_wake);
+    pthread_mutex_unlock(&g_lock);
+}
+
+/* What each kind raises. */
+static const struct {
+    const char *counter;     /* Redis counter name */
+    const char *signal_type; /* policy signal type */
+    policy_severity severity;
+    double confidence;
+} kinds[DETECT_KINDS_N] = {
+    [DETECT_POLICY_DENIAL] = {"denials", "policy_violation", POLICY_SEVERITY_MEDIUM, 0.7},
+    [DETECT_RATE_LIMITED] = {"rate_limited", "rate_limit_burst", POLICY_SEVERITY_LOW, 0.6},
+    [DETECT_ASSERTION_REPLAY] = {"assertion_replay", "assertion_replay", POLICY_SEVERITY_HIGH, 0.9},
+    [DETECT_DPOP_REPLAY] = {"dpop_replay", "dpop_replay", POLICY_SEVERITY_HIGH, 0.8},
+    [DETECT_JOIN_REUSE] = {"join_reuse", "join_token_reuse", POLICY_SEVERITY_HIGH, 0.9},
+    [DETECT_AUDIENCE_USED] = {"audience", "new_audience", POLICY_SEVERITY_MEDIUM, 0.5},
+};
+
+static ztb_err raise_signal(const struct det_event *e, int64_t count)
+{
+    struct signal s;
+    memset(&s, 0, sizeof(s));
+    snprintf(s.type, sizeof(s.type), "%s", kinds[e->kind].signal_type);
+    s.severity = kinds[e->kind].severity;
+    s.confidence = kinds[e->kind].confidence;
+    memcpy(s.agent, e->agent, sizeof(s.agent));
+    json_t *ev = json_pack("{s:s,s:I,s:I}", "detector", kinds[e->kind].counter, "count",
+                           (json_int_t)count, "window", (json_int_t)g_cfg.window_s);
+    if (e->action[0])
+        json_object_set_new(ev, "action", json_string(e->action));
+    if (e->audience[0])
+        json_object_set_new(ev, "audience", json_string(e->audience));
+    if (e->detail[0])
+        json_object_set_new(ev, "detail", json_string(e->detail));
+    char *text = json_dumps(ev, JSON_COMPACT | JSON_SORT_KEYS);
+    json_decref(ev);
+    if (text != NULL && strlen(text) <= SIGNAL_EVIDENCE_MAX)
+        memcpy(s.evidence, text, strlen(text) + 1);
+    free(text);
+    ztb_log(ZTB_LOG_WARN, "detector.fired", ZTB_F_STR("type", s.type), ZTB_F_STR("agent", s.agent),
+            ZTB_F_INT("count", count));
+    return g_publish(&s, g_publish_ud);
+}
+
+/* Handle one event on the worker thread. */
+static ztb_err handle(const struct det_event *e)
+{
+    int64_t count = 0;
+    unsigned threshold = 1;
+    if (e->kind == DETECT_AUDIENCE_USED) {
+        if (g_cfg.new_audience_after == 0)
+            return ZTB_OK;
+        int fire = 0;
+        ztb_err rv = store_detect_audience(e->agent, e->audience, g_cfg.new_audience_after, &fire);
+        if (rv == ZTB_OK) {
+            uint64_t h = pair_hash(e->agent, e->audience);
+            atomic_store_explicit(&g_aud_seen[h % AUD_SLOTS], h, memory_order_relaxed);
+        }
+        if (rv != ZTB_OK || !fire)
+            return rv == ZTB_ERR_NOT_FOUND ? ZTB_OK : rv;
+        return raise_signal(e, 1);
+    }
+    if (e->kind == DETECT_POLICY_DENIAL)
+        threshold = g_cfg.denials;
+    else if (e->kind == DETECT_RATE_LIMITED)
+        threshold = g_cfg.rate_limited;
+    if (threshold == 0)
+        return ZTB_OK;
+    ZTB_GUARD(store_detect_count(e->agent, kinds[e->kind].counter, g_cfg.window_s, &count));
+    /* exactly at the crossing: one signal per window, not one per event */
+    return count == (int64_t)threshold ? raise_signal(e, count) : ZTB_OK;
+}
+
+static void *worker(void *arg)
+{
+    (void)arg;
+    pthread_mutex_lock(&g_lock);
+    for (;;) {
+        while (g_count == 0 && !g_stop)
+            pthread_cond_wait(&g_wake, &g_lock);
+        if (g_count == 0 && g_stop)
+            break;
+        struct det_event e = g_queue[g_head];
+        g_head = (g_head + 1) % QUEUE_CAP;
+        g_count--;
+        pthread_mutex_unlock(&g_lock);
+        ztb_err rv = handle(&e);
+        if (rv != ZTB_OK)
+            ztb_log(ZTB_LOG_WARN, "detector.failed", ZTB_F_STR("agent", e.agent),
+                    ZTB_F_STR("detector", kinds[e.kind].counter), ZTB_F_ERR(rv));
+        atomic_fetch_add(&g_handled, 1);
+        pthread_mutex_lock(&g_lock);
+    }
+    pthread_mutex_unlock(&g_lock);
+    return NULL;
+}
+
+ztb_err detectors_start(const struct detect_config *c, detect_publish_fn publish, void *ud)
+{
+    if (c == NULL || publish == NULL)
+        return ZTB_ERR_INVALID_ARG;
+    pthread_mutex_lock(&g_lock);
+    if (g_running) {
+        pthread_mutex_unlock(&g_lock);
+        return ZTB_ERR_STATE;
+    }
+    g_cfg = *c;
+    g_publish = publish;
+    g_publish_ud = ud;
+    if (g_cfg.window_s == 0)
+        g_cfg.window_s = 60;
+    g_stop = 0;
+    g_head = g_count = 0;
+    int rc = pthread_create(&g_thread, NULL, worker, NULL);
+    g_running = rc == 0;
+    pthread_mutex_unlock(&g_lock);
+    return rc == 0 ? ZTB_OK : ZTB_ERR_NOMEM;
+}
+
+void detectors_stop(void)
+{
+    pthread_mutex_lock(&g_lock);
+    if (!g_running) {
+        pthread_mutex_unlock(&g_lock);
+        return;
+    }
+    g_stop = 1;
+    pthread_cond_broadcast(&g_wake);
+    pthread_mutex_unlock(&g_lock);
+    pthread_join(g_thread, NULL);
+    pthread_mutex_lock(&g_lock);
+    g_running = 0;
+    pthread_mutex_unlock(&g_lock);
+}

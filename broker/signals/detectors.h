@@ -1,0 +1,86 @@
+/*
+ * detectors.h - the broker's own anomaly detectors.
+ *
+ * Request handlers report events (a policy denial, a 429, a replayed client
+ * assertion or DPoP proof, a used join token presented again, a token issued
+ * for an audience) with detect_event(), which never blocks and never touches
+ * Redis: the event goes into a bounded queue (full: dropped and counted).
+ * One background thread counts events per agent in Redis with short TTLs
+ * and, when a threshold is crossed, raises a signal and hands it to the
+ * publish callback given to detectors_start(). The broker passes
+ * signals_publish_detected() (signals.h): the signal comes from the source
+ * "ztb-broker" and gets the same evaluation external signals get, so the
+ * policy decides what happens. Through the callback, the detectors do not
+ * depend on the signals module (which authenticates callers through
+ * client_auth, which reports events here).
+ *
+ *   event              signal type        fires                         severity, confidence
+ *   policy denial      policy_violation   the Nth in a window           medium, 0.7
+ *   429                rate_limit_burst   the Nth in a window           low, 0.6
+ *   assertion replay   assertion_replay   the first in a window         high, 0.9
+ *   DPoP proof replay  dpop_replay        the first in a window         high, 0.8
+ *   join token reuse   join_token_reuse   the first in a window         high, 0.9
+ *   audience used      new_audience       an audience the agent never   medium, 0.5
+ *                                         used, after its learning period
+ *
+ * Single-use token replays are seen by verifiers, not the broker: they send
+ * token_replay signals to POST /v1/signals.
+ */
+#ifndef ZTB_BROKER_DETECTORS_H
+#define ZTB_BROKER_DETECTORS_H
+
+#include <stdint.h>
+
+#include <ztb/error.h>
+
+#include "broker/signals/signal_parse.h"
+
+enum detect_kind {
+    DETECT_POLICY_DENIAL = 0,
+    DETECT_RATE_LIMITED,
+    DETECT_ASSERTION_REPLAY,
+    DETECT_DPOP_REPLAY,
+    DETECT_JOIN_REUSE,
+    DETECT_AUDIENCE_USED,
+    DETECT_KINDS_N
+};
+
+struct detect_config {
+    unsigned window_s;           /* counting window (default 60) */
+    unsigned denials;            /* policy denials per window that raise a signal; 0 off */
+    unsigned rate_limited;       /* 429s per window that raise a signal; 0 off */
+    unsigned new_audience_after; /* learning period in seconds; 0 off */
+};
+
+/* Defaults: 60 s window, 10 denials, 20 rate-limited requests, 1 day. */
+void detectors_defaults(struct detect_config *c);
+
+/*
+ * What happens to a signal a detector raised: s (type, severity,
+ * confidence, agent, evidence set; id and source empty) belongs to the
+ * caller and may be changed. Called on the worker thread only, one signal
+ * at a time; its error is logged, never retried.
+ */
+typedef ztb_err (*detect_publish_fn)(struct signal *s, void *ud);
+
+/* Start the worker with c (copied), handing raised signals to publish(s,
+ * ud). STATE if already running, INVALID_ARG without publish. */
+ztb_err detectors_start(const struct detect_config *c, detect_publish_fn publish, void *ud);
+
+/* Stop the worker after it handled what is queued. */
+void detectors_stop(void);
+
+/*
+ * Report one event about agent (a valid agent name; others are ignored).
+ * action, audience and detail may be NULL. Never blocks, never fails.
+ */
+void detect_event(enum detect_kind k, const char *agent, const char *action, const char *audience,
+                  const char *detail);
+
+/* Events dropped because the queue was full (or the worker not running). */
+uint64_t detectors_dropped(void);
+
+/* Events taken from the queue and handled (for tests). */
+uint64_t detectors_handled(void);
+
+#endif /* ZTB_BROKER_DETECTORS_H */

@@ -1,0 +1,678 @@
+/*
+ * store.c - ztb's Redis data model (see store.h).
+ *
+ * Scripts are sent with EVALSHA (loaded on first NOSCRIPT), so each request
+ * costs one round trip. Every script, here and in store_rev.c, is a struct
+ * store_script run through store_eval, which computes its SHA once however
+ * many threads ask first. Script replies are small integer arrays; anything
+ * else from Redis is treated as UNAVAILABLE (fail closed), never guessed at.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/sha.h>
+
+#include "broker/store/redis_client.h"
+#include "broker/store/store.h"
+#include "broker/store/store_internal.h"
+#include "common/base64url.h"
+#include "common/guard.h"
+#include "common/log.h"
+#include "common/secret.h"
+#include "wire/wire.h"
+
+#define KEY_MAX 512
+
+int store_agent_name_ok(const char *name)
+{
+    size_t n = name ? strlen(name) : 0;
+    if (n == 0 || n > STORE_NAME_MAX - 1)
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        char c = name[i];
+        int alnum = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
+        if (!alnum && (i == 0 || (c != '-' && c != '_' && c != '.')))
+            return 0;
+    }
+    return 1;
+}
+
+/* Format a key into out (KEY_MAX bytes); 0 if it would not fit. */
+__attribute__((format(printf, 2, 3))) static int key(char *out, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(out, KEY_MAX, fmt, ap);
+    va_end(ap);
+    return n > 0 && n < KEY_MAX;
+}
+
+/* Redis reply helpers -------------------------------------------------------*/
+
+static int is_int_array(const redisReply *r, size_t min)
+{
+    if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements < min)
+        return 0;
+    for (size_t i = 0; i < r->elements; i++)
+        if (r->element[i]->type != REDIS_REPLY_INTEGER && r->element[i]->type != REDIS_REPLY_STRING)
+            return 0;
+    return 1;
+}
+
+/* A decimal integer we wrote ourselves; 0 if it is not one (callers treat
+ * Redis contents as untrusted all the same). */
+static int64_t parse_i64(const char *s)
+{
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    return errno == 0 && end != s && *end == '\0' ? (int64_t)v : 0;
+}
+
+static int64_t elem_int(const redisReply *r, size_t i)
+{
+    const redisReply *e = r->element[i];
+    if (e->type == REDIS_REPLY_INTEGER)
+        return e->integer;
+    return parse_i64(e->str);
+}
+
+/* A reply we did not expect: log it (type only) and fail closed. */
+static ztb_err unexpected(redisReply *r, const char *what)
+{
+    ztb_log(ZTB_LOG_ERROR, "store.unexpected_reply", ZTB_F_STR("op", what),
+            ZTB_F_INT("type", r ? r->type : -1),
+            ZTB_F_STR("detail", r && r->type == REDIS_REPLY_ERROR ? r->str : ""));
+    if (r != NULL)
+        freeReplyObject(r);
+    return ZTB_ERR_UNAVAILABLE;
+}
+
+/* Agents -------------------------------------------------------------------*/
+
+static const char agent_add_lua[] =
+    "if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end\n"
+    "redis.call('HSET', KEYS[1], 'status', 'active', 'gen', 1, 'quarantined', 0,\n"
+    "           'approval', 0, 'created', ARGV[2])\n"
+    "redis.call('SADD', KEYS[2], ARGV[1])\n"
+    "return 1\n";
+static struct store_script agent_add_script = STORE_SCRIPT(agent_add_lua);
+
+void store_init(void)
+{
+}
+
+ztb_err store_agent_add(const char *name, int64_t now)
+{
+    ZTB_ENSURE(store_agent_name_ok(name), ZTB_ERR_INVALID_ARG);
+    char k[KEY_MAX], created[24];
+    key(k, ZTB_WIRE_AGENT_KEY_FMT, name);
+    snprintf(created, sizeof(created), "%lld", (long long)now);
+    /* The agent set is in another slot: with Redis Cluster this script
+     * must become two calls. Single Redis and Sentinel are supported. */
+    const char *argv[] = {k, "ztb:agents", name, created};
+    redisReply *r;
+    ZTB_GUARD(store_eval(&r, &agent_add_script, 2, 4, argv, NULL));
+    if (r->type != REDIS_REPLY_INTEGER)
+        return unexpected(r, "agent_add");
+    int added = r->integer == 1;
+    freeReplyObject(r);
+    return added ? ZTB_OK : ZTB_ERR_EXISTS;
+}
+
+ztb_err store_agent_get(const char *name, struct store_agent *out)
+{
+    ZTB_ENSURE(store_agent_name_ok(name), ZTB_ERR_NOT_FOUND);
+    char k[KEY_MAX];
+    key(k, ZTB_WIRE_AGENT_KEY_FMT, name);
+    redisReply *r;
+    ZTB_GUARD(redis_commandf(&r, "HMGET %s status gen quarantined approval created", k));
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != 5)
+        return unexpected(r, "agent_get");
+    if (r->element[0]->type != REDIS_REPLY_STRING) {
+        freeReplyObject(r);
+        return ZTB_ERR_NOT_FOUND;
+    }
+    memset(out, 0, sizeof(*out));
+    snprintf(out->name, sizeof(out->name), "%s", name);
+    snprintf(out->status, sizeof(out->status), "%s", r->element[0]->str);
+    out->generation = r->element[1]->type == REDIS_REPLY_STRING ? parse_i64(r->element[1]->str) : 0;
+    out->quarantined =
+        r->element[2]->type == REDIS_REPLY_STRING && strcmp(r->element[2]->str, "1") == 0;
+    out->approval_required =
+        r->element[3]->type == REDIS_REPLY_STRING && strcmp(r->element[3]->str, "1") == 0;
+    out->created = r->element[4]->type == REDIS_REPLY_STRING ? parse_i64(r->element[4]->str) : 0;
+    freeReplyObject(r);
+    return ZTB_OK;
+}
+
+ztb_err store_agent_set_status(const char *name, const char *status)
+{
+    ZTB_ENSURE(store_agent_name_ok(name), ZTB_ERR_NOT_FOUND);
+    ZTB_ENSURE(strcmp(status, "active") == 0 || strcmp(status, "disabled") == 0,
+               ZTB_ERR_INVALID_ARG);
+    char k[KEY_MAX];
+    key(k, ZTB_WIRE_AGENT_KEY_FMT, name);
+    redisReply *r;
+    /* HSET only if the hash exists: set-if-present in one round trip */
+    ZTB_GUARD(redis_commandf(&r, "EVAL %s 1 %s %s",
+                             "if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end "
+                             "redis.call('HSET', KEYS[1], 'status', ARGV[1]) return 1",
+                             k, status));
+    if (r->type != REDIS_REPLY_INTEGER)
+        return unexpected(r, "agent_set_status");
+    int ok = r->integer == 1;
+    freeReplyObject(r);
+    return ok ? ZTB_OK : ZTB_ERR_NOT_FOUND;
+}
+
+static int cmp_names(const void *a, const void *b)
+{
+    return strcmp(a, b);
+}
+
+ztb_err store_agent_list(char (**names)[STORE_NAME_MAX + 1], size_t *n)
+{
+    *names = NULL;
+    *n = 0;
+    redisReply *r;
+    ZTB_GUARD(redis_commandf(&r, "SMEMBERS ztb:agents"));
+    if (r->type != REDIS_REPLY_ARRAY)
+        return unexpected(r, "agent_list");
+    char(*out)[STORE_NAME_MAX + 1] = calloc(r->elements ? r->elements : 1, sizeof(*out));
+    if (out == NULL) {
+        freeReplyObject(r);
+        return ZTB_ERR_NOMEM;
+    }
+    size_t k = 0;
+    for (size_t i = 0; i < r->elements; i++) {
+        const redisReply *e = r->element[i];
+        if (e->type == REDIS_REPLY_STRING && store_agent_name_ok(e->str))
+            snprintf(out[k++], STORE_NAME_MAX + 1, "%s", e->str);
+    }
+    freeReplyObject(r);
+    qsort(out, k, sizeof(*out), cmp_names);
+    *names = out;
+    *n = k;
+    return ZTB_OK;
+}
+
+/* Join tokens ----------------------------------------------------------------*/
+
+static void join_hash(const char *token, char hex[65])
+{
+    unsigned char d[SHA256_DIGEST_LENGTH];
+    SHA256((const unsigned char *)token, strlen(token), d);
+    static const char x[] = "0123456789abcdef";
+    for (size_t i = 0; i < SHA256_DIGEST_LENGTH; i++) {
+        hex[2 * i] = x[d[i] >> 4];
+        hex[2 * i + 1] = x[d[i] & 15];
+    }
+    hex[64] = '\0';
+    ztb_wipe(d, sizeof(d));
+}
+
+ztb_err store_join_create(const char *agent, unsigned ttl_s, int64_t now,
+                          char token[STORE_JOIN_TOKEN_LEN + 1])
+{
+    ZTB_ENSURE(store_agent_name_ok(agent), ZTB_ERR_NOT_FOUND);
+    ZTB_ENSURE(ttl_s > 0 && ttl_s <= 7 * 86400, ZTB_ERR_INVALID_ARG);
+    struct store_agent a;
+    ZTB_GUARD(store_agent_get(agent, &a));
+    uint8_t raw[32];
+    ZTB_GUARD(ztb_random(raw, sizeof(raw)));
+    /* the prefix; the encoder below writes the rest and the NUL */
+    memcpy(token, "ztbj_", 5); // NOLINT(bugprone-not-null-terminated-result)
+    ztb_err rv = ztb_b64url_encode(raw, sizeof(raw), token + 5, STORE_JOIN_TOKEN_LEN + 1 - 5, NULL);
+    ztb_wipe(raw, sizeof(raw));
+    ZTB_GUARD(rv);
+    char hex[65], k[KEY_MAX], created[24], ttl[16];
+    join_hash(token, hex);
+    key(k, "ztb:join:%s", hex);
+    snprintf(created, sizeof(created), "%lld", (long long)now);
+    snprintf(ttl, sizeof(ttl), "%u", ttl_s);
+    redisReply *r;
+    rv = redis_commandf(&r, "EVAL %s 1 %s %s %s %s",
+                        "redis.call('HSET', KEYS[1], 'agent', ARGV[1], 'created', ARGV[2]) "
+                        "redis.call('EXPIRE', KEYS[1], ARGV[3]) return 1",
+                        k, agent, created, ttl);
+    if (rv != ZTB_OK) {
+        ztb_wipe(token, STORE_JOIN_TOKEN_LEN + 1);
+        return rv;
+    }
+    if (r->type != REDIS_REPLY_INTEGER) {
+        ztb_wipe(token, STORE_JOIN_TOKEN_LEN + 1);
+        return unexpected(r, "join_create");
+    }
+    freeReplyObject(r);
+    return ZTB_OK;
+}
+
+static const char join_consume_lua[] = "local agent = redis.call('HGET', KEYS[1], 'agent')\n"
+                                       "if not agent then\n"
+                                       "  local used = redis.call('GET', KEYS[2])\n"
+                                       "  if used then return {2, used} end\n"
+                                       "  return {1, ''}\n"
+                                       "end\n"
+                                       "redis.call('DEL', KEYS[1])\n"
+                                       "redis.call('SET', KEYS[2], agent, 'EX', 86400)\n"
+                                       "return {0, agent}\n";
+static struct store_script join_consume_script = STORE_SCRIPT(join_consume_lua);
+
+ztb_err store_join_consume(const char *token, char agent[STORE_NAME_MAX + 1], int *reused)
+{
+    *reused = 0;
+    agent[0] = '\0';
+    /* the shape is checked first: nothing else reaches Redis */
+    ZTB_ENSURE(token != NULL && strlen(token) == STORE_JOIN_TOKEN_LEN &&
+                   strncmp(token, "ztbj_", 5) == 0,
+               ZTB_ERR_JOIN_TOKEN);
+    char hex[65], k1[KEY_MAX], k2[KEY_MAX];
+    join_hash(token, hex);
+    key(k1, "ztb:join:%s", hex);
+    key(k2, "ztb:joinused:%s", hex);
+    const char *argv[] = {k1, k2};
+    redisReply *r;
+    ZTB_GUARD(store_eval(&r, &join_consume_script, 2, 2, argv, NULL));
+    if (!is_int_array(r, 2) || r->element[1]->type != REDIS_REPLY_STRING)
+        return unexpected(r, "join_consume");
+    int64_t code = elem_int(r, 0);
+    const char *who = r->element[1]->str;
+    if (code == 0 || code == 2) {
+        if (!store_agent_name_ok(who)) {
+            freeReplyObject(r);
+            return ZTB_ERR_JOIN_TOKEN;
+        }
+        snprintf(agent, STORE_NAME_MAX + 1, "%s", who);
+    }
+    freeReplyObject(r);
+    if (code == 0)
+        return ZTB_OK;
+    *reused = code == 2;
+    return ZTB_ERR_JOIN_TOKEN;
+}
+
+/* The per-request check -------------------------------------------------------*/
+
+/*
+ * The GCRA step every rate-limit script shares (the token path's two
+ * buckets, store_rate_take's one): with `now` in µs in scope, gcra(key,
+ * stored TAT, interval µs, burst) returns the new TAT to store (0: no limit)
+ * and 0, or -1 and the µs to wait. A stored TAT more than one burst window
+ * ahead of now (Redis's clock stepped back) is clamped to that window, and
+ * the clamp is stored under key even when the request is refused.
+ */
+#define GCRA_LUA                                                                                   \
+    "local function gcra(key, stored, interval, burst)\n"                                          \
+    "  if interval <= 0 then return 0, 0 end\n"                                                    \
+    "  local tat = tonumber(stored or '0') or 0\n"                                                 \
+    "  if tat < now then tat = now end\n"                                                          \
+    "  local cap = now + burst * interval\n"                                                       \
+    "  if tat > cap then\n"                                                                        \
+    "    tat = cap\n"                                                                              \
+    "    redis.call('SET', key, string.format('%d', cap), 'PX',\n"                                 \
+    "      math.ceil(burst * interval / 1000) + 1000)\n"                                           \
+    "  end\n"                                                                                      \
+    "  local new = tat + interval\n"                                                               \
+    "  local at = new - burst * interval\n"                                                        \
+    "  if at > now then return -1, at - now end\n"                                                 \
+    "  return new, 0\n"                                                                            \
+    "end\n"
+
+/*
+ * KEYS: agent hash, agent bucket, action bucket, audience kill switch, the
+ * DPoP proof's replay marker.
+ * ARGV: agent interval_us, agent burst, action interval_us, action burst,
+ * then what the caller's credential binds (generation, identity epoch,
+ * identity document thumbprint; '' for any), the DPoP marker's life in ms
+ * ('' for no proof), and '1' to go on to quarantine, audience and rates
+ * ('0' stops after the caller). The caller is checked first: a stale
+ * credential is refused before anything is remembered or charged.
+ * GCRA: a request at time now is allowed if tat + interval - burst*interval
+ * <= now, where tat = max(stored, now). Both buckets are checked before
+ * either is charged, so a refused request costs nothing.
+ *
+ * now is Redis's clock, and a stored tat is never more than burst*interval
+ * ahead of the now it was stored at. One further ahead means the clock
+ * stepped back (a Redis restarted or failed over with its clock behind):
+ * it is clamped to now + burst*interval (an empty bucket) and the clamp is
+ * stored even when the request is refused (a repair, not a charge), so a
+ * step back costs an agent at most one burst window, never the length of
+ * the step. Only that rare path pays the extra write.
+ *
+ * Cost: this script runs for every token and each redis.call costs Redis
+ * ~1.5 µs, so both buckets are read with one MGET (same slot: one hash tag).
+ */
+static const char issue_lua[] =
+    "local a = redis.call('HMGET', KEYS[1], 'status', 'gen', 'quarantined', 'approval',\n"
+    "                     'epoch', 'id_gen', 'x5t')\n"
+    "if not a[1] then return {1, 0, 0, 0} end\n"
+    "if a[1] ~= 'active' then return {2, 0, 0, 0} end\n"
+    "if a[6] ~= a[2] or (ARGV[5] ~= '' and a[2] ~= ARGV[5]) or\n"
+    "   (ARGV[6] ~= '' and (a[5] or '0') ~= ARGV[6]) or\n"
+    "   (ARGV[7] ~= '' and a[7] ~= ARGV[7]) then return {7, 0, 0, 0} end\n"
+    "if ARGV[8] ~= '' and not redis.call('SET', KEYS[5], '1', 'NX', 'PX', ARGV[8]) then\n"
+    "  return {8, 0, 0, 0}\n"
+    "end\n"
+    "local approval = a[4] == '1' and 1 or 0\n"
+    "if ARGV[9] ~= '1' then return {0, tonumber(a[2]), 0, approval} end\n"
+    "if a[3] == '1' then return {3, 0, 0, 0} end\n"
+    "if redis.call('EXISTS', KEYS[4]) == 1 then return {4, 0, 0, 0} end\n"
+    "local t = redis.call('TIME')\n"
+    "local now = tonumber(t[1]) * 1000000 + tonumber(t[2])\n"
+    "local tats = redis.call('MGET', KEYS[2], KEYS[3])\n" GCRA_LUA
+    "local n1, w1 = gcra(KEYS[2], tats[1], tonumber(ARGV[1]), tonumber(ARGV[2]))\n"
+    "if n1 < 0 then return {5, 0, math.ceil(w1 / 1000), 0} end\n"
+    "local n2, w2 = gcra(KEYS[3], tats[2], tonumber(ARGV[3]), tonumber(ARGV[4]))\n"
+    "if n2 < 0 then return {6, 0, math.ceil(w2 / 1000), 0} end\n"
+    "if n1 > 0 then redis.call('SET', KEYS[2], string.format('%d', n1), 'PX',\n"
+    "  math.ceil((n1 - now) / 1000) + 1000) end\n"
+    "if n2 > 0 then redis.call('SET', KEYS[3], string.format('%d', n2), 'PX',\n"
+    "  math.ceil((n2 - now) / 1000) + 1000) end\n"
+    "return {0, tonumber(a[2]), 0, approval}\n";
+static struct store_script issue_script = STORE_SCRIPT(issue_lua);
+
+static void rate_args(const struct store_rate *r, char *interval, char *burst)
+{
+    if (r == NULL || r->rate == 0 || r->period_s == 0) {
+        snprintf(interval, 24, "0");
+        snprintf(burst, 16, "0");
+        return;
+    }
+    uint64_t us = (uint64_t)r->period_s * 1000000u / r->rate;
+    snprintf(interval, 24, "%llu", (unsigned long long)(us ? us : 1));
+    snprintf(burst, 16, "%u", r->burst ? r->burst : 1);
+}
+
+/* v as decimal text into out (24 bytes), or "" when v < 0 ("any"). */
+static void expect_arg(int64_t v, char out[24])
+{
+    out[0] = '\0';
+    if (v >= 0)
+        snprintf(out, 24, "%lld", (long long)v);
+}
+
+ztb_err store_issue_check(const char *agent, const struct store_expect *expect, int charge,
+                          const char *action, const char *audience,
+                          const struct store_rate *agent_rate, const struct store_rate *action_rate,
+                          struct store_check *out)
+{
+    memset(out, 0, sizeof(*out));
+    ZTB_ENSURE(store_agent_name_ok(agent) && expect != NULL, ZTB_ERR_INVALID_ARG);
+    const char *dpop = expect->dpop_jti;
+    ZTB_ENSURE(dpop == NULL || (dpop[0] != '\0' && strlen(dpop) <= 128), ZTB_ERR_INVALID_ARG);
+    char k1[KEY_MAX], k2[KEY_MAX], k3[KEY_MAX], k4[KEY_MAX], k5[KEY_MAX];
+    char i1[24], b1[16], i2[24], b2[16], g[24], e[24], ttl[24];
+    ZTB_ENSURE(key(k1, ZTB_WIRE_AGENT_KEY_FMT, agent) && key(k2, "ztb:{%s}:rl", agent) &&
+                   key(k3, "ztb:{%s}:rl:%s", agent, action) &&
+                   key(k4, ZTB_WIRE_AUD_KILLED_KEY_FMT, audience) &&
+                   key(k5, "ztb:{%s}:dpop:%s", agent, dpop ? dpop : "-"),
+               ZTB_ERR_TOO_LARGE);
+    rate_args(agent_rate, i1, b1);
+    rate_args(action_rate, i2, b2);
+    expect_arg(expect->generation, g);
+    expect_arg(expect->epoch, e);
+    ttl[0] = '\0';
+    if (dpop != NULL)
+        snprintf(ttl, sizeof(ttl), "%llu",
+                 (unsigned long long)(expect->dpop_ttl_ms ? expect->dpop_ttl_ms : 1));
+    const char *argv[] = {k1,  k2,
+                          k3,  k4,
+                          k5,  i1,
+                          b1,  i2,
+                          b2,  g,
+                          e,   expect->x5t ? expect->x5t : "",
+                          ttl, charge ? "1" : "0"};
+    redisReply *r;
+    ZTB_GUARD(store_eval(&r, &issue_script, 5, (int)ZTB_ARRAY_LEN(argv), argv, NULL));
+    if (!is_int_array(r, 4))
+        return unexpected(r, "issue_check");
+    int64_t code = elem_int(r, 0);
+    if (code < STORE_OK || code > STORE_DPOP_REPLAY)
+        return unexpected(r, "issue_check");
+    out->verdict = (enum store_verdict)code;
+    out->generation = elem_int(r, 1);
+    int64_t wait = elem_int(r, 2);
+    out->retry_after_ms = wait < 0 ? 0 : wait > 86400000 ? 86400000 : (uint32_t)wait;
+    out->approval_required = elem_int(r, 3) == 1;
+    freeReplyObject(r);
+    return ZTB_OK;
+}
+
+/*
+ * One GCRA bucket (KEYS[1]); ARGV: interval_us, burst. The same step as the
+ * token path's, for limits that are not an agent's (signal sources).
+ * Returns {0, 0} (allowed and charged) or {1, ms to wait}.
+ */
+static const char rate_lua[] = "local t = redis.call('TIME')\n"
+                               "local now = tonumber(t[1]) * 1000000 + tonumber(t[2])\n" GCRA_LUA
+                               "local n, w = gcra(KEYS[1], redis.call('GET', KEYS[1]),\n"
+                               "  tonumber(ARGV[1]),\n"
+                               "  tonumber(ARGV[2]))\n"
+                               "if n < 0 then return {1, math.ceil(w / 1000)} end\n"
+                               "if n > 0 then redis.call('SET', KEYS[1], string.format('%d', n),\n"
+                               "  'PX', math.ceil((n - now) / 1000) + 1000) end\n"
+                               "return {0, 0}\n";
+static struct store_script rate_script = STORE_SCRIPT(rate_lua);
+
+ztb_err store_rate_take(const char *kind, const char *name, const struct store_rate *rate,
+                        uint32_t *retry_after_ms)
+{
+    *retry_after_ms = 0;
+    if (rate == NULL || rate->rate == 0 || rate->period_s == 0)
+        return ZTB_OK;
+    ZTB_ENSURE(kind != NULL && strchr(kind, ':') == NULL && store_agent_name_ok(name),
+               ZTB_ERR_INVALID_ARG);
+    char k[KEY_MAX], interval[24], burst[16];
+    ZTB_ENSURE(key(k, "ztb:rl:%s:%s", kind, name), ZTB_ERR_TOO_LARGE);
+    rate_args(rate, interval, burst);
+    const char *argv[] = {k, interval, burst};
+    redisReply *r;
+    ZTB_GUARD(store_eval(&r, &rate_script, 1, 3, argv, NULL));
+    if (!is_int_array(r, 2))
+        return unexpected(r, "rate_take");
+    int64_t code = elem_int(r, 0), wait = elem_int(r, 1);
+    freeReplyObject(r);
+    if (code == 0)
+        return ZTB_OK;
+    *retry_after_ms = wait < 1 ? 1 : wait > 86400000 ? 86400000 : (uint32_t)wait;
+    return ZTB_ERR_RATE_LIMITED;
+}
+
+/* SET key NX PX ttl: REPLAY if it existed. */
+static ztb_err seen_once(const char *kind, const char *agent, const char *jti, uint64_t ttl_ms)
+{
+    ZTB_ENSURE(store_agent_name_ok(agent), ZTB_ERR_INVALID_ARG);
+    ZTB_ENSURE(jti != NULL && jti[0] != '\0' && strlen(jti) <= 128, ZTB_ERR_INVALID_ARG);
+    char k[KEY_MAX];
+    ZTB_ENSURE(key(k, "ztb:{%s}:%s:%s", agent, kind, jti), ZTB_ERR_TOO_LARGE);
+    redisReply *r;
+    ZTB_GUARD(
+        redis_commandf(&r, "SET %s 1 NX PX %llu", k, (unsigned long long)(ttl_ms ? ttl_ms : 1)));
+    if (r->type == REDIS_REPLY_NIL) {
+        freeReplyObject(r);
+        return ZTB_ERR_REPLAY;
+    }
+    if (r->type != REDIS_REPLY_STATUS)
+        return unexpected(r, "seen_once");
+    freeReplyObject(r);
+    return ZTB_OK;
+}
+
+ztb_err store_assertion_seen(const char *agent, const char *jti, uint64_t ttl_ms)
+{
+    return seen_once("jti", agent, jti, ttl_ms);
+}
+
+ztb_err store_join_peek(const char *token, char agent[STORE_NAME_MAX + 1], int *reused)
+{
+    *reused = 0;
+    agent[0] = '\0';
+    ZTB_ENSURE(token != NULL && strlen(token) == STORE_JOIN_TOKEN_LEN &&
+                   strncmp(token, "ztbj_", 5) == 0,
+               ZTB_ERR_JOIN_TOKEN);
+    char hex[65], k1[KEY_MAX], k2[KEY_MAX];
+    join_hash(token, hex);
+    key(k1, "ztb:join:%s", hex);
+    key(k2, "ztb:joinused:%s", hex);
+    redisReply *r;
+    ZTB_GUARD(redis_commandf(&r, "HGET %s agent", k1));
+    if (r->type == REDIS_REPLY_STRING && store_agent_name_ok(r->str)) {
+        snprintf(agent, STORE_NAME_MAX + 1, "%s", r->str);
+        freeReplyObject(r);
+        return ZTB_OK;
+    }
+    if (r->type != REDIS_REPLY_NIL)
+        return unexpected(r, "join_peek");
+    freeReplyObject(r);
+    ZTB_GUARD(redis_commandf(&r, "GET %s", k2));
+    if (r->type == REDIS_REPLY_STRING && store_agent_name_ok(r->str)) {
+        snprintf(agent, STORE_NAME_MAX + 1, "%s", r->str);
+        *reused = 1;
+    } else if (r->type != REDIS_REPLY_NIL) {
+        return unexpected(r, "join_peek");
+    }
+    freeReplyObject(r);
+    return ZTB_ERR_JOIN_TOKEN;
+}
+
+/*
+ * KEYS: agent hash. ARGV: op (1 enroll, 2 renew), jwk, jkt, x5t, expiry,
+ * the epoch the renewing caller authenticated in.
+ * Returns {code, epoch}: 0 unknown agent, 1 done, 2 not active, 3 another
+ * key (renew), 4 revoked or re-enrolled since (renew).
+ */
+static const char set_identity_lua[] =
+    "local a = redis.call('HMGET', KEYS[1], 'status', 'gen', 'id_gen', 'jkt', 'epoch')\n"
+    "if not a[1] then return {0, 0} end\n"
+    "if a[1] ~= 'active' then return {2, 0} end\n"
+    "local epoch = tonumber(a[5] or '0')\n"
+    "if ARGV[1] == '2' then\n"
+    "  if a[3] ~= a[2] or tostring(epoch) ~= ARGV[6] then return {4, epoch} end\n"
+    "  if a[4] ~= ARGV[3] then return {3, epoch} end\n"
+    "  redis.call('HSET', KEYS[1], 'x5t', ARGV[4], 'identity_exp', ARGV[5])\n"
+    "  return {1, epoch}\n"
+    "end\n"
+    "epoch = epoch + 1\n"
+    "redis.call('HSET', KEYS[1], 'jwk', ARGV[2], 'jkt', ARGV[3], 'x5t', ARGV[4],\n"
+    "           'identity_exp', ARGV[5], 'id_gen', a[2], 'epoch', epoch)\n"
+    "return {1, epoch}\n";
+static struct store_script set_identity_script = STORE_SCRIPT(set_identity_lua);
+
+ztb_err store_agent_set_identity(const char *name, enum store_identity_op op, const char *jwk,
+                                 const char *jkt, const char *x5t, int64_t not_after, int64_t epoch,
+                                 int64_t *epoch_out)
+{
+    ZTB_ENSURE(store_agent_name_ok(name), ZTB_ERR_NOT_FOUND);
+    ZTB_ENSURE(op == STORE_IDENTITY_ENROLL || op == STORE_IDENTITY_RENEW, ZTB_ERR_INVALID_ARG);
+    ZTB_ENSURE(jwk != NULL && jkt != NULL && x5t != NULL && jkt[0] && x5t[0], ZTB_ERR_INVALID_ARG);
+    char k[KEY_MAX], o[4], exp[24], ep[24];
+    key(k, ZTB_WIRE_AGENT_KEY_FMT, name);
+    snprintf(o, sizeof(o), "%d", (int)op);
+    snprintf(exp, sizeof(exp), "%lld", (long long)not_after);
+    snprintf(ep, sizeof(ep), "%lld", (long long)epoch);
+    const char *argv[] = {k, o, jwk, jkt, x5t, exp, ep};
+    redisReply *r;
+    ZTB_GUARD(store_eval(&r, &set_identity_script, 1, 7, argv, NULL));
+    if (!is_int_array(r, 2))
+        return unexpected(r, "agent_set_identity");
+    int64_t code = elem_int(r, 0);
+    if (epoch_out != NULL)
+        *epoch_out = elem_int(r, 1);
+    freeReplyObject(r);
+    switch (code) {
+    case 1: return ZTB_OK;
+    case 0: return ZTB_ERR_NOT_FOUND;
+    case 2: return ZTB_ERR_STATE;
+    case 3: return ZTB_ERR_KEY;
+    default: return ZTB_ERR_AGENT_REVOKED;
+    }
+}
+
+/* Copy a string reply element into out (cap bytes); 0 if absent or too long. */
+static int elem_str(const redisReply *r, size_t i, char *out, size_t cap)
+{
+    const redisReply *e = r->element[i];
+    out[0] = '\0';
+    if (e->type != REDIS_REPLY_STRING || e->len >= cap)
+        return 0;
+    memcpy(out, e->str, e->len + 1);
+    return 1;
+}
+
+ztb_err store_agent_auth_get(const char *name, struct store_agent_auth *out)
+{
+    memset(out, 0, sizeof(*out));
+    ZTB_ENSURE(store_agent_name_ok(name), ZTB_ERR_NOT_FOUND);
+    char k[KEY_MAX];
+    key(k, ZTB_WIRE_AGENT_KEY_FMT, name);
+    redisReply *r;
+    ZTB_GUARD(redis_commandf(
+        &r, "HMGET %s status gen quarantined jwk jkt x5t identity_exp id_gen epoch", k));
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != 9)
+        return unexpected(r, "agent_auth_get");
+    if (!elem_str(r, 0, out->status, sizeof(out->status))) {
+        freeReplyObject(r);
+        return ZTB_ERR_NOT_FOUND;
+    }
+    char num[24];
+    out->generation = elem_str(r, 1, num, sizeof(num)) ? parse_i64(num) : 0;
+    out->quarantined = elem_str(r, 2, num, sizeof(num)) && strcmp(num, "1") == 0;
+    int have = elem_str(r, 3, out->jwk, sizeof(out->jwk)) &&
+               elem_str(r, 4, out->jkt, sizeof(out->jkt)) &&
+               elem_str(r, 5, out->x5t, sizeof(out->x5t));
+    out->identity_exp = elem_str(r, 6, num, sizeof(num)) ? parse_i64(num) : 0;
+    int64_t id_gen = elem_str(r, 7, num, sizeof(num)) ? parse_i64(num) : -1;
+    out->epoch = elem_str(r, 8, num, sizeof(num)) ? parse_i64(num) : 0;
+    out->enrolled = have && out->generation > 0 && id_gen == out->generation;
+    freeReplyObject(r);
+    return ZTB_OK;
+}
+
+/* Shared with the other store_*.c files (store_internal.h) -------------------*/
+
+/* Serialises the first computation of each script's SHA; never taken once
+ * a script's ready flag is set. */
+static pthread_mutex_t script_lock = PTHREAD_MUTEX_INITIALIZER;
+
+ztb_err store_eval(redisReply **reply, struct store_script *s, int nkeys, int nargs,
+                   const char **argv, const size_t *lens)
+{
+    if (!atomic_load_explicit(&s->ready, memory_order_acquire)) {
+        pthread_mutex_lock(&script_lock);
+        if (!atomic_load_explicit(&s->ready, memory_order_relaxed)) {
+            redis_script_sha(s->lua, s->sha);
+            atomic_store_explicit(&s->ready, 1, memory_order_release);
+        }
+        pthread_mutex_unlock(&script_lock);
+    }
+    return redis_eval(reply, s->lua, s->sha, nkeys, nargs, argv, lens);
+}
+
+int store_keyf(char *out, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(out, KEY_MAX, fmt, ap);
+    va_end(ap);
+    return n > 0 && n < KEY_MAX;
+}
+
+ztb_err store_unexpected_reply(redisReply *r, const char *what)
+{
+    return unexpected(r, what);
+}
+
+int store_reply_is_int_array(const redisReply *r, size_t min)
+{
+    return is_int_array(r, min);
+}
+
+int64_t store_reply_int(const redisReply *r, size_t i)
+{
+    return elem_int(r, i);
+}

@@ -1,0 +1,391 @@
+/*
+ * store_rev.c - revocation state in Redis (see store_rev.h for the keys),
+ * and the helpers the other store_*.c files share (store_internal.h).
+ *
+ * How it works: every change that must be atomic is one Lua script sent
+ * with EVALSHA (EVAL on NOSCRIPT). Revocation events are built here, in C,
+ * by the one encoder verifiers' decoder is built with (wire/revevent.h), so
+ * the member stored in ztb:revocations and the message published are the
+ * same bytes. The key names verifiers share are wire/wire.h's.
+ *
+ * Clocks: no revocation script reads Redis's clock. The broker decides
+ * every expiry from its own clock and the facts it verified, and hands
+ * Redis a relative TTL (EX counts seconds, whatever Redis's wall clock
+ * says) and its own "now" for trimming the snapshot. A Redis clock that
+ * is ahead can therefore never make a revocation look expired and drop
+ * it; one that is behind only keeps entries longer.
+ *
+ * Replies are checked for shape; anything unexpected is UNAVAILABLE (fail
+ * closed), never guessed at.
+ *
+ * Must never: store a source secret (only its SHA-256), write a revocation
+ * without announcing it (or announce one it did not write), or accept an id
+ * that could break a key name (store_id_ok first).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <jansson.h>
+#include <openssl/sha.h>
+
+#include "broker/store/redis_client.h"
+#include "broker/store/store_internal.h"
+#include "broker/store/store_rev.h"
+#include "common/json_gate.h"
+#include "broker/store/store_sources.h"
+#include "common/base64url.h"
+#include "common/buf.h"
+#include "common/guard.h"
+#include "common/secret.h"
+#include "wire/revevent.h"
+#include "wire/wire.h"
+
+#define EVENT_MAX      (STORE_ID_MAX * 2 + 128)
+#define SIGNALS_MAXLEN "10000"
+
+/* A decimal from Redis; 0 if it is not one (callers treat 0 as unknown). */
+static long long parse_ll(const char *s)
+{
+    char *end;
+    long long v = strtoll(s, &end, 10);
+    return end != s && *end == '\0' ? v : 0;
+}
+
+int store_id_ok(const char *s)
+{
+    size_t n = s ? strlen(s) : 0;
+    if (n == 0 || n > STORE_ID_MAX)
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c <= 0x20 || c >= 0x7f)
+            return 0;
+    }
+    return 1;
+}
+
+int store_source_name_ok(const char *name)
+{
+    return store_agent_name_ok(name);
+}
+
+/* Scripts are struct store_script, run with store_eval (store_internal.h):
+ * each SHA is computed once, safely, whichever thread comes first. */
+
+static void hex_sha256(const void *p, size_t n, char hex[65])
+{
+    unsigned char d[SHA256_DIGEST_LENGTH];
+    SHA256(p, n, d);
+    static const char x[] = "0123456789abcdef";
+    for (size_t i = 0; i < SHA256_DIGEST_LENGTH; i++) {
+        hex[2 * i] = x[d[i] >> 4];
+        hex[2 * i + 1] = x[d[i] & 15];
+    }
+    hex[64] = '\0';
+    ztb_wipe(d, sizeof(d));
+}
+
+/* An event's JSON text (wire/revevent.h) into out (EVENT_MAX bytes); 1 if it fit. */
+static int event_text(char *out, enum rev_kind kind, const char *id, int64_t gen, int64_t exp,
+                      int lifted)
+{
+    struct rev_event ev = {.kind = kind, .gen = gen, .exp = exp, .lifted = lifted};
+    size_t n = strlen(id);
+    if (n > REV_ID_MAX)
+        return 0;
+    memcpy(ev.id, id, n + 1);
+    ztb_buf b;
+    ztb_buf_init_fixed(&b, out, EVENT_MAX);
+    return rev_event_write(&ev, &b) == ZTB_OK && ztb_buf_cstr(&b) != NULL;
+}
+
+/* The start of an agent event, which the script ends (revevent.h). */
+static int agent_event_prefix(char *out, const char *agent)
+{
+    ztb_buf b;
+    ztb_buf_init_fixed(&b, out, EVENT_MAX);
+    return rev_event_agent_prefix(agent, &b) == ZTB_OK && ztb_buf_cstr(&b) != NULL;
+}
+
+/* ---- revocations --------------------------------------------------------- */
+
+/* The broker's wall clock: the only clock revocation expiries are read from. */
+static int64_t broker_now(void)
+{
+    return (int64_t)time(NULL);
+}
+
+/* Shared tail of every revocation script: trim what no verifier needs any
+ * more, then announce. The script has set now (the broker's clock) and
+ * skew from its ARGV; the channel is fixed. */
+#define TRIM_AND_PUBLISH(member)                                                                   \
+    "redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', '(' .. (now - skew))\n"                       \
+    "redis.call('PUBLISH', '" ZTB_WIRE_REV_CHANNEL "', " member ")\n"
+
+/* KEYS: ztb:rev:jti:<jti> (or ztb:key:<kid>:tainted), ztb:revocations.
+ * ARGV: event, ttl (seconds, decided by the broker), exp (the score), now
+ * (the broker's), skew. An entry that already lives longer keeps its TTL. */
+static const char rev_until_lua[] =
+    "local ttl = tonumber(ARGV[2])\n"
+    "local now = tonumber(ARGV[4])\n"
+    "local skew = tonumber(ARGV[5])\n"
+    "local cur = redis.call('TTL', KEYS[1])\n"
+    "if cur ~= -1 and cur < ttl then redis.call('SET', KEYS[1], '1', 'EX', ttl) end\n"
+    "redis.call('ZADD', KEYS[2], ARGV[3], ARGV[1])\n" TRIM_AND_PUBLISH("ARGV[1]") "return 1\n";
+static struct store_script rev_until_script = STORE_SCRIPT(rev_until_lua);
+
+/*
+ * Store k until exp + skew by the broker's clock, and at least min_ttl
+ * seconds (Redis gets the remaining seconds, not a time). *applied is 0,
+ * and nothing is written, only when exp + skew has passed by the broker's
+ * own clock.
+ */
+static ztb_err rev_until(const char *k, const char *event, int64_t exp, unsigned skew,
+                         unsigned min_ttl, int *applied)
+{
+    int64_t now = broker_now();
+    int64_t ttl = exp + (int64_t)skew - now;
+    if (applied != NULL)
+        *applied = 0;
+    if (ttl <= 0)
+        return ZTB_OK;
+    if (ttl < (int64_t)min_ttl)
+        ttl = (int64_t)min_ttl;
+    char t[24], e[24], n[24], s[16];
+    snprintf(t, sizeof(t), "%lld", (long long)ttl);
+    snprintf(e, sizeof(e), "%lld", (long long)exp);
+    snprintf(n, sizeof(n), "%lld", (long long)now);
+    snprintf(s, sizeof(s), "%u", skew);
+    const char *argv[] = {k, ZTB_WIRE_REV_ZSET, event, t, e, n, s};
+    redisReply *r;
+    ZTB_GUARD(store_eval(&r, &rev_until_script, 2, (int)ZTB_ARRAY_LEN(argv), argv, NULL));
+    if (r->type != REDIS_REPLY_INTEGER || r->integer != 1)
+        return store_unexpected_reply(r, "rev_until");
+    if (applied != NULL)
+        *applied = 1;
+    freeReplyObject(r);
+    return ZTB_OK;
+}
+
+ztb_err store_rev_jti(const char *jti, int64_t exp, unsigned skew, unsigned min_ttl, int *applied)
+{
+    ZTB_ENSURE(store_id_ok(jti) && exp > 0, ZTB_ERR_INVALID_ARG);
+    char k[STORE_KEY_MAX], ev[EVENT_MAX];
+    ZTB_ENSURE(store_keyf(k, ZTB_WIRE_REV_JTI_KEY_FMT, jti) &&
+                   event_text(ev, REV_JTI, jti, 0, exp, 0),
+               ZTB_ERR_TOO_LARGE);
+    return rev_until(k, ev, exp, skew, min_ttl, applied);
+}
+
+ztb_err store_rev_key(const char *kid, int64_t exp, unsigned skew)
+{
+    ZTB_ENSURE(store_id_ok(kid) && exp > 0, ZTB_ERR_INVALID_ARG);
+    char k[STORE_KEY_MAX], ev[EVENT_MAX];
+    ZTB_ENSURE(store_keyf(k, ZTB_WIRE_KEY_TAINTED_KEY_FMT, kid) &&
+                   event_text(ev, REV_KEY, kid, 0, exp, 0),
+               ZTB_ERR_TOO_LARGE);
+    int applied;
+    return rev_until(k, ev, exp, skew, 0, &applied);
+}
+
+/* KEYS: agent hash, ztb:revocations. ARGV: event prefix (up to "gen":),
+ * max ttl, skew, now (the broker's clock). */
+static const char rev_agent_lua[] =
+    "if redis.call('EXISTS', KEYS[1]) == 0 then return {0, 0, 0} end\n"
+    "local now = tonumber(ARGV[4])\n"
+    "local skew = tonumber(ARGV[3])\n"
+    "local gen = redis.call('HINCRBY', KEYS[1], 'gen', 1)\n"
+    "local exp = now + tonumber(ARGV[2])\n"
+    "local ev = ARGV[1] .. " REV_AGENT_EVENT_TAIL_LUA "\n"
+    "redis.call('ZADD', KEYS[2], exp, ev)\n" TRIM_AND_PUBLISH("ev") "return {1, gen, exp}\n";
+static struct store_script rev_agent_script = STORE_SCRIPT(rev_agent_lua);
+
+ztb_err store_rev_agent(const char *agent, unsigned max_ttl, unsigned skew, int64_t *gen,
+                        int64_t *exp)
+{
+    ZTB_ENSURE(store_agent_name_ok(agent), ZTB_ERR_NOT_FOUND);
+    char k[STORE_KEY_MAX], prefix[EVENT_MAX], ttl[16], s[16];
+    ZTB_ENSURE(store_keyf(k, ZTB_WIRE_AGENT_KEY_FMT, agent) && agent_event_prefix(prefix, agent),
+               ZTB_ERR_TOO_LARGE);
+    char n[24];
+    snprintf(ttl, sizeof(ttl), "%u", max_ttl ? max_ttl : 1);
+    snprintf(s, sizeof(s), "%u", skew);
+    snprintf(n, sizeof(n), "%lld", (long long)broker_now());
+    const char *argv[] = {k, ZTB_WIRE_REV_ZSET, prefix, ttl, s, n};
+    redisReply *r;
+    ZTB_GUARD(store_eval(&r, &rev_agent_script, 2, (int)ZTB_ARRAY_LEN(argv), argv, NULL));
+    if (!store_reply_is_int_array(r, 3))
+        return store_unexpected_reply(r, "rev_agent");
+    int ok = store_reply_int(r, 0) == 1;
+    if (gen != NULL)
+        *gen = store_reply_int(r, 1);
+    if (exp != NULL)
+        *exp = store_reply_int(r, 2);
+    freeReplyObject(r);
+    return ok ? ZTB_OK : ZTB_ERR_NOT_FOUND;
+}
+
+/* KEYS: ztb:aud:<aud>:killed, ztb:revocations. ARGV: kill event, lift
+ * event, lift?, skew, now (the broker's clock). A kill has exp 0 (until
+ * lifted): score +inf. */
+static const char rev_aud_lua[] =
+    "local now = tonumber(ARGV[5])\n"
+    "local skew = tonumber(ARGV[4])\n"
+    "if ARGV[3] == '1' then\n"
+    "  local had = redis.call('DEL', KEYS[1])\n"
+    "  redis.call('ZREM', KEYS[2], ARGV[1])\n" TRIM_AND_PUBLISH(
+        "ARGV[2]") "  return had\n"
+                   "end\n"
+                   "local had = redis.call('EXISTS', KEYS[1])\n"
+                   "redis.call('SET', KEYS[1], string.format('%d', now))\n"
+                   "redis.call('ZADD', KEYS[2], '+inf', ARGV[1])\n" TRIM_AND_PUBLISH(
+                       "ARGV[1]") "return 1 - had\n";
+static struct store_script rev_aud_script = STORE_SCRIPT(rev_aud_lua);
+
+ztb_err store_rev_audience(const char *audience, int lift, unsigned skew, int *changed)
+{
+    ZTB_ENSURE(store_id_ok(audience), ZTB_ERR_INVALID_ARG);
+    char k[STORE_KEY_MAX], kill[EVENT_MAX], lifted[EVENT_MAX], s[16];
+    ZTB_ENSURE(store_keyf(k, ZTB_WIRE_AUD_KILLED_KEY_FMT, audience) &&
+                   event_text(kill, REV_AUDIENCE, audience, 0, 0, 0) &&
+                   event_text(lifted, REV_AUDIENCE, audience, 0, 0, 1),
+               ZTB_ERR_TOO_LARGE);
+    char n[24];
+    snprintf(s, sizeof(s), "%u", skew);
+    snprintf(n, sizeof(n), "%lld", (long long)broker_now());
+    const char *argv[] = {k, ZTB_WIRE_REV_ZSET, kill, lifted, lift ? "1" : "0", s, n};
+    redisReply *r;
+    ZTB_GUARD(store_eval(&r, &rev_aud_script, 2, (int)ZTB_ARRAY_LEN(argv), argv, NULL));
+    if (r->type != REDIS_REPLY_INTEGER)
+        return store_unexpected_reply(r, "rev_audience");
+    if (changed != NULL)
+        *changed = r->integer == 1;
+    freeReplyObject(r);
+    return ZTB_OK;
+}
+
+/* KEYS: agent hash. ARGV: field, value. -1 unknown agent, 0 unchanged, 1 changed. */
+static const char flag_lua[] = "local cur = redis.call('HMGET', KEYS[1], 'status', ARGV[1])\n"
+                               "if not cur[1] then return -1 end\n"
+                               "redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])\n"
+                               "if cur[2] == ARGV[2] then return 0 end\n"
+                               "return 1\n";
+static struct store_script flag_script = STORE_SCRIPT(flag_lua);
+
+ztb_err store_agent_flag(const char *agent, const char *flag, int on, int *changed)
+{
+    ZTB_ENSURE(store_agent_name_ok(agent), ZTB_ERR_NOT_FOUND);
+    ZTB_ENSURE(strcmp(flag, "quarantined") == 0 || strcmp(flag, "approval") == 0,
+               ZTB_ERR_INVALID_ARG);
+    char k[STORE_KEY_MAX];
+    store_keyf(k, ZTB_WIRE_AGENT_KEY_FMT, agent);
+    const char *argv[] = {k, flag, on ? "1" : "0"};
+    redisReply *r;
+    ZTB_GUARD(store_eval(&r, &flag_script, 1, (int)ZTB_ARRAY_LEN(argv), argv, NULL));
+    if (r->type != REDIS_REPLY_INTEGER)
+        return store_unexpected_reply(r, "agent_flag");
+    long long v = r->integer;
+    freeReplyObject(r);
+    ZTB_ENSURE(v >= 0, ZTB_ERR_NOT_FOUND);
+    if (changed != NULL)
+        *changed = v == 1;
+    return ZTB_OK;
+}
+
+ztb_err store_rev_list(unsigned skew, size_t limit, json_t **out)
+{
+    *out = NULL;
+    redisReply *r;
+    long long now = (long long)broker_now();
+    char min[32], lim[24];
+    snprintf(min, sizeof(min), "%lld", now - (long long)skew);
+    snprintf(lim, sizeof(lim), "%zu", limit ? limit : 1);
+    ZTB_GUARD(
+        redis_commandf(&r, "ZRANGEBYSCORE %s %s +inf LIMIT 0 %s", ZTB_WIRE_REV_ZSET, min, lim));
+    if (r->type != REDIS_REPLY_ARRAY)
+        return store_unexpected_reply(r, "rev_list");
+    json_t *arr = json_array();
+    for (size_t i = 0; i < r->elements; i++) {
+        const redisReply *m = r->element[i];
+        json_t *ev = NULL;
+        if (m->type == REDIS_REPLY_STRING)
+            (void)ztb_json_gate_load(m->str, m->len, STORE_RECORD_JSON_MAX, ZTB_JSON_GATE_DEPTH, 0,
+                                     &ev, NULL, 0);
+        if (json_is_object(ev))
+            json_array_append_new(arr, ev);
+        else
+            json_decref(ev);
+    }
+    freeReplyObject(r);
+    *out = arr;
+    return ZTB_OK;
+}
+
+/* KEYS: rev jti, agent hash, audience kill, key taint, used.
+ * ARGV: token gen, consume ms (0: only look). */
+static const char token_state_lua[] =
+    "local revoked = redis.call('EXISTS', KEYS[1])\n"
+    "local a = redis.call('HMGET', KEYS[2], 'status', 'gen')\n"
+    "local gen = -1\n"
+    "if a[1] then gen = tonumber(a[2] or '0') end\n"
+    "local killed = redis.call('EXISTS', KEYS[3])\n"
+    "local tainted = redis.call('EXISTS', KEYS[4])\n"
+    "local used, consumed = 0, 0\n"
+    "local alive = revoked == 0 and gen >= 0 and tonumber(ARGV[1]) >= gen and killed == 0\n"
+    "  and tainted == 0\n"
+    "if ARGV[2] ~= '0' then\n"
+    "  if alive then\n"
+    "    if redis.call('SET', KEYS[5], '1', 'NX', 'PX', ARGV[2]) then consumed = 1\n"
+    "    else used = 1 end\n"
+    "  end\n"
+    "else\n"
+    "  used = redis.call('EXISTS', KEYS[5])\n"
+    "end\n"
+    "return {revoked, gen, killed, tainted, used, consumed}\n";
+static struct store_script token_state_script = STORE_SCRIPT(token_state_lua);
+
+ztb_err store_token_state(const char *jti, const char *agent, const char *audience, const char *kid,
+                          int64_t token_gen, uint64_t consume_ms, struct store_token_state *out)
+{
+    memset(out, 0, sizeof(*out));
+    ZTB_ENSURE(store_id_ok(jti) && store_agent_name_ok(agent) && store_id_ok(audience) &&
+                   store_id_ok(kid),
+               ZTB_ERR_INVALID_ARG);
+    char k1[STORE_KEY_MAX], k2[STORE_KEY_MAX], k3[STORE_KEY_MAX], k4[STORE_KEY_MAX],
+        k5[STORE_KEY_MAX], g[24], c[24];
+    ZTB_ENSURE(store_keyf(k1, ZTB_WIRE_REV_JTI_KEY_FMT, jti) &&
+                   store_keyf(k2, ZTB_WIRE_AGENT_KEY_FMT, agent) &&
+                   store_keyf(k3, ZTB_WIRE_AUD_KILLED_KEY_FMT, audience) &&
+                   store_keyf(k4, ZTB_WIRE_KEY_TAINTED_KEY_FMT, kid) &&
+                   store_keyf(k5, ZTB_WIRE_USED_KEY_FMT, jti),
+               ZTB_ERR_TOO_LARGE);
+    snprintf(g, sizeof(g), "%lld", (long long)token_gen);
+    snprintf(c, sizeof(c), "%llu", (unsigned long long)consume_ms);
+    const char *argv[] = {k1, k2, k3, k4, k5, g, c};
+    redisReply *r;
+    ZTB_GUARD(store_eval(&r, &token_state_script, 5, (int)ZTB_ARRAY_LEN(argv), argv, NULL));
+    if (!store_reply_is_int_array(r, 6))
+        return store_unexpected_reply(r, "token_state");
+    out->revoked = store_reply_int(r, 0) != 0;
+    out->gen = store_reply_int(r, 1);
+    out->killed = store_reply_int(r, 2) != 0;
+    out->tainted = store_reply_int(r, 3) != 0;
+    out->used = store_reply_int(r, 4) != 0;
+    out->consumed = store_reply_int(r, 5) != 0;
+    freeReplyObject(r);
+    return ZTB_OK;
+}
+
+/* Shared with the other store_*.c files (store_internal.h) ----------------*/
+
+void store_hex_sha256(const void *p, size_t n, char hex[65])
+{
+    hex_sha256(p, n, hex);
+}
+
+long long store_parse_ll(const char *s)
+{
+    return parse_ll(s);
+}

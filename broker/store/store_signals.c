@@ -1,0 +1,105 @@
+/*
+ * store_signals.c - what the broker remembers of received signals in Redis
+ * (see store_signals.h for the keys): the replay marks of (source, jti) and
+ * the ztb:signals stream operators read.
+ *
+ * Must never: put a source's jti into a key name unhashed.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "broker/store/redis_client.h"
+#include "broker/store/store_internal.h"
+#include "common/json_gate.h"
+#include "broker/store/store_rev.h"
+#include "broker/store/store_signals.h"
+#include "broker/store/store_sources.h"
+#include "common/guard.h"
+
+#define SIGNALS_MAXLEN "10000"
+
+/* ztb:sigjti:<sha256(source 0x1f jti)>: hashed, because the jti is the
+ * source's string; the key stays fixed-size. */
+static ztb_err sigjti_key(const char *source, const char *jti, char k[STORE_KEY_MAX])
+{
+    ZTB_ENSURE(source != NULL && jti != NULL, ZTB_ERR_INVALID_ARG);
+    char buf[STORE_SOURCE_MAX + STORE_ID_MAX + 8], hex[65];
+    int n = snprintf(buf, sizeof(buf), "%s%c%s", source, 0x1f, jti);
+    ZTB_ENSURE(n > 0 && (size_t)n < sizeof(buf), ZTB_ERR_TOO_LARGE);
+    store_hex_sha256(buf, (size_t)n, hex);
+    store_keyf(k, "ztb:sigjti:%s", hex);
+    return ZTB_OK;
+}
+
+ztb_err store_signal_known(const char *source, const char *jti)
+{
+    char k[STORE_KEY_MAX];
+    ZTB_GUARD(sigjti_key(source, jti, k));
+    redisReply *r;
+    ZTB_GUARD(redis_commandf(&r, "EXISTS %s", k));
+    if (r->type != REDIS_REPLY_INTEGER)
+        return store_unexpected_reply(r, "signal_known");
+    int seen = r->integer == 1;
+    freeReplyObject(r);
+    return seen ? ZTB_ERR_REPLAY : ZTB_OK;
+}
+
+ztb_err store_signal_seen(const char *source, const char *jti, unsigned ttl_s)
+{
+    char k[STORE_KEY_MAX];
+    ZTB_GUARD(sigjti_key(source, jti, k));
+    redisReply *r;
+    ZTB_GUARD(redis_commandf(&r, "SET %s 1 NX EX %u", k, ttl_s ? ttl_s : 1));
+    if (r->type == REDIS_REPLY_NIL) {
+        freeReplyObject(r);
+        return ZTB_ERR_REPLAY;
+    }
+    if (r->type != REDIS_REPLY_STATUS)
+        return store_unexpected_reply(r, "signal_seen");
+    freeReplyObject(r);
+    return ZTB_OK;
+}
+
+ztb_err store_signal_record(const char *json)
+{
+    redisReply *r;
+    ZTB_GUARD(redis_commandf(&r, "XADD ztb:signals MAXLEN ~ " SIGNALS_MAXLEN " * data %s", json));
+    if (r->type != REDIS_REPLY_STRING)
+        return store_unexpected_reply(r, "signal_record");
+    freeReplyObject(r);
+    return ZTB_OK;
+}
+
+ztb_err store_signal_list(size_t limit, json_t **out)
+{
+    *out = NULL;
+    redisReply *r;
+    char n[24];
+    snprintf(n, sizeof(n), "%zu", limit ? limit : 1); /* hiredis formats no %zu */
+    ZTB_GUARD(redis_commandf(&r, "XREVRANGE ztb:signals + - COUNT %s", n));
+    if (r->type != REDIS_REPLY_ARRAY)
+        return store_unexpected_reply(r, "signal_list");
+    json_t *arr = json_array();
+    for (size_t i = 0; i < r->elements; i++) {
+        const redisReply *e = r->element[i];
+        /* [id, [field, value, ...]] */
+        if (e->type != REDIS_REPLY_ARRAY || e->elements != 2 ||
+            e->element[1]->type != REDIS_REPLY_ARRAY || e->element[1]->elements < 2)
+            continue;
+        const redisReply *v = e->element[1]->element[1];
+        json_t *j = NULL;
+        if (v->type == REDIS_REPLY_STRING)
+            (void)ztb_json_gate_load(v->str, v->len, STORE_RECORD_JSON_MAX, ZTB_JSON_GATE_DEPTH, 0,
+                                     &j, NULL, 0);
+        if (json_is_object(j))
+            json_array_append_new(arr, j);
+        else
+            json_decref(j);
+    }
+    freeReplyObject(r);
+    *out = arr;
+    return ZTB_OK;
+}

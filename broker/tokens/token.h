@@ -1,0 +1,21 @@
+/*
+ * token.h - POST /v1/token: one short-lived token per action (RFC 8693).
+ *
+ * The order of checks is the order of cost, and nothing is issued unless
+ * every one passed: form and parameters; client authentication (session:
+ * one HMAC); delegation and DPoP (signatures, only when present; a subject
+ * token's revocation state is one Redis round trip); policy
+ * (in memory, no allocation); then the one atomic Redis call (agent active,
+ * not quarantined, audience alive, both rate limits, generation); then a
+ * single-use subject token is consumed (only now, so a refused request does
+ * not use it up); then one ES256 signature; then the audit line. Redis trouble is 503 and nothing
+ * is issued (fail closed).
+ */
+#ifndef ZTB_BROKER_TOKEN_H
+#define ZTB_BROKER_TOKEN_H
+
+#include "broker/http/http.h"
+
+void handle_token(struct http_req *req, struct http_resp *resp);
+
+#endif /* ZTB_BROKER_TOKEN_H */
