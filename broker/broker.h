@@ -4,10 +4,10 @@
  * main.c, which starts both HTTP servers with it as their context.
  *
  * Handlers reach it through broker_of(req), and what they call takes it as
- * a parameter, so a test can build its own. Not yet everywhere: token.c,
- * enroll.c, admin.c, introspect.c's issuer check and the signals address
- * limiter still read g_broker, and client_auth.c keeps its own copies of
- * the issuer and trust domain.
+ * a parameter, so a test can build its own. Two exceptions remain: the
+ * signals per-address limiter (set up once, on first use) reads g_broker,
+ * and client_auth.c keeps its own copies of the issuer and trust domain
+ * (client_auth_set_issuer, set by main.c before the servers start).
  */
 #ifndef ZTB_BROKER_BROKER_H
 #define ZTB_BROKER_BROKER_H

@@ -45,10 +45,10 @@ static void store_error(struct http_resp *resp, ztb_err rv, const char *what)
     }
 }
 
-static json_t *agent_json(const struct store_agent *a)
+static json_t *agent_json(const struct broker *b, const struct store_agent *a)
 {
     char spiffe[256];
-    snprintf(spiffe, sizeof(spiffe), "spiffe://%s/agent/%s", g_broker.cfg.trust_domain, a->name);
+    snprintf(spiffe, sizeof(spiffe), "spiffe://%s/agent/%s", b->cfg.trust_domain, a->name);
     return json_pack("{s:s,s:s,s:s,s:I,s:b,s:b,s:I}", "name", a->name, "spiffe_id", spiffe,
                      "status", a->status, "generation", (json_int_t)a->generation, "quarantined",
                      a->quarantined, "approval_required", a->approval_required, "created",
@@ -92,12 +92,12 @@ static int add_join_token(const char *agent, unsigned ttl, const char *actor, js
     return 1;
 }
 
-static unsigned ttl_from(json_t *body, struct http_resp *resp, int *ok)
+static unsigned ttl_from(const struct broker *b, json_t *body, struct http_resp *resp, int *ok)
 {
     *ok = 1;
     json_t *t = body ? json_object_get(body, "ttl") : NULL;
     if (t == NULL)
-        return g_broker.cfg.join_ttl_s;
+        return b->cfg.join_ttl_s;
     if (!json_is_integer(t) || json_integer_value(t) < 1 || json_integer_value(t) > 7 * 86400) {
         http_resp_error(resp, 400, "invalid_request", "ttl must be 1..604800 seconds");
         *ok = 0;
@@ -122,7 +122,7 @@ void handle_admin_agents(struct http_req *req, struct http_resp *resp)
         for (size_t i = 0; i < n; i++) {
             struct store_agent a;
             if (store_agent_get(names[i], &a) == ZTB_OK)
-                json_array_append_new(arr, agent_json(&a));
+                json_array_append_new(arr, agent_json(broker_of(req), &a));
         }
         free(names);
         http_resp_json_value(resp, 200, json_pack("{s:o}", "agents", arr));
@@ -133,7 +133,7 @@ void handle_admin_agents(struct http_req *req, struct http_resp *resp)
         return;
     static const char *const fields[] = {"name", "ttl", NULL};
     int ok = only_fields(body, fields, resp);
-    unsigned ttl = ok ? ttl_from(body, resp, &ok) : 0;
+    unsigned ttl = ok ? ttl_from(broker_of(req), body, resp, &ok) : 0;
     const char *name = json_string_value(json_object_get(body, "name"));
     if (ok && (name == NULL || !store_agent_name_ok(name))) {
         http_resp_error(resp, 400, "invalid_request",
@@ -150,7 +150,7 @@ void handle_admin_agents(struct http_req *req, struct http_resp *resp)
             if (store_agent_get(name, &a) != ZTB_OK) {
                 http_resp_error(resp, 503, "temporarily_unavailable", "Redis is not answering");
             } else {
-                json_t *out = agent_json(&a);
+                json_t *out = agent_json(broker_of(req), &a);
                 if (add_join_token(name, ttl, actor, out, resp))
                     http_resp_json_value(resp, 201, out);
                 else
@@ -188,7 +188,7 @@ void handle_admin_agent(struct http_req *req, struct http_resp *resp)
         if (rv != ZTB_OK)
             store_error(resp, rv, "no such agent");
         else
-            http_resp_json_value(resp, 200, agent_json(&a));
+            http_resp_json_value(resp, 200, agent_json(broker_of(req), &a));
         return;
     }
     if (post && (strcmp(verb, "disable") == 0 || strcmp(verb, "enable") == 0)) {
@@ -202,7 +202,7 @@ void handle_admin_agent(struct http_req *req, struct http_resp *resp)
               ZTB_F_STR("agent", name));
         struct store_agent a;
         if (store_agent_get(name, &a) == ZTB_OK)
-            http_resp_json_value(resp, 200, agent_json(&a));
+            http_resp_json_value(resp, 200, agent_json(broker_of(req), &a));
         else
             http_resp_error(resp, 503, "temporarily_unavailable", "Redis is not answering");
         return;
@@ -213,7 +213,7 @@ void handle_admin_agent(struct http_req *req, struct http_resp *resp)
             return;
         static const char *const fields[] = {"ttl", NULL};
         int ok = body == NULL || only_fields(body, fields, resp);
-        unsigned ttl = ok ? ttl_from(body, resp, &ok) : 0;
+        unsigned ttl = ok ? ttl_from(broker_of(req), body, resp, &ok) : 0;
         if (ok) {
             json_t *out = json_pack("{s:s}", "agent", name);
             if (add_join_token(name, ttl, actor, out, resp))

@@ -73,8 +73,8 @@ static ztb_err cert_x5t(const char *pem, size_t n, char out[48])
  * join token, RENEW for the same key in the epoch the caller authenticated
  * in), and answer 201. Returns 0 if resp was filled with an error.
  */
-static int issue_identity(const char *agent, enum store_identity_op op, int64_t epoch,
-                          const char *csr, int64_t now, struct http_resp *resp)
+static int issue_identity(const struct broker *b, const char *agent, enum store_identity_op op,
+                          int64_t epoch, const char *csr, int64_t now, struct http_resp *resp)
 {
     ztb_err grant_err = op == STORE_IDENTITY_ENROLL ? ZTB_ERR_JOIN_TOKEN : ZTB_OK;
     const ztb_ca *ca = keys_ca();
@@ -84,7 +84,7 @@ static int issue_identity(const char *agent, enum store_identity_op op, int64_t 
         return 0;
     }
     char spiffe[300];
-    snprintf(spiffe, sizeof(spiffe), "spiffe://%s/agent/%s", g_broker.cfg.trust_domain, agent);
+    snprintf(spiffe, sizeof(spiffe), "spiffe://%s/agent/%s", b->cfg.trust_domain, agent);
     size_t csr_len = strlen(csr);
     ztb_key *pub = NULL;
     ztb_err rv = ztb_csr_check(csr, csr_len, spiffe, &pub);
@@ -103,7 +103,7 @@ static int issue_identity(const char *agent, enum store_identity_op op, int64_t 
     ztb_buf_init(&chain, 65536);
     char jkt[ZTB_KID_LEN + 1], x5t[48];
     snprintf(jkt, sizeof(jkt), "%s", ztb_key_kid(pub));
-    int64_t ttl = g_broker.cfg.identity_ttl_s;
+    int64_t ttl = b->cfg.identity_ttl_s;
     rv = ztb_jwk_render(pub, &jwk);
     ztb_key_free(pub);
     if (rv == ZTB_OK)
@@ -186,12 +186,13 @@ void handle_enroll(struct http_req *req, struct http_resp *resp)
     if (rv == ZTB_OK) {
         /* check the CSR before the token is used */
         char spiffe[300];
-        snprintf(spiffe, sizeof(spiffe), "spiffe://%s/agent/%s", g_broker.cfg.trust_domain, agent);
+        snprintf(spiffe, sizeof(spiffe), "spiffe://%s/agent/%s", broker_of(req)->cfg.trust_domain,
+                 agent);
         ztb_key *pub = NULL;
         if (ztb_csr_check(csr, strlen(csr), spiffe, &pub) != ZTB_OK) {
             ztb_key_free(pub);
             /* fills the precise CSR error */
-            issue_identity(agent, STORE_IDENTITY_ENROLL, 0, csr, now, resp);
+            issue_identity(broker_of(req), agent, STORE_IDENTITY_ENROLL, 0, csr, now, resp);
             http_json_strings_free(vals, 2);
             return;
         }
@@ -217,10 +218,10 @@ void handle_enroll(struct http_req *req, struct http_resp *resp)
         }
         http_resp_error_as(resp, 400, "invalid_grant", ZTB_ERR_JOIN_TOKEN,
                            "join token unknown, used or expired");
-    } else if (issue_identity(agent, STORE_IDENTITY_ENROLL, 0, csr, now, resp)) {
+    } else if (issue_identity(broker_of(req), agent, STORE_IDENTITY_ENROLL, 0, csr, now, resp)) {
         actor_of(agent, actor, sizeof(actor));
         audit("enroll.identity_issued", actor, 1, ZTB_F_STR("agent", agent),
-              ZTB_F_INT("ttl", g_broker.cfg.identity_ttl_s));
+              ZTB_F_INT("ttl", broker_of(req)->cfg.identity_ttl_s));
     }
     http_json_strings_free(vals, 2);
 }
@@ -245,7 +246,8 @@ void handle_renew(struct http_req *req, struct http_resp *resp)
         if (id.quarantined) {
             http_resp_error_as(resp, 403, "access_denied", ZTB_ERR_QUARANTINED,
                                "the agent is quarantined");
-        } else if (issue_identity(id.agent, STORE_IDENTITY_RENEW, id.epoch, csr, now, resp)) {
+        } else if (issue_identity(broker_of(req), id.agent, STORE_IDENTITY_RENEW, id.epoch, csr,
+                                  now, resp)) {
             char actor[96];
             actor_of(id.agent, actor, sizeof(actor));
             audit("enroll.identity_renewed", actor, 1, ZTB_F_STR("agent", id.agent));
@@ -283,7 +285,7 @@ void handle_session(struct http_req *req, struct http_resp *resp)
         return;
     }
     char cred[SESSION_CRED_MAX];
-    unsigned ttl = g_broker.cfg.session_ttl_s;
+    unsigned ttl = broker_of(req)->cfg.session_ttl_s;
     rv = session_mint(id.agent, id.generation, id.epoch, now + ttl, cred);
     if (rv == ZTB_ERR_UNAVAILABLE) { /* the signer is down: fail closed */
         unavailable(resp);

@@ -87,15 +87,15 @@ ztb_err introspect_verify_signature(const char *tok, size_t len, struct introspe
     return ZTB_OK;
 }
 
-ztb_err introspect_verify(const char *tok, size_t len, int64_t now, struct introspected *t)
+ztb_err introspect_verify(const char *tok, size_t len, const char *issuer, int64_t now,
+                          struct introspected *t)
 {
     unsigned skew = 0;
     ztb_err rv = verify_signed(tok, len, t, &skew);
     /* RFC 7662: active means not expired, on our own clock: no skew on exp.
      * nbf keeps the key store's skew, so a token another replica minted a
      * moment ago (its clock a little ahead) is not "not yet valid" here. */
-    struct access_token_expect e = {
-        .issuer = g_broker.issuer, .now = now, .skew_s = skew, .exp_skew_s = 0};
+    struct access_token_expect e = {.issuer = issuer, .now = now, .skew_s = skew, .exp_skew_s = 0};
     if (rv == ZTB_OK)
         rv = access_token_check(&t->tok, &e);
     if (rv != ZTB_OK) {
@@ -133,12 +133,13 @@ void introspected_free(struct introspected *t)
     ztb_wipe(t, sizeof(*t)); /* the claims name an agent's actions */
 }
 
-ztb_err introspect_token(const char *tok, size_t len, int64_t now, int consume, json_t **out)
+ztb_err introspect_token(const char *tok, size_t len, const char *issuer, int64_t now, int consume,
+                         json_t **out)
 {
     if (out != NULL)
         *out = NULL;
     struct introspected t;
-    ztb_err rv = introspect_verify(tok, len, now, &t);
+    ztb_err rv = introspect_verify(tok, len, issuer, now, &t);
     if (rv == ZTB_OK)
         rv = introspect_state(&t, now, consume);
     if (rv == ZTB_OK && out != NULL) {

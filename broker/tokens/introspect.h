@@ -39,7 +39,8 @@ struct introspected {
  * introspected_free); anything else says why (EXPIRED, NOT_YET_VALID, IAT,
  * ISSUER, TYP, CLAIMS, or the JWS error) and leaves *t not valid.
  */
-ztb_err introspect_verify(const char *tok, size_t len, int64_t now, struct introspected *t);
+ztb_err introspect_verify(const char *tok, size_t len, const char *issuer, int64_t now,
+                          struct introspected *t);
 
 /*
  * The revocation state of a verified token in one Redis round trip: its jti,
@@ -58,7 +59,7 @@ void introspected_free(struct introspected *t);
  * introspect_verify then introspect_state. ZTB_OK: active, *claims (if not
  * NULL) is the claims object (caller decrefs).
  */
-ztb_err introspect_token(const char *tok, size_t len, int64_t now, int consume,
+ztb_err introspect_token(const char *tok, size_t len, const char *issuer, int64_t now, int consume,
                          struct json_t **claims);
 
 /*

@@ -89,7 +89,7 @@ void handle_introspect(struct http_req *req, struct http_resp *resp)
     const char *cv = form_get(&f, "ztb_consume");
     int consume = cv != NULL && strcmp(cv, "1") == 0;
     struct introspected t;
-    ztb_err rv = introspect_verify(tok, strlen(tok), now, &t);
+    ztb_err rv = introspect_verify(tok, strlen(tok), broker_of(req)->issuer, now, &t);
     form_free(&f);
     /* RFC 7662 §2.2 and §4: a caller not allowed to know about this token
      * (or to use it up) hears only "not active", like for a token that does

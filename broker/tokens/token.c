@@ -49,6 +49,7 @@ static const char *const allowed_params[] = {"grant_type",
 
 /* Everything one request carries through the checks. */
 struct token_req {
+    const struct broker *b; /* the broker the request came to (broker_of) */
     struct form f;
     struct client_identity id;
     const char *audience, *action, *resource;
@@ -174,8 +175,8 @@ static int check_subject_token(struct token_req *t, const char *tok, const char 
         return 0;
     }
     struct introspected *s = &t->subject;
-    ztb_err rv = introspect_verify(tok, strlen(tok), t->now, s);
-    if (rv == ZTB_OK && strcmp(s->aud, g_broker.issuer) != 0)
+    ztb_err rv = introspect_verify(tok, strlen(tok), t->b->issuer, t->now, s);
+    if (rv == ZTB_OK && strcmp(s->aud, t->b->issuer) != 0)
         rv = ZTB_ERR_AUDIENCE;
     if (rv == ZTB_OK && strlen(s->sub) >= sizeof(t->act_sub))
         rv = ZTB_ERR_CLAIMS;
@@ -191,7 +192,7 @@ static int check_subject_token(struct token_req *t, const char *tok, const char 
         return bad_subject(t, resp,
                            "subject_token is not a live token of this broker addressed to it");
     char me[300];
-    snprintf(me, sizeof(me), "spiffe://%s/agent/%s", g_broker.cfg.trust_domain, t->id.agent);
+    snprintf(me, sizeof(me), "spiffe://%s/agent/%s", t->b->cfg.trust_domain, t->id.agent);
     if (strcmp(s->agent, t->id.agent) == 0 || strcmp(s->sub, me) == 0)
         return bad_subject(t, resp,
                            "subject_token is the caller's own: an agent cannot act on its "
@@ -260,14 +261,14 @@ static int read_may_act(struct token_req *t, struct http_resp *resp)
     if (v == NULL)
         return 1;
     char prefix[280];
-    int n = snprintf(prefix, sizeof(prefix), "spiffe://%s/agent/", g_broker.cfg.trust_domain);
+    int n = snprintf(prefix, sizeof(prefix), "spiffe://%s/agent/", t->b->cfg.trust_domain);
     const char *name = strncmp(v, prefix, (size_t)n) == 0 ? v + n : NULL;
     const char *why = NULL;
     if (name == NULL || !store_agent_name_ok(name) || strlen(v) >= sizeof(t->may_act))
         why = "may_act must be an agent's SPIFFE ID in this trust domain";
     else if (strcmp(name, t->id.agent) == 0)
         why = "may_act names the caller itself: an agent cannot act on its own behalf";
-    else if (strcmp(t->audience, g_broker.issuer) != 0)
+    else if (strcmp(t->audience, t->b->issuer) != 0)
         why = "may_act is for subject tokens only: audience must be this broker's issuer";
     if (why != NULL) {
         http_resp_error(resp, 400, "invalid_request", why);
@@ -477,10 +478,10 @@ static ztb_err token_prepare(struct token_out *o, const struct token_req *t,
     o->ttl = d->ob.ttl;
     if (o->ttl == 0 || o->ttl > ks->max_token_ttl)
         o->ttl = ks->max_token_ttl;
-    snprintf(o->spiffe, sizeof(o->spiffe), "spiffe://%s/agent/%s", g_broker.cfg.trust_domain,
+    snprintf(o->spiffe, sizeof(o->spiffe), "spiffe://%s/agent/%s", t->b->cfg.trust_domain,
              t->id.agent);
     o->c = (struct token_claims){
-        .iss = g_broker.issuer,
+        .iss = t->b->issuer,
         .agent = t->id.agent,
         .spiffe_id = o->spiffe,
         .audience = t->audience,
@@ -582,6 +583,7 @@ void handle_token(struct http_req *req, struct http_resp *resp)
 {
     struct token_req t;
     memset(&t, 0, sizeof(t));
+    t.b = broker_of(req);
     t.now = (int64_t)time(NULL);
     struct keys_state *ks = NULL;
     policy *pol = NULL;
@@ -602,7 +604,7 @@ void handle_token(struct http_req *req, struct http_resp *resp)
     if (!read_may_act(&t, resp))
         goto out;
 
-    pol = g_broker.policy ? policy_holder_acquire(g_broker.policy) : NULL;
+    pol = t.b->policy ? policy_holder_acquire(t.b->policy) : NULL;
     if (pol == NULL) {
         denied(&t, resp, 403, "access_denied", "no policy is loaded: everything is denied", NULL);
         goto out;

@@ -104,7 +104,8 @@ static void test_issued(void **state)
     zh_resp_free(&r);
     /* ours: it verifies with the broker's key, and says what was asked */
     json_t *c = NULL;
-    assert_int_equal(introspect_token(tok, strlen(tok), time(NULL), 0, &c), ZTB_OK);
+    assert_int_equal(introspect_token(tok, strlen(tok), g_broker.issuer, time(NULL), 0, &c),
+                     ZTB_OK);
     assert_string_equal(json_string_value(json_object_get(c, "sub")),
                         "spiffe://ztb.local/agent/bot");
     assert_string_equal(json_string_value(json_object_get(c, "aud")), "crm");

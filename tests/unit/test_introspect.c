@@ -34,7 +34,7 @@ static int teardown(void **state)
 
 static ztb_err check(const char *tok, int consume)
 {
-    return introspect_token(tok, strlen(tok), time(NULL), consume, NULL);
+    return introspect_token(tok, strlen(tok), g_broker.issuer, time(NULL), consume, NULL);
 }
 
 static void test_active(void **state)
@@ -44,7 +44,7 @@ static void test_active(void **state)
     int64_t now = time(NULL);
     bf_mint("bot", "payments", now, now + 60, 1, 0, "at+jwt", jti, tok, sizeof(tok));
     json_t *c = NULL;
-    assert_int_equal(introspect_token(tok, strlen(tok), now, 0, &c), ZTB_OK);
+    assert_int_equal(introspect_token(tok, strlen(tok), g_broker.issuer, now, 0, &c), ZTB_OK);
     assert_string_equal(json_string_value(json_object_get(c, "jti")), jti);
     assert_string_equal(json_string_value(json_object_get(c, "aud")), "payments");
     json_decref(c);
@@ -91,13 +91,15 @@ static void test_times(void **state)
     bf_mint("bot", "payments", now - 200, now - 61, 1, 0, "at+jwt", NULL, tok, sizeof(tok));
     assert_int_equal(check(tok, 0), ZTB_ERR_EXPIRED);
     bf_mint("bot", "payments", now - 200, now - 5, 1, 0, "at+jwt", NULL, tok, sizeof(tok));
-    assert_int_equal(introspect_token(tok, strlen(tok), now, 0, NULL), ZTB_ERR_EXPIRED);
+    assert_int_equal(introspect_token(tok, strlen(tok), g_broker.issuer, now, 0, NULL),
+                     ZTB_ERR_EXPIRED);
     bf_mint("bot", "payments", now - 200, now, 1, 0, "at+jwt", NULL, tok, sizeof(tok));
-    assert_int_equal(introspect_token(tok, strlen(tok), now, 0, NULL), ZTB_ERR_EXPIRED);
-    assert_int_equal(introspect_token(tok, strlen(tok), now - 1, 0, NULL), ZTB_OK);
+    assert_int_equal(introspect_token(tok, strlen(tok), g_broker.issuer, now, 0, NULL),
+                     ZTB_ERR_EXPIRED);
+    assert_int_equal(introspect_token(tok, strlen(tok), g_broker.issuer, now - 1, 0, NULL), ZTB_OK);
     /* nbf keeps the skew (a token another replica minted a moment ago) */
     bf_mint("bot", "payments", now + 30, now + 90, 1, 0, "at+jwt", NULL, tok, sizeof(tok));
-    assert_int_equal(introspect_token(tok, strlen(tok), now, 0, NULL), ZTB_OK);
+    assert_int_equal(introspect_token(tok, strlen(tok), g_broker.issuer, now, 0, NULL), ZTB_OK);
     bf_mint("bot", "payments", now + 120, now + 180, 1, 0, "at+jwt", NULL, tok, sizeof(tok));
     assert_int_equal(check(tok, 0), ZTB_ERR_NOT_YET_VALID);
 }
