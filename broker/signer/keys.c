@@ -374,7 +374,7 @@ ztb_err keys_sign_end(struct keys_sign_pending *p, const struct keys_state *s,
 
 void keys_sign_cancel(struct keys_sign_pending *p)
 {
-    signer_cancel(&p->p);
+    signer_cancel(&p->p, &p->q);
 }
 
 /* ztb_ca_sign_fn: the signer signs a certificate digest with the CA key. */

@@ -411,15 +411,6 @@ ztb_err signer_send(struct signer_req *req, struct signer_pending *p)
     return ZTB_OK;
 }
 
-void signer_cancel(struct signer_pending *p)
-{
-    /* the answer, when it comes, is skipped by the channel's next caller
-     * (its sequence number is not theirs) */
-    if (p->fd >= 0)
-        give_channel(p->fd, p->gen, 0);
-    p->fd = -1;
-}
-
 ztb_err signer_recv(struct signer_pending *p, const struct signer_req *req, void *out,
                     size_t outsize)
 {
@@ -427,7 +418,8 @@ ztb_err signer_recv(struct signer_pending *p, const struct signer_req *req, void
     if (p->fd < 0)
         return ZTB_ERR_UNAVAILABLE;
     if (want == 0 || outsize != want) {
-        signer_cancel(p);
+        give_channel(p->fd, p->gen, 1); /* its answer is unread: out of step */
+        p->fd = -1;
         return ZTB_ERR_INVALID_ARG;
     }
     uint8_t small[sizeof(struct signer_resp)];
@@ -435,7 +427,8 @@ ztb_err signer_recv(struct signer_pending *p, const struct signer_req *req, void
     ztb_err rv = ZTB_ERR_UNAVAILABLE;
     int broken = 0;
     if (buf == NULL) {
-        signer_cancel(p);
+        give_channel(p->fd, p->gen, 1);
+        p->fd = -1;
         return ZTB_ERR_NOMEM;
     }
     for (;;) {
@@ -480,6 +473,23 @@ ztb_err signer_recv(struct signer_pending *p, const struct signer_req *req, void
     give_channel(p->fd, p->gen, broken);
     p->fd = -1;
     return rv;
+}
+
+void signer_cancel(struct signer_pending *p, const struct signer_req *req)
+{
+    if (p->fd < 0)
+        return;
+    /* read the answer and drop it, so the channel goes back in step: answers
+     * left unread would pile up until the signer blocks on a full channel */
+    uint8_t out[sizeof(struct signer_state)];
+    size_t want = signer_resp_size(req->op);
+    if (want == 0 || want > sizeof(out)) {
+        give_channel(p->fd, p->gen, 1);
+        p->fd = -1;
+        return;
+    }
+    (void)signer_recv(p, req, out, want);
+    ztb_wipe(out, want);
 }
 
 ztb_err signer_call(struct signer_req *req, void *out, size_t outsize)

@@ -59,9 +59,11 @@ ztb_err signer_call(struct signer_req *req, void *out, size_t outsize);
  * round trip) while the signer signs: signer_send takes a channel and sends
  * req; then exactly one of signer_recv (waits for the answer, as
  * signer_call; req must be the one sent) or signer_cancel (the answer is
- * not wanted: the channel goes back and its next caller skips the answer)
- * gives the channel back. p is the caller's; after a failed send there is
- * nothing to receive or cancel (both are then harmless).
+ * not wanted: it is read and dropped, so the channel goes back in step; a
+ * channel that collected unread answers would fill until the signer blocks
+ * on it) gives the channel back. p is
+ * the caller's; after a failed send there is nothing to receive or cancel
+ * (both are then harmless).
  */
 struct signer_pending {
     int fd; /* the channel, -1 when none is held */
@@ -71,6 +73,6 @@ struct signer_pending {
 ztb_err signer_send(struct signer_req *req, struct signer_pending *p);
 ztb_err signer_recv(struct signer_pending *p, const struct signer_req *req, void *out,
                     size_t outsize);
-void signer_cancel(struct signer_pending *p);
+void signer_cancel(struct signer_pending *p, const struct signer_req *req);
 
 #endif /* ZTB_BROKER_SIGNER_CLIENT_H */
