@@ -4,7 +4,7 @@
  * Checks, beyond memory safety: a refused URL leaves no password behind and
  * its message never holds the password given; an accepted one has a host or
  * an absolute socket path (never both), a port in 1-65535 and a database in
- * 0-15, and its description never holds the password.
+ * 0-15, and its description does not depend on the password.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -35,12 +35,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             abort();
         if (t.port < 1 || t.port > 65535 || t.db < 0 || t.db > 15)
             abort();
+        /* the description does not depend on the password at all */
+        char d2[512];
         redis_target_describe(&t, d, sizeof(d));
-        if (t.password[0] != '\0' && strlen(t.password) > 3 && strstr(d, t.password) != NULL &&
-            strstr(t.host, t.password) == NULL && strstr(t.user, t.password) == NULL &&
-            strstr(t.path, t.password) == NULL)
-            abort(); /* the description shows the password */
         redis_target_wipe(&t);
+        redis_target_describe(&t, d2, sizeof(d2));
+        if (strcmp(d, d2) != 0)
+            abort();
     }
     free(url);
     return 0;
