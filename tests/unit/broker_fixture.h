@@ -209,6 +209,30 @@ static inline void bf_unserve(void)
     zh_tls_client(NULL, NULL);
 }
 
+/* An admin call to the served broker (bf_serve); fails unless the answer
+ * has status want. Returns the body as JSON, NULL if it is none (caller
+ * decrefs). */
+static inline json_t *bf_admin(const char *method, const char *path, const char *body, long want)
+{
+    struct zh_resp r;
+    assert_int_equal(zh_admin(&bf_broker, method, path, body, &r), 0);
+    if (r.status != want)
+        fail_msg("%s %s: want HTTP %ld, got %ld: %s", method, path, want, r.status, r.body);
+    json_error_t e;
+    json_t *j = json_loads(r.body ? r.body : "", 0, &e);
+    zh_resp_free(&r);
+    return j;
+}
+
+/* Fail unless the admin call is refused with status and RFC 6749 error code. */
+static inline void bf_admin_refused(const char *method, const char *path, const char *body,
+                                    long status, const char *code)
+{
+    json_t *j = bf_admin(method, path, body, status);
+    assert_string_equal(json_string_value(json_object_get(j, "error")), code);
+    json_decref(j);
+}
+
 /* The audit log as text (caller frees). */
 static inline char *bf_audit(void)
 {

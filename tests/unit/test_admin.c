@@ -51,32 +51,10 @@ static int teardown(void **state)
     return 0;
 }
 
-/* An admin call; fails unless the answer has status want. Returns the body
- * as JSON (caller decrefs). */
-static json_t *admin(const char *method, const char *path, const char *body, long want)
-{
-    struct zh_resp r;
-    assert_int_equal(zh_admin(&bf_broker, method, path, body, &r), 0);
-    if (r.status != want)
-        fail_msg("%s %s: want HTTP %ld, got %ld: %s", method, path, want, r.status, r.body);
-    json_t *j = za_json(&r);
-    zh_resp_free(&r);
-    return j;
-}
-
-/* Fail unless the call is refused with status and RFC 6749 error code. */
-static void admin_refused(const char *method, const char *path, const char *body, long status,
-                          const char *code)
-{
-    json_t *j = admin(method, path, body, status);
-    assert_string_equal(json_string_value(json_object_get(j, "error")), code);
-    json_decref(j);
-}
-
 static void test_agent_add(void **state)
 {
     (void)state;
-    json_t *j = admin("POST", "/v1/agents", "{\"name\":\"billing-bot\",\"ttl\":120}", 201);
+    json_t *j = bf_admin("POST", "/v1/agents", "{\"name\":\"billing-bot\",\"ttl\":120}", 201);
     assert_string_equal(json_string_value(json_object_get(j, "name")), "billing-bot");
     assert_string_equal(json_string_value(json_object_get(j, "spiffe_id")),
                         "spiffe://ztb.local/agent/billing-bot");
@@ -95,9 +73,9 @@ static void test_agent_add(void **state)
     free(log);
     json_decref(j);
 
-    admin_refused("POST", "/v1/agents", "{\"name\":\"billing-bot\"}", 409, "conflict");
-    admin_refused("POST", "/v1/agents", "{\"name\":\"x\",\"policy\":\"p\"}", 400,
-                  "invalid_request");
+    bf_admin_refused("POST", "/v1/agents", "{\"name\":\"billing-bot\"}", 409, "conflict");
+    bf_admin_refused("POST", "/v1/agents", "{\"name\":\"x\",\"policy\":\"p\"}", 400,
+                     "invalid_request");
     const char *bad[] = {"{}",
                          "{\"name\":1}",
                          "{\"name\":\"Bad Name\"}",
@@ -105,24 +83,24 @@ static void test_agent_add(void **state)
                          "{\"name\":\"a{b}\"}",
                          "{\"name\":\"\"}"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
-        admin_refused("POST", "/v1/agents", bad[i], 400, "invalid_request");
+        bf_admin_refused("POST", "/v1/agents", bad[i], 400, "invalid_request");
     const char *ttls[] = {"0", "-5", "604801", "\"60\"", "1.5", "null"};
     for (size_t i = 0; i < sizeof(ttls) / sizeof(ttls[0]); i++) {
         char body[96];
         snprintf(body, sizeof(body), "{\"name\":\"t%zu\",\"ttl\":%s}", i, ttls[i]);
-        admin_refused("POST", "/v1/agents", body, 400, "invalid_request");
+        bf_admin_refused("POST", "/v1/agents", body, 400, "invalid_request");
         struct store_agent a;
         snprintf(body, sizeof(body), "t%zu", i);
         assert_int_equal(store_agent_get(body, &a), ZTB_ERR_NOT_FOUND); /* nothing added */
     }
-    admin_refused("POST", "/v1/agents", "not json", 400, "invalid_request");
+    bf_admin_refused("POST", "/v1/agents", "not json", 400, "invalid_request");
 }
 
 static void test_agent_list_and_get(void **state)
 {
     (void)state;
-    json_decref(admin("POST", "/v1/agents", "{\"name\":\"crm-sync\"}", 201));
-    json_t *j = admin("GET", "/v1/agents", NULL, 200);
+    json_decref(bf_admin("POST", "/v1/agents", "{\"name\":\"crm-sync\"}", 201));
+    json_t *j = bf_admin("GET", "/v1/agents", NULL, 200);
     json_t *arr = json_object_get(j, "agents");
     assert_true(json_array_size(arr) >= 2);
     int seen = 0;
@@ -135,77 +113,77 @@ static void test_agent_list_and_get(void **state)
     free(text);
     json_decref(j);
 
-    j = admin("GET", "/v1/agents/crm-sync", NULL, 200);
+    j = bf_admin("GET", "/v1/agents/crm-sync", NULL, 200);
     assert_int_equal(json_integer_value(json_object_get(j, "generation")), 1);
     assert_false(json_is_true(json_object_get(j, "quarantined")));
     json_decref(j);
-    admin_refused("GET", "/v1/agents/nobody", NULL, 404, "not_found");
-    admin_refused("GET", "/v1/agents/Not_Valid", NULL, 404, "not_found");
-    admin_refused("GET", "/v1/agents/", NULL, 404, "not_found");
+    bf_admin_refused("GET", "/v1/agents/nobody", NULL, 404, "not_found");
+    bf_admin_refused("GET", "/v1/agents/Not_Valid", NULL, 404, "not_found");
+    bf_admin_refused("GET", "/v1/agents/", NULL, 404, "not_found");
     char longname[200] = "/v1/agents/";
     memset(longname + strlen(longname), 'a', 100);
-    admin_refused("GET", longname, NULL, 404, "not_found");
+    bf_admin_refused("GET", longname, NULL, 404, "not_found");
 }
 
 static void test_agent_verbs(void **state)
 {
     (void)state;
-    json_decref(admin("POST", "/v1/agents", "{\"name\":\"ops\"}", 201));
-    json_t *j = admin("POST", "/v1/agents/ops/disable", NULL, 200);
+    json_decref(bf_admin("POST", "/v1/agents", "{\"name\":\"ops\"}", 201));
+    json_t *j = bf_admin("POST", "/v1/agents/ops/disable", NULL, 200);
     assert_string_equal(json_string_value(json_object_get(j, "status")), "disabled");
     json_decref(j);
     assert_true(bf_audit_has("admin.agent_disabled", "\"agent\":\"ops\""));
-    j = admin("POST", "/v1/agents/ops/enable", NULL, 200);
+    j = bf_admin("POST", "/v1/agents/ops/enable", NULL, 200);
     assert_string_equal(json_string_value(json_object_get(j, "status")), "active");
     json_decref(j);
     assert_true(bf_audit_has("admin.agent_enabled", "\"agent\":\"ops\""));
-    admin_refused("POST", "/v1/agents/ghost/disable", NULL, 404, "not_found");
+    bf_admin_refused("POST", "/v1/agents/ghost/disable", NULL, 404, "not_found");
 
-    j = admin("POST", "/v1/agents/ops/join-tokens", "{\"ttl\":30}", 201);
+    j = bf_admin("POST", "/v1/agents/ops/join-tokens", "{\"ttl\":30}", 201);
     assert_string_equal(json_string_value(json_object_get(j, "agent")), "ops");
     assert_int_equal(json_integer_value(json_object_get(j, "join_token_expires_in")), 30);
     json_decref(j);
-    j = admin("POST", "/v1/agents/ops/join-tokens", NULL, 201); /* default ttl */
+    j = bf_admin("POST", "/v1/agents/ops/join-tokens", NULL, 201); /* default ttl */
     assert_int_equal(json_integer_value(json_object_get(j, "join_token_expires_in")),
                      g_broker.cfg.join_ttl_s);
     json_decref(j);
-    admin_refused("POST", "/v1/agents/ops/join-tokens", "{\"ttl\":0}", 400, "invalid_request");
-    admin_refused("POST", "/v1/agents/ops/join-tokens", "{\"agent\":\"x\"}", 400,
-                  "invalid_request");
-    admin_refused("POST", "/v1/agents/ghost/join-tokens", NULL, 404, "not_found");
+    bf_admin_refused("POST", "/v1/agents/ops/join-tokens", "{\"ttl\":0}", 400, "invalid_request");
+    bf_admin_refused("POST", "/v1/agents/ops/join-tokens", "{\"agent\":\"x\"}", 400,
+                     "invalid_request");
+    bf_admin_refused("POST", "/v1/agents/ghost/join-tokens", NULL, 404, "not_found");
 
-    admin_refused("GET", "/v1/agents/ops/disable", NULL, 405, "invalid_request");
-    admin_refused("DELETE", "/v1/agents/ops", NULL, 405, "invalid_request");
-    admin_refused("POST", "/v1/agents/ops/promote", NULL, 404, "not_found");
+    bf_admin_refused("GET", "/v1/agents/ops/disable", NULL, 405, "invalid_request");
+    bf_admin_refused("DELETE", "/v1/agents/ops", NULL, 405, "invalid_request");
+    bf_admin_refused("POST", "/v1/agents/ops/promote", NULL, 404, "not_found");
 }
 
 static void test_keys(void **state)
 {
     (void)state;
-    json_t *j = admin("GET", "/v1/keys", NULL, 200);
+    json_t *j = bf_admin("GET", "/v1/keys", NULL, 200);
     size_t before = json_array_size(json_object_get(j, "keys"));
     assert_true(before >= 1);
     json_decref(j);
 
-    admin_refused("POST", "/v1/keys/rotate", "{\"force\":\"yes\"}", 400, "invalid_request");
-    admin_refused("POST", "/v1/keys/rotate", "{\"now\":true}", 400, "invalid_request");
-    admin_refused("POST", "/v1/keys/rotate", "[1]", 400, "invalid_request");
+    bf_admin_refused("POST", "/v1/keys/rotate", "{\"force\":\"yes\"}", 400, "invalid_request");
+    bf_admin_refused("POST", "/v1/keys/rotate", "{\"now\":true}", 400, "invalid_request");
+    bf_admin_refused("POST", "/v1/keys/rotate", "[1]", 400, "invalid_request");
 
     /* publish a next key; promoting it at once is refused (the JWKS caches
      * have not seen it) and the refusal audited; --force promotes it */
-    j = admin("POST", "/v1/keys/rotate", NULL, 200);
+    j = bf_admin("POST", "/v1/keys/rotate", NULL, 200);
     assert_string_equal(json_string_value(json_object_get(j, "action")), "published");
     char kid[128];
     snprintf(kid, sizeof(kid), "%s", json_string_value(json_object_get(j, "kid")));
     json_decref(j);
-    admin_refused("POST", "/v1/keys/rotate", "{\"force\":false}", 409, "conflict");
+    bf_admin_refused("POST", "/v1/keys/rotate", "{\"force\":false}", 409, "conflict");
     assert_true(bf_audit_has("admin.keys_rotate_refused", "\"force\":false"));
-    j = admin("POST", "/v1/keys/rotate", "{\"force\":true}", 200);
+    j = bf_admin("POST", "/v1/keys/rotate", "{\"force\":true}", 200);
     assert_string_equal(json_string_value(json_object_get(j, "action")), "promoted");
     assert_string_equal(json_string_value(json_object_get(j, "kid")), kid);
     json_decref(j);
     assert_true(bf_audit_has("admin.keys_rotated", kid));
-    j = admin("GET", "/v1/keys", NULL, 200);
+    j = bf_admin("GET", "/v1/keys", NULL, 200);
     assert_int_equal(json_array_size(json_object_get(j, "keys")), before + 1);
     json_decref(j);
 }
@@ -218,7 +196,7 @@ static void test_policy_reload(void **state)
     FILE *f = fopen(path, "w");
     fputs("{\"version\": 1, \"rules\": [{\"id\": \"r\", \"effect\": \"maybe\"}]}", f);
     fclose(f);
-    json_t *j = admin("POST", "/v1/policy/reload", NULL, 400);
+    json_t *j = bf_admin("POST", "/v1/policy/reload", NULL, 400);
     assert_string_equal(json_string_value(json_object_get(j, "error")), "invalid_policy");
     assert_true(json_array_size(json_object_get(j, "problems")) >= 1);
     json_decref(j);
@@ -227,7 +205,7 @@ static void test_policy_reload(void **state)
     f = fopen(path, "w");
     fputs(policy_doc, f);
     fclose(f);
-    j = admin("POST", "/v1/policy/reload", NULL, 200);
+    j = bf_admin("POST", "/v1/policy/reload", NULL, 200);
     assert_string_equal(json_string_value(json_object_get(j, "status")), "loaded");
     assert_int_equal(strlen(json_string_value(json_object_get(j, "digest"))), 64);
     json_decref(j);
@@ -245,7 +223,7 @@ static void test_redis_down(void **state)
     char v[16];
     assert_string_equal(zh_resp_header(&r, "Retry-After", v, sizeof(v)), "1");
     zh_resp_free(&r);
-    admin_refused("POST", "/v1/agents", "{\"name\":\"late\"}", 503, "temporarily_unavailable");
+    bf_admin_refused("POST", "/v1/agents", "{\"name\":\"late\"}", 503, "temporarily_unavailable");
 }
 
 int main(void)

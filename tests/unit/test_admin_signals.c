@@ -41,32 +41,11 @@ static int teardown(void **state)
     return 0;
 }
 
-/* An admin call; fails unless the answer has status want. Returns the body
- * as JSON (caller decrefs). */
-static json_t *admin(const char *method, const char *path, const char *body, long want)
-{
-    struct zh_resp r;
-    assert_int_equal(zh_admin(&bf_broker, method, path, body, &r), 0);
-    if (r.status != want)
-        fail_msg("%s %s: want HTTP %ld, got %ld: %s", method, path, want, r.status, r.body);
-    json_t *j = za_json(&r);
-    zh_resp_free(&r);
-    return j;
-}
-
-static void admin_refused(const char *method, const char *path, const char *body, long status,
-                          const char *code)
-{
-    json_t *j = admin(method, path, body, status);
-    assert_string_equal(json_string_value(json_object_get(j, "error")), code);
-    json_decref(j);
-}
-
 static void test_revoke_by_id(void **state)
 {
     (void)state;
-    json_t *j = admin("POST", "/v1/revocations",
-                      "{\"type\":\"jti\",\"id\":\"jti-one\",\"reason\":\"leaked\"}", 200);
+    json_t *j = bf_admin("POST", "/v1/revocations",
+                         "{\"type\":\"jti\",\"id\":\"jti-one\",\"reason\":\"leaked\"}", 200);
     assert_string_equal(json_string_value(json_object_get(j, "response")), "revoke_token");
     assert_true(json_is_true(json_object_get(j, "changed")));
     json_decref(j);
@@ -74,25 +53,25 @@ static void test_revoke_by_id(void **state)
     snprintf(uid, sizeof(uid), "operator:uid=%ld", (long)getuid());
     assert_true(bf_audit_has("revocation.applied", uid));
 
-    j = admin("POST", "/v1/revocations", "{\"type\":\"agent\",\"id\":\"bot\"}", 200);
+    j = bf_admin("POST", "/v1/revocations", "{\"type\":\"agent\",\"id\":\"bot\"}", 200);
     assert_int_equal(json_integer_value(json_object_get(j, "gen")), 2);
     json_decref(j);
-    admin_refused("POST", "/v1/revocations", "{\"type\":\"agent\",\"id\":\"ghost\"}", 404,
-                  "not_found");
+    bf_admin_refused("POST", "/v1/revocations", "{\"type\":\"agent\",\"id\":\"ghost\"}", 404,
+                     "not_found");
 
-    j = admin("POST", "/v1/revocations", "{\"type\":\"audience\",\"id\":\"crm\"}", 200);
+    j = bf_admin("POST", "/v1/revocations", "{\"type\":\"audience\",\"id\":\"crm\"}", 200);
     assert_true(json_is_true(json_object_get(j, "changed")));
     json_decref(j);
-    j = admin("POST", "/v1/revocations", "{\"type\":\"audience\",\"id\":\"crm\",\"lift\":true}",
-              200);
+    j = bf_admin("POST", "/v1/revocations", "{\"type\":\"audience\",\"id\":\"crm\",\"lift\":true}",
+                 200);
     assert_true(json_is_true(json_object_get(j, "lift")));
     json_decref(j);
 
-    j = admin("GET", "/v1/revocations", NULL, 200);
+    j = bf_admin("GET", "/v1/revocations", NULL, 200);
     json_t *arr = json_object_get(j, "revocations");
     assert_true(json_array_size(arr) >= 2);
     json_decref(j);
-    j = admin("GET", "/v1/revocations?limit=1", NULL, 200);
+    j = bf_admin("GET", "/v1/revocations?limit=1", NULL, 200);
     assert_int_equal(json_array_size(json_object_get(j, "revocations")), 1);
     json_decref(j);
 }
@@ -119,8 +98,8 @@ static void test_revoke_refusals(void **state)
         "[]",
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
-        admin_refused("POST", "/v1/revocations", bad[i], 400, "invalid_request");
-    admin_refused("PUT", "/v1/revocations", "{}", 405, "invalid_request");
+        bf_admin_refused("POST", "/v1/revocations", bad[i], 400, "invalid_request");
+    bf_admin_refused("PUT", "/v1/revocations", "{}", 405, "invalid_request");
 
     /* a token signed by a key this broker does not have */
     ztb_key *k;
@@ -132,7 +111,7 @@ static void test_revoke_refusals(void **state)
     assert_int_equal(ztb_jws_sign(k, &so, claims, strlen(claims), &b), ZTB_OK);
     char body[4096];
     snprintf(body, sizeof(body), "{\"type\":\"jti\",\"token\":\"%s\"}", ztb_buf_cstr(&b));
-    json_t *j = admin("POST", "/v1/revocations", body, 400);
+    json_t *j = bf_admin("POST", "/v1/revocations", body, 400);
     assert_non_null(strstr(json_string_value(json_object_get(j, "error_description")),
                            "not a token of this broker"));
     json_decref(j);
@@ -147,7 +126,7 @@ static void test_revoke_by_token(void **state)
     int64_t now = time(NULL);
     bf_mint("bot", "payments", now, now + 60, 2, 0, "at+jwt", jti, tok, sizeof(tok));
     snprintf(body, sizeof(body), "{\"type\":\"jti\",\"token\":\"%s\"}", tok);
-    json_t *j = admin("POST", "/v1/revocations", body, 200);
+    json_t *j = bf_admin("POST", "/v1/revocations", body, 200);
     assert_string_equal(json_string_value(json_object_get(j, "id")), jti);
     assert_int_equal(json_integer_value(json_object_get(j, "exp")), now + 60);
     json_decref(j);
@@ -157,32 +136,32 @@ static void test_revoke_by_token(void **state)
 static void test_quarantine(void **state)
 {
     (void)state;
-    json_t *j = admin("POST", "/v1/quarantine", "{\"agent\":\"bot\",\"reason\":\"odd\"}", 200);
+    json_t *j = bf_admin("POST", "/v1/quarantine", "{\"agent\":\"bot\",\"reason\":\"odd\"}", 200);
     assert_true(json_is_true(json_object_get(j, "quarantined")));
     assert_true(json_is_true(json_object_get(j, "changed")));
     json_decref(j);
-    j = admin("POST", "/v1/quarantine", "{\"agent\":\"bot\"}", 200);
+    j = bf_admin("POST", "/v1/quarantine", "{\"agent\":\"bot\"}", 200);
     assert_false(json_is_true(json_object_get(j, "changed"))); /* already */
     json_decref(j);
     int changed;
     assert_int_equal(store_agent_flag("bot", "approval", 1, &changed), ZTB_OK);
-    j = admin("POST", "/v1/release", "{\"agent\":\"bot\"}", 200);
+    j = bf_admin("POST", "/v1/release", "{\"agent\":\"bot\"}", 200);
     assert_false(json_is_true(json_object_get(j, "quarantined")));
     assert_false(json_is_true(json_object_get(j, "approval_required"))); /* lifted too */
     json_decref(j);
 
-    admin_refused("POST", "/v1/quarantine", "{\"agent\":\"ghost\"}", 404, "not_found");
+    bf_admin_refused("POST", "/v1/quarantine", "{\"agent\":\"ghost\"}", 404, "not_found");
     const char *bad[] = {"{}", "{\"agent\":\"Bad\"}", "{\"agent\":1}",
                          "{\"agent\":\"bot\",\"for\":\"ever\"}",
                          "{\"agent\":\"bot\",\"reason\":[]}"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
-        admin_refused("POST", "/v1/quarantine", bad[i], 400, "invalid_request");
+        bf_admin_refused("POST", "/v1/quarantine", bad[i], 400, "invalid_request");
 }
 
 static void test_sources(void **state)
 {
     (void)state;
-    json_t *j = admin("POST", "/v1/signal-sources", "{\"name\":\"siem\"}", 201);
+    json_t *j = bf_admin("POST", "/v1/signal-sources", "{\"name\":\"siem\"}", 201);
     assert_string_equal(json_string_value(json_object_get(j, "kind")), "secret");
     char secret[128];
     snprintf(secret, sizeof(secret), "%s", json_string_value(json_object_get(j, "secret")));
@@ -200,15 +179,15 @@ static void test_sources(void **state)
     assert_null(strstr(r.body, secret));
     zh_resp_free(&r);
 
-    j = admin("POST", "/v1/signal-sources", "{\"name\":\"gw\",\"agent\":\"bot\"}", 201);
+    j = bf_admin("POST", "/v1/signal-sources", "{\"name\":\"gw\",\"agent\":\"bot\"}", 201);
     assert_string_equal(json_string_value(json_object_get(j, "kind")), "agent");
     assert_null(json_object_get(j, "secret"));
     json_decref(j);
 
-    admin_refused("POST", "/v1/signal-sources", "{\"name\":\"siem\"}", 409, "conflict");
-    admin_refused("POST", "/v1/signal-sources", "{\"name\":\"ztb-broker\"}", 409, "conflict");
-    admin_refused("POST", "/v1/signal-sources", "{\"name\":\"x\",\"agent\":\"ghost\"}", 404,
-                  "not_found");
+    bf_admin_refused("POST", "/v1/signal-sources", "{\"name\":\"siem\"}", 409, "conflict");
+    bf_admin_refused("POST", "/v1/signal-sources", "{\"name\":\"ztb-broker\"}", 409, "conflict");
+    bf_admin_refused("POST", "/v1/signal-sources", "{\"name\":\"x\",\"agent\":\"ghost\"}", 404,
+                     "not_found");
     const char *bad[] = {
         "{}",
         "{\"name\":\"Bad Name\"}",
@@ -219,24 +198,24 @@ static void test_sources(void **state)
         "{\"name\":\"x\",\"jwk\":\"not a jwk\"}",
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
-        admin_refused("POST", "/v1/signal-sources", bad[i], 400, "invalid_request");
-    admin_refused("DELETE", "/v1/signal-sources", NULL, 405, "invalid_request");
+        bf_admin_refused("POST", "/v1/signal-sources", bad[i], 400, "invalid_request");
+    bf_admin_refused("DELETE", "/v1/signal-sources", NULL, 405, "invalid_request");
 
-    j = admin("DELETE", "/v1/signal-sources/siem", NULL, 200);
+    j = bf_admin("DELETE", "/v1/signal-sources/siem", NULL, 200);
     assert_string_equal(json_string_value(json_object_get(j, "removed")), "siem");
     json_decref(j);
     assert_true(bf_audit_has("admin.signal_source_removed", "\"source\":\"siem\""));
-    admin_refused("DELETE", "/v1/signal-sources/siem", NULL, 404, "not_found");
-    admin_refused("GET", "/v1/signal-sources/gw", NULL, 405, "invalid_request");
+    bf_admin_refused("DELETE", "/v1/signal-sources/siem", NULL, 404, "not_found");
+    bf_admin_refused("GET", "/v1/signal-sources/gw", NULL, 405, "invalid_request");
 }
 
 static void test_signals_list(void **state)
 {
     (void)state;
-    json_t *j = admin("GET", "/v1/signals?limit=5", NULL, 200);
+    json_t *j = bf_admin("GET", "/v1/signals?limit=5", NULL, 200);
     assert_true(json_is_array(json_object_get(j, "signals")));
     json_decref(j);
-    j = admin("GET", "/v1/signals?agent=nobody", NULL, 200);
+    j = bf_admin("GET", "/v1/signals?agent=nobody", NULL, 200);
     assert_int_equal(json_array_size(json_object_get(j, "signals")), 0);
     json_decref(j);
 }
@@ -255,29 +234,29 @@ static void test_actions(void **state)
     assert_int_equal(store_action_create(&a, time(NULL), &created), ZTB_OK);
     assert_int_equal(created, 1);
 
-    json_t *j = admin("GET", "/v1/signal-actions", NULL, 200);
+    json_t *j = bf_admin("GET", "/v1/signal-actions", NULL, 200);
     assert_true(json_array_size(json_object_get(j, "actions")) >= 1);
     json_decref(j);
 
     char path[128];
     snprintf(path, sizeof(path), "/v1/signal-actions/%s/confirm", a.id);
-    admin_refused("GET", path, NULL, 405, "invalid_request");
-    admin_refused("POST", "/v1/signal-actions/unknown-id/confirm", NULL, 404, "not_found");
-    admin_refused("POST", "/v1/signal-actions//confirm", NULL, 404, "not_found");
+    bf_admin_refused("GET", path, NULL, 405, "invalid_request");
+    bf_admin_refused("POST", "/v1/signal-actions/unknown-id/confirm", NULL, 404, "not_found");
+    bf_admin_refused("POST", "/v1/signal-actions//confirm", NULL, 404, "not_found");
     snprintf(path, sizeof(path), "/v1/signal-actions/%s/approve", a.id);
-    admin_refused("POST", path, NULL, 404, "not_found");
-    admin_refused("POST", "/v1/signal-actions/no-verb", NULL, 404, "not_found");
+    bf_admin_refused("POST", path, NULL, 404, "not_found");
+    bf_admin_refused("POST", "/v1/signal-actions/no-verb", NULL, 404, "not_found");
 
     snprintf(path, sizeof(path), "/v1/signal-actions/%s/confirm", a.id);
-    json_decref(admin("POST", path, NULL, 200));
+    json_decref(bf_admin("POST", path, NULL, 200));
     assert_true(bf_audit_has("admin.signal_action_confirmed", a.id));
     struct store_agent st;
     assert_int_equal(store_agent_get("bot", &st), ZTB_OK);
     assert_true(st.quarantined); /* applied */
     /* decided once: confirming or rejecting again is a conflict */
-    admin_refused("POST", path, NULL, 409, "conflict");
+    bf_admin_refused("POST", path, NULL, 409, "conflict");
     snprintf(path, sizeof(path), "/v1/signal-actions/%s/reject", a.id);
-    admin_refused("POST", path, NULL, 409, "conflict");
+    bf_admin_refused("POST", path, NULL, 409, "conflict");
 }
 
 /* Last: Redis gone is 503 with Retry-After. */
@@ -285,10 +264,11 @@ static void test_redis_down(void **state)
 {
     (void)state;
     zh_redis_kill(&bf_redis);
-    admin_refused("GET", "/v1/revocations", NULL, 503, "temporarily_unavailable");
-    admin_refused("GET", "/v1/signals", NULL, 503, "temporarily_unavailable");
-    admin_refused("GET", "/v1/signal-sources", NULL, 503, "temporarily_unavailable");
-    admin_refused("POST", "/v1/quarantine", "{\"agent\":\"bot\"}", 503, "temporarily_unavailable");
+    bf_admin_refused("GET", "/v1/revocations", NULL, 503, "temporarily_unavailable");
+    bf_admin_refused("GET", "/v1/signals", NULL, 503, "temporarily_unavailable");
+    bf_admin_refused("GET", "/v1/signal-sources", NULL, 503, "temporarily_unavailable");
+    bf_admin_refused("POST", "/v1/quarantine", "{\"agent\":\"bot\"}", 503,
+                     "temporarily_unavailable");
 }
 
 int main(void)
