@@ -29,7 +29,8 @@
 #define HELLO_TIMEOUT_MS 60000
 #define BACKOFF_FIRST_MS 1000
 #define BACKOFF_MAX_MS   30000
-#define STABLE_S         60 /* a signer that ran this long resets the back-off */
+#define STABLE_S         60   /* a signer that ran this long resets the back-off */
+#define STOP_GRACE_MS    2000 /* a signer that has not exited by then is killed */
 
 static pthread_mutex_t g_mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t g_cv = PTHREAD_COND_INITIALIZER; /* a channel came free; stop */
@@ -48,6 +49,7 @@ static char g_exe[4096];
 static int g_inproc;
 static pthread_t g_sup;
 static int g_sup_running;
+static int g_sup_done; /* under g_mu: the supervisor has returned */
 static void (*g_on_restart)(void);
 static pthread_t g_inproc_th[SIGNER_MAX_CHANNELS];
 static unsigned g_inproc_n;
@@ -274,7 +276,30 @@ static void *supervise(void *arg)
         if (g_on_restart != NULL)
             g_on_restart();
     }
+    pthread_mutex_lock(&g_mu);
+    g_sup_done = 1;
+    pthread_cond_broadcast(&g_cv);
+    pthread_mutex_unlock(&g_mu);
     return NULL;
+}
+
+/* Wait up to ms for the supervisor to return; 1 if it did. */
+static int supervisor_done_within(unsigned ms)
+{
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += ms / 1000;
+    until.tv_nsec += (long)(ms % 1000) * 1000000L;
+    if (until.tv_nsec >= 1000000000L) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&g_mu);
+    while (!g_sup_done && pthread_cond_timedwait(&g_cv, &g_mu, &until) != ETIMEDOUT)
+        ;
+    int done = g_sup_done;
+    pthread_mutex_unlock(&g_mu);
+    return done;
 }
 
 ztb_err signer_client_start(const struct signer_opts *o, const char *exe, unsigned channels,
@@ -296,6 +321,7 @@ ztb_err signer_client_start(const struct signer_opts *o, const char *exe, unsign
         snprintf(g_exe, sizeof(g_exe), "%s", exe);
     g_on_restart = on_restart;
     g_stopping = 0;
+    g_sup_done = 0;
     ztb_err rv = spawn_signer(err, errcap);
     if (rv != ZTB_OK) {
         if (g_inproc)
@@ -325,8 +351,18 @@ void signer_client_stop(void)
     pid_t pid = atomic_load(&g_pid);
     mark_down(); /* closing its channels ends the signer */
     if (g_sup_running) {
-        if (pid > 0)
-            kill(pid, SIGTERM); /* in case a channel is still held somewhere */
+        /* closed channels end a healthy signer; SIGTERM one that still holds
+         * a channel somewhere, SIGCONT one that was stopped, and SIGKILL one
+         * that is hung: a stop must not wait forever on the signer */
+        if (pid > 0) {
+            kill(pid, SIGTERM);
+            kill(pid, SIGCONT);
+        }
+        if (!supervisor_done_within(STOP_GRACE_MS) && pid > 0) {
+            ztb_log(ZTB_LOG_WARN, "signer.killed_at_stop", ZTB_F_INT("pid", pid),
+                    ZTB_F_INT("grace_ms", STOP_GRACE_MS));
+            kill(pid, SIGKILL);
+        }
         pthread_join(g_sup, NULL);
         g_sup_running = 0;
     }

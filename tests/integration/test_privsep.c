@@ -313,6 +313,46 @@ static int dead_or_zombie(pid_t pid)
     return rp == NULL || rp[1] == '\0' || rp[2] == 'Z' || rp[2] == 'X';
 }
 
+/* 1 once every thread of pid is stopped: kill(SIGSTOP) only queues the stop,
+ * and until each thread has taken it a signer thread woken by a request may
+ * still answer it. */
+static int all_threads_stopped(pid_t pid)
+{
+    char p[64];
+    snprintf(p, sizeof(p), "/proc/%d/task", (int)pid);
+    DIR *d = opendir(p);
+    if (d == NULL)
+        return 0;
+    struct dirent *e;
+    int threads = 0, stopped = 0;
+    while ((e = readdir(d)) != NULL) {
+        if (e->d_name[0] == '.')
+            continue;
+        char sp[300], stat[512];
+        snprintf(sp, sizeof(sp), "/proc/%d/task/%s/stat", (int)pid, e->d_name);
+        FILE *f = fopen(sp, "r");
+        if (f == NULL)
+            continue;
+        size_t n = fread(stat, 1, sizeof(stat) - 1, f);
+        fclose(f);
+        stat[n] = '\0';
+        const char *rp = strrchr(stat, ')');
+        threads++;
+        if (rp != NULL && rp[1] == ' ' && (rp[2] == 'T' || rp[2] == 't'))
+            stopped++;
+    }
+    closedir(d);
+    return threads > 0 && stopped == threads;
+}
+
+static void stop_signer(pid_t pid)
+{
+    assert_int_equal(kill(pid, SIGSTOP), 0);
+    for (int i = 0; i < 2000 && !all_threads_stopped(pid); i++)
+        usleep(2500);
+    assert_true(all_threads_stopped(pid));
+}
+
 /* Poll until a token is issued again (at most 20 s). */
 static int token_ok(void *arg)
 {
@@ -382,7 +422,7 @@ static void test_signer_killed_fails_closed_and_recovers(void **state)
     assert_int_not_equal(again, signer);
 
     /* a hung signer: calls time out (503), the hung one is replaced */
-    assert_int_equal(kill(again, SIGSTOP), 0);
+    stop_signer(again);
     expect_503(za_token(&b, &w, "crm", "crm%3Aread", &r, NULL, 0), &r);
     if (!za_wait(token_ok, &w, 20000)) {
         zh_broker_dump_log(&b);
@@ -393,12 +433,33 @@ static void test_signer_killed_fails_closed_and_recovers(void **state)
     za_free(&w3);
 }
 
+/* A hung signer does not hang the broker's stop: it is ended within its
+ * grace period and the broker exits cleanly. */
+static void test_broker_stops_with_a_hung_signer(void **state)
+{
+    (void)state;
+    pid_t signer = signer_pid();
+    assert_true(signer > 0);
+    stop_signer(signer);
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    assert_int_equal(zh_broker_stop(&b), 0);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    double s = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+    assert_true(s < 15.0);
+    assert_true(dead_or_zombie(signer));
+    /* a fresh one, so that the teardown has a broker to stop */
+    zh_rmtree(b.dir);
+    zh_broker_start_issuing(&b, rd.url, policy_doc);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_http_process_holds_no_private_key, setup, teardown),
         cmocka_unit_test_setup_teardown(test_signer_killed_fails_closed_and_recovers, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_broker_stops_with_a_hung_signer, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
