@@ -33,7 +33,9 @@
 #include <time.h>
 
 #include "bench_util.h"
+#include "broker/admin/policy_shadow.h"
 #include "common/buf.h"
+#include "common/log.h"
 #include "policy/policy.h"
 
 #if defined(__SANITIZE_ADDRESS__)
@@ -300,6 +302,39 @@ int main(void)
     uint64_t h1 = bench_now_ns();
     policy_holder_free(h);
 
+    /* shadow mode: the enforced decision, then the same request through the
+     * broker's real shadow path with a candidate that decides alike (the
+     * common case: a difference adds a lock and an audit record). Rounds
+     * alternate with plain evaluation so the machine's noise hits both. */
+    struct policy_shadow *sh = NULL;
+    if (policy_shadow_new(&sh) != ZTB_OK)
+        return 1;
+    ztb_log_set_level(ZTB_LOG_OFF);
+    policy_unref(policy_shadow_set(sh, policy_ref(p), "bench"));
+    enum { SROUNDS = 7, SPER = 1 << 19 };
+    double plain_ns[SROUNDS], shadow_ns[SROUNDS];
+    for (int r = 0; r < SROUNDS; r++) {
+        uint64_t a0 = thread_cpu_ns();
+        for (int i = 0; i < SPER; i++) {
+            policy_decision dec;
+            policy_eval(p, &s->req[i & (REQUESTS - 1)], &dec);
+            sink += dec.effect;
+        }
+        uint64_t a1 = thread_cpu_ns();
+        for (int i = 0; i < SPER; i++) {
+            policy_decision dec;
+            policy_eval(p, &s->req[i & (REQUESTS - 1)], &dec);
+            policy_shadow_observe(sh, &s->req[i & (REQUESTS - 1)], &dec);
+            sink += dec.effect;
+        }
+        uint64_t a2 = thread_cpu_ns();
+        plain_ns[r] = (double)(a1 - a0) / SPER;
+        shadow_ns[r] = (double)(a2 - a1) / SPER;
+    }
+    uint64_t sev = 0, sdiff = 0;
+    policy_shadow_counts(sh, &sev, &sdiff);
+    policy_shadow_free(sh);
+
     bench_metric("rules", (double)policy_rule_count(p));
     bench_metric("agents", (double)policy_agent_count(p));
     bench_metric("groups", (double)policy_group_count(p));
@@ -324,6 +359,11 @@ int main(void)
     bench_metric("approval_pct", 100.0 * effects[POLICY_APPROVAL_REQUIRED] / REQUESTS);
     bench_metric("deny_pct", 100.0 * effects[POLICY_DENY] / REQUESTS);
     bench_metric("holder_acquire_release_ns", (double)(h1 - h0) / HOLDS);
+    double pn = bench_median(plain_ns, SROUNDS), sn = bench_median(shadow_ns, SROUNDS);
+    bench_metric("decide_cpu_ns", pn);
+    bench_metric("decide_with_shadow_cpu_ns", sn);
+    bench_metric("shadow_added_cpu_ns", sn - pn);
+    bench_metric("shadow_differences", (double)sdiff); /* 0: the candidate decides alike */
     bench_note("median of %d rounds of %d evaluations on one thread (shared machine: noisy)",
                ROUNDS, PER_ROUND);
     (void)sink;

@@ -27,6 +27,7 @@
 #include "broker/signals/signals.h"
 #include "policy/policy.h"
 #include "broker/privdrop.h"
+#include "broker/admin/policy_shadow.h"
 #include "broker/admin/reload.h"
 #include "broker/store/redis_private.h"
 #include "broker/http/metrics.h"
@@ -162,7 +163,8 @@ static void load_keys(struct broker_config *cfg)
 
 static void load_policy(const struct broker_config *cfg)
 {
-    if (policy_holder_new(&g_broker.policy) != ZTB_OK)
+    if (policy_holder_new(&g_broker.policy) != ZTB_OK ||
+        policy_shadow_new(&g_broker.shadow) != ZTB_OK)
         die("policy", "out of memory");
     /* at start and at every reload alike */
     policy_holder_require_trust_domain(g_broker.policy, cfg->trust_domain);
@@ -342,8 +344,10 @@ int main(int argc, char **argv)
         .per_ip_connection_limit = cfg->per_ip_connection_limit,
         .connection_timeout_s = cfg->connection_timeout_s,
     };
-    struct http_limits admin_lim = lim;          /* the admin socket is never TLS */
-    lim.on_too_large = handle_signals_too_large; /* audits oversized signals */
+    struct http_limits admin_lim = lim; /* the admin socket is never TLS */
+    if (admin_lim.max_body < POLICY_MAX_DOCUMENT)
+        admin_lim.max_body = POLICY_MAX_DOCUMENT; /* a candidate policy is a body */
+    lim.on_too_large = handle_signals_too_large;  /* audits oversized signals */
     if (tls) {
         lim.tls_cert_pem = ztb_buf_cstr(&tls_cert);
         lim.tls_key_pem = ztb_buf_cstr(&tls_key);
@@ -391,6 +395,7 @@ int main(int argc, char **argv)
     ztb_buf_free(&tls_cert);
     ztb_buf_free(&ca_pem);
     policy_holder_free(g_broker.policy);
+    policy_shadow_free(g_broker.shadow);
     if (g_broker.private_redis)
         redis_private_stop();
     redis_client_shutdown();

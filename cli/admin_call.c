@@ -20,18 +20,27 @@ int ztbctl_admin(struct ztbctl *ctl, const char *method, const char *path, json_
         ztbctl_err("out of memory");
         return -1;
     }
+    int rc = ztbctl_admin_text(ctl, method, path, text, text ? strlen(text) : 0, out, status);
+    free(text);
+    return rc;
+}
+
+int ztbctl_admin_text(struct ztbctl *ctl, const char *method, const char *path, const char *text,
+                      size_t len, json_t **out, long *status)
+{
+    *out = NULL;
+    *status = 0;
     struct ztb_admin_request rq = {
         .socket_path = ctl->socket_path,
         .method = method,
         .path = path,
         .content_type = text ? "application/json" : NULL,
         .body = text,
-        .body_len = text ? strlen(text) : 0,
+        .body_len = text ? len : 0,
     };
     struct ztb_admin_response rs;
     char why[256];
     ztb_err rv = ztb_admin_call(&rq, &rs, why, sizeof(why));
-    free(text);
     if (rv == ZTB_ERR_UNAVAILABLE) {
         ztbctl_err("cannot reach the broker's admin socket %s: %s (is ztb-broker running? "
                    "--socket or $ZTB_ADMIN_SOCKET name another)",

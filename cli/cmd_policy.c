@@ -33,14 +33,21 @@ static void usage(FILE *out)
             "                             [--resource R] [--context JSON|@FILE]\n"
             "       ztbctl policy signals FILE --signal TYPE --severity LEVEL\n"
             "                             [--confidence 0..1] [--agent A]\n"
+            "       ztbctl policy diff OLD NEW\n"
             "       ztbctl policy reload\n"
+            "       ztbctl policy shadow load FILE|report|promote|clear\n"
             "\n"
             "check    load FILE as the broker would; print its problems or a summary\n"
             "explain  the decision for one request and why: the rule that decided, why\n"
             "         the others did not apply, and where each obligation comes from\n"
             "signals  the anomaly responses FILE asks for when such a signal arrives\n"
+            "diff     which rules OLD -> NEW adds, removes and changes, and which other\n"
+            "         sections change (key order and spacing are no change)\n"
             "reload   make the running broker load its policy file again (admin API);\n"
             "         a refused file leaves the old policy in force\n"
+            "shadow   run a candidate policy beside the enforced one on live traffic,\n"
+            "         report what it would decide differently, promote or clear it\n"
+            "         (ztbctl policy shadow --help)\n"
             "\n"
             "--context is a JSON object with any of:\n"
             "  \"time\": \"2025-06-04T10:00:00Z\" or Unix seconds (default: now)\n"
@@ -359,6 +366,45 @@ static int signals(struct ztbctl *ctl, int argc, char **argv)
     return ZTBCTL_EXIT_OK;
 }
 
+/* Which rules and sections differ between two files. */
+static int diff(struct ztbctl *ctl, int argc, char **argv)
+{
+    if (argc != 4) {
+        usage(stderr);
+        return ZTBCTL_EXIT_USAGE;
+    }
+    policy *a = load(ctl, argv[2]);
+    policy *b = a ? load(ctl, argv[3]) : NULL;
+    json_t *d = NULL;
+    int rc = ZTBCTL_EXIT_FAIL;
+    if (b != NULL && policy_diff(a, b, &d) != ZTB_OK)
+        ztbctl_err("out of memory");
+    if (d != NULL && ctl->json) {
+        ztbctl_print_json(json_incref(d));
+        rc = ZTBCTL_EXIT_OK;
+    } else if (d != NULL) {
+        static const char *const keys[] = {"rules_added", "rules_removed", "rules_changed",
+                                           "sections_changed"};
+        size_t shown = 0;
+        for (size_t k = 0; k < 4; k++) {
+            size_t i;
+            const json_t *v;
+            json_array_foreach(json_object_get(d, keys[k]), i, v)
+            {
+                printf("%-17s %s\n", keys[k], json_string_value(v));
+                shown++;
+            }
+        }
+        if (shown == 0 && !ctl->quiet)
+            printf("no change in rules or sections\n");
+        rc = ZTBCTL_EXIT_OK;
+    }
+    json_decref(d);
+    policy_unref(a);
+    policy_unref(b);
+    return rc;
+}
+
 /* Ask the running broker to reload its policy file. */
 static int reload(struct ztbctl *ctl)
 {
@@ -401,6 +447,11 @@ int cmd_policy(struct ztbctl *ctl, int argc, char **argv)
         return signals(ctl, argc, argv);
     if (strcmp(argv[1], "reload") == 0 && argc == 2)
         return reload(ctl);
-    ztbctl_err("policy: unknown command '%s' (check, explain, signals, reload)", argv[1]);
+    if (strcmp(argv[1], "shadow") == 0)
+        return cmd_policy_shadow(ctl, argc - 1, argv + 1);
+    if (strcmp(argv[1], "diff") == 0)
+        return diff(ctl, argc, argv);
+    ztbctl_err("policy: unknown command '%s' (check, explain, signals, diff, reload, shadow)",
+               argv[1]);
     return ZTBCTL_EXIT_USAGE;
 }

@@ -69,6 +69,15 @@ int ztbctl_wants_help(int argc, char **argv, int from);
 int ztbctl_admin(struct ztbctl *ctl, const char *method, const char *path, json_t *body,
                  json_t **out, long *status);
 
+/* Same, with a JSON document as text (len bytes) for the body, sent as is. */
+int ztbctl_admin_text(struct ztbctl *ctl, const char *method, const char *path, const char *text,
+                      size_t len, json_t **out, long *status);
+
+/* `ztbctl policy shadow ...` (cmd_policy_shadow.c), argv[0] is "shadow"; and the
+ * atomic replacement of the policy file it promotes into (0, or -1 said). */
+int ztbctl_replace_policy_file(const char *path, const char *doc, size_t n);
+int cmd_policy_shadow(struct ztbctl *ctl, int argc, char **argv);
+
 /* Command groups (one per cmd_*.c file). */
 int cmd_keys(struct ztbctl *ctl, int argc, char **argv);
 int cmd_ca(struct ztbctl *ctl, int argc, char **argv);

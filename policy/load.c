@@ -155,6 +155,15 @@ ztb_err policy_load(const void *doc, size_t len, policy **out, policy_diag *diag
     }
     ZTB_TRY(rv, ztb_arena_error(&p->arena));
     digest_hex(doc ? doc : "", len, p->digest);
+    p->doc = malloc(len + 1);
+    if (p->doc == NULL) {
+        rv = ZTB_ERR_NOMEM;
+        goto out;
+    }
+    if (len > 0)
+        memcpy(p->doc, doc, len);
+    p->doc[len] = '\0';
+    p->doc_len = len;
     *out = p;
     p = NULL;
 out:

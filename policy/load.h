@@ -20,6 +20,9 @@
 #include "policy/diag.h"
 #include "policy/types.h"
 
+/* The largest document policy_load accepts (bytes of JSON). */
+#define POLICY_MAX_DOCUMENT (16u << 20)
+
 /*
  * Load the len bytes at doc (not necessarily NUL-terminated). On success
  * *out is a new policy with one reference (the caller releases it with

@@ -18,11 +18,12 @@
 #include "common/arena.h"
 #include "policy/cond.h"
 #include "policy/glob.h"
+#include "policy/load.h"
 #include "policy/strmap.h"
 #include "policy/types.h"
 
 /* Limits on what a document may hold (docs/policy.md lists them). */
-#define POLICY_MAX_DOC       (16u << 20) /* bytes of JSON */
+#define POLICY_MAX_DOC       POLICY_MAX_DOCUMENT /* bytes of JSON (load.h) */
 #define POLICY_MAX_ARENA     (256u << 20)
 #define POLICY_MAX_RULES     10000
 #define POLICY_MAX_GROUPS    1024
@@ -152,6 +153,8 @@ struct policy {
     atomic_uint refs;
     ztb_arena arena;
     char digest[65]; /* SHA-256 of the document, hex */
+    char *doc;       /* the document as loaded (malloc'd, NUL-terminated) */
+    size_t doc_len;
     const char *trust_domain;
     const char *spiffe_prefix; /* "spiffe://<td>/agent/" */
     uint32_t spiffe_prefix_len;

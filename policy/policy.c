@@ -39,7 +39,14 @@ void policy_unref(policy *p)
     if (atomic_fetch_sub_explicit(&p->refs, 1, memory_order_acq_rel) != 1)
         return;
     ztb_arena_free(&p->arena);
+    free(p->doc);
     free(p);
+}
+
+const char *policy_document(const policy *p, size_t *len)
+{
+    *len = p->doc != NULL ? p->doc_len : 0;
+    return p->doc != NULL ? p->doc : "";
 }
 
 const char *policy_trust_domain(const policy *p)

@@ -11,6 +11,7 @@
  *   explain.h  policy_explain: the decision and why, for people
  *   signals.h  policy_signal_responses: anomaly responses for a signal
  *   holder.h   policy_holder: the current policy, swapped atomically on reload
+ *   diff.h     policy_diff: what changed between two policies, rule by rule
  *
  * and declares the policy's lifetime (a reference count), read-only
  * accessors, and the names of the enum values used in logs and JSON.
@@ -28,6 +29,7 @@
 #include "common/buf.h"
 #include "policy/cond.h"
 #include "policy/diag.h"
+#include "policy/diff.h"
 #include "policy/eval.h"
 #include "policy/explain.h"
 #include "policy/holder.h"
@@ -52,6 +54,9 @@ void policy_unref(policy *p);
 
 /* The trust domain, e.g. "example.org". Valid while p is. */
 const char *policy_trust_domain(const policy *p);
+
+/* The document exactly as it was loaded (NUL-terminated, *len bytes). Valid while p is. */
+const char *policy_document(const policy *p, size_t *len);
 
 /* SHA-256 of the document, 64 lowercase hex digits: which policy decided. */
 const char *policy_digest(const policy *p);

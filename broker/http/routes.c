@@ -7,6 +7,7 @@
  */
 #include "broker/admin/admin.h"
 #include "broker/admin/admin_signals.h"
+#include "broker/admin/policy_shadow.h"
 #include "broker/broker.h"
 #include "broker/auth/enroll.h"
 #include "broker/tokens/introspect_http.h"
@@ -48,5 +49,7 @@ const struct http_route admin_routes[] = {
     {"GET", "/v1/keys", handle_admin_keys, "admin_keys"},
     {"POST", "/v1/keys/rotate", handle_admin_keys_rotate, "admin_keys_rotate"},
     {"POST", "/v1/policy/reload", handle_admin_policy_reload, "admin_policy_reload"},
+    {NULL, "/v1/policy/shadow", handle_admin_policy_shadow, "admin_policy_shadow"},
+    {NULL, "/v1/policy/shadow/*", handle_admin_policy_shadow_sub, "admin_policy_shadow_sub"},
 };
 const size_t admin_routes_n = sizeof(admin_routes) / sizeof(admin_routes[0]);

@@ -8,6 +8,7 @@
 
 #include <jansson.h>
 
+#include "broker/admin/policy_shadow.h"
 #include "broker/audit/audit.h"
 #include "broker/tokens/authz_details.h"
 #include "broker/broker.h"
@@ -621,7 +622,10 @@ void handle_token(struct http_req *req, struct http_resp *resp)
                 .authorization_details = t.details},
     };
     http_req_peer_ip(req, &pr.ctx.source.family, pr.ctx.source.addr);
-    if (policy_eval(pol, &pr, &d) != ZTB_OK || d.effect == POLICY_DENY) {
+    ztb_err pe = policy_eval(pol, &pr, &d);
+    if (pe == ZTB_OK)
+        policy_shadow_observe(t.b->shadow, &pr, &d); /* a candidate's view, recorded only */
+    if (pe != ZTB_OK || d.effect == POLICY_DENY) {
         char why[300];
         ztb_buf wb;
         ztb_buf_init_fixed(&wb, why, sizeof(why));
