@@ -24,11 +24,19 @@ static void usage(FILE *out)
             "       ztbctl signals pending                  responses waiting for an operator\n"
             "       ztbctl signals confirm ACTION_ID        apply one\n"
             "       ztbctl signals reject ACTION_ID         drop one\n"
+            "       ztbctl signals mode SOURCE observe|enforce\n"
+            "       ztbctl signals mode --detector TYPE observe|enforce\n"
+            "       ztbctl signals modes                    what is in observe mode\n"
             "\n"
             "A source authenticates POST /v1/signals with the secret `source add` prints\n"
             "once (Authorization: Bearer ztbsrc_...), with SETs signed by the key in\n"
             "--jwk (application/secevent+jwt, iss = NAME), or, with --agent, as that\n"
-            "enrolled identity (a gateway). See docs/signals.md.\n");
+            "enrolled identity (a gateway). See docs/signals.md.\n"
+            "\n"
+            "Observe mode: a source's signals (or one of the broker's own detectors,\n"
+            "by the signal type it raises) are recorded and their responses computed\n"
+            "but not applied; `signals list` shows what they would have done. New\n"
+            "sources and detectors start in enforce mode; every change is audited.\n");
 }
 
 static const char *str(json_t *o, const char *k)
@@ -62,12 +70,14 @@ static void responses_text(json_t *arr, char *out, size_t cap)
     {
         if (used >= cap)
             break;
-        char extra[48] = "";
+        char extra[192] = "";
         if (json_is_integer(json_object_get(r, "need")) &&
             strcmp(str(r, "status"), "pending_signals") == 0)
             snprintf(extra, sizeof(extra), "(%lld/%lld)",
                      (long long)json_integer_value(json_object_get(r, "have")),
                      (long long)json_integer_value(json_object_get(r, "need")));
+        else if (json_is_string(json_object_get(r, "would")))
+            snprintf(extra, sizeof(extra), "(would %s)", str(r, "would"));
         else if (json_is_string(json_object_get(r, "action")))
             snprintf(extra, sizeof(extra), "(%s)", str(r, "action"));
         int n = snprintf(out + used, cap - used, "%s%s:%s%s", used ? " " : "", str(r, "response"),
@@ -309,6 +319,63 @@ static int decide(struct ztbctl *ctl, const char *id, int confirm)
     return ZTBCTL_EXIT_OK;
 }
 
+/* `signals mode [--detector] WHO observe|enforce` */
+static int mode_cmd(struct ztbctl *ctl, int argc, char **argv)
+{
+    int det = argc == 5 && strcmp(argv[2], "--detector") == 0;
+    if (argc != (det ? 5 : 4)) {
+        usage(stderr);
+        return ZTBCTL_EXIT_USAGE;
+    }
+    const char *who = argv[det ? 3 : 2], *mode = argv[det ? 4 : 3];
+    json_t *body = json_pack("{s:s,s:s}", det ? "detector" : "source", who, "mode", mode);
+    json_t *r = NULL;
+    long status;
+    int rc = ztbctl_admin(ctl, "POST", "/v1/signal-modes", body, &r, &status);
+    json_decref(body);
+    if (rc != 0) {
+        json_decref(r);
+        return ZTBCTL_EXIT_FAIL;
+    }
+    if (ctl->json)
+        ztbctl_print_json(r);
+    else {
+        if (!ctl->quiet)
+            printf("%s %s: %s\n", det ? "detector" : "source", who,
+                   strcmp(mode, "observe") == 0
+                       ? "observe mode (signals recorded, responses computed, none applied)"
+                       : "enforce mode (responses applied)");
+        json_decref(r);
+    }
+    return ZTBCTL_EXIT_OK;
+}
+
+static int modes_cmd(struct ztbctl *ctl)
+{
+    json_t *r = NULL;
+    long status;
+    if (ztbctl_admin(ctl, "GET", "/v1/signal-modes", NULL, &r, &status) != 0) {
+        json_decref(r);
+        return ZTBCTL_EXIT_FAIL;
+    }
+    if (ctl->json) {
+        ztbctl_print_json(r);
+        return ZTBCTL_EXIT_OK;
+    }
+    const char *k;
+    json_t *v;
+    size_t n = 0;
+    json_object_foreach(json_object_get(r, "observe"), k, v)
+    {
+        printf("%-40s %s\n", k, json_string_value(v));
+        n++;
+    }
+    if (n == 0 && !ctl->quiet)
+        printf("every source and detector is in enforce mode\n");
+    json_decref(r);
+    return ZTBCTL_EXIT_OK;
+}
+
 int cmd_signals(struct ztbctl *ctl, int argc, char **argv)
 {
     if (argc < 2 || ztbctl_wants_help(argc, argv, 1)) {
@@ -324,6 +391,10 @@ int cmd_signals(struct ztbctl *ctl, int argc, char **argv)
         return pending(ctl);
     if ((strcmp(verb, "confirm") == 0 || strcmp(verb, "reject") == 0) && argc == 3)
         return decide(ctl, argv[2], verb[0] == 'c');
+    if (strcmp(verb, "mode") == 0)
+        return mode_cmd(ctl, argc, argv);
+    if (strcmp(verb, "modes") == 0 && argc == 2)
+        return modes_cmd(ctl);
     ztbctl_err("unknown signals command '%s' (see ztbctl signals --help)", verb);
     return ZTBCTL_EXIT_USAGE;
 }

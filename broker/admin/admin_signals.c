@@ -443,3 +443,69 @@ void handle_admin_action(struct http_req *req, struct http_resp *resp)
                              result ? result
                                     : json_pack("{s:s,s:s}", "action", a.id, "status", "applied"));
 }
+
+/* ---- observe mode ---------------------------------------------------------- */
+
+static void set_mode(struct http_req *req, struct http_resp *resp, json_t *body)
+{
+    static const char *const fields[] = {"source", "detector", "mode", NULL};
+    if (!admin_only_fields(body, fields, resp))
+        return;
+    const char *source = json_string_value(json_object_get(body, "source"));
+    const char *detector = json_string_value(json_object_get(body, "detector"));
+    const char *mode = json_string_value(json_object_get(body, "mode"));
+    if ((source == NULL) == (detector == NULL)) {
+        http_resp_error(resp, 400, "invalid_request",
+                        "name either a source or a detector (its signal type)");
+        return;
+    }
+    if (source != NULL &&
+        (!store_source_name_ok(source) || strcmp(source, SIGNALS_BROKER_SOURCE) == 0)) {
+        http_resp_error(resp, 400, "invalid_request",
+                        "source: not a source name (the broker's own detectors are set one by "
+                        "one: \"detector\": TYPE)");
+        return;
+    }
+    if (detector != NULL && !signal_type_ok(detector)) {
+        http_resp_error(resp, 400, "invalid_request",
+                        "detector: not a signal type (e.g. policy_violation, new_audience)");
+        return;
+    }
+    if (mode == NULL || (strcmp(mode, "observe") != 0 && strcmp(mode, "enforce") != 0)) {
+        http_resp_error(resp, 400, "invalid_request", "mode: \"observe\" or \"enforce\"");
+        return;
+    }
+    char who[160];
+    snprintf(who, sizeof(who), "%s:%s", source ? "source" : "detector", source ? source : detector);
+    ztb_err rv = store_signal_mode_set(who, strcmp(mode, "observe") == 0);
+    if (rv != ZTB_OK) {
+        admin_store_error(resp, rv, "cannot set the mode");
+        return;
+    }
+    char actor[64];
+    admin_operator_actor(req, actor, sizeof(actor));
+    audit("signal.mode_changed", actor, 1, ZTB_F_STR("who", who), ZTB_F_STR("mode", mode));
+    http_resp_json_value(resp, 200, json_pack("{s:s,s:s}", "who", who, "mode", mode));
+}
+
+void handle_admin_signal_modes(struct http_req *req, struct http_resp *resp)
+{
+    if (strcmp(req->method, "GET") == 0) {
+        json_t *o = NULL;
+        ztb_err rv = store_signal_modes(&o);
+        if (rv != ZTB_OK)
+            admin_store_error(resp, rv, "cannot read the modes");
+        else
+            http_resp_json_value(resp, 200, json_pack("{s:o}", "observe", o));
+        return;
+    }
+    if (strcmp(req->method, "POST") != 0) {
+        http_resp_error(resp, 405, "invalid_request", "method not allowed");
+        return;
+    }
+    json_t *body = http_req_json_object(req, resp);
+    if (body == NULL)
+        return;
+    set_mode(req, resp, body);
+    json_decref(body);
+}

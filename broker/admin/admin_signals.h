@@ -18,6 +18,9 @@
  *   GET  /v1/signal-actions              responses waiting for (or decided by) an operator
  *   POST /v1/signal-actions/ID/confirm   apply it
  *   POST /v1/signal-actions/ID/reject    drop it
+ *   GET  /v1/signal-modes                what is in observe mode
+ *   POST /v1/signal-modes                {"source": NAME | "detector": TYPE,
+ *                                         "mode": "observe"|"enforce"}
  *
  * Every call is audited with the operator's uid; every state change durably.
  */
@@ -33,5 +36,6 @@ void handle_admin_sources(struct http_req *req, struct http_resp *resp);
 void handle_admin_source(struct http_req *req, struct http_resp *resp);
 void handle_admin_actions(struct http_req *req, struct http_resp *resp);
 void handle_admin_action(struct http_req *req, struct http_resp *resp);
+void handle_admin_signal_modes(struct http_req *req, struct http_resp *resp);
 
 #endif /* ZTB_BROKER_ADMIN_SIGNALS_H */

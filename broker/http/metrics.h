@@ -14,7 +14,7 @@
 
 #include "common/buf.h"
 
-#define METRICS_MAX_ENDPOINTS 48
+#define METRICS_MAX_ENDPOINTS 96
 #define METRICS_MAX_AUDIENCES 256
 
 enum metrics_counter {

@@ -45,6 +45,7 @@ const struct http_route admin_routes[] = {
     {NULL, "/v1/signal-sources", handle_admin_sources, "admin_signal_sources"},
     {NULL, "/v1/signal-sources/*", handle_admin_source, "admin_signal_source"},
     {"GET", "/v1/signal-actions", handle_admin_actions, "admin_signal_actions"},
+    {NULL, "/v1/signal-modes", handle_admin_signal_modes, "admin_signal_modes"},
     {NULL, "/v1/signal-actions/*", handle_admin_action, "admin_signal_action"},
     {"GET", "/v1/keys", handle_admin_keys, "admin_keys"},
     {"POST", "/v1/keys/rotate", handle_admin_keys_rotate, "admin_keys_rotate"},

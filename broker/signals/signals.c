@@ -103,8 +103,34 @@ static json_t *subject_json(const struct signal *s)
     return o;
 }
 
-/* One response of the policy for signal s: counted, filed or applied. */
-static ztb_err respond(const struct signal *s, const policy_signal_response *pr, json_t *out)
+/*
+ * Observe mode: what the response would have done, recorded and audited, and
+ * nothing else (no quorum counted, no operator action filed, nothing revoked).
+ */
+static void observe_response(const struct signal *s, const policy_signal_response *pr,
+                             const char *name, const char *kind, const char *target, json_t *o,
+                             const char *actor)
+{
+    char would[400];
+    if (pr->independent_signals > 1)
+        snprintf(would, sizeof(would), "count toward %u independent signals, then %s %s %s",
+                 pr->independent_signals, name, kind, target);
+    else if (pr->operator_confirmation)
+        snprintf(would, sizeof(would), "ask an operator to %s %s %s", name, kind, target);
+    else
+        snprintf(would, sizeof(would), "%s %s %s", name, kind, target);
+    json_object_set_new(o, "status", json_string("observed"));
+    json_object_set_new(o, "target", json_string(target));
+    json_object_set_new(o, "would", json_string(would));
+    audit("signal.response_observed", actor, 0, ZTB_F_STR("signal", s->id),
+          ZTB_F_STR("entry", pr->id), ZTB_F_STR("response", name), ZTB_F_STR(kind, target),
+          ZTB_F_STR("would", would));
+}
+
+/* One response of the policy for signal s: counted, filed or applied (in
+ * observe mode: only described). */
+static ztb_err respond(const struct signal *s, const policy_signal_response *pr, int observe,
+                       json_t *out)
 {
     const char *name = policy_response_name(pr->response);
     const char *kind = revocation_target_kind(pr->response);
@@ -120,6 +146,10 @@ static ztb_err respond(const struct signal *s, const policy_signal_response *pr,
         json_object_set_new(o, "reason", json_string(why));
         audit("signal.response_skipped", actor, 0, ZTB_F_STR("signal", s->id),
               ZTB_F_STR("entry", pr->id), ZTB_F_STR("response", name), ZTB_F_STR("reason", why));
+        return ZTB_OK;
+    }
+    if (observe) {
+        observe_response(s, pr, name, kind, target, o, actor);
         return ZTB_OK;
     }
     char sigs[512];
@@ -224,7 +254,11 @@ ztb_err signals_process(const struct broker *b, struct signal *s, json_t **resul
         }
         ZTB_GUARD(rv);
     }
-    audit("signal.received", actor, 0, ZTB_F_STR("signal", s->id), ZTB_F_STR("source", s->source),
+    int observe = 0;
+    ZTB_GUARD(store_signal_mode_get(s->source, s->type,
+                                    strcmp(s->source, SIGNALS_BROKER_SOURCE) == 0, &observe));
+    audit("signal.received", actor, 0, ZTB_F_BOOL("observe", observe), ZTB_F_STR("signal", s->id),
+          ZTB_F_STR("source", s->source),
           ZTB_F_STR("source_jti", s->source_jti[0] ? s->source_jti : NULL),
           ZTB_F_STR("type", s->type), ZTB_F_STR("severity", policy_severity_name(s->severity)),
           ZTB_F_DBL("confidence", s->confidence), ZTB_F_STR("agent", s->agent[0] ? s->agent : NULL),
@@ -246,7 +280,7 @@ ztb_err signals_process(const struct broker *b, struct signal *s, json_t **resul
         else if (prv != ZTB_OK)
             n = 0;
         for (size_t i = 0; i < n && rv == ZTB_OK; i++)
-            rv = respond(s, &pr[i], responses);
+            rv = respond(s, &pr[i], observe, responses);
     }
     if (pol != NULL)
         policy_holder_release(pol);
@@ -255,6 +289,7 @@ ztb_err signals_process(const struct broker *b, struct signal *s, json_t **resul
     if (rv == ZTB_ERR_REPLAY)
         rv = ZTB_OK; /* the same signal raced us: both were processed, harmlessly */
     json_t *rec = record_of(s, responses, now);
+    json_object_set_new(rec, "mode", json_string(observe ? "observe" : "enforce"));
     if (rv == ZTB_OK) {
         char *text = json_dumps(rec, JSON_COMPACT | JSON_SORT_KEYS);
         rv = text ? store_signal_record(text) : ZTB_ERR_NOMEM;
@@ -267,8 +302,8 @@ ztb_err signals_process(const struct broker *b, struct signal *s, json_t **resul
         return rv;
     }
     if (result != NULL)
-        *result =
-            json_pack("{s:s,s:b,s:O}", "signal", s->id, "duplicate", 0, "responses", responses);
+        *result = json_pack("{s:s,s:b,s:s,s:O}", "signal", s->id, "duplicate", 0, "mode",
+                            observe ? "observe" : "enforce", "responses", responses);
     json_decref(rec);
     json_decref(responses);
     return ZTB_OK;

@@ -103,3 +103,60 @@ ztb_err store_signal_list(size_t limit, json_t **out)
     *out = arr;
     return ZTB_OK;
 }
+
+#define MODES_KEY "ztb:signal_modes"
+
+ztb_err store_signal_mode_set(const char *who, int observe)
+{
+    ZTB_ENSURE(who != NULL && strlen(who) < STORE_KEY_MAX, ZTB_ERR_INVALID_ARG);
+    redisReply *r;
+    if (observe)
+        ZTB_GUARD(redis_commandf(&r, "HSET " MODES_KEY " %s observe", who));
+    else
+        ZTB_GUARD(redis_commandf(&r, "HDEL " MODES_KEY " %s", who));
+    if (r->type != REDIS_REPLY_INTEGER)
+        return store_unexpected_reply(r, "signal_mode_set");
+    freeReplyObject(r);
+    return ZTB_OK;
+}
+
+ztb_err store_signal_mode_get(const char *source, const char *type, int detector, int *observe)
+{
+    *observe = 0;
+    ZTB_ENSURE(source != NULL && type != NULL, ZTB_ERR_INVALID_ARG);
+    char fs[STORE_KEY_MAX], fd[STORE_KEY_MAX];
+    int a = snprintf(fs, sizeof(fs), "source:%s", source);
+    int b = snprintf(fd, sizeof(fd), "detector:%s", detector ? type : "");
+    ZTB_ENSURE(a > 0 && (size_t)a < sizeof(fs) && b > 0 && (size_t)b < sizeof(fd),
+               ZTB_ERR_TOO_LARGE);
+    redisReply *r;
+    ZTB_GUARD(redis_commandf(&r, "HMGET " MODES_KEY " %s %s", fs, fd));
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != 2)
+        return store_unexpected_reply(r, "signal_mode_get");
+    for (size_t i = 0; i < 2; i++) {
+        const redisReply *e = r->element[i];
+        if (e->type == REDIS_REPLY_STRING && strcmp(e->str, "observe") == 0 && (i == 0 || detector))
+            *observe = 1;
+    }
+    freeReplyObject(r);
+    return ZTB_OK;
+}
+
+ztb_err store_signal_modes(json_t **out)
+{
+    *out = NULL;
+    redisReply *r;
+    ZTB_GUARD(redis_commandf(&r, "HGETALL " MODES_KEY));
+    if (r->type != REDIS_REPLY_ARRAY)
+        return store_unexpected_reply(r, "signal_modes");
+    json_t *o = json_object();
+    for (size_t i = 0; o != NULL && i + 1 < r->elements; i += 2)
+        if (r->element[i]->type == REDIS_REPLY_STRING &&
+            r->element[i + 1]->type == REDIS_REPLY_STRING)
+            json_object_set_new(o, r->element[i]->str, json_string(r->element[i + 1]->str));
+    freeReplyObject(r);
+    if (o == NULL)
+        return ZTB_ERR_NOMEM;
+    *out = o;
+    return ZTB_OK;
+}

@@ -6,6 +6,8 @@
  *   ztb:sigjti:<sha256 hex>        STR  a (source, signal jti) already received, EX 24 h
  *   ztb:signals                    STREAM one entry per signal (field data = JSON),
  *                                  MAXLEN ~ 10000
+ *   ztb:signal_modes               HASH "source:<name>" or "detector:<signal type>"
+ *                                  -> "observe" (absent: enforce)
  *
  * Every function returns UNAVAILABLE when Redis cannot answer (callers fail
  * closed with 503); nothing here changes state half-way.
@@ -31,5 +33,20 @@ ztb_err store_signal_record(const char *json);
 
 /* The newest records first, at most limit: a new JSON array (caller decrefs). */
 ztb_err store_signal_list(size_t limit, struct json_t **out);
+
+/*
+ * Observe mode. A signal whose source, or (from the broker's own detectors,
+ * source "ztb-broker") whose type, is in observe mode is recorded and its
+ * responses computed, but none is applied. who is "source:<name>" or
+ * "detector:<type>"; observe 0 puts it back to enforce.
+ */
+ztb_err store_signal_mode_set(const char *who, int observe);
+
+/* *observe = 1 if the signal of source (and, for detector, of type) is
+ * observed only. detector: 1 when source is the broker's own. */
+ztb_err store_signal_mode_get(const char *source, const char *type, int detector, int *observe);
+
+/* Every entry in observe mode: a new JSON object {who: "observe"}. */
+ztb_err store_signal_modes(struct json_t **out);
 
 #endif /* ZTB_BROKER_STORE_SIGNALS_H */

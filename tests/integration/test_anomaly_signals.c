@@ -72,7 +72,10 @@ static const char *policy_doc =
     "   \"min_severity\": \"high\", \"response\": \"quarantine\"},\n"
     "  {\"id\": \"wanderer-approval\", \"signals\": [\"new_audience\"], \"agents\": "
     "[\"wanderer\"],\n"
-    "   \"min_severity\": \"medium\", \"response\": \"require_approval\"}\n"
+    "   \"min_severity\": \"medium\", \"response\": \"require_approval\"},\n"
+    "  {\"id\": \"watched-quarantine\", \"signals\": [\"policy_violation\"], \"agents\": "
+    "[\"watched\"],\n"
+    "   \"min_severity\": \"medium\", \"response\": \"quarantine\"}\n"
     " ]}\n";
 
 static struct zh_redis rd;
@@ -841,6 +844,97 @@ static void test_detectors(void **state)
 
 /* ---- ztbctl signals ---------------------------------------------------------------- */
 
+/* Observe mode: a source's (or a detector's) signals are recorded and their
+ * responses computed, none applied; switching is audited. */
+static void test_observe_mode(void **state)
+{
+    (void)state;
+    char *out, *err;
+    struct zh_resp r;
+    struct za_agent a;
+    za_enroll(&b, &a, "observed1");
+    const char *obs[] = {"signals", "mode", "siem", "observe", NULL};
+    assert_int_equal(ctl(&out, &err, obs), 0);
+    assert_non_null(strstr(out, "observe mode"));
+    free(out);
+    free(err);
+    json_t *ans =
+        signal_ok(siem_secret, "prompt_injection", "high", 0.9, "{\"agent\":\"observed1\"}");
+    assert_string_equal(json_string_value(json_object_get(ans, "mode")), "observe");
+    assert_string_equal(status_of(ans, "injection-approval"), "observed");
+    json_decref(ans);
+    /* nothing applied: the agent still gets tokens */
+    assert_int_equal(za_token(&b, &a, "payments", "payments%3Aread", &r, NULL, 0), 200);
+    zh_resp_free(&r);
+    const char *list[] = {"signals", "list", "--agent", "observed1", NULL};
+    assert_int_equal(ctl(&out, &err, list), 0);
+    assert_non_null(
+        strstr(out, "require_approval:observed(would require_approval agent observed1)"));
+    free(out);
+    free(err);
+    const char *modes[] = {"signals", "modes", NULL};
+    assert_int_equal(ctl(&out, &err, modes), 0);
+    assert_non_null(strstr(out, "source:siem"));
+    free(out);
+    free(err);
+
+    /* back to enforce: the same signal applies */
+    const char *enf[] = {"signals", "mode", "siem", "enforce", NULL};
+    assert_int_equal(ctl(&out, &err, enf), 0);
+    free(out);
+    free(err);
+    ans = signal_ok(siem_secret, "prompt_injection", "high", 0.9, "{\"agent\":\"observed1\"}");
+    assert_string_equal(json_string_value(json_object_get(ans, "mode")), "enforce");
+    assert_string_equal(status_of(ans, "injection-approval"), "applied");
+    json_decref(ans);
+    za_token(&b, &a, "payments", "payments%3Aread", &r, NULL, 0);
+    za_expect_error(&r, 403, "approval_required");
+    zh_resp_free(&r);
+
+    /* a detector in observe mode: its signal is raised, nothing is applied */
+    const char *det[] = {"signals", "mode", "--detector", "policy_violation", "observe", NULL};
+    assert_int_equal(ctl(&out, &err, det), 0);
+    free(out);
+    free(err);
+    struct za_agent w;
+    za_enroll(&b, &w, "watched");
+    for (int i = 0; i < 3; i++) {
+        za_token(&b, &w, "payments", "payments%3Adelete", &r, NULL, 0);
+        zh_resp_free(&r);
+    }
+    int seen = 0;
+    for (int i = 0; i < 250 && !seen; i++) {
+        char *audit = za_audit_text(&b);
+        seen = strstr(audit, "\"entry\":\"watched-quarantine\"") != NULL &&
+               strstr(audit, "\"would\":\"quarantine agent watched\"") != NULL;
+        free(audit);
+        if (!seen)
+            usleep(20000);
+    }
+    assert_true(seen);
+    assert_false(quarantined_cb("watched"));
+    assert_int_equal(za_token(&b, &w, "payments", "payments%3Aread", &r, NULL, 0), 200);
+    zh_resp_free(&r);
+    const char *back[] = {"signals", "mode", "--detector", "policy_violation", "enforce", NULL};
+    assert_int_equal(ctl(&out, &err, back), 0);
+    free(out);
+    free(err);
+    /* every switch audited, with the operator */
+    char *audit = za_audit_text(&b);
+    const char *m = strstr(audit, "\"signal.mode_changed\"");
+    assert_non_null(m);
+    assert_non_null(strstr(audit, "\"who\":\"detector:policy_violation\""));
+    assert_non_null(strstr(m, "operator:uid="));
+    free(audit);
+    /* a bad mode or name is refused */
+    const char *bad[] = {"signals", "mode", "siem", "sometimes", NULL};
+    assert_int_equal(ctl(&out, &err, bad), 1);
+    free(out);
+    free(err);
+    za_free(&a);
+    za_free(&w);
+}
+
 static void test_signals_cli(void **state)
 {
     (void)state;
@@ -909,6 +1003,7 @@ int main(void)
         cmocka_unit_test(test_taint_key),
         cmocka_unit_test(test_signed_set),
         cmocka_unit_test(test_detectors),
+        cmocka_unit_test(test_observe_mode),
         cmocka_unit_test(test_signals_cli),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

@@ -37,6 +37,37 @@ static void test_signal_records(void **state)
     json_decref(list);
 }
 
+/* Observe mode: per source, and per detector only for the broker's own signals. */
+static void test_modes(void **state)
+{
+    (void)state;
+    int obs = 1;
+    assert_int_equal(store_signal_mode_get("soc", "token_replay", 0, &obs), ZTB_OK);
+    assert_int_equal(obs, 0); /* enforce unless said otherwise */
+    assert_int_equal(store_signal_mode_set("source:soc", 1), ZTB_OK);
+    assert_int_equal(store_signal_mode_set("detector:policy_violation", 1), ZTB_OK);
+    assert_int_equal(store_signal_mode_get("soc", "token_replay", 0, &obs), ZTB_OK);
+    assert_int_equal(obs, 1);
+    assert_int_equal(store_signal_mode_get("siem", "token_replay", 0, &obs), ZTB_OK);
+    assert_int_equal(obs, 0);
+    /* a source naming a detector's type is not the detector */
+    assert_int_equal(store_signal_mode_get("siem", "policy_violation", 0, &obs), ZTB_OK);
+    assert_int_equal(obs, 0);
+    assert_int_equal(store_signal_mode_get("ztb-broker", "policy_violation", 1, &obs), ZTB_OK);
+    assert_int_equal(obs, 1);
+    assert_int_equal(store_signal_mode_get("ztb-broker", "rate_limit_burst", 1, &obs), ZTB_OK);
+    assert_int_equal(obs, 0);
+    json_t *m = NULL;
+    assert_int_equal(store_signal_modes(&m), ZTB_OK);
+    assert_int_equal(json_object_size(m), 2);
+    assert_string_equal(json_string_value(json_object_get(m, "source:soc")), "observe");
+    json_decref(m);
+    assert_int_equal(store_signal_mode_set("source:soc", 0), ZTB_OK);
+    assert_int_equal(store_signal_mode_get("soc", "token_replay", 0, &obs), ZTB_OK);
+    assert_int_equal(obs, 0);
+    assert_int_equal(store_signal_mode_set(NULL, 1), ZTB_ERR_INVALID_ARG);
+}
+
 /* Redis gone: UNAVAILABLE, nothing guessed. */
 static void test_unavailable(void **state)
 {
@@ -47,6 +78,8 @@ static void test_unavailable(void **state)
     assert_int_equal(store_signal_known("soc", "s-9"), ZTB_ERR_UNAVAILABLE);
     assert_int_equal(store_signal_list(10, &list), ZTB_ERR_UNAVAILABLE);
     assert_null(list);
+    int obs = 0;
+    assert_int_equal(store_signal_mode_get("soc", "x", 0, &obs), ZTB_ERR_UNAVAILABLE);
     zh_redis_restart(&rd);
 }
 
@@ -54,6 +87,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_signal_records),
+        cmocka_unit_test(test_modes),
         cmocka_unit_test(test_unavailable),
     };
     return cmocka_run_group_tests(tests, store_setup, store_teardown);
