@@ -16,27 +16,34 @@
 
 static void usage(FILE *out)
 {
-    fprintf(out,
-            "usage: ztbctl signals list [--limit N] [--agent NAME]   recent signals, newest first\n"
-            "       ztbctl signals source add NAME [--jwk FILE | --agent AGENT]\n"
-            "       ztbctl signals source list\n"
-            "       ztbctl signals source remove NAME\n"
-            "       ztbctl signals pending                  responses waiting for an operator\n"
-            "       ztbctl signals confirm ACTION_ID        apply one\n"
-            "       ztbctl signals reject ACTION_ID         drop one\n"
-            "       ztbctl signals mode SOURCE observe|enforce\n"
-            "       ztbctl signals mode --detector TYPE observe|enforce\n"
-            "       ztbctl signals modes                    what is in observe mode\n"
-            "\n"
-            "A source authenticates POST /v1/signals with the secret `source add` prints\n"
-            "once (Authorization: Bearer ztbsrc_...), with SETs signed by the key in\n"
-            "--jwk (application/secevent+jwt, iss = NAME), or, with --agent, as that\n"
-            "enrolled identity (a gateway). See docs/signals.md.\n"
-            "\n"
-            "Observe mode: a source's signals (or one of the broker's own detectors,\n"
-            "by the signal type it raises) are recorded and their responses computed\n"
-            "but not applied; `signals list` shows what they would have done. New\n"
-            "sources and detectors start in enforce mode; every change is audited.\n");
+    fprintf(
+        out,
+        "usage: ztbctl signals list [--limit N] [--agent NAME]   recent signals, newest first\n"
+        "       ztbctl signals source add NAME [--jwk FILE | --agent AGENT]\n"
+        "       ztbctl signals source list\n"
+        "       ztbctl signals source remove NAME\n"
+        "       ztbctl signals pending                  responses waiting for an operator\n"
+        "       ztbctl signals confirm ACTION_ID [--reason TEXT]   apply one (its signals:\n"
+        "                                               confirmed)\n"
+        "       ztbctl signals reject|dismiss ACTION_ID [--reason TEXT]   drop one (its\n"
+        "                                               signals: false positives)\n"
+        "       ztbctl signals confirm|dismiss SIGNAL_ID [--reason TEXT]  an analyst's verdict\n"
+        "       ztbctl signals stats                    precision, false positives, confidence\n"
+        "                                               calibration, escalations, time to\n"
+        "                                               containment, per source and detector\n"
+        "       ztbctl signals mode SOURCE observe|enforce\n"
+        "       ztbctl signals mode --detector TYPE observe|enforce\n"
+        "       ztbctl signals modes                    what is in observe mode\n"
+        "\n"
+        "A source authenticates POST /v1/signals with the secret `source add` prints\n"
+        "once (Authorization: Bearer ztbsrc_...), with SETs signed by the key in\n"
+        "--jwk (application/secevent+jwt, iss = NAME), or, with --agent, as that\n"
+        "enrolled identity (a gateway). See docs/signals.md.\n"
+        "\n"
+        "Observe mode: a source's signals (or one of the broker's own detectors,\n"
+        "by the signal type it raises) are recorded and their responses computed\n"
+        "but not applied; `signals list` shows what they would have done. New\n"
+        "sources and detectors start in enforce mode; every change is audited.\n");
 }
 
 static const char *str(json_t *o, const char *k)
@@ -293,17 +300,29 @@ static int pending(struct ztbctl *ctl)
     return ZTBCTL_EXIT_OK;
 }
 
-static int decide(struct ztbctl *ctl, const char *id, int confirm)
+static int decide(struct ztbctl *ctl, const char *id, int confirm, const char *reason)
 {
     if (strlen(id) > 39 || strpbrk(id, "/?&#% ") != NULL) {
-        ztbctl_err("invalid action id '%s'", id);
+        ztbctl_err("invalid signal or action id '%s'", id);
         return ZTBCTL_EXIT_USAGE;
     }
+    int is_signal = strncmp(id, "sig_", 4) == 0;
     char path[128];
-    snprintf(path, sizeof(path), "/v1/signal-actions/%s/%s", id, confirm ? "confirm" : "reject");
+    if (is_signal)
+        snprintf(path, sizeof(path), "/v1/signals/%s/outcome", id);
+    else
+        snprintf(path, sizeof(path), "/v1/signal-actions/%s/%s", id,
+                 confirm ? "confirm" : "reject");
+    json_t *body = json_object();
+    if (is_signal)
+        json_object_set_new(body, "outcome", json_string(confirm ? "confirmed" : "false_positive"));
+    if (reason != NULL)
+        json_object_set_new(body, "reason", json_string(reason));
     json_t *r = NULL;
     long status;
-    if (ztbctl_admin(ctl, "POST", path, NULL, &r, &status) != 0) {
+    int rc = ztbctl_admin(ctl, "POST", path, json_object_size(body) ? body : NULL, &r, &status);
+    json_decref(body);
+    if (rc != 0) {
         json_decref(r);
         return ZTBCTL_EXIT_FAIL;
     }
@@ -311,10 +330,78 @@ static int decide(struct ztbctl *ctl, const char *id, int confirm)
         ztbctl_print_json(r);
         return ZTBCTL_EXIT_OK;
     }
-    if (confirm)
+    if (is_signal)
+        printf("signal %s marked %s\n", id, confirm ? "confirmed" : "a false positive");
+    else if (confirm)
         printf("action %s applied: %s %s\n", id, str(r, "response"), str(r, "target"));
     else
         printf("action %s rejected: nothing was applied\n", id);
+    json_decref(r);
+    return ZTBCTL_EXIT_OK;
+}
+
+static void print_ratio(const json_t *v)
+{
+    if (json_is_number(v))
+        printf("  %6.2f", json_number_value(v));
+    else
+        printf("  %6s", "-");
+}
+
+static int stats_cmd(struct ztbctl *ctl)
+{
+    json_t *r = NULL;
+    long status;
+    if (ztbctl_admin(ctl, "GET", "/v1/signal-stats", NULL, &r, &status) != 0) {
+        json_decref(r);
+        return ZTBCTL_EXIT_FAIL;
+    }
+    if (ctl->json) {
+        ztbctl_print_json(r);
+        return ZTBCTL_EXIT_OK;
+    }
+    printf("%-32s %7s %7s %6s %8s %8s %8s %8s %8s %8s\n", "SOURCE", "SIGNALS", "ESCAL", "JUDGED",
+           "PRECISN", "FP_RATE", "BRIER", "CAL_GAP", "CONT_P50", "CONT_P95");
+    const char *k;
+    json_t *v;
+    json_t *all = json_object();
+    json_object_update(all, json_object_get(r, "by"));
+    json_object_set(all, "(all)", json_object_get(r, "total"));
+    json_object_foreach(all, k, v)
+    {
+        printf("%-32s %7lld %7lld %6lld", k,
+               (long long)json_integer_value(json_object_get(v, "signals")),
+               (long long)json_integer_value(json_object_get(v, "escalations")),
+               (long long)json_integer_value(json_object_get(v, "judged")));
+        print_ratio(json_object_get(v, "precision"));
+        print_ratio(json_object_get(v, "false_positive_rate"));
+        print_ratio(json_object_get(v, "brier"));
+        /* the largest |observed rate - mean confidence| over judged buckets */
+        double gap = -1;
+        size_t i;
+        const json_t *b;
+        json_array_foreach(json_object_get(v, "calibration"), i, b)
+        {
+            const json_t *o = json_object_get(b, "observed_rate");
+            if (json_is_number(o)) {
+                double d =
+                    json_number_value(o) - json_number_value(json_object_get(b, "mean_confidence"));
+                d = d < 0 ? -d : d;
+                gap = d > gap ? d : gap;
+            }
+        }
+        if (gap >= 0)
+            printf("  %6.2f", gap);
+        else
+            printf("  %6s", "-");
+        const json_t *c = json_object_get(v, "containment_s");
+        if (json_is_number(json_object_get(c, "p50")))
+            printf("  %7.0fs  %7.0fs\n", json_number_value(json_object_get(c, "p50")),
+                   json_number_value(json_object_get(c, "p95")));
+        else
+            printf("  %8s  %8s\n", "-", "-");
+    }
+    json_decref(all);
     json_decref(r);
     return ZTBCTL_EXIT_OK;
 }
@@ -389,8 +476,21 @@ int cmd_signals(struct ztbctl *ctl, int argc, char **argv)
         return source_cmd(ctl, argc, argv);
     if (strcmp(verb, "pending") == 0 && argc == 2)
         return pending(ctl);
-    if ((strcmp(verb, "confirm") == 0 || strcmp(verb, "reject") == 0) && argc == 3)
-        return decide(ctl, argv[2], verb[0] == 'c');
+    if (strcmp(verb, "confirm") == 0 || strcmp(verb, "reject") == 0 ||
+        strcmp(verb, "dismiss") == 0) {
+        const char *reason = NULL;
+        if (argc == 5 && strcmp(argv[3], "--reason") == 0)
+            reason = argv[4];
+        else if (argc == 4 && strncmp(argv[3], "--reason=", 9) == 0)
+            reason = argv[3] + 9;
+        else if (argc != 3) {
+            usage(stderr);
+            return ZTBCTL_EXIT_USAGE;
+        }
+        return decide(ctl, argv[2], verb[0] == 'c', reason);
+    }
+    if (strcmp(verb, "stats") == 0 && argc == 2)
+        return stats_cmd(ctl);
     if (strcmp(verb, "mode") == 0)
         return mode_cmd(ctl, argc, argv);
     if (strcmp(verb, "modes") == 0 && argc == 2)

@@ -22,8 +22,10 @@
 #include "broker/admin/admin_signals.h"
 #include "broker/audit/audit.h"
 #include "broker/broker.h"
+#include "broker/http/metrics.h"
 #include "broker/tokens/introspect.h"
 #include "broker/signals/revocation.h"
+#include "broker/signals/signal_stats.h"
 #include "broker/signals/signals.h"
 #include "broker/store/store_actions.h"
 #include "broker/store/store_rev.h"
@@ -34,7 +36,8 @@
 #include "pki/jws.h"
 #include "policy/policy.h"
 
-#define LIST_MAX 1000
+#define LIST_MAX     1000
+#define SIGNALS_KEPT 10000 /* the ztb:signals stream's length (store_signals.c) */
 
 /* A string field: NULL if absent; *bad = 1 if present but not a clean string. */
 static const char *str_field(json_t *o, const char *k, int *bad)
@@ -378,6 +381,144 @@ void handle_admin_source(struct http_req *req, struct http_resp *resp)
     http_resp_json_value(resp, 200, json_pack("{s:s}", "removed", name));
 }
 
+/* ---- verdicts and statistics ------------------------------------------- */
+
+/* Record an operator's verdict on signal id (audited). */
+static ztb_err mark_outcome(const char *id, int confirmed, const char *actor, const char *reason,
+                            int64_t contained_at)
+{
+    int64_t now = (int64_t)time(NULL);
+    json_t *o = json_pack("{s:s,s:s,s:I}", "outcome", confirmed ? "confirmed" : "false_positive",
+                          "by", actor, "at", (json_int_t)now);
+    if (o == NULL)
+        return ZTB_ERR_NOMEM;
+    if (reason != NULL)
+        json_object_set_new(o, "reason", json_string(reason));
+    if (contained_at > 0)
+        json_object_set_new(o, "contained_at", json_integer(contained_at));
+    char *text = json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS);
+    json_decref(o);
+    ztb_err rv = text ? store_signal_outcome_set(id, text) : ZTB_ERR_NOMEM;
+    free(text);
+    if (rv == ZTB_OK)
+        metrics_add(confirmed ? METRIC_SIGNALS_CONFIRMED : METRIC_SIGNALS_DISMISSED, 1);
+    if (rv == ZTB_OK)
+        audit(confirmed ? "signal.confirmed" : "signal.dismissed", actor, 1,
+              ZTB_F_STR("signal", id), ZTB_F_STR("reason", reason));
+    return rv;
+}
+
+/* The verdict on each signal of an action ("sig_a,sig_b"). */
+static void mark_action_signals(const char *sigs, int confirmed, const char *actor,
+                                const char *reason, int64_t contained_at)
+{
+    char buf[512];
+    snprintf(buf, sizeof(buf), "%s", sigs);
+    char *save = NULL;
+    for (char *id = strtok_r(buf, ", ", &save); id != NULL; id = strtok_r(NULL, ", ", &save))
+        if (store_id_ok(id))
+            (void)mark_outcome(id, confirmed, actor, reason, contained_at);
+}
+
+/* The optional {"reason": text} of a body; 0 if the body is refused (resp set). */
+static int optional_reason(struct http_req *req, struct http_resp *resp, json_t **body,
+                           const char **reason)
+{
+    *body = NULL;
+    *reason = NULL;
+    if (req->body_len == 0)
+        return 1;
+    if ((*body = http_req_json_object(req, resp)) == NULL)
+        return 0;
+    static const char *const fields[] = {"reason", "outcome", NULL};
+    if (!admin_only_fields(*body, fields, resp))
+        return 0;
+    const json_t *r = json_object_get(*body, "reason");
+    if (r != NULL && (!json_is_string(r) || json_string_length(r) > 512)) {
+        http_resp_error(resp, 400, "invalid_request", "reason: text, at most 512 bytes");
+        return 0;
+    }
+    *reason = json_string_value(r);
+    return 1;
+}
+
+void handle_admin_signal_outcome(struct http_req *req, struct http_resp *resp)
+{
+    /* /v1/signals/ID/outcome */
+    const char *rest = req->path + strlen("/v1/signals/");
+    const char *slash = strchr(rest, '/');
+    char id[64];
+    if (slash == NULL || slash == rest || (size_t)(slash - rest) >= sizeof(id) ||
+        strcmp(slash + 1, "outcome") != 0) {
+        http_resp_error(resp, 404, "not_found", "POST /v1/signals/ID/outcome");
+        return;
+    }
+    memcpy(id, rest, (size_t)(slash - rest));
+    id[slash - rest] = '\0';
+    if (strcmp(req->method, "POST") != 0) {
+        http_resp_error(resp, 405, "invalid_request", "method not allowed");
+        return;
+    }
+    json_t *body = NULL;
+    const char *reason = NULL;
+    if (!optional_reason(req, resp, &body, &reason)) {
+        json_decref(body);
+        return;
+    }
+    const char *outcome = json_string_value(json_object_get(body, "outcome"));
+    if (outcome == NULL ||
+        (strcmp(outcome, "confirmed") != 0 && strcmp(outcome, "false_positive") != 0)) {
+        http_resp_error(resp, 400, "invalid_request",
+                        "outcome: \"confirmed\" or \"false_positive\"");
+        json_decref(body);
+        return;
+    }
+    /* only a signal the broker received can be judged */
+    json_t *arr = NULL;
+    ztb_err rv = store_signal_list(SIGNALS_KEPT, &arr);
+    int found = 0;
+    size_t i;
+    json_t *s;
+    json_array_foreach(arr, i, s)
+    {
+        const char *sid = json_string_value(json_object_get(s, "id"));
+        found |= sid != NULL && strcmp(sid, id) == 0;
+    }
+    json_decref(arr);
+    if (rv != ZTB_OK || !found) {
+        admin_store_error(resp, rv != ZTB_OK ? rv : ZTB_ERR_NOT_FOUND,
+                          "no such signal (ztbctl signals list shows their ids)");
+        json_decref(body);
+        return;
+    }
+    char actor[64];
+    admin_operator_actor(req, actor, sizeof(actor));
+    int confirmed = outcome[0] == 'c';
+    rv = mark_outcome(id, confirmed, actor, reason, 0);
+    if (rv != ZTB_OK)
+        admin_store_error(resp, rv, "cannot record the verdict");
+    else
+        http_resp_json_value(resp, 200, json_pack("{s:s,s:s}", "signal", id, "outcome", outcome));
+    json_decref(body);
+}
+
+void handle_admin_signal_stats(struct http_req *req, struct http_resp *resp)
+{
+    (void)req;
+    json_t *arr = NULL, *oc = NULL, *st = NULL;
+    ztb_err rv = store_signal_list(SIGNALS_KEPT, &arr);
+    if (rv == ZTB_OK)
+        rv = store_signal_outcomes(&oc);
+    if (rv == ZTB_OK)
+        rv = signal_stats(arr, oc, &st);
+    if (rv != ZTB_OK)
+        admin_store_error(resp, rv, "cannot compute the statistics");
+    else
+        http_resp_json_value(resp, 200, st);
+    json_decref(arr);
+    json_decref(oc);
+}
+
 /* ---- operator actions ---------------------------------------------------- */
 
 void handle_admin_actions(struct http_req *req, struct http_resp *resp)
@@ -411,30 +552,47 @@ void handle_admin_action(struct http_req *req, struct http_resp *resp)
         http_resp_error(resp, 405, "invalid_request", "method not allowed");
         return;
     }
+    json_t *body = NULL;
+    const char *reason = NULL;
+    if (!optional_reason(req, resp, &body, &reason)) {
+        json_decref(body);
+        return;
+    }
     char actor[64];
     admin_operator_actor(req, actor, sizeof(actor));
     struct store_action a;
     ztb_err rv = store_action_decide(id, confirm, actor, (int64_t)time(NULL), &a);
+    json_t *keep = body; /* reason points into it */
+    body = NULL;
     if (rv == ZTB_ERR_STATE) {
         char why[96];
         snprintf(why, sizeof(why), "the action was already %s", a.status);
         http_resp_error(resp, 409, "conflict", why);
+        json_decref(keep);
         return;
     }
     if (rv != ZTB_OK) {
         admin_store_error(resp, rv, "no such action (or it expired)");
+        json_decref(keep);
         return;
     }
     audit(confirm ? "admin.signal_action_confirmed" : "admin.signal_action_rejected", actor, 1,
           ZTB_F_STR("action", a.id), ZTB_F_STR("entry", a.entry), ZTB_F_STR("response", a.response),
-          ZTB_F_STR(a.target_kind, a.target), ZTB_F_STR("signals", a.signals));
+          ZTB_F_STR(a.target_kind, a.target), ZTB_F_STR("signals", a.signals),
+          ZTB_F_STR("reason", reason));
     if (!confirm) {
+        /* the response was not wanted: its signals were false positives */
+        mark_action_signals(a.signals, 0, actor, reason, 0);
+        json_decref(keep);
         http_resp_json_value(resp, 200,
                              json_pack("{s:s,s:s}", "action", a.id, "status", "rejected"));
         return;
     }
     json_t *result = NULL;
     rv = signals_apply_action(&a, actor, &result);
+    if (rv == ZTB_OK) /* contained now, on the operator's word */
+        mark_action_signals(a.signals, 1, actor, reason, (int64_t)time(NULL));
+    json_decref(keep);
     if (rv != ZTB_OK && rv != ZTB_ERR_IO)
         admin_store_error(resp, rv,
                           rv == ZTB_ERR_NOT_FOUND ? "the target is gone" : "cannot apply");

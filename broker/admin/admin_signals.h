@@ -16,8 +16,13 @@
  *                                         -> the source, with its secret (shown once)
  *   DELETE /v1/signal-sources/NAME       remove a source
  *   GET  /v1/signal-actions              responses waiting for (or decided by) an operator
- *   POST /v1/signal-actions/ID/confirm   apply it
- *   POST /v1/signal-actions/ID/reject    drop it
+ *   POST /v1/signal-actions/ID/confirm   apply it (its signals: confirmed)
+ *   POST /v1/signal-actions/ID/reject    drop it (its signals: false positives);
+ *                                         both take an optional {"reason": text}
+ *   POST /v1/signals/ID/outcome          {"outcome": "confirmed"|"false_positive",
+ *                                         "reason": text}: an operator's verdict
+ *   GET  /v1/signal-stats                precision, calibration, escalations and
+ *                                         containment per source and detector
  *   GET  /v1/signal-modes                what is in observe mode
  *   POST /v1/signal-modes                {"source": NAME | "detector": TYPE,
  *                                         "mode": "observe"|"enforce"}
@@ -36,6 +41,8 @@ void handle_admin_sources(struct http_req *req, struct http_resp *resp);
 void handle_admin_source(struct http_req *req, struct http_resp *resp);
 void handle_admin_actions(struct http_req *req, struct http_resp *resp);
 void handle_admin_action(struct http_req *req, struct http_resp *resp);
+void handle_admin_signal_outcome(struct http_req *req, struct http_resp *resp);
+void handle_admin_signal_stats(struct http_req *req, struct http_resp *resp);
 void handle_admin_signal_modes(struct http_req *req, struct http_resp *resp);
 
 #endif /* ZTB_BROKER_ADMIN_SIGNALS_H */

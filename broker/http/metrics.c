@@ -242,6 +242,8 @@ void metrics_render(ztb_buf *b)
         "ztb_policy_reload_failures_total",
         "ztb_policy_shadow_evaluations_total",
         "ztb_policy_shadow_differences_total",
+        "ztb_signals_confirmed_total",
+        "ztb_signals_dismissed_total",
     };
     for (size_t i = 0; i < METRIC_COUNTERS_N; i++)
         if (names[i] != NULL)

@@ -42,6 +42,8 @@ const struct http_route admin_routes[] = {
     {"POST", "/v1/quarantine", handle_admin_quarantine, "admin_quarantine"},
     {"POST", "/v1/release", handle_admin_quarantine, "admin_release"},
     {"GET", "/v1/signals", handle_admin_signals, "admin_signals"},
+    {NULL, "/v1/signals/*", handle_admin_signal_outcome, "admin_signal_outcome"},
+    {"GET", "/v1/signal-stats", handle_admin_signal_stats, "admin_signal_stats"},
     {NULL, "/v1/signal-sources", handle_admin_sources, "admin_signal_sources"},
     {NULL, "/v1/signal-sources/*", handle_admin_source, "admin_signal_source"},
     {"GET", "/v1/signal-actions", handle_admin_actions, "admin_signal_actions"},

@@ -160,3 +160,42 @@ ztb_err store_signal_modes(json_t **out)
     *out = o;
     return ZTB_OK;
 }
+
+#define OUTCOMES_KEY "ztb:signal_outcomes"
+
+ztb_err store_signal_outcome_set(const char *id, const char *json)
+{
+    ZTB_ENSURE(id != NULL && json != NULL && store_id_ok(id), ZTB_ERR_INVALID_ARG);
+    redisReply *r;
+    ZTB_GUARD(redis_commandf(&r, "HSET " OUTCOMES_KEY " %s %s", id, json));
+    if (r->type != REDIS_REPLY_INTEGER)
+        return store_unexpected_reply(r, "signal_outcome_set");
+    freeReplyObject(r);
+    return ZTB_OK;
+}
+
+ztb_err store_signal_outcomes(json_t **out)
+{
+    *out = NULL;
+    redisReply *r;
+    ZTB_GUARD(redis_commandf(&r, "HGETALL " OUTCOMES_KEY));
+    if (r->type != REDIS_REPLY_ARRAY)
+        return store_unexpected_reply(r, "signal_outcomes");
+    json_t *o = json_object();
+    for (size_t i = 0; o != NULL && i + 1 < r->elements; i += 2) {
+        const redisReply *k = r->element[i], *v = r->element[i + 1];
+        json_t *j = NULL;
+        if (k->type == REDIS_REPLY_STRING && v->type == REDIS_REPLY_STRING)
+            (void)ztb_json_gate_load(v->str, v->len, STORE_RECORD_JSON_MAX, ZTB_JSON_GATE_DEPTH, 0,
+                                     &j, NULL, 0);
+        if (json_is_object(j))
+            json_object_set_new(o, k->str, j);
+        else
+            json_decref(j);
+    }
+    freeReplyObject(r);
+    if (o == NULL)
+        return ZTB_ERR_NOMEM;
+    *out = o;
+    return ZTB_OK;
+}

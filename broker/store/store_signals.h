@@ -6,6 +6,9 @@
  *   ztb:sigjti:<sha256 hex>        STR  a (source, signal jti) already received, EX 24 h
  *   ztb:signals                    STREAM one entry per signal (field data = JSON),
  *                                  MAXLEN ~ 10000
+ *   ztb:signal_outcomes            HASH signal id -> JSON {"outcome": "confirmed"|
+ *                                  "false_positive", "by", "at", "reason",
+ *                                  "contained_at"}: the operators' verdicts
  *   ztb:signal_modes               HASH "source:<name>" or "detector:<signal type>"
  *                                  -> "observe" (absent: enforce)
  *
@@ -33,6 +36,12 @@ ztb_err store_signal_record(const char *json);
 
 /* The newest records first, at most limit: a new JSON array (caller decrefs). */
 ztb_err store_signal_list(size_t limit, struct json_t **out);
+
+/* Record (or replace) the verdict on signal id: json is the outcome object. */
+ztb_err store_signal_outcome_set(const char *id, const char *json);
+
+/* Every verdict: a new JSON object id -> outcome object. */
+ztb_err store_signal_outcomes(struct json_t **out);
 
 /*
  * Observe mode. A signal whose source, or (from the broker's own detectors,

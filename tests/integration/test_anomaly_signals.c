@@ -935,6 +935,96 @@ static void test_observe_mode(void **state)
     za_free(&w);
 }
 
+/* ztbctl --json ARGS, parsed (fails the test otherwise). */
+static json_t *ctl_json(const char *const *args)
+{
+    const char *argv[16] = {"--json"};
+    int n = 1;
+    for (const char *const *a = args; *a && n < 15; a++)
+        argv[n++] = *a;
+    argv[n] = NULL;
+    char *out, *err;
+    if (ctl(&out, &err, argv) != 0)
+        fail_msg("ztbctl --json %s %s: %s", args[0], args[1], err);
+    json_error_t e;
+    json_t *j = json_loads(out, 0, &e);
+    if (j == NULL)
+        fail_msg("not JSON: %s", out);
+    free(out);
+    free(err);
+    return j;
+}
+
+static long long stat_of(json_t *st, const char *key, const char *field)
+{
+    return json_integer_value(
+        json_object_get(json_object_get(json_object_get(st, "by"), key), field));
+}
+
+/* Analysts' verdicts feed precision, false positives and calibration. */
+static void test_outcomes_and_stats(void **state)
+{
+    (void)state;
+    const char *stats[] = {"signals", "stats", NULL};
+    json_t *before = ctl_json(stats);
+    long long judged = stat_of(before, "source:soc", "judged");
+    long long fps = stat_of(before, "source:soc", "false_positives");
+    /* the operator-confirmed action of the dual-verification test: its
+     * signals were confirmed and contained on the operator's word */
+    assert_true(stat_of(before, "source:soc", "confirmed") >= 1);
+    assert_true(json_integer_value(json_object_get(
+                    json_object_get(json_object_get(json_object_get(before, "by"), "source:soc"),
+                                    "containment_s"),
+                    "n")) >= 1);
+    json_decref(before);
+
+    json_t *ans =
+        signal_ok(soc_secret, "prompt_injection", "low", 0.35, "{\"agent\":\"nobody-x\"}");
+    char id1[64];
+    snprintf(id1, sizeof(id1), "%s", json_string_value(json_object_get(ans, "signal")));
+    json_decref(ans);
+    ans = signal_ok(soc_secret, "prompt_injection", "low", 0.95, "{\"agent\":\"nobody-y\"}");
+    char id2[64];
+    snprintf(id2, sizeof(id2), "%s", json_string_value(json_object_get(ans, "signal")));
+    json_decref(ans);
+    char *out, *err;
+    const char *dis[] = {"signals", "dismiss", id1, "--reason", "benign batch job", NULL};
+    assert_int_equal(ctl(&out, &err, dis), 0);
+    assert_non_null(strstr(out, "false positive"));
+    free(out);
+    free(err);
+    const char *conf[] = {"signals", "confirm", id2, NULL};
+    assert_int_equal(ctl(&out, &err, conf), 0);
+    free(out);
+    free(err);
+    const char *unknown[] = {"signals", "confirm", "sig_doesnotexist00000", NULL};
+    assert_int_equal(ctl(&out, &err, unknown), 1);
+    assert_non_null(strstr(err, "no such signal"));
+    free(out);
+    free(err);
+
+    json_t *after = ctl_json(stats);
+    assert_int_equal(stat_of(after, "source:soc", "judged"), judged + 2);
+    assert_int_equal(stat_of(after, "source:soc", "false_positives"), fps + 1);
+    const json_t *soc = json_object_get(json_object_get(after, "by"), "source:soc");
+    assert_true(json_is_number(json_object_get(soc, "precision")));
+    assert_true(json_is_number(json_object_get(soc, "brier")));
+    assert_true(json_array_size(json_object_get(soc, "calibration")) >= 2);
+    json_decref(after);
+    /* the table too */
+    assert_int_equal(ctl(&out, &err, stats), 0);
+    assert_non_null(strstr(out, "PRECISN"));
+    assert_non_null(strstr(out, "source:soc"));
+    free(out);
+    free(err);
+    char *audit = za_audit_text(&b);
+    const char *d = strstr(audit, "\"signal.dismissed\"");
+    assert_non_null(d);
+    assert_non_null(strstr(d, "\"reason\":\"benign batch job\""));
+    assert_non_null(strstr(audit, "\"signal.confirmed\""));
+    free(audit);
+}
+
 static void test_signals_cli(void **state)
 {
     (void)state;
@@ -1004,6 +1094,7 @@ int main(void)
         cmocka_unit_test(test_signed_set),
         cmocka_unit_test(test_detectors),
         cmocka_unit_test(test_observe_mode),
+        cmocka_unit_test(test_outcomes_and_stats),
         cmocka_unit_test(test_signals_cli),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
