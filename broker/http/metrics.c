@@ -244,6 +244,7 @@ void metrics_render(ztb_buf *b)
         "ztb_policy_shadow_differences_total",
         "ztb_signals_confirmed_total",
         "ztb_signals_dismissed_total",
+        "ztb_out_of_scope_requests_total",
     };
     for (size_t i = 0; i < METRIC_COUNTERS_N; i++)
         if (names[i] != NULL)

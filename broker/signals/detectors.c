@@ -128,13 +128,19 @@ static const struct {
     [DETECT_AUDIENCE_USED] = {"audience", "new_audience", POLICY_SEVERITY_MEDIUM, 0.5},
 };
 
-static ztb_err raise_signal(const struct det_event *e, int64_t count)
+/* The first out-of-policy request of an agent in a window: scope adherence
+ * has zero tolerance, so policy may answer the very first one. */
+#define OUT_OF_SCOPE_TYPE       "out_of_scope"
+#define OUT_OF_SCOPE_CONFIDENCE 0.5 /* it happened; whether it is hostile is open */
+
+static ztb_err raise_signal_as(const struct det_event *e, int64_t count, const char *type,
+                               policy_severity severity, double confidence)
 {
     struct signal s;
     memset(&s, 0, sizeof(s));
-    snprintf(s.type, sizeof(s.type), "%s", kinds[e->kind].signal_type);
-    s.severity = kinds[e->kind].severity;
-    s.confidence = kinds[e->kind].confidence;
+    snprintf(s.type, sizeof(s.type), "%s", type);
+    s.severity = severity;
+    s.confidence = confidence;
     memcpy(s.agent, e->agent, sizeof(s.agent));
     json_t *ev = json_pack("{s:s,s:I,s:I}", "detector", kinds[e->kind].counter, "count",
                            (json_int_t)count, "window", (json_int_t)g_cfg.window_s);
@@ -152,6 +158,12 @@ static ztb_err raise_signal(const struct det_event *e, int64_t count)
     ztb_log(ZTB_LOG_WARN, "detector.fired", ZTB_F_STR("type", s.type), ZTB_F_STR("agent", s.agent),
             ZTB_F_INT("count", count));
     return g_publish(&s, g_publish_ud);
+}
+
+static ztb_err raise_signal(const struct det_event *e, int64_t count)
+{
+    return raise_signal_as(e, count, kinds[e->kind].signal_type, kinds[e->kind].severity,
+                           kinds[e->kind].confidence);
 }
 
 /* Handle one event on the worker thread. */
@@ -179,6 +191,9 @@ static ztb_err handle(const struct det_event *e)
     if (threshold == 0)
         return ZTB_OK;
     ZTB_GUARD(store_detect_count(e->agent, kinds[e->kind].counter, g_cfg.window_s, &count));
+    if (e->kind == DETECT_POLICY_DENIAL && count == 1)
+        ZTB_GUARD(raise_signal_as(e, count, OUT_OF_SCOPE_TYPE, POLICY_SEVERITY_MEDIUM,
+                                  OUT_OF_SCOPE_CONFIDENCE));
     /* exactly at the crossing: one signal per window, not one per event */
     return count == (int64_t)threshold ? raise_signal(e, count) : ZTB_OK;
 }

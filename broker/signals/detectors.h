@@ -15,7 +15,8 @@
  * client_auth, which reports events here).
  *
  *   event              signal type        fires                         severity, confidence
- *   policy denial      policy_violation   the Nth in a window           medium, 0.7
+ *   policy denial      out_of_scope       the first in a window         medium, 0.5
+ *                      policy_violation   the Nth in a window           medium, 0.7
  *   429                rate_limit_burst   the Nth in a window           low, 0.6
  *   assertion replay   assertion_replay   the first in a window         high, 0.9
  *   DPoP proof replay  dpop_replay        the first in a window         high, 0.8

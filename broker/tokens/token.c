@@ -630,8 +630,10 @@ void handle_token(struct http_req *req, struct http_resp *resp)
         ztb_buf wb;
         ztb_buf_init_fixed(&wb, why, sizeof(why));
         policy_decision_describe(&d, &wb);
-        if (denied(&t, resp, 403, "access_denied", why, d.rule))
+        if (denied(&t, resp, 403, "access_denied", why, d.rule)) {
+            metrics_add(METRIC_OUT_OF_SCOPE, 1);
             detect_event(DETECT_POLICY_DENIAL, t.id.agent, t.action, t.audience, why);
+        }
         goto out;
     }
     if (d.effect == POLICY_APPROVAL_REQUIRED) {

@@ -75,6 +75,8 @@ static const char *policy_doc =
     "   \"min_severity\": \"medium\", \"response\": \"require_approval\"},\n"
     "  {\"id\": \"watched-quarantine\", \"signals\": [\"policy_violation\"], \"agents\": "
     "[\"watched\"],\n"
+    "   \"min_severity\": \"medium\", \"response\": \"quarantine\"},\n"
+    "  {\"id\": \"strict-scope\", \"signals\": [\"out_of_scope\"], \"agents\": [\"strict\"],\n"
     "   \"min_severity\": \"medium\", \"response\": \"quarantine\"}\n"
     " ]}\n";
 
@@ -1025,6 +1027,37 @@ static void test_outcomes_and_stats(void **state)
     free(audit);
 }
 
+/* Scope adherence, zero tolerance: policy quarantines on the first
+ * out-of-policy request, and the metric counts it. */
+static void test_first_out_of_scope(void **state)
+{
+    (void)state;
+    struct zh_resp r;
+    assert_int_equal(zh_admin(&b, "GET", "/metrics", NULL, &r), 0);
+    const char *m = strstr(r.body, "\nztb_out_of_scope_requests_total ");
+    assert_non_null(m);
+    long before = strtol(m + strlen("\nztb_out_of_scope_requests_total "), NULL, 10);
+    zh_resp_free(&r);
+    struct za_agent a;
+    za_enroll(&b, &a, "strict");
+    assert_int_equal(za_token(&b, &a, "payments", "payments%3Aread", &r, NULL, 0), 200);
+    zh_resp_free(&r);
+    za_token(&b, &a, "payments", "payments%3Adelete", &r, NULL, 0);
+    za_expect_error(&r, 403, "access_denied");
+    zh_resp_free(&r);
+    assert_true(za_wait(quarantined_cb, "strict", 5000));
+    za_token(&b, &a, "payments", "payments%3Aread", &r, NULL, 0);
+    za_expect_error(&r, 403, "access_denied");
+    zh_resp_free(&r);
+    assert_int_equal(zh_admin(&b, "GET", "/metrics", NULL, &r), 0);
+    m = strstr(r.body, "\nztb_out_of_scope_requests_total ");
+    assert_non_null(m);
+    assert_int_equal(strtol(m + strlen("\nztb_out_of_scope_requests_total "), NULL, 10),
+                     before + 1);
+    zh_resp_free(&r);
+    za_free(&a);
+}
+
 static void test_signals_cli(void **state)
 {
     (void)state;
@@ -1095,6 +1128,7 @@ int main(void)
         cmocka_unit_test(test_detectors),
         cmocka_unit_test(test_observe_mode),
         cmocka_unit_test(test_outcomes_and_stats),
+        cmocka_unit_test(test_first_out_of_scope),
         cmocka_unit_test(test_signals_cli),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

@@ -95,6 +95,8 @@ static void test_denials_threshold(void **state)
         detect_event(DETECT_POLICY_DENIAL, "prober", "payments:delete", "payments", "no rule");
     drain(base + 2);
     assert_int_equal(signals_of("policy_violation", "prober"), 0);
+    /* the first out-of-policy request of the window is a signal of its own */
+    assert_int_equal(signals_of("out_of_scope", "prober"), 1);
     struct store_agent a;
     assert_int_equal(store_agent_get("prober", &a), ZTB_OK);
     assert_false(a.quarantined);
@@ -103,6 +105,7 @@ static void test_denials_threshold(void **state)
         detect_event(DETECT_POLICY_DENIAL, "prober", "payments:delete", "payments", "no rule");
     drain(base + 6);
     assert_int_equal(signals_of("policy_violation", "prober"), 1);
+    assert_int_equal(signals_of("out_of_scope", "prober"), 1); /* once per window */
     assert_int_equal(store_agent_get("prober", &a), ZTB_OK);
     assert_true(a.quarantined);
     json_t *list = NULL;
