@@ -75,6 +75,9 @@ static const struct opt opts[] = {
     {"max_body", OPT_SIZE, NUM(max_body, 1 << 20), "BYTES", "largest request body (default 16384)"},
     {"redis_timeout_ms", OPT_UINT, NUM(redis_timeout_ms, 60000), "MS",
      "Redis connect and command timeout (default 250)"},
+    {"redis_allow_eviction", OPT_UINT, NUM(redis_allow_eviction, 1), "0|1",
+     "1: start although Redis's maxmemory-policy evicts keys (revocations may be lost; "
+     "default 0: refused)"},
     {"drain_timeout", OPT_UINT, NUM(drain_timeout_s, 3600), "SECONDS",
      "on SIGTERM, wait this long for in-flight requests (default 10)"},
     {"detect_window", OPT_UINT, NUM(detect_window_s, 86400), "SECONDS",

@@ -44,6 +44,7 @@ struct broker_config {
     unsigned connection_timeout_s;
     size_t max_body; /* bytes, default 16 KiB */
     unsigned redis_timeout_ms;
+    unsigned redis_allow_eviction; /* 1: start on an evicting Redis, with a warning */
     unsigned drain_timeout_s;
     ztb_log_level log_level;
     ztb_log_format log_format;

@@ -30,6 +30,7 @@
 #include "broker/admin/policy_shadow.h"
 #include "broker/admin/reload.h"
 #include "broker/store/redis_private.h"
+#include "broker/store/redis_preflight.h"
 #include "broker/http/metrics.h"
 #include "common/buf.h"
 #include "common/log.h"
@@ -302,6 +303,10 @@ int main(int argc, char **argv)
     g_broker.redis.timeout_ms = cfg->redis_timeout_ms;
     redis_target_describe(&g_broker.redis, g_broker.redis_desc, sizeof(g_broker.redis_desc));
     redis_client_init(&g_broker.redis);
+    /* an old or evicting Redis is refused; a lost one starts not ready */
+    if (redis_preflight_start(cfg->state_dir, (int)cfg->redis_allow_eviction, err, sizeof(err)) !=
+        ZTB_OK)
+        die("redis", err);
 
     char audit_dir[BROKER_PATH_MAX + 8];
     snprintf(audit_dir, sizeof(audit_dir), "%s/audit", cfg->state_dir);

@@ -77,6 +77,11 @@
 /* A DPoP proof was presented to a gateway: SET NX PX (see ztb_wire_dpop_keep_ms). */
 #define ZTB_WIRE_DPOP_KEY_FMT "ztb:dpop:%s:%s" /* the key's jkt, the proof's jti */
 
+/* The installation's marker, written once at a broker's first start
+ * (SET NX): "INSTALL_ID CREATED_UNIX_TIME". A Redis that lost its data has
+ * none while the broker's state directory says it was written (docs/redis.md). */
+#define ZTB_WIRE_MARKER_KEY "ztb:marker"
+
 /* ---- clocks ---------------------------------------------------------------- */
 
 /*

@@ -3,8 +3,8 @@
  *
  * healthz: the process is alive and serving (no dependency checked), for
  * restart decisions. readyz: this replica can issue tokens now (Redis
- * answers PING, an active signing key is loaded, not draining), for load
- * balancers. metrics: Prometheus text.
+ * answers PING and passes its preflight checks - redis_preflight.h - an
+ * active signing key is loaded, not draining), for load balancers. metrics: Prometheus text.
  */
 #include <stdatomic.h>
 
@@ -12,6 +12,7 @@
 #include "broker/signer/keys.h"
 #include "broker/http/metrics.h"
 #include "broker/store/redis_client.h"
+#include "broker/store/redis_preflight.h"
 #include "common/buf.h"
 
 void handle_healthz(struct http_req *req, struct http_resp *resp)
@@ -24,16 +25,18 @@ void handle_readyz(struct http_req *req, struct http_resp *resp)
 {
     int draining = atomic_load(&broker_of(req)->draining);
     int redis_ok = redis_ping() == ZTB_OK;
+    const char *preflight = redis_ok ? redis_preflight_check() : "unchecked";
     struct keys_state *ks = keys_acquire();
     int key_ok = ks != NULL && ks->active != NULL && keys_can_sign();
     keys_release(ks);
-    int ready = redis_ok && key_ok && !draining;
+    int ready = redis_ok && preflight == NULL && key_ok && !draining;
     ztb_buf_reset(&resp->body);
     ztb_buf_printf(&resp->body,
                    "{\"status\":\"%s\",\"checks\":{\"redis\":\"%s\",\"signing_key\":\"%s\","
-                   "\"draining\":%s}}",
+                   "\"draining\":%s,\"redis_preflight\":\"%s\"}}",
                    ready ? "ready" : "not_ready", redis_ok ? "ok" : "unavailable",
-                   key_ok ? "ok" : "missing", draining ? "true" : "false");
+                   key_ok ? "ok" : "missing", draining ? "true" : "false",
+                   preflight == NULL ? "ok" : preflight);
     resp->status = ready ? 200 : 503;
     resp->content_type = "application/json";
     if (!ready)
