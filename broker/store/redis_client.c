@@ -69,8 +69,24 @@ static __thread struct rconn *t_conn;
 static atomic_uint g_epoch;
 /* Real traffic's last error (of a counted kind) and last success, for
  * readiness; the kind of that error. */
-static _Atomic uint64_t g_last_err_ms, g_last_ok_ms;
+static _Atomic uint64_t g_last_err_ms;
+static atomic_int g_last_bad; /* 1 if real traffic's latest outcome was an error */
 static atomic_int g_last_err_kind;
+/* set while this thread runs the readiness probe: its errors are not
+ * real traffic's */
+static __thread int t_probing;
+
+static uint64_t mono_ms(void);
+
+/* Note an error of kind k on real traffic for readiness. */
+static void note_err(enum redis_error_kind k)
+{
+    if (t_probing)
+        return;
+    atomic_store(&g_last_err_kind, (int)k);
+    atomic_store(&g_last_err_ms, mono_ms());
+    atomic_store(&g_last_bad, 1);
+}
 /* WAIT after a revocation: replicas to confirm (0: none) and for how long */
 static atomic_int g_wait_replicas;
 static atomic_uint g_wait_timeout_ms = 1000;
@@ -92,6 +108,8 @@ static void *watch_sentinels(void *arg);
 void redis_client_init(const struct redis_target *t)
 {
     g_target = *t;
+    atomic_store(&g_last_err_ms, 0);
+    atomic_store(&g_last_bad, 0);
     /* a Sentinel deployment has replicas: a revocation waits for one */
     atomic_store(&g_wait_replicas, t->nsentinels > 0 ? 1 : 0);
     atomic_store(&g_watcher_stop, 0);
@@ -162,8 +180,7 @@ static void drop_kind(struct rconn *c, const char *why, enum redis_error_kind ki
 static void drop(struct rconn *c, const char *why)
 {
     enum redis_error_kind k = redis_error_kind_of(c->ctx, NULL);
-    atomic_store(&g_last_err_kind, (int)k);
-    atomic_store(&g_last_err_ms, mono_ms());
+    note_err(k);
     drop_kind(c, why, k);
 }
 
@@ -221,8 +238,7 @@ static redisContext *conn(void)
     redisContext *ctx = NULL;
     c->epoch = epoch;
     if (redis_target_connect(&g_target, &ctx, why, sizeof(why)) != ZTB_OK) {
-        atomic_store(&g_last_err_kind, REDIS_EK_CONNECTION);
-        atomic_store(&g_last_err_ms, mono_ms());
+        note_err(REDIS_EK_CONNECTION);
         drop_kind(c, why, REDIS_EK_CONNECTION);
         return NULL;
     }
@@ -245,15 +261,14 @@ static int judge(struct rconn *c, const redisReply *r)
 {
     enum redis_error_kind k = redis_error_kind_of(c->ctx, r);
     if (k == REDIS_EK_NONE) {
-        uint64_t now = mono_ms();
-        if (atomic_load_explicit(&g_last_ok_ms, memory_order_relaxed) != now)
-            atomic_store_explicit(&g_last_ok_ms, now, memory_order_relaxed);
+        /* read first: no write to a shared line on the hot path */
+        if (atomic_load_explicit(&g_last_bad, memory_order_relaxed))
+            atomic_store_explicit(&g_last_bad, 0, memory_order_relaxed);
         return 0;
     }
     if (k == REDIS_EK_NOSCRIPT)
         return 0;
-    atomic_store(&g_last_err_kind, (int)k);
-    atomic_store(&g_last_err_ms, mono_ms());
+    note_err(k);
     if (redis_error_kind_reresolve(k)) {
         char why[80];
         snprintf(why, sizeof(why), "%s error reply", redis_error_kind_name(k));
@@ -400,9 +415,28 @@ ztb_err redis_ping(void)
 static const char probe_lua[] = "#!lua\nreturn 1\n";
 #define READY_WINDOW_MS 2000
 
+static ztb_err probe(char *why, size_t cap);
+
 ztb_err redis_ready(char *why, size_t cap)
 {
     snprintf(why, cap, "unavailable");
+    t_probing = 1;
+    ztb_err rv = probe(why, cap);
+    t_probing = 0;
+    if (rv != ZTB_OK)
+        return rv;
+    metrics_set_redis_up(1);
+    /* real traffic whose latest outcome is a recent error: still failing */
+    if (atomic_load(&g_last_bad) && mono_ms() - atomic_load(&g_last_err_ms) < READY_WINDOW_MS) {
+        snprintf(why, cap, "%s", redis_error_kind_name(atomic_load(&g_last_err_kind)));
+        return ZTB_ERR_UNAVAILABLE;
+    }
+    return ZTB_OK;
+}
+
+/* The probe itself (see redis_ready). */
+static ztb_err probe(char *why, size_t cap)
+{
     redisContext *ctx = conn();
     if (ctx == NULL)
         return ZTB_ERR_UNAVAILABLE;
@@ -432,13 +466,6 @@ ztb_err redis_ready(char *why, size_t cap)
         } else {
             metrics_redis_error(k);
         }
-        return ZTB_ERR_UNAVAILABLE;
-    }
-    metrics_set_redis_up(1);
-    /* real traffic whose latest outcome is a recent error: still failing */
-    uint64_t err = atomic_load(&g_last_err_ms), ok = atomic_load(&g_last_ok_ms);
-    if (err != 0 && err >= ok && mono_ms() - err < READY_WINDOW_MS) {
-        snprintf(why, cap, "%s", redis_error_kind_name(atomic_load(&g_last_err_kind)));
         return ZTB_ERR_UNAVAILABLE;
     }
     return ZTB_OK;
