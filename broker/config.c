@@ -78,6 +78,11 @@ static const struct opt opts[] = {
     {"redis_allow_eviction", OPT_UINT, NUM(redis_allow_eviction, 1), "0|1",
      "1: start although Redis's maxmemory-policy evicts keys (revocations may be lost; "
      "default 0: refused)"},
+    {"redis_wait_replicas", OPT_UINT, NUM(redis_wait_replicas, 16), "N",
+     "a revocation is acknowledged only once WAIT confirms N replicas have it, 0 = do not "
+     "wait (default 1 with a redis+sentinel:// URL, else 0; see docs/redis.md)"},
+    {"redis_wait_timeout_ms", OPT_UINT, NUM(redis_wait_timeout_ms, 60000), "MS",
+     "how long a revocation waits for those replicas before it fails with 503 (default 1000)"},
     {"drain_timeout", OPT_UINT, NUM(drain_timeout_s, 3600), "SECONDS",
      "on SIGTERM, wait this long for in-flight requests (default 10)"},
     {"detect_window", OPT_UINT, NUM(detect_window_s, 86400), "SECONDS",
@@ -119,6 +124,8 @@ void broker_config_defaults(struct broker_config *c)
     c->connection_timeout_s = 10;
     c->max_body = 16384;
     c->redis_timeout_ms = 250;
+    c->redis_wait_replicas = BROKER_REDIS_WAIT_AUTO;
+    c->redis_wait_timeout_ms = 1000;
     c->drain_timeout_s = 10;
     c->detect_window_s = 60;
     c->detect_denials = 10;

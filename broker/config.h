@@ -9,6 +9,7 @@
 #ifndef ZTB_BROKER_CONFIG_H
 #define ZTB_BROKER_CONFIG_H
 
+#include <limits.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -16,7 +17,8 @@
 
 #include "common/log.h"
 
-#define BROKER_PATH_MAX 256
+#define BROKER_PATH_MAX        256
+#define BROKER_REDIS_WAIT_AUTO UINT_MAX
 
 struct broker_config {
     char listen_host[64]; /* listen address (default 127.0.0.1) */
@@ -45,6 +47,10 @@ struct broker_config {
     size_t max_body; /* bytes, default 16 KiB */
     unsigned redis_timeout_ms;
     unsigned redis_allow_eviction; /* 1: start on an evicting Redis, with a warning */
+    /* WAIT after a revocation: replicas to confirm (BROKER_REDIS_WAIT_AUTO:
+     * 1 with a Sentinel URL, else 0) and the wait's timeout */
+    unsigned redis_wait_replicas;
+    unsigned redis_wait_timeout_ms;
     unsigned drain_timeout_s;
     ztb_log_level log_level;
     ztb_log_format log_format;

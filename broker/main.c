@@ -303,6 +303,9 @@ int main(int argc, char **argv)
     g_broker.redis.timeout_ms = cfg->redis_timeout_ms;
     redis_target_describe(&g_broker.redis, g_broker.redis_desc, sizeof(g_broker.redis_desc));
     redis_client_init(&g_broker.redis);
+    redis_client_set_wait(
+        cfg->redis_wait_replicas == BROKER_REDIS_WAIT_AUTO ? -1 : (int)cfg->redis_wait_replicas,
+        cfg->redis_wait_timeout_ms);
     /* an old or evicting Redis is refused; a lost one starts not ready */
     if (redis_preflight_start(cfg->state_dir, (int)cfg->redis_allow_eviction, err, sizeof(err)) !=
         ZTB_OK)

@@ -2,6 +2,8 @@
  * redis_target.c - Redis URLs and opening a connection (see
  * redis_target.h).
  */
+#include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -101,6 +103,156 @@ static ztb_err parse_userinfo(const char *p, size_t n, struct redis_target *t, c
     return ZTB_OK;
 }
 
+/* HOST[:PORT] or [IPV6][:PORT] in s[0..n) into host (cap bytes) and *port
+ * (left as is when absent); the message for a refusal in *why. */
+static int parse_hostport(const char *s, size_t n, char *host, size_t cap, int *port,
+                          const char **why)
+{
+    const char *end = s + n, *p = s, *hs = s, *he;
+    if (*p == '[') {
+        he = memchr(p, ']', n);
+        if (he == NULL) {
+            *why = "an IPv6 address needs its closing ']'";
+            return -1;
+        }
+        hs = p + 1;
+        p = he + 1;
+    } else {
+        he = memchr(p, ':', n);
+        if (he == NULL)
+            he = end;
+        p = he;
+    }
+    size_t hl = (size_t)(he - hs);
+    if (hl == 0 || hl >= cap || memchr(hs, ',', hl) != NULL || memchr(hs, '@', hl) != NULL) {
+        *why = "missing or overlong host";
+        return -1;
+    }
+    memcpy(host, hs, hl);
+    host[hl] = '\0';
+    if (p < end && *p == ':') {
+        if (parse_int(p + 1, (size_t)(end - p - 1), 1, 65535, port) != 0) {
+            *why = "bad port (1-65535)";
+            return -1;
+        }
+    } else if (p != end) {
+        *why = "unexpected text after the host";
+        return -1;
+    }
+    return 0;
+}
+
+/* The user-info before the last '@' in [p, end), if any: parsed into t;
+ * *p moved past the '@'. */
+static ztb_err take_userinfo(const char **p, const char *end, struct redis_target *t, char *err,
+                             size_t errcap)
+{
+    const char *at = NULL;
+    for (const char *s = *p; s < end; s++)
+        if (*s == '@')
+            at = s; /* the last '@' before the path: a password may hold one */
+    if (at != NULL) {
+        ZTB_GUARD(parse_userinfo(*p, (size_t)(at - *p), t, err, errcap));
+        *p = at + 1;
+    }
+    return ZTB_OK;
+}
+
+/* A master name as sentinels accept it: 1-127 of [A-Za-z0-9._-]. */
+static int master_name_ok(const char *s, size_t n)
+{
+    if (n == 0 || n >= REDIS_TARGET_MASTER_NAME_MAX)
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '.' || c == '_' || c == '-'))
+            return 0;
+    }
+    return 1;
+}
+
+/* ?sentinel_username=U&sentinel_password=P (each at most once, in any
+ * order, percent-encoded). */
+static ztb_err parse_sentinel_query(const char *q, struct redis_target *t, char *err,
+                                    size_t errcap)
+{
+    int have_user = 0, have_pw = 0;
+    while (*q != '\0') {
+        size_t n = strcspn(q, "&");
+        const char *eq = memchr(q, '=', n);
+        if (eq == NULL)
+            return bad(t, err, errcap, "a Sentinel URL option needs NAME=VALUE");
+        size_t kl = (size_t)(eq - q), vl = n - kl - 1;
+        if (kl == 17 && strncmp(q, "sentinel_username", 17) == 0 && !have_user) {
+            have_user = 1;
+            if (vl == 0 || pct_decode(eq + 1, vl, t->sentinel_user, sizeof(t->sentinel_user)) != 0)
+                return bad(t, err, errcap, "sentinel_username is empty, too long or badly encoded");
+        } else if (kl == 17 && strncmp(q, "sentinel_password", 17) == 0 && !have_pw) {
+            have_pw = 1;
+            if (vl == 0 ||
+                pct_decode(eq + 1, vl, t->sentinel_password, sizeof(t->sentinel_password)) != 0)
+                return bad(t, err, errcap, "sentinel_password is empty, too long or badly encoded");
+        } else {
+            return bad(t, err, errcap,
+                       "a Sentinel URL takes only sentinel_username and sentinel_password, once "
+                       "each");
+        }
+        q += n;
+        if (*q == '&')
+            q++;
+    }
+    if (have_user && !have_pw)
+        return bad(t, err, errcap, "sentinel_username needs sentinel_password");
+    return ZTB_OK;
+}
+
+/* redis+sentinel://[USERINFO@]S1[:P1][,S2[:P2]...]/MASTER[/DB][?OPTIONS] */
+static ztb_err parse_sentinel(const char *p, struct redis_target *t, char *err, size_t errcap)
+{
+    const char *end = p + strcspn(p, "/?#");
+    ZTB_GUARD(take_userinfo(&p, end, t, err, errcap));
+    if (p == end)
+        return bad(t, err, errcap, "a Sentinel URL names at least one sentinel HOST[:PORT]");
+    while (p < end) {
+        /* a comma inside brackets cannot occur: IPv6 has none */
+        const char *c = memchr(p, ',', (size_t)(end - p));
+        const char *ie = c ? c : end;
+        if (t->nsentinels == REDIS_TARGET_MAX_SENTINELS)
+            return bad(t, err, errcap, "at most 8 sentinels in a Sentinel URL");
+        struct redis_sentinel_addr *a = &t->sentinels[t->nsentinels];
+        a->port = REDIS_TARGET_SENTINEL_PORT;
+        const char *why = NULL;
+        if (ie == p || parse_hostport(p, (size_t)(ie - p), a->host, sizeof(a->host), &a->port,
+                                      &why) != 0)
+            return bad(t, err, errcap, why ? why : "an empty sentinel address between commas");
+        t->nsentinels++;
+        p = c ? c + 1 : end;
+        if (c != NULL && p == end)
+            return bad(t, err, errcap, "an empty sentinel address after a comma");
+    }
+    if (*end != '/')
+        return bad(t, err, errcap, "a Sentinel URL needs /MASTER, the master's name at the sentinels");
+    const char *m = end + 1;
+    size_t ml = strcspn(m, "/?#");
+    if (!master_name_ok(m, ml))
+        return bad(t, err, errcap, "the master name must be 1-127 of A-Z a-z 0-9 . _ -");
+    memcpy(t->master_name, m, ml);
+    t->master_name[ml] = '\0';
+    const char *r = m + ml;
+    if (*r == '/') {
+        size_t dl = strcspn(r + 1, "?#");
+        if (dl > 0 && parse_int(r + 1, dl, 0, 15, &t->db) != 0)
+            return bad(t, err, errcap, "bad database number (0-15)");
+        r += 1 + dl;
+    }
+    if (*r == '#')
+        return bad(t, err, errcap, "a Sentinel URL takes no fragment");
+    if (*r == '?')
+        return parse_sentinel_query(r + 1, t, err, errcap);
+    return ZTB_OK;
+}
+
 ztb_err redis_target_parse(const char *url, unsigned timeout_ms, struct redis_target *t, char *err,
                            size_t errcap)
 {
@@ -112,48 +264,23 @@ ztb_err redis_target_parse(const char *url, unsigned timeout_ms, struct redis_ta
         return bad(t, err, errcap, "no URL");
     if (strncmp(url, "unix://", 7) == 0)
         return parse_unix(url + 7, t, err, errcap);
-    if (strncmp(url, "rediss://", 9) == 0)
+    if (strncmp(url, "redis+sentinel://", 17) == 0)
+        return parse_sentinel(url + 17, t, err, errcap);
+    if (strncmp(url, "rediss://", 9) == 0 || strncmp(url, "rediss+sentinel://", 18) == 0)
         return bad(t, err, errcap,
                    "rediss:// (TLS) is not supported by this build: use redis:// on a "
                    "private network, unix:///PATH, or a local TLS tunnel");
     if (strncmp(url, "redis://", 8) != 0)
         return bad(t, err, errcap,
-                   "expected redis://[USER:PASSWORD@]HOST[:PORT][/DB] or unix:///PATH[?db=N]");
+                   "expected redis://[USER:PASSWORD@]HOST[:PORT][/DB], "
+                   "redis+sentinel://[USER:PASSWORD@]HOST[:PORT][,...]/MASTER[/DB] or "
+                   "unix:///PATH[?db=N]");
     const char *p = url + 8;
     const char *end = p + strcspn(p, "/?#");
-    const char *at = NULL;
-    for (const char *s = p; s < end; s++)
-        if (*s == '@')
-            at = s; /* the last '@' before the path: a password may hold one */
-    if (at != NULL) {
-        ZTB_GUARD(parse_userinfo(p, (size_t)(at - p), t, err, errcap));
-        p = at + 1;
-    }
-    /* HOST, or [IPV6] */
-    const char *hs = p, *he;
-    if (*p == '[') {
-        he = memchr(p, ']', (size_t)(end - p));
-        if (he == NULL)
-            return bad(t, err, errcap, "an IPv6 address needs its closing ']'");
-        hs = p + 1;
-        p = he + 1;
-    } else {
-        he = memchr(p, ':', (size_t)(end - p));
-        if (he == NULL)
-            he = end;
-        p = he;
-    }
-    size_t hl = (size_t)(he - hs);
-    if (hl == 0 || hl >= sizeof(t->host))
-        return bad(t, err, errcap, "missing or overlong host");
-    memcpy(t->host, hs, hl);
-    t->host[hl] = '\0';
-    if (p < end && *p == ':') {
-        if (parse_int(p + 1, (size_t)(end - p - 1), 1, 65535, &t->port) != 0)
-            return bad(t, err, errcap, "bad port (1-65535)");
-    } else if (p != end) {
-        return bad(t, err, errcap, "unexpected text after the host");
-    }
+    ZTB_GUARD(take_userinfo(&p, end, t, err, errcap));
+    const char *why = NULL;
+    if (parse_hostport(p, (size_t)(end - p), t->host, sizeof(t->host), &t->port, &why) != 0)
+        return bad(t, err, errcap, why);
     if (*end == '/' && end[1] != '\0' && parse_int(end + 1, strlen(end + 1), 0, 15, &t->db) != 0)
         return bad(t, err, errcap, "bad database number (0-15)");
     if (*end == '?' || *end == '#')
@@ -164,17 +291,36 @@ ztb_err redis_target_parse(const char *url, unsigned timeout_ms, struct redis_ta
 void redis_target_wipe(struct redis_target *t)
 {
     ztb_wipe(t->password, sizeof(t->password));
+    ztb_wipe(t->sentinel_password, sizeof(t->sentinel_password));
+}
+
+/* "host:port" or "[v6]:port" into out. */
+static void hostport(const char *host, int port, char *out, size_t cap)
+{
+    if (strchr(host, ':') != NULL)
+        snprintf(out, cap, "[%s]:%d", host, port);
+    else
+        snprintf(out, cap, "%s:%d", host, port);
 }
 
 void redis_target_describe(const struct redis_target *t, char *out, size_t cap)
 {
     const char *at = t->user[0] ? "@" : "";
-    if (t->path[0] != '\0')
+    char hp[300];
+    if (cap == 0)
+        return;
+    if (t->path[0] != '\0') {
         snprintf(out, cap, "unix:%s", t->path);
-    else if (strchr(t->host, ':') != NULL)
-        snprintf(out, cap, "%s%s[%s]:%d", t->user, at, t->host, t->port);
-    else
-        snprintf(out, cap, "%s%s%s:%d", t->user, at, t->host, t->port);
+    } else if (t->nsentinels > 0) {
+        int n = snprintf(out, cap, "sentinel:%s%s%s@", t->user, at, t->master_name);
+        for (size_t i = 0; i < t->nsentinels && n >= 0 && (size_t)n < cap; i++) {
+            hostport(t->sentinels[i].host, t->sentinels[i].port, hp, sizeof(hp));
+            n += snprintf(out + n, cap - (size_t)n, "%s%s", i ? "," : "", hp);
+        }
+    } else {
+        hostport(t->host, t->port, hp, sizeof(hp));
+        snprintf(out, cap, "%s%s%s", t->user, at, hp);
+    }
 }
 
 /* A status reply (+OK): AUTH and SELECT said yes. */
@@ -183,50 +329,259 @@ static int reply_ok(const redisReply *r)
     return r != NULL && r->type == REDIS_REPLY_STATUS;
 }
 
-ztb_err redis_target_connect(const struct redis_target *t, redisContext **out, char *err,
-                             size_t errcap)
+/*
+ * Open one connection (unix path if path is not empty, else host:port) with
+ * timeout_ms, AUTH [user] password if a password is given, SELECT db if not
+ * 0. *out is the caller's; on failure NULL, and why (never the password).
+ */
+static ztb_err open_node(const char *path, const char *host, int port, const char *user,
+                         const char *password, int db, unsigned timeout_ms, redisContext **out,
+                         const char **why)
 {
-    struct timeval tv = {.tv_sec = t->timeout_ms / 1000,
-                         .tv_usec = (long)(t->timeout_ms % 1000) * 1000};
-    redisContext *c = t->path[0] != '\0' ? redisConnectUnixWithTimeout(t->path, tv)
-                                         : redisConnectWithTimeout(t->host, t->port, tv);
+    struct timeval tv = {.tv_sec = timeout_ms / 1000, .tv_usec = (long)(timeout_ms % 1000) * 1000};
+    redisContext *c = path[0] != '\0' ? redisConnectUnixWithTimeout(path, tv)
+                                      : redisConnectWithTimeout(host, port, tv);
     ztb_err rv = ZTB_OK;
     redisReply *r = NULL;
-    const char *why = "out of memory";
+    *why = "out of memory";
     ZTB_CHECK(rv, c != NULL, ZTB_ERR_NOMEM);
-    why = c->errstr;
+    *why = c->errstr;
     ZTB_CHECK(rv, c->err == 0, ZTB_ERR_UNAVAILABLE);
-    why = "cannot set the timeout";
+    *why = "cannot set the timeout";
     ZTB_CHECK(rv, redisSetTimeout(c, tv) == REDIS_OK, ZTB_ERR_UNAVAILABLE);
-    if (t->password[0] != '\0') {
+    if (password[0] != '\0') {
         /* AUTH [USER] PASSWORD: the ACL user when one is named */
-        const char *argv[3] = {"AUTH", t->user, t->password};
-        size_t lens[3] = {4, strlen(t->user), strlen(t->password)};
-        if (t->user[0] == '\0') {
+        const char *argv[3] = {"AUTH", user, password};
+        size_t lens[3] = {4, strlen(user), strlen(password)};
+        if (user[0] == '\0') {
             argv[1] = argv[2];
             lens[1] = lens[2];
         }
-        r = redisCommandArgv(c, t->user[0] != '\0' ? 3 : 2, argv, lens);
-        why = r == NULL ? c->errstr : "AUTH refused (check the user name and password)";
+        r = redisCommandArgv(c, user[0] != '\0' ? 3 : 2, argv, lens);
+        *why = r == NULL ? c->errstr : "AUTH refused (check the user name and password)";
         ZTB_CHECK(rv, reply_ok(r), ZTB_ERR_UNAVAILABLE);
         freeReplyObject(r);
         r = NULL;
     }
-    if (t->db != 0) {
-        r = redisCommand(c, "SELECT %d", t->db);
-        why = r == NULL ? c->errstr
-                        : "SELECT refused (is the database number within the server's databases?)";
+    if (db != 0) {
+        r = redisCommand(c, "SELECT %d", db);
+        *why = r == NULL ? c->errstr
+                         : "SELECT refused (is the database number within the server's databases?)";
         ZTB_CHECK(rv, reply_ok(r), ZTB_ERR_UNAVAILABLE);
     }
 out:
-    if (rv != ZTB_OK && err != NULL && errcap > 0)
-        snprintf(err, errcap, "%s", why);
     if (r != NULL)
         freeReplyObject(r);
     if (rv != ZTB_OK && c != NULL) {
+        /* why may point into c->errstr: keep the text before freeing */
+        static __thread char keep[128];
+        snprintf(keep, sizeof(keep), "%s", *why);
+        *why = keep;
         redisFree(c);
         c = NULL;
     }
     *out = c;
     return rv;
+}
+
+ztb_err redis_target_connect_sentinel(const struct redis_target *t, size_t i, redisContext **out,
+                                      char *err, size_t errcap)
+{
+    *out = NULL;
+    ZTB_ENSURE(i < t->nsentinels, ZTB_ERR_INVALID_ARG);
+    const char *why = "";
+    ztb_err rv = open_node("", t->sentinels[i].host, t->sentinels[i].port, t->sentinel_user,
+                           t->sentinel_password, 0, t->timeout_ms, out, &why);
+    if (rv != ZTB_OK && err != NULL && errcap > 0) {
+        char hp[300];
+        hostport(t->sentinels[i].host, t->sentinels[i].port, hp, sizeof(hp));
+        snprintf(err, errcap, "sentinel %s: %s", hp, why);
+    }
+    return rv;
+}
+
+/* printf into err (cap bytes) if there is room for a message. */
+static void say(char *err, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void say(char *err, size_t cap, const char *fmt, ...)
+{
+    if (err == NULL || cap == 0)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, cap, fmt, ap);
+    va_end(ap);
+}
+
+/* 1 if c's server says ROLE master. */
+static int is_master(redisContext *c)
+{
+    redisReply *r = redisCommand(c, "ROLE");
+    int ok = r != NULL && r->type == REDIS_REPLY_ARRAY && r->elements >= 1 &&
+             r->element[0]->type == REDIS_REPLY_STRING && strcmp(r->element[0]->str, "master") == 0;
+    if (r != NULL)
+        freeReplyObject(r);
+    return ok;
+}
+
+/*
+ * Ask sentinel i where the master is and connect to it: ZTB_OK with *out
+ * connected, authenticated, and ROLE master; else why in err.
+ */
+static ztb_err via_sentinel(const struct redis_target *t, size_t i, redisContext **out, char *where,
+                            size_t wherecap, char *err, size_t errcap)
+{
+    redisContext *s = NULL;
+    redisReply *r = NULL;
+    char hp[300], mhp[300];
+    hostport(t->sentinels[i].host, t->sentinels[i].port, hp, sizeof(hp));
+    ztb_err rv = redis_target_connect_sentinel(t, i, &s, err, errcap);
+    if (rv != ZTB_OK)
+        return rv;
+    r = redisCommand(s, "SENTINEL get-master-addr-by-name %s", t->master_name);
+    rv = ZTB_ERR_UNAVAILABLE;
+    if (r == NULL) {
+        say(err, errcap, "sentinel %s: %s", hp, s->errstr);
+        goto out;
+    }
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
+        r->element[0]->type != REDIS_REPLY_STRING || r->element[1]->type != REDIS_REPLY_STRING) {
+        say(err, errcap, "sentinel %s does not know a master named %s", hp, t->master_name);
+        goto out;
+    }
+    int port = 0;
+    const redisReply *h = r->element[0], *p = r->element[1];
+    char host[256];
+    if (h->len == 0 || h->len >= sizeof(host) || memchr(h->str, 0, h->len) != NULL ||
+        parse_int(p->str, p->len, 1, 65535, &port) != 0) {
+        say(err, errcap, "sentinel %s gave an address that is not one", hp);
+        goto out;
+    }
+    memcpy(host, h->str, h->len + 1);
+    hostport(host, port, mhp, sizeof(mhp));
+    const char *why = "";
+    if (open_node("", host, port, t->user, t->password, t->db, t->timeout_ms, out, &why) !=
+        ZTB_OK) {
+        say(err, errcap, "master %s (from sentinel %s): %s", mhp, hp, why);
+        goto out;
+    }
+    if (!is_master(*out)) {
+        /* a stale answer, or a failover under way: never write to a replica */
+        say(err, errcap, "%s (from sentinel %s) is not a master now", mhp, hp);
+        redisFree(*out);
+        *out = NULL;
+        goto out;
+    }
+    say(where, wherecap, "%s", mhp);
+    rv = ZTB_OK;
+out:
+    if (r != NULL)
+        freeReplyObject(r);
+    redisFree(s);
+    return rv;
+}
+
+ztb_err redis_target_connect_at(const struct redis_target *t, redisContext **out, char *where,
+                                size_t wherecap, char *err, size_t errcap)
+{
+    *out = NULL;
+    char why[300] = "";
+    if (t->nsentinels == 0) {
+        const char *w = "";
+        ztb_err rv = open_node(t->path, t->host, t->port, t->user, t->password, t->db,
+                               t->timeout_ms, out, &w);
+        if (rv != ZTB_OK && err != NULL && errcap > 0)
+            say(err, errcap, "%s", w);
+        if (rv == ZTB_OK && where != NULL && wherecap > 0)
+            redis_target_describe(t, where, wherecap);
+        return rv;
+    }
+    for (size_t i = 0; i < t->nsentinels; i++)
+        if (via_sentinel(t, i, out, where, wherecap, why, sizeof(why)) == ZTB_OK)
+            return ZTB_OK;
+    /* the last sentinel's reason: each logs the same kind of thing */
+    if (err != NULL && errcap > 0)
+        say(err, errcap, "no writable master %s through %zu sentinel(s); last: %s",
+                 t->master_name, t->nsentinels, why);
+    return ZTB_ERR_UNAVAILABLE;
+}
+
+ztb_err redis_target_connect(const struct redis_target *t, redisContext **out, char *err,
+                             size_t errcap)
+{
+    return redis_target_connect_at(t, out, NULL, 0, err, errcap);
+}
+
+/* Error kinds ---------------------------------------------------------------*/
+
+static const struct {
+    const char *prefix; /* the error reply's first word */
+    enum redis_error_kind kind;
+} error_prefixes[] = {
+    {"READONLY", REDIS_EK_READONLY},     {"MASTERDOWN", REDIS_EK_MASTERDOWN},
+    {"LOADING", REDIS_EK_LOADING},       {"NOAUTH", REDIS_EK_NOAUTH},
+    {"WRONGPASS", REDIS_EK_NOAUTH},      {"NOPERM", REDIS_EK_NOPERM},
+    {"NOREPLICAS", REDIS_EK_NOREPLICAS}, {"OOM", REDIS_EK_OOM},
+    {"CROSSSLOT", REDIS_EK_CROSSSLOT},   {"MOVED", REDIS_EK_MOVED},
+    {"ASK", REDIS_EK_ASK},               {"TRYAGAIN", REDIS_EK_TRYAGAIN},
+    {"CLUSTERDOWN", REDIS_EK_CLUSTERDOWN}, {"BUSY", REDIS_EK_BUSY},
+    {"NOSCRIPT", REDIS_EK_NOSCRIPT},
+};
+
+static const char *const error_kind_names[REDIS_EK_N] = {
+    [REDIS_EK_NONE] = "none",           [REDIS_EK_CONNECTION] = "connection",
+    [REDIS_EK_TIMEOUT] = "timeout",     [REDIS_EK_READONLY] = "readonly",
+    [REDIS_EK_MASTERDOWN] = "masterdown", [REDIS_EK_LOADING] = "loading",
+    [REDIS_EK_NOAUTH] = "noauth",       [REDIS_EK_NOPERM] = "noperm",
+    [REDIS_EK_NOREPLICAS] = "noreplicas", [REDIS_EK_OOM] = "oom",
+    [REDIS_EK_CROSSSLOT] = "crossslot", [REDIS_EK_MOVED] = "moved",
+    [REDIS_EK_ASK] = "ask",             [REDIS_EK_TRYAGAIN] = "tryagain",
+    [REDIS_EK_CLUSTERDOWN] = "clusterdown", [REDIS_EK_BUSY] = "busy",
+    [REDIS_EK_NOSCRIPT] = "noscript",   [REDIS_EK_OTHER] = "other",
+};
+
+enum redis_error_kind redis_error_kind_of(const redisContext *c, const redisReply *r)
+{
+    if (r == NULL) {
+        /* hiredis reports a read timeout as an I/O error with EAGAIN */
+        if (c != NULL && c->err == REDIS_ERR_IO && (errno == EAGAIN || errno == EWOULDBLOCK ||
+                                                    strstr(c->errstr, "temporarily") != NULL))
+            return REDIS_EK_TIMEOUT;
+        return REDIS_EK_CONNECTION;
+    }
+    if (r->type != REDIS_REPLY_ERROR)
+        return REDIS_EK_NONE;
+    /* a script's error may carry the inner command's code after "ERR " or
+     * "-": Redis 7 passes it through, older versions prefix it */
+    const char *s = r->str;
+    size_t n = r->len;
+    for (int pass = 0; pass < 2; pass++) {
+        for (size_t i = 0; i < sizeof(error_prefixes) / sizeof(error_prefixes[0]); i++) {
+            size_t pl = strlen(error_prefixes[i].prefix);
+            if (n >= pl && memcmp(s, error_prefixes[i].prefix, pl) == 0 &&
+                (n == pl || s[pl] == ' '))
+                return error_prefixes[i].kind;
+        }
+        /* "ERR Error running script ...: @user_script:1: -READONLY ..." */
+        const char *dash = memchr(s, '-', n);
+        if (dash == NULL || pass == 1)
+            break;
+        while (dash != NULL && (size_t)(dash - s) + 1 < n && !(dash[1] >= 'A' && dash[1] <= 'Z'))
+            dash = memchr(dash + 1, '-', n - (size_t)(dash + 1 - s));
+        if (dash == NULL || (size_t)(dash - s) + 1 >= n)
+            break;
+        n -= (size_t)(dash + 1 - s);
+        s = dash + 1;
+    }
+    return REDIS_EK_OTHER;
+}
+
+const char *redis_error_kind_name(enum redis_error_kind k)
+{
+    return (unsigned)k < REDIS_EK_N ? error_kind_names[k] : "other";
+}
+
+int redis_error_kind_reresolve(enum redis_error_kind k)
+{
+    return k == REDIS_EK_CONNECTION || k == REDIS_EK_TIMEOUT || k == REDIS_EK_READONLY ||
+           k == REDIS_EK_MASTERDOWN || k == REDIS_EK_LOADING || k == REDIS_EK_NOAUTH;
 }

@@ -7,6 +7,16 @@
  *   redis://[[USER]:PASSWORD@]HOST[:PORT][/DB]
  *   redis://USER:PASSWORD@[IPV6]:PORT/DB    (an IPv6 address in brackets)
  *   unix:///PATH[?db=N]
+ *   redis+sentinel://[[USER]:PASSWORD@]SENTINEL[:PORT][,SENTINEL[:PORT]...]/MASTER[/DB]
+ *                    [?sentinel_username=U&sentinel_password=P]
+ * The Sentinel form names up to REDIS_TARGET_MAX_SENTINELS sentinels
+ * (default port 26379, IPv6 in brackets) and the master's name as the
+ * sentinels know it; the master is found through them at every connect
+ * (SENTINEL GET-MASTER-ADDR-BY-NAME) and checked with ROLE, so a connection
+ * is never made to a replica. USER and PASSWORD authenticate to the master;
+ * the sentinels take their own, in sentinel_username/sentinel_password
+ * (sentinels without a password: omit them). The same form as Python's
+ * redis+sentinel:// URLs (redis-sentinel-url, prefect-redis, redisvl).
  * USER and PASSWORD may be percent-encoded (%40 for '@', %3A for ':'). With
  * a USER the connection authenticates as that ACL user (AUTH USER PASSWORD);
  * with only a password (redis://:PASSWORD@HOST) as the default user. DB is
@@ -24,7 +34,15 @@
 #include <hiredis/hiredis.h>
 #include <ztb/error.h>
 
-#define REDIS_TARGET_DEFAULT_PORT 6379
+#define REDIS_TARGET_DEFAULT_PORT    6379
+#define REDIS_TARGET_SENTINEL_PORT    26379
+#define REDIS_TARGET_MAX_SENTINELS    8
+#define REDIS_TARGET_MASTER_NAME_MAX  128
+
+struct redis_sentinel_addr {
+    char host[256]; /* an IPv6 address without brackets */
+    int port;
+};
 
 struct redis_target {
     char host[256]; /* TCP host (an IPv6 address without brackets), "" for a unix socket */
@@ -34,6 +52,14 @@ struct redis_target {
     char user[128];      /* ACL user; "" for the default user */
     char password[256];  /* secret: wiped by redis_target_wipe */
     unsigned timeout_ms; /* connect and command timeout */
+    /* Sentinel form: nsentinels > 0, the sentinels, the master's name and
+     * the sentinels' own credentials (secret: wiped by redis_target_wipe).
+     * host/port are then unused: the master is found at connect. */
+    size_t nsentinels;
+    struct redis_sentinel_addr sentinels[REDIS_TARGET_MAX_SENTINELS];
+    char master_name[REDIS_TARGET_MASTER_NAME_MAX];
+    char sentinel_user[128];
+    char sentinel_password[256];
 };
 
 /*
@@ -48,7 +74,8 @@ ztb_err redis_target_parse(const char *url, unsigned timeout_ms, struct redis_ta
 void redis_target_wipe(struct redis_target *t);
 
 /* "unix:/path", "host:port" or "[v6]:port", with "user@" before it when an
- * ACL user is set; never the password. */
+ * ACL user is set, or "sentinel:MASTER@host:port,..." for the Sentinel form;
+ * never a password. */
 void redis_target_describe(const struct redis_target *t, char *out, size_t cap);
 
 /*
@@ -60,5 +87,63 @@ void redis_target_describe(const struct redis_target *t, char *out, size_t cap);
  */
 ztb_err redis_target_connect(const struct redis_target *t, redisContext **out, char *err,
                              size_t errcap);
+
+/*
+ * For the Sentinel form: with the master's address that a sentinel gave,
+ * the connect above also checks ROLE (the connection is refused unless the
+ * server says "master") and tries the next sentinel when one is down, does
+ * not know the master, or names a server that is not (or no longer) the
+ * master. Where it found the master ("host:port") goes to where (cap
+ * bytes) if where is not NULL.
+ */
+ztb_err redis_target_connect_at(const struct redis_target *t, redisContext **out, char *where,
+                                size_t wherecap, char *err, size_t errcap);
+
+/*
+ * A connection to sentinel i of t (0 <= i < t->nsentinels), authenticated
+ * with the sentinels' credentials: for subscribing to +switch-master. *out
+ * is the caller's (redisFree); UNAVAILABLE and why in err as above.
+ */
+ztb_err redis_target_connect_sentinel(const struct redis_target *t, size_t i, redisContext **out,
+                                      char *err, size_t errcap);
+
+/*
+ * What a Redis error reply or a failed command means, for counting
+ * (ztb_redis_errors_total{kind}) and for deciding to find the master again.
+ * Stable names: see redis_error_kind_name.
+ */
+enum redis_error_kind {
+    REDIS_EK_NONE = 0,   /* not an error */
+    REDIS_EK_CONNECTION, /* connection refused, reset or closed */
+    REDIS_EK_TIMEOUT,    /* no answer within the timeout */
+    REDIS_EK_READONLY,   /* a replica: the master moved (failover) */
+    REDIS_EK_MASTERDOWN, /* a replica that lost its master */
+    REDIS_EK_LOADING,    /* loading its data set after a restart */
+    REDIS_EK_NOAUTH,     /* NOAUTH/WRONGPASS: credentials missing or refused */
+    REDIS_EK_NOPERM,     /* the ACL user lacks a command or key */
+    REDIS_EK_NOREPLICAS, /* min-replicas-to-write not met */
+    REDIS_EK_OOM,        /* maxmemory reached with noeviction */
+    REDIS_EK_CROSSSLOT,  /* Cluster: keys in different slots */
+    REDIS_EK_MOVED,      /* Cluster: the slot is on another node */
+    REDIS_EK_ASK,        /* Cluster: the slot is migrating */
+    REDIS_EK_TRYAGAIN,   /* Cluster: retry during resharding */
+    REDIS_EK_CLUSTERDOWN,
+    REDIS_EK_BUSY,     /* a script runs too long */
+    REDIS_EK_NOSCRIPT, /* EVALSHA of an unknown script (normal: EVAL follows) */
+    REDIS_EK_OTHER,    /* any other error reply */
+    REDIS_EK_N
+};
+
+/* The kind of a reply (REDIS_EK_NONE unless it is an error reply); for a
+ * NULL reply (the command failed in transport) the kind of c's error. */
+enum redis_error_kind redis_error_kind_of(const redisContext *c, const redisReply *r);
+
+/* Its name for metrics and logs ("readonly", "connection", ...). */
+const char *redis_error_kind_name(enum redis_error_kind k);
+
+/* 1 if an error of kind k means this connection is to the wrong server or
+ * a server that cannot serve writes now (a failover, a restart): find the
+ * master again rather than retry on it. */
+int redis_error_kind_reresolve(enum redis_error_kind k);
 
 #endif /* ZTB_COMMON_REDIS_TARGET_H */

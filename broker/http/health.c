@@ -3,8 +3,12 @@
  *
  * healthz: the process is alive and serving (no dependency checked), for
  * restart decisions. readyz: this replica can issue tokens now (Redis
- * answers PING and passes its preflight checks - redis_preflight.h - an
- * active signing key is loaded, not draining), for load balancers. metrics: Prometheus text.
+ * would take a write now, passes its preflight checks - redis_preflight.h -
+ * and real traffic is not getting Redis errors: redis_ready; an active
+ * signing key is loaded; not draining), for load balancers. When Redis is
+ * the reason, "redis_error" names the kind (readonly, loading, noreplicas,
+ * connection...), as counted in ztb_redis_errors_total{kind}. metrics:
+ * Prometheus text.
  */
 #include <stdatomic.h>
 
@@ -24,7 +28,8 @@ void handle_healthz(struct http_req *req, struct http_resp *resp)
 void handle_readyz(struct http_req *req, struct http_resp *resp)
 {
     int draining = atomic_load(&broker_of(req)->draining);
-    int redis_ok = redis_ping() == ZTB_OK;
+    char redis_why[32];
+    int redis_ok = redis_ready(redis_why, sizeof(redis_why)) == ZTB_OK;
     const char *preflight = redis_ok ? redis_preflight_check() : "unchecked";
     struct keys_state *ks = keys_acquire();
     int key_ok = ks != NULL && ks->active != NULL && keys_can_sign();
@@ -32,10 +37,11 @@ void handle_readyz(struct http_req *req, struct http_resp *resp)
     int ready = redis_ok && preflight == NULL && key_ok && !draining;
     ztb_buf_reset(&resp->body);
     ztb_buf_printf(&resp->body,
-                   "{\"status\":\"%s\",\"checks\":{\"redis\":\"%s\",\"signing_key\":\"%s\","
+                   "{\"status\":\"%s\",\"checks\":{\"redis\":\"%s\"%s%s%s,\"signing_key\":\"%s\","
                    "\"draining\":%s,\"redis_preflight\":\"%s\"}}",
                    ready ? "ready" : "not_ready", redis_ok ? "ok" : "unavailable",
-                   key_ok ? "ok" : "missing", draining ? "true" : "false",
+                   redis_ok ? "" : ",\"redis_error\":\"", redis_ok ? "" : redis_why,
+                   redis_ok ? "" : "\"", key_ok ? "ok" : "missing", draining ? "true" : "false",
                    preflight == NULL ? "ok" : preflight);
     resp->status = ready ? 200 : 503;
     resp->content_type = "application/json";

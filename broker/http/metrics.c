@@ -44,6 +44,7 @@ static const char *const refusal_reasons[REFUSED_REASONS_N] = {
 static _Atomic uint64_t refusals[NREFUSAL_ENDPOINTS + 1][REFUSED_REASONS_N];
 static _Atomic uint64_t counters[METRIC_COUNTERS_N];
 static _Atomic int redis_up;
+static _Atomic uint64_t redis_errors[REDIS_EK_N];
 
 struct audience_slot {
     char name[128];
@@ -129,6 +130,19 @@ void metrics_add(enum metrics_counter c, uint64_t n)
 uint64_t metrics_get(enum metrics_counter c)
 {
     return c < METRIC_COUNTERS_N ? atomic_load(&counters[c]) : 0;
+}
+
+void metrics_redis_error(enum redis_error_kind k)
+{
+    if ((unsigned)k >= REDIS_EK_N)
+        k = REDIS_EK_OTHER;
+    atomic_fetch_add_explicit(&redis_errors[k], 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&counters[METRIC_REDIS_ERRORS], 1, memory_order_relaxed);
+}
+
+uint64_t metrics_redis_error_get(enum redis_error_kind k)
+{
+    return (unsigned)k < REDIS_EK_N ? atomic_load(&redis_errors[k]) : 0;
 }
 
 void metrics_set_redis_up(int up)
@@ -234,7 +248,7 @@ void metrics_render(ztb_buf *b)
                        (unsigned long long)atomic_load(&s->count));
     }
     static const char *const names[METRIC_COUNTERS_N] = {
-        "ztb_redis_errors_total",
+        NULL /* by kind, below */,
         "ztb_redis_reconnects_total",
         NULL /* rendered by audience below */,
         "ztb_tokens_denied_total",
@@ -250,6 +264,14 @@ void metrics_render(ztb_buf *b)
         if (names[i] != NULL)
             ztb_buf_printf(b, "# TYPE %s counter\n%s %llu\n", names[i], names[i],
                            (unsigned long long)atomic_load(&counters[i]));
+    ztb_buf_append_str(b, "# HELP ztb_redis_errors_total Redis errors by kind: error replies "
+                          "(readonly, loading, noreplicas...) and failed connections.\n"
+                          "# TYPE ztb_redis_errors_total counter\n");
+    for (unsigned k = REDIS_EK_CONNECTION; k < REDIS_EK_N; k++)
+        if (k != REDIS_EK_NOSCRIPT)
+            ztb_buf_printf(b, "ztb_redis_errors_total{kind=\"%s\"} %llu\n",
+                           redis_error_kind_name((enum redis_error_kind)k),
+                           (unsigned long long)atomic_load(&redis_errors[k]));
     ztb_buf_append_str(b, "# HELP ztb_requests_refused_total Requests refused without an audit "
                           "line: unauthenticated, or over a rate limit.\n"
                           "# TYPE ztb_requests_refused_total counter\n");

@@ -13,6 +13,7 @@
 #include <stdint.h>
 
 #include "common/buf.h"
+#include "common/redis_target.h"
 
 #define METRICS_MAX_ENDPOINTS 96
 #define METRICS_MAX_AUDIENCES 256
@@ -66,6 +67,13 @@ void metrics_add(enum metrics_counter c, uint64_t n);
 
 /* Count one token issued for audience. */
 void metrics_token_issued(const char *audience);
+
+/* Count one Redis error of kind k (ztb_redis_errors_total{kind}; the sum
+ * is metrics_get(METRIC_REDIS_ERRORS)). */
+void metrics_redis_error(enum redis_error_kind k);
+
+/* Current count of one kind (tests). */
+uint64_t metrics_redis_error_get(enum redis_error_kind k);
 
 /* Set a gauge-like value read at render time (e.g. redis up 0/1). */
 void metrics_set_redis_up(int up);

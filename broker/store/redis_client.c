@@ -13,8 +13,23 @@
  * instead of failing one request with 503 first. Under load a connection is
  * used every few hundred microseconds and never checked; at low rates the
  * poll costs well under a microsecond a request.
+ *
+ * Failover: every reply is classified (redis_error_kind_of). An error reply
+ * that says the server cannot take writes now (READONLY, MASTERDOWN,
+ * LOADING, NOAUTH/WRONGPASS) or a lost connection drops the connection; the
+ * "service" error kinds (everything but NOSCRIPT and unknown errors) are
+ * turned into UNAVAILABLE for the caller (503, fail closed) and counted in
+ * ztb_redis_errors_total{kind}. READONLY, MASTERDOWN and LOADING also bump
+ * a global epoch, and so does a +switch-master announced by a sentinel (a
+ * watcher thread subscribes to one sentinel after another): every thread
+ * whose connection is older than the epoch reconnects before its next
+ * command, which with a Sentinel URL means asking the sentinels where the
+ * master is and checking ROLE (redis_target_connect). No command is retried
+ * on a new connection: the caller gets UNAVAILABLE and the client retries.
  */
+#include <errno.h>
 #include <poll.h>
+#include <stdatomic.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -22,6 +37,7 @@
 #include <string.h>
 #include <strings.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <openssl/sha.h>
 
@@ -37,6 +53,7 @@
 
 struct rconn {
     redisContext *ctx;
+    unsigned epoch;       /* g_epoch when ctx was made */
     uint64_t retry_at_ms; /* no reconnect before this */
     uint64_t used_ms;     /* last handed out */
     unsigned backoff_ms;
@@ -48,6 +65,37 @@ static pthread_mutex_t g_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct rconn *g_all;
 static __thread struct rconn *t_conn;
 
+/* Bumped when the master may have moved: connections older reconnect. */
+static atomic_uint g_epoch;
+/* Real traffic's last error (of a counted kind) and last success, for
+ * readiness; the kind of that error. */
+static _Atomic uint64_t g_last_err_ms;
+static atomic_int g_last_bad; /* 1 if real traffic's latest outcome was an error */
+static atomic_int g_last_err_kind;
+/* set while this thread runs the readiness probe: its errors are not
+ * real traffic's */
+static __thread int t_probing;
+
+static uint64_t mono_ms(void);
+
+/* Note an error of kind k on real traffic for readiness. */
+static void note_err(enum redis_error_kind k)
+{
+    if (t_probing)
+        return;
+    atomic_store(&g_last_err_kind, (int)k);
+    atomic_store(&g_last_err_ms, mono_ms());
+    atomic_store(&g_last_bad, 1);
+}
+/* WAIT after a revocation: replicas to confirm (0: none) and for how long */
+static atomic_int g_wait_replicas;
+static atomic_uint g_wait_timeout_ms = 1000;
+
+/* The sentinel watcher (Sentinel URLs only) */
+static pthread_t g_watcher;
+static int g_watcher_started;
+static atomic_int g_watcher_stop;
+
 static uint64_t mono_ms(void)
 {
     struct timespec ts;
@@ -55,13 +103,47 @@ static uint64_t mono_ms(void)
     return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
+static void *watch_sentinels(void *arg);
+
 void redis_client_init(const struct redis_target *t)
 {
     g_target = *t;
+    atomic_store(&g_last_err_ms, 0);
+    atomic_store(&g_last_bad, 0);
+    /* a Sentinel deployment has replicas: a revocation waits for one */
+    atomic_store(&g_wait_replicas, t->nsentinels > 0 ? 1 : 0);
+    atomic_store(&g_watcher_stop, 0);
+    if (t->nsentinels > 0 && !g_watcher_started &&
+        pthread_create(&g_watcher, NULL, watch_sentinels, NULL) == 0)
+        g_watcher_started = 1;
+}
+
+void redis_client_set_wait(int replicas, unsigned timeout_ms)
+{
+    if (replicas >= 0)
+        atomic_store(&g_wait_replicas, replicas);
+    if (timeout_ms > 0)
+        atomic_store(&g_wait_timeout_ms, timeout_ms);
+}
+
+int redis_client_wait_replicas(void)
+{
+    return atomic_load(&g_wait_replicas);
+}
+
+void redis_client_reresolve(const char *why)
+{
+    atomic_fetch_add(&g_epoch, 1);
+    ztb_log(ZTB_LOG_WARN, "redis.reresolve", ZTB_F_STR("reason", why));
 }
 
 void redis_client_shutdown(void)
 {
+    if (g_watcher_started) {
+        atomic_store(&g_watcher_stop, 1);
+        pthread_join(g_watcher, NULL);
+        g_watcher_started = 0;
+    }
     pthread_mutex_lock(&g_lock);
     struct rconn *c = g_all;
     g_all = NULL;
@@ -77,7 +159,7 @@ void redis_client_shutdown(void)
     redis_target_wipe(&g_target);
 }
 
-static void drop(struct rconn *c, const char *why)
+static void drop_kind(struct rconn *c, const char *why, enum redis_error_kind kind)
 {
     char where[300];
     redis_target_describe(&g_target, where, sizeof(where));
@@ -90,8 +172,16 @@ static void drop(struct rconn *c, const char *why)
     if (c->backoff_ms > BACKOFF_MAX_MS)
         c->backoff_ms = BACKOFF_MAX_MS;
     c->retry_at_ms = mono_ms() + c->backoff_ms;
-    metrics_add(METRIC_REDIS_ERRORS, 1);
+    metrics_redis_error(kind);
     metrics_set_redis_up(0);
+}
+
+/* Drop after a transport failure (counted as connection or timeout). */
+static void drop(struct rconn *c, const char *why)
+{
+    enum redis_error_kind k = redis_error_kind_of(c->ctx, NULL);
+    note_err(k);
+    drop_kind(c, why, k);
 }
 
 /*
@@ -119,6 +209,17 @@ static redisContext *conn(void)
         t_conn = c;
     }
     uint64_t now = mono_ms();
+    unsigned epoch = atomic_load(&g_epoch);
+    if (c->ctx != NULL && c->epoch != epoch) {
+        /* the master may have moved (+switch-master, READONLY...): find it
+         * again before this thread's next command */
+        redisFree(c->ctx);
+        c->ctx = NULL;
+        c->retry_at_ms = 0;
+        metrics_add(METRIC_REDIS_RECONNECTS, 1);
+    } else if (c->ctx == NULL && c->epoch != epoch) {
+        c->retry_at_ms = 0; /* news from a sentinel ends the backoff */
+    }
     if (c->ctx != NULL) {
         if (now - c->used_ms < IDLE_CHECK_MS || !closed_by_peer(c->ctx)) {
             c->used_ms = now;
@@ -133,10 +234,12 @@ static redisContext *conn(void)
     }
     if (now < c->retry_at_ms)
         return NULL;
-    char why[256];
+    char why[512];
     redisContext *ctx = NULL;
+    c->epoch = epoch;
     if (redis_target_connect(&g_target, &ctx, why, sizeof(why)) != ZTB_OK) {
-        drop(c, why);
+        note_err(REDIS_EK_CONNECTION);
+        drop_kind(c, why, REDIS_EK_CONNECTION);
         return NULL;
     }
     c->ctx = ctx;
@@ -148,10 +251,44 @@ static redisContext *conn(void)
     return ctx;
 }
 
+/*
+ * Judge one reply of real traffic: count an error by kind, note it (or a
+ * success) for readiness, drop the connection and bump the epoch when the
+ * server cannot take writes. Returns 1 if the reply is a "service" error
+ * the caller must see as UNAVAILABLE (not an answer to its command).
+ */
+static int judge(struct rconn *c, const redisReply *r)
+{
+    enum redis_error_kind k = redis_error_kind_of(c->ctx, r);
+    if (k == REDIS_EK_NONE) {
+        /* read first: no write to a shared line on the hot path */
+        if (atomic_load_explicit(&g_last_bad, memory_order_relaxed))
+            atomic_store_explicit(&g_last_bad, 0, memory_order_relaxed);
+        return 0;
+    }
+    if (k == REDIS_EK_NOSCRIPT)
+        return 0;
+    note_err(k);
+    if (redis_error_kind_reresolve(k)) {
+        char why[80];
+        snprintf(why, sizeof(why), "%s error reply", redis_error_kind_name(k));
+        if (k == REDIS_EK_READONLY || k == REDIS_EK_MASTERDOWN || k == REDIS_EK_LOADING)
+            redis_client_reresolve(why);
+        drop_kind(c, why, k);
+        return 1;
+    }
+    metrics_redis_error(k);
+    return k != REDIS_EK_OTHER;
+}
+
 static ztb_err finish(redisReply *r, redisReply **out)
 {
     if (r == NULL) {
         drop(t_conn, t_conn->ctx && t_conn->ctx->errstr[0] ? t_conn->ctx->errstr : "no reply");
+        return ZTB_ERR_UNAVAILABLE;
+    }
+    if (judge(t_conn, r)) {
+        freeReplyObject(r);
         return ZTB_ERR_UNAVAILABLE;
     }
     *out = r;
@@ -195,6 +332,10 @@ ztb_err redis_pipeline(size_t n, const int *argc, const char *const *const *argv
         }
         replies[i] = r;
     }
+    /* errors are the caller's to read; they still count, and a server that
+     * cannot take writes is left for the master (after all n replies) */
+    for (size_t i = 0; i < n && t_conn->ctx != NULL; i++)
+        (void)judge(t_conn, replies[i]);
     return ZTB_OK;
 }
 
@@ -265,4 +406,185 @@ ztb_err redis_ping(void)
     int ok = r->type == REDIS_REPLY_STATUS && strcasecmp(r->str, "PONG") == 0;
     freeReplyObject(r);
     return ok ? ZTB_OK : ZTB_ERR_UNAVAILABLE;
+}
+
+/* The readiness probe: a script that declares itself a write (a shebang
+ * without no-writes, Redis 7) is refused exactly when issuance would be:
+ * READONLY on a replica, NOREPLICAS below min-replicas-to-write, OOM at
+ * maxmemory, LOADING, NOAUTH. It writes nothing. */
+static const char probe_lua[] = "#!lua\nreturn 1\n";
+#define READY_WINDOW_MS 2000
+
+static ztb_err probe(char *why, size_t cap);
+
+ztb_err redis_ready(char *why, size_t cap)
+{
+    snprintf(why, cap, "unavailable");
+    t_probing = 1;
+    ztb_err rv = probe(why, cap);
+    t_probing = 0;
+    if (rv != ZTB_OK)
+        return rv;
+    metrics_set_redis_up(1);
+    /* real traffic whose latest outcome is a recent error: still failing */
+    if (atomic_load(&g_last_bad) && mono_ms() - atomic_load(&g_last_err_ms) < READY_WINDOW_MS) {
+        snprintf(why, cap, "%s", redis_error_kind_name(atomic_load(&g_last_err_kind)));
+        return ZTB_ERR_UNAVAILABLE;
+    }
+    return ZTB_OK;
+}
+
+/* The probe itself (see redis_ready). */
+static ztb_err probe(char *why, size_t cap)
+{
+    redisContext *ctx = conn();
+    if (ctx == NULL)
+        return ZTB_ERR_UNAVAILABLE;
+    redisReply *r = redisCommand(ctx, "EVAL %s 0", probe_lua);
+    if (r == NULL) {
+        drop(t_conn, ctx->errstr[0] ? ctx->errstr : "no reply");
+        return ZTB_ERR_UNAVAILABLE;
+    }
+    enum redis_error_kind k = redis_error_kind_of(ctx, r);
+    if (k == REDIS_EK_OTHER) {
+        /* a Redis before 7.0 does not know the shebang: PING semantics */
+        freeReplyObject(r);
+        r = redisCommand(ctx, "PING");
+        if (r == NULL) {
+            drop(t_conn, ctx->errstr[0] ? ctx->errstr : "no reply");
+            return ZTB_ERR_UNAVAILABLE;
+        }
+        k = redis_error_kind_of(ctx, r);
+    }
+    freeReplyObject(r);
+    if (k != REDIS_EK_NONE) {
+        snprintf(why, cap, "%s", redis_error_kind_name(k));
+        if (redis_error_kind_reresolve(k)) {
+            if (k == REDIS_EK_READONLY || k == REDIS_EK_MASTERDOWN || k == REDIS_EK_LOADING)
+                redis_client_reresolve("readiness probe");
+            drop_kind(t_conn, why, k); /* counts it */
+        } else {
+            metrics_redis_error(k);
+        }
+        return ZTB_ERR_UNAVAILABLE;
+    }
+    return ZTB_OK;
+}
+
+ztb_err redis_wait_replicas(void)
+{
+    int n = atomic_load(&g_wait_replicas);
+    if (n <= 0)
+        return ZTB_OK;
+    struct rconn *c = t_conn;
+    if (c == NULL || c->ctx == NULL)
+        return ZTB_ERR_UNAVAILABLE; /* the write was on a connection now gone */
+    unsigned tmo = atomic_load(&g_wait_timeout_ms);
+    redisContext *ctx = c->ctx;
+    /* WAIT blocks up to tmo: the command timeout must outlast it */
+    struct timeval tv = {.tv_sec = (tmo + g_target.timeout_ms) / 1000,
+                         .tv_usec = (long)((tmo + g_target.timeout_ms) % 1000) * 1000};
+    struct timeval back = {.tv_sec = g_target.timeout_ms / 1000,
+                           .tv_usec = (long)(g_target.timeout_ms % 1000) * 1000};
+    (void)redisSetTimeout(ctx, tv);
+    redisReply *r = redisCommand(ctx, "WAIT %d %u", n, tmo);
+    if (r == NULL) {
+        drop(c, ctx->errstr[0] ? ctx->errstr : "no reply");
+        return ZTB_ERR_UNAVAILABLE;
+    }
+    (void)redisSetTimeout(ctx, back);
+    int ok = r->type == REDIS_REPLY_INTEGER && r->integer >= n;
+    if (!ok) {
+        ztb_log(ZTB_LOG_ERROR, "redis.wait_short", ZTB_F_INT("want", n),
+                ZTB_F_INT("got", r->type == REDIS_REPLY_INTEGER ? r->integer : -1),
+                ZTB_F_INT("timeout_ms", tmo));
+        if (r->type != REDIS_REPLY_INTEGER)
+            (void)judge(c, r);
+        else
+            metrics_redis_error(REDIS_EK_NOREPLICAS);
+    }
+    freeReplyObject(r);
+    return ok ? ZTB_OK : ZTB_ERR_UNAVAILABLE;
+}
+
+/* The sentinel watcher -------------------------------------------------------*/
+
+/* 1 if r is a "message" on +switch-master for our master. */
+static int is_switch(const redisReply *r)
+{
+    if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements != 3)
+        return 0;
+    const redisReply *kind = r->element[0], *ch = r->element[1], *msg = r->element[2];
+    size_t ml = strlen(g_target.master_name);
+    return kind->type == REDIS_REPLY_STRING && strcmp(kind->str, "message") == 0 &&
+           ch->type == REDIS_REPLY_STRING && strcmp(ch->str, "+switch-master") == 0 &&
+           msg->type == REDIS_REPLY_STRING && msg->len > ml &&
+           strncmp(msg->str, g_target.master_name, ml) == 0 && msg->str[ml] == ' ';
+}
+
+/* Listen on one sentinel until it fails or we stop; returns 1 if a
+ * subscription was made. */
+static int watch_one(size_t i)
+{
+    redisContext *s = NULL;
+    char why[512];
+    if (redis_target_connect_sentinel(&g_target, i, &s, why, sizeof(why)) != ZTB_OK) {
+        ztb_log(ZTB_LOG_WARN, "redis.sentinel_unreachable", ZTB_F_STR("reason", why));
+        return 0;
+    }
+    redisReply *r = redisCommand(s, "SUBSCRIBE +switch-master");
+    int ok = r != NULL && r->type == REDIS_REPLY_ARRAY;
+    if (r != NULL)
+        freeReplyObject(r);
+    if (!ok) {
+        redisFree(s);
+        return 0;
+    }
+    ztb_log(ZTB_LOG_INFO, "redis.sentinel_watching", ZTB_F_STR("sentinel", g_target.sentinels[i].host),
+            ZTB_F_INT("port", g_target.sentinels[i].port));
+    while (!atomic_load(&g_watcher_stop)) {
+        struct pollfd p = {.fd = s->fd, .events = POLLIN};
+        int pr = poll(&p, 1, 200);
+        if (pr < 0 && errno == EINTR)
+            continue;
+        if (pr < 0)
+            break;
+        if (pr == 0)
+            continue;
+        if (redisBufferRead(s) != REDIS_OK)
+            break;
+        void *m = NULL;
+        while (redisGetReplyFromReader(s, &m) == REDIS_OK && m != NULL) {
+            if (is_switch(m)) {
+                ztb_log(ZTB_LOG_WARN, "redis.switch_master",
+                        ZTB_F_STR("detail", ((redisReply *)m)->element[2]->str));
+                redis_client_reresolve("+switch-master");
+            }
+            freeReplyObject(m);
+            m = NULL;
+        }
+        if (s->err)
+            break;
+    }
+    redisFree(s);
+    return 1;
+}
+
+static void *watch_sentinels(void *arg)
+{
+    (void)arg;
+    size_t i = 0;
+    int lost = 0;
+    while (!atomic_load(&g_watcher_stop)) {
+        if (watch_one(i)) {
+            /* a switch may have been missed while not subscribed */
+            if (lost)
+                redis_client_reresolve("sentinel subscription renewed");
+            lost = 1;
+        }
+        i = (i + 1) % g_target.nsentinels;
+        for (int w = 0; w < 5 && !atomic_load(&g_watcher_stop); w++)
+            usleep(20000);
+    }
+    return NULL;
 }

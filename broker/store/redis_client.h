@@ -60,4 +60,37 @@ void redis_script_sha(const char *script, char out[41]);
 /* PING: ZTB_OK if Redis answered PONG now. */
 ztb_err redis_ping(void);
 
+/*
+ * Readiness: ZTB_OK if this thread's connection reaches a server that
+ * would take a write now (a write-declared script that writes nothing is
+ * not refused: not a replica, not loading, min-replicas-to-write met, not
+ * out of memory) and real traffic's latest Redis outcome is not an error
+ * of the last 2 s. Else UNAVAILABLE, and the error kind
+ * ("readonly", "connection", ...) in why (cap bytes).
+ */
+ztb_err redis_ready(char *why, size_t cap);
+
+/*
+ * After a write that must survive a failover (a revocation): WAIT until
+ * the configured number of replicas (redis_client_set_wait) has it, on the
+ * connection that wrote it. ZTB_OK at once when that number is 0;
+ * UNAVAILABLE if fewer confirmed within the timeout (the write is on the
+ * master but not known to be safe: the caller must not acknowledge it).
+ */
+ztb_err redis_wait_replicas(void);
+
+/*
+ * Replicas a revocation waits for (-1: leave as is; the default after
+ * redis_client_init is 1 for a Sentinel URL, 0 otherwise) and WAIT's
+ * timeout in ms (0: leave as is; default 1000).
+ */
+void redis_client_set_wait(int replicas, unsigned timeout_ms);
+
+/* The number set above (tests, /readyz). */
+int redis_client_wait_replicas(void);
+
+/* Make every thread reconnect (and, with a Sentinel URL, find the master
+ * again) before its next command; why is logged. */
+void redis_client_reresolve(const char *why);
+
 #endif /* ZTB_BROKER_REDIS_CLIENT_H */

@@ -18,6 +18,12 @@
  * Replies are checked for shape; anything unexpected is UNAVAILABLE (fail
  * closed), never guessed at.
  *
+ * Durability across a failover: every revocation, kill and flag change is
+ * acknowledged only after redis_wait_replicas (WAIT N on the connection
+ * that wrote it) confirms the configured number of replicas has it; with
+ * none configured (one Redis, the private one) the write itself is the
+ * acknowledgement.
+ *
  * Must never: store a source secret (only its SHA-256), write a revocation
  * without announcing it (or announce one it did not write), or accept an id
  * that could break a key name (store_id_ok first).
@@ -163,9 +169,10 @@ static ztb_err rev_until(const char *k, const char *event, int64_t exp, unsigned
     ZTB_GUARD(store_eval(&r, &rev_until_script, 2, (int)ZTB_ARRAY_LEN(argv), argv, NULL));
     if (r->type != REDIS_REPLY_INTEGER || r->integer != 1)
         return store_unexpected_reply(r, "rev_until");
+    freeReplyObject(r);
+    ZTB_GUARD(redis_wait_replicas());
     if (applied != NULL)
         *applied = 1;
-    freeReplyObject(r);
     return ZTB_OK;
 }
 
@@ -224,6 +231,8 @@ ztb_err store_rev_agent(const char *agent, unsigned max_ttl, unsigned skew, int6
     if (exp != NULL)
         *exp = store_reply_int(r, 2);
     freeReplyObject(r);
+    if (ok)
+        ZTB_GUARD(redis_wait_replicas());
     return ok ? ZTB_OK : ZTB_ERR_NOT_FOUND;
 }
 
@@ -263,7 +272,7 @@ ztb_err store_rev_audience(const char *audience, int lift, unsigned skew, int *c
     if (changed != NULL)
         *changed = r->integer == 1;
     freeReplyObject(r);
-    return ZTB_OK;
+    return redis_wait_replicas();
 }
 
 /* KEYS: agent hash. ARGV: field, value. -1 unknown agent, 0 unchanged, 1 changed. */
@@ -291,7 +300,7 @@ ztb_err store_agent_flag(const char *agent, const char *flag, int on, int *chang
     ZTB_ENSURE(v >= 0, ZTB_ERR_NOT_FOUND);
     if (changed != NULL)
         *changed = v == 1;
-    return ZTB_OK;
+    return redis_wait_replicas();
 }
 
 ztb_err store_rev_list(unsigned skew, size_t limit, json_t **out)

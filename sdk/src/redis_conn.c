@@ -5,7 +5,11 @@
  * A pooled connection that sat idle may have been closed by Redis (restart,
  * timeout): before reuse it is polled without waiting, and one that shows
  * EOF or unexpected data is dropped, so a Redis restart does not turn into
- * one failed command per pooled connection. Commands are never retried: a
+ * one failed command per pooled connection. A connection whose server says
+ * it cannot take writes now (READONLY after a failover, MASTERDOWN,
+ * LOADING, NOAUTH) is not pooled again either: the next command connects
+ * afresh, which with a Sentinel URL finds the current master through the
+ * sentinels and checks ROLE (common/redis_target.c). Commands are never retried: a
  * transport failure after the command was written leaves it unknown whether
  * Redis ran it, and the callers consume one-time things.
  */
@@ -103,6 +107,9 @@ ztb_err rconn_pool_command(struct rconn_pool *p, redisReply **reply, int argc, c
         if (*reply == NULL) {
             redisFree(c); /* in an unknown state after a transport error */
             rv = ZTB_ERR_UNAVAILABLE;
+        } else if (redis_error_kind_reresolve(redis_error_kind_of(c, *reply))) {
+            /* the wrong server now (a failover): find the master next time */
+            redisFree(c);
         } else {
             give_back(p, c);
         }

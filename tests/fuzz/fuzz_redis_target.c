@@ -26,11 +26,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     struct redis_target t;
     char err[256], d[512];
     if (redis_target_parse(url, 0, &t, err, sizeof(err)) != ZTB_OK) {
-        if (t.password[0] != '\0')
+        if (t.password[0] != '\0' || t.sentinel_password[0] != '\0')
             abort();
     } else {
-        if ((t.host[0] != '\0') == (t.path[0] != '\0'))
+        /* exactly one of: a host, a socket path, sentinels */
+        if ((t.host[0] != '\0') + (t.path[0] != '\0') + (t.nsentinels > 0) != 1)
             abort();
+        if (t.nsentinels > REDIS_TARGET_MAX_SENTINELS ||
+            (t.nsentinels > 0) != (t.master_name[0] != '\0'))
+            abort();
+        for (size_t i = 0; i < t.nsentinels; i++)
+            if (t.sentinels[i].host[0] == '\0' || t.sentinels[i].port < 1 ||
+                t.sentinels[i].port > 65535)
+                abort();
         if (t.path[0] != '\0' && t.path[0] != '/')
             abort();
         if (t.port < 1 || t.port > 65535 || t.db < 0 || t.db > 15)
@@ -40,7 +48,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         redis_target_describe(&t, d, sizeof(d));
         redis_target_wipe(&t);
         redis_target_describe(&t, d2, sizeof(d2));
-        if (strcmp(d, d2) != 0)
+        if (strcmp(d, d2) != 0 || t.sentinel_password[0] != '\0')
             abort();
     }
     free(url);

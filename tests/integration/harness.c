@@ -200,7 +200,10 @@ static void redis_spawn(struct zh_redis *r)
         child_setup(0);
         if (r->clock_offset_s != 0)
             preload_clockshift(r->clock_offset_s);
-        execl(ZTB_REDIS_SERVER, ZTB_REDIS_SERVER, conf, (char *)NULL);
+        if (r->sentinel)
+            execl(ZTB_REDIS_SERVER, ZTB_REDIS_SERVER, conf, "--sentinel", (char *)NULL);
+        else
+            execl(ZTB_REDIS_SERVER, ZTB_REDIS_SERVER, conf, (char *)NULL);
         _exit(127);
     }
     remember_child(pid);
@@ -260,9 +263,68 @@ void zh_redis_start_tcp(struct zh_redis *r)
     redis_start(r, 1, 0);
 }
 
+/* Start redis-server (sentinel: --sentinel) with extra config lines. */
+static void redis_start_with(struct zh_redis *r, int tcp, long clock_offset_s, int sentinel,
+                             const char *extra);
+
 static void redis_start(struct zh_redis *r, int tcp, long clock_offset_s)
 {
+    redis_start_with(r, tcp, clock_offset_s, 0, "");
+}
+
+void zh_redis_start_replica(struct zh_redis *r, const struct zh_redis *master, int wait_sync)
+{
+    if (master->port == 0)
+        fatal("zh_redis_start_replica: the master has no TCP port");
+    char extra[128];
+    snprintf(extra, sizeof(extra), "replicaof 127.0.0.1 %d\n", master->port);
+    redis_start_with(r, 1, 0, 0, extra);
+    for (int i = 0; wait_sync && i < 1000; i++) {
+        redisContext *c = zh_redis_connect(r);
+        redisReply *rep = redisCommand(c, "INFO replication");
+        int up = rep != NULL && rep->type == REDIS_REPLY_STRING &&
+                 strstr(rep->str, "master_link_status:up") != NULL;
+        if (rep != NULL)
+            freeReplyObject(rep);
+        redisFree(c);
+        if (up)
+            return;
+        sleep_ms(10);
+    }
+    if (wait_sync)
+        fatal("the replica in %s did not sync with its master within 10 s", r->dir);
+}
+
+void zh_sentinel_start(struct zh_redis *r, const struct zh_redis *master, const char *name,
+                       int quorum)
+{
+    if (master->port == 0)
+        fatal("zh_sentinel_start: the master has no TCP port");
+    char extra[512];
+    snprintf(extra, sizeof(extra),
+             "sentinel monitor %s 127.0.0.1 %d %d\n"
+             "sentinel down-after-milliseconds %s 1000\n"
+             "sentinel failover-timeout %s 3000\n"
+             "sentinel parallel-syncs %s 1\n",
+             name, master->port, quorum, name, name, name);
+    redis_start_with(r, 1, 0, 1, extra);
+}
+
+redisContext *zh_redis_connect_tcp(const struct zh_redis *r)
+{
+    struct timeval tv = {.tv_sec = 2};
+    redisContext *c = redisConnectWithTimeout("127.0.0.1", r->port, tv);
+    if (c == NULL || c->err)
+        fatal("cannot connect to 127.0.0.1:%d", r->port);
+    redisSetTimeout(c, tv);
+    return c;
+}
+
+static void redis_start_with(struct zh_redis *r, int tcp, long clock_offset_s, int sentinel,
+                             const char *extra)
+{
     memset(r, 0, sizeof(*r));
+    r->sentinel = sentinel;
     r->clock_offset_s = clock_offset_s;
     zh_tmpdir(r->dir, sizeof(r->dir));
     chmod(r->dir, 0755); /* the broker may run as another user */
@@ -279,9 +341,11 @@ static void redis_start(struct zh_redis *r, int tcp, long clock_offset_s)
     }
     fprintf(f,
             "port %d\nbind 127.0.0.1\nunixsocket %s\nunixsocketperm 777\ndir %s\n"
-            "daemonize no\nappendonly yes\nappendfsync always\nsave \"\"\n"
-            "logfile %s/redis.log\n",
-            r->port, r->sock, r->dir, r->dir);
+            "daemonize no\n%s"
+            "logfile %s/redis.log\n%s",
+            r->port, r->sock, r->dir,
+            sentinel ? "" : "appendonly yes\nappendfsync always\nsave \"\"\nrepl-diskless-sync-delay 0\n",
+            r->dir, extra);
     fclose(f);
     redis_spawn(r);
 }

@@ -57,6 +57,7 @@ struct zh_redis {
      * the machine's, through the clockshift library (clockshift.c). Set it
      * before zh_redis_restart to step the clock of a restarted Redis. */
     long clock_offset_s;
+    int sentinel; /* started with --sentinel (zh_sentinel_start) */
 };
 
 /* Start redis-server in a new scratch directory; wait until it answers. */
@@ -67,6 +68,25 @@ void zh_redis_start_clock(struct zh_redis *r, long clock_offset_s);
 
 /* The same, also listening on a free loopback TCP port. */
 void zh_redis_start_tcp(struct zh_redis *r);
+
+/*
+ * A replica of master (which must have a TCP port): its own directory,
+ * socket and loopback port; returns once it answers, and (wait_sync) once
+ * its link to the master is up.
+ */
+void zh_redis_start_replica(struct zh_redis *r, const struct zh_redis *master, int wait_sync);
+
+/*
+ * A sentinel (redis-server --sentinel) on a free loopback port (r->port,
+ * r->tcp_url) watching master under name with quorum, with small timeouts
+ * so a test's failover takes seconds: down-after-milliseconds 1000,
+ * failover-timeout 3000.
+ */
+void zh_sentinel_start(struct zh_redis *r, const struct zh_redis *master, const char *name,
+                       int quorum);
+
+/* A new hiredis connection to a server's TCP port (sentinels, replicas). */
+redisContext *zh_redis_connect_tcp(const struct zh_redis *r);
 
 /* Start it again on the same directory and socket (after stop or kill). */
 void zh_redis_restart(struct zh_redis *r);

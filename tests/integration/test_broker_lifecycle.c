@@ -218,7 +218,7 @@ static void test_external_redis_loss_and_recovery(void **state)
     }
     assert_true(ready);
     assert_int_equal(zh_get(&b, "/metrics", &r), 0);
-    assert_null(strstr(r.body, "ztb_redis_errors_total 0\n"));
+    assert_null(strstr(r.body, "ztb_redis_errors_total{kind=\"connection\"} 0\n"));
     zh_resp_free(&r);
     assert_int_equal(zh_broker_stop(&b), 0);
     zh_redis_stop(&rd, 1);

@@ -46,15 +46,22 @@ static void test_counters(void **state)
 {
     (void)state;
     uint64_t before = metrics_get(METRIC_REDIS_ERRORS);
-    metrics_add(METRIC_REDIS_ERRORS, 3);
+    uint64_t ro = metrics_redis_error_get(REDIS_EK_READONLY);
+    metrics_redis_error(REDIS_EK_READONLY);
+    metrics_redis_error(REDIS_EK_READONLY);
+    metrics_redis_error(REDIS_EK_N); /* out of range: counted as other */
     assert_int_equal(metrics_get(METRIC_REDIS_ERRORS), before + 3);
+    assert_int_equal(metrics_redis_error_get(REDIS_EK_READONLY), ro + 2);
     metrics_add(METRIC_COUNTERS_N, 1); /* out of range: ignored */
     metrics_set_redis_up(1);
     ztb_buf b;
     char *t = render(&b);
     char want[64];
-    snprintf(want, sizeof(want), "ztb_redis_errors_total %llu\n", (unsigned long long)(before + 3));
+    snprintf(want, sizeof(want), "ztb_redis_errors_total{kind=\"readonly\"} %llu\n",
+             (unsigned long long)(ro + 2));
     assert_non_null(strstr(t, want));
+    assert_non_null(strstr(t, "ztb_redis_errors_total{kind=\"loading\"} "));
+    assert_null(strstr(t, "kind=\"noscript\"")); /* normal: EVAL follows */
     assert_non_null(strstr(t, "ztb_redis_up 1\n"));
     ztb_buf_free(&b);
 }

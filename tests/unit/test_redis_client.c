@@ -14,6 +14,7 @@
 
 #include <cmocka.h>
 
+#include "broker/http/metrics.h"
 #include "broker/store/redis_client.h"
 #include "harness.h"
 
@@ -143,6 +144,70 @@ static void test_tcp(void **state)
     zh_redis_stop(&rd, 1);
 }
 
+/* Error replies that mean "cannot write now" are UNAVAILABLE to the caller,
+ * counted by kind, and keep readiness false while they last; a revocation
+ * waits for replicas only when told to. */
+static void test_error_replies_and_readiness(void **state)
+{
+    (void)state;
+    struct zh_redis rd;
+    zh_redis_start(&rd);
+    struct redis_target t;
+    char err[256], why[32];
+    assert_int_equal(redis_target_parse(rd.url, 0, &t, err, sizeof(err)), ZTB_OK);
+    t.timeout_ms = ZH_REDIS_TIMEOUT_MS;
+    redis_client_init(&t);
+    assert_int_equal(redis_client_wait_replicas(), 0); /* not a Sentinel URL */
+    assert_int_equal(redis_ready(why, sizeof(why)), ZTB_OK);
+    redisContext *c = zh_redis_connect(&rd);
+    freeReplyObject(redisCommand(c, "CONFIG SET min-replicas-to-write 1"));
+    uint64_t before = metrics_redis_error_get(REDIS_EK_NOREPLICAS);
+    redisReply *r = NULL;
+    assert_int_equal(redis_commandf(&r, "SET k v"), ZTB_ERR_UNAVAILABLE);
+    assert_null(r);
+    assert_int_equal(metrics_redis_error_get(REDIS_EK_NOREPLICAS), before + 1);
+    assert_int_equal(redis_ready(why, sizeof(why)), ZTB_ERR_UNAVAILABLE);
+    assert_string_equal(why, "noreplicas");
+    freeReplyObject(redisCommand(c, "CONFIG SET min-replicas-to-write 0"));
+    /* the probe passes, but real traffic's last word was an error */
+    assert_int_equal(redis_ready(why, sizeof(why)), ZTB_ERR_UNAVAILABLE);
+    assert_int_equal(redis_commandf(&r, "SET k v"), ZTB_OK);
+    freeReplyObject(r);
+    assert_int_equal(redis_ready(why, sizeof(why)), ZTB_OK);
+    /* a script error that is not about the server stays the caller's */
+    assert_int_equal(redis_commandf(&r, "NOSUCHCOMMAND"), ZTB_OK);
+    assert_int_equal(r->type, REDIS_REPLY_ERROR);
+    freeReplyObject(r);
+    assert_int_equal(redis_commandf(&r, "GET k"), ZTB_OK);
+    freeReplyObject(r);
+    /* demoted: READONLY, then the connection is remade */
+    freeReplyObject(redisCommand(c, "REPLICAOF 127.0.0.1 1"));
+    assert_int_equal(redis_commandf(&r, "SET k v"), ZTB_ERR_UNAVAILABLE);
+    assert_int_equal(redis_ready(why, sizeof(why)), ZTB_ERR_UNAVAILABLE);
+    freeReplyObject(redisCommand(c, "REPLICAOF NO ONE"));
+    int ok = 0;
+    for (int i = 0; i < 100 && !ok; i++) { /* after the backoff */
+        ok = redis_commandf(&r, "SET k v") == ZTB_OK;
+        if (ok)
+            freeReplyObject(r);
+        else
+            usleep(20000);
+    }
+    assert_true(ok);
+    /* WAIT: none asked, none waited for; one asked of a Redis without
+     * replicas: refused after the timeout */
+    assert_int_equal(redis_wait_replicas(), ZTB_OK);
+    redis_client_set_wait(1, 100);
+    assert_int_equal(redis_commandf(&r, "SET k v"), ZTB_OK);
+    freeReplyObject(r);
+    assert_int_equal(redis_wait_replicas(), ZTB_ERR_UNAVAILABLE);
+    redis_client_set_wait(0, 0);
+    assert_int_equal(redis_wait_replicas(), ZTB_OK);
+    redisFree(c);
+    redis_client_shutdown();
+    zh_redis_stop(&rd, 1);
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN); /* the broker blocks it; so does this test */
@@ -150,6 +215,7 @@ int main(void)
         cmocka_unit_test(test_commands_loss_and_recovery),
         cmocka_unit_test(test_idle_connection_after_restart),
         cmocka_unit_test(test_tcp),
+        cmocka_unit_test(test_error_replies_and_readiness),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
