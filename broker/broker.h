@@ -19,15 +19,18 @@
 #include "broker/store/redis_client.h"
 #include "policy/holder.h"
 
+struct route_holder;
+
 struct broker {
     struct broker_config cfg;
     struct redis_target redis;
     char redis_desc[300];
-    uint16_t port;         /* bound HTTP port */
-    int private_redis;     /* we run redis-server ourselves */
-    char issuer[256];      /* iss of our tokens; endpoints hang under it */
-    policy_holder *policy; /* the policy in force (reload swaps it) */
-    _Atomic int draining;  /* set on SIGTERM: readyz answers 503 */
+    uint16_t port;                     /* bound HTTP port */
+    int private_redis;                 /* we run redis-server ourselves */
+    char issuer[256];                  /* iss of our tokens; endpoints hang under it */
+    policy_holder *policy;             /* the policy in force (reload swaps it) */
+    struct route_holder *authz_routes; /* GET /v1/authorize's table; NULL: off */
+    _Atomic int draining;              /* set on SIGTERM: readyz answers 503 */
 };
 
 extern struct broker g_broker;
