@@ -40,6 +40,7 @@
 #include "agent.h"
 #include "common/base64url.h"
 #include "harness.h"
+#include "pki/dpop.h"
 #include "pki/jws.h"
 
 #define NGINX_BIN "/usr/sbin/nginx"
@@ -56,6 +57,9 @@ static const char *policy_doc =
     "  {\"id\": \"refund-brief\", \"effect\": \"allow\", \"agents\": [\"*\"],\n"
     "   \"actions\": [\"payments:refund\"], \"audiences\": [\"payments\"],\n"
     "   \"resources\": [\"orders/555\"], \"obligations\": {\"ttl\": 1}},\n"
+    "  {\"id\": \"refund-bound\", \"effect\": \"allow\", \"agents\": [\"*\"],\n"
+    "   \"actions\": [\"payments:refund\"], \"audiences\": [\"payments\"],\n"
+    "   \"resources\": [\"orders/4321\"], \"obligations\": {\"binding\": \"dpop\"}},\n"
     "  {\"id\": \"read\", \"effect\": \"allow\", \"agents\": [\"*\"],\n"
     "   \"actions\": [\"payments:read\"], \"audiences\": [\"payments\"], \"resources\": [\"**\"]}\n"
     " ]}\n";
@@ -544,6 +548,143 @@ static void test_expired_and_revoked(void **state)
     expect_refused("expired", "/refunds/555", auth, 401);
 }
 
+/* A DPoP-bound token of alice's for orders/4321, bound to k. */
+static void bound_token(const ztb_key *k, char *tok)
+{
+    char htu[160], form[2048], url[160], hdr[4200];
+    ztb_buf p;
+    ztb_buf_init(&p, 4096);
+    snprintf(htu, sizeof(htu), "%s/v1/token", b.url);
+    assert_int_equal(ztb_dpop_proof_make(k, "POST", htu, time(NULL), NULL, &p), ZTB_OK);
+    snprintf(hdr, sizeof(hdr), "DPoP: %s", ztb_buf_cstr(&p));
+    ztb_buf_free(&p);
+    snprintf(form, sizeof(form),
+             "grant_type=urn%%3Aietf%%3Aparams%%3Aoauth%%3Agrant-type%%3Atoken-exchange"
+             "&audience=payments&scope=payments:refund&resource=orders%%2F4321"
+             "&client_assertion_type=%s&client_assertion=%s",
+             ZA_SESSION_TYPE, alice.session);
+    snprintf(url, sizeof(url), "%s/v1/token", b.url);
+    const char *headers[] = {hdr, NULL};
+    struct zh_resp r;
+    assert_int_equal(zh_http("POST", url, NULL, "application/x-www-form-urlencoded", form,
+                             strlen(form), headers, &r),
+                     0);
+    if (r.status != 200)
+        fail_msg("bound token: %ld %s", r.status, r.body);
+    json_t *j = za_json(&r);
+    assert_string_equal(json_string_value(json_object_get(j, "token_type")), "DPoP");
+    snprintf(tok, 4096, "%s", json_string_value(json_object_get(j, "access_token")));
+    json_decref(j);
+    zh_resp_free(&r);
+}
+
+/* POST /refunds/4321 through nginx with "scheme tok" and a proof for
+ * (htm, origin + path) by k (k NULL: no proof). */
+static long bound_refund(const char *scheme, const char *tok, const ztb_key *k, const char *htm,
+                         const char *path, const char *proof_in, char *proof_out, int *hit)
+{
+    char auth[4200], htu[200], dh[4200], url[200];
+    snprintf(auth, sizeof(auth), "Authorization: %s %s", scheme, tok);
+    snprintf(htu, sizeof(htu), "https://payments.example.org%s", path);
+    const char *headers[] = {auth, NULL, NULL};
+    if (proof_in != NULL) {
+        snprintf(dh, sizeof(dh), "DPoP: %s", proof_in);
+        headers[1] = dh;
+    } else if (k != NULL) {
+        ztb_buf p;
+        ztb_buf_init(&p, 4096);
+        assert_int_equal(ztb_dpop_proof_make(k, htm, htu, time(NULL), tok, &p), ZTB_OK);
+        snprintf(dh, sizeof(dh), "DPoP: %s", ztb_buf_cstr(&p));
+        if (proof_out != NULL)
+            snprintf(proof_out, 4096, "%s", ztb_buf_cstr(&p));
+        ztb_buf_free(&p);
+        headers[1] = dh;
+    }
+    snprintf(url, sizeof(url), "%s/refunds/4321", gw_url);
+    int before = atomic_load(&backend_hits);
+    struct zh_resp r;
+    assert_int_equal(zh_http("POST", url, NULL, "application/json", "{}", 2, headers, &r), 0);
+    *hit = atomic_load(&backend_hits) != before;
+    long st = r.status;
+    zh_resp_free(&r);
+    return st;
+}
+
+/* DPoP-bound tokens: only with the DPoP scheme and a fresh proof by the
+ * bound key for the original method and origin + path, once. */
+static void test_dpop_bound(void **state)
+{
+    (void)state;
+    ztb_key *k = NULL, *other = NULL;
+    assert_int_equal(ztb_key_generate(&k), ZTB_OK);
+    assert_int_equal(ztb_key_generate(&other), ZTB_OK);
+    char tok[4096], proof[4096];
+    bound_token(k, tok);
+    int hit;
+    struct {
+        const char *what, *scheme;
+        const ztb_key *key;
+        const char *htm, *path;
+    } bad[] = {
+        {"Bearer scheme", "Bearer", k, "POST", "/refunds/4321"},
+        {"no proof", "DPoP", NULL, "POST", "/refunds/4321"},
+        {"another key", "DPoP", other, "POST", "/refunds/4321"},
+        {"another method", "DPoP", k, "GET", "/refunds/4321"},
+        {"another URL", "DPoP", k, "POST", "/refunds/1234"},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        long st =
+            bound_refund(bad[i].scheme, tok, bad[i].key, bad[i].htm, bad[i].path, NULL, NULL, &hit);
+        if (st != 401 || hit)
+            fail_msg("%s: %ld, backend %d", bad[i].what, st, hit);
+    }
+    assert_int_equal(bound_refund("dpop", tok, k, "POST", "/refunds/4321", NULL, proof, &hit), 200);
+    assert_true(hit);
+    /* the same proof again: refused (and the token is used up anyway) */
+    assert_int_equal(bound_refund("DPoP", tok, k, "POST", "/refunds/4321", proof, NULL, &hit), 401);
+    assert_false(hit);
+    /* a bearer token sent as DPoP */
+    char plain[4096], auth[4200];
+    token("payments", "payments:refund", "orders/4322", plain, sizeof(plain));
+    snprintf(auth, sizeof(auth), "DPoP %s", plain);
+    expect_refused("bearer token as DPoP", "/refunds/4322", auth, 401);
+    ztb_key_free(k);
+    ztb_key_free(other);
+}
+
+/* The broker itself: a gateway that forgets the original URI, or a request
+ * with two Authorization headers, gets 400 (nginx: 500), never a decision. */
+static void test_direct_misuse(void **state)
+{
+    (void)state;
+    char tok[4096], a1[4200], url[160];
+    token("payments", "payments:refund", "orders/1", tok, sizeof(tok));
+    snprintf(a1, sizeof(a1), "Authorization: Bearer %s", tok);
+    snprintf(url, sizeof(url), "%s/v1/authorize", b.url);
+    struct zh_resp r;
+    const char *no_uri[] = {a1, "X-Original-Method: POST", NULL};
+    assert_int_equal(zh_http("GET", url, NULL, NULL, NULL, 0, no_uri, &r), 0);
+    assert_int_equal(r.status, 400);
+    zh_resp_free(&r);
+    const char *two[] = {a1, a1, "X-Original-Method: POST", "X-Original-URI: /refunds/1", NULL};
+    assert_int_equal(zh_http("GET", url, NULL, NULL, NULL, 0, two, &r), 0);
+    assert_int_equal(r.status, 400);
+    zh_resp_free(&r);
+    const char *two_uri[] = {a1, "X-Original-Method: POST", "X-Original-URI: /refunds/2",
+                             "X-Original-URI: /refunds/1", NULL};
+    assert_int_equal(zh_http("GET", url, NULL, NULL, NULL, 0, two_uri, &r), 0);
+    assert_int_equal(r.status, 400);
+    zh_resp_free(&r);
+    /* and the token is still good: nothing consumed it */
+    const char *ok[] = {a1, "X-Original-Method: POST", "X-Original-URI: /refunds/1", NULL};
+    assert_int_equal(zh_http("GET", url, NULL, NULL, NULL, 0, ok, &r), 0);
+    assert_int_equal(r.status, 200);
+    char v[200];
+    assert_non_null(zh_resp_header(&r, "X-Ztb-Resource", v, sizeof(v)));
+    assert_string_equal(v, "orders/1");
+    zh_resp_free(&r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -551,6 +692,8 @@ int main(void)
         cmocka_unit_test(test_no_token),
         cmocka_unit_test(test_forged_tokens),
         cmocka_unit_test(test_misdirected_tokens),
+        cmocka_unit_test(test_dpop_bound),
+        cmocka_unit_test(test_direct_misuse),
         cmocka_unit_test(test_expired_and_revoked),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
