@@ -685,6 +685,52 @@ static void test_direct_misuse(void **state)
     zh_resp_free(&r);
 }
 
+/* GET /v1/authorize on the broker directly for method, uri with tok. */
+static long direct(const char *method, const char *uri, const char *tok)
+{
+    char a[4200], m[64], u[300], url[160];
+    snprintf(a, sizeof(a), "Authorization: Bearer %s", tok);
+    snprintf(m, sizeof(m), "X-Original-Method: %s", method);
+    snprintf(u, sizeof(u), "X-Original-URI: %s", uri);
+    snprintf(url, sizeof(url), "%s/v1/authorize", b.url);
+    const char *h[] = {a, m, u, NULL};
+    struct zh_resp r;
+    assert_int_equal(zh_http("GET", url, NULL, NULL, NULL, 0, h, &r), 0);
+    long st = r.status;
+    zh_resp_free(&r);
+    return st;
+}
+
+static char reload_tok[4096];
+static int read_route_live(void *arg)
+{
+    (void)arg;
+    return direct("GET", "/orders/1234", reload_tok) == 200;
+}
+
+/* SIGHUP reloads the route table; a broken file keeps the one in force. */
+static void test_routes_reload(void **state)
+{
+    (void)state;
+    token("payments", "payments:read", "orders/1234", reload_tok, sizeof(reload_tok));
+    assert_int_equal(direct("GET", "/orders/1234", reload_tok), 403); /* no such route yet */
+    char path[300];
+    snprintf(path, sizeof(path), "%s/routes.json", dir);
+    write_file(path, "{\"routes\": [\n"
+                     " {\"method\": \"POST\", \"path\": \"/refunds/{id}\", \"audience\": "
+                     "\"payments\", \"action\": \"payments:refund\", \"resource\": "
+                     "\"orders/{id}\"},\n"
+                     " {\"method\": \"GET\", \"path\": \"/orders/{id}\", \"audience\": "
+                     "\"payments\", \"action\": \"payments:read\", \"resource\": "
+                     "\"orders/{id}\"}]}\n");
+    assert_int_equal(kill(b.pid, SIGHUP), 0);
+    assert_true(za_wait(read_route_live, NULL, 5000));
+    write_file(path, "{\"routes\": [{\"method\": \"get\"}]}");
+    assert_int_equal(kill(b.pid, SIGHUP), 0);
+    usleep(300000);
+    assert_int_equal(direct("GET", "/orders/1234", reload_tok), 200); /* still in force */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -695,6 +741,7 @@ int main(void)
         cmocka_unit_test(test_dpop_bound),
         cmocka_unit_test(test_direct_misuse),
         cmocka_unit_test(test_expired_and_revoked),
+        cmocka_unit_test(test_routes_reload),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
