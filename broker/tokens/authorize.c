@@ -15,6 +15,10 @@
  * Redis round trip reads the revocation state and consumes a single-use
  * token (introspect_state), so a refusal never uses a token up.
  *
+ * Each decision about one of our tokens is an audit line; refusals of
+ * anything else (no token, a forgery, a malformed request) are only counted
+ * on /metrics, as for every unauthenticated request.
+ *
  * Must never: answer 200 without the revocation state, consume a token the
  * request was refused for, put anything but checked printable claims into a
  * header, or log a token or a proof.
@@ -28,6 +32,7 @@
 
 #include "broker/audit/audit.h"
 #include "broker/broker.h"
+#include "broker/http/metrics.h"
 #include "broker/store/store_rev.h"
 #include "broker/tokens/authorize.h"
 #include "broker/tokens/introspect.h"
@@ -275,16 +280,27 @@ void handle_authorize(struct http_req *req, struct http_resp *resp)
     int64_t now = (int64_t)time(NULL);
     struct decision d;
     memset(&d, 0, sizeof(d));
-    if (!read_request(req, resp, &d))
+    if (!read_request(req, resp, &d)) {
+        if (resp->status == 400 || resp->status == 401)
+            metrics_refused(req->path,
+                            resp->status == 400 ? REFUSED_INVALID_REQUEST : REFUSED_INVALID_CLIENT);
         return;
+    }
     struct introspected t;
     ztb_err rv = check_token(req, resp, &d, &t, now);
     const char *jti = t.valid ? t.jti : NULL;
+    if (rv != ZTB_OK && !t.valid) {
+        /* not one of our tokens: anyone can send those, so they are counted
+         * (ztb_requests_refused_total), never audited one by one */
+        metrics_refused(req->path,
+                        rv == ZTB_ERR_UNAVAILABLE ? REFUSED_UNAVAILABLE : REFUSED_INVALID_CLIENT);
+        return;
+    }
     if (rv != ZTB_OK) {
-        audit("authorize.refused", "gateway", 0, ZTB_F_STR("method", d.method),
-              ZTB_F_STR("audience", d.need.audience), ZTB_F_STR("action", d.need.action),
-              ZTB_F_STR("resource", d.need.resource), ZTB_F_STR("jti", jti),
-              ZTB_F_STR("reason", ztb_err_name(rv)));
+        audit("authorize.refused", "gateway", 0, ZTB_F_STR("agent", t.agent),
+              ZTB_F_STR("method", d.method), ZTB_F_STR("audience", d.need.audience),
+              ZTB_F_STR("action", d.need.action), ZTB_F_STR("resource", d.need.resource),
+              ZTB_F_STR("jti", jti), ZTB_F_STR("reason", ztb_err_name(rv)));
         introspected_free(&t);
         return;
     }

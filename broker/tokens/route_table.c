@@ -365,7 +365,7 @@ static ztb_err fill(const struct route_table *t, const struct route *r, int idx,
         } else {
             p++;
         }
-        if (o + n >= sizeof(need->resource))
+        if (add == NULL || o + n >= sizeof(need->resource))
             return ZTB_ERR_INVALID_ARG;
         memcpy(need->resource + o, add, n);
         o += n;

@@ -410,9 +410,21 @@ static void test_no_token(void **state)
     zh_resp_free(&r);
 }
 
+/* How many times needle occurs in the broker's audit log. */
+static int audit_count(const char *needle)
+{
+    char *text = za_audit_text(&b);
+    int n = 0;
+    for (const char *p = text; (p = strstr(p, needle)) != NULL; p++)
+        n++;
+    free(text);
+    return n;
+}
+
 static void test_forged_tokens(void **state)
 {
     (void)state;
+    int audited = audit_count("authorize.refused");
     char tok[4096], auth[16400], h[4096], p[4096], s[4096], forged[8400];
     token("payments", "payments:refund", "orders/1234", tok, sizeof(tok));
     segments(tok, h, p, s, sizeof(h));
@@ -497,6 +509,8 @@ static void test_forged_tokens(void **state)
     snprintf(auth, sizeof(auth), "Bearer %s.%s.%s==", h, p, s);
     expect_refused("padded signature", "/refunds/1234", auth, 401);
 
+    /* forgeries are counted, not audited one by one */
+    assert_int_equal(audit_count("authorize.refused"), audited);
     /* none of that used the real token up */
     bearer(auth, sizeof(auth), tok);
     int hit;
@@ -510,7 +524,9 @@ static void test_misdirected_tokens(void **state)
     char tok[4096], auth[4200];
     token("payments", "payments:read", "orders/1234", tok, sizeof(tok));
     bearer(auth, sizeof(auth), tok);
+    int audited = audit_count("authorize.refused");
     expect_refused("another action", "/refunds/1234", auth, 403);
+    assert_int_equal(audit_count("authorize.refused"), audited + 1); /* one of ours: audited */
     token("payments", "payments:refund", "orders/999", tok, sizeof(tok));
     bearer(auth, sizeof(auth), tok);
     expect_refused("another resource", "/refunds/1234", auth, 403);
