@@ -20,17 +20,19 @@
 #include "policy/holder.h"
 
 struct policy_shadow;
+struct route_holder;
 
 struct broker {
     struct broker_config cfg;
     struct redis_target redis;
     char redis_desc[300];
-    uint16_t port;                /* bound HTTP port */
-    int private_redis;            /* we run redis-server ourselves */
-    char issuer[256];             /* iss of our tokens; endpoints hang under it */
-    policy_holder *policy;        /* the policy in force (reload swaps it) */
-    struct policy_shadow *shadow; /* a candidate decided beside it, or none */
-    _Atomic int draining;         /* set on SIGTERM: readyz answers 503 */
+    uint16_t port;                     /* bound HTTP port */
+    int private_redis;                 /* we run redis-server ourselves */
+    char issuer[256];                  /* iss of our tokens; endpoints hang under it */
+    policy_holder *policy;             /* the policy in force (reload swaps it) */
+    struct policy_shadow *shadow;      /* a candidate decided beside it, or none */
+    struct route_holder *authz_routes; /* GET /v1/authorize's table; NULL: off */
+    _Atomic int draining;              /* set on SIGTERM: readyz answers 503 */
 };
 
 extern struct broker g_broker;

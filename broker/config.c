@@ -104,6 +104,12 @@ static const struct opt opts[] = {
      "signals per second from one source, across replicas, 0 = off (default 100)"},
     {"signals_source_burst", OPT_UINT, NUM(signals_source_burst, 1000000), "N",
      "signals one source may send at once (default 200)"},
+    {"authorize_routes", OPT_STR, STR(authorize_routes), "FILE",
+     "route table of GET /v1/authorize (unset: the endpoint answers 404)"},
+    {"authorize_method_header", OPT_STR, STR(authorize_method_header), "NAME",
+     "header carrying the original method (default X-Original-Method)"},
+    {"authorize_uri_header", OPT_STR, STR(authorize_uri_header), "NAME",
+     "header carrying the original URI (default X-Original-URI)"},
     {"log_level", OPT_LEVEL, 0, 0, "LEVEL", "debug, info, warn or error (default info)"},
     {"log_format", OPT_FORMAT, 0, 0, "FORMAT", "json or text (default json)"},
 };
@@ -137,6 +143,8 @@ void broker_config_defaults(struct broker_config *c)
     c->signals_source_burst = 200;
     c->log_level = ZTB_LOG_INFO;
     c->log_format = ZTB_LOG_JSON;
+    snprintf(c->authorize_method_header, sizeof(c->authorize_method_header), "X-Original-Method");
+    snprintf(c->authorize_uri_header, sizeof(c->authorize_uri_header), "X-Original-URI");
 }
 
 void broker_config_usage(void)
@@ -159,7 +167,8 @@ void broker_config_usage(void)
            "  -h, --help                 print this help and exit\n"
            "\n"
            "Signals: SIGTERM/SIGINT drain in-flight requests then exit; SIGHUP reloads\n"
-           "policy and keys. Started as root, the broker drops to --user after binding;\n"
+           "policy, keys and the authorize route table. Started as root, the broker drops to "
+           "--user after binding;\n"
            "the state dir and everything in it must belong to that user.\n"
            "See ztb-broker(8).\n");
 }
@@ -413,6 +422,16 @@ ztb_err broker_config_check(const struct broker_config *c, char *err, size_t err
                  "https://broker.example.org:8443",
                  c->listen_host, c->listen_host);
         return ZTB_ERR_INVALID_ARG;
+    }
+    const char *const hdr[] = {c->authorize_method_header, c->authorize_uri_header};
+    for (size_t i = 0; i < 2; i++) {
+        const char *h = hdr[i];
+        if (h[0] == '\0' || strspn(h, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+                                      "0123456789-_") != strlen(h)) {
+            snprintf(err, errcap, "%s: a header name is letters, digits, '-' and '_'",
+                     i == 0 ? "authorize_method_header" : "authorize_uri_header");
+            return ZTB_ERR_INVALID_ARG;
+        }
     }
     return ZTB_OK;
 }

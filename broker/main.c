@@ -20,6 +20,7 @@
 
 #include "broker/audit/audit.h"
 #include "broker/broker.h"
+#include "broker/tokens/route_table.h"
 #include "broker/auth/client_auth.h"
 #include "broker/signals/detectors.h"
 #include "broker/signer/keys.h"
@@ -187,6 +188,31 @@ static void load_policy(const struct broker_config *cfg)
     }
 }
 
+/* The route table of GET /v1/authorize, if configured: it must load at start;
+ * a reload that fails keeps the table in force (logged). */
+static void load_authorize_routes(const struct broker_config *cfg)
+{
+    if (cfg->authorize_routes[0] == '\0')
+        return;
+    char why[512];
+    g_broker.authz_routes = route_holder_new();
+    if (g_broker.authz_routes == NULL)
+        die("authorize_routes", "out of memory");
+    if (route_holder_reload(g_broker.authz_routes, cfg->authorize_routes, why, sizeof(why)) !=
+        ZTB_OK)
+        die("authorize_routes", why);
+}
+
+static void reload_authorize_routes(const struct broker_config *cfg)
+{
+    char why[512];
+    if (g_broker.authz_routes != NULL &&
+        route_holder_reload(g_broker.authz_routes, cfg->authorize_routes, why, sizeof(why)) !=
+            ZTB_OK)
+        ztb_log(ZTB_LOG_ERROR, "authorize.routes_reload_failed", ZTB_F_STR("error", why),
+                ZTB_F_STR("kept", "the route table in force"));
+}
+
 static void drain_and_stop(struct http_server *api, struct http_server *admin)
 {
     atomic_store(&g_broker.draining, 1);
@@ -332,6 +358,7 @@ int main(int argc, char **argv)
     client_auth_set_trust_domain(cfg->trust_domain);
     load_keys(cfg);
     load_policy(cfg);
+    load_authorize_routes(cfg);
     struct detect_config dc = {cfg->detect_window_s, cfg->detect_denials, cfg->detect_rate_limited,
                                cfg->detect_new_audience_s};
     if (detectors_start(&dc, signals_publish_detected, &g_broker) != ZTB_OK)
@@ -386,6 +413,7 @@ int main(int argc, char **argv)
         if (sig == SIGHUP) {
             ztb_log(ZTB_LOG_INFO, "broker.reload");
             broker_policy_reload(&g_broker, "operator:SIGHUP", NULL, NULL);
+            reload_authorize_routes(cfg);
             if (keys_loaded())
                 keys_refresh((int64_t)time(NULL), NULL);
             continue;
@@ -404,6 +432,7 @@ int main(int argc, char **argv)
     ztb_buf_free(&ca_pem);
     policy_holder_free(g_broker.policy);
     policy_shadow_free(g_broker.shadow);
+    route_holder_free(g_broker.authz_routes);
     if (g_broker.private_redis)
         redis_private_stop();
     redis_client_shutdown();

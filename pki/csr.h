@@ -14,8 +14,10 @@
  *              possession); an attribute other than extensionRequest; a
  *              requested extension other than subjectAltName
  *   KEY        a public key that is not P-256
- *   SPIFFE_ID  a subject name; a subjectAltName missing, or with anything
- *              but exactly one URI; a URI other than the expected SPIFFE ID
+ *   SPIFFE_ID  a subjectAltName missing, or with anything but exactly one
+ *              URI; a URI other than the expected SPIFFE ID
+ *
+ * A subject name is accepted and ignored (never read, never copied).
  *
  * The CA issues with its own fixed extensions; nothing else in the request
  * is copied into a certificate but the public key. This code must never let

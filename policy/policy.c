@@ -69,6 +69,26 @@ size_t policy_rule_count(const policy *p)
     return p->n_rules;
 }
 
+size_t policy_detail_types(const policy *p, const char **out, size_t cap)
+{
+    size_t n = 0;
+    for (uint32_t r = 0; r < p->n_rules; r++) {
+        const struct policy_conditions *c = &p->rules[r].cond;
+        for (uint32_t i = 0; i < c->n_limits; i++) {
+            const char *t = c->limits[i].type;
+            int seen = t == NULL;
+            for (size_t j = 0; !seen && j < n && j < cap; j++)
+                seen = strcmp(out[j], t) == 0;
+            if (seen)
+                continue;
+            if (n == cap)
+                return n;
+            out[n++] = t;
+        }
+    }
+    return n;
+}
+
 size_t policy_group_count(const policy *p)
 {
     return p->n_groups;

@@ -66,6 +66,13 @@ uint32_t policy_max_ttl(const policy *p);
 
 /* How many rules / groups / agents named exactly / anomaly responses. */
 size_t policy_rule_count(const policy *p);
+
+/*
+ * The authorization_details types the rules' limits name (each once, in
+ * rule order), at most cap of them into out (pointers into p, valid while p
+ * is). Returns how many it stored. For server metadata (RFC 9396 10).
+ */
+size_t policy_detail_types(const policy *p, const char **out, size_t cap);
 size_t policy_group_count(const policy *p);
 size_t policy_agent_count(const policy *p);
 size_t policy_response_count(const policy *p);

@@ -2,7 +2,7 @@
  * assertion.c - a client assertion's claims, read strictly (see assertion.h).
  *
  * One pass over the top-level members; the six claims client_auth.c checks
- * are copied out, everything else is skipped (and still validated).
+ * (aud: up to four values) are copied out, everything else is skipped (and still validated).
  */
 #include <string.h>
 
@@ -41,23 +41,32 @@ static ztb_err opt_int(struct jr *r, int64_t *v, int *has)
     return ZTB_OK;
 }
 
-/* aud: a string, or an array of exactly one string. */
+/* aud: a string, or an array of 1..ASSERTION_AUD_N strings (RFC 7519
+ * 4.1.3); anything else (more members, a non-string, one too long) is read
+ * whole and left absent. */
 static ztb_err read_aud(struct jr *r, struct assertion_claims *c)
 {
-    if (jr_peek(r) != JR_ARRAY)
-        return opt_string(r, c->aud, sizeof(c->aud), &c->has_aud);
+    if (jr_peek(r) != JR_ARRAY) {
+        ZTB_GUARD(opt_string(r, c->aud[0], sizeof(c->aud[0]), &c->has_aud));
+        c->naud = c->has_aud;
+        return ZTB_OK;
+    }
     ZTB_GUARD(jr_enter_array(r));
-    int more, n = 0, first_ok = 0;
+    int more, n = 0, all_ok = 1;
     for (;;) {
         ZTB_GUARD(jr_next_element(r, &more));
         if (!more)
             break;
-        if (n++ == 0)
-            ZTB_GUARD(opt_string(r, c->aud, sizeof(c->aud), &first_ok));
+        int ok = 0;
+        if (n < ASSERTION_AUD_N)
+            ZTB_GUARD(opt_string(r, c->aud[n], sizeof(c->aud[n]), &ok));
         else
             ZTB_GUARD(jr_skip(r));
+        all_ok &= ok;
+        n++;
     }
-    c->has_aud = n == 1 && first_ok;
+    c->has_aud = n >= 1 && n <= ASSERTION_AUD_N && all_ok;
+    c->naud = c->has_aud ? n : 0;
     return ZTB_OK;
 }
 

@@ -23,6 +23,7 @@
 
 #define ASSERTION_JTI_MAX 128 /* longer is refused by client_auth.c */
 #define ASSERTION_AUD_MAX 512 /* longer cannot be our token endpoint */
+#define ASSERTION_AUD_N   4   /* most audience values an array may hold */
 
 /* The claims client_auth.c checks. A has_ flag is 1 only when the member
  * was there with the right type (a string that fit, an integer in range). */
@@ -30,7 +31,10 @@ struct assertion_claims {
     int has_iss, has_sub, has_aud, has_exp, has_iat, has_jti;
     char iss[ZTB_SPIFFE_ID_MAX + 1];
     char sub[ZTB_SPIFFE_ID_MAX + 1];
-    char aud[ASSERTION_AUD_MAX + 1]; /* a string, or an array of exactly one string */
+    /* aud: a string (naud 1), or an array of 1..ASSERTION_AUD_N strings that
+     * all fit (has_aud only then; another shape: has_aud 0) */
+    char aud[ASSERTION_AUD_N][ASSERTION_AUD_MAX + 1];
+    int naud;
     char jti[ASSERTION_JTI_MAX + 1];
     int64_t exp, iat;
 };

@@ -29,6 +29,9 @@
 #define ASSERTION_MAX_LIFE 60
 #define ASSERTION_SKEW     30
 #define ASSERTION_TYP      "JWT" /* header typ, docs/protocol.md */
+/* draft-ietf-oauth-rfc7523bis: an explicitly typed client assertion, whose
+ * only acceptable audience is the issuer identifier */
+#define ASSERTION_TYP_CLIENT_AUTH "client-authentication+jwt"
 
 /* Replayed assertions: logged at a bounded rate (common/log_sample.h). */
 static struct ztb_log_sampler replay_log = ZTB_LOG_SAMPLER_INIT(10, 10);
@@ -84,15 +87,40 @@ static ztb_err claimed_agent(const char *tok, size_t len, char *agent, size_t ca
     return ztb_spiffe_parse_agent(c.iss, strlen(c.iss), g_trust_domain, agent, cap);
 }
 
+/*
+ * 1 if every aud value names this server (RFC 7523 3, draft-ietf-oauth-
+ * rfc7523bis): our issuer identifier, our token endpoint, or the URL of the
+ * endpoint called (endpoint, NULL if unknown); for an assertion typed
+ * client-authentication+jwt only the issuer, as its one value. A value
+ * naming anyone else refuses the whole assertion, even beside ours: it was
+ * also meant for (or planted by) another server.
+ */
+static int aud_names_us(const struct assertion_claims *c, const char *endpoint, int typed)
+{
+    if (!c->has_aud || c->naud < 1)
+        return 0;
+    if (typed)
+        return c->naud == 1 && strcmp(c->aud[0], g_issuer) == 0;
+    for (int i = 0; i < c->naud; i++) {
+        const char *a = c->aud[i];
+        if (strcmp(a, g_issuer) != 0 && strcmp(a, g_token_endpoint) != 0 &&
+            (endpoint == NULL || strcmp(a, endpoint) != 0))
+            return 0;
+    }
+    return 1;
+}
+
 static ztb_err check_claims(const struct assertion_claims *c, const char *spiffe, int64_t now,
-                            int64_t identity_exp, const char **why)
+                            int64_t identity_exp, const char *endpoint, int typed, const char **why)
 {
     *why = "assertion iss and sub must be the agent's SPIFFE ID";
     ZTB_ENSURE(c->has_iss && c->has_sub && strcmp(c->iss, spiffe) == 0 &&
                    strcmp(c->sub, spiffe) == 0,
                ZTB_ERR_CLAIMS);
-    *why = "assertion aud must be the token endpoint";
-    ZTB_ENSURE(c->has_aud && strcmp(c->aud, g_token_endpoint) == 0, ZTB_ERR_AUDIENCE);
+    *why = typed ? "assertion aud must be the issuer identifier (one value)"
+                 : "assertion aud must name this broker: its issuer identifier, token endpoint "
+                   "or the endpoint called";
+    ZTB_ENSURE(aud_names_us(c, endpoint, typed), ZTB_ERR_AUDIENCE);
     *why = "assertion needs integer iat and exp, exp at most 60 s after iat";
     ZTB_ENSURE(c->has_exp && c->has_iat, ZTB_ERR_CLAIMS);
     int64_t e = c->exp, i = c->iat;
@@ -126,8 +154,9 @@ static ztb_err live_agent(const char *agent, struct store_agent_auth *sa, struct
 
 /* The assertion tok of the agent it names, verified with the key of that
  * agent's current identity (sa). */
-static ztb_err auth_assertion(const char *tok, int64_t now, struct client_identity *id,
-                              struct store_agent_auth *sa, struct http_resp *resp)
+static ztb_err auth_assertion(const char *tok, const char *path, int64_t now,
+                              struct client_identity *id, struct store_agent_auth *sa,
+                              struct http_resp *resp)
 {
     size_t len = strlen(tok);
     if (len > ASSERTION_MAX)
@@ -162,9 +191,11 @@ static ztb_err auth_assertion(const char *tok, int64_t now, struct client_identi
     }
     /* explicit typing (RFC 8725 3.11): no other JWS the agent's key signs
      * (a DPoP proof, a SET) passes for an assertion */
-    if (!ztb_jws_header_typ_is(&hdr, ASSERTION_TYP))
+    int typed = ztb_jws_header_typ_is(&hdr, ASSERTION_TYP_CLIENT_AUTH);
+    if (!typed && !ztb_jws_header_typ_is(&hdr, ASSERTION_TYP))
         return refuse(resp, ZTB_ERR_JWS_HEADER,
-                      "client assertion header typ must be \"" ASSERTION_TYP "\"");
+                      "client assertion header typ must be \"" ASSERTION_TYP
+                      "\" or \"" ASSERTION_TYP_CLIENT_AUTH "\"");
     struct assertion_claims c;
     if (assertion_claims_read(store_buf, payload.len, &c, &why) != ZTB_OK) {
         char msg[128];
@@ -173,7 +204,12 @@ static ztb_err auth_assertion(const char *tok, int64_t now, struct client_identi
     }
     char spiffe[400];
     snprintf(spiffe, sizeof(spiffe), "spiffe://%s/agent/%s", g_trust_domain, agent);
-    rv = check_claims(&c, spiffe, now, sa->identity_exp, &why);
+    char endpoint[sizeof(g_issuer) + 64];
+    int have_endpoint =
+        path != NULL && path[0] == '/' &&
+        (size_t)snprintf(endpoint, sizeof(endpoint), "%s%s", g_issuer, path) < sizeof(endpoint);
+    rv = check_claims(&c, spiffe, now, sa->identity_exp, have_endpoint ? endpoint : NULL, typed,
+                      &why);
     if (rv != ZTB_OK)
         return refuse(resp, rv, why);
     int64_t ttl = c.exp + ASSERTION_SKEW - now;
@@ -272,7 +308,7 @@ static ztb_err authenticate(const struct http_req *req, const char *assertion_ty
             rv = auth_session(assertion, now, id, state, resp);
         } else if (strcmp(assertion_type, CLIENT_ASSERTION_TYPE_JWT) == 0) {
             state = &sa; /* the key is in the state: always read */
-            rv = auth_assertion(assertion, now, id, state, resp);
+            rv = auth_assertion(assertion, req != NULL ? req->path : NULL, now, id, state, resp);
         } else {
             return refuse(resp, ZTB_ERR_INVALID_CLIENT, "unsupported client_assertion_type");
         }
@@ -288,6 +324,20 @@ static ztb_err authenticate(const struct http_req *req, const char *assertion_ty
         id->quarantined = state->quarantined;
     }
     return ZTB_OK;
+}
+
+ztb_err client_auth_client_id(const struct client_identity *id, const char *client_id,
+                              struct http_resp *resp)
+{
+    if (client_id == NULL)
+        return ZTB_OK;
+    char spiffe[400];
+    snprintf(spiffe, sizeof(spiffe), "spiffe://%s/agent/%s", g_trust_domain, id->agent);
+    if (id->agent[0] != '\0' && strcmp(client_id, spiffe) == 0)
+        return ZTB_OK;
+    http_resp_error(resp, 401, "invalid_client",
+                    "client_id must be the authenticated agent's SPIFFE ID (the assertion's sub)");
+    return ZTB_ERR_INVALID_CLIENT;
 }
 
 void client_auth_expect(const struct client_identity *id, struct store_expect *e)

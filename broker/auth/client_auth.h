@@ -102,6 +102,16 @@ ztb_err client_auth(const struct http_req *req, const char *assertion_type, cons
                     int64_t now, unsigned flags, struct client_identity *id,
                     struct http_resp *resp);
 
+/*
+ * RFC 7521 4.2: a request may also carry client_id; when it does, it must
+ * name the client the credential authenticated: the agent's SPIFFE ID
+ * (spiffe://<trust domain>/agent/<name>, an assertion's sub). client_id
+ * NULL: OK. Otherwise fills resp (401 invalid_client) and returns
+ * INVALID_CLIENT.
+ */
+ztb_err client_auth_client_id(const struct client_identity *id, const char *client_id,
+                              struct http_resp *resp);
+
 /* What id's credential binds, for store_issue_check to check atomically. */
 void client_auth_expect(const struct client_identity *id, struct store_expect *e);
 

@@ -85,6 +85,39 @@ const char *http_req_header(const struct http_req *req, const char *name)
     return MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, name);
 }
 
+struct header_count {
+    const char *name;
+    const char *value;
+    size_t value_len;
+    int n;
+};
+
+static enum MHD_Result count_header(void *cls, enum MHD_ValueKind kind, const char *key,
+                                    size_t key_len, const char *value, size_t value_len)
+{
+    (void)kind;
+    struct header_count *h = cls;
+    if (key != NULL && strlen(h->name) == key_len && strncasecmp(key, h->name, key_len) == 0) {
+        h->n++;
+        h->value = value;
+        h->value_len = value_len;
+    }
+    return MHD_YES;
+}
+
+int http_req_header_once(const struct http_req *req, const char *name, const char **value)
+{
+    struct header_count h = {.name = name};
+    *value = NULL;
+    MHD_get_connection_values_n(req->conn, MHD_HEADER_KIND, count_header, &h);
+    if (h.n == 0)
+        return 0;
+    if (h.n > 1 || h.value == NULL || memchr(h.value, '\0', h.value_len) != NULL)
+        return -1;
+    *value = h.value;
+    return 1;
+}
+
 void http_resp_header(struct http_resp *resp, const char *name, const char *fmt, ...)
 {
     if (resp->nhdr >= HTTP_MAX_EXTRA_HEADERS)

@@ -26,7 +26,7 @@
 
 struct MHD_Connection;
 
-#define HTTP_MAX_EXTRA_HEADERS 4
+#define HTTP_MAX_EXTRA_HEADERS 8
 
 struct http_req {
     const char *method; /* "GET", "POST", ... */
@@ -46,7 +46,7 @@ struct http_resp {
     const char *content_type; /* default application/json */
     ztb_buf body;             /* bounded; initialised by the server */
     const char *hdr_name[HTTP_MAX_EXTRA_HEADERS];
-    char hdr_value[HTTP_MAX_EXTRA_HEADERS][96];
+    char hdr_value[HTTP_MAX_EXTRA_HEADERS][560];
     unsigned nhdr;
 };
 
@@ -101,6 +101,14 @@ void http_server_stop(struct http_server *s);
 
 /* A request header (case-insensitive name), NULL if absent. */
 const char *http_req_header(const struct http_req *req, const char *name);
+
+/*
+ * A request header that must appear at most once (case-insensitive name):
+ * 1 and *value (borrowed for the request) when it is there exactly once
+ * without a NUL byte inside, 0 when absent, -1 when repeated or holding a
+ * NUL (a proxy and ztb could otherwise read different values).
+ */
+int http_req_header_once(const struct http_req *req, const char *name, const char **value);
 
 /* Add a response header (name must be a static string). */
 void http_resp_header(struct http_resp *resp, const char *name, const char *fmt, ...)

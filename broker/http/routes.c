@@ -10,6 +10,7 @@
 #include "broker/admin/policy_shadow.h"
 #include "broker/broker.h"
 #include "broker/auth/enroll.h"
+#include "broker/tokens/authorize.h"
 #include "broker/tokens/introspect_http.h"
 #include "broker/signals/signals.h"
 #include "broker/tokens/token.h"
@@ -28,6 +29,7 @@ const struct http_route api_routes[] = {
     {"POST", "/v1/introspect", handle_introspect, "introspect"},
     {"POST", "/v1/revoke", handle_revoke, "revoke"},
     {"POST", "/v1/signals", handle_signals, "signals"},
+    {"GET", "/v1/authorize", handle_authorize, "authorize"},
 };
 const size_t api_routes_n = sizeof(api_routes) / sizeof(api_routes[0]);
 

@@ -398,3 +398,22 @@ long long store_parse_ll(const char *s)
 {
     return parse_ll(s);
 }
+
+ztb_err store_dpop_remember(const char *jkt, const char *jti, uint64_t keep_ms)
+{
+    ZTB_ENSURE(store_id_ok(jkt) && store_id_ok(jti) && keep_ms > 0, ZTB_ERR_INVALID_ARG);
+    char k[STORE_KEY_MAX];
+    store_keyf(k, ZTB_WIRE_DPOP_KEY_FMT, jkt, jti);
+    char px[24];
+    int pl = snprintf(px, sizeof(px), "%llu", (unsigned long long)keep_ms);
+    const char *argv[] = {"SET", k, "1", "NX", "PX", px};
+    size_t lens[] = {3, strlen(k), 1, 2, 2, (size_t)pl};
+    redisReply *r;
+    ZTB_GUARD(redis_command(&r, 6, argv, lens));
+    ztb_err rv = r->type == REDIS_REPLY_STATUS ? ZTB_OK
+                 : r->type == REDIS_REPLY_NIL  ? ZTB_ERR_DPOP_REPLAY
+                                               : store_unexpected_reply(r, "dpop_remember");
+    if (r->type == REDIS_REPLY_STATUS || r->type == REDIS_REPLY_NIL)
+        freeReplyObject(r);
+    return rv;
+}

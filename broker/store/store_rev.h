@@ -107,4 +107,12 @@ struct store_token_state {
 ztb_err store_token_state(const char *jti, const char *agent, const char *audience, const char *kid,
                           int64_t token_gen, uint64_t consume_ms, struct store_token_state *out);
 
+/*
+ * Remember a DPoP proof presented to a gateway (GET /v1/authorize) under the
+ * key SDK verifiers use too (ZTB_WIRE_DPOP_KEY_FMT: jkt, proof jti), SET NX
+ * for keep_ms: OK the first time, DPOP_REPLAY after, UNAVAILABLE when Redis
+ * cannot answer; INVALID_ARG for ids unfit for a key name.
+ */
+ztb_err store_dpop_remember(const char *jkt, const char *jti, uint64_t keep_ms);
+
 #endif /* ZTB_BROKER_STORE_REV_H */

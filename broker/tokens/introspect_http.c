@@ -33,8 +33,13 @@
 #include "pki/jws.h"
 #include "policy/policy.h"
 
-static const char *const allowed_params[] = {
-    "token", "token_type_hint", "client_assertion_type", "client_assertion", "ztb_consume", NULL};
+static const char *const allowed_params[] = {"token",
+                                             "token_type_hint",
+                                             "client_id",
+                                             "client_assertion_type",
+                                             "client_assertion",
+                                             "ztb_consume",
+                                             NULL};
 
 static void unavailable(struct http_resp *resp)
 {
@@ -59,7 +64,8 @@ static int read_form(struct http_req *req, struct http_resp *resp, struct form *
         return 0;
     }
     if (client_auth(req, form_get(f, "client_assertion_type"), form_get(f, "client_assertion"), now,
-                    CLIENT_AUTH_SESSION_OK, id, resp) != ZTB_OK) {
+                    CLIENT_AUTH_SESSION_OK, id, resp) != ZTB_OK ||
+        client_auth_client_id(id, form_get(f, "client_id"), resp) != ZTB_OK) {
         form_free(f);
         return 0;
     }

@@ -36,6 +36,7 @@
 #define DPOP_MAX_AGE         60
 
 static const char *const allowed_params[] = {"grant_type",
+                                             "client_id",
                                              "client_assertion_type",
                                              "client_assertion",
                                              "audience",
@@ -398,7 +399,8 @@ static int read_request(struct token_req *t, struct http_req *req, struct http_r
      * the full check), before anything is charged or recorded */
     if (client_auth(req, form_get(&t->f, "client_assertion_type"),
                     form_get(&t->f, "client_assertion"), t->now,
-                    CLIENT_AUTH_SESSION_OK | CLIENT_AUTH_STATE_LATER, &t->id, resp) != ZTB_OK)
+                    CLIENT_AUTH_SESSION_OK | CLIENT_AUTH_STATE_LATER, &t->id, resp) != ZTB_OK ||
+        client_auth_client_id(&t->id, form_get(&t->f, "client_id"), resp) != ZTB_OK)
         return 0;
     t->caller_live = t->id.state_checked;
     snprintf(t->actor, sizeof(t->actor), "agent:%s", t->id.agent);

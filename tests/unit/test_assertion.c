@@ -25,27 +25,40 @@ static void test_reads_the_claims(void **state)
     assert_int_equal(rd(doc, &c, NULL), ZTB_OK);
     assert_true(c.has_iss && c.has_sub && c.has_aud && c.has_iat && c.has_exp && c.has_jti);
     assert_string_equal(c.iss, "spiffe://td/agent/a");
-    assert_string_equal(c.aud, "https://b/v1/token");
+    assert_int_equal(c.naud, 1);
+    assert_string_equal(c.aud[0], "https://b/v1/token");
     assert_int_equal(c.iat, 100);
     assert_int_equal(c.exp, 160);
     assert_string_equal(c.jti, "0123456789abcdef");
-    /* aud as an array of exactly one string */
+    /* aud as an array of one to four strings (RFC 7519 4.1.3) */
     assert_int_equal(rd("{\"aud\":[\"x\"]}", &c, NULL), ZTB_OK);
     assert_true(c.has_aud);
-    assert_string_equal(c.aud, "x");
+    assert_int_equal(c.naud, 1);
+    assert_string_equal(c.aud[0], "x");
+    assert_int_equal(rd("{\"aud\":[\"x\",\"y\",\"z\",\"w\"]}", &c, NULL), ZTB_OK);
+    assert_true(c.has_aud);
+    assert_int_equal(c.naud, 4);
+    assert_string_equal(c.aud[1], "y");
+    assert_string_equal(c.aud[3], "w");
 }
 
 static void test_wrong_types_are_absent(void **state)
 {
     (void)state;
     struct assertion_claims c;
-    assert_int_equal(rd("{\"iss\":1,\"sub\":null,\"aud\":[\"x\",\"y\"],\"iat\":1.5,"
+    assert_int_equal(rd("{\"iss\":1,\"sub\":null,\"aud\":[\"x\",2],\"iat\":1.5,"
                         "\"exp\":1e3,\"jti\":[\"j\"]}",
                         &c, NULL),
                      ZTB_OK);
     assert_false(c.has_iss || c.has_sub || c.has_aud || c.has_iat || c.has_exp || c.has_jti);
     assert_int_equal(rd("{\"aud\":[1],\"exp\":99999999999999999999}", &c, NULL), ZTB_OK);
     assert_false(c.has_aud || c.has_exp);
+    /* an empty array, or more than four values, is no audience at all */
+    assert_int_equal(rd("{\"aud\":[]}", &c, NULL), ZTB_OK);
+    assert_false(c.has_aud);
+    assert_int_equal(rd("{\"aud\":[\"a\",\"b\",\"c\",\"d\",\"e\"]}", &c, NULL), ZTB_OK);
+    assert_false(c.has_aud);
+    assert_int_equal(c.naud, 0);
     /* a jti too long to be acceptable is absent, not an error */
     char doc[400];
     snprintf(doc, sizeof(doc), "{\"jti\":\"%0200d\"}", 0);

@@ -158,6 +158,100 @@ static void test_assertion_accepted_once(void **state)
     assert_int_equal(o.rv, ZTB_OK);
 }
 
+/* An assertion of alice's with this aud (JSON text), header typ typ. */
+static void aud_assertion(const char *typ, const char *aud, char *tok, size_t cap)
+{
+    long long now = time(NULL);
+    sign(g_key, typ, tok, cap,
+         "{\"iss\":\"spiffe://" TD "/agent/alice\",\"sub\":\"spiffe://" TD "/agent/alice\","
+         "\"aud\":%s,\"iat\":%lld,\"exp\":%lld,\"jti\":\"aud-jti-%08u-abcdefgh\"}",
+         aud, now, now + 30, ++g_jti);
+}
+
+/*
+ * ATTACK (audience injection, draft-ietf-oauth-rfc7523bis): an assertion
+ * whose aud names another server, alone or beside ours, is refused; and an
+ * explicitly typed client-authentication+jwt assertion is good only for the
+ * issuer identifier as its one value. What standard clients send is
+ * accepted (RFC 7523 3): the issuer identifier or the token endpoint, as a
+ * string or an array.
+ */
+static void test_assertion_audiences(void **state)
+{
+    (void)state;
+    char tok[4096];
+    static const char *const good[] = {
+        "\"" ISSUER "\"",
+        "\"" ISSUER "/v1/token\"",
+        "[\"" ISSUER "\"]",
+        "[\"" ISSUER "\",\"" ISSUER "/v1/token\"]",
+    };
+    for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+        aud_assertion("JWT", good[i], tok, sizeof(tok));
+        struct outcome o;
+        auth(CLIENT_ASSERTION_TYPE_JWT, tok, 0, &o);
+        if (o.rv != ZTB_OK)
+            fail_msg("aud %s refused: %s", good[i], o.body);
+    }
+    static const char *const bad[] = {
+        "\"https://other.example/v1/token\"",
+        "\"https://other.example\"",
+        "[\"" ISSUER "\",\"https://other.example/v1/token\"]",
+        "[\"https://other.example\",\"" ISSUER "/v1/token\"]",
+        "\"" ISSUER "/\"",
+        "\"" ISSUER ".evil.example\"",
+        "\"" ISSUER "/v1/token/\"",
+        "\"" ISSUER "/v1/introspect\"", /* another endpoint than the one called */
+        "[]",
+        "[\"" ISSUER "\",\"" ISSUER "\",\"" ISSUER "\",\"" ISSUER "\",\"" ISSUER "\"]",
+        "1",
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        aud_assertion("JWT", bad[i], tok, sizeof(tok));
+        refused(CLIENT_ASSERTION_TYPE_JWT, tok, 0, "aud must name this broker");
+    }
+    /* typed: the issuer identifier, one value */
+    aud_assertion("client-authentication+jwt", "\"" ISSUER "\"", tok, sizeof(tok));
+    struct outcome o;
+    auth(CLIENT_ASSERTION_TYPE_JWT, tok, 0, &o);
+    assert_int_equal(o.rv, ZTB_OK);
+    aud_assertion("client-authentication+jwt", "[\"" ISSUER "\"]", tok, sizeof(tok));
+    auth(CLIENT_ASSERTION_TYPE_JWT, tok, 0, &o);
+    assert_int_equal(o.rv, ZTB_OK);
+    aud_assertion("client-authentication+jwt", "\"" ISSUER "/v1/token\"", tok, sizeof(tok));
+    refused(CLIENT_ASSERTION_TYPE_JWT, tok, 0, "issuer identifier (one value)");
+    aud_assertion("client-authentication+jwt", "[\"" ISSUER "\",\"" ISSUER "\"]", tok, sizeof(tok));
+    refused(CLIENT_ASSERTION_TYPE_JWT, tok, 0, "issuer identifier (one value)");
+}
+
+/* RFC 7521 4.2: client_id, when sent, names the authenticated client. */
+static void test_client_id(void **state)
+{
+    (void)state;
+    char tok[4096];
+    assertion("alice", g_key, time(NULL), 30, tok, sizeof(tok));
+    struct outcome o;
+    auth(CLIENT_ASSERTION_TYPE_JWT, tok, 0, &o);
+    assert_int_equal(o.rv, ZTB_OK);
+    struct http_resp resp;
+    memset(&resp, 0, sizeof(resp));
+    ztb_buf_init(&resp.body, 1 << 12);
+    assert_int_equal(client_auth_client_id(&o.id, NULL, &resp), ZTB_OK);
+    assert_int_equal(client_auth_client_id(&o.id, "spiffe://" TD "/agent/alice", &resp), ZTB_OK);
+    assert_int_equal(resp.status, 0);
+    static const char *const bad[] = {"spiffe://" TD "/agent/bob", "alice",
+                                      "spiffe://" TD "/agent/alice/", "spiffe://other/agent/alice",
+                                      ""};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        assert_int_equal(client_auth_client_id(&o.id, bad[i], &resp), ZTB_ERR_INVALID_CLIENT);
+        assert_int_equal(resp.status, 401);
+        assert_non_null(strstr(ztb_buf_cstr(&resp.body), "client_id must be"));
+        ztb_buf_reset(&resp.body);
+        resp.status = 0;
+    }
+    ztb_buf_free(&resp.body);
+}
+
 static void test_assertion_claims_refused(void **state)
 {
     (void)state;
@@ -181,12 +275,12 @@ static void test_assertion_claims_refused(void **state)
              "{\"iss\":\"%s\",\"sub\":\"%s\",\"aud\":\"" ISSUER
              "/v1/introspect\",\"iat\":%lld,\"exp\":%lld,\"jti\":\"c-0000000000000002\"}",
              sp, sp, now, now + 30);
-    c[n++].why = "aud must be the token endpoint";
+    c[n++].why = "aud must name this broker";
     snprintf(c[n].claims, CLAIMS_CAP,
              "{\"iss\":\"%s\",\"sub\":\"%s\",\"aud\":[\"" ISSUER "/v1/token\",\"x\"],"
              "\"iat\":%lld,\"exp\":%lld,\"jti\":\"c-0000000000000003\"}",
              sp, sp, now, now + 30);
-    c[n++].why = "aud must be the token endpoint";
+    c[n++].why = "aud must name this broker";
     snprintf(c[n].claims, CLAIMS_CAP,
              "{\"iss\":\"%s\",\"sub\":\"%s\",\"aud\":\"" ISSUER
              "/v1/token\",\"iat\":%lld,\"exp\":%lld,\"jti\":\"c-0000000000000004\"}",
@@ -239,7 +333,7 @@ static void test_assertion_key_typ_and_shape(void **state)
              "\"aud\":\"" ISSUER "/v1/token\",\"iat\":%lld,\"exp\":%lld,"
              "\"jti\":\"typ-jti-000000000%zu\"}",
              (long long)now, (long long)(now + 30), i);
-        refused(CLIENT_ASSERTION_TYPE_JWT, tok, 0, "typ must be \\\"JWT\\\"");
+        refused(CLIENT_ASSERTION_TYPE_JWT, tok, 0, "typ must be \\\"JWT\\\" or");
     }
     /* an agent of another trust domain, or no agent at all */
     sign(g_key, "JWT", tok, sizeof(tok), "{\"iss\":\"spiffe://evil.example/agent/alice\"}");
@@ -365,6 +459,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_assertion_accepted_once),
         cmocka_unit_test(test_assertion_claims_refused),
+        cmocka_unit_test(test_assertion_audiences),
+        cmocka_unit_test(test_client_id),
         cmocka_unit_test(test_assertion_key_typ_and_shape),
         cmocka_unit_test(test_agents_that_may_not),
         cmocka_unit_test(test_missing_or_unknown_method),

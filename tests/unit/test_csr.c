@@ -182,12 +182,25 @@ static void test_rejects_extra_or_mismatched_names(void **state)
         {"URI:" ID ",email:a@example.org", NULL},  /* an extra email */
         {"DNS:a1.example.org", NULL},              /* no URI */
         {NULL, NULL},                              /* no names at all */
-        {"URI:" ID, "a1"},                         /* a subject name */
         {"URI:" ID "/x", NULL},                    /* a longer ID */
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         struct req_spec s = {.key = p256, .san = cases[i].san, .cn = cases[i].cn};
         assert_int_equal(check_spec(&s), ZTB_ERR_SPIFFE_ID);
+    }
+}
+
+/* A subject name is ignored (docs/protocol.md), whatever it says: only the
+ * SAN names the agent. */
+static void test_subject_ignored(void **state)
+{
+    (void)state;
+    const char *cns[] = {"a1", "spiffe://ztb.local/agent/admin", "CA"};
+    for (size_t i = 0; i < sizeof(cns) / sizeof(cns[0]); i++) {
+        struct req_spec s = {.key = p256, .san = "URI:" ID, .cn = cns[i]};
+        assert_int_equal(check_spec(&s), ZTB_OK);
+        struct req_spec t = {.key = p256, .san = "URI:" OTHER, .cn = cns[i]};
+        assert_int_equal(check_spec(&t), ZTB_ERR_SPIFFE_ID);
     }
 }
 
@@ -286,6 +299,7 @@ int main(void)
         cmocka_unit_test(test_rejects_bad_signature),
         cmocka_unit_test(test_rejects_other_key_types),
         cmocka_unit_test(test_rejects_extra_or_mismatched_names),
+        cmocka_unit_test(test_subject_ignored),
         cmocka_unit_test(test_rejects_extra_extensions_and_attributes),
         cmocka_unit_test(test_rejects_other_digest),
         cmocka_unit_test(test_rejects_bad_encoding),

@@ -1,0 +1,99 @@
+/*
+ * route_table.h - the gateway route table of GET /v1/authorize: which
+ * (audience, action, resource) a gateway's original request needs.
+ *
+ * The table is a JSON file named by the broker's `authorize_routes` setting,
+ * loaded at start and again on SIGHUP (a file with any error is refused and
+ * the table in force stays). docs/gateways.md "The decision endpoint" is its
+ * reference:
+ *
+ *   {"origin": "https://payments.example.org",
+ *    "routes": [{"method": "POST", "path": "/refunds/{id}",
+ *                "audience": "payments", "action": "payments:refund",
+ *                "resource": "orders/{id}"}]}
+ *
+ * Matching is strict and on the raw bytes the client sent, never on a
+ * normalised form: the query string is cut off; a literal segment must be
+ * equal byte for byte; a {name} segment takes 1..128 RFC 3986 unreserved
+ * characters (A-Z a-z 0-9 - . _ ~), never "." or "..". So a percent-encoded
+ * slash or dot, a dot segment, an empty segment (double or trailing slash),
+ * a backslash, ';' parameters or a fragment never match anything: the
+ * gateway gets a refusal, not a widened match. The first route in file order
+ * that matches wins.
+ *
+ * Must never: decode or normalise the path, or let a captured value carry a
+ * '/' into the resource.
+ */
+#ifndef ZTB_BROKER_ROUTE_TABLE_H
+#define ZTB_BROKER_ROUTE_TABLE_H
+
+#include <stddef.h>
+
+#include <ztb/error.h>
+
+#define ROUTE_MAX_ROUTES   256
+#define ROUTE_PATH_MAX     512
+#define ROUTE_SEGMENTS_MAX 16
+#define ROUTE_VALUE_MAX    128 /* one captured {name} */
+#define ROUTE_NAME_MAX     256 /* audience, action */
+#define ROUTE_RESOURCE_MAX 1024
+#define ROUTE_ORIGIN_MAX   256
+#define ROUTE_FILE_MAX     (256 * 1024)
+
+struct route_table;
+
+/* What a request needs, as route_table_match fills it. */
+struct route_need {
+    char audience[ROUTE_NAME_MAX];
+    char action[ROUTE_NAME_MAX];
+    char resource[ROUTE_RESOURCE_MAX]; /* "" when the route names none */
+    char origin[ROUTE_ORIGIN_MAX];     /* the table's origin, "" if none */
+    int route;                         /* index of the route that matched */
+};
+
+/*
+ * Parse a route table from text[0..n). OK: *out (free with
+ * route_table_free). Otherwise INVALID_ARG / JSON / TOO_LARGE with a
+ * message naming the route and the problem in why[cap].
+ */
+ztb_err route_table_parse(const char *text, size_t n, struct route_table **out, char *why,
+                          size_t cap);
+
+/* Read and parse path (route_table_parse; IO if it cannot be read). */
+ztb_err route_table_load(const char *path, struct route_table **out, char *why, size_t cap);
+
+/* Free t (NULL is fine). */
+void route_table_free(struct route_table *t);
+
+/* Number of routes in t. */
+size_t route_table_count(const struct route_table *t);
+
+/*
+ * Match method (e.g. "POST") and the raw request target uri (as the client
+ * sent it: path and maybe "?query") against t. OK: *need filled.
+ * NOT_FOUND: no route matches (including every malformed or suspicious
+ * path); INVALID_ARG: NULL or over-long input.
+ */
+ztb_err route_table_match(const struct route_table *t, const char *method, const char *uri,
+                          struct route_need *need);
+
+/*
+ * The table in force, swapped whole on reload (like policy/holder.h): a
+ * request matches under a read lock, a reload parses first and swaps under
+ * the write lock. All functions are thread-safe.
+ */
+struct route_holder;
+
+/* A holder with no table (match answers NOT_FOUND). NULL on no memory. */
+struct route_holder *route_holder_new(void);
+void route_holder_free(struct route_holder *h);
+
+/* Load path and install it; on error the table in force stays and why says
+ * what is wrong (route_table_load). */
+ztb_err route_holder_reload(struct route_holder *h, const char *path, char *why, size_t cap);
+
+/* route_table_match on the table in force (NOT_FOUND if none). */
+ztb_err route_holder_match(struct route_holder *h, const char *method, const char *uri,
+                           struct route_need *need);
+
+#endif /* ZTB_BROKER_ROUTE_TABLE_H */

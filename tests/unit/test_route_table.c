@@ -1,0 +1,207 @@
+/*
+ * test_route_table.c - the route table of GET /v1/authorize: parsing the
+ * operator's file, and strict matching of raw request targets. The attacks
+ * on matching (percent-encoded slashes and dots, dot segments, double
+ * slashes, query strings, ';' parameters, fragments, backslashes) must never
+ * widen a match.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "broker/tokens/route_table.h"
+
+static const char *table_doc =
+    "{\"origin\": \"https://payments.example.org\",\n"
+    " \"routes\": [\n"
+    "  {\"method\": \"POST\", \"path\": \"/refunds/{id}\", \"audience\": \"payments\",\n"
+    "   \"action\": \"payments:refund\", \"resource\": \"orders/{id}\"},\n"
+    "  {\"method\": \"GET\", \"path\": \"/orders/{id}/items/{item}\", \"audience\": \"payments\",\n"
+    "   \"action\": \"payments:read\", \"resource\": \"orders/{id}/{item}\"},\n"
+    "  {\"method\": \"GET\", \"path\": \"/status\", \"audience\": \"payments\",\n"
+    "   \"action\": \"payments:status\"}\n"
+    " ]}\n";
+
+static struct route_table *table(void)
+{
+    struct route_table *t = NULL;
+    char why[300];
+    ztb_err rv = route_table_parse(table_doc, strlen(table_doc), &t, why, sizeof(why));
+    if (rv != ZTB_OK)
+        fail_msg("parse: %s", why);
+    return t;
+}
+
+static void test_match_ok(void **state)
+{
+    (void)state;
+    struct route_table *t = table();
+    assert_int_equal(route_table_count(t), 3);
+    struct route_need n;
+    assert_int_equal(route_table_match(t, "POST", "/refunds/1234", &n), ZTB_OK);
+    assert_string_equal(n.audience, "payments");
+    assert_string_equal(n.action, "payments:refund");
+    assert_string_equal(n.resource, "orders/1234");
+    assert_string_equal(n.origin, "https://payments.example.org");
+    assert_int_equal(n.route, 0);
+    /* a query string is cut off, never part of a value */
+    assert_int_equal(route_table_match(t, "POST", "/refunds/77?x=1", &n), ZTB_OK);
+    assert_string_equal(n.resource, "orders/77");
+    assert_int_equal(route_table_match(t, "GET", "/orders/5/items/a-b_c~d.e", &n), ZTB_OK);
+    assert_string_equal(n.resource, "orders/5/a-b_c~d.e");
+    assert_int_equal(route_table_match(t, "GET", "/status", &n), ZTB_OK);
+    assert_string_equal(n.resource, "");
+    route_table_free(t);
+}
+
+/* ATTACK: every trick that could make a path match a route it should not,
+ * or carry more than one segment into the resource. */
+static void test_match_attacks(void **state)
+{
+    (void)state;
+    struct route_table *t = table();
+    static const char *const bad[] = {
+        "/refunds/12%2F13",      /* percent-encoded slash */
+        "/refunds/12%2f..",      /* lower-case encoding */
+        "/refunds/%2E%2E",       /* encoded dot segment */
+        "/refunds/..",           /* dot segment */
+        "/refunds/.",            /* dot segment */
+        "/refunds/../refunds/1", /* traversal */
+        "/refunds//1",           /* double slash */
+        "//refunds/1",           /* double slash first */
+        "/refunds/1/",           /* trailing slash */
+        "/refunds/1/..",         /* traversal after */
+        "/refunds/",             /* empty value */
+        "/refunds",              /* no value */
+        "/refunds/1;x=2",        /* path parameters */
+        "/refunds/1#frag",       /* fragment */
+        "/refunds/1\\2",         /* backslash */
+        "/refunds/a b",          /* space */
+        "/REFUNDS/1",            /* literal compared exactly */
+        "/refund%73/1",          /* encoded literal */
+        "refunds/1",             /* not origin-form */
+        "http://evil/refunds/1", /* absolute-form */
+        "?/refunds/1",           /* query only */
+        "/refunds?/1",           /* the query never completes a path */
+        "",
+        "/",
+    };
+    struct route_need n;
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        if (route_table_match(t, "POST", bad[i], &n) != ZTB_ERR_NOT_FOUND)
+            fail_msg("%s matched (resource %s)", bad[i], n.resource);
+    /* the method is exact */
+    assert_int_equal(route_table_match(t, "post", "/refunds/1", &n), ZTB_ERR_NOT_FOUND);
+    assert_int_equal(route_table_match(t, "GET", "/refunds/1", &n), ZTB_ERR_NOT_FOUND);
+    assert_int_equal(route_table_match(t, "POST ", "/refunds/1", &n), ZTB_ERR_NOT_FOUND);
+    /* an over-long value is refused, not cut */
+    char longv[300] = "/refunds/";
+    memset(longv + 9, 'a', 200);
+    longv[209] = '\0';
+    assert_int_equal(route_table_match(t, "POST", longv, &n), ZTB_ERR_NOT_FOUND);
+    route_table_free(t);
+}
+
+static void expect_bad(const char *doc, const char *want)
+{
+    struct route_table *t = NULL;
+    char why[300];
+    ztb_err rv = route_table_parse(doc, strlen(doc), &t, why, sizeof(why));
+    if (rv == ZTB_OK)
+        fail_msg("accepted: %s", doc);
+    assert_null(t);
+    if (strstr(why, want) == NULL)
+        fail_msg("%s: want \"%s\" in \"%s\"", doc, want, why);
+}
+
+#define R(path, res)                                                                               \
+    "{\"routes\": [{\"method\": \"POST\", \"path\": \"" path "\", \"audience\": \"a\", "           \
+    "\"action\": \"x\", \"resource\": \"" res "\"}]}"
+
+static void test_parse_refused(void **state)
+{
+    (void)state;
+    expect_bad("[]", "must be an object");
+    expect_bad("{\"routes\": []}", "1 to 256");
+    expect_bad("{\"routes\": [], \"extra\": 1}", "exactly");
+    expect_bad("{\"routes\": [1]}", "route 1: a route must be an object");
+    expect_bad("{\"routes\": [{\"method\": \"POST\", \"path\": \"/a\", \"audience\": \"a\", "
+               "\"action\": \"x\", \"typo\": 1}]}",
+               "unknown member");
+    expect_bad("{\"routes\": [{\"method\": \"post\", \"path\": \"/a\", \"audience\": \"a\", "
+               "\"action\": \"x\"}]}",
+               "upper-case");
+    expect_bad("{\"routes\": [{\"method\": \"GET\", \"path\": \"/a\", \"audience\": \"a b\", "
+               "\"action\": \"x\"}]}",
+               "printable");
+    expect_bad(R("a/{id}", "o/{id}"), "start with '/'");
+    expect_bad(R("/a//{id}", "o/{id}"), "empty segment");
+    expect_bad(R("/a/{id}/", "o/{id}"), "empty segment");
+    expect_bad(R("/a/../{id}", "o/{id}"), "dot segment");
+    expect_bad(R("/a/%2F/{id}", "o/{id}"), "literal segment");
+    expect_bad(R("/a/x{id}", "o/{id}"), "literal segment");
+    expect_bad(R("/a/{id}/{id}", "o/{id}"), "used twice");
+    expect_bad(R("/a/{Id}", "o/{Id}"), "variable");
+    expect_bad(R("/a/{id}", "o/{other}"), "does not have");
+    expect_bad(R("/a/{id}", "o/{id"), "does not have");
+    expect_bad("{\"origin\": \"https://x.org/path\", \"routes\": [{\"method\": \"GET\", "
+               "\"path\": \"/a\", \"audience\": \"a\", \"action\": \"x\"}]}",
+               "without a path");
+    expect_bad("{\"origin\": \"ftp://x.org\", \"routes\": [{\"method\": \"GET\", "
+               "\"path\": \"/a\", \"audience\": \"a\", \"action\": \"x\"}]}",
+               "scheme://host");
+    expect_bad("{\"routes\": [{\"method\": \"GET\", \"path\": \"/a\", \"audience\": \"a\", "
+               "\"action\": \"x\", \"action\": \"y\"}]}",
+               "duplicate");
+    expect_bad("{", "invalid JSON");
+}
+
+static void test_load_and_holder(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/ztb-route-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char path[64];
+    snprintf(path, sizeof(path), "%s/routes.json", dir);
+    struct route_holder *h = route_holder_new();
+    assert_non_null(h);
+    struct route_need n;
+    char why[300];
+    /* no table: nothing matches */
+    assert_int_equal(route_holder_match(h, "POST", "/refunds/1", &n), ZTB_ERR_NOT_FOUND);
+    assert_int_equal(route_holder_reload(h, path, why, sizeof(why)), ZTB_ERR_IO);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(table_doc, f);
+    fclose(f);
+    assert_int_equal(route_holder_reload(h, path, why, sizeof(why)), ZTB_OK);
+    assert_int_equal(route_holder_match(h, "POST", "/refunds/1", &n), ZTB_OK);
+    /* a broken file keeps the table in force */
+    f = fopen(path, "w");
+    assert_non_null(f);
+    fputs("{\"routes\": 1}", f);
+    fclose(f);
+    assert_int_equal(route_holder_reload(h, path, why, sizeof(why)), ZTB_ERR_INVALID_ARG);
+    assert_non_null(strstr(why, path));
+    assert_int_equal(route_holder_match(h, "POST", "/refunds/1", &n), ZTB_OK);
+    route_holder_free(h);
+    unlink(path);
+    rmdir(dir);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_match_ok),
+        cmocka_unit_test(test_match_attacks),
+        cmocka_unit_test(test_parse_refused),
+        cmocka_unit_test(test_load_and_holder),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
