@@ -16,7 +16,7 @@ build=(build-essential cmake pkg-config
        libssl-dev libjwt-dev libmicrohttpd-dev libhiredis-dev libjansson-dev
        libcurl4-openssl-dev libgnutls28-dev libcmocka-dev
        clang libclang-rt-14-dev clang-format clang-tidy cppcheck
-       procps curl ca-certificates)
+       procps curl ca-certificates prometheus)
 
 want=("${runtime[@]}")
 if [ "${1:-}" != "--runtime" ]; then
