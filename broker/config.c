@@ -145,7 +145,10 @@ void broker_config_usage(void)
                 *p = '-';
         printf("  %-26s %s\n", flag, opts[i].help);
     }
-    printf("  --version                  print the version and exit\n"
+    printf("  --check-config             check the options, state dir, TLS files, policy, keys\n"
+           "                             and Redis as a start would; say what is wrong;\n"
+           "                             exit 0 if nothing is, 1 otherwise\n"
+           "  --version                  print the version and exit\n"
            "  -h, --help                 print this help and exit\n"
            "\n"
            "Signals: SIGTERM/SIGINT drain in-flight requests then exit; SIGHUP reloads\n"
@@ -338,6 +341,10 @@ ztb_err broker_config_parse_args(struct broker_config *c, int argc, char **argv,
             broker_config_usage();
             *exit_now = 1;
             return ZTB_OK;
+        }
+        if (strcmp(a, "--check-config") == 0) {
+            c->check_config = 1;
+            continue;
         }
         if (strcmp(a, "--version") == 0) {
             printf("ztb-broker %s\n", ZTB_VERSION);

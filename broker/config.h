@@ -25,6 +25,7 @@ struct broker_config {
     char state_dir[BROKER_PATH_MAX];
     char admin_socket[BROKER_PATH_MAX];        /* default <state_dir>/admin.sock */
     char ready_file[BROKER_PATH_MAX];          /* written with the port once serving */
+    int check_config;                          /* --check-config: check, report, exit */
     char redis_server[BROKER_PATH_MAX];        /* redis-server binary for the private one */
     char user[64];                             /* drop to this user when started as root */
     char trust_domain[128];                    /* SPIFFE trust domain, e.g. example.org */

@@ -20,6 +20,8 @@
 
 #include "broker/audit/audit.h"
 #include "broker/broker.h"
+#include "broker/check_config.h"
+#include "broker/service.h"
 #include "broker/auth/client_auth.h"
 #include "broker/signals/detectors.h"
 #include "broker/signer/keys.h"
@@ -228,6 +230,10 @@ int main(int argc, char **argv)
     }
     if (exit_now)
         return 0;
+    if (cfg->check_config) {
+        ztb_log_set_level(ZTB_LOG_WARN);
+        return broker_check_config(cfg, stdout);
+    }
     if (broker_config_check(cfg, err, sizeof(err)) != ZTB_OK) {
         fprintf(stderr, "ztb-broker: %s\n", err);
         return 2;
@@ -367,20 +373,34 @@ int main(int argc, char **argv)
             ZTB_F_STR("admin_socket", cfg->admin_socket), ZTB_F_INT("threads", cfg->threads),
             ZTB_F_INT("pid", getpid()));
 
+    service_ready(g_broker.port);
+
+    /* with a watchdog (WatchdogSec), wake at half its period to ping */
+    uint64_t wd_ms = service_watchdog_interval_ms();
+    struct timespec wd = {(time_t)(wd_ms / 1000), (long)(wd_ms % 1000) * 1000000L};
     for (;;) {
         int sig = 0;
-        if (sigwait(&sigs, &sig) != 0)
+        if (wd_ms > 0) {
+            service_watchdog();
+            sig = sigtimedwait(&sigs, NULL, &wd);
+            if (sig < 0)
+                continue; /* the period passed (EAGAIN) or EINTR */
+        } else if (sigwait(&sigs, &sig) != 0) {
             continue;
+        }
         if (sig == SIGHUP) {
             ztb_log(ZTB_LOG_INFO, "broker.reload");
+            service_reloading(1);
             broker_policy_reload(&g_broker, "operator:SIGHUP", NULL, NULL);
             if (keys_loaded())
                 keys_refresh((int64_t)time(NULL), NULL);
+            service_reloading(0);
             continue;
         }
         if (sig == SIGTERM || sig == SIGINT)
             break;
     }
+    service_stopping();
 
     drain_and_stop(api, admin);
     detectors_stop();
