@@ -14,6 +14,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <unistd.h>
@@ -384,12 +385,24 @@ static int proc_stat(long *threads, unsigned long long *vsize, long long *rss_pa
     const char *p = strrchr(buf, ')');
     if (p == NULL)
         return 0;
-    /* fields 3.. ; num_threads is 20, vsize 23, rss 24 */
-    int ok = sscanf(p + 2,
-                    "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d %*d %*d %*d %ld %*d "
-                    "%*u %llu %lld",
-                    threads, vsize, rss_pages) == 3;
-    return ok;
+    /* fields after the name, from 3: num_threads is 20, vsize 23, rss 24 */
+    const char *q = p + 1;
+    long long v[25] = {0};
+    for (int i = 3; i <= 24; i++) {
+        while (*q == ' ')
+            q++;
+        if (*q == '\0')
+            return 0;
+        char *end;
+        v[i] = strtoll(q, &end, 10); /* the state (field 3) reads as 0 */
+        q = end;
+        while (*q != ' ' && *q != '\0')
+            q++;
+    }
+    *threads = (long)v[20];
+    *vsize = (unsigned long long)v[23];
+    *rss_pages = v[24];
+    return 1;
 }
 
 /* The process_* metrics every Prometheus client exports, and threads. */
