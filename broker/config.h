@@ -19,9 +19,11 @@
 #define BROKER_PATH_MAX 256
 
 struct broker_config {
-    char listen_host[64]; /* listen address (default 127.0.0.1) */
-    uint16_t listen_port; /* 0: pick a free port (tests) */
-    char redis_url[512];  /* empty: start a private redis-server */
+    char listen_host[64];  /* listen address (default 127.0.0.1) */
+    uint16_t listen_port;  /* 0: pick a free port (tests) */
+    char metrics_host[64]; /* --metrics-listen: a separate /metrics listener; "" none */
+    uint16_t metrics_port; /* its port (0: pick a free one) */
+    char redis_url[512];   /* empty: start a private redis-server */
     char state_dir[BROKER_PATH_MAX];
     char admin_socket[BROKER_PATH_MAX];        /* default <state_dir>/admin.sock */
     char ready_file[BROKER_PATH_MAX];          /* written with the port once serving */

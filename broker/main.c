@@ -38,6 +38,8 @@
 
 /* Operators' connections on the admin socket (ztbctl makes one at a time). */
 #define ADMIN_CONNECTION_LIMIT 64
+/* Scrapers on the optional metrics listener. */
+#define METRICS_CONNECTION_LIMIT 16
 /* Descriptors besides connections: listeners, each worker's Redis
  * connection and event descriptors, audit and key files, the private Redis. */
 #define FD_RESERVE(threads) (64u + 3u * (threads))
@@ -186,7 +188,8 @@ static void load_policy(const struct broker_config *cfg)
     }
 }
 
-static void drain_and_stop(struct http_server *api, struct http_server *admin)
+static void drain_and_stop(struct http_server *api, struct http_server *admin,
+                           struct http_server *mon)
 {
     atomic_store(&g_broker.draining, 1);
     ztb_log(ZTB_LOG_INFO, "broker.draining", ZTB_F_INT("timeout_s", g_broker.cfg.drain_timeout_s));
@@ -208,6 +211,8 @@ static void drain_and_stop(struct http_server *api, struct http_server *admin)
     }
     http_server_stop(api);
     http_server_stop(admin);
+    if (mon != NULL)
+        http_server_stop(mon); /* scraped until the end */
 }
 
 int main(int argc, char **argv)
@@ -276,9 +281,18 @@ int main(int argc, char **argv)
                         sizeof(err)) != ZTB_OK)
         die("listen", err);
 
+    /* the optional metrics listener, bound while we may (a low port) */
+    int metrics_fd = -1;
+    uint16_t metrics_port = 0;
+    if (cfg->metrics_host[0] != '\0' &&
+        http_listen_tcp(cfg->metrics_host, cfg->metrics_port, &metrics_fd, &metrics_port, err,
+                        sizeof(err)) != ZTB_OK)
+        die("metrics_listen", err);
+
     /* a descriptor for every connection allowed, raised while we may (root) */
     cfg->connection_limit =
-        http_fit_nofile(cfg->connection_limit, ADMIN_CONNECTION_LIMIT + FD_RESERVE(cfg->threads));
+        http_fit_nofile(cfg->connection_limit, ADMIN_CONNECTION_LIMIT + METRICS_CONNECTION_LIMIT +
+                                                   FD_RESERVE(cfg->threads));
 
     int ready_fd = cfg->ready_file[0] != '\0' ? open_ready_file(cfg->ready_file) : -1;
     /* TLS material may be readable by root only: read it before dropping */
@@ -364,6 +378,17 @@ int main(int argc, char **argv)
         http_server_start("admin", admin_fd, admin_routes, admin_routes_n, &admin_lim, &g_broker);
     if (api == NULL || admin == NULL)
         die("http", "cannot start the HTTP server (see the log above)");
+    struct http_server *mon = NULL;
+    if (metrics_fd >= 0) {
+        struct http_limits mon_lim = admin_lim; /* one thread, never TLS */
+        mon_lim.connection_limit = METRICS_CONNECTION_LIMIT;
+        mon = http_server_start("metrics", metrics_fd, metrics_routes, metrics_routes_n, &mon_lim,
+                                &g_broker);
+        if (mon == NULL)
+            die("metrics_listen", "cannot start the metrics listener (see the log above)");
+        ztb_log(ZTB_LOG_INFO, "broker.metrics_listening", ZTB_F_STR("listen", cfg->metrics_host),
+                ZTB_F_INT("port", metrics_port));
+    }
 
     if (ready_fd >= 0)
         write_ready_file(ready_fd, g_broker.port);
@@ -402,7 +427,7 @@ int main(int argc, char **argv)
     }
     service_stopping();
 
-    drain_and_stop(api, admin);
+    drain_and_stop(api, admin, mon);
     detectors_stop();
     audit("broker.stopped", "broker", 1);
     audit_close();

@@ -3,7 +3,8 @@
  * kind (tokens issued and denied by policy and by rate, refusals of
  * unauthenticated requests, admin calls), passes `promtool check metrics`
  * (Debian's prometheus package) with nothing to say, and carries the
- * families an operator's dashboards need.
+ * families an operator's dashboards need; --metrics-listen serves them on a
+ * listener of their own.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -86,11 +87,64 @@ static void test_promtool_clean(void **state)
     zh_rmtree(b.dir);
 }
 
+/* The port a broker logged for its metrics listener (broker.metrics_listening). */
+static unsigned metrics_port(const struct zh_broker *b)
+{
+    FILE *f = fopen(b->log, "r");
+    assert_non_null(f);
+    char line[4096];
+    unsigned port = 0;
+    while (fgets(line, sizeof(line), f) != NULL) {
+        const char *p = strstr(line, "\"event\":\"broker.metrics_listening\"");
+        const char *q = p ? strstr(p, "\"port\":") : NULL;
+        if (q != NULL)
+            port = (unsigned)strtoul(q + 7, NULL, 10);
+    }
+    fclose(f);
+    return port;
+}
+
+/* --metrics-listen: /metrics and /healthz on a listener of their own (its
+ * address in the log), and nothing else there. */
+static void test_metrics_listener(void **state)
+{
+    (void)state;
+    struct zh_broker b;
+    const char *extra[] = {"--metrics-listen", "127.0.0.1:0", NULL};
+    struct zh_broker_opts o = {.with_keys = 1, .policy = policy_doc, .extra_args = extra};
+    zh_broker_start(&b, &o);
+    unsigned port = metrics_port(&b);
+    assert_true(port > 0 && port != b.port);
+    char url[128];
+    struct zh_resp r;
+    snprintf(url, sizeof(url), "http://127.0.0.1:%u/metrics", port);
+    assert_int_equal(zh_http("GET", url, NULL, NULL, NULL, 0, NULL, &r), 0);
+    assert_int_equal(r.status, 200);
+    assert_non_null(strstr(r.body, "# TYPE ztb_build_info gauge\n"));
+    zh_resp_free(&r);
+    snprintf(url, sizeof(url), "http://127.0.0.1:%u/healthz", port);
+    assert_int_equal(zh_http("GET", url, NULL, NULL, NULL, 0, NULL, &r), 0);
+    assert_int_equal(r.status, 200);
+    zh_resp_free(&r);
+    snprintf(url, sizeof(url), "http://127.0.0.1:%u/.well-known/jwks.json", port);
+    assert_int_equal(zh_http("GET", url, NULL, NULL, NULL, 0, NULL, &r), 0);
+    assert_int_equal(r.status, 404);
+    zh_resp_free(&r);
+    snprintf(url, sizeof(url), "http://127.0.0.1:%u/v1/token", port);
+    assert_int_equal(
+        zh_http("POST", url, NULL, "application/x-www-form-urlencoded", "a=b", 3, NULL, &r), 0);
+    assert_int_equal(r.status, 404);
+    zh_resp_free(&r);
+    assert_int_equal(zh_broker_stop(&b), 0);
+    zh_rmtree(b.dir);
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_promtool_clean),
+        cmocka_unit_test(test_metrics_listener),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
