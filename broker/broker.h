@@ -52,6 +52,8 @@ extern const struct http_route api_routes[];
 extern const size_t api_routes_n;
 extern const struct http_route admin_routes[];
 extern const size_t admin_routes_n;
+extern const struct http_route metrics_routes[]; /* --metrics-listen */
+extern const size_t metrics_routes_n;
 
 /* health.c */
 void handle_healthz(struct http_req *req, struct http_resp *resp);

@@ -20,7 +20,15 @@
 #define ZTB_VERSION "unknown"
 #endif
 
-enum opt_type { OPT_STR, OPT_UINT, OPT_SIZE, OPT_LISTEN, OPT_LEVEL, OPT_FORMAT };
+enum opt_type {
+    OPT_STR,
+    OPT_UINT,
+    OPT_SIZE,
+    OPT_LISTEN,
+    OPT_METRICS_LISTEN,
+    OPT_LEVEL,
+    OPT_FORMAT
+};
 
 struct opt {
     const char *name; /* file spelling; the flag is --name with '-' for '_' */
@@ -36,6 +44,9 @@ struct opt {
 
 static const struct opt opts[] = {
     {"listen", OPT_LISTEN, 0, 0, "HOST:PORT", "HTTP listen address (default 127.0.0.1:8443)"},
+    {"metrics_listen", OPT_METRICS_LISTEN, 0, 0, "HOST:PORT",
+     "also serve GET /metrics (and /healthz) on this separate listener, e.g. for a "
+     "Prometheus on another network (default: none)"},
     {"redis", OPT_STR, STR(redis_url), "URL",
      "redis://HOST:PORT[/DB] or unix:///PATH; unset: run a private redis-server"},
     {"state_dir", OPT_STR, STR(state_dir), "DIR", "state directory (default /var/lib/ztb)"},
@@ -163,7 +174,10 @@ void broker_config_usage(void)
                 *p = '-';
         printf("  %-26s %s\n", flag, opts[i].help);
     }
-    printf("  --version                  print the version and exit\n"
+    printf("  --check-config             check the options, state dir, TLS files, policy, keys\n"
+           "                             and Redis as a start would; say what is wrong;\n"
+           "                             exit 0 if nothing is, 1 otherwise\n"
+           "  --version                  print the version and exit\n"
            "  -h, --help                 print this help and exit\n"
            "\n"
            "Signals: SIGTERM/SIGINT drain in-flight requests then exit; SIGHUP reloads\n"
@@ -200,12 +214,14 @@ static int parse_ulong(const char *s, unsigned long long max, unsigned long long
     return 0;
 }
 
-static ztb_err parse_listen(struct broker_config *c, const char *v, char *err, size_t errcap)
+/* HOST:PORT or [V6]:PORT into host (cap bytes) and *port_out; errors name what. */
+static ztb_err parse_hostport(const char *what, const char *v, char *host, size_t cap,
+                              uint16_t *port_out, char *err, size_t errcap)
 {
     const char *colon = strrchr(v, ':');
     unsigned long long port;
     if (colon == NULL || parse_ulong(colon + 1, 65535, &port) != 0) {
-        snprintf(err, errcap, "listen: expected HOST:PORT, got '%s'", v);
+        snprintf(err, errcap, "%s: expected HOST:PORT, got '%s'", what, v);
         return ZTB_ERR_INVALID_ARG;
     }
     const char *h = v;
@@ -214,14 +230,20 @@ static ztb_err parse_listen(struct broker_config *c, const char *v, char *err, s
         h++;
         hl -= 2;
     }
-    if (hl == 0 || hl >= sizeof(c->listen_host)) {
-        snprintf(err, errcap, "listen: bad host in '%s'", v);
+    if (hl == 0 || hl >= cap) {
+        snprintf(err, errcap, "%s: bad host in '%s'", what, v);
         return ZTB_ERR_INVALID_ARG;
     }
-    memcpy(c->listen_host, h, hl);
-    c->listen_host[hl] = '\0';
-    c->listen_port = (uint16_t)port;
+    memcpy(host, h, hl);
+    host[hl] = '\0';
+    *port_out = (uint16_t)port;
     return ZTB_OK;
+}
+
+static ztb_err parse_listen(struct broker_config *c, const char *v, char *err, size_t errcap)
+{
+    return parse_hostport("listen", v, c->listen_host, sizeof(c->listen_host), &c->listen_port, err,
+                          errcap);
 }
 
 ztb_err broker_config_set(struct broker_config *c, const char *key, const char *value, char *err,
@@ -259,6 +281,9 @@ ztb_err broker_config_set(struct broker_config *c, const char *key, const char *
             *(size_t *)(void *)field = (size_t)n;
         return ZTB_OK;
     case OPT_LISTEN: return parse_listen(c, value, err, errcap);
+    case OPT_METRICS_LISTEN:
+        return parse_hostport("metrics_listen", value, c->metrics_host, sizeof(c->metrics_host),
+                              &c->metrics_port, err, errcap);
     case OPT_LEVEL:
         if (ztb_log_level_parse(value, &c->log_level) != ZTB_OK) {
             snprintf(err, errcap, "log_level: expected debug, info, warn or error, got '%s'",
@@ -357,6 +382,10 @@ ztb_err broker_config_parse_args(struct broker_config *c, int argc, char **argv,
             broker_config_usage();
             *exit_now = 1;
             return ZTB_OK;
+        }
+        if (strcmp(a, "--check-config") == 0) {
+            c->check_config = 1;
+            continue;
         }
         if (strcmp(a, "--version") == 0) {
             printf("ztb-broker %s\n", ZTB_VERSION);

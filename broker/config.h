@@ -21,12 +21,15 @@
 #define BROKER_REDIS_WAIT_AUTO UINT_MAX
 
 struct broker_config {
-    char listen_host[64]; /* listen address (default 127.0.0.1) */
-    uint16_t listen_port; /* 0: pick a free port (tests) */
-    char redis_url[512];  /* empty: start a private redis-server */
+    char listen_host[64];  /* listen address (default 127.0.0.1) */
+    uint16_t listen_port;  /* 0: pick a free port (tests) */
+    char metrics_host[64]; /* --metrics-listen: a separate /metrics listener; "" none */
+    uint16_t metrics_port; /* its port (0: pick a free one) */
+    char redis_url[512];   /* empty: start a private redis-server */
     char state_dir[BROKER_PATH_MAX];
     char admin_socket[BROKER_PATH_MAX];        /* default <state_dir>/admin.sock */
     char ready_file[BROKER_PATH_MAX];          /* written with the port once serving */
+    int check_config;                          /* --check-config: check, report, exit */
     char redis_server[BROKER_PATH_MAX];        /* redis-server binary for the private one */
     char user[64];                             /* drop to this user when started as root */
     char trust_domain[128];                    /* SPIFFE trust domain, e.g. example.org */

@@ -21,6 +21,8 @@
 #include "broker/audit/audit.h"
 #include "broker/broker.h"
 #include "broker/tokens/route_table.h"
+#include "broker/check_config.h"
+#include "broker/service.h"
 #include "broker/auth/client_auth.h"
 #include "broker/signals/detectors.h"
 #include "broker/signer/keys.h"
@@ -39,6 +41,8 @@
 
 /* Operators' connections on the admin socket (ztbctl makes one at a time). */
 #define ADMIN_CONNECTION_LIMIT 64
+/* Scrapers on the optional metrics listener. */
+#define METRICS_CONNECTION_LIMIT 16
 /* Descriptors besides connections: listeners, each worker's Redis
  * connection and event descriptors, audit and key files, the private Redis. */
 #define FD_RESERVE(threads) (64u + 3u * (threads))
@@ -213,7 +217,8 @@ static void reload_authorize_routes(const struct broker_config *cfg)
                 ZTB_F_STR("kept", "the route table in force"));
 }
 
-static void drain_and_stop(struct http_server *api, struct http_server *admin)
+static void drain_and_stop(struct http_server *api, struct http_server *admin,
+                           struct http_server *mon)
 {
     atomic_store(&g_broker.draining, 1);
     ztb_log(ZTB_LOG_INFO, "broker.draining", ZTB_F_INT("timeout_s", g_broker.cfg.drain_timeout_s));
@@ -235,6 +240,8 @@ static void drain_and_stop(struct http_server *api, struct http_server *admin)
     }
     http_server_stop(api);
     http_server_stop(admin);
+    if (mon != NULL)
+        http_server_stop(mon); /* scraped until the end */
 }
 
 int main(int argc, char **argv)
@@ -257,6 +264,10 @@ int main(int argc, char **argv)
     }
     if (exit_now)
         return 0;
+    if (cfg->check_config) {
+        ztb_log_set_level(ZTB_LOG_WARN);
+        return broker_check_config(cfg, stdout);
+    }
     if (broker_config_check(cfg, err, sizeof(err)) != ZTB_OK) {
         fprintf(stderr, "ztb-broker: %s\n", err);
         return 2;
@@ -299,9 +310,18 @@ int main(int argc, char **argv)
                         sizeof(err)) != ZTB_OK)
         die("listen", err);
 
+    /* the optional metrics listener, bound while we may (a low port) */
+    int metrics_fd = -1;
+    uint16_t metrics_port = 0;
+    if (cfg->metrics_host[0] != '\0' &&
+        http_listen_tcp(cfg->metrics_host, cfg->metrics_port, &metrics_fd, &metrics_port, err,
+                        sizeof(err)) != ZTB_OK)
+        die("metrics_listen", err);
+
     /* a descriptor for every connection allowed, raised while we may (root) */
     cfg->connection_limit =
-        http_fit_nofile(cfg->connection_limit, ADMIN_CONNECTION_LIMIT + FD_RESERVE(cfg->threads));
+        http_fit_nofile(cfg->connection_limit, ADMIN_CONNECTION_LIMIT + METRICS_CONNECTION_LIMIT +
+                                                   FD_RESERVE(cfg->threads));
 
     int ready_fd = cfg->ready_file[0] != '\0' ? open_ready_file(cfg->ready_file) : -1;
     /* TLS material may be readable by root only: read it before dropping */
@@ -397,6 +417,17 @@ int main(int argc, char **argv)
         http_server_start("admin", admin_fd, admin_routes, admin_routes_n, &admin_lim, &g_broker);
     if (api == NULL || admin == NULL)
         die("http", "cannot start the HTTP server (see the log above)");
+    struct http_server *mon = NULL;
+    if (metrics_fd >= 0) {
+        struct http_limits mon_lim = admin_lim; /* one thread, never TLS */
+        mon_lim.connection_limit = METRICS_CONNECTION_LIMIT;
+        mon = http_server_start("metrics", metrics_fd, metrics_routes, metrics_routes_n, &mon_lim,
+                                &g_broker);
+        if (mon == NULL)
+            die("metrics_listen", "cannot start the metrics listener (see the log above)");
+        ztb_log(ZTB_LOG_INFO, "broker.metrics_listening", ZTB_F_STR("listen", cfg->metrics_host),
+                ZTB_F_INT("port", metrics_port));
+    }
 
     if (ready_fd >= 0)
         write_ready_file(ready_fd, g_broker.port);
@@ -406,23 +437,37 @@ int main(int argc, char **argv)
             ZTB_F_STR("admin_socket", cfg->admin_socket), ZTB_F_INT("threads", cfg->threads),
             ZTB_F_INT("pid", getpid()));
 
+    service_ready(g_broker.port);
+
+    /* with a watchdog (WatchdogSec), wake at half its period to ping */
+    uint64_t wd_ms = service_watchdog_interval_ms();
+    struct timespec wd = {(time_t)(wd_ms / 1000), (long)(wd_ms % 1000) * 1000000L};
     for (;;) {
         int sig = 0;
-        if (sigwait(&sigs, &sig) != 0)
+        if (wd_ms > 0) {
+            service_watchdog();
+            sig = sigtimedwait(&sigs, NULL, &wd);
+            if (sig < 0)
+                continue; /* the period passed (EAGAIN) or EINTR */
+        } else if (sigwait(&sigs, &sig) != 0) {
             continue;
+        }
         if (sig == SIGHUP) {
             ztb_log(ZTB_LOG_INFO, "broker.reload");
+            service_reloading(1);
             broker_policy_reload(&g_broker, "operator:SIGHUP", NULL, NULL);
             reload_authorize_routes(cfg);
             if (keys_loaded())
                 keys_refresh((int64_t)time(NULL), NULL);
+            service_reloading(0);
             continue;
         }
         if (sig == SIGTERM || sig == SIGINT)
             break;
     }
+    service_stopping();
 
-    drain_and_stop(api, admin);
+    drain_and_stop(api, admin, mon);
     detectors_stop();
     audit("broker.stopped", "broker", 1);
     audit_close();

@@ -42,9 +42,22 @@ int ztbctl_admin_text(struct ztbctl *ctl, const char *method, const char *path, 
     char why[256];
     ztb_err rv = ztb_admin_call(&rq, &rs, why, sizeof(why));
     if (rv == ZTB_ERR_UNAVAILABLE) {
-        ztbctl_err("cannot reach the broker's admin socket %s: %s (is ztb-broker running? "
-                   "--socket or $ZTB_ADMIN_SOCKET name another)",
-                   ctl->socket_path, why);
+        /* say which: a permission problem (name the path and its owner),
+         * no socket at all, or a socket nobody listens on */
+        char problem[512];
+        ztbctl_path_problem(ctl->socket_path, 1, problem, sizeof(problem));
+        if (strncmp(problem, "no such", 7) == 0)
+            ztbctl_err("cannot reach the admin socket %s: %s: nothing is listening there (is "
+                       "ztb-broker running? --socket or $ZTB_ADMIN_SOCKET name another)",
+                       ctl->socket_path, problem);
+        else if (problem[0] != '\0')
+            ztbctl_err("cannot reach the admin socket %s: %s (--socket or $ZTB_ADMIN_SOCKET name "
+                       "another)",
+                       ctl->socket_path, problem);
+        else
+            ztbctl_err("cannot reach the admin socket %s: nothing is listening on it (%s): is "
+                       "ztb-broker running? (--socket or $ZTB_ADMIN_SOCKET name another)",
+                       ctl->socket_path, why);
         return -1;
     }
     if (rv != ZTB_OK) {

@@ -14,7 +14,8 @@ static void usage(FILE *out)
     fprintf(out,
             "usage: ztbctl agent add NAME [--ttl SECONDS]   register NAME, print a join token\n"
             "       ztbctl agent list                        all agents\n"
-            "       ztbctl agent show NAME                   one agent\n"
+            "       ztbctl agent show NAME                   one agent: status, generation,\n"
+            "                                                its identity document and expiry\n"
             "       ztbctl agent disable NAME                issue nothing more to NAME\n"
             "       ztbctl agent enable NAME                 resume issuing to NAME\n"
             "       ztbctl agent join-token NAME [--ttl S]   a new one-time join token\n"
@@ -56,6 +57,53 @@ static void print_agents(json_t *arr)
     }
     ztbctl_table_print(t, stdout);
     ztbctl_table_free(t);
+}
+
+/* A Unix time member of o for people: RFC 3339 UTC, or none. */
+static void time_cell(json_t *o, const char *k, const char *none, char *out, size_t cap)
+{
+    json_t *v = json_object_get(o, k);
+    if (json_is_integer(v) && json_integer_value(v) > 0)
+        ztbctl_fmt_time((int64_t)json_integer_value(v), out, cap);
+    else
+        snprintf(out, cap, "%s", none);
+}
+
+/* `agent show` for people: one "FIELD  value" line each (a two-column
+ * table, so --no-headers and -o name apply); then decref r. */
+static void print_agent(const struct ztbctl *ctl, json_t *r)
+{
+    if (ctl->output == ZTBCTL_OUT_NAME) {
+        printf("%s\n", json_string_value(json_object_get(r, "name")));
+        json_decref(r);
+        return;
+    }
+    char gen[24], created[32], expires[32], cur[8];
+    snprintf(gen, sizeof(gen), "%lld",
+             (long long)json_integer_value(json_object_get(r, "generation")));
+    time_cell(r, "created", "-", created, sizeof(created));
+    time_cell(r, "identity_expires", "none", expires, sizeof(expires));
+    snprintf(cur, sizeof(cur), "%s", yesno(r, "identity_current"));
+    const char *x5t = json_string_value(json_object_get(r, "identity_x5t"));
+    static const char *const hdr[] = {"FIELD", "VALUE"};
+    const char *rows[][2] = {
+        {"name", json_string_value(json_object_get(r, "name"))},
+        {"spiffe_id", json_string_value(json_object_get(r, "spiffe_id"))},
+        {"status", json_string_value(json_object_get(r, "status"))},
+        {"generation", gen},
+        {"quarantined", yesno(r, "quarantined")},
+        {"approval_required", yesno(r, "approval_required")},
+        {"created", created},
+        {"identity_current", cur},
+        {"identity_x5t#S256", x5t ? x5t : "none"},
+        {"identity_expires", expires},
+    };
+    struct ztbctl_table *t = ztbctl_table_new(2, hdr);
+    for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++)
+        ztbctl_table_row(t, rows[i]);
+    ztbctl_table_print(t, stdout);
+    ztbctl_table_free(t);
+    json_decref(r);
 }
 
 /* Parse an optional trailing "--ttl N"; -1 on a bad value, 0 if absent. */
@@ -148,6 +196,11 @@ int cmd_agent(struct ztbctl *ctl, int argc, char **argv)
         snprintf(path, sizeof(path), "/v1/agents/%s", name);
         if (ztbctl_admin(ctl, "GET", path, NULL, &r, &status) != 0)
             goto fail;
+        if (ctl->json)
+            ztbctl_print_json(r);
+        else
+            print_agent(ctl, r);
+        return ZTBCTL_EXIT_OK;
     } else if (strcmp(verb, "disable") == 0 || strcmp(verb, "enable") == 0) {
         snprintf(path, sizeof(path), "/v1/agents/%s/%s", name, verb);
         if (ztbctl_admin(ctl, "POST", path, NULL, &r, &status) != 0)

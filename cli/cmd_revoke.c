@@ -14,11 +14,15 @@
 #include "ztbctl.h"
 
 #define TOKEN_FILE_MAX 8192
+/* Longer than any jti the broker writes (22 characters) or accepts: an
+ * argument this long is a whole token pasted by mistake. */
+#define JTI_ARG_MAX 128
 
 static void usage(FILE *out)
 {
     fprintf(out,
             "usage: ztbctl revoke token JTI [--exp UNIX_TIME] [--reason TEXT]\n"
+            "       ztbctl revoke token - [--reason TEXT]        the whole token from stdin\n"
             "       ztbctl revoke token --token-file FILE|- [--reason TEXT]\n"
             "       ztbctl revoke agent NAME [--reason TEXT]     tokens, sessions, identity die\n"
             "       ztbctl revoke audience AUD [--lift] [--reason TEXT]\n"
@@ -188,6 +192,25 @@ int cmd_revoke(struct ztbctl *ctl, int argc, char **argv)
                  strcmp(argv[2], "--token-file") != 0 && strcmp(argv[2], "--lift") != 0;
     if (!parse_opts(argc, argv, has_id ? 3 : 2, &o))
         return ZTBCTL_EXIT_USAGE;
+    if (has_id && strcmp(type, "jti") == 0 && strcmp(argv[2], "-") == 0) {
+        /* `revoke token -`: the whole token from stdin, as --token-file - */
+        if (o.token_file != NULL) {
+            usage(stderr);
+            return ZTBCTL_EXIT_USAGE;
+        }
+        has_id = 0;
+        o.token_file = "-";
+    }
+    if (has_id && strcmp(type, "jti") == 0 &&
+        (strlen(argv[2]) > JTI_ARG_MAX || strchr(argv[2], '.') != NULL)) {
+        /* a whole token on the command line: it is in the shell's history
+         * and ps already; say how to pass it next time */
+        ztbctl_err("'%.12s...' (%zu bytes) is not a jti but looks like a whole token: pass a token "
+                   "on stdin (ztbctl revoke token - < FILE) so it stays out of shell history "
+                   "and ps, or give its jti",
+                   argv[2], strlen(argv[2]));
+        return ZTBCTL_EXIT_USAGE;
+    }
     if (has_id == (o.token_file != NULL) || (o.token_file && strcmp(type, "jti") != 0) ||
         (o.exp && strcmp(type, "jti") != 0) || (o.lift && strcmp(type, "audience") != 0)) {
         usage(stderr);

@@ -19,6 +19,7 @@ static void usage(FILE *out)
     fprintf(
         out,
         "usage: ztbctl signals list [--limit N] [--agent NAME]   recent signals, newest first\n"
+        "       ztbctl signals show ID                  one signal, every field\n"
         "       ztbctl signals source add NAME [--jwk FILE | --agent AGENT]\n"
         "       ztbctl signals source list\n"
         "       ztbctl signals source remove NAME\n"
@@ -463,6 +464,73 @@ static int modes_cmd(struct ztbctl *ctl)
     return ZTBCTL_EXIT_OK;
 }
 
+/*
+ * `signals show ID`: one signal from the broker's recent list (the newest
+ * 1000), whole: JSON with -o json, otherwise one FIELD VALUE line per
+ * member (objects and arrays as compact JSON). 1 if it is not there.
+ */
+static int signals_show(struct ztbctl *ctl, const char *id)
+{
+    if (strlen(id) > 128 || strpbrk(id, "/?&#% ") != NULL) {
+        ztbctl_err("invalid signal id '%s'", id);
+        return ZTBCTL_EXIT_USAGE;
+    }
+    json_t *r = NULL;
+    long status;
+    if (ztbctl_admin(ctl, "GET", "/v1/signals?limit=1000", NULL, &r, &status) != 0) {
+        json_decref(r);
+        return ZTBCTL_EXIT_FAIL;
+    }
+    json_t *found = NULL, *s;
+    size_t i;
+    json_array_foreach(json_object_get(r, "signals"), i, s)
+    {
+        const char *sid = json_string_value(json_object_get(s, "id"));
+        if (sid != NULL && strcmp(sid, id) == 0) {
+            found = json_incref(s);
+            break;
+        }
+    }
+    json_decref(r);
+    if (found == NULL) {
+        ztbctl_err("no signal %s among the broker's 1000 most recent (ztbctl signals list)", id);
+        return ZTBCTL_EXIT_FAIL;
+    }
+    if (ctl->json) {
+        ztbctl_print_json(found);
+        return ZTBCTL_EXIT_OK;
+    }
+    if (ctl->output == ZTBCTL_OUT_NAME) {
+        printf("%s\n", id);
+        json_decref(found);
+        return ZTBCTL_EXIT_OK;
+    }
+    static const char *const hdr[] = {"FIELD", "VALUE"};
+    struct ztbctl_table *t = ztbctl_table_new(2, hdr);
+    const char *k;
+    json_t *v;
+    json_object_foreach(found, k, v)
+    {
+        char when[32];
+        char *text = NULL;
+        const char *cell = when;
+        if (strcmp(k, "received") == 0 && json_is_integer(v))
+            ztbctl_fmt_time((int64_t)json_integer_value(v), when, sizeof(when));
+        else if (json_is_string(v))
+            cell = json_string_value(v);
+        else
+            cell = text = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY | JSON_SORT_KEYS |
+                                            JSON_REAL_PRECISION(15));
+        const char *row[] = {k, cell};
+        ztbctl_table_row(t, row);
+        free(text);
+    }
+    ztbctl_table_print(t, stdout);
+    ztbctl_table_free(t);
+    json_decref(found);
+    return ZTBCTL_EXIT_OK;
+}
+
 int cmd_signals(struct ztbctl *ctl, int argc, char **argv)
 {
     if (argc < 2 || ztbctl_wants_help(argc, argv, 1)) {
@@ -474,6 +542,8 @@ int cmd_signals(struct ztbctl *ctl, int argc, char **argv)
         return signals_list(ctl, argc, argv);
     if (strcmp(verb, "source") == 0 || strcmp(verb, "sources") == 0)
         return source_cmd(ctl, argc, argv);
+    if (strcmp(verb, "show") == 0 && argc == 3)
+        return signals_show(ctl, argv[2]);
     if (strcmp(verb, "pending") == 0 && argc == 2)
         return pending(ctl);
     if (strcmp(verb, "confirm") == 0 || strcmp(verb, "reject") == 0 ||

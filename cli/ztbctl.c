@@ -1,7 +1,7 @@
 /*
  * ztbctl.c - the operators' tool: global options and command dispatch.
  *
- *   ztbctl [--socket PATH] [--json] [--quiet] COMMAND [ARGS...]
+ *   ztbctl [--socket PATH] [-o json|wide|name] [--no-headers] [--quiet] COMMAND [ARGS...]
  *
  * Commands that manage a running broker talk to its admin API over a unix
  * socket (file permissions are the access control). Commands that work on
@@ -35,7 +35,8 @@ static const struct ztbctl_cmd commands[] = {
 
 static void usage(FILE *out)
 {
-    fprintf(out, "usage: ztbctl [--socket PATH] [--json] [--quiet] COMMAND [ARGS...]\n"
+    fprintf(out, "usage: ztbctl [--socket PATH] [-o json|wide|name] [--no-headers] [--quiet] "
+                 "COMMAND [ARGS...]\n"
                  "       (the options may also follow the command: ztbctl agent list --json)\n"
                  "\n"
                  "Operate a ztb credential broker.\n"
@@ -47,7 +48,11 @@ static void usage(FILE *out)
             "\n"
             "Options:\n"
             "  --socket PATH  admin API socket (default $ZTB_ADMIN_SOCKET or %s)\n"
+            "  -o, --output FORMAT\n"
+            "                 json (as --json), wide (tables with their extra columns),\n"
+            "                 name (the first column only, one per line), table (default)\n"
             "  --json         print JSON instead of tables\n"
+            "  --no-headers   tables without their header row\n"
             "  --quiet        print errors only\n"
             "  --version      print the version\n"
             "  -h, --help     this help; `ztbctl COMMAND --help` for a command\n"
@@ -59,14 +64,39 @@ static void usage(FILE *out)
 /*
  * One global option at argv[i], if it is one: applied to ctl, and the
  * number of arguments it took (1 or 2) returned; 0 if argv[i] is not a
- * global option. --version and --help are not taken here (a command has
- * its own --help).
+ * global option, -1 (said why) for -o with an unknown format. --version and --help are not taken
+ * here (a command has its own --help).
  */
 static int global_option(struct ztbctl *ctl, int argc, char **argv, int i)
 {
     if (strcmp(argv[i], "--json") == 0) {
         ctl->json = 1;
+        ctl->output = ZTBCTL_OUT_JSON;
         return 1;
+    }
+    if (strcmp(argv[i], "--no-headers") == 0) {
+        ctl->no_headers = 1;
+        return 1;
+    }
+    const char *fmt = NULL;
+    int took = 0;
+    if ((strcmp(argv[i], "-o") == 0 || strcmp(argv[i], "--output") == 0) && i + 1 < argc) {
+        fmt = argv[i + 1];
+        took = 2;
+    } else if (strncmp(argv[i], "--output=", 9) == 0) {
+        fmt = argv[i] + 9;
+        took = 1;
+    } else if (strncmp(argv[i], "-o", 2) == 0 && argv[i][2] != '\0') {
+        fmt = argv[i] + 2; /* -ojson */
+        took = 1;
+    }
+    if (fmt != NULL) {
+        if (!ztbctl_output_parse(fmt, &ctl->output)) {
+            ztbctl_err("-o takes json, wide, name or table (got '%s')", fmt);
+            return -1;
+        }
+        ctl->json = ctl->output == ZTBCTL_OUT_JSON;
+        return took;
     }
     if (strcmp(argv[i], "--quiet") == 0 || strcmp(argv[i], "-q") == 0) {
         ctl->quiet = 1;
@@ -98,6 +128,8 @@ int main(int argc, char **argv)
     int i = 1;
     for (; i < argc && argv[i][0] == '-'; i++) {
         int took = global_option(&ctl, argc, argv, i);
+        if (took < 0)
+            return ZTBCTL_EXIT_USAGE;
         if (took > 0) {
             i += took - 1;
         } else if (strcmp(argv[i], "--version") == 0) {
@@ -127,6 +159,10 @@ int main(int argc, char **argv)
     args[n++] = argv[i];
     for (int j = i + 1; j < argc; j++) {
         int took = rest ? 0 : global_option(&ctl, argc, argv, j);
+        if (took < 0) {
+            free(args);
+            return ZTBCTL_EXIT_USAGE;
+        }
         if (took > 0) {
             j += took - 1;
             continue;
@@ -135,6 +171,7 @@ int main(int argc, char **argv)
         args[n++] = argv[j];
     }
     args[n] = NULL;
+    ztbctl_output_set(&ctl);
     for (size_t c = 0; c < sizeof(commands) / sizeof(commands[0]); c++)
         if (strcmp(args[0], commands[c].name) == 0) {
             int rc = commands[c].fn(&ctl, n, args);

@@ -18,11 +18,30 @@
 #define ZTBCTL_EXIT_FAIL  1
 #define ZTBCTL_EXIT_USAGE 2
 
-struct ztbctl {
-    const char *socket_path; /* admin API unix socket */
-    int json;                /* --json: machine-readable output */
-    int quiet;               /* --quiet: errors only */
+/* -o FORMAT: how lists and objects are printed. */
+enum ztbctl_output {
+    ZTBCTL_OUT_TABLE = 0, /* the default: a table for people */
+    ZTBCTL_OUT_WIDE,      /* -o wide: the table with its extra columns */
+    ZTBCTL_OUT_JSON,      /* -o json, --json: JSON */
+    ZTBCTL_OUT_NAME,      /* -o name: the first column only, no header (for xargs) */
 };
+
+struct ztbctl {
+    const char *socket_path;   /* admin API unix socket */
+    int json;                  /* --json or -o json: machine-readable output */
+    int quiet;                 /* --quiet: errors only */
+    enum ztbctl_output output; /* -o FORMAT */
+    int no_headers;            /* --no-headers: tables without their header row */
+};
+
+/*
+ * Parse a -o/--output value into *out; 0 if it is not one of json, wide,
+ * name, table.
+ */
+int ztbctl_output_parse(const char *v, enum ztbctl_output *out);
+
+/* Apply ctl's output mode and --no-headers to every table printed after. */
+void ztbctl_output_set(const struct ztbctl *ctl);
 
 /* A command group: `ztbctl NAME ...` runs fn with argv[0] == NAME. */
 struct ztbctl_cmd {
@@ -36,10 +55,15 @@ void ztbctl_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /*
  * A small table printer: columns sized to their widest cell, header in caps.
- * Add rows of ncols strings (copied), then print and free.
+ * Add rows of ncols strings (copied), then print and free. What is printed
+ * follows ztbctl_output_set: columns from ztbctl_table_wide_from on only
+ * with -o wide, the first column alone with -o name, no header row with
+ * --no-headers or -o name.
  */
 struct ztbctl_table;
 struct ztbctl_table *ztbctl_table_new(int ncols, const char *const *headers);
+/* Columns col.. are extra: shown only with -o wide. */
+void ztbctl_table_wide_from(struct ztbctl_table *t, int col);
 void ztbctl_table_row(struct ztbctl_table *t, const char *const *cells);
 void ztbctl_table_print(struct ztbctl_table *t, FILE *out);
 void ztbctl_table_free(struct ztbctl_table *t);
@@ -54,8 +78,28 @@ void ztbctl_fmt_time(int64_t t, char *out, size_t cap);
  */
 int ztbctl_get_list(struct ztbctl *ctl, const char *path, const char *key, json_t **arr);
 
-/* Print j as indented JSON followed by a newline, then decref it. */
+/*
+ * Print j as indented JSON followed by a newline, then decref it. Reals are
+ * printed as typed (0.9, not 0.90000000000000002: 15 significant digits,
+ * which every decimal of up to 15 digits survives).
+ */
 void ztbctl_print_json(json_t *j);
+
+/* Flags for json_dumps that print reals as typed (see ztbctl_print_json). */
+#define ZTBCTL_JSON_FLAGS (JSON_INDENT(2) | JSON_SORT_KEYS | JSON_REAL_PRECISION(15))
+
+/*
+ * A Unix time for JSON output: the number, or null when absent (t <= 0),
+ * as a new reference.
+ */
+json_t *ztbctl_json_time(int64_t t);
+
+/*
+ * Why path cannot be used by this user, for an error message: "permission
+ * denied: DIR is owned by USER:GROUP mode 0750 and you are uid N", "no such
+ * file: PATH", or "" when nothing is wrong with it. Writes into out.
+ */
+void ztbctl_path_problem(const char *path, int want_write, char *out, size_t cap);
 
 /* 1 if argv has "-h" or "--help" at position i or later. */
 int ztbctl_wants_help(int argc, char **argv, int from);

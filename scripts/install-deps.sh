@@ -11,12 +11,12 @@
 set -euo pipefail
 
 runtime=(openssl redis-server libssl3 libjwt0 libmicrohttpd12 libhiredis0.14
-         libjansson4 libcurl4 libgnutls30)
+         libjansson4 libcurl4 libgnutls30 libsystemd0)
 build=(build-essential cmake pkg-config
        libssl-dev libjwt-dev libmicrohttpd-dev libhiredis-dev libjansson-dev
-       libcurl4-openssl-dev libgnutls28-dev libcmocka-dev
+       libcurl4-openssl-dev libgnutls28-dev libcmocka-dev libsystemd-dev systemd man-db
        clang libclang-rt-14-dev clang-format clang-tidy cppcheck
-       procps curl ca-certificates nginx)
+       procps curl ca-certificates nginx prometheus)
 
 want=("${runtime[@]}")
 if [ "${1:-}" != "--runtime" ]; then

@@ -55,6 +55,20 @@ static json_t *agent_json(const struct broker *b, const struct store_agent *a)
                      (json_int_t)a->created);
 }
 
+/*
+ * Add what `ztbctl agent show` needs about the agent's identity document to
+ * o: whether it holds a current one, its SHA-256 thumbprint (x5t#S256, the
+ * certificate's name in tokens' cnf) and its expiry; absent values are null.
+ */
+static void identity_json(json_t *o, const struct store_agent_auth *id)
+{
+    json_object_set_new(o, "identity_current", json_boolean(id->enrolled));
+    json_object_set_new(o, "identity_x5t", id->x5t[0] ? json_string(id->x5t) : json_null());
+    json_object_set_new(o, "identity_expires",
+                        id->identity_exp > 0 ? json_integer((json_int_t)id->identity_exp)
+                                             : json_null());
+}
+
 /* Refuse any field not in allowed (NULL-terminated). */
 static int only_fields(json_t *obj, const char *const *allowed, struct http_resp *resp)
 {
@@ -185,10 +199,20 @@ void handle_admin_agent(struct http_req *req, struct http_resp *resp)
     if (get && verb[0] == '\0') {
         struct store_agent a;
         ztb_err rv = store_agent_get(name, &a);
-        if (rv != ZTB_OK)
+        if (rv != ZTB_OK) {
             store_error(resp, rv, "no such agent");
-        else
-            http_resp_json_value(resp, 200, agent_json(broker_of(req), &a));
+            return;
+        }
+        json_t *o = agent_json(broker_of(req), &a);
+        struct store_agent_auth id;
+        rv = store_agent_auth_get(name, &id);
+        if (rv != ZTB_OK) {
+            json_decref(o);
+            store_error(resp, rv, "no such agent");
+            return;
+        }
+        identity_json(o, &id);
+        http_resp_json_value(resp, 200, o);
         return;
     }
     if (post && (strcmp(verb, "disable") == 0 || strcmp(verb, "enable") == 0)) {

@@ -6,10 +6,18 @@
  * enough and the common path is a short scan with no strcmp). Audience slots
  * work the same way but compare contents, under a small mutex only when a new
  * audience appears.
+ *
+ * Rendering: each family is written by one function that begins with
+ * family() (its HELP and TYPE lines), so no metric goes out without them.
  */
+#include <dirent.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
 
 #include "broker/http/metrics.h"
 #include "common/guard.h"
@@ -43,6 +51,16 @@ static const char *const refusal_reasons[REFUSED_REASONS_N] = {
     "rate_limited_ip", "rate_limited_source", "join_token_reused"};
 static _Atomic uint64_t refusals[NREFUSAL_ENDPOINTS + 1][REFUSED_REASONS_N];
 static _Atomic uint64_t counters[METRIC_COUNTERS_N];
+static const char *const denial_reasons[DENIED_REASONS_N] = {
+    [DENIED_POLICY] = "policy",
+    [DENIED_APPROVAL_REQUIRED] = "approval_required",
+    [DENIED_RATE_LIMITED] = "rate_limited",
+    [DENIED_QUARANTINED] = "quarantined",
+    [DENIED_AUDIENCE_KILLED] = "audience_killed",
+    [DENIED_INVALID_REQUEST] = "invalid_request",
+    [DENIED_INVALID_GRANT] = "invalid_grant",
+};
+static _Atomic uint64_t denials[DENIED_REASONS_N];
 static _Atomic int redis_up;
 static _Atomic uint64_t redis_errors[REDIS_EK_N];
 
@@ -145,6 +163,19 @@ uint64_t metrics_redis_error_get(enum redis_error_kind k)
     return (unsigned)k < REDIS_EK_N ? atomic_load(&redis_errors[k]) : 0;
 }
 
+void metrics_token_denied(enum metrics_denial why)
+{
+    if ((unsigned)why < DENIED_REASONS_N) {
+        atomic_fetch_add_explicit(&denials[why], 1, memory_order_relaxed);
+        atomic_fetch_add_explicit(&counters[METRIC_TOKENS_DENIED], 1, memory_order_relaxed);
+    }
+}
+
+uint64_t metrics_denied_get(enum metrics_denial why)
+{
+    return (unsigned)why < DENIED_REASONS_N ? atomic_load(&denials[why]) : 0;
+}
+
 void metrics_set_redis_up(int up)
 {
     atomic_store(&redis_up, up ? 1 : 0);
@@ -182,6 +213,10 @@ void metrics_token_issued(const char *audience)
     pthread_mutex_unlock(&audience_lock);
 }
 
+#ifndef ZTB_VERSION
+#define ZTB_VERSION "unknown"
+#endif
+
 /* Label values are ours or bounded audience strings: escape \ " and newline. */
 static void label(ztb_buf *b, const char *v)
 {
@@ -196,10 +231,40 @@ static void label(ztb_buf *b, const char *v)
     }
 }
 
-void metrics_render(ztb_buf *b)
+/* The HELP and TYPE lines that open a family. */
+static void family(ztb_buf *b, const char *name, const char *type, const char *help)
 {
-    ztb_buf_append_str(b, "# HELP ztb_http_requests_total HTTP requests by endpoint and status.\n"
-                          "# TYPE ztb_http_requests_total counter\n");
+    ztb_buf_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+/* Counters without labels, one line each. NULL: rendered with labels below. */
+static const struct {
+    const char *name, *help;
+} plain[METRIC_COUNTERS_N] = {
+    [METRIC_REDIS_ERRORS] = {NULL, NULL}, /* by kind: render_redis_errors */
+    [METRIC_REDIS_RECONNECTS] = {"ztb_redis_reconnects_total",
+                                 "Redis connections opened again after a failure."},
+    [METRIC_TOKENS_ISSUED] = {NULL, NULL},
+    [METRIC_TOKENS_DENIED] = {NULL, NULL},
+    [METRIC_POLICY_RELOADS] = {"ztb_policy_reloads_total", "Policy reloads that took effect."},
+    [METRIC_POLICY_RELOAD_FAILURES] = {"ztb_policy_reload_failures_total",
+                                       "Policy reloads refused (the old policy stays)."},
+    [METRIC_POLICY_SHADOW_EVALUATIONS] = {"ztb_policy_shadow_evaluations_total",
+                                          "Token requests also decided by the candidate policy."},
+    [METRIC_POLICY_SHADOW_DIFFERENCES] = {"ztb_policy_shadow_differences_total",
+                                          "Token requests the candidate policy would have "
+                                          "decided differently."},
+    [METRIC_SIGNALS_CONFIRMED] = {"ztb_signals_confirmed_total",
+                                  "Signals an operator marked confirmed."},
+    [METRIC_SIGNALS_DISMISSED] = {"ztb_signals_dismissed_total",
+                                  "Signals an operator marked false positives."},
+    [METRIC_OUT_OF_SCOPE] = {"ztb_out_of_scope_requests_total",
+                             "Token requests denied by policy: out of the agent's scope."},
+};
+
+static void render_requests(ztb_buf *b)
+{
+    family(b, "ztb_http_requests_total", "counter", "HTTP requests by endpoint and status.");
     for (size_t i = 0; i < METRICS_MAX_ENDPOINTS; i++) {
         struct endpoint_slot *s = &endpoints[i];
         const char *name = atomic_load(&s->name);
@@ -218,8 +283,12 @@ void metrics_render(ztb_buf *b)
             ztb_buf_printf(b, "\"} %llu\n", (unsigned long long)v);
         }
     }
-    ztb_buf_append_str(b, "# HELP ztb_http_request_duration_seconds Request latency.\n"
-                          "# TYPE ztb_http_request_duration_seconds histogram\n");
+}
+
+static void render_durations(ztb_buf *b)
+{
+    family(b, "ztb_http_request_duration_seconds", "histogram",
+           "Time from a request's arrival to its answer.");
     for (size_t i = 0; i < METRICS_MAX_ENDPOINTS; i++) {
         struct endpoint_slot *s = &endpoints[i];
         const char *name = atomic_load(&s->name);
@@ -247,34 +316,34 @@ void metrics_render(ztb_buf *b)
                        srv, name, (double)atomic_load(&s->sum_us) / 1e6, srv, name,
                        (unsigned long long)atomic_load(&s->count));
     }
-    static const char *const names[METRIC_COUNTERS_N] = {
-        NULL /* by kind, below */,
-        "ztb_redis_reconnects_total",
-        NULL /* rendered by audience below */,
-        "ztb_tokens_denied_total",
-        "ztb_policy_reloads_total",
-        "ztb_policy_reload_failures_total",
-        "ztb_policy_shadow_evaluations_total",
-        "ztb_policy_shadow_differences_total",
-        "ztb_signals_confirmed_total",
-        "ztb_signals_dismissed_total",
-        "ztb_out_of_scope_requests_total",
-    };
+}
+
+static void render_plain(ztb_buf *b)
+{
     for (size_t i = 0; i < METRIC_COUNTERS_N; i++)
-        if (names[i] != NULL)
-            ztb_buf_printf(b, "# TYPE %s counter\n%s %llu\n", names[i], names[i],
+        if (plain[i].name != NULL) {
+            family(b, plain[i].name, "counter", plain[i].help);
+            ztb_buf_printf(b, "%s %llu\n", plain[i].name,
                            (unsigned long long)atomic_load(&counters[i]));
-    ztb_buf_append_str(b, "# HELP ztb_redis_errors_total Redis errors by kind: error replies "
-                          "(readonly, loading, noreplicas...) and failed connections.\n"
-                          "# TYPE ztb_redis_errors_total counter\n");
+        }
+}
+
+static void render_redis_errors(ztb_buf *b)
+{
+    family(b, "ztb_redis_errors_total", "counter",
+           "Redis errors by kind: error replies (readonly, loading, noreplicas...) and failed "
+           "connections.");
     for (unsigned k = REDIS_EK_CONNECTION; k < REDIS_EK_N; k++)
         if (k != REDIS_EK_NOSCRIPT)
             ztb_buf_printf(b, "ztb_redis_errors_total{kind=\"%s\"} %llu\n",
                            redis_error_kind_name((enum redis_error_kind)k),
                            (unsigned long long)atomic_load(&redis_errors[k]));
-    ztb_buf_append_str(b, "# HELP ztb_requests_refused_total Requests refused without an audit "
-                          "line: unauthenticated, or over a rate limit.\n"
-                          "# TYPE ztb_requests_refused_total counter\n");
+}
+
+static void render_refusals(ztb_buf *b)
+{
+    family(b, "ztb_requests_refused_total", "counter",
+           "Requests refused without an audit line: unauthenticated, or over a rate limit.");
     for (size_t e = 0; e <= NREFUSAL_ENDPOINTS; e++)
         for (size_t r = 0; r < REFUSED_REASONS_N; r++) {
             uint64_t v = atomic_load(&refusals[e][r]);
@@ -284,12 +353,17 @@ void metrics_render(ztb_buf *b)
                                e < NREFUSAL_ENDPOINTS ? refusal_endpoints[e] : "other",
                                refusal_reasons[r], (unsigned long long)v);
         }
-    ztb_buf_printf(b,
-                   "# HELP ztb_redis_up Whether the last Redis call succeeded.\n"
-                   "# TYPE ztb_redis_up gauge\nztb_redis_up %d\n",
-                   atomic_load(&redis_up));
-    ztb_buf_append_str(b, "# HELP ztb_tokens_issued_total Tokens issued by audience.\n"
-                          "# TYPE ztb_tokens_issued_total counter\n");
+}
+
+static void render_redis_up(ztb_buf *b)
+{
+    family(b, "ztb_redis_up", "gauge", "Whether the last Redis call succeeded (1) or not (0).");
+    ztb_buf_printf(b, "ztb_redis_up %d\n", atomic_load(&redis_up));
+}
+
+static void render_tokens(ztb_buf *b)
+{
+    family(b, "ztb_tokens_issued_total", "counter", "Tokens issued by audience.");
     unsigned n = atomic_load_explicit(&naudiences, memory_order_acquire);
     for (unsigned i = 0; i < n; i++) {
         ztb_buf_append_str(b, "ztb_tokens_issued_total{audience=\"");
@@ -300,4 +374,119 @@ void metrics_render(ztb_buf *b)
     if (other > 0)
         ztb_buf_printf(b, "ztb_tokens_issued_total{audience=\"_other\"} %llu\n",
                        (unsigned long long)other);
+}
+
+static void render_denials(ztb_buf *b)
+{
+    family(b, "ztb_tokens_denied_total", "counter",
+           "Token requests denied after authentication, by reason (each has an audit line).");
+    for (size_t r = 0; r < DENIED_REASONS_N; r++)
+        ztb_buf_printf(b, "ztb_tokens_denied_total{reason=\"%s\"} %llu\n", denial_reasons[r],
+                       (unsigned long long)atomic_load(&denials[r]));
+}
+
+static void render_build_info(ztb_buf *b)
+{
+    family(b, "ztb_build_info", "gauge", "The running broker's version; always 1.");
+    ztb_buf_append_str(b, "ztb_build_info{version=\"");
+    label(b, ZTB_VERSION);
+    ztb_buf_append_str(b, "\"} 1\n");
+}
+
+/* The number of open descriptors of this process; -1 if unknown. */
+static long open_fds(void)
+{
+    DIR *d = opendir("/proc/self/fd");
+    if (d == NULL)
+        return -1;
+    long n = 0;
+    const struct dirent *e;
+    while ((e = readdir(d)) != NULL)
+        if (e->d_name[0] != '.')
+            n++;
+    closedir(d);
+    return n - 1; /* the directory's own descriptor */
+}
+
+/* Threads, virtual and resident pages of this process from /proc; 0 on failure. */
+static int proc_stat(long *threads, unsigned long long *vsize, long long *rss_pages)
+{
+    FILE *f = fopen("/proc/self/stat", "re");
+    if (f == NULL)
+        return 0;
+    char buf[1024];
+    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    /* the command name may hold spaces and parentheses: fields follow the last ')' */
+    const char *p = strrchr(buf, ')');
+    if (p == NULL)
+        return 0;
+    /* fields after the name, from 3: num_threads is 20, vsize 23, rss 24 */
+    const char *q = p + 1;
+    long long v[25] = {0};
+    for (int i = 3; i <= 24; i++) {
+        while (*q == ' ')
+            q++;
+        if (*q == '\0')
+            return 0;
+        char *end;
+        v[i] = strtoll(q, &end, 10); /* the state (field 3) reads as 0 */
+        q = end;
+        while (*q != ' ' && *q != '\0')
+            q++;
+    }
+    *threads = (long)v[20];
+    *vsize = (unsigned long long)v[23];
+    *rss_pages = v[24];
+    return 1;
+}
+
+/* The process_* metrics every Prometheus client exports, and threads. */
+static void render_process(ztb_buf *b)
+{
+    long fds = open_fds();
+    if (fds >= 0) {
+        family(b, "process_open_fds", "gauge", "Number of open file descriptors.");
+        ztb_buf_printf(b, "process_open_fds %ld\n", fds);
+    }
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY) {
+        family(b, "process_max_fds", "gauge", "Maximum number of open file descriptors.");
+        ztb_buf_printf(b, "process_max_fds %llu\n", (unsigned long long)rl.rlim_cur);
+    }
+    long threads;
+    unsigned long long vsize;
+    long long rss;
+    if (proc_stat(&threads, &vsize, &rss)) {
+        long page = sysconf(_SC_PAGESIZE);
+        family(b, "process_resident_memory_bytes", "gauge", "Resident memory size in bytes.");
+        ztb_buf_printf(b, "process_resident_memory_bytes %lld\n", rss * (page > 0 ? page : 4096));
+        family(b, "process_virtual_memory_bytes", "gauge", "Virtual memory size in bytes.");
+        ztb_buf_printf(b, "process_virtual_memory_bytes %llu\n", vsize);
+        family(b, "process_threads", "gauge", "Number of threads of this process.");
+        ztb_buf_printf(b, "process_threads %ld\n", threads);
+    }
+    struct rusage ru;
+    if (getrusage(RUSAGE_SELF, &ru) == 0) {
+        double cpu = (double)ru.ru_utime.tv_sec + (double)ru.ru_stime.tv_sec +
+                     ((double)ru.ru_utime.tv_usec + (double)ru.ru_stime.tv_usec) / 1e6;
+        family(b, "process_cpu_seconds_total", "counter",
+               "Total user and system CPU time spent in seconds.");
+        ztb_buf_printf(b, "process_cpu_seconds_total %.3f\n", cpu);
+    }
+}
+
+void metrics_render(ztb_buf *b)
+{
+    render_requests(b);
+    render_durations(b);
+    render_plain(b);
+    render_redis_errors(b);
+    render_refusals(b);
+    render_redis_up(b);
+    render_tokens(b);
+    render_denials(b);
+    render_build_info(b);
+    render_process(b);
 }

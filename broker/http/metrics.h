@@ -52,6 +52,27 @@ enum metrics_refusal {
     REFUSED_REASONS_N
 };
 
+/*
+ * Why a token request was denied (after authentication, with an audit
+ * line): ztb_tokens_denied_total{reason}.
+ */
+enum metrics_denial {
+    DENIED_POLICY = 0,        /* no rule allows it, or no policy is loaded */
+    DENIED_APPROVAL_REQUIRED, /* policy wants a human's approval first */
+    DENIED_RATE_LIMITED,      /* over the agent's or the action's rate */
+    DENIED_QUARANTINED,       /* the agent is quarantined */
+    DENIED_AUDIENCE_KILLED,   /* the audience is disabled */
+    DENIED_INVALID_REQUEST,   /* a request policy cannot serve (binding, details) */
+    DENIED_INVALID_GRANT,     /* the subject token (delegation) is not usable */
+    DENIED_REASONS_N
+};
+
+/* Count one token denied for why. */
+void metrics_token_denied(enum metrics_denial why);
+
+/* Current value of one denial counter (tests). */
+uint64_t metrics_denied_get(enum metrics_denial why);
+
 /* Count one refusal of a request to path (the request's path) for why. */
 void metrics_refused(const char *path, enum metrics_refusal why);
 
@@ -78,7 +99,17 @@ uint64_t metrics_redis_error_get(enum redis_error_kind k);
 /* Set a gauge-like value read at render time (e.g. redis up 0/1). */
 void metrics_set_redis_up(int up);
 
-/* Append the Prometheus text exposition (format 0.0.4) to b. */
+/*
+ * Append the Prometheus text exposition (format 0.0.4) to b: every family
+ * with its HELP and TYPE (promtool check metrics is clean; a test runs it),
+ * then ztb_build_info and the process_* metrics of this process.
+ *
+ * Adding a metric: a plain counter is one enum value above plus one line in
+ * the table `plain` in metrics.c (name and HELP text); a labelled family
+ * gets its bounded label list, its update function here, and one render
+ * function in metrics.c that starts with family() and is called from
+ * metrics_render.
+ */
 void metrics_render(ztb_buf *b);
 
 /* Current value of a counter (tests). */

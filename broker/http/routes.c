@@ -2,7 +2,9 @@
  * routes.c - every endpoint the broker serves, in one place.
  *
  * The public API listens on TCP (--listen); the admin API on a unix socket
- * (--admin-socket, mode 0600: file permissions are its access control).
+ * (--admin-socket, mode 0600: file permissions are its access control);
+ * the optional metrics listener (--metrics-listen) serves only what a
+ * monitoring system reads.
  * The last field names the endpoint in /metrics.
  */
 #include "broker/admin/admin.h"
@@ -32,6 +34,12 @@ const struct http_route api_routes[] = {
     {"GET", "/v1/authorize", handle_authorize, "authorize"},
 };
 const size_t api_routes_n = sizeof(api_routes) / sizeof(api_routes[0]);
+
+const struct http_route metrics_routes[] = {
+    {"GET", "/metrics", handle_metrics, "metrics_metrics"},
+    {"GET", "/healthz", handle_healthz, "metrics_healthz"},
+};
+const size_t metrics_routes_n = sizeof(metrics_routes) / sizeof(metrics_routes[0]);
 
 const struct http_route admin_routes[] = {
     {"GET", "/healthz", handle_healthz, "admin_healthz"},

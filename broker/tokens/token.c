@@ -345,6 +345,24 @@ static int caller_live(struct token_req *t, struct http_resp *resp)
     return 1;
 }
 
+/* The ztb_tokens_denied_total reason for a denial answered with code and err. */
+static enum metrics_denial denial_reason(const char *code, ztb_err err)
+{
+    if (err == ZTB_ERR_QUARANTINED)
+        return DENIED_QUARANTINED;
+    if (err == ZTB_ERR_AUDIENCE_KILLED)
+        return DENIED_AUDIENCE_KILLED;
+    if (strcmp(code, "slow_down") == 0)
+        return DENIED_RATE_LIMITED;
+    if (strcmp(code, "approval_required") == 0)
+        return DENIED_APPROVAL_REQUIRED;
+    if (strcmp(code, "invalid_request") == 0)
+        return DENIED_INVALID_REQUEST;
+    if (strcmp(code, "invalid_grant") == 0)
+        return DENIED_INVALID_GRANT;
+    return DENIED_POLICY;
+}
+
 /* Refuse the request with status, code (and the ztb error err names, ZTB_OK:
  * the code's, wire/error_response.h) and why, and record the refusal (audit,
  * metrics): 1. If the caller turns out not to be live, it is refused for
@@ -356,7 +374,7 @@ static int denied_as(struct token_req *t, struct http_resp *resp, unsigned statu
     if (!caller_live(t, resp))
         return 0;
     http_resp_error_as(resp, status, code, err, why);
-    metrics_add(METRIC_TOKENS_DENIED, 1);
+    metrics_token_denied(denial_reason(code, err));
     audit("token.denied", t->actor, 0, ZTB_F_STR("agent", t->id.agent),
           ZTB_F_STR("action", t->action), ZTB_F_STR("audience", t->audience),
           ZTB_F_STR("resource", t->resource ? t->resource : ""), ZTB_F_STR("reason", why),

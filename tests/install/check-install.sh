@@ -1,5 +1,8 @@
 #!/usr/bin/env bash
-# check-install.sh BUILD_DIR SOURCE_DIR - install into a scratch prefix and
+# check-install.sh BUILD_DIR SOURCE_DIR - install into a scratch prefix;
+# check the service files (systemd-analyze verify on the unit, the user and
+# directories made by systemd-sysusers and systemd-tmpfiles in a scratch
+# root, the example configuration and policy through --check-config); then
 # build a program outside the tree against the installed SDK, twice: with
 # pkg-config and with find_package(ztb). Then run both.
 set -euo pipefail
@@ -15,6 +18,52 @@ for f in sbin/ztb-broker bin/ztbctl include/ztb/ztb.h include/ztb/error.h \
          share/man/man8/ztb-broker.8 share/man/man1/ztbctl.1; do
     [ -e "$prefix/$f" ] || { echo "missing after install: $f" >&2; exit 1; }
 done
+# the service: unit, user, directories, example configuration and policy
+for f in lib/systemd/system/ztb-broker.service lib/sysusers.d/ztb.conf lib/tmpfiles.d/ztb.conf \
+         etc/ztb/ztb-broker.conf etc/ztb/policy.json; do
+    [ -e "$prefix/$f" ] || { echo "missing after install: $f" >&2; exit 1; }
+done
+unit=$prefix/lib/systemd/system/ztb-broker.service
+grep -q "^ExecStart=$prefix/sbin/ztb-broker --config $prefix/etc/ztb/ztb-broker.conf$" "$unit" || {
+    echo "install: the unit does not start the installed broker with its configuration" >&2
+    exit 1
+}
+# clean: no warning at all (its man pages are found under the prefix)
+verify=$(MANPATH=$prefix/share/man systemd-analyze verify "$unit" 2>&1) || {
+    echo "install: systemd-analyze verify failed: $verify" >&2
+    exit 1
+}
+[ -z "$verify" ] || { echo "install: systemd-analyze verify: $verify" >&2; exit 1; }
+# the user and directories, made in a scratch root as systemd would at boot
+root=$work/root
+mkdir -p "$root/etc"
+systemd-sysusers --root="$root" - <"$prefix/lib/sysusers.d/ztb.conf" >/dev/null 2>&1
+grep -q "^ztb:x:[0-9]*:[0-9]*:ztb credential broker:/var/lib/ztb:" "$root/etc/passwd"
+systemd-tmpfiles --root="$root" --create - <"$prefix/lib/tmpfiles.d/ztb.conf"
+uid=$(awk -F: '$1 == "ztb" {print $3}' "$root/etc/passwd")
+[ "$(stat -c '%u %a' "$root/var/lib/ztb")" = "$uid 700" ] || {
+    echo "install: tmpfiles.d made /var/lib/ztb as $(stat -c '%u %a' "$root/var/lib/ztb")" >&2
+    exit 1
+}
+# the example configuration and the sample policy load; what is not there
+# yet (the state directory, keys) is named
+rc=0
+"$prefix/sbin/ztb-broker" --config "$prefix/etc/ztb/ztb-broker.conf" --state-dir "$work/nostate" \
+    --check-config >"$work/check.txt" 2>&1 || rc=$?
+grep -q "^ok   config: " "$work/check.txt" && grep -q "^ok   policy: " "$work/check.txt" &&
+    grep -q "^FAIL state_dir: $work/nostate: " "$work/check.txt" && [ "$rc" = 1 ] || {
+    echo "install: --check-config on the example configuration (status $rc):" >&2
+    cat "$work/check.txt" >&2
+    exit 1
+}
+# a second install keeps an operator's configuration
+echo "# edited" >>"$prefix/etc/ztb/ztb-broker.conf"
+cmake --install "$build" --prefix "$prefix" >>"$work/install.log"
+grep -q "^# edited$" "$prefix/etc/ztb/ztb-broker.conf" || {
+    echo "install: a second install overwrote /etc/ztb/ztb-broker.conf" >&2
+    exit 1
+}
+
 # the shared library exports only ztb_ symbols
 bad=$(nm -D --defined-only "$prefix/lib/libztb.so" | awk '$2 ~ /[TDBR]/ {print $3}' | grep -v '^ztb_' || true)
 if [ -n "$bad" ]; then
@@ -61,5 +110,5 @@ deps=$(pkg-config --print-requires-private ztb | awk '{print $1}' | tr '\n' ' ')
 cc "$src/examples/sdk-version/main.c" $(pkg-config --cflags ztb) "$prefix/lib/libztb.a" \
     $(pkg-config --libs $deps) -lpthread -o "$work/static-example"
 "$work/static-example" | grep -q "^libztb "
-echo "install: ok (prefix layout, exported symbols, pkg-config and find_package builds of" \
+echo "install: ok (prefix layout, service files, exported symbols, pkg-config and find_package builds of" \
      "sdk-version, agent and gateway; static link)"

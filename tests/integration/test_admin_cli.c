@@ -145,6 +145,46 @@ static void test_agent_lifecycle(void **state)
     free(err);
 }
 
+/* `agent show` names the identity document's state; before enrollment
+ * there is none, and its expiry is null in JSON, "none" for people; the
+ * options after the command pick the format. */
+static void test_agent_show_and_formats(void **state)
+{
+    (void)state;
+    char *out, *err;
+    assert_int_equal(ctl(&out, &err, "agent", "add", "show-bot", NULL, NULL), 0);
+    free(out);
+    free(err);
+    assert_int_equal(ctl(&out, &err, "agent", "show", "show-bot", NULL, NULL), 0);
+    assert_non_null(strstr(out, "\nstatus             active\n"));
+    assert_non_null(strstr(out, "\ngeneration         1\n"));
+    assert_non_null(strstr(out, "\nidentity_current   no\n"));
+    assert_non_null(strstr(out, "\nidentity_expires   none\n"));
+    free(out);
+    free(err);
+    assert_int_equal(ctl(&out, &err, "agent", "show", "show-bot", "-o", "json"), 0);
+    json_error_t e;
+    json_t *j = json_loads(out, 0, &e);
+    assert_non_null(j);
+    assert_true(json_is_null(json_object_get(j, "identity_expires")));
+    assert_true(json_is_null(json_object_get(j, "identity_x5t")));
+    assert_true(json_is_false(json_object_get(j, "identity_current")));
+    json_decref(j);
+    free(out);
+    free(err);
+    assert_int_equal(ctl(&out, &err, "agent", "list", "-o", "name", NULL), 0);
+    assert_non_null(strstr(out, "show-bot\n"));
+    assert_null(strstr(out, "NAME"));
+    assert_null(strstr(out, "spiffe://"));
+    free(out);
+    free(err);
+    assert_int_equal(ctl(&out, &err, "agent", "list", "--no-headers", NULL, NULL), 0);
+    assert_null(strstr(out, "NAME"));
+    assert_non_null(strstr(out, "spiffe://ztb.local/agent/show-bot"));
+    free(out);
+    free(err);
+}
+
 static void test_admin_api_rejects_bad_input(void **state)
 {
     (void)state;
@@ -193,7 +233,8 @@ static void test_ctl_without_broker(void **state)
     const char *argv[] = {zh_bin("ztbctl"), "--socket", "/nonexistent/admin.sock",
                           "agent",          "list",     NULL};
     assert_int_equal(zh_run(argv, &out, &err), 1);
-    assert_non_null(strstr(err, "cannot reach the broker's admin socket"));
+    assert_non_null(strstr(err, "cannot reach the admin socket /nonexistent/admin.sock: no such "
+                                "directory: /nonexistent: nothing is listening there"));
     free(out);
     free(err);
     const char *help[] = {zh_bin("ztbctl"), "agent", "--help", NULL};
@@ -319,6 +360,7 @@ int main(void)
         cmocka_unit_test(test_keys_through_broker),
         cmocka_unit_test(test_policy_reload),
         cmocka_unit_test(test_options_after_the_command),
+        cmocka_unit_test(test_agent_show_and_formats),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -325,6 +326,35 @@ static void test_ztbctl_revoke(void **state)
     assert_non_null(strstr(out, "\"changed\": true"));
     free(out);
     assert_false(za_active(&b, &gate, t2));
+
+    /* `revoke token -`: the whole token on stdin, never in argv */
+    char t4[4096];
+    token(&alice, "payments", "payments%3Aread", t4);
+    snprintf(path, sizeof(path), "%s/t4.jwt", b.dir);
+    f = fopen(path, "w");
+    fputs(t4, f);
+    fclose(f);
+    char cmd[1200], said[4096];
+    snprintf(cmd, sizeof(cmd), "'%s' --socket '%s' revoke token - < '%s' 2>&1", zh_bin("ztbctl"),
+             b.admin_sock, path);
+    FILE *p = popen(cmd, "r");
+    assert_non_null(p);
+    said[fread(said, 1, sizeof(said) - 1, p)] = '\0';
+    int st = pclose(p);
+    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+        fail_msg("ztbctl revoke token - < FILE: %s", said);
+    assert_non_null(strstr(said, "revoked until"));
+    assert_false(za_active(&b, &gate, t4));
+    /* a whole token pasted as the argument: refused with the hint */
+    char *po, *pe;
+    const char *pasted[] = {"revoke", "token", t3, NULL};
+    token(&alice, "payments", "payments%3Aread", t3);
+    assert_int_equal(ctl(&po, &pe, pasted), 2);
+    assert_non_null(strstr(pe, "looks like a whole token"));
+    assert_non_null(strstr(pe, "ztbctl revoke token - < FILE"));
+    free(po);
+    free(pe);
+    assert_true(za_active(&b, &gate, t3)); /* nothing was sent */
 
     /* an agent: its generation moves, its tokens die, new ones work */
     token(&bob, "crm", "crm%3Aread", t3);

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -105,10 +106,75 @@ static void test_not_json_printed(void **state)
 static void test_unreachable_printed(void **state)
 {
     (void)state;
+    /* no directory: nothing can be listening there */
     assert_int_equal(run("/nonexistent/admin.sock", "agent list"), 1);
-    assert_string_equal(out, "ztbctl: cannot reach the broker's admin socket "
-                             "/nonexistent/admin.sock: Couldn't connect to server (is ztb-broker "
-                             "running? --socket or $ZTB_ADMIN_SOCKET name another)\n");
+    assert_string_equal(out, "ztbctl: cannot reach the admin socket /nonexistent/admin.sock: no "
+                             "such directory: /nonexistent: nothing is listening there (is "
+                             "ztb-broker running? --socket or $ZTB_ADMIN_SOCKET name another)\n");
+
+    /* a socket file left behind by a broker that stopped */
+    char path[108];
+    snprintf(path, sizeof(path), "/tmp/ztb-test-stale-%d.sock", (int)getpid());
+    unlink(path);
+    int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+    struct sockaddr_un a = {.sun_family = AF_UNIX};
+    snprintf(a.sun_path, sizeof(a.sun_path), "%s", path);
+    assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+    close(fd);
+    assert_int_equal(run(path, "agent list"), 1);
+    unlink(path);
+    char want[512];
+    snprintf(want, sizeof(want),
+             "ztbctl: cannot reach the admin socket %s: nothing is listening on it (Couldn't "
+             "connect to server): is ztb-broker running? (--socket or $ZTB_ADMIN_SOCKET name "
+             "another)\n",
+             path);
+    assert_string_equal(out, want);
+}
+
+/* A socket in a directory this user may not enter: the answer names the
+ * directory, its owner and mode, and who is asking (not "is ztb-broker
+ * running?", which sends the operator looking in the wrong place). As root
+ * the call runs as nobody (setpriv), since root passes every check. */
+static void test_permission_problem_named(void **state)
+{
+    (void)state;
+    char dir[64];
+    snprintf(dir, sizeof(dir), "/tmp/ztb-test-perm-%d", (int)getpid());
+    assert_int_equal(mkdir(dir, 0700), 0);
+    struct server *s = server_start(NULL, 0);
+    char sock[128];
+    snprintf(sock, sizeof(sock), "%s/admin.sock", dir);
+    assert_int_equal(rename(s->path, sock), 0);
+    if (geteuid() != 0)
+        assert_int_equal(chmod(dir, 0), 0);
+    const char *bin = getenv("ZTB_BUILD_DIR");
+    char cmd[1024];
+    snprintf(cmd, sizeof(cmd), "%s'%s/bin/ztbctl' --socket '%s' agent list 2>&1",
+             geteuid() == 0 ? "setpriv --reuid=65534 --regid=65534 --clear-groups " : "",
+             bin ? bin : ".", sock);
+    FILE *p = popen(cmd, "r");
+    assert_non_null(p);
+    size_t n = fread(out, 1, sizeof(out) - 1, p);
+    out[n] = '\0';
+    int st = pclose(p);
+    chmod(dir, 0700);
+    unlink(sock);
+    rmdir(dir);
+    close(s->lfd);
+    /* the server thread still waits in accept: wake it */
+    pthread_cancel(s->th);
+    pthread_join(s->th, NULL);
+    free(s);
+    assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 1);
+    char want[512];
+    snprintf(want, sizeof(want),
+             "ztbctl: cannot reach the admin socket %s: permission denied on %s (owned by ", sock,
+             dir);
+    assert_true(strncmp(out, want, strlen(want)) == 0);
+    assert_non_null(strstr(out, geteuid() == 0 ? "mode 0700; you are nobody, uid 65534)"
+                                               : "mode 0000; you are "));
+    assert_null(strstr(out, "is ztb-broker running"));
 }
 
 int main(void)
@@ -117,7 +183,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_answer_printed),      cmocka_unit_test(test_body_sent_as_json),
         cmocka_unit_test(test_refusal_printed),     cmocka_unit_test(test_not_json_printed),
-        cmocka_unit_test(test_unreachable_printed),
+        cmocka_unit_test(test_unreachable_printed), cmocka_unit_test(test_permission_problem_named),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

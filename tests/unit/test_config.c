@@ -175,6 +175,25 @@ static void test_network_listener_needs_issuer(void **state)
     }
 }
 
+/* --metrics-listen: off by default, HOST:PORT or [V6]:PORT, errors named;
+ * --check-config is a switch. */
+static void test_metrics_listen_and_check_config(void **state)
+{
+    (void)state;
+    struct broker_config c;
+    broker_config_defaults(&c);
+    assert_string_equal(c.metrics_host, "");
+    assert_int_equal(c.check_config, 0);
+    const char *a[] = {"ztb-broker", "--metrics-listen", "[::1]:9100", "--check-config", NULL};
+    assert_int_equal(args(&c, 4, a), ZTB_OK);
+    assert_string_equal(c.metrics_host, "::1");
+    assert_int_equal(c.metrics_port, 9100);
+    assert_int_equal(c.check_config, 1);
+    const char *bad[] = {"ztb-broker", "--metrics-listen", "nowhere", NULL};
+    assert_int_equal(args(&c, 3, bad), ZTB_ERR_INVALID_ARG);
+    assert_non_null(strstr(errbuf, "metrics_listen: expected HOST:PORT, got 'nowhere'"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -183,6 +202,7 @@ int main(void)
         cmocka_unit_test(test_bad_flags),
         cmocka_unit_test(test_file_and_precedence),
         cmocka_unit_test(test_network_listener_needs_issuer),
+        cmocka_unit_test(test_metrics_listen_and_check_config),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -123,6 +123,52 @@ static void test_refusals_bounded(void **state)
     ztb_buf_free(&b);
 }
 
+/* Denials by reason; every family carries HELP and TYPE; the build and
+ * the process are described. */
+static void test_denials_help_and_process(void **state)
+{
+    (void)state;
+    metrics_token_denied(DENIED_RATE_LIMITED);
+    metrics_token_denied(DENIED_RATE_LIMITED);
+    metrics_token_denied(DENIED_REASONS_N); /* out of range: ignored */
+    assert_int_equal(metrics_denied_get(DENIED_RATE_LIMITED), 2);
+    ztb_buf b;
+    char *t = render(&b);
+    assert_non_null(strstr(t, "ztb_tokens_denied_total{reason=\"rate_limited\"} 2\n"));
+    assert_non_null(strstr(t, "ztb_tokens_denied_total{reason=\"policy\"} 0\n"));
+    assert_non_null(strstr(t, "ztb_build_info{version=\""));
+    assert_non_null(strstr(t, "\nprocess_open_fds "));
+    assert_non_null(strstr(t, "\nprocess_resident_memory_bytes "));
+    assert_non_null(strstr(t, "\nprocess_threads "));
+    /* every sample's family has both lines before it */
+    for (char *line = t; *line; line = strchr(line, '\n') + 1) {
+        if (line[0] != '#') {
+            char name[128];
+            size_t n = strcspn(line, "{ ");
+            assert_true(n < sizeof(name));
+            memcpy(name, line, n);
+            name[n] = '\0';
+            char *suffix = strstr(name, "_bucket");
+            if (suffix == NULL)
+                suffix = strstr(name, "_sum");
+            if (suffix == NULL)
+                suffix = strstr(name, "_count");
+            if (suffix != NULL && strstr(t, "_duration_seconds") != NULL &&
+                strncmp(name, "ztb_http_request_duration_seconds", 33) == 0)
+                *suffix = '\0';
+            char help[160], type[160];
+            snprintf(help, sizeof(help), "# HELP %s ", name);
+            snprintf(type, sizeof(type), "# TYPE %s ", name);
+            char *h = strstr(t, help), *ty = strstr(t, type);
+            if (h == NULL || ty == NULL || h > line || ty > line)
+                fail_msg("no HELP or TYPE before %s", name);
+        }
+        if (strchr(line, '\n') == NULL)
+            break;
+    }
+    ztb_buf_free(&b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -130,6 +176,7 @@ int main(void)
         cmocka_unit_test(test_requests_and_histogram),
         cmocka_unit_test(test_counters),
         cmocka_unit_test(test_audiences_bounded_and_escaped),
+        cmocka_unit_test(test_denials_help_and_process),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
