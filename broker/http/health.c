@@ -3,11 +3,13 @@
  *
  * healthz: the process is alive and serving (no dependency checked), for
  * restart decisions. readyz: this replica can issue tokens now (Redis
- * answers PING, an active signing key is loaded, not draining), for load
+ * answers PING, an active signing key is loaded, the audit log takes
+ * lines, not draining), for load
  * balancers. metrics: Prometheus text.
  */
 #include <stdatomic.h>
 
+#include "broker/audit/audit.h"
 #include "broker/broker.h"
 #include "broker/signer/keys.h"
 #include "broker/http/metrics.h"
@@ -27,13 +29,15 @@ void handle_readyz(struct http_req *req, struct http_resp *resp)
     struct keys_state *ks = keys_acquire();
     int key_ok = ks != NULL && ks->active != NULL && keys_can_sign();
     keys_release(ks);
-    int ready = redis_ok && key_ok && !draining;
+    int audit_ok = audit_writable();
+    int ready = redis_ok && key_ok && audit_ok && !draining;
     ztb_buf_reset(&resp->body);
     ztb_buf_printf(&resp->body,
                    "{\"status\":\"%s\",\"checks\":{\"redis\":\"%s\",\"signing_key\":\"%s\","
-                   "\"draining\":%s}}",
+                   "\"audit\":\"%s\",\"draining\":%s}}",
                    ready ? "ready" : "not_ready", redis_ok ? "ok" : "unavailable",
-                   key_ok ? "ok" : "missing", draining ? "true" : "false");
+                   key_ok ? "ok" : "missing", audit_ok ? "ok" : "unwritable",
+                   draining ? "true" : "false");
     resp->status = ready ? 200 : 503;
     resp->content_type = "application/json";
     if (!ready)

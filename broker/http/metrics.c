@@ -11,6 +11,7 @@
 #include <stdatomic.h>
 #include <string.h>
 
+#include "broker/audit/audit.h"
 #include "broker/http/metrics.h"
 #include "common/guard.h"
 
@@ -257,6 +258,30 @@ void metrics_render(ztb_buf *b)
                                e < NREFUSAL_ENDPOINTS ? refusal_endpoints[e] : "other",
                                refusal_reasons[r], (unsigned long long)v);
         }
+    ztb_buf_printf(
+        b,
+        "# HELP ztb_audit_writable Whether the audit log takes lines now (0: "
+        "decisions fail closed, revocation records wait in memory).\n"
+        "# TYPE ztb_audit_writable gauge\nztb_audit_writable %d\n"
+        "# HELP ztb_audit_write_failures_total Attempts to write an audit line that "
+        "failed (and were rolled back).\n"
+        "# TYPE ztb_audit_write_failures_total counter\n"
+        "ztb_audit_write_failures_total %llu\n"
+        "# HELP ztb_audit_pending_records Records of decisions in effect waiting in "
+        "memory for the audit log.\n"
+        "# TYPE ztb_audit_pending_records gauge\nztb_audit_pending_records %llu\n"
+        "# HELP ztb_audit_records_lost_total Records lost: the pending queue was full.\n"
+        "# TYPE ztb_audit_records_lost_total counter\nztb_audit_records_lost_total %llu\n"
+        "# HELP ztb_audit_checkpoints_total Signed audit checkpoints written.\n"
+        "# TYPE ztb_audit_checkpoints_total counter\nztb_audit_checkpoints_total %llu\n"
+        "# HELP ztb_audit_checkpoint_failures_total Checkpoints that could not be "
+        "signed or written.\n"
+        "# TYPE ztb_audit_checkpoint_failures_total counter\n"
+        "ztb_audit_checkpoint_failures_total %llu\n",
+        audit_writable(), (unsigned long long)audit_write_failures(),
+        (unsigned long long)audit_pending_records(), (unsigned long long)audit_records_lost(),
+        (unsigned long long)audit_checkpoints_written(),
+        (unsigned long long)audit_checkpoint_failures());
     ztb_buf_printf(b,
                    "# HELP ztb_redis_up Whether the last Redis call succeeded.\n"
                    "# TYPE ztb_redis_up gauge\nztb_redis_up %d\n",
