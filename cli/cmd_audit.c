@@ -109,10 +109,15 @@ static void print_text(const struct ztbctl *ctl, const char *const *files, size_
            (unsigned long long)r->proven_to, (unsigned long long)r->checkpoint_at,
            r->checkpoint_kid,
            r->signatures_checked ? "" : " - signatures NOT checked: pass --jwks");
-    if (r->last_seq > r->proven_to)
+    uint64_t from = r->proven_to + 1;
+    if (from == r->checkpoint_at) /* the checkpoint line itself carries the signature */
+        from++;
+    if (r->last_seq >= from)
         printf("after the last checkpoint: seq %llu..%llu (chained, not yet signed; a cut "
                "there shows only against a later anchor)\n",
-               (unsigned long long)r->proven_to + 1, (unsigned long long)r->last_seq);
+               (unsigned long long)from, (unsigned long long)r->last_seq);
+    else
+        printf("the log ends with this checkpoint: every record is proven\n");
     if (r->anchor_found)
         printf("anchor found: the log holds the anchored checkpoint\n");
 }

@@ -17,6 +17,8 @@
 #define ZTBCTL_EXIT_OK    0
 #define ZTBCTL_EXIT_FAIL  1
 #define ZTBCTL_EXIT_USAGE 2
+/* done (a revocation is in effect), but its audit record is pending or lost */
+#define ZTBCTL_EXIT_PENDING 3
 
 struct ztbctl {
     const char *socket_path; /* admin API unix socket */

@@ -289,21 +289,46 @@ static ztb_err flush_pending_locked(void)
     return ZTB_OK;
 }
 
-/* Append a record: first what is pending (the order of the chain is the
- * order of the decisions), then this one. Caller holds g_lock. */
-static ztb_err append_locked(const char *tail, size_t tlen, int durable, char *stream_copy)
+/*
+ * After a failure: the records pending, oldest first, then "audit.resumed"
+ * (the failed attempts and lost records so far), so the log itself shows
+ * where writing stopped and started again. IO if the disk is still full.
+ * Caller holds g_lock.
+ */
+static ztb_err resume_locked(void)
 {
     if (g_plen > 0 || g_lost_unrecorded > 0) {
         ztb_err rv = flush_pending_locked();
-        if (rv != ZTB_OK) {
-            free(stream_copy);
+        if (rv != ZTB_OK)
             return rv;
-        }
     }
-    ztb_err rv = append_one_locked(tail, tlen, durable, stream_copy);
-    if (rv == ZTB_OK)
+    if (!atomic_load(&g_failing))
+        return ZTB_OK;
+    char tstore[TAIL_CAP];
+    ztb_buf tail;
+    ztb_buf_init_fixed(&tail, tstore, sizeof(tstore));
+    render_tail(
+        &tail, "audit.resumed", "broker",
+        (const ztb_log_field[]){ZTB_F_INT("failed_writes", (int64_t)atomic_load(&g_failures)),
+                                ZTB_F_INT("lost", (int64_t)atomic_load(&g_lost)), ZTB_F_END_});
+    ztb_err rv = append_one_locked((const char *)tail.data, tail.len, 1, stream_copy_for(tail.len));
+    if (rv == ZTB_OK) {
         atomic_store(&g_failing, 0);
+        ztb_log(ZTB_LOG_WARN, "audit.resumed");
+    }
     return rv;
+}
+
+/* Append a record: first what a failure left (the order of the chain is
+ * the order of the decisions), then this one. Caller holds g_lock. */
+static ztb_err append_locked(const char *tail, size_t tlen, int durable, char *stream_copy)
+{
+    ztb_err rv = resume_locked();
+    if (rv != ZTB_OK) {
+        free(stream_copy);
+        return rv;
+    }
+    return append_one_locked(tail, tlen, durable, stream_copy);
 }
 
 /* Render and append in one go; caller holds g_lock (start-up records). */
@@ -412,19 +437,13 @@ ztb_err audit_record_queued(const char *event, const char *actor, int durable,
     return rv;
 }
 
-/* While writing fails: try the pending records again, and once they (and
- * a line saying so) get through, the log is writable again. Caller holds
- * g_lock. */
+/* While writing fails: every SYNC_PERIOD_MS, try the pending records and
+ * the "audit.resumed" line again (a quiet broker also becomes ready again
+ * once the disk has room). Caller holds g_lock. */
 static void retry_locked(void)
 {
-    if (g_fd < 0 || !atomic_load(&g_failing))
-        return;
-    if (append_event_locked(
-            "audit.resumed", "broker", 1,
-            (const ztb_log_field[]){ZTB_F_INT("failed_writes", (int64_t)atomic_load(&g_failures)),
-                                    ZTB_F_INT("lost", (int64_t)atomic_load(&g_lost)),
-                                    ZTB_F_END_}) == ZTB_OK)
-        ztb_log(ZTB_LOG_WARN, "audit.resumed");
+    if (g_fd >= 0 && atomic_load(&g_failing))
+        (void)resume_locked();
 }
 
 /* Milliseconds on CLOCK_MONOTONIC: the fsync period is a duration, not a
@@ -706,6 +725,7 @@ ztb_err audit_set_replica(const char *id)
     pthread_mutex_lock(&g_lock);
     memcpy(g_replica, id, n + 1);
     pthread_mutex_unlock(&g_lock);
+    audit_stream_set_replica(id);
     return ZTB_OK;
 }
 

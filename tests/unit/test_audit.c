@@ -357,9 +357,11 @@ static void test_short_write_is_rolled_back(void **state)
     audit_close();
     uint64_t lines, bad;
     assert_int_equal(verify(path, &lines, &bad, why), ZTB_OK);
-    assert_int_equal(lines, 3); /* opened, a, j2: the refused j1 is not there */
+    assert_int_equal(lines, 4); /* opened, a, resumed, j2: the refused j1 is not there */
     size_t n;
     char *s = slurp(path, &n);
+    assert_non_null(
+        strstr(s, "\"event\":\"audit.resumed\",\"actor\":\"broker\",\"failed_writes\""));
     assert_null(strstr(s, "\"j1\""));
     assert_non_null(strstr(s, "\"j2\""));
     free(s);
