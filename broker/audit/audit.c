@@ -13,8 +13,16 @@
  * hash, the write. The rest of the line (event, actor, fields: escaping and
  * the secret checks) and the stream copy's allocation are done before.
  *
- * What it must never do: answer a decision whose line was not written, or
- * continue a chain from a tail it could not read.
+ * A failed write is cut back (ftruncate) to g_end, the end of the last
+ * whole line, and only a whole line moves the chain's head. After a
+ * failure, the next append first writes the records waiting in memory
+ * (audit_record_queued), then "audit.resumed"; the fsync thread tries that
+ * once a second, so a quiet broker recovers too. Checkpoints are signed on
+ * their own thread with the lock released, and appended like any line.
+ *
+ * What it must never do: answer a decision whose line was not written,
+ * leave half a line in the file, or continue a chain from a tail it could
+ * not read.
  */
 #define _GNU_SOURCE /* memrchr, pthread_cond_clockwait */
 #include <errno.h>

@@ -10,9 +10,8 @@
  * "prev" is the SHA-256 of the previous line's bytes (without its newline);
  * the first line's prev is 64 zeros (the rule is audit/chain.h, shared with
  * the verifier). Changing, inserting or removing any line breaks the chain
- * at the next line, which `ztbctl audit verify` (audit/verify.h) finds.
- * (Removing lines at the end is only visible against a later copy or the
- * Redis stream ztb:audit.)
+ * at the next line, which `ztbctl audit verify` (audit/verify.h) finds;
+ * signed checkpoints (below) and anchors make a cut at either end visible.
  *
  * With a replica id set (audit_set_replica), every line also carries
  * "replica":"<id>" right after prev, so the chains of several replicas can

@@ -4,8 +4,7 @@
  * healthz: the process is alive and serving (no dependency checked), for
  * restart decisions. readyz: this replica can issue tokens now (Redis
  * answers PING, an active signing key is loaded, the audit log takes
- * lines, not draining), for load
- * balancers. metrics: Prometheus text.
+ * lines, not draining), for load balancers. metrics: Prometheus text.
  */
 #include <stdatomic.h>
 

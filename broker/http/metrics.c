@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "broker/audit/audit.h"
+#include "broker/audit/audit_stream.h"
 #include "broker/http/metrics.h"
 #include "common/guard.h"
 
@@ -277,11 +278,15 @@ void metrics_render(ztb_buf *b)
         "# HELP ztb_audit_checkpoint_failures_total Checkpoints that could not be "
         "signed or written.\n"
         "# TYPE ztb_audit_checkpoint_failures_total counter\n"
-        "ztb_audit_checkpoint_failures_total %llu\n",
+        "ztb_audit_checkpoint_failures_total %llu\n"
+        "# HELP ztb_audit_stream_dropped_total Audit lines not copied to the Redis stream (the "
+        "file has them).\n"
+        "# TYPE ztb_audit_stream_dropped_total counter\nztb_audit_stream_dropped_total %llu\n",
         audit_writable(), (unsigned long long)audit_write_failures(),
         (unsigned long long)audit_pending_records(), (unsigned long long)audit_records_lost(),
         (unsigned long long)audit_checkpoints_written(),
-        (unsigned long long)audit_checkpoint_failures());
+        (unsigned long long)audit_checkpoint_failures(),
+        (unsigned long long)audit_stream_dropped());
     ztb_buf_printf(b,
                    "# HELP ztb_redis_up Whether the last Redis call succeeded.\n"
                    "# TYPE ztb_redis_up gauge\nztb_redis_up %d\n",

@@ -8,7 +8,8 @@
  * record fails closed (503, ztb_error AUDIT_UNAVAILABLE, Retry-After),
  * /readyz is not ready and the metrics say why, a quarantine still takes
  * effect and its answer says the record is pending. Once the disk is freed
- * the pending record is written and tokens flow again. At the end the log
+ * the pending record is written and tokens flow again; the quarantined
+ * agent's refused session is recorded. At the end the log
  * verifies with the broker's JWKS, every token that was handed out is in
  * it, and tampering with the real log (an edit, a cut head, a cut end
  * against an anchor) is found.
@@ -274,6 +275,14 @@ static void test_full_disk_under_load(void **st)
     for (int i = 0; i < 100 && atomic_load(&g_njti) < mid + 20; i++)
         usleep(50000);
     assert_true(atomic_load(&g_njti) >= mid + 20);
+    /* a quarantined agent refused a session leaves a record too */
+    ztb_buf_init(&as, 8192);
+    za_assertion(&b, &bob, NULL, &as);
+    snprintf(form, sizeof(form), "client_assertion_type=%s&client_assertion=%s",
+             ZA_ASSERTION_TYPE, ztb_buf_cstr(&as));
+    ztb_buf_free(&as);
+    assert_int_equal(za_post_form(&b, "/v1/session", form, &sr), 403);
+    zh_resp_free(&sr);
     atomic_store(&g_stop, 1);
     pthread_join(t1, NULL);
     pthread_join(t2, NULL);
@@ -302,6 +311,8 @@ static void test_full_disk_under_load(void **st)
     assert_non_null(q);
     assert_non_null(strstr(q, "\"queued_at\":\""));
     assert_non_null(strstr(log, "\"event\":\"audit.resumed\""));
+    assert_non_null(strstr(log, "\"event\":\"auth.session_refused\",\"actor\":\"agent:bob\","
+                                "\"agent\":\"bob\",\"reason\":\"quarantined\""));
     assert_non_null(strstr(log, "\"replica\":\"replica-a\""));
     assert_non_null(strstr(log, "\"event\":\"audit.checkpoint\""));
     free(log);
