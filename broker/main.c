@@ -422,6 +422,9 @@ int main(int argc, char **argv)
         if (sig == SIGHUP) {
             ztb_log(ZTB_LOG_INFO, "broker.reload");
             broker_policy_reload(&g_broker, "operator:SIGHUP", NULL, NULL);
+            char rerr[256];
+            if (audit_reopen(rerr, sizeof(rerr)) != ZTB_OK)
+                ztb_log(ZTB_LOG_ERROR, "audit.reopen_failed", ZTB_F_STR("why", rerr));
             if (keys_loaded())
                 keys_refresh((int64_t)time(NULL), NULL);
             continue;

@@ -55,6 +55,7 @@ static int g_fd = -1;
 static uint64_t g_seq;
 static char g_prev[AUDIT_HASH_HEX + 1];
 static char g_replica[AUDIT_REPLICA_MAX + 1];
+static char g_path[512]; /* the log's path, for audit_reopen */
 static int g_dirty;
 static int g_stop;
 static pthread_t g_thread;
@@ -425,9 +426,18 @@ ztb_err audit_record_queued(const char *event, const char *actor, int durable,
     pthread_mutex_lock(&g_lock);
     ztb_err rv = ZTB_ERR_STATE;
     if (g_fd >= 0) {
-        uint64_t before = g_seq;
-        rv = append_locked((const char *)tail.data, tail.len, durable, copy);
-        if (rv == ZTB_ERR_IO && g_seq == before) { /* not written (not: written, unsynced) */
+        /* as append_locked, but knowing whether this line got in: what a
+         * failure left may be written in part before the disk fills again */
+        int written = 0;
+        rv = resume_locked();
+        if (rv == ZTB_OK) {
+            uint64_t before = g_seq;
+            rv = append_one_locked((const char *)tail.data, tail.len, durable, copy);
+            written = g_seq != before; /* IO after the write: written, not synced */
+        } else {
+            free(copy);
+        }
+        if (rv == ZTB_ERR_IO && !written) {
             rv = queue_locked((const char *)tail.data, tail.len, durable);
             *pending = rv == ZTB_OK;
             if (rv != ZTB_OK)
@@ -785,6 +795,7 @@ ztb_err audit_open(const char *dir, int stream, char *err, size_t errcap)
     }
     pthread_mutex_lock(&g_lock);
     g_fd = fd;
+    memcpy(g_path, path, sizeof(g_path));
     g_stop = 0;
     atomic_store(&g_written, 0);
     if (cut)
@@ -801,6 +812,49 @@ ztb_err audit_open(const char *dir, int stream, char *err, size_t errcap)
     }
     g_thread_running = 1;
     return ZTB_OK;
+}
+
+ztb_err audit_reopen(char *err, size_t errcap)
+{
+    pthread_mutex_lock(&g_lock);
+    ztb_err rv = ZTB_OK;
+    struct stat cur, st;
+    int fd = -1;
+    if (g_fd < 0) {
+        snprintf(err, errcap, "the audit log is not open");
+        rv = ZTB_ERR_STATE;
+        goto out;
+    }
+    fd = open(g_path, O_RDWR | O_APPEND | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (fd < 0 || fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || fstat(g_fd, &cur) != 0) {
+        snprintf(err, errcap, "%s: cannot open a regular file: %s", g_path, strerror(errno));
+        rv = ZTB_ERR_IO;
+        goto out;
+    }
+    if (st.st_dev == cur.st_dev && st.st_ino == cur.st_ino)
+        goto out; /* not moved away: nothing to do */
+    if (st.st_size != 0) {
+        /* someone else's file: never continue our chain in it */
+        snprintf(err, errcap, "%s is a new file that is not empty: keeping the old one", g_path);
+        rv = ZTB_ERR_EXISTS;
+        goto out;
+    }
+    fchmod(fd, 0600);
+    /* the old file is complete (every line whole): sync it, then continue
+     * the chain in the new one, where the rotated file's chain goes on */
+    fdatasync(g_fd);
+    close(g_fd);
+    g_fd = fd;
+    fd = -1;
+    g_end = 0;
+    g_cut = 0;
+    (void)append_event_locked("audit.reopened", "broker", 1,
+                              (const ztb_log_field[]){ZTB_F_STR("cause", "SIGHUP"), ZTB_F_END_});
+out:
+    if (fd >= 0)
+        close(fd);
+    pthread_mutex_unlock(&g_lock);
+    return rv;
 }
 
 void audit_close(void)

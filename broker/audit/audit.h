@@ -66,6 +66,18 @@
  */
 ztb_err audit_open(const char *dir, int stream, char *err, size_t errcap);
 
+/*
+ * Reopen the log's path after it was moved away (logrotate's default
+ * "create" mode; the broker calls this on SIGHUP): if the path now names a
+ * new, empty file, the chain continues in it with an "audit.reopened" line
+ * (seq and prev go on from the moved file; verify the files together,
+ * oldest first). Nothing happens if the path is still the open file.
+ * EXISTS (err says why) if the path names another file that is not empty:
+ * the old descriptor is kept. IO if it cannot be opened; STATE if the log
+ * is not open.
+ */
+ztb_err audit_reopen(char *err, size_t errcap);
+
 /* Flush, fsync and close (stops the background threads; with checkpoints
  * on, a last checkpoint covering every line is written first). */
 void audit_close(void);

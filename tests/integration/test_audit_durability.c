@@ -278,8 +278,8 @@ static void test_full_disk_under_load(void **st)
     /* a quarantined agent refused a session leaves a record too */
     ztb_buf_init(&as, 8192);
     za_assertion(&b, &bob, NULL, &as);
-    snprintf(form, sizeof(form), "client_assertion_type=%s&client_assertion=%s",
-             ZA_ASSERTION_TYPE, ztb_buf_cstr(&as));
+    snprintf(form, sizeof(form), "client_assertion_type=%s&client_assertion=%s", ZA_ASSERTION_TYPE,
+             ztb_buf_cstr(&as));
     ztb_buf_free(&as);
     assert_int_equal(za_post_form(&b, "/v1/session", form, &sr), 403);
     zh_resp_free(&sr);

@@ -503,6 +503,45 @@ static void test_checkpoints(void **state)
     zh_rmtree(dir);
 }
 
+/* logrotate moves the log away and sends SIGHUP: the chain goes on in the
+ * new file, and the two verify as one; another's file is never written. */
+static void test_reopen_after_rotation(void **state)
+{
+    (void)state;
+    char dir[256], path[300], old[320], err[256];
+    zh_tmpdir(dir, sizeof(dir));
+    snprintf(path, sizeof(path), "%s/audit.log", dir);
+    snprintf(old, sizeof(old), "%s/audit.log.1", dir);
+    assert_int_equal(audit_reopen(err, sizeof(err)), ZTB_ERR_STATE);
+    assert_int_equal(audit_open(dir, 0, err, sizeof(err)), ZTB_OK);
+    assert_int_equal(audit("a", "broker", 0), ZTB_OK);
+    assert_int_equal(audit_reopen(err, sizeof(err)), ZTB_OK); /* not moved: nothing */
+    assert_int_equal(rename(path, old), 0);
+    assert_int_equal(audit("b", "broker", 0), ZTB_OK); /* still into the moved file */
+    assert_int_equal(audit_reopen(err, sizeof(err)), ZTB_OK);
+    assert_int_equal(audit("c", "broker", 0), ZTB_OK);
+    /* a file put there by someone else is not taken over */
+    char other[320];
+    snprintf(other, sizeof(other), "%s/audit.log.2", dir);
+    assert_int_equal(rename(path, other), 0);
+    spit(path, "someone else's\n", 15);
+    assert_int_equal(audit_reopen(err, sizeof(err)), ZTB_ERR_EXISTS);
+    assert_int_equal(audit("d", "broker", 0), ZTB_OK); /* into audit.log.2 */
+    audit_close();
+    const char *paths[] = {old, other};
+    struct audit_verify_report r;
+    assert_int_equal(audit_verify_files(paths, 2, NULL, &r), ZTB_OK);
+    assert_int_equal(r.last_seq, 6); /* opened a b | reopened c d */
+    size_t n;
+    char *s = slurp(other, &n);
+    assert_non_null(strstr(s, "\"seq\":4,"));
+    assert_non_null(strstr(s, "\"event\":\"audit.reopened\""));
+    free(s);
+    const char *second[] = {other};
+    assert_int_equal(audit_verify_files(second, 1, NULL, &r), ZTB_ERR_TRUNCATED);
+    zh_rmtree(dir);
+}
+
 int main(int argc, char **argv)
 {
     if (argc == 3 && strcmp(argv[1], "--clock-step-child") == 0)
@@ -517,6 +556,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_short_write_is_rolled_back),
         cmocka_unit_test(test_pending_records_wait_for_the_disk),
         cmocka_unit_test(test_checkpoints),
+        cmocka_unit_test(test_reopen_after_rotation),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
