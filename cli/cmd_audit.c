@@ -1,6 +1,7 @@
 /*
  * cmd_audit.c - `ztbctl audit verify FILE... [--jwks JWKS] [--anchor SEQ:HASH]`
- * and `ztbctl audit anchor FILE... [--jwks JWKS]`: prove the audit log.
+ * and `ztbctl audit anchor FILE... [--jwks JWKS]`: prove the audit log
+ * (`audit tail` and `audit export` are in cmd_audit_read.c).
  *
  * Works on files (copies are fine); needs no broker. verify checks the hash
  * chain from seq 1, the replica id, and the signed checkpoints (with the
@@ -23,6 +24,9 @@ static void usage(FILE *out)
 {
     fprintf(out, "usage: ztbctl audit verify FILE... [--jwks JWKS_FILE] [--anchor SEQ:HASH]\n"
                  "       ztbctl audit anchor FILE... [--jwks JWKS_FILE]\n"
+                 "       ztbctl audit tail FILE [-n N] [--follow] [--agent A] [--action X]\n"
+                 "                              [--outcome O] [--event E]\n"
+                 "       ztbctl audit export FILE --format syslog [--agent A] [--action X] ...\n"
                  "\n"
                  "verify: check that the audit log starts at seq 1, that every line carries the\n"
                  "SHA-256 of the line before it with no gap in the sequence, that every line is\n"
@@ -34,7 +38,15 @@ static void usage(FILE *out)
                  "--anchor SEQ:HASH: a checkpoint printed earlier by `ztbctl audit anchor` and\n"
                  "kept elsewhere: the log must still hold it (a cut end is found).\n"
                  "\n"
-                 "anchor: verify, then print the latest checkpoint as SEQ:HASH.\n");
+                 "anchor: verify, then print the latest checkpoint as SEQ:HASH.\n"
+                 "\n"
+                 "tail: the last N (10) records that match, for people (--json: the lines\n"
+                 "as written); --follow waits for more, across a rotation. --outcome is the\n"
+                 "last part of the event (issued, denied, refused, applied, ...); --agent\n"
+                 "matches the record's agent or an agent:NAME actor.\n"
+                 "export: every matching record as an RFC 5424 syslog line (facility\n"
+                 "authpriv, MSGID the event, the record as the message), for a SIEM.\n"
+                 "tail and export prove nothing: verify does.\n");
 }
 
 /* The keys of a JWKS file into *ks. Returns 0, or prints why and 1. */
@@ -127,6 +139,12 @@ int cmd_audit(struct ztbctl *ctl, int argc, char **argv)
     if (ztbctl_wants_help(argc, argv, 1)) {
         usage(stdout);
         return ZTBCTL_EXIT_OK;
+    }
+    if (argc >= 3 && (strcmp(argv[1], "tail") == 0 || strcmp(argv[1], "export") == 0)) {
+        int rc = cmd_audit_read(ctl, argc, argv, strcmp(argv[1], "export") == 0);
+        if (rc == ZTBCTL_EXIT_USAGE)
+            usage(stderr);
+        return rc;
     }
     if (argc < 3 || (strcmp(argv[1], "verify") != 0 && strcmp(argv[1], "anchor") != 0)) {
         usage(stderr);
