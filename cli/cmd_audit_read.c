@@ -177,6 +177,8 @@ int cmd_audit_read(struct ztbctl *ctl, int argc, char **argv, int export)
     for (int i = 2; i < argc; i++) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (a == NULL)
+            return ZTBCTL_EXIT_USAGE;
         if (!strcmp(a, "--follow") || !strcmp(a, "-f"))
             follow = 1;
         else if (!strcmp(a, "--agent") && v)
@@ -246,7 +248,7 @@ int cmd_audit_read(struct ztbctl *ctl, int argc, char **argv, int export)
     }
     fflush(stdout);
     /* --follow: wait for more lines; after a rotation, read the new file */
-    while (follow) {
+    while (follow && !ferror(stdout)) { /* until killed, or nobody reads */
         if (back > 0)
             fseek(f, -back, SEEK_CUR);
         clearerr(f);
