@@ -316,6 +316,9 @@ static void test_full_disk_under_load(void **st)
     assert_non_null(strstr(log, "\"replica\":\"replica-a\""));
     assert_non_null(strstr(log, "\"event\":\"audit.checkpoint\""));
     free(log);
+    za_free(&a1);
+    za_free(&a2);
+    za_free(&bob);
 }
 
 /* Tampering with the real broker's log, and cutting either end. */
