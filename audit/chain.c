@@ -66,3 +66,40 @@ ztb_err audit_chain_prev(const char *line, char prev[AUDIT_HASH_HEX + 1])
     prev[AUDIT_HASH_HEX] = '\0';
     return ZTB_OK;
 }
+
+void audit_checkpoint_payload(const char *replica, uint64_t from, uint64_t to,
+                              const char hash[AUDIT_HASH_HEX + 1], ztb_buf *out)
+{
+    ztb_buf_append_str(out, "{\"typ\":\"ztb-audit-checkpoint\",\"replica\":\"");
+    if (replica != NULL)
+        ztb_buf_append_json_escaped(out, replica, strlen(replica));
+    ztb_buf_printf(out, "\",\"from\":%llu,\"to\":%llu,\"hash\":\"", (unsigned long long)from,
+                   (unsigned long long)to);
+    ztb_buf_append(out, hash, AUDIT_HASH_HEX);
+    ztb_buf_append_str(out, "\"}");
+}
+
+ztb_err audit_chain_replica(const char *line, char out[AUDIT_REPLICA_ID_MAX + 1])
+{
+    static const char prev[] = ",\"prev\":\"";
+    static const char key[] = "\",\"replica\":\"";
+    out[0] = '\0';
+    const char *p = strstr(line, prev);
+    if (p == NULL)
+        return ZTB_ERR_MALFORMED;
+    p += sizeof(prev) - 1 + AUDIT_HASH_HEX; /* audit_chain_prev checked the 64 digits */
+    if (strncmp(p, key, sizeof(key) - 1) != 0)
+        return ZTB_OK; /* none */
+    p += sizeof(key) - 1;
+    size_t i = 0;
+    for (; p[i] != '"'; i++) {
+        char c = p[i];
+        if (i == AUDIT_REPLICA_ID_MAX ||
+            !((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '.' || c == '_' || c == '-'))
+            return ZTB_ERR_MALFORMED; /* also stops at the NUL */
+        out[i] = c;
+    }
+    out[i] = '\0';
+    return ZTB_OK;
+}

@@ -71,6 +71,12 @@ static const struct opt opts[] = {
      "32-byte session MAC key shared by replicas (default KEYS/session.key, created)"},
     {"identity_ttl", OPT_UINT, NUM(identity_ttl_s, 86400), "SECONDS",
      "life of an identity document (default 3600)"},
+    {"audit_replica", OPT_STR, STR(audit_replica), "ID",
+     "replica id every audit line carries (letters, digits, . _ -; default the host name)"},
+    {"audit_checkpoint_records", OPT_UINT, NUM(audit_checkpoint_records, 1000000), "N",
+     "a signed audit checkpoint after N records (default 1000)"},
+    {"audit_checkpoint_interval", OPT_UINT, NUM(audit_checkpoint_s, 86400), "SECONDS",
+     "and at least every SECONDS while records are written (default 10)"},
     {"session_ttl", OPT_UINT, NUM(session_ttl_s, 86400), "SECONDS",
      "life of a session credential (default 300)"},
     {"tls_cert", OPT_STR, STR(tls_cert_file), "FILE",
@@ -136,6 +142,8 @@ void broker_config_defaults(struct broker_config *c)
     c->join_ttl_s = 900;
     c->identity_ttl_s = 3600;
     c->session_ttl_s = 300;
+    c->audit_checkpoint_records = 1000;
+    c->audit_checkpoint_s = 10;
     c->connection_limit = 4096;
     c->per_ip_connection_limit = 128; /* one address cannot hold every slot */
     c->connection_timeout_s = 10;

@@ -41,6 +41,9 @@ struct broker_config {
     char session_key_file[BROKER_PATH_MAX];    /* default KEYS_DIR/session.key */
     unsigned identity_ttl_s;                   /* identity document life */
     unsigned session_ttl_s;                    /* session credential life */
+    char audit_replica[65];                    /* audit lines' replica id ("": host name) */
+    unsigned audit_checkpoint_records;         /* signed checkpoint every N records */
+    unsigned audit_checkpoint_s;               /* ... or every this many seconds */
     char tls_cert_file[BROKER_PATH_MAX];       /* PEM: serve HTTPS (and accept mTLS) */
     char tls_key_file[BROKER_PATH_MAX];
     unsigned threads; /* 0: two per core */

@@ -18,6 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "audit/chain.h"
 #include "broker/audit/audit.h"
 #include "broker/broker.h"
 #include "broker/tokens/route_table.h"
@@ -165,6 +166,45 @@ static void load_keys(struct broker_config *cfg)
         die("keys", err);
     if (keys_start_refresher(5) != ZTB_OK)
         die("keys", "cannot start the key refresher");
+}
+
+/* The audit writer's checkpoint signer: a JWS by the active token key,
+ * through the signer process (on the checkpoint thread, never a request's). */
+static ztb_err sign_checkpoint(void *arg, const void *payload, size_t n, ztb_buf *jws)
+{
+    (void)arg;
+    struct keys_state *s = keys_acquire();
+    ztb_err rv = ZTB_ERR_NO_ACTIVE_KEY;
+    if (s != NULL && s->active != NULL) {
+        const ztb_jws_sign_opts o = {.typ = AUDIT_CHECKPOINT_TYP};
+        rv = keys_sign_jws(s, &o, payload, n, jws);
+    }
+    keys_release(s);
+    return rv;
+}
+
+/* The replica id of the audit chain: the configured one, or the host name
+ * cut to what an id may hold. */
+static void set_audit_replica(const struct broker_config *cfg)
+{
+    char id[AUDIT_REPLICA_MAX + 1] = "";
+    if (cfg->audit_replica[0] != '\0') {
+        if (audit_set_replica(cfg->audit_replica) != ZTB_OK)
+            die("config", "audit_replica: 1-64 letters, digits, '.', '_' or '-'");
+        return;
+    }
+    char host[256] = "";
+    if (gethostname(host, sizeof(host) - 1) != 0)
+        host[0] = '\0';
+    size_t j = 0;
+    for (size_t i = 0; host[i] != '\0' && j < AUDIT_REPLICA_MAX; i++) {
+        char c = host[i];
+        int ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                 c == '.' || c == '_' || c == '-';
+        id[j++] = ok ? c : '_';
+    }
+    id[j] = '\0';
+    (void)audit_set_replica(j > 0 ? id : "ztb");
 }
 
 static void load_policy(const struct broker_config *cfg)
@@ -359,6 +399,7 @@ int main(int argc, char **argv)
 
     char audit_dir[BROKER_PATH_MAX + 8];
     snprintf(audit_dir, sizeof(audit_dir), "%s/audit", cfg->state_dir);
+    set_audit_replica(cfg);
     if (audit_open(audit_dir, 1, err, sizeof(err)) != ZTB_OK)
         die("audit", err);
 
@@ -377,6 +418,13 @@ int main(int argc, char **argv)
     client_auth_set_issuer(g_broker.issuer);
     client_auth_set_trust_domain(cfg->trust_domain);
     load_keys(cfg);
+    if (keys_loaded()) {
+        const struct audit_checkpoint_opts cp = {.sign = sign_checkpoint,
+                                                 .every_records = cfg->audit_checkpoint_records,
+                                                 .every_ms = cfg->audit_checkpoint_s * 1000u};
+        if (audit_checkpoints_start(&cp) != ZTB_OK)
+            die("audit", "cannot start the audit checkpoint thread");
+    }
     load_policy(cfg);
     load_authorize_routes(cfg);
     struct detect_config dc = {cfg->detect_window_s, cfg->detect_denials, cfg->detect_rate_limited,
@@ -457,6 +505,9 @@ int main(int argc, char **argv)
             service_reloading(1);
             broker_policy_reload(&g_broker, "operator:SIGHUP", NULL, NULL);
             reload_authorize_routes(cfg);
+            char rerr[256];
+            if (audit_reopen(rerr, sizeof(rerr)) != ZTB_OK)
+                ztb_log(ZTB_LOG_ERROR, "audit.reopen_failed", ZTB_F_STR("why", rerr));
             if (keys_loaded())
                 keys_refresh((int64_t)time(NULL), NULL);
             service_reloading(0);

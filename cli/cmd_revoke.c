@@ -106,6 +106,27 @@ static int confirms(json_t *r)
            json_is_boolean(json_object_get(r, "changed"));
 }
 
+/*
+ * The exit status for an answer that confirms the revocation: OK if its
+ * audit record is written; otherwise the revocation is in effect but its
+ * record is pending in the broker's memory (or lost): say so on stderr
+ * and return ZTBCTL_EXIT_PENDING.
+ */
+static int audit_record_status(json_t *r)
+{
+    const char *rec = json_string_value(json_object_get(r, "audit_record"));
+    if (rec == NULL || strcmp(rec, "written") == 0)
+        return ZTBCTL_EXIT_OK;
+    if (strcmp(rec, "pending") == 0)
+        ztbctl_err("in effect, but its audit record is pending: the broker cannot write its "
+                   "audit log now (disk full?) and keeps the record in memory until it can; "
+                   "see ztb_audit_pending_records");
+    else
+        ztbctl_err("in effect, but its audit record was LOST: the broker's audit log cannot be "
+                   "written and its queue of pending records is full; record it by hand");
+    return ZTBCTL_EXIT_PENDING;
+}
+
 /* Print what the broker says it stored (r confirms it). */
 static void print_result(json_t *r)
 {
@@ -257,12 +278,14 @@ int cmd_revoke(struct ztbctl *ctl, int argc, char **argv)
         return ZTBCTL_EXIT_FAIL;
     }
     if (ctl->json) {
+        int arc = audit_record_status(r);
         ztbctl_print_json(r);
-    } else {
-        print_result(r);
-        json_decref(r);
+        return arc;
     }
-    return ZTBCTL_EXIT_OK;
+    print_result(r);
+    int arc = audit_record_status(r);
+    json_decref(r);
+    return arc;
 }
 
 /* `ztbctl quarantine AGENT` and `ztbctl release AGENT`. */
@@ -290,9 +313,10 @@ static int quarantine_or_release(struct ztbctl *ctl, int argc, char **argv, int 
         json_decref(r);
         return ZTBCTL_EXIT_FAIL;
     }
+    int arc = audit_record_status(r);
     if (ctl->json) {
         ztbctl_print_json(r);
-        return ZTBCTL_EXIT_OK;
+        return arc;
     }
     const char *name = json_string_value(json_object_get(r, "agent"));
     int changed = json_is_true(json_object_get(r, "changed"));
@@ -304,7 +328,7 @@ static int quarantine_or_release(struct ztbctl *ctl, int argc, char **argv, int 
                "`ztbctl revoke agent %s` ends them)\n",
                name, changed ? "" : " (already)", name);
     json_decref(r);
-    return ZTBCTL_EXIT_OK;
+    return arc;
 }
 
 int cmd_quarantine(struct ztbctl *ctl, int argc, char **argv)

@@ -17,6 +17,8 @@
 #define ZTBCTL_EXIT_OK    0
 #define ZTBCTL_EXIT_FAIL  1
 #define ZTBCTL_EXIT_USAGE 2
+/* done (a revocation is in effect), but its audit record is pending or lost */
+#define ZTBCTL_EXIT_PENDING 3
 
 /* -o FORMAT: how lists and objects are printed. */
 enum ztbctl_output {
@@ -127,6 +129,9 @@ int cmd_keys(struct ztbctl *ctl, int argc, char **argv);
 int cmd_ca(struct ztbctl *ctl, int argc, char **argv);
 int cmd_policy(struct ztbctl *ctl, int argc, char **argv);
 int cmd_audit(struct ztbctl *ctl, int argc, char **argv);
+/* `audit tail` (export 0) and `audit export` (export 1), cmd_audit_read.c:
+ * returns the exit status (USAGE without printing the usage). */
+int cmd_audit_read(struct ztbctl *ctl, int argc, char **argv, int export);
 int cmd_agent(struct ztbctl *ctl, int argc, char **argv);
 int cmd_revoke(struct ztbctl *ctl, int argc, char **argv);
 int cmd_quarantine(struct ztbctl *ctl, int argc, char **argv);

@@ -35,6 +35,7 @@ static const struct err_row rows[] = {
     {ZTB_ERR_EXISTS, "EXISTS", "already exists"},
     {ZTB_ERR_STATE, "STATE", "operation not valid in the current state"},
     {ZTB_ERR_UNSUPPORTED, "UNSUPPORTED", "not supported"},
+    {ZTB_ERR_AUDIT_UNAVAILABLE, "AUDIT_UNAVAILABLE", "the audit log cannot record the decision"},
 
     {ZTB_ERR_JWS_FORMAT, "JWS_FORMAT", "token is not a compact JWS"},
     {ZTB_ERR_JWS_HEADER, "JWS_HEADER", "invalid JOSE header"},

@@ -79,6 +79,7 @@ static json_t *result_json(const char *type, const char *id, policy_response_kin
         json_object_set_new(o, "new_kid", json_string(res->new_kid));
     if (res->detail[0])
         json_object_set_new(o, "detail", json_string(res->detail));
+    json_object_set_new(o, "audit_record", json_string(revocation_audit_state(res)));
     return o;
 }
 
@@ -194,6 +195,17 @@ void handle_admin_revocations(struct http_req *req, struct http_resp *resp)
 
 /* ---- quarantine ---------------------------------------------------------- */
 
+/* Of two results, the one whose audit record fared worse (lost, pending,
+ * written). */
+static const struct rev_result *worse_record(const struct rev_result *a, const struct rev_result *b)
+{
+    if (a->audit_lost)
+        return a;
+    if (b->audit_lost)
+        return b;
+    return a->audit_pending ? a : b;
+}
+
 void handle_admin_quarantine(struct http_req *req, struct http_resp *resp)
 {
     int release = strcmp(req->path, "/v1/release") == 0;
@@ -234,11 +246,12 @@ void handle_admin_quarantine(struct http_req *req, struct http_resp *resp)
     if (rv != ZTB_OK) {
         admin_store_error(resp, rv, "no such agent");
     } else {
-        http_resp_json_value(resp, 200,
-                             json_pack("{s:s,s:s,s:I,s:b,s:b,s:b}", "agent", a.name, "status",
-                                       a.status, "generation", (json_int_t)a.generation,
-                                       "quarantined", a.quarantined, "approval_required",
-                                       a.approval_required, "changed", r1.changed || r2.changed));
+        http_resp_json_value(
+            resp, 200,
+            json_pack("{s:s,s:s,s:I,s:b,s:b,s:b,s:s}", "agent", a.name, "status", a.status,
+                      "generation", (json_int_t)a.generation, "quarantined", a.quarantined,
+                      "approval_required", a.approval_required, "changed", r1.changed || r2.changed,
+                      "audit_record", revocation_audit_state(worse_record(&r1, &r2))));
     }
     json_decref(body);
 }

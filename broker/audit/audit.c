@@ -13,8 +13,16 @@
  * hash, the write. The rest of the line (event, actor, fields: escaping and
  * the secret checks) and the stream copy's allocation are done before.
  *
- * What it must never do: answer a decision whose line was not written, or
- * continue a chain from a tail it could not read.
+ * A failed write is cut back (ftruncate) to g_end, the end of the last
+ * whole line, and only a whole line moves the chain's head. After a
+ * failure, the next append first writes the records waiting in memory
+ * (audit_record_queued), then "audit.resumed"; the fsync thread tries that
+ * once a second, so a quiet broker recovers too. Checkpoints are signed on
+ * their own thread with the lock released, and appended like any line.
+ *
+ * What it must never do: answer a decision whose line was not written,
+ * leave half a line in the file, or continue a chain from a tail it could
+ * not read.
  */
 #define _GNU_SOURCE /* memrchr, pthread_cond_clockwait */
 #include <errno.h>
@@ -34,9 +42,11 @@
 #include "broker/audit/audit_stream.h"
 #include "common/buf.h"
 #include "common/guard.h"
+#include "pki/jws.h"
 
 #define LINE_MAX_BYTES 8192
-#define PREFIX_MAX     160 /* {"seq":<20 digits>,"ts":"<24>","prev":"<64 hex>" is 133 */
+/* {"seq":<20 digits>,"ts":"<24>","prev":"<64 hex>" is 133; ,"replica":"<64>" 77 */
+#define PREFIX_MAX     (160 + 16 + AUDIT_REPLICA_MAX)
 #define SYNC_PERIOD_MS 1000
 
 static pthread_mutex_t g_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -44,11 +54,48 @@ static pthread_cond_t g_cond = PTHREAD_COND_INITIALIZER;
 static int g_fd = -1;
 static uint64_t g_seq;
 static char g_prev[AUDIT_HASH_HEX + 1];
+static char g_replica[AUDIT_REPLICA_MAX + 1];
+static char g_path[512]; /* the log's path, for audit_reopen */
 static int g_dirty;
 static int g_stop;
 static pthread_t g_thread;
 static int g_thread_running;
 static _Atomic uint64_t g_written;
+
+/* Whole or nothing: g_end is the file's size after the last whole line; a
+ * failed write is cut back to it, and if even the cut failed, g_cut says
+ * that it must happen before anything else is written. */
+static off_t g_end;
+static int g_cut;
+static _Atomic int g_failing; /* the last attempt failed, or records are pending */
+static _Atomic uint64_t g_failures;
+
+/* Records of decisions already in effect, waiting for the disk (owned
+ * tails, rendered with queued_at), oldest first. */
+struct pending {
+    char *tail;
+    size_t len;
+    int durable;
+};
+static struct pending g_pend[AUDIT_PENDING_MAX];
+static size_t g_phead, g_plen;
+static _Atomic uint64_t g_npending;
+static _Atomic uint64_t g_lost;
+static uint64_t g_lost_unrecorded; /* lost records whose loss is not yet a line */
+
+/* Checkpoints: the last seq covered, the seq at which the next is due, and
+ * the thread that makes them. */
+static struct audit_checkpoint_opts g_cp;
+static int g_cp_on;
+static uint64_t g_cp_to;
+static uint64_t g_cp_due;
+static int g_cp_stop;
+static int g_cp_busy; /* a checkpoint is being signed (one at a time) */
+static pthread_cond_t g_cp_cond = PTHREAD_COND_INITIALIZER;
+static pthread_cond_t g_cp_idle = PTHREAD_COND_INITIALIZER;
+static pthread_t g_cp_thread;
+static int g_cp_thread_running;
+static _Atomic uint64_t g_cp_written, g_cp_failed;
 
 /* UTC now with milliseconds; the date and time of day are formatted once a
  * second (gmtime_r takes glibc's time zone lock). Caller holds g_lock. */
@@ -119,25 +166,60 @@ static void render_tail(ztb_buf *b, const char *event, const char *actor,
     }
 }
 
-/* Size of the stream copy of a line whose tail is tail: the prefix at most. */
-static size_t copy_cap(const ztb_buf *tail)
+/* Size of the stream copy of a line whose tail is tlen bytes: the prefix at most. */
+static size_t copy_cap(size_t tlen)
 {
-    return PREFIX_MAX + tail->len + 1;
+    return PREFIX_MAX + tlen + 1;
 }
 
-/* A buffer for the stream's copy of a line with this tail, or NULL when the
- * stream is off (or memory is out: the stream counts that). */
-static char *stream_copy_for(const ztb_buf *tail)
+/* A buffer for the stream's copy of a line with a tail of tlen bytes, or
+ * NULL when the stream is off (or memory is out: the stream counts that). */
+static char *stream_copy_for(size_t tlen)
 {
-    return audit_stream_running() ? malloc(copy_cap(tail)) : NULL;
+    return audit_stream_running() ? malloc(copy_cap(tlen)) : NULL;
 }
 
 /*
- * Write the line for the next seq: the prefix (seq, ts, prev) then tail
- * (render_tail's output). stream_copy: copy_cap(tail) bytes for the Redis
- * stream's copy of the line, or NULL; taken. Caller holds g_lock.
+ * Write line[0..len) (with its newline) whole, or leave the file as it
+ * was: a short or failed write is cut back to g_end. IO on failure (errno
+ * kept). Caller holds g_lock.
  */
-static ztb_err append_locked(const ztb_buf *tail, int durable, char *stream_copy)
+static ztb_err write_whole_locked(const char *line, size_t len)
+{
+    if (g_cut) { /* an earlier failed line may still be there */
+        if (ftruncate(g_fd, g_end) != 0)
+            return ZTB_ERR_IO;
+        g_cut = 0;
+    }
+    const char *p = line;
+    size_t left = len;
+    while (left > 0) {
+        ssize_t w = write(g_fd, p, left);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0) {
+            int e = w == 0 ? ENOSPC : errno;
+            /* roll back what got through: half a line would break the chain */
+            if (p != line && ftruncate(g_fd, g_end) != 0)
+                g_cut = 1;
+            errno = e;
+            return ZTB_ERR_IO;
+        }
+        p += w;
+        left -= (size_t)w;
+    }
+    g_end += (off_t)len;
+    return ZTB_OK;
+}
+
+/*
+ * Write the line for the next seq: the prefix (seq, ts, prev, replica)
+ * then tail[0..tlen) (render_tail's output). stream_copy: copy_cap(tlen)
+ * bytes for the Redis stream's copy of the line, or NULL; taken. The
+ * chain's head (seq, prev) moves only once the whole line is written.
+ * Caller holds g_lock.
+ */
+static ztb_err append_one_locked(const char *tail, size_t tlen, int durable, char *stream_copy)
 {
     char store[LINE_MAX_BYTES];
     ztb_buf b;
@@ -146,8 +228,10 @@ static ztb_err append_locked(const ztb_buf *tail, int durable, char *stream_copy
     now_iso(ts, sizeof(ts));
     ztb_buf_printf(&b, "{\"seq\":%llu,\"ts\":\"%s\",\"prev\":\"%s\"", (unsigned long long)g_seq + 1,
                    ts, g_prev);
-    ztb_buf_append(&b, tail->data, tail->len);
-    if (ztb_buf_error(tail) != ZTB_OK || ztb_buf_error(&b) != ZTB_OK) {
+    if (g_replica[0] != '\0')
+        ztb_buf_printf(&b, ",\"replica\":\"%s\"", g_replica);
+    ztb_buf_append(&b, tail, tlen);
+    if (ztb_buf_error(&b) != ZTB_OK) {
         free(stream_copy);
         return ZTB_ERR_INTERNAL;
     }
@@ -155,60 +239,229 @@ static ztb_err append_locked(const ztb_buf *tail, int durable, char *stream_copy
     char next[AUDIT_HASH_HEX + 1];
     audit_chain_hash(store, n, next);
     store[n] = '\n';
-    const char *p = store;
-    size_t left = n + 1;
-    while (left > 0) {
-        ssize_t w = write(g_fd, p, left);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0) {
-            free(stream_copy);
-            return ZTB_ERR_IO;
-        }
-        p += w;
-        left -= (size_t)w;
+    if (write_whole_locked(store, n + 1) != ZTB_OK) {
+        int e = errno;
+        free(stream_copy);
+        atomic_fetch_add(&g_failures, 1);
+        atomic_store(&g_failing, 1);
+        errno = e;
+        return ZTB_ERR_IO;
     }
     memcpy(g_prev, next, sizeof(g_prev));
     g_seq++;
     g_dirty = 1;
     atomic_fetch_add(&g_written, 1);
+    if (g_cp_on && g_seq == g_cp_due)
+        pthread_cond_signal(&g_cp_cond); /* once per g_cp.every_records lines */
     if (durable && fdatasync(g_fd) != 0) {
         free(stream_copy);
         return ZTB_ERR_IO;
     }
-    audit_stream_push(stream_copy, copy_cap(tail), store, n);
+    audit_stream_push(stream_copy, copy_cap(tlen), store, n);
     return ZTB_OK;
+}
+
+/* Render a tail into b (a fixed buffer of LINE_MAX_BYTES - PREFIX_MAX). */
+#define TAIL_CAP (LINE_MAX_BYTES - PREFIX_MAX)
+
+/*
+ * Write the records waiting in memory, oldest first, then the record of
+ * any that were lost. IO at the first that cannot be written (it and the
+ * rest stay). Caller holds g_lock.
+ */
+static ztb_err flush_pending_locked(void)
+{
+    while (g_plen > 0) {
+        struct pending *p = &g_pend[g_phead];
+        ztb_err rv = append_one_locked(p->tail, p->len, p->durable, stream_copy_for(p->len));
+        if (rv != ZTB_OK)
+            return rv;
+        free(p->tail);
+        p->tail = NULL;
+        g_phead = (g_phead + 1) % AUDIT_PENDING_MAX;
+        g_plen--;
+        atomic_store(&g_npending, g_plen);
+    }
+    if (g_lost_unrecorded > 0) {
+        char tstore[TAIL_CAP];
+        ztb_buf tail;
+        ztb_buf_init_fixed(&tail, tstore, sizeof(tstore));
+        render_tail(&tail, "audit.records_lost", "broker",
+                    (const ztb_log_field[]){ZTB_F_INT("count", (int64_t)g_lost_unrecorded),
+                                            ZTB_F_STR("cause", "pending queue full"), ZTB_F_END_});
+        ztb_err rv =
+            append_one_locked((const char *)tail.data, tail.len, 1, stream_copy_for(tail.len));
+        if (rv != ZTB_OK)
+            return rv;
+        g_lost_unrecorded = 0;
+    }
+    return ZTB_OK;
+}
+
+/*
+ * After a failure: the records pending, oldest first, then "audit.resumed"
+ * (the failed attempts and lost records so far), so the log itself shows
+ * where writing stopped and started again. IO if the disk is still full.
+ * Caller holds g_lock.
+ */
+static ztb_err resume_locked(void)
+{
+    if (g_plen > 0 || g_lost_unrecorded > 0) {
+        ztb_err rv = flush_pending_locked();
+        if (rv != ZTB_OK)
+            return rv;
+    }
+    if (!atomic_load(&g_failing))
+        return ZTB_OK;
+    char tstore[TAIL_CAP];
+    ztb_buf tail;
+    ztb_buf_init_fixed(&tail, tstore, sizeof(tstore));
+    render_tail(
+        &tail, "audit.resumed", "broker",
+        (const ztb_log_field[]){ZTB_F_INT("failed_writes", (int64_t)atomic_load(&g_failures)),
+                                ZTB_F_INT("lost", (int64_t)atomic_load(&g_lost)), ZTB_F_END_});
+    ztb_err rv = append_one_locked((const char *)tail.data, tail.len, 1, stream_copy_for(tail.len));
+    if (rv == ZTB_OK) {
+        atomic_store(&g_failing, 0);
+        ztb_log(ZTB_LOG_WARN, "audit.resumed");
+    }
+    return rv;
+}
+
+/* Append a record: first what a failure left (the order of the chain is
+ * the order of the decisions), then this one. Caller holds g_lock. */
+static ztb_err append_locked(const char *tail, size_t tlen, int durable, char *stream_copy)
+{
+    ztb_err rv = resume_locked();
+    if (rv != ZTB_OK) {
+        free(stream_copy);
+        return rv;
+    }
+    return append_one_locked(tail, tlen, durable, stream_copy);
 }
 
 /* Render and append in one go; caller holds g_lock (start-up records). */
 static ztb_err append_event_locked(const char *event, const char *actor, int durable,
                                    const ztb_log_field *fields)
 {
-    char tstore[LINE_MAX_BYTES - PREFIX_MAX];
+    char tstore[TAIL_CAP];
     ztb_buf tail;
     ztb_buf_init_fixed(&tail, tstore, sizeof(tstore));
     render_tail(&tail, event, actor, fields);
-    return append_locked(&tail, durable, stream_copy_for(&tail));
+    if (ztb_buf_error(&tail) != ZTB_OK)
+        return ZTB_ERR_INTERNAL;
+    return append_locked((const char *)tail.data, tail.len, durable, stream_copy_for(tail.len));
 }
 
 ztb_err audit_record(const char *event, const char *actor, int durable, const ztb_log_field *fields)
 {
     /* everything that needs no lock first: the tail of the line, the copy */
-    char tstore[LINE_MAX_BYTES - PREFIX_MAX];
+    char tstore[TAIL_CAP];
     ztb_buf tail;
     ztb_buf_init_fixed(&tail, tstore, sizeof(tstore));
     render_tail(&tail, event, actor, fields);
-    char *copy = stream_copy_for(&tail);
+    if (ztb_buf_error(&tail) != ZTB_OK)
+        return ZTB_ERR_INTERNAL;
+    char *copy = stream_copy_for(tail.len);
     pthread_mutex_lock(&g_lock);
     ztb_err rv = ZTB_ERR_STATE;
     if (g_fd >= 0)
-        rv = append_locked(&tail, durable, copy);
+        rv = append_locked((const char *)tail.data, tail.len, durable, copy);
     else
         free(copy);
     pthread_mutex_unlock(&g_lock);
     if (rv != ZTB_OK)
         ztb_log(ZTB_LOG_ERROR, "audit.write_failed", ZTB_F_STR("event", event), ZTB_F_ERR(rv));
     return rv;
+}
+
+/* Keep the record whose tail is tail[0..tlen) in memory, with queued_at
+ * (now). IO if the queue is full (the record is lost and counted), NOMEM.
+ * Caller holds g_lock. */
+static ztb_err queue_locked(const char *tail, size_t tlen, int durable)
+{
+    if (g_plen == AUDIT_PENDING_MAX) {
+        atomic_fetch_add(&g_lost, 1);
+        g_lost_unrecorded++;
+        return ZTB_ERR_IO;
+    }
+    char ts[40];
+    now_iso(ts, sizeof(ts));
+    /* tail ends with '}': put queued_at before it */
+    size_t cap = tlen + 64;
+    char *q = malloc(cap);
+    if (q == NULL) {
+        atomic_fetch_add(&g_lost, 1);
+        g_lost_unrecorded++;
+        return ZTB_ERR_NOMEM;
+    }
+    int k = snprintf(q, cap, "%.*s,\"queued_at\":\"%s\"}", (int)(tlen - 1), tail, ts);
+    if (k < 0 || (size_t)k >= cap || (size_t)k + PREFIX_MAX >= LINE_MAX_BYTES) {
+        free(q);
+        atomic_fetch_add(&g_lost, 1);
+        g_lost_unrecorded++;
+        return ZTB_ERR_TOO_LARGE;
+    }
+    struct pending *p = &g_pend[(g_phead + g_plen) % AUDIT_PENDING_MAX];
+    p->tail = q;
+    p->len = (size_t)k;
+    p->durable = durable;
+    g_plen++;
+    atomic_store(&g_npending, g_plen);
+    atomic_store(&g_failing, 1);
+    return ZTB_OK;
+}
+
+ztb_err audit_record_queued(const char *event, const char *actor, int durable,
+                            const ztb_log_field *fields, int *pending)
+{
+    *pending = 0;
+    char tstore[TAIL_CAP];
+    ztb_buf tail;
+    ztb_buf_init_fixed(&tail, tstore, sizeof(tstore));
+    render_tail(&tail, event, actor, fields);
+    if (ztb_buf_error(&tail) != ZTB_OK)
+        return ZTB_ERR_INTERNAL;
+    char *copy = stream_copy_for(tail.len);
+    pthread_mutex_lock(&g_lock);
+    ztb_err rv = ZTB_ERR_STATE;
+    if (g_fd >= 0) {
+        /* as append_locked, but knowing whether this line got in: what a
+         * failure left may be written in part before the disk fills again */
+        int written = 0;
+        rv = resume_locked();
+        if (rv == ZTB_OK) {
+            uint64_t before = g_seq;
+            rv = append_one_locked((const char *)tail.data, tail.len, durable, copy);
+            written = g_seq != before; /* IO after the write: written, not synced */
+        } else {
+            free(copy);
+        }
+        if (rv == ZTB_ERR_IO && !written) {
+            rv = queue_locked((const char *)tail.data, tail.len, durable);
+            *pending = rv == ZTB_OK;
+            if (rv != ZTB_OK)
+                rv = ZTB_ERR_IO;
+        }
+    } else {
+        free(copy);
+    }
+    pthread_mutex_unlock(&g_lock);
+    if (*pending)
+        ztb_log(ZTB_LOG_ERROR, "audit.record_pending", ZTB_F_STR("record", event),
+                ZTB_F_INT("pending", (int64_t)atomic_load(&g_npending)));
+    else if (rv != ZTB_OK)
+        ztb_log(ZTB_LOG_ERROR, "audit.record_lost", ZTB_F_STR("record", event), ZTB_F_ERR(rv));
+    return rv;
+}
+
+/* While writing fails: every SYNC_PERIOD_MS, try the pending records and
+ * the "audit.resumed" line again (a quiet broker also becomes ready again
+ * once the disk has room). Caller holds g_lock. */
+static void retry_locked(void)
+{
+    if (g_fd >= 0 && atomic_load(&g_failing))
+        (void)resume_locked();
 }
 
 /* Milliseconds on CLOCK_MONOTONIC: the fsync period is a duration, not a
@@ -240,6 +493,7 @@ static void *syncer(void *arg)
         uint64_t next_sync = mono_ms() + SYNC_PERIOD_MS;
         while (!g_stop && mono_ms() < next_sync && wait_until(next_sync) != ETIMEDOUT)
             ;
+        retry_locked();
         int sync = g_dirty && g_fd >= 0;
         g_dirty = 0;
         int fd = g_fd, stop = g_stop;
@@ -315,6 +569,184 @@ static int recover_tail(int fd, off_t size, char *err, size_t errcap, ztb_err *r
     return cut;
 }
 
+/* ---- signed checkpoints ------------------------------------------------ */
+
+/*
+ * Cover every line written so far with a signed checkpoint. Caller holds
+ * g_lock; it is released while the signer works (writers go on), and the
+ * checkpoint line is appended after whatever they wrote meanwhile: it
+ * names the seq and hash it signed, not its own position.
+ */
+static ztb_err checkpoint_locked(void)
+{
+    while (g_cp_busy)
+        pthread_cond_wait(&g_cp_idle, &g_lock);
+    if (g_fd < 0 || !g_cp_on || g_cp.sign == NULL)
+        return ZTB_ERR_STATE;
+    if (g_seq == g_cp_to) /* nothing new since the last one */
+        return ZTB_OK;
+    uint64_t from = g_cp_to + 1, to = g_seq;
+    char hash[AUDIT_HASH_HEX + 1], replica[AUDIT_REPLICA_MAX + 1];
+    memcpy(hash, g_prev, sizeof(hash));
+    memcpy(replica, g_replica, sizeof(replica));
+    g_cp_busy = 1;
+    pthread_mutex_unlock(&g_lock);
+    ztb_buf payload, jws;
+    ztb_buf_init(&payload, 1024);
+    ztb_buf_init(&jws, 4096);
+    audit_checkpoint_payload(replica, from, to, hash, &payload);
+    ztb_err rv = ztb_buf_error(&payload);
+    if (rv == ZTB_OK)
+        rv = g_cp.sign(g_cp.arg, payload.data, payload.len, &jws);
+    /* the kid is in the JWS header; repeated on the line for people */
+    ztb_jws_header hdr;
+    if (rv == ZTB_OK)
+        rv = ztb_jws_peek(ztb_buf_cstr(&jws), jws.len, NULL, &hdr);
+    pthread_mutex_lock(&g_lock);
+    g_cp_busy = 0;
+    pthread_cond_broadcast(&g_cp_idle);
+    if (rv == ZTB_OK && g_fd < 0)
+        rv = ZTB_ERR_STATE;
+    if (rv == ZTB_OK) {
+        /* written by hand: the logger's fields would redact the JWS (it is
+         * shaped like a token, and is none: it signs only the range) */
+        char tstore[TAIL_CAP];
+        ztb_buf tail;
+        ztb_buf_init_fixed(&tail, tstore, sizeof(tstore));
+        ztb_buf_printf(&tail,
+                       ",\"event\":\"" AUDIT_CHECKPOINT_EVENT "\",\"actor\":\"broker\","
+                       "\"from\":%llu,\"to\":%llu,\"hash\":\"%s\",\"kid\":\"",
+                       (unsigned long long)from, (unsigned long long)to, hash);
+        ztb_buf_append_json_escaped(&tail, hdr.kid, strlen(hdr.kid));
+        ztb_buf_append_str(&tail, "\",\"jws\":\"");
+        ztb_buf_append_json_escaped(&tail, ztb_buf_cstr(&jws), jws.len);
+        ztb_buf_append_str(&tail, "\"}");
+        rv = ztb_buf_error(&tail);
+        if (rv == ZTB_OK)
+            rv = append_locked((const char *)tail.data, tail.len, 0, stream_copy_for(tail.len));
+    }
+    ztb_buf_free(&payload);
+    ztb_buf_free(&jws);
+    if (rv == ZTB_OK) {
+        g_cp_to = to > g_cp_to ? to : g_cp_to;
+        atomic_fetch_add(&g_cp_written, 1);
+    } else {
+        atomic_fetch_add(&g_cp_failed, 1);
+    }
+    /* the next one after every_records more lines (or the period) */
+    g_cp_due = g_seq + g_cp.every_records;
+    return rv;
+}
+
+/* The checkpoint thread: a checkpoint once every_records lines were
+ * written since the last, or every every_ms when any was. */
+static void *checkpointer(void *arg)
+{
+    (void)arg;
+    pthread_mutex_lock(&g_lock);
+    while (!g_cp_stop) {
+        uint64_t deadline = mono_ms() + g_cp.every_ms;
+        while (!g_cp_stop && g_seq < g_cp_due && mono_ms() < deadline) {
+            struct timespec until = {.tv_sec = (time_t)(deadline / 1000u),
+                                     .tv_nsec = (long)(deadline % 1000u) * 1000000L};
+            pthread_cond_clockwait(&g_cp_cond, &g_lock, CLOCK_MONOTONIC, &until);
+        }
+        if (g_cp_stop)
+            break;
+        if (checkpoint_locked() != ZTB_OK)
+            ztb_log(ZTB_LOG_WARN, "audit.checkpoint_failed");
+    }
+    pthread_mutex_unlock(&g_lock);
+    return NULL;
+}
+
+ztb_err audit_checkpoints_start(const struct audit_checkpoint_opts *o)
+{
+    if (o == NULL || o->sign == NULL)
+        return ZTB_ERR_INVALID_ARG;
+    pthread_mutex_lock(&g_lock);
+    if (g_fd < 0 || g_cp_on) {
+        pthread_mutex_unlock(&g_lock);
+        return ZTB_ERR_STATE;
+    }
+    g_cp = *o;
+    if (g_cp.every_records == 0)
+        g_cp.every_records = AUDIT_CHECKPOINT_RECORDS;
+    if (g_cp.every_ms == 0)
+        g_cp.every_ms = AUDIT_CHECKPOINT_MS;
+    g_cp_due = g_seq + g_cp.every_records;
+    g_cp_stop = 0;
+    g_cp_on = 1;
+    pthread_mutex_unlock(&g_lock);
+    if (pthread_create(&g_cp_thread, NULL, checkpointer, NULL) != 0) {
+        pthread_mutex_lock(&g_lock);
+        g_cp_on = 0;
+        pthread_mutex_unlock(&g_lock);
+        return ZTB_ERR_INTERNAL;
+    }
+    g_cp_thread_running = 1;
+    return ZTB_OK;
+}
+
+ztb_err audit_checkpoint_now(void)
+{
+    pthread_mutex_lock(&g_lock);
+    ztb_err rv = checkpoint_locked();
+    pthread_mutex_unlock(&g_lock);
+    return rv;
+}
+
+/* Stop the checkpoint thread, after a last checkpoint over every line. */
+static void checkpoints_stop(void)
+{
+    pthread_mutex_lock(&g_lock);
+    int on = g_cp_on;
+    g_cp_stop = 1;
+    pthread_cond_broadcast(&g_cp_cond);
+    pthread_mutex_unlock(&g_lock);
+    if (g_cp_thread_running) {
+        pthread_join(g_cp_thread, NULL);
+        g_cp_thread_running = 0;
+    }
+    if (!on)
+        return;
+    pthread_mutex_lock(&g_lock);
+    if (checkpoint_locked() != ZTB_OK)
+        ztb_log(ZTB_LOG_WARN, "audit.checkpoint_failed", ZTB_F_STR("when", "close"));
+    g_cp_on = 0;
+    pthread_mutex_unlock(&g_lock);
+}
+
+uint64_t audit_checkpoints_written(void)
+{
+    return atomic_load(&g_cp_written);
+}
+
+uint64_t audit_checkpoint_failures(void)
+{
+    return atomic_load(&g_cp_failed);
+}
+
+ztb_err audit_set_replica(const char *id)
+{
+    if (id == NULL)
+        id = "";
+    size_t n = strlen(id);
+    if (n > AUDIT_REPLICA_MAX)
+        return ZTB_ERR_INVALID_ARG;
+    for (size_t i = 0; i < n; i++) {
+        char c = id[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '.' || c == '_' || c == '-'))
+            return ZTB_ERR_INVALID_ARG;
+    }
+    pthread_mutex_lock(&g_lock);
+    memcpy(g_replica, id, n + 1);
+    pthread_mutex_unlock(&g_lock);
+    audit_stream_set_replica(id);
+    return ZTB_OK;
+}
+
 ztb_err audit_open(const char *dir, int stream, char *err, size_t errcap)
 {
     char path[512];
@@ -343,6 +775,13 @@ ztb_err audit_open(const char *dir, int stream, char *err, size_t errcap)
     memcpy(g_prev, audit_genesis, sizeof(g_prev));
     ztb_err rv;
     int cut = recover_tail(fd, st.st_size, err, errcap, &rv);
+    if (rv == ZTB_OK && fstat(fd, &st) != 0) {
+        snprintf(err, errcap, "%s: %s", path, strerror(errno));
+        rv = ZTB_ERR_IO;
+    }
+    g_end = st.st_size; /* after the cut: the end of the last whole line */
+    g_cut = 0;
+    atomic_store(&g_failing, 0);
     pthread_mutex_unlock(&g_lock);
     if (rv != ZTB_OK) {
         close(fd);
@@ -356,12 +795,15 @@ ztb_err audit_open(const char *dir, int stream, char *err, size_t errcap)
     }
     pthread_mutex_lock(&g_lock);
     g_fd = fd;
+    memcpy(g_path, path, sizeof(g_path));
     g_stop = 0;
     atomic_store(&g_written, 0);
     if (cut)
         append_event_locked("audit.partial_line_removed", "broker", 1, NULL);
     append_event_locked("audit.opened", "broker", 0,
                         (const ztb_log_field[]){ZTB_F_INT("pid", getpid()), ZTB_F_END_});
+    /* lines before this open were covered (or not) by the last writer */
+    g_cp_to = g_seq;
     pthread_mutex_unlock(&g_lock);
     if (pthread_create(&g_thread, NULL, syncer, NULL) != 0) {
         snprintf(err, errcap, "cannot start the audit thread");
@@ -372,8 +814,52 @@ ztb_err audit_open(const char *dir, int stream, char *err, size_t errcap)
     return ZTB_OK;
 }
 
+ztb_err audit_reopen(char *err, size_t errcap)
+{
+    pthread_mutex_lock(&g_lock);
+    ztb_err rv = ZTB_OK;
+    struct stat cur, st;
+    int fd = -1;
+    if (g_fd < 0) {
+        snprintf(err, errcap, "the audit log is not open");
+        rv = ZTB_ERR_STATE;
+        goto out;
+    }
+    fd = open(g_path, O_RDWR | O_APPEND | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (fd < 0 || fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || fstat(g_fd, &cur) != 0) {
+        snprintf(err, errcap, "%s: cannot open a regular file: %s", g_path, strerror(errno));
+        rv = ZTB_ERR_IO;
+        goto out;
+    }
+    if (st.st_dev == cur.st_dev && st.st_ino == cur.st_ino)
+        goto out; /* not moved away: nothing to do */
+    if (st.st_size != 0) {
+        /* someone else's file: never continue our chain in it */
+        snprintf(err, errcap, "%s is a new file that is not empty: keeping the old one", g_path);
+        rv = ZTB_ERR_EXISTS;
+        goto out;
+    }
+    fchmod(fd, 0600);
+    /* the old file is complete (every line whole): sync it, then continue
+     * the chain in the new one, where the rotated file's chain goes on */
+    fdatasync(g_fd);
+    close(g_fd);
+    g_fd = fd;
+    fd = -1;
+    g_end = 0;
+    g_cut = 0;
+    (void)append_event_locked("audit.reopened", "broker", 1,
+                              (const ztb_log_field[]){ZTB_F_STR("cause", "SIGHUP"), ZTB_F_END_});
+out:
+    if (fd >= 0)
+        close(fd);
+    pthread_mutex_unlock(&g_lock);
+    return rv;
+}
+
 void audit_close(void)
 {
+    checkpoints_stop(); /* with a last checkpoint, while the file is open */
     pthread_mutex_lock(&g_lock);
     g_stop = 1;
     pthread_cond_broadcast(&g_cond);
@@ -387,7 +873,17 @@ void audit_close(void)
         fdatasync(g_fd);
         close(g_fd);
     }
-    g_fd = -1; /* records from here on fail with STATE */
+    g_fd = -1;           /* records from here on fail with STATE */
+    while (g_plen > 0) { /* could not be written: lost, and said so in the log */
+        ztb_log(ZTB_LOG_ERROR, "audit.record_lost", ZTB_F_STR("cause", "closed while pending"));
+        free(g_pend[g_phead].tail);
+        g_pend[g_phead].tail = NULL;
+        g_phead = (g_phead + 1) % AUDIT_PENDING_MAX;
+        g_plen--;
+        atomic_fetch_add(&g_lost, 1);
+    }
+    atomic_store(&g_npending, 0);
+    g_lost_unrecorded = 0;
     pthread_mutex_unlock(&g_lock);
     audit_stream_stop(); /* sends what the last records queued */
 }
@@ -395,4 +891,27 @@ void audit_close(void)
 uint64_t audit_lines_written(void)
 {
     return atomic_load(&g_written);
+}
+
+int audit_writable(void)
+{
+    pthread_mutex_lock(&g_lock);
+    int ok = g_fd >= 0;
+    pthread_mutex_unlock(&g_lock);
+    return ok && !atomic_load(&g_failing);
+}
+
+uint64_t audit_write_failures(void)
+{
+    return atomic_load(&g_failures);
+}
+
+uint64_t audit_pending_records(void)
+{
+    return atomic_load(&g_npending);
+}
+
+uint64_t audit_records_lost(void)
+{
+    return atomic_load(&g_lost);
 }

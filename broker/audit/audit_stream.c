@@ -11,6 +11,7 @@
 #define _GNU_SOURCE /* pthread_cond_clockwait */
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -32,10 +33,16 @@ static int g_stop;
 static int g_waiting; /* the thread sleeps on an empty queue */
 static pthread_t g_thread;
 static _Atomic uint64_t g_dropped;
+static char g_replica[AUDIT_STREAM_REPLICA_MAX + 1]; /* set before start */
 
 /* the queue: lines waiting for XADD (owned strings) */
 static char *g_q[STREAM_QUEUE];
 static size_t g_qhead, g_qlen;
+
+void audit_stream_set_replica(const char *id)
+{
+    snprintf(g_replica, sizeof(g_replica), "%s", id ? id : "");
+}
 
 int audit_stream_running(void)
 {
@@ -83,9 +90,9 @@ static void send_batch(char **lines, size_t n)
 {
     if (n == 0)
         return;
-    static const char *const fixed[] = {"XADD",        "ztb:audit", "MAXLEN", "~",
-                                        STREAM_MAXLEN, "*",         "line"};
-    enum { NARG = 8 };
+    const char *const fixed[] = {"XADD", "ztb:audit", "MAXLEN", "~",       STREAM_MAXLEN,
+                                 "*",    "line",      NULL,     "replica", g_replica};
+    enum { NARG = 10, LINE_ARG = 7 };
     const char *args[STREAM_BATCH][NARG];
     const char *const *argv[STREAM_BATCH];
     const size_t *lens[STREAM_BATCH];
@@ -93,7 +100,7 @@ static void send_batch(char **lines, size_t n)
     redisReply *replies[STREAM_BATCH];
     for (size_t i = 0; i < n; i++) {
         memcpy(args[i], fixed, sizeof(fixed));
-        args[i][NARG - 1] = lines[i];
+        args[i][LINE_ARG] = lines[i];
         argv[i] = args[i];
         lens[i] = NULL;
         argc[i] = NARG;

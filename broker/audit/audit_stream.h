@@ -4,10 +4,11 @@
  *
  * The writer (audit.c) hands every line it has written to the stream; one
  * background thread sends the queued lines in batches, each one pipeline
- * of XADD ztb:audit MAXLEN ~ 1000000 * line <line> on the broker's Redis
- * client. The copy is best effort: when the queue (4096 lines) is full,
- * memory runs out or Redis refuses or is down, the copy is dropped and
- * counted, never waited for. The file is the record (audit.h).
+ * of XADD ztb:audit MAXLEN ~ 1000000 * line <line> replica <id> on the
+ * broker's Redis client: several replicas share the stream, and a consumer
+ * follows each replica's chain by its id. The copy is best effort: when the queue (4096 lines) is
+ * full, memory runs out or Redis refuses or is down, the copy is dropped and counted, never waited
+ * for. The file is the record (audit.h).
  */
 #ifndef ZTB_BROKER_AUDIT_STREAM_H
 #define ZTB_BROKER_AUDIT_STREAM_H
@@ -23,6 +24,11 @@ ztb_err audit_stream_start(void);
 
 /* Send what is queued (one last pipeline, or drop it), stop the thread. */
 void audit_stream_stop(void);
+
+/* The replica id each entry carries (at most AUDIT_STREAM_REPLICA_MAX
+ * bytes; "" none). Call before start. */
+#define AUDIT_STREAM_REPLICA_MAX 64
+void audit_stream_set_replica(const char *id);
 
 /* 1 between start and stop: the writer then makes copies for push. */
 int audit_stream_running(void);

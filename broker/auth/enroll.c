@@ -45,6 +45,15 @@ static void unavailable(struct http_resp *resp)
     http_resp_header(resp, "Retry-After", "1");
 }
 
+/* The decision was made but its record could not be written: it is not
+ * acknowledged (what it produced is not shown). */
+static void audit_unavailable(struct http_resp *resp)
+{
+    http_resp_error_as(resp, 503, "temporarily_unavailable", ZTB_ERR_AUDIT_UNAVAILABLE,
+                       AUDIT_UNAVAILABLE_WHY);
+    http_resp_header(resp, "Retry-After", "1");
+}
+
 static void actor_of(const char *agent, char *out, size_t cap)
 {
     snprintf(out, cap, "agent:%s", agent);
@@ -220,8 +229,9 @@ void handle_enroll(struct http_req *req, struct http_resp *resp)
                            "join token unknown, used or expired");
     } else if (issue_identity(broker_of(req), agent, STORE_IDENTITY_ENROLL, 0, csr, now, resp)) {
         actor_of(agent, actor, sizeof(actor));
-        audit("enroll.identity_issued", actor, 1, ZTB_F_STR("agent", agent),
-              ZTB_F_INT("ttl", broker_of(req)->cfg.identity_ttl_s));
+        if (audit("enroll.identity_issued", actor, 1, ZTB_F_STR("agent", agent),
+                  ZTB_F_INT("ttl", broker_of(req)->cfg.identity_ttl_s)) != ZTB_OK)
+            audit_unavailable(resp); /* the identity document is not handed out */
     }
     http_json_strings_free(vals, 2);
 }
@@ -243,14 +253,17 @@ void handle_renew(struct http_req *req, struct http_resp *resp)
     }
     struct client_identity id;
     if (client_auth(req, vals[1], vals[2], now, 0, &id, resp) == ZTB_OK) {
+        char actor[96];
+        actor_of(id.agent, actor, sizeof(actor));
         if (id.quarantined) {
+            audit("enroll.renewal_refused", actor, 0, ZTB_F_STR("agent", id.agent),
+                  ZTB_F_STR("reason", "quarantined"));
             http_resp_error_as(resp, 403, "access_denied", ZTB_ERR_QUARANTINED,
                                "the agent is quarantined");
         } else if (issue_identity(broker_of(req), id.agent, STORE_IDENTITY_RENEW, id.epoch, csr,
                                   now, resp)) {
-            char actor[96];
-            actor_of(id.agent, actor, sizeof(actor));
-            audit("enroll.identity_renewed", actor, 1, ZTB_F_STR("agent", id.agent));
+            if (audit("enroll.identity_renewed", actor, 1, ZTB_F_STR("agent", id.agent)) != ZTB_OK)
+                audit_unavailable(resp);
         }
     }
     http_json_strings_free(vals, 3);
@@ -279,7 +292,11 @@ void handle_session(struct http_req *req, struct http_resp *resp)
     }
     form_free(&f);
     /* client_auth checked that the agent is active and its identity live */
+    char actor[96];
+    actor_of(id.agent, actor, sizeof(actor));
     if (id.quarantined) {
+        audit("auth.session_refused", actor, 0, ZTB_F_STR("agent", id.agent),
+              ZTB_F_STR("reason", "quarantined"));
         http_resp_error_as(resp, 403, "access_denied", ZTB_ERR_QUARANTINED,
                            "the agent is quarantined");
         return;
@@ -295,11 +312,15 @@ void handle_session(struct http_req *req, struct http_resp *resp)
         http_resp_error(resp, 500, "server_error", "cannot mint a session");
         return;
     }
+    /* the record first: a session whose record is not written is not handed out */
+    if (audit("auth.session_created", actor, 0, ZTB_F_STR("agent", id.agent),
+              ZTB_F_INT("ttl", ttl)) != ZTB_OK) {
+        ztb_wipe(cred, sizeof(cred));
+        audit_unavailable(resp);
+        return;
+    }
     json_t *j = json_pack("{s:s,s:I,s:s}", "session", cred, "expires_in", (json_int_t)ttl,
                           "token_type", "ztb-session");
     ztb_wipe(cred, sizeof(cred));
     http_resp_json_value(resp, 200, j);
-    char actor[96];
-    actor_of(id.agent, actor, sizeof(actor));
-    audit("auth.session_created", actor, 0, ZTB_F_STR("agent", id.agent), ZTB_F_INT("ttl", ttl));
 }

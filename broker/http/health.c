@@ -5,13 +5,13 @@
  * restart decisions. readyz: this replica can issue tokens now (Redis
  * would take a write now, passes its preflight checks - redis_preflight.h -
  * and real traffic is not getting Redis errors: redis_ready; an active
- * signing key is loaded; not draining), for load balancers. When Redis is
- * the reason, "redis_error" names the kind (readonly, loading, noreplicas,
- * connection...), as counted in ztb_redis_errors_total{kind}. metrics:
- * Prometheus text.
+ * signing key is loaded; the audit log takes lines; not draining), for load balancers. When Redis
+ * is the reason, "redis_error" names the kind (readonly, loading, noreplicas, connection...), as
+ * counted in ztb_redis_errors_total{kind}. metrics: Prometheus text.
  */
 #include <stdatomic.h>
 
+#include "broker/audit/audit.h"
 #include "broker/broker.h"
 #include "broker/signer/keys.h"
 #include "broker/http/metrics.h"
@@ -34,15 +34,16 @@ void handle_readyz(struct http_req *req, struct http_resp *resp)
     struct keys_state *ks = keys_acquire();
     int key_ok = ks != NULL && ks->active != NULL && keys_can_sign();
     keys_release(ks);
-    int ready = redis_ok && preflight == NULL && key_ok && !draining;
+    int audit_ok = audit_writable();
+    int ready = redis_ok && preflight == NULL && key_ok && audit_ok && !draining;
     ztb_buf_reset(&resp->body);
     ztb_buf_printf(&resp->body,
                    "{\"status\":\"%s\",\"checks\":{\"redis\":\"%s\"%s%s%s,\"signing_key\":\"%s\","
-                   "\"draining\":%s,\"redis_preflight\":\"%s\"}}",
+                   "\"audit\":\"%s\",\"draining\":%s,\"redis_preflight\":\"%s\"}}",
                    ready ? "ready" : "not_ready", redis_ok ? "ok" : "unavailable",
                    redis_ok ? "" : ",\"redis_error\":\"", redis_ok ? "" : redis_why,
-                   redis_ok ? "" : "\"", key_ok ? "ok" : "missing", draining ? "true" : "false",
-                   preflight == NULL ? "ok" : preflight);
+                   redis_ok ? "" : "\"", key_ok ? "ok" : "missing", audit_ok ? "ok" : "unwritable",
+                   draining ? "true" : "false", preflight == NULL ? "ok" : preflight);
     resp->status = ready ? 200 : 503;
     resp->content_type = "application/json";
     if (!ready)

@@ -19,6 +19,8 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include "broker/audit/audit.h"
+#include "broker/audit/audit_stream.h"
 #include "broker/http/metrics.h"
 #include "common/guard.h"
 
@@ -355,6 +357,37 @@ static void render_refusals(ztb_buf *b)
         }
 }
 
+static void render_audit(ztb_buf *b)
+{
+    family(b, "ztb_audit_writable", "gauge",
+           "Whether the audit log takes lines now (0: decisions fail closed, revocation records "
+           "wait in memory).");
+    ztb_buf_printf(b, "ztb_audit_writable %d\n", audit_writable());
+    family(b, "ztb_audit_write_failures_total", "counter",
+           "Attempts to write an audit line that failed (and were rolled back).");
+    ztb_buf_printf(b, "ztb_audit_write_failures_total %llu\n",
+                   (unsigned long long)audit_write_failures());
+    family(b, "ztb_audit_pending_records", "gauge",
+           "Records of decisions in effect waiting in memory for the audit log.");
+    ztb_buf_printf(b, "ztb_audit_pending_records %llu\n",
+                   (unsigned long long)audit_pending_records());
+    family(b, "ztb_audit_records_lost_total", "counter",
+           "Records lost: the pending queue was full.");
+    ztb_buf_printf(b, "ztb_audit_records_lost_total %llu\n",
+                   (unsigned long long)audit_records_lost());
+    family(b, "ztb_audit_checkpoints_total", "counter", "Signed audit checkpoints written.");
+    ztb_buf_printf(b, "ztb_audit_checkpoints_total %llu\n",
+                   (unsigned long long)audit_checkpoints_written());
+    family(b, "ztb_audit_checkpoint_failures_total", "counter",
+           "Checkpoints that could not be signed or written.");
+    ztb_buf_printf(b, "ztb_audit_checkpoint_failures_total %llu\n",
+                   (unsigned long long)audit_checkpoint_failures());
+    family(b, "ztb_audit_stream_dropped_total", "counter",
+           "Audit lines not copied to the Redis stream (the file has them).");
+    ztb_buf_printf(b, "ztb_audit_stream_dropped_total %llu\n",
+                   (unsigned long long)audit_stream_dropped());
+}
+
 static void render_redis_up(ztb_buf *b)
 {
     family(b, "ztb_redis_up", "gauge", "Whether the last Redis call succeeded (1) or not (0).");
@@ -484,6 +517,7 @@ void metrics_render(ztb_buf *b)
     render_plain(b);
     render_redis_errors(b);
     render_refusals(b);
+    render_audit(b);
     render_redis_up(b);
     render_tokens(b);
     render_denials(b);

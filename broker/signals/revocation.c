@@ -192,18 +192,28 @@ ztb_err revocation_apply(const struct rev_request *r, struct rev_result *res)
               ZTB_F_STR("entry", r->entry), ZTB_F_STR("signals", r->signals), ZTB_F_ERR(rv));
         return rv;
     }
-    /* durable: the second record of a revocation, fsync'ed before we answer */
-    ztb_err arv = audit(r->lift ? "revocation.lifted" : "revocation.applied", actor, 1,
-                        ZTB_F_STR("response", name),
-                        ZTB_F_STR(revocation_target_kind(r->response), r->target),
-                        ZTB_F_STR("cause", r->cause), ZTB_F_STR("entry", r->entry),
-                        ZTB_F_STR("signals", r->signals), ZTB_F_STR("reason", r->reason),
-                        ZTB_F_BOOL("changed", out->changed), ZTB_F_INT("gen", out->gen),
-                        ZTB_F_INT("exp", out->exp), ZTB_F_INT("claimed_exp", claimed_exp(r)),
-                        ZTB_F_STR("new_kid", out->new_kid[0] ? out->new_kid : NULL),
-                        ZTB_F_STR("detail", out->detail[0] ? out->detail : NULL));
+    /* durable: the second record of a revocation, fsync'ed before we answer;
+     * the revocation is in effect already (containment first), so a record
+     * that cannot be written now waits in memory for the disk */
+    int pending = 0;
+    ztb_err arv = audit_queued(r->lift ? "revocation.lifted" : "revocation.applied", actor, 1,
+                               &pending, ZTB_F_STR("response", name),
+                               ZTB_F_STR(revocation_target_kind(r->response), r->target),
+                               ZTB_F_STR("cause", r->cause), ZTB_F_STR("entry", r->entry),
+                               ZTB_F_STR("signals", r->signals), ZTB_F_STR("reason", r->reason),
+                               ZTB_F_BOOL("changed", out->changed), ZTB_F_INT("gen", out->gen),
+                               ZTB_F_INT("exp", out->exp), ZTB_F_INT("claimed_exp", claimed_exp(r)),
+                               ZTB_F_STR("new_kid", out->new_kid[0] ? out->new_kid : NULL),
+                               ZTB_F_STR("detail", out->detail[0] ? out->detail : NULL));
     ztb_log(ZTB_LOG_WARN, r->lift ? "revocation.lifted" : "revocation.applied",
             ZTB_F_STR("response", name), ZTB_F_STR("target", r->target),
             ZTB_F_STR("cause", r->cause), ZTB_F_STR("actor", actor));
-    return arv == ZTB_OK ? ZTB_OK : ZTB_ERR_IO;
+    out->audit_pending = arv == ZTB_OK && pending;
+    out->audit_lost = arv != ZTB_OK;
+    return arv == ZTB_OK && !pending ? ZTB_OK : ZTB_ERR_IO;
+}
+
+const char *revocation_audit_state(const struct rev_result *res)
+{
+    return res->audit_lost ? "lost" : res->audit_pending ? "pending" : "written";
 }

@@ -49,7 +49,16 @@ struct rev_result {
     int64_t exp; /* when the entry stops mattering (0: until lifted) */
     char new_kid[ZTB_KID_LEN + 1]; /* TAINT_KEY: the key that signs now, if we rotated */
     char detail[128];              /* what happened beyond the state, for the caller */
+    /* the audit record of the revocation: written, pending (in memory until
+     * the log can be written: audit_record_queued) or lost (the queue was
+     * full). Either of the last two: revocation_apply returns IO, the
+     * revocation itself is in effect. */
+    int audit_pending;
+    int audit_lost;
 };
+
+/* "written", "pending" or "lost": res's audit record, for answers. */
+const char *revocation_audit_state(const struct rev_result *res);
 
 /* The target kind a response acts on: "jti", "agent", "audience" or "key". */
 const char *revocation_target_kind(policy_response_kind r);
@@ -57,7 +66,8 @@ const char *revocation_target_kind(policy_response_kind r);
 /*
  * Apply r. NOT_FOUND for an unknown agent, INVALID_ARG for a malformed
  * target, UNAVAILABLE if Redis cannot answer (nothing applied), IO if the
- * state changed but the audit line could not be written. out may be NULL.
+ * state changed but the audit line could not be written now (out says
+ * whether it is pending or lost). out may be NULL.
  */
 ztb_err revocation_apply(const struct rev_request *r, struct rev_result *out);
 

@@ -580,7 +580,8 @@ static void issue(struct token_req *t, struct keys_state *ks, const policy_decis
               ZTB_F_STR("rule", d->rule), ZTB_F_INT("ttl", ttl), ZTB_F_INT("gen", ck->generation),
               ZTB_F_BOOL("dpop", t->has_dpop), ZTB_F_BOOL("single_use", d->ob.single_use),
               ZTB_F_STR("on_behalf_of", t->act_sub[0] ? t->act_sub : NULL)) != ZTB_OK) {
-        http_resp_error(resp, 503, "temporarily_unavailable", "audit log unavailable");
+        http_resp_error_as(resp, 503, "temporarily_unavailable", ZTB_ERR_AUDIT_UNAVAILABLE,
+                           AUDIT_UNAVAILABLE_WHY);
         http_resp_header(resp, "Retry-After", "1");
         return; /* the caller wipes o */
     }

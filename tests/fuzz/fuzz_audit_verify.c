@@ -50,6 +50,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (rv != ZTB_OK && rv != ZTB_ERR_IO && rv != ZTB_ERR_NOMEM &&
         (lines != 0 || bad == 0 || bad > newlines + 1 || why[0] == '\0'))
         abort();
+    /* the whole-log check (head, replica, checkpoint lines through the JSON
+     * gate): whatever it says, it names a place and never reads past it */
+    const char *paths[] = {path};
+    const struct audit_verify_opts o = {.anchor = "1:" /* malformed: refused */};
+    struct audit_verify_report r;
+    if (audit_verify_files(paths, 1, &o, &r) != ZTB_ERR_INVALID_ARG)
+        abort();
+    rv = audit_verify_files(paths, 1, NULL, &r);
+    if (rv == ZTB_OK && (r.records != newlines || r.proven_to > r.last_seq))
+        abort();
+    if (rv != ZTB_OK && rv != ZTB_ERR_IO && rv != ZTB_ERR_NOMEM &&
+        (r.why[0] == '\0' || r.bad_line == 0 || r.bad_line > newlines + 1))
+        abort();
     close(fd);
     return 0;
 }

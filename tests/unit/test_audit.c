@@ -2,7 +2,11 @@
  * test_audit.c - the writer: its lines chain (checked with the verifier,
  * audit/verify.h), secrets are redacted, tampering is found, crashes
  * recover, concurrent writers keep the chain, the stream gets every line,
- * the fsync timer ignores wall clock steps.
+ * the fsync timer ignores wall clock steps. A full disk (RLIMIT_FSIZE: a
+ * write cut short at a byte we choose) leaves no half line; records of
+ * decisions in effect wait in memory and are written in order when the disk
+ * allows; the queue's overflow is counted and recorded. Signed checkpoints
+ * (a local key stands in for the signer) verify with audit_verify_files.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -25,6 +29,9 @@
 #include "broker/audit/audit_stream.h"
 #include "broker/store/redis_client.h"
 #include "harness.h"
+#include "pki/jws.h"
+#include "pki/key.h"
+#include "pki/keyset.h"
 
 static char *slurp(const char *path, size_t *n)
 {
@@ -304,6 +311,237 @@ static void test_fsync_timer_ignores_wall_clock_steps(void **state)
     zh_rmtree(dir);
 }
 
+/* ---- a full disk --------------------------------------------------------- */
+
+/* Let the file grow to at most bytes (a write across it is cut short there,
+ * as on a full disk); RLIM_INFINITY to lift it. */
+static void file_limit(rlim_t bytes)
+{
+    struct rlimit rl;
+    assert_int_equal(getrlimit(RLIMIT_FSIZE, &rl), 0);
+    rl.rlim_cur = bytes;
+    if (rl.rlim_max != RLIM_INFINITY && bytes > rl.rlim_max)
+        rl.rlim_cur = rl.rlim_max;
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &rl), 0);
+}
+
+static off_t file_size(const char *path)
+{
+    struct stat st;
+    assert_int_equal(stat(path, &st), 0);
+    return st.st_size;
+}
+
+/* The attack: a write cut short leaves half a line, and the next line is
+ * appended after it; the chain then looks tampered with forever. */
+static void test_short_write_is_rolled_back(void **state)
+{
+    (void)state;
+    char dir[256], path[300], why[256], err[256];
+    zh_tmpdir(dir, sizeof(dir));
+    snprintf(path, sizeof(path), "%s/audit.log", dir);
+    signal(SIGXFSZ, SIG_IGN);
+    assert_int_equal(audit_open(dir, 0, err, sizeof(err)), ZTB_OK);
+    assert_int_equal(audit("a", "broker", 0, ZTB_F_INT("n", 1)), ZTB_OK);
+    off_t good = file_size(path);
+    assert_true(audit_writable());
+    file_limit((rlim_t)good + 40); /* room for 40 bytes of the next line */
+    uint64_t failures = audit_write_failures();
+    assert_int_equal(audit("token.issued", "agent:a", 0, ZTB_F_STR("jti", "j1")), ZTB_ERR_IO);
+    assert_int_equal(file_size(path), good); /* nothing of it is left */
+    assert_false(audit_writable());
+    assert_true(audit_write_failures() > failures);
+    file_limit(RLIM_INFINITY);
+    assert_int_equal(audit("token.issued", "agent:a", 0, ZTB_F_STR("jti", "j2")), ZTB_OK);
+    assert_true(audit_writable());
+    audit_close();
+    uint64_t lines, bad;
+    assert_int_equal(verify(path, &lines, &bad, why), ZTB_OK);
+    assert_int_equal(lines, 4); /* opened, a, resumed, j2: the refused j1 is not there */
+    size_t n;
+    char *s = slurp(path, &n);
+    assert_non_null(
+        strstr(s, "\"event\":\"audit.resumed\",\"actor\":\"broker\",\"failed_writes\""));
+    assert_null(strstr(s, "\"j1\""));
+    assert_non_null(strstr(s, "\"j2\""));
+    free(s);
+    zh_rmtree(dir);
+}
+
+static void test_pending_records_wait_for_the_disk(void **state)
+{
+    (void)state;
+    char dir[256], path[300], why[256], err[256];
+    zh_tmpdir(dir, sizeof(dir));
+    snprintf(path, sizeof(path), "%s/audit.log", dir);
+    signal(SIGXFSZ, SIG_IGN);
+    assert_int_equal(audit_open(dir, 0, err, sizeof(err)), ZTB_OK);
+    int pending = 9;
+    assert_int_equal(audit_queued("revocation.applied", "operator:uid=0", 1, &pending,
+                                  ZTB_F_STR("agent", "first")),
+                     ZTB_OK);
+    assert_int_equal(pending, 0); /* written at once */
+    file_limit((rlim_t)file_size(path));
+    assert_int_equal(audit_queued("revocation.applied", "operator:uid=0", 1, &pending,
+                                  ZTB_F_STR("agent", "second")),
+                     ZTB_OK);
+    assert_int_equal(pending, 1);
+    assert_int_equal(audit_pending_records(), 1);
+    assert_false(audit_writable());
+    /* a decision that needs its record now is refused meanwhile */
+    assert_int_equal(audit("token.issued", "agent:a", 0, ZTB_F_STR("jti", "refused")), ZTB_ERR_IO);
+    /* fill the queue; one more is lost, and counted */
+    uint64_t lost = audit_records_lost();
+    for (int i = 1; i < AUDIT_PENDING_MAX; i++)
+        assert_int_equal(
+            audit_queued("revocation.applied", "broker", 0, &pending, ZTB_F_INT("i", i)), ZTB_OK);
+    assert_int_equal(audit_pending_records(), AUDIT_PENDING_MAX);
+    assert_int_equal(
+        audit_queued("revocation.applied", "broker", 0, &pending, ZTB_F_STR("agent", "overflow")),
+        ZTB_ERR_IO);
+    assert_int_equal(pending, 0);
+    assert_int_equal(audit_records_lost(), lost + 1);
+    /* the disk has room again: within the retry period everything is
+     * written, in order, without a new record asking for it */
+    file_limit(RLIM_INFINITY);
+    for (int i = 0; i < 60 && !audit_writable(); i++)
+        usleep(50000);
+    assert_true(audit_writable());
+    assert_int_equal(audit_pending_records(), 0);
+    assert_int_equal(audit("token.issued", "agent:a", 0, ZTB_F_STR("jti", "after")), ZTB_OK);
+    audit_close();
+    uint64_t lines, bad;
+    assert_int_equal(verify(path, &lines, &bad, why), ZTB_OK);
+    /* opened, first, second + 1023, records_lost, resumed, after */
+    assert_int_equal(lines, 3 + (AUDIT_PENDING_MAX - 1) + 3);
+    size_t n;
+    char *s = slurp(path, &n);
+    const char *second = strstr(s, "\"agent\":\"second\",\"queued_at\":\"");
+    const char *last = strstr(s, "\"i\":1023,\"queued_at\"");
+    const char *lostl = strstr(s, "\"event\":\"audit.records_lost\"");
+    const char *resumed = strstr(s, "\"event\":\"audit.resumed\"");
+    const char *after = strstr(s, "\"jti\":\"after\"");
+    assert_non_null(second);
+    assert_non_null(last);
+    assert_non_null(lostl);
+    assert_non_null(resumed);
+    assert_non_null(after);
+    assert_true(second < last && last < lostl && lostl < resumed && resumed < after);
+    assert_non_null(strstr(lostl, "\"count\":1,"));
+    assert_null(strstr(s, "overflow"));
+    assert_null(strstr(s, "\"refused\""));
+    free(s);
+    zh_rmtree(dir);
+}
+
+/* ---- signed checkpoints -------------------------------------------------- */
+
+static ztb_err local_sign(void *arg, const void *payload, size_t n, ztb_buf *jws)
+{
+    const ztb_jws_sign_opts o = {.typ = AUDIT_CHECKPOINT_TYP};
+    return ztb_jws_sign((const ztb_key *)arg, &o, payload, n, jws);
+}
+
+static void test_checkpoints(void **state)
+{
+    (void)state;
+    char dir[256], path[300], err[256];
+    zh_tmpdir(dir, sizeof(dir));
+    snprintf(path, sizeof(path), "%s/audit.log", dir);
+    ztb_key *k;
+    assert_int_equal(ztb_key_generate(&k), ZTB_OK);
+    assert_int_equal(audit_set_replica("bad id"), ZTB_ERR_INVALID_ARG);
+    assert_int_equal(audit_set_replica("replica-1"), ZTB_OK);
+    assert_int_equal(audit_open(dir, 0, err, sizeof(err)), ZTB_OK);
+    const struct audit_checkpoint_opts o = {.sign = local_sign, .arg = k, .every_records = 5};
+    uint64_t before = audit_checkpoints_written();
+    assert_int_equal(audit_checkpoints_start(&o), ZTB_OK);
+    assert_int_equal(audit_checkpoints_start(&o), ZTB_ERR_STATE);
+    /* a checkpoint after every 5 records (the thread signs off the writers' path) */
+    for (uint64_t batch = 1; batch <= 2; batch++) {
+        for (int i = 0; i < 5; i++)
+            assert_int_equal(audit("token.issued", "agent:a", 0, ZTB_F_INT("i", i)), ZTB_OK);
+        for (int i = 0; i < 250 && audit_checkpoints_written() < before + batch; i++)
+            usleep(20000);
+        assert_int_equal(audit_checkpoints_written(), before + batch);
+    }
+    assert_int_equal(audit("token.issued", "agent:a", 0, ZTB_F_INT("i", 99)), ZTB_OK);
+    audit_close(); /* a last one covers everything */
+    assert_int_equal(audit_set_replica(NULL), ZTB_OK);
+
+    const char *kid = ztb_key_kid(k);
+    ztb_keyset *ks;
+    assert_int_equal(ztb_keyset_new(&k, &kid, 1, &ks), ZTB_OK);
+    const char *paths[] = {path};
+    const struct audit_verify_opts vo = {.keys = ks};
+    struct audit_verify_report r;
+    ztb_err vrv = audit_verify_files(paths, 1, &vo, &r);
+    if (vrv != ZTB_OK)
+        fprintf(stderr, "line %llu: %s\n", (unsigned long long)r.bad_line, r.why);
+    assert_int_equal(vrv, ZTB_OK);
+    assert_string_equal(r.replica, "replica-1");
+    assert_true(r.checkpoints >= 3);
+    assert_int_equal(r.checkpoint_at, r.last_seq); /* the log ends with one */
+    assert_int_equal(r.proven_to, r.last_seq - 1);
+    /* the file cut at its end: the anchor from before shows it */
+    char anchor[128];
+    snprintf(anchor, sizeof(anchor), "%llu:%s", (unsigned long long)r.checkpoint_at,
+             r.checkpoint_hash);
+    off_t size = file_size(path);
+    size_t n;
+    char *s = slurp(path, &n);
+    char *lastnl = s + n - 1;
+    *lastnl = '\0';
+    char *cut = strrchr(s, '\n');
+    assert_int_equal(truncate(path, (off_t)(cut - s) + 1), 0);
+    assert_true(file_size(path) < size);
+    const struct audit_verify_opts va = {.keys = ks, .anchor = anchor};
+    assert_int_equal(audit_verify_files(paths, 1, &va, &r), ZTB_ERR_TRUNCATED);
+    free(s);
+    ztb_keyset_free(ks);
+    ztb_key_free(k);
+    zh_rmtree(dir);
+}
+
+/* logrotate moves the log away and sends SIGHUP: the chain goes on in the
+ * new file, and the two verify as one; another's file is never written. */
+static void test_reopen_after_rotation(void **state)
+{
+    (void)state;
+    char dir[256], path[300], old[320], err[256];
+    zh_tmpdir(dir, sizeof(dir));
+    snprintf(path, sizeof(path), "%s/audit.log", dir);
+    snprintf(old, sizeof(old), "%s/audit.log.1", dir);
+    assert_int_equal(audit_reopen(err, sizeof(err)), ZTB_ERR_STATE);
+    assert_int_equal(audit_open(dir, 0, err, sizeof(err)), ZTB_OK);
+    assert_int_equal(audit("a", "broker", 0), ZTB_OK);
+    assert_int_equal(audit_reopen(err, sizeof(err)), ZTB_OK); /* not moved: nothing */
+    assert_int_equal(rename(path, old), 0);
+    assert_int_equal(audit("b", "broker", 0), ZTB_OK); /* still into the moved file */
+    assert_int_equal(audit_reopen(err, sizeof(err)), ZTB_OK);
+    assert_int_equal(audit("c", "broker", 0), ZTB_OK);
+    /* a file put there by someone else is not taken over */
+    char other[320];
+    snprintf(other, sizeof(other), "%s/audit.log.2", dir);
+    assert_int_equal(rename(path, other), 0);
+    spit(path, "someone else's\n", 15);
+    assert_int_equal(audit_reopen(err, sizeof(err)), ZTB_ERR_EXISTS);
+    assert_int_equal(audit("d", "broker", 0), ZTB_OK); /* into audit.log.2 */
+    audit_close();
+    const char *paths[] = {old, other};
+    struct audit_verify_report r;
+    assert_int_equal(audit_verify_files(paths, 2, NULL, &r), ZTB_OK);
+    assert_int_equal(r.last_seq, 6); /* opened a b | reopened c d */
+    size_t n;
+    char *s = slurp(other, &n);
+    assert_non_null(strstr(s, "\"seq\":4,"));
+    assert_non_null(strstr(s, "\"event\":\"audit.reopened\""));
+    free(s);
+    const char *second[] = {other};
+    assert_int_equal(audit_verify_files(second, 1, NULL, &r), ZTB_ERR_TRUNCATED);
+    zh_rmtree(dir);
+}
+
 int main(int argc, char **argv)
 {
     if (argc == 3 && strcmp(argv[1], "--clock-step-child") == 0)
@@ -315,6 +553,10 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_oversized_fields),
         cmocka_unit_test(test_concurrent_writers_and_stream),
         cmocka_unit_test(test_fsync_timer_ignores_wall_clock_steps),
+        cmocka_unit_test(test_short_write_is_rolled_back),
+        cmocka_unit_test(test_pending_records_wait_for_the_disk),
+        cmocka_unit_test(test_checkpoints),
+        cmocka_unit_test(test_reopen_after_rotation),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

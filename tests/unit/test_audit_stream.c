@@ -42,6 +42,7 @@ static void test_lines_reach_the_stream_in_order(void **state)
     use_redis(rd.url);
     uint64_t dropped = audit_stream_dropped();
     assert_int_equal(audit_stream_running(), 0);
+    audit_stream_set_replica("replica-7");
     assert_int_equal(audit_stream_start(), ZTB_OK);
     assert_int_equal(audit_stream_running(), 1);
     assert_int_equal(audit_stream_start(), ZTB_ERR_STATE); /* one sender */
@@ -61,6 +62,9 @@ static void test_lines_reach_the_stream_in_order(void **state)
     r = redisCommand(c, "XRANGE ztb:audit - + COUNT 1");
     assert_string_equal(r->element[0]->element[1]->element[0]->str, "line");
     assert_string_equal(r->element[0]->element[1]->element[1]->str, "{\"seq\":1}");
+    /* each entry names the replica whose chain it belongs to */
+    assert_string_equal(r->element[0]->element[1]->element[2]->str, "replica");
+    assert_string_equal(r->element[0]->element[1]->element[3]->str, "replica-7");
     freeReplyObject(r);
     r = redisCommand(c, "XREVRANGE ztb:audit + - COUNT 1");
     assert_string_equal(r->element[0]->element[1]->element[1]->str, "{\"seq\":1000}");

@@ -228,6 +228,7 @@ static void test_renew(void **state)
     renew(&a, a.key, &r);
     za_expect_error(&r, 403, "access_denied");
     zh_resp_free(&r);
+    assert_true(bf_audit_has("enroll.renewal_refused", "\"agent\":\"delta\""));
     assert_int_equal(store_agent_flag("delta", "quarantined", 0, &changed), ZTB_OK);
     ztb_key_free(other);
     za_free(&a);
@@ -281,6 +282,8 @@ static void test_session(void **state)
     za_post_form(&bf_broker, "/v1/session", form, &r);
     za_expect_error(&r, 403, "access_denied");
     zh_resp_free(&r);
+    /* the refusal is a decision: it leaves a record */
+    assert_true(bf_audit_has("auth.session_refused", "\"reason\":\"quarantined\""));
     ztb_buf_free(&as);
     za_free(&a);
 }

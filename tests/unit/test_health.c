@@ -10,6 +10,7 @@
 
 #include <cmocka.h>
 
+#include "broker/audit/audit.h"
 #include "broker/broker.h"
 #include "broker/signer/keys.h"
 #include "broker/http/metrics.h"
@@ -56,8 +57,17 @@ static void test_ready_follows_redis_and_draining(void **state)
     assert_int_equal(ztb_keystore_init(keys, NULL, (int64_t)time(NULL), &ks), ZTB_OK);
     ztb_keystore_close(ks);
     assert_int_equal(keys_open(keys, NULL, (int64_t)time(NULL), err, sizeof(err)), ZTB_OK);
+    /* the audit log must take lines too */
+    call(handle_readyz, &resp);
+    assert_int_equal(resp.status, 503);
+    assert_non_null(strstr(ztb_buf_cstr(&resp.body), "\"audit\":\"unwritable\""));
+    ztb_buf_free(&resp.body);
+    char audit_dir[300];
+    snprintf(audit_dir, sizeof(audit_dir), "%s/audit", dir);
+    assert_int_equal(audit_open(audit_dir, 0, err, sizeof(err)), ZTB_OK);
     call(handle_readyz, &resp);
     assert_int_equal(resp.status, 200);
+    assert_non_null(strstr(ztb_buf_cstr(&resp.body), "\"audit\":\"ok\""));
     assert_non_null(strstr(ztb_buf_cstr(&resp.body), "\"status\":\"ready\""));
     assert_non_null(strstr(ztb_buf_cstr(&resp.body), "\"signing_key\":\"ok\""));
     ztb_buf_free(&resp.body);
@@ -84,8 +94,13 @@ static void test_ready_follows_redis_and_draining(void **state)
     assert_int_equal(resp.status, 200);
     assert_string_equal(resp.content_type, "text/plain; version=0.0.4");
     assert_non_null(strstr(ztb_buf_cstr(&resp.body), "ztb_redis_up 0\n"));
+    assert_non_null(strstr(ztb_buf_cstr(&resp.body), "ztb_audit_writable 1\n"));
+    assert_non_null(strstr(ztb_buf_cstr(&resp.body), "ztb_audit_pending_records 0\n"));
     ztb_buf_free(&resp.body);
-
+    audit_close();
+    call(handle_metrics, &resp);
+    assert_non_null(strstr(ztb_buf_cstr(&resp.body), "ztb_audit_writable 0\n"));
+    ztb_buf_free(&resp.body);
     keys_close();
     redis_client_shutdown();
     zh_redis_stop(&rd, 1);

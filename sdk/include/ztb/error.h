@@ -46,6 +46,9 @@ typedef enum ztb_err {
     ZTB_ERR_STATE = 16,       /* the operation is not valid in the current state */
     ZTB_ERR_UNSUPPORTED = 17, /* a valid request this build does not support */
 
+    /* the audit log cannot record a decision now: it was not made (retry) */
+    ZTB_ERR_AUDIT_UNAVAILABLE = 18,
+
     /* JWS / JWK / keys */
     ZTB_ERR_JWS_FORMAT = 100,       /* not three dot-separated segments */
     ZTB_ERR_JWS_HEADER = 101,       /* header is not a valid JOSE header */
