@@ -17,7 +17,7 @@
 
 #include "common/log.h"
 
-#define BROKER_PATH_MAX 256
+#define BROKER_PATH_MAX        256
 #define BROKER_REDIS_WAIT_AUTO UINT_MAX
 
 struct broker_config {

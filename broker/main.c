@@ -300,10 +300,9 @@ int main(int argc, char **argv)
     g_broker.redis.timeout_ms = cfg->redis_timeout_ms;
     redis_target_describe(&g_broker.redis, g_broker.redis_desc, sizeof(g_broker.redis_desc));
     redis_client_init(&g_broker.redis);
-    redis_client_set_wait(cfg->redis_wait_replicas == BROKER_REDIS_WAIT_AUTO
-                              ? -1
-                              : (int)cfg->redis_wait_replicas,
-                          cfg->redis_wait_timeout_ms);
+    redis_client_set_wait(
+        cfg->redis_wait_replicas == BROKER_REDIS_WAIT_AUTO ? -1 : (int)cfg->redis_wait_replicas,
+        cfg->redis_wait_timeout_ms);
 
     char audit_dir[BROKER_PATH_MAX + 8];
     snprintf(audit_dir, sizeof(audit_dir), "%s/audit", cfg->state_dir);

@@ -38,8 +38,7 @@ void handle_readyz(struct http_req *req, struct http_resp *resp)
                    "\"draining\":%s}}",
                    ready ? "ready" : "not_ready", redis_ok ? "ok" : "unavailable",
                    redis_ok ? "" : ",\"redis_error\":\"", redis_ok ? "" : redis_why,
-                   redis_ok ? "" : "\"",
-                   key_ok ? "ok" : "missing", draining ? "true" : "false");
+                   redis_ok ? "" : "\"", key_ok ? "ok" : "missing", draining ? "true" : "false");
     resp->status = ready ? 200 : 503;
     resp->content_type = "application/json";
     if (!ready)

@@ -540,7 +540,8 @@ static int watch_one(size_t i)
         redisFree(s);
         return 0;
     }
-    ztb_log(ZTB_LOG_INFO, "redis.sentinel_watching", ZTB_F_STR("sentinel", g_target.sentinels[i].host),
+    ztb_log(ZTB_LOG_INFO, "redis.sentinel_watching",
+            ZTB_F_STR("sentinel", g_target.sentinels[i].host),
             ZTB_F_INT("port", g_target.sentinels[i].port));
     while (!atomic_load(&g_watcher_stop)) {
         struct pollfd p = {.fd = s->fd, .events = POLLIN};
