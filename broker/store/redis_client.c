@@ -45,6 +45,7 @@
 #include "broker/store/redis_client.h"
 #include "common/guard.h"
 #include "common/log.h"
+#include "common/log_sample.h"
 #include "common/secret.h"
 
 #define BACKOFF_MIN_MS 25
@@ -278,6 +279,10 @@ static int judge(struct rconn *c, const redisReply *r)
         return 1;
     }
     metrics_redis_error(k);
+    /* anyone's request can meet it: a sampled line, the count is exact */
+    static struct ztb_log_sampler sampler = ZTB_LOG_SAMPLER_INIT(10, 10);
+    ztb_log_sampled(&sampler, ZTB_LOG_WARN, "redis.error_reply",
+                    ZTB_F_STR("kind", redis_error_kind_name(k)));
     return k != REDIS_EK_OTHER;
 }
 
