@@ -174,8 +174,7 @@ static int master_name_ok(const char *s, size_t n)
 
 /* ?sentinel_username=U&sentinel_password=P (each at most once, in any
  * order, percent-encoded). */
-static ztb_err parse_sentinel_query(const char *q, struct redis_target *t, char *err,
-                                    size_t errcap)
+static ztb_err parse_sentinel_query(const char *q, struct redis_target *t, char *err, size_t errcap)
 {
     int have_user = 0, have_pw = 0;
     while (*q != '\0') {
@@ -223,8 +222,8 @@ static ztb_err parse_sentinel(const char *p, struct redis_target *t, char *err, 
         struct redis_sentinel_addr *a = &t->sentinels[t->nsentinels];
         a->port = REDIS_TARGET_SENTINEL_PORT;
         const char *why = NULL;
-        if (ie == p || parse_hostport(p, (size_t)(ie - p), a->host, sizeof(a->host), &a->port,
-                                      &why) != 0)
+        if (ie == p ||
+            parse_hostport(p, (size_t)(ie - p), a->host, sizeof(a->host), &a->port, &why) != 0)
             return bad(t, err, errcap, why ? why : "an empty sentinel address between commas");
         t->nsentinels++;
         p = c ? c + 1 : end;
@@ -232,7 +231,8 @@ static ztb_err parse_sentinel(const char *p, struct redis_target *t, char *err, 
             return bad(t, err, errcap, "an empty sentinel address after a comma");
     }
     if (*end != '/')
-        return bad(t, err, errcap, "a Sentinel URL needs /MASTER, the master's name at the sentinels");
+        return bad(t, err, errcap,
+                   "a Sentinel URL needs /MASTER, the master's name at the sentinels");
     const char *m = end + 1;
     size_t ml = strcspn(m, "/?#");
     if (!master_name_ok(m, ml))
@@ -500,8 +500,8 @@ ztb_err redis_target_connect_at(const struct redis_target *t, redisContext **out
             return ZTB_OK;
     /* the last sentinel's reason: each logs the same kind of thing */
     if (err != NULL && errcap > 0)
-        say(err, errcap, "no writable master %s through %zu sentinel(s); last: %s",
-                 t->master_name, t->nsentinels, why);
+        say(err, errcap, "no writable master %s through %zu sentinel(s); last: %s", t->master_name,
+            t->nsentinels, why);
     return ZTB_ERR_UNAVAILABLE;
 }
 
@@ -517,34 +517,50 @@ static const struct {
     const char *prefix; /* the error reply's first word */
     enum redis_error_kind kind;
 } error_prefixes[] = {
-    {"READONLY", REDIS_EK_READONLY},     {"MASTERDOWN", REDIS_EK_MASTERDOWN},
-    {"LOADING", REDIS_EK_LOADING},       {"NOAUTH", REDIS_EK_NOAUTH},
-    {"WRONGPASS", REDIS_EK_NOAUTH},      {"NOPERM", REDIS_EK_NOPERM},
-    {"NOREPLICAS", REDIS_EK_NOREPLICAS}, {"OOM", REDIS_EK_OOM},
-    {"CROSSSLOT", REDIS_EK_CROSSSLOT},   {"MOVED", REDIS_EK_MOVED},
-    {"ASK", REDIS_EK_ASK},               {"TRYAGAIN", REDIS_EK_TRYAGAIN},
-    {"CLUSTERDOWN", REDIS_EK_CLUSTERDOWN}, {"BUSY", REDIS_EK_BUSY},
+    {"READONLY", REDIS_EK_READONLY},
+    {"MASTERDOWN", REDIS_EK_MASTERDOWN},
+    {"LOADING", REDIS_EK_LOADING},
+    {"NOAUTH", REDIS_EK_NOAUTH},
+    {"WRONGPASS", REDIS_EK_NOAUTH},
+    {"NOPERM", REDIS_EK_NOPERM},
+    {"NOREPLICAS", REDIS_EK_NOREPLICAS},
+    {"OOM", REDIS_EK_OOM},
+    {"CROSSSLOT", REDIS_EK_CROSSSLOT},
+    {"MOVED", REDIS_EK_MOVED},
+    {"ASK", REDIS_EK_ASK},
+    {"TRYAGAIN", REDIS_EK_TRYAGAIN},
+    {"CLUSTERDOWN", REDIS_EK_CLUSTERDOWN},
+    {"BUSY", REDIS_EK_BUSY},
     {"NOSCRIPT", REDIS_EK_NOSCRIPT},
 };
 
 static const char *const error_kind_names[REDIS_EK_N] = {
-    [REDIS_EK_NONE] = "none",           [REDIS_EK_CONNECTION] = "connection",
-    [REDIS_EK_TIMEOUT] = "timeout",     [REDIS_EK_READONLY] = "readonly",
-    [REDIS_EK_MASTERDOWN] = "masterdown", [REDIS_EK_LOADING] = "loading",
-    [REDIS_EK_NOAUTH] = "noauth",       [REDIS_EK_NOPERM] = "noperm",
-    [REDIS_EK_NOREPLICAS] = "noreplicas", [REDIS_EK_OOM] = "oom",
-    [REDIS_EK_CROSSSLOT] = "crossslot", [REDIS_EK_MOVED] = "moved",
-    [REDIS_EK_ASK] = "ask",             [REDIS_EK_TRYAGAIN] = "tryagain",
-    [REDIS_EK_CLUSTERDOWN] = "clusterdown", [REDIS_EK_BUSY] = "busy",
-    [REDIS_EK_NOSCRIPT] = "noscript",   [REDIS_EK_OTHER] = "other",
+    [REDIS_EK_NONE] = "none",
+    [REDIS_EK_CONNECTION] = "connection",
+    [REDIS_EK_TIMEOUT] = "timeout",
+    [REDIS_EK_READONLY] = "readonly",
+    [REDIS_EK_MASTERDOWN] = "masterdown",
+    [REDIS_EK_LOADING] = "loading",
+    [REDIS_EK_NOAUTH] = "noauth",
+    [REDIS_EK_NOPERM] = "noperm",
+    [REDIS_EK_NOREPLICAS] = "noreplicas",
+    [REDIS_EK_OOM] = "oom",
+    [REDIS_EK_CROSSSLOT] = "crossslot",
+    [REDIS_EK_MOVED] = "moved",
+    [REDIS_EK_ASK] = "ask",
+    [REDIS_EK_TRYAGAIN] = "tryagain",
+    [REDIS_EK_CLUSTERDOWN] = "clusterdown",
+    [REDIS_EK_BUSY] = "busy",
+    [REDIS_EK_NOSCRIPT] = "noscript",
+    [REDIS_EK_OTHER] = "other",
 };
 
 enum redis_error_kind redis_error_kind_of(const redisContext *c, const redisReply *r)
 {
     if (r == NULL) {
         /* hiredis reports a read timeout as an I/O error with EAGAIN */
-        if (c != NULL && c->err == REDIS_ERR_IO && (errno == EAGAIN || errno == EWOULDBLOCK ||
-                                                    strstr(c->errstr, "temporarily") != NULL))
+        if (c != NULL && c->err == REDIS_ERR_IO &&
+            (errno == EAGAIN || errno == EWOULDBLOCK || strstr(c->errstr, "temporarily") != NULL))
             return REDIS_EK_TIMEOUT;
         return REDIS_EK_CONNECTION;
     }

@@ -35,9 +35,9 @@
 #include <ztb/error.h>
 
 #define REDIS_TARGET_DEFAULT_PORT    6379
-#define REDIS_TARGET_SENTINEL_PORT    26379
-#define REDIS_TARGET_MAX_SENTINELS    8
-#define REDIS_TARGET_MASTER_NAME_MAX  128
+#define REDIS_TARGET_SENTINEL_PORT   26379
+#define REDIS_TARGET_MAX_SENTINELS   8
+#define REDIS_TARGET_MASTER_NAME_MAX 128
 
 struct redis_sentinel_addr {
     char host[256]; /* an IPv6 address without brackets */

@@ -45,6 +45,7 @@
 #include "broker/store/redis_client.h"
 #include "common/guard.h"
 #include "common/log.h"
+#include "common/log_sample.h"
 #include "common/secret.h"
 
 #define BACKOFF_MIN_MS 25
@@ -278,6 +279,10 @@ static int judge(struct rconn *c, const redisReply *r)
         return 1;
     }
     metrics_redis_error(k);
+    /* anyone's request can meet it: a sampled line, the count is exact */
+    static struct ztb_log_sampler sampler = ZTB_LOG_SAMPLER_INIT(10, 10);
+    ztb_log_sampled(&sampler, ZTB_LOG_WARN, "redis.error_reply",
+                    ZTB_F_STR("kind", redis_error_kind_name(k)));
     return k != REDIS_EK_OTHER;
 }
 
@@ -540,7 +545,8 @@ static int watch_one(size_t i)
         redisFree(s);
         return 0;
     }
-    ztb_log(ZTB_LOG_INFO, "redis.sentinel_watching", ZTB_F_STR("sentinel", g_target.sentinels[i].host),
+    ztb_log(ZTB_LOG_INFO, "redis.sentinel_watching",
+            ZTB_F_STR("sentinel", g_target.sentinels[i].host),
             ZTB_F_INT("port", g_target.sentinels[i].port));
     while (!atomic_load(&g_watcher_stop)) {
         struct pollfd p = {.fd = s->fd, .events = POLLIN};

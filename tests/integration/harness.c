@@ -344,7 +344,9 @@ static void redis_start_with(struct zh_redis *r, int tcp, long clock_offset_s, i
             "daemonize no\n%s"
             "logfile %s/redis.log\n%s",
             r->port, r->sock, r->dir,
-            sentinel ? "" : "appendonly yes\nappendfsync always\nsave \"\"\nrepl-diskless-sync-delay 0\n",
+            sentinel
+                ? ""
+                : "appendonly yes\nappendfsync always\nsave \"\"\nrepl-diskless-sync-delay 0\n",
             r->dir, extra);
     fclose(f);
     redis_spawn(r);

@@ -273,9 +273,8 @@ static void test_error_kinds(void **state)
         {"", REDIS_EK_OTHER, 0},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-        redisReply r = {.type = REDIS_REPLY_ERROR,
-                        .str = (char *)cases[i].text,
-                        .len = strlen(cases[i].text)};
+        redisReply r = {
+            .type = REDIS_REPLY_ERROR, .str = (char *)cases[i].text, .len = strlen(cases[i].text)};
         enum redis_error_kind k = redis_error_kind_of(NULL, &r);
         if (k != cases[i].kind)
             fail_msg("%s: %s", cases[i].text, redis_error_kind_name(k));
