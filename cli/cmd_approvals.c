@@ -144,7 +144,8 @@ static int approvals_show(struct ztbctl *ctl, const char *id)
     char path[96];
     snprintf(path, sizeof(path), "/v1/approvals/%s", id);
     json_t *out = NULL;
-    if (ztbctl_admin(ctl, "GET", path, NULL, &out, NULL) != 0) {
+    long status = 0;
+    if (ztbctl_admin(ctl, "GET", path, NULL, &out, &status) != 0) {
         json_decref(out);
         return ZTBCTL_EXIT_FAIL;
     }
@@ -169,7 +170,8 @@ static int approvals_decide(struct ztbctl *ctl, const char *id, int approve, con
     if (geteuid() == 0 && getuid() == 0 && sudo_user != NULL && sudo_user[0] != '\0')
         json_object_set_new(body, "sudo_user", json_string(sudo_user));
     json_t *out = NULL;
-    int rc = ztbctl_admin(ctl, "POST", path, body, &out, NULL);
+    long status = 0;
+    int rc = ztbctl_admin(ctl, "POST", path, body, &out, &status);
     json_decref(body);
     if (rc != 0) {
         json_decref(out);
@@ -207,7 +209,8 @@ static int approvals_watch(struct ztbctl *ctl, unsigned interval)
     int first = 1, rc = ZTBCTL_EXIT_OK;
     while (!stop_watch) {
         json_t *out = NULL;
-        if (ztbctl_admin(ctl, "GET", "/v1/approvals", NULL, &out, NULL) != 0) {
+        long status = 0;
+        if (ztbctl_admin(ctl, "GET", "/v1/approvals", NULL, &out, &status) != 0) {
             json_decref(out);
             rc = ZTBCTL_EXIT_FAIL;
             break;
@@ -317,12 +320,13 @@ int cmd_approvers(struct ztbctl *ctl, int argc, char **argv)
         }
     char path[160];
     json_t *out = NULL;
+    long status = 0;
     if (strcmp(sub, "list") == 0 && argc <= 3) {
         if (argc == 3)
             snprintf(path, sizeof(path), "/v1/approvers/%s", argv[2]);
         else
             snprintf(path, sizeof(path), "/v1/approvers");
-        if (ztbctl_admin(ctl, "GET", path, NULL, &out, NULL) != 0) {
+        if (ztbctl_admin(ctl, "GET", path, NULL, &out, &status) != 0) {
             json_decref(out);
             return ZTBCTL_EXIT_FAIL;
         }
@@ -355,7 +359,7 @@ int cmd_approvers(struct ztbctl *ctl, int argc, char **argv)
     }
     snprintf(path, sizeof(path), "/v1/approvers/%s/%s", argv[2], add ? "add" : "remove");
     json_t *body = json_pack("{s:s}", "user", argv[3]);
-    int rc = ztbctl_admin(ctl, "POST", path, body, &out, NULL);
+    int rc = ztbctl_admin(ctl, "POST", path, body, &out, &status);
     json_decref(body);
     if (rc != 0) {
         json_decref(out);
