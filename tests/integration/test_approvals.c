@@ -554,6 +554,92 @@ static void test_signal_requires_approval(void **state)
     redisFree(c);
 }
 
+/* ztbctl a1..a5 (NULL-terminated early) against the broker; exit status. */
+static int ctl(char **out, char **err, const char *a1, const char *a2, const char *a3,
+               const char *a4, const char *a5)
+{
+    const char *argv[] = {zh_bin("ztbctl"), "--socket", b.admin_sock, a1, a2, a3, a4, a5, NULL};
+    return zh_run(argv, out, err);
+}
+
+/*
+ * The operators' tool: approvers add/list, approvals list/show/approve/
+ * deny, the approver's name under sudo (SUDO_USER, passed by a root
+ * ztbctl), and usage errors.
+ */
+static void test_ztbctl(void **state)
+{
+    (void)state;
+    char *out = NULL, *err = NULL;
+    struct zh_resp r;
+    char id[64], id2[64];
+    assert_int_equal(ctl(&out, &err, "approvers", "add", "sre", "carol", NULL), 0);
+    assert_non_null(strstr(out, "carol added to sre"));
+    free(out);
+    free(err);
+    assert_int_equal(ctl(&out, &err, "approvers", "list", NULL, NULL, NULL), 0);
+    assert_non_null(strstr(out, "sre: "));
+    assert_non_null(strstr(out, "carol"));
+    free(out);
+    free(err);
+    ask(&bot, "ops", "hosts%3Aisolate", "hosts%2Fctl", &r);
+    expect_pending(&r, id, sizeof(id));
+    zh_resp_free(&r);
+    assert_int_equal(ctl(&out, &err, "approvals", "list", NULL, NULL, NULL), 0);
+    assert_non_null(strstr(out, id));
+    assert_non_null(strstr(out, "hosts:isolate"));
+    free(out);
+    free(err);
+    assert_int_equal(ctl(&out, &err, "approvals", "show", id, NULL, NULL), 0);
+    assert_non_null(strstr(out, "hosts/ctl"));
+    assert_non_null(strstr(out, "sre (2 approver(s) needed)"));
+    free(out);
+    free(err);
+    /* run as root under sudo by carol: carol approves */
+    setenv("SUDO_USER", "carol", 1);
+    int rc = ctl(&out, &err, "approvals", "approve", id, NULL, NULL);
+    unsetenv("SUDO_USER");
+    assert_int_equal(rc, 0);
+    assert_non_null(strstr(out, "waiting for 2 approver(s)"));
+    free(out);
+    free(err);
+    assert_int_equal(ctl(&out, &err, "--json", "approvals", "show", id, NULL), 0);
+    assert_non_null(strstr(out, "\"carol\""));
+    free(out);
+    free(err);
+    /* root is not in sre: refused, exit 1, the reason printed */
+    assert_int_equal(ctl(&out, &err, "approvals", "approve", id, NULL, NULL), 1);
+    assert_non_null(strstr(err, "not in the approver group"));
+    free(out);
+    free(err);
+    ask(&bot, "ops", "hosts%3Aisolate", "hosts%2Fctl2", &r);
+    expect_pending(&r, id2, sizeof(id2));
+    zh_resp_free(&r);
+    setenv("SUDO_USER", "carol", 1);
+    rc = ctl(&out, &err, "approvals", "deny", id2, "--reason", "change freeze");
+    unsetenv("SUDO_USER");
+    assert_int_equal(rc, 0);
+    assert_non_null(strstr(out, "denied"));
+    free(out);
+    free(err);
+    expect_audit("\"by\":\"carol\"");
+    expect_audit("\"reason\":\"change freeze\"");
+    /* usage */
+    assert_int_equal(ctl(&out, &err, "approvals", "approve", "../v1/agents", NULL, NULL), 2);
+    free(out);
+    free(err);
+    assert_int_equal(ctl(&out, &err, "approvals", "approve", id, "--reason", "x"), 2);
+    free(out);
+    free(err);
+    assert_int_equal(ctl(&out, &err, "approvers", "add", "sre", "-rf", NULL), 2);
+    free(out);
+    free(err);
+    assert_int_equal(ctl(&out, &err, "approvals", "--help", NULL, NULL, NULL), 0);
+    assert_non_null(strstr(out, "approvals watch"));
+    free(out);
+    free(err);
+}
+
 static int setup(void **state)
 {
     (void)state;
@@ -591,6 +677,7 @@ int main(void)
         cmocka_unit_test(test_per_agent_limit),
         cmocka_unit_test(test_quarantine_and_revocation_checked_again),
         cmocka_unit_test(test_signal_requires_approval),
+        cmocka_unit_test(test_ztbctl),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
