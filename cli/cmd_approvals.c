@@ -92,7 +92,10 @@ static int approvals_list(struct ztbctl *ctl)
     struct ztbctl_table *t = ztbctl_table_new(9, list_hdr);
     size_t i;
     json_t *a;
-    json_array_foreach(arr, i, a) row_of(a, t);
+    json_array_foreach(arr, i, a)
+    {
+        row_of(a, t);
+    }
     ztbctl_table_print(t, stdout);
     ztbctl_table_free(t);
     json_decref(arr);

@@ -42,6 +42,8 @@ int store_approver_name_ok(const char *s)
     return 1;
 }
 
+static int approval_id_ok(const char *id);
+
 /* The hash fields, in this order, for HMGET and the scripts' answers. */
 #define APPROVAL_NFIELDS 19
 #define APPROVAL_FIELDS_LUA                                                                        \
@@ -136,6 +138,29 @@ static const char approval_decide_lua[] = APPROVAL_LUA_HELPERS
     "end\n"
     "return 1\n";
 static struct store_script approval_decide_script = STORE_SCRIPT(approval_decide_lua);
+
+/* KEYS: approval hash. ARGV: id, reason. Returns 1 if it was pending. */
+static const char approval_withdraw_lua[] = APPROVAL_LUA_HELPERS
+    "if redis.call('HGET', KEYS[1], 'status') ~= 'pending' then return 0 end\n"
+    "redis.call('HSET', KEYS[1], 'status', 'denied', 'reason', ARGV[2], 'decided_by', 'broker')\n"
+    "close(KEYS[1], ARGV[1])\n"
+    "return 1\n";
+static struct store_script approval_withdraw_script = STORE_SCRIPT(approval_withdraw_lua);
+
+ztb_err store_approval_withdraw(const char *id, const char *reason)
+{
+    ZTB_ENSURE(approval_id_ok(id), ZTB_ERR_NOT_FOUND);
+    char k[STORE_KEY_MAX];
+    store_keyf(k, ZTB_WIRE_APPROVAL_KEY_FMT, id);
+    const char *argv[] = {k, id, reason};
+    redisReply *r;
+    ZTB_GUARD(store_eval(&r, &approval_withdraw_script, 1, (int)ZTB_ARRAY_LEN(argv), argv, NULL));
+    if (r->type != REDIS_REPLY_INTEGER)
+        return store_unexpected_reply(r, "approval_withdraw");
+    long long code = r->integer;
+    freeReplyObject(r);
+    return code == 1 ? ZTB_OK : ZTB_ERR_STATE;
+}
 
 /* KEYS: approval hash. ARGV: id, agent, now, jti. Returns 0 unknown or
  * another agent's, 1 used now, 2 not approved (or expired now). */

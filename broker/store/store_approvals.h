@@ -96,6 +96,13 @@ ztb_err store_approval_decide(const char *id, int approve, const char *by, const
                               int64_t now, struct store_approval *a, int *expired_now);
 
 /*
+ * The broker takes back pending approval id (denied by "broker" with
+ * reason): one that was never recorded must not be approved. STATE if it
+ * is no longer pending.
+ */
+ztb_err store_approval_withdraw(const char *id, const char *reason);
+
+/*
  * Hand out the token of approved approval id to agent, once: approved ->
  * issued with jti. STATE if it is not approved (or is no longer),
  * NOT_FOUND if it is not that agent's.

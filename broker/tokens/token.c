@@ -710,9 +710,11 @@ static void token_run(struct token_req *t, struct http_req *req, struct http_res
         goto out;
     }
     if (need_approval && t->granted != NULL &&
-        approval_count(t->granted->approvers) < d.ob.approvers) {
+        (approval_count(t->granted->approvers) < d.ob.approvers ||
+         strcmp(t->granted->group, d.ob.approval_group ? d.ob.approval_group : "") != 0)) {
         denied(t, resp, 403, "approval_required",
-               "policy now requires more approvers than approved this request: ask again", d.rule);
+               "policy now requires other or more approvers than approved this request: ask again",
+               d.rule);
         goto out;
     }
     /* binding: DPoP where asked (or offered under "any"), else mTLS */

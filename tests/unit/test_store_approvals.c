@@ -143,6 +143,14 @@ static void test_decide_and_use(void **state)
     assert_string_equal(d.reason, "no");
     assert_string_equal(d.decided_by, "bob");
     assert_int_equal(store_approval_use(n.id, "payer", "jti-3", NOW), ZTB_ERR_STATE);
+    assert_int_equal(store_approval_withdraw(n.id, "x"), ZTB_ERR_STATE); /* decided */
+    fill(&n, "payer", "orders/8", "sre", 2);
+    assert_int_equal(store_approval_create(&n, NOW, &created), ZTB_OK);
+    assert_int_equal(store_approval_withdraw(n.id, "audit log down"), ZTB_OK);
+    assert_int_equal(store_approval_get(n.id, NOW, &d, &expired), ZTB_OK);
+    assert_string_equal(d.status, "denied");
+    assert_string_equal(d.decided_by, "broker");
+    assert_int_equal(store_approval_decide(n.id, 1, "bob", NULL, NOW, &d, &expired), ZTB_ERR_STATE);
     /* unknown ids and bad names */
     assert_int_equal(
         store_approval_decide("apr_AAAAAAAAAAAAAAAAAAAAAA", 1, "bob", NULL, NOW, &d, &expired),
