@@ -607,6 +607,26 @@ static void test_ztbctl(void **state)
     assert_non_null(strstr(out, "\"carol\""));
     free(out);
     free(err);
+    /* watch prints what waits (stopped by SIGINT after 2 s) */
+    const char *watch[] = {"/usr/bin/timeout",
+                           "-s",
+                           "INT",
+                           "2",
+                           zh_bin("ztbctl"),
+                           "--socket",
+                           b.admin_sock,
+                           "approvals",
+                           "watch",
+                           "--interval",
+                           "1",
+                           NULL};
+    rc = zh_run(watch, &out, &err);
+    if (rc != 0 && rc != 124) /* 124: timeout stopped it, as asked */
+        fail_msg("watch: %d: %s / %s", rc, out ? out : "", err ? err : "");
+    assert_non_null(strstr(out, id));
+    assert_non_null(strstr(out, "pending"));
+    free(out);
+    free(err);
     /* root is not in sre: refused, exit 1, the reason printed */
     assert_int_equal(ctl(&out, &err, "approvals", "approve", id, NULL, NULL), 1);
     assert_non_null(strstr(err, "not in the approver group"));
