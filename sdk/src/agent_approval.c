@@ -157,7 +157,7 @@ ztb_err ztb_agent_token_wait(ztb_agent *a, const char *audience, const char *act
     ztb_approval *p = NULL;
     int64_t start = clock_mono_ms();
     ztb_err rv = ztb_agent_token_start(a, audience, action, resource, details_json, token, &p);
-    while (rv == ZTB_ERR_APPROVAL_PENDING) {
+    while (rv == ZTB_ERR_APPROVAL_PENDING && p != NULL) {
         uint64_t spent = (uint64_t)(clock_mono_ms() - start);
         if (spent >= timeout_ms) {
             rv = errdetail_setf(a, ZTB_ERR_TIMEOUT,
