@@ -185,7 +185,7 @@ static void test_quickstart_flow(void **state)
         "--audience", "payments",    "--action",  "payments:refund",
         "--resource", "orders/4321", "--details", "{\"type\":\"payment\",\"amount\":2000}",
         NULL};
-    const char *argv[16] = {zh_bin("ztb-agent-example"), "--broker", b.url, "--name", "billing-bot",
+    const char *argv[24] = {zh_bin("ztb-agent-example"), "--broker", b.url, "--name", "billing-bot",
                             "--credential-file",         cred};
     int n = 7;
     for (const char *const *e = large; *e != NULL; e++)
