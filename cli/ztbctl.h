@@ -137,5 +137,7 @@ int cmd_revoke(struct ztbctl *ctl, int argc, char **argv);
 int cmd_quarantine(struct ztbctl *ctl, int argc, char **argv);
 int cmd_release(struct ztbctl *ctl, int argc, char **argv);
 int cmd_signals(struct ztbctl *ctl, int argc, char **argv);
+int cmd_approvals(struct ztbctl *ctl, int argc, char **argv);
+int cmd_approvers(struct ztbctl *ctl, int argc, char **argv);
 
 #endif /* ZTBCTL_H */

@@ -77,6 +77,9 @@ static const struct err_row rows[] = {
     {ZTB_ERR_QUARANTINED, "QUARANTINED", "agent quarantined"},
     {ZTB_ERR_INVALID_REQUEST, "INVALID_REQUEST", "invalid request"},
     {ZTB_ERR_INVALID_SCOPE, "INVALID_SCOPE", "invalid scope"},
+    {ZTB_ERR_APPROVAL_PENDING, "APPROVAL_PENDING", "waiting for approval"},
+    {ZTB_ERR_APPROVAL_DENIED, "APPROVAL_DENIED", "approval denied"},
+    {ZTB_ERR_APPROVAL_EXPIRED, "APPROVAL_EXPIRED", "approval expired"},
 
     {ZTB_ERR_CSR, "CSR", "invalid certificate signing request"},
     {ZTB_ERR_CERT, "CERT", "invalid certificate"},

@@ -130,7 +130,7 @@ static void parse_obligations(struct ld *L, json_t *v, const char *where, struct
     static const char *const keys[] = {"ttl",         "single_use",        "binding",
                                        "rate_limits", "approval_required", NULL};
     static const char *const rkeys[] = {"per_agent", "per_action", NULL};
-    static const char *const akeys[] = {"group", "approvers", NULL};
+    static const char *const akeys[] = {"group", "approvers", "expires_in", NULL};
     policy *p = L->p;
     const char *field = "obligations";
     r->ob.ttl = p->default_ttl;
@@ -202,6 +202,11 @@ static void parse_obligations(struct ld *L, json_t *v, const char *where, struct
             r->ob.approvers = n;
             r->ob_explicit |= POLICY_OB_APPROVAL;
         }
+        uint32_t wait = 0;
+        if (json_object_get(ap, "expires_in") != NULL &&
+            load_get_u32(L, ap, "expires_in", where, f, POLICY_APPROVAL_TTL_MIN,
+                         POLICY_APPROVAL_TTL_MAX, 1, &wait))
+            r->ob.approval_ttl = wait;
     }
 }
 

@@ -224,6 +224,7 @@ void policy_combine_add(struct policy_combine *c, const struct policy_rule *r)
         c->ob = *o;
         c->ob.approval_group = NULL;
         c->ob.approvers = 0;
+        c->ob.approval_ttl = 0;
         c->src_ttl = c->src_binding = c->src_per_agent = c->src_per_action = r;
         c->src_single_use = o->single_use ? r : NULL;
     } else {
@@ -256,12 +257,17 @@ void policy_combine_add(struct policy_combine *c, const struct policy_rule *r)
             c->approval = r;
             c->ob.approval_group = o->approval_group;
             c->ob.approvers = o->approvers;
+            c->ob.approval_ttl = o->approval_ttl;
         } else if (o->approval_group == NULL || c->ob.approval_group == NULL ||
                    strcmp(o->approval_group, c->ob.approval_group) != 0) {
             conflict(c, c->approval, r, "approval: rules ask for different approver groups");
         } else if (o->approvers > c->ob.approvers) {
             c->ob.approvers = o->approvers;
         }
+        /* the shortest wait any of them allows */
+        if (o->approval_ttl != 0 &&
+            (c->ob.approval_ttl == 0 || o->approval_ttl < c->ob.approval_ttl))
+            c->ob.approval_ttl = o->approval_ttl;
     }
 }
 

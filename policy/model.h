@@ -36,6 +36,9 @@
 #define POLICY_MAX_INPUT     4096 /* bytes of one request string */
 #define POLICY_MAX_TTL_LIMIT 86400
 #define POLICY_MAX_APPROVERS 10
+/* approval_required.expires_in: how long a pending approval waits, seconds */
+#define POLICY_APPROVAL_TTL_MIN 10
+#define POLICY_APPROVAL_TTL_MAX 86400
 
 /* Agents a rule (or group, or anomaly response) names. */
 struct policy_agentset {

@@ -50,6 +50,7 @@ typedef struct policy_obligations {
     policy_rate per_action;     /* the agent x action bucket */
     const char *approval_group; /* approver group, NULL when no approval is needed */
     uint32_t approvers;         /* distinct approvers needed (0 when none) */
+    uint32_t approval_ttl;      /* s a pending approval waits; 0: the broker's default */
 } policy_obligations;
 
 /* A source address: family 0 (unknown), 4 (addr[0..4)) or 6 (addr[0..16)). */

@@ -8,8 +8,10 @@
 #   5. the agent enrolls (its key never leaves it), asks for a token for one
 #      action and calls the gateway with it: accepted
 #   6. the same single-use token again: refused by the gateway
-#   7. an action outside the policy (a refund of 500): refused by the broker
-#   8. a revocation: the agent's tokens, sessions and identity are revoked; a token it already holds
+#   7. an action outside the policy (a refund of 5000): refused by the broker
+#   8. a refund above the agent's autonomous limit (200): the broker holds it for a
+#      human; the operator approves it with ztbctl and the agent gets its token
+#   9. a revocation: the agent's tokens, sessions and identity are revoked; a token it already holds
 #      is refused by the gateway at once
 #
 #   scripts/quickstart.sh          run the demo, then stop everything
@@ -129,15 +131,29 @@ note "gateway says: $(curl -sS -X POST -H "Authorization: Bearer $tok" "$gateway
 step "6. The same single-use token a second time"
 note "gateway says: $(curl -sS -X POST -H "Authorization: Bearer $tok" "$gateway/refunds/1234")"
 
-step "7. An action outside the policy: a refund of 500"
+step "7. An action outside the policy: a refund of 5000"
 if agent --audience payments --action payments:refund --resource orders/1234 \
-        --details '{"amount": 500}' >/dev/null 2>"$demo/denied.txt"; then
+        --details '{"amount": 5000}' >/dev/null 2>"$demo/denied.txt"; then
     echo "quickstart: the broker issued an out-of-policy token" >&2
     exit 1
 fi
 sed 's/^/    /' "$demo/denied.txt"
 
-step "8. Revocation: an operator revokes billing-bot (its tokens, sessions and identity)"
+step "8. A refund of 200: above billing-bot's autonomous limit, a human approves it"
+approver=${SUDO_USER:-$(id -un)}
+"$bin/ztbctl" approvers add finance "$approver" | sed 's/^/    /'
+rc=0
+agent --audience payments --action payments:refund --resource orders/555 \
+    --details '{"amount": 200}' >/dev/null 2>"$demo/pending.txt" || rc=$?
+[ "$rc" = 3 ] || { echo "quickstart: the refund did not wait for approval" >&2; cat "$demo/pending.txt" >&2; exit 1; }
+sed 's/^/    /' "$demo/pending.txt"
+approval=$(sed -n 's/.*approval \(apr_[A-Za-z0-9_-]*\) pending.*/\1/p' "$demo/pending.txt")
+"$bin/ztbctl" approvals list | sed 's/^/    /'
+"$bin/ztbctl" approvals approve "$approval" | sed 's/^/    /'
+agent --audience payments --action payments:refund --resource orders/555 \
+    --details '{"amount": 200}' --approval-wait 30 --call "$gateway/refunds/555" 2>&1 | sed 's/^/    /'
+
+step "9. Revocation: an operator revokes billing-bot (its tokens, sessions and identity)"
 held=$(agent --audience payments --action payments:refund --resource orders/77 \
     --details '{"amount": 10}')
 "$bin/ztbctl" revoke agent billing-bot --reason "quickstart demo" | sed 's/^/    /'

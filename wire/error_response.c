@@ -25,6 +25,8 @@ static const struct {
     {"invalid_dpop_proof", ZTB_ERR_DPOP},
     {"access_denied", ZTB_ERR_ACCESS_DENIED},
     {"approval_required", ZTB_ERR_APPROVAL_REQUIRED},
+    {"authorization_pending", ZTB_ERR_APPROVAL_PENDING},
+    {"expired_token", ZTB_ERR_APPROVAL_EXPIRED},
     {"slow_down", ZTB_ERR_RATE_LIMITED},
     {"temporarily_unavailable", ZTB_ERR_UNAVAILABLE},
     {"server_error", ZTB_ERR_INTERNAL},

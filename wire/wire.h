@@ -82,6 +82,23 @@
  * none while the broker's state directory says it was written (docs/redis.md). */
 #define ZTB_WIRE_MARKER_KEY "ztb:marker"
 
+/* ---- Redis: human approvals (docs/protocol.md, "Approvals") --------------- */
+
+/* One approval (HASH, id "apr_" + 22 base64url characters), every id by
+ * creation time (ZSET), an agent's open approvals by expiry (ZSET, the
+ * per-agent limit), the open approval of one exact request (STR, keyed by
+ * the SHA-256 of what it binds), and an approver group's members (SET) with
+ * the set of groups. */
+#define ZTB_WIRE_APPROVAL_KEY_FMT        "ztb:approval:%s"
+#define ZTB_WIRE_APPROVALS_KEY           "ztb:approvals"
+#define ZTB_WIRE_APPROVALS_AGENT_KEY_FMT "ztb:{%s}:approvals"
+#define ZTB_WIRE_APPROVAL_DUP_KEY_FMT    "ztb:{%s}:apprdup:%s"
+#define ZTB_WIRE_APPROVERS_KEY_FMT       "ztb:approvers:%s"
+#define ZTB_WIRE_APPROVER_GROUPS_KEY     "ztb:approver-groups"
+
+/* The path an agent polls an approval at (the id appended). */
+#define ZTB_WIRE_APPROVAL_PATH "/v1/approvals/"
+
 /* ---- clocks ---------------------------------------------------------------- */
 
 /*

@@ -12,6 +12,7 @@
  *                                          for the JWKS cache period
  *   POST /v1/policy/reload                 load the policy file again; its problems
  *                                          if it has any (the old one stays)
+ *   /v1/approvals, /v1/approvers           human approvals: admin_approvals.h
  *
  * Every call is audited with the caller's uid (SO_PEERCRED). Responses are
  * JSON; errors use the RFC 6749 shape like the public API.

@@ -8,6 +8,7 @@
  * The last field names the endpoint in /metrics.
  */
 #include "broker/admin/admin.h"
+#include "broker/admin/admin_approvals.h"
 #include "broker/admin/admin_signals.h"
 #include "broker/admin/policy_shadow.h"
 #include "broker/broker.h"
@@ -28,6 +29,7 @@ const struct http_route api_routes[] = {
     {"POST", "/v1/renew", handle_renew, "renew"},
     {"POST", "/v1/session", handle_session, "session"},
     {"POST", "/v1/token", handle_token, "token"},
+    {NULL, "/v1/approvals/*", handle_approval_poll, "approval_poll"},
     {"POST", "/v1/introspect", handle_introspect, "introspect"},
     {"POST", "/v1/revoke", handle_revoke, "revoke"},
     {"POST", "/v1/signals", handle_signals, "signals"},
@@ -64,5 +66,9 @@ const struct http_route admin_routes[] = {
     {"POST", "/v1/policy/reload", handle_admin_policy_reload, "admin_policy_reload"},
     {NULL, "/v1/policy/shadow", handle_admin_policy_shadow, "admin_policy_shadow"},
     {NULL, "/v1/policy/shadow/*", handle_admin_policy_shadow_sub, "admin_policy_shadow_sub"},
+    {"GET", "/v1/approvals", handle_admin_approvals, "admin_approvals"},
+    {NULL, "/v1/approvals/*", handle_admin_approval, "admin_approval"},
+    {NULL, "/v1/approvers", handle_admin_approvers, "admin_approvers"},
+    {NULL, "/v1/approvers/*", handle_admin_approvers, "admin_approvers_group"},
 };
 const size_t admin_routes_n = sizeof(admin_routes) / sizeof(admin_routes[0]);

@@ -10,6 +10,7 @@
 
 #include "broker/admin/policy_shadow.h"
 #include "broker/audit/audit.h"
+#include "broker/tokens/approval.h"
 #include "broker/tokens/authz_details.h"
 #include "broker/broker.h"
 #include "broker/auth/client_auth.h"
@@ -68,6 +69,8 @@ struct token_req {
     int bind_mtls;     /* cnf x5t#S256 */
     char actor[96];
     int64_t now;
+    /* a poll of this approved approval: the request is the approved one */
+    const struct store_approval *granted;
 };
 
 static void unavailable(struct http_resp *resp)
@@ -579,7 +582,8 @@ static void issue(struct token_req *t, struct keys_state *ks, const policy_decis
               ZTB_F_STR("resource", t->resource ? t->resource : ""), ZTB_F_STR("jti", c.jti),
               ZTB_F_STR("rule", d->rule), ZTB_F_INT("ttl", ttl), ZTB_F_INT("gen", ck->generation),
               ZTB_F_BOOL("dpop", t->has_dpop), ZTB_F_BOOL("single_use", d->ob.single_use),
-              ZTB_F_STR("on_behalf_of", t->act_sub[0] ? t->act_sub : NULL)) != ZTB_OK) {
+              ZTB_F_STR("on_behalf_of", t->act_sub[0] ? t->act_sub : NULL),
+              ZTB_F_STR("approval", t->granted ? t->granted->id : NULL)) != ZTB_OK) {
         http_resp_error_as(resp, 503, "temporarily_unavailable", ZTB_ERR_AUDIT_UNAVAILABLE,
                            AUDIT_UNAVAILABLE_WHY);
         http_resp_header(resp, "Retry-After", "1");
@@ -601,17 +605,81 @@ static void issue(struct token_req *t, struct keys_state *ks, const policy_decis
     resp->content_type = "application/json";
 }
 
-void handle_token(struct http_req *req, struct http_resp *resp)
+/*
+ * File a pending approval for this request (policy's rule, group, number of
+ * approvers and wait, or, under a signal's require_approval, one approver
+ * of any group) and answer 400 authorization_pending (approval.h).
+ */
+static void file_approval(struct token_req *t, const policy_decision *d, int by_policy,
+                          int64_t generation, struct http_resp *resp)
 {
-    struct token_req t;
-    memset(&t, 0, sizeof(t));
-    t.b = broker_of(req);
-    t.now = (int64_t)time(NULL);
+    struct store_approval *a = calloc(1, sizeof(*a));
+    if (a == NULL) {
+        http_resp_error(resp, 500, "server_error", "out of memory");
+        return;
+    }
+    snprintf(a->agent, sizeof(a->agent), "%s", t->id.agent);
+    a->generation = generation;
+    snprintf(a->action, sizeof(a->action), "%s", t->action);
+    snprintf(a->audience, sizeof(a->audience), "%s", t->audience);
+    snprintf(a->resource, sizeof(a->resource), "%s", t->resource ? t->resource : "");
+    const char *ad = form_get(&t->f, "authorization_details");
+    if (ad != NULL && strlen(ad) < sizeof(a->details))
+        memcpy(a->details, ad, strlen(ad) + 1);
+    if (t->has_dpop)
+        snprintf(a->jkt, sizeof(a->jkt), "%s", t->dpop.jkt);
+    else if (t->bind_mtls)
+        snprintf(a->x5t, sizeof(a->x5t), "%s", t->id.x5t_s256);
+    snprintf(a->rule, sizeof(a->rule), "%s", by_policy && d->rule ? d->rule : "");
+    snprintf(a->group, sizeof(a->group), "%s",
+             by_policy && d->ob.approval_group ? d->ob.approval_group : "");
+    a->needed = by_policy && d->ob.approvers > 0 ? d->ob.approvers : 1;
+    (void)approval_file(a, by_policy ? d->ob.approval_ttl : 0, t->b->issuer, t->actor, t->now,
+                        resp);
+    free(a);
+}
+
+/*
+ * The request is an approved approval's: the agent's generation must be
+ * the one it asked at (a revocation since ends the approval), and the
+ * approval is used now, once, for this token's jti. 0: resp filled.
+ */
+static int use_approval(struct token_req *t, struct keys_state *ks, const policy_decision *d,
+                        const struct store_check *ck, struct token_out *o, struct http_resp *resp)
+{
+    if (ck->generation != t->granted->generation) {
+        denied_as(t, resp, 403, "access_denied", ZTB_ERR_AGENT_REVOKED,
+                  "the agent was revoked since the approval was asked for: ask again", d->rule);
+        return 0;
+    }
+    if (!o->made && token_prepare(o, t, ks, d, ck->generation, 0) != ZTB_OK) {
+        http_resp_error(resp, 500, "server_error", "cannot write the token");
+        return 0;
+    }
+    ztb_err rv = store_approval_use(t->granted->id, t->id.agent, o->c.jti, t->now);
+    if (rv == ZTB_ERR_UNAVAILABLE) {
+        unavailable(resp);
+        return 0;
+    }
+    if (rv != ZTB_OK) {
+        http_resp_error_as(resp, 400, "expired_token", ZTB_ERR_APPROVAL_EXPIRED,
+                           "the approval is no longer valid: ask again");
+        return 0;
+    }
+    return 1;
+}
+
+/*
+ * Everything after the request is read: keys, delegation, policy, binding,
+ * the Redis check, then a token, a pending approval, or a refusal. With
+ * t->granted (a poll of an approved approval) the request is the approved
+ * one, and the token is issued under it, once.
+ */
+static void token_run(struct token_req *t, struct http_req *req, struct http_resp *resp)
+{
     struct keys_state *ks = NULL;
     policy *pol = NULL;
     struct token_out o_store, *o = NULL;
-    if (!read_request(&t, req, resp) || !read_dpop(&t, req, resp))
-        goto out;
     ks = keys_acquire();
     if (ks == NULL || ks->active == NULL || !keys_can_sign()) {
         http_resp_error(resp, 503, "temporarily_unavailable",
@@ -620,60 +688,74 @@ void handle_token(struct http_req *req, struct http_resp *resp)
         http_resp_header(resp, "Retry-After", "5");
         goto out;
     }
-    const char *st = form_get(&t.f, "subject_token");
-    if (st != NULL && !check_subject_token(&t, st, form_get(&t.f, "subject_token_type"), resp))
+    const char *st = form_get(&t->f, "subject_token");
+    if (st != NULL && !check_subject_token(t, st, form_get(&t->f, "subject_token_type"), resp))
         goto out;
-    if (!read_may_act(&t, resp))
+    if (!read_may_act(t, resp))
         goto out;
 
-    pol = t.b->policy ? policy_holder_acquire(t.b->policy) : NULL;
+    pol = t->b->policy ? policy_holder_acquire(t->b->policy) : NULL;
     if (pol == NULL) {
-        denied(&t, resp, 403, "access_denied", "no policy is loaded: everything is denied", NULL);
+        denied(t, resp, 403, "access_denied", "no policy is loaded: everything is denied", NULL);
         goto out;
     }
     policy_decision d;
     policy_request pr = {
-        .agent = t.id.agent,
-        .action = t.action,
-        .audience = t.audience,
-        .resource = t.resource ? t.resource : "",
-        .ctx = {.now = t.now,
-                .act = t.act_sub[0] ? t.act_sub : NULL,
-                .act_restricted = t.act_restricted,
-                .authorization_details = t.details},
+        .agent = t->id.agent,
+        .action = t->action,
+        .audience = t->audience,
+        .resource = t->resource ? t->resource : "",
+        .ctx = {.now = t->now,
+                .act = t->act_sub[0] ? t->act_sub : NULL,
+                .act_restricted = t->act_restricted,
+                .authorization_details = t->details},
     };
     http_req_peer_ip(req, &pr.ctx.source.family, pr.ctx.source.addr);
     ztb_err pe = policy_eval(pol, &pr, &d);
     if (pe == ZTB_OK)
-        policy_shadow_observe(t.b->shadow, &pr, &d); /* a candidate's view, recorded only */
+        policy_shadow_observe(t->b->shadow, &pr, &d); /* a candidate's view, recorded only */
     if (pe != ZTB_OK || d.effect == POLICY_DENY) {
         char why[300];
         ztb_buf wb;
         ztb_buf_init_fixed(&wb, why, sizeof(why));
         policy_decision_describe(&d, &wb);
-        if (denied(&t, resp, 403, "access_denied", why, d.rule)) {
+        if (denied(t, resp, 403, "access_denied", why, d.rule)) {
             metrics_add(METRIC_OUT_OF_SCOPE, 1);
-            detect_event(DETECT_POLICY_DENIAL, t.id.agent, t.action, t.audience, why);
+            detect_event(DETECT_POLICY_DENIAL, t->id.agent, t->action, t->audience, why);
         }
         goto out;
     }
-    if (d.effect == POLICY_APPROVAL_REQUIRED) {
-        denied(&t, resp, 403, "approval_required", "policy requires a human's approval first",
+    /* approval: a request that needs one waits for it (filed after the
+     * Redis check below, so a quarantined or stale caller files nothing);
+     * a delegated one cannot wait (its subject token is not kept) */
+    int need_approval = d.effect == POLICY_APPROVAL_REQUIRED;
+    if (need_approval && t->granted == NULL && t->act_sub[0]) {
+        denied(t, resp, 403, "approval_required",
+               "policy requires a human's approval first, and a delegated request cannot wait "
+               "for one: ask without subject_token",
+               d.rule);
+        goto out;
+    }
+    if (need_approval && t->granted != NULL &&
+        (approval_count(t->granted->approvers) < d.ob.approvers ||
+         strcmp(t->granted->group, d.ob.approval_group ? d.ob.approval_group : "") != 0)) {
+        denied(t, resp, 403, "approval_required",
+               "policy now requires other or more approvers than approved this request: ask again",
                d.rule);
         goto out;
     }
     /* binding: DPoP where asked (or offered under "any"), else mTLS */
     int want_dpop =
-        d.ob.binding == POLICY_BINDING_DPOP || (d.ob.binding == POLICY_BINDING_ANY && t.has_dpop);
+        d.ob.binding == POLICY_BINDING_DPOP || (d.ob.binding == POLICY_BINDING_ANY && t->has_dpop);
     int want_mtls =
-        d.ob.binding == POLICY_BINDING_MTLS || (d.ob.binding == POLICY_BINDING_ANY && !t.has_dpop);
-    if (want_dpop && !t.has_dpop) {
-        denied(&t, resp, 400, "invalid_request",
+        d.ob.binding == POLICY_BINDING_MTLS || (d.ob.binding == POLICY_BINDING_ANY && !t->has_dpop);
+    if (want_dpop && !t->has_dpop) {
+        denied(t, resp, 400, "invalid_request",
                "policy requires a DPoP-bound token: send a DPoP proof", d.rule);
         goto out;
     }
-    if (want_mtls && t.id.method != CLIENT_AUTH_MTLS) {
-        denied(&t, resp, 400, "invalid_request",
+    if (want_mtls && t->id.method != CLIENT_AUTH_MTLS) {
+        denied(t, resp, 400, "invalid_request",
                d.ob.binding == POLICY_BINDING_ANY
                    ? "policy requires a bound token: send a DPoP proof or use mTLS"
                    : "policy requires an mTLS-bound token: connect with the identity document "
@@ -681,22 +763,23 @@ void handle_token(struct http_req *req, struct http_resp *resp)
                d.rule);
         goto out;
     }
-    t.bind_mtls = want_mtls;
+    t->bind_mtls = want_mtls;
 
     struct store_rate ar = {d.ob.per_agent.rate, d.ob.per_agent.burst, d.ob.per_agent.period};
     struct store_rate xr = {d.ob.per_action.rate, d.ob.per_action.burst, d.ob.per_action.period};
     struct store_check ck;
     struct store_expect e;
-    expectations(&t, &e);
-    if (t.dpop_recorded)
+    expectations(t, &e);
+    if (t->dpop_recorded)
         e.dpop_jti = NULL;
     o = &o_store;
     o->made = o->pending = 0;
     /* every claim is known now when the generation is (a session's): the
      * signer signs during the Redis round trip */
-    if (e.generation >= 0 && token_prepare(o, &t, ks, &d, e.generation, 1) != ZTB_OK)
+    if (e.generation >= 0 && !(need_approval && t->granted == NULL) &&
+        token_prepare(o, t, ks, &d, e.generation, 1) != ZTB_OK)
         o->made = 0;
-    ztb_err rv = store_issue_check(t.id.agent, &e, 1, t.action, t.audience, &ar, &xr, &ck);
+    ztb_err rv = store_issue_check(t->id.agent, &e, 1, t->action, t->audience, &ar, &xr, &ck);
     if (rv == ZTB_ERR_UNAVAILABLE) {
         unavailable(resp);
         goto out;
@@ -705,9 +788,9 @@ void handle_token(struct http_req *req, struct http_resp *resp)
         http_resp_error(resp, 400, "invalid_request", ztb_strerror(rv));
         goto out;
     }
-    if (!caller_refused(&t, ck.verdict, resp))
+    if (!caller_refused(t, ck.verdict, resp))
         goto out;
-    t.caller_live = 1;
+    t->caller_live = 1;
     switch (ck.verdict) {
     case STORE_OK: break;
     case STORE_UNKNOWN_AGENT:
@@ -715,41 +798,165 @@ void handle_token(struct http_req *req, struct http_resp *resp)
     case STORE_STALE_IDENTITY:
     case STORE_DPOP_REPLAY: goto out; /* answered by caller_refused */
     case STORE_QUARANTINED:
-        denied_as(&t, resp, 403, "access_denied", ZTB_ERR_QUARANTINED, "the agent is quarantined",
+        denied_as(t, resp, 403, "access_denied", ZTB_ERR_QUARANTINED, "the agent is quarantined",
                   NULL);
         goto out;
     case STORE_AUDIENCE_KILLED:
-        denied_as(&t, resp, 403, "access_denied", ZTB_ERR_AUDIENCE_KILLED,
+        denied_as(t, resp, 403, "access_denied", ZTB_ERR_AUDIENCE_KILLED,
                   "the audience is disabled", NULL);
         goto out;
     case STORE_RATE_AGENT:
     case STORE_RATE_ACTION: {
         unsigned secs = (ck.retry_after_ms + 999) / 1000;
-        if (denied(&t, resp, 429, "slow_down",
+        if (denied(t, resp, 429, "slow_down",
                    ck.verdict == STORE_RATE_AGENT ? "rate limit: agent"
                                                   : "rate limit: agent x action",
                    d.rule)) {
             http_resp_header(resp, "Retry-After", "%u", secs ? secs : 1);
-            detect_event(DETECT_RATE_LIMITED, t.id.agent, t.action, t.audience, NULL);
+            detect_event(DETECT_RATE_LIMITED, t->id.agent, t->action, t->audience, NULL);
         }
         goto out;
     }
     }
-    if (ck.approval_required) {
-        denied(&t, resp, 403, "approval_required",
-               "this agent needs a human's approval for every action now", d.rule);
+    if ((need_approval || ck.approval_required) && t->granted == NULL) {
+        if (t->act_sub[0]) {
+            denied(t, resp, 403, "approval_required",
+                   "this agent needs a human's approval for every action now, and a delegated "
+                   "request cannot wait for one",
+                   d.rule);
+            goto out;
+        }
+        file_approval(t, &d, need_approval, ck.generation, resp);
         goto out;
     }
-    if (!consume_subject_token(&t, resp))
+    if (t->granted != NULL && !use_approval(t, ks, &d, &ck, o, resp))
         goto out;
-    issue(&t, ks, &d, &ck, o, resp);
+    if (!consume_subject_token(t, resp))
+        goto out;
+    issue(t, ks, &d, &ck, o, resp);
 out:
     if (o != NULL)
         token_out_drop(o);
     if (pol != NULL)
         policy_holder_release(pol);
     keys_release(ks);
+}
+
+void handle_token(struct http_req *req, struct http_resp *resp)
+{
+    struct token_req t;
+    memset(&t, 0, sizeof(t));
+    t.b = broker_of(req);
+    t.now = (int64_t)time(NULL);
+    if (read_request(&t, req, resp) && read_dpop(&t, req, resp))
+        token_run(&t, req, resp);
     introspected_free(&t.subject);
+    json_decref(t.details);
+    if (t.details_json != NULL)
+        ztb_free_secret_str(t.details_json);
+    form_free(&t.f);
+}
+
+static const char *const poll_params[] = {"client_assertion_type", "client_assertion", NULL};
+
+/*
+ * The poll's proof of the key the approval is bound to: a DPoP proof for
+ * this method and URL signed with the approved jkt's key, or the mTLS
+ * certificate of the approved thumbprint. 0: resp filled.
+ */
+static int poll_binding(struct token_req *t, struct http_req *req, const struct store_approval *a,
+                        struct http_resp *resp)
+{
+    const char *proof = http_req_header(req, "DPoP");
+    if (proof != NULL) {
+        char htu[600];
+        snprintf(htu, sizeof(htu), "%s%s", t->b->issuer, req->path);
+        ztb_err rv = ztb_dpop_proof_check(proof, strlen(proof), req->method, htu, NULL, t->now,
+                                          DPOP_MAX_AGE, 5, &t->dpop);
+        if (rv != ZTB_OK) {
+            http_resp_error(resp, 400, "invalid_dpop_proof", ztb_strerror(rv));
+            return 0;
+        }
+        t->has_dpop = 1;
+    }
+    if (a->jkt[0] != '\0' &&
+        !(t->has_dpop && ztb_ct_eq_len(t->dpop.jkt, strlen(t->dpop.jkt), a->jkt, strlen(a->jkt)))) {
+        http_resp_error_as(resp, 400, "invalid_dpop_proof", ZTB_ERR_BINDING,
+                           "the approval is bound to a DPoP key: send a DPoP proof for this "
+                           "request signed with the key the token was asked with");
+        return 0;
+    }
+    if (a->x5t[0] != '\0' &&
+        !(t->id.method == CLIENT_AUTH_MTLS &&
+          ztb_ct_eq_len(t->id.x5t_s256, strlen(t->id.x5t_s256), a->x5t, strlen(a->x5t)))) {
+        http_resp_error_as(resp, 400, "invalid_request", ZTB_ERR_BINDING,
+                           "the approval is bound to an mTLS certificate: connect with the "
+                           "identity document the token was asked with");
+        return 0;
+    }
+    return 1;
+}
+
+void handle_approval_poll(struct http_req *req, struct http_resp *resp)
+{
+    struct token_req t;
+    memset(&t, 0, sizeof(t));
+    t.b = broker_of(req);
+    t.now = (int64_t)time(NULL);
+    struct store_approval *a = calloc(1, sizeof(*a));
+    const char *id = req->path + strlen(ZTB_WIRE_APPROVAL_PATH);
+    if (a == NULL) {
+        http_resp_error(resp, 500, "server_error", "out of memory");
+        goto out;
+    }
+    if (strcmp(req->method, "GET") != 0 && strcmp(req->method, "POST") != 0) {
+        http_resp_error(resp, 405, "invalid_request", "poll an approval with GET or POST");
+        goto out;
+    }
+    if (req->body_len > 0 || strcmp(req->method, "POST") == 0) {
+        if (!http_req_content_type_is(req, "application/x-www-form-urlencoded")) {
+            http_resp_error(resp, 415, "invalid_request",
+                            "Content-Type must be application/x-www-form-urlencoded");
+            goto out;
+        }
+        if (form_parse(&t.f, req->body, req->body_len, poll_params) != ZTB_OK) {
+            http_resp_error(resp, 400, "invalid_request", form_error(&t.f));
+            goto out;
+        }
+    }
+    if (client_auth(req, form_get(&t.f, "client_assertion_type"),
+                    form_get(&t.f, "client_assertion"), t.now,
+                    CLIENT_AUTH_SESSION_OK | CLIENT_AUTH_STATE_LATER, &t.id, resp) != ZTB_OK)
+        goto out;
+    t.caller_live = t.id.state_checked;
+    snprintf(t.actor, sizeof(t.actor), "agent:%s", t.id.agent);
+    int expired_now = 0;
+    ztb_err rv = store_approval_get(id, t.now, a, &expired_now);
+    if (rv == ZTB_ERR_UNAVAILABLE) {
+        unavailable(resp);
+        goto out;
+    }
+    /* another agent's approval is as unknown as one that never was */
+    if (rv != ZTB_OK || strcmp(a->agent, t.id.agent) != 0) {
+        if (expired_now)
+            approval_audit_expired(a);
+        http_resp_error(resp, 404, "not_found", "no such approval for this agent");
+        goto out;
+    }
+    t.action = a->action;
+    t.audience = a->audience;
+    t.resource = a->resource[0] ? a->resource : NULL;
+    if (!poll_binding(&t, req, a, resp) || !caller_live(&t, resp))
+        goto out;
+    if (approval_answer(a, expired_now, t.b->issuer, t.now, resp))
+        goto out;
+    /* approved: the approved request, issued now */
+    if (a->details[0] != '\0' && !parse_details(&t, a->details, resp))
+        goto out;
+    t.granted = a;
+    token_run(&t, req, resp);
+out:
+    free(a);
     json_decref(t.details);
     if (t.details_json != NULL)
         ztb_free_secret_str(t.details_json);

@@ -18,4 +18,14 @@
 
 void handle_token(struct http_req *req, struct http_resp *resp);
 
+/*
+ * GET or POST /v1/approvals/{id}: the agent that asked polls its approval,
+ * authenticated as at /v1/token (client assertion or session in a form
+ * body, or mTLS), with a DPoP proof of the key the token was asked with
+ * when it was. Answers the pending, denied or expired state
+ * (broker/tokens/approval.h), or, once approved, the token (as /v1/token),
+ * issued under the approval once. Another agent's id: 404.
+ */
+void handle_approval_poll(struct http_req *req, struct http_resp *resp);
+
 #endif /* ZTB_BROKER_TOKEN_H */

@@ -10,9 +10,16 @@
  *       --audience payments --action payments:refund --resource orders/1234 \
  *       --details '{"amount":40}' --call http://127.0.0.1:8080/refunds/1234
  *
+ * When policy wants a human to approve the action (a refund above the
+ * agent's autonomous limit), the broker answers "pending" with an approval
+ * id: the agent prints it and, with --approval-wait SECONDS, polls until an
+ * operator runs `ztbctl approvals approve ID` (or denies it, or it expires).
+ * Without --approval-wait it exits 3; asking again for exactly the same
+ * request later finds the same approval.
+ *
  * The join token may also come from $ZTB_JOIN_TOKEN (better than the command
  * line, which other users can see). Exit status: 0 done, 1 refused or failed
- * (the reason on stderr), 2 usage.
+ * (the reason on stderr), 2 usage, 3 waiting for an approval.
  *
  * Build outside the ztb tree against an installed libztb:
  *   cc main.c $(pkg-config --cflags --libs ztb libcurl) -o ztb-agent-example
@@ -20,13 +27,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <curl/curl.h>
 #include <ztb/ztb.h>
 
 struct args {
     const char *broker, *name, *trust_domain, *cred_file, *join_token, *ca_file;
-    const char *audience, *action, *resource, *details, *call, *method;
+    const char *audience, *action, *resource, *details, *call, *method, *approval_wait;
     int dpop;
 };
 
@@ -36,7 +44,7 @@ static int usage(const char *argv0)
             "usage: %s --broker URL --name NAME [--trust-domain TD] [--credential-file FILE]\n"
             "          [--ca-file PEM] [--join-token T (or $ZTB_JOIN_TOKEN)] [--dpop]\n"
             "          [--audience AUD --action SERVICE:VERB [--resource R] [--details JSON]\n"
-            "           [--call URL [--method METHOD]]]\n",
+            "           [--call URL [--method METHOD]] [--approval-wait SECONDS]]\n",
             argv0);
     return 2;
 }
@@ -59,6 +67,7 @@ static int parse(int argc, char **argv, struct args *a)
                             : strcmp(k, "--details") == 0         ? &a->details
                             : strcmp(k, "--call") == 0            ? &a->call
                             : strcmp(k, "--method") == 0          ? &a->method
+                            : strcmp(k, "--approval-wait") == 0   ? &a->approval_wait
                                                                   : NULL;
         if (strcmp(k, "--dpop") == 0) {
             a->dpop = 1;
@@ -81,6 +90,33 @@ static int fail(const char *what, ztb_err rv, const ztb_agent *a)
     fprintf(stderr, "agent: %s: %s (%s)%s%s\n", what, ztb_strerror(rv), ztb_err_name(rv),
             ztb_agent_errdetail(a)[0] ? ": " : "", ztb_agent_errdetail(a));
     return 1;
+}
+
+/*
+ * A token for the action, waiting up to wait_s seconds for a human's
+ * approval when policy asks for one: the non-blocking handle, polled at the
+ * broker's interval (ztb_agent_token_wait does the same in one call).
+ */
+static ztb_err token_with_approval(ztb_agent *agent, const struct args *a, unsigned wait_s,
+                                   char **token)
+{
+    ztb_approval *p = NULL;
+    ztb_err rv =
+        ztb_agent_token_start(agent, a->audience, a->action, a->resource, a->details, token, &p);
+    if (rv != ZTB_ERR_APPROVAL_PENDING)
+        return rv;
+    fprintf(stderr, "agent: approval %s pending: an operator runs `ztbctl approvals approve %s`\n",
+            ztb_approval_id(p), ztb_approval_id(p));
+    for (unsigned waited = 0; rv == ZTB_ERR_APPROVAL_PENDING && waited < wait_s;) {
+        unsigned step = ztb_approval_interval(p);
+        sleep(step);
+        waited += step;
+        rv = ztb_approval_poll(p, token);
+    }
+    if (rv == ZTB_OK)
+        fprintf(stderr, "agent: approval %s granted\n", ztb_approval_id(p));
+    ztb_approval_free(p);
+    return rv;
 }
 
 static size_t print_body(char *data, size_t size, size_t nmemb, void *ud)
@@ -185,7 +221,12 @@ int main(int argc, char **argv)
     }
     if (a.action != NULL) {
         char *token = NULL;
-        rv = ztb_agent_token(agent, a.audience, a.action, a.resource, a.details, &token);
+        unsigned wait_s = a.approval_wait ? (unsigned)strtoul(a.approval_wait, NULL, 10) : 0;
+        rv = token_with_approval(agent, &a, wait_s, &token);
+        if (rv == ZTB_ERR_APPROVAL_PENDING) {
+            status = 3;
+            goto out;
+        }
         if (rv != ZTB_OK) {
             status = fail("token", rv, agent);
             goto out;

@@ -100,6 +100,23 @@ ztb_err agent_transport_error(const struct ztb_agent *a, ztb_err rv,
 ztb_err agent_call(struct ztb_agent *a, struct http_request *rq, agent_prep_fn prep, void *ud,
                    struct http_response *rs);
 
+/* agent_token.c: the token exchange --------------------------------------- */
+
+/*
+ * POST form (plus the session, and a DPoP proof for htu when DPoP is on) to
+ * path on the broker: the token into *token on 200, else the broker's error.
+ * For an approval's answer (APPROVAL_PENDING, _DENIED, _EXPIRED) *answer,
+ * if asked for, is its JSON body (caller decrefs).
+ */
+ztb_err agent_exchange(struct ztb_agent *a, const char *path, const char *htu, const ztb_buf *form,
+                       char **token, json_t **answer);
+
+/* The token request form of ztb_agent_token (arguments checked) and the
+ * token endpoint it is sent to. */
+ztb_err agent_token_form(struct ztb_agent *a, const char *audience, const char *action,
+                         const char *resource, const char *details_json, ztb_buf *form,
+                         char te[URL_MAX + 1]);
+
 /* agent_session.c: metadata, assertions, sessions -------------------------- */
 
 /* The token endpoint from the broker's metadata (fetched once). *out is a copy. */

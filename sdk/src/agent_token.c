@@ -129,26 +129,26 @@ static ztb_err token_answer(struct ztb_agent *a, const struct http_response *rs,
     return rv;
 }
 
-ztb_err ztb_agent_token(ztb_agent *a, const char *audience, const char *action,
-                        const char *resource, const char *details_json, char **token)
+/* 1 if the broker's error r names one of the approval states (their
+ * answers carry the approval's members). */
+static int approval_answer(ztb_err r)
 {
-    if (token != NULL)
-        *token = NULL;
-    if (a == NULL || token == NULL)
-        return errdetail_set(a, ZTB_ERR_INVALID_ARG, "NULL agent or token pointer");
-    ztb_buf form;
-    ztb_buf_init_secret(&form, 16384);
-    struct token_prep p = {.form = &form};
+    return r == ZTB_ERR_APPROVAL_PENDING || r == ZTB_ERR_APPROVAL_DENIED ||
+           r == ZTB_ERR_APPROVAL_EXPIRED;
+}
+
+ztb_err agent_exchange(struct ztb_agent *a, const char *path, const char *htu, const ztb_buf *form,
+                       char **token, json_t **answer)
+{
+    if (answer != NULL)
+        *answer = NULL;
+    struct token_prep p = {.form = form, .token_endpoint = htu};
     ztb_buf_init_secret(&p.body, 16384);
     char session[SESSION_MAX + 1] = "";
-    char te[URL_MAX + 1];
     char url[URL_MAX + 64];
-    agent_url_of(a, "/v1/token", url, sizeof(url));
-    ztb_err rv = token_form(a, audience, action, resource, details_json, &form);
-    if (rv == ZTB_OK)
-        rv = agent_token_endpoint(a, te);
-    p.token_endpoint = te;
-    for (int round = 0; rv == ZTB_OK && round < 2; round++) {
+    agent_url_of(a, path, url, sizeof(url));
+    ztb_err rv = ZTB_OK;
+    for (int round = 0; round < 2; round++) {
         ZTB_TRY(rv, agent_get_session(a, session));
         p.session = session;
         struct http_request rq = {.method = "POST",
@@ -170,6 +170,8 @@ ztb_err ztb_agent_token(ztb_agent *a, const char *audience, const char *action,
                 http_response_free(&rs);
                 continue;
             }
+            if (answer != NULL && approval_answer(rv))
+                *answer = agent_body_json(&rs);
         }
         http_response_free(&rs);
         break;
@@ -178,6 +180,32 @@ out:
     ztb_wipe(session, sizeof(session));
     ztb_wipe(p.dpop_hdr, sizeof(p.dpop_hdr));
     ztb_buf_free(&p.body);
+    return rv;
+}
+
+ztb_err agent_token_form(struct ztb_agent *a, const char *audience, const char *action,
+                         const char *resource, const char *details_json, ztb_buf *form,
+                         char te[URL_MAX + 1])
+{
+    ztb_err rv = token_form(a, audience, action, resource, details_json, form);
+    if (rv == ZTB_OK)
+        rv = agent_token_endpoint(a, te);
+    return rv;
+}
+
+ztb_err ztb_agent_token(ztb_agent *a, const char *audience, const char *action,
+                        const char *resource, const char *details_json, char **token)
+{
+    if (token != NULL)
+        *token = NULL;
+    if (a == NULL || token == NULL)
+        return errdetail_set(a, ZTB_ERR_INVALID_ARG, "NULL agent or token pointer");
+    ztb_buf form;
+    ztb_buf_init_secret(&form, 16384);
+    char te[URL_MAX + 1];
+    ztb_err rv = agent_token_form(a, audience, action, resource, details_json, &form, te);
+    if (rv == ZTB_OK)
+        rv = agent_exchange(a, "/v1/token", te, &form, token, NULL);
     ztb_buf_free(&form);
     return rv;
 }

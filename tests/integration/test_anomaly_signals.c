@@ -564,8 +564,9 @@ static void test_require_approval_and_release(void **state)
     assert_string_equal(status_of(ans, "injection-approval"), "applied");
     json_decref(ans);
     struct zh_resp r;
+    /* the request waits for an operator's approval (docs/protocol.md) */
     za_token(&b, &a, "payments", "payments%3Aread", &r, NULL, 0);
-    za_expect_error(&r, 403, "approval_required");
+    za_expect_error(&r, 400, "authorization_pending");
     zh_resp_free(&r);
     char *out, *err;
     const char *rel[] = {"release", "chatty", NULL};
@@ -890,7 +891,7 @@ static void test_observe_mode(void **state)
     assert_string_equal(status_of(ans, "injection-approval"), "applied");
     json_decref(ans);
     za_token(&b, &a, "payments", "payments%3Aread", &r, NULL, 0);
-    za_expect_error(&r, 403, "approval_required");
+    za_expect_error(&r, 400, "authorization_pending");
     zh_resp_free(&r);
 
     /* a detector in observe mode: its signal is raised, nothing is applied */

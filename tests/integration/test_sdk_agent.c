@@ -314,6 +314,107 @@ static void test_refusals_named_by_the_broker(void **state)
     zh_resp_free(&r);
 }
 
+/* An operator's decision on approval id through the admin API (as root,
+ * a member of the finance group). */
+static void operator_decides(const char *id, int approve, const char *reason)
+{
+    char path[128], body[160];
+    snprintf(path, sizeof(path), "/v1/approvals/%s/%s", id, approve ? "approve" : "deny");
+    snprintf(body, sizeof(body), "{\"reason\":\"%s\"}", reason ? reason : "");
+    struct zh_resp r;
+    assert_int_equal(zh_admin(&b, "POST", path, approve ? "{}" : body, &r), 0);
+    if (r.status != 200)
+        fail_msg("decide: HTTP %ld %s", r.status, r.body);
+    zh_resp_free(&r);
+}
+
+struct later {
+    char id[64];
+};
+
+/* Approve the one pending approval of refund-bot after a second. */
+static void *approve_later(void *arg)
+{
+    struct later *l = arg;
+    sleep(1);
+    operator_decides(l->id, 1, NULL);
+    return NULL;
+}
+
+/*
+ * A refund above the autonomous limit waits for a human: the pending
+ * answer is read by its ztb_error name into a handle to poll; the token
+ * comes once approved (with the DPoP key it was asked with), a denial
+ * brings the approver's reason, and the blocking call gives up at its
+ * timeout or returns the token once someone approves.
+ */
+static void test_approval_pending_poll_and_wait(void **state)
+{
+    (void)state;
+    struct zh_resp r;
+    assert_int_equal(zh_admin(&b, "POST", "/v1/approvers/finance/add", "{\"user\":\"root\"}", &r),
+                     0);
+    zh_resp_free(&r);
+    ztb_agent *a = sdk_it_enrolled(&b, "refund-bot", 1);
+    const char *big = "{\"type\":\"payment\",\"amount\":2000}";
+    char *tok = NULL;
+    assert_int_equal(ztb_agent_token(a, "payments", "payments:refund", "orders/77", big, &tok),
+                     ZTB_ERR_APPROVAL_PENDING);
+    assert_null(tok);
+    ztb_approval *p = NULL;
+    assert_int_equal(
+        ztb_agent_token_start(a, "payments", "payments:refund", "orders/77", big, &tok, &p),
+        ZTB_ERR_APPROVAL_PENDING);
+    assert_non_null(p);
+    assert_int_equal(strncmp(ztb_approval_id(p), "apr_", 4), 0);
+    assert_true(ztb_approval_interval(p) >= 1);
+    assert_true(ztb_approval_expires_at(p) > time(NULL));
+    assert_int_equal(ztb_approval_poll(p, &tok), ZTB_ERR_APPROVAL_PENDING);
+    operator_decides(ztb_approval_id(p), 1, NULL);
+    assert_int_equal(ztb_approval_poll(p, &tok), ZTB_OK);
+    json_t *c = claims_of(tok);
+    json_t *d = json_array_get(json_object_get(c, "authorization_details"), 0);
+    assert_int_equal(json_integer_value(json_object_get(d, "amount")), 2000);
+    assert_non_null(json_object_get(json_object_get(c, "cnf"), "jkt"));
+    json_decref(c);
+    ztb_token_free(tok);
+    tok = NULL;
+    assert_int_equal(ztb_approval_poll(p, &tok), ZTB_ERR_APPROVAL_EXPIRED); /* once */
+    ztb_approval_free(p);
+
+    /* denied, with the approver's reason */
+    assert_int_equal(
+        ztb_agent_token_start(a, "payments", "payments:refund", "orders/78", big, &tok, &p),
+        ZTB_ERR_APPROVAL_PENDING);
+    operator_decides(ztb_approval_id(p), 0, "duplicate refund");
+    assert_int_equal(ztb_approval_poll(p, &tok), ZTB_ERR_APPROVAL_DENIED);
+    assert_non_null(strstr(ztb_agent_errdetail(a), "duplicate refund"));
+    ztb_approval_free(p);
+
+    /* blocking: nobody decides in time */
+    assert_int_equal(
+        ztb_agent_token_wait(a, "payments", "payments:refund", "orders/79", big, 1200, &tok),
+        ZTB_ERR_TIMEOUT);
+    assert_non_null(strstr(ztb_agent_errdetail(a), "apr_"));
+    /* blocking: an operator approves while it waits (the same request
+     * finds the same approval) */
+    assert_int_equal(
+        ztb_agent_token_start(a, "payments", "payments:refund", "orders/79", big, &tok, &p),
+        ZTB_ERR_APPROVAL_PENDING);
+    struct later l;
+    snprintf(l.id, sizeof(l.id), "%s", ztb_approval_id(p));
+    ztb_approval_free(p);
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, approve_later, &l), 0);
+    ztb_err rv =
+        ztb_agent_token_wait(a, "payments", "payments:refund", "orders/79", big, 10000, &tok);
+    pthread_join(th, NULL);
+    if (rv != ZTB_OK)
+        fail_msg("wait: %s: %s", ztb_err_name(rv), ztb_agent_errdetail(a));
+    ztb_token_free(tok);
+    ztb_agent_free(a);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -322,6 +423,7 @@ int main(void)
         cmocka_unit_test(test_dpop_bound_tokens),
         cmocka_unit_test(test_one_handle_many_threads),
         cmocka_unit_test(test_refusals_named_by_the_broker),
+        cmocka_unit_test(test_approval_pending_poll_and_wait),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -178,6 +178,44 @@ static void test_quickstart_flow(void **state)
         NULL};
     assert_int_equal(agent(big, &out), 1);
     free(out);
+
+    /* above the autonomous limit: the example waits for an operator (the
+     * quickstart's approval step, with the admin API for ztbctl) */
+    const char *large[] = {
+        "--audience", "payments",    "--action",  "payments:refund",
+        "--resource", "orders/4321", "--details", "{\"type\":\"payment\",\"amount\":2000}",
+        NULL};
+    const char *argv[24] = {zh_bin("ztb-agent-example"), "--broker", b.url, "--name", "billing-bot",
+                            "--credential-file",         cred};
+    int n = 7;
+    for (const char *const *e = large; *e != NULL; e++)
+        argv[n++] = *e;
+    argv[n] = NULL;
+    char *err = NULL;
+    assert_int_equal(zh_run(argv, &out, &err), 3);
+    const char *at = strstr(err, "approval apr_");
+    assert_non_null(at);
+    char id[64];
+    assert_int_equal(sscanf(at, "approval %63s", id), 1);
+    free(out);
+    free(err);
+    struct zh_resp r;
+    assert_int_equal(zh_admin(&b, "POST", "/v1/approvers/finance/add", "{\"user\":\"root\"}", &r),
+                     0);
+    zh_resp_free(&r);
+    char path[128];
+    snprintf(path, sizeof(path), "/v1/approvals/%s/approve", id);
+    assert_int_equal(zh_admin(&b, "POST", path, "{}", &r), 0);
+    assert_int_equal(r.status, 200);
+    zh_resp_free(&r);
+    argv[n++] = "--approval-wait";
+    argv[n++] = "10";
+    argv[n] = NULL;
+    assert_int_equal(zh_run(argv, &out, &err), 0);
+    assert_non_null(strstr(err, "granted"));
+    assert_int_equal(strncmp(out, "ey", 2), 0); /* the token */
+    free(out);
+    free(err);
 }
 
 /* An agent of billing-bot from the credential the example enrolled. */

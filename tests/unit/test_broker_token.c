@@ -289,8 +289,9 @@ static void test_agent_state(void **state)
     zh_resp_free(&r);
     assert_int_equal(store_agent_flag("quiet", "quarantined", 0, &changed), ZTB_OK);
     assert_int_equal(store_agent_flag("quiet", "approval", 1, &changed), ZTB_OK);
-    ask(&q, "audience=crm&scope=crm:read", &r);
-    za_expect_error(&r, 403, "approval_required");
+    ask(&q, "audience=crm&scope=crm:read", &r); /* waits for an operator */
+    za_expect_error(&r, 400, "authorization_pending");
+    assert_non_null(strstr(r.body, "\"approval_id\":\"apr_"));
     zh_resp_free(&r);
     assert_int_equal(store_agent_flag("quiet", "approval", 0, &changed), ZTB_OK);
 

@@ -77,6 +77,12 @@ static void test_obligations(void **state)
                 "approvers: must be an integer from 1 to 10", NULL);
     refuse_rule(OB_RULE("{\"approval_required\": {\"approvers\": 2}}"),
                 "obligations.approval_required.group: missing", NULL);
+    refuse_rule(OB_RULE("{\"approval_required\": {\"group\": \"fin\", \"approvers\": 1, "
+                        "\"expires_in\": 5}}"),
+                "expires_in: must be an integer from 10 to 86400", NULL);
+    refuse_rule(OB_RULE("{\"approval_required\": {\"group\": \"fin\", \"approvers\": 1, "
+                        "\"expires_in\": 86401}}"),
+                "expires_in", NULL);
     refuse_rule(OB_RULE("{\"rate_limits\": {\"per_agent\": {\"rate\": 0, \"burst\": 1, "
                         "\"period\": 1}}}"),
                 "obligations.rate_limits.per_agent.rate: must be an integer", NULL);
@@ -84,11 +90,53 @@ static void test_obligations(void **state)
                 "unknown field \"per_actions\" (did you mean \"per_action\"?)", NULL);
 }
 
+/* approval_required.expires_in reaches the decision; the shortest of two rules wins. */
+static void test_approval_expiry(void **state)
+{
+    (void)state;
+    static const char doc[] =
+        "{\"version\": 1, \"trust_domain\": \"ztb.local\", "
+        "\"settings\": {\"max_ttl\": 300, \"default_ttl\": 60, \"rate_limits\": "
+        "{\"per_agent\": {\"rate\": 10, \"burst\": 10, \"period\": 60}, "
+        "\"per_action\": {\"rate\": 10, \"burst\": 10, \"period\": 60}}}, \"rules\": ["
+        "{\"id\": \"a\", \"effect\": \"allow\", \"agents\": [\"x\"], \"actions\": [\"s:v\"], "
+        "\"audiences\": [\"aud\"], \"resources\": [\"*\"], \"obligations\": "
+        "{\"approval_required\": {\"group\": \"fin\", \"approvers\": 1, \"expires_in\": 600}}},"
+        "{\"id\": \"b\", \"effect\": \"allow\", \"agents\": [\"x\"], \"actions\": [\"s:v\"], "
+        "\"audiences\": [\"aud\"], \"resources\": [\"r2\"], \"obligations\": "
+        "{\"approval_required\": {\"group\": \"fin\", \"approvers\": 2, \"expires_in\": 60}}},"
+        "{\"id\": \"c\", \"effect\": \"allow\", \"agents\": [\"x\"], \"actions\": [\"s:w\"], "
+        "\"audiences\": [\"aud\"], \"resources\": [\"*\"], \"obligations\": "
+        "{\"approval_required\": {\"group\": \"fin\", \"approvers\": 1}}}]}";
+    policy *p = NULL;
+    policy_diag diag;
+    policy_diag_init(&diag);
+    ztb_err rv = policy_load(doc, strlen(doc), &p, &diag);
+    if (rv != ZTB_OK)
+        fail_msg("policy: %s %s", diag.n ? diag.msgs[0].field : "",
+                 diag.n ? diag.msgs[0].text : "");
+    policy_diag_free(&diag);
+    policy_request rq = {.agent = "x", .action = "s:v", .audience = "aud", .resource = "r1"};
+    policy_decision d;
+    assert_int_equal(policy_eval(p, &rq, &d), ZTB_OK);
+    assert_int_equal(d.effect, POLICY_APPROVAL_REQUIRED);
+    assert_int_equal(d.ob.approval_ttl, 600);
+    rq.resource = "r2";
+    assert_int_equal(policy_eval(p, &rq, &d), ZTB_OK);
+    assert_int_equal(d.ob.approvers, 2);
+    assert_int_equal(d.ob.approval_ttl, 60);
+    rq.action = "s:w";
+    assert_int_equal(policy_eval(p, &rq, &d), ZTB_OK);
+    assert_int_equal(d.ob.approval_ttl, 0); /* the broker's default */
+    policy_unref(p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_rule_fields),
         cmocka_unit_test(test_obligations),
+        cmocka_unit_test(test_approval_expiry),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -163,7 +163,9 @@ ZTB_API ZTB_WUR ztb_err ztb_agent_renew(ztb_agent *a);
  *                 {"type":"payment","amount":40}; "type" defaults to
  *                 "ztb_action". NULL for none. The token carries it back.
  * On success *token is a NUL-terminated JWS the caller frees with
- * ztb_token_free. Errors: ACCESS_DENIED, APPROVAL_REQUIRED, QUARANTINED,
+ * ztb_token_free. Errors: ACCESS_DENIED, APPROVAL_PENDING (a human must
+ * approve first: see ztb_agent_token_start and ztb_agent_token_wait),
+ * APPROVAL_REQUIRED (a delegated request cannot wait), QUARANTINED,
  * AUDIENCE_KILLED, RATE_LIMITED (after the retries), INVALID_SCOPE,
  * INVALID_REQUEST, INVALID_CLIENT (the broker does not accept this agent),
  * DPOP, STATE (not enrolled, or the identity expired), UNAVAILABLE,
@@ -175,6 +177,63 @@ ZTB_API ZTB_WUR ztb_err ztb_agent_renew(ztb_agent *a);
 ZTB_API ZTB_WUR ztb_err ztb_agent_token(ztb_agent *a, const char *audience, const char *action,
                                         const char *resource, const char *details_json,
                                         char **token);
+
+/* ---- approvals ------------------------------------------------------------ */
+
+/*
+ * A token request waiting for a human's approval (docs/protocol.md,
+ * "Approvals"): the broker answered 400 authorization_pending with an
+ * approval id. Opaque; freed with ztb_approval_free. Used by one thread at
+ * a time.
+ */
+typedef struct ztb_approval ztb_approval;
+
+/*
+ * Ask for a token as ztb_agent_token does, without waiting for a human:
+ * ZTB_OK with *token set when none is needed; APPROVAL_PENDING with
+ * *pending set (the caller's, ztb_approval_free) when the request waits
+ * for approval; otherwise the errors of ztb_agent_token. Blocks for the
+ * round trip only. Asking again for exactly the same request while it
+ * waits gives the same approval.
+ */
+ZTB_API ZTB_WUR ztb_err ztb_agent_token_start(ztb_agent *a, const char *audience,
+                                              const char *action, const char *resource,
+                                              const char *details_json, char **token,
+                                              ztb_approval **pending);
+
+/*
+ * Ask once whether the approval was decided: ZTB_OK with *token (the token
+ * of exactly the approved request, once; ztb_token_free), APPROVAL_PENDING
+ * (poll again after ztb_approval_interval seconds), APPROVAL_DENIED
+ * (ztb_agent_errdetail has the approver's reason), APPROVAL_EXPIRED (not
+ * decided in time, or its token was already handed out), or the errors of
+ * ztb_agent_token (QUARANTINED, AGENT_REVOKED... are checked again now).
+ * Blocks for one round trip.
+ */
+ZTB_API ZTB_WUR ztb_err ztb_approval_poll(ztb_approval *p, char **token);
+
+/* The approval's id ("apr_..."), for the operator (owned by p). */
+ZTB_API const char *ztb_approval_id(const ztb_approval *p);
+
+/* Seconds to wait between two polls, as the broker advises (>= 1). */
+ZTB_API unsigned ztb_approval_interval(const ztb_approval *p);
+
+/* When the approval expires if nobody decides it (Unix seconds). */
+ZTB_API int64_t ztb_approval_expires_at(const ztb_approval *p);
+
+/* Free p (NULL is fine). The approval stays on the broker until it expires. */
+ZTB_API void ztb_approval_free(ztb_approval *p);
+
+/*
+ * ztb_agent_token, waiting up to timeout_ms for a human's approval when the
+ * request needs one (polling at the broker's interval). TIMEOUT if it is
+ * still pending then (ztb_agent_errdetail names the approval id; asking
+ * again for the same request picks it up), else as ztb_approval_poll.
+ * Blocks.
+ */
+ZTB_API ZTB_WUR ztb_err ztb_agent_token_wait(ztb_agent *a, const char *audience, const char *action,
+                                             const char *resource, const char *details_json,
+                                             unsigned timeout_ms, char **token);
 
 /* Wipe and free a token or proof from libztb (NULL is fine). */
 ZTB_API void ztb_token_free(char *token);

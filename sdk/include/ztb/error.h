@@ -92,6 +92,9 @@ typedef enum ztb_err {
     ZTB_ERR_QUARANTINED = 305,       /* the agent is quarantined */
     ZTB_ERR_INVALID_REQUEST = 306,   /* the broker found the request malformed */
     ZTB_ERR_INVALID_SCOPE = 307,     /* unknown or malformed action */
+    ZTB_ERR_APPROVAL_PENDING = 308,  /* waiting for a human's approval: poll it */
+    ZTB_ERR_APPROVAL_DENIED = 309,   /* an approver denied the request */
+    ZTB_ERR_APPROVAL_EXPIRED = 310,  /* the approval expired (or was used) */
 
     /* certificates and enrollment */
     ZTB_ERR_CSR = 400,        /* the CSR is invalid or unacceptable */
