@@ -44,7 +44,7 @@ static json_t *rules_by_id(const json_t *doc)
 
 static int cmp_str(const void *a, const void *b)
 {
-    return strcmp(json_string_value(*(json_t *const *)a), json_string_value(*(json_t *const *)b));
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
 /* Sort an array of strings in place. */
@@ -53,15 +53,23 @@ static void sort_strings(json_t *arr)
     size_t n = json_array_size(arr);
     if (n < 2)
         return;
-    json_t **v = malloc(n * sizeof(*v));
+    char **v = calloc(n, sizeof(char *));
     if (v == NULL)
         return; /* left in document order: still correct, only unsorted */
-    for (size_t i = 0; i < n; i++)
-        v[i] = json_incref(json_array_get(arr, i));
-    qsort(v, n, sizeof(*v), cmp_str);
-    json_array_clear(arr);
-    for (size_t i = 0; i < n; i++)
-        json_array_append_new(arr, v[i]);
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        v[k] = strdup(json_string_value(json_array_get(arr, i)));
+        if (v[k] != NULL)
+            k++;
+    }
+    if (k == n) {
+        qsort(v, n, sizeof(char *), cmp_str);
+        json_array_clear(arr);
+        for (size_t i = 0; i < n; i++)
+            json_array_append_new(arr, json_string(v[i]));
+    }
+    for (size_t i = 0; i < k; i++)
+        free(v[i]);
     free(v);
 }
 

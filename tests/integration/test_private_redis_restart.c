@@ -11,8 +11,8 @@
  *
  * A watcher thread samples /proc every 2 ms for redis-server processes
  * working in STATE/redis and records when each was first and last seen and
- * the socket it serves (Redis titles itself "redis-server unixsocket:PATH"). The old Redis must have been last seen before the new
- * one was first seen, and their sockets must differ.
+ * the socket it serves (Redis titles itself "redis-server unixsocket:PATH"). The old Redis must
+ * have been last seen before the new one was first seen, and their sockets must differ.
  */
 #include <setjmp.h>
 #include <stdarg.h>
