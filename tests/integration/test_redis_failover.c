@@ -359,9 +359,9 @@ static void test_sentinel_failover(void **state)
     assert_int_equal(issue(&b, &alice, tok2, sizeof(tok2)), 200);
     assert_int_equal(issue(&b, &alice, keep, sizeof(keep)), 200);
 
-    /* acknowledged only once the replica has it (WAIT 1) */
+    /* acknowledged only once a replica has it (WAIT 1: either of the two) */
     revoke_tok(&b, tok1, jti1);
-    assert_true(has_revocation(&rep, jti1));
+    assert_true(has_revocation(&rep, jti1) || has_revocation(&rep2, jti1));
     assert_int_equal(za_active(&b, &gate, tok1), 0);
 
     /* 1. a planned failover */
