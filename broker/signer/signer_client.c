@@ -217,8 +217,8 @@ static void mark_down(void)
     pthread_mutex_unlock(&g_mu);
 }
 
-/* Sleep ms unless stopping; returns 1 if stopping. */
-static int pause_ms(unsigned ms)
+/* The CLOCK_REALTIME time ms from now (condition variables wait on it). */
+static struct timespec deadline_in(unsigned ms)
 {
     struct timespec until;
     clock_gettime(CLOCK_REALTIME, &until);
@@ -228,6 +228,13 @@ static int pause_ms(unsigned ms)
         until.tv_sec++;
         until.tv_nsec -= 1000000000L;
     }
+    return until;
+}
+
+/* Sleep ms unless stopping; returns 1 if stopping. */
+static int pause_ms(unsigned ms)
+{
+    struct timespec until = deadline_in(ms);
     pthread_mutex_lock(&g_mu);
     while (!g_stopping && pthread_cond_timedwait(&g_cv, &g_mu, &until) != ETIMEDOUT)
         ;
@@ -286,14 +293,7 @@ static void *supervise(void *arg)
 /* Wait up to ms for the supervisor to return; 1 if it did. */
 static int supervisor_done_within(unsigned ms)
 {
-    struct timespec until;
-    clock_gettime(CLOCK_REALTIME, &until);
-    until.tv_sec += ms / 1000;
-    until.tv_nsec += (long)(ms % 1000) * 1000000L;
-    if (until.tv_nsec >= 1000000000L) {
-        until.tv_sec++;
-        until.tv_nsec -= 1000000000L;
-    }
+    struct timespec until = deadline_in(ms);
     pthread_mutex_lock(&g_mu);
     while (!g_sup_done && pthread_cond_timedwait(&g_cv, &g_mu, &until) != ETIMEDOUT)
         ;
