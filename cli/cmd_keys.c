@@ -50,6 +50,7 @@ static void keys_usage(FILE *out)
             "            JWKS cache period to make it active [--force: do not wait]\n"
             "  retire KID  retire a next or retiring key by hand\n"
             "            [--force: stop publishing it now; its tokens then fail]\n"
+            "            (a KID may begin with '-': it is still taken as the KID)\n"
             "  prune     delete retired keys whose tokens have all expired, and leftovers\n"
             "  jwks      print the JWKS verifiers must know now\n"
             "\n"
@@ -87,11 +88,27 @@ static int parse_args(int argc, char **argv, struct keys_args *a)
     a->passfile = getenv("ZTB_PASSPHRASE_FILE");
     if (a->passfile != NULL && a->passfile[0] == '\0')
         a->passfile = NULL;
+    int rest = 0; /* after `--` every word is an argument */
     for (int i = 1; i < argc; i++) {
         const char *s = argv[i];
         const char *val = i + 1 < argc ? argv[i + 1] : NULL;
         int64_t *dur = NULL;
-        if (strcmp(s, "-h") == 0 || strcmp(s, "--help") == 0) {
+        if (!rest && strcmp(s, "--") == 0) {
+            rest = 1;
+            continue;
+        } else if (rest || (s[0] == '-' && s[1] != '-' && s[1] != '\0' && strcmp(s, "-h") != 0)) {
+            /* a KID is base64url and may begin with '-': a single-dash
+             * word other than -h is a KID, never an option */
+            if (a->cmd == NULL) {
+                a->cmd = s;
+            } else if (a->kid == NULL) {
+                a->kid = s;
+            } else {
+                ztbctl_err("keys: unexpected argument '%s'", s);
+                return ZTBCTL_EXIT_USAGE;
+            }
+            continue;
+        } else if (strcmp(s, "-h") == 0 || strcmp(s, "--help") == 0) {
             keys_usage(stdout);
             return ZTBCTL_EXIT_OK;
         } else if (strcmp(s, "--force") == 0) {

@@ -228,22 +228,29 @@ static void wait_settled(const struct zh_redis *s, size_t n, unsigned ms)
     }
 }
 
-/* Wait until replica rd's link to its master is up (it has synced). */
-static void wait_link_up(const struct zh_redis *rd, unsigned ms)
+/*
+ * Wait until replica rd follows the master on master_port and its link is up
+ * (it has synced). Right after a switch rd's link to the old master is still
+ * up: the link alone says nothing about which master it follows.
+ */
+static void wait_link_up(const struct zh_redis *rd, int master_port, unsigned ms)
 {
     uint64_t end = now_ms() + ms;
+    char want[32];
+    snprintf(want, sizeof(want), "master_port:%d\r\n", master_port);
     for (;;) {
         redisContext *c = zh_redis_connect_tcp(rd);
         redisReply *r = redisCommand(c, "INFO replication");
         int up = r && r->type == REDIS_REPLY_STRING && strstr(r->str, "role:slave") &&
-                 strstr(r->str, "master_link_status:up");
+                 strstr(r->str, want) && strstr(r->str, "master_link_status:up");
         if (r)
             freeReplyObject(r);
         redisFree(c);
         if (up)
             return;
         if (now_ms() > end)
-            fail_msg("the replica on port %d did not sync within %u ms", rd->port, ms);
+            fail_msg("the replica on port %d did not sync with port %d within %u ms", rd->port,
+                     master_port, ms);
         usleep(50000);
     }
 }
@@ -384,7 +391,7 @@ static void test_sentinel_failover(void **state)
 
     /* the other replica follows the new master: a revocation now waits for
      * it; the sentinels must know each other to elect a leader next */
-    wait_link_up(&rep2, 10000);
+    wait_link_up(&rep2, rep.port, 10000);
     wait_settled(s, 1, 10000);
     revoke_tok(&b, tok2, jti2);
     assert_true(has_revocation(&rep2, jti2));

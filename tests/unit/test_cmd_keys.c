@@ -145,6 +145,11 @@ static void test_lifecycle(void **state)
     snprintf(args, sizeof(args), "keys retire %s", k1);
     assert_int_equal(ztbctl(args), 1);
     assert_int_equal(ztbctl("keys retire"), 2);
+    /* a KID may begin with '-' (base64url): taken as a KID, with or without
+     * `--`, so an unknown one is "not found" (1), not a usage error (2) */
+    assert_int_equal(ztbctl("keys retire -AbCdEfGh"), 1);
+    assert_int_equal(ztbctl("keys retire -- -AbCdEfGh"), 1);
+    assert_int_equal(ztbctl("keys retire --bogus"), 2);
     snprintf(args, sizeof(args), "keys retire %s --force", k0);
     assert_int_equal(ztbctl(args), 0);
     assert_int_equal(ztbctl("keys jwks"), 0);
