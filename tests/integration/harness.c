@@ -574,7 +574,13 @@ int zh_broker_stop(struct zh_broker *b)
     }
     forget_child(b->pid);
     b->pid = 0;
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -WTERMSIG(st);
+    int rc = WIFEXITED(st) ? WEXITSTATUS(st) : -WTERMSIG(st);
+    if (rc != 0) { /* the test will fail on it: show why */
+        fprintf(stderr, "harness: the broker ended with %s %d\n",
+                WIFEXITED(st) ? "exit status" : "signal", WIFEXITED(st) ? rc : -rc);
+        zh_broker_dump_log(b);
+    }
+    return rc;
 }
 
 /* ---- HTTP ----------------------------------------------------------------- */
