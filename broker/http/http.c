@@ -608,6 +608,20 @@ __attribute__((format(printf, 2, 0))) static void on_mhd_log(void *cls, const ch
     ztb_log(ZTB_LOG_DEBUG, "http.mhd", ZTB_F_STR("detail", msg));
 }
 
+/*
+ * libmicrohttpd's fatal errors: logged through ztb_log (its default prints
+ * to stderr only, which a service manager may drop), then abort() as it
+ * would. Does not return.
+ */
+__attribute__((noreturn)) static void on_mhd_panic(void *cls, const char *file, unsigned int line,
+                                                   const char *reason)
+{
+    (void)cls;
+    ztb_log(ZTB_LOG_ERROR, "http.mhd_panic", ZTB_F_STR("file", file ? file : "?"),
+            ZTB_F_INT("line", line), ZTB_F_STR("reason", reason ? reason : "?"));
+    abort();
+}
+
 struct http_server *http_server_start(const char *name, int listen_fd,
                                       const struct http_route *routes, size_t nroutes,
                                       const struct http_limits *lim, void *ctx)
@@ -641,6 +655,7 @@ struct http_server *http_server_start(const char *name, int listen_fd,
                                                 (void *)lim->tls_client_ca_pem};
     }
     opt[no] = (struct MHD_OptionItem){MHD_OPTION_END, 0, NULL};
+    MHD_set_panic_func(on_mhd_panic, NULL);
     s->d = MHD_start_daemon(
         flags, 0, NULL, NULL, on_request, s, MHD_OPTION_LISTEN_SOCKET, listen_fd,
         MHD_OPTION_CONNECTION_LIMIT, lim->connection_limit, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
