@@ -13,6 +13,7 @@
 #include "broker/admin/policy_shadow.h"
 #include "broker/broker.h"
 #include "broker/auth/enroll.h"
+#include "broker/authzen/authzen_http.h"
 #include "broker/tokens/authorize.h"
 #include "broker/tokens/introspect_http.h"
 #include "broker/signals/signals.h"
@@ -34,6 +35,9 @@ const struct http_route api_routes[] = {
     {"POST", "/v1/revoke", handle_revoke, "revoke"},
     {"POST", "/v1/signals", handle_signals, "signals"},
     {"GET", "/v1/authorize", handle_authorize, "authorize"},
+    {"GET", "/.well-known/authzen-configuration", handle_authzen_configuration, "authzen_metadata"},
+    {"POST", "/access/v1/evaluation", handle_authzen_evaluation, "authzen_evaluation"},
+    {"POST", "/access/v1/evaluations", handle_authzen_evaluations, "authzen_evaluations"},
 };
 const size_t api_routes_n = sizeof(api_routes) / sizeof(api_routes[0]);
 

@@ -4,7 +4,9 @@
  *
  * How it works: consuming is allowed to the audience itself (by agent
  * name or SPIFFE ID); everything else is a policy decision on the broker's
- * own actions ztb:introspect and ztb:consume, default-deny.
+ * own actions ztb:introspect and ztb:consume, default-deny. The same
+ * decision on another of the broker's own actions (ztb:evaluate, AuthZEN)
+ * is caller_policy_allows.
  *
  * Must never: allow anything when no policy is loaded.
  */
@@ -25,13 +27,20 @@ int introspect_caller_may(const struct broker *b, const char *caller, const char
         if (strcmp(audience, caller) == 0 || strcmp(audience, spiffe) == 0)
             return 1;
     }
+    return caller_policy_allows(b, caller, consume ? INTROSPECT_ACTION_CONSUME : INTROSPECT_ACTION,
+                                audience, source, now);
+}
+
+int caller_policy_allows(const struct broker *b, const char *caller, const char *action,
+                         const char *audience, const policy_ip *source, int64_t now)
+{
     policy *pol = b->policy ? policy_holder_acquire(b->policy) : NULL;
     if (pol == NULL)
         return 0;
     policy_decision d;
     policy_request pr = {
         .agent = caller,
-        .action = consume ? INTROSPECT_ACTION_CONSUME : INTROSPECT_ACTION,
+        .action = action,
         .audience = audience,
         .resource = "",
         .ctx = {.now = now},

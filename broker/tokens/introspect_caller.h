@@ -26,4 +26,13 @@ struct broker;
 int introspect_caller_may(const struct broker *b, const char *caller, const char *audience,
                           int consume, const policy_ip *source, int64_t now);
 
+/*
+ * 1 if b's policy allows the agent caller the broker's own action (e.g.
+ * ztb:introspect, ztb:evaluate) on audience, resource "", at now from
+ * source (may be NULL); 0 otherwise, and always without a policy. A
+ * decision that needs approval is a 0.
+ */
+int caller_policy_allows(const struct broker *b, const char *caller, const char *action,
+                         const char *audience, const policy_ip *source, int64_t now);
+
 #endif /* ZTB_BROKER_INTROSPECT_CALLER_H */
