@@ -12,10 +12,10 @@ trap 'rm -rf "$work"' EXIT
 prefix=$work/prefix
 
 cmake --install "$build" --prefix "$prefix" >"$work/install.log"
-for f in sbin/ztb-broker bin/ztbctl include/ztb/ztb.h include/ztb/error.h \
-         include/ztb/agent.h include/ztb/verifier.h include/ztb/export.h \
+for f in sbin/ztb-broker sbin/ztb-authz bin/ztbctl include/ztb/ztb.h include/ztb/error.h \
+         include/ztb/agent.h include/ztb/verifier.h include/ztb/resource.h include/ztb/export.h \
          lib/libztb.so lib/libztb.a lib/pkgconfig/ztb.pc lib/cmake/ztb/ztbConfig.cmake \
-         share/man/man8/ztb-broker.8 share/man/man1/ztbctl.1; do
+         share/man/man8/ztb-broker.8 share/man/man8/ztb-authz.8 share/man/man1/ztbctl.1; do
     [ -e "$prefix/$f" ] || { echo "missing after install: $f" >&2; exit 1; }
 done
 # the service: unit, user, directories, example configuration and policy
