@@ -38,6 +38,18 @@ static int plain(const char *s, size_t max)
     return 1;
 }
 
+/* 1 if s is 1..max bytes of printable ASCII (spaces allowed: a name for people). */
+static int printable(const char *s, size_t max)
+{
+    size_t n = s != NULL ? strnlen(s, max + 1) : 0;
+    if (n == 0 || n > max)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)s[i] < 0x20 || (unsigned char)s[i] >= 0x7f)
+            return 0;
+    return 1;
+}
+
 /* 1 if host (len bytes, port cut off) is a loopback name or address. */
 static int loopback_host(const char *host, size_t len)
 {
@@ -138,7 +150,7 @@ ztb_err ztb_resource_metadata_json(const ztb_resource *r, char *out, size_t cap,
         return ZTB_ERR_INVALID_ARG;
     out[0] = '\0';
     if (!resource_split(r->resource, &alen) || !plain(r->authorization_server, RESOURCE_MAX) ||
-        (r->resource_name != NULL && !plain(r->resource_name, 256)))
+        (r->resource_name != NULL && !printable(r->resource_name, 256)))
         return ZTB_ERR_INVALID_ARG;
     size_t nscopes = 0;
     for (const char *const *s = r->scopes; s != NULL && *s != NULL; s++, nscopes++)

@@ -25,7 +25,7 @@ static void test_metadata_document(void **state)
     ztb_resource r = {.resource = "https://tools.example.org/mcp",
                       .authorization_server = "https://broker.example.org",
                       .scopes = scopes,
-                      .resource_name = "refunds"};
+                      .resource_name = "Refunds for agents"};
     char doc[2048];
     size_t n = 0;
     assert_int_equal(ztb_resource_metadata_json(&r, doc, sizeof(doc), &n), ZTB_OK);
@@ -44,7 +44,8 @@ static void test_metadata_document(void **state)
                             json_object_get(j, "dpop_signing_alg_values_supported"), 0)),
                         "ES256");
     assert_int_equal(json_array_size(json_object_get(j, "scopes_supported")), 2);
-    assert_string_equal(json_string_value(json_object_get(j, "resource_name")), "refunds");
+    assert_string_equal(json_string_value(json_object_get(j, "resource_name")),
+                        "Refunds for agents");
     assert_null(json_object_get(j, "dpop_bound_access_tokens_required"));
     json_decref(j);
     /* no scopes: no member; DPoP required: said */
@@ -93,6 +94,10 @@ static void test_metadata_refuses_bad_values(void **state)
         .resource = "https://t.example.org", .authorization_server = "https://b", .scopes = scopes};
     assert_int_equal(ztb_resource_metadata_json(&r, doc, sizeof(doc), NULL), ZTB_ERR_INVALID_ARG);
     assert_int_equal(ztb_resource_metadata_json(NULL, doc, sizeof(doc), NULL), ZTB_ERR_INVALID_ARG);
+    r = (ztb_resource){.resource = "https://t.example.org",
+                       .authorization_server = "https://b",
+                       .resource_name = "a\nb"};
+    assert_int_equal(ztb_resource_metadata_json(&r, doc, sizeof(doc), NULL), ZTB_ERR_INVALID_ARG);
     /* http on loopback is fine (tests, a sidecar behind a local proxy) */
     const char *ok[] = {"http://127.0.0.1:8080/mcp", "http://localhost/mcp", "http://[::1]:9/x"};
     for (size_t i = 0; i < 3; i++) {

@@ -55,7 +55,7 @@ typedef struct ztb_resource {
     const char *authorization_server;
     /* Optional: the actions (scopes) the resource takes, NULL-terminated. */
     const char *const *scopes;
-    /* Optional: a name for people (resource_name). */
+    /* Optional: a name for people (resource_name; printable ASCII, spaces allowed). */
     const char *resource_name;
     /* 1: only DPoP-bound tokens are accepted (dpop_bound_access_tokens_required). */
     int dpop_required;
