@@ -29,7 +29,7 @@ uint16_t nf_free_port(void);
 /* Start the echoing backend on a loopback port; returns the port. */
 uint16_t nf_backend_start(void);
 void nf_backend_stop(void);
-/* Requests the backend has answered so far, and the X-Ztb-* lines of the last. */
+/* Requests the backend has answered so far. */
 int nf_backend_hits(void);
 
 /* Run nginx with server (an http{} server block) in dir, listening on port;
