@@ -155,9 +155,11 @@ int authz_parse_args(int argc, char *const *argv, struct authz_config *c, FILE *
     else if ((c->jwks_url == NULL) == (c->jwks_file == NULL))
         snprintf(why, cap, "give one of --jwks-url and --jwks-file");
     else if (strlen(c->method_header) >= 64 || strlen(c->uri_header) >= 64 ||
-             strspn(c->method_header, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-") !=
+             strspn(c->method_header,
+                    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-") !=
                  strlen(c->method_header) ||
-             strspn(c->uri_header, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-") !=
+             strspn(c->uri_header,
+                    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-") !=
                  strlen(c->uri_header))
         snprintf(why, cap, "--method-header and --uri-header are header names (A-Z a-z 0-9 -)");
     return why[0] != '\0' ? -1 : 0;
@@ -420,8 +422,8 @@ void authz_decide(struct authz *a, const struct authz_request *rq, struct authz_
         return;
     }
     const char *tok = NULL;
-    ztb_auth_scheme s =
-        rq->n_authorization == 1 ? ztb_authorization_parse(rq->authorization, &tok) : ZTB_SCHEME_NONE;
+    ztb_auth_scheme s = rq->n_authorization == 1 ? ztb_authorization_parse(rq->authorization, &tok)
+                                                 : ZTB_SCHEME_NONE;
     if (s == ZTB_SCHEME_NONE) {
         refuse(a, ans, ZTB_ERR_INVALID_REQUEST, ZTB_SCHEME_NONE, NULL);
         return;

@@ -111,15 +111,16 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     if (strcmp(url, "/healthz") == 0)
         return send_answer(c, 200, "text/plain", "ok\n", NULL);
     if (strcmp(url, "/readyz") == 0)
-        return authz_ready(a) ? send_answer(c, 200, "text/plain", "ready\n", NULL)
-                              : send_answer(c, 503, "text/plain", "revocation feed not live\n",
-                                            NULL);
+        return authz_ready(a)
+                   ? send_answer(c, 200, "text/plain", "ready\n", NULL)
+                   : send_answer(c, 503, "text/plain", "revocation feed not live\n", NULL);
     if (authz_metadata_json(a) != NULL && strcmp(url, authz_metadata_path(a)) == 0)
         return send_answer(c, 200, json, authz_metadata_json(a), NULL);
     if (strcmp(url, "/v1/authorize") != 0)
         return send_answer(c, 404, json, "{\"error\":\"not_found\"}", NULL);
 
-    struct hdr_count m = header_of(c, authz_method_header(a)), u = header_of(c, authz_uri_header(a));
+    struct hdr_count m = header_of(c, authz_method_header(a)),
+                     u = header_of(c, authz_uri_header(a));
     struct hdr_count au = header_of(c, "Authorization"), dp = header_of(c, "DPoP");
     struct authz_request rq = {.loopback = peer_is_loopback(c),
                                .method = m.value,
@@ -135,7 +136,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         return send_answer(c, 500, json, "{\"error\":\"server_error\"}", NULL);
     authz_decide(a, &rq, ans);
     if (ans->status != 200 && ans->log_reason != NULL && rq.n_authorization > 0)
-        fprintf(stderr, "ztb-authz: refused %.16s %.200s: %d %s\n", m.n == 1 ? m.value : "-",
+        fprintf(stderr, "ztb-authz: refused %.16s %.200s: %u %s\n", m.n == 1 ? m.value : "-",
                 u.n == 1 ? u.value : "-", ans->status, ans->log_reason);
     enum MHD_Result ret = send_answer(c, ans->status, json, ans->body, ans);
     free(ans);
@@ -152,11 +153,15 @@ int main(int argc, char **argv)
             fprintf(stderr, "ztb-authz: %s\n", why);
         return p < 0 ? 2 : 0;
     }
+    /* IPV4:PORT, the port read with strtoul (every byte checked) */
     char host[64];
-    unsigned port = 0;
-    char extra;
+    const char *colon = strrchr(cfg.listen, ':');
+    char *end = NULL;
+    unsigned long port = colon != NULL ? strtoul(colon + 1, &end, 10) : 0;
     struct sockaddr_in sa = {.sin_family = AF_INET};
-    if (sscanf(cfg.listen, "%63[^:]:%u%c", host, &port, &extra) != 2 || port > 65535 ||
+    if (colon == NULL || (size_t)(colon - cfg.listen) >= sizeof(host) || colon[1] < '0' ||
+        colon[1] > '9' || *end != '\0' || port > 65535 ||
+        snprintf(host, sizeof(host), "%.*s", (int)(colon - cfg.listen), cfg.listen) < 0 ||
         inet_pton(AF_INET, host, &sa.sin_addr) != 1) {
         fprintf(stderr, "ztb-authz: --listen takes IPV4:PORT, e.g. 127.0.0.1:8181\n");
         return 2;
@@ -188,7 +193,8 @@ int main(int argc, char **argv)
         return 1;
     }
     const union MHD_DaemonInfo *info = MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT);
-    printf("ztb-authz: listening on http://%s:%u\n", host, info != NULL ? info->port : port);
+    printf("ztb-authz: listening on http://%s:%u\n", host,
+           info != NULL ? (unsigned)info->port : (unsigned)port);
     fflush(stdout);
     int sig = 0;
     sigwait(&sigs, &sig);

@@ -39,8 +39,8 @@
 #include <microhttpd.h>
 #include <ztb/ztb.h>
 
-#define BODY_MAX     65536
-#define PROTOCOL     "2025-06-18"
+#define BODY_MAX      65536
+#define PROTOCOL      "2025-06-18"
 #define CONNECT_SCOPE "mcp:connect"
 #define REFUND_SCOPE  "payments:refund"
 
@@ -132,8 +132,8 @@ static enum MHD_Result handle_rpc(struct server *s, struct MHD_Connection *c, co
     json_t *req = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
     const char *method = NULL;
     json_t *id = NULL, *params = NULL;
-    if (req == NULL || json_unpack(req, "{s:s, s?o, s?o}", "method", &method, "id", &id, "params",
-                                   &params) != 0 ||
+    if (req == NULL ||
+        json_unpack(req, "{s:s, s?o, s?o}", "method", &method, "id", &id, "params", &params) != 0 ||
         !json_is_string(json_object_get(req, "jsonrpc")) ||
         strcmp(json_string_value(json_object_get(req, "jsonrpc")), "2.0") != 0) {
         json_decref(req);
@@ -144,8 +144,8 @@ static enum MHD_Result handle_rpc(struct server *s, struct MHD_Connection *c, co
     const char *action = CONNECT_SCOPE, *order = NULL;
     if (strcmp(method, "tools/call") == 0) {
         const char *name = NULL;
-        if (json_unpack(params, "{s:s, s:{s:s}}", "name", &name, "arguments", "order_id",
-                        &order) != 0 ||
+        if (json_unpack(params, "{s:s, s:{s:s}}", "name", &name, "arguments", "order_id", &order) !=
+                0 ||
             strcmp(name, "refund") != 0 || !order_id_ok(order)) {
             enum MHD_Result r =
                 rpc_error(c, id, -32602, "tools/call: name \"refund\" and arguments.order_id");
@@ -178,21 +178,21 @@ static enum MHD_Result handle_rpc(struct server *s, struct MHD_Connection *c, co
     } else if (strcmp(method, "notifications/initialized") == 0) {
         ret = send_json(c, 202, "", NULL);
     } else if (strcmp(method, "tools/list") == 0) {
-        ret = rpc_answer(
-            c, id, "result",
-            json_pack("{s:[{s:s, s:s, s:{s:s, s:{s:{s:s}}, s:[s]}}]}", "tools", "name", "refund",
-                      "description", "Refund an order (needs a ztb token for payments:refund "
-                                     "on orders/<order_id>)",
-                      "inputSchema", "type", "object", "properties", "order_id", "type", "string",
-                      "required", "order_id"));
+        ret = rpc_answer(c, id, "result",
+                         json_pack("{s:[{s:s, s:s, s:{s:s, s:{s:{s:s}}, s:[s]}}]}", "tools", "name",
+                                   "refund", "description",
+                                   "Refund an order (needs a ztb token for payments:refund "
+                                   "on orders/<order_id>)",
+                                   "inputSchema", "type", "object", "properties", "order_id",
+                                   "type", "string", "required", "order_id"));
     } else if (strcmp(method, "tools/call") == 0) {
         char text[300];
         snprintf(text, sizeof(text), "refunded order %s for %s", order, ztb_claims_subject(cl));
         fprintf(stderr, "mcp-tool-server: refund of order %s by %s\n", order,
                 ztb_claims_subject(cl));
         ret = rpc_answer(c, id, "result",
-                         json_pack("{s:[{s:s, s:s}], s:b}", "content", "type", "text", "text",
-                                   text, "isError", 0));
+                         json_pack("{s:[{s:s, s:s}], s:b}", "content", "type", "text", "text", text,
+                                   "isError", 0));
     } else {
         ret = rpc_error(c, id, -32601, "method not found");
     }

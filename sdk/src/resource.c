@@ -54,7 +54,8 @@ static int printable(const char *s, size_t max)
 static int loopback_host(const char *host, size_t len)
 {
     return (len == 9 && strncasecmp(host, "localhost", 9) == 0) ||
-           (len == 5 && memcmp(host, "[::1]", 5) == 0) || (len >= 4 && memcmp(host, "127.", 4) == 0);
+           (len == 5 && memcmp(host, "[::1]", 5) == 0) ||
+           (len >= 4 && memcmp(host, "127.", 4) == 0);
 }
 
 /* Split a resource identifier: *auth_len bytes of scheme://authority, then
@@ -187,7 +188,8 @@ ztb_err ztb_resource_metadata_json(const ztb_resource *r, char *out, size_t cap,
 
 ztb_auth_scheme ztb_authorization_parse(const char *h, const char **token)
 {
-    static const char t68[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~+/=";
+    static const char t68[] =
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~+/=";
     if (token != NULL)
         *token = NULL;
     if (h == NULL || token == NULL)
@@ -221,7 +223,8 @@ const char *ztb_challenge_description(ztb_err rv)
     case ZTB_ERR_AUDIENCE: return "the token is for another audience";
     case ZTB_ERR_ACTION: return "the token is for another action";
     case ZTB_ERR_RESOURCE: return "the token is for another resource";
-    case ZTB_ERR_BINDING: return "the token's binding is not met (DPoP scheme and proof by its key)";
+    case ZTB_ERR_BINDING:
+        return "the token's binding is not met (DPoP scheme and proof by its key)";
     case ZTB_ERR_DPOP: return "one DPoP proof for this method and URL, signed by the token's key";
     case ZTB_ERR_DPOP_REPLAY: return "the DPoP proof was used before";
     case ZTB_ERR_REVOKED: return "the token was revoked";
@@ -266,8 +269,9 @@ const char *ztb_challenge_error(ztb_err rv, ztb_auth_scheme scheme)
     case 503: return "temporarily_unavailable";
     case 400: return "invalid_request";
     case 500: return "server_error";
-    default: return rv == ZTB_ERR_DPOP || rv == ZTB_ERR_DPOP_REPLAY ? "invalid_dpop_proof"
-                                                                    : "invalid_token";
+    default:
+        return rv == ZTB_ERR_DPOP || rv == ZTB_ERR_DPOP_REPLAY ? "invalid_dpop_proof"
+                                                               : "invalid_token";
     }
 }
 

@@ -50,8 +50,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (ztb_resource_metadata_url(in, out, sizeof(out)) == ZTB_OK &&
         (strstr(out, "/.well-known/oauth-protected-resource") == NULL || !header_safe(out)))
         abort();
-    ztb_challenge_opts o = {.scheme = (ztb_auth_scheme)(size % 3), .resource_metadata = in,
-                            .scope = in};
+    ztb_challenge_opts o = {
+        .scheme = (ztb_auth_scheme)(size % 3), .resource_metadata = in, .scope = in};
     ztb_err rv = size > 0 ? (ztb_err)(200 + data[0] % 20) : ZTB_ERR_NOT_FOUND;
     unsigned st = ztb_challenge(rv, &o, out, sizeof(out));
     if (st != 0 && (!header_safe(out) || strchr(in, '"') != NULL || strchr(in, '\\') != NULL))

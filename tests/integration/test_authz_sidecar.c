@@ -8,11 +8,15 @@
  * POST /refunds/<id> needs audience payments, action payments:refund,
  * resource orders/<id>. A valid token reaches the backend with the X-Ztb-*
  * identity headers; a single-use one once (and the broker's own
- * /v1/authorize then refuses it too: one replay marker); forged tokens,
- * tokens for another action, resource or audience, an expired, a revoked
- * and a replayed token, a bearer token with a DPoP-bound... never do. A
- * revocation reaches the sidecar within the feed's latency (measured), and
- * while Redis is down the sidecar refuses everything (503; nginx 500).
+ * /v1/authorize then refuses it too: one replay marker, and the other way
+ * round). Forged tokens (alg none, HS256 keyed with the JWKS, a tampered
+ * payload, a foreign key under the broker's kid, bad signature encodings),
+ * tokens for another action, resource or audience, an encoded-slash path,
+ * an expired, a revoked and a replayed token, a DPoP-bound token without
+ * its scheme and proof, and a bearer token presented as DPoP never do. A
+ * revocation reaches the sidecar within the feed's latency (measured: the
+ * test fails above 500 ms), and while Redis is down the sidecar refuses
+ * everything (503; nginx 500) and is not ready.
  * Challenges carry resource_metadata, and the metadata is served through
  * nginx.
  */
@@ -127,7 +131,8 @@ static int setup(void **state)
     char a[64];
     snprintf(a, sizeof(a), "127.0.0.1:%u", port);
     nf_replace_once(&server, "127.0.0.1:8080", a);
-    snprintf(a, sizeof(a), "127.0.0.1:%u/v1/authorize", (unsigned)atoi(strrchr(authz_url, ':') + 1));
+    snprintf(a, sizeof(a), "127.0.0.1:%u/v1/authorize",
+             (unsigned)atoi(strrchr(authz_url, ':') + 1));
     nf_replace_once(&server, "127.0.0.1:8181/v1/authorize", a);
     snprintf(a, sizeof(a), "127.0.0.1:%u;", (unsigned)atoi(strrchr(authz_url, ':') + 1));
     nf_replace_once(&server, "127.0.0.1:8181;", a);

@@ -36,7 +36,8 @@ static const char *policy_doc =
     "                   \"per_action\": {\"rate\": 1000, \"burst\": 100, \"period\": 60}}},\n"
     " \"rules\": [\n"
     "  {\"id\": \"connect\", \"effect\": \"allow\", \"agents\": [\"*\"],\n"
-    "   \"actions\": [\"mcp:connect\"], \"audiences\": [\"mcp-refunds\"], \"resources\": [\"**\"]},\n"
+    "   \"actions\": [\"mcp:connect\"], \"audiences\": [\"mcp-refunds\"], \"resources\": "
+    "[\"**\"]},\n"
     "  {\"id\": \"refund\", \"effect\": \"allow\", \"agents\": [\"*\"],\n"
     "   \"actions\": [\"payments:refund\"], \"audiences\": [\"mcp-refunds\", \"payments\"],\n"
     "   \"resources\": [\"orders/*\"]}\n"
@@ -69,8 +70,8 @@ static int setup(void **state)
         dup2(log, 2);
         close(out[0]);
         execl(zh_bin("ztb-mcp-tool-server-example"), "ztb-mcp-tool-server-example", "--issuer",
-              b.url, "--audience", "mcp-refunds", "--jwks-url", jwks, "--redis", rd.url,
-              "--listen", "127.0.0.1:0", (char *)NULL);
+              b.url, "--audience", "mcp-refunds", "--jwks-url", jwks, "--redis", rd.url, "--listen",
+              "127.0.0.1:0", (char *)NULL);
         _exit(127);
     }
     close(out[1]);
@@ -172,7 +173,8 @@ static void test_no_token(void **state)
 {
     (void)state;
     struct zh_resp r;
-    long st = rpc(NULL, "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"initialize\",\"params\":{}}", &r);
+    long st =
+        rpc(NULL, "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"initialize\",\"params\":{}}", &r);
     expect_challenge(&r, st, 401, "Bearer realm=\"ztb\"");
 }
 
@@ -182,13 +184,13 @@ static void test_agent_calls_the_tool(void **state)
     char tok[4096];
     struct zh_resp r;
     token("mcp-refunds", "mcp:connect", tok, sizeof(tok));
-    assert_int_equal(
-        rpc(tok,
-            "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"initialize\",\"params\":"
-            "{\"protocolVersion\":\"2025-06-18\",\"capabilities\":{},\"clientInfo\":{\"name\":\"t\","
-            "\"version\":\"1\"}}}",
-            &r),
-        200);
+    assert_int_equal(rpc(tok,
+                         "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"initialize\",\"params\":"
+                         "{\"protocolVersion\":\"2025-06-18\",\"capabilities\":{},\"clientInfo\":{"
+                         "\"name\":\"t\","
+                         "\"version\":\"1\"}}}",
+                         &r),
+                     200);
     json_t *j = za_json(&r);
     assert_int_equal(json_integer_value(json_object_get(j, "id")), 1);
     assert_string_equal(

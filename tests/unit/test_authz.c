@@ -61,8 +61,9 @@ static struct authz_config config(void)
 {
     struct authz_config c;
     char why[200];
-    char *argv[] = {"ztb-authz", "--issuer", ISS, "--jwks-file", jwks_path, "--redis",
-                    "redis://127.0.0.1:1", "--routes", routes_path, NULL};
+    char *argv[] = {
+        "ztb-authz",           "--issuer", ISS,         "--jwks-file", jwks_path, "--redis",
+        "redis://127.0.0.1:1", "--routes", routes_path, NULL};
     assert_int_equal(authz_parse_args(9, argv, &c, stdout, why, sizeof(why)), 0);
     c.jwks_file = jwks_path; /* argv is on this stack frame */
     c.routes = routes_path;
@@ -128,7 +129,8 @@ static const char *mint(const struct tk *t)
     const char *res = t->resource ? t->resource : "orders/1234";
     if (strcmp(res, "-") != 0)
         snprintf(ident, sizeof(ident), ",\"identifier\":\"%s\"", res);
-    int64_t iat = t->exp != 0 && t->exp < now ? t->exp - 60 : now; /* an expired one: issued before */
+    int64_t iat =
+        t->exp != 0 && t->exp < now ? t->exp - 60 : now; /* an expired one: issued before */
     snprintf(claims, sizeof(claims),
              "{\"iss\":\"" ISS "\",\"sub\":\"spiffe://ztb.local/agent/bot\",\"aud\":\"%s\","
              "\"iat\":%lld,\"nbf\":%lld,\"exp\":%lld,\"jti\":\"jti-%u-%d\",\"client_id\":"
@@ -183,8 +185,9 @@ static void test_options(void **state)
     (void)state;
     struct authz_config c;
     char why[300];
-    char *ok[] = {"ztb-authz", "--issuer", "https://b", "--jwks-url", "https://b/jwks",
-                  "--redis", "redis://r", "--routes", "/r.json", "--skew", "5", NULL};
+    char *ok[] = {"ztb-authz",      "--issuer", "https://b", "--jwks-url",
+                  "https://b/jwks", "--redis",  "redis://r", "--routes",
+                  "/r.json",        "--skew",   "5",         NULL};
     assert_int_equal(authz_parse_args(11, ok, &c, stdout, why, sizeof(why)), 0);
     assert_string_equal(c.listen, "127.0.0.1:8181");
     assert_string_equal(c.method_header, "X-Original-Method");
@@ -204,7 +207,8 @@ static void test_options(void **state)
         {3, {"ztb-authz", "--skew", "-1"}, "--skew takes a number"},
         {2, {"ztb-authz", "--issuer"}, "needs a value"},
         {5, {"ztb-authz", "--issuer", "x", "--redis", "r"}, "required"},
-        {9, {"ztb-authz", "--issuer", "x", "--redis", "r", "--routes", "f", "--jwks-file", "j"},
+        {9,
+         {"ztb-authz", "--issuer", "x", "--redis", "r", "--routes", "f", "--jwks-file", "j"},
          NULL},
         {11,
          {"ztb-authz", "--issuer", "x", "--redis", "r", "--routes", "f", "--jwks-file", "j",
@@ -239,13 +243,11 @@ static void test_start_refuses_bad_configuration(void **state)
     snprintf(path, sizeof(path), "%s/bad.json", dir);
     write_file(path, "{\"routes\": [{\"method\": \"get\"}]}");
     c.routes = path;
-    assert_int_equal(authz_new(&c, no_revocation, NULL, &x, why, sizeof(why)),
-                     ZTB_ERR_INVALID_ARG);
+    assert_int_equal(authz_new(&c, no_revocation, NULL, &x, why, sizeof(why)), ZTB_ERR_INVALID_ARG);
     assert_non_null(strstr(why, "route 1"));
     c = config();
     c.resource = "http://tools.example.org/mcp"; /* plain http off loopback */
-    assert_int_equal(authz_new(&c, no_revocation, NULL, &x, why, sizeof(why)),
-                     ZTB_ERR_INVALID_ARG);
+    assert_int_equal(authz_new(&c, no_revocation, NULL, &x, why, sizeof(why)), ZTB_ERR_INVALID_ARG);
     assert_non_null(strstr(why, "--resource"));
     /* no JWKS: fail closed at start */
     c = config();

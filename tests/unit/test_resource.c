@@ -69,15 +69,15 @@ static void test_metadata_refuses_bad_values(void **state)
     const char *bad[] = {
         NULL,
         "",
-        "tools.example.org/mcp",          /* no scheme */
-        "ftp://tools.example.org/mcp",    /* another scheme */
-        "http://tools.example.org/mcp",   /* plain http to another host */
+        "tools.example.org/mcp",           /* no scheme */
+        "ftp://tools.example.org/mcp",     /* another scheme */
+        "http://tools.example.org/mcp",    /* plain http to another host */
         "https://tools.example.org/mcp#x", /* a fragment */
         "https://tools.example.org/mcp?a=b",
         "https://tools.example.org/m\"cp", /* a quote: header injection */
         "https://tools.example.org/m cp",
         "https://tools.example.org/m\r\nX-Evil: 1",
-        "https:///mcp",                     /* no host */
+        "https:///mcp",                       /* no host */
         "https://user@tools.example.org/mcp", /* userinfo */
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
@@ -116,9 +116,11 @@ static void test_metadata_url(void **state)
         {"https://tools.example.org/mcp",
          "https://tools.example.org/.well-known/oauth-protected-resource/mcp",
          "/.well-known/oauth-protected-resource/mcp"},
-        {"https://tools.example.org", "https://tools.example.org/.well-known/oauth-protected-resource",
+        {"https://tools.example.org",
+         "https://tools.example.org/.well-known/oauth-protected-resource",
          "/.well-known/oauth-protected-resource"},
-        {"https://tools.example.org/", "https://tools.example.org/.well-known/oauth-protected-resource",
+        {"https://tools.example.org/",
+         "https://tools.example.org/.well-known/oauth-protected-resource",
          "/.well-known/oauth-protected-resource"},
         {"https://t.example.org:8443/a/b/",
          "https://t.example.org:8443/.well-known/oauth-protected-resource/a/b",
@@ -150,9 +152,10 @@ static void test_authorization_parse(void **state)
     assert_int_equal(ztb_authorization_parse("bEaReR x", &t), ZTB_SCHEME_BEARER);
     assert_int_equal(ztb_authorization_parse("dpop x.y.z", &t), ZTB_SCHEME_DPOP);
     assert_string_equal(t, "x.y.z");
-    const char *bad[] = {NULL,        "",           "Bearer",        "Bearer ",   "Bearer  x",
-                         "Bearer x ", "Bearer x y", "Bearer x\r\nA", "Basic abc", "Bearerx",
-                         "DPoP",      "Bearer \"x\"", "Bearer x,y"};
+    const char *bad[] = {NULL,        "",          "Bearer",     "Bearer ",
+                         "Bearer  x", "Bearer x ", "Bearer x y", "Bearer x\r\nA",
+                         "Basic abc", "Bearerx",   "DPoP",       "Bearer \"x\"",
+                         "Bearer x,y"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         t = "set";
         if (ztb_authorization_parse(bad[i], &t) != ZTB_SCHEME_NONE || t != NULL)
@@ -196,8 +199,8 @@ static void test_challenges(void **state)
     assert_int_equal(ztb_challenge(ZTB_ERR_BINDING, &o, w, sizeof(w)), 401);
     assert_non_null(strstr(w, "DPoP realm=\"ztb\", error=\"invalid_token\""));
     /* revoked, expired, replayed, forged: 401 invalid_token */
-    ztb_err inv[] = {ZTB_ERR_REVOKED, ZTB_ERR_EXPIRED, ZTB_ERR_REPLAY, ZTB_ERR_SIGNATURE,
-                     ZTB_ERR_UNKNOWN_KID, ZTB_ERR_ISSUER};
+    ztb_err inv[] = {ZTB_ERR_REVOKED,   ZTB_ERR_EXPIRED,     ZTB_ERR_REPLAY,
+                     ZTB_ERR_SIGNATURE, ZTB_ERR_UNKNOWN_KID, ZTB_ERR_ISSUER};
     for (size_t i = 0; i < sizeof(inv) / sizeof(inv[0]); i++) {
         assert_int_equal(ztb_challenge(inv[i], &o, w, sizeof(w)), 401);
         assert_non_null(strstr(w, "error=\"invalid_token\""));

@@ -490,11 +490,11 @@ static void test_other_bindings(void **state)
     /* the request used the DPoP scheme (ZTB_EXPECT_DPOP_SCHEME): a bearer
      * token, or one bound to a certificate, presented as DPoP is refused
      * (RFC 9449 §7.1), a bound one with its proof goes through */
-    ztb_expect d = {.action = "payments:refund",
-                    .resource = "orders/1234",
-                    .flags = ZTB_EXPECT_DPOP_SCHEME};
+    ztb_expect d = {
+        .action = "payments:refund", .resource = "orders/1234", .flags = ZTB_EXPECT_DPOP_SCHEME};
     assert_int_equal(ztb_verify(vn, mint(&plain), &d, cl), ZTB_ERR_BINDING);
-    t = (struct tk){.cnf = ",\"cnf\":{\"x5t#S256\":\"bwcK0esc3ACC3DB2Y5_lESsXE8o9ltc05O89jdN-dg2\"}"};
+    t = (struct tk){.cnf =
+                        ",\"cnf\":{\"x5t#S256\":\"bwcK0esc3ACC3DB2Y5_lESsXE8o9ltc05O89jdN-dg2\"}"};
     d.x5t_s256 = "bwcK0esc3ACC3DB2Y5_lESsXE8o9ltc05O89jdN-dg2";
     assert_int_equal(ztb_verify(vn, mint(&t), &d, cl), ZTB_ERR_BINDING);
     d.x5t_s256 = NULL;
