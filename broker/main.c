@@ -21,7 +21,7 @@
 #include "audit/chain.h"
 #include "broker/audit/audit.h"
 #include "broker/broker.h"
-#include "broker/tokens/route_table.h"
+#include "wire/route_table.h"
 #include "broker/check_config.h"
 #include "broker/service.h"
 #include "broker/auth/client_auth.h"

@@ -11,11 +11,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 sources() {
-    find common wire broker pki policy audit sdk cli bench examples tests -name '*.[ch]' -not -path '*/corpus/*' 2>/dev/null | sort
+    find common wire broker authz pki policy audit sdk cli bench examples tests -name '*.[ch]' -not -path '*/corpus/*' 2>/dev/null | sort
 }
 # Code whose every file the compiler sees through compile_commands.json.
 tidy_sources() {
-    find common wire broker pki policy audit sdk/src cli -name '*.c' 2>/dev/null | sort
+    find common wire broker authz pki policy audit sdk/src cli -name '*.c' 2>/dev/null | sort
 }
 
 do_format() {

@@ -36,7 +36,7 @@
 #include "broker/store/store_rev.h"
 #include "broker/tokens/authorize.h"
 #include "broker/tokens/introspect.h"
-#include "broker/tokens/route_table.h"
+#include "wire/route_table.h"
 #include "common/guard.h"
 #include "common/secret.h"
 #include "pki/dpop.h"

@@ -474,13 +474,15 @@ static ztb_err check_binding(ztb_verifier *v, const struct claims *c, const char
     if (c->cnf_unknown || (c->cnf_present && jkt == NULL && x5t == NULL) ||
         (jkt != NULL && x5t != NULL))
         return ZTB_ERR_BINDING; /* a binding we cannot check is not no binding */
+    if (x5t != NULL && (ex->flags & ZTB_EXPECT_DPOP_SCHEME))
+        return ZTB_ERR_BINDING; /* bound to a certificate, presented as DPoP */
     if (x5t != NULL)
         return ex->x5t_s256 != NULL &&
                        ztb_ct_eq_len(x5t, strlen(x5t), ex->x5t_s256, strlen(ex->x5t_s256))
                    ? ZTB_OK
                    : ZTB_ERR_BINDING;
     if (jkt == NULL)
-        return v->require_dpop ? ZTB_ERR_BINDING : ZTB_OK;
+        return v->require_dpop || (ex->flags & ZTB_EXPECT_DPOP_SCHEME) ? ZTB_ERR_BINDING : ZTB_OK;
     if (ex->dpop_proof == NULL)
         return ZTB_ERR_BINDING;
     if (ex->htm == NULL || ex->htu == NULL)

@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "broker/tokens/route_table.h"
+#include "wire/route_table.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -12,12 +12,17 @@ trap 'rm -rf "$work"' EXIT
 prefix=$work/prefix
 
 cmake --install "$build" --prefix "$prefix" >"$work/install.log"
-for f in sbin/ztb-broker bin/ztbctl include/ztb/ztb.h include/ztb/error.h \
-         include/ztb/agent.h include/ztb/verifier.h include/ztb/export.h \
+for f in sbin/ztb-broker sbin/ztb-authz bin/ztbctl include/ztb/ztb.h include/ztb/error.h \
+         include/ztb/agent.h include/ztb/verifier.h include/ztb/resource.h include/ztb/export.h \
          lib/libztb.so lib/libztb.a lib/pkgconfig/ztb.pc lib/cmake/ztb/ztbConfig.cmake \
-         share/man/man8/ztb-broker.8 share/man/man1/ztbctl.1; do
+         share/man/man8/ztb-broker.8 share/man/man8/ztb-authz.8 share/man/man1/ztbctl.1; do
     [ -e "$prefix/$f" ] || { echo "missing after install: $f" >&2; exit 1; }
 done
+# the sidecar runs from where it is installed (libztb linked in) and explains itself
+"$prefix/sbin/ztb-authz" --help | grep -q "^usage: ztb-authz " || {
+    echo "install: ztb-authz --help did not print its usage" >&2
+    exit 1
+}
 # the service: unit, user, directories, example configuration and policy
 for f in lib/systemd/system/ztb-broker.service lib/sysusers.d/ztb.conf lib/tmpfiles.d/ztb.conf \
          etc/ztb/ztb-broker.conf etc/ztb/policy.json; do
@@ -90,12 +95,16 @@ cc -Wall -Werror "$src/examples/agent/main.c" $(pkg-config --cflags --libs ztb l
 # shellcheck disable=SC2046
 cc -Wall -Werror "$src/examples/gateway/main.c" $(pkg-config --cflags --libs ztb libmicrohttpd) \
     -lpthread -o "$work/pc-gateway"
-for ex in agent gateway; do
+# shellcheck disable=SC2046
+cc -Wall -Werror "$src/examples/mcp-tool-server/main.c" \
+    $(pkg-config --cflags --libs ztb libmicrohttpd jansson) -lpthread -o "$work/pc-mcp"
+for ex in agent gateway mcp-tool-server; do
     cmake -S "$src/examples/$ex" -B "$work/cm-$ex" -DCMAKE_PREFIX_PATH="$prefix" >>"$work/cm.log"
     cmake --build "$work/cm-$ex" >>"$work/cm.log"
 done
-for bin in "$work/pc-agent" "$work/pc-gateway" "$work/cm-agent/ztb-agent-example" \
-           "$work/cm-gateway/ztb-gateway-example"; do
+for bin in "$work/pc-agent" "$work/pc-gateway" "$work/pc-mcp" "$work/cm-agent/ztb-agent-example" \
+           "$work/cm-gateway/ztb-gateway-example" \
+           "$work/cm-mcp-tool-server/ztb-mcp-tool-server-example"; do
     rc=0
     LD_LIBRARY_PATH=$prefix/lib "$bin" >/dev/null 2>"$work/usage.txt" || rc=$?
     [ "$rc" = 2 ] && grep -q "^usage: " "$work/usage.txt" || {

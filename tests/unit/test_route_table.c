@@ -15,7 +15,7 @@
 
 #include <cmocka.h>
 
-#include "broker/tokens/route_table.h"
+#include "wire/route_table.h"
 
 static const char *table_doc =
     "{\"origin\": \"https://payments.example.org\",\n"
@@ -43,6 +43,13 @@ static void test_match_ok(void **state)
     (void)state;
     struct route_table *t = table();
     assert_int_equal(route_table_count(t), 3);
+    assert_string_equal(route_table_audience(t, 0), "payments");
+    assert_null(route_table_audience(t, 3));
+    assert_null(route_table_audience(NULL, 0));
+    assert_string_equal(route_table_action(t, 1), "payments:read");
+    assert_null(route_table_action(t, 3));
+    assert_string_equal(route_table_origin(t), "https://payments.example.org");
+    assert_string_equal(route_table_origin(NULL), "");
     struct route_need n;
     assert_int_equal(route_table_match(t, "POST", "/refunds/1234", &n), ZTB_OK);
     assert_string_equal(n.audience, "payments");

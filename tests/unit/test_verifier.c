@@ -487,6 +487,22 @@ static void test_other_bindings(void **state)
     assert_int_equal(verify_dpop(strict, tok, proof(dpop_key, "POST", HTU, tok, now), "POST", HTU),
                      ZTB_OK);
     ztb_verifier_free(strict);
+    /* the request used the DPoP scheme (ZTB_EXPECT_DPOP_SCHEME): a bearer
+     * token, or one bound to a certificate, presented as DPoP is refused
+     * (RFC 9449 §7.1), a bound one with its proof goes through */
+    ztb_expect d = {
+        .action = "payments:refund", .resource = "orders/1234", .flags = ZTB_EXPECT_DPOP_SCHEME};
+    assert_int_equal(ztb_verify(vn, mint(&plain), &d, cl), ZTB_ERR_BINDING);
+    t = (struct tk){.cnf =
+                        ",\"cnf\":{\"x5t#S256\":\"bwcK0esc3ACC3DB2Y5_lESsXE8o9ltc05O89jdN-dg2\"}"};
+    d.x5t_s256 = "bwcK0esc3ACC3DB2Y5_lESsXE8o9ltc05O89jdN-dg2";
+    assert_int_equal(ztb_verify(vn, mint(&t), &d, cl), ZTB_ERR_BINDING);
+    d.x5t_s256 = NULL;
+    snprintf(tok, sizeof(tok), "%s", bound_token(dpop_key));
+    d.dpop_proof = proof(dpop_key, "POST", HTU, tok, now);
+    d.htm = "POST";
+    d.htu = HTU;
+    assert_int_equal(ztb_verify(vn, tok, &d, cl), ZTB_OK);
 }
 
 /* ---- revocation ---------------------------------------------------------- */

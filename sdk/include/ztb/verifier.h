@@ -205,6 +205,13 @@ typedef struct ztb_expect {
 
 /* ztb_expect.flags: accept a token for any resource (or none) of the action. */
 #define ZTB_EXPECT_ANY_RESOURCE 0x1u
+/*
+ * ztb_expect.flags: the request used the DPoP authorization scheme (RFC 9449
+ * §7.1): a token that is not DPoP-bound is refused (BINDING), as the broker's
+ * GET /v1/authorize does. (A DPoP-bound token sent with the Bearer scheme is
+ * refused by passing no dpop_proof.)
+ */
+#define ZTB_EXPECT_DPOP_SCHEME 0x2u
 
 /*
  * Verify token (a NUL-terminated compact JWS, at most 8 KiB) for the request

@@ -7,6 +7,8 @@
  *   <ztb/error.h>     the stable error codes, ztb_strerror()
  *   <ztb/agent.h>     agents: enroll, then one token per action (ztb_agent_token)
  *   <ztb/verifier.h>  gateways: verify a token for a request (ztb_verify)
+ *   <ztb/resource.h>  gateways and MCP servers: protected resource metadata
+ *                     (RFC 9728), reading Authorization, refusing with a challenge
  *
  *   #include <ztb/ztb.h>
  *   cc app.c $(pkg-config --cflags --libs ztb)
@@ -18,6 +20,7 @@
 #include <ztb/error.h>
 #include <ztb/agent.h>
 #include <ztb/verifier.h>
+#include <ztb/resource.h>
 
 #ifdef __cplusplus
 extern "C" {

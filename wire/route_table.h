@@ -2,9 +2,10 @@
  * route_table.h - the gateway route table of GET /v1/authorize: which
  * (audience, action, resource) a gateway's original request needs.
  *
- * The table is a JSON file named by the broker's `authorize_routes` setting,
- * loaded at start and again on SIGHUP (a file with any error is refused and
- * the table in force stays). docs/gateways.md "The decision endpoint" is its
+ * One format, one parser, for both programs that answer GET /v1/authorize:
+ * the broker (its `authorize_routes` setting, loaded at start and again on
+ * SIGHUP; a file with any error is refused and the table in force stays)
+ * and the ztb-authz sidecar (--routes). docs/gateways.md "The decision endpoint" is its
  * reference:
  *
  *   {"origin": "https://payments.example.org",
@@ -24,8 +25,8 @@
  * Must never: decode or normalise the path, or let a captured value carry a
  * '/' into the resource.
  */
-#ifndef ZTB_BROKER_ROUTE_TABLE_H
-#define ZTB_BROKER_ROUTE_TABLE_H
+#ifndef ZTB_WIRE_ROUTE_TABLE_H
+#define ZTB_WIRE_ROUTE_TABLE_H
 
 #include <stddef.h>
 
@@ -68,6 +69,14 @@ void route_table_free(struct route_table *t);
 /* Number of routes in t. */
 size_t route_table_count(const struct route_table *t);
 
+/* The audience and the action of route i of t (owned by t), or NULL if i
+ * is out of range. */
+const char *route_table_audience(const struct route_table *t, size_t i);
+const char *route_table_action(const struct route_table *t, size_t i);
+
+/* The table's origin (owned by t), "" if it names none. */
+const char *route_table_origin(const struct route_table *t);
+
 /*
  * Match method (e.g. "POST") and the raw request target uri (as the client
  * sent it: path and maybe "?query") against t. OK: *need filled.
@@ -96,4 +105,4 @@ ztb_err route_holder_reload(struct route_holder *h, const char *path, char *why,
 ztb_err route_holder_match(struct route_holder *h, const char *method, const char *uri,
                            struct route_need *need);
 
-#endif /* ZTB_BROKER_ROUTE_TABLE_H */
+#endif /* ZTB_WIRE_ROUTE_TABLE_H */

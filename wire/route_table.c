@@ -18,8 +18,8 @@
 
 #include <jansson.h>
 
-#include "broker/tokens/route_table.h"
 #include "common/json_gate.h"
+#include "wire/route_table.h"
 
 #define VARS_MAX 8
 
@@ -304,6 +304,21 @@ ztb_err route_table_load(const char *path, struct route_table **out, char *why, 
 size_t route_table_count(const struct route_table *t)
 {
     return t != NULL ? t->n : 0;
+}
+
+const char *route_table_audience(const struct route_table *t, size_t i)
+{
+    return t != NULL && i < t->n ? t->routes[i].audience : NULL;
+}
+
+const char *route_table_action(const struct route_table *t, size_t i)
+{
+    return t != NULL && i < t->n ? t->routes[i].action : NULL;
+}
+
+const char *route_table_origin(const struct route_table *t)
+{
+    return t != NULL ? t->origin : "";
 }
 
 /* A captured value: 1..ROUTE_VALUE_MAX unreserved characters, not "." or "..". */

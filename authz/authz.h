@@ -1,0 +1,100 @@
+/*
+ * authz.h - the decision of the ztb-authz sidecar: GET /v1/authorize for a
+ * gateway on a host without a broker, answered from libztb's verifier
+ * (offline signature check, the revocation feed from Redis, single-use
+ * tokens and DPoP proof ids recorded in Redis) with the broker's contract:
+ * the same request headers, the same route table file (wire/route_table.h),
+ * the same 200 identity headers and the same 401/403/400/503 answers with
+ * WWW-Authenticate (docs/gateways.md, "The answer"); it also serves the
+ * resource's RFC 9728 metadata and names it in every challenge.
+ *
+ * One verifier per audience the route table names (a verifier holds one
+ * audience), all on the same issuer, JWKS and Redis.
+ *
+ * Must never: answer 200 without every check of ztb_verify (revocation
+ * included), consume a token the request was refused for, put anything
+ * but verified printable claims into a header, or log a token or proof.
+ */
+#ifndef ZTB_AUTHZ_H
+#define ZTB_AUTHZ_H
+
+#include <stddef.h>
+#include <stdio.h>
+
+#include <ztb/ztb.h>
+
+#include "wire/route_table.h"
+
+#define AUTHZ_MAX_AUDIENCES 16
+#define AUTHZ_HDR_MAX       1024
+
+/* Options (ztb-authz --help); strings are borrowed from argv. */
+struct authz_config {
+    const char *issuer, *jwks_url, *jwks_file, *redis, *routes, *ca_file;
+    const char *listen;        /* HOST:PORT, default 127.0.0.1:8181 */
+    const char *method_header; /* default X-Original-Method */
+    const char *uri_header;    /* default X-Original-URI */
+    const char *resource;      /* RFC 9728 resource; default: the table's origin */
+    const char *resource_name;
+    unsigned skew_s;   /* default 30 */
+    unsigned grace_ms; /* revocation grace, default 0 */
+    int allow_insecure_http;
+};
+
+/*
+ * Parse argv into c (defaults first). 0: run; 1: --help or --version was
+ * printed to out; -1: a usage error, described in why[cap].
+ */
+int authz_parse_args(int argc, char *const *argv, struct authz_config *c, FILE *out, char *why,
+                     size_t cap);
+
+struct authz;
+
+/*
+ * Load the route table, make one verifier per audience it names (each
+ * waits for the JWKS and the revocation state: fail closed at start), and
+ * the metadata document. OK: *out (free with authz_free); otherwise why[cap]
+ * says what is wrong. verifier_cfg, if not NULL, is called on each verifier
+ * configuration before it is used (tests: a revocation source other than
+ * Redis); it returns ZTB_OK or an error that stops the start.
+ */
+ztb_err authz_new(const struct authz_config *c,
+                  ztb_err (*verifier_cfg)(ztb_verifier_config *vc, void *ud), void *ud,
+                  struct authz **out, char *why, size_t cap);
+void authz_free(struct authz *a);
+
+/* A request as the HTTP layer saw it: each header value and how many times
+ * it was sent (a value is read only when sent once). */
+struct authz_request {
+    int loopback; /* the peer is on 127.0.0.0/8 or ::1 */
+    const char *method, *uri, *authorization, *dpop;
+    int n_method, n_uri, n_authorization, n_dpop;
+};
+
+/* The answer: status, headers (name/value pairs), the JSON body. */
+struct authz_answer {
+    unsigned status;
+    size_t nhdr;
+    char hdr_name[10][32];
+    char hdr_value[10][AUTHZ_HDR_MAX];
+    char body[768];
+    const char *log_reason; /* a ztb_err name for the log line, or NULL */
+};
+
+/* Decide rq (GET /v1/authorize). Thread-safe. */
+void authz_decide(struct authz *a, const struct authz_request *rq, struct authz_answer *ans);
+
+/* The metadata document's path ("" when no resource is configured) and
+ * body (NULL then). Owned by a. */
+const char *authz_metadata_path(const struct authz *a);
+const char *authz_metadata_json(const struct authz *a);
+
+/* The method and URI header names a reads. */
+const char *authz_method_header(const struct authz *a);
+const char *authz_uri_header(const struct authz *a);
+
+/* 1 if every verifier's revocation feed is live and its state not full
+ * (the readiness probe). */
+int authz_ready(struct authz *a);
+
+#endif /* ZTB_AUTHZ_H */
