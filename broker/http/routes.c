@@ -16,6 +16,8 @@
 #include "broker/tokens/authorize.h"
 #include "broker/tokens/introspect_http.h"
 #include "broker/signals/signals.h"
+#include "broker/ssf/ssf_receive.h"
+#include "broker/ssf/ssf_transmit.h"
 #include "broker/tokens/token.h"
 #include "broker/http/wellknown.h"
 
@@ -34,6 +36,8 @@ const struct http_route api_routes[] = {
     {"POST", "/v1/revoke", handle_revoke, "revoke"},
     {"POST", "/v1/signals", handle_signals, "signals"},
     {"GET", "/v1/authorize", handle_authorize, "authorize"},
+    {"GET", "/.well-known/ssf-configuration", handle_ssf_configuration, "ssf_configuration"},
+    {"POST", "/v1/ssf/events", handle_ssf_events, "ssf_events"},
 };
 const size_t api_routes_n = sizeof(api_routes) / sizeof(api_routes[0]);
 
