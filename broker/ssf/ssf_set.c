@@ -119,14 +119,15 @@ static int resolve_simple(json_t *sid, const struct ssf_set_opts *o, struct ssf_
     }
     if (strcmp(fmt, "uri") == 0) {
         value = str_of(sid, "uri");
+        char name[ZTB_AGENT_NAME_MAX + 1];
         if (value != NULL && strncmp(value, "spiffe://", 9) == 0 &&
-            ztb_spiffe_parse_agent(value, strlen(value), o->trust_domain, out->agent,
-                                   sizeof(out->agent)) == ZTB_OK &&
-            store_agent_name_ok(out->agent)) {
+            ztb_spiffe_parse_agent(value, strlen(value), o->trust_domain, name, sizeof(name)) ==
+                ZTB_OK &&
+            strlen(name) < sizeof(out->agent) && store_agent_name_ok(name)) {
+            memcpy(out->agent, name, strlen(name) + 1);
             snprintf(out->subject, sizeof(out->subject), "uri:%s", value);
             return 1;
         }
-        out->agent[0] = '\0';
     } else if (strcmp(fmt, "opaque") == 0) {
         value = str_of(sid, "id");
     } else if (strcmp(fmt, "email") == 0) {
