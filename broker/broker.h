@@ -21,6 +21,7 @@
 
 struct policy_shadow;
 struct route_holder;
+struct ssf_config;
 
 struct broker {
     struct broker_config cfg;
@@ -32,6 +33,7 @@ struct broker {
     policy_holder *policy;             /* the policy in force (reload swaps it) */
     struct policy_shadow *shadow;      /* a candidate decided beside it, or none */
     struct route_holder *authz_routes; /* GET /v1/authorize's table; NULL: off */
+    struct ssf_config *ssf;            /* SSF transmitters and receivers; NULL: off */
     _Atomic int draining;              /* set on SIGTERM: readyz answers 503 */
 };
 

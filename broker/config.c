@@ -123,6 +123,9 @@ static const struct opt opts[] = {
      "signals one source may send at once (default 200)"},
     {"authorize_routes", OPT_STR, STR(authorize_routes), "FILE",
      "route table of GET /v1/authorize (unset: the endpoint answers 404)"},
+    {"ssf_config", OPT_STR, STR(ssf_config), "FILE",
+     "Shared Signals: transmitters whose SETs POST /v1/ssf/events accepts, receivers ztb "
+     "pushes its revocations to (docs/signals.md; unset: off)"},
     {"authorize_method_header", OPT_STR, STR(authorize_method_header), "NAME",
      "header carrying the original method (default X-Original-Method)"},
     {"authorize_uri_header", OPT_STR, STR(authorize_uri_header), "NAME",

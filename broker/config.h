@@ -69,6 +69,7 @@ struct broker_config {
     unsigned signals_source_rate; /* signals per second per source (all replicas); 0 off */
     unsigned signals_source_burst;
     char authorize_routes[BROKER_PATH_MAX]; /* GET /v1/authorize route table; unset: off */
+    char ssf_config[BROKER_PATH_MAX];       /* SSF transmitters and receivers; unset: off */
     char authorize_method_header[64];       /* the original method (X-Original-Method) */
     char authorize_uri_header[64];          /* the original URI (X-Original-URI) */
 };

@@ -22,6 +22,8 @@
 #include "broker/audit/audit.h"
 #include "broker/broker.h"
 #include "wire/route_table.h"
+#include "broker/ssf/ssf.h"
+#include "broker/ssf/ssf_transmit.h"
 #include "broker/check_config.h"
 #include "broker/service.h"
 #include "broker/auth/client_auth.h"
@@ -247,6 +249,20 @@ static void load_authorize_routes(const struct broker_config *cfg)
         die("authorize_routes", why);
 }
 
+/* The SSF configuration, if any: it must load at start (read once; a
+ * change needs a restart), then the push delivery thread starts. */
+static void load_ssf(const struct broker_config *cfg)
+{
+    if (cfg->ssf_config[0] == '\0')
+        return;
+    char why[512] = "";
+    if (ssf_config_load(cfg->ssf_config, g_broker.issuer, &g_broker.ssf, why, sizeof(why)) !=
+        ZTB_OK)
+        die("ssf_config", why);
+    if (ssf_transmit_start(g_broker.ssf, g_broker.issuer, cfg->trust_domain) != ZTB_OK)
+        die("ssf_config", "cannot start the SSF push delivery thread");
+}
+
 static void reload_authorize_routes(const struct broker_config *cfg)
 {
     char why[512];
@@ -427,6 +443,7 @@ int main(int argc, char **argv)
     }
     load_policy(cfg);
     load_authorize_routes(cfg);
+    load_ssf(cfg);
     struct detect_config dc = {cfg->detect_window_s, cfg->detect_denials, cfg->detect_rate_limited,
                                cfg->detect_new_audience_s};
     if (detectors_start(&dc, signals_publish_detected, &g_broker) != ZTB_OK)
@@ -520,6 +537,7 @@ int main(int argc, char **argv)
 
     drain_and_stop(api, admin, mon);
     detectors_stop();
+    ssf_transmit_stop();
     audit("broker.stopped", "broker", 1);
     audit_close();
     keys_close();           /* and the signer */
@@ -529,6 +547,7 @@ int main(int argc, char **argv)
     policy_holder_free(g_broker.policy);
     policy_shadow_free(g_broker.shadow);
     route_holder_free(g_broker.authz_routes);
+    ssf_config_free(g_broker.ssf);
     if (g_broker.private_redis)
         redis_private_stop();
     redis_client_shutdown();

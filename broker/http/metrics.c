@@ -262,6 +262,13 @@ static const struct {
                                   "Signals an operator marked false positives."},
     [METRIC_OUT_OF_SCOPE] = {"ztb_out_of_scope_requests_total",
                              "Token requests denied by policy: out of the agent's scope."},
+    [METRIC_SSF_PUSHED] = {"ztb_ssf_pushed_total",
+                           "Security Event Tokens delivered to SSF receivers (RFC 8935)."},
+    [METRIC_SSF_PUSH_FAILURES] = {"ztb_ssf_push_failures_total",
+                                  "Failed attempts to deliver a Security Event Token."},
+    [METRIC_SSF_PUSH_DROPPED] = {"ztb_ssf_push_dropped_total",
+                                 "Security Event Tokens given up on (refused, too many "
+                                 "attempts, queue full)."},
 };
 
 static void render_requests(ztb_buf *b)

@@ -17,6 +17,8 @@
 #include "broker/tokens/authorize.h"
 #include "broker/tokens/introspect_http.h"
 #include "broker/signals/signals.h"
+#include "broker/ssf/ssf_receive.h"
+#include "broker/ssf/ssf_transmit.h"
 #include "broker/tokens/token.h"
 #include "broker/http/wellknown.h"
 
@@ -38,6 +40,8 @@ const struct http_route api_routes[] = {
     {"GET", "/.well-known/authzen-configuration", handle_authzen_configuration, "authzen_metadata"},
     {"POST", "/access/v1/evaluation", handle_authzen_evaluation, "authzen_evaluation"},
     {"POST", "/access/v1/evaluations", handle_authzen_evaluations, "authzen_evaluations"},
+    {"GET", "/.well-known/ssf-configuration", handle_ssf_configuration, "ssf_configuration"},
+    {"POST", "/v1/ssf/events", handle_ssf_events, "ssf_events"},
 };
 const size_t api_routes_n = sizeof(api_routes) / sizeof(api_routes[0]);
 

@@ -20,6 +20,7 @@
 #include "broker/audit/audit.h"
 #include "broker/signer/keys.h"
 #include "broker/signals/revocation.h"
+#include "broker/ssf/ssf_transmit.h"
 #include "broker/store/store_rev.h"
 #include "common/log.h"
 #include "wire/wire.h"
@@ -208,6 +209,8 @@ ztb_err revocation_apply(const struct rev_request *r, struct rev_result *res)
     ztb_log(ZTB_LOG_WARN, r->lift ? "revocation.lifted" : "revocation.applied",
             ZTB_F_STR("response", name), ZTB_F_STR("target", r->target),
             ZTB_F_STR("cause", r->cause), ZTB_F_STR("actor", actor));
+    if (!r->lift && out->changed) /* tell SSF receivers; queued, never waits */
+        ssf_transmit_revocation(r->response, r->target, r->cause);
     out->audit_pending = arv == ZTB_OK && pending;
     out->audit_lost = arv != ZTB_OK;
     return arv == ZTB_OK && !pending ? ZTB_OK : ZTB_ERR_IO;

@@ -1,0 +1,488 @@
+/*
+ * test_ssf.c - the Shared Signals Framework end to end: the real broker, a
+ * real Redis, and a real SSF receiver (tests/integration/ssf_receiver.py, a
+ * python3 http.server that checks each SET with PyJWT, an independent JOSE
+ * implementation, against the broker's published JWKS).
+ *
+ * Transmit: revoking or quarantining an agent pushes a verified SET within a
+ * second; with the receiver down the delivery is retried and arrives once
+ * it is back. Receive: a CAEP session-revoked SET signed by a configured
+ * transmitter revokes the agent (its token is inactive at introspection),
+ * through a SPIFFE ID, a mapped email or a jwt_id subject; a forged
+ * signature, a foreign key, another audience or issuer, a replayed jti, an
+ * unknown event type, a wrong typ or a stale iat are refused with the
+ * RFC 8935 error.
+ */
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <jansson.h>
+
+#include "agent.h"
+#include "harness.h"
+#include "pki/jwk.h"
+#include "pki/jws.h"
+
+#define CAEP    "https://schemas.openid.net/secevent/caep/event-type/"
+#define IDP     "https://idp.test"
+#define IDP_AUD "urn:ztb:test:ssf-receiver"
+#define RX_AUD  "urn:ztb:test:gateway"
+#define RX_AUTH "Bearer rx-test-secret"
+
+static const char *policy_doc =
+    "{\"version\": 1, \"trust_domain\": \"ztb.local\",\n"
+    " \"settings\": {\"max_ttl\": 300, \"default_ttl\": 60,\n"
+    "   \"rate_limits\": {\"per_agent\": {\"rate\": 1000, \"burst\": 100, \"period\": 60},\n"
+    "                   \"per_action\": {\"rate\": 1000, \"burst\": 100, \"period\": 60}}},\n"
+    " \"rules\": [\n"
+    "  {\"id\": \"gateway-introspects\", \"effect\": \"allow\", \"agents\": [\"gateway-1\"],\n"
+    "   \"actions\": [\"ztb:introspect\"], \"audiences\": [\"**\"], \"resources\": [\"**\"]},\n"
+    "  {\"id\": \"reads\", \"effect\": \"allow\", \"agents\": [\"*\"],\n"
+    "   \"actions\": [\"payments:read\"], \"audiences\": [\"payments\"], \"resources\": "
+    "[\"**\"]}\n"
+    " ],\n"
+    " \"anomaly_responses\": [\n"
+    "  {\"id\": \"caep-session-agent\", \"signals\": [\"caep:session-revoked\"],\n"
+    "   \"min_severity\": \"high\", \"response\": \"revoke_all\"},\n"
+    "  {\"id\": \"caep-session-token\", \"signals\": [\"caep:session-revoked\"],\n"
+    "   \"min_severity\": \"high\", \"response\": \"revoke_token\"}\n"
+    " ]}\n";
+
+static struct zh_redis rd;
+static struct zh_broker b;
+static struct za_agent gw;
+static ztb_key *idp_key;
+static char dir[256], portfile[300], brokerfile[300], outfile[300];
+static char rx_port[16];
+static pid_t rx_pid;
+
+/* ---- the receiver ---------------------------------------------------------- */
+
+static void receiver_start(const char *port)
+{
+    unlink(portfile);
+    char script[512];
+    snprintf(script, sizeof(script), "%s/tests/integration/ssf_receiver.py",
+             getenv("ZTB_SOURCE_DIR"));
+    rx_pid = fork();
+    assert_true(rx_pid >= 0);
+    if (rx_pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL); /* never outlive the test */
+        execl("/usr/bin/python3", "python3", script, port, portfile, brokerfile, RX_AUD, RX_AUTH,
+              outfile, (char *)NULL);
+        _exit(127);
+    }
+    for (int i = 0; i < 100; i++) {
+        FILE *f = fopen(portfile, "r");
+        if (f != NULL) {
+            int ok = fscanf(f, "%15s", rx_port) == 1;
+            fclose(f);
+            if (ok)
+                return;
+        }
+        usleep(50 * 1000);
+    }
+    fail_msg("the SSF receiver (python3 %s) did not start", script);
+}
+
+static void receiver_stop(void)
+{
+    if (rx_pid > 0) {
+        kill(rx_pid, SIGTERM);
+        waitpid(rx_pid, NULL, 0);
+        rx_pid = 0;
+    }
+}
+
+/* The receiver's line whose text contains needle (a new string), waiting up
+ * to ms; NULL if none came. */
+static char *receiver_line(const char *needle, unsigned ms)
+{
+    for (unsigned waited = 0;; waited += 20) {
+        FILE *f = fopen(outfile, "r");
+        char line[16384];
+        while (f != NULL && fgets(line, sizeof(line), f) != NULL)
+            if (strstr(line, needle) != NULL) {
+                fclose(f);
+                return strdup(line);
+            }
+        if (f != NULL)
+            fclose(f);
+        if (waited >= ms)
+            return NULL;
+        usleep(20 * 1000);
+    }
+}
+
+static long long now_ms(void)
+{
+    struct timeval tv;
+    gettimeofday(&tv, NULL);
+    return (long long)tv.tv_sec * 1000 + tv.tv_usec / 1000;
+}
+
+static long long metric(const char *name)
+{
+    struct zh_resp r;
+    assert_int_equal(zh_admin(&b, "GET", "/metrics", NULL, &r), 0);
+    char pat[128];
+    snprintf(pat, sizeof(pat), "\n%s ", name);
+    const char *p = strstr(r.body, pat);
+    long long v = p ? atoll(p + strlen(pat)) : -1;
+    zh_resp_free(&r);
+    return v;
+}
+
+/* ---- setup ------------------------------------------------------------------ */
+
+static void write_file(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    atexit(receiver_stop);
+    zh_tmpdir(dir, sizeof(dir));
+    snprintf(portfile, sizeof(portfile), "%s/rx.port", dir);
+    snprintf(brokerfile, sizeof(brokerfile), "%s/broker.url", dir);
+    snprintf(outfile, sizeof(outfile), "%s/rx.out", dir);
+    receiver_start("0");
+
+    /* the test transmitter's key, published to the broker as a JWKS file */
+    assert_int_equal(ztb_key_generate(&idp_key), ZTB_OK);
+    ztb_buf jwks;
+    ztb_buf_init(&jwks, 2048);
+    const ztb_key *keys[] = {idp_key};
+    assert_int_equal(ztb_jwks_render(keys, 1, &jwks), ZTB_OK);
+    char path[320], conf[320], text[4096];
+    snprintf(path, sizeof(path), "%s/idp.jwks", dir);
+    write_file(path, ztb_buf_cstr(&jwks));
+    ztb_buf_free(&jwks);
+    snprintf(text, sizeof(text),
+             "{\"transmitters\": [{\"name\": \"idp\", \"issuer\": \"" IDP "\",\n"
+             "   \"jwks_file\": \"%s\", \"audience\": \"" IDP_AUD "\",\n"
+             "   \"subjects\": {\"email:bot@idp.test\": \"caep-email\"}}],\n"
+             " \"receivers\": [{\"name\": \"gw\", \"endpoint_url\": "
+             "\"http://127.0.0.1:%s/events\",\n"
+             "   \"authorization_header\": \"" RX_AUTH "\", \"audience\": \"" RX_AUD "\",\n"
+             "   \"events_requested\": [\"" CAEP "session-revoked\",\n"
+             "                          \"urn:ztb:ssf:event-type:agent-quarantined\"]}]}\n",
+             path, rx_port);
+    snprintf(conf, sizeof(conf), "%s/ssf.json", dir);
+    write_file(conf, text);
+
+    zh_redis_start(&rd);
+    const char *extra[] = {"--ssf-config", conf, NULL};
+    struct zh_broker_opts o = {
+        .redis_url = rd.url, .with_keys = 1, .policy = policy_doc, .extra_args = extra};
+    zh_broker_start(&b, &o);
+    write_file(brokerfile, b.url);
+    za_enroll(&b, &gw, "gateway-1");
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    receiver_stop();
+    za_free(&gw);
+    int rc = zh_broker_stop(&b);
+    zh_redis_stop(&rd, 1);
+    ztb_key_free(idp_key);
+    zh_rmtree(dir);
+    return rc == 0 ? 0 : -1;
+}
+
+/* ---- transmit --------------------------------------------------------------- */
+
+static void admin_ok(const char *path, const char *body)
+{
+    struct zh_resp r;
+    assert_int_equal(zh_admin(&b, "POST", path, body, &r), 0);
+    if (r.status != 200)
+        fail_msg("%s: HTTP %ld %s", path, r.status, r.body);
+    zh_resp_free(&r);
+}
+
+static void expect_verified(const char *line, const char *event, const char *subject)
+{
+    if (line == NULL)
+        fail_msg("no SET reached the receiver for %s", subject);
+    json_t *j = json_loads(line, 0, NULL);
+    assert_non_null(j);
+    if (!json_is_true(json_object_get(j, "ok")))
+        fail_msg("the receiver refused the SET: %s", line);
+    json_t *c = json_object_get(j, "claims");
+    assert_non_null(json_object_get(json_object_get(c, "events"), event));
+    assert_string_equal(json_string_value(json_object_get(c, "iss")), b.url);
+    assert_string_equal(json_string_value(json_object_get(c, "aud")), RX_AUD);
+    json_decref(j);
+}
+
+static void test_push_on_revoke(void **state)
+{
+    (void)state;
+    struct za_agent a;
+    za_enroll(&b, &a, "pushed-1");
+    long long t0 = now_ms();
+    admin_ok("/v1/revocations", "{\"type\":\"agent\",\"id\":\"pushed-1\"}");
+    char *line = receiver_line("spiffe://ztb.local/agent/pushed-1", 1000);
+    long long took = now_ms() - t0;
+    expect_verified(line, CAEP "session-revoked", "pushed-1");
+    free(line);
+    if (took > 1000)
+        fail_msg("the SET took %lld ms", took);
+    /* a quarantine is the ztb event type */
+    za_enroll(&b, &a, "pushed-q");
+    admin_ok("/v1/quarantine", "{\"agent\":\"pushed-q\"}");
+    line = receiver_line("spiffe://ztb.local/agent/pushed-q", 1000);
+    expect_verified(line, "urn:ztb:ssf:event-type:agent-quarantined", "pushed-q");
+    free(line);
+    assert_true(metric("ztb_ssf_pushed_total") >= 2);
+    za_free(&a);
+}
+
+static void test_push_retried_while_receiver_down(void **state)
+{
+    (void)state;
+    struct za_agent a;
+    za_enroll(&b, &a, "pushed-2");
+    long long failures = metric("ztb_ssf_push_failures_total");
+    char port[16];
+    snprintf(port, sizeof(port), "%s", rx_port);
+    receiver_stop();
+    admin_ok("/v1/revocations", "{\"type\":\"agent\",\"id\":\"pushed-2\"}");
+    for (int i = 0; i < 100 && metric("ztb_ssf_push_failures_total") == failures; i++)
+        usleep(20 * 1000);
+    assert_true(metric("ztb_ssf_push_failures_total") > failures); /* tried, refused */
+    assert_null(receiver_line("agent/pushed-2", 0));
+    receiver_start(port);
+    char *line = receiver_line("spiffe://ztb.local/agent/pushed-2", 3000);
+    expect_verified(line, CAEP "session-revoked", "pushed-2");
+    free(line);
+    za_free(&a);
+}
+
+/* ---- receive ---------------------------------------------------------------- */
+
+static long post_set(ztb_key *k, const char *typ, const char *claims, struct zh_resp *r)
+{
+    ztb_jws_sign_opts o = {.typ = typ};
+    ztb_buf set;
+    ztb_buf_init(&set, 8192);
+    assert_int_equal(ztb_jws_sign(k, &o, claims, strlen(claims), &set), ZTB_OK);
+    char url[128];
+    snprintf(url, sizeof(url), "%s/v1/ssf/events", b.url);
+    assert_int_equal(zh_http("POST", url, NULL, "application/secevent+jwt", ztb_buf_cstr(&set),
+                             set.len, NULL, r),
+                     0);
+    ztb_buf_free(&set);
+    return r->status;
+}
+
+/* A CAEP SET's claims: event (after the CAEP prefix, or a whole URI), sub_id JSON. */
+static char *caep(const char *iss, const char *aud, long long iat, const char *jti,
+                  const char *event, const char *sub_id)
+{
+    char *s = calloc(1, 2048);
+    snprintf(s, 2048,
+             "{\"iss\":\"%s\",\"aud\":\"%s\",\"iat\":%lld,\"jti\":\"%s\",\"sub_id\":%s,"
+             "\"events\":{\"%s%s\":{\"initiating_entity\":\"policy\","
+             "\"reason_admin\":{\"en\":\"Landspeed Policy Violation\"},\"event_timestamp\":%lld}}}",
+             iss, aud, iat, jti, sub_id, strchr(event, ':') ? "" : CAEP, event, iat);
+    return s;
+}
+
+static void expect_rfc8935(struct zh_resp *r, const char *err)
+{
+    if (r->status != 400)
+        fail_msg("expected 400 %s, got HTTP %ld %s", err, r->status, r->body);
+    json_t *j = za_json(r);
+    assert_string_equal(json_string_value(json_object_get(j, "err")), err);
+    assert_non_null(json_string_value(json_object_get(j, "description")));
+    json_decref(j);
+    zh_resp_free(r);
+}
+
+static void test_receive_session_revoked(void **state)
+{
+    (void)state;
+    long long now = time(NULL);
+    struct zh_resp r;
+    char tok[4096];
+    /* by SPIFFE ID, by a mapped email, by one token's jwt_id */
+    const char *subjects[] = {
+        "{\"format\":\"uri\",\"uri\":\"spiffe://ztb.local/agent/caep-uri\"}",
+        "{\"format\":\"complex\",\"user\":{\"format\":\"email\",\"email\":\"bot@idp.test\"}}",
+        NULL};
+    const char *agents[] = {"caep-uri", "caep-email", "caep-jwt"};
+    for (int i = 0; i < 3; i++) {
+        struct za_agent a;
+        za_enroll(&b, &a, agents[i]);
+        assert_int_equal(za_token(&b, &a, "payments", "payments%3Aread", &r, tok, sizeof(tok)),
+                         200);
+        zh_resp_free(&r);
+        char tok2[4096];
+        assert_int_equal(za_token(&b, &a, "payments", "payments%3Aread", &r, tok2, sizeof(tok2)),
+                         200);
+        zh_resp_free(&r);
+        assert_true(za_active(&b, &gw, tok));
+        char sub[512], jti[32];
+        if (subjects[i] != NULL) {
+            snprintf(sub, sizeof(sub), "%s", subjects[i]);
+        } else {
+            json_t *c = za_claims(tok);
+            snprintf(sub, sizeof(sub), "{\"format\":\"jwt_id\",\"iss\":\"%s\",\"jti\":\"%s\"}",
+                     b.url, json_string_value(json_object_get(c, "jti")));
+            json_decref(c);
+        }
+        snprintf(jti, sizeof(jti), "caep-%d-%d", getpid(), i);
+        char *claims = caep(IDP, IDP_AUD, now, jti, "session-revoked", sub);
+        if (post_set(idp_key, "secevent+jwt", claims, &r) != 202)
+            fail_msg("%s: HTTP %ld %s", agents[i], r.status, r.body);
+        assert_int_equal(r.len, 0);
+        zh_resp_free(&r);
+        assert_false(za_active(&b, &gw, tok));
+        /* the whole agent for an agent subject, the one token for a jwt_id */
+        assert_int_equal(za_active(&b, &gw, tok2), subjects[i] == NULL);
+        /* the same SET again: a replay */
+        post_set(idp_key, "secevent+jwt", claims, &r);
+        expect_rfc8935(&r, "invalid_request");
+        free(claims);
+        za_free(&a);
+    }
+}
+
+static void test_receive_refusals(void **state)
+{
+    (void)state;
+    long long now = time(NULL);
+    struct za_agent a;
+    za_enroll(&b, &a, "caep-safe");
+    char tok[4096];
+    struct zh_resp r;
+    assert_int_equal(za_token(&b, &a, "payments", "payments%3Aread", &r, tok, sizeof(tok)), 200);
+    zh_resp_free(&r);
+    const char *sub = "{\"format\":\"uri\",\"uri\":\"spiffe://ztb.local/agent/caep-safe\"}";
+    char jti[48];
+    int n = 0;
+#define NEXT_JTI() (snprintf(jti, sizeof(jti), "bad-%d-%d", getpid(), n++), jti)
+
+    /* a foreign key: no such kid */
+    ztb_key *other;
+    assert_int_equal(ztb_key_generate(&other), ZTB_OK);
+    char *c = caep(IDP, IDP_AUD, now, NEXT_JTI(), "session-revoked", sub);
+    post_set(other, "secevent+jwt", c, &r);
+    expect_rfc8935(&r, "invalid_key");
+    free(c);
+
+    /* a forged signature: the transmitter's header and kid, another payload's signature */
+    c = caep(IDP, IDP_AUD, now, NEXT_JTI(), "session-revoked", sub);
+    char *c2 = caep(IDP, IDP_AUD, now, NEXT_JTI(), "credential-change", sub);
+    ztb_jws_sign_opts o = {.typ = "secevent+jwt"};
+    ztb_buf s1, s2;
+    ztb_buf_init(&s1, 8192);
+    ztb_buf_init(&s2, 8192);
+    assert_int_equal(ztb_jws_sign(idp_key, &o, c, strlen(c), &s1), ZTB_OK);
+    assert_int_equal(ztb_jws_sign(idp_key, &o, c2, strlen(c2), &s2), ZTB_OK);
+    char forged[8192];
+    const char *sig2 = strrchr(ztb_buf_cstr(&s2), '.');
+    const char *sig1 = strrchr(ztb_buf_cstr(&s1), '.');
+    snprintf(forged, sizeof(forged), "%.*s%s", (int)(sig1 - ztb_buf_cstr(&s1)), ztb_buf_cstr(&s1),
+             sig2);
+    char url[128];
+    snprintf(url, sizeof(url), "%s/v1/ssf/events", b.url);
+    assert_int_equal(
+        zh_http("POST", url, NULL, "application/secevent+jwt", forged, strlen(forged), NULL, &r),
+        0);
+    expect_rfc8935(&r, "authentication_failed");
+    ztb_buf_free(&s1);
+    ztb_buf_free(&s2);
+    free(c);
+    free(c2);
+
+    /* another audience, an unknown issuer */
+    c = caep(IDP, "https://someone-else.test", now, NEXT_JTI(), "session-revoked", sub);
+    post_set(idp_key, "secevent+jwt", c, &r);
+    expect_rfc8935(&r, "invalid_audience");
+    free(c);
+    c = caep("https://evil.test", IDP_AUD, now, NEXT_JTI(), "session-revoked", sub);
+    post_set(idp_key, "secevent+jwt", c, &r);
+    expect_rfc8935(&r, "invalid_issuer");
+    free(c);
+
+    /* an event type ztb does not receive; a wrong typ; a stale iat; an unknown subject */
+    c = caep(IDP, IDP_AUD, now, NEXT_JTI(), "assurance-level-change", sub);
+    post_set(idp_key, "secevent+jwt", c, &r);
+    expect_rfc8935(&r, "invalid_request");
+    free(c);
+    c = caep(IDP, IDP_AUD, now, NEXT_JTI(), "session-revoked", sub);
+    post_set(idp_key, "JWT", c, &r);
+    expect_rfc8935(&r, "invalid_request");
+    free(c);
+    c = caep(IDP, IDP_AUD, now - 3600, NEXT_JTI(), "session-revoked", sub);
+    post_set(idp_key, "secevent+jwt", c, &r);
+    expect_rfc8935(&r, "invalid_request");
+    free(c);
+    c = caep(IDP, IDP_AUD, now, NEXT_JTI(), "session-revoked",
+             "{\"format\":\"email\",\"email\":\"nobody@idp.test\"}");
+    post_set(idp_key, "secevent+jwt", c, &r);
+    expect_rfc8935(&r, "invalid_request");
+    free(c);
+    /* not a SET at all */
+    assert_int_equal(zh_http("POST", url, NULL, "application/secevent+jwt", "garbage", 7, NULL, &r),
+                     0);
+    expect_rfc8935(&r, "invalid_request");
+
+    /* none of it touched the agent */
+    assert_true(za_active(&b, &gw, tok));
+    ztb_key_free(other);
+    za_free(&a);
+}
+
+static void test_configuration(void **state)
+{
+    (void)state;
+    struct zh_resp r;
+    assert_int_equal(zh_get(&b, "/.well-known/ssf-configuration", &r), 0);
+    assert_int_equal(r.status, 200);
+    json_t *j = za_json(&r);
+    assert_string_equal(json_string_value(json_object_get(j, "issuer")), b.url);
+    assert_string_equal(
+        json_string_value(json_array_get(json_object_get(j, "delivery_methods_supported"), 0)),
+        "urn:ietf:rfc:8935");
+    char jwks[128];
+    snprintf(jwks, sizeof(jwks), "%s/.well-known/jwks.json", b.url);
+    assert_string_equal(json_string_value(json_object_get(j, "jwks_uri")), jwks);
+    json_decref(j);
+    zh_resp_free(&r);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_configuration),
+        cmocka_unit_test(test_push_on_revoke),
+        cmocka_unit_test(test_push_retried_while_receiver_down),
+        cmocka_unit_test(test_receive_session_revoked),
+        cmocka_unit_test(test_receive_refusals),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}

@@ -1,0 +1,170 @@
+/*
+ * test_ssf_config.c - the SSF configuration file: a good one loads (keys,
+ * subjects, receivers with their events), every problem is refused with a
+ * reason, and the event type names map both ways.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+/* the cases are printf templates kept in tables; each is filled with the same arguments */
+#pragma GCC diagnostic ignored "-Wformat-nonliteral"
+
+#include "broker/ssf/ssf.h"
+#include "common/buf.h"
+#include "pki/jwk.h"
+#include "pki/key.h"
+
+static char jwks[1024];
+
+static int setup(void **state)
+{
+    (void)state;
+    ztb_key *k = NULL;
+    ztb_buf b;
+    ztb_buf_init(&b, 2048);
+    assert_int_equal(ztb_key_generate(&k), ZTB_OK);
+    assert_int_equal(ztb_jwks_render((const ztb_key *const *)&k, 1, &b), ZTB_OK);
+    snprintf(jwks, sizeof(jwks), "%s", ztb_buf_cstr(&b));
+    ztb_buf_free(&b);
+    ztb_key_free(k);
+    return 0;
+}
+
+static ztb_err parse(const char *fmt, struct ssf_config **c, char *why)
+{
+    char text[8192];
+    snprintf(text, sizeof(text), fmt, jwks);
+    why[0] = '\0';
+    return ssf_config_parse(text, strlen(text), "https://broker.example", c, why, 300);
+}
+
+#define TX(extra)                                                                                  \
+    "{\"transmitters\":[{\"name\":\"idp\",\"issuer\":\"https://idp.test\",\"jwks\":%s" extra "}]}"
+
+static void test_good(void **state)
+{
+    (void)state;
+    struct ssf_config *c = NULL;
+    char why[300];
+    assert_int_equal(
+        parse("{\"transmitters\":[{\"name\":\"idp\",\"issuer\":\"https://idp.test\",\"jwks\":%s,"
+              "\"confidence\":0.7,\"subjects\":{\"email:bot@idp.test\":\"billing-bot\"}}],"
+              "\"receivers\":[{\"name\":\"gw\",\"endpoint_url\":\"https://gw.test/ssf\","
+              "\"authorization_header\":\"Bearer s3cret\",\"events_requested\":["
+              "\"" SSF_EVENT_SESSION_REVOKED "\",\"" SSF_EVENT_AUDIENCE_KILLED "\"]},"
+              "{\"name\":\"all\",\"endpoint_url\":\"http://127.0.0.1:9/x\",\"audience\":\"a\"}]}",
+              &c, why),
+        ZTB_OK);
+    assert_int_equal(c->ntx, 1);
+    const struct ssf_transmitter *t = ssf_transmitter_by_issuer(c, "https://idp.test");
+    assert_non_null(t);
+    assert_null(ssf_transmitter_by_issuer(c, "https://idp.test/"));
+    assert_string_equal(t->audience, "https://broker.example"); /* the default: our issuer */
+    assert_true(t->confidence > 0.69 && t->confidence < 0.71);
+    assert_int_equal(ztb_keyset_count(t->keys), 1);
+    assert_string_equal(ssf_subject_lookup(t, "email:bot@idp.test"), "billing-bot");
+    assert_null(ssf_subject_lookup(t, "email:Bot@idp.test")); /* exact only */
+    assert_int_equal(c->nrx, 2);
+    assert_string_equal(c->rx[0].authorization, "Bearer s3cret");
+    assert_string_equal(c->rx[0].audience, "https://gw.test/ssf"); /* default: the endpoint */
+    assert_int_equal(c->rx[0].events, SSF_EV_SESSION_REVOKED | SSF_EV_AUDIENCE_KILLED);
+    assert_int_equal(c->rx[1].events, SSF_EV_SENT); /* none named: all ztb sends */
+    assert_null(c->rx[1].authorization);
+    ssf_config_free(c);
+    ssf_config_free(NULL);
+}
+
+static void test_refusals(void **state)
+{
+    (void)state;
+    static const char *const bad[] = {
+        "[]",
+        "{\"transmiters\":[]}",
+        TX(",\"audiance\":\"x\""),
+        "{\"transmitters\":[{\"name\":\"idp\",\"issuer\":\"https://idp.test\"}]}",
+        TX(",\"jwks_file\":\"/nonexistent\""),
+        "{\"transmitters\":[{\"name\":\"Bad Name\",\"issuer\":\"https://idp.test\",\"jwks\":%s}]}",
+        "{\"transmitters\":[{\"name\":\"idp\",\"issuer\":\"\",\"jwks\":%s}]}",
+        TX(",\"confidence\":1.5"),
+        TX(",\"subjects\":{\"nocolon\":\"billing-bot\"}"),
+        TX(",\"subjects\":{\"email:x\":\"Not An Agent\"}"),
+        "{\"transmitters\":[{\"name\":\"idp\",\"issuer\":\"https://idp.test\",\"jwks\":%s},"
+        "{\"name\":\"idp2\",\"issuer\":\"https://idp.test\",\"jwks\":%s}]}",
+        "{\"receivers\":[{\"name\":\"gw\",\"endpoint_url\":\"ftp://gw.test/x\"}]}",
+        "{\"receivers\":[{\"name\":\"gw\",\"endpoint_url\":\"https://gw test/x\"}]}",
+        "{\"receivers\":[{\"name\":\"gw\"}]}",
+        "{\"receivers\":[{\"name\":\"gw\",\"endpoint_url\":\"https://gw.test/x\","
+        "\"events_requested\":[\"" SSF_EVENT_CREDENTIAL_CHANGE "\"]}]}",
+        "{\"receivers\":[{\"name\":\"gw\",\"endpoint_url\":\"https://gw.test/x\","
+        "\"events_requested\":[\"urn:other\"]}]}",
+        "{\"receivers\":[{\"name\":\"gw\",\"endpoint_url\":\"https://gw.test/x\","
+        "\"authorization_header\":\"a\\nb\"}]}",
+        "{\"receivers\":{}}",
+        "{\"a\":1,\"a\":2}",
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        struct ssf_config *c = (struct ssf_config *)1;
+        char why[300];
+        char fmt[2048];
+        snprintf(fmt, sizeof(fmt), "%s", bad[i]);
+        /* two %s for the duplicate-issuer case */
+        char text[8192];
+        snprintf(text, sizeof(text), fmt, jwks, jwks);
+        ztb_err rv = ssf_config_parse(text, strlen(text), "https://broker.example", &c, why, 300);
+        if (rv == ZTB_OK)
+            fail_msg("accepted: %s", bad[i]);
+        assert_null(c);
+        assert_true(why[0] != '\0');
+    }
+}
+
+static void test_event_names(void **state)
+{
+    (void)state;
+    assert_string_equal(ssf_event_uri(SSF_EV_SESSION_REVOKED),
+                        "https://schemas.openid.net/secevent/caep/event-type/session-revoked");
+    assert_null(ssf_event_uri(0));
+    assert_null(ssf_event_uri(SSF_EV_SESSION_REVOKED | SSF_EV_QUARANTINED));
+    const char *u = SSF_EVENT_KEY_TAINTED;
+    assert_int_equal(ssf_event_of(u, strlen(u)), SSF_EV_KEY_TAINTED);
+    assert_int_equal(ssf_event_of(u, strlen(u) - 1), 0);
+    assert_int_equal(ssf_event_of("", 0), 0);
+}
+
+static void test_load_file(void **state)
+{
+    (void)state;
+    char path[] = "/tmp/ssf-config-XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    char text[4096];
+    snprintf(text, sizeof(text), TX(""), jwks);
+    assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+    close(fd);
+    struct ssf_config *c = NULL;
+    char why[300];
+    assert_int_equal(ssf_config_load(path, "https://b", &c, why, sizeof(why)), ZTB_OK);
+    assert_string_equal(c->tx[0].audience, "https://b");
+    ssf_config_free(c);
+    unlink(path);
+    assert_int_not_equal(ssf_config_load(path, "https://b", &c, why, sizeof(why)), ZTB_OK);
+    assert_non_null(strstr(why, path));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_good),
+        cmocka_unit_test(test_refusals),
+        cmocka_unit_test(test_event_names),
+        cmocka_unit_test(test_load_file),
+    };
+    return cmocka_run_group_tests(tests, setup, NULL);
+}
