@@ -71,6 +71,12 @@ struct broker_config {
     char authorize_routes[BROKER_PATH_MAX]; /* GET /v1/authorize route table; unset: off */
     char authorize_method_header[64];       /* the original method (X-Original-Method) */
     char authorize_uri_header[64];          /* the original URI (X-Original-URI) */
+    char approval_webhook[2049];            /* notify pending approvals here; "" off */
+    unsigned approval_webhook_allow_http;   /* 1: http:// to a host not on loopback */
+    unsigned approval_webhook_resolutions;  /* 1: also approved, denied, expired */
+    unsigned approval_webhook_timeout_ms;   /* one delivery attempt */
+    unsigned approval_webhook_attempts;     /* attempts before giving up */
+    unsigned approval_webhook_backoff_ms;   /* delay before the first retry (doubles) */
 };
 
 /* Fill c with the defaults. */

@@ -30,6 +30,10 @@ enum metrics_counter {
     METRIC_SIGNALS_CONFIRMED,
     METRIC_SIGNALS_DISMISSED,
     METRIC_OUT_OF_SCOPE,
+    METRIC_WEBHOOK_DELIVERED, /* approval webhook: notifications delivered */
+    METRIC_WEBHOOK_RETRIES,   /* ... attempts that failed and were retried */
+    METRIC_WEBHOOK_FAILED,    /* ... given up after the last attempt or a refusal */
+    METRIC_WEBHOOK_DROPPED,   /* ... not queued (queue full) or dropped at stop */
     METRIC_COUNTERS_N
 };
 
