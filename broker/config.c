@@ -78,6 +78,9 @@ static const struct opt opts[] = {
      "a signed audit checkpoint after N records (default 1000)"},
     {"audit_checkpoint_interval", OPT_UINT, NUM(audit_checkpoint_s, 86400), "SECONDS",
      "and at least every SECONDS while records are written (default 10)"},
+    {"audit_max_bytes", OPT_SIZE, NUM(audit_max_bytes, (size_t)1 << 40), "BYTES",
+     "rotate the audit log to audit.log.N once it reaches BYTES, the chain going on in the "
+     "new file (default 0: never; SIGHUP reopening works either way)"},
     {"session_ttl", OPT_UINT, NUM(session_ttl_s, 86400), "SECONDS",
      "life of a session credential (default 300)"},
     {"tls_cert", OPT_STR, STR(tls_cert_file), "FILE",

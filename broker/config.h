@@ -44,6 +44,7 @@ struct broker_config {
     char audit_replica[65];                    /* audit lines' replica id ("": host name) */
     unsigned audit_checkpoint_records;         /* signed checkpoint every N records */
     unsigned audit_checkpoint_s;               /* ... or every this many seconds */
+    size_t audit_max_bytes;                    /* rotate the log past this size; 0 never */
     char tls_cert_file[BROKER_PATH_MAX];       /* PEM: serve HTTPS (and accept mTLS) */
     char tls_key_file[BROKER_PATH_MAX];
     unsigned threads; /* 0: two per core */

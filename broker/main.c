@@ -436,6 +436,7 @@ int main(int argc, char **argv)
     char audit_dir[BROKER_PATH_MAX + 8];
     snprintf(audit_dir, sizeof(audit_dir), "%s/audit", cfg->state_dir);
     set_audit_replica(cfg);
+    audit_set_max_bytes(cfg->audit_max_bytes);
     if (audit_open(audit_dir, 1, err, sizeof(err)) != ZTB_OK)
         die("audit", err);
 
