@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "broker/config.h"
+#include "broker/http/push_client.h"
 #include "common/guard.h"
 
 #ifndef ZTB_VERSION
@@ -77,6 +78,9 @@ static const struct opt opts[] = {
      "a signed audit checkpoint after N records (default 1000)"},
     {"audit_checkpoint_interval", OPT_UINT, NUM(audit_checkpoint_s, 86400), "SECONDS",
      "and at least every SECONDS while records are written (default 10)"},
+    {"audit_max_bytes", OPT_SIZE, NUM(audit_max_bytes, (size_t)1 << 40), "BYTES",
+     "rotate the audit log to audit.log.N once it reaches BYTES, the chain going on in the "
+     "new file (default 0: never; SIGHUP reopening works either way)"},
     {"session_ttl", OPT_UINT, NUM(session_ttl_s, 86400), "SECONDS",
      "life of a session credential (default 300)"},
     {"tls_cert", OPT_STR, STR(tls_cert_file), "FILE",
@@ -130,6 +134,19 @@ static const struct opt opts[] = {
      "header carrying the original method (default X-Original-Method)"},
     {"authorize_uri_header", OPT_STR, STR(authorize_uri_header), "NAME",
      "header carrying the original URI (default X-Original-URI)"},
+    {"approval_webhook", OPT_STR, STR(approval_webhook), "URL",
+     "POST each pending approval, signed (ZTB-Signature), to this https:// URL (default: "
+     "none; see ztb-broker(8), APPROVAL NOTIFICATIONS)"},
+    {"approval_webhook_allow_http", OPT_UINT, NUM(approval_webhook_allow_http, 1), "0|1",
+     "1: accept an http:// webhook on a host that is not loopback (default 0: refused)"},
+    {"approval_webhook_resolutions", OPT_UINT, NUM(approval_webhook_resolutions, 1), "0|1",
+     "1: also notify approvals approved, denied and expired (default 0)"},
+    {"approval_webhook_timeout_ms", OPT_UINT, NUM(approval_webhook_timeout_ms, 120000), "MS",
+     "one delivery attempt's timeout (default 5000)"},
+    {"approval_webhook_attempts", OPT_UINT, NUM(approval_webhook_attempts, 100), "N",
+     "delivery attempts before a notification is given up (default 8)"},
+    {"approval_webhook_backoff_ms", OPT_UINT, NUM(approval_webhook_backoff_ms, 600000), "MS",
+     "delay before the first retry; it doubles, with jitter, up to 60 s (default 500)"},
     {"log_level", OPT_LEVEL, 0, 0, "LEVEL", "debug, info, warn or error (default info)"},
     {"log_format", OPT_FORMAT, 0, 0, "FORMAT", "json or text (default json)"},
 };
@@ -163,6 +180,9 @@ void broker_config_defaults(struct broker_config *c)
     c->signals_ip_burst = 200;
     c->signals_source_rate = 100;
     c->signals_source_burst = 200;
+    c->approval_webhook_timeout_ms = 5000;
+    c->approval_webhook_attempts = 8;
+    c->approval_webhook_backoff_ms = 500;
     c->log_level = ZTB_LOG_INFO;
     c->log_format = ZTB_LOG_JSON;
     snprintf(c->authorize_method_header, sizeof(c->authorize_method_header), "X-Original-Method");
@@ -470,6 +490,21 @@ ztb_err broker_config_check(const struct broker_config *c, char *err, size_t err
                                       "0123456789-_") != strlen(h)) {
             snprintf(err, errcap, "%s: a header name is letters, digits, '-' and '_'",
                      i == 0 ? "authorize_method_header" : "authorize_uri_header");
+            return ZTB_ERR_INVALID_ARG;
+        }
+    }
+    if (c->approval_webhook[0] != '\0') {
+        char why[400];
+        if (push_url_check(c->approval_webhook, (int)c->approval_webhook_allow_http, why,
+                           sizeof(why)) != ZTB_OK) {
+            snprintf(err, errcap, "approval_webhook: %s", why);
+            return ZTB_ERR_INVALID_ARG;
+        }
+        if (c->approval_webhook_attempts == 0 || c->approval_webhook_timeout_ms == 0 ||
+            c->approval_webhook_backoff_ms == 0) {
+            snprintf(err, errcap,
+                     "approval_webhook_attempts, _timeout_ms and _backoff_ms must be "
+                     "at least 1");
             return ZTB_ERR_INVALID_ARG;
         }
     }

@@ -44,6 +44,7 @@ struct broker_config {
     char audit_replica[65];                    /* audit lines' replica id ("": host name) */
     unsigned audit_checkpoint_records;         /* signed checkpoint every N records */
     unsigned audit_checkpoint_s;               /* ... or every this many seconds */
+    size_t audit_max_bytes;                    /* rotate the log past this size; 0 never */
     char tls_cert_file[BROKER_PATH_MAX];       /* PEM: serve HTTPS (and accept mTLS) */
     char tls_key_file[BROKER_PATH_MAX];
     unsigned threads; /* 0: two per core */
@@ -72,6 +73,12 @@ struct broker_config {
     char ssf_config[BROKER_PATH_MAX];       /* SSF transmitters and receivers; unset: off */
     char authorize_method_header[64];       /* the original method (X-Original-Method) */
     char authorize_uri_header[64];          /* the original URI (X-Original-URI) */
+    char approval_webhook[2049];            /* notify pending approvals here; "" off */
+    unsigned approval_webhook_allow_http;   /* 1: http:// to a host not on loopback */
+    unsigned approval_webhook_resolutions;  /* 1: also approved, denied, expired */
+    unsigned approval_webhook_timeout_ms;   /* one delivery attempt */
+    unsigned approval_webhook_attempts;     /* attempts before giving up */
+    unsigned approval_webhook_backoff_ms;   /* delay before the first retry (doubles) */
 };
 
 /* Fill c with the defaults. */

@@ -24,6 +24,7 @@
 #include "wire/route_table.h"
 #include "broker/ssf/ssf.h"
 #include "broker/ssf/ssf_transmit.h"
+#include "broker/tokens/approval_webhook.h"
 #include "broker/check_config.h"
 #include "broker/service.h"
 #include "broker/auth/client_auth.h"
@@ -183,6 +184,41 @@ static ztb_err sign_checkpoint(void *arg, const void *payload, size_t n, ztb_buf
     }
     keys_release(s);
     return rv;
+}
+
+/* The approval webhook's signer: a JWS of typ by the active token key,
+ * through the signer process (on the webhook's thread, never a request's). */
+static ztb_err sign_webhook(void *arg, const char *typ, const void *payload, size_t n, ztb_buf *jws)
+{
+    (void)arg;
+    struct keys_state *s = keys_acquire();
+    ztb_err rv = ZTB_ERR_NO_ACTIVE_KEY;
+    if (s != NULL && s->active != NULL) {
+        const ztb_jws_sign_opts o = {.typ = typ};
+        rv = keys_sign_jws(s, &o, payload, n, jws);
+    }
+    keys_release(s);
+    return rv;
+}
+
+/* Start the approval notifications if a webhook is configured. */
+static void start_approval_webhook(const struct broker_config *cfg)
+{
+    if (cfg->approval_webhook[0] == '\0')
+        return;
+    char err[512];
+    const struct approval_webhook_opts o = {
+        .url = cfg->approval_webhook,
+        .allow_http = (int)cfg->approval_webhook_allow_http,
+        .resolutions = (int)cfg->approval_webhook_resolutions,
+        .timeout_ms = cfg->approval_webhook_timeout_ms,
+        .max_attempts = cfg->approval_webhook_attempts,
+        .backoff_ms = cfg->approval_webhook_backoff_ms,
+        .issuer = g_broker.issuer,
+        .sign = sign_webhook,
+    };
+    if (approval_webhook_start(&o, err, sizeof(err)) != ZTB_OK)
+        die("approval_webhook", err);
 }
 
 /* The replica id of the audit chain: the configured one, or the host name
@@ -416,6 +452,7 @@ int main(int argc, char **argv)
     char audit_dir[BROKER_PATH_MAX + 8];
     snprintf(audit_dir, sizeof(audit_dir), "%s/audit", cfg->state_dir);
     set_audit_replica(cfg);
+    audit_set_max_bytes(cfg->audit_max_bytes);
     if (audit_open(audit_dir, 1, err, sizeof(err)) != ZTB_OK)
         die("audit", err);
 
@@ -441,6 +478,7 @@ int main(int argc, char **argv)
         if (audit_checkpoints_start(&cp) != ZTB_OK)
             die("audit", "cannot start the audit checkpoint thread");
     }
+    start_approval_webhook(cfg);
     load_policy(cfg);
     load_authorize_routes(cfg);
     load_ssf(cfg);
@@ -538,6 +576,7 @@ int main(int argc, char **argv)
     drain_and_stop(api, admin, mon);
     detectors_stop();
     ssf_transmit_stop();
+    approval_webhook_stop();
     audit("broker.stopped", "broker", 1);
     audit_close();
     keys_close();           /* and the signer */

@@ -1,7 +1,8 @@
 /*
  * cmd_audit_read.c - reading the audit trail: `ztbctl audit tail` (the last
  * records, filtered, and --follow) and `ztbctl audit export --format
- * syslog` (RFC 5424 lines for a SIEM).
+ * syslog|ocsf` (RFC 5424 lines, or OCSF 1.1.0 JSON events, one per line,
+ * for a SIEM; the OCSF mapping is cli/audit_ocsf.c).
  *
  * Works on the file (read access to STATE_DIR/audit is the access control),
  * needs no broker. Each line is read whole (at most AUDIT_VERIFY_LINE_MAX
@@ -18,6 +19,7 @@
 #include <unistd.h>
 
 #include "audit/verify.h"
+#include "cli/audit_ocsf.h"
 #include "common/json_gate.h"
 #include "ztbctl.h"
 
@@ -130,7 +132,20 @@ static void print_syslog(json_t *j, const char *line)
     printf("\"] %s\n", line);
 }
 
-enum mode { MODE_TAIL, MODE_SYSLOG };
+/* One record as one OCSF event (a JSON line). */
+static void print_ocsf(json_t *j)
+{
+    json_t *o = audit_ocsf_map(j);
+    char *t = o ? json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+    if (t != NULL)
+        printf("%s\n", t);
+    else
+        ztbctl_err("cannot map a record to OCSF");
+    free(t);
+    json_decref(o);
+}
+
+enum mode { MODE_TAIL, MODE_SYSLOG, MODE_OCSF };
 
 /* Emit the record line (n bytes) if it passes f. */
 static void emit(struct ztbctl *ctl, enum mode mode, const struct filter *f, const char *line,
@@ -144,6 +159,8 @@ static void emit(struct ztbctl *ctl, enum mode mode, const struct filter *f, con
     if (matches(j, f)) {
         if (mode == MODE_SYSLOG)
             print_syslog(j, line);
+        else if (mode == MODE_OCSF)
+            print_ocsf(j);
         else if (ctl->json)
             printf("%s\n", line);
         else
@@ -201,9 +218,10 @@ int cmd_audit_read(struct ztbctl *ctl, int argc, char **argv, int export)
         else
             return ZTBCTL_EXIT_USAGE;
     }
-    if (path == NULL || (export && (format == NULL || strcmp(format, "syslog") != 0)))
+    if (path == NULL ||
+        (export && (format == NULL || (strcmp(format, "syslog") != 0 && strcmp(format, "ocsf")))))
         return ZTBCTL_EXIT_USAGE;
-    enum mode mode = export ? MODE_SYSLOG : MODE_TAIL;
+    enum mode mode = !export ? MODE_TAIL : strcmp(format, "ocsf") == 0 ? MODE_OCSF : MODE_SYSLOG;
     FILE *f = fopen(path, "r");
     if (f == NULL) {
         ztbctl_err("%s: %s", path, strerror(errno));

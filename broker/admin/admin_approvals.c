@@ -23,6 +23,7 @@
 #include "broker/audit/audit.h"
 #include "broker/store/store_approvals.h"
 #include "broker/tokens/approval.h"
+#include "broker/tokens/approval_webhook.h"
 
 int admin_approver_name(long uid, const char *sudo_user, char *out, size_t cap, const char **why)
 {
@@ -153,6 +154,7 @@ static void decide(struct http_req *req, struct http_resp *resp, const char *id,
                         "the decision is made but its audit record could not be written");
         goto done;
     }
+    approval_webhook_resolved(a); /* approved (the last approver) or denied */
     http_resp_json_value(resp, 200, store_approval_json(a));
 done:
     free(a);

@@ -25,6 +25,7 @@
  * not read.
  */
 #define _GNU_SOURCE /* memrchr, pthread_cond_clockwait */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -96,6 +97,15 @@ static pthread_cond_t g_cp_idle = PTHREAD_COND_INITIALIZER;
 static pthread_t g_cp_thread;
 static int g_cp_thread_running;
 static _Atomic uint64_t g_cp_written, g_cp_failed;
+
+/* Size-based rotation: past g_max_bytes the writer moves the file
+ * to audit.log.<g_rot_n> (checkpointed first) and the chain goes on in a
+ * new audit.log. 0: off. */
+static uint64_t g_max_bytes;
+static int g_rot_due;           /* a rotation is under way */
+static uint64_t g_rot_retry_at; /* mono_ms: after a failed rotation, not before */
+static unsigned long g_rot_n = 1;
+static _Atomic uint64_t g_rotations;
 
 /* UTC now with milliseconds; the date and time of day are formatted once a
  * second (gmtime_r takes glibc's time zone lock). Caller holds g_lock. */
@@ -212,6 +222,71 @@ static ztb_err write_whole_locked(const char *line, size_t len)
     return ZTB_OK;
 }
 
+static uint64_t mono_ms(void);
+static ztb_err append_event_locked(const char *event, const char *actor, int durable,
+                                   const ztb_log_field *fields);
+
+/*
+ * Size-based rotation (caller holds g_lock, and keeps it: the writer
+ * whose line crossed the limit, once per file): fsync, a hard link audit.log.N to the full file,
+ * then a new empty file renamed over audit.log (readers see the old file or the new one, never
+ * none), and "audit.rotated" as the new file's first line: its prev is the hash of the old file's
+ * last line, so the files verify as one chain (`ztbctl audit verify audit.log.1 audit.log.2 ...
+ * audit.log`). Then the checkpoint thread is asked for a checkpoint at once: it covers every line
+ * up to the rotation (signing is slow; it is not done here, so the file does not grow meanwhile).
+ * On failure the old file stays in use and it is tried again after the next line.
+ */
+static void rotate_locked(void)
+{
+    if (g_fd < 0 || atomic_load(&g_failing))
+        return;
+    g_rot_due = 1; /* the rotated line below must not rotate again */
+    fdatasync(g_fd);
+    char rotated[sizeof(g_path) + 24], tmp[sizeof(g_path) + 8];
+    int linked = 0;
+    for (int tries = 0; tries < 1000 && !linked; tries++, g_rot_n++) {
+        snprintf(rotated, sizeof(rotated), "%s.%lu", g_path, g_rot_n);
+        if (link(g_path, rotated) == 0)
+            linked = 1;
+        else if (errno != EEXIST)
+            break;
+    }
+    if (!linked) {
+        ztb_log(ZTB_LOG_ERROR, "audit.rotate_failed", ZTB_F_STR("why", strerror(errno)));
+        g_rot_retry_at = mono_ms() + 1000;
+        g_rot_due = 0;
+        return;
+    }
+    snprintf(tmp, sizeof(tmp), "%s.new", g_path);
+    (void)unlink(tmp);
+    int fd = open(tmp, O_RDWR | O_APPEND | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (fd < 0 || rename(tmp, g_path) != 0) {
+        ztb_log(ZTB_LOG_ERROR, "audit.rotate_failed", ZTB_F_STR("why", strerror(errno)));
+        if (fd >= 0)
+            close(fd);
+        (void)unlink(tmp);
+        (void)unlink(rotated); /* the log is still audit.log */
+        g_rot_retry_at = mono_ms() + 1000;
+        g_rot_due = 0;
+        return;
+    }
+    close(g_fd);
+    g_fd = fd;
+    g_end = 0;
+    g_cut = 0;
+    atomic_fetch_add(&g_rotations, 1);
+    const char *base = strrchr(rotated, '/');
+    (void)append_event_locked(
+        "audit.rotated", "broker", 1,
+        (const ztb_log_field[]){ZTB_F_STR("previous", base ? base + 1 : rotated),
+                                ZTB_F_INT("max_bytes", (int64_t)g_max_bytes), ZTB_F_END_});
+    if (g_cp_on) {
+        g_cp_due = g_seq; /* the checkpoint at rotation */
+        pthread_cond_signal(&g_cp_cond);
+    }
+    g_rot_due = 0;
+}
+
 /*
  * Write the line for the next seq: the prefix (seq, ts, prev, replica)
  * then tail[0..tlen) (render_tail's output). stream_copy: copy_cap(tlen)
@@ -258,6 +333,9 @@ static ztb_err append_one_locked(const char *tail, size_t tlen, int durable, cha
         return ZTB_ERR_IO;
     }
     audit_stream_push(stream_copy, copy_cap(tlen), store, n);
+    if (g_max_bytes > 0 && (uint64_t)g_end >= g_max_bytes && !g_rot_due &&
+        mono_ms() >= g_rot_retry_at)
+        rotate_locked(); /* the line that crossed the limit ends the file */
     return ZTB_OK;
 }
 
@@ -717,6 +795,18 @@ static void checkpoints_stop(void)
     pthread_mutex_unlock(&g_lock);
 }
 
+void audit_set_max_bytes(uint64_t n)
+{
+    pthread_mutex_lock(&g_lock);
+    g_max_bytes = n;
+    pthread_mutex_unlock(&g_lock);
+}
+
+uint64_t audit_rotations(void)
+{
+    return atomic_load(&g_rotations);
+}
+
 uint64_t audit_checkpoints_written(void)
 {
     return atomic_load(&g_cp_written);
@@ -745,6 +835,26 @@ ztb_err audit_set_replica(const char *id)
     pthread_mutex_unlock(&g_lock);
     audit_stream_set_replica(id);
     return ZTB_OK;
+}
+
+/* 1 + the largest N of an audit.log.N in dir (1 if none): where
+ * size-based rotation numbers the next file. */
+static unsigned long next_rotation_number(const char *dir)
+{
+    unsigned long max = 0;
+    DIR *d = opendir(dir);
+    if (d == NULL)
+        return 1;
+    for (struct dirent *e = readdir(d); e != NULL; e = readdir(d)) {
+        const char *n = e->d_name;
+        if (strncmp(n, "audit.log.", 10) != 0 || n[10] < '1' || n[10] > '9' ||
+            strspn(n + 10, "0123456789") != strlen(n + 10) || strlen(n + 10) > 9)
+            continue;
+        unsigned long v = strtoul(n + 10, NULL, 10);
+        max = v > max ? v : max;
+    }
+    closedir(d);
+    return max + 1;
 }
 
 ztb_err audit_open(const char *dir, int stream, char *err, size_t errcap)
@@ -780,6 +890,8 @@ ztb_err audit_open(const char *dir, int stream, char *err, size_t errcap)
         rv = ZTB_ERR_IO;
     }
     g_end = st.st_size; /* after the cut: the end of the last whole line */
+    g_rot_n = next_rotation_number(dir);
+    g_rot_due = 0;
     g_cut = 0;
     atomic_store(&g_failing, 0);
     pthread_mutex_unlock(&g_lock);

@@ -78,6 +78,21 @@ ztb_err audit_open(const char *dir, int stream, char *err, size_t errcap);
  */
 ztb_err audit_reopen(char *err, size_t errcap);
 
+/*
+ * Rotate by size (0: never, the default): the line that takes the file to
+ * n bytes or more is its last; the writer then keeps it as audit.log.N (N
+ * one more than any such file in the directory; a hard link, then a new
+ * file renamed over audit.log) and goes on in the new audit.log, whose
+ * first line, "audit.rotated" (with previous, the old file's name), chains
+ * to the old file's last line; the checkpoint thread (when on) is asked
+ * for a checkpoint at once. Lines are never split. SIGHUP reopening still
+ * works beside it. Call before or after audit_open.
+ */
+void audit_set_max_bytes(uint64_t n);
+
+/* Size-based rotations done since start. */
+uint64_t audit_rotations(void);
+
 /* Flush, fsync and close (stops the background threads; with checkpoints
  * on, a last checkpoint covering every line is written first). */
 void audit_close(void);

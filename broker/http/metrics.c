@@ -260,6 +260,16 @@ static const struct {
                                   "Signals an operator marked confirmed."},
     [METRIC_SIGNALS_DISMISSED] = {"ztb_signals_dismissed_total",
                                   "Signals an operator marked false positives."},
+    [METRIC_WEBHOOK_DELIVERED] = {"ztb_approval_webhook_delivered_total",
+                                  "Approval notifications the webhook accepted (2xx)."},
+    [METRIC_WEBHOOK_RETRIES] = {"ztb_approval_webhook_retries_total",
+                                "Approval notification attempts that failed and were retried."},
+    [METRIC_WEBHOOK_FAILED] = {"ztb_approval_webhook_failed_total",
+                               "Approval notifications given up: attempts exhausted, or the "
+                               "webhook refused them."},
+    [METRIC_WEBHOOK_DROPPED] = {"ztb_approval_webhook_dropped_total",
+                                "Approval notifications dropped: the queue was full, or the "
+                                "broker stopped before delivering them."},
     [METRIC_OUT_OF_SCOPE] = {"ztb_out_of_scope_requests_total",
                              "Token requests denied by policy: out of the agent's scope."},
     [METRIC_SSF_PUSHED] = {"ztb_ssf_pushed_total",

@@ -33,6 +33,10 @@ enum metrics_counter {
     METRIC_SSF_PUSHED,
     METRIC_SSF_PUSH_FAILURES,
     METRIC_SSF_PUSH_DROPPED,
+    METRIC_WEBHOOK_DELIVERED, /* approval webhook: notifications delivered */
+    METRIC_WEBHOOK_RETRIES,   /* ... attempts that failed and were retried */
+    METRIC_WEBHOOK_FAILED,    /* ... given up after the last attempt or a refusal */
+    METRIC_WEBHOOK_DROPPED,   /* ... not queued (queue full) or dropped at stop */
     METRIC_COUNTERS_N
 };
 

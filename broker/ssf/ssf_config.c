@@ -245,8 +245,13 @@ static ztb_err load_receiver(json_t *o, size_t i, struct ssf_receiver *r, char *
         !str_member(o, "endpoint_url", 1, r->url, sizeof(r->url), what, why, cap) ||
         !str_member(o, "audience", 0, r->audience, sizeof(r->audience), what, why, cap))
         return ZTB_ERR_MALFORMED;
-    if (!store_source_name_ok(r->name) || !push_url_ok(r->url) || !printable(r->audience)) {
-        snprintf(why, cap, "%s: name must be a-z 0-9 . _ -, endpoint_url an http(s):// URL", what);
+    if (!store_source_name_ok(r->name) || !printable(r->audience)) {
+        snprintf(why, cap, "%s: name must be a-z 0-9 . _ -", what);
+        return ZTB_ERR_MALFORMED;
+    }
+    char uerr[256];
+    if (push_url_check(r->url, 0, uerr, sizeof(uerr)) != ZTB_OK) {
+        snprintf(why, cap, "%s: endpoint_url: %s", what, uerr);
         return ZTB_ERR_MALFORMED;
     }
     if (r->audience[0] == '\0')

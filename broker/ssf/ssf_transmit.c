@@ -189,8 +189,7 @@ static int attempt(struct delivery *d)
         return 1;
     }
     metrics_add(METRIC_SSF_PUSH_FAILURES, 1);
-    int final =
-        rv == ZTB_OK && a.status >= 400 && a.status < 500 && a.status != 408 && a.status != 429;
+    int final = rv == ZTB_OK && a.status >= 400 && !push_status_retryable(a.status);
     ztb_log(final ? ZTB_LOG_ERROR : ZTB_LOG_WARN, "ssf.push_failed", ZTB_F_STR("receiver", r->name),
             ZTB_F_STR("event", event), ZTB_F_STR("target", d->target),
             ZTB_F_INT("status", a.status), ZTB_F_STR("answer", rv == ZTB_OK ? a.body : a.error),
@@ -249,7 +248,9 @@ static void *run(void *arg)
             drop(&d, "queue full");
             continue;
         }
-        d.due = mono_ms() + push_backoff_ms(d.tries, SSF_BACKOFF_MS, SSF_BACKOFF_CAP);
+        uint32_t rnd = 0;
+        (void)RAND_bytes((unsigned char *)&rnd, sizeof(rnd));
+        d.due = mono_ms() + push_backoff_ms(d.tries, SSF_BACKOFF_MS, SSF_BACKOFF_CAP, rnd);
         T.q[T.n++] = d;
     }
     pthread_mutex_unlock(&T.mu);

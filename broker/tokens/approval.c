@@ -12,6 +12,7 @@
 
 #include "broker/audit/audit.h"
 #include "broker/tokens/approval.h"
+#include "broker/tokens/approval_webhook.h"
 #include "common/log.h"
 #include "wire/wire.h"
 
@@ -105,6 +106,8 @@ int approval_file(struct store_approval *a, uint32_t ttl, const char *issuer, co
         http_resp_header(resp, "Retry-After", "1");
         return 0;
     }
+    if (created)
+        approval_webhook_requested(a); /* queued: never waits for the webhook */
     pending(resp, a, issuer, now);
     return 1;
 }
@@ -114,6 +117,7 @@ void approval_audit_expired(const struct store_approval *a)
     (void)audit("approval.expired", "broker", 0, ZTB_F_STR("approval", a->id),
                 ZTB_F_STR("agent", a->agent), ZTB_F_STR("action", a->action),
                 ZTB_F_STR("approved_by", a->approvers));
+    approval_webhook_resolved(a);
 }
 
 int approval_answer(const struct store_approval *a, int expired_now, const char *issuer,

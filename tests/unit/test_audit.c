@@ -13,6 +13,7 @@
 #include <stddef.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -542,6 +543,104 @@ static void test_reopen_after_rotation(void **state)
     zh_rmtree(dir);
 }
 
+static void *rot_writer(void *arg)
+{
+    long id = (long)(intptr_t)arg;
+    for (int i = 0; i < 400; i++) {
+        if (audit("token.issued", "agent:a", 0, ZTB_F_INT("w", id), ZTB_F_INT("i", i),
+                  ZTB_F_STR("pad", "..............................................")) != ZTB_OK)
+            return (void *)1;
+        if (i % 50 == 0)
+            usleep(2000);
+    }
+    return NULL;
+}
+
+/* Size-based rotation under load: a tiny limit, four writers; every file
+ * is kept whole, the files verify as one chain (with the checkpoint each
+ * rotation writes), and a broken boundary is found in the file and line
+ * where it is. */
+static void test_rotation_by_size(void **state)
+{
+    (void)state;
+    char dir[256], err[256];
+    zh_tmpdir(dir, sizeof(dir));
+    ztb_key *k;
+    assert_int_equal(ztb_key_generate(&k), ZTB_OK);
+    uint64_t rot0 = audit_rotations();
+    audit_set_max_bytes(16384);
+    assert_int_equal(audit_open(dir, 0, err, sizeof(err)), ZTB_OK);
+    const struct audit_checkpoint_opts o = {.sign = local_sign, .arg = k, .every_records = 100000};
+    assert_int_equal(audit_checkpoints_start(&o), ZTB_OK);
+    pthread_t t[4];
+    for (long i = 0; i < 4; i++)
+        assert_int_equal(pthread_create(&t[i], NULL, rot_writer, (void *)(intptr_t)i), 0);
+    for (int i = 0; i < 4; i++) {
+        void *rv;
+        pthread_join(t[i], &rv);
+        assert_null(rv);
+    }
+    audit_close();
+    audit_set_max_bytes(0);
+    uint64_t rotations = audit_rotations() - rot0;
+    assert_true(rotations >= 3);
+
+    /* the files, oldest first: audit.log.1 .. audit.log.N, then audit.log */
+    size_t n = (size_t)rotations + 1;
+    char(*names)[320] = calloc(n, sizeof(*names));
+    const char **paths = calloc(n, sizeof(*paths));
+    for (size_t i = 0; i < n; i++) {
+        if (i + 1 < n)
+            snprintf(names[i], sizeof(names[i]), "%s/audit.log.%zu", dir, i + 1);
+        else
+            snprintf(names[i], sizeof(names[i]), "%s/audit.log", dir);
+        paths[i] = names[i];
+        if (i + 1 < n && file_size(names[i]) >= 16384 + 16384) /* not far past the limit */
+            fail_msg("%s: %lld bytes", names[i], (long long)file_size(names[i]));
+    }
+    const char *kid = ztb_key_kid(k);
+    ztb_keyset *ks;
+    assert_int_equal(ztb_keyset_new(&k, &kid, 1, &ks), ZTB_OK);
+    const struct audit_verify_opts vo = {.keys = ks};
+    struct audit_verify_report r;
+    ztb_err vrv = audit_verify_files(paths, n, &vo, &r);
+    if (vrv != ZTB_OK)
+        fprintf(stderr, "file %zu line %llu: %s\n", r.bad_file, (unsigned long long)r.bad_line,
+                r.why);
+    assert_int_equal(vrv, ZTB_OK);
+    /* opened + 1600 records + a rotated line per rotation + the
+     * checkpoints (one soon after each rotation, and the last at close) */
+    assert_int_equal(r.records, 1 + 1600 + rotations + r.checkpoints);
+    assert_true(r.checkpoints >= 2);
+    assert_int_equal(r.proven_to, r.last_seq - 1);
+    /* each new file begins with the rotation, naming the file before */
+    size_t len;
+    char *s = slurp(names[1], &len);
+    assert_non_null(strstr(s, "\"event\":\"audit.rotated\""));
+    assert_non_null(strstr(s, "\"previous\":\"audit.log.1\""));
+    assert_true(strstr(s, "\"event\":\"audit.rotated\"") < strchr(s, '\n'));
+    /* one file alone is not the whole chain (its head is elsewhere) */
+    assert_int_equal(audit_verify_files(paths + 1, n - 1, NULL, &r), ZTB_ERR_TRUNCATED);
+    /* a file left out: the break is at the first line of the next */
+    const char *gap[] = {paths[0], paths[2]};
+    assert_int_not_equal(audit_verify_files(gap, 2, NULL, &r), ZTB_OK);
+    assert_int_equal(r.bad_file, 1);
+    assert_int_equal(r.bad_line, 1);
+    /* the boundary edited: the rotated line of file 2 changed */
+    char *p = strstr(s, "\"previous\":\"audit.log.1\"");
+    p[strlen("\"previous\":\"audit.log.")] = '7';
+    spit(names[1], s, len);
+    assert_int_equal(audit_verify_files(paths, n, NULL, &r), ZTB_ERR_SIGNATURE);
+    assert_int_equal(r.bad_file, 1);
+    assert_int_equal(r.bad_line, 2); /* the next line's prev no longer matches it */
+    free(s);
+    free(paths);
+    free(names);
+    ztb_keyset_free(ks);
+    ztb_key_free(k);
+    zh_rmtree(dir);
+}
+
 int main(int argc, char **argv)
 {
     if (argc == 3 && strcmp(argv[1], "--clock-step-child") == 0)
@@ -557,6 +656,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_pending_records_wait_for_the_disk),
         cmocka_unit_test(test_checkpoints),
         cmocka_unit_test(test_reopen_after_rotation),
+        cmocka_unit_test(test_rotation_by_size),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

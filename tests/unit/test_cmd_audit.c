@@ -149,12 +149,31 @@ static void test_export_syslog(void **state)
     assert_int_equal(run(args, out, sizeof(out)), 2);
 }
 
+static void test_export_ocsf(void **state)
+{
+    (void)state;
+    char args[256];
+    snprintf(args, sizeof(args), "audit export %s --format ocsf --agent alice", g_path);
+    assert_int_equal(run(args, out, sizeof(out)), 0);
+    /* one JSON object per line: the issued token as Authorize Session */
+    assert_non_null(strstr(out, "\"class_uid\":3003"));
+    assert_non_null(strstr(out, "\"type_uid\":300301"));
+    assert_non_null(strstr(out, "\"product\":{\"name\":\"ztb\",\"vendor_name\":\"ztb\"}"));
+    assert_null(strstr(out, "\"seq\":5,")); /* the raw lines are not printed */
+    for (const char *l = out; *l; l = strchr(l, '\n') + 1) {
+        assert_int_equal(*l, '{');
+        if (strchr(l, '\n') == NULL)
+            break;
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_verify_says_what_is_not_proven),
         cmocka_unit_test(test_tail_filters),
         cmocka_unit_test(test_export_syslog),
+        cmocka_unit_test(test_export_ocsf),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -175,6 +175,39 @@ static void test_network_listener_needs_issuer(void **state)
     }
 }
 
+/* --approval-webhook: off by default; http:// to a host off loopback
+ * refused unless allowed; attempts, timeout and back-off at least 1. */
+static void test_approval_webhook(void **state)
+{
+    (void)state;
+    struct broker_config c;
+    char err[512];
+    broker_config_defaults(&c);
+    assert_string_equal(c.approval_webhook, "");
+    assert_int_equal(c.approval_webhook_attempts, 8);
+    assert_int_equal(c.approval_webhook_timeout_ms, 5000);
+    assert_int_equal(
+        broker_config_set(&c, "approval-webhook", "https://hooks.example.org/x", err, sizeof(err)),
+        ZTB_OK);
+    assert_int_equal(broker_config_check(&c, err, sizeof(err)), ZTB_OK);
+    assert_int_equal(
+        broker_config_set(&c, "approval_webhook", "http://hooks.example.org/x", err, sizeof(err)),
+        ZTB_OK);
+    assert_int_equal(broker_config_check(&c, err, sizeof(err)), ZTB_ERR_INVALID_ARG);
+    assert_non_null(strstr(err, "approval_webhook: http:// to hooks.example.org"));
+    assert_int_equal(broker_config_set(&c, "approval_webhook_allow_http", "1", err, sizeof(err)),
+                     ZTB_OK);
+    assert_int_equal(broker_config_check(&c, err, sizeof(err)), ZTB_OK);
+    assert_int_equal(broker_config_set(&c, "approval_webhook_allow_http", "2", err, sizeof(err)),
+                     ZTB_ERR_INVALID_ARG);
+    assert_int_equal(
+        broker_config_set(&c, "approval_webhook", "http://127.0.0.1:9/x", err, sizeof(err)),
+        ZTB_OK);
+    assert_int_equal(broker_config_set(&c, "approval_webhook_attempts", "0", err, sizeof(err)),
+                     ZTB_OK);
+    assert_int_equal(broker_config_check(&c, err, sizeof(err)), ZTB_ERR_INVALID_ARG);
+}
+
 /* --metrics-listen: off by default, HOST:PORT or [V6]:PORT, errors named;
  * --check-config is a switch. */
 static void test_metrics_listen_and_check_config(void **state)
@@ -203,6 +236,7 @@ int main(void)
         cmocka_unit_test(test_file_and_precedence),
         cmocka_unit_test(test_network_listener_needs_issuer),
         cmocka_unit_test(test_metrics_listen_and_check_config),
+        cmocka_unit_test(test_approval_webhook),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
