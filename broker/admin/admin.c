@@ -14,6 +14,7 @@
 #include <jansson.h>
 
 #include "broker/admin/admin.h"
+#include "broker/admin/admin_roles.h"
 #include "broker/audit/audit.h"
 #include "broker/broker.h"
 #include "broker/signer/keys.h"
@@ -22,13 +23,10 @@
 #include "common/secret.h"
 #include "wire/wire.h"
 
+/* The caller's audit actor, "operator:NAME" (admin_roles.h). */
 static void operator_actor(const struct http_req *req, char *out, size_t cap)
 {
-    long uid = http_req_peer_uid(req);
-    if (uid >= 0)
-        snprintf(out, cap, "operator:uid=%ld", uid);
-    else
-        snprintf(out, cap, "operator:unknown");
+    admin_caller_actor(req, out, cap);
 }
 
 static void store_error(struct http_resp *resp, ztb_err rv, const char *what)

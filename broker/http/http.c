@@ -38,6 +38,8 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <stdatomic.h>
+#include <sys/random.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -45,7 +47,10 @@
 #include <jansson.h>
 #include <microhttpd.h>
 
+#include "broker/audit/audit.h"
 #include "broker/http/http.h"
+#include "broker/http/proxy.h"
+#include "broker/http/traceparent.h"
 #include "broker/http/metrics.h"
 #include "common/guard.h"
 #include "common/json_gate.h"
@@ -72,6 +77,23 @@ struct req_state {
     int answered; /* a response is queued: ignore whatever comes after */
     uint64_t start_ns;
 };
+
+/* The access log (http_access_log_enable) and the agent of the request
+ * this thread is answering (http_access_note_agent). */
+static int access_log_on = 1;
+static _Thread_local char access_agent[64];
+static atomic_uint_fast64_t request_seq;
+static uint32_t request_base; /* random per process: ids differ across restarts */
+
+void http_access_log_enable(int on)
+{
+    access_log_on = on != 0;
+}
+
+void http_access_note_agent(const char *agent)
+{
+    snprintf(access_agent, sizeof(access_agent), "%s", agent ? agent : "");
+}
 
 static uint64_t now_ns(void)
 {
@@ -317,17 +339,27 @@ long http_req_peer_uid(const struct http_req *req)
 
 void http_req_peer_ip(const struct http_req *req, uint8_t *family, uint8_t addr[16])
 {
+    uint8_t pf = 0, pa[16] = {0};
     *family = 0;
     memset(addr, 0, 16);
     if (req->peer == NULL)
         return;
     if (req->peer->sa_family == AF_INET) {
-        *family = 4;
-        memcpy(addr, &((const struct sockaddr_in *)req->peer)->sin_addr, 4);
+        pf = 4;
+        memcpy(pa, &((const struct sockaddr_in *)req->peer)->sin_addr, 4);
     } else if (req->peer->sa_family == AF_INET6) {
-        *family = 6;
-        memcpy(addr, &((const struct sockaddr_in6 *)req->peer)->sin6_addr, 16);
+        pf = 6;
+        memcpy(pa, &((const struct sockaddr_in6 *)req->peer)->sin6_addr, 16);
     }
+    if (!trusted_proxies_any() || req->conn == NULL) {
+        *family = pf;
+        memcpy(addr, pa, 16);
+        return;
+    }
+    /* behind a trusted proxy: the client it names (proxy.h) */
+    const char *xff = NULL;
+    int n = http_req_header_once(req, "X-Forwarded-For", &xff);
+    trusted_proxies_client(pf, pa, n == 1 ? xff : NULL, n < 0, family, addr);
 }
 
 static const struct http_route *route(const struct http_server *s, const char *method,
@@ -518,6 +550,16 @@ static enum MHD_Result answer(struct http_server *s, struct req_state *st,
     if (req.peer != NULL && req.peer->sa_family != AF_INET && req.peer->sa_family != AF_INET6)
         req.peer = NULL;
 
+    /* a trace id from a strictly valid traceparent (exactly one): into the
+     * audit records this request causes and its access log line */
+    char trace_id[TRACE_ID_HEX + 1] = "";
+    const char *tp = NULL;
+    if (http_req_header_once(&req, "traceparent", &tp) == 1)
+        (void)traceparent_read(tp, strlen(tp), trace_id);
+    req.trace_id = trace_id;
+    audit_set_trace_id(trace_id);
+    access_agent[0] = '\0';
+
     const char *metric = "unknown";
     if (refuse == 400) {
         http_resp_error(&resp, 400, "invalid_request",
@@ -534,7 +576,8 @@ static enum MHD_Result answer(struct http_server *s, struct req_state *st,
         if (r != NULL) {
             metric = r->metric_name;
             resp.status = 200;
-            r->fn(&req, &resp);
+            if (s->lim.gate == NULL || s->lim.gate(&req, r, &resp))
+                r->fn(&req, &resp);
         } else if (wrong_method) {
             http_resp_error(&resp, 405, "invalid_request", "method not allowed");
         } else {
@@ -543,7 +586,20 @@ static enum MHD_Result answer(struct http_server *s, struct req_state *st,
     }
     if (refuse != 0)
         http_resp_header(&resp, "Connection", "close"); /* the rest is never read */
-    metrics_request(s->name, metric, resp.status, now_ns() - st->start_ns);
+    uint64_t took_ns = now_ns() - st->start_ns;
+    metrics_request(s->name, metric, resp.status, took_ns);
+    audit_set_trace_id(NULL);
+    if (access_log_on) {
+        char id[17];
+        snprintf(id, sizeof(id), "%08x%08x", request_base,
+                 (unsigned)(atomic_fetch_add(&request_seq, 1) & 0xffffffffu));
+        /* the path only: MHD gives it without the query string */
+        ztb_log(ZTB_LOG_INFO, "http.access", ZTB_F_STR("server", s->name), ZTB_F_STR("id", id),
+                ZTB_F_STR("method", method), ZTB_F_STR("path", url),
+                ZTB_F_INT("status", resp.status), ZTB_F_INT("us", took_ns / 1000),
+                access_agent[0] ? ZTB_F_STR("agent", access_agent) : ZTB_F_SKIP_,
+                trace_id[0] ? ZTB_F_STR("trace_id", trace_id) : ZTB_F_SKIP_);
+    }
     if (mid_body)
         return send_resp_and_close(conn, &resp);
     return send_resp(conn, &resp);
@@ -615,6 +671,8 @@ struct http_server *http_server_start(const char *name, int listen_fd,
     struct http_server *s = calloc(1, sizeof(*s));
     if (s == NULL)
         return NULL;
+    if (request_base == 0 && getrandom(&request_base, sizeof(request_base), 0) < 0)
+        request_base = (uint32_t)getpid(); /* ids only: no secret */
     s->name = name;
     s->routes = routes;
     s->nroutes = nroutes;
