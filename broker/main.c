@@ -135,6 +135,35 @@ static int read_tls(const struct broker_config *cfg, ztb_buf *cert, ztb_buf *key
     return 1;
 }
 
+/* SIGHUP: read the TLS files again and present them from the next handshake
+ * on; a pair that would not start the broker is refused, the one in force
+ * stays (logged with the reason). The files are read as the service user. */
+static void reload_tls(const struct broker_config *cfg)
+{
+    if (cfg->tls_cert_file[0] == '\0')
+        return;
+    ztb_buf cert, key;
+    ztb_buf_init(&cert, 1 << 20);
+    ztb_buf_init_secret(&key, 1 << 20);
+    char why[512] = "";
+    const char *bad = NULL;
+    if (slurp(cfg->tls_cert_file, &cert) != 0)
+        bad = cfg->tls_cert_file;
+    else if (slurp(cfg->tls_key_file, &key) != 0)
+        bad = cfg->tls_key_file;
+    if (bad != NULL)
+        snprintf(why, sizeof(why), "%s: %s (the service user must be able to read it)", bad,
+                 strerror(errno));
+    if (bad != NULL ||
+        http_tls_reload(ztb_buf_cstr(&cert), ztb_buf_cstr(&key), why, sizeof(why)) != ZTB_OK)
+        ztb_log(ZTB_LOG_ERROR, "tls.reload_refused", ZTB_F_STR("why", why),
+                ZTB_F_STR("kept", "the certificate in force"));
+    else
+        ztb_log(ZTB_LOG_INFO, "tls.reloaded", ZTB_F_STR("cert", cfg->tls_cert_file));
+    ztb_buf_free(&key); /* wiped */
+    ztb_buf_free(&cert);
+}
+
 static void write_ready_file(int fd, unsigned port)
 {
     char line[16];
@@ -568,6 +597,7 @@ int main(int argc, char **argv)
             service_reloading(1);
             broker_policy_reload(&g_broker, "operator:SIGHUP", NULL, NULL);
             reload_authorize_routes(cfg);
+            reload_tls(cfg);
             char rerr[256];
             if (audit_reopen(rerr, sizeof(rerr)) != ZTB_OK)
                 ztb_log(ZTB_LOG_ERROR, "audit.reopen_failed", ZTB_F_STR("why", rerr));
@@ -585,7 +615,8 @@ int main(int argc, char **argv)
     detectors_stop();
     audit("broker.stopped", "broker", 1);
     audit_close();
-    keys_close();           /* and the signer */
+    keys_close(); /* and the signer */
+    http_tls_free();
     ztb_buf_free(&tls_key); /* wiped */
     ztb_buf_free(&tls_cert);
     ztb_buf_free(&ca_pem);

@@ -107,6 +107,15 @@ struct http_server *http_server_start(const char *name, int listen_fd,
                                       const struct http_route *routes, size_t nroutes,
                                       const struct http_limits *lim, void *ctx);
 
+/*
+ * Replace the TLS certificate chain and key the TLS listener presents from
+ * the next handshake on (PEM text; the first certificate must be the key's).
+ * Returns INVALID_ARG with the reason in err, the pair in force unchanged.
+ * http_tls_free drops them at exit.
+ */
+ztb_err http_tls_reload(const char *cert_pem, const char *key_pem, char *err, size_t errcap);
+void http_tls_free(void);
+
 /* Stop accepting; in-flight requests go on. */
 void http_server_quiesce(struct http_server *s);
 
