@@ -4,6 +4,8 @@
  *   GET  /v1/agents                        list agents
  *   POST /v1/agents                        {"name": N} -> the agent and a join token
  *   GET  /v1/agents/NAME                   one agent
+ *   DELETE /v1/agents/NAME                 revoke everything it holds, then delete it
+ *                                          (its generation is never reused)
  *   POST /v1/agents/NAME/disable|enable    stop / resume issuing for it
  *   POST /v1/agents/NAME/join-tokens       {"ttl": S} -> a new one-time join token
  *   GET  /v1/keys                          the key store's keys and their states

@@ -215,7 +215,7 @@ static void test_admin_api_rejects_bad_input(void **state)
     assert_int_equal(zh_admin_send(&b, "POST", url, "application/json", deep, 2000, &r), 0);
     assert_int_equal(r.status, 400);
     zh_resp_free(&r);
-    assert_int_equal(zh_admin(&b, "DELETE", "/v1/agents/billing-bot", NULL, &r), 0);
+    assert_int_equal(zh_admin(&b, "PUT", "/v1/agents/billing-bot", NULL, &r), 0);
     assert_int_equal(r.status, 405);
     zh_resp_free(&r);
     assert_int_equal(zh_admin(&b, "POST", "/v1/agents/billing-bot/explode", NULL, &r), 0);

@@ -154,7 +154,9 @@ static void test_agent_verbs(void **state)
     bf_admin_refused("POST", "/v1/agents/ghost/join-tokens", NULL, 404, "not_found");
 
     bf_admin_refused("GET", "/v1/agents/ops/disable", NULL, 405, "invalid_request");
-    bf_admin_refused("DELETE", "/v1/agents/ops", NULL, 405, "invalid_request");
+    bf_admin_refused("PUT", "/v1/agents/ops", NULL, 405, "invalid_request");
+    /* DELETE of an unknown agent is 404; of a known one, it is gone */
+    bf_admin_refused("DELETE", "/v1/agents/nobody-here", NULL, 404, "not_found");
     bf_admin_refused("POST", "/v1/agents/ops/promote", NULL, 404, "not_found");
 }
 
