@@ -15,6 +15,7 @@
 
 #include "broker/config.h"
 #include "broker/http/push_client.h"
+#include "broker/http/proxy.h"
 #include "common/guard.h"
 
 #ifndef ZTB_VERSION
@@ -28,7 +29,8 @@ enum opt_type {
     OPT_LISTEN,
     OPT_METRICS_LISTEN,
     OPT_LEVEL,
-    OPT_FORMAT
+    OPT_FORMAT,
+    OPT_LIST /* a comma-separated list; each use appends */
 };
 
 struct opt {
@@ -53,6 +55,14 @@ static const struct opt opts[] = {
     {"state_dir", OPT_STR, STR(state_dir), "DIR", "state directory (default /var/lib/ztb)"},
     {"admin_socket", OPT_STR, STR(admin_socket), "PATH",
      "admin API unix socket (default STATE_DIR/admin.sock)"},
+    {"admin_group", OPT_STR, STR(admin_group), "GROUP",
+     "make the admin socket 0660 and owned by this group (its members are operators; "
+     "the broker's user must belong to it); default: 0600, the broker's user only"},
+    {"admin_readonly_socket", OPT_STR, STR(admin_readonly_socket), "PATH",
+     "a second admin socket for the read-only role (list, show, stats; every change "
+     "refused with 403); needs admin_readonly_group"},
+    {"admin_readonly_group", OPT_STR, STR(admin_readonly_group), "GROUP",
+     "the group of admin_readonly_socket (0660), e.g. the SOC analysts"},
     {"ready_file", OPT_STR, STR(ready_file), "PATH", "write the bound port here once serving"},
     {"redis_server", OPT_STR, STR(redis_server), "PATH",
      "redis-server binary for the private Redis (default: found in PATH)"},
@@ -149,6 +159,15 @@ static const struct opt opts[] = {
      "delay before the first retry; it doubles, with jitter, up to 60 s (default 500)"},
     {"log_level", OPT_LEVEL, 0, 0, "LEVEL", "debug, info, warn or error (default info)"},
     {"log_format", OPT_FORMAT, 0, 0, "FORMAT", "json or text (default json)"},
+    {"log_target", OPT_STR, STR(log_target), "TARGET",
+     "where the log goes: stderr, syslog (facility daemon) or journald (default stderr)"},
+    {"trusted_proxy", OPT_LIST, STR(trusted_proxies), "CIDR[,CIDR...]",
+     "load balancers whose X-Forwarded-For names the client (its rightmost address that "
+     "is not a trusted proxy) for policy source_ip conditions; repeatable (default: none, "
+     "the header is ignored)"},
+    {"access_log", OPT_STR, STR(access_log), "on|off",
+     "one http.access line per request: id, method, path, status, latency, agent, trace id "
+     "(default on)"},
 };
 
 void broker_config_defaults(struct broker_config *c)
@@ -185,6 +204,8 @@ void broker_config_defaults(struct broker_config *c)
     c->approval_webhook_backoff_ms = 500;
     c->log_level = ZTB_LOG_INFO;
     c->log_format = ZTB_LOG_JSON;
+    snprintf(c->access_log, sizeof(c->access_log), "on");
+    snprintf(c->log_target, sizeof(c->log_target), "stderr");
     snprintf(c->authorize_method_header, sizeof(c->authorize_method_header), "X-Original-Method");
     snprintf(c->authorize_uri_header, sizeof(c->authorize_uri_header), "X-Original-URI");
 }
@@ -299,6 +320,17 @@ ztb_err broker_config_set(struct broker_config *c, const char *key, const char *
         }
         memcpy(field, value, strlen(value) + 1);
         return ZTB_OK;
+    case OPT_LIST: {
+        size_t have = strlen(field);
+        if (have + 1 + strlen(value) >= o->size) {
+            snprintf(err, errcap, "%s: the list is longer than %zu bytes", o->name, o->size - 1);
+            return ZTB_ERR_INVALID_ARG;
+        }
+        if (have > 0)
+            field[have++] = ',';
+        memcpy(field + have, value, strlen(value) + 1);
+        return ZTB_OK;
+    }
     case OPT_UINT:
     case OPT_SIZE:
         if (parse_ulong(value, o->size, &n) != 0) {
@@ -507,6 +539,29 @@ ztb_err broker_config_check(const struct broker_config *c, char *err, size_t err
                      "at least 1");
             return ZTB_ERR_INVALID_ARG;
         }
+    }
+    if (trusted_proxies_set(c->trusted_proxies, err, errcap) != ZTB_OK)
+        return ZTB_ERR_INVALID_ARG;
+    if (strcmp(c->access_log, "on") != 0 && strcmp(c->access_log, "off") != 0) {
+        snprintf(err, errcap, "access_log: expected on or off, got '%s'", c->access_log);
+        return ZTB_ERR_INVALID_ARG;
+    }
+    if (strcmp(c->log_target, "stderr") != 0 && strcmp(c->log_target, "syslog") != 0 &&
+        strcmp(c->log_target, "journald") != 0) {
+        snprintf(err, errcap, "log_target: expected stderr, syslog or journald, got '%s'",
+                 c->log_target);
+        return ZTB_ERR_INVALID_ARG;
+    }
+    if ((c->admin_readonly_socket[0] == '\0') != (c->admin_readonly_group[0] == '\0')) {
+        snprintf(err, errcap,
+                 "admin_readonly_socket and admin_readonly_group go together: the read-only "
+                 "socket is 0660 for that group (set both, or neither)");
+        return ZTB_ERR_INVALID_ARG;
+    }
+    if (c->admin_readonly_socket[0] != '\0' &&
+        strcmp(c->admin_readonly_socket, c->admin_socket) == 0) {
+        snprintf(err, errcap, "admin_readonly_socket must differ from admin_socket");
+        return ZTB_ERR_INVALID_ARG;
     }
     return ZTB_OK;
 }

@@ -27,25 +27,28 @@ struct broker_config {
     uint16_t metrics_port; /* its port (0: pick a free one) */
     char redis_url[512];   /* empty: start a private redis-server */
     char state_dir[BROKER_PATH_MAX];
-    char admin_socket[BROKER_PATH_MAX];        /* default <state_dir>/admin.sock */
-    char ready_file[BROKER_PATH_MAX];          /* written with the port once serving */
-    int check_config;                          /* --check-config: check, report, exit */
-    char redis_server[BROKER_PATH_MAX];        /* redis-server binary for the private one */
-    char user[64];                             /* drop to this user when started as root */
-    char trust_domain[128];                    /* SPIFFE trust domain, e.g. example.org */
-    char issuer[256];                          /* token iss; default http://LISTEN */
-    unsigned join_ttl_s;                       /* default join token life */
-    char keys_dir[BROKER_PATH_MAX];            /* key store (and CA); default STATE_DIR/keys */
-    char key_passphrase_file[BROKER_PATH_MAX]; /* key store encryption passphrase */
-    char policy_file[BROKER_PATH_MAX];         /* policy document; unset: deny everything */
-    char session_key_file[BROKER_PATH_MAX];    /* default KEYS_DIR/session.key */
-    unsigned identity_ttl_s;                   /* identity document life */
-    unsigned session_ttl_s;                    /* session credential life */
-    char audit_replica[65];                    /* audit lines' replica id ("": host name) */
-    unsigned audit_checkpoint_records;         /* signed checkpoint every N records */
-    unsigned audit_checkpoint_s;               /* ... or every this many seconds */
-    size_t audit_max_bytes;                    /* rotate the log past this size; 0 never */
-    char tls_cert_file[BROKER_PATH_MAX];       /* PEM: serve HTTPS (and accept mTLS) */
+    char admin_socket[BROKER_PATH_MAX];          /* default <state_dir>/admin.sock */
+    char admin_group[64];                        /* "": admin socket 0600; else 0660, this group */
+    char admin_readonly_socket[BROKER_PATH_MAX]; /* "": none; else the read-only role's socket */
+    char admin_readonly_group[64];               /* its group (0660); required with it */
+    char ready_file[BROKER_PATH_MAX];            /* written with the port once serving */
+    int check_config;                            /* --check-config: check, report, exit */
+    char redis_server[BROKER_PATH_MAX];          /* redis-server binary for the private one */
+    char user[64];                               /* drop to this user when started as root */
+    char trust_domain[128];                      /* SPIFFE trust domain, e.g. example.org */
+    char issuer[256];                            /* token iss; default http://LISTEN */
+    unsigned join_ttl_s;                         /* default join token life */
+    char keys_dir[BROKER_PATH_MAX];              /* key store (and CA); default STATE_DIR/keys */
+    char key_passphrase_file[BROKER_PATH_MAX];   /* key store encryption passphrase */
+    char policy_file[BROKER_PATH_MAX];           /* policy document; unset: deny everything */
+    char session_key_file[BROKER_PATH_MAX];      /* default KEYS_DIR/session.key */
+    unsigned identity_ttl_s;                     /* identity document life */
+    unsigned session_ttl_s;                      /* session credential life */
+    char audit_replica[65];                      /* audit lines' replica id ("": host name) */
+    unsigned audit_checkpoint_records;           /* signed checkpoint every N records */
+    unsigned audit_checkpoint_s;                 /* ... or every this many seconds */
+    size_t audit_max_bytes;                      /* rotate the log past this size; 0 never */
+    char tls_cert_file[BROKER_PATH_MAX];         /* PEM: serve HTTPS (and accept mTLS) */
     char tls_key_file[BROKER_PATH_MAX];
     unsigned threads; /* 0: two per core */
     unsigned connection_limit;
@@ -61,6 +64,9 @@ struct broker_config {
     unsigned drain_timeout_s;
     ztb_log_level log_level;
     ztb_log_format log_format;
+    char access_log[8];             /* "on" (default) or "off": http.access lines */
+    char log_target[16];            /* "stderr" (default), "syslog" or "journald" */
+    char trusted_proxies[1024];     /* --trusted-proxy CIDR[,CIDR...] (repeatable: appended) */
     unsigned detect_window_s;       /* anomaly detectors: counting window */
     unsigned detect_denials;        /* policy denials per window that raise a signal; 0 off */
     unsigned detect_rate_limited;   /* 429s per window that raise a signal; 0 off */

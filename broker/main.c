@@ -8,6 +8,7 @@
  * here with sigwait(), so no handler ever runs in a signal context.
  */
 #include <errno.h>
+#include <grp.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -36,6 +37,7 @@
 #include "broker/privdrop.h"
 #include "broker/admin/policy_shadow.h"
 #include "broker/admin/reload.h"
+#include "broker/admin/admin_roles.h"
 #include "broker/store/redis_private.h"
 #include "broker/store/redis_preflight.h"
 #include "broker/http/metrics.h"
@@ -134,6 +136,35 @@ static int read_tls(const struct broker_config *cfg, ztb_buf *cert, ztb_buf *key
         die("tls", err);
     }
     return 1;
+}
+
+/* SIGHUP: read the TLS files again and present them from the next handshake
+ * on; a pair that would not start the broker is refused, the one in force
+ * stays (logged with the reason). The files are read as the service user. */
+static void reload_tls(const struct broker_config *cfg)
+{
+    if (cfg->tls_cert_file[0] == '\0')
+        return;
+    ztb_buf cert, key;
+    ztb_buf_init(&cert, 1 << 20);
+    ztb_buf_init_secret(&key, 1 << 20);
+    char why[512] = "";
+    const char *bad = NULL;
+    if (slurp(cfg->tls_cert_file, &cert) != 0)
+        bad = cfg->tls_cert_file;
+    else if (slurp(cfg->tls_key_file, &key) != 0)
+        bad = cfg->tls_key_file;
+    if (bad != NULL)
+        snprintf(why, sizeof(why), "%s: %s (the service user must be able to read it)", bad,
+                 strerror(errno));
+    if (bad != NULL ||
+        http_tls_reload(ztb_buf_cstr(&cert), ztb_buf_cstr(&key), why, sizeof(why)) != ZTB_OK)
+        ztb_log(ZTB_LOG_ERROR, "tls.reload_refused", ZTB_F_STR("why", why),
+                ZTB_F_STR("kept", "the certificate in force"));
+    else
+        ztb_log(ZTB_LOG_INFO, "tls.reloaded", ZTB_F_STR("cert", cfg->tls_cert_file));
+    ztb_buf_free(&key); /* wiped */
+    ztb_buf_free(&cert);
 }
 
 static void write_ready_file(int fd, unsigned port)
@@ -309,17 +340,53 @@ static void reload_authorize_routes(const struct broker_config *cfg)
                 ZTB_F_STR("kept", "the route table in force"));
 }
 
+/* The gid of group name (an admin socket's group, opt names the option),
+ * or die saying how to create it. */
+static gid_t admin_gid(const char *opt, const char *name)
+{
+    struct group *g = getgrnam(name);
+    if (g == NULL) {
+        char why[256];
+        snprintf(why, sizeof(why), "no group %s: create it (groupadd --system %s) or fix %s", name,
+                 name, opt);
+        die(opt, why);
+    }
+    return g->gr_gid;
+}
+
+/* Bind the admin socket path for group gid (0660) or, with group "", for
+ * the broker's user only (0600); returns the listening descriptor or dies.
+ * The socket is made 0600, handed to the group, and only then opened to it. */
+static int admin_listen(const char *path, const char *opt, const char *group, gid_t gid)
+{
+    char err[512];
+    int fd;
+    if (http_listen_unix(path, 0600, &fd, err, sizeof(err)) != ZTB_OK)
+        die(opt, err);
+    if (group[0] != '\0' && (chown(path, (uid_t)-1, gid) != 0 || chmod(path, 0660) != 0)) {
+        snprintf(err, sizeof(err),
+                 "cannot hand %s to group %s: %s (the broker's user must be a member: usermod "
+                 "-aG %s USER, or SupplementaryGroups= in the unit)",
+                 path, group, strerror(errno), group);
+        die(opt, err);
+    }
+    return fd;
+}
+
 static void drain_and_stop(struct http_server *api, struct http_server *admin,
-                           struct http_server *mon)
+                           struct http_server *admin_ro, struct http_server *mon)
 {
     atomic_store(&g_broker.draining, 1);
     ztb_log(ZTB_LOG_INFO, "broker.draining", ZTB_F_INT("timeout_s", g_broker.cfg.drain_timeout_s));
     http_server_quiesce(api);
     http_server_quiesce(admin);
+    if (admin_ro != NULL)
+        http_server_quiesce(admin_ro);
     struct timespec start;
     clock_gettime(CLOCK_MONOTONIC, &start);
     for (;;) {
-        unsigned open = http_server_connections(api) + http_server_connections(admin);
+        unsigned open = http_server_connections(api) + http_server_connections(admin) +
+                        (admin_ro != NULL ? http_server_connections(admin_ro) : 0);
         if (open == 0)
             break;
         struct timespec now;
@@ -332,6 +399,7 @@ static void drain_and_stop(struct http_server *api, struct http_server *admin,
     }
     http_server_stop(api);
     http_server_stop(admin);
+    http_server_stop(admin_ro);
     if (mon != NULL)
         http_server_stop(mon); /* scraped until the end */
 }
@@ -368,6 +436,8 @@ int main(int argc, char **argv)
     broker_json_wipe_on_free();
     ztb_log_set_level(cfg->log_level);
     ztb_log_set_format(cfg->log_format);
+    (void)service_log_target(cfg->log_target); /* checked by broker_config_check */
+    http_access_log_enable(strcmp(cfg->access_log, "on") == 0);
     if (cfg->threads == 0) {
         /* Two per core: a token request waits on its Redis round trip (and
          * the audit write) with the core idle. With one thread per core, a
@@ -422,6 +492,16 @@ int main(int argc, char **argv)
     ztb_buf_init_secret(&tls_key, 1 << 20);
     int tls = read_tls(cfg, &tls_cert, &tls_key);
 
+    /* the admin sockets' groups: resolved now, kept across the drop */
+    gid_t admin_group_gid = 0, admin_ro_gid = 0;
+    if (cfg->admin_group[0] != '\0') {
+        admin_group_gid = admin_gid("admin_group", cfg->admin_group);
+        privdrop_keep_group(admin_group_gid);
+    }
+    if (cfg->admin_readonly_group[0] != '\0') {
+        admin_ro_gid = admin_gid("admin_readonly_group", cfg->admin_readonly_group);
+        privdrop_keep_group(admin_ro_gid);
+    }
     if (privdrop(cfg->user, cfg->state_dir, err, sizeof(err)) != ZTB_OK)
         die("privileges", err);
 
@@ -487,9 +567,12 @@ int main(int argc, char **argv)
     if (detectors_start(&dc, signals_publish_detected, &g_broker) != ZTB_OK)
         die("detectors", "cannot start the detector thread");
 
-    int admin_fd;
-    if (http_listen_unix(cfg->admin_socket, 0600, &admin_fd, err, sizeof(err)) != ZTB_OK)
-        die("admin_socket", err);
+    int admin_fd =
+        admin_listen(cfg->admin_socket, "admin_socket", cfg->admin_group, admin_group_gid);
+    int admin_ro_fd = -1;
+    if (cfg->admin_readonly_socket[0] != '\0')
+        admin_ro_fd = admin_listen(cfg->admin_readonly_socket, "admin_readonly_socket",
+                                   cfg->admin_readonly_group, admin_ro_gid);
 
     ztb_buf ca_pem;
     ztb_buf_init(&ca_pem, 1 << 20);
@@ -520,6 +603,15 @@ int main(int argc, char **argv)
         http_server_start("admin", admin_fd, admin_routes, admin_routes_n, &admin_lim, &g_broker);
     if (api == NULL || admin == NULL)
         die("http", "cannot start the HTTP server (see the log above)");
+    struct http_server *admin_ro = NULL;
+    if (admin_ro_fd >= 0) {
+        struct http_limits ro_lim = admin_lim;
+        ro_lim.gate = admin_readonly_gate; /* the read-only role: admin_roles.h */
+        admin_ro = http_server_start("admin_readonly", admin_ro_fd, admin_routes, admin_routes_n,
+                                     &ro_lim, &g_broker);
+        if (admin_ro == NULL)
+            die("admin_readonly_socket", "cannot start the read-only admin server (see the log)");
+    }
     struct http_server *mon = NULL;
     if (metrics_fd >= 0) {
         struct http_limits mon_lim = admin_lim; /* one thread, never TLS */
@@ -560,6 +652,7 @@ int main(int argc, char **argv)
             service_reloading(1);
             broker_policy_reload(&g_broker, "operator:SIGHUP", NULL, NULL);
             reload_authorize_routes(cfg);
+            reload_tls(cfg);
             char rerr[256];
             if (audit_reopen(rerr, sizeof(rerr)) != ZTB_OK)
                 ztb_log(ZTB_LOG_ERROR, "audit.reopen_failed", ZTB_F_STR("why", rerr));
@@ -573,13 +666,14 @@ int main(int argc, char **argv)
     }
     service_stopping();
 
-    drain_and_stop(api, admin, mon);
+    drain_and_stop(api, admin, admin_ro, mon);
     detectors_stop();
     ssf_transmit_stop();
     approval_webhook_stop();
     audit("broker.stopped", "broker", 1);
     audit_close();
-    keys_close();           /* and the signer */
+    keys_close(); /* and the signer */
+    http_tls_free();
     ztb_buf_free(&tls_key); /* wiped */
     ztb_buf_free(&tls_cert);
     ztb_buf_free(&ca_pem);
@@ -591,6 +685,8 @@ int main(int argc, char **argv)
         redis_private_stop();
     redis_client_shutdown();
     unlink(cfg->admin_socket);
+    if (admin_ro_fd >= 0)
+        unlink(cfg->admin_readonly_socket);
     ztb_log(ZTB_LOG_INFO, "broker.stopped");
     return 0;
 }

@@ -163,6 +163,15 @@ static ztb_err take_state_dir(const struct owner *o, char *err, size_t errcap)
     return rv;
 }
 
+static gid_t keep_gids[PRIVDROP_KEEP_MAX];
+static size_t keep_n;
+
+void privdrop_keep_group(gid_t gid)
+{
+    if (keep_n < PRIVDROP_KEEP_MAX)
+        keep_gids[keep_n++] = gid;
+}
+
 ztb_err privdrop(const char *user, const char *state_dir, char *err, size_t errcap)
 {
     if (geteuid() != 0)
@@ -183,7 +192,10 @@ ztb_err privdrop(const char *user, const char *state_dir, char *err, size_t errc
     ztb_err rv = take_state_dir(&o, err, errcap);
     if (rv != ZTB_OK)
         return rv;
-    if (setgroups(1, &o.gid) != 0 || setgid(o.gid) != 0 || setuid(o.uid) != 0) {
+    gid_t groups[1 + PRIVDROP_KEEP_MAX] = {o.gid};
+    for (size_t i = 0; i < keep_n; i++)
+        groups[1 + i] = keep_gids[i];
+    if (setgroups(1 + keep_n, groups) != 0 || setgid(o.gid) != 0 || setuid(o.uid) != 0) {
         snprintf(err, errcap, "cannot switch to user %s: %s", user, strerror(errno));
         return ZTB_ERR_PERMISSION;
     }

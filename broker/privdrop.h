@@ -13,6 +13,7 @@
 #define ZTB_BROKER_PRIVDROP_H
 
 #include <stddef.h>
+#include <sys/types.h>
 
 #include <ztb/error.h>
 
@@ -22,5 +23,14 @@
  * PERMISSION for a state directory that is not the user's.
  */
 ztb_err privdrop(const char *user, const char *state_dir, char *err, size_t errcap);
+
+/*
+ * Keep gid as a supplementary group when privdrop drops root (at most
+ * PRIVDROP_KEEP_MAX; more are ignored): the admin sockets' groups, so that
+ * the broker can hand its sockets to them (chown to a group needs
+ * membership). Call before privdrop.
+ */
+#define PRIVDROP_KEEP_MAX 2
+void privdrop_keep_group(gid_t gid);
 
 #endif /* ZTB_BROKER_PRIVDROP_H */

@@ -8,6 +8,8 @@
 #ifndef ZTB_BROKER_SERVICE_H
 #define ZTB_BROKER_SERVICE_H
 
+#include <ztb/error.h>
+
 #include <stdint.h>
 
 /* READY=1 with a STATUS line naming the port. */
@@ -27,5 +29,13 @@ uint64_t service_watchdog_interval_ms(void);
 
 /* WATCHDOG=1: the main loop is alive. */
 void service_watchdog(void);
+
+/*
+ * Send the broker's log to target: "stderr" (the default: under systemd the
+ * journal takes stderr anyway), "syslog" (syslog(3), facility daemon,
+ * identifier ztb-broker) or "journald" (sd_journal_send: MESSAGE, PRIORITY,
+ * SYSLOG_IDENTIFIER). INVALID_ARG for another name.
+ */
+ztb_err service_log_target(const char *target);
 
 #endif /* ZTB_BROKER_SERVICE_H */

@@ -6,6 +6,7 @@
  */
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli/admin_client.h"
 #include "ztbctl.h"
@@ -25,6 +26,16 @@ int ztbctl_admin(struct ztbctl *ctl, const char *method, const char *path, json_
     return rc;
 }
 
+/* The invoking user's name when ztbctl runs as root under sudo (the broker
+ * attributes the call to them), else NULL. Points into the environment. */
+static const char *ztbctl_sudo_user(void)
+{
+    const char *u = getenv("SUDO_USER");
+    if (geteuid() == 0 && getuid() == 0 && u != NULL && u[0] != '\0')
+        return u;
+    return NULL;
+}
+
 int ztbctl_admin_text(struct ztbctl *ctl, const char *method, const char *path, const char *text,
                       size_t len, json_t **out, long *status)
 {
@@ -37,6 +48,7 @@ int ztbctl_admin_text(struct ztbctl *ctl, const char *method, const char *path, 
         .content_type = text ? "application/json" : NULL,
         .body = text,
         .body_len = text ? len : 0,
+        .sudo_user = ztbctl_sudo_user(),
     };
     struct ztb_admin_response rs;
     char why[256];

@@ -83,6 +83,17 @@ ztb_err ztb_admin_call(const struct ztb_admin_request *rq, struct ztb_admin_resp
             h = NULL;
         }
     }
+    char sudo_hdr[128];
+    if (h != NULL && rq->sudo_user != NULL && rq->sudo_user[0] != '\0' &&
+        strcspn(rq->sudo_user, "\r\n") == strlen(rq->sudo_user) &&
+        (size_t)snprintf(sudo_hdr, sizeof(sudo_hdr), "Ztb-Sudo-User: %s", rq->sudo_user) <
+            sizeof(sudo_hdr)) {
+        struct curl_slist *h3 = curl_slist_append(h, sudo_hdr);
+        if (h3 == NULL) {
+            curl_slist_free_all(h);
+            h = NULL;
+        }
+    }
     if (h == NULL) {
         curl_easy_cleanup(c);
         return ZTB_ERR_NOMEM;

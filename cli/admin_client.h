@@ -32,6 +32,9 @@ struct ztb_admin_request {
     const void *body;         /* NULL: none (a POST then sends an empty body) */
     size_t body_len;
     long timeout_ms; /* 0: ZTB_ADMIN_TIMEOUT_MS */
+    /* NULL: none; else sent as "Ztb-Sudo-User: NAME" (the broker believes
+     * it only from a root peer: ztbctl run under sudo) */
+    const char *sudo_user;
 };
 
 struct ztb_admin_response {

@@ -18,6 +18,8 @@ static void usage(FILE *out)
             "                                                its identity document and expiry\n"
             "       ztbctl agent disable NAME                issue nothing more to NAME\n"
             "       ztbctl agent enable NAME                 resume issuing to NAME\n"
+            "       ztbctl agent delete NAME                 revoke all it holds and delete it\n"
+            "                                                (its generations are never reused)\n"
             "       ztbctl agent join-token NAME [--ttl S]   a new one-time join token\n"
             "\n"
             "Names: 1-63 of a-z 0-9 . _ - starting with a letter or digit; the agent's\n"
@@ -200,6 +202,18 @@ int cmd_agent(struct ztbctl *ctl, int argc, char **argv)
             ztbctl_print_json(r);
         else
             print_agent(ctl, r);
+        return ZTBCTL_EXIT_OK;
+    } else if (strcmp(verb, "delete") == 0) {
+        snprintf(path, sizeof(path), "/v1/agents/%s", name);
+        if (ztbctl_admin(ctl, "DELETE", path, NULL, &r, &status) != 0)
+            goto fail;
+        if (ctl->json) {
+            ztbctl_print_json(r); /* frees r */
+            return ZTBCTL_EXIT_OK;
+        }
+        printf("deleted %s (generation %lld retired: its tokens and identities stay invalid)\n",
+               name, (long long)json_integer_value(json_object_get(r, "retired_generation")));
+        json_decref(r);
         return ZTBCTL_EXIT_OK;
     } else if (strcmp(verb, "disable") == 0 || strcmp(verb, "enable") == 0) {
         snprintf(path, sizeof(path), "/v1/agents/%s/%s", name, verb);

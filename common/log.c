@@ -22,6 +22,7 @@
 static ztb_log_level g_level = ZTB_LOG_INFO;
 static ztb_log_format g_format = ZTB_LOG_JSON;
 static int g_fd = 2;
+static ztb_log_sink g_sink; /* NULL: write to g_fd */
 static const char *g_service = NULL;
 
 static const char *const level_names[] = {"debug", "info", "warn", "error", "off"};
@@ -236,12 +237,21 @@ size_t ztb_log_render(char *out, size_t cap, ztb_log_format fmt, ztb_log_level l
     return b.len;
 }
 
+void ztb_log_set_sink(ztb_log_sink sink)
+{
+    g_sink = sink;
+}
+
 void ztb_log_fields(ztb_log_level level, const char *event, const ztb_log_field *fields)
 {
     if (level < g_level || level >= ZTB_LOG_OFF)
         return;
     char line[LOG_LINE_MAX];
     size_t n = ztb_log_render(line, sizeof(line), g_format, level, event, fields);
+    if (g_sink != NULL) {
+        g_sink(level, line, n);
+        return;
+    }
     const char *p = line;
     while (n > 0) {
         ssize_t w = write(g_fd, p, n);

@@ -76,6 +76,11 @@ void ztb_log_set_format(ztb_log_format fmt);
 ztb_log_format ztb_log_get_format(void);
 /* Write to fd (default 2). */
 void ztb_log_set_fd(int fd);
+/* Hand every rendered line (with its '\n', len bytes) to sink instead of
+ * writing it to the fd, e.g. syslog or journald (broker/service.c); NULL:
+ * the fd again. Called on the logging thread; must be thread-safe. */
+typedef void (*ztb_log_sink)(ztb_log_level level, const char *line, size_t len);
+void ztb_log_set_sink(ztb_log_sink sink);
 /* Prefix every record with "svc":name (e.g. "ztb-broker"). name is not copied. */
 void ztb_log_set_service(const char *name);
 

@@ -14,21 +14,20 @@
 #include <jansson.h>
 
 #include "broker/admin/admin.h"
+#include "broker/admin/admin_roles.h"
 #include "broker/audit/audit.h"
 #include "broker/broker.h"
 #include "broker/signer/keys.h"
 #include "broker/admin/reload.h"
+#include "broker/signals/revocation.h"
 #include "broker/store/store.h"
 #include "common/secret.h"
 #include "wire/wire.h"
 
+/* The caller's audit actor, "operator:NAME" (admin_roles.h). */
 static void operator_actor(const struct http_req *req, char *out, size_t cap)
 {
-    long uid = http_req_peer_uid(req);
-    if (uid >= 0)
-        snprintf(out, cap, "operator:uid=%ld", uid);
-    else
-        snprintf(out, cap, "operator:unknown");
+    admin_caller_actor(req, out, cap);
 }
 
 static void store_error(struct http_resp *resp, ztb_err rv, const char *what)
@@ -213,6 +212,39 @@ void handle_admin_agent(struct http_req *req, struct http_resp *resp)
         }
         identity_json(o, &id);
         http_resp_json_value(resp, 200, o);
+        return;
+    }
+    if (strcmp(req->method, "DELETE") == 0 && verb[0] == '\0') {
+        /* every token, identity and session dies first (the generation is
+         * raised, announced to verifiers and audited), then the name goes;
+         * its tombstone keeps the generation so that it is never reused */
+        struct store_agent a;
+        ztb_err rv = store_agent_get(name, &a);
+        if (rv != ZTB_OK) {
+            store_error(resp, rv, "no such agent");
+            return;
+        }
+        struct rev_request rq = {.response = POLICY_RESPONSE_REVOKE_ALL,
+                                 .target = name,
+                                 .actor = actor,
+                                 .cause = "operator",
+                                 .reason = "agent deleted"};
+        struct rev_result res = {0};
+        rv = revocation_apply(&rq, &res);
+        if (rv != ZTB_OK && rv != ZTB_ERR_IO) {
+            store_error(resp, rv, "no such agent");
+            return;
+        }
+        rv = store_agent_delete(name);
+        if (rv != ZTB_OK) {
+            store_error(resp, rv, "no such agent");
+            return;
+        }
+        audit("admin.agent_deleted", actor, 1, ZTB_F_STR("agent", name),
+              ZTB_F_INT("generation", res.gen));
+        http_resp_json_value(resp, 200,
+                             json_pack("{s:s,s:b,s:I}", "name", name, "deleted", 1,
+                                       "retired_generation", (json_int_t)res.gen));
         return;
     }
     if (post && (strcmp(verb, "disable") == 0 || strcmp(verb, "enable") == 0)) {

@@ -4,6 +4,8 @@
  *   GET  /v1/agents                        list agents
  *   POST /v1/agents                        {"name": N} -> the agent and a join token
  *   GET  /v1/agents/NAME                   one agent
+ *   DELETE /v1/agents/NAME                 revoke everything it holds, then delete it
+ *                                          (its generation is never reused)
  *   POST /v1/agents/NAME/disable|enable    stop / resume issuing for it
  *   POST /v1/agents/NAME/join-tokens       {"ttl": S} -> a new one-time join token
  *   GET  /v1/keys                          the key store's keys and their states
@@ -14,7 +16,8 @@
  *                                          if it has any (the old one stays)
  *   /v1/approvals, /v1/approvers           human approvals: admin_approvals.h
  *
- * Every call is audited with the caller's uid (SO_PEERCRED). Responses are
+ * Every call is audited with the caller's user name (SO_PEERCRED, or the
+ * sudo user when the peer is root: admin_roles.h). Responses are
  * JSON; errors use the RFC 6749 shape like the public API.
  */
 #ifndef ZTB_BROKER_ADMIN_H
@@ -29,7 +32,7 @@ void handle_admin_keys_rotate(struct http_req *req, struct http_resp *resp);
 void handle_admin_policy_reload(struct http_req *req, struct http_resp *resp);
 
 /* Shared by the admin handlers (admin.c, admin_signals.c): the audit actor
- * "operator:uid=N" of the caller; an RFC 6749 error for a store error (404,
+ * "operator:NAME" of the caller; an RFC 6749 error for a store error (404,
  * 409, 400, 503 with Retry-After, 500); refuse (400) any field of obj not
  * in allowed (NULL-terminated), returning 0. */
 struct json_t;

@@ -158,6 +158,13 @@ static void put_fields(ztb_buf *b, const ztb_log_field *fields)
  * brace, into b (a fixed buffer of at most LINE_MAX_BYTES - PREFIX_MAX - 1
  * bytes). Needs no lock.
  */
+static _Thread_local char trace_id_tls[33]; /* audit_set_trace_id */
+
+void audit_set_trace_id(const char *trace_id)
+{
+    snprintf(trace_id_tls, sizeof(trace_id_tls), "%s", trace_id ? trace_id : "");
+}
+
 static void render_tail(ztb_buf *b, const char *event, const char *actor,
                         const ztb_log_field *fields)
 {
@@ -166,6 +173,11 @@ static void render_tail(ztb_buf *b, const char *event, const char *actor,
     ztb_buf_append_str(b, "\",\"actor\":\"");
     ztb_buf_append_json_escaped(b, actor ? actor : "broker", strlen(actor ? actor : "broker"));
     ztb_buf_append_byte(b, '"');
+    if (trace_id_tls[0] != '\0') {
+        ztb_buf_append_str(b, ",\"trace_id\":\"");
+        ztb_buf_append_json_escaped(b, trace_id_tls, strlen(trace_id_tls));
+        ztb_buf_append_byte(b, '"');
+    }
     size_t mark = b->len;
     put_fields(b, fields);
     ztb_buf_append_byte(b, '}');

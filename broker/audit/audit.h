@@ -124,6 +124,13 @@ ztb_err audit_set_replica(const char *id);
 ztb_err audit_record(const char *event, const char *actor, int durable,
                      const ztb_log_field *fields);
 
+/*
+ * The W3C trace id (32 lowercase hex, already checked) that the records this
+ * thread appends from now on carry as "trace_id"; NULL or "": none. Set by
+ * the HTTP server around each request's handler.
+ */
+void audit_set_trace_id(const char *trace_id);
+
 #define audit(event, actor, durable, ...)                                                          \
     audit_record((event), (actor), (durable),                                                      \
                  (const ztb_log_field[]){ZTB_F_SKIP_, ##__VA_ARGS__, ZTB_F_END_})

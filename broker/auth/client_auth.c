@@ -354,8 +354,10 @@ ztb_err client_auth(const struct http_req *req, const char *assertion_type, cons
                     int64_t now, unsigned flags, struct client_identity *id, struct http_resp *resp)
 {
     ztb_err rv = authenticate(req, assertion_type, assertion, now, flags, id, resp);
-    if (rv == ZTB_OK)
+    if (rv == ZTB_OK) {
+        http_access_note_agent(id->agent); /* for the access log line */
         return rv;
+    }
     metrics_refused(req != NULL ? req->path : NULL, rv == ZTB_ERR_UNAVAILABLE ? REFUSED_UNAVAILABLE
                                                     : rv == ZTB_ERR_REPLAY
                                                         ? REFUSED_ASSERTION_REPLAY

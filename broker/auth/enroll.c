@@ -191,6 +191,12 @@ void handle_enroll(struct http_req *req, struct http_resp *resp)
         rv = store_agent_get(agent, &a);
         if (rv == ZTB_OK && strcmp(a.status, "active") != 0)
             rv = ZTB_ERR_STATE;
+        /* a join token made for an agent that was deleted since (and its
+         * name added again) is dead: not the same agent */
+        int64_t inc = 0;
+        if (rv == ZTB_OK && (rv = store_join_incarnation(tok, &inc)) == ZTB_OK &&
+            inc != a.incarnation)
+            rv = ZTB_ERR_JOIN_TOKEN;
     }
     if (rv == ZTB_OK) {
         /* check the CSR before the token is used */

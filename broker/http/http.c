@@ -38,14 +38,21 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <stdatomic.h>
+#include <sys/random.h>
 #include <time.h>
 #include <unistd.h>
 
+#include <gnutls/abstract.h>
 #include <gnutls/gnutls.h>
+#include <pthread.h>
 #include <jansson.h>
 #include <microhttpd.h>
 
+#include "broker/audit/audit.h"
 #include "broker/http/http.h"
+#include "broker/http/proxy.h"
+#include "broker/http/traceparent.h"
 #include "broker/http/metrics.h"
 #include "common/guard.h"
 #include "common/json_gate.h"
@@ -72,6 +79,134 @@ struct req_state {
     int answered; /* a response is queued: ignore whatever comes after */
     uint64_t start_ns;
 };
+
+/* The access log (http_access_log_enable) and the agent of the request
+ * this thread is answering (http_access_note_agent). */
+static int access_log_on = 1;
+static _Thread_local char access_agent[64];
+static atomic_uint_fast64_t request_seq;
+static uint32_t request_base; /* random per process: ids differ across restarts */
+
+void http_access_log_enable(int on)
+{
+    access_log_on = on != 0;
+}
+
+void http_access_note_agent(const char *agent)
+{
+    snprintf(access_agent, sizeof(access_agent), "%s", agent ? agent : "");
+}
+
+/*
+ * The TLS certificate chain and key the public listener presents, swapped by
+ * http_tls_reload (SIGHUP). libmicrohttpd asks for them at every handshake
+ * (MHD_OPTION_HTTPS_CERT_CALLBACK); GnuTLS may still use the ones it was
+ * handed while that handshake runs, so a replaced pair is kept until the
+ * process ends (a few KB per reload) and never freed under a handshake.
+ * One per process: only the public listener speaks TLS.
+ */
+#define TLS_CHAIN_MAX 8
+struct tls_pair {
+    gnutls_pcert_st chain[TLS_CHAIN_MAX];
+    unsigned n;
+    gnutls_privkey_t key;
+    struct tls_pair *older; /* replaced pairs, kept (see above) */
+};
+static pthread_mutex_t tls_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct tls_pair *tls_current;
+
+static int tls_retrieve(gnutls_session_t session, const gnutls_datum_t *req_ca_dn, int nreqs,
+                        const gnutls_pk_algorithm_t *pk_algos, int pk_algos_length,
+                        gnutls_pcert_st **pcert, unsigned int *pcert_length,
+                        gnutls_privkey_t *privkey)
+{
+    (void)session;
+    (void)req_ca_dn;
+    (void)nreqs;
+    (void)pk_algos;
+    (void)pk_algos_length;
+    pthread_mutex_lock(&tls_lock);
+    struct tls_pair *t = tls_current;
+    pthread_mutex_unlock(&tls_lock);
+    if (t == NULL)
+        return -1;
+    *pcert = t->chain;
+    *pcert_length = t->n;
+    *privkey = t->key;
+    return 0;
+}
+
+static void tls_pair_free(struct tls_pair *t)
+{
+    while (t != NULL) {
+        struct tls_pair *older = t->older;
+        for (unsigned i = 0; i < t->n; i++)
+            gnutls_pcert_deinit(&t->chain[i]);
+        if (t->key != NULL)
+            gnutls_privkey_deinit(t->key);
+        free(t);
+        t = older;
+    }
+}
+
+ztb_err http_tls_reload(const char *cert_pem, const char *key_pem, char *err, size_t errcap)
+{
+    struct tls_pair *t = calloc(1, sizeof(*t));
+    if (t == NULL)
+        return ZTB_ERR_NOMEM;
+    gnutls_datum_t c = {(unsigned char *)(uintptr_t)cert_pem, (unsigned)strlen(cert_pem)};
+    gnutls_datum_t k = {(unsigned char *)(uintptr_t)key_pem, (unsigned)strlen(key_pem)};
+    unsigned n = TLS_CHAIN_MAX;
+    int rc = gnutls_pcert_list_import_x509_raw(t->chain, &n, &c, GNUTLS_X509_FMT_PEM, 0);
+    if (rc < 0 || n == 0) {
+        snprintf(err, errcap,
+                 "the certificate file holds no PEM certificate chain (at most %d): %s",
+                 TLS_CHAIN_MAX, gnutls_strerror(rc));
+        free(t);
+        return ZTB_ERR_INVALID_ARG;
+    }
+    t->n = n;
+    if (gnutls_privkey_init(&t->key) < 0 ||
+        (rc = gnutls_privkey_import_x509_raw(t->key, &k, GNUTLS_X509_FMT_PEM, NULL, 0)) < 0) {
+        snprintf(err, errcap, "the key file holds no usable PEM private key: %s",
+                 gnutls_strerror(rc));
+        tls_pair_free(t);
+        return ZTB_ERR_INVALID_ARG;
+    }
+    /* the key must be the certificate's: compare the public keys' ids */
+    gnutls_pubkey_t pub = NULL;
+    unsigned char id_cert[64], id_key[64];
+    size_t n_cert = sizeof(id_cert), n_key = sizeof(id_key);
+    int same = gnutls_pubkey_init(&pub) >= 0 &&
+               gnutls_pubkey_import_privkey(pub, t->key, 0, 0) >= 0 &&
+               gnutls_pubkey_get_key_id(pub, GNUTLS_KEYID_USE_SHA256, id_key, &n_key) >= 0 &&
+               gnutls_pubkey_get_key_id(t->chain[0].pubkey, GNUTLS_KEYID_USE_SHA256, id_cert,
+                                        &n_cert) >= 0 &&
+               n_cert == n_key && memcmp(id_cert, id_key, n_key) == 0;
+    if (pub != NULL)
+        gnutls_pubkey_deinit(pub);
+    if (!same) {
+        snprintf(err, errcap,
+                 "the key is not the certificate's (the first certificate of the "
+                 "file must be the server's own)");
+        tls_pair_free(t);
+        return ZTB_ERR_INVALID_ARG;
+    }
+    pthread_mutex_lock(&tls_lock);
+    t->older = tls_current;
+    tls_current = t;
+    pthread_mutex_unlock(&tls_lock);
+    return ZTB_OK;
+}
+
+void http_tls_free(void)
+{
+    pthread_mutex_lock(&tls_lock);
+    struct tls_pair *t = tls_current;
+    tls_current = NULL;
+    pthread_mutex_unlock(&tls_lock);
+    tls_pair_free(t);
+}
 
 static uint64_t now_ns(void)
 {
@@ -317,17 +452,27 @@ long http_req_peer_uid(const struct http_req *req)
 
 void http_req_peer_ip(const struct http_req *req, uint8_t *family, uint8_t addr[16])
 {
+    uint8_t pf = 0, pa[16] = {0};
     *family = 0;
     memset(addr, 0, 16);
     if (req->peer == NULL)
         return;
     if (req->peer->sa_family == AF_INET) {
-        *family = 4;
-        memcpy(addr, &((const struct sockaddr_in *)req->peer)->sin_addr, 4);
+        pf = 4;
+        memcpy(pa, &((const struct sockaddr_in *)req->peer)->sin_addr, 4);
     } else if (req->peer->sa_family == AF_INET6) {
-        *family = 6;
-        memcpy(addr, &((const struct sockaddr_in6 *)req->peer)->sin6_addr, 16);
+        pf = 6;
+        memcpy(pa, &((const struct sockaddr_in6 *)req->peer)->sin6_addr, 16);
     }
+    if (!trusted_proxies_any() || req->conn == NULL) {
+        *family = pf;
+        memcpy(addr, pa, 16);
+        return;
+    }
+    /* behind a trusted proxy: the client it names (proxy.h) */
+    const char *xff = NULL;
+    int n = http_req_header_once(req, "X-Forwarded-For", &xff);
+    trusted_proxies_client(pf, pa, n == 1 ? xff : NULL, n < 0, family, addr);
 }
 
 static const struct http_route *route(const struct http_server *s, const char *method,
@@ -518,6 +663,16 @@ static enum MHD_Result answer(struct http_server *s, struct req_state *st,
     if (req.peer != NULL && req.peer->sa_family != AF_INET && req.peer->sa_family != AF_INET6)
         req.peer = NULL;
 
+    /* a trace id from a strictly valid traceparent (exactly one): into the
+     * audit records this request causes and its access log line */
+    char trace_id[TRACE_ID_HEX + 1] = "";
+    const char *tp = NULL;
+    if (http_req_header_once(&req, "traceparent", &tp) == 1)
+        (void)traceparent_read(tp, strlen(tp), trace_id);
+    req.trace_id = trace_id;
+    audit_set_trace_id(trace_id);
+    access_agent[0] = '\0';
+
     const char *metric = "unknown";
     if (refuse == 400) {
         http_resp_error(&resp, 400, "invalid_request",
@@ -534,7 +689,8 @@ static enum MHD_Result answer(struct http_server *s, struct req_state *st,
         if (r != NULL) {
             metric = r->metric_name;
             resp.status = 200;
-            r->fn(&req, &resp);
+            if (s->lim.gate == NULL || s->lim.gate(&req, r, &resp))
+                r->fn(&req, &resp);
         } else if (wrong_method) {
             http_resp_error(&resp, 405, "invalid_request", "method not allowed");
         } else {
@@ -543,7 +699,20 @@ static enum MHD_Result answer(struct http_server *s, struct req_state *st,
     }
     if (refuse != 0)
         http_resp_header(&resp, "Connection", "close"); /* the rest is never read */
-    metrics_request(s->name, metric, resp.status, now_ns() - st->start_ns);
+    uint64_t took_ns = now_ns() - st->start_ns;
+    metrics_request(s->name, metric, resp.status, took_ns);
+    audit_set_trace_id(NULL);
+    if (access_log_on) {
+        char id[17];
+        snprintf(id, sizeof(id), "%08x%08x", request_base,
+                 (unsigned)(atomic_fetch_add(&request_seq, 1) & 0xffffffffu));
+        /* the path only: MHD gives it without the query string */
+        ztb_log(ZTB_LOG_INFO, "http.access", ZTB_F_STR("server", s->name), ZTB_F_STR("id", id),
+                ZTB_F_STR("method", method), ZTB_F_STR("path", url),
+                ZTB_F_INT("status", resp.status), ZTB_F_INT("us", took_ns / 1000),
+                access_agent[0] ? ZTB_F_STR("agent", access_agent) : ZTB_F_SKIP_,
+                trace_id[0] ? ZTB_F_STR("trace_id", trace_id) : ZTB_F_SKIP_);
+    }
     if (mid_body)
         return send_resp_and_close(conn, &resp);
     return send_resp(conn, &resp);
@@ -629,6 +798,8 @@ struct http_server *http_server_start(const char *name, int listen_fd,
     struct http_server *s = calloc(1, sizeof(*s));
     if (s == NULL)
         return NULL;
+    if (request_base == 0 && getrandom(&request_base, sizeof(request_base), 0) < 0)
+        request_base = (uint32_t)getpid(); /* ids only: no secret */
     s->name = name;
     s->routes = routes;
     s->nroutes = nroutes;
@@ -647,9 +818,16 @@ struct http_server *http_server_start(const char *name, int listen_fd,
     if (threads > 1)
         opt[no++] = (struct MHD_OptionItem){MHD_OPTION_THREAD_POOL_SIZE, threads, NULL};
     if (tls) {
-        opt[no++] =
-            (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_CERT, 0, (void *)lim->tls_cert_pem};
-        opt[no++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_KEY, 0, (void *)lim->tls_key_pem};
+        /* the pair through the callback, so that SIGHUP can replace it */
+        char why[256];
+        if (http_tls_reload(lim->tls_cert_pem, lim->tls_key_pem, why, sizeof(why)) != ZTB_OK) {
+            ztb_log(ZTB_LOG_ERROR, "http.tls_failed", ZTB_F_STR("server", name),
+                    ZTB_F_STR("why", why));
+            free(s);
+            return NULL;
+        }
+        opt[no++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_CERT_CALLBACK, 0,
+                                            (void *)(uintptr_t)tls_retrieve};
         if (lim->tls_client_ca_pem != NULL)
             opt[no++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_TRUST, 0,
                                                 (void *)lim->tls_client_ca_pem};

@@ -37,8 +37,9 @@ struct http_req {
     struct MHD_Connection *conn; /* for header lookups: http_req_header() */
     const struct sockaddr *peer; /* NULL on the unix socket */
     uint64_t start_ns;
-    void *server_ctx; /* the ctx given to http_server_start */
-    int route_id;     /* index of the matched route */
+    void *server_ctx;     /* the ctx given to http_server_start */
+    int route_id;         /* index of the matched route */
+    const char *trace_id; /* "" or the W3C trace id of a valid traceparent header */
 };
 
 struct http_resp {
@@ -77,9 +78,25 @@ struct http_limits {
      * the first worker thread runs (it used to be set after the start, a
      * data race with the workers reading it). */
     http_handler on_too_large;
+    /* Optional: asked before every matched route's handler; returns 1 to
+     * call it, or 0 with the refusal in resp (e.g. the admin API's
+     * read-only role, admin_roles.h). */
+    int (*gate)(struct http_req *req, const struct http_route *r, struct http_resp *resp);
 };
 
 struct http_server;
+
+/*
+ * The access log: one line per request ("http.access": server, request id,
+ * method, path without the query, status, latency in microseconds, the
+ * agent when a handler authenticated one, the trace id). On by default;
+ * process-wide, set before any server starts.
+ */
+void http_access_log_enable(int on);
+
+/* Name the agent the current request authenticated as, for its access log
+ * line (the calling thread's request; copied). */
+void http_access_note_agent(const char *agent);
 
 /*
  * Start serving on listen_fd (a bound, listening socket, TCP or unix) with
@@ -89,6 +106,15 @@ struct http_server;
 struct http_server *http_server_start(const char *name, int listen_fd,
                                       const struct http_route *routes, size_t nroutes,
                                       const struct http_limits *lim, void *ctx);
+
+/*
+ * Replace the TLS certificate chain and key the TLS listener presents from
+ * the next handshake on (PEM text; the first certificate must be the key's).
+ * Returns INVALID_ARG with the reason in err, the pair in force unchanged.
+ * http_tls_free drops them at exit.
+ */
+ztb_err http_tls_reload(const char *cert_pem, const char *key_pem, char *err, size_t errcap);
+void http_tls_free(void);
 
 /* Stop accepting; in-flight requests go on. */
 void http_server_quiesce(struct http_server *s);
@@ -195,9 +221,11 @@ long http_req_peer_uid(const struct http_req *req);
 unsigned http_fit_nofile(unsigned conns, unsigned reserve);
 
 /*
- * The peer's IP address (for policy source_ip conditions): *family 4 (addr
- * gets 4 bytes) or 6 (16 bytes); 0 when unknown (the unix socket). addr has
- * room for 16 bytes and is zeroed first.
+ * The client's IP address (for policy source_ip conditions): the peer's,
+ * or behind a --trusted-proxy the client its X-Forwarded-For names
+ * (broker/http/proxy.h). *family 4 (addr gets 4 bytes) or 6 (16 bytes); 0
+ * when unknown (the unix socket, a trusted proxy's malformed header). addr
+ * has room for 16 bytes and is zeroed first.
  */
 void http_req_peer_ip(const struct http_req *req, uint8_t *family, uint8_t addr[16]);
 

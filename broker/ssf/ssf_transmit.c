@@ -18,6 +18,7 @@
 #include <time.h>
 
 #include <jansson.h>
+#include <openssl/rand.h>
 
 #include "broker/broker.h"
 #include "broker/http/metrics.h"

@@ -94,10 +94,19 @@ static ztb_err unexpected(redisReply *r, const char *what)
 
 /* Agents -------------------------------------------------------------------*/
 
+/* A deleted name's tombstone keeps its generation: the new agent starts
+ * above it (never a generation that was handed out before). */
 static const char agent_add_lua[] =
-    "if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end\n"
-    "redis.call('HSET', KEYS[1], 'status', 'active', 'gen', 1, 'quarantined', 0,\n"
-    "           'approval', 0, 'created', ARGV[2])\n"
+    "if redis.call('EXISTS', KEYS[1]) == 1 then\n"
+    "  if redis.call('HGET', KEYS[1], 'status') ~= 'deleted' then return 0 end\n"
+    "  local gen = tonumber(redis.call('HGET', KEYS[1], 'gen') or '0') + 1\n"
+    "  redis.call('HSET', KEYS[1], 'status', 'active', 'gen', gen, 'quarantined', 0,\n"
+    "             'approval', 0, 'created', ARGV[2])\n"
+    "  redis.call('HINCRBY', KEYS[1], 'inc', 1)\n"
+    "else\n"
+    "  redis.call('HSET', KEYS[1], 'status', 'active', 'gen', 1, 'quarantined', 0,\n"
+    "             'approval', 0, 'created', ARGV[2])\n"
+    "end\n"
     "redis.call('SADD', KEYS[2], ARGV[1])\n"
     "return 1\n";
 static struct store_script agent_add_script = STORE_SCRIPT(agent_add_lua);
@@ -124,16 +133,38 @@ ztb_err store_agent_add(const char *name, int64_t now)
     return added ? ZTB_OK : ZTB_ERR_EXISTS;
 }
 
+static const char agent_delete_lua[] = "local st = redis.call('HGET', KEYS[1], 'status')\n"
+                                       "if not st or st == 'deleted' then return 0 end\n"
+                                       "redis.call('HSET', KEYS[1], 'status', 'deleted')\n"
+                                       "redis.call('SREM', KEYS[2], ARGV[1])\n"
+                                       "return 1\n";
+static struct store_script agent_delete_script = STORE_SCRIPT(agent_delete_lua);
+
+ztb_err store_agent_delete(const char *name)
+{
+    ZTB_ENSURE(store_agent_name_ok(name), ZTB_ERR_NOT_FOUND);
+    char k[KEY_MAX];
+    key(k, ZTB_WIRE_AGENT_KEY_FMT, name);
+    const char *argv[] = {k, "ztb:agents", name};
+    redisReply *r;
+    ZTB_GUARD(store_eval(&r, &agent_delete_script, 2, 3, argv, NULL));
+    if (r->type != REDIS_REPLY_INTEGER)
+        return unexpected(r, "agent_delete");
+    int deleted = r->integer == 1;
+    freeReplyObject(r);
+    return deleted ? ZTB_OK : ZTB_ERR_NOT_FOUND;
+}
+
 ztb_err store_agent_get(const char *name, struct store_agent *out)
 {
     ZTB_ENSURE(store_agent_name_ok(name), ZTB_ERR_NOT_FOUND);
     char k[KEY_MAX];
     key(k, ZTB_WIRE_AGENT_KEY_FMT, name);
     redisReply *r;
-    ZTB_GUARD(redis_commandf(&r, "HMGET %s status gen quarantined approval created", k));
-    if (r->type != REDIS_REPLY_ARRAY || r->elements != 5)
+    ZTB_GUARD(redis_commandf(&r, "HMGET %s status gen quarantined approval created inc", k));
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != 6)
         return unexpected(r, "agent_get");
-    if (r->element[0]->type != REDIS_REPLY_STRING) {
+    if (r->element[0]->type != REDIS_REPLY_STRING || strcmp(r->element[0]->str, "deleted") == 0) {
         freeReplyObject(r);
         return ZTB_ERR_NOT_FOUND;
     }
@@ -146,6 +177,8 @@ ztb_err store_agent_get(const char *name, struct store_agent *out)
     out->approval_required =
         r->element[3]->type == REDIS_REPLY_STRING && strcmp(r->element[3]->str, "1") == 0;
     out->created = r->element[4]->type == REDIS_REPLY_STRING ? parse_i64(r->element[4]->str) : 0;
+    out->incarnation =
+        r->element[5]->type == REDIS_REPLY_STRING ? parse_i64(r->element[5]->str) : 0;
     freeReplyObject(r);
     return ZTB_OK;
 }
@@ -160,7 +193,8 @@ ztb_err store_agent_set_status(const char *name, const char *status)
     redisReply *r;
     /* HSET only if the hash exists: set-if-present in one round trip */
     ZTB_GUARD(redis_commandf(&r, "EVAL %s 1 %s %s",
-                             "if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end "
+                             "local st = redis.call('HGET', KEYS[1], 'status') "
+                             "if not st or st == 'deleted' then return 0 end "
                              "redis.call('HSET', KEYS[1], 'status', ARGV[1]) return 1",
                              k, status));
     if (r->type != REDIS_REPLY_INTEGER)
@@ -236,10 +270,13 @@ ztb_err store_join_create(const char *agent, unsigned ttl_s, int64_t now,
     snprintf(created, sizeof(created), "%lld", (long long)now);
     snprintf(ttl, sizeof(ttl), "%u", ttl_s);
     redisReply *r;
-    rv = redis_commandf(&r, "EVAL %s 1 %s %s %s %s",
-                        "redis.call('HSET', KEYS[1], 'agent', ARGV[1], 'created', ARGV[2]) "
+    char inc[24];
+    snprintf(inc, sizeof(inc), "%lld", (long long)a.incarnation);
+    rv = redis_commandf(&r, "EVAL %s 1 %s %s %s %s %s",
+                        "redis.call('HSET', KEYS[1], 'agent', ARGV[1], 'created', ARGV[2], "
+                        "'inc', ARGV[4]) "
                         "redis.call('EXPIRE', KEYS[1], ARGV[3]) return 1",
-                        k, agent, created, ttl);
+                        k, agent, created, ttl, inc);
     if (rv != ZTB_OK) {
         ztb_wipe(token, STORE_JOIN_TOKEN_LEN + 1);
         return rv;
@@ -506,6 +543,26 @@ static ztb_err seen_once(const char *kind, const char *agent, const char *jti, u
 ztb_err store_assertion_seen(const char *agent, const char *jti, uint64_t ttl_ms)
 {
     return seen_once("jti", agent, jti, ttl_ms);
+}
+
+ztb_err store_join_incarnation(const char *token, int64_t *inc)
+{
+    *inc = 0;
+    ZTB_ENSURE(token != NULL && strlen(token) == STORE_JOIN_TOKEN_LEN &&
+                   strncmp(token, "ztbj_", 5) == 0,
+               ZTB_ERR_JOIN_TOKEN);
+    char hex[65], k[KEY_MAX];
+    join_hash(token, hex);
+    key(k, "ztb:join:%s", hex);
+    redisReply *r;
+    ZTB_GUARD(redis_commandf(&r, "HMGET %s agent inc", k));
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != 2)
+        return unexpected(r, "join_incarnation");
+    ztb_err rv = r->element[0]->type == REDIS_REPLY_STRING ? ZTB_OK : ZTB_ERR_JOIN_TOKEN;
+    if (rv == ZTB_OK && r->element[1]->type == REDIS_REPLY_STRING)
+        *inc = parse_i64(r->element[1]->str);
+    freeReplyObject(r);
+    return rv;
 }
 
 ztb_err store_join_peek(const char *token, char agent[STORE_NAME_MAX + 1], int *reused)

@@ -48,15 +48,34 @@ int store_agent_name_ok(const char *name);
 
 struct store_agent {
     char name[STORE_NAME_MAX + 1];
-    char status[16]; /* "active" or "disabled" */
+    char status[16]; /* "active" or "disabled" ("deleted" is never returned) */
     int64_t generation;
     int quarantined;
     int approval_required;
-    int64_t created; /* unix seconds */
+    int64_t created;     /* unix seconds */
+    int64_t incarnation; /* 0, and one more each time a deleted name is added again */
 };
 
-/* Register an agent (status active, generation 1). EXISTS if it is there. */
+/*
+ * Register an agent (status active, generation 1). EXISTS if it is there.
+ * A name deleted before (store_agent_delete) comes back with the next
+ * generation after the one it was deleted at and the next incarnation:
+ * generations are never reused, so nothing issued to the deleted agent
+ * (tokens, identity documents, sessions, join tokens) is valid again.
+ */
 ztb_err store_agent_add(const char *name, int64_t now);
+
+/*
+ * Delete an agent: it leaves the agent list and every read of it is
+ * NOT_FOUND, but its record stays as a tombstone holding its generation
+ * (the caller revokes all its tokens first, which raises it). NOT_FOUND if
+ * unknown or already deleted.
+ */
+ztb_err store_agent_delete(const char *name);
+
+/* The incarnation of the agent a join token was made for (0 for tokens
+ * made before incarnations existed). JOIN_TOKEN if unknown. */
+ztb_err store_join_incarnation(const char *token, int64_t *inc);
 
 /* Read one agent. NOT_FOUND if unknown. */
 ztb_err store_agent_get(const char *name, struct store_agent *out);

@@ -3,6 +3,7 @@
  * to the real broker's admin socket; every call lands in a verifiable audit
  * log, and join tokens are shown once and nowhere else.
  */
+#include <pwd.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -10,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 #include <jansson.h>
@@ -133,7 +135,9 @@ static void test_agent_lifecycle(void **state)
     char *audit = file_text(path);
     assert_null(strstr(audit, token));
     assert_non_null(strstr(audit, "\"event\":\"admin.agent_added\""));
-    assert_non_null(strstr(audit, "\"actor\":\"operator:uid="));
+    char me[96]; /* audited by user name */
+    snprintf(me, sizeof(me), "\"actor\":\"operator:%s\"", getpwuid(geteuid())->pw_name);
+    assert_non_null(strstr(audit, me));
     free(audit);
     char *log = file_text(b.log);
     assert_null(strstr(log, token));
@@ -211,7 +215,7 @@ static void test_admin_api_rejects_bad_input(void **state)
     assert_int_equal(zh_admin_send(&b, "POST", url, "application/json", deep, 2000, &r), 0);
     assert_int_equal(r.status, 400);
     zh_resp_free(&r);
-    assert_int_equal(zh_admin(&b, "DELETE", "/v1/agents/billing-bot", NULL, &r), 0);
+    assert_int_equal(zh_admin(&b, "PUT", "/v1/agents/billing-bot", NULL, &r), 0);
     assert_int_equal(r.status, 405);
     zh_resp_free(&r);
     assert_int_equal(zh_admin(&b, "POST", "/v1/agents/billing-bot/explode", NULL, &r), 0);
@@ -326,6 +330,25 @@ static void test_policy_reload(void **state)
     assert_non_null(strstr(err, "--trust-domain"));
     free(out);
     free(err);
+    /* ... and so is SIGHUP (systemctl reload): refused, counted, the reason
+     * in the log, the broker still up on the old policy */
+    assert_int_equal(kill(b.pid, SIGHUP), 0);
+    int seen = 0;
+    for (int i = 0; i < 250 && !seen; i++) {
+        assert_int_equal(zh_get(&b, "/metrics", &r), 0);
+        seen = strstr(r.body, "ztb_policy_reload_failures_total 3") != NULL;
+        zh_resp_free(&r);
+        if (!seen)
+            usleep(20000);
+    }
+    assert_true(seen);
+    char *blog = file_text(b.log);
+    assert_non_null(strstr(blog, "the policy is for trust domain ztb.other, this broker serves "
+                                 "ztb.local"));
+    free(blog);
+    assert_int_equal(zh_get(&b, "/readyz", &r), 0);
+    assert_int_equal(r.status, 200);
+    zh_resp_free(&r);
     f = fopen(path, "w");
     fputs(policy_v1, f);
     fclose(f);

@@ -9,6 +9,7 @@
  * fixed before the server starts, as in the daemon: handler threads read
  * it.)
  */
+#include <pwd.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -65,7 +66,7 @@ static void test_agent_add(void **state)
     assert_int_equal(strlen(tok), STORE_JOIN_TOKEN_LEN);
     /* audited with the caller's uid, and the join token nowhere in the log */
     char uid[64];
-    snprintf(uid, sizeof(uid), "operator:uid=%ld", (long)getuid());
+    snprintf(uid, sizeof(uid), "operator:%s", getpwuid(getuid())->pw_name);
     assert_true(bf_audit_has("admin.agent_added", uid));
     assert_true(bf_audit_has("admin.join_token_created", "\"ttl\":120"));
     char *log = bf_audit();
@@ -153,7 +154,9 @@ static void test_agent_verbs(void **state)
     bf_admin_refused("POST", "/v1/agents/ghost/join-tokens", NULL, 404, "not_found");
 
     bf_admin_refused("GET", "/v1/agents/ops/disable", NULL, 405, "invalid_request");
-    bf_admin_refused("DELETE", "/v1/agents/ops", NULL, 405, "invalid_request");
+    bf_admin_refused("PUT", "/v1/agents/ops", NULL, 405, "invalid_request");
+    /* DELETE of an unknown agent is 404; of a known one, it is gone */
+    bf_admin_refused("DELETE", "/v1/agents/nobody-here", NULL, 404, "not_found");
     bf_admin_refused("POST", "/v1/agents/ops/promote", NULL, 404, "not_found");
 }
 

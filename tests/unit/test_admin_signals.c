@@ -7,6 +7,7 @@
  * secret shown once and never audited, an operator action decided once,
  * 503 when Redis is gone.
  */
+#include <pwd.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -50,7 +51,7 @@ static void test_revoke_by_id(void **state)
     assert_true(json_is_true(json_object_get(j, "changed")));
     json_decref(j);
     char uid[64];
-    snprintf(uid, sizeof(uid), "operator:uid=%ld", (long)getuid());
+    snprintf(uid, sizeof(uid), "operator:%s", getpwuid(getuid())->pw_name);
     assert_true(bf_audit_has("revocation.applied", uid));
 
     j = bf_admin("POST", "/v1/revocations", "{\"type\":\"agent\",\"id\":\"bot\"}", 200);
