@@ -13,6 +13,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -23,6 +24,7 @@
 
 #include "broker/config.h"
 #include "broker/http/push_client.h"
+#include "common/guard.h"
 #include "common/log.h"
 
 struct slot {
