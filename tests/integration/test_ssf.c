@@ -274,7 +274,8 @@ static void test_push_retried_while_receiver_down(void **state)
     assert_true(metric("ztb_ssf_push_failures_total") > failures); /* tried, refused */
     assert_null(receiver_line("agent/pushed-2", 0));
     receiver_start(port);
-    char *line = receiver_line("spiffe://ztb.local/agent/pushed-2", 3000);
+    char *line =
+        receiver_line("spiffe://ztb.local/agent/pushed-2", 6000); /* retries at ~0.5, 1.5, 3.5 s */
     expect_verified(line, CAEP "session-revoked", "pushed-2");
     free(line);
     za_free(&a);
