@@ -452,10 +452,21 @@ void zh_broker_start(struct zh_broker *b, const struct zh_broker_opts *o)
         /* the install step: the state tree is the service user's (started as
          * root, the broker changes no owner below its state directory) */
         const char *own[] = {"/bin/chown", "-hR", "nobody:", b->state, NULL};
-        char *err = NULL;
-        if (zh_run(own, NULL, &err) != 0)
+        /* a private Redis left running by a crashed broker may rename its
+         * temp-*.rdb under chown's feet (ENOENT): try again */
+        for (int attempt = 1;; attempt++) {
+            char *err = NULL;
+            int rc = zh_run(own, NULL, &err);
+            int vanished = err != NULL && strstr(err, "No such file or directory") != NULL;
+            if (rc == 0 || (vanished && attempt < 5)) {
+                free(err);
+                if (rc == 0)
+                    break;
+                sleep_ms(50);
+                continue;
+            }
             fatal("chown -hR nobody: %s: %s", b->state, err ? err : "");
-        free(err);
+        }
     }
     snprintf(b->admin_sock, sizeof(b->admin_sock), "%s/admin.sock", b->state);
     snprintf(b->log, sizeof(b->log), "%s/broker.log", b->dir);
