@@ -26,7 +26,10 @@ static const char *const known_signals[] = {"policy_violation",      "rate_limit
                                             "assertion_replay",      "token_replay",
                                             "join_token_reuse",      "new_audience",
                                             "credential_compromise", "prompt_injection",
-                                            "dpop_replay",           NULL};
+                                            "dpop_replay",           "out_of_scope",
+                                            "baseline_new_action",   "baseline_new_audience",
+                                            "baseline_new_resource", "baseline_rate",
+                                            "shadow_ai",             NULL};
 
 static const char *const response_names[] = {NULL,         "revoke_token", "require_approval",
                                              "quarantine", "revoke_all",   "kill_audience",

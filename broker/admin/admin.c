@@ -14,6 +14,7 @@
 #include <jansson.h>
 
 #include "broker/admin/admin.h"
+#include "broker/admin/admin_inventory.h"
 #include "broker/audit/audit.h"
 #include "broker/broker.h"
 #include "broker/signer/keys.h"
@@ -193,6 +194,10 @@ void handle_admin_agent(struct http_req *req, struct http_resp *resp)
     name[nl] = '\0';
     if (!store_agent_name_ok(name)) {
         http_resp_error(resp, 404, "not_found", "no such agent");
+        return;
+    }
+    if (strcmp(verb, "baseline") == 0) {
+        handle_admin_agent_baseline(req, resp, name);
         return;
     }
     int get = strcmp(req->method, "GET") == 0, post = strcmp(req->method, "POST") == 0;

@@ -1,0 +1,66 @@
+/*
+ * store_baseline.h - what each agent does on the token path, in Redis: its
+ * activity record (last seen, tokens per hour) and its behavioural baseline
+ * (what it did while learning). Both are written only by the issue script
+ * (store.c, store_issue_check), in the request's own round trip; this file
+ * starts a learning window and reads them back.
+ *
+ * Keys (A = an agent name, all in A's hash slot):
+ *
+ *   ztb:{A}:agent   fields bl_since, bl_until: the learning window (Unix s);
+ *                   absent: no baseline is kept
+ *   ztb:{A}:bl      HASH a:<action> u:<audience> p:<resource prefix> -> tokens
+ *                   learned ('-<time>': first seen after learning), h:<0..23>
+ *                   tokens learned per UTC hour of day, n (tokens learned),
+ *                   ka ku kp (distinct values learned), days (window in days,
+ *                   at least 1); at most STORE_BL_CAP fields
+ *   ztb:{A}:seen    HASH last (Unix s of the last token), <hour since epoch>
+ *                   -> tokens issued in that UTC hour, the last 24 hours kept;
+ *                   expires 2 days after the last new hour
+ *
+ * Every function returns UNAVAILABLE when Redis cannot answer.
+ */
+#ifndef ZTB_BROKER_STORE_BASELINE_H
+#define ZTB_BROKER_STORE_BASELINE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <ztb/error.h>
+
+struct json_t;
+
+#define STORE_BASELINE_KEY_FMT "ztb:{%s}:bl"
+#define STORE_SEEN_KEY_FMT     "ztb:{%s}:seen"
+#define STORE_BL_PREFIX_MAX    128  /* bytes of a resource prefix that are kept */
+#define STORE_BL_CAP           1024 /* fields of one baseline (the issue script's literal) */
+
+/*
+ * The resource prefix the baseline keeps for resource (NULL: none): up to
+ * and including its last '/', cut to STORE_BL_PREFIX_MAX bytes on a UTF-8
+ * boundary; "" when there is no '/'. out has STORE_BL_PREFIX_MAX + 1 bytes.
+ */
+void store_resource_prefix(const char *resource, char out[STORE_BL_PREFIX_MAX + 1]);
+
+/*
+ * Start (or restart) agent's learning window: learn_s seconds from Redis's
+ * now; the old baseline is dropped. only_if_new: do nothing (ZTB_OK,
+ * *until = 0) if the agent ever had a window (its enrollment after the
+ * first). NOT_FOUND for an unknown agent. *until: the window's end.
+ */
+ztb_err store_baseline_start(const char *agent, unsigned learn_s, int only_if_new, int64_t *until);
+
+/*
+ * Agent's baseline as a new JSON object (caller decrefs): phase
+ * ("none"|"learning"|"watching"), learning_since, learning_until,
+ * tokens_learned, days, actions/audiences/resource_prefixes (arrays of
+ * {"value", "tokens"} or {"value", "first_seen"} for what came after),
+ * hours (24 counts learned per UTC hour of day). NOT_FOUND: no such agent.
+ */
+ztb_err store_baseline_get(const char *agent, struct json_t **out);
+
+/* Agent's activity: the last token's time (0: none in two days) and the
+ * tokens of the last 24 UTC hours (this one included). */
+ztb_err store_activity_get(const char *agent, int64_t *last_seen, int64_t *tokens_day);
+
+#endif /* ZTB_BROKER_STORE_BASELINE_H */
