@@ -19,6 +19,10 @@ static void usage(FILE *out)
             "       ztbctl agent disable NAME                issue nothing more to NAME\n"
             "       ztbctl agent enable NAME                 resume issuing to NAME\n"
             "       ztbctl agent join-token NAME [--ttl S]   a new one-time join token\n"
+            "       ztbctl agent baseline NAME               what NAME did while learning, and\n"
+            "                                                what is new since (-o json: all)\n"
+            "       ztbctl agent baseline NAME --relearn [--for SECONDS]\n"
+            "                                                forget it and learn again\n"
             "\n"
             "Names: 1-63 of a-z 0-9 . _ - starting with a letter or digit; the agent's\n"
             "identity is spiffe://TRUST_DOMAIN/agent/NAME. A join token is shown once,\n"
@@ -128,6 +132,101 @@ static void print_join(json_t *r)
            json_string_value(json_object_get(r, "join_token")));
 }
 
+/* The values of one kind of a baseline as table rows. */
+static void baseline_rows(struct ztbctl_table *t, const char *kind, json_t *arr)
+{
+    size_t i;
+    json_t *v;
+    json_array_foreach(arr, i, v)
+    {
+        char tokens[32], since[40];
+        json_t *first = json_object_get(v, "first_seen");
+        snprintf(tokens, sizeof(tokens), "%lld",
+                 (long long)json_integer_value(json_object_get(v, "tokens")));
+        since[0] = '\0';
+        if (json_is_integer(first))
+            ztbctl_fmt_time((int64_t)json_integer_value(first), since, sizeof(since));
+        const char *cells[] = {kind, json_string_value(json_object_get(v, "value")),
+                               first ? "-" : tokens, first ? since : "learned"};
+        ztbctl_table_row(t, cells);
+    }
+}
+
+/* `agent baseline NAME [--relearn [--for S]]`: args are what follows NAME. */
+static int baseline(struct ztbctl *ctl, const char *name, int argc, char **argv)
+{
+    int relearn = 0;
+    long learn = 0;
+    for (int i = 0; i < argc; i++) {
+        if (strcmp(argv[i], "--relearn") == 0) {
+            relearn = 1;
+        } else if (strcmp(argv[i], "--for") == 0 && i + 1 < argc) {
+            char *end;
+            learn = strtol(argv[++i], &end, 10);
+            if (*end != '\0' || learn < 1 || learn > 366L * 86400) {
+                ztbctl_err("--for takes 1..31622400 seconds");
+                return ZTBCTL_EXIT_USAGE;
+            }
+        } else {
+            ztbctl_err("agent baseline: unknown argument '%s' (see ztbctl agent --help)", argv[i]);
+            return ZTBCTL_EXIT_USAGE;
+        }
+    }
+    if (learn > 0 && !relearn) {
+        ztbctl_err("--for goes with --relearn");
+        return ZTBCTL_EXIT_USAGE;
+    }
+    char path[256];
+    snprintf(path, sizeof(path), "/v1/agents/%s/baseline", name);
+    json_t *r = NULL, *body = NULL;
+    long status;
+    if (relearn) {
+        body = json_pack("{s:b}", "relearn", 1);
+        if (learn > 0)
+            json_object_set_new(body, "for", json_integer(learn));
+    }
+    int rc = ztbctl_admin(ctl, relearn ? "POST" : "GET", path, body, &r, &status);
+    json_decref(body);
+    if (rc != 0) {
+        json_decref(r);
+        return ZTBCTL_EXIT_FAIL;
+    }
+    if (ctl->json) {
+        ztbctl_print_json(r);
+        return ZTBCTL_EXIT_OK;
+    }
+    char since[40], until[40], last[40];
+    time_cell(r, "learning_since", "-", since, sizeof(since));
+    time_cell(r, "learning_until", "-", until, sizeof(until));
+    time_cell(r, "last_seen", "never", last, sizeof(last));
+    printf("agent %s: %s (learning %s .. %s), %lld tokens learned over %lld day(s); "
+           "last seen %s, %lld tokens in the last day\n",
+           name, json_string_value(json_object_get(r, "phase")), since, until,
+           (long long)json_integer_value(json_object_get(r, "tokens_learned")),
+           (long long)json_integer_value(json_object_get(r, "days")), last,
+           (long long)json_integer_value(json_object_get(r, "tokens_last_day")));
+    static const char *const hdr[] = {"KIND", "VALUE", "TOKENS", "SEEN"};
+    struct ztbctl_table *t = ztbctl_table_new(4, hdr);
+    baseline_rows(t, "action", json_object_get(r, "actions"));
+    baseline_rows(t, "audience", json_object_get(r, "audiences"));
+    baseline_rows(t, "resource_prefix", json_object_get(r, "resource_prefixes"));
+    json_t *hours = json_object_get(r, "hours");
+    for (size_t h = 0; h < json_array_size(hours); h++) {
+        long long n = (long long)json_integer_value(json_array_get(hours, h));
+        if (n == 0)
+            continue;
+        char hour[32], tokens[32];
+        snprintf(hour, sizeof(hour), "%02zu:00Z", h);
+        snprintf(tokens, sizeof(tokens), "%lld", n);
+        const char *cells[] = {"hour", hour, tokens, "learned"};
+        ztbctl_table_row(t, cells);
+    }
+    ztbctl_table_print(t, stdout);
+    ztbctl_table_free(t);
+    json_decref(r);
+    return ZTBCTL_EXIT_OK;
+}
+
 int cmd_agent(struct ztbctl *ctl, int argc, char **argv)
 {
     if (argc < 2 || ztbctl_wants_help(argc, argv, 1)) {
@@ -188,6 +287,8 @@ int cmd_agent(struct ztbctl *ctl, int argc, char **argv)
         }
         return ZTBCTL_EXIT_OK;
     }
+    if (strcmp(verb, "baseline") == 0)
+        return baseline(ctl, name, argc - 3, argv + 3);
     if (argc != 3) {
         usage(stderr);
         return ZTBCTL_EXIT_USAGE;
