@@ -120,6 +120,9 @@ static const struct opt opts[] = {
      "baseline_rate signal, 0 = off (default 4)"},
     {"baseline_rate_min", OPT_UINT, NUM(baseline_rate_min, 100000000), "N",
      "... and never below N tokens in the hour (default 20)"},
+    {"shadow_ai_threshold", OPT_UINT, NUM(shadow_ai_threshold, 100000000), "N",
+     "callers a gateway refused for carrying no ztb token (or one not ours), from one source: "
+     "the Nth raises a shadow_ai signal, 0 = do not count them (default 10)"},
     {"signals_ip_rate", OPT_UINT, NUM(signals_ip_rate, 1000000), "N",
      "POST /v1/signals per second from one address, before authentication (this replica), "
      "0 = off (default 100)"},
@@ -167,6 +170,7 @@ void broker_config_defaults(struct broker_config *c)
     c->baseline_learn_s = 7 * 86400;
     c->baseline_rate_factor = 4;
     c->baseline_rate_min = 20;
+    c->shadow_ai_threshold = 10;
     c->signals_ip_rate = 100;
     c->signals_ip_burst = 200;
     c->signals_source_rate = 100;

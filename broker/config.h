@@ -67,6 +67,7 @@ struct broker_config {
     unsigned baseline_learn_s;      /* an agent's baseline learning window; 0 none */
     unsigned baseline_rate_factor;  /* baseline_rate: this hour > factor x learned; 0 off */
     unsigned baseline_rate_min;     /* ... and at least this many tokens */
+    unsigned shadow_ai_threshold;   /* unknown callers of one source that raise shadow_ai */
     unsigned signals_ip_rate;       /* POST /v1/signals per second per address; 0 off */
     unsigned signals_ip_burst;
     unsigned signals_source_rate; /* signals per second per source (all replicas); 0 off */

@@ -20,6 +20,7 @@
 #include "broker/signer/keys.h"
 #include "broker/admin/reload.h"
 #include "broker/store/store.h"
+#include "broker/store/store_baseline.h"
 #include "common/secret.h"
 #include "wire/wire.h"
 
@@ -146,9 +147,12 @@ void handle_admin_agents(struct http_req *req, struct http_resp *resp)
     json_t *body = http_req_json_object(req, resp);
     if (body == NULL)
         return;
-    static const char *const fields[] = {"name", "ttl", NULL};
+    static const char *const fields[] = {"name", "ttl", "owner", "description", NULL};
     int ok = only_fields(body, fields, resp);
     unsigned ttl = ok ? ttl_from(broker_of(req), body, resp, &ok) : 0;
+    const char *owner = NULL, *description = NULL;
+    if (ok)
+        ok = admin_agent_meta_read(body, &owner, &description, resp);
     const char *name = json_string_value(json_object_get(body, "name"));
     if (ok && (name == NULL || !store_agent_name_ok(name))) {
         http_resp_error(resp, 400, "invalid_request",
@@ -157,10 +161,13 @@ void handle_admin_agents(struct http_req *req, struct http_resp *resp)
     }
     if (ok) {
         ztb_err rv = store_agent_add(name, (int64_t)time(NULL));
+        if (rv == ZTB_OK)
+            rv = store_agent_set_meta(name, owner, description);
         if (rv != ZTB_OK) {
             store_error(resp, rv, rv == ZTB_ERR_EXISTS ? "agent exists" : "cannot add agent");
         } else {
-            audit("admin.agent_added", actor, 1, ZTB_F_STR("agent", name));
+            audit("admin.agent_added", actor, 1, ZTB_F_STR("agent", name),
+                  ZTB_F_STR("owner", owner), ZTB_F_STR("description", description));
             struct store_agent a;
             if (store_agent_get(name, &a) != ZTB_OK) {
                 http_resp_error(resp, 503, "temporarily_unavailable", "Redis is not answering");
@@ -217,6 +224,11 @@ void handle_admin_agent(struct http_req *req, struct http_resp *resp)
             return;
         }
         identity_json(o, &id);
+        if (!admin_agent_activity_json(o, name)) {
+            json_decref(o);
+            http_resp_error(resp, 503, "temporarily_unavailable", "Redis is not answering");
+            return;
+        }
         http_resp_json_value(resp, 200, o);
         return;
     }

@@ -22,6 +22,7 @@
 #include <jansson.h>
 
 #include "broker/signals/detectors.h"
+#include "broker/store/store_baseline.h"
 #include "broker/store/store_detect.h"
 #include "broker/store/store_rev.h"
 #include "common/guard.h"
@@ -60,6 +61,7 @@ void detectors_defaults(struct detect_config *c)
     c->new_audience_after = 86400;
     c->baseline_rate_factor = 4;
     c->baseline_rate_min = 20;
+    c->shadow_ai_threshold = 10;
 }
 
 static double clamp_confidence(double c)
@@ -179,6 +181,15 @@ void detect_baseline(const char *agent, const char *action, const char *audience
     enqueue(DETECT_BASELINE, agent, action, audience, prefix, seen);
 }
 
+void detect_unknown_client(const char *reason, const char *source)
+{
+    if (g_cfg.shadow_ai_threshold == 0 || reason == NULL)
+        return;
+    /* the reason goes in action, the source in detail; no agent */
+    enqueue(DETECT_UNKNOWN_CLIENT, "", reason, NULL,
+            store_source_label_ok(source) ? source : "invalid", NULL);
+}
+
 /* What each kind raises. */
 static const struct {
     const char *counter;     /* Redis counter name */
@@ -193,6 +204,7 @@ static const struct {
     [DETECT_JOIN_REUSE] = {"join_reuse", "join_token_reuse", POLICY_SEVERITY_HIGH, 0.9},
     [DETECT_AUDIENCE_USED] = {"audience", "new_audience", POLICY_SEVERITY_MEDIUM, 0.5},
     [DETECT_BASELINE] = {"baseline", "baseline_rate", POLICY_SEVERITY_MEDIUM, 0.0},
+    [DETECT_UNKNOWN_CLIENT] = {"unknown_client", "shadow_ai", POLICY_SEVERITY_MEDIUM, 0.5},
 };
 
 /* The first out-of-policy request of an agent in a window: scope adherence
@@ -302,6 +314,14 @@ static ztb_err handle(const struct det_event *e)
     unsigned threshold = 1;
     if (e->kind == DETECT_BASELINE)
         return handle_baseline(e);
+    if (e->kind == DETECT_UNKNOWN_CLIENT) {
+        ZTB_GUARD(store_unknown_client_count(e->action, e->detail, &count));
+        if (count != (int64_t)g_cfg.shadow_ai_threshold)
+            return ZTB_OK;
+        json_t *ev = json_pack("{s:s,s:s,s:s,s:I}", "detector", "unknown_client", "reason",
+                               e->action, "source", e->detail, "count", (json_int_t)count);
+        return publish_signal("", "shadow_ai", POLICY_SEVERITY_MEDIUM, 0.5, ev, count);
+    }
     if (e->kind == DETECT_AUDIENCE_USED) {
         if (g_cfg.new_audience_after == 0)
             return ZTB_OK;

@@ -23,6 +23,8 @@
  *   join token reuse   join_token_reuse   the first in a window         high, 0.9
  *   audience used      new_audience       an audience the agent never   medium, 0.5
  *                                         used, after its learning period
+ *   unknown caller     shadow_ai          the Nth refusal of one source  medium, 0.5
+ *   refused at a gateway (no ztb token, or one not ours)
  *   baseline deviation baseline_new_action    an action, audience or    medium, graded
  *                      baseline_new_audience  resource prefix not seen  (medium, medium,
  *                      baseline_new_resource  while learning            low)
@@ -56,7 +58,8 @@ enum detect_kind {
     DETECT_DPOP_REPLAY,
     DETECT_JOIN_REUSE,
     DETECT_AUDIENCE_USED,
-    DETECT_BASELINE, /* through detect_baseline() only */
+    DETECT_BASELINE,       /* through detect_baseline() only */
+    DETECT_UNKNOWN_CLIENT, /* through detect_unknown_client() only */
     DETECT_KINDS_N
 };
 
@@ -67,10 +70,11 @@ struct detect_config {
     unsigned new_audience_after; /* learning period in seconds; 0 off */
     unsigned baseline_rate_factor; /* this hour > factor x learned rate raises; 0 off */
     unsigned baseline_rate_min;    /* ... and at least this many tokens this hour */
+    unsigned shadow_ai_threshold;  /* refusals of one unknown caller that raise shadow_ai; 0 off */
 };
 
 /* Defaults: 60 s window, 10 denials, 20 rate-limited requests, 1 day;
- * baseline rate 4 x learned, at least 20 tokens in the hour. */
+ * baseline rate 4 x learned, at least 20 tokens in the hour; shadow_ai at 10. */
 void detectors_defaults(struct detect_config *c);
 
 /*
@@ -103,6 +107,14 @@ void detect_event(enum detect_kind k, const char *agent, const char *action, con
  */
 void detect_baseline(const char *agent, const char *action, const char *audience,
                      const char *prefix, const struct store_baseline_seen *seen);
+
+/*
+ * Report a caller a gateway refused for carrying no ztb token (reason
+ * "no_token") or one that is not ours ("foreign_token"), by source (its
+ * address or the gateway's label; store_source_label_ok, else "invalid").
+ * Counted in Redis by the worker (ztb:unknown_clients); never blocks.
+ */
+void detect_unknown_client(const char *reason, const char *source);
 
 /* The baseline confidences above, for the worker and the tests. */
 double detect_novelty_confidence(int64_t learned, int64_t distinct);

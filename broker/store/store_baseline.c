@@ -179,3 +179,134 @@ ztb_err store_activity_get(const char *agent, int64_t *last_seen, int64_t *token
     freeReplyObject(r);
     return ZTB_OK;
 }
+
+/* ---- inventory ------------------------------------------------------------- */
+
+ztb_err store_agent_set_meta(const char *agent, const char *owner, const char *description)
+{
+    ZTB_ENSURE(store_agent_name_ok(agent), ZTB_ERR_NOT_FOUND);
+    ZTB_ENSURE((owner == NULL || strlen(owner) <= STORE_OWNER_MAX) &&
+                   (description == NULL || strlen(description) <= STORE_DESCRIPTION_MAX),
+               ZTB_ERR_INVALID_ARG);
+    if (owner == NULL && description == NULL)
+        return ZTB_OK;
+    char k[STORE_KEY_MAX];
+    store_keyf(k, ZTB_WIRE_AGENT_KEY_FMT, agent);
+    redisReply *r;
+    ZTB_GUARD(redis_commandf(&r, "EVAL %s 1 %s %s %s",
+                             "if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end "
+                             "if ARGV[1] ~= '' then redis.call('HSET', KEYS[1], 'owner', "
+                             "ARGV[1]) end "
+                             "if ARGV[2] ~= '' then redis.call('HSET', KEYS[1], "
+                             "'description', ARGV[2]) end return 1",
+                             k, owner ? owner : "", description ? description : ""));
+    if (r->type != REDIS_REPLY_INTEGER)
+        return store_unexpected_reply(r, "agent_set_meta");
+    int ok = r->integer == 1;
+    freeReplyObject(r);
+    return ok ? ZTB_OK : ZTB_ERR_NOT_FOUND;
+}
+
+ztb_err store_agent_meta(const char *agent, char owner[STORE_OWNER_MAX + 1],
+                         char description[STORE_DESCRIPTION_MAX + 1])
+{
+    owner[0] = description[0] = '\0';
+    ZTB_ENSURE(store_agent_name_ok(agent), ZTB_ERR_NOT_FOUND);
+    char k[STORE_KEY_MAX];
+    store_keyf(k, ZTB_WIRE_AGENT_KEY_FMT, agent);
+    redisReply *r;
+    ZTB_GUARD(redis_commandf(&r, "HMGET %s owner description", k));
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != 2)
+        return store_unexpected_reply(r, "agent_meta");
+    if (r->element[0]->type == REDIS_REPLY_STRING && r->element[0]->len <= STORE_OWNER_MAX)
+        memcpy(owner, r->element[0]->str, r->element[0]->len + 1);
+    if (r->element[1]->type == REDIS_REPLY_STRING && r->element[1]->len <= STORE_DESCRIPTION_MAX)
+        memcpy(description, r->element[1]->str, r->element[1]->len + 1);
+    freeReplyObject(r);
+    return ZTB_OK;
+}
+
+int store_source_label_ok(const char *s)
+{
+    size_t n = s ? strlen(s) : 0;
+    if (n == 0 || n > 64)
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '.' || c == '_' || c == ':' || c == '-'))
+            return 0;
+    }
+    return 1;
+}
+
+/* KEYS: counts, last seen. ARGV: field, cap, overflow field. */
+static const char unknown_lua[] =
+    "local f = ARGV[1]\n"
+    "if redis.call('HEXISTS', KEYS[1], f) == 0 and\n"
+    "   redis.call('HLEN', KEYS[1]) >= tonumber(ARGV[2]) then f = ARGV[3] end\n"
+    "local n = redis.call('HINCRBY', KEYS[1], f, 1)\n"
+    "redis.call('HSET', KEYS[2], f, redis.call('TIME')[1])\n"
+    "return n\n";
+static struct store_script unknown_script = STORE_SCRIPT(unknown_lua);
+
+ztb_err store_unknown_client_count(const char *reason, const char *source, int64_t *count)
+{
+    *count = 0;
+    ZTB_ENSURE(reason != NULL && store_source_label_ok(reason) && store_source_label_ok(source),
+               ZTB_ERR_INVALID_ARG);
+    char field[160], cap[16];
+    snprintf(field, sizeof(field), "%s|%s", reason, source);
+    snprintf(cap, sizeof(cap), "%u", STORE_UNKNOWN_CAP);
+    const char *argv[] = {"ztb:unknown_clients", "ztb:unknown_clients:seen", field, cap,
+                          "other|overflow"};
+    redisReply *r;
+    ZTB_GUARD(store_eval(&r, &unknown_script, 2, (int)ZTB_ARRAY_LEN(argv), argv, NULL));
+    if (r->type != REDIS_REPLY_INTEGER)
+        return store_unexpected_reply(r, "unknown_client_count");
+    *count = r->integer;
+    freeReplyObject(r);
+    return ZTB_OK;
+}
+
+ztb_err store_unknown_clients(json_t **out)
+{
+    *out = NULL;
+    redisReply *r;
+    ZTB_GUARD(redis_commandf(&r, "HGETALL ztb:unknown_clients"));
+    if (r->type != REDIS_REPLY_ARRAY)
+        return store_unexpected_reply(r, "unknown_clients");
+    redisReply *seen;
+    ztb_err rv = redis_commandf(&seen, "HGETALL ztb:unknown_clients:seen");
+    if (rv != ZTB_OK) {
+        freeReplyObject(r);
+        return rv;
+    }
+    json_t *arr = json_array();
+    for (size_t i = 0; i + 1 < r->elements && i / 2 < STORE_UNKNOWN_CAP + 1; i += 2) {
+        const redisReply *f = r->element[i], *v = r->element[i + 1];
+        if (f->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING)
+            continue;
+        const char *bar = strchr(f->str, '|');
+        if (bar == NULL || bar - f->str > 63)
+            continue;
+        char reason[64];
+        memcpy(reason, f->str, (size_t)(bar - f->str));
+        reason[bar - f->str] = '\0';
+        if (!store_source_label_ok(reason) || !store_source_label_ok(bar + 1))
+            continue;
+        long long last = 0;
+        for (size_t j = 0; seen->type == REDIS_REPLY_ARRAY && j + 1 < seen->elements; j += 2)
+            if (seen->element[j]->type == REDIS_REPLY_STRING &&
+                seen->element[j + 1]->type == REDIS_REPLY_STRING &&
+                strcmp(seen->element[j]->str, f->str) == 0)
+                last = num_or(seen->element[j + 1]->str);
+        json_array_append_new(arr, json_pack("{s:s,s:s,s:I,s:I}", "reason", reason, "source",
+                                             bar + 1, "count", (json_int_t)num_or(v->str),
+                                             "last_seen", (json_int_t)last));
+    }
+    freeReplyObject(r);
+    freeReplyObject(seen);
+    *out = arr;
+    return ZTB_OK;
+}

@@ -63,4 +63,37 @@ ztb_err store_baseline_get(const char *agent, struct json_t **out);
  * tokens of the last 24 UTC hours (this one included). */
 ztb_err store_activity_get(const char *agent, int64_t *last_seen, int64_t *tokens_day);
 
+
+/* ---- inventory: agent metadata and unknown clients -------------------------
+ *
+ *   ztb:{A}:agent         fields owner, description (set by the operator)
+ *   ztb:unknown_clients   HASH "<reason>|<source>" -> callers refused at a
+ *                         gateway for carrying no ztb token ("no_token") or a
+ *                         token that is not ours ("foreign_token"); at most
+ *                         STORE_UNKNOWN_CAP fields (then "other|overflow")
+ *   ztb:unknown_clients:seen  HASH same fields -> last time (Unix s)
+ */
+#define STORE_UNKNOWN_CAP    1000
+#define STORE_OWNER_MAX      128
+#define STORE_DESCRIPTION_MAX 512
+
+/* Set agent's owner and description (either NULL or "": unchanged). NOT_FOUND
+ * for an unknown agent. The caller checked them (printable UTF-8, sizes). */
+ztb_err store_agent_set_meta(const char *agent, const char *owner, const char *description);
+
+/* Agent's owner and description ("" when unset). */
+ztb_err store_agent_meta(const char *agent, char owner[STORE_OWNER_MAX + 1],
+                         char description[STORE_DESCRIPTION_MAX + 1]);
+
+/* A source label as kept: 1..64 of A-Z a-z 0-9 . _ : - (an address or a
+ * gateway's label); 0 for anything else. */
+int store_source_label_ok(const char *s);
+
+/* Count one refused unknown caller: *count after it (for its field). */
+ztb_err store_unknown_client_count(const char *reason, const char *source, int64_t *count);
+
+/* Every unknown caller: a new JSON array of {"reason", "source", "count",
+ * "last_seen"} (caller decrefs). */
+ztb_err store_unknown_clients(struct json_t **out);
+
 #endif /* ZTB_BROKER_STORE_BASELINE_H */
