@@ -235,15 +235,11 @@ static void baseline_rows(struct ztbctl_table *t, const char *kind, json_t *arr)
     json_t *v;
     json_array_foreach(arr, i, v)
     {
-        char tokens[32], since[40];
+        char when[40];
         json_t *first = json_object_get(v, "first_seen");
-        snprintf(tokens, sizeof(tokens), "%lld",
-                 (long long)json_integer_value(json_object_get(v, "tokens")));
-        since[0] = '\0';
-        if (json_is_integer(first))
-            ztbctl_fmt_time((int64_t)json_integer_value(first), since, sizeof(since));
+        time_cell(v, first ? "first_seen" : "learned_at", "-", when, sizeof(when));
         const char *cells[] = {kind, json_string_value(json_object_get(v, "value")),
-                               first ? "-" : tokens, first ? since : "learned"};
+                               first ? "new after learning" : "learned", when};
         ztbctl_table_row(t, cells);
     }
 }
@@ -301,7 +297,7 @@ static int baseline(struct ztbctl *ctl, const char *name, int argc, char **argv)
            (long long)json_integer_value(json_object_get(r, "tokens_learned")),
            (long long)json_integer_value(json_object_get(r, "days")), last,
            (long long)json_integer_value(json_object_get(r, "tokens_last_day")));
-    static const char *const hdr[] = {"KIND", "VALUE", "TOKENS", "SEEN"};
+    static const char *const hdr[] = {"KIND", "VALUE", "BASELINE", "SINCE"};
     struct ztbctl_table *t = ztbctl_table_new(4, hdr);
     baseline_rows(t, "action", json_object_get(r, "actions"));
     baseline_rows(t, "audience", json_object_get(r, "audiences"));
@@ -311,10 +307,10 @@ static int baseline(struct ztbctl *ctl, const char *name, int argc, char **argv)
         long long n = (long long)json_integer_value(json_array_get(hours, h));
         if (n == 0)
             continue;
-        char hour[32], tokens[32];
+        char hour[32], tokens[48];
         snprintf(hour, sizeof(hour), "%02zu:00Z", h);
-        snprintf(tokens, sizeof(tokens), "%lld", n);
-        const char *cells[] = {"hour", hour, tokens, "learned"};
+        snprintf(tokens, sizeof(tokens), "%lld tokens learned", n);
+        const char *cells[] = {"hour", hour, tokens, "-"};
         ztbctl_table_row(t, cells);
     }
     ztbctl_table_print(t, stdout);

@@ -273,14 +273,17 @@ static ztb_err handle_baseline(const struct det_event *e)
             return ZTB_OK;
     }
     const char *values[3] = {e->action, e->audience, e->detail};
+    int64_t learned = 0, distinct[3] = {0, 0, 0};
+    if (bl->new_bits & 7u) /* fixed since the window ended: read once here */
+        ZTB_GUARD(store_baseline_counts(e->agent, &learned, distinct));
     for (size_t i = 0; i < 3; i++) {
         if (!(bl->new_bits & novel[i].bit))
             continue;
-        double conf = detect_novelty_confidence(bl->learned_tokens, bl->distinct[i]);
+        double conf = detect_novelty_confidence(learned, distinct[i]);
         json_t *ev = json_pack("{s:s,s:s,s:s,s:I,s:I,s:b}", "detector", "baseline", "kind",
                                novel[i].kind, "value", values[i], "tokens_learned",
-                               (json_int_t)bl->learned_tokens, "distinct_learned",
-                               (json_int_t)bl->distinct[i], "baseline_full",
+                               (json_int_t)learned, "distinct_learned", (json_int_t)distinct[i],
+                               "baseline_full",
                                (bl->new_bits & STORE_BL_FULL) != 0);
         ztb_err r = publish_signal(e->agent, novel[i].type, novel[i].severity, conf, ev, 1);
         if (r != ZTB_OK)

@@ -350,9 +350,9 @@ ztb_err store_join_consume(const char *token, char agent[STORE_NAME_MAX + 1], in
  *
  * An allowed request then goes to the agent's activity record and baseline
  * (KEYS[6], KEYS[7]; ARGV[10..12] action, audience, resource prefix), see
- * ACTIVITY_LUA and BASELINE_LUA: 2 calls for every token, 5-7 while the
- * agent learns, 1 after (plus one HSET on a deviation). Only this path
- * writes them.
+ * ACTIVITY_LUA and BASELINE_LUA: 2 calls for every token, 2 more while
+ * the agent learns, 1 after (plus a few for a value never seen). Only this
+ * path writes them.
  */
 /*
  * The activity record, ztb:{A}:seen: field 'last' = the last issuance
@@ -377,47 +377,45 @@ ztb_err store_join_consume(const char *token, char agent[STORE_NAME_MAX + 1], in
 /*
  * The baseline, ztb:{A}:bl, kept only while the agent hash has bl_until
  * (store_baseline_start). Fields: a:<action>, u:<audience>, p:<prefix>
- * (tokens learned; after learning a new value is recorded as '-<time>'),
- * h:<0-23> tokens learned per UTC hour of day, n tokens learned, ka ku kp
- * distinct values learned, days the window spans. At most 1024 fields:
- * beyond that, new values are neither learned nor recorded (and flagged
- * STORE_BL_FULL after learning). Leaves bl = {phase, new bits, learned this
- * hour of day, learned in all, days, distinct actions, audiences, prefixes}.
+ * (the Unix time the value was learned; after learning a new value is
+ * recorded as '-<time>'), h:<0-23> tokens learned per UTC hour of day,
+ * ka ku kp (distinct values learned), days (the window in days). At most
+ * 1024 fields: beyond that, new values are neither learned nor recorded
+ * (and flagged STORE_BL_FULL after learning). One HMGET says which values
+ * are known; only a new value is written, so a token costs 2 calls while
+ * learning (HMGET, HINCRBY of its hour) and 1 after. Leaves bl = {phase,
+ * new bits, learned this hour of day, days}.
  */
 #define BASELINE_LUA                                                                               \
-    "local bl = {0, 0, 0, 0, 1, 0, 0, 0}\n"                                                        \
+    "local bl = {0, 0, 0, 1}\n"                                                                    \
     "local till = tonumber(a[8] or '')\n"                                                          \
     "if till then\n"                                                                               \
     "  local hod = 'h:' .. (hr % 24)\n"                                                            \
     "  local f = {'a:' .. ARGV[10], 'u:' .. ARGV[11], 'p:' .. ARGV[12]}\n"                         \
-    "  local kn = {'ka', 'ku', 'kp'}\n"                                                            \
     "  local m = ARGV[12] ~= '' and 3 or 2\n"                                                      \
-    "  local room = redis.call('HLEN', KEYS[6]) < 1024\n"                                          \
-    "  if sec < till then\n"                                                                       \
-    "    for i = 1, m do\n"                                                                        \
-    "      if room or redis.call('HEXISTS', KEYS[6], f[i]) == 1 then\n"                            \
-    "        if redis.call('HINCRBY', KEYS[6], f[i], 1) == 1 then\n"                               \
-    "          redis.call('HINCRBY', KEYS[6], kn[i], 1)\n"                                         \
-    "        end\n"                                                                                \
-    "      end\n"                                                                                  \
-    "    end\n"                                                                                    \
-    "    redis.call('HINCRBY', KEYS[6], hod, 1)\n"                                                 \
-    "    redis.call('HINCRBY', KEYS[6], 'n', 1)\n"                                                 \
-    "    bl[1] = 1\n"                                                                              \
-    "  else\n"                                                                                     \
-    "    local v = redis.call('HMGET', KEYS[6], f[1], f[2], f[3], hod, 'n', 'days', 'ka',\n"       \
-    "                         'ku', 'kp')\n"                                                       \
-    "    local new, bits, full = 0, {1, 2, 4}, 0\n"                                                 \
+    "  local learning = sec < till\n"                                                              \
+    "  local v = redis.call('HMGET', KEYS[6], f[1], f[2], f[3], hod, 'days')\n"                    \
+    "  local new, full = 0, 0\n"                                                                   \
+    "  if not v[1] or not v[2] or (m == 3 and not v[3]) then\n"                                    \
+    "    local room = redis.call('HLEN', KEYS[6]) < 1024\n"                                        \
+    "    local kn, bits = {'ka', 'ku', 'kp'}, {1, 2, 4}\n"                                         \
     "    for i = 1, m do\n"                                                                        \
     "      if not v[i] then\n"                                                                     \
-    "        new = new + bits[i]\n"                                                                \
-    "        if room then redis.call('HSET', KEYS[6], f[i], '-' .. t[1]) else full = 8 end\n"      \
+    "        if not learning then new = new + bits[i] end\n"                                       \
+    "        if not room then full = 8\n"                                                          \
+    "        elseif learning then\n"                                                               \
+    "          redis.call('HSET', KEYS[6], f[i], t[1])\n"                                          \
+    "          redis.call('HINCRBY', KEYS[6], kn[i], 1)\n"                                         \
+    "        else redis.call('HSET', KEYS[6], f[i], '-' .. t[1]) end\n"                            \
     "      end\n"                                                                                  \
     "    end\n"                                                                                    \
-    "    new = new + full\n"                                                                       \
-    "    bl = {2, new, tonumber(v[4] or '0') or 0, tonumber(v[5] or '0') or 0,\n"                  \
-    "          tonumber(v[6] or '1') or 1, tonumber(v[7] or '0') or 0,\n"                          \
-    "          tonumber(v[8] or '0') or 0, tonumber(v[9] or '0') or 0}\n"                          \
+    "  end\n"                                                                                      \
+    "  if learning then\n"                                                                         \
+    "    redis.call('HINCRBY', KEYS[6], hod, 1)\n"                                                 \
+    "    bl[1] = 1\n"                                                                              \
+    "  else\n"                                                                                     \
+    "    if new > 0 then new = new + full end\n"                                                   \
+    "    bl = {2, new, tonumber(v[4] or '0') or 0, tonumber(v[5] or '1') or 1}\n"                  \
     "  end\n"                                                                                      \
     "end\n"
 
@@ -447,8 +445,7 @@ static const char issue_lua[] =
     "  math.ceil((n1 - now) / 1000) + 1000) end\n"
     "if n2 > 0 then redis.call('SET', KEYS[3], string.format('%d', n2), 'PX',\n"
     "  math.ceil((n2 - now) / 1000) + 1000) end\n" ACTIVITY_LUA BASELINE_LUA
-    "return {0, tonumber(a[2]), 0, approval, bl[1], bl[2], cur, bl[3], bl[4], bl[5], bl[6],\n"
-    "        bl[7], bl[8]}\n";
+    "return {0, tonumber(a[2]), 0, approval, bl[1], bl[2], cur, bl[3], bl[4]}\n";
 static struct store_script issue_script = STORE_SCRIPT(issue_lua);
 
 static void rate_args(const struct store_rate *r, char *interval, char *burst)
@@ -514,17 +511,14 @@ ztb_err store_issue_check(const char *agent, const struct store_expect *expect, 
     int64_t wait = elem_int(r, 2);
     out->retry_after_ms = wait < 0 ? 0 : wait > 86400000 ? 86400000 : (uint32_t)wait;
     out->approval_required = elem_int(r, 3) == 1;
-    if (code == STORE_OK && r->elements >= 13) {
+    if (code == STORE_OK && r->elements >= 9) {
         int64_t phase = elem_int(r, 4);
         out->bl.phase = phase == 1 ? STORE_BL_LEARNING : phase == 2 ? STORE_BL_WATCHING
                                                                     : STORE_BL_NONE;
         out->bl.new_bits = (unsigned)elem_int(r, 5) & 15u;
         out->bl.hour_count = elem_int(r, 6);
         out->bl.learned_hour = elem_int(r, 7);
-        out->bl.learned_tokens = elem_int(r, 8);
-        out->bl.learn_days = elem_int(r, 9) < 1 ? 1 : elem_int(r, 9);
-        for (size_t i = 0; i < 3; i++)
-            out->bl.distinct[i] = elem_int(r, 10 + i);
+        out->bl.learn_days = elem_int(r, 8) < 1 ? 1 : elem_int(r, 8);
     }
     freeReplyObject(r);
     return ZTB_OK;

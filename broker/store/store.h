@@ -182,11 +182,9 @@ enum store_bl_phase { STORE_BL_NONE = 0, STORE_BL_LEARNING = 1, STORE_BL_WATCHIN
 struct store_baseline_seen {
     enum store_bl_phase phase;
     unsigned new_bits;      /* STORE_BL_NEW_* (watching only) */
-    int64_t hour_count;     /* tokens this UTC hour, this one included */
-    int64_t learned_hour;   /* tokens learned in this hour of the day */
-    int64_t learned_tokens; /* tokens learned in all */
-    int64_t learn_days;     /* days the learning window spans (>= 1) */
-    int64_t distinct[3];    /* actions, audiences, prefixes learned */
+    int64_t hour_count;   /* tokens this UTC hour, this one included */
+    int64_t learned_hour; /* tokens learned in this hour of the day */
+    int64_t learn_days;   /* days the learning window spans (>= 1) */
 };
 
 struct store_check {

@@ -91,7 +91,7 @@ static void add_value(json_t *arr, const char *name, const char *value)
     if (value[0] == '-')
         json_object_set_new(o, "first_seen", json_integer(num_or(value + 1)));
     else
-        json_object_set_new(o, "tokens", json_integer(num_or(value)));
+        json_object_set_new(o, "learned_at", json_integer(num_or(value)));
     json_array_append_new(arr, o);
 }
 
@@ -131,14 +131,14 @@ ztb_err store_baseline_get(const char *agent, json_t **out)
             add_value(pfx, name + 2, v->str);
         else if (strncmp(name, "h:", 2) == 0 && num_or(name + 2) >= 0 && num_or(name + 2) < 24)
             hv[num_or(name + 2)] = num_or(v->str);
-        else if (strcmp(name, "n") == 0)
-            n = num_or(v->str);
         else if (strcmp(name, "days") == 0 && num_or(v->str) >= 1)
             days = num_or(v->str);
     }
     freeReplyObject(r);
-    for (size_t h = 0; h < 24; h++)
+    for (size_t h = 0; h < 24; h++) {
         json_array_append_new(hours, json_integer(hv[h] < 0 ? 0 : hv[h]));
+        n += hv[h] < 0 ? 0 : hv[h];
+    }
     long long now = (long long)time(NULL);
     const char *phase = till <= 0 ? "none" : now < till ? "learning" : "watching";
     *out = json_pack("{s:s,s:s,s:I,s:I,s:I,s:I,s:o,s:o,s:o,s:o}", "agent", agent, "phase", phase,
@@ -147,6 +147,33 @@ ztb_err store_baseline_get(const char *agent, json_t **out)
                      (json_int_t)(n > 0 ? n : 0), "days", (json_int_t)days, "actions", acts,
                      "audiences", auds, "resource_prefixes", pfx, "hours", hours);
     return *out ? ZTB_OK : ZTB_ERR_NOMEM;
+}
+
+ztb_err store_baseline_counts(const char *agent, int64_t *learned, int64_t distinct[3])
+{
+    *learned = 0;
+    distinct[0] = distinct[1] = distinct[2] = 0;
+    ZTB_ENSURE(store_agent_name_ok(agent), ZTB_ERR_NOT_FOUND);
+    char k[STORE_KEY_MAX];
+    store_keyf(k, STORE_BASELINE_KEY_FMT, agent);
+    redisReply *r;
+    ZTB_GUARD(redis_commandf(&r,
+                             "HMGET %s h:0 h:1 h:2 h:3 h:4 h:5 h:6 h:7 h:8 h:9 h:10 h:11 h:12 "
+                             "h:13 h:14 h:15 h:16 h:17 h:18 h:19 h:20 h:21 h:22 h:23 ka ku kp",
+                             k));
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != 27)
+        return store_unexpected_reply(r, "baseline_counts");
+    for (size_t i = 0; i < 27; i++) {
+        long long v = r->element[i]->type == REDIS_REPLY_STRING ? num_or(r->element[i]->str) : 0;
+        if (v < 0)
+            v = 0;
+        if (i < 24)
+            *learned += v;
+        else
+            distinct[i - 24] = v;
+    }
+    freeReplyObject(r);
+    return ZTB_OK;
 }
 
 ztb_err store_activity_get(const char *agent, int64_t *last_seen, int64_t *tokens_day)

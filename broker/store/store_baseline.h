@@ -9,11 +9,11 @@
  *
  *   ztb:{A}:agent   fields bl_since, bl_until: the learning window (Unix s);
  *                   absent: no baseline is kept
- *   ztb:{A}:bl      HASH a:<action> u:<audience> p:<resource prefix> -> tokens
+ *   ztb:{A}:bl      HASH a:<action> u:<audience> p:<resource prefix> -> when
  *                   learned ('-<time>': first seen after learning), h:<0..23>
- *                   tokens learned per UTC hour of day, n (tokens learned),
- *                   ka ku kp (distinct values learned), days (window in days,
- *                   at least 1); at most STORE_BL_CAP fields
+ *                   tokens learned per UTC hour of day, ka ku kp (distinct
+ *                   values learned), days (window in days, at least 1); at
+ *                   most STORE_BL_CAP fields
  *   ztb:{A}:seen    HASH last (Unix s of the last token), <hour since epoch>
  *                   -> tokens issued in that UTC hour, the last 24 hours kept;
  *                   expires 2 days after the last new hour
@@ -54,10 +54,14 @@ ztb_err store_baseline_start(const char *agent, unsigned learn_s, int only_if_ne
  * Agent's baseline as a new JSON object (caller decrefs): phase
  * ("none"|"learning"|"watching"), learning_since, learning_until,
  * tokens_learned, days, actions/audiences/resource_prefixes (arrays of
- * {"value", "tokens"} or {"value", "first_seen"} for what came after),
+ * {"value", "learned_at"} or {"value", "first_seen"} for what came after),
  * hours (24 counts learned per UTC hour of day). NOT_FOUND: no such agent.
  */
 ztb_err store_baseline_get(const char *agent, struct json_t **out);
+
+/* What agent's baseline learned: tokens in all, and the distinct actions,
+ * audiences and resource prefixes (the worker's confidence inputs). */
+ztb_err store_baseline_counts(const char *agent, int64_t *learned, int64_t distinct[3]);
 
 /* Agent's activity: the last token's time (0: none in two days) and the
  * tokens of the last 24 UTC hours (this one included). */

@@ -64,7 +64,7 @@ static void test_start_and_get(void **state)
     int64_t again = 0;
     assert_int_equal(store_baseline_start("learner", 60, 1, &again), ZTB_OK);
     assert_int_equal(again, 0);
-    hset("ztb:{learner}:bl", "a:crm:read", "4");
+    hset("ztb:{learner}:bl", "a:crm:read", "1700000001");
     hset("ztb:{learner}:bl", "u:crm", "-1700000000");
     hset("ztb:{learner}:bl", "h:5", "3");
     assert_int_equal(store_baseline_get("learner", &o), ZTB_OK);
@@ -72,11 +72,19 @@ static void test_start_and_get(void **state)
     assert_int_equal(json_integer_value(json_object_get(o, "days")), 3);
     json_t *a = json_array_get(json_object_get(o, "actions"), 0);
     assert_string_equal(json_string_value(json_object_get(a, "value")), "crm:read");
-    assert_int_equal(json_integer_value(json_object_get(a, "tokens")), 4);
+    assert_int_equal(json_integer_value(json_object_get(a, "learned_at")), 1700000001);
     a = json_array_get(json_object_get(o, "audiences"), 0);
     assert_int_equal(json_integer_value(json_object_get(a, "first_seen")), 1700000000);
     assert_int_equal(json_integer_value(json_array_get(json_object_get(o, "hours"), 5)), 3);
+    assert_int_equal(json_integer_value(json_object_get(o, "tokens_learned")), 3);
     json_decref(o);
+    int64_t learned = 0, distinct[3] = {9, 9, 9};
+    hset("ztb:{learner}:bl", "ka", "1");
+    hset("ztb:{learner}:bl", "h:6", "2");
+    assert_int_equal(store_baseline_counts("learner", &learned, distinct), ZTB_OK);
+    assert_int_equal(learned, 5);
+    assert_int_equal(distinct[0], 1);
+    assert_int_equal(distinct[1], 0);
     /* relearn drops what was learned */
     assert_int_equal(store_baseline_start("learner", 60, 0, &until), ZTB_OK);
     assert_int_equal(store_baseline_get("learner", &o), ZTB_OK);
