@@ -184,8 +184,8 @@ static int inventory(struct ztbctl *ctl)
         ztbctl_print_json(r);
         return ZTBCTL_EXIT_OK;
     }
-    static const char *const hdr[] = {"NAME",      "OWNER",  "DESCRIPTION",    "RULES",
-                                      "AUDIENCES", "LAST SEEN", "TOKENS/DAY", "IDENTITY EXPIRES",
+    static const char *const hdr[] = {"NAME",      "OWNER",     "DESCRIPTION", "RULES",
+                                      "AUDIENCES", "LAST SEEN", "TOKENS/DAY",  "IDENTITY EXPIRES",
                                       "STATUS"};
     struct ztbctl_table *t = ztbctl_table_new(9, hdr);
     size_t i;
@@ -199,11 +199,17 @@ static int inventory(struct ztbctl *ctl)
         time_cell(a, "identity_expires", "none", exp, sizeof(exp));
         snprintf(day, sizeof(day), "%lld",
                  (long long)json_integer_value(json_object_get(a, "tokens_last_day")));
-        const char *st = json_is_true(json_object_get(a, "quarantined"))
-                             ? "quarantined"
-                             : str_or(a, "status", "?");
-        const char *cells[] = {str_or(a, "name", "?"), str_or(a, "owner", "-"),
-                               str_or(a, "description", "-"), rules, auds, last, day, exp, st};
+        const char *st = json_is_true(json_object_get(a, "quarantined")) ? "quarantined"
+                                                                         : str_or(a, "status", "?");
+        const char *cells[] = {str_or(a, "name", "?"),
+                               str_or(a, "owner", "-"),
+                               str_or(a, "description", "-"),
+                               rules,
+                               auds,
+                               last,
+                               day,
+                               exp,
+                               st};
         ztbctl_table_row(t, cells);
     }
     ztbctl_table_print(t, stdout);
@@ -216,7 +222,8 @@ static int inventory(struct ztbctl *ctl)
         json_array_foreach(unknown, i, a)
         {
             char n[24], last[32];
-            snprintf(n, sizeof(n), "%lld", (long long)json_integer_value(json_object_get(a, "count")));
+            snprintf(n, sizeof(n), "%lld",
+                     (long long)json_integer_value(json_object_get(a, "count")));
             time_cell(a, "last_seen", "-", last, sizeof(last));
             const char *cells[] = {str_or(a, "source", "?"), str_or(a, "reason", "?"), n, last};
             ztbctl_table_row(t, cells);

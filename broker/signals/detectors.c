@@ -127,9 +127,8 @@ static void copy_field(char *dst, size_t cap, const char *src)
 }
 
 /* Copy one event into the queue (or count it dropped). */
-static void enqueue(enum detect_kind k, const char *agent, const char *action,
-                    const char *audience, const char *detail,
-                    const struct store_baseline_seen *bl)
+static void enqueue(enum detect_kind k, const char *agent, const char *action, const char *audience,
+                    const char *detail, const struct store_baseline_seen *bl)
 {
     pthread_mutex_lock(&g_lock);
     if (!g_running || g_stop || g_count == QUEUE_CAP) {
@@ -215,7 +214,7 @@ static const struct {
 /* Raise a signal of type about agent with evidence ev (taken) and hand it
  * to the publish callback: what it returns. */
 static ztb_err publish_signal(const char *agent, const char *type, policy_severity severity,
-                       double confidence, json_t *ev, int64_t count)
+                              double confidence, json_t *ev, int64_t count)
 {
     struct signal s;
     memset(&s, 0, sizeof(s));
@@ -283,8 +282,7 @@ static ztb_err handle_baseline(const struct det_event *e)
         json_t *ev = json_pack("{s:s,s:s,s:s,s:I,s:I,s:b}", "detector", "baseline", "kind",
                                novel[i].kind, "value", values[i], "tokens_learned",
                                (json_int_t)learned, "distinct_learned", (json_int_t)distinct[i],
-                               "baseline_full",
-                               (bl->new_bits & STORE_BL_FULL) != 0);
+                               "baseline_full", (bl->new_bits & STORE_BL_FULL) != 0);
         ztb_err r = publish_signal(e->agent, novel[i].type, novel[i].severity, conf, ev, 1);
         if (r != ZTB_OK)
             rv = r;
@@ -292,12 +290,13 @@ static ztb_err handle_baseline(const struct det_event *e)
     double expected = expected_rate(bl);
     int64_t thr = detect_rate_threshold(&g_cfg, expected);
     if (thr > 0 && bl->hour_count == thr) {
-        json_t *ev = json_pack("{s:s,s:s,s:I,s:f,s:I,s:I}", "detector", "baseline", "kind", "rate",
-                               "count", (json_int_t)bl->hour_count, "expected", expected,
-                               "threshold", (json_int_t)thr, "factor",
-                               (json_int_t)g_cfg.baseline_rate_factor);
-        ztb_err r = publish_signal(e->agent, "baseline_rate", POLICY_SEVERITY_MEDIUM,
-                            detect_rate_confidence(expected, bl->hour_count), ev, bl->hour_count);
+        json_t *ev =
+            json_pack("{s:s,s:s,s:I,s:f,s:I,s:I}", "detector", "baseline", "kind", "rate", "count",
+                      (json_int_t)bl->hour_count, "expected", expected, "threshold",
+                      (json_int_t)thr, "factor", (json_int_t)g_cfg.baseline_rate_factor);
+        ztb_err r =
+            publish_signal(e->agent, "baseline_rate", POLICY_SEVERITY_MEDIUM,
+                           detect_rate_confidence(expected, bl->hour_count), ev, bl->hour_count);
         if (r != ZTB_OK)
             rv = r;
     }

@@ -64,10 +64,10 @@ enum detect_kind {
 };
 
 struct detect_config {
-    unsigned window_s;           /* counting window (default 60) */
-    unsigned denials;            /* policy denials per window that raise a signal; 0 off */
-    unsigned rate_limited;       /* 429s per window that raise a signal; 0 off */
-    unsigned new_audience_after; /* learning period in seconds; 0 off */
+    unsigned window_s;             /* counting window (default 60) */
+    unsigned denials;              /* policy denials per window that raise a signal; 0 off */
+    unsigned rate_limited;         /* 429s per window that raise a signal; 0 off */
+    unsigned new_audience_after;   /* learning period in seconds; 0 off */
     unsigned baseline_rate_factor; /* this hour > factor x learned rate raises; 0 off */
     unsigned baseline_rate_min;    /* ... and at least this many tokens this hour */
     unsigned shadow_ai_threshold;  /* refusals of one unknown caller that raise shadow_ai; 0 off */

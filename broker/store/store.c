@@ -479,8 +479,7 @@ ztb_err store_issue_check(const char *agent, const struct store_expect *expect, 
     ZTB_ENSURE(dpop == NULL || (dpop[0] != '\0' && strlen(dpop) <= 128), ZTB_ERR_INVALID_ARG);
     const char *prefix = expect->resource_prefix ? expect->resource_prefix : "";
     ZTB_ENSURE(strlen(prefix) <= STORE_BL_PREFIX_MAX, ZTB_ERR_INVALID_ARG);
-    char k1[KEY_MAX], k2[KEY_MAX], k3[KEY_MAX], k4[KEY_MAX], k5[KEY_MAX], k6[KEY_MAX],
-        k7[KEY_MAX];
+    char k1[KEY_MAX], k2[KEY_MAX], k3[KEY_MAX], k4[KEY_MAX], k5[KEY_MAX], k6[KEY_MAX], k7[KEY_MAX];
     char i1[24], b1[16], i2[24], b2[16], g[24], e[24], ttl[24];
     ZTB_ENSURE(key(k1, ZTB_WIRE_AGENT_KEY_FMT, agent) && key(k2, "ztb:{%s}:rl", agent) &&
                    key(k3, "ztb:{%s}:rl:%s", agent, action) &&
@@ -496,9 +495,16 @@ ztb_err store_issue_check(const char *agent, const struct store_expect *expect, 
     if (dpop != NULL)
         snprintf(ttl, sizeof(ttl), "%llu",
                  (unsigned long long)(expect->dpop_ttl_ms ? expect->dpop_ttl_ms : 1));
-    const char *argv[] = {k1, k2, k3, k4, k5, k6, k7, i1, b1, i2, b2, g, e,
-                          expect->x5t ? expect->x5t : "", ttl, charge ? "1" : "0",
-                          action, audience, prefix};
+    const char *argv[] = {k1,     k2,
+                          k3,     k4,
+                          k5,     k6,
+                          k7,     i1,
+                          b1,     i2,
+                          b2,     g,
+                          e,      expect->x5t ? expect->x5t : "",
+                          ttl,    charge ? "1" : "0",
+                          action, audience,
+                          prefix};
     redisReply *r;
     ZTB_GUARD(store_eval(&r, &issue_script, 7, (int)ZTB_ARRAY_LEN(argv), argv, NULL));
     if (!is_int_array(r, 4))
@@ -513,8 +519,9 @@ ztb_err store_issue_check(const char *agent, const struct store_expect *expect, 
     out->approval_required = elem_int(r, 3) == 1;
     if (code == STORE_OK && r->elements >= 9) {
         int64_t phase = elem_int(r, 4);
-        out->bl.phase = phase == 1 ? STORE_BL_LEARNING : phase == 2 ? STORE_BL_WATCHING
-                                                                    : STORE_BL_NONE;
+        out->bl.phase = phase == 1   ? STORE_BL_LEARNING
+                        : phase == 2 ? STORE_BL_WATCHING
+                                     : STORE_BL_NONE;
         out->bl.new_bits = (unsigned)elem_int(r, 5) & 15u;
         out->bl.hour_count = elem_int(r, 6);
         out->bl.learned_hour = elem_int(r, 7);

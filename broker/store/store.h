@@ -181,7 +181,7 @@ enum store_bl_phase { STORE_BL_NONE = 0, STORE_BL_LEARNING = 1, STORE_BL_WATCHIN
 #define STORE_BL_FULL         8u /* a new value was not recorded: the baseline is full */
 struct store_baseline_seen {
     enum store_bl_phase phase;
-    unsigned new_bits;      /* STORE_BL_NEW_* (watching only) */
+    unsigned new_bits;    /* STORE_BL_NEW_* (watching only) */
     int64_t hour_count;   /* tokens this UTC hour, this one included */
     int64_t learned_hour; /* tokens learned in this hour of the day */
     int64_t learn_days;   /* days the learning window spans (>= 1) */

@@ -67,7 +67,6 @@ ztb_err store_baseline_counts(const char *agent, int64_t *learned, int64_t disti
  * tokens of the last 24 UTC hours (this one included). */
 ztb_err store_activity_get(const char *agent, int64_t *last_seen, int64_t *tokens_day);
 
-
 /* ---- inventory: agent metadata and unknown clients -------------------------
  *
  *   ztb:{A}:agent         fields owner, description (set by the operator)
@@ -77,8 +76,8 @@ ztb_err store_activity_get(const char *agent, int64_t *last_seen, int64_t *token
  *                         STORE_UNKNOWN_CAP fields (then "other|overflow")
  *   ztb:unknown_clients:seen  HASH same fields -> last time (Unix s)
  */
-#define STORE_UNKNOWN_CAP    1000
-#define STORE_OWNER_MAX      128
+#define STORE_UNKNOWN_CAP     1000
+#define STORE_OWNER_MAX       128
 #define STORE_DESCRIPTION_MAX 512
 
 /* Set agent's owner and description (either NULL or "": unchanged). NOT_FOUND

@@ -726,7 +726,7 @@ static void token_run(struct token_req *t, struct http_req *req, struct http_res
         ztb_buf_init_fixed(&wb, why, sizeof(why));
         policy_decision_describe(&d, &wb);
         if (denied(t, resp, 403, "access_denied", why, d.rule)) {
-            metrics_add(METRIC_OUT_OF_SCOPE, 1);
+            metrics_out_of_scope(t->id.agent);
             detect_event(DETECT_POLICY_DENIAL, t->id.agent, t->action, t->audience, why);
         }
         goto out;

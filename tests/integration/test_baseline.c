@@ -148,8 +148,14 @@ static int setup(void **state)
 {
     (void)state;
     zh_redis_start(&rd);
-    const char *extra[] = {"--baseline-learn",      "2", "--baseline-rate-factor", "2",
-                           "--baseline-rate-min",   "6", "--detect-new-audience",  "0",
+    const char *extra[] = {"--baseline-learn",
+                           "2",
+                           "--baseline-rate-factor",
+                           "2",
+                           "--baseline-rate-min",
+                           "6",
+                           "--detect-new-audience",
+                           "0",
                            NULL};
     struct zh_broker_opts o = {
         .redis_url = rd.url, .with_keys = 1, .policy = policy_doc, .extra_args = extra};

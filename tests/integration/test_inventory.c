@@ -85,9 +85,9 @@ static json_t *entry_of(json_t *inv, const char *name)
 {
     size_t i;
     json_t *a;
-    json_array_foreach(json_object_get(inv, "agents"), i, a)
-    if (strcmp(json_string_value(json_object_get(a, "name")), name) == 0)
-        return json_incref(a);
+    json_array_foreach(json_object_get(inv, "agents"), i,
+                       a) if (strcmp(json_string_value(json_object_get(a, "name")), name) ==
+                              0) return json_incref(a);
     return NULL;
 }
 
@@ -108,8 +108,8 @@ static void test_agents(void **state)
 {
     (void)state;
     char *out, *err;
-    const char *add[] = {"agent",   "add",           "ledger", "--owner", "payments-team",
-                         "--description", "posts invoices", NULL};
+    const char *add[] = {"agent",         "add",           "ledger",         "--owner",
+                         "payments-team", "--description", "posts invoices", NULL};
     assert_int_equal(ctl(&out, &err, add), 0);
     free(out);
     free(err);
