@@ -284,7 +284,7 @@ ztb_err store_unknown_client_count(const char *reason, const char *source, int64
                ZTB_ERR_INVALID_ARG);
     char field[160], cap[16];
     snprintf(field, sizeof(field), "%s|%s", reason, source);
-    snprintf(cap, sizeof(cap), "%u", STORE_UNKNOWN_CAP);
+    snprintf(cap, sizeof(cap), "%d", (int)STORE_UNKNOWN_CAP);
     const char *argv[] = {"ztb:unknown_clients", "ztb:unknown_clients:seen", field, cap,
                           "other|overflow"};
     redisReply *r;

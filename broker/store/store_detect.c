@@ -88,7 +88,7 @@ ztb_err store_detect_audiences(const char *agent, json_t **out)
     ZTB_GUARD(redis_commandf(&r, "SRANDMEMBER %s 1000", k));
     if (r->type != REDIS_REPLY_ARRAY)
         return store_unexpected_reply(r, "detect_audiences");
-    const char *names[1000];
+    const char *names[1000] = {NULL};
     size_t n = 0;
     for (size_t i = 0; i < r->elements && n < 1000; i++)
         if (r->element[i]->type == REDIS_REPLY_STRING && store_id_ok(r->element[i]->str))
