@@ -126,6 +126,17 @@ static const struct opt opts[] = {
     {"detect_new_audience", OPT_UINT, NUM(detect_new_audience_s, 365 * 86400), "SECONDS",
      "an agent's learning period, after which a new audience raises a new_audience signal, "
      "0 = off (default 86400)"},
+    {"baseline_learn", OPT_UINT, NUM(baseline_learn_s, 366 * 86400), "SECONDS",
+     "each agent's behavioural baseline is learned this long from its first enrollment "
+     "(or `ztbctl agent baseline --relearn`), 0 = keep none (default 604800)"},
+    {"baseline_rate_factor", OPT_UINT, NUM(baseline_rate_factor, 1000000), "N",
+     "after learning, an hour with N times the tokens learned for that hour of day raises a "
+     "baseline_rate signal, 0 = off (default 4)"},
+    {"baseline_rate_min", OPT_UINT, NUM(baseline_rate_min, 100000000), "N",
+     "... and never below N tokens in the hour (default 20)"},
+    {"shadow_ai_threshold", OPT_UINT, NUM(shadow_ai_threshold, 100000000), "N",
+     "callers a gateway refused for carrying no ztb token (or one not ours), from one source: "
+     "the Nth raises a shadow_ai signal, 0 = do not count them (default 10)"},
     {"signals_ip_rate", OPT_UINT, NUM(signals_ip_rate, 1000000), "N",
      "POST /v1/signals per second from one address, before authentication (this replica), "
      "0 = off (default 100)"},
@@ -195,6 +206,10 @@ void broker_config_defaults(struct broker_config *c)
     c->detect_denials = 10;
     c->detect_rate_limited = 20;
     c->detect_new_audience_s = 86400;
+    c->baseline_learn_s = 7 * 86400;
+    c->baseline_rate_factor = 4;
+    c->baseline_rate_min = 20;
+    c->shadow_ai_threshold = 10;
     c->signals_ip_rate = 100;
     c->signals_ip_burst = 200;
     c->signals_source_rate = 100;

@@ -71,6 +71,10 @@ struct broker_config {
     unsigned detect_denials;        /* policy denials per window that raise a signal; 0 off */
     unsigned detect_rate_limited;   /* 429s per window that raise a signal; 0 off */
     unsigned detect_new_audience_s; /* learning period before new audiences raise one; 0 off */
+    unsigned baseline_learn_s;      /* an agent's baseline learning window; 0 none */
+    unsigned baseline_rate_factor;  /* baseline_rate: this hour > factor x learned; 0 off */
+    unsigned baseline_rate_min;     /* ... and at least this many tokens */
+    unsigned shadow_ai_threshold;   /* unknown callers of one source that raise shadow_ai */
     unsigned signals_ip_rate;       /* POST /v1/signals per second per address; 0 off */
     unsigned signals_ip_burst;
     unsigned signals_source_rate; /* signals per second per source (all replicas); 0 off */

@@ -562,8 +562,10 @@ int main(int argc, char **argv)
     load_policy(cfg);
     load_authorize_routes(cfg);
     load_ssf(cfg);
-    struct detect_config dc = {cfg->detect_window_s, cfg->detect_denials, cfg->detect_rate_limited,
-                               cfg->detect_new_audience_s};
+    struct detect_config dc = {cfg->detect_window_s,      cfg->detect_denials,
+                               cfg->detect_rate_limited,  cfg->detect_new_audience_s,
+                               cfg->baseline_rate_factor, cfg->baseline_rate_min,
+                               cfg->shadow_ai_threshold};
     if (detectors_start(&dc, signals_publish_detected, &g_broker) != ZTB_OK)
         die("detectors", "cannot start the detector thread");
 

@@ -12,8 +12,14 @@
 static void usage(FILE *out)
 {
     fprintf(out,
-            "usage: ztbctl agent add NAME [--ttl SECONDS]   register NAME, print a join token\n"
+            "usage: ztbctl agent add NAME [--owner WHO] [--description TEXT] [--ttl SECONDS]\n"
+            "                                                register NAME, print a join token\n"
             "       ztbctl agent list                        all agents\n"
+            "       ztbctl agent inventory                   every agent: owner, description,\n"
+            "                                                rules naming it, audiences, last\n"
+            "                                                seen, tokens in the last day,\n"
+            "                                                identity expiry, status; and the\n"
+            "                                                unknown clients gateways refused\n"
             "       ztbctl agent show NAME                   one agent: status, generation,\n"
             "                                                its identity document and expiry\n"
             "       ztbctl agent disable NAME                issue nothing more to NAME\n"
@@ -21,6 +27,10 @@ static void usage(FILE *out)
             "       ztbctl agent delete NAME                 revoke all it holds and delete it\n"
             "                                                (its generations are never reused)\n"
             "       ztbctl agent join-token NAME [--ttl S]   a new one-time join token\n"
+            "       ztbctl agent baseline NAME               what NAME did while learning, and\n"
+            "                                                what is new since (-o json: all)\n"
+            "       ztbctl agent baseline NAME --relearn [--for SECONDS]\n"
+            "                                                forget it and learn again\n"
             "\n"
             "Names: 1-63 of a-z 0-9 . _ - starting with a letter or digit; the agent's\n"
             "identity is spiffe://TRUST_DOMAIN/agent/NAME. A join token is shown once,\n"
@@ -71,6 +81,13 @@ static void time_cell(json_t *o, const char *k, const char *none, char *out, siz
         snprintf(out, cap, "%s", none);
 }
 
+/* String member k of o, or dflt. */
+static const char *str_or(json_t *o, const char *k, const char *dflt)
+{
+    const char *s = json_string_value(json_object_get(o, k));
+    return s ? s : dflt;
+}
+
 /* `agent show` for people: one "FIELD  value" line each (a two-column
  * table, so --no-headers and -o name apply); then decref r. */
 static void print_agent(const struct ztbctl *ctl, json_t *r)
@@ -86,6 +103,10 @@ static void print_agent(const struct ztbctl *ctl, json_t *r)
     time_cell(r, "created", "-", created, sizeof(created));
     time_cell(r, "identity_expires", "none", expires, sizeof(expires));
     snprintf(cur, sizeof(cur), "%s", yesno(r, "identity_current"));
+    char last[32], day[24];
+    time_cell(r, "last_seen", "never", last, sizeof(last));
+    snprintf(day, sizeof(day), "%lld",
+             (long long)json_integer_value(json_object_get(r, "tokens_last_day")));
     const char *x5t = json_string_value(json_object_get(r, "identity_x5t"));
     static const char *const hdr[] = {"FIELD", "VALUE"};
     const char *rows[][2] = {
@@ -99,6 +120,10 @@ static void print_agent(const struct ztbctl *ctl, json_t *r)
         {"identity_current", cur},
         {"identity_x5t#S256", x5t ? x5t : "none"},
         {"identity_expires", expires},
+        {"owner", str_or(r, "owner", "-")},
+        {"description", str_or(r, "description", "-")},
+        {"last_seen", last},
+        {"tokens_last_day", day},
     };
     struct ztbctl_table *t = ztbctl_table_new(2, hdr);
     for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++)
@@ -130,6 +155,179 @@ static void print_join(json_t *r)
            json_string_value(json_object_get(r, "join_token")));
 }
 
+/* The members of array arr joined by ',' into out ("-" if none). */
+static void join_cell(json_t *arr, char *out, size_t cap)
+{
+    size_t i, used = 0;
+    json_t *v;
+    out[0] = '\0';
+    json_array_foreach(arr, i, v)
+    {
+        const char *s = json_string_value(v);
+        int n = snprintf(out + used, cap - used, "%s%s", used ? "," : "", s ? s : "?");
+        if (n < 0 || (size_t)n >= cap - used)
+            break;
+        used += (size_t)n;
+    }
+    if (used == 0)
+        snprintf(out, cap, "-");
+}
+
+/* `agent inventory`: every agent, then the unknown clients. */
+static int inventory(struct ztbctl *ctl)
+{
+    json_t *r = NULL;
+    long status;
+    if (ztbctl_admin(ctl, "GET", "/v1/inventory", NULL, &r, &status) != 0) {
+        json_decref(r);
+        return ZTBCTL_EXIT_FAIL;
+    }
+    if (ctl->json) {
+        ztbctl_print_json(r);
+        return ZTBCTL_EXIT_OK;
+    }
+    static const char *const hdr[] = {"NAME",      "OWNER",     "DESCRIPTION", "RULES",
+                                      "AUDIENCES", "LAST SEEN", "TOKENS/DAY",  "IDENTITY EXPIRES",
+                                      "STATUS"};
+    struct ztbctl_table *t = ztbctl_table_new(9, hdr);
+    size_t i;
+    json_t *a;
+    json_array_foreach(json_object_get(r, "agents"), i, a)
+    {
+        char rules[256], auds[256], last[32], day[24], exp[32];
+        join_cell(json_object_get(a, "rules"), rules, sizeof(rules));
+        join_cell(json_object_get(a, "audiences"), auds, sizeof(auds));
+        time_cell(a, "last_seen", "never", last, sizeof(last));
+        time_cell(a, "identity_expires", "none", exp, sizeof(exp));
+        snprintf(day, sizeof(day), "%lld",
+                 (long long)json_integer_value(json_object_get(a, "tokens_last_day")));
+        const char *st = json_is_true(json_object_get(a, "quarantined")) ? "quarantined"
+                                                                         : str_or(a, "status", "?");
+        const char *cells[] = {str_or(a, "name", "?"),
+                               str_or(a, "owner", "-"),
+                               str_or(a, "description", "-"),
+                               rules,
+                               auds,
+                               last,
+                               day,
+                               exp,
+                               st};
+        ztbctl_table_row(t, cells);
+    }
+    ztbctl_table_print(t, stdout);
+    ztbctl_table_free(t);
+    json_t *unknown = json_object_get(r, "unknown_clients");
+    if (json_array_size(unknown) > 0) {
+        printf("\nunknown AI clients (refused at gateways):\n");
+        static const char *const uh[] = {"SOURCE", "REASON", "REFUSED", "LAST SEEN"};
+        t = ztbctl_table_new(4, uh);
+        json_array_foreach(unknown, i, a)
+        {
+            char n[24], last[32];
+            snprintf(n, sizeof(n), "%lld",
+                     (long long)json_integer_value(json_object_get(a, "count")));
+            time_cell(a, "last_seen", "-", last, sizeof(last));
+            const char *cells[] = {str_or(a, "source", "?"), str_or(a, "reason", "?"), n, last};
+            ztbctl_table_row(t, cells);
+        }
+        ztbctl_table_print(t, stdout);
+        ztbctl_table_free(t);
+    }
+    json_decref(r);
+    return ZTBCTL_EXIT_OK;
+}
+
+/* The values of one kind of a baseline as table rows. */
+static void baseline_rows(struct ztbctl_table *t, const char *kind, json_t *arr)
+{
+    size_t i;
+    json_t *v;
+    json_array_foreach(arr, i, v)
+    {
+        char when[40];
+        json_t *first = json_object_get(v, "first_seen");
+        time_cell(v, first ? "first_seen" : "learned_at", "-", when, sizeof(when));
+        const char *cells[] = {kind, json_string_value(json_object_get(v, "value")),
+                               first ? "new after learning" : "learned", when};
+        ztbctl_table_row(t, cells);
+    }
+}
+
+/* `agent baseline NAME [--relearn [--for S]]`: args are what follows NAME. */
+static int baseline(struct ztbctl *ctl, const char *name, int argc, char **argv)
+{
+    int relearn = 0;
+    long learn = 0;
+    for (int i = 0; i < argc; i++) {
+        if (strcmp(argv[i], "--relearn") == 0) {
+            relearn = 1;
+        } else if (strcmp(argv[i], "--for") == 0 && i + 1 < argc) {
+            char *end;
+            learn = strtol(argv[++i], &end, 10);
+            if (*end != '\0' || learn < 1 || learn > 366L * 86400) {
+                ztbctl_err("--for takes 1..31622400 seconds");
+                return ZTBCTL_EXIT_USAGE;
+            }
+        } else {
+            ztbctl_err("agent baseline: unknown argument '%s' (see ztbctl agent --help)", argv[i]);
+            return ZTBCTL_EXIT_USAGE;
+        }
+    }
+    if (learn > 0 && !relearn) {
+        ztbctl_err("--for goes with --relearn");
+        return ZTBCTL_EXIT_USAGE;
+    }
+    char path[256];
+    snprintf(path, sizeof(path), "/v1/agents/%s/baseline", name);
+    json_t *r = NULL, *body = NULL;
+    long status;
+    if (relearn) {
+        body = json_pack("{s:b}", "relearn", 1);
+        if (learn > 0)
+            json_object_set_new(body, "for", json_integer(learn));
+    }
+    int rc = ztbctl_admin(ctl, relearn ? "POST" : "GET", path, body, &r, &status);
+    json_decref(body);
+    if (rc != 0) {
+        json_decref(r);
+        return ZTBCTL_EXIT_FAIL;
+    }
+    if (ctl->json) {
+        ztbctl_print_json(r);
+        return ZTBCTL_EXIT_OK;
+    }
+    char since[40], until[40], last[40];
+    time_cell(r, "learning_since", "-", since, sizeof(since));
+    time_cell(r, "learning_until", "-", until, sizeof(until));
+    time_cell(r, "last_seen", "never", last, sizeof(last));
+    printf("agent %s: %s (learning %s .. %s), %lld tokens learned over %lld day(s); "
+           "last seen %s, %lld tokens in the last day\n",
+           name, json_string_value(json_object_get(r, "phase")), since, until,
+           (long long)json_integer_value(json_object_get(r, "tokens_learned")),
+           (long long)json_integer_value(json_object_get(r, "days")), last,
+           (long long)json_integer_value(json_object_get(r, "tokens_last_day")));
+    static const char *const hdr[] = {"KIND", "VALUE", "BASELINE", "SINCE"};
+    struct ztbctl_table *t = ztbctl_table_new(4, hdr);
+    baseline_rows(t, "action", json_object_get(r, "actions"));
+    baseline_rows(t, "audience", json_object_get(r, "audiences"));
+    baseline_rows(t, "resource_prefix", json_object_get(r, "resource_prefixes"));
+    json_t *hours = json_object_get(r, "hours");
+    for (size_t h = 0; h < json_array_size(hours); h++) {
+        long long n = (long long)json_integer_value(json_array_get(hours, h));
+        if (n == 0)
+            continue;
+        char hour[32], tokens[48];
+        snprintf(hour, sizeof(hour), "%02zu:00Z", h);
+        snprintf(tokens, sizeof(tokens), "%lld tokens learned", n);
+        const char *cells[] = {"hour", hour, tokens, "-"};
+        ztbctl_table_row(t, cells);
+    }
+    ztbctl_table_print(t, stdout);
+    ztbctl_table_free(t);
+    json_decref(r);
+    return ZTBCTL_EXIT_OK;
+}
+
 int cmd_agent(struct ztbctl *ctl, int argc, char **argv)
 {
     if (argc < 2 || ztbctl_wants_help(argc, argv, 1)) {
@@ -150,6 +348,8 @@ int cmd_agent(struct ztbctl *ctl, int argc, char **argv)
         json_decref(r);
         return ZTBCTL_EXIT_OK;
     }
+    if (strcmp(verb, "inventory") == 0 && argc == 2)
+        return inventory(ctl);
     if (argc < 3) {
         usage(stderr);
         return ZTBCTL_EXIT_USAGE;
@@ -160,14 +360,31 @@ int cmd_agent(struct ztbctl *ctl, int argc, char **argv)
         return ZTBCTL_EXIT_USAGE;
     }
     if (strcmp(verb, "add") == 0 || strcmp(verb, "join-token") == 0) {
-        long ttl = ttl_arg(argc, argv, 3);
+        const char *owner = NULL, *description = NULL;
+        int n = argc;
+        if (verb[0] == 'a') { /* --owner X --description Y, then --ttl */
+            for (n = 3; n + 1 < argc; n += 2) {
+                if (strcmp(argv[n], "--owner") == 0)
+                    owner = argv[n + 1];
+                else if (strcmp(argv[n], "--description") == 0)
+                    description = argv[n + 1];
+                else
+                    break;
+            }
+        }
+        long ttl = ttl_arg(argc, argv, verb[0] == 'a' ? n : 3);
         if (ttl < 0) {
-            ztbctl_err("--ttl takes 1..604800 seconds");
+            ztbctl_err("--ttl takes 1..604800 seconds (agent add NAME [--owner X] "
+                       "[--description Y] [--ttl S])");
             return ZTBCTL_EXIT_USAGE;
         }
         json_t *body = json_object();
         if (ttl > 0)
             json_object_set_new(body, "ttl", json_integer(ttl));
+        if (owner != NULL)
+            json_object_set_new(body, "owner", json_string(owner));
+        if (description != NULL)
+            json_object_set_new(body, "description", json_string(description));
         int rc;
         if (verb[0] == 'a') {
             json_object_set_new(body, "name", json_string(name));
@@ -190,6 +407,8 @@ int cmd_agent(struct ztbctl *ctl, int argc, char **argv)
         }
         return ZTBCTL_EXIT_OK;
     }
+    if (strcmp(verb, "baseline") == 0)
+        return baseline(ctl, name, argc - 3, argv + 3);
     if (argc != 3) {
         usage(stderr);
         return ZTBCTL_EXIT_USAGE;

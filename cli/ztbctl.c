@@ -22,7 +22,7 @@
 #define DEFAULT_SOCKET "/var/lib/ztb/admin.sock"
 
 static const struct ztbctl_cmd commands[] = {
-    {"agent", "register agents, issue join tokens, disable / enable", cmd_agent},
+    {"agent", "register agents, join tokens, disable / enable, inventory, baselines", cmd_agent},
     {"revoke", "revoke a token, an agent's tokens, an audience, a signing key", cmd_revoke},
     {"quarantine", "issue no new tokens to an agent", cmd_quarantine},
     {"release", "lift an agent's quarantine and approval requirement", cmd_release},

@@ -22,11 +22,22 @@
 
 /* ---- anomaly responses -------------------------------------------------- */
 
-static const char *const known_signals[] = {"policy_violation",      "rate_limit_burst",
-                                            "assertion_replay",      "token_replay",
-                                            "join_token_reuse",      "new_audience",
-                                            "credential_compromise", "prompt_injection",
-                                            "dpop_replay",           NULL};
+static const char *const known_signals[] = {"policy_violation",
+                                            "rate_limit_burst",
+                                            "assertion_replay",
+                                            "token_replay",
+                                            "join_token_reuse",
+                                            "new_audience",
+                                            "credential_compromise",
+                                            "prompt_injection",
+                                            "dpop_replay",
+                                            "out_of_scope",
+                                            "baseline_new_action",
+                                            "baseline_new_audience",
+                                            "baseline_new_resource",
+                                            "baseline_rate",
+                                            "shadow_ai",
+                                            NULL};
 
 static const char *const response_names[] = {NULL,         "revoke_token", "require_approval",
                                              "quarantine", "revoke_all",   "kill_audience",

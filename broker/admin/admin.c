@@ -15,12 +15,14 @@
 
 #include "broker/admin/admin.h"
 #include "broker/admin/admin_roles.h"
+#include "broker/admin/admin_inventory.h"
 #include "broker/audit/audit.h"
 #include "broker/broker.h"
 #include "broker/signer/keys.h"
 #include "broker/admin/reload.h"
 #include "broker/signals/revocation.h"
 #include "broker/store/store.h"
+#include "broker/store/store_baseline.h"
 #include "common/secret.h"
 #include "wire/wire.h"
 
@@ -144,9 +146,12 @@ void handle_admin_agents(struct http_req *req, struct http_resp *resp)
     json_t *body = http_req_json_object(req, resp);
     if (body == NULL)
         return;
-    static const char *const fields[] = {"name", "ttl", NULL};
+    static const char *const fields[] = {"name", "ttl", "owner", "description", NULL};
     int ok = only_fields(body, fields, resp);
     unsigned ttl = ok ? ttl_from(broker_of(req), body, resp, &ok) : 0;
+    const char *owner = NULL, *description = NULL;
+    if (ok)
+        ok = admin_agent_meta_read(body, &owner, &description, resp);
     const char *name = json_string_value(json_object_get(body, "name"));
     if (ok && (name == NULL || !store_agent_name_ok(name))) {
         http_resp_error(resp, 400, "invalid_request",
@@ -155,10 +160,13 @@ void handle_admin_agents(struct http_req *req, struct http_resp *resp)
     }
     if (ok) {
         ztb_err rv = store_agent_add(name, (int64_t)time(NULL));
+        if (rv == ZTB_OK)
+            rv = store_agent_set_meta(name, owner, description);
         if (rv != ZTB_OK) {
             store_error(resp, rv, rv == ZTB_ERR_EXISTS ? "agent exists" : "cannot add agent");
         } else {
-            audit("admin.agent_added", actor, 1, ZTB_F_STR("agent", name));
+            audit("admin.agent_added", actor, 1, ZTB_F_STR("agent", name),
+                  ZTB_F_STR("owner", owner), ZTB_F_STR("description", description));
             struct store_agent a;
             if (store_agent_get(name, &a) != ZTB_OK) {
                 http_resp_error(resp, 503, "temporarily_unavailable", "Redis is not answering");
@@ -194,6 +202,10 @@ void handle_admin_agent(struct http_req *req, struct http_resp *resp)
         http_resp_error(resp, 404, "not_found", "no such agent");
         return;
     }
+    if (strcmp(verb, "baseline") == 0) {
+        handle_admin_agent_baseline(req, resp, name);
+        return;
+    }
     int get = strcmp(req->method, "GET") == 0, post = strcmp(req->method, "POST") == 0;
     if (get && verb[0] == '\0') {
         struct store_agent a;
@@ -211,6 +223,11 @@ void handle_admin_agent(struct http_req *req, struct http_resp *resp)
             return;
         }
         identity_json(o, &id);
+        if (!admin_agent_activity_json(o, name)) {
+            json_decref(o);
+            http_resp_error(resp, 503, "temporarily_unavailable", "Redis is not answering");
+            return;
+        }
         http_resp_json_value(resp, 200, o);
         return;
     }

@@ -396,9 +396,36 @@ void handle_admin_source(struct http_req *req, struct http_resp *resp)
 
 /* ---- verdicts and statistics ------------------------------------------- */
 
-/* Record an operator's verdict on signal id (audited). */
-static ztb_err mark_outcome(const char *id, int confirmed, const char *actor, const char *reason,
-                            int64_t contained_at)
+/* Where signal record rec came from, for the verdict metric: "source:NAME"
+ * or, for the broker's own, "detector:TYPE" (as observe mode names them). */
+static void verdict_from(const json_t *rec, char *out, size_t cap)
+{
+    const char *src = rec ? json_string_value(json_object_get(rec, "source")) : NULL;
+    const char *type = rec ? json_string_value(json_object_get(rec, "type")) : NULL;
+    if (src != NULL && strcmp(src, SIGNALS_BROKER_SOURCE) == 0 && type != NULL)
+        snprintf(out, cap, "detector:%s", type);
+    else
+        snprintf(out, cap, "source:%s", src ? src : "_unknown");
+}
+
+/* The record of signal id in arr (borrowed), or NULL. */
+static json_t *record_in(json_t *arr, const char *id)
+{
+    size_t i;
+    json_t *s;
+    json_array_foreach(arr, i, s)
+    {
+        const char *sid = json_string_value(json_object_get(s, "id"));
+        if (sid != NULL && strcmp(sid, id) == 0)
+            return s;
+    }
+    return NULL;
+}
+
+/* Record an operator's verdict on signal id (audited); rec is its record
+ * (NULL if unknown), for the metric. */
+static ztb_err mark_outcome(const char *id, const json_t *rec, int confirmed, const char *actor,
+                            const char *reason, int64_t contained_at)
 {
     int64_t now = (int64_t)time(NULL);
     json_t *o = json_pack("{s:s,s:s,s:I}", "outcome", confirmed ? "confirmed" : "false_positive",
@@ -413,8 +440,11 @@ static ztb_err mark_outcome(const char *id, int confirmed, const char *actor, co
     json_decref(o);
     ztb_err rv = text ? store_signal_outcome_set(id, text) : ZTB_ERR_NOMEM;
     free(text);
-    if (rv == ZTB_OK)
-        metrics_add(confirmed ? METRIC_SIGNALS_CONFIRMED : METRIC_SIGNALS_DISMISSED, 1);
+    if (rv == ZTB_OK) {
+        char from[160];
+        verdict_from(rec, from, sizeof(from));
+        metrics_signal_verdict(from, confirmed);
+    }
     if (rv == ZTB_OK)
         audit(confirmed ? "signal.confirmed" : "signal.dismissed", actor, 1,
               ZTB_F_STR("signal", id), ZTB_F_STR("reason", reason));
@@ -427,10 +457,15 @@ static void mark_action_signals(const char *sigs, int confirmed, const char *act
 {
     char buf[512];
     snprintf(buf, sizeof(buf), "%s", sigs);
+    json_t *arr = NULL;
+    if (store_signal_list(SIGNALS_KEPT, &arr) != ZTB_OK)
+        arr = NULL; /* the verdicts still count, from "_unknown" */
     char *save = NULL;
     for (char *id = strtok_r(buf, ", ", &save); id != NULL; id = strtok_r(NULL, ", ", &save))
         if (store_id_ok(id))
-            (void)mark_outcome(id, confirmed, actor, reason, contained_at);
+            (void)mark_outcome(id, arr ? record_in(arr, id) : NULL, confirmed, actor, reason,
+                               contained_at);
+    json_decref(arr);
 }
 
 /* The optional {"reason": text} of a body; 0 if the body is refused (resp set). */
@@ -489,16 +524,9 @@ void handle_admin_signal_outcome(struct http_req *req, struct http_resp *resp)
     /* only a signal the broker received can be judged */
     json_t *arr = NULL;
     ztb_err rv = store_signal_list(SIGNALS_KEPT, &arr);
-    int found = 0;
-    size_t i;
-    json_t *s;
-    json_array_foreach(arr, i, s)
-    {
-        const char *sid = json_string_value(json_object_get(s, "id"));
-        found |= sid != NULL && strcmp(sid, id) == 0;
-    }
-    json_decref(arr);
-    if (rv != ZTB_OK || !found) {
+    json_t *rec = rv == ZTB_OK ? record_in(arr, id) : NULL;
+    if (rv != ZTB_OK || rec == NULL) {
+        json_decref(arr);
         admin_store_error(resp, rv != ZTB_OK ? rv : ZTB_ERR_NOT_FOUND,
                           "no such signal (ztbctl signals list shows their ids)");
         json_decref(body);
@@ -507,7 +535,8 @@ void handle_admin_signal_outcome(struct http_req *req, struct http_resp *resp)
     char actor[64];
     admin_operator_actor(req, actor, sizeof(actor));
     int confirmed = outcome[0] == 'c';
-    rv = mark_outcome(id, confirmed, actor, reason, 0);
+    rv = mark_outcome(id, rec, confirmed, actor, reason, 0);
+    json_decref(arr);
     if (rv != ZTB_OK)
         admin_store_error(resp, rv, "cannot record the verdict");
     else

@@ -23,6 +23,7 @@
 #include "broker/http/metrics.h"
 #include "broker/auth/session.h"
 #include "broker/store/store.h"
+#include "broker/store/store_baseline.h"
 #include "common/base64url.h"
 #include "common/buf.h"
 #include "common/guard.h"
@@ -167,6 +168,21 @@ out:
     return rv == ZTB_OK;
 }
 
+/* An agent's first enrollment starts its baseline's learning window
+ * (store_baseline.h). The identity is issued already, so a failure here is
+ * logged, not answered: the agent then has no baseline until an operator
+ * runs `ztbctl agent baseline NAME --relearn`. */
+static void start_baseline(const struct broker *b, const char *agent)
+{
+    if (b->cfg.baseline_learn_s == 0)
+        return;
+    int64_t until = 0;
+    ztb_err rv = store_baseline_start(agent, b->cfg.baseline_learn_s, 1, &until);
+    if (rv != ZTB_OK)
+        ztb_log(ZTB_LOG_WARN, "enroll.baseline_not_started", ZTB_F_STR("agent", agent),
+                ZTB_F_ERR(rv));
+}
+
 void handle_enroll(struct http_req *req, struct http_resp *resp)
 {
     int64_t now = (int64_t)time(NULL);
@@ -235,6 +251,7 @@ void handle_enroll(struct http_req *req, struct http_resp *resp)
                            "join token unknown, used or expired");
     } else if (issue_identity(broker_of(req), agent, STORE_IDENTITY_ENROLL, 0, csr, now, resp)) {
         actor_of(agent, actor, sizeof(actor));
+        start_baseline(broker_of(req), agent);
         if (audit("enroll.identity_issued", actor, 1, ZTB_F_STR("agent", agent),
                   ZTB_F_INT("ttl", broker_of(req)->cfg.identity_ttl_s)) != ZTB_OK)
             audit_unavailable(resp); /* the identity document is not handed out */

@@ -66,14 +66,29 @@ static _Atomic uint64_t denials[DENIED_REASONS_N];
 static _Atomic int redis_up;
 static _Atomic uint64_t redis_errors[REDIS_EK_N];
 
-struct audience_slot {
+/* A bounded label set: values take slots in order of first use, those past
+ * the cap (or too long) count as "_other", so the series stay bounded. */
+struct label_slot {
     char name[128];
     _Atomic uint64_t n;
 };
-static struct audience_slot audiences[METRICS_MAX_AUDIENCES];
-static _Atomic unsigned naudiences;
-static _Atomic uint64_t audience_other;
-static pthread_mutex_t audience_lock = PTHREAD_MUTEX_INITIALIZER;
+struct label_set {
+    struct label_slot *slots;
+    unsigned cap;
+    _Atomic unsigned n;
+    _Atomic uint64_t other;
+    pthread_mutex_t lock;
+};
+static struct label_slot audience_slots[METRICS_MAX_AUDIENCES];
+static struct label_set audiences = {audience_slots, METRICS_MAX_AUDIENCES, 0, 0,
+                                     PTHREAD_MUTEX_INITIALIZER};
+static struct label_slot scope_agent_slots[METRICS_MAX_SCOPE_AGENTS];
+static struct label_set scope_agents = {scope_agent_slots, METRICS_MAX_SCOPE_AGENTS, 0, 0,
+                                        PTHREAD_MUTEX_INITIALIZER};
+static struct label_slot verdict_slots[2][METRICS_MAX_SCOPE_AGENTS];
+static struct label_set verdicts[2] = {
+    {verdict_slots[0], METRICS_MAX_SCOPE_AGENTS, 0, 0, PTHREAD_MUTEX_INITIALIZER},
+    {verdict_slots[1], METRICS_MAX_SCOPE_AGENTS, 0, 0, PTHREAD_MUTEX_INITIALIZER}};
 
 static struct endpoint_slot *endpoint_slot(const char *server, const char *name)
 {
@@ -183,36 +198,55 @@ void metrics_set_redis_up(int up)
     atomic_store(&redis_up, up ? 1 : 0);
 }
 
+/* Count one for value in set: a scan without a lock when the value has its
+ * slot; a new value takes the next slot under the set's mutex. */
+static void label_set_add(struct label_set *set, const char *value)
+{
+    size_t len = strlen(value);
+    unsigned n = atomic_load_explicit(&set->n, memory_order_acquire);
+    for (unsigned i = 0; i < n; i++)
+        if (strcmp(set->slots[i].name, value) == 0) {
+            atomic_fetch_add_explicit(&set->slots[i].n, 1, memory_order_relaxed);
+            return;
+        }
+    if (len >= sizeof(set->slots[0].name)) {
+        atomic_fetch_add_explicit(&set->other, 1, memory_order_relaxed);
+        return;
+    }
+    pthread_mutex_lock(&set->lock);
+    n = atomic_load(&set->n);
+    for (unsigned i = 0; i < n; i++)
+        if (strcmp(set->slots[i].name, value) == 0) {
+            atomic_fetch_add_explicit(&set->slots[i].n, 1, memory_order_relaxed);
+            pthread_mutex_unlock(&set->lock);
+            return;
+        }
+    if (n < set->cap) {
+        memcpy(set->slots[n].name, value, len + 1);
+        atomic_store_explicit(&set->slots[n].n, 1, memory_order_relaxed);
+        atomic_store_explicit(&set->n, n + 1, memory_order_release);
+    } else {
+        atomic_fetch_add_explicit(&set->other, 1, memory_order_relaxed);
+    }
+    pthread_mutex_unlock(&set->lock);
+}
+
 void metrics_token_issued(const char *audience)
 {
     metrics_add(METRIC_TOKENS_ISSUED, 1);
-    size_t alen = strlen(audience);
-    unsigned n = atomic_load_explicit(&naudiences, memory_order_acquire);
-    for (unsigned i = 0; i < n; i++)
-        if (strcmp(audiences[i].name, audience) == 0) {
-            atomic_fetch_add_explicit(&audiences[i].n, 1, memory_order_relaxed);
-            return;
-        }
-    if (alen >= sizeof(audiences[0].name)) {
-        atomic_fetch_add_explicit(&audience_other, 1, memory_order_relaxed);
-        return;
-    }
-    pthread_mutex_lock(&audience_lock);
-    n = atomic_load(&naudiences);
-    for (unsigned i = 0; i < n; i++)
-        if (strcmp(audiences[i].name, audience) == 0) {
-            atomic_fetch_add_explicit(&audiences[i].n, 1, memory_order_relaxed);
-            pthread_mutex_unlock(&audience_lock);
-            return;
-        }
-    if (n < METRICS_MAX_AUDIENCES) {
-        memcpy(audiences[n].name, audience, alen + 1);
-        atomic_store_explicit(&audiences[n].n, 1, memory_order_relaxed);
-        atomic_store_explicit(&naudiences, n + 1, memory_order_release);
-    } else {
-        atomic_fetch_add_explicit(&audience_other, 1, memory_order_relaxed);
-    }
-    pthread_mutex_unlock(&audience_lock);
+    label_set_add(&audiences, audience);
+}
+
+void metrics_signal_verdict(const char *from, int confirmed)
+{
+    metrics_add(confirmed ? METRIC_SIGNALS_CONFIRMED : METRIC_SIGNALS_DISMISSED, 1);
+    label_set_add(&verdicts[confirmed ? 0 : 1], from);
+}
+
+void metrics_out_of_scope(const char *agent)
+{
+    metrics_add(METRIC_OUT_OF_SCOPE, 1);
+    label_set_add(&scope_agents, agent);
 }
 
 #ifndef ZTB_VERSION
@@ -411,19 +445,38 @@ static void render_redis_up(ztb_buf *b)
     ztb_buf_printf(b, "ztb_redis_up %d\n", atomic_load(&redis_up));
 }
 
+/* One series per value of set, then "_other" if any; fixed ("" or
+ * `name="value",`) goes before the set's label. */
+static void render_label_set(ztb_buf *b, struct label_set *set, const char *metric,
+                             const char *fixed, const char *label_name)
+{
+    unsigned n = atomic_load_explicit(&set->n, memory_order_acquire);
+    for (unsigned i = 0; i < n; i++) {
+        ztb_buf_printf(b, "%s{%s%s=\"", metric, fixed, label_name);
+        label(b, set->slots[i].name);
+        ztb_buf_printf(b, "\"} %llu\n", (unsigned long long)atomic_load(&set->slots[i].n));
+    }
+    uint64_t other = atomic_load(&set->other);
+    if (other > 0)
+        ztb_buf_printf(b, "%s{%s%s=\"_other\"} %llu\n", metric, fixed, label_name,
+                       (unsigned long long)other);
+}
+
 static void render_tokens(ztb_buf *b)
 {
     family(b, "ztb_tokens_issued_total", "counter", "Tokens issued by audience.");
-    unsigned n = atomic_load_explicit(&naudiences, memory_order_acquire);
-    for (unsigned i = 0; i < n; i++) {
-        ztb_buf_append_str(b, "ztb_tokens_issued_total{audience=\"");
-        label(b, audiences[i].name);
-        ztb_buf_printf(b, "\"} %llu\n", (unsigned long long)atomic_load(&audiences[i].n));
-    }
-    uint64_t other = atomic_load(&audience_other);
-    if (other > 0)
-        ztb_buf_printf(b, "ztb_tokens_issued_total{audience=\"_other\"} %llu\n",
-                       (unsigned long long)other);
+    render_label_set(b, &audiences, "ztb_tokens_issued_total", "", "audience");
+    family(b, "ztb_out_of_scope_requests_by_agent_total", "counter",
+           "Token requests denied by policy, by agent (the first " METRICS_MAX_SCOPE_AGENTS_STR
+           " agents by name, then _other).");
+    render_label_set(b, &scope_agents, "ztb_out_of_scope_requests_by_agent_total", "", "agent");
+    family(b, "ztb_signal_verdicts_total", "counter",
+           "Analysts' verdicts by where the signal came from (source:NAME or detector:TYPE) and "
+           "verdict: precision = confirmed / (confirmed + false_positive).");
+    render_label_set(b, &verdicts[0], "ztb_signal_verdicts_total", "verdict=\"confirmed\",",
+                     "from");
+    render_label_set(b, &verdicts[1], "ztb_signal_verdicts_total", "verdict=\"false_positive\",",
+                     "from");
 }
 
 static void render_denials(ztb_buf *b)

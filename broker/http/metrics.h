@@ -15,8 +15,10 @@
 #include "common/buf.h"
 #include "common/redis_target.h"
 
-#define METRICS_MAX_ENDPOINTS 96
-#define METRICS_MAX_AUDIENCES 256
+#define METRICS_MAX_ENDPOINTS        96
+#define METRICS_MAX_AUDIENCES        256
+#define METRICS_MAX_SCOPE_AGENTS     64 /* ztb_out_of_scope_requests_by_agent_total */
+#define METRICS_MAX_SCOPE_AGENTS_STR "64"
 
 enum metrics_counter {
     METRIC_REDIS_ERRORS = 0,
@@ -95,6 +97,15 @@ void metrics_add(enum metrics_counter c, uint64_t n);
 
 /* Count one token issued for audience. */
 void metrics_token_issued(const char *audience);
+
+/* One token request of agent denied by policy (out of its scope): the total
+ * and the per-agent series (bounded: METRICS_MAX_SCOPE_AGENTS, then _other). */
+void metrics_out_of_scope(const char *agent);
+
+/* An analyst's verdict on a signal from `from` ("source:NAME" or
+ * "detector:TYPE"): the totals and ztb_signal_verdicts_total{verdict,from}
+ * (bounded like the agents above). */
+void metrics_signal_verdict(const char *from, int confirmed);
 
 /* Count one Redis error of kind k (ztb_redis_errors_total{kind}; the sum
  * is metrics_get(METRIC_REDIS_ERRORS)). */

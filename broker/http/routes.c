@@ -8,6 +8,7 @@
  * The last field names the endpoint in /metrics.
  */
 #include "broker/admin/admin.h"
+#include "broker/admin/admin_inventory.h"
 #include "broker/admin/admin_approvals.h"
 #include "broker/admin/admin_signals.h"
 #include "broker/admin/policy_shadow.h"
@@ -64,6 +65,7 @@ const struct http_route admin_routes[] = {
     {"GET", "/v1/signals", handle_admin_signals, "admin_signals"},
     {NULL, "/v1/signals/*", handle_admin_signal_outcome, "admin_signal_outcome"},
     {"GET", "/v1/signal-stats", handle_admin_signal_stats, "admin_signal_stats"},
+    {"GET", "/v1/inventory", handle_admin_inventory, "admin_inventory"},
     {NULL, "/v1/signal-sources", handle_admin_sources, "admin_signal_sources"},
     {NULL, "/v1/signal-sources/*", handle_admin_source, "admin_signal_source"},
     {"GET", "/v1/signal-actions", handle_admin_actions, "admin_signal_actions"},

@@ -12,6 +12,7 @@
  * Must never: block or fail a request, call Redis from a request thread,
  * or raise a signal from anything but a counted threshold crossing.
  */
+#include <math.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -21,6 +22,7 @@
 #include <jansson.h>
 
 #include "broker/signals/detectors.h"
+#include "broker/store/store_baseline.h"
 #include "broker/store/store_detect.h"
 #include "broker/store/store_rev.h"
 #include "common/guard.h"
@@ -36,6 +38,7 @@ struct det_event {
     char action[FIELD_SHORT + 1];
     char audience[STORE_ID_MAX + 1];
     char detail[FIELD_SHORT + 1];
+    struct store_baseline_seen bl; /* DETECT_BASELINE */
 };
 
 static pthread_mutex_t g_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -56,6 +59,45 @@ void detectors_defaults(struct detect_config *c)
     c->denials = 10;
     c->rate_limited = 20;
     c->new_audience_after = 86400;
+    c->baseline_rate_factor = 4;
+    c->baseline_rate_min = 20;
+    c->shadow_ai_threshold = 10;
+}
+
+static double clamp_confidence(double c)
+{
+    return c < 0.05 ? 0.05 : c > 0.99 ? 0.99 : c;
+}
+
+double detect_novelty_confidence(int64_t learned, int64_t distinct)
+{
+    if (learned < 0)
+        learned = 0;
+    if (distinct < 0)
+        distinct = 0;
+    return clamp_confidence(1.0 - (double)(distinct + 1) / (double)(learned + 2));
+}
+
+double detect_rate_confidence(double expected, int64_t count)
+{
+    if (count <= 0)
+        return 0.05;
+    return clamp_confidence(1.0 - (expected > 1.0 ? expected : 1.0) / (double)count);
+}
+
+int64_t detect_rate_threshold(const struct detect_config *c, double expected)
+{
+    if (c->baseline_rate_factor == 0)
+        return 0;
+    double t = ceil((double)c->baseline_rate_factor * expected);
+    int64_t thr = t > 1e15 ? (int64_t)1e15 : (int64_t)t;
+    return thr < (int64_t)c->baseline_rate_min ? (int64_t)c->baseline_rate_min : thr < 1 ? 1 : thr;
+}
+
+/* Tokens expected this hour from what seen says was learned. */
+static double expected_rate(const struct store_baseline_seen *seen)
+{
+    return (double)seen->learned_hour / (double)(seen->learn_days > 0 ? seen->learn_days : 1);
 }
 
 uint64_t detectors_dropped(void)
@@ -84,18 +126,10 @@ static void copy_field(char *dst, size_t cap, const char *src)
     snprintf(dst, cap, "%s", src ? src : "");
 }
 
-void detect_event(enum detect_kind k, const char *agent, const char *action, const char *audience,
-                  const char *detail)
+/* Copy one event into the queue (or count it dropped). */
+static void enqueue(enum detect_kind k, const char *agent, const char *action, const char *audience,
+                    const char *detail, const struct store_baseline_seen *bl)
 {
-    if ((unsigned)k >= DETECT_KINDS_N || !store_agent_name_ok(agent))
-        return;
-    if (k == DETECT_AUDIENCE_USED) {
-        if (audience == NULL || !store_id_ok(audience))
-            return;
-        uint64_t h = pair_hash(agent, audience);
-        if (atomic_load_explicit(&g_aud_seen[h % AUD_SLOTS], memory_order_relaxed) == h)
-            return; /* recorded already */
-    }
     pthread_mutex_lock(&g_lock);
     if (!g_running || g_stop || g_count == QUEUE_CAP) {
         pthread_mutex_unlock(&g_lock);
@@ -108,9 +142,51 @@ void detect_event(enum detect_kind k, const char *agent, const char *action, con
     copy_field(e->action, sizeof(e->action), action);
     copy_field(e->audience, sizeof(e->audience), audience);
     copy_field(e->detail, sizeof(e->detail), detail);
+    if (bl != NULL)
+        e->bl = *bl;
+    else
+        memset(&e->bl, 0, sizeof(e->bl));
     g_count++;
     pthread_cond_signal(&g_wake);
     pthread_mutex_unlock(&g_lock);
+}
+
+void detect_event(enum detect_kind k, const char *agent, const char *action, const char *audience,
+                  const char *detail)
+{
+    if (k == DETECT_BASELINE)
+        return; /* detect_baseline() */
+    if ((unsigned)k >= DETECT_KINDS_N || !store_agent_name_ok(agent))
+        return;
+    if (k == DETECT_AUDIENCE_USED) {
+        if (audience == NULL || !store_id_ok(audience))
+            return;
+        uint64_t h = pair_hash(agent, audience);
+        if (atomic_load_explicit(&g_aud_seen[h % AUD_SLOTS], memory_order_relaxed) == h)
+            return; /* recorded already */
+    }
+    enqueue(k, agent, action, audience, detail, NULL);
+}
+
+void detect_baseline(const char *agent, const char *action, const char *audience,
+                     const char *prefix, const struct store_baseline_seen *seen)
+{
+    if (seen == NULL || seen->phase != STORE_BL_WATCHING || !store_agent_name_ok(agent))
+        return;
+    /* g_cfg is written before the worker and the HTTP threads start */
+    int64_t thr = detect_rate_threshold(&g_cfg, expected_rate(seen));
+    if (seen->new_bits == 0 && (thr == 0 || seen->hour_count != thr))
+        return;
+    enqueue(DETECT_BASELINE, agent, action, audience, prefix, seen);
+}
+
+void detect_unknown_client(const char *reason, const char *source)
+{
+    if (g_cfg.shadow_ai_threshold == 0 || reason == NULL)
+        return;
+    /* the reason goes in action, the source in detail; no agent */
+    enqueue(DETECT_UNKNOWN_CLIENT, "", reason, NULL,
+            store_source_label_ok(source) ? source : "invalid", NULL);
 }
 
 /* What each kind raises. */
@@ -126,6 +202,8 @@ static const struct {
     [DETECT_DPOP_REPLAY] = {"dpop_replay", "dpop_replay", POLICY_SEVERITY_HIGH, 0.8},
     [DETECT_JOIN_REUSE] = {"join_reuse", "join_token_reuse", POLICY_SEVERITY_HIGH, 0.9},
     [DETECT_AUDIENCE_USED] = {"audience", "new_audience", POLICY_SEVERITY_MEDIUM, 0.5},
+    [DETECT_BASELINE] = {"baseline", "baseline_rate", POLICY_SEVERITY_MEDIUM, 0.0},
+    [DETECT_UNKNOWN_CLIENT] = {"unknown_client", "shadow_ai", POLICY_SEVERITY_MEDIUM, 0.5},
 };
 
 /* The first out-of-policy request of an agent in a window: scope adherence
@@ -133,15 +211,30 @@ static const struct {
 #define OUT_OF_SCOPE_TYPE       "out_of_scope"
 #define OUT_OF_SCOPE_CONFIDENCE 0.5 /* it happened; whether it is hostile is open */
 
-static ztb_err raise_signal_as(const struct det_event *e, int64_t count, const char *type,
-                               policy_severity severity, double confidence)
+/* Raise a signal of type about agent with evidence ev (taken) and hand it
+ * to the publish callback: what it returns. */
+static ztb_err publish_signal(const char *agent, const char *type, policy_severity severity,
+                              double confidence, json_t *ev, int64_t count)
 {
     struct signal s;
     memset(&s, 0, sizeof(s));
     snprintf(s.type, sizeof(s.type), "%s", type);
     s.severity = severity;
     s.confidence = confidence;
-    memcpy(s.agent, e->agent, sizeof(s.agent));
+    snprintf(s.agent, sizeof(s.agent), "%s", agent);
+    char *text = ev ? json_dumps(ev, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+    json_decref(ev);
+    if (text != NULL && strlen(text) <= SIGNAL_EVIDENCE_MAX)
+        memcpy(s.evidence, text, strlen(text) + 1);
+    free(text);
+    ztb_log(ZTB_LOG_WARN, "detector.fired", ZTB_F_STR("type", s.type), ZTB_F_STR("agent", s.agent),
+            ZTB_F_INT("count", count));
+    return g_publish(&s, g_publish_ud);
+}
+
+static ztb_err raise_signal_as(const struct det_event *e, int64_t count, const char *type,
+                               policy_severity severity, double confidence)
+{
     json_t *ev = json_pack("{s:s,s:I,s:I}", "detector", kinds[e->kind].counter, "count",
                            (json_int_t)count, "window", (json_int_t)g_cfg.window_s);
     if (e->action[0])
@@ -150,14 +243,64 @@ static ztb_err raise_signal_as(const struct det_event *e, int64_t count, const c
         json_object_set_new(ev, "audience", json_string(e->audience));
     if (e->detail[0])
         json_object_set_new(ev, "detail", json_string(e->detail));
-    char *text = json_dumps(ev, JSON_COMPACT | JSON_SORT_KEYS);
-    json_decref(ev);
-    if (text != NULL && strlen(text) <= SIGNAL_EVIDENCE_MAX)
-        memcpy(s.evidence, text, strlen(text) + 1);
-    free(text);
-    ztb_log(ZTB_LOG_WARN, "detector.fired", ZTB_F_STR("type", s.type), ZTB_F_STR("agent", s.agent),
-            ZTB_F_INT("count", count));
-    return g_publish(&s, g_publish_ud);
+    return publish_signal(e->agent, type, severity, confidence, ev, count);
+}
+
+/*
+ * A baseline deviation (detect_baseline): one signal per new value, and one
+ * for the rate at its threshold. A new value the full baseline could not
+ * record raises at most one signal per agent and window (it would be new
+ * again on every request).
+ */
+static ztb_err handle_baseline(const struct det_event *e)
+{
+    static const struct {
+        unsigned bit;
+        const char *type, *kind;
+        policy_severity severity;
+    } novel[3] = {
+        {STORE_BL_NEW_ACTION, "baseline_new_action", "action", POLICY_SEVERITY_MEDIUM},
+        {STORE_BL_NEW_AUDIENCE, "baseline_new_audience", "audience", POLICY_SEVERITY_MEDIUM},
+        {STORE_BL_NEW_PREFIX, "baseline_new_resource", "resource_prefix", POLICY_SEVERITY_LOW},
+    };
+    const struct store_baseline_seen *bl = &e->bl;
+    ztb_err rv = ZTB_OK;
+    if (bl->new_bits & STORE_BL_FULL) {
+        int64_t n = 0;
+        ZTB_GUARD(store_detect_count(e->agent, "baseline_full", g_cfg.window_s, &n));
+        if (n != 1)
+            return ZTB_OK;
+    }
+    const char *values[3] = {e->action, e->audience, e->detail};
+    int64_t learned = 0, distinct[3] = {0, 0, 0};
+    if (bl->new_bits & 7u) /* fixed since the window ended: read once here */
+        ZTB_GUARD(store_baseline_counts(e->agent, &learned, distinct));
+    for (size_t i = 0; i < 3; i++) {
+        if (!(bl->new_bits & novel[i].bit))
+            continue;
+        double conf = detect_novelty_confidence(learned, distinct[i]);
+        json_t *ev = json_pack("{s:s,s:s,s:s,s:I,s:I,s:b}", "detector", "baseline", "kind",
+                               novel[i].kind, "value", values[i], "tokens_learned",
+                               (json_int_t)learned, "distinct_learned", (json_int_t)distinct[i],
+                               "baseline_full", (bl->new_bits & STORE_BL_FULL) != 0);
+        ztb_err r = publish_signal(e->agent, novel[i].type, novel[i].severity, conf, ev, 1);
+        if (r != ZTB_OK)
+            rv = r;
+    }
+    double expected = expected_rate(bl);
+    int64_t thr = detect_rate_threshold(&g_cfg, expected);
+    if (thr > 0 && bl->hour_count == thr) {
+        json_t *ev =
+            json_pack("{s:s,s:s,s:I,s:f,s:I,s:I}", "detector", "baseline", "kind", "rate", "count",
+                      (json_int_t)bl->hour_count, "expected", expected, "threshold",
+                      (json_int_t)thr, "factor", (json_int_t)g_cfg.baseline_rate_factor);
+        ztb_err r =
+            publish_signal(e->agent, "baseline_rate", POLICY_SEVERITY_MEDIUM,
+                           detect_rate_confidence(expected, bl->hour_count), ev, bl->hour_count);
+        if (r != ZTB_OK)
+            rv = r;
+    }
+    return rv;
 }
 
 static ztb_err raise_signal(const struct det_event *e, int64_t count)
@@ -171,6 +314,16 @@ static ztb_err handle(const struct det_event *e)
 {
     int64_t count = 0;
     unsigned threshold = 1;
+    if (e->kind == DETECT_BASELINE)
+        return handle_baseline(e);
+    if (e->kind == DETECT_UNKNOWN_CLIENT) {
+        ZTB_GUARD(store_unknown_client_count(e->action, e->detail, &count));
+        if (count != (int64_t)g_cfg.shadow_ai_threshold)
+            return ZTB_OK;
+        json_t *ev = json_pack("{s:s,s:s,s:s,s:I}", "detector", "unknown_client", "reason",
+                               e->action, "source", e->detail, "count", (json_int_t)count);
+        return publish_signal("", "shadow_ai", POLICY_SEVERITY_MEDIUM, 0.5, ev, count);
+    }
     if (e->kind == DETECT_AUDIENCE_USED) {
         if (g_cfg.new_audience_after == 0)
             return ZTB_OK;

@@ -23,6 +23,20 @@
  *   join token reuse   join_token_reuse   the first in a window         high, 0.9
  *   audience used      new_audience       an audience the agent never   medium, 0.5
  *                                         used, after its learning period
+ *   unknown caller     shadow_ai          the Nth refusal of one source  medium, 0.5
+ *   refused at a gateway (no ztb token, or one not ours)
+ *   baseline deviation baseline_new_action    an action, audience or    medium, graded
+ *                      baseline_new_audience  resource prefix not seen  (medium, medium,
+ *                      baseline_new_resource  while learning            low)
+ *                      baseline_rate      this hour's tokens reach      medium, graded
+ *                                         factor x the learned rate
+ *
+ * Baseline confidences (docs/signals.md, "Behavioural baselines"): a new
+ * value of a kind after n tokens learned with k distinct values of it is
+ * 1 - (k + 1) / (n + 2) (the rule of succession: how unlikely a new value
+ * was, given what was learned); a rate of c tokens this hour against an
+ * expected e (learned in this hour of day / days learned) is 1 - max(e, 1)
+ * / c. Both are clamped to [0.05, 0.99].
  *
  * Single-use token replays are seen by verifiers, not the broker: they send
  * token_replay signals to POST /v1/signals.
@@ -35,6 +49,7 @@
 #include <ztb/error.h>
 
 #include "broker/signals/signal_parse.h"
+#include "broker/store/store.h"
 
 enum detect_kind {
     DETECT_POLICY_DENIAL = 0,
@@ -43,17 +58,23 @@ enum detect_kind {
     DETECT_DPOP_REPLAY,
     DETECT_JOIN_REUSE,
     DETECT_AUDIENCE_USED,
+    DETECT_BASELINE,       /* through detect_baseline() only */
+    DETECT_UNKNOWN_CLIENT, /* through detect_unknown_client() only */
     DETECT_KINDS_N
 };
 
 struct detect_config {
-    unsigned window_s;           /* counting window (default 60) */
-    unsigned denials;            /* policy denials per window that raise a signal; 0 off */
-    unsigned rate_limited;       /* 429s per window that raise a signal; 0 off */
-    unsigned new_audience_after; /* learning period in seconds; 0 off */
+    unsigned window_s;             /* counting window (default 60) */
+    unsigned denials;              /* policy denials per window that raise a signal; 0 off */
+    unsigned rate_limited;         /* 429s per window that raise a signal; 0 off */
+    unsigned new_audience_after;   /* learning period in seconds; 0 off */
+    unsigned baseline_rate_factor; /* this hour > factor x learned rate raises; 0 off */
+    unsigned baseline_rate_min;    /* ... and at least this many tokens this hour */
+    unsigned shadow_ai_threshold;  /* refusals of one unknown caller that raise shadow_ai; 0 off */
 };
 
-/* Defaults: 60 s window, 10 denials, 20 rate-limited requests, 1 day. */
+/* Defaults: 60 s window, 10 denials, 20 rate-limited requests, 1 day;
+ * baseline rate 4 x learned, at least 20 tokens in the hour; shadow_ai at 10. */
 void detectors_defaults(struct detect_config *c);
 
 /*
@@ -77,6 +98,31 @@ void detectors_stop(void);
  */
 void detect_event(enum detect_kind k, const char *agent, const char *action, const char *audience,
                   const char *detail);
+
+/*
+ * Report what an issued token showed about agent's baseline (seen, from
+ * store_issue_check; prefix its resource prefix, may be ""). Queues an
+ * event only for a deviation: a new value, or this hour's count exactly at
+ * the rate threshold (so one signal per agent and hour). Never blocks.
+ */
+void detect_baseline(const char *agent, const char *action, const char *audience,
+                     const char *prefix, const struct store_baseline_seen *seen);
+
+/*
+ * Report a caller a gateway refused for carrying no ztb token (reason
+ * "no_token") or one that is not ours ("foreign_token"), by source (its
+ * address or the gateway's label; store_source_label_ok, else "invalid").
+ * Counted in Redis by the worker (ztb:unknown_clients); never blocks.
+ */
+void detect_unknown_client(const char *reason, const char *source);
+
+/* The baseline confidences above, for the worker and the tests. */
+double detect_novelty_confidence(int64_t learned, int64_t distinct);
+double detect_rate_confidence(double expected, int64_t count);
+
+/* The hour's token count at which baseline_rate fires for expected tokens
+ * an hour (0: the rate check is off). */
+int64_t detect_rate_threshold(const struct detect_config *c, double expected);
 
 /* Events dropped because the queue was full (or the worker not running). */
 uint64_t detectors_dropped(void);

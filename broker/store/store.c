@@ -18,6 +18,7 @@
 
 #include "broker/store/redis_client.h"
 #include "broker/store/store.h"
+#include "broker/store/store_baseline.h"
 #include "broker/store/store_internal.h"
 #include "common/base64url.h"
 #include "common/guard.h"
@@ -383,10 +384,81 @@ ztb_err store_join_consume(const char *token, char agent[STORE_NAME_MAX + 1], in
  *
  * Cost: this script runs for every token and each redis.call costs Redis
  * ~1.5 µs, so both buckets are read with one MGET (same slot: one hash tag).
+ *
+ * An allowed request then goes to the agent's activity record and baseline
+ * (KEYS[6], KEYS[7]; ARGV[10..12] action, audience, resource prefix), see
+ * ACTIVITY_LUA and BASELINE_LUA: 2 calls for every token, 2 more while
+ * the agent learns, 1 after (plus a few for a value never seen). Only this
+ * path writes them.
  */
+/*
+ * The activity record, ztb:{A}:seen: field 'last' = the last issuance
+ * (Unix s), and one field per UTC hour (hours since the epoch) counting
+ * the tokens issued in it. The first token of an hour drops the hours that
+ * are a day old, so the hash holds at most 25 hour fields; it expires two
+ * days after the last new hour. Leaves `cur`, this hour's count.
+ */
+#define ACTIVITY_LUA                                                                               \
+    "local sec = tonumber(t[1])\n"                                                                 \
+    "local hr = math.floor(sec / 3600)\n"                                                          \
+    "local cur = redis.call('HINCRBY', KEYS[7], hr, 1)\n"                                          \
+    "redis.call('HSET', KEYS[7], 'last', t[1])\n"                                                  \
+    "if cur == 1 then\n"                                                                           \
+    "  for _, f in ipairs(redis.call('HKEYS', KEYS[7])) do\n"                                      \
+    "    local h = tonumber(f)\n"                                                                  \
+    "    if h and h <= hr - 24 then redis.call('HDEL', KEYS[7], f) end\n"                          \
+    "  end\n"                                                                                      \
+    "  redis.call('EXPIRE', KEYS[7], 172800)\n"                                                    \
+    "end\n"
+
+/*
+ * The baseline, ztb:{A}:bl, kept only while the agent hash has bl_until
+ * (store_baseline_start). Fields: a:<action>, u:<audience>, p:<prefix>
+ * (the Unix time the value was learned; after learning a new value is
+ * recorded as '-<time>'), h:<0-23> tokens learned per UTC hour of day,
+ * ka ku kp (distinct values learned), days (the window in days). At most
+ * 1024 fields: beyond that, new values are neither learned nor recorded
+ * (and flagged STORE_BL_FULL after learning). One HMGET says which values
+ * are known; only a new value is written, so a token costs 2 calls while
+ * learning (HMGET, HINCRBY of its hour) and 1 after. Leaves bl = {phase,
+ * new bits, learned this hour of day, days}.
+ */
+#define BASELINE_LUA                                                                               \
+    "local bl = {0, 0, 0, 1}\n"                                                                    \
+    "local till = tonumber(a[8] or '')\n"                                                          \
+    "if till then\n"                                                                               \
+    "  local hod = 'h:' .. (hr % 24)\n"                                                            \
+    "  local f = {'a:' .. ARGV[10], 'u:' .. ARGV[11], 'p:' .. ARGV[12]}\n"                         \
+    "  local m = ARGV[12] ~= '' and 3 or 2\n"                                                      \
+    "  local learning = sec < till\n"                                                              \
+    "  local v = redis.call('HMGET', KEYS[6], f[1], f[2], f[3], hod, 'days')\n"                    \
+    "  local new, full = 0, 0\n"                                                                   \
+    "  if not v[1] or not v[2] or (m == 3 and not v[3]) then\n"                                    \
+    "    local room = redis.call('HLEN', KEYS[6]) < 1024\n"                                        \
+    "    local kn, bits = {'ka', 'ku', 'kp'}, {1, 2, 4}\n"                                         \
+    "    for i = 1, m do\n"                                                                        \
+    "      if not v[i] then\n"                                                                     \
+    "        if not learning then new = new + bits[i] end\n"                                       \
+    "        if not room then full = 8\n"                                                          \
+    "        elseif learning then\n"                                                               \
+    "          redis.call('HSET', KEYS[6], f[i], t[1])\n"                                          \
+    "          redis.call('HINCRBY', KEYS[6], kn[i], 1)\n"                                         \
+    "        else redis.call('HSET', KEYS[6], f[i], '-' .. t[1]) end\n"                            \
+    "      end\n"                                                                                  \
+    "    end\n"                                                                                    \
+    "  end\n"                                                                                      \
+    "  if learning then\n"                                                                         \
+    "    redis.call('HINCRBY', KEYS[6], hod, 1)\n"                                                 \
+    "    bl[1] = 1\n"                                                                              \
+    "  else\n"                                                                                     \
+    "    if new > 0 then new = new + full end\n"                                                   \
+    "    bl = {2, new, tonumber(v[4] or '0') or 0, tonumber(v[5] or '1') or 1}\n"                  \
+    "  end\n"                                                                                      \
+    "end\n"
+
 static const char issue_lua[] =
     "local a = redis.call('HMGET', KEYS[1], 'status', 'gen', 'quarantined', 'approval',\n"
-    "                     'epoch', 'id_gen', 'x5t')\n"
+    "                     'epoch', 'id_gen', 'x5t', 'bl_until')\n"
     "if not a[1] then return {1, 0, 0, 0} end\n"
     "if a[1] ~= 'active' then return {2, 0, 0, 0} end\n"
     "if a[6] ~= a[2] or (ARGV[5] ~= '' and a[2] ~= ARGV[5]) or\n"
@@ -409,8 +481,8 @@ static const char issue_lua[] =
     "if n1 > 0 then redis.call('SET', KEYS[2], string.format('%d', n1), 'PX',\n"
     "  math.ceil((n1 - now) / 1000) + 1000) end\n"
     "if n2 > 0 then redis.call('SET', KEYS[3], string.format('%d', n2), 'PX',\n"
-    "  math.ceil((n2 - now) / 1000) + 1000) end\n"
-    "return {0, tonumber(a[2]), 0, approval}\n";
+    "  math.ceil((n2 - now) / 1000) + 1000) end\n" ACTIVITY_LUA BASELINE_LUA
+    "return {0, tonumber(a[2]), 0, approval, bl[1], bl[2], cur, bl[3], bl[4]}\n";
 static struct store_script issue_script = STORE_SCRIPT(issue_lua);
 
 static void rate_args(const struct store_rate *r, char *interval, char *burst)
@@ -442,12 +514,15 @@ ztb_err store_issue_check(const char *agent, const struct store_expect *expect, 
     ZTB_ENSURE(store_agent_name_ok(agent) && expect != NULL, ZTB_ERR_INVALID_ARG);
     const char *dpop = expect->dpop_jti;
     ZTB_ENSURE(dpop == NULL || (dpop[0] != '\0' && strlen(dpop) <= 128), ZTB_ERR_INVALID_ARG);
-    char k1[KEY_MAX], k2[KEY_MAX], k3[KEY_MAX], k4[KEY_MAX], k5[KEY_MAX];
+    const char *prefix = expect->resource_prefix ? expect->resource_prefix : "";
+    ZTB_ENSURE(strlen(prefix) <= STORE_BL_PREFIX_MAX, ZTB_ERR_INVALID_ARG);
+    char k1[KEY_MAX], k2[KEY_MAX], k3[KEY_MAX], k4[KEY_MAX], k5[KEY_MAX], k6[KEY_MAX], k7[KEY_MAX];
     char i1[24], b1[16], i2[24], b2[16], g[24], e[24], ttl[24];
     ZTB_ENSURE(key(k1, ZTB_WIRE_AGENT_KEY_FMT, agent) && key(k2, "ztb:{%s}:rl", agent) &&
                    key(k3, "ztb:{%s}:rl:%s", agent, action) &&
                    key(k4, ZTB_WIRE_AUD_KILLED_KEY_FMT, audience) &&
-                   key(k5, "ztb:{%s}:dpop:%s", agent, dpop ? dpop : "-"),
+                   key(k5, "ztb:{%s}:dpop:%s", agent, dpop ? dpop : "-") &&
+                   key(k6, STORE_BASELINE_KEY_FMT, agent) && key(k7, STORE_SEEN_KEY_FMT, agent),
                ZTB_ERR_TOO_LARGE);
     rate_args(agent_rate, i1, b1);
     rate_args(action_rate, i2, b2);
@@ -457,15 +532,18 @@ ztb_err store_issue_check(const char *agent, const struct store_expect *expect, 
     if (dpop != NULL)
         snprintf(ttl, sizeof(ttl), "%llu",
                  (unsigned long long)(expect->dpop_ttl_ms ? expect->dpop_ttl_ms : 1));
-    const char *argv[] = {k1,  k2,
-                          k3,  k4,
-                          k5,  i1,
-                          b1,  i2,
-                          b2,  g,
-                          e,   expect->x5t ? expect->x5t : "",
-                          ttl, charge ? "1" : "0"};
+    const char *argv[] = {k1,     k2,
+                          k3,     k4,
+                          k5,     k6,
+                          k7,     i1,
+                          b1,     i2,
+                          b2,     g,
+                          e,      expect->x5t ? expect->x5t : "",
+                          ttl,    charge ? "1" : "0",
+                          action, audience,
+                          prefix};
     redisReply *r;
-    ZTB_GUARD(store_eval(&r, &issue_script, 5, (int)ZTB_ARRAY_LEN(argv), argv, NULL));
+    ZTB_GUARD(store_eval(&r, &issue_script, 7, (int)ZTB_ARRAY_LEN(argv), argv, NULL));
     if (!is_int_array(r, 4))
         return unexpected(r, "issue_check");
     int64_t code = elem_int(r, 0);
@@ -476,6 +554,16 @@ ztb_err store_issue_check(const char *agent, const struct store_expect *expect, 
     int64_t wait = elem_int(r, 2);
     out->retry_after_ms = wait < 0 ? 0 : wait > 86400000 ? 86400000 : (uint32_t)wait;
     out->approval_required = elem_int(r, 3) == 1;
+    if (code == STORE_OK && r->elements >= 9) {
+        int64_t phase = elem_int(r, 4);
+        out->bl.phase = phase == 1   ? STORE_BL_LEARNING
+                        : phase == 2 ? STORE_BL_WATCHING
+                                     : STORE_BL_NONE;
+        out->bl.new_bits = (unsigned)elem_int(r, 5) & 15u;
+        out->bl.hour_count = elem_int(r, 6);
+        out->bl.learned_hour = elem_int(r, 7);
+        out->bl.learn_days = elem_int(r, 8) < 1 ? 1 : elem_int(r, 8);
+    }
     freeReplyObject(r);
     return ZTB_OK;
 }

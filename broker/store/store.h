@@ -186,6 +186,24 @@ struct store_expect {
     const char *x5t;      /* NULL: any */
     const char *dpop_jti; /* NULL: no proof */
     uint64_t dpop_ttl_ms;
+    /* What the agent's activity record and baseline see of an issued token
+     * (store_baseline.h): the resource's prefix, up to and including its
+     * last '/' (NULL or "": none). */
+    const char *resource_prefix;
+};
+
+/* What one issued token showed about the agent's baseline (store_baseline.h). */
+enum store_bl_phase { STORE_BL_NONE = 0, STORE_BL_LEARNING = 1, STORE_BL_WATCHING = 2 };
+#define STORE_BL_NEW_ACTION   1u
+#define STORE_BL_NEW_AUDIENCE 2u
+#define STORE_BL_NEW_PREFIX   4u
+#define STORE_BL_FULL         8u /* a new value was not recorded: the baseline is full */
+struct store_baseline_seen {
+    enum store_bl_phase phase;
+    unsigned new_bits;    /* STORE_BL_NEW_* (watching only) */
+    int64_t hour_count;   /* tokens this UTC hour, this one included */
+    int64_t learned_hour; /* tokens learned in this hour of the day */
+    int64_t learn_days;   /* days the learning window spans (>= 1) */
 };
 
 struct store_check {
@@ -193,6 +211,7 @@ struct store_check {
     int64_t generation;    /* the agent's generation, for the token */
     int approval_required; /* the agent is under "require approval" */
     uint32_t retry_after_ms;
+    struct store_baseline_seen bl; /* charge 1 and STORE_OK only */
 };
 
 /*
@@ -203,7 +222,10 @@ struct store_check {
  * the refusal may be recorded now that the caller is known to be live).
  * charge 1 goes on: not quarantined, audience not killed, then both GCRA
  * buckets (agent, agent x action) checked together and only then both
- * charged. Returns the generation the token must carry.
+ * charged. Returns the generation the token must carry. An allowed
+ * charged request is also counted in the agent's activity record (last
+ * seen, tokens per hour) and its baseline (learned while learning, compared
+ * after: out->bl), in the same script: no further round trip.
  */
 ztb_err store_issue_check(const char *agent, const struct store_expect *expect, int charge,
                           const char *action, const char *audience,

@@ -4,7 +4,10 @@
  * audiences an agent was issued tokens for.
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+
+#include <jansson.h>
 
 #include "broker/store/redis_client.h"
 #include "broker/store/store_internal.h"
@@ -67,5 +70,34 @@ ztb_err store_detect_audience(const char *agent, const char *audience, unsigned 
     freeReplyObject(r);
     ZTB_ENSURE(v >= 0, ZTB_ERR_NOT_FOUND);
     *fire = v == 1;
+    return ZTB_OK;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+ztb_err store_detect_audiences(const char *agent, json_t **out)
+{
+    *out = NULL;
+    ZTB_ENSURE(store_agent_name_ok(agent), ZTB_ERR_INVALID_ARG);
+    char k[STORE_KEY_MAX];
+    store_keyf(k, "ztb:{%s}:auds", agent);
+    redisReply *r;
+    ZTB_GUARD(redis_commandf(&r, "SRANDMEMBER %s 1000", k));
+    if (r->type != REDIS_REPLY_ARRAY)
+        return store_unexpected_reply(r, "detect_audiences");
+    const char *names[1000] = {NULL};
+    size_t n = 0;
+    for (size_t i = 0; i < r->elements && n < 1000; i++)
+        if (r->element[i]->type == REDIS_REPLY_STRING && store_id_ok(r->element[i]->str))
+            names[n++] = r->element[i]->str;
+    qsort(names, n, sizeof(names[0]), cmp_str);
+    json_t *arr = json_array();
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(arr, json_string(names[i]));
+    freeReplyObject(r);
+    *out = arr;
     return ZTB_OK;
 }

@@ -28,4 +28,10 @@ ztb_err store_detect_count(const char *agent, const char *kind, unsigned window_
  */
 ztb_err store_detect_audience(const char *agent, const char *audience, unsigned learn_s, int *fire);
 
+struct json_t;
+
+/* The audiences agent was issued tokens for (ztb:{A}:auds), at most 1000:
+ * a new JSON array of strings, sorted (caller decrefs). */
+ztb_err store_detect_audiences(const char *agent, struct json_t **out);
+
 #endif /* ZTB_BROKER_STORE_DETECT_H */

@@ -33,6 +33,7 @@
 #include "broker/audit/audit.h"
 #include "broker/broker.h"
 #include "broker/http/metrics.h"
+#include "broker/signals/detectors.h"
 #include "broker/store/store_rev.h"
 #include "broker/tokens/authorize.h"
 #include "broker/tokens/introspect.h"
@@ -127,6 +128,21 @@ static const char *token_problem(ztb_err rv)
     }
 }
 
+/*
+ * Count a caller refused for carrying no ztb token or one that is not ours
+ * (detect_unknown_client: the inventory's unknown clients, shadow_ai). Its
+ * source is what the gateway on loopback says: X-Ztb-Source (a label), else
+ * X-Real-IP, else "unknown"; a malformed one is counted as "invalid".
+ */
+static void unknown_caller(const struct http_req *req, const char *reason)
+{
+    const char *src = NULL;
+    if (http_req_header_once(req, "X-Ztb-Source", &src) != 1 &&
+        http_req_header_once(req, "X-Real-IP", &src) != 1)
+        src = "unknown";
+    detect_unknown_client(reason, src);
+}
+
 struct decision {
     const char *method, *uri;
     struct route_need need;
@@ -165,6 +181,7 @@ static int read_request(struct http_req *req, struct http_resp *resp, struct dec
     const char *h = NULL;
     int n = http_req_header_once(req, "Authorization", &h);
     if (n == 0) {
+        unknown_caller(req, "no_token");
         challenge(resp, SCHEME_NONE, NULL, NULL, NULL); /* RFC 6750 §3.1: no error code */
         http_resp_error_as(resp, 401, "invalid_token", ZTB_ERR_INVALID_REQUEST,
                            "no access token (Authorization: Bearer or DPoP)");
@@ -294,6 +311,9 @@ void handle_authorize(struct http_req *req, struct http_resp *resp)
          * (ztb_requests_refused_total), never audited one by one */
         metrics_refused(req->path,
                         rv == ZTB_ERR_UNAVAILABLE ? REFUSED_UNAVAILABLE : REFUSED_INVALID_CLIENT);
+        if (rv != ZTB_ERR_UNAVAILABLE && rv != ZTB_ERR_EXPIRED && rv != ZTB_ERR_NOT_YET_VALID &&
+            rv != ZTB_ERR_IAT)
+            unknown_caller(req, "foreign_token"); /* ours would have verified */
         return;
     }
     if (rv != ZTB_OK) {

@@ -20,6 +20,7 @@
 #include "broker/signer/keys.h"
 #include "broker/http/metrics.h"
 #include "broker/store/store.h"
+#include "broker/store/store_baseline.h"
 #include "broker/tokens/token.h"
 #include "common/json_gate.h"
 #include "common/log.h"
@@ -591,6 +592,11 @@ static void issue(struct token_req *t, struct keys_state *ks, const policy_decis
     }
     metrics_token_issued(t->audience);
     detect_event(DETECT_AUDIENCE_USED, t->id.agent, NULL, t->audience, NULL);
+    if (ck->bl.phase == STORE_BL_WATCHING) {
+        char prefix[STORE_BL_PREFIX_MAX + 1];
+        store_resource_prefix(t->resource, prefix);
+        detect_baseline(t->id.agent, t->action, t->audience, prefix, &ck->bl);
+    }
     ztb_buf *body = &resp->body;
     ztb_buf_reset(body);
     ztb_buf_append_str(body, "{\"access_token\":\"");
@@ -720,7 +726,7 @@ static void token_run(struct token_req *t, struct http_req *req, struct http_res
         ztb_buf_init_fixed(&wb, why, sizeof(why));
         policy_decision_describe(&d, &wb);
         if (denied(t, resp, 403, "access_denied", why, d.rule)) {
-            metrics_add(METRIC_OUT_OF_SCOPE, 1);
+            metrics_out_of_scope(t->id.agent);
             detect_event(DETECT_POLICY_DENIAL, t->id.agent, t->action, t->audience, why);
         }
         goto out;
@@ -772,6 +778,9 @@ static void token_run(struct token_req *t, struct http_req *req, struct http_res
     expectations(t, &e);
     if (t->dpop_recorded)
         e.dpop_jti = NULL;
+    char prefix[STORE_BL_PREFIX_MAX + 1];
+    store_resource_prefix(t->resource, prefix);
+    e.resource_prefix = prefix;
     o = &o_store;
     o->made = o->pending = 0;
     /* every claim is known now when the generation is (a session's): the

@@ -1029,6 +1029,14 @@ static void test_outcomes_and_stats(void **state)
     assert_non_null(strstr(d, "\"reason\":\"benign batch job\""));
     assert_non_null(strstr(audit, "\"signal.confirmed\""));
     free(audit);
+    /* /metrics: the verdicts by source, for precision in PromQL */
+    struct zh_resp r;
+    assert_int_equal(zh_admin(&b, "GET", "/metrics", NULL, &r), 0);
+    assert_non_null(strstr(
+        r.body, "\nztb_signal_verdicts_total{verdict=\"false_positive\",from=\"source:soc\"} "));
+    assert_non_null(
+        strstr(r.body, "\nztb_signal_verdicts_total{verdict=\"confirmed\",from=\"source:soc\"} "));
+    zh_resp_free(&r);
 }
 
 /* Scope adherence, zero tolerance: policy quarantines on the first
@@ -1058,6 +1066,9 @@ static void test_first_out_of_scope(void **state)
     assert_non_null(m);
     assert_int_equal(strtol(m + strlen("\nztb_out_of_scope_requests_total "), NULL, 10),
                      before + 1);
+    /* and by agent, a bounded label set */
+    assert_non_null(
+        strstr(r.body, "\nztb_out_of_scope_requests_by_agent_total{agent=\"strict\"} 1\n"));
     zh_resp_free(&r);
     za_free(&a);
 }
