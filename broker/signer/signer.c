@@ -486,7 +486,9 @@ struct serve_ctx {
     struct signer_req q_req[SLOW_QUEUE];
 };
 
-/* 1 if op may take long (key store work): it goes to the slow thread. */
+/* 1 if the record's op may take long (key store work): it goes to the slow
+ * thread. This only routes the record: the slow thread's signer_handle
+ * checks it whole, as the drain thread's does. */
 static int op_is_slow(const void *rec, size_t n)
 {
     uint32_t op;
@@ -586,9 +588,10 @@ void signer_serve_channels(const int *fds, unsigned nfds)
     struct signer_state *out = malloc(sizeof(*out));
     pthread_t slow;
     int have_slow = 0;
+    if (c != NULL)
+        c->ep = -1;
     if (c == NULL || out == NULL)
         goto out;
-    c->ep = -1;
     c->slow_out = malloc(sizeof(*c->slow_out));
     if (c->slow_out == NULL)
         goto out;
