@@ -94,6 +94,7 @@ struct opts {
     const char *extra_args[32];
     unsigned nextra;
     int keep;
+    int inproc_signing; /* start ztb-bench-broker-inproc: the baseline, keys in-process */
 };
 
 static struct opts g_opt = {
@@ -603,7 +604,8 @@ static void start_broker(void)
         die("chown %s to nobody failed (see %s)", state, logp);
 
     char broker[PATH_MAX + 64];
-    snprintf(broker, sizeof(broker), "%s", bin_path("ztb-broker"));
+    snprintf(broker, sizeof(broker), "%s",
+             bin_path(g_opt.inproc_signing ? "ztb-bench-broker-inproc" : "ztb-broker"));
     const char *argv[80];
     int n = 0;
     argv[n++] = broker;
@@ -1140,6 +1142,9 @@ static void usage(void)
                     "  --broker-arg ARG    pass ARG to the ztb-broker we start (repeatable)\n"
                     "  --redis-server PATH redis-server binary (default: the one found at build)\n"
                     "  --keep              keep the scratch directory (logs, audit log)\n"
+                    "  --inproc-signing    baseline: start ztb-bench-broker-inproc, the broker\n"
+                    "                      with signatures made in its HTTP process (benchmark\n"
+                    "                      build only), to measure the signer process's cost\n"
                     "  --broker URL        use a running broker (http://HOST:PORT) instead\n"
                     "  --admin-socket PATH    ... and its admin socket (to enroll bench agents)\n"
                     "  --broker-pid PID       ... for its peak RSS and CPU (optional)\n"
@@ -1205,6 +1210,8 @@ static void parse_args(int argc, char **argv)
             used = 0;
             if (strcmp(a, "--keep") == 0) {
                 g_opt.keep = 1;
+            } else if (strcmp(a, "--inproc-signing") == 0) {
+                g_opt.inproc_signing = 1;
             } else if (strcmp(a, "--print-policy") == 0) {
                 fputs(policy_fmt, stdout);
                 exit(0);
@@ -1358,6 +1365,8 @@ int main(int argc, char **argv)
         bench_note("openssl speed ecdsap256 could not be run");
 
     unsigned n = g_opt.rounds;
+    if (own) /* 1: the real broker, keys in its signer process; 0: the inproc baseline */
+        bench_metric("signer_process", g_opt.inproc_signing ? 0 : 1);
     bench_metric("connections", g_opt.connections);
     bench_metric("agents", g_opt.agents);
     bench_metric("rounds", n);

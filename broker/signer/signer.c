@@ -25,6 +25,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -239,7 +240,9 @@ static ztb_err op_sign(const struct signer_req *q, struct signer_resp *r)
     struct holder *h = holder_get();
     ztb_err rv = ZTB_ERR_NO_ACTIVE_KEY;
     if (h != NULL && h->active != NULL) {
-        snprintf(r->kid, sizeof(r->kid), "%s", ztb_key_kid(h->active));
+        const char *kid = ztb_key_kid(h->active);
+        size_t kl = strnlen(kid, sizeof(r->kid) - 1);
+        memcpy(r->kid, kid, kl);  /* r is zeroed: the rest is the NUL padding */
         rv = ZTB_ERR_UNKNOWN_KID; /* named a key that is not the active one */
         if (strcmp(q->kid, r->kid) == 0) {
             rv = ZTB_OK;
@@ -445,35 +448,201 @@ size_t signer_handle(const void *buf, size_t n, void *out, size_t outcap)
 
 /* ---- serving ---- */
 
-void signer_serve(int fd)
+/*
+ * How the channels are served: a "drain" thread answers a set of channels
+ * (the signer process runs one per CPU, each with its share of the
+ * channels). It waits in epoll until any of its channels is readable and
+ * then answers every ready one before it waits again, so under load the
+ * requests that arrived while it signed are answered back to back: one
+ * sleep and one wake-up for several signatures instead of one pair per
+ * signature (a thread per channel slept and woke once per request, and on a
+ * paravirtualised VM the context switch costs about what the ECDSA
+ * signature does; docs/BENCHMARKS.md). It never spins: on a machine with no
+ * CPU to spare, a thread polling for the next request takes the core from
+ * the threads that would send it.
+ *
+ * The key store operations (STATE, LIST, ROTATE, RETIRE: file reads and
+ * writes, fsync, perhaps the passphrase KDF) can take milliseconds to
+ * seconds, and signatures must not wait behind them: the drain thread hands
+ * such a record to the slow thread, with its channel taken out of the epoll
+ * set until that thread has sent the answer and put it back. Each channel
+ * carries one request at a time (signer_client.c), so a channel never has a
+ * request with both threads.
+ *
+ * Every record is still read, checked and answered whole by signer_handle:
+ * nothing about the messages changes here.
+ */
+#define SLOW_QUEUE SIGNER_MAX_CHANNELS
+
+struct serve_ctx {
+    int ep;        /* epoll set: the channels the drain thread serves */
+    unsigned live; /* channels not yet closed by the peer (drain thread only) */
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int stop;                      /* under mu: the slow thread returns */
+    struct signer_state *slow_out; /* the slow thread's answer scratch */
+    unsigned head, n;              /* under mu: the slow queue */
+    int q_fd[SLOW_QUEUE];          /* channel of a slow request */
+    struct signer_req q_req[SLOW_QUEUE];
+};
+
+/* 1 if the record's op may take long (key store work): it goes to the slow
+ * thread. This only routes the record: the slow thread's signer_handle
+ * checks it whole, as the drain thread's does. */
+static int op_is_slow(const void *rec, size_t n)
 {
-    /* one record more than a request: a longer record shows as too long */
-    uint8_t in[sizeof(struct signer_req) + 1];
-    struct signer_state *out = malloc(sizeof(*out));
-    if (out == NULL)
-        return;
+    uint32_t op;
+    if (n != sizeof(struct signer_req))
+        return 0; /* refused at once by the drain thread */
+    memcpy(&op, (const uint8_t *)rec + offsetof(struct signer_req, op), sizeof(op));
+    return op == SIGNER_OP_STATE || op == SIGNER_OP_LIST || op == SIGNER_OP_ROTATE ||
+           op == SIGNER_OP_RETIRE;
+}
+
+/* Answer rec[0..n) on fd; 0 if the answer could not be sent (the channel
+ * is gone). out is the caller's scratch, wiped after use (it held a MAC). */
+static int answer(int fd, const void *rec, size_t n, struct signer_state *out)
+{
+    size_t len = signer_handle(rec, n, out, sizeof(*out));
+    ssize_t w;
+    do
+        w = send(fd, out, len, MSG_NOSIGNAL);
+    while (w < 0 && errno == EINTR);
+    ztb_wipe(out, len);
+    return w == (ssize_t)len;
+}
+
+static void *slow_thread(void *arg)
+{
+    struct serve_ctx *c = arg;
+    pthread_mutex_lock(&c->mu);
     for (;;) {
-        ssize_t n = recv(fd, in, sizeof(in), MSG_TRUNC);
-        if (n == 0)
-            break; /* the HTTP process closed the channel */
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            break;
+        while (c->n == 0 && !c->stop)
+            pthread_cond_wait(&c->cv, &c->mu);
+        if (c->n == 0)
+            break; /* stopping, nothing left */
+        int fd = c->q_fd[c->head];
+        struct signer_req q = c->q_req[c->head];
+        c->head = (c->head + 1) % SLOW_QUEUE;
+        c->n--;
+        pthread_mutex_unlock(&c->mu);
+        (void)answer(fd, &q, sizeof(q), c->slow_out);
+        /* back to the drain thread, which also sees a channel that closed
+         * meanwhile (and owns its end: it removes it and counts it gone) */
+        struct epoll_event ev = {.events = EPOLLIN, .data.fd = fd};
+        (void)epoll_ctl(c->ep, EPOLL_CTL_ADD, fd, &ev);
+        ztb_wipe(&q, sizeof(q));
+        pthread_mutex_lock(&c->mu);
+    }
+    pthread_mutex_unlock(&c->mu);
+    ztb_es256_thread_cleanup();
+    return NULL;
+}
+
+/* Read and handle one record from the ready channel fd (drain thread). */
+static void serve_ready(struct serve_ctx *c, int fd, struct signer_state *out)
+{
+    /* one byte more than a request: a longer record shows as too long */
+    uint8_t in[sizeof(struct signer_req) + 1];
+    ssize_t n;
+    do
+        n = recv(fd, in, sizeof(in), MSG_TRUNC | MSG_DONTWAIT);
+    while (n < 0 && errno == EINTR);
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+        return;        /* nothing after all */
+    int gone = n <= 0; /* 0: the HTTP process closed the channel */
+    if (!gone && op_is_slow(in, (size_t)n)) {
+        /* out of the set first: the slow thread may answer and put it back
+         * before this thread would get to take it out */
+        (void)epoll_ctl(c->ep, EPOLL_CTL_DEL, fd, NULL);
+        pthread_mutex_lock(&c->mu);
+        int queued = c->n < SLOW_QUEUE; /* always: one request per channel */
+        if (queued) {
+            unsigned tail = (c->head + c->n) % SLOW_QUEUE;
+            c->q_fd[tail] = fd;
+            memcpy(&c->q_req[tail], in, sizeof(c->q_req[tail]));
+            c->n++;
+            pthread_cond_signal(&c->cv);
         }
-        size_t len = signer_handle(in, (size_t)n, out, sizeof(*out));
-        ssize_t w;
-        do
-            w = send(fd, out, len, MSG_NOSIGNAL);
-        while (w < 0 && errno == EINTR);
-        ztb_wipe(out, len); /* it held a MAC */
-        if (w != (ssize_t)len)
+        pthread_mutex_unlock(&c->mu);
+        if (queued) {
+            ztb_wipe(in, sizeof(in));
+            return; /* the slow thread puts it back when it has answered */
+        }
+        /* never (a channel is queued at most once); answered here then */
+        struct epoll_event ev = {.events = EPOLLIN, .data.fd = fd};
+        (void)epoll_ctl(c->ep, EPOLL_CTL_ADD, fd, &ev);
+    }
+    if (!gone && !answer(fd, in, (size_t)n, out))
+        gone = 1;
+    ztb_wipe(in, sizeof(in));
+    if (gone) {
+        (void)epoll_ctl(c->ep, EPOLL_CTL_DEL, fd, NULL);
+        c->live--;
+    }
+}
+
+void signer_serve_channels(const int *fds, unsigned nfds)
+{
+    struct serve_ctx *c = calloc(1, sizeof(*c));
+    struct signer_state *out = malloc(sizeof(*out));
+    pthread_t slow;
+    int have_slow = 0;
+    if (c != NULL)
+        c->ep = -1;
+    if (c == NULL || out == NULL)
+        goto out;
+    c->slow_out = malloc(sizeof(*c->slow_out));
+    if (c->slow_out == NULL)
+        goto out;
+    pthread_mutex_init(&c->mu, NULL);
+    pthread_cond_init(&c->cv, NULL);
+    c->ep = epoll_create1(EPOLL_CLOEXEC);
+    if (c->ep < 0)
+        goto out;
+    for (unsigned i = 0; i < nfds; i++) {
+        struct epoll_event ev = {.events = EPOLLIN, .data.fd = fds[i]};
+        if (epoll_ctl(c->ep, EPOLL_CTL_ADD, fds[i], &ev) == 0)
+            c->live++;
+    }
+    if (pthread_create(&slow, NULL, slow_thread, c) != 0)
+        goto out;
+    have_slow = 1;
+    struct epoll_event ev[SIGNER_MAX_CHANNELS];
+    while (c->live > 0) {
+        int n = epoll_wait(c->ep, ev, SIGNER_MAX_CHANNELS, -1);
+        if (n < 0 && errno != EINTR)
             break;
+        for (int i = 0; i < n; i++) /* every ready channel before the next wait */
+            serve_ready(c, ev[i].data.fd, out);
+    }
+out:
+    if (have_slow) {
+        pthread_mutex_lock(&c->mu);
+        c->stop = 1;
+        pthread_cond_signal(&c->cv);
+        pthread_mutex_unlock(&c->mu);
+        pthread_join(slow, NULL);
+    }
+    if (c != NULL) {
+        if (c->ep >= 0)
+            close(c->ep);
+        if (c->slow_out != NULL) {
+            pthread_mutex_destroy(&c->mu);
+            pthread_cond_destroy(&c->cv);
+        }
+        free(c->slow_out);
+        free(c);
     }
     free(out);
     EVP_MAC_CTX_free(t_mac);
     t_mac = NULL;
     ztb_es256_thread_cleanup();
+}
+
+void signer_serve(int fd)
+{
+    signer_serve_channels(&fd, 1);
 }
 
 /* ---- the process ---- */
@@ -485,13 +654,18 @@ void signer_harden_process(void)
     (void)prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
 }
 
-static int g_channel_fd[SIGNER_MAX_CHANNELS]; /* what each serving thread serves */
+#define SERVE_THREADS_MAX 8
 
-static void *serve_thread(void *arg)
+/* The channels one drain thread of the signer process serves. */
+struct serve_set {
+    unsigned n;
+    int fds[SIGNER_MAX_CHANNELS];
+};
+
+static void *serve_set_thread(void *arg)
 {
-    int fd = *(const int *)arg;
-    signer_serve(fd);
-    close(fd);
+    const struct serve_set *set = arg;
+    signer_serve_channels(set->fds, set->n);
     return NULL;
 }
 
@@ -551,17 +725,31 @@ int signer_process_main(int argc, char **argv)
     }
     ztb_log(ZTB_LOG_INFO, "signer.started", ZTB_F_INT("pid", getpid()), ZTB_F_INT("channels", nch),
             ZTB_F_BOOL("ca", g_ca != NULL));
-    pthread_t th[SIGNER_MAX_CHANNELS];
-    int started = 0;
-    for (int i = 0; i < nch; i++)
-        g_channel_fd[i] = SIGNER_FIRST_FD + i;
-    for (int i = 1; i < nch; i++) {
-        if (pthread_create(&th[started], NULL, serve_thread, &g_channel_fd[i]) == 0)
-            started++;
+    /* one drain thread per CPU (at most SERVE_THREADS_MAX), channel i to
+     * thread i % threads: signatures use every core while each thread still
+     * answers all its ready channels per wake-up */
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    int nth = cpus < 1 ? 1 : cpus > SERVE_THREADS_MAX ? SERVE_THREADS_MAX : (int)cpus;
+    if (nth > nch)
+        nth = (int)nch;
+    static struct serve_set sets[SERVE_THREADS_MAX];
+    for (int i = 0; i < nch; i++) {
+        struct serve_set *set = &sets[i % nth];
+        set->fds[set->n++] = SIGNER_FIRST_FD + i;
     }
-    serve_thread(&g_channel_fd[0]);
-    for (int i = 0; i < started; i++)
-        pthread_join(th[i], NULL);
+    pthread_t th[SERVE_THREADS_MAX];
+    int started = 0;
+    for (int t = 1; t < nth; t++)
+        if (pthread_create(&th[started], NULL, serve_set_thread, &sets[t]) == 0)
+            started++;
+        else /* serve its channels here instead */
+            for (unsigned k = 0; k < sets[t].n; k++)
+                sets[0].fds[sets[0].n++] = sets[t].fds[k];
+    serve_set_thread(&sets[0]); /* until the HTTP process closes them all */
+    for (int t = 0; t < started; t++)
+        pthread_join(th[t], NULL);
+    for (int i = 0; i < nch; i++)
+        close(SIGNER_FIRST_FD + i);
     signer_unload();
     ztb_log(ZTB_LOG_INFO, "signer.stopped");
     return 0;

@@ -6,7 +6,7 @@
  * never maps a private key. The signer process reads the key store (token
  * signing keys), the agent CA key, the session MAC key and the passphrase
  * file, and answers the fixed-size requests of broker/signer/signer_msg.h over
- * SOCK_SEQPACKET socketpairs, one thread per channel: sign this digest with
+ * SOCK_SEQPACKET socketpairs, a thread per CPU serving them: sign this digest with
  * kid K, MAC this digest, CA-sign this certificate digest, tell me the public
  * key set, rotate, retire. It is not dumpable, writes no core file, closes
  * every descriptor it was not given, and (where the kernel has seccomp)
@@ -48,11 +48,18 @@ ztb_err signer_load(const struct signer_opts *o, char *err, size_t errcap);
 void signer_unload(void);
 
 /*
- * Serve one channel until its peer closes it: read a record, check it
- * (signer_req_decode), answer it. A refused record is logged and answered
- * with its error (the seq echoed when the record had the right size).
- * Thread-safe: one thread per channel.
+ * Serve the channels fds[0..nfds) until the peer has closed every one: read
+ * a record, check it (signer_req_decode), answer it. A refused record is
+ * logged and answered with its error (the seq echoed when the record had the
+ * right size). The calling thread answers signatures and MACs for all of
+ * them, draining every ready channel per wake-up; key store operations go to
+ * a second thread so signatures never wait behind them (signer.c,
+ * "serving"). The signer process runs one such thread per CPU.
+ * The descriptors stay the caller's (it closes them after the return).
  */
+void signer_serve_channels(const int *fds, unsigned nfds);
+
+/* signer_serve_channels with one channel. */
 void signer_serve(int fd);
 
 /*

@@ -51,16 +51,17 @@ static pthread_t g_sup;
 static int g_sup_running;
 static int g_sup_done; /* under g_mu: the supervisor has returned */
 static void (*g_on_restart)(void);
-static pthread_t g_inproc_th[SIGNER_MAX_CHANNELS];
-static unsigned g_inproc_n;
+static pthread_t g_inproc_th; /* the in-process mode's serving thread */
+static unsigned g_inproc_n;   /* channels it serves; 0: none running */
 
-static int g_inproc_fd[SIGNER_MAX_CHANNELS]; /* what each serving thread serves */
+static int g_inproc_fd[SIGNER_MAX_CHANNELS]; /* what it serves, closed when it returns */
 
 static void *inproc_serve(void *arg)
 {
-    int fd = *(const int *)arg;
-    signer_serve(fd);
-    close(fd);
+    (void)arg;
+    signer_serve_channels(g_inproc_fd, g_inproc_n);
+    for (unsigned i = 0; i < g_inproc_n; i++)
+        close(g_inproc_fd[i]);
     return NULL;
 }
 
@@ -119,14 +120,16 @@ static ztb_err spawn_signer(char *err, size_t errcap)
     }
     if (g_inproc) {
         rv = signer_load(&g_opts, err, errcap);
-        for (unsigned i = 0; rv == ZTB_OK && i < g_nch; i++) {
-            g_inproc_fd[i] = child[i];
-            if (pthread_create(&g_inproc_th[i], NULL, inproc_serve, &g_inproc_fd[i]) != 0) {
+        if (rv == ZTB_OK) {
+            memcpy(g_inproc_fd, child, g_nch * sizeof(int));
+            g_inproc_n = g_nch;
+            if (pthread_create(&g_inproc_th, NULL, inproc_serve, NULL) != 0) {
+                g_inproc_n = 0;
                 rv = ZTB_ERR_INTERNAL;
-                break;
+            } else {
+                for (unsigned i = 0; i < g_nch; i++)
+                    child[i] = -1; /* the thread owns them */
             }
-            child[i] = -1; /* the thread owns it */
-            g_inproc_n++;
         }
     } else {
         char nch[16], level[16], format[16];
@@ -366,8 +369,8 @@ void signer_client_stop(void)
         pthread_join(g_sup, NULL);
         g_sup_running = 0;
     }
-    for (unsigned i = 0; i < g_inproc_n; i++)
-        pthread_join(g_inproc_th[i], NULL);
+    if (g_inproc_n > 0)
+        pthread_join(g_inproc_th, NULL);
     if (g_inproc && g_inproc_n > 0)
         signer_unload();
     g_inproc_n = 0;

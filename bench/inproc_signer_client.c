@@ -1,0 +1,113 @@
+/*
+ * inproc_signer_client.c - BENCHMARK ONLY: the signer_client.h API with the
+ * signing done in the calling thread, for ztb-bench-broker-inproc.
+ *
+ * ztb-bench-broker-inproc is ztb-broker (the same main.c and the same
+ * ztb_broker library) linked with this file in place of
+ * broker/signer/signer_client.c: the linker takes every signer_client
+ * symbol from here, so the library's signer_client.o is never pulled in.
+ * Requests go straight to signer_handle() (the signer's own code: the same
+ * exact-length checks, the same OpenSSL calls, the same keys) without a
+ * process, a socket or a wake-up. It is the "in-process signing" that the
+ * signer process replaced, kept only so ztb-bench-issue can measure the cost
+ * of the process boundary in one run (--broker-bin, docs/BENCHMARKS.md).
+ *
+ * It is built in bench/ only, never installed, and is not a broker option:
+ * a broker built this way holds its private keys in the process that parses
+ * the network, which is exactly what the privilege separation forbids.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "broker/signer/signer.h"
+#include "broker/signer/signer_client.h"
+#include "common/secret.h"
+
+static int g_up;
+
+ztb_err signer_client_start(const struct signer_opts *o, const char *exe, unsigned channels,
+                            void (*on_restart)(void), char *err, size_t errcap)
+{
+    (void)exe;
+    (void)channels;
+    (void)on_restart;
+    fprintf(stderr, "ztb-bench-broker-inproc: BENCHMARK BUILD, the private keys are held by "
+                    "the HTTP process (no signer process)\n");
+    ztb_err rv = signer_load(o, err, errcap);
+    if (rv != ZTB_OK) {
+        signer_unload();
+        return rv;
+    }
+    g_up = 1;
+    return ZTB_OK;
+}
+
+void signer_client_stop(void)
+{
+    if (g_up)
+        signer_unload();
+    g_up = 0;
+}
+
+int signer_client_up(void)
+{
+    return g_up;
+}
+
+pid_t signer_client_pid(void)
+{
+    return 0;
+}
+
+/* The request's answer, made here and now by the signer's handler. */
+static ztb_err handle(struct signer_req *req, void *out, size_t outsize)
+{
+    static __thread struct signer_state *t_buf; /* big enough for any answer */
+    if (!g_up)
+        return ZTB_ERR_UNAVAILABLE;
+    if (signer_resp_size(req->op) == 0 || outsize != signer_resp_size(req->op))
+        return ZTB_ERR_INVALID_ARG;
+    if (t_buf == NULL && (t_buf = malloc(sizeof(*t_buf))) == NULL)
+        return ZTB_ERR_NOMEM;
+    req->version = SIGNER_PROTO_VERSION;
+    size_t n = signer_handle(req, sizeof(*req), t_buf, sizeof(*t_buf));
+    ztb_err rv = signer_resp_decode(req, t_buf, n, out, outsize);
+    ztb_wipe(t_buf, n);
+    return rv == ZTB_OK ? (ztb_err)((const struct signer_resp *)out)->err : rv;
+}
+
+ztb_err signer_call(struct signer_req *req, void *out, size_t outsize)
+{
+    return handle(req, out, outsize);
+}
+
+/* Nothing is sent: the answer is made when it is collected. */
+ztb_err signer_send(struct signer_req *req, struct signer_pending *p)
+{
+    p->fd = -1;
+    if (!g_up)
+        return ZTB_ERR_UNAVAILABLE;
+    if (signer_resp_size(req->op) == 0)
+        return ZTB_ERR_INVALID_ARG;
+    p->fd = 0; /* "a call is pending" */
+    p->gen = 0;
+    p->deadline_ms = 0;
+    return ZTB_OK;
+}
+
+ztb_err signer_recv(struct signer_pending *p, const struct signer_req *req, void *out,
+                    size_t outsize)
+{
+    if (p->fd < 0)
+        return ZTB_ERR_UNAVAILABLE;
+    p->fd = -1;
+    struct signer_req q = *req;
+    return handle(&q, out, outsize);
+}
+
+void signer_cancel(struct signer_pending *p, const struct signer_req *req)
+{
+    (void)req;
+    p->fd = -1;
+}
