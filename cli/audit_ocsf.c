@@ -60,20 +60,39 @@ static const char *str(json_t *j, const char *k)
     return json_string_value(json_object_get(j, k));
 }
 
+/* The digits ts[at..at+n) as a number, or -1 if any is not a digit. */
+static int digits(const char *ts, size_t at, size_t n)
+{
+    int v = 0;
+    for (size_t i = at; i < at + n; i++) {
+        if (ts[i] < '0' || ts[i] > '9')
+            return -1;
+        v = v * 10 + (ts[i] - '0');
+    }
+    return v;
+}
+
 long long audit_ocsf_time_ms(const char *ts)
 {
-    struct tm tm;
-    int ms = 0, n = 0;
-    memset(&tm, 0, sizeof(tm));
-    if (ts == NULL ||
-        sscanf(ts, "%4d-%2d-%2dT%2d:%2d:%2d.%3dZ%n", &tm.tm_year, &tm.tm_mon, &tm.tm_mday,
-               &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &ms, &n) != 7 ||
-        n != 24 || ts[n] != '\0')
+    /* YYYY-MM-DDTHH:MM:SS.mmmZ, exactly */
+    if (ts == NULL || strlen(ts) != 24 || ts[4] != '-' || ts[7] != '-' || ts[10] != 'T' ||
+        ts[13] != ':' || ts[16] != ':' || ts[19] != '.' || ts[23] != 'Z')
         return -1;
-    tm.tm_year -= 1900;
-    tm.tm_mon -= 1;
+    struct tm tm;
+    memset(&tm, 0, sizeof(tm));
+    int f[7] = {digits(ts, 0, 4),  digits(ts, 5, 2),  digits(ts, 8, 2), digits(ts, 11, 2),
+                digits(ts, 14, 2), digits(ts, 17, 2), digits(ts, 20, 3)};
+    for (size_t i = 0; i < 7; i++)
+        if (f[i] < 0)
+            return -1;
+    tm.tm_year = f[0] - 1900;
+    tm.tm_mon = f[1] - 1;
+    tm.tm_mday = f[2];
+    tm.tm_hour = f[3];
+    tm.tm_min = f[4];
+    tm.tm_sec = f[5];
     time_t t = timegm(&tm);
-    return t < 0 ? -1 : (long long)t * 1000 + ms;
+    return t < 0 ? -1 : (long long)t * 1000 + f[6];
 }
 
 /* The class and activity of event. */

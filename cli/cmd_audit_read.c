@@ -218,8 +218,8 @@ int cmd_audit_read(struct ztbctl *ctl, int argc, char **argv, int export)
         else
             return ZTBCTL_EXIT_USAGE;
     }
-    if (path == NULL ||
-        (export && (format == NULL || (strcmp(format, "syslog") != 0 && strcmp(format, "ocsf")))))
+    if (path == NULL || (export && (format == NULL || (strcmp(format, "syslog") != 0 &&
+                                                       strcmp(format, "ocsf") != 0))))
         return ZTBCTL_EXIT_USAGE;
     enum mode mode = !export ? MODE_TAIL : strcmp(format, "ocsf") == 0 ? MODE_OCSF : MODE_SYSLOG;
     FILE *f = fopen(path, "r");
