@@ -58,6 +58,7 @@
 #include "common/json_gate.h"
 #include "common/json_reader.h"
 #include "common/log.h"
+#include "common/log_sample.h"
 #include "common/secret.h"
 #include "wire/error_response.h"
 
@@ -702,7 +703,13 @@ static enum MHD_Result answer(struct http_server *s, struct req_state *st,
     uint64_t took_ns = now_ns() - st->start_ns;
     metrics_request(s->name, metric, resp.status, took_ns);
     audit_set_trace_id(NULL);
-    if (access_log_on) {
+    /* a refusal anyone can cause (4xx before any agent authenticated, or a
+     * rate limit) is sampled: a flood must not become the operator's disk
+     * (common/log_sample.h); /metrics counts every one */
+    static struct ztb_log_sampler refusals = ZTB_LOG_SAMPLER_INIT(20, 10);
+    int anyones =
+        (resp.status >= 400 && resp.status < 500 && access_agent[0] == '\0') || resp.status == 429;
+    if (access_log_on && (!anyones || ztb_log_sample(&refusals, ZTB_LOG_INFO, "http.access"))) {
         char id[17];
         snprintf(id, sizeof(id), "%08x%08x", request_base,
                  (unsigned)(atomic_fetch_add(&request_seq, 1) & 0xffffffffu));
