@@ -155,8 +155,9 @@ ztb_err http_tls_reload(const char *cert_pem, const char *key_pem, char *err, si
     struct tls_pair *t = calloc(1, sizeof(*t));
     if (t == NULL)
         return ZTB_ERR_NOMEM;
-    gnutls_datum_t c = {(unsigned char *)(uintptr_t)cert_pem, (unsigned)strlen(cert_pem)};
-    gnutls_datum_t k = {(unsigned char *)(uintptr_t)key_pem, (unsigned)strlen(key_pem)};
+    /* GnuTLS only reads the data of an import's datum */
+    gnutls_datum_t c = {(unsigned char *)cert_pem, (unsigned)strlen(cert_pem)};
+    gnutls_datum_t k = {(unsigned char *)key_pem, (unsigned)strlen(key_pem)};
     unsigned n = TLS_CHAIN_MAX;
     int rc = gnutls_pcert_list_import_x509_raw(t->chain, &n, &c, GNUTLS_X509_FMT_PEM, 0);
     if (rc < 0 || n == 0) {
@@ -819,8 +820,8 @@ struct http_server *http_server_start(const char *name, int listen_fd,
             free(s);
             return NULL;
         }
-        opt[no++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_CERT_CALLBACK, 0,
-                                            (void *)(uintptr_t)tls_retrieve};
+        opt[no++] =
+            (struct MHD_OptionItem){MHD_OPTION_HTTPS_CERT_CALLBACK, 0, (void *)tls_retrieve};
         if (lim->tls_client_ca_pem != NULL)
             opt[no++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_TRUST, 0,
                                                 (void *)lim->tls_client_ca_pem};
