@@ -62,12 +62,15 @@ void admin_caller_actor(const struct http_req *req, char *out, size_t cap)
     const char *sudo_user = uid == 0 ? http_req_header(req, ADMIN_SUDO_USER_HEADER) : NULL;
     char name[48];
     const char *why = NULL;
-    if (uid < 0)
+    if (uid < 0) {
         snprintf(out, cap, "operator:unknown");
-    else if (admin_approver_name(uid, sudo_user, name, sizeof(name), &why))
+        return;
+    }
+    /* a malformed sudo name: root itself */
+    int named = admin_approver_name(uid, sudo_user, name, sizeof(name), &why) ||
+                (sudo_user != NULL && admin_approver_name(uid, NULL, name, sizeof(name), &why));
+    if (named)
         snprintf(out, cap, "operator:%s", name);
-    else if (sudo_user != NULL && admin_approver_name(uid, NULL, name, sizeof(name), &why))
-        snprintf(out, cap, "operator:%s", name); /* a malformed sudo name: root */
     else
         snprintf(out, cap, "operator:uid=%ld", uid);
 }

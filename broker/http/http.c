@@ -58,6 +58,7 @@
 #include "common/json_gate.h"
 #include "common/json_reader.h"
 #include "common/log.h"
+#include "common/log_sample.h"
 #include "common/secret.h"
 #include "wire/error_response.h"
 
@@ -154,8 +155,9 @@ ztb_err http_tls_reload(const char *cert_pem, const char *key_pem, char *err, si
     struct tls_pair *t = calloc(1, sizeof(*t));
     if (t == NULL)
         return ZTB_ERR_NOMEM;
-    gnutls_datum_t c = {(unsigned char *)(uintptr_t)cert_pem, (unsigned)strlen(cert_pem)};
-    gnutls_datum_t k = {(unsigned char *)(uintptr_t)key_pem, (unsigned)strlen(key_pem)};
+    /* GnuTLS only reads the data of an import's datum */
+    gnutls_datum_t c = {(unsigned char *)cert_pem, (unsigned)strlen(cert_pem)};
+    gnutls_datum_t k = {(unsigned char *)key_pem, (unsigned)strlen(key_pem)};
     unsigned n = TLS_CHAIN_MAX;
     int rc = gnutls_pcert_list_import_x509_raw(t->chain, &n, &c, GNUTLS_X509_FMT_PEM, 0);
     if (rc < 0 || n == 0) {
@@ -702,7 +704,13 @@ static enum MHD_Result answer(struct http_server *s, struct req_state *st,
     uint64_t took_ns = now_ns() - st->start_ns;
     metrics_request(s->name, metric, resp.status, took_ns);
     audit_set_trace_id(NULL);
-    if (access_log_on) {
+    /* a refusal anyone can cause (4xx before any agent authenticated, or a
+     * rate limit) is sampled: a flood must not become the operator's disk
+     * (common/log_sample.h); /metrics counts every one */
+    static struct ztb_log_sampler refusals = ZTB_LOG_SAMPLER_INIT(20, 10);
+    int anyones =
+        (resp.status >= 400 && resp.status < 500 && access_agent[0] == '\0') || resp.status == 429;
+    if (access_log_on && (!anyones || ztb_log_sample(&refusals, ZTB_LOG_INFO, "http.access"))) {
         char id[17];
         snprintf(id, sizeof(id), "%08x%08x", request_base,
                  (unsigned)(atomic_fetch_add(&request_seq, 1) & 0xffffffffu));
@@ -826,8 +834,8 @@ struct http_server *http_server_start(const char *name, int listen_fd,
             free(s);
             return NULL;
         }
-        opt[no++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_CERT_CALLBACK, 0,
-                                            (void *)(uintptr_t)tls_retrieve};
+        opt[no++] =
+            (struct MHD_OptionItem){MHD_OPTION_HTTPS_CERT_CALLBACK, 0, (void *)tls_retrieve};
         if (lim->tls_client_ca_pem != NULL)
             opt[no++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_TRUST, 0,
                                                 (void *)lim->tls_client_ca_pem};

@@ -90,7 +90,9 @@ struct http_server;
  * The access log: one line per request ("http.access": server, request id,
  * method, path without the query, status, latency in microseconds, the
  * agent when a handler authenticated one, the trace id). On by default;
- * process-wide, set before any server starts.
+ * process-wide, set before any server starts. Refusals anyone can cause
+ * (4xx with no agent authenticated, 429) are sampled: 20 per 10 s, then a
+ * log.suppressed summary.
  */
 void http_access_log_enable(int on);
 
