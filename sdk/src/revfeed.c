@@ -54,16 +54,25 @@ struct revfeed {
     _Atomic uint64_t evicted_before, refused_before; /* of states no longer in use */
     pthread_mutex_t start_mu;
     pthread_cond_t start_cv;
-    char last_error[160];
+    char last_error[320];
 };
 
-static void note_error(struct revfeed *f, const char *what, const redisContext *c)
+static void note_error(struct revfeed *f, const char *what, const struct redis_link *c)
 {
     pthread_mutex_lock(&f->start_mu);
     if (c != NULL && c->err != 0)
-        snprintf(f->last_error, sizeof(f->last_error), "%s: %s", what, c->errstr);
+        snprintf(f->last_error, sizeof(f->last_error), "%s: %.190s", what, c->errstr);
     else
         snprintf(f->last_error, sizeof(f->last_error), "%s", what);
+    pthread_mutex_unlock(&f->start_mu);
+}
+
+/* Why a connect failed (TLS, AUTH, refused...; never a password). */
+static void note_connect_error(struct revfeed *f, const char *why)
+{
+    pthread_mutex_lock(&f->start_mu);
+    snprintf(f->last_error, sizeof(f->last_error), "revocations: cannot connect to Redis: %.250s",
+             why);
     pthread_mutex_unlock(&f->start_mu);
 }
 
@@ -112,16 +121,17 @@ static ztb_err on_message(struct revfeed *f, const char *p, size_t n, struct rev
 /* Load the whole sorted set into rs with ZSCAN. */
 static ztb_err load(struct revfeed *f, struct revset *rs)
 {
-    redisContext *c = NULL;
-    ztb_err rv = redis_target_connect(&f->o.target, &c, NULL, 0);
+    struct redis_link *c = NULL;
+    char why[256];
+    ztb_err rv = redis_target_connect(&f->o.target, &c, why, sizeof(why));
     if (rv != ZTB_OK) {
-        note_error(f, "revocations: cannot connect to Redis", NULL);
+        note_connect_error(f, why);
         return rv;
     }
     char cursor[32] = "0";
     redisReply *r = NULL;
     do {
-        r = redisCommand(c, "ZSCAN %s %s COUNT %s", ZTB_WIRE_REV_ZSET, cursor, ZSCAN_COUNT);
+        r = redis_link_commandf(c, "ZSCAN %s %s COUNT %s", ZTB_WIRE_REV_ZSET, cursor, ZSCAN_COUNT);
         if (r == NULL) {
             note_error(f, "revocations: ZSCAN failed", c);
             rv = ZTB_ERR_UNAVAILABLE;
@@ -149,7 +159,7 @@ static ztb_err load(struct revfeed *f, struct revset *rs)
 out:
     if (r != NULL)
         freeReplyObject(r);
-    redisFree(c);
+    redis_link_free(c);
     return rv;
 }
 
@@ -167,11 +177,11 @@ static ztb_err on_reply(struct revfeed *f, const redisReply *r)
 }
 
 /* Handle every reply already read from the socket. ZTB_OK unless one is bad. */
-static ztb_err drain(struct revfeed *f, redisContext *sub)
+static ztb_err drain(struct revfeed *f, struct redis_link *sub)
 {
-    void *vr = NULL;
+    redisReply *vr = NULL;
     ztb_err rv = ZTB_OK;
-    while (rv == ZTB_OK && redisGetReplyFromReader(sub, &vr) == REDIS_OK && vr != NULL) {
+    while (rv == ZTB_OK && redis_link_next_reply(sub, &vr) == REDIS_OK && vr != NULL) {
         rv = on_reply(f, vr);
         freeReplyObject(vr);
         vr = NULL;
@@ -207,28 +217,25 @@ static int wait_readable(struct revfeed *f, int fd, int timeout_ms, int *fd_read
 }
 
 /* Send PING on the subscriber connection. */
-static ztb_err ping(redisContext *c)
+static ztb_err ping(struct redis_link *c)
 {
-    if (redisAppendCommand(c, "PING") != REDIS_OK)
+    if (redis_link_appendf(c, "PING") != REDIS_OK || redis_link_flush(c) != REDIS_OK)
         return ZTB_ERR_UNAVAILABLE;
-    int done = 0;
-    while (!done)
-        if (redisBufferWrite(c, &done) != REDIS_OK)
-            return ZTB_ERR_UNAVAILABLE;
     return ZTB_OK;
 }
 
 /* Subscribe, load, serve events until an error or stop. */
 static void session(struct revfeed *f)
 {
-    redisContext *sub = NULL;
+    struct redis_link *sub = NULL;
     redisReply *r = NULL;
     struct revset *fresh = NULL;
-    if (redis_target_connect(&f->o.target, &sub, NULL, 0) != ZTB_OK) {
-        note_error(f, "revocations: cannot connect to Redis", NULL);
+    char why[256];
+    if (redis_target_connect(&f->o.target, &sub, why, sizeof(why)) != ZTB_OK) {
+        note_connect_error(f, why);
         return;
     }
-    r = redisCommand(sub, "SUBSCRIBE %s", ZTB_WIRE_REV_CHANNEL);
+    r = redis_link_commandf(sub, "SUBSCRIBE %s", ZTB_WIRE_REV_CHANNEL);
     if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements != 3) {
         note_error(f, "revocations: SUBSCRIBE failed", sub);
         goto out;
@@ -275,7 +282,7 @@ static void session(struct revfeed *f)
             break;
         now = clock_mono_ms();
         if (ready) {
-            if (redisBufferRead(sub) != REDIS_OK) {
+            if (redis_link_read(sub) != REDIS_OK) {
                 note_error(f, "revocations: subscriber connection lost", sub);
                 break;
             }
@@ -316,7 +323,7 @@ out:
         free(fresh);
     }
     if (sub != NULL)
-        redisFree(sub);
+        redis_link_free(sub);
 }
 
 static void *feed_main(void *arg)
