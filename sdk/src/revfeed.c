@@ -50,7 +50,9 @@ struct revfeed {
     _Atomic int synced_once;
     _Atomic int64_t lost_at_ms;
     _Atomic int sub_fd; /* the subscriber socket, for revfeed_break_for_test */
-    _Atomic uint64_t events, bad_events, syncs;
+    _Atomic uint64_t events, bad_events, syncs, gaps;
+    int64_t last_seq;   /* the thread's: the last event sequence applied or loaded */
+    int64_t loaded_seq; /* the thread's: the sequence the last load read */
     _Atomic uint64_t evicted_before, refused_before; /* of states no longer in use */
     pthread_mutex_t start_mu;
     pthread_cond_t start_cv;
@@ -112,9 +114,52 @@ static ztb_err on_message(struct revfeed *f, const char *p, size_t n, struct rev
         atomic_fetch_add(&f->bad_events, 1);
         return ZTB_OK; /* not ours to act on; counted for the operator */
     }
+    if (target == NULL && ev.seq > 0) {
+        /* a published event: already in the loaded state (published between
+         * our SUBSCRIBE and the load), in step, or a gap; a sequence that
+         * goes back after live events means Redis lost or reset it */
+        if (ev.seq <= f->last_seq && f->last_seq == f->loaded_seq)
+            return ZTB_OK;
+        if (ev.seq != f->last_seq + 1) {
+            char why[128];
+            snprintf(why, sizeof(why),
+                     "revocations: event %lld after %lld: events were missed; reloading",
+                     (long long)ev.seq, (long long)f->last_seq);
+            note_error(f, why, NULL);
+            atomic_fetch_add(&f->gaps, 1);
+            return ZTB_ERR_REVOCATION_STALE; /* ends the session: the next one reloads */
+        }
+        f->last_seq = ev.seq;
+    }
     rv = target != NULL ? revset_apply(target, &ev, clock_now_s()) : apply_shared(f, &ev);
     if (rv == ZTB_OK)
         atomic_fetch_add(&f->events, 1);
+    return rv;
+}
+
+/* The revocation sequence now (ZTB_WIRE_REV_SEQ_KEY; 0 if never set) into *seq. */
+static ztb_err load_seq(struct revfeed *f, struct redis_link *c, int64_t *seq)
+{
+    redisReply *r = redis_link_commandf(c, "GET %s", ZTB_WIRE_REV_SEQ_KEY);
+    ztb_err rv = ZTB_ERR_UNAVAILABLE;
+    *seq = 0;
+    if (r == NULL) {
+        note_error(f, "revocations: GET of the sequence failed", c);
+        return rv;
+    }
+    if (r->type == REDIS_REPLY_NIL) {
+        rv = ZTB_OK;
+    } else if (r->type == REDIS_REPLY_STRING && r->len > 0 && r->len < 20) {
+        char *end = NULL;
+        long long v = strtoll(r->str, &end, 10);
+        if (end == r->str + r->len && v >= 0) {
+            *seq = v;
+            rv = ZTB_OK;
+        }
+    }
+    if (rv != ZTB_OK)
+        note_error(f, "revocations: unexpected reply for the sequence", NULL);
+    freeReplyObject(r);
     return rv;
 }
 
@@ -130,6 +175,11 @@ static ztb_err load(struct revfeed *f, struct revset *rs)
     }
     char cursor[32] = "0";
     redisReply *r = NULL;
+    /* the sequence before the scan: every event up to it is in the set the
+     * scan reads; later ones arrive on the subscription (made before) */
+    int64_t seq = 0;
+    ZTB_TRY(rv, load_seq(f, c, &seq));
+    f->last_seq = f->loaded_seq = seq;
     do {
         r = redis_link_commandf(c, "ZSCAN %s %s COUNT %s", ZTB_WIRE_REV_ZSET, cursor, ZSCAN_COUNT);
         if (r == NULL) {
