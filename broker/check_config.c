@@ -214,20 +214,20 @@ static int check_redis(FILE *out, const struct broker_config *cfg)
     if (redis_target_parse(cfg->redis_url, cfg->redis_timeout_ms, &t, err, sizeof(err)) != ZTB_OK)
         return report(out, 0, "redis", err);
     redis_target_describe(&t, desc, sizeof(desc));
-    redisContext *c = NULL;
+    struct redis_link *c = NULL;
     int bad;
     if (redis_target_connect(&t, &c, err, sizeof(err)) != ZTB_OK) {
         snprintf(msg, sizeof(msg), "%s: %s", desc, err);
         bad = report(out, 0, "redis", msg);
     } else {
-        redisReply *r = redisCommand(c, "PING");
+        redisReply *r = redis_link_commandf(c, "PING");
         int pong = r != NULL && r->type == REDIS_REPLY_STATUS && strcmp(r->str, "PONG") == 0;
         snprintf(msg, sizeof(msg), "%s: %s", desc,
                  pong ? "PING answered" : (r && r->type == REDIS_REPLY_ERROR ? r->str : c->errstr));
         bad = report(out, pong, "redis", msg);
         if (r != NULL)
             freeReplyObject(r);
-        redisFree(c);
+        redis_link_free(c);
     }
     redis_target_wipe(&t);
     return bad;

@@ -4,6 +4,7 @@
  */
 #include <errno.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -172,37 +173,76 @@ static int master_name_ok(const char *s, size_t n)
     return 1;
 }
 
-/* ?sentinel_username=U&sentinel_password=P (each at most once, in any
- * order, percent-encoded). */
-static ztb_err parse_sentinel_query(const char *q, struct redis_target *t, char *err, size_t errcap)
+/* One query option: its name, where its value goes, and which URLs take it. */
+struct query_opt {
+    const char *name;
+    size_t off; /* offset of the char array in struct redis_target */
+    size_t cap;
+    int sentinel; /* 1: Sentinel URLs only */
+    int tls;      /* 1: rediss URLs only */
+};
+
+#define QOPT(n, field, s, tl)                                                                      \
+    {                                                                                              \
+        n, offsetof(struct redis_target, field), sizeof(((struct redis_target *)0)->field), s, tl  \
+    }
+
+static const struct query_opt query_opts[] = {
+    QOPT("sentinel_username", sentinel_user, 1, 0),
+    QOPT("sentinel_password", sentinel_password, 1, 0),
+    QOPT("ca", tls.ca, 0, 1),
+    QOPT("cert", tls.cert, 0, 1),
+    QOPT("key", tls.key, 0, 1),
+    QOPT("tls_name", tls.server_name, 0, 1),
+};
+
+/* NAME=VALUE&... (each option at most once, in any order, percent-encoded):
+ * sentinel_username/sentinel_password for Sentinel URLs, ca/cert/key/
+ * tls_name for rediss URLs. */
+static ztb_err parse_query(const char *q, struct redis_target *t, int sentinel, char *err,
+                           size_t errcap)
 {
-    int have_user = 0, have_pw = 0;
+    enum { NOPTS = sizeof(query_opts) / sizeof(query_opts[0]) };
+    int seen[NOPTS] = {0};
+    char msg[160];
     while (*q != '\0') {
-        size_t n = strcspn(q, "&");
+        size_t n = strcspn(q, "&#");
         const char *eq = memchr(q, '=', n);
         if (eq == NULL)
-            return bad(t, err, errcap, "a Sentinel URL option needs NAME=VALUE");
+            return bad(t, err, errcap, "a URL option needs NAME=VALUE");
         size_t kl = (size_t)(eq - q), vl = n - kl - 1;
-        if (kl == 17 && strncmp(q, "sentinel_username", 17) == 0 && !have_user) {
-            have_user = 1;
-            if (vl == 0 || pct_decode(eq + 1, vl, t->sentinel_user, sizeof(t->sentinel_user)) != 0)
-                return bad(t, err, errcap, "sentinel_username is empty, too long or badly encoded");
-        } else if (kl == 17 && strncmp(q, "sentinel_password", 17) == 0 && !have_pw) {
-            have_pw = 1;
-            if (vl == 0 ||
-                pct_decode(eq + 1, vl, t->sentinel_password, sizeof(t->sentinel_password)) != 0)
-                return bad(t, err, errcap, "sentinel_password is empty, too long or badly encoded");
-        } else {
+        size_t i = 0;
+        while (i < NOPTS &&
+               !(strlen(query_opts[i].name) == kl && strncmp(q, query_opts[i].name, kl) == 0))
+            i++;
+        if (i == NOPTS || seen[i] || (query_opts[i].sentinel && !sentinel) ||
+            (query_opts[i].tls && !t->tls.on)) {
+            if (i < NOPTS && query_opts[i].tls && !t->tls.on)
+                return bad(t, err, errcap, "TLS options (ca, cert, key, tls_name) need rediss://");
             return bad(t, err, errcap,
-                       "a Sentinel URL takes only sentinel_username and sentinel_password, once "
-                       "each");
+                       sentinel
+                           ? "a Sentinel URL takes sentinel_username, sentinel_password "
+                             "(and with rediss+sentinel:// ca, cert, key, tls_name), once each"
+                           : "a rediss:// URL takes only ca, cert, key and tls_name, once each");
+        }
+        seen[i] = 1;
+        char *dst = (char *)t + query_opts[i].off;
+        if (vl == 0 || pct_decode(eq + 1, vl, dst, query_opts[i].cap) != 0) {
+            snprintf(msg, sizeof(msg), "%s is empty, too long or badly encoded",
+                     query_opts[i].name);
+            return bad(t, err, errcap, msg);
         }
         q += n;
+        if (*q == '#')
+            return bad(t, err, errcap, "a Redis URL takes no fragment");
         if (*q == '&')
             q++;
     }
-    if (have_user && !have_pw)
+    if (t->sentinel_user[0] != '\0' && t->sentinel_password[0] == '\0')
         return bad(t, err, errcap, "sentinel_username needs sentinel_password");
+    if ((t->tls.cert[0] != '\0') != (t->tls.key[0] != '\0'))
+        return bad(t, err, errcap,
+                   "cert= and key= go together (the client certificate and its key)");
     return ZTB_OK;
 }
 
@@ -249,7 +289,7 @@ static ztb_err parse_sentinel(const char *p, struct redis_target *t, char *err, 
     if (*r == '#')
         return bad(t, err, errcap, "a Sentinel URL takes no fragment");
     if (*r == '?')
-        return parse_sentinel_query(r + 1, t, err, errcap);
+        return parse_query(r + 1, t, 1, err, errcap);
     return ZTB_OK;
 }
 
@@ -266,25 +306,41 @@ ztb_err redis_target_parse(const char *url, unsigned timeout_ms, struct redis_ta
         return parse_unix(url + 7, t, err, errcap);
     if (strncmp(url, "redis+sentinel://", 17) == 0)
         return parse_sentinel(url + 17, t, err, errcap);
-    if (strncmp(url, "rediss://", 9) == 0 || strncmp(url, "rediss+sentinel://", 18) == 0)
+    if (strncmp(url, "rediss+sentinel://", 18) == 0) {
+        t->tls.on = 1;
+        return parse_sentinel(url + 18, t, err, errcap);
+    }
+    const char *p;
+    if (strncmp(url, "redis://", 8) == 0) {
+        p = url + 8;
+    } else if (strncmp(url, "rediss://", 9) == 0) {
+        t->tls.on = 1;
+        p = url + 9;
+    } else {
         return bad(t, err, errcap,
-                   "rediss:// (TLS) is not supported by this build: use redis:// on a "
-                   "private network, unix:///PATH, or a local TLS tunnel");
-    if (strncmp(url, "redis://", 8) != 0)
-        return bad(t, err, errcap,
-                   "expected redis://[USER:PASSWORD@]HOST[:PORT][/DB], "
-                   "redis+sentinel://[USER:PASSWORD@]HOST[:PORT][,...]/MASTER[/DB] or "
+                   "expected redis[s]://[USER:PASSWORD@]HOST[:PORT][/DB], "
+                   "redis[s]+sentinel://[USER:PASSWORD@]HOST[:PORT][,...]/MASTER[/DB] or "
                    "unix:///PATH[?db=N]");
-    const char *p = url + 8;
+    }
     const char *end = p + strcspn(p, "/?#");
     ZTB_GUARD(take_userinfo(&p, end, t, err, errcap));
     const char *why = NULL;
     if (parse_hostport(p, (size_t)(end - p), t->host, sizeof(t->host), &t->port, &why) != 0)
         return bad(t, err, errcap, why);
-    if (*end == '/' && end[1] != '\0' && parse_int(end + 1, strlen(end + 1), 0, 15, &t->db) != 0)
-        return bad(t, err, errcap, "bad database number (0-15)");
-    if (*end == '?' || *end == '#')
-        return bad(t, err, errcap, "redis:// takes no query or fragment");
+    const char *r = end;
+    if (*r == '/') {
+        size_t dl = strcspn(r + 1, "?#");
+        if (dl > 0 && parse_int(r + 1, dl, 0, 15, &t->db) != 0)
+            return bad(t, err, errcap, "bad database number (0-15)");
+        r += 1 + dl;
+    }
+    if (*r == '#')
+        return bad(t, err, errcap, "a Redis URL takes no fragment");
+    if (*r == '?' && !t->tls.on)
+        return bad(t, err, errcap,
+                   "redis:// takes no query (TLS options such as ca= go with rediss://)");
+    if (*r == '?')
+        return parse_query(r + 1, t, 0, err, errcap);
     return ZTB_OK;
 }
 
@@ -309,6 +365,13 @@ void redis_target_describe(const struct redis_target *t, char *out, size_t cap)
     char hp[300];
     if (cap == 0)
         return;
+    if (t->tls.on && t->path[0] == '\0') {
+        size_t n = (size_t)snprintf(out, cap, "tls:");
+        if (n >= cap)
+            return;
+        out += n;
+        cap -= n;
+    }
     if (t->path[0] != '\0') {
         snprintf(out, cap, "unix:%s", t->path);
     } else if (t->nsentinels > 0) {
@@ -329,26 +392,32 @@ static int reply_ok(const redisReply *r)
     return r != NULL && r->type == REDIS_REPLY_STATUS;
 }
 
-/*
- * Open one connection (unix path if path is not empty, else host:port) with
- * timeout_ms, AUTH [user] password if a password is given, SELECT db if not
- * 0. *out is the caller's; on failure NULL, and why (never the password).
- */
-static ztb_err open_node(const char *path, const char *host, int port, const char *user,
-                         const char *password, int db, unsigned timeout_ms, redisContext **out,
-                         const char **why)
+/* The transport error of a command that got no reply at connect, with a
+ * hint when the server hung up at once (a TLS port spoken to in plain). */
+static const char *first_reply_error(const struct redis_link *c, int tls)
 {
-    struct timeval tv = {.tv_sec = timeout_ms / 1000, .tv_usec = (long)(timeout_ms % 1000) * 1000};
-    redisContext *c = path[0] != '\0' ? redisConnectUnixWithTimeout(path, tv)
-                                      : redisConnectWithTimeout(host, port, tv);
-    ztb_err rv = ZTB_OK;
+    if (!tls && (c->err == REDIS_ERR_EOF ||
+                 (c->err == REDIS_ERR_IO && strcmp(c->errstr, strerror(ECONNRESET)) == 0)))
+        return "the server closed the connection at once (a TLS port? use rediss://)";
+    return c->errstr;
+}
+
+/*
+ * Open one connection (unix path if path is not empty, else host:port, over
+ * TLS if tls->on) with timeout_ms, AUTH [user] password if a password is
+ * given, SELECT db if not 0, else PING. *out is the caller's; on failure
+ * NULL, and why in why (cap bytes; never the password).
+ */
+static ztb_err open_node(const char *path, const char *host, int port, const struct redis_tls *tls,
+                         const char *user, const char *password, int db, unsigned timeout_ms,
+                         struct redis_link **out, char *why, size_t cap)
+{
+    struct redis_link *c = NULL;
     redisReply *r = NULL;
-    *why = "out of memory";
-    ZTB_CHECK(rv, c != NULL, ZTB_ERR_NOMEM);
-    *why = c->errstr;
-    ZTB_CHECK(rv, c->err == 0, ZTB_ERR_UNAVAILABLE);
-    *why = "cannot set the timeout";
-    ZTB_CHECK(rv, redisSetTimeout(c, tv) == REDIS_OK, ZTB_ERR_UNAVAILABLE);
+    int on_tls = tls->on && path[0] == '\0';
+    ztb_err rv = redis_link_open(path, host, port, tls, timeout_ms, &c, why, cap);
+    if (rv != ZTB_OK)
+        goto out;
     if (password[0] != '\0') {
         /* AUTH [USER] PASSWORD: the ACL user when one is named */
         const char *argv[3] = {"AUTH", user, password};
@@ -357,41 +426,47 @@ static ztb_err open_node(const char *path, const char *host, int port, const cha
             argv[1] = argv[2];
             lens[1] = lens[2];
         }
-        r = redisCommandArgv(c, user[0] != '\0' ? 3 : 2, argv, lens);
-        *why = r == NULL ? c->errstr : "AUTH refused (check the user name and password)";
+        r = redis_link_command_argv(c, user[0] != '\0' ? 3 : 2, argv, lens);
+        snprintf(why, cap, "%s",
+                 r == NULL ? first_reply_error(c, on_tls)
+                           : "AUTH refused (check the user name and password)");
         ZTB_CHECK(rv, reply_ok(r), ZTB_ERR_UNAVAILABLE);
         freeReplyObject(r);
         r = NULL;
     }
     if (db != 0) {
-        r = redisCommand(c, "SELECT %d", db);
-        *why = r == NULL ? c->errstr
-                         : "SELECT refused (is the database number within the server's databases?)";
+        r = redis_link_commandf(c, "SELECT %d", db);
+        snprintf(why, cap, "%s",
+                 r == NULL ? first_reply_error(c, on_tls)
+                           : "SELECT refused (is the database number within the server's "
+                             "databases?)");
         ZTB_CHECK(rv, reply_ok(r), ZTB_ERR_UNAVAILABLE);
+    } else if (password[0] == '\0') {
+        /* nothing asked yet: prove the server speaks RESP to us */
+        r = redis_link_commandf(c, "PING");
+        snprintf(why, cap, "%s", r == NULL ? first_reply_error(c, on_tls) : "PING refused");
+        ZTB_CHECK(rv, r != NULL && r->type != REDIS_REPLY_ERROR, ZTB_ERR_UNAVAILABLE);
     }
 out:
     if (r != NULL)
         freeReplyObject(r);
-    if (rv != ZTB_OK && c != NULL) {
-        /* why may point into c->errstr: keep the text before freeing */
-        static __thread char keep[128];
-        snprintf(keep, sizeof(keep), "%s", *why);
-        *why = keep;
-        redisFree(c);
+    if (rv != ZTB_OK) {
+        redis_link_free(c);
         c = NULL;
     }
     *out = c;
     return rv;
 }
 
-ztb_err redis_target_connect_sentinel(const struct redis_target *t, size_t i, redisContext **out,
-                                      char *err, size_t errcap)
+ztb_err redis_target_connect_sentinel(const struct redis_target *t, size_t i,
+                                      struct redis_link **out, char *err, size_t errcap)
 {
     *out = NULL;
     ZTB_ENSURE(i < t->nsentinels, ZTB_ERR_INVALID_ARG);
-    const char *why = "";
-    ztb_err rv = open_node("", t->sentinels[i].host, t->sentinels[i].port, t->sentinel_user,
-                           t->sentinel_password, 0, t->timeout_ms, out, &why);
+    char why[256] = "";
+    ztb_err rv =
+        open_node("", t->sentinels[i].host, t->sentinels[i].port, &t->tls, t->sentinel_user,
+                  t->sentinel_password, 0, t->timeout_ms, out, why, sizeof(why));
     if (rv != ZTB_OK && err != NULL && errcap > 0) {
         char hp[300];
         hostport(t->sentinels[i].host, t->sentinels[i].port, hp, sizeof(hp));
@@ -413,9 +488,9 @@ static void say(char *err, size_t cap, const char *fmt, ...)
 }
 
 /* 1 if c's server says ROLE master. */
-static int is_master(redisContext *c)
+static int is_master(struct redis_link *c)
 {
-    redisReply *r = redisCommand(c, "ROLE");
+    redisReply *r = redis_link_commandf(c, "ROLE");
     int ok = r != NULL && r->type == REDIS_REPLY_ARRAY && r->elements >= 1 &&
              r->element[0]->type == REDIS_REPLY_STRING && strcmp(r->element[0]->str, "master") == 0;
     if (r != NULL)
@@ -427,17 +502,17 @@ static int is_master(redisContext *c)
  * Ask sentinel i where the master is and connect to it: ZTB_OK with *out
  * connected, authenticated, and ROLE master; else why in err.
  */
-static ztb_err via_sentinel(const struct redis_target *t, size_t i, redisContext **out, char *where,
-                            size_t wherecap, char *err, size_t errcap)
+static ztb_err via_sentinel(const struct redis_target *t, size_t i, struct redis_link **out,
+                            char *where, size_t wherecap, char *err, size_t errcap)
 {
-    redisContext *s = NULL;
+    struct redis_link *s = NULL;
     redisReply *r = NULL;
     char hp[300], mhp[300];
     hostport(t->sentinels[i].host, t->sentinels[i].port, hp, sizeof(hp));
     ztb_err rv = redis_target_connect_sentinel(t, i, &s, err, errcap);
     if (rv != ZTB_OK)
         return rv;
-    r = redisCommand(s, "SENTINEL get-master-addr-by-name %s", t->master_name);
+    r = redis_link_commandf(s, "SENTINEL get-master-addr-by-name %s", t->master_name);
     rv = ZTB_ERR_UNAVAILABLE;
     if (r == NULL) {
         say(err, errcap, "sentinel %s: %s", hp, s->errstr);
@@ -458,16 +533,16 @@ static ztb_err via_sentinel(const struct redis_target *t, size_t i, redisContext
     }
     memcpy(host, h->str, h->len + 1);
     hostport(host, port, mhp, sizeof(mhp));
-    const char *why = "";
-    if (open_node("", host, port, t->user, t->password, t->db, t->timeout_ms, out, &why) !=
-        ZTB_OK) {
+    char why[256] = "";
+    if (open_node("", host, port, &t->tls, t->user, t->password, t->db, t->timeout_ms, out, why,
+                  sizeof(why)) != ZTB_OK) {
         say(err, errcap, "master %s (from sentinel %s): %s", mhp, hp, why);
         goto out;
     }
     if (!is_master(*out)) {
         /* a stale answer, or a failover under way: never write to a replica */
         say(err, errcap, "%s (from sentinel %s) is not a master now", mhp, hp);
-        redisFree(*out);
+        redis_link_free(*out);
         *out = NULL;
         goto out;
     }
@@ -476,21 +551,20 @@ static ztb_err via_sentinel(const struct redis_target *t, size_t i, redisContext
 out:
     if (r != NULL)
         freeReplyObject(r);
-    redisFree(s);
+    redis_link_free(s);
     return rv;
 }
 
-ztb_err redis_target_connect_at(const struct redis_target *t, redisContext **out, char *where,
+ztb_err redis_target_connect_at(const struct redis_target *t, struct redis_link **out, char *where,
                                 size_t wherecap, char *err, size_t errcap)
 {
     *out = NULL;
     char why[300] = "";
     if (t->nsentinels == 0) {
-        const char *w = "";
-        ztb_err rv = open_node(t->path, t->host, t->port, t->user, t->password, t->db,
-                               t->timeout_ms, out, &w);
-        if (rv != ZTB_OK && err != NULL && errcap > 0)
-            say(err, errcap, "%s", w);
+        ztb_err rv = open_node(t->path, t->host, t->port, &t->tls, t->user, t->password, t->db,
+                               t->timeout_ms, out, why, sizeof(why));
+        if (rv != ZTB_OK)
+            say(err, errcap, "%s", why);
         if (rv == ZTB_OK && where != NULL && wherecap > 0)
             redis_target_describe(t, where, wherecap);
         return rv;
@@ -499,13 +573,12 @@ ztb_err redis_target_connect_at(const struct redis_target *t, redisContext **out
         if (via_sentinel(t, i, out, where, wherecap, why, sizeof(why)) == ZTB_OK)
             return ZTB_OK;
     /* the last sentinel's reason: each logs the same kind of thing */
-    if (err != NULL && errcap > 0)
-        say(err, errcap, "no writable master %s through %zu sentinel(s); last: %s", t->master_name,
-            t->nsentinels, why);
+    say(err, errcap, "no writable master %s through %zu sentinel(s); last: %s", t->master_name,
+        t->nsentinels, why);
     return ZTB_ERR_UNAVAILABLE;
 }
 
-ztb_err redis_target_connect(const struct redis_target *t, redisContext **out, char *err,
+ztb_err redis_target_connect(const struct redis_target *t, struct redis_link **out, char *err,
                              size_t errcap)
 {
     return redis_target_connect_at(t, out, NULL, 0, err, errcap);
@@ -555,12 +628,10 @@ static const char *const error_kind_names[REDIS_EK_N] = {
     [REDIS_EK_OTHER] = "other",
 };
 
-enum redis_error_kind redis_error_kind_of(const redisContext *c, const redisReply *r)
+enum redis_error_kind redis_error_kind_of(const struct redis_link *c, const redisReply *r)
 {
     if (r == NULL) {
-        /* hiredis reports a read timeout as an I/O error with EAGAIN */
-        if (c != NULL && c->err == REDIS_ERR_IO &&
-            (errno == EAGAIN || errno == EWOULDBLOCK || strstr(c->errstr, "temporarily") != NULL))
+        if (c != NULL && c->err == REDIS_ERR_IO && c->timed_out)
             return REDIS_EK_TIMEOUT;
         return REDIS_EK_CONNECTION;
     }

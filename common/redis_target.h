@@ -20,8 +20,20 @@
  * USER and PASSWORD may be percent-encoded (%40 for '@', %3A for ':'). With
  * a USER the connection authenticates as that ACL user (AUTH USER PASSWORD);
  * with only a password (redis://:PASSWORD@HOST) as the default user. DB is
- * 0-15. rediss:// (TLS) is recognised and refused with a message: this
- * build speaks plain TCP and unix sockets only.
+ * 0-15.
+ *
+ * TLS: rediss:// and rediss+sentinel:// take the forms above over TLS 1.2+
+ * (common/redis_link.c), with options in the query:
+ *   ca=PATH        CA file (PEM) the server's certificate must chain to
+ *                  (default: the system's trust store)
+ *   cert=PATH      client certificate (PEM), for servers with tls-auth-clients
+ *   key=PATH       its private key (PEM); cert and key go together
+ *   tls_name=NAME  the name (or IP address) the server's certificate must
+ *                  hold, if not the host in the URL (e.g. for masters that
+ *                  sentinels name by address)
+ * The server's certificate is always verified, name included; there is no
+ * option to skip that. With rediss+sentinel:// the sentinels and the master
+ * are all reached over TLS with the same settings. Paths are percent-decoded.
  *
  * The password is a secret: wiped by redis_target_wipe, never in a message
  * or a description.
@@ -33,6 +45,8 @@
 
 #include <hiredis/hiredis.h>
 #include <ztb/error.h>
+
+#include "common/redis_link.h"
 
 #define REDIS_TARGET_DEFAULT_PORT    6379
 #define REDIS_TARGET_SENTINEL_PORT   26379
@@ -60,6 +74,7 @@ struct redis_target {
     char master_name[REDIS_TARGET_MASTER_NAME_MAX];
     char sentinel_user[128];
     char sentinel_password[256];
+    struct redis_tls tls; /* rediss://: tls.on and its files */
 };
 
 /*
@@ -74,18 +89,20 @@ ztb_err redis_target_parse(const char *url, unsigned timeout_ms, struct redis_ta
 void redis_target_wipe(struct redis_target *t);
 
 /* "unix:/path", "host:port" or "[v6]:port", with "user@" before it when an
- * ACL user is set, or "sentinel:MASTER@host:port,..." for the Sentinel form;
- * never a password. */
+ * ACL user is set, or "sentinel:MASTER@host:port,..." for the Sentinel form,
+ * with "tls:" before it for rediss://; never a password. */
 void redis_target_describe(const struct redis_target *t, char *out, size_t cap);
 
 /*
- * Connect with t's timeout (also set for every later command), then AUTH
- * (as t's user, if any) and SELECT t's database. *out is the caller's
- * (redisFree). UNAVAILABLE if Redis cannot be reached or refuses AUTH or
- * SELECT; why (never the password) in err if errcap > 0. The caller handles
- * SIGPIPE unless its thread blocks it.
+ * Connect with t's timeout (also set for every later command), over TLS
+ * for rediss://, then AUTH (as t's user, if any) and SELECT t's database;
+ * with neither, a PING proves the server speaks RESP (a TLS port reached
+ * with redis:// fails here, with a message saying so). *out is the
+ * caller's (redis_link_free). UNAVAILABLE if Redis cannot be reached or
+ * refuses the handshake, AUTH or SELECT; why (never the password) in err if
+ * errcap > 0. The caller handles SIGPIPE unless its thread blocks it.
  */
-ztb_err redis_target_connect(const struct redis_target *t, redisContext **out, char *err,
+ztb_err redis_target_connect(const struct redis_target *t, struct redis_link **out, char *err,
                              size_t errcap);
 
 /*
@@ -96,16 +113,17 @@ ztb_err redis_target_connect(const struct redis_target *t, redisContext **out, c
  * master. Where it found the master ("host:port") goes to where (cap
  * bytes) if where is not NULL.
  */
-ztb_err redis_target_connect_at(const struct redis_target *t, redisContext **out, char *where,
+ztb_err redis_target_connect_at(const struct redis_target *t, struct redis_link **out, char *where,
                                 size_t wherecap, char *err, size_t errcap);
 
 /*
  * A connection to sentinel i of t (0 <= i < t->nsentinels), authenticated
- * with the sentinels' credentials: for subscribing to +switch-master. *out
- * is the caller's (redisFree); UNAVAILABLE and why in err as above.
+ * with the sentinels' credentials (over TLS for rediss+sentinel://): for
+ * subscribing to +switch-master. *out is the caller's (redis_link_free);
+ * UNAVAILABLE and why in err as above.
  */
-ztb_err redis_target_connect_sentinel(const struct redis_target *t, size_t i, redisContext **out,
-                                      char *err, size_t errcap);
+ztb_err redis_target_connect_sentinel(const struct redis_target *t, size_t i,
+                                      struct redis_link **out, char *err, size_t errcap);
 
 /*
  * What a Redis error reply or a failed command means, for counting
@@ -136,7 +154,7 @@ enum redis_error_kind {
 
 /* The kind of a reply (REDIS_EK_NONE unless it is an error reply); for a
  * NULL reply (the command failed in transport) the kind of c's error. */
-enum redis_error_kind redis_error_kind_of(const redisContext *c, const redisReply *r);
+enum redis_error_kind redis_error_kind_of(const struct redis_link *c, const redisReply *r);
 
 /* Its name for metrics and logs ("readonly", "connection", ...). */
 const char *redis_error_kind_name(enum redis_error_kind k);

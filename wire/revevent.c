@@ -47,6 +47,9 @@ static ztb_err parse_members(struct jr *r, struct rev_event *ev, int *has_gen, i
             *has_exp = 1;
         } else if (ztb_span_eq_str(name, "lifted")) {
             ZTB_GUARD(jr_read_bool(r, &ev->lifted));
+        } else if (ztb_span_eq_str(name, "seq")) {
+            ZTB_GUARD(jr_read_int(r, &ev->seq));
+            ZTB_ENSURE(ev->seq > 0, ZTB_ERR_MALFORMED);
         } else {
             ZTB_GUARD(jr_skip(r)); /* members a later broker may add */
         }

@@ -12,9 +12,14 @@
  *   {"type":"audience","id":<audience>,"lifted":true}
  *   {"type":"key","id":<kid>,"exp":<exp>}
  *
- * The member stored in the ZTB_WIRE_REV_ZSET sorted set and the message
- * published on ZTB_WIRE_REV_CHANNEL are the same bytes, so a lifted kill
- * can remove the kill's member by its text.
+ * The member stored in the ZTB_WIRE_REV_ZSET sorted set is exactly that
+ * text, so a lifted kill can remove the kill's member by its text. The
+ * message published on ZTB_WIRE_REV_CHANNEL is the same text with one more
+ * member before the closing brace, ,"seq":<n>: the value the writing script
+ * INCR'd ZTB_WIRE_REV_SEQ_KEY to, so sequence order is commit order and a
+ * verifier that sees n jump by more than one knows it missed an event
+ * (docs/protocol.md). Decoders that predate "seq" skip it (unknown members
+ * are skipped), so the extension is compatible both ways.
  *
  * Must never: accept an event whose id is empty, too long or holds control
  * characters, or one whose numbers are not integers in range.
@@ -44,6 +49,8 @@ struct rev_event {
     int64_t gen; /* REV_AGENT: tokens with a lower ztb.gen are dead */
     int64_t exp; /* when it stops mattering; 0: never (until lifted) */
     int lifted;  /* REV_AUDIENCE: the kill switch was lifted */
+    int64_t
+        seq; /* the published sequence number; 0 in a stored member or an older broker's event */
 };
 
 /*
@@ -69,6 +76,12 @@ ztb_err rev_event_write(const struct rev_event *ev, ztb_buf *out);
  * when it runs: it appends <gen>,"exp":<exp>} (REV_AGENT_EVENT_TAIL_LUA).
  */
 ztb_err rev_event_agent_prefix(const char *agent, ztb_buf *out);
+
+/* Lua statements that INCR the sequence key KEYS[3] and PUBLISH the event
+ * text in the local or expression `member` with its "seq" member added. */
+#define REV_SEQ_PUBLISH_LUA(channel, member)                                                       \
+    "redis.call('PUBLISH', '" channel "', string.sub(" member ", 1, -2) .. ',\"seq\":' .. "        \
+    "string.format('%d', redis.call('INCR', KEYS[3])) .. '}')\n"
 
 /* The Lua expression that ends an agent event begun by rev_event_agent_prefix,
  * given the script's integer locals gen and exp. */

@@ -63,6 +63,10 @@
  * set of every live event (member = the event JSON, score = its exp). */
 #define ZTB_WIRE_REV_CHANNEL "ztb:revocations"
 #define ZTB_WIRE_REV_ZSET    "ztb:revocations"
+/* The revocation sequence: INCR'd by the script that writes a revocation;
+ * the published event carries the new value as "seq" (revevent.h), so a
+ * verifier sees a gap when it missed one. */
+#define ZTB_WIRE_REV_SEQ_KEY "ztb:revocations:seq"
 
 /* Revocation state, written by the broker (docs/protocol.md). */
 #define ZTB_WIRE_REV_JTI_KEY_FMT     "ztb:rev:jti:%s"     /* a revoked token's jti */

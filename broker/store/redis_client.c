@@ -1,6 +1,6 @@
 /*
- * redis_client.c - per-thread hiredis connections with timeouts and
- * backoff (see redis_client.h).
+ * redis_client.c - per-thread Redis connections (common/redis_link.h:
+ * plain, unix or TLS) with timeouts and backoff (see redis_client.h).
  *
  * Connections live in a thread-local slot and are also linked on a global
  * list (under a mutex, touched only on connect/close) so shutdown can free
@@ -53,7 +53,7 @@
 #define IDLE_CHECK_MS  10
 
 struct rconn {
-    redisContext *ctx;
+    struct redis_link *ctx;
     unsigned epoch;       /* g_epoch when ctx was made */
     uint64_t retry_at_ms; /* no reconnect before this */
     uint64_t used_ms;     /* last handed out */
@@ -152,7 +152,7 @@ void redis_client_shutdown(void)
     while (c != NULL) {
         struct rconn *n = c->next;
         if (c->ctx != NULL)
-            redisFree(c->ctx);
+            redis_link_free(c->ctx);
         free(c);
         c = n;
     }
@@ -167,7 +167,7 @@ static void drop_kind(struct rconn *c, const char *why, enum redis_error_kind ki
     ztb_log(ZTB_LOG_WARN, "redis.connection_lost", ZTB_F_STR("target", where),
             ZTB_F_STR("reason", why));
     if (c->ctx != NULL)
-        redisFree(c->ctx);
+        redis_link_free(c->ctx);
     c->ctx = NULL;
     c->backoff_ms = c->backoff_ms ? c->backoff_ms * 2 : BACKOFF_MIN_MS;
     if (c->backoff_ms > BACKOFF_MAX_MS)
@@ -187,16 +187,16 @@ static void drop(struct rconn *c, const char *why)
 
 /*
  * 1 if Redis has closed this idle connection. Redis sends nothing unasked on
- * a command connection, so anything readable (EOF, an error) means it is gone.
+ * a command connection, so anything readable (EOF, an error) means it is
+ * gone; over TLS, records without data (session tickets) are not news.
  */
-static int closed_by_peer(const redisContext *ctx)
+static int closed_by_peer(struct redis_link *ctx)
 {
-    struct pollfd p = {.fd = ctx->fd, .events = POLLIN};
-    return poll(&p, 1, 0) != 0;
+    return !redis_link_idle_ok(ctx);
 }
 
 /* This thread's connection, connecting if needed; NULL while backing off. */
-static redisContext *conn(void)
+static struct redis_link *conn(void)
 {
     struct rconn *c = t_conn;
     if (c == NULL) {
@@ -214,7 +214,7 @@ static redisContext *conn(void)
     if (c->ctx != NULL && c->epoch != epoch) {
         /* the master may have moved (+switch-master, READONLY...): find it
          * again before this thread's next command */
-        redisFree(c->ctx);
+        redis_link_free(c->ctx);
         c->ctx = NULL;
         c->retry_at_ms = 0;
         metrics_add(METRIC_REDIS_RECONNECTS, 1);
@@ -229,14 +229,14 @@ static redisContext *conn(void)
         /* Redis went away while we were idle: a new connection right now
          * (not a failure, so no backoff) */
         ztb_log(ZTB_LOG_INFO, "redis.reconnect_idle");
-        redisFree(c->ctx);
+        redis_link_free(c->ctx);
         c->ctx = NULL;
         metrics_add(METRIC_REDIS_RECONNECTS, 1);
     }
     if (now < c->retry_at_ms)
         return NULL;
     char why[512];
-    redisContext *ctx = NULL;
+    struct redis_link *ctx = NULL;
     c->epoch = epoch;
     if (redis_target_connect(&g_target, &ctx, why, sizeof(why)) != ZTB_OK) {
         note_err(REDIS_EK_CONNECTION);
@@ -303,10 +303,10 @@ static ztb_err finish(redisReply *r, redisReply **out)
 ztb_err redis_command(redisReply **reply, int argc, const char **argv, const size_t *lens)
 {
     *reply = NULL;
-    redisContext *ctx = conn();
+    struct redis_link *ctx = conn();
     if (ctx == NULL)
         return ZTB_ERR_UNAVAILABLE;
-    return finish(redisCommandArgv(ctx, argc, argv, lens), reply);
+    return finish(redis_link_command_argv(ctx, argc, argv, lens), reply);
 }
 
 ztb_err redis_pipeline(size_t n, const int *argc, const char *const *const *argv,
@@ -314,20 +314,20 @@ ztb_err redis_pipeline(size_t n, const int *argc, const char *const *const *argv
 {
     for (size_t i = 0; i < n; i++)
         replies[i] = NULL;
-    redisContext *ctx = conn();
+    struct redis_link *ctx = conn();
     if (ctx == NULL)
         return ZTB_ERR_UNAVAILABLE;
     /* hiredis buffers the appended commands and writes them all with the
-     * first redisGetReply: one write (or a few, for large batches) */
+     * first redis_link_get_reply: one write (or a few, for large batches) */
     for (size_t i = 0; i < n; i++) {
-        if (redisAppendCommandArgv(ctx, argc[i], (const char **)argv[i], lens[i]) != REDIS_OK) {
+        if (redis_link_append_argv(ctx, argc[i], (const char **)argv[i], lens[i]) != REDIS_OK) {
             drop(t_conn, "cannot queue a pipelined command");
             return ZTB_ERR_UNAVAILABLE;
         }
     }
     for (size_t i = 0; i < n; i++) {
-        void *r = NULL;
-        if (redisGetReply(ctx, &r) != REDIS_OK || r == NULL) {
+        redisReply *r = NULL;
+        if (redis_link_get_reply(ctx, &r) != REDIS_OK || r == NULL) {
             for (size_t k = 0; k < i; k++) {
                 freeReplyObject(replies[k]);
                 replies[k] = NULL;
@@ -347,12 +347,12 @@ ztb_err redis_pipeline(size_t n, const int *argc, const char *const *const *argv
 ztb_err redis_commandf(redisReply **reply, const char *fmt, ...)
 {
     *reply = NULL;
-    redisContext *ctx = conn();
+    struct redis_link *ctx = conn();
     if (ctx == NULL)
         return ZTB_ERR_UNAVAILABLE;
     va_list ap;
     va_start(ap, fmt);
-    redisReply *r = redisvCommand(ctx, fmt, ap);
+    redisReply *r = redis_link_vcommandf(ctx, fmt, ap);
     va_end(ap);
     return finish(r, reply);
 }
@@ -442,10 +442,10 @@ ztb_err redis_ready(char *why, size_t cap)
 /* The probe itself (see redis_ready). */
 static ztb_err probe(char *why, size_t cap)
 {
-    redisContext *ctx = conn();
+    struct redis_link *ctx = conn();
     if (ctx == NULL)
         return ZTB_ERR_UNAVAILABLE;
-    redisReply *r = redisCommand(ctx, "EVAL %s 0", probe_lua);
+    redisReply *r = redis_link_commandf(ctx, "EVAL %s 0", probe_lua);
     if (r == NULL) {
         drop(t_conn, ctx->errstr[0] ? ctx->errstr : "no reply");
         return ZTB_ERR_UNAVAILABLE;
@@ -454,7 +454,7 @@ static ztb_err probe(char *why, size_t cap)
     if (k == REDIS_EK_OTHER) {
         /* a Redis before 7.0 does not know the shebang: PING semantics */
         freeReplyObject(r);
-        r = redisCommand(ctx, "PING");
+        r = redis_link_commandf(ctx, "PING");
         if (r == NULL) {
             drop(t_conn, ctx->errstr[0] ? ctx->errstr : "no reply");
             return ZTB_ERR_UNAVAILABLE;
@@ -485,19 +485,15 @@ ztb_err redis_wait_replicas(void)
     if (c == NULL || c->ctx == NULL)
         return ZTB_ERR_UNAVAILABLE; /* the write was on a connection now gone */
     unsigned tmo = atomic_load(&g_wait_timeout_ms);
-    redisContext *ctx = c->ctx;
+    struct redis_link *ctx = c->ctx;
     /* WAIT blocks up to tmo: the command timeout must outlast it */
-    struct timeval tv = {.tv_sec = (tmo + g_target.timeout_ms) / 1000,
-                         .tv_usec = (long)((tmo + g_target.timeout_ms) % 1000) * 1000};
-    struct timeval back = {.tv_sec = g_target.timeout_ms / 1000,
-                           .tv_usec = (long)(g_target.timeout_ms % 1000) * 1000};
-    (void)redisSetTimeout(ctx, tv);
-    redisReply *r = redisCommand(ctx, "WAIT %d %u", n, tmo);
+    (void)redis_link_set_timeout(ctx, tmo + g_target.timeout_ms);
+    redisReply *r = redis_link_commandf(ctx, "WAIT %d %u", n, tmo);
     if (r == NULL) {
         drop(c, ctx->errstr[0] ? ctx->errstr : "no reply");
         return ZTB_ERR_UNAVAILABLE;
     }
-    (void)redisSetTimeout(ctx, back);
+    (void)redis_link_set_timeout(ctx, g_target.timeout_ms);
     int ok = r->type == REDIS_REPLY_INTEGER && r->integer >= n;
     if (!ok) {
         ztb_log(ZTB_LOG_ERROR, "redis.wait_short", ZTB_F_INT("want", n),
@@ -531,18 +527,18 @@ static int is_switch(const redisReply *r)
  * subscription was made. */
 static int watch_one(size_t i)
 {
-    redisContext *s = NULL;
+    struct redis_link *s = NULL;
     char why[512];
     if (redis_target_connect_sentinel(&g_target, i, &s, why, sizeof(why)) != ZTB_OK) {
         ztb_log(ZTB_LOG_WARN, "redis.sentinel_unreachable", ZTB_F_STR("reason", why));
         return 0;
     }
-    redisReply *r = redisCommand(s, "SUBSCRIBE +switch-master");
+    redisReply *r = redis_link_commandf(s, "SUBSCRIBE +switch-master");
     int ok = r != NULL && r->type == REDIS_REPLY_ARRAY;
     if (r != NULL)
         freeReplyObject(r);
     if (!ok) {
-        redisFree(s);
+        redis_link_free(s);
         return 0;
     }
     ztb_log(ZTB_LOG_INFO, "redis.sentinel_watching",
@@ -557,13 +553,13 @@ static int watch_one(size_t i)
             break;
         if (pr == 0)
             continue;
-        if (redisBufferRead(s) != REDIS_OK)
+        if (redis_link_read(s) != REDIS_OK)
             break;
-        void *m = NULL;
-        while (redisGetReplyFromReader(s, &m) == REDIS_OK && m != NULL) {
+        redisReply *m = NULL;
+        while (redis_link_next_reply(s, &m) == REDIS_OK && m != NULL) {
             if (is_switch(m)) {
                 ztb_log(ZTB_LOG_WARN, "redis.switch_master",
-                        ZTB_F_STR("detail", ((redisReply *)m)->element[2]->str));
+                        ZTB_F_STR("detail", m->element[2]->str));
                 redis_client_reresolve("+switch-master");
             }
             freeReplyObject(m);
@@ -572,7 +568,7 @@ static int watch_one(size_t i)
         if (s->err)
             break;
     }
-    redisFree(s);
+    redis_link_free(s);
     return 1;
 }
 

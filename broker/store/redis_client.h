@@ -1,7 +1,7 @@
 /*
  * redis_client.h - the broker's connections to Redis.
  *
- * Each worker thread has its own hiredis connection (thread-local, created
+ * Each worker thread has its own connection (thread-local, created
  * on first use), so there is no lock on the request path. Every command has
  * a timeout. When a connection fails, the thread drops it and refuses
  * further calls for a backoff interval (25 ms doubling to 1 s) before it

@@ -124,13 +124,15 @@ static int64_t broker_now(void)
 }
 
 /* Shared tail of every revocation script: trim what no verifier needs any
- * more, then announce. The script has set now (the broker's clock) and
- * skew from its ARGV; the channel is fixed. */
+ * more, then announce with the next sequence number (KEYS[3], INCR'd in
+ * the same script as the write: sequence order is commit order). The
+ * script has set now (the broker's clock) and skew from its ARGV; the
+ * channel is fixed. */
 #define TRIM_AND_PUBLISH(member)                                                                   \
-    "redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', '(' .. (now - skew))\n"                       \
-    "redis.call('PUBLISH', '" ZTB_WIRE_REV_CHANNEL "', " member ")\n"
+    "redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', '(' .. (now - skew))\n" REV_SEQ_PUBLISH_LUA(  \
+        ZTB_WIRE_REV_CHANNEL, member)
 
-/* KEYS: ztb:rev:jti:<jti> (or ztb:key:<kid>:tainted), ztb:revocations.
+/* KEYS: ztb:rev:jti:<jti> (or ztb:key:<kid>:tainted), ztb:revocations, its seq.
  * ARGV: event, ttl (seconds, decided by the broker), exp (the score), now
  * (the broker's), skew. An entry that already lives longer keeps its TTL. */
 static const char rev_until_lua[] =
@@ -164,9 +166,9 @@ static ztb_err rev_until(const char *k, const char *event, int64_t exp, unsigned
     snprintf(e, sizeof(e), "%lld", (long long)exp);
     snprintf(n, sizeof(n), "%lld", (long long)now);
     snprintf(s, sizeof(s), "%u", skew);
-    const char *argv[] = {k, ZTB_WIRE_REV_ZSET, event, t, e, n, s};
+    const char *argv[] = {k, ZTB_WIRE_REV_ZSET, ZTB_WIRE_REV_SEQ_KEY, event, t, e, n, s};
     redisReply *r;
-    ZTB_GUARD(store_eval(&r, &rev_until_script, 2, (int)ZTB_ARRAY_LEN(argv), argv, NULL));
+    ZTB_GUARD(store_eval(&r, &rev_until_script, 3, (int)ZTB_ARRAY_LEN(argv), argv, NULL));
     if (r->type != REDIS_REPLY_INTEGER || r->integer != 1)
         return store_unexpected_reply(r, "rev_until");
     freeReplyObject(r);
@@ -197,7 +199,7 @@ ztb_err store_rev_key(const char *kid, int64_t exp, unsigned skew)
     return rev_until(k, ev, exp, skew, 0, &applied);
 }
 
-/* KEYS: agent hash, ztb:revocations. ARGV: event prefix (up to "gen":),
+/* KEYS: agent hash, ztb:revocations, its seq. ARGV: event prefix (up to "gen":),
  * max ttl, skew, now (the broker's clock). */
 static const char rev_agent_lua[] =
     "if redis.call('EXISTS', KEYS[1]) == 0 then return {0, 0, 0} end\n"
@@ -220,9 +222,9 @@ ztb_err store_rev_agent(const char *agent, unsigned max_ttl, unsigned skew, int6
     snprintf(ttl, sizeof(ttl), "%u", max_ttl ? max_ttl : 1);
     snprintf(s, sizeof(s), "%u", skew);
     snprintf(n, sizeof(n), "%lld", (long long)broker_now());
-    const char *argv[] = {k, ZTB_WIRE_REV_ZSET, prefix, ttl, s, n};
+    const char *argv[] = {k, ZTB_WIRE_REV_ZSET, ZTB_WIRE_REV_SEQ_KEY, prefix, ttl, s, n};
     redisReply *r;
-    ZTB_GUARD(store_eval(&r, &rev_agent_script, 2, (int)ZTB_ARRAY_LEN(argv), argv, NULL));
+    ZTB_GUARD(store_eval(&r, &rev_agent_script, 3, (int)ZTB_ARRAY_LEN(argv), argv, NULL));
     if (!store_reply_is_int_array(r, 3))
         return store_unexpected_reply(r, "rev_agent");
     int ok = store_reply_int(r, 0) == 1;
@@ -236,7 +238,7 @@ ztb_err store_rev_agent(const char *agent, unsigned max_ttl, unsigned skew, int6
     return ok ? ZTB_OK : ZTB_ERR_NOT_FOUND;
 }
 
-/* KEYS: ztb:aud:<aud>:killed, ztb:revocations. ARGV: kill event, lift
+/* KEYS: ztb:aud:<aud>:killed, ztb:revocations, its seq. ARGV: kill event, lift
  * event, lift?, skew, now (the broker's clock). A kill has exp 0 (until
  * lifted): score +inf. */
 static const char rev_aud_lua[] =
@@ -264,9 +266,10 @@ ztb_err store_rev_audience(const char *audience, int lift, unsigned skew, int *c
     char n[24];
     snprintf(s, sizeof(s), "%u", skew);
     snprintf(n, sizeof(n), "%lld", (long long)broker_now());
-    const char *argv[] = {k, ZTB_WIRE_REV_ZSET, kill, lifted, lift ? "1" : "0", s, n};
+    const char *argv[] = {
+        k, ZTB_WIRE_REV_ZSET, ZTB_WIRE_REV_SEQ_KEY, kill, lifted, lift ? "1" : "0", s, n};
     redisReply *r;
-    ZTB_GUARD(store_eval(&r, &rev_aud_script, 2, (int)ZTB_ARRAY_LEN(argv), argv, NULL));
+    ZTB_GUARD(store_eval(&r, &rev_aud_script, 3, (int)ZTB_ARRAY_LEN(argv), argv, NULL));
     if (r->type != REDIS_REPLY_INTEGER)
         return store_unexpected_reply(r, "rev_audience");
     if (changed != NULL)

@@ -38,30 +38,30 @@ ztb_err rconn_pool_init(struct rconn_pool *p, const struct redis_target *t)
 void rconn_pool_destroy(struct rconn_pool *p)
 {
     for (size_t i = 0; i < p->nidle; i++)
-        redisFree(p->idle[i]);
+        redis_link_free(p->idle[i]);
     p->nidle = 0;
     redis_target_wipe(&p->t);
     pthread_mutex_destroy(&p->mu);
 }
 
-/* 1 if an idle connection still looks usable: nothing to read, no hangup. */
-static int idle_usable(const redisContext *c)
+/* 1 if an idle connection still looks usable: nothing to read, no hangup
+ * (over TLS, records without data are not news). */
+static int idle_usable(struct redis_link *c)
 {
-    struct pollfd pfd = {.fd = c->fd, .events = POLLIN};
-    return poll(&pfd, 1, 0) == 0;
+    return redis_link_idle_ok(c);
 }
 
 /* A connection: an idle one that still looks alive, or a new one. */
-static ztb_err take(struct rconn_pool *p, redisContext **out)
+static ztb_err take(struct rconn_pool *p, struct redis_link **out)
 {
     *out = NULL;
     pthread_mutex_lock(&p->mu);
     while (p->nidle > 0 && *out == NULL) {
-        redisContext *c = p->idle[--p->nidle];
+        struct redis_link *c = p->idle[--p->nidle];
         if (idle_usable(c))
             *out = c;
         else
-            redisFree(c);
+            redis_link_free(c);
     }
     int refuse = *out == NULL && clock_mono_ms() < p->down_until_ms;
     pthread_mutex_unlock(&p->mu);
@@ -82,7 +82,7 @@ static ztb_err take(struct rconn_pool *p, redisContext **out)
     return rv;
 }
 
-static void give_back(struct rconn_pool *p, redisContext *c)
+static void give_back(struct rconn_pool *p, struct redis_link *c)
 {
     pthread_mutex_lock(&p->mu);
     if (p->nidle < RCONN_POOL_MAX) {
@@ -91,7 +91,7 @@ static void give_back(struct rconn_pool *p, redisContext *c)
     }
     pthread_mutex_unlock(&p->mu);
     if (c != NULL)
-        redisFree(c);
+        redis_link_free(c);
 }
 
 ztb_err rconn_pool_command(struct rconn_pool *p, redisReply **reply, int argc, const char **argv,
@@ -100,16 +100,16 @@ ztb_err rconn_pool_command(struct rconn_pool *p, redisReply **reply, int argc, c
     *reply = NULL;
     struct sigpipe_guard g;
     sigpipe_enter(&g);
-    redisContext *c = NULL;
+    struct redis_link *c = NULL;
     ztb_err rv = take(p, &c);
     if (rv == ZTB_OK) {
-        *reply = redisCommandArgv(c, argc, argv, lens);
+        *reply = redis_link_command_argv(c, argc, argv, lens);
         if (*reply == NULL) {
-            redisFree(c); /* in an unknown state after a transport error */
+            redis_link_free(c); /* in an unknown state after a transport error */
             rv = ZTB_ERR_UNAVAILABLE;
         } else if (redis_error_kind_reresolve(redis_error_kind_of(c, *reply))) {
             /* the wrong server now (a failover): find the master next time */
-            redisFree(c);
+            redis_link_free(c);
         } else {
             give_back(p, c);
         }

@@ -31,7 +31,7 @@
 struct rconn_pool {
     struct redis_target t;
     pthread_mutex_t mu;
-    redisContext *idle[RCONN_POOL_MAX];
+    struct redis_link *idle[RCONN_POOL_MAX];
     size_t nidle;
     int64_t down_until_ms; /* after a failed connect, refuse until then */
     unsigned backoff_ms;

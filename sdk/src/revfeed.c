@@ -50,20 +50,31 @@ struct revfeed {
     _Atomic int synced_once;
     _Atomic int64_t lost_at_ms;
     _Atomic int sub_fd; /* the subscriber socket, for revfeed_break_for_test */
-    _Atomic uint64_t events, bad_events, syncs;
+    _Atomic uint64_t events, bad_events, syncs, gaps;
+    int64_t last_seq;   /* the thread's: the last event sequence applied or loaded */
+    int64_t loaded_seq; /* the thread's: the sequence the last load read */
     _Atomic uint64_t evicted_before, refused_before; /* of states no longer in use */
     pthread_mutex_t start_mu;
     pthread_cond_t start_cv;
-    char last_error[160];
+    char last_error[320];
 };
 
-static void note_error(struct revfeed *f, const char *what, const redisContext *c)
+static void note_error(struct revfeed *f, const char *what, const struct redis_link *c)
 {
     pthread_mutex_lock(&f->start_mu);
     if (c != NULL && c->err != 0)
-        snprintf(f->last_error, sizeof(f->last_error), "%s: %s", what, c->errstr);
+        snprintf(f->last_error, sizeof(f->last_error), "%s: %.190s", what, c->errstr);
     else
         snprintf(f->last_error, sizeof(f->last_error), "%s", what);
+    pthread_mutex_unlock(&f->start_mu);
+}
+
+/* Why a connect failed (TLS, AUTH, refused...; never a password). */
+static void note_connect_error(struct revfeed *f, const char *why)
+{
+    pthread_mutex_lock(&f->start_mu);
+    snprintf(f->last_error, sizeof(f->last_error), "revocations: cannot connect to Redis: %.250s",
+             why);
     pthread_mutex_unlock(&f->start_mu);
 }
 
@@ -103,25 +114,74 @@ static ztb_err on_message(struct revfeed *f, const char *p, size_t n, struct rev
         atomic_fetch_add(&f->bad_events, 1);
         return ZTB_OK; /* not ours to act on; counted for the operator */
     }
+    if (target == NULL && ev.seq > 0) {
+        /* a published event: already in the loaded state (published between
+         * our SUBSCRIBE and the load), in step, or a gap; a sequence that
+         * goes back after live events means Redis lost or reset it */
+        if (ev.seq <= f->last_seq && f->last_seq == f->loaded_seq)
+            return ZTB_OK;
+        if (ev.seq != f->last_seq + 1) {
+            char why[128];
+            snprintf(why, sizeof(why),
+                     "revocations: event %lld after %lld: events were missed; reloading",
+                     (long long)ev.seq, (long long)f->last_seq);
+            note_error(f, why, NULL);
+            atomic_fetch_add(&f->gaps, 1);
+            return ZTB_ERR_REVOCATION_STALE; /* ends the session: the next one reloads */
+        }
+        f->last_seq = ev.seq;
+    }
     rv = target != NULL ? revset_apply(target, &ev, clock_now_s()) : apply_shared(f, &ev);
     if (rv == ZTB_OK)
         atomic_fetch_add(&f->events, 1);
     return rv;
 }
 
+/* The revocation sequence now (ZTB_WIRE_REV_SEQ_KEY; 0 if never set) into *seq. */
+static ztb_err load_seq(struct revfeed *f, struct redis_link *c, int64_t *seq)
+{
+    redisReply *r = redis_link_commandf(c, "GET %s", ZTB_WIRE_REV_SEQ_KEY);
+    ztb_err rv = ZTB_ERR_UNAVAILABLE;
+    *seq = 0;
+    if (r == NULL) {
+        note_error(f, "revocations: GET of the sequence failed", c);
+        return rv;
+    }
+    if (r->type == REDIS_REPLY_NIL) {
+        rv = ZTB_OK;
+    } else if (r->type == REDIS_REPLY_STRING && r->len > 0 && r->len < 20) {
+        char *end = NULL;
+        long long v = strtoll(r->str, &end, 10);
+        if (end == r->str + r->len && v >= 0) {
+            *seq = v;
+            rv = ZTB_OK;
+        }
+    }
+    if (rv != ZTB_OK)
+        note_error(f, "revocations: unexpected reply for the sequence", NULL);
+    freeReplyObject(r);
+    return rv;
+}
+
 /* Load the whole sorted set into rs with ZSCAN. */
 static ztb_err load(struct revfeed *f, struct revset *rs)
 {
-    redisContext *c = NULL;
-    ztb_err rv = redis_target_connect(&f->o.target, &c, NULL, 0);
+    struct redis_link *c = NULL;
+    char why[256];
+    ztb_err rv = redis_target_connect(&f->o.target, &c, why, sizeof(why));
     if (rv != ZTB_OK) {
-        note_error(f, "revocations: cannot connect to Redis", NULL);
+        note_connect_error(f, why);
         return rv;
     }
     char cursor[32] = "0";
     redisReply *r = NULL;
+    /* the sequence before the scan: every event up to it is in the set the
+     * scan reads; later ones arrive on the subscription (made before) */
+    int64_t seq = 0;
+    ZTB_TRY(rv, load_seq(f, c, &seq));
+    f->last_seq = f->loaded_seq = seq;
     do {
-        r = redisCommand(c, "ZSCAN %s %s COUNT %s", ZTB_WIRE_REV_ZSET, cursor, ZSCAN_COUNT);
+        r = redis_link_commandf(c, "ZSCAN %s %s COUNT %s", ZTB_WIRE_REV_ZSET, cursor, ZSCAN_COUNT);
         if (r == NULL) {
             note_error(f, "revocations: ZSCAN failed", c);
             rv = ZTB_ERR_UNAVAILABLE;
@@ -149,7 +209,7 @@ static ztb_err load(struct revfeed *f, struct revset *rs)
 out:
     if (r != NULL)
         freeReplyObject(r);
-    redisFree(c);
+    redis_link_free(c);
     return rv;
 }
 
@@ -167,11 +227,11 @@ static ztb_err on_reply(struct revfeed *f, const redisReply *r)
 }
 
 /* Handle every reply already read from the socket. ZTB_OK unless one is bad. */
-static ztb_err drain(struct revfeed *f, redisContext *sub)
+static ztb_err drain(struct revfeed *f, struct redis_link *sub)
 {
-    void *vr = NULL;
+    redisReply *vr = NULL;
     ztb_err rv = ZTB_OK;
-    while (rv == ZTB_OK && redisGetReplyFromReader(sub, &vr) == REDIS_OK && vr != NULL) {
+    while (rv == ZTB_OK && redis_link_next_reply(sub, &vr) == REDIS_OK && vr != NULL) {
         rv = on_reply(f, vr);
         freeReplyObject(vr);
         vr = NULL;
@@ -207,28 +267,25 @@ static int wait_readable(struct revfeed *f, int fd, int timeout_ms, int *fd_read
 }
 
 /* Send PING on the subscriber connection. */
-static ztb_err ping(redisContext *c)
+static ztb_err ping(struct redis_link *c)
 {
-    if (redisAppendCommand(c, "PING") != REDIS_OK)
+    if (redis_link_appendf(c, "PING") != REDIS_OK || redis_link_flush(c) != REDIS_OK)
         return ZTB_ERR_UNAVAILABLE;
-    int done = 0;
-    while (!done)
-        if (redisBufferWrite(c, &done) != REDIS_OK)
-            return ZTB_ERR_UNAVAILABLE;
     return ZTB_OK;
 }
 
 /* Subscribe, load, serve events until an error or stop. */
 static void session(struct revfeed *f)
 {
-    redisContext *sub = NULL;
+    struct redis_link *sub = NULL;
     redisReply *r = NULL;
     struct revset *fresh = NULL;
-    if (redis_target_connect(&f->o.target, &sub, NULL, 0) != ZTB_OK) {
-        note_error(f, "revocations: cannot connect to Redis", NULL);
+    char why[256];
+    if (redis_target_connect(&f->o.target, &sub, why, sizeof(why)) != ZTB_OK) {
+        note_connect_error(f, why);
         return;
     }
-    r = redisCommand(sub, "SUBSCRIBE %s", ZTB_WIRE_REV_CHANNEL);
+    r = redis_link_commandf(sub, "SUBSCRIBE %s", ZTB_WIRE_REV_CHANNEL);
     if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements != 3) {
         note_error(f, "revocations: SUBSCRIBE failed", sub);
         goto out;
@@ -275,7 +332,7 @@ static void session(struct revfeed *f)
             break;
         now = clock_mono_ms();
         if (ready) {
-            if (redisBufferRead(sub) != REDIS_OK) {
+            if (redis_link_read(sub) != REDIS_OK) {
                 note_error(f, "revocations: subscriber connection lost", sub);
                 break;
             }
@@ -316,7 +373,7 @@ out:
         free(fresh);
     }
     if (sub != NULL)
-        redisFree(sub);
+        redis_link_free(sub);
 }
 
 static void *feed_main(void *arg)

@@ -13,6 +13,14 @@
  * backoff and loads the state afresh (a kill switch lifted while it was away
  * must not linger), swapping it in whole.
  *
+ * Sequence: each published event carries the number its script INCR'd
+ * ZTB_WIRE_REV_SEQ_KEY to (wire/revevent.h). A load reads that key before
+ * the ZSCAN; events up to it that arrive on the subscription are already
+ * in the state and are skipped, later ones must come one by one. A jump
+ * (a lost message), or a sequence that goes back (Redis lost or reset it),
+ * ends the session like a lost connection: the state is refused (after the
+ * grace) until a fresh load, which the next session makes at once.
+ *
  * Gateway threads check tokens against the state under a read lock (a few
  * hash lookups). While the feed is lost, revfeed_check() keeps answering
  * from the last state for `grace_ms` after the loss was noticed and then

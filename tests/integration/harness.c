@@ -263,6 +263,11 @@ void zh_redis_start_tcp(struct zh_redis *r)
     redis_start(r, 1, 0);
 }
 
+int zh_free_port(void)
+{
+    return free_port();
+}
+
 /* Start redis-server (sentinel: --sentinel) with extra config lines. */
 static void redis_start_with(struct zh_redis *r, int tcp, long clock_offset_s, int sentinel,
                              const char *extra);
@@ -270,6 +275,11 @@ static void redis_start_with(struct zh_redis *r, int tcp, long clock_offset_s, i
 static void redis_start(struct zh_redis *r, int tcp, long clock_offset_s)
 {
     redis_start_with(r, tcp, clock_offset_s, 0, "");
+}
+
+void zh_redis_start_conf(struct zh_redis *r, const char *extra)
+{
+    redis_start_with(r, 0, 0, 0, extra);
 }
 
 void zh_redis_start_replica(struct zh_redis *r, const struct zh_redis *master, int wait_sync)

@@ -68,6 +68,11 @@ void zh_redis_start_clock(struct zh_redis *r, long clock_offset_s);
 
 /* The same, also listening on a free loopback TCP port. */
 void zh_redis_start_tcp(struct zh_redis *r);
+/* The same (unix socket only, no plain TCP port) with extra lines appended
+ * to its redis.conf, e.g. "tls-port N\ntls-cert-file F\n..." or ACL rules. */
+void zh_redis_start_conf(struct zh_redis *r, const char *extra);
+/* A free loopback TCP port (for a tls-port). */
+int zh_free_port(void);
 
 /*
  * A replica of master (which must have a TCP port): its own directory,

@@ -98,12 +98,69 @@ static void test_parse_refusals(void **state)
     memset(longpath + 8, 'p', 150);
     longpath[158] = '\0';
     assert_int_equal(redis_target_parse(longpath, 0, &t, err, sizeof(err)), ZTB_ERR_INVALID_ARG);
-    /* TLS is named, and the message says what to do instead */
-    assert_int_equal(redis_target_parse("rediss://:topsecret@h:6380", 0, &t, err, sizeof(err)),
+    /* TLS options belong to rediss://; the message says so */
+    assert_int_equal(redis_target_parse("redis://:topsecret@h:6380?ca=/x", 0, &t, err, sizeof(err)),
                      ZTB_ERR_INVALID_ARG);
-    assert_non_null(strstr(err, "TLS"));
+    assert_non_null(strstr(err, "rediss://"));
     assert_null(strstr(err, "topsecret"));
     assert_int_equal(t.password[0], 0);
+}
+
+/* rediss:// and rediss+sentinel://: TLS on, the options from the query. */
+static void test_parse_tls(void **state)
+{
+    (void)state;
+    struct redis_target t;
+    char err[256], d[300];
+    assert_int_equal(redis_target_parse("rediss://u:p%40w@redis.example:6380/2?ca=/etc/ztb/ca.pem"
+                                        "&cert=/c%20d.pem&key=/k.pem&tls_name=r.example",
+                                        0, &t, err, sizeof(err)),
+                     ZTB_OK);
+    assert_true(t.tls.on);
+    assert_string_equal(t.host, "redis.example");
+    assert_int_equal(t.port, 6380);
+    assert_int_equal(t.db, 2);
+    assert_string_equal(t.user, "u");
+    assert_string_equal(t.password, "p@w");
+    assert_string_equal(t.tls.ca, "/etc/ztb/ca.pem");
+    assert_string_equal(t.tls.cert, "/c d.pem");
+    assert_string_equal(t.tls.key, "/k.pem");
+    assert_string_equal(t.tls.server_name, "r.example");
+    redis_target_describe(&t, d, sizeof(d));
+    assert_string_equal(d, "tls:u@redis.example:6380");
+    assert_int_equal(redis_target_parse("rediss://[::1]", 0, &t, err, sizeof(err)), ZTB_OK);
+    assert_true(t.tls.on);
+    assert_string_equal(t.host, "::1");
+    assert_string_equal(t.tls.ca, "");
+    assert_int_equal(redis_target_parse("redis://h", 0, &t, err, sizeof(err)), ZTB_OK);
+    assert_false(t.tls.on);
+    assert_int_equal(redis_target_parse("rediss+sentinel://s1,s2:26380/mymaster/1?ca=/ca.pem"
+                                        "&sentinel_password=sp",
+                                        0, &t, err, sizeof(err)),
+                     ZTB_OK);
+    assert_true(t.tls.on);
+    assert_int_equal(t.nsentinels, 2);
+    assert_string_equal(t.master_name, "mymaster");
+    assert_string_equal(t.tls.ca, "/ca.pem");
+    assert_string_equal(t.sentinel_password, "sp");
+    redis_target_wipe(&t);
+    static const char *const bad[] = {"rediss://:hunter2@h?cert=/c.pem",         /* no key */
+                                      "rediss://:hunter2@h?key=/k.pem",          /* no cert */
+                                      "rediss://:hunter2@h?ca=",                 /* empty */
+                                      "rediss://:hunter2@h?ca=/a&ca=/b",         /* twice */
+                                      "rediss://:hunter2@h?verify=none",         /* unknown */
+                                      "rediss://:hunter2@h?sentinel_password=x", /* not sentinel */
+                                      "rediss://:hunter2@h?ca=/a#f",
+                                      "redis+sentinel://:hunter2@h/m?ca=/a", /* TLS option, plain */
+                                      "unix:///tmp/s?ca=/a",
+                                      NULL};
+    for (size_t i = 0; bad[i] != NULL; i++) {
+        err[0] = '\0';
+        if (redis_target_parse(bad[i], 0, &t, err, sizeof(err)) != ZTB_ERR_INVALID_ARG)
+            fail_msg("accepted %s", bad[i]);
+        assert_null(strstr(err, "hunter2"));
+        assert_string_equal(t.password, "");
+    }
 }
 
 static void test_connect_default_user_and_db(void **state)
@@ -120,17 +177,17 @@ static void test_connect_default_user_and_db(void **state)
     char err[256];
     snprintf(url, sizeof(url), "%s?db=1", r.url);
     assert_int_equal(redis_target_parse(url, 500, &t, err, sizeof(err)), ZTB_OK);
-    redisContext *rc = NULL;
+    struct redis_link *rc = NULL;
     err[0] = '\0';
     assert_int_equal(redis_target_connect(&t, &rc, err, sizeof(err)), ZTB_ERR_UNAVAILABLE);
     assert_null(rc);
     assert_true(err[0] != '\0');
     snprintf(t.password, sizeof(t.password), "pw1");
     assert_int_equal(redis_target_connect(&t, &rc, err, sizeof(err)), ZTB_OK);
-    redisReply *y = redisCommand(rc, "CLIENT INFO");
+    redisReply *y = redis_link_commandf(rc, "CLIENT INFO");
     assert_non_null(strstr(y->str, "db=1"));
     freeReplyObject(y);
-    redisFree(rc);
+    redis_link_free(rc);
     redis_target_wipe(&t);
     zh_redis_stop(&r, 1);
 }
@@ -152,16 +209,16 @@ static void test_connect_acl_user(void **state)
     assert_int_equal(redis_target_parse(r.url, 500, &t, err, sizeof(err)), ZTB_OK);
     snprintf(t.user, sizeof(t.user), "ztb");
     snprintf(t.password, sizeof(t.password), "wrong");
-    redisContext *rc = NULL;
+    struct redis_link *rc = NULL;
     assert_int_equal(redis_target_connect(&t, &rc, err, sizeof(err)), ZTB_ERR_UNAVAILABLE);
     assert_non_null(strstr(err, "AUTH"));
     assert_null(strstr(err, "wrong"));
     snprintf(t.password, sizeof(t.password), "s3cret");
     assert_int_equal(redis_target_connect(&t, &rc, err, sizeof(err)), ZTB_OK);
-    redisReply *y = redisCommand(rc, "ACL WHOAMI");
+    redisReply *y = redis_link_commandf(rc, "ACL WHOAMI");
     assert_string_equal(y->str, "ztb");
     freeReplyObject(y);
-    redisFree(rc);
+    redis_link_free(rc);
     redis_target_wipe(&t);
     (void)url;
     zh_redis_stop(&r, 1);
@@ -226,7 +283,6 @@ static void test_parse_sentinel(void **state)
                          "redis+sentinel://h/m?sentinel_password=a&sentinel_password=b",
                          "redis+sentinel://:hunter2@h/m?sentinel_password=hunter2&x",
                          "redis+sentinel://a,b,c,d,e,f,g,h,i/m",
-                         "rediss+sentinel://h/m",
                          NULL};
     for (size_t i = 0; bad[i] != NULL; i++) {
         err[0] = '\0';
@@ -303,7 +359,7 @@ static void test_sentinel_discovery(void **state)
     zh_sentinel_start(&s_stale, &rep, "stale", 1); /* names the replica as "master" */
     char url[300], err[512], where[300];
     struct redis_target t;
-    redisContext *c = NULL;
+    struct redis_link *c = NULL;
     /* a dead sentinel first: the next one answers */
     snprintf(url, sizeof(url), "redis+sentinel://127.0.0.1:1,127.0.0.1:%d/good", s.port);
     assert_int_equal(redis_target_parse(url, 500, &t, err, sizeof(err)), ZTB_OK);
@@ -312,10 +368,10 @@ static void test_sentinel_discovery(void **state)
     char want[64];
     snprintf(want, sizeof(want), "127.0.0.1:%d", m.port);
     assert_string_equal(where, want);
-    redisReply *r = redisCommand(c, "SET k v");
+    redisReply *r = redis_link_commandf(c, "SET k v");
     assert_int_equal(r->type, REDIS_REPLY_STATUS);
     freeReplyObject(r);
-    redisFree(c);
+    redis_link_free(c);
     /* a stale answer: the named server is a replica */
     snprintf(url, sizeof(url), "redis+sentinel://127.0.0.1:%d/stale", s_stale.port);
     assert_int_equal(redis_target_parse(url, 500, &t, err, sizeof(err)), ZTB_OK);
@@ -341,7 +397,7 @@ static void test_sentinel_discovery(void **state)
              s.port);
     assert_int_equal(redis_target_parse(url, 500, &t, err, sizeof(err)), ZTB_OK);
     assert_int_equal(redis_target_connect(&t, &c, err, sizeof(err)), ZTB_OK);
-    redisFree(c);
+    redis_link_free(c);
     redis_target_wipe(&t);
     zh_redis_stop(&s, 1);
     zh_redis_stop(&s_stale, 1);
@@ -352,13 +408,10 @@ static void test_sentinel_discovery(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_parse_forms),
-        cmocka_unit_test(test_parse_refusals),
-        cmocka_unit_test(test_connect_default_user_and_db),
-        cmocka_unit_test(test_connect_acl_user),
-        cmocka_unit_test(test_parse_sentinel),
-        cmocka_unit_test(test_error_kinds),
-        cmocka_unit_test(test_sentinel_discovery),
+        cmocka_unit_test(test_parse_forms),      cmocka_unit_test(test_parse_refusals),
+        cmocka_unit_test(test_parse_tls),        cmocka_unit_test(test_connect_default_user_and_db),
+        cmocka_unit_test(test_connect_acl_user), cmocka_unit_test(test_parse_sentinel),
+        cmocka_unit_test(test_error_kinds),      cmocka_unit_test(test_sentinel_discovery),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -48,7 +48,12 @@ static int teardown(void **state)
     return store_teardown(state);
 }
 
-/* The next message published on ztb:revocations (within 2 s). */
+/* The sequence number of the last message (each must be one more). */
+static long long last_seq = -1;
+
+/* The next message published on ztb:revocations (within 2 s), without its
+ * ,"seq":N member, which must be the last one plus one: the published
+ * text is the stored member with the sequence added (wire/revevent.h). */
 static void next_message(char *out, size_t cap)
 {
     struct timeval tv = {2, 0};
@@ -60,7 +65,16 @@ static void next_message(char *out, size_t cap)
     assert_int_equal(r->elements, 3);
     assert_string_equal(r->element[0]->str, "message");
     assert_string_equal(r->element[1]->str, "ztb:revocations");
-    snprintf(out, cap, "%s", r->element[2]->str);
+    const char *m = r->element[2]->str;
+    const char *sq = strstr(m, ",\"seq\":");
+    assert_non_null(sq);
+    char *end = NULL;
+    long long seq = strtoll(sq + 7, &end, 10);
+    assert_string_equal(end, "}");
+    if (last_seq >= 0)
+        assert_int_equal(seq, last_seq + 1);
+    last_seq = seq;
+    snprintf(out, cap, "%.*s}", (int)(sq - m), m);
     freeReplyObject(r);
 }
 

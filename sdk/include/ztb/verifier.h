@@ -113,7 +113,10 @@ ZTB_API ztb_err ztb_verifier_config_set_skew(ztb_verifier_config *cfg, unsigned 
 
 /*
  * Revocation source: Redis, where the broker keeps and announces revocations
- * (redis://[:PASSWORD@]HOST[:PORT][/DB] or unix:///PATH[?db=N]). Also where
+ * (redis://[[USER]:PASSWORD@]HOST[:PORT][/DB], unix:///PATH[?db=N],
+ * redis+sentinel://..., or rediss:// and rediss+sentinel:// for TLS with
+ * ?ca=PATH[&cert=PATH&key=PATH][&tls_name=NAME]: the same URLs as the
+ * broker's, docs/redis.md). Also where
  * single-use tokens and DPoP proof ids are recorded, so a replay at any
  * replica fails. ztb_verifier_new waits for the first full load.
  */
