@@ -461,7 +461,8 @@ ztb_err audit_record(const char *event, const char *actor, int durable, const zt
         free(copy);
     pthread_mutex_unlock(&g_lock);
     if (rv != ZTB_OK)
-        ztb_log(ZTB_LOG_ERROR, "audit.write_failed", ZTB_F_STR("audit_event", event), ZTB_F_ERR(rv));
+        ztb_log(ZTB_LOG_ERROR, "audit.write_failed", ZTB_F_STR("audit_event", event),
+                ZTB_F_ERR(rv));
     return rv;
 }
 

@@ -317,6 +317,38 @@ static int has_revocation(const struct zh_redis *rd, const char *jti)
  * After the switch: tokens within 10 s (five in a row, so not a lucky one
  * on a server about to be demoted); returns how long it took in ms.
  */
+/* The servers of the sentinel test, for the failure message. */
+static const struct zh_redis *g_servers[3];
+
+/* Each live server's port, role and number of keys, on stderr. */
+static void describe_servers(void)
+{
+    static const char *names[] = {"m", "rep", "rep2"};
+    for (int i = 0; i < 3; i++) {
+        if (g_servers[i] == NULL)
+            continue;
+        struct timeval tv = {1, 0};
+        redisContext *c = redisConnectWithTimeout("127.0.0.1", g_servers[i]->port, tv);
+        if (c != NULL && c->err) {
+            redisFree(c);
+            c = NULL;
+        }
+        redisReply *role = c ? redisCommand(c, "ROLE") : NULL;
+        redisReply *size = c ? redisCommand(c, "DBSIZE") : NULL;
+        fprintf(stderr, "%s port %d: role %s, %lld keys\n", names[i], g_servers[i]->port,
+                role && role->type == REDIS_REPLY_ARRAY && role->elements > 0
+                    ? role->element[0]->str
+                    : "(no answer)",
+                size && size->type == REDIS_REPLY_INTEGER ? size->integer : -1LL);
+        if (role)
+            freeReplyObject(role);
+        if (size)
+            freeReplyObject(size);
+        if (c)
+            redisFree(c);
+    }
+}
+
 static uint64_t issuance_resumes(const struct zh_broker *b, const struct za_agent *a)
 {
     uint64_t t0 = now_ms();
@@ -324,6 +356,7 @@ static uint64_t issuance_resumes(const struct zh_broker *b, const struct za_agen
     while (run < 5) {
         if (now_ms() - t0 > 10000) {
             zh_broker_dump_log(b);
+            describe_servers();
             fail_msg("issuance did not resume within 10 s of the switch; last answer: %s",
                      last_refusal);
         }
@@ -366,6 +399,9 @@ static void test_sentinel_failover(void **state)
     zh_redis_start_tcp(&m);
     zh_redis_start_replica(&rep, &m, 1);
     zh_redis_start_replica(&rep2, &m, 1);
+    g_servers[0] = &m;
+    g_servers[1] = &rep;
+    g_servers[2] = &rep2;
     for (int i = 0; i < 3; i++)
         zh_sentinel_start(&s[i], &m, MASTER_NAME, 2);
     wait_known(&s[0], 2, 10000);
