@@ -139,6 +139,10 @@ static void test_group_members_only(void **state)
                      403);
     assert_non_null(strstr(body, "read-only role: POST /v1/quarantine"));
     free(body);
+    char *trail = audit_text();
+    assert_non_null(strstr(trail, "\"event\":\"admin.readonly_refused\""));
+    assert_non_null(strstr(trail, "\"path\":\"/v1/quarantine\""));
+    free(trail);
     assert_int_equal(call_path(ro_sock, "GET", "/v1/agents/ro-probe", NULL, NULL, &body), 200);
     assert_non_null(strstr(body, "\"status\":\"active\""));
     assert_non_null(strstr(body, "\"quarantined\":false"));

@@ -368,6 +368,16 @@ static void b64(const void *in, size_t n, char *out, size_t cap)
     assert_int_equal(ztb_b64url_encode(in, n, out, cap, NULL), ZTB_OK);
 }
 
+static int audit_count(const char *needle)
+{
+    char *text = za_audit_text(&b);
+    int n = 0;
+    for (const char *p = text; (p = strstr(p, needle)) != NULL; p++)
+        n++;
+    free(text);
+    return n;
+}
+
 static void test_valid_token_reaches_backend_once(void **state)
 {
     (void)state;
@@ -376,6 +386,7 @@ static void test_valid_token_reaches_backend_once(void **state)
     bearer(auth, sizeof(auth), tok);
     int hit;
     struct zh_resp r;
+    int allowed = audit_count("\"authorize.allowed\"");
     /* the client's own X-Ztb-Actor never reaches the backend */
     long st = refund("/refunds/1234", auth, "X-Ztb-Actor: spiffe://ztb.local/agent/boss", &hit, &r);
     if (st != 200 || !hit)
@@ -387,6 +398,7 @@ static void test_valid_token_reaches_backend_once(void **state)
     assert_non_null(strstr(r.body, "X-Ztb-Jti: "));
     assert_null(strstr(r.body, "boss"));
     zh_resp_free(&r);
+    assert_int_equal(audit_count("\"authorize.allowed\""), allowed + 1); /* recorded */
     /* single-use: consumed by the decision that let it through */
     expect_refused("replayed", "/refunds/1234", auth, 401);
     /* the scheme is case-insensitive */
@@ -411,15 +423,6 @@ static void test_no_token(void **state)
 }
 
 /* How many times needle occurs in the broker's audit log. */
-static int audit_count(const char *needle)
-{
-    char *text = za_audit_text(&b);
-    int n = 0;
-    for (const char *p = text; (p = strstr(p, needle)) != NULL; p++)
-        n++;
-    free(text);
-    return n;
-}
 
 static void test_forged_tokens(void **state)
 {

@@ -262,6 +262,10 @@ static void test_shadow_report_promote(void **state)
     free(out);
     assert_int_equal(ctl(&out, "policy", "shadow", "clear", NULL), 1);
     free(out);
+    char *trail = za_audit_text(&b);
+    assert_non_null(strstr(trail, "\"event\":\"policy.shadow_refused\"")); /* ztb.other */
+    assert_non_null(strstr(trail, "\"event\":\"policy.shadow_cleared\""));
+    free(trail);
     long before = metric("ztb_policy_shadow_evaluations_total");
     assert_int_equal(token(&w, "billing", "billing%3Aread"), 200);
     assert_int_equal(metric("ztb_policy_shadow_evaluations_total"), before);
