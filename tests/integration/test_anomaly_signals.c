@@ -911,7 +911,8 @@ static void test_observe_mode(void **state)
     int seen = 0;
     for (int i = 0; i < 250 && !seen; i++) {
         char *audit = za_audit_text(&b);
-        seen = strstr(audit, "\"entry\":\"watched-quarantine\"") != NULL &&
+        seen = strstr(audit, "\"event\":\"signal.response_observed\"") != NULL &&
+               strstr(audit, "\"entry\":\"watched-quarantine\"") != NULL &&
                strstr(audit, "\"would\":\"quarantine agent watched\"") != NULL;
         free(audit);
         if (!seen)

@@ -260,7 +260,9 @@ static void test_scope_binding(void **state)
     expect_ztb_error(&r, 403, "ACCESS_DENIED");
     zh_resp_free(&r);
     expect_status(id, "pending");
+    expect_audit("\"event\":\"approval.refused\""); /* the refusal is on record */
     approver("finance", "root", 1);
+    expect_audit("\"event\":\"admin.approver_added\"");
     assert_int_equal(decide(id, 1, NULL, NULL, &r), 200);
     zh_resp_free(&r);
     expect_status(id, "approved");
@@ -324,6 +326,7 @@ static void test_scope_binding(void **state)
     assert_non_null(strstr(log, line));
     free(log);
     approver("finance", "root", 0);
+    expect_audit("\"event\":\"admin.approver_removed\"");
 }
 
 /*
