@@ -222,13 +222,43 @@ static void test_unavailable(void **state)
     json_decref(res);
 }
 
+/*
+ * Redis refuses writes after the signal was received (here: out of memory
+ * under noeviction): the response cannot be applied, and the record says the
+ * signal failed, after the one that says it was received.
+ */
+static void test_failed_is_recorded(void **state)
+{
+    (void)state;
+    redisContext *c = zh_redis_connect(&bf_redis);
+    redisReply *r = redisCommand(c, "CONFIG SET maxmemory 1");
+    assert_true(r != NULL && r->type == REDIS_REPLY_STATUS);
+    freeReplyObject(r);
+    struct signal s;
+    make(&s, "soc", "token_replay", POLICY_SEVERITY_HIGH, 0.9);
+    snprintf(s.agent, sizeof(s.agent), "bot");
+    snprintf(s.jti, sizeof(s.jti), "tok-oom");
+    s.jti_exp = time(NULL) + 60;
+    json_t *res = NULL;
+    ztb_err rv = signals_process(&g_broker, &s, &res);
+    r = redisCommand(c, "CONFIG SET maxmemory 0");
+    assert_true(r != NULL && r->type == REDIS_REPLY_STATUS);
+    freeReplyObject(r);
+    redisFree(c);
+    assert_int_not_equal(rv, ZTB_OK);
+    assert_null(res);
+    char needle[96];
+    snprintf(needle, sizeof(needle), "\"signal\":\"%s\"", s.id);
+    assert_true(bf_audit_has("signal.received", needle));
+    assert_true(bf_audit_has("signal.failed", needle));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_applied_and_counted),
-        cmocka_unit_test(test_operator_action),
-        cmocka_unit_test(test_no_agent_and_no_policy),
-        cmocka_unit_test(test_unavailable),
+        cmocka_unit_test(test_applied_and_counted),    cmocka_unit_test(test_operator_action),
+        cmocka_unit_test(test_no_agent_and_no_policy), cmocka_unit_test(test_unavailable),
+        cmocka_unit_test(test_failed_is_recorded),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
