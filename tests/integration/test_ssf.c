@@ -250,6 +250,7 @@ static void test_push_on_revoke(void **state)
     if (took > 1000)
         fail_msg("the SET took %lld ms", took);
     /* a quarantine is the ztb event type */
+    za_free(&a);
     za_enroll(&b, &a, "pushed-q");
     admin_ok("/v1/quarantine", "{\"agent\":\"pushed-q\"}");
     line = receiver_line("spiffe://ztb.local/agent/pushed-q", 1000);
