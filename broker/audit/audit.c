@@ -802,6 +802,10 @@ static void checkpoints_stop(void)
     if (!on)
         return;
     pthread_mutex_lock(&g_lock);
+    /* the last checkpoint is the file's last line: were it to cross the
+     * size limit, the rotated line after it would be unproven (the next
+     * open rotates instead) */
+    g_rot_due = 1;
     if (checkpoint_locked() != ZTB_OK)
         ztb_log(ZTB_LOG_WARN, "audit.checkpoint_failed", ZTB_F_STR("when", "close"));
     g_cp_on = 0;

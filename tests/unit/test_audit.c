@@ -609,8 +609,22 @@ static void test_rotation_by_size(void **state)
                 r.why);
     assert_int_equal(vrv, ZTB_OK);
     /* opened + 1600 records + a rotated line per rotation + the
-     * checkpoints (one soon after each rotation, and the last at close) */
-    assert_int_equal(r.records, 1 + 1600 + rotations + r.checkpoints);
+     * checkpoints (one soon after each rotation, and the last at close),
+     * counted in the files themselves */
+    uint64_t rotated_lines = 0, checkpoint_lines = 0, issued = 0;
+    for (size_t i = 0; i < n; i++) {
+        size_t flen;
+        char *f = slurp(names[i], &flen);
+        for (const char *q = f; (q = strstr(q, "\"event\":\"")) != NULL; q++) {
+            rotated_lines += strncmp(q, "\"event\":\"audit.rotated\"", 23) == 0;
+            checkpoint_lines += strncmp(q, "\"event\":\"audit.checkpoint\"", 26) == 0;
+            issued += strncmp(q, "\"event\":\"token.issued\"", 22) == 0;
+        }
+        free(f);
+    }
+    assert_int_equal(issued, 1600);
+    assert_int_equal(rotated_lines, rotations);
+    assert_int_equal(r.records, 1 + 1600 + rotated_lines + checkpoint_lines);
     assert_true(r.checkpoints >= 2);
     assert_int_equal(r.proven_to, r.last_seq - 1);
     /* each new file begins with the rotation, naming the file before */
@@ -641,6 +655,45 @@ static void test_rotation_by_size(void **state)
     zh_rmtree(dir);
 }
 
+/* The last checkpoint, written at close, crosses the size limit: it stays
+ * the file's last line (a rotation after it would leave the rotated line
+ * unproven), and the next open rotates instead. */
+static void test_close_checkpoint_is_the_last_line(void **state)
+{
+    (void)state;
+    char dir[256], err[256], path[320], rotated[320];
+    zh_tmpdir(dir, sizeof(dir));
+    snprintf(path, sizeof(path), "%s/audit.log", dir);
+    snprintf(rotated, sizeof(rotated), "%s/audit.log.1", dir);
+    ztb_key *k;
+    assert_int_equal(ztb_key_generate(&k), ZTB_OK);
+    assert_int_equal(audit_open(dir, 0, err, sizeof(err)), ZTB_OK);
+    const struct audit_checkpoint_opts o = {.sign = local_sign, .arg = k, .every_records = 100000};
+    assert_int_equal(audit_checkpoints_start(&o), ZTB_OK);
+    for (int i = 0; i < 10; i++)
+        assert_int_equal(audit("token.issued", "agent:a", 0, ZTB_F_INT("i", i)), ZTB_OK);
+    /* the next line, the close checkpoint, crosses the limit */
+    audit_set_max_bytes((uint64_t)file_size(path) + 1);
+    audit_close();
+    assert_int_equal(access(rotated, F_OK), -1);
+    const char *kid = ztb_key_kid(k);
+    ztb_keyset *ks;
+    assert_int_equal(ztb_keyset_new(&k, &kid, 1, &ks), ZTB_OK);
+    const struct audit_verify_opts vo = {.keys = ks};
+    struct audit_verify_report r;
+    const char *one[] = {path};
+    assert_int_equal(audit_verify_files(one, 1, &vo, &r), ZTB_OK);
+    assert_int_equal(r.proven_to, r.last_seq - 1); /* every line but the checkpoint itself */
+    /* reopened over the limit: the file rotates at its first line */
+    assert_int_equal(audit_open(dir, 0, err, sizeof(err)), ZTB_OK);
+    audit_close();
+    audit_set_max_bytes(0);
+    assert_int_equal(access(rotated, F_OK), 0);
+    ztb_keyset_free(ks);
+    ztb_key_free(k);
+    zh_rmtree(dir);
+}
+
 int main(int argc, char **argv)
 {
     if (argc == 3 && strcmp(argv[1], "--clock-step-child") == 0)
@@ -657,6 +710,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_checkpoints),
         cmocka_unit_test(test_reopen_after_rotation),
         cmocka_unit_test(test_rotation_by_size),
+        cmocka_unit_test(test_close_checkpoint_is_the_last_line),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
