@@ -13,6 +13,16 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+case "${1:-}" in
+    --asan | --tsan | "") ;;
+    *)
+        echo "usage: scripts/build.sh [--asan|--tsan]" >&2
+        exit 2
+        ;;
+esac
+# the docs' check (tests/docs/doc_commands.py): arguments parsed, nothing run
+[ "${ZTB_PARSE_ONLY:-0}" = 1 ] && exit 0
+
 if [ "${ZTB_SKIP_DEPS:-0}" != 1 ]; then
     scripts/install-deps.sh
 fi
@@ -29,13 +39,9 @@ case "${1:-}" in
         CC=clang cmake -S . -B "$dir" -DZTB_TSAN=ON >/dev/null
         target=(--target tsan-tests)
         ;;
-    "")
+    *)
         dir=build
         cmake -S . -B "$dir" >/dev/null
-        ;;
-    *)
-        echo "usage: scripts/build.sh [--asan|--tsan]" >&2
-        exit 2
         ;;
 esac
 echo "build: compiling in $dir/ with $jobs jobs"

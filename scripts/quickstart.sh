@@ -24,7 +24,21 @@ cd "$(dirname "$0")/.."
 root=$(pwd)
 
 keep=0
-[ "${1:-}" = "--keep" ] && keep=1
+case "${1:-}" in
+    --keep) keep=1 ;;
+    "") ;;
+    -h | --help)
+        sed -n '17,18s/^#   //p' "$0"
+        exit 0
+        ;;
+    *)
+        echo "usage: scripts/quickstart.sh [--keep]" >&2
+        exit 2
+        ;;
+esac
+[ $# -le 1 ] || { echo "usage: scripts/quickstart.sh [--keep]" >&2; exit 2; }
+# the docs' check (tests/docs/doc_commands.py): arguments parsed, nothing run
+[ "${ZTB_PARSE_ONLY:-0}" = 1 ] && exit 0
 
 scripts/build.sh
 bin=$root/build/bin

@@ -42,6 +42,8 @@ for a in "$@"; do
         *) ctest_args+=("$a") ;;
     esac
 done
+# the docs' check (tests/docs/doc_commands.py): arguments parsed, nothing run
+[ "${ZTB_PARSE_ONLY:-0}" = 1 ] && exit 0
 
 scripts/install-deps.sh
 export ZTB_SKIP_DEPS=1

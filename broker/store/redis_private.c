@@ -470,6 +470,9 @@ static ztb_err write_conf(char *err, size_t errcap)
             "appendonly yes\n"
             "appendfsync everysec\n"
             "save 3600 1 300 100\n"
+            /* it has no replicas; an operator's `redis-cli --rdb` backup
+             * (docs/operators.md) starts at once instead of after 5 s */
+            "repl-diskless-sync-delay 0\n"
             "logfile %s/redis.log\n"
             "loglevel notice\n"
             "databases 1\n"
