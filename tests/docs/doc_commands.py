@@ -39,6 +39,11 @@ nothing on this machine and one that connects reaches nothing:
               honour (it parses its arguments and exits); 2 fails
 The namespaces need root, or unprivileged user namespaces (then root is
 mapped); without either the check fails and says so.
+
+docs/quickstart.md shows the commands scripts/quickstart.sh runs: each of
+ztb's programs there must be run by the script with the same command
+words and options (a line of the script that calls "$bin/PROGRAM" with
+its options and its first two words), so the page and the script cannot drift apart.
 """
 import glob
 import os
@@ -276,6 +281,32 @@ def checks(blocks):
     return out
 
 
+def quickstart_sync(src, blocks):
+    """Commands of docs/quickstart.md the script does not run, as problems."""
+    script = os.path.join(src, "scripts", "quickstart.sh")
+    text = re.sub(r"\\\n\s*", " ", open(script, encoding="utf-8").read())
+    calls = {}
+    for line in text.split("\n"):
+        for m in re.finditer(r'\$bin/([\w-]+)"?', line):
+            calls.setdefault(m.group(1), []).append(set(re.findall(r"[A-Za-z0-9_.:/=-]+", line)))
+    problems = []
+    for b in blocks:
+        if b.path != os.path.join("docs", "quickstart.md") or b.lang not in SHELL_LANGS:
+            continue
+        for line in command_lines(b):
+            for argv in simple_commands(line):
+                a = our_argv(argv)
+                if not a or a[0].startswith("scripts/"):
+                    continue
+                # its options, and its first two words (command, subcommand)
+                need = {w for w in a[1:] if re.match(r"^--?[a-z][\w-]*$", w)}
+                need |= set([w for w in a[1:] if re.match(r"^[a-z][a-z-]*$", w)][:2])
+                if not any(need <= words for words in calls.get(a[0], [])):
+                    problems.append("%s: scripts/quickstart.sh runs no %s with %s" % (
+                        b.where(), a[0], " ".join(sorted(need))))
+    return problems
+
+
 def run_checks(src, build, items):
     """Inside the namespaces: install, then run each command's parser.
     Returns the failures."""
@@ -325,7 +356,7 @@ def run_checks(src, build, items):
             fails.append("%s: `%s` did not finish in 5 s" % (where, line))
             continue
         if rc == 2 or rc < 0 or rc == 127:
-            fails.append("%s: `%s`: %s refuses it (status %d): %s" % (where, line, prog, rc, err))
+            fails.append("%s: `%s`: %s refuses it (status %d): %s" % (where, " ".join(shlex.quote(a) for a in argv), prog, rc, err))
     return fails
 
 
@@ -361,7 +392,7 @@ def main():
             for f in fails:
                 print("doc_commands: " + f, file=sys.stderr)
             return 1 if fails else 0
-        problems = lint(src, blocks)
+        problems = lint(src, blocks) + quickstart_sync(src, blocks)
         for p in problems:
             print("doc_commands: " + p, file=sys.stderr)
         rc = in_namespaces(["check-inside", src, build])
