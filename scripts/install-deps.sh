@@ -16,7 +16,7 @@ build=(build-essential cmake pkg-config
        libssl-dev libjwt-dev libmicrohttpd-dev libhiredis-dev libjansson-dev
        libcurl4-openssl-dev libgnutls28-dev libcmocka-dev libsystemd-dev systemd man-db
        clang libclang-rt-14-dev clang-format clang-tidy cppcheck
-       procps curl ca-certificates nginx prometheus
+       procps curl ca-certificates nginx prometheus iproute2 util-linux
        python3 python3-jwt python3-cryptography)
 
 want=("${runtime[@]}")

@@ -22,9 +22,9 @@ set -euo pipefail
 if [ "${1:-}" != "--inside" ]; then
     build=$(cd "$1" && pwd) src=$(cd "$2" && pwd)
     if [ "$(id -u)" -ne 0 ]; then
-        echo "first-start: must run as root: it follows docs/broker.md as root would (useradd," >&2
+        echo "first-start: must run as root: it follows docs/broker.md as root would (a system user," >&2
         echo "first-start: cmake --install --prefix /usr), inside private namespaces and overlays" >&2
-        echo "first-start: that leave this machine unchanged. Run: sudo ctest -R install/first_start" >&2
+        echo "first-start: that leave this machine unchanged. Run: sudo ctest -R integration/first_start" >&2
         exit 1
     fi
     work=$(mktemp -d /tmp/ztb-first-start.XXXXXX)
@@ -49,6 +49,10 @@ mkdir -p "$log"
 
 # the private view: nothing written below leaves the namespace
 mount --make-rprivate /
+# the upper layers on a tmpfs: /tmp may itself be an overlay (a
+# container's root), which cannot be an upper layer
+mkdir -p "$work/ov"
+mount -t tmpfs ztb-first-start-ov "$work/ov"
 for d in /etc /usr /var /run; do
     n=$(basename "$d")
     mkdir -p "$work/ov/$n/upper" "$work/ov/$n/work"
