@@ -373,7 +373,7 @@ def in_namespaces(argv):
               " throwaway install into /usr that leave this machine unchanged (sudo ctest -R"
               " lint/doc_commands)", file=sys.stderr)
         return 1
-    base = ["unshare", "--mount", "--net", "--pid", "--fork", "--mount-proc"]
+    base = ["unshare", "--mount", "--net", "--pid", "--fork", "--kill-child", "--mount-proc"]
     return subprocess.run(base + [sys.executable, os.path.abspath(__file__)] + argv).returncode
 
 

@@ -13,9 +13,10 @@
 #
 # The machine is not changed: everything runs in new mount, network and PID
 # namespaces (unshare), with overlays over /etc, /usr, /var and /run whose
-# upper layers live in a scratch directory; the useradd, the install into
+# upper layers live on a tmpfs; the system user ztb, the install into
 # /usr, the state in /var/lib/ztb and the port 8443 exist only there, and
-# every process started is gone when the namespace's first process exits.
+# every process started is gone when the namespace's first process exits
+# (--kill-child: also when ctest kills the test at its timeout).
 # Needs root (CI is root); fails, not skips, without it.
 set -euo pipefail
 
@@ -30,7 +31,7 @@ if [ "${1:-}" != "--inside" ]; then
     work=$(mktemp -d /tmp/ztb-first-start.XXXXXX)
     trap 'rm -rf "$work"' EXIT
     rc=0
-    unshare --mount --net --pid --fork --mount-proc \
+    unshare --mount --net --pid --fork --kill-child --mount-proc \
         "$0" --inside "$build" "$src" "$work" || rc=$?
     exit "$rc"
 fi
