@@ -42,6 +42,14 @@ root): run by another user the check fails and says so. (A user namespace
 is not enough: its root cannot copy up /usr's directories, owned by the
 real root.)
 
+Commands in running text (`ztbctl revoke audience AUD [--lift]`) are
+checked the same way once their usage notation is filled in: [optional]
+parts included, each alternative of a|b taken in turn, placeholders
+(NAME, FILE, KID, S, ...) given a sample value of their kind. A span of
+command words only (`ztbctl keys`, `ztbctl ca init`) names a command and
+is not run: ztbctl's own usage errors do not tell an unknown command from
+a missing argument.
+
 docs/quickstart.md shows the commands scripts/quickstart.sh runs: each of
 ztb's programs there must be run by the script with the same command
 words and options (a line of the script that calls "$bin/PROGRAM" with
@@ -283,6 +291,87 @@ def checks(blocks):
     return out
 
 
+# sample values for the placeholders of usage notation, by name
+PLACEHOLDERS = {
+    "NAME": "billing-bot", "TEXT": "why", "FILE": "f.json", "F": "f.json", "JWKS_FILE": "jwks.json",
+    "KID": "Vt42uBllMLu7s00Pc3TRaPa3hl-2AVh21bs3g4t5yQI", "SIGNAL_ID": "sig_Qm9K0z1fR2xW8uYc",
+    "GROUP": "finance", "USER": "alice", "AUDIENCE": "payments", "AUD": "payments", "WHO": "siem",
+    "TYPE": "baseline_rate", "TEAM": "payments-team", "UNIX_TIME": "1796367630", "SECONDS": "60",
+    "S": "60", "N": "10", "A": "billing-bot", "X": "payments:refund", "O": "denied", "E": "token.issued",
+    "JTI": "Qm9K0z1fR2xW8uYcQm9K0z", "SEQ:HASH": "5001:" + "9f" * 32, "DIR": "keys", "DOMAIN": "example.org",
+    "SERVICE:VERB": "payments:refund", "R": "orders/1", "JSON": "{}", "LEVEL": "high", "0..1": "0.5",
+    "URL": "https://broker.example.org", "PATH": "f.json", "WHO_ELSE": "bob",
+}
+
+
+def fill_usage(words):
+    """The commands a usage form stands for, placeholders filled in."""
+    forms = [[]]
+    for w in words:
+        w = w.replace("[", "").replace("]", "").replace("\\|", "|")
+        if w == "":
+            continue
+        if w.endswith("...") and w != "...":
+            w = w[:-3]  # FILE...: one or more
+        alts = w.split("|") if "|" in w and not w.startswith("-") else [w]
+        new = []
+        for f in forms:
+            for a in alts:
+                new.append(f + [a])
+        forms = new
+    out = []
+    for f in forms:
+        g = []
+        for w in f:
+            if w in PLACEHOLDERS:
+                w = PLACEHOLDERS[w]
+            elif w == "ID":
+                w = "apr_TEWD7abO4fb2bpGuR-YGoQ" if "approvals" in f else "act_p0Zc2mD9Jx1Q5rWv"
+            elif w.startswith("@") and w[1:] in PLACEHOLDERS:
+                w = "@" + PLACEHOLDERS[w[1:]]
+            g.append(w)
+        out.append(g)
+    return out
+
+
+def inline_commands(src):
+    """(where, shown span, argv) for the commands of ztb's programs in
+    running text, outside fenced blocks and HTML comments."""
+    out = []
+    for p in doc_files(src):
+        rel = os.path.relpath(p, src)
+        lines = open(p, encoding="utf-8").read().split("\n")
+        fence = None
+        for n, line in enumerate(lines):
+            m = FENCE_RE.match(line)
+            if m and (fence is None or m.group("fence")[0] == fence):
+                fence = None if fence else m.group("fence")[0]
+                lines[n] = ""
+            elif fence:
+                lines[n] = ""
+        text = re.sub(r"<!--.*?-->", lambda m: "\n" * m.group(0).count("\n"), "\n".join(lines), flags=re.S)
+        # a span may wrap onto the next line of its paragraph
+        for m in re.finditer(r"(?<!`)`((?:ztbctl|ztb-broker|ztb-authz)\s[^`]*)`", text):
+            span, n = " ".join(m.group(1).split()), text.count("\n", 0, m.start()) + 1
+            if True:
+                words = span.split()
+                if "--signer-process" in words or "…" in span:
+                    continue  # the signer's internal argv; an elided value
+                for argv in fill_usage(words):
+                    if all(re.match(r"^[a-z][a-z/-]*$", w) for w in argv[1:]):
+                        continue  # command words only: a name, not an invocation
+                    if argv[0] == "ztbctl" and not any(re.match(r"^[a-z]", w) for w in argv[1:]):
+                        continue  # global options only (`ztbctl --socket PATH`): a prefix
+                    # "..." as an option's value is a value; elsewhere it elides
+                    # arguments, and the span is a form, not a command
+                    argv = [("x" if argv[i - 1].startswith("-") else w) if w == "..." else w
+                            for i, w in enumerate(argv)]
+                    if "..." in argv:
+                        continue
+                    out.append(("%s:%d" % (rel, n), span, argv))
+    return out
+
+
 def quickstart_sync(src, blocks):
     """Commands of docs/quickstart.md the script does not run, as problems."""
     script = os.path.join(src, "scripts", "quickstart.sh")
@@ -389,7 +478,7 @@ def main():
     if len(sys.argv) == 4 and sys.argv[1] in ("check", "check-inside"):
         src, build = os.path.abspath(sys.argv[2]), os.path.abspath(sys.argv[3])
         blocks = all_blocks(src)
-        items = checks(blocks)
+        items = checks(blocks) + inline_commands(src)
         if sys.argv[1] == "check-inside":
             fails = run_checks(src, build, items)
             for f in fails:
