@@ -14,8 +14,9 @@ the real programs, so documentation that drifts fails the suite.
 A fenced block is a command block when its info string is sh, bash, shell
 or console (console: commands are the `$ ` lines, the rest is output), or
 when it is untagged and a line of it starts like a command (then it must
-be tagged: the check fails). A usage form with placeholders
-(`ztbctl keys [--dir DIR] init`) is tagged synopsis: not a command.
+be tagged: the check fails). A block of usage forms with placeholders
+(`ztbctl keys [--dir DIR] init`) is tagged synopsis: its forms are not
+run for real but are checked like commands in running text (below).
 Every command block carries, on the line before its fence, one of
   <!-- ztb-test: NAME -->        run for real by a test under tests/ that
                                  names NAME (checked here)
@@ -273,10 +274,31 @@ def lint(src, blocks):
     return problems
 
 
+def synopsis_forms(b):
+    """(where, form, argv) for the usage forms of a synopsis block (an
+    indented line continues the form above it)."""
+    forms = []
+    for l in b.body:
+        if l[:1].isspace() and forms:
+            forms[-1] += " " + l.strip()
+        elif l.strip():
+            forms.append(l.strip())
+    out = []
+    for f in forms:
+        words = f.split()
+        if words[0] not in OUR_TOOLS:
+            continue
+        for argv in fill_usage(words):
+            out.append((b.where(), f, argv))
+    return out
+
+
 def checks(blocks):
     """(where, shown line, argv) for every command line of our programs."""
     out = []
     for b in blocks:
+        if b.lang == "synopsis":
+            out += synopsis_forms(b)
         if b.lang not in SHELL_LANGS:
             continue
         for line in command_lines(b):
@@ -420,6 +442,9 @@ def run_checks(src, build, items):
     os.makedirs(top)
     os.symlink(os.path.join(src, "scripts"), os.path.join(top, "scripts"))
     os.symlink(build, os.path.join(top, "build"))
+    # the sample file of the placeholders FILE, F (`--context @FILE` reads it)
+    with open(os.path.join(top, "f.json"), "w") as f:
+        f.write("{}\n")
     env = dict(os.environ, PATH="/usr/sbin:/usr/bin:/sbin:/bin", ZTB_PARSE_ONLY="1")
     env.pop("ZTB_ADMIN_SOCKET", None)
     for where, line, argv in items:
