@@ -468,7 +468,7 @@ def run_checks(src, build, items):
             run[0] = os.path.join(top, prog)
         try:
             r = subprocess.run(run, cwd=top, env=env, stdin=subprocess.DEVNULL, capture_output=True,
-                               text=True, errors="replace", timeout=1.5 if timeout_ok else 5)
+                               text=True, errors="replace", timeout=1 if timeout_ok else 5)
             rc, err = r.returncode, (r.stderr.strip().splitlines() or [""])[-1]
         except subprocess.TimeoutExpired:
             if timeout_ok:
