@@ -72,7 +72,7 @@ getent group ztb >/dev/null && groupdel ztb
 blocks=$work/blocks
 mkdir -p "$blocks"
 for name in first-start-setup first-start-run first-start-check ops-check-config ops-rotate \
-    ops-incident ops-audit ops-backup; do
+    ops-incident ops-audit ops-backup ops-roles-groups ops-roles-config ops-roles-check; do
     /usr/bin/python3 "$src/tests/docs/doc_commands.py" extract "$src" "$name" >"$blocks/$name.sh" ||
         fail "no block marked ztb-test: $name in the docs"
 done
@@ -124,13 +124,23 @@ rc=0
 wait "$broker" || rc=$?
 [ "$rc" = 0 ] || fail "the broker exited with status $rc after Ctrl-C"
 
-# the service: the installed unit's ExecStart line, as its User= and Group=,
-# with the example configuration (loopback, port 8443)
+# operators' and analysts' sockets (docs/operators.md), in the configuration
+# the service below starts with
+run_block ops-roles-groups
+run_block ops-roles-config
+
+# the service: the installed unit's ExecStart line, as its User= and Group=
+# (with its supplementary groups), with the example configuration (loopback,
+# port 8443) and the sockets above; /run/ztb made as the unit's
+# RuntimeDirectory=ztb (mode 0755, owned by User=) would be
 unit=/usr/lib/systemd/system/ztb-broker.service
 exec_start=$(sed -n 's/^ExecStart=//p' "$unit")
 user=$(sed -n 's/^User=//p' "$unit")
 [ "$exec_start" = "/usr/sbin/ztb-broker --config /etc/ztb/ztb-broker.conf" ] ||
     fail "the unit starts '$exec_start'"
+grep -q '^RuntimeDirectory=ztb$' "$unit" && grep -q '^RuntimeDirectoryMode=0755$' "$unit" ||
+    fail "the unit no longer makes /run/ztb 0755"
+install -d -o "$user" -g "$user" -m 0755 /run/ztb
 # shellcheck disable=SC2086 # the unit's words, as systemd splits them
 setpriv --reuid "$user" --regid "$user" --init-groups $exec_start >"$log/service.log" 2>&1 &
 svc=$!
@@ -144,6 +154,15 @@ for _ in $(seq 1 400); do
     sleep 0.02
 done
 [ "$ready" = 1 ] || fail "the unit's ExecStart did not become ready"
+[ "$(stat -c '%G %a' /run/ztb/admin.sock)" = "ztb-admin 660" ] ||
+    fail "/run/ztb/admin.sock is $(stat -c '%G %a' /run/ztb/admin.sock), not ztb-admin 660"
+[ "$(stat -c '%G %a' /run/ztb/admin-ro.sock)" = "ztb-soc 660" ] ||
+    fail "/run/ztb/admin-ro.sock is $(stat -c '%G %a' /run/ztb/admin-ro.sock), not ztb-soc 660"
+run_block ops-roles-check
+grep -q '^billing-bot' "$log/ops-roles-check.out" || fail "the read-only socket listed no agent"
+grep -q 'read-only role' "$log/ops-roles-check.out" || fail "the read-only socket did not refuse a quarantine"
+grep -q '"event":"admin.readonly_refused"' /var/lib/ztb/audit/audit.log ||
+    fail "no admin.readonly_refused record in the audit log"
 kill -TERM "$svc"
 rc=0
 wait "$svc" || rc=$?
