@@ -13,8 +13,8 @@ the real programs, so documentation that drifts fails the suite.
 
 A fenced block is a command block when its info string is sh, bash, shell
 or console (console: commands are the `$ ` lines, the rest is output), or
-when it is untagged and a line of it starts like a command (then it must
-be tagged: the check fails). A block of usage forms with placeholders
+when it is untagged or tagged text and a line of it starts like a command
+(then it must be tagged so: the check fails). A block of usage forms with placeholders
 (`ztbctl keys [--dir DIR] init`) is tagged synopsis: its forms are not
 run for real but are checked like commands in running text (below).
 Every command block carries, on the line before its fence, one of
@@ -133,9 +133,19 @@ def looks_like_command(line):
     return w in COMMAND_WORDS or re.match(r"^(\./)?(scripts|build/bin)/[\w.-]+$", w) is not None
 
 
+def open_quote(text):
+    """1 if text ends inside a quoted string."""
+    try:
+        shlex.split(text, comments=True)
+    except ValueError as e:
+        return "quotation" in str(e)
+    return False
+
+
 def command_lines(block):
     """The shell command lines of a command block (continuations joined,
-    comments and heredoc bodies dropped, console output skipped)."""
+    also a quoted string that goes on to the next line; comments and
+    heredoc bodies dropped, console output skipped)."""
     cmds, cur, heredoc = [], None, None
     console = block.lang == "console" or (block.lang == "" and any(
         l.startswith("$ ") for l in block.body))
@@ -146,7 +156,7 @@ def command_lines(block):
             continue
         line = raw.rstrip()
         if cur is not None:
-            cur += " " + line.strip()
+            cur += ("\n" if open_quote(cur) else " ") + line.strip()
         elif console:
             if not line.startswith("$ "):
                 continue
@@ -157,6 +167,8 @@ def command_lines(block):
             cur = line
         if cur.endswith("\\"):
             cur = cur[:-1]
+            continue
+        if open_quote(cur):
             continue
         h = re.search(r"<<-?\s*'?\"?(\w+)", cur)
         if h:
@@ -248,11 +260,12 @@ def lint(src, blocks):
     names = {}
     for b in blocks:
         is_cmd = b.lang in SHELL_LANGS
-        if not is_cmd and b.lang == "":
+        if not is_cmd and b.lang in ("", "text"):
             hit = [l for l in b.body if looks_like_command(l)]
             if hit:
-                problems.append("%s: an untagged block with commands (%r): tag it ```sh (commands"
-                                " only) or ```console ($ prompts), and mark it" % (b.where(), hit[0].strip()))
+                problems.append("%s: a block with commands (%r) tagged %r: tag it ```sh (commands"
+                                " only), ```console ($ prompts) or ```synopsis (usage forms), and mark"
+                                " it" % (b.where(), hit[0].strip(), b.lang))
                 continue
         if not is_cmd and not b.mark_name:
             continue
@@ -268,10 +281,12 @@ def lint(src, blocks):
             if not re.search(r"(?<![\w.-])" + re.escape(b.mark_name) + r"(?![\w.-])", tests_text):
                 problems.append("%s: marked ztb-test: %s, but no file under tests/ names it"
                                 % (b.where(), b.mark_name))
-        try:
-            command_lines(b)
-        except ValueError as e:
-            problems.append("%s: %s" % (b.where(), e))
+        if is_cmd:
+            for line in command_lines(b):
+                try:
+                    simple_commands(line)
+                except ValueError as e:
+                    problems.append("%s: %s" % (b.where(), e))
     return problems
 
 
