@@ -484,7 +484,9 @@ def run_checks(src, build, items):
         try:
             r = subprocess.run(run, cwd=top, env=env, stdin=subprocess.DEVNULL, capture_output=True,
                                text=True, errors="replace", timeout=1 if timeout_ok else 5)
-            rc, err = r.returncode, (r.stderr.strip().splitlines() or [""])[-1]
+            lines = [l for l in r.stderr.splitlines() if l.strip()] or [""]
+            said = [l for l in lines if l.startswith(os.path.basename(prog) + ":")]
+            rc, err = r.returncode, (said or lines)[0]
         except subprocess.TimeoutExpired:
             if timeout_ok:
                 continue
