@@ -61,6 +61,7 @@ import glob
 import os
 import re
 import shlex
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -436,11 +437,10 @@ def quickstart_sync(src, blocks):
     return problems
 
 
-def run_checks(src, build, items):
-    """Inside the namespaces: install, then run each command's parser.
-    Returns the failures."""
+def run_checks(src, build, items, work):
+    """Inside the namespaces: install, then run each command's parser, in
+    work (a scratch directory the caller removes). Returns the failures."""
     fails = []
-    work = tempfile.mkdtemp(prefix="ztb-doc-commands.")
     subprocess.run(["mount", "--make-rprivate", "/"], check=True)
     # the upper layers on a tmpfs of their own: /tmp may itself be an
     # overlay (a container's root), which cannot be an upper layer
@@ -454,7 +454,7 @@ def run_checks(src, build, items):
         subprocess.run(["mount", "-t", "overlay", "ztb-doc-" + n, "-o", opts, d], check=True)
     subprocess.run(["cmake", "--install", build, "--prefix", "/usr"], check=True,
                    stdout=subprocess.DEVNULL)
-    top = os.path.join(work, "top")
+    top = os.path.join(work, "ov", "top")  # on the tmpfs: gone with the namespace
     os.makedirs(top)
     os.symlink(os.path.join(src, "scripts"), os.path.join(top, "scripts"))
     os.symlink(build, os.path.join(top, "build"))
@@ -498,15 +498,20 @@ def run_checks(src, build, items):
 
 
 def in_namespaces(argv):
-    """Run this script again with argv in new mount, network and PID
-    namespaces; its status."""
+    """Run this script again with argv and a scratch directory in new
+    mount, network and PID namespaces; its status. The directory is
+    removed afterwards."""
     if os.geteuid() != 0:
         print("doc_commands: must run as root: the documented commands run in private namespaces over a"
               " throwaway install into /usr that leave this machine unchanged (sudo ctest -R"
               " lint/doc_commands)", file=sys.stderr)
         return 1
     base = ["unshare", "--mount", "--net", "--pid", "--fork", "--kill-child", "--mount-proc"]
-    return subprocess.run(base + [sys.executable, os.path.abspath(__file__)] + argv).returncode
+    work = tempfile.mkdtemp(prefix="ztb-doc-commands.")
+    try:
+        return subprocess.run(base + [sys.executable, os.path.abspath(__file__)] + argv + [work]).returncode
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
 
 
 def main():
@@ -518,12 +523,12 @@ def main():
             return 1
         print("\n".join(found[0].body))
         return 0
-    if len(sys.argv) == 4 and sys.argv[1] in ("check", "check-inside"):
+    if (len(sys.argv) == 4 and sys.argv[1] == "check") or (len(sys.argv) == 5 and sys.argv[1] == "check-inside"):
         src, build = os.path.abspath(sys.argv[2]), os.path.abspath(sys.argv[3])
         blocks = all_blocks(src)
         items = checks(blocks) + inline_commands(src)
         if sys.argv[1] == "check-inside":
-            fails = run_checks(src, build, items)
+            fails = run_checks(src, build, items, sys.argv[4])
             for f in fails:
                 print("doc_commands: " + f, file=sys.stderr)
             return 1 if fails else 0
