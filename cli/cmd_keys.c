@@ -227,7 +227,7 @@ static json_t *key_json(const ztb_key_meta *m, int64_t now)
 /*
  * Print a key list, from the files or from the broker, the same way: a
  * table KID STATE PUBLISHED CREATED ACTIVATED DEACTIVATED NOT_AFTER (RFC
- * 3339 UTC, "-" when absent), or with -o json the keys (an array, or
+ * 3339 UTC, "-" when absent; -o wide adds ALG), or with -o json the keys (an array, or
  * {"keys": [...]} when wrap is set, as the broker answers) with those
  * members, times in Unix seconds or null. Takes metas[0..n).
  */
@@ -242,8 +242,9 @@ static int print_keys(const struct ztbctl *ctl, const ztb_key_meta *metas, size_
         return ZTBCTL_EXIT_OK;
     }
     static const char *const hdr[] = {"KID",       "STATE",       "PUBLISHED", "CREATED",
-                                      "ACTIVATED", "DEACTIVATED", "NOT_AFTER"};
-    struct ztbctl_table *t = ztbctl_table_new(7, hdr);
+                                      "ACTIVATED", "DEACTIVATED", "NOT_AFTER", "ALG"};
+    struct ztbctl_table *t = ztbctl_table_new(8, hdr);
+    ztbctl_table_wide_from(t, 7); /* -o wide: the algorithm too */
     for (size_t i = 0; i < n; i++) {
         const ztb_key_meta *m = &metas[i];
         char c[32], ac[32], d[32], na[32];
@@ -257,7 +258,8 @@ static int print_keys(const struct ztbctl *ctl, const ztb_key_meta *metas, size_
                              c,
                              ac,
                              d,
-                             na};
+                             na,
+                             "ES256"};
         ztbctl_table_row(t, row);
     }
     ztbctl_table_print(t, stdout);

@@ -221,6 +221,16 @@ static void test_list_same_from_files_and_broker(void **state)
             times++;
         }
     assert_true(times >= 3);
+    /* -o wide adds the algorithm; -o name gives the kids alone */
+    assert_int_equal(ztbctl("keys list -o wide"), 0);
+    assert_non_null(strstr(out, "  NOT_AFTER  "));
+    assert_non_null(strstr(out, "  ALG\n"));
+    assert_non_null(strstr(out, "  ES256\n"));
+    assert_null(strstr(table, "ALG"));
+    assert_int_equal(ztbctl("keys list -o name --no-headers"), 0);
+    assert_null(strstr(out, "KID"));
+    assert_null(strstr(out, " "));
+    assert_int_equal(strlen(out), 2 * (ZTB_KID_LEN + 1));
 
     /* the broker's answer for the same store */
     json_t *keys = json_deep_copy(files);
