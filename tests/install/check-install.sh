@@ -138,10 +138,17 @@ grep -q "^libztb $ver: signature does not verify$" "$work/pc-example.out" &&
     cat "$work/pc-example.out" >&2
     exit 1
 }
-# static, with pkg-config --static: libztb.a and Libs.private
+# static: libztb.a and Libs.private, as docs/agents.md shows it
+private="-lcurl -lhiredis -ljansson -lssl -lcrypto -lpthread"
+got=$(pkg-config --static --libs-only-l ztb)
+[ "${got% }" = "-lztb $private" ] || {
+    echo "install: Libs.private is not what docs/agents.md says: $got" >&2
+    exit 1
+}
 # shellcheck disable=SC2046
-cc -Wall -Werror "$src/examples/sdk-version/main.c" $(pkg-config --cflags ztb) "$prefix/lib/libztb.a" \
-    $(pkg-config --static --libs-only-l ztb | sed 's/-lztb //') -o "$work/pc-static"
+cc -Wall -Werror "$src/examples/sdk-version/main.c" $(pkg-config --cflags ztb) \
+    "$(pkg-config --variable=libdir ztb)/libztb.a" \
+    -lcurl -lhiredis -ljansson -lssl -lcrypto -lpthread -o "$work/pc-static"
 "$work/pc-static" | grep -q "^libztb $ver: "
 if readelf -d "$work/pc-static" | grep -q "libztb"; then
     echo "install: the static build still needs libztb.so" >&2
