@@ -1130,7 +1130,27 @@ static void test_signals_cli(void **state)
     assert_int_equal(json_array_size(arr), 1);
     assert_string_equal(json_string_value(json_object_get(json_array_get(arr, 0), "type")),
                         "prompt_injection");
+    char sid[64];
+    snprintf(sid, sizeof(sid), "%s",
+             json_string_value(json_object_get(json_array_get(arr, 0), "id")));
     json_decref(arr);
+    free(out);
+    free(err);
+    /* `signals show ID` from the real broker: 0.9 as typed, the time in RFC 3339 */
+    const char *show_json[] = {"signals", "show", sid, "-o", "json", NULL};
+    assert_int_equal(ctl(&out, &err, show_json), 0);
+    assert_non_null(strstr(out, "\"confidence\": 0.9,"));
+    assert_null(strstr(out, "0.9000"));
+    free(out);
+    free(err);
+    const char *show[] = {"signals", "show", sid, NULL};
+    assert_int_equal(ctl(&out, &err, show), 0);
+    char *rec = strstr(out, "\nreceived ");
+    assert_non_null(rec);
+    rec += strspn(rec + 1, "received ") + 1;
+    assert_int_equal(strspn(rec, "0123456789-T:Z"), 20);
+    assert_int_equal(rec[10], 'T');
+    assert_non_null(strstr(out, "\nconfidence  0.9\n"));
     free(out);
     free(err);
     const char *sources[] = {"signals", "source", "list", NULL};
