@@ -539,12 +539,16 @@ static void test_dual_verification_and_operator(void **state)
     size_t si, ri;
     json_t *sg, *rs;
     int refs = 0;
-    json_array_foreach(sl, si, sg) json_array_foreach(json_object_get(sg, "responses"), ri, rs)
+    json_array_foreach(sl, si, sg)
     {
-        const char *ra = json_string_value(json_object_get(rs, "action"));
-        if (ra != NULL && strcmp(ra, act) == 0) {
-            assert_string_equal(json_string_value(json_object_get(rs, "status")), "applied");
-            refs++;
+        json_t *rl = json_object_get(sg, "responses");
+        json_array_foreach(rl, ri, rs)
+        {
+            const char *ra = json_string_value(json_object_get(rs, "action"));
+            if (ra != NULL && strcmp(ra, act) == 0) {
+                assert_string_equal(json_string_value(json_object_get(rs, "status")), "applied");
+                refs++;
+            }
         }
     }
     assert_true(refs >= 1);
