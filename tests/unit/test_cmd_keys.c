@@ -242,7 +242,9 @@ static void test_list_same_from_files_and_broker(void **state)
             if (json_is_null(json_object_get(k, tn[t])))
                 json_object_set_new(k, tn[t], json_integer(0));
     }
-    char *body = json_dumps(json_pack("{s:o}", "keys", keys), JSON_COMPACT);
+    json_t *answer_json = json_pack("{s:o}", "keys", keys);
+    char *body = json_dumps(answer_json, JSON_COMPACT);
+    json_decref(answer_json);
     static char answer[16384];
     snprintf(answer, sizeof(answer), "HTTP/1.1 200 OK\r\nContent-Length: %zu\r\n\r\n%s",
              strlen(body), body);
