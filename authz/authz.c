@@ -323,7 +323,7 @@ const char *authz_uri_header(const struct authz *a)
 int authz_ready(struct authz *a)
 {
     for (size_t i = 0; i < a->nav; i++) {
-        ztb_verifier_stats st;
+        ztb_verifier_stats st = ZTB_VERIFIER_STATS_INIT;
         if (ztb_verifier_stats_get(a->av[i].v, &st) != ZTB_OK || !st.revocation_live ||
             st.revocation_full)
             return 0;

@@ -244,7 +244,7 @@ static void memory_main(void)
     }
     sh->mem_load_s = bench_now_s() - t0;
     sh->rss_after = rss_bytes();
-    ztb_verifier_stats st;
+    ztb_verifier_stats st = ZTB_VERIFIER_STATS_INIT;
     if (ztb_verifier_stats_get(full, &st) == ZTB_OK) {
         sh->rev_bytes = (long long)st.revocation_bytes;
         sh->rev_entries = (long long)st.revocation_entries;

@@ -21,7 +21,9 @@ static void usage(FILE *out)
             "                                                identity expiry, status; and the\n"
             "                                                unknown clients gateways refused\n"
             "       ztbctl agent show NAME                   one agent: status, generation,\n"
-            "                                                its identity document and expiry\n"
+            "                                                its identity document (serial,\n"
+            "                                                expiry), last seen, tokens issued\n"
+            "                                                and refused in the last hour\n"
             "       ztbctl agent disable NAME                issue nothing more to NAME\n"
             "       ztbctl agent enable NAME                 resume issuing to NAME\n"
             "       ztbctl agent delete NAME                 revoke all it holds and delete it\n"
@@ -54,10 +56,8 @@ static void print_agents(json_t *arr)
         char gen[24], created[32];
         snprintf(gen, sizeof(gen), "%lld",
                  (long long)json_integer_value(json_object_get(a, "generation")));
-        time_t ts = (time_t)json_integer_value(json_object_get(a, "created"));
-        struct tm tm;
-        gmtime_r(&ts, &tm);
-        strftime(created, sizeof(created), "%Y-%m-%d %H:%M:%SZ", &tm);
+        ztbctl_fmt_time((int64_t)json_integer_value(json_object_get(a, "created")), created,
+                        sizeof(created));
         const char *cells[] = {json_string_value(json_object_get(a, "name")),
                                json_string_value(json_object_get(a, "status")),
                                gen,
@@ -103,10 +103,14 @@ static void print_agent(const struct ztbctl *ctl, json_t *r)
     time_cell(r, "created", "-", created, sizeof(created));
     time_cell(r, "identity_expires", "none", expires, sizeof(expires));
     snprintf(cur, sizeof(cur), "%s", yesno(r, "identity_current"));
-    char last[32], day[24];
+    char last[32], day[24], hour[24], denied[24];
     time_cell(r, "last_seen", "never", last, sizeof(last));
     snprintf(day, sizeof(day), "%lld",
              (long long)json_integer_value(json_object_get(r, "tokens_last_day")));
+    snprintf(hour, sizeof(hour), "%lld",
+             (long long)json_integer_value(json_object_get(r, "tokens_last_hour")));
+    snprintf(denied, sizeof(denied), "%lld",
+             (long long)json_integer_value(json_object_get(r, "denied_last_hour")));
     const char *x5t = json_string_value(json_object_get(r, "identity_x5t"));
     static const char *const hdr[] = {"FIELD", "VALUE"};
     const char *rows[][2] = {
@@ -119,11 +123,14 @@ static void print_agent(const struct ztbctl *ctl, json_t *r)
         {"created", created},
         {"identity_current", cur},
         {"identity_x5t#S256", x5t ? x5t : "none"},
+        {"identity_serial", str_or(r, "identity_serial", "none")},
         {"identity_expires", expires},
         {"owner", str_or(r, "owner", "-")},
         {"description", str_or(r, "description", "-")},
         {"last_seen", last},
         {"tokens_last_day", day},
+        {"tokens_last_hour", hour},
+        {"denied_last_hour", denied},
     };
     struct ztbctl_table *t = ztbctl_table_new(2, hdr);
     for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++)

@@ -160,18 +160,6 @@ static int parse_args(int argc, char **argv, struct keys_args *a)
     return -1;
 }
 
-static void iso_time(int64_t t, char *out, size_t cap)
-{
-    if (t <= 0) {
-        snprintf(out, cap, "-");
-        return;
-    }
-    time_t tt = (time_t)t;
-    struct tm tm;
-    gmtime_r(&tt, &tm);
-    strftime(out, cap, "%Y-%m-%dT%H:%M:%SZ", &tm);
-}
-
 static int fail(const char *what, ztb_err rv)
 {
     ztbctl_err("keys %s: %s (%s)", what, ztb_strerror(rv), ztb_err_name(rv));
@@ -223,45 +211,115 @@ static int do_init(struct ztbctl *ctl, const struct keys_args *a, const struct p
     return ZTBCTL_EXIT_OK;
 }
 
-static int do_list(struct ztbctl *ctl, ztb_keystore *ks)
+/* One key of a list as JSON: the store's members, published, and absent times as null. */
+static json_t *key_json(const ztb_key_meta *m, int64_t now)
 {
-    int64_t now = (int64_t)time(NULL);
+    json_t *o =
+        json_pack("{s:s, s:s, s:s, s:b}", "kid", m->kid, "alg", "ES256", "state",
+                  ztb_key_state_name(m->state), "published", ztb_rotation_published(m, now));
+    json_object_set_new(o, "created", ztbctl_json_time(m->created));
+    json_object_set_new(o, "activated", ztbctl_json_time(m->activated));
+    json_object_set_new(o, "deactivated", ztbctl_json_time(m->deactivated));
+    json_object_set_new(o, "not_after", ztbctl_json_time(m->not_after));
+    return o;
+}
+
+/*
+ * Print a key list, from the files or from the broker, the same way: a
+ * table KID STATE PUBLISHED CREATED ACTIVATED DEACTIVATED NOT_AFTER (RFC
+ * 3339 UTC, "-" when absent; -o wide adds ALG), or with -o json the keys (an array, or
+ * {"keys": [...]} when wrap is set, as the broker answers) with those
+ * members, times in Unix seconds or null. Takes metas[0..n).
+ */
+static int print_keys(const struct ztbctl *ctl, const ztb_key_meta *metas, size_t n, int64_t now,
+                      int wrap)
+{
     if (ctl->json) {
         json_t *arr = json_array();
-        for (size_t i = 0; i < ztb_keystore_count(ks); i++) {
-            const ztb_key_meta *m = ztb_keystore_meta(ks, i);
-            json_array_append_new(
-                arr, json_pack("{s:s, s:s, s:s, s:b, s:I, s:I, s:I, s:I}", "kid", m->kid, "alg",
-                               "ES256", "state", ztb_key_state_name(m->state), "published",
-                               ztb_rotation_published(m, now), "created", (json_int_t)m->created,
-                               "activated", (json_int_t)m->activated, "deactivated",
-                               (json_int_t)m->deactivated, "not_after", (json_int_t)m->not_after));
-        }
-        ztbctl_print_json(arr);
+        for (size_t i = 0; i < n; i++)
+            json_array_append_new(arr, key_json(&metas[i], now));
+        ztbctl_print_json(wrap ? json_pack("{s:o}", "keys", arr) : arr);
         return ZTBCTL_EXIT_OK;
     }
     static const char *const hdr[] = {"KID",       "STATE",       "PUBLISHED", "CREATED",
-                                      "ACTIVATED", "DEACTIVATED", "NOT_AFTER"};
-    struct ztbctl_table *t = ztbctl_table_new(7, hdr);
-    for (size_t i = 0; i < ztb_keystore_count(ks); i++) {
-        const ztb_key_meta *m = ztb_keystore_meta(ks, i);
+                                      "ACTIVATED", "DEACTIVATED", "NOT_AFTER", "ALG"};
+    struct ztbctl_table *t = ztbctl_table_new(8, hdr);
+    ztbctl_table_wide_from(t, 7); /* -o wide: the algorithm too */
+    for (size_t i = 0; i < n; i++) {
+        const ztb_key_meta *m = &metas[i];
         char c[32], ac[32], d[32], na[32];
-        iso_time(m->created, c, sizeof(c));
-        iso_time(m->activated, ac, sizeof(ac));
-        iso_time(m->deactivated, d, sizeof(d));
-        iso_time(m->not_after, na, sizeof(na));
+        ztbctl_fmt_time(m->created, c, sizeof(c));
+        ztbctl_fmt_time(m->activated, ac, sizeof(ac));
+        ztbctl_fmt_time(m->deactivated, d, sizeof(d));
+        ztbctl_fmt_time(m->not_after, na, sizeof(na));
         const char *row[] = {m->kid,
                              ztb_key_state_name(m->state),
                              ztb_rotation_published(m, now) ? "yes" : "no",
                              c,
                              ac,
                              d,
-                             na};
+                             na,
+                             "ES256"};
         ztbctl_table_row(t, row);
     }
     ztbctl_table_print(t, stdout);
     ztbctl_table_free(t);
     return ZTBCTL_EXIT_OK;
+}
+
+static int do_list(struct ztbctl *ctl, ztb_keystore *ks)
+{
+    size_t n = ztb_keystore_count(ks);
+    ztb_key_meta *metas = calloc(n ? n : 1, sizeof(*metas));
+    if (metas == NULL) {
+        ztbctl_err("out of memory");
+        return ZTBCTL_EXIT_FAIL;
+    }
+    for (size_t i = 0; i < n; i++)
+        metas[i] = *ztb_keystore_meta(ks, i);
+    int rc = print_keys(ctl, metas, n, (int64_t)time(NULL), 0);
+    free(metas);
+    return rc;
+}
+
+/*
+ * The broker's key list (the store's own JSON: kid, state and times) as
+ * metas; 0, or -1 said why. *metas is the caller's to free.
+ */
+static int keys_from_broker(json_t *keys, ztb_key_meta **metas, size_t *n)
+{
+    *n = json_array_size(keys);
+    *metas = calloc(*n ? *n : 1, sizeof(**metas));
+    if (*metas == NULL) {
+        ztbctl_err("out of memory");
+        return -1;
+    }
+    size_t i;
+    json_t *k;
+    json_array_foreach(keys, i, k)
+    {
+        ztb_key_meta *m = &(*metas)[i];
+        const char *kid = json_string_value(json_object_get(k, "kid"));
+        const char *st = json_string_value(json_object_get(k, "state"));
+        int found = 0;
+        for (int s = ZTB_KEY_NEXT; st != NULL && s <= ZTB_KEY_RETIRED && !found; s++)
+            if (strcmp(st, ztb_key_state_name((ztb_key_state)s)) == 0) {
+                m->state = (ztb_key_state)s;
+                found = 1;
+            }
+        if (kid == NULL || strlen(kid) >= sizeof(m->kid) || !found) {
+            ztbctl_err("the broker's key list has an entry without a kid or a known state");
+            free(*metas);
+            *metas = NULL;
+            return -1;
+        }
+        snprintf(m->kid, sizeof(m->kid), "%s", kid);
+        m->created = (int64_t)json_integer_value(json_object_get(k, "created"));
+        m->activated = (int64_t)json_integer_value(json_object_get(k, "activated"));
+        m->deactivated = (int64_t)json_integer_value(json_object_get(k, "deactivated"));
+        m->not_after = (int64_t)json_integer_value(json_object_get(k, "not_after"));
+    }
+    return 0;
 }
 
 static int do_rotate(struct ztbctl *ctl, ztb_keystore *ks, int force)
@@ -270,7 +328,7 @@ static int do_rotate(struct ztbctl *ctl, ztb_keystore *ks, int force)
     ztb_rotate_result r;
     ztb_err rv = ztb_keystore_rotate(ks, now, force, &r);
     char when[32];
-    iso_time(r.promotable_at, when, sizeof(when));
+    ztbctl_fmt_time(r.promotable_at, when, sizeof(when));
     if (rv == ZTB_ERR_STATE && r.kid[0] != '\0') {
         ztbctl_err("keys rotate: next key %s has not been published for the JWKS cache period "
                    "yet; it can become active at %s (or use --force, which may fail tokens at "
@@ -370,37 +428,15 @@ static int keys_via_broker(struct ztbctl *ctl, int argc, char **argv)
             json_decref(r);
             return ZTBCTL_EXIT_FAIL;
         }
-        if (ctl->json) {
-            ztbctl_print_json(r);
-            return ZTBCTL_EXIT_OK;
-        }
-        static const char *const hdr[] = {"KID", "STATE", "CREATED", "ACTIVATED", "NOT AFTER"};
-        struct ztbctl_table *t = ztbctl_table_new(5, hdr);
-        size_t i;
-        json_t *k;
-        json_array_foreach(json_object_get(r, "keys"), i, k)
-        {
-            char cells[3][32];
-            const char *names[] = {"created", "activated", "not_after"};
-            for (int f = 0; f < 3; f++) {
-                time_t ts = (time_t)json_integer_value(json_object_get(k, names[f]));
-                struct tm tm;
-                if (ts == 0) {
-                    snprintf(cells[f], sizeof(cells[f]), "-");
-                    continue;
-                }
-                gmtime_r(&ts, &tm);
-                strftime(cells[f], sizeof(cells[f]), "%Y-%m-%d %H:%M:%SZ", &tm);
-            }
-            const char *row[] = {json_string_value(json_object_get(k, "kid")),
-                                 json_string_value(json_object_get(k, "state")), cells[0], cells[1],
-                                 cells[2]};
-            ztbctl_table_row(t, row);
-        }
-        ztbctl_table_print(t, stdout);
-        ztbctl_table_free(t);
+        ztb_key_meta *metas = NULL;
+        size_t n = 0;
+        int rc = keys_from_broker(json_object_get(r, "keys"), &metas, &n);
         json_decref(r);
-        return ZTBCTL_EXIT_OK;
+        if (rc != 0)
+            return ZTBCTL_EXIT_FAIL;
+        rc = print_keys(ctl, metas, n, (int64_t)time(NULL), 1);
+        free(metas);
+        return rc;
     }
     if (verb != NULL && strcmp(verb, "rotate") == 0) {
         json_t *body = json_pack("{s:b}", "force", force);

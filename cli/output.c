@@ -176,10 +176,12 @@ int ztbctl_wants_help(int argc, char **argv, int from)
 
 void ztbctl_fmt_time(int64_t t, char *out, size_t cap)
 {
+    if (cap == 0)
+        return;
     time_t ts = (time_t)t;
     struct tm tm;
-    gmtime_r(&ts, &tm);
-    strftime(out, cap, "%Y-%m-%d %H:%M:%SZ", &tm);
+    if (t <= 0 || gmtime_r(&ts, &tm) == NULL || strftime(out, cap, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+        snprintf(out, cap, "-");
 }
 
 int ztbctl_get_list(struct ztbctl *ctl, const char *path, const char *key, json_t **arr)

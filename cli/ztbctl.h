@@ -70,7 +70,7 @@ void ztbctl_table_row(struct ztbctl_table *t, const char *const *cells);
 void ztbctl_table_print(struct ztbctl_table *t, FILE *out);
 void ztbctl_table_free(struct ztbctl_table *t);
 
-/* A Unix time as "YYYY-MM-DD HH:MM:SSZ" (UTC). */
+/* A Unix time as RFC 3339 UTC, "YYYY-MM-DDTHH:MM:SSZ"; "-" when absent (t <= 0). */
 void ztbctl_fmt_time(int64_t t, char *out, size_t cap);
 
 /*

@@ -59,12 +59,15 @@ static json_t *agent_json(const struct broker *b, const struct store_agent *a)
 /*
  * Add what `ztbctl agent show` needs about the agent's identity document to
  * o: whether it holds a current one, its SHA-256 thumbprint (x5t#S256, the
- * certificate's name in tokens' cnf) and its expiry; absent values are null.
+ * certificate's name in tokens' cnf), its serial number (hex) and its
+ * expiry; absent values are null.
  */
 static void identity_json(json_t *o, const struct store_agent_auth *id)
 {
     json_object_set_new(o, "identity_current", json_boolean(id->enrolled));
     json_object_set_new(o, "identity_x5t", id->x5t[0] ? json_string(id->x5t) : json_null());
+    json_object_set_new(o, "identity_serial",
+                        id->serial[0] ? json_string(id->serial) : json_null());
     json_object_set_new(o, "identity_expires",
                         id->identity_exp > 0 ? json_integer((json_int_t)id->identity_exp)
                                              : json_null());

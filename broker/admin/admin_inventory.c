@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <jansson.h>
 
@@ -127,14 +128,17 @@ int admin_agent_meta_read(json_t *body, const char **owner, const char **descrip
 int admin_agent_activity_json(json_t *o, const char *name)
 {
     char owner[STORE_OWNER_MAX + 1], desc[STORE_DESCRIPTION_MAX + 1];
-    int64_t last = 0, day = 0;
+    struct store_activity act;
     if (store_agent_meta(name, owner, desc) != ZTB_OK ||
-        store_activity_get(name, &last, &day) != ZTB_OK)
+        store_activity_read(name, (int64_t)time(NULL), &act) != ZTB_OK)
         return 0;
     json_object_set_new(o, "owner", owner[0] ? json_string(owner) : json_null());
     json_object_set_new(o, "description", desc[0] ? json_string(desc) : json_null());
-    json_object_set_new(o, "last_seen", last > 0 ? json_integer(last) : json_null());
-    json_object_set_new(o, "tokens_last_day", json_integer(day));
+    json_object_set_new(o, "last_seen",
+                        act.last_seen > 0 ? json_integer(act.last_seen) : json_null());
+    json_object_set_new(o, "tokens_last_day", json_integer(act.tokens_day));
+    json_object_set_new(o, "tokens_last_hour", json_integer(act.tokens_hour));
+    json_object_set_new(o, "denied_last_hour", json_integer(act.denied_hour));
     return 1;
 }
 

@@ -34,8 +34,9 @@ struct json_t;
 int admin_agent_meta_read(struct json_t *body, const char **owner, const char **description,
                           struct http_resp *resp);
 
-/* Add owner, description, last_seen and tokens_last_day of agent name to o
- * (`agent show`); 0 if Redis could not answer. */
+/* Add owner, description, last_seen, tokens_last_day, tokens_last_hour and
+ * denied_last_hour of agent name to o (`agent show`); 0 if Redis could not
+ * answer. */
 int admin_agent_activity_json(struct json_t *o, const char *name);
 
 #endif /* ZTB_BROKER_ADMIN_INVENTORY_H */

@@ -258,6 +258,36 @@ void handle_admin_quarantine(struct http_req *req, struct http_resp *resp)
 
 /* ---- signals ------------------------------------------------------------- */
 
+/*
+ * A signal's record keeps each response's status as it was when the signal
+ * came in; one that waited for an operator ("pending_operator") is shown
+ * with its action's status now (applied, rejected, failed, confirmed), so
+ * the list is not stale after `ztbctl signals confirm`. Once the action's
+ * record is gone (STORE_ACTION_TTL) it says "action_expired": the audit log
+ * holds what became of it. Redis errors leave the record as it is.
+ */
+static void current_statuses(json_t *signals)
+{
+    size_t i, j;
+    json_t *s, *r;
+    json_array_foreach(signals, i, s)
+    {
+        json_array_foreach(json_object_get(s, "responses"), j, r)
+        {
+            const char *st = json_string_value(json_object_get(r, "status"));
+            const char *act = json_string_value(json_object_get(r, "action"));
+            if (st == NULL || act == NULL || strcmp(st, "pending_operator") != 0)
+                continue;
+            char now[16];
+            ztb_err rv = store_action_status(act, now);
+            if (rv == ZTB_ERR_NOT_FOUND)
+                json_object_set_new(r, "status", json_string("action_expired"));
+            else if (rv == ZTB_OK && strcmp(now, "pending") != 0)
+                json_object_set_new(r, "status", json_string(now));
+        }
+    }
+}
+
 void handle_admin_signals(struct http_req *req, struct http_resp *resp)
 {
     size_t limit = query_limit(req, 50);
@@ -283,6 +313,7 @@ void handle_admin_signals(struct http_req *req, struct http_resp *resp)
         json_decref(arr);
         arr = keep;
     }
+    current_statuses(arr);
     http_resp_json_value(resp, 200, json_pack("{s:o}", "signals", arr));
 }
 

@@ -11,7 +11,9 @@
 #include <time.h>
 
 #include <jansson.h>
+#include <openssl/bn.h>
 #include <openssl/sha.h>
+#include <openssl/x509.h>
 
 #include "broker/audit/audit.h"
 #include "broker/broker.h"
@@ -61,17 +63,30 @@ static void actor_of(const char *agent, char *out, size_t cap)
 }
 
 /* The SHA-256 thumbprint (x5t#S256, base64url) of the certificate in pem:
- * what mTLS compares a presented certificate with. */
-static ztb_err cert_x5t(const char *pem, size_t n, char out[48])
+ * what mTLS compares a presented certificate with; and its serial number
+ * in hex (for `agent show`). */
+static ztb_err cert_x5t(const char *pem, size_t n, char out[48], char serial[48])
 {
     ztb_pem_block b[1];
     size_t count = 0;
+    serial[0] = '\0';
     ZTB_GUARD(ztb_pem_read_blocks(pem, n, b, 1, &count));
     ztb_err rv = count == 1 && strcmp(b[0].label, "CERTIFICATE") == 0 ? ZTB_OK : ZTB_ERR_CERT;
     if (rv == ZTB_OK) {
         uint8_t d[SHA256_DIGEST_LENGTH];
         SHA256(b[0].der, (size_t)b[0].len, d);
         rv = ztb_b64url_encode(d, sizeof(d), out, 48, NULL);
+    }
+    if (rv == ZTB_OK) {
+        const unsigned char *p = b[0].der;
+        X509 *x = d2i_X509(NULL, &p, (long)b[0].len);
+        BIGNUM *bn = x ? ASN1_INTEGER_to_BN(X509_get0_serialNumber(x), NULL) : NULL;
+        char *hex = bn ? BN_bn2hex(bn) : NULL;
+        if (hex != NULL && strlen(hex) < 48)
+            snprintf(serial, 48, "%s", hex);
+        OPENSSL_free(hex);
+        BN_free(bn);
+        X509_free(x);
     }
     ztb_pem_blocks_free(b, count);
     return rv;
@@ -111,7 +126,7 @@ static int issue_identity(const struct broker *b, const char *agent, enum store_
     ztb_buf_init(&jwk, 1024);
     ztb_buf_init(&cert, 16384);
     ztb_buf_init(&chain, 65536);
-    char jkt[ZTB_KID_LEN + 1], x5t[48];
+    char jkt[ZTB_KID_LEN + 1], x5t[48], serial[48];
     snprintf(jkt, sizeof(jkt), "%s", ztb_key_kid(pub));
     int64_t ttl = b->cfg.identity_ttl_s;
     rv = ztb_jwk_render(pub, &jwk);
@@ -119,7 +134,7 @@ static int issue_identity(const struct broker *b, const char *agent, enum store_
     if (rv == ZTB_OK)
         rv = keys_ca_issue(csr, csr_len, agent, now, ttl, &cert);
     if (rv == ZTB_OK)
-        rv = cert_x5t(ztb_buf_cstr(&cert), cert.len, x5t);
+        rv = cert_x5t(ztb_buf_cstr(&cert), cert.len, x5t, serial);
     if (rv == ZTB_OK)
         rv = ztb_ca_cert_pem(ca, &chain);
     if (rv == ZTB_ERR_UNAVAILABLE) { /* the signer is down: fail closed */
@@ -157,6 +172,14 @@ static int issue_identity(const struct broker *b, const char *agent, enum store_
         http_resp_error_as(resp, 400, "invalid_grant", grant_err, "the agent is disabled");
         goto out;
     default: http_resp_error_as(resp, 400, "invalid_grant", grant_err, "unknown agent"); goto out;
+    }
+    /* the serial is for people (`agent show`): not having it recorded
+     * fails nothing */
+    if (serial[0] != '\0') {
+        ztb_err sr = store_agent_set_identity_serial(agent, x5t, serial);
+        if (sr != ZTB_OK)
+            ztb_log(ZTB_LOG_WARN, "enroll.serial_not_recorded", ZTB_F_STR("agent", agent),
+                    ZTB_F_ERR(sr));
     }
     json_t *j = json_pack("{s:s,s:s,s:s,s:I}", "spiffe_id", spiffe, "identity", ztb_buf_cstr(&cert),
                           "ca", ztb_buf_cstr(&chain), "expires_at", (json_int_t)exp);

@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <jansson.h>
 
@@ -204,6 +205,7 @@ static const struct {
     [DETECT_AUDIENCE_USED] = {"audience", "new_audience", POLICY_SEVERITY_MEDIUM, 0.5},
     [DETECT_BASELINE] = {"baseline", "baseline_rate", POLICY_SEVERITY_MEDIUM, 0.0},
     [DETECT_UNKNOWN_CLIENT] = {"unknown_client", "shadow_ai", POLICY_SEVERITY_MEDIUM, 0.5},
+    [DETECT_TOKEN_DENIED] = {"token_denied", NULL, POLICY_SEVERITY_LOW, 0.0},
 };
 
 /* The first out-of-policy request of an agent in a window: scope adherence
@@ -316,6 +318,8 @@ static ztb_err handle(const struct det_event *e)
     unsigned threshold = 1;
     if (e->kind == DETECT_BASELINE)
         return handle_baseline(e);
+    if (e->kind == DETECT_TOKEN_DENIED) /* counted for `agent show`, nothing raised */
+        return store_activity_denied(e->agent, (int64_t)time(NULL));
     if (e->kind == DETECT_UNKNOWN_CLIENT) {
         ZTB_GUARD(store_unknown_client_count(e->action, e->detail, &count));
         if (count != (int64_t)g_cfg.shadow_ai_threshold)

@@ -60,6 +60,7 @@ enum detect_kind {
     DETECT_AUDIENCE_USED,
     DETECT_BASELINE,       /* through detect_baseline() only */
     DETECT_UNKNOWN_CLIENT, /* through detect_unknown_client() only */
+    DETECT_TOKEN_DENIED,   /* any refused token request: counted for `agent show`, raises nothing */
     DETECT_KINDS_N
 };
 

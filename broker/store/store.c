@@ -396,13 +396,22 @@ ztb_err store_join_consume(const char *token, char agent[STORE_NAME_MAX + 1], in
  * (Unix s), and one field per UTC hour (hours since the epoch) counting
  * the tokens issued in it. The first token of an hour drops the hours that
  * are a day old, so the hash holds at most 25 hour fields; it expires two
- * days after the last new hour. Leaves `cur`, this hour's count.
+ * days after the last new hour. Leaves `cur`, this hour's count. Fields
+ * i:<slot> count the tokens of each STORE_ACTIVITY_SLOT_S (300 s) slot of
+ * the last hour (12 kept: the literals below), for `agent show`.
  */
 #define ACTIVITY_LUA                                                                               \
     "local sec = tonumber(t[1])\n"                                                                 \
     "local hr = math.floor(sec / 3600)\n"                                                          \
     "local cur = redis.call('HINCRBY', KEYS[7], hr, 1)\n"                                          \
     "redis.call('HSET', KEYS[7], 'last', t[1])\n"                                                  \
+    "local q = math.floor(sec / 300)\n"                                                            \
+    "if redis.call('HINCRBY', KEYS[7], 'i:' .. q, 1) == 1 then\n"                                  \
+    "  for _, f in ipairs(redis.call('HKEYS', KEYS[7])) do\n"                                      \
+    "    local p = string.match(f, '^[id]:(%d+)$')\n"                                              \
+    "    if p and tonumber(p) <= q - 12 then redis.call('HDEL', KEYS[7], f) end\n"                 \
+    "  end\n"                                                                                      \
+    "end\n"                                                                                        \
     "if cur == 1 then\n"                                                                           \
     "  for _, f in ipairs(redis.call('HKEYS', KEYS[7])) do\n"                                      \
     "    local h = tonumber(f)\n"                                                                  \
@@ -700,11 +709,13 @@ static const char set_identity_lua[] =
     "  if a[3] ~= a[2] or tostring(epoch) ~= ARGV[6] then return {4, epoch} end\n"
     "  if a[4] ~= ARGV[3] then return {3, epoch} end\n"
     "  redis.call('HSET', KEYS[1], 'x5t', ARGV[4], 'identity_exp', ARGV[5])\n"
+    "  redis.call('HDEL', KEYS[1], 'serial')\n"
     "  return {1, epoch}\n"
     "end\n"
     "epoch = epoch + 1\n"
     "redis.call('HSET', KEYS[1], 'jwk', ARGV[2], 'jkt', ARGV[3], 'x5t', ARGV[4],\n"
     "           'identity_exp', ARGV[5], 'id_gen', a[2], 'epoch', epoch)\n"
+    "redis.call('HDEL', KEYS[1], 'serial')\n"
     "return {1, epoch}\n";
 static struct store_script set_identity_script = STORE_SCRIPT(set_identity_lua);
 
@@ -738,6 +749,30 @@ ztb_err store_agent_set_identity(const char *name, enum store_identity_op op, co
     }
 }
 
+/* KEYS: agent hash. ARGV: x5t, serial. */
+static const char set_serial_lua[] =
+    "if redis.call('HGET', KEYS[1], 'x5t') ~= ARGV[1] then return 0 end\n"
+    "redis.call('HSET', KEYS[1], 'serial', ARGV[2])\n"
+    "return 1\n";
+static struct store_script set_serial_script = STORE_SCRIPT(set_serial_lua);
+
+ztb_err store_agent_set_identity_serial(const char *name, const char *x5t, const char *serial)
+{
+    ZTB_ENSURE(store_agent_name_ok(name), ZTB_ERR_NOT_FOUND);
+    ZTB_ENSURE(x5t != NULL && serial != NULL && x5t[0] && serial[0] && strlen(serial) < 48,
+               ZTB_ERR_INVALID_ARG);
+    char k[KEY_MAX];
+    key(k, ZTB_WIRE_AGENT_KEY_FMT, name);
+    const char *argv[] = {k, x5t, serial};
+    redisReply *r;
+    ZTB_GUARD(store_eval(&r, &set_serial_script, 1, 3, argv, NULL));
+    if (r->type != REDIS_REPLY_INTEGER)
+        return unexpected(r, "agent_set_identity_serial");
+    int ok = r->integer == 1;
+    freeReplyObject(r);
+    return ok ? ZTB_OK : ZTB_ERR_NOT_FOUND;
+}
+
 /* Copy a string reply element into out (cap bytes); 0 if absent or too long. */
 static int elem_str(const redisReply *r, size_t i, char *out, size_t cap)
 {
@@ -757,8 +792,8 @@ ztb_err store_agent_auth_get(const char *name, struct store_agent_auth *out)
     key(k, ZTB_WIRE_AGENT_KEY_FMT, name);
     redisReply *r;
     ZTB_GUARD(redis_commandf(
-        &r, "HMGET %s status gen quarantined jwk jkt x5t identity_exp id_gen epoch", k));
-    if (r->type != REDIS_REPLY_ARRAY || r->elements != 9)
+        &r, "HMGET %s status gen quarantined jwk jkt x5t identity_exp id_gen epoch serial", k));
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != 10)
         return unexpected(r, "agent_auth_get");
     if (!elem_str(r, 0, out->status, sizeof(out->status))) {
         freeReplyObject(r);
@@ -773,6 +808,7 @@ ztb_err store_agent_auth_get(const char *name, struct store_agent_auth *out)
     out->identity_exp = elem_str(r, 6, num, sizeof(num)) ? parse_i64(num) : 0;
     int64_t id_gen = elem_str(r, 7, num, sizeof(num)) ? parse_i64(num) : -1;
     out->epoch = elem_str(r, 8, num, sizeof(num)) ? parse_i64(num) : 0;
+    (void)elem_str(r, 9, out->serial, sizeof(out->serial));
     out->enrolled = have && out->generation > 0 && id_gen == out->generation;
     freeReplyObject(r);
     return ZTB_OK;

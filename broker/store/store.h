@@ -126,6 +126,7 @@ struct store_agent_auth {
     char jwk[1024];
     char jkt[48];
     char x5t[48];
+    char serial[48]; /* the identity document's serial number, hex; "" if not recorded */
     int64_t identity_exp;
     int64_t epoch;
 };
@@ -145,6 +146,13 @@ ztb_err store_agent_auth_get(const char *name, struct store_agent_auth *out);
  * of its DER, base64url. *epoch_out: the epoch now current. NOT_FOUND if
  * the agent is unknown; STATE if it is not active.
  */
+/*
+ * Record the serial number (hex) of agent's identity document whose
+ * thumbprint is x5t, for `agent show`: only while that document is still
+ * the current one (a later enrollment wins). NOT_FOUND if it is not.
+ */
+ztb_err store_agent_set_identity_serial(const char *name, const char *x5t, const char *serial);
+
 enum store_identity_op {
     STORE_IDENTITY_ENROLL = 1,
     STORE_IDENTITY_RENEW = 2,

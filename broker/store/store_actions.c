@@ -163,6 +163,25 @@ ztb_err store_action_set_status(const char *id, const char *status)
     return ok ? ZTB_OK : ZTB_ERR_NOT_FOUND;
 }
 
+ztb_err store_action_status(const char *id, char status[16])
+{
+    status[0] = '\0';
+    ZTB_ENSURE(id != NULL && store_id_ok(id), ZTB_ERR_NOT_FOUND);
+    char k[STORE_KEY_MAX];
+    store_keyf(k, "ztb:action:%s", id);
+    redisReply *r;
+    ZTB_GUARD(redis_commandf(&r, "HGET %s status", k));
+    if (r->type == REDIS_REPLY_NIL) {
+        freeReplyObject(r);
+        return ZTB_ERR_NOT_FOUND;
+    }
+    if (r->type != REDIS_REPLY_STRING || r->len >= 16)
+        return store_unexpected_reply(r, "action_status");
+    memcpy(status, r->str, r->len + 1);
+    freeReplyObject(r);
+    return ZTB_OK;
+}
+
 ztb_err store_action_list(size_t limit, json_t **out)
 {
     *out = NULL;

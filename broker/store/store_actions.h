@@ -54,6 +54,10 @@ ztb_err store_action_decide(const char *id, int confirm, const char *by, int64_t
 /* Record the outcome of a confirmed action ("applied" or "failed"). */
 ztb_err store_action_set_status(const char *id, const char *status);
 
+/* The status of action id into status (16 bytes): NOT_FOUND if it is
+ * unknown or expired. */
+ztb_err store_action_status(const char *id, char status[16]);
+
 /* Recent actions, newest first, at most limit: a new JSON array. */
 ztb_err store_action_list(size_t limit, struct json_t **out);
 

@@ -178,8 +178,54 @@ ztb_err store_baseline_counts(const char *agent, int64_t *learned, int64_t disti
 
 ztb_err store_activity_get(const char *agent, int64_t *last_seen, int64_t *tokens_day)
 {
-    *last_seen = 0;
-    *tokens_day = 0;
+    struct store_activity a;
+    ztb_err rv = store_activity_read(agent, (int64_t)time(NULL), &a);
+    *last_seen = a.last_seen;
+    *tokens_day = a.tokens_day;
+    return rv;
+}
+
+/* The slot of an "i:<slot>" or "d:<slot>" field (kind 'i' or 'd'), or -1. */
+static long long slot_of(const char *f, char kind)
+{
+    if (f[0] != kind || f[1] != ':')
+        return -1;
+    return num_or(f + 2);
+}
+
+/* KEYS: the activity record. ARGV: slot, slots kept. */
+static const char denied_lua[] =
+    "local q = tonumber(ARGV[1])\n"
+    "if redis.call('HINCRBY', KEYS[1], 'd:' .. q, 1) == 1 then\n"
+    "  for _, f in ipairs(redis.call('HKEYS', KEYS[1])) do\n"
+    "    local p = string.match(f, '^[id]:(%d+)$')\n"
+    "    if p and tonumber(p) <= q - tonumber(ARGV[2]) then redis.call('HDEL', KEYS[1], f) end\n"
+    "  end\n"
+    "  redis.call('EXPIRE', KEYS[1], 172800)\n"
+    "end\n"
+    "return 1\n";
+static struct store_script denied_script = STORE_SCRIPT(denied_lua);
+
+ztb_err store_activity_denied(const char *agent, int64_t now)
+{
+    ZTB_ENSURE(store_agent_name_ok(agent), ZTB_ERR_NOT_FOUND);
+    char k[STORE_KEY_MAX], slot[24], keep[8];
+    store_keyf(k, STORE_SEEN_KEY_FMT, agent);
+    snprintf(slot, sizeof(slot), "%lld", (long long)(now / STORE_ACTIVITY_SLOT_S));
+    snprintf(keep, sizeof(keep), "%d", STORE_ACTIVITY_SLOTS);
+    const char *argv[] = {k, slot, keep};
+    redisReply *r;
+    ZTB_GUARD(store_eval(&r, &denied_script, 1, (int)ZTB_ARRAY_LEN(argv), argv, NULL));
+    if (r->type != REDIS_REPLY_INTEGER)
+        return store_unexpected_reply(r, "activity_denied");
+    freeReplyObject(r);
+    return ZTB_OK;
+}
+
+ztb_err store_activity_read(const char *agent, int64_t now, struct store_activity *out)
+{
+    memset(out, 0, sizeof(*out));
+    int64_t *last_seen = &out->last_seen, *tokens_day = &out->tokens_day;
     ZTB_ENSURE(store_agent_name_ok(agent), ZTB_ERR_NOT_FOUND);
     char k[STORE_KEY_MAX];
     store_keyf(k, STORE_SEEN_KEY_FMT, agent);
@@ -187,7 +233,7 @@ ztb_err store_activity_get(const char *agent, int64_t *last_seen, int64_t *token
     ZTB_GUARD(redis_commandf(&r, "HGETALL %s", k));
     if (r->type != REDIS_REPLY_ARRAY)
         return store_unexpected_reply(r, "activity_get");
-    long long hr = (long long)time(NULL) / 3600;
+    long long hr = (long long)now / 3600, q = (long long)now / STORE_ACTIVITY_SLOT_S;
     for (size_t i = 0; i + 1 < r->elements; i += 2) {
         const redisReply *f = r->element[i], *v = r->element[i + 1];
         if (f->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING)
@@ -197,6 +243,16 @@ ztb_err store_activity_get(const char *agent, int64_t *last_seen, int64_t *token
             continue;
         if (strcmp(f->str, "last") == 0) {
             *last_seen = val;
+            continue;
+        }
+        long long s = slot_of(f->str, 'i');
+        if (s > q - STORE_ACTIVITY_SLOTS && s <= q + 1) {
+            out->tokens_hour += val;
+            continue;
+        }
+        s = slot_of(f->str, 'd');
+        if (s > q - STORE_ACTIVITY_SLOTS && s <= q + 1) {
+            out->denied_hour += val;
             continue;
         }
         long long h = num_or(f->str);

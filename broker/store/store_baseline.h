@@ -67,6 +67,27 @@ ztb_err store_baseline_counts(const char *agent, int64_t *learned, int64_t disti
  * tokens of the last 24 UTC hours (this one included). */
 ztb_err store_activity_get(const char *agent, int64_t *last_seen, int64_t *tokens_day);
 
+/*
+ * The last hour of the activity record, in STORE_ACTIVITY_SLOTS slots of
+ * STORE_ACTIVITY_SLOT_S seconds (fields i:<slot> for tokens issued, d:<slot>
+ * for tokens refused; slot = Unix s / STORE_ACTIVITY_SLOT_S): the counts
+ * cover the last 55 to 60 minutes. The issuance script and
+ * store_activity_denied drop older slots.
+ */
+#define STORE_ACTIVITY_SLOT_S 300
+#define STORE_ACTIVITY_SLOTS  12
+struct store_activity {
+    int64_t last_seen;   /* 0: no token in two days */
+    int64_t tokens_day;  /* issued in the last 24 UTC hours */
+    int64_t tokens_hour; /* issued in the last hour */
+    int64_t denied_hour; /* refused in the last hour (to a live, authenticated agent) */
+};
+ztb_err store_activity_read(const char *agent, int64_t now, struct store_activity *out);
+
+/* Count a token request refused to agent at now (the detectors' worker
+ * calls it, never a request thread). */
+ztb_err store_activity_denied(const char *agent, int64_t now);
+
 /* ---- inventory: agent metadata and unknown clients -------------------------
  *
  *   ztb:{A}:agent         fields owner, description (set by the operator)

@@ -383,6 +383,7 @@ static int denied_as(struct token_req *t, struct http_resp *resp, unsigned statu
           ZTB_F_STR("action", t->action), ZTB_F_STR("audience", t->audience),
           ZTB_F_STR("resource", t->resource ? t->resource : ""), ZTB_F_STR("reason", why),
           ZTB_F_STR("rule", rule));
+    detect_event(DETECT_TOKEN_DENIED, t->id.agent, NULL, NULL, NULL); /* `agent show` counts */
     return 1;
 }
 

@@ -24,6 +24,7 @@
  */
 #include <pthread.h>
 #include <stdlib.h>
+#include <stddef.h>
 #include <string.h>
 
 #include <ztb/agent.h>
@@ -724,21 +725,29 @@ ztb_err ztb_claims_detail_number(const ztb_claims *c, const char *path, double *
 ztb_err ztb_verifier_stats_get(ztb_verifier *v, ztb_verifier_stats *out)
 {
     ZTB_ENSURE(v != NULL && out != NULL, ZTB_ERR_INVALID_ARG);
-    memset(out, 0, sizeof(*out));
-    out->jwks_keys = jwks_cache_key_count(v->jwks);
-    out->jwks_fetches = jwks_cache_fetches(v->jwks);
+    /* the caller's struct may be older (shorter) or newer (longer) than
+     * ours: fill what both know, never a byte past either */
+    size_t room = out->struct_size;
+    ZTB_ENSURE(room >= offsetof(ztb_verifier_stats, jwks_keys) + sizeof(out->jwks_keys),
+               ZTB_ERR_INVALID_ARG);
+    ztb_verifier_stats st;
+    memset(&st, 0, sizeof(st));
+    st.jwks_keys = jwks_cache_key_count(v->jwks);
+    st.jwks_fetches = jwks_cache_fetches(v->jwks);
     if (v->feed != NULL) {
         struct revfeed_stats s;
         revfeed_stats(v->feed, &s);
-        out->revocation_live = s.live;
-        out->revocation_entries = s.entries;
-        out->revocation_bytes = s.bytes;
-        out->revocation_events = s.events;
-        out->revocation_bad_events = s.bad_events;
-        out->revocation_syncs = s.syncs;
-        out->revocation_evicted = s.evicted;
-        out->revocation_refused = s.refused;
-        out->revocation_full = s.full;
+        st.revocation_live = s.live;
+        st.revocation_entries = s.entries;
+        st.revocation_bytes = s.bytes;
+        st.revocation_events = s.events;
+        st.revocation_bad_events = s.bad_events;
+        st.revocation_syncs = s.syncs;
+        st.revocation_evicted = s.evicted;
+        st.revocation_refused = s.refused;
+        st.revocation_full = s.full;
     }
+    st.struct_size = room < sizeof(st) ? room : sizeof(st);
+    memcpy(out, &st, st.struct_size);
     return ZTB_OK;
 }

@@ -1,11 +1,8 @@
-/* version.c - ztb_version(): the version libztb was built as. */
+/* version.c - ztb_version(): the version libztb was built as (ZTB_VERSION_STRING,
+ * from the generated <ztb/version.h>). */
 #include <ztb/ztb.h>
-
-#ifndef ZTB_VERSION
-#error "ZTB_VERSION must be defined by the build"
-#endif
 
 const char *ztb_version(void)
 {
-    return ZTB_VERSION;
+    return ZTB_VERSION_STRING;
 }

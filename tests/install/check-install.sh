@@ -3,8 +3,10 @@
 # check the service files (systemd-analyze verify on the unit, the user and
 # directories made by systemd-sysusers and systemd-tmpfiles in a scratch
 # root, the example configuration and policy through --check-config); then
-# build a program outside the tree against the installed SDK, twice: with
-# pkg-config and with find_package(ztb). Then run both.
+# check that libztb.so and libztb.a export only ztb_ symbols (nm); build a
+# program outside the tree against the installed SDK with pkg-config (only
+# ztb.pc in sight) and with find_package(ztb), each shared and static, and
+# run them.
 set -euo pipefail
 build=$1 src=$2
 work=$(mktemp -d "${TMPDIR:-/tmp}/ztb-install.XXXXXX")
@@ -69,24 +71,128 @@ grep -q "^# edited$" "$prefix/etc/ztb/ztb-broker.conf" || {
     exit 1
 }
 
-# the shared library exports only ztb_ symbols
-bad=$(nm -D --defined-only "$prefix/lib/libztb.so" | awk '$2 ~ /[TDBR]/ {print $3}' | grep -v '^ztb_' || true)
+# libztb.so and libztb.a export only ztb_ symbols: in the archive every
+# internal global (http_client_new, ...) is local after the build's ld -r
+# and objcopy --localize-hidden
+bad=$(nm -D --defined-only "$prefix/lib/libztb.so" | awk '$2 ~ /[A-Z]/ {print $3}' | grep -v '^ztb_' || true)
 if [ -n "$bad" ]; then
     echo "libztb.so exports non-ztb symbols:" >&2
     echo "$bad" | head >&2
     exit 1
 fi
+nm -g --defined-only "$prefix/lib/libztb.a" >"$work/archive.nm"
+grep -q " T ztb_verify$" "$work/archive.nm" || {
+    echo "install: nm lists no ztb_verify in libztb.a (the symbol check would prove nothing)" >&2
+    exit 1
+}
+bad=$(awk 'NF == 3 && $2 ~ /[A-Z]/ {print $3}' "$work/archive.nm" | grep -v '^ztb_' || true)
+if [ -n "$bad" ]; then
+    echo "libztb.a exports $(echo "$bad" | wc -l) non-ztb symbols:" >&2
+    echo "$bad" | head >&2
+    exit 1
+fi
 
-# pkg-config
-export PKG_CONFIG_PATH=$prefix/lib/pkgconfig
+# pkg-config: with only ztb.pc in sight (no jansson, hiredis, libcurl or
+# OpenSSL module), a program using libztb.so compiles and links; the
+# flags name the SDK alone
+# and the same ones: what a program may call does not depend on how it links
+nm -D --defined-only "$prefix/lib/libztb.so" | awk '$2 ~ /[A-Z]/ {print $3}' | sort >"$work/so.syms"
+awk 'NF == 3 && $2 ~ /[A-Z]/ {print $3}' "$work/archive.nm" | sort >"$work/a.syms"
+cmp -s "$work/so.syms" "$work/a.syms" || {
+    echo "install: libztb.so and libztb.a export different symbols:" >&2
+    diff "$work/so.syms" "$work/a.syms" | head >&2
+    exit 1
+}
+
+export PKG_CONFIG_LIBDIR=$prefix/lib/pkgconfig PKG_CONFIG_PATH=
+# (the .pc is relocatable: its paths are relative to itself, so compare
+# them resolved)
+flags() { # "-Ifoo -Lbar -lztb" with each path resolved
+    local f out=()
+    for f in "$@"; do
+        case $f in
+            -I* | -L*) out+=("${f:0:2}$(realpath -m "${f:2}")") ;;
+            *) out+=("$f") ;;
+        esac
+    done
+    echo "${out[*]}"
+}
 # shellcheck disable=SC2046
-cc "$src/examples/sdk-version/main.c" $(pkg-config --cflags --libs ztb) -o "$work/pc-example"
-LD_LIBRARY_PATH=$prefix/lib "$work/pc-example" | grep -q "^libztb [0-9]*\.[0-9]*\.[0-9]*: signature does not verify$"
+[ "$(flags $(pkg-config --cflags ztb))" = "-I$(realpath "$prefix/include")" ] || {
+    echo "install: pkg-config --cflags ztb is not clean: $(pkg-config --cflags ztb)" >&2
+    exit 1
+}
+# shellcheck disable=SC2046
+[ "$(flags $(pkg-config --libs ztb))" = "-L$(realpath "$prefix/lib") -lztb" ] || {
+    echo "install: pkg-config --libs ztb: $(pkg-config --libs ztb)" >&2
+    exit 1
+}
+ver=$(pkg-config --modversion ztb)
+# shellcheck disable=SC2046
+cc -Wall -Werror "$src/examples/sdk-version/main.c" $(pkg-config --cflags --libs ztb) \
+    -o "$work/pc-example"
+LD_LIBRARY_PATH=$prefix/lib "$work/pc-example" >"$work/pc-example.out"
+grep -q "^libztb $ver: signature does not verify$" "$work/pc-example.out" &&
+    grep -q "^compiled against $ver ($ver)$" "$work/pc-example.out" || {
+    echo "install: the pkg-config build of sdk-version printed:" >&2
+    cat "$work/pc-example.out" >&2
+    exit 1
+}
+# static: libztb.a and Libs.private, as docs/agents.md shows it
+private="-lcurl -lhiredis -ljansson -lssl -lcrypto -lpthread"
+got=$(pkg-config --static --libs-only-l ztb)
+[ "${got% }" = "-lztb $private" ] || {
+    echo "install: Libs.private is not what docs/agents.md says: $got" >&2
+    exit 1
+}
+# shellcheck disable=SC2046
+cc -Wall -Werror "$src/examples/sdk-version/main.c" $(pkg-config --cflags ztb) \
+    "$(pkg-config --variable=libdir ztb)/libztb.a" \
+    -lcurl -lhiredis -ljansson -lssl -lcrypto -lpthread -o "$work/pc-static"
+"$work/pc-static" | grep -q "^libztb $ver: "
+if readelf -d "$work/pc-static" | grep -q "libztb"; then
+    echo "install: the static build still needs libztb.so" >&2
+    exit 1
+fi
+# a program's own global of the same name as one of libztb's internals
+# links with libztb.a and keeps its own
+cat >"$work/clash.c" <<'CLASH'
+#include <stdio.h>
+#include <ztb/ztb.h>
+int http_client_new(void) { return 42; }
+int main(void) {
+    /* pulls in the verifier, which creates an HTTP client of libztb's own */
+    ztb_verifier_config *c = ztb_verifier_config_new();
+    ztb_verifier_config_free(c);
+    printf("%d %s\n", http_client_new(), ztb_version());
+    return 0;
+}
+CLASH
+# shellcheck disable=SC2046
+cc -Wall "$work/clash.c" $(pkg-config --cflags ztb) "$prefix/lib/libztb.a" \
+    $(pkg-config --static --libs-only-l ztb | sed 's/-lztb //') -o "$work/clash" 2>"$work/clash.log" || {
+    echo "install: a program defining http_client_new does not link with libztb.a:" >&2
+    cat "$work/clash.log" >&2
+    exit 1
+}
+"$work/clash" | grep -q "^42 $ver$"
+unset PKG_CONFIG_LIBDIR
 
-# find_package
-cmake -S "$src/examples/sdk-version" -B "$work/cm" -DCMAKE_PREFIX_PATH="$prefix" >"$work/cm.log"
+# find_package, shared: needs no pkg-config module of libztb's dependencies
+PKG_CONFIG_LIBDIR=$work/nothing cmake -S "$src/examples/sdk-version" -B "$work/cm" \
+    -DCMAKE_PREFIX_PATH="$prefix" >"$work/cm.log"
 cmake --build "$work/cm" >>"$work/cm.log"
-LD_LIBRARY_PATH=$prefix/lib "$work/cm/sdk-version" | grep -q "^libztb "
+LD_LIBRARY_PATH=$prefix/lib "$work/cm/sdk-version" | grep -q "^libztb $ver: "
+# find_package, static (ztb::ztb_static)
+PKG_CONFIG_LIBDIR=$work/nothing cmake -S "$src/examples/sdk-version" -B "$work/cm-static" \
+    -DCMAKE_PREFIX_PATH="$prefix" -DZTB_LINK_STATIC=ON >"$work/cm.log"
+cmake --build "$work/cm-static" >>"$work/cm.log"
+"$work/cm-static/sdk-version" | grep -q "^libztb $ver: "
+if readelf -d "$work/cm-static/sdk-version" | grep -q "libztb"; then
+    echo "install: the find_package static build still needs libztb.so" >&2
+    exit 1
+fi
+export PKG_CONFIG_PATH=$prefix/lib/pkgconfig
 
 # the agent and gateway examples, both ways; each runs and prints its usage
 # shellcheck disable=SC2046
@@ -113,11 +219,5 @@ for bin in "$work/pc-agent" "$work/pc-gateway" "$work/pc-mcp" "$work/cm-agent/zt
         exit 1
     }
 done
-# libztb.a holds everything of ztb it needs; its dependencies are those ztb.pc names
-deps=$(pkg-config --print-requires-private ztb | awk '{print $1}' | tr '\n' ' ')
-# shellcheck disable=SC2046,SC2086
-cc "$src/examples/sdk-version/main.c" $(pkg-config --cflags ztb) "$prefix/lib/libztb.a" \
-    $(pkg-config --libs $deps) -lpthread -o "$work/static-example"
-"$work/static-example" | grep -q "^libztb "
-echo "install: ok (prefix layout, service files, exported symbols, pkg-config and find_package builds of" \
-     "sdk-version, agent and gateway; static link)"
+echo "install: ok (prefix layout, service files, exported symbols of libztb.so and libztb.a," \
+     "pkg-config and find_package builds of sdk-version, shared and static; agent and gateway)"

@@ -1,7 +1,8 @@
 /*
  * test_admin_cli.c - operators manage agents through the real ztbctl talking
  * to the real broker's admin socket; every call lands in a verifiable audit
- * log, and join tokens are shown once and nowhere else.
+ * log, and join tokens are shown once and nowhere else; `agent show` says
+ * what an enrolled agent did in the last hour.
  */
 #include <pwd.h>
 #include <setjmp.h>
@@ -16,6 +17,7 @@
 #include <cmocka.h>
 #include <jansson.h>
 
+#include "agent.h"
 #include "harness.h"
 
 static struct zh_broker b;
@@ -187,6 +189,82 @@ static void test_agent_show_and_formats(void **state)
     assert_non_null(strstr(out, "spiffe://ztb.local/agent/show-bot"));
     free(out);
     free(err);
+}
+
+/* Poll until `agent show NAME -o json` reports denied_last_hour >= want
+ * (refusals are counted by the detectors' worker, a moment later). */
+struct denied_wait {
+    const char *name;
+    json_int_t want;
+    json_t *last;
+};
+static int denied_counted(void *arg)
+{
+    struct denied_wait *w = arg;
+    char *out, *err;
+    int rc = ctl(&out, &err, "agent", "show", w->name, "-o", "json");
+    free(err);
+    if (rc != 0) {
+        free(out);
+        return 0;
+    }
+    json_error_t e;
+    json_decref(w->last);
+    w->last = json_loads(out, 0, &e);
+    free(out);
+    return json_integer_value(json_object_get(w->last, "denied_last_hour")) >= w->want;
+}
+
+/* An enrolled agent that was issued two tokens and refused one: `agent
+ * show` gives its identity's serial (the certificate's) and expiry, when it
+ * was last seen, and the tokens issued and refused in the last hour. */
+static void test_agent_show_activity(void **state)
+{
+    (void)state;
+    struct za_agent a;
+    za_enroll(&b, &a, "busy-bot");
+    struct zh_resp r;
+    char tok[4096];
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(za_token(&b, &a, "crm", "crm:read", &r, tok, sizeof(tok)), 200);
+        zh_resp_free(&r);
+    }
+    assert_int_equal(za_token(&b, &a, "crm", "crm:delete", &r, tok, sizeof(tok)), 403);
+    zh_resp_free(&r);
+
+    struct denied_wait w = {.name = "busy-bot", .want = 1};
+    if (!za_wait(denied_counted, &w, 5000))
+        fail_msg("agent show never counted the refusal: %s",
+                 w.last ? json_dumps(w.last, 0) : "(no answer)");
+    json_t *j = w.last;
+    assert_int_equal(json_integer_value(json_object_get(j, "tokens_last_hour")), 2);
+    assert_int_equal(json_integer_value(json_object_get(j, "denied_last_hour")), 1);
+    assert_true(json_integer_value(json_object_get(j, "last_seen")) > 0);
+    assert_true(json_is_true(json_object_get(j, "identity_current")));
+    assert_true(json_integer_value(json_object_get(j, "identity_expires")) > 0);
+    const char *sv = json_string_value(json_object_get(j, "identity_serial"));
+    assert_non_null(sv);
+    assert_true(strlen(sv) >= 16);
+    char serial[64];
+    snprintf(serial, sizeof(serial), "%s", sv);
+    json_decref(j);
+
+    /* for people: the same, times in RFC 3339 */
+    char *out, *err;
+    assert_int_equal(ctl(&out, &err, "agent", "show", "busy-bot", NULL, NULL), 0);
+    char line[128];
+    snprintf(line, sizeof(line), "\nidentity_serial    %s\n", serial);
+    if (strstr(out, line) == NULL)
+        fail_msg("agent show has no '%s' line:\n%s", serial, out);
+    assert_non_null(strstr(out, "\ntokens_last_hour   2\n"));
+    assert_non_null(strstr(out, "\ndenied_last_hour   1\n"));
+    char *ls = strstr(out, "\nlast_seen          ");
+    assert_non_null(ls);
+    assert_int_equal(ls[19 + 11], 'T'); /* 2026-12-04T... */
+    assert_int_equal(ls[19 + 20], 'Z');
+    free(out);
+    free(err);
+    za_free(&a);
 }
 
 static void test_admin_api_rejects_bad_input(void **state)
@@ -384,6 +462,7 @@ int main(void)
         cmocka_unit_test(test_policy_reload),
         cmocka_unit_test(test_options_after_the_command),
         cmocka_unit_test(test_agent_show_and_formats),
+        cmocka_unit_test(test_agent_show_activity),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

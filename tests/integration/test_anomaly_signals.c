@@ -530,6 +530,40 @@ static void test_dual_verification_and_operator(void **state)
     assert_non_null(strstr(err, "already"));
     free(out);
     free(err);
+    /* the signals that asked for it say what became of it, not pending_operator */
+    const char *slist[] = {"--json", "signals", "list", NULL};
+    assert_int_equal(ctl(&out, &err, slist), 0);
+    json_error_t je;
+    json_t *sl = json_loads(out, 0, &je);
+    assert_non_null(sl);
+    size_t si, ri;
+    json_t *sg, *rs;
+    int refs = 0;
+    json_array_foreach(sl, si, sg)
+    {
+        json_t *rl = json_object_get(sg, "responses");
+        json_array_foreach(rl, ri, rs)
+        {
+            const char *ra = json_string_value(json_object_get(rs, "action"));
+            if (ra != NULL && strcmp(ra, act) == 0) {
+                assert_string_equal(json_string_value(json_object_get(rs, "status")), "applied");
+                refs++;
+            }
+        }
+    }
+    assert_true(refs >= 1);
+    json_decref(sl);
+    free(out);
+    free(err);
+    const char *stable[] = {"signals", "list", NULL};
+    assert_int_equal(ctl(&out, &err, stable), 0);
+    char applied[96];
+    snprintf(applied, sizeof(applied), ":applied(%s)", act);
+    assert_non_null(strstr(out, applied));
+    snprintf(applied, sizeof(applied), ":pending_operator(%s)", act);
+    assert_null(strstr(out, applied));
+    free(out);
+    free(err);
     audit = za_audit_text(&b);
     assert_non_null(strstr(audit, "\"event\":\"admin.signal_action_confirmed\""));
     assert_non_null(strstr(audit, "\"cause\":\"action\",\"entry\":\"compromise-revoke-all\""));
@@ -1087,7 +1121,9 @@ static void test_signals_cli(void **state)
     assert_non_null(strstr(out, "credential_compromise"));
     assert_non_null(strstr(out, "quarantine:pending_signals(1/2)"));
     assert_non_null(strstr(out, "quarantine:applied"));
-    assert_non_null(strstr(out, "revoke_all:pending_operator(act_"));
+    /* the actions the dual-verification test decided: not pending any more */
+    assert_non_null(strstr(out, "revoke_all:applied(act_"));
+    assert_non_null(strstr(out, "revoke_all:rejected(act_"));
     free(out);
     free(err);
     const char *by_agent[] = {"--json", "signals", "list", "--agent", "chatty", NULL};
@@ -1098,7 +1134,27 @@ static void test_signals_cli(void **state)
     assert_int_equal(json_array_size(arr), 1);
     assert_string_equal(json_string_value(json_object_get(json_array_get(arr, 0), "type")),
                         "prompt_injection");
+    char sid[64];
+    snprintf(sid, sizeof(sid), "%s",
+             json_string_value(json_object_get(json_array_get(arr, 0), "id")));
     json_decref(arr);
+    free(out);
+    free(err);
+    /* `signals show ID` from the real broker: 0.9 as typed, the time in RFC 3339 */
+    const char *show_json[] = {"signals", "show", sid, "-o", "json", NULL};
+    assert_int_equal(ctl(&out, &err, show_json), 0);
+    assert_non_null(strstr(out, "\"confidence\": 0.9,"));
+    assert_null(strstr(out, "0.9000"));
+    free(out);
+    free(err);
+    const char *show[] = {"signals", "show", sid, NULL};
+    assert_int_equal(ctl(&out, &err, show), 0);
+    char *rec = strstr(out, "\nreceived ");
+    assert_non_null(rec);
+    rec += strspn(rec + 1, "received ") + 1;
+    assert_int_equal(strspn(rec, "0123456789-T:Z"), 20);
+    assert_int_equal(rec[10], 'T');
+    assert_non_null(strstr(out, "\nconfidence  0.9\n"));
     free(out);
     free(err);
     const char *sources[] = {"signals", "source", "list", NULL};

@@ -269,7 +269,7 @@ static void test_rotation_mid_stream(void **state)
     char *before = mint(agent, "payments:list", NULL, NULL);
     char kid0[160], kid1[160];
     kid_of(before, kid0, sizeof(kid0));
-    ztb_verifier_stats st0;
+    ztb_verifier_stats st0 = ZTB_VERIFIER_STATS_INIT;
     assert_int_equal(ztb_verifier_stats_get(v, &st0), ZTB_OK);
 
     struct stream s = {0};
@@ -304,7 +304,7 @@ static void test_rotation_mid_stream(void **state)
     /* both keys verify: the old kid from before, the new one fetched on demand */
     assert_int_equal(check(v, before, "payments:list", NULL, NULL), ZTB_OK);
     assert_int_equal(check(v, after, "payments:list", NULL, NULL), ZTB_OK);
-    ztb_verifier_stats st1;
+    ztb_verifier_stats st1 = ZTB_VERIFIER_STATS_INIT;
     assert_int_equal(ztb_verifier_stats_get(v, &st1), ZTB_OK);
     assert_true(st1.jwks_fetches > st0.jwks_fetches);
     assert_true(st1.jwks_keys >= 2);

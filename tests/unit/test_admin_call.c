@@ -57,7 +57,7 @@ static void test_answer_printed(void **state)
     server_free(s);
     assert_string_equal(out, "NAME  STATUS  GEN  QUARANTINED  APPROVAL  CREATED               "
                              "SPIFFE ID\n"
-                             "bot   active  3    no           yes       2023-11-14 22:13:20Z  "
+                             "bot   active  3    no           yes       2023-11-14T22:13:20Z  "
                              "spiffe://ztb.local/agent/bot\n");
 }
 

@@ -1,8 +1,10 @@
 /*
  * test_cmd_keys.c - `ztbctl keys` end to end: the real binary on a scratch
  * key store, checking exit codes, what it prints (tables and --json) and
- * what it leaves on disk, through a whole rotation.
+ * what it leaves on disk, through a whole rotation; and that `keys list`
+ * prints the same columns and values from the files and from the broker.
  */
+#define _GNU_SOURCE /* strcasestr, for admin_script.h */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -14,6 +16,7 @@
 
 #include <jansson.h>
 
+#include "admin_script.h"
 #include "pki_test.h"
 
 #include "pki/jwk.h"
@@ -167,6 +170,102 @@ static void test_lifecycle(void **state)
     assert_null(strstr(out, "PRIVATE"));
 }
 
+/* 1 if s is an RFC 3339 UTC time as ztbctl prints it: YYYY-MM-DDTHH:MM:SSZ. */
+static int rfc3339(const char *s)
+{
+    int y, mo, d, h, mi, se;
+    char z = 0, end = 0;
+    return strlen(s) == 20 &&
+           sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2d%c%c", &y, &mo, &d, &h, &mi, &se, &z, &end) == 7 &&
+           z == 'Z';
+}
+
+/* `keys list` from the files and `keys list --broker` from the broker's
+ * answer (the store's JSON: integer times, 0 when absent, no "published")
+ * print the same table and the same keys in JSON; times are RFC 3339 in
+ * tables and null in JSON when absent. */
+static void test_list_same_from_files_and_broker(void **state)
+{
+    (void)state;
+    assert_int_equal(ztbctl("keys rotate"), 0); /* a next key: never activated */
+    assert_int_equal(ztbctl("-o json keys list"), 0);
+    json_t *files = json_out();
+    assert_int_equal(json_array_size(files), 2);
+    size_t i;
+    json_t *k;
+    int nulls = 0;
+    json_array_foreach(files, i, k)
+    {
+        assert_true(json_is_boolean(json_object_get(k, "published")));
+        assert_true(json_is_integer(json_object_get(k, "created")));
+        nulls += json_is_null(json_object_get(k, "activated")) +
+                 json_is_null(json_object_get(k, "deactivated"));
+    }
+    assert_true(nulls >= 3); /* next: neither; active: not deactivated */
+    assert_int_equal(ztbctl("keys list"), 0);
+    char table[8192];
+    snprintf(table, sizeof(table), "%s", out);
+    assert_true(strncmp(table, "KID ", 4) == 0);
+    assert_non_null(strstr(table, "  STATE  "));
+    assert_non_null(strstr(table, "  PUBLISHED  CREATED "));
+    assert_non_null(strstr(table, "  ACTIVATED "));
+    assert_non_null(strstr(table, "  DEACTIVATED "));
+    assert_non_null(strstr(table, "  NOT_AFTER\n"));
+    /* every time cell is RFC 3339 or "-" */
+    char *save = NULL, copy[8192];
+    snprintf(copy, sizeof(copy), "%s", strchr(table, '\n') + 1);
+    int times = 0;
+    for (char *w = strtok_r(copy, " \n", &save); w != NULL; w = strtok_r(NULL, " \n", &save))
+        if (strchr(w, ':') != NULL) {
+            assert_true(rfc3339(w));
+            times++;
+        }
+    assert_true(times >= 3);
+    /* -o wide adds the algorithm; -o name gives the kids alone */
+    assert_int_equal(ztbctl("keys list -o wide"), 0);
+    assert_non_null(strstr(out, "  NOT_AFTER  "));
+    assert_non_null(strstr(out, "  ALG\n"));
+    assert_non_null(strstr(out, "  ES256\n"));
+    assert_null(strstr(table, "ALG"));
+    assert_int_equal(ztbctl("keys list -o name --no-headers"), 0);
+    assert_null(strstr(out, "KID"));
+    assert_null(strstr(out, " "));
+    assert_int_equal(strlen(out), 2 * (ZTB_KID_LEN + 1));
+
+    /* the broker's answer for the same store */
+    json_t *keys = json_deep_copy(files);
+    json_array_foreach(keys, i, k)
+    {
+        json_object_del(k, "published");
+        const char *tn[] = {"created", "activated", "deactivated", "not_after"};
+        for (size_t t = 0; t < 4; t++)
+            if (json_is_null(json_object_get(k, tn[t])))
+                json_object_set_new(k, tn[t], json_integer(0));
+    }
+    json_t *answer_json = json_pack("{s:o}", "keys", keys);
+    char *body = json_dumps(answer_json, JSON_COMPACT);
+    json_decref(answer_json);
+    static char answer[16384];
+    snprintf(answer, sizeof(answer), "HTTP/1.1 200 OK\r\nContent-Length: %zu\r\n\r\n%s",
+             strlen(body), body);
+    free(body);
+    char args[256];
+    struct server *s = server_start(answer, 0);
+    snprintf(args, sizeof(args), "--socket %s keys list --broker", s->path);
+    assert_int_equal(ztbctl(args), 0);
+    server_stop(s);
+    assert_string_equal(out, table);
+    s = server_start(answer, 0);
+    snprintf(args, sizeof(args), "--socket %s keys list --broker -o json", s->path);
+    assert_int_equal(ztbctl(args), 0);
+    server_stop(s);
+    json_t *broker = json_out();
+    if (!json_equal(json_object_get(broker, "keys"), files))
+        fail_msg("keys list --broker -o json differs from the files': %s", out);
+    json_decref(broker);
+    json_decref(files);
+}
+
 static void test_encrypted(void **state)
 {
     (void)state;
@@ -191,6 +290,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_usage_errors),
         cmocka_unit_test(test_lifecycle),
+        cmocka_unit_test(test_list_same_from_files_and_broker),
         cmocka_unit_test(test_encrypted),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

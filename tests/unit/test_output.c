@@ -73,9 +73,9 @@ static void test_no_headers(void **state)
     (void)state;
     assert_int_equal(answered(AGENTS, "agent list --no-headers"), 0);
     /* the columns are as wide as their cells (the header is not there) */
-    assert_string_equal(out, "bot  active    3  no  yes  2023-11-14 22:13:20Z  "
+    assert_string_equal(out, "bot  active    3  no  yes  2023-11-14T22:13:20Z  "
                              "spiffe://ztb.local/agent/bot\n"
-                             "crm  disabled  1  no  no   2023-11-14 22:13:21Z  "
+                             "crm  disabled  1  no  no   2023-11-14T22:13:21Z  "
                              "spiffe://ztb.local/agent/crm\n");
 }
 
@@ -114,7 +114,7 @@ static void test_signals_show(void **state)
     assert_int_equal(answered(SIGNALS, "signals show sig-2"), 0);
     assert_non_null(strstr(out, "FIELD       VALUE\n"));
     assert_non_null(strstr(out, "\nid          sig-2\n"));
-    assert_non_null(strstr(out, "\nreceived    2023-11-14 22:13:25Z\n"));
+    assert_non_null(strstr(out, "\nreceived    2023-11-14T22:13:25Z\n"));
     assert_non_null(strstr(out, "\nconfidence  0.35\n"));
     assert_non_null(strstr(out, "\nsubject     {\"agent\":\"crm\"}\n"));
     assert_int_equal(answered(SIGNALS, "signals show sig-1 -o json"), 0);
@@ -133,7 +133,9 @@ static void test_signals_show(void **state)
     "{\"name\":\"bot\",\"status\":\"active\",\"generation\":3,\"quarantined\":false,"              \
     "\"approval_required\":false,\"created\":1700000000,"                                          \
     "\"spiffe_id\":\"spiffe://ztb.local/agent/bot\",\"identity_current\":true,"                    \
-    "\"identity_x5t\":\"q3Vx\",\"identity_expires\":1700003600}"
+    "\"identity_x5t\":\"q3Vx\",\"identity_serial\":\"7F01\",\"identity_expires\":1700003600,"      \
+    "\"last_seen\":1700000100,\"tokens_last_day\":9,\"tokens_last_hour\":4,"                       \
+    "\"denied_last_hour\":2}"
 
 static void test_agent_show(void **state)
 {
@@ -143,11 +145,17 @@ static void test_agent_show(void **state)
     assert_non_null(strstr(out, "\ngeneration         3\n"));
     assert_non_null(strstr(out, "\nidentity_current   yes\n"));
     assert_non_null(strstr(out, "\nidentity_x5t#S256  q3Vx\n"));
-    assert_non_null(strstr(out, "\nidentity_expires   2023-11-14 23:13:20Z\n"));
+    assert_non_null(strstr(out, "\nidentity_expires   2023-11-14T23:13:20Z\n"));
+    assert_non_null(strstr(out, "\nidentity_serial    7F01\n"));
+    assert_non_null(strstr(out, "\nlast_seen          2023-11-14T22:15:00Z\n"));
+    assert_non_null(strstr(out, "\ntokens_last_hour   4\n"));
+    assert_non_null(strstr(out, "\ndenied_last_hour   2\n"));
     /* no identity document: said, and null in JSON */
     assert_int_equal(answered(AGENT_NO_ID, "agent show bot"), 0);
     assert_non_null(strstr(out, "\nidentity_expires   none\n"));
     assert_non_null(strstr(out, "\nquarantined        yes\n"));
+    assert_non_null(strstr(out, "\nidentity_serial    none\n"));
+    assert_non_null(strstr(out, "\nlast_seen          never\n"));
     assert_int_equal(answered(AGENT_NO_ID, "agent show bot --json"), 0);
     assert_non_null(strstr(out, "\"identity_expires\": null"));
     assert_int_equal(answered(AGENT_NO_ID, "agent show bot -o name"), 0);

@@ -418,6 +418,20 @@ static void test_identity_peek_and_dpop(void **state)
     assert_string_equal(sa.x5t, "c2");
     assert_string_equal(sa.jwk, "{\"kty\":\"EC\"}"); /* the key stays */
     assert_int_equal(sa.epoch, 1);
+    /* the serial is recorded for the current document only, and a new
+     * document drops the old one's */
+    assert_string_equal(sa.serial, "");
+    assert_int_equal(store_agent_set_identity_serial("ident", "c1", "0A11"), ZTB_ERR_NOT_FOUND);
+    assert_int_equal(store_agent_set_identity_serial("ident", "c2", "0B22"), ZTB_OK);
+    assert_int_equal(store_agent_set_identity_serial("ghost", "c2", "0B22"), ZTB_ERR_NOT_FOUND);
+    assert_int_equal(store_agent_set_identity_serial("ident", "c2", ""), ZTB_ERR_INVALID_ARG);
+    assert_int_equal(store_agent_auth_get("ident", &sa), ZTB_OK);
+    assert_string_equal(sa.serial, "0B22");
+    assert_int_equal(
+        store_agent_set_identity("ident", STORE_IDENTITY_RENEW, "{}", "k1", "c2b", 5000, 1, &epoch),
+        ZTB_OK);
+    assert_int_equal(store_agent_auth_get("ident", &sa), ZTB_OK);
+    assert_string_equal(sa.serial, "");
     /* a revocation (generation bump) kills the identity until enrollment */
     redis_do("HINCRBY ztb:{ident}:agent gen 1");
     assert_int_equal(store_agent_auth_get("ident", &sa), ZTB_OK);

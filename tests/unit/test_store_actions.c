@@ -47,9 +47,16 @@ static void test_actions(void **state)
     assert_string_equal(json_string_value(json_object_get(o, "status")), "pending");
     json_decref(list);
 
+    char st[16];
+    assert_int_equal(store_action_status(first, st), ZTB_OK);
+    assert_string_equal(st, "pending");
+    assert_int_equal(store_action_status("act_nope", st), ZTB_ERR_NOT_FOUND);
+    assert_int_equal(store_action_status("../x", st), ZTB_ERR_NOT_FOUND);
     struct store_action d;
     assert_int_equal(store_action_decide(first, 1, "operator:uid=0", 1002, &d), ZTB_OK);
     assert_string_equal(d.status, "confirmed");
+    assert_int_equal(store_action_status(first, st), ZTB_OK);
+    assert_string_equal(st, "confirmed");
     assert_string_equal(d.target, "bot");
     assert_string_equal(d.response, "revoke_all");
     /* decided once only */

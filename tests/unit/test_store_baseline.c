@@ -25,6 +25,15 @@ static void hset(const char *key, const char *field, const char *value)
     freeReplyObject(cmd("HSET %s %s %s", key, field, value));
 }
 
+/* 1 if the hash key has field, 0 if not. */
+static int hexists(const char *key, const char *field)
+{
+    redisReply *r = cmd("HEXISTS %s %s", key, field);
+    int n = r != NULL && r->type == REDIS_REPLY_INTEGER ? (int)r->integer : -1;
+    freeReplyObject(r);
+    return n;
+}
+
 static void test_resource_prefix(void **state)
 {
     (void)state;
@@ -110,6 +119,35 @@ static void test_activity_and_meta(void **state)
     assert_int_equal(store_activity_get("busy", &last, &day), ZTB_OK);
     assert_int_equal(last, 1800000000);
     assert_int_equal(day, 5);
+
+    /* the last hour, in 5-minute slots: issued (i:) and refused (d:) */
+    int64_t now = (int64_t)time(NULL);
+    long long q = (long long)now / STORE_ACTIVITY_SLOT_S;
+    char f[48];
+    snprintf(f, sizeof(f), "i:%lld", q);
+    hset("ztb:{busy}:seen", f, "3");
+    snprintf(f, sizeof(f), "i:%lld", q - (STORE_ACTIVITY_SLOTS - 1));
+    hset("ztb:{busy}:seen", f, "4");
+    snprintf(f, sizeof(f), "i:%lld", q - STORE_ACTIVITY_SLOTS); /* over an hour ago */
+    hset("ztb:{busy}:seen", f, "50");
+    hset("ztb:{busy}:seen", "i:junk", "7");
+    struct store_activity act;
+    assert_int_equal(store_activity_denied("busy", now), ZTB_OK);
+    assert_int_equal(store_activity_denied("busy", now), ZTB_OK);
+    assert_int_equal(store_activity_denied("busy", now - 3600), ZTB_OK); /* an hour ago */
+    assert_int_equal(store_activity_read("busy", now, &act), ZTB_OK);
+    assert_int_equal(act.tokens_hour, 7);
+    assert_int_equal(act.denied_hour, 2);
+    assert_int_equal(act.tokens_day, 5); /* the slots are not hours */
+    assert_int_equal(act.last_seen, 1800000000);
+    /* a new slot's first refusal drops the slots an hour old */
+    assert_int_equal(store_activity_denied("busy", now + STORE_ACTIVITY_SLOT_S), ZTB_OK);
+    snprintf(f, sizeof(f), "i:%lld", q - STORE_ACTIVITY_SLOTS);
+    assert_int_equal(hexists("ztb:{busy}:seen", f), 0);
+    assert_int_equal(hexists("ztb:{busy}:seen", "i:junk"), 1); /* not a slot: left alone */
+    assert_int_equal(store_activity_denied("bad name", now), ZTB_ERR_NOT_FOUND);
+    assert_int_equal(store_activity_read("quiet", now, &act), ZTB_OK);
+    assert_int_equal(act.tokens_hour + act.denied_hour, 0);
 
     char owner[STORE_OWNER_MAX + 1], desc[STORE_DESCRIPTION_MAX + 1];
     assert_int_equal(store_agent_set_meta("ghost", "x", NULL), ZTB_ERR_NOT_FOUND);

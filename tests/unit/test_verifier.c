@@ -629,11 +629,52 @@ static void test_feed_lost(void **state)
     for (int i = 0; i < 700 && (rv = verify_std(copy)) != ZTB_OK; i++)
         clock_sleep_ms(10);
     assert_int_equal(rv, ZTB_OK);
-    ztb_verifier_stats st;
+    ztb_verifier_stats st = ZTB_VERIFIER_STATS_INIT;
     assert_int_equal(ztb_verifier_stats_get(v, &st), ZTB_OK);
     assert_true(st.revocation_live);
     assert_true(st.revocation_syncs >= 2);
     assert_int_equal(st.jwks_keys, 1);
+}
+
+/* ztb_verifier_stats carries its size: an unset size is refused, an older
+ * (shorter) struct is filled only as far as it goes, a newer (longer) one
+ * learns how many bytes this library filled. */
+static void test_stats_struct_size(void **state)
+{
+    (void)state;
+    ztb_verifier_stats st;
+    memset(&st, 0, sizeof(st));
+    assert_int_equal(ztb_verifier_stats_get(v, &st), ZTB_ERR_INVALID_ARG); /* size not set */
+    assert_int_equal(ztb_verifier_stats_get(v, NULL), ZTB_ERR_INVALID_ARG);
+
+    /* a caller built when the struct ended after jwks_fetches */
+    size_t old = offsetof(ztb_verifier_stats, jwks_fetches) + sizeof(uint64_t);
+    unsigned char buf[sizeof(ztb_verifier_stats) + 64];
+    memset(buf, 0xa5, sizeof(buf));
+    ztb_verifier_stats *p = (ztb_verifier_stats *)(void *)buf;
+    p->struct_size = old;
+    assert_int_equal(ztb_verifier_stats_get(v, p), ZTB_OK);
+    assert_int_equal(p->struct_size, old);
+    assert_int_equal(p->jwks_keys, 1);
+    for (size_t i = old; i < sizeof(buf); i++)
+        assert_int_equal(buf[i], 0xa5); /* nothing past what it knows */
+
+    /* a caller built with a longer struct than this library knows */
+    memset(buf, 0xa5, sizeof(buf));
+    p->struct_size = sizeof(buf);
+    assert_int_equal(ztb_verifier_stats_get(v, p), ZTB_OK);
+    assert_int_equal(p->struct_size, sizeof(ztb_verifier_stats));
+    assert_int_equal(p->jwks_keys, 1);
+    assert_true(p->revocation_syncs >= 1); /* a field past the old end, filled */
+    for (size_t i = sizeof(ztb_verifier_stats); i < sizeof(buf); i++)
+        assert_int_equal(buf[i], 0xa5);
+
+    /* the initialiser sets the size; the struct can be passed again */
+    ztb_verifier_stats cur = ZTB_VERIFIER_STATS_INIT;
+    assert_int_equal(cur.struct_size, sizeof(cur));
+    assert_int_equal(ztb_verifier_stats_get(v, &cur), ZTB_OK);
+    assert_int_equal(ztb_verifier_stats_get(v, &cur), ZTB_OK);
+    assert_int_equal(cur.struct_size, sizeof(cur));
 }
 
 /* The public cap: a verifier whose revocation set is full of live entries
@@ -665,7 +706,7 @@ static void test_revocation_cap(void **state)
          i++)
         clock_sleep_ms(10);
     assert_int_equal(rv, ZTB_ERR_REVOCATION_STALE); /* a token nobody revoked */
-    ztb_verifier_stats st;
+    ztb_verifier_stats st = ZTB_VERIFIER_STATS_INIT;
     assert_int_equal(ztb_verifier_stats_get(x, &st), ZTB_OK);
     assert_true(st.revocation_full);
     assert_true(st.revocation_refused >= 1);
@@ -767,7 +808,7 @@ static void test_stale_jwks_refused(void **state)
 
     /* the refresher follows max-age=2, not the 30 s refetch interval: it
      * has tried again (and failed) within a few seconds */
-    ztb_verifier_stats st;
+    ztb_verifier_stats st = ZTB_VERIFIER_STATS_INIT;
     int64_t t0 = clock_mono_ms();
     do {
         clock_sleep_ms(100);
@@ -924,6 +965,7 @@ int main(void)
         cmocka_unit_test(test_key_rotation),
         cmocka_unit_test(test_threads_share_a_verifier),
         cmocka_unit_test(test_feed_lost),
+        cmocka_unit_test(test_stats_struct_size),
         cmocka_unit_test(test_revocation_cap),
         cmocka_unit_test(test_stale_jwks_refused),
         cmocka_unit_test(test_configuration_mistakes),

@@ -309,7 +309,16 @@ ZTB_API ztb_err ztb_claims_detail_number(const ztb_claims *c, const char *path, 
 
 /* ---- operations ---------------------------------------------------------- */
 
+/*
+ * The verifier's counters. struct_size comes first and the caller sets it to
+ * sizeof(ztb_verifier_stats) before the call (ZTB_VERIFIER_STATS_INIT does):
+ * later versions add counters at the end only, so a program built against
+ * an older header gets the counters it knows, and one built against a newer
+ * header running with an older libztb learns from struct_size, on return,
+ * how many bytes were filled (the fields past it are left as they were).
+ */
 typedef struct ztb_verifier_stats {
+    size_t struct_size;             /* in: sizeof(ztb_verifier_stats); out: bytes filled */
     uint64_t jwks_keys;             /* keys in the current set */
     uint64_t jwks_fetches;          /* JWKS fetches or file reads so far */
     int revocation_live;            /* the revocation feed is subscribed and loaded */
@@ -323,7 +332,25 @@ typedef struct ztb_verifier_stats {
     int revocation_full;            /* refusing every token until a full reload fits */
 } ztb_verifier_stats;
 
-/* Fill *out with v's counters (zeros for what does not apply). Thread-safe; does not block. */
+/* ztb_verifier_stats st = ZTB_VERIFIER_STATS_INIT; then ztb_verifier_stats_get(v, &st). */
+#ifdef __cplusplus
+#define ZTB_VERIFIER_STATS_INIT                                                                    \
+    {                                                                                              \
+        sizeof(ztb_verifier_stats)                                                                 \
+    }
+#else
+#define ZTB_VERIFIER_STATS_INIT                                                                    \
+    {                                                                                              \
+        .struct_size = sizeof(ztb_verifier_stats)                                                  \
+    }
+#endif
+
+/*
+ * Fill *out with v's counters (zeros for what does not apply), up to
+ * out->struct_size bytes, and set out->struct_size to the bytes filled.
+ * INVALID_ARG if out->struct_size is not set (it leaves no room for a
+ * counter). Thread-safe; does not block.
+ */
 ZTB_API ztb_err ztb_verifier_stats_get(ztb_verifier *v, ztb_verifier_stats *out);
 
 #ifdef __cplusplus
