@@ -702,6 +702,30 @@ int zh_http(const char *method, const char *url, const char *unix_sock, const ch
     return rc == CURLE_OK ? 0 : -1;
 }
 
+long zh_wait_ready(const struct zh_broker *b, long limit_ms)
+{
+    struct timespec t0, t;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    char last[512] = "no answer";
+    for (;;) {
+        struct zh_resp r;
+        int got = zh_get(b, "/readyz", &r) == 0;
+        int ok = got && r.status == 200;
+        if (got && !ok)
+            snprintf(last, sizeof(last), "%ld %s", r.status, r.body ? r.body : "");
+        zh_resp_free(&r);
+        clock_gettime(CLOCK_MONOTONIC, &t);
+        long ms = (long)((t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000);
+        if (ok)
+            return ms;
+        if (ms >= limit_ms) {
+            fprintf(stderr, "/readyz not ready after %ld ms: %s\n", ms, last);
+            return -1;
+        }
+        usleep(20000);
+    }
+}
+
 int zh_get(const struct zh_broker *b, const char *path, struct zh_resp *out)
 {
     char url[512];

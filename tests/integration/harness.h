@@ -143,6 +143,10 @@ void zh_broker_start(struct zh_broker *b, const struct zh_broker_opts *o);
 /* SIGTERM and wait; returns the exit status (or -signal). */
 int zh_broker_stop(struct zh_broker *b);
 
+/* Wait until /readyz answers 200: the milliseconds it took, or -1 after
+ * limit_ms (then the last answer's body is printed to stderr). */
+long zh_wait_ready(const struct zh_broker *b, long limit_ms);
+
 /* Print the broker's log to stderr (on failure). */
 void zh_broker_dump_log(const struct zh_broker *b);
 

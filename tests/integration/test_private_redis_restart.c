@@ -188,21 +188,6 @@ static void fill(const char *sock)
     redisFree(c);
 }
 
-/* Wait until /readyz answers 200; the milliseconds it took, or -1. */
-static long wait_ready(const struct zh_broker *b, long limit_ms)
-{
-    long long t0 = now_us();
-    while ((now_us() - t0) / 1000 < limit_ms) {
-        struct zh_resp r;
-        int ok = zh_get(b, "/readyz", &r) == 0 && r.status == 200;
-        zh_resp_free(&r);
-        if (ok)
-            return (long)((now_us() - t0) / 1000);
-        usleep(20000);
-    }
-    return -1;
-}
-
 static void test_crash_then_restart_after_0_100_1000_ms(void **state)
 {
     (void)state;
@@ -213,7 +198,7 @@ static void test_crash_then_restart_after_0_100_1000_ms(void **state)
     char sock[400], data[400];
     snprintf(sock, sizeof(sock), "%s/redis/redis.sock", b.state);
     snprintf(data, sizeof(data), "%s/redis", b.state);
-    assert_true(wait_ready(&b, 10000) >= 0);
+    assert_true(zh_wait_ready(&b, 10000) >= 0);
     char first_dir[256];
     snprintf(first_dir, sizeof(first_dir), "%s", b.dir);
 
@@ -236,7 +221,7 @@ static void test_crash_then_restart_after_0_100_1000_ms(void **state)
         struct zh_broker_opts o2 = {.state_dir = b.state};
         long long t0 = now_us();
         zh_broker_start(&again, &o2);
-        long ready_ms = wait_ready(&again, 10000);
+        long ready_ms = zh_wait_ready(&again, 10000);
         long total_ms = (long)((now_us() - t0) / 1000);
         if (ready_ms < 0) {
             zh_broker_dump_log(&again);
@@ -255,7 +240,7 @@ static void test_crash_then_restart_after_0_100_1000_ms(void **state)
                      sock);
         }
         assert_int_not_equal(new_pid, old_pid);
-        assert_int_equal(wait_ready(&again, 1000) >= 0, 1);
+        assert_int_equal(zh_wait_ready(&again, 1000) >= 0, 1);
 
         const struct seen *so = seen_of(w, old_pid), *sn = seen_of(w, new_pid);
         assert_non_null(so);
