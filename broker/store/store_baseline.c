@@ -300,7 +300,7 @@ ztb_err store_unknown_reports_pop(size_t max, store_report_fn each, void *ud, si
     *popped = 0;
     ZTB_ENSURE(max >= 1 && max <= 1000 && each != NULL, ZTB_ERR_INVALID_ARG);
     redisReply *r;
-    ZTB_GUARD(redis_commandf(&r, "RPOP %s %zu", ZTB_WIRE_UNKNOWN_REPORTS_KEY, max));
+    ZTB_GUARD(redis_commandf(&r, "RPOP %s %d", ZTB_WIRE_UNKNOWN_REPORTS_KEY, (int)max));
     if (r->type == REDIS_REPLY_NIL) {
         freeReplyObject(r);
         return ZTB_OK;
