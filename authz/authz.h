@@ -36,7 +36,7 @@ struct authz_config {
     const char *uri_header;    /* default X-Original-URI */
     const char *resource;      /* RFC 9728 resource; default: the table's origin */
     const char *resource_name;
-    unsigned skew_s;   /* default 30 */
+    unsigned skew_s;    /* default 30 */
     unsigned grace_ms;  /* revocation grace, default 0 */
     unsigned report_ms; /* unknown-client reports, default 10000; 0 off */
     int allow_insecure_http;

@@ -47,8 +47,8 @@ static int gateway_ok(const char *s, size_t n)
 
 static int client_ok(const struct unknown_client *c)
 {
-    return unknown_reason_name(c->reason) != NULL && unknown_label_ok(c->source) &&
-           c->count >= 1 && c->count <= UNKNOWN_COUNT_MAX;
+    return unknown_reason_name(c->reason) != NULL && unknown_label_ok(c->source) && c->count >= 1 &&
+           c->count <= UNKNOWN_COUNT_MAX;
 }
 
 /* ---- decoding -------------------------------------------------------------- */

@@ -404,9 +404,9 @@ static void handle_report(const char *text, size_t len, void *ud)
         }
         if (!(after - c->count < thr && after >= thr))
             continue;
-        json_t *ev = json_pack("{s:s,s:s,s:s,s:I,s:s}", "detector", "unknown_client", "reason",
-                               reason, "source", c->source, "count", (json_int_t)after,
-                               "gateway", r.gateway);
+        json_t *ev =
+            json_pack("{s:s,s:s,s:s,s:I,s:s}", "detector", "unknown_client", "reason", reason,
+                      "source", c->source, "count", (json_int_t)after, "gateway", r.gateway);
         rv = publish_signal("", "shadow_ai", POLICY_SEVERITY_MEDIUM, 0.5, ev, after);
         if (rv != ZTB_OK)
             ztb_log(ZTB_LOG_WARN, "detector.failed", ZTB_F_STR("detector", "unknown_client"),

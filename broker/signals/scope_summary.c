@@ -117,10 +117,10 @@ static void write_record(const struct ss_agent *a, int64_t since, int64_t until)
 {
     json_t *by = json_array();
     for (size_t i = 0; i < a->n; i++)
-        json_array_append_new(by, json_pack("{s:s,s:s,s:s,s:I}", "action", a->item[i].action,
-                                            "audience", a->item[i].audience, "rule",
-                                            a->item[i].rule, "count",
-                                            (json_int_t)a->item[i].count));
+        json_array_append_new(by,
+                              json_pack("{s:s,s:s,s:s,s:I}", "action", a->item[i].action,
+                                        "audience", a->item[i].audience, "rule", a->item[i].rule,
+                                        "count", (json_int_t)a->item[i].count));
     char *text = json_dumps(by, JSON_COMPACT | JSON_ENSURE_ASCII);
     json_decref(by);
     char actor[NAME_MAX_ + 8];

@@ -268,8 +268,7 @@ static const char unknown_lua[] =
     "return n\n";
 static struct store_script unknown_script = STORE_SCRIPT(unknown_lua);
 
-ztb_err store_unknown_client_add(const char *reason, const char *source, int64_t by,
-                                 int64_t *count)
+ztb_err store_unknown_client_add(const char *reason, const char *source, int64_t by, int64_t *count)
 {
     *count = 0;
     ZTB_ENSURE(reason != NULL && store_source_label_ok(reason) && store_source_label_ok(source) &&
@@ -279,8 +278,8 @@ ztb_err store_unknown_client_add(const char *reason, const char *source, int64_t
     snprintf(field, sizeof(field), "%s|%s", reason, source);
     snprintf(cap, sizeof(cap), "%d", (int)STORE_UNKNOWN_CAP);
     snprintf(n, sizeof(n), "%lld", (long long)by);
-    const char *argv[] = {"ztb:unknown_clients", "ztb:unknown_clients:seen", field, cap,
-                          "other|overflow", n};
+    const char *argv[] = {
+        "ztb:unknown_clients", "ztb:unknown_clients:seen", field, cap, "other|overflow", n};
     redisReply *r;
     ZTB_GUARD(store_eval(&r, &unknown_script, 2, (int)ZTB_ARRAY_LEN(argv), argv, NULL));
     if (r->type != REDIS_REPLY_INTEGER)

@@ -37,7 +37,7 @@ struct unknown_clients {
     pthread_mutex_t mu; /* the table and since_ms */
     struct uc_entry e[UC_TOP];
     int64_t other[UNKNOWN_REASONS_N];
-    int64_t since_ms; /* when the table was last emptied */
+    int64_t since_ms;    /* when the table was last emptied */
     pthread_mutex_t tmu; /* the thread's stop flag */
     pthread_cond_t cv;
     int stop, thread_started;

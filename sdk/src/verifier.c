@@ -87,20 +87,48 @@ struct ztb_verifier {
     ztb_agent *introspect;
     pthread_mutex_t dpop_mu; /* the local proof-id cache, when there is no Redis */
     struct idset dpop_seen;
-    struct unknown_clients *uc;   /* callers with no token or a foreign one */
+    struct unknown_clients *uc;    /* callers with no token or a foreign one */
     _Atomic uint64_t refusals[48]; /* by refusal_slot(); [0] every refusal */
 };
 
 /* The codes ztb_verify returns, each with its counter slot (1-based). */
 static const ztb_err refusal_codes[] = {
-    ZTB_ERR_INVALID_ARG, ZTB_ERR_NOMEM, ZTB_ERR_TOO_LARGE, ZTB_ERR_MALFORMED, ZTB_ERR_BASE64,
-    ZTB_ERR_JSON, ZTB_ERR_JWS_FORMAT, ZTB_ERR_JWS_HEADER, ZTB_ERR_ALG, ZTB_ERR_UNKNOWN_KID,
-    ZTB_ERR_FORBIDDEN_HEADER, ZTB_ERR_SIG_FORMAT, ZTB_ERR_SIGNATURE, ZTB_ERR_KEY, ZTB_ERR_TYP,
-    ZTB_ERR_ISSUER, ZTB_ERR_AUDIENCE, ZTB_ERR_EXPIRED, ZTB_ERR_NOT_YET_VALID, ZTB_ERR_IAT,
-    ZTB_ERR_CLAIMS, ZTB_ERR_ACTION, ZTB_ERR_RESOURCE, ZTB_ERR_BINDING, ZTB_ERR_DPOP,
-    ZTB_ERR_DPOP_REPLAY, ZTB_ERR_REVOKED, ZTB_ERR_AGENT_REVOKED, ZTB_ERR_AUDIENCE_KILLED,
-    ZTB_ERR_KEY_TAINTED, ZTB_ERR_REPLAY, ZTB_ERR_REVOCATION_STALE, ZTB_ERR_SINGLE_USE,
-    ZTB_ERR_UNAVAILABLE, ZTB_ERR_CRYPTO, ZTB_ERR_INTERNAL,
+    ZTB_ERR_INVALID_ARG,
+    ZTB_ERR_NOMEM,
+    ZTB_ERR_TOO_LARGE,
+    ZTB_ERR_MALFORMED,
+    ZTB_ERR_BASE64,
+    ZTB_ERR_JSON,
+    ZTB_ERR_JWS_FORMAT,
+    ZTB_ERR_JWS_HEADER,
+    ZTB_ERR_ALG,
+    ZTB_ERR_UNKNOWN_KID,
+    ZTB_ERR_FORBIDDEN_HEADER,
+    ZTB_ERR_SIG_FORMAT,
+    ZTB_ERR_SIGNATURE,
+    ZTB_ERR_KEY,
+    ZTB_ERR_TYP,
+    ZTB_ERR_ISSUER,
+    ZTB_ERR_AUDIENCE,
+    ZTB_ERR_EXPIRED,
+    ZTB_ERR_NOT_YET_VALID,
+    ZTB_ERR_IAT,
+    ZTB_ERR_CLAIMS,
+    ZTB_ERR_ACTION,
+    ZTB_ERR_RESOURCE,
+    ZTB_ERR_BINDING,
+    ZTB_ERR_DPOP,
+    ZTB_ERR_DPOP_REPLAY,
+    ZTB_ERR_REVOKED,
+    ZTB_ERR_AGENT_REVOKED,
+    ZTB_ERR_AUDIENCE_KILLED,
+    ZTB_ERR_KEY_TAINTED,
+    ZTB_ERR_REPLAY,
+    ZTB_ERR_REVOCATION_STALE,
+    ZTB_ERR_SINGLE_USE,
+    ZTB_ERR_UNAVAILABLE,
+    ZTB_ERR_CRYPTO,
+    ZTB_ERR_INTERNAL,
 };
 #define REFUSAL_OTHER (ZTB_ARRAY_LEN(refusal_codes) + 1) /* any other code */
 _Static_assert(ZTB_ARRAY_LEN(refusal_codes) + 2 <= 48, "ztb_verifier.refusals is too small");
@@ -852,8 +880,7 @@ uint64_t ztb_verifier_refusals(const ztb_verifier *v, ztb_err code)
     return atomic_load_explicit(&v->refusals[slot], memory_order_relaxed);
 }
 
-ztb_err ztb_verifier_unknown_stats_get(ztb_verifier *v, ztb_unknown_client_stats *out,
-                                       size_t size)
+ztb_err ztb_verifier_unknown_stats_get(ztb_verifier *v, ztb_unknown_client_stats *out, size_t size)
 {
     ZTB_ENSURE(v != NULL && out != NULL && size > 0, ZTB_ERR_INVALID_ARG);
     struct uc_stats s;

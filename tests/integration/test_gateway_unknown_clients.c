@@ -206,10 +206,10 @@ static void test_sidecar_reports_unknown_clients(void **state)
                      401);
     /* a source label that is not one is counted as "invalid", not stored raw */
     assert_int_equal(authorize(NULL, "X-Ztb-Source: evil|label"), 401);
-    const char *want[] = {"{\"count\":3,\"last_seen\":",
-                          "\"reason\":\"no_token\",\"source\":\"10.7.7.7\"",
-                          "\"reason\":\"foreign_token\",\"source\":\"192.0.2.9\"",
-                          "\"reason\":\"no_token\",\"source\":\"invalid\"", NULL};
+    const char *want[] = {
+        "{\"count\":3,\"last_seen\":", "\"reason\":\"no_token\",\"source\":\"10.7.7.7\"",
+        "\"reason\":\"foreign_token\",\"source\":\"192.0.2.9\"",
+        "\"reason\":\"no_token\",\"source\":\"invalid\"", NULL};
     if (!wait_for(has_all, (void *)want, 5000)) {
         char *text = unknown_text();
         fail_msg("the inventory lacks the sidecar's unknown clients: %s", text);
@@ -317,7 +317,8 @@ static void test_forged_reports(void **state)
 {
     (void)state;
     redisContext *c = zh_redis_connect(&rd);
-    redisReply *r = redisCommand(c, "LPUSH ztb:unknown_reports %s %s", "{\"v\":1,\"gateway\":"
+    redisReply *r = redisCommand(c, "LPUSH ztb:unknown_reports %s %s",
+                                 "{\"v\":1,\"gateway\":"
                                  "\"x\",\"clients\":[{\"reason\":\"revoke\",\"source\":\"a\","
                                  "\"count\":1}]}",
                                  "{\"v\":1,\"gateway\":\"x\",\"clients\":[{\"reason\":\"no_token\","

@@ -106,10 +106,11 @@ static void test_refusals(void **state)
     }
     /* a source label longer than 64 bytes */
     char big[300];
-    snprintf(big, sizeof(big),
-             "{\"v\":1,\"gateway\":\"g\",\"clients\":[{\"reason\":\"no_token\",\"source\":\"%065d\","
-             "\"count\":1}]}",
-             7);
+    snprintf(
+        big, sizeof(big),
+        "{\"v\":1,\"gateway\":\"g\",\"clients\":[{\"reason\":\"no_token\",\"source\":\"%065d\","
+        "\"count\":1}]}",
+        7);
     assert_int_equal(parse(big, &r), ZTB_ERR_MALFORMED);
     /* more entries than a verifier ever sends */
     size_t cap = 64 + (UNKNOWN_REPORT_MAX_CLIENTS + 1) * 64;
