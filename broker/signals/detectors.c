@@ -46,7 +46,9 @@ struct det_event {
 };
 
 static pthread_mutex_t g_lock = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t g_wake = PTHREAD_COND_INITIALIZER;
+static pthread_cond_t g_wake; /* on the monotonic clock (init_wake), so a wall clock step
+                                 never turns the tick's wait into a spin */
+static pthread_once_t g_wake_once = PTHREAD_ONCE_INIT;
 static struct det_event g_queue[QUEUE_CAP];
 static size_t g_head, g_count;
 static int g_running, g_stop;
@@ -435,6 +437,15 @@ static int64_t mono_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+static void init_wake(void)
+{
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&g_wake, &ca);
+    pthread_condattr_destroy(&ca);
+}
+
 /* Wait on g_wake (g_lock held) until an event, a stop, or due_ms (monotonic). */
 static void wait_until(int64_t due_ms)
 {
@@ -442,7 +453,7 @@ static void wait_until(int64_t due_ms)
     if (left <= 0)
         return;
     struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts); /* g_wake is a default (realtime) condition */
+    clock_gettime(CLOCK_MONOTONIC, &ts);
     ts.tv_sec += left / 1000;
     ts.tv_nsec += (long)(left % 1000) * 1000000L;
     if (ts.tv_nsec >= 1000000000L) {
@@ -490,6 +501,7 @@ ztb_err detectors_start(const struct detect_config *c, detect_publish_fn publish
 {
     if (c == NULL || publish == NULL)
         return ZTB_ERR_INVALID_ARG;
+    pthread_once(&g_wake_once, init_wake);
     pthread_mutex_lock(&g_lock);
     if (g_running) {
         pthread_mutex_unlock(&g_lock);
