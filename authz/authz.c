@@ -48,7 +48,7 @@ static const char usage_text[] =
     "                 --routes FILE [--listen HOST:PORT] [--resource URL]\n"
     "                 [--resource-name NAME] [--method-header NAME] [--uri-header NAME]\n"
     "                 [--ca-file PATH] [--skew SECONDS] [--revocation-grace MS]\n"
-    "                 [--allow-insecure-http]\n"
+    "                 [--report-interval MS] [--allow-insecure-http]\n"
     "\n"
     "The gateway decision endpoint GET /v1/authorize (nginx auth_request) on\n"
     "libztb's verifier, for gateways on hosts without a broker: the broker's\n"
@@ -72,6 +72,10 @@ static const char usage_text[] =
     "  --skew SECONDS        clock skew tolerated (default 30, at most 60)\n"
     "  --revocation-grace MS answer from the last revocation state this long\n"
     "                        after losing the feed (default 0: refuse at once)\n"
+    "  --report-interval MS  how often callers refused for no ztb token or a\n"
+    "                        foreign one are reported to the broker through\n"
+    "                        Redis, by X-Ztb-Source or X-Real-IP (default\n"
+    "                        10000; 0: never; docs/soc.md)\n"
     "  --allow-insecure-http plain http JWKS from a host other than loopback\n"
     "  --help, --version\n"
     "\n"
@@ -102,6 +106,7 @@ int authz_parse_args(int argc, char *const *argv, struct authz_config *c, FILE *
     c->method_header = "X-Original-Method";
     c->uri_header = "X-Original-URI";
     c->skew_s = 30;
+    c->report_ms = 10000;
     why[0] = '\0';
     for (int i = 1; i < argc; i++) {
         const char *k = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -127,6 +132,14 @@ int authz_parse_args(int argc, char *const *argv, struct authz_config *c, FILE *
         }
         if (strcmp(k, "--allow-insecure-http") == 0) {
             c->allow_insecure_http = 1;
+            continue;
+        }
+        if (strcmp(k, "--report-interval") == 0) {
+            if (!read_uint(v, 3600000, &c->report_ms) || (c->report_ms > 0 && c->report_ms < 100)) {
+                snprintf(why, cap, "--report-interval takes 0 or 100 to 3600000 ms");
+                return -1;
+            }
+            i++;
             continue;
         }
         if (strcmp(k, "--skew") == 0 || strcmp(k, "--revocation-grace") == 0) {
@@ -195,6 +208,8 @@ static ztb_err new_verifier(const struct authz_config *c, const char *aud,
         rv = ztb_verifier_config_set_allow_insecure_http(vc, c->allow_insecure_http);
     if (rv == ZTB_OK)
         rv = ztb_verifier_config_set_skew(vc, c->skew_s);
+    if (rv == ZTB_OK)
+        rv = ztb_verifier_config_set_unknown_report_interval(vc, c->report_ms);
     if (rv == ZTB_OK)
         rv = verifier_cfg != NULL ? verifier_cfg(vc, ud)
                                   : ztb_verifier_config_set_redis(vc, c->redis);
@@ -417,7 +432,13 @@ void authz_decide(struct authz *a, const struct authz_request *rq, struct authz_
                     "no route of the table allows this method and path");
         return;
     }
+    ztb_verifier *v = verifier_for(a, need.audience);
+    if (v == NULL) {
+        plain_error(ans, 500, "server_error", ZTB_ERR_INTERNAL, "no verifier for the audience");
+        return;
+    }
     if (rq->n_authorization == 0) {
+        (void)ztb_verifier_report_no_token(v, rq->source); /* an unknown client */
         refuse(a, ans, ZTB_ERR_NOT_FOUND, ZTB_SCHEME_NONE, NULL);
         return;
     }
@@ -425,12 +446,9 @@ void authz_decide(struct authz *a, const struct authz_request *rq, struct authz_
     ztb_auth_scheme s = rq->n_authorization == 1 ? ztb_authorization_parse(rq->authorization, &tok)
                                                  : ZTB_SCHEME_NONE;
     if (s == ZTB_SCHEME_NONE) {
+        if (rq->n_authorization == 1) /* Basic, an API key scheme...: no ztb token */
+            (void)ztb_verifier_report_no_token(v, rq->source);
         refuse(a, ans, ZTB_ERR_INVALID_REQUEST, ZTB_SCHEME_NONE, NULL);
-        return;
-    }
-    ztb_verifier *v = verifier_for(a, need.audience);
-    if (v == NULL) {
-        plain_error(ans, 500, "server_error", ZTB_ERR_INTERNAL, "no verifier for the audience");
         return;
     }
     /* DPoP: the proof is handed over only with the DPoP scheme (RFC 9449
@@ -453,7 +471,7 @@ void authz_decide(struct authz *a, const struct authz_request *rq, struct authz_
         plain_error(ans, 500, "server_error", ZTB_ERR_NOMEM, "out of memory");
         return;
     }
-    ztb_err rv = ztb_verify(v, tok, &want, cl);
+    ztb_err rv = ztb_verify_from(v, tok, &want, cl, rq->source);
     if (rv == ZTB_ERR_INVALID_ARG && want.dpop_proof != NULL)
         rv = ZTB_ERR_DPOP; /* a proof and no origin to check its htu against */
     if (rv != ZTB_OK) {

@@ -36,8 +36,9 @@ struct authz_config {
     const char *uri_header;    /* default X-Original-URI */
     const char *resource;      /* RFC 9728 resource; default: the table's origin */
     const char *resource_name;
-    unsigned skew_s;   /* default 30 */
-    unsigned grace_ms; /* revocation grace, default 0 */
+    unsigned skew_s;    /* default 30 */
+    unsigned grace_ms;  /* revocation grace, default 0 */
+    unsigned report_ms; /* unknown-client reports, default 10000; 0 off */
     int allow_insecure_http;
 };
 
@@ -69,6 +70,9 @@ struct authz_request {
     int loopback; /* the peer is on 127.0.0.0/8 or ::1 */
     const char *method, *uri, *authorization, *dpop;
     int n_method, n_uri, n_authorization, n_dpop;
+    /* the caller's source as the gateway says it (X-Ztb-Source, else
+     * X-Real-IP; NULL: "unknown"), for callers with no or a foreign token */
+    const char *source;
 };
 
 /* The answer: status, headers (name/value pairs), the JSON body. */

@@ -122,6 +122,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     struct hdr_count m = header_of(c, authz_method_header(a)),
                      u = header_of(c, authz_uri_header(a));
     struct hdr_count au = header_of(c, "Authorization"), dp = header_of(c, "DPoP");
+    struct hdr_count src = header_of(c, "X-Ztb-Source"), rip = header_of(c, "X-Real-IP");
     struct authz_request rq = {.loopback = peer_is_loopback(c),
                                .method = m.value,
                                .n_method = m.n,
@@ -130,7 +131,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
                                .authorization = au.value,
                                .n_authorization = au.n,
                                .dpop = dp.value,
-                               .n_dpop = dp.n};
+                               .n_dpop = dp.n,
+                               .source = src.n == 1   ? src.value
+                                         : rip.n == 1 ? rip.value
+                                                      : NULL};
     struct authz_answer *ans = malloc(sizeof(*ans));
     if (ans == NULL)
         return send_answer(c, 500, json, "{\"error\":\"server_error\"}", NULL);

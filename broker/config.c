@@ -117,7 +117,8 @@ static const struct opt opts[] = {
     {"drain_timeout", OPT_UINT, NUM(drain_timeout_s, 3600), "SECONDS",
      "on SIGTERM, wait this long for in-flight requests (default 10)"},
     {"detect_window", OPT_UINT, NUM(detect_window_s, 86400), "SECONDS",
-     "anomaly detectors count events in windows this long (default 60)"},
+     "anomaly detectors count events in windows this long, and each agent's out-of-scope "
+     "requests are summarised (audit scope.summary) per window (default 60)"},
     {"detect_denials", OPT_UINT, NUM(detect_denials, 1000000), "N",
      "policy denials per window that raise a policy_violation signal, 0 = off (default 10)"},
     {"detect_rate_limited", OPT_UINT, NUM(detect_rate_limited, 1000000), "N",
@@ -136,7 +137,8 @@ static const struct opt opts[] = {
      "... and never below N tokens in the hour (default 20)"},
     {"shadow_ai_threshold", OPT_UINT, NUM(shadow_ai_threshold, 100000000), "N",
      "callers a gateway refused for carrying no ztb token (or one not ours), from one source: "
-     "the Nth raises a shadow_ai signal, 0 = do not count them (default 10)"},
+     "the Nth raises a shadow_ai signal; also counts verifiers' reports (ztb:unknown_reports), "
+     "0 = do not count them (default 10)"},
     {"signals_ip_rate", OPT_UINT, NUM(signals_ip_rate, 1000000), "N",
      "POST /v1/signals per second from one address, before authentication (this replica), "
      "0 = off (default 100)"},

@@ -30,6 +30,7 @@
 #include "broker/service.h"
 #include "broker/auth/client_auth.h"
 #include "broker/signals/detectors.h"
+#include "broker/signals/scope_summary.h"
 #include "broker/signer/keys.h"
 #include "broker/signer/signer.h"
 #include "broker/signals/signals.h"
@@ -566,6 +567,8 @@ int main(int argc, char **argv)
                                cfg->detect_rate_limited,  cfg->detect_new_audience_s,
                                cfg->baseline_rate_factor, cfg->baseline_rate_min,
                                cfg->shadow_ai_threshold};
+    scope_summary_set_window(cfg->detect_window_s);
+    detectors_on_tick(scope_summary_tick, NULL); /* the out-of-scope summary, per window */
     if (detectors_start(&dc, signals_publish_detected, &g_broker) != ZTB_OK)
         die("detectors", "cannot start the detector thread");
 
@@ -670,6 +673,7 @@ int main(int argc, char **argv)
 
     drain_and_stop(api, admin, admin_ro, mon);
     detectors_stop();
+    (void)scope_summary_flush(); /* the window so far, before the log closes */
     ssf_transmit_stop();
     approval_webhook_stop();
     audit("broker.stopped", "broker", 1);

@@ -81,6 +81,11 @@
 /* A DPoP proof was presented to a gateway: SET NX PX (see ztb_wire_dpop_keep_ms). */
 #define ZTB_WIRE_DPOP_KEY_FMT "ztb:dpop:%s:%s" /* the key's jkt, the proof's jti */
 
+/* Verifiers' reports of callers refused for carrying no ztb token or one
+ * that is not ours: a list, LPUSHed and LTRIMmed by verifiers, RPOPed by
+ * brokers (wire/unknown_report.h). */
+#define ZTB_WIRE_UNKNOWN_REPORTS_KEY "ztb:unknown_reports"
+
 /* The installation's marker, written once at a broker's first start
  * (SET NX): "INSTALL_ID CREATED_UNIX_TIME". A Redis that lost its data has
  * none while the broker's state directory says it was written (docs/redis.md). */

@@ -28,8 +28,11 @@
 #include "broker/store/store_rev.h"
 #include "common/guard.h"
 #include "common/log.h"
+#include "wire/unknown_report.h"
 
 #define QUEUE_CAP   1024
+#define TICK_MS     1000 /* verifiers' reports popped, the tick hook called */
+#define REPORTS_MAX 100  /* reports popped per tick */
 #define AUD_SLOTS   4096
 #define FIELD_SHORT 128
 
@@ -43,7 +46,9 @@ struct det_event {
 };
 
 static pthread_mutex_t g_lock = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t g_wake = PTHREAD_COND_INITIALIZER;
+static pthread_cond_t g_wake; /* on the monotonic clock (init_wake), so a wall clock step
+                                 never turns the tick's wait into a spin */
+static pthread_once_t g_wake_once = PTHREAD_ONCE_INIT;
 static struct det_event g_queue[QUEUE_CAP];
 static size_t g_head, g_count;
 static int g_running, g_stop;
@@ -53,6 +58,9 @@ static detect_publish_fn g_publish; /* set before the worker starts */
 static void *g_publish_ud;
 static _Atomic uint64_t g_dropped, g_handled;
 static _Atomic uint64_t g_aud_seen[AUD_SLOTS];
+static detect_tick_fn g_tick; /* set before the worker starts */
+static void *g_tick_ud;
+static _Atomic uint64_t g_reports, g_reports_bad;
 
 void detectors_defaults(struct detect_config *c)
 {
@@ -109,6 +117,21 @@ uint64_t detectors_dropped(void)
 uint64_t detectors_handled(void)
 {
     return atomic_load(&g_handled);
+}
+
+uint64_t detectors_reports(int bad)
+{
+    return atomic_load(bad ? &g_reports_bad : &g_reports);
+}
+
+void detectors_on_tick(detect_tick_fn fn, void *ud)
+{
+    pthread_mutex_lock(&g_lock);
+    if (!g_running) {
+        g_tick = fn;
+        g_tick_ud = ud;
+    }
+    pthread_mutex_unlock(&g_lock);
 }
 
 static uint64_t pair_hash(const char *agent, const char *audience)
@@ -355,15 +378,113 @@ static ztb_err handle(const struct det_event *e)
     return count == (int64_t)threshold ? raise_signal(e, count) : ZTB_OK;
 }
 
+/*
+ * One verifier's report (wire/unknown_report.h), untrusted: each entry is
+ * added to the unknown clients, and a source whose count crosses the
+ * shadow_ai threshold with this report raises the signal once, as the Nth
+ * refusal at /v1/authorize does. A report only adds counts; its signal
+ * names no agent.
+ */
+static void handle_report(const char *text, size_t len, void *ud)
+{
+    (void)ud;
+    struct unknown_report r;
+    ztb_err rv = unknown_report_parse(text, len, &r);
+    if (rv != ZTB_OK) {
+        atomic_fetch_add(&g_reports_bad, 1);
+        ztb_log(ZTB_LOG_WARN, "unknown_report.refused", ZTB_F_ERR(rv));
+        return;
+    }
+    atomic_fetch_add(&g_reports, 1);
+    int64_t thr = (int64_t)g_cfg.shadow_ai_threshold;
+    for (size_t i = 0; i < r.n; i++) {
+        const struct unknown_client *c = &r.c[i];
+        const char *reason = unknown_reason_name(c->reason);
+        int64_t after = 0;
+        rv = store_unknown_client_add(reason, c->source, c->count, &after);
+        if (rv != ZTB_OK) {
+            ztb_log(ZTB_LOG_WARN, "detector.failed", ZTB_F_STR("detector", "unknown_client"),
+                    ZTB_F_ERR(rv));
+            return;
+        }
+        if (!(after - c->count < thr && after >= thr))
+            continue;
+        json_t *ev =
+            json_pack("{s:s,s:s,s:s,s:I,s:s}", "detector", "unknown_client", "reason", reason,
+                      "source", c->source, "count", (json_int_t)after, "gateway", r.gateway);
+        rv = publish_signal("", "shadow_ai", POLICY_SEVERITY_MEDIUM, 0.5, ev, after);
+        if (rv != ZTB_OK)
+            ztb_log(ZTB_LOG_WARN, "detector.failed", ZTB_F_STR("detector", "unknown_client"),
+                    ZTB_F_ERR(rv));
+    }
+}
+
+/* Once a second on the worker: the verifiers' reports, then the tick hook. */
+static void tick(void)
+{
+    if (g_cfg.shadow_ai_threshold > 0) {
+        size_t popped = 0;
+        ztb_err rv = store_unknown_reports_pop(REPORTS_MAX, handle_report, NULL, &popped);
+        if (rv != ZTB_OK)
+            ztb_log(ZTB_LOG_WARN, "detector.failed", ZTB_F_STR("detector", "unknown_reports"),
+                    ZTB_F_ERR(rv));
+    }
+    if (g_tick != NULL)
+        g_tick(g_tick_ud);
+}
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void init_wake(void)
+{
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&g_wake, &ca);
+    pthread_condattr_destroy(&ca);
+}
+
+/* Wait on g_wake (g_lock held) until an event, a stop, or due_ms (monotonic). */
+static void wait_until(int64_t due_ms)
+{
+    int64_t left = due_ms - mono_ms();
+    if (left <= 0)
+        return;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    ts.tv_sec += left / 1000;
+    ts.tv_nsec += (long)(left % 1000) * 1000000L;
+    if (ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000L;
+    }
+    pthread_cond_timedwait(&g_wake, &g_lock, &ts);
+}
+
 static void *worker(void *arg)
 {
     (void)arg;
+    int64_t next_tick = mono_ms() + TICK_MS;
     pthread_mutex_lock(&g_lock);
     for (;;) {
-        while (g_count == 0 && !g_stop)
-            pthread_cond_wait(&g_wake, &g_lock);
+        while (g_count == 0 && !g_stop && mono_ms() < next_tick)
+            wait_until(next_tick);
         if (g_count == 0 && g_stop)
             break;
+        if (mono_ms() >= next_tick) {
+            next_tick = mono_ms() + TICK_MS;
+            pthread_mutex_unlock(&g_lock);
+            tick();
+            pthread_mutex_lock(&g_lock);
+            continue;
+        }
+        if (g_count == 0)
+            continue;
         struct det_event e = g_queue[g_head];
         g_head = (g_head + 1) % QUEUE_CAP;
         g_count--;
@@ -383,6 +504,7 @@ ztb_err detectors_start(const struct detect_config *c, detect_publish_fn publish
 {
     if (c == NULL || publish == NULL)
         return ZTB_ERR_INVALID_ARG;
+    pthread_once(&g_wake_once, init_wake);
     pthread_mutex_lock(&g_lock);
     if (g_running) {
         pthread_mutex_unlock(&g_lock);

@@ -24,7 +24,8 @@
  *   audience used      new_audience       an audience the agent never   medium, 0.5
  *                                         used, after its learning period
  *   unknown caller     shadow_ai          the Nth refusal of one source  medium, 0.5
- *   refused at a gateway (no ztb token, or one not ours)
+ *   refused at a gateway (no ztb token, or one not ours): at the broker's
+ *   /v1/authorize, or counted by a verifier and reported through Redis
  *   baseline deviation baseline_new_action    an action, audience or    medium, graded
  *                      baseline_new_audience  resource prefix not seen  (medium, medium,
  *                      baseline_new_resource  while learning            low)
@@ -40,6 +41,12 @@
  *
  * Single-use token replays are seen by verifiers, not the broker: they send
  * token_replay signals to POST /v1/signals.
+ *
+ * Once a second the worker also takes up to 100 verifiers' reports of
+ * unknown callers from Redis (store_unknown_reports_pop, wire/
+ * unknown_report.h; not while shadow_ai is off), adds their counts and
+ * raises shadow_ai for a source whose count crosses the threshold with a
+ * report; then it calls the tick hook (detectors_on_tick).
  */
 #ifndef ZTB_BROKER_DETECTORS_H
 #define ZTB_BROKER_DETECTORS_H
@@ -124,6 +131,17 @@ double detect_rate_confidence(double expected, int64_t count);
 /* The hour's token count at which baseline_rate fires for expected tokens
  * an hour (0: the rate check is off). */
 int64_t detect_rate_threshold(const struct detect_config *c, double expected);
+
+/*
+ * A function the worker calls about once a second (and not while it handles
+ * an event), e.g. the out-of-scope summary. Set before detectors_start;
+ * ignored while the worker runs.
+ */
+typedef void (*detect_tick_fn)(void *ud);
+void detectors_on_tick(detect_tick_fn fn, void *ud);
+
+/* Verifiers' reports handled (bad = 0) or refused as malformed (bad = 1). */
+uint64_t detectors_reports(int bad);
 
 /* Events dropped because the queue was full (or the worker not running). */
 uint64_t detectors_dropped(void);

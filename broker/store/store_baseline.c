@@ -17,6 +17,7 @@
 #include "broker/store/store_baseline.h"
 #include "broker/store/store_internal.h"
 #include "common/guard.h"
+#include "wire/unknown_report.h"
 #include "wire/wire.h"
 
 void store_resource_prefix(const char *resource, char out[STORE_BL_PREFIX_MAX + 1])
@@ -311,43 +312,62 @@ ztb_err store_agent_meta(const char *agent, char owner[STORE_OWNER_MAX + 1],
 
 int store_source_label_ok(const char *s)
 {
-    size_t n = s ? strlen(s) : 0;
-    if (n == 0 || n > 64)
-        return 0;
-    for (size_t i = 0; i < n; i++) {
-        char c = s[i];
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              c == '.' || c == '_' || c == ':' || c == '-'))
-            return 0;
-    }
-    return 1;
+    return unknown_label_ok(s); /* the label verifiers' reports carry (wire/) */
 }
 
-/* KEYS: counts, last seen. ARGV: field, cap, overflow field. */
 static const char unknown_lua[] =
     "local f = ARGV[1]\n"
     "if redis.call('HEXISTS', KEYS[1], f) == 0 and\n"
     "   redis.call('HLEN', KEYS[1]) >= tonumber(ARGV[2]) then f = ARGV[3] end\n"
-    "local n = redis.call('HINCRBY', KEYS[1], f, 1)\n"
+    "local n = redis.call('HINCRBY', KEYS[1], f, tonumber(ARGV[4]))\n"
     "redis.call('HSET', KEYS[2], f, redis.call('TIME')[1])\n"
     "return n\n";
 static struct store_script unknown_script = STORE_SCRIPT(unknown_lua);
 
-ztb_err store_unknown_client_count(const char *reason, const char *source, int64_t *count)
+ztb_err store_unknown_client_add(const char *reason, const char *source, int64_t by, int64_t *count)
 {
     *count = 0;
-    ZTB_ENSURE(reason != NULL && store_source_label_ok(reason) && store_source_label_ok(source),
+    ZTB_ENSURE(reason != NULL && store_source_label_ok(reason) && store_source_label_ok(source) &&
+                   by >= 1 && by <= UNKNOWN_COUNT_MAX,
                ZTB_ERR_INVALID_ARG);
-    char field[160], cap[16];
+    char field[160], cap[16], n[24];
     snprintf(field, sizeof(field), "%s|%s", reason, source);
     snprintf(cap, sizeof(cap), "%d", (int)STORE_UNKNOWN_CAP);
-    const char *argv[] = {"ztb:unknown_clients", "ztb:unknown_clients:seen", field, cap,
-                          "other|overflow"};
+    snprintf(n, sizeof(n), "%lld", (long long)by);
+    const char *argv[] = {
+        "ztb:unknown_clients", "ztb:unknown_clients:seen", field, cap, "other|overflow", n};
     redisReply *r;
     ZTB_GUARD(store_eval(&r, &unknown_script, 2, (int)ZTB_ARRAY_LEN(argv), argv, NULL));
     if (r->type != REDIS_REPLY_INTEGER)
         return store_unexpected_reply(r, "unknown_client_count");
     *count = r->integer;
+    freeReplyObject(r);
+    return ZTB_OK;
+}
+
+ztb_err store_unknown_client_count(const char *reason, const char *source, int64_t *count)
+{
+    return store_unknown_client_add(reason, source, 1, count);
+}
+
+ztb_err store_unknown_reports_pop(size_t max, store_report_fn each, void *ud, size_t *popped)
+{
+    *popped = 0;
+    ZTB_ENSURE(max >= 1 && max <= 1000 && each != NULL, ZTB_ERR_INVALID_ARG);
+    redisReply *r;
+    ZTB_GUARD(redis_commandf(&r, "RPOP %s %d", ZTB_WIRE_UNKNOWN_REPORTS_KEY, (int)max));
+    if (r->type == REDIS_REPLY_NIL) {
+        freeReplyObject(r);
+        return ZTB_OK;
+    }
+    if (r->type != REDIS_REPLY_ARRAY)
+        return store_unexpected_reply(r, "unknown_reports_pop");
+    for (size_t i = 0; i < r->elements; i++) {
+        const redisReply *e = r->element[i];
+        if (e->type == REDIS_REPLY_STRING)
+            each(e->str, e->len, ud);
+        (*popped)++;
+    }
     freeReplyObject(r);
     return ZTB_OK;
 }

@@ -96,6 +96,9 @@ ztb_err store_activity_denied(const char *agent, int64_t now);
  *                         token that is not ours ("foreign_token"); at most
  *                         STORE_UNKNOWN_CAP fields (then "other|overflow")
  *   ztb:unknown_clients:seen  HASH same fields -> last time (Unix s)
+ *   ztb:unknown_reports   LIST of verifiers' reports of the callers they
+ *                         refused so (wire/unknown_report.h), popped by the
+ *                         detector worker and added to ztb:unknown_clients
  */
 #define STORE_UNKNOWN_CAP     1000
 #define STORE_OWNER_MAX       128
@@ -115,6 +118,20 @@ int store_source_label_ok(const char *s);
 
 /* Count one refused unknown caller: *count after it (for its field). */
 ztb_err store_unknown_client_count(const char *reason, const char *source, int64_t *count);
+
+/* Count by (1..UNKNOWN_COUNT_MAX) refused unknown callers at once (a
+ * verifier's report): *count after them. */
+ztb_err store_unknown_client_add(const char *reason, const char *source, int64_t by,
+                                 int64_t *count);
+
+/*
+ * Take up to max (1..1000) verifiers' reports from the list
+ * ztb:unknown_reports (RPOP: each report goes to exactly one broker) and
+ * call each(text, len, ud) on every one, on this thread; *popped: how many
+ * were taken. The text is untrusted (wire/unknown_report.h parses it).
+ */
+typedef void (*store_report_fn)(const char *text, size_t len, void *ud);
+ztb_err store_unknown_reports_pop(size_t max, store_report_fn each, void *ud, size_t *popped);
 
 /* Every unknown caller: a new JSON array of {"reason", "source", "count",
  * "last_seen"} (caller decrefs). */

@@ -189,6 +189,8 @@ static int read_request(struct http_req *req, struct http_resp *resp, struct dec
     }
     d->scheme = n == 1 ? read_authorization(h, &d->tok, &d->tok_len) : SCHEME_NONE;
     if (d->scheme == SCHEME_NONE) {
+        if (n == 1) /* Basic, an API key scheme...: no ztb token (as ztb-authz counts it) */
+            unknown_caller(req, "no_token");
         refuse(resp, 400, SCHEME_NONE, "invalid_request", ZTB_ERR_INVALID_REQUEST,
                "one Authorization header: Bearer or DPoP and one token", NULL);
         return 0;

@@ -15,6 +15,7 @@
 #include "broker/broker.h"
 #include "broker/auth/client_auth.h"
 #include "broker/signals/detectors.h"
+#include "broker/signals/scope_summary.h"
 #include "broker/http/form.h"
 #include "broker/tokens/introspect.h"
 #include "broker/signer/keys.h"
@@ -728,6 +729,7 @@ static void token_run(struct token_req *t, struct http_req *req, struct http_res
         policy_decision_describe(&d, &wb);
         if (denied(t, resp, 403, "access_denied", why, d.rule)) {
             metrics_out_of_scope(t->id.agent);
+            scope_summary_note(t->id.agent, t->action, t->audience, d.rule);
             detect_event(DETECT_POLICY_DENIAL, t->id.agent, t->action, t->audience, why);
         }
         goto out;

@@ -23,6 +23,7 @@
  * binding it does not understand as no binding.
  */
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <stddef.h>
 #include <string.h>
@@ -47,6 +48,7 @@
 #include "sdk/src/revfeed.h"
 #include "sdk/src/revset.h"
 #include "sdk/src/thread_cache.h"
+#include "sdk/src/unknown_clients.h"
 #include "wire/access_token.h"
 #include "wire/wire.h"
 
@@ -55,13 +57,14 @@
 #define DEFAULT_DPOP_AGE 60
 #define DEFAULT_STARTUP  5000
 #define DPOP_LOCAL_MAX   (1u << 20) /* proof ids remembered without Redis */
+#define DEFAULT_REPORT   10000      /* ms between unknown-client reports */
 
 enum rev_mode { REVM_UNSET = 0, REVM_REDIS, REVM_INTROSPECT, REVM_NONE };
 
 struct ztb_verifier_config {
     char *issuer, *audience, *jwks_url, *jwks_file, *ca_file, *redis_url;
     int allow_http, require_dpop;
-    unsigned refetch_s, skew_s, grace_ms, dpop_max_age_s, startup_ms;
+    unsigned refetch_s, skew_s, grace_ms, dpop_max_age_s, startup_ms, report_ms;
     size_t rev_max;
     enum rev_mode rev;
     ztb_agent *introspect;
@@ -85,7 +88,86 @@ struct ztb_verifier {
     ztb_agent *introspect;
     pthread_mutex_t dpop_mu; /* the local proof-id cache, when there is no Redis */
     struct idset dpop_seen;
+    struct unknown_clients *uc;    /* callers with no token or a foreign one */
+    _Atomic uint64_t refusals[48]; /* by refusal_slot(); [0] every refusal */
 };
+
+/* The codes ztb_verify returns, each with its counter slot (1-based). */
+static const ztb_err refusal_codes[] = {
+    ZTB_ERR_INVALID_ARG,
+    ZTB_ERR_NOMEM,
+    ZTB_ERR_TOO_LARGE,
+    ZTB_ERR_MALFORMED,
+    ZTB_ERR_BASE64,
+    ZTB_ERR_JSON,
+    ZTB_ERR_JWS_FORMAT,
+    ZTB_ERR_JWS_HEADER,
+    ZTB_ERR_ALG,
+    ZTB_ERR_UNKNOWN_KID,
+    ZTB_ERR_FORBIDDEN_HEADER,
+    ZTB_ERR_SIG_FORMAT,
+    ZTB_ERR_SIGNATURE,
+    ZTB_ERR_KEY,
+    ZTB_ERR_TYP,
+    ZTB_ERR_ISSUER,
+    ZTB_ERR_AUDIENCE,
+    ZTB_ERR_EXPIRED,
+    ZTB_ERR_NOT_YET_VALID,
+    ZTB_ERR_IAT,
+    ZTB_ERR_CLAIMS,
+    ZTB_ERR_ACTION,
+    ZTB_ERR_RESOURCE,
+    ZTB_ERR_BINDING,
+    ZTB_ERR_DPOP,
+    ZTB_ERR_DPOP_REPLAY,
+    ZTB_ERR_REVOKED,
+    ZTB_ERR_AGENT_REVOKED,
+    ZTB_ERR_AUDIENCE_KILLED,
+    ZTB_ERR_KEY_TAINTED,
+    ZTB_ERR_REPLAY,
+    ZTB_ERR_REVOCATION_STALE,
+    ZTB_ERR_SINGLE_USE,
+    ZTB_ERR_UNAVAILABLE,
+    ZTB_ERR_CRYPTO,
+    ZTB_ERR_INTERNAL,
+};
+#define REFUSAL_OTHER (ZTB_ARRAY_LEN(refusal_codes) + 1) /* any other code */
+_Static_assert(ZTB_ARRAY_LEN(refusal_codes) + 2 <= 48, "ztb_verifier.refusals is too small");
+
+/* The counter slot of refusal rv (1..REFUSAL_OTHER). */
+static size_t refusal_slot(ztb_err rv)
+{
+    for (size_t i = 0; i < ZTB_ARRAY_LEN(refusal_codes); i++)
+        if (refusal_codes[i] == rv)
+            return i + 1;
+    return REFUSAL_OTHER;
+}
+
+/*
+ * 1 if refusal rv shows the token is not one of this broker's: it failed
+ * before or at the signature (shape, header, key, signature, typ), or is
+ * signed for another issuer. What the broker's /v1/authorize counts as
+ * "foreign_token" (broker/tokens/authorize.c), less its errors of time.
+ */
+static int refusal_is_foreign(ztb_err rv)
+{
+    switch (rv) {
+    case ZTB_ERR_TOO_LARGE:
+    case ZTB_ERR_MALFORMED:
+    case ZTB_ERR_BASE64:
+    case ZTB_ERR_JSON:
+    case ZTB_ERR_JWS_FORMAT:
+    case ZTB_ERR_JWS_HEADER:
+    case ZTB_ERR_ALG:
+    case ZTB_ERR_UNKNOWN_KID:
+    case ZTB_ERR_FORBIDDEN_HEADER:
+    case ZTB_ERR_SIG_FORMAT:
+    case ZTB_ERR_SIGNATURE:
+    case ZTB_ERR_TYP:
+    case ZTB_ERR_ISSUER: return 1;
+    default: return 0;
+    }
+}
 
 /* ---- configuration ------------------------------------------------------- */
 
@@ -99,6 +181,7 @@ ztb_verifier_config *ztb_verifier_config_new(void)
     c->startup_ms = DEFAULT_STARTUP;
     c->refetch_s = JWKS_DEFAULT_REFETCH_S;
     c->rev_max = REVSET_DEFAULT_MAX;
+    c->report_ms = DEFAULT_REPORT;
     return c;
 }
 
@@ -259,12 +342,20 @@ ztb_err ztb_verifier_config_set_startup_timeout(ztb_verifier_config *cfg, unsign
     return ZTB_OK;
 }
 
+ztb_err ztb_verifier_config_set_unknown_report_interval(ztb_verifier_config *cfg, unsigned ms)
+{
+    ZTB_ENSURE(cfg != NULL && (ms == 0 || (ms >= 100 && ms <= 3600000u)), ZTB_ERR_INVALID_ARG);
+    cfg->report_ms = ms;
+    return ZTB_OK;
+}
+
 /* ---- the handle ---------------------------------------------------------- */
 
 void ztb_verifier_free(ztb_verifier *v)
 {
     if (v == NULL)
         return;
+    uc_free(v->uc); /* its last report needs the pool */
     revfeed_stop(v->feed);
     jwks_cache_free(v->jwks);
     if (v->pool_ok)
@@ -344,6 +435,9 @@ ztb_err ztb_verifier_new(const ztb_verifier_config *cfg, ztb_verifier **out)
         if (rv != ZTB_OK)
             return new_fail(v, rv, err[0] ? err : "cannot start the revocation feed");
     }
+    rv = uc_new(v->audience, v->pool_ok ? &v->pool : NULL, cfg->report_ms, &v->uc);
+    if (rv != ZTB_OK)
+        return new_fail(v, rv, "cannot start the unknown-client reports");
     *out = v;
     return ZTB_OK;
 }
@@ -560,11 +654,12 @@ static ztb_err check_claims(ztb_verifier *v, const char *token, const ztb_expect
     return ZTB_OK;
 }
 
-ztb_err ztb_verify(ztb_verifier *v, const char *token, const ztb_expect *expect, ztb_claims *claims)
+static ztb_err verify_token(ztb_verifier *v, const char *token, const ztb_expect *expect,
+                            ztb_claims *claims)
 {
     if (claims != NULL)
         claims->valid = 0;
-    if (v == NULL || token == NULL || expect == NULL || expect->action == NULL)
+    if (token == NULL || expect == NULL || expect->action == NULL)
         return errdetail_set(v, ZTB_ERR_INVALID_ARG, "NULL verifier, token, expect or action");
     ztb_claims *cl = claims;
     if (cl == NULL) {
@@ -595,6 +690,36 @@ ztb_err ztb_verify(ztb_verifier *v, const char *token, const ztb_expect *expect,
     if (rv != ZTB_OK)
         return reject(v, rv);
     cl->valid = claims != NULL;
+    return ZTB_OK;
+}
+
+ztb_err ztb_verify_from(ztb_verifier *v, const char *token, const ztb_expect *expect,
+                        ztb_claims *claims, const char *source)
+{
+    if (v == NULL) {
+        if (claims != NULL)
+            claims->valid = 0;
+        return errdetail_set(v, ZTB_ERR_INVALID_ARG, "NULL verifier, token, expect or action");
+    }
+    ztb_err rv = verify_token(v, token, expect, claims);
+    if (rv == ZTB_OK)
+        return ZTB_OK;
+    atomic_fetch_add_explicit(&v->refusals[0], 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&v->refusals[refusal_slot(rv)], 1, memory_order_relaxed);
+    if (refusal_is_foreign(rv))
+        uc_note(v->uc, UNKNOWN_FOREIGN_TOKEN, source);
+    return rv;
+}
+
+ztb_err ztb_verify(ztb_verifier *v, const char *token, const ztb_expect *expect, ztb_claims *claims)
+{
+    return ztb_verify_from(v, token, expect, claims, NULL);
+}
+
+ztb_err ztb_verifier_report_no_token(ztb_verifier *v, const char *source)
+{
+    ZTB_ENSURE(v != NULL, ZTB_ERR_INVALID_ARG);
+    uc_note(v->uc, UNKNOWN_NO_TOKEN, source);
     return ZTB_OK;
 }
 
@@ -749,5 +874,31 @@ ztb_err ztb_verifier_stats_get(ztb_verifier *v, ztb_verifier_stats *out)
     }
     st.struct_size = room < sizeof(st) ? room : sizeof(st);
     memcpy(out, &st, st.struct_size);
+    return ZTB_OK;
+}
+
+uint64_t ztb_verifier_refusals(const ztb_verifier *v, ztb_err code)
+{
+    if (v == NULL)
+        return 0;
+    size_t slot = code == ZTB_OK ? 0 : refusal_slot(code);
+    if (slot == REFUSAL_OTHER && code != ZTB_OK) {
+        /* "other" holds every code outside the table: 0 for one asked by name */
+        return 0;
+    }
+    return atomic_load_explicit(&v->refusals[slot], memory_order_relaxed);
+}
+
+ztb_err ztb_verifier_unknown_stats_get(ztb_verifier *v, ztb_unknown_client_stats *out, size_t size)
+{
+    ZTB_ENSURE(v != NULL && out != NULL && size > 0, ZTB_ERR_INVALID_ARG);
+    struct uc_stats s;
+    uc_stats(v->uc, &s);
+    ztb_unknown_client_stats all = {.no_token = s.callers[UNKNOWN_NO_TOKEN],
+                                    .foreign_token = s.callers[UNKNOWN_FOREIGN_TOKEN],
+                                    .folded = s.folded,
+                                    .reports_sent = s.reports_sent,
+                                    .reports_failed = s.reports_failed};
+    memcpy(out, &all, size < sizeof(all) ? size : sizeof(all));
     return ZTB_OK;
 }

@@ -2,9 +2,10 @@
  * test_redis_acl.c - least-privilege Redis ACL users per role, exactly as
  * docs/redis.md gives them (the lines below are copied from there): a real
  * redis-server with the `default` user disabled; the broker (enrollment,
- * issuance, revocation, preflight) and the SDK verifier (revocation feed,
- * single-use markers) work through their own users; the verifier's user
- * can neither write a revocation nor read other keys (NOPERM).
+ * issuance, revocation, preflight, unknown-client reports taken) and the
+ * SDK verifier (revocation feed, single-use markers, unknown-client reports
+ * sent) work through their own users; the verifier's user can neither
+ * write a revocation nor read other keys (NOPERM).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -24,8 +25,9 @@ static const char *const acl_lines[] = {
     "+@read +@write +@scripting +@connection +@transaction -@dangerous "
     "+info +config|get +role +wait +sort +time +publish",
     "ACL SETUSER ztb-verifier reset on >verifier-pw resetchannels &ztb:revocations "
-    "+ping +select +subscribe +unsubscribe +zscan +get +set "
-    "%R~ztb:revocations %R~ztb:revocations:seq %W~ztb:used:* %W~ztb:dpop:*",
+    "+ping +select +subscribe +unsubscribe +zscan +get +set +lpush +ltrim "
+    "%R~ztb:revocations %R~ztb:revocations:seq %W~ztb:used:* %W~ztb:dpop:* "
+    "%W~ztb:unknown_reports",
     "ACL SETUSER default off",
 };
 
@@ -133,13 +135,29 @@ static void test_roles_work_through_their_users(void **state)
     for (int i = 0; i < 200 && (rv = ztb_verify(v, tok, &e, NULL)) == ZTB_OK; i++)
         usleep(10000);
     assert_int_equal(rv, ZTB_ERR_REVOKED);
+    /* a caller with a token that is not ours: reported through the
+     * verifier's user (LPUSH, LTRIM), taken by the broker's (RPOP) */
+    assert_int_equal(ztb_verify_from(v, "not-a-token", &e, NULL, "acl-probe"), ZTB_ERR_JWS_FORMAT);
     ztb_token_free(tok);
     ztb_token_free(once);
-    ztb_verifier_free(v);
+    ztb_verifier_free(v); /* sends its last report */
+    int seen = 0;
+    for (int i = 0; i < 300 && !seen; i++) {
+        assert_int_equal(zh_admin(&b, "GET", "/v1/inventory", NULL, &r), 0);
+        seen = strstr(r.body, "acl-probe") != NULL;
+        zh_resp_free(&r);
+        if (!seen)
+            usleep(10000);
+    }
+    if (!seen) {
+        dump_acl_log();
+        fail_msg("the verifier's report did not reach the inventory");
+    }
     ztb_agent_free(a);
 }
 
-/* The verifier's user cannot revoke, announce, or read what is not its. */
+/* The verifier's user cannot revoke, announce, read what is not its, or
+ * touch the inventory but through its report list. */
 static void test_verifier_user_is_least_privilege(void **state)
 {
     (void)state;
@@ -153,6 +171,11 @@ static void test_verifier_user_is_least_privilege(void **state)
         "PUBLISH ztb:revocations x",
         "HGETALL ztb:{billing-bot}:agent",
         "GET ztb:used:x",
+        "LRANGE ztb:unknown_reports 0 -1",
+        "RPOP ztb:unknown_reports",
+        "LPUSH ztb:unknown_clients x",
+        "HINCRBY ztb:unknown_clients no_token|a 1",
+        "HGETALL ztb:unknown_clients",
         "KEYS *",
         "EVAL \"return 1\" 0",
         "FLUSHALL",

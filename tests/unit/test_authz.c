@@ -193,6 +193,7 @@ static void test_options(void **state)
     assert_string_equal(c.method_header, "X-Original-Method");
     assert_string_equal(c.uri_header, "X-Original-URI");
     assert_int_equal(c.skew_s, 5);
+    assert_int_equal(c.report_ms, 10000);
     FILE *devnull = fopen("/dev/null", "w");
     char *help[] = {"ztb-authz", "--help", NULL};
     assert_int_equal(authz_parse_args(2, help, &c, devnull, why, sizeof(why)), 1);
@@ -205,6 +206,12 @@ static void test_options(void **state)
         {2, {"ztb-authz", "--bogus"}, "unknown option"},
         {3, {"ztb-authz", "--skew", "61"}, "--skew takes a number"},
         {3, {"ztb-authz", "--skew", "-1"}, "--skew takes a number"},
+        {3, {"ztb-authz", "--report-interval", "50"}, "--report-interval takes"},
+        {3, {"ztb-authz", "--report-interval", "3600001"}, "--report-interval takes"},
+        {11,
+         {"ztb-authz", "--issuer", "x", "--redis", "r", "--routes", "f", "--jwks-file", "j",
+          "--report-interval", "0"},
+         NULL},
         {2, {"ztb-authz", "--issuer"}, "needs a value"},
         {5, {"ztb-authz", "--issuer", "x", "--redis", "r"}, "required"},
         {9,

@@ -25,9 +25,9 @@
  *
  * Threads: one verifier serves every thread of the process; ztb_verify is
  * thread-safe and takes no lock shared with other verifying threads on its
- * common path (keys are cached per thread). A verifier runs up to two
- * threads of its own (key refresh, revocation feed) with every signal
- * blocked. Nothing in libztb raises SIGPIPE in the host or exits it.
+ * common path (keys are cached per thread). A verifier runs up to three
+ * threads of its own (key refresh, revocation feed, unknown-client reports)
+ * with every signal blocked. Nothing in libztb raises SIGPIPE in the host or exits it.
  *
  * Revocation: choose exactly one source before ztb_verifier_new:
  *   - ztb_verifier_config_set_redis: the revocation feed (Redis pub/sub and
@@ -161,6 +161,20 @@ ZTB_API ztb_err ztb_verifier_config_set_dpop_max_age(ztb_verifier_config *cfg, u
 /* How long ztb_verifier_new may wait for the JWKS and Redis, in ms (default 5000). */
 ZTB_API ztb_err ztb_verifier_config_set_startup_timeout(ztb_verifier_config *cfg, unsigned ms);
 
+/*
+ * With Redis: how often the callers this verifier refused for carrying no
+ * ztb token or a token that is not this broker's (ztb_verify_from,
+ * ztb_verifier_report_no_token) are reported to the broker, in ms (default
+ * 10000; 0: never; else 100..3600000). Each report is one LPUSH and one
+ * LTRIM on the list ztb:unknown_reports, which the verifier's Redis user
+ * must be allowed (docs/redis.md, "ACL users per role"); a refused report
+ * is dropped and counted (ztb_verifier_unknown_stats_get). The brokers add
+ * the counts to `ztbctl agent inventory`'s unknown clients and may raise a
+ * shadow_ai signal (docs/soc.md). Also sent once by ztb_verifier_free.
+ */
+ZTB_API ztb_err ztb_verifier_config_set_unknown_report_interval(ztb_verifier_config *cfg,
+                                                                unsigned ms);
+
 /* ---- the verifier -------------------------------------------------------- */
 
 /*
@@ -249,6 +263,30 @@ typedef struct ztb_expect {
  */
 ZTB_API ZTB_WUR ztb_err ztb_verify(ztb_verifier *v, const char *token, const ztb_expect *expect,
                                    ztb_claims *claims);
+
+/*
+ * ztb_verify, naming the caller: source is its address as the gateway saw
+ * it ("192.0.2.7", "2001:db8::7") or a label the gateway chooses, 1..64 of
+ * A-Z a-z 0-9 . _ : - (NULL: "unknown"; anything else is counted as
+ * "invalid"). A refusal that shows the token is not one of this broker's
+ * (not a compact JWS, not at+jwt, a header or algorithm the broker never
+ * writes, a kid no key of the broker has, a signature that does not
+ * verify, another issuer) counts the caller as an unknown client of
+ * source, reported as above; ztb_verify counts such callers as "unknown".
+ * Tokens of this broker that are refused (expired, revoked, another
+ * audience or action...) are not unknown clients. Same result as ztb_verify.
+ */
+ZTB_API ZTB_WUR ztb_err ztb_verify_from(ztb_verifier *v, const char *token,
+                                        const ztb_expect *expect, ztb_claims *claims,
+                                        const char *source);
+
+/*
+ * Count a caller the gateway refused because it carried no ztb token at
+ * all (no Authorization header, or a scheme other than Bearer and DPoP):
+ * an unknown client of source (as in ztb_verify_from). Does not block;
+ * INVALID_ARG only for a NULL verifier. Thread-safe.
+ */
+ZTB_API ztb_err ztb_verifier_report_no_token(ztb_verifier *v, const char *source);
 
 /*
  * A short English reason for the calling thread's last failed call on v
@@ -352,6 +390,31 @@ typedef struct ztb_verifier_stats {
  * counter). Thread-safe; does not block.
  */
 ZTB_API ztb_err ztb_verifier_stats_get(ztb_verifier *v, ztb_verifier_stats *out);
+
+/*
+ * How many times ztb_verify and ztb_verify_from refused with code since v
+ * was made (ZTB_OK: every refusal together; 0 for a code they never
+ * return). Thread-safe; does not block.
+ */
+ZTB_API uint64_t ztb_verifier_refusals(const ztb_verifier *v, ztb_err code);
+
+/*
+ * Unknown clients (ztb_verify_from, ztb_verifier_report_no_token). New
+ * members are only ever added at the end: pass sizeof(ztb_unknown_client_stats)
+ * as size, and the library fills what both it and the caller know (a
+ * program built against an older header gets the members it knows).
+ */
+typedef struct ztb_unknown_client_stats {
+    uint64_t no_token;       /* callers counted with no ztb token */
+    uint64_t foreign_token;  /* callers counted with a token not from this broker */
+    uint64_t folded;         /* callers counted under "_other" (more sources than the table) */
+    uint64_t reports_sent;   /* reports written to Redis */
+    uint64_t reports_failed; /* reports Redis refused or could not take (dropped) */
+} ztb_unknown_client_stats;
+
+/* Fill the first size bytes of *out. INVALID_ARG for NULLs or size 0. Thread-safe. */
+ZTB_API ztb_err ztb_verifier_unknown_stats_get(ztb_verifier *v, ztb_unknown_client_stats *out,
+                                               size_t size);
 
 #ifdef __cplusplus
 }
