@@ -285,7 +285,7 @@ ztb_err store_unknown_client_count(const char *reason, const char *source, int64
     char field[160], cap[16];
     snprintf(field, sizeof(field), "%s|%s", reason, source);
     snprintf(cap, sizeof(cap), "%d", (int)STORE_UNKNOWN_CAP);
-    const char *argv[] = {"ztb:unknown_clients", "ztb:unknown_clients:seen", field, cap,
+    const char *argv[] = {"ztb:{unknown}:clients", "ztb:{unknown}:seen", field, cap,
                           "other|overflow"};
     redisReply *r;
     ZTB_GUARD(store_eval(&r, &unknown_script, 2, (int)ZTB_ARRAY_LEN(argv), argv, NULL));
@@ -300,11 +300,11 @@ ztb_err store_unknown_clients(json_t **out)
 {
     *out = NULL;
     redisReply *r;
-    ZTB_GUARD(redis_commandf(&r, "HGETALL ztb:unknown_clients"));
+    ZTB_GUARD(redis_commandf(&r, "HGETALL ztb:{unknown}:clients"));
     if (r->type != REDIS_REPLY_ARRAY)
         return store_unexpected_reply(r, "unknown_clients");
     redisReply *seen;
-    ztb_err rv = redis_commandf(&seen, "HGETALL ztb:unknown_clients:seen");
+    ztb_err rv = redis_commandf(&seen, "HGETALL ztb:{unknown}:seen");
     if (rv != ZTB_OK) {
         freeReplyObject(r);
         return rv;

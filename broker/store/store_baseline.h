@@ -70,11 +70,11 @@ ztb_err store_activity_get(const char *agent, int64_t *last_seen, int64_t *token
 /* ---- inventory: agent metadata and unknown clients -------------------------
  *
  *   ztb:{A}:agent         fields owner, description (set by the operator)
- *   ztb:unknown_clients   HASH "<reason>|<source>" -> callers refused at a
+ *   ztb:{unknown}:clients HASH "<reason>|<source>" -> callers refused at a
  *                         gateway for carrying no ztb token ("no_token") or a
  *                         token that is not ours ("foreign_token"); at most
  *                         STORE_UNKNOWN_CAP fields (then "other|overflow")
- *   ztb:unknown_clients:seen  HASH same fields -> last time (Unix s)
+ *   ztb:{unknown}:seen    HASH same fields -> last time (Unix s)
  */
 #define STORE_UNKNOWN_CAP     1000
 #define STORE_OWNER_MAX       128
