@@ -23,17 +23,20 @@
 #include "common/guard.h"
 #include "common/secret.h"
 
-/* KEYS: source hash, ztb:{src}:all, secret key ("" if none), agent key ("" if
- * none). ARGV: name, secret hash, jwk, agent, created. 0: name taken, -1:
- * agent taken, 1: added. */
+/* KEYS: source hash, ztb:{src}:all, secret key, agent key (each
+ * SRC_NO_KEY if none: a key in the same slot, never written). ARGV: name,
+ * secret hash ("" if none), jwk, agent ("" if none), created. 0: name
+ * taken, -1: agent taken, 1: added. */
+#define SRC_NO_KEY "ztb:{src}:none"
+
 static const char source_add_lua[] =
     "if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end\n"
-    "if KEYS[4] ~= '' and redis.call('EXISTS', KEYS[4]) == 1 then return -1 end\n"
+    "if ARGV[4] ~= '' and redis.call('EXISTS', KEYS[4]) == 1 then return -1 end\n"
     "redis.call('HSET', KEYS[1], 'name', ARGV[1], 'secret', ARGV[2], 'jwk', ARGV[3],\n"
     "           'agent', ARGV[4], 'created', ARGV[5])\n"
     "redis.call('SADD', KEYS[2], ARGV[1])\n"
-    "if KEYS[3] ~= '' then redis.call('SET', KEYS[3], ARGV[1]) end\n"
-    "if KEYS[4] ~= '' then redis.call('SET', KEYS[4], ARGV[1]) end\n"
+    "if ARGV[2] ~= '' then redis.call('SET', KEYS[3], ARGV[1]) end\n"
+    "if ARGV[4] ~= '' then redis.call('SET', KEYS[4], ARGV[1]) end\n"
     "return 1\n";
 static struct store_script source_add_script = STORE_SCRIPT(source_add_lua);
 
@@ -43,8 +46,10 @@ ztb_err store_source_add(const char *name, const char *jwk, const char *agent, i
     ZTB_ENSURE(store_source_name_ok(name), ZTB_ERR_INVALID_ARG);
     ZTB_ENSURE(agent == NULL || store_agent_name_ok(agent), ZTB_ERR_INVALID_ARG);
     ZTB_ENSURE(jwk == NULL || strlen(jwk) < 4096, ZTB_ERR_TOO_LARGE);
-    char k1[STORE_KEY_MAX], k3[STORE_KEY_MAX] = "", k4[STORE_KEY_MAX] = "", hex[65] = "",
-                            created[24];
+    /* an unused key still names the {src} slot: "" would be another slot
+     * (CROSSSLOT on a Cluster) */
+    char k1[STORE_KEY_MAX], k3[STORE_KEY_MAX] = SRC_NO_KEY, k4[STORE_KEY_MAX] = SRC_NO_KEY,
+                            hex[65] = "", created[24];
     store_keyf(k1, "ztb:{src}:id:%s", name);
     secret[0] = '\0';
     if (agent != NULL) {

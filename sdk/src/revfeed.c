@@ -27,6 +27,7 @@
 
 #include "common/guard.h"
 #include "sdk/src/clock.h"
+#include "common/redis_cluster.h"
 #include "sdk/src/revfeed.h"
 #include "sdk/src/revset.h"
 #include "sdk/src/sigpipe.h"
@@ -168,7 +169,8 @@ static ztb_err load(struct revfeed *f, struct revset *rs)
 {
     struct redis_link *c = NULL;
     char why[256];
-    ztb_err rv = redis_target_connect(&f->o.target, &c, why, sizeof(why));
+    /* on a Cluster, the master of the {rev} slot, which holds the set */
+    ztb_err rv = redis_cluster_connect_key(&f->o.target, ZTB_WIRE_REV_ZSET, &c, why, sizeof(why));
     if (rv != ZTB_OK) {
         note_connect_error(f, why);
         return rv;
@@ -281,7 +283,8 @@ static void session(struct revfeed *f)
     redisReply *r = NULL;
     struct revset *fresh = NULL;
     char why[256];
-    if (redis_target_connect(&f->o.target, &sub, why, sizeof(why)) != ZTB_OK) {
+    if (redis_cluster_connect_key(&f->o.target, ZTB_WIRE_REV_ZSET, &sub, why, sizeof(why)) !=
+        ZTB_OK) {
         note_connect_error(f, why);
         return;
     }
