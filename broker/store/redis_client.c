@@ -231,6 +231,11 @@ static int is_cluster(void)
     return g_target.nseeds > 0;
 }
 
+int redis_client_is_cluster(void)
+{
+    return is_cluster();
+}
+
 /* This thread's Cluster handle (a Cluster target); NULL while backing off.
  * A new epoch (READONLY after a failover...) makes it read the slot map
  * again and reconnect every node. */

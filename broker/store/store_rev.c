@@ -230,11 +230,18 @@ static int64_t broker_now(void)
 /* Shared tail of every revocation script: trim what no verifier needs any
  * more, then announce with the next sequence number (KEYS[3], INCR'd in
  * the same script as the write: sequence order is commit order). The
- * script has set now (the broker's clock) and skew from its ARGV; the
- * channel is fixed. */
+ * script has set now (the broker's clock) and skew from its ARGV; its last
+ * two ARGV are the publish command and channel (PUB_ARGS). */
 #define TRIM_AND_PUBLISH(member)                                                                   \
     "redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', '(' .. (now - skew))\n" REV_SEQ_PUBLISH_LUA(  \
-        ZTB_WIRE_REV_CHANNEL, member)
+        member)
+
+/* How announcements go out: PUBLISH on ztb:revocations, or on a Cluster
+ * SPUBLISH on ztb:{rev}:revocations, the shard of the {rev} slot only
+ * (sharded pub/sub, Redis 7), where every verifier's feed subscribes. */
+#define PUB_ARGS                                                                                   \
+    (redis_client_is_cluster() ? "SPUBLISH" : "PUBLISH"),                                          \
+        (redis_client_is_cluster() ? ZTB_WIRE_REV_SCHANNEL : ZTB_WIRE_REV_CHANNEL)
 
 /* KEYS: ztb:{rev}:jti:<jti> (or ztb:{rev}:key:<kid>:tainted), ztb:{rev}:events, its seq.
  * ARGV: event, ttl (seconds, decided by the broker), exp (the score), now
@@ -270,7 +277,7 @@ static ztb_err rev_until(const char *k, const char *event, int64_t exp, unsigned
     snprintf(e, sizeof(e), "%lld", (long long)exp);
     snprintf(n, sizeof(n), "%lld", (long long)now);
     snprintf(s, sizeof(s), "%u", skew);
-    const char *argv[] = {k, ZTB_WIRE_REV_ZSET, ZTB_WIRE_REV_SEQ_KEY, event, t, e, n, s};
+    const char *argv[] = {k, ZTB_WIRE_REV_ZSET, ZTB_WIRE_REV_SEQ_KEY, event, t, e, n, s, PUB_ARGS};
     redisReply *r;
     ZTB_GUARD(store_eval(&r, &rev_until_script, 3, (int)ZTB_ARRAY_LEN(argv), argv, NULL));
     if (r->type != REDIS_REPLY_INTEGER || r->integer != 1)
@@ -360,8 +367,8 @@ ztb_err store_rev_agent(const char *agent, unsigned max_ttl, unsigned skew, int6
     char es[24];
     snprintf(es, sizeof(es), "%lld", (long long)e);
     ZTB_ENSURE(event_text(ev, REV_AGENT, agent, g, e, 0), ZTB_ERR_TOO_LARGE);
-    const char *eargv[] = {
-        ZTB_WIRE_REV_ZSET, ZTB_WIRE_REV_ZSET, ZTB_WIRE_REV_SEQ_KEY, ev, es, n, s};
+    const char *eargv[] = {ZTB_WIRE_REV_ZSET, ZTB_WIRE_REV_ZSET, ZTB_WIRE_REV_SEQ_KEY, ev, es, n, s,
+                           PUB_ARGS};
     ZTB_GUARD(store_eval(&r, &rev_event_script, 3, (int)ZTB_ARRAY_LEN(eargv), eargv, NULL));
     if (r->type != REDIS_REPLY_INTEGER || r->integer != 1)
         return store_unexpected_reply(r, "rev_agent_event");
@@ -403,7 +410,8 @@ ztb_err store_rev_audience(const char *audience, int lift, unsigned skew, int *c
                           lift ? "1" : "0",
                           s,
                           n,
-                          audience};
+                          audience,
+                          PUB_ARGS};
     redisReply *r;
     ZTB_GUARD(store_eval(&r, &rev_aud_script, 3, (int)ZTB_ARRAY_LEN(argv), argv, NULL));
     /* whatever the answer, this broker's view is reloaded before its next

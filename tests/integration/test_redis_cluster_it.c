@@ -8,7 +8,8 @@
  *
  * - enrollment, sessions and issuance for each agent;
  * - a verifier made after a revocation loads it (bootstrap), and sees
- *   later ones announced: a token, an agent, an audience kill (issuance
+ *   later ones announced over sharded pub/sub (SPUBLISH/SSUBSCRIBE on the
+ *   {rev} slot's master): a token, an agent, an audience kill (issuance
  *   refused too, until lifted), a tainted key;
  * - a single-use token is consumed once across verifiers; a DPoP proof is
  *   accepted once;
@@ -221,6 +222,29 @@ static void test_single_use_and_dpop_replay(void **state)
     ztb_token_free(tok);
 }
 
+/* The feeds follow the sharded channel of the {rev} slot (SSUBSCRIBE on
+ * its master), and nobody listens on the classic channel. */
+static void test_sharded_announcements(void **state)
+{
+    (void)state;
+    int rev = holder("ztb:{rev}:seq");
+    assert_true(rev >= 0);
+    redisContext *c = zh_redis_connect(&nodes[rev]);
+    redisReply *r = redisCommand(c, "PUBSUB SHARDNUMSUB ztb:{rev}:revocations");
+    assert_int_equal(r->type, REDIS_REPLY_ARRAY);
+    assert_int_equal(r->elements, 2);
+    assert_true(r->element[1]->integer >= 2); /* v and replica */
+    freeReplyObject(r);
+    redisFree(c);
+    for (int i = 0; i < 3; i++) {
+        c = zh_redis_connect(&nodes[i]);
+        r = redisCommand(c, "PUBSUB NUMSUB ztb:revocations");
+        assert_int_equal(r->element[1]->integer, 0);
+        freeReplyObject(r);
+        redisFree(c);
+    }
+}
+
 /* Last: a tainted key kills every token it signed. */
 static void test_key_taint_and_truth(void **state)
 {
@@ -259,6 +283,7 @@ int main(void)
         cmocka_unit_test(test_agents_on_three_shards),
         cmocka_unit_test(test_bootstrap_and_announcements),
         cmocka_unit_test(test_single_use_and_dpop_replay),
+        cmocka_unit_test(test_sharded_announcements),
         cmocka_unit_test(test_key_taint_and_truth),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
