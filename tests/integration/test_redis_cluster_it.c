@@ -236,13 +236,22 @@ static void test_sharded_announcements(void **state)
     assert_true(r->element[1]->integer >= 2); /* v and replica */
     freeReplyObject(r);
     redisFree(c);
+    int streams = 0;
     for (int i = 0; i < 3; i++) {
         c = zh_redis_connect(&nodes[i]);
         r = redisCommand(c, "PUBSUB NUMSUB ztb:revocations");
         assert_int_equal(r->element[1]->integer, 0);
         freeReplyObject(r);
+        /* the audit copy: this replica's own stream, ztb:audit:{REPLICA} */
+        r = redisCommand(c, "SCAN 0 MATCH ztb:audit* COUNT 1000");
+        for (size_t k = 0; k < r->element[1]->elements; k++) {
+            assert_non_null(strstr(r->element[1]->element[k]->str, "ztb:audit:{"));
+            streams++;
+        }
+        freeReplyObject(r);
         redisFree(c);
     }
+    assert_int_equal(streams, 1);
 }
 
 /* Last: a tainted key kills every token it signed. */
