@@ -353,7 +353,7 @@ static void seed_db1(unsigned long m)
     while (sent < m) {
         int k = 0;
         argv[0] = "ZADD";
-        argv[1] = "ztb:revocations";
+        argv[1] = "ztb:{rev}:events";
         for (; k < BATCH && sent < m; k++, sent++) {
             /* a 22-character base64url id, like the broker's jtis (unique:
              * the first half encodes a bijection of the counter) */
@@ -379,7 +379,7 @@ static void seed_db1(unsigned long m)
             die("ZADD failed");
         freeReplyObject(r);
     }
-    r = redisCommand(c, "ZCARD ztb:revocations");
+    r = redisCommand(c, "ZCARD ztb:{rev}:events");
     if (r == NULL || r->type != REDIS_REPLY_INTEGER || (unsigned long)r->integer != m)
         die("the revocation set does not hold every entry (duplicate ids?)");
     freeReplyObject(r);

@@ -116,7 +116,7 @@ static void seed_revocations(struct bench *b)
     long long exp = (long long)time(NULL) + 3600;
     for (int i = 0; i < 1000; i++)
         redisAppendCommand(
-            c, "ZADD ztb:revocations %lld {\"type\":\"jti\",\"id\":\"rv%d\",\"exp\":%lld}", exp, i,
+            c, "ZADD ztb:{rev}:events %lld {\"type\":\"jti\",\"id\":\"rv%d\",\"exp\":%lld}", exp, i,
             exp);
     for (int i = 0; i < 1000; i++) {
         void *r = NULL;

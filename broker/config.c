@@ -51,7 +51,9 @@ static const struct opt opts[] = {
      "also serve GET /metrics (and /healthz) on this separate listener, e.g. for a "
      "Prometheus on another network (default: none)"},
     {"redis", OPT_STR, STR(redis_url), "URL",
-     "redis://HOST:PORT[/DB] or unix:///PATH; unset: run a private redis-server"},
+     "redis[s]://[USER:PASSWORD@]HOST:PORT[/DB], unix:///PATH, "
+     "redis[s]+sentinel://S1,S2.../MASTER, redis[s]+cluster://N1,N2... (docs/redis.md); "
+     "unset: run a private redis-server"},
     {"state_dir", OPT_STR, STR(state_dir), "DIR", "state directory (default /var/lib/ztb)"},
     {"admin_socket", OPT_STR, STR(admin_socket), "PATH",
      "admin API unix socket (default STATE_DIR/admin.sock)"},

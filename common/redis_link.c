@@ -344,6 +344,13 @@ int redis_link_append_argv(struct redis_link *l, int argc, const char **argv, co
     return rc;
 }
 
+int redis_link_append_raw(struct redis_link *l, const char *cmd, size_t len)
+{
+    if (l->err)
+        return REDIS_ERR;
+    return queue(l, cmd, len);
+}
+
 int redis_link_vappendf(struct redis_link *l, const char *fmt, va_list ap)
 {
     if (l->err)

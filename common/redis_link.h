@@ -81,6 +81,8 @@ int redis_link_append_argv(struct redis_link *l, int argc, const char **argv, co
 int redis_link_appendf(struct redis_link *l, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 int redis_link_vappendf(struct redis_link *l, const char *fmt, va_list ap);
+/* Queue a command already encoded in RESP (len bytes, copied). */
+int redis_link_append_raw(struct redis_link *l, const char *cmd, size_t len);
 
 /* Write everything queued. REDIS_OK or REDIS_ERR (err set). */
 int redis_link_flush(struct redis_link *l);

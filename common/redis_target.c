@@ -293,6 +293,46 @@ static ztb_err parse_sentinel(const char *p, struct redis_target *t, char *err, 
     return ZTB_OK;
 }
 
+/* redis+cluster://[USERINFO@]N1[:P1][,N2[:P2]...][/0][?OPTIONS] */
+static ztb_err parse_cluster(const char *p, struct redis_target *t, char *err, size_t errcap)
+{
+    const char *end = p + strcspn(p, "/?#");
+    ZTB_GUARD(take_userinfo(&p, end, t, err, errcap));
+    if (p == end)
+        return bad(t, err, errcap, "a Cluster URL names at least one node HOST[:PORT]");
+    while (p < end) {
+        const char *c = memchr(p, ',', (size_t)(end - p));
+        const char *ie = c ? c : end;
+        if (t->nseeds == REDIS_TARGET_MAX_SEEDS)
+            return bad(t, err, errcap, "at most 8 seed nodes in a Cluster URL");
+        struct redis_sentinel_addr *a = &t->seeds[t->nseeds];
+        a->port = REDIS_TARGET_DEFAULT_PORT;
+        const char *why = NULL;
+        if (ie == p ||
+            parse_hostport(p, (size_t)(ie - p), a->host, sizeof(a->host), &a->port, &why) != 0)
+            return bad(t, err, errcap, why ? why : "an empty node address between commas");
+        t->nseeds++;
+        p = c ? c + 1 : end;
+        if (c != NULL && p == end)
+            return bad(t, err, errcap, "an empty node address after a comma");
+    }
+    const char *r = end;
+    if (*r == '/') {
+        size_t dl = strcspn(r + 1, "?#");
+        if (dl > 0 && (parse_int(r + 1, dl, 0, 0, &t->db) != 0))
+            return bad(t, err, errcap, "a Redis Cluster has only database 0");
+        r += 1 + dl;
+    }
+    if (*r == '#')
+        return bad(t, err, errcap, "a Cluster URL takes no fragment");
+    if (*r == '?' && !t->tls.on)
+        return bad(t, err, errcap,
+                   "redis+cluster:// takes no query (TLS options go with rediss+cluster://)");
+    if (*r == '?')
+        return parse_query(r + 1, t, 0, err, errcap);
+    return ZTB_OK;
+}
+
 ztb_err redis_target_parse(const char *url, unsigned timeout_ms, struct redis_target *t, char *err,
                            size_t errcap)
 {
@@ -310,6 +350,12 @@ ztb_err redis_target_parse(const char *url, unsigned timeout_ms, struct redis_ta
         t->tls.on = 1;
         return parse_sentinel(url + 18, t, err, errcap);
     }
+    if (strncmp(url, "redis+cluster://", 16) == 0)
+        return parse_cluster(url + 16, t, err, errcap);
+    if (strncmp(url, "rediss+cluster://", 17) == 0) {
+        t->tls.on = 1;
+        return parse_cluster(url + 17, t, err, errcap);
+    }
     const char *p;
     if (strncmp(url, "redis://", 8) == 0) {
         p = url + 8;
@@ -319,7 +365,8 @@ ztb_err redis_target_parse(const char *url, unsigned timeout_ms, struct redis_ta
     } else {
         return bad(t, err, errcap,
                    "expected redis[s]://[USER:PASSWORD@]HOST[:PORT][/DB], "
-                   "redis[s]+sentinel://[USER:PASSWORD@]HOST[:PORT][,...]/MASTER[/DB] or "
+                   "redis[s]+sentinel://[USER:PASSWORD@]HOST[:PORT][,...]/MASTER[/DB], "
+                   "redis[s]+cluster://[USER:PASSWORD@]HOST[:PORT][,...] or "
                    "unix:///PATH[?db=N]");
     }
     const char *end = p + strcspn(p, "/?#");
@@ -374,6 +421,12 @@ void redis_target_describe(const struct redis_target *t, char *out, size_t cap)
     }
     if (t->path[0] != '\0') {
         snprintf(out, cap, "unix:%s", t->path);
+    } else if (t->nseeds > 0) {
+        int n = snprintf(out, cap, "cluster:%s%s", t->user, at);
+        for (size_t i = 0; i < t->nseeds && n >= 0 && (size_t)n < cap; i++) {
+            hostport(t->seeds[i].host, t->seeds[i].port, hp, sizeof(hp));
+            n += snprintf(out + n, cap - (size_t)n, "%s%s", i ? "," : "", hp);
+        }
     } else if (t->nsentinels > 0) {
         int n = snprintf(out, cap, "sentinel:%s%s%s@", t->user, at, t->master_name);
         for (size_t i = 0; i < t->nsentinels && n >= 0 && (size_t)n < cap; i++) {
@@ -560,6 +613,20 @@ ztb_err redis_target_connect_at(const struct redis_target *t, struct redis_link 
 {
     *out = NULL;
     char why[300] = "";
+    if (t->nseeds > 0) {
+        /* a Cluster: the first seed that answers (commands are routed by
+         * common/redis_cluster.c; this is for checks and keyless commands) */
+        for (size_t i = 0; i < t->nseeds; i++) {
+            if (open_node("", t->seeds[i].host, t->seeds[i].port, &t->tls, t->user, t->password, 0,
+                          t->timeout_ms, out, why, sizeof(why)) == ZTB_OK) {
+                if (where != NULL && wherecap > 0)
+                    hostport(t->seeds[i].host, t->seeds[i].port, where, wherecap);
+                return ZTB_OK;
+            }
+        }
+        say(err, errcap, "no Cluster node answered of %zu; last: %s", t->nseeds, why);
+        return ZTB_ERR_UNAVAILABLE;
+    }
     if (t->nsentinels == 0) {
         ztb_err rv = open_node(t->path, t->host, t->port, &t->tls, t->user, t->password, t->db,
                                t->timeout_ms, out, why, sizeof(why));
@@ -576,6 +643,20 @@ ztb_err redis_target_connect_at(const struct redis_target *t, struct redis_link 
     say(err, errcap, "no writable master %s through %zu sentinel(s); last: %s", t->master_name,
         t->nsentinels, why);
     return ZTB_ERR_UNAVAILABLE;
+}
+
+ztb_err redis_target_connect_node(const struct redis_target *t, const char *host, int port,
+                                  struct redis_link **out, char *err, size_t errcap)
+{
+    char why[300] = "";
+    char hp[300];
+    ztb_err rv = open_node("", host, port, &t->tls, t->user, t->password, 0, t->timeout_ms, out,
+                           why, sizeof(why));
+    if (rv != ZTB_OK) {
+        hostport(host, port, hp, sizeof(hp));
+        say(err, errcap, "%s: %s", hp, why);
+    }
+    return rv;
 }
 
 ztb_err redis_target_connect(const struct redis_target *t, struct redis_link **out, char *err,

@@ -9,6 +9,7 @@
  *   unix:///PATH[?db=N]
  *   redis+sentinel://[[USER]:PASSWORD@]SENTINEL[:PORT][,SENTINEL[:PORT]...]/MASTER[/DB]
  *                    [?sentinel_username=U&sentinel_password=P]
+ *   redis+cluster://[[USER]:PASSWORD@]NODE[:PORT][,NODE[:PORT]...][/0]
  * The Sentinel form names up to REDIS_TARGET_MAX_SENTINELS sentinels
  * (default port 26379, IPv6 in brackets) and the master's name as the
  * sentinels know it; the master is found through them at every connect
@@ -17,6 +18,10 @@
  * the sentinels take their own, in sentinel_username/sentinel_password
  * (sentinels without a password: omit them). The same form as Python's
  * redis+sentinel:// URLs (redis-sentinel-url, prefect-redis, redisvl).
+ * The Cluster form names up to REDIS_TARGET_MAX_SEEDS seed nodes (default
+ * port 6379, IPv6 in brackets) from which the slot map is read
+ * (common/redis_cluster.h routes each command to its slot's master); the
+ * database can only be 0. rediss+cluster:// takes the TLS options below.
  * USER and PASSWORD may be percent-encoded (%40 for '@', %3A for ':'). With
  * a USER the connection authenticates as that ACL user (AUTH USER PASSWORD);
  * with only a password (redis://:PASSWORD@HOST) as the default user. DB is
@@ -52,6 +57,7 @@
 #define REDIS_TARGET_SENTINEL_PORT   26379
 #define REDIS_TARGET_MAX_SENTINELS   8
 #define REDIS_TARGET_MASTER_NAME_MAX 128
+#define REDIS_TARGET_MAX_SEEDS       8
 
 struct redis_sentinel_addr {
     char host[256]; /* an IPv6 address without brackets */
@@ -75,6 +81,10 @@ struct redis_target {
     char sentinel_user[128];
     char sentinel_password[256];
     struct redis_tls tls; /* rediss://: tls.on and its files */
+    /* Cluster form: nseeds > 0, the seed nodes the slot map is first read
+     * from (common/redis_cluster.h); host/port are then unused. */
+    size_t nseeds;
+    struct redis_sentinel_addr seeds[REDIS_TARGET_MAX_SEEDS];
 };
 
 /*
@@ -124,6 +134,13 @@ ztb_err redis_target_connect_at(const struct redis_target *t, struct redis_link 
  */
 ztb_err redis_target_connect_sentinel(const struct redis_target *t, size_t i,
                                       struct redis_link **out, char *err, size_t errcap);
+
+/*
+ * A connection to host:port with t's credentials, TLS settings and timeout,
+ * database 0: a node of a Cluster target. As redis_target_connect otherwise.
+ */
+ztb_err redis_target_connect_node(const struct redis_target *t, const char *host, int port,
+                                  struct redis_link **out, char *err, size_t errcap);
 
 /*
  * What a Redis error reply or a failed command means, for counting

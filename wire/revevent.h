@@ -77,10 +77,13 @@ ztb_err rev_event_write(const struct rev_event *ev, ztb_buf *out);
  */
 ztb_err rev_event_agent_prefix(const char *agent, ztb_buf *out);
 
-/* Lua statements that INCR the sequence key KEYS[3] and PUBLISH the event
- * text in the local or expression `member` with its "seq" member added. */
-#define REV_SEQ_PUBLISH_LUA(channel, member)                                                       \
-    "redis.call('PUBLISH', '" channel "', string.sub(" member ", 1, -2) .. ',\"seq\":' .. "        \
+/* Lua statements that INCR the sequence key KEYS[3] and publish the event
+ * text in the local or expression `member` with its "seq" member added.
+ * The script's last two ARGV are the command and the channel: PUBLISH
+ * ZTB_WIRE_REV_CHANNEL (a single Redis, Sentinel), or SPUBLISH
+ * ZTB_WIRE_REV_SCHANNEL on a Redis Cluster, in the {rev} slot of the keys. */
+#define REV_SEQ_PUBLISH_LUA(member)                                                                \
+    "redis.call(ARGV[#ARGV - 1], ARGV[#ARGV], string.sub(" member ", 1, -2) .. ',\"seq\":' .. "    \
     "string.format('%d', redis.call('INCR', KEYS[3])) .. '}')\n"
 
 /* The Lua expression that ends an agent event begun by rev_event_agent_prefix,

@@ -59,21 +59,44 @@
 
 /* ---- Redis: the revocation state verifiers and the broker share ----------- */
 
-/* The pub/sub channel every revocation event is published on, and the sorted
- * set of every live event (member = the event JSON, score = its exp). */
-#define ZTB_WIRE_REV_CHANNEL "ztb:revocations"
-#define ZTB_WIRE_REV_ZSET    "ztb:revocations"
+/*
+ * Every key of the revocation state carries the hash tag {rev}, so the
+ * scripts that write a revocation, its event and its sequence number touch
+ * one Redis Cluster slot (docs/redis.md, "Key families"). An agent's own
+ * keys carry {AGENT} (ZTB_WIRE_AGENT_KEY_FMT); an agent's generation lives
+ * in its hash and is announced here.
+ */
+#define ZTB_WIRE_REV_TAG "{rev}"
+
+/* The pub/sub channel every revocation event is published on (PUBLISH, a
+ * single Redis or Sentinel), its sharded form (SPUBLISH/SSUBSCRIBE in the
+ * {rev} slot, Redis Cluster), and the sorted set of every live event
+ * (member = the event JSON, score = its exp). */
+#define ZTB_WIRE_REV_CHANNEL  "ztb:revocations"
+#define ZTB_WIRE_REV_SCHANNEL "ztb:{rev}:revocations"
+#define ZTB_WIRE_REV_ZSET     "ztb:{rev}:events"
 /* The revocation sequence: INCR'd by the script that writes a revocation;
  * the published event carries the new value as "seq" (revevent.h), so a
  * verifier sees a gap when it missed one. */
-#define ZTB_WIRE_REV_SEQ_KEY "ztb:revocations:seq"
+#define ZTB_WIRE_REV_SEQ_KEY "ztb:{rev}:seq"
 
 /* Revocation state, written by the broker (docs/protocol.md). */
-#define ZTB_WIRE_REV_JTI_KEY_FMT     "ztb:rev:jti:%s"     /* a revoked token's jti */
-#define ZTB_WIRE_AGENT_KEY_FMT       "ztb:{%s}:agent"     /* agent hash: field "gen" */
-#define ZTB_WIRE_AGENT_GEN_FIELD     "gen"                /* ... tokens below it are dead */
-#define ZTB_WIRE_AUD_KILLED_KEY_FMT  "ztb:aud:%s:killed"  /* an audience */
-#define ZTB_WIRE_KEY_TAINTED_KEY_FMT "ztb:key:%s:tainted" /* a signing key's kid */
+#define ZTB_WIRE_REV_JTI_KEY_FMT     "ztb:{rev}:jti:%s"         /* a revoked token's jti */
+#define ZTB_WIRE_AGENT_KEY_FMT       "ztb:{%s}:agent"           /* agent hash: field "gen" */
+#define ZTB_WIRE_AGENT_GEN_FIELD     "gen"                      /* ... tokens below it are dead */
+#define ZTB_WIRE_AUD_KILLED_HASH     "ztb:{rev}:auds"           /* killed audience -> when */
+#define ZTB_WIRE_KEY_TAINTED_KEY_FMT "ztb:{rev}:key:%s:tainted" /* a signing key's kid */
+
+/*
+ * The names of the revocation state before the {rev} layout: a broker
+ * finding them moves them at start (broker/store/store_migrate.c) and a
+ * verifier never reads them. Kept here so the move and the docs name them.
+ */
+#define ZTB_WIRE_OLD_REV_ZSET        "ztb:revocations"
+#define ZTB_WIRE_OLD_REV_SEQ_KEY     "ztb:revocations:seq"
+#define ZTB_WIRE_OLD_REV_JTI_PREFIX  "ztb:rev:jti:"
+#define ZTB_WIRE_OLD_AUD_KILLED_FMT  "ztb:aud:%s:killed"
+#define ZTB_WIRE_OLD_KEY_TAINTED_PFX "ztb:key:"
 
 /* A single-use token was consumed: SET NX PX until exp + ZTB_WIRE_MAX_SKEW_S. */
 #define ZTB_WIRE_USED_KEY_FMT "ztb:used:%s" /* the token's jti */
@@ -97,13 +120,15 @@
  * creation time (ZSET), an agent's open approvals by expiry (ZSET, the
  * per-agent limit), the open approval of one exact request (STR, keyed by
  * the SHA-256 of what it binds), and an approver group's members (SET) with
- * the set of groups. */
-#define ZTB_WIRE_APPROVAL_KEY_FMT        "ztb:approval:%s"
-#define ZTB_WIRE_APPROVALS_KEY           "ztb:approvals"
-#define ZTB_WIRE_APPROVALS_AGENT_KEY_FMT "ztb:{%s}:approvals"
-#define ZTB_WIRE_APPROVAL_DUP_KEY_FMT    "ztb:{%s}:apprdup:%s"
-#define ZTB_WIRE_APPROVERS_KEY_FMT       "ztb:approvers:%s"
-#define ZTB_WIRE_APPROVER_GROUPS_KEY     "ztb:approver-groups"
+ * the set of groups. All under the hash tag {apr}: the scripts that file
+ * and close an approval touch one Redis Cluster slot (and build the names
+ * of other approvals from these prefixes, broker/store/store_approvals.c). */
+#define ZTB_WIRE_APPROVAL_KEY_FMT        "ztb:{apr}:id:%s"
+#define ZTB_WIRE_APPROVALS_KEY           "ztb:{apr}:all"
+#define ZTB_WIRE_APPROVALS_AGENT_KEY_FMT "ztb:{apr}:agent:%s"
+#define ZTB_WIRE_APPROVAL_DUP_KEY_FMT    "ztb:{apr}:dup:%s:%s"
+#define ZTB_WIRE_APPROVERS_KEY_FMT       "ztb:{apr}:approvers:%s"
+#define ZTB_WIRE_APPROVER_GROUPS_KEY     "ztb:{apr}:groups"
 
 /* The path an agent polls an approval at (the id appended). */
 #define ZTB_WIRE_APPROVAL_PATH "/v1/approvals/"

@@ -34,6 +34,10 @@ static int g_waiting; /* the thread sleeps on an empty queue */
 static pthread_t g_thread;
 static _Atomic uint64_t g_dropped;
 static char g_replica[AUDIT_STREAM_REPLICA_MAX + 1]; /* set before start */
+/* The stream: ztb:audit, or on a Redis Cluster one per replica,
+ * ztb:audit:{REPLICA}, so the XADDs of several brokers spread over the
+ * shards instead of all landing on the one that holds ztb:audit. */
+static char g_stream[AUDIT_STREAM_REPLICA_MAX + 16] = "ztb:audit";
 
 /* the queue: lines waiting for XADD (owned strings) */
 static char *g_q[STREAM_QUEUE];
@@ -90,8 +94,8 @@ static void send_batch(char **lines, size_t n)
 {
     if (n == 0)
         return;
-    const char *const fixed[] = {"XADD", "ztb:audit", "MAXLEN", "~",       STREAM_MAXLEN,
-                                 "*",    "line",      NULL,     "replica", g_replica};
+    const char *const fixed[] = {"XADD", g_stream, "MAXLEN", "~",       STREAM_MAXLEN,
+                                 "*",    "line",   NULL,     "replica", g_replica};
     enum { NARG = 10, LINE_ARG = 7 };
     const char *args[STREAM_BATCH][NARG];
     const char *const *argv[STREAM_BATCH];
@@ -165,6 +169,10 @@ ztb_err audit_stream_start(void)
 {
     if (atomic_load(&g_running))
         return ZTB_ERR_STATE;
+    if (redis_client_is_cluster() && g_replica[0] != '\0')
+        snprintf(g_stream, sizeof(g_stream), "ztb:audit:{%s}", g_replica);
+    else
+        snprintf(g_stream, sizeof(g_stream), "ztb:audit");
     pthread_mutex_lock(&g_lock);
     g_stop = 0;
     g_waiting = 0;

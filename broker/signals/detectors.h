@@ -120,7 +120,7 @@ void detect_baseline(const char *agent, const char *action, const char *audience
  * Report a caller a gateway refused for carrying no ztb token (reason
  * "no_token") or one that is not ours ("foreign_token"), by source (its
  * address or the gateway's label; store_source_label_ok, else "invalid").
- * Counted in Redis by the worker (ztb:unknown_clients); never blocks.
+ * Counted in Redis by the worker (ztb:{unknown}:clients); never blocks.
  */
 void detect_unknown_client(const char *reason, const char *source);
 

@@ -43,6 +43,7 @@
 
 #include "broker/http/metrics.h"
 #include "broker/store/redis_client.h"
+#include "common/redis_cluster.h"
 #include "common/guard.h"
 #include "common/log.h"
 #include "common/log_sample.h"
@@ -54,9 +55,10 @@
 
 struct rconn {
     struct redis_link *ctx;
-    unsigned epoch;       /* g_epoch when ctx was made */
-    uint64_t retry_at_ms; /* no reconnect before this */
-    uint64_t used_ms;     /* last handed out */
+    struct redis_cluster *cl; /* a Cluster target: routed connections, NULL until used */
+    unsigned epoch;           /* g_epoch when ctx was made */
+    uint64_t retry_at_ms;     /* no reconnect before this */
+    uint64_t used_ms;         /* last handed out */
     unsigned backoff_ms;
     struct rconn *next;
 };
@@ -153,6 +155,7 @@ void redis_client_shutdown(void)
         struct rconn *n = c->next;
         if (c->ctx != NULL)
             redis_link_free(c->ctx);
+        redis_cluster_free(c->cl);
         free(c);
         c = n;
     }
@@ -169,6 +172,8 @@ static void drop_kind(struct rconn *c, const char *why, enum redis_error_kind ki
     if (c->ctx != NULL)
         redis_link_free(c->ctx);
     c->ctx = NULL;
+    if (c->cl != NULL)
+        redis_cluster_reset(c->cl); /* the map is read again, every node reconnected */
     c->backoff_ms = c->backoff_ms ? c->backoff_ms * 2 : BACKOFF_MIN_MS;
     if (c->backoff_ms > BACKOFF_MAX_MS)
         c->backoff_ms = BACKOFF_MAX_MS;
@@ -180,7 +185,7 @@ static void drop_kind(struct rconn *c, const char *why, enum redis_error_kind ki
 /* Drop after a transport failure (counted as connection or timeout). */
 static void drop(struct rconn *c, const char *why)
 {
-    enum redis_error_kind k = redis_error_kind_of(c->ctx, NULL);
+    enum redis_error_kind k = c->cl != NULL ? c->cl->fail_kind : redis_error_kind_of(c->ctx, NULL);
     note_err(k);
     drop_kind(c, why, k);
 }
@@ -196,6 +201,63 @@ static int closed_by_peer(struct redis_link *ctx)
 }
 
 /* This thread's connection, connecting if needed; NULL while backing off. */
+/* This thread's slot, made on first use; NULL when out of memory. */
+static struct rconn *this_rconn(void)
+{
+    struct rconn *c = t_conn;
+    if (c == NULL) {
+        c = calloc(1, sizeof(*c));
+        if (c == NULL)
+            return NULL;
+        pthread_mutex_lock(&g_lock);
+        c->next = g_all;
+        g_all = c;
+        pthread_mutex_unlock(&g_lock);
+        t_conn = c;
+    }
+    return c;
+}
+
+/* What the Cluster client followed on its own (MOVED, ASK, TRYAGAIN):
+ * counted, not failures. */
+static void cluster_note(enum redis_error_kind k, void *arg)
+{
+    (void)arg;
+    metrics_redis_error(k);
+}
+
+static int is_cluster(void)
+{
+    return g_target.nseeds > 0;
+}
+
+int redis_client_is_cluster(void)
+{
+    return is_cluster();
+}
+
+/* This thread's Cluster handle (a Cluster target); NULL while backing off.
+ * A new epoch (READONLY after a failover...) makes it read the slot map
+ * again and reconnect every node. */
+static struct redis_cluster *cluster(void)
+{
+    struct rconn *c = this_rconn();
+    if (c == NULL)
+        return NULL;
+    unsigned epoch = atomic_load(&g_epoch);
+    if (c->cl != NULL && c->epoch != epoch) {
+        redis_cluster_reset(c->cl);
+        c->retry_at_ms = 0;
+        metrics_add(METRIC_REDIS_RECONNECTS, 1);
+    }
+    c->epoch = epoch;
+    if (mono_ms() < c->retry_at_ms)
+        return NULL;
+    if (c->cl == NULL)
+        c->cl = redis_cluster_new(&g_target, cluster_note, NULL);
+    return c->cl;
+}
+
 static struct redis_link *conn(void)
 {
     struct rconn *c = t_conn;
@@ -289,8 +351,16 @@ static int judge(struct rconn *c, const redisReply *r)
 static ztb_err finish(redisReply *r, redisReply **out)
 {
     if (r == NULL) {
-        drop(t_conn, t_conn->ctx && t_conn->ctx->errstr[0] ? t_conn->ctx->errstr : "no reply");
+        if (t_conn->cl != NULL)
+            drop(t_conn, t_conn->cl->errstr[0] ? t_conn->cl->errstr : "no reply");
+        else
+            drop(t_conn, t_conn->ctx && t_conn->ctx->errstr[0] ? t_conn->ctx->errstr : "no reply");
         return ZTB_ERR_UNAVAILABLE;
+    }
+    if (t_conn->cl != NULL && t_conn->backoff_ms != 0) {
+        t_conn->backoff_ms = 0; /* the Cluster answered again */
+        metrics_add(METRIC_REDIS_RECONNECTS, 1);
+        metrics_set_redis_up(1);
     }
     if (judge(t_conn, r)) {
         freeReplyObject(r);
@@ -303,6 +373,12 @@ static ztb_err finish(redisReply *r, redisReply **out)
 ztb_err redis_command(redisReply **reply, int argc, const char **argv, const size_t *lens)
 {
     *reply = NULL;
+    if (is_cluster()) {
+        struct redis_cluster *cl = cluster();
+        if (cl == NULL)
+            return ZTB_ERR_UNAVAILABLE;
+        return finish(redis_cluster_command_argv(cl, argc, argv, lens), reply);
+    }
     struct redis_link *ctx = conn();
     if (ctx == NULL)
         return ZTB_ERR_UNAVAILABLE;
@@ -314,6 +390,26 @@ ztb_err redis_pipeline(size_t n, const int *argc, const char *const *const *argv
 {
     for (size_t i = 0; i < n; i++)
         replies[i] = NULL;
+    if (is_cluster()) {
+        /* the commands may be for different shards: one after another */
+        struct redis_cluster *cl = cluster();
+        if (cl == NULL)
+            return ZTB_ERR_UNAVAILABLE;
+        for (size_t i = 0; i < n; i++) {
+            replies[i] = redis_cluster_command_argv(cl, argc[i], (const char **)argv[i], lens[i]);
+            if (replies[i] == NULL) {
+                for (size_t k = 0; k < i; k++) {
+                    freeReplyObject(replies[k]);
+                    replies[k] = NULL;
+                }
+                drop(t_conn, cl->errstr[0] ? cl->errstr : "no reply");
+                return ZTB_ERR_UNAVAILABLE;
+            }
+        }
+        for (size_t i = 0; i < n; i++)
+            (void)judge(t_conn, replies[i]);
+        return ZTB_OK;
+    }
     struct redis_link *ctx = conn();
     if (ctx == NULL)
         return ZTB_ERR_UNAVAILABLE;
@@ -347,6 +443,16 @@ ztb_err redis_pipeline(size_t n, const int *argc, const char *const *const *argv
 ztb_err redis_commandf(redisReply **reply, const char *fmt, ...)
 {
     *reply = NULL;
+    if (is_cluster()) {
+        struct redis_cluster *cl = cluster();
+        if (cl == NULL)
+            return ZTB_ERR_UNAVAILABLE;
+        va_list ap;
+        va_start(ap, fmt);
+        redisReply *r = redis_cluster_vcommandf(cl, fmt, ap);
+        va_end(ap);
+        return finish(r, reply);
+    }
     struct redis_link *ctx = conn();
     if (ctx == NULL)
         return ZTB_ERR_UNAVAILABLE;
@@ -439,12 +545,40 @@ ztb_err redis_ready(char *why, size_t cap)
     return ZTB_OK;
 }
 
-/* The probe itself (see redis_ready). */
+static ztb_err probe_link(struct redis_link *ctx, char *why, size_t cap);
+
+/* The probe itself (see redis_ready); on a Cluster, of every master. */
 static ztb_err probe(char *why, size_t cap)
 {
+    if (is_cluster()) {
+        struct redis_cluster *cl = cluster();
+        if (cl == NULL)
+            return ZTB_ERR_UNAVAILABLE;
+        int m[REDIS_CLUSTER_MAX_NODES];
+        size_t n = redis_cluster_masters(cl, m, REDIS_CLUSTER_MAX_NODES);
+        if (n == 0) {
+            drop(t_conn, cl->errstr[0] ? cl->errstr : "no slot map");
+            return ZTB_ERR_UNAVAILABLE;
+        }
+        for (size_t i = 0; i < n; i++) {
+            struct redis_link *l = redis_cluster_link_of(cl, m[i]);
+            if (l == NULL) {
+                drop(t_conn, cl->errstr);
+                return ZTB_ERR_UNAVAILABLE;
+            }
+            ZTB_GUARD(probe_link(l, why, cap));
+        }
+        return ZTB_OK;
+    }
     struct redis_link *ctx = conn();
     if (ctx == NULL)
         return ZTB_ERR_UNAVAILABLE;
+    return probe_link(ctx, why, cap);
+}
+
+/* The probe on one connection. */
+static ztb_err probe_link(struct redis_link *ctx, char *why, size_t cap)
+{
     redisReply *r = redis_link_commandf(ctx, "EVAL %s 0", probe_lua);
     if (r == NULL) {
         drop(t_conn, ctx->errstr[0] ? ctx->errstr : "no reply");
@@ -482,10 +616,13 @@ ztb_err redis_wait_replicas(void)
     if (n <= 0)
         return ZTB_OK;
     struct rconn *c = t_conn;
-    if (c == NULL || c->ctx == NULL)
+    /* on the connection that wrote (a Cluster: to the shard it went to) */
+    struct redis_link *ctx = c == NULL       ? NULL
+                             : c->cl != NULL ? redis_cluster_last_link(c->cl)
+                                             : c->ctx;
+    if (ctx == NULL)
         return ZTB_ERR_UNAVAILABLE; /* the write was on a connection now gone */
     unsigned tmo = atomic_load(&g_wait_timeout_ms);
-    struct redis_link *ctx = c->ctx;
     /* WAIT blocks up to tmo: the command timeout must outlast it */
     (void)redis_link_set_timeout(ctx, tmo + g_target.timeout_ms);
     redisReply *r = redis_link_commandf(ctx, "WAIT %d %u", n, tmo);

@@ -57,6 +57,9 @@ ztb_err redis_eval(redisReply **reply, const char *script, const char *sha, int 
 /* Hex SHA-1 of a script (41 bytes incl. NUL). */
 void redis_script_sha(const char *script, char out[41]);
 
+/* 1 if the target is a Redis Cluster (redis+cluster://). */
+int redis_client_is_cluster(void);
+
 /* PING: ZTB_OK if Redis answered PONG now. */
 ztb_err redis_ping(void);
 

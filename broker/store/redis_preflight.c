@@ -32,15 +32,16 @@
 
 #include "broker/store/redis_client.h"
 #include "broker/store/redis_preflight.h"
+#include "broker/store/store_migrate.h"
 #include "common/cursor.h"
 #include "common/log.h"
 #include "common/secret.h"
 #include "wire/wire.h"
 
-enum pf_state { PF_UNCHECKED, PF_OK, PF_VERSION, PF_EVICTION, PF_LOST, PF_FOREIGN };
+enum pf_state { PF_UNCHECKED, PF_OK, PF_VERSION, PF_EVICTION, PF_LOST, PF_FOREIGN, PF_LAYOUT };
 
-static const char *const pf_reason[] = {"unchecked", NULL,        "version",
-                                        "eviction",  "data_lost", "foreign_marker"};
+static const char *const pf_reason[] = {
+    "unchecked", NULL, "version", "eviction", "data_lost", "foreign_marker", "key_layout"};
 
 static pthread_mutex_t g_mu = PTHREAD_MUTEX_INITIALIZER;     /* the state below */
 static pthread_mutex_t g_run_mu = PTHREAD_MUTEX_INITIALIZER; /* one run at a time */
@@ -301,8 +302,9 @@ static enum pf_state run_checks(int at_start, char *err, size_t errcap)
         freeReplyObject(r);
         return PF_UNCHECKED;
     }
-    char version[32], policy[32], loading[8];
+    char version[32], policy[32], loading[8], cluster[8];
     enum pf_state st = PF_OK;
+    redis_info_field(r->str, r->len, "cluster_enabled", cluster, sizeof(cluster));
     redis_info_field(r->str, r->len, "redis_version", version, sizeof(version));
     redis_info_field(r->str, r->len, "maxmemory_policy", policy, sizeof(policy));
     redis_info_field(r->str, r->len, "loading", loading, sizeof(loading));
@@ -335,6 +337,10 @@ static enum pf_state run_checks(int at_start, char *err, size_t errcap)
         snprintf(err, errcap, "Redis is loading its data");
         return PF_UNCHECKED;
     }
+    /* an earlier broker's state under the untagged names is moved first:
+     * until it is, its revocations would not be in force */
+    if (store_layout_check(strcmp(cluster, "1") == 0, err, errcap) != 0)
+        return PF_LAYOUT;
     return check_marker(err, errcap);
 }
 

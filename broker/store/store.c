@@ -20,6 +20,7 @@
 #include "broker/store/store.h"
 #include "broker/store/store_baseline.h"
 #include "broker/store/store_internal.h"
+#include "broker/store/store_rev.h"
 #include "common/base64url.h"
 #include "common/guard.h"
 #include "common/log.h"
@@ -27,6 +28,8 @@
 #include "wire/wire.h"
 
 #define KEY_MAX 512
+/* The names of registered agents (SET; its own Cluster slot). */
+#define STORE_AGENTS_KEY "ztb:agents"
 
 int store_agent_name_ok(const char *name)
 {
@@ -108,7 +111,6 @@ static const char agent_add_lua[] =
     "  redis.call('HSET', KEYS[1], 'status', 'active', 'gen', 1, 'quarantined', 0,\n"
     "             'approval', 0, 'created', ARGV[2])\n"
     "end\n"
-    "redis.call('SADD', KEYS[2], ARGV[1])\n"
     "return 1\n";
 static struct store_script agent_add_script = STORE_SCRIPT(agent_add_lua);
 
@@ -122,11 +124,17 @@ ztb_err store_agent_add(const char *name, int64_t now)
     char k[KEY_MAX], created[24];
     key(k, ZTB_WIRE_AGENT_KEY_FMT, name);
     snprintf(created, sizeof(created), "%lld", (long long)now);
-    /* The agent set is in another slot: with Redis Cluster this script
-     * must become two calls. Single Redis and Sentinel are supported. */
-    const char *argv[] = {k, "ztb:agents", name, created};
+    /* The name set (ztb:agents) is in another Cluster slot than the
+     * agent's {A} keys, so it is written first, on its own: a name listed
+     * whose agent the script then did not create is harmless (the list
+     * reads each agent), an agent never listed would be lost to operators. */
     redisReply *r;
-    ZTB_GUARD(store_eval(&r, &agent_add_script, 2, 4, argv, NULL));
+    ZTB_GUARD(redis_commandf(&r, "SADD %s %s", STORE_AGENTS_KEY, name));
+    if (r->type != REDIS_REPLY_INTEGER)
+        return unexpected(r, "agent_list_add");
+    freeReplyObject(r);
+    const char *argv[] = {k, name, created};
+    ZTB_GUARD(store_eval(&r, &agent_add_script, 1, 3, argv, NULL));
     if (r->type != REDIS_REPLY_INTEGER)
         return unexpected(r, "agent_add");
     int added = r->integer == 1;
@@ -137,7 +145,6 @@ ztb_err store_agent_add(const char *name, int64_t now)
 static const char agent_delete_lua[] = "local st = redis.call('HGET', KEYS[1], 'status')\n"
                                        "if not st or st == 'deleted' then return 0 end\n"
                                        "redis.call('HSET', KEYS[1], 'status', 'deleted')\n"
-                                       "redis.call('SREM', KEYS[2], ARGV[1])\n"
                                        "return 1\n";
 static struct store_script agent_delete_script = STORE_SCRIPT(agent_delete_lua);
 
@@ -146,12 +153,18 @@ ztb_err store_agent_delete(const char *name)
     ZTB_ENSURE(store_agent_name_ok(name), ZTB_ERR_NOT_FOUND);
     char k[KEY_MAX];
     key(k, ZTB_WIRE_AGENT_KEY_FMT, name);
-    const char *argv[] = {k, "ztb:agents", name};
+    const char *argv[] = {k};
     redisReply *r;
-    ZTB_GUARD(store_eval(&r, &agent_delete_script, 2, 3, argv, NULL));
+    ZTB_GUARD(store_eval(&r, &agent_delete_script, 1, 1, argv, NULL));
     if (r->type != REDIS_REPLY_INTEGER)
         return unexpected(r, "agent_delete");
     int deleted = r->integer == 1;
+    freeReplyObject(r);
+    /* the name set is in another Cluster slot: unlisted after the agent is
+     * marked deleted, and again by a retry (the script then says 0) */
+    ZTB_GUARD(redis_commandf(&r, "SREM %s %s", STORE_AGENTS_KEY, name));
+    if (r->type != REDIS_REPLY_INTEGER)
+        return unexpected(r, "agent_list_remove");
     freeReplyObject(r);
     return deleted ? ZTB_OK : ZTB_ERR_NOT_FOUND;
 }
@@ -215,7 +228,7 @@ ztb_err store_agent_list(char (**names)[STORE_NAME_MAX + 1], size_t *n)
     *names = NULL;
     *n = 0;
     redisReply *r;
-    ZTB_GUARD(redis_commandf(&r, "SMEMBERS ztb:agents"));
+    ZTB_GUARD(redis_commandf(&r, "SMEMBERS %s", STORE_AGENTS_KEY));
     if (r->type != REDIS_REPLY_ARRAY)
         return unexpected(r, "agent_list");
     char(*out)[STORE_NAME_MAX + 1] = calloc(r->elements ? r->elements : 1, sizeof(*out));
@@ -267,7 +280,7 @@ ztb_err store_join_create(const char *agent, unsigned ttl_s, int64_t now,
     ZTB_GUARD(rv);
     char hex[65], k[KEY_MAX], created[24], ttl[16];
     join_hash(token, hex);
-    key(k, "ztb:join:%s", hex);
+    key(k, "ztb:join:{%s}", hex);
     snprintf(created, sizeof(created), "%lld", (long long)now);
     snprintf(ttl, sizeof(ttl), "%u", ttl_s);
     redisReply *r;
@@ -311,8 +324,8 @@ ztb_err store_join_consume(const char *token, char agent[STORE_NAME_MAX + 1], in
                ZTB_ERR_JOIN_TOKEN);
     char hex[65], k1[KEY_MAX], k2[KEY_MAX];
     join_hash(token, hex);
-    key(k1, "ztb:join:%s", hex);
-    key(k2, "ztb:joinused:%s", hex);
+    key(k1, "ztb:join:{%s}", hex);
+    key(k2, "ztb:joinused:{%s}", hex);
     const char *argv[] = {k1, k2};
     redisReply *r;
     ZTB_GUARD(store_eval(&r, &join_consume_script, 2, 2, argv, NULL));
@@ -386,7 +399,7 @@ ztb_err store_join_consume(const char *token, char agent[STORE_NAME_MAX + 1], in
  * ~1.5 µs, so both buckets are read with one MGET (same slot: one hash tag).
  *
  * An allowed request then goes to the agent's activity record and baseline
- * (KEYS[6], KEYS[7]; ARGV[10..12] action, audience, resource prefix), see
+ * (KEYS[5], KEYS[6]; ARGV[10..12] action, audience, resource prefix), see
  * ACTIVITY_LUA and BASELINE_LUA: 2 calls for every token, 2 more while
  * the agent learns, 1 after (plus a few for a value never seen). Only this
  * path writes them.
@@ -403,21 +416,21 @@ ztb_err store_join_consume(const char *token, char agent[STORE_NAME_MAX + 1], in
 #define ACTIVITY_LUA                                                                               \
     "local sec = tonumber(t[1])\n"                                                                 \
     "local hr = math.floor(sec / 3600)\n"                                                          \
-    "local cur = redis.call('HINCRBY', KEYS[7], hr, 1)\n"                                          \
-    "redis.call('HSET', KEYS[7], 'last', t[1])\n"                                                  \
+    "local cur = redis.call('HINCRBY', KEYS[6], hr, 1)\n"                                          \
+    "redis.call('HSET', KEYS[6], 'last', t[1])\n"                                                  \
     "local q = math.floor(sec / 300)\n"                                                            \
-    "if redis.call('HINCRBY', KEYS[7], 'i:' .. q, 1) == 1 then\n"                                  \
-    "  for _, f in ipairs(redis.call('HKEYS', KEYS[7])) do\n"                                      \
+    "if redis.call('HINCRBY', KEYS[6], 'i:' .. q, 1) == 1 then\n"                                  \
+    "  for _, f in ipairs(redis.call('HKEYS', KEYS[6])) do\n"                                      \
     "    local p = string.match(f, '^[id]:(%d+)$')\n"                                              \
-    "    if p and tonumber(p) <= q - 12 then redis.call('HDEL', KEYS[7], f) end\n"                 \
+    "    if p and tonumber(p) <= q - 12 then redis.call('HDEL', KEYS[6], f) end\n"                 \
     "  end\n"                                                                                      \
     "end\n"                                                                                        \
     "if cur == 1 then\n"                                                                           \
-    "  for _, f in ipairs(redis.call('HKEYS', KEYS[7])) do\n"                                      \
+    "  for _, f in ipairs(redis.call('HKEYS', KEYS[6])) do\n"                                      \
     "    local h = tonumber(f)\n"                                                                  \
-    "    if h and h <= hr - 24 then redis.call('HDEL', KEYS[7], f) end\n"                          \
+    "    if h and h <= hr - 24 then redis.call('HDEL', KEYS[6], f) end\n"                          \
     "  end\n"                                                                                      \
-    "  redis.call('EXPIRE', KEYS[7], 172800)\n"                                                    \
+    "  redis.call('EXPIRE', KEYS[6], 172800)\n"                                                    \
     "end\n"
 
 /*
@@ -440,24 +453,24 @@ ztb_err store_join_consume(const char *token, char agent[STORE_NAME_MAX + 1], in
     "  local f = {'a:' .. ARGV[10], 'u:' .. ARGV[11], 'p:' .. ARGV[12]}\n"                         \
     "  local m = ARGV[12] ~= '' and 3 or 2\n"                                                      \
     "  local learning = sec < till\n"                                                              \
-    "  local v = redis.call('HMGET', KEYS[6], f[1], f[2], f[3], hod, 'days')\n"                    \
+    "  local v = redis.call('HMGET', KEYS[5], f[1], f[2], f[3], hod, 'days')\n"                    \
     "  local new, full = 0, 0\n"                                                                   \
     "  if not v[1] or not v[2] or (m == 3 and not v[3]) then\n"                                    \
-    "    local room = redis.call('HLEN', KEYS[6]) < 1024\n"                                        \
+    "    local room = redis.call('HLEN', KEYS[5]) < 1024\n"                                        \
     "    local kn, bits = {'ka', 'ku', 'kp'}, {1, 2, 4}\n"                                         \
     "    for i = 1, m do\n"                                                                        \
     "      if not v[i] then\n"                                                                     \
     "        if not learning then new = new + bits[i] end\n"                                       \
     "        if not room then full = 8\n"                                                          \
     "        elseif learning then\n"                                                               \
-    "          redis.call('HSET', KEYS[6], f[i], t[1])\n"                                          \
-    "          redis.call('HINCRBY', KEYS[6], kn[i], 1)\n"                                         \
-    "        else redis.call('HSET', KEYS[6], f[i], '-' .. t[1]) end\n"                            \
+    "          redis.call('HSET', KEYS[5], f[i], t[1])\n"                                          \
+    "          redis.call('HINCRBY', KEYS[5], kn[i], 1)\n"                                         \
+    "        else redis.call('HSET', KEYS[5], f[i], '-' .. t[1]) end\n"                            \
     "      end\n"                                                                                  \
     "    end\n"                                                                                    \
     "  end\n"                                                                                      \
     "  if learning then\n"                                                                         \
-    "    redis.call('HINCRBY', KEYS[6], hod, 1)\n"                                                 \
+    "    redis.call('HINCRBY', KEYS[5], hod, 1)\n"                                                 \
     "    bl[1] = 1\n"                                                                              \
     "  else\n"                                                                                     \
     "    if new > 0 then new = new + full end\n"                                                   \
@@ -473,13 +486,13 @@ static const char issue_lua[] =
     "if a[6] ~= a[2] or (ARGV[5] ~= '' and a[2] ~= ARGV[5]) or\n"
     "   (ARGV[6] ~= '' and (a[5] or '0') ~= ARGV[6]) or\n"
     "   (ARGV[7] ~= '' and a[7] ~= ARGV[7]) then return {7, 0, 0, 0} end\n"
-    "if ARGV[8] ~= '' and not redis.call('SET', KEYS[5], '1', 'NX', 'PX', ARGV[8]) then\n"
+    "if ARGV[8] ~= '' and not redis.call('SET', KEYS[4], '1', 'NX', 'PX', ARGV[8]) then\n"
     "  return {8, 0, 0, 0}\n"
     "end\n"
     "local approval = a[4] == '1' and 1 or 0\n"
     "if ARGV[9] ~= '1' then return {0, tonumber(a[2]), 0, approval} end\n"
     "if a[3] == '1' then return {3, 0, 0, 0} end\n"
-    "if redis.call('EXISTS', KEYS[4]) == 1 then return {4, 0, 0, 0} end\n"
+    "if ARGV[13] == '1' then return {4, 0, 0, 0} end\n"
     "local t = redis.call('TIME')\n"
     "local now = tonumber(t[1]) * 1000000 + tonumber(t[2])\n"
     "local tats = redis.call('MGET', KEYS[2], KEYS[3])\n" GCRA_LUA
@@ -525,13 +538,21 @@ ztb_err store_issue_check(const char *agent, const struct store_expect *expect, 
     ZTB_ENSURE(dpop == NULL || (dpop[0] != '\0' && strlen(dpop) <= 128), ZTB_ERR_INVALID_ARG);
     const char *prefix = expect->resource_prefix ? expect->resource_prefix : "";
     ZTB_ENSURE(strlen(prefix) <= STORE_BL_PREFIX_MAX, ZTB_ERR_INVALID_ARG);
-    char k1[KEY_MAX], k2[KEY_MAX], k3[KEY_MAX], k4[KEY_MAX], k5[KEY_MAX], k6[KEY_MAX], k7[KEY_MAX];
+    /* The audience kill switch is revocation state ({rev} slot), not the
+     * agent's: the broker holds it in memory (store_audience_killed) and
+     * hands the answer to the script, which refuses at the same point of
+     * its checks as before. A view too old to trust refuses everything. */
+    int killed = 0;
+    if (charge) {
+        killed = store_audience_killed(audience);
+        ZTB_ENSURE(killed >= 0, ZTB_ERR_UNAVAILABLE);
+    }
+    char k1[KEY_MAX], k2[KEY_MAX], k3[KEY_MAX], k4[KEY_MAX], k5[KEY_MAX], k6[KEY_MAX];
     char i1[24], b1[16], i2[24], b2[16], g[24], e[24], ttl[24];
     ZTB_ENSURE(key(k1, ZTB_WIRE_AGENT_KEY_FMT, agent) && key(k2, "ztb:{%s}:rl", agent) &&
                    key(k3, "ztb:{%s}:rl:%s", agent, action) &&
-                   key(k4, ZTB_WIRE_AUD_KILLED_KEY_FMT, audience) &&
-                   key(k5, "ztb:{%s}:dpop:%s", agent, dpop ? dpop : "-") &&
-                   key(k6, STORE_BASELINE_KEY_FMT, agent) && key(k7, STORE_SEEN_KEY_FMT, agent),
+                   key(k4, "ztb:{%s}:dpop:%s", agent, dpop ? dpop : "-") &&
+                   key(k5, STORE_BASELINE_KEY_FMT, agent) && key(k6, STORE_SEEN_KEY_FMT, agent),
                ZTB_ERR_TOO_LARGE);
     rate_args(agent_rate, i1, b1);
     rate_args(action_rate, i2, b2);
@@ -541,18 +562,27 @@ ztb_err store_issue_check(const char *agent, const struct store_expect *expect, 
     if (dpop != NULL)
         snprintf(ttl, sizeof(ttl), "%llu",
                  (unsigned long long)(expect->dpop_ttl_ms ? expect->dpop_ttl_ms : 1));
-    const char *argv[] = {k1,     k2,
-                          k3,     k4,
-                          k5,     k6,
-                          k7,     i1,
-                          b1,     i2,
-                          b2,     g,
-                          e,      expect->x5t ? expect->x5t : "",
-                          ttl,    charge ? "1" : "0",
-                          action, audience,
-                          prefix};
+    const char *argv[] = {k1,
+                          k2,
+                          k3,
+                          k4,
+                          k5,
+                          k6,
+                          i1,
+                          b1,
+                          i2,
+                          b2,
+                          g,
+                          e,
+                          expect->x5t ? expect->x5t : "",
+                          ttl,
+                          charge ? "1" : "0",
+                          action,
+                          audience,
+                          prefix,
+                          killed ? "1" : "0"};
     redisReply *r;
-    ZTB_GUARD(store_eval(&r, &issue_script, 7, (int)ZTB_ARRAY_LEN(argv), argv, NULL));
+    ZTB_GUARD(store_eval(&r, &issue_script, 6, (int)ZTB_ARRAY_LEN(argv), argv, NULL));
     if (!is_int_array(r, 4))
         return unexpected(r, "issue_check");
     int64_t code = elem_int(r, 0);
@@ -650,7 +680,7 @@ ztb_err store_join_incarnation(const char *token, int64_t *inc)
                ZTB_ERR_JOIN_TOKEN);
     char hex[65], k[KEY_MAX];
     join_hash(token, hex);
-    key(k, "ztb:join:%s", hex);
+    key(k, "ztb:join:{%s}", hex);
     redisReply *r;
     ZTB_GUARD(redis_commandf(&r, "HMGET %s agent inc", k));
     if (r->type != REDIS_REPLY_ARRAY || r->elements != 2)
@@ -671,8 +701,8 @@ ztb_err store_join_peek(const char *token, char agent[STORE_NAME_MAX + 1], int *
                ZTB_ERR_JOIN_TOKEN);
     char hex[65], k1[KEY_MAX], k2[KEY_MAX];
     join_hash(token, hex);
-    key(k1, "ztb:join:%s", hex);
-    key(k2, "ztb:joinused:%s", hex);
+    key(k1, "ztb:join:{%s}", hex);
+    key(k2, "ztb:joinused:{%s}", hex);
     redisReply *r;
     ZTB_GUARD(redis_commandf(&r, "HGET %s agent", k1));
     if (r->type == REDIS_REPLY_STRING && store_agent_name_ok(r->str)) {

@@ -11,9 +11,8 @@
  *   ztb:{A}:rl                  STR   GCRA theoretical arrival time (µs), agent bucket
  *   ztb:{A}:rl:<action>         STR   idem, agent x action bucket
  *   ztb:{A}:jti:<jti>           STR   client assertion replay cache (PX = life)
- *   ztb:aud:<audience>:killed   STR   audience kill switch
- *   ztb:join:<sha256(token)>    HASH  agent, created; EX = join token TTL
- *   ztb:joinused:<sha256>       STR   agent; remembers a used join token (reuse
+ *   ztb:join:{<sha256(token)>}  HASH  agent, created; EX = join token TTL
+ *   ztb:joinused:{<sha256>}     STR   agent; remembers a used join token (reuse
  *                                     is an anomaly), EX 24 h
  *   ztb:{A}:agent fields of the agent's one current identity document:
  *                 jwk           its public key (JWK text)

@@ -22,12 +22,12 @@
 #include "common/guard.h"
 #include "common/secret.h"
 
-/* KEYS: pending-by-target key, action hash, ztb:actions. ARGV: id, entry,
+/* KEYS: pending-by-target key, action hash, ztb:{act}:all. ARGV: id, entry,
  * response, kind, target, target exp, signals, created, ttl. */
 static const char action_create_lua[] =
     "local cur = redis.call('GET', KEYS[1])\n"
     "if cur then\n"
-    "  local k = 'ztb:action:' .. cur\n"
+    "  local k = 'ztb:{act}:id:' .. cur\n"
     "  local s = redis.call('HGET', k, 'signals')\n"
     "  if s then\n"
     "    if #s + #ARGV[7] < 480 and not string.find(',' .. s .. ',', ',' .. ARGV[7] .. ',', 1,\n"
@@ -59,15 +59,15 @@ ztb_err store_action_create(struct store_action *a, int64_t now, int *created)
     snprintf(a->id, sizeof(a->id), "act_");
     ZTB_GUARD(ztb_b64url_encode(raw, sizeof(raw), a->id + 4, sizeof(a->id) - 4, NULL));
     char k1[STORE_KEY_MAX], k2[STORE_KEY_MAX], exp[24], cr[24], ttl[16];
-    ZTB_ENSURE(store_keyf(k1, "ztb:actpend:%s:%s:%s", a->entry, a->target_kind, a->target) &&
-                   store_keyf(k2, "ztb:action:%s", a->id),
+    ZTB_ENSURE(store_keyf(k1, "ztb:{act}:pend:%s:%s:%s", a->entry, a->target_kind, a->target) &&
+                   store_keyf(k2, "ztb:{act}:id:%s", a->id),
                ZTB_ERR_TOO_LARGE);
     snprintf(exp, sizeof(exp), "%lld", (long long)a->target_exp);
     snprintf(cr, sizeof(cr), "%lld", (long long)now);
     snprintf(ttl, sizeof(ttl), "%d", STORE_ACTION_TTL);
     const char *argv[] = {
-        k1,        k2,  "ztb:actions", a->id, a->entry, a->response, a->target_kind,
-        a->target, exp, a->signals,    cr,    ttl};
+        k1,        k2,  "ztb:{act}:all", a->id, a->entry, a->response, a->target_kind,
+        a->target, exp, a->signals,      cr,    ttl};
     redisReply *r;
     ZTB_GUARD(store_eval(&r, &action_create_script, 3, (int)ZTB_ARRAY_LEN(argv), argv, NULL));
     if (!store_reply_is_int_array(r, 2) || r->element[1]->type != REDIS_REPLY_STRING ||
@@ -112,7 +112,7 @@ static const char action_decide_lua[] =
     "  redis.call('HSET', KEYS[1], 'status', ARGV[1], 'decided_by', ARGV[2],\n"
     "             'decided_at', ARGV[3])\n"
     "  local f = redis.call('HMGET', KEYS[1], 'entry', 'target_kind', 'target')\n"
-    "  redis.call('DEL', 'ztb:actpend:' .. f[1] .. ':' .. f[2] .. ':' .. f[3])\n"
+    "  redis.call('DEL', 'ztb:{act}:pend:' .. f[1] .. ':' .. f[2] .. ':' .. f[3])\n"
     "end\n"
     "local out = redis.call('HMGET', KEYS[1], 'id', 'entry', 'response', 'target_kind', 'target',\n"
     "                       'target_exp', 'signals', 'status', 'created')\n"
@@ -126,7 +126,7 @@ ztb_err store_action_decide(const char *id, int confirm, const char *by, int64_t
     memset(a, 0, sizeof(*a));
     ZTB_ENSURE(store_id_ok(id) && strlen(id) < sizeof(a->id), ZTB_ERR_NOT_FOUND);
     char k[STORE_KEY_MAX], t[24];
-    store_keyf(k, "ztb:action:%s", id);
+    store_keyf(k, "ztb:{act}:id:%s", id);
     snprintf(t, sizeof(t), "%lld", (long long)now);
     const char *argv[] = {k, confirm ? "confirmed" : "rejected", by, t};
     redisReply *r;
@@ -150,7 +150,7 @@ ztb_err store_action_set_status(const char *id, const char *status)
 {
     ZTB_ENSURE(store_id_ok(id), ZTB_ERR_NOT_FOUND);
     char k[STORE_KEY_MAX];
-    store_keyf(k, "ztb:action:%s", id);
+    store_keyf(k, "ztb:{act}:id:%s", id);
     redisReply *r;
     ZTB_GUARD(redis_commandf(&r, "EVAL %s 1 %s %s",
                              "if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end "
@@ -188,7 +188,7 @@ ztb_err store_action_list(size_t limit, json_t **out)
     redisReply *r;
     char last[24];
     snprintf(last, sizeof(last), "%zu", limit ? limit - 1 : 0); /* hiredis formats no %zu */
-    ZTB_GUARD(redis_commandf(&r, "ZREVRANGE ztb:actions 0 %s", last));
+    ZTB_GUARD(redis_commandf(&r, "ZREVRANGE ztb:{act}:all 0 %s", last));
     if (r->type != REDIS_REPLY_ARRAY)
         return store_unexpected_reply(r, "action_list");
     json_t *arr = json_array();
@@ -198,7 +198,7 @@ ztb_err store_action_list(size_t limit, json_t **out)
         if (m->type != REDIS_REPLY_STRING || !store_id_ok(m->str))
             continue;
         char k[STORE_KEY_MAX];
-        store_keyf(k, "ztb:action:%s", m->str);
+        store_keyf(k, "ztb:{act}:id:%s", m->str);
         redisReply *h;
         rv = redis_commandf(&h, "HMGET %s " ACTION_FIELDS, k);
         if (rv != ZTB_OK)

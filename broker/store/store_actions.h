@@ -3,9 +3,9 @@
  *
  * Keys:
  *
- *   ztb:action:<id>                HASH a response waiting for an operator, EX 7 d
- *   ztb:actions                    ZSET action ids by creation time
- *   ztb:actpend:<entry>:<kind>:<target>  STR the pending action for that target
+ *   ztb:{act}:id:<id>              HASH a response waiting for an operator, EX 7 d
+ *   ztb:{act}:all                  ZSET action ids by creation time
+ *   ztb:{act}:pend:<entry>:<kind>:<target>  STR the pending action for that target
  *
  * Every function returns UNAVAILABLE when Redis cannot answer (callers fail
  * closed with 503); nothing here changes state half-way.

@@ -5,8 +5,9 @@
  * How it works: filing, reading (which marks an overdue approval expired),
  * deciding and using an approval are one Lua script each, run through
  * store_eval. The scripts build the keys of other approvals from the same
- * prefixes as wire/wire.h (ztb:approval:, ztb:{A}:approvals,
- * ztb:approvers:); a change there must change them too.
+ * prefixes as wire/wire.h (ztb:{apr}:id:, ztb:{apr}:agent:,
+ * ztb:{apr}:approvers:); a change there must change them too. Every key
+ * is under the hash tag {apr}: each script touches one Cluster slot.
  *
  * Must never: let an approval give more than one token, let one person
  * count twice towards its approvers, or let anyone outside its group
@@ -56,7 +57,7 @@ static int approval_id_ok(const char *id);
 #define APPROVAL_LUA_HELPERS                                                                       \
     "local function close(h, id)\n"                                                                \
     "  local ag = redis.call('HGET', h, 'agent')\n"                                                \
-    "  if ag then redis.call('ZREM', 'ztb:{' .. ag .. '}:approvals', id) end\n"                    \
+    "  if ag then redis.call('ZREM', 'ztb:{apr}:agent:' .. ag, id) end\n"                          \
     "  local d = redis.call('HGET', h, 'dup')\n"                                                   \
     "  if d and redis.call('GET', d) == id then redis.call('DEL', d) end\n"                        \
     "end\n"                                                                                        \
@@ -79,7 +80,7 @@ static const char approval_create_lua[] =
     "redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now)\n"
     "local cur = redis.call('GET', KEYS[1])\n"
     "if cur then\n"
-    "  local f = redis.call('HMGET', 'ztb:approval:' .. cur, 'status', 'expires')\n"
+    "  local f = redis.call('HMGET', 'ztb:{apr}:id:' .. cur, 'status', 'expires')\n"
     "  if (f[1] == 'pending' or f[1] == 'approved') and tonumber(f[2]) > now then\n"
     "    return {0, cur}\n"
     "  end\n"
@@ -120,7 +121,7 @@ static const char approval_decide_lua[] = APPROVAL_LUA_HELPERS
     "if overdue(h, ARGV[1], tonumber(ARGV[4])) == 1 then return 3 end\n"
     "if st ~= 'pending' then return 2 end\n"
     "local g = redis.call('HGET', h, 'group')\n"
-    "if g ~= '' and redis.call('SISMEMBER', 'ztb:approvers:' .. g, ARGV[3]) == 0 then\n"
+    "if g ~= '' and redis.call('SISMEMBER', 'ztb:{apr}:approvers:' .. g, ARGV[3]) == 0 then\n"
     "  return 4\n"
     "end\n"
     "local list = redis.call('HGET', h, 'approvers')\n"

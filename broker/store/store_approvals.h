@@ -4,19 +4,22 @@
  *
  * Keys (names in wire/wire.h):
  *
- *   ztb:approval:<id>          HASH one approval: what it binds (agent,
+ *   ztb:{apr}:id:<id>          HASH one approval: what it binds (agent,
  *                              generation, action, audience, resource,
  *                              authorization_details, jkt or x5t), the rule,
  *                              the approver group and how many approvers it
  *                              needs, who approved, status, reason, times.
  *                              Kept STORE_APPROVAL_KEEP s after it expires.
- *   ztb:approvals              ZSET every approval id by creation time
- *   ztb:{A}:approvals          ZSET agent A's open approvals (pending or
+ *   ztb:{apr}:all              ZSET every approval id by creation time
+ *   ztb:{apr}:agent:<A>        ZSET agent A's open approvals (pending or
  *                              approved, not yet used) by expiry: the limit
- *   ztb:{A}:apprdup:<sha256>   STR  the open approval of one exact request,
+ *   ztb:{apr}:dup:<A>:<sha256> STR  the open approval of one exact request,
  *                              so a repeated request shares it
- *   ztb:approvers:<group>      SET  user names of an approver group
- *   ztb:approver-groups        SET  the groups that have members
+ *   ztb:{apr}:approvers:<grp>  SET  user names of an approver group
+ *   ztb:{apr}:groups           SET  the groups that have members
+ *
+ * All under the hash tag {apr}, so every script touches one Redis Cluster
+ * slot.
  *
  * Status: pending -> approved (enough distinct approvers) -> issued (the
  * token was handed out, once), or pending -> denied, or pending/approved ->

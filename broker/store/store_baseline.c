@@ -335,7 +335,7 @@ ztb_err store_unknown_client_add(const char *reason, const char *source, int64_t
     snprintf(cap, sizeof(cap), "%d", (int)STORE_UNKNOWN_CAP);
     snprintf(n, sizeof(n), "%lld", (long long)by);
     const char *argv[] = {
-        "ztb:unknown_clients", "ztb:unknown_clients:seen", field, cap, "other|overflow", n};
+        "ztb:{unknown}:clients", "ztb:{unknown}:seen", field, cap, "other|overflow", n};
     redisReply *r;
     ZTB_GUARD(store_eval(&r, &unknown_script, 2, (int)ZTB_ARRAY_LEN(argv), argv, NULL));
     if (r->type != REDIS_REPLY_INTEGER)
@@ -376,11 +376,11 @@ ztb_err store_unknown_clients(json_t **out)
 {
     *out = NULL;
     redisReply *r;
-    ZTB_GUARD(redis_commandf(&r, "HGETALL ztb:unknown_clients"));
+    ZTB_GUARD(redis_commandf(&r, "HGETALL ztb:{unknown}:clients"));
     if (r->type != REDIS_REPLY_ARRAY)
         return store_unexpected_reply(r, "unknown_clients");
     redisReply *seen;
-    ztb_err rv = redis_commandf(&seen, "HGETALL ztb:unknown_clients:seen");
+    ztb_err rv = redis_commandf(&seen, "HGETALL ztb:{unknown}:seen");
     if (rv != ZTB_OK) {
         freeReplyObject(r);
         return rv;

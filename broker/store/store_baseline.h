@@ -91,14 +91,14 @@ ztb_err store_activity_denied(const char *agent, int64_t now);
 /* ---- inventory: agent metadata and unknown clients -------------------------
  *
  *   ztb:{A}:agent         fields owner, description (set by the operator)
- *   ztb:unknown_clients   HASH "<reason>|<source>" -> callers refused at a
+ *   ztb:{unknown}:clients HASH "<reason>|<source>" -> callers refused at a
  *                         gateway for carrying no ztb token ("no_token") or a
  *                         token that is not ours ("foreign_token"); at most
  *                         STORE_UNKNOWN_CAP fields (then "other|overflow")
- *   ztb:unknown_clients:seen  HASH same fields -> last time (Unix s)
+ *   ztb:{unknown}:seen    HASH same fields -> last time (Unix s)
  *   ztb:unknown_reports   LIST of verifiers' reports of the callers they
  *                         refused so (wire/unknown_report.h), popped by the
- *                         detector worker and added to ztb:unknown_clients
+ *                         detector worker and added to ztb:{unknown}:clients
  */
 #define STORE_UNKNOWN_CAP     1000
 #define STORE_OWNER_MAX       128

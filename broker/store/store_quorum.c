@@ -54,7 +54,7 @@ ztb_err store_dual_count(const char *target_kind, const char *target, const char
     char k1[STORE_KEY_MAX], k2[STORE_KEY_MAX], w[16], nd[16];
     int ok = strcmp(target_kind, "agent") == 0
                  ? store_agent_name_ok(target) && store_keyf(k1, "ztb:{%s}:dual:%s", target, entry)
-                 : store_keyf(k1, "ztb:dual:%s:%s:%s", target_kind, target, entry);
+                 : store_keyf(k1, "ztb:dual:{%s:%s:%s}", target_kind, target, entry);
     ZTB_ENSURE(ok && store_keyf(k2, "%s:sig", k1), ZTB_ERR_TOO_LARGE);
     snprintf(w, sizeof(w), "%u", window_s ? window_s : 1);
     snprintf(nd, sizeof(nd), "%u", need ? need : 1);

@@ -5,7 +5,8 @@
  *
  *   ztb:{A}:dual:<entry>           ZSET sources that reported within the window
  *   ztb:{A}:dual:<entry>:sig       HASH source -> its latest signal id
- *   ztb:dual:<kind>:<target>:<entry>[:sig]   the same for targets that are not agents
+ *   ztb:dual:{<kind>:<target>:<entry>}[:sig] the same for targets that are not
+ *                                  agents (one hash tag: the script's two keys share a slot)
  *
  * Every function returns UNAVAILABLE when Redis cannot answer (callers fail
  * closed with 503); nothing here changes state half-way.

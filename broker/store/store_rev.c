@@ -5,7 +5,7 @@
  * How it works: every change that must be atomic is one Lua script sent
  * with EVALSHA (EVAL on NOSCRIPT). Revocation events are built here, in C,
  * by the one encoder verifiers' decoder is built with (wire/revevent.h), so
- * the member stored in ztb:revocations and the message published are the
+ * the member stored in ztb:{rev}:events and the message published are the
  * same bytes. The key names verifiers share are wire/wire.h's.
  *
  * Clocks: no revocation script reads Redis's clock. The broker decides
@@ -28,6 +28,8 @@
  * without announcing it (or announce one it did not write), or accept an id
  * that could break a key name (store_id_ok first).
  */
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -107,15 +109,117 @@ static int event_text(char *out, enum rev_kind kind, const char *id, int64_t gen
     return rev_event_write(&ev, &b) == ZTB_OK && ztb_buf_cstr(&b) != NULL;
 }
 
-/* The start of an agent event, which the script ends (revevent.h). */
-static int agent_event_prefix(char *out, const char *agent)
+/* ---- revocations --------------------------------------------------------- */
+
+/* ---- the killed audiences, held in memory -------------------------------- */
+
+/*
+ * The audience kill switch is checked on every issuance, but it lives in
+ * the revocation state's slot ({rev}), not in the agent's: in Redis Cluster
+ * the per-agent issuance script cannot read it. So each broker holds the
+ * set of killed audiences (ZTB_WIRE_AUD_KILLED_HASH, a handful of names) in
+ * memory, loaded with one HKEYS:
+ *   - at most AUD_VIEW_REFRESH_MS old when an issuance reads it: the first
+ *     request after that reloads it (one at a time; the others read the
+ *     view they have);
+ *   - never older than AUD_VIEW_STALE_MS: past that, every request reloads
+ *     it itself and, if Redis cannot answer, store_audience_killed says
+ *     "unknown" and the issuance is refused (fail closed);
+ *   - reloaded before the next issuance after this broker kills or lifts
+ *     an audience (aud_view_invalidate), so a kill it acknowledged is in
+ *     force at once here, and at the other replicas within
+ *     AUD_VIEW_REFRESH_MS.
+ */
+#define AUD_VIEW_REFRESH_MS 100
+#define AUD_VIEW_STALE_MS   2000
+#define AUD_VIEW_MAX        100000
+
+static pthread_rwlock_t g_av_lock = PTHREAD_RWLOCK_INITIALIZER;
+static char **g_av; /* sorted names, under g_av_lock */
+static size_t g_av_n;
+static _Atomic uint64_t g_av_at_ms; /* monotonic ms of the last load; 0: none */
+static atomic_int g_av_loading;
+
+static uint64_t av_mono_ms(void)
 {
-    ztb_buf b;
-    ztb_buf_init_fixed(&b, out, EVENT_MAX);
-    return rev_event_agent_prefix(agent, &b) == ZTB_OK && ztb_buf_cstr(&b) != NULL;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u + 1u;
 }
 
-/* ---- revocations --------------------------------------------------------- */
+static int av_cmp(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static void av_free(char **v, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(v[i]);
+    free(v);
+}
+
+/* Load the view from Redis; 0 on success (the view replaced), -1 if not. */
+static int aud_view_load(void)
+{
+    redisReply *r;
+    if (redis_commandf(&r, "HKEYS %s", ZTB_WIRE_AUD_KILLED_HASH) != ZTB_OK)
+        return -1;
+    if (r->type != REDIS_REPLY_ARRAY || r->elements > AUD_VIEW_MAX) {
+        (void)store_unexpected_reply(r, "audience_view");
+        return -1;
+    }
+    char **v = calloc(r->elements ? r->elements : 1, sizeof(*v));
+    size_t n = 0;
+    for (size_t i = 0; v != NULL && i < r->elements; i++) {
+        if (r->element[i]->type != REDIS_REPLY_STRING)
+            continue;
+        if ((v[n] = strdup(r->element[i]->str)) == NULL) {
+            av_free(v, n);
+            v = NULL;
+        } else {
+            n++;
+        }
+    }
+    freeReplyObject(r);
+    if (v == NULL)
+        return -1;
+    qsort(v, n, sizeof(*v), av_cmp);
+    pthread_rwlock_wrlock(&g_av_lock);
+    char **old = g_av;
+    size_t oldn = g_av_n;
+    g_av = v;
+    g_av_n = n;
+    pthread_rwlock_unlock(&g_av_lock);
+    av_free(old, oldn);
+    return 0;
+}
+
+static void aud_view_invalidate(void)
+{
+    atomic_store(&g_av_at_ms, 0);
+}
+
+int store_audience_killed(const char *audience)
+{
+    uint64_t now = av_mono_ms();
+    uint64_t at = atomic_load(&g_av_at_ms);
+    if (at == 0 || now - at >= AUD_VIEW_STALE_MS) {
+        /* too old to use: load it here, whoever else is loading */
+        if (aud_view_load() != 0)
+            return -1;
+        atomic_store(&g_av_at_ms, now);
+    } else if (now - at >= AUD_VIEW_REFRESH_MS && !atomic_exchange(&g_av_loading, 1)) {
+        if (aud_view_load() == 0)
+            atomic_store(&g_av_at_ms, now);
+        atomic_store(&g_av_loading, 0);
+    }
+    pthread_rwlock_rdlock(&g_av_lock);
+    const char *key = audience;
+    int killed = g_av_n > 0 && bsearch(&key, g_av, g_av_n, sizeof(*g_av), av_cmp) != NULL;
+    pthread_rwlock_unlock(&g_av_lock);
+    return killed;
+}
 
 /* The broker's wall clock: the only clock revocation expiries are read from. */
 static int64_t broker_now(void)
@@ -126,13 +230,20 @@ static int64_t broker_now(void)
 /* Shared tail of every revocation script: trim what no verifier needs any
  * more, then announce with the next sequence number (KEYS[3], INCR'd in
  * the same script as the write: sequence order is commit order). The
- * script has set now (the broker's clock) and skew from its ARGV; the
- * channel is fixed. */
+ * script has set now (the broker's clock) and skew from its ARGV; its last
+ * two ARGV are the publish command and channel (PUB_ARGS). */
 #define TRIM_AND_PUBLISH(member)                                                                   \
     "redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', '(' .. (now - skew))\n" REV_SEQ_PUBLISH_LUA(  \
-        ZTB_WIRE_REV_CHANNEL, member)
+        member)
 
-/* KEYS: ztb:rev:jti:<jti> (or ztb:key:<kid>:tainted), ztb:revocations, its seq.
+/* How announcements go out: PUBLISH on ztb:revocations, or on a Cluster
+ * SPUBLISH on ztb:{rev}:revocations, the shard of the {rev} slot only
+ * (sharded pub/sub, Redis 7), where every verifier's feed subscribes. */
+#define PUB_ARGS                                                                                   \
+    (redis_client_is_cluster() ? "SPUBLISH" : "PUBLISH"),                                          \
+        (redis_client_is_cluster() ? ZTB_WIRE_REV_SCHANNEL : ZTB_WIRE_REV_CHANNEL)
+
+/* KEYS: ztb:{rev}:jti:<jti> (or ztb:{rev}:key:<kid>:tainted), ztb:{rev}:events, its seq.
  * ARGV: event, ttl (seconds, decided by the broker), exp (the score), now
  * (the broker's), skew. An entry that already lives longer keeps its TTL. */
 static const char rev_until_lua[] =
@@ -166,7 +277,7 @@ static ztb_err rev_until(const char *k, const char *event, int64_t exp, unsigned
     snprintf(e, sizeof(e), "%lld", (long long)exp);
     snprintf(n, sizeof(n), "%lld", (long long)now);
     snprintf(s, sizeof(s), "%u", skew);
-    const char *argv[] = {k, ZTB_WIRE_REV_ZSET, ZTB_WIRE_REV_SEQ_KEY, event, t, e, n, s};
+    const char *argv[] = {k, ZTB_WIRE_REV_ZSET, ZTB_WIRE_REV_SEQ_KEY, event, t, e, n, s, PUB_ARGS};
     redisReply *r;
     ZTB_GUARD(store_eval(&r, &rev_until_script, 3, (int)ZTB_ARRAY_LEN(argv), argv, NULL));
     if (r->type != REDIS_REPLY_INTEGER || r->integer != 1)
@@ -199,77 +310,113 @@ ztb_err store_rev_key(const char *kid, int64_t exp, unsigned skew)
     return rev_until(k, ev, exp, skew, 0, &applied);
 }
 
-/* KEYS: agent hash, ztb:revocations, its seq. ARGV: event prefix (up to "gen":),
- * max ttl, skew, now (the broker's clock). */
+/* KEYS: agent hash. ARGV: max ttl, now (the broker's clock). Bumps the
+ * generation: {1, gen, exp}, or {0, 0, 0} for an unknown agent. */
 static const char rev_agent_lua[] =
     "if redis.call('EXISTS', KEYS[1]) == 0 then return {0, 0, 0} end\n"
-    "local now = tonumber(ARGV[4])\n"
-    "local skew = tonumber(ARGV[3])\n"
     "local gen = redis.call('HINCRBY', KEYS[1], 'gen', 1)\n"
-    "local exp = now + tonumber(ARGV[2])\n"
-    "local ev = ARGV[1] .. " REV_AGENT_EVENT_TAIL_LUA "\n"
-    "redis.call('ZADD', KEYS[2], exp, ev)\n" TRIM_AND_PUBLISH("ev") "return {1, gen, exp}\n";
+    "return {1, gen, tonumber(ARGV[2]) + tonumber(ARGV[1])}\n";
 static struct store_script rev_agent_script = STORE_SCRIPT(rev_agent_lua);
 
+/* KEYS: ztb:{rev}:events (twice: the shared tail reads KEYS[2]), its seq.
+ * ARGV: event, exp (the score), now (the broker's), skew. Records and
+ * announces an event whose state lives elsewhere (an agent's generation,
+ * in the agent's own slot). */
+static const char rev_event_lua[] =
+    "local now = tonumber(ARGV[3])\n"
+    "local skew = tonumber(ARGV[4])\n"
+    "redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1])\n" TRIM_AND_PUBLISH("ARGV[1]") "return 1\n";
+static struct store_script rev_event_script = STORE_SCRIPT(rev_event_lua);
+
+/*
+ * The generation lives in the agent's hash ({A} slot: the issuance script
+ * reads it) and its event in the revocation state ({rev} slot): two
+ * scripts, which Redis Cluster may run on two shards. The generation is
+ * bumped first, so the broker (issuance, introspection) refuses the old
+ * tokens at once; the revocation is acknowledged only after the event is
+ * recorded and announced too, each write confirmed by WAIT on its own
+ * shard. If the second step fails the caller gets UNAVAILABLE and retries:
+ * the retry bumps again (a higher generation kills the same tokens) and
+ * announces it.
+ */
 ztb_err store_rev_agent(const char *agent, unsigned max_ttl, unsigned skew, int64_t *gen,
                         int64_t *exp)
 {
     ZTB_ENSURE(store_agent_name_ok(agent), ZTB_ERR_NOT_FOUND);
-    char k[STORE_KEY_MAX], prefix[EVENT_MAX], ttl[16], s[16];
-    ZTB_ENSURE(store_keyf(k, ZTB_WIRE_AGENT_KEY_FMT, agent) && agent_event_prefix(prefix, agent),
-               ZTB_ERR_TOO_LARGE);
-    char n[24];
+    char k[STORE_KEY_MAX], ev[EVENT_MAX], ttl[16], s[16], n[24];
+    ZTB_ENSURE(store_keyf(k, ZTB_WIRE_AGENT_KEY_FMT, agent), ZTB_ERR_TOO_LARGE);
+    int64_t now = broker_now();
     snprintf(ttl, sizeof(ttl), "%u", max_ttl ? max_ttl : 1);
     snprintf(s, sizeof(s), "%u", skew);
-    snprintf(n, sizeof(n), "%lld", (long long)broker_now());
-    const char *argv[] = {k, ZTB_WIRE_REV_ZSET, ZTB_WIRE_REV_SEQ_KEY, prefix, ttl, s, n};
+    snprintf(n, sizeof(n), "%lld", (long long)now);
+    const char *argv[] = {k, ttl, n};
     redisReply *r;
-    ZTB_GUARD(store_eval(&r, &rev_agent_script, 3, (int)ZTB_ARRAY_LEN(argv), argv, NULL));
+    ZTB_GUARD(store_eval(&r, &rev_agent_script, 1, (int)ZTB_ARRAY_LEN(argv), argv, NULL));
     if (!store_reply_is_int_array(r, 3))
         return store_unexpected_reply(r, "rev_agent");
     int ok = store_reply_int(r, 0) == 1;
-    if (gen != NULL)
-        *gen = store_reply_int(r, 1);
-    if (exp != NULL)
-        *exp = store_reply_int(r, 2);
+    int64_t g = store_reply_int(r, 1), e = store_reply_int(r, 2);
     freeReplyObject(r);
-    if (ok)
-        ZTB_GUARD(redis_wait_replicas());
-    return ok ? ZTB_OK : ZTB_ERR_NOT_FOUND;
+    if (gen != NULL)
+        *gen = g;
+    if (exp != NULL)
+        *exp = e;
+    if (!ok)
+        return ZTB_ERR_NOT_FOUND;
+    ZTB_GUARD(redis_wait_replicas());
+    char es[24];
+    snprintf(es, sizeof(es), "%lld", (long long)e);
+    ZTB_ENSURE(event_text(ev, REV_AGENT, agent, g, e, 0), ZTB_ERR_TOO_LARGE);
+    const char *eargv[] = {ZTB_WIRE_REV_ZSET, ZTB_WIRE_REV_ZSET, ZTB_WIRE_REV_SEQ_KEY, ev, es, n, s,
+                           PUB_ARGS};
+    ZTB_GUARD(store_eval(&r, &rev_event_script, 3, (int)ZTB_ARRAY_LEN(eargv), eargv, NULL));
+    if (r->type != REDIS_REPLY_INTEGER || r->integer != 1)
+        return store_unexpected_reply(r, "rev_agent_event");
+    freeReplyObject(r);
+    return redis_wait_replicas();
 }
 
-/* KEYS: ztb:aud:<aud>:killed, ztb:revocations, its seq. ARGV: kill event, lift
- * event, lift?, skew, now (the broker's clock). A kill has exp 0 (until
- * lifted): score +inf. */
+/* KEYS: ztb:{rev}:auds, ztb:{rev}:events, its seq. ARGV: kill event, lift
+ * event, lift?, skew, now (the broker's clock), audience. A kill has exp 0
+ * (until lifted): score +inf. */
 static const char rev_aud_lua[] =
     "local now = tonumber(ARGV[5])\n"
     "local skew = tonumber(ARGV[4])\n"
     "if ARGV[3] == '1' then\n"
-    "  local had = redis.call('DEL', KEYS[1])\n"
+    "  local had = redis.call('HDEL', KEYS[1], ARGV[6])\n"
     "  redis.call('ZREM', KEYS[2], ARGV[1])\n" TRIM_AND_PUBLISH(
         "ARGV[2]") "  return had\n"
                    "end\n"
-                   "local had = redis.call('EXISTS', KEYS[1])\n"
-                   "redis.call('SET', KEYS[1], string.format('%d', now))\n"
+                   "local new = redis.call('HSET', KEYS[1], ARGV[6], string.format('%d', now))\n"
                    "redis.call('ZADD', KEYS[2], '+inf', ARGV[1])\n" TRIM_AND_PUBLISH(
-                       "ARGV[1]") "return 1 - had\n";
+                       "ARGV[1]") "return new\n";
 static struct store_script rev_aud_script = STORE_SCRIPT(rev_aud_lua);
 
 ztb_err store_rev_audience(const char *audience, int lift, unsigned skew, int *changed)
 {
     ZTB_ENSURE(store_id_ok(audience), ZTB_ERR_INVALID_ARG);
-    char k[STORE_KEY_MAX], kill[EVENT_MAX], lifted[EVENT_MAX], s[16];
-    ZTB_ENSURE(store_keyf(k, ZTB_WIRE_AUD_KILLED_KEY_FMT, audience) &&
-                   event_text(kill, REV_AUDIENCE, audience, 0, 0, 0) &&
+    char kill[EVENT_MAX], lifted[EVENT_MAX], s[16];
+    ZTB_ENSURE(event_text(kill, REV_AUDIENCE, audience, 0, 0, 0) &&
                    event_text(lifted, REV_AUDIENCE, audience, 0, 0, 1),
                ZTB_ERR_TOO_LARGE);
     char n[24];
     snprintf(s, sizeof(s), "%u", skew);
     snprintf(n, sizeof(n), "%lld", (long long)broker_now());
-    const char *argv[] = {
-        k, ZTB_WIRE_REV_ZSET, ZTB_WIRE_REV_SEQ_KEY, kill, lifted, lift ? "1" : "0", s, n};
+    const char *argv[] = {ZTB_WIRE_AUD_KILLED_HASH,
+                          ZTB_WIRE_REV_ZSET,
+                          ZTB_WIRE_REV_SEQ_KEY,
+                          kill,
+                          lifted,
+                          lift ? "1" : "0",
+                          s,
+                          n,
+                          audience,
+                          PUB_ARGS};
     redisReply *r;
     ZTB_GUARD(store_eval(&r, &rev_aud_script, 3, (int)ZTB_ARRAY_LEN(argv), argv, NULL));
+    /* whatever the answer, this broker's view is reloaded before its next
+     * issuance: a kill it acknowledges is in force here at once */
+    aud_view_invalidate();
     if (r->type != REDIS_REPLY_INTEGER)
         return store_unexpected_reply(r, "rev_audience");
     if (changed != NULL)
@@ -335,29 +482,21 @@ ztb_err store_rev_list(unsigned skew, size_t limit, json_t **out)
     return ZTB_OK;
 }
 
-/* KEYS: rev jti, agent hash, audience kill, key taint, used.
- * ARGV: token gen, consume ms (0: only look). */
-static const char token_state_lua[] =
-    "local revoked = redis.call('EXISTS', KEYS[1])\n"
-    "local a = redis.call('HMGET', KEYS[2], 'status', 'gen')\n"
-    "local gen = -1\n"
-    "if a[1] then gen = tonumber(a[2] or '0') end\n"
-    "local killed = redis.call('EXISTS', KEYS[3])\n"
-    "local tainted = redis.call('EXISTS', KEYS[4])\n"
-    "local used, consumed = 0, 0\n"
-    "local alive = revoked == 0 and gen >= 0 and tonumber(ARGV[1]) >= gen and killed == 0\n"
-    "  and tainted == 0\n"
-    "if ARGV[2] ~= '0' then\n"
-    "  if alive then\n"
-    "    if redis.call('SET', KEYS[5], '1', 'NX', 'PX', ARGV[2]) then consumed = 1\n"
-    "    else used = 1 end\n"
-    "  end\n"
-    "else\n"
-    "  used = redis.call('EXISTS', KEYS[5])\n"
-    "end\n"
-    "return {revoked, gen, killed, tainted, used, consumed}\n";
-static struct store_script token_state_script = STORE_SCRIPT(token_state_lua);
+/* KEYS: rev jti, ztb:{rev}:auds, key taint (all {rev}). ARGV: audience.
+ * {revoked, killed, tainted}. */
+static const char token_rev_lua[] = "return {redis.call('EXISTS', KEYS[1]),\n"
+                                    "        redis.call('HEXISTS', KEYS[2], ARGV[1]),\n"
+                                    "        redis.call('EXISTS', KEYS[3])}\n";
+static struct store_script token_rev_script = STORE_SCRIPT(token_rev_lua);
 
+/*
+ * Three steps, each in one Redis Cluster slot: the revocation state
+ * ({rev}), the agent's generation ({A}), then the single-use marker
+ * (ztb:used:<jti>, shared with SDK verifiers). The marker is set only for a
+ * token the first two found alive, SET NX, so exactly one caller consumes
+ * it; a revocation landing between the reads and the SET is the same as
+ * one landing just after the token was consumed.
+ */
 ztb_err store_token_state(const char *jti, const char *agent, const char *audience, const char *kid,
                           int64_t token_gen, uint64_t consume_ms, struct store_token_state *out)
 {
@@ -365,27 +504,48 @@ ztb_err store_token_state(const char *jti, const char *agent, const char *audien
     ZTB_ENSURE(store_id_ok(jti) && store_agent_name_ok(agent) && store_id_ok(audience) &&
                    store_id_ok(kid),
                ZTB_ERR_INVALID_ARG);
-    char k1[STORE_KEY_MAX], k2[STORE_KEY_MAX], k3[STORE_KEY_MAX], k4[STORE_KEY_MAX],
-        k5[STORE_KEY_MAX], g[24], c[24];
+    char k1[STORE_KEY_MAX], k2[STORE_KEY_MAX], k4[STORE_KEY_MAX], k5[STORE_KEY_MAX], c[24];
     ZTB_ENSURE(store_keyf(k1, ZTB_WIRE_REV_JTI_KEY_FMT, jti) &&
                    store_keyf(k2, ZTB_WIRE_AGENT_KEY_FMT, agent) &&
-                   store_keyf(k3, ZTB_WIRE_AUD_KILLED_KEY_FMT, audience) &&
                    store_keyf(k4, ZTB_WIRE_KEY_TAINTED_KEY_FMT, kid) &&
                    store_keyf(k5, ZTB_WIRE_USED_KEY_FMT, jti),
                ZTB_ERR_TOO_LARGE);
-    snprintf(g, sizeof(g), "%lld", (long long)token_gen);
-    snprintf(c, sizeof(c), "%llu", (unsigned long long)consume_ms);
-    const char *argv[] = {k1, k2, k3, k4, k5, g, c};
+    const char *argv[] = {k1, ZTB_WIRE_AUD_KILLED_HASH, k4, audience};
     redisReply *r;
-    ZTB_GUARD(store_eval(&r, &token_state_script, 5, (int)ZTB_ARRAY_LEN(argv), argv, NULL));
-    if (!store_reply_is_int_array(r, 6))
+    ZTB_GUARD(store_eval(&r, &token_rev_script, 3, (int)ZTB_ARRAY_LEN(argv), argv, NULL));
+    if (!store_reply_is_int_array(r, 3))
         return store_unexpected_reply(r, "token_state");
     out->revoked = store_reply_int(r, 0) != 0;
-    out->gen = store_reply_int(r, 1);
-    out->killed = store_reply_int(r, 2) != 0;
-    out->tainted = store_reply_int(r, 3) != 0;
-    out->used = store_reply_int(r, 4) != 0;
-    out->consumed = store_reply_int(r, 5) != 0;
+    out->killed = store_reply_int(r, 1) != 0;
+    out->tainted = store_reply_int(r, 2) != 0;
+    freeReplyObject(r);
+    ZTB_GUARD(redis_commandf(&r, "HMGET %s status %s", k2, ZTB_WIRE_AGENT_GEN_FIELD));
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != 2)
+        return store_unexpected_reply(r, "token_state_agent");
+    out->gen = -1;
+    if (r->element[0]->type == REDIS_REPLY_STRING)
+        out->gen = r->element[1]->type == REDIS_REPLY_STRING ? parse_ll(r->element[1]->str) : 0;
+    freeReplyObject(r);
+    int alive =
+        !out->revoked && out->gen >= 0 && token_gen >= out->gen && !out->killed && !out->tainted;
+    if (consume_ms > 0) {
+        if (!alive)
+            return ZTB_OK;
+        int cl = snprintf(c, sizeof(c), "%llu", (unsigned long long)consume_ms);
+        const char *sargv[] = {"SET", k5, "1", "NX", "PX", c};
+        size_t lens[] = {3, strlen(k5), 1, 2, 2, (size_t)cl};
+        ZTB_GUARD(redis_command(&r, 6, sargv, lens));
+        if (r->type != REDIS_REPLY_STATUS && r->type != REDIS_REPLY_NIL)
+            return store_unexpected_reply(r, "token_state_consume");
+        out->consumed = r->type == REDIS_REPLY_STATUS;
+        out->used = !out->consumed;
+        freeReplyObject(r);
+        return ZTB_OK;
+    }
+    ZTB_GUARD(redis_commandf(&r, "EXISTS %s", k5));
+    if (r->type != REDIS_REPLY_INTEGER)
+        return store_unexpected_reply(r, "token_state_used");
+    out->used = r->integer != 0;
     freeReplyObject(r);
     return ZTB_OK;
 }

@@ -5,22 +5,30 @@
  * With store.c and the other store_*.c files, the only code that knows
  * ztb's Redis key names and scripts (the names verifiers read too are
  * wire/wire.h's, ZTB_WIRE_*_KEY_FMT).
- * Keys (A = an agent name; hash tags keep an agent's keys in one slot):
+ * Keys (A = an agent name). Hash tags: the revocation state is all under
+ * {rev}, so every script that writes a revocation, its event and its
+ * sequence number touches one Redis Cluster slot; an agent's keys are under
+ * {A}:
  *
- *   ztb:rev:jti:<jti>              STR  a revoked token; EX = its remaining life + skew
+ *   ztb:{rev}:jti:<jti>            STR  a revoked token; EX = its remaining life + skew
  *                                  (by the broker's clock: see store_rev_jti)
  *   ztb:{A}:agent  gen             HASH tokens whose ztb.gen is below it are dead
  *   ztb:{A}:agent  quarantined     "1": no new tokens; approval "1": every token
  *                                  needs approval (both read by the issuance script)
- *   ztb:aud:<audience>:killed      STR  audience disabled (value: when); no TTL
- *   ztb:key:<kid>:tainted          STR  tokens signed by kid are dead; EX as announced
- *   ztb:revocations                ZSET member = the event JSON, score = its exp
- *                                  (+inf for an audience kill); also the pub/sub
- *                                  channel every event is published on
+ *   ztb:{rev}:auds                 HASH disabled audience -> when; no TTL. Each
+ *                                  broker holds it in memory for issuance
+ *                                  (store_audience_killed)
+ *   ztb:{rev}:key:<kid>:tainted    STR  tokens signed by kid are dead; EX as announced
+ *   ztb:{rev}:events               ZSET member = the event JSON, score = its exp
+ *                                  (+inf for an audience kill)
+ *   ztb:{rev}:seq                  STR  the sequence of the last event
+ *   channel ztb:revocations        every event, with its "seq" (PUBLISH)
  *
- * Every revocation script changes the state, adds the event to the sorted
- * set, trims expired events and publishes the event, in one atomic call: a
- * verifier that subscribed and then loaded the set cannot miss one.
+ * A token, key or audience revocation changes the state, adds the event to
+ * the sorted set, trims expired events and publishes the event, in one
+ * atomic call: a verifier that subscribed and then loaded the set cannot
+ * miss one. An agent revocation is two: the generation in the agent's slot,
+ * then the event (store_rev_agent).
  *
  * Every function returns UNAVAILABLE when Redis cannot answer (callers fail
  * closed with 503); nothing here changes state half-way.
@@ -72,6 +80,14 @@ ztb_err store_rev_agent(const char *agent, unsigned max_ttl, unsigned skew, int6
  */
 ztb_err store_rev_audience(const char *audience, int lift, unsigned skew, int *changed);
 
+/*
+ * 1 if the audience is disabled, 0 if not, by this broker's in-memory view
+ * of ztb:{rev}:auds (reloaded when 100 ms old, and before the next call
+ * after this broker kills or lifts one); -1 if the view is older than 2 s
+ * and Redis cannot be read now: the caller refuses (fail closed).
+ */
+int store_audience_killed(const char *audience);
+
 /* Taint a signing key until exp (+ skew), by the broker's clock. */
 ztb_err store_rev_key(const char *kid, int64_t exp, unsigned skew);
 
@@ -90,7 +106,7 @@ ztb_err store_rev_list(unsigned skew, size_t limit, struct json_t **out);
 
 /* What Redis says about one of our tokens (introspection). */
 struct store_token_state {
-    int revoked;  /* ztb:rev:jti:<jti> exists */
+    int revoked;  /* ztb:{rev}:jti:<jti> exists */
     int64_t gen;  /* the agent's generation; -1 if the agent is unknown */
     int killed;   /* the audience is disabled */
     int tainted;  /* the signing key is tainted */
@@ -99,7 +115,8 @@ struct store_token_state {
 };
 
 /*
- * Read the revocation state of a token in one round trip. If consume_ms > 0
+ * Read the revocation state of a token (three round trips, one per slot:
+ * the revocation state, the agent, the single-use marker). If consume_ms > 0
  * and the token is otherwise alive (not revoked, gen >= the agent's, audience
  * and key fine), also consume it as a single-use token (SET NX PX
  * ztb:used:<jti>): then exactly one caller ever sees consumed = 1.

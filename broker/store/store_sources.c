@@ -23,17 +23,20 @@
 #include "common/guard.h"
 #include "common/secret.h"
 
-/* KEYS: source hash, ztb:sources, secret key ("" if none), agent key ("" if
- * none). ARGV: name, secret hash, jwk, agent, created. 0: name taken, -1:
- * agent taken, 1: added. */
+/* KEYS: source hash, ztb:{src}:all, secret key, agent key (each
+ * SRC_NO_KEY if none: a key in the same slot, never written). ARGV: name,
+ * secret hash ("" if none), jwk, agent ("" if none), created. 0: name
+ * taken, -1: agent taken, 1: added. */
+#define SRC_NO_KEY "ztb:{src}:none"
+
 static const char source_add_lua[] =
     "if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end\n"
-    "if KEYS[4] ~= '' and redis.call('EXISTS', KEYS[4]) == 1 then return -1 end\n"
+    "if ARGV[4] ~= '' and redis.call('EXISTS', KEYS[4]) == 1 then return -1 end\n"
     "redis.call('HSET', KEYS[1], 'name', ARGV[1], 'secret', ARGV[2], 'jwk', ARGV[3],\n"
     "           'agent', ARGV[4], 'created', ARGV[5])\n"
     "redis.call('SADD', KEYS[2], ARGV[1])\n"
-    "if KEYS[3] ~= '' then redis.call('SET', KEYS[3], ARGV[1]) end\n"
-    "if KEYS[4] ~= '' then redis.call('SET', KEYS[4], ARGV[1]) end\n"
+    "if ARGV[2] ~= '' then redis.call('SET', KEYS[3], ARGV[1]) end\n"
+    "if ARGV[4] ~= '' then redis.call('SET', KEYS[4], ARGV[1]) end\n"
     "return 1\n";
 static struct store_script source_add_script = STORE_SCRIPT(source_add_lua);
 
@@ -43,12 +46,14 @@ ztb_err store_source_add(const char *name, const char *jwk, const char *agent, i
     ZTB_ENSURE(store_source_name_ok(name), ZTB_ERR_INVALID_ARG);
     ZTB_ENSURE(agent == NULL || store_agent_name_ok(agent), ZTB_ERR_INVALID_ARG);
     ZTB_ENSURE(jwk == NULL || strlen(jwk) < 4096, ZTB_ERR_TOO_LARGE);
-    char k1[STORE_KEY_MAX], k3[STORE_KEY_MAX] = "", k4[STORE_KEY_MAX] = "", hex[65] = "",
-                            created[24];
-    store_keyf(k1, "ztb:src:%s", name);
+    /* an unused key still names the {src} slot: "" would be another slot
+     * (CROSSSLOT on a Cluster) */
+    char k1[STORE_KEY_MAX], k3[STORE_KEY_MAX] = SRC_NO_KEY, k4[STORE_KEY_MAX] = SRC_NO_KEY,
+                            hex[65] = "", created[24];
+    store_keyf(k1, "ztb:{src}:id:%s", name);
     secret[0] = '\0';
     if (agent != NULL) {
-        store_keyf(k4, "ztb:srcagent:%s", agent);
+        store_keyf(k4, "ztb:{src}:agent:%s", agent);
     } else {
         uint8_t raw[32];
         ZTB_GUARD(ztb_random(raw, sizeof(raw)));
@@ -58,11 +63,11 @@ ztb_err store_source_add(const char *name, const char *jwk, const char *agent, i
         ztb_wipe(raw, sizeof(raw));
         ZTB_GUARD(rv);
         store_hex_sha256(secret, strlen(secret), hex);
-        store_keyf(k3, "ztb:srcsec:%s", hex);
+        store_keyf(k3, "ztb:{src}:sec:%s", hex);
     }
     snprintf(created, sizeof(created), "%lld", (long long)now);
     const char *argv[] = {
-        k1, "ztb:sources", k3, k4, name, hex, jwk ? jwk : "", agent ? agent : "", created};
+        k1, "ztb:{src}:all", k3, k4, name, hex, jwk ? jwk : "", agent ? agent : "", created};
     redisReply *r;
     ztb_err rv = store_eval(&r, &source_add_script, 4, (int)ZTB_ARRAY_LEN(argv), argv, NULL);
     if (rv == ZTB_OK && r->type != REDIS_REPLY_INTEGER)
@@ -76,14 +81,14 @@ ztb_err store_source_add(const char *name, const char *jwk, const char *agent, i
     return rv;
 }
 
-/* KEYS: source hash, ztb:sources. ARGV: name. The secret and agent index
+/* KEYS: source hash, ztb:{src}:all. ARGV: name. The secret and agent index
  * keys are named from the hash's fields (single Redis / Sentinel only, as
  * the agent set in store.c). */
 static const char source_remove_lua[] =
     "local f = redis.call('HMGET', KEYS[1], 'secret', 'agent')\n"
     "if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end\n"
-    "if f[1] and f[1] ~= '' then redis.call('DEL', 'ztb:srcsec:' .. f[1]) end\n"
-    "if f[2] and f[2] ~= '' then redis.call('DEL', 'ztb:srcagent:' .. f[2]) end\n"
+    "if f[1] and f[1] ~= '' then redis.call('DEL', 'ztb:{src}:sec:' .. f[1]) end\n"
+    "if f[2] and f[2] ~= '' then redis.call('DEL', 'ztb:{src}:agent:' .. f[2]) end\n"
     "redis.call('DEL', KEYS[1])\n"
     "redis.call('SREM', KEYS[2], ARGV[1])\n"
     "return 1\n";
@@ -93,8 +98,8 @@ ztb_err store_source_remove(const char *name)
 {
     ZTB_ENSURE(store_source_name_ok(name), ZTB_ERR_NOT_FOUND);
     char k[STORE_KEY_MAX];
-    store_keyf(k, "ztb:src:%s", name);
-    const char *argv[] = {k, "ztb:sources", name};
+    store_keyf(k, "ztb:{src}:id:%s", name);
+    const char *argv[] = {k, "ztb:{src}:all", name};
     redisReply *r;
     ZTB_GUARD(store_eval(&r, &source_remove_script, 2, (int)ZTB_ARRAY_LEN(argv), argv, NULL));
     if (r->type != REDIS_REPLY_INTEGER)
@@ -113,7 +118,7 @@ ztb_err store_source_list(json_t **out)
 {
     *out = NULL;
     redisReply *r;
-    ZTB_GUARD(redis_commandf(&r, "SMEMBERS ztb:sources"));
+    ZTB_GUARD(redis_commandf(&r, "SMEMBERS ztb:{src}:all"));
     if (r->type != REDIS_REPLY_ARRAY)
         return store_unexpected_reply(r, "source_list");
     const char **names = calloc(r->elements ? r->elements : 1, sizeof(*names));
@@ -130,7 +135,7 @@ ztb_err store_source_list(json_t **out)
     ztb_err rv = ZTB_OK;
     for (size_t i = 0; i < n && rv == ZTB_OK; i++) {
         char k[STORE_KEY_MAX];
-        store_keyf(k, "ztb:src:%s", names[i]);
+        store_keyf(k, "ztb:{src}:id:%s", names[i]);
         redisReply *h;
         rv = redis_commandf(&h, "HMGET %s secret jwk agent created", k);
         if (rv != ZTB_OK)
@@ -187,7 +192,7 @@ ztb_err store_source_by_secret(const char *secret, char name[STORE_SOURCE_MAX + 
                ZTB_ERR_NOT_FOUND);
     char hex[65], k[STORE_KEY_MAX];
     store_hex_sha256(secret, STORE_SOURCE_SECRET_LEN, hex);
-    store_keyf(k, "ztb:srcsec:%s", hex);
+    store_keyf(k, "ztb:{src}:sec:%s", hex);
     return get_name(k, name);
 }
 
@@ -196,7 +201,7 @@ ztb_err store_source_by_agent(const char *agent, char name[STORE_SOURCE_MAX + 1]
     name[0] = '\0';
     ZTB_ENSURE(store_agent_name_ok(agent), ZTB_ERR_NOT_FOUND);
     char k[STORE_KEY_MAX];
-    store_keyf(k, "ztb:srcagent:%s", agent);
+    store_keyf(k, "ztb:{src}:agent:%s", agent);
     return get_name(k, name);
 }
 
@@ -204,7 +209,7 @@ ztb_err store_source_jwk(const char *name, char *jwk, size_t cap)
 {
     ZTB_ENSURE(store_source_name_ok(name), ZTB_ERR_NOT_FOUND);
     char k[STORE_KEY_MAX];
-    store_keyf(k, "ztb:src:%s", name);
+    store_keyf(k, "ztb:{src}:id:%s", name);
     redisReply *r;
     ZTB_GUARD(redis_commandf(&r, "HGET %s jwk", k));
     if (r->type == REDIS_REPLY_NIL) {

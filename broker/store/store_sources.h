@@ -3,11 +3,11 @@
  *
  * Keys:
  *
- *   ztb:sources                    SET  names of registered signal sources
- *   ztb:src:<name>                 HASH name, secret (SHA-256 hex of the bearer
+ *   ztb:{src}:all                  SET  names of registered signal sources
+ *   ztb:{src}:id:<name>            HASH name, secret (SHA-256 hex of the bearer
  *                                  secret), jwk (transmitter key), agent, created
- *   ztb:srcsec:<sha256 hex>        STR  source name, by secret hash
- *   ztb:srcagent:<agent>           STR  source name of an enrolled identity
+ *   ztb:{src}:sec:<sha256 hex>     STR  source name, by secret hash
+ *   ztb:{src}:agent:<agent>        STR  source name of an enrolled identity
  *
  * Every function returns UNAVAILABLE when Redis cannot answer (callers fail
  * closed with 503); nothing here changes state half-way.

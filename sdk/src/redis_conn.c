@@ -40,6 +40,9 @@ void rconn_pool_destroy(struct rconn_pool *p)
     for (size_t i = 0; i < p->nidle; i++)
         redis_link_free(p->idle[i]);
     p->nidle = 0;
+    for (size_t i = 0; i < p->ncidle; i++)
+        redis_cluster_free(p->cidle[i]);
+    p->ncidle = 0;
     redis_target_wipe(&p->t);
     pthread_mutex_destroy(&p->mu);
 }
@@ -94,12 +97,60 @@ static void give_back(struct rconn_pool *p, struct redis_link *c)
         redis_link_free(c);
 }
 
+/*
+ * A Cluster target: a pooled routed handle runs the command on the master
+ * of its key's slot (MOVED, ASK and TRYAGAIN followed there). A handle
+ * whose command failed, or met a failover, reads the map again next time.
+ */
+static ztb_err cluster_command(struct rconn_pool *p, redisReply **reply, int argc,
+                               const char **argv, const size_t *lens)
+{
+    struct redis_cluster *cl = NULL;
+    pthread_mutex_lock(&p->mu);
+    if (p->ncidle > 0)
+        cl = p->cidle[--p->ncidle];
+    int refuse = cl == NULL && clock_mono_ms() < p->down_until_ms;
+    pthread_mutex_unlock(&p->mu);
+    ZTB_ENSURE(!refuse, ZTB_ERR_UNAVAILABLE);
+    if (cl == NULL && (cl = redis_cluster_new(&p->t, NULL, NULL)) == NULL)
+        return ZTB_ERR_NOMEM;
+    *reply = redis_cluster_command_argv(cl, argc, argv, lens);
+    ztb_err rv = ZTB_OK;
+    if (*reply == NULL) {
+        redis_cluster_reset(cl);
+        rv = ZTB_ERR_UNAVAILABLE;
+    } else if (redis_error_kind_reresolve(redis_error_kind_of(NULL, *reply))) {
+        redis_cluster_reset(cl);
+    }
+    pthread_mutex_lock(&p->mu);
+    if (rv != ZTB_OK) {
+        p->backoff_ms = p->backoff_ms ? p->backoff_ms * 2 : BACKOFF_MIN_MS;
+        if (p->backoff_ms > BACKOFF_MAX_MS)
+            p->backoff_ms = BACKOFF_MAX_MS;
+        p->down_until_ms = clock_mono_ms() + p->backoff_ms;
+    } else {
+        p->backoff_ms = 0;
+    }
+    if (p->ncidle < RCONN_POOL_MAX) {
+        p->cidle[p->ncidle++] = cl;
+        cl = NULL;
+    }
+    pthread_mutex_unlock(&p->mu);
+    redis_cluster_free(cl);
+    return rv;
+}
+
 ztb_err rconn_pool_command(struct rconn_pool *p, redisReply **reply, int argc, const char **argv,
                            const size_t *lens)
 {
     *reply = NULL;
     struct sigpipe_guard g;
     sigpipe_enter(&g);
+    if (p->t.nseeds > 0) {
+        ztb_err crv = cluster_command(p, reply, argc, argv, lens);
+        sigpipe_leave(&g);
+        return crv;
+    }
     struct redis_link *c = NULL;
     ztb_err rv = take(p, &c);
     if (rv == ZTB_OK) {

@@ -24,6 +24,7 @@
 #include <hiredis/hiredis.h>
 #include <ztb/error.h>
 
+#include "common/redis_cluster.h"
 #include "common/redis_target.h" /* URLs and connecting, shared with the broker */
 
 #define RCONN_POOL_MAX 16
@@ -33,6 +34,9 @@ struct rconn_pool {
     pthread_mutex_t mu;
     struct redis_link *idle[RCONN_POOL_MAX];
     size_t nidle;
+    /* a Cluster target pools routed handles instead (common/redis_cluster.h) */
+    struct redis_cluster *cidle[RCONN_POOL_MAX];
+    size_t ncidle;
     int64_t down_until_ms; /* after a failed connect, refuse until then */
     unsigned backoff_ms;
 };

@@ -27,6 +27,7 @@
 
 #include "common/guard.h"
 #include "sdk/src/clock.h"
+#include "common/redis_cluster.h"
 #include "sdk/src/revfeed.h"
 #include "sdk/src/revset.h"
 #include "sdk/src/sigpipe.h"
@@ -168,7 +169,8 @@ static ztb_err load(struct revfeed *f, struct revset *rs)
 {
     struct redis_link *c = NULL;
     char why[256];
-    ztb_err rv = redis_target_connect(&f->o.target, &c, why, sizeof(why));
+    /* on a Cluster, the master of the {rev} slot, which holds the set */
+    ztb_err rv = redis_cluster_connect_key(&f->o.target, ZTB_WIRE_REV_ZSET, &c, why, sizeof(why));
     if (rv != ZTB_OK) {
         note_connect_error(f, why);
         return rv;
@@ -220,10 +222,18 @@ static ztb_err on_reply(struct revfeed *f, const redisReply *r)
         r->element[0]->type != REDIS_REPLY_STRING)
         return ZTB_ERR_MALFORMED;
     const redisReply *kind = r->element[0];
-    if (kind->len == 7 && memcmp(kind->str, "message", 7) == 0 && r->elements == 3 &&
+    /* "message" (SUBSCRIBE) or "smessage" (SSUBSCRIBE, a Cluster) */
+    int sharded = kind->len == 8 && memcmp(kind->str, "smessage", 8) == 0;
+    if (((kind->len == 7 && memcmp(kind->str, "message", 7) == 0) || sharded) && r->elements == 3 &&
         r->element[2]->type == REDIS_REPLY_STRING)
         return on_message(f, r->element[2]->str, r->element[2]->len, NULL);
-    return ZTB_OK; /* "pong", "subscribe": only proof of life */
+    /* A Cluster node that no longer serves the {rev} slot (it moved, or
+     * the node was demoted) drops its sharded subscribers with
+     * "sunsubscribe": announcements would go elsewhere from now on, so the
+     * session ends and the next one reloads from the slot's new master. */
+    if (kind->len == 12 && memcmp(kind->str, "sunsubscribe", 12) == 0)
+        return ZTB_ERR_REVOCATION_STALE;
+    return ZTB_OK; /* "pong", "subscribe", "ssubscribe": only proof of life */
 }
 
 /* Handle every reply already read from the socket. ZTB_OK unless one is bad. */
@@ -281,11 +291,17 @@ static void session(struct revfeed *f)
     redisReply *r = NULL;
     struct revset *fresh = NULL;
     char why[256];
-    if (redis_target_connect(&f->o.target, &sub, why, sizeof(why)) != ZTB_OK) {
+    if (redis_cluster_connect_key(&f->o.target, ZTB_WIRE_REV_ZSET, &sub, why, sizeof(why)) !=
+        ZTB_OK) {
         note_connect_error(f, why);
         return;
     }
-    r = redis_link_commandf(sub, "SUBSCRIBE %s", ZTB_WIRE_REV_CHANNEL);
+    /* a Cluster announces on the sharded channel of the {rev} slot, served
+     * by the node this connection reached (redis_cluster_connect_key) */
+    if (f->o.target.nseeds > 0)
+        r = redis_link_commandf(sub, "SSUBSCRIBE %s", ZTB_WIRE_REV_SCHANNEL);
+    else
+        r = redis_link_commandf(sub, "SUBSCRIBE %s", ZTB_WIRE_REV_CHANNEL);
     if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements != 3) {
         note_error(f, "revocations: SUBSCRIBE failed", sub);
         goto out;

@@ -29,9 +29,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (t.password[0] != '\0' || t.sentinel_password[0] != '\0')
             abort();
     } else {
-        /* exactly one of: a host, a socket path, sentinels */
-        if ((t.host[0] != '\0') + (t.path[0] != '\0') + (t.nsentinels > 0) != 1)
+        /* exactly one of: a host, a socket path, sentinels, Cluster seeds */
+        if ((t.host[0] != '\0') + (t.path[0] != '\0') + (t.nsentinels > 0) + (t.nseeds > 0) != 1)
             abort();
+        if (t.nseeds > REDIS_TARGET_MAX_SEEDS || (t.nseeds > 0 && t.db != 0))
+            abort();
+        for (size_t i = 0; i < t.nseeds; i++)
+            if (t.seeds[i].host[0] == '\0' || t.seeds[i].port < 1 || t.seeds[i].port > 65535)
+                abort();
         if (t.nsentinels > REDIS_TARGET_MAX_SENTINELS ||
             (t.nsentinels > 0) != (t.master_name[0] != '\0'))
             abort();

@@ -320,6 +320,47 @@ void zh_sentinel_start(struct zh_redis *r, const struct zh_redis *master, const 
     redis_start_with(r, 1, 0, 1, extra);
 }
 
+void zh_cluster_start(struct zh_redis *nodes, size_t n, char *url, size_t cap)
+{
+    if (n == 0 || n > 6)
+        fatal("zh_cluster_start: 1 to 6 nodes");
+    char cmd[1024];
+    int off = snprintf(cmd, sizeof(cmd), "redis-cli --cluster create");
+    int uoff = snprintf(url, cap, "redis+cluster://");
+    for (size_t i = 0; i < n; i++) {
+        char extra[256];
+        snprintf(extra, sizeof(extra),
+                 "cluster-enabled yes\ncluster-config-file nodes.conf\n"
+                 "cluster-node-timeout 2000\ncluster-port %d\n",
+                 free_port());
+        redis_start_with(&nodes[i], 1, 0, 0, extra);
+        off += snprintf(cmd + off, sizeof(cmd) - (size_t)off, " 127.0.0.1:%d", nodes[i].port);
+        uoff +=
+            snprintf(url + uoff, cap - (size_t)uoff, "%s127.0.0.1:%d", i ? "," : "", nodes[i].port);
+    }
+    snprintf(cmd + off, sizeof(cmd) - (size_t)off, " --cluster-yes >/dev/null 2>&1");
+    if (system(cmd) != 0)
+        fatal("redis-cli --cluster create failed: %s", cmd);
+    for (int t = 0; t < 1000; t++) {
+        size_t ok = 0;
+        for (size_t i = 0; i < n; i++) {
+            redisContext *c = zh_redis_connect(&nodes[i]);
+            redisReply *r = redisCommand(c, "CLUSTER INFO");
+            if (r != NULL && r->type == REDIS_REPLY_STRING &&
+                strstr(r->str, "cluster_state:ok") != NULL &&
+                strstr(r->str, "cluster_slots_ok:16384") != NULL)
+                ok++;
+            if (r != NULL)
+                freeReplyObject(r);
+            redisFree(c);
+        }
+        if (ok == n)
+            return;
+        sleep_ms(10);
+    }
+    fatal("the cluster did not reach cluster_state:ok within 10 s");
+}
+
 redisContext *zh_redis_connect_tcp(const struct zh_redis *r)
 {
     struct timeval tv = {.tv_sec = 2};

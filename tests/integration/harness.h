@@ -90,6 +90,15 @@ void zh_redis_start_replica(struct zh_redis *r, const struct zh_redis *master, i
 void zh_sentinel_start(struct zh_redis *r, const struct zh_redis *master, const char *name,
                        int quorum);
 
+/*
+ * A Redis Cluster of n (1..6) masters without replicas on loopback: each
+ * node started with cluster-enabled yes (its bus on another free port),
+ * joined with `redis-cli --cluster create ... --cluster-yes`, and returned
+ * once every node says cluster_state:ok. url gets
+ * "redis+cluster://127.0.0.1:P1,127.0.0.1:P2,..." (cap bytes).
+ */
+void zh_cluster_start(struct zh_redis *nodes, size_t n, char *url, size_t cap);
+
 /* A new hiredis connection to a server's TCP port (sentinels, replicas). */
 redisContext *zh_redis_connect_tcp(const struct zh_redis *r);
 

@@ -432,7 +432,7 @@ static void test_revoke_token_by_gateway(void **state)
     long long ev_exp = (long long)json_integer_value(json_object_get(ev, "exp"));
     assert_true(ev_exp >= now + 3600 - 5 && ev_exp <= now + 3600 + 1 && ev_exp > exp);
     json_decref(ev);
-    long long ttl = redis_int("TTL ztb:rev:jti:%s", jti);
+    long long ttl = redis_int("TTL ztb:{rev}:jti:%s", jti);
     assert_true(ttl >= 3600 + 60 - 5 && ttl <= 3600 + 60);
     /* introspection: the revoked one is inactive, its sibling is not */
     assert_false(za_active(&b, &gw, tok));
@@ -632,7 +632,7 @@ static void test_kill_audience_and_lift(void **state)
     /* the published event: the stored one with its sequence number added */
     assert_true(
         wait_message("{\"type\":\"audience\",\"id\":\"crm\",\"exp\":0,\"seq\":", msg, sizeof(msg)));
-    assert_int_equal(redis_int("EXISTS ztb:aud:%s:killed", "crm"), 1);
+    assert_int_equal(redis_int("HEXISTS ztb:{rev}:auds %s", "crm"), 1);
     za_token(&b, &a, "crm", "crm%3Aread", &r, NULL, 0);
     za_expect_error(&r, 403, "access_denied");
     assert_non_null(strstr(r.body, "audience is disabled"));
@@ -673,7 +673,7 @@ static void test_taint_key(void **state)
     assert_true(wait_message(kid, msg, sizeof(msg)));
     assert_non_null(strstr(msg, "\"type\":\"key\""));
     /* the entry outlives the key's publication: max token TTL + JWKS cache + skew */
-    long long ttl = redis_int("TTL ztb:key:%s:tainted", kid);
+    long long ttl = redis_int("TTL ztb:{rev}:key:%s:tainted", kid);
     assert_true(ttl > 3600 + 300 && ttl <= 3600 + 300 + 60);
     assert_false(za_active(&b, &gw, tok));
     /* the broker signs with another key now, and no longer publishes this one */

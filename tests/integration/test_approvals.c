@@ -422,7 +422,7 @@ static void test_expiry(void **state)
     /* its time runs out (moved in Redis: the broker's clock stays) */
     redisContext *c = zh_redis_connect(&rd);
     redisReply *rr =
-        redisCommand(c, "HSET ztb:approval:%s expires %lld", id, (long long)time(NULL) - 1);
+        redisCommand(c, "HSET ztb:{apr}:id:%s expires %lld", id, (long long)time(NULL) - 1);
     assert_non_null(rr);
     freeReplyObject(rr);
     redisFree(c);

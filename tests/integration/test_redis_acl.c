@@ -26,7 +26,7 @@ static const char *const acl_lines[] = {
     "+info +config|get +role +wait +sort +time +publish",
     "ACL SETUSER ztb-verifier reset on >verifier-pw resetchannels &ztb:revocations "
     "+ping +select +subscribe +unsubscribe +zscan +get +set +lpush +ltrim "
-    "%R~ztb:revocations %R~ztb:revocations:seq %W~ztb:used:* %W~ztb:dpop:* "
+    "%R~ztb:{rev}:events %R~ztb:{rev}:seq %W~ztb:used:* %W~ztb:dpop:* "
     "%W~ztb:unknown_reports",
     "ACL SETUSER default off",
 };
@@ -163,19 +163,19 @@ static void test_verifier_user_is_least_privilege(void **state)
     (void)state;
     redisContext *c = as("ztb-verifier", "verifier-pw");
     static const char *const refused[] = {
-        "ZADD ztb:revocations 1 {\"type\":\"jti\",\"id\":\"x\",\"exp\":1}",
-        "ZREM ztb:revocations x",
-        "DEL ztb:revocations",
-        "SET ztb:rev:jti:x 1",
-        "SET ztb:revocations:seq 99",
+        "ZADD ztb:{rev}:events 1 {\"type\":\"jti\",\"id\":\"x\",\"exp\":1}",
+        "ZREM ztb:{rev}:events x",
+        "DEL ztb:{rev}:events",
+        "SET ztb:{rev}:jti:x 1",
+        "SET ztb:{rev}:seq 99",
         "PUBLISH ztb:revocations x",
         "HGETALL ztb:{billing-bot}:agent",
         "GET ztb:used:x",
         "LRANGE ztb:unknown_reports 0 -1",
         "RPOP ztb:unknown_reports",
-        "LPUSH ztb:unknown_clients x",
-        "HINCRBY ztb:unknown_clients no_token|a 1",
-        "HGETALL ztb:unknown_clients",
+        "LPUSH ztb:{unknown}:clients x",
+        "HINCRBY ztb:{unknown}:clients no_token|a 1",
+        "HGETALL ztb:{unknown}:clients",
         "KEYS *",
         "EVAL \"return 1\" 0",
         "FLUSHALL",
@@ -189,7 +189,7 @@ static void test_verifier_user_is_least_privilege(void **state)
     }
     /* and the default user is off */
     redisContext *d = zh_redis_connect_tcp(&rd);
-    redisReply *r = redisCommand(d, "GET ztb:revocations:seq");
+    redisReply *r = redisCommand(d, "GET ztb:{rev}:seq");
     assert_int_equal(r->type, REDIS_REPLY_ERROR);
     freeReplyObject(r);
     redisFree(d);

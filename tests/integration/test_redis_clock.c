@@ -179,7 +179,7 @@ static void test_revoke_token_file_redis_ahead(void **state)
     if (strstr(out, "nothing to do") != NULL || strstr(out, "revoked until") == NULL)
         fail_msg("ztbctl revoke token --token-file said: %s", out);
     free(out);
-    snprintf(key, sizeof(key), "ztb:rev:jti:%s", jti);
+    snprintf(key, sizeof(key), "ztb:{rev}:jti:%s", jti);
     /* verified exp: until exp + skew by the broker's clock, whatever Redis's says */
     long long ttl = redis_ttl(key);
     if (ttl < exp - (long long)time(NULL))
@@ -209,7 +209,7 @@ static void test_revoke_jti_claimed_exp_redis_ahead(void **state)
     if (strstr(out, "nothing to do") != NULL || strstr(out, "revoked until") == NULL)
         fail_msg("ztbctl revoke token JTI --exp said: %s", out);
     free(out);
-    snprintf(key, sizeof(key), "ztb:rev:jti:%s", jti);
+    snprintf(key, sizeof(key), "ztb:{rev}:jti:%s", jti);
     long long ttl = redis_ttl(key);
     if (ttl < LONGEST_S - 5)
         fail_msg("a revocation with a claimed exp lives %lld s, want the longest life %d", ttl,
@@ -224,7 +224,7 @@ static void test_revoke_jti_claimed_exp_redis_ahead(void **state)
     if (strstr(out, "nothing to do") != NULL)
         fail_msg("ztbctl revoke token --exp PAST said: %s", out);
     free(out);
-    ttl = redis_ttl("ztb:rev:jti:some-other-jti");
+    ttl = redis_ttl("ztb:{rev}:jti:some-other-jti");
     if (ttl < LONGEST_S - 5)
         fail_msg("a revocation with a past claimed exp lives %lld s", ttl);
 }
@@ -247,7 +247,7 @@ static void test_revoke_token_dead_by_lifted_state(void **state)
     if (strstr(out, "revoked until") == NULL)
         fail_msg("ztbctl revoke token --token-file of a dead token said: %s", out);
     free(out);
-    snprintf(key, sizeof(key), "ztb:rev:jti:%s", jti);
+    snprintf(key, sizeof(key), "ztb:{rev}:jti:%s", jti);
     assert_true(redis_ttl(key) > 0);
     const char *lift[] = {"revoke", "audience", "payments", "--lift", NULL};
     run(lift, 0, NULL);

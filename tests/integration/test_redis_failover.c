@@ -345,7 +345,7 @@ static void revoke_tok(const struct zh_broker *b, const char *tok, char jti[64])
 static int has_revocation(const struct zh_redis *rd, const char *jti)
 {
     redisContext *c = zh_redis_connect_tcp(rd);
-    redisReply *r = redisCommand(c, "EXISTS ztb:rev:jti:%s", jti);
+    redisReply *r = redisCommand(c, "EXISTS ztb:{rev}:jti:%s", jti);
     int has = r && r->type == REDIS_REPLY_INTEGER && r->integer == 1;
     if (r)
         freeReplyObject(r);

@@ -121,7 +121,7 @@ static long long redis_ttl(const char *key)
 static int zset_has(const char *needle)
 {
     redisContext *c = zh_redis_connect(&rd);
-    redisReply *r = redisCommand(c, "ZRANGE ztb:revocations 0 -1");
+    redisReply *r = redisCommand(c, "ZRANGE ztb:{rev}:events 0 -1");
     assert_non_null(r);
     int found = 0;
     for (size_t i = 0; i < r->elements; i++)
@@ -165,7 +165,7 @@ static void test_survives_redis_crash_and_broker_restart(void **state_)
     long long token_exp = json_integer_value(json_object_get(c, "exp"));
     snprintf(exp, sizeof(exp), "%lld", token_exp);
     json_decref(c);
-    snprintf(key, sizeof(key), "ztb:rev:jti:%s", jti);
+    snprintf(key, sizeof(key), "ztb:{rev}:jti:%s", jti);
 
     const char *rev_tok[] = {"revoke", "token", jti, "--exp", exp, NULL};
     const char *rev_agent[] = {"revoke", "agent", "carol", NULL};
@@ -193,7 +193,7 @@ static void test_survives_redis_crash_and_broker_restart(void **state_)
     /* --exp is the operator's word, not verified: the longest token life + skew */
     long long want = 3600 + 60 - ((long long)time(NULL) - revoked_at);
     assert_true(ttl_after <= ttl_before && ttl_after >= want - 3 && ttl_after <= want + 1);
-    assert_int_equal(redis_ttl("ztb:aud:crm:killed"), -1); /* until lifted */
+    assert_int_equal(redis_ttl("ztb:{rev}:auds"), -1); /* until lifted */
     assert_true(zset_has(jti));
     assert_true(zset_has("\"id\":\"carol\",\"gen\":2"));
     assert_true(zset_has("\"type\":\"audience\",\"id\":\"crm\""));

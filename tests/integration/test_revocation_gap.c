@@ -78,12 +78,12 @@ static void revoke_unannounced(const char *jti, long long exp)
     redisContext *c = zh_redis_connect(&rd);
     char ev[256];
     snprintf(ev, sizeof(ev), "{\"type\":\"jti\",\"id\":\"%s\",\"exp\":%lld}", jti, exp);
-    redisReply *r = redisCommand(c, "ZADD ztb:revocations %lld %s", exp, ev);
+    redisReply *r = redisCommand(c, "ZADD ztb:{rev}:events %lld %s", exp, ev);
     assert_int_equal(r->type, REDIS_REPLY_INTEGER);
     freeReplyObject(r);
-    r = redisCommand(c, "SET ztb:rev:jti:%s 1 EX 600", jti);
+    r = redisCommand(c, "SET ztb:{rev}:jti:%s 1 EX 600", jti);
     freeReplyObject(r);
-    r = redisCommand(c, "INCR ztb:revocations:seq");
+    r = redisCommand(c, "INCR ztb:{rev}:seq");
     assert_int_equal(r->type, REDIS_REPLY_INTEGER);
     freeReplyObject(r);
     redisFree(c);

@@ -164,7 +164,7 @@ static void verifier_main(int in, int out, const char *sock)
     if (r == NULL)
         _exit(2);
     freeReplyObject(r);
-    r = redisCommand(c, "ZRANGE ztb:revocations 0 -1");
+    r = redisCommand(c, "ZRANGE ztb:{rev}:events 0 -1");
     if (r == NULL || r->type != REDIS_REPLY_ARRAY)
         _exit(2);
     for (size_t i = 0; i < r->elements; i++)

@@ -151,7 +151,7 @@ static void test_dpop_bound_token(void **state)
 static void redis_event(const char *event)
 {
     redisContext *c = zh_redis_connect(&rd);
-    redisReply *r = redisCommand(c, "ZADD ztb:revocations %s %s", "+inf", event);
+    redisReply *r = redisCommand(c, "ZADD ztb:{rev}:events %s %s", "+inf", event);
     freeReplyObject(r);
     r = redisCommand(c, "PUBLISH ztb:revocations %s", event);
     freeReplyObject(r);
@@ -191,7 +191,7 @@ static void test_revocations_seen_at_once(void **state)
     assert_int_equal(check(late, two, "payments:list", NULL, NULL), ZTB_ERR_AGENT_REVOKED);
     ztb_verifier_free(late);
     redisContext *c = zh_redis_connect(&rd);
-    freeReplyObject(redisCommand(c, "DEL ztb:revocations"));
+    freeReplyObject(redisCommand(c, "DEL ztb:{rev}:events"));
     redisFree(c);
     ztb_verifier_free(v);
     ztb_verifier_free(replica);

@@ -131,7 +131,7 @@ static void test_revoke_by_token(void **state)
     assert_string_equal(json_string_value(json_object_get(j, "id")), jti);
     assert_int_equal(json_integer_value(json_object_get(j, "exp")), now + 60);
     json_decref(j);
-    assert_int_equal(bf_redis_int("EXISTS ztb:rev:jti:%s", jti), 1);
+    assert_int_equal(bf_redis_int("EXISTS ztb:{rev}:jti:%s", jti), 1);
 }
 
 static void test_quarantine(void **state)

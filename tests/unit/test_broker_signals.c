@@ -100,7 +100,7 @@ static void test_applied_and_counted(void **state)
     assert_string_equal(status(res, "r-dual"), "pending_signals");
     assert_int_equal(json_integer_value(json_object_get(entry(res, "r-dual"), "have")), 1);
     json_decref(res);
-    assert_int_equal(bf_redis_int("EXISTS ztb:rev:jti:%s", "tok-1"), 1);
+    assert_int_equal(bf_redis_int("EXISTS ztb:{rev}:jti:%s", "tok-1"), 1);
     assert_true(bf_audit_has("signal.received", "\"source\":\"soc\""));
     assert_true(bf_audit_has("signal.response_pending", "\"entry\":\"r-dual\""));
 

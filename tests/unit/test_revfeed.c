@@ -30,7 +30,7 @@ static void rcmd(const char *fmt, const char *a, const char *b)
 /* Add an event to the sorted set (score = exp) like the broker does. */
 static void zadd(const char *ev, const char *score)
 {
-    rcmd("ZADD ztb:revocations %s %s", score, ev);
+    rcmd("ZADD ztb:{rev}:events %s %s", score, ev);
 }
 
 static void publish(const char *ev)
@@ -130,7 +130,7 @@ static void test_load_then_live_events(void **state)
     assert_int_equal(s.syncs, 1);
     assert_true(s.entries >= 3);
     revfeed_stop(f);
-    rcmd("DEL %s%s", "ztb:revocations", "");
+    rcmd("DEL %s%s", "ztb:{rev}:events", "");
 }
 
 static void test_lost_feed_refuses_then_resyncs(void **state)
@@ -143,7 +143,7 @@ static void test_lost_feed_refuses_then_resyncs(void **state)
      * appendfsync always): the kill switch lifted and a token revoked. Made
      * before the loss, so a quick reconnect cannot load the state before
      * they are there (that raced on a loaded machine). */
-    rcmd("DEL %s%s", "ztb:revocations", "");
+    rcmd("DEL %s%s", "ztb:{rev}:events", "");
     char ev[256];
     snprintf(ev, sizeof(ev), "{\"type\":\"jti\",\"id\":\"while-away\",\"exp\":%s}", future);
     zadd(ev, future);
@@ -170,7 +170,7 @@ static void test_lost_feed_refuses_then_resyncs(void **state)
     assert_true(s.syncs >= 3);
     assert_int_equal(check_jti(f, "while-away"), ZTB_ERR_REVOKED);
     revfeed_stop(f);
-    rcmd("DEL %s%s", "ztb:revocations", "");
+    rcmd("DEL %s%s", "ztb:{rev}:events", "");
 }
 
 static void test_grace(void **state)
@@ -234,15 +234,15 @@ static void test_cap_full_fails_closed_until_reload_fits(void **state)
     revfeed_stats(f, &s);
     assert_true(s.full);
     /* two are lifted: the next reload fits and the feed answers again */
-    rcmd("ZREM ztb:revocations %s", ev[0], NULL);
-    rcmd("ZREM ztb:revocations %s", ev[1], NULL);
+    rcmd("ZREM ztb:{rev}:events %s", ev[0], NULL);
+    rcmd("ZREM ztb:{rev}:events %s", ev[1], NULL);
     assert_int_equal(wait_for(f, "innocent", ZTB_OK), ZTB_OK);
     assert_int_equal(check_jti(f, "capped-3"), ZTB_ERR_REVOKED);
     revfeed_stats(f, &s);
     assert_false(s.full);
     assert_true(s.refused >= 1); /* counters survive the reload */
     revfeed_stop(f);
-    rcmd("DEL %s%s", "ztb:revocations", "");
+    rcmd("DEL %s%s", "ztb:{rev}:events", "");
 }
 
 static void test_large_state_memory(void **state)
@@ -252,7 +252,7 @@ static void test_large_state_memory(void **state)
     redisContext *c = zh_redis_connect(&rd);
     for (int i = 0; i < 100000; i++)
         redisAppendCommand(c,
-                           "ZADD ztb:revocations %s {\"type\":\"jti\",\"id\":\"t%d\",\"exp\":%s}",
+                           "ZADD ztb:{rev}:events %s {\"type\":\"jti\",\"id\":\"t%d\",\"exp\":%s}",
                            future, i, future);
     for (int i = 0; i < 100000; i++) {
         void *r = NULL;
@@ -270,7 +270,7 @@ static void test_large_state_memory(void **state)
     assert_int_equal(check_jti(f, "t99999"), ZTB_ERR_REVOKED);
     assert_int_equal(check_jti(f, "t100000"), ZTB_OK);
     revfeed_stop(f);
-    rcmd("DEL %s%s", "ztb:revocations", "");
+    rcmd("DEL %s%s", "ztb:{rev}:events", "");
 }
 
 int main(void)

@@ -237,7 +237,10 @@ static void test_issue_check_states(void **state)
                      ZTB_OK);
     assert_int_equal(ck.verdict, STORE_OK);
 
-    redis_do("SET ztb:aud:crm:killed 1");
+    /* an audience killed by another broker: this one's view of the kill
+     * switch (store_audience_killed) is reloaded within 100 ms */
+    redis_do("HSET ztb:{rev}:auds crm 1");
+    usleep(150 * 1000);
     assert_int_equal(issue_check("worker", 2, -1, "crm:read", "crm", &none, &none, &ck), ZTB_OK);
     assert_int_equal(ck.verdict, STORE_AUDIENCE_KILLED);
     assert_int_equal(issue_check("worker", 2, -1, "crm:read", "crm2", &none, &none, &ck), ZTB_OK);

@@ -185,7 +185,7 @@ static void test_unknown_clients(void **state)
         snprintf(src, sizeof(src), "s%u", i);
         assert_int_equal(store_unknown_client_count("foreign_token", src, &n), ZTB_OK);
     }
-    assert_int_equal(cmd_int("HLEN %s", "ztb:unknown_clients"), STORE_UNKNOWN_CAP + 1);
+    assert_int_equal(cmd_int("HLEN %s", "ztb:{unknown}:clients"), STORE_UNKNOWN_CAP + 1);
     json_t *arr = NULL;
     assert_int_equal(store_unknown_clients(&arr), ZTB_OK);
     assert_int_equal(json_array_size(arr), STORE_UNKNOWN_CAP + 1);

@@ -80,7 +80,7 @@ static void next_message(char *out, size_t cap)
 
 static double zscore(const char *member)
 {
-    redisReply *r = cmd("ZSCORE ztb:revocations %s", member);
+    redisReply *r = cmd("ZSCORE ztb:{rev}:events %s", member);
     double v = r->type == REDIS_REPLY_STRING ? strtod(r->str, NULL) : -1;
     if (r->type == REDIS_REPLY_STRING && strcmp(r->str, "inf") == 0)
         v = 1e300;
@@ -111,7 +111,7 @@ static void test_rev_jti(void **state)
     int applied = 0;
     assert_int_equal(store_rev_jti("jti-one", now + 100, 60, 0, &applied), ZTB_OK);
     assert_true(applied);
-    long long ttl = cmd_int("TTL ztb:rev:jti:%s", "jti-one");
+    long long ttl = cmd_int("TTL ztb:{rev}:jti:%s", "jti-one");
     assert_true(ttl >= 158 && ttl <= 160); /* remaining life + skew */
     char msg[512], want[512];
     next_message(msg, sizeof(msg));
@@ -123,7 +123,7 @@ static void test_rev_jti(void **state)
     /* a token dead everywhere already: nothing written, nothing announced */
     assert_int_equal(store_rev_jti("jti-old", now - 200, 60, 0, &applied), ZTB_OK);
     assert_false(applied);
-    assert_int_equal(cmd_int("EXISTS ztb:rev:jti:%s", "jti-old"), 0);
+    assert_int_equal(cmd_int("EXISTS ztb:{rev}:jti:%s", "jti-old"), 0);
 
     /* an id that would break a key name never reaches Redis */
     assert_int_equal(store_rev_jti("a b", now + 10, 60, 0, &applied), ZTB_ERR_INVALID_ARG);
@@ -144,7 +144,7 @@ static void test_trim(void **state)
     (void)state;
     /* an expired member is trimmed by the next write */
     int64_t now = time(NULL);
-    redisReply *r = cmd("ZADD ztb:revocations %lld %s", (long long)(now - 500),
+    redisReply *r = cmd("ZADD ztb:{rev}:events %lld %s", (long long)(now - 500),
                         "{\"type\":\"jti\",\"id\":\"stale\",\"exp\":1}");
     freeReplyObject(r);
     int applied;
@@ -184,7 +184,7 @@ static void test_rev_audience(void **state)
     char msg[512];
     next_message(msg, sizeof(msg));
     assert_string_equal(msg, "{\"type\":\"audience\",\"id\":\"payments\",\"exp\":0}");
-    assert_int_equal(cmd_int("TTL ztb:aud:%s:killed", "payments"), -1); /* until lifted */
+    assert_int_equal(cmd_int("TTL %s", "ztb:{rev}:auds"), -1); /* until lifted */
     assert_true(zscore("{\"type\":\"audience\",\"id\":\"payments\",\"exp\":0}") > 1e299);
     /* the issuance script refuses it */
     assert_int_equal(store_agent_add("buyer", 1), ZTB_OK);
@@ -204,7 +204,7 @@ static void test_rev_audience(void **state)
     next_message(msg, sizeof(msg));
     assert_string_equal(msg, "{\"type\":\"audience\",\"id\":\"payments\",\"lifted\":true}");
     assert_true(zscore("{\"type\":\"audience\",\"id\":\"payments\",\"exp\":0}") < 0);
-    assert_int_equal(cmd_int("EXISTS ztb:aud:%s:killed", "payments"), 0);
+    assert_int_equal(cmd_int("HEXISTS ztb:{rev}:auds %s", "payments"), 0);
     assert_int_equal(issue_check("buyer", 1, -1, "pay:x", "payments", &none, &none, &ck), ZTB_OK);
     assert_int_equal(ck.verdict, STORE_OK);
 }
@@ -214,7 +214,7 @@ static void test_rev_key_and_flags(void **state)
     (void)state;
     int64_t now = time(NULL);
     assert_int_equal(store_rev_key("kid-abc", now + 600, 60), ZTB_OK);
-    long long ttl = cmd_int("TTL ztb:key:%s:tainted", "kid-abc");
+    long long ttl = cmd_int("TTL ztb:{rev}:key:%s:tainted", "kid-abc");
     assert_true(ttl >= 658 && ttl <= 660);
     char msg[512], want[256];
     next_message(msg, sizeof(msg));
@@ -286,6 +286,60 @@ static void test_token_state(void **state)
     next_message(msg, sizeof(msg));
 }
 
+/*
+ * The kill switch is held in memory (it is in the {rev} slot, the issuance
+ * script in the agent's): this broker's own kill is in force at once,
+ * another broker's within the 100 ms refresh, and a view that cannot be
+ * refreshed for 2 s refuses every audience (fail closed).
+ */
+static void test_audience_view(void **state)
+{
+    (void)state;
+    assert_int_equal(store_audience_killed("crm-view"), 0);
+    assert_int_equal(store_rev_audience("crm-view", 0, 60, NULL), ZTB_OK);
+    assert_int_equal(store_audience_killed("crm-view"), 1); /* at once */
+    assert_int_equal(store_rev_audience("crm-view", 1, 60, NULL), ZTB_OK);
+    assert_int_equal(store_audience_killed("crm-view"), 0);
+    char msg[512];
+    next_message(msg, sizeof(msg));
+    next_message(msg, sizeof(msg));
+
+    /* another broker's kill, written straight to Redis */
+    assert_int_equal(cmd_int("HSET ztb:{rev}:auds %s 1", "other-kill"), 1);
+    int seen = 0;
+    for (int i = 0; i < 30 && !seen; i++) {
+        seen = store_audience_killed("other-kill") == 1;
+        if (!seen)
+            usleep(10 * 1000);
+    }
+    assert_true(seen);
+    assert_int_equal(cmd_int("HDEL ztb:{rev}:auds %s", "other-kill"), 1);
+
+    /* Redis gone: the view answers while it is younger than 2 s, then
+     * refuses */
+    (void)store_audience_killed("x"); /* a fresh load */
+    zh_redis_stop(&rd, 0);
+    assert_int_equal(store_audience_killed("some-audience"), 0);
+    usleep(2100 * 1000);
+    assert_int_equal(store_audience_killed("some-audience"), -1);
+    struct store_check ck;
+    struct store_rate none = {0};
+    assert_int_equal(issue_check("buyer", 1, -1, "pay:x", "some-audience", &none, &none, &ck),
+                     ZTB_ERR_UNAVAILABLE);
+    zh_redis_restart(&rd);
+    redisFree(sub);
+    sub = zh_redis_connect(&rd);
+    redisReply *r = redisCommand(sub, "SUBSCRIBE ztb:revocations");
+    freeReplyObject(r);
+    int back = 0;
+    for (int i = 0; i < 100 && !back; i++) {
+        back = store_audience_killed("some-audience") == 0;
+        if (!back)
+            usleep(20 * 1000);
+    }
+    assert_true(back);
+}
+
 static void test_unavailable(void **state)
 {
     (void)state;
@@ -305,7 +359,8 @@ int main(void)
         cmocka_unit_test(test_ids),          cmocka_unit_test(test_rev_jti),
         cmocka_unit_test(test_trim),         cmocka_unit_test(test_rev_agent),
         cmocka_unit_test(test_rev_audience), cmocka_unit_test(test_rev_key_and_flags),
-        cmocka_unit_test(test_token_state),  cmocka_unit_test(test_unavailable),
+        cmocka_unit_test(test_token_state),  cmocka_unit_test(test_audience_view),
+        cmocka_unit_test(test_unavailable),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -519,7 +519,7 @@ static void redis_cmd(const char *fmt, const char *a, const char *b)
 /* Publish an event as the broker does, and wait until v refuses tok with want. */
 static void revoke_and_wait(const char *event, const char *tok, ztb_err want)
 {
-    redis_cmd("ZADD ztb:revocations +inf %s", event, "");
+    redis_cmd("ZADD ztb:{rev}:events +inf %s", event, "");
     redis_cmd("PUBLISH ztb:revocations %s", event, "");
     ztb_err rv = ZTB_OK;
     for (int i = 0; i < 500 && (rv = verify_std(tok)) != want; i++)
@@ -559,7 +559,7 @@ static void test_revocations(void **state)
     snprintf(ev, sizeof(ev), "{\"type\":\"key\",\"id\":\"%s\",\"exp\":%lld}",
              ztb_key_kid(broker_key), (long long)now + 3600);
     revoke_and_wait(ev, tok, ZTB_ERR_KEY_TAINTED);
-    redis_cmd("DEL ztb:revocations%s%s", "", "");
+    redis_cmd("DEL ztb:{rev}:events%s%s", "", "");
     ztb_verifier_free(v); /* untaint: fresh verifiers load the (now empty) state */
     ztb_verifier_free(v2);
     v = redis_verifier();
@@ -569,7 +569,7 @@ static void test_revocations(void **state)
     snprintf(ev, sizeof(ev), "{\"type\":\"audience\",\"id\":\"%s\",\"exp\":0}", AUD);
     revoke_and_wait(ev, tok, ZTB_ERR_AUDIENCE_KILLED);
     snprintf(ev, sizeof(ev), "{\"type\":\"audience\",\"id\":\"%s\",\"lifted\":true}", AUD);
-    redis_cmd("DEL ztb:revocations%s%s", "", "");
+    redis_cmd("DEL ztb:{rev}:events%s%s", "", "");
     redis_cmd("PUBLISH ztb:revocations %s", ev, "");
     ztb_err rv = ZTB_ERR_AUDIENCE_KILLED;
     for (int i = 0; i < 500 && (rv = verify_std(tok)) != ZTB_OK; i++)
@@ -687,7 +687,7 @@ static void test_revocation_cap(void **state)
     assert_int_equal(ztb_verifier_config_set_revocation_max(NULL, 5), ZTB_ERR_INVALID_ARG);
     assert_int_equal(ztb_verifier_config_set_revocation_max(c, 2), ZTB_OK);
     assert_int_equal(ztb_verifier_config_set_redis(c, rd.url), ZTB_OK);
-    redis_cmd("DEL ztb:revocations%s%s", "", "");
+    redis_cmd("DEL ztb:{rev}:events%s%s", "", "");
     ztb_verifier *x = NULL;
     assert_int_equal(ztb_verifier_new(c, &x), ZTB_OK);
     ztb_verifier_config_free(c);
@@ -699,7 +699,7 @@ static void test_revocation_cap(void **state)
     for (int i = 0; i < 3; i++) {
         snprintf(ev, sizeof(ev), "{\"type\":\"jti\",\"id\":\"cap-%d\",\"exp\":%lld}", i,
                  (long long)now + 600);
-        redis_cmd("ZADD ztb:revocations +inf %s", ev, "");
+        redis_cmd("ZADD ztb:{rev}:events +inf %s", ev, "");
         redis_cmd("PUBLISH ztb:revocations %s", ev, "");
     }
     for (int i = 0; i < 500 && (rv = verify(x, tok, "payments:refund", "orders/1234")) == ZTB_OK;
@@ -710,7 +710,7 @@ static void test_revocation_cap(void **state)
     assert_int_equal(ztb_verifier_stats_get(x, &st), ZTB_OK);
     assert_true(st.revocation_full);
     assert_true(st.revocation_refused >= 1);
-    redis_cmd("DEL ztb:revocations%s%s", "", "");
+    redis_cmd("DEL ztb:{rev}:events%s%s", "", "");
     for (int i = 0; i < 700 && (rv = verify(x, tok, "payments:refund", "orders/1234")) != ZTB_OK;
          i++)
         clock_sleep_ms(10);

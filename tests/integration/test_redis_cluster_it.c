@@ -1,0 +1,299 @@
+/*
+ * test_redis_cluster.c - ztb on a real Redis Cluster: three masters on
+ * loopback made by the test (cluster-enabled yes, redis-cli --cluster
+ * create), ztb-broker with --redis redis+cluster://..., agents whose keys
+ * live on three different shards ({crm-bot} slot 806, {beta-bot} 9943,
+ * {alpha-bot} 13435; the revocation state {rev} is on the middle one),
+ * and SDK verifiers following the same URL:
+ *
+ * - enrollment, sessions and issuance for each agent;
+ * - a verifier made after a revocation loads it (bootstrap), and sees
+ *   later ones announced over sharded pub/sub (SPUBLISH/SSUBSCRIBE on the
+ *   {rev} slot's master): a token, an agent, an audience kill (issuance
+ *   refused too, until lifted), a tainted key;
+ * - a single-use token is consumed once across verifiers; a DPoP proof is
+ *   accepted once;
+ * - /readyz is ready and no Redis error reply was counted (no CROSSSLOT,
+ *   no MOVED left unresolved).
+ * Not here: a shard failover (the cluster has no replicas).
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "sdk_it.h"
+
+static const char *const policy =
+    "{\"version\": 1, \"trust_domain\": \"ztb.local\",\n"
+    " \"settings\": {\"max_ttl\": 300, \"default_ttl\": 60,\n"
+    "   \"rate_limits\": {\"per_agent\": {\"rate\": 100000, \"burst\": 10000, \"period\": 60},\n"
+    "                   \"per_action\": {\"rate\": 100000, \"burst\": 10000, \"period\": 60}}},\n"
+    " \"rules\": [\n"
+    "  {\"id\": \"refund\", \"effect\": \"allow\", \"agents\": [\"*\"],\n"
+    "   \"actions\": [\"payments:refund\"], \"audiences\": [\"payments\"],\n"
+    "   \"resources\": [\"orders/*\"], \"obligations\": {\"ttl\": 30, \"single_use\": true}},\n"
+    "  {\"id\": \"list\", \"effect\": \"allow\", \"agents\": [\"*\"],\n"
+    "   \"actions\": [\"payments:list\"], \"audiences\": [\"payments\"], \"resources\": "
+    "[\"**\"]},\n"
+    "  {\"id\": \"tickets\", \"effect\": \"allow\", \"agents\": [\"*\"],\n"
+    "   \"actions\": [\"tickets:create\"], \"audiences\": [\"payments\"], \"resources\": "
+    "[\"**\"],\n"
+    "   \"obligations\": {\"binding\": \"dpop\"}}\n"
+    " ]}\n";
+
+static struct zh_redis nodes[3];
+static char url[256];
+static struct zh_broker b;
+static const char *const names[] = {"crm-bot", "beta-bot", "alpha-bot"};
+static ztb_agent *agents[3];
+static ztb_agent *dpop_agent; /* ops-bot, slot 4607 */
+static ztb_verifier *v, *replica;
+
+static int setup(void **state)
+{
+    (void)state;
+    zh_cluster_start(nodes, 3, url, sizeof(url));
+    zh_broker_start_issuing(&b, url, policy);
+    for (int i = 0; i < 3; i++)
+        agents[i] = sdk_it_enrolled(&b, names[i], 0);
+    dpop_agent = sdk_it_enrolled(&b, "ops-bot", 1);
+    replica = sdk_it_verifier(&b, url);
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    ztb_verifier_free(v);
+    ztb_verifier_free(replica);
+    for (int i = 0; i < 3; i++)
+        ztb_agent_free(agents[i]);
+    ztb_agent_free(dpop_agent);
+    zh_broker_stop(&b);
+    for (int i = 0; i < 3; i++)
+        zh_redis_stop(&nodes[i], 1);
+    zh_rmtree(b.dir);
+    return 0;
+}
+
+static char *mint(ztb_agent *a, const char *action, const char *resource)
+{
+    char *tok = NULL;
+    ztb_err rv = ztb_agent_token(a, "payments", action, resource, NULL, &tok);
+    if (rv != ZTB_OK)
+        fail_msg("token %s: %s: %s", action, ztb_err_name(rv), ztb_agent_errdetail(a));
+    return tok;
+}
+
+static ztb_err check(ztb_verifier *x, const char *tok, const char *action, const char *resource)
+{
+    ztb_expect e = {.action = action, .resource = resource};
+    return ztb_verify(x, tok, &e, NULL);
+}
+
+/* Wait up to 3 s for tok to be refused with want at x. */
+static ztb_err wait_refused(ztb_verifier *x, const char *tok, ztb_err want)
+{
+    ztb_err rv = ZTB_OK;
+    for (int i = 0; i < 300 && rv != want; i++) {
+        rv = check(x, tok, "payments:list", NULL);
+        if (rv != want)
+            usleep(10000);
+    }
+    return rv;
+}
+
+static void admin_revoke(const char *body)
+{
+    struct zh_resp r;
+    assert_int_equal(zh_admin(&b, "POST", "/v1/revocations", body, &r), 0);
+    if (r.status != 200)
+        fail_msg("revoke %s: HTTP %ld %s", body, r.status, r.body);
+    zh_resp_free(&r);
+}
+
+static void revoke_token(const char *tok)
+{
+    char body[4096];
+    snprintf(body, sizeof(body), "{\"type\":\"jti\",\"token\":\"%s\"}", tok);
+    admin_revoke(body);
+}
+
+/* The node (index) holding key, -1 if none. */
+static int holder(const char *key)
+{
+    int at = -1;
+    for (int i = 0; i < 3; i++) {
+        redisContext *c = zh_redis_connect(&nodes[i]);
+        redisReply *r = redisCommand(c, "EXISTS %s", key);
+        if (r != NULL && r->type == REDIS_REPLY_INTEGER && r->integer == 1)
+            at = i;
+        if (r != NULL)
+            freeReplyObject(r);
+        redisFree(c);
+    }
+    return at;
+}
+
+static void test_agents_on_three_shards(void **state)
+{
+    (void)state;
+    int seen[3] = {0};
+    for (int i = 0; i < 3; i++) {
+        char k[64];
+        snprintf(k, sizeof(k), "ztb:{%s}:agent", names[i]);
+        int h = holder(k);
+        assert_true(h >= 0);
+        seen[h] = 1;
+    }
+    assert_true(seen[0] && seen[1] && seen[2]);
+}
+
+/* A revocation made before the verifier exists is in the set it loads;
+ * one made after is announced to it. */
+static void test_bootstrap_and_announcements(void **state)
+{
+    (void)state;
+    char *before = mint(agents[0], "payments:list", NULL);
+    revoke_token(before);
+    v = sdk_it_verifier(&b, url);
+    assert_int_equal(check(v, before, "payments:list", NULL), ZTB_ERR_REVOKED);
+    char *toks[3];
+    for (int i = 0; i < 3; i++) {
+        toks[i] = mint(agents[i], "payments:list", NULL);
+        ztb_err rv = check(v, toks[i], "payments:list", NULL);
+        if (rv != ZTB_OK)
+            fail_msg("%s: %s: %s", names[i], ztb_err_name(rv), ztb_verifier_errdetail(v));
+    }
+    /* a token, announced */
+    revoke_token(toks[2]);
+    assert_int_equal(wait_refused(v, toks[2], ZTB_ERR_REVOKED), ZTB_ERR_REVOKED);
+    /* an agent (its generation on its own shard, the event on {rev}'s) */
+    admin_revoke("{\"type\":\"agent\",\"id\":\"beta-bot\"}");
+    assert_int_equal(wait_refused(v, toks[1], ZTB_ERR_AGENT_REVOKED), ZTB_ERR_AGENT_REVOKED);
+    assert_int_equal(wait_refused(replica, toks[1], ZTB_ERR_AGENT_REVOKED), ZTB_ERR_AGENT_REVOKED);
+    assert_int_equal(check(v, toks[0], "payments:list", NULL), ZTB_OK);
+    /* an audience: refused at the verifiers and at issuance, until lifted */
+    admin_revoke("{\"type\":\"audience\",\"id\":\"payments\"}");
+    assert_int_equal(wait_refused(v, toks[0], ZTB_ERR_AUDIENCE_KILLED), ZTB_ERR_AUDIENCE_KILLED);
+    char *none = NULL;
+    assert_int_not_equal(ztb_agent_token(agents[0], "payments", "payments:list", NULL, NULL, &none),
+                         ZTB_OK);
+    assert_null(none);
+    admin_revoke("{\"type\":\"audience\",\"id\":\"payments\",\"lift\":true}");
+    assert_int_equal(wait_refused(v, toks[0], ZTB_OK), ZTB_OK);
+    char *after = mint(agents[2], "payments:list", NULL);
+    assert_int_equal(check(v, after, "payments:list", NULL), ZTB_OK);
+    ztb_token_free(after);
+    ztb_token_free(before);
+    for (int i = 0; i < 3; i++)
+        ztb_token_free(toks[i]);
+}
+
+static void test_single_use_and_dpop_replay(void **state)
+{
+    (void)state;
+    char *tok = mint(agents[0], "payments:refund", "orders/1");
+    assert_int_equal(check(v, tok, "payments:refund", "orders/1"), ZTB_OK);
+    assert_int_equal(check(v, tok, "payments:refund", "orders/1"), ZTB_ERR_REPLAY);
+    assert_int_equal(check(replica, tok, "payments:refund", "orders/1"), ZTB_ERR_REPLAY);
+    ztb_token_free(tok);
+
+    tok = mint(dpop_agent, "tickets:create", "tickets/new");
+    const char *htu = "https://payments.example/tickets/new";
+    char *proof = NULL;
+    assert_int_equal(ztb_dpop_proof(dpop_agent, "POST", htu, tok, &proof), ZTB_OK);
+    ztb_expect e = {.action = "tickets:create",
+                    .resource = "tickets/new",
+                    .htm = "POST",
+                    .htu = htu,
+                    .dpop_proof = proof};
+    ztb_err rv = ztb_verify(v, tok, &e, NULL);
+    if (rv != ZTB_OK)
+        fail_msg("%s: %s", ztb_err_name(rv), ztb_verifier_errdetail(v));
+    assert_int_equal(ztb_verify(replica, tok, &e, NULL), ZTB_ERR_DPOP_REPLAY);
+    ztb_token_free(proof);
+    ztb_token_free(tok);
+}
+
+/* The feeds follow the sharded channel of the {rev} slot (SSUBSCRIBE on
+ * its master), and nobody listens on the classic channel. */
+static void test_sharded_announcements(void **state)
+{
+    (void)state;
+    int rev = holder("ztb:{rev}:seq");
+    assert_true(rev >= 0);
+    redisContext *c = zh_redis_connect(&nodes[rev]);
+    redisReply *r = redisCommand(c, "PUBSUB SHARDNUMSUB ztb:{rev}:revocations");
+    assert_int_equal(r->type, REDIS_REPLY_ARRAY);
+    assert_int_equal(r->elements, 2);
+    assert_true(r->element[1]->integer >= 2); /* v and replica */
+    freeReplyObject(r);
+    redisFree(c);
+    int streams = 0;
+    for (int i = 0; i < 3; i++) {
+        c = zh_redis_connect(&nodes[i]);
+        r = redisCommand(c, "PUBSUB NUMSUB ztb:revocations");
+        assert_int_equal(r->element[1]->integer, 0);
+        freeReplyObject(r);
+        /* the audit copy: this replica's own stream, ztb:audit:{REPLICA} */
+        r = redisCommand(c, "SCAN 0 MATCH ztb:audit* COUNT 1000");
+        for (size_t k = 0; k < r->element[1]->elements; k++) {
+            assert_non_null(strstr(r->element[1]->element[k]->str, "ztb:audit:{"));
+            streams++;
+        }
+        freeReplyObject(r);
+        redisFree(c);
+    }
+    assert_int_equal(streams, 1);
+}
+
+/* Last: a tainted key kills every token it signed. */
+static void test_key_taint_and_truth(void **state)
+{
+    (void)state;
+    char *tok = mint(agents[2], "payments:list", NULL);
+    char kid[128] = "";
+    assert_int_equal(check(v, tok, "payments:list", NULL), ZTB_OK);
+    /* the one signing key, from the JWKS */
+    struct zh_resp r;
+    assert_int_equal(zh_get(&b, "/.well-known/jwks.json", &r), 0);
+    const char *k = strstr(r.body, "\"kid\":\"");
+    assert_non_null(k);
+    k += 7;
+    snprintf(kid, sizeof(kid), "%.*s", (int)strcspn(k, "\""), k);
+    zh_resp_free(&r);
+    char body[256];
+    snprintf(body, sizeof(body), "{\"type\":\"key\",\"id\":\"%s\"}", kid);
+    admin_revoke(body);
+    assert_int_equal(wait_refused(v, tok, ZTB_ERR_KEY_TAINTED), ZTB_ERR_KEY_TAINTED);
+    ztb_token_free(tok);
+
+    assert_int_equal(zh_get(&b, "/readyz", &r), 0);
+    assert_int_equal(r.status, 200);
+    zh_resp_free(&r);
+    assert_int_equal(zh_get(&b, "/metrics", &r), 0);
+    const char *e = strstr(r.body, "ztb_redis_errors_total{kind=\"crossslot\"} ");
+    if (e != NULL)
+        assert_int_equal(
+            strtol(e + strlen("ztb_redis_errors_total{kind=\"crossslot\"} "), NULL, 10), 0);
+    zh_resp_free(&r);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_agents_on_three_shards),
+        cmocka_unit_test(test_bootstrap_and_announcements),
+        cmocka_unit_test(test_single_use_and_dpop_replay),
+        cmocka_unit_test(test_sharded_announcements),
+        cmocka_unit_test(test_key_taint_and_truth),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
