@@ -168,7 +168,7 @@ ztb_err store_action_status(const char *id, char status[16])
     status[0] = '\0';
     ZTB_ENSURE(id != NULL && store_id_ok(id), ZTB_ERR_NOT_FOUND);
     char k[STORE_KEY_MAX];
-    store_keyf(k, "ztb:action:%s", id);
+    store_keyf(k, "ztb:{act}:id:%s", id);
     redisReply *r;
     ZTB_GUARD(redis_commandf(&r, "HGET %s status", k));
     if (r->type == REDIS_REPLY_NIL) {
