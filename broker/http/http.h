@@ -138,6 +138,10 @@ const char *http_req_header(const struct http_req *req, const char *name);
  */
 int http_req_header_once(const struct http_req *req, const char *name, const char **value);
 
+/* The same for a query argument (name compared exactly; the value decoded
+ * by libmicrohttpd): 1, 0 when absent, -1 when repeated or holding a NUL. */
+int http_req_query_once(const struct http_req *req, const char *name, const char **value);
+
 /* Add a response header (name must be a static string). */
 void http_resp_header(struct http_resp *resp, const char *name, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));

@@ -20,7 +20,12 @@
  *                      "subjects": {"email:bot@example.org": "billing-bot"}}],
  *    "receivers": [{"name": "gw", "endpoint_url": "https://gw.example/ssf",
  *                   "authorization_header": "Bearer ...", "audience": "...",
- *                   "events_requested": ["https://schemas.openid.net/..."]}]}
+ *                   "events_requested": ["https://schemas.openid.net/..."]}],
+ *    "streams": {"audience": "ztb-ssf", "max_per_receiver": 4,
+ *                "max_streams": 1024, "min_verification_interval": 10}}
+ *
+ * Receivers that "streams" lets manage their own streams (ssf_stream.h) are
+ * pushed to beside the configured ones.
  *
  * Must never: accept a configuration with any problem (the broker refuses to
  * start), or show a receiver's authorization_header anywhere.
@@ -45,9 +50,13 @@
 #define SSF_EVENT_APPROVAL_REQUIRED SSF_ZTB_PREFIX "approval-required"
 #define SSF_EVENT_AUDIENCE_KILLED   SSF_ZTB_PREFIX "audience-killed"
 #define SSF_EVENT_KEY_TAINTED       SSF_ZTB_PREFIX "key-tainted"
+#define SSF_EVENT_VERIFICATION      "https://schemas.openid.net/secevent/ssf/event-type/verification"
 #define SSF_DELIVERY_PUSH           "urn:ietf:rfc:8935"
 #define SSF_SET_TYP                 "secevent+jwt"
 #define SSF_EVENTS_PATH             "/v1/ssf/events"
+#define SSF_STREAMS_PATH            "/v1/ssf/streams" /* configuration_endpoint */
+#define SSF_STATUS_PATH             "/v1/ssf/status"
+#define SSF_VERIFY_PATH             "/v1/ssf/verify"
 
 #define SSF_URL_MAX     2048
 #define SSF_ISSUER_MAX  256
@@ -98,11 +107,24 @@ struct ssf_receiver {
     unsigned events;            /* mask of SSF_EV_SENT */
 };
 
+/* The stream-management API (ssf_streams_http.c): on when the file has a
+ * "streams" member. A receiver calls it with a ztb access token for
+ * audience `audience` and action SSF_MANAGE_ACTION. */
+#define SSF_MANAGE_ACTION "ztb:ssf"
+struct ssf_streams_config {
+    int enabled;
+    char audience[SSF_ISSUER_MAX];      /* default "ztb-ssf" */
+    unsigned max_per_receiver;          /* default 4 */
+    unsigned max_streams;               /* default 1024, all receivers together */
+    unsigned min_verification_interval; /* seconds between verification events, default 10 */
+};
+
 struct ssf_config {
     struct ssf_transmitter *tx;
     size_t ntx;
     struct ssf_receiver *rx;
     size_t nrx;
+    struct ssf_streams_config streams;
 };
 
 /*

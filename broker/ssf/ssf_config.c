@@ -293,6 +293,47 @@ static ztb_err load_receiver(json_t *o, size_t i, struct ssf_receiver *r, char *
     return ZTB_OK;
 }
 
+/* The "streams" member into c->streams. */
+static ztb_err load_streams(json_t *o, struct ssf_streams_config *c, char *why, size_t cap)
+{
+    static const char *const allowed[] = {"audience", "max_per_receiver", "max_streams",
+                                          "min_verification_interval", NULL};
+    if (!json_is_object(o)) {
+        snprintf(why, cap, "streams must be an object (its members may all be left out)");
+        return ZTB_ERR_MALFORMED;
+    }
+    if (!members_ok(o, allowed, "streams", why, cap) ||
+        !str_member(o, "audience", 0, c->audience, sizeof(c->audience), "streams", why, cap))
+        return ZTB_ERR_MALFORMED;
+    if (c->audience[0] == '\0')
+        snprintf(c->audience, sizeof(c->audience), "ztb-ssf");
+    if (!printable(c->audience)) {
+        snprintf(why, cap, "streams: audience must be printable");
+        return ZTB_ERR_MALFORMED;
+    }
+    const struct {
+        const char *name;
+        unsigned *to, def, min, max;
+    } nums[] = {{"max_per_receiver", &c->max_per_receiver, 4, 1, 64},
+                {"max_streams", &c->max_streams, 1024, 1, 4096},
+                {"min_verification_interval", &c->min_verification_interval, 10, 1, 86400}};
+    for (size_t i = 0; i < sizeof(nums) / sizeof(nums[0]); i++) {
+        json_t *v = json_object_get(o, nums[i].name);
+        *nums[i].to = nums[i].def;
+        if (v == NULL)
+            continue;
+        if (!json_is_integer(v) || json_integer_value(v) < nums[i].min ||
+            json_integer_value(v) > nums[i].max) {
+            snprintf(why, cap, "streams: %s must be an integer from %u to %u", nums[i].name,
+                     nums[i].min, nums[i].max);
+            return ZTB_ERR_MALFORMED;
+        }
+        *nums[i].to = (unsigned)json_integer_value(v);
+    }
+    c->enabled = 1;
+    return ZTB_OK;
+}
+
 ztb_err ssf_config_parse(const char *text, size_t n, const char *our_issuer,
                          struct ssf_config **out, char *why, size_t cap)
 {
@@ -305,7 +346,7 @@ ztb_err ssf_config_parse(const char *text, size_t n, const char *our_issuer,
         snprintf(why, cap, "%s", jwhy);
         return rv;
     }
-    static const char *const allowed[] = {"transmitters", "receivers", NULL};
+    static const char *const allowed[] = {"transmitters", "receivers", "streams", NULL};
     struct ssf_config *c = calloc(1, sizeof(*c));
     rv = ZTB_ERR_MALFORMED;
     if (c == NULL) {
@@ -352,6 +393,9 @@ ztb_err ssf_config_parse(const char *text, size_t n, const char *our_issuer,
         if (rv != ZTB_OK)
             goto out;
     }
+    json_t *st = json_object_get(doc, "streams");
+    if (st != NULL && (rv = load_streams(st, &c->streams, why, cap)) != ZTB_OK)
+        goto out;
     rv = ZTB_OK;
 out:
     json_decref(doc);
