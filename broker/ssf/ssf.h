@@ -40,6 +40,7 @@
 #include "broker/store/store.h"
 #include "broker/store/store_sources.h"
 #include "pki/keyset.h"
+#include "policy/policy.h"
 
 #define SSF_CAEP_PREFIX             "https://schemas.openid.net/secevent/caep/event-type/"
 #define SSF_EVENT_SESSION_REVOKED   SSF_CAEP_PREFIX "session-revoked"
@@ -110,7 +111,7 @@ struct ssf_receiver {
 /* The stream-management API (ssf_streams_http.c): on when the file has a
  * "streams" member. A receiver calls it with a ztb access token for
  * audience `audience` and action SSF_MANAGE_ACTION. */
-#define SSF_MANAGE_ACTION "ztb:ssf"
+#define SSF_MANAGE_ACTION POLICY_ACTION_SSF
 struct ssf_streams_config {
     int enabled;
     char audience[SSF_ISSUER_MAX];      /* default "ztb-ssf" */
