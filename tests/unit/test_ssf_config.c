@@ -125,6 +125,39 @@ static void test_refusals(void **state)
     }
 }
 
+static void test_streams(void **state)
+{
+    (void)state;
+    struct ssf_config *c = NULL;
+    char why[300];
+    /* off unless named; defaults; bounds */
+    assert_int_equal(parse(TX(""), &c, why), ZTB_OK);
+    assert_false(c->streams.enabled);
+    ssf_config_free(c);
+    assert_int_equal(parse("{\"streams\":{}}", &c, why), ZTB_OK);
+    assert_true(c->streams.enabled);
+    assert_string_equal(c->streams.audience, "ztb-ssf");
+    assert_int_equal(c->streams.max_per_receiver, 4);
+    assert_int_equal(c->streams.min_verification_interval, 10);
+    ssf_config_free(c);
+    assert_int_equal(parse("{\"streams\":{\"audience\":\"ssf\",\"max_per_receiver\":1,"
+                           "\"max_streams\":9,\"min_verification_interval\":1}}",
+                           &c, why),
+                     ZTB_OK);
+    assert_string_equal(c->streams.audience, "ssf");
+    assert_int_equal(c->streams.max_streams, 9);
+    ssf_config_free(c);
+    const char *bad[] = {"{\"streams\":true}", "{\"streams\":{\"max_per_receiver\":0}}",
+                         "{\"streams\":{\"max_streams\":100000}}",
+                         "{\"streams\":{\"min_verification_interval\":\"1\"}}",
+                         "{\"streams\":{\"audiance\":\"x\"}}"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        assert_int_not_equal(parse(bad[i], &c, why), ZTB_OK);
+        assert_null(c);
+        assert_non_null(strstr(why, "streams"));
+    }
+}
+
 static void test_event_names(void **state)
 {
     (void)state;
@@ -163,6 +196,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_good),
         cmocka_unit_test(test_refusals),
+        cmocka_unit_test(test_streams),
         cmocka_unit_test(test_event_names),
         cmocka_unit_test(test_load_file),
     };
