@@ -47,7 +47,7 @@ struct http_resp {
     const char *content_type; /* default application/json */
     ztb_buf body;             /* bounded; initialised by the server */
     const char *hdr_name[HTTP_MAX_EXTRA_HEADERS];
-    char hdr_value[HTTP_MAX_EXTRA_HEADERS][560];
+    char hdr_value[HTTP_MAX_EXTRA_HEADERS][1024]; /* a challenge with resource_metadata */
     unsigned nhdr;
 };
 
