@@ -16,6 +16,7 @@
  *
  *   {"transmitters": [{"name": "idp", "issuer": "https://idp.example",
  *                      "jwks_file": "/etc/ztb/idp.jwks", "audience": "...",
+ *                      (or "jwks": {...} inline, or "jwks_uri": "https://...")
  *                      "confidence": 1.0,
  *                      "subjects": {"email:bot@example.org": "billing-bot"}}],
  *    "receivers": [{"name": "gw", "endpoint_url": "https://gw.example/ssf",
@@ -84,6 +85,8 @@ const char *ssf_event_uri(unsigned ev);
 /* The bit of an event type URI (n bytes), or 0 for one ztb does not know. */
 unsigned ssf_event_of(const char *uri, size_t n);
 
+struct ssf_jwks;
+
 struct ssf_subject {
     char key[SSF_SUBJECT_MAX +
              1]; /* "email:bot@example.org", "opaque:x", "uri:...", "iss_sub:ISS|SUB" */
@@ -95,7 +98,8 @@ struct ssf_transmitter {
     char issuer[SSF_ISSUER_MAX];     /* the SETs' iss */
     char audience[SSF_ISSUER_MAX];   /* their aud must name it (default: our issuer) */
     double confidence;               /* of the signals it raises (default 1) */
-    ztb_keyset *keys;                /* from jwks_file */
+    ztb_keyset *keys;                /* from jwks_file or jwks; NULL with jwks_uri */
+    struct ssf_jwks *remote;         /* from jwks_uri (ssf_jwks.h); NULL otherwise */
     struct ssf_subject *subjects;
     size_t nsubjects;
 };
@@ -139,6 +143,10 @@ ztb_err ssf_config_load(const char *path, const char *our_issuer, struct ssf_con
 /* The same from JSON text already in memory (unit tests, fuzzing). */
 ztb_err ssf_config_parse(const char *text, size_t n, const char *our_issuer,
                          struct ssf_config **out, char *why, size_t cap);
+
+/* Fetch the keys of every transmitter with a jwks_uri now (ssf_jwks_start:
+ * bounded, never fatal). */
+void ssf_config_fetch_keys(const struct ssf_config *c);
 
 /* Free c (NULL is fine): the authorization values are wiped first. */
 void ssf_config_free(struct ssf_config *c);

@@ -22,6 +22,7 @@
 
 #include "broker/http/push_client.h"
 #include "broker/ssf/ssf.h"
+#include "broker/ssf/ssf_jwks.h"
 #include "common/json_gate.h"
 #include "common/secret.h"
 #include "pki/jwk.h"
@@ -141,7 +142,7 @@ static ztb_err load_transmitter(json_t *o, size_t i, const char *our_issuer,
 {
     char what[48];
     snprintf(what, sizeof(what), "transmitters[%zu]", i);
-    static const char *const allowed[] = {"name",     "issuer",   "jwks_file",  "jwks",
+    static const char *const allowed[] = {"name",     "issuer",   "jwks_file",  "jwks", "jwks_uri",
                                           "audience", "subjects", "confidence", NULL};
     if (!json_is_object(o)) {
         snprintf(why, cap, "%s must be an object", what);
@@ -171,14 +172,28 @@ static ztb_err load_transmitter(json_t *o, size_t i, const char *our_issuer,
     /* the keys: a JWKS file, or the JWKS inline */
     json_t *file = json_object_get(o, "jwks_file");
     json_t *inl = json_object_get(o, "jwks");
+    json_t *uri = json_object_get(o, "jwks_uri");
     char *text = NULL;
     size_t len = 0;
     ztb_err rv;
-    if ((file == NULL) == (inl == NULL)) {
-        snprintf(why, cap, "%s: exactly one of jwks_file and jwks is required", what);
+    if ((file != NULL) + (inl != NULL) + (uri != NULL) != 1) {
+        snprintf(why, cap, "%s: exactly one of jwks_file, jwks and jwks_uri is required", what);
         return ZTB_ERR_MALFORMED;
     }
-    if (file != NULL) {
+    if (uri != NULL) {
+        /* fetched later (ssf_jwks.h): https, or http to loopback only */
+        char uerr[256];
+        const char *u = json_string_value(uri);
+        if (u == NULL || push_url_check(u, 0, uerr, sizeof(uerr)) != ZTB_OK) {
+            snprintf(why, cap, "%s: jwks_uri: %s", what, u == NULL ? "must be a URL" : uerr);
+            return ZTB_ERR_MALFORMED;
+        }
+        rv = ssf_jwks_new(u, &t->remote);
+        if (rv != ZTB_OK) {
+            snprintf(why, cap, "%s: jwks_uri: %s", what, ztb_strerror(rv));
+            return rv;
+        }
+    } else if (file != NULL) {
         if (!json_is_string(file)) {
             snprintf(why, cap, "%s: jwks_file must be a path", what);
             return ZTB_ERR_MALFORMED;
@@ -192,7 +207,7 @@ static ztb_err load_transmitter(json_t *o, size_t i, const char *our_issuer,
             return ZTB_ERR_NOMEM;
         len = strlen(text);
     }
-    rv = ztb_jwks_parse(text, len, 0, &t->keys);
+    rv = t->remote != NULL ? ZTB_OK : ztb_jwks_parse(text, len, 0, &t->keys);
     free(text);
     if (rv != ZTB_OK) {
         snprintf(why, cap, "%s: its JWKS has no usable P-256 signing key (%s)", what,
@@ -427,6 +442,7 @@ void ssf_config_free(struct ssf_config *c)
         return;
     for (size_t i = 0; i < c->ntx; i++) {
         ztb_keyset_free(c->tx[i].keys);
+        ssf_jwks_free(c->tx[i].remote);
         free(c->tx[i].subjects);
     }
     for (size_t i = 0; i < c->nrx; i++)
@@ -434,6 +450,12 @@ void ssf_config_free(struct ssf_config *c)
     free(c->tx);
     free(c->rx);
     free(c);
+}
+
+void ssf_config_fetch_keys(const struct ssf_config *c)
+{
+    for (size_t i = 0; c != NULL && i < c->ntx; i++)
+        ssf_jwks_start(c->tx[i].remote, c->tx[i].name);
 }
 
 const struct ssf_transmitter *ssf_transmitter_by_issuer(const struct ssf_config *c, const char *iss)
