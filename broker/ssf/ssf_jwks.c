@@ -19,6 +19,7 @@
 
 #include "broker/ssf/ssf_jwks.h"
 #include "common/log.h"
+#include "pki/jwk.h"
 #include "sdk/src/http_client.h"
 #include "sdk/src/jwks_cache.h"
 
@@ -89,7 +90,8 @@ static struct jwks_cache *cache_of(struct ssf_jwks *j, int force, const char *wh
     int64_t now = mono_ms();
     if (c == NULL && (force || now - j->last_try_ms >= SSF_JWKS_RETRY_MS)) {
         j->last_try_ms = now;
-        struct jwks_cache_opts o = {.url = j->url, .http = http};
+        /* a transmitter's kids are its own names, not RFC 7638 thumbprints */
+        struct jwks_cache_opts o = {.url = j->url, .http = http, .jwks_flags = ZTB_JWK_KID_ANY};
         ztb_err rv = jwks_cache_new(&o, &c, j->last_error, sizeof(j->last_error));
         if (rv == ZTB_OK) {
             atomic_store_explicit(&j->cache, c, memory_order_release);

@@ -41,6 +41,8 @@
 #define RX_AUD  "urn:ztb:test:gateway"
 #define RX_AUTH "Bearer rx-test-secret"
 #define SRX_AUD  "spiffe://ztb.local/agent/ssf-rx-1"
+#define IDP2     "https://idp2.test"
+#define IDP3     "https://idp3.test"
 #define SRX_AUTH "Bearer stream-secret"
 
 static const char *policy_doc =
@@ -80,6 +82,8 @@ struct rxproc {
 static struct rxproc rx = {.aud = RX_AUD, .auth = RX_AUTH};
 /* the receiver of the streams test: its agent's SPIFFE ID is its aud */
 static struct rxproc srx = {.aud = SRX_AUD, .auth = SRX_AUTH};
+/* a transmitter (ssf_receiver.py --transmitter) whose JWKS the broker fetches */
+static struct rxproc ptx = {.aud = "--transmitter", .auth = "-"};
 
 /* ---- the receiver ---------------------------------------------------------- */
 
@@ -124,6 +128,7 @@ static void receivers_stop(void)
 {
     receiver_stop(&rx);
     receiver_stop(&srx);
+    receiver_stop(&ptx);
 }
 
 /* The receiver's line whose text contains needle (a new string), waiting up
@@ -190,8 +195,11 @@ static int setup(void **state)
     snprintf(rx.outfile, sizeof(rx.outfile), "%s/rx.out", dir);
     snprintf(srx.portfile, sizeof(srx.portfile), "%s/srx.port", dir);
     snprintf(srx.outfile, sizeof(srx.outfile), "%s/srx.out", dir);
+    snprintf(ptx.portfile, sizeof(ptx.portfile), "%s/ptx.port", dir);
+    snprintf(ptx.outfile, sizeof(ptx.outfile), "%s/ptx.out", dir);
     receiver_start(&rx, "0");
     receiver_start(&srx, "0");
+    receiver_start(&ptx, "0");
 
     /* the test transmitter's key, published to the broker as a JWKS file */
     assert_int_equal(ztb_key_generate(&idp_key), ZTB_OK);
@@ -199,21 +207,25 @@ static int setup(void **state)
     ztb_buf_init(&jwks, 2048);
     const ztb_key *keys[] = {idp_key};
     assert_int_equal(ztb_jwks_render(keys, 1, &jwks), ZTB_OK);
-    char path[320], conf[320], text[4096];
+    char path[320], conf[320], text[8192];
     snprintf(path, sizeof(path), "%s/idp.jwks", dir);
     write_file(path, ztb_buf_cstr(&jwks));
     ztb_buf_free(&jwks);
     snprintf(text, sizeof(text),
              "{\"transmitters\": [{\"name\": \"idp\", \"issuer\": \"" IDP "\",\n"
              "   \"jwks_file\": \"%s\", \"audience\": \"" IDP_AUD "\",\n"
-             "   \"subjects\": {\"email:bot@idp.test\": \"caep-email\"}}],\n"
+             "   \"subjects\": {\"email:bot@idp.test\": \"caep-email\"}},\n"
+             "  {\"name\": \"idp2\", \"issuer\": \"" IDP2 "\", \"audience\": \"" IDP_AUD "\",\n"
+             "   \"jwks_uri\": \"http://127.0.0.1:%s/jwks.json\"},\n"
+             "  {\"name\": \"idp3\", \"issuer\": \"" IDP3 "\", \"audience\": \"" IDP_AUD "\",\n"
+             "   \"jwks_uri\": \"http://127.0.0.1:%d/jwks.json\"}],\n"
              " \"receivers\": [{\"name\": \"gw\", \"endpoint_url\": "
              "\"http://127.0.0.1:%s/events\",\n"
              "   \"authorization_header\": \"" RX_AUTH "\", \"audience\": \"" RX_AUD "\",\n"
              "   \"events_requested\": [\"" CAEP "session-revoked\",\n"
              "                          \"urn:ztb:ssf:event-type:agent-quarantined\"]}],\n"
              " \"streams\": {\"max_per_receiver\": 2, \"min_verification_interval\": 1}}\n",
-             path, rx.port);
+             path, ptx.port, zh_free_port(), rx.port);
     snprintf(conf, sizeof(conf), "%s/ssf.json", dir);
     write_file(conf, text);
 
@@ -506,6 +518,93 @@ static void test_configuration(void **state)
     zh_resp_free(&r);
 }
 
+
+/* ---- a transmitter's keys by URL ------------------------------------------- */
+
+/* A SET of the python transmitter over claims (kid: another kid in its
+ * header, or NULL), posted to the broker. */
+static long post_python_set(const char *claims, const char *kid, struct zh_resp *r)
+{
+    char url[128];
+    snprintf(url, sizeof(url), "http://127.0.0.1:%s/sign%s%s", ptx.port, kid ? "?kid=" : "",
+             kid ? kid : "");
+    struct zh_resp s;
+    assert_int_equal(zh_http("POST", url, NULL, "application/json", claims, strlen(claims), NULL,
+                             &s),
+                     0);
+    assert_int_equal(s.status, 200);
+    snprintf(url, sizeof(url), "%s/v1/ssf/events", b.url);
+    assert_int_equal(zh_http("POST", url, NULL, "application/secevent+jwt", s.body, s.len, NULL, r),
+                     0);
+    zh_resp_free(&s);
+    return r->status;
+}
+
+static int jwks_fetches(void)
+{
+    FILE *f = fopen(ptx.outfile, "r");
+    char line[256];
+    int n = 0;
+    while (f != NULL && fgets(line, sizeof(line), f) != NULL)
+        n += strstr(line, "jwks_fetch") != NULL;
+    if (f != NULL)
+        fclose(f);
+    return n;
+}
+
+static void test_receive_jwks_uri(void **state)
+{
+    (void)state;
+    long long now = time(NULL);
+    struct zh_resp r;
+    char tok[4096], jti[48];
+    /* fetched at start */
+    assert_int_equal(jwks_fetches(), 1);
+    struct za_agent a;
+    za_enroll(&b, &a, "caep-uri-1");
+    assert_int_equal(za_token(&b, &a, "payments", "payments%3Aread", &r, tok, sizeof(tok)), 200);
+    zh_resp_free(&r);
+    const char *sub = "{\"format\":\"uri\",\"uri\":\"spiffe://ztb.local/agent/caep-uri-1\"}";
+    char *c;
+
+    /* the transmitter rotates: the first SET with the new kid is checked
+     * against the keys fetched again */
+    struct zh_resp rr;
+    char url[128];
+    snprintf(url, sizeof(url), "http://127.0.0.1:%s/rotate", ptx.port);
+    assert_int_equal(zh_http("POST", url, NULL, "text/plain", "", 0, NULL, &rr), 0);
+    zh_resp_free(&rr);
+    int before = jwks_fetches();
+    snprintf(jti, sizeof(jti), "uri-%d-1", getpid());
+    c = caep(IDP2, IDP_AUD, now, jti, "session-revoked", sub);
+    if (post_python_set(c, NULL, &r) != 202)
+        fail_msg("a SET with the rotated key: HTTP %ld %s", r.status, r.body);
+    zh_resp_free(&r);
+    free(c);
+    assert_int_equal(jwks_fetches(), before + 1);
+    assert_false(za_active(&b, &gw, tok));
+    /* a kid nobody published, right after: refused, and no fetch (at most
+     * one per 30 s, however many SETs name unknown kids) */
+    snprintf(jti, sizeof(jti), "uri-%d-0", getpid());
+    c = caep(IDP2, IDP_AUD, now, jti, "session-revoked", sub);
+    for (int i = 0; i < 3; i++) {
+        post_python_set(c, "made-up", &r);
+        expect_rfc8935(&r, "invalid_key");
+    }
+    free(c);
+    assert_int_equal(jwks_fetches(), before + 1);
+
+    /* a transmitter whose JWKS cannot be fetched: every SET refused (503) */
+    snprintf(jti, sizeof(jti), "uri-%d-3", getpid());
+    c = caep(IDP3, IDP_AUD, now, jti, "session-revoked", sub);
+    post_set(idp_key, "secevent+jwt", c, &r);
+    if (r.status != 503)
+        fail_msg("a SET of a transmitter without keys: HTTP %ld %s", r.status, r.body);
+    assert_non_null(strstr(r.body, "temporarily_unavailable"));
+    zh_resp_free(&r);
+    free(c);
+    za_free(&a);
+}
 
 /* ---- stream management ----------------------------------------------------- */
 
@@ -805,6 +904,7 @@ int main(void)
         cmocka_unit_test(test_push_retried_while_receiver_down),
         cmocka_unit_test(test_receive_session_revoked),
         cmocka_unit_test(test_receive_refusals),
+        cmocka_unit_test(test_receive_jwks_uri),
         cmocka_unit_test(test_streams),
         cmocka_unit_test(test_streams_refusals),
     };

@@ -158,6 +158,35 @@ static void test_streams(void **state)
     }
 }
 
+static void test_jwks_uri(void **state)
+{
+    (void)state;
+    struct ssf_config *c = NULL;
+    char why[300];
+    /* no fetch at parse time; the URL must be https, or http to loopback */
+    assert_int_equal(parse("{\"transmitters\":[{\"name\":\"idp\",\"issuer\":\"https://i\","
+                           "\"jwks_uri\":\"https://idp.example/jwks.json\"}]}",
+                           &c, why),
+                     ZTB_OK);
+    assert_non_null(c->tx[0].remote);
+    assert_null(c->tx[0].keys);
+    ssf_config_free(c);
+    const char *bad[] = {
+        "{\"transmitters\":[{\"name\":\"idp\",\"issuer\":\"https://i\","
+        "\"jwks_uri\":\"http://192.0.2.1/jwks.json\"}]}",
+        "{\"transmitters\":[{\"name\":\"idp\",\"issuer\":\"https://i\","
+        "\"jwks_uri\":\"file:///etc/jwks\"}]}",
+        "{\"transmitters\":[{\"name\":\"idp\",\"issuer\":\"https://i\",\"jwks_uri\":7}]}",
+        "{\"transmitters\":[{\"name\":\"idp\",\"issuer\":\"https://i\",\"jwks\":%s,"
+        "\"jwks_uri\":\"https://idp.example/jwks.json\"}]}",
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        assert_int_not_equal(parse(bad[i], &c, why), ZTB_OK);
+        assert_null(c);
+        assert_non_null(strstr(why, "jwks"));
+    }
+}
+
 static void test_event_names(void **state)
 {
     (void)state;
@@ -197,6 +226,7 @@ int main(void)
         cmocka_unit_test(test_good),
         cmocka_unit_test(test_refusals),
         cmocka_unit_test(test_streams),
+        cmocka_unit_test(test_jwks_uri),
         cmocka_unit_test(test_event_names),
         cmocka_unit_test(test_load_file),
     };
