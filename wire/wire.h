@@ -109,14 +109,12 @@
  * The streams SSF receivers created through the management API, one key
  * family under one hash tag so that every script touching them is
  * single-slot on a Redis Cluster: every stream (HASH, stream id -> its
- * record), each receiver's stream count (HASH, agent -> count), the
- * verification throttle of one stream (STR, SET NX PX), and the delivery
- * queue that survives a restart (LIST of pending deliveries, bounded).
+ * record), each receiver's stream count (HASH, agent -> count) and the
+ * verification throttle of one stream (STR, SET NX PX).
  */
 #define ZTB_WIRE_SSF_STREAMS_KEY    "ztb:ssf:{ssf}:streams"
 #define ZTB_WIRE_SSF_OWNERS_KEY     "ztb:ssf:{ssf}:owners"
 #define ZTB_WIRE_SSF_VERIFY_KEY_FMT "ztb:ssf:{ssf}:verify:%s" /* the stream id */
-#define ZTB_WIRE_SSF_QUEUE_KEY      "ztb:ssf:{ssf}:queue"
 
 /* ---- clocks ---------------------------------------------------------------- */
 

@@ -23,15 +23,15 @@
 #include "sdk/src/http_client.h"
 #include "sdk/src/jwks_cache.h"
 
-#define SSF_JWKS_TIMEOUT_MS  3000
-#define SSF_JWKS_CONNECT_MS  2000
-#define SSF_JWKS_RETRY_MS    (JWKS_DEFAULT_REFETCH_S * 1000)
+#define SSF_JWKS_TIMEOUT_MS 3000
+#define SSF_JWKS_CONNECT_MS 2000
+#define SSF_JWKS_RETRY_MS   (JWKS_DEFAULT_REFETCH_S * 1000)
 
 struct ssf_jwks {
     char *url;
     pthread_mutex_t mu; /* creation of cache */
     _Atomic(struct jwks_cache *) cache;
-    int64_t last_try_ms; /* under mu */
+    int64_t last_try_ms;  /* under mu */
     char last_error[256]; /* under mu */
 };
 

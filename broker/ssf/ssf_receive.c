@@ -114,9 +114,9 @@ void handle_ssf_events(struct http_req *req, struct http_resp *resp)
     ztb_jws_header hdr;
     ztb_jws_verify_opts vo = {.max_len = SSF_SET_MAX};
     char kwhy[300] = "";
-    ztb_err rv = t->remote != NULL ? ssf_jwks_verify(t->remote, tok, len, &vo, &hdr, &claims, kwhy,
-                                                     sizeof(kwhy))
-                                   : ztb_jws_verify(t->keys, tok, len, &vo, &hdr, &claims);
+    ztb_err rv = t->remote != NULL
+                     ? ssf_jwks_verify(t->remote, tok, len, &vo, &hdr, &claims, kwhy, sizeof(kwhy))
+                     : ztb_jws_verify(t->keys, tok, len, &vo, &hdr, &claims);
     if (rv == ZTB_ERR_UNAVAILABLE || rv == ZTB_ERR_NOMEM) {
         /* fail closed; a 5xx tells the transmitter to try again later */
         refuse(req, resp, 503, "temporarily_unavailable",

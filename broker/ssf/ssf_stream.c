@@ -115,7 +115,8 @@ static ztb_err read_delivery(json_t *d, struct ssf_stream *t, char *why, size_t 
 static ztb_err read_events(json_t *ev, unsigned *mask, char *why, size_t cap)
 {
     if (!json_is_array(ev) || json_array_size(ev) > SSF_EVENTS_MAX)
-        return bad(why, cap, "%s", "events_requested must be an array of at most 64 event type URIs");
+        return bad(why, cap, "%s",
+                   "events_requested must be an array of at most 64 event type URIs");
     size_t i;
     json_t *v;
     unsigned m = 0;
@@ -188,7 +189,8 @@ ztb_err ssf_stream_apply(struct ssf_stream *s, json_t *body, enum ssf_stream_op 
     if (rv == ZTB_OK && desc != NULL) {
         const char *dt = text_member(desc, sizeof(t.description));
         if (dt == NULL)
-            rv = bad(why, cap, "description must be printable text under %d bytes", SSF_DESCRIPTION_MAX);
+            rv = bad(why, cap, "description must be printable text under %d bytes",
+                     SSF_DESCRIPTION_MAX);
         else
             snprintf(t.description, sizeof(t.description), "%s", dt);
     }
@@ -234,11 +236,10 @@ static void wipe_string(json_t *v)
 
 char *ssf_stream_record(const struct ssf_stream *s)
 {
-    json_t *j = json_pack("{s:s,s:s,s:s,s:I,s:s,s:s,s:s,s:s,s:I}", "id", s->id, "owner", s->owner,
-                          "aud", s->aud, "events", (json_int_t)s->events, "url", s->url,
-                          "description", s->description, "status",
-                          ssf_stream_status_name(s->status), "reason", s->reason, "created",
-                          (json_int_t)s->created);
+    json_t *j = json_pack(
+        "{s:s,s:s,s:s,s:I,s:s,s:s,s:s,s:s,s:I}", "id", s->id, "owner", s->owner, "aud", s->aud,
+        "events", (json_int_t)s->events, "url", s->url, "description", s->description, "status",
+        ssf_stream_status_name(s->status), "reason", s->reason, "created", (json_int_t)s->created);
     if (j != NULL && s->authorization != NULL)
         json_object_set_new(j, "authorization", json_string(s->authorization));
     char *text = j ? json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
@@ -276,8 +277,8 @@ ztb_err ssf_stream_from_record(const char *text, size_t n, struct ssf_stream *s)
         copy_member(j, "aud", s->aud, sizeof(s->aud)) &&
         copy_member(j, "url", s->url, sizeof(s->url)) &&
         copy_member(j, "description", s->description, sizeof(s->description)) &&
-        copy_member(j, "reason", s->reason, sizeof(s->reason)) && st >= 0 &&
-        json_is_integer(ev) && json_is_integer(cr) && (a == NULL || json_is_string(a))) {
+        copy_member(j, "reason", s->reason, sizeof(s->reason)) && st >= 0 && json_is_integer(ev) &&
+        json_is_integer(cr) && (a == NULL || json_is_string(a))) {
         s->status = (enum ssf_stream_status)st;
         s->events = (unsigned)json_integer_value(ev) & SSF_EV_SENT;
         s->created = json_integer_value(cr);
@@ -298,8 +299,8 @@ json_t *ssf_stream_config_json(const struct ssf_stream *s, const char *issuer,
     return json_pack("{s:s,s:s,s:s,s:o,s:o,s:o,s:{s:s,s:s},s:i,s:s}", "stream_id", s->id, "iss",
                      issuer, "aud", s->aud, "events_supported", event_list(SSF_EV_SENT),
                      "events_requested", event_list(s->events), "events_delivered",
-                     event_list(s->events & SSF_EV_SENT), "delivery", "method",
-                     SSF_DELIVERY_PUSH, "endpoint_url", s->url, "min_verification_interval",
+                     event_list(s->events & SSF_EV_SENT), "delivery", "method", SSF_DELIVERY_PUSH,
+                     "endpoint_url", s->url, "min_verification_interval",
                      (int)min_verification_interval, "description", s->description);
 }
 

@@ -226,7 +226,8 @@ static void list_own(struct http_resp *resp, const struct broker *b, const struc
             continue;
         if (strcmp(s.owner, c->agent) == 0)
             json_array_append_new(
-                arr, ssf_stream_config_json(&s, b->issuer, b->ssf->streams.min_verification_interval));
+                arr,
+                ssf_stream_config_json(&s, b->issuer, b->ssf->streams.min_verification_interval));
         ssf_stream_clear(&s);
     }
     store_ssf_list_free(recs, n);
@@ -270,9 +271,8 @@ static void create(struct http_req *req, struct http_resp *resp, const struct br
     ztb_free_secret_str(rec);
     if (rv == ZTB_ERR_STATE || rv == ZTB_ERR_TOO_LARGE) {
         snprintf(why, sizeof(why),
-                 rv == ZTB_ERR_STATE
-                     ? "this receiver has %u streams already: delete one first"
-                     : "the transmitter holds %u streams already: ask its operator",
+                 rv == ZTB_ERR_STATE ? "this receiver has %u streams already: delete one first"
+                                     : "the transmitter holds %u streams already: ask its operator",
                  rv == ZTB_ERR_STATE ? b->ssf->streams.max_per_receiver
                                      : b->ssf->streams.max_streams);
         http_resp_error(resp, 409, "conflict", why);
@@ -318,7 +318,7 @@ static void change(struct http_req *req, struct http_resp *resp, const struct br
     ssf_stream_clear(&s);
 }
 
-static void delete(struct http_req *req, struct http_resp *resp, const struct caller *c)
+static void delete (struct http_req *req, struct http_resp *resp, const struct caller *c)
 {
     int present = 0;
     const char *id = query_id(req, resp, &present);
@@ -366,7 +366,7 @@ void handle_ssf_streams(struct http_req *req, struct http_resp *resp)
     } else if (strcmp(m, "PUT") == 0 || strcmp(m, "PATCH") == 0) {
         change(req, resp, b, &c, m[1] == 'U' ? SSF_OP_REPLACE : SSF_OP_UPDATE);
     } else if (strcmp(m, "DELETE") == 0) {
-        delete(req, resp, &c);
+        delete (req, resp, &c);
     } else if (strcmp(m, "GET") == 0) {
         int present = 0;
         const char *id = query_id(req, resp, &present);
@@ -385,8 +385,8 @@ void handle_ssf_streams(struct http_req *req, struct http_resp *resp)
 
 static void answer_status(struct http_resp *resp, const struct ssf_stream *s)
 {
-    json_t *j = json_pack("{s:s,s:s}", "stream_id", s->id, "status",
-                          ssf_stream_status_name(s->status));
+    json_t *j =
+        json_pack("{s:s,s:s}", "stream_id", s->id, "status", ssf_stream_status_name(s->status));
     if (j != NULL && s->reason[0] != '\0')
         json_object_set_new(j, "reason", json_string(s->reason));
     if (j == NULL)
@@ -480,7 +480,8 @@ void handle_ssf_verify(struct http_req *req, struct http_resp *resp)
     const char *state = json_string_value(sj);
     struct ssf_stream s;
     if (id != NULL && sj != NULL &&
-        (state == NULL || strlen(state) > SSF_STATE_MAX || strlen(state) != json_string_length(sj))) {
+        (state == NULL || strlen(state) > SSF_STATE_MAX ||
+         strlen(state) != json_string_length(sj))) {
         http_resp_error(resp, 400, "invalid_request", "state must be text under 256 bytes");
     } else if (id != NULL && json_object_size(body) > (sj != NULL ? 2u : 1u)) {
         http_resp_error(resp, 400, "invalid_request",

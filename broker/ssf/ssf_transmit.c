@@ -42,17 +42,17 @@ enum delivery_kind { D_RECEIVER, D_STREAMS, D_STREAM };
 
 struct delivery {
     enum delivery_kind kind;
-    size_t rx;                            /* D_RECEIVER: index of the receiver */
-    char stream[STORE_SSF_ID_MAX + 1];    /* D_STREAM: the stream id */
-    int verification;                     /* D_STREAM: a verification event (SSF 1.0 §8.1.4) */
-    char state[SSF_STATE_MAX + 1];        /* ... and the state it echoes */
+    size_t rx;                         /* D_RECEIVER: index of the receiver */
+    char stream[STORE_SSF_ID_MAX + 1]; /* D_STREAM: the stream id */
+    int verification;                  /* D_STREAM: a verification event (SSF 1.0 §8.1.4) */
+    char state[SSF_STATE_MAX + 1];     /* ... and the state it echoes */
     policy_response_kind response;
     char target[STORE_ID_MAX + 1];
     char cause[32];
-    int64_t at;     /* when ztb applied it */
-    char *set;      /* the signed SET, once made (kept for retries) */
-    unsigned tries; /* attempts made */
-    uint64_t due;   /* monotonic ms */
+    int64_t at;      /* when ztb applied it */
+    char *set;       /* the signed SET, once made (kept for retries) */
+    unsigned tries;  /* attempts made */
+    uint64_t due;    /* monotonic ms */
     uint64_t queued; /* monotonic ms: when it was queued (a paused stream holds it) */
 };
 
@@ -168,10 +168,10 @@ static ztb_err make_set(struct delivery *d, const char *aud)
     if (ztb_random(raw, sizeof(raw)) != ZTB_OK ||
         ztb_b64url_encode(raw, sizeof(raw), jti, sizeof(jti), NULL) != ZTB_OK)
         return ZTB_ERR_CRYPTO;
-    char *claims = d->verification
-                       ? ssf_verification_claims(T.issuer, aud, d->stream, d->state, d->at, jti)
-                       : ssf_set_claims(T.issuer, T.td, aud, d->response, d->target, d->cause,
-                                        d->at, jti);
+    char *claims =
+        d->verification
+            ? ssf_verification_claims(T.issuer, aud, d->stream, d->state, d->at, jti)
+            : ssf_set_claims(T.issuer, T.td, aud, d->response, d->target, d->cause, d->at, jti);
     if (claims == NULL)
         return ZTB_ERR_NOMEM;
     struct keys_state *ks = keys_acquire();
@@ -299,7 +299,8 @@ static int to_stream(struct delivery *d)
         r = TRY_HOLD;
     } else if (s.status == SSF_STREAM_ENABLED &&
                (d->verification || (s.events & ssf_event_for_response(d->response)) != 0)) {
-        struct dest t = {.name = s.id, .url = s.url, .aud = s.aud, .authorization = s.authorization};
+        struct dest t = {
+            .name = s.id, .url = s.url, .aud = s.aud, .authorization = s.authorization};
         r = post_to(d, &t);
     }
     ssf_stream_clear(&s);

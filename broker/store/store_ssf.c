@@ -85,8 +85,8 @@ ztb_err store_ssf_create(const char *owner, const char *id, const char *record,
     char per[16], all[16];
     snprintf(per, sizeof(per), "%u", max_per_owner);
     snprintf(all, sizeof(all), "%u", max_total);
-    const char *argv[] = {ZTB_WIRE_SSF_STREAMS_KEY, ZTB_WIRE_SSF_OWNERS_KEY, owner, id, record,
-                          per, all};
+    const char *argv[] = {
+        ZTB_WIRE_SSF_STREAMS_KEY, ZTB_WIRE_SSF_OWNERS_KEY, owner, id, record, per, all};
     long long v = 0;
     ZTB_GUARD(run_int(&create_script, 2, (int)ZTB_ARRAY_LEN(argv), argv, &v, "ssf_create"));
     return v == 1 ? ZTB_OK : v == 0 ? ZTB_ERR_EXISTS : v == -1 ? ZTB_ERR_STATE : ZTB_ERR_TOO_LARGE;

@@ -51,8 +51,8 @@ enum scheme { SCHEME_NONE, SCHEME_BEARER, SCHEME_DPOP };
 
 /* The challenge for a refusal (RFC 6750 §3, RFC 9449 §7.1): the scheme the
  * request used (both when it used none), the error and its description. */
-static void challenge(struct http_resp *resp, const char *rm_url, enum scheme s,
-                      const char *error, const char *desc, const char *scope)
+static void challenge(struct http_resp *resp, const char *rm_url, enum scheme s, const char *error,
+                      const char *desc, const char *scope)
 {
     char extra[300] = "", rm[ROUTE_ORIGIN_MAX + 80] = "";
     if (error != NULL)
@@ -263,8 +263,8 @@ static ztb_err check_binding(struct http_req *req, struct http_resp *resp, struc
         refuse(resp, d->rm, 401, SCHEME_DPOP, "invalid_dpop_proof", ZTB_ERR_DPOP_REPLAY,
                "the DPoP proof was used before", NULL);
     else if (rv != ZTB_OK)
-        refuse(resp, d->rm, rv == ZTB_ERR_UNAVAILABLE ? 503 : 401, SCHEME_DPOP, "invalid_dpop_proof", rv,
-               "the DPoP proof cannot be recorded", NULL);
+        refuse(resp, d->rm, rv == ZTB_ERR_UNAVAILABLE ? 503 : 401, SCHEME_DPOP,
+               "invalid_dpop_proof", rv, "the DPoP proof cannot be recorded", NULL);
     return rv;
 }
 

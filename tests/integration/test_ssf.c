@@ -35,11 +35,11 @@
 #include "pki/jwk.h"
 #include "pki/jws.h"
 
-#define CAEP    "https://schemas.openid.net/secevent/caep/event-type/"
-#define IDP     "https://idp.test"
-#define IDP_AUD "urn:ztb:test:ssf-receiver"
-#define RX_AUD  "urn:ztb:test:gateway"
-#define RX_AUTH "Bearer rx-test-secret"
+#define CAEP     "https://schemas.openid.net/secevent/caep/event-type/"
+#define IDP      "https://idp.test"
+#define IDP_AUD  "urn:ztb:test:ssf-receiver"
+#define RX_AUD   "urn:ztb:test:gateway"
+#define RX_AUTH  "Bearer rx-test-secret"
 #define SRX_AUD  "spiffe://ztb.local/agent/ssf-rx-1"
 #define IDP2     "https://idp2.test"
 #define IDP3     "https://idp3.test"
@@ -518,7 +518,6 @@ static void test_configuration(void **state)
     zh_resp_free(&r);
 }
 
-
 /* ---- a transmitter's keys by URL ------------------------------------------- */
 
 /* A SET of the python transmitter over claims (kid: another kid in its
@@ -529,9 +528,8 @@ static long post_python_set(const char *claims, const char *kid, struct zh_resp 
     snprintf(url, sizeof(url), "http://127.0.0.1:%s/sign%s%s", ptx.port, kid ? "?kid=" : "",
              kid ? kid : "");
     struct zh_resp s;
-    assert_int_equal(zh_http("POST", url, NULL, "application/json", claims, strlen(claims), NULL,
-                             &s),
-                     0);
+    assert_int_equal(
+        zh_http("POST", url, NULL, "application/json", claims, strlen(claims), NULL, &s), 0);
     assert_int_equal(s.status, 200);
     snprintf(url, sizeof(url), "%s/v1/ssf/events", b.url);
     assert_int_equal(zh_http("POST", url, NULL, "application/secevent+jwt", s.body, s.len, NULL, r),
@@ -611,8 +609,8 @@ static void test_receive_jwks_uri(void **state)
 #define STREAM_EVENTS_PATH "/v1/ssf/streams"
 
 /* A ztb token of a for audience ztb-ssf and action (form-encoded), into tok. */
-static void ssf_token(const struct za_agent *a, const char *audience, const char *action,
-                      char *tok, size_t cap)
+static void ssf_token(const struct za_agent *a, const char *audience, const char *action, char *tok,
+                      size_t cap)
 {
     struct zh_resp r;
     long st = za_token(&b, a, audience, action, &r, tok, cap);
@@ -758,11 +756,12 @@ static void test_streams(void **state)
              "[\"urn:ztb:ssf:event-type:agent-quarantined\"]}",
              id);
     j = ssf_expect("PATCH", STREAM_EVENTS_PATH, tok, body, 200);
-    assert_string_equal(json_string_value(json_array_get(json_object_get(j, "events_delivered"), 0)),
-                        "urn:ztb:ssf:event-type:agent-quarantined");
-    assert_non_null(strstr(
-        json_string_value(json_object_get(json_object_get(j, "delivery"), "endpoint_url")),
-        srx.port)); /* delivery left as it was */
+    assert_string_equal(
+        json_string_value(json_array_get(json_object_get(j, "events_delivered"), 0)),
+        "urn:ztb:ssf:event-type:agent-quarantined");
+    assert_non_null(
+        strstr(json_string_value(json_object_get(json_object_get(j, "delivery"), "endpoint_url")),
+               srx.port)); /* delivery left as it was */
     json_decref(j);
     revoke_agent("stream-u1");
     assert_null(receiver_line_of(&srx, "agent/stream-u1", 600));

@@ -223,12 +223,9 @@ static void test_load_file(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_good),
-        cmocka_unit_test(test_refusals),
-        cmocka_unit_test(test_streams),
-        cmocka_unit_test(test_jwks_uri),
-        cmocka_unit_test(test_event_names),
-        cmocka_unit_test(test_load_file),
+        cmocka_unit_test(test_good),        cmocka_unit_test(test_refusals),
+        cmocka_unit_test(test_streams),     cmocka_unit_test(test_jwks_uri),
+        cmocka_unit_test(test_event_names), cmocka_unit_test(test_load_file),
     };
     return cmocka_run_group_tests(tests, setup, NULL);
 }

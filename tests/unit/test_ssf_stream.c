@@ -40,9 +40,10 @@ static void test_create(void **state)
     struct ssf_stream s;
     fresh(&s);
     char why[300];
-    const char *body = "{" PUSH "\"https://rx.example/ssf\",\"authorization_header\":\"Bearer x1\"},"
-                       "\"events_requested\":[\"" CAEP_REVOKED "\",\"urn:example:other\"],"
-                       "\"description\":\"gw\"}";
+    const char *body =
+        "{" PUSH "\"https://rx.example/ssf\",\"authorization_header\":\"Bearer x1\"},"
+        "\"events_requested\":[\"" CAEP_REVOKED "\",\"urn:example:other\"],"
+        "\"description\":\"gw\"}";
     assert_int_equal(apply(&s, body, SSF_OP_CREATE, why), ZTB_OK);
     assert_string_equal(s.url, "https://rx.example/ssf");
     assert_string_equal(s.authorization, "Bearer x1");
@@ -83,7 +84,7 @@ static void test_refusals(void **state)
     char why[300];
     const char *bad[] = {
         "[]",
-        "{}",                                               /* no delivery */
+        "{}",                                                   /* no delivery */
         "{\"owner\":\"rx-2\"," PUSH "\"https://a.example/\"}}", /* not a member */
         "{\"delivery\":{\"method\":\"urn:ietf:rfc:8936\",\"endpoint_url\":\"https://a.example/\"}}",
         "{" PUSH "\"http://10.0.0.1/x\"}}",
@@ -131,29 +132,31 @@ static void test_update_and_replace(void **state)
                      ZTB_OK);
     /* PATCH needs the stream's id; changes only what it names */
     assert_int_equal(apply(&s, "{\"description\":\"e\"}", SSF_OP_UPDATE, why), ZTB_ERR_MALFORMED);
-    assert_int_equal(
-        apply(&s, "{\"stream_id\":\"ssf_BBBBBBBBBBBBBBBBBBBBBB\",\"description\":\"e\"}",
-              SSF_OP_UPDATE, why),
-        ZTB_ERR_MALFORMED);
-    assert_int_equal(apply(&s, "{\"stream_id\":\"ssf_AAAAAAAAAAAAAAAAAAAAAA\",\"description\":\"e\"}",
+    assert_int_equal(apply(&s,
+                           "{\"stream_id\":\"ssf_BBBBBBBBBBBBBBBBBBBBBB\",\"description\":\"e\"}",
+                           SSF_OP_UPDATE, why),
+                     ZTB_ERR_MALFORMED);
+    assert_int_equal(apply(&s,
+                           "{\"stream_id\":\"ssf_AAAAAAAAAAAAAAAAAAAAAA\",\"description\":\"e\"}",
                            SSF_OP_UPDATE, why),
                      ZTB_OK);
     assert_string_equal(s.description, "e");
     assert_string_equal(s.authorization, "Bearer k");
     assert_int_equal(s.events, SSF_EV_SESSION_REVOKED);
     /* a failed PATCH changes nothing */
-    assert_int_equal(apply(&s,
-                           "{\"stream_id\":\"ssf_AAAAAAAAAAAAAAAAAAAAAA\",\"description\":\"f\","
-                           PUSH "\"http://192.0.2.1/\"}}",
-                           SSF_OP_UPDATE, why),
-                     ZTB_ERR_MALFORMED);
+    assert_int_equal(
+        apply(&s,
+              "{\"stream_id\":\"ssf_AAAAAAAAAAAAAAAAAAAAAA\",\"description\":\"f\"," PUSH
+              "\"http://192.0.2.1/\"}}",
+              SSF_OP_UPDATE, why),
+        ZTB_ERR_MALFORMED);
     assert_string_equal(s.description, "e");
     assert_string_equal(s.url, "https://a.example/");
     /* PUT replaces all a receiver sets */
-    assert_int_equal(apply(&s, "{\"stream_id\":\"ssf_AAAAAAAAAAAAAAAAAAAAAA\"," PUSH
-                               "\"https://b.example/\"}}",
-                           SSF_OP_REPLACE, why),
-                     ZTB_OK);
+    assert_int_equal(
+        apply(&s, "{\"stream_id\":\"ssf_AAAAAAAAAAAAAAAAAAAAAA\"," PUSH "\"https://b.example/\"}}",
+              SSF_OP_REPLACE, why),
+        ZTB_OK);
     assert_string_equal(s.url, "https://b.example/");
     assert_null(s.authorization);
     assert_int_equal(s.events, 0);

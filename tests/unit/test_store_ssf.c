@@ -44,9 +44,9 @@ static void test_streams(void **state)
     /* the owner's limit, then the total */
     assert_int_equal(store_ssf_create("rx-a", ID3, "{\"owner\":\"rx-a\"}", 2, 3), ZTB_ERR_STATE);
     assert_int_equal(store_ssf_create("rx-b", ID3, "{\"owner\":\"rx-b\"}", 2, 3), ZTB_OK);
-    assert_int_equal(store_ssf_create("rx-c", "ssf_DDDDDDDDDDDDDDDDDDDDDD", "{\"owner\":\"rx-c\"}",
-                                      2, 3),
-                     ZTB_ERR_TOO_LARGE);
+    assert_int_equal(
+        store_ssf_create("rx-c", "ssf_DDDDDDDDDDDDDDDDDDDDDD", "{\"owner\":\"rx-c\"}", 2, 3),
+        ZTB_ERR_TOO_LARGE);
 
     char *rec = NULL;
     assert_int_equal(store_ssf_get(ID1, &rec), ZTB_OK);
