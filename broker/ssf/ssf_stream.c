@@ -12,7 +12,6 @@
  * record.
  */
 #include <stdarg.h>
-#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -230,8 +229,12 @@ static json_t *event_list(unsigned mask)
  * (json_string_value is the value's buffer; NULL or a non-string: no-op). */
 static void wipe_string(json_t *v)
 {
-    if (json_is_string(v))
-        ztb_wipe((char *)(uintptr_t)json_string_value(v), json_string_length(v));
+    if (!json_is_string(v))
+        return;
+    const char *cv = json_string_value(v);
+    char *w;
+    memcpy(&w, &cv, sizeof(w)); /* jansson's buffer is its own, and writable */
+    ztb_wipe(w, json_string_length(v));
 }
 
 char *ssf_stream_record(const struct ssf_stream *s)

@@ -63,9 +63,7 @@ static void challenge(struct http_resp *resp, const char *rm_url, enum scheme s,
     if (s == SCHEME_DPOP)
         http_resp_header(resp, "WWW-Authenticate", "DPoP realm=\"ztb\"%s, algs=\"ES256\"%s", extra,
                          rm);
-    else if (s == SCHEME_BEARER)
-        http_resp_header(resp, "WWW-Authenticate", "Bearer realm=\"ztb\"%s%s", extra, rm);
-    else if (error != NULL)
+    else if (s == SCHEME_BEARER || error != NULL)
         http_resp_header(resp, "WWW-Authenticate", "Bearer realm=\"ztb\"%s%s", extra, rm);
     else
         http_resp_header(resp, "WWW-Authenticate",

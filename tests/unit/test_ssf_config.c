@@ -37,6 +37,13 @@ static int setup(void **state)
     return 0;
 }
 
+/* A configuration without the test JWKS in it. */
+static ztb_err parse_plain(const char *text, struct ssf_config **c, char *why)
+{
+    why[0] = '\0';
+    return ssf_config_parse(text, strlen(text), "https://broker.example", c, why, 300);
+}
+
 static ztb_err parse(const char *fmt, struct ssf_config **c, char *why)
 {
     char text[8192];
@@ -134,15 +141,15 @@ static void test_streams(void **state)
     assert_int_equal(parse(TX(""), &c, why), ZTB_OK);
     assert_false(c->streams.enabled);
     ssf_config_free(c);
-    assert_int_equal(parse("{\"streams\":{}}", &c, why), ZTB_OK);
+    assert_int_equal(parse_plain("{\"streams\":{}}", &c, why), ZTB_OK);
     assert_true(c->streams.enabled);
     assert_string_equal(c->streams.audience, "ztb-ssf");
     assert_int_equal(c->streams.max_per_receiver, 4);
     assert_int_equal(c->streams.min_verification_interval, 10);
     ssf_config_free(c);
-    assert_int_equal(parse("{\"streams\":{\"audience\":\"ssf\",\"max_per_receiver\":1,"
-                           "\"max_streams\":9,\"min_verification_interval\":1}}",
-                           &c, why),
+    assert_int_equal(parse_plain("{\"streams\":{\"audience\":\"ssf\",\"max_per_receiver\":1,"
+                                 "\"max_streams\":9,\"min_verification_interval\":1}}",
+                                 &c, why),
                      ZTB_OK);
     assert_string_equal(c->streams.audience, "ssf");
     assert_int_equal(c->streams.max_streams, 9);
@@ -152,7 +159,8 @@ static void test_streams(void **state)
                          "{\"streams\":{\"min_verification_interval\":\"1\"}}",
                          "{\"streams\":{\"audiance\":\"x\"}}"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-        assert_int_not_equal(parse(bad[i], &c, why), ZTB_OK);
+        assert_int_not_equal(
+            strstr(bad[i], "%s") ? parse(bad[i], &c, why) : parse_plain(bad[i], &c, why), ZTB_OK);
         assert_null(c);
         assert_non_null(strstr(why, "streams"));
     }
@@ -164,9 +172,9 @@ static void test_jwks_uri(void **state)
     struct ssf_config *c = NULL;
     char why[300];
     /* no fetch at parse time; the URL must be https, or http to loopback */
-    assert_int_equal(parse("{\"transmitters\":[{\"name\":\"idp\",\"issuer\":\"https://i\","
-                           "\"jwks_uri\":\"https://idp.example/jwks.json\"}]}",
-                           &c, why),
+    assert_int_equal(parse_plain("{\"transmitters\":[{\"name\":\"idp\",\"issuer\":\"https://i\","
+                                 "\"jwks_uri\":\"https://idp.example/jwks.json\"}]}",
+                                 &c, why),
                      ZTB_OK);
     assert_non_null(c->tx[0].remote);
     assert_null(c->tx[0].keys);
@@ -181,7 +189,8 @@ static void test_jwks_uri(void **state)
         "\"jwks_uri\":\"https://idp.example/jwks.json\"}]}",
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-        assert_int_not_equal(parse(bad[i], &c, why), ZTB_OK);
+        assert_int_not_equal(
+            strstr(bad[i], "%s") ? parse(bad[i], &c, why) : parse_plain(bad[i], &c, why), ZTB_OK);
         assert_null(c);
         assert_non_null(strstr(why, "jwks"));
     }
