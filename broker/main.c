@@ -327,6 +327,7 @@ static void load_ssf(const struct broker_config *cfg)
     if (ssf_config_load(cfg->ssf_config, g_broker.issuer, &g_broker.ssf, why, sizeof(why)) !=
         ZTB_OK)
         die("ssf_config", why);
+    ssf_config_fetch_keys(g_broker.ssf); /* transmitters' jwks_uri: tried now, never fatal */
     if (ssf_transmit_start(g_broker.ssf, g_broker.issuer, cfg->trust_domain) != ZTB_OK)
         die("ssf_config", "cannot start the SSF push delivery thread");
 }

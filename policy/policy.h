@@ -42,9 +42,12 @@
  * Only a rule that names such an action literally grants it: "*", "*:*" or
  * "z*:..." never do, so a broad rule written for an agent's work does not
  * open introspection of everyone's tokens. The token endpoint issues no
- * token for this service.
+ * token for this service but one: POLICY_ACTION_SSF, the token an SSF
+ * receiver presents to the broker's stream-management API (and nowhere
+ * else: its audience is the broker's SSF audience).
  */
 #define POLICY_RESERVED_SERVICE "ztb"
+#define POLICY_ACTION_SSF       "ztb:ssf"
 
 /* Take one more reference to p (p may be NULL). Returns p. Thread-safe. */
 policy *policy_ref(policy *p);

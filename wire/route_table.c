@@ -479,3 +479,12 @@ ztb_err route_holder_match(struct route_holder *h, const char *method, const cha
     pthread_rwlock_unlock(&h->lock);
     return rv;
 }
+
+void route_holder_origin(struct route_holder *h, char *out, size_t cap)
+{
+    if (cap == 0)
+        return;
+    pthread_rwlock_rdlock(&h->lock);
+    snprintf(out, cap, "%s", h->t != NULL ? h->t->origin : "");
+    pthread_rwlock_unlock(&h->lock);
+}

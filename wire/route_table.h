@@ -105,4 +105,7 @@ ztb_err route_holder_reload(struct route_holder *h, const char *path, char *why,
 ztb_err route_holder_match(struct route_holder *h, const char *method, const char *uri,
                            struct route_need *need);
 
+/* The origin of the table in force into out (cap bytes; "" if none). */
+void route_holder_origin(struct route_holder *h, char *out, size_t cap);
+
 #endif /* ZTB_WIRE_ROUTE_TABLE_H */

@@ -133,6 +133,19 @@
 /* The path an agent polls an approval at (the id appended). */
 #define ZTB_WIRE_APPROVAL_PATH "/v1/approvals/"
 
+/* ---- Redis: SSF event streams (docs/signals.md, "Stream management") ------ */
+
+/*
+ * The streams SSF receivers created through the management API, one key
+ * family under one hash tag so that every script touching them is
+ * single-slot on a Redis Cluster: every stream (HASH, stream id -> its
+ * record), each receiver's stream count (HASH, agent -> count) and the
+ * verification throttle of one stream (STR, SET NX PX).
+ */
+#define ZTB_WIRE_SSF_STREAMS_KEY    "ztb:ssf:{ssf}:streams"
+#define ZTB_WIRE_SSF_OWNERS_KEY     "ztb:ssf:{ssf}:owners"
+#define ZTB_WIRE_SSF_VERIFY_KEY_FMT "ztb:ssf:{ssf}:verify:%s" /* the stream id */
+
 /* ---- clocks ---------------------------------------------------------------- */
 
 /*

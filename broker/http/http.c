@@ -255,6 +255,33 @@ int http_req_header_once(const struct http_req *req, const char *name, const cha
     return 1;
 }
 
+/* Query arguments are compared case-sensitively (RFC 3986), headers not. */
+static enum MHD_Result count_arg(void *cls, enum MHD_ValueKind kind, const char *key,
+                                 size_t key_len, const char *value, size_t value_len)
+{
+    (void)kind;
+    struct header_count *h = cls;
+    if (key != NULL && strlen(h->name) == key_len && memcmp(key, h->name, key_len) == 0) {
+        h->n++;
+        h->value = value;
+        h->value_len = value_len;
+    }
+    return MHD_YES;
+}
+
+int http_req_query_once(const struct http_req *req, const char *name, const char **value)
+{
+    struct header_count h = {.name = name};
+    *value = NULL;
+    MHD_get_connection_values_n(req->conn, MHD_GET_ARGUMENT_KIND, count_arg, &h);
+    if (h.n == 0)
+        return 0;
+    if (h.n > 1 || h.value == NULL || memchr(h.value, '\0', h.value_len) != NULL)
+        return -1;
+    *value = h.value;
+    return 1;
+}
+
 void http_resp_header(struct http_resp *resp, const char *name, const char *fmt, ...)
 {
     if (resp->nhdr >= HTTP_MAX_EXTRA_HEADERS)

@@ -47,7 +47,7 @@ struct http_resp {
     const char *content_type; /* default application/json */
     ztb_buf body;             /* bounded; initialised by the server */
     const char *hdr_name[HTTP_MAX_EXTRA_HEADERS];
-    char hdr_value[HTTP_MAX_EXTRA_HEADERS][560];
+    char hdr_value[HTTP_MAX_EXTRA_HEADERS][1024]; /* a challenge with resource_metadata */
     unsigned nhdr;
 };
 
@@ -137,6 +137,10 @@ const char *http_req_header(const struct http_req *req, const char *name);
  * NUL (a proxy and ztb could otherwise read different values).
  */
 int http_req_header_once(const struct http_req *req, const char *name, const char **value);
+
+/* The same for a query argument (name compared exactly; the value decoded
+ * by libmicrohttpd): 1, 0 when absent, -1 when repeated or holding a NUL. */
+int http_req_query_once(const struct http_req *req, const char *name, const char **value);
 
 /* Add a response header (name must be a static string). */
 void http_resp_header(struct http_resp *resp, const char *name, const char *fmt, ...)

@@ -19,6 +19,7 @@
 #include "broker/tokens/introspect_http.h"
 #include "broker/signals/signals.h"
 #include "broker/ssf/ssf_receive.h"
+#include "broker/ssf/ssf_streams_http.h"
 #include "broker/ssf/ssf_transmit.h"
 #include "broker/tokens/token.h"
 #include "broker/http/wellknown.h"
@@ -43,6 +44,9 @@ const struct http_route api_routes[] = {
     {"POST", "/access/v1/evaluations", handle_authzen_evaluations, "authzen_evaluations"},
     {"GET", "/.well-known/ssf-configuration", handle_ssf_configuration, "ssf_configuration"},
     {"POST", "/v1/ssf/events", handle_ssf_events, "ssf_events"},
+    {NULL, "/v1/ssf/streams", handle_ssf_streams, "ssf_streams"},
+    {NULL, "/v1/ssf/status", handle_ssf_status, "ssf_status"},
+    {"POST", "/v1/ssf/verify", handle_ssf_verify, "ssf_verify"},
 };
 const size_t api_routes_n = sizeof(api_routes) / sizeof(api_routes[0]);
 

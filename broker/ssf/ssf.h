@@ -16,11 +16,17 @@
  *
  *   {"transmitters": [{"name": "idp", "issuer": "https://idp.example",
  *                      "jwks_file": "/etc/ztb/idp.jwks", "audience": "...",
+ *                      (or "jwks": {...} inline, or "jwks_uri": "https://...")
  *                      "confidence": 1.0,
  *                      "subjects": {"email:bot@example.org": "billing-bot"}}],
  *    "receivers": [{"name": "gw", "endpoint_url": "https://gw.example/ssf",
  *                   "authorization_header": "Bearer ...", "audience": "...",
- *                   "events_requested": ["https://schemas.openid.net/..."]}]}
+ *                   "events_requested": ["https://schemas.openid.net/..."]}],
+ *    "streams": {"audience": "ztb-ssf", "max_per_receiver": 4,
+ *                "max_streams": 1024, "min_verification_interval": 10}}
+ *
+ * Receivers that "streams" lets manage their own streams (ssf_stream.h) are
+ * pushed to beside the configured ones.
  *
  * Must never: accept a configuration with any problem (the broker refuses to
  * start), or show a receiver's authorization_header anywhere.
@@ -35,6 +41,7 @@
 #include "broker/store/store.h"
 #include "broker/store/store_sources.h"
 #include "pki/keyset.h"
+#include "policy/policy.h"
 
 #define SSF_CAEP_PREFIX             "https://schemas.openid.net/secevent/caep/event-type/"
 #define SSF_EVENT_SESSION_REVOKED   SSF_CAEP_PREFIX "session-revoked"
@@ -45,9 +52,13 @@
 #define SSF_EVENT_APPROVAL_REQUIRED SSF_ZTB_PREFIX "approval-required"
 #define SSF_EVENT_AUDIENCE_KILLED   SSF_ZTB_PREFIX "audience-killed"
 #define SSF_EVENT_KEY_TAINTED       SSF_ZTB_PREFIX "key-tainted"
+#define SSF_EVENT_VERIFICATION      "https://schemas.openid.net/secevent/ssf/event-type/verification"
 #define SSF_DELIVERY_PUSH           "urn:ietf:rfc:8935"
 #define SSF_SET_TYP                 "secevent+jwt"
 #define SSF_EVENTS_PATH             "/v1/ssf/events"
+#define SSF_STREAMS_PATH            "/v1/ssf/streams" /* configuration_endpoint */
+#define SSF_STATUS_PATH             "/v1/ssf/status"
+#define SSF_VERIFY_PATH             "/v1/ssf/verify"
 
 #define SSF_URL_MAX     2048
 #define SSF_ISSUER_MAX  256
@@ -74,6 +85,8 @@ const char *ssf_event_uri(unsigned ev);
 /* The bit of an event type URI (n bytes), or 0 for one ztb does not know. */
 unsigned ssf_event_of(const char *uri, size_t n);
 
+struct ssf_jwks;
+
 struct ssf_subject {
     char key[SSF_SUBJECT_MAX +
              1]; /* "email:bot@example.org", "opaque:x", "uri:...", "iss_sub:ISS|SUB" */
@@ -85,7 +98,8 @@ struct ssf_transmitter {
     char issuer[SSF_ISSUER_MAX];     /* the SETs' iss */
     char audience[SSF_ISSUER_MAX];   /* their aud must name it (default: our issuer) */
     double confidence;               /* of the signals it raises (default 1) */
-    ztb_keyset *keys;                /* from jwks_file */
+    ztb_keyset *keys;                /* from jwks_file or jwks; NULL with jwks_uri */
+    struct ssf_jwks *remote;         /* from jwks_uri (ssf_jwks.h); NULL otherwise */
     struct ssf_subject *subjects;
     size_t nsubjects;
 };
@@ -98,11 +112,24 @@ struct ssf_receiver {
     unsigned events;            /* mask of SSF_EV_SENT */
 };
 
+/* The stream-management API (ssf_streams_http.c): on when the file has a
+ * "streams" member. A receiver calls it with a ztb access token for
+ * audience `audience` and action SSF_MANAGE_ACTION. */
+#define SSF_MANAGE_ACTION POLICY_ACTION_SSF
+struct ssf_streams_config {
+    int enabled;
+    char audience[SSF_ISSUER_MAX];      /* default "ztb-ssf" */
+    unsigned max_per_receiver;          /* default 4 */
+    unsigned max_streams;               /* default 1024, all receivers together */
+    unsigned min_verification_interval; /* seconds between verification events, default 10 */
+};
+
 struct ssf_config {
     struct ssf_transmitter *tx;
     size_t ntx;
     struct ssf_receiver *rx;
     size_t nrx;
+    struct ssf_streams_config streams;
 };
 
 /*
@@ -116,6 +143,10 @@ ztb_err ssf_config_load(const char *path, const char *our_issuer, struct ssf_con
 /* The same from JSON text already in memory (unit tests, fuzzing). */
 ztb_err ssf_config_parse(const char *text, size_t n, const char *our_issuer,
                          struct ssf_config **out, char *why, size_t cap);
+
+/* Fetch the keys of every transmitter with a jwks_uri now (ssf_jwks_start:
+ * bounded, never fatal). */
+void ssf_config_fetch_keys(const struct ssf_config *c);
 
 /* Free c (NULL is fine): the authorization values are wiped first. */
 void ssf_config_free(struct ssf_config *c);

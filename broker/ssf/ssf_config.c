@@ -22,6 +22,7 @@
 
 #include "broker/http/push_client.h"
 #include "broker/ssf/ssf.h"
+#include "broker/ssf/ssf_jwks.h"
 #include "common/json_gate.h"
 #include "common/secret.h"
 #include "pki/jwk.h"
@@ -141,7 +142,7 @@ static ztb_err load_transmitter(json_t *o, size_t i, const char *our_issuer,
 {
     char what[48];
     snprintf(what, sizeof(what), "transmitters[%zu]", i);
-    static const char *const allowed[] = {"name",     "issuer",   "jwks_file",  "jwks",
+    static const char *const allowed[] = {"name",     "issuer",   "jwks_file",  "jwks", "jwks_uri",
                                           "audience", "subjects", "confidence", NULL};
     if (!json_is_object(o)) {
         snprintf(why, cap, "%s must be an object", what);
@@ -171,14 +172,28 @@ static ztb_err load_transmitter(json_t *o, size_t i, const char *our_issuer,
     /* the keys: a JWKS file, or the JWKS inline */
     json_t *file = json_object_get(o, "jwks_file");
     json_t *inl = json_object_get(o, "jwks");
+    json_t *uri = json_object_get(o, "jwks_uri");
     char *text = NULL;
     size_t len = 0;
     ztb_err rv;
-    if ((file == NULL) == (inl == NULL)) {
-        snprintf(why, cap, "%s: exactly one of jwks_file and jwks is required", what);
+    if ((file != NULL) + (inl != NULL) + (uri != NULL) != 1) {
+        snprintf(why, cap, "%s: exactly one of jwks_file, jwks and jwks_uri is required", what);
         return ZTB_ERR_MALFORMED;
     }
-    if (file != NULL) {
+    if (uri != NULL) {
+        /* fetched later (ssf_jwks.h): https, or http to loopback only */
+        char uerr[256];
+        const char *u = json_string_value(uri);
+        if (u == NULL || push_url_check(u, 0, uerr, sizeof(uerr)) != ZTB_OK) {
+            snprintf(why, cap, "%s: jwks_uri: %s", what, u == NULL ? "must be a URL" : uerr);
+            return ZTB_ERR_MALFORMED;
+        }
+        rv = ssf_jwks_new(u, &t->remote);
+        if (rv != ZTB_OK) {
+            snprintf(why, cap, "%s: jwks_uri: %s", what, ztb_strerror(rv));
+            return rv;
+        }
+    } else if (file != NULL) {
         if (!json_is_string(file)) {
             snprintf(why, cap, "%s: jwks_file must be a path", what);
             return ZTB_ERR_MALFORMED;
@@ -192,7 +207,7 @@ static ztb_err load_transmitter(json_t *o, size_t i, const char *our_issuer,
             return ZTB_ERR_NOMEM;
         len = strlen(text);
     }
-    rv = ztb_jwks_parse(text, len, 0, &t->keys);
+    rv = t->remote != NULL ? ZTB_OK : ztb_jwks_parse(text, len, 0, &t->keys);
     free(text);
     if (rv != ZTB_OK) {
         snprintf(why, cap, "%s: its JWKS has no usable P-256 signing key (%s)", what,
@@ -293,6 +308,47 @@ static ztb_err load_receiver(json_t *o, size_t i, struct ssf_receiver *r, char *
     return ZTB_OK;
 }
 
+/* The "streams" member into c->streams. */
+static ztb_err load_streams(json_t *o, struct ssf_streams_config *c, char *why, size_t cap)
+{
+    static const char *const allowed[] = {"audience", "max_per_receiver", "max_streams",
+                                          "min_verification_interval", NULL};
+    if (!json_is_object(o)) {
+        snprintf(why, cap, "streams must be an object (its members may all be left out)");
+        return ZTB_ERR_MALFORMED;
+    }
+    if (!members_ok(o, allowed, "streams", why, cap) ||
+        !str_member(o, "audience", 0, c->audience, sizeof(c->audience), "streams", why, cap))
+        return ZTB_ERR_MALFORMED;
+    if (c->audience[0] == '\0')
+        snprintf(c->audience, sizeof(c->audience), "ztb-ssf");
+    if (!printable(c->audience)) {
+        snprintf(why, cap, "streams: audience must be printable");
+        return ZTB_ERR_MALFORMED;
+    }
+    const struct {
+        const char *name;
+        unsigned *to, def, min, max;
+    } nums[] = {{"max_per_receiver", &c->max_per_receiver, 4, 1, 64},
+                {"max_streams", &c->max_streams, 1024, 1, 4096},
+                {"min_verification_interval", &c->min_verification_interval, 10, 1, 86400}};
+    for (size_t i = 0; i < sizeof(nums) / sizeof(nums[0]); i++) {
+        json_t *v = json_object_get(o, nums[i].name);
+        *nums[i].to = nums[i].def;
+        if (v == NULL)
+            continue;
+        if (!json_is_integer(v) || json_integer_value(v) < nums[i].min ||
+            json_integer_value(v) > nums[i].max) {
+            snprintf(why, cap, "streams: %s must be an integer from %u to %u", nums[i].name,
+                     nums[i].min, nums[i].max);
+            return ZTB_ERR_MALFORMED;
+        }
+        *nums[i].to = (unsigned)json_integer_value(v);
+    }
+    c->enabled = 1;
+    return ZTB_OK;
+}
+
 ztb_err ssf_config_parse(const char *text, size_t n, const char *our_issuer,
                          struct ssf_config **out, char *why, size_t cap)
 {
@@ -305,7 +361,7 @@ ztb_err ssf_config_parse(const char *text, size_t n, const char *our_issuer,
         snprintf(why, cap, "%s", jwhy);
         return rv;
     }
-    static const char *const allowed[] = {"transmitters", "receivers", NULL};
+    static const char *const allowed[] = {"transmitters", "receivers", "streams", NULL};
     struct ssf_config *c = calloc(1, sizeof(*c));
     rv = ZTB_ERR_MALFORMED;
     if (c == NULL) {
@@ -352,6 +408,9 @@ ztb_err ssf_config_parse(const char *text, size_t n, const char *our_issuer,
         if (rv != ZTB_OK)
             goto out;
     }
+    json_t *st = json_object_get(doc, "streams");
+    if (st != NULL && (rv = load_streams(st, &c->streams, why, cap)) != ZTB_OK)
+        goto out;
     rv = ZTB_OK;
 out:
     json_decref(doc);
@@ -383,6 +442,7 @@ void ssf_config_free(struct ssf_config *c)
         return;
     for (size_t i = 0; i < c->ntx; i++) {
         ztb_keyset_free(c->tx[i].keys);
+        ssf_jwks_free(c->tx[i].remote);
         free(c->tx[i].subjects);
     }
     for (size_t i = 0; i < c->nrx; i++)
@@ -390,6 +450,12 @@ void ssf_config_free(struct ssf_config *c)
     free(c->tx);
     free(c->rx);
     free(c);
+}
+
+void ssf_config_fetch_keys(const struct ssf_config *c)
+{
+    for (size_t i = 0; c != NULL && i < c->ntx; i++)
+        ssf_jwks_start(c->tx[i].remote, c->tx[i].name);
 }
 
 const struct ssf_transmitter *ssf_transmitter_by_issuer(const struct ssf_config *c, const char *iss)

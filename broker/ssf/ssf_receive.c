@@ -16,6 +16,7 @@
 
 #include "broker/broker.h"
 #include "broker/signals/signals.h"
+#include "broker/ssf/ssf_jwks.h"
 #include "broker/ssf/ssf_receive.h"
 #include "broker/ssf/ssf_set.h"
 #include "common/log.h"
@@ -112,7 +113,16 @@ void handle_ssf_events(struct http_req *req, struct http_resp *resp)
     ztb_buf_init_fixed(&claims, text, sizeof(text));
     ztb_jws_header hdr;
     ztb_jws_verify_opts vo = {.max_len = SSF_SET_MAX};
-    ztb_err rv = ztb_jws_verify(t->keys, tok, len, &vo, &hdr, &claims);
+    char kwhy[300] = "";
+    ztb_err rv = t->remote != NULL
+                     ? ssf_jwks_verify(t->remote, tok, len, &vo, &hdr, &claims, kwhy, sizeof(kwhy))
+                     : ztb_jws_verify(t->keys, tok, len, &vo, &hdr, &claims);
+    if (rv == ZTB_ERR_UNAVAILABLE || rv == ZTB_ERR_NOMEM) {
+        /* fail closed; a 5xx tells the transmitter to try again later */
+        refuse(req, resp, 503, "temporarily_unavailable",
+               kwhy[0] ? kwhy : "the transmitter's keys are not available", t->name);
+        return;
+    }
     if (rv != ZTB_OK) {
         char why[120];
         snprintf(why, sizeof(why), "SET signature refused: %s", ztb_strerror(rv));

@@ -24,7 +24,9 @@
 #include "broker/http/metrics.h"
 #include "broker/http/push_client.h"
 #include "broker/signer/keys.h"
+#include "broker/ssf/ssf_stream.h"
 #include "broker/ssf/ssf_transmit.h"
+#include "broker/store/store_ssf.h"
 #include "broker/store/store_rev.h"
 #include "common/base64url.h"
 #include "common/buf.h"
@@ -33,16 +35,29 @@
 #include "pki/spiffe.h"
 #include "policy/policy.h"
 
+/* What one queued delivery is: a SET for a configured receiver, an event
+ * still to be fanned out to the streams receivers manage (the thread reads
+ * them from Redis, never the revocation path), or a SET for one stream. */
+enum delivery_kind { D_RECEIVER, D_STREAMS, D_STREAM };
+
 struct delivery {
-    size_t rx; /* index of the receiver */
+    enum delivery_kind kind;
+    size_t rx;                         /* D_RECEIVER: index of the receiver */
+    char stream[STORE_SSF_ID_MAX + 1]; /* D_STREAM: the stream id */
+    int verification;                  /* D_STREAM: a verification event (SSF 1.0 §8.1.4) */
+    char state[SSF_STATE_MAX + 1];     /* ... and the state it echoes */
     policy_response_kind response;
     char target[STORE_ID_MAX + 1];
     char cause[32];
-    int64_t at;     /* when ztb applied it */
-    char *set;      /* the signed SET, once made (kept for retries) */
-    unsigned tries; /* attempts made */
-    uint64_t due;   /* monotonic ms */
+    int64_t at;      /* when ztb applied it */
+    char *set;       /* the signed SET, once made (kept for retries) */
+    unsigned tries;  /* attempts made */
+    uint64_t due;    /* monotonic ms */
+    uint64_t queued; /* monotonic ms: when it was queued (a paused stream holds it) */
 };
+
+/* attempt()'s answers */
+enum { TRY_AGAIN = 0, TRY_DONE = 1, TRY_HOLD = 2 };
 
 static struct {
     pthread_mutex_t mu;
@@ -128,17 +143,35 @@ char *ssf_set_claims(const char *issuer, const char *trust_domain, const char *a
     return text;
 }
 
-/* Sign a new SET for d into d->set. UNAVAILABLE while the signer is down. */
-static ztb_err make_set(struct delivery *d)
+char *ssf_verification_claims(const char *issuer, const char *audience, const char *stream_id,
+                              const char *state, int64_t now, const char *jti)
 {
-    const struct ssf_receiver *r = &T.c->rx[d->rx];
+    if (issuer == NULL || audience == NULL || stream_id == NULL || jti == NULL)
+        return NULL;
+    json_t *ev = json_object();
+    if (ev != NULL && state != NULL && state[0] != '\0')
+        json_object_set_new(ev, "state", json_string(state));
+    json_t *c = json_pack("{s:s,s:s,s:I,s:s,s:{s:s,s:s},s:{s:o}}", "iss", issuer, "aud", audience,
+                          "iat", (json_int_t)now, "jti", jti, "sub_id", "format", "opaque", "id",
+                          stream_id, "events", SSF_EVENT_VERIFICATION, ev);
+    char *text = c ? json_dumps(c, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+    json_decref(c);
+    return text;
+}
+
+/* Sign a new SET for d, addressed to aud, into d->set. UNAVAILABLE while
+ * the signer is down. */
+static ztb_err make_set(struct delivery *d, const char *aud)
+{
     uint8_t raw[16];
     char jti[32];
     if (ztb_random(raw, sizeof(raw)) != ZTB_OK ||
         ztb_b64url_encode(raw, sizeof(raw), jti, sizeof(jti), NULL) != ZTB_OK)
         return ZTB_ERR_CRYPTO;
     char *claims =
-        ssf_set_claims(T.issuer, T.td, r->audience, d->response, d->target, d->cause, d->at, jti);
+        d->verification
+            ? ssf_verification_claims(T.issuer, aud, d->stream, d->state, d->at, jti)
+            : ssf_set_claims(T.issuer, T.td, aud, d->response, d->target, d->cause, d->at, jti);
     if (claims == NULL)
         return ZTB_ERR_NOMEM;
     struct keys_state *ks = keys_acquire();
@@ -159,18 +192,23 @@ static ztb_err make_set(struct delivery *d)
     return rv == ZTB_OK && d->set == NULL ? ZTB_ERR_NOMEM : rv;
 }
 
-/* One attempt: 1 done (delivered, or refused for good), 0 try again. */
-static int attempt(struct delivery *d)
+/* Where one delivery goes. */
+struct dest {
+    const char *name, *url, *aud, *authorization;
+};
+
+/* One attempt at d to t: TRY_DONE (delivered, or refused for good) or TRY_AGAIN. */
+static int post_to(struct delivery *d, const struct dest *r)
 {
-    const struct ssf_receiver *r = &T.c->rx[d->rx];
-    const char *event = ssf_event_uri(ssf_event_for_response(d->response));
+    const char *event = d->verification ? SSF_EVENT_VERIFICATION
+                                        : ssf_event_uri(ssf_event_for_response(d->response));
     if (d->set == NULL) {
-        ztb_err rv = make_set(d);
+        ztb_err rv = make_set(d, r->aud);
         if (rv != ZTB_OK) {
             metrics_add(METRIC_SSF_PUSH_FAILURES, 1);
             ztb_log(ZTB_LOG_WARN, "ssf.push_failed", ZTB_F_STR("receiver", r->name),
                     ZTB_F_STR("event", event), ZTB_F_STR("stage", "sign"), ZTB_F_ERR(rv));
-            return 0;
+            return TRY_AGAIN;
         }
     }
     struct push_request q = {.url = r->url,
@@ -197,13 +235,101 @@ static int attempt(struct delivery *d)
             ZTB_F_INT("attempt", d->tries + 1), ZTB_F_BOOL("final", final));
     if (final)
         metrics_add(METRIC_SSF_PUSH_DROPPED, 1);
-    return final;
+    return final ? TRY_DONE : TRY_AGAIN;
+}
+
+static int queue_add_locked(const struct delivery *d);
+
+/* Fan an event out to every stream that asked for it (read from Redis now,
+ * on this thread). TRY_AGAIN while Redis cannot answer. */
+static int fan_out(struct delivery *d)
+{
+    char **recs = NULL;
+    size_t n = 0;
+    ztb_err rv = store_ssf_list(&recs, &n);
+    if (rv != ZTB_OK) {
+        metrics_add(METRIC_SSF_PUSH_FAILURES, 1);
+        ztb_log(ZTB_LOG_WARN, "ssf.push_failed", ZTB_F_STR("receiver", "(streams)"),
+                ZTB_F_STR("stage", "read streams"), ZTB_F_ERR(rv));
+        return TRY_AGAIN;
+    }
+    unsigned ev = ssf_event_for_response(d->response);
+    for (size_t i = 0; i < n; i++) {
+        struct ssf_stream s;
+        if (ssf_stream_from_record(recs[i], strlen(recs[i]), &s) != ZTB_OK)
+            continue;
+        if ((s.events & ev) != 0 && s.status != SSF_STREAM_DISABLED) {
+            struct delivery one = *d;
+            one.kind = D_STREAM;
+            one.set = NULL;
+            one.tries = 0;
+            snprintf(one.stream, sizeof(one.stream), "%s", s.id);
+            pthread_mutex_lock(&T.mu);
+            (void)queue_add_locked(&one);
+            pthread_mutex_unlock(&T.mu);
+        }
+        ssf_stream_clear(&s);
+    }
+    store_ssf_list_free(recs, n);
+    return TRY_DONE;
+}
+
+/* One attempt at a stream's delivery, with the stream as it is now: gone or
+ * disabled ends it, paused holds it (SSF 1.0 §8.1.2), a change of events
+ * that no longer asks for it ends it. */
+static int to_stream(struct delivery *d)
+{
+    char *rec = NULL;
+    ztb_err rv = store_ssf_get(d->stream, &rec);
+    if (rv == ZTB_ERR_NOT_FOUND)
+        return TRY_DONE;
+    if (rv != ZTB_OK) {
+        metrics_add(METRIC_SSF_PUSH_FAILURES, 1);
+        ztb_log(ZTB_LOG_WARN, "ssf.push_failed", ZTB_F_STR("receiver", d->stream),
+                ZTB_F_STR("stage", "read stream"), ZTB_F_ERR(rv));
+        return TRY_AGAIN;
+    }
+    struct ssf_stream s;
+    rv = ssf_stream_from_record(rec, strlen(rec), &s);
+    ztb_free_secret_str(rec);
+    if (rv != ZTB_OK)
+        return TRY_DONE;
+    int r = TRY_DONE;
+    if (s.status == SSF_STREAM_PAUSED) {
+        r = TRY_HOLD;
+    } else if (s.status == SSF_STREAM_ENABLED &&
+               (d->verification || (s.events & ssf_event_for_response(d->response)) != 0)) {
+        struct dest t = {
+            .name = s.id, .url = s.url, .aud = s.aud, .authorization = s.authorization};
+        r = post_to(d, &t);
+    }
+    ssf_stream_clear(&s);
+    return r;
+}
+
+static int attempt(struct delivery *d)
+{
+    if (d->kind == D_STREAMS)
+        return fan_out(d);
+    if (d->kind == D_STREAM)
+        return to_stream(d);
+    const struct ssf_receiver *r = &T.c->rx[d->rx];
+    struct dest t = {
+        .name = r->name, .url = r->url, .aud = r->audience, .authorization = r->authorization};
+    return post_to(d, &t);
+}
+
+static const char *dest_name(const struct delivery *d)
+{
+    return d->kind == D_RECEIVER ? T.c->rx[d->rx].name
+           : d->kind == D_STREAM ? d->stream
+                                 : "(streams)";
 }
 
 static void drop(struct delivery *d, const char *why)
 {
     metrics_add(METRIC_SSF_PUSH_DROPPED, 1);
-    ztb_log(ZTB_LOG_ERROR, "ssf.push_dropped", ZTB_F_STR("receiver", T.c->rx[d->rx].name),
+    ztb_log(ZTB_LOG_ERROR, "ssf.push_dropped", ZTB_F_STR("receiver", dest_name(d)),
             ZTB_F_STR("target", d->target), ZTB_F_STR("why", why));
     free(d->set);
     d->set = NULL;
@@ -236,8 +362,17 @@ static void *run(void *arg)
         pthread_mutex_unlock(&T.mu);
         int done = attempt(&d);
         pthread_mutex_lock(&T.mu);
-        if (done) {
+        if (done == TRY_DONE) {
             free(d.set);
+            continue;
+        }
+        if (done == TRY_HOLD) {
+            if (mono_ms() - d.queued > SSF_HOLD_MS) {
+                drop(&d, "held too long on a paused stream");
+                continue;
+            }
+            d.due = mono_ms() + SSF_HOLD_POLL_MS;
+            T.q[T.n++] = d; /* it came out of the queue: there is room */
             continue;
         }
         d.tries++;
@@ -260,7 +395,7 @@ static void *run(void *arg)
 
 ztb_err ssf_transmit_start(const struct ssf_config *c, const char *issuer, const char *trust_domain)
 {
-    if (c == NULL || c->nrx == 0 || T.running)
+    if (c == NULL || (c->nrx == 0 && !c->streams.enabled) || T.running)
         return ZTB_OK;
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
@@ -302,33 +437,64 @@ void ssf_transmit_stop(void)
     pthread_cond_destroy(&T.cv);
 }
 
+/* Queue d (copied) due now; under T.mu. 0 if the queue is full (counted). */
+static int queue_add_locked(const struct delivery *d)
+{
+    if (T.n == SSF_QUEUE_MAX) {
+        metrics_add(METRIC_SSF_PUSH_DROPPED, 1);
+        ztb_log(ZTB_LOG_ERROR, "ssf.push_dropped", ZTB_F_STR("receiver", dest_name(d)),
+                ZTB_F_STR("target", d->target), ZTB_F_STR("why", "queue full"));
+        return 0;
+    }
+    struct delivery *q = &T.q[T.n++];
+    *q = *d;
+    q->due = q->queued = mono_ms();
+    pthread_cond_signal(&T.cv);
+    return 1;
+}
+
 void ssf_transmit_revocation(policy_response_kind response, const char *target, const char *cause)
 {
     unsigned ev = ssf_event_for_response(response);
     if (ev == 0 || target == NULL || strlen(target) > STORE_ID_MAX)
         return;
-    int64_t now = (int64_t)time(NULL);
+    struct delivery d;
+    memset(&d, 0, sizeof(d));
+    d.response = response;
+    snprintf(d.target, sizeof(d.target), "%s", target);
+    snprintf(d.cause, sizeof(d.cause), "%s", cause ? cause : "");
+    d.at = (int64_t)time(NULL);
     pthread_mutex_lock(&T.mu);
     for (size_t i = 0; T.running && i < T.c->nrx; i++) {
         if ((T.c->rx[i].events & ev) == 0)
             continue;
-        if (T.n == SSF_QUEUE_MAX) {
-            metrics_add(METRIC_SSF_PUSH_DROPPED, 1);
-            ztb_log(ZTB_LOG_ERROR, "ssf.push_dropped", ZTB_F_STR("receiver", T.c->rx[i].name),
-                    ZTB_F_STR("target", target), ZTB_F_STR("why", "queue full"));
-            continue;
-        }
-        struct delivery *d = &T.q[T.n++];
-        memset(d, 0, sizeof(*d));
-        d->rx = i;
-        d->response = response;
-        snprintf(d->target, sizeof(d->target), "%s", target);
-        snprintf(d->cause, sizeof(d->cause), "%s", cause ? cause : "");
-        d->at = now;
-        d->due = mono_ms();
+        d.kind = D_RECEIVER;
+        d.rx = i;
+        (void)queue_add_locked(&d);
     }
-    pthread_cond_signal(&T.cv);
+    if (T.running && T.c->streams.enabled) {
+        d.kind = D_STREAMS;
+        (void)queue_add_locked(&d);
+    }
     pthread_mutex_unlock(&T.mu);
+}
+
+ztb_err ssf_transmit_verification(const char *stream_id, const char *state)
+{
+    if (!store_ssf_id_ok(stream_id) || (state != NULL && strlen(state) > SSF_STATE_MAX))
+        return ZTB_ERR_INVALID_ARG;
+    struct delivery d;
+    memset(&d, 0, sizeof(d));
+    d.kind = D_STREAM;
+    d.verification = 1;
+    snprintf(d.stream, sizeof(d.stream), "%s", stream_id);
+    snprintf(d.state, sizeof(d.state), "%s", state ? state : "");
+    snprintf(d.target, sizeof(d.target), "%s", stream_id);
+    d.at = (int64_t)time(NULL);
+    pthread_mutex_lock(&T.mu);
+    int ok = T.running && queue_add_locked(&d);
+    pthread_mutex_unlock(&T.mu);
+    return ok ? ZTB_OK : ZTB_ERR_UNAVAILABLE;
 }
 
 void handle_ssf_configuration(struct http_req *req, struct http_resp *resp)
@@ -343,6 +509,21 @@ void handle_ssf_configuration(struct http_req *req, struct http_resp *resp)
     json_t *j = json_pack("{s:s,s:s,s:s,s:[s],s:o,s:s}", "spec_version", "1_0", "issuer", b->issuer,
                           "jwks_uri", jwks, "delivery_methods_supported", SSF_DELIVERY_PUSH,
                           "events_supported", events, "default_subjects", "ALL");
+    if (j != NULL && b->ssf != NULL && b->ssf->streams.enabled) {
+        /* the stream-management API (ssf_streams_http.c) */
+        static const struct {
+            const char *member, *path;
+        } eps[] = {{"configuration_endpoint", SSF_STREAMS_PATH},
+                   {"status_endpoint", SSF_STATUS_PATH},
+                   {"verification_endpoint", SSF_VERIFY_PATH}};
+        for (size_t i = 0; i < sizeof(eps) / sizeof(eps[0]); i++) {
+            char url[300];
+            snprintf(url, sizeof(url), "%s%s", b->issuer, eps[i].path);
+            json_object_set_new(j, eps[i].member, json_string(url));
+        }
+        json_object_set_new(j, "authorization_schemes",
+                            json_pack("[{s:s}]", "spec_urn", "urn:ietf:rfc:6749"));
+    }
     if (j == NULL) {
         http_resp_error(resp, 500, "server_error", "cannot render the SSF configuration");
         return;

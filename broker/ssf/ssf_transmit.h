@@ -16,6 +16,11 @@
  * logged. The queue survives nothing: events not yet delivered when the
  * broker stops are lost (the audit log still has every revocation).
  *
+ * Streams that receivers manage (ssf_streams_http.c) are read from Redis by
+ * the thread when it fans an event out, and again before each attempt, so a
+ * stream deleted, disabled or paused since is respected (paused: the event
+ * is held, up to SSF_HOLD_MS). Their SETs' aud is the receiver's SPIFFE ID.
+ *
  * Events and subjects (sub_id, RFC 9493 / SSF 1.0):
  *   revoke_token     CAEP session-revoked  {"format":"jwt_id","iss":ISSUER,"jti":JTI}
  *   revoke_all       CAEP session-revoked  {"format":"uri","uri":SPIFFE ID}
@@ -39,6 +44,8 @@
 #define SSF_MAX_ATTEMPTS 12
 #define SSF_BACKOFF_MS   500
 #define SSF_BACKOFF_CAP  60000
+#define SSF_HOLD_MS      3600000 /* a paused stream holds an event this long at most */
+#define SSF_HOLD_POLL_MS 1000    /* how often a held event looks whether it may go */
 
 /*
  * Start the delivery thread for c's receivers (c must outlive
@@ -47,6 +54,18 @@
  */
 ztb_err ssf_transmit_start(const struct ssf_config *c, const char *issuer,
                            const char *trust_domain);
+
+/*
+ * Queue a verification event (SSF 1.0 §8.1.4) for stream_id, echoing state
+ * (at most SSF_STATE_MAX bytes, NULL: none). UNAVAILABLE when no transmitter
+ * runs or the queue is full.
+ */
+ztb_err ssf_transmit_verification(const char *stream_id, const char *state);
+
+/* The claims of a verification SET (caller frees): sub_id {"format":
+ * "opaque", "id": stream_id}, events {verification: {state}}. */
+char *ssf_verification_claims(const char *issuer, const char *audience, const char *stream_id,
+                              const char *state, int64_t now, const char *jti);
 
 /* Stop the thread (pending deliveries are dropped and counted). */
 void ssf_transmit_stop(void);

@@ -2,7 +2,7 @@
  * store_internal.h - helpers shared by the files that know ztb's Redis key
  * names and scripts: store.c (agents, join tokens, the per-request check),
  * store_rev.c (revocations), store_sources.c, store_signals.c,
- * store_quorum.c, store_actions.c and store_detect.c.
+ * store_quorum.c, store_actions.c, store_detect.c and store_ssf.c.
  *
  * Must never be included outside those files: everything else reaches
  * Redis through their headers (store.h, store_rev.h, store_sources.h, ...).

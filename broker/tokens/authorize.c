@@ -38,6 +38,7 @@
 #include "broker/tokens/authorize.h"
 #include "broker/tokens/introspect.h"
 #include "wire/route_table.h"
+#include <ztb/resource.h>
 #include "common/guard.h"
 #include "common/secret.h"
 #include "pki/dpop.h"
@@ -50,27 +51,30 @@ enum scheme { SCHEME_NONE, SCHEME_BEARER, SCHEME_DPOP };
 
 /* The challenge for a refusal (RFC 6750 §3, RFC 9449 §7.1): the scheme the
  * request used (both when it used none), the error and its description. */
-static void challenge(struct http_resp *resp, enum scheme s, const char *error, const char *desc,
-                      const char *scope)
+static void challenge(struct http_resp *resp, const char *rm_url, enum scheme s, const char *error,
+                      const char *desc, const char *scope)
 {
-    char extra[300] = "";
+    char extra[300] = "", rm[ROUTE_ORIGIN_MAX + 80] = "";
     if (error != NULL)
         snprintf(extra, sizeof(extra), ", error=\"%s\", error_description=\"%s\"%s%s%s", error,
                  desc, scope ? ", scope=\"" : "", scope ? scope : "", scope ? "\"" : "");
+    if (rm_url[0] != '\0') /* RFC 9728 §5.1 */
+        snprintf(rm, sizeof(rm), ", resource_metadata=\"%s\"", rm_url);
     if (s == SCHEME_DPOP)
-        http_resp_header(resp, "WWW-Authenticate", "DPoP realm=\"ztb\"%s, algs=\"ES256\"", extra);
-    else if (s == SCHEME_BEARER)
-        http_resp_header(resp, "WWW-Authenticate", "Bearer realm=\"ztb\"%s", extra);
+        http_resp_header(resp, "WWW-Authenticate", "DPoP realm=\"ztb\"%s, algs=\"ES256\"%s", extra,
+                         rm);
+    else if (s == SCHEME_BEARER || error != NULL)
+        http_resp_header(resp, "WWW-Authenticate", "Bearer realm=\"ztb\"%s%s", extra, rm);
     else
         http_resp_header(resp, "WWW-Authenticate",
-                         "Bearer realm=\"ztb\", DPoP realm=\"ztb\", algs=\"ES256\"");
+                         "Bearer realm=\"ztb\"%s, DPoP realm=\"ztb\", algs=\"ES256\"%s", rm, rm);
 }
 
 /* 401/403/400 with the challenge and the JSON error body. */
-static void refuse(struct http_resp *resp, unsigned status, enum scheme s, const char *error,
-                   ztb_err err, const char *desc, const char *scope)
+static void refuse(struct http_resp *resp, const char *rm_url, unsigned status, enum scheme s,
+                   const char *error, ztb_err err, const char *desc, const char *scope)
 {
-    challenge(resp, s, error, desc, scope);
+    challenge(resp, rm_url, s, error, desc, scope);
     http_resp_error_as(resp, status, error, err, desc);
 }
 
@@ -146,6 +150,7 @@ static void unknown_caller(const struct http_req *req, const char *reason)
 struct decision {
     const char *method, *uri;
     struct route_need need;
+    char rm[ROUTE_ORIGIN_MAX + 48]; /* RFC 9728 resource_metadata of the table's origin, or "" */
     enum scheme scheme;
     const char *tok;
     size_t tok_len;
@@ -173,8 +178,14 @@ static int read_request(struct http_req *req, struct http_resp *resp, struct dec
                         "X-Original-Method and X-Original-URI, docs/gateways.md)");
         return 0;
     }
-    if (route_holder_match(b->authz_routes, d->method, d->uri, &d->need) != ZTB_OK) {
-        refuse(resp, 403, SCHEME_NONE, "insufficient_scope", ZTB_ERR_ACCESS_DENIED,
+    int matched = route_holder_match(b->authz_routes, d->method, d->uri, &d->need) == ZTB_OK;
+    /* the table's origin is the protected resource (as ztb-authz's default) */
+    char origin[ROUTE_ORIGIN_MAX];
+    route_holder_origin(b->authz_routes, origin, sizeof(origin));
+    if (origin[0] != '\0' && ztb_resource_metadata_url(origin, d->rm, sizeof(d->rm)) != ZTB_OK)
+        d->rm[0] = '\0';
+    if (!matched) {
+        refuse(resp, d->rm, 403, SCHEME_NONE, "insufficient_scope", ZTB_ERR_ACCESS_DENIED,
                "no route of the table allows this method and path", NULL);
         return 0;
     }
@@ -182,7 +193,7 @@ static int read_request(struct http_req *req, struct http_resp *resp, struct dec
     int n = http_req_header_once(req, "Authorization", &h);
     if (n == 0) {
         unknown_caller(req, "no_token");
-        challenge(resp, SCHEME_NONE, NULL, NULL, NULL); /* RFC 6750 §3.1: no error code */
+        challenge(resp, d->rm, SCHEME_NONE, NULL, NULL, NULL); /* RFC 6750 §3.1: no error code */
         http_resp_error_as(resp, 401, "invalid_token", ZTB_ERR_INVALID_REQUEST,
                            "no access token (Authorization: Bearer or DPoP)");
         return 0;
@@ -191,7 +202,7 @@ static int read_request(struct http_req *req, struct http_resp *resp, struct dec
     if (d->scheme == SCHEME_NONE) {
         if (n == 1) /* Basic, an API key scheme...: no ztb token (as ztb-authz counts it) */
             unknown_caller(req, "no_token");
-        refuse(resp, 400, SCHEME_NONE, "invalid_request", ZTB_ERR_INVALID_REQUEST,
+        refuse(resp, d->rm, 400, SCHEME_NONE, "invalid_request", ZTB_ERR_INVALID_REQUEST,
                "one Authorization header: Bearer or DPoP and one token", NULL);
         return 0;
     }
@@ -205,7 +216,7 @@ static ztb_err check_binding(struct http_req *req, struct http_resp *resp, struc
 {
     const char *jkt = claims_str(&t->tok.c, CL_JKT);
     if (t->tok.c.cnf_unknown || claims_str(&t->tok.c, CL_X5T) != NULL) {
-        refuse(resp, 401, d->scheme, "invalid_token", ZTB_ERR_BINDING,
+        refuse(resp, d->rm, 401, d->scheme, "invalid_token", ZTB_ERR_BINDING,
                "the token is bound to a TLS client certificate: present it to the audience "
                "directly",
                NULL);
@@ -213,14 +224,14 @@ static ztb_err check_binding(struct http_req *req, struct http_resp *resp, struc
     }
     if (jkt == NULL) {
         if (d->scheme == SCHEME_DPOP) {
-            refuse(resp, 401, d->scheme, "invalid_token", ZTB_ERR_BINDING,
+            refuse(resp, d->rm, 401, d->scheme, "invalid_token", ZTB_ERR_BINDING,
                    "not a DPoP-bound token: use the Bearer scheme", NULL);
             return ZTB_ERR_BINDING;
         }
         return ZTB_OK;
     }
     if (d->scheme != SCHEME_DPOP) { /* RFC 9449 §7.2 */
-        refuse(resp, 401, SCHEME_DPOP, "invalid_token", ZTB_ERR_BINDING,
+        refuse(resp, d->rm, 401, SCHEME_DPOP, "invalid_token", ZTB_ERR_BINDING,
                "a DPoP-bound token needs the DPoP scheme and a proof", NULL);
         return ZTB_ERR_BINDING;
     }
@@ -235,7 +246,7 @@ static ztb_err check_binding(struct http_req *req, struct http_resp *resp, struc
         rv = ztb_dpop_proof_check(proof, strlen(proof), d->method, htu, d->tok, now, DPOP_MAX_AGE_S,
                                   DPOP_SKEW_S, &r);
     if (rv != ZTB_OK) {
-        refuse(resp, 401, SCHEME_DPOP, "invalid_dpop_proof", ZTB_ERR_DPOP,
+        refuse(resp, d->rm, 401, SCHEME_DPOP, "invalid_dpop_proof", ZTB_ERR_DPOP,
                d->need.origin[0] == '\0'
                    ? "DPoP-bound tokens need an origin in the route table"
                    : "one DPoP proof for this method and URL, signed by the token's key",
@@ -243,17 +254,17 @@ static ztb_err check_binding(struct http_req *req, struct http_resp *resp, struc
         return rv;
     }
     if (!ztb_ct_eq_len(r.jkt, strlen(r.jkt), jkt, strlen(jkt))) {
-        refuse(resp, 401, SCHEME_DPOP, "invalid_token", ZTB_ERR_BINDING,
+        refuse(resp, d->rm, 401, SCHEME_DPOP, "invalid_token", ZTB_ERR_BINDING,
                "the DPoP proof is not signed by the key the token is bound to", NULL);
         return ZTB_ERR_BINDING;
     }
     rv = store_dpop_remember(r.jkt, r.jti, ztb_wire_dpop_keep_ms(r.iat, DPOP_MAX_AGE_S, now));
     if (rv == ZTB_ERR_DPOP_REPLAY)
-        refuse(resp, 401, SCHEME_DPOP, "invalid_dpop_proof", ZTB_ERR_DPOP_REPLAY,
+        refuse(resp, d->rm, 401, SCHEME_DPOP, "invalid_dpop_proof", ZTB_ERR_DPOP_REPLAY,
                "the DPoP proof was used before", NULL);
     else if (rv != ZTB_OK)
-        refuse(resp, rv == ZTB_ERR_UNAVAILABLE ? 503 : 401, SCHEME_DPOP, "invalid_dpop_proof", rv,
-               "the DPoP proof cannot be recorded", NULL);
+        refuse(resp, d->rm, rv == ZTB_ERR_UNAVAILABLE ? 503 : 401, SCHEME_DPOP,
+               "invalid_dpop_proof", rv, "the DPoP proof cannot be recorded", NULL);
     return rv;
 }
 
@@ -263,11 +274,11 @@ static ztb_err check_token(struct http_req *req, struct http_resp *resp, struct 
 {
     ztb_err rv = introspect_verify(d->tok, d->tok_len, broker_of(req)->issuer, now, t);
     if (rv != ZTB_OK) {
-        refuse(resp, 401, d->scheme, "invalid_token", rv, token_problem(rv), NULL);
+        refuse(resp, d->rm, 401, d->scheme, "invalid_token", rv, token_problem(rv), NULL);
         return rv;
     }
     if (strcmp(t->aud, d->need.audience) != 0) {
-        refuse(resp, 401, d->scheme, "invalid_token", ZTB_ERR_AUDIENCE,
+        refuse(resp, d->rm, 401, d->scheme, "invalid_token", ZTB_ERR_AUDIENCE,
                "the token is for another audience", NULL);
         return ZTB_ERR_AUDIENCE;
     }
@@ -275,12 +286,12 @@ static ztb_err check_token(struct http_req *req, struct http_resp *resp, struct 
     const char *scope = claims_str(&t->tok.c, CL_SCOPE);
     const char *res = claims_str(&t->tok.c, CL_RESOURCE);
     if (scope == NULL || strcmp(scope, d->need.action) != 0) {
-        refuse(resp, 403, d->scheme, "insufficient_scope", ZTB_ERR_ACTION,
+        refuse(resp, d->rm, 403, d->scheme, "insufficient_scope", ZTB_ERR_ACTION,
                "the token is for another action", d->need.action);
         return ZTB_ERR_ACTION;
     }
     if (strcmp(res != NULL ? res : "", d->need.resource) != 0) {
-        refuse(resp, 403, d->scheme, "insufficient_scope", ZTB_ERR_RESOURCE,
+        refuse(resp, d->rm, 403, d->scheme, "insufficient_scope", ZTB_ERR_RESOURCE,
                "the token is for another resource", d->need.action);
         return ZTB_ERR_RESOURCE;
     }
@@ -289,7 +300,7 @@ static ztb_err check_token(struct http_req *req, struct http_resp *resp, struct 
         http_resp_error(resp, 503, "temporarily_unavailable", "Redis is not answering");
         http_resp_header(resp, "Retry-After", "1");
     } else if (rv != ZTB_OK) {
-        refuse(resp, 401, d->scheme, "invalid_token", rv, token_problem(rv), NULL);
+        refuse(resp, d->rm, 401, d->scheme, "invalid_token", rv, token_problem(rv), NULL);
     }
     return rv;
 }

@@ -441,9 +441,11 @@ static int read_request(struct token_req *t, struct http_req *req, struct http_r
                         "scope must be exactly one action service:verb of [a-z0-9._-]");
         return 0;
     }
-    if (strncmp(t->action, POLICY_RESERVED_SERVICE ":", sizeof(POLICY_RESERVED_SERVICE)) == 0) {
+    if (strncmp(t->action, POLICY_RESERVED_SERVICE ":", sizeof(POLICY_RESERVED_SERVICE)) == 0 &&
+        strcmp(t->action, POLICY_ACTION_SSF) != 0) {
         /* the broker's own actions (ztb:introspect, ztb:consume) are asked of
-         * it directly, never carried by a token */
+         * it directly, never carried by a token; ztb:ssf is the SSF
+         * receivers' token for the broker's stream API (ssf_streams_http.c) */
         http_resp_error(resp, 400, "invalid_scope",
                         "the service \"ztb\" is reserved for the broker's own actions");
         return 0;

@@ -40,6 +40,7 @@ struct jwks_cache {
     char *url, *file;
     struct http_client *http;
     int64_t refetch_ms;
+    unsigned jwks_flags; /* for ztb_jwks_parse */
     ztb_keyset_slot slot;
     _Atomic uint64_t epoch;
     _Atomic uint64_t fetches;
@@ -156,7 +157,7 @@ static ztb_err fetch_locked(struct jwks_cache *c)
         ZTB_TRY(rv, read_file(c, &doc, &st));
         c->file_st = st;
     }
-    rv = ztb_jwks_parse((const char *)doc.data, doc.len, 0, &ks);
+    rv = ztb_jwks_parse((const char *)doc.data, doc.len, c->jwks_flags, &ks);
     if (rv != ZTB_OK) {
         snprintf(c->last_error, sizeof(c->last_error), "jwks %.200s: invalid document (%s)",
                  c->url ? c->url : c->file, ztb_err_name(rv));
@@ -326,6 +327,7 @@ ztb_err jwks_cache_new(const struct jwks_cache_opts *o, struct jwks_cache **out,
     c->owner = thread_cache_new_owner();
     c->http = o->http;
     c->refetch_ms = (int64_t)(o->refetch_s ? o->refetch_s : JWKS_DEFAULT_REFETCH_S) * 1000;
+    c->jwks_flags = o->jwks_flags;
     atomic_store(&c->last_demand_ms, INT64_MIN / 2);
     c->url = o->url ? strdup(o->url) : NULL;
     c->file = o->file ? strdup(o->file) : NULL;

@@ -53,6 +53,7 @@ struct jwks_cache_opts {
     const char *file;
     struct http_client *http; /* for url; borrowed, must outlive the cache */
     unsigned refetch_s;       /* least time between fetches; 0: the default */
+    unsigned jwks_flags;      /* ztb_jwks_parse flags: 0 (kids are thumbprints), ZTB_JWK_KID_ANY */
 };
 
 struct jwks_cache;

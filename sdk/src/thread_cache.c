@@ -12,8 +12,6 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 
-#include <ztb/verifier.h>
-
 #include "sdk/src/thread_cache.h"
 
 static pthread_key_t tc_key;
@@ -27,7 +25,8 @@ static void tc_destroy(void *p)
     struct thread_cache *t = p;
     for (unsigned i = 0; i < THREAD_CACHE_SLOTS; i++)
         ztb_keyset_free(t->slot[i].ks);
-    ztb_claims_free(t->scratch);
+    if (t->scratch_free != NULL)
+        t->scratch_free(t->scratch);
     free(t);
     tc = NULL;
 }
@@ -55,9 +54,7 @@ struct thread_cache *thread_cache_get(void)
     struct thread_cache *t = calloc(1, sizeof(*t));
     if (t == NULL)
         return NULL;
-    t->scratch = ztb_claims_new();
-    if (t->scratch == NULL || pthread_setspecific(tc_key, t) != 0) {
-        ztb_claims_free(t->scratch);
+    if (pthread_setspecific(tc_key, t) != 0) {
         free(t);
         return NULL;
     }

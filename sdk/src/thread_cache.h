@@ -37,8 +37,9 @@ struct ztb_claims;
 
 struct thread_cache {
     struct thread_cache_slot slot[THREAD_CACHE_SLOTS];
-    unsigned next; /* round-robin victim */
-    struct ztb_claims *scratch;
+    unsigned next;                              /* round-robin victim */
+    struct ztb_claims *scratch;                 /* made by its first user (verifier.c) */
+    void (*scratch_free)(struct ztb_claims *c); /* ... which says how to free it */
 };
 
 /* The calling thread's cache, created on first use; NULL if out of memory. */

@@ -664,7 +664,9 @@ static ztb_err verify_token(ztb_verifier *v, const char *token, const ztb_expect
     ztb_claims *cl = claims;
     if (cl == NULL) {
         struct thread_cache *t = thread_cache_get();
-        if (t == NULL)
+        if (t != NULL && t->scratch == NULL && (t->scratch = ztb_claims_new()) != NULL)
+            t->scratch_free = ztb_claims_free;
+        if (t == NULL || t->scratch == NULL)
             return errdetail_set(v, ZTB_ERR_NOMEM, "out of memory");
         cl = t->scratch;
     }

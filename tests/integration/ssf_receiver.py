@@ -12,6 +12,13 @@ or {"ok": false, "error": ...}.
 usage: ssf_receiver.py PORT PORTFILE BROKERFILE AUDIENCE AUTHORIZATION OUT
   PORT 0 picks a free port; the port is written to PORTFILE. BROKERFILE holds
   the broker's URL (its issuer), read at each request.
+
+With AUDIENCE "--transmitter" it is instead an SSF transmitter whose keys the
+broker fetches from its jwks_uri: it makes a P-256 key (kid "k1") with
+python3-cryptography, serves GET /jwks.json (one {"jwks_fetch": kid} line in
+OUT per fetch), signs the claims POSTed to /sign as a SET with PyJWT (typ
+secevent+jwt; ?kid=X puts another kid in the header), and POST /rotate
+replaces its key with a new one (kid "k2", "k3", ...).
 """
 import http.server
 import json
@@ -20,6 +27,7 @@ import sys
 import urllib.request
 
 import jwt
+from cryptography.hazmat.primitives.asymmetric import ec
 
 PORT, PORTFILE, BROKERFILE, AUDIENCE, AUTHORIZATION, OUT = sys.argv[1:7]
 NOPROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
@@ -72,7 +80,50 @@ class Handler(http.server.BaseHTTPRequestHandler):
         pass
 
 
-server = http.server.HTTPServer(("127.0.0.1", int(PORT)), Handler)
+class Transmitter(http.server.BaseHTTPRequestHandler):
+    key = ec.generate_private_key(ec.SECP256R1())
+    kid = "k1"
+    n = 1
+
+    def answer(self, status, body, ctype):
+        self.send_response(status)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_GET(self):
+        if self.path != "/jwks.json":
+            return self.answer(404, b"{}", "application/json")
+        jwk = json.loads(jwt.algorithms.ECAlgorithm.to_jwk(Transmitter.key.public_key()))
+        jwk.update({"kid": Transmitter.kid, "alg": "ES256", "use": "sig"})
+        with open(OUT, "a") as f:
+            f.write(json.dumps({"jwks_fetch": Transmitter.kid}) + "\n")
+        self.answer(200, json.dumps({"keys": [jwk]}).encode(), "application/json")
+
+    def do_POST(self):
+        n = int(self.headers.get("Content-Length", "0"))
+        body = self.rfile.read(n)
+        if self.path == "/rotate":
+            Transmitter.n += 1
+            Transmitter.key = ec.generate_private_key(ec.SECP256R1())
+            Transmitter.kid = "k%d" % Transmitter.n
+            return self.answer(200, Transmitter.kid.encode(), "text/plain")
+        kid = Transmitter.kid
+        if self.path.startswith("/sign?kid="):
+            kid = self.path[len("/sign?kid="):]
+        elif self.path != "/sign":
+            return self.answer(404, b"", "text/plain")
+        tok = jwt.encode(json.loads(body), Transmitter.key, algorithm="ES256",
+                         headers={"kid": kid, "typ": "secevent+jwt"})
+        self.answer(200, tok.encode(), "application/secevent+jwt")
+
+    def log_message(self, *args):
+        pass
+
+
+server = http.server.HTTPServer(("127.0.0.1", int(PORT)),
+                                Transmitter if AUDIENCE == "--transmitter" else Handler)
 with open(PORTFILE + ".tmp", "w") as f:
     f.write(str(server.server_address[1]))
 os.rename(PORTFILE + ".tmp", PORTFILE)

@@ -408,6 +408,8 @@ static void test_valid_token_reaches_backend_once(void **state)
     assert_true(hit);
 }
 
+#define RM_URL "https://payments.example.org/.well-known/oauth-protected-resource"
+
 static void test_no_token(void **state)
 {
     (void)state;
@@ -415,10 +417,19 @@ static void test_no_token(void **state)
     struct zh_resp r;
     assert_int_equal(refund("/refunds/1234", NULL, NULL, &hit, &r), 401);
     assert_false(hit);
-    char wa[300];
-    /* nginx passes the broker's challenge on */
+    char wa[1024];
+    /* nginx passes the broker's challenge on; the route table's origin is
+     * the protected resource, its RFC 9728 metadata named in each challenge */
     assert_non_null(zh_resp_header(&r, "WWW-Authenticate", wa, sizeof(wa)));
-    assert_non_null(strstr(wa, "Bearer realm=\"ztb\""));
+    assert_non_null(strstr(wa, "Bearer realm=\"ztb\", resource_metadata=\"" RM_URL "\""));
+    assert_non_null(strstr(wa, "algs=\"ES256\", resource_metadata=\"" RM_URL "\""));
+    zh_resp_free(&r);
+    /* and in a refusal of a bad token */
+    assert_int_equal(refund("/refunds/1234", "Bearer not.a.token", NULL, &hit, &r), 401);
+    assert_false(hit);
+    assert_non_null(zh_resp_header(&r, "WWW-Authenticate", wa, sizeof(wa)));
+    assert_non_null(strstr(wa, "error=\"invalid_token\""));
+    assert_non_null(strstr(wa, "resource_metadata=\"" RM_URL "\""));
     zh_resp_free(&r);
 }
 

@@ -35,11 +35,15 @@
 #include "pki/jwk.h"
 #include "pki/jws.h"
 
-#define CAEP    "https://schemas.openid.net/secevent/caep/event-type/"
-#define IDP     "https://idp.test"
-#define IDP_AUD "urn:ztb:test:ssf-receiver"
-#define RX_AUD  "urn:ztb:test:gateway"
-#define RX_AUTH "Bearer rx-test-secret"
+#define CAEP     "https://schemas.openid.net/secevent/caep/event-type/"
+#define IDP      "https://idp.test"
+#define IDP_AUD  "urn:ztb:test:ssf-receiver"
+#define RX_AUD   "urn:ztb:test:gateway"
+#define RX_AUTH  "Bearer rx-test-secret"
+#define SRX_AUD  "spiffe://ztb.local/agent/ssf-rx-1"
+#define IDP2     "https://idp2.test"
+#define IDP3     "https://idp3.test"
+#define SRX_AUTH "Bearer stream-secret"
 
 static const char *policy_doc =
     "{\"version\": 1, \"trust_domain\": \"ztb.local\",\n"
@@ -49,6 +53,9 @@ static const char *policy_doc =
     " \"rules\": [\n"
     "  {\"id\": \"gateway-introspects\", \"effect\": \"allow\", \"agents\": [\"gateway-1\"],\n"
     "   \"actions\": [\"ztb:introspect\"], \"audiences\": [\"**\"], \"resources\": [\"**\"]},\n"
+    "  {\"id\": \"ssf-receivers\", \"effect\": \"allow\", \"agents\": [\"ssf-rx-*\"],\n"
+    "   \"actions\": [\"ztb:ssf\", \"ssf:read\"], \"audiences\": [\"ztb-ssf\"], "
+    "\"resources\": [\"**\"]},\n"
     "  {\"id\": \"reads\", \"effect\": \"allow\", \"agents\": [\"*\"],\n"
     "   \"actions\": [\"payments:read\"], \"audiences\": [\"payments\"], \"resources\": "
     "[\"**\"]}\n"
@@ -64,30 +71,41 @@ static struct zh_redis rd;
 static struct zh_broker b;
 static struct za_agent gw;
 static ztb_key *idp_key;
-static char dir[256], portfile[300], brokerfile[300], outfile[300];
-static char rx_port[16];
-static pid_t rx_pid;
+static char dir[256], brokerfile[300];
+
+/* One python receiver: the audience and Authorization value it expects. */
+struct rxproc {
+    pid_t pid;
+    char port[16], portfile[300], outfile[300];
+    const char *aud, *auth;
+};
+static struct rxproc rx = {.aud = RX_AUD, .auth = RX_AUTH};
+/* the receiver of the streams test: its agent's SPIFFE ID is its aud */
+static struct rxproc srx = {.aud = SRX_AUD, .auth = SRX_AUTH};
+/* a transmitter (ssf_receiver.py --transmitter) whose JWKS the broker fetches */
+static struct rxproc ptx = {.aud = "--transmitter", .auth = "-"};
 
 /* ---- the receiver ---------------------------------------------------------- */
 
-static void receiver_start(const char *port)
+static void receiver_start(struct rxproc *p, const char *port)
 {
+    const char *portfile = p->portfile;
     unlink(portfile);
     char script[512];
     snprintf(script, sizeof(script), "%s/tests/integration/ssf_receiver.py",
              getenv("ZTB_SOURCE_DIR"));
-    rx_pid = fork();
-    assert_true(rx_pid >= 0);
-    if (rx_pid == 0) {
+    p->pid = fork();
+    assert_true(p->pid >= 0);
+    if (p->pid == 0) {
         prctl(PR_SET_PDEATHSIG, SIGKILL); /* never outlive the test */
-        execl("/usr/bin/python3", "python3", script, port, portfile, brokerfile, RX_AUD, RX_AUTH,
-              outfile, (char *)NULL);
+        execl("/usr/bin/python3", "python3", script, port, portfile, brokerfile, p->aud, p->auth,
+              p->outfile, (char *)NULL);
         _exit(127);
     }
     for (int i = 0; i < 100; i++) {
         FILE *f = fopen(portfile, "r");
         if (f != NULL) {
-            int ok = fscanf(f, "%15s", rx_port) == 1;
+            int ok = fscanf(f, "%15s", p->port) == 1;
             fclose(f);
             if (ok)
                 return;
@@ -97,21 +115,28 @@ static void receiver_start(const char *port)
     fail_msg("the SSF receiver (python3 %s) did not start", script);
 }
 
-static void receiver_stop(void)
+static void receiver_stop(struct rxproc *p)
 {
-    if (rx_pid > 0) {
-        kill(rx_pid, SIGTERM);
-        waitpid(rx_pid, NULL, 0);
-        rx_pid = 0;
+    if (p->pid > 0) {
+        kill(p->pid, SIGTERM);
+        waitpid(p->pid, NULL, 0);
+        p->pid = 0;
     }
+}
+
+static void receivers_stop(void)
+{
+    receiver_stop(&rx);
+    receiver_stop(&srx);
+    receiver_stop(&ptx);
 }
 
 /* The receiver's line whose text contains needle (a new string), waiting up
  * to ms; NULL if none came. */
-static char *receiver_line(const char *needle, unsigned ms)
+static char *receiver_line_of(const struct rxproc *p, const char *needle, unsigned ms)
 {
     for (unsigned waited = 0;; waited += 20) {
-        FILE *f = fopen(outfile, "r");
+        FILE *f = fopen(p->outfile, "r");
         char line[16384];
         while (f != NULL && fgets(line, sizeof(line), f) != NULL)
             if (strstr(line, needle) != NULL) {
@@ -124,6 +149,11 @@ static char *receiver_line(const char *needle, unsigned ms)
             return NULL;
         usleep(20 * 1000);
     }
+}
+
+static char *receiver_line(const char *needle, unsigned ms)
+{
+    return receiver_line_of(&rx, needle, ms);
 }
 
 static long long now_ms(void)
@@ -158,12 +188,18 @@ static void write_file(const char *path, const char *text)
 static int setup(void **state)
 {
     (void)state;
-    atexit(receiver_stop);
+    atexit(receivers_stop);
     zh_tmpdir(dir, sizeof(dir));
-    snprintf(portfile, sizeof(portfile), "%s/rx.port", dir);
+    snprintf(rx.portfile, sizeof(rx.portfile), "%s/rx.port", dir);
     snprintf(brokerfile, sizeof(brokerfile), "%s/broker.url", dir);
-    snprintf(outfile, sizeof(outfile), "%s/rx.out", dir);
-    receiver_start("0");
+    snprintf(rx.outfile, sizeof(rx.outfile), "%s/rx.out", dir);
+    snprintf(srx.portfile, sizeof(srx.portfile), "%s/srx.port", dir);
+    snprintf(srx.outfile, sizeof(srx.outfile), "%s/srx.out", dir);
+    snprintf(ptx.portfile, sizeof(ptx.portfile), "%s/ptx.port", dir);
+    snprintf(ptx.outfile, sizeof(ptx.outfile), "%s/ptx.out", dir);
+    receiver_start(&rx, "0");
+    receiver_start(&srx, "0");
+    receiver_start(&ptx, "0");
 
     /* the test transmitter's key, published to the broker as a JWKS file */
     assert_int_equal(ztb_key_generate(&idp_key), ZTB_OK);
@@ -171,20 +207,25 @@ static int setup(void **state)
     ztb_buf_init(&jwks, 2048);
     const ztb_key *keys[] = {idp_key};
     assert_int_equal(ztb_jwks_render(keys, 1, &jwks), ZTB_OK);
-    char path[320], conf[320], text[4096];
+    char path[320], conf[320], text[8192];
     snprintf(path, sizeof(path), "%s/idp.jwks", dir);
     write_file(path, ztb_buf_cstr(&jwks));
     ztb_buf_free(&jwks);
     snprintf(text, sizeof(text),
              "{\"transmitters\": [{\"name\": \"idp\", \"issuer\": \"" IDP "\",\n"
              "   \"jwks_file\": \"%s\", \"audience\": \"" IDP_AUD "\",\n"
-             "   \"subjects\": {\"email:bot@idp.test\": \"caep-email\"}}],\n"
+             "   \"subjects\": {\"email:bot@idp.test\": \"caep-email\"}},\n"
+             "  {\"name\": \"idp2\", \"issuer\": \"" IDP2 "\", \"audience\": \"" IDP_AUD "\",\n"
+             "   \"jwks_uri\": \"http://127.0.0.1:%s/jwks.json\"},\n"
+             "  {\"name\": \"idp3\", \"issuer\": \"" IDP3 "\", \"audience\": \"" IDP_AUD "\",\n"
+             "   \"jwks_uri\": \"http://127.0.0.1:%d/jwks.json\"}],\n"
              " \"receivers\": [{\"name\": \"gw\", \"endpoint_url\": "
              "\"http://127.0.0.1:%s/events\",\n"
              "   \"authorization_header\": \"" RX_AUTH "\", \"audience\": \"" RX_AUD "\",\n"
              "   \"events_requested\": [\"" CAEP "session-revoked\",\n"
-             "                          \"urn:ztb:ssf:event-type:agent-quarantined\"]}]}\n",
-             path, rx_port);
+             "                          \"urn:ztb:ssf:event-type:agent-quarantined\"]}],\n"
+             " \"streams\": {\"max_per_receiver\": 2, \"min_verification_interval\": 1}}\n",
+             path, ptx.port, zh_free_port(), rx.port);
     snprintf(conf, sizeof(conf), "%s/ssf.json", dir);
     write_file(conf, text);
 
@@ -201,7 +242,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     (void)state;
-    receiver_stop();
+    receivers_stop();
     za_free(&gw);
     int rc = zh_broker_stop(&b);
     zh_redis_stop(&rd, 1);
@@ -267,14 +308,14 @@ static void test_push_retried_while_receiver_down(void **state)
     za_enroll(&b, &a, "pushed-2");
     long long failures = metric("ztb_ssf_push_failures_total");
     char port[16];
-    snprintf(port, sizeof(port), "%s", rx_port);
-    receiver_stop();
+    snprintf(port, sizeof(port), "%s", rx.port);
+    receiver_stop(&rx);
     admin_ok("/v1/revocations", "{\"type\":\"agent\",\"id\":\"pushed-2\"}");
     for (int i = 0; i < 100 && metric("ztb_ssf_push_failures_total") == failures; i++)
         usleep(20 * 1000);
     assert_true(metric("ztb_ssf_push_failures_total") > failures); /* tried, refused */
     assert_null(receiver_line("agent/pushed-2", 0));
-    receiver_start(port);
+    receiver_start(&rx, port);
     char *line =
         receiver_line("spiffe://ztb.local/agent/pushed-2", 6000); /* retries at ~0.5, 1.5, 3.5 s */
     expect_verified(line, CAEP "session-revoked", "pushed-2");
@@ -477,6 +518,383 @@ static void test_configuration(void **state)
     zh_resp_free(&r);
 }
 
+/* ---- a transmitter's keys by URL ------------------------------------------- */
+
+/* A SET of the python transmitter over claims (kid: another kid in its
+ * header, or NULL), posted to the broker. */
+static long post_python_set(const char *claims, const char *kid, struct zh_resp *r)
+{
+    char url[128];
+    snprintf(url, sizeof(url), "http://127.0.0.1:%s/sign%s%s", ptx.port, kid ? "?kid=" : "",
+             kid ? kid : "");
+    struct zh_resp s;
+    assert_int_equal(
+        zh_http("POST", url, NULL, "application/json", claims, strlen(claims), NULL, &s), 0);
+    assert_int_equal(s.status, 200);
+    snprintf(url, sizeof(url), "%s/v1/ssf/events", b.url);
+    assert_int_equal(zh_http("POST", url, NULL, "application/secevent+jwt", s.body, s.len, NULL, r),
+                     0);
+    zh_resp_free(&s);
+    return r->status;
+}
+
+static int jwks_fetches(void)
+{
+    FILE *f = fopen(ptx.outfile, "r");
+    char line[256];
+    int n = 0;
+    while (f != NULL && fgets(line, sizeof(line), f) != NULL)
+        n += strstr(line, "jwks_fetch") != NULL;
+    if (f != NULL)
+        fclose(f);
+    return n;
+}
+
+static void test_receive_jwks_uri(void **state)
+{
+    (void)state;
+    long long now = time(NULL);
+    struct zh_resp r;
+    char tok[4096], jti[48];
+    /* fetched at start */
+    assert_int_equal(jwks_fetches(), 1);
+    struct za_agent a;
+    za_enroll(&b, &a, "caep-uri-1");
+    assert_int_equal(za_token(&b, &a, "payments", "payments%3Aread", &r, tok, sizeof(tok)), 200);
+    zh_resp_free(&r);
+    const char *sub = "{\"format\":\"uri\",\"uri\":\"spiffe://ztb.local/agent/caep-uri-1\"}";
+    char *c;
+
+    /* the transmitter rotates: the first SET with the new kid is checked
+     * against the keys fetched again */
+    struct zh_resp rr;
+    char url[128];
+    snprintf(url, sizeof(url), "http://127.0.0.1:%s/rotate", ptx.port);
+    assert_int_equal(zh_http("POST", url, NULL, "text/plain", "", 0, NULL, &rr), 0);
+    zh_resp_free(&rr);
+    int before = jwks_fetches();
+    snprintf(jti, sizeof(jti), "uri-%d-1", getpid());
+    c = caep(IDP2, IDP_AUD, now, jti, "session-revoked", sub);
+    if (post_python_set(c, NULL, &r) != 202)
+        fail_msg("a SET with the rotated key: HTTP %ld %s", r.status, r.body);
+    zh_resp_free(&r);
+    free(c);
+    assert_int_equal(jwks_fetches(), before + 1);
+    assert_false(za_active(&b, &gw, tok));
+    /* a kid nobody published, right after: refused, and no fetch (at most
+     * one per 30 s, however many SETs name unknown kids) */
+    snprintf(jti, sizeof(jti), "uri-%d-0", getpid());
+    c = caep(IDP2, IDP_AUD, now, jti, "session-revoked", sub);
+    for (int i = 0; i < 3; i++) {
+        post_python_set(c, "made-up", &r);
+        expect_rfc8935(&r, "invalid_key");
+    }
+    free(c);
+    assert_int_equal(jwks_fetches(), before + 1);
+
+    /* a transmitter whose JWKS cannot be fetched: every SET refused (503) */
+    snprintf(jti, sizeof(jti), "uri-%d-3", getpid());
+    c = caep(IDP3, IDP_AUD, now, jti, "session-revoked", sub);
+    post_set(idp_key, "secevent+jwt", c, &r);
+    if (r.status != 503)
+        fail_msg("a SET of a transmitter without keys: HTTP %ld %s", r.status, r.body);
+    assert_non_null(strstr(r.body, "temporarily_unavailable"));
+    zh_resp_free(&r);
+    free(c);
+    za_free(&a);
+}
+
+/* ---- stream management ----------------------------------------------------- */
+
+#define STREAM_EVENTS_PATH "/v1/ssf/streams"
+
+/* A ztb token of a for audience ztb-ssf and action (form-encoded), into tok. */
+static void ssf_token(const struct za_agent *a, const char *audience, const char *action, char *tok,
+                      size_t cap)
+{
+    struct zh_resp r;
+    long st = za_token(&b, a, audience, action, &r, tok, cap);
+    if (st != 200)
+        fail_msg("token for %s: HTTP %ld %s", action, st, r.body);
+    zh_resp_free(&r);
+}
+
+/* One call to the management API with tok (NULL: no Authorization). */
+static long ssf_call(const char *method, const char *path, const char *tok, const char *body,
+                     struct zh_resp *r)
+{
+    char url[512], auth[4200];
+    snprintf(url, sizeof(url), "%s%s", b.url, path);
+    snprintf(auth, sizeof(auth), "Authorization: Bearer %s", tok ? tok : "");
+    const char *h[] = {auth, NULL};
+    assert_int_equal(zh_http(method, url, NULL, body ? "application/json" : NULL, body,
+                             body ? strlen(body) : 0, tok ? h : NULL, r),
+                     0);
+    return r->status;
+}
+
+/* The same, failing unless the status is want; the body's JSON (or NULL). */
+static json_t *ssf_expect(const char *method, const char *path, const char *tok, const char *body,
+                          long want)
+{
+    struct zh_resp r;
+    if (ssf_call(method, path, tok, body, &r) != want)
+        fail_msg("%s %s: HTTP %ld %s (wanted %ld)", method, path, r.status, r.body, want);
+    json_t *j = r.len > 0 ? json_loads(r.body, 0, NULL) : NULL;
+    zh_resp_free(&r);
+    return j;
+}
+
+/* Create a stream for the receiver srx with tok; its id into id. */
+static void create_stream(const char *tok, const char *events, char id[40])
+{
+    char body[1024];
+    snprintf(body, sizeof(body),
+             "{\"delivery\": {\"method\": \"urn:ietf:rfc:8935\",\n"
+             "  \"endpoint_url\": \"http://127.0.0.1:%s/events\",\n"
+             "  \"authorization_header\": \"" SRX_AUTH "\"},\n"
+             " \"events_requested\": [%s], \"description\": \"test stream\"}",
+             srx.port, events);
+    json_t *j = ssf_expect("POST", STREAM_EVENTS_PATH, tok, body, 201);
+    assert_non_null(j);
+    snprintf(id, 40, "%s", json_string_value(json_object_get(j, "stream_id")));
+    assert_int_equal(strncmp(id, "ssf_", 4), 0);
+    json_decref(j);
+}
+
+/* The claims of the verified SET the stream receiver got with needle in it. */
+static void expect_stream_set(const char *needle, const char *event)
+{
+    char *line = receiver_line_of(&srx, needle, 2500);
+    if (line == NULL)
+        fail_msg("no SET with %s reached the stream's receiver", needle);
+    json_t *j = json_loads(line, 0, NULL);
+    assert_non_null(j);
+    if (!json_is_true(json_object_get(j, "ok")))
+        fail_msg("the stream's receiver refused the SET: %s", line);
+    json_t *c = json_object_get(j, "claims");
+    assert_non_null(json_object_get(json_object_get(c, "events"), event));
+    assert_string_equal(json_string_value(json_object_get(c, "aud")), SRX_AUD);
+    json_decref(j);
+    free(line);
+}
+
+static void revoke_agent(const char *name)
+{
+    struct za_agent a;
+    za_enroll(&b, &a, name);
+    char body[128];
+    snprintf(body, sizeof(body), "{\"type\":\"agent\",\"id\":\"%s\"}", name);
+    admin_ok("/v1/revocations", body);
+    za_free(&a);
+}
+
+static void test_streams(void **state)
+{
+    (void)state;
+    struct za_agent a;
+    za_enroll(&b, &a, "ssf-rx-1");
+    char tok[4096], id[40], path[256], body[512];
+    ssf_token(&a, "ztb-ssf", "ztb%3Assf", tok, sizeof(tok));
+
+    /* the transmitter advertises the endpoints */
+    struct zh_resp r;
+    assert_int_equal(zh_get(&b, "/.well-known/ssf-configuration", &r), 0);
+    json_t *j = za_json(&r);
+    char want[256];
+    snprintf(want, sizeof(want), "%s/v1/ssf/streams", b.url);
+    assert_string_equal(json_string_value(json_object_get(j, "configuration_endpoint")), want);
+    snprintf(want, sizeof(want), "%s/v1/ssf/verify", b.url);
+    assert_string_equal(json_string_value(json_object_get(j, "verification_endpoint")), want);
+    json_decref(j);
+    zh_resp_free(&r);
+
+    /* create: events_delivered is what ztb sends of what was asked; the
+     * authorization value is never shown back */
+    create_stream(tok, "\"" CAEP "session-revoked\", \"urn:example:not-sent\"", id);
+    snprintf(path, sizeof(path), STREAM_EVENTS_PATH "?stream_id=%s", id);
+    assert_int_equal(ssf_call("GET", path, tok, NULL, &r), 200);
+    assert_null(strstr(r.body, "stream-secret"));
+    j = za_json(&r);
+    zh_resp_free(&r);
+    assert_string_equal(json_string_value(json_object_get(j, "aud")), SRX_AUD);
+    json_t *del = json_object_get(j, "events_delivered");
+    assert_int_equal(json_array_size(del), 1);
+    assert_string_equal(json_string_value(json_array_get(del, 0)), CAEP "session-revoked");
+    json_decref(j);
+
+    /* verification: a SET with the state, checked by PyJWT; then throttled */
+    snprintf(body, sizeof(body), "{\"stream_id\": \"%s\", \"state\": \"st-%d\"}", id, getpid());
+    json_decref(ssf_expect("POST", "/v1/ssf/verify", tok, body, 204));
+    char st[32];
+    snprintf(st, sizeof(st), "st-%d", getpid());
+    expect_stream_set(st, "https://schemas.openid.net/secevent/ssf/event-type/verification");
+    json_decref(ssf_expect("POST", "/v1/ssf/verify", tok, body, 429));
+
+    /* a revocation reaches the stream beside the configured receiver */
+    revoke_agent("stream-s1");
+    expect_stream_set("agent/stream-s1", CAEP "session-revoked");
+
+    /* paused: held, delivered once enabled */
+    snprintf(body, sizeof(body), "{\"stream_id\": \"%s\", \"status\": \"paused\"}", id);
+    j = ssf_expect("POST", "/v1/ssf/status", tok, body, 200);
+    assert_string_equal(json_string_value(json_object_get(j, "status")), "paused");
+    json_decref(j);
+    revoke_agent("stream-p1");
+    assert_null(receiver_line_of(&srx, "agent/stream-p1", 700));
+    snprintf(path, sizeof(path), "/v1/ssf/status?stream_id=%s", id);
+    j = ssf_expect("GET", path, tok, NULL, 200);
+    assert_string_equal(json_string_value(json_object_get(j, "status")), "paused");
+    json_decref(j);
+    snprintf(body, sizeof(body), "{\"stream_id\": \"%s\", \"status\": \"enabled\"}", id);
+    json_decref(ssf_expect("POST", "/v1/ssf/status", tok, body, 200));
+    expect_stream_set("agent/stream-p1", CAEP "session-revoked");
+
+    /* update: only quarantines now; a revocation no longer goes to it */
+    snprintf(body, sizeof(body),
+             "{\"stream_id\": \"%s\", \"events_requested\": "
+             "[\"urn:ztb:ssf:event-type:agent-quarantined\"]}",
+             id);
+    j = ssf_expect("PATCH", STREAM_EVENTS_PATH, tok, body, 200);
+    assert_string_equal(
+        json_string_value(json_array_get(json_object_get(j, "events_delivered"), 0)),
+        "urn:ztb:ssf:event-type:agent-quarantined");
+    assert_non_null(
+        strstr(json_string_value(json_object_get(json_object_get(j, "delivery"), "endpoint_url")),
+               srx.port)); /* delivery left as it was */
+    json_decref(j);
+    revoke_agent("stream-u1");
+    assert_null(receiver_line_of(&srx, "agent/stream-u1", 600));
+
+    /* replace with a URL that would send SETs in clear over the network */
+    snprintf(body, sizeof(body),
+             "{\"stream_id\": \"%s\", \"delivery\": {\"method\": \"urn:ietf:rfc:8935\",\n"
+             " \"endpoint_url\": \"http://198.51.100.7/events\"}}",
+             id);
+    assert_int_equal(ssf_call("PUT", STREAM_EVENTS_PATH, tok, body, &r), 400);
+    assert_non_null(strstr(r.body, "https://"));
+    zh_resp_free(&r);
+
+    /* delete: gone, and nothing more is sent to it */
+    snprintf(path, sizeof(path), STREAM_EVENTS_PATH "?stream_id=%s", id);
+    json_decref(ssf_expect("DELETE", path, tok, NULL, 204));
+    json_decref(ssf_expect("GET", path, tok, NULL, 404));
+
+    /* every change is in the audit log, attributed to the receiver */
+    char *audit = za_audit_text(&b);
+    const char *events[] = {"ssf.stream_created", "ssf.stream_status", "ssf.stream_updated",
+                            "ssf.stream_deleted"};
+    for (size_t i = 0; i < 4; i++) {
+        const char *p = strstr(audit, events[i]);
+        if (p == NULL || strstr(p, "agent:ssf-rx-1") == NULL)
+            fail_msg("no %s record by agent:ssf-rx-1 in the audit log", events[i]);
+    }
+    free(audit);
+    za_free(&a);
+}
+
+/* Attacks on the management API: another receiver's streams, tokens that
+ * are not a ztb:ssf token of the streams audience, URLs that are not push
+ * endpoints, more streams than allowed. */
+static void test_streams_refusals(void **state)
+{
+    (void)state;
+    struct za_agent a, other;
+    za_enroll(&b, &a, "ssf-rx-2");
+    za_enroll(&b, &other, "ssf-rx-3");
+    char tok[4096], otok[4096], id[40], path[256], body[4400];
+    ssf_token(&a, "ztb-ssf", "ztb%3Assf", tok, sizeof(tok));
+    ssf_token(&other, "ztb-ssf", "ztb%3Assf", otok, sizeof(otok));
+    create_stream(tok, "\"" CAEP "session-revoked\"", id);
+
+    /* another receiver can neither see nor change it */
+    snprintf(path, sizeof(path), STREAM_EVENTS_PATH "?stream_id=%s", id);
+    json_decref(ssf_expect("GET", path, otok, NULL, 404));
+    json_decref(ssf_expect("DELETE", path, otok, NULL, 404));
+    snprintf(body, sizeof(body),
+             "{\"stream_id\": \"%s\", \"delivery\": {\"method\": \"urn:ietf:rfc:8935\",\n"
+             " \"endpoint_url\": \"https://attacker.example/steal\"}}",
+             id);
+    json_decref(ssf_expect("PATCH", STREAM_EVENTS_PATH, otok, body, 404));
+    json_decref(ssf_expect("PUT", STREAM_EVENTS_PATH, otok, body, 404));
+    snprintf(body, sizeof(body), "{\"stream_id\": \"%s\", \"status\": \"disabled\"}", id);
+    json_decref(ssf_expect("POST", "/v1/ssf/status", otok, body, 404));
+    snprintf(path, sizeof(path), "/v1/ssf/status?stream_id=%s", id);
+    json_decref(ssf_expect("GET", path, otok, NULL, 404));
+    snprintf(body, sizeof(body), "{\"stream_id\": \"%s\"}", id);
+    json_decref(ssf_expect("POST", "/v1/ssf/verify", otok, body, 404));
+    json_t *list = ssf_expect("GET", STREAM_EVENTS_PATH, otok, NULL, 200);
+    assert_int_equal(json_array_size(list), 0);
+    json_decref(list);
+    /* ... and the owner's stream is as it was */
+    snprintf(path, sizeof(path), STREAM_EVENTS_PATH "?stream_id=%s", id);
+    json_t *j = ssf_expect("GET", path, tok, NULL, 200);
+    char *text = json_dumps(j, 0);
+    assert_null(strstr(text, "attacker"));
+    free(text);
+    json_decref(j);
+    snprintf(path, sizeof(path), "/v1/ssf/status?stream_id=%s", id);
+    j = ssf_expect("GET", path, tok, NULL, 200);
+    assert_string_equal(json_string_value(json_object_get(j, "status")), "enabled");
+    json_decref(j);
+    list = ssf_expect("GET", STREAM_EVENTS_PATH, tok, NULL, 200);
+    assert_int_equal(json_array_size(list), 1);
+    json_decref(list);
+
+    /* no token; a token for another audience; another action; a tampered
+     * token; a revoked one */
+    struct zh_resp r;
+    assert_int_equal(ssf_call("GET", STREAM_EVENTS_PATH, NULL, NULL, &r), 401);
+    char hv[256];
+    assert_non_null(zh_resp_header(&r, "WWW-Authenticate", hv, sizeof(hv)));
+    assert_non_null(strstr(hv, "Bearer"));
+    zh_resp_free(&r);
+    char bad[4096];
+    ssf_token(&a, "payments", "payments%3Aread", bad, sizeof(bad));
+    json_decref(ssf_expect("GET", STREAM_EVENTS_PATH, bad, NULL, 401));
+    ssf_token(&a, "ztb-ssf", "ssf%3Aread", bad, sizeof(bad));
+    assert_int_equal(ssf_call("GET", STREAM_EVENTS_PATH, bad, NULL, &r), 403);
+    assert_non_null(strstr(r.body, "insufficient_scope"));
+    zh_resp_free(&r);
+    snprintf(bad, sizeof(bad), "%s", otok);
+    char *dot = strchr(bad, '.');
+    dot[3] = dot[3] == 'A' ? 'B' : 'A'; /* the payload, signature unchanged */
+    json_decref(ssf_expect("GET", STREAM_EVENTS_PATH, bad, NULL, 401));
+    snprintf(body, sizeof(body), "{\"type\":\"jti\",\"token\":\"%s\"}", otok);
+    admin_ok("/v1/revocations", body);
+    json_decref(ssf_expect("GET", STREAM_EVENTS_PATH, otok, NULL, 401));
+
+    /* only a rule that names ztb:ssf grants it: gateway-1's rule with
+     * audiences ** does not */
+    assert_int_equal(za_token(&b, &gw, "ztb-ssf", "ztb%3Assf", &r, bad, sizeof(bad)), 403);
+    zh_resp_free(&r);
+
+    /* push URLs that are not https (or http to loopback) */
+    const char *urls[] = {"http://10.1.2.3/events", "ftp://127.0.0.1/events",
+                          "https://user@gw.example/events", "file:///etc/passwd"};
+    for (size_t i = 0; i < 4; i++) {
+        snprintf(body, sizeof(body),
+                 "{\"delivery\": {\"method\": \"urn:ietf:rfc:8935\", \"endpoint_url\": \"%s\"}}",
+                 urls[i]);
+        json_decref(ssf_expect("POST", STREAM_EVENTS_PATH, tok, body, 400));
+    }
+    /* poll is not served; unknown members are refused */
+    json_decref(ssf_expect("POST", STREAM_EVENTS_PATH, tok,
+                           "{\"delivery\": {\"method\": \"urn:ietf:rfc:8936\"}}", 400));
+    json_decref(ssf_expect("POST", STREAM_EVENTS_PATH, tok, "{\"owner\": \"ssf-rx-3\"}", 400));
+
+    /* max_per_receiver is 2 */
+    char id2[40];
+    create_stream(tok, "", id2);
+    snprintf(body, sizeof(body),
+             "{\"delivery\": {\"method\": \"urn:ietf:rfc:8935\", \"endpoint_url\": "
+             "\"http://127.0.0.1:%s/events\"}}",
+             srx.port);
+    json_decref(ssf_expect("POST", STREAM_EVENTS_PATH, tok, body, 409));
+    za_free(&a);
+    za_free(&other);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -485,6 +903,9 @@ int main(void)
         cmocka_unit_test(test_push_retried_while_receiver_down),
         cmocka_unit_test(test_receive_session_revoked),
         cmocka_unit_test(test_receive_refusals),
+        cmocka_unit_test(test_receive_jwks_uri),
+        cmocka_unit_test(test_streams),
+        cmocka_unit_test(test_streams_refusals),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -37,6 +37,13 @@ static int setup(void **state)
     return 0;
 }
 
+/* A configuration without the test JWKS in it. */
+static ztb_err parse_plain(const char *text, struct ssf_config **c, char *why)
+{
+    why[0] = '\0';
+    return ssf_config_parse(text, strlen(text), "https://broker.example", c, why, 300);
+}
+
 static ztb_err parse(const char *fmt, struct ssf_config **c, char *why)
 {
     char text[8192];
@@ -125,6 +132,70 @@ static void test_refusals(void **state)
     }
 }
 
+static void test_streams(void **state)
+{
+    (void)state;
+    struct ssf_config *c = NULL;
+    char why[300];
+    /* off unless named; defaults; bounds */
+    assert_int_equal(parse(TX(""), &c, why), ZTB_OK);
+    assert_false(c->streams.enabled);
+    ssf_config_free(c);
+    assert_int_equal(parse_plain("{\"streams\":{}}", &c, why), ZTB_OK);
+    assert_true(c->streams.enabled);
+    assert_string_equal(c->streams.audience, "ztb-ssf");
+    assert_int_equal(c->streams.max_per_receiver, 4);
+    assert_int_equal(c->streams.min_verification_interval, 10);
+    ssf_config_free(c);
+    assert_int_equal(parse_plain("{\"streams\":{\"audience\":\"ssf\",\"max_per_receiver\":1,"
+                                 "\"max_streams\":9,\"min_verification_interval\":1}}",
+                                 &c, why),
+                     ZTB_OK);
+    assert_string_equal(c->streams.audience, "ssf");
+    assert_int_equal(c->streams.max_streams, 9);
+    ssf_config_free(c);
+    const char *bad[] = {"{\"streams\":true}", "{\"streams\":{\"max_per_receiver\":0}}",
+                         "{\"streams\":{\"max_streams\":100000}}",
+                         "{\"streams\":{\"min_verification_interval\":\"1\"}}",
+                         "{\"streams\":{\"audiance\":\"x\"}}"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        assert_int_not_equal(
+            strstr(bad[i], "%s") ? parse(bad[i], &c, why) : parse_plain(bad[i], &c, why), ZTB_OK);
+        assert_null(c);
+        assert_non_null(strstr(why, "streams"));
+    }
+}
+
+static void test_jwks_uri(void **state)
+{
+    (void)state;
+    struct ssf_config *c = NULL;
+    char why[300];
+    /* no fetch at parse time; the URL must be https, or http to loopback */
+    assert_int_equal(parse_plain("{\"transmitters\":[{\"name\":\"idp\",\"issuer\":\"https://i\","
+                                 "\"jwks_uri\":\"https://idp.example/jwks.json\"}]}",
+                                 &c, why),
+                     ZTB_OK);
+    assert_non_null(c->tx[0].remote);
+    assert_null(c->tx[0].keys);
+    ssf_config_free(c);
+    const char *bad[] = {
+        "{\"transmitters\":[{\"name\":\"idp\",\"issuer\":\"https://i\","
+        "\"jwks_uri\":\"http://192.0.2.1/jwks.json\"}]}",
+        "{\"transmitters\":[{\"name\":\"idp\",\"issuer\":\"https://i\","
+        "\"jwks_uri\":\"file:///etc/jwks\"}]}",
+        "{\"transmitters\":[{\"name\":\"idp\",\"issuer\":\"https://i\",\"jwks_uri\":7}]}",
+        "{\"transmitters\":[{\"name\":\"idp\",\"issuer\":\"https://i\",\"jwks\":%s,"
+        "\"jwks_uri\":\"https://idp.example/jwks.json\"}]}",
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        assert_int_not_equal(
+            strstr(bad[i], "%s") ? parse(bad[i], &c, why) : parse_plain(bad[i], &c, why), ZTB_OK);
+        assert_null(c);
+        assert_non_null(strstr(why, "jwks"));
+    }
+}
+
 static void test_event_names(void **state)
 {
     (void)state;
@@ -161,10 +232,9 @@ static void test_load_file(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_good),
-        cmocka_unit_test(test_refusals),
-        cmocka_unit_test(test_event_names),
-        cmocka_unit_test(test_load_file),
+        cmocka_unit_test(test_good),        cmocka_unit_test(test_refusals),
+        cmocka_unit_test(test_streams),     cmocka_unit_test(test_jwks_uri),
+        cmocka_unit_test(test_event_names), cmocka_unit_test(test_load_file),
     };
     return cmocka_run_group_tests(tests, setup, NULL);
 }

@@ -94,6 +94,33 @@ static void test_refusals(void **state)
     assert_int_equal(ssf_event_for_response(POLICY_RESPONSE_REVOKE_TOKEN), SSF_EV_SESSION_REVOKED);
 }
 
+static void test_verification(void **state)
+{
+    (void)state;
+    char *c = ssf_verification_claims("https://b", "spiffe://ztb.local/agent/rx", "ssf_X", "s-1",
+                                      1700000000, "j1");
+    json_t *j = json_loads(c, 0, NULL);
+    assert_non_null(j);
+    assert_string_equal(json_string_value(json_object_get(j, "aud")),
+                        "spiffe://ztb.local/agent/rx");
+    json_t *sub = json_object_get(j, "sub_id");
+    assert_string_equal(json_string_value(json_object_get(sub, "format")), "opaque");
+    assert_string_equal(json_string_value(json_object_get(sub, "id")), "ssf_X");
+    json_t *ev = json_object_get(json_object_get(j, "events"), SSF_EVENT_VERIFICATION);
+    assert_string_equal(json_string_value(json_object_get(ev, "state")), "s-1");
+    json_decref(j);
+    free(c);
+    /* no state: an empty event */
+    c = ssf_verification_claims("https://b", "a", "ssf_X", NULL, 1, "j2");
+    assert_non_null(strstr(c, "/verification\":{}"));
+    free(c);
+    assert_null(ssf_verification_claims("https://b", NULL, "ssf_X", NULL, 1, "j2"));
+    /* nothing runs: a verification cannot be queued */
+    assert_int_equal(ssf_transmit_verification("ssf_AAAAAAAAAAAAAAAAAAAAAA", "s"),
+                     ZTB_ERR_UNAVAILABLE);
+    assert_int_equal(ssf_transmit_verification("bad id", "s"), ZTB_ERR_INVALID_ARG);
+}
+
 static void test_not_started(void **state)
 {
     (void)state;
@@ -108,6 +135,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_events),
         cmocka_unit_test(test_refusals),
+        cmocka_unit_test(test_verification),
         cmocka_unit_test(test_not_started),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
