@@ -165,6 +165,14 @@ ztb_err push_url_check(const char *url, int allow_http, char *err, size_t errcap
     return ZTB_OK;
 }
 
+int push_url_host(const char *url, char *out, size_t cap)
+{
+    int https = 0;
+    const char *a = NULL;
+    size_t alen = 0;
+    return url != NULL && split_url(url, &https, &a, &alen) && authority_host(a, alen, out, cap);
+}
+
 void push_url_origin(const char *url, char *out, size_t cap)
 {
     int https = 0;

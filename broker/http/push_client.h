@@ -123,6 +123,10 @@ struct push_client;
  */
 ztb_err push_url_check(const char *url, int allow_http, char *err, size_t errcap);
 
+/* The host of url (no brackets, no port) into out. Returns 0 if url has
+ * none or it does not fit. */
+int push_url_host(const char *url, char *out, size_t cap);
+
 /* "scheme://host[:port]" of url (what log lines show) into out. */
 void push_url_origin(const char *url, char *out, size_t cap);
 

@@ -115,14 +115,24 @@ struct ssf_receiver {
 /* The stream-management API (ssf_streams_http.c): on when the file has a
  * "streams" member. A receiver calls it with a ztb access token for
  * audience `audience` and action SSF_MANAGE_ACTION. */
-#define SSF_MANAGE_ACTION POLICY_ACTION_SSF
+#define SSF_MANAGE_ACTION  POLICY_ACTION_SSF
+#define SSF_PUSH_HOSTS_MAX 32
+#define SSF_PUSH_HOST_MAX  256
+
 struct ssf_streams_config {
     int enabled;
     char audience[SSF_ISSUER_MAX];      /* default "ztb-ssf" */
     unsigned max_per_receiver;          /* default 4 */
     unsigned max_streams;               /* default 1024, all receivers together */
     unsigned min_verification_interval; /* seconds between verification events, default 10 */
+    /* the hosts receivers may have the broker push to: a name ("siem.example.com",
+     * "127.0.0.1") or "*.example.com" (any name under it); required */
+    char push_hosts[SSF_PUSH_HOSTS_MAX][SSF_PUSH_HOST_MAX];
+    unsigned n_push_hosts;
 };
+
+/* 1 if the host of url is one of c's push_hosts (case-insensitive). */
+int ssf_streams_push_host_ok(const struct ssf_streams_config *c, const char *url);
 
 struct ssf_config {
     struct ssf_transmitter *tx;

@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -311,8 +312,9 @@ static ztb_err load_receiver(json_t *o, size_t i, struct ssf_receiver *r, char *
 /* The "streams" member into c->streams. */
 static ztb_err load_streams(json_t *o, struct ssf_streams_config *c, char *why, size_t cap)
 {
-    static const char *const allowed[] = {"audience", "max_per_receiver", "max_streams",
-                                          "min_verification_interval", NULL};
+    static const char *const allowed[] = {"audience",    "max_per_receiver",
+                                          "max_streams", "min_verification_interval",
+                                          "push_hosts",  NULL};
     if (!json_is_object(o)) {
         snprintf(why, cap, "streams must be an object (its members may all be left out)");
         return ZTB_ERR_MALFORMED;
@@ -345,8 +347,58 @@ static ztb_err load_streams(json_t *o, struct ssf_streams_config *c, char *why, 
         }
         *nums[i].to = (unsigned)json_integer_value(v);
     }
+    /* where receivers may point the broker: without it any agent granted
+     * ztb:ssf could make it POST to any host it reaches */
+    json_t *hosts = json_object_get(o, "push_hosts");
+    if (!json_is_array(hosts) || json_array_size(hosts) > SSF_PUSH_HOSTS_MAX) {
+        snprintf(why, cap,
+                 "streams: push_hosts is required: a list of at most %d hosts receivers may "
+                 "have the broker push to, e.g. [\"siem.example.com\", \"*.soc.example.com\"]",
+                 SSF_PUSH_HOSTS_MAX);
+        return ZTB_ERR_MALFORMED;
+    }
+    size_t i;
+    json_t *h;
+    json_array_foreach(hosts, i, h)
+    {
+        const char *v = json_string_value(h);
+        size_t n = v ? strlen(v) : 0;
+        int ok = n > 0 && n < SSF_PUSH_HOST_MAX;
+        for (size_t k = 0; ok && k < n; k++) {
+            unsigned char ch = (unsigned char)v[k];
+            ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+                 ch == '.' || ch == '-' || ch == ':' || (ch == '*' && k == 0 && v[1] == '.');
+        }
+        if (!ok) {
+            snprintf(why, cap,
+                     "streams: push_hosts[%zu] must be a host name or address (no port, no "
+                     "scheme), or *.domain",
+                     i);
+            return ZTB_ERR_MALFORMED;
+        }
+        memcpy(c->push_hosts[c->n_push_hosts++], v, n + 1);
+    }
     c->enabled = 1;
     return ZTB_OK;
+}
+
+int ssf_streams_push_host_ok(const struct ssf_streams_config *c, const char *url)
+{
+    char host[SSF_PUSH_HOST_MAX];
+    if (!push_url_host(url, host, sizeof(host)))
+        return 0;
+    size_t hn = strlen(host);
+    for (unsigned i = 0; i < c->n_push_hosts; i++) {
+        const char *p = c->push_hosts[i];
+        if (p[0] == '*') { /* "*.example.com": a name under it, not the domain itself */
+            size_t sn = strlen(p + 1);
+            if (hn > sn && strcasecmp(host + hn - sn, p + 1) == 0)
+                return 1;
+        } else if (strcasecmp(host, p) == 0) {
+            return 1;
+        }
+    }
+    return 0;
 }
 
 ztb_err ssf_config_parse(const char *text, size_t n, const char *our_issuer,

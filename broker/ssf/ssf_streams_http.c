@@ -237,6 +237,22 @@ static void list_own(struct http_resp *resp, const struct broker *b, const struc
         http_resp_json_value(resp, 200, arr);
 }
 
+/* 1 if the stream's endpoint_url is on one of the operator's push_hosts;
+ * 0 with why (and the fix) if not. */
+static int push_host_allowed(const struct broker *b, const struct ssf_stream *s, char *why,
+                             size_t cap)
+{
+    if (ssf_streams_push_host_ok(&b->ssf->streams, s->url))
+        return 1;
+    char origin[300];
+    push_url_origin(s->url, origin, sizeof(origin));
+    snprintf(why, cap,
+             "delivery.endpoint_url: %.200s is not one of the transmitter's push hosts: ask its "
+             "operator to add the host to streams.push_hosts",
+             origin);
+    return 0;
+}
+
 static void create(struct http_req *req, struct http_resp *resp, const struct broker *b,
                    const struct caller *c)
 {
@@ -260,8 +276,11 @@ static void create(struct http_req *req, struct http_resp *resp, const struct br
     char why[400];
     ztb_err rv = ssf_stream_apply(&s, body, SSF_OP_CREATE, why, sizeof(why));
     json_decref(body);
+    if (rv == ZTB_OK && !push_host_allowed(b, &s, why, sizeof(why)))
+        rv = ZTB_ERR_INVALID_ARG;
     if (rv != ZTB_OK) {
         http_resp_error(resp, 400, "invalid_request", why);
+        ssf_stream_clear(&s);
         return;
     }
     char *rec = ssf_stream_record(&s);
@@ -301,6 +320,8 @@ static void change(struct http_req *req, struct http_resp *resp, const struct br
     char why[400];
     ztb_err rv = ssf_stream_apply(&s, body, op, why, sizeof(why));
     json_decref(body);
+    if (rv == ZTB_OK && !push_host_allowed(b, &s, why, sizeof(why)))
+        rv = ZTB_ERR_INVALID_ARG;
     if (rv != ZTB_OK) {
         http_resp_error(resp, 400, "invalid_request", why);
     } else {

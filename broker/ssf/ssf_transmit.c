@@ -297,6 +297,10 @@ static int to_stream(struct delivery *d)
     int r = TRY_DONE;
     if (s.status == SSF_STREAM_PAUSED) {
         r = TRY_HOLD;
+    } else if (!ssf_streams_push_host_ok(&T.c->streams, s.url)) {
+        /* the host left streams.push_hosts since the stream was made */
+        ztb_log(ZTB_LOG_WARN, "ssf.push_refused", ZTB_F_STR("receiver", s.id),
+                ZTB_F_STR("why", "the host is no longer one of streams.push_hosts"));
     } else if (s.status == SSF_STREAM_ENABLED &&
                (d->verification || (s.events & ssf_event_for_response(d->response)) != 0)) {
         struct dest t = {

@@ -224,7 +224,8 @@ static int setup(void **state)
              "   \"authorization_header\": \"" RX_AUTH "\", \"audience\": \"" RX_AUD "\",\n"
              "   \"events_requested\": [\"" CAEP "session-revoked\",\n"
              "                          \"urn:ztb:ssf:event-type:agent-quarantined\"]}],\n"
-             " \"streams\": {\"max_per_receiver\": 2, \"min_verification_interval\": 1}}\n",
+             " \"streams\": {\"max_per_receiver\": 2, \"min_verification_interval\": 1,\n"
+             "             \"push_hosts\": [\"127.0.0.1\", \"*.siem.example\"]}}\n",
              path, ptx.port, zh_free_port(), rx.port);
     snprintf(conf, sizeof(conf), "%s/ssf.json", dir);
     write_file(conf, text);
@@ -878,6 +879,27 @@ static void test_streams_refusals(void **state)
                  urls[i]);
         json_decref(ssf_expect("POST", STREAM_EVENTS_PATH, tok, body, 400));
     }
+    /* https, but to a host the operator did not list in streams.push_hosts
+     * (the broker would POST wherever a receiver says: an internal service,
+     * a cloud metadata address); a name under *.siem.example is fine until it
+     * is pushed to, but the domain itself is not under it */
+    const char *off_list[] = {"https://169.254.169.254/latest", "https://intranet.example/hook",
+                              "https://siem.example/events", "https://x.siem.example.evil/e"};
+    for (size_t i = 0; i < 4; i++) {
+        snprintf(body, sizeof(body),
+                 "{\"delivery\": {\"method\": \"urn:ietf:rfc:8935\", \"endpoint_url\": \"%s\"}}",
+                 off_list[i]);
+        assert_int_equal(ssf_call("POST", STREAM_EVENTS_PATH, tok, body, &r), 400);
+        assert_non_null(strstr(r.body, "push_hosts"));
+        zh_resp_free(&r);
+    }
+    snprintf(body, sizeof(body),
+             "{\"stream_id\": \"%s\", \"delivery\": {\"method\": \"urn:ietf:rfc:8935\",\n"
+             " \"endpoint_url\": \"https://169.254.169.254/latest\"}}",
+             id);
+    assert_int_equal(ssf_call("PATCH", STREAM_EVENTS_PATH, tok, body, &r), 400);
+    assert_non_null(strstr(r.body, "push_hosts"));
+    zh_resp_free(&r);
     /* poll is not served; unknown members are refused */
     json_decref(ssf_expect("POST", STREAM_EVENTS_PATH, tok,
                            "{\"delivery\": {\"method\": \"urn:ietf:rfc:8936\"}}", 400));

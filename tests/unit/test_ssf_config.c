@@ -141,23 +141,39 @@ static void test_streams(void **state)
     assert_int_equal(parse(TX(""), &c, why), ZTB_OK);
     assert_false(c->streams.enabled);
     ssf_config_free(c);
-    assert_int_equal(parse_plain("{\"streams\":{}}", &c, why), ZTB_OK);
+    assert_int_not_equal(parse_plain("{\"streams\":{}}", &c, why), ZTB_OK); /* no push_hosts */
+    assert_non_null(strstr(why, "push_hosts is required"));
+    assert_int_equal(
+        parse_plain("{\"streams\":{\"push_hosts\":[\"siem.example\",\"*.soc.example\"]}}", &c, why),
+        ZTB_OK);
+    assert_true(ssf_streams_push_host_ok(&c->streams, "https://SIEM.example:8443/e"));
+    assert_true(ssf_streams_push_host_ok(&c->streams, "https://a.soc.example/e"));
+    assert_false(ssf_streams_push_host_ok(&c->streams, "https://soc.example/e"));
+    assert_false(ssf_streams_push_host_ok(&c->streams, "https://a.soc.example.evil/e"));
+    assert_false(ssf_streams_push_host_ok(&c->streams, "https://siem.example.evil/e"));
+    assert_false(ssf_streams_push_host_ok(&c->streams, "https://evil/siem.example"));
+    assert_false(ssf_streams_push_host_ok(&c->streams, "not a url"));
     assert_true(c->streams.enabled);
     assert_string_equal(c->streams.audience, "ztb-ssf");
     assert_int_equal(c->streams.max_per_receiver, 4);
     assert_int_equal(c->streams.min_verification_interval, 10);
     ssf_config_free(c);
     assert_int_equal(parse_plain("{\"streams\":{\"audience\":\"ssf\",\"max_per_receiver\":1,"
-                                 "\"max_streams\":9,\"min_verification_interval\":1}}",
+                                 "\"max_streams\":9,\"min_verification_interval\":1,"
+                                 "\"push_hosts\":[]}}",
                                  &c, why),
                      ZTB_OK);
     assert_string_equal(c->streams.audience, "ssf");
     assert_int_equal(c->streams.max_streams, 9);
     ssf_config_free(c);
-    const char *bad[] = {"{\"streams\":true}", "{\"streams\":{\"max_per_receiver\":0}}",
+    const char *bad[] = {"{\"streams\":true}",
+                         "{\"streams\":{\"max_per_receiver\":0}}",
                          "{\"streams\":{\"max_streams\":100000}}",
                          "{\"streams\":{\"min_verification_interval\":\"1\"}}",
-                         "{\"streams\":{\"audiance\":\"x\"}}"};
+                         "{\"streams\":{\"audiance\":\"x\"}}",
+                         "{\"streams\":{\"push_hosts\":\"siem.example\"}}",
+                         "{\"streams\":{\"push_hosts\":[\"https://siem.example\"]}}",
+                         "{\"streams\":{\"push_hosts\":[\"a.*.example\"]}}"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         assert_int_not_equal(
             strstr(bad[i], "%s") ? parse(bad[i], &c, why) : parse_plain(bad[i], &c, why), ZTB_OK);
