@@ -357,6 +357,12 @@ int cmd_agent(struct ztbctl *ctl, int argc, char **argv)
     }
     if (strcmp(verb, "inventory") == 0 && argc == 2)
         return inventory(ctl);
+    if (strcmp(verb, "list") == 0 || strcmp(verb, "inventory") == 0) {
+        ztbctl_err(argv[2][0] == '-' ? "agent %s: unknown option '%s' (see ztbctl agent --help)"
+                                     : "agent %s takes no argument: '%s' (see ztbctl agent --help)",
+                   verb, argv[2]);
+        return ZTBCTL_EXIT_USAGE;
+    }
     if (argc < 3) {
         usage(stderr);
         return ZTBCTL_EXIT_USAGE;

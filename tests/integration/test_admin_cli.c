@@ -67,6 +67,14 @@ static void test_options_after_the_command(void **state)
     assert_int_not_equal(zh_run(dashes, &out, &err), 0);
     free(out);
     free(err);
+    /* an option no command knows is named as such, not the command */
+    const char *bogus[] = {zh_bin("ztbctl"), "--socket", b.admin_sock, "agent",
+                           "list",           "--bogus",  NULL};
+    assert_int_equal(zh_run(bogus, &out, &err), 2);
+    if (strstr(err, "unknown option '--bogus'") == NULL)
+        fail_msg("ztbctl agent list --bogus: %s", err);
+    free(out);
+    free(err);
 }
 
 static void test_agent_lifecycle(void **state)
