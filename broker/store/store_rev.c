@@ -139,6 +139,13 @@ static char **g_av; /* sorted names, under g_av_lock */
 static size_t g_av_n;
 static _Atomic uint64_t g_av_at_ms; /* monotonic ms of the last load; 0: none */
 static atomic_int g_av_loading;
+/* Loads are numbered as they start; a load installs its view only if no
+ * later-started load has (an HKEYS sent before a kill must not replace one
+ * sent after it), and counts as fresh only if no kill or lift of this
+ * broker (aud_view_invalidate bumps the epoch) happened while it ran. */
+static _Atomic uint64_t g_av_ticket;
+static uint64_t g_av_installed; /* ticket of the view in g_av, under g_av_lock */
+static _Atomic uint64_t g_av_epoch;
 
 static uint64_t av_mono_ms(void)
 {
@@ -159,9 +166,11 @@ static void av_free(char **v, size_t n)
     free(v);
 }
 
-/* Load the view from Redis; 0 on success (the view replaced), -1 if not. */
+/* Load the view from Redis; 0 on success (the view replaced, unless a
+ * load started later already replaced it), -1 if not. */
 static int aud_view_load(void)
 {
+    uint64_t ticket = atomic_fetch_add(&g_av_ticket, 1) + 1;
     redisReply *r;
     if (redis_commandf(&r, "HKEYS %s", ZTB_WIRE_AUD_KILLED_HASH) != ZTB_OK)
         return -1;
@@ -186,17 +195,35 @@ static int aud_view_load(void)
         return -1;
     qsort(v, n, sizeof(*v), av_cmp);
     pthread_rwlock_wrlock(&g_av_lock);
-    char **old = g_av;
-    size_t oldn = g_av_n;
-    g_av = v;
-    g_av_n = n;
+    if (ticket > g_av_installed) {
+        char **old = g_av;
+        size_t oldn = g_av_n;
+        g_av = v;
+        g_av_n = n;
+        g_av_installed = ticket;
+        v = old;
+        n = oldn;
+    }
     pthread_rwlock_unlock(&g_av_lock);
-    av_free(old, oldn);
+    av_free(v, n);
+    return 0;
+}
+
+/* Load, and mark the view fresh (at now) only if no kill or lift of this
+ * broker came while loading. 0, or -1 if Redis did not answer. */
+static int aud_view_refresh(uint64_t now)
+{
+    uint64_t epoch = atomic_load(&g_av_epoch);
+    if (aud_view_load() != 0)
+        return -1;
+    if (atomic_load(&g_av_epoch) == epoch)
+        atomic_store(&g_av_at_ms, now);
     return 0;
 }
 
 static void aud_view_invalidate(void)
 {
+    atomic_fetch_add(&g_av_epoch, 1);
     atomic_store(&g_av_at_ms, 0);
 }
 
@@ -206,12 +233,10 @@ int store_audience_killed(const char *audience)
     uint64_t at = atomic_load(&g_av_at_ms);
     if (at == 0 || now - at >= AUD_VIEW_STALE_MS) {
         /* too old to use: load it here, whoever else is loading */
-        if (aud_view_load() != 0)
+        if (aud_view_refresh(now) != 0)
             return -1;
-        atomic_store(&g_av_at_ms, now);
     } else if (now - at >= AUD_VIEW_REFRESH_MS && !atomic_exchange(&g_av_loading, 1)) {
-        if (aud_view_load() == 0)
-            atomic_store(&g_av_at_ms, now);
+        (void)aud_view_refresh(now);
         atomic_store(&g_av_loading, 0);
     }
     pthread_rwlock_rdlock(&g_av_lock);
