@@ -545,6 +545,40 @@ ztb_err redis_ready(char *why, size_t cap)
     return ZTB_OK;
 }
 
+ztb_err redis_info_all(redisReply **replies, size_t cap, size_t *n)
+{
+    *n = 0;
+    if (cap == 0)
+        return ZTB_ERR_INVALID_ARG;
+    if (!is_cluster()) {
+        ZTB_GUARD(redis_commandf(&replies[0], "INFO"));
+        *n = 1;
+        return ZTB_OK;
+    }
+    struct redis_cluster *cl = cluster();
+    if (cl == NULL)
+        return ZTB_ERR_UNAVAILABLE;
+    int m[REDIS_CLUSTER_MAX_NODES];
+    size_t nm = redis_cluster_masters(cl, m, REDIS_CLUSTER_MAX_NODES);
+    if (nm == 0) {
+        drop(t_conn, cl->errstr[0] ? cl->errstr : "no slot map");
+        return ZTB_ERR_UNAVAILABLE;
+    }
+    for (size_t i = 0; i < nm && i < cap; i++) {
+        struct redis_link *l = redis_cluster_link_of(cl, m[i]);
+        redisReply *r = l != NULL ? redis_link_commandf(l, "INFO") : NULL;
+        if (r == NULL) {
+            drop(t_conn, l == NULL ? cl->errstr : l->errstr[0] ? l->errstr : "no reply");
+            for (size_t k = 0; k < *n; k++)
+                freeReplyObject(replies[k]);
+            *n = 0;
+            return ZTB_ERR_UNAVAILABLE;
+        }
+        replies[(*n)++] = r;
+    }
+    return ZTB_OK;
+}
+
 static ztb_err probe_link(struct redis_link *ctx, char *why, size_t cap);
 
 /* The probe itself (see redis_ready); on a Cluster, of every master. */

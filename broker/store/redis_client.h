@@ -47,6 +47,14 @@ ztb_err redis_pipeline(size_t n, const int *argc, const char *const *const *argv
 ztb_err redis_commandf(redisReply **reply, const char *fmt, ...);
 
 /*
+ * INFO from every server that holds data: each master of a Cluster, else
+ * the one connection. replies[0..*n) are the caller's (freeReplyObject
+ * each; any may be an error reply); at most cap. UNAVAILABLE (and no
+ * replies) if any of them cannot be reached.
+ */
+ztb_err redis_info_all(redisReply **replies, size_t cap, size_t *n);
+
+/*
  * EVALSHA the script (sha1 computed once by the caller with
  * redis_script_sha), falling back to EVAL on NOSCRIPT. argv holds keys then
  * args.

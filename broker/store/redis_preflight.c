@@ -289,57 +289,86 @@ static void log_persistence(const char *info, size_t len, const char *version, c
 }
 
 /* One run of every check; err describes a state other than OK. */
-static enum pf_state run_checks(int at_start, char *err, size_t errcap)
+/* The version and eviction checks on one server's INFO (node names it in
+ * messages: "" for the only one). */
+static enum pf_state check_info(const char *info, size_t len, const char *node, char *err,
+                                size_t errcap)
 {
-    err[0] = '\0';
-    redisReply *r = NULL;
-    if (redis_commandf(&r, "INFO") != ZTB_OK) {
-        snprintf(err, errcap, "Redis cannot be reached");
-        return PF_UNCHECKED;
-    }
-    if (r->type != REDIS_REPLY_STRING) {
-        snprintf(err, errcap, "INFO answered %s", r->type == REDIS_REPLY_ERROR ? r->str : "?");
-        freeReplyObject(r);
-        return PF_UNCHECKED;
-    }
-    char version[32], policy[32], loading[8], cluster[8];
-    enum pf_state st = PF_OK;
-    redis_info_field(r->str, r->len, "cluster_enabled", cluster, sizeof(cluster));
-    redis_info_field(r->str, r->len, "redis_version", version, sizeof(version));
-    redis_info_field(r->str, r->len, "maxmemory_policy", policy, sizeof(policy));
-    redis_info_field(r->str, r->len, "loading", loading, sizeof(loading));
+    char version[32], policy[32];
+    redis_info_field(info, len, "redis_version", version, sizeof(version));
+    redis_info_field(info, len, "maxmemory_policy", policy, sizeof(policy));
     if (!redis_version_at_least(version, REDIS_PREFLIGHT_MIN_MAJOR, REDIS_PREFLIGHT_MIN_MINOR)) {
-        snprintf(err, errcap, "Redis %s is too old: ztb needs Redis %d.%d or newer; upgrade it",
-                 version[0] ? version : "(no redis_version in INFO)", REDIS_PREFLIGHT_MIN_MAJOR,
-                 REDIS_PREFLIGHT_MIN_MINOR);
-        st = PF_VERSION;
-    } else if (strcmp(policy, "noeviction") != 0 && !g_allow_eviction) {
+        snprintf(err, errcap, "Redis%s %s is too old: ztb needs Redis %d.%d or newer; upgrade it",
+                 node, version[0] ? version : "(no redis_version in INFO)",
+                 REDIS_PREFLIGHT_MIN_MAJOR, REDIS_PREFLIGHT_MIN_MINOR);
+        return PF_VERSION;
+    }
+    if (strcmp(policy, "noeviction") != 0 && !g_allow_eviction) {
         snprintf(err, errcap,
-                 "Redis maxmemory-policy is %s: an evicting Redis silently drops revocations. "
+                 "Redis%s maxmemory-policy is %s: an evicting Redis silently drops revocations. "
                  "Fix: redis-cli CONFIG SET maxmemory-policy noeviction, and the line "
                  "`maxmemory-policy noeviction` in redis.conf; or accept the risk with "
                  "--redis-allow-eviction 1",
-                 policy[0] ? policy : "(unknown)");
-        st = PF_EVICTION;
-    } else if (strcmp(policy, "noeviction") != 0 && !g_warned_eviction) {
+                 node, policy[0] ? policy : "(unknown)");
+        return PF_EVICTION;
+    }
+    if (strcmp(policy, "noeviction") != 0 && !g_warned_eviction) {
         g_warned_eviction = 1;
         ztb_log(ZTB_LOG_WARN, "redis.eviction_allowed", ZTB_F_STR("maxmemory_policy", policy),
                 ZTB_F_STR("hint", "--redis-allow-eviction: when Redis reaches maxmemory it "
                                   "deletes keys, revocations among them, and revoked tokens "
                                   "are accepted again; set maxmemory-policy noeviction"));
     }
-    if (at_start && st != PF_VERSION)
-        log_persistence(r->str, r->len, version, policy);
-    freeReplyObject(r);
+    return PF_OK;
+}
+
+static enum pf_state run_checks(int at_start, char *err, size_t errcap)
+{
+    err[0] = '\0';
+    /* every server that holds data: on a Cluster each master, since one
+     * evicting or old shard loses the revocations that live on it */
+    redisReply *rs[REDIS_PREFLIGHT_NODES_MAX];
+    size_t n = 0;
+    if (redis_info_all(rs, REDIS_PREFLIGHT_NODES_MAX, &n) != ZTB_OK) {
+        snprintf(err, errcap, "Redis cannot be reached");
+        return PF_UNCHECKED;
+    }
+    enum pf_state st = PF_OK;
+    int loading_any = 0, cluster_on = 0;
+    for (size_t i = 0; i < n && st == PF_OK; i++) {
+        const redisReply *r = rs[i];
+        if (r->type != REDIS_REPLY_STRING) {
+            snprintf(err, errcap, "INFO answered %s", r->type == REDIS_REPLY_ERROR ? r->str : "?");
+            st = PF_UNCHECKED;
+            break;
+        }
+        char node[48] = "", loading[8], cluster[8], port[8];
+        redis_info_field(r->str, r->len, "cluster_enabled", cluster, sizeof(cluster));
+        redis_info_field(r->str, r->len, "loading", loading, sizeof(loading));
+        if (i == 0)
+            cluster_on = strcmp(cluster, "1") == 0;
+        if (n > 1 && redis_info_field(r->str, r->len, "tcp_port", port, sizeof(port)) == 1)
+            snprintf(node, sizeof(node), " (the master on port %s)", port);
+        st = check_info(r->str, r->len, node, err, errcap);
+        if (at_start && i == 0 && st != PF_VERSION) {
+            char version[32], policy[32];
+            redis_info_field(r->str, r->len, "redis_version", version, sizeof(version));
+            redis_info_field(r->str, r->len, "maxmemory_policy", policy, sizeof(policy));
+            log_persistence(r->str, r->len, version, policy);
+        }
+        loading_any |= strcmp(loading, "0") != 0;
+    }
+    for (size_t i = 0; i < n; i++)
+        freeReplyObject(rs[i]);
     if (st != PF_OK)
         return st;
-    if (strcmp(loading, "0") != 0) {
+    if (loading_any) {
         snprintf(err, errcap, "Redis is loading its data");
         return PF_UNCHECKED;
     }
     /* an earlier broker's state under the untagged names is moved first:
      * until it is, its revocations would not be in force */
-    if (store_layout_check(strcmp(cluster, "1") == 0, err, errcap) != 0)
+    if (store_layout_check(cluster_on, err, errcap) != 0)
         return PF_LAYOUT;
     return check_marker(err, errcap);
 }

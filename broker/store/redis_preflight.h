@@ -28,6 +28,9 @@
 #define REDIS_PREFLIGHT_MIN_MAJOR 6
 #define REDIS_PREFLIGHT_MIN_MINOR 2
 
+/* At most this many servers are checked (the masters of a Cluster). */
+#define REDIS_PREFLIGHT_NODES_MAX 64
+
 /*
  * Find the field name in an INFO reply (len bytes, "name:value" lines,
  * CRLF or LF, "#" section headers) and copy its value into out (cap bytes,

@@ -286,6 +286,62 @@ static void test_key_taint_and_truth(void **state)
     zh_resp_free(&r);
 }
 
+/* The broker's log so far (the caller frees it). */
+static char *log_text(void)
+{
+    FILE *f = fopen(b.log, "r");
+    assert_non_null(f);
+    char *s = calloc(1, 1 << 20);
+    assert_non_null(s);
+    s[fread(s, 1, (1 << 20) - 1, f)] = '\0';
+    fclose(f);
+    return s;
+}
+
+/* /readyz within limit_ms: 1 if its status is want (and, for 503, the body
+ * names needle). */
+static int readyz_becomes(long want, const char *needle, long limit_ms)
+{
+    for (long t = 0; t < limit_ms; t += 50) {
+        struct zh_resp r;
+        int ok = zh_get(&b, "/readyz", &r) == 0 && r.status == want &&
+                 (needle == NULL || (r.body != NULL && strstr(r.body, needle) != NULL));
+        zh_resp_free(&r);
+        if (ok)
+            return 1;
+        usleep(50000);
+    }
+    return 0;
+}
+
+/* An evicting master loses the revocations on its shard: whichever master
+ * it is, the broker is not ready and says which, until it is fixed. */
+static void test_every_master_preflighted(void **state)
+{
+    (void)state;
+    for (int i = 0; i < 3; i++) {
+        redisContext *c = zh_redis_connect(&nodes[i]);
+        redisReply *r = redisCommand(c, "CONFIG SET maxmemory-policy allkeys-lru");
+        assert_true(r != NULL && r->type == REDIS_REPLY_STATUS);
+        freeReplyObject(r);
+        if (!readyz_becomes(503, "\"redis_preflight\":\"eviction\"", 5000))
+            fail_msg("master %d (port %d) evicting, and /readyz did not say so", i, nodes[i].port);
+        /* the log names the master */
+        char port[48];
+        snprintf(port, sizeof(port), "the master on port %d", nodes[i].port);
+        char *log = log_text();
+        if (strstr(log, port) == NULL)
+            fail_msg("the broker log does not name %s", port);
+        free(log);
+        r = redisCommand(c, "CONFIG SET maxmemory-policy noeviction");
+        assert_true(r != NULL && r->type == REDIS_REPLY_STATUS);
+        freeReplyObject(r);
+        redisFree(c);
+        if (!readyz_becomes(200, NULL, 5000))
+            fail_msg("master %d fixed, and /readyz did not become ready", i);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -294,6 +350,7 @@ int main(void)
         cmocka_unit_test(test_single_use_and_dpop_replay),
         cmocka_unit_test(test_sharded_announcements),
         cmocka_unit_test(test_key_taint_and_truth),
+        cmocka_unit_test(test_every_master_preflighted),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
