@@ -200,7 +200,6 @@ static int closed_by_peer(struct redis_link *ctx)
     return !redis_link_idle_ok(ctx);
 }
 
-/* This thread's connection, connecting if needed; NULL while backing off. */
 /* This thread's slot, made on first use; NULL when out of memory. */
 static struct rconn *this_rconn(void)
 {
@@ -258,19 +257,12 @@ static struct redis_cluster *cluster(void)
     return c->cl;
 }
 
+/* This thread's connection, connecting if needed; NULL while backing off. */
 static struct redis_link *conn(void)
 {
-    struct rconn *c = t_conn;
-    if (c == NULL) {
-        c = calloc(1, sizeof(*c));
-        if (c == NULL)
-            return NULL;
-        pthread_mutex_lock(&g_lock);
-        c->next = g_all;
-        g_all = c;
-        pthread_mutex_unlock(&g_lock);
-        t_conn = c;
-    }
+    struct rconn *c = this_rconn();
+    if (c == NULL)
+        return NULL;
     uint64_t now = mono_ms();
     unsigned epoch = atomic_load(&g_epoch);
     if (c->ctx != NULL && c->epoch != epoch) {
