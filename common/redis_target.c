@@ -246,6 +246,39 @@ static ztb_err parse_query(const char *q, struct redis_target *t, int sentinel, 
     return ZTB_OK;
 }
 
+/* HOST[:PORT][,HOST[:PORT]...] in [p, end) into list (*n of them, at most
+ * max; port defaults to def_port). kind names an address in messages
+ * ("sentinel", "node"); too_many is the message past max. */
+static ztb_err parse_addr_list(const char *p, const char *end, struct redis_sentinel_addr *list,
+                               size_t *n, size_t max, int def_port, const char *kind,
+                               const char *too_many, struct redis_target *t, char *err,
+                               size_t errcap)
+{
+    char msg[64];
+    while (p < end) {
+        /* a comma inside brackets cannot occur: IPv6 has none */
+        const char *c = memchr(p, ',', (size_t)(end - p));
+        const char *ie = c ? c : end;
+        if (*n == max)
+            return bad(t, err, errcap, too_many);
+        struct redis_sentinel_addr *a = &list[*n];
+        a->port = def_port;
+        const char *why = NULL;
+        if (ie == p ||
+            parse_hostport(p, (size_t)(ie - p), a->host, sizeof(a->host), &a->port, &why) != 0) {
+            snprintf(msg, sizeof(msg), "an empty %s address between commas", kind);
+            return bad(t, err, errcap, why ? why : msg);
+        }
+        (*n)++;
+        p = c ? c + 1 : end;
+        if (c != NULL && p == end) {
+            snprintf(msg, sizeof(msg), "an empty %s address after a comma", kind);
+            return bad(t, err, errcap, msg);
+        }
+    }
+    return ZTB_OK;
+}
+
 /* redis+sentinel://[USERINFO@]S1[:P1][,S2[:P2]...]/MASTER[/DB][?OPTIONS] */
 static ztb_err parse_sentinel(const char *p, struct redis_target *t, char *err, size_t errcap)
 {
@@ -253,23 +286,9 @@ static ztb_err parse_sentinel(const char *p, struct redis_target *t, char *err, 
     ZTB_GUARD(take_userinfo(&p, end, t, err, errcap));
     if (p == end)
         return bad(t, err, errcap, "a Sentinel URL names at least one sentinel HOST[:PORT]");
-    while (p < end) {
-        /* a comma inside brackets cannot occur: IPv6 has none */
-        const char *c = memchr(p, ',', (size_t)(end - p));
-        const char *ie = c ? c : end;
-        if (t->nsentinels == REDIS_TARGET_MAX_SENTINELS)
-            return bad(t, err, errcap, "at most 8 sentinels in a Sentinel URL");
-        struct redis_sentinel_addr *a = &t->sentinels[t->nsentinels];
-        a->port = REDIS_TARGET_SENTINEL_PORT;
-        const char *why = NULL;
-        if (ie == p ||
-            parse_hostport(p, (size_t)(ie - p), a->host, sizeof(a->host), &a->port, &why) != 0)
-            return bad(t, err, errcap, why ? why : "an empty sentinel address between commas");
-        t->nsentinels++;
-        p = c ? c + 1 : end;
-        if (c != NULL && p == end)
-            return bad(t, err, errcap, "an empty sentinel address after a comma");
-    }
+    ZTB_GUARD(parse_addr_list(p, end, t->sentinels, &t->nsentinels, REDIS_TARGET_MAX_SENTINELS,
+                              REDIS_TARGET_SENTINEL_PORT, "sentinel",
+                              "at most 8 sentinels in a Sentinel URL", t, err, errcap));
     if (*end != '/')
         return bad(t, err, errcap,
                    "a Sentinel URL needs /MASTER, the master's name at the sentinels");
@@ -300,22 +319,9 @@ static ztb_err parse_cluster(const char *p, struct redis_target *t, char *err, s
     ZTB_GUARD(take_userinfo(&p, end, t, err, errcap));
     if (p == end)
         return bad(t, err, errcap, "a Cluster URL names at least one node HOST[:PORT]");
-    while (p < end) {
-        const char *c = memchr(p, ',', (size_t)(end - p));
-        const char *ie = c ? c : end;
-        if (t->nseeds == REDIS_TARGET_MAX_SEEDS)
-            return bad(t, err, errcap, "at most 8 seed nodes in a Cluster URL");
-        struct redis_sentinel_addr *a = &t->seeds[t->nseeds];
-        a->port = REDIS_TARGET_DEFAULT_PORT;
-        const char *why = NULL;
-        if (ie == p ||
-            parse_hostport(p, (size_t)(ie - p), a->host, sizeof(a->host), &a->port, &why) != 0)
-            return bad(t, err, errcap, why ? why : "an empty node address between commas");
-        t->nseeds++;
-        p = c ? c + 1 : end;
-        if (c != NULL && p == end)
-            return bad(t, err, errcap, "an empty node address after a comma");
-    }
+    ZTB_GUARD(parse_addr_list(p, end, t->seeds, &t->nseeds, REDIS_TARGET_MAX_SEEDS,
+                              REDIS_TARGET_DEFAULT_PORT, "node",
+                              "at most 8 seed nodes in a Cluster URL", t, err, errcap));
     const char *r = end;
     if (*r == '/') {
         size_t dl = strcspn(r + 1, "?#");
