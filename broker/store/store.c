@@ -351,32 +351,29 @@ ztb_err store_join_consume(const char *token, char agent[STORE_NAME_MAX + 1], in
 
 /*
  * The GCRA step every rate-limit script shares (the token path's two
- * buckets, store_rate_take's one): with `now` in µs in scope, gcra(key,
- * stored TAT, interval µs, burst) returns the new TAT to store (0: no limit)
- * and 0, or -1 and the µs to wait. A stored TAT more than one burst window
- * ahead of now (Redis's clock stepped back) is clamped to that window, and
- * the clamp is stored under key even when the request is refused.
+ * buckets, store_rate_take's one): with `now` in µs in scope, gcra(stored
+ * TAT, interval µs, burst) returns the new TAT to store (0: no limit) and
+ * 0, or -1, the µs to wait and, when the stored TAT was more than one burst
+ * window ahead of now (Redis's clock stepped back), the clamped TAT, which
+ * the caller stores although the request is refused.
  */
 #define GCRA_LUA                                                                                   \
-    "local function gcra(key, stored, interval, burst)\n"                                          \
+    "local function gcra(stored, interval, burst)\n"                                               \
     "  if interval <= 0 then return 0, 0 end\n"                                                    \
     "  local tat = tonumber(stored or '0') or 0\n"                                                 \
     "  if tat < now then tat = now end\n"                                                          \
     "  local cap = now + burst * interval\n"                                                       \
-    "  if tat > cap then\n"                                                                        \
-    "    tat = cap\n"                                                                              \
-    "    redis.call('SET', key, string.format('%d', cap), 'PX',\n"                                 \
-    "      math.ceil(burst * interval / 1000) + 1000)\n"                                           \
-    "  end\n"                                                                                      \
+    "  local clamped = nil\n"                                                                      \
+    "  if tat > cap then tat = cap clamped = string.format('%d', cap) end\n"                       \
     "  local new = tat + interval\n"                                                               \
     "  local at = new - burst * interval\n"                                                        \
-    "  if at > now then return -1, at - now end\n"                                                 \
+    "  if at > now then return -1, at - now, clamped end\n"                                        \
     "  return new, 0\n"                                                                            \
     "end\n"
 
 /*
- * KEYS: agent hash, agent bucket, action bucket, audience kill switch, the
- * DPoP proof's replay marker.
+ * KEYS: the agent hash, the agent's activity record (which also holds its
+ * two rate buckets), the DPoP proof's replay marker, the agent's baseline.
  * ARGV: agent interval_us, agent burst, action interval_us, action burst,
  * then what the caller's credential binds (generation, identity epoch,
  * identity document thumbprint; '' for any), the DPoP marker's life in ms
@@ -395,44 +392,56 @@ ztb_err store_join_consume(const char *token, char agent[STORE_NAME_MAX + 1], in
  * step back costs an agent at most one burst window, never the length of
  * the step. Only that rare path pays the extra write.
  *
- * Cost: this script runs for every token and each redis.call costs Redis
- * ~1.5 µs, so both buckets are read with one MGET (same slot: one hash tag).
+ * Cost: this script runs for every token, and each redis.call costs Redis
+ * ~1.5 µs beyond its own work plus, for a write, its copy to the AOF. So the
+ * buckets are fields of the activity record (ztb:{A}:seen, fields 'rl' and
+ * 'rl:<action>'): one HMGET reads both TATs and this hour's and this slot's
+ * counts, one HSET writes all four and 'last'. A steady token costs four
+ * calls (agent HMGET, TIME, that HMGET and HSET), plus the baseline's one
+ * or two (BASELINE_LUA). A bucket field whose TAT has passed is the same as
+ * no field; the hourly pass below drops such fields, so the record holds
+ * at most one per action the agent used in the last hour.
  *
  * An allowed request then goes to the agent's activity record and baseline
- * (KEYS[5], KEYS[6]; ARGV[10..12] action, audience, resource prefix), see
- * ACTIVITY_LUA and BASELINE_LUA: 2 calls for every token, 2 more while
- * the agent learns, 1 after (plus a few for a value never seen). Only this
- * path writes them.
+ * (ARGV[10..12] action, audience, resource prefix), see ACTIVITY_LUA and
+ * BASELINE_LUA. Only this path writes them.
  */
 /*
  * The activity record, ztb:{A}:seen: field 'last' = the last issuance
  * (Unix s), and one field per UTC hour (hours since the epoch) counting
  * the tokens issued in it. The first token of an hour drops the hours that
- * are a day old, so the hash holds at most 25 hour fields; it expires two
- * days after the last new hour. Leaves `cur`, this hour's count. Fields
- * i:<slot> count the tokens of each STORE_ACTIVITY_SLOT_S (300 s) slot of
- * the last hour (12 kept: the literals below), for `agent show`.
+ * are a day old (and spent rate buckets), so the hash holds at most 25 hour
+ * fields; it expires two days after the last new hour. Fields i:<slot>
+ * count the tokens of each STORE_ACTIVITY_SLOT_S (300 s) slot of the last
+ * hour (12 kept: the literals below), for `agent show`. With s = the HMGET
+ * of {'rl', 'rl:<action>', hour, 'i:<slot>'} and n1, n2 the buckets' new
+ * TATs (0: no limit), it writes them all with one HSET and leaves `cur`,
+ * this hour's count.
  */
 #define ACTIVITY_LUA                                                                               \
-    "local sec = tonumber(t[1])\n"                                                                 \
-    "local hr = math.floor(sec / 3600)\n"                                                          \
-    "local cur = redis.call('HINCRBY', KEYS[6], hr, 1)\n"                                          \
-    "redis.call('HSET', KEYS[6], 'last', t[1])\n"                                                  \
-    "local q = math.floor(sec / 300)\n"                                                            \
-    "if redis.call('HINCRBY', KEYS[6], 'i:' .. q, 1) == 1 then\n"                                  \
-    "  for _, f in ipairs(redis.call('HKEYS', KEYS[6])) do\n"                                      \
+    "local cur = (tonumber(s[3] or '0') or 0) + 1\n"                                               \
+    "local iq = (tonumber(s[4] or '0') or 0) + 1\n"                                                \
+    "local w = {hr, cur, 'i:' .. q, iq, 'last', t[1]}\n"                                           \
+    "if n1 > 0 then w[7] = 'rl' w[8] = string.format('%d', n1) end\n"                              \
+    "if n2 > 0 then w[#w + 1] = fa w[#w + 1] = string.format('%d', n2) end\n"                      \
+    "redis.call('HSET', KEYS[2], unpack(w))\n"                                                     \
+    "if iq == 1 or cur == 1 then\n"                                                                \
+    "  local all = redis.call('HGETALL', KEYS[2])\n"                                               \
+    "  for i = 1, #all, 2 do\n"                                                                    \
+    "    local f = all[i]\n"                                                                       \
     "    local p = string.match(f, '^[id]:(%d+)$')\n"                                              \
-    "    if p and tonumber(p) <= q - 12 then redis.call('HDEL', KEYS[6], f) end\n"                 \
-    "  end\n"                                                                                      \
-    "end\n"                                                                                        \
-    "if cur == 1 then\n"                                                                           \
-    "  for _, f in ipairs(redis.call('HKEYS', KEYS[6])) do\n"                                      \
     "    local h = tonumber(f)\n"                                                                  \
-    "    if h and h <= hr - 24 then redis.call('HDEL', KEYS[6], f) end\n"                          \
+    "    if p then\n"                                                                              \
+    "      if tonumber(p) <= q - 12 then redis.call('HDEL', KEYS[2], f) end\n"                     \
+    "    elseif cur == 1 and h then\n"                                                             \
+    "      if h <= hr - 24 then redis.call('HDEL', KEYS[2], f) end\n"                              \
+    "    elseif cur == 1 and (f == 'rl' or string.sub(f, 1, 3) == 'rl:') and\n"                    \
+    "           (tonumber(all[i + 1]) or 0) < now then\n"                                          \
+    "      redis.call('HDEL', KEYS[2], f)\n"                                                       \
+    "    end\n"                                                                                    \
     "  end\n"                                                                                      \
-    "  redis.call('EXPIRE', KEYS[6], 172800)\n"                                                    \
+    "  if cur == 1 then redis.call('EXPIRE', KEYS[2], 172800) end\n"                               \
     "end\n"
-
 /*
  * The baseline, ztb:{A}:bl, kept only while the agent hash has bl_until
  * (store_baseline_start). Fields: a:<action>, u:<audience>, p:<prefix>
@@ -453,24 +462,24 @@ ztb_err store_join_consume(const char *token, char agent[STORE_NAME_MAX + 1], in
     "  local f = {'a:' .. ARGV[10], 'u:' .. ARGV[11], 'p:' .. ARGV[12]}\n"                         \
     "  local m = ARGV[12] ~= '' and 3 or 2\n"                                                      \
     "  local learning = sec < till\n"                                                              \
-    "  local v = redis.call('HMGET', KEYS[5], f[1], f[2], f[3], hod, 'days')\n"                    \
+    "  local v = redis.call('HMGET', KEYS[4], f[1], f[2], f[3], hod, 'days')\n"                    \
     "  local new, full = 0, 0\n"                                                                   \
     "  if not v[1] or not v[2] or (m == 3 and not v[3]) then\n"                                    \
-    "    local room = redis.call('HLEN', KEYS[5]) < 1024\n"                                        \
+    "    local room = redis.call('HLEN', KEYS[4]) < 1024\n"                                        \
     "    local kn, bits = {'ka', 'ku', 'kp'}, {1, 2, 4}\n"                                         \
     "    for i = 1, m do\n"                                                                        \
     "      if not v[i] then\n"                                                                     \
     "        if not learning then new = new + bits[i] end\n"                                       \
     "        if not room then full = 8\n"                                                          \
     "        elseif learning then\n"                                                               \
-    "          redis.call('HSET', KEYS[5], f[i], t[1])\n"                                          \
-    "          redis.call('HINCRBY', KEYS[5], kn[i], 1)\n"                                         \
-    "        else redis.call('HSET', KEYS[5], f[i], '-' .. t[1]) end\n"                            \
+    "          redis.call('HSET', KEYS[4], f[i], t[1])\n"                                          \
+    "          redis.call('HINCRBY', KEYS[4], kn[i], 1)\n"                                         \
+    "        else redis.call('HSET', KEYS[4], f[i], '-' .. t[1]) end\n"                            \
     "      end\n"                                                                                  \
     "    end\n"                                                                                    \
     "  end\n"                                                                                      \
     "  if learning then\n"                                                                         \
-    "    redis.call('HINCRBY', KEYS[5], hod, 1)\n"                                                 \
+    "    redis.call('HINCRBY', KEYS[4], hod, 1)\n"                                                 \
     "    bl[1] = 1\n"                                                                              \
     "  else\n"                                                                                     \
     "    if new > 0 then new = new + full end\n"                                                   \
@@ -486,7 +495,7 @@ static const char issue_lua[] =
     "if a[6] ~= a[2] or (ARGV[5] ~= '' and a[2] ~= ARGV[5]) or\n"
     "   (ARGV[6] ~= '' and (a[5] or '0') ~= ARGV[6]) or\n"
     "   (ARGV[7] ~= '' and a[7] ~= ARGV[7]) then return {7, 0, 0, 0} end\n"
-    "if ARGV[8] ~= '' and not redis.call('SET', KEYS[4], '1', 'NX', 'PX', ARGV[8]) then\n"
+    "if ARGV[8] ~= '' and not redis.call('SET', KEYS[3], '1', 'NX', 'PX', ARGV[8]) then\n"
     "  return {8, 0, 0, 0}\n"
     "end\n"
     "local approval = a[4] == '1' and 1 or 0\n"
@@ -494,16 +503,22 @@ static const char issue_lua[] =
     "if a[3] == '1' then return {3, 0, 0, 0} end\n"
     "if ARGV[13] == '1' then return {4, 0, 0, 0} end\n"
     "local t = redis.call('TIME')\n"
-    "local now = tonumber(t[1]) * 1000000 + tonumber(t[2])\n"
-    "local tats = redis.call('MGET', KEYS[2], KEYS[3])\n" GCRA_LUA
-    "local n1, w1 = gcra(KEYS[2], tats[1], tonumber(ARGV[1]), tonumber(ARGV[2]))\n"
-    "if n1 < 0 then return {5, 0, math.ceil(w1 / 1000), 0} end\n"
-    "local n2, w2 = gcra(KEYS[3], tats[2], tonumber(ARGV[3]), tonumber(ARGV[4]))\n"
-    "if n2 < 0 then return {6, 0, math.ceil(w2 / 1000), 0} end\n"
-    "if n1 > 0 then redis.call('SET', KEYS[2], string.format('%d', n1), 'PX',\n"
-    "  math.ceil((n1 - now) / 1000) + 1000) end\n"
-    "if n2 > 0 then redis.call('SET', KEYS[3], string.format('%d', n2), 'PX',\n"
-    "  math.ceil((n2 - now) / 1000) + 1000) end\n" ACTIVITY_LUA BASELINE_LUA
+    "local sec = tonumber(t[1])\n"
+    "local now = sec * 1000000 + tonumber(t[2])\n"
+    "local hr = math.floor(sec / 3600)\n"
+    "local q = math.floor(sec / 300)\n"
+    "local fa = 'rl:' .. ARGV[10]\n"
+    "local s = redis.call('HMGET', KEYS[2], 'rl', fa, hr, 'i:' .. q)\n" GCRA_LUA
+    "local n1, w1, c1 = gcra(s[1], tonumber(ARGV[1]), tonumber(ARGV[2]))\n"
+    "if n1 < 0 then\n"
+    "  if c1 then redis.call('HSET', KEYS[2], 'rl', c1) end\n"
+    "  return {5, 0, math.ceil(w1 / 1000), 0}\n"
+    "end\n"
+    "local n2, w2, c2 = gcra(s[2], tonumber(ARGV[3]), tonumber(ARGV[4]))\n"
+    "if n2 < 0 then\n"
+    "  if c2 then redis.call('HSET', KEYS[2], fa, c2) end\n"
+    "  return {6, 0, math.ceil(w2 / 1000), 0}\n"
+    "end\n" ACTIVITY_LUA BASELINE_LUA
     "return {0, tonumber(a[2]), 0, approval, bl[1], bl[2], cur, bl[3], bl[4]}\n";
 static struct store_script issue_script = STORE_SCRIPT(issue_lua);
 
@@ -547,12 +562,11 @@ ztb_err store_issue_check(const char *agent, const struct store_expect *expect, 
         killed = store_audience_killed(audience);
         ZTB_ENSURE(killed >= 0, ZTB_ERR_UNAVAILABLE);
     }
-    char k1[KEY_MAX], k2[KEY_MAX], k3[KEY_MAX], k4[KEY_MAX], k5[KEY_MAX], k6[KEY_MAX];
+    char k1[KEY_MAX], k2[KEY_MAX], k3[KEY_MAX], k4[KEY_MAX];
     char i1[24], b1[16], i2[24], b2[16], g[24], e[24], ttl[24];
-    ZTB_ENSURE(key(k1, ZTB_WIRE_AGENT_KEY_FMT, agent) && key(k2, "ztb:{%s}:rl", agent) &&
-                   key(k3, "ztb:{%s}:rl:%s", agent, action) &&
-                   key(k4, "ztb:{%s}:dpop:%s", agent, dpop ? dpop : "-") &&
-                   key(k5, STORE_BASELINE_KEY_FMT, agent) && key(k6, STORE_SEEN_KEY_FMT, agent),
+    ZTB_ENSURE(key(k1, ZTB_WIRE_AGENT_KEY_FMT, agent) && key(k2, STORE_SEEN_KEY_FMT, agent) &&
+                   key(k3, "ztb:{%s}:dpop:%s", agent, dpop ? dpop : "-") &&
+                   key(k4, STORE_BASELINE_KEY_FMT, agent),
                ZTB_ERR_TOO_LARGE);
     rate_args(agent_rate, i1, b1);
     rate_args(action_rate, i2, b2);
@@ -566,8 +580,6 @@ ztb_err store_issue_check(const char *agent, const struct store_expect *expect, 
                           k2,
                           k3,
                           k4,
-                          k5,
-                          k6,
                           i1,
                           b1,
                           i2,
@@ -582,7 +594,7 @@ ztb_err store_issue_check(const char *agent, const struct store_expect *expect, 
                           prefix,
                           killed ? "1" : "0"};
     redisReply *r;
-    ZTB_GUARD(store_eval(&r, &issue_script, 6, (int)ZTB_ARRAY_LEN(argv), argv, NULL));
+    ZTB_GUARD(store_eval(&r, &issue_script, 4, (int)ZTB_ARRAY_LEN(argv), argv, NULL));
     if (!is_int_array(r, 4))
         return unexpected(r, "issue_check");
     int64_t code = elem_int(r, 0);
@@ -612,15 +624,21 @@ ztb_err store_issue_check(const char *agent, const struct store_expect *expect, 
  * token path's, for limits that are not an agent's (signal sources).
  * Returns {0, 0} (allowed and charged) or {1, ms to wait}.
  */
-static const char rate_lua[] = "local t = redis.call('TIME')\n"
-                               "local now = tonumber(t[1]) * 1000000 + tonumber(t[2])\n" GCRA_LUA
-                               "local n, w = gcra(KEYS[1], redis.call('GET', KEYS[1]),\n"
-                               "  tonumber(ARGV[1]),\n"
-                               "  tonumber(ARGV[2]))\n"
-                               "if n < 0 then return {1, math.ceil(w / 1000)} end\n"
-                               "if n > 0 then redis.call('SET', KEYS[1], string.format('%d', n),\n"
-                               "  'PX', math.ceil((n - now) / 1000) + 1000) end\n"
-                               "return {0, 0}\n";
+static const char rate_lua[] =
+    "local t = redis.call('TIME')\n"
+    "local now = tonumber(t[1]) * 1000000 + tonumber(t[2])\n" GCRA_LUA
+    "local n, w, c = gcra(redis.call('GET', KEYS[1]),\n"
+    "  tonumber(ARGV[1]),\n"
+    "  tonumber(ARGV[2]))\n"
+    "if n < 0 then\n"
+    "  if c then redis.call('SET', KEYS[1], c, 'PX',\n"
+    "    math.ceil(tonumber(ARGV[1]) * tonumber(ARGV[2]) / 1000) + 1000)\n"
+    "  end\n"
+    "  return {1, math.ceil(w / 1000)}\n"
+    "end\n"
+    "if n > 0 then redis.call('SET', KEYS[1], string.format('%d', n),\n"
+    "  'PX', math.ceil((n - now) / 1000) + 1000) end\n"
+    "return {0, 0}\n";
 static struct store_script rate_script = STORE_SCRIPT(rate_lua);
 
 ztb_err store_rate_take(const char *kind, const char *name, const struct store_rate *rate,

@@ -8,8 +8,10 @@
  *   ztb:agents                  SET   names of registered agents (admin)
  *   ztb:{A}:agent               HASH  status active|disabled, gen, quarantined,
  *                                     approval, created, spiffe_id
- *   ztb:{A}:rl                  STR   GCRA theoretical arrival time (µs), agent bucket
- *   ztb:{A}:rl:<action>         STR   idem, agent x action bucket
+ *   ztb:{A}:seen                HASH  the activity record (store_baseline.h), and
+ *                                     the rate buckets: field rl = GCRA theoretical
+ *                                     arrival time (µs) of the agent's bucket,
+ *                                     rl:<action> of the agent x action bucket
  *   ztb:{A}:jti:<jti>           STR   client assertion replay cache (PX = life)
  *   ztb:join:{<sha256(token)>}  HASH  agent, created; EX = join token TTL
  *   ztb:joinused:{<sha256>}     STR   agent; remembers a used join token (reuse

@@ -16,7 +16,10 @@
  *                   most STORE_BL_CAP fields
  *   ztb:{A}:seen    HASH last (Unix s of the last token), <hour since epoch>
  *                   -> tokens issued in that UTC hour, the last 24 hours kept;
- *                   expires 2 days after the last new hour
+ *                   i:<slot> / d:<slot> tokens issued / denied per 5-minute
+ *                   slot of the last hour; rl, rl:<action> the issue
+ *                   script's rate buckets (store.h); expires 2 days after
+ *                   the last new hour
  *
  * Every function returns UNAVAILABLE when Redis cannot answer.
  */

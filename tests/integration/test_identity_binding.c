@@ -367,7 +367,7 @@ static void test_stale_session_costs_nothing(void **state)
     assert_null(strstr(audit, "\"agent\":\"worker2\",\"action\":\"crm:delete\""));
     assert_null(strstr(audit, "token.denied"));
     free(audit);
-    assert_int_equal(redis_exists("ztb:{worker2}:rl"), 0);
+    assert_int_equal(redis_exists("ztb:{worker2}:seen"), 0); /* buckets and activity */
     za_free(&a);
 }
 

@@ -279,7 +279,7 @@ static void test_issue_check_caller_first(void **state)
         assert_int_equal(ck.verdict, STORE_STALE_IDENTITY);
     }
     redisContext *c = zh_redis_connect(&rd);
-    redisReply *r = redisCommand(c, "EXISTS ztb:{careful}:rl ztb:{careful}:dpop:proof-1");
+    redisReply *r = redisCommand(c, "EXISTS ztb:{careful}:seen ztb:{careful}:dpop:proof-1");
     assert_int_equal(r->integer, 0);
     freeReplyObject(r);
     redisFree(c);
@@ -298,6 +298,17 @@ static void test_issue_check_caller_first(void **state)
     assert_int_equal(store_issue_check("careful", &live, 1, "a:b", "c", &tight, &tight, &ck),
                      ZTB_OK);
     assert_int_equal(ck.verdict, STORE_RATE_AGENT);
+}
+
+/* Redis's clock in µs (the scripts' `now`). */
+static long long redis_now_us(redisContext *c)
+{
+    redisReply *t = redisCommand(c, "TIME");
+    assert_non_null(t);
+    long long us =
+        strtoll(t->element[0]->str, NULL, 10) * 1000000LL + strtoll(t->element[1]->str, NULL, 10);
+    freeReplyObject(t);
+    return us;
 }
 
 static void test_rate_limits(void **state)
@@ -331,10 +342,49 @@ static void test_rate_limits(void **state)
         issue_check("limited", 1, -1, "pay:other", "pay", &agent_rate, &action_rate, &ck), ZTB_OK);
     assert_int_equal(ck.verdict, STORE_RATE_AGENT);
     assert_true(ck.retry_after_ms > 0 && ck.retry_after_ms <= 6000); /* 60s/10 */
-    /* the bucket keys expire by themselves */
+    /* the buckets are fields of the activity record, which expires */
     redisContext *c = zh_redis_connect(&rd);
-    redisReply *r = redisCommand(c, "PTTL ztb:{limited}:rl");
-    assert_true(r->integer > 0 && r->integer <= 40000);
+    long long now_us = redis_now_us(c);
+    redisReply *r = redisCommand(c, "HMGET ztb:{limited}:seen rl rl:pay:refund rl:pay:other");
+    assert_int_equal(r->type, REDIS_REPLY_ARRAY);
+    long long tat = strtoll(r->element[0]->str, NULL, 10);
+    assert_true(tat > now_us && tat <= now_us + 5 * 6000000LL); /* at most a burst ahead */
+    assert_non_null(r->element[1]->str);
+    assert_int_equal(r->element[2]->type, REDIS_REPLY_NIL); /* refused: not charged */
+    freeReplyObject(r);
+    r = redisCommand(c, "TTL ztb:{limited}:seen");
+    assert_true(r->integer > 0 && r->integer <= 172800);
+    freeReplyObject(r);
+    redisFree(c);
+}
+
+/* The first token of an hour drops the bucket fields whose TAT has passed
+ * (the same as no field), so the record does not grow with every action an
+ * agent ever used; a bucket still charged stays. */
+static void test_spent_buckets_dropped(void **state)
+{
+    (void)state;
+    add_enrolled("pruned");
+    struct store_rate rate = {.rate = 10, .burst = 5, .period_s = 60};
+    struct store_check ck;
+    assert_int_equal(issue_check("pruned", 1, -1, "pay:read", "pay", &rate, &rate, &ck), ZTB_OK);
+    assert_int_equal(ck.verdict, STORE_OK);
+    redisContext *c = zh_redis_connect(&rd);
+    long long now_us = redis_now_us(c);
+    redisReply *r = redisCommand(c, "HSET ztb:{pruned}:seen rl:old %lld rl:later %lld",
+                                 now_us - 1000000LL, now_us + 600000000LL);
+    freeReplyObject(r);
+    /* the next token is the first of its hour */
+    r = redisCommand(c, "HDEL ztb:{pruned}:seen %lld", now_us / 3600000000LL);
+    assert_int_equal(r->integer, 1);
+    freeReplyObject(r);
+    assert_int_equal(issue_check("pruned", 1, -1, "pay:read", "pay", &rate, &rate, &ck), ZTB_OK);
+    assert_int_equal(ck.verdict, STORE_OK);
+    r = redisCommand(c, "HMGET ztb:{pruned}:seen rl:old rl:later rl rl:pay:read");
+    assert_int_equal(r->element[0]->type, REDIS_REPLY_NIL);
+    assert_non_null(r->element[1]->str);
+    assert_non_null(r->element[2]->str);
+    assert_non_null(r->element[3]->str);
     freeReplyObject(r);
     redisFree(c);
 }
@@ -349,11 +399,8 @@ static void test_rate_limit_clock_step_back(void **state)
     struct store_rate agent_rate = {.rate = 10, .burst = 5, .period_s = 60};
     struct store_rate none = {0};
     redisContext *c = zh_redis_connect(&rd);
-    redisReply *t = redisCommand(c, "TIME");
-    assert_non_null(t);
-    long long now_us = strtoll(t->element[0]->str, NULL, 10) * 1000000LL;
-    freeReplyObject(t);
-    redisReply *r = redisCommand(c, "SET ztb:{stepped}:rl %lld PX 7200000", now_us + 3600000000LL);
+    long long now_us = redis_now_us(c);
+    redisReply *r = redisCommand(c, "HSET ztb:{stepped}:seen rl %lld", now_us + 3600000000LL);
     assert_non_null(r);
     freeReplyObject(r);
     redisFree(c);
@@ -507,6 +554,7 @@ int main(void)
         cmocka_unit_test(test_issue_check_states),
         cmocka_unit_test(test_issue_check_caller_first),
         cmocka_unit_test(test_rate_limits),
+        cmocka_unit_test(test_spent_buckets_dropped),
         cmocka_unit_test(test_rate_limit_clock_step_back),
         cmocka_unit_test(test_assertion_replay),
         cmocka_unit_test(test_identity_peek_and_dpop),
