@@ -527,6 +527,24 @@ static double redis_usec_per_call(const char *sock, const char *cmd)
     return u ? strtod(u + 14, NULL) : -1;
 }
 
+/* A counter of the broker's /metrics (admin socket), -1 if absent. */
+static double broker_counter(const char *name)
+{
+    char *body = NULL;
+    double v = -1;
+    if (g_opt.admin_socket != NULL &&
+        http_call(g_opt.admin_socket, "GET", "/metrics", NULL, NULL, &body) == 200 && body) {
+        size_t nl = strlen(name);
+        for (const char *p = body; (p = strstr(p, name)) != NULL; p += nl)
+            if ((p == body || p[-1] == '\n') && p[nl] == ' ') {
+                v = strtod(p + nl + 1, NULL);
+                break;
+            }
+    }
+    free(body);
+    return v;
+}
+
 static void start_redis(void)
 {
     char dir[300], conf[340];
@@ -1355,6 +1373,9 @@ int main(int argc, char **argv)
     uint64_t audit_lines = own ? count_lines(g_audit_log) : 0;
     double evalsha_us = own ? redis_usec_per_call(g_redis_sock, "evalsha") : -1;
     double xadd_us = own ? redis_usec_per_call(g_redis_sock, "xadd") : -1;
+    /* token checks per pipeline on the shared connection (group commit) */
+    double batches = broker_counter("ztb_redis_shared_batches_total");
+    double batched = broker_counter("ztb_redis_shared_commands_total");
     if (own) {
         stop_children(); /* openssl speed gets a quiet machine */
         bench_note("broker and redis stopped; audit log has %llu lines, stream %lld entries",
@@ -1391,6 +1412,8 @@ int main(int argc, char **argv)
         bench_metric("redis_evalsha_usec_per_call", evalsha_us);
         bench_metric("redis_xadd_usec_per_call", xadd_us);
     }
+    if (batches > 0)
+        bench_metric("redis_checks_per_batch", batched / batches);
     bench_metric("openssl_sign_per_s", osign);
     bench_metric("openssl_verify_per_s", overify);
     if (osign > 0)

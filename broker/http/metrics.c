@@ -280,6 +280,10 @@ static const struct {
     [METRIC_REDIS_ERRORS] = {NULL, NULL}, /* by kind: render_redis_errors */
     [METRIC_REDIS_RECONNECTS] = {"ztb_redis_reconnects_total",
                                  "Redis connections opened again after a failure."},
+    [METRIC_REDIS_BATCHES] = {"ztb_redis_shared_batches_total",
+                              "Pipelines of token checks sent on the shared Redis connection."},
+    [METRIC_REDIS_BATCHED] = {"ztb_redis_shared_commands_total",
+                              "Token checks sent in them (the ratio is the mean batch size)."},
     [METRIC_TOKENS_ISSUED] = {NULL, NULL},
     [METRIC_TOKENS_DENIED] = {NULL, NULL},
     [METRIC_POLICY_RELOADS] = {"ztb_policy_reloads_total", "Policy reloads that took effect."},

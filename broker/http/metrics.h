@@ -23,6 +23,8 @@
 enum metrics_counter {
     METRIC_REDIS_ERRORS = 0,
     METRIC_REDIS_RECONNECTS,
+    METRIC_REDIS_BATCHES, /* pipelines sent on the shared connection */
+    METRIC_REDIS_BATCHED, /* ... and the commands in them */
     METRIC_TOKENS_ISSUED,
     METRIC_TOKENS_DENIED,
     METRIC_POLICY_RELOADS,

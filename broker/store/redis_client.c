@@ -68,6 +68,29 @@ static pthread_mutex_t g_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct rconn *g_all;
 static __thread struct rconn *t_conn;
 
+/* The shared pipeline (redis_command_shared) */
+#define SHARED_BATCH_MAX 64
+
+enum { SQ_QUEUED, SQ_DONE, SQ_LEAD };
+
+struct shared_cmd {
+    int argc;
+    const char **argv;
+    const size_t *lens;
+    redisReply *reply;
+    ztb_err err;
+    int state;
+    pthread_cond_t cv;
+    struct shared_cmd *next;
+};
+
+static struct {
+    pthread_mutex_t mu;
+    struct shared_cmd *head, *tail;
+    int leading; /* a batch is in flight */
+    struct rconn conn;
+} g_shared = {.mu = PTHREAD_MUTEX_INITIALIZER};
+
 /* Bumped when the master may have moved: connections older reconnect. */
 static atomic_uint g_epoch;
 /* Real traffic's last error (of a counted kind) and last success, for
@@ -160,6 +183,9 @@ void redis_client_shutdown(void)
         c = n;
     }
     t_conn = NULL;
+    if (g_shared.conn.ctx != NULL)
+        redis_link_free(g_shared.conn.ctx);
+    g_shared.conn.ctx = NULL;
     redis_target_wipe(&g_target);
 }
 
@@ -257,10 +283,9 @@ static struct redis_cluster *cluster(void)
     return c->cl;
 }
 
-/* This thread's connection, connecting if needed; NULL while backing off. */
-static struct redis_link *conn(void)
+/* c's connection, connecting if needed; NULL while backing off. */
+static struct redis_link *link_of(struct rconn *c)
 {
-    struct rconn *c = this_rconn();
     if (c == NULL)
         return NULL;
     uint64_t now = mono_ms();
@@ -306,6 +331,12 @@ static struct redis_link *conn(void)
     return ctx;
 }
 
+/* This thread's connection, connecting if needed; NULL while backing off. */
+static struct redis_link *conn(void)
+{
+    return link_of(this_rconn());
+}
+
 /*
  * Judge one reply of real traffic: count an error by kind, note it (or a
  * success) for readiness, drop the connection and bump the epoch when the
@@ -340,26 +371,33 @@ static int judge(struct rconn *c, const redisReply *r)
     return k != REDIS_EK_OTHER;
 }
 
-static ztb_err finish(redisReply *r, redisReply **out)
+/* The outcome of one command on c: UNAVAILABLE (and the connection
+ * dropped) for no reply or a service error reply, else the reply in *out. */
+static ztb_err finish_on(struct rconn *c, redisReply *r, redisReply **out)
 {
     if (r == NULL) {
-        if (t_conn->cl != NULL)
-            drop(t_conn, t_conn->cl->errstr[0] ? t_conn->cl->errstr : "no reply");
+        if (c->cl != NULL)
+            drop(c, c->cl->errstr[0] ? c->cl->errstr : "no reply");
         else
-            drop(t_conn, t_conn->ctx && t_conn->ctx->errstr[0] ? t_conn->ctx->errstr : "no reply");
+            drop(c, c->ctx && c->ctx->errstr[0] ? c->ctx->errstr : "no reply");
         return ZTB_ERR_UNAVAILABLE;
     }
-    if (t_conn->cl != NULL && t_conn->backoff_ms != 0) {
-        t_conn->backoff_ms = 0; /* the Cluster answered again */
+    if (c->cl != NULL && c->backoff_ms != 0) {
+        c->backoff_ms = 0; /* the Cluster answered again */
         metrics_add(METRIC_REDIS_RECONNECTS, 1);
         metrics_set_redis_up(1);
     }
-    if (judge(t_conn, r)) {
+    if (judge(c, r)) {
         freeReplyObject(r);
         return ZTB_ERR_UNAVAILABLE;
     }
     *out = r;
     return ZTB_OK;
+}
+
+static ztb_err finish(redisReply *r, redisReply **out)
+{
+    return finish_on(t_conn, r, out);
 }
 
 ztb_err redis_command(redisReply **reply, int argc, const char **argv, const size_t *lens)
@@ -455,6 +493,134 @@ ztb_err redis_commandf(redisReply **reply, const char *fmt, ...)
     return finish(r, reply);
 }
 
+/* The shared pipeline ----------------------------------------------------------
+ *
+ * Group commit: a command sent with redis_command_shared joins a queue. A
+ * thread that finds no batch in flight leads: it takes everything queued
+ * (its own command among it), writes it as one pipeline on the one shared
+ * connection, reads the replies, hands each to its thread and wakes it,
+ * and passes the lead to the oldest command that queued meanwhile. So
+ * under load Redis reads, runs and answers several requests' commands per
+ * wake-up (one read, one write, one AOF write for the batch), and when
+ * requests come one at a time each goes out at once, alone, as before.
+ * A command waits for at most the batch in flight and its own.
+ *
+ * The shared connection follows the same rules as a thread's (epoch,
+ * backoff, idle check, error judging): only the leading thread touches it.
+ * A transport failure fails every command of the batch (UNAVAILABLE: no
+ * command is resent, the callers' clients retry). Not used on a Cluster,
+ * where a thread's commands are routed per shard.
+ */
+/* Write batch[0..n) on the shared connection and read its replies into
+ * each command (its err UNAVAILABLE and reply NULL on failure). Called by
+ * the leader only, without the lock. */
+static void shared_run(struct shared_cmd **batch, size_t n)
+{
+    struct rconn *c = &g_shared.conn;
+    struct redis_link *ctx = link_of(c);
+    size_t got = 0;
+    if (ctx != NULL) {
+        size_t queued = 0;
+        while (queued < n && redis_link_append_argv(ctx, batch[queued]->argc, batch[queued]->argv,
+                                                    batch[queued]->lens) == REDIS_OK)
+            queued++;
+        /* the first read writes them all (one write for the batch) */
+        while (queued == n && got < n) {
+            redisReply *r = NULL;
+            if (redis_link_get_reply(ctx, &r) != REDIS_OK || r == NULL)
+                break;
+            batch[got++]->reply = r;
+        }
+        if (got < n)
+            drop(c, ctx->errstr[0] ? ctx->errstr : "no reply");
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (i >= got) {
+            batch[i]->err = ZTB_ERR_UNAVAILABLE;
+            continue;
+        }
+        batch[i]->err = ZTB_OK;
+    }
+    /* judged after all replies are read: a reply that drops the
+     * connection (READONLY...) must not cut the batch's other replies */
+    for (size_t i = 0; i < got; i++) {
+        int bad;
+        if (c->ctx != NULL) {
+            bad = judge(c, batch[i]->reply);
+        } else {
+            /* an earlier reply of this batch dropped the connection:
+             * counted, not dropped again */
+            enum redis_error_kind k = redis_error_kind_of(NULL, batch[i]->reply);
+            bad = k != REDIS_EK_NONE && k != REDIS_EK_NOSCRIPT && k != REDIS_EK_OTHER;
+            if (bad) {
+                note_err(k);
+                metrics_redis_error(k);
+            }
+        }
+        if (bad) {
+            freeReplyObject(batch[i]->reply);
+            batch[i]->reply = NULL;
+            batch[i]->err = ZTB_ERR_UNAVAILABLE;
+        }
+    }
+}
+
+ztb_err redis_command_shared(redisReply **reply, int argc, const char **argv, const size_t *lens)
+{
+    *reply = NULL;
+    if (is_cluster())
+        return redis_command(reply, argc, argv, lens);
+    struct shared_cmd me = {.argc = argc, .argv = argv, .lens = lens, .state = SQ_QUEUED};
+    pthread_cond_init(&me.cv, NULL);
+    pthread_mutex_lock(&g_shared.mu);
+    if (g_shared.tail != NULL)
+        g_shared.tail->next = &me;
+    else
+        g_shared.head = &me;
+    g_shared.tail = &me;
+    if (g_shared.leading) {
+        while (me.state == SQ_QUEUED)
+            pthread_cond_wait(&me.cv, &g_shared.mu);
+    } else {
+        g_shared.leading = 1;
+        me.state = SQ_LEAD;
+    }
+    while (me.state == SQ_LEAD) {
+        struct shared_cmd *batch[SHARED_BATCH_MAX];
+        size_t n = 0;
+        while (g_shared.head != NULL && n < SHARED_BATCH_MAX) {
+            batch[n++] = g_shared.head;
+            g_shared.head = g_shared.head->next;
+        }
+        if (g_shared.head == NULL)
+            g_shared.tail = NULL;
+        pthread_mutex_unlock(&g_shared.mu);
+        shared_run(batch, n);
+        pthread_mutex_lock(&g_shared.mu);
+        for (size_t i = 0; i < n; i++) {
+            batch[i]->state = SQ_DONE;
+            if (batch[i] != &me)
+                pthread_cond_signal(&batch[i]->cv);
+        }
+        metrics_add(METRIC_REDIS_BATCHES, 1);
+        metrics_add(METRIC_REDIS_BATCHED, n);
+        if (me.state == SQ_LEAD)
+            continue; /* more than a batch was queued before us */
+        if (g_shared.head != NULL) {
+            g_shared.head->state = SQ_LEAD; /* the lead passes on */
+            pthread_cond_signal(&g_shared.head->cv);
+        } else {
+            g_shared.leading = 0;
+        }
+    }
+    pthread_mutex_unlock(&g_shared.mu);
+    pthread_cond_destroy(&me.cv);
+    if (me.err != ZTB_OK)
+        return me.err;
+    *reply = me.reply;
+    return ZTB_OK;
+}
+
 void redis_script_sha(const char *script, char out[41])
 {
     unsigned char d[SHA_DIGEST_LENGTH];
@@ -469,8 +635,10 @@ void redis_script_sha(const char *script, char out[41])
 
 #define EVAL_MAX_ARGS 32
 
-ztb_err redis_eval(redisReply **reply, const char *script, const char *sha, int nkeys, int nargs,
-                   const char **argv, const size_t *lens)
+typedef ztb_err (*command_fn)(redisReply **, int, const char **, const size_t *);
+
+static ztb_err eval_with(command_fn send, redisReply **reply, const char *script, const char *sha,
+                         int nkeys, int nargs, const char **argv, const size_t *lens)
 {
     *reply = NULL;
     ZTB_ENSURE(nkeys >= 0 && nargs >= nkeys && nargs <= EVAL_MAX_ARGS, ZTB_ERR_INVALID_ARG);
@@ -489,17 +657,29 @@ ztb_err redis_eval(redisReply **reply, const char *script, const char *sha, int 
         l[3 + i] = lens ? lens[i] : strlen(argv[i]);
     }
     redisReply *r;
-    ZTB_GUARD(redis_command(&r, nargs + 3, a, l));
+    ZTB_GUARD(send(&r, nargs + 3, a, l));
     if (r->type == REDIS_REPLY_ERROR && strncmp(r->str, "NOSCRIPT", 8) == 0) {
         freeReplyObject(r);
         a[0] = "EVAL";
         l[0] = 4;
         a[1] = script;
         l[1] = strlen(script);
-        ZTB_GUARD(redis_command(&r, nargs + 3, a, l));
+        ZTB_GUARD(send(&r, nargs + 3, a, l));
     }
     *reply = r;
     return ZTB_OK;
+}
+
+ztb_err redis_eval(redisReply **reply, const char *script, const char *sha, int nkeys, int nargs,
+                   const char **argv, const size_t *lens)
+{
+    return eval_with(redis_command, reply, script, sha, nkeys, nargs, argv, lens);
+}
+
+ztb_err redis_eval_shared(redisReply **reply, const char *script, const char *sha, int nkeys,
+                          int nargs, const char **argv, const size_t *lens)
+{
+    return eval_with(redis_command_shared, reply, script, sha, nkeys, nargs, argv, lens);
 }
 
 ztb_err redis_ping(void)

@@ -43,6 +43,16 @@ ztb_err redis_command(redisReply **reply, int argc, const char **argv, const siz
 ztb_err redis_pipeline(size_t n, const int *argc, const char *const *const *argv,
                        const size_t *const *lens, redisReply **replies);
 
+/*
+ * Like redis_command, but on the one connection the token path's threads
+ * share, pipelined with the commands other threads send at the same time
+ * (group commit: under load Redis takes several requests' commands per
+ * read, write and wake-up). Same outcomes as redis_command; a command waits
+ * for at most the batch in flight before its own. On a Cluster it is
+ * redis_command.
+ */
+ztb_err redis_command_shared(redisReply **reply, int argc, const char **argv, const size_t *lens);
+
 /* Like redis_command with printf-style hiredis formatting (%s, %b). */
 ztb_err redis_commandf(redisReply **reply, const char *fmt, ...);
 
@@ -61,6 +71,10 @@ ztb_err redis_info_all(redisReply **replies, size_t cap, size_t *n);
  */
 ztb_err redis_eval(redisReply **reply, const char *script, const char *sha, int nkeys, int nargs,
                    const char **argv, const size_t *lens);
+
+/* redis_eval through redis_command_shared: for the per-token script. */
+ztb_err redis_eval_shared(redisReply **reply, const char *script, const char *sha, int nkeys,
+                          int nargs, const char **argv, const size_t *lens);
 
 /* Hex SHA-1 of a script (41 bytes incl. NUL). */
 void redis_script_sha(const char *script, char out[41]);

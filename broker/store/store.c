@@ -522,6 +522,8 @@ static const char issue_lua[] =
     "return {0, tonumber(a[2]), 0, approval, bl[1], bl[2], cur, bl[3], bl[4]}\n";
 static struct store_script issue_script = STORE_SCRIPT(issue_lua);
 
+static const char *script_sha(struct store_script *s);
+
 static void rate_args(const struct store_rate *r, char *interval, char *burst)
 {
     if (r == NULL || r->rate == 0 || r->period_s == 0) {
@@ -594,7 +596,9 @@ ztb_err store_issue_check(const char *agent, const struct store_expect *expect, 
                           prefix,
                           killed ? "1" : "0"};
     redisReply *r;
-    ZTB_GUARD(store_eval(&r, &issue_script, 4, (int)ZTB_ARRAY_LEN(argv), argv, NULL));
+    /* every token runs it: pipelined with other requests' (group commit) */
+    ZTB_GUARD(redis_eval_shared(&r, issue_script.lua, script_sha(&issue_script), 4,
+                                (int)ZTB_ARRAY_LEN(argv), argv, NULL));
     if (!is_int_array(r, 4))
         return unexpected(r, "issue_check");
     int64_t code = elem_int(r, 0);
@@ -868,8 +872,8 @@ ztb_err store_agent_auth_get(const char *name, struct store_agent_auth *out)
  * a script's ready flag is set. */
 static pthread_mutex_t script_lock = PTHREAD_MUTEX_INITIALIZER;
 
-ztb_err store_eval(redisReply **reply, struct store_script *s, int nkeys, int nargs,
-                   const char **argv, const size_t *lens)
+/* s's SHA-1, computed on first use. */
+static const char *script_sha(struct store_script *s)
 {
     if (!atomic_load_explicit(&s->ready, memory_order_acquire)) {
         pthread_mutex_lock(&script_lock);
@@ -879,7 +883,13 @@ ztb_err store_eval(redisReply **reply, struct store_script *s, int nkeys, int na
         }
         pthread_mutex_unlock(&script_lock);
     }
-    return redis_eval(reply, s->lua, s->sha, nkeys, nargs, argv, lens);
+    return s->sha;
+}
+
+ztb_err store_eval(redisReply **reply, struct store_script *s, int nkeys, int nargs,
+                   const char **argv, const size_t *lens)
+{
+    return redis_eval(reply, s->lua, script_sha(s), nkeys, nargs, argv, lens);
 }
 
 int store_keyf(char *out, const char *fmt, ...)

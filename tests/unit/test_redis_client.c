@@ -1,8 +1,10 @@
 /*
  * test_redis_client.c - the per-thread connection against a
  * real redis-server: commands, scripts, loss, fast failure while backing off,
- * and reconnection.
+ * and reconnection; the shared pipeline (group commit) under concurrent
+ * threads, across a loss and a demotion.
  */
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -208,6 +210,147 @@ static void test_error_replies_and_readiness(void **state)
     zh_redis_stop(&rd, 1);
 }
 
+/* The shared pipeline: threads that send at once ------------------------------*/
+
+#define SH_THREADS 8
+#define SH_CALLS   400
+
+static const char sh_script[] = "redis.call('INCR', KEYS[1]) return ARGV[1]";
+
+struct sh_thread {
+    pthread_t th;
+    int id;
+    int ok, crossed, unavailable, other;
+};
+
+/* Each call echoes a value only this thread and call send: a reply handed
+ * to the wrong thread shows as crossed. */
+static void *sh_main(void *arg)
+{
+    struct sh_thread *t = arg;
+    char sha[41];
+    redis_script_sha(sh_script, sha);
+    for (int i = 0; i < SH_CALLS; i++) {
+        char mine[32];
+        snprintf(mine, sizeof(mine), "%d:%d", t->id, i);
+        const char *argv[] = {"shared:n", mine};
+        redisReply *r = NULL;
+        ztb_err e = redis_eval_shared(&r, sh_script, sha, 1, 2, argv, NULL);
+        if (e == ZTB_ERR_UNAVAILABLE) {
+            t->unavailable++;
+            t->other += r != NULL; /* no reply comes with a failure */
+            continue;
+        }
+        if (e != ZTB_OK || r == NULL || r->type != REDIS_REPLY_STRING)
+            t->other++;
+        else if (strcmp(r->str, mine) != 0)
+            t->crossed++;
+        else
+            t->ok++;
+        if (r != NULL)
+            freeReplyObject(r);
+    }
+    return NULL;
+}
+
+static void sh_run(struct sh_thread *t)
+{
+    for (int i = 0; i < SH_THREADS; i++) {
+        memset(&t[i], 0, sizeof(t[i]));
+        t[i].id = i;
+        assert_int_equal(pthread_create(&t[i].th, NULL, sh_main, &t[i]), 0);
+    }
+    for (int i = 0; i < SH_THREADS; i++)
+        pthread_join(t[i].th, NULL);
+}
+
+static void test_shared_pipeline(void **state)
+{
+    (void)state;
+    struct zh_redis rd;
+    zh_redis_start(&rd);
+    struct redis_target t;
+    char err[256];
+    assert_int_equal(redis_target_parse(rd.url, 0, &t, err, sizeof(err)), ZTB_OK);
+    t.timeout_ms = ZH_REDIS_TIMEOUT_MS;
+    redis_client_init(&t);
+    uint64_t b0 = metrics_get(METRIC_REDIS_BATCHES), c0 = metrics_get(METRIC_REDIS_BATCHED);
+
+    /* every reply reaches the thread that sent the command, and each
+     * command ran once */
+    struct sh_thread th[SH_THREADS];
+    sh_run(th);
+    for (int i = 0; i < SH_THREADS; i++) {
+        assert_int_equal(th[i].crossed, 0);
+        assert_int_equal(th[i].other, 0);
+        assert_int_equal(th[i].unavailable, 0);
+        assert_int_equal(th[i].ok, SH_CALLS);
+    }
+    redisReply *r;
+    assert_int_equal(redis_commandf(&r, "GET shared:n"), ZTB_OK);
+    assert_int_equal(atoi(r->str), SH_THREADS * SH_CALLS);
+    freeReplyObject(r);
+    /* ... and they went out in batches (the first, NOSCRIPT, call of a
+     * thread is sent twice) */
+    uint64_t batches = metrics_get(METRIC_REDIS_BATCHES) - b0;
+    uint64_t cmds = metrics_get(METRIC_REDIS_BATCHED) - c0;
+    assert_true(cmds >= SH_THREADS * SH_CALLS && cmds <= SH_THREADS * (SH_CALLS + 1));
+    if (batches >= cmds)
+        fail_msg("%llu commands in %llu batches: none shared a write", (unsigned long long)cmds,
+                 (unsigned long long)batches);
+
+    /* Redis demoted under the batch: every command fails closed, none
+     * gets the READONLY reply as an answer, and the shared connection is
+     * made again once it is a master */
+    redisContext *c = zh_redis_connect(&rd);
+    freeReplyObject(redisCommand(c, "REPLICAOF 127.0.0.1 1"));
+    uint64_t ro = metrics_redis_error_get(REDIS_EK_READONLY);
+    sh_run(th);
+    for (int i = 0; i < SH_THREADS; i++) {
+        assert_int_equal(th[i].ok + th[i].crossed + th[i].other, 0);
+        assert_int_equal(th[i].unavailable, SH_CALLS);
+    }
+    assert_true(metrics_redis_error_get(REDIS_EK_READONLY) > ro);
+    freeReplyObject(redisCommand(c, "REPLICAOF NO ONE"));
+    redisFree(c);
+    int ok = 0;
+    const char *argv[] = {"shared:n", "back"};
+    char sha[41];
+    redis_script_sha(sh_script, sha);
+    for (int i = 0; i < 100 && !ok; i++) { /* after the backoff */
+        ok = redis_eval_shared(&r, sh_script, sha, 1, 2, argv, NULL) == ZTB_OK;
+        if (ok)
+            freeReplyObject(r);
+        else
+            usleep(20000);
+    }
+    assert_true(ok);
+
+    /* Redis killed while threads send: each fails closed at once (no
+     * thread hangs on a batch that will never be answered), then the
+     * pipeline recovers */
+    zh_redis_kill(&rd);
+    double t0 = now_s();
+    sh_run(th);
+    for (int i = 0; i < SH_THREADS; i++) {
+        assert_int_equal(th[i].crossed + th[i].other, 0);
+        assert_int_equal(th[i].unavailable, SH_CALLS);
+    }
+    assert_true(now_s() - t0 < 5.0);
+    zh_redis_restart(&rd);
+    ok = 0;
+    for (int i = 0; i < 200 && !ok; i++) {
+        ok = redis_eval_shared(&r, sh_script, sha, 1, 2, argv, NULL) == ZTB_OK;
+        if (ok)
+            freeReplyObject(r);
+        else
+            usleep(20000);
+    }
+    assert_true(ok);
+    redis_client_shutdown();
+    zh_redis_stop(&rd, 1);
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN); /* the broker blocks it; so does this test */
@@ -216,6 +359,7 @@ int main(void)
         cmocka_unit_test(test_idle_connection_after_restart),
         cmocka_unit_test(test_tcp),
         cmocka_unit_test(test_error_replies_and_readiness),
+        cmocka_unit_test(test_shared_pipeline),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
