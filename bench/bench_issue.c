@@ -95,6 +95,7 @@ struct opts {
     unsigned nextra;
     int keep;
     int inproc_signing; /* start ztb-bench-broker-inproc: the baseline, keys in-process */
+    unsigned cluster;   /* 0: one Redis; else a Cluster of this many masters */
 };
 
 static struct opts g_opt = {
@@ -114,6 +115,16 @@ __attribute__((noreturn, format(printf, 1, 2))) static void die(const char *fmt,
 static pid_t g_broker_child = -1, g_redis_child = -1;
 static char g_scratch[256];
 
+/* The Redis servers we started: one, or each master of a Cluster (each
+ * also on a unix socket, for the figures) */
+#define MAX_SHARDS 6
+static struct {
+    char sock[400];
+    int port;
+    pid_t pid;
+} g_shard[MAX_SHARDS];
+static unsigned g_nshards;
+
 static void stop_children(void)
 {
     if (g_broker_child > 0) {
@@ -127,6 +138,14 @@ static void stop_children(void)
         int st;
         waitpid(g_redis_child, &st, 0);
         g_redis_child = -1;
+    }
+    for (unsigned i = 1; i < g_nshards; i++) {
+        if (g_shard[i].pid > 0) {
+            kill(g_shard[i].pid, SIGTERM);
+            int st;
+            waitpid(g_shard[i].pid, &st, 0);
+            g_shard[i].pid = -1;
+        }
     }
 }
 
@@ -545,22 +564,43 @@ static double broker_counter(const char *name)
     return v;
 }
 
-static void start_redis(void)
+/* A TCP port free on 127.0.0.1 now. */
+static int free_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof(sa);
+    if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0 ||
+        getsockname(fd, (struct sockaddr *)&sa, &len) != 0)
+        die("no free port: %s", strerror(errno));
+    close(fd);
+    return ntohs(sa.sin_port);
+}
+
+/* Start redis-server number i of the run (a Cluster node if port > 0). */
+static void start_one_redis(unsigned i, int port)
 {
     char dir[300], conf[340];
-    snprintf(dir, sizeof(dir), "%s/redis", g_scratch);
+    snprintf(dir, sizeof(dir), "%s/redis%s%u", g_scratch, i ? "-" : "", i);
+    if (i == 0)
+        snprintf(dir, sizeof(dir), "%s/redis", g_scratch);
     if (mkdir(dir, 0755) != 0)
         die("mkdir %s: %s", dir, strerror(errno));
     chmod(dir, 0755); /* the broker may run as another user */
-    snprintf(g_redis_sock, sizeof(g_redis_sock), "%s/redis.sock", dir);
+    snprintf(g_shard[i].sock, sizeof(g_shard[i].sock), "%s/redis.sock", dir);
     snprintf(conf, sizeof(conf), "%s/redis.conf", dir);
-    char text[1400];
+    char text[1600], node[300] = "";
+    if (port > 0)
+        snprintf(node, sizeof(node),
+                 "bind 127.0.0.1\ncluster-enabled yes\ncluster-config-file nodes.conf\n"
+                 "cluster-node-timeout 5000\ncluster-port %d\n",
+                 free_port());
     /* the durability the broker's own private Redis has: AOF, fsync each second */
     snprintf(text, sizeof(text),
-             "port 0\nunixsocket %s\nunixsocketperm 777\ndir %s\ndaemonize no\n"
+             "port %d\nunixsocket %s\nunixsocketperm 777\ndir %s\ndaemonize no\n"
              "appendonly yes\nappendfsync everysec\nsave \"\"\nlogfile %s/redis.log\n"
-             "maxclients 1024\n",
-             g_redis_sock, dir, dir);
+             "maxclients 1024\n%s",
+             port, g_shard[i].sock, dir, dir, node);
     write_file(conf, text, 0644);
     pid_t pid = fork();
     if (pid < 0)
@@ -575,14 +615,20 @@ static void start_redis(void)
         fprintf(stderr, "cannot run %s: %s\n", g_opt.redis_server, strerror(errno));
         _exit(127);
     }
-    g_redis_child = pid;
-    g_opt.redis_pid = pid;
-    for (int i = 0; i < 1000; i++) {
-        if (redis_ping(g_redis_sock))
+    g_shard[i].pid = pid;
+    g_shard[i].port = port;
+    if (i == 0) {
+        g_redis_child = pid;
+        g_opt.redis_pid = pid;
+    }
+    for (int t = 0; t < 1000; t++) {
+        if (redis_ping(g_shard[i].sock))
             return;
         int st;
         if (waitpid(pid, &st, WNOHANG) == pid) {
-            g_redis_child = -1;
+            g_shard[i].pid = -1;
+            if (i == 0)
+                g_redis_child = -1;
             die("redis-server exited at start (see %s/redis.log)", dir);
         }
         sleep_ms(10);
@@ -590,15 +636,55 @@ static void start_redis(void)
     die("redis-server did not answer within 10 s");
 }
 
+/* One Redis, or a Cluster of g_opt.cluster masters made with redis-cli
+ * --cluster create; *url (cap bytes) is what the broker is given. */
+static void start_redis(char *url, size_t cap)
+{
+    if (g_opt.cluster == 0) {
+        start_one_redis(0, 0);
+        g_nshards = 1;
+        snprintf(g_redis_sock, sizeof(g_redis_sock), "%s", g_shard[0].sock);
+        snprintf(url, cap, "unix://%s", g_redis_sock);
+        return;
+    }
+    char cmd[1024];
+    int off = snprintf(cmd, sizeof(cmd), "redis-cli --cluster create");
+    int uoff = snprintf(url, cap, "redis+cluster://");
+    for (unsigned i = 0; i < g_opt.cluster; i++) {
+        start_one_redis(i, free_port());
+        g_nshards = i + 1;
+        off += snprintf(cmd + off, sizeof(cmd) - (size_t)off, " 127.0.0.1:%d", g_shard[i].port);
+        uoff += snprintf(url + uoff, cap - (size_t)uoff, "%s127.0.0.1:%d", i ? "," : "",
+                         g_shard[i].port);
+    }
+    snprintf(g_redis_sock, sizeof(g_redis_sock), "%s", g_shard[0].sock);
+    snprintf(cmd + off, sizeof(cmd) - (size_t)off, " --cluster-yes >/dev/null 2>&1");
+    if (system(cmd) != 0)
+        die("redis-cli --cluster create failed: %s", cmd);
+    for (int t = 0; t < 1000; t++) {
+        unsigned ok = 0;
+        for (unsigned i = 0; i < g_nshards; i++)
+            ok +=
+                redis_int(g_shard[i].sock, "EVAL \"return string.find(redis.call('CLUSTER', "
+                                           "'INFO'), 'cluster_state:ok') and 1 or 0\" 0\r\n") == 1;
+        if (ok == g_nshards) {
+            bench_note("Redis Cluster of %u masters (no replicas)", g_nshards);
+            return;
+        }
+        sleep_ms(10);
+    }
+    die("the Redis Cluster did not reach cluster_state:ok within 10 s");
+}
+
 static void start_broker(void)
 {
-    char state[300], keys[320], policy[300], ready[300], logp[300], redis_url[420];
+    char state[300], keys[320], policy[300], ready[300], logp[300], redis_url[600];
     snprintf(state, sizeof(state), "%s/state", g_scratch);
     snprintf(keys, sizeof(keys), "%s/keys", state);
     snprintf(policy, sizeof(policy), "%s/policy.json", g_scratch);
     snprintf(ready, sizeof(ready), "%s/ready", g_scratch);
     snprintf(logp, sizeof(logp), "%s/broker.log", g_scratch);
-    snprintf(redis_url, sizeof(redis_url), "unix://%s", g_redis_sock);
+    start_redis(redis_url, sizeof(redis_url));
     snprintf(g_admin_sock, sizeof(g_admin_sock), "%s/admin.sock", state);
     snprintf(g_audit_log, sizeof(g_audit_log), "%s/audit/audit.log", state);
     if (mkdir(state, 0700) != 0)
@@ -1115,6 +1201,7 @@ static void build_requests(char **sessions)
 
 struct cpu_snap {
     double t, broker, redis, self, machine;
+    double shard[MAX_SHARDS]; /* each Redis we started (redis is their sum) */
 };
 
 static void cpu_snap(struct cpu_snap *s)
@@ -1122,6 +1209,12 @@ static void cpu_snap(struct cpu_snap *s)
     s->t = bench_now_s();
     s->broker = proc_tree_cpu_s(g_opt.broker_pid); /* with its signer */
     s->redis = proc_cpu_s(g_opt.redis_pid);
+    for (unsigned i = 1; i < g_nshards && s->redis >= 0; i++) {
+        s->shard[i] = proc_cpu_s(g_shard[i].pid);
+        s->redis = s->shard[i] < 0 ? -1 : s->redis + s->shard[i];
+    }
+    if (g_nshards > 0)
+        s->shard[0] = proc_cpu_s(g_shard[0].pid);
     s->self = proc_cpu_s(getpid());
     s->machine = machine_busy_s();
 }
@@ -1159,6 +1252,8 @@ static void usage(void)
                     "  --openssl-seconds S openssl speed ecdsap256 duration (default 3)\n"
                     "  --broker-arg ARG    pass ARG to the ztb-broker we start (repeatable)\n"
                     "  --redis-server PATH redis-server binary (default: the one found at build)\n"
+                    "  --cluster N         a Redis Cluster of N masters (2-6) instead of one\n"
+                    "                      Redis; prints each shard's CPU per token\n"
                     "  --keep              keep the scratch directory (logs, audit log)\n"
                     "  --inproc-signing    baseline: start ztb-bench-broker-inproc, the broker\n"
                     "                      with signatures made in its HTTP process (benchmark\n"
@@ -1214,6 +1309,8 @@ static void parse_args(int argc, char **argv)
         else if (strcmp(a, "--broker-arg") == 0 && v != NULL &&
                  g_opt.nextra < sizeof(g_opt.extra_args) / sizeof(g_opt.extra_args[0]))
             g_opt.extra_args[g_opt.nextra++] = v;
+        else if (strcmp(a, "--cluster") == 0)
+            g_opt.cluster = num_arg(a, v, 2, MAX_SHARDS);
         else if (strcmp(a, "--redis-server") == 0 && v != NULL)
             g_opt.redis_server = v;
         else if (strcmp(a, "--broker") == 0 && v != NULL)
@@ -1260,8 +1357,7 @@ int main(int argc, char **argv)
             die("mkdtemp: %s", strerror(errno));
         chmod(g_scratch, 0711); /* a broker that drops to nobody must reach its state */
         bench_note("scratch directory %s", g_scratch);
-        start_redis();
-        start_broker();
+        start_broker(); /* starts Redis first */
     }
     parse_url(g_opt.broker_url, &g_api);
     for (int i = 0;; i++) {
@@ -1327,6 +1423,7 @@ int main(int argc, char **argv)
     sleep_ms((unsigned)(g_opt.warmup * 1000));
 
     double tps[MAX_ROUNDS], p50[MAX_ROUNDS], p99[MAX_ROUNDS], p999[MAX_ROUNDS];
+    double cs[MAX_SHARDS][MAX_ROUNDS];
     double cb[MAX_ROUNDS], cr[MAX_ROUNDS], cl[MAX_ROUNDS], other[MAX_ROUNDS];
     uint64_t total_ok = 0, total_err = 0;
     struct hist *h = malloc(sizeof(*h));
@@ -1348,6 +1445,8 @@ int main(int argc, char **argv)
         p999[r] = hist_pct_ms(h, 99.9);
         cb[r] = per_token_us(a.broker, b.broker, sum.ok);
         cr[r] = per_token_us(a.redis, b.redis, sum.ok);
+        for (unsigned i = 0; i < g_nshards; i++)
+            cs[i][r] = per_token_us(a.shard[i], b.shard[i], sum.ok);
         cl[r] = per_token_us(a.self, b.self, sum.ok);
         double ours =
             (b.broker - a.broker) + (b.redis > 0 ? b.redis - a.redis : 0) + (b.self - a.self);
@@ -1369,10 +1468,24 @@ int main(int argc, char **argv)
             bench_note("first error seen: %s", g_workers[t].first_error);
 
     double rss = g_opt.broker_pid > 0 ? bench_peak_rss_mib(g_opt.broker_pid) : -1;
-    long long stream = own ? redis_int(g_redis_sock, "XLEN ztb:audit\r\n") : -1;
+    /* on a Cluster each broker has its own stream, ztb:audit:{REPLICA} */
+    long long stream = own && g_nshards == 1 ? redis_int(g_redis_sock, "XLEN ztb:audit\r\n") : -1;
     uint64_t audit_lines = own ? count_lines(g_audit_log) : 0;
-    double evalsha_us = own ? redis_usec_per_call(g_redis_sock, "evalsha") : -1;
-    double xadd_us = own ? redis_usec_per_call(g_redis_sock, "xadd") : -1;
+    /* on a Cluster: the mean over the shards that ran the command */
+    double evalsha_us = -1, xadd_us = -1, es = 0, xs = 0;
+    unsigned en = 0, xn = 0;
+    for (unsigned i = 0; own && i < g_nshards; i++) {
+        double e = redis_usec_per_call(g_shard[i].sock, "evalsha");
+        double x = redis_usec_per_call(g_shard[i].sock, "xadd");
+        if (e >= 0)
+            es += e, en++;
+        if (x >= 0)
+            xs += x, xn++;
+    }
+    if (en > 0)
+        evalsha_us = es / en;
+    if (xn > 0)
+        xadd_us = xs / xn;
     /* token checks per pipeline on the shared connection (group commit) */
     double batches = broker_counter("ztb_redis_shared_batches_total");
     double batched = broker_counter("ztb_redis_shared_commands_total");
@@ -1404,6 +1517,16 @@ int main(int argc, char **argv)
     bench_metric("broker_peak_rss_mib", rss);
     bench_metric("broker_cpu_us_per_token", bench_median(cb, n));
     bench_metric("redis_cpu_us_per_token", bench_median(cr, n));
+    if (g_nshards > 1) {
+        /* the load divides across the shards: each one's CPU per token of
+         * the whole run */
+        bench_metric("redis_shards", g_nshards);
+        for (unsigned i = 0; i < g_nshards; i++) {
+            char name[64];
+            snprintf(name, sizeof(name), "redis_shard_%u_cpu_us_per_token", i + 1);
+            bench_metric(name, bench_median(cs[i], n));
+        }
+    }
     bench_metric("loadgen_cpu_us_per_token", bench_median(cl, n));
     bench_metric("other_processes_cores", bench_median(other, n));
     if (own) {
