@@ -225,6 +225,15 @@ static size_t on_body(char *p, size_t size, size_t n, void *ud)
     return got;
 }
 
+/* Free a header list, wiping each line first (an Authorization value or a
+ * signature may be among them; libcurl frees without wiping). */
+static void free_headers(struct curl_slist *hl)
+{
+    for (struct curl_slist *n = hl; n != NULL; n = n->next)
+        explicit_bzero(n->data, strlen(n->data));
+    curl_slist_free_all(hl);
+}
+
 static struct curl_slist *add_header(struct curl_slist *hl, const char *name, const char *value)
 {
     char line[4200];
@@ -262,6 +271,8 @@ static ztb_err attempt(CURL *h, const struct push_request *r, struct push_answer
              l = strtok_r(NULL, "\n", &save))
             if ((t = curl_slist_append(hl, l)) != NULL)
                 hl = t;
+        if (copy != NULL)
+            explicit_bzero(copy, strlen(r->extra_headers));
         free(copy);
     }
     struct sink k = {.a = a};
@@ -283,8 +294,8 @@ static ztb_err attempt(CURL *h, const struct push_request *r, struct push_answer
     curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 1L);
     curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 2L);
     CURLcode rc = curl_easy_perform(h);
-    curl_slist_free_all(hl);
     curl_easy_setopt(h, CURLOPT_HTTPHEADER, NULL);
+    free_headers(hl);
     if (rc != CURLE_OK) {
         snprintf(a->error, sizeof(a->error), "%s", curl_easy_strerror(rc));
         return ZTB_ERR_UNAVAILABLE;
