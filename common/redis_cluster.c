@@ -426,6 +426,91 @@ redisReply *redis_cluster_command_argv(struct redis_cluster *cl, int argc, const
     return r;
 }
 
+/* Free replies[0..n) and set them NULL. */
+static void free_replies(redisReply **replies, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (replies[i] != NULL)
+            freeReplyObject(replies[i]);
+        replies[i] = NULL;
+    }
+}
+
+int redis_cluster_pipeline_argv(struct redis_cluster *cl, size_t n, const int *argc,
+                                const char *const *const *argv, const size_t *const *lens,
+                                redisReply **replies)
+{
+    char *cmd[REDIS_CLUSTER_PIPELINE_MAX];
+    int len[REDIS_CLUSTER_PIPELINE_MAX];
+    int rv = -1, slot = -1, one_slot = n > 0 && n <= REDIS_CLUSTER_PIPELINE_MAX;
+    size_t made = 0;
+    for (size_t i = 0; i < n; i++)
+        replies[i] = NULL;
+    for (; made < n && made < REDIS_CLUSTER_PIPELINE_MAX; made++) {
+        cmd[made] = NULL;
+        len[made] =
+            redisFormatCommandArgv(&cmd[made], argc[made], (const char **)argv[made], lens[made]);
+        if (len[made] < 0) {
+            snprintf(cl->errstr, sizeof(cl->errstr), "cannot format a command");
+            cl->fail_kind = REDIS_EK_OTHER;
+            goto out;
+        }
+        int s = redis_command_slot(cmd[made], (size_t)len[made]);
+        if (s < 0 || (made > 0 && s != slot))
+            one_slot = 0;
+        slot = s;
+    }
+    int node = one_slot ? node_for(cl, slot) : -1;
+    struct redis_link *l = node >= 0 ? redis_cluster_link_of(cl, node) : NULL;
+    if (l == NULL) {
+        /* several slots, or the map or the node is not at hand: one by one,
+         * each routed (and the map read again) as a single command */
+        for (size_t i = 0; i < n; i++) {
+            if (i >= made)
+                goto out;
+            replies[i] = redis_cluster_command_raw(cl, cmd[i], (size_t)len[i]);
+            if (replies[i] == NULL)
+                goto out;
+        }
+        rv = 0;
+        goto out;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (redis_link_append_raw(l, cmd[i], (size_t)len[i]) != REDIS_OK)
+            break;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (redis_link_get_reply(l, &replies[i]) != REDIS_OK || replies[i] == NULL) {
+            replies[i] = NULL;
+            cl->fail_kind = redis_error_kind_of(l, NULL);
+            snprintf(cl->errstr, sizeof(cl->errstr), "%s:%d: %s", cl->nodes[node].host,
+                     cl->nodes[node].port, l->errstr[0] ? l->errstr : "no reply");
+            redis_link_free(l);
+            cl->nodes[node].link = NULL;
+            goto out;
+        }
+    }
+    cl->last = node;
+    /* a command the slot's owner did not run (it moved, is moving, or a
+     * multi-key command met a resharding) goes again alone, routed */
+    for (size_t i = 0; i < n; i++) {
+        enum redis_error_kind k = redis_error_kind_of(l, replies[i]);
+        if (k != REDIS_EK_MOVED && k != REDIS_EK_ASK && k != REDIS_EK_TRYAGAIN)
+            continue;
+        freeReplyObject(replies[i]);
+        replies[i] = redis_cluster_command_raw(cl, cmd[i], (size_t)len[i]);
+        if (replies[i] == NULL)
+            goto out;
+    }
+    rv = 0;
+out:
+    for (size_t i = 0; i < made; i++)
+        free(cmd[i]);
+    if (rv != 0)
+        free_replies(replies, n);
+    return rv;
+}
+
 redisReply *redis_cluster_vcommandf(struct redis_cluster *cl, const char *fmt, va_list ap)
 {
     char *cmd = NULL;

@@ -98,6 +98,21 @@ redisReply *redis_cluster_vcommandf(struct redis_cluster *cl, const char *fmt, v
 redisReply *redis_cluster_commandf(struct redis_cluster *cl, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
+/*
+ * Run n commands (at most REDIS_CLUSTER_PIPELINE_MAX; binary-safe argv,
+ * lens[i] may be NULL) and put their replies in replies[0..n). When all
+ * are for one slot (the audit stream's XADDs) they go as one pipeline to
+ * its master; a reply of MOVED, ASK or TRYAGAIN (the command did not run)
+ * is replaced by the command sent again alone, routed as above. Commands
+ * for several slots go one by one. 0 when every reply is there (any may
+ * be an error reply); -1 on a transport failure (fail_kind, errstr), and
+ * then no reply is handed back: commands sent may have run.
+ */
+#define REDIS_CLUSTER_PIPELINE_MAX 1024
+int redis_cluster_pipeline_argv(struct redis_cluster *cl, size_t n, const int *argc,
+                                const char *const *const *argv, const size_t *const *lens,
+                                redisReply **replies);
+
 /* The connection the last command went over (for WAIT, which must follow
  * the write on the same master), or NULL. Owned by cl. */
 struct redis_link *redis_cluster_last_link(struct redis_cluster *cl);

@@ -421,20 +421,14 @@ ztb_err redis_pipeline(size_t n, const int *argc, const char *const *const *argv
     for (size_t i = 0; i < n; i++)
         replies[i] = NULL;
     if (is_cluster()) {
-        /* the commands may be for different shards: one after another */
+        /* one pipeline when all are for one slot (the audit stream's
+         * XADDs), else one after another, each to its shard */
         struct redis_cluster *cl = cluster();
         if (cl == NULL)
             return ZTB_ERR_UNAVAILABLE;
-        for (size_t i = 0; i < n; i++) {
-            replies[i] = redis_cluster_command_argv(cl, argc[i], (const char **)argv[i], lens[i]);
-            if (replies[i] == NULL) {
-                for (size_t k = 0; k < i; k++) {
-                    freeReplyObject(replies[k]);
-                    replies[k] = NULL;
-                }
-                drop(t_conn, cl->errstr[0] ? cl->errstr : "no reply");
-                return ZTB_ERR_UNAVAILABLE;
-            }
+        if (redis_cluster_pipeline_argv(cl, n, argc, argv, lens, replies) != 0) {
+            drop(t_conn, cl->errstr[0] ? cl->errstr : "no reply");
+            return ZTB_ERR_UNAVAILABLE;
         }
         for (size_t i = 0; i < n; i++)
             (void)judge(t_conn, replies[i]);

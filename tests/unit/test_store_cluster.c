@@ -268,10 +268,107 @@ static void test_every_script_on_one_slot(void **state)
     assert_int_equal(errors("other"), 0);
 }
 
+/* n INCRs of key through redis_pipeline; replies checked to be 1..n in
+ * order (each command ran once, the replies in the commands' order). */
+static void incr_pipeline(const char *key, int n, int first)
+{
+    int argc[64];
+    const char *a[64][2];
+    const char *const *argv[64];
+    const size_t *lens[64];
+    redisReply *replies[64];
+    assert_true(n <= 64);
+    for (int i = 0; i < n; i++) {
+        a[i][0] = "INCR";
+        a[i][1] = key;
+        argv[i] = a[i];
+        argc[i] = 2;
+        lens[i] = NULL;
+    }
+    assert_int_equal(redis_pipeline((size_t)n, argc, argv, lens, replies), ZTB_OK);
+    for (int i = 0; i < n; i++) {
+        assert_int_equal(replies[i]->type, REDIS_REPLY_INTEGER);
+        assert_int_equal(replies[i]->integer, first + i);
+        freeReplyObject(replies[i]);
+    }
+}
+
+/* The node (index) that serves key's slot: the one that does not redirect. */
+static int owner(const char *key)
+{
+    for (int i = 0; i < 3; i++) {
+        redisContext *c = zh_redis_connect(&nodes[i]);
+        redisReply *r = redisCommand(c, "EXISTS %s", key);
+        int mine = r != NULL && r->type == REDIS_REPLY_INTEGER;
+        if (r != NULL)
+            freeReplyObject(r);
+        redisFree(c);
+        if (mine)
+            return i;
+    }
+    return -1;
+}
+
+/* redis_pipeline on a Cluster (the audit stream's XADDs): commands for one
+ * slot go as one pipeline to its master; commands for several slots each
+ * to its own; a slot that moved since the map was read answers MOVED to
+ * each, and each is sent again to the new owner, once. */
+static void test_pipeline_on_a_cluster(void **state)
+{
+    (void)state;
+    incr_pipeline("{pipe}:n", 50, 1);
+    /* several slots in one call */
+    int argc[3] = {2, 2, 2};
+    const char *a[3][2] = {
+        {"INCR", "{crm-bot}:p"}, {"INCR", "{beta-bot}:p"}, {"INCR", "{alpha-bot}:p"}};
+    const char *const *argv[3] = {a[0], a[1], a[2]};
+    const size_t *lens[3] = {NULL, NULL, NULL};
+    redisReply *replies[3];
+    assert_int_equal(redis_pipeline(3, argc, argv, lens, replies), ZTB_OK);
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(replies[i]->integer, 1);
+        freeReplyObject(replies[i]);
+    }
+    int at[3] = {holder("{crm-bot}:p"), holder("{beta-bot}:p"), holder("{alpha-bot}:p")};
+    assert_true(at[0] >= 0 && at[1] >= 0 && at[2] >= 0);
+    assert_true(at[0] != at[1] && at[1] != at[2] && at[0] != at[2]);
+
+    /* move the (empty) slot of {moved} to another master behind the
+     * broker's back: its map is now stale for that slot */
+    const char *key = "{moved}:n";
+    int from = owner(key);
+    assert_true(from >= 0);
+    int to = (from + 1) % 3;
+    redisContext *c = zh_redis_connect(&nodes[to]);
+    redisReply *id = redisCommand(c, "CLUSTER MYID");
+    assert_int_equal(id->type, REDIS_REPLY_STRING);
+    redisReply *sl = redisCommand(c, "CLUSTER KEYSLOT %s", key);
+    long long slot = sl->integer;
+    freeReplyObject(sl);
+    redisFree(c);
+    for (int i = 0; i < 3; i++) {
+        c = zh_redis_connect(&nodes[i]);
+        redisReply *r = redisCommand(c, "CLUSTER SETSLOT %lld NODE %s", slot, id->str);
+        assert_int_equal(r->type, REDIS_REPLY_STATUS);
+        freeReplyObject(r);
+        redisFree(c);
+    }
+    freeReplyObject(id);
+    for (int t = 0; t < 200 && owner(key) != to; t++)
+        usleep(10000);
+    assert_int_equal(owner(key), to);
+    long long moved = errors("moved");
+    incr_pipeline(key, 10, 1);
+    assert_true(errors("moved") > moved);
+    assert_int_equal(holder(key), to);
+    incr_pipeline(key, 10, 11); /* the map was read again: no more MOVED */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_every_script_on_one_slot),
+        cmocka_unit_test(test_pipeline_on_a_cluster),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
