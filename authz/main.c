@@ -7,9 +7,9 @@
  * SIGINT/SIGTERM.
  *
  * Routes: GET /v1/authorize and <any method> /v1/authorize/<path> (the
- * decision, authz_decide; the raw target kept by on_uri), GET the resource's RFC 9728
- * metadata path, GET /healthz (alive), GET /readyz (200 only while every
- * revocation feed is live). Anything else: 404.
+ * decision, authz_decide; the raw target kept by on_uri), GET the
+ * resource's RFC 9728 metadata path, GET /healthz (alive), GET /readyz
+ * (200 only while every revocation feed is live). Anything else: 404.
  *
  * Must never: read a header value with a NUL byte in it as if it ended
  * there, or log a token or a proof.

@@ -4,8 +4,9 @@
  * libmicrohttpd runs an epoll thread pool (two threads per core by default).
  * For each request the access handler is called several times: first with
  * no body (we check the request line and headers; the per-request state
- * was made by on_uri, which keeps the raw request target), then once per body chunk (appended to a
- * bounded buffer), then once more with no data (we route, call the handler and queue the response).
+ * was made by on_uri, which keeps the raw request target), then once per
+ * body chunk (appended to a bounded buffer), then once more with no data
+ * (we route, call the handler and queue the response).
  *
  * A request refused for its shape is answered at once, from whichever call
  * finds the fault: an HTTP/1.1 request without exactly one Host header (400)
@@ -801,7 +802,7 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
 static void check_target(struct req_state *st, const char *version)
 {
     if (st->target != NULL && (version == NULL || version != st->uri_at + st->uri_len + 1)) {
-        free(st->target);
+        ztb_free_secret_str(st->target);
         st->target = NULL;
     }
     st->uri_at = NULL;
@@ -853,8 +854,8 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     struct req_state *st = *con_cls;
     if (st == NULL)
         return;
-    ztb_buf_free(&st->body); /* wipes: the body may hold a credential */
-    free(st->target);
+    ztb_buf_free(&st->body);         /* wipes: the body may hold a credential */
+    ztb_free_secret_str(st->target); /* so may a query string (NULL is fine) */
     free(st);
     *con_cls = NULL;
 }
