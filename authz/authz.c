@@ -4,8 +4,9 @@
  *
  * How it works, cheapest and least revealing first (the broker's order,
  * broker/tokens/authorize.c): the caller must be on loopback; the original
- * method and URI must each be there once and match a route (else 403 and
- * nothing else is read); the Authorization header must be there once,
+ * method and URI, read in either form by route_check_original (the two
+ * headers, or the prefix form's own method and raw target), must match a
+ * route (else 403 and nothing else is read); the Authorization header must be there once,
  * "Bearer" or "DPoP" (any case) and one token; then ztb_verify of the
  * route's audience verifier checks everything (signature with the key the
  * kid names and its pinned algorithm, typ, the strict claims, issuer,
@@ -50,9 +51,11 @@ static const char usage_text[] =
     "                 [--ca-file PATH] [--skew SECONDS] [--revocation-grace MS]\n"
     "                 [--report-interval MS] [--allow-insecure-http]\n"
     "\n"
-    "The gateway decision endpoint GET /v1/authorize (nginx auth_request) on\n"
-    "libztb's verifier, for gateways on hosts without a broker: the broker's\n"
-    "contract and route table, no round trip to the broker.\n"
+    "The gateway decision endpoint /v1/authorize on libztb's verifier, for\n"
+    "gateways on hosts without a broker: the broker's contract and route table,\n"
+    "no round trip to the broker. nginx auth_request: GET /v1/authorize with the\n"
+    "original method and URI headers. Envoy ext_authz (HTTP, path_prefix\n"
+    "/v1/authorize): the original method to /v1/authorize/<original path>.\n"
     "\n"
     "  --issuer URL          the broker's issuer (the tokens' iss)\n"
     "  --jwks-url URL        the broker's JWKS (https, or http to loopback)\n"
@@ -414,14 +417,16 @@ void authz_decide(struct authz *a, const struct authz_request *rq, struct authz_
                     "ztb-authz answers gateways on its own host only (loopback)");
         return;
     }
-    if (rq->n_method != 1 || rq->n_uri != 1) {
-        plain_error(ans, 400, "invalid_request", ZTB_ERR_INVALID_REQUEST,
-                    "the gateway must send the original method and URI once each (e.g. "
-                    "X-Original-Method and X-Original-URI, docs/gateways.md)");
+    /* the original request, in either form, as the broker reads it */
+    struct route_check orig;
+    const char *why = NULL;
+    if (route_check_original(rq->check_method, rq->target, rq->method, rq->n_method, rq->uri,
+                             rq->n_uri, &orig, &why) != ZTB_OK) {
+        plain_error(ans, 400, "invalid_request", ZTB_ERR_INVALID_REQUEST, why);
         return;
     }
     struct route_need need;
-    if (route_table_match(a->routes, rq->method, rq->uri, &need) != ZTB_OK) {
+    if (route_table_match(a->routes, orig.method, orig.uri, &need) != ZTB_OK) {
         /* as the broker: 403 insufficient_scope before the token is read */
         char www[AUTHZ_HDR_MAX];
         snprintf(www, sizeof(www), "Bearer realm=\"ztb\", error=\"insufficient_scope\"%s%s%s",
@@ -454,16 +459,16 @@ void authz_decide(struct authz *a, const struct authz_request *rq, struct authz_
     /* DPoP: the proof is handed over only with the DPoP scheme (RFC 9449
      * §7.2), for the original method and the table's origin + path */
     char htu[ROUTE_ORIGIN_MAX + ROUTE_PATH_MAX + 1] = "";
-    const char *q = strchr(rq->uri, '?');
-    int plen = q != NULL ? (int)(q - rq->uri) : (int)strlen(rq->uri);
+    const char *q = strchr(orig.uri, '?');
+    int plen = q != NULL ? (int)(q - orig.uri) : (int)strlen(orig.uri);
     if (need.origin[0] != '\0')
-        snprintf(htu, sizeof(htu), "%s%.*s", need.origin, plen, rq->uri);
+        snprintf(htu, sizeof(htu), "%s%.*s", need.origin, plen, orig.uri);
     ztb_expect want = {
         .action = need.action,
         .resource = need.resource[0] != '\0' ? need.resource : NULL,
         .flags = s == ZTB_SCHEME_DPOP ? ZTB_EXPECT_DPOP_SCHEME : 0,
         .dpop_proof = s == ZTB_SCHEME_DPOP && rq->n_dpop == 1 ? rq->dpop : NULL,
-        .htm = rq->method,
+        .htm = orig.method,
         .htu = htu,
     };
     ztb_claims *cl = ztb_claims_new();

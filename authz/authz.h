@@ -1,7 +1,8 @@
 /*
- * authz.h - the decision of the ztb-authz sidecar: GET /v1/authorize for a
- * gateway on a host without a broker, answered from libztb's verifier
- * (offline signature check, the revocation feed from Redis, single-use
+ * authz.h - the decision of the ztb-authz sidecar: /v1/authorize (GET with
+ * the original method and URI headers, or the prefix form <method>
+ * /v1/authorize/<path> of Envoy's ext_authz) for a gateway on a host without a broker, answered
+ * from libztb's verifier (offline signature check, the revocation feed from Redis, single-use
  * tokens and DPoP proof ids recorded in Redis) with the broker's contract:
  * the same request headers, the same route table file (wire/route_table.h),
  * the same 200 identity headers and the same 401/403/400/503 answers with
@@ -64,10 +65,15 @@ ztb_err authz_new(const struct authz_config *c,
                   struct authz **out, char *why, size_t cap);
 void authz_free(struct authz *a);
 
-/* A request as the HTTP layer saw it: each header value and how many times
- * it was sent (a value is read only when sent once). */
+/* A request as the HTTP layer saw it: the check request's own method and
+ * raw target (byte for byte as sent: path and query, nothing decoded), and
+ * each header value and how many times it was sent (a value is read only
+ * when sent once). method and uri are the original method and URI headers;
+ * route_check_original picks the original request from them or from the
+ * prefix form's own method and target. */
 struct authz_request {
     int loopback; /* the peer is on 127.0.0.0/8 or ::1 */
+    const char *check_method, *target;
     const char *method, *uri, *authorization, *dpop;
     int n_method, n_uri, n_authorization, n_dpop;
     /* the caller's source as the gateway says it (X-Ztb-Source, else
@@ -85,7 +91,7 @@ struct authz_answer {
     const char *log_reason; /* a ztb_err name for the log line, or NULL */
 };
 
-/* Decide rq (GET /v1/authorize). Thread-safe. */
+/* Decide rq (/v1/authorize in either form). Thread-safe. */
 void authz_decide(struct authz *a, const struct authz_request *rq, struct authz_answer *ans);
 
 /* The metadata document's path ("" when no resource is configured) and

@@ -1,14 +1,15 @@
 /*
- * main.c - ztb-authz, the gateway decision sidecar: GET /v1/authorize on
- * libztb's verifier for nginx auth_request (and Envoy ext_authz in HTTP
- * mode through nginx) on hosts without a broker. The decision is authz.c;
+ * main.c - ztb-authz, the gateway decision sidecar: /v1/authorize on
+ * libztb's verifier for nginx auth_request and Envoy ext_authz in HTTP
+ * mode on hosts without a broker. The decision is authz.c;
  * this file is the HTTP server (libmicrohttpd, as the broker) and the
  * process: options, start (fail closed: no verifier, no listening socket),
  * SIGINT/SIGTERM.
  *
- * Routes: GET /v1/authorize (the decision), GET the resource's RFC 9728
- * metadata path, GET /healthz (alive), GET /readyz (200 only while every
- * revocation feed is live). Anything else: 404.
+ * Routes: GET /v1/authorize and <any method> /v1/authorize/<path> (the
+ * decision, authz_decide; the raw target kept by on_uri), GET the
+ * resource's RFC 9728 metadata path, GET /healthz (alive), GET /readyz
+ * (200 only while every revocation feed is live). Anything else: 404.
  *
  * Must never: read a header value with a NUL byte in it as if it ended
  * there, or log a token or a proof.
@@ -90,15 +91,69 @@ static enum MHD_Result send_answer(struct MHD_Connection *c, unsigned status, co
     return ret;
 }
 
+/* One request's state: whether its headers were seen, and its target as
+ * the gateway sent it. */
+struct req_state {
+    int started;
+    char *target;       /* NULL if unknown (no memory, a NUL byte in it) */
+    const char *uri_at; /* where libmicrohttpd held it (until the first call) */
+    size_t uri_len;
+};
+
+/* MHD_OPTION_URI_LOG_CALLBACK: the request target byte for byte as sent,
+ * before libmicrohttpd cuts off the query and percent-decodes the path it
+ * gives on_request (the prefix form is matched on the raw bytes). Returns
+ * the request's state (its *con_cls; freed by on_completed), or NULL. */
+static void *on_uri(void *cls, const char *uri, struct MHD_Connection *c)
+{
+    (void)cls;
+    (void)c;
+    struct req_state *st = calloc(1, sizeof(*st));
+    if (st != NULL && uri != NULL) {
+        st->target = strdup(uri);
+        st->uri_at = uri;
+        st->uri_len = strlen(uri);
+    }
+    return st;
+}
+
+static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+    (void)cls;
+    (void)c;
+    (void)toe;
+    struct req_state *st = *con_cls;
+    if (st != NULL) {
+        free(st->target);
+        free(st);
+    }
+    *con_cls = NULL;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
                                   const char *method, const char *version, const char *upload,
                                   size_t *upload_size, void **con_cls)
 {
-    (void)version;
     (void)upload;
     struct authz *a = cls;
-    if (*con_cls == NULL) { /* headers only so far */
-        *con_cls = a;
+    struct req_state *st = *con_cls;
+    if (st == NULL) {
+        st = calloc(1, sizeof(*st));
+        if (st == NULL)
+            return MHD_NO;
+        *con_cls = st;
+    }
+    if (!st->started) { /* headers only so far */
+        st->started = 1;
+        /* a NUL byte of the client's cuts the target short: it then ends
+         * before the version string that libmicrohttpd 0.9.75 parsed in
+         * place right after it (as the broker, broker/http/http.c) */
+        if (st->target != NULL && (version == NULL || version != st->uri_at + st->uri_len + 1)) {
+            free(st->target);
+            st->target = NULL;
+        }
+        st->uri_at = NULL;
         return MHD_YES;
     }
     if (*upload_size > 0) { /* a body is never needed: drop it */
@@ -106,7 +161,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         return MHD_YES;
     }
     static const char json[] = "application/json";
-    if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0)
+    /* the prefix form (Envoy ext_authz) comes with the original method; the
+     * raw target decides (authz_decide) whether it really is that form */
+    int prefix = strncmp(url, ROUTE_CHECK_PATH "/", sizeof(ROUTE_CHECK_PATH)) == 0;
+    if (!prefix && strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0)
         return send_answer(c, 405, json, "{\"error\":\"invalid_request\"}", NULL);
     if (strcmp(url, "/healthz") == 0)
         return send_answer(c, 200, "text/plain", "ok\n", NULL);
@@ -116,7 +174,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
                    : send_answer(c, 503, "text/plain", "revocation feed not live\n", NULL);
     if (authz_metadata_json(a) != NULL && strcmp(url, authz_metadata_path(a)) == 0)
         return send_answer(c, 200, json, authz_metadata_json(a), NULL);
-    if (strcmp(url, "/v1/authorize") != 0)
+    if (!prefix && strcmp(url, ROUTE_CHECK_PATH) != 0)
         return send_answer(c, 404, json, "{\"error\":\"not_found\"}", NULL);
 
     struct hdr_count m = header_of(c, authz_method_header(a)),
@@ -124,6 +182,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     struct hdr_count au = header_of(c, "Authorization"), dp = header_of(c, "DPoP");
     struct hdr_count src = header_of(c, "X-Ztb-Source"), rip = header_of(c, "X-Real-IP");
     struct authz_request rq = {.loopback = peer_is_loopback(c),
+                               .check_method = method,
+                               .target = st->target,
                                .method = m.value,
                                .n_method = m.n,
                                .uri = u.value,
@@ -139,9 +199,22 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     if (ans == NULL)
         return send_answer(c, 500, json, "{\"error\":\"server_error\"}", NULL);
     authz_decide(a, &rq, ans);
-    if (ans->status != 200 && ans->log_reason != NULL && rq.n_authorization > 0)
-        fprintf(stderr, "ztb-authz: refused %.16s %.200s: %u %s\n", m.n == 1 ? m.value : "-",
-                u.n == 1 ? u.value : "-", ans->status, ans->log_reason);
+    if (ans->status != 200 && ans->log_reason != NULL && rq.n_authorization > 0) {
+        /* the original request as the check request named it (printable
+         * only: it is the client's) */
+        char what[240];
+        snprintf(what, sizeof(what), "%.16s %.200s",
+                 prefix     ? method
+                 : m.n == 1 ? m.value
+                            : "-",
+                 prefix     ? (st->target != NULL ? st->target : "-")
+                 : u.n == 1 ? u.value
+                            : "-");
+        for (char *p = what; *p != '\0'; p++)
+            if ((unsigned char)*p < 0x20 || (unsigned char)*p >= 0x7f)
+                *p = '?';
+        fprintf(stderr, "ztb-authz: refused %s: %u %s\n", what, ans->status, ans->log_reason);
+    }
     enum MHD_Result ret = send_answer(c, ans->status, json, ans->body, ans);
     free(ans);
     return ret;
@@ -187,10 +260,12 @@ int main(int argc, char **argv)
         fprintf(stderr, "ztb-authz: cannot start: %s\n", why);
         return 1;
     }
-    struct MHD_Daemon *d = MHD_start_daemon(
-        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG, 0, NULL, NULL,
-        on_request, a, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa, MHD_OPTION_THREAD_POOL_SIZE,
-        4u, MHD_OPTION_CONNECTION_TIMEOUT, 30u, MHD_OPTION_CONNECTION_LIMIT, 1024u, MHD_OPTION_END);
+    struct MHD_Daemon *d =
+        MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG, 0,
+                         NULL, NULL, on_request, a, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
+                         MHD_OPTION_THREAD_POOL_SIZE, 4u, MHD_OPTION_CONNECTION_TIMEOUT, 30u,
+                         MHD_OPTION_CONNECTION_LIMIT, 1024u, MHD_OPTION_URI_LOG_CALLBACK, on_uri,
+                         NULL, MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL, MHD_OPTION_END);
     if (d == NULL) {
         fprintf(stderr, "ztb-authz: cannot listen on %s\n", cfg.listen);
         authz_free(a);

@@ -8,6 +8,9 @@
  * be 1..128 unreserved characters and not a dot segment, so the resource
  * built from it ("orders/{id}") can only ever name what the route meant.
  *
+ * route_check_original picks the original request out of a check request
+ * (the header or the prefix form, route_table.h) from the raw target.
+ *
  * Must never: decode, normalise or trim the path; accept a route file with
  * any problem.
  */
@@ -427,6 +430,50 @@ ztb_err route_table_match(const struct route_table *t, const char *method, const
             return fill(t, r, (int)i, val, vlen, need) == ZTB_OK ? ZTB_OK : ZTB_ERR_NOT_FOUND;
     }
     return ZTB_ERR_NOT_FOUND;
+}
+
+ztb_err route_check_original(const char *method, const char *target, const char *hdr_method,
+                             int n_method, const char *hdr_uri, int n_uri, struct route_check *out,
+                             const char **why)
+{
+    static const char prefix[] = ROUTE_CHECK_PATH "/";
+    const size_t plen = sizeof(prefix) - 1;
+    memset(out, 0, sizeof(*out));
+    *why = NULL;
+    if (method == NULL || method[0] == '\0' || target == NULL) {
+        *why = "the check request's method or target could not be read exactly as sent (a "
+               "NUL byte in the request line?)";
+        return ZTB_ERR_INVALID_REQUEST;
+    }
+    if (strncmp(target, prefix, plen) == 0) {
+        if (n_method != 0 || n_uri != 0) {
+            *why = "the original request is named twice: by the path (" ROUTE_CHECK_PATH
+                   "/<path>, Envoy's path_prefix) and by the original method or URI header; "
+                   "send one (do not forward X-Original-* headers in the prefix form, "
+                   "docs/gateways.md)";
+            return ZTB_ERR_INVALID_REQUEST;
+        }
+        out->method = method;
+        out->uri = target + plen - 1; /* from the '/' on, as sent */
+        out->prefix_form = 1;
+        return ZTB_OK;
+    }
+    size_t n = strlen(ROUTE_CHECK_PATH);
+    if (strncmp(target, ROUTE_CHECK_PATH, n) != 0 || (target[n] != '\0' && target[n] != '?')) {
+        *why = "the check request's path must be " ROUTE_CHECK_PATH
+               " (with the original method and URI headers) or start with exactly " ROUTE_CHECK_PATH
+               "/ followed by the original path, not encoded";
+        return ZTB_ERR_INVALID_REQUEST;
+    }
+    if (n_method != 1 || n_uri != 1 || hdr_method == NULL || hdr_uri == NULL) {
+        *why = "the gateway must send the original method and URI once each (e.g. "
+               "X-Original-Method and X-Original-URI), or use the path form " ROUTE_CHECK_PATH
+               "/<path> (docs/gateways.md)";
+        return ZTB_ERR_INVALID_REQUEST;
+    }
+    out->method = hdr_method;
+    out->uri = hdr_uri;
+    return ZTB_OK;
 }
 
 struct route_holder {

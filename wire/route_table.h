@@ -87,6 +87,50 @@ ztb_err route_table_match(const struct route_table *t, const char *method, const
                           struct route_need *need);
 
 /*
+ * The check request: which original request a gateway asks about.
+ *
+ * The decision endpoint's path, ROUTE_CHECK_PATH, takes the original
+ * request in one of two forms, the one rule of both programs that answer
+ * it (the broker and ztb-authz):
+ *
+ *  - the header form (nginx auth_request): GET ROUTE_CHECK_PATH with the
+ *    original method and request target in two headers (X-Original-Method,
+ *    X-Original-URI, or configured names), each sent exactly once;
+ *  - the prefix form (Envoy ext_authz in HTTP mode, path_prefix
+ *    ROUTE_CHECK_PATH): the ORIGINAL method, to ROUTE_CHECK_PATH followed
+ *    by the original path and query. The original target is the check
+ *    request's raw target from the '/' after ROUTE_CHECK_PATH on, byte for
+ *    byte as the gateway sent it: never percent-decoded or normalised, so
+ *    route_table_match sees exactly what it would see in the header form.
+ *
+ * A prefix-form request that also carries either header is refused: the
+ * original request would have two sources, and the headers may be the
+ * client's own, let through by a gateway's allowed_headers. A target that
+ * is neither "/v1/authorize[?...]" nor starts with exactly "/v1/authorize/"
+ * (e.g. "/v1/authorize%2F...", "/v1/authoriz%65/...", which an HTTP
+ * server's decoding would route here) is refused too.
+ */
+#define ROUTE_CHECK_PATH "/v1/authorize"
+
+struct route_check {
+    const char *method; /* the original method (borrowed from the arguments) */
+    const char *uri;    /* the original target: path and maybe "?query", raw (borrowed) */
+    int prefix_form;    /* 1: named by the check request's own method and path */
+};
+
+/*
+ * Which original request the check request (method, raw target) names.
+ * hdr_method and hdr_uri are the header values, n_method and n_uri how many
+ * times each was sent (a value is read only when sent once; a value with a
+ * NUL byte counts as sent twice). OK with *out filled (pointers into the
+ * arguments), or INVALID_REQUEST with *why, a static sentence naming the
+ * fix (for a 400).
+ */
+ztb_err route_check_original(const char *method, const char *target, const char *hdr_method,
+                             int n_method, const char *hdr_uri, int n_uri, struct route_check *out,
+                             const char **why);
+
+/*
  * The table in force, swapped whole on reload (like policy/holder.h): a
  * request matches under a read lock, a reload parses first and swaps under
  * the write lock. All functions are thread-safe.

@@ -30,7 +30,9 @@ struct MHD_Connection;
 
 struct http_req {
     const char *method; /* "GET", "POST", ... */
-    const char *path;   /* without the query string */
+    const char *path;   /* without the query string, percent-decoded by libmicrohttpd */
+    const char *target; /* the request target byte for byte as sent (path and query,
+                           nothing decoded), or NULL if unknown (no memory, a NUL in it) */
     const uint8_t *body;
     size_t body_len;
     const char *content_type;    /* NULL if absent; parameters included */

@@ -39,6 +39,8 @@ const struct http_route api_routes[] = {
     {"POST", "/v1/revoke", handle_revoke, "revoke"},
     {"POST", "/v1/signals", handle_signals, "signals"},
     {"GET", "/v1/authorize", handle_authorize, "authorize"},
+    /* the prefix form (Envoy ext_authz): any method, the original path after it */
+    {NULL, "/v1/authorize/*", handle_authorize, "authorize_prefix"},
     {"GET", "/.well-known/authzen-configuration", handle_authzen_configuration, "authzen_metadata"},
     {"POST", "/access/v1/evaluation", handle_authzen_evaluation, "authzen_evaluation"},
     {"POST", "/access/v1/evaluations", handle_authzen_evaluations, "authzen_evaluations"},

@@ -1,10 +1,13 @@
 /*
- * authorize.c - GET /v1/authorize, the decision endpoint for gateways (see
+ * authorize.c - /v1/authorize, the decision endpoint for gateways (see
  * authorize.h; the route table is route_table.c).
  *
  * How it works, cheapest and least revealing first: the caller must be on
- * loopback; the original method and URI must each be there once and match
- * a route (else 403, nothing else read); the Authorization header must be
+ * loopback; the original method and URI are read in either form, and only
+ * through route_check_original (GET /v1/authorize with X-Original-Method and
+ * X-Original-URI, or the prefix form <method> /v1/authorize/<path> with
+ * the raw target as sent, never decoded), and must match a route (else 403,
+ * nothing else read); from there on both forms take one path; the Authorization header must be
  * there once, "Bearer" or "DPoP" (any case) and one token; the token is
  * verified on the one path (introspect_verify: our signature with the key
  * the kid names and its pinned algorithm, typ, the strict claims, issuer,
@@ -171,13 +174,19 @@ static int read_request(struct http_req *req, struct http_resp *resp, struct dec
                         "/v1/authorize answers gateways on the broker's host only (loopback)");
         return 0;
     }
-    if (http_req_header_once(req, b->cfg.authorize_method_header, &d->method) != 1 ||
-        http_req_header_once(req, b->cfg.authorize_uri_header, &d->uri) != 1) {
-        http_resp_error(resp, 400, "invalid_request",
-                        "the gateway must send the original method and URI once each (e.g. "
-                        "X-Original-Method and X-Original-URI, docs/gateways.md)");
+    /* the original request: the two headers, or the prefix form's own
+     * method and raw path (route_check_original, shared with ztb-authz) */
+    const char *hm = NULL, *hu = NULL, *why = NULL;
+    int nm = http_req_header_once(req, b->cfg.authorize_method_header, &hm);
+    int nu = http_req_header_once(req, b->cfg.authorize_uri_header, &hu);
+    struct route_check orig;
+    if (route_check_original(req->method, req->target, hm, nm < 0 ? 2 : nm, hu, nu < 0 ? 2 : nu,
+                             &orig, &why) != ZTB_OK) {
+        http_resp_error(resp, 400, "invalid_request", why);
         return 0;
     }
+    d->method = orig.method;
+    d->uri = orig.uri;
     int matched = route_holder_match(b->authz_routes, d->method, d->uri, &d->need) == ZTB_OK;
     /* the table's origin is the protected resource (as ztb-authz's default) */
     char origin[ROUTE_ORIGIN_MAX];

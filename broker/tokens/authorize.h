@@ -1,10 +1,14 @@
 /*
- * authorize.h - GET /v1/authorize: the decision endpoint for gateways (nginx
+ * authorize.h - /v1/authorize: the decision endpoint for gateways (nginx
  * auth_request, Envoy ext_authz in HTTP mode).
  *
- * The gateway forwards the client's Authorization (and DPoP) header and the
- * original method and URI (X-Original-Method / X-Original-URI, or the names
- * configured with authorize_method_header / authorize_uri_header). The route
+ * The gateway forwards the client's Authorization (and DPoP) header and
+ * names the original request in one of two forms (route_check_original,
+ * wire/route_table.h): GET /v1/authorize with the original method and URI
+ * in X-Original-Method / X-Original-URI (or the names configured with
+ * authorize_method_header / authorize_uri_header), or the prefix form, the
+ * original method to /v1/authorize/<original path and query> (Envoy's
+ * path_prefix), read from the raw request target. The route
  * table (route_table.h) says which audience, action and resource that
  * request needs; the token is verified on the one path (introspect.h), held
  * to them, checked for revocation, and a single-use token is consumed. The

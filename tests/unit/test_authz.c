@@ -159,10 +159,28 @@ static unsigned decide(const char *method, const char *uri, const char *authoriz
                        const char *dpop)
 {
     struct authz_request rq = {.loopback = 1,
+                               .check_method = "GET",
+                               .target = "/v1/authorize",
                                .method = method,
                                .n_method = method != NULL,
                                .uri = uri,
                                .n_uri = uri != NULL,
+                               .authorization = authorization,
+                               .n_authorization = authorization != NULL,
+                               .dpop = dpop,
+                               .n_dpop = dpop != NULL};
+    authz_decide(az, &rq, &ans);
+    return ans.status;
+}
+
+/* The same in the prefix form (Envoy ext_authz): method to target, the raw
+ * check request target, no original method or URI header. */
+static unsigned decide_prefix(const char *method, const char *target, const char *authorization,
+                              const char *dpop)
+{
+    struct authz_request rq = {.loopback = 1,
+                               .check_method = method,
+                               .target = target,
                                .authorization = authorization,
                                .n_authorization = authorization != NULL,
                                .dpop = dpop,
@@ -312,6 +330,8 @@ static void test_gateway_mistakes(void **state)
     snprintf(a, sizeof(a), "Bearer %s", tok);
     /* not on loopback */
     struct authz_request rq = {.loopback = 0,
+                               .check_method = "GET",
+                               .target = "/v1/authorize",
                                .method = "POST",
                                .n_method = 1,
                                .uri = "/refunds/1234",
@@ -423,6 +443,68 @@ static void test_dpop(void **state)
     assert_non_null(strstr(ans.body, "BINDING"));
 }
 
+/* The prefix form (Envoy's path_prefix): the same decision on the original
+ * method and the raw path after /v1/authorize, one code path with the
+ * header form. */
+static void test_prefix_form(void **state)
+{
+    (void)state;
+    struct tk t = {0};
+    char a[8300];
+    snprintf(a, sizeof(a), "Bearer %s", mint(&t));
+    assert_int_equal(decide_prefix("POST", "/v1/authorize/refunds/1234?x=1", a, NULL), 200);
+    assert_string_equal(hdr("X-Ztb-Resource"), "orders/1234");
+    assert_string_equal(hdr("X-Ztb-Action"), "payments:refund");
+    /* ATTACK: encodings, dot segments, double slashes, NUL: no route (403) */
+    static const char *const no_route[] = {
+        "/v1/authorize/refunds%2F1234",    "/v1/authorize/refunds/%31234",
+        "/v1/authorize/refunds/1/../1234", "/v1/authorize//refunds/1234",
+        "/v1/authorize/refunds//1234",     "/v1/authorize/refunds/1234%00/../9",
+        "/v1/authorize/refunds/1234/",     "/v1/authorize/",
+    };
+    for (size_t i = 0; i < sizeof(no_route) / sizeof(no_route[0]); i++)
+        if (decide_prefix("POST", no_route[i], a, NULL) != 403)
+            fail_msg("%s: %u", no_route[i], ans.status);
+    /* the original method is the check request's own */
+    assert_int_equal(decide_prefix("GET", "/v1/authorize/refunds/1234", a, NULL), 403);
+    assert_int_equal(decide_prefix("HEAD", "/v1/authorize/refunds/1234", a, NULL), 403);
+    /* ATTACK: a target that only a decoder would make the endpoint's: 400 */
+    assert_int_equal(decide_prefix("POST", "/v1/authorize%2Frefunds/1234", a, NULL), 400);
+    assert_int_equal(decide_prefix("POST", "/v1/authoriz%65/refunds/1234", a, NULL), 400);
+    assert_int_equal(decide_prefix("POST", NULL, a, NULL), 400);
+    /* ATTACK: X-Original-* beside the prefix form (the client's, let through) */
+    struct authz_request rq = {.loopback = 1,
+                               .check_method = "POST",
+                               .target = "/v1/authorize/refunds/1",
+                               .method = "POST",
+                               .n_method = 1,
+                               .uri = "/refunds/1234",
+                               .n_uri = 1,
+                               .authorization = a,
+                               .n_authorization = 1};
+    authz_decide(az, &rq, &ans);
+    assert_int_equal(ans.status, 400);
+    assert_non_null(strstr(ans.body, "named twice"));
+    rq.n_method = 0;
+    authz_decide(az, &rq, &ans);
+    assert_int_equal(ans.status, 400);
+    /* not on loopback: refused before anything else */
+    rq.loopback = 0;
+    authz_decide(az, &rq, &ans);
+    assert_int_equal(ans.status, 403);
+    /* DPoP: the proof is for the ORIGINAL URL, not the check request's */
+    char cnf[128], tok[4096], prf[4096];
+    snprintf(cnf, sizeof(cnf), ",\"cnf\":{\"jkt\":\"%s\"}", ztb_key_kid(dpop_key));
+    t = (struct tk){.cnf = cnf};
+    snprintf(tok, sizeof(tok), "%s", mint(&t));
+    snprintf(a, sizeof(a), "DPoP %s", tok);
+    snprintf(prf, sizeof(prf), "%s", proof_for("POST", ORIGIN "/v1/authorize/refunds/1234", tok));
+    assert_int_equal(decide_prefix("POST", "/v1/authorize/refunds/1234", a, prf), 401);
+    assert_non_null(strstr(hdr("WWW-Authenticate"), "invalid_dpop_proof"));
+    snprintf(prf, sizeof(prf), "%s", proof_for("POST", ORIGIN "/refunds/1234", tok));
+    assert_int_equal(decide_prefix("POST", "/v1/authorize/refunds/1234", a, prf), 200);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -433,6 +515,7 @@ int main(void)
         cmocka_unit_test(test_gateway_mistakes),
         cmocka_unit_test(test_refusals),
         cmocka_unit_test(test_dpop),
+        cmocka_unit_test(test_prefix_form),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -3,7 +3,8 @@
  * operator's file, and strict matching of raw request targets. The attacks
  * on matching (percent-encoded slashes and dots, dot segments, double
  * slashes, query strings, ';' parameters, fragments, backslashes) must never
- * widen a match.
+ * widen a match. Which original request a check request names (the header
+ * or the prefix form, route_check_original), on the raw target.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -115,6 +116,105 @@ static void test_match_attacks(void **state)
     route_table_free(t);
 }
 
+/* The check request's two forms: the original request is the headers'
+ * values, or the prefix form's own method and raw target after exactly
+ * "/v1/authorize" (nothing decoded), never both. */
+static void test_check_original(void **state)
+{
+    (void)state;
+    struct route_check o;
+    const char *why = NULL;
+    /* the header form */
+    assert_int_equal(
+        route_check_original("GET", "/v1/authorize", "POST", 1, "/refunds/1", 1, &o, &why), ZTB_OK);
+    assert_string_equal(o.method, "POST");
+    assert_string_equal(o.uri, "/refunds/1");
+    assert_int_equal(o.prefix_form, 0);
+    assert_int_equal(
+        route_check_original("GET", "/v1/authorize?x=1", "POST", 1, "/refunds/1", 1, &o, &why),
+        ZTB_OK);
+    /* a header missing, repeated (or with a NUL: counted as repeated) */
+    assert_int_equal(route_check_original("GET", "/v1/authorize", "POST", 1, NULL, 0, &o, &why),
+                     ZTB_ERR_INVALID_REQUEST);
+    assert_non_null(strstr(why, "X-Original-Method"));
+    assert_int_equal(
+        route_check_original("GET", "/v1/authorize", "POST", 2, "/refunds/1", 1, &o, &why),
+        ZTB_ERR_INVALID_REQUEST);
+    assert_null(o.uri);
+    /* the prefix form: the check request's method, the raw rest of the target */
+    assert_int_equal(
+        route_check_original("POST", "/v1/authorize/refunds/1?a=%2F", NULL, 0, NULL, 0, &o, &why),
+        ZTB_OK);
+    assert_string_equal(o.method, "POST");
+    assert_string_equal(o.uri, "/refunds/1?a=%2F");
+    assert_int_equal(o.prefix_form, 1);
+    static const char *const kept[][2] = {
+        /* byte for byte, whatever the route table then thinks of it */
+        {"/v1/authorize/refunds%2F..%2Fadmin", "/refunds%2F..%2Fadmin"},
+        {"/v1/authorize/refunds/1/../2", "/refunds/1/../2"},
+        {"/v1/authorize//refunds/1", "//refunds/1"},
+        {"/v1/authorize/refunds/1%00/../2", "/refunds/1%00/../2"},
+        {"/v1/authorize/", "/"},
+        {"/v1/authorize/?q", "/?q"},
+    };
+    for (size_t i = 0; i < sizeof(kept) / sizeof(kept[0]); i++) {
+        assert_int_equal(route_check_original("DELETE", kept[i][0], NULL, 0, NULL, 0, &o, &why),
+                         ZTB_OK);
+        assert_string_equal(o.uri, kept[i][1]);
+        assert_string_equal(o.method, "DELETE");
+    }
+    /* ATTACK: both forms at once (headers the client slipped through a
+     * gateway's allowed_headers): refused, whichever header */
+    assert_int_equal(route_check_original("POST", "/v1/authorize/refunds/1", "POST", 1,
+                                          "/refunds/2", 1, &o, &why),
+                     ZTB_ERR_INVALID_REQUEST);
+    assert_non_null(strstr(why, "named twice"));
+    assert_int_equal(
+        route_check_original("POST", "/v1/authorize/refunds/1", NULL, 0, "/refunds/2", 1, &o, &why),
+        ZTB_ERR_INVALID_REQUEST);
+    assert_int_equal(
+        route_check_original("POST", "/v1/authorize/refunds/1", "GET", 1, NULL, 0, &o, &why),
+        ZTB_ERR_INVALID_REQUEST);
+    assert_int_equal(
+        route_check_original("POST", "/v1/authorize/refunds/1", NULL, 2, NULL, 0, &o, &why),
+        ZTB_ERR_INVALID_REQUEST);
+    /* ATTACK: targets an HTTP server's decoding would route to the endpoint,
+     * but that are not exactly its path */
+    static const char *const bad[] = {
+        "/v1/authorize%2Frefunds/1", "/v1/authorize%2frefunds/1", "/v1/authoriz%65/refunds/1",
+        "/v1//authorize/refunds/1",  "//v1/authorize/refunds/1",  "/v1/authorizerefunds/1",
+        "/v1/authorize/../token",    "/V1/authorize/refunds/1",   "http://h/v1/authorize/x",
+        "/v1/authorize;x/refunds/1", "/v1/authorize#/refunds/1",  "",
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        ztb_err rv = route_check_original("POST", bad[i], "POST", 1, "/refunds/1", 1, &o, &why);
+        if (i == 6) { /* a real prefix form (with headers: refused for that) */
+            assert_int_equal(rv, ZTB_ERR_INVALID_REQUEST);
+            continue;
+        }
+        if (rv != ZTB_ERR_INVALID_REQUEST)
+            fail_msg("%s accepted", bad[i]);
+        assert_non_null(why);
+    }
+    /* no method or target (the server kept none): refused */
+    assert_int_equal(route_check_original("POST", NULL, NULL, 0, NULL, 0, &o, &why),
+                     ZTB_ERR_INVALID_REQUEST);
+    assert_int_equal(route_check_original(NULL, "/v1/authorize/x", NULL, 0, NULL, 0, &o, &why),
+                     ZTB_ERR_INVALID_REQUEST);
+    assert_int_equal(route_check_original("", "/v1/authorize/x", NULL, 0, NULL, 0, &o, &why),
+                     ZTB_ERR_INVALID_REQUEST);
+    /* both forms reach the same route with the same bytes */
+    struct route_table *t = table();
+    struct route_need n1, n2;
+    assert_int_equal(
+        route_check_original("POST", "/v1/authorize/refunds/9?z", NULL, 0, NULL, 0, &o, &why),
+        ZTB_OK);
+    assert_int_equal(route_table_match(t, o.method, o.uri, &n1), ZTB_OK);
+    assert_int_equal(route_table_match(t, "POST", "/refunds/9?z", &n2), ZTB_OK);
+    assert_memory_equal(&n1, &n2, sizeof(n1));
+    route_table_free(t);
+}
+
 static void expect_bad(const char *doc, const char *want)
 {
     struct route_table *t = NULL;
@@ -205,9 +305,8 @@ static void test_load_and_holder(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_match_ok),
-        cmocka_unit_test(test_match_attacks),
-        cmocka_unit_test(test_parse_refused),
+        cmocka_unit_test(test_match_ok),        cmocka_unit_test(test_match_attacks),
+        cmocka_unit_test(test_check_original),  cmocka_unit_test(test_parse_refused),
         cmocka_unit_test(test_load_and_holder),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
