@@ -183,7 +183,7 @@ static void *revoker_main(void *arg)
         if (i >= NPOOL)
             break;
         acked[i] = revoke_jti(pool[i]) == 200;
-        usleep(150000);
+        usleep(100000);
     }
     return NULL;
 }
@@ -367,6 +367,19 @@ static uint64_t issuance_resumes(uint64_t t_switch)
     }
 }
 
+/* beta-bot's metered bucket (on the shard that failed over) is refused by
+ * Redis after the switch (429s counted from now), and no token more came
+ * from it than before. */
+static void still_spent(int spent)
+{
+    atomic_store(&loads[3].limited_since, 0);
+    uint64_t end = now_ms() + 3000;
+    while (atomic_load(&loads[3].limited_since) < 3 && now_ms() < end)
+        usleep(10000);
+    assert_true(atomic_load(&loads[3].limited_since) >= 3);
+    assert_int_equal(atomic_load(&loads[3].ok), spent);
+}
+
 /* ---- the test ------------------------------------------------------------ */
 
 static int setup(void **state)
@@ -375,7 +388,11 @@ static int setup(void **state)
     signal(SIGPIPE, SIG_IGN);
 
     zh_cluster_start_replicated(nodes, 3, 1000, url, sizeof(url));
-    zh_broker_start_issuing(&b, url, policy);
+    /* a short WAIT: the attack below waits it out once */
+    static const char *const args[] = {"--redis-wait-timeout-ms", "400", NULL};
+    struct zh_broker_opts o = {
+        .redis_url = url, .with_keys = 1, .policy = policy, .extra_args = args};
+    zh_broker_start(&b, &o);
     for (int i = 0; i < 3; i++)
         agents[i] = agent_once(names[i]);
     gate = sdk_it_enrolled(&b, "gate", 0);
@@ -439,7 +456,7 @@ static void test_revocation_waits_for_the_shards_replica(void **state)
     kill(nodes[4].pid, SIGCONT);
     if (st != 503)
         fail_msg("a revocation no replica confirmed was answered %ld (must be 503)", st);
-    assert_true(now_ms() - t0 >= 900); /* it waited (redis_wait_timeout_ms 1000) */
+    assert_true(now_ms() - t0 >= 350); /* it waited (redis_wait_timeout_ms 400) */
     wait_caught_up(&nodes[1], &nodes[4]);
     assert_int_equal(revoke_jti(tok), 200);
     refused_within(vi, tok, ZTB_ERR_REVOKED, 3000, "introspection");
@@ -466,8 +483,7 @@ static void test_shard_failover_under_load(void **state)
      * with revocations in flight */
     wait_caught_up(&nodes[1], &nodes[4]);
     revoker_start();
-    usleep(300000);
-    atomic_store(&loads[3].limited_since, 0);
+    usleep(150000);
     redisContext *c = zh_redis_connect(&nodes[4]);
     redisReply *r = redisCommand(c, "CLUSTER FAILOVER");
     assert_true(r != NULL && r->type == REDIS_REPLY_STATUS);
@@ -475,29 +491,26 @@ static void test_shard_failover_under_load(void **state)
     redisFree(c);
     uint64_t t1 = wait_master(&nodes[4]);
     uint64_t took1 = issuance_resumes(t1);
-    usleep(300000);
+    usleep(150000);
     revoker_stop_now();
     int during1 = atomic_load(&pool_next);
     revocations_in_force(before, 3, keep);
     /* the bucket moved with the shard: still spent, refused by Redis */
-    assert_true(atomic_load(&loads[3].limited_since) > 0);
-    assert_int_equal(atomic_load(&loads[3].ok), spent);
+    still_spent(spent);
 
     /* 2. kill -9 of the new master: the old one, its replica now, takes
      * over after cluster-node-timeout */
     wait_cluster_ok(NULL);
     wait_caught_up(&nodes[4], &nodes[1]);
     revoker_start();
-    usleep(300000);
-    atomic_store(&loads[3].limited_since, 0);
+    usleep(150000);
     zh_redis_kill(&nodes[4]);
     uint64_t t2 = wait_master(&nodes[1]);
     uint64_t took2 = issuance_resumes(t2);
-    usleep(300000);
+    usleep(150000);
     revoker_stop_now();
     revocations_in_force(before, 3, keep);
-    assert_true(atomic_load(&loads[3].limited_since) > 0);
-    assert_int_equal(atomic_load(&loads[3].ok), spent);
+    still_spent(spent);
     load_stop();
     fprintf(stderr,
             "cluster failover: issuance back %llu ms after CLUSTER FAILOVER's switch, %llu ms "
