@@ -113,7 +113,9 @@ static const struct opt opts[] = {
      "default 0: refused)"},
     {"redis_wait_replicas", OPT_UINT, NUM(redis_wait_replicas, 16), "N",
      "a revocation is acknowledged only once WAIT confirms N replicas have it, 0 = do not "
-     "wait (default 1 with a redis+sentinel:// URL, else 0; see docs/redis.md)"},
+     "wait (default 1 with a redis+sentinel:// URL; with redis+cluster:// 1 on a shard whose "
+     "master "
+     "has replicas, 0 on one without; else 0; see docs/redis.md)"},
     {"redis_wait_timeout_ms", OPT_UINT, NUM(redis_wait_timeout_ms, 60000), "MS",
      "how long a revocation waits for those replicas before it fails with 503 (default 1000)"},
     {"drain_timeout", OPT_UINT, NUM(drain_timeout_s, 3600), "SECONDS",

@@ -174,6 +174,7 @@ static int node_index(struct redis_cluster *cl, const char *host, size_t hl, int
     n->host[hl] = '\0';
     n->port = port;
     n->link = NULL;
+    n->replicas = 0;
     return (int)cl->nnodes++;
 }
 
@@ -201,6 +202,7 @@ static int apply_slots(struct redis_cluster *cl, const redisReply *r, const char
     if (r == NULL || r->type != REDIS_REPLY_ARRAY)
         return 0;
     uint8_t map[REDIS_CLUSTER_SLOTS] = {0};
+    int reps[REDIS_CLUSTER_MAX_NODES] = {0};
     int any = 0;
     for (size_t i = 0; i < r->elements; i++) {
         const redisReply *e = r->element[i];
@@ -226,10 +228,15 @@ static int apply_slots(struct redis_cluster *cl, const redisReply *r, const char
             continue;
         for (long long s = lo; s <= hi; s++)
             map[s] = (uint8_t)(idx + 1);
+        /* after [start, end, master]: one entry per replica that is not failed */
+        if ((int)(e->elements - 3) > reps[idx])
+            reps[idx] = (int)(e->elements - 3);
         any = 1;
     }
     if (any) {
         memcpy(cl->slot_node, map, sizeof(map));
+        for (size_t i = 0; i < cl->nnodes; i++)
+            cl->nodes[i].replicas = reps[i];
         cl->mapped = 1;
     }
     return any;
@@ -537,6 +544,11 @@ redisReply *redis_cluster_commandf(struct redis_cluster *cl, const char *fmt, ..
 struct redis_link *redis_cluster_last_link(struct redis_cluster *cl)
 {
     return cl->last >= 0 ? cl->nodes[cl->last].link : NULL;
+}
+
+int redis_cluster_last_replicas(const struct redis_cluster *cl)
+{
+    return cl->last >= 0 ? cl->nodes[cl->last].replicas : 0;
 }
 
 size_t redis_cluster_masters(struct redis_cluster *cl, int *out, size_t cap)

@@ -57,6 +57,7 @@ struct redis_cluster_node {
     char host[256];
     int port;
     struct redis_link *link; /* NULL until used, or after it failed */
+    int replicas;            /* replicas the map lists for it (a master), not failed */
 };
 
 struct redis_cluster {
@@ -116,6 +117,12 @@ int redis_cluster_pipeline_argv(struct redis_cluster *cl, size_t n, const int *a
 /* The connection the last command went over (for WAIT, which must follow
  * the write on the same master), or NULL. Owned by cl. */
 struct redis_link *redis_cluster_last_link(struct redis_cluster *cl);
+
+/* How many replicas the slot map (CLUSTER SLOTS, which leaves out failed
+ * ones) lists for the master the last command went to; 0 if none or no
+ * command went anywhere. For WAIT: a master with replicas must confirm a
+ * durable write on one of them. */
+int redis_cluster_last_replicas(const struct redis_cluster *cl);
 
 /*
  * The masters of the map (reading it if needed): n (at most cap) node

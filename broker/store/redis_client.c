@@ -113,7 +113,9 @@ static void note_err(enum redis_error_kind k)
     atomic_store(&g_last_err_ms, mono_ms());
     atomic_store(&g_last_bad, 1);
 }
-/* WAIT after a revocation: replicas to confirm (0: none) and for how long */
+/* WAIT after a revocation: replicas to confirm (0: none; WAIT_PER_SHARD:
+ * one where the shard's master has replicas) and for how long */
+#define WAIT_PER_SHARD (-1)
 static atomic_int g_wait_replicas;
 static atomic_uint g_wait_timeout_ms = 1000;
 
@@ -136,8 +138,9 @@ void redis_client_init(const struct redis_target *t)
     g_target = *t;
     atomic_store(&g_last_err_ms, 0);
     atomic_store(&g_last_bad, 0);
-    /* a Sentinel deployment has replicas: a revocation waits for one */
-    atomic_store(&g_wait_replicas, t->nsentinels > 0 ? 1 : 0);
+    /* a Sentinel deployment has replicas: a revocation waits for one; on a
+     * Cluster, for one where the master that took it has replicas */
+    atomic_store(&g_wait_replicas, t->nsentinels > 0 ? 1 : t->nseeds > 0 ? WAIT_PER_SHARD : 0);
     atomic_store(&g_watcher_stop, 0);
     if (t->nsentinels > 0 && !g_watcher_started &&
         pthread_create(&g_watcher, NULL, watch_sentinels, NULL) == 0)
@@ -810,18 +813,52 @@ static ztb_err probe_link(struct redis_link *ctx, char *why, size_t cap)
     return ZTB_OK;
 }
 
+/*
+ * How many replicas of the master behind ctx (the one that took the write)
+ * a WAIT_PER_SHARD wait asks for: 1 if the slot map lists a replica for it
+ * (a replica that is down but not yet failed counts: WAIT then fails, and
+ * the write is not acknowledged), or if ROLE says one is connected (one
+ * added since the map was read); else 0, a master without replicas.
+ * -1 if ROLE got no reply (the caller fails closed).
+ */
+static int shard_replicas(struct redis_cluster *cl, struct redis_link *ctx)
+{
+    if (redis_cluster_last_replicas(cl) > 0)
+        return 1;
+    redisReply *r = redis_link_commandf(ctx, "ROLE");
+    if (r == NULL)
+        return -1;
+    /* "master", offset, [[host, port, offset]...] */
+    int n = r->type == REDIS_REPLY_ARRAY && r->elements >= 3 &&
+                    r->element[2]->type == REDIS_REPLY_ARRAY && r->element[2]->elements > 0
+                ? 1
+                : 0;
+    freeReplyObject(r);
+    return n;
+}
+
 ztb_err redis_wait_replicas(void)
 {
     int n = atomic_load(&g_wait_replicas);
-    if (n <= 0)
+    if (n == 0)
         return ZTB_OK;
     struct rconn *c = t_conn;
-    /* on the connection that wrote (a Cluster: to the shard it went to) */
+    /* on the connection that wrote (a Cluster: to the master it went to,
+     * after any MOVED or ASK) */
     struct redis_link *ctx = c == NULL       ? NULL
                              : c->cl != NULL ? redis_cluster_last_link(c->cl)
                                              : c->ctx;
     if (ctx == NULL)
         return ZTB_ERR_UNAVAILABLE; /* the write was on a connection now gone */
+    if (n == WAIT_PER_SHARD) {
+        n = c->cl != NULL ? shard_replicas(c->cl, ctx) : 0;
+        if (n < 0) {
+            drop(c, ctx->errstr[0] ? ctx->errstr : "no reply");
+            return ZTB_ERR_UNAVAILABLE;
+        }
+        if (n == 0)
+            return ZTB_OK; /* a master without replicas: the write is all there is */
+    }
     unsigned tmo = atomic_load(&g_wait_timeout_ms);
     /* WAIT blocks up to tmo: the command timeout must outlast it */
     (void)redis_link_set_timeout(ctx, tmo + g_target.timeout_ms);

@@ -106,12 +106,14 @@ ztb_err redis_wait_replicas(void);
 
 /*
  * Replicas a revocation waits for (-1: leave as is; the default after
- * redis_client_init is 1 for a Sentinel URL, 0 otherwise) and WAIT's
+ * redis_client_init is 1 for a Sentinel URL, on a Cluster 1 where the
+ * master that took the write has replicas (the slot map lists one, or ROLE
+ * shows one connected) and 0 where it has none, 0 otherwise) and WAIT's
  * timeout in ms (0: leave as is; default 1000).
  */
 void redis_client_set_wait(int replicas, unsigned timeout_ms);
 
-/* The number set above (tests, /readyz). */
+/* The number set above, -1 for the Cluster's per-shard default (tests). */
 int redis_client_wait_replicas(void);
 
 /* Make every thread reconnect (and, with a Sentinel URL, find the master

@@ -320,45 +320,186 @@ void zh_sentinel_start(struct zh_redis *r, const struct zh_redis *master, const 
     redis_start_with(r, 1, 0, 1, extra);
 }
 
+void zh_sentinel_start_conf(struct zh_redis *r, const char *extra)
+{
+    redis_start_with(r, 0, 0, 1, extra);
+}
+
+/* Start one Cluster node (not yet joined). CLUSTER SLOTS lists a replica
+ * only once its replication offset is not 0 (Redis 7.0), which on an idle
+ * master takes its first PING to its replicas: sent every second, not 10. */
+static void cluster_node_start(struct zh_redis *r, unsigned node_timeout_ms)
+{
+    char extra[256];
+    int bus = free_port();
+    snprintf(extra, sizeof(extra),
+             "cluster-enabled yes\ncluster-config-file nodes.conf\n"
+             "cluster-node-timeout %u\ncluster-port %d\ncluster-replica-validity-factor 0\n"
+             "repl-ping-replica-period 1\n",
+             node_timeout_ms, bus);
+    redis_start_with(r, 1, 0, 0, extra);
+    r->bus_port = bus;
+}
+
+/* One reply of a command to node r (a unix-socket connection), or NULL. */
+static redisReply *node_command(const struct zh_redis *r, const char *fmt, ...)
+{
+    redisContext *c = zh_redis_connect(r);
+    va_list ap;
+    va_start(ap, fmt);
+    redisReply *rep = redisvCommand(c, fmt, ap);
+    va_end(ap);
+    redisFree(c);
+    return rep;
+}
+
+/* 1 if node r's CLUSTER SLOTS has every range with a master and want
+ * replicas, covering all 16384 slots. */
+static int slots_complete(const struct zh_redis *r, size_t want)
+{
+    redisReply *rep = node_command(r, "CLUSTER SLOTS");
+    long long covered = 0;
+    int ok = rep != NULL && rep->type == REDIS_REPLY_ARRAY;
+    for (size_t i = 0; ok && i < rep->elements; i++) {
+        const redisReply *e = rep->element[i];
+        ok = e->type == REDIS_REPLY_ARRAY && e->elements == 3 + want;
+        if (ok)
+            covered += e->element[1]->integer - e->element[0]->integer + 1;
+    }
+    if (rep != NULL)
+        freeReplyObject(rep);
+    return ok && covered == 16384;
+}
+
+static void cluster_start(struct zh_redis *nodes, size_t n, size_t replicas,
+                          unsigned node_timeout_ms, char *url, size_t cap);
+
 void zh_cluster_start(struct zh_redis *nodes, size_t n, char *url, size_t cap)
 {
-    if (n == 0 || n > 6)
-        fatal("zh_cluster_start: 1 to 6 nodes");
-    char cmd[1024];
-    int off = snprintf(cmd, sizeof(cmd), "redis-cli --cluster create");
-    int uoff = snprintf(url, cap, "redis+cluster://");
-    for (size_t i = 0; i < n; i++) {
-        char extra[256];
-        snprintf(extra, sizeof(extra),
-                 "cluster-enabled yes\ncluster-config-file nodes.conf\n"
-                 "cluster-node-timeout 2000\ncluster-port %d\n",
-                 free_port());
-        redis_start_with(&nodes[i], 1, 0, 0, extra);
-        off += snprintf(cmd + off, sizeof(cmd) - (size_t)off, " 127.0.0.1:%d", nodes[i].port);
-        uoff +=
-            snprintf(url + uoff, cap - (size_t)uoff, "%s127.0.0.1:%d", i ? "," : "", nodes[i].port);
-    }
-    snprintf(cmd + off, sizeof(cmd) - (size_t)off, " --cluster-yes >/dev/null 2>&1");
-    if (system(cmd) != 0)
-        fatal("redis-cli --cluster create failed: %s", cmd);
-    for (int t = 0; t < 1000; t++) {
-        size_t ok = 0;
-        for (size_t i = 0; i < n; i++) {
-            redisContext *c = zh_redis_connect(&nodes[i]);
-            redisReply *r = redisCommand(c, "CLUSTER INFO");
-            if (r != NULL && r->type == REDIS_REPLY_STRING &&
-                strstr(r->str, "cluster_state:ok") != NULL &&
-                strstr(r->str, "cluster_slots_ok:16384") != NULL)
-                ok++;
-            if (r != NULL)
-                freeReplyObject(r);
-            redisFree(c);
-        }
-        if (ok == n)
+    cluster_start(nodes, n, 0, 2000, url, cap);
+}
+
+void zh_cluster_start_replicated(struct zh_redis *nodes, size_t n, unsigned node_timeout_ms,
+                                 char *url, size_t cap)
+{
+    cluster_start(nodes, n, 1, node_timeout_ms, url, cap);
+}
+
+/* Node r meets node to (on its bus port), so it joins to's cluster. */
+static void cluster_meet(const struct zh_redis *r, const struct zh_redis *to)
+{
+    redisReply *rep = node_command(r, "CLUSTER MEET 127.0.0.1 %d %d", to->port, to->bus_port);
+    if (rep == NULL || rep->type != REDIS_REPLY_STATUS)
+        fatal("CLUSTER MEET from port %d to %d failed", r->port, to->port);
+    freeReplyObject(rep);
+}
+
+/* Wait until nodes[0..n) all pass ok(node), for up to ms. */
+static void cluster_wait(struct zh_redis *nodes, size_t n, int (*ok)(const struct zh_redis *),
+                         unsigned ms, const char *what)
+{
+    for (unsigned t = 0; t < ms; t += 10) {
+        size_t good = 0;
+        for (size_t i = 0; i < n && ok(&nodes[i]); i++)
+            good++;
+        if (good == n)
             return;
         sleep_ms(10);
     }
-    fatal("the cluster did not reach cluster_state:ok within 10 s");
+    fatal("the cluster: %s not within %u ms", what, ms);
+}
+
+static int state_ok(const struct zh_redis *r)
+{
+    redisReply *rep = node_command(r, "CLUSTER INFO");
+    int ok = rep != NULL && rep->type == REDIS_REPLY_STRING &&
+             strstr(rep->str, "cluster_state:ok") != NULL &&
+             strstr(rep->str, "cluster_slots_ok:16384") != NULL;
+    if (rep != NULL)
+        freeReplyObject(rep);
+    return ok;
+}
+
+/* A replica whose link is up, and whose map shows every replica. */
+static int replica_ready(const struct zh_redis *r)
+{
+    redisReply *rep = node_command(r, "INFO replication");
+    int up = rep != NULL && rep->type == REDIS_REPLY_STRING &&
+             strstr(rep->str, "master_link_status:up") != NULL;
+    if (rep != NULL)
+        freeReplyObject(rep);
+    return up && slots_complete(r, 1);
+}
+
+static int map_replicated(const struct zh_redis *r)
+{
+    return slots_complete(r, 1);
+}
+
+/*
+ * Made as redis-cli --cluster create makes it, without its one-second
+ * polls: the same slot ranges (16384/n each, rounded as it rounds), a
+ * config epoch per master, and CLUSTER MEET; then each replica meets
+ * every master and follows its own.
+ */
+static void cluster_start(struct zh_redis *nodes, size_t n, size_t replicas,
+                          unsigned node_timeout_ms, char *url, size_t cap)
+{
+    if (n == 0 || n > 6)
+        fatal("zh_cluster_start: 1 to 6 nodes");
+    int uoff = snprintf(url, cap, "redis+cluster://");
+    double per = 16384.0 / (double)n, cursor = 0;
+    long first = 0;
+    for (size_t i = 0; i < n; i++) {
+        cluster_node_start(&nodes[i], node_timeout_ms);
+        uoff +=
+            snprintf(url + uoff, cap - (size_t)uoff, "%s127.0.0.1:%d", i ? "," : "", nodes[i].port);
+        long last = (long)(cursor + per - 1 + 0.5); /* rounded, as redis-cli does */
+        if (last > 16383 || i == n - 1)
+            last = 16383;
+        redisReply *r = node_command(&nodes[i], "CLUSTER ADDSLOTSRANGE %ld %ld", first, last);
+        redisReply *e = node_command(&nodes[i], "CLUSTER SET-CONFIG-EPOCH %d", (int)i + 1);
+        if (r == NULL || r->type != REDIS_REPLY_STATUS || e == NULL ||
+            e->type != REDIS_REPLY_STATUS)
+            fatal("cannot give slots %ld-%ld to port %d", first, last, nodes[i].port);
+        freeReplyObject(r);
+        freeReplyObject(e);
+        first = last + 1;
+        cursor += per;
+    }
+    for (size_t i = 1; i < n; i++)
+        cluster_meet(&nodes[0], &nodes[i]);
+    cluster_wait(nodes, n, state_ok, 10000, "cluster_state:ok on every master");
+    if (replicas == 0)
+        return;
+    /* a replica for each master: it meets every master, then follows its own */
+    for (size_t i = 0; i < n; i++) {
+        struct zh_redis *rp = &nodes[n + i];
+        cluster_node_start(rp, node_timeout_ms);
+        for (size_t k = 0; k < n; k++)
+            cluster_meet(rp, &nodes[k]);
+    }
+    for (size_t i = 0; i < n; i++) {
+        struct zh_redis *rp = &nodes[n + i];
+        redisReply *id = node_command(&nodes[i], "CLUSTER MYID");
+        if (id == NULL || id->type != REDIS_REPLY_STRING)
+            fatal("CLUSTER MYID failed on port %d", nodes[i].port);
+        int ok = 0;
+        for (int t = 0; t < 1000 && !ok; t++) {
+            redisReply *r = node_command(rp, "CLUSTER REPLICATE %s", id->str);
+            ok = r != NULL && r->type == REDIS_REPLY_STATUS;
+            if (r != NULL)
+                freeReplyObject(r);
+            if (!ok)
+                sleep_ms(10); /* until the handshake has told it the master's id */
+        }
+        freeReplyObject(id);
+        if (!ok)
+            fatal("the node on port %d could not become a replica of port %d", rp->port,
+                  nodes[i].port);
+    }
+    cluster_wait(nodes + n, n, replica_ready, 15000, "replicas in sync and in CLUSTER SLOTS");
+    cluster_wait(nodes, n, map_replicated, 15000, "every master's CLUSTER SLOTS with replicas");
 }
 
 redisContext *zh_redis_connect_tcp(const struct zh_redis *r)

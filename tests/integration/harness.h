@@ -58,6 +58,7 @@ struct zh_redis {
      * before zh_redis_restart to step the clock of a restarted Redis. */
     long clock_offset_s;
     int sentinel; /* started with --sentinel (zh_sentinel_start) */
+    int bus_port; /* a Cluster node: its cluster bus port */
 };
 
 /* Start redis-server in a new scratch directory; wait until it answers. */
@@ -90,14 +91,32 @@ void zh_redis_start_replica(struct zh_redis *r, const struct zh_redis *master, i
 void zh_sentinel_start(struct zh_redis *r, const struct zh_redis *master, const char *name,
                        int quorum);
 
+/* A sentinel with only these config lines (its own `sentinel monitor`,
+ * `tls-port`...) after the harness's (unix socket, no TCP port). */
+void zh_sentinel_start_conf(struct zh_redis *r, const char *extra);
+
 /*
  * A Redis Cluster of n (1..6) masters without replicas on loopback: each
  * node started with cluster-enabled yes (its bus on another free port),
- * joined with `redis-cli --cluster create ... --cluster-yes`, and returned
- * once every node says cluster_state:ok. url gets
+ * given the slot ranges `redis-cli --cluster create` would give it (16384/n
+ * each, in order) and joined with CLUSTER MEET, and returned once every
+ * node says cluster_state:ok. url gets
  * "redis+cluster://127.0.0.1:P1,127.0.0.1:P2,..." (cap bytes).
  */
 void zh_cluster_start(struct zh_redis *nodes, size_t n, char *url, size_t cap);
+
+/*
+ * The same with one replica per master: nodes[0..n) are the masters
+ * (slot ranges in that order, as above), nodes[n + i] the replica of
+ * nodes[i] (CLUSTER MEET, then CLUSTER REPLICATE), 2n entries in all.
+ * cluster-node-timeout is node_timeout_ms (small: a kill -9 is failed
+ * over within a few seconds) and cluster-replica-validity-factor 0 (a
+ * replica may always take over). Returns once every replica's link is up
+ * and every node's CLUSTER SLOTS lists each master with its replica; url
+ * names the masters as seeds.
+ */
+void zh_cluster_start_replicated(struct zh_redis *nodes, size_t n, unsigned node_timeout_ms,
+                                 char *url, size_t cap);
 
 /* A new hiredis connection to a server's TCP port (sentinels, replicas). */
 redisContext *zh_redis_connect_tcp(const struct zh_redis *r);

@@ -15,7 +15,10 @@
  *   accepted once;
  * - /readyz is ready and no Redis error reply was counted (no CROSSSLOT,
  *   no MOVED left unresolved).
- * Not here: a shard failover (the cluster has no replicas).
+ * The broker and the verifiers reach every node through the least-privilege
+ * ACL users of docs/redis.md's Cluster lines (set on each node, the default
+ * user off); the verifier's user is refused what it must not do there.
+ * A shard failover: test_redis_cluster_failover.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -47,23 +50,85 @@ static const char *const policy =
     "   \"obligations\": {\"binding\": \"dpop\"}}\n"
     " ]}\n";
 
+/* docs/redis.md, "ACL users per role", the Cluster lines (the passwords
+ * are the test's) */
+static const char *const acl_lines[] = {
+    "ACL SETUSER ztb-broker reset on >broker-pw ~ztb:* &ztb:{rev}:revocations "
+    "+@read +@write +@scripting +@connection +@transaction -@dangerous "
+    "+info +config|get +role +wait +sort +time +spublish +cluster|slots",
+    "ACL SETUSER ztb-verifier reset on >verifier-pw resetchannels &ztb:{rev}:revocations "
+    "+ping +ssubscribe +sunsubscribe +cluster|slots +asking +zscan +get +set +lpush +ltrim "
+    "%R~ztb:{rev}:events %R~ztb:{rev}:seq %W~ztb:used:* %W~ztb:dpop:* "
+    "%W~ztb:unknown_reports",
+    "ACL SETUSER default off",
+};
+
 static struct zh_redis nodes[3];
-static char url[256];
+static char url[256], verifier_url[256];
 static struct zh_broker b;
 static const char *const names[] = {"crm-bot", "beta-bot", "alpha-bot"};
 static ztb_agent *agents[3];
 static ztb_agent *dpop_agent; /* ops-bot, slot 4607 */
 static ztb_verifier *v, *replica;
 
+/* A connection to node n as user (AUTH user pw). */
+static redisContext *node_user(const struct zh_redis *n, const char *user, const char *pw)
+{
+    redisContext *c = zh_redis_connect(n);
+    redisReply *r = redisCommand(c, "AUTH %s %s", user, pw);
+    if (r == NULL || r->type != REDIS_REPLY_STATUS)
+        fail_msg("AUTH %s on port %d: %s", user, n->port, r ? r->str : c->errstr);
+    freeReplyObject(r);
+    return c;
+}
+
+/* The test's own connection to node n (the default user is off). */
+static redisContext *node_as(const struct zh_redis *n)
+{
+    return node_user(n, "admin", "admin-pw");
+}
+
+/* The users of docs/redis.md on node n (ACLs are per node), and an admin
+ * for the test. */
+static void set_acl_users(const struct zh_redis *n)
+{
+    redisContext *c = zh_redis_connect(n);
+    redisReply *r = redisCommand(c, "ACL SETUSER admin on >admin-pw ~* &* +@all");
+    assert_true(r != NULL && r->type == REDIS_REPLY_STATUS);
+    freeReplyObject(r);
+    for (size_t i = 0; i < sizeof(acl_lines) / sizeof(acl_lines[0]); i++) {
+        /* split at spaces: the lines hold '%', which is no format here */
+        char line[512];
+        const char *argv[40];
+        int argc = 0;
+        snprintf(line, sizeof(line), "%s", acl_lines[i]);
+        for (char *save = NULL, *w = strtok_r(line, " ", &save); w != NULL && argc < 40;
+             w = strtok_r(NULL, " ", &save))
+            argv[argc++] = w;
+        r = redisCommandArgv(c, argc, argv, NULL);
+        if (r == NULL || r->type != REDIS_REPLY_STATUS)
+            fail_msg("%s: %s", acl_lines[i], r ? r->str : c->errstr);
+        freeReplyObject(r);
+    }
+    redisFree(c);
+}
+
 static int setup(void **state)
 {
     (void)state;
-    zh_cluster_start(nodes, 3, url, sizeof(url));
+    char plain[200];
+    zh_cluster_start(nodes, 3, plain, sizeof(plain));
+    for (int i = 0; i < 3; i++)
+        set_acl_users(&nodes[i]);
+    const char *seeds = plain + strlen("redis+cluster://");
+    snprintf(url, sizeof(url), "redis+cluster://ztb-broker:broker-pw@%s", seeds);
+    snprintf(verifier_url, sizeof(verifier_url), "redis+cluster://ztb-verifier:verifier-pw@%s",
+             seeds);
     zh_broker_start_issuing(&b, url, policy);
     for (int i = 0; i < 3; i++)
         agents[i] = sdk_it_enrolled(&b, names[i], 0);
     dpop_agent = sdk_it_enrolled(&b, "ops-bot", 1);
-    replica = sdk_it_verifier(&b, url);
+    replica = sdk_it_verifier(&b, verifier_url);
     return 0;
 }
 
@@ -130,7 +195,7 @@ static int holder(const char *key)
 {
     int at = -1;
     for (int i = 0; i < 3; i++) {
-        redisContext *c = zh_redis_connect(&nodes[i]);
+        redisContext *c = node_as(&nodes[i]);
         redisReply *r = redisCommand(c, "EXISTS %s", key);
         if (r != NULL && r->type == REDIS_REPLY_INTEGER && r->integer == 1)
             at = i;
@@ -162,7 +227,7 @@ static void test_bootstrap_and_announcements(void **state)
     (void)state;
     char *before = mint(agents[0], "payments:list", NULL);
     revoke_token(before);
-    v = sdk_it_verifier(&b, url);
+    v = sdk_it_verifier(&b, verifier_url);
     assert_int_equal(check(v, before, "payments:list", NULL), ZTB_ERR_REVOKED);
     char *toks[3];
     for (int i = 0; i < 3; i++) {
@@ -222,6 +287,99 @@ static void test_single_use_and_dpop_replay(void **state)
     ztb_token_free(tok);
 }
 
+/* The jti of tok into out (cap bytes): the payload decoded by hand
+ * (base64url), the value of "jti" cut out. */
+static void jti_of(const char *tok, char *out, size_t cap)
+{
+    static const char abc[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    const char *p = strchr(tok, '.');
+    assert_non_null(p);
+    char json[4096];
+    size_t n = 0;
+    unsigned acc = 0;
+    int bits = 0;
+    for (p++; *p != '.' && *p != '\0' && n + 1 < sizeof(json); p++) {
+        const char *at = strchr(abc, *p);
+        assert_non_null(at);
+        acc = acc << 6 | (unsigned)(at - abc);
+        bits += 6;
+        if (bits >= 8) {
+            bits -= 8;
+            json[n++] = (char)(acc >> bits & 0xff);
+        }
+    }
+    json[n] = '\0';
+    const char *j = strstr(json, "\"jti\":\"");
+    assert_non_null(j);
+    j += 7;
+    snprintf(out, cap, "%.*s", (int)strcspn(j, "\""), j);
+}
+
+/* An integer reply of cmd at node n (admin). */
+static long long node_int(const struct zh_redis *n, const char *cmd, const char *arg)
+{
+    redisContext *c = node_as(n);
+    redisReply *r = redisCommand(c, cmd, arg);
+    assert_true(r != NULL && r->type == REDIS_REPLY_INTEGER);
+    long long val = r->integer;
+    freeReplyObject(r);
+    redisFree(c);
+    return val;
+}
+
+/* A status reply of CLUSTER SETSLOT at node n. */
+static void setslot(const struct zh_redis *n, long long slot, const char *state, const char *id)
+{
+    redisContext *c = node_as(n);
+    redisReply *r = id ? redisCommand(c, "CLUSTER SETSLOT %lld %s %s", slot, state, id)
+                       : redisCommand(c, "CLUSTER SETSLOT %lld %s", slot, state);
+    if (r == NULL || r->type != REDIS_REPLY_STATUS)
+        fail_msg("CLUSTER SETSLOT %lld %s: %s", slot, state, r ? r->str : c->errstr);
+    freeReplyObject(r);
+    redisFree(c);
+}
+
+/* A node's id (admin). */
+static void node_id(const struct zh_redis *n, char id[64])
+{
+    redisContext *c = node_as(n);
+    redisReply *r = redisCommand(c, "CLUSTER MYID");
+    assert_true(r != NULL && r->type == REDIS_REPLY_STRING);
+    snprintf(id, 64, "%s", r->str);
+    freeReplyObject(r);
+    redisFree(c);
+}
+
+/*
+ * While the slot of a single-use token's marker migrates to another
+ * master, its owner answers ASK: the verifier (through its ACL user, which
+ * needs +asking) follows it, consumes the token on the importing node, and
+ * refuses the second use there.
+ */
+static void test_single_use_during_slot_migration(void **state)
+{
+    (void)state;
+    char *tok = mint(agents[0], "payments:refund", "orders/2");
+    char jti[64], key[96], from_id[64], to_id[64];
+    jti_of(tok, jti, sizeof(jti));
+    snprintf(key, sizeof(key), "ztb:used:%s", jti);
+    long long slot = node_int(&nodes[0], "CLUSTER KEYSLOT %s", key);
+    int from = slot <= 5460 ? 0 : slot <= 10922 ? 1 : 2, to = (from + 1) % 3;
+    node_id(&nodes[from], from_id);
+    node_id(&nodes[to], to_id);
+    setslot(&nodes[to], slot, "IMPORTING", from_id);
+    setslot(&nodes[from], slot, "MIGRATING", to_id);
+    ztb_err rv = check(v, tok, "payments:refund", "orders/2");
+    ztb_err again = check(replica, tok, "payments:refund", "orders/2");
+    setslot(&nodes[to], slot, "STABLE", NULL);
+    setslot(&nodes[from], slot, "STABLE", NULL);
+    if (rv != ZTB_OK)
+        fail_msg("single use during a migration: %s: %s", ztb_err_name(rv),
+                 ztb_verifier_errdetail(v));
+    assert_int_equal(again, ZTB_ERR_REPLAY);
+    ztb_token_free(tok);
+}
+
 /* The feeds follow the sharded channel of the {rev} slot (SSUBSCRIBE on
  * its master), and nobody listens on the classic channel. */
 static void test_sharded_announcements(void **state)
@@ -229,7 +387,7 @@ static void test_sharded_announcements(void **state)
     (void)state;
     int rev = holder("ztb:{rev}:seq");
     assert_true(rev >= 0);
-    redisContext *c = zh_redis_connect(&nodes[rev]);
+    redisContext *c = node_as(&nodes[rev]);
     redisReply *r = redisCommand(c, "PUBSUB SHARDNUMSUB ztb:{rev}:revocations");
     assert_int_equal(r->type, REDIS_REPLY_ARRAY);
     assert_int_equal(r->elements, 2);
@@ -238,7 +396,7 @@ static void test_sharded_announcements(void **state)
     redisFree(c);
     int streams = 0;
     for (int i = 0; i < 3; i++) {
-        c = zh_redis_connect(&nodes[i]);
+        c = node_as(&nodes[i]);
         r = redisCommand(c, "PUBSUB NUMSUB ztb:revocations");
         assert_int_equal(r->element[1]->integer, 0);
         freeReplyObject(r);
@@ -320,7 +478,7 @@ static void test_every_master_preflighted(void **state)
 {
     (void)state;
     for (int i = 0; i < 3; i++) {
-        redisContext *c = zh_redis_connect(&nodes[i]);
+        redisContext *c = node_as(&nodes[i]);
         redisReply *r = redisCommand(c, "CONFIG SET maxmemory-policy allkeys-lru");
         assert_true(r != NULL && r->type == REDIS_REPLY_STATUS);
         freeReplyObject(r);
@@ -342,15 +500,56 @@ static void test_every_master_preflighted(void **state)
     }
 }
 
+/* On a Cluster node the verifier's user may read the slot map and follow
+ * ASK, and nothing it must not: no announcement, no revocation, no agent,
+ * no script, no cluster administration. */
+static void test_verifier_user_is_least_privilege(void **state)
+{
+    (void)state;
+    for (int i = 0; i < 3; i++) {
+        redisContext *c = node_user(&nodes[i], "ztb-verifier", "verifier-pw");
+        redisReply *r = redisCommand(c, "CLUSTER SLOTS");
+        assert_true(r != NULL && r->type == REDIS_REPLY_ARRAY);
+        freeReplyObject(r);
+        r = redisCommand(c, "ASKING");
+        assert_true(r != NULL && r->type == REDIS_REPLY_STATUS);
+        freeReplyObject(r);
+        static const char *const refused[] = {
+            "SPUBLISH ztb:{rev}:revocations x",
+            "PUBLISH ztb:revocations x",
+            "ZADD ztb:{rev}:events 1 x",
+            "SET ztb:{rev}:jti:x 1",
+            "INCR ztb:{rev}:seq",
+            "HGETALL ztb:{crm-bot}:agent",
+            "GET ztb:used:x",
+            "EVAL \"return 1\" 0",
+            "CLUSTER NODES",
+            "CLUSTER FAILOVER",
+            "CLUSTER RESET",
+            "FLUSHALL",
+        };
+        for (size_t k = 0; k < sizeof(refused) / sizeof(refused[0]); k++) {
+            r = redisCommand(c, refused[k]);
+            if (r == NULL || r->type != REDIS_REPLY_ERROR || strncmp(r->str, "NOPERM", 6) != 0)
+                fail_msg("the verifier's user may, on port %d: %s (%s)", nodes[i].port, refused[k],
+                         r && r->type == REDIS_REPLY_ERROR ? r->str : "allowed");
+            freeReplyObject(r);
+        }
+        redisFree(c);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_agents_on_three_shards),
         cmocka_unit_test(test_bootstrap_and_announcements),
         cmocka_unit_test(test_single_use_and_dpop_replay),
+        cmocka_unit_test(test_single_use_during_slot_migration),
         cmocka_unit_test(test_sharded_announcements),
         cmocka_unit_test(test_key_taint_and_truth),
         cmocka_unit_test(test_every_master_preflighted),
+        cmocka_unit_test(test_verifier_user_is_least_privilege),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
