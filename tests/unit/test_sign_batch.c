@@ -12,7 +12,9 @@
  * dropped signature is still read; the signer dying with one batch in
  * flight and another open fails every member closed (UNAVAILABLE, the
  * broker's 503) and writes no signature, also with the members waiting in
- * threads; an answer that fails the exact checks fails its whole batch.
+ * threads; an answer that fails the exact checks fails its whole batch; a
+ * partial batch's record is exact (unused digests zero, one byte more or
+ * less refused).
  */
 #include <pthread.h>
 #include <setjmp.h>
@@ -36,7 +38,8 @@ static int g_die_on_recv; /* the next receive finds it gone */
 static int g_bad_answer;  /* answer with one signature too few */
 static unsigned g_recv_delay_us;
 static unsigned g_sent, g_received;
-static uint32_t g_counts[64]; /* digests per record sent */
+static uint32_t g_counts[64];    /* digests per record sent */
+static struct signer_req g_last; /* the last record sent */
 
 /* The mock signature of digest d: d twice (64 bytes). */
 static void mock_sig(const uint8_t d[32], uint8_t sig[64])
@@ -54,6 +57,7 @@ static ztb_err mock_send(struct signer_req *req, struct signer_pending *p)
         req->seq = ++g_sent;
         if (g_sent <= 64)
             g_counts[g_sent - 1] = req->count;
+        g_last = *req;
         p->fd = 1;
     }
     pthread_mutex_unlock(&g_mock_mu);
@@ -168,6 +172,19 @@ static void test_partial_batch(void **state)
     for (unsigned i = 0; i < F; i++)
         assert_int_equal(g_counts[i], 1);
     assert_int_equal(g_counts[F], 3);
+    /* the partial batch is an exact record: the unused digests are zero,
+     * and one byte more or less is refused whole */
+    static const uint8_t zero[(SIGNER_BATCH_MAX - 3) * 32];
+    assert_memory_equal(g_last.digest[3], zero, sizeof(zero));
+    uint8_t raw[sizeof(g_last) + 1];
+    memset(raw, 0, sizeof(raw));
+    memcpy(raw, &g_last, sizeof(g_last));
+    struct signer_req back;
+    assert_int_equal(signer_req_decode(raw, sizeof(g_last), &back, NULL), ZTB_OK);
+    assert_int_equal(signer_req_decode(raw, sizeof(g_last) - 1, &back, NULL), ZTB_ERR_TRUNCATED);
+    assert_int_equal(signer_req_decode(raw, sizeof(g_last) + 1, &back, NULL), ZTB_ERR_TOO_LARGE);
+    raw[offsetof(struct signer_req, digest) + 3 * 32] = 1; /* a 4th digest not counted */
+    assert_int_equal(signer_req_decode(raw, sizeof(g_last), &back, NULL), ZTB_ERR_MALFORMED);
     assert_int_equal(sign_batch_end(&t[F + 2], sig), ZTB_OK);
     assert_own_sig(F + 2, sig);
     for (unsigned i = 0; i <= F; i++) {
