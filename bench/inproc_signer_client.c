@@ -136,7 +136,7 @@ ztb_err sign_batch_begin(const char *kid, const uint8_t digest[32], struct sign_
         return ZTB_ERR_NOMEM;
     b->q.op = SIGNER_OP_SIGN;
     b->q.count = 1;
-    memcpy(b->q.kid, kid, strlen(kid));
+    memcpy(b->q.kid, kid, strlen(kid) + 1); /* fits (checked) */
     memcpy(b->q.digest[0], digest, 32);
     t->b = b;
     return ZTB_OK;

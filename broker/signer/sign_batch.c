@@ -78,7 +78,7 @@ static struct sign_batch *batch_new(const char *kid, const uint8_t digest[32], i
         return NULL;
     b->q.op = SIGNER_OP_SIGN;
     b->q.count = 1;
-    memcpy(b->q.kid, kid, strlen(kid)); /* calloc: the rest is the NUL padding */
+    memcpy(b->q.kid, kid, strlen(kid) + 1); /* fits (checked); calloc: NUL padding */
     memcpy(b->q.digest[0], digest, 32);
     b->p.fd = -1;
     b->refs = 1;
@@ -91,12 +91,11 @@ static void finish_locked(struct sign_batch *b, ztb_err rv)
 {
     b->rv = rv;
     b->state = B_DONE;
+    unsigned k = 0;
     for (unsigned i = 0; i < g_nflight; i++)
-        if (g_flight[i] == b) {
-            memmove(&g_flight[i], &g_flight[i + 1], (g_nflight - i - 1) * sizeof(g_flight[0]));
-            g_nflight--;
-            break;
-        }
+        if (g_flight[i] != b)
+            g_flight[k++] = g_flight[i]; /* keeps the order: oldest first */
+    g_nflight = k;
     pthread_cond_broadcast(&g_cv);
 }
 
