@@ -13,6 +13,7 @@
 
 #include "broker/signer/keys.h"
 #include "broker/auth/session.h"
+#include "broker/signer/sign_batch.h"
 #include "broker/signer/signer_client.h"
 #include "common/guard.h"
 #include "common/log.h"
@@ -235,89 +236,15 @@ int keys_signer_pid(void)
     return (int)signer_client_pid();
 }
 
-/*
- * Signatures are batched like a group commit: while one SIGN is with the
- * signer, threads that need a signature with the same kid join the next
- * batch, whose first member (the leader) sends it as one record when the
- * one in flight is answered. A round trip costs two process wake-ups
- * whatever it carries; under load a batch carries several tokens. A lone
- * request goes at once. A batch lives on the heap and is freed by the last
- * member to read its answer.
- */
-struct batch {
-    struct signer_req q;
-    uint8_t sig[SIGNER_BATCH_MAX][ZTB_ES256_SIG_LEN];
-    ztb_err rv;
-    int done;
-    unsigned refs; /* members still to read the answer; under g_batch_lock */
-};
-
-static pthread_mutex_t g_batch_lock = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t g_batch_cond = PTHREAD_COND_INITIALIZER;
-static struct batch *g_open; /* collecting members, not sent yet */
-static int g_in_flight;      /* a batch is with the signer */
-
-/* Copy member i's answer out and drop its reference; caller holds the lock. */
-static ztb_err leave_batch(struct batch *b, unsigned i, uint8_t sig[ZTB_ES256_SIG_LEN])
-{
-    ztb_err rv = b->rv;
-    if (rv == ZTB_OK)
-        memcpy(sig, b->sig[i], ZTB_ES256_SIG_LEN);
-    if (--b->refs == 0)
-        free(b);
-    return rv;
-}
-
-/* ztb_jws_sign_fn: the signer signs digest with kid (batched). */
+/* ztb_jws_sign_fn: the signer signs digest with kid, in a batch with the
+ * signatures other threads ask for meanwhile (sign_batch.h). */
 static ztb_err sign_remote(void *arg, const char *kid, const uint8_t digest[32],
                            uint8_t sig[ZTB_ES256_SIG_LEN])
 {
     (void)arg;
-    ZTB_ENSURE(strlen(kid) < SIGNER_KID_FIELD, ZTB_ERR_INVALID_ARG);
-    pthread_mutex_lock(&g_batch_lock);
-    struct batch *b = g_open;
-    if (b != NULL && b->q.count < SIGNER_BATCH_MAX && strcmp(b->q.kid, kid) == 0) {
-        unsigned i = b->q.count++;
-        memcpy(b->q.digest[i], digest, 32);
-        b->refs++;
-        while (!b->done)
-            pthread_cond_wait(&g_batch_cond, &g_batch_lock);
-        ztb_err rv = leave_batch(b, i, sig);
-        pthread_mutex_unlock(&g_batch_lock);
-        return rv;
-    }
-    b = calloc(1, sizeof(*b));
-    if (b == NULL) {
-        pthread_mutex_unlock(&g_batch_lock);
-        return ZTB_ERR_NOMEM;
-    }
-    b->q.op = SIGNER_OP_SIGN;
-    b->q.count = 1;
-    memcpy(b->q.kid, kid, strlen(kid));
-    memcpy(b->q.digest[0], digest, 32);
-    b->refs = 1;
-    if (g_open == NULL)
-        g_open = b; /* others may join while the batch in flight is signed */
-    while (g_in_flight)
-        pthread_cond_wait(&g_batch_cond, &g_batch_lock);
-    g_in_flight = 1;
-    if (g_open == b)
-        g_open = NULL; /* closed: what it holds goes now */
-    pthread_mutex_unlock(&g_batch_lock);
-
-    struct signer_resp r;
-    ztb_err rv = signer_call(&b->q, &r, sizeof(r));
-
-    pthread_mutex_lock(&g_batch_lock);
-    b->rv = rv;
-    if (rv == ZTB_OK)
-        memcpy(b->sig, r.data, (size_t)b->q.count * ZTB_ES256_SIG_LEN);
-    b->done = 1;
-    g_in_flight = 0;
-    pthread_cond_broadcast(&g_batch_cond);
-    rv = leave_batch(b, 0, sig);
-    pthread_mutex_unlock(&g_batch_lock);
-    return rv;
+    struct sign_ticket t;
+    ZTB_GUARD(sign_batch_begin(kid, digest, &t));
+    return sign_batch_end(&t, sig);
 }
 
 ztb_err keys_sign_jws(const struct keys_state *s, const ztb_jws_sign_opts *opts,
@@ -342,17 +269,12 @@ ztb_err keys_sign_begin(const struct keys_state *s, const ztb_jws_sign_opts *opt
                         const void *payload, size_t n, ztb_buf *out, struct keys_sign_pending *p)
 {
     memset(p, 0, sizeof(*p));
-    p->p.fd = -1;
     ZTB_ENSURE(s != NULL, ZTB_ERR_INVALID_ARG);
     ZTB_ENSURE(s->active != NULL, ZTB_ERR_NO_ACTIVE_KEY);
-    const char *kid = ztb_key_kid(s->active);
-    ZTB_ENSURE(strlen(kid) < SIGNER_KID_FIELD, ZTB_ERR_INVALID_ARG);
+    uint8_t digest[32];
     p->start = out->len;
-    ZTB_GUARD(ztb_jws_signing_input(s->active, opts, payload, n, out, p->q.digest[0]));
-    p->q.op = SIGNER_OP_SIGN;
-    p->q.count = 1;
-    memcpy(p->q.kid, kid, strlen(kid));
-    ztb_err rv = signer_send(&p->q, &p->p);
+    ZTB_GUARD(ztb_jws_signing_input(s->active, opts, payload, n, out, digest));
+    ztb_err rv = sign_batch_begin(ztb_key_kid(s->active), digest, &p->t);
     if (rv != ZTB_OK)
         ztb_buf_truncate(out, p->start);
     return rv;
@@ -361,10 +283,10 @@ ztb_err keys_sign_begin(const struct keys_state *s, const ztb_jws_sign_opts *opt
 ztb_err keys_sign_end(struct keys_sign_pending *p, const struct keys_state *s,
                       const ztb_jws_sign_opts *opts, const void *payload, size_t n, ztb_buf *out)
 {
-    struct signer_resp r;
-    ztb_err rv = signer_recv(&p->p, &p->q, &r, sizeof(r));
+    uint8_t sig[ZTB_ES256_SIG_LEN];
+    ztb_err rv = sign_batch_end(&p->t, sig);
     if (rv == ZTB_OK)
-        rv = ztb_jws_append_signature(out, r.data);
+        rv = ztb_jws_append_signature(out, sig);
     if (rv == ZTB_OK)
         return ZTB_OK;
     ztb_buf_truncate(out, p->start);
@@ -374,7 +296,7 @@ ztb_err keys_sign_end(struct keys_sign_pending *p, const struct keys_state *s,
 
 void keys_sign_cancel(struct keys_sign_pending *p)
 {
-    signer_cancel(&p->p, &p->q);
+    (void)sign_batch_end(&p->t, NULL); /* its answer is read and dropped */
 }
 
 /* ztb_ca_sign_fn: the signer signs a certificate digest with the CA key. */

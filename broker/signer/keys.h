@@ -30,6 +30,7 @@
 #include "pki/key.h"
 #include "pki/keyset.h"
 #include "pki/keystore.h"
+#include "broker/signer/sign_batch.h"
 #include "broker/signer/signer_client.h"
 
 struct keys_state {
@@ -97,8 +98,7 @@ ztb_err keys_sign_jws(const struct keys_state *s, const ztb_jws_sign_opts *opts,
  * of end out is as it was before begin. UNAVAILABLE: the signer is down.
  */
 struct keys_sign_pending {
-    struct signer_req q;
-    struct signer_pending p;
+    struct sign_ticket t; /* the digest's place in a batch (sign_batch.h) */
     size_t start;
 };
 ztb_err keys_sign_begin(const struct keys_state *s, const ztb_jws_sign_opts *opts,
