@@ -27,16 +27,23 @@ static double now_s(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+/* Point the broker's client at rd (timeout_ms 0: the URL's default). */
+static void client_on(const struct zh_redis *rd, unsigned timeout_ms)
+{
+    struct redis_target t;
+    char err[256];
+    assert_int_equal(redis_target_parse(rd->url, 0, &t, err, sizeof(err)), ZTB_OK);
+    if (timeout_ms != 0)
+        t.timeout_ms = timeout_ms;
+    redis_client_init(&t);
+}
+
 static void test_commands_loss_and_recovery(void **state)
 {
     (void)state;
     struct zh_redis rd;
     zh_redis_start(&rd);
-    struct redis_target t;
-    char err[256];
-    assert_int_equal(redis_target_parse(rd.url, 0, &t, err, sizeof(err)), ZTB_OK);
-    t.timeout_ms = ZH_REDIS_TIMEOUT_MS;
-    redis_client_init(&t);
+    client_on(&rd, ZH_REDIS_TIMEOUT_MS);
 
     assert_int_equal(redis_ping(), ZTB_OK);
     redisReply *r;
@@ -100,10 +107,7 @@ static void test_idle_connection_after_restart(void **state)
     (void)state;
     struct zh_redis rd;
     zh_redis_start(&rd);
-    struct redis_target t;
-    char err[256];
-    assert_int_equal(redis_target_parse(rd.url, 0, &t, err, sizeof(err)), ZTB_OK);
-    redis_client_init(&t);
+    client_on(&rd, 0);
     assert_int_equal(redis_ping(), ZTB_OK);
     zh_redis_stop(&rd, 0);
     zh_redis_restart(&rd);
@@ -154,11 +158,8 @@ static void test_error_replies_and_readiness(void **state)
     (void)state;
     struct zh_redis rd;
     zh_redis_start(&rd);
-    struct redis_target t;
-    char err[256], why[32];
-    assert_int_equal(redis_target_parse(rd.url, 0, &t, err, sizeof(err)), ZTB_OK);
-    t.timeout_ms = ZH_REDIS_TIMEOUT_MS;
-    redis_client_init(&t);
+    char why[32];
+    client_on(&rd, ZH_REDIS_TIMEOUT_MS);
     assert_int_equal(redis_client_wait_replicas(), 0); /* not a Sentinel URL */
     assert_int_equal(redis_ready(why, sizeof(why)), ZTB_OK);
     redisContext *c = zh_redis_connect(&rd);
@@ -269,11 +270,7 @@ static void test_shared_pipeline(void **state)
     (void)state;
     struct zh_redis rd;
     zh_redis_start(&rd);
-    struct redis_target t;
-    char err[256];
-    assert_int_equal(redis_target_parse(rd.url, 0, &t, err, sizeof(err)), ZTB_OK);
-    t.timeout_ms = ZH_REDIS_TIMEOUT_MS;
-    redis_client_init(&t);
+    client_on(&rd, ZH_REDIS_TIMEOUT_MS);
     uint64_t b0 = metrics_get(METRIC_REDIS_BATCHES), c0 = metrics_get(METRIC_REDIS_BATCHED);
 
     /* every reply reaches the thread that sent the command, and each
