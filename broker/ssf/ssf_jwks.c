@@ -135,6 +135,18 @@ ztb_err ssf_jwks_verify(struct ssf_jwks *j, const char *tok, size_t len,
         ks = jwks_cache_keyset(c, &epoch);
         rv = ks != NULL ? ztb_jws_verify(ks, tok, len, vo, hdr, payload) : ZTB_ERR_NOMEM;
     }
+    /* a kid the keys in force lack while the keys cannot be fetched is no
+     * proof the transmitter never published it: unavailable, so it retries */
+    char err[400];
+    if (rv == ZTB_ERR_UNKNOWN_KID && jwks_cache_last_fetch_failed(c, err, sizeof(err))) {
+        snprintf(why, cap,
+                 "the SET's kid is not in the transmitter's keys in force, and they "
+                 "cannot be fetched again (%s)",
+                 err);
+        ztb_log(ZTB_LOG_WARN, "ssf.jwks_unavailable", ZTB_F_STR("transmitter", j->url),
+                ZTB_F_STR("why", err));
+        return ZTB_ERR_UNAVAILABLE;
+    }
     return rv;
 }
 

@@ -37,7 +37,8 @@ void ssf_jwks_start(struct ssf_jwks *j, const char *transmitter);
 /*
  * ztb_jws_verify of tok against the current keys (the arguments as there).
  * UNAVAILABLE (why says it) when no confirmed keys are to be had; an
- * unknown kid is looked up once more (at most once per refetch interval).
+ * unknown kid is looked up once more (at most once per refetch interval),
+ * and is UNAVAILABLE rather than UNKNOWN_KID while that lookup fails.
  */
 ztb_err ssf_jwks_verify(struct ssf_jwks *j, const char *tok, size_t len,
                         const ztb_jws_verify_opts *vo, ztb_jws_header *hdr, ztb_buf *payload,

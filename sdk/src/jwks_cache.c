@@ -51,6 +51,7 @@ struct jwks_cache {
     pthread_mutex_t fetch_mu; /* one fetch at a time; guards the fields below */
     _Atomic int fetching;
     _Atomic int64_t last_demand_ms;
+    _Atomic int last_failed; /* the most recent fetch or read failed (why: last_error) */
     int64_t next_refresh_ms;
     int64_t fail_backoff_ms;
     struct stat file_st;
@@ -171,6 +172,7 @@ static ztb_err fetch_locked(struct jwks_cache *c)
     }
 out : {
     int64_t now = clock_mono_ms();
+    atomic_store(&c->last_failed, rv != ZTB_OK);
     if (rv == ZTB_OK) {
         c->fail_backoff_ms = 0;
         int64_t age_ms = (int64_t)JWKS_DEFAULT_MAX_AGE_S * 1000;
@@ -382,6 +384,18 @@ int jwks_cache_unknown_kid(struct jwks_cache *c, uint64_t seen)
     }
     pthread_mutex_unlock(&c->fetch_mu);
     return atomic_load(&c->epoch) != seen;
+}
+
+int jwks_cache_last_fetch_failed(struct jwks_cache *c, char *why, size_t cap)
+{
+    if (!atomic_load(&c->last_failed))
+        return 0;
+    if (why != NULL && cap > 0) {
+        pthread_mutex_lock(&c->fetch_mu);
+        snprintf(why, cap, "%s", c->last_error);
+        pthread_mutex_unlock(&c->fetch_mu);
+    }
+    return 1;
 }
 
 size_t jwks_cache_key_count(struct jwks_cache *c)

@@ -84,6 +84,14 @@ const ztb_keyset *jwks_cache_keyset(struct jwks_cache *c, uint64_t *epoch);
 int jwks_cache_unknown_kid(struct jwks_cache *c, uint64_t seen);
 
 /*
+ * 1 if the most recent fetch or read failed (the keys in force are the last
+ * good ones), with its error in why[cap]; 0 if it succeeded. Tells "the kid
+ * is not published" apart from "the keys could not be fetched". May wait for
+ * a fetch in progress.
+ */
+int jwks_cache_last_fetch_failed(struct jwks_cache *c, char *why, size_t cap);
+
+/*
  * ZTB_OK while the current set is confirmed (see the top of this file);
  * UNAVAILABLE once it is stale, with why (the age, the limit and the last
  * fetch error) in why[cap]. Never blocks; one atomic read and a clock read.

@@ -576,8 +576,11 @@ static void test_receive_jwks_uri(void **state)
     int before = jwks_fetches();
     snprintf(jti, sizeof(jti), "uri-%d-1", getpid());
     c = caep(IDP2, IDP_AUD, now, jti, "session-revoked", sub);
-    if (post_python_set(c, NULL, &r) != 202)
-        fail_msg("a SET with the rotated key: HTTP %ld %s", r.status, r.body);
+    if (post_python_set(c, NULL, &r) != 202) {
+        zh_broker_dump_log(&b);
+        fail_msg("a SET with the rotated key: HTTP %ld %s (JWKS fetches: %d before, %d now)",
+                 r.status, r.body, before, jwks_fetches());
+    }
     zh_resp_free(&r);
     free(c);
     assert_int_equal(jwks_fetches(), before + 1);

@@ -101,9 +101,19 @@ static void test_url_source(void **state)
     pthread_mutex_lock(&s.mu);
     h.status = 503;
     pthread_mutex_unlock(&s.mu);
+    char why[600];
+    assert_int_equal(jwks_cache_last_fetch_failed(c, why, sizeof(why)), 0);
     assert_int_equal(jwks_cache_refresh(c), ZTB_ERR_UNAVAILABLE);
     ks = jwks_cache_keyset(c, &e3);
     assert_true(has_kid(ks, k2));
+    /* and says so, with the reason, until a fetch succeeds */
+    assert_int_equal(jwks_cache_last_fetch_failed(c, why, sizeof(why)), 1);
+    assert_non_null(strstr(why, "unexpected HTTP status"));
+    pthread_mutex_lock(&s.mu);
+    h.status = 200;
+    pthread_mutex_unlock(&s.mu);
+    assert_int_equal(jwks_cache_refresh(c), ZTB_OK);
+    assert_int_equal(jwks_cache_last_fetch_failed(c, why, sizeof(why)), 0);
     jwks_cache_free(c);
 
     /* max-age drives the refresher, never held back by the 2 s refetch
