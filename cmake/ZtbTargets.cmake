@@ -57,13 +57,16 @@ function(ztb_add_integration_test name)
     list(APPEND labels tsan)
     set_property(GLOBAL APPEND PROPERTY ZTB_TSAN_TARGETS ${name})
   endif()
-  # COST: ctest -j starts the costliest first. Integration tests hold one
-  # lock (redis-ports) and so run one after another: started first, that
-  # chain runs beside the unit and fuzz tests instead of alone at the end
-  # (in a clean clone there is no cost data, and ctest would otherwise start
-  # them last, in the order they are declared).
+  # COST: ctest -j starts the costliest first: the integration tests, which
+  # run beside the unit and fuzz tests instead of alone at the end (in a
+  # clean clone there is no cost data, and ctest would otherwise start them
+  # last, in the order they are declared). Each takes one slot of the
+  # resource "integration": with a resource spec file (scripts/test.sh
+  # writes one per build) that many run at once; without one, ctest -j alone
+  # bounds them. They share nothing but the machine: every Redis, broker
+  # and port is the test's own.
   set_tests_properties(integration/${name} PROPERTIES LABELS "${labels}" COST 100
-    TIMEOUT ${A_TIMEOUT} RESOURCE_LOCK redis-ports
+    TIMEOUT ${A_TIMEOUT} RESOURCE_GROUPS "integration:1"
     ENVIRONMENT "ZTB_SOURCE_DIR=${PROJECT_SOURCE_DIR};ZTB_BUILD_DIR=${CMAKE_BINARY_DIR}")
 endfunction()
 

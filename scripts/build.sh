@@ -50,4 +50,4 @@ cmake --build "$dir" -j "$jobs" "${target[@]}" -- --no-print-directory >"$dir/bu
     echo "build: FAILED (full log: $dir/build.log)" >&2
     exit 1
 }
-echo "build: ok ($dir/bin: $(ls "$dir/bin" 2>/dev/null | tr '\n' ' '))"
+echo "build: ok in ${SECONDS} s ($dir/bin: $(ls "$dir/bin" 2>/dev/null | tr '\n' ' '))"
