@@ -68,7 +68,7 @@ failed=0
 run_suite() {
     local dir=$1 title=$2 slots=$3
     shift 3
-    local log="$dir/ctest.log" spec="$dir/ctest-resources.json"
+    local log="$dir/ctest.log" spec="$PWD/$dir/ctest-resources.json"
     local t0=$SECONDS
     echo "== $title: ctest in $dir/"
     # the resource the integration tests take a slot of (cmake/ZtbTargets.cmake)
@@ -80,11 +80,11 @@ run_suite() {
     # one at a time: clang-tidy keeps both cores busy beside them, and more at
     # once was slower (208-216 s against 200 s). The sanitizer builds run two
     # at a time: 175 s against 225 s one at a time for ASan.
-    (cd "$dir" && ctest -j 3 --resource-spec-file "$PWD/$spec" --output-on-failure --timeout 600 \
+    (cd "$dir" && ctest -j 3 --resource-spec-file "$spec" --output-on-failure --timeout 600 \
         "${ctest_args[@]}" "$@") 2>&1 | tee "$log"
     local rc=${PIPESTATUS[0]}
     set -e
-    echo "== $title: $((SECONDS - t0)) s
+    echo "== $title: $((SECONDS - t0)) s"
     local line
     line=$(grep -E "tests passed, [0-9]+ tests? failed out of [0-9]+" "$log" | tail -1 || true)
     if [ -z "$line" ]; then
