@@ -21,12 +21,22 @@
 set(ZTB_TESTS_DIR ${PROJECT_SOURCE_DIR}/tests)
 set(ZTB_TEST_BIN_DIR ${CMAKE_BINARY_DIR}/tests)
 
+# A test's own code (not the code it tests) unoptimised in the sanitizer
+# builds: a third less to compile, and the libraries under test keep -O2.
+# Not in the default build, where _FORTIFY_SOURCE needs the optimiser.
+function(ztb_test_code target)
+  if(ZTB_ANY_SANITIZER)
+    target_compile_options(${target} PRIVATE -O0)
+  endif()
+endfunction()
+
 function(ztb_add_unit_test name)
   cmake_parse_arguments(A "" "TIMEOUT" "LIBS;SOURCES" ${ARGN})
   if(NOT ZTB_BUILD_TESTS)
     return()
   endif()
   add_executable(${name} ${ZTB_TESTS_DIR}/unit/${name}.c ${A_SOURCES})
+  ztb_test_code(${name})
   target_link_libraries(${name} PRIVATE ${A_LIBS} ztb_common PkgConfig::CMOCKA)
   target_include_directories(${name} PRIVATE ${ZTB_TESTS_DIR}/unit)
   set_target_properties(${name} PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${ZTB_TEST_BIN_DIR})
@@ -45,6 +55,7 @@ function(ztb_add_integration_test name)
     return()
   endif()
   add_executable(${name} ${ZTB_TESTS_DIR}/integration/${name}.c ${A_SOURCES})
+  ztb_test_code(${name})
   target_link_libraries(${name} PRIVATE ${A_LIBS} ztb_harness ztb_common PkgConfig::CMOCKA)
   set_target_properties(${name} PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${ZTB_TEST_BIN_DIR})
   add_dependencies(${name} ztb-broker ztbctl)

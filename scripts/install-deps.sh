@@ -15,7 +15,7 @@ runtime=(openssl redis-server libssl3 libjwt0 libmicrohttpd12 libhiredis0.14
 build=(build-essential cmake pkg-config
        libssl-dev libjwt-dev libmicrohttpd-dev libhiredis-dev libjansson-dev
        libcurl4-openssl-dev libgnutls28-dev libcmocka-dev libsystemd-dev systemd man-db
-       clang libclang-rt-14-dev clang-format clang-tidy cppcheck
+       clang libclang-rt-14-dev lld clang-format clang-tidy cppcheck
        procps curl ca-certificates nginx prometheus iproute2 util-linux
        python3 python3-jwt python3-cryptography)
 
