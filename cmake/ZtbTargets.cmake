@@ -5,7 +5,7 @@
 #       tests/unit/NAME.c (+ SOURCES) linked with LIBS and cmocka; label unit.
 #       Unit tests and TSAN integration tests are what the target tsan-tests
 #       builds (scripts/build.sh --tsan builds only that).
-#   ztb_add_integration_test(NAME [TSAN] [LIBS ...] [SOURCES ...] [TIMEOUT s])
+#   ztb_add_integration_test(NAME [TSAN] [ALONE] [LIBS ...] [SOURCES ...] [TIMEOUT s])
 #       tests/integration/NAME.c + the harness; label integration. Runs the real
 #       ztb-broker and a real redis-server. TSAN adds the label tsan: the test
 #       drives the broker's or the SDK's threads, so the ThreadSanitizer build
@@ -50,7 +50,7 @@ function(ztb_add_unit_test name)
 endfunction()
 
 function(ztb_add_integration_test name)
-  cmake_parse_arguments(A "TSAN" "TIMEOUT" "LIBS;SOURCES" ${ARGN})
+  cmake_parse_arguments(A "TSAN;ALONE" "TIMEOUT" "LIBS;SOURCES" ${ARGN})
   if(NOT ZTB_BUILD_TESTS)
     return()
   endif()
@@ -79,6 +79,12 @@ function(ztb_add_integration_test name)
   set_tests_properties(integration/${name} PROPERTIES LABELS "${labels}" COST 100
     TIMEOUT ${A_TIMEOUT} RESOURCE_GROUPS "integration:1"
     ENVIRONMENT "ZTB_SOURCE_DIR=${PROJECT_SOURCE_DIR};ZTB_BUILD_DIR=${CMAKE_BINARY_DIR}")
+  # ALONE: nothing else runs beside it (ctest gives a test that asks for more
+  # processors than -j all of them): failovers whose deadlines a loaded
+  # machine would eat into
+  if(A_ALONE)
+    set_tests_properties(integration/${name} PROPERTIES PROCESSORS 64)
+  endif()
 endfunction()
 
 function(ztb_add_fuzz_target name)
