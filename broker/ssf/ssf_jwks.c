@@ -143,9 +143,7 @@ ztb_err ssf_jwks_verify(struct ssf_jwks *j, const char *tok, size_t len,
                  "the SET's kid is not in the transmitter's keys in force, and they "
                  "cannot be fetched again (%s)",
                  err);
-        ztb_log(ZTB_LOG_WARN, "ssf.jwks_unavailable", ZTB_F_STR("transmitter", j->url),
-                ZTB_F_STR("why", err));
-        return ZTB_ERR_UNAVAILABLE;
+        return ZTB_ERR_UNAVAILABLE; /* logged by the caller's sampled refusal */
     }
     return rv;
 }
