@@ -73,6 +73,7 @@ struct http_server {
     size_t nroutes;
     struct http_limits lim;
     void *ctx;
+    _Atomic int closing; /* http_server_quiesce: accept nothing, close after each answer */
 };
 
 struct req_state {
@@ -733,6 +734,8 @@ static enum MHD_Result answer(struct http_server *s, struct req_state *st,
     }
     if (refuse != 0)
         http_resp_header(&resp, "Connection", "close"); /* the rest is never read */
+    else if (atomic_load_explicit(&s->closing, memory_order_relaxed))
+        http_resp_header(&resp, "Connection", "close"); /* draining: reconnect elsewhere */
     uint64_t took_ns = now_ns() - st->start_ns;
     metrics_request(s->name, metric, resp.status, took_ns);
     audit_set_trace_id(NULL);
@@ -885,6 +888,24 @@ __attribute__((noreturn)) static void on_mhd_panic(void *cls, const char *file, 
     abort();
 }
 
+/*
+ * MHD's accept policy: while the server drains (http_server_quiesce), a new
+ * connection is closed as soon as it is accepted, before a byte is read.
+ * This, not MHD_quiesce_daemon, is how the server stops taking connections:
+ * with an epoll thread pool MHD_quiesce_daemon races the worker threads for
+ * the removal of the listen socket from their epoll sets, and the loser's
+ * epoll_ctl fails with ENOENT, on which libmicrohttpd 0.9.75 aborts the
+ * process ("Failed to remove listen FD from epoll set"), the broker with it,
+ * mid-drain.
+ */
+static enum MHD_Result on_accept(void *cls, const struct sockaddr *addr, socklen_t len)
+{
+    (void)addr;
+    (void)len;
+    const struct http_server *s = cls;
+    return atomic_load_explicit(&s->closing, memory_order_relaxed) ? MHD_NO : MHD_YES;
+}
+
 struct http_server *http_server_start(const char *name, int listen_fd,
                                       const struct http_route *routes, size_t nroutes,
                                       const struct http_limits *lim, void *ctx)
@@ -929,7 +950,7 @@ struct http_server *http_server_start(const char *name, int listen_fd,
     opt[no] = (struct MHD_OptionItem){MHD_OPTION_END, 0, NULL};
     MHD_set_panic_func(on_mhd_panic, NULL);
     s->d = MHD_start_daemon(
-        flags, 0, NULL, NULL, on_request, s, MHD_OPTION_LISTEN_SOCKET, listen_fd,
+        flags, 0, on_accept, s, on_request, s, MHD_OPTION_LISTEN_SOCKET, listen_fd,
         MHD_OPTION_CONNECTION_LIMIT, lim->connection_limit, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
         lim->per_ip_connection_limit, MHD_OPTION_CONNECTION_TIMEOUT, lim->connection_timeout_s,
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)HEADER_MEMORY_LIMIT,
@@ -946,11 +967,8 @@ struct http_server *http_server_start(const char *name, int listen_fd,
 
 void http_server_quiesce(struct http_server *s)
 {
-    if (s != NULL && s->d != NULL) {
-        MHD_socket fd = MHD_quiesce_daemon(s->d);
-        if (fd != MHD_INVALID_SOCKET)
-            close(fd);
-    }
+    if (s != NULL)
+        atomic_store(&s->closing, 1);
 }
 
 unsigned http_server_connections(struct http_server *s)

@@ -120,7 +120,8 @@ struct http_server *http_server_start(const char *name, int listen_fd,
 ztb_err http_tls_reload(const char *cert_pem, const char *key_pem, char *err, size_t errcap);
 void http_tls_free(void);
 
-/* Stop accepting; in-flight requests go on. */
+/* Drain: from now on a new connection is closed unanswered and every answer
+ * carries Connection: close; requests in flight go on. Safe from any thread. */
 void http_server_quiesce(struct http_server *s);
 
 /* Connections still open. */
