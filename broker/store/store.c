@@ -400,7 +400,11 @@ ztb_err store_join_consume(const char *token, char agent[STORE_NAME_MAX + 1], in
  * calls (agent HMGET, TIME, that HMGET and HSET), plus the baseline's one
  * or two (BASELINE_LUA). A bucket field whose TAT has passed is the same as
  * no field; the hourly pass below drops such fields, so the record holds
- * at most one per action the agent used in the last hour.
+ * at most one per action the agent used in the last hour. A number that
+ * becomes a field name or value is formatted once with string.format('%d'):
+ * Lua's `..` and Redis's conversion of a Lua number argument both go
+ * through the C library's floating-point printf (~1 µs of the script's
+ * ~18 in all, measured with redis-benchmark).
  *
  * An allowed request then goes to the agent's activity record and baseline
  * (ARGV[10..12] action, audience, resource prefix), see ACTIVITY_LUA and
@@ -421,7 +425,7 @@ ztb_err store_join_consume(const char *token, char agent[STORE_NAME_MAX + 1], in
 #define ACTIVITY_LUA                                                                               \
     "local cur = (tonumber(s[3] or '0') or 0) + 1\n"                                               \
     "local iq = (tonumber(s[4] or '0') or 0) + 1\n"                                                \
-    "local w = {hr, cur, 'i:' .. q, iq, 'last', t[1]}\n"                                           \
+    "local w = {hrs, string.format('%d', cur), qs, string.format('%d', iq), 'last', t[1]}\n"       \
     "if n1 > 0 then w[7] = 'rl' w[8] = string.format('%d', n1) end\n"                              \
     "if n2 > 0 then w[#w + 1] = fa w[#w + 1] = string.format('%d', n2) end\n"                      \
     "redis.call('HSET', KEYS[2], unpack(w))\n"                                                     \
@@ -458,7 +462,7 @@ ztb_err store_join_consume(const char *token, char agent[STORE_NAME_MAX + 1], in
     "local bl = {0, 0, 0, 1}\n"                                                                    \
     "local till = tonumber(a[8] or '')\n"                                                          \
     "if till then\n"                                                                               \
-    "  local hod = 'h:' .. (hr % 24)\n"                                                            \
+    "  local hod = string.format('h:%d', hr % 24)\n"                                               \
     "  local f = {'a:' .. ARGV[10], 'u:' .. ARGV[11], 'p:' .. ARGV[12]}\n"                         \
     "  local m = ARGV[12] ~= '' and 3 or 2\n"                                                      \
     "  local learning = sec < till\n"                                                              \
@@ -507,8 +511,9 @@ static const char issue_lua[] =
     "local now = sec * 1000000 + tonumber(t[2])\n"
     "local hr = math.floor(sec / 3600)\n"
     "local q = math.floor(sec / 300)\n"
+    "local hrs, qs = string.format('%d', hr), string.format('i:%d', q)\n"
     "local fa = 'rl:' .. ARGV[10]\n"
-    "local s = redis.call('HMGET', KEYS[2], 'rl', fa, hr, 'i:' .. q)\n" GCRA_LUA
+    "local s = redis.call('HMGET', KEYS[2], 'rl', fa, hrs, qs)\n" GCRA_LUA
     "local n1, w1, c1 = gcra(s[1], tonumber(ARGV[1]), tonumber(ARGV[2]))\n"
     "if n1 < 0 then\n"
     "  if c1 then redis.call('HSET', KEYS[2], 'rl', c1) end\n"
