@@ -98,7 +98,7 @@ static const struct opt opts[] = {
     {"tls_cert", OPT_STR, STR(tls_cert_file), "FILE",
      "serve HTTPS with this certificate chain (PEM); agents may then use mTLS"},
     {"tls_key", OPT_STR, STR(tls_key_file), "FILE", "the TLS certificate's private key (PEM)"},
-    {"threads", OPT_UINT, NUM(threads, 256), "N", "HTTP worker threads (default: two per core)"},
+    {"threads", OPT_UINT, NUM(threads, 256), "N", "HTTP worker threads (default: four per core, at most 64)"},
     {"connection_limit", OPT_UINT, NUM(connection_limit, 1000000), "N",
      "most concurrent connections (default 4096)"},
     {"per_ip_connection_limit", OPT_UINT, NUM(per_ip_connection_limit, 1000000), "N",
