@@ -638,19 +638,27 @@ static enum MHD_Result count_host(void *cls, enum MHD_ValueKind kind, const char
     return MHD_YES;
 }
 
+/* Why a request is refused before its handler runs (answer() words each). */
+enum refusal {
+    REFUSE_NONE,
+    REFUSE_HOST,       /* 400: HTTP/1.1 without exactly one Host (RFC 9112 §3.2) */
+    REFUSE_NUL_TARGET, /* 400: a raw NUL in the request target */
+    REFUSE_TOO_LARGE,  /* 413: the body is over the limit */
+};
+
 /*
- * What is wrong with the request line and headers, before any body: 400 for
- * an HTTP/1.1 request without exactly one Host (RFC 9112 §3.2), 413 for a
- * Content-Length over the limit (or not a number). 0 if nothing.
+ * What is wrong with the request line and headers, before any body: an
+ * HTTP/1.1 request without exactly one Host, or a Content-Length over the
+ * limit (or not a number). REFUSE_NONE if nothing.
  */
-static unsigned check_headers(const struct http_server *s, struct MHD_Connection *conn,
-                              const char *version)
+static enum refusal check_headers(const struct http_server *s, struct MHD_Connection *conn,
+                                  const char *version)
 {
     if (version != NULL && strcmp(version, MHD_HTTP_VERSION_1_1) == 0) {
         unsigned hosts = 0;
         MHD_get_connection_values(conn, MHD_HEADER_KIND, count_host, &hosts);
         if (hosts != 1)
-            return 400;
+            return REFUSE_HOST;
     }
     const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
     if (cl != NULL) {
@@ -658,13 +666,13 @@ static unsigned check_headers(const struct http_server *s, struct MHD_Connection
         errno = 0;
         unsigned long long n = strtoull(cl, &end, 10);
         if (errno != 0 || *end != '\0' || n > s->lim.max_body)
-            return 413;
+            return REFUSE_TOO_LARGE;
     }
-    return 0;
+    return REFUSE_NONE;
 }
 
 /*
- * Answer the request: a refusal (status 400 or 413) or, with refuse 0, the
+ * Answer the request: a refusal or, with REFUSE_NONE, the
  * route's handler on the whole body. Queues the response, or with mid_body
  * (part of the body read, the rest refused) sends it at once and returns
  * MHD_NO so that the connection is closed. st->answered is set so that later
@@ -672,7 +680,7 @@ static unsigned check_headers(const struct http_server *s, struct MHD_Connection
  */
 static enum MHD_Result answer(struct http_server *s, struct req_state *st,
                               struct MHD_Connection *conn, const char *url, const char *method,
-                              unsigned refuse, int mid_body)
+                              enum refusal refuse, int mid_body)
 {
     st->answered = 1;
     struct http_resp resp = {0};
@@ -709,10 +717,14 @@ static enum MHD_Result answer(struct http_server *s, struct req_state *st,
     access_agent[0] = '\0';
 
     const char *metric = "unknown";
-    if (refuse == 400) {
+    if (refuse == REFUSE_HOST) {
         http_resp_error(&resp, 400, "invalid_request",
                         "an HTTP/1.1 request needs exactly one Host header");
-    } else if (refuse == 413) {
+    } else if (refuse == REFUSE_NUL_TARGET) {
+        http_resp_error(&resp, 400, "invalid_request",
+                        "the request target holds a NUL byte (RFC 9112 allows no control "
+                        "character there)");
+    } else if (refuse == REFUSE_TOO_LARGE) {
         http_resp_error(&resp, 413, "invalid_request", "request body too large");
         if (s->lim.on_too_large != NULL) {
             req.body_len = 0;
@@ -732,7 +744,7 @@ static enum MHD_Result answer(struct http_server *s, struct req_state *st,
             http_resp_error(&resp, 404, "not_found", "no such endpoint");
         }
     }
-    if (refuse != 0)
+    if (refuse != REFUSE_NONE)
         http_resp_header(&resp, "Connection", "close"); /* the rest is never read */
     else if (atomic_load_explicit(&s->closing, memory_order_relaxed))
         http_resp_header(&resp, "Connection", "close"); /* draining: reconnect elsewhere */
@@ -793,22 +805,27 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
 }
 
 /*
- * Drop the target if it may not be all of what the client sent: the one
- * thing a C string cannot show is a NUL byte inside it. libmicrohttpd
- * 0.9.75 parses the request line in place, so a whole target ends where
- * the NUL that replaced the space before the version is, right before the
- * version string; a target cut short by a NUL of the client's ends
- * earlier. (Should a later libmicrohttpd copy the strings instead, every
- * target is dropped: the prefix form of /v1/authorize then refuses all,
- * and its tests fail, rather than decide on a cut target.)
+ * Whether the target may not be all of what the client sent: the one thing
+ * a C string cannot show is a NUL byte inside it. libmicrohttpd 0.9.75
+ * parses the request line in place, so a whole target ends where the NUL
+ * that replaced the space before the version is, right before the version
+ * string; a target cut short by a NUL of the client's ends earlier. Returns
+ * 1 (and drops st->target) for such a target: the request is refused, on
+ * every endpoint, rather than routed on the part before the NUL. (Should a
+ * later libmicrohttpd copy the strings instead, every request is refused
+ * and the tests fail at once, rather than decide on a cut target.) 0 when
+ * the target is whole, or unknown (on_uri had no memory: no st->target,
+ * which the prefix form of /v1/authorize refuses).
  */
-static void check_target(struct req_state *st, const char *version)
+static int check_target(struct req_state *st, const char *version)
 {
-    if (st->target != NULL && (version == NULL || version != st->uri_at + st->uri_len + 1)) {
+    int cut = st->uri_at != NULL && (version == NULL || version != st->uri_at + st->uri_len + 1);
+    if (cut) {
         ztb_free_secret_str(st->target);
         st->target = NULL;
     }
     st->uri_at = NULL;
+    return cut;
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
@@ -827,9 +844,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     if (!st->started) {
         st->started = 1;
         st->start_ns = now_ns();
-        check_target(st, version);
-        unsigned refuse = check_headers(s, conn, version);
-        if (refuse != 0)
+        enum refusal refuse =
+            check_target(st, version) ? REFUSE_NUL_TARGET : check_headers(s, conn, version);
+        if (refuse != REFUSE_NONE)
             return answer(s, st, conn, url, method, refuse, 0); /* before "100 Continue" */
         return MHD_YES;
     }
@@ -840,12 +857,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         if (st->answered)
             return MHD_YES;
         if (ztb_buf_append(&st->body, upload_data, n) != ZTB_OK)
-            return answer(s, st, conn, url, method, 413, 1); /* cut it here */
+            return answer(s, st, conn, url, method, REFUSE_TOO_LARGE, 1); /* cut it here */
         return MHD_YES;
     }
     if (st->answered)
         return MHD_YES;
-    return answer(s, st, conn, url, method, 0, 0);
+    return answer(s, st, conn, url, method, REFUSE_NONE, 0);
 }
 
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,

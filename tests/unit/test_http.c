@@ -305,6 +305,43 @@ static void test_endless_chunked_body_cut(void **state)
     assert_non_null(strstr(buf, "\"len\":8"));
 }
 
+/* Send n raw bytes (NULs included). */
+static void raw_send_n(int fd, const char *s, size_t n)
+{
+    assert_int_equal(send(fd, s, n, MSG_NOSIGNAL), (ssize_t)n);
+}
+
+/*
+ * A raw NUL in the request target (RFC 9112 allows no control character
+ * there): 400 on every endpoint, not the route of the part before it. A
+ * proxy in front may read the whole target while the server would act on
+ * the part before the NUL.
+ */
+static void test_nul_in_target(void **state)
+{
+    struct fixture *f = *state;
+    static const char bad[] = "DELETE /any/ok\0/../../echo HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
+    char buf[4096];
+    int fd = raw_connect(f);
+    raw_send_n(fd, bad, sizeof(bad) - 1);
+    int closed = raw_read(fd, buf, sizeof(buf), 2000);
+    close(fd);
+    if (strncmp(buf, "HTTP/1.1 400", 12) != 0)
+        fail_msg("raw NUL in the target: want 400, got: %.60s", buf);
+    assert_non_null(strstr(buf, "NUL"));
+    assert_true(closed);
+    static const char bad_post[] = "POST /echo\0x HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                                   "Content-Type: text/plain\r\nContent-Length: 2\r\n\r\nhi";
+    fd = raw_connect(f);
+    raw_send_n(fd, bad_post, sizeof(bad_post) - 1);
+    raw_read(fd, buf, sizeof(buf), 2000);
+    close(fd);
+    assert_int_equal(strncmp(buf, "HTTP/1.1 400", 12), 0);
+    /* the same targets without the NUL are served */
+    raw_once(f, "DELETE /any/ok HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", buf, sizeof(buf), 1000);
+    assert_int_equal(strncmp(buf, "HTTP/1.1 200", 12), 0);
+}
+
 /* HTTP/1.1 requires Host (RFC 9112 §3.2): without it, 400. */
 static void test_http11_without_host(void **state)
 {
@@ -582,6 +619,7 @@ int main(void)
         cmocka_unit_test(test_body_refused_before_read),
         cmocka_unit_test(test_endless_chunked_body_cut),
         cmocka_unit_test(test_http11_without_host),
+        cmocka_unit_test(test_nul_in_target),
         cmocka_unit_test(test_fit_nofile),
         cmocka_unit_test(test_unix_listener),
         cmocka_unit_test(test_json_strings),
