@@ -714,13 +714,14 @@ ztb_err redis_ready(char *why, size_t cap)
     return ZTB_OK;
 }
 
-ztb_err redis_info_all(redisReply **replies, size_t cap, size_t *n)
+ztb_err redis_command_masters(int argc, const char **argv, redisReply **replies, size_t cap,
+                              size_t *n)
 {
     *n = 0;
-    if (cap == 0)
+    if (cap == 0 || argc < 1)
         return ZTB_ERR_INVALID_ARG;
     if (!is_cluster()) {
-        ZTB_GUARD(redis_commandf(&replies[0], "INFO"));
+        ZTB_GUARD(redis_command(&replies[0], argc, argv, NULL));
         *n = 1;
         return ZTB_OK;
     }
@@ -735,7 +736,7 @@ ztb_err redis_info_all(redisReply **replies, size_t cap, size_t *n)
     }
     for (size_t i = 0; i < nm && i < cap; i++) {
         struct redis_link *l = redis_cluster_link_of(cl, m[i]);
-        redisReply *r = l != NULL ? redis_link_commandf(l, "INFO") : NULL;
+        redisReply *r = l != NULL ? redis_link_command_argv(l, argc, argv, NULL) : NULL;
         if (r == NULL) {
             drop(t_conn, l == NULL ? cl->errstr : l->errstr[0] ? l->errstr : "no reply");
             for (size_t k = 0; k < *n; k++)

@@ -57,12 +57,15 @@ ztb_err redis_command_shared(redisReply **reply, int argc, const char **argv, co
 ztb_err redis_commandf(redisReply **reply, const char *fmt, ...);
 
 /*
- * INFO from every server that holds data: each master of a Cluster, else
- * the one connection. replies[0..*n) are the caller's (freeReplyObject
- * each; any may be an error reply); at most cap. UNAVAILABLE (and no
- * replies) if any of them cannot be reached.
+ * One command (argv, argc words) to every server that holds data: each
+ * master of a Cluster, in slot-map order, else the one connection (INFO for
+ * the preflight, CONFIG GET save for its persistence report).
+ * replies[0..*n) are the caller's (freeReplyObject each; any may be an
+ * error reply); at most cap. UNAVAILABLE (and no replies) if any of them
+ * cannot be reached.
  */
-ztb_err redis_info_all(redisReply **replies, size_t cap, size_t *n);
+ztb_err redis_command_masters(int argc, const char **argv, redisReply **replies, size_t cap,
+                              size_t *n);
 
 /*
  * EVALSHA the script (sha1 computed once by the caller with

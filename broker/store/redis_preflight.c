@@ -264,25 +264,29 @@ static enum pf_state check_marker(char *err, size_t errcap)
     return PF_OK;
 }
 
-/* Log what the start found about persistence (and warn if there is none). */
-static void log_persistence(const char *info, size_t len, const char *version, const char *policy)
+/*
+ * Log what the start found about one server's persistence (port: "" for
+ * the only one, else the master's port), and warn if it has none. save is its
+ * `CONFIG GET save` reply (NULL or an error: "unknown", e.g. CONFIG denied
+ * by the broker's ACL user).
+ */
+static void log_persistence(const char *info, size_t len, const char *port, const redisReply *save)
 {
-    char aof[8];
+    char aof[8], version[32], policy[32];
     redis_info_field(info, len, "aof_enabled", aof, sizeof(aof));
-    char save[128] = "unknown";
-    redisReply *r = NULL;
-    if (redis_commandf(&r, "CONFIG GET save") == ZTB_OK) {
-        if (r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
-            r->element[1]->type == REDIS_REPLY_STRING)
-            snprintf(save, sizeof(save), "%s", r->element[1]->str);
-        freeReplyObject(r);
-    }
+    redis_info_field(info, len, "redis_version", version, sizeof(version));
+    redis_info_field(info, len, "maxmemory_policy", policy, sizeof(policy));
+    const char *rdb = "unknown";
+    if (save != NULL && save->type == REDIS_REPLY_ARRAY && save->elements == 2 &&
+        save->element[1]->type == REDIS_REPLY_STRING)
+        rdb = save->element[1]->str;
     int aof_on = strcmp(aof, "1") == 0;
-    ztb_log(ZTB_LOG_INFO, "redis.preflight", ZTB_F_STR("redis_version", version),
-            ZTB_F_STR("maxmemory_policy", policy), ZTB_F_BOOL("aof", aof_on),
-            ZTB_F_STR("rdb_save", save[0] ? save : "off"));
-    if (!aof_on && save[0] == '\0')
+    ztb_log(ZTB_LOG_INFO, "redis.preflight", port[0] ? ZTB_F_STR("master_port", port) : ZTB_F_SKIP_,
+            ZTB_F_STR("redis_version", version), ZTB_F_STR("maxmemory_policy", policy),
+            ZTB_F_BOOL("aof", aof_on), ZTB_F_STR("rdb_save", rdb[0] ? rdb : "off"));
+    if (!aof_on && rdb[0] == '\0')
         ztb_log(ZTB_LOG_WARN, "redis.no_persistence",
+                port[0] ? ZTB_F_STR("master_port", port) : ZTB_F_SKIP_,
                 ZTB_F_STR("hint", "neither AOF nor RDB snapshots: a Redis restart loses every "
                                   "revocation and quarantine; set `appendonly yes` "
                                   "(docs/redis.md)"));
@@ -329,10 +333,19 @@ static enum pf_state run_checks(int at_start, char *err, size_t errcap)
      * evicting or old shard loses the revocations that live on it */
     redisReply *rs[REDIS_PREFLIGHT_NODES_MAX];
     size_t n = 0;
-    if (redis_info_all(rs, REDIS_PREFLIGHT_NODES_MAX, &n) != ZTB_OK) {
+    const char *info[] = {"INFO"};
+    if (redis_command_masters(1, info, rs, REDIS_PREFLIGHT_NODES_MAX, &n) != ZTB_OK) {
         snprintf(err, errcap, "Redis cannot be reached");
         return PF_UNCHECKED;
     }
+    /* at start, each one's persistence is reported (a reply count that
+     * differs, the slot map having changed in between, reports "unknown") */
+    redisReply *saves[REDIS_PREFLIGHT_NODES_MAX];
+    size_t nsave = 0;
+    const char *save[] = {"CONFIG", "GET", "save"};
+    if (at_start &&
+        redis_command_masters(3, save, saves, REDIS_PREFLIGHT_NODES_MAX, &nsave) != ZTB_OK)
+        nsave = 0;
     enum pf_state st = PF_OK;
     int loading_any = 0, cluster_on = 0;
     for (size_t i = 0; i < n && st == PF_OK; i++) {
@@ -342,24 +355,24 @@ static enum pf_state run_checks(int at_start, char *err, size_t errcap)
             st = PF_UNCHECKED;
             break;
         }
-        char node[48] = "", loading[8], cluster[8], port[8];
+        char node[48] = "", loading[8], cluster[8], port[8] = "";
         redis_info_field(r->str, r->len, "cluster_enabled", cluster, sizeof(cluster));
         redis_info_field(r->str, r->len, "loading", loading, sizeof(loading));
         if (i == 0)
             cluster_on = strcmp(cluster, "1") == 0;
         if (n > 1 && redis_info_field(r->str, r->len, "tcp_port", port, sizeof(port)) == 1)
             snprintf(node, sizeof(node), " (the master on port %s)", port);
+        else
+            port[0] = '\0';
         st = check_info(r->str, r->len, node, err, errcap);
-        if (at_start && i == 0 && st != PF_VERSION) {
-            char version[32], policy[32];
-            redis_info_field(r->str, r->len, "redis_version", version, sizeof(version));
-            redis_info_field(r->str, r->len, "maxmemory_policy", policy, sizeof(policy));
-            log_persistence(r->str, r->len, version, policy);
-        }
+        if (at_start && st != PF_VERSION)
+            log_persistence(r->str, r->len, port, nsave == n ? saves[i] : NULL);
         loading_any |= strcmp(loading, "0") != 0;
     }
     for (size_t i = 0; i < n; i++)
         freeReplyObject(rs[i]);
+    for (size_t i = 0; i < nsave; i++)
+        freeReplyObject(saves[i]);
     if (st != PF_OK)
         return st;
     if (loading_any) {

@@ -477,6 +477,20 @@ static int readyz_becomes(long want, const char *needle, long limit_ms)
 static void test_every_master_preflighted(void **state)
 {
     (void)state;
+    /* at start, each master's persistence was reported, by port */
+    char *start = log_text();
+    for (int i = 0; i < 3; i++) {
+        char want[48];
+        snprintf(want, sizeof(want), "\"master_port\":\"%d\"", nodes[i].port);
+        int found = 0;
+        for (char *line = strtok(start, "\n"); line != NULL && !found; line = strtok(NULL, "\n"))
+            found = strstr(line, "\"redis.preflight\"") != NULL && strstr(line, want) != NULL;
+        if (!found)
+            fail_msg("no redis.preflight line for the master on port %d", nodes[i].port);
+        free(start);
+        start = log_text();
+    }
+    free(start);
     for (int i = 0; i < 3; i++) {
         redisContext *c = node_as(&nodes[i]);
         redisReply *r = redisCommand(c, "CONFIG SET maxmemory-policy allkeys-lru");
