@@ -154,6 +154,15 @@ void redis_cluster_reset(struct redis_cluster *cl)
     memset(cl->slot_node, 0, sizeof(cl->slot_node));
 }
 
+/* cl->errstr = "host:port: why" for a node's transport failure (a long
+ * host name or reason is cut: it is a message). */
+static void node_error(struct redis_cluster *cl, int node, const char *why)
+{
+    if (snprintf(cl->errstr, sizeof(cl->errstr), "%s:%d: %s", cl->nodes[node].host,
+                 cl->nodes[node].port, why) < 0)
+        cl->errstr[0] = '\0';
+}
+
 static void note(struct redis_cluster *cl, enum redis_error_kind k)
 {
     if (cl->note != NULL)
@@ -376,8 +385,7 @@ redisReply *redis_cluster_command_raw(struct redis_cluster *cl, const char *raw,
             ok = redis_link_get_reply(l, &r) == REDIS_OK && r != NULL;
         if (!ok) {
             cl->fail_kind = redis_error_kind_of(l, NULL);
-            snprintf(cl->errstr, sizeof(cl->errstr), "%s:%d: %s", cl->nodes[node].host,
-                     cl->nodes[node].port, l->errstr[0] ? l->errstr : "no reply");
+            node_error(cl, node, l->errstr[0] ? l->errstr : "no reply");
             redis_link_free(l);
             cl->nodes[node].link = NULL;
             return NULL;
@@ -490,8 +498,7 @@ int redis_cluster_pipeline_argv(struct redis_cluster *cl, size_t n, const int *a
         if (redis_link_get_reply(l, &replies[i]) != REDIS_OK || replies[i] == NULL) {
             replies[i] = NULL;
             cl->fail_kind = redis_error_kind_of(l, NULL);
-            snprintf(cl->errstr, sizeof(cl->errstr), "%s:%d: %s", cl->nodes[node].host,
-                     cl->nodes[node].port, l->errstr[0] ? l->errstr : "no reply");
+            node_error(cl, node, l->errstr[0] ? l->errstr : "no reply");
             redis_link_free(l);
             cl->nodes[node].link = NULL;
             goto out;
