@@ -519,6 +519,10 @@ void handle_ssf_verify(struct http_req *req, struct http_resp *resp)
             http_resp_error(resp, 429, "rate_limited",
                             "one verification per min_verification_interval");
         } else if (ssf_transmit_verification(id, state) != ZTB_OK) {
+            /* not sent: the slot is given back, so that the retry the
+             * answer asks for is taken (a failed release leaves the
+             * interval's 429, which only delays a verification) */
+            (void)store_ssf_verify_release(id);
             http_resp_error(resp, 503, "temporarily_unavailable", "the delivery queue is full");
             http_resp_header(resp, "Retry-After", "1");
         } else {

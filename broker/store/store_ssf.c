@@ -182,3 +182,17 @@ ztb_err store_ssf_verify_throttle(const char *id, unsigned ms, int *allowed)
     freeReplyObject(r);
     return ZTB_OK;
 }
+
+ztb_err store_ssf_verify_release(const char *id)
+{
+    ZTB_ENSURE(store_ssf_id_ok(id), ZTB_ERR_INVALID_ARG);
+    char k[STORE_KEY_MAX];
+    if (!store_keyf(k, ZTB_WIRE_SSF_VERIFY_KEY_FMT, id))
+        return ZTB_ERR_INVALID_ARG;
+    redisReply *r;
+    ZTB_GUARD(redis_commandf(&r, "DEL %s", k));
+    if (r->type != REDIS_REPLY_INTEGER)
+        return store_unexpected_reply(r, "ssf_verify_release");
+    freeReplyObject(r);
+    return ZTB_OK;
+}

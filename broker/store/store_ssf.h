@@ -54,4 +54,8 @@ void store_ssf_list_free(char **records, size_t n);
  * none for the next ms milliseconds. */
 ztb_err store_ssf_verify_throttle(const char *id, unsigned ms, int *allowed);
 
+/* Give back the slot store_ssf_verify_throttle took, for a verification
+ * that was not sent after all (the delivery queue refused it). */
+ztb_err store_ssf_verify_release(const char *id);
+
 #endif /* ZTB_BROKER_STORE_SSF_H */

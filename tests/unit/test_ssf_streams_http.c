@@ -668,6 +668,21 @@ static void test_verify(void **state)
     assert_string_equal(v, "60");
     refused(&r, 429, "rate_limited", NULL);
     deleted(tok, id);
+
+    /* a verification that could not be queued (no delivery thread) is
+     * refused with 503 and Retry-After: 1, and costs no slot: the retry
+     * it asks for is taken, not refused for the interval */
+    create(tok, id);
+    snprintf(body, sizeof(body), "{\"stream_id\": \"%s\"}", id);
+    ssf_transmit_stop();
+    call("POST", VERIFY, tok, body, &r);
+    assert_non_null(zh_resp_header(&r, "Retry-After", v, sizeof(v)));
+    assert_string_equal(v, "1");
+    refused(&r, 503, "temporarily_unavailable", NULL);
+    assert_int_equal(ssf_transmit_start(g_broker.ssf, g_broker.issuer, "ztb.local"), ZTB_OK);
+    assert_int_equal(call("POST", VERIFY, tok, body, &r), 204);
+    zh_resp_free(&r);
+    deleted(tok, id);
 }
 
 /* Stream management off: 404 on every endpoint, before authentication.

@@ -90,6 +90,13 @@ static void test_streams(void **state)
     usleep(250 * 1000);
     assert_int_equal(store_ssf_verify_throttle(ID1, 200, &ok), ZTB_OK);
     assert_true(ok);
+    /* a slot given back is free at once */
+    assert_int_equal(store_ssf_verify_release(ID1), ZTB_OK);
+    assert_int_equal(store_ssf_verify_throttle(ID1, 60000, &ok), ZTB_OK);
+    assert_true(ok);
+    assert_int_equal(store_ssf_verify_throttle(ID1, 60000, &ok), ZTB_OK);
+    assert_false(ok);
+    assert_int_equal(store_ssf_verify_release("not an id"), ZTB_ERR_INVALID_ARG);
 }
 
 static void test_unavailable(void **state)
