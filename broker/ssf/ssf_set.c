@@ -158,7 +158,9 @@ static int resolve_simple(json_t *sid, const struct ssf_set_opts *o, struct ssf_
     if (agent == NULL)
         return 0;
     snprintf(out->agent, sizeof(out->agent), "%s", agent);
-    snprintf(out->subject, sizeof(out->subject), "%s", key);
+    /* found: key is at most SSF_SUBJECT_MAX bytes (checked above) */
+    _Static_assert(sizeof(out->subject) > SSF_SUBJECT_MAX, "subject holds a whole key");
+    memcpy(out->subject, key, strlen(key) + 1);
     return 1;
 }
 
