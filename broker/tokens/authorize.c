@@ -57,7 +57,10 @@ enum scheme { SCHEME_NONE, SCHEME_BEARER, SCHEME_DPOP };
 static void challenge(struct http_resp *resp, const char *rm_url, enum scheme s, const char *error,
                       const char *desc, const char *scope)
 {
-    char extra[300] = "", rm[ROUTE_ORIGIN_MAX + 80] = "";
+    /* room for the longest: a table's action as the scope (ROUTE_NAME_MAX),
+     * the longest description and the quoting; the whole header still fits
+     * http_resp's 1024 bytes, so a challenge is never cut short */
+    char extra[ROUTE_NAME_MAX + 256] = "", rm[ROUTE_ORIGIN_MAX + 80] = "";
     if (error != NULL)
         snprintf(extra, sizeof(extra), ", error=\"%s\", error_description=\"%s\"%s%s%s", error,
                  desc, scope ? ", scope=\"" : "", scope ? scope : "", scope ? "\"" : "");
