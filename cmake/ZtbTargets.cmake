@@ -118,6 +118,10 @@ endfunction()
 
 function(ztb_add_bench area)
   cmake_parse_arguments(A "" "" "LIBS;SOURCES" ${ARGN})
-  add_executable(ztb-bench-${area} ${PROJECT_SOURCE_DIR}/bench/bench_${area}.c ${A_SOURCES})
+  set(all)
+  if(ZTB_ANY_SANITIZER)
+    set(all EXCLUDE_FROM_ALL) # figures come from the default build
+  endif()
+  add_executable(ztb-bench-${area} ${all} ${PROJECT_SOURCE_DIR}/bench/bench_${area}.c ${A_SOURCES})
   target_link_libraries(ztb-bench-${area} PRIVATE ${A_LIBS} ztb_bench_util ztb_common)
 endfunction()
