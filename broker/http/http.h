@@ -29,11 +29,11 @@ struct MHD_Connection;
 #define HTTP_MAX_EXTRA_HEADERS 8
 
 struct http_req {
-    const char *method; /* "GET", "POST", ... */
-    const char *path;   /* without the query string, percent-decoded by libmicrohttpd */
-    const char *target; /* the request target byte for byte as sent (path and query,
-                           nothing decoded), or NULL if unknown (no memory, a NUL in it) */
-    const uint8_t *body;
+    const char *method;  /* "GET", "POST", ... */
+    const char *path;    /* without the query string, percent-decoded by libmicrohttpd */
+    const char *target;  /* the request target byte for byte as sent (path and query,
+                            nothing decoded), or NULL if unknown (no memory, a NUL in it) */
+    const uint8_t *body; /* never NULL: an empty body is "" */
     size_t body_len;
     const char *content_type;    /* NULL if absent; parameters included */
     struct MHD_Connection *conn; /* for header lookups: http_req_header() */

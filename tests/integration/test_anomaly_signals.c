@@ -743,6 +743,10 @@ static void test_signed_set(void **state)
     post_set(tx_key, "JWT", claims, &r);
     za_expect_error(&r, 400, "invalid_request");
     zh_resp_free(&r);
+    /* an empty SET (no body buffer at all): 400, and the broker goes on */
+    post_signal(NULL, "application/secevent+jwt", "", 0, &r);
+    za_expect_error(&r, 400, "invalid_request");
+    zh_resp_free(&r);
     snprintf(claims, sizeof(claims),
              "{\"iss\":\"tx\",\"aud\":\"%s\",\"iat\":%lld,\"jti\":\"set-3\",\"events\":"
              "{\"prompt_injection\":{\"subject\":{\"agent\":\"set-target\"},"

@@ -21,6 +21,7 @@
 #include <cmocka.h>
 
 #include "broker/http/http.h"
+#include "common/guard.h"
 #include "harness.h"
 
 static void echo(struct http_req *req, struct http_resp *resp)
@@ -47,10 +48,15 @@ static void huge(struct http_req *req, struct http_resp *resp)
         ztb_buf_append_str(&resp->body, "0123456789");
 }
 
+/* 200 if the request's body is a buffer (empty or not), 500 if NULL */
+static void body_is_buffer(struct http_req *req, struct http_resp *resp)
+{
+    resp->status = req->body != NULL ? 200 : 500;
+}
+
 static const struct http_route routes[] = {
-    {"POST", "/echo", echo, "echo"},
-    {NULL, "/any/*", echo, "any"},
-    {"GET", "/fail", fail_handler, "fail"},
+    {"POST", "/echo", echo, "echo"}, {"POST", "/body", body_is_buffer, "body"},
+    {NULL, "/any/*", echo, "any"},   {"GET", "/fail", fail_handler, "fail"},
     {"GET", "/huge", huge, "huge"},
 };
 
@@ -70,7 +76,7 @@ static int setup(void **state)
     assert_true(port > 0);
     struct http_limits lim = {
         .max_body = 1024, .threads = 2, .connection_limit = 64, .connection_timeout_s = 5};
-    f.s = http_server_start("test", fd, routes, 4, &lim, NULL);
+    f.s = http_server_start("test", fd, routes, ZTB_ARRAY_LEN(routes), &lim, NULL);
     assert_non_null(f.s);
     snprintf(f.url, sizeof(f.url), "http://127.0.0.1:%u", port);
     f.port = port;
@@ -120,6 +126,11 @@ static void test_routing(void **state)
     zh_resp_free(&r);
     req(f, "GET", "/an", NULL, NULL, 0, NULL, &r);
     assert_int_equal(r.status, 404);
+    zh_resp_free(&r);
+
+    /* an empty body is "", not NULL: handlers copy from it */
+    req(f, "POST", "/body", "text/plain", "", 0, NULL, &r);
+    assert_int_equal(r.status, 200);
     zh_resp_free(&r);
 }
 
@@ -472,7 +483,8 @@ static struct http_server *drain_server(struct fixture *f)
     assert_int_equal(http_listen_tcp("127.0.0.1", 0, &fd, &f->port, err, sizeof(err)), ZTB_OK);
     struct http_limits lim = {
         .max_body = 1024, .threads = 4, .connection_limit = 64, .connection_timeout_s = 5};
-    struct http_server *s = http_server_start("drain", fd, routes, 4, &lim, NULL);
+    struct http_server *s =
+        http_server_start("drain", fd, routes, ZTB_ARRAY_LEN(routes), &lim, NULL);
     assert_non_null(s);
     return s;
 }
