@@ -111,8 +111,10 @@ static int signals_list(struct ztbctl *ctl, int argc, char **argv)
             }
         } else if (i + 1 < argc && strcmp(argv[i], "--agent") == 0) {
             agent = argv[++i];
-            if (strlen(agent) > 63 || strpbrk(agent, "/?&#% ") != NULL) {
-                ztbctl_err("invalid agent name '%s'", agent);
+            if (!ztbctl_agent_name_ok(agent)) {
+                ztbctl_err("invalid agent name '%s' (1-63 of a-z 0-9 . _ - starting with a "
+                           "letter or digit)",
+                           agent);
                 return ZTBCTL_EXIT_USAGE;
             }
         } else {
