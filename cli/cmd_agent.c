@@ -39,6 +39,20 @@ static void usage(FILE *out)
             "is stored only as a hash, and enrolls the agent once before it expires.\n");
 }
 
+int ztbctl_agent_name_ok(const char *name)
+{
+    size_t n = strlen(name);
+    if (n == 0 || n > 63)
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        char c = name[i];
+        int alnum = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
+        if (!alnum && (i == 0 || (c != '-' && c != '_' && c != '.')))
+            return 0;
+    }
+    return 1;
+}
+
 static const char *yesno(json_t *o, const char *k)
 {
     return json_is_true(json_object_get(o, k)) ? "yes" : "no";
@@ -140,19 +154,14 @@ static void print_agent(const struct ztbctl *ctl, json_t *r)
     json_decref(r);
 }
 
-/* Parse an optional trailing "--ttl N"; -1 on a bad value, 0 if absent. */
-static long ttl_arg(int argc, char **argv, int from)
+/* A --ttl value: 1..7 days in seconds, or -1. */
+static long ttl_value(const char *v)
 {
-    for (int i = from; i < argc; i++) {
-        if (strcmp(argv[i], "--ttl") != 0 || i + 1 >= argc)
-            return -1;
-        char *end;
-        long v = strtol(argv[i + 1], &end, 10);
-        if (*end != '\0' || v < 1 || v > 7 * 86400)
-            return -1;
-        return v;
-    }
-    return 0;
+    char *end;
+    long n = strtol(v, &end, 10);
+    if (end == v || *end != '\0' || n < 1 || n > 7 * 86400)
+        return -1;
+    return n;
 }
 
 static void print_join(json_t *r)
@@ -368,28 +377,43 @@ int cmd_agent(struct ztbctl *ctl, int argc, char **argv)
         return ZTBCTL_EXIT_USAGE;
     }
     const char *name = argv[2];
-    if (strlen(name) > 63 || strchr(name, '/') != NULL || strchr(name, '?') != NULL) {
-        ztbctl_err("invalid agent name '%s'", name);
+    if (!ztbctl_agent_name_ok(name)) {
+        ztbctl_err("invalid agent name '%s' (1-63 of a-z 0-9 . _ - starting with a letter or "
+                   "digit)",
+                   name);
         return ZTBCTL_EXIT_USAGE;
     }
     if (strcmp(verb, "add") == 0 || strcmp(verb, "join-token") == 0) {
+        /* options in any order; --owner and --description for add only */
         const char *owner = NULL, *description = NULL;
-        int n = argc;
-        if (verb[0] == 'a') { /* --owner X --description Y, then --ttl */
-            for (n = 3; n + 1 < argc; n += 2) {
-                if (strcmp(argv[n], "--owner") == 0)
-                    owner = argv[n + 1];
-                else if (strcmp(argv[n], "--description") == 0)
-                    description = argv[n + 1];
-                else
-                    break;
+        long ttl = 0;
+        for (int i = 3; i < argc; i++) {
+            int is_ttl = strcmp(argv[i], "--ttl") == 0;
+            int is_meta = verb[0] == 'a' && (strcmp(argv[i], "--owner") == 0 ||
+                                             strcmp(argv[i], "--description") == 0);
+            if (!is_ttl && !is_meta) {
+                ztbctl_err("agent %s: unknown argument '%s' (agent %s NAME%s [--ttl S]; see "
+                           "ztbctl agent --help)",
+                           verb, argv[i], verb,
+                           verb[0] == 'a' ? " [--owner X] [--description Y]" : "");
+                return ZTBCTL_EXIT_USAGE;
             }
-        }
-        long ttl = ttl_arg(argc, argv, verb[0] == 'a' ? n : 3);
-        if (ttl < 0) {
-            ztbctl_err("--ttl takes 1..604800 seconds (agent add NAME [--owner X] "
-                       "[--description Y] [--ttl S])");
-            return ZTBCTL_EXIT_USAGE;
+            if (i + 1 >= argc) {
+                ztbctl_err("agent %s: %s needs a value", verb, argv[i]);
+                return ZTBCTL_EXIT_USAGE;
+            }
+            const char *v = argv[++i];
+            if (is_ttl && (ttl = ttl_value(v)) < 0) {
+                ztbctl_err("--ttl takes 1..604800 seconds (got '%s')", v);
+                return ZTBCTL_EXIT_USAGE;
+            }
+            if (is_meta &&
+                !ztbctl_utf8_arg(verb[0] == 'a' ? "agent add" : "agent join-token", argv[i - 1], v))
+                return ZTBCTL_EXIT_USAGE;
+            if (strcmp(argv[i - 1], "--owner") == 0)
+                owner = v;
+            else if (strcmp(argv[i - 1], "--description") == 0)
+                description = v;
         }
         json_t *body = json_object();
         if (ttl > 0)

@@ -291,6 +291,8 @@ int cmd_approvals(struct ztbctl *ctl, int argc, char **argv)
     for (int i = 3; i < argc; i++) {
         if (is_deny && strcmp(argv[i], "--reason") == 0 && i + 1 < argc) {
             reason = argv[++i];
+            if (!ztbctl_utf8_arg("approvals deny", "--reason", reason))
+                return ZTBCTL_EXIT_USAGE;
         } else {
             usage(stderr);
             return ZTBCTL_EXIT_USAGE;

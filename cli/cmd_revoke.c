@@ -237,6 +237,15 @@ int cmd_revoke(struct ztbctl *ctl, int argc, char **argv)
         usage(stderr);
         return ZTBCTL_EXIT_USAGE;
     }
+    if (has_id && strcmp(type, "agent") == 0 && !ztbctl_agent_name_ok(argv[2])) {
+        ztbctl_err("invalid agent name '%s' (1-63 of a-z 0-9 . _ - starting with a letter or "
+                   "digit)",
+                   argv[2]);
+        return ZTBCTL_EXIT_USAGE;
+    }
+    if ((has_id && !ztbctl_utf8_arg("revoke", what, argv[2])) ||
+        (o.reason && !ztbctl_utf8_arg("revoke", "--reason", o.reason)))
+        return ZTBCTL_EXIT_USAGE;
     json_t *body = json_pack("{s:s}", "type", type);
     if (has_id)
         json_object_set_new(body, "id", json_string(argv[2]));
@@ -301,6 +310,14 @@ static int quarantine_or_release(struct ztbctl *ctl, int argc, char **argv, int 
         usage(stderr);
         return ZTBCTL_EXIT_USAGE;
     }
+    if (!ztbctl_agent_name_ok(argv[1])) {
+        ztbctl_err("invalid agent name '%s' (1-63 of a-z 0-9 . _ - starting with a letter or "
+                   "digit)",
+                   argv[1]);
+        return ZTBCTL_EXIT_USAGE;
+    }
+    if (o.reason && !ztbctl_utf8_arg(release ? "release" : "quarantine", "--reason", o.reason))
+        return ZTBCTL_EXIT_USAGE;
     json_t *body = json_pack("{s:s}", "agent", argv[1]);
     if (o.reason)
         json_object_set_new(body, "reason", json_string(o.reason));
@@ -319,6 +336,8 @@ static int quarantine_or_release(struct ztbctl *ctl, int argc, char **argv, int 
         return arc;
     }
     const char *name = json_string_value(json_object_get(r, "agent"));
+    if (name == NULL) /* printed with %s below: never NULL */
+        name = argv[1];
     int changed = json_is_true(json_object_get(r, "changed"));
     if (release)
         printf("agent %s released%s: tokens are issued again as policy allows\n", name,

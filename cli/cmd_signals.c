@@ -96,6 +96,17 @@ static void responses_text(json_t *arr, char *out, size_t cap)
         snprintf(out, cap, "none");
 }
 
+/* 1 if name is a source name (the agent name rule, as the broker's
+ * store_source_name_ok); else 0, said. */
+static int source_name_ok(const char *name)
+{
+    if (ztbctl_agent_name_ok(name))
+        return 1;
+    ztbctl_err("invalid source name '%s' (1-63 of a-z 0-9 . _ - starting with a letter or digit)",
+               name);
+    return 0;
+}
+
 static int signals_list(struct ztbctl *ctl, int argc, char **argv)
 {
     char path[256] = "/v1/signals";
@@ -111,8 +122,10 @@ static int signals_list(struct ztbctl *ctl, int argc, char **argv)
             }
         } else if (i + 1 < argc && strcmp(argv[i], "--agent") == 0) {
             agent = argv[++i];
-            if (strlen(agent) > 63 || strpbrk(agent, "/?&#% ") != NULL) {
-                ztbctl_err("invalid agent name '%s'", agent);
+            if (!ztbctl_agent_name_ok(agent)) {
+                ztbctl_err("invalid agent name '%s' (1-63 of a-z 0-9 . _ - starting with a "
+                           "letter or digit)",
+                           agent);
                 return ZTBCTL_EXIT_USAGE;
             }
         } else {
@@ -206,10 +219,8 @@ static int source_cmd(struct ztbctl *ctl, int argc, char **argv)
         return ZTBCTL_EXIT_USAGE;
     }
     const char *name = argv[3];
-    if (strlen(name) > 63 || strpbrk(name, "/?&#% ") != NULL) {
-        ztbctl_err("invalid source name '%s'", name);
+    if (!source_name_ok(name))
         return ZTBCTL_EXIT_USAGE;
-    }
     if (strcmp(verb, "remove") == 0 && argc == 4) {
         char path[128];
         snprintf(path, sizeof(path), "/v1/signal-sources/%s", name);
@@ -239,7 +250,16 @@ static int source_cmd(struct ztbctl *ctl, int argc, char **argv)
             }
             json_object_set_new(body, "jwk", jwk);
         } else if (i + 1 < argc && strcmp(argv[i], "--agent") == 0) {
-            json_object_set_new(body, "agent", json_string(argv[++i]));
+            const char *agent = argv[++i];
+            if (!ztbctl_agent_name_ok(agent)) {
+                /* left out, it would make a source with a secret instead */
+                ztbctl_err("invalid agent name '%s' (1-63 of a-z 0-9 . _ - starting with a "
+                           "letter or digit)",
+                           agent);
+                json_decref(body);
+                return ZTBCTL_EXIT_USAGE;
+            }
+            json_object_set_new(body, "agent", json_string(agent));
         } else {
             json_decref(body);
             usage(stderr);
@@ -303,10 +323,18 @@ static int pending(struct ztbctl *ctl)
 
 static int decide(struct ztbctl *ctl, const char *id, int confirm, const char *reason)
 {
-    if (strlen(id) > 39 || strpbrk(id, "/?&#% ") != NULL) {
-        ztbctl_err("invalid signal or action id '%s'", id);
+    size_t n = strlen(id);
+    if (n == 0 || n > 39 ||
+        strspn(id, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-") != n) {
+        /* it goes into the URL path: no '.', '/', '%', space, ... */
+        ztbctl_err("invalid signal or action id '%s' (sig_... or act_...; see ztbctl signals "
+                   "list and ztbctl signals pending)",
+                   id);
         return ZTBCTL_EXIT_USAGE;
     }
+    if (reason != NULL && !ztbctl_utf8_arg(confirm ? "signals confirm" : "signals reject|dismiss",
+                                           "--reason", reason))
+        return ZTBCTL_EXIT_USAGE;
     int is_signal = strncmp(id, "sig_", 4) == 0;
     char path[128];
     if (is_signal)
@@ -416,6 +444,12 @@ static int mode_cmd(struct ztbctl *ctl, int argc, char **argv)
         return ZTBCTL_EXIT_USAGE;
     }
     const char *who = argv[det ? 3 : 2], *mode = argv[det ? 4 : 3];
+    if (strcmp(mode, "observe") != 0 && strcmp(mode, "enforce") != 0) {
+        ztbctl_err("signals mode: the mode is observe or enforce (got '%s')", mode);
+        return ZTBCTL_EXIT_USAGE;
+    }
+    if (det ? !ztbctl_utf8_arg("signals mode", "--detector", who) : !source_name_ok(who))
+        return ZTBCTL_EXIT_USAGE;
     json_t *body = json_pack("{s:s,s:s}", det ? "detector" : "source", who, "mode", mode);
     json_t *r = NULL;
     long status;
@@ -565,6 +599,11 @@ int cmd_signals(struct ztbctl *ctl, int argc, char **argv)
         return mode_cmd(ctl, argc, argv);
     if (strcmp(verb, "modes") == 0 && argc == 2)
         return modes_cmd(ctl);
-    ztbctl_err("unknown signals command '%s' (see ztbctl signals --help)", verb);
+    if (strcmp(verb, "show") == 0 || strcmp(verb, "pending") == 0 || strcmp(verb, "stats") == 0 ||
+        strcmp(verb, "modes") == 0) /* a known command, with the wrong arguments */
+        ztbctl_err("signals %s: %s (see ztbctl signals --help)", verb,
+                   verb[1] == 'h' ? "takes one signal id" : "takes no argument");
+    else
+        ztbctl_err("unknown signals command '%s' (see ztbctl signals --help)", verb);
     return ZTBCTL_EXIT_USAGE;
 }

@@ -16,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/utf8.h"
 #include "ztbctl.h"
 
 static struct {
@@ -283,4 +284,12 @@ void ztbctl_path_problem(const char *path, int want_write, char *out, size_t cap
         return;
     }
     (void)denied(path, R_OK | (want_write ? W_OK : 0), out, cap);
+}
+
+int ztbctl_utf8_arg(const char *cmd, const char *opt, const char *v)
+{
+    if (ztb_utf8_valid(v, strlen(v)))
+        return 1;
+    ztbctl_err("%s: the value of %s is not UTF-8", cmd, opt);
+    return 0;
 }

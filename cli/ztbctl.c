@@ -60,7 +60,8 @@ static void usage(FILE *out)
             "  --version      print the version\n"
             "  -h, --help     this help; `ztbctl COMMAND --help` for a command\n"
             "\n"
-            "Exit status: 0 success, 1 failure, 2 usage error. See ztbctl(1).\n",
+            "Exit status: 0 success, 1 failure, 2 usage error, 3 a revocation, quarantine\n"
+            "or release is in effect but its audit record is pending or lost. See ztbctl(1).\n",
             DEFAULT_SOCKET);
 }
 

@@ -103,6 +103,22 @@ json_t *ztbctl_json_time(int64_t t);
  */
 void ztbctl_path_problem(const char *path, int want_write, char *out, size_t cap);
 
+/*
+ * 1 if name is an agent name as the broker accepts it: 1-63 of a-z 0-9 . _ -
+ * starting with a letter or digit (so it is safe as one URL path segment or
+ * query value, and never "." or ".."). The broker's rule is
+ * store_agent_name_ok (broker/store/store.c): keep them the same.
+ */
+int ztbctl_agent_name_ok(const char *name);
+
+/*
+ * 1 if v, the value of option opt of command cmd, is UTF-8; else 0, said
+ * ("agent add: the value of --owner is not UTF-8"). A value sent as a JSON
+ * string must pass: jansson makes no string of other bytes, and the member
+ * would be left out of the request without a word.
+ */
+int ztbctl_utf8_arg(const char *cmd, const char *opt, const char *v);
+
 /* 1 if argv has "-h" or "--help" at position i or later. */
 int ztbctl_wants_help(int argc, char **argv, int from);
 
