@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include "ztbctl.h"
+#include "pki/spiffe.h"
 
 static void usage(FILE *out)
 {
@@ -37,20 +38,6 @@ static void usage(FILE *out)
             "Names: 1-63 of a-z 0-9 . _ - starting with a letter or digit; the agent's\n"
             "identity is spiffe://TRUST_DOMAIN/agent/NAME. A join token is shown once,\n"
             "is stored only as a hash, and enrolls the agent once before it expires.\n");
-}
-
-int ztbctl_agent_name_ok(const char *name)
-{
-    size_t n = strlen(name);
-    if (n == 0 || n > 63)
-        return 0;
-    for (size_t i = 0; i < n; i++) {
-        char c = name[i];
-        int alnum = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
-        if (!alnum && (i == 0 || (c != '-' && c != '_' && c != '.')))
-            return 0;
-    }
-    return 1;
 }
 
 static const char *yesno(json_t *o, const char *k)
@@ -377,7 +364,7 @@ int cmd_agent(struct ztbctl *ctl, int argc, char **argv)
         return ZTBCTL_EXIT_USAGE;
     }
     const char *name = argv[2];
-    if (!ztbctl_agent_name_ok(name)) {
+    if (!ztb_agent_name_ok(name)) {
         ztbctl_err("invalid agent name '%s' (1-63 of a-z 0-9 . _ - starting with a letter or "
                    "digit)",
                    name);

@@ -12,6 +12,7 @@
 #include <time.h>
 
 #include "ztbctl.h"
+#include "pki/spiffe.h"
 
 #define TOKEN_FILE_MAX 8192
 /* Longer than any jti the broker writes (22 characters) or accepts: an
@@ -237,7 +238,7 @@ int cmd_revoke(struct ztbctl *ctl, int argc, char **argv)
         usage(stderr);
         return ZTBCTL_EXIT_USAGE;
     }
-    if (has_id && strcmp(type, "agent") == 0 && !ztbctl_agent_name_ok(argv[2])) {
+    if (has_id && strcmp(type, "agent") == 0 && !ztb_agent_name_ok(argv[2])) {
         ztbctl_err("invalid agent name '%s' (1-63 of a-z 0-9 . _ - starting with a letter or "
                    "digit)",
                    argv[2]);
@@ -310,7 +311,7 @@ static int quarantine_or_release(struct ztbctl *ctl, int argc, char **argv, int 
         usage(stderr);
         return ZTBCTL_EXIT_USAGE;
     }
-    if (!ztbctl_agent_name_ok(argv[1])) {
+    if (!ztb_agent_name_ok(argv[1])) {
         ztbctl_err("invalid agent name '%s' (1-63 of a-z 0-9 . _ - starting with a letter or "
                    "digit)",
                    argv[1]);

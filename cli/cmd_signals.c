@@ -13,6 +13,7 @@
 #include <time.h>
 
 #include "ztbctl.h"
+#include "pki/spiffe.h"
 
 static void usage(FILE *out)
 {
@@ -100,7 +101,7 @@ static void responses_text(json_t *arr, char *out, size_t cap)
  * store_source_name_ok); else 0, said. */
 static int source_name_ok(const char *name)
 {
-    if (ztbctl_agent_name_ok(name))
+    if (ztb_agent_name_ok(name))
         return 1;
     ztbctl_err("invalid source name '%s' (1-63 of a-z 0-9 . _ - starting with a letter or digit)",
                name);
@@ -122,7 +123,7 @@ static int signals_list(struct ztbctl *ctl, int argc, char **argv)
             }
         } else if (i + 1 < argc && strcmp(argv[i], "--agent") == 0) {
             agent = argv[++i];
-            if (!ztbctl_agent_name_ok(agent)) {
+            if (!ztb_agent_name_ok(agent)) {
                 ztbctl_err("invalid agent name '%s' (1-63 of a-z 0-9 . _ - starting with a "
                            "letter or digit)",
                            agent);
@@ -251,7 +252,7 @@ static int source_cmd(struct ztbctl *ctl, int argc, char **argv)
             json_object_set_new(body, "jwk", jwk);
         } else if (i + 1 < argc && strcmp(argv[i], "--agent") == 0) {
             const char *agent = argv[++i];
-            if (!ztbctl_agent_name_ok(agent)) {
+            if (!ztb_agent_name_ok(agent)) {
                 /* left out, it would make a source with a secret instead */
                 ztbctl_err("invalid agent name '%s' (1-63 of a-z 0-9 . _ - starting with a "
                            "letter or digit)",

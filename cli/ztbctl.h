@@ -103,13 +103,8 @@ json_t *ztbctl_json_time(int64_t t);
  */
 void ztbctl_path_problem(const char *path, int want_write, char *out, size_t cap);
 
-/*
- * 1 if name is an agent name as the broker accepts it: 1-63 of a-z 0-9 . _ -
- * starting with a letter or digit (so it is safe as one URL path segment or
- * query value, and never "." or ".."). The broker's rule is
- * store_agent_name_ok (broker/store/store.c): keep them the same.
- */
-int ztbctl_agent_name_ok(const char *name);
+/* Agent names are checked with ztb_agent_name_ok (pki/spiffe.h), the
+ * broker's own rule, before anything is sent. */
 
 /*
  * 1 if v, the value of option opt of command cmd, is UTF-8; else 0, said

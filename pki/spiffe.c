@@ -56,6 +56,20 @@ ztb_err ztb_spiffe_check_agent_name(const char *name)
     return check_segment(name, n);
 }
 
+int ztb_agent_name_ok(const char *name)
+{
+    size_t n = name ? strnlen(name, ZTB_AGENT_NAME_REGISTERED_MAX + 1) : 0;
+    if (n == 0 || n > ZTB_AGENT_NAME_REGISTERED_MAX)
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        char c = name[i];
+        int alnum = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
+        if (!alnum && (i == 0 || (c != '-' && c != '_' && c != '.')))
+            return 0;
+    }
+    return 1;
+}
+
 /* Split id into trust domain and path (path may be empty). */
 static ztb_err split_id(const char *id, size_t n, ztb_span *td, ztb_span *path)
 {

@@ -31,6 +31,16 @@ ztb_err ztb_spiffe_check_trust_domain(const char *td);
 /* SPIFFE_ID unless name is a valid agent name: one path segment, 1..128 bytes. */
 ztb_err ztb_spiffe_check_agent_name(const char *name);
 
+/*
+ * 1 if name is one the broker registers agents under, else 0: 1 to
+ * ZTB_AGENT_NAME_REGISTERED_MAX of a-z 0-9 . _ -, starting with a letter or
+ * digit (lower case only, so that one agent has one spelling; a subset of
+ * the SPIFFE segments above). The broker (store_agent_name_ok) and ztbctl
+ * (before it sends anything) both check with this.
+ */
+#define ZTB_AGENT_NAME_REGISTERED_MAX 63
+int ztb_agent_name_ok(const char *name);
+
 /* SPIFFE_ID unless id[0..n) is a syntactically valid SPIFFE ID. */
 ztb_err ztb_spiffe_check_id(const char *id, size_t n);
 

@@ -745,10 +745,10 @@ static enum MHD_Result answer(struct http_server *s, struct req_state *st,
             http_resp_error(&resp, 404, "not_found", "no such endpoint");
         }
     }
-    if (refuse != REFUSE_NONE)
-        http_resp_header(&resp, "Connection", "close"); /* the rest is never read */
-    else if (atomic_load_explicit(&s->closing, memory_order_relaxed))
-        http_resp_header(&resp, "Connection", "close"); /* draining: reconnect elsewhere */
+    /* a refused request's rest is never read; a draining server sends its
+     * keep-alive clients to reconnect elsewhere */
+    if (refuse != REFUSE_NONE || atomic_load_explicit(&s->closing, memory_order_relaxed))
+        http_resp_header(&resp, "Connection", "close");
     uint64_t took_ns = now_ns() - st->start_ns;
     metrics_request(s->name, metric, resp.status, took_ns);
     audit_set_trace_id(NULL);

@@ -25,6 +25,7 @@
 #include "common/guard.h"
 #include "common/log.h"
 #include "common/secret.h"
+#include "pki/spiffe.h"
 #include "wire/wire.h"
 
 #define KEY_MAX 512
@@ -33,16 +34,7 @@
 
 int store_agent_name_ok(const char *name)
 {
-    size_t n = name ? strlen(name) : 0;
-    if (n == 0 || n > STORE_NAME_MAX - 1)
-        return 0;
-    for (size_t i = 0; i < n; i++) {
-        char c = name[i];
-        int alnum = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
-        if (!alnum && (i == 0 || (c != '-' && c != '_' && c != '.')))
-            return 0;
-    }
-    return 1;
+    return ztb_agent_name_ok(name);
 }
 
 /* Format a key into out (KEY_MAX bytes); 0 if it would not fit. */

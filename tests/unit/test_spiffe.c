@@ -88,6 +88,33 @@ static void test_names_and_domains(void **state)
     assert_int_equal(ztb_spiffe_check_agent_name(name), ZTB_ERR_SPIFFE_ID);
 }
 
+/* The names the broker registers agents under (and ztbctl checks before
+ * sending): a strict subset of the SPIFFE segments. */
+static void test_registered_names(void **state)
+{
+    (void)state;
+    static const char *const good[] = {"a", "0", "bot-1", "pay.agent_2", "x-", "a..b"};
+    for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++)
+        if (!ztb_agent_name_ok(good[i]))
+            fail_msg("%s refused", good[i]);
+    char max[ZTB_AGENT_NAME_REGISTERED_MAX + 2];
+    memset(max, 'a', sizeof(max));
+    max[ZTB_AGENT_NAME_REGISTERED_MAX] = '\0';
+    assert_true(ztb_agent_name_ok(max));
+    max[ZTB_AGENT_NAME_REGISTERED_MAX] = 'a';
+    max[ZTB_AGENT_NAME_REGISTERED_MAX + 1] = '\0';
+    assert_false(ztb_agent_name_ok(max)); /* 64 */
+    static const char *const bad[] = {"",   "-a",  ".",   "..",   "_x",       "Bot", "a/b",
+                                      "a?", "a#b", "a b", "a\nb", "\xc3\xa9", "a%2f"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        if (ztb_agent_name_ok(bad[i]))
+            fail_msg("\"%s\" accepted", bad[i]);
+    assert_false(ztb_agent_name_ok(NULL));
+    /* every registered name is a valid SPIFFE agent name */
+    for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++)
+        assert_int_equal(ztb_spiffe_check_agent_name(good[i]), ZTB_OK);
+}
+
 static void test_agent_id_round_trip(void **state)
 {
     (void)state;
@@ -132,11 +159,9 @@ static void test_parse_agent_refusals(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_valid_ids),
-        cmocka_unit_test(test_invalid_ids),
-        cmocka_unit_test(test_names_and_domains),
-        cmocka_unit_test(test_agent_id_round_trip),
-        cmocka_unit_test(test_parse_agent_refusals),
+        cmocka_unit_test(test_valid_ids),           cmocka_unit_test(test_invalid_ids),
+        cmocka_unit_test(test_names_and_domains),   cmocka_unit_test(test_registered_names),
+        cmocka_unit_test(test_agent_id_round_trip), cmocka_unit_test(test_parse_agent_refusals),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
