@@ -57,7 +57,8 @@ struct rconn {
     struct redis_link *ctx;
     struct redis_cluster *cl; /* a Cluster target: routed connections, NULL until used */
     unsigned epoch;           /* g_epoch when ctx was made */
-    uint64_t retry_at_ms;     /* no reconnect before this */
+    uint64_t retry_at_ms;     /* no reconnect before this... */
+    uint64_t failed_ms;       /* ...unless another connected after this failure */
     uint64_t used_ms;         /* last handed out */
     unsigned backoff_ms;
     struct rconn *next;
@@ -93,6 +94,11 @@ static struct {
 
 /* Bumped when the master may have moved: connections older reconnect. */
 static atomic_uint g_epoch;
+/* When any connection (a thread's, the shared one, a Cluster's) last got
+ * through to Redis: a connection backing off from a failure older than
+ * that may try again at once (Redis is back: one request per thread, not
+ * every request until each thread's own backoff ends, fails after it). */
+static _Atomic uint64_t g_connected_ms;
 /* Real traffic's last error (of a counted kind) and last success, for
  * readiness; the kind of that error. */
 static _Atomic uint64_t g_last_err_ms;
@@ -206,7 +212,8 @@ static void drop_kind(struct rconn *c, const char *why, enum redis_error_kind ki
     c->backoff_ms = c->backoff_ms ? c->backoff_ms * 2 : BACKOFF_MIN_MS;
     if (c->backoff_ms > BACKOFF_MAX_MS)
         c->backoff_ms = BACKOFF_MAX_MS;
-    c->retry_at_ms = mono_ms() + c->backoff_ms;
+    c->failed_ms = mono_ms();
+    c->retry_at_ms = c->failed_ms + c->backoff_ms;
     metrics_redis_error(kind);
     metrics_set_redis_up(0);
 }
@@ -254,6 +261,19 @@ static void cluster_note(enum redis_error_kind k, void *arg)
     metrics_redis_error(k);
 }
 
+/* 1 while c waits out its backoff: before retry_at_ms, and nobody has got
+ * through to Redis since c's last failure. */
+static int backing_off(const struct rconn *c, uint64_t now)
+{
+    return now < c->retry_at_ms && atomic_load(&g_connected_ms) <= c->failed_ms;
+}
+
+/* Some connection got through to Redis just now. */
+static void connected_now(void)
+{
+    atomic_store(&g_connected_ms, mono_ms());
+}
+
 static int is_cluster(void)
 {
     return g_target.nseeds > 0;
@@ -279,7 +299,7 @@ static struct redis_cluster *cluster(void)
         metrics_add(METRIC_REDIS_RECONNECTS, 1);
     }
     c->epoch = epoch;
-    if (mono_ms() < c->retry_at_ms)
+    if (backing_off(c, mono_ms()))
         return NULL;
     if (c->cl == NULL)
         c->cl = redis_cluster_new(&g_target, cluster_note, NULL);
@@ -315,7 +335,7 @@ static struct redis_link *link_of(struct rconn *c)
         c->ctx = NULL;
         metrics_add(METRIC_REDIS_RECONNECTS, 1);
     }
-    if (now < c->retry_at_ms)
+    if (backing_off(c, now))
         return NULL;
     char why[512];
     struct redis_link *ctx = NULL;
@@ -326,6 +346,7 @@ static struct redis_link *link_of(struct rconn *c)
         return NULL;
     }
     c->ctx = ctx;
+    connected_now();
     if (c->backoff_ms != 0)
         metrics_add(METRIC_REDIS_RECONNECTS, 1);
     c->backoff_ms = 0;
@@ -387,6 +408,7 @@ static ztb_err finish_on(struct rconn *c, redisReply *r, redisReply **out)
     }
     if (c->cl != NULL && c->backoff_ms != 0) {
         c->backoff_ms = 0; /* the Cluster answered again */
+        connected_now();
         metrics_add(METRIC_REDIS_RECONNECTS, 1);
         metrics_set_redis_up(1);
     }

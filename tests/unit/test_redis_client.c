@@ -121,6 +121,45 @@ static void test_idle_connection_after_restart(void **state)
     zh_redis_stop(&rd, 1);
 }
 
+static void *ping_once(void *arg)
+{
+    *(ztb_err *)arg = redis_ping();
+    return NULL;
+}
+
+/*
+ * Redis comes back (after a failover, a restart): once any thread has
+ * connected again, a thread still backing off from earlier failures may
+ * try at once, instead of failing every request until its own backoff
+ * (up to a second) runs out while Redis answers the others.
+ */
+static void test_backoff_ends_when_another_connects(void **state)
+{
+    (void)state;
+    struct zh_redis rd;
+    zh_redis_start(&rd);
+    client_on(&rd, ZH_REDIS_TIMEOUT_MS);
+    assert_int_equal(redis_ping(), ZTB_OK);
+    zh_redis_stop(&rd, 0);
+    /* this thread backs off longer and longer: 25, 50 ... 800 ms */
+    for (int i = 0; i < 6; i++) {
+        assert_int_equal(redis_ping(), ZTB_ERR_UNAVAILABLE);
+        usleep((useconds_t)(25000u << i) + 5000u);
+    }
+    assert_int_equal(redis_ping(), ZTB_ERR_UNAVAILABLE); /* now 1 s */
+    zh_redis_restart(&rd);
+    /* another thread (its own connection, no backoff) gets through */
+    ztb_err other = ZTB_ERR_UNAVAILABLE;
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, ping_once, &other), 0);
+    pthread_join(th, NULL);
+    assert_int_equal(other, ZTB_OK);
+    /* and this one follows at once, well within its second of backoff */
+    assert_int_equal(redis_ping(), ZTB_OK);
+    redis_client_shutdown();
+    zh_redis_stop(&rd, 1);
+}
+
 /* The same client over TCP on loopback. */
 static void test_tcp(void **state)
 {
@@ -354,6 +393,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_commands_loss_and_recovery),
         cmocka_unit_test(test_idle_connection_after_restart),
+        cmocka_unit_test(test_backoff_ends_when_another_connects),
         cmocka_unit_test(test_tcp),
         cmocka_unit_test(test_error_replies_and_readiness),
         cmocka_unit_test(test_shared_pipeline),
