@@ -1,7 +1,7 @@
 /*
  * http.c - the broker's HTTP server (see http.h).
  *
- * libmicrohttpd runs an epoll thread pool (two threads per core by default).
+ * libmicrohttpd runs an epoll thread pool (four threads per core by default, at most 64).
  * For each request the access handler is called several times: first with
  * no body (we check the request line and headers; the per-request state
  * was made by on_uri, which keeps the raw request target), then once per
