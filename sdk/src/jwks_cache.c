@@ -370,8 +370,15 @@ int jwks_cache_unknown_kid(struct jwks_cache *c, uint64_t seen)
 {
     if (atomic_load(&c->epoch) != seen)
         return 1;
-    if (!atomic_load(&c->fetching) &&
-        clock_mono_ms() - atomic_load(&c->last_demand_ms) < c->refetch_ms)
+    /* The fetcher stores fetching = 1 and then last_demand; so last_demand
+     * is read first, fetching after it: whoever sees the new last_demand
+     * also sees fetching = 1 (it waits for that fetch below) or, the fetch
+     * over, fetching = 0 with its epoch already moved. Read the other way
+     * round, a thread could see fetching = 0 from before the fetch and the
+     * new last_demand, and call a kid the fetch in flight is about to bring
+     * unknown (a rotation's first tokens, several verifier threads). */
+    int64_t demand = atomic_load(&c->last_demand_ms);
+    if (clock_mono_ms() - demand < c->refetch_ms && !atomic_load(&c->fetching))
         return atomic_load(&c->epoch) != seen; /* rate-limited: no I/O */
     pthread_mutex_lock(&c->fetch_mu);
     if (atomic_load(&c->epoch) == seen &&
