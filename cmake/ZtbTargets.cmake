@@ -1,8 +1,10 @@
 # ZtbTargets.cmake - helpers that give every test, fuzz target and benchmark
 # the same shape, so modules register their own without editing shared files.
 #
-#   ztb_add_unit_test(NAME [LIBS ...] [SOURCES ...])
+#   ztb_add_unit_test(NAME [LIBS ...] [SOURCES ...] [DEPENDS target...] [NO_TSAN])
 #       tests/unit/NAME.c (+ SOURCES) linked with LIBS and cmocka; label unit.
+#       DEPENDS: programs the test runs. NO_TSAN: not in the ThreadSanitizer
+#       build (the code under test starts no threads: ztbctl's commands).
 #       Unit tests and TSAN integration tests are what the target tsan-tests
 #       builds (scripts/build.sh --tsan builds only that).
 #   ztb_add_integration_test(NAME [TSAN] [ALONE] [LIBS ...] [SOURCES ...] [TIMEOUT s])
@@ -31,8 +33,14 @@ function(ztb_test_code target)
 endfunction()
 
 function(ztb_add_unit_test name)
-  cmake_parse_arguments(A "" "TIMEOUT" "LIBS;SOURCES" ${ARGN})
+  cmake_parse_arguments(A "NO_TSAN" "TIMEOUT" "LIBS;SOURCES;DEPENDS" ${ARGN})
   if(NOT ZTB_BUILD_TESTS)
+    return()
+  endif()
+  # NO_TSAN: the code under test has no threads of its own (ztbctl's
+  # commands, run as a child process): the ThreadSanitizer build, which is
+  # there to find races, neither builds nor runs it
+  if(A_NO_TSAN AND ZTB_TSAN)
     return()
   endif()
   add_executable(${name} ${ZTB_TESTS_DIR}/unit/${name}.c ${A_SOURCES})
@@ -40,6 +48,9 @@ function(ztb_add_unit_test name)
   target_link_libraries(${name} PRIVATE ${A_LIBS} ztb_common PkgConfig::CMOCKA)
   target_include_directories(${name} PRIVATE ${ZTB_TESTS_DIR}/unit)
   set_target_properties(${name} PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${ZTB_TEST_BIN_DIR})
+  if(A_DEPENDS)
+    add_dependencies(${name} ${A_DEPENDS}) # programs it runs
+  endif()
   add_test(NAME unit/${name} COMMAND ${name})
   set_property(GLOBAL APPEND PROPERTY ZTB_TSAN_TARGETS ${name})
   if(NOT A_TIMEOUT)

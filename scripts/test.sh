@@ -15,11 +15,13 @@
 #
 # Why the TSan build runs a subset: TSan slows code 5-15x and the whole CI
 # run must stay under 15 minutes on 2 cores (clean runs as CI does them took
-# 844 to 890 s on 2026-12-04: builds about 130, 160 and 105 s; ctest about
-# 230-267 s default, where clang-tidy is the long pole, 165 s ASan, 62 s
-# TSan; each phase prints its time).
+# 844 to 890 s on one 2-core machine and 440 s on a faster one, 2026-12-04:
+# builds about 130, 160, 105 s there and 45, 45, 28 s here; ctest about
+# 230-267 s default, where clang-tidy is the long pole, 165 s ASan and 62 s
+# TSan there, 167, 114 and 44 s here; each phase prints its time).
 # A data race needs two threads touching the same memory, so the TSan build
-# runs what has threads: every unit test (they are quick, and several start
+# runs what has threads: every unit test but ztbctl's (NO_TSAN in
+# cli/CMakeLists.txt: ztbctl starts no threads) (they are quick, and several start
 # threads against the real code: the script cache in test_store, the audit
 # writer, detectors, the SDK's feed and caches) and the integration tests
 # labelled tsan (ztb_add_integration_test(... TSAN ...) in tests/CMakeLists.txt):

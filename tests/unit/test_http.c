@@ -563,7 +563,7 @@ static void *knock(void *arg)
 static void test_drain_under_load(void **state)
 {
     (void)state;
-    unsigned rounds = getenv("ZTB_DRAIN_ROUNDS") ? (unsigned)atoi(getenv("ZTB_DRAIN_ROUNDS")) : 100;
+    unsigned rounds = getenv("ZTB_DRAIN_ROUNDS") ? (unsigned)atoi(getenv("ZTB_DRAIN_ROUNDS")) : 30;
     for (unsigned i = 0; i < rounds; i++) {
         struct fixture d;
         struct http_server *s = drain_server(&d);
