@@ -7,7 +7,10 @@
  * Works on the file (read access to STATE_DIR/audit is the access control),
  * needs no broker. Each line is read whole (at most AUDIT_VERIFY_LINE_MAX
  * bytes) and parsed through the JSON gate: the file is not trusted, and a
- * line that is not a record is skipped with a warning, never half printed.
+ * line that is not a record (too long, a NUL byte, not JSON) is skipped with
+ * a warning, never half printed, and the lines after it are still read.
+ * What a record's strings hold is printed with control characters escaped:
+ * a record must not drive the terminal or split a syslog line.
  * Reading proves nothing: `ztbctl audit verify` does.
  */
 #include <errno.h>
@@ -40,6 +43,36 @@ static const char *outcome_of(const char *event)
 static const char *str_member(json_t *j, const char *k)
 {
     return json_string_value(json_object_get(j, k));
+}
+
+/* Print s with the C0 and C1 control characters (and DEL) as \xNN: what a
+ * record holds reaches the terminal as text. Returns the bytes printed. */
+static size_t put_text(const char *s)
+{
+    size_t w = 0;
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if (*p < 0x20 || *p == 0x7f) {
+            w += (size_t)printf("\\x%02x", *p);
+        } else if (*p == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f) { /* U+0080..U+009F */
+            w += (size_t)printf("\\u%04x", p[1]);
+            p++;
+        } else {
+            putchar(*p);
+            w++;
+        }
+    }
+    return w;
+}
+
+/* Print s as a syslog header field: printable US-ASCII but space, each
+ * other byte as '_', at most max; "-" if empty (RFC 5424 NILVALUE). */
+static void put_token(const char *s, size_t max)
+{
+    size_t m = 0;
+    for (const char *p = s ? s : ""; *p && m < max; p++, m++)
+        putchar(*p > 32 && *p < 127 ? *p : '_');
+    if (m == 0)
+        putchar('-');
 }
 
 /* 1 if the record j passes f. */
@@ -82,9 +115,12 @@ static json_t *parse(const char *line, size_t n)
 /* For people: ts seq event actor, then the other members as k=v. */
 static void print_human(json_t *j)
 {
-    printf("%s %6lld %-28s %s", str_member(j, "ts") ? str_member(j, "ts") : "-",
-           (long long)json_integer_value(json_object_get(j, "seq")), str_member(j, "event"),
-           str_member(j, "actor") ? str_member(j, "actor") : "-");
+    put_text(str_member(j, "ts") ? str_member(j, "ts") : "-");
+    printf(" %6lld ", (long long)json_integer_value(json_object_get(j, "seq")));
+    for (size_t w = put_text(str_member(j, "event")); w < 28; w++)
+        putchar(' ');
+    putchar(' ');
+    put_text(str_member(j, "actor") ? str_member(j, "actor") : "-");
     const char *k;
     json_t *v;
     json_object_foreach(j, k, v)
@@ -92,11 +128,14 @@ static void print_human(json_t *j)
         if (!strcmp(k, "seq") || !strcmp(k, "ts") || !strcmp(k, "prev") || !strcmp(k, "event") ||
             !strcmp(k, "actor") || !strcmp(k, "replica") || !strcmp(k, "jws"))
             continue;
-        if (json_is_string(v))
-            printf(" %s=%s", k, json_string_value(v));
-        else {
+        putchar(' ');
+        put_text(k);
+        putchar('=');
+        if (json_is_string(v)) {
+            put_text(json_string_value(v));
+        } else {
             char *t = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
-            printf(" %s=%s", k, t ? t : "?");
+            put_text(t ? t : "?");
             free(t);
         }
     }
@@ -113,18 +152,21 @@ static void print_syslog(json_t *j, const char *line)
     const char *o = outcome_of(event);
     int warn = !strcmp(o, "denied") || !strcmp(o, "refused") ||
                !strncmp(event, "revocation.", 11) || !strncmp(event, "audit.", 6);
-    const char *replica = str_member(j, "replica");
-    printf("<%d>1 %s %s ztb-broker - ", 10 * 8 + (warn ? 4 : 5),
-           str_member(j, "ts") ? str_member(j, "ts") : "-", replica && replica[0] ? replica : "-");
-    /* MSGID: 1..32 printable US-ASCII (events are [a-z._]) */
-    size_t m = 0;
-    for (const char *p = event; *p && m < 32; p++, m++)
-        putchar(*p > 32 && *p < 127 ? *p : '_');
-    if (m == 0)
-        putchar('-');
+    printf("<%d>1 ", 10 * 8 + (warn ? 4 : 5));
+    put_token(str_member(j, "ts"), 64); /* TIMESTAMP */
+    putchar(' ');
+    put_token(str_member(j, "replica"), 255); /* HOSTNAME */
+    printf(" ztb-broker - ");
+    put_token(event, 32); /* MSGID: 1..32 printable US-ASCII (events are [a-z._]) */
     printf(" [ztb@32473 seq=\"%lld\" actor=\"",
            (long long)json_integer_value(json_object_get(j, "seq")));
-    for (const char *p = str_member(j, "actor") ? str_member(j, "actor") : ""; *p; p++) {
+    for (const unsigned char *p =
+             (const unsigned char *)(str_member(j, "actor") ? str_member(j, "actor") : "");
+         *p; p++) {
+        if (*p < 0x20 || *p == 0x7f) { /* one record, one line */
+            printf("\\x%02x", *p);
+            continue;
+        }
         if (*p == '"' || *p == '\\' || *p == ']')
             putchar('\\');
         putchar(*p);
@@ -147,15 +189,27 @@ static void print_ocsf(json_t *j)
 
 enum mode { MODE_TAIL, MODE_SYSLOG, MODE_OCSF };
 
+/* Parse line (n bytes), saying on stderr why a line is skipped; NULL then. */
+static json_t *parse_or_warn(const char *line, size_t n)
+{
+    if (n > AUDIT_VERIFY_LINE_MAX) {
+        ztbctl_err("skipping a line longer than %d bytes: not an audit record",
+                   AUDIT_VERIFY_LINE_MAX);
+        return NULL;
+    }
+    json_t *j = parse(line, n);
+    if (j == NULL)
+        ztbctl_err("skipping a line that is not an audit record");
+    return j;
+}
+
 /* Emit the record line (n bytes) if it passes f. */
 static void emit(struct ztbctl *ctl, enum mode mode, const struct filter *f, const char *line,
                  size_t n)
 {
-    json_t *j = parse(line, n);
-    if (j == NULL) {
-        ztbctl_err("skipping a line that is not an audit record");
+    json_t *j = parse_or_warn(line, n);
+    if (j == NULL)
         return;
-    }
     if (matches(j, f)) {
         if (mode == MODE_SYSLOG)
             print_syslog(j, line);
@@ -169,20 +223,30 @@ static void emit(struct ztbctl *ctl, enum mode mode, const struct filter *f, con
     json_decref(j);
 }
 
-/* Read whole lines from f into line (cap bytes); 1 per line, 0 at the end
- * (a partial last line is left for later: *back says how far to rewind). */
-static int next_line(FILE *f, char *line, size_t cap, long *back)
+/* Read the next whole line from f: 1 with its length (without the newline)
+ * in *len and its first cap - 1 bytes NUL-terminated in line (a longer line
+ * is consumed whole: *len > cap - 1 says it did not fit; a NUL byte in it is
+ * kept, *len counts past it); 0 at the end, where a partial last line (being
+ * written) is left for later: *back says how far to rewind. */
+static int next_line(FILE *f, char *line, size_t cap, size_t *len, long *back)
 {
+    size_t n = 0;
+    long got = 0;
+    int c;
     *back = 0;
-    if (fgets(line, (int)cap, f) == NULL)
-        return 0;
-    size_t n = strlen(line);
-    if (n == 0 || line[n - 1] != '\n') {
-        *back = (long)n; /* not whole yet (being written, or too long) */
-        return 0;
+    while ((c = getc(f)) != EOF) {
+        got++;
+        if (c == '\n') {
+            line[n < cap ? n : cap - 1] = '\0';
+            *len = n;
+            return 1;
+        }
+        if (n < cap - 1)
+            line[n] = (char)c;
+        n++;
     }
-    line[n - 1] = '\0';
-    return 1;
+    *back = got;
+    return 0;
 }
 
 int cmd_audit_read(struct ztbctl *ctl, int argc, char **argv, int export)
@@ -210,8 +274,9 @@ int cmd_audit_read(struct ztbctl *ctl, int argc, char **argv, int export)
             format = argv[++i];
         else if (!strcmp(a, "-n") && v && !export) {
             char *end;
-            count = strtol(argv[++i], &end, 10);
-            if (*end != '\0' || count < 0 || count > TAIL_MAX)
+            const char *s = argv[++i];
+            count = strtol(s, &end, 10);
+            if (end == s || *end != '\0' || count < 0 || count > TAIL_MAX)
                 return ZTBCTL_EXIT_USAGE;
         } else if (a[0] != '-' && path == NULL)
             path = a;
@@ -227,21 +292,28 @@ int cmd_audit_read(struct ztbctl *ctl, int argc, char **argv, int export)
         ztbctl_err("%s: %s", path, strerror(errno));
         return ZTBCTL_EXIT_FAIL;
     }
+    struct stat st;
+    if (fstat(fileno(f), &st) == 0 && S_ISDIR(st.st_mode)) {
+        ztbctl_err("%s is a directory: give the log file in it (%s/audit.log)", path, path);
+        fclose(f);
+        return ZTBCTL_EXIT_FAIL;
+    }
     char *line = malloc(AUDIT_VERIFY_LINE_MAX + 2);
     if (line == NULL) {
         fclose(f);
         return ZTBCTL_EXIT_FAIL;
     }
     long back;
+    size_t n;
     if (count < 0) { /* export: everything that matches */
-        while (next_line(f, line, AUDIT_VERIFY_LINE_MAX + 2, &back))
-            emit(ctl, mode, &flt, line, strlen(line));
+        while (next_line(f, line, AUDIT_VERIFY_LINE_MAX + 2, &n, &back))
+            emit(ctl, mode, &flt, line, n);
     } else {
         /* tail: the last count matching records, kept in a ring */
         char **ring = calloc((size_t)count + 1, sizeof(char *));
         size_t head = 0, held = 0;
-        while (ring && next_line(f, line, AUDIT_VERIFY_LINE_MAX + 2, &back)) {
-            json_t *j = parse(line, strlen(line));
+        while (ring && next_line(f, line, AUDIT_VERIFY_LINE_MAX + 2, &n, &back)) {
+            json_t *j = parse_or_warn(line, n);
             int keep = j != NULL && matches(j, &flt);
             json_decref(j);
             if (!keep || count == 0)
@@ -258,11 +330,17 @@ int cmd_audit_read(struct ztbctl *ctl, int argc, char **argv, int export)
         }
         for (size_t k = 0; ring && k < held; k++) {
             char *l = ring[(head + k) % (size_t)count];
-            if (l)
+            if (l) /* a record: no NUL in it */
                 emit(ctl, mode, &flt, l, strlen(l));
             free(l);
         }
         free(ring);
+    }
+    if (ferror(f)) {
+        ztbctl_err("%s: cannot read: %s", path, strerror(errno));
+        free(line);
+        fclose(f);
+        return ZTBCTL_EXIT_FAIL;
     }
     fflush(stdout);
     /* --follow: wait for more lines; after a rotation, read the new file */
@@ -270,8 +348,8 @@ int cmd_audit_read(struct ztbctl *ctl, int argc, char **argv, int export)
         if (back > 0)
             fseek(f, -back, SEEK_CUR);
         clearerr(f);
-        if (next_line(f, line, AUDIT_VERIFY_LINE_MAX + 2, &back)) {
-            emit(ctl, mode, &flt, line, strlen(line));
+        if (next_line(f, line, AUDIT_VERIFY_LINE_MAX + 2, &n, &back)) {
+            emit(ctl, mode, &flt, line, n);
             fflush(stdout);
             continue;
         }

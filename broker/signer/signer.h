@@ -10,7 +10,7 @@
  * kid K, MAC this digest, CA-sign this certificate digest, tell me the public
  * key set, rotate, retire. It is not dumpable, writes no core file, closes
  * every descriptor it was not given, and (where the kernel has seccomp)
- * runs under a system-call allow-list.
+ * runs under a system-call filter (signer_seccomp.h: a deny-list that kills).
  *
  * The HTTP process starts it (signer_client.h) by executing its own binary
  * with SIGNER_ARGV1 as the first argument; main() hands such a call to

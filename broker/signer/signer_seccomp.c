@@ -61,6 +61,11 @@ ztb_err signer_seccomp_install(void)
         KILL_IF(__NR_listen),
         KILL_IF(__NR_accept),
         KILL_IF(__NR_accept4),
+        /* a ring makes and connects sockets without the calls above
+         * (IORING_OP_SOCKET, IORING_OP_CONNECT): the signer has no ring */
+        KILL_IF(__NR_io_uring_setup),
+        KILL_IF(__NR_io_uring_enter),
+        KILL_IF(__NR_io_uring_register),
         KILL_IF(__NR_ptrace),
         KILL_IF(__NR_process_vm_readv),
         KILL_IF(__NR_process_vm_writev),

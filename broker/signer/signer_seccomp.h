@@ -10,8 +10,8 @@
  * Install a seccomp filter on the calling process (and the threads it
  * makes afterwards) that kills it on: executing a program, creating a
  * process (clone without CLONE_THREAD; clone3 answers ENOSYS so libc falls
- * back to clone), any socket creation or connection, ptrace and
- * cross-process memory access, and setting uids. Everything the signer does
+ * back to clone), any socket creation or connection (io_uring included),
+ * ptrace and cross-process memory access, and setting uids. Everything the signer does
  * (files of the key store, its channels, threads, memory) stays allowed:
  * the key store is re-read and rewritten on rotation. On an architecture
  * without a known audit arch this is a no-op returning ZTB_OK. INTERNAL if
