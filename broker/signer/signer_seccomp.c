@@ -73,6 +73,16 @@ ztb_err signer_seccomp_install(void)
         KILL_IF(__NR_setgid),
         KILL_IF(__NR_setresuid),
         KILL_IF(__NR_setresgid),
+        /* the other ways to change who the process is */
+        KILL_IF(__NR_setreuid),
+        KILL_IF(__NR_setregid),
+        KILL_IF(__NR_setfsuid),
+        KILL_IF(__NR_setfsgid),
+        KILL_IF(__NR_setgroups),
+        KILL_IF(__NR_capset),
+        /* another process's descriptors and memory, like process_vm_* */
+        KILL_IF(__NR_pidfd_getfd),
+        KILL_IF(__NR_process_madvise),
 #ifdef __NR_fork
         KILL_IF(__NR_fork),
         KILL_IF(__NR_vfork),

@@ -11,7 +11,9 @@
  * makes afterwards) that kills it on: executing a program, creating a
  * process (clone without CLONE_THREAD; clone3 answers ENOSYS so libc falls
  * back to clone), any socket creation or connection (io_uring included),
- * ptrace and cross-process memory access, and setting uids. Everything the signer does
+ * ptrace and cross-process memory or descriptor access (process_vm_*,
+ * process_madvise, pidfd_getfd), and any change of identity (uids, gids,
+ * groups, capabilities). Everything the signer does
  * (files of the key store, its channels, threads, memory) stays allowed:
  * the key store is re-read and rewritten on rotation. On an architecture
  * without a known audit arch this is a no-op returning ZTB_OK. INTERNAL if

@@ -320,6 +320,54 @@ static int do_setresgid(void)
     return 0;
 }
 
+static int do_setreuid(void)
+{
+    syscall(__NR_setreuid, -1, -1);
+    return 0;
+}
+
+static int do_setregid(void)
+{
+    syscall(__NR_setregid, -1, -1);
+    return 0;
+}
+
+static int do_setfsuid(void)
+{
+    syscall(__NR_setfsuid, -1);
+    return 0;
+}
+
+static int do_setfsgid(void)
+{
+    syscall(__NR_setfsgid, -1);
+    return 0;
+}
+
+static int do_setgroups(void)
+{
+    syscall(__NR_setgroups, 0, NULL);
+    return 0;
+}
+
+static int do_capset(void)
+{
+    syscall(__NR_capset, NULL, NULL);
+    return 0;
+}
+
+static int do_pidfd_getfd(void)
+{
+    syscall(__NR_pidfd_getfd, -1, 0, 0);
+    return 0;
+}
+
+static int do_process_madvise(void)
+{
+    syscall(__NR_process_madvise, -1, NULL, 0, 0, 0);
+    return 0;
+}
+
 /* libc's fork: clone without CLONE_THREAD */
 static int do_libc_fork(void)
 {
@@ -416,6 +464,14 @@ static void test_forbidden_calls_kill(void **state)
         {"setgid", do_setgid},
         {"setresuid", do_setresuid},
         {"setresgid", do_setresgid},
+        {"setreuid", do_setreuid},
+        {"setregid", do_setregid},
+        {"setfsuid", do_setfsuid},
+        {"setfsgid", do_setfsgid},
+        {"setgroups", do_setgroups},
+        {"capset", do_capset},
+        {"pidfd_getfd", do_pidfd_getfd},
+        {"process_madvise", do_process_madvise},
         {"fork (libc)", do_libc_fork},
         {"clone without CLONE_THREAD", do_clone_process},
 #ifdef __NR_fork
