@@ -454,13 +454,18 @@ ztb_err signer_recv(struct signer_pending *p, const struct signer_req *req, void
                     size_t outsize)
 {
     size_t want = signer_resp_size(req->op);
-    if (p->fd < 0)
+    if (p->fd < 0) {
+        ztb_wipe(out, outsize);
         return ZTB_ERR_UNAVAILABLE;
+    }
     if (want == 0 || outsize != want) {
         give_channel(p->fd, p->gen, 1); /* its answer is unread: out of step */
         p->fd = -1;
         return ZTB_ERR_INVALID_ARG;
     }
+    /* out holds an answer only when one came: wiped first, and again if
+     * the answer is refused after it was decoded into out */
+    ztb_wipe(out, outsize);
     uint8_t small[sizeof(struct signer_resp)];
     uint8_t *buf = want <= sizeof(small) ? small : malloc(want);
     ztb_err rv = ZTB_ERR_UNAVAILABLE;
@@ -509,6 +514,8 @@ ztb_err signer_recv(struct signer_pending *p, const struct signer_req *req, void
     ztb_wipe(buf, want); /* a MAC may have passed through it */
     if (buf != small)
         free(buf);
+    if (broken)
+        ztb_wipe(out, outsize);
     give_channel(p->fd, p->gen, broken);
     p->fd = -1;
     return rv;
@@ -537,5 +544,9 @@ ztb_err signer_call(struct signer_req *req, void *out, size_t outsize)
         return ZTB_ERR_INVALID_ARG;
     struct signer_pending p;
     ztb_err rv = signer_send(req, &p);
-    return rv == ZTB_OK ? signer_recv(&p, req, out, outsize) : rv;
+    if (rv != ZTB_OK) {
+        ztb_wipe(out, outsize); /* no answer: nothing in out to be mistaken for one */
+        return rv;
+    }
+    return signer_recv(&p, req, out, outsize);
 }

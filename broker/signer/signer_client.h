@@ -49,7 +49,8 @@ pid_t signer_client_pid(void);
 /*
  * One call: send req (version and seq are set here) and decode the answer
  * into out (outsize: signer_resp_size(req->op)). UNAVAILABLE when the
- * signer is down, dies during the call or does not answer in time;
+ * signer is down, dies during the call or does not answer in time, and
+ * then out is all zeros (nothing of a refused answer is left in it);
  * otherwise the answer's own err.
  */
 ztb_err signer_call(struct signer_req *req, void *out, size_t outsize);
