@@ -387,14 +387,16 @@ static void drain_and_stop(struct http_server *api, struct http_server *admin,
     struct timespec start;
     clock_gettime(CLOCK_MONOTONIC, &start);
     for (;;) {
-        unsigned open = http_server_connections(api) + http_server_connections(admin) +
-                        (admin_ro != NULL ? http_server_connections(admin_ro) : 0);
+        /* requests, not connections: an idle keep-alive connection (a
+         * gateway's pool) is closed by the stop, not waited for */
+        unsigned open = http_server_in_flight(api) + http_server_in_flight(admin) +
+                        (admin_ro != NULL ? http_server_in_flight(admin_ro) : 0);
         if (open == 0)
             break;
         struct timespec now;
         clock_gettime(CLOCK_MONOTONIC, &now);
         if (now.tv_sec - start.tv_sec >= (time_t)g_broker.cfg.drain_timeout_s) {
-            ztb_log(ZTB_LOG_WARN, "broker.drain_timeout", ZTB_F_INT("open_connections", open));
+            ztb_log(ZTB_LOG_WARN, "broker.drain_timeout", ZTB_F_INT("requests_in_flight", open));
             break;
         }
         usleep(20000);

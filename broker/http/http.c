@@ -73,12 +73,13 @@ struct http_server {
     size_t nroutes;
     struct http_limits lim;
     void *ctx;
-    _Atomic int closing; /* http_server_quiesce: accept nothing, close after each answer */
+    _Atomic int closing;        /* http_server_quiesce: accept nothing, close after each answer */
+    _Atomic unsigned in_flight; /* requests begun and not yet completed */
 };
 
 struct req_state {
     ztb_buf body;
-    int started;  /* the first call (request line and headers) was seen */
+    int started;  /* the first call (request line and headers) was seen: in_flight counts it */
     int answered; /* a response is queued: ignore whatever comes after */
     uint64_t start_ns;
     char *target;       /* the request target as sent (on_uri), or NULL */
@@ -844,6 +845,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     }
     if (!st->started) {
         st->started = 1;
+        atomic_fetch_add(&s->in_flight, 1);
         st->start_ns = now_ns();
         enum refusal refuse =
             check_target(st, version) ? REFUSE_NUL_TARGET : check_headers(s, conn, version);
@@ -869,12 +871,14 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                          enum MHD_RequestTerminationCode toe)
 {
-    (void)cls;
+    struct http_server *s = cls;
     (void)conn;
     (void)toe;
     struct req_state *st = *con_cls;
     if (st == NULL)
         return;
+    if (st->started)
+        atomic_fetch_sub(&s->in_flight, 1);
     ztb_buf_free(&st->body);         /* wipes: the body may hold a credential */
     ztb_free_secret_str(st->target); /* so may a query string (NULL is fine) */
     free(st);
@@ -995,6 +999,11 @@ unsigned http_server_connections(struct http_server *s)
         return 0;
     const union MHD_DaemonInfo *i = MHD_get_daemon_info(s->d, MHD_DAEMON_INFO_CURRENT_CONNECTIONS);
     return i ? i->num_connections : 0;
+}
+
+unsigned http_server_in_flight(struct http_server *s)
+{
+    return s != NULL ? atomic_load(&s->in_flight) : 0;
 }
 
 void http_server_stop(struct http_server *s)

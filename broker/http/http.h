@@ -124,8 +124,12 @@ void http_tls_free(void);
  * carries Connection: close; requests in flight go on. Safe from any thread. */
 void http_server_quiesce(struct http_server *s);
 
-/* Connections still open. */
+/* Connections still open (idle keep-alive ones included). */
 unsigned http_server_connections(struct http_server *s);
+
+/* Requests begun (request line read) and not yet answered and done: what a
+ * drain waits for. An idle keep-alive connection holds none. */
+unsigned http_server_in_flight(struct http_server *s);
 
 /* Stop and free (closes remaining connections). NULL is fine. */
 void http_server_stop(struct http_server *s);

@@ -3,6 +3,8 @@
  * an external one, health and readiness, limits on bad requests, Redis loss
  * and recovery without a restart, configuration errors, SIGTERM.
  */
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -10,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -60,7 +63,25 @@ static void test_private_redis_healthy(void **state)
     assert_non_null(strstr(r.body, "ztb_redis_up 1"));
     zh_resp_free(&r);
 
+    /* an idle keep-alive connection (a gateway's pool) does not hold the
+     * drain: SIGTERM stops the broker at once, not after its timeout */
+    int ka = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in to = {.sin_family = AF_INET, .sin_port = htons(b.port)};
+    inet_pton(AF_INET, "127.0.0.1", &to.sin_addr);
+    assert_int_equal(connect(ka, (struct sockaddr *)&to, sizeof(to)), 0);
+    static const char get[] = "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
+    assert_int_equal(send(ka, get, sizeof(get) - 1, MSG_NOSIGNAL), (ssize_t)(sizeof(get) - 1));
+    char answer[512];
+    assert_true(recv(ka, answer, sizeof(answer), 0) > 12);
+    assert_int_equal(strncmp(answer, "HTTP/1.1 200", 12), 0);
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
     assert_int_equal(zh_broker_stop(&b), 0);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    double took = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+    if (took > 3.0)
+        fail_msg("SIGTERM with an idle keep-alive connection open took %.1f s", took);
+    close(ka);
     /* SIGTERM stopped the private redis too: its socket no longer answers */
     redisContext *c = redisConnectUnix(path);
     snprintf(path, sizeof(path), "%s/redis/redis.sock", b.state);
