@@ -354,6 +354,14 @@ int cmd_audit_read(struct ztbctl *ctl, int argc, char **argv, int export)
             continue;
         }
         struct stat now, cur;
+        if (fstat(fileno(f), &cur) == 0 && cur.st_size < ftello(f)) {
+            /* truncated in place (logrotate's copytruncate): what is
+             * written now starts at 0 */
+            ztbctl_err("%s: file truncated; reading it from its start", path);
+            fseeko(f, 0, SEEK_SET);
+            back = 0;
+            continue;
+        }
         if (stat(path, &now) == 0 && fstat(fileno(f), &cur) == 0 &&
             (now.st_ino != cur.st_ino || now.st_dev != cur.st_dev) && back == 0) {
             FILE *nf = fopen(path, "r"); /* rotated: the rest is in the new file */

@@ -3,14 +3,16 @@
  * (cli/cmd_approvals.c) run as an operator runs them, against a scripted
  * admin server: the request each sends (the invoking user under sudo
  * only), what is printed for the broker's answers and refusals, and the
- * usage errors that send nothing. `approvals watch` polls until
- * interrupted and is not run here.
+ * usage errors that send nothing; `approvals watch` against a server whose
+ * list changes between polls, until interrupted or the broker goes away.
  */
 #define _GNU_SOURCE /* strcasestr */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <poll.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -136,6 +138,153 @@ static void test_approvers(void **state)
 }
 
 /* Usage errors: exit 2, nothing sent. */
+/* A broker for `approvals watch`: the i-th poll gets answers[i] (the
+ * last one again after that), until stopped; with close_after, the
+ * listening socket goes away after that many polls. */
+struct poller {
+    int lfd;
+    char path[108];
+    const char *const *answers;
+    size_t n, close_after;
+    _Atomic int polls, stop;
+    pthread_t th;
+};
+
+static void *poller_main(void *arg)
+{
+    struct poller *p = arg;
+    while (!atomic_load(&p->stop)) {
+        struct pollfd pf = {.fd = p->lfd, .events = POLLIN};
+        if (poll(&pf, 1, 50) != 1)
+            continue;
+        int fd = accept(p->lfd, NULL, NULL);
+        if (fd < 0)
+            continue;
+        char req[4096];
+        size_t got = 0;
+        ssize_t r;
+        while (got < sizeof(req) - 1 && (r = read(fd, req + got, sizeof(req) - 1 - got)) > 0) {
+            got += (size_t)r;
+            req[got] = '\0';
+            if (strstr(req, "\r\n\r\n") != NULL)
+                break;
+        }
+        size_t i = (size_t)atomic_fetch_add(&p->polls, 1);
+        const char *body = p->answers[i < p->n ? i : p->n - 1];
+        char a[8192];
+        int an = snprintf(a, sizeof(a),
+                          "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                          "Content-Length: %zu\r\n\r\n%s",
+                          strlen(body), body);
+        (void)!write(fd, a, (size_t)an);
+        close(fd);
+        if (p->close_after > 0 && i + 1 >= p->close_after) {
+            close(p->lfd);
+            unlink(p->path);
+            p->lfd = -1;
+            break;
+        }
+    }
+    return NULL;
+}
+
+static void poller_start(struct poller *p, const char *const *answers, size_t n, size_t close_after)
+{
+    memset(p, 0, sizeof(*p));
+    snprintf(p->path, sizeof(p->path), "/tmp/ztb-test-watch-%d.sock", (int)getpid());
+    unlink(p->path);
+    p->lfd = socket(AF_UNIX, SOCK_STREAM, 0);
+    struct sockaddr_un a = {.sun_family = AF_UNIX};
+    snprintf(a.sun_path, sizeof(a.sun_path), "%s", p->path);
+    assert_int_equal(bind(p->lfd, (struct sockaddr *)&a, sizeof(a)), 0);
+    assert_int_equal(listen(p->lfd, 8), 0);
+    p->answers = answers;
+    p->n = n;
+    p->close_after = close_after;
+    assert_int_equal(pthread_create(&p->th, NULL, poller_main, p), 0);
+}
+
+static void poller_stop(struct poller *p)
+{
+    atomic_store(&p->stop, 1);
+    pthread_join(p->th, NULL);
+    if (p->lfd >= 0) {
+        close(p->lfd);
+        unlink(p->path);
+    }
+}
+
+#define WATCH_A(st)                                                                                \
+    "{\"id\":\"apr_A\",\"status\":\"" st "\",\"agent\":\"bot\",\"action\":\"read\","               \
+    "\"audience\":\"crm\",\"resource\":\"crm:/a\",\"group\":\"ops\"}"
+#define WATCH_B                                                                                    \
+    "{\"id\":\"apr_B\",\"status\":\"approved\",\"agent\":\"bot\",\"action\":\"read\","             \
+    "\"audience\":\"crm\",\"resource\":\"crm:/b\",\"group\":\"ops\"}"
+#define WATCH_C                                                                                    \
+    "{\"id\":\"apr_C\",\"status\":\"pending\",\"agent\":\"etl\",\"action\":\"write\","             \
+    "\"audience\":\"db\",\"resource\":\"db:/c\",\"group\":\"dba\"}"
+
+/*
+ * watch: the first poll prints only what still waits (not the history);
+ * each later poll prints what is new or changed status, oldest first, and
+ * nothing twice; SIGINT ends it with exit 0 at once (not after the
+ * interval). The list is newest first, as the broker sends it.
+ */
+static void test_watch(void **state)
+{
+    (void)state;
+    static const char *const answers[] = {
+        "{\"approvals\":[" WATCH_A("pending") "," WATCH_B "]}",
+        "{\"approvals\":[" WATCH_C "," WATCH_A("approved") "," WATCH_B "]}",
+    };
+    struct poller p;
+    poller_start(&p, answers, 2, 0);
+    struct spawned sp;
+    spawn(&sp, p.path, ARGV("approvals", "watch", "--interval", "1"));
+    assert_true(wait_out(&sp, "apr_C pending", 1, 5000));
+    while (atomic_load(&p.polls) < 3) /* a poll with nothing new */
+        usleep(20000);
+    usleep(100000);
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    int rc = finish(&sp, SIGINT);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    poller_stop(&p);
+    assert_int_equal(rc, 0);
+    assert_true(t1.tv_sec - t0.tv_sec < 1 ||
+                (t1.tv_sec - t0.tv_sec == 1 && t1.tv_nsec < t0.tv_nsec));
+    const char *a1 = strstr(sp.got, " apr_A pending  agent=bot action=read audience=crm "
+                                    "resource=crm:/a group=ops\n");
+    const char *a2 = strstr(sp.got, " apr_A approved agent=bot");
+    const char *c = strstr(sp.got, " apr_C pending  agent=etl action=write audience=db "
+                                   "resource=db:/c group=dba\n");
+    if (a1 == NULL || a2 == NULL || c == NULL || strstr(sp.got, "apr_B") != NULL)
+        fail_msg("watch printed:\n%s", sp.got);
+    assert_true(a1 < a2 && a2 < c); /* oldest first, poll after poll */
+    int lines = 0;
+    for (const char *q = sp.got; (q = strchr(q, '\n')) != NULL; q++)
+        lines++;
+    assert_int_equal(lines, 3);
+    assert_string_equal(run_err, "");
+}
+
+/* watch: the broker going away ends it with exit 1 and says why. */
+static void test_watch_broker_gone(void **state)
+{
+    (void)state;
+    static const char *const answers[] = {"{\"approvals\":[" WATCH_A("pending") "]}"};
+    struct poller p;
+    poller_start(&p, answers, 1, 1);
+    struct spawned sp;
+    spawn(&sp, p.path, ARGV("approvals", "watch", "--interval", "1"));
+    assert_true(wait_out(&sp, "apr_A pending", 1, 5000));
+    int rc = finish(&sp, 0);
+    poller_stop(&p);
+    assert_int_equal(rc, 1);
+    if (strstr(run_err, "ztbctl: ") == NULL)
+        fail_msg("no message: '%s'", run_err);
+}
+
 static void test_usage_errors(void **state)
 {
     (void)state;
@@ -177,9 +326,10 @@ int main(void)
 {
     signal(SIGPIPE, SIG_IGN); /* the scripted server writes to clients that gave up */
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_list_show),    cmocka_unit_test(test_decide),
-        cmocka_unit_test(test_sudo_user),    cmocka_unit_test(test_approvers),
-        cmocka_unit_test(test_usage_errors),
+        cmocka_unit_test(test_list_show),         cmocka_unit_test(test_decide),
+        cmocka_unit_test(test_sudo_user),         cmocka_unit_test(test_approvers),
+        cmocka_unit_test(test_usage_errors),      cmocka_unit_test(test_watch),
+        cmocka_unit_test(test_watch_broker_gone),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -7,11 +7,14 @@
  * JSON, a NUL byte, bytes that are not UTF-8, raw control characters, a line
  * over the limit, lines that are JSON but not records) skipped with a
  * warning while the records after it are still read, control characters in
- * records escaped on the terminal and in syslog lines, and the exit codes
- * and messages of files that cannot be read and of usage errors.
+ * records escaped on the terminal and in syslog lines, the exit codes and
+ * messages of files that cannot be read and of usage errors, and --follow
+ * as the log grows, is written in pieces and is rotated.
  */
 #define _GNU_SOURCE
+#include <poll.h>
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -318,6 +321,90 @@ static void test_usage_errors(void **state)
     }
 }
 
+/* Append n bytes to file path. */
+static void append(const char *path, const char *data)
+{
+    FILE *f = fopen(path, "a");
+    assert_non_null(f);
+    assert_int_equal(fwrite(data, 1, strlen(data), f), strlen(data));
+    fclose(f);
+}
+
+/*
+ * --follow: the records there, then each record appended, printed once and
+ * whole (a record written in two pieces is printed when its end comes,
+ * never its first half alone); the filter still applies; after a rotation
+ * (the file renamed, a new one made at the path), what was still written
+ * to the old file comes first, then the new file's records; a file
+ * truncated in place is read again from its start, with a warning.
+ */
+static void test_follow(void **state)
+{
+    (void)state;
+    char old[80], r[512];
+    snprintf(old, sizeof(old), "%s.1", g_path);
+    unlink(old);
+    write_file("", 0);
+    rec(r, sizeof(r), 1, "\"event\":\"token.issued\",\"agent\":\"a\"");
+    append(g_path, r);
+    rec(r, sizeof(r), 2, "\"event\":\"token.issued\",\"agent\":\"b\"");
+    append(g_path, r);
+    struct spawned sp;
+    spawn(&sp, NOSOCK, ARGV("--json", "audit", "tail", g_path, "--follow", "--agent", "a"));
+    assert_true(wait_out(&sp, "\"seq\":1,", 1, 3000));
+
+    rec(r, sizeof(r), 3, "\"event\":\"token.issued\",\"agent\":\"a\"");
+    append(g_path, r);
+    assert_true(wait_out(&sp, "\"seq\":3,", 1, 3000));
+    rec(r, sizeof(r), 4, "\"event\":\"token.issued\",\"agent\":\"b\""); /* filtered out */
+    append(g_path, r);
+
+    /* a record in two pieces, 0.6 s apart */
+    rec(r, sizeof(r), 5, "\"event\":\"token.denied\",\"agent\":\"a\"");
+    size_t half = strlen(r) / 2;
+    char first[256];
+    snprintf(first, sizeof(first), "%.*s", (int)half, r);
+    append(g_path, first);
+    assert_false(wait_out(&sp, "\"seq\":5,", 1, 600));
+    append(g_path, r + half);
+    assert_true(wait_out(&sp, "\"seq\":5,", 1, 3000));
+
+    /* rotation: a last record to the old file, then a new file */
+    rec(r, sizeof(r), 6, "\"event\":\"token.issued\",\"agent\":\"a\"");
+    append(g_path, r);
+    assert_int_equal(rename(g_path, old), 0);
+    write_file("", 0);
+    rec(r, sizeof(r), 7, "\"event\":\"token.issued\",\"agent\":\"a\"");
+    append(g_path, r);
+    assert_true(wait_out(&sp, "\"seq\":7,", 1, 3000));
+    rec(r, sizeof(r), 8, "\"event\":\"token.issued\",\"agent\":\"a\"");
+    append(g_path, r);
+    assert_true(wait_out(&sp, "\"seq\":8,", 1, 3000));
+
+    /* truncated in place (copytruncate): read again from the start */
+    rec(r, sizeof(r), 9, "\"event\":\"token.issued\",\"agent\":\"a\"");
+    write_file(r, strlen(r));
+    assert_true(wait_out(&sp, "\"seq\":9,", 1, 3000));
+
+    int rc = finish(&sp, SIGTERM);
+    unlink(old);
+    assert_int_equal(rc, -1); /* it runs until killed */
+    char want[4096] = "";
+    for (int i = 1; i <= 9; i++) {
+        if (i == 2 || i == 4)
+            continue;
+        rec(r, sizeof(r), i,
+            i == 5 ? "\"event\":\"token.denied\",\"agent\":\"a\""
+                   : "\"event\":\"token.issued\",\"agent\":\"a\"");
+        strcat(want, r);
+    }
+    if (strcmp(sp.got, want) != 0)
+        fail_msg("followed:\n%s\nwanted:\n%s", sp.got, want);
+    char warn[160];
+    snprintf(warn, sizeof(warn), "ztbctl: %s: file truncated; reading it from its start\n", g_path);
+    assert_string_equal(run_err, warn);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -329,6 +416,7 @@ int main(void)
         cmocka_unit_test(test_control_characters_escaped),
         cmocka_unit_test(test_unreadable_files),
         cmocka_unit_test(test_usage_errors),
+        cmocka_unit_test(test_follow),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -8,7 +8,9 @@
  * kept split into its request line, its head and its body (req_line,
  * req_head, req_body).
  * refused() runs a command against a socket that only listens and checks
- * that ztbctl never connected to it.
+ * that ztbctl never connected to it. spawn(), wait_out() and finish() are
+ * for the commands that run until interrupted (watch, --follow): ztbctl in
+ * the background, its stdout read as it comes, then a signal.
  *
  * Include it after <cmocka.h> and admin_script.h, in a file that defines
  * _GNU_SOURCE first. SUDO_USER is taken out of ztbctl's environment unless
@@ -156,6 +158,101 @@ static inline void refused(const char *const *args)
     assert_int_equal(rc, 2);
     assert_int_equal(connected, 0);
     assert_string_equal(run_out, "");
+}
+
+/* A ztbctl running in the background: its stdout as read so far. */
+struct spawned {
+    pid_t pid;
+    int out; /* the read end of its stdout */
+    int err; /* its stderr, a temporary file */
+    char got[1 << 16];
+    size_t len;
+};
+
+/* Start `ztbctl --socket SOCK ARGS...` with stdout on a pipe (stderr in
+ * run_err at finish()). */
+static inline void spawn(struct spawned *sp, const char *sock, const char *const *args)
+{
+    const char *bd = getenv("ZTB_BUILD_DIR");
+    char bin[1024];
+    snprintf(bin, sizeof(bin), "%s/bin/ztbctl", bd ? bd : ".");
+    const char *argv[64] = {bin, "--socket", sock};
+    size_t n = 3;
+    for (size_t i = 0; args[i] != NULL && n < 63; i++)
+        argv[n++] = args[i];
+    argv[n] = NULL;
+    int p[2];
+    assert_int_equal(pipe(p), 0);
+    memset(sp, 0, sizeof(*sp));
+    sp->err = tmpfd();
+    fflush(NULL);
+    sp->pid = fork();
+    assert_true(sp->pid >= 0);
+    if (sp->pid == 0) {
+        int in = open("/dev/null", O_RDONLY);
+        dup2(in, 0);
+        dup2(p[1], 1);
+        dup2(sp->err, 2);
+        close(p[0]);
+        unsetenv("ZTB_ADMIN_SOCKET");
+        unsetenv("SUDO_USER");
+        execv(bin, (char *const *)argv);
+        _exit(127);
+    }
+    close(p[1]);
+    sp->out = p[0];
+}
+
+/* Read the spawned command's stdout until needle has appeared count
+ * times in all it printed, or timeout_ms pass; 1 if it did. */
+static inline int wait_out(struct spawned *sp, const char *needle, int count, int timeout_ms)
+{
+    for (int waited = 0;; waited += 50) {
+        int seen = 0;
+        for (const char *q = sp->got; (q = strstr(q, needle)) != NULL; q += strlen(needle))
+            seen++;
+        if (seen >= count)
+            return 1;
+        if (waited >= timeout_ms)
+            return 0;
+        struct pollfd pf = {.fd = sp->out, .events = POLLIN};
+        if (poll(&pf, 1, 50) == 1) {
+            ssize_t r = read(sp->out, sp->got + sp->len, sizeof(sp->got) - 1 - sp->len);
+            if (r > 0) {
+                sp->len += (size_t)r;
+                sp->got[sp->len] = '\0';
+            } else {
+                usleep(50000); /* closed: it exited */
+            }
+        }
+    }
+}
+
+/* Send sig (0: none, it exits by itself) and reap it: its exit status
+ * (-1 if killed by a signal or still running after 5 s); the rest of its
+ * stdout in sp->got, its stderr in run_err. */
+static inline int finish(struct spawned *sp, int sig)
+{
+    if (sig != 0)
+        kill(sp->pid, sig);
+    int st = 0, done = 0;
+    for (int i = 0; i < 100 && !done; i++) {
+        done = waitpid(sp->pid, &st, WNOHANG) == sp->pid;
+        if (!done)
+            usleep(50000);
+    }
+    if (!done) {
+        kill(sp->pid, SIGKILL);
+        waitpid(sp->pid, &st, 0);
+    }
+    ssize_t r;
+    while ((r = read(sp->out, sp->got + sp->len, sizeof(sp->got) - 1 - sp->len)) > 0)
+        sp->len += (size_t)r;
+    sp->got[sp->len] = '\0';
+    close(sp->out);
+    slurp(sp->err, run_err, sizeof(run_err));
+    close(sp->err);
+    return done && WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
 #endif /* ZTB_TEST_ZTBCTL_RUN_H */
