@@ -460,10 +460,24 @@ static int read_request(struct token_req *t, struct http_req *req, struct http_r
     return 1;
 }
 
+/*
+ * The request's one DPoP header (RFC 9449 §4.3: not more than one): 1 and
+ * *proof set (NULL when there is none), or 0 with resp filled.
+ */
+static int dpop_header(struct http_req *req, const char **proof, struct http_resp *resp)
+{
+    if (http_req_header_once(req, "DPoP", proof) >= 0)
+        return 1;
+    http_resp_error(resp, 400, "invalid_dpop_proof", "one DPoP header at most");
+    return 0;
+}
+
 /* DPoP proof on this request, if any: checked and its jti remembered. */
 static int read_dpop(struct token_req *t, struct http_req *req, struct http_resp *resp)
 {
-    const char *proof = http_req_header(req, "DPoP");
+    const char *proof;
+    if (!dpop_header(req, &proof, resp))
+        return 0;
     if (proof == NULL)
         return 1;
     /* the proof itself; its jti is remembered by the issue script, once the
@@ -881,7 +895,9 @@ static const char *const poll_params[] = {"client_assertion_type", "client_asser
 static int poll_binding(struct token_req *t, struct http_req *req, const struct store_approval *a,
                         struct http_resp *resp)
 {
-    const char *proof = http_req_header(req, "DPoP");
+    const char *proof;
+    if (!dpop_header(req, &proof, resp))
+        return 0;
     if (proof != NULL) {
         char htu[600];
         snprintf(htu, sizeof(htu), "%s%s", t->b->issuer, req->path);

@@ -4,8 +4,8 @@
  * Redis, key store and policy: the token issued and what it carries; every
  * parameter refused for its shape (and which code names it); RFC 9396
  * authorization_details checked against scope, audience and resource;
- * policy denials audited; bindings the policy asks for; quarantine, killed
- * audiences and rate limits; a revoked session refused without a trace;
+ * policy denials audited; bindings the policy asks for; one DPoP header
+ * at most; quarantine, killed audiences and rate limits; a revoked session refused without a trace;
  * 503 when Redis is gone. (Named test_broker_token:
  * tests/integration/test_token.c is the end-to-end test with the daemon.)
  */
@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <cmocka.h>
 
@@ -23,6 +24,7 @@
 #include "broker/store/store.h"
 #include "broker/store/store_rev.h"
 #include "broker_fixture.h"
+#include "pki/dpop.h"
 
 #define GRANT "grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Atoken-exchange"
 
@@ -250,6 +252,77 @@ static void test_bindings(void **state)
     zh_resp_free(&r);
 }
 
+/* POST /v1/token for t:create (the policy's DPoP rule) as bot, with these
+ * extra request headers ("Name: value", NULL-terminated). */
+static long ask_with_headers(const char *const *headers, struct zh_resp *r)
+{
+    char form[4096], url[256];
+    snprintf(form, sizeof(form),
+             "%s&client_assertion_type=%s&client_assertion=%s&audience=t&scope=t:create", GRANT,
+             ZA_SESSION_TYPE, bot.session);
+    snprintf(url, sizeof(url), "%s/v1/token", bf_broker.url);
+    assert_int_equal(zh_http("POST", url, NULL, "application/x-www-form-urlencoded", form,
+                             strlen(form), headers, r),
+                     0);
+    return r->status;
+}
+
+/* A DPoP proof of k for POST /v1/token issued at iat, as a "DPoP: ..." header. */
+static void proof_header(const ztb_key *k, int64_t iat, char *out, size_t cap)
+{
+    char htu[300];
+    snprintf(htu, sizeof(htu), "%s/v1/token", bf_broker.url);
+    ztb_buf p;
+    ztb_buf_init(&p, 4096);
+    assert_int_equal(ztb_dpop_proof_make(k, "POST", htu, iat, NULL, &p), ZTB_OK);
+    assert_true((size_t)snprintf(out, cap, "DPoP: %s", ztb_buf_cstr(&p)) < cap);
+    ztb_buf_free(&p);
+}
+
+/*
+ * More than one DPoP header is refused (RFC 9449 §4.3, check 1), whichever
+ * of them is a valid proof, and nothing is remembered of them: the valid
+ * proof alone then gets its token. Before, the first header was checked and
+ * the others ignored, so a request whose proofs said two things was served.
+ */
+static void test_dpop_one_header(void **state)
+{
+    (void)state;
+    ztb_key *k;
+    assert_int_equal(ztb_key_generate(&k), ZTB_OK);
+    char good[2048], other[2048];
+    proof_header(k, time(NULL), good, sizeof(good));
+    proof_header(k, time(NULL), other, sizeof(other));
+    struct zh_resp r;
+    const char *valid_first[] = {good, "DPoP: not.a.proof", NULL};
+    ask_with_headers(valid_first, &r);
+    za_expect_error(&r, 400, "invalid_dpop_proof");
+    zh_resp_free(&r);
+    const char *two_valid[] = {good, other, NULL};
+    ask_with_headers(two_valid, &r);
+    za_expect_error(&r, 400, "invalid_dpop_proof");
+    zh_resp_free(&r);
+    const char *one[] = {good, NULL};
+    assert_int_equal(ask_with_headers(one, &r), 200);
+    zh_resp_free(&r);
+    /* and, once used, for this or another request, never again */
+    assert_int_equal(ask_with_headers(one, &r), 400);
+    za_expect_error(&r, 400, "invalid_dpop_proof");
+    zh_resp_free(&r);
+    char form[4096];
+    snprintf(form, sizeof(form),
+             "%s&client_assertion_type=%s&client_assertion=%s&audience=crm&scope=crm:read", GRANT,
+             ZA_SESSION_TYPE, bot.session);
+    char url[256];
+    snprintf(url, sizeof(url), "%s/v1/token", bf_broker.url);
+    assert_int_equal(zh_http("POST", url, NULL, "application/x-www-form-urlencoded", form,
+                             strlen(form), one, &r),
+                     0);
+    za_expect_error(&r, 400, "invalid_dpop_proof");
+    zh_resp_free(&r);
+    ztb_key_free(k);
+}
+
 static void test_rate_limit(void **state)
 {
     (void)state;
@@ -326,6 +399,7 @@ int main(void)
         cmocka_unit_test(test_authorization_details),
         cmocka_unit_test(test_policy_denies_and_audits),
         cmocka_unit_test(test_bindings),
+        cmocka_unit_test(test_dpop_one_header),
         cmocka_unit_test(test_rate_limit),
         cmocka_unit_test(test_agent_state),
         cmocka_unit_test(test_redis_down),
