@@ -291,8 +291,10 @@ static void expectations(const struct token_req *t, struct store_expect *e)
 {
     client_auth_expect(&t->id, e);
     if (t->has_dpop) {
+        /* as long as any replica could still accept the proof (its iat, the
+         * age allowed, the skew bound and the second time() truncates) */
         e->dpop_jti = t->dpop.jti;
-        e->dpop_ttl_ms = (DPOP_MAX_AGE + 10) * 1000u;
+        e->dpop_ttl_ms = ztb_wire_dpop_keep_ms(t->dpop.iat, DPOP_MAX_AGE, t->now);
     }
 }
 

@@ -5,7 +5,8 @@
  * parameter refused for its shape (and which code names it); RFC 9396
  * authorization_details checked against scope, audience and resource;
  * policy denials audited; bindings the policy asks for; one DPoP header
- * at most; quarantine, killed audiences and rate limits; a revoked session refused without a trace;
+ * at most, a used proof remembered while it could pass; quarantine, killed
+ * audiences and rate limits; a revoked session refused without a trace;
  * 503 when Redis is gone. (Named test_broker_token:
  * tests/integration/test_token.c is the end-to-end test with the daemon.)
  */
@@ -323,6 +324,55 @@ static void test_dpop_one_header(void **state)
     ztb_key_free(k);
 }
 
+static int64_t realtime_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/*
+ * A used proof's jti is remembered at least as long as the broker would
+ * still accept the proof. /v1/token accepts an iat up to 5 s ahead and
+ * 60 + 5 s behind its clock, in whole seconds: a proof of iat T passes until
+ * T + 66. Before, the marker lived 70 s from first use, so a proof stamped
+ * 5 s ahead and used at once could be replayed in its last second. The
+ * request is sent early in a second so that the old marker's shortfall is
+ * there to see (the broker's clock reads the same second).
+ */
+static void test_dpop_replay_window(void **state)
+{
+    (void)state;
+    if (realtime_ms() % 1000 > 300) {
+        struct timespec ts = {0, (long)(1020 - realtime_ms() % 1000) * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+    /* time(), as the broker reads it (a coarser clock than realtime_ms) */
+    int64_t iat = (int64_t)time(NULL) + 5; /* as far ahead as the broker allows */
+    ztb_key *k;
+    assert_int_equal(ztb_key_generate(&k), ZTB_OK);
+    char h[2048];
+    proof_header(k, iat, h, sizeof(h));
+    ztb_dpop_result pr; /* for its jti */
+    char htu[300];
+    snprintf(htu, sizeof(htu), "%s/v1/token", bf_broker.url);
+    assert_int_equal(ztb_dpop_proof_check(h + 6, strlen(h + 6), "POST", htu, NULL, iat, 60, 5, &pr),
+                     ZTB_OK);
+    struct zh_resp r;
+    const char *one[] = {h, NULL};
+    if (ask_with_headers(one, &r) != 200)
+        fail_msg("a proof stamped 5 s ahead: HTTP %ld %s", r.status, r.body);
+    zh_resp_free(&r);
+    long long pttl = bf_redis_int("PTTL ztb:{bot}:dpop:%s", pr.jti);
+    int64_t asked = realtime_ms();
+    assert_true(pttl > 0);
+    /* the broker refuses the proof from T + 66 on: the marker must last till then */
+    if (asked + pttl < (iat + 60 + 5 + 1) * 1000)
+        fail_msg("the proof's marker expires %lld ms before the broker stops accepting it",
+                 (long long)((iat + 66) * 1000 - (asked + pttl)));
+    ztb_key_free(k);
+}
+
 static void test_rate_limit(void **state)
 {
     (void)state;
@@ -400,6 +450,7 @@ int main(void)
         cmocka_unit_test(test_policy_denies_and_audits),
         cmocka_unit_test(test_bindings),
         cmocka_unit_test(test_dpop_one_header),
+        cmocka_unit_test(test_dpop_replay_window),
         cmocka_unit_test(test_rate_limit),
         cmocka_unit_test(test_agent_state),
         cmocka_unit_test(test_redis_down),
