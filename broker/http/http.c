@@ -82,8 +82,9 @@ struct req_state {
     int started;  /* the first call (request line and headers) was seen: in_flight counts it */
     int answered; /* a response is queued: ignore whatever comes after */
     uint64_t start_ns;
-    char *target;       /* the request target as sent (on_uri), or NULL */
-    const char *uri_at; /* where libmicrohttpd held it (on_uri to the first call only) */
+    char *target;         /* the request target as sent (on_uri), or NULL */
+    const char *repeated; /* REFUSE_REPEATED: the field sent twice */
+    const char *uri_at;   /* where libmicrohttpd held it (on_uri to the first call only) */
     size_t uri_len;
 };
 
@@ -628,14 +629,28 @@ static enum MHD_Result send_resp_and_close(struct MHD_Connection *conn, struct h
     return MHD_NO;
 }
 
-/* MHD_KeyValueIterator counting Host headers. */
-static enum MHD_Result count_host(void *cls, enum MHD_ValueKind kind, const char *key,
-                                  const char *value)
+/*
+ * The fields a request may carry once at most. RFC 9110 §5.3: only a
+ * list-based field may be repeated; with two Authorization (or DPoP,
+ * Content-Type, Content-Length) headers, which one a handler, a proxy in
+ * front or a gateway behind reads is anyone's guess, so the request is
+ * refused before any handler sees it. Host is also needed once in HTTP/1.1
+ * (RFC 9112 §3.2). Host first: HOST_FIELD.
+ */
+static const char *const singleton_fields[] = {MHD_HTTP_HEADER_HOST, "Authorization", "DPoP",
+                                               "Content-Type", "Content-Length"};
+enum { HOST_FIELD = 0, N_SINGLETONS = sizeof(singleton_fields) / sizeof(singleton_fields[0]) };
+
+/* MHD_KeyValueIterator counting each singleton field (cls: unsigned[N_SINGLETONS]). */
+static enum MHD_Result count_singletons(void *cls, enum MHD_ValueKind kind, const char *key,
+                                        const char *value)
 {
     (void)kind;
     (void)value;
-    if (strcasecmp(key, MHD_HTTP_HEADER_HOST) == 0)
-        (*(unsigned *)cls)++;
+    unsigned *n = cls;
+    for (size_t i = 0; key != NULL && i < N_SINGLETONS; i++)
+        if (strcasecmp(key, singleton_fields[i]) == 0)
+            n[i]++;
     return MHD_YES;
 }
 
@@ -643,30 +658,35 @@ static enum MHD_Result count_host(void *cls, enum MHD_ValueKind kind, const char
 enum refusal {
     REFUSE_NONE,
     REFUSE_HOST,       /* 400: HTTP/1.1 without exactly one Host (RFC 9112 §3.2) */
+    REFUSE_REPEATED,   /* 400: a field of singleton_fields twice (st->repeated) */
     REFUSE_NUL_TARGET, /* 400: a raw NUL in the request target */
     REFUSE_TOO_LARGE,  /* 413: the body is over the limit */
 };
 
 /*
  * What is wrong with the request line and headers, before any body: an
- * HTTP/1.1 request without exactly one Host, or a Content-Length over the
+ * HTTP/1.1 request without exactly one Host, a field that may come once
+ * coming twice (its name in st->repeated), or a Content-Length over the
  * limit (or not a number). REFUSE_NONE if nothing.
  */
-static enum refusal check_headers(const struct http_server *s, struct MHD_Connection *conn,
-                                  const char *version)
+static enum refusal check_headers(const struct http_server *s, struct req_state *st,
+                                  struct MHD_Connection *conn, const char *version)
 {
-    if (version != NULL && strcmp(version, MHD_HTTP_VERSION_1_1) == 0) {
-        unsigned hosts = 0;
-        MHD_get_connection_values(conn, MHD_HEADER_KIND, count_host, &hosts);
-        if (hosts != 1)
-            return REFUSE_HOST;
-    }
+    unsigned n[N_SINGLETONS] = {0};
+    MHD_get_connection_values(conn, MHD_HEADER_KIND, count_singletons, n);
+    if (version != NULL && strcmp(version, MHD_HTTP_VERSION_1_1) == 0 && n[HOST_FIELD] != 1)
+        return REFUSE_HOST;
+    for (size_t i = 0; i < N_SINGLETONS; i++)
+        if (n[i] > 1) {
+            st->repeated = singleton_fields[i];
+            return REFUSE_REPEATED;
+        }
     const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
     if (cl != NULL) {
         char *end;
         errno = 0;
-        unsigned long long n = strtoull(cl, &end, 10);
-        if (errno != 0 || *end != '\0' || n > s->lim.max_body)
+        unsigned long long v = strtoull(cl, &end, 10);
+        if (errno != 0 || *end != '\0' || v > s->lim.max_body)
             return REFUSE_TOO_LARGE;
     }
     return REFUSE_NONE;
@@ -722,6 +742,10 @@ static enum MHD_Result answer(struct http_server *s, struct req_state *st,
     if (refuse == REFUSE_HOST) {
         http_resp_error(&resp, 400, "invalid_request",
                         "an HTTP/1.1 request needs exactly one Host header");
+    } else if (refuse == REFUSE_REPEATED) {
+        char why[96];
+        snprintf(why, sizeof(why), "more than one %s header (RFC 9110 allows one)", st->repeated);
+        http_resp_error(&resp, 400, "invalid_request", why);
     } else if (refuse == REFUSE_NUL_TARGET) {
         http_resp_error(&resp, 400, "invalid_request",
                         "the request target holds a NUL byte (RFC 9112 allows no control "
@@ -848,7 +872,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         atomic_fetch_add(&s->in_flight, 1);
         st->start_ns = now_ns();
         enum refusal refuse =
-            check_target(st, version) ? REFUSE_NUL_TARGET : check_headers(s, conn, version);
+            check_target(st, version) ? REFUSE_NUL_TARGET : check_headers(s, st, conn, version);
         if (refuse != REFUSE_NONE)
             return answer(s, st, conn, url, method, refuse, 0); /* before "100 Continue" */
         return MHD_YES;

@@ -353,6 +353,46 @@ static void test_nul_in_target(void **state)
     assert_int_equal(strncmp(buf, "HTTP/1.1 200", 12), 0);
 }
 
+/*
+ * A field that is not a list may come once (RFC 9110 §5.3): two
+ * Authorization, DPoP, Content-Type or Content-Length headers, in any case,
+ * get 400 naming the field before any handler runs (which copy a handler,
+ * a proxy or a gateway would read is anyone's guess: a valid credential
+ * beside a junk one got through where only the first was read). One of
+ * each is served.
+ */
+static void test_repeated_fields(void **state)
+{
+    struct fixture *f = *state;
+    static const struct {
+        const char *req, *field;
+    } twice[] = {
+        {"GET /any/x HTTP/1.1\r\nHost: h\r\nAuthorization: Bearer a\r\n"
+         "authorization: Bearer b\r\n\r\n",
+         "Authorization"},
+        {"GET /any/x HTTP/1.1\r\nHost: h\r\nDPoP: a.b.c\r\nDPoP: junk\r\n\r\n", "DPoP"},
+        {"POST /echo HTTP/1.1\r\nHost: h\r\nContent-Type: text/plain\r\n"
+         "Content-Type: application/json\r\nContent-Length: 2\r\n\r\nhi",
+         "Content-Type"},
+        {"POST /echo HTTP/1.1\r\nHost: h\r\nContent-Type: text/plain\r\n"
+         "Content-Length: 2\r\nContent-Length: 2\r\n\r\nhi",
+         "Content-Length"},
+        {"GET /any/x HTTP/1.0\r\nHost: a\r\nHost: b\r\n\r\n", "Host"},
+    };
+    char buf[4096], want[64];
+    for (size_t i = 0; i < sizeof(twice) / sizeof(twice[0]); i++) {
+        raw_once(f, twice[i].req, buf, sizeof(buf), 2000);
+        snprintf(want, sizeof(want), "more than one %s header", twice[i].field);
+        if (strncmp(buf + 8, " 400", 4) != 0 || strstr(buf, want) == NULL)
+            fail_msg("two %s headers: want 400 \"%s\", got: %.200s", twice[i].field, want, buf);
+    }
+    raw_once(f,
+             "POST /echo HTTP/1.1\r\nHost: h\r\nAuthorization: Bearer a\r\nDPoP: a.b.c\r\n"
+             "Content-Type: text/plain\r\nContent-Length: 2\r\nAccept: a\r\nAccept: b\r\n\r\nhi",
+             buf, sizeof(buf), 2000);
+    assert_int_equal(strncmp(buf, "HTTP/1.1 200", 12), 0); /* a list field may repeat */
+}
+
 /* HTTP/1.1 requires Host (RFC 9112 §3.2): without it, 400. */
 static void test_http11_without_host(void **state)
 {
@@ -648,6 +688,7 @@ int main(void)
         cmocka_unit_test(test_body_limits),
         cmocka_unit_test(test_body_refused_before_read),
         cmocka_unit_test(test_endless_chunked_body_cut),
+        cmocka_unit_test(test_repeated_fields),
         cmocka_unit_test(test_http11_without_host),
         cmocka_unit_test(test_nul_in_target),
         cmocka_unit_test(test_fit_nofile),
