@@ -631,13 +631,15 @@ static enum MHD_Result send_resp_and_close(struct MHD_Connection *conn, struct h
 
 /*
  * The fields a request may carry once at most. RFC 9110 §5.3: only a
- * list-based field may be repeated; with two Authorization (or DPoP,
+ * list-based field may be repeated; with two Authorization (or
  * Content-Type, Content-Length) headers, which one a handler, a proxy in
  * front or a gateway behind reads is anyone's guess, so the request is
- * refused before any handler sees it. Host is also needed once in HTTP/1.1
- * (RFC 9112 §3.2). Host first: HOST_FIELD.
+ * refused before any handler sees it (RFC 6750 §3.1: 400 invalid_request).
+ * Host is also needed once in HTTP/1.1 (RFC 9112 §3.2). DPoP is not here:
+ * the endpoints that read it refuse a second one with the error RFC 9449
+ * gives them (http_req_header_once). Host first: HOST_FIELD.
  */
-static const char *const singleton_fields[] = {MHD_HTTP_HEADER_HOST, "Authorization", "DPoP",
+static const char *const singleton_fields[] = {MHD_HTTP_HEADER_HOST, "Authorization",
                                                "Content-Type", "Content-Length"};
 enum { HOST_FIELD = 0, N_SINGLETONS = sizeof(singleton_fields) / sizeof(singleton_fields[0]) };
 
