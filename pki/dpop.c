@@ -13,6 +13,7 @@
 #include "common/guard.h"
 #include "common/json_reader.h"
 #include "common/secret.h"
+#include "common/uri.h"
 #include "pki/dpop.h"
 #include "pki/es256.h"
 #include "pki/jws.h"
@@ -37,6 +38,24 @@ static int printable(const char *s)
         if ((unsigned char)*s < 0x21 || (unsigned char)*s == 0x7f)
             return 0;
     return 1;
+}
+
+/*
+ * The proof's htu names the request's URI (RFC 9449 §4.3): their
+ * comparison forms are equal (common/uri.h: scheme and host case, default
+ * port, percent-encodings, dot segments; query and fragment left out).
+ * Without a form (not an http(s) URI), byte for byte without query and
+ * fragment.
+ */
+static int htu_matches(const char *claim, const char *request)
+{
+    char a[ZTB_URI_FORM_MAX + 1], b[ZTB_URI_FORM_MAX + 1];
+    size_t na = ztb_uri_htu_form(claim, strlen(claim), a, sizeof(a));
+    size_t nb = ztb_uri_htu_form(request, strlen(request), b, sizeof(b));
+    if (na > 0 && nb > 0)
+        return na == nb && memcmp(a, b, na) == 0;
+    size_t x = htu_base_len(claim), y = htu_base_len(request);
+    return x == y && strncmp(claim, request, x) == 0;
 }
 
 ztb_err ztb_dpop_proof_make(const ztb_key *k, const char *htm, const char *htu, int64_t iat,
@@ -156,15 +175,17 @@ ztb_err ztb_dpop_proof_check(const char *proof, size_t len, const char *htm, con
     char store[ZTB_DPOP_CLAIMS_MAX];
     ztb_buf payload;
     ztb_buf_init_fixed(&payload, store, sizeof(store));
-    ZTB_CHECK(rv, ztb_jwk_parse((const char *)hdr.raw + hdr.jwk_off, hdr.jwk_len, 0, &k) == ZTB_OK,
+    /* any kid (RFC 9449 gives it no meaning; the binding is the key's
+     * thumbprint, computed here) */
+    ZTB_CHECK(rv,
+              ztb_jwk_parse((const char *)hdr.raw + hdr.jwk_off, hdr.jwk_len, ZTB_JWK_KID_ANY,
+                            &k) == ZTB_OK,
               ZTB_ERR_DPOP);
     ZTB_TRY(rv, ztb_jws_verify_with_key(k, proof, len, &vo, &hdr, &payload));
     ZTB_TRY(rv, ztb_dpop_claims_read(store, payload.len, c));
     ZTB_CHECK(rv, c->has_jti && c->jti[0] != '\0', ZTB_ERR_DPOP);
     ZTB_CHECK(rv, c->has_htm && strcmp(c->htm, htm) == 0, ZTB_ERR_DPOP);
-    ZTB_CHECK(rv, c->has_htu, ZTB_ERR_DPOP);
-    size_t a = htu_base_len(c->htu), b = htu_base_len(htu);
-    ZTB_CHECK(rv, a == b && strncmp(c->htu, htu, a) == 0, ZTB_ERR_DPOP);
+    ZTB_CHECK(rv, c->has_htu && htu_matches(c->htu, htu), ZTB_ERR_DPOP);
     ZTB_CHECK(rv, c->has_iat, ZTB_ERR_DPOP);
     int64_t t = c->iat;
     ZTB_CHECK(rv, t <= now + (int64_t)skew_s && t >= now - (int64_t)max_age_s - (int64_t)skew_s,

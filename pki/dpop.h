@@ -10,8 +10,11 @@
  *
  * Checking follows RFC 9449 §4.3: well formed; typ dpop+jwt; alg ES256
  * (the only one accepted, pinned); the signature verifies with the embedded
- * public key (a private member in it is refused); htm and htu match the
- * request (htu compared without query and fragment); iat within
+ * public key (a private member in it is refused; its kid, if any, means
+ * nothing); htm matches the request's method exactly and htu its URI once
+ * both are normalized as RFC 3986 §6.2.2-6.2.3 says (common/uri.h: case,
+ * default port, percent-encodings, dot segments; query and fragment left
+ * out); iat within
  * [now - max_age - skew, now + skew]; ath equals the token's hash when a
  * token is presented and is absent otherwise. Remembering jti to refuse a
  * replay is the caller's job (it knows its replay store); out->jti is given

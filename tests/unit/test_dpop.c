@@ -66,6 +66,14 @@ static void test_round_trip(void **state)
     assert_true(strlen(r.jti) >= 22);
     /* query and fragment are not compared */
     assert_int_equal(check(ztb_buf_cstr(&p), "POST", HTU "?x=1#f", NULL, NOW, &r), ZTB_OK);
+    /* the same URI written otherwise (RFC 9449 §4.3, RFC 3986 §6.2.2-6.2.3) */
+    static const char *const same_uri[] = {
+        "HTTPS://Broker.Example/v1/token", "https://broker.example:443/v1/token",
+        "https://broker.example/v1/%74oken", "https://broker.example/v1/x/../token",
+        "https://broker.example/./v1/token"};
+    for (size_t i = 0; i < sizeof(same_uri) / sizeof(same_uri[0]); i++)
+        if (check(ztb_buf_cstr(&p), "POST", same_uri[i], NULL, NOW, &r) != ZTB_OK)
+            fail_msg("htu %s refused for the request URI %s", HTU, same_uri[i]);
     /* a second proof has another jti */
     ztb_buf p2;
     ztb_buf_init(&p2, 8192);
@@ -91,6 +99,14 @@ static void test_request_mismatch_and_time(void **state)
                      ZTB_ERR_DPOP);
     assert_int_equal(check(s, "POST", "https://evil.example/v1/token", NULL, NOW, &r),
                      ZTB_ERR_DPOP);
+    static const char *const other_uri[] = {
+        "http://broker.example/v1/token",      "https://broker.example:8443/v1/token",
+        "https://broker.example/v1/Token",     "https://broker.example/v1/token/",
+        "https://broker.example/v1%2Ftoken",   "https://broker.example.evil/v1/token",
+        "https://user@broker.example/v1/token"};
+    for (size_t i = 0; i < sizeof(other_uri) / sizeof(other_uri[0]); i++)
+        if (check(s, "POST", other_uri[i], NULL, NOW, &r) != ZTB_ERR_DPOP)
+            fail_msg("htu %s accepted for the request URI %s", HTU, other_uri[i]);
     /* iat window: [now - 60 - 5, now + 5] */
     assert_int_equal(check(s, "POST", HTU, NULL, NOW + 65, &r), ZTB_OK);
     assert_int_equal(check(s, "POST", HTU, NULL, NOW + 66, &r), ZTB_ERR_DPOP);
@@ -136,6 +152,25 @@ static void test_forgeries(void **state)
     snprintf(hdr, sizeof(hdr), "{\"typ\":\"dpop+jwt\",\"alg\":\"ES256\",\"jwk\":%s}", jwk1);
     craft(k1, hdr, claims, &p);
     assert_int_equal(check(ztb_buf_cstr(&p), "POST", HTU, NULL, NOW, &r), ZTB_OK);
+
+    /* a kid in the jwk that is not its thumbprint, or none: RFC 9449 gives
+     * it no meaning; the binding is still the key's thumbprint */
+    char named[600];
+    const char *kid = strstr(jwk1, "\"kid\":\"");
+    assert_non_null(kid);
+    const char *kid_end = strchr(kid + 7, '"');
+    snprintf(named, sizeof(named), "%.*s\"kid\":\"client-key-1\"%s", (int)(kid - jwk1), jwk1,
+             kid_end + 1);
+    snprintf(hdr, sizeof(hdr), "{\"typ\":\"dpop+jwt\",\"alg\":\"ES256\",\"jwk\":%s}", named);
+    craft(k1, hdr, claims, &p);
+    assert_int_equal(check(ztb_buf_cstr(&p), "POST", HTU, NULL, NOW, &r), ZTB_OK);
+    assert_string_equal(r.jkt, ztb_key_kid(k1));
+    snprintf(named, sizeof(named), "%.*s%s", (int)(kid - jwk1), jwk1, kid_end + 2);
+    snprintf(hdr, sizeof(hdr), "{\"typ\":\"dpop+jwt\",\"alg\":\"ES256\",\"jwk\":%s}", named);
+    craft(k1, hdr, claims, &p);
+    if (check(ztb_buf_cstr(&p), "POST", HTU, NULL, NOW, &r) != ZTB_OK)
+        fail_msg("a jwk without kid refused: %s", named);
+    snprintf(hdr, sizeof(hdr), "{\"typ\":\"dpop+jwt\",\"alg\":\"ES256\",\"jwk\":%s}", jwk1);
 
     /* signed by another key than the one it carries */
     craft(k2, hdr, claims, &p);
