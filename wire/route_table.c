@@ -9,7 +9,8 @@
  * built from it ("orders/{id}") can only ever name what the route meant.
  *
  * route_check_original picks the original request out of a check request
- * (the header or the prefix form, route_table.h) from the raw target.
+ * (the header or the prefix form, route_table.h) from the raw target;
+ * route_override_ok says whether its method override headers may pass.
  *
  * Must never: decode, normalise or trim the path; accept a route file with
  * any problem.
@@ -474,6 +475,14 @@ ztb_err route_check_original(const char *method, const char *target, const char 
     out->method = hdr_method;
     out->uri = hdr_uri;
     return ZTB_OK;
+}
+
+const char *const route_override_headers[] = {"X-HTTP-Method-Override", "X-HTTP-Method",
+                                              "X-Method-Override", NULL};
+
+int route_override_ok(const char *method, int n, const char *value)
+{
+    return n == 0 || (n == 1 && method != NULL && value != NULL && strcmp(method, value) == 0);
 }
 
 struct route_holder {

@@ -131,6 +131,23 @@ ztb_err route_check_original(const char *method, const char *target, const char 
                              const char **why);
 
 /*
+ * Method override headers: a client asking the backend to run another method
+ * than its request's (X-HTTP-Method-Override, X-HTTP-Method,
+ * X-Method-Override; Rails, Symfony, Laravel and Express's method-override
+ * honour one). A gateway passes the client's headers on to the check
+ * request (nginx's auth_request does), and a decision for the original
+ * method says nothing about the one the backend would then run: both
+ * programs refuse (403) a check request whose override headers are not
+ * route_override_ok, before the token is read. The names, NULL-terminated:
+ */
+extern const char *const route_override_headers[];
+
+/* 1 if the override headers of a check request (n of them, all names
+ * together; value the one when n == 1) leave the backend running method:
+ * none, or one naming method itself (byte for byte). */
+int route_override_ok(const char *method, int n, const char *value);
+
+/*
  * The table in force, swapped whole on reload (like policy/holder.h): a
  * request matches under a read lock, a reload parses first and swaps under
  * the write lock. All functions are thread-safe.

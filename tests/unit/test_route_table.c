@@ -302,12 +302,34 @@ static void test_load_and_holder(void **state)
     rmdir(dir);
 }
 
+/* ATTACK: method override headers the client sent, passed on by the gateway.
+ * None, or one naming the original method itself, leave the backend running
+ * the authorized method; any other value, or two of them, do not. */
+static void test_override_ok(void **state)
+{
+    (void)state;
+    assert_true(route_override_ok("POST", 0, NULL));
+    assert_true(route_override_ok("POST", 1, "POST"));
+    assert_false(route_override_ok("POST", 1, "DELETE"));
+    assert_false(route_override_ok("POST", 1, "post")); /* methods are case-sensitive */
+    assert_false(route_override_ok("POST", 1, "POST "));
+    assert_false(route_override_ok("POST", 1, ""));
+    assert_false(route_override_ok("POST", 1, NULL));
+    assert_false(route_override_ok("POST", 2, "POST"));
+    assert_false(route_override_ok(NULL, 1, "POST"));
+    size_t n = 0;
+    for (const char *const *h = route_override_headers; *h != NULL; h++)
+        n++;
+    assert_int_equal(n, 3);
+    assert_string_equal(route_override_headers[0], "X-HTTP-Method-Override");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_match_ok),        cmocka_unit_test(test_match_attacks),
         cmocka_unit_test(test_check_original),  cmocka_unit_test(test_parse_refused),
-        cmocka_unit_test(test_load_and_holder),
+        cmocka_unit_test(test_load_and_holder), cmocka_unit_test(test_override_ok),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
