@@ -6,8 +6,8 @@
  * loopback; the original method and URI are read in either form, and only
  * through route_check_original (GET /v1/authorize with X-Original-Method and
  * X-Original-URI, or the prefix form <method> /v1/authorize/<path> with
- * the raw target as sent, never decoded), carry no method override header
- * naming another method (route_override_ok, else 403), and must match a
+ * the raw target as sent, never decoded), carry no method override naming
+ * another method (route_override_ok, else 403), and must match a
  * route (else 403, nothing else read); from there on both forms take one
  * path; the Authorization header must be
  * there once, "Bearer" or "DPoP" (any case) and one token; the token is
@@ -199,11 +199,12 @@ static int read_request(struct http_req *req, struct http_resp *resp, struct dec
         if (n == 1)
             ov = v;
     }
-    if (!route_override_ok(orig.method, nov, ov)) {
+    if (!route_override_ok(&orig, nov, ov)) {
         /* the backend may run the overriding method, not the one authorized */
         http_resp_error(resp, 403, "access_denied",
-                        "a method override header (X-HTTP-Method-Override, X-HTTP-Method, "
-                        "X-Method-Override) names another method than the original one");
+                        "a method override (an X-HTTP-Method-Override, X-HTTP-Method or "
+                        "X-Method-Override header, a _method query parameter) names another "
+                        "method than the original one");
         return 0;
     }
     d->method = orig.method;

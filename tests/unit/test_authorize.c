@@ -519,7 +519,8 @@ static void test_no_route(void **state)
  * passes on (nginx's auth_request forwards every client header): a backend
  * that honours it would run DELETE where POST was authorized. 403 before the
  * token is read (a single-use token is not used up), whatever the header's
- * case; one naming the original method itself is harmless. */
+ * case, and so is a _method query parameter; a header naming the original
+ * method itself is harmless. */
 static void test_method_override(void **state)
 {
     (void)state;
@@ -539,6 +540,10 @@ static void test_method_override(void **state)
         expect_refused(bad[i], &r, 403, "access_denied", NULL);
         zh_resp_free(&r);
     }
+    /* the _method query parameter of Symfony and Laravel */
+    gw("POST", "/refunds/7?_method=DELETE", bearer(tok, auth), NULL, NULL, &r);
+    expect_refused("_method", &r, 403, "access_denied", NULL);
+    zh_resp_free(&r);
     /* the prefix form, the header let through by Envoy's allowed_headers */
     snprintf(auth, sizeof(auth), "Authorization: Bearer %s", tok);
     const char *hp[] = {auth, "X-HTTP-Method-Override: DELETE", NULL};

@@ -445,6 +445,9 @@ static void test_method_override(void **state)
                                 .n_override = 1};
     authz_decide(az, &rq, &ans);
     assert_int_equal(ans.status, 403);
+    /* the _method query parameter of Symfony and Laravel, in the header form */
+    assert_int_equal(decide("POST", "/refunds/1234?_method=DELETE", a, NULL), 403);
+    assert_non_null(strstr(ans.body, "override"));
     /* the original method itself, or none: the token goes through */
     rq.override = "POST";
     authz_decide(az, &rq, &ans);
