@@ -10,9 +10,9 @@
  * URI, a path no route allows, two Authorization headers, a token for
  * another audience, action or resource, an expired or forged token, a
  * bearer token presented as DPoP, a DPoP-bound token with the Bearer scheme
- * (its proof beside it), a proof for another URL, a single-use token with
- * nowhere to consume it, a method override header beside the original
- * method.
+ * (its proof beside it), two DPoP headers, a proof for another URL, a
+ * single-use token with nowhere to consume it, a method override (header
+ * or _method query parameter) beside the original method.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -485,8 +485,23 @@ static void test_dpop(void **state)
     assert_int_equal(decide("POST", "/refunds/1234", a, prf), 401);
     /* no proof */
     assert_int_equal(decide("POST", "/refunds/1234", a, NULL), 401);
-    /* the right one: the original method, origin + path (no query) */
+    /* two DPoP headers, the valid proof read from them (RFC 9449 §4.3) */
     snprintf(prf, sizeof(prf), "%s", proof_for("POST", ORIGIN "/refunds/1234", tok));
+    struct authz_request rq = {.loopback = 1,
+                               .check_method = "GET",
+                               .target = "/v1/authorize",
+                               .method = "POST",
+                               .n_method = 1,
+                               .uri = "/refunds/1234",
+                               .n_uri = 1,
+                               .authorization = a,
+                               .n_authorization = 1,
+                               .dpop = prf,
+                               .n_dpop = 2};
+    authz_decide(az, &rq, &ans);
+    assert_int_equal(ans.status, 401);
+    assert_non_null(strstr(ans.body, "BINDING"));
+    /* the right one: the original method, origin + path (no query) */
     assert_int_equal(decide("POST", "/refunds/1234?q=1", a, prf), 200);
     /* and again: the proof was used */
     assert_int_equal(decide("POST", "/refunds/1234", a, prf), 401);
