@@ -171,15 +171,16 @@ static inline uint64_t ztb_wire_used_keep_ms(int64_t exp, int64_t now)
 
 /*
  * How long a DPoP proof id must be remembered from now, in milliseconds:
- * until the last moment any verifier could accept it, whatever its own
- * proof age and skew (its iat + ZTB_WIRE_DPOP_MAX_AGE_S +
- * ZTB_WIRE_MAX_SKEW_S), plus a second. Not the writer's own proof age: a
- * replica sharing the Redis may accept older proofs, and would take the
- * replay once the marker is gone.
+ * until the last moment a verifier accepting proofs up to max_age_s old
+ * could accept it with any skew allowed (its iat + max_age_s +
+ * ZTB_WIRE_MAX_SKEW_S), plus a second. A marker every verifier shares
+ * (ZTB_WIRE_DPOP_KEY_FMT) passes ZTB_WIRE_DPOP_MAX_AGE_S, not the writer's
+ * own proof age: a replica sharing the Redis may accept older proofs, and
+ * would take the replay once the marker is gone.
  */
-static inline uint64_t ztb_wire_dpop_keep_ms(int64_t iat, int64_t now)
+static inline uint64_t ztb_wire_dpop_keep_ms(int64_t iat, unsigned max_age_s, int64_t now)
 {
-    int64_t left = iat + ZTB_WIRE_DPOP_MAX_AGE_S + ZTB_WIRE_MAX_SKEW_S + 1 - now;
+    int64_t left = iat + (int64_t)max_age_s + ZTB_WIRE_MAX_SKEW_S + 1 - now;
     return (uint64_t)(left > 1 ? left : 1) * 1000u;
 }
 

@@ -289,7 +289,8 @@ static ztb_err check_binding(struct http_req *req, struct http_resp *resp, struc
                "the DPoP proof is not signed by the key the token is bound to", NULL);
         return ZTB_ERR_BINDING;
     }
-    rv = store_dpop_remember(r.jkt, r.jti, ztb_wire_dpop_keep_ms(r.iat, now));
+    rv = store_dpop_remember(r.jkt, r.jti,
+                             ztb_wire_dpop_keep_ms(r.iat, ZTB_WIRE_DPOP_MAX_AGE_S, now));
     if (rv == ZTB_ERR_DPOP_REPLAY)
         refuse(resp, d->rm, 401, SCHEME_DPOP, "invalid_dpop_proof", ZTB_ERR_DPOP_REPLAY,
                "the DPoP proof was used before", NULL);

@@ -531,7 +531,7 @@ static ztb_err dpop_remember(ztb_verifier *v, const char *jkt, const ztb_dpop_re
                              int64_t now)
 {
     if (v->rev == REVM_REDIS) {
-        uint64_t keep_ms = ztb_wire_dpop_keep_ms(d->iat, now);
+        uint64_t keep_ms = ztb_wire_dpop_keep_ms(d->iat, ZTB_WIRE_DPOP_MAX_AGE_S, now);
         char key[40 + ZTB_KID_LEN + ZTB_DPOP_JTI_MAX];
         int kl = snprintf(key, sizeof(key), ZTB_WIRE_DPOP_KEY_FMT, jkt, d->jti);
         char px[24];
