@@ -6,7 +6,9 @@
  * broker/tokens/authorize.c): the caller must be on loopback; the original
  * method and URI, read in either form by route_check_original (the two
  * headers, or the prefix form's own method and raw target), must match a
- * route (else 403 and nothing else is read); the Authorization header must be there once,
+ * route (else 403 and nothing else is read), and no method override header
+ * or _method query parameter may name another method (else 403); the
+ * Authorization header must be there once,
  * "Bearer" or "DPoP" (any case) and one token; then ztb_verify of the
  * route's audience verifier checks everything (signature with the key the
  * kid names and its pinned algorithm, typ, the strict claims, issuer,
@@ -423,6 +425,14 @@ void authz_decide(struct authz *a, const struct authz_request *rq, struct authz_
     if (route_check_original(rq->check_method, rq->target, rq->method, rq->n_method, rq->uri,
                              rq->n_uri, &orig, &why) != ZTB_OK) {
         plain_error(ans, 400, "invalid_request", ZTB_ERR_INVALID_REQUEST, why);
+        return;
+    }
+    if (!route_override_ok(&orig, rq->n_override, rq->override)) {
+        /* the backend may run the overriding method, not the one authorized */
+        plain_error(ans, 403, "access_denied", ZTB_ERR_ACCESS_DENIED,
+                    "a method override (an X-HTTP-Method-Override, X-HTTP-Method or "
+                    "X-Method-Override header, a _method query parameter) names another "
+                    "method than the original one");
         return;
     }
     struct route_need need;

@@ -76,6 +76,11 @@ struct authz_request {
     const char *check_method, *target;
     const char *method, *uri, *authorization, *dpop;
     int n_method, n_uri, n_authorization, n_dpop;
+    /* the method override headers (route_override_headers: the client's
+     * own, passed on by the gateway), all counted together, and the value
+     * when there is one (refused unless route_override_ok) */
+    const char *override;
+    int n_override;
     /* the caller's source as the gateway says it (X-Ztb-Source, else
      * X-Real-IP; NULL: "unknown"), for callers with no or a foreign token */
     const char *source;

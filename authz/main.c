@@ -181,6 +181,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
                      u = header_of(c, authz_uri_header(a));
     struct hdr_count au = header_of(c, "Authorization"), dp = header_of(c, "DPoP");
     struct hdr_count src = header_of(c, "X-Ztb-Source"), rip = header_of(c, "X-Real-IP");
+    struct hdr_count ov = {0};
+    for (const char *const *name = route_override_headers; *name != NULL; name++) {
+        struct hdr_count h = header_of(c, *name);
+        ov.n += h.n;
+        if (h.n == 1)
+            ov.value = h.value;
+    }
     struct authz_request rq = {.loopback = peer_is_loopback(c),
                                .check_method = method,
                                .target = st->target,
@@ -192,6 +199,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
                                .n_authorization = au.n,
                                .dpop = dp.value,
                                .n_dpop = dp.n,
+                               .override = ov.value,
+                               .n_override = ov.n,
                                .source = src.n == 1   ? src.value
                                          : rip.n == 1 ? rip.value
                                                       : NULL};

@@ -9,7 +9,8 @@
  * built from it ("orders/{id}") can only ever name what the route meant.
  *
  * route_check_original picks the original request out of a check request
- * (the header or the prefix form, route_table.h) from the raw target.
+ * (the header or the prefix form, route_table.h) from the raw target;
+ * route_override_ok says whether its method overrides may pass.
  *
  * Must never: decode, normalise or trim the path; accept a route file with
  * any problem.
@@ -474,6 +475,61 @@ ztb_err route_check_original(const char *method, const char *target, const char 
     out->method = hdr_method;
     out->uri = hdr_uri;
     return ZTB_OK;
+}
+
+const char *const route_override_headers[] = {"X-HTTP-Method-Override", "X-HTTP-Method",
+                                              "X-Method-Override", NULL};
+
+/* The value of hex digit c, or -1. */
+static int hexval(char c)
+{
+    return c >= '0' && c <= '9'   ? c - '0'
+           : c >= 'a' && c <= 'f' ? c - 'a' + 10
+           : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                  : -1;
+}
+
+/* 1 if the query parameter name p[0..n) reads as "_method" to a framework:
+ * percent-decoded, any case, '.', ' ' and '+' as '_' (PHP's names), a '['
+ * ending it ("_method[]"). */
+static int name_is_method(const char *p, size_t n)
+{
+    static const char want[] = "_method";
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        char c = p[i];
+        if (c == '%' && i + 2 < n && hexval(p[i + 1]) >= 0 && hexval(p[i + 2]) >= 0) {
+            c = (char)(hexval(p[i + 1]) * 16 + hexval(p[i + 2]));
+            i += 2;
+        }
+        if (c == '[')
+            break;
+        if (c == '.' || c == ' ' || c == '+')
+            c = '_';
+        if (c >= 'A' && c <= 'Z')
+            c = (char)(c - 'A' + 'a');
+        if (k == sizeof(want) - 1 || c != want[k])
+            return 0;
+        k++;
+    }
+    return k == sizeof(want) - 1;
+}
+
+int route_override_ok(const struct route_check *orig, int n, const char *value)
+{
+    if (orig == NULL || orig->method == NULL || orig->uri == NULL)
+        return 0;
+    if (n != 0 && (n != 1 || value == NULL || strcmp(orig->method, value) != 0))
+        return 0;
+    const char *q = strchr(orig->uri, '?');
+    while (q != NULL) {
+        const char *name = q + 1;
+        size_t len = strcspn(name, "&;=#");
+        if (name_is_method(name, len))
+            return 0;
+        q = strpbrk(name, "&;");
+    }
+    return 1;
 }
 
 struct route_holder {

@@ -131,6 +131,29 @@ ztb_err route_check_original(const char *method, const char *target, const char 
                              const char **why);
 
 /*
+ * Method overrides: a client asking the backend to run another method than
+ * its request's, with a header (X-HTTP-Method-Override, X-HTTP-Method,
+ * X-Method-Override; Rails, Symfony, Laravel and Express's method-override
+ * honour one) or a _method query parameter (Symfony and Laravel). A gateway
+ * passes the client's headers and target on to the check request (nginx's
+ * auth_request does), and a decision for the original method says nothing
+ * about the one the backend would then run: both programs refuse (403) a
+ * check request that is not route_override_ok, before the token is read.
+ * (A _method in a form body is beyond what a check request carries: turn
+ * the override off in such a backend.) The header names, NULL-terminated:
+ */
+extern const char *const route_override_headers[];
+
+/*
+ * 1 if the original request leaves the backend running orig->method: its
+ * override headers (n of them, all names together; value the one when
+ * n == 1) are none, or one naming orig->method itself (byte for byte), and
+ * the query of orig->uri has no parameter a framework reads as _method
+ * (percent-decoded, any case, '.', ' ' and '+' read as '_', '[' ending it).
+ */
+int route_override_ok(const struct route_check *orig, int n, const char *value);
+
+/*
  * The table in force, swapped whole on reload (like policy/holder.h): a
  * request matches under a read lock, a reload parses first and swaps under
  * the write lock. All functions are thread-safe.

@@ -173,7 +173,10 @@ static inline uint64_t ztb_wire_used_keep_ms(int64_t exp, int64_t now)
  * How long a DPoP proof id must be remembered from now, in milliseconds:
  * until the last moment a verifier accepting proofs up to max_age_s old
  * could accept it with any skew allowed (its iat + max_age_s +
- * ZTB_WIRE_MAX_SKEW_S), plus a second.
+ * ZTB_WIRE_MAX_SKEW_S), plus a second. A marker every verifier shares
+ * (ZTB_WIRE_DPOP_KEY_FMT) passes ZTB_WIRE_DPOP_MAX_AGE_S, not the writer's
+ * own proof age: a replica sharing the Redis may accept older proofs, and
+ * would take the replay once the marker is gone.
  */
 static inline uint64_t ztb_wire_dpop_keep_ms(int64_t iat, unsigned max_age_s, int64_t now)
 {

@@ -6,8 +6,10 @@
  * loopback; the original method and URI are read in either form, and only
  * through route_check_original (GET /v1/authorize with X-Original-Method and
  * X-Original-URI, or the prefix form <method> /v1/authorize/<path> with
- * the raw target as sent, never decoded), and must match a route (else 403,
- * nothing else read); from there on both forms take one path; the Authorization header must be
+ * the raw target as sent, never decoded), carry no method override naming
+ * another method (route_override_ok, else 403), and must match a
+ * route (else 403, nothing else read); from there on both forms take one
+ * path; the Authorization header must be
  * there once, "Bearer" or "DPoP" (any case) and one token; the token is
  * verified on the one path (introspect_verify: our signature with the key
  * the kid names and its pinned algorithm, typ, the strict claims, issuer,
@@ -188,6 +190,23 @@ static int read_request(struct http_req *req, struct http_resp *resp, struct dec
         http_resp_error(resp, 400, "invalid_request", why);
         return 0;
     }
+    int nov = 0;
+    const char *ov = NULL;
+    for (const char *const *name = route_override_headers; *name != NULL; name++) {
+        const char *v = NULL;
+        int n = http_req_header_once(req, *name, &v);
+        nov += n < 0 ? 2 : n;
+        if (n == 1)
+            ov = v;
+    }
+    if (!route_override_ok(&orig, nov, ov)) {
+        /* the backend may run the overriding method, not the one authorized */
+        http_resp_error(resp, 403, "access_denied",
+                        "a method override (an X-HTTP-Method-Override, X-HTTP-Method or "
+                        "X-Method-Override header, a _method query parameter) names another "
+                        "method than the original one");
+        return 0;
+    }
     d->method = orig.method;
     d->uri = orig.uri;
     int matched = route_holder_match(b->authz_routes, d->method, d->uri, &d->need) == ZTB_OK;
@@ -270,7 +289,8 @@ static ztb_err check_binding(struct http_req *req, struct http_resp *resp, struc
                "the DPoP proof is not signed by the key the token is bound to", NULL);
         return ZTB_ERR_BINDING;
     }
-    rv = store_dpop_remember(r.jkt, r.jti, ztb_wire_dpop_keep_ms(r.iat, DPOP_MAX_AGE_S, now));
+    rv = store_dpop_remember(r.jkt, r.jti,
+                             ztb_wire_dpop_keep_ms(r.iat, ZTB_WIRE_DPOP_MAX_AGE_S, now));
     if (rv == ZTB_ERR_DPOP_REPLAY)
         refuse(resp, d->rm, 401, SCHEME_DPOP, "invalid_dpop_proof", ZTB_ERR_DPOP_REPLAY,
                "the DPoP proof was used before", NULL);

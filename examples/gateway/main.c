@@ -12,8 +12,9 @@
  * one), one line per request on stderr, and stops on SIGINT or SIGTERM.
  * Tokens come as `Authorization: Bearer <token>`, or `Authorization: DPoP
  * <token>` with a `DPoP` proof header for a bound token; the scheme in any
- * case (RFC 7235). Headers are read with their length: one with a NUL byte
- * inside the value the HTTP library reports is refused.
+ * case (RFC 7235); the proof is used only with the DPoP scheme. Headers are
+ * read with their length: one with a NUL byte inside the value the HTTP
+ * library reports, or sent twice, is refused.
  *
  * Build outside the ztb tree against an installed libztb:
  *   cc main.c $(pkg-config --cflags --libs ztb libmicrohttpd) -o ztb-gateway-example
@@ -57,15 +58,39 @@ static enum MHD_Result refuse(struct gateway *g, struct MHD_Connection *c, const
     return reply(c, status, body);
 }
 
+/* Counting the values of one header name (case-insensitive). */
+struct hdr_count {
+    const char *name;
+    int n;
+};
+
+static enum MHD_Result count_header(void *cls, enum MHD_ValueKind kind, const char *key,
+                                    size_t key_size, const char *value, size_t value_size)
+{
+    (void)kind;
+    (void)value;
+    (void)value_size;
+    struct hdr_count *h = cls;
+    if (key_size == strlen(h->name) && strncasecmp(key, h->name, key_size) == 0)
+        h->n++;
+    return MHD_YES;
+}
+
 /*
  * A request header's value read with its length (NULL if absent). A value
  * with a NUL byte in it is refused (*bad = 1): cut at the NUL, it would be
  * other bytes than those a proxy in front of us saw and logged. (How much of
  * such a value reaches us is the HTTP library's choice: libmicrohttpd 0.9.75
- * already ends the value at the NUL and drops the rest of the line.)
+ * already ends the value at the NUL and drops the rest of the line.) So is
+ * a header sent twice: which one a proxy or the backend reads is anyone's
+ * guess (RFC 9449 §4.3: one DPoP header).
  */
 static const char *header_value(struct MHD_Connection *c, const char *name, int *bad)
 {
+    struct hdr_count h = {.name = name};
+    MHD_get_connection_values_n(c, MHD_HEADER_KIND, count_header, &h);
+    if (h.n > 1)
+        *bad = 1;
     const char *v = NULL;
     size_t n = 0;
     if (MHD_lookup_connection_value_n(c, MHD_HEADER_KIND, name, strlen(name), &v, &n) != MHD_YES ||
@@ -126,7 +151,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     const char *proof = header_value(c, "DPoP", &bad);
     if (bad)
         return refuse(g, c, url, 400, ZTB_ERR_INVALID_ARG,
-                      "a NUL byte in the Authorization or DPoP header");
+                      "two Authorization or DPoP headers, or a NUL byte in one");
     const char *token = auth_token(authz, &dpop);
     if (token == NULL)
         return refuse(g, c, url, 401, ZTB_ERR_INVALID_ARG, "no Bearer or DPoP token");
@@ -137,10 +162,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     char resource[300], htu[600];
     snprintf(resource, sizeof(resource), "orders/%s", id);
     snprintf(htu, sizeof(htu), "%s%s", g->public_url, url);
+    /* the proof only with the DPoP scheme (RFC 9449 §7.1, §7.2): a bound
+     * token sent as Bearer, or a bearer token sent as DPoP, is refused */
     ztb_expect want = {
         .action = "payments:refund",
         .resource = resource,
-        .dpop_proof = proof,
+        .flags = dpop ? ZTB_EXPECT_DPOP_SCHEME : 0,
+        .dpop_proof = dpop ? proof : NULL,
         .htm = "POST",
         .htu = htu,
     };

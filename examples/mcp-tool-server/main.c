@@ -32,6 +32,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -117,11 +118,41 @@ static int order_id_ok(const char *id)
            strspn(id, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_") == n;
 }
 
+/* Counting the values of one header name (case-insensitive). */
+struct hdr_count {
+    const char *name;
+    int n;
+};
+
+static enum MHD_Result count_header(void *cls, enum MHD_ValueKind kind, const char *key,
+                                    size_t key_size, const char *value, size_t value_size)
+{
+    (void)kind;
+    (void)value;
+    (void)value_size;
+    struct hdr_count *h = cls;
+    if (key_size == strlen(h->name) && strncasecmp(key, h->name, key_size) == 0)
+        h->n++;
+    return MHD_YES;
+}
+
+/* How many times the request carries header name. */
+static int header_count(struct MHD_Connection *c, const char *name)
+{
+    struct hdr_count h = {.name = name};
+    MHD_get_connection_values_n(c, MHD_HEADER_KIND, count_header, &h);
+    return h.n;
+}
+
 /* The one JSON-RPC request in body, authorised and answered. */
 static enum MHD_Result handle_rpc(struct server *s, struct MHD_Connection *c, const char *body,
                                   size_t len)
 {
-    /* the token first: no token, no parsing of anything else */
+    /* the token first: no token, no parsing of anything else; one
+     * Authorization and at most one DPoP header (RFC 9449 §4.3): of two,
+     * which one a proxy in front read is anyone's guess */
+    if (header_count(c, "Authorization") > 1 || header_count(c, "DPoP") > 1)
+        return refuse(s, c, ZTB_ERR_INVALID_REQUEST, ZTB_SCHEME_NONE, NULL);
     const char *authz = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization");
     const char *tok = NULL;
     ztb_auth_scheme scheme = ztb_authorization_parse(authz, &tok);

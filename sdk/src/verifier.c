@@ -523,15 +523,15 @@ static ztb_err check_resource(const struct claims *c, const ztb_expect *ex)
 
 /*
  * Remember a DPoP proof id until no verifier could accept it any more (its
- * iat + the proof age + the largest skew any verifier may be configured
- * with, wire/wire.h), so a replica with a larger skew cannot take a
- * replay: DPOP_REPLAY if seen.
+ * iat + the largest proof age and skew any verifier may be configured
+ * with, wire/wire.h), so a replica with a larger proof age or skew cannot
+ * take a replay: DPOP_REPLAY if seen.
  */
 static ztb_err dpop_remember(ztb_verifier *v, const char *jkt, const ztb_dpop_result *d,
                              int64_t now)
 {
     if (v->rev == REVM_REDIS) {
-        uint64_t keep_ms = ztb_wire_dpop_keep_ms(d->iat, v->dpop_max_age_s, now);
+        uint64_t keep_ms = ztb_wire_dpop_keep_ms(d->iat, ZTB_WIRE_DPOP_MAX_AGE_S, now);
         char key[40 + ZTB_KID_LEN + ZTB_DPOP_JTI_MAX];
         int kl = snprintf(key, sizeof(key), ZTB_WIRE_DPOP_KEY_FMT, jkt, d->jti);
         char px[24];

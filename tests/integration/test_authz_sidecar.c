@@ -11,9 +11,10 @@
  * /v1/authorize then refuses it too: one replay marker, and the other way
  * round). Forged tokens (alg none, HS256 keyed with the JWKS, a tampered
  * payload, a foreign key under the broker's kid, bad signature encodings),
- * tokens for another action, resource or audience, an encoded-slash path,
- * an expired, a revoked and a replayed token, a DPoP-bound token without
- * its scheme and proof, and a bearer token presented as DPoP never do. A
+ * tokens for another action, resource or audience, an encoded-slash path, a
+ * method override header, an expired, a revoked and a replayed token, a
+ * DPoP-bound token without its scheme and proof, and a bearer token
+ * presented as DPoP never do. A
  * revocation reaches the sidecar within the feed's latency (measured: the
  * test fails above 500 ms), and while Redis is down the sidecar refuses
  * everything (503; nginx 500) and is not ready.
@@ -400,6 +401,18 @@ static void test_misdirected_tokens(void **state)
     token("payments", "payments:refund", "orders/12/34", tok, sizeof(tok));
     snprintf(auth, sizeof(auth), "Bearer %s", tok);
     expect_refused("encoded slash", "/refunds/12%2F34", auth, 403);
+    /* ATTACK: a method override the backend may honour: nginx passes the
+     * client's header on to the sidecar, which refuses it (the token is not
+     * used up: it goes through without the header) */
+    token("payments", "payments:refund", "orders/1234", tok, sizeof(tok));
+    snprintf(auth, sizeof(auth), "Bearer %s", tok);
+    assert_int_equal(refund("/refunds/1234", auth, "X-HTTP-Method-Override: DELETE", &hit, &r),
+                     403);
+    assert_false(hit);
+    zh_resp_free(&r);
+    assert_int_equal(refund("/refunds/1234", auth, NULL, &hit, &r), 200);
+    assert_true(hit);
+    zh_resp_free(&r);
 }
 
 /* A DPoP-bound token for orders/4321 bound to k. */

@@ -242,6 +242,33 @@ static void test_token_for_another_server(void **state)
     expect_challenge(&r, st, 401, "error=\"invalid_token\"");
 }
 
+/* ATTACK: two Authorization headers, a valid token first: which one a proxy
+ * in front read is anyone's guess, so the request is refused (400), as is
+ * one with two DPoP headers (RFC 9449 §4.3). */
+static void test_repeated_headers(void **state)
+{
+    (void)state;
+    char tok[4096], auth[4200];
+    struct zh_resp r;
+    token("mcp-refunds", "mcp:connect", tok, sizeof(tok));
+    snprintf(auth, sizeof(auth), "Authorization: Bearer %s", tok);
+    const char *list = "{\"jsonrpc\":\"2.0\",\"id\":6,\"method\":\"tools/list\"}";
+    const char *two[] = {auth, "Authorization: Basic eA==", NULL};
+    assert_int_equal(
+        zh_http("POST", mcp_url, NULL, "application/json", list, strlen(list), two, &r), 0);
+    assert_int_equal(r.status, 400);
+    assert_null(strstr(r.body, "\"result\""));
+    zh_resp_free(&r);
+    const char *dpop[] = {auth, "DPoP: a.b.c", "DPoP: d.e.f", NULL};
+    assert_int_equal(
+        zh_http("POST", mcp_url, NULL, "application/json", list, strlen(list), dpop, &r), 0);
+    assert_int_equal(r.status, 400);
+    zh_resp_free(&r);
+    /* the token alone goes through */
+    assert_int_equal(rpc(tok, list, &r), 200);
+    zh_resp_free(&r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -249,6 +276,7 @@ int main(void)
         cmocka_unit_test(test_no_token),
         cmocka_unit_test(test_agent_calls_the_tool),
         cmocka_unit_test(test_token_for_another_server),
+        cmocka_unit_test(test_repeated_headers),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

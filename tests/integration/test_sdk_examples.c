@@ -4,7 +4,8 @@
  * POST /refunds/<id>, and the example agent enrolling once and then calling
  * the gateway with a token for one refund (Bearer, then DPoP-bound). The
  * gateway must refuse a token for another order and say why; it takes the
- * Authorization scheme in any case.
+ * Authorization scheme in any case, and refuses a scheme that does not fit
+ * the token's binding and a repeated Authorization or DPoP header.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -341,11 +342,58 @@ static void test_authorization_header(void **state)
     ztb_agent_free(d);
 }
 
+/*
+ * ATTACK (RFC 9449 §4.3, §7.1, §7.2): the scheme and the proof must agree.
+ * A DPoP-bound token sent with the Bearer scheme, even with its valid proof
+ * beside it, and a bearer token sent with the DPoP scheme are refused; so
+ * are two DPoP headers and two Authorization headers, whichever comes first.
+ * The bound token was not used by the refusals: it still goes through.
+ */
+static void test_scheme_and_proof_agree(void **state)
+{
+    (void)state;
+    char url[256];
+    snprintf(url, sizeof(url), "%s/refunds/1234", gw_url);
+    ztb_agent *d = load_agent(1);
+    char *dt = refund_token(d);
+    char *proof = NULL;
+    assert_int_equal(ztb_dpop_proof(d, "POST", url, dt, &proof), ZTB_OK);
+    assert_int_equal(post_authz("Bearer", dt, proof), 401);
+    /* two DPoP headers: the valid proof first, then another */
+    char hdr[8192];
+    int n =
+        snprintf(hdr, sizeof(hdr), "Authorization: DPoP %s\r\nDPoP: %s\r\nDPoP: x.y.z", dt, proof);
+    assert_true(n > 0 && (size_t)n < sizeof(hdr));
+    assert_int_not_equal(raw_post(hdr, (size_t)n), 200);
+    /* two Authorization headers: the valid one first, then another */
+    n = snprintf(hdr, sizeof(hdr),
+                 "Authorization: DPoP %s\r\nDPoP: %s\r\nAuthorization: Basic eA==", dt, proof);
+    assert_true(n > 0 && (size_t)n < sizeof(hdr));
+    assert_int_not_equal(raw_post(hdr, (size_t)n), 200);
+    /* the same token and proof, sent as RFC 9449 says */
+    assert_int_equal(post_authz("DPoP", dt, proof), 200);
+    ztb_token_free(proof);
+    ztb_token_free(dt);
+    ztb_agent_free(d);
+    /* a bearer token with the DPoP scheme (a proof by some key beside it) */
+    ztb_agent *a = load_agent(0);
+    char *tok = refund_token(a);
+    d = load_agent(1);
+    assert_int_equal(ztb_dpop_proof(d, "POST", url, tok, &proof), ZTB_OK);
+    assert_int_equal(post_authz("DPoP", tok, proof), 401);
+    assert_int_equal(post_authz("Bearer", tok, NULL), 200);
+    ztb_token_free(proof);
+    ztb_token_free(tok);
+    ztb_agent_free(d);
+    ztb_agent_free(a);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_quickstart_flow),
         cmocka_unit_test(test_authorization_header),
+        cmocka_unit_test(test_scheme_and_proof_agree),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

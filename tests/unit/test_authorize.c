@@ -11,13 +11,13 @@
  * carries an identity header: a caller off loopback (403 before anything is
  * read), no route table (404), a gateway that names the original request
  * wrongly (400), a path no route allows or that only a decoder would match
- * (403), no, repeated or malformed Authorization (401/400), a forged,
- * expired, foreign, oversized token (401), another audience (401), action
- * or resource (403), each kind of revocation (401), a token bound to a TLS
- * certificate or to a DPoP key without a fresh proof by that key for the
- * original method and URL (401). A single-use token is consumed once and
- * never by a refusal; a proof is taken once; Redis gone is 503, not 200.
- * Refusals of our tokens are audited, refusals of anything else are not.
+ * (403), a method override header naming another method (403), no,
+ * repeated or malformed Authorization (401/400), a forged, expired, foreign, oversized token (401),
+ * another audience (401), action or resource (403), each kind of revocation (401), a token bound to
+ * a TLS certificate or to a DPoP key without a fresh proof by that key for the original method and
+ * URL (401). A single-use token is consumed once and never by a refusal; a proof is taken once;
+ * Redis gone is 503, not 200. Refusals of our tokens are audited, refusals of anything else are
+ * not.
  */
 #include <arpa/inet.h>
 #include <setjmp.h>
@@ -515,6 +515,48 @@ static void test_no_route(void **state)
     zh_resp_free(&r);
 }
 
+/* ATTACK: a method override header of the client's, which the gateway
+ * passes on (nginx's auth_request forwards every client header): a backend
+ * that honours it would run DELETE where POST was authorized. 403 before the
+ * token is read (a single-use token is not used up), whatever the header's
+ * case, and so is a _method query parameter; a header naming the original
+ * method itself is harmless. */
+static void test_method_override(void **state)
+{
+    (void)state;
+    char tok[4096], jti[24], auth[10000];
+    struct tk t = tk_default();
+    t.single_use = 1;
+    mint(&t, jti, tok);
+    static const char *const bad[] = {
+        "X-HTTP-Method-Override: DELETE",
+        "x-http-method: DELETE",
+        "X-Method-Override: PUT",
+        "X-HTTP-Method-Override: post",
+    };
+    struct zh_resp r;
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        gw("POST", "/refunds/7", bearer(tok, auth), NULL, bad[i], &r);
+        expect_refused(bad[i], &r, 403, "access_denied", NULL);
+        zh_resp_free(&r);
+    }
+    /* the _method query parameter of Symfony and Laravel */
+    gw("POST", "/refunds/7?_method=DELETE", bearer(tok, auth), NULL, NULL, &r);
+    expect_refused("_method", &r, 403, "access_denied", NULL);
+    zh_resp_free(&r);
+    /* the prefix form, the header let through by Envoy's allowed_headers */
+    snprintf(auth, sizeof(auth), "Authorization: Bearer %s", tok);
+    const char *hp[] = {auth, "X-HTTP-Method-Override: DELETE", NULL};
+    call("POST", "/v1/authorize/refunds/7", hp, &r);
+    expect_refused("prefix form", &r, 403, "access_denied", NULL);
+    zh_resp_free(&r);
+    assert_int_equal(bf_redis_int("EXISTS " ZTB_WIRE_USED_KEY_FMT, jti), 0);
+    /* naming the original method: the token goes through, once */
+    assert_int_equal(
+        gw("POST", "/refunds/7", bearer(tok, auth), NULL, "X-HTTP-Method-Override: POST", &r), 200);
+    zh_resp_free(&r);
+}
+
 /* No Authorization: 401 with a challenge for both schemes and no error
  * code (RFC 6750 §3.1). One that is not "Bearer|DPoP <token68>", or two of
  * them: 400 invalid_request. */
@@ -908,6 +950,7 @@ int main(void)
         cmocka_unit_test(test_no_route_table),
         cmocka_unit_test(test_gateway_misuse),
         cmocka_unit_test(test_no_route),
+        cmocka_unit_test(test_method_override),
         cmocka_unit_test(test_authorization_header),
         cmocka_unit_test(test_not_our_token),
         cmocka_unit_test(test_not_for_this_route),

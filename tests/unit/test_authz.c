@@ -10,8 +10,9 @@
  * URI, a path no route allows, two Authorization headers, a token for
  * another audience, action or resource, an expired or forged token, a
  * bearer token presented as DPoP, a DPoP-bound token with the Bearer scheme
- * (its proof beside it), a proof for another URL, a single-use token with
- * nowhere to consume it.
+ * (its proof beside it), two DPoP headers, a proof for another URL, a
+ * single-use token with nowhere to consume it, a method override (header
+ * or _method query parameter) beside the original method.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -400,6 +401,60 @@ static void test_refusals(void **state)
     assert_null(hdr("WWW-Authenticate"));
 }
 
+/* ATTACK: a method override header the client sent (X-HTTP-Method-Override,
+ * X-HTTP-Method, X-Method-Override), passed on by the gateway (nginx's
+ * auth_request forwards every client header): a backend that honours it
+ * (Rails, Symfony, Laravel, Express's method-override) runs DELETE where
+ * POST was authorized. Refused before the token is read, and the token
+ * stays usable; the override naming the original method itself is harmless. */
+static void test_method_override(void **state)
+{
+    (void)state;
+    struct tk t = {0};
+    char a[8300];
+    snprintf(a, sizeof(a), "Bearer %s", mint(&t));
+    struct authz_request rq = {.loopback = 1,
+                               .check_method = "GET",
+                               .target = "/v1/authorize",
+                               .method = "POST",
+                               .n_method = 1,
+                               .uri = "/refunds/1234",
+                               .n_uri = 1,
+                               .authorization = a,
+                               .n_authorization = 1,
+                               .override = "DELETE",
+                               .n_override = 1};
+    authz_decide(az, &rq, &ans);
+    assert_int_equal(ans.status, 403);
+    assert_non_null(strstr(ans.body, "override"));
+    assert_null(hdr("X-Ztb-Subject"));
+    rq.override = "post"; /* methods are case-sensitive: another method */
+    authz_decide(az, &rq, &ans);
+    assert_int_equal(ans.status, 403);
+    rq.override = "POST";
+    rq.n_override = 2; /* two of them: which one would the backend take? */
+    authz_decide(az, &rq, &ans);
+    assert_int_equal(ans.status, 403);
+    /* the prefix form too (Envoy's allowed_headers may let one through) */
+    rq = (struct authz_request){.loopback = 1,
+                                .check_method = "POST",
+                                .target = "/v1/authorize/refunds/1234",
+                                .authorization = a,
+                                .n_authorization = 1,
+                                .override = "DELETE",
+                                .n_override = 1};
+    authz_decide(az, &rq, &ans);
+    assert_int_equal(ans.status, 403);
+    /* the _method query parameter of Symfony and Laravel, in the header form */
+    assert_int_equal(decide("POST", "/refunds/1234?_method=DELETE", a, NULL), 403);
+    assert_non_null(strstr(ans.body, "override"));
+    /* the original method itself, or none: the token goes through */
+    rq.override = "POST";
+    authz_decide(az, &rq, &ans);
+    assert_int_equal(ans.status, 200);
+    assert_int_equal(decide("POST", "/refunds/1234", a, NULL), 200);
+}
+
 static const char *proof_for(const char *htm, const char *htu, const char *tok)
 {
     static char out[4096];
@@ -430,8 +485,23 @@ static void test_dpop(void **state)
     assert_int_equal(decide("POST", "/refunds/1234", a, prf), 401);
     /* no proof */
     assert_int_equal(decide("POST", "/refunds/1234", a, NULL), 401);
-    /* the right one: the original method, origin + path (no query) */
+    /* two DPoP headers, the valid proof read from them (RFC 9449 §4.3) */
     snprintf(prf, sizeof(prf), "%s", proof_for("POST", ORIGIN "/refunds/1234", tok));
+    struct authz_request rq = {.loopback = 1,
+                               .check_method = "GET",
+                               .target = "/v1/authorize",
+                               .method = "POST",
+                               .n_method = 1,
+                               .uri = "/refunds/1234",
+                               .n_uri = 1,
+                               .authorization = a,
+                               .n_authorization = 1,
+                               .dpop = prf,
+                               .n_dpop = 2};
+    authz_decide(az, &rq, &ans);
+    assert_int_equal(ans.status, 401);
+    assert_non_null(strstr(ans.body, "BINDING"));
+    /* the right one: the original method, origin + path (no query) */
     assert_int_equal(decide("POST", "/refunds/1234?q=1", a, prf), 200);
     /* and again: the proof was used */
     assert_int_equal(decide("POST", "/refunds/1234", a, prf), 401);
@@ -514,6 +584,7 @@ int main(void)
         cmocka_unit_test(test_valid_token),
         cmocka_unit_test(test_gateway_mistakes),
         cmocka_unit_test(test_refusals),
+        cmocka_unit_test(test_method_override),
         cmocka_unit_test(test_dpop),
         cmocka_unit_test(test_prefix_form),
     };

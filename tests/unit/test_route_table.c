@@ -302,12 +302,65 @@ static void test_load_and_holder(void **state)
     rmdir(dir);
 }
 
+/* ATTACK: method overrides the client sent, passed on by the gateway. No
+ * override header, or one naming the original method itself, leave the
+ * backend running the authorized method; any other value, two of them, or
+ * a _method query parameter in any spelling a framework decodes to it, do
+ * not. */
+static void test_override_ok(void **state)
+{
+    (void)state;
+    struct route_check o = {.method = "POST", .uri = "/refunds/1?a=1&method=x&b_method=y"};
+    assert_true(route_override_ok(&o, 0, NULL));
+    assert_true(route_override_ok(&o, 1, "POST"));
+    assert_false(route_override_ok(&o, 1, "DELETE"));
+    assert_false(route_override_ok(&o, 1, "post")); /* methods are case-sensitive */
+    assert_false(route_override_ok(&o, 1, "POST "));
+    assert_false(route_override_ok(&o, 1, ""));
+    assert_false(route_override_ok(&o, 1, NULL));
+    assert_false(route_override_ok(&o, 2, "POST"));
+    o.method = NULL;
+    assert_false(route_override_ok(&o, 1, "POST"));
+    o.method = "POST";
+    static const char *const bad[] = {
+        "/refunds/1?_method=DELETE",   "/refunds/1?a=1&_method=DELETE",
+        "/refunds/1?a=1;_method=PUT",  "/refunds/1?_METHOD=DELETE",
+        "/refunds/1?%5Fmethod=DELETE", "/refunds/1?%5fmethod=DELETE",
+        "/refunds/1?_%6Dethod=DELETE", "/refunds/1?.method=DELETE",
+        "/refunds/1?+method=DELETE",   "/refunds/1?%20method=DELETE",
+        "/refunds/1?_method[]=DELETE", "/refunds/1?_method",
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        o.uri = bad[i];
+        if (route_override_ok(&o, 0, NULL))
+            fail_msg("%s passed", bad[i]);
+    }
+    static const char *const good[] = {
+        "/refunds/1",
+        "/refunds/1?",
+        "/refunds/1?x_method=1",
+        "/refunds/1?_methods=1",
+        "/refunds/1?a=_method",
+        "/refunds/_method",
+    };
+    for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+        o.uri = good[i];
+        if (!route_override_ok(&o, 0, NULL))
+            fail_msg("%s refused", good[i]);
+    }
+    size_t n = 0;
+    for (const char *const *h = route_override_headers; *h != NULL; h++)
+        n++;
+    assert_int_equal(n, 3);
+    assert_string_equal(route_override_headers[0], "X-HTTP-Method-Override");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_match_ok),        cmocka_unit_test(test_match_attacks),
         cmocka_unit_test(test_check_original),  cmocka_unit_test(test_parse_refused),
-        cmocka_unit_test(test_load_and_holder),
+        cmocka_unit_test(test_load_and_holder), cmocka_unit_test(test_override_ok),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -456,6 +456,45 @@ static void test_dpop_binding(void **state)
     assert_int_equal(verify_dpop(v, tok, prf, NULL, HTU), ZTB_ERR_INVALID_ARG);
 }
 
+/* ATTACK: a replica that accepts older proofs (ztb_verifier_config_set_dpop_max_age
+ * up to ZTB_WIRE_DPOP_MAX_AGE_S) shares the Redis of one that accepts 60 s:
+ * the proof id the strict one records must outlive the lenient one's window,
+ * or a proof used once at the first is accepted again at the second. */
+static void test_dpop_marker_outlives_every_proof_age(void **state)
+{
+    (void)state;
+    ztb_verifier_config *lc = base_config();
+    assert_int_equal(ztb_verifier_config_set_redis(lc, rd.url), ZTB_OK);
+    assert_int_equal(ztb_verifier_config_set_dpop_max_age(lc, ZTB_WIRE_DPOP_MAX_AGE_S), ZTB_OK);
+    ztb_verifier *lenient = NULL;
+    assert_int_equal(ztb_verifier_new(lc, &lenient), ZTB_OK);
+    ztb_verifier_config_free(lc);
+    char tok[4096], prf[4096];
+    snprintf(tok, sizeof(tok), "%s", bound_token(dpop_key));
+    int64_t t0 = clock_now_s();
+    snprintf(prf, sizeof(prf), "%s", proof(dpop_key, "POST", HTU, tok, t0));
+    assert_int_equal(verify_dpop(v, tok, prf, "POST", HTU), ZTB_OK); /* 60 s, the default */
+    assert_int_equal(verify_dpop(lenient, tok, prf, "POST", HTU), ZTB_ERR_DPOP_REPLAY);
+    /* the lenient replica would take the proof until iat + its age + its skew */
+    ztb_dpop_result pd;
+    int64_t last = t0 + ZTB_WIRE_DPOP_MAX_AGE_S + 30;
+    assert_int_equal(ztb_dpop_proof_check(prf, strlen(prf), "POST", HTU, tok, last,
+                                          ZTB_WIRE_DPOP_MAX_AGE_S, 30, &pd),
+                     ZTB_OK);
+    /* so the marker must still be there then */
+    redisContext *c = zh_redis_connect(&rd);
+    redisReply *ttl = redisCommand(c, "PTTL " ZTB_WIRE_DPOP_KEY_FMT, pd.jkt, pd.jti);
+    assert_true(ttl->type == REDIS_REPLY_INTEGER);
+    long long need_ms = (long long)(last - clock_now_s()) * 1000;
+    if (ttl->integer < need_ms)
+        fail_msg("the proof id is kept %lld ms, a replica with a %d s proof age accepts the "
+                 "proof for %lld ms more",
+                 ttl->integer, ZTB_WIRE_DPOP_MAX_AGE_S, need_ms);
+    freeReplyObject(ttl);
+    redisFree(c);
+    ztb_verifier_free(lenient);
+}
+
 static void test_other_bindings(void **state)
 {
     (void)state;
@@ -958,6 +997,7 @@ int main(void)
         cmocka_unit_test(test_rejects_issuer_audience_times),
         cmocka_unit_test(test_rejects_action_and_resource),
         cmocka_unit_test(test_dpop_binding),
+        cmocka_unit_test(test_dpop_marker_outlives_every_proof_age),
         cmocka_unit_test(test_other_bindings),
         cmocka_unit_test(test_revocations),
         cmocka_unit_test(test_single_use),
