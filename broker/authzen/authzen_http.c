@@ -40,6 +40,7 @@
 #include "broker/store/store.h"
 #include "broker/tokens/introspect_caller.h"
 #include "policy/policy.h"
+#include "wire/authorization.h"
 #include "wire/wire.h"
 
 #define REQUEST_ID_MAX 128
@@ -100,14 +101,13 @@ static int authenticate(const struct http_req *req, struct http_resp *resp, int6
     }
     const char *type = NULL, *cred = NULL;
     if (n > 0) {
-        if (strncasecmp(h, "Bearer ", 7) != 0 || h[7] == '\0' || strchr(h + 7, ' ') != NULL) {
+        if (ztb_wire_authorization_read(h, &cred, NULL) != ZTB_SCHEME_BEARER) {
             challenge(resp);
             http_resp_error(resp, 401, "invalid_client",
                             "Authorization must be \"Bearer\" and one ztb session credential or "
                             "client assertion (or present a TLS client certificate)");
             return 0;
         }
-        cred = h + 7;
         type = strncmp(cred, "ztbs_", 5) == 0 ? CLIENT_ASSERTION_TYPE_SESSION
                                               : CLIENT_ASSERTION_TYPE_JWT;
     }

@@ -45,6 +45,7 @@
 #include "pki/jws.h"
 #include "policy/policy.h"
 #include "policy/signals.h"
+#include "wire/authorization.h"
 
 #define MAX_RESPONSES 16
 #define SIGNALS_PATH  "/v1/signals"
@@ -609,15 +610,12 @@ void handle_signals(struct http_req *req, struct http_resp *resp)
         if (!read_set(tok, len, &w, &claims, req, resp))
             return;
     } else {
-        const char *authz = http_req_header(req, "Authorization");
+        const char *authz = http_req_header(req, "Authorization"); /* one: http.c */
         const char *cred = NULL; /* none: a TLS client certificate, if any */
-        if (authz != NULL) {
-            if (strncasecmp(authz, "Bearer ", 7) != 0 || authz[7] == '\0') {
-                refuse(req, resp, &w, 401, "invalid_client",
-                       "the Authorization header must be Bearer <credential>");
-                return;
-            }
-            cred = authz + 7;
+        if (authz != NULL && ztb_wire_authorization_read(authz, &cred, NULL) != ZTB_SCHEME_BEARER) {
+            refuse(req, resp, &w, 401, "invalid_client",
+                   "the Authorization header must be Bearer <credential>");
+            return;
         }
         if (!auth_bearer(cred, now, &w, req, resp))
             return;

@@ -35,6 +35,7 @@
 #include "common/base64url.h"
 #include "common/log.h"
 #include "common/secret.h"
+#include "wire/authorization.h"
 
 /* The authenticated receiver. */
 struct caller {
@@ -85,12 +86,8 @@ static int authenticate(struct http_req *req, struct http_resp *resp, const stru
              b->ssf->streams.audience, SSF_MANAGE_ACTION);
     const char *tok = NULL;
     size_t len = 0;
-    if (n == 1 && strncasecmp(h, "Bearer ", 7) == 0) {
-        tok = h + 7;
-        len = strspn(tok, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~+/=");
-        if (len == 0 || tok[len] != '\0')
-            tok = NULL;
-    }
+    if (n == 1 && ztb_wire_authorization_read(h, &tok, &len) != ZTB_SCHEME_BEARER)
+        tok = NULL;
     if (tok == NULL) {
         metrics_refused(req->path, REFUSED_INVALID_CLIENT);
         refuse(resp, 401, n == 0 ? NULL : "invalid_request", ZTB_ERR_INVALID_CLIENT, desc);

@@ -42,6 +42,7 @@
 #include "broker/store/store_rev.h"
 #include "broker/tokens/authorize.h"
 #include "broker/tokens/introspect.h"
+#include "wire/authorization.h"
 #include "wire/route_table.h"
 #include <ztb/resource.h>
 #include "common/guard.h"
@@ -100,27 +101,14 @@ static int peer_is_loopback(const struct http_req *req)
     return 0;
 }
 
-/* The scheme and token of the Authorization header (RFC 7235: the scheme is
- * case-insensitive; one space; token68 characters only). */
+/* The scheme and token of the Authorization header (wire/authorization.h). */
 static enum scheme read_authorization(const char *h, const char **tok, size_t *len)
 {
-    enum scheme s = SCHEME_NONE;
-    const char *p = NULL;
-    if (strncasecmp(h, "Bearer ", 7) == 0) {
-        s = SCHEME_BEARER;
-        p = h + 7;
-    } else if (strncasecmp(h, "DPoP ", 5) == 0) {
-        s = SCHEME_DPOP;
-        p = h + 5;
-    } else {
-        return SCHEME_NONE;
+    switch (ztb_wire_authorization_read(h, tok, len)) {
+    case ZTB_SCHEME_BEARER: return SCHEME_BEARER;
+    case ZTB_SCHEME_DPOP: return SCHEME_DPOP;
+    default: return SCHEME_NONE;
     }
-    size_t n = strspn(p, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~+/=");
-    if (n == 0 || p[n] != '\0')
-        return SCHEME_NONE;
-    *tok = p;
-    *len = n;
-    return s;
 }
 
 /* The error code and status a verification or revocation failure gets. */

@@ -21,6 +21,8 @@
 
 #include <ztb/resource.h>
 
+#include "wire/authorization.h"
+
 #define RESOURCE_MAX 512
 #define WELL_KNOWN   "/.well-known/oauth-protected-resource"
 
@@ -188,28 +190,7 @@ ztb_err ztb_resource_metadata_json(const ztb_resource *r, char *out, size_t cap,
 
 ztb_auth_scheme ztb_authorization_parse(const char *h, const char **token)
 {
-    static const char t68[] =
-        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~+/=";
-    if (token != NULL)
-        *token = NULL;
-    if (h == NULL || token == NULL)
-        return ZTB_SCHEME_NONE;
-    ztb_auth_scheme s;
-    const char *p;
-    if (strncasecmp(h, "Bearer ", 7) == 0) {
-        s = ZTB_SCHEME_BEARER;
-        p = h + 7;
-    } else if (strncasecmp(h, "DPoP ", 5) == 0) {
-        s = ZTB_SCHEME_DPOP;
-        p = h + 5;
-    } else {
-        return ZTB_SCHEME_NONE;
-    }
-    size_t n = strspn(p, t68);
-    if (n == 0 || p[n] != '\0')
-        return ZTB_SCHEME_NONE;
-    *token = p;
-    return s;
+    return ztb_wire_authorization_read(h, token, NULL);
 }
 
 const char *ztb_challenge_description(ztb_err rv)

@@ -581,7 +581,7 @@ static void test_authorization_header(void **state)
     /* what comes before and after the token (NULL after: no token) */
     const struct {
         const char *before, *after;
-    } bad[] = {{"Basic ", ""},     {"Bearer", NULL},  {"Bearer ", NULL},   {"Bearer  ", ""},
+    } bad[] = {{"Basic ", ""},     {"Bearer", NULL},  {"Bearer ", NULL},   {"Bearer  ", NULL},
                {"Bearer ", " x"},  {"Bearer ", ","},  {"Bearer\t", ""},    {"Bearer \"", "\""},
                {"Token ", ""},     {"", ""},          {"BearerX ", ""},    {"DPoP", NULL},
                {"Bearer ", "%00"}, {"Bearer ", "\\"}, {"Bearer ", "\x7f"}, {"Bearer ", "\xc3\xa9"}};

@@ -152,8 +152,11 @@ static void test_authorization_parse(void **state)
     assert_int_equal(ztb_authorization_parse("bEaReR x", &t), ZTB_SCHEME_BEARER);
     assert_int_equal(ztb_authorization_parse("dpop x.y.z", &t), ZTB_SCHEME_DPOP);
     assert_string_equal(t, "x.y.z");
+    /* one or more spaces (RFC 9110 §11.4) */
+    assert_int_equal(ztb_authorization_parse("Bearer  x", &t), ZTB_SCHEME_BEARER);
+    assert_string_equal(t, "x");
     const char *bad[] = {NULL,        "",          "Bearer",     "Bearer ",
-                         "Bearer  x", "Bearer x ", "Bearer x y", "Bearer x\r\nA",
+                         "Bearer  ",  "Bearer x ", "Bearer x y", "Bearer x\r\nA",
                          "Basic abc", "Bearerx",   "DPoP",       "Bearer \"x\"",
                          "Bearer x,y"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {

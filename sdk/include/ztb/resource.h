@@ -95,9 +95,10 @@ typedef enum ztb_auth_scheme {
 
 /*
  * Read an Authorization header value: "Bearer <token>" or "DPoP <token>",
- * the scheme in any case (RFC 7235), one space, one token of token68
- * characters and nothing after it. *token points into header. NONE (and
- * *token NULL) for NULL, another scheme or anything malformed.
+ * the scheme in any case, one or more spaces, one token68 ('=' padding only
+ * at its end) and nothing after it (RFC 9110 §11.4, RFC 6750 §2.1). *token
+ * points into header. NONE (and *token NULL) for NULL, another scheme or
+ * anything malformed. The broker's endpoints read the header the same way.
  */
 ZTB_API ztb_auth_scheme ztb_authorization_parse(const char *header, const char **token);
 
