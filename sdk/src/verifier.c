@@ -578,7 +578,9 @@ static ztb_err check_binding(ztb_verifier *v, const struct claims *c, const char
                    : ZTB_ERR_BINDING;
     if (jkt == NULL)
         return v->require_dpop || (ex->flags & ZTB_EXPECT_DPOP_SCHEME) ? ZTB_ERR_BINDING : ZTB_OK;
-    if (ex->dpop_proof == NULL)
+    /* RFC 9449 §7.1: a DPoP-bound token only with the DPoP scheme, which
+     * the caller says (a proof beside "Authorization: Bearer" is not it) */
+    if (ex->dpop_proof == NULL || !(ex->flags & ZTB_EXPECT_DPOP_SCHEME))
         return ZTB_ERR_BINDING;
     if (ex->htm == NULL || ex->htu == NULL)
         return ZTB_ERR_INVALID_ARG;

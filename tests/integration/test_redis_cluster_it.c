@@ -278,7 +278,8 @@ static void test_single_use_and_dpop_replay(void **state)
                     .resource = "tickets/new",
                     .htm = "POST",
                     .htu = htu,
-                    .dpop_proof = proof};
+                    .dpop_proof = proof,
+                    .flags = ZTB_EXPECT_DPOP_SCHEME};
     ztb_err rv = ztb_verify(v, tok, &e, NULL);
     if (rv != ZTB_OK)
         fail_msg("%s: %s", ztb_err_name(rv), ztb_verifier_errdetail(v));

@@ -130,8 +130,11 @@ static void test_dpop_bound_token(void **state)
     const char *htu = "https://payments.example/tickets/new";
     char *proof = NULL;
     assert_int_equal(ztb_dpop_proof(dpop_agent, "POST", htu, tok, &proof), ZTB_OK);
-    ztb_expect e = {
-        .action = "tickets:create", .resource = "tickets/new", .htm = "POST", .htu = htu};
+    ztb_expect e = {.action = "tickets:create",
+                    .resource = "tickets/new",
+                    .htm = "POST",
+                    .htu = htu,
+                    .flags = ZTB_EXPECT_DPOP_SCHEME};
     assert_int_equal(ztb_verify(v, tok, &e, NULL), ZTB_ERR_BINDING); /* no proof */
     e.dpop_proof = proof;
     ztb_err rv = ztb_verify(v, tok, &e, NULL);

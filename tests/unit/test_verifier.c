@@ -389,7 +389,8 @@ static ztb_err verify_dpop(ztb_verifier *x, const char *tok, const char *prf, co
                     .resource = "orders/1234",
                     .dpop_proof = prf,
                     .htm = htm,
-                    .htu = htu};
+                    .htu = htu,
+                    .flags = ZTB_EXPECT_DPOP_SCHEME};
     return ztb_verify(x, tok, &e, cl);
 }
 
@@ -542,6 +543,11 @@ static void test_other_bindings(void **state)
     d.htm = "POST";
     d.htu = HTU;
     assert_int_equal(ztb_verify(vn, tok, &d, cl), ZTB_OK);
+    /* ... and the same bound token with a fresh proof but without the flag
+     * (the client sent "Authorization: Bearer" and a DPoP header): refused */
+    d.dpop_proof = proof(dpop_key, "POST", HTU, tok, now);
+    d.flags = 0;
+    assert_int_equal(ztb_verify(vn, tok, &d, cl), ZTB_ERR_BINDING);
 }
 
 /* ---- revocation ---------------------------------------------------------- */

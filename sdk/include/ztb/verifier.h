@@ -224,9 +224,11 @@ typedef struct ztb_expect {
 #define ZTB_EXPECT_ANY_RESOURCE 0x1u
 /*
  * ztb_expect.flags: the request used the DPoP authorization scheme (RFC 9449
- * §7.1): a token that is not DPoP-bound is refused (BINDING), as the broker's
- * GET /v1/authorize does. (A DPoP-bound token sent with the Bearer scheme is
- * refused by passing no dpop_proof.)
+ * §7.1; ztb_authorization_parse says which). Required for a DPoP-bound token,
+ * with its dpop_proof: without the flag such a token is refused (BINDING),
+ * since a bound token presented with the Bearer scheme must be, whatever
+ * proof came with it. With the flag, a token that is not DPoP-bound is
+ * refused (BINDING), as the broker's GET /v1/authorize does.
  */
 #define ZTB_EXPECT_DPOP_SCHEME 0x2u
 
