@@ -537,11 +537,15 @@ ztb_err ztb_ca_issue_with(const ztb_ca *ca, const void *csr, size_t csr_len, con
     ztb_err rv = ZTB_OK;
     char idstore[ZTB_SPIFFE_ID_MAX + 1];
     ztb_buf id;
-    ztb_key *pub = NULL;
+    ztb_key *req_key = NULL, *pub = NULL;
     X509 *x = NULL;
     ztb_buf_init_fixed(&id, idstore, sizeof(idstore));
     ZTB_TRY(rv, ztb_spiffe_agent_id(ca->td, name, &id));
-    ZTB_TRY(rv, ztb_csr_check(csr, csr_len, idstore, &pub));
+    ZTB_TRY(rv, ztb_csr_check(csr, csr_len, idstore, &req_key));
+    /* the key as P-256 coordinates, re-encoded (named curve, uncompressed
+     * point, RFC 5480): never the CSR's encoding of it (explicit curve
+     * parameters, a compressed or hybrid point) */
+    ZTB_TRY(rv, ztb_key_public_only(req_key, &pub));
 
     int64_t cnb = ztb_cert_time(X509_get0_notBefore(ca->cert));
     int64_t cna = ztb_cert_time(X509_get0_notAfter(ca->cert));
@@ -568,6 +572,7 @@ ztb_err ztb_ca_issue_with(const ztb_ca *ca, const void *csr, size_t csr_len, con
 out:
     X509_free(x);
     ztb_key_free(pub);
+    ztb_key_free(req_key);
     if (rv != ZTB_OK)
         ERR_clear_error();
     return rv;

@@ -1,7 +1,7 @@
 /*
  * assertion.c - a client assertion's claims, read strictly (see assertion.h).
  *
- * One pass over the top-level members; the six claims client_auth.c checks
+ * One pass over the top-level members; the seven claims client_auth.c checks
  * (aud: up to four values) are copied out, everything else is skipped (and still validated).
  */
 #include <string.h>
@@ -91,7 +91,10 @@ static ztb_err read_all(struct jr *r, struct assertion_claims *c)
             ZTB_GUARD(opt_int(r, &c->exp, &c->has_exp));
         else if (ztb_span_eq_str(name, "iat"))
             ZTB_GUARD(opt_int(r, &c->iat, &c->has_iat));
-        else
+        else if (ztb_span_eq_str(name, "nbf")) {
+            c->nbf_member = 1;
+            ZTB_GUARD(opt_int(r, &c->nbf, &c->has_nbf));
+        } else
             ZTB_GUARD(jr_skip(r));
     }
     return jr_finish(r);

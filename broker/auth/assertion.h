@@ -28,7 +28,8 @@
 /* The claims client_auth.c checks. A has_ flag is 1 only when the member
  * was there with the right type (a string that fit, an integer in range). */
 struct assertion_claims {
-    int has_iss, has_sub, has_aud, has_exp, has_iat, has_jti;
+    int has_iss, has_sub, has_aud, has_exp, has_iat, has_jti, has_nbf;
+    int nbf_member; /* nbf was there, of any type (client_auth.c refuses one it cannot read) */
     char iss[ZTB_SPIFFE_ID_MAX + 1];
     char sub[ZTB_SPIFFE_ID_MAX + 1];
     /* aud: a string (naud 1), or an array of 1..ASSERTION_AUD_N strings that
@@ -36,7 +37,7 @@ struct assertion_claims {
     char aud[ASSERTION_AUD_N][ASSERTION_AUD_MAX + 1];
     int naud;
     char jti[ASSERTION_JTI_MAX + 1];
-    int64_t exp, iat;
+    int64_t exp, iat, nbf;
 };
 
 /*

@@ -129,6 +129,10 @@ static ztb_err check_claims(const struct assertion_claims *c, const char *spiffe
     ZTB_ENSURE(now < e + ASSERTION_SKEW, ZTB_ERR_EXPIRED);
     *why = "assertion iat is in the future";
     ZTB_ENSURE(i <= now + ASSERTION_SKEW, ZTB_ERR_IAT);
+    /* RFC 7519 4.1.5, RFC 7523 3: not accepted before nbf */
+    *why = "assertion nbf must be an integer not in the future";
+    ZTB_ENSURE(!c->nbf_member || (c->has_nbf && c->nbf <= now + ASSERTION_SKEW),
+               ZTB_ERR_NOT_YET_VALID);
     *why = "assertion jti must be 16 to 128 characters";
     ZTB_ENSURE(c->has_jti && strlen(c->jti) >= 16 && strlen(c->jti) <= 128, ZTB_ERR_CLAIMS);
     *why = "the agent's identity document has expired: renew or enroll again";

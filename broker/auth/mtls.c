@@ -4,11 +4,13 @@
 #include <string.h>
 
 #include <openssl/sha.h>
+#include <openssl/x509.h>
 
 #include "broker/signer/keys.h"
 #include "broker/auth/mtls.h"
 #include "common/base64url.h"
 #include "common/guard.h"
+#include "pki/cert.h"
 #include "pki/spiffe.h"
 
 /* What one connection remembers (lives in its scratch area). */
@@ -21,6 +23,17 @@ struct mtls_cache {
 _Static_assert(sizeof(struct mtls_cache) <= HTTP_CONN_SCRATCH, "scratch area too small");
 
 #define RECHECK_S 60
+
+/* The notAfter of the certificate der[0..len) (verified by the caller), or
+ * 0 if it cannot be read. */
+static int64_t cert_not_after(const uint8_t *der, size_t len)
+{
+    const unsigned char *p = der;
+    X509 *x = d2i_X509(NULL, &p, (long)len);
+    int64_t t = x != NULL ? ztb_cert_time(X509_get0_notAfter(x)) : 0;
+    X509_free(x);
+    return t;
+}
 
 ztb_err mtls_identity(const struct http_req *req, int64_t now, struct mtls_identity *out)
 {
@@ -53,6 +66,11 @@ ztb_err mtls_identity(const struct http_req *req, int64_t now, struct mtls_ident
         c->state = rv == ZTB_OK ? 1 : 2;
         c->err = rv >= 400 && rv < 500 ? (uint8_t)(rv - 400) : (uint8_t)(ZTB_ERR_CERT - 400);
         c->not_after_check = now + RECHECK_S;
+        if (rv == ZTB_OK) { /* a verdict never outlives the certificate */
+            int64_t na = cert_not_after(der, len);
+            if (na < c->not_after_check)
+                c->not_after_check = na;
+        }
         c->id = id;
     }
     if (rv != ZTB_OK)

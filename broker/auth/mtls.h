@@ -7,7 +7,8 @@
  * exactly one SPIFFE ID of our trust domain) and caches the agent's name and
  * the certificate's SHA-256 thumbprint (x5t#S256, for cnf binding) in the
  * connection's scratch area; later requests on the same kept-alive
- * connection reuse them. A failed verification is cached too.
+ * connection reuse them for up to 60 s, never past the certificate's
+ * notAfter. A failed verification is cached too.
  */
 #ifndef ZTB_BROKER_MTLS_H
 #define ZTB_BROKER_MTLS_H

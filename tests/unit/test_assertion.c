@@ -29,6 +29,7 @@ static void test_reads_the_claims(void **state)
     assert_string_equal(c.aud[0], "https://b/v1/token");
     assert_int_equal(c.iat, 100);
     assert_int_equal(c.exp, 160);
+    assert_false(c.nbf_member || c.has_nbf);
     assert_string_equal(c.jti, "0123456789abcdef");
     /* aud as an array of one to four strings (RFC 7519 4.1.3) */
     assert_int_equal(rd("{\"aud\":[\"x\"]}", &c, NULL), ZTB_OK);
@@ -40,6 +41,10 @@ static void test_reads_the_claims(void **state)
     assert_int_equal(c.naud, 4);
     assert_string_equal(c.aud[1], "y");
     assert_string_equal(c.aud[3], "w");
+    /* nbf, when there */
+    assert_int_equal(rd("{\"nbf\":120}", &c, NULL), ZTB_OK);
+    assert_true(c.nbf_member && c.has_nbf);
+    assert_int_equal(c.nbf, 120);
 }
 
 static void test_wrong_types_are_absent(void **state)
@@ -51,6 +56,10 @@ static void test_wrong_types_are_absent(void **state)
                         &c, NULL),
                      ZTB_OK);
     assert_false(c.has_iss || c.has_sub || c.has_aud || c.has_iat || c.has_exp || c.has_jti);
+    /* an nbf of another type is absent, but known to have been there */
+    assert_int_equal(rd("{\"nbf\":\"120\"}", &c, NULL), ZTB_OK);
+    assert_true(c.nbf_member);
+    assert_false(c.has_nbf);
     assert_int_equal(rd("{\"aud\":[1],\"exp\":99999999999999999999}", &c, NULL), ZTB_OK);
     assert_false(c.has_aud || c.has_exp);
     /* an empty array, or more than four values, is no audience at all */

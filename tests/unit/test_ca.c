@@ -12,6 +12,7 @@
 
 #include <cmocka.h>
 
+#include <openssl/core_names.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
@@ -249,6 +250,78 @@ static void test_issue_refuses_bad_csr(void **state)
     EVP_PKEY_free(rsa);
     assert_int_equal(doc.len, 0);
     ztb_buf_free(&doc);
+}
+
+/* A CSR for a1 signed by the agent's key whose SubjectPublicKeyInfo is
+ * encoded as encoding ("named_curve" or "explicit") with the point in
+ * format ("uncompressed", "compressed" or "hybrid"); DER, caller frees. */
+static unsigned char *csr_encoded(struct fx *f, const char *encoding, const char *format, int *n)
+{
+    EVP_PKEY *k = EVP_PKEY_dup(ztb_key_evp(f->agent));
+    assert_non_null(k);
+    assert_int_equal(EVP_PKEY_set_utf8_string_param(k, OSSL_PKEY_PARAM_EC_ENCODING, encoding), 1);
+    assert_int_equal(
+        EVP_PKEY_set_utf8_string_param(k, OSSL_PKEY_PARAM_EC_POINT_CONVERSION_FORMAT, format), 1);
+    X509_REQ *req = X509_REQ_new();
+    X509_REQ_set_version(req, X509_REQ_VERSION_1);
+    assert_int_equal(X509_REQ_set_pubkey(req, k), 1);
+    STACK_OF(X509_EXTENSION) *exts = sk_X509_EXTENSION_new_null();
+    sk_X509_EXTENSION_push(exts, X509V3_EXT_conf_nid(NULL, NULL, NID_subject_alt_name,
+                                                     "URI:spiffe://" TD "/agent/a1"));
+    X509_REQ_add_extensions(req, exts);
+    sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
+    assert_true(X509_REQ_sign(req, k, EVP_sha256()) > 0);
+    unsigned char *der = NULL;
+    *n = i2d_X509_REQ(req, &der);
+    assert_true(*n > 0);
+    X509_REQ_free(req);
+    EVP_PKEY_free(k);
+    return der;
+}
+
+/*
+ * ATTACK (the CSR's key encoding copied into the certificate): a P-256 key
+ * sent with explicit curve parameters, or its point compressed or in the
+ * hybrid form, is still the agent's P-256 key, but RFC 5480 allows only a
+ * named curve in a certificate (2.1.1) and no hybrid point (2.2): the CA
+ * must certify the key in its one canonical form (named curve, uncompressed
+ * point), never the bytes the requester chose, so every relying party reads
+ * the same key and the document verifies.
+ */
+static void test_issue_canonical_public_key(void **state)
+{
+    struct fx *f = *state;
+    unsigned char *want = NULL;
+    int wantlen = i2d_PUBKEY(ztb_key_evp(f->agent), &want);
+    assert_true(wantlen > 0);
+    static const char *const forms[][2] = {
+        {"explicit", "uncompressed"},
+        {"named_curve", "compressed"},
+        {"named_curve", "hybrid"},
+        {"explicit", "compressed"},
+    };
+    for (size_t i = 0; i < sizeof(forms) / sizeof(forms[0]); i++) {
+        int n = 0;
+        unsigned char *csr = csr_encoded(f, forms[i][0], forms[i][1], &n);
+        ztb_buf doc;
+        ztb_buf_init(&doc, 16384);
+        assert_int_equal(ztb_ca_issue(f->ca, csr, (size_t)n, "a1", T0 + 100, 0, &doc), ZTB_OK);
+        X509 *x = x509_from_buf(&doc);
+        assert_non_null(x);
+        unsigned char *got = NULL;
+        int gotlen = i2d_X509_PUBKEY(X509_get_X509_PUBKEY(x), &got);
+        if (gotlen != wantlen || memcmp(got, want, (size_t)wantlen) != 0)
+            fail_msg("%s/%s: the certificate carries the CSR's key encoding", forms[i][0],
+                     forms[i][1]);
+        char name[ZTB_AGENT_NAME_MAX + 1];
+        assert_int_equal(verify(f, &doc, T0 + 100, name), ZTB_OK);
+        assert_string_equal(name, "a1");
+        OPENSSL_free(got);
+        X509_free(x);
+        OPENSSL_free(csr);
+        ztb_buf_free(&doc);
+    }
+    OPENSSL_free(want);
 }
 
 static void test_verify_identity(void **state)
@@ -776,6 +849,7 @@ int main(void)
         cmocka_unit_test(test_issue_identity_document),
         cmocka_unit_test(test_issue_lifetimes),
         cmocka_unit_test(test_issue_refuses_bad_csr),
+        cmocka_unit_test(test_issue_canonical_public_key),
         cmocka_unit_test(test_verify_identity),
         cmocka_unit_test(test_verify_refuses_other_ca),
         cmocka_unit_test(test_issue_with_remote_signer),

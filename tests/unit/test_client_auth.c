@@ -317,6 +317,45 @@ static void test_assertion_claims_refused(void **state)
     refused(CLIENT_ASSERTION_TYPE_JWT, tok, 0, "not a strict JSON object: duplicate member name");
 }
 
+/*
+ * ATTACK (a post-dated assertion used early): RFC 7519 4.1.5 and RFC 7523
+ * 3 item 5: a JWT with nbf MUST NOT be accepted before that time. An
+ * assertion the agent signed for later (nbf beyond the clock skew) is
+ * refused now, as is an nbf that is not an integer; an nbf that has come
+ * (within the skew) is accepted.
+ */
+static void test_assertion_not_before(void **state)
+{
+    (void)state;
+    char tok[4096];
+    long long now = time(NULL);
+    const char *sp = "spiffe://" TD "/agent/alice";
+    static const char *const claims =
+        "{\"iss\":\"%s\",\"sub\":\"%s\",\"aud\":\"" ISSUER "/v1/token\",\"iat\":%lld,"
+        "\"nbf\":%s,\"exp\":%lld,\"jti\":\"nbf-%08u-abcdefgh\"}";
+    char nbf[32];
+    /* iat now, exp within 60 s of it: only nbf says "not yet" */
+    snprintf(nbf, sizeof(nbf), "%lld", now + 45);
+    sign(g_key, "JWT", tok, sizeof(tok), claims, sp, sp, now, nbf, now + 60, ++g_jti);
+    refused(CLIENT_ASSERTION_TYPE_JWT, tok, 0, "nbf");
+    snprintf(nbf, sizeof(nbf), "\"%lld\"", now);
+    sign(g_key, "JWT", tok, sizeof(tok), claims, sp, sp, now, nbf, now + 60, ++g_jti);
+    refused(CLIENT_ASSERTION_TYPE_JWT, tok, 0, "nbf");
+    snprintf(nbf, sizeof(nbf), "%lld.5", now);
+    sign(g_key, "JWT", tok, sizeof(tok), claims, sp, sp, now, nbf, now + 60, ++g_jti);
+    refused(CLIENT_ASSERTION_TYPE_JWT, tok, 0, "nbf");
+    /* nbf reached, or within the skew: accepted */
+    static const long long ok[] = {0, -10, 20};
+    for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+        snprintf(nbf, sizeof(nbf), "%lld", now + ok[i]);
+        sign(g_key, "JWT", tok, sizeof(tok), claims, sp, sp, now, nbf, now + 60, ++g_jti);
+        struct outcome o;
+        auth(CLIENT_ASSERTION_TYPE_JWT, tok, 0, &o);
+        if (o.rv != ZTB_OK)
+            fail_msg("nbf now%+lld refused: %s", ok[i], o.body);
+    }
+}
+
 static void test_assertion_key_typ_and_shape(void **state)
 {
     (void)state;
@@ -459,6 +498,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_assertion_accepted_once),
         cmocka_unit_test(test_assertion_claims_refused),
+        cmocka_unit_test(test_assertion_not_before),
         cmocka_unit_test(test_assertion_audiences),
         cmocka_unit_test(test_client_id),
         cmocka_unit_test(test_assertion_key_typ_and_shape),
