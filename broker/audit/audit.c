@@ -33,6 +33,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -234,6 +235,28 @@ static ztb_err write_whole_locked(const char *line, size_t len)
     return ZTB_OK;
 }
 
+/*
+ * One writer per file: take fd's lock (flock, held until the descriptor is
+ * closed). A second writer (another broker on the same volume, a restart
+ * while the old process still runs) would continue the chain from the same
+ * tail and fork it. EXISTS (err says why) if another process holds it, IO
+ * if the lock cannot be taken at all.
+ */
+static ztb_err lock_file(int fd, const char *path, char *err, size_t errcap)
+{
+    int rc;
+    do {
+        rc = flock(fd, LOCK_EX | LOCK_NB);
+    } while (rc != 0 && errno == EINTR);
+    if (rc == 0)
+        return ZTB_OK;
+    int e = errno;
+    snprintf(err, errcap, "%s: %s", path,
+             e == EWOULDBLOCK ? "another process is writing this audit log (one writer per log)"
+                              : strerror(e));
+    return e == EWOULDBLOCK ? ZTB_ERR_EXISTS : ZTB_ERR_IO;
+}
+
 static uint64_t mono_ms(void);
 static ztb_err append_event_locked(const char *event, const char *actor, int durable,
                                    const ztb_log_field *fields);
@@ -272,6 +295,11 @@ static void rotate_locked(void)
     snprintf(tmp, sizeof(tmp), "%s.new", g_path);
     (void)unlink(tmp);
     int fd = open(tmp, O_RDWR | O_APPEND | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+    char lerr[128];
+    if (fd >= 0 && lock_file(fd, tmp, lerr, sizeof(lerr)) != ZTB_OK) {
+        close(fd);
+        fd = -1;
+    }
     if (fd < 0 || rename(tmp, g_path) != 0) {
         ztb_log(ZTB_LOG_ERROR, "audit.rotate_failed", ZTB_F_STR("why", strerror(errno)));
         if (fd >= 0)
@@ -896,6 +924,11 @@ ztb_err audit_open(const char *dir, int stream, char *err, size_t errcap)
         close(fd);
         return ZTB_ERR_IO;
     }
+    ztb_err lrv = lock_file(fd, path, err, errcap);
+    if (lrv != ZTB_OK) {
+        close(fd);
+        return lrv;
+    }
     fchmod(fd, 0600);
     pthread_mutex_lock(&g_lock);
     g_seq = 0;
@@ -968,6 +1001,9 @@ ztb_err audit_reopen(char *err, size_t errcap)
         rv = ZTB_ERR_EXISTS;
         goto out;
     }
+    rv = lock_file(fd, g_path, err, errcap);
+    if (rv != ZTB_OK)
+        goto out;
     fchmod(fd, 0600);
     /* the old file is complete (every line whole): sync it, then continue
      * the chain in the new one, where the rotated file's chain goes on */

@@ -63,6 +63,8 @@
  * Open (or create) dir/audit.log and continue its chain. A partial last line
  * (a crash mid-write) is cut off and the cut is itself recorded. If
  * stream is nonzero, lines are also sent to the Redis stream ztb:audit.
+ * The file is held locked (flock) until closed: EXISTS (err says why) if
+ * another process holds it; nothing is written then.
  */
 ztb_err audit_open(const char *dir, int stream, char *err, size_t errcap);
 
