@@ -882,6 +882,15 @@ ztb_err audit_set_replica(const char *id)
     return ZTB_OK;
 }
 
+/* N if name is audit.log.N (N from 1, at most 9 digits), else 0. */
+static unsigned long rotated_number(const char *n)
+{
+    if (strncmp(n, "audit.log.", 10) != 0 || n[10] < '1' || n[10] > '9' ||
+        strspn(n + 10, "0123456789") != strlen(n + 10) || strlen(n + 10) > 9)
+        return 0;
+    return strtoul(n + 10, NULL, 10);
+}
+
 /* 1 + the largest N of an audit.log.N in dir (1 if none): where
  * size-based rotation numbers the next file. */
 static unsigned long next_rotation_number(const char *dir)
@@ -891,15 +900,67 @@ static unsigned long next_rotation_number(const char *dir)
     if (d == NULL)
         return 1;
     for (struct dirent *e = readdir(d); e != NULL; e = readdir(d)) {
-        const char *n = e->d_name;
-        if (strncmp(n, "audit.log.", 10) != 0 || n[10] < '1' || n[10] > '9' ||
-            strspn(n + 10, "0123456789") != strlen(n + 10) || strlen(n + 10) > 9)
-            continue;
-        unsigned long v = strtoul(n + 10, NULL, 10);
+        unsigned long v = rotated_number(e->d_name);
         max = v > max ? v : max;
     }
     closedir(d);
     return max + 1;
+}
+
+/*
+ * audit.log has no line yet, but rotated files may be beside it (a crash
+ * between a size rotation's rename and its first line; logrotate's move
+ * and a restart before the SIGHUP): the chain goes on from the audit.log.N
+ * whose last line has the highest seq (whatever the numbering: logrotate's
+ * .1 is its newest), never from the genesis hash, which would start a
+ * second chain at seq 1. g_seq and g_prev become that line's (left as
+ * they are if there is none), its file's name goes into from (""
+ * if none). IO or MALFORMED (err says why) if a rotated file's tail
+ * cannot be read: no chain is continued from a guess. Caller holds g_lock.
+ */
+static ztb_err continue_from_rotated(const char *dir, char *from, size_t fromcap, char *err,
+                                     size_t errcap)
+{
+    from[0] = '\0';
+    DIR *d = opendir(dir);
+    if (d == NULL) {
+        snprintf(err, errcap, "%s: %s", dir, strerror(errno));
+        return ZTB_ERR_IO;
+    }
+    uint64_t best = g_seq;
+    char best_prev[AUDIT_HASH_HEX + 1];
+    memcpy(best_prev, g_prev, sizeof(best_prev));
+    ztb_err rv = ZTB_OK;
+    for (struct dirent *e = readdir(d); e != NULL && rv == ZTB_OK; e = readdir(d)) {
+        if (rotated_number(e->d_name) == 0)
+            continue;
+        char path[600];
+        snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+        int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+        struct stat st;
+        if (fd < 0 || fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+            if (fd >= 0)
+                close(fd);
+            continue; /* not a file of ours (a directory, a link) */
+        }
+        char why[256] = "";
+        g_seq = 0;
+        (void)recover_tail(fd, st.st_size, why, sizeof(why), &rv); /* read only: no cut */
+        close(fd);
+        if (rv != ZTB_OK) {
+            snprintf(err, errcap, "%s: %s", path, why);
+            break;
+        }
+        if (g_seq > best) {
+            best = g_seq;
+            memcpy(best_prev, g_prev, sizeof(best_prev));
+            snprintf(from, fromcap, "%s", e->d_name);
+        }
+    }
+    closedir(d);
+    g_seq = best;
+    memcpy(g_prev, best_prev, sizeof(g_prev));
+    return rv;
 }
 
 ztb_err audit_open(const char *dir, int stream, char *err, size_t errcap)
@@ -935,6 +996,9 @@ ztb_err audit_open(const char *dir, int stream, char *err, size_t errcap)
     memcpy(g_prev, audit_genesis, sizeof(g_prev));
     ztb_err rv;
     int cut = recover_tail(fd, st.st_size, err, errcap, &rv);
+    char from[300] = "";
+    if (rv == ZTB_OK && g_seq == 0)
+        rv = continue_from_rotated(dir, from, sizeof(from), err, errcap);
     if (rv == ZTB_OK && fstat(fd, &st) != 0) {
         snprintf(err, errcap, "%s: %s", path, strerror(errno));
         rv = ZTB_ERR_IO;
@@ -963,7 +1027,9 @@ ztb_err audit_open(const char *dir, int stream, char *err, size_t errcap)
     if (cut)
         append_event_locked("audit.partial_line_removed", "broker", 1, NULL);
     append_event_locked("audit.opened", "broker", 0,
-                        (const ztb_log_field[]){ZTB_F_INT("pid", getpid()), ZTB_F_END_});
+                        (const ztb_log_field[]){ZTB_F_INT("pid", getpid()),
+                                                from[0] ? ZTB_F_STR("previous", from) : ZTB_F_SKIP_,
+                                                ZTB_F_END_});
     /* lines before this open were covered (or not) by the last writer */
     g_cp_to = g_seq;
     pthread_mutex_unlock(&g_lock);

@@ -599,6 +599,48 @@ static void test_one_writer_per_log(void **state)
     zh_rmtree(dir);
 }
 
+/* An empty audit.log beside rotated files: a crash right after a size
+ * rotation renamed its new, empty file over audit.log (before the file's
+ * first line), or logrotate's move and a restart before the SIGHUP. The
+ * next start goes on with the chain of the rotated file whose last seq is
+ * highest (logrotate's .1 is its newest), so the files still verify as
+ * one, instead of starting a second chain at seq 1 from the genesis hash. */
+static void test_empty_log_beside_rotated_files(void **state)
+{
+    (void)state;
+    char dir[256], path[300], one[320], two[320], err[256];
+    zh_tmpdir(dir, sizeof(dir));
+    snprintf(path, sizeof(path), "%s/audit.log", dir);
+    snprintf(one, sizeof(one), "%s/audit.log.1", dir);
+    snprintf(two, sizeof(two), "%s/audit.log.2", dir);
+    assert_int_equal(audit_open(dir, 0, err, sizeof(err)), ZTB_OK);
+    assert_int_equal(audit("a", "broker", 0), ZTB_OK);
+    audit_close();
+    size_t n;
+    char *s = slurp(path, &n);
+    spit(two, s, n); /* an older copy: seq 1..2 */
+    free(s);
+    assert_int_equal(audit_open(dir, 0, err, sizeof(err)), ZTB_OK);
+    assert_int_equal(audit("b", "broker", 0), ZTB_OK);
+    audit_close();
+    assert_int_equal(rename(path, one), 0); /* seq 1..4 */
+    spit(path, "", 0);
+    assert_int_equal(audit_open(dir, 0, err, sizeof(err)), ZTB_OK);
+    assert_int_equal(audit("c", "broker", 0), ZTB_OK);
+    audit_close();
+    const char *paths[] = {one, path};
+    struct audit_verify_report r;
+    ztb_err rv = audit_verify_files(paths, 2, NULL, &r);
+    if (rv != ZTB_OK)
+        fail_msg("file %zu line %llu: %s", r.bad_file, (unsigned long long)r.bad_line, r.why);
+    assert_int_equal(r.last_seq, 6); /* opened a | opened b || opened c */
+    s = slurp(path, &n);
+    assert_non_null(strstr(s, "\"seq\":5,"));
+    assert_non_null(strstr(s, "\"previous\":\"audit.log.1\""));
+    free(s);
+    zh_rmtree(dir);
+}
+
 static void *rot_writer(void *arg)
 {
     long id = (long)(intptr_t)arg;
@@ -766,6 +808,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_checkpoints),
         cmocka_unit_test(test_reopen_after_rotation),
         cmocka_unit_test(test_one_writer_per_log),
+        cmocka_unit_test(test_empty_log_beside_rotated_files),
         cmocka_unit_test(test_rotation_by_size),
         cmocka_unit_test(test_close_checkpoint_is_the_last_line),
     };
