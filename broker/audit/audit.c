@@ -33,6 +33,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -234,6 +235,28 @@ static ztb_err write_whole_locked(const char *line, size_t len)
     return ZTB_OK;
 }
 
+/*
+ * One writer per file: take fd's lock (flock, held until the descriptor is
+ * closed). A second writer (another broker on the same volume, a restart
+ * while the old process still runs) would continue the chain from the same
+ * tail and fork it. EXISTS (err says why) if another process holds it, IO
+ * if the lock cannot be taken at all.
+ */
+static ztb_err lock_file(int fd, const char *path, char *err, size_t errcap)
+{
+    int rc;
+    do {
+        rc = flock(fd, LOCK_EX | LOCK_NB);
+    } while (rc != 0 && errno == EINTR);
+    if (rc == 0)
+        return ZTB_OK;
+    int e = errno;
+    snprintf(err, errcap, "%s: %s", path,
+             e == EWOULDBLOCK ? "another process is writing this audit log (one writer per log)"
+                              : strerror(e));
+    return e == EWOULDBLOCK ? ZTB_ERR_EXISTS : ZTB_ERR_IO;
+}
+
 static uint64_t mono_ms(void);
 static ztb_err append_event_locked(const char *event, const char *actor, int durable,
                                    const ztb_log_field *fields);
@@ -272,6 +295,11 @@ static void rotate_locked(void)
     snprintf(tmp, sizeof(tmp), "%s.new", g_path);
     (void)unlink(tmp);
     int fd = open(tmp, O_RDWR | O_APPEND | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+    char lerr[128];
+    if (fd >= 0 && lock_file(fd, tmp, lerr, sizeof(lerr)) != ZTB_OK) {
+        close(fd);
+        fd = -1;
+    }
     if (fd < 0 || rename(tmp, g_path) != 0) {
         ztb_log(ZTB_LOG_ERROR, "audit.rotate_failed", ZTB_F_STR("why", strerror(errno)));
         if (fd >= 0)
@@ -854,6 +882,15 @@ ztb_err audit_set_replica(const char *id)
     return ZTB_OK;
 }
 
+/* N if name is audit.log.N (N from 1, at most 9 digits), else 0. */
+static unsigned long rotated_number(const char *n)
+{
+    if (strncmp(n, "audit.log.", 10) != 0 || n[10] < '1' || n[10] > '9' ||
+        strspn(n + 10, "0123456789") != strlen(n + 10) || strlen(n + 10) > 9)
+        return 0;
+    return strtoul(n + 10, NULL, 10);
+}
+
 /* 1 + the largest N of an audit.log.N in dir (1 if none): where
  * size-based rotation numbers the next file. */
 static unsigned long next_rotation_number(const char *dir)
@@ -863,15 +900,67 @@ static unsigned long next_rotation_number(const char *dir)
     if (d == NULL)
         return 1;
     for (struct dirent *e = readdir(d); e != NULL; e = readdir(d)) {
-        const char *n = e->d_name;
-        if (strncmp(n, "audit.log.", 10) != 0 || n[10] < '1' || n[10] > '9' ||
-            strspn(n + 10, "0123456789") != strlen(n + 10) || strlen(n + 10) > 9)
-            continue;
-        unsigned long v = strtoul(n + 10, NULL, 10);
+        unsigned long v = rotated_number(e->d_name);
         max = v > max ? v : max;
     }
     closedir(d);
     return max + 1;
+}
+
+/*
+ * audit.log has no line yet, but rotated files may be beside it (a crash
+ * between a size rotation's rename and its first line; logrotate's move
+ * and a restart before the SIGHUP): the chain goes on from the audit.log.N
+ * whose last line has the highest seq (whatever the numbering: logrotate's
+ * .1 is its newest), never from the genesis hash, which would start a
+ * second chain at seq 1. g_seq and g_prev become that line's (left as
+ * they are if there is none), its file's name goes into from (""
+ * if none). IO or MALFORMED (err says why) if a rotated file's tail
+ * cannot be read: no chain is continued from a guess. Caller holds g_lock.
+ */
+static ztb_err continue_from_rotated(const char *dir, char *from, size_t fromcap, char *err,
+                                     size_t errcap)
+{
+    from[0] = '\0';
+    DIR *d = opendir(dir);
+    if (d == NULL) {
+        snprintf(err, errcap, "%s: %s", dir, strerror(errno));
+        return ZTB_ERR_IO;
+    }
+    uint64_t best = g_seq;
+    char best_prev[AUDIT_HASH_HEX + 1];
+    memcpy(best_prev, g_prev, sizeof(best_prev));
+    ztb_err rv = ZTB_OK;
+    for (struct dirent *e = readdir(d); e != NULL && rv == ZTB_OK; e = readdir(d)) {
+        if (rotated_number(e->d_name) == 0)
+            continue;
+        char path[600];
+        snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+        int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+        struct stat st;
+        if (fd < 0 || fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+            if (fd >= 0)
+                close(fd);
+            continue; /* not a file of ours (a directory, a link) */
+        }
+        char why[256] = "";
+        g_seq = 0;
+        (void)recover_tail(fd, st.st_size, why, sizeof(why), &rv); /* read only: no cut */
+        close(fd);
+        if (rv != ZTB_OK) {
+            snprintf(err, errcap, "%s: %s", path, why);
+            break;
+        }
+        if (g_seq > best) {
+            best = g_seq;
+            memcpy(best_prev, g_prev, sizeof(best_prev));
+            snprintf(from, fromcap, "%s", e->d_name);
+        }
+    }
+    closedir(d);
+    g_seq = best;
+    memcpy(g_prev, best_prev, sizeof(g_prev));
+    return rv;
 }
 
 ztb_err audit_open(const char *dir, int stream, char *err, size_t errcap)
@@ -896,12 +985,20 @@ ztb_err audit_open(const char *dir, int stream, char *err, size_t errcap)
         close(fd);
         return ZTB_ERR_IO;
     }
+    ztb_err lrv = lock_file(fd, path, err, errcap);
+    if (lrv != ZTB_OK) {
+        close(fd);
+        return lrv;
+    }
     fchmod(fd, 0600);
     pthread_mutex_lock(&g_lock);
     g_seq = 0;
     memcpy(g_prev, audit_genesis, sizeof(g_prev));
     ztb_err rv;
     int cut = recover_tail(fd, st.st_size, err, errcap, &rv);
+    char from[300] = "";
+    if (rv == ZTB_OK && g_seq == 0)
+        rv = continue_from_rotated(dir, from, sizeof(from), err, errcap);
     if (rv == ZTB_OK && fstat(fd, &st) != 0) {
         snprintf(err, errcap, "%s: %s", path, strerror(errno));
         rv = ZTB_ERR_IO;
@@ -930,7 +1027,9 @@ ztb_err audit_open(const char *dir, int stream, char *err, size_t errcap)
     if (cut)
         append_event_locked("audit.partial_line_removed", "broker", 1, NULL);
     append_event_locked("audit.opened", "broker", 0,
-                        (const ztb_log_field[]){ZTB_F_INT("pid", getpid()), ZTB_F_END_});
+                        (const ztb_log_field[]){ZTB_F_INT("pid", getpid()),
+                                                from[0] ? ZTB_F_STR("previous", from) : ZTB_F_SKIP_,
+                                                ZTB_F_END_});
     /* lines before this open were covered (or not) by the last writer */
     g_cp_to = g_seq;
     pthread_mutex_unlock(&g_lock);
@@ -968,6 +1067,9 @@ ztb_err audit_reopen(char *err, size_t errcap)
         rv = ZTB_ERR_EXISTS;
         goto out;
     }
+    rv = lock_file(fd, g_path, err, errcap);
+    if (rv != ZTB_OK)
+        goto out;
     fchmod(fd, 0600);
     /* the old file is complete (every line whole): sync it, then continue
      * the chain in the new one, where the rotated file's chain goes on */

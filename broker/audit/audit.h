@@ -63,6 +63,10 @@
  * Open (or create) dir/audit.log and continue its chain. A partial last line
  * (a crash mid-write) is cut off and the cut is itself recorded. If
  * stream is nonzero, lines are also sent to the Redis stream ztb:audit.
+ * The file is held locked (flock) until closed: EXISTS (err says why) if
+ * another process holds it; nothing is written then. An audit.log with no
+ * line yet continues the chain of the rotated audit.log.N beside it whose
+ * last seq is highest (IO/MALFORMED if one cannot be read).
  */
 ztb_err audit_open(const char *dir, int stream, char *err, size_t errcap);
 

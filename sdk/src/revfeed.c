@@ -1,9 +1,10 @@
 /*
  * revfeed.c - the revocation feed thread (see revfeed.h).
  *
- * The thread runs sessions: connect, SUBSCRIBE, load the sorted set into a
- * fresh revset, swap it in, then poll the subscriber socket (and a wake-up
- * pipe for stopping) and apply events until something fails. It is the only
+ * The thread runs sessions: connect, read the sequence, SUBSCRIBE, load the
+ * sorted set into a fresh revset, swap it in, then poll the subscriber
+ * socket (and a wake-up pipe for stopping) and apply events until something
+ * fails. It is the only
  * writer of the state, so it may read the state without the lock and prepare
  * any big change (a larger jti table, a rebuilt one without expired entries,
  * a whole new load) before taking the write lock just for the swap: gateway
@@ -54,6 +55,7 @@ struct revfeed {
     _Atomic uint64_t events, bad_events, syncs, gaps;
     int64_t last_seq;   /* the thread's: the last event sequence applied or loaded */
     int64_t loaded_seq; /* the thread's: the sequence the last load read */
+    int64_t skip_floor; /* the thread's: only events above it may be skipped as loaded */
     _Atomic uint64_t evicted_before, refused_before; /* of states no longer in use */
     pthread_mutex_t start_mu;
     pthread_cond_t start_cv;
@@ -119,8 +121,14 @@ static ztb_err on_message(struct revfeed *f, const char *p, size_t n, struct rev
         /* a published event: already in the loaded state (published between
          * our SUBSCRIBE and the load), in step, or a gap; a sequence that
          * goes back after live events means Redis lost or reset it */
-        if (ev.seq <= f->last_seq && f->last_seq == f->loaded_seq)
+        if (ev.seq <= f->last_seq && f->last_seq == f->loaded_seq && ev.seq > f->skip_floor) {
+            /* published after the SUBSCRIBE, before the load read the
+             * sequence: in what was loaded. Those come in order, each above
+             * the sequence read before the SUBSCRIBE; any other number at
+             * or below the load's went back (Redis lost or reset it) */
+            f->skip_floor = ev.seq;
             return ZTB_OK;
+        }
         if (ev.seq != f->last_seq + 1) {
             char why[128];
             snprintf(why, sizeof(why),
@@ -296,6 +304,10 @@ static void session(struct revfeed *f)
         note_connect_error(f, why);
         return;
     }
+    /* the sequence before the SUBSCRIBE: every message the subscription
+     * brings is numbered above it, unless the sequence went back */
+    if (load_seq(f, sub, &f->skip_floor) != ZTB_OK)
+        goto out;
     /* a Cluster announces on the sharded channel of the {rev} slot, served
      * by the node this connection reached (redis_cluster_connect_key) */
     if (f->o.target.nseeds > 0)

@@ -7,16 +7,20 @@
  * decisions in effect wait in memory and are written in order when the disk
  * allows; the queue's overflow is counted and recorded. Signed checkpoints
  * (a local key stands in for the signer) verify with audit_verify_files.
+ * One writer per file: a second is refused.
  */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -543,6 +547,100 @@ static void test_reopen_after_rotation(void **state)
     zh_rmtree(dir);
 }
 
+/* 1 if another open file description cannot take path's lock (a second
+ * broker would be refused). */
+static int locked_by_another(const char *path)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    assert_true(fd >= 0);
+    int locked = flock(fd, LOCK_EX | LOCK_NB) != 0 && errno == EWOULDBLOCK;
+    close(fd);
+    return locked;
+}
+
+/* Two brokers on one audit directory (a shared volume, a restart while the
+ * old process still runs) would both continue the chain from the same
+ * tail: two lines with one seq, and a log that never verifies again. The
+ * writer holds its file locked, so a second writer is refused before it
+ * writes anything; the file a reopen or a rotation goes on in is locked
+ * too, and the lock goes with the close. */
+static void test_one_writer_per_log(void **state)
+{
+    (void)state;
+    char dir[256], path[300], old[320], err[256];
+    zh_tmpdir(dir, sizeof(dir));
+    snprintf(path, sizeof(path), "%s/audit.log", dir);
+    snprintf(old, sizeof(old), "%s/audit.log.1", dir);
+    /* another writer has the log */
+    int other = open(path, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+    assert_true(other >= 0);
+    assert_int_equal(flock(other, LOCK_EX | LOCK_NB), 0);
+    assert_int_equal(audit_open(dir, 0, err, sizeof(err)), ZTB_ERR_EXISTS);
+    assert_non_null(strstr(err, "another process"));
+    assert_int_equal(audit("refused", "broker", 0), ZTB_ERR_STATE);
+    close(other);
+    assert_int_equal(file_size(path), 0); /* nothing was written into it */
+
+    assert_int_equal(audit_open(dir, 0, err, sizeof(err)), ZTB_OK);
+    assert_true(locked_by_another(path));
+    /* moved away and reopened (logrotate): the new file is held too */
+    assert_int_equal(rename(path, old), 0);
+    assert_int_equal(audit_reopen(err, sizeof(err)), ZTB_OK);
+    assert_true(locked_by_another(path));
+    /* rotated by size: the new file is held too */
+    uint64_t rot0 = audit_rotations();
+    audit_set_max_bytes(1);
+    assert_int_equal(audit("a", "broker", 0), ZTB_OK);
+    audit_set_max_bytes(0);
+    assert_int_equal(audit_rotations(), rot0 + 1);
+    assert_true(locked_by_another(path));
+    audit_close();
+    assert_false(locked_by_another(path));
+    zh_rmtree(dir);
+}
+
+/* An empty audit.log beside rotated files: a crash right after a size
+ * rotation renamed its new, empty file over audit.log (before the file's
+ * first line), or logrotate's move and a restart before the SIGHUP. The
+ * next start goes on with the chain of the rotated file whose last seq is
+ * highest (logrotate's .1 is its newest), so the files still verify as
+ * one, instead of starting a second chain at seq 1 from the genesis hash. */
+static void test_empty_log_beside_rotated_files(void **state)
+{
+    (void)state;
+    char dir[256], path[300], one[320], two[320], err[256];
+    zh_tmpdir(dir, sizeof(dir));
+    snprintf(path, sizeof(path), "%s/audit.log", dir);
+    snprintf(one, sizeof(one), "%s/audit.log.1", dir);
+    snprintf(two, sizeof(two), "%s/audit.log.2", dir);
+    assert_int_equal(audit_open(dir, 0, err, sizeof(err)), ZTB_OK);
+    assert_int_equal(audit("a", "broker", 0), ZTB_OK);
+    audit_close();
+    size_t n;
+    char *s = slurp(path, &n);
+    spit(two, s, n); /* an older copy: seq 1..2 */
+    free(s);
+    assert_int_equal(audit_open(dir, 0, err, sizeof(err)), ZTB_OK);
+    assert_int_equal(audit("b", "broker", 0), ZTB_OK);
+    audit_close();
+    assert_int_equal(rename(path, one), 0); /* seq 1..4 */
+    spit(path, "", 0);
+    assert_int_equal(audit_open(dir, 0, err, sizeof(err)), ZTB_OK);
+    assert_int_equal(audit("c", "broker", 0), ZTB_OK);
+    audit_close();
+    const char *paths[] = {one, path};
+    struct audit_verify_report r;
+    ztb_err rv = audit_verify_files(paths, 2, NULL, &r);
+    if (rv != ZTB_OK)
+        fail_msg("file %zu line %llu: %s", r.bad_file, (unsigned long long)r.bad_line, r.why);
+    assert_int_equal(r.last_seq, 6); /* opened a | opened b || opened c */
+    s = slurp(path, &n);
+    assert_non_null(strstr(s, "\"seq\":5,"));
+    assert_non_null(strstr(s, "\"previous\":\"audit.log.1\""));
+    free(s);
+    zh_rmtree(dir);
+}
+
 static void *rot_writer(void *arg)
 {
     long id = (long)(intptr_t)arg;
@@ -709,6 +807,8 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_pending_records_wait_for_the_disk),
         cmocka_unit_test(test_checkpoints),
         cmocka_unit_test(test_reopen_after_rotation),
+        cmocka_unit_test(test_one_writer_per_log),
+        cmocka_unit_test(test_empty_log_beside_rotated_files),
         cmocka_unit_test(test_rotation_by_size),
         cmocka_unit_test(test_close_checkpoint_is_the_last_line),
     };

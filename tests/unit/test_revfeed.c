@@ -1,7 +1,8 @@
 /*
  * test_revfeed.c - the revocation feed against a real Redis: initial load,
- * live events, a lost feed (grace, stale, reconnect, resync), startup
- * failure, bad events, and the memory a large state takes.
+ * live events, a lost feed (grace, stale, reconnect, resync), a sequence
+ * that goes back while the feed is quiet, startup failure, bad events, and
+ * the memory a large state takes.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -187,6 +188,43 @@ static void test_grace(void **state)
     zh_redis_restart(&rd);
 }
 
+/* A sequence that goes back while the feed is quiet (Redis lost it: a
+ * failover to a replica that lagged, a restart from an older AOF while the
+ * subscriber stayed connected to a replica) is news, not "already loaded":
+ * the revocation announced under the lower number reaches the state (the
+ * feed reloads) instead of being skipped as one the load had read. */
+static void test_sequence_back_while_quiet_reloads(void **state)
+{
+    (void)state;
+    rcmd("SET %s %s", "ztb:{rev}:seq", "100");
+    struct revfeed *f = start(0);
+    assert_int_equal(check_jti(f, "after-reset"), ZTB_OK);
+    /* the sequence is reset, then the broker's script writes a revocation:
+     * the set member, INCR to 1, the message with seq 1 */
+    rcmd("SET %s %s", "ztb:{rev}:seq", "1");
+    char ev[256], msg[300];
+    snprintf(ev, sizeof(ev), "{\"type\":\"jti\",\"id\":\"after-reset\",\"exp\":%s}", future);
+    zadd(ev, future);
+    snprintf(msg, sizeof(msg), "{\"type\":\"jti\",\"id\":\"after-reset\",\"exp\":%s,\"seq\":1}",
+             future);
+    publish(msg);
+    assert_int_equal(wait_for(f, "after-reset", ZTB_ERR_REVOKED), ZTB_ERR_REVOKED);
+    /* in step again from the reloaded sequence: the next one is applied */
+    snprintf(msg, sizeof(msg), "{\"type\":\"jti\",\"id\":\"next\",\"exp\":%s,\"seq\":2}", future);
+    publish(msg);
+    assert_int_equal(wait_for(f, "next", ZTB_ERR_REVOKED), ZTB_ERR_REVOKED);
+    revfeed_stop(f);
+}
+
+/* What test_sequence_back_while_quiet_reloads leaves, even when it fails. */
+static int clear_rev(void **state)
+{
+    (void)state;
+    rcmd("DEL %s%s", "ztb:{rev}:events", "");
+    rcmd("DEL %s%s", "ztb:{rev}:seq", "");
+    return 0;
+}
+
 static void test_startup_fails_without_redis(void **state)
 {
     (void)state;
@@ -279,6 +317,7 @@ int main(void)
         cmocka_unit_test(test_load_then_live_events),
         cmocka_unit_test(test_lost_feed_refuses_then_resyncs),
         cmocka_unit_test(test_grace),
+        cmocka_unit_test_teardown(test_sequence_back_while_quiet_reloads, clear_rev),
         cmocka_unit_test(test_startup_fails_without_redis),
         cmocka_unit_test(test_cap_full_fails_closed_until_reload_fits),
         cmocka_unit_test(test_large_state_memory),
