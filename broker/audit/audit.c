@@ -626,13 +626,21 @@ static void *syncer(void *arg)
     }
 }
 
+/* A partial last line recover_tail cut: its length and SHA-256 (hex). */
+struct tail_cut {
+    size_t bytes;
+    char sha256[AUDIT_HASH_HEX + 1];
+};
+
 /*
  * Find the last complete line of fd (size bytes): its seq and link, into
- * g_seq and g_prev. Cut a partial last line off. Returns 1 if something
+ * g_seq and g_prev. Cut a partial last line off (its length and hash into
+ * *what, unless NULL). Returns 1 if something
  * was cut; *rv is the error (err says why) if the tail cannot be read or is
  * not a record.
  */
-static int recover_tail(int fd, off_t size, char *err, size_t errcap, ztb_err *rv)
+static int recover_tail(int fd, off_t size, char *err, size_t errcap, ztb_err *rv,
+                        struct tail_cut *what)
 {
     *rv = ZTB_OK;
     if (size == 0)
@@ -670,6 +678,10 @@ static int recover_tail(int fd, off_t size, char *err, size_t errcap, ztb_err *r
             return 0;
         }
         cut = 1;
+        if (what != NULL) { /* what was cut, for the record that says so */
+            what->bytes = want - end;
+            audit_chain_hash(buf + end, want - end, what->sha256);
+        }
     }
     if (end == 0) { /* nothing complete left */
         free(buf);
@@ -945,7 +957,7 @@ static ztb_err continue_from_rotated(const char *dir, char *from, size_t fromcap
         }
         char why[256] = "";
         g_seq = 0;
-        (void)recover_tail(fd, st.st_size, why, sizeof(why), &rv); /* read only: no cut */
+        (void)recover_tail(fd, st.st_size, why, sizeof(why), &rv, NULL); /* read only: no cut */
         close(fd);
         if (rv != ZTB_OK) {
             snprintf(err, errcap, "%s: %s", path, why);
@@ -995,7 +1007,8 @@ ztb_err audit_open(const char *dir, int stream, char *err, size_t errcap)
     g_seq = 0;
     memcpy(g_prev, audit_genesis, sizeof(g_prev));
     ztb_err rv;
-    int cut = recover_tail(fd, st.st_size, err, errcap, &rv);
+    struct tail_cut what = {0};
+    int cut = recover_tail(fd, st.st_size, err, errcap, &rv, &what);
     char from[300] = "";
     if (rv == ZTB_OK && g_seq == 0)
         rv = continue_from_rotated(dir, from, sizeof(from), err, errcap);
@@ -1024,8 +1037,10 @@ ztb_err audit_open(const char *dir, int stream, char *err, size_t errcap)
     memcpy(g_path, path, sizeof(g_path));
     g_stop = 0;
     atomic_store(&g_written, 0);
-    if (cut)
-        append_event_locked("audit.partial_line_removed", "broker", 1, NULL);
+    if (cut) /* its length and hash: evidence of what a crash left, not the bytes */
+        append_event_locked("audit.partial_line_removed", "broker", 1,
+                            (const ztb_log_field[]){ZTB_F_INT("bytes", (int64_t)what.bytes),
+                                                    ZTB_F_STR("sha256", what.sha256), ZTB_F_END_});
     append_event_locked("audit.opened", "broker", 0,
                         (const ztb_log_field[]){ZTB_F_INT("pid", getpid()),
                                                 from[0] ? ZTB_F_STR("previous", from) : ZTB_F_SKIP_,

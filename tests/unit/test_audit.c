@@ -29,6 +29,7 @@
 
 #include <cmocka.h>
 
+#include "audit/chain.h"
 #include "audit/verify.h"
 #include "broker/audit/audit.h"
 #include "broker/audit/audit_stream.h"
@@ -140,9 +141,12 @@ static void test_reopen_and_partial_line(void **state)
     assert_int_equal(verify(path, &lines, &bad, why), ZTB_OK);
     assert_int_equal(lines, 4);
 
-    /* a crash mid-write leaves a partial line: reopening cuts it and says so */
+    /* a crash mid-write leaves a partial line: reopening cuts it and says
+     * so, with the length and SHA-256 of what it cut (evidence, not the
+     * bytes) */
+    static const char torn[] = "{\"seq\":5,\"ts\":\"2026-";
     FILE *f = fopen(path, "a");
-    fputs("{\"seq\":5,\"ts\":\"2026-", f);
+    fputs(torn, f);
     fclose(f);
     assert_int_equal(verify(path, &lines, &bad, why), ZTB_ERR_MALFORMED);
     assert_int_equal(audit_open(dir, 0, err, sizeof(err)), ZTB_OK);
@@ -152,6 +156,11 @@ static void test_reopen_and_partial_line(void **state)
     size_t n;
     char *s = slurp(path, &n);
     assert_non_null(strstr(s, "audit.partial_line_removed"));
+    char torn_hash[AUDIT_HASH_HEX + 1], want[160];
+    audit_chain_hash(torn, sizeof(torn) - 1, torn_hash);
+    snprintf(want, sizeof(want), "\"bytes\":%zu,\"sha256\":\"%s\"", sizeof(torn) - 1, torn_hash);
+    if (strstr(s, want) == NULL)
+        fail_msg("no %s in:\n%s", want, s);
     free(s);
 
     /* a file that is not an audit log is refused, not appended to */
