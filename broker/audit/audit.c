@@ -975,6 +975,32 @@ static ztb_err continue_from_rotated(const char *dir, char *from, size_t fromcap
     return rv;
 }
 
+/*
+ * A rotation is a hard link audit.log.N to the full file, then a new file
+ * renamed over audit.log. A crash between the two leaves audit.log.N as a
+ * second name of audit.log (fd, *st), whose lines would then be in two
+ * files when they are verified together: that link is undone. Its name
+ * into undone (empty if none).
+ */
+static void undo_half_rotation(const char *dir, const struct stat *st, char *undone, size_t cap)
+{
+    undone[0] = '\0';
+    DIR *d = opendir(dir);
+    if (d == NULL)
+        return;
+    for (struct dirent *e = readdir(d); e != NULL; e = readdir(d)) {
+        if (rotated_number(e->d_name) == 0)
+            continue;
+        struct stat o;
+        char path[600];
+        snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+        if (lstat(path, &o) == 0 && S_ISREG(o.st_mode) && o.st_ino == st->st_ino &&
+            o.st_dev == st->st_dev && unlink(path) == 0)
+            snprintf(undone, cap, "%s", e->d_name);
+    }
+    closedir(d);
+}
+
 ztb_err audit_open(const char *dir, int stream, char *err, size_t errcap)
 {
     char path[512];
@@ -1007,6 +1033,8 @@ ztb_err audit_open(const char *dir, int stream, char *err, size_t errcap)
     g_seq = 0;
     memcpy(g_prev, audit_genesis, sizeof(g_prev));
     ztb_err rv;
+    char undone[300];
+    undo_half_rotation(dir, &st, undone, sizeof(undone));
     struct tail_cut what = {0};
     int cut = recover_tail(fd, st.st_size, err, errcap, &rv, &what);
     char from[300] = "";
@@ -1041,6 +1069,9 @@ ztb_err audit_open(const char *dir, int stream, char *err, size_t errcap)
         append_event_locked("audit.partial_line_removed", "broker", 1,
                             (const ztb_log_field[]){ZTB_F_INT("bytes", (int64_t)what.bytes),
                                                     ZTB_F_STR("sha256", what.sha256), ZTB_F_END_});
+    if (undone[0] != '\0')
+        append_event_locked("audit.rotation_undone", "broker", 1,
+                            (const ztb_log_field[]){ZTB_F_STR("link", undone), ZTB_F_END_});
     append_event_locked("audit.opened", "broker", 0,
                         (const ztb_log_field[]){ZTB_F_INT("pid", getpid()),
                                                 from[0] ? ZTB_F_STR("previous", from) : ZTB_F_SKIP_,

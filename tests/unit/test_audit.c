@@ -650,6 +650,40 @@ static void test_empty_log_beside_rotated_files(void **state)
     zh_rmtree(dir);
 }
 
+/* A crash between a rotation's link and its rename leaves audit.log.N as a
+ * second name of audit.log: the next start undoes the link (and says so),
+ * so no line is in two files; a rotated file of its own stays. */
+static void test_half_rotation_undone(void **state)
+{
+    (void)state;
+    char dir[256], path[300], one[320], three[320], err[256];
+    zh_tmpdir(dir, sizeof(dir));
+    snprintf(path, sizeof(path), "%s/audit.log", dir);
+    snprintf(one, sizeof(one), "%s/audit.log.1", dir);
+    snprintf(three, sizeof(three), "%s/audit.log.3", dir);
+    assert_int_equal(audit_open(dir, 0, err, sizeof(err)), ZTB_OK);
+    assert_int_equal(audit("a", "broker", 0), ZTB_OK);
+    audit_close();
+    size_t n;
+    char *s = slurp(path, &n);
+    spit(one, s, n); /* a rotated file of its own (a copy) */
+    free(s);
+    assert_int_equal(link(path, three), 0); /* the crash: linked, not renamed */
+    assert_int_equal(audit_open(dir, 0, err, sizeof(err)), ZTB_OK);
+    assert_int_equal(audit("b", "broker", 0), ZTB_OK);
+    audit_close();
+    assert_int_equal(access(three, F_OK), -1);
+    assert_int_equal(access(one, F_OK), 0);
+    s = slurp(path, &n);
+    assert_non_null(strstr(s, "\"event\":\"audit.rotation_undone\""));
+    assert_non_null(strstr(s, "\"link\":\"audit.log.3\""));
+    free(s);
+    uint64_t lines, bad;
+    char why[256];
+    assert_int_equal(verify(path, &lines, &bad, why), ZTB_OK);
+    zh_rmtree(dir);
+}
+
 static void *rot_writer(void *arg)
 {
     long id = (long)(intptr_t)arg;
@@ -818,6 +852,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_reopen_after_rotation),
         cmocka_unit_test(test_one_writer_per_log),
         cmocka_unit_test(test_empty_log_beside_rotated_files),
+        cmocka_unit_test(test_half_rotation_undone),
         cmocka_unit_test(test_rotation_by_size),
         cmocka_unit_test(test_close_checkpoint_is_the_last_line),
     };
