@@ -22,6 +22,7 @@
 #include <jansson.h>
 
 #include "broker/http/push_client.h"
+#include "broker/signals/signals.h"
 #include "broker/ssf/ssf.h"
 #include "broker/ssf/ssf_jwks.h"
 #include "common/json_gate.h"
@@ -157,6 +158,12 @@ static ztb_err load_transmitter(json_t *o, size_t i, const char *our_issuer,
     if (!store_source_name_ok(t->name) || !printable(t->issuer) || !printable(t->audience)) {
         snprintf(why, cap, "%s: name must be a source name (a-z 0-9 . _ -), issuer printable",
                  what);
+        return ZTB_ERR_MALFORMED;
+    }
+    if (strcmp(t->name, SIGNALS_BROKER_SOURCE) == 0) {
+        /* its signals would pass for the detectors' own (as for ztbctl) */
+        snprintf(why, cap, "%s: the name %s is the broker's detectors' own", what,
+                 SIGNALS_BROKER_SOURCE);
         return ZTB_ERR_MALFORMED;
     }
     if (t->audience[0] == '\0')

@@ -19,6 +19,7 @@
 #include "broker/ssf/ssf_jwks.h"
 #include "broker/ssf/ssf_receive.h"
 #include "broker/ssf/ssf_set.h"
+#include "broker/store/store.h"
 #include "common/log.h"
 #include "common/log_sample.h"
 #include "pki/jws.h"
@@ -136,6 +137,26 @@ void handle_ssf_events(struct http_req *req, struct http_resp *resp)
     }
     if (!ztb_jws_header_typ_is(&hdr, SSF_SET_TYP)) {
         refuse(req, resp, 400, "invalid_request", "a SET has typ secevent+jwt", t->name);
+        return;
+    }
+    /* a transmitter is a signal source: it holds to the per-source rate
+     * /v1/signals applies (a leaked key must not flood the policy, the audit
+     * log and Redis); nothing is marked received, so it sends the SET again */
+    struct store_rate rate = {
+        .rate = b->cfg.signals_source_rate, .burst = b->cfg.signals_source_burst, .period_s = 1};
+    uint32_t wait_ms = 0;
+    rv = store_rate_take("src", t->name, &rate, &wait_ms);
+    if (rv == ZTB_ERR_RATE_LIMITED) {
+        unsigned secs = wait_ms / 1000 + (wait_ms % 1000 != 0);
+        refuse(req, resp, 429, "temporarily_unavailable",
+               "this transmitter is over its signal rate: send the SET again after Retry-After",
+               t->name);
+        http_resp_header(resp, "Retry-After", "%u", secs ? secs : 1);
+        return;
+    }
+    if (rv != ZTB_OK) {
+        refuse(req, resp, 503, "temporarily_unavailable", "Redis is not answering; send it again",
+               t->name);
         return;
     }
     int64_t now = (int64_t)time(NULL);

@@ -496,7 +496,10 @@ ztb_err ssf_transmit_verification(const char *stream_id, const char *state)
     snprintf(d.target, sizeof(d.target), "%s", stream_id);
     d.at = (int64_t)time(NULL);
     pthread_mutex_lock(&T.mu);
-    int ok = T.running && queue_add_locked(&d);
+    size_t verifying = 0;
+    for (size_t i = 0; i < T.n; i++)
+        verifying += T.q[i].verification != 0;
+    int ok = T.running && verifying < SSF_VERIFY_QUEUE_MAX && queue_add_locked(&d);
     pthread_mutex_unlock(&T.mu);
     return ok ? ZTB_OK : ZTB_ERR_UNAVAILABLE;
 }

@@ -40,12 +40,16 @@
 #include "broker/ssf/ssf.h"
 #include "policy/types.h"
 
-#define SSF_QUEUE_MAX    1024
-#define SSF_MAX_ATTEMPTS 12
-#define SSF_BACKOFF_MS   500
-#define SSF_BACKOFF_CAP  60000
-#define SSF_HOLD_MS      3600000 /* a paused stream holds an event this long at most */
-#define SSF_HOLD_POLL_MS 1000    /* how often a held event looks whether it may go */
+#define SSF_QUEUE_MAX 1024
+/* Verification SETs queued at once: receivers ask for them at will (one per
+ * stream per interval, and a new stream is a new interval), so they get a
+ * quarter of the queue and never the room revocations need. */
+#define SSF_VERIFY_QUEUE_MAX (SSF_QUEUE_MAX / 4)
+#define SSF_MAX_ATTEMPTS     12
+#define SSF_BACKOFF_MS       500
+#define SSF_BACKOFF_CAP      60000
+#define SSF_HOLD_MS          3600000 /* a paused stream holds an event this long at most */
+#define SSF_HOLD_POLL_MS     1000    /* how often a held event looks whether it may go */
 
 /*
  * Start the delivery thread for c's receivers (c must outlive
@@ -58,7 +62,7 @@ ztb_err ssf_transmit_start(const struct ssf_config *c, const char *issuer,
 /*
  * Queue a verification event (SSF 1.0 §8.1.4) for stream_id, echoing state
  * (at most SSF_STATE_MAX bytes, NULL: none). UNAVAILABLE when no transmitter
- * runs or the queue is full.
+ * runs, the queue is full or holds SSF_VERIFY_QUEUE_MAX verifications already.
  */
 ztb_err ssf_transmit_verification(const char *stream_id, const char *state);
 

@@ -99,6 +99,10 @@ static void test_refusals(void **state)
         TX(",\"jwks_file\":\"/nonexistent\""),
         "{\"transmitters\":[{\"name\":\"Bad Name\",\"issuer\":\"https://idp.test\",\"jwks\":%s}]}",
         "{\"transmitters\":[{\"name\":\"idp\",\"issuer\":\"\",\"jwks\":%s}]}",
+        /* the detectors' own source name: an outside transmitter's signals
+         * would pass for the broker's own (audit, observe mode, stats, quorum) */
+        "{\"transmitters\":[{\"name\":\"ztb-broker\",\"issuer\":\"https://idp.test\","
+        "\"jwks\":%s}]}",
         TX(",\"confidence\":1.5"),
         TX(",\"subjects\":{\"nocolon\":\"billing-bot\"}"),
         TX(",\"subjects\":{\"email:x\":\"Not An Agent\"}"),

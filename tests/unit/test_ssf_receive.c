@@ -547,6 +547,55 @@ static void test_unavailable(void **state)
     free(c);
 }
 
+/* A transmitter is a signal source like any other, and holds to the same
+ * per-source rate (signals_source_rate, _burst): a transmitter whose key
+ * leaked cannot flood the policy, the audit log or Redis with signed SETs.
+ * Over the rate the answer is 429 with Retry-After, and the SET becomes no
+ * signal (it is not marked received: sent again later, it is accepted). */
+static void test_source_rate(void **state)
+{
+    (void)state;
+    unsigned rate0 = g_broker.cfg.signals_source_rate, burst0 = g_broker.cfg.signals_source_burst;
+    g_broker.cfg.signals_source_rate = 1;
+    g_broker.cfg.signals_source_burst = 2;
+    (void)bf_redis_int("DEL %s", "ztb:rl:src:idp");
+    long long now = time(NULL), before = signals_recorded();
+    time_t t0 = time(NULL);
+    int accepted = 0, limited = 0;
+    char *held = NULL;
+    for (int i = 0; i < 8; i++) {
+        struct zh_resp r;
+        char *c = caep(IDP, IDP_AUD, now, next_jti(), "session-revoked",
+                       "{\"format\":\"uri\",\"uri\":\"spiffe://ztb.local/agent/caep-uri\"}", "");
+        long st = post_set(c, &r);
+        if (st == 202) {
+            accepted++;
+            zh_resp_free(&r);
+            free(c);
+            continue;
+        }
+        char ra[32];
+        assert_non_null(zh_resp_header(&r, "Retry-After", ra, sizeof(ra)));
+        assert_true(atoi(ra) >= 1);
+        expect_refusal(&r, 429, "temporarily_unavailable");
+        limited++;
+        free(held);
+        held = c;
+    }
+    /* the burst, and at most what the rate refilled meanwhile */
+    if (accepted > 2 + (int)(time(NULL) - t0) + 1 || limited == 0)
+        fail_msg("%d of 8 SETs accepted at 1/s with a burst of 2 (%d refused)", accepted, limited);
+    assert_int_equal(signals_recorded(), before + accepted);
+    g_broker.cfg.signals_source_rate = rate0;
+    g_broker.cfg.signals_source_burst = burst0;
+    (void)bf_redis_int("DEL %s", "ztb:rl:src:idp"); /* a full bucket again */
+    /* the refused SET was not marked received */
+    struct zh_resp r;
+    assert_int_equal(post_set(held, &r), 202);
+    zh_resp_free(&r);
+    free(held);
+}
+
 /* The signal type of each received event bit, and none for the others. */
 static void test_signal_type(void **state)
 {
@@ -565,7 +614,7 @@ int main(void)
         cmocka_unit_test(test_accepted),           cmocka_unit_test(test_replay),
         cmocka_unit_test(test_refused_unverified), cmocka_unit_test(test_refused_signature),
         cmocka_unit_test(test_refused_claims),     cmocka_unit_test(test_unavailable),
-        cmocka_unit_test(test_signal_type),
+        cmocka_unit_test(test_source_rate),        cmocka_unit_test(test_signal_type),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -2,7 +2,8 @@
  * test_ssf_transmit.c - the SETs ztb sends: one event per response, with the
  * event type URI and the RFC 9493 / SSF subject documented for it, and a
  * transmitter that was never started does nothing when told of a
- * revocation.
+ * revocation, and receivers' verification requests cannot take the room
+ * in the delivery queue that revocations need.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -14,6 +15,8 @@
 #include <cmocka.h>
 #include <jansson.h>
 
+#include "broker/http/metrics.h"
+#include "broker/ssf/ssf.h"
 #include "broker/ssf/ssf_transmit.h"
 
 static json_t *set_of(policy_response_kind r, const char *target, const char *cause)
@@ -121,6 +124,41 @@ static void test_verification(void **state)
     assert_int_equal(ssf_transmit_verification("bad id", "s"), ZTB_ERR_INVALID_ARG);
 }
 
+/* A receiver chooses when verification SETs are sent (one per stream per
+ * interval, and a stream deleted and made again is a new stream), so the
+ * verifications it asks for must not fill the delivery queue: a revocation
+ * that comes after them is still queued for the operator's receiver and for
+ * the streams, not dropped as "queue full". (No Redis and no signer here:
+ * every delivery fails and waits for its retry, so the queue only fills.) */
+static void test_verifications_leave_room(void **state)
+{
+    (void)state;
+    const char *text = "{\"receivers\": [{\"name\": \"gw\", "
+                       "\"endpoint_url\": \"http://127.0.0.1:1/ssf\"}],"
+                       " \"streams\": {\"push_hosts\": [\"127.0.0.1\"]}}";
+    struct ssf_config *c = NULL;
+    char why[300];
+    assert_int_equal(ssf_config_parse(text, strlen(text), "https://b", &c, why, sizeof(why)),
+                     ZTB_OK);
+    assert_int_equal(ssf_transmit_start(c, "https://b", "ztb.local"), ZTB_OK);
+    unsigned queued = 0;
+    for (unsigned i = 0; i < SSF_QUEUE_MAX + 8; i++) {
+        char id[32];
+        snprintf(id, sizeof(id), "ssf_%022u", i);
+        if (ssf_transmit_verification(id, "s") == ZTB_OK)
+            queued++;
+    }
+    uint64_t dropped = metrics_get(METRIC_SSF_PUSH_DROPPED);
+    ssf_transmit_revocation(POLICY_RESPONSE_REVOKE_ALL, "billing-bot", "signal");
+    uint64_t lost = metrics_get(METRIC_SSF_PUSH_DROPPED) - dropped;
+    ssf_transmit_stop(); /* before any assertion: the thread reads c */
+    ssf_config_free(c);
+    assert_true(queued > 0);
+    if (lost != 0)
+        fail_msg("after %u verifications, %u deliveries of the revocation were dropped", queued,
+                 (unsigned)lost);
+}
+
 static void test_not_started(void **state)
 {
     (void)state;
@@ -137,6 +175,7 @@ int main(void)
         cmocka_unit_test(test_refusals),
         cmocka_unit_test(test_verification),
         cmocka_unit_test(test_not_started),
+        cmocka_unit_test(test_verifications_leave_room),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
