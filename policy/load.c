@@ -203,6 +203,16 @@ ztb_err policy_load_file(const char *path_, policy **out, policy_diag *diag)
         rv = ZTB_ERR_IO;
         goto out;
     }
+    /* whoever may write the file decides what every agent may do: a file
+     * any local user can write is refused (its group's write is the
+     * operators' choice) */
+    if (st.st_mode & S_IWOTH) {
+        policy_diag_add(d, 0, 0, "file", NULL,
+                        "%s is writable by every user (mode %04o): chmod o-w %s", path_,
+                        (unsigned)(st.st_mode & 07777), path_);
+        rv = ZTB_ERR_PERMISSION;
+        goto out;
+    }
     if ((uint64_t)st.st_size > POLICY_MAX_DOC) {
         policy_diag_add(d, 0, 0, "file", NULL, "%s is %lld bytes; at most %u are allowed", path_,
                         (long long)st.st_size, POLICY_MAX_DOC);

@@ -1128,6 +1128,39 @@ ztb_err http_listen_tcp(const char *host, uint16_t port, int *fd_out, uint16_t *
     return ZTB_OK;
 }
 
+/*
+ * 1 if the directory holding the socket path is its owner's alone: owned by
+ * us or root and writable by no group or other user (sticky or not), so
+ * nobody else can put their own socket, or a symlink, in ours' place.
+ * 0 with err filled otherwise.
+ */
+static int unix_dir_private(const char *path, char *err, size_t errcap)
+{
+    char dir[sizeof(((struct sockaddr_un *)0)->sun_path)];
+    const char *slash = strrchr(path, '/');
+    if (slash == NULL)
+        snprintf(dir, sizeof(dir), ".");
+    else if (slash == path)
+        snprintf(dir, sizeof(dir), "/");
+    else
+        snprintf(dir, sizeof(dir), "%.*s", (int)(slash - path), path);
+    struct stat st;
+    if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
+        snprintf(err, errcap, "%s: the socket's directory %s is not a directory", path, dir);
+        return 0;
+    }
+    if ((st.st_mode & (S_IWGRP | S_IWOTH)) != 0 || (st.st_uid != geteuid() && st.st_uid != 0)) {
+        snprintf(err, errcap,
+                 "%s: the socket's directory %s (mode %04o, uid %ld) is writable by others "
+                 "than its owner, or its owner is not uid %ld or root: another user could "
+                 "take the socket's place; use a directory only the broker's user or root "
+                 "can write (e.g. /run/ztb, 0755)",
+                 path, dir, (unsigned)(st.st_mode & 07777), (long)st.st_uid, (long)geteuid());
+        return 0;
+    }
+    return 1;
+}
+
 ztb_err http_listen_unix(const char *path, unsigned mode, int *fd_out, char *err, size_t errcap)
 {
     struct sockaddr_un sa = {.sun_family = AF_UNIX};
@@ -1136,6 +1169,8 @@ ztb_err http_listen_unix(const char *path, unsigned mode, int *fd_out, char *err
                  path);
         return ZTB_ERR_INVALID_ARG;
     }
+    if (!unix_dir_private(path, err, errcap))
+        return ZTB_ERR_PERMISSION;
     memcpy(sa.sun_path, path, strlen(path) + 1);
     int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0) {

@@ -246,7 +246,10 @@ void http_req_peer_ip(const struct http_req *req, uint8_t *family, uint8_t addr[
 ztb_err http_listen_tcp(const char *host, uint16_t port, int *fd_out, uint16_t *bound_port,
                         char *err, size_t errcap);
 
-/* Bind a unix listening socket at path with mode (an old socket is replaced). */
+/* Bind a unix listening socket at path with mode (an old socket is replaced).
+ * PERMISSION if path's directory is writable by anyone but its owner, or
+ * its owner is neither us nor root (another user could take the socket's
+ * place). */
 ztb_err http_listen_unix(const char *path, unsigned mode, int *fd_out, char *err, size_t errcap);
 
 #endif /* ZTB_BROKER_HTTP_H */

@@ -53,7 +53,9 @@ static int approval_id_ok(const char *id);
     "'jti'"
 
 /* Lua shared by the scripts: close an approval (off its agent's open set,
- * its duplicate marker gone) and mark it expired when overdue. */
+ * its duplicate marker gone), mark it expired when overdue, and keep of an
+ * approvers list only those still in the approval's group (a vote counts
+ * while its approver is a member). */
 #define APPROVAL_LUA_HELPERS                                                                       \
     "local function close(h, id)\n"                                                                \
     "  local ag = redis.call('HGET', h, 'agent')\n"                                                \
@@ -69,6 +71,17 @@ static int approval_id_ok(const char *id);
     "    return 1\n"                                                                               \
     "  end\n"                                                                                      \
     "  return 0\n"                                                                                 \
+    "end\n"                                                                                        \
+    "local function members(h, list)\n"                                                            \
+    "  local g = redis.call('HGET', h, 'group')\n"                                                 \
+    "  if list == '' or not g or g == '' then return list end\n"                                   \
+    "  local keep = {}\n"                                                                          \
+    "  for who in string.gmatch(list, '[^,]+') do\n"                                               \
+    "    if redis.call('SISMEMBER', 'ztb:{apr}:approvers:' .. g, who) == 1 then\n"                 \
+    "      keep[#keep + 1] = who\n"                                                                \
+    "    end\n"                                                                                    \
+    "  end\n"                                                                                      \
+    "  return table.concat(keep, ',')\n"                                                           \
     "end\n"
 
 /* KEYS: dup marker, approval hash, agent's open set, all ids. ARGV: id, now,
@@ -131,6 +144,7 @@ static const char approval_decide_lua[] = APPROVAL_LUA_HELPERS
     "  close(h, ARGV[1])\n"
     "  return 1\n"
     "end\n"
+    "list = members(h, list)\n"
     "if list == '' then list = ARGV[3] else list = list .. ',' .. ARGV[3] end\n"
     "redis.call('HSET', h, 'approvers', list, 'decided_by', ARGV[3])\n"
     "local _, commas = string.gsub(list, ',', '')\n"
@@ -164,13 +178,21 @@ ztb_err store_approval_withdraw(const char *id, const char *reason)
 }
 
 /* KEYS: approval hash. ARGV: id, agent, now, jti. Returns 0 unknown or
- * another agent's, 1 used now, 2 not approved (or expired now). */
+ * another agent's, 1 used now, 2 not approved (or expired now, or one of
+ * its approvers left the group since: pending again, for another member). */
 static const char approval_use_lua[] =
     APPROVAL_LUA_HELPERS "local h = KEYS[1]\n"
                          "local ag = redis.call('HGET', h, 'agent')\n"
                          "if not ag or ag ~= ARGV[2] then return 0 end\n"
                          "if overdue(h, ARGV[1], tonumber(ARGV[3])) == 1 then return 2 end\n"
                          "if redis.call('HGET', h, 'status') ~= 'approved' then return 2 end\n"
+                         "local list = members(h, redis.call('HGET', h, 'approvers'))\n"
+                         "local _, commas = string.gsub(list, ',', '')\n"
+                         "local n = list == '' and 0 or commas + 1\n"
+                         "if n < tonumber(redis.call('HGET', h, 'needed')) then\n"
+                         "  redis.call('HSET', h, 'status', 'pending', 'approvers', list)\n"
+                         "  return 2\n"
+                         "end\n"
                          "redis.call('HSET', h, 'status', 'issued', 'jti', ARGV[4])\n"
                          "close(h, ARGV[1])\n"
                          "return 1\n";

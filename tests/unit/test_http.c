@@ -513,6 +513,42 @@ static void test_unix_listener(void **state)
                      ZTB_ERR_INVALID_ARG);
 }
 
+/*
+ * An admin socket's directory must be its owner's alone (the broker's user
+ * or root, writable by nobody else): in a directory another user can write
+ * (0777, /tmp-like 1777, group-writable), that user could put their own
+ * socket in the broker's place between two starts and collect what
+ * operators send (policies, approvals, sudo users' names), or swap the
+ * socket for a symlink between bind and chmod. Refused, nothing created.
+ */
+static void test_unix_listener_directory(void **state)
+{
+    (void)state;
+    char dir[256], path[300], err[256];
+    zh_tmpdir(dir, sizeof(dir));
+    snprintf(path, sizeof(path), "%s/admin.sock", dir);
+    static const mode_t open_modes[] = {0777, 01777, 0775, 0733};
+    struct stat st;
+    int fd = -1;
+    for (size_t i = 0; i < ZTB_ARRAY_LEN(open_modes); i++) {
+        assert_int_equal(chmod(dir, open_modes[i]), 0);
+        err[0] = '\0';
+        assert_int_equal(http_listen_unix(path, 0600, &fd, err, sizeof(err)), ZTB_ERR_PERMISSION);
+        assert_non_null(strstr(err, "writable"));
+        assert_int_equal(lstat(path, &st), -1);
+    }
+    if (geteuid() == 0) { /* another user's directory (needs root to make) */
+        assert_int_equal(chmod(dir, 0755), 0);
+        assert_int_equal(chown(dir, 65534, 65534), 0);
+        assert_int_equal(http_listen_unix(path, 0600, &fd, err, sizeof(err)), ZTB_ERR_PERMISSION);
+        assert_int_equal(chown(dir, 0, 0), 0);
+    }
+    assert_int_equal(chmod(dir, 0755), 0);
+    assert_int_equal(http_listen_unix(path, 0600, &fd, err, sizeof(err)), ZTB_OK);
+    close(fd);
+    zh_rmtree(dir);
+}
+
 /* A server of its own (4 threads: MHD's worker pool, the racy case) for the
  * drain tests; *port its port. */
 static struct http_server *drain_server(struct fixture *f)
@@ -692,6 +728,7 @@ int main(void)
         cmocka_unit_test(test_nul_in_target),
         cmocka_unit_test(test_fit_nofile),
         cmocka_unit_test(test_unix_listener),
+        cmocka_unit_test(test_unix_listener_directory),
         cmocka_unit_test(test_json_strings),
         cmocka_unit_test(test_drain),
         cmocka_unit_test(test_drain_under_load),

@@ -134,6 +134,37 @@ static void test_files(void **state)
     unlink(tmpl);
 }
 
+/*
+ * A policy file any local user may write is refused, at start and at every
+ * reload (the old policy stays): whoever can write it decides what every
+ * agent may do. Writable by its group is the operators' choice and loads.
+ */
+static void test_file_writable_by_others_refused(void **state)
+{
+    (void)state;
+    char tmpl[] = "/tmp/ztb-test-policy-XXXXXX";
+    int fd = mkstemp(tmpl);
+    assert_true(fd >= 0);
+    char *doc = fx_doc("", "");
+    assert_int_equal(write(fd, doc, strlen(doc)), (ssize_t)strlen(doc));
+    free(doc);
+    close(fd);
+    policy *p = NULL;
+    policy_diag d;
+    assert_int_equal(chmod(tmpl, 0666), 0);
+    policy_diag_init(&d);
+    assert_int_equal(policy_load_file(tmpl, &p, &d), ZTB_ERR_PERMISSION);
+    assert_null(p);
+    assert_non_null(strstr(d.msgs[0].text, "writable by every user"));
+    policy_diag_free(&d);
+    assert_int_equal(chmod(tmpl, 0664), 0);
+    policy_diag_init(&d);
+    assert_int_equal(policy_load_file(tmpl, &p, &d), ZTB_OK);
+    policy_unref(p);
+    policy_diag_free(&d);
+    unlink(tmpl);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -143,6 +174,7 @@ int main(void)
         cmocka_unit_test(test_unique_ids_and_many_errors),
         cmocka_unit_test(test_too_large),
         cmocka_unit_test(test_files),
+        cmocka_unit_test(test_file_writable_by_others_refused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

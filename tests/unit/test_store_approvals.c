@@ -178,6 +178,51 @@ static void test_decide_and_use(void **state)
     assert_int_equal(store_approvers_add("bad group", "x", &changed), ZTB_ERR_INVALID_ARG);
 }
 
+/*
+ * A vote counts only while its approver is in the group: one removed
+ * (left the team, account compromised) while the approval waits, or after
+ * it was approved but before the token was collected, no longer counts
+ * towards the number needed; the approval waits for another member.
+ */
+static void test_removed_approver_no_longer_counts(void **state)
+{
+    (void)state;
+    struct store_approval a, d;
+    int created = 0, expired = 0, changed = 0;
+    assert_int_equal(store_approvers_add("treasury", "erin", &changed), ZTB_OK);
+    assert_int_equal(store_approvers_add("treasury", "frank", &changed), ZTB_OK);
+    assert_int_equal(store_approvers_add("treasury", "grace", &changed), ZTB_OK);
+    /* erin votes, is removed, frank votes: one current member, not two */
+    fill(&a, "payer", "orders/removed-1", "treasury", 2);
+    assert_int_equal(store_approval_create(&a, NOW, &created), ZTB_OK);
+    assert_int_equal(store_approval_decide(a.id, 1, "erin", NULL, NOW, &d, &expired), ZTB_OK);
+    assert_int_equal(store_approvers_remove("treasury", "erin", &changed), ZTB_OK);
+    assert_int_equal(store_approval_decide(a.id, 1, "frank", NULL, NOW, &d, &expired), ZTB_OK);
+    assert_string_equal(d.status, "pending");
+    assert_string_equal(d.approvers, "frank");
+    assert_int_equal(store_approval_use(a.id, "payer", "jti-r1", NOW), ZTB_ERR_STATE);
+    assert_int_equal(store_approval_decide(a.id, 1, "grace", NULL, NOW, &d, &expired), ZTB_OK);
+    assert_string_equal(d.status, "approved");
+    assert_int_equal(store_approval_use(a.id, "payer", "jti-r1", NOW), ZTB_OK);
+    /* approved by frank and grace, grace removed before the agent collects:
+     * not usable, pending again for another member */
+    fill(&a, "payer", "orders/removed-2", "treasury", 2);
+    assert_int_equal(store_approval_create(&a, NOW, &created), ZTB_OK);
+    assert_int_equal(store_approval_decide(a.id, 1, "frank", NULL, NOW, &d, &expired), ZTB_OK);
+    assert_int_equal(store_approval_decide(a.id, 1, "grace", NULL, NOW, &d, &expired), ZTB_OK);
+    assert_string_equal(d.status, "approved");
+    assert_int_equal(store_approvers_remove("treasury", "grace", &changed), ZTB_OK);
+    assert_int_equal(store_approval_use(a.id, "payer", "jti-r2", NOW), ZTB_ERR_STATE);
+    assert_int_equal(store_approval_get(a.id, NOW, &d, &expired), ZTB_OK);
+    assert_string_equal(d.status, "pending");
+    assert_string_equal(d.approvers, "frank");
+    assert_string_equal(d.jti, "");
+    assert_int_equal(store_approvers_add("treasury", "erin", &changed), ZTB_OK);
+    assert_int_equal(store_approval_decide(a.id, 1, "erin", NULL, NOW, &d, &expired), ZTB_OK);
+    assert_string_equal(d.status, "approved");
+    assert_int_equal(store_approval_use(a.id, "payer", "jti-r2", NOW), ZTB_OK);
+}
+
 /* Past its expiry: expired once (reported once), and nothing more happens to it. */
 static void test_expiry(void **state)
 {
@@ -267,9 +312,13 @@ int main(void)
 {
     NOW = (int64_t)time(NULL);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_names),          cmocka_unit_test(test_create_and_share),
-        cmocka_unit_test(test_decide_and_use), cmocka_unit_test(test_expiry),
-        cmocka_unit_test(test_limit),          cmocka_unit_test(test_unavailable),
+        cmocka_unit_test(test_names),
+        cmocka_unit_test(test_create_and_share),
+        cmocka_unit_test(test_decide_and_use),
+        cmocka_unit_test(test_expiry),
+        cmocka_unit_test(test_removed_approver_no_longer_counts),
+        cmocka_unit_test(test_limit),
+        cmocka_unit_test(test_unavailable),
     };
     return cmocka_run_group_tests(tests, store_setup, store_teardown);
 }
