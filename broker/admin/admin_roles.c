@@ -19,27 +19,17 @@ static const struct {
     const char *method;
     const char *path;
 } admin_reads[] = {
-    {"GET", "/healthz"},
-    {"GET", "/readyz"},
-    {"GET", "/metrics"},
-    {"GET", "/v1/agents"},
-    {"GET", "/v1/agents/*"},
-    {"GET", "/v1/revocations"},
-    {"GET", "/v1/signals"},
-    {"GET", "/v1/signals/*"},
-    {"GET", "/v1/signal-stats"},
-    {"GET", "/v1/signal-sources"},
-    {"GET", "/v1/signal-sources/*"},
-    {"GET", "/v1/signal-actions"},
-    {"GET", "/v1/signal-actions/*"},
-    {"GET", "/v1/signal-modes"},
-    {"GET", "/v1/keys"},
-    {"GET", "/v1/policy/shadow"},
-    {"GET", "/v1/policy/shadow/*"},
-    {"GET", "/v1/approvals"},
-    {"GET", "/v1/approvals/*"},
-    {"GET", "/v1/approvers"},
-    {"GET", "/v1/approvers/*"},
+    {"GET", "/healthz"},           {"GET", "/readyz"},
+    {"GET", "/metrics"},           {"GET", "/v1/agents"},
+    {"GET", "/v1/agents/*"},       {"GET", "/v1/inventory"},
+    {"GET", "/v1/revocations"},    {"GET", "/v1/signals"},
+    {"GET", "/v1/signals/*"},      {"GET", "/v1/signal-stats"},
+    {"GET", "/v1/signal-sources"}, {"GET", "/v1/signal-sources/*"},
+    {"GET", "/v1/signal-actions"}, {"GET", "/v1/signal-actions/*"},
+    {"GET", "/v1/signal-modes"},   {"GET", "/v1/keys"},
+    {"GET", "/v1/policy/shadow"},  {"GET", "/v1/policy/shadow/*"},
+    {"GET", "/v1/approvals"},      {"GET", "/v1/approvals/*"},
+    {"GET", "/v1/approvers"},      {"GET", "/v1/approvers/*"},
 };
 
 int admin_route_writes(const char *method, const char *path)

@@ -20,6 +20,7 @@ static void test_reads(void **state)
         "/v1/agents",       "/v1/agents/bot",         "/v1/revocations", "/v1/signals",
         "/v1/signals/sig1", "/v1/signal-stats",       "/v1/keys",        "/v1/approvals",
         "/v1/approvers",    "/v1/policy/shadow/diff", "/metrics",        "/healthz",
+        "/v1/inventory", /* docs/soc.md: the analyst's review list */
     };
     for (size_t i = 0; i < sizeof(reads) / sizeof(reads[0]); i++) {
         assert_int_equal(admin_route_writes("GET", reads[i]), 0);
