@@ -204,14 +204,25 @@ static int approval_id_ok(const char *id)
     return id != NULL && strncmp(id, "apr_", 4) == 0 && strlen(id) == 26 && store_id_ok(id);
 }
 
-/* SHA-256 (hex) of everything an approval binds, each part NUL-terminated. */
+/*
+ * SHA-256 (hex) of everything an approval binds, each part NUL-terminated:
+ * the request, and what it was asked under (the agent's generation, the
+ * rule, group and approvers needed). A request after a re-enrollment or a
+ * policy change is a new request: it does not get the earlier approval,
+ * which could only be refused ("ask again") until it expired.
+ */
 static void binding_hash(const struct store_approval *a, char hex[65])
 {
     ztb_buf b;
+    char gen[24], needed[16];
+    snprintf(gen, sizeof(gen), "%lld", (long long)a->generation);
+    snprintf(needed, sizeof(needed), "%u", a->needed);
     char store[sizeof(a->action) + sizeof(a->audience) + sizeof(a->resource) + sizeof(a->details) +
-               sizeof(a->jkt) + sizeof(a->x5t)];
+               sizeof(a->jkt) + sizeof(a->x5t) + sizeof(gen) + sizeof(a->rule) + sizeof(a->group) +
+               sizeof(needed)];
     ztb_buf_init_fixed(&b, store, sizeof(store));
-    const char *parts[] = {a->action, a->audience, a->resource, a->details, a->jkt, a->x5t};
+    const char *parts[] = {a->action, a->audience, a->resource, a->details, a->jkt,
+                           a->x5t,    gen,         a->rule,     a->group,   needed};
     for (size_t i = 0; i < ZTB_ARRAY_LEN(parts); i++)
         ztb_buf_append(&b, parts[i], strlen(parts[i]) + 1);
     store_hex_sha256(store, b.len, hex);

@@ -85,6 +85,23 @@ static void test_create_and_share(void **state)
     fill(&c, "bot2", "orders/1", "finance", 1);
     assert_int_equal(store_approval_create(&c, NOW, &created), ZTB_OK);
     assert_true(created);
+    /* the same request asked under something else (the agent re-enrolled,
+     * the policy changed its rule, group or count): its own approval, not
+     * the earlier one it could never use */
+    for (int i = 0; i < 4; i++) {
+        fill(&c, "bot", "orders/1", "finance", 1);
+        if (i == 0)
+            c.generation++;
+        else if (i == 1)
+            snprintf(c.rule, sizeof(c.rule), "another-rule");
+        else if (i == 2)
+            snprintf(c.group, sizeof(c.group), "treasury");
+        else
+            c.needed = 2;
+        assert_int_equal(store_approval_create(&c, NOW, &created), ZTB_OK);
+        if (!created || strcmp(c.id, a.id) == 0)
+            fail_msg("case %d shared the earlier approval %s", i, a.id);
+    }
     /* bad input */
     fill(&c, "Bad Agent", "orders/1", "finance", 1);
     assert_int_equal(store_approval_create(&c, NOW, &created), ZTB_ERR_INVALID_ARG);
