@@ -264,9 +264,11 @@ void policy_combine_add(struct policy_combine *c, const struct policy_rule *r)
         } else if (o->approvers > c->ob.approvers) {
             c->ob.approvers = o->approvers;
         }
-        /* the shortest wait any of them allows */
-        if (o->approval_ttl != 0 &&
-            (c->ob.approval_ttl == 0 || o->approval_ttl < c->ob.approval_ttl))
+        /* the shortest wait any of them allows; a rule that sets none waits
+         * the default, so it takes part (0 stays 0 when that is shortest) */
+        uint32_t want = o->approval_ttl ? o->approval_ttl : POLICY_APPROVAL_TTL_DEFAULT;
+        uint32_t have = c->ob.approval_ttl ? c->ob.approval_ttl : POLICY_APPROVAL_TTL_DEFAULT;
+        if (want < have)
             c->ob.approval_ttl = o->approval_ttl;
     }
 }

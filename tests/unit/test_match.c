@@ -172,12 +172,45 @@ static void test_combine(void **state)
     assert_null(k.conflict);
 }
 
+/* An approval rule that leaves expires_in out waits the documented default
+ * (900 s): combined with a rule that allows a longer wait, the shorter one
+ * applies in either order, as for two explicit waits. Before, the unset wait
+ * was skipped and the request waited the other rule's hour. */
+static void test_combine_approval_default_wait(void **state)
+{
+    (void)state;
+    policy_rate r = {10, 5, 60};
+    struct policy_rule unset = allow_rule("unset", 60, 0, 0, r, r, "fin", 1);
+    struct policy_rule hour = allow_rule("hour", 60, 0, 0, r, r, "fin", 1);
+    hour.ob.approval_ttl = 3600;
+    struct policy_rule brief = allow_rule("brief", 60, 0, 0, r, r, "fin", 1);
+    brief.ob.approval_ttl = 60;
+    struct policy_combine k;
+    policy_combine_init(&k);
+    policy_combine_add(&k, &hour);
+    policy_combine_add(&k, &unset);
+    assert_null(k.conflict);
+    assert_true(k.ob.approval_ttl == 0 || k.ob.approval_ttl == POLICY_APPROVAL_TTL_DEFAULT);
+    policy_combine_init(&k);
+    policy_combine_add(&k, &unset);
+    policy_combine_add(&k, &hour);
+    assert_true(k.ob.approval_ttl == 0 || k.ob.approval_ttl == POLICY_APPROVAL_TTL_DEFAULT);
+    /* a wait shorter than the default still wins over an unset one */
+    policy_combine_add(&k, &brief);
+    assert_int_equal(k.ob.approval_ttl, 60);
+    policy_combine_init(&k);
+    policy_combine_add(&k, &brief);
+    policy_combine_add(&k, &unset);
+    assert_int_equal(k.ob.approval_ttl, 60);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_agent_resolve),
         cmocka_unit_test(test_subject_and_target_order),
         cmocka_unit_test(test_combine),
+        cmocka_unit_test(test_combine_approval_default_wait),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
