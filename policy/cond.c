@@ -203,6 +203,18 @@ ztb_err policy_parse_cidr(const char *s, struct policy_cidr *out)
         uint8_t mask = (uint8_t)(keep == 8 ? 0xff : (0xff00 >> keep) & 0xff);
         ZTB_ENSURE((out->addr[i] & (uint8_t)~mask) == 0, ZTB_ERR_MALFORMED);
     }
+    /* within ::ffff:0:0/96 it names IPv4 addresses, as a mapped client
+     * address does (normalise_mapped): compare it as IPv4 */
+    if (out->family == 6 && prefix >= 96) {
+        policy_ip ip = {.family = 6};
+        memcpy(ip.addr, out->addr, sizeof(ip.addr));
+        normalise_mapped(&ip);
+        if (ip.family == 4) {
+            memcpy(out->addr, ip.addr, sizeof(out->addr));
+            out->family = 4;
+            out->prefix = (uint8_t)(prefix - 96);
+        }
+    }
     return ZTB_OK;
 }
 

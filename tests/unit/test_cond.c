@@ -142,6 +142,64 @@ static void test_cidr(void **state)
             fail_msg("accepted %s", bad[i]);
 }
 
+/* A CIDR written in IPv4-mapped form means the IPv4 addresses, as a mapped
+ * client address does (docs/policy.md): a deny rule on
+ * "::ffff:192.0.2.0/120" fires for 192.0.2.5 and for ::ffff:192.0.2.5.
+ * Before, such a CIDR stayed IPv6 while every client address was made IPv4,
+ * so it matched nothing, not even the very address written in it. */
+static void test_cidr_mapped(void **state)
+{
+    (void)state;
+    struct policy_cidr c;
+    policy_ip ip;
+    assert_int_equal(policy_parse_cidr("::ffff:192.0.2.0/120", &c), ZTB_OK);
+    assert_int_equal(c.family, 4);
+    assert_int_equal(c.prefix, 24);
+    policy_ip_parse("192.0.2.5", &ip);
+    assert_true(policy_cidr_contains(&c, &ip));
+    policy_ip_parse("::ffff:192.0.2.5", &ip);
+    assert_true(policy_cidr_contains(&c, &ip));
+    policy_ip_parse("192.0.3.5", &ip);
+    assert_false(policy_cidr_contains(&c, &ip));
+    /* a bare mapped address is that one IPv4 address */
+    assert_int_equal(policy_parse_cidr("::ffff:198.51.100.7", &c), ZTB_OK);
+    assert_int_equal(c.prefix, 32);
+    policy_ip_parse("::ffff:198.51.100.7", &ip);
+    assert_true(policy_cidr_contains(&c, &ip));
+    policy_ip_parse("198.51.100.8", &ip);
+    assert_false(policy_cidr_contains(&c, &ip));
+    /* the whole mapped range is every IPv4 address */
+    assert_int_equal(policy_parse_cidr("::ffff:0.0.0.0/96", &c), ZTB_OK);
+    policy_ip_parse("203.0.113.9", &ip);
+    assert_true(policy_cidr_contains(&c, &ip));
+    /* host bits are still refused */
+    assert_int_equal(policy_parse_cidr("::ffff:192.0.2.1/120", &c), ZTB_ERR_MALFORMED);
+    /* other IPv6 networks stay IPv6 */
+    assert_int_equal(policy_parse_cidr("2001:db8::/32", &c), ZTB_OK);
+    assert_int_equal(c.family, 6);
+
+    /* end to end: the deny wins over the allow */
+    char *doc =
+        fx_doc("", "{\"id\": \"deny-net\", \"effect\": \"deny\", \"agents\": [\"*\"], \"actions\": "
+                   "[\"*\"], \"audiences\": [\"**\"], \"resources\": [\"**\"], \"conditions\": "
+                   "{\"source_ip\": [\"::ffff:192.0.2.0/120\"]}},"
+                   "{\"id\": \"all\", \"effect\": \"allow\", \"agents\": [\"*\"], \"actions\": "
+                   "[\"*\"], \"audiences\": [\"**\"], \"resources\": [\"**\"]}");
+    policy *p = fx_load(doc);
+    assert_non_null(p);
+    policy_request rq = {.agent = "a", .action = "s:v", .audience = "aud", .resource = "r"};
+    policy_decision d;
+    policy_ip_parse("192.0.2.5", &rq.ctx.source);
+    assert_int_equal(policy_eval(p, &rq, &d), ZTB_OK);
+    assert_int_equal(d.effect, POLICY_DENY);
+    assert_string_equal(d.rule, "deny-net");
+    policy_ip_parse("203.0.113.9", &rq.ctx.source);
+    assert_int_equal(policy_eval(p, &rq, &d), ZTB_OK);
+    assert_int_equal(d.effect, POLICY_ALLOW);
+    policy_unref(p);
+    free(doc);
+}
+
 /* 2025-06-02 was a Monday. */
 #define MON_0000 1748822400LL
 
@@ -360,10 +418,15 @@ static void test_delegation_restricted(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_hhmm_offset_day), cmocka_unit_test(test_times),
-        cmocka_unit_test(test_ip_parse),        cmocka_unit_test(test_cidr),
-        cmocka_unit_test(test_windows),         cmocka_unit_test(test_limits),
-        cmocka_unit_test(test_cond_eval),       cmocka_unit_test(test_delegation_restricted),
+        cmocka_unit_test(test_hhmm_offset_day),
+        cmocka_unit_test(test_times),
+        cmocka_unit_test(test_ip_parse),
+        cmocka_unit_test(test_cidr),
+        cmocka_unit_test(test_cidr_mapped),
+        cmocka_unit_test(test_windows),
+        cmocka_unit_test(test_limits),
+        cmocka_unit_test(test_cond_eval),
+        cmocka_unit_test(test_delegation_restricted),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
