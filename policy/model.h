@@ -40,7 +40,7 @@
 #define POLICY_APPROVAL_TTL_MIN 10
 #define POLICY_APPROVAL_TTL_MAX 86400
 /* the wait of a rule that sets no expires_in (docs/policy.md; the broker's
- * APPROVAL_DEFAULT_TTL is the same) */
+ * APPROVAL_DEFAULT_TTL is defined as this) */
 #define POLICY_APPROVAL_TTL_DEFAULT 900
 
 /* Agents a rule (or group, or anomaly response) names. */

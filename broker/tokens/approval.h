@@ -24,9 +24,11 @@
 
 #include "broker/http/http.h"
 #include "broker/store/store_approvals.h"
+#include "policy/model.h"
 
-#define APPROVAL_DEFAULT_TTL   900 /* s a pending approval waits when policy names nothing */
-#define APPROVAL_POLL_INTERVAL 2   /* s between two polls, as the answer advises */
+/* s a pending approval waits when policy names nothing: the policy's own default */
+#define APPROVAL_DEFAULT_TTL   POLICY_APPROVAL_TTL_DEFAULT
+#define APPROVAL_POLL_INTERVAL 2 /* s between two polls, as the answer advises */
 
 /*
  * File (or share) the pending approval a describes (everything but id,
