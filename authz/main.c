@@ -210,15 +210,19 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     authz_decide(a, &rq, ans);
     if (ans->status != 200 && ans->log_reason != NULL && rq.n_authorization > 0) {
         /* the original request as the check request named it (printable
-         * only: it is the client's) */
+         * only: it is the client's), its path only: a query string may
+         * carry a credential (access_token=, an API key), as the broker's
+         * access log leaves it out too */
+        const char *target = prefix     ? (st->target != NULL ? st->target : "-")
+                             : u.n == 1 ? u.value
+                                        : "-";
+        int path_len = (int)strcspn(target, "?#");
         char what[240];
-        snprintf(what, sizeof(what), "%.16s %.200s",
+        snprintf(what, sizeof(what), "%.16s %.*s",
                  prefix     ? method
                  : m.n == 1 ? m.value
                             : "-",
-                 prefix     ? (st->target != NULL ? st->target : "-")
-                 : u.n == 1 ? u.value
-                            : "-");
+                 path_len > 200 ? 200 : path_len, target);
         for (char *p = what; *p != '\0'; p++)
             if ((unsigned char)*p < 0x20 || (unsigned char)*p >= 0x7f)
                 *p = '?';
