@@ -22,6 +22,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 
 #include <microhttpd.h>
@@ -235,6 +237,16 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 
 int main(int argc, char **argv)
 {
+    /* before anything secret is held (a Redis password in --redis, the
+     * bearer tokens and proofs of every check): no core file, no ptrace by
+     * our user. The same two calls as common/secret.c's
+     * ztb_no_core_dumps, which this program (built on libztb's public API)
+     * does not reach. */
+    struct rlimit no_core = {0, 0};
+    if (setrlimit(RLIMIT_CORE, &no_core) != 0 || prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0) {
+        perror("ztb-authz: cannot turn core dumps off");
+        return 1;
+    }
     struct authz_config cfg;
     char why[600];
     int p = authz_parse_args(argc, argv, &cfg, stdout, why, sizeof(why));
