@@ -158,7 +158,16 @@ int authz_parse_args(int argc, char *const *argv, struct authz_config *c, FILE *
             continue;
         }
         if (slot == NULL) {
-            snprintf(why, cap, "unknown option %s (ztb-authz --help)", k);
+            /* never the value: a misplaced or "--redis=" one may be a Redis
+             * URL with its password, and this goes to stderr */
+            if (k[0] == '-')
+                snprintf(why, cap, "unknown option %.*s (ztb-authz --help)", (int)strcspn(k, "="),
+                         k);
+            else
+                snprintf(why, cap,
+                         "argument %d is not an option (options are --NAME VALUE; "
+                         "ztb-authz --help)",
+                         i);
             return -1;
         }
         if (v == NULL || *v == '\0') {

@@ -22,6 +22,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 
 #include <microhttpd.h>
@@ -210,15 +212,19 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     authz_decide(a, &rq, ans);
     if (ans->status != 200 && ans->log_reason != NULL && rq.n_authorization > 0) {
         /* the original request as the check request named it (printable
-         * only: it is the client's) */
+         * only: it is the client's), its path only: a query string may
+         * carry a credential (access_token=, an API key), as the broker's
+         * access log leaves it out too */
+        const char *target = prefix     ? (st->target != NULL ? st->target : "-")
+                             : u.n == 1 ? u.value
+                                        : "-";
+        int path_len = (int)strcspn(target, "?#");
         char what[240];
-        snprintf(what, sizeof(what), "%.16s %.200s",
+        snprintf(what, sizeof(what), "%.16s %.*s",
                  prefix     ? method
                  : m.n == 1 ? m.value
                             : "-",
-                 prefix     ? (st->target != NULL ? st->target : "-")
-                 : u.n == 1 ? u.value
-                            : "-");
+                 path_len > 200 ? 200 : path_len, target);
         for (char *p = what; *p != '\0'; p++)
             if ((unsigned char)*p < 0x20 || (unsigned char)*p >= 0x7f)
                 *p = '?';
@@ -231,6 +237,16 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 
 int main(int argc, char **argv)
 {
+    /* before anything secret is held (a Redis password in --redis, the
+     * bearer tokens and proofs of every check): no core file, no ptrace by
+     * our user. The same two calls as common/secret.c's
+     * ztb_no_core_dumps, which this program (built on libztb's public API)
+     * does not reach. */
+    struct rlimit no_core = {0, 0};
+    if (setrlimit(RLIMIT_CORE, &no_core) != 0 || prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0) {
+        perror("ztb-authz: cannot turn core dumps off");
+        return 1;
+    }
     struct authz_config cfg;
     char why[600];
     int p = authz_parse_args(argc, argv, &cfg, stdout, why, sizeof(why));

@@ -478,7 +478,12 @@ ztb_err broker_config_parse_args(struct broker_config *c, int argc, char **argv,
             return ZTB_OK;
         }
         if (strncmp(a, "--", 2) != 0) {
-            snprintf(err, errcap, "unexpected argument '%s' (see --help)", a);
+            /* by position, never the text: a misplaced value may be a
+             * Redis URL with its password, and this goes to stderr */
+            snprintf(err, errcap,
+                     "unexpected argument %d: not an option (options are --NAME VALUE or "
+                     "--NAME=VALUE; see --help)",
+                     i);
             return ZTB_ERR_INVALID_ARG;
         }
         char key[64];
@@ -487,7 +492,7 @@ ztb_err broker_config_parse_args(struct broker_config *c, int argc, char **argv,
         if (eq != NULL) {
             size_t kl = (size_t)(eq - a - 2);
             if (kl >= sizeof(key)) {
-                snprintf(err, errcap, "unknown option '%s'", a);
+                snprintf(err, errcap, "unknown option '%.*s'", (int)(eq - a), a);
                 return ZTB_ERR_INVALID_ARG;
             }
             memcpy(key, a + 2, kl);

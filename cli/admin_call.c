@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "cli/admin_client.h"
+#include "common/secret.h"
 #include "ztbctl.h"
 
 int ztbctl_admin(struct ztbctl *ctl, const char *method, const char *path, json_t *body,
@@ -22,7 +23,7 @@ int ztbctl_admin(struct ztbctl *ctl, const char *method, const char *path, json_
         return -1;
     }
     int rc = ztbctl_admin_text(ctl, method, path, text, text ? strlen(text) : 0, out, status);
-    free(text);
+    ztb_free_secret_str(text); /* it may hold a token (revoke token -) */
     return rc;
 }
 

@@ -5,8 +5,11 @@
  * is only the Host header. "Expect:" is sent empty so a large body is not
  * held back waiting for "100 Continue"; "Content-Type:" empty when the
  * caller names none, so a POST does not claim to be a form. The answer is gathered in a growing
- * buffer (doubling) capped at ZTB_ADMIN_ANSWER_MAX.
+ * buffer (doubling) capped at ZTB_ADMIN_ANSWER_MAX. An answer may hold a
+ * secret (a join token, a signal source's secret): every block that held
+ * one is wiped before it is released, on growth too (no realloc).
  */
+#define _DEFAULT_SOURCE /* explicit_bzero */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,9 +35,14 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *ud)
         size_t cap = s->cap ? s->cap : 4096;
         while (cap < s->len + n + 1)
             cap *= 2;
-        char *np = realloc(s->p, cap);
+        char *np = malloc(cap);
         if (np == NULL)
             return 0;
+        if (s->p != NULL) {
+            memcpy(np, s->p, s->len + 1);
+            explicit_bzero(s->p, s->cap);
+            free(s->p);
+        }
         s->p = np;
         s->cap = cap;
     }
@@ -123,6 +131,8 @@ ztb_err ztb_admin_call(const struct ztb_admin_request *rq, struct ztb_admin_resp
     curl_easy_cleanup(c);
     if (rc != CURLE_OK) {
         snprintf(err, errcap, "%s", curl_easy_strerror(rc));
+        if (s.p != NULL)
+            explicit_bzero(s.p, s.cap);
         free(s.p);
         rs->status = 0;
         rs->headers[0] = '\0';
@@ -142,6 +152,8 @@ void ztb_admin_response_free(struct ztb_admin_response *rs)
 {
     if (rs == NULL)
         return;
+    if (rs->body != NULL)
+        explicit_bzero(rs->body, rs->len + 1);
     free(rs->body);
     memset(rs, 0, sizeof(*rs));
 }

@@ -12,6 +12,7 @@
 #include <time.h>
 
 #include "ztbctl.h"
+#include "common/secret.h"
 #include "pki/spiffe.h"
 
 #define TOKEN_FILE_MAX 8192
@@ -89,7 +90,7 @@ static char *read_token(const char *path)
         fclose(f);
     if (buf == NULL || n == 0 || n > TOKEN_FILE_MAX) {
         ztbctl_err("%s: expected one token of at most %d bytes", path, TOKEN_FILE_MAX);
-        free(buf);
+        ztb_free_secret(buf, buf ? TOKEN_FILE_MAX + 1 : 0);
         return NULL;
     }
     while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r' || buf[n - 1] == ' '))
@@ -271,8 +272,9 @@ int cmd_revoke(struct ztbctl *ctl, int argc, char **argv)
             return ZTBCTL_EXIT_FAIL;
         }
         json_object_set_new(body, "token", json_string(tok));
-        memset(tok, 0, strlen(tok));
-        free(tok);
+        /* the whole buffer: the cut trailing bytes were zeroed already, and
+         * a memset before free may be optimised away */
+        ztb_free_secret(tok, TOKEN_FILE_MAX + 1);
     }
     json_t *r = NULL;
     long status;

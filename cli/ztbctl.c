@@ -125,6 +125,8 @@ int main(int argc, char **argv)
         ztbctl_err("cannot turn core dumps off: %s", strerror(errno));
         return ZTBCTL_EXIT_FAIL;
     }
+    /* ... and the broker's answers carry them: JSON is wiped when freed */
+    ztb_json_wipe_on_free();
     ctl.socket_path = getenv("ZTB_ADMIN_SOCKET");
     if (ctl.socket_path == NULL || ctl.socket_path[0] == '\0')
         ctl.socket_path = DEFAULT_SOCKET;

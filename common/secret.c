@@ -2,11 +2,13 @@
  * secret.c - wipe, constant-time compare, random bytes, no core dumps (see
  * secret.h).
  */
+#include <malloc.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 
+#include <jansson.h>
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
 
@@ -49,6 +51,26 @@ void ztb_free_secret(void *p, size_t n)
         return;
     ztb_wipe(p, n);
     free(p);
+}
+
+/* jansson's allocator for ztb_json_wipe_on_free: malloc_usable_size gives
+ * the block's real size, so nothing is missed. */
+static void *json_alloc(size_t n)
+{
+    return malloc(n);
+}
+
+static void json_free_wiped(void *p)
+{
+    if (p != NULL) {
+        ztb_wipe(p, malloc_usable_size(p));
+        free(p);
+    }
+}
+
+void ztb_json_wipe_on_free(void)
+{
+    json_set_alloc_funcs(json_alloc, json_free_wiped);
 }
 
 void ztb_free_secret_str(char *s)

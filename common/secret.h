@@ -41,6 +41,15 @@ ztb_err ztb_random(void *out, size_t n);
  */
 ztb_err ztb_no_core_dumps(void);
 
+/*
+ * Make jansson wipe every block it frees (JSON values and the text
+ * json_dumps returns, which programs here free with ztb_free_secret_str
+ * when it may hold a secret): for programs whose JSON carries tokens. Call
+ * once at start, before threads; never from the SDK (it would change the
+ * host program's jansson).
+ */
+void ztb_json_wipe_on_free(void);
+
 /* Wipe then free n bytes at p (p may be NULL). */
 void ztb_free_secret(void *p, size_t n);
 

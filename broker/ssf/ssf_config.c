@@ -62,7 +62,9 @@ unsigned ssf_event_of(const char *uri, size_t n)
     return 0;
 }
 
-/* Read the whole file at path (at most max bytes) into a new buffer. */
+/* Read the whole file at path (at most max bytes) into a new buffer. A
+ * configuration holds receivers' authorization values: ssf_config_load
+ * wipes what it read, and a refused file is wiped here. */
 static ztb_err read_file(const char *path, size_t max, char **out, size_t *len, char *why,
                          size_t cap)
 {
@@ -82,7 +84,7 @@ static ztb_err read_file(const char *path, size_t max, char **out, size_t *len, 
         return ZTB_ERR_NOMEM;
     if (r < 0 || n > max) {
         snprintf(why, cap, "%s: %s", path, r < 0 ? "read failed" : "file too large");
-        free(buf);
+        ztb_free_secret(buf, max + 1);
         return r < 0 ? ZTB_ERR_IO : ZTB_ERR_TOO_LARGE;
     }
     buf[n] = '\0';

@@ -551,6 +551,46 @@ static void test_expired_and_revoked(void **state)
     expect_refused("expired", "/refunds/555", auth, 401);
 }
 
+/*
+ * A refusal is logged with the original request's method and path, never
+ * its query string: one may carry a credential (an RFC 6750 access_token=
+ * or an API key), in both the auth_request form (X-Original-URI) and the
+ * ext_authz prefix form (/v1/authorize/<path>?<query>).
+ */
+static void test_refusal_log_leaves_query_out(void **state)
+{
+    (void)state;
+    const char *bad = "Bearer not.a.token";
+    struct zh_resp r;
+    assert_int_equal(
+        direct(authz_url, "/refunds/4242?access_token=QSECRET1&x=1", "not.a.token", NULL), 401);
+    char url[300];
+    snprintf(url, sizeof(url), "%s/v1/authorize/refunds/4243?api_key=QSECRET2#frag", authz_url);
+    char a[64];
+    snprintf(a, sizeof(a), "Authorization: %s", bad);
+    const char *h[] = {a, NULL};
+    assert_int_equal(zh_http("POST", url, NULL, NULL, NULL, 0, h, &r), 0);
+    assert_int_equal(r.status, 401);
+    zh_resp_free(&r);
+    char *log = NULL;
+    const char *cat[] = {"/bin/cat", authz_log, NULL};
+    zh_run(cat, &log, NULL);
+    assert_non_null(log);
+    static const char *const paths[] = {"/refunds/4242", "/v1/authorize/refunds/4243"};
+    for (size_t i = 0; i < 2; i++) {
+        char want[64], line[512];
+        snprintf(want, sizeof(want), "refused POST %s", paths[i]);
+        const char *at = strstr(log, want);
+        if (at == NULL)
+            fail_msg("no refusal of %s in the log: %s", paths[i], log);
+        snprintf(line, sizeof(line), "%.*s", (int)strcspn(at, "\n"), at);
+        if (strstr(line, "QSECRET") != NULL || line[strlen(want)] != ':')
+            fail_msg("the query string reached the log: %s", line);
+    }
+    assert_null(strstr(log, "QSECRET"));
+    free(log);
+}
+
 /* Last: Redis down. The sidecar refuses everything (503, nginx 500) rather
  * than answer from a state it cannot follow. */
 static void test_fails_closed_without_redis(void **state)
@@ -585,6 +625,7 @@ int main(void)
         cmocka_unit_test(test_misdirected_tokens),
         cmocka_unit_test(test_dpop_bound),
         cmocka_unit_test(test_expired_and_revoked),
+        cmocka_unit_test(test_refusal_log_leaves_query_out),
         cmocka_unit_test(test_fails_closed_without_redis),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

@@ -7,17 +7,20 @@
  *   keeps swapping subdirectories of the state directory for symlinks to a
  *   root-owned directory while the real ztb-broker is started as root with
  *   --user nobody, again and again: a root-owned file must stay root-owned.
- * - Key material never lands in a core file: the running broker and ztbctl
- *   are not dumpable and their RLIMIT_CORE is 0 (read in /proc/PID), even
- *   when started with an unlimited core limit and without root.
+ * - Key material never lands in a core file: the running broker, ztbctl and
+ *   the ztb-authz sidecar are not dumpable and their RLIMIT_CORE is 0 (read
+ *   in /proc/PID), even when started with an unlimited core limit and
+ *   without root.
  *
  * These tests need root (CI runs as root): without it they fail, they do not
  * skip.
  */
 #define _GNU_SOURCE
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <netinet/in.h>
 #include <pwd.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -372,6 +375,75 @@ static void test_ztbctl_not_dumpable(void **state)
     zh_rmtree(dir);
 }
 
+/*
+ * ztb-authz holds the Redis password of its --redis URL and sees every
+ * bearer token and DPoP proof its gateway checks: while it waits for its
+ * JWKS at start (from a listener here that never answers), it must already
+ * be hardened.
+ */
+static void test_authz_not_dumpable(void **state)
+{
+    (void)state;
+    need_root();
+    char dir[256], routes[300];
+    zh_tmpdir(dir, sizeof(dir));
+    assert_int_equal(chown(dir, nobody_uid, nobody_gid), 0);
+    snprintf(routes, sizeof(routes), "%s/routes.json", dir);
+    FILE *f = fopen(routes, "w");
+    assert_non_null(f);
+    fputs("{\"origin\": \"https://payments.example.org\", \"routes\": [\n"
+          " {\"method\": \"POST\", \"path\": \"/refunds/{id}\", \"audience\": \"payments\",\n"
+          "  \"action\": \"payments:refund\", \"resource\": \"orders/{id}\"}]}\n",
+          f);
+    assert_int_equal(fclose(f), 0);
+    assert_int_equal(chmod(routes, 0644), 0);
+
+    int l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    assert_true(l >= 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t slen = sizeof(sa);
+    assert_int_equal(bind(l, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    assert_int_equal(getsockname(l, (struct sockaddr *)&sa, &slen), 0);
+    assert_int_equal(listen(l, 4), 0);
+    char iss[64], jwks[96];
+    snprintf(iss, sizeof(iss), "http://127.0.0.1:%u", (unsigned)ntohs(sa.sin_port));
+    snprintf(jwks, sizeof(jwks), "%s/.well-known/jwks.json", iss);
+
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        child_prepare(1);
+        int null = open("/dev/null", O_RDWR);
+        dup2(null, 1);
+        dup2(null, 2);
+        const char *argv[] = {zh_bin("ztb-authz"),
+                              "--issuer",
+                              iss,
+                              "--jwks-url",
+                              jwks,
+                              "--redis",
+                              "redis://ztb:not-in-a-core@127.0.0.1:1",
+                              "--routes",
+                              routes,
+                              "--listen",
+                              "127.0.0.1:0",
+                              NULL};
+        execv(argv[0], (char *const *)argv);
+        _exit(127);
+    }
+    int c = accept(l, NULL, NULL); /* ztb-authz asks for its JWKS and waits */
+    assert_true(c >= 0);
+    char buf[256];
+    assert_true(read(c, buf, sizeof(buf)) > 0);
+    expect_hardened(pid, "ztb-authz");
+    close(c);
+    close(l);
+    kill(pid, SIGTERM);
+    int st;
+    waitpid(pid, &st, 0);
+    zh_rmtree(dir);
+}
+
 static int setup(void **state)
 {
     (void)state;
@@ -393,6 +465,7 @@ int main(void)
         cmocka_unit_test(test_state_dir_symlink_race),
         cmocka_unit_test(test_broker_not_dumpable),
         cmocka_unit_test(test_ztbctl_not_dumpable),
+        cmocka_unit_test(test_authz_not_dumpable),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

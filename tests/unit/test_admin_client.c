@@ -3,14 +3,18 @@
  * a unix socket: the request it sends (method, path, headers, body; no
  * "Expect: 100-continue"), the answer it hands back whatever the status,
  * and its refusals: no socket, a server that never answers, an answer over
- * the size limit, bad arguments.
+ * the size limit, bad arguments. An answer may carry a secret (a join
+ * token, a signal source's secret): no block that held it is released or
+ * moved unwiped (free and realloc are wrapped at link time, see CMakeLists).
  */
-#define _GNU_SOURCE /* strcasestr */
+#define _GNU_SOURCE /* strcasestr, memmem */
+#include <malloc.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +26,38 @@
 
 #include "admin_script.h"
 #include "cli/admin_client.h"
+
+/* ---- free and realloc, watched ------------------------------------------- */
+
+#define SECRET_MARK "ztbj_notwipedyet"
+
+void __real_free(void *p);
+void *__real_realloc(void *p, size_t n);
+void __wrap_free(void *p);
+void *__wrap_realloc(void *p, size_t n);
+
+static atomic_int watching; /* 1: count blocks let go with SECRET_MARK inside */
+static atomic_int unwiped;
+
+static void check_block(void *p)
+{
+    if (p != NULL && atomic_load(&watching) &&
+        memmem(p, malloc_usable_size(p), SECRET_MARK, strlen(SECRET_MARK)) != NULL)
+        atomic_fetch_add(&unwiped, 1);
+}
+
+void __wrap_free(void *p)
+{
+    check_block(p);
+    __real_free(p);
+}
+
+/* realloc may copy the block and release the old one as it is */
+void *__wrap_realloc(void *p, size_t n)
+{
+    check_block(p);
+    return __real_realloc(p, n);
+}
 
 #define OK_JSON                                                                                    \
     "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: "                        \
@@ -164,6 +200,46 @@ static void test_refusals(void **state)
     assert_int_equal(ztb_admin_call(NULL, &rs, err, sizeof(err)), ZTB_ERR_INVALID_ARG);
 }
 
+/*
+ * An answer holding a secret (here a join token, 400 times over so that the
+ * answer buffer grows several times) is wiped before any block that held it
+ * is released: on growth and by ztb_admin_response_free.
+ */
+static void test_answer_wiped_when_freed(void **state)
+{
+    (void)state;
+    enum { COPIES = 400 };
+    static char answer[50000];
+    static char body[49152] = "[";
+    for (int i = 0; i < COPIES; i++)
+        snprintf(body + strlen(body), sizeof(body) - strlen(body),
+                 "%s{\"join_token\":\"" SECRET_MARK "%063d\"}", i ? "," : "", i);
+    strcat(body, "]");
+    snprintf(answer, sizeof(answer),
+             "HTTP/1.1 201 Created\r\nContent-Type: application/json\r\nContent-Length: "
+             "%zu\r\n\r\n%s",
+             strlen(body), body);
+    assert_true(strlen(body) > 32768); /* more than curl hands over at once, twice */
+    struct server *s = server_start(answer, 0);
+    struct ztb_admin_request rq = {.socket_path = s->path, .method = "POST", .path = "/v1/agents"};
+    struct ztb_admin_response rs;
+    char err[256];
+    atomic_store(&unwiped, 0);
+    atomic_store(&watching, 1);
+    ztb_err rv = ztb_admin_call(&rq, &rs, err, sizeof(err));
+    int during_call = atomic_load(&unwiped);
+    if (rv == ZTB_OK) {
+        assert_int_equal(rs.len, strlen(body));
+        assert_memory_equal(rs.body, body, rs.len);
+    }
+    ztb_admin_response_free(&rs);
+    atomic_store(&watching, 0);
+    assert_int_equal(rv, ZTB_OK);
+    assert_int_equal(during_call, 0);           /* growth: old blocks wiped */
+    assert_int_equal(atomic_load(&unwiped), 0); /* the answer itself */
+    server_stop(s);
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN); /* the scripted server writes to clients that gave up */
@@ -172,6 +248,7 @@ int main(void)
         cmocka_unit_test(test_post_json_and_empty),
         cmocka_unit_test(test_error_answers_are_answers),
         cmocka_unit_test(test_refusals),
+        cmocka_unit_test(test_answer_wiped_when_freed),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -244,6 +244,11 @@ static void test_options(void **state)
          {"ztb-authz", "--issuer", "x", "--redis", "r", "--routes", "f", "--jwks-file", "j",
           "--uri-header", "X-URI: evil"},
          "header names"},
+        /* a refused argument may be a credential (a Redis URL with its
+         * password): its value is never echoed */
+        {2, {"ztb-authz", "--redis=redis://ztb:SECRETPW@h:6379"}, "unknown option --redis"},
+        {4, {"ztb-authz", "--issuer", "x", "redis://ztb:SECRETPW@h:6379"}, "argument 3"},
+        {4, {"ztb-authz", "--issuer", "x", "SECRETPW"}, "argument 3"},
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         int rv = authz_parse_args(bad[i].argc, bad[i].argv, &c, stdout, why, sizeof(why));
@@ -252,7 +257,7 @@ static void test_options(void **state)
             continue;
         }
         assert_int_equal(rv, -1);
-        if (strstr(why, bad[i].why) == NULL)
+        if (strstr(why, bad[i].why) == NULL || strstr(why, "SECRETPW") != NULL)
             fail_msg("case %zu: %s", i, why);
     }
 }

@@ -83,6 +83,9 @@ static void test_bad_flags(void **state)
         {{"b", "--log-format", "xml"}, 3, "log_format"},
         {{"b", "--nope", "1"}, 3, "unknown option"},
         {{"b", "stray", ""}, 2, "unexpected argument"},
+        /* a stray value may be a credential (a Redis URL with its
+         * password): it is never echoed */
+        {{"b", "redis://ztb:SECRETPW@h:6379", ""}, 2, "argument 1"},
         {{"b", "--threads", ""}, 2, "needs a value"},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
@@ -90,6 +93,8 @@ static void test_bad_flags(void **state)
         assert_int_equal(args(&c, cases[i].argc, cases[i].argv), ZTB_ERR_INVALID_ARG);
         if (strstr(errbuf, cases[i].msg) == NULL)
             fail_msg("case %zu: '%s' does not say '%s'", i, errbuf, cases[i].msg);
+        if (strstr(errbuf, "SECRETPW") != NULL)
+            fail_msg("case %zu: '%s' echoes the value", i, errbuf);
     }
     /* an over-long string value is refused, not truncated */
     char longv[600];

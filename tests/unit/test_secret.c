@@ -1,4 +1,10 @@
-/* test_secret.c - wipe, constant-time compare, randomness, no core dumps. */
+/*
+ * test_secret.c - wipe, constant-time compare, randomness, no core dumps,
+ * jansson wiping what it frees (free is wrapped at link time, see
+ * common/CMakeLists.txt, to look at each block as it is released).
+ */
+#define _GNU_SOURCE /* memmem */
+#include <malloc.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -11,8 +17,27 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <jansson.h>
 
 #include "common/secret.h"
+
+#define SECRET_MARK "ztbj_notwipedyet"
+
+void __real_free(void *p);
+void __wrap_free(void *p);
+
+static int watching; /* 1: count blocks released with SECRET_MARK inside */
+static int unwiped, released;
+
+void __wrap_free(void *p)
+{
+    if (p != NULL && watching) {
+        released++;
+        if (memmem(p, malloc_usable_size(p), SECRET_MARK, strlen(SECRET_MARK)) != NULL)
+            unwiped++;
+    }
+    __real_free(p);
+}
 
 static void test_wipe(void **state)
 {
@@ -98,12 +123,40 @@ static void test_no_core_dumps(void **state)
     assert_int_equal(WEXITSTATUS(st), 0);
 }
 
+/*
+ * After ztb_json_wipe_on_free, jansson releases its blocks through a free
+ * that wipes them first: a JSON string holding a join token, the object
+ * holding it and the text json_dumps made of it are zeros when released.
+ */
+static void test_json_wipe_on_free(void **state)
+{
+    (void)state;
+    ztb_json_wipe_on_free();
+    json_malloc_t m;
+    json_free_t f;
+    json_get_alloc_funcs(&m, &f);
+    assert_true(f != free); /* installed: jansson's frees now come through here */
+    json_t *j = json_pack("{s:s}", "join_token", SECRET_MARK "0123456789abcdef");
+    assert_non_null(j);
+    char *text = json_dumps(j, JSON_COMPACT);
+    assert_non_null(text);
+    assert_non_null(strstr(text, SECRET_MARK));
+    unwiped = released = 0;
+    watching = 1;
+    json_decref(j);
+    f(text); /* as a caller of json_dumps releases it */
+    watching = 0;
+    assert_true(released >= 2);
+    assert_int_equal(unwiped, 0);
+    json_set_alloc_funcs(malloc, free);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_wipe),          cmocka_unit_test(test_ct_eq),
         cmocka_unit_test(test_random),        cmocka_unit_test(test_free_secret),
-        cmocka_unit_test(test_no_core_dumps),
+        cmocka_unit_test(test_no_core_dumps), cmocka_unit_test(test_json_wipe_on_free),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

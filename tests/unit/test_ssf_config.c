@@ -1,8 +1,12 @@
 /*
  * test_ssf_config.c - the SSF configuration file: a good one loads (keys,
  * subjects, receivers with their events), every problem is refused with a
- * reason, and the event type names map both ways.
+ * reason, and the event type names map both ways. A file refused as too
+ * large is wiped before it is released (free is wrapped at link time, see
+ * broker/CMakeLists.txt): it holds receivers' authorization values.
  */
+#define _GNU_SOURCE /* memmem */
+#include <malloc.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -22,6 +26,22 @@
 #include "pki/key.h"
 
 static char jwks[1024];
+
+#define SECRET_MARK "Bearer notwipedyet"
+
+void __real_free(void *p);
+void __wrap_free(void *p);
+
+static int watching; /* 1: count blocks released with SECRET_MARK inside */
+static int unwiped;
+
+void __wrap_free(void *p)
+{
+    if (p != NULL && watching &&
+        memmem(p, malloc_usable_size(p), SECRET_MARK, strlen(SECRET_MARK)) != NULL)
+        unwiped++;
+    __real_free(p);
+}
 
 static int setup(void **state)
 {
@@ -249,12 +269,46 @@ static void test_load_file(void **state)
     assert_non_null(strstr(why, path));
 }
 
+/* A file over the size limit is refused, and the part read is wiped: it
+ * may hold a receiver's authorization value. */
+static void test_too_large_file_wiped(void **state)
+{
+    (void)state;
+    char path[] = "/tmp/ssf-config-XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    const char *head = "{\"receivers\": [{\"name\": \"r\", \"authorization_header\": \"" SECRET_MARK
+                       "0123456789\"}], \"pad\": \"";
+    size_t n = 300 * 1024;
+    char *text = malloc(n);
+    assert_non_null(text);
+    memset(text, 'x', n);
+    memcpy(text, head, strlen(head));
+    assert_int_equal(write(fd, text, n), (ssize_t)n);
+    close(fd);
+    free(text);
+    struct ssf_config *c = NULL;
+    char why[300];
+    unwiped = 0;
+    watching = 1;
+    ztb_err rv = ssf_config_load(path, "https://b", &c, why, sizeof(why));
+    watching = 0;
+    unlink(path);
+    assert_int_equal(rv, ZTB_ERR_TOO_LARGE);
+    assert_null(c);
+    assert_int_equal(unwiped, 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_good),        cmocka_unit_test(test_refusals),
-        cmocka_unit_test(test_streams),     cmocka_unit_test(test_jwks_uri),
-        cmocka_unit_test(test_event_names), cmocka_unit_test(test_load_file),
+        cmocka_unit_test(test_good),
+        cmocka_unit_test(test_refusals),
+        cmocka_unit_test(test_streams),
+        cmocka_unit_test(test_jwks_uri),
+        cmocka_unit_test(test_event_names),
+        cmocka_unit_test(test_load_file),
+        cmocka_unit_test(test_too_large_file_wiped),
     };
     return cmocka_run_group_tests(tests, setup, NULL);
 }
