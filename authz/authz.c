@@ -21,9 +21,11 @@
  * Must never: answer 200 on anything but ZTB_OK from ztb_verify; hand a
  * bound token's proof to the verifier when the Bearer scheme was used.
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "authz/authz.h"
 #include "common/buf.h"
@@ -47,7 +49,8 @@ struct authz {
 /* ---- options ------------------------------------------------------------- */
 
 static const char usage_text[] =
-    "usage: ztb-authz --issuer URL (--jwks-url URL | --jwks-file PATH) --redis URL\n"
+    "usage: ztb-authz --issuer URL (--jwks-url URL | --jwks-file PATH)\n"
+    "                 (--redis URL | --redis-file PATH)\n"
     "                 --routes FILE [--listen HOST:PORT] [--resource URL]\n"
     "                 [--resource-name NAME] [--method-header NAME] [--uri-header NAME]\n"
     "                 [--ca-file PATH] [--skew SECONDS] [--revocation-grace MS]\n"
@@ -64,6 +67,9 @@ static const char usage_text[] =
     "  --jwks-file PATH      a JWKS file instead (ztbctl keys jwks)\n"
     "  --redis URL           the broker's Redis: revocation feed, single-use\n"
     "                        tokens, DPoP proof ids (redis://, unix://, redis+sentinel://)\n"
+    "  --redis-file PATH     the same URL read from a file only its owner may read\n"
+    "                        (0600): a password in --redis is visible to every local\n"
+    "                        user (ps, /proc/PID/cmdline)\n"
     "  --routes FILE         the route table (the broker's authorize_routes format)\n"
     "  --listen HOST:PORT    where to answer (default 127.0.0.1:8181; only\n"
     "                        loopback callers are answered)\n"
@@ -103,6 +109,42 @@ static int read_uint(const char *s, unsigned max, unsigned *out)
     return 1;
 }
 
+/* The Redis URL of --redis-file into c->redis_url: its first line, from a
+ * regular file no one but its owner may read. 1, or 0 with why filled. */
+static int read_redis_file(struct authz_config *c, char *why, size_t cap)
+{
+    FILE *f = fopen(c->redis_file, "re");
+    struct stat st;
+    if (f == NULL || fstat(fileno(f), &st) != 0) {
+        snprintf(why, cap, "--redis-file %s: %s", c->redis_file, strerror(errno));
+        if (f != NULL)
+            fclose(f);
+        return 0;
+    }
+    int ok = 0;
+    if (!S_ISREG(st.st_mode))
+        snprintf(why, cap, "--redis-file %s is not a regular file", c->redis_file);
+    else if (st.st_mode & 077)
+        snprintf(why, cap,
+                 "--redis-file %s may be read by others (mode %03o): chmod 600 it, it holds "
+                 "the Redis password",
+                 c->redis_file, (unsigned)(st.st_mode & 0777));
+    else if (fgets(c->redis_url, sizeof(c->redis_url), f) == NULL)
+        snprintf(why, cap, "--redis-file %s is empty", c->redis_file);
+    else if (strchr(c->redis_url, '\n') == NULL && !feof(f))
+        snprintf(why, cap, "--redis-file %s: the URL is longer than %zu bytes", c->redis_file,
+                 sizeof(c->redis_url) - 2);
+    else
+        ok = 1;
+    fclose(f);
+    c->redis_url[strcspn(c->redis_url, "\r\n")] = '\0';
+    if (ok && c->redis_url[0] == '\0') {
+        snprintf(why, cap, "--redis-file %s: its first line is empty", c->redis_file);
+        ok = 0;
+    }
+    return ok;
+}
+
 int authz_parse_args(int argc, char *const *argv, struct authz_config *c, FILE *out, char *why,
                      size_t cap)
 {
@@ -119,6 +161,7 @@ int authz_parse_args(int argc, char *const *argv, struct authz_config *c, FILE *
                             : strcmp(k, "--jwks-url") == 0      ? &c->jwks_url
                             : strcmp(k, "--jwks-file") == 0     ? &c->jwks_file
                             : strcmp(k, "--redis") == 0         ? &c->redis
+                            : strcmp(k, "--redis-file") == 0    ? &c->redis_file
                             : strcmp(k, "--routes") == 0        ? &c->routes
                             : strcmp(k, "--ca-file") == 0       ? &c->ca_file
                             : strcmp(k, "--listen") == 0        ? &c->listen
@@ -177,8 +220,16 @@ int authz_parse_args(int argc, char *const *argv, struct authz_config *c, FILE *
         *slot = v;
         i++;
     }
+    if (c->redis != NULL && c->redis_file != NULL)
+        snprintf(why, cap, "give one of --redis and --redis-file");
+    else if (c->redis_file != NULL && read_redis_file(c, why, cap))
+        c->redis = c->redis_url;
+    if (why[0] != '\0')
+        return -1;
     if (c->issuer == NULL || c->redis == NULL || c->routes == NULL)
-        snprintf(why, cap, "--issuer, --redis and --routes are required (ztb-authz --help)");
+        snprintf(
+            why, cap,
+            "--issuer, --redis (or --redis-file) and --routes are required (ztb-authz --help)");
     else if ((c->jwks_url == NULL) == (c->jwks_file == NULL))
         snprintf(why, cap, "give one of --jwks-url and --jwks-file");
     else if (strlen(c->method_header) >= 64 || strlen(c->uri_header) >= 64 ||

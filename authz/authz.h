@@ -32,6 +32,8 @@
 /* Options (ztb-authz --help); strings are borrowed from argv. */
 struct authz_config {
     const char *issuer, *jwks_url, *jwks_file, *redis, *routes, *ca_file;
+    const char *redis_file;    /* --redis-file: the URL read from it into redis_url */
+    char redis_url[1024];      /* (a URL with a password stays out of argv: ps, /proc) */
     const char *listen;        /* HOST:PORT, default 127.0.0.1:8181 */
     const char *method_header; /* default X-Original-Method */
     const char *uri_header;    /* default X-Original-URI */

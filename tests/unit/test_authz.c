@@ -262,6 +262,43 @@ static void test_options(void **state)
     }
 }
 
+/* --redis-file: the URL (with its password) from a file only its owner may
+ * read, so that it is not in argv for every local user to see (ps,
+ * /proc/PID/cmdline); a file others may read, an empty or missing one, or
+ * both options, refused without the password in the message. */
+static void test_redis_file(void **state)
+{
+    (void)state;
+    char path[700], why[400];
+    snprintf(path, sizeof(path), "%s/redis.url", dir); /* the suite's own directory */
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs("redis://ztb:SECRETPW@127.0.0.1:6379/0\nignored\n", f);
+    fclose(f);
+    assert_int_equal(chmod(path, 0600), 0);
+    struct authz_config c;
+    char *args[] = {"ztb-authz",   "--issuer", "x", "--redis-file", path, "--routes", "f",
+                    "--jwks-file", "j",        NULL};
+    assert_int_equal(authz_parse_args(9, args, &c, stdout, why, sizeof(why)), 0);
+    assert_string_equal(c.redis, "redis://ztb:SECRETPW@127.0.0.1:6379/0");
+    assert_int_equal(chmod(path, 0640), 0);
+    assert_int_equal(authz_parse_args(9, args, &c, stdout, why, sizeof(why)), -1);
+    if (strstr(why, "chmod 600") == NULL || strstr(why, "SECRETPW") != NULL)
+        fail_msg("group-readable: %s", why);
+    assert_int_equal(chmod(path, 0600), 0);
+    char *both[] = {"ztb-authz", "--issuer", "x", "--redis-file", path, "--redis",
+                    "redis://r", "--routes", "f", "--jwks-file",  "j",  NULL};
+    assert_int_equal(authz_parse_args(11, both, &c, stdout, why, sizeof(why)), -1);
+    assert_non_null(strstr(why, "one of --redis and --redis-file"));
+    f = fopen(path, "w");
+    fclose(f);
+    assert_int_equal(authz_parse_args(9, args, &c, stdout, why, sizeof(why)), -1);
+    assert_non_null(strstr(why, "empty"));
+    unlink(path);
+    assert_int_equal(authz_parse_args(9, args, &c, stdout, why, sizeof(why)), -1);
+    assert_non_null(strstr(why, "No such file"));
+}
+
 static void test_start_refuses_bad_configuration(void **state)
 {
     (void)state;
@@ -584,6 +621,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_options),
+        cmocka_unit_test(test_redis_file),
         cmocka_unit_test(test_start_refuses_bad_configuration),
         cmocka_unit_test(test_metadata),
         cmocka_unit_test(test_valid_token),
