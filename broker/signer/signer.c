@@ -23,8 +23,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
-#include <sys/resource.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -647,11 +645,9 @@ void signer_serve(int fd)
 
 /* ---- the process ---- */
 
-void signer_harden_process(void)
+ztb_err signer_harden_process(void)
 {
-    struct rlimit no_core = {0, 0};
-    (void)setrlimit(RLIMIT_CORE, &no_core);
-    (void)prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+    return ztb_no_core_dumps();
 }
 
 #define SERVE_THREADS_MAX 8
@@ -689,7 +685,11 @@ static void close_others(int last_channel)
 
 int signer_process_main(int argc, char **argv)
 {
-    signer_harden_process();
+    if (signer_harden_process() != ZTB_OK) {
+        /* the keys are never held by a process that could dump them */
+        fprintf(stderr, "ztb-broker: the signer cannot turn off core dumps: %s\n", strerror(errno));
+        return 2;
+    }
     if (argc != 8) {
         fprintf(stderr, "ztb-broker: %s is internal: the broker starts its signer itself\n",
                 SIGNER_ARGV1);

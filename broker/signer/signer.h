@@ -79,7 +79,8 @@ size_t signer_handle(const void *buf, size_t n, void *out, size_t outcap);
  */
 int signer_process_main(int argc, char **argv);
 
-/* Not dumpable, no core files (both processes call it first thing). */
-void signer_harden_process(void);
+/* Not dumpable, no core files (ztb_no_core_dumps); the signer process calls
+ * it first thing and does not start if it fails. */
+ztb_err signer_harden_process(void);
 
 #endif /* ZTB_BROKER_SIGNER_H */

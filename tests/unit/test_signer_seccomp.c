@@ -57,8 +57,7 @@ static int in_filtered_child(int (*fn)(void))
     pid_t pid = fork();
     assert_true(pid >= 0);
     if (pid == 0) {
-        signer_harden_process();
-        if (signer_seccomp_install() != ZTB_OK)
+        if (signer_harden_process() != ZTB_OK || signer_seccomp_install() != ZTB_OK)
             _exit(EXIT_NO_FILTER);
         _exit(fn());
     }
