@@ -33,7 +33,7 @@ static void put_c(struct form *f, char c)
     put(f, &c, 1);
 }
 
-static int hex_val(char c)
+int ztb_uri_hex_value(int c)
 {
     if (c >= '0' && c <= '9')
         return c - '0';
@@ -103,7 +103,8 @@ static int put_path(struct form *f, const char *p, size_t n)
             put_c(f, p[i]);
             continue;
         }
-        int hi = i + 2 < n ? hex_val(p[i + 1]) : -1, lo = i + 2 < n ? hex_val(p[i + 2]) : -1;
+        int hi = i + 2 < n ? ztb_uri_hex_value(p[i + 1]) : -1,
+            lo = i + 2 < n ? ztb_uri_hex_value(p[i + 2]) : -1;
         if (hi < 0 || lo < 0)
             return 0;
         unsigned char c = (unsigned char)(hi * 16 + lo);

@@ -23,6 +23,10 @@
 
 #include <stddef.h>
 
+/* The value of the hex digit c (0-9 a-f A-F) of a percent-encoding, or -1.
+ * The one such reader: form bodies, route names and URIs decode with it. */
+int ztb_uri_hex_value(int c);
+
 /* Longest form ztb_uri_htu_form writes (without its NUL). */
 #define ZTB_URI_FORM_MAX 2048
 

@@ -23,6 +23,7 @@
 #include <jansson.h>
 
 #include "common/json_gate.h"
+#include "common/uri.h"
 #include "wire/route_table.h"
 
 #define VARS_MAX 8
@@ -480,15 +481,6 @@ ztb_err route_check_original(const char *method, const char *target, const char 
 const char *const route_override_headers[] = {"X-HTTP-Method-Override", "X-HTTP-Method",
                                               "X-Method-Override", NULL};
 
-/* The value of hex digit c, or -1. */
-static int hexval(char c)
-{
-    return c >= '0' && c <= '9'   ? c - '0'
-           : c >= 'a' && c <= 'f' ? c - 'a' + 10
-           : c >= 'A' && c <= 'F' ? c - 'A' + 10
-                                  : -1;
-}
-
 /* 1 if the query parameter name p[0..n) reads as "_method" to a framework:
  * percent-decoded, any case, '.', ' ' and '+' as '_' (PHP's names), a '['
  * ending it ("_method[]"). */
@@ -498,8 +490,9 @@ static int name_is_method(const char *p, size_t n)
     size_t k = 0;
     for (size_t i = 0; i < n; i++) {
         char c = p[i];
-        if (c == '%' && i + 2 < n && hexval(p[i + 1]) >= 0 && hexval(p[i + 2]) >= 0) {
-            c = (char)(hexval(p[i + 1]) * 16 + hexval(p[i + 2]));
+        if (c == '%' && i + 2 < n && ztb_uri_hex_value(p[i + 1]) >= 0 &&
+            ztb_uri_hex_value(p[i + 2]) >= 0) {
+            c = (char)(ztb_uri_hex_value(p[i + 1]) * 16 + ztb_uri_hex_value(p[i + 2]));
             i += 2;
         }
         if (c == '[')

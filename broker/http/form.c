@@ -14,18 +14,8 @@
 #include "common/cursor.h"
 #include "common/guard.h"
 #include "common/secret.h"
+#include "common/uri.h"
 #include "common/utf8.h"
-
-static int hexval(uint8_t c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
 
 /* Decode s into out (room for s.len + 1), NUL-terminate, set *olen. */
 static ztb_err decode(ztb_span s, char *out, size_t *olen)
@@ -38,7 +28,7 @@ static ztb_err decode(ztb_span s, char *out, size_t *olen)
         } else if (c == '%') {
             if (s.len - i < 3)
                 return ZTB_ERR_MALFORMED;
-            int hi = hexval(s.ptr[i + 1]), lo = hexval(s.ptr[i + 2]);
+            int hi = ztb_uri_hex_value(s.ptr[i + 1]), lo = ztb_uri_hex_value(s.ptr[i + 2]);
             if (hi < 0 || lo < 0)
                 return ZTB_ERR_MALFORMED;
             c = (uint8_t)(hi << 4 | lo);

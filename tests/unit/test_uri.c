@@ -115,12 +115,27 @@ static void test_no_form(void **state)
     assert_int_equal(ztb_uri_htu_form("https://h/ab\x01", 12, small, sizeof(small)), 12);
 }
 
+/* The hex digits of a percent-encoding, both cases; nothing else. */
+static void test_hex_value(void **state)
+{
+    (void)state;
+    const char *digits = "0123456789abcdef", *upper = "0123456789ABCDEF";
+    for (int i = 0; i < 16; i++) {
+        assert_int_equal(ztb_uri_hex_value(digits[i]), i);
+        assert_int_equal(ztb_uri_hex_value(upper[i]), i);
+    }
+    static const int bad[] = {'g', 'G', '/', ':', '@', '`', ' ', '%', 0, -1, 0xc3, -61};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        assert_int_equal(ztb_uri_hex_value(bad[i]), -1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_equivalent),
         cmocka_unit_test(test_different),
         cmocka_unit_test(test_no_form),
+        cmocka_unit_test(test_hex_value),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
