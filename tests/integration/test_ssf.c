@@ -298,6 +298,10 @@ static void test_push_on_revoke(void **state)
     line = receiver_line("spiffe://ztb.local/agent/pushed-q", 1000);
     expect_verified(line, "urn:ztb:ssf:event-type:agent-quarantined", "pushed-q");
     free(line);
+    /* counted when the receiver's answer is back, just after it has the
+     * SET: wait for it */
+    for (int i = 0; i < 100 && metric("ztb_ssf_pushed_total") < 2; i++)
+        usleep(10 * 1000);
     assert_true(metric("ztb_ssf_pushed_total") >= 2);
     za_free(&a);
 }
