@@ -24,7 +24,9 @@
  *      token, and `openssl speed ecdsap256` measured in the same run.
  *
  * Every request goes the whole way: HTTP, form parse, session MAC, policy,
- * the Redis rate-limit script, ES256 signature, audit line before the answer.
+ * the Redis check (the issue script, or the agent read and a leased rate
+ * unit: docs/redis.md "Rate leases"), ES256 signature, audit line before
+ * the answer.
  * Metrics on stdout (`name: value`), progress and notes on stderr.
  */
 #define _GNU_SOURCE

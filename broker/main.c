@@ -41,6 +41,7 @@
 #include "broker/admin/admin_roles.h"
 #include "broker/store/redis_private.h"
 #include "broker/store/redis_preflight.h"
+#include "broker/store/store_lease.h"
 #include "broker/http/metrics.h"
 #include "common/buf.h"
 #include "common/log.h"
@@ -67,6 +68,14 @@ static void die(const char *what, const char *msg)
  * mkdir -p with mode for the last component; parents get 0755. The mode is
  * set through a descriptor opened without following a symlink.
  */
+/* A rate lease's tokens reached the agent's hour count: the baseline's
+ * rate detector looks at it as at an issued token's (detect_baseline). */
+static void lease_settled(const char *agent, const char *action,
+                          const struct store_baseline_seen *bl)
+{
+    detect_baseline(agent, action, NULL, NULL, bl);
+}
+
 static int mkdirs(const char *path, mode_t mode)
 {
     char tmp[BROKER_PATH_MAX];
@@ -576,6 +585,8 @@ int main(int argc, char **argv)
     detectors_on_tick(scope_summary_tick, NULL); /* the out-of-scope summary, per window */
     if (detectors_start(&dc, signals_publish_detected, &g_broker) != ZTB_OK)
         die("detectors", "cannot start the detector thread");
+    if (store_lease_start(lease_settled) != ZTB_OK)
+        die("store", "cannot start the rate-lease settlement thread");
 
     int admin_fd =
         admin_listen(cfg->admin_socket, "admin_socket", cfg->admin_group, admin_group_gid);
@@ -677,6 +688,7 @@ int main(int argc, char **argv)
     service_stopping();
 
     drain_and_stop(api, admin, admin_ro, mon);
+    store_lease_stop(); /* the leases' counts and unused units, to Redis */
     detectors_stop();
     (void)scope_summary_flush(); /* the window so far, before the log closes */
     ssf_transmit_stop();

@@ -22,6 +22,7 @@
 #include "broker/audit/audit.h"
 #include "broker/audit/audit_stream.h"
 #include "broker/http/metrics.h"
+#include "broker/store/store_lease.h"
 #include "common/guard.h"
 
 static const double bucket_le[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
@@ -443,6 +444,21 @@ static void render_audit(ztb_buf *b)
                    (unsigned long long)audit_stream_dropped());
 }
 
+static void render_leases(ztb_buf *b)
+{
+    family(b, "ztb_rate_leases", "gauge",
+           "Rate leases this broker holds (docs/redis.md, \"Rate leases\").");
+    ztb_buf_printf(b, "ztb_rate_leases %zu\n", store_lease_count());
+    family(b, "ztb_rate_lease_units_total", "counter",
+           "Token requests whose rate limits a leased unit covered (no script run).");
+    ztb_buf_printf(b, "ztb_rate_lease_units_total %llu\n",
+                   (unsigned long long)store_lease_units_taken());
+    family(b, "ztb_rate_lease_settle_failures_total", "counter",
+           "Lease settlements Redis did not take (kept and retried).");
+    ztb_buf_printf(b, "ztb_rate_lease_settle_failures_total %llu\n",
+                   (unsigned long long)store_lease_settle_failures());
+}
+
 static void render_redis_up(ztb_buf *b)
 {
     family(b, "ztb_redis_up", "gauge", "Whether the last Redis call succeeded (1) or not (0).");
@@ -592,6 +608,7 @@ void metrics_render(ztb_buf *b)
     render_redis_errors(b);
     render_refusals(b);
     render_audit(b);
+    render_leases(b);
     render_redis_up(b);
     render_tokens(b);
     render_denials(b);

@@ -109,6 +109,14 @@ static double expected_rate(const struct store_baseline_seen *seen)
     return (double)seen->learned_hour / (double)(seen->learn_days > 0 ? seen->learn_days : 1);
 }
 
+/* The hour's count reached thr with this record: one token, or the tokens
+ * a rate lease settled at once (store_lease.h), which may step over it. */
+static int rate_crossed(const struct store_baseline_seen *seen, int64_t thr)
+{
+    int64_t added = seen->hour_added > 0 ? seen->hour_added : 1;
+    return thr > 0 && seen->hour_count >= thr && seen->hour_count - added < thr;
+}
+
 uint64_t detectors_dropped(void)
 {
     return atomic_load(&g_dropped);
@@ -199,7 +207,7 @@ void detect_baseline(const char *agent, const char *action, const char *audience
         return;
     /* g_cfg is written before the worker and the HTTP threads start */
     int64_t thr = detect_rate_threshold(&g_cfg, expected_rate(seen));
-    if (seen->new_bits == 0 && (thr == 0 || seen->hour_count != thr))
+    if (seen->new_bits == 0 && !rate_crossed(seen, thr))
         return;
     enqueue(DETECT_BASELINE, agent, action, audience, prefix, seen);
 }
@@ -314,7 +322,7 @@ static ztb_err handle_baseline(const struct det_event *e)
     }
     double expected = expected_rate(bl);
     int64_t thr = detect_rate_threshold(&g_cfg, expected);
-    if (thr > 0 && bl->hour_count == thr) {
+    if (rate_crossed(bl, thr)) {
         json_t *ev =
             json_pack("{s:s,s:s,s:I,s:f,s:I,s:I}", "detector", "baseline", "kind", "rate", "count",
                       (json_int_t)bl->hour_count, "expected", expected, "threshold",

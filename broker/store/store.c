@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +21,7 @@
 #include "broker/store/store.h"
 #include "broker/store/store_baseline.h"
 #include "broker/store/store_internal.h"
+#include "broker/store/store_lease.h"
 #include "broker/store/store_rev.h"
 #include "common/base64url.h"
 #include "common/guard.h"
@@ -343,24 +345,27 @@ ztb_err store_join_consume(const char *token, char agent[STORE_NAME_MAX + 1], in
 
 /*
  * The GCRA step every rate-limit script shares (the token path's two
- * buckets, store_rate_take's one): with `now` in µs in scope, gcra(stored
- * TAT, interval µs, burst) returns the new TAT to store (0: no limit) and
- * 0, or -1, the µs to wait and, when the stored TAT was more than one burst
- * window ahead of now (Redis's clock stepped back), the clamped TAT, which
- * the caller stores although the request is refused.
+ * buckets, store_rate_take's one): with `now` in µs in scope,
+ * gcra(stored TAT, interval µs, burst, want) returns, when at least one
+ * unit is allowed, the new TAT to store for the units granted (0: no
+ * limit), 0, nil, the units granted (1..want) and the TAT they are charged
+ * from; when none is, -1, the µs to wait and, when the stored TAT was more
+ * than one burst window ahead of now (Redis's clock stepped back), the
+ * clamped TAT, which the caller stores although the request is refused.
+ * With want 1 it is the classic one-request step.
  */
 #define GCRA_LUA                                                                                   \
-    "local function gcra(stored, interval, burst)\n"                                               \
-    "  if interval <= 0 then return 0, 0 end\n"                                                    \
+    "local function gcra(stored, interval, burst, want)\n"                                         \
+    "  if interval <= 0 then return 0, 0, nil, want, 0 end\n"                                      \
     "  local tat = tonumber(stored or '0') or 0\n"                                                 \
     "  if tat < now then tat = now end\n"                                                          \
     "  local cap = now + burst * interval\n"                                                       \
     "  local clamped = nil\n"                                                                      \
     "  if tat > cap then tat = cap clamped = string.format('%d', cap) end\n"                       \
-    "  local new = tat + interval\n"                                                               \
-    "  local at = new - burst * interval\n"                                                        \
-    "  if at > now then return -1, at - now, clamped end\n"                                        \
-    "  return new, 0\n"                                                                            \
+    "  local room = math.floor((now - tat) / interval) + burst\n"                                  \
+    "  if room < 1 then return -1, tat + interval - burst * interval - now, clamped end\n"         \
+    "  if room > want then room = want end\n"                                                      \
+    "  return tat + room * interval, 0, nil, room, tat\n"                                          \
     "end\n"
 
 /*
@@ -415,13 +420,13 @@ ztb_err store_join_consume(const char *token, char agent[STORE_NAME_MAX + 1], in
  * this hour's count.
  */
 #define ACTIVITY_LUA                                                                               \
-    "local cur = (tonumber(s[3] or '0') or 0) + 1\n"                                               \
-    "local iq = (tonumber(s[4] or '0') or 0) + 1\n"                                                \
+    "local cur = (tonumber(s[3] or '0') or 0) + inc\n"                                             \
+    "local iq = (tonumber(s[4] or '0') or 0) + inc\n"                                              \
     "local w = {hrs, string.format('%d', cur), qs, string.format('%d', iq), 'last', t[1]}\n"       \
     "if n1 > 0 then w[7] = 'rl' w[8] = string.format('%d', n1) end\n"                              \
     "if n2 > 0 then w[#w + 1] = fa w[#w + 1] = string.format('%d', n2) end\n"                      \
     "redis.call('HSET', KEYS[2], unpack(w))\n"                                                     \
-    "if iq == 1 or cur == 1 then\n"                                                                \
+    "if iq == inc or cur == inc then\n"                                                            \
     "  local all = redis.call('HGETALL', KEYS[2])\n"                                               \
     "  for i = 1, #all, 2 do\n"                                                                    \
     "    local f = all[i]\n"                                                                       \
@@ -429,14 +434,14 @@ ztb_err store_join_consume(const char *token, char agent[STORE_NAME_MAX + 1], in
     "    local h = tonumber(f)\n"                                                                  \
     "    if p then\n"                                                                              \
     "      if tonumber(p) <= q - 12 then redis.call('HDEL', KEYS[2], f) end\n"                     \
-    "    elseif cur == 1 and h then\n"                                                             \
+    "    elseif cur == inc and h then\n"                                                           \
     "      if h <= hr - 24 then redis.call('HDEL', KEYS[2], f) end\n"                              \
-    "    elseif cur == 1 and (f == 'rl' or string.sub(f, 1, 3) == 'rl:') and\n"                    \
+    "    elseif cur == inc and (f == 'rl' or string.sub(f, 1, 3) == 'rl:') and\n"                  \
     "           (tonumber(all[i + 1]) or 0) < now then\n"                                          \
     "      redis.call('HDEL', KEYS[2], f)\n"                                                       \
     "    end\n"                                                                                    \
     "  end\n"                                                                                      \
-    "  if cur == 1 then redis.call('EXPIRE', KEYS[2], 172800) end\n"                               \
+    "  if cur == inc then redis.call('EXPIRE', KEYS[2], 172800) end\n"                             \
     "end\n"
 /*
  * The baseline, ztb:{A}:bl, kept only while the agent hash has bl_until
@@ -506,31 +511,109 @@ static const char issue_lua[] =
     "local hrs, qs = string.format('%d', hr), string.format('i:%d', q)\n"
     "local fa = 'rl:' .. ARGV[10]\n"
     "local s = redis.call('HMGET', KEYS[2], 'rl', fa, hrs, qs)\n" GCRA_LUA
-    "local n1, w1, c1 = gcra(s[1], tonumber(ARGV[1]), tonumber(ARGV[2]))\n"
+    "local want = tonumber(ARGV[14]) or 1\n"
+    "local i1, i2 = tonumber(ARGV[1]), tonumber(ARGV[3])\n"
+    "local n1, w1, c1, g1, t1 = gcra(s[1], i1, tonumber(ARGV[2]), want)\n"
     "if n1 < 0 then\n"
     "  if c1 then redis.call('HSET', KEYS[2], 'rl', c1) end\n"
     "  return {5, 0, math.ceil(w1 / 1000), 0}\n"
     "end\n"
-    "local n2, w2, c2 = gcra(s[2], tonumber(ARGV[3]), tonumber(ARGV[4]))\n"
+    "local n2, w2, c2, g2, t2 = gcra(s[2], i2, tonumber(ARGV[4]), want)\n"
     "if n2 < 0 then\n"
     "  if c2 then redis.call('HSET', KEYS[2], fa, c2) end\n"
     "  return {6, 0, math.ceil(w2 / 1000), 0}\n"
-    "end\n" ACTIVITY_LUA BASELINE_LUA
-    "return {0, tonumber(a[2]), 0, approval, bl[1], bl[2], cur, bl[3], bl[4]}\n";
+    "end\n"
+    "local got = g1 < g2 and g1 or g2\n"
+    "if n1 > 0 and got < g1 then n1 = t1 + got * i1 end\n"
+    "if n2 > 0 and got < g2 then n2 = t2 + got * i2 end\n"
+    "local inc = 1\n" ACTIVITY_LUA BASELINE_LUA
+    "return {0, tonumber(a[2]), 0, approval, bl[1], bl[2], cur, bl[3], bl[4], got, a[8] or '',\n"
+    "        n1, n2}\n";
 static struct store_script issue_script = STORE_SCRIPT(issue_lua);
+
+/*
+ * A rate lease's settlement (store_lease.h). KEYS: the agent hash, its
+ * activity record, its baseline, the settlement's marker. ARGV: tokens
+ * issued from the lease (not yet counted), the action, the agent and
+ * action buckets' intervals (µs, 0: no limit), units charged and not used,
+ * the TATs the refunded units' grants wrote (0: none). A settlement whose
+ * marker exists was applied already (its answer was lost): nothing is done
+ * again. The unused units come off each TAT, at most what their grant
+ * still held ahead of now (store_lease_due) and never below now; the
+ * tokens go to the activity record
+ * (ACTIVITY_LUA with inc = their number) and, while the agent learns, to
+ * its baseline's hour of day (their action, audience and prefix were known
+ * to it: the lease's first token ran the issue script). Nothing is written
+ * for an agent that is gone. Returns {this hour's count, phase, learned
+ * this hour of day, days} as the issue script's cur and bl.
+ */
+static const char settle_lua[] =
+    "if not redis.call('SET', KEYS[4], '1', 'NX', 'PX', 3600000) then return {0, 0, 0, 1} end\n"
+    "local a = redis.call('HMGET', KEYS[1], 'status', 'bl_until')\n"
+    "if not a[1] then return {0, 0, 0, 1} end\n"
+    "local t = redis.call('TIME')\n"
+    "local sec = tonumber(t[1])\n"
+    "local now = sec * 1000000 + tonumber(t[2])\n"
+    "local hr = math.floor(sec / 3600)\n"
+    "local q = math.floor(sec / 300)\n"
+    "local hrs, qs = string.format('%d', hr), string.format('i:%d', q)\n"
+    "local fa = 'rl:' .. ARGV[2]\n"
+    "local inc, r = tonumber(ARGV[1]), tonumber(ARGV[5])\n"
+    "local s = redis.call('HMGET', KEYS[2], 'rl', fa, hrs, qs)\n"
+    "local function back(v, interval, granted)\n"
+    "  local tat = tonumber(v or '0') or 0\n"
+    "  local ahead = (tonumber(granted) or 0) - now\n"
+    "  if r <= 0 or interval <= 0 or tat <= now or ahead <= 0 then return 0 end\n"
+    "  local give = r * interval\n"
+    "  if give > ahead then give = ahead end\n"
+    "  local b = tat - give\n"
+    "  if b < now then b = now end\n"
+    "  return b\n"
+    "end\n"
+    "local n1 = back(s[1], tonumber(ARGV[3]), ARGV[6])\n"
+    "local n2 = back(s[2], tonumber(ARGV[4]), ARGV[7])\n"
+    "if inc <= 0 then\n"
+    "  local w = {}\n"
+    "  if n1 > 0 then w[#w + 1] = 'rl' w[#w + 1] = string.format('%d', n1) end\n"
+    "  if n2 > 0 then w[#w + 1] = fa w[#w + 1] = string.format('%d', n2) end\n"
+    "  if #w > 0 then redis.call('HSET', KEYS[2], unpack(w)) end\n"
+    "  return {0, 0, 0, 1}\n"
+    "end\n" ACTIVITY_LUA "local bl = {0, 0, 1}\n"
+    "local till = tonumber(a[2] or '')\n"
+    "if till then\n"
+    "  local hod = string.format('h:%d', hr % 24)\n"
+    "  if sec < till then\n"
+    "    redis.call('HINCRBY', KEYS[3], hod, inc)\n"
+    "    bl[1] = 1\n"
+    "  else\n"
+    "    local v = redis.call('HMGET', KEYS[3], hod, 'days')\n"
+    "    bl = {2, tonumber(v[1] or '0') or 0, tonumber(v[2] or '1') or 1}\n"
+    "  end\n"
+    "end\n"
+    "return {cur, bl[1], bl[2], bl[3]}\n";
+static struct store_script settle_script = STORE_SCRIPT(settle_lua);
 
 static const char *script_sha(struct store_script *s);
 
+/* A bucket's GCRA parameters: interval µs (0: no limit) and burst. */
+static void rate_params(const struct store_rate *r, uint64_t *interval, uint32_t *burst)
+{
+    *interval = 0;
+    *burst = 0;
+    if (r == NULL || r->rate == 0 || r->period_s == 0)
+        return;
+    uint64_t us = (uint64_t)r->period_s * 1000000u / r->rate;
+    *interval = us ? us : 1;
+    *burst = r->burst ? r->burst : 1;
+}
+
 static void rate_args(const struct store_rate *r, char *interval, char *burst)
 {
-    if (r == NULL || r->rate == 0 || r->period_s == 0) {
-        snprintf(interval, 24, "0");
-        snprintf(burst, 16, "0");
-        return;
-    }
-    uint64_t us = (uint64_t)r->period_s * 1000000u / r->rate;
-    snprintf(interval, 24, "%llu", (unsigned long long)(us ? us : 1));
-    snprintf(burst, 16, "%u", r->burst ? r->burst : 1);
+    uint64_t i;
+    uint32_t b;
+    rate_params(r, &i, &b);
+    snprintf(interval, 24, "%llu", (unsigned long long)i);
+    snprintf(burst, 16, "%u", (unsigned)b);
 }
 
 /* v as decimal text into out (24 bytes), or "" when v < 0 ("any"). */
@@ -539,6 +622,162 @@ static void expect_arg(int64_t v, char out[24])
     out[0] = '\0';
     if (v >= 0)
         snprintf(out, 24, "%lld", (long long)v);
+}
+
+/* The rate-lease path ------------------------------------------------------*/
+
+/* Field i of an HMGET reply: NULL when absent (Lua's nil). */
+static const redisReply *hfield(const redisReply *r, size_t i)
+{
+    const redisReply *e = r->element[i];
+    return e->type == REDIS_REPLY_STRING ? e : NULL;
+}
+
+/* Two fields (or a field and text t) equal as Lua's == compares them: nil
+ * only to nil, strings byte for byte, lengths included. */
+static int same_field(const redisReply *a, const redisReply *b)
+{
+    if (a == NULL || b == NULL)
+        return a == b;
+    return a->len == b->len && memcmp(a->str, b->str, a->len) == 0;
+}
+
+static int field_is(const redisReply *a, const char *t)
+{
+    return a != NULL && a->len == strlen(t) && memcmp(a->str, t, a->len) == 0;
+}
+
+/*
+ * The caller's verdict from those fields, in the issue script's order and
+ * with its rules: unknown, not active, not the current identity. g, e, x:
+ * the script's ARGV[5..7] ("" for any).
+ */
+static enum store_verdict caller_verdict(const redisReply *a, const char *g, const char *e,
+                                         const char *x)
+{
+    const redisReply *status = hfield(a, 0), *gen = hfield(a, 1), *epoch = hfield(a, 4);
+    if (status == NULL)
+        return STORE_UNKNOWN_AGENT;
+    if (!field_is(status, "active"))
+        return STORE_DISABLED;
+    if (!same_field(hfield(a, 5), gen) || (g[0] != '\0' && !field_is(gen, g)) ||
+        (e[0] != '\0' && !(epoch ? field_is(epoch, e) : strcmp("0", e) == 0)) ||
+        (x[0] != '\0' && !field_is(hfield(a, 6), x)))
+        return STORE_STALE_IDENTITY;
+    return STORE_OK;
+}
+
+/*
+ * The agent's fields, read by a script that declares itself a write
+ * (Redis 7's shebang without no-writes) although it writes nothing: Redis
+ * refuses it exactly when it would refuse the issue script (READONLY on a
+ * replica after a failover, NOREPLICAS below min-replicas-to-write, OOM,
+ * LOADING), so a lease never issues a token from a Redis that could not
+ * have charged one, and the refusal moves the connection on as the issue
+ * script's does. It is not copied to the AOF or the replicas. A Redis
+ * before 7.0 cannot compile it: leases are then turned off (g_no_leases)
+ * and every request runs the issue script.
+ */
+static const char agent_read_lua[] = "#!lua\n"
+                                     "return redis.call('HMGET', KEYS[1], 'status', 'gen', "
+                                     "'quarantined', 'approval', 'epoch', 'id_gen', 'x5t', "
+                                     "'bl_until')\n";
+static struct store_script agent_read_script = STORE_SCRIPT(agent_read_lua);
+static atomic_int g_no_leases;
+
+/* What lease_check leaves to the issue script. */
+enum lease_outcome {
+    LEASE_DONE,          /* out (or *rv) holds the answer */
+    LEASE_SCRIPT,        /* run the script: nothing was recorded */
+    LEASE_SCRIPT_MARKED, /* run the script: the DPoP proof is recorded */
+};
+
+/*
+ * A token request while this broker holds a rate lease for it
+ * (store_lease.h): the caller, its DPoP proof, quarantine and the audience
+ * are checked against Redis's agent now, exactly as the issue script
+ * checks them, and the rate limits by taking a leased unit. When no unit
+ * is left after all, the script must run, asking for *want units.
+ */
+static enum lease_outcome lease_check(const char *k1, const char *k3,
+                                      const struct store_expect *expect, const char *g,
+                                      const char *e, const char *ttl, int killed,
+                                      const struct store_lease_id *lid, uint64_t now_ms,
+                                      unsigned *want, ztb_err *rv, struct store_check *out)
+{
+    const char *argv[] = {k1};
+    redisReply *a;
+    *rv = redis_eval_shared(&a, agent_read_script.lua, script_sha(&agent_read_script), 1, 1, argv,
+                            NULL);
+    if (*rv != ZTB_OK)
+        return LEASE_DONE;
+    if (a->type == REDIS_REPLY_ERROR && strstr(a->str, "Error compiling script") != NULL) {
+        if (!atomic_exchange(&g_no_leases, 1))
+            ztb_log(ZTB_LOG_WARN, "store.leases_off",
+                    ZTB_F_STR("why", "Redis before 7.0: every token runs the issue script"));
+        freeReplyObject(a);
+        return LEASE_SCRIPT;
+    }
+    if (a->type != REDIS_REPLY_ARRAY || a->elements != 8) {
+        *rv = unexpected(a, "issue_check");
+        return LEASE_DONE;
+    }
+    out->verdict = caller_verdict(a, g, e, expect->x5t ? expect->x5t : "");
+    /* the script answers a generation that is not a number with a reply
+     * cut short (nil ends a Lua array): refused, fail closed */
+    const redisReply *gen = hfield(a, 1);
+    long long gv = 0;
+    if (out->verdict == STORE_OK) {
+        char *end = NULL;
+        int ok = gen != NULL && strlen(gen->str) == gen->len;
+        if (ok) {
+            errno = 0;
+            gv = strtoll(gen->str, &end, 10);
+            ok = errno == 0 && end != gen->str && *end == '\0';
+        }
+        if (!ok) {
+            *rv = unexpected(a, "issue_check");
+            return LEASE_DONE;
+        }
+    }
+    enum lease_outcome script = LEASE_SCRIPT;
+    if (out->verdict == STORE_OK && expect->dpop_jti != NULL) {
+        redisReply *m;
+        const char *set[] = {"SET", k3, "1", "NX", "PX", ttl};
+        *rv = redis_command_shared(&m, (int)ZTB_ARRAY_LEN(set), set, NULL);
+        if (*rv != ZTB_OK) {
+            freeReplyObject(a);
+            return LEASE_DONE;
+        }
+        int fresh = m->type == REDIS_REPLY_STATUS;
+        if (!fresh && m->type != REDIS_REPLY_NIL) {
+            freeReplyObject(a);
+            *rv = unexpected(m, "issue_check");
+            return LEASE_DONE;
+        }
+        freeReplyObject(m);
+        if (!fresh)
+            out->verdict = STORE_DPOP_REPLAY;
+        script = LEASE_SCRIPT_MARKED;
+    }
+    if (out->verdict == STORE_OK) {
+        out->generation = gv;
+        out->approval_required = field_is(hfield(a, 3), "1");
+        if (field_is(hfield(a, 2), "1"))
+            out->verdict = STORE_QUARANTINED;
+        else if (killed)
+            out->verdict = STORE_AUDIENCE_KILLED;
+    }
+    if (out->verdict != STORE_OK) {
+        out->generation = 0;
+        out->approval_required = 0;
+        freeReplyObject(a);
+        return LEASE_DONE;
+    }
+    const redisReply *bl = hfield(a, 7);
+    int took = store_lease_take(lid, bl && strlen(bl->str) == bl->len ? bl->str : "", now_ms, want);
+    freeReplyObject(a);
+    return took ? LEASE_DONE : script;
 }
 
 ztb_err store_issue_check(const char *agent, const struct store_expect *expect, int charge,
@@ -575,6 +814,23 @@ ztb_err store_issue_check(const char *agent, const struct store_expect *expect, 
     if (dpop != NULL)
         snprintf(ttl, sizeof(ttl), "%llu",
                  (unsigned long long)(expect->dpop_ttl_ms ? expect->dpop_ttl_ms : 1));
+    struct store_lease_id lid = {
+        .agent = agent, .action = action, .audience = audience, .prefix = prefix};
+    rate_params(agent_rate, &lid.agent_interval_us, &lid.agent_burst);
+    rate_params(action_rate, &lid.action_interval_us, &lid.action_burst);
+    uint64_t now_ms = store_lease_now_ms();
+    unsigned want = 1;
+    if (charge && !atomic_load(&g_no_leases) && store_lease_ready(&lid, now_ms, &want)) {
+        ztb_err rv = ZTB_OK;
+        enum lease_outcome lo =
+            lease_check(k1, k3, expect, g, e, ttl, killed, &lid, now_ms, &want, &rv, out);
+        if (lo == LEASE_DONE)
+            return rv;
+        if (lo == LEASE_SCRIPT_MARKED)
+            ttl[0] = '\0'; /* the proof is recorded: the script must not see it again */
+    }
+    char want_s[16];
+    snprintf(want_s, sizeof(want_s), "%u", want);
     const char *argv[] = {k1,
                           k2,
                           k3,
@@ -591,7 +847,8 @@ ztb_err store_issue_check(const char *agent, const struct store_expect *expect, 
                           action,
                           audience,
                           prefix,
-                          killed ? "1" : "0"};
+                          killed ? "1" : "0",
+                          want_s};
     redisReply *r;
     /* every token runs it: pipelined with other requests' (group commit) */
     ZTB_GUARD(redis_eval_shared(&r, issue_script.lua, script_sha(&issue_script), 4,
@@ -616,7 +873,51 @@ ztb_err store_issue_check(const char *agent, const struct store_expect *expect, 
         out->bl.learned_hour = elem_int(r, 7);
         out->bl.learn_days = elem_int(r, 8) < 1 ? 1 : elem_int(r, 8);
     }
+    /* the units granted beyond this request's own become a lease (a
+     * reply without them, as from a script of an older broker: none) */
+    if (code == STORE_OK && charge && !atomic_load(&g_no_leases) && store_lease_cap(&lid) > 1 &&
+        r->elements >= 11 && r->element[10]->type == REDIS_REPLY_STRING) {
+        int64_t got = elem_int(r, 9);
+        got = got < 1 ? 1 : got > (int64_t)want ? (int64_t)want : got;
+        /* without the TATs (a reply cut short) the units are not given
+         * back at the end: the safe direction */
+        int64_t t1 = r->elements >= 13 ? elem_int(r, 11) : 0;
+        int64_t t2 = r->elements >= 13 ? elem_int(r, 12) : 0;
+        store_lease_grant(&lid, (unsigned)got, r->element[10]->str, t1, t2, now_ms);
+    }
     freeReplyObject(r);
+    return ZTB_OK;
+}
+
+ztb_err store_lease_settle(const struct store_lease_due *d)
+{
+    ZTB_ENSURE(store_agent_name_ok(d->agent), ZTB_ERR_INVALID_ARG);
+    char k1[KEY_MAX], k2[KEY_MAX], k3[KEY_MAX], k4[KEY_MAX], used[24], i1[24], i2[24], refund[24],
+        t1[24], t2[24];
+    ZTB_ENSURE(key(k1, ZTB_WIRE_AGENT_KEY_FMT, d->agent) && key(k2, STORE_SEEN_KEY_FMT, d->agent) &&
+                   key(k3, STORE_BASELINE_KEY_FMT, d->agent) &&
+                   key(k4, "ztb:{%s}:settled:%s", d->agent, d->id),
+               ZTB_ERR_TOO_LARGE);
+    snprintf(t1, sizeof(t1), "%lld", (long long)d->agent_tat);
+    snprintf(t2, sizeof(t2), "%lld", (long long)d->action_tat);
+    snprintf(used, sizeof(used), "%llu", (unsigned long long)d->used);
+    snprintf(i1, sizeof(i1), "%llu", (unsigned long long)d->agent_interval_us);
+    snprintf(i2, sizeof(i2), "%llu", (unsigned long long)d->action_interval_us);
+    snprintf(refund, sizeof(refund), "%llu", (unsigned long long)d->refund);
+    const char *argv[] = {k1, k2, k3, k4, used, d->action, i1, i2, refund, t1, t2};
+    redisReply *r;
+    ZTB_GUARD(store_eval(&r, &settle_script, 4, (int)ZTB_ARRAY_LEN(argv), argv, NULL));
+    if (!is_int_array(r, 4))
+        return unexpected(r, "lease_settle");
+    struct store_baseline_seen bl = {.hour_count = elem_int(r, 0),
+                                     .hour_added = (int64_t)d->used,
+                                     .learned_hour = elem_int(r, 2),
+                                     .learn_days = elem_int(r, 3) < 1 ? 1 : elem_int(r, 3)};
+    int64_t phase = elem_int(r, 1);
+    freeReplyObject(r);
+    bl.phase = phase == 1 ? STORE_BL_LEARNING : phase == 2 ? STORE_BL_WATCHING : STORE_BL_NONE;
+    if (d->used > 0)
+        store_lease_settled(d->agent, d->action, &bl);
     return ZTB_OK;
 }
 
@@ -630,7 +931,7 @@ static const char rate_lua[] =
     "local now = tonumber(t[1]) * 1000000 + tonumber(t[2])\n" GCRA_LUA
     "local n, w, c = gcra(redis.call('GET', KEYS[1]),\n"
     "  tonumber(ARGV[1]),\n"
-    "  tonumber(ARGV[2]))\n"
+    "  tonumber(ARGV[2]), 1)\n"
     "if n < 0 then\n"
     "  if c then redis.call('SET', KEYS[1], c, 'PX',\n"
     "    math.ceil(tonumber(ARGV[1]) * tonumber(ARGV[2]) / 1000) + 1000)\n"

@@ -211,6 +211,7 @@ struct store_baseline_seen {
     enum store_bl_phase phase;
     unsigned new_bits;    /* STORE_BL_NEW_* (watching only) */
     int64_t hour_count;   /* tokens this UTC hour, this one included */
+    int64_t hour_added;   /* of which this record added (0: 1, one token) */
     int64_t learned_hour; /* tokens learned in this hour of the day */
     int64_t learn_days;   /* days the learning window spans (>= 1) */
 };

@@ -16,6 +16,7 @@
 #include "broker/store/store.h"
 #include "broker/store/store_baseline.h"
 #include "broker/store/store_internal.h"
+#include "broker/store/store_lease.h"
 #include "common/guard.h"
 #include "wire/unknown_report.h"
 #include "wire/wire.h"
@@ -228,6 +229,9 @@ ztb_err store_activity_read(const char *agent, int64_t now, struct store_activit
     memset(out, 0, sizeof(*out));
     int64_t *last_seen = &out->last_seen, *tokens_day = &out->tokens_day;
     ZTB_ENSURE(store_agent_name_ok(agent), ZTB_ERR_NOT_FOUND);
+    /* this broker's rate leases first (store_lease.h): what it issued is
+     * in the counts now; another replica's is at most one sweep behind */
+    (void)store_lease_settle_agent(agent);
     char k[STORE_KEY_MAX];
     store_keyf(k, STORE_SEEN_KEY_FMT, agent);
     redisReply *r;

@@ -250,11 +250,13 @@ static void test_rate_spike(void **state)
     assert_true(za_wait(signal_cb, &w, 5000));
     json_t *s = find_signal("baseline_rate", "spiker");
     double count = evidence_num(s, "count"), expected = evidence_num(s, "expected");
-    assert_true(count == evidence_num(s, "threshold"));
+    /* the count when the alert fired: the threshold, or past it when a
+     * rate lease's tokens were counted together (store_lease.h) */
+    assert_true(count >= evidence_num(s, "threshold"));
     double want = 1.0 - (expected > 1.0 ? expected : 1.0) / count;
     assert_true(fabs(json_number_value(json_object_get(s, "confidence")) - want) < 0.001);
     if (expected == 4.0) /* the hour did not turn since learning */
-        assert_true(count == 8.0);
+        assert_true(count >= 8.0 && count <= 10.0);
     json_decref(s);
     assert_true(za_wait(quarantined_cb, "spiker", 5000));
 }

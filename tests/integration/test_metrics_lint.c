@@ -30,7 +30,9 @@ static const char *policy_doc =
     "  {\"id\": \"read\", \"effect\": \"allow\", \"agents\": [\"bot\"],\n"
     "   \"actions\": [\"payments:read\"], \"audiences\": [\"payments\"], \"resources\": [\"**\"],\n"
     "   \"obligations\": {\"rate_limits\": {\"per_action\": {\"rate\": 2, \"burst\": 2,\n"
-    "                     \"period\": 60}}}}\n"
+    "                     \"period\": 60}}}},\n"
+    "  {\"id\": \"list\", \"effect\": \"allow\", \"agents\": [\"bot\"],\n"
+    "   \"actions\": [\"ledger:list\"], \"audiences\": [\"ledger\"], \"resources\": [\"**\"]}\n"
     " ]}\n";
 
 static void test_promtool_clean(void **state)
@@ -49,6 +51,11 @@ static void test_promtool_clean(void **state)
     }
     za_token(&b, &bot, "crm", "crm%3Aread", &r, NULL, 0);
     zh_resp_free(&r);
+    /* a burst of 100: rate leases, counted */
+    for (int i = 0; i < 30; i++) {
+        assert_int_equal(za_token(&b, &bot, "ledger", "ledger%3Alist", &r, NULL, 0), 200);
+        zh_resp_free(&r);
+    }
     /* an unauthenticated refusal, and the admin listener */
     za_post_form(&b, "/v1/token", "grant_type=x", &r);
     zh_resp_free(&r);
@@ -62,6 +69,12 @@ static void test_promtool_clean(void **state)
     assert_non_null(strstr(body, "ztb_tokens_issued_total{audience=\"payments\"} 2\n"));
     assert_non_null(strstr(body, "ztb_tokens_denied_total{reason=\"rate_limited\"} 1\n"));
     assert_non_null(strstr(body, "ztb_tokens_denied_total{reason=\"policy\"} 1\n"));
+    assert_non_null(strstr(body, "ztb_tokens_issued_total{audience=\"ledger\"} 30\n"));
+    const char *lu = strstr(body, "\nztb_rate_lease_units_total ");
+    assert_non_null(lu);
+    assert_true(strtoll(lu + strlen("\nztb_rate_lease_units_total "), NULL, 10) >= 1);
+    assert_non_null(strstr(body, "\nztb_rate_leases "));
+    assert_non_null(strstr(body, "\nztb_rate_lease_settle_failures_total 0\n"));
     assert_non_null(strstr(body, "# TYPE ztb_build_info gauge\nztb_build_info{version=\""));
     assert_non_null(strstr(body, "\nprocess_open_fds "));
     assert_non_null(strstr(body, "\nprocess_resident_memory_bytes "));

@@ -224,12 +224,60 @@ static void test_publish_callback(void **state)
     assert_int_equal(detectors_start(&c, signals_publish_detected, &g_broker), ZTB_OK);
 }
 
+/*
+ * The baseline's rate alert fires once, when the hour's count reaches the
+ * threshold: with one token, or with the tokens a rate lease settles at
+ * once, which may step over it (store_lease.h).
+ */
+static void test_baseline_rate_crossed(void **state)
+{
+    (void)state;
+    detectors_stop();
+    struct detect_config c;
+    detectors_defaults(&c);
+    struct recorded r;
+    memset(&r, 0, sizeof(r));
+    assert_int_equal(detectors_start(&c, record, &r), ZTB_OK);
+    assert_int_equal(store_agent_add("steady", 1), ZTB_OK);
+    int64_t thr = detect_rate_threshold(&c, 4.0);
+    assert_true(thr > 5);
+    struct store_baseline_seen seen = {
+        .phase = STORE_BL_WATCHING, .learned_hour = 4, .learn_days = 1};
+    static const struct {
+        int64_t count, added;
+        int fires;
+    } cases[] = {
+        {0, 0, 0},  /* one token below (count thr - 1 after the offset) */
+        {1, 0, 1},  /* one token reaching it */
+        {2, 0, 0},  /* one token past it: fired already */
+        {3, 5, 1},  /* a settlement stepping over it */
+        {1, 3, 1},  /* ... or onto it */
+        {-1, 3, 0}, /* ... or short of it */
+        {8, 5, 0},  /* ... or all past it */
+    };
+    uint64_t base = detectors_handled();
+    int want = 0;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        seen.hour_count = thr - 1 + cases[i].count;
+        seen.hour_added = cases[i].added;
+        detect_baseline("steady", "crm:read", "crm", "", &seen);
+        want += cases[i].fires;
+    }
+    /* the events that pass the check reach the worker; wait for them */
+    drain(base + (uint64_t)want);
+    usleep(100 * 1000);
+    detectors_stop();
+    assert_int_equal(r.n, want);
+    assert_string_equal(r.last.type, "baseline_rate");
+    assert_int_equal(detectors_start(&c, signals_publish_detected, &g_broker), ZTB_OK);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_denials_threshold), cmocka_unit_test(test_immediate_kinds),
         cmocka_unit_test(test_new_audience),      cmocka_unit_test(test_ignored_and_dropped),
-        cmocka_unit_test(test_publish_callback),
+        cmocka_unit_test(test_publish_callback),  cmocka_unit_test(test_baseline_rate_crossed),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

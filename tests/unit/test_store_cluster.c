@@ -28,6 +28,7 @@
 #include "broker/store/store_approvals.h"
 #include "broker/store/store_baseline.h"
 #include "broker/store/store_detect.h"
+#include "broker/store/store_lease.h"
 #include "broker/store/store_migrate.h"
 #include "broker/store/store_quorum.h"
 #include "broker/store/store_rev.h"
@@ -139,6 +140,25 @@ static void test_every_script_on_one_slot(void **state)
         assert_int_equal(
             store_issue_check(a, &e, 1, "payments:list", "payments", &rate, &rate, &ck), ZTB_OK);
         assert_int_equal(ck.verdict, STORE_DPOP_REPLAY);
+        /* rate leases: the agent read, a leased unit with its DPoP
+         * marker, and the settlement, all in the agent's slot */
+        struct store_rate wide = {.rate = 100000, .period_s = 1, .burst = 100000};
+        e.dpop_jti = NULL;
+        for (int n = 0; n < 8; n++) {
+            assert_int_equal(
+                store_issue_check(a, &e, 1, "payments:list", "payments", &wide, &wide, &ck),
+                ZTB_OK);
+            assert_int_equal(ck.verdict, STORE_OK);
+        }
+        e.dpop_jti = "p2";
+        assert_int_equal(
+            store_issue_check(a, &e, 1, "payments:list", "payments", &wide, &wide, &ck), ZTB_OK);
+        assert_int_equal(ck.verdict, STORE_OK);
+        assert_int_equal(
+            store_issue_check(a, &e, 1, "payments:list", "payments", &wide, &wide, &ck), ZTB_OK);
+        assert_int_equal(ck.verdict, STORE_DPOP_REPLAY);
+        assert_true(store_lease_units_taken() > 0);
+        assert_true(store_lease_settle_all(1) >= 1);
         int64_t until, cnt, last, day;
         assert_int_equal(store_baseline_start(a, 3600, 0, &until), ZTB_OK);
         int64_t learned, distinct[3];
