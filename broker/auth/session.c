@@ -46,7 +46,7 @@ static __thread struct seen t_seen[SEEN_SLOTS];
 static int seen_authentic(const uint8_t hash[32])
 {
     const struct seen *e = &t_seen[((size_t)hash[0] << 8 | hash[1]) % SEEN_SLOTS];
-    return e->gen == atomic_load(&g_mac_gen) && memcmp(e->hash, hash, 32) == 0;
+    return e->gen == atomic_load(&g_mac_gen) && ztb_ct_eq(e->hash, hash, 32);
 }
 
 static void remember_authentic(const uint8_t hash[32])

@@ -32,6 +32,7 @@
 
 #include "broker/store/redis_client.h"
 #include "broker/store/redis_preflight.h"
+#include "broker/store/store.h"
 #include "broker/store/store_migrate.h"
 #include "common/cursor.h"
 #include "common/log.h"
@@ -307,6 +308,9 @@ static enum pf_state check_info(const char *info, size_t len, const char *node, 
                  REDIS_PREFLIGHT_MIN_MAJOR, REDIS_PREFLIGHT_MIN_MINOR);
         return PF_VERSION;
     }
+    /* the rate leases' agent read is a write-declared script (Redis 7) */
+    if (!redis_version_at_least(version, 7, 0))
+        store_leases_off("Redis before 7.0 cannot run a write-declared script");
     if (strcmp(policy, "noeviction") != 0 && !g_allow_eviction) {
         snprintf(err, errcap,
                  "Redis%s maxmemory-policy is %s: an evicting Redis silently drops revocations. "

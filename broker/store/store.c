@@ -685,6 +685,13 @@ static const char agent_read_lua[] = "#!lua\n"
 static struct store_script agent_read_script = STORE_SCRIPT(agent_read_lua);
 static atomic_int g_no_leases;
 
+void store_leases_off(const char *why)
+{
+    if (!atomic_exchange(&g_no_leases, 1))
+        ztb_log(ZTB_LOG_WARN, "store.leases_off", ZTB_F_STR("why", why),
+                ZTB_F_STR("effect", "every token runs the issue script"));
+}
+
 /* What lease_check leaves to the issue script. */
 enum lease_outcome {
     LEASE_DONE,          /* out (or *rv) holds the answer */
@@ -712,9 +719,7 @@ static enum lease_outcome lease_check(const char *k1, const char *k3,
     if (*rv != ZTB_OK)
         return LEASE_DONE;
     if (a->type == REDIS_REPLY_ERROR && strstr(a->str, "Error compiling script") != NULL) {
-        if (!atomic_exchange(&g_no_leases, 1))
-            ztb_log(ZTB_LOG_WARN, "store.leases_off",
-                    ZTB_F_STR("why", "Redis before 7.0: every token runs the issue script"));
+        store_leases_off("Redis cannot run a write-declared script (before 7.0)");
         freeReplyObject(a);
         return LEASE_SCRIPT;
     }

@@ -243,6 +243,13 @@ ztb_err store_issue_check(const char *agent, const struct store_expect *expect, 
                           struct store_check *out);
 
 /*
+ * Turn rate leases off for good (store_lease.h), logged once with why:
+ * every token runs the issue script. For a Redis before 7.0, which cannot
+ * run the lease path's write-declared read (the preflight sees it first).
+ */
+void store_leases_off(const char *why);
+
+/*
  * Take one request from the GCRA bucket ztb:rl:<kind>:<name> (name in the
  * agent-name alphabet), with the token path's GCRA step. ZTB_OK: allowed
  * and charged; RATE_LIMITED: refused, nothing charged, *retry_after_ms (>= 1)

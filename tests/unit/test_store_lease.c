@@ -506,6 +506,24 @@ static void test_lease_fail_closed(void **state)
     assert_true(n >= 1);
 }
 
+/* Leases turned off (a Redis before 7.0): every token runs the script,
+ * nothing is leased. Last: it cannot be undone. */
+static void test_leases_off(void **state)
+{
+    (void)state;
+    add_enrolled("plain", "p1");
+    store_leases_off("test");
+    uint64_t taken = store_lease_units_taken();
+    struct store_expect e = {.generation = 1, .epoch = -1};
+    struct store_check ck;
+    for (int i = 0; i < 40; i++) {
+        assert_int_equal(check("plain", &e, &generous, &ck), STORE_OK);
+        usleep(1000);
+    }
+    assert_int_equal(store_lease_units_taken(), taken);
+    assert_int_equal(hour_count("plain"), 40); /* each counted by its script */
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
@@ -522,6 +540,7 @@ int main(void)
         cmocka_unit_test(test_settlement_applied_once),
         cmocka_unit_test(test_lease_generation_missing),
         cmocka_unit_test(test_lease_fail_closed),
+        cmocka_unit_test(test_leases_off), /* last: for good */
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
