@@ -12,11 +12,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "broker/config.h"
 #include "broker/http/push_client.h"
 #include "broker/http/proxy.h"
 #include "common/guard.h"
+#include "common/redis_target.h"
 
 #ifndef ZTB_VERSION
 #define ZTB_VERSION "unknown"
@@ -400,6 +402,18 @@ static char *trim(char *s)
     return s;
 }
 
+/* 1 if the Redis URL carries a password (its own or the sentinels'). */
+static int url_has_password(const char *url)
+{
+    struct redis_target t;
+    char e[256];
+    if (url[0] == '\0' || redis_target_parse(url, 0, &t, e, sizeof(e)) != ZTB_OK)
+        return 0;
+    int has = t.password[0] != '\0' || t.sentinel_password[0] != '\0';
+    redis_target_wipe(&t);
+    return has;
+}
+
 ztb_err broker_config_load_file(struct broker_config *c, const char *path, char *err, size_t errcap)
 {
     FILE *f = fopen(path, "r");
@@ -442,6 +456,17 @@ ztb_err broker_config_load_file(struct broker_config *c, const char *path, char 
             rv = ZTB_ERR_INVALID_ARG;
             break;
         }
+    }
+    /* a Redis password in a file every local user may read */
+    const struct opt *ro = find_opt("redis");
+    struct stat st;
+    if (rv == ZTB_OK && ro != NULL && seen[ro - opts] && fstat(fileno(f), &st) == 0 &&
+        (st.st_mode & S_IROTH) && url_has_password(c->redis_url)) {
+        snprintf(err, errcap,
+                 "%s may be read by every local user (mode %03o) and its `redis` URL holds a "
+                 "password: chmod o-r it (e.g. 0640, group of the broker's user)",
+                 path, (unsigned)(st.st_mode & 0777));
+        rv = ZTB_ERR_INVALID_ARG;
     }
     fclose(f);
     return rv;

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -145,6 +146,25 @@ static void test_file_and_precedence(void **state)
     free(huge);
     assert_int_equal(args(&c, 3, a), ZTB_ERR_INVALID_ARG);
     assert_non_null(strstr(errbuf, "line longer than"));
+
+    /* a Redis password in a file every local user may read: refused,
+     * naming the mode and the fix (never the password) */
+    write_file(path, "redis = redis://ztb:s3cret@db.internal:6380/2\n");
+    assert_int_equal(chmod(path, 0644), 0);
+    assert_int_equal(args(&c, 3, a), ZTB_ERR_INVALID_ARG);
+    assert_non_null(strstr(errbuf, "mode 644"));
+    assert_non_null(strstr(errbuf, "chmod o-r"));
+    assert_null(strstr(errbuf, "s3cret"));
+    write_file(path, "redis = redis+sentinel://s1:26379/m?sentinel_password=s3cret\n");
+    assert_int_equal(chmod(path, 0644), 0);
+    assert_int_equal(args(&c, 3, a), ZTB_ERR_INVALID_ARG);
+    write_file(path, "redis = redis://ztb:s3cret@db.internal:6380/2\n");
+    assert_int_equal(chmod(path, 0640), 0);
+    assert_int_equal(args(&c, 3, a), ZTB_OK);
+    /* no password: the mode is the operator's business */
+    write_file(path, "redis = redis://db.internal:6380/2\n");
+    assert_int_equal(chmod(path, 0644), 0);
+    assert_int_equal(args(&c, 3, a), ZTB_OK);
 
     unlink(path);
     assert_int_equal(args(&c, 3, a), ZTB_ERR_IO);
