@@ -65,8 +65,8 @@ unsigned ssf_event_of(const char *uri, size_t n)
 /* Read the whole file at path (at most max bytes) into a new buffer. A
  * configuration holds receivers' authorization values: ssf_config_load
  * wipes what it read, and a refused file is wiped here. */
-static ztb_err read_file(const char *path, size_t max, char **out, size_t *len, char *why,
-                         size_t cap)
+static ztb_err read_file(const char *path, size_t max, char **out, size_t *len, mode_t *mode,
+                         char *why, size_t cap)
 {
     *out = NULL;
     int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
@@ -74,6 +74,8 @@ static ztb_err read_file(const char *path, size_t max, char **out, size_t *len, 
         snprintf(why, cap, "%s: %s", path, strerror(errno));
         return ZTB_ERR_IO;
     }
+    struct stat st;
+    *mode = fstat(fd, &st) == 0 ? st.st_mode : 0;
     char *buf = malloc(max + 1);
     size_t n = 0;
     ssize_t r = 0;
@@ -208,7 +210,8 @@ static ztb_err load_transmitter(json_t *o, size_t i, const char *our_issuer,
             snprintf(why, cap, "%s: jwks_file must be a path", what);
             return ZTB_ERR_MALFORMED;
         }
-        rv = read_file(json_string_value(file), ZTB_JWKS_MAX, &text, &len, why, cap);
+        mode_t mode;
+        rv = read_file(json_string_value(file), ZTB_JWKS_MAX, &text, &len, &mode, why, cap);
         if (rv != ZTB_OK)
             return rv;
     } else {
@@ -489,11 +492,24 @@ ztb_err ssf_config_load(const char *path, const char *our_issuer, struct ssf_con
     *out = NULL;
     char *text = NULL;
     size_t len = 0;
-    ztb_err rv = read_file(path, SSF_CONFIG_MAX, &text, &len, why, cap);
+    mode_t mode = 0;
+    ztb_err rv = read_file(path, SSF_CONFIG_MAX, &text, &len, &mode, why, cap);
     if (rv != ZTB_OK)
         return rv;
     rv = ssf_config_parse(text, len, our_issuer, out, why, cap);
     ztb_free_secret(text, len); /* it holds the receivers' authorization values */
+    /* ... which every local user must not be able to read */
+    for (size_t i = 0; rv == ZTB_OK && (mode & S_IROTH) && i < (*out)->nrx; i++) {
+        if ((*out)->rx[i].authorization == NULL)
+            continue;
+        snprintf(why, cap,
+                 "%s may be read by every local user (mode %03o) and holds receiver \"%s\"'s "
+                 "authorization_header: chmod o-r it (e.g. 0640, group of the broker's user)",
+                 path, (unsigned)(mode & 0777), (*out)->rx[i].name);
+        ssf_config_free(*out);
+        *out = NULL;
+        rv = ZTB_ERR_INVALID_ARG;
+    }
     return rv;
 }
 

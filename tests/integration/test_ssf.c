@@ -13,6 +13,7 @@
  * unknown event type, a wrong typ or a stale iat are refused with the
  * RFC 8935 error.
  */
+#include <pwd.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -229,6 +230,14 @@ static int setup(void **state)
              path, ptx.port, zh_free_port(), rx.port);
     snprintf(conf, sizeof(conf), "%s/ssf.json", dir);
     write_file(conf, text);
+    /* it holds a receiver's authorization value: 0600, the broker's user's
+     * (nobody when the tests run as root) */
+    assert_int_equal(chmod(conf, 0600), 0);
+    if (geteuid() == 0) {
+        const struct passwd *pw = getpwnam("nobody");
+        assert_non_null(pw);
+        assert_int_equal(chown(conf, pw->pw_uid, pw->pw_gid), 0);
+    }
 
     zh_redis_start(&rd);
     const char *extra[] = {"--ssf-config", conf, NULL};

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -263,6 +264,32 @@ static void test_load_file(void **state)
     char why[300];
     assert_int_equal(ssf_config_load(path, "https://b", &c, why, sizeof(why)), ZTB_OK);
     assert_string_equal(c->tx[0].audience, "https://b");
+    ssf_config_free(c);
+    /* a receiver's authorization value in a file every local user may
+     * read: refused, naming the mode and the fix, never the value */
+    const char *rx = "{\"receivers\":[{\"name\":\"gw\",\"endpoint_url\":"
+                     "\"https://gw.test/ssf\",\"authorization_header\":\"Bearer s3cret\"}]}";
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(rx, f);
+    fclose(f);
+    assert_int_equal(chmod(path, 0644), 0);
+    assert_int_equal(ssf_config_load(path, "https://b", &c, why, sizeof(why)), ZTB_ERR_INVALID_ARG);
+    assert_null(c);
+    assert_non_null(strstr(why, "mode 644"));
+    assert_non_null(strstr(why, "chmod o-r"));
+    assert_null(strstr(why, "s3cret"));
+    assert_int_equal(chmod(path, 0640), 0);
+    assert_int_equal(ssf_config_load(path, "https://b", &c, why, sizeof(why)), ZTB_OK);
+    ssf_config_free(c);
+    /* no authorization value: the mode is the operator's business */
+    assert_int_equal(chmod(path, 0644), 0);
+    snprintf(text, sizeof(text), TX(""), jwks);
+    f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+    assert_int_equal(ssf_config_load(path, "https://b", &c, why, sizeof(why)), ZTB_OK);
     ssf_config_free(c);
     unlink(path);
     assert_int_not_equal(ssf_config_load(path, "https://b", &c, why, sizeof(why)), ZTB_OK);
