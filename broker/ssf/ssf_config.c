@@ -499,13 +499,16 @@ ztb_err ssf_config_load(const char *path, const char *our_issuer, struct ssf_con
     rv = ssf_config_parse(text, len, our_issuer, out, why, cap);
     ztb_free_secret(text, len); /* it holds the receivers' authorization values */
     /* ... which every local user must not be able to read */
-    for (size_t i = 0; rv == ZTB_OK && (mode & S_IROTH) && i < (*out)->nrx; i++) {
-        if ((*out)->rx[i].authorization == NULL)
-            continue;
+    const struct ssf_config *c = rv == ZTB_OK && (mode & S_IROTH) ? *out : NULL;
+    const char *holder = NULL;
+    for (size_t i = 0; c != NULL && holder == NULL && i < c->nrx; i++)
+        if (c->rx[i].authorization != NULL)
+            holder = c->rx[i].name;
+    if (holder != NULL) {
         snprintf(why, cap,
                  "%s may be read by every local user (mode %03o) and holds receiver \"%s\"'s "
                  "authorization_header: chmod o-r it (e.g. 0640, group of the broker's user)",
-                 path, (unsigned)(mode & 0777), (*out)->rx[i].name);
+                 path, (unsigned)(mode & 0777), holder);
         ssf_config_free(*out);
         *out = NULL;
         rv = ZTB_ERR_INVALID_ARG;
