@@ -823,6 +823,8 @@ ztb_err store_issue_check(const char *agent, const struct store_expect *expect, 
         .agent = agent, .action = action, .audience = audience, .prefix = prefix};
     rate_params(agent_rate, &lid.agent_interval_us, &lid.agent_burst);
     rate_params(action_rate, &lid.action_interval_us, &lid.action_burst);
+    if (charge)
+        lid.hash = store_lease_hash(&lid); /* for the lease table's two or three looks */
     uint64_t now_ms = store_lease_now_ms();
     unsigned want = 1;
     if (charge && !atomic_load(&g_no_leases) && store_lease_ready(&lid, now_ms, &want)) {

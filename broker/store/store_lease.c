@@ -94,7 +94,7 @@ static uint64_t fnv(uint64_t h, const void *p, size_t n)
     return h;
 }
 
-static uint64_t id_hash(const struct store_lease_id *id)
+static uint64_t hash_of(const struct store_lease_id *id)
 {
     uint64_t h = 14695981039346656037ull;
     const char *s[4] = {id->agent, id->action, id->audience, id->prefix ? id->prefix : ""};
@@ -103,6 +103,18 @@ static uint64_t id_hash(const struct store_lease_id *id)
     uint64_t n[4] = {id->agent_interval_us, id->action_interval_us, id->agent_burst,
                      id->action_burst};
     return fnv(h, n, sizeof(n));
+}
+
+uint64_t store_lease_hash(const struct store_lease_id *id)
+{
+    uint64_t h = hash_of(id);
+    return h ? h : 1;
+}
+
+/* id's hash: the one its caller computed, else now. */
+static uint64_t id_hash(const struct store_lease_id *id)
+{
+    return id->hash ? id->hash : store_lease_hash(id);
 }
 
 static int same(const struct lease *e, const struct store_lease_id *id, uint64_t h)

@@ -54,7 +54,11 @@ struct store_lease_id {
     const char *agent, *action, *audience, *prefix;
     uint64_t agent_interval_us, action_interval_us; /* 0: no limit */
     uint32_t agent_burst, action_burst;
+    uint64_t hash; /* store_lease_hash, set once by a caller that makes several calls; 0: none */
 };
+
+/* The hash of id's fields (never 0), to compute once per request. */
+uint64_t store_lease_hash(const struct store_lease_id *id);
 
 /*
  * Take one unit of id's lease, granted while the agent's baseline window

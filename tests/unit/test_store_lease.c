@@ -22,29 +22,12 @@
 #include "broker/store/store.h"
 #include "broker/store/store_baseline.h"
 #include "broker/store/store_lease.h"
-#include "harness.h"
-
-static struct zh_redis rd;
-
-static int setup(void **state)
-{
-    (void)state;
-    zh_redis_start(&rd);
-    struct redis_target t;
-    char err[256];
-    assert_int_equal(redis_target_parse(rd.url, 0, &t, err, sizeof(err)), ZTB_OK);
-    t.timeout_ms = ZH_REDIS_TIMEOUT_MS;
-    redis_client_init(&t);
-    return 0;
-}
+#include "store_fixture.h"
 
 static int teardown(void **state)
 {
-    (void)state;
     (void)store_lease_settle_all(1);
-    redis_client_shutdown();
-    zh_redis_stop(&rd, 1);
-    return 0;
+    return store_teardown(state);
 }
 
 __attribute__((format(printf, 1, 2))) static long long redis_int(const char *fmt, ...)
@@ -526,7 +509,6 @@ static void test_leases_off(void **state)
 
 int main(void)
 {
-    signal(SIGPIPE, SIG_IGN);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_cap),
         cmocka_unit_test(test_table_rules),
@@ -542,5 +524,5 @@ int main(void)
         cmocka_unit_test(test_lease_fail_closed),
         cmocka_unit_test(test_leases_off), /* last: for good */
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, store_setup, teardown);
 }
